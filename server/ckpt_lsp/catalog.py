@@ -1,0 +1,86 @@
+"""The hazard catalog: data (data/hazards.toml) read once into lookup tables.
+
+Every entry maps a qualified name to a rule, a short noun phrase for messages and
+the save paths it breaks; each is backed by a measured row of the truth table or
+a runtime probe (tests/test_catalog_truth.py). Users extend it with
+`extend-hazards` in their config.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ckpt_lsp.rules import RULES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10
+    import tomli as tomllib
+
+DATA_FILE = Path(__file__).parent / "data" / "hazards.toml"
+ALL_PATHS = ("pickle", "torch.save", "spawn", "deepcopy")
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """What a value is and which save paths it breaks."""
+
+    rule: str
+    what: str
+    breaks: tuple[str, ...]
+    returns: str = ""  # type name whose methods the catalog may list
+
+    @property
+    def fine(self) -> tuple[str, ...]:
+        return tuple(p for p in ALL_PATHS if p not in self.breaks) + ("state_dict",)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    calls: Mapping[str, Hazard]  # calling the name yields a hazard
+    values: Mapping[str, Hazard]  # referencing the name is a hazard
+    holders: frozenset[str]  # calls whose result keeps its arguments
+    object_array: frozenset[str]  # numpy constructors that take a dtype
+
+    def extended(self, extra: Mapping[str, str]) -> Catalog:
+        """A catalog with the user's `extend-hazards` (qualified name -> rule code) added."""
+        if not extra:
+            return self
+        calls = dict(self.calls)
+        for name, code in extra.items():
+            rule = RULES[code]
+            calls[name] = Hazard(code, f"a `{name}` result ({rule.name})", ALL_PATHS)
+        return Catalog(calls, self.values, self.holders, self.object_array)
+
+
+def _hazard(entry: Mapping[str, object]) -> Hazard:
+    breaks = entry.get("breaks", list(ALL_PATHS))
+    assert isinstance(breaks, list)
+    return Hazard(
+        rule=str(entry["rule"]),
+        what=str(entry["what"]),
+        breaks=tuple(str(b) for b in breaks),
+        returns=str(entry.get("returns", "")),
+    )
+
+
+def parse_catalog(data: Mapping[str, object]) -> Catalog:
+    calls: dict[str, Hazard] = {}
+    values: dict[str, Hazard] = {}
+    for entry in data.get("hazard", []):  # type: ignore[attr-defined]
+        table = values if entry.get("kind", "call") == "value" else calls
+        table[str(entry["name"])] = _hazard(entry)
+    holders = frozenset(str(h["name"]) for h in data.get("holder", []))  # type: ignore[attr-defined]
+    arrays = data.get("object_array", {})
+    constructors = arrays.get("constructors", []) if isinstance(arrays, dict) else []
+    return Catalog(calls, values, holders, frozenset(str(c) for c in constructors))
+
+
+@lru_cache(maxsize=1)
+def default_catalog() -> Catalog:
+    with DATA_FILE.open("rb") as fh:
+        return parse_catalog(tomllib.load(fh))

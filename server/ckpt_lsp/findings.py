@@ -1,0 +1,55 @@
+"""What the analysis produces and every face (CLI, server, fixes) consumes.
+
+Positions are 1-based rows and 1-based columns counted in Unicode code points,
+like ruff's JSON; the language server converts to the client's encoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    row: int  # 1-based line
+    column: int  # 1-based, in code points
+
+
+@dataclass(frozen=True)
+class Edit:
+    content: str
+    location: Position
+    end_location: Position
+
+
+@dataclass(frozen=True)
+class Fix:
+    message: str
+    edits: tuple[Edit, ...]
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    message: str
+    severity: str  # "error" | "warning"
+    filename: str
+    location: Position
+    end_location: Position
+    class_name: str
+    attribute: str
+    what: str  # short noun phrase: "an open file", "a lambda"
+    breaks: tuple[str, ...]  # save paths that fail (keys of rules.SAVE_PATHS)
+    fine: tuple[str, ...]  # save paths that work
+    url: str
+    class_line: int = 0  # row of the `class` statement, for fixes
+    statement_rows: tuple[int, int] = (0, 0)  # first and last row of the assignment statement
+    fix: Fix | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file that could not be checked: one line for the user, never a traceback."""
+
+    filename: str
+    message: str
