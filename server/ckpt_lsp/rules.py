@@ -27,11 +27,23 @@ RULES: dict[str, Rule] = {
     r.code: r
     for r in (
         Rule("CKPT001", "open-file", "File handles and file-like OS resources", "error"),
-        Rule("CKPT002", "connection", "Sockets, connections, cursors, pools, subprocesses", "error"),
+        Rule(
+            "CKPT002", "connection", "Sockets, connections, cursors, pools, subprocesses", "error"
+        ),
         Rule("CKPT003", "local-callable", "Lambdas, nested functions and local classes", "error"),
-        Rule("CKPT004", "object-array", "Object-dtype numpy arrays (weights-only formats fail)", "warning"),
+        Rule(
+            "CKPT004",
+            "object-array",
+            "Object-dtype numpy arrays (weights-only formats fail)",
+            "warning",
+        ),
         Rule("CKPT005", "sync-primitive", "Locks, events, threads, queues, executors", "error"),
-        Rule("CKPT006", "live-iterator", "Generators, coroutines, dict views, scandir iterators", "error"),
+        Rule(
+            "CKPT006",
+            "live-iterator",
+            "Generators, coroutines, dict views, scandir iterators",
+            "error",
+        ),
         Rule("CKPT007", "module-object", "Module objects stored on the instance", "error"),
         Rule("CKPT008", "weak-reference", "Weak references and weak containers", "error"),
         Rule("CKPT009", "native-object", "Other values without pickle support", "error"),

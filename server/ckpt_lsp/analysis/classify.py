@@ -1,0 +1,670 @@
+"""Classify: what the value of each `self.x = ...` assignment holds.
+
+Three kinds of evidence, in order of cost:
+- syntax: lambdas, nested functions and classes, generator expressions, and
+  containers or holders (`functools.partial`, `map`, `defaultdict`) of those;
+- names: calls resolved to qualified names through import aliases and looked up
+  in the hazard catalog (data), methods of hazards through the catalog's types;
+- flow: local variables, `with ... as` targets, `setattr`, tuple and annotated
+  targets, generator methods, and factories or classes of the project (same file
+  or another, through the index), each followed a bounded number of steps.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Union
+
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, ParsedBlock, is_known_module
+from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.analysis.names import qualify, star_candidates
+from ckpt_lsp.catalog import ALL_PATHS, Catalog, Hazard
+
+_CALLABLE_BREAKS = ("pickle", "torch.save", "spawn")
+
+_OBJECT_DTYPES = frozenset({"object", "O", "numpy.object_", "builtins.object"})
+_DICT_VIEWS = frozenset({"keys", "values", "items"})
+# nn.Module methods that return generators; storing their result is a classic slip.
+_GENERATOR_METHODS = frozenset(
+    {
+        "parameters",
+        "named_parameters",
+        "buffers",
+        "named_buffers",
+        "children",
+        "named_children",
+        "modules",
+        "named_modules",
+    }
+)
+_MAX_DEPTH = 4
+# Holders that iterate their argument into a new container: they keep the elements,
+# not the iterator, so `list(self.parameters())` is fine.
+_CONSUMING = frozenset(
+    {
+        "builtins.list",
+        "builtins.tuple",
+        "builtins.set",
+        "builtins.frozenset",
+        "builtins.sorted",
+        "builtins.dict",
+        "collections.deque",
+        "collections.OrderedDict",
+        "collections.Counter",
+    }
+)
+
+
+def lambda_hazard() -> Hazard:
+    return Hazard("CKPT003", "a lambda", _CALLABLE_BREAKS)
+
+
+def generator_hazard(what: str = "a generator") -> Hazard:
+    return Hazard("CKPT006", what, ALL_PATHS)
+
+
+OBJECT_ARRAY = Hazard("CKPT004", "an object-dtype numpy array", ("weights_only",))
+
+
+@dataclass(frozen=True)
+class LocalDef:
+    name: str
+    node: ast.FunctionDef | ast.AsyncFunctionDef
+
+
+@dataclass(frozen=True)
+class LocalClass:
+    name: str
+
+
+@dataclass(frozen=True)
+class WithTarget:
+    expr: ast.expr
+
+
+class _Opaque:
+    """A name bound to something we cannot know (a parameter, a loop variable)."""
+
+
+OPAQUE = _Opaque()
+Binding = Union[ast.expr, LocalDef, LocalClass, WithTarget, _Opaque]
+
+
+@dataclass
+class Env:
+    """Names bound so far in one function, in source order."""
+
+    bindings: dict[str, Binding] = field(default_factory=dict)
+    imports: dict[str, str] = field(default_factory=dict)
+    modules: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One `self.<attribute> = value` (or setattr, or tuple/annotated target) in a method."""
+
+    attribute: str
+    value: ast.expr | None  # None when the value cannot be separated (tuple from a call)
+    target: ast.AST  # node whose range a diagnostic underlines
+    statement: ast.stmt
+    method: str
+    env: Env
+
+
+@dataclass(frozen=True)
+class AttrHazard:
+    attribute: str
+    hazard: Hazard
+    assignment: Assignment
+    parsed: ParsedBlock
+
+
+def _is_self(expr: ast.expr, self_name: str) -> bool:
+    return isinstance(expr, ast.Name) and expr.id == self_name
+
+
+def self_name_of(func: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    args = func.args.posonlyargs + func.args.args
+    if not args:
+        return None
+    for deco in func.decorator_list:
+        if isinstance(deco, ast.Name) and deco.id in ("staticmethod", "classmethod"):
+            return None
+    return args[0].arg
+
+
+def is_generator(func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> bool:
+    """Whether the function's own body yields (nested functions do not count)."""
+    stack: list[ast.AST] = list(func.body) if isinstance(func.body, list) else [func.body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Yield, ast.YieldFrom)):
+            return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def walk_function(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, package: str, self_name: str | None
+) -> tuple[list[Assignment], list[tuple[ast.expr, Env]]]:
+    """Self-assignments and return values of one function, each with the names bound before it."""
+    env = Env()
+    for arg in func.args.posonlyargs + func.args.args + func.args.kwonlyargs:
+        env.bindings[arg.arg] = OPAQUE
+    for extra in (func.args.vararg, func.args.kwarg):
+        if extra is not None:
+            env.bindings[extra.arg] = OPAQUE
+    assignments: list[Assignment] = []
+    returns: list[tuple[ast.expr, Env]] = []
+    _walk_body(func.body, env, package, self_name, func.name, assignments, returns)
+    return assignments, returns
+
+
+def _snapshot(env: Env) -> Env:
+    return Env(dict(env.bindings), dict(env.imports), set(env.modules))
+
+
+def _bind_target(
+    target: ast.expr,
+    value: ast.expr | None,
+    stmt: ast.stmt,
+    env: Env,
+    self_name: str | None,
+    method: str,
+    out: list[Assignment],
+) -> None:
+    if isinstance(target, ast.Name):
+        env.bindings[target.id] = value if value is not None else OPAQUE
+    elif isinstance(target, ast.Attribute) and self_name and _is_self(target.value, self_name):
+        out.append(Assignment(target.attr, value, target, stmt, method, _snapshot(env)))
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        values: list[ast.expr | None]
+        if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts):
+            values = list(value.elts)
+        else:
+            values = [None] * len(target.elts)
+        for sub, sub_value in zip(target.elts, values):
+            if isinstance(sub, ast.Starred):
+                sub = sub.value
+                sub_value = None
+            _bind_target(sub, sub_value, stmt, env, self_name, method, out)
+
+
+def _walk_body(
+    body: list[ast.stmt],
+    env: Env,
+    package: str,
+    self_name: str | None,
+    method: str,
+    out: list[Assignment],
+    returns: list[tuple[ast.expr, Env]],
+) -> None:
+    from ckpt_lsp.analysis.facts import record_import
+
+    for stmt in body:
+        if isinstance(stmt, ast.Assign):
+            for target in stmt.targets:
+                _bind_target(target, stmt.value, stmt, env, self_name, method, out)
+        elif isinstance(stmt, ast.AnnAssign):
+            if stmt.value is not None:
+                _bind_target(stmt.target, stmt.value, stmt, env, self_name, method, out)
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            call = stmt.value
+            if (
+                isinstance(call.func, ast.Name)
+                and call.func.id == "setattr"
+                and len(call.args) >= 3
+                and self_name
+                and _is_self(call.args[0], self_name)
+                and isinstance(call.args[1], ast.Constant)
+                and isinstance(call.args[1].value, str)
+            ):
+                attr = call.args[1].value
+                out.append(
+                    Assignment(attr, call.args[2], call.args[1], stmt, method, _snapshot(env))
+                )
+        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            env.bindings[stmt.name] = LocalDef(stmt.name, stmt)
+        elif isinstance(stmt, ast.ClassDef):
+            env.bindings[stmt.name] = LocalClass(stmt.name)
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            record_import(stmt, package, env.imports, env.modules)
+            for alias in stmt.names:
+                env.bindings.pop((alias.asname or alias.name).split(".")[0], None)
+        elif isinstance(stmt, ast.Return) and stmt.value is not None:
+            returns.append((stmt.value, _snapshot(env)))
+        elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+            for item in stmt.items:
+                if item.optional_vars is not None:
+                    if isinstance(item.optional_vars, ast.Name):
+                        env.bindings[item.optional_vars.id] = WithTarget(item.context_expr)
+                    else:
+                        _bind_target(item.optional_vars, None, stmt, env, self_name, method, out)
+            _walk_body(stmt.body, env, package, self_name, method, out, returns)
+        elif isinstance(stmt, (ast.For, ast.AsyncFor)):
+            _bind_target(stmt.target, None, stmt, env, self_name, method, out)
+            _walk_body(stmt.body, env, package, self_name, method, out, returns)
+            _walk_body(stmt.orelse, env, package, self_name, method, out, returns)
+        elif isinstance(stmt, (ast.If, ast.While)):
+            _walk_body(stmt.body, env, package, self_name, method, out, returns)
+            _walk_body(stmt.orelse, env, package, self_name, method, out, returns)
+        elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
+            _walk_body(stmt.body, env, package, self_name, method, out, returns)  # type: ignore[attr-defined]
+            for handler in stmt.handlers:  # type: ignore[attr-defined]
+                if handler.name:
+                    env.bindings[handler.name] = OPAQUE
+                _walk_body(handler.body, env, package, self_name, method, out, returns)
+            _walk_body(stmt.orelse, env, package, self_name, method, out, returns)  # type: ignore[attr-defined]
+            _walk_body(stmt.finalbody, env, package, self_name, method, out, returns)  # type: ignore[attr-defined]
+        elif type(stmt).__name__ == "Match":
+            for case in stmt.cases:  # type: ignore[attr-defined]
+                _walk_body(case.body, env, package, self_name, method, out, returns)
+
+
+def class_assignments(facts: ModuleFacts, cls: ClassFacts) -> list[Assignment]:
+    """Every self-assignment in every method of the class, `__init__` first."""
+    methods = [
+        stmt for stmt in cls.node.body if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
+    methods.sort(key=lambda m: (m.name != "__init__", m.lineno))
+    result: list[Assignment] = []
+    for method in methods:
+        self_name = self_name_of(method)
+        if self_name is None:
+            continue
+        assignments, _ = walk_function(method, facts.package, self_name)
+        result.extend(assignments)
+    return result
+
+
+class Classifier:
+    """Classifies values in the context of one module, with the project index for the rest."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        index: ProjectIndex | None,
+        scope_check: object = None,
+    ) -> None:
+        self.catalog = catalog
+        self.index = index
+        # callable (facts, cls) -> bool: whether a project class is a model (then not nested)
+        self.scope_check = scope_check
+        self._factory_memo: dict[tuple[str, str], Hazard | None] = {}
+        self._instance_memo: dict[tuple[str, str], Hazard | None] = {}
+        self._active: set[tuple[str, str]] = set()
+
+    # -- per class ---------------------------------------------------------
+    def class_hazards(
+        self, facts: ModuleFacts, cls: ClassFacts, depth: int = 0
+    ) -> list[AttrHazard]:
+        attr_hazards: dict[str, Hazard] = {}
+        found: list[AttrHazard] = []
+        for assignment in class_assignments(facts, cls):
+            if assignment.value is None:
+                continue
+            ctx = _Ctx(self, facts, cls, assignment.env, attr_hazards, depth)
+            hazard = ctx.classify(assignment.value)
+            if hazard is None:
+                continue
+            attr_hazards.setdefault(assignment.attribute, hazard)
+            found.append(AttrHazard(assignment.attribute, hazard, assignment, cls.parsed))
+        return found
+
+    # -- project functions and classes -------------------------------------
+    def factory_hazard(
+        self,
+        facts: ModuleFacts,
+        func: ast.FunctionDef | ast.AsyncFunctionDef,
+        label: str,
+        depth: int,
+    ) -> Hazard | None:
+        key = (facts.path, f"{label}:{func.lineno}")
+        if key in self._factory_memo:
+            return self._factory_memo[key]
+        if key in self._active or depth > _MAX_DEPTH:
+            return None
+        self._active.add(key)
+        try:
+            result = self._factory(facts, func, label, depth)
+        finally:
+            self._active.discard(key)
+        self._factory_memo[key] = result
+        return result
+
+    def _factory(
+        self,
+        facts: ModuleFacts,
+        func: ast.FunctionDef | ast.AsyncFunctionDef,
+        label: str,
+        depth: int,
+    ) -> Hazard | None:
+        if is_generator(func):
+            if isinstance(func, ast.AsyncFunctionDef):
+                return generator_hazard(f"an async generator from `{label}()`")
+            return generator_hazard(f"a generator from `{label}()`")
+        if isinstance(func, ast.AsyncFunctionDef):
+            return Hazard("CKPT006", f"a coroutine from `{label}()`", ALL_PATHS)
+        _, returns = walk_function(func, facts.package, None)
+        for value, env in returns:
+            ctx = _Ctx(self, facts, None, env, {}, depth + 1)
+            inner = ctx.classify(value)
+            if inner is not None:
+                return Hazard(
+                    inner.rule,
+                    f"{inner.what} (returned by `{label}()`)",
+                    inner.breaks,
+                    inner.returns,
+                )
+        return None
+
+    def instance_hazard(self, facts: ModuleFacts, cls: ClassFacts, depth: int) -> Hazard | None:
+        """An instance of a project class that is not itself a model but holds a hazard."""
+        key = (facts.path, f"{cls.name}:{cls.row}")
+        if key in self._instance_memo:
+            return self._instance_memo[key]
+        if key in self._active or depth > _MAX_DEPTH:
+            return None
+        self._active.add(key)
+        try:
+            result = self._instance(facts, cls, depth)
+        finally:
+            self._active.discard(key)
+        self._instance_memo[key] = result
+        return result
+
+    def _instance(self, facts: ModuleFacts, cls: ClassFacts, depth: int) -> Hazard | None:
+        from ckpt_lsp.analysis.protocol import excluded_attributes, is_excluded
+
+        if callable(self.scope_check) and self.scope_check(facts, cls):
+            return None  # a model: it gets findings of its own
+        excluded = excluded_attributes(facts, cls, ())
+        for item in self.class_hazards(facts, cls, depth + 1):
+            if is_excluded(item.attribute, excluded) or item.hazard.rule == "CKPT004":
+                continue
+            what = f"a `{cls.name}` instance whose `{item.attribute}` holds {item.hazard.what}"
+            return Hazard(item.hazard.rule, what, item.hazard.breaks)
+        return None
+
+
+@dataclass
+class _Ctx:
+    owner: Classifier
+    facts: ModuleFacts
+    cls: ClassFacts | None
+    env: Env
+    attrs: dict[str, Hazard]
+    depth: int
+    _seen: set[int] = field(default_factory=set)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.owner.catalog
+
+    def qualify(self, dotted: str) -> str:
+        return qualify(dotted, self.facts, self.env.imports)
+
+    # -- entry -----------------------------------------------------------
+    def classify(self, expr: ast.expr) -> Hazard | None:
+        if id(expr) in self._seen:
+            return None
+        self._seen.add(id(expr))
+        try:
+            return self._classify(expr)
+        finally:
+            self._seen.discard(id(expr))
+
+    def _classify(self, expr: ast.expr) -> Hazard | None:
+        if isinstance(expr, ast.Lambda):
+            return lambda_hazard()
+        if isinstance(expr, ast.GeneratorExp):
+            return generator_hazard("a generator expression")
+        if isinstance(expr, ast.Name):
+            return self._name(expr.id)
+        if isinstance(expr, ast.Attribute):
+            return self._attribute(expr)
+        if isinstance(expr, ast.Call):
+            return self._call(expr)
+        if isinstance(expr, (ast.List, ast.Tuple, ast.Set)):
+            return self._container(expr.elts, _container_word(expr))
+        if isinstance(expr, ast.Dict):
+            items = [v for v in expr.values if v is not None]
+            items += [k for k in expr.keys if k is not None]
+            return self._container(items, "a dict")
+        if isinstance(expr, (ast.ListComp, ast.SetComp)):
+            return self._container([expr.elt], _container_word(expr))
+        if isinstance(expr, ast.DictComp):
+            return self._container([expr.value], "a dict")
+        if isinstance(expr, ast.IfExp):
+            return self.classify(expr.body) or self.classify(expr.orelse)
+        if isinstance(expr, ast.BoolOp):
+            for value in expr.values:
+                found = self.classify(value)
+                if found is not None:
+                    return found
+            return None
+        if isinstance(expr, ast.NamedExpr):
+            return self.classify(expr.value)
+        if isinstance(expr, ast.Subscript):
+            return self._method_of(expr.value, "__getitem__")
+        if isinstance(expr, ast.Starred):
+            return self.classify(expr.value)
+        return None
+
+    def _container(self, items: list[ast.expr], word: str) -> Hazard | None:
+        for item in items:
+            inner = self.classify(item)
+            if inner is not None and inner.rule != "CKPT004":
+                return Hazard(inner.rule, f"{word} holding {inner.what}", inner.breaks)
+        return None
+
+    # -- names -----------------------------------------------------------
+    def _name(self, name: str) -> Hazard | None:
+        binding = self.env.bindings.get(name)
+        if binding is not None:
+            return self._binding(name, binding)
+        if name in self.env.imports:
+            if name in self.env.modules:
+                return _module_hazard(self.env.imports[name])
+            return self._value(self.env.imports[name])
+        if name in self.facts.module_names:
+            return _module_hazard(self.facts.imports.get(name, name))
+        if name in self.facts.lambdas:
+            return Hazard("CKPT003", f"the module-level lambda `{name}`", _CALLABLE_BREAKS)
+        return self._value(self.qualify(name))
+
+    def _binding(self, name: str, binding: Binding) -> Hazard | None:
+        if isinstance(binding, LocalDef):
+            return Hazard("CKPT003", f"the nested function `{name}`", _CALLABLE_BREAKS)
+        if isinstance(binding, LocalClass):
+            return Hazard("CKPT003", f"the local class `{name}`", _CALLABLE_BREAKS)
+        if isinstance(binding, WithTarget):
+            inner = self.classify(binding.expr)
+            if inner is not None and inner.rule == "CKPT005":
+                return None  # a lock's __enter__ returns a bool, not the lock
+            return inner
+        if isinstance(binding, ast.expr):
+            return self.classify(binding)
+        return None
+
+    def _value(self, qualified: str) -> Hazard | None:
+        hazard = self.catalog.values.get(qualified)
+        if hazard is not None:
+            return hazard
+        if is_known_module(qualified) and "." in qualified:
+            return _module_hazard(qualified)
+        return None
+
+    def _attribute(self, expr: ast.Attribute) -> Hazard | None:
+        if (
+            self.cls is not None
+            and isinstance(expr.value, ast.Name)
+            and expr.value.id
+            in (
+                "self",
+                "cls",
+            )
+        ):
+            return self.attrs.get(expr.attr)
+        dotted = _dotted(expr)
+        if not dotted:
+            return None
+        head = dotted.split(".")[0]
+        if head in self.env.bindings:
+            return None
+        return self._value(self.qualify(dotted))
+
+    # -- calls -----------------------------------------------------------
+    def _call(self, call: ast.Call) -> Hazard | None:
+        func = call.func
+        dotted = _dotted(func)
+        if dotted:
+            found = self._call_by_name(call, dotted)
+            if found is not None:
+                return found
+        if isinstance(func, ast.Attribute):
+            method = func.attr
+            if method in _DICT_VIEWS and not call.args and not call.keywords:
+                if self.classify(func.value) is None:
+                    return Hazard("CKPT006", f"a dict view (`.{method}()`)", ALL_PATHS)
+            if method in _GENERATOR_METHODS and not _is_known_value(func.value):
+                return generator_hazard(f"a generator from `.{method}()`")
+            if method == "astype" and call.args and _is_object_dtype(call.args[0], self):
+                return OBJECT_ARRAY
+            if (
+                self.cls is not None
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "self"
+            ):
+                own = self.cls.method(method)
+                if own is not None:
+                    return self.owner.factory_hazard(self.facts, own, f"self.{method}", self.depth)
+            return self._method_of(func.value, method)
+        if isinstance(func, ast.Call):
+            # functools.lru_cache()(self.method), functools.wraps(f)(g): wrappers defined at runtime
+            return None
+        return None
+
+    def _call_by_name(self, call: ast.Call, dotted: str) -> Hazard | None:
+        head = dotted.split(".")[0]
+        binding = self.env.bindings.get(head)
+        if binding is not None:
+            if isinstance(binding, LocalClass) and head == dotted:
+                return Hazard(
+                    "CKPT003", f"an instance of the local class `{head}`", _CALLABLE_BREAKS
+                )
+            if isinstance(binding, LocalDef) and head == dotted:
+                if is_generator(binding.node):
+                    return generator_hazard(f"a generator from `{head}()`")
+                return None
+            if "." in dotted:
+                return None  # a method of a local variable: handled by _method_of
+            return None
+        if head in ("self", "cls") and "." in dotted:
+            return None
+        qualified = self.qualify(dotted)
+        names = [qualified]
+        if "." not in dotted and head not in self.facts.imports and self.facts.star_imports:
+            names += star_candidates(dotted, self.facts)
+        for name in names:
+            found = self._catalog_call(call, name)
+            if found is not None:
+                return found
+        return self._project_call(dotted, qualified)
+
+    def _catalog_call(self, call: ast.Call, qualified: str) -> Hazard | None:
+        catalog = self.catalog
+        if qualified in catalog.object_array and _has_object_dtype(call, qualified, self):
+            return OBJECT_ARRAY
+        hazard = catalog.calls.get(qualified)
+        if hazard is not None:
+            return hazard
+        if qualified in catalog.holders:
+            args = list(call.args) + [kw.value for kw in call.keywords]
+            inner = self._container(args, f"a `{qualified.rsplit('.', 1)[-1]}`")
+            if inner is not None and qualified in _CONSUMING and inner.rule == "CKPT006":
+                return None
+            return inner
+        return None
+
+    def _project_call(self, dotted: str, qualified: str) -> Hazard | None:
+        facts = self.facts
+        if "." not in dotted:
+            func = facts.functions.get(dotted)
+            if func is not None:
+                return self.owner.factory_hazard(facts, func, dotted, self.depth)
+            cls = facts.classes.get(dotted)
+            if cls is not None:
+                if self.cls is not None and cls.name == self.cls.name:
+                    return None
+                return self.owner.instance_hazard(facts, cls, self.depth)
+        index = self.owner.index
+        if index is None or qualified == dotted and "." not in dotted:
+            return None
+        found = index.resolve_member(qualified, facts.path)
+        if found is None:
+            return None
+        mod, member = found
+        if member in mod.functions:
+            return self.owner.factory_hazard(mod, mod.functions[member], member, self.depth)
+        if member in mod.classes:
+            return self.owner.instance_hazard(mod, mod.classes[member], self.depth)
+        return None
+
+    def _method_of(self, receiver: ast.expr, method: str) -> Hazard | None:
+        base = self.classify(receiver)
+        if base is None or not base.returns:
+            return None
+        return self.catalog.calls.get(f"{base.returns}.{method}")
+
+
+def _dotted(expr: ast.expr) -> str:
+    from ckpt_lsp.analysis.facts import dotted_name
+
+    return dotted_name(expr)
+
+
+def _container_word(expr: ast.expr) -> str:
+    if isinstance(expr, (ast.List, ast.ListComp)):
+        return "a list"
+    if isinstance(expr, ast.Tuple):
+        return "a tuple"
+    return "a set"
+
+
+def _module_hazard(qualified: str) -> Hazard:
+    return Hazard("CKPT007", f"the module `{qualified}`", ALL_PATHS)
+
+
+def _is_known_value(expr: ast.expr) -> bool:
+    """Receivers that are plainly not modules (literals), so `.modules()` is theirs."""
+    return isinstance(expr, (ast.Constant, ast.List, ast.Dict, ast.Tuple, ast.Set))
+
+
+def _is_object_dtype(expr: ast.expr, ctx: _Ctx) -> bool:
+    if isinstance(expr, ast.Constant) and expr.value in ("O", "object", "|O"):
+        return True
+    dotted = _dotted(expr)
+    return bool(dotted) and ctx.qualify(dotted) in _OBJECT_DTYPES
+
+
+# Position of the dtype argument when given positionally.
+_DTYPE_POSITION = {"full": 2, "full_like": 2}
+
+
+def _has_object_dtype(call: ast.Call, qualified: str, ctx: _Ctx) -> bool:
+    for kw in call.keywords:
+        if kw.arg == "dtype":
+            return _is_object_dtype(kw.value, ctx)
+    position = _DTYPE_POSITION.get(qualified.rsplit(".", 1)[-1], 1)
+    if len(call.args) > position:
+        return _is_object_dtype(call.args[position], ctx)
+    return False
+
+
+def iter_classes(facts: ModuleFacts) -> Iterator[ClassFacts]:
+    yield from facts.classes.values()

@@ -1,0 +1,236 @@
+"""The engine: one analysis that the CLI, the language server and the fixes share.
+
+text -> blocks -> module facts (indexed) -> scope -> classify -> protocol -> findings.
+The Analyzer keeps, per file, the last good findings of each class, so a class
+that does not parse while the user types keeps its diagnostics until it does.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ckpt_lsp.analysis.blocks import split_lines
+from ckpt_lsp.analysis.classify import AttrHazard, Classifier
+from ckpt_lsp.analysis.facts import (
+    ClassFacts,
+    ModuleFacts,
+    ParsedBlock,
+    class_names_in,
+    module_facts,
+)
+from ckpt_lsp.analysis.index import ProjectIndex, module_name_for
+from ckpt_lsp.analysis.protocol import excluded_attributes, is_excluded
+from ckpt_lsp.analysis.scope import ScopeResolver
+from ckpt_lsp.catalog import Catalog, Hazard, default_catalog
+from ckpt_lsp.findings import FileError, Finding, Position
+from ckpt_lsp.rules import RULES, SAVE_PATHS
+from ckpt_lsp.suppress import is_suppressed
+
+if TYPE_CHECKING:
+    from ckpt_lsp.config import Config
+
+
+@dataclass
+class FileResult:
+    filename: str
+    findings: list[Finding] = field(default_factory=list)
+    error: FileError | None = None
+    broken: list[tuple[int, int]] = field(default_factory=list)  # rows of blocks that do not parse
+
+
+_PATH_ORDER = ("torch.save", "pickle", "spawn", "deepcopy")
+
+
+def _join(words: Sequence[str]) -> str:
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def describe(attribute: str, hazard: Hazard) -> str:
+    """The message: which attribute, what it holds, which save paths break and which do not."""
+    subject = f"`self.{attribute}` holds {hazard.what}"
+    if hazard.rule == "CKPT004":
+        return (
+            f"{subject}: pickle, torch.save(model) and deepcopy work, but weights-only formats fail "
+            "(np.save(allow_pickle=False), safetensors, torch.load(weights_only=True))"
+        )
+    broken = [SAVE_PATHS[p] for p in _PATH_ORDER if p in hazard.breaks]
+    fine = [SAVE_PATHS[p] for p in _PATH_ORDER if p not in hazard.breaks] + ["state_dict()"]
+    verb = "fails" if len(broken) == 1 else "fail"
+    fine_verb = "is" if len(fine) == 1 else "are"
+    return f"{subject}: {_join(broken)} {verb}; {_join(fine)} {fine_verb} fine"
+
+
+def _column(line: str, byte_offset: int) -> int:
+    """1-based code-point column of a UTF-8 byte offset in a line (what ast reports)."""
+    if line.isascii():
+        return byte_offset + 1
+    return len(line.encode("utf-8")[:byte_offset].decode("utf-8", "replace")) + 1
+
+
+class Analyzer:
+    """Analyzes files; holds the project index and the last good results per file."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        index: ProjectIndex | None = None,
+        catalog: Catalog | None = None,
+    ) -> None:
+        self.config = config
+        self.index = index
+        base_catalog = catalog or default_catalog()
+        extra = dict(getattr(config, "extend_hazards", {}) or {})
+        self.catalog = base_catalog.extended(extra)
+        self.extra_bases: tuple[str, ...] = tuple(getattr(config, "extend_model_bases", ()) or ())
+        self._last_good: dict[str, dict[str, tuple[int, list[Finding]]]] = {}
+
+    # -- public ----------------------------------------------------------
+    def analyze(self, filename: str, text: str) -> FileResult:
+        """Findings for one file's text; never raises for any input text."""
+        try:
+            return self._analyze(filename, text)
+        except RecursionError:
+            return FileResult(filename, error=FileError(filename, "too deeply nested to analyze"))
+
+    def forget(self, filename: str) -> None:
+        self._last_good.pop(filename, None)
+
+    # -- internals -------------------------------------------------------
+    def _facts(self, filename: str, text: str) -> ModuleFacts:
+        if self.index is not None:
+            return self.index.add_source(filename, text)
+        root = Path.cwd()
+        return module_facts(filename, module_name_for(Path(filename), root), text)
+
+    def _analyze(self, filename: str, text: str) -> FileResult:
+        facts = self._facts(filename, text)
+        result = FileResult(filename)
+        scope = ScopeResolver(self.index, self.extra_bases)
+        classifier = Classifier(self.catalog, self.index, lambda f, c: scope.verdict(f, c).in_scope)
+        by_class: dict[str, tuple[int, list[Finding]]] = {}
+        for cls in facts.classes.values():
+            verdict = scope.verdict(facts, cls)
+            if not verdict.in_scope:
+                continue
+            excluded = excluded_attributes(facts, cls, verdict.project_bases)
+            found: list[Finding] = []
+            for item in classifier.class_hazards(facts, cls):
+                if is_excluded(item.attribute, excluded):
+                    continue
+                finding = self._finding(filename, cls, item, verdict.library_bases)
+                if finding is not None:
+                    found.append(finding)
+            by_class[cls.name] = (cls.row, found)
+            result.findings.extend(found)
+        self._recover_broken(filename, facts, result, by_class)
+        result.findings.sort(key=lambda f: (f.location, f.code, f.attribute))
+        return result
+
+    def _recover_broken(
+        self,
+        filename: str,
+        facts: ModuleFacts,
+        result: FileResult,
+        by_class: dict[str, tuple[int, list[Finding]]],
+    ) -> None:
+        previous = self._last_good.get(filename, {})
+        for parsed in facts.broken:
+            block = parsed.block
+            result.broken.append((block.start_row, block.end_row))
+            lines = split_lines(block.text)
+            for name in class_names_in(block.text):
+                if name in by_class or name not in previous:
+                    continue
+                new_row = next(
+                    (
+                        block.start_row + i
+                        for i, line in enumerate(lines)
+                        if line.startswith(f"class {name}")
+                    ),
+                    None,
+                )
+                if new_row is None:
+                    continue
+                old_row, old_findings = previous[name]
+                shifted = [_shift(f, new_row - old_row) for f in old_findings]
+                by_class[name] = (new_row, shifted)
+                result.findings.extend(shifted)
+        self._last_good[filename] = by_class
+
+    def _finding(
+        self,
+        filename: str,
+        cls: ClassFacts,
+        item: AttrHazard,
+        bases: tuple[str, ...],
+    ) -> Finding | None:
+        hazard = item.hazard
+        code = hazard.rule
+        config = self.config
+        if config is not None and not config.is_enabled(code, filename):
+            return None
+        parsed: ParsedBlock = item.parsed
+        offset = parsed.row_offset
+        lines = split_lines(parsed.block.text)
+        stmt = item.assignment.statement
+        first, last = stmt.lineno, stmt.end_lineno or stmt.lineno
+        if is_suppressed(code, lines[first - 1 : last]):
+            return None
+        target = item.assignment.target
+        start_row = getattr(target, "lineno", first)
+        end_row = getattr(target, "end_lineno", None) or start_row
+        start_line = lines[start_row - 1] if start_row - 1 < len(lines) else ""
+        end_line = lines[end_row - 1] if end_row - 1 < len(lines) else ""
+        start_col = _column(start_line, getattr(target, "col_offset", 0))
+        end_col = _column(end_line, getattr(target, "end_col_offset", 0) or 0)
+        rule = RULES[code]
+        severity = rule.severity
+        overrides = getattr(config, "severity", None) or {}
+        severity = overrides.get(code, severity)
+        return Finding(
+            code=code,
+            message=describe(item.attribute, hazard),
+            severity=severity,
+            filename=filename,
+            location=Position(start_row + offset, start_col),
+            end_location=Position(end_row + offset, end_col),
+            class_name=cls.name,
+            attribute=item.attribute,
+            what=hazard.what,
+            breaks=tuple(p for p in _PATH_ORDER if p in hazard.breaks) or tuple(hazard.breaks),
+            fine=hazard.fine,
+            url=rule.url,
+            class_line=cls.row,
+            statement_rows=(first + offset, last + offset),
+            bases=bases,
+        )
+
+
+def _shift(finding: Finding, rows: int) -> Finding:
+    if rows == 0:
+        return finding
+    from dataclasses import replace
+
+    return replace(
+        finding,
+        location=Position(finding.location.row + rows, finding.location.column),
+        end_location=Position(finding.end_location.row + rows, finding.end_location.column),
+        class_line=finding.class_line + rows,
+        statement_rows=(finding.statement_rows[0] + rows, finding.statement_rows[1] + rows),
+    )
+
+
+def analyze_text(
+    text: str, filename: str = "<memory>.py", config: Config | None = None
+) -> list[Finding]:
+    """Findings for one module on its own (no project index): for tests and embedding."""
+    return Analyzer(config).analyze(filename, text).findings
+
+
+__all__ = ["Analyzer", "FileResult", "analyze_text", "describe", "ast"]

@@ -1,0 +1,248 @@
+"""Module facts: what one module defines and imports, from its blocks.
+
+Facts need names only (imports, classes and their base expressions, top-level
+functions and lambdas), so they come from the stdlib `ast` of each block, parsed
+on its own and cached by the block's text: a keystroke re-parses one block.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+import sys
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from ckpt_lsp.analysis.blocks import Block, split_blocks, split_lines
+
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
+
+
+@dataclass
+class ParsedBlock:
+    """A block parsed on its own: rows in `tree` are relative to the block's first row."""
+
+    block: Block
+    tree: ast.Module | None  # None when the block does not parse
+    error: str = ""
+
+    @property
+    def row_offset(self) -> int:
+        return self.block.start_row - 1
+
+
+@dataclass
+class ClassFacts:
+    name: str
+    node: ast.ClassDef
+    parsed: ParsedBlock
+    bases: tuple[str, ...]  # dotted source text of each base ("nn.Module"); "" when not a name
+
+    @property
+    def row(self) -> int:
+        return self.node.lineno + self.parsed.row_offset
+
+    def method(self, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+        for stmt in self.node.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
+                return stmt
+        return None
+
+
+@dataclass
+class ModuleFacts:
+    path: str
+    module: str  # dotted module name ("proj.blocks"), "" when unknown
+    imports: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
+    module_names: set[str] = field(default_factory=set)  # local names bound by `import x`
+    star_imports: list[str] = field(default_factory=list)
+    classes: dict[str, ClassFacts] = field(default_factory=dict)
+    functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
+    lambdas: set[str] = field(default_factory=set)  # top-level names bound to a lambda
+    blocks: list[ParsedBlock] = field(default_factory=list)
+
+    @property
+    def broken(self) -> list[ParsedBlock]:
+        return [b for b in self.blocks if b.tree is None]
+
+    @property
+    def package(self) -> str:
+        """The package relative imports start from."""
+        if self.path.endswith("__init__.py"):
+            return self.module
+        return self.module.rpartition(".")[0]
+
+
+def dotted_name(expr: ast.expr) -> str:
+    """`a.b.c` for a Name/Attribute chain, else ""."""
+    parts: list[str] = []
+    while isinstance(expr, ast.Attribute):
+        parts.append(expr.attr)
+        expr = expr.value
+    if isinstance(expr, ast.Name):
+        parts.append(expr.id)
+        return ".".join(reversed(parts))
+    return ""
+
+
+def resolve_relative(package: str, level: int, module: str | None) -> str:
+    """The absolute module a `from ..x import y` names, as well as it can be known."""
+    if level == 0:
+        return module or ""
+    parts = package.split(".") if package else []
+    if level > 1:
+        parts = parts[: len(parts) - (level - 1)] if level - 1 <= len(parts) else []
+    base = ".".join(parts)
+    if module:
+        return f"{base}.{module}" if base else module
+    return base
+
+
+def record_import(
+    node: ast.Import | ast.ImportFrom,
+    package: str,
+    names: dict[str, str],
+    modules: set[str],
+    stars: list[str] | None = None,
+) -> None:
+    """Add the bindings of one import statement to an alias table."""
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.asname:
+                names[alias.asname] = alias.name
+                modules.add(alias.asname)
+            else:
+                head = alias.name.split(".")[0]
+                names[head] = head
+                modules.add(head)
+        return
+    source = resolve_relative(package, node.level, node.module)
+    for alias in node.names:
+        if alias.name == "*":
+            if stars is not None:
+                stars.append(source)
+            continue
+        local = alias.asname or alias.name
+        qualified = f"{source}.{alias.name}" if source else alias.name
+        names[local] = qualified
+        if is_known_module(qualified):
+            modules.add(local)
+        else:
+            modules.discard(local)
+
+
+# Submodules people import with `from pkg import sub` and then store by mistake.
+_KNOWN_SUBMODULES = frozenset(
+    {
+        "torch.nn",
+        "torch.nn.functional",
+        "torch.optim",
+        "torch.distributed",
+        "torch.cuda",
+        "torch.utils",
+        "torch.utils.data",
+        "numpy.random",
+        "numpy.linalg",
+        "numpy.fft",
+        "os.path",
+        "scipy.stats",
+        "scipy.sparse",
+        "scipy.signal",
+        "xml.etree",
+        "concurrent.futures",
+        "multiprocessing.pool",
+        "matplotlib.pyplot",
+        "urllib.request",
+        "urllib.parse",
+        "importlib.util",
+        "logging.handlers",
+        "email.mime",
+    }
+)
+
+
+def is_known_module(qualified: str) -> bool:
+    if qualified in _KNOWN_SUBMODULES:
+        return True
+    return "." not in qualified and qualified in _STDLIB
+
+
+_PARSE_CACHE: OrderedDict[str, tuple[ast.Module | None, str]] = OrderedDict()
+_PARSE_CACHE_SIZE = 4096
+
+
+def parse_block(block: Block) -> ParsedBlock:
+    """Parse one block, memoized by its text (a keystroke re-parses only its block)."""
+    key = hashlib.blake2b(block.text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    hit = _PARSE_CACHE.get(key)
+    if hit is None:
+        hit = _parse_text(block.text)
+        _PARSE_CACHE[key] = hit
+        if len(_PARSE_CACHE) > _PARSE_CACHE_SIZE:
+            _PARSE_CACHE.popitem(last=False)
+    else:
+        _PARSE_CACHE.move_to_end(key)
+    return ParsedBlock(block, hit[0], hit[1])
+
+
+def _parse_text(text: str) -> tuple[ast.Module | None, str]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ast.parse(text), ""
+    except SyntaxError as exc:
+        return None, f"{exc.msg} (line {exc.lineno})"
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def module_facts(path: str, module: str, text: str) -> ModuleFacts:
+    facts = ModuleFacts(path=path, module=module)
+    package = facts.package
+    for block in split_blocks(text):
+        parsed = parse_block(block)
+        facts.blocks.append(parsed)
+        if parsed.tree is None:
+            continue
+        for stmt in parsed.tree.body:
+            _collect(stmt, parsed, facts, package)
+    return facts
+
+
+def _collect(stmt: ast.stmt, parsed: ParsedBlock, facts: ModuleFacts, package: str) -> None:
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        record_import(stmt, package, facts.imports, facts.module_names, facts.star_imports)
+    elif isinstance(stmt, ast.ClassDef):
+        bases = tuple(dotted_name(b) for b in stmt.bases)
+        facts.classes[stmt.name] = ClassFacts(stmt.name, stmt, parsed, bases)
+    elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        facts.functions[stmt.name] = stmt
+    elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Lambda):
+        for target in stmt.targets:
+            if isinstance(target, ast.Name):
+                facts.lambdas.add(target.id)
+    elif isinstance(stmt, (ast.If, ast.Try)) or type(stmt).__name__ == "TryStar":
+        # imports and definitions guarded by `try:` / `if TYPE_CHECKING:` still bind names
+        for child in ast.iter_child_nodes(stmt):
+            if isinstance(child, ast.stmt):
+                _collect(child, parsed, facts, package)
+            elif isinstance(child, ast.excepthandler):
+                for sub in child.body:
+                    _collect(sub, parsed, facts, package)
+
+
+_CLASS_LINE = re.compile(r"^class\s+([A-Za-z_]\w*)", re.MULTILINE)
+
+
+def class_names_in(text: str) -> list[str]:
+    """Names of top-level classes in text that may not parse (for keeping last good results)."""
+    return _CLASS_LINE.findall(text)
+
+
+def line_text(parsed: ParsedBlock, rel_row: int) -> str:
+    lines = split_lines(parsed.block.text)
+    if 1 <= rel_row <= len(lines):
+        return lines[rel_row - 1]
+    return ""

@@ -1,0 +1,167 @@
+"""Protocol: what a class's own pickling methods leave out of the state.
+
+A `__getstate__` that pops, deletes, nulls or filters an attribute, or builds a
+dict without it, makes that attribute harmless; one that returns `__dict__` (or a
+copy) unchanged does not. `__reduce__`/`__reduce_ex__` take pickling over
+entirely. A shape we cannot read is trusted (no finding): a false alarm on
+code that already handles pickling costs more than the rare miss.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
+
+ALL = frozenset({"*"})
+
+
+def excluded_attributes(
+    facts: ModuleFacts,
+    cls: ClassFacts,
+    project_bases: Sequence[tuple[ModuleFacts, ClassFacts]],
+) -> frozenset[str] | None:
+    """Attributes the class's pickling leaves out (see `is_excluded`): ALL when pickling is
+    taken over entirely, `!name` entries for a whitelist, an empty set when nothing is."""
+    chain = [(facts, cls), *project_bases]
+    for _, klass in chain:
+        if klass.method("__reduce__") is not None or klass.method("__reduce_ex__") is not None:
+            return ALL
+    for _, klass in chain:
+        getstate = klass.method("__getstate__")
+        if getstate is not None:
+            return _from_getstate(getstate)
+    return frozenset()
+
+
+def _const_str(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _const_strings(node: ast.AST) -> list[str] | None:
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        values = [_const_str(e) for e in node.elts]
+        if all(v is not None for v in values):
+            return [v for v in values if v is not None]
+    single = _const_str(node)
+    return [single] if single is not None else None
+
+
+def _is_dict_source(expr: ast.expr) -> bool:
+    """`self.__dict__`, `vars(self)`, their copies, or `super().__getstate__()`."""
+    if isinstance(expr, ast.Attribute) and expr.attr == "__dict__":
+        return True
+    if isinstance(expr, ast.Call):
+        func = expr.func
+        if isinstance(func, ast.Name) and func.id in ("dict", "vars", "copy") and expr.args:
+            return _is_dict_source(expr.args[0]) or (
+                func.id == "vars" and isinstance(expr.args[0], ast.Name)
+            )
+        if isinstance(func, ast.Attribute):
+            if func.attr == "copy" and _is_dict_source(func.value):
+                return True
+            if func.attr in ("copy", "deepcopy") and expr.args and _is_dict_source(expr.args[0]):
+                return True
+            if func.attr == "__getstate__":
+                return True
+    return False
+
+
+def _from_getstate(func: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+    excluded: set[str] = set()
+    understood = True
+    loop_values: dict[str, list[str]] = {}
+    for node in ast.walk(func):
+        if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
+            values = _const_strings(node.iter)
+            if values is not None:
+                loop_values[node.target.id] = values
+    for node in ast.walk(func):
+        # state.pop("x"), state.pop(name) over a constant loop
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in ("pop", "__delitem__") and node.args:
+                excluded.update(_keys(node.args[0], loop_values))
+            elif node.func.attr == "update" and node.keywords:
+                for kw in node.keywords:
+                    if kw.arg and isinstance(kw.value, ast.Constant) and kw.value.value is None:
+                        excluded.add(kw.arg)
+        elif isinstance(node, ast.Delete):
+            for target in node.targets:
+                if isinstance(target, ast.Subscript):
+                    excluded.update(_keys(target.slice, loop_values))
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if (
+                    isinstance(target, ast.Subscript)
+                    and isinstance(node.value, ast.Constant)
+                    and node.value.value is None
+                ):
+                    excluded.update(_keys(target.slice, loop_values))
+        elif isinstance(node, (ast.DictComp, ast.comprehension)):
+            if isinstance(node, ast.comprehension):
+                for cond in node.ifs:
+                    excluded.update(_filtered_out(cond))
+    returns = [n for n in ast.walk(func) if isinstance(n, ast.Return) and n.value is not None]
+    for ret in returns:
+        value = ret.value
+        assert value is not None
+        if isinstance(value, ast.Dict):
+            if any(k is None for k in value.keys):  # {**self.__dict__, "x": None}
+                for key, val in zip(value.keys, value.values):
+                    name = _const_str(key) if key is not None else None
+                    if name and isinstance(val, ast.Constant) and val.value is None:
+                        excluded.add(name)
+                continue
+            kept = {k for k in (_const_str(key) for key in value.keys if key is not None) if k}
+            return frozenset({f"!{k}" for k in kept}) or ALL  # a whitelist
+        if isinstance(value, ast.Tuple):
+            kept = set()
+            for elt in value.elts:
+                if isinstance(elt, ast.Attribute):
+                    kept.add(elt.attr)
+            return frozenset({f"!{k}" for k in kept}) or ALL
+        if isinstance(value, ast.Name) or _is_dict_source(value) or isinstance(value, ast.DictComp):
+            continue
+        understood = False
+    if not understood and not excluded:
+        return ALL
+    return frozenset(excluded)
+
+
+def _keys(node: ast.AST, loop_values: dict[str, list[str]]) -> list[str]:
+    name = _const_str(node)
+    if name is not None:
+        return [name]
+    if isinstance(node, ast.Name) and node.id in loop_values:
+        return loop_values[node.id]
+    return []
+
+
+def _filtered_out(cond: ast.expr) -> list[str]:
+    """Keys a comprehension filter drops: `k != "x"`, `k not in ("x", "y")`."""
+    if isinstance(cond, ast.Compare) and len(cond.ops) == 1:
+        op = cond.ops[0]
+        right = cond.comparators[0]
+        if isinstance(op, (ast.NotEq, ast.IsNot)):
+            value = _const_str(right)
+            return [value] if value else []
+        if isinstance(op, ast.NotIn):
+            return _const_strings(right) or []
+    if isinstance(cond, ast.BoolOp) and isinstance(cond.op, ast.And):
+        out: list[str] = []
+        for value in cond.values:
+            out += _filtered_out(value)
+        return out
+    return []
+
+
+def is_excluded(attribute: str, excluded: frozenset[str]) -> bool:
+    if "*" in excluded:
+        return True
+    whitelist = {e[1:] for e in excluded if e.startswith("!")}
+    if whitelist:
+        return attribute not in whitelist
+    return attribute in excluded

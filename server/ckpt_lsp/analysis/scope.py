@@ -1,0 +1,133 @@
+"""Scope: which classes get checkpointed (and so are worth a finding).
+
+Bases resolve through the module's imports to qualified names, then through the
+project index to other project classes, transitively and across files. The
+knowledge of library bases is data (data/scope.toml).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
+from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.analysis.names import qualify
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class ScopeData:
+    model_bases: frozenset[str]
+    model_prefixes: tuple[str, ...]
+    prefix_exceptions: frozenset[str]
+    excluded: frozenset[str]
+    protocol_methods: frozenset[str]
+
+
+@lru_cache(maxsize=1)
+def scope_data() -> ScopeData:
+    with (Path(__file__).parent.parent / "data" / "scope.toml").open("rb") as fh:
+        raw = tomllib.load(fh)
+    return ScopeData(
+        frozenset(raw["model_bases"]),
+        tuple(raw["model_prefixes"]),
+        frozenset(raw["prefix_exceptions"]),
+        frozenset(raw["excluded"]),
+        frozenset(raw["protocol_methods"]),
+    )
+
+
+@dataclass(frozen=True)
+class ScopeVerdict:
+    in_scope: bool
+    library_bases: tuple[str, ...]  # the library classes the class derives from (for fixes)
+    project_bases: tuple[tuple[ModuleFacts, ClassFacts], ...]  # project classes, nearest first
+
+
+def library_verdict(qualified: str, extra: Sequence[str]) -> bool | None:
+    """True/False for a known library base, None when it says nothing."""
+    data = scope_data()
+    if qualified in data.excluded:
+        return False
+    if qualified in data.model_bases or qualified in extra:
+        return True
+    if qualified in data.prefix_exceptions:
+        return None
+    last = qualified.rsplit(".", 1)[-1]
+    if last[:1].isupper() and any(qualified.startswith(p) for p in data.model_prefixes):
+        return True
+    return None
+
+
+class ScopeResolver:
+    """Decides scope for classes, memoized per analysis run."""
+
+    def __init__(self, index: ProjectIndex | None, extra_bases: Sequence[str] = ()) -> None:
+        self.index = index
+        self.extra = tuple(extra_bases)
+        self._memo: dict[tuple[str, str], ScopeVerdict] = {}
+
+    def verdict(self, facts: ModuleFacts, cls: ClassFacts, depth: int = 0) -> ScopeVerdict:
+        key = (facts.path, f"{cls.name}:{cls.row}")
+        cached = self._memo.get(key)
+        if cached is not None:
+            return cached
+        self._memo[key] = ScopeVerdict(False, (), ())  # cycle guard
+        result = self._compute(facts, cls, depth)
+        self._memo[key] = result
+        return result
+
+    def _compute(self, facts: ModuleFacts, cls: ClassFacts, depth: int) -> ScopeVerdict:
+        in_scope = False
+        excluded = False
+        library: list[str] = []
+        project: list[tuple[ModuleFacts, ClassFacts]] = []
+        for base in cls.bases:
+            if not base:
+                continue
+            qualified = qualify(base, facts)
+            verdict = library_verdict(qualified, self.extra)
+            if verdict is False:
+                excluded = True
+                continue
+            if verdict:
+                in_scope = True
+                library.append(qualified)
+                continue
+            found = self._project_class(facts, base, qualified)
+            if found is None or depth > 20:
+                continue
+            base_facts, base_cls = found
+            project.append((base_facts, base_cls))
+            sub = self.verdict(base_facts, base_cls, depth + 1)
+            project.extend(sub.project_bases)
+            library.extend(sub.library_bases)
+            in_scope = in_scope or sub.in_scope
+        if excluded and not in_scope:
+            return ScopeVerdict(False, tuple(library), tuple(project))
+        if not in_scope:
+            protocols = scope_data().protocol_methods
+            in_scope = any(cls.method(m) is not None for m in protocols)
+        return ScopeVerdict(in_scope, tuple(dict.fromkeys(library)), tuple(project))
+
+    def _project_class(
+        self, facts: ModuleFacts, base: str, qualified: str
+    ) -> tuple[ModuleFacts, ClassFacts] | None:
+        if "." not in base and base in facts.classes:
+            return facts, facts.classes[base]
+        if self.index is None:
+            return None
+        found = self.index.resolve_member(qualified, facts.path)
+        if found is None:
+            return None
+        mod, name = found
+        cls = mod.classes.get(name)
+        return (mod, cls) if cls is not None else None

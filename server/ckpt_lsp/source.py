@@ -1,0 +1,64 @@
+"""Reading a file's text the way Python would: BOM, PEP 263 cookies, and clear errors.
+
+Every failure is one line for the user (`SourceError`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import os
+import tokenize
+from pathlib import Path
+
+MAX_BYTES = 10 * 1024 * 1024  # larger files are reported as skipped, not analyzed
+
+
+class SourceError(Exception):
+    """A file that cannot be checked; the message is one line."""
+
+
+def decode_source(data: bytes) -> str:
+    """Decode Python source bytes (BOM and coding cookie honoured)."""
+    if b"\x00" in data:
+        raise SourceError("binary file (contains NUL bytes), skipped")
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        raise SourceError(f"cannot decode: {exc}") from None
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        reason = exc.reason if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise SourceError(f"not valid {encoding} text ({reason}), skipped") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text
+
+
+def read_source(path: str | Path, max_bytes: int = MAX_BYTES) -> tuple[str, bytes]:
+    """The file's text and raw bytes (the bytes let `--fix` detect changes on disk)."""
+    try:
+        size = os.stat(path).st_size
+        if size > max_bytes:
+            raise SourceError(
+                f"skipped: too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.0f} MB limit)"
+            )
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except IsADirectoryError:
+        raise SourceError("is a directory") from None
+    except OSError as exc:
+        raise SourceError(exc.strerror or str(exc)) from None
+    return decode_source(data), data
+
+
+def encode_like(text: str, original: bytes) -> bytes:
+    """Encode fixed text with the original file's encoding and BOM."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(original).readline)
+    except SyntaxError:
+        encoding = "utf-8"
+    if encoding == "utf-8-sig":
+        return codecs.BOM_UTF8 + text.encode("utf-8")
+    return text.encode(encoding)
