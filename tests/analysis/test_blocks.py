@@ -1,0 +1,36 @@
+"""The block splitter: top-level statements, whatever the text looks like."""
+
+from __future__ import annotations
+
+from ckpt_lsp.analysis.blocks import split_blocks, split_lines
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+def test_kinds_and_rows() -> None:
+    text = (
+        "import os\nfrom x import (\n    a,\n)\n\n@dataclass\nclass A:\n    x = '''\nclass Fake:\n'''\n"
+        "\n# comment\ndef f(\n    a,\n):\n    pass\nX = [\n1]\n"
+    )
+    blocks = split_blocks(text)
+    assert [(b.kind, b.name, b.start_row, b.end_row) for b in blocks] == [
+        ("import", "", 1, 5),
+        ("class", "A", 6, 12),
+        ("def", "f", 13, 16),
+        ("other", "", 17, 18),
+    ]
+
+
+def test_line_endings_are_python_s() -> None:
+    assert split_lines("a\r\nb\rc\x0cd\u2028e\n") == ["a\r\n", "b\r", "c\x0cd\u2028e\n"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("class def ():\n\r\t#'\"\\[]x=@")), max_size=200))
+def test_blocks_cover_the_text_from_the_first_statement(text: str) -> None:
+    blocks = split_blocks(text)
+    if blocks:
+        joined = "".join(b.text for b in blocks)
+        assert text.endswith(joined)
+        rows = [b.start_row for b in blocks]
+        assert rows == sorted(rows)

@@ -1,0 +1,66 @@
+"""Protocol: a class's own __getstate__/__reduce__ decides what reaches pickle."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from ckpt_lsp.analysis.engine import analyze_text
+
+PREFIX = """\
+import threading
+from torch import nn
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+        self.other = 1
+"""
+
+
+def run(getstate: str) -> list[str]:
+    return [f.attribute for f in analyze_text(PREFIX + textwrap.indent(getstate, "    "))]
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    s.pop('lock', None)\n    return s\n",
+        "def __getstate__(self):\n    s = dict(self.__dict__)\n    del s['lock']\n    return s\n",
+        "def __getstate__(self):\n    s = super().__getstate__()\n    s['lock'] = None\n    return s\n",
+        "def __getstate__(self):\n    return {k: v for k, v in self.__dict__.items() if k != 'lock'}\n",
+        "def __getstate__(self):\n"
+        "    return {k: v for k, v in vars(self).items() if k not in ('lock', 'x')}\n",
+        "def __getstate__(self):\n    return {'other': self.other}\n",
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n"
+        "    for k in ('lock',):\n        s.pop(k)\n    return s\n",
+        "def __reduce__(self):\n    return (M, ())\n",
+        "def __getstate__(self):\n    return self._export()\n",  # unreadable: trusted
+    ],
+)
+def test_getstate_that_leaves_the_attribute_out(method: str) -> None:
+    assert run(method) == []
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "def __getstate__(self):\n    return self.__dict__\n",
+        "def __getstate__(self):\n    return dict(self.__dict__)\n",
+        "def __getstate__(self):\n    return self.__dict__.copy()\n",
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    s.pop('other')\n    return s\n",
+        "def __setstate__(self, state):\n    self.__dict__.update(state)\n",
+    ],
+)
+def test_getstate_that_keeps_it(method: str) -> None:
+    assert run(method) == ["lock"]
+
+
+def test_getstate_inherited_from_a_project_base() -> None:
+    source = (
+        "import threading\nfrom torch import nn\n"
+        "class Base(nn.Module):\n    def __getstate__(self):\n"
+        "        s = self.__dict__.copy()\n        s.pop('lock', None)\n        return s\n"
+        "class M(Base):\n    def __init__(self):\n        self.lock = threading.Lock()\n"
+    )
+    assert analyze_text(source) == []

@@ -1,0 +1,211 @@
+"""Each rule's VALID and INVALID examples: the traps the runtime says pickle are VALID.
+
+Every snippet is the body of `__init__` of a `torch.nn.Module` subclass, so the
+table reads like the code people write.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from ckpt_lsp.analysis.engine import analyze_text
+
+HEADER = """\
+import functools, gzip, hashlib, importlib, io, logging, mmap, operator, os, re, socket
+import sqlite3, ssl, subprocess, sys, tempfile, threading, queue, weakref, zlib, contextvars
+import collections
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from concurrent.futures import ThreadPoolExecutor
+
+
+def module_fn(x):
+    return x
+
+
+class Model(nn.Module):
+    def __init__(self, path="x.txt"):
+        super().__init__()
+"""
+
+
+def findings_for(body: str) -> list[tuple[str, str]]:
+    source = HEADER + textwrap.indent(textwrap.dedent(body), " " * 8)
+    return [(f.code, f.attribute) for f in analyze_text(source, "model.py")]
+
+
+INVALID = {
+    "CKPT001": [
+        "self.f = open(path)",
+        "self.f = io.open(path, 'rb')",
+        "self.f = gzip.open(path)",
+        "self.f = tempfile.NamedTemporaryFile()",
+        "self.m = mmap.mmap(-1, 16)",
+        "self.h = logging.FileHandler(path)",
+        "self.out = sys.stdout",
+        "with open(path) as fh:\n    self.f = fh",
+        "fh = open(path)\nself.f = fh",
+        "setattr(self, 'f', open(path))",
+        "self.f: io.TextIOWrapper = open(path)",
+        "self.f, self.n = open(path), 3",
+    ],
+    "CKPT002": [
+        "self.s = socket.socket()",
+        "self.db = sqlite3.connect(':memory:')",
+        "self.db = sqlite3.connect(':memory:')\nself.cur = self.db.cursor()",
+        "self.ctx = ssl.create_default_context()",
+        "self.proc = subprocess.Popen(['true'])",
+    ],
+    "CKPT003": [
+        "self.fn = lambda x: x",
+        "def helper(x):\n    return x\nself.fn = helper",
+        "class Local:\n    pass\nself.obj = Local()",
+        "self.fn = functools.partial(lambda x, y: x, 1)",
+        "self.counts = collections.defaultdict(lambda: 0)",
+        "self.fns = [lambda x: x, module_fn]",
+        "self.fns = {'id': lambda x: x}",
+        "self.fn = (lambda x: x) if path else None",
+    ],
+    "CKPT004": [
+        "self.a = np.array([1, None], dtype=object)",
+        "self.a = np.empty(3, dtype='O')",
+        "self.a = np.zeros(3, dtype=np.object_)",
+        "self.a = np.asarray([1, 'a'], object)",
+    ],
+    "CKPT005": [
+        "self.lock = threading.Lock()",
+        "self.lock = threading.RLock()",
+        "self.ev = threading.Event()",
+        "self.q = queue.Queue()",
+        "self.pool = ThreadPoolExecutor(2)",
+        "self.tls = threading.local()",
+    ],
+    "CKPT006": [
+        "self.g = (i for i in range(3))",
+        "self.v = {'a': 1}.keys()",
+        "self.p = self.parameters()",
+        "self.d = os.scandir('.')",
+    ],
+    "CKPT007": [
+        "self.np = np",
+        "self.F = F",
+        "self.mod = importlib.import_module('json')",
+    ],
+    "CKPT008": [
+        "self.r = weakref.ref(self)",
+        "self.s = weakref.WeakSet()",
+    ],
+    "CKPT009": [
+        "self.h = hashlib.sha256()",
+        "self.z = zlib.compressobj()",
+        "self.env = os.environ",
+        "self.var = contextvars.ContextVar('v')",
+    ],
+}
+
+VALID = [
+    "self.log = logging.getLogger(__name__)",
+    "self.pat = re.compile('a+')",
+    "self.buf = io.BytesIO()",
+    "self.sbuf = io.StringIO()",
+    "self.it = iter([1, 2])",
+    "self.m = map(module_fn, [1, 2])",
+    "self.z = zip([1], [2])",
+    "self.get = operator.itemgetter(0)",
+    "self.fn = functools.partial(module_fn, 1)",
+    "self.fn = self.forward",
+    "self.act = torch.relu",
+    "self.act = F.gelu",
+    "self.rng = np.random.default_rng(0)",
+    "self.f = None",
+    "self.a = np.array([1.0, 2.0])",
+    "self.a = np.zeros(3, dtype=np.float32)",
+    "self.params = list(self.parameters())",
+    "self.d = collections.defaultdict(list)",
+    "self.tmp = tempfile.TemporaryDirectory()",
+    "self.fn = module_fn",
+    "self.ring = [1]\nself.ring.append(self.ring)",
+    "self.x = open",
+    "self.keys = sorted({'a': 1}.keys())",
+]
+
+
+@pytest.mark.parametrize(
+    ("code", "body"), [(code, body) for code, bodies in INVALID.items() for body in bodies]
+)
+def test_invalid_is_flagged(code: str, body: str) -> None:
+    found = findings_for(body)
+    assert found, f"no finding for: {body}"
+    assert code in {c for c, _ in found}, found
+
+
+@pytest.mark.parametrize("body", VALID)
+def test_valid_is_not_flagged(body: str) -> None:
+    assert findings_for(body) == []
+
+
+def test_class_level_lambda_is_not_flagged() -> None:
+    source = "from torch import nn\nclass M(nn.Module):\n    act = lambda x: x\n"
+    assert analyze_text(source) == []
+
+
+def test_module_level_lambda_stored_on_instance_is_flagged() -> None:
+    # pickle looks a function up by its __qualname__ ("<lambda>"), which fails
+    source = (
+        "from torch import nn\nsquash = lambda x: x\n"
+        "class M(nn.Module):\n    def __init__(self):\n        self.fn = squash\n"
+    )
+    assert [f.code for f in analyze_text(source)] == ["CKPT003"]
+
+
+def test_assignment_in_any_method_is_flagged() -> None:
+    source = (
+        "import threading\nfrom torch import nn\n"
+        "class M(nn.Module):\n"
+        "    def setup(self):\n        self.lock = threading.Lock()\n"
+    )
+    assert [(f.code, f.attribute) for f in analyze_text(source)] == [("CKPT005", "lock")]
+
+
+def test_generator_method_result_is_flagged() -> None:
+    source = (
+        "from torch.utils.data import IterableDataset\n"
+        "class D(IterableDataset):\n"
+        "    def __init__(self):\n        self.stream = self._rows()\n"
+        "    def _rows(self):\n        yield 1\n"
+    )
+    assert [f.code for f in analyze_text(source)] == ["CKPT006"]
+
+
+def test_factory_in_same_file_is_followed() -> None:
+    source = (
+        "import sqlite3\nfrom torch.utils.data import Dataset\n"
+        "def connect(path):\n    conn = sqlite3.connect(path)\n    return conn\n"
+        "class D(Dataset):\n    def __init__(self):\n        self.db = connect(':memory:')\n"
+    )
+    found = analyze_text(source)
+    assert [f.code for f in found] == ["CKPT002"]
+    assert "connect()" in found[0].message
+
+
+def test_local_import_inside_method_resolves() -> None:
+    source = (
+        "from torch.utils.data import Dataset\n"
+        "class D(Dataset):\n    def __init__(self, p):\n        import h5py\n"
+        "        self.h5 = h5py.File(p, 'r')\n"
+    )
+    assert [f.code for f in analyze_text(source)] == ["CKPT001"]
+
+
+def test_helper_instance_holding_a_lock_is_flagged() -> None:
+    source = (
+        "import threading\nfrom torch import nn\n"
+        "class Meter:\n    def __init__(self):\n        self.lock = threading.Lock()\n"
+        "class M(nn.Module):\n    def __init__(self):\n        self.meter = Meter()\n"
+    )
+    found = analyze_text(source)
+    assert [(f.code, f.attribute) for f in found] == [("CKPT005", "meter")]
+    assert "`Meter` instance" in found[0].message

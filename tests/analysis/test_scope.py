@@ -1,0 +1,106 @@
+"""Scope: which classes are models, through every import style and across files."""
+
+from __future__ import annotations
+
+import pytest
+from ckpt_lsp.analysis.engine import Analyzer, analyze_text
+from ckpt_lsp.analysis.index import ProjectIndex
+
+BODY = "    def __init__(self):\n        self.lock = threading.Lock()\n"
+
+
+@pytest.mark.parametrize(
+    ("imports", "base"),
+    [
+        ("from torch import nn", "nn.Module"),
+        ("import torch.nn as nn", "nn.Module"),
+        ("import torch", "torch.nn.Module"),
+        ("from torch.nn import Module as M", "M"),
+        ("from torch import nn", "nn.Linear"),
+        ("from torch.utils.data import Dataset", "Dataset"),
+        ("from torch.utils.data import IterableDataset", "IterableDataset"),
+        ("import lightning as L", "L.LightningModule"),
+        ("import lightning.pytorch as pl", "pl.LightningDataModule"),
+        ("import pytorch_lightning as pl", "pl.Callback"),
+        ("from lightning.pytorch.callbacks import Callback", "Callback"),
+        ("from sklearn.base import BaseEstimator", "BaseEstimator"),
+        ("from sklearn.linear_model import LogisticRegression", "LogisticRegression"),
+        ("from transformers import PreTrainedModel", "PreTrainedModel"),
+    ],
+)
+def test_model_bases_in_every_import_style(imports: str, base: str) -> None:
+    source = f"import threading\n{imports}\nclass C({base}):\n{BODY}"
+    assert [f.code for f in analyze_text(source)] == ["CKPT005"]
+
+
+@pytest.mark.parametrize(
+    ("imports", "base"),
+    [
+        ("", "object"),
+        ("", ""),
+        ("import keras", "keras.Model"),
+        ("from keras import layers", "layers.Layer"),
+        ("from torch import nn", "nn.Parameter"),
+        ("import collections", "collections.OrderedDict"),
+    ],
+)
+def test_not_models(imports: str, base: str) -> None:
+    source = f"import threading\n{imports}\nclass C({base}):\n{BODY}"
+    assert analyze_text(source) == []
+
+
+def test_protocol_methods_bring_a_plain_class_into_scope() -> None:
+    source = f"import threading\nclass C:\n{BODY}    def __setstate__(self, s):\n        pass\n"
+    assert [f.code for f in analyze_text(source)] == ["CKPT005"]
+
+
+def test_extend_model_bases_from_config(tmp_path) -> None:
+    from ckpt_lsp.config import Config
+
+    source = f"import threading\nfrom mylib import Trainable\nclass C(Trainable):\n{BODY}"
+    assert analyze_text(source) == []
+    config = Config(root=tmp_path, extend_model_bases=("mylib.Trainable",))
+    assert [f.code for f in analyze_text(source, config=config)] == ["CKPT005"]
+
+
+def test_transitive_across_files(tmp_path) -> None:
+    pkg = tmp_path / "proj"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from .base import Layer\n")
+    base = "from torch import nn\nclass Layer(nn.Module):\n    pass\n"
+    (pkg / "base.py").write_text(base)
+    blocks = (
+        "import threading\nfrom proj.base import Layer\nfrom . import base\n"
+        f"class Block(Layer):\n{BODY}"
+        f"class Block2(base.Layer):\n{BODY}"
+    )
+    (pkg / "blocks.py").write_text(blocks)
+    reexport = f"import threading\nfrom proj import Layer\nclass Block3(Layer):\n{BODY}"
+    (tmp_path / "user.py").write_text(reexport)
+    index = ProjectIndex(tmp_path)
+    files = [pkg / "__init__.py", pkg / "base.py", pkg / "blocks.py", tmp_path / "user.py"]
+    index.scan(files)
+    analyzer = Analyzer(None, index)
+    found = analyzer.analyze(str(pkg / "blocks.py"), blocks).findings
+    assert [f.class_name for f in found] == ["Block", "Block2"]
+    found = analyzer.analyze(str(tmp_path / "user.py"), reexport).findings
+    assert [f.class_name for f in found] == ["Block3"]
+    # the base stops being a module: its dependents lose their findings
+    assert str(pkg / "blocks.py") in index.dependents(pkg / "base.py")
+    index.add_source(pkg / "base.py", "class Layer:\n    pass\n")
+    assert analyzer.analyze(str(pkg / "blocks.py"), blocks).findings == []
+
+
+def test_factory_in_another_file(tmp_path) -> None:
+    (tmp_path / "io_utils.py").write_text(
+        "import lmdb\ndef open_env(p):\n    return lmdb.open(p)\n"
+    )
+    model = (
+        "from torch.utils.data import Dataset\nfrom io_utils import open_env\n"
+        "class D(Dataset):\n    def __init__(self):\n        self.env = open_env('x')\n"
+    )
+    (tmp_path / "data.py").write_text(model)
+    index = ProjectIndex(tmp_path)
+    index.scan([tmp_path / "io_utils.py", tmp_path / "data.py"])
+    found = Analyzer(None, index).analyze(str(tmp_path / "data.py"), model).findings
+    assert [(f.code, f.attribute) for f in found] == [("CKPT002", "env")]
