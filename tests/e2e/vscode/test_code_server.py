@@ -1,0 +1,293 @@
+"""The packaged ckpt-lsp extension in a real VS Code extension host (code-server + Chromium).
+
+A driver extension (driver/) runs in the same extension host and does what a user would:
+open the model, wait for our diagnostics, apply the preferred quick fix, save, and wait for
+the diagnostics to clear. It writes what it saw to $CKPT_E2E_REPORT, which this test reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+DRIVER_DIR = HERE / "driver"
+REPORT_DEADLINE_S = 120
+# The driver's own wait for each step; shorter than ours so it reports what timed out.
+DRIVER_WAIT_MS = 90_000
+CODE_SERVER_START_S = 60
+# Sources whose change means a packaged extension is stale and must be rebuilt.
+EXTENSION_SOURCES = ("client/src", "server/ckpt_lsp", "package.json", "scripts/build-vsix.sh")
+
+
+def newest_mtime(root: Path, relative: tuple[str, ...]) -> float:
+    newest = 0.0
+    for name in relative:
+        path = root / name
+        files = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
+        for file in files:
+            if "__pycache__" not in file.parts:
+                newest = max(newest, file.stat().st_mtime)
+    return newest
+
+
+def run(argv: list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None) -> str:
+    """Run a build step; on failure, fail the test with its output instead of a traceback."""
+    proc = subprocess.run(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"`{' '.join(argv)}` exited {proc.returncode}:\n{proc.stdout[-4000:]}")
+    return proc.stdout
+
+
+def our_vsix(root: Path) -> Path:
+    """The ckpt-lsp .vsix at the repo root, rebuilt with `npm run package` when stale.
+
+    CKPT_E2E_VSIX names another one to test instead (used as given, never rebuilt).
+    """
+    given = os.environ.get("CKPT_E2E_VSIX")
+    if given:
+        return Path(given).resolve()
+    found = sorted(root.glob("ckpt-lsp*.vsix"), key=lambda p: p.stat().st_mtime)
+    if found and found[-1].stat().st_mtime >= newest_mtime(root, EXTENSION_SOURCES):
+        return found[-1]
+    if not (root / "node_modules").is_dir():
+        pytest.fail("node_modules is missing: run `npm ci` at the repo root first")
+    npm = shutil.which("npm")
+    assert npm is not None, "npm is not on PATH"
+    started = time.monotonic()
+    run([npm, "run", "package"], root, timeout=600)
+    print(f"\nnpm run package: {time.monotonic() - started:.1f} s")
+    found = sorted(root.glob("ckpt-lsp*.vsix"), key=lambda p: p.stat().st_mtime)
+    assert found, "`npm run package` made no ckpt-lsp*.vsix at the repo root"
+    return found[-1]
+
+
+def driver_vsix(root: Path, out_dir: Path) -> Path:
+    """Package the driver with vsce (the repo's, else a vsce 3 fetched by npx)."""
+    work = out_dir / "driver-src"
+    shutil.copytree(DRIVER_DIR, work)
+    target = out_dir / "ckpt-lsp-e2e-driver.vsix"
+    vsce = root / "node_modules" / ".bin" / "vsce"
+    base = [str(vsce)] if vsce.exists() else ["npx", "--yes", "@vscode/vsce@3"]
+    flags = ["--no-dependencies", "--allow-missing-repository", "--skip-license"]
+    flags += ["--allow-star-activation", "-o", str(target)]
+    run([*base, "package", *flags], work, timeout=180)
+    return target
+
+
+def write_settings(user_data: Path, interpreter: str) -> None:
+    settings = {
+        "security.workspace.trust.enabled": False,
+        "telemetry.telemetryLevel": "off",
+        "update.mode": "none",
+        "extensions.autoUpdate": False,
+        "extensions.autoCheckUpdates": False,
+        "extensions.ignoreRecommendations": True,
+        "workbench.enableExperiments": False,
+        "workbench.startupEditor": "none",
+        "files.autoSave": "off",
+        "ckpt-lsp.interpreter": [interpreter],
+        "ckpt-lsp.importStrategy": "useBundled",
+    }
+    (user_data / "User").mkdir(parents=True, exist_ok=True)
+    (user_data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def read_report(path: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def extension_host_logs(user_data: Path, limit: int = 6000) -> str:
+    """The extension host's and our output channel's logs, for failure messages."""
+    chunks = []
+    for log in sorted((user_data / "logs").rglob("*.log")):
+        name = log.name.lower()
+        if "exthost" in name or "ckpt" in name or "remoteagent" in name:
+            text = log.read_text(encoding="utf-8", errors="replace")
+            chunks.append(f"--- {log.relative_to(user_data)}\n{text[-2000:]}")
+    return "\n".join(chunks)[-limit:] or "<no extension host logs>"
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("timed")
+def test_code_server_diagnoses_fixes_and_clears(e2e: Any, workspace: Any, tmp_path: Path) -> None:
+    root: Path = e2e.root
+    code_server = root / ".e2e" / "code-server" / "bin" / "code-server"
+    if not code_server.exists():
+        e2e.missing_tool(f"code-server ({code_server.relative_to(root)})")
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        e2e.missing_tool("chromium")
+
+    ours = our_vsix(root)
+    driver = driver_vsix(root, tmp_path)
+    extensions = tmp_path / "extensions"
+    user_data = tmp_path / "user-data"
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ)
+    env.update(
+        # code-server's own config and state go to the temp folder, not ~/.config.
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_DATA_HOME=str(home / "data"),
+        XDG_CACHE_HOME=str(home / "cache"),
+    )
+    common = [
+        str(code_server),
+        "--config",
+        str(tmp_path / "code-server.yaml"),
+        "--extensions-dir",
+        str(extensions),
+        "--user-data-dir",
+        str(user_data),
+    ]
+    started = time.monotonic()
+    run(
+        [*common, "--install-extension", str(ours), "--install-extension", str(driver)],
+        root,
+        180,
+        env,
+    )
+    installed = run([*common, "--list-extensions", "--show-versions"], root, 60, env)
+    assert "ckpt-lsp.ckpt-lsp@" in installed, installed
+    assert "ckpt-lsp-tests.ckpt-lsp-e2e-driver@" in installed, installed
+    print(f"\ninstall extensions: {time.monotonic() - started:.1f} s")
+
+    write_settings(user_data, e2e.server_python())
+    report_path = tmp_path / "vscode-report.json"
+    env.update(
+        CKPT_E2E_REPORT=str(report_path),
+        CKPT_E2E_MODEL=str(workspace.model),
+        CKPT_E2E_CODE="CKPT005",
+        CKPT_E2E_TIMEOUT_MS=str(DRIVER_WAIT_MS),
+    )
+    port = e2e.free_port()
+    url = f"http://127.0.0.1:{port}"
+    server_log = tmp_path / "code-server.log"
+    browser_log = tmp_path / "chromium.log"
+    argv = [
+        *common,
+        "--auth",
+        "none",
+        "--bind-addr",
+        f"127.0.0.1:{port}",
+        "--disable-telemetry",
+        "--disable-update-check",
+        "--disable-workspace-trust",
+        str(workspace.folder),
+    ]
+    procs: list[subprocess.Popen[bytes]] = []
+    report: dict[str, Any] | None = None
+    started = time.monotonic()
+    with server_log.open("wb") as slog, browser_log.open("wb") as blog:
+        try:
+            procs.append(
+                subprocess.Popen(
+                    argv,
+                    cwd=workspace.folder,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=slog,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+            up = e2e.wait_for(lambda: healthy(url), time.monotonic() + CODE_SERVER_START_S)
+            assert up, f"code-server did not answer on {url}:\n{e2e.tail(server_log)}"
+            # The extension host starts only once a browser opens the workbench.
+            browser = [
+                chromium,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={tmp_path / 'chromium-profile'}",
+                f"{url}/?folder={workspace.folder}",
+            ]
+            procs.append(
+                subprocess.Popen(
+                    browser,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=blog,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+
+            def report_done() -> bool:
+                nonlocal report
+                report = read_report(report_path)
+                return bool(report and report.get("done"))
+
+            e2e.wait_for(report_done, time.monotonic() + REPORT_DEADLINE_S, interval=0.5)
+        finally:
+            for proc in reversed(procs):
+                e2e.kill_group(proc)
+    print(f"code-server + chromium run: {time.monotonic() - started:.1f} s")
+
+    context = (
+        f"report: {json.dumps(report, indent=2)}\n"
+        f"code-server log:\n{e2e.tail(server_log, 2000)}\n"
+        f"extension host logs:\n{extension_host_logs(user_data)}"
+    )
+    assert report is not None, f"the driver wrote no report\n{context}"
+    assert report.get("done"), f"the driver did not finish in {REPORT_DEADLINE_S} s\n{context}"
+    assert report["errors"] == [], context
+    assert report["our_extension_found"] and report["our_extension_active"], context
+
+    lines = [e2e.lock_line - 1]
+    found = [
+        d
+        for d in report["diagnostics"]
+        if d["source"] == "ckpt-lsp"
+        and d["code"] == "CKPT005"
+        and d["range"]["start"]["line"] in lines
+    ]
+    assert found, f"no CKPT005 from ckpt-lsp on line {e2e.lock_line}\n{context}"
+    assert "lock" in found[0]["message"]
+
+    assert report["chosen"]["kind"].startswith("quickfix"), context
+    assert report["applied"] is True and report["saved"] is True, context
+    text = workspace.model_text()
+    e2e.assert_fixed_source(text)
+    assert report["final_text"] == text
+
+    assert report["cleared"] is True, context
+    assert [d for d in report["diagnostics_after"] if d["source"] == "ckpt-lsp"] == []
