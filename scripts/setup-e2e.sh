@@ -36,6 +36,17 @@ else
 fi
 
 # --- 2. code-server ----------------------------------------------------------------
+# code-server 4.100 runs on the machine's Node 20 (Debian's own nodejs is 18: too old), and
+# its native modules build against the Node headers in /usr/include/node.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if ((node_major < 20)); then
+    log "code-server needs Node >= 20 on PATH (found: $(node --version 2>/dev/null || echo none))"
+    exit 1
+fi
+if [[ ! -f /usr/include/node/node_version.h ]]; then
+    log "no Node headers in /usr/include/node: node-gyp would try to download them"
+    exit 1
+fi
 # A different version requested than the one installed: start over.
 if [[ -f "$PREFIX/.version" && "$(cat "$PREFIX/.version")" != "$CODE_SERVER_VERSION" ]]; then
     log "code-server: version changed, removing $PREFIX"
