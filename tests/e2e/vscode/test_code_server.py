@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -92,6 +93,20 @@ def driver_vsix(root: Path, out_dir: Path) -> Path:
     flags += ["--allow-star-activation", "-o", str(target)]
     run([*base, "package", *flags], work, timeout=180)
     return target
+
+
+def bare_interpreter() -> str:
+    """The Python the extension runs its bundled server with.
+
+    The venv's base interpreter: the same version as the venv (so the bundle's compiled
+    wheels fit) but without the venv's packages, so a server that starts proves the bundle
+    carries everything it needs, as on a user's machine. CKPT_E2E_INTERPRETER overrides it.
+    """
+    given = os.environ.get("CKPT_E2E_INTERPRETER")
+    if given:
+        return given
+    base = getattr(sys, "_base_executable", "") or sys.executable
+    return base if Path(base).exists() else sys.executable
 
 
 def write_settings(user_data: Path, interpreter: str) -> None:
@@ -184,7 +199,7 @@ def test_code_server_diagnoses_fixes_and_clears(e2e: Any, workspace: Any, tmp_pa
     assert "ckpt-lsp-tests.ckpt-lsp-e2e-driver@" in installed, installed
     print(f"\ninstall extensions: {time.monotonic() - started:.1f} s")
 
-    write_settings(user_data, e2e.server_python())
+    write_settings(user_data, bare_interpreter())
     report_path = tmp_path / "vscode-report.json"
     env.update(
         CKPT_E2E_REPORT=str(report_path),
