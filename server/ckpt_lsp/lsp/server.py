@@ -1,0 +1,321 @@
+"""The ckpt-lsp language server (pygls 2): wires protocol messages to the session.
+
+Handlers stay thin: they read the request, ask the session (which owns the state
+and the analysis thread) and shape the answer. `run_stdio()` is what
+`ckpt-lsp` / `ckpt-lsp --stdio` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Generator
+from types import SimpleNamespace
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+from pygls.uris import to_fs_path
+
+from ckpt_lsp import __version__
+from ckpt_lsp.lsp import actions, hover
+from ckpt_lsp.lsp.diagnostics import SOURCE
+from ckpt_lsp.lsp.logs import ClientLogHandler, setup_stderr_logging
+from ckpt_lsp.lsp.positions import LineIndex
+from ckpt_lsp.lsp.projects import norm_path
+from ckpt_lsp.lsp.session import Session, settings_from_payload
+
+log = logging.getLogger("ckpt_lsp.lsp")
+
+CHECK_WORKSPACE = "ckpt-lsp.checkWorkspace"
+WATCHERS_ID = "ckpt-lsp/watchers"
+
+# A message that could not be read is answered here and then skipped by pygls.
+_SKIP = SimpleNamespace(jsonrpc="skipped")
+
+
+class CkptProtocol(LanguageServerProtocol):
+    """pygls' protocol with two changes: diagnostics are advertised only to clients
+    that will pull them, and a request whose params do not fit its method gets an
+    InvalidParams answer (pygls would leave the client waiting forever)."""
+
+    _server: CkptServer
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(
+        self, params: types.InitializeParams
+    ) -> Generator[Any, Any, types.InitializeResult]:
+        result = yield from super().lsp_initialize(params)
+        if not self._server.session.client.pull:
+            result.capabilities.diagnostic_provider = None
+        return result
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                log.warning("invalid %s request: %s", data.get("method"), exc)
+                error = JsonRpcInvalidParams(
+                    f"invalid params for {data.get('method')}"
+                ).to_response_error()
+                self._send_response(data["id"], None, error)
+                return _SKIP
+            raise
+
+
+class CkptServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__(
+            name="ckpt-lsp",
+            version=__version__,
+            protocol_cls=CkptProtocol,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
+        self.session = Session(self)
+        self.client_log = ClientLogHandler(self)
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Errors outside a request go to the log (stderr and the client's output), not
+        pop-ups: one broken handler must not nag the user, nor stop the server."""
+        log.error("%s: %s", getattr(source, "__name__", source), error)
+
+
+server = CkptServer()
+
+
+def _session(ls: CkptServer) -> Session:
+    return ls.session
+
+
+# -- lifecycle ---------------------------------------------------------------------------------
+@server.feature(types.INITIALIZE)
+def initialize(ls: CkptServer, params: types.InitializeParams) -> None:
+    session = _session(ls)
+    session.client = session.client.from_capabilities(params.capabilities)
+    try:
+        ls.client_log.bind(asyncio.get_running_loop())
+        logging.getLogger("ckpt_lsp").addHandler(ls.client_log)
+    except RuntimeError:
+        pass
+    options = params.initialization_options
+    settings = settings_from_payload(options)
+    if settings is not None:
+        session.settings.global_.update(settings)
+    folders = list(params.workspace_folders or [])
+    if not folders:
+        root_uri = params.root_uri or (f"file://{params.root_path}" if params.root_path else None)
+        if root_uri:
+            folders = [types.WorkspaceFolder(uri=root_uri, name="root")]
+    for folder in folders:
+        session.add_folder(folder.uri)
+    log.info(
+        "ckpt-lsp %s (python %s), %s diagnostics, %s positions, %d folder(s)",
+        __version__,
+        sys.version.split()[0],
+        "pull" if session.client.pull else "push",
+        getattr(ls.workspace.position_encoding, "value", ls.workspace.position_encoding),
+        len(folders),
+    )
+
+
+@server.feature(types.INITIALIZED)
+async def initialized(ls: CkptServer, params: types.InitializedParams) -> None:
+    session = _session(ls)
+    if session.client.watch_dynamic:
+        watchers = [
+            types.FileSystemWatcher(glob_pattern="**/*.py"),
+            types.FileSystemWatcher(glob_pattern="**/*.pyi"),
+            types.FileSystemWatcher(glob_pattern="**/pyproject.toml"),
+        ]
+        try:
+            await ls.client_register_capability_async(
+                types.RegistrationParams(
+                    registrations=[
+                        types.Registration(
+                            id=WATCHERS_ID,
+                            method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                            register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                                watchers=watchers
+                            ),
+                        )
+                    ]
+                )
+            )
+        except Exception as exc:
+            log.info("could not register file watchers: %s", exc)
+    if session.client.configuration:
+        await session.pull_settings()
+        session.apply_settings()
+    session.spawn(session.scan_workspace(), "indexing the workspace")
+
+
+@server.feature(types.SHUTDOWN)
+def shutdown(ls: CkptServer, params: Any) -> None:
+    _session(ls).close()
+
+
+# -- documents ---------------------------------------------------------------------------------
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: CkptServer, params: types.DidOpenTextDocumentParams) -> None:
+    _session(ls).did_open(params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: CkptServer, params: types.DidChangeTextDocumentParams) -> None:
+    session = _session(ls)
+    doc = session.open_document(params.text_document.uri)
+    if doc is not None and session.is_python(doc):
+        session.schedule(params.text_document.uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
+def did_save(ls: CkptServer, params: types.DidSaveTextDocumentParams) -> None:
+    session = _session(ls)
+    uri = params.text_document.uri
+    path = to_fs_path(uri)
+    if path and path.endswith("pyproject.toml"):
+        session.config_file_changed(norm_path(path))
+        return
+    doc = session.open_document(uri)
+    if doc is not None and session.is_python(doc):
+        session.schedule(uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: CkptServer, params: types.DidCloseTextDocumentParams) -> None:
+    _session(ls).did_close(params.text_document.uri)
+
+
+# -- diagnostics (pull) ------------------------------------------------------------------------
+@server.feature(
+    types.TEXT_DOCUMENT_DIAGNOSTIC,
+    types.DiagnosticOptions(
+        identifier=SOURCE, inter_file_dependencies=True, workspace_diagnostics=False
+    ),
+)
+async def pull_diagnostics(
+    ls: CkptServer, params: types.DocumentDiagnosticParams
+) -> types.DocumentDiagnosticReport:
+    session = _session(ls)
+    result = await session.current_result(params.text_document.uri)
+    if result is None:
+        return types.RelatedFullDocumentDiagnosticReport(items=[])
+    if params.previous_result_id is not None and params.previous_result_id == result.result_id:
+        return types.RelatedUnchangedDocumentDiagnosticReport(result_id=result.result_id)
+    return types.RelatedFullDocumentDiagnosticReport(
+        items=result.diagnostics, result_id=result.result_id
+    )
+
+
+# -- code actions ------------------------------------------------------------------------------
+@server.feature(
+    types.TEXT_DOCUMENT_CODE_ACTION,
+    types.CodeActionOptions(code_action_kinds=actions.KINDS, resolve_provider=False),
+)
+async def code_action(
+    ls: CkptServer, params: types.CodeActionParams
+) -> list[types.CodeAction] | None:
+    session = _session(ls)
+    result = await session.current_result(params.text_document.uri)
+    if result is None or not result.findings:
+        return None
+    ctx = actions.ActionContext(
+        uri=result.uri,
+        version=result.version,
+        text=result.text,
+        index=LineIndex(result.text, ls.workspace.position_codec),
+        document_changes=session.client.document_changes,
+    )
+    return actions.code_actions(ctx, result.findings, result.diagnostics, params) or None
+
+
+# -- hover -------------------------------------------------------------------------------------
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+async def on_hover(ls: CkptServer, params: types.HoverParams) -> types.Hover | None:
+    session = _session(ls)
+    result = await session.current_result(params.text_document.uri)
+    if result is None:
+        return None
+    index = LineIndex(result.text, ls.workspace.position_codec)
+    pos = index.from_client(params.position)
+    markdown = session.client.markdown
+    kind = types.MarkupKind.Markdown if markdown else types.MarkupKind.PlainText
+    finding = hover.finding_at(result.findings, pos)
+    if finding is not None:
+        i = result.findings.index(finding)
+        return types.Hover(
+            contents=types.MarkupContent(
+                kind=kind, value=hover.finding_markdown(finding, markdown)
+            ),
+            range=result.diagnostics[i].range if i < len(result.diagnostics) else None,
+        )
+    code = hover.code_in_suppression(index.line_text(pos.row - 1), pos.column - 1)
+    if code is not None:
+        text = hover.rule_markdown(code, markdown)
+        if text is not None:
+            return types.Hover(contents=types.MarkupContent(kind=kind, value=text))
+    return None
+
+
+# -- workspace ---------------------------------------------------------------------------------
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+async def did_change_configuration(
+    ls: CkptServer, params: types.DidChangeConfigurationParams
+) -> None:
+    session = _session(ls)
+    settings = settings_from_payload(params.settings)
+    if settings is not None:
+        session.settings.global_ = settings
+    if session.client.configuration:
+        await session.pull_settings()
+    session.apply_settings()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+async def did_change_watched_files(
+    ls: CkptServer, params: types.DidChangeWatchedFilesParams
+) -> None:
+    session = _session(ls)
+    config_changes: set[str] = set()
+    for change in params.changes:
+        path = to_fs_path(change.uri)
+        if not path:
+            continue
+        path = norm_path(path)
+        if path.endswith("pyproject.toml"):
+            config_changes.add(path)
+        elif path.endswith((".py", ".pyi")):
+            await session.file_changed_on_disk(path, change.type)
+    for path in sorted(config_changes):
+        session.config_file_changed(path)
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+def did_change_folders(ls: CkptServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+    session = _session(ls)
+    for folder in params.event.removed:
+        session.remove_folder(folder.uri)
+    for folder in params.event.added:
+        session.add_folder(folder.uri)
+    session.spawn(session.scan_workspace(), "indexing the workspace")
+
+
+@server.command(CHECK_WORKSPACE)
+async def check_workspace(ls: CkptServer, *args: Any) -> dict[str, int]:
+    return await _session(ls).check_workspace()
+
+
+def run_stdio() -> None:
+    """Serve over stdin/stdout until the client says exit.
+
+    The protocol gets the real stdout; `sys.stdout` becomes stderr, so a stray print
+    anywhere (ours or a library's) cannot corrupt the message stream."""
+    setup_stderr_logging()
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr
+    server.start_io(stdin, stdout)
