@@ -1,0 +1,56 @@
+"""The JSON contract: a list with one object per finding, keys in a fixed order.
+
+Scripts and other tools parse this, so the shape only grows; file errors are not in it
+(they go to stderr and the exit code).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ckpt_lsp.findings import Finding, Fix, Position
+
+__all__ = ["finding_to_dict", "render"]
+
+
+def _position(pos: Position) -> dict[str, int]:
+    return {"row": pos.row, "column": pos.column}
+
+
+def _fix(fix: Fix | None) -> dict[str, Any] | None:
+    if fix is None:
+        return None
+    return {
+        "message": fix.message,
+        "edits": [
+            {
+                "content": edit.content,
+                "location": _position(edit.location),
+                "end_location": _position(edit.end_location),
+            }
+            for edit in fix.edits
+        ],
+    }
+
+
+def finding_to_dict(finding: Finding) -> dict[str, Any]:
+    """One finding as the contract's object (dicts keep insertion order: the key order)."""
+    return {
+        "code": finding.code,
+        "message": finding.message,
+        "severity": finding.severity,
+        "filename": finding.filename,
+        "location": _position(finding.location),
+        "end_location": _position(finding.end_location),
+        "class": finding.class_name,
+        "attribute": finding.attribute,
+        "url": finding.url,
+        "fix": _fix(finding.fix),
+    }
+
+
+def render(findings: Sequence[Finding]) -> str:
+    """The findings as an indented JSON list, ending with a newline."""
+    return json.dumps([finding_to_dict(f) for f in findings], indent=2, ensure_ascii=False) + "\n"
