@@ -19,6 +19,7 @@ from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.config import Config
 from ckpt_lsp.discovery import discover
 from ckpt_lsp.findings import FileError, Finding, Fix
+from ckpt_lsp.fixes import FixTarget, fix_edits, fix_source
 from ckpt_lsp.source import SourceError, encode_like, read_source
 
 
@@ -39,12 +40,17 @@ class _Source:
     raw: bytes
 
 
-def fix_targets(findings: Sequence[Finding]) -> list:
-    """One FixTarget per class: every flagged attribute of the class is fixed together."""
-    from ckpt_lsp.fixes import FixTarget
+# Object arrays pickle; only weights-only formats reject them, so dropping them from the
+# pickled state would lose data for nothing. They get no automatic fix.
+UNFIXABLE = frozenset({"CKPT004"})
 
+
+def fix_targets(findings: Sequence[Finding]) -> list[FixTarget]:
+    """One FixTarget per class: every flagged attribute of the class is fixed together."""
     grouped: dict[tuple[str, int], list[Finding]] = {}
     for finding in findings:
+        if finding.code in UNFIXABLE:
+            continue
         grouped.setdefault((finding.class_name, finding.class_line), []).append(finding)
     targets = []
     for (name, line), items in sorted(grouped.items(), key=lambda kv: kv[0][1]):
@@ -55,8 +61,6 @@ def fix_targets(findings: Sequence[Finding]) -> list:
 
 def attach_fixes(text: str, findings: list[Finding]) -> list[Finding]:
     """Each finding gets its class's fix (the edits that exclude all its flagged attributes)."""
-    from ckpt_lsp.fixes import fix_edits
-
     out: list[Finding] = []
     by_class: dict[tuple[str, int], Fix | None] = {}
     for target in fix_targets(findings):
@@ -149,8 +153,6 @@ def _fix_file(
     write: bool,
     diff: bool,
 ) -> list[Finding]:
-    from ckpt_lsp.fixes import fix_source
-
     try:
         new_text = fix_source(src.text, fix_targets(findings))
     except Exception as exc:  # never lose the user's text over a fix we cannot build

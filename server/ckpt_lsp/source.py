@@ -25,6 +25,10 @@ def decode_source(data: bytes) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
+        if "encoding" in str(exc):
+            raise SourceError(
+                "not valid UTF-8 text and no PEP 263 coding declaration, skipped"
+            ) from None
         raise SourceError(f"cannot decode: {exc}") from None
     try:
         text = data.decode(encoding)
