@@ -428,3 +428,46 @@ def test_lookalike_pickles_and_is_not_cataloged(
     value = build({"probe": probe, "requires": requires}, tmp_path)
     assert not _pickle_fails(value), f"{name} does not pickle: it is a hazard after all"
     assert not _deepcopy_fails(value)
+
+
+# ------------------------------------------------------- rule documentation ---
+DOCS = ROOT / "docs" / "rules"
+DOC_SECTIONS = (
+    "## What it finds",
+    "## Why it breaks",
+    "## Example",
+    "## How to fix",
+    "## What is not flagged",
+    "## Suppression",
+)
+
+
+@pytest.mark.parametrize("code", sorted(RULE_CODES))
+def test_rule_page_has_title_and_sections(code: str) -> None:
+    from ckpt_lsp.rules import RULES
+
+    text = (DOCS / f"{code}.md").read_text(encoding="utf-8")
+    assert text.splitlines()[0] == f"# {code}: {RULES[code].name}"
+    positions = [text.find(section) for section in DOC_SECTIONS]
+    assert -1 not in positions, f"missing {DOC_SECTIONS[positions.index(-1)]}"
+    assert positions == sorted(positions), "sections out of order"
+    assert f"# ckpt: ignore[{code}]" in text and f"# noqa: {code}" in text
+    assert f"# {code}" in text.split("## Example")[1], "the example marks its finding"
+
+
+@pytest.mark.parametrize("entry", HAZARDS, ids=_ids(HAZARDS))
+def test_rule_page_lists_the_entry(entry: dict[str, Any]) -> None:
+    """The page a diagnostic links to names every kind of value the rule reports."""
+    text = (DOCS / f"{entry['rule']}.md").read_text(encoding="utf-8")
+    owner, _, last = entry["name"].rpartition(".")
+    if last == "__getitem__":
+        last = "[" if owner.startswith("h5py") else last
+    assert last.lstrip("_") in text, f"{entry['name']} is not mentioned in {entry['rule']}.md"
+
+
+def test_rule_pages_cite_existing_rows() -> None:
+    rows = _truth_rows()
+    for page in sorted(DOCS.glob("CKPT00*.md")):
+        for group in re.findall(r"\[(\d+(?:\s*[-,]\s*\d+)*)\]", page.read_text(encoding="utf-8")):
+            for number in re.findall(r"\d+", group):
+                assert int(number) in rows, f"{page.name} cites row {number}"
