@@ -1,0 +1,488 @@
+"""Plan the fix of each class: where `__getstate__`/`__setstate__` go and what they say.
+
+A plan is a set of insertions and replacements on the original text; nothing
+that exists is re-printed, so comments, quotes and layout stay as written.
+Each class's plan is applied and parsed on its own before it is kept: a class
+whose edit would not parse (or that the fix cannot read safely) is left as it
+is and its ClassFix says why.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ckpt_lsp.findings import Edit
+from ckpt_lsp.fix.bases import BaseProtocol
+from ckpt_lsp.fix.protocol import GetstateShape, read_getstate, read_setstate
+from ckpt_lsp.fix.recreate import find_origin, mangle, source_name, why_not_recreatable
+from ckpt_lsp.fix.source import (
+    FunctionNode,
+    ParsedModule,
+    base_protocol,
+    class_methods,
+    find_class,
+    parse_module,
+    top_level_blocks,
+)
+from ckpt_lsp.fix.text import (
+    LineTable,
+    Span,
+    apply_spans,
+    detect_newline,
+    leading_ws,
+    spans_overlap,
+    spans_to_edits,
+)
+
+TODO = "TODO(ckpt-lsp)"
+
+
+@dataclass(frozen=True)
+class FixTarget:
+    """A class and the instance attributes to keep out of its pickled state."""
+
+    class_name: str  # top-level name, or dotted "Outer.Inner" for a nested class
+    class_line: int  # 1-based row of the `class` keyword line (decorators excluded)
+    attributes: tuple[str, ...]
+    # Qualified names of library bases as the analyzer resolved them ("torch.nn.Module").
+    bases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClassFix:
+    """What the fix does to one class, or why it does nothing.
+
+    No edits and no `unavailable` reason means the class already leaves every
+    attribute out (and re-creates it): there is nothing to offer.
+    """
+
+    class_name: str
+    class_line: int
+    attributes: tuple[str, ...]
+    edits: tuple[Edit, ...] = ()
+    recreated: tuple[str, ...] = ()  # rebuilt in __setstate__ from their original expression
+    reset: tuple[str, ...] = ()  # set to None in __setstate__: a person must finish them
+    unavailable: str | None = None  # why the class is left unchanged
+
+    @property
+    def available(self) -> bool:
+        """True when applying the edits changes the class."""
+        return self.unavailable is None and bool(self.edits)
+
+    @property
+    def title(self) -> str:
+        names = ", ".join(f"`{a}`" for a in self.attributes)
+        return f"Leave {names} out of pickling ({self.class_name}.__getstate__/__setstate__)"
+
+
+@dataclass
+class _Layout:
+    """Indentation and line ending the new code must use to look native."""
+
+    newline: str
+    indent: str  # of the class body
+    unit: str  # one more level
+
+
+@dataclass
+class _Decision:
+    name: str  # as written after `self.`
+    key: str  # the __dict__ key (private names mangled)
+    expression: str | None  # source text to re-create it, or None
+    reason: str | None  # why it is reset to None
+
+
+def _merge(targets: Sequence[FixTarget]) -> list[FixTarget]:
+    """One target per class: attributes and bases of duplicates are joined, order kept."""
+    merged: dict[tuple[str, int], FixTarget] = {}
+    for target in targets:
+        key = (target.class_name, target.class_line)
+        old = merged.get(key)
+        if old is None:
+            merged[key] = FixTarget(
+                target.class_name,
+                target.class_line,
+                tuple(dict.fromkeys(target.attributes)),
+                tuple(target.bases),
+            )
+        else:
+            merged[key] = FixTarget(
+                old.class_name,
+                old.class_line,
+                tuple(dict.fromkeys(old.attributes + tuple(target.attributes))),
+                tuple(dict.fromkeys(old.bases + tuple(target.bases))),
+            )
+    return list(merged.values())
+
+
+class _Unavailable(Exception):
+    """Raised inside planning; becomes ClassFix.unavailable."""
+
+
+class _ClassPlanner:
+    def __init__(self, module: ParsedModule, target: FixTarget) -> None:
+        self.module = module
+        self.table: LineTable = module.table
+        self.source = module.table.source
+        self.target = target
+
+    # -- text helpers ---------------------------------------------------------------
+    def start_offset(self, node: ast.AST) -> int:
+        return self.table.offset_of_utf8(node.lineno, node.col_offset)  # type: ignore[attr-defined]
+
+    def end_offset(self, node: ast.AST) -> int:
+        return self.table.offset_of_utf8(node.end_lineno, node.end_col_offset)  # type: ignore[attr-defined]
+
+    def starts_line(self, node: ast.AST) -> bool:
+        row = node.lineno  # type: ignore[attr-defined]
+        return not self.source[self.table.row_start(row) : self.start_offset(node)].strip()
+
+    def ends_line(self, node: ast.AST) -> bool:
+        row = node.end_lineno  # type: ignore[attr-defined]
+        rest = self.table.line(row)[self.end_offset(node) - self.table.row_start(row) :].strip()
+        return not rest or rest.startswith("#")
+
+    def text(self, node: ast.AST) -> str:
+        return self.source[self.start_offset(node) : self.end_offset(node)]
+
+    def after(self, node: ast.stmt, indent: str) -> tuple[int, str, str]:
+        """Offset after a statement (and comments indented under it), and the text needed
+        before and after an inserted block there."""
+        row = node.end_lineno or node.lineno
+        probe = row + 1
+        while probe <= self.table.row_count:
+            line = self.table.line(probe)
+            if not line.strip():
+                probe += 1
+                continue
+            if line.lstrip().startswith("#") and len(leading_ws(line)) > len(indent):
+                row = probe
+                probe += 1
+                continue
+            break
+        newline = detect_newline(self.source)
+        if not self.table.has_newline(row):
+            return len(self.source), newline, ""
+        following = self.table.line(row + 1) if row < self.table.row_count else ""
+        return self.table.row_end(row), "", newline if following.strip() else ""
+
+    # -- planning -------------------------------------------------------------------
+    def plan(self) -> tuple[ClassFix, list[Span], ast.ClassDef | None]:
+        target = self.target
+        found = find_class(self.module.tree, target.class_name, target.class_line)
+        if found is None:
+            return self._fail("the class was not found"), [], None
+        cls, depth = found
+        try:
+            fix, spans = self._plan_class(cls, depth)
+        except _Unavailable as exc:
+            return self._fail(str(exc)), [], cls
+        return fix, spans, cls
+
+    def _fail(self, reason: str) -> ClassFix:
+        t = self.target
+        return ClassFix(t.class_name, t.class_line, t.attributes, unavailable=reason)
+
+    def _layout(self, cls: ast.ClassDef) -> _Layout:
+        first = cls.body[0]
+        if first.lineno == cls.lineno or not self.starts_line(first):
+            raise _Unavailable("its body shares a line with the class statement")
+        indent = leading_ws(self.table.line(first.lineno))
+        outer = leading_ws(self.table.line(cls.lineno))
+        if indent.startswith(outer) and len(indent) > len(outer):
+            unit = indent[len(outer) :]
+        else:
+            unit = "\t" if "\t" in indent else "    "
+        return _Layout(detect_newline(self.source), indent, unit)
+
+    def _plan_class(self, cls: ast.ClassDef, depth: int) -> tuple[ClassFix, list[Span]]:
+        layout = self._layout(cls)
+        methods = class_methods(cls)
+        for name in ("__reduce__", "__reduce_ex__"):
+            if name in methods:
+                raise _Unavailable(f"it defines {name}, which decides what is pickled")
+        base = base_protocol(cls, self.module, self.target.bases)
+        names = [source_name(a, cls.name) for a in self.target.attributes]
+        wanted = {mangle(n, cls.name): n for n in names}
+
+        getstate = methods.get("__getstate__")
+        shape: GetstateShape | None = None
+        left_out: set[str] = set()
+        if getstate is not None:
+            shape = read_getstate(getstate, base, self._texts(getstate))
+            if shape.problem:
+                raise _Unavailable(shape.problem)
+            left_out = shape.left_out
+        to_pop = [k for k in wanted if k not in left_out]
+
+        setstate = methods.get("__setstate__")
+        assigned: set[str] = set()
+        sshape = None
+        if setstate is not None:
+            sshape = read_setstate(setstate, cls.name)
+            assigned = sshape.assigned
+        to_set = [k for k in wanted if k not in assigned]
+        if sshape is not None and sshape.problem and to_set:
+            raise _Unavailable(sshape.problem)
+
+        gone = (set(wanted) | left_out) - assigned
+        decisions = self._decide(cls, [(wanted[k], k) for k in to_set], gone)
+        recreated = {d.key for d in decisions if d.expression is not None}
+
+        spans: list[Span] = []
+        order = -10 * depth
+        nl = layout.newline
+        pops = [self._pop_line(shape.var if shape else "state", k, k in recreated) for k in to_pop]
+        sets = [self._set_line(d) for d in decisions]
+
+        if getstate is not None and shape is not None and to_pop:
+            spans += self._extend_getstate(getstate, shape, pops, order)
+        if setstate is not None and sshape is not None and sets:
+            spans += self._extend_setstate(setstate, sets, order)
+
+        new_methods: list[str] = []
+        if getstate is None:
+            body = [f"state = {self._state_source(base)}", *pops, "return state"]
+            new_methods.append(self._method(layout, "__getstate__(self)", body))
+        if setstate is None and sets:
+            first = (
+                "super().__setstate__(state)"
+                if base is not None and base.setstate
+                else "self.__dict__.update(state)"
+            )
+            new_methods.append(self._method(layout, "__setstate__(self, state)", [first, *sets]))
+        if new_methods:
+            anchor = self._anchor(cls, methods)
+            offset, before, after = self.after(anchor, layout.indent)
+            text = before + nl + nl.join(new_methods) + after
+            spans.append(Span(offset, offset, text, order + 1))
+
+        t = self.target
+        fix = ClassFix(
+            t.class_name,
+            t.class_line,
+            t.attributes,
+            recreated=tuple(d.name for d in decisions if d.expression is not None),
+            reset=tuple(d.name for d in decisions if d.expression is None),
+        )
+        return fix, spans
+
+    def _texts(self, func: ast.stmt) -> dict[int, str]:
+        return {id(n): self.text(n) for n in ast.walk(func) if isinstance(n, ast.expr)}
+
+    def _anchor(self, cls: ast.ClassDef, methods: dict[str, ast.stmt]) -> ast.stmt:
+        """New methods go after __getstate__ (when only __setstate__ is new), __init__, or last."""
+        getstate = methods.get("__getstate__")
+        if isinstance(getstate, FunctionNode) and getstate in cls.body:
+            return getstate
+        init = methods.get("__init__")
+        if isinstance(init, FunctionNode) and init in cls.body:
+            return init
+        return cls.body[-1]
+
+    @staticmethod
+    def _state_source(base: BaseProtocol | None) -> str:
+        if base is None or not base.getstate:
+            # object.__getstate__ only exists from Python 3.11 on.
+            return "self.__dict__.copy()"
+        if base.fresh:
+            return "super().__getstate__()"
+        return "dict(super().__getstate__())"  # the base may return the live __dict__
+
+    @staticmethod
+    def _pop_line(var: str, key: str, recreated: bool) -> str:
+        then = "re-created" if recreated else "reset to None"
+        return f'{var}.pop("{key}", None)  # unpicklable: {then} in __setstate__'
+
+    @staticmethod
+    def _set_line(decision: _Decision) -> str:
+        if decision.expression is None:
+            name = decision.name
+            return f"self.{name} = None  # {TODO}: re-create {name} after unpickling"
+        expression = decision.expression
+        if "\n" in expression or "\r" in expression:
+            expression = f"({expression})"  # keeps a multi-line expression one statement
+        return f"self.{decision.name} = {expression}"
+
+    @staticmethod
+    def _method(layout: _Layout, signature: str, body: list[str]) -> str:
+        inner = layout.indent + layout.unit
+        lines = [f"{layout.indent}def {signature}:"] + [inner + line for line in body]
+        return "".join(line + layout.newline for line in lines)
+
+    def _decide(
+        self, cls: ast.ClassDef, items: list[tuple[str, str]], gone: set[str]
+    ) -> list[_Decision]:
+        """Re-create what can be, in the given order, except that an attribute which needs
+        another dropped one comes after it (round by round)."""
+        rounds: dict[str, int] = {}
+        done: dict[str, _Decision] = {}
+        reasons: dict[str, str] = {}
+        pending = list(items)
+        round_no = 0
+        while pending:
+            back = {k for k, d in done.items() if d.expression is not None}
+            ready = []
+            for name, key in pending:
+                origin = find_origin(cls, name)
+                reason = why_not_recreatable(origin, self.module, gone - back, cls.name)
+                if reason is None and origin.expr is not None:
+                    ready.append((name, key, self.text(origin.expr)))
+                else:
+                    reasons[key] = reason or "no expression"
+            if not ready:
+                break
+            for name, key, expression in ready:
+                done[key] = _Decision(name, key, expression, None)
+                rounds[key] = round_no
+                pending.remove((name, key))
+            round_no += 1
+        for name, key in pending:
+            done[key] = _Decision(name, key, None, reasons.get(key))
+            rounds[key] = 0
+        index = {key: i for i, (_, key) in enumerate(items)}
+        return sorted(done.values(), key=lambda d: (rounds[d.key], index[d.key]))
+
+    def _extend_getstate(
+        self, func: ast.stmt, shape: GetstateShape, pops: list[str], order: int
+    ) -> list[Span]:
+        ret = shape.ret
+        assert ret is not None
+        if not self.starts_line(ret):
+            raise _Unavailable("its __getstate__ returns on a line shared with other code")
+        nl = detect_newline(self.source)
+        indent = leading_ws(self.table.line(ret.lineno))
+        spans: list[Span] = []
+        if shape.rewrite is not None:
+            if not self.ends_line(ret):
+                raise _Unavailable("its __getstate__ return shares its line with other code")
+            lines = [f"{shape.var} = {shape.rewrite}"] + [indent + p for p in pops]
+            lines.append(f"{indent}return {shape.var}")
+            spans.append(Span(self.start_offset(ret), self.end_offset(ret), nl.join(lines), order))
+            return spans
+        if shape.copy_after is not None:
+            stmt = shape.copy_after
+            if not self.ends_line(stmt) or not self.table.has_newline(stmt.end_lineno or 0):
+                raise _Unavailable("its __getstate__ is laid out in a way the fix cannot follow")
+            stmt_indent = leading_ws(self.table.line(stmt.lineno))
+            offset = self.table.row_end(stmt.end_lineno or stmt.lineno)
+            note = "# a copy: pop must not touch the object"
+            copy = f"{stmt_indent}{shape.var} = dict({shape.var})  {note}{nl}"
+            spans.append(Span(offset, offset, copy, order))
+        offset = self.table.row_start(ret.lineno)
+        spans.append(Span(offset, offset, "".join(indent + p + nl for p in pops), order))
+        return spans
+
+    def _extend_setstate(self, func: ast.stmt, sets: list[str], order: int) -> list[Span]:
+        assert isinstance(func, ast.FunctionDef)
+        first, last = func.body[0], func.body[-1]
+        if first.lineno == func.lineno or not self.starts_line(first) or not self.ends_line(last):
+            raise _Unavailable("its __setstate__ is laid out in a way the fix cannot follow")
+        nl = detect_newline(self.source)
+        indent = leading_ws(self.table.line(first.lineno))
+        row = last.end_lineno or last.lineno
+        text = "".join(indent + s + nl for s in sets)
+        if not self.table.has_newline(row):
+            return [Span(len(self.source), len(self.source), nl + text, order)]
+        offset = self.table.row_end(row)
+        return [Span(offset, offset, text, order)]
+
+
+def _parses(text: str) -> bool:
+    try:
+        ast.parse(text)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def _block_parses(module: ParsedModule, cls: ast.ClassDef, spans: list[Span]) -> bool:
+    """For a file that does not parse as a whole: does the class's own block still parse?"""
+    table = module.table
+    for first, last in top_level_blocks(table):
+        if first <= cls.lineno <= last:
+            start, end = table.row_start(first), table.row_end(last)
+            if any(s.start < start or s.end > end for s in spans):
+                return False
+            local = [Span(s.start - start, s.end - start, s.text, s.order) for s in spans]
+            text = apply_spans(table.source[start:end], local)
+            return _parses("\n" * (first - 1) + text)
+    return False
+
+
+def plan_fixes(source: str, targets: Sequence[FixTarget]) -> tuple[list[ClassFix], list[Span]]:
+    """One ClassFix per class named by the targets, and the spans of the kept ones."""
+    merged = _merge(targets)
+    module = parse_module(source)
+    if module is None:
+        reason = "the file does not parse"
+        return [
+            ClassFix(t.class_name, t.class_line, t.attributes, unavailable=reason) for t in merged
+        ], []
+    kept: list[Span] = []
+    fixes: list[ClassFix] = []
+    for target in merged:
+        planner = _ClassPlanner(module, target)
+        fix, spans, cls = planner.plan()
+        if fix.unavailable is None and spans:
+            try:
+                fixed = apply_spans(source, spans)
+            except ValueError:
+                fixed = None
+            if cls is None or fixed is None:
+                ok = False
+            elif module.whole:
+                ok = _parses(fixed)
+            else:
+                ok = _block_parses(module, cls, spans)
+            if not ok:
+                fix = planner._fail("the edit would not parse")
+            elif spans_overlap(spans, kept):
+                fix = planner._fail("its edit overlaps the edit of another class")
+            else:
+                kept += spans
+                fix = ClassFix(
+                    fix.class_name,
+                    fix.class_line,
+                    fix.attributes,
+                    edits=tuple(spans_to_edits(module.table, spans)),
+                    recreated=fix.recreated,
+                    reset=fix.reset,
+                )
+        fixes.append(fix)
+    if module.whole and kept and not _parses(apply_spans(source, kept)):
+        return [planner_fail(f) for f in fixes], []
+    return fixes, kept
+
+
+def planner_fail(fix: ClassFix) -> ClassFix:
+    if not fix.edits:
+        return fix
+    return ClassFix(
+        fix.class_name, fix.class_line, fix.attributes, unavailable="the edits conflict"
+    )
+
+
+def describe_fix(source: str, target: FixTarget) -> ClassFix:
+    """What fixing one class would do (edits, re-created and reset attributes) or why not.
+
+    The language server offers the code action only when `.available` is true.
+    """
+    fixes, _ = plan_fixes(source, [target])
+    return fixes[0]
+
+
+def fix_source(source: str, targets: Sequence[FixTarget]) -> str:
+    """Return the source with __getstate__/__setstate__ inserted or extended in each class."""
+    _, spans = plan_fixes(source, targets)
+    return apply_spans(source, spans) if spans else source
+
+
+def fix_edits(source: str, targets: Sequence[FixTarget]) -> list[Edit]:
+    """Minimal text edits (1-based rows, code-point columns, end exclusive) that turn source
+    into fix_source(source, targets). Usually one insertion per class."""
+    module_table = LineTable(source)
+    _, spans = plan_fixes(source, targets)
+    return spans_to_edits(module_table, spans)
