@@ -42,7 +42,7 @@ TRUTH_PATH = Path(
 PATHS = ("pickle", "torch.save", "spawn", "deepcopy")
 RULE_CODES = {f"CKPT00{n}" for n in range(1, 10)}
 HAZARD_KEYS = {"name", "rule", "what", "breaks", "kind", "returns", "truth", "probe", "requires"}
-HAZARD_KEYS |= {"note"}
+HAZARD_KEYS |= {"note", "when_arg"}
 HOLDER_KEYS = {"name", "what", "truth", "probe", "requires", "note"}
 # Truth-table column for each save path.
 TRUTH_COLUMNS = {"pickle": "pickle", "deepcopy": "deepcopy", "spawn": "spawn"}
@@ -50,6 +50,9 @@ TRUTH_COLUMNS["torch.save"] = "tsave_mod"
 
 CATALOG: dict[str, Any] = tomllib.loads(CATALOG_PATH.read_text(encoding="utf-8"))
 HAZARDS: list[dict[str, Any]] = CATALOG["hazard"]
+# Hazards for some arguments only (torch.compile of a function, not of a module).
+CONDITIONAL: list[dict[str, Any]] = CATALOG.get("conditional_hazard", [])
+ENTRIES = HAZARDS + CONDITIONAL
 HOLDERS: list[dict[str, Any]] = CATALOG["holder"]
 OBJECT_ARRAY: dict[str, Any] = CATALOG["object_array"]
 
@@ -224,13 +227,13 @@ def test_catalog_is_not_empty() -> None:
 
 
 def test_names_are_unique() -> None:
-    names = [h["name"] for h in HAZARDS]
+    names = [h["name"] for h in ENTRIES]
     assert sorted({n for n in names if names.count(n) > 1}) == []
     holders = [h["name"] for h in HOLDERS]
     assert len(holders) == len(set(holders))
 
 
-@pytest.mark.parametrize("entry", HAZARDS, ids=_ids(HAZARDS))
+@pytest.mark.parametrize("entry", ENTRIES, ids=_ids(ENTRIES))
 def test_hazard_schema(entry: dict[str, Any]) -> None:
     assert set(entry) <= HAZARD_KEYS, f"unknown keys {set(entry) - HAZARD_KEYS}"
     assert re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+", entry["name"]), "qualified name"
@@ -244,6 +247,9 @@ def test_hazard_schema(entry: dict[str, Any]) -> None:
     assert all(isinstance(r, int) for r in entry["truth"])
     assert isinstance(entry["probe"], str)
     assert all(isinstance(m, str) and m for m in entry.get("requires", []))
+    is_conditional = any(entry is c for c in CONDITIONAL)
+    assert ("when_arg" in entry) == is_conditional, "when_arg belongs to conditional_hazard"
+    assert entry.get("when_arg", "function") == "function"
     backed = entry["truth"] or entry["probe"]
     assert backed or entry.get("note", "").strip(), "needs truth rows, a probe, or a note"
 
@@ -281,7 +287,7 @@ def test_method_entries_name_real_methods(entry: dict[str, Any]) -> None:
     assert hasattr(cls, method), f"{owner} has no {method}"
 
 
-@pytest.mark.parametrize("entry", HAZARDS + HOLDERS, ids=_ids(HAZARDS + HOLDERS))
+@pytest.mark.parametrize("entry", ENTRIES + HOLDERS, ids=_ids(ENTRIES + HOLDERS))
 def test_truth_rows_exist(entry: dict[str, Any]) -> None:
     rows = _truth_rows()
     missing = [r for r in entry["truth"] if r not in rows]
@@ -289,7 +295,7 @@ def test_truth_rows_exist(entry: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    "entry", [h for h in HAZARDS if h["truth"]], ids=_ids([h for h in HAZARDS if h["truth"]])
+    "entry", [h for h in ENTRIES if h["truth"]], ids=_ids([h for h in ENTRIES if h["truth"]])
 )
 def test_breaks_agree_with_truth_rows(entry: dict[str, Any]) -> None:
     rows = _truth_rows()
@@ -304,7 +310,7 @@ def test_breaks_agree_with_truth_rows(entry: dict[str, Any]) -> None:
             )
 
 
-PROBED = [h for h in HAZARDS if h["probe"]]
+PROBED = [h for h in ENTRIES if h["probe"]]
 
 
 # A failed deepcopy leaves a half-built copy whose __del__ complains: expected here.
@@ -455,7 +461,7 @@ def test_rule_page_has_title_and_sections(code: str) -> None:
     assert f"# {code}" in text.split("## Example")[1], "the example marks its finding"
 
 
-@pytest.mark.parametrize("entry", HAZARDS, ids=_ids(HAZARDS))
+@pytest.mark.parametrize("entry", ENTRIES, ids=_ids(ENTRIES))
 def test_rule_page_lists_the_entry(entry: dict[str, Any]) -> None:
     """The page a diagnostic links to names every kind of value the rule reports."""
     text = (DOCS / f"{entry['rule']}.md").read_text(encoding="utf-8")
