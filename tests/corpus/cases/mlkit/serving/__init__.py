@@ -1,0 +1,1 @@
+"""Serving helpers: things that are shipped to worker processes by pickle."""

@@ -1,0 +1,1 @@
+"""Training code: Lightning modules, data modules and callbacks."""
