@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -45,6 +45,8 @@ class Catalog:
     values: Mapping[str, Hazard]  # referencing the name is a hazard
     holders: frozenset[str]  # calls whose result keeps its arguments
     object_array: frozenset[str]  # numpy constructors that take a dtype
+    # hazards only when the first argument is a function (torch.compile(fn), not (module))
+    function_arg: Mapping[str, Hazard] = field(default_factory=dict)
 
     def extended(self, extra: Mapping[str, str]) -> Catalog:
         """A catalog with the user's `extend-hazards` (qualified name -> rule code) added."""
@@ -54,7 +56,7 @@ class Catalog:
         for name, code in extra.items():
             rule = RULES[code]
             calls[name] = Hazard(code, f"a `{name}` result ({rule.name})", ALL_PATHS)
-        return Catalog(calls, self.values, self.holders, self.object_array)
+        return Catalog(calls, self.values, self.holders, self.object_array, self.function_arg)
 
 
 def _hazard(entry: Mapping[str, object]) -> Hazard:
@@ -74,10 +76,15 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
     for entry in data.get("hazard", []):  # type: ignore[attr-defined]
         table = values if entry.get("kind", "call") == "value" else calls
         table[str(entry["name"])] = _hazard(entry)
+    function_arg = {
+        str(entry["name"]): _hazard(entry)
+        for entry in data.get("conditional_hazard", [])  # type: ignore[attr-defined]
+        if entry.get("when_arg") == "function"
+    }
     holders = frozenset(str(h["name"]) for h in data.get("holder", []))  # type: ignore[attr-defined]
     arrays = data.get("object_array", {})
     constructors = arrays.get("constructors", []) if isinstance(arrays, dict) else []
-    return Catalog(calls, values, holders, frozenset(str(c) for c in constructors))
+    return Catalog(calls, values, holders, frozenset(str(c) for c in constructors), function_arg)
 
 
 @lru_cache(maxsize=1)

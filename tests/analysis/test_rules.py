@@ -209,3 +209,69 @@ def test_helper_instance_holding_a_lock_is_flagged() -> None:
     found = analyze_text(source)
     assert [(f.code, f.attribute) for f in found] == [("CKPT005", "meter")]
     assert "`Meter` instance" in found[0].message
+
+
+def test_lambda_default_argument_is_flagged() -> None:
+    source = (
+        "from torch import nn\nclass M(nn.Module):\n"
+        "    def __init__(self, act=lambda x: x, scale=None):\n"
+        "        self.act = act\n        self.scale = scale\n"
+    )
+    assert [(f.code, f.attribute) for f in analyze_text(source)] == [("CKPT003", "act")]
+
+
+def test_module_level_hazard_stored_on_instance() -> None:
+    source = (
+        "import threading\nfrom torch import nn\n_LOCK = threading.Lock()\nNAME = 'x'\n"
+        "class M(nn.Module):\n    def __init__(self):\n"
+        "        self.lock = _LOCK\n        self.name = NAME\n"
+    )
+    assert [(f.code, f.attribute) for f in analyze_text(source)] == [("CKPT005", "lock")]
+
+
+def test_object_setattr_and_container_mutation() -> None:
+    source = (
+        "import threading\nfrom torch import nn\nclass M(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        object.__setattr__(self, 'lock', threading.Lock())\n"
+        "        self.hooks = []\n        self.table = {}\n        self.plain = []\n"
+        "        self.hooks.append(lambda m: m)\n        self.table['f'] = lambda: 0\n"
+        "        self.plain.append(1)\n"
+    )
+    found = [(f.code, f.attribute, f.location.row) for f in analyze_text(source)]
+    assert found == [("CKPT005", "lock", 5), ("CKPT003", "hooks", 6), ("CKPT003", "table", 7)]
+
+
+def test_path_open_and_staticmethod_factory() -> None:
+    source = (
+        "import sqlite3\nfrom pathlib import Path\nfrom torch.utils.data import Dataset\n"
+        "class D(Dataset):\n    def __init__(self, root='.'):\n"
+        "        self.root = Path(root)\n        self.index = (self.root / 'index.txt').open()\n"
+        "        self.db = D._connect(':memory:')\n"
+        "    @staticmethod\n    def _connect(p):\n        return sqlite3.connect(p)\n"
+    )
+    assert [(f.code, f.attribute) for f in analyze_text(source)] == [
+        ("CKPT001", "index"),
+        ("CKPT002", "db"),
+    ]
+
+
+def test_mixin_of_a_model_in_the_same_file() -> None:
+    source = (
+        "from torch import nn\nclass LogMixin:\n    def __init__(self):\n"
+        "        self.log_file = open('train.log', 'a')\n"
+        "class M(LogMixin, nn.Module):\n    pass\n"
+        "class Unused:\n    def __init__(self):\n        self.f = open('x')\n"
+    )
+    found = [(f.class_name, f.attribute) for f in analyze_text(source)]
+    assert found == [("LogMixin", "log_file")]
+
+
+def test_torch_compile_of_a_function_but_not_of_a_module() -> None:
+    source = (
+        "import torch\nfrom torch import nn\ndef step(x):\n    return x\n"
+        "class M(nn.Module):\n    def __init__(self):\n"
+        "        self.net = torch.compile(nn.Linear(2, 2))\n"
+        "        self.step = torch.compile(step)\n"
+    )
+    assert [(f.code, f.attribute) for f in analyze_text(source)] == [("CKPT009", "step")]

@@ -111,6 +111,7 @@ class Assignment:
     statement: ast.stmt
     method: str
     env: Env
+    mutation: bool = False  # `self.x.append(v)`, `self.x[k] = v`: v goes into the attribute
 
 
 @dataclass(frozen=True)
@@ -153,11 +154,20 @@ def walk_function(
 ) -> tuple[list[Assignment], list[tuple[ast.expr, Env]]]:
     """Self-assignments and return values of one function, each with the names bound before it."""
     env = Env()
-    for arg in func.args.posonlyargs + func.args.args + func.args.kwonlyargs:
+    args = func.args
+    positional = args.posonlyargs + args.args
+    for arg in positional + args.kwonlyargs:
         env.bindings[arg.arg] = OPAQUE
-    for extra in (func.args.vararg, func.args.kwarg):
+    for extra in (args.vararg, args.kwarg):
         if extra is not None:
             env.bindings[extra.arg] = OPAQUE
+    # A default is what the parameter holds when the caller leaves it out (and `cls()`
+    # does): `def __init__(self, act=lambda x: x)` stores a lambda.
+    for arg, default in zip(positional[len(positional) - len(args.defaults) :], args.defaults):
+        env.bindings[arg.arg] = default
+    for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults):
+        if kw_default is not None:
+            env.bindings[arg.arg] = kw_default
     assignments: list[Assignment] = []
     returns: list[tuple[ast.expr, Env]] = []
     _walk_body(func.body, env, package, self_name, func.name, assignments, returns)
@@ -181,6 +191,16 @@ def _bind_target(
         env.bindings[target.id] = value if value is not None else OPAQUE
     elif isinstance(target, ast.Attribute) and self_name and _is_self(target.value, self_name):
         out.append(Assignment(target.attr, value, target, stmt, method, _snapshot(env)))
+    elif (
+        isinstance(target, ast.Subscript)
+        and isinstance(target.value, ast.Attribute)
+        and self_name
+        and _is_self(target.value.value, self_name)
+        and value is not None
+    ):
+        out.append(
+            Assignment(target.value.attr, value, target.value, stmt, method, _snapshot(env), True)
+        )
     elif isinstance(target, (ast.Tuple, ast.List)):
         values: list[ast.expr | None]
         if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts):
@@ -192,6 +212,42 @@ def _bind_target(
                 sub = sub.value
                 sub_value = None
             _bind_target(sub, sub_value, stmt, env, self_name, method, out)
+
+
+_SETATTR = frozenset({"setattr", "object.__setattr__"})
+# Methods that put their argument into the container they are called on.
+_MUTATORS = frozenset({"append", "extend", "add", "insert", "appendleft", "update", "setdefault"})
+
+
+def _record_call(
+    stmt: ast.stmt, call: ast.Call, env: Env, self_name: str, method: str, out: list[Assignment]
+) -> None:
+    """`setattr(self, "x", v)` and `self.x.append(v)` as assignments of the attribute."""
+    func = call.func
+    name = _dotted(func)
+    if (
+        name in _SETATTR
+        and len(call.args) >= 3
+        and _is_self(call.args[0], self_name)
+        and isinstance(call.args[1], ast.Constant)
+        and isinstance(call.args[1].value, str)
+    ):
+        attr = call.args[1].value
+        out.append(Assignment(attr, call.args[2], call.args[1], stmt, method, _snapshot(env)))
+        return
+    if (
+        isinstance(func, ast.Attribute)
+        and func.attr in _MUTATORS
+        and isinstance(func.value, ast.Attribute)
+        and _is_self(func.value.value, self_name)
+    ):
+        values = list(call.args[-1:]) + [kw.value for kw in call.keywords]
+        if func.attr == "extend" and call.args:
+            values = [call.args[0]]
+        for value in values:
+            out.append(
+                Assignment(func.value.attr, value, func.value, stmt, method, _snapshot(env), True)
+            )
 
 
 def _walk_body(
@@ -212,21 +268,8 @@ def _walk_body(
         elif isinstance(stmt, ast.AnnAssign):
             if stmt.value is not None:
                 _bind_target(stmt.target, stmt.value, stmt, env, self_name, method, out)
-        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
-            call = stmt.value
-            if (
-                isinstance(call.func, ast.Name)
-                and call.func.id == "setattr"
-                and len(call.args) >= 3
-                and self_name
-                and _is_self(call.args[0], self_name)
-                and isinstance(call.args[1], ast.Constant)
-                and isinstance(call.args[1].value, str)
-            ):
-                attr = call.args[1].value
-                out.append(
-                    Assignment(attr, call.args[2], call.args[1], stmt, method, _snapshot(env))
-                )
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and self_name:
+            _record_call(stmt, stmt.value, env, self_name, method, out)
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             env.bindings[stmt.name] = LocalDef(stmt.name, stmt)
         elif isinstance(stmt, ast.ClassDef):
@@ -303,14 +346,34 @@ class Classifier:
         self, facts: ModuleFacts, cls: ClassFacts, depth: int = 0
     ) -> list[AttrHazard]:
         attr_hazards: dict[str, Hazard] = {}
+        attr_types: dict[str, str] = {}
         found: list[AttrHazard] = []
-        for assignment in class_assignments(facts, cls):
+        assignments = class_assignments(facts, cls)
+        first: dict[str, Assignment] = {}
+        for assignment in assignments:
+            if not assignment.mutation:
+                first.setdefault(assignment.attribute, assignment)
+        for assignment in assignments:
             if assignment.value is None:
                 continue
-            ctx = _Ctx(self, facts, cls, assignment.env, attr_hazards, depth)
+            ctx = _Ctx(self, facts, cls, assignment.env, attr_hazards, depth, attr_types)
             hazard = ctx.classify(assignment.value)
             if hazard is None:
+                if not assignment.mutation:
+                    kind = ctx.type_of(assignment.value)
+                    if kind:
+                        attr_types.setdefault(assignment.attribute, kind)
                 continue
+            if assignment.mutation:
+                if assignment.attribute in attr_hazards:
+                    continue
+                row = assignment.statement.lineno + cls.parsed.row_offset
+                hazard = Hazard(
+                    hazard.rule,
+                    f"a container that receives {hazard.what} (line {row})",
+                    hazard.breaks,
+                )
+                assignment = first.get(assignment.attribute, assignment)
             attr_hazards.setdefault(assignment.attribute, hazard)
             found.append(AttrHazard(assignment.attribute, hazard, assignment, cls.parsed))
         return found
@@ -399,6 +462,7 @@ class _Ctx:
     env: Env
     attrs: dict[str, Hazard]
     depth: int
+    types: dict[str, str] = field(default_factory=dict)  # self attribute -> type name
     _seen: set[int] = field(default_factory=set)
 
     @property
@@ -473,8 +537,21 @@ class _Ctx:
             return self._value(self.env.imports[name])
         if name in self.facts.module_names:
             return _module_hazard(self.facts.imports.get(name, name))
-        if name in self.facts.lambdas:
-            return Hazard("CKPT003", f"the module-level lambda `{name}`", _CALLABLE_BREAKS)
+        value = self.facts.assigns.get(name)
+        if value is not None:
+            if isinstance(value, ast.Lambda):
+                # pickle finds functions by __qualname__, and a lambda's is "<lambda>"
+                return Hazard("CKPT003", f"the module-level lambda `{name}`", _CALLABLE_BREAKS)
+            module_ctx = _Ctx(self.owner, self.facts, None, Env(), {}, self.depth + 1)
+            inner = module_ctx.classify(value) if self.depth <= _MAX_DEPTH else None
+            if inner is not None:
+                return Hazard(
+                    inner.rule,
+                    f"{inner.what} (the module-level `{name}`)",
+                    inner.breaks,
+                    inner.returns,
+                )
+            return None
         return self._value(self.qualify(name))
 
     def _binding(self, name: str, binding: Binding) -> Hazard | None:
@@ -566,6 +643,11 @@ class _Ctx:
             return None
         if head in ("self", "cls") and "." in dotted:
             return None
+        owner_name, _, member = dotted.partition(".")
+        if member and "." not in member and owner_name in self.facts.classes:
+            own = self.facts.classes[owner_name].method(member)
+            if own is not None:  # a staticmethod/classmethod factory: `Model._connect(p)`
+                return self.owner.factory_hazard(self.facts, own, dotted, self.depth)
         qualified = self.qualify(dotted)
         names = [qualified]
         if "." not in dotted and head not in self.facts.imports and self.facts.star_imports:
@@ -583,6 +665,9 @@ class _Ctx:
         hazard = catalog.calls.get(qualified)
         if hazard is not None:
             return hazard
+        conditional = catalog.function_arg.get(qualified)
+        if conditional is not None and call.args and self._is_function(call.args[0]):
+            return conditional
         if qualified in catalog.holders:
             args = list(call.args) + [kw.value for kw in call.keywords]
             inner = self._container(args, f"a `{qualified.rsplit('.', 1)[-1]}`")
@@ -590,6 +675,17 @@ class _Ctx:
                 return None
             return inner
         return None
+
+    def _is_function(self, expr: ast.expr) -> bool:
+        """A lambda or a name bound by `def` (here or at module level), not a module object."""
+        if isinstance(expr, ast.Lambda):
+            return True
+        if isinstance(expr, ast.Name):
+            binding = self.env.bindings.get(expr.id)
+            if binding is not None:
+                return isinstance(binding, LocalDef)
+            return expr.id in self.facts.functions
+        return False
 
     def _project_call(self, dotted: str, qualified: str) -> Hazard | None:
         facts = self.facts
@@ -616,16 +712,58 @@ class _Ctx:
         return None
 
     def _method_of(self, receiver: ast.expr, method: str) -> Hazard | None:
-        base = self.classify(receiver)
-        if base is None or not base.returns:
+        kind = self.type_of(receiver)
+        if not kind:
             return None
-        return self.catalog.calls.get(f"{base.returns}.{method}")
+        return self.catalog.calls.get(f"{kind}.{method}")
+
+    def type_of(self, expr: ast.expr, depth: int = 0) -> str:
+        """The type a value has, as far as the catalog cares: a hazard's `returns`, or the
+        class a call constructs (`Path(p)` -> pathlib.Path, so `Path(p).open()` is a file)."""
+        if depth > 6:
+            return ""
+        hazard = self.classify(expr)
+        if hazard is not None and hazard.returns:
+            return hazard.returns
+        if isinstance(expr, ast.Call):
+            dotted = _dotted(expr.func)
+            if dotted and dotted.split(".")[0] not in self.env.bindings:
+                return _canonical_type(self.qualify(dotted))
+            return ""
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):
+            return self.type_of(expr.left, depth + 1)  # path / "name"
+        if isinstance(expr, ast.Name):
+            binding = self.env.bindings.get(expr.id)
+            if isinstance(binding, ast.expr):
+                return self.type_of(binding, depth + 1)
+            if isinstance(binding, WithTarget):
+                return self.type_of(binding.expr, depth + 1)
+            return ""
+        if (
+            isinstance(expr, ast.Attribute)
+            and isinstance(expr.value, ast.Name)
+            and expr.value.id == "self"
+        ):
+            return self.types.get(expr.attr, "")
+        return ""
 
 
 def _dotted(expr: ast.expr) -> str:
     from ckpt_lsp.analysis.facts import dotted_name
 
     return dotted_name(expr)
+
+
+_TYPE_ALIASES = {
+    "pathlib.PosixPath": "pathlib.Path",
+    "pathlib.WindowsPath": "pathlib.Path",
+    "pathlib.PurePath": "pathlib.Path",
+    "pathlib.PurePosixPath": "pathlib.Path",
+}
+
+
+def _canonical_type(qualified: str) -> str:
+    return _TYPE_ALIASES.get(qualified, qualified)
 
 
 def _container_word(expr: ast.expr) -> str:

@@ -114,10 +114,11 @@ class Analyzer:
         scope = ScopeResolver(self.index, self.extra_bases)
         classifier = Classifier(self.catalog, self.index, lambda f, c: scope.verdict(f, c).in_scope)
         by_class: dict[str, tuple[int, list[Finding]]] = {}
+        checked = self._checked_classes(facts, scope)
         for cls in facts.classes.values():
-            verdict = scope.verdict(facts, cls)
-            if not verdict.in_scope:
+            if cls.name not in checked:
                 continue
+            verdict = scope.verdict(facts, cls)
             excluded = excluded_attributes(facts, cls, verdict.project_bases)
             found: list[Finding] = []
             for item in classifier.class_hazards(facts, cls):
@@ -131,6 +132,21 @@ class Analyzer:
         self._recover_broken(filename, facts, result, by_class)
         result.findings.sort(key=lambda f: (f.location, f.code, f.attribute))
         return result
+
+    @staticmethod
+    def _checked_classes(facts: ModuleFacts, scope: ScopeResolver) -> set[str]:
+        """Models, and the plain classes of this file that models derive from (mixins):
+        a mixin's attributes are pickled with every model that inherits them."""
+        checked: set[str] = set()
+        for cls in facts.classes.values():
+            verdict = scope.verdict(facts, cls)
+            if not verdict.in_scope:
+                continue
+            checked.add(cls.name)
+            for base_facts, base_cls in verdict.project_bases:
+                if base_facts.path == facts.path:
+                    checked.add(base_cls.name)
+        return checked
 
     def _recover_broken(
         self,

@@ -1,7 +1,7 @@
 """Module facts: what one module defines and imports, from its blocks.
 
 Facts need names only (imports, classes and their base expressions, top-level
-functions and lambdas), so they come from the stdlib `ast` of each block, parsed
+functions and module-level assignments), so they come from the stdlib `ast` of each block, parsed
 on its own and cached by the block's text: a keystroke re-parses one block.
 """
 
@@ -60,7 +60,7 @@ class ModuleFacts:
     star_imports: list[str] = field(default_factory=list)
     classes: dict[str, ClassFacts] = field(default_factory=dict)
     functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
-    lambdas: set[str] = field(default_factory=set)  # top-level names bound to a lambda
+    assigns: dict[str, ast.expr] = field(default_factory=dict)  # top-level `NAME = value`
     blocks: list[ParsedBlock] = field(default_factory=list)
 
     @property
@@ -219,10 +219,11 @@ def _collect(stmt: ast.stmt, parsed: ParsedBlock, facts: ModuleFacts, package: s
         facts.classes[stmt.name] = ClassFacts(stmt.name, stmt, parsed, bases)
     elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
         facts.functions[stmt.name] = stmt
-    elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Lambda):
-        for target in stmt.targets:
+    elif isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        for target in targets:
             if isinstance(target, ast.Name):
-                facts.lambdas.add(target.id)
+                facts.assigns[target.id] = stmt.value
     elif isinstance(stmt, (ast.If, ast.Try)) or type(stmt).__name__ == "TryStar":
         # imports and definitions guarded by `try:` / `if TYPE_CHECKING:` still bind names
         for child in ast.iter_child_nodes(stmt):

@@ -116,7 +116,7 @@ class ProjectIndex:
         facts = self.find_module(module, near)
         if facts is None:
             return None
-        if member in facts.classes or member in facts.functions or member in facts.lambdas:
+        if member in facts.classes or member in facts.functions or member in facts.assigns:
             return facts, member
         target = facts.imports.get(member)
         if target and target != qualified:

@@ -28,7 +28,7 @@ def qualify(dotted: str, facts: ModuleFacts, local: Mapping[str, str] | None = N
         target = facts.imports.get(head)
     if target is not None:
         return f"{target}{dot}{rest}"
-    if head in facts.classes or head in facts.functions or head in facts.lambdas:
+    if head in facts.classes or head in facts.functions or head in facts.assigns:
         return f"{facts.module}.{dotted}" if facts.module else dotted
     if head in _BUILTINS:
         return f"builtins.{dotted}"
