@@ -605,9 +605,13 @@ class _Ctx:
                 return found
         if isinstance(func, ast.Attribute):
             method = func.attr
-            if method in _DICT_VIEWS and not call.args and not call.keywords:
-                if self.classify(func.value) is None:
-                    return Hazard("CKPT006", f"a dict view (`.{method}()`)", ALL_PATHS)
+            if (
+                method in _DICT_VIEWS
+                and not call.args
+                and not call.keywords
+                and self.classify(func.value) is None
+            ):
+                return Hazard("CKPT006", f"a dict view (`.{method}()`)", ALL_PATHS)
             if method in _GENERATOR_METHODS and not _is_known_value(func.value):
                 return generator_hazard(f"a generator from `.{method}()`")
             if method == "astype" and call.args and _is_object_dtype(call.args[0], self):

@@ -56,8 +56,9 @@ def describe(attribute: str, hazard: Hazard) -> str:
     subject = f"`self.{attribute}` holds {hazard.what}"
     if hazard.rule == "CKPT004":
         return (
-            f"{subject}: pickle, torch.save(model) and deepcopy work, but weights-only formats fail "
-            "(np.save(allow_pickle=False), safetensors, torch.load(weights_only=True))"
+            f"{subject}: pickle, torch.save(model) and deepcopy work, but weights-only "
+            "formats fail (np.save(allow_pickle=False), safetensors, "
+            "torch.load(weights_only=True))"
         )
     broken = [SAVE_PATHS[p] for p in _PATH_ORDER if p in hazard.breaks]
     fine = [SAVE_PATHS[p] for p in _PATH_ORDER if p not in hazard.breaks] + ["state_dict()"]

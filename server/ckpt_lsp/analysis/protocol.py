@@ -100,10 +100,9 @@ def _from_getstate(func: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[st
                     and node.value.value is None
                 ):
                     excluded.update(_keys(target.slice, loop_values))
-        elif isinstance(node, (ast.DictComp, ast.comprehension)):
-            if isinstance(node, ast.comprehension):
-                for cond in node.ifs:
-                    excluded.update(_filtered_out(cond))
+        elif isinstance(node, ast.comprehension):
+            for cond in node.ifs:
+                excluded.update(_filtered_out(cond))
     returns = [n for n in ast.walk(func) if isinstance(n, ast.Return) and n.value is not None]
     for ret in returns:
         value = ret.value
