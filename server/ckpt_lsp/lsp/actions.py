@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from lsprotocol import types
 
 from ckpt_lsp.findings import Edit, Finding, Position
+from ckpt_lsp.fixes import FixTarget, describe_fix, fix_edits
 from ckpt_lsp.lsp.diagnostics import SOURCE
 from ckpt_lsp.lsp.positions import LineIndex
 
@@ -37,25 +38,15 @@ class ActionContext:
     document_changes: bool  # the client takes versioned TextDocumentEdits
 
 
-def _fix_api():  # type: ignore[no-untyped-def]
-    """The fix engine's entry points, wherever they live."""
-    try:
-        from ckpt_lsp.fixes import FixTarget, fix_edits  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover - the package layout of the fix engine
-        from ckpt_lsp.fix import FixTarget, fix_edits  # type: ignore[attr-defined,no-redef]
-    return FixTarget, fix_edits
-
-
-def targets_for(findings: Iterable[Finding]) -> list[object]:
+def targets_for(findings: Iterable[Finding]) -> list[FixTarget]:
     """One fix target per class, with every attribute of it found."""
-    FixTarget, _ = _fix_api()
     by_class: dict[tuple[str, int], list[Finding]] = {}
     for f in findings:
         by_class.setdefault((f.class_name, f.class_line), []).append(f)
     targets = []
     for (name, line), group in by_class.items():
         attributes = tuple(dict.fromkeys(f.attribute for f in group if f.attribute))
-        bases = tuple(getattr(group[0], "bases", ()) or ())
+        bases = tuple(dict.fromkeys(b for f in group for b in getattr(f, "bases", ()) or ()))
         targets.append(FixTarget(name, line, attributes, bases))
     return targets
 
@@ -86,11 +77,18 @@ def workspace_edit(ctx: ActionContext, edits: Sequence[Edit]) -> types.Workspace
 
 
 def fix_edits_for(ctx: ActionContext, findings: Iterable[Finding]) -> list[Edit]:
-    _, fix_edits = _fix_api()
+    """The edits that fix these findings' classes; [] when the fix engine declines
+    (the file does not parse, the class is already handled, the edit would not parse)."""
     targets = targets_for(findings)
     if not targets:
         return []
     try:
+        if len(targets) == 1:
+            fix = describe_fix(ctx.text, targets[0])
+            if not fix.available:
+                log.debug("no fix for %s: %s", fix.class_name, fix.unavailable)
+                return []
+            return list(fix.edits)
         return list(fix_edits(ctx.text, targets))
     except Exception:
         log.exception("building the fix failed")
@@ -132,11 +130,11 @@ def _matches_only(kind: str, only: Sequence[str] | None) -> bool:
 def code_actions(
     ctx: ActionContext,
     findings: Sequence[Finding],
-    diagnostics: Sequence[types.Diagnostic],
+    diagnostic: Callable[[int], types.Diagnostic | None],
     params: types.CodeActionParams,
 ) -> list[types.CodeAction]:
-    """The actions for the requested range; `diagnostics` are the published ones, in the
-    same order as `findings`."""
+    """The actions for the requested range; `diagnostic(i)` is the published diagnostic
+    of `findings[i]` (built on demand: most requests concern one line)."""
     only = [str(k) for k in params.context.only] if params.context.only else None
     start = ctx.index.from_client(params.range.start)
     end = ctx.index.from_client(params.range.end)
@@ -146,14 +144,13 @@ def code_actions(
         seen_classes: set[tuple[str, int]] = set()
         for i in hits:
             finding = findings[i]
-            diagnostic = diagnostics[i] if i < len(diagnostics) else None
-            actions.extend(_finding_actions(ctx, finding, diagnostic))
+            actions.extend(_finding_actions(ctx, finding, diagnostic(i)))
             key = (finding.class_name, finding.class_line)
             if key in seen_classes:
                 continue
             seen_classes.add(key)
             group = [
-                (f, diagnostics[j] if j < len(diagnostics) else None)
+                (f, diagnostic(j))
                 for j, f in enumerate(findings)
                 if (f.class_name, f.class_line) == key
             ]

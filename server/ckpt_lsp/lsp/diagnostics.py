@@ -3,11 +3,17 @@
 A diagnostic carries everything a code action needs in `data` (class, attribute,
 class row, statement rows, bases), so a client that sends diagnostics back with a
 codeAction request gets fixes even when the server's own results moved on.
+
+Diagnostics are built as JSON-ready dicts and cached per finding and line text:
+a keystroke changes a few findings of a file, and converting (and serializing
+through cattrs) hundreds of unchanged ones on every keystroke would cost more
+than the analysis itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lsprotocol import types
@@ -26,10 +32,12 @@ SEVERITY: dict[str, types.DiagnosticSeverity] = {
     "hint": types.DiagnosticSeverity.Hint,
 }
 
+Json = dict[str, Any]
 
-def finding_data(finding: Finding) -> dict[str, Any]:
+
+def finding_data(finding: Finding) -> Json:
     """What a fix needs to know about the finding, as JSON."""
-    data: dict[str, Any] = {
+    data: Json = {
         "class": finding.class_name,
         "attribute": finding.attribute,
         "class_line": finding.class_line,
@@ -41,29 +49,97 @@ def finding_data(finding: Finding) -> dict[str, Any]:
     return data
 
 
-def severity_of(finding: Finding, overrides: Any = None) -> types.DiagnosticSeverity:
+def severity_of(finding: Finding, overrides: Mapping[str, str] | None = None) -> int:
     """The finding's severity, or the configured one for its code."""
     level = finding.severity
-    if overrides is not None:
+    if overrides:
         level = overrides.get(finding.code.upper(), level)
-    return SEVERITY.get(str(level).lower(), types.DiagnosticSeverity.Warning)
+    return int(SEVERITY.get(str(level).lower(), types.DiagnosticSeverity.Warning))
 
 
-def to_diagnostic(finding: Finding, index: LineIndex, overrides: Any = None) -> types.Diagnostic:
+def _position(pos: types.Position) -> Json:
+    return {"line": pos.line, "character": pos.character}
+
+
+def diagnostic_json(
+    finding: Finding, index: LineIndex, overrides: Mapping[str, str] | None = None
+) -> Json:
+    """The diagnostic of one finding, as the protocol's JSON."""
     rule = rule_for(finding.code)
     url = finding.url or (rule.url if rule else "")
-    return types.Diagnostic(
-        range=index.range_to_client(finding.location, finding.end_location),
-        message=finding.message,
-        severity=severity_of(finding, overrides),
-        code=finding.code,
-        code_description=types.CodeDescription(href=url) if url else None,
-        source=SOURCE,
-        data=finding_data(finding),
-    )
+    out: Json = {
+        "range": {
+            "start": _position(index.to_client(finding.location)),
+            "end": _position(index.to_client(finding.end_location)),
+        },
+        "severity": severity_of(finding, overrides),
+        "code": finding.code,
+        "source": SOURCE,
+        "message": finding.message,
+        "data": finding_data(finding),
+    }
+    if url:
+        out["codeDescription"] = {"href": url}
+    return out
 
 
-def to_diagnostics(
-    findings: Iterable[Finding], index: LineIndex, overrides: Any = None
-) -> list[types.Diagnostic]:
-    return [to_diagnostic(f, index, overrides) for f in findings]
+class Converted(list):  # type: ignore[type-arg]
+    """Diagnostics as JSON dicts, with each one's serialized text alongside."""
+
+    texts: list[str]
+
+
+class DiagnosticCache:
+    """Finding (+ the text of its lines, + severity) -> its diagnostic JSON and text."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self._cache: dict[tuple[Any, ...], tuple[Json, str]] = {}
+        self.limit = limit
+
+    def convert(
+        self,
+        findings: Iterable[Finding],
+        index: LineIndex,
+        overrides: Mapping[str, str] | None = None,
+    ) -> Converted:
+        out = Converted()
+        texts: list[str] = []
+        lines = index.lines
+        encoding = index.encoding
+        for finding in findings:
+            start, end = finding.location.row - 1, finding.end_location.row - 1
+            key = (
+                finding,
+                encoding,
+                lines[start] if 0 <= start < len(lines) else None,
+                lines[end] if 0 <= end < len(lines) else None,
+                overrides.get(finding.code) if overrides else None,
+            )
+            try:
+                cached = self._cache.get(key)
+            except TypeError:  # an unhashable field: convert without the cache
+                data = diagnostic_json(finding, index, overrides)
+                cached = (data, json.dumps(data))
+            else:
+                if cached is None:
+                    if len(self._cache) >= self.limit:
+                        self._cache.clear()
+                    data = diagnostic_json(finding, index, overrides)
+                    cached = self._cache[key] = (data, json.dumps(data))
+            out.append(cached[0])
+            texts.append(cached[1])
+        out.texts = texts
+        return out
+
+
+def publish_body(uri: str, version: int | None, diagnostics: list[Json]) -> str:
+    """The JSON text of a publishDiagnostics notification, joined from the cached texts
+    of its diagnostics (serializing hundreds of dicts again costs several ms)."""
+    texts = getattr(diagnostics, "texts", None)
+    if texts is None or len(texts) != len(diagnostics):
+        texts = [json.dumps(d) for d in diagnostics]
+    method = json.dumps(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    head = f'{{"jsonrpc": "2.0", "method": {method}, "params": {{"uri": {json.dumps(uri)}'
+    if version is not None:
+        head += f', "version": {int(version)}'
+    return f'{head}, "diagnostics": [{", ".join(texts)}]}}}}'

@@ -10,11 +10,14 @@ tokenizer), never at form feeds or U+2028 as `str.splitlines` would have it.
 
 from __future__ import annotations
 
+import re
+
 from lsprotocol import types
 from pygls.workspace import PositionCodec
 
-from ckpt_lsp.analysis.blocks import split_lines
 from ckpt_lsp.findings import Position
+
+_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class LineIndex:
@@ -23,27 +26,30 @@ class LineIndex:
     def __init__(self, text: str, codec: PositionCodec) -> None:
         self.text = text
         self.codec = codec
-        self.lines: list[str] = split_lines(text)
+        self.encoding = codec.encoding or types.PositionEncodingKind.Utf16
+        # Lines without their endings; a text ending in a newline has a last, empty line,
+        # as in the protocol (the position after the final newline is on it).
+        if "\r" in text:
+            self.lines: list[str] = _BREAK.split(text)
+        else:
+            self.lines = text.split("\n")
 
     def units(self, text: str) -> int:
-        return count_units(text, self.codec.encoding or types.PositionEncodingKind.Utf16)
+        return count_units(text, self.encoding)
 
     def line_text(self, line: int) -> str:
         """The 0-based line without its line ending ("" past the end)."""
         if 0 <= line < len(self.lines):
-            return self.lines[line].rstrip("\r\n")
+            return self.lines[line]
         return ""
 
     def to_client(self, pos: Position) -> types.Position:
         """A 1-based code point position to a client position (clamped into the text)."""
         line = max(pos.row - 1, 0)
         if line >= len(self.lines):
-            # Past the last line: the end of the text (an edit appending at the end).
-            if self.lines and not self.lines[-1].endswith(("\n", "\r")):
-                last = len(self.lines) - 1
-                return types.Position(last, self.units(self.line_text(last)))
-            return types.Position(len(self.lines), 0)
-        text = self.line_text(line)
+            last = len(self.lines) - 1
+            return types.Position(last, self.units(self.lines[last]))
+        text = self.lines[line]
         column = min(max(pos.column - 1, 0), len(text))
         return types.Position(line, self.units(text[:column]))
 
@@ -54,11 +60,14 @@ class LineIndex:
         """A client position to a 1-based code point position (clamped into the text)."""
         line = max(pos.line, 0)
         if line >= len(self.lines):
-            return Position(len(self.lines) + 1, 1)
-        text = self.line_text(line)
+            last = len(self.lines) - 1
+            return Position(last + 1, len(self.lines[last]) + 1)
+        text = self.lines[line]
+        target = max(pos.character, 0)
+        if text.isascii():
+            return Position(line + 1, min(target, len(text)) + 1)
         units = 0
         column = 0
-        target = max(pos.character, 0)
         for ch in text:
             if units >= target:
                 break

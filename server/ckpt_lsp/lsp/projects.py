@@ -36,25 +36,24 @@ def is_within(path: str, root: str) -> bool:
 
 
 def interface_of(facts: ModuleFacts | None) -> tuple[Any, ...]:
-    """What other modules can see of a module: imports, classes with their bases and
-    methods, and the text of top-level functions (factories). Typing inside a method
-    body does not change it, so it does not re-check every dependent on each key."""
+    """What other modules can see of a module: its classes with their bases and
+    method names, and the text of every block that is not a class (imports,
+    factories, module-level names). Typing inside a method body does not change
+    it, so it does not re-check every dependent on each keystroke."""
     if facts is None:
         return ()
     classes = tuple(
-        (name, cf.bases, tuple(s.name for s in cf.node.body if hasattr(s, "name")))
+        (
+            name,
+            tuple(getattr(cf, "bases", ())),
+            tuple(getattr(s, "name", "") for s in cf.node.body),
+        )
         for name, cf in sorted(facts.classes.items())
     )
-    functions = tuple(
-        (pb.block.name, pb.block.text) for pb in facts.blocks if pb.block.kind == "def"
+    others = tuple(
+        (pb.block.kind, pb.block.text) for pb in facts.blocks if pb.block.kind != "class"
     )
-    return (
-        tuple(sorted(facts.imports.items())),
-        tuple(facts.star_imports),
-        classes,
-        functions,
-        tuple(sorted(facts.lambdas)),
-    )
+    return classes, others
 
 
 @dataclass

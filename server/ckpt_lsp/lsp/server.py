@@ -198,18 +198,15 @@ def did_close(ls: CkptServer, params: types.DidCloseTextDocumentParams) -> None:
         identifier=SOURCE, inter_file_dependencies=True, workspace_diagnostics=False
     ),
 )
-async def pull_diagnostics(
-    ls: CkptServer, params: types.DocumentDiagnosticParams
-) -> types.DocumentDiagnosticReport:
+async def pull_diagnostics(ls: CkptServer, params: types.DocumentDiagnosticParams) -> Any:
     session = _session(ls)
     result = await session.current_result(params.text_document.uri)
     if result is None:
-        return types.RelatedFullDocumentDiagnosticReport(items=[])
+        return {"kind": "full", "items": []}
     if params.previous_result_id is not None and params.previous_result_id == result.result_id:
-        return types.RelatedUnchangedDocumentDiagnosticReport(result_id=result.result_id)
-    return types.RelatedFullDocumentDiagnosticReport(
-        items=result.diagnostics, result_id=result.result_id
-    )
+        return {"kind": "unchanged", "resultId": result.result_id}
+    # ready JSON, like the pushed diagnostics (see Session._publish)
+    return {"kind": "full", "resultId": result.result_id, "items": result.diagnostics}
 
 
 # -- code actions ------------------------------------------------------------------------------
@@ -231,7 +228,13 @@ async def code_action(
         index=LineIndex(result.text, ls.workspace.position_codec),
         document_changes=session.client.document_changes,
     )
-    return actions.code_actions(ctx, result.findings, result.diagnostics, params) or None
+
+    def diagnostic(i: int) -> types.Diagnostic | None:
+        if 0 <= i < len(result.diagnostics):
+            return session.diagnostic_objects([result.diagnostics[i]])[0]
+        return None
+
+    return actions.code_actions(ctx, result.findings, diagnostic, params) or None
 
 
 # -- hover -------------------------------------------------------------------------------------
@@ -252,7 +255,7 @@ async def on_hover(ls: CkptServer, params: types.HoverParams) -> types.Hover | N
             contents=types.MarkupContent(
                 kind=kind, value=hover.finding_markdown(finding, markdown)
             ),
-            range=result.diagnostics[i].range if i < len(result.diagnostics) else None,
+            range=session.diagnostic_objects([result.diagnostics[i]])[0].range,
         )
     code = hover.code_in_suppression(index.line_text(pos.row - 1), pos.column - 1)
     if code is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import logging
 import time
@@ -32,7 +33,7 @@ from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 
 from ckpt_lsp.findings import Finding
-from ckpt_lsp.lsp.diagnostics import to_diagnostics
+from ckpt_lsp.lsp.diagnostics import DiagnosticCache, Json, publish_body
 from ckpt_lsp.lsp.positions import LineIndex
 from ckpt_lsp.lsp.projects import SETTINGS_KEYS, Project, is_within, norm_path
 
@@ -56,7 +57,7 @@ class DocResult:
     version: int | None
     text: str
     findings: list[Finding]
-    diagnostics: list[types.Diagnostic]
+    diagnostics: list[Json]  # the protocol's JSON, in the order of `findings`
     result_id: str
     generation: int  # the session's configuration generation it was computed under
 
@@ -146,6 +147,7 @@ class Session:
         self.pushed_closed: set[str] = set()  # closed files published by checkWorkspace
         self.generation = 0
         self._ids = itertools.count(1)
+        self._diagnostics = DiagnosticCache()
         self._dirty: dict[str, None] = {}  # ordered set of uris to analyze
         self._drain_task: asyncio.Task[None] | None = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ckpt-analysis")
@@ -317,7 +319,7 @@ class Session:
         self, uri: str, version: int | None, text: str, findings: list[Finding], project: Project
     ) -> DocResult:
         index = LineIndex(text, self.server.workspace.position_codec)
-        diagnostics = to_diagnostics(findings, index, project.config.severity)
+        diagnostics = self._diagnostics.convert(findings, index, project.config.severity)
         previous = self.results.get(uri)
         if previous is not None and previous.diagnostics == diagnostics:
             result_id = previous.result_id
@@ -328,16 +330,28 @@ class Session:
         return result
 
     def publish(self, result: DocResult) -> None:
-        self.server.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(
-                uri=result.uri, version=result.version, diagnostics=result.diagnostics
-            )
-        )
+        self._publish(result.uri, result.version, result.diagnostics)
 
     def publish_empty(self, uri: str) -> None:
-        self.server.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
-        )
+        self._publish(uri, None, [])
+
+    def _publish(self, uri: str, version: int | None, diagnostics: list[Json]) -> None:
+        """Send publishDiagnostics as ready JSON text: going through cattrs and json again
+        would cost more than the analysis for a file with hundreds of diagnostics."""
+        protocol = self.server.protocol
+        writer = getattr(protocol, "writer", None)
+        if writer is None:
+            log.warning("cannot publish diagnostics: no connection")
+            return
+        body = publish_body(uri, version, diagnostics).encode("utf-8")
+        header = f"Content-Length: {len(body)}\r\n\r\n".encode("ascii")
+        result = writer.write(header + body)
+        if inspect.isawaitable(result):  # an async transport (TCP, websockets)
+            asyncio.ensure_future(result)
+
+    def diagnostic_objects(self, diagnostics: list[Json]) -> list[types.Diagnostic]:
+        converter = self.server.protocol._converter
+        return [converter.structure(d, types.Diagnostic) for d in diagnostics]
 
     async def current_result(self, uri: str) -> DocResult | None:
         """The result for the document's current text (analyzing it now if needed)."""

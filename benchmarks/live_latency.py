@@ -1,0 +1,269 @@
+"""Live latency of the language server: from a didChange to its diagnostics.
+
+Starts `python -m ckpt_lsp --stdio` as a real subprocess, opens a generated model
+file of about 5,000 lines (many nn.Module classes, each with hazards), then types
+inside one class: 200 edits, each sent as a didChange (incremental by default,
+`--full` for whole-document changes), waiting for the publishDiagnostics of that
+version before the next one. Prints p50/p95/max of the time from sending the
+change to receiving its diagnostics, the file size and the versions in use.
+
+    .venv/bin/python benchmarks/live_latency.py [--lines 5000] [--edits 200] [--full]
+
+The goal is p95 <= 20 ms. Nothing is downloaded; the client is pygls' own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+CLASS_TEMPLATE = '''
+
+class Block{n}(nn.Module):
+    """Block {n}: a layer with a few things that do not pickle."""
+
+    def __init__(self, dim: int, path: str = "log{n}.txt") -> None:
+        super().__init__()
+        self.dim = dim
+        self.proj = nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.log = open(path, "a")
+        self.lock = threading.Lock()
+        self.act = lambda x: x * {n}
+        self.scale = 1.0 / math.sqrt(dim)
+        self.cache = {{}}
+
+    def forward(self, x):
+        with self.lock:
+            y = self.proj(self.norm(x))
+            y = self.act(y) * self.scale
+            self.log.write(str(y.shape))
+        return y
+
+    def extra_repr(self) -> str:
+        return f"dim={{self.dim}}"
+
+    def reset(self) -> None:
+        self.cache.clear()
+        for name, param in self.named_parameters():
+            if param.dim() > 1:
+                nn.init.xavier_uniform_(param)
+            else:
+                nn.init.zeros_(param)
+'''
+
+HEADER = '''"""A generated model file for the live-latency benchmark."""
+
+import math
+import threading
+
+import torch
+import torch.nn as nn
+'''
+
+
+def generate_model_file(lines: int = 5000) -> str:
+    """About `lines` lines of nn.Module classes, each with three hazards."""
+    parts = [HEADER]
+    n = 0
+    total = HEADER.count("\n")
+    per_class = CLASS_TEMPLATE.count("\n")
+    while total + per_class <= lines:
+        parts.append(CLASS_TEMPLATE.format(n=n))
+        total += per_class
+        n += 1
+    return "".join(parts)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+async def run(lines: int, edits: int, full: bool) -> dict[str, object]:
+    from lsprotocol import types
+    from pygls.lsp.client import LanguageClient
+
+    text = generate_model_file(lines)
+    published: dict[int, float] = {}
+    counts: dict[int, int] = {}
+    arrived = asyncio.Event()
+
+    client = LanguageClient("live-latency", "1")
+
+    @client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    def on_publish(params: types.PublishDiagnosticsParams) -> None:
+        if params.version is not None:
+            published[params.version] = time.perf_counter()
+            counts[params.version] = len(params.diagnostics)
+            arrived.set()
+
+    @client.feature(types.WINDOW_LOG_MESSAGE)
+    def on_log(params: types.LogMessageParams) -> None:
+        pass
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO / "server"), env.get("PYTHONPATH", "")) if p
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        path = root / "models.py"
+        path.write_text(text)
+        await client.start_io(sys.executable, "-m", "ckpt_lsp", "--stdio", env=env)
+        await client.initialize_async(
+            types.InitializeParams(
+                capabilities=types.ClientCapabilities(),
+                root_uri=root.as_uri(),
+                workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name="bench")],
+            )
+        )
+        client.initialized(types.InitializedParams())
+        uri = path.as_uri()
+
+        async def wait_version(version: int, timeout: float = 30.0) -> float:
+            deadline = time.perf_counter() + timeout
+            while version not in published:
+                arrived.clear()
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    raise TimeoutError(f"no diagnostics for version {version}")
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), remaining)
+            return published[version]
+
+        started = time.perf_counter()
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=text
+                )
+            )
+        )
+        first = await wait_version(1) - started
+
+        # Type inside one class in the middle of the file: a new statement, char by char.
+        doc_lines = text.split("\n")
+        middle = next(
+            i
+            for i in range(len(doc_lines) // 2, len(doc_lines))
+            if doc_lines[i].strip() == "self.cache = {}"
+        )
+        insert_line = middle + 1
+        current = list(doc_lines)
+        current.insert(insert_line, "        ")
+        typed = "self.extra = [x for x in range(3)]  # typing "
+        latencies: list[float] = []
+        version = 1
+        col = 8
+        for i in range(edits):
+            version += 1
+            ch = typed[i % len(typed)]
+            if full:
+                line = current[insert_line]
+                current[insert_line] = line + ch
+                change: object = types.TextDocumentContentChangeWholeDocument(
+                    text="\n".join(current)
+                )
+            else:
+                if i == 0:
+                    change = types.TextDocumentContentChangePartial(
+                        range=types.Range(
+                            types.Position(insert_line, 0), types.Position(insert_line, 0)
+                        ),
+                        text="        " + ch + "\n",
+                    )
+                    col = 9
+                else:
+                    change = types.TextDocumentContentChangePartial(
+                        range=types.Range(
+                            types.Position(insert_line, col), types.Position(insert_line, col)
+                        ),
+                        text=ch,
+                    )
+                    col += 1
+            sent = time.perf_counter()
+            client.text_document_did_change(
+                types.DidChangeTextDocumentParams(
+                    text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                    content_changes=[change],  # type: ignore[list-item]
+                )
+            )
+            received = await wait_version(version)
+            latencies.append((received - sent) * 1000)
+
+        await client.shutdown_async(None)
+        client.exit(None)
+        await client.stop()
+
+    import lsprotocol
+    import pygls
+
+    return {
+        "file_lines": text.count("\n") + 1,
+        "file_bytes": len(text.encode("utf-8")),
+        "classes": text.count("(nn.Module)"),
+        "diagnostics": counts.get(version),
+        "edits": edits,
+        "change_kind": "full" if full else "incremental",
+        "first_diagnostics_ms": round(first * 1000, 1),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
+        "max_ms": round(max(latencies), 2),
+        "python": platform.python_version(),
+        "pygls": getattr(pygls, "__version__", None) or _dist_version("pygls"),
+        "lsprotocol": _dist_version("lsprotocol"),
+        "lsprotocol_module": lsprotocol.__name__,
+    }
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import version
+
+    try:
+        return version(name)
+    except Exception:
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=5000)
+    parser.add_argument("--edits", type=int, default=200)
+    parser.add_argument("--full", action="store_true", help="send whole-document changes")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    result = asyncio.run(run(args.lines, args.edits, args.full))
+    result.pop("lsprotocol_module", None)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"file: {result['file_lines']} lines, {result['file_bytes']} bytes, "
+            f"{result['classes']} classes, {result['diagnostics']} diagnostics"
+        )
+        print(
+            f"{result['edits']} {result['change_kind']} edits: p50 {result['p50_ms']} ms, "
+            f"p95 {result['p95_ms']} ms, max {result['max_ms']} ms "
+            f"(first diagnostics after open: {result['first_diagnostics_ms']} ms)"
+        )
+        print(
+            f"python {result['python']}, pygls {result['pygls']}, lsprotocol {result['lsprotocol']}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
