@@ -33,6 +33,8 @@ class Hazard:
     what: str
     breaks: tuple[str, ...]
     returns: str = ""  # type name whose methods the catalog may list
+    # keyword arguments that make the value harmless: tqdm(disable=True) keeps no stream
+    safe_when: tuple[tuple[str, object], ...] = ()
 
     @property
     def fine(self) -> tuple[str, ...]:
@@ -47,6 +49,8 @@ class Catalog:
     object_array: frozenset[str]  # numpy constructors that take a dtype
     # hazards only when the first argument is a function (torch.compile(fn), not (module))
     function_arg: Mapping[str, Hazard] = field(default_factory=dict)
+    # hazards only when a string argument ends with a suffix (np.load of an .npz)
+    suffix_arg: Mapping[str, tuple[str, Hazard]] = field(default_factory=dict)
 
     def extended(self, extra: Mapping[str, str]) -> Catalog:
         """A catalog with the user's `extend-hazards` (qualified name -> rule code) added."""
@@ -56,17 +60,22 @@ class Catalog:
         for name, code in extra.items():
             rule = RULES[code]
             calls[name] = Hazard(code, f"a `{name}` result ({rule.name})", ALL_PATHS)
-        return Catalog(calls, self.values, self.holders, self.object_array, self.function_arg)
+        return Catalog(
+            calls, self.values, self.holders, self.object_array, self.function_arg, self.suffix_arg
+        )
 
 
 def _hazard(entry: Mapping[str, object]) -> Hazard:
     breaks = entry.get("breaks", list(ALL_PATHS))
     assert isinstance(breaks, list)
+    safe = entry.get("safe_when", {})
+    assert isinstance(safe, dict)
     return Hazard(
         rule=str(entry["rule"]),
         what=str(entry["what"]),
         breaks=tuple(str(b) for b in breaks),
         returns=str(entry.get("returns", "")),
+        safe_when=tuple(sorted(safe.items())),
     )
 
 
@@ -76,15 +85,23 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
     for entry in data.get("hazard", []):  # type: ignore[attr-defined]
         table = values if entry.get("kind", "call") == "value" else calls
         table[str(entry["name"])] = _hazard(entry)
+    conditional = data.get("conditional_hazard", [])
     function_arg = {
         str(entry["name"]): _hazard(entry)
-        for entry in data.get("conditional_hazard", [])  # type: ignore[attr-defined]
+        for entry in conditional  # type: ignore[attr-defined]
         if entry.get("when_arg") == "function"
+    }
+    suffix_arg = {
+        str(entry["name"]): (str(entry["when_arg"]).partition(":")[2], _hazard(entry))
+        for entry in conditional  # type: ignore[attr-defined]
+        if str(entry.get("when_arg", "")).startswith("suffix:")
     }
     holders = frozenset(str(h["name"]) for h in data.get("holder", []))  # type: ignore[attr-defined]
     arrays = data.get("object_array", {})
     constructors = arrays.get("constructors", []) if isinstance(arrays, dict) else []
-    return Catalog(calls, values, holders, frozenset(str(c) for c in constructors), function_arg)
+    return Catalog(
+        calls, values, holders, frozenset(str(c) for c in constructors), function_arg, suffix_arg
+    )
 
 
 @lru_cache(maxsize=1)

@@ -64,3 +64,18 @@ def test_getstate_inherited_from_a_project_base() -> None:
         "class M(Base):\n    def __init__(self):\n        self.lock = threading.Lock()\n"
     )
     assert analyze_text(source) == []
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "TRANSIENT = ('lock',)\n"
+        "def __getstate__(self):\n"
+        "    return {k: v for k, v in self.__dict__.items() if k not in self.TRANSIENT}\n",
+        "_SKIP = frozenset({'lock'})\n"
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n"
+        "    for k in self._SKIP:\n        s.pop(k, None)\n    return s\n",
+    ],
+)
+def test_getstate_filtering_by_a_class_constant(method: str) -> None:
+    assert run(method) == []

@@ -275,3 +275,46 @@ def test_torch_compile_of_a_function_but_not_of_a_module() -> None:
         "        self.step = torch.compile(step)\n"
     )
     assert [(f.code, f.attribute) for f in analyze_text(source)] == [("CKPT009", "step")]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("P = collections.namedtuple('P', 'a b')\nself.kind = P", ["CKPT003"]),
+        ("P = collections.namedtuple('P', 'a b')\nself.p = P(1, 2)", ["CKPT003"]),
+        ("self.a = np.full(3, None)", ["CKPT004"]),
+        ("self.a = np.array([1, None, 'x'])", ["CKPT004"]),
+        ("self.a = np.array([1, 2, 3])", []),
+        ("self.z = np.load('weights.npz')", ["CKPT001"]),
+        ("self.z = np.load('weights.npy')", []),
+        ("self.env = dict(os.environ)", []),
+        ("self.env = os.environ.copy()", []),
+        ("self.fns = list([lambda x: x])", ["CKPT003"]),
+        ("self.tmp = open(path)\nself.head = self.tmp.readline()\nself.tmp = None", []),
+        ("self.g = (i for i in range(3))\nself.g = list(self.g)", []),
+        ("self.f = open(path)\ndel self.f", []),
+        ("self.f = open(path)\nif path:\n    self.f = None", ["CKPT001"]),
+    ],
+)
+def test_flow_and_inference(body: str, expected: list[str]) -> None:
+    assert [c for c, _ in findings_for(body)] == expected
+
+
+def test_lazy_open_outside_init_is_the_fix_not_a_hazard() -> None:
+    source = (
+        "import h5py\nfrom torch.utils.data import Dataset\nclass D(Dataset):\n"
+        "    def __init__(self, p):\n        self.p = p\n        self._file = None\n"
+        "    def __getitem__(self, i):\n        if self._file is None:\n"
+        "            self._file = h5py.File(self.p, 'r')\n        return self._file['x'][i]\n"
+        "    def reopen(self):\n        self._other = h5py.File(self.p, 'r')\n"
+    )
+    assert [f.attribute for f in analyze_text(source)] == ["_other"]
+
+
+def test_disabled_tqdm_pickles() -> None:
+    source = (
+        "from tqdm import tqdm\nfrom torch import nn\nclass M(nn.Module):\n"
+        "    def __init__(self):\n        self.quiet = tqdm(total=3, disable=True)\n"
+        "        self.loud = tqdm(total=3)\n"
+    )
+    assert [f.attribute for f in analyze_text(source)] == ["loud"]

@@ -214,6 +214,66 @@ def _bind_target(
             _bind_target(sub, sub_value, stmt, env, self_name, method, out)
 
 
+def _parents(func: ast.AST) -> dict[int, ast.AST]:
+    return {id(child): node for node in ast.walk(func) for child in ast.iter_child_nodes(node)}
+
+
+def _mentions_attr(test: ast.expr, attribute: str) -> bool:
+    """`self.x is None`, `not self.x`, `not hasattr(self, "x")`: a lazy-initialization guard."""
+    for node in ast.walk(test):
+        if isinstance(node, ast.Attribute) and node.attr == attribute:
+            return True
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("hasattr", "getattr")
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and node.args[1].value == attribute
+        ):
+            return True
+    return False
+
+
+def _persists(cls: ClassFacts, assignment: Assignment, ctx: _Ctx) -> bool:
+    """Whether a hazardous assignment can still be in the state when the object is pickled.
+
+    Not when the same method later replaces it unconditionally (`self.tmp = open(p)`, read,
+    `self.tmp = None`), nor when it is the lazy-open idiom outside __init__
+    (`if self._file is None: self._file = h5py.File(...)` in __getitem__), which is how
+    per-worker handles are meant to be made.
+    """
+    method = cls.method(assignment.method)
+    if method is None or assignment.mutation:
+        return True
+    attribute = assignment.attribute
+    parents = _parents(method)
+    if assignment.method != "__init__":
+        node: ast.AST | None = parents.get(id(assignment.statement))
+        while node is not None and node is not method:
+            if isinstance(node, (ast.If, ast.While)) and _mentions_attr(node.test, attribute):
+                return False
+            node = parents.get(id(node))
+    for stmt in method.body:
+        if stmt.lineno <= assignment.statement.lineno:
+            continue
+        if isinstance(stmt, ast.Delete) and any(
+            isinstance(t, ast.Attribute) and t.attr == attribute for t in stmt.targets
+        ):
+            return False
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            if any(
+                isinstance(t, ast.Attribute)
+                and t.attr == attribute
+                and isinstance(t.value, ast.Name)
+                and t.value.id == "self"
+                for t in targets
+            ):
+                return ctx.classify(stmt.value) is not None
+    return True
+
+
 _SETATTR = frozenset({"setattr", "object.__setattr__"})
 # Methods that put their argument into the container they are called on.
 _MUTATORS = frozenset({"append", "extend", "add", "insert", "appendleft", "update", "setdefault"})
@@ -358,6 +418,8 @@ class Classifier:
                 continue
             ctx = _Ctx(self, facts, cls, assignment.env, attr_hazards, depth, attr_types)
             hazard = ctx.classify(assignment.value)
+            if hazard is not None and not _persists(cls, assignment, ctx):
+                hazard = None
             if hazard is None:
                 if not assignment.mutation:
                     kind = ctx.type_of(assignment.value)
@@ -463,6 +525,7 @@ class _Ctx:
     attrs: dict[str, Hazard]
     depth: int
     types: dict[str, str] = field(default_factory=dict)  # self attribute -> type name
+    in_function: bool = True  # False for module-level values
     _seen: set[int] = field(default_factory=set)
 
     @property
@@ -542,7 +605,9 @@ class _Ctx:
             if isinstance(value, ast.Lambda):
                 # pickle finds functions by __qualname__, and a lambda's is "<lambda>"
                 return Hazard("CKPT003", f"the module-level lambda `{name}`", _CALLABLE_BREAKS)
-            module_ctx = _Ctx(self.owner, self.facts, None, Env(), {}, self.depth + 1)
+            module_ctx = _Ctx(
+                self.owner, self.facts, None, Env(), {}, self.depth + 1, in_function=False
+            )
             inner = module_ctx.classify(value) if self.depth <= _MAX_DEPTH else None
             if inner is not None:
                 return Hazard(
@@ -642,9 +707,11 @@ class _Ctx:
                 if is_generator(binding.node):
                     return generator_hazard(f"a generator from `{head}()`")
                 return None
-            if "." in dotted:
-                return None  # a method of a local variable: handled by _method_of
-            return None
+            if head == dotted and isinstance(binding, ast.expr):
+                made = self.classify(binding)
+                if made is not None and made.what.startswith("a class made in a function"):
+                    return Hazard("CKPT003", f"an instance of {made.what[2:]}", _CALLABLE_BREAKS)
+            return None  # a method of a local variable: handled by _method_of
         if head in ("self", "cls") and "." in dotted:
             return None
         owner_name, _, member = dotted.partition(".")
@@ -668,16 +735,25 @@ class _Ctx:
             return OBJECT_ARRAY
         hazard = catalog.calls.get(qualified)
         if hazard is not None:
-            return hazard
+            return None if _made_safe(call, hazard) else hazard
         conditional = catalog.function_arg.get(qualified)
         if conditional is not None and call.args and self._is_function(call.args[0]):
             return conditional
+        by_suffix = catalog.suffix_arg.get(qualified)
+        if by_suffix is not None and _mentions_suffix(call, by_suffix[0]):
+            return by_suffix[1]
+        if self.in_function and qualified in _CLASS_FACTORIES and _makes_class(call, qualified):
+            return Hazard(
+                "CKPT003", f"a class made in a function by `{qualified}()`", _CALLABLE_BREAKS
+            )
         if qualified in catalog.holders:
-            args = list(call.args) + [kw.value for kw in call.keywords]
-            inner = self._container(args, f"a `{qualified.rsplit('.', 1)[-1]}`")
-            if inner is not None and qualified in _CONSUMING and inner.rule == "CKPT006":
-                return None
-            return inner
+            word = f"a `{qualified.rsplit('.', 1)[-1]}`"
+            if qualified in _CONSUMING:
+                # list(x), dict(x) copy the elements of x: only literal elements and keyword
+                # values end up inside (dict(os.environ) is a plain dict)
+                literal = [a for a in call.args if isinstance(a, _LITERALS)]
+                return self._container(literal + [kw.value for kw in call.keywords], word)
+            return self._container(list(call.args) + [kw.value for kw in call.keywords], word)
         return None
 
     def _is_function(self, expr: ast.expr) -> bool:
@@ -770,6 +846,47 @@ def _canonical_type(qualified: str) -> str:
     return _TYPE_ALIASES.get(qualified, qualified)
 
 
+_LITERALS = (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp)
+# Calls that create a class: inside a function the class is local and does not pickle
+# (rows 83-85); at module level it is an ordinary, importable class.
+_CLASS_FACTORIES = frozenset(
+    {
+        "collections.namedtuple",
+        "typing.NamedTuple",
+        "dataclasses.make_dataclass",
+        "builtins.type",
+        "types.new_class",
+        "enum.Enum",
+    }
+)
+
+
+def _makes_class(call: ast.Call, qualified: str) -> bool:
+    if qualified == "builtins.type":
+        return len(call.args) == 3
+    return bool(call.args)
+
+
+def _made_safe(call: ast.Call, hazard: Hazard) -> bool:
+    for name, value in hazard.safe_when:
+        for kw in call.keywords:
+            if kw.arg == name and isinstance(kw.value, ast.Constant) and kw.value.value == value:
+                return True
+    return False
+
+
+def _mentions_suffix(call: ast.Call, suffix: str) -> bool:
+    for arg in [*call.args, *(kw.value for kw in call.keywords)]:
+        for node in ast.walk(arg):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and node.value.endswith(suffix)
+            ):
+                return True
+    return False
+
+
 def _container_word(expr: ast.expr) -> str:
     if isinstance(expr, (ast.List, ast.ListComp)):
         return "a list"
@@ -802,9 +919,26 @@ def _has_object_dtype(call: ast.Call, qualified: str, ctx: _Ctx) -> bool:
     for kw in call.keywords:
         if kw.arg == "dtype":
             return _is_object_dtype(kw.value, ctx)
-    position = _DTYPE_POSITION.get(qualified.rsplit(".", 1)[-1], 1)
+    name = qualified.rsplit(".", 1)[-1]
+    position = _DTYPE_POSITION.get(name, 1)
     if len(call.args) > position:
         return _is_object_dtype(call.args[position], ctx)
+    # No dtype: numpy infers object from None (np.full(n, None), np.array([1, None]))
+    if name in ("full", "full_like"):
+        fill = call.args[1] if len(call.args) > 1 else None
+        fill = next((kw.value for kw in call.keywords if kw.arg == "fill_value"), fill)
+        return isinstance(fill, ast.Constant) and fill.value is None
+    if name in ("array", "asarray", "asanyarray") and call.args:
+        return _literal_holds_none(call.args[0])
+    return False
+
+
+def _literal_holds_none(expr: ast.expr) -> bool:
+    if isinstance(expr, (ast.List, ast.Tuple)):
+        return any(
+            (isinstance(e, ast.Constant) and e.value is None) or _literal_holds_none(e)
+            for e in expr.elts
+        )
     return False
 
 

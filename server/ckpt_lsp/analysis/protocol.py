@@ -28,11 +28,29 @@ def excluded_attributes(
     for _, klass in chain:
         if klass.method("__reduce__") is not None or klass.method("__reduce_ex__") is not None:
             return ALL
-    for _, klass in chain:
+    for klass_facts, klass in chain:
         getstate = klass.method("__getstate__")
         if getstate is not None:
-            return _from_getstate(getstate)
+            return _from_getstate(getstate, _constants(klass_facts, klass))
     return frozenset()
+
+
+def _constants(facts: ModuleFacts, cls: ClassFacts) -> dict[str, list[str]]:
+    """Named tuples of strings a __getstate__ may filter by: `TRANSIENT = ("_fh", "_lock")`
+    in the class body or at module level."""
+    consts: dict[str, list[str]] = {}
+    for name, value in facts.assigns.items():
+        strings = _const_strings(value, {})
+        if strings is not None:
+            consts[name] = strings
+    for stmt in cls.node.body:
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            strings = _const_strings(stmt.value, {})
+            for target in targets:
+                if isinstance(target, ast.Name) and strings is not None:
+                    consts[target.id] = strings
+    return consts
 
 
 def _const_str(node: ast.AST) -> str | None:
@@ -41,7 +59,15 @@ def _const_str(node: ast.AST) -> str | None:
     return None
 
 
-def _const_strings(node: ast.AST) -> list[str] | None:
+def _const_strings(node: ast.AST, consts: dict[str, list[str]]) -> list[str] | None:
+    if isinstance(node, ast.Name) and node.id in consts:
+        return consts[node.id]
+    if isinstance(node, ast.Attribute) and node.attr in consts:
+        return consts[node.attr]  # self.TRANSIENT, cls.TRANSIENT, Model.TRANSIENT
+    if isinstance(node, ast.Call) and node.args and not node.keywords:
+        func = node.func  # frozenset({...}), set([...]), tuple(...)
+        if isinstance(func, ast.Name) and func.id in ("set", "frozenset", "tuple", "list"):
+            return _const_strings(node.args[0], consts)
     if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
         values = [_const_str(e) for e in node.elts]
         if all(v is not None for v in values):
@@ -70,13 +96,15 @@ def _is_dict_source(expr: ast.expr) -> bool:
     return False
 
 
-def _from_getstate(func: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+def _from_getstate(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, consts: dict[str, list[str]]
+) -> frozenset[str]:
     excluded: set[str] = set()
     understood = True
     loop_values: dict[str, list[str]] = {}
     for node in ast.walk(func):
         if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
-            values = _const_strings(node.iter)
+            values = _const_strings(node.iter, consts)
             if values is not None:
                 loop_values[node.target.id] = values
     for node in ast.walk(func):
@@ -102,7 +130,7 @@ def _from_getstate(func: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[st
                     excluded.update(_keys(target.slice, loop_values))
         elif isinstance(node, ast.comprehension):
             for cond in node.ifs:
-                excluded.update(_filtered_out(cond))
+                excluded.update(_filtered_out(cond, consts))
     returns = [n for n in ast.walk(func) if isinstance(n, ast.Return) and n.value is not None]
     for ret in returns:
         value = ret.value
@@ -139,7 +167,7 @@ def _keys(node: ast.AST, loop_values: dict[str, list[str]]) -> list[str]:
     return []
 
 
-def _filtered_out(cond: ast.expr) -> list[str]:
+def _filtered_out(cond: ast.expr, consts: dict[str, list[str]]) -> list[str]:
     """Keys a comprehension filter drops: `k != "x"`, `k not in ("x", "y")`."""
     if isinstance(cond, ast.Compare) and len(cond.ops) == 1:
         op = cond.ops[0]
@@ -148,11 +176,11 @@ def _filtered_out(cond: ast.expr) -> list[str]:
             value = _const_str(right)
             return [value] if value else []
         if isinstance(op, ast.NotIn):
-            return _const_strings(right) or []
+            return _const_strings(right, consts) or []
     if isinstance(cond, ast.BoolOp) and isinstance(cond.op, ast.And):
         out: list[str] = []
         for value in cond.values:
-            out += _filtered_out(value)
+            out += _filtered_out(value, consts)
         return out
     return []
 
