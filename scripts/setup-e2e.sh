@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CODE_SERVER_VERSION=4.100.3
 PREFIX="$ROOT/.e2e/code-server"
 MARKS="$PREFIX/.steps"
-APT_PACKAGES=(neovim chromium libkrb5-dev pkg-config ripgrep python3 make g++ git ca-certificates)
+APT_PACKAGES=(neovim chromium libkrb5-dev pkg-config ripgrep python3 make g++ git ca-certificates unzip)
 
 log() { printf '[setup-e2e %3ds] %s\n' "$(($(date +%s) - started))" "$*"; }
 done_step() { [[ -f "$MARKS/$1" ]]; }
@@ -112,6 +112,21 @@ cat >"$PREFIX/bin/code-server" <<'WRAP'
 exec node "$(dirname "$0")/../node_modules/code-server/out/node/entry.js" "$@"
 WRAP
 chmod +x "$PREFIX/bin/code-server"
+
+# --- 3. the extension under test ----------------------------------------------------
+# Built here rather than in the test, so the download of its bundled wheels happens at
+# set-up time. The test rebuilds it only when sources changed after this (same list).
+EXTENSION_SOURCES=(client/src server/ckpt_lsp bundled/tool package.json scripts/build-vsix.sh scripts/build-vsix-libs.py)
+vsix=$(cd "$ROOT" && ls -t ckpt-lsp*.vsix 2>/dev/null | head -1 || true)
+if [[ ! -x "$ROOT/node_modules/.bin/vsce" ]]; then
+    log "extension: node_modules is missing (run \`npm ci\`); the code-server test will say so"
+elif [[ -s "$vsix" ]] && unzip -tq "$vsix" >/dev/null 2>&1 && [[ -z "$(cd "$ROOT" && find "${EXTENSION_SOURCES[@]}" -newer "$vsix" -type f \
+    -not -path '*/__pycache__/*' 2>/dev/null | head -1)" ]]; then
+    log "extension: $vsix is up to date"
+else
+    log "extension: npm run package"
+    (cd "$ROOT" && npm run --silent package)
+fi
 
 # Fails the script (set -e) when any of the three cannot start.
 cs_version=$("$PREFIX/bin/code-server" --config "$PREFIX/config.yaml" --version 2>/dev/null | tail -1)

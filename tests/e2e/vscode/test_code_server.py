@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,23 @@ REPORT_DEADLINE_S = 120
 DRIVER_WAIT_MS = 90_000
 CODE_SERVER_START_S = 60
 # Sources whose change means a packaged extension is stale and must be rebuilt.
-EXTENSION_SOURCES = ("client/src", "server/ckpt_lsp", "package.json", "scripts/build-vsix.sh")
+# The same list as in scripts/setup-e2e.sh, which builds it ahead of the tests.
+EXTENSION_SOURCES = (
+    "client/src",
+    "server/ckpt_lsp",
+    "bundled/tool",
+    "package.json",
+    "scripts/build-vsix.sh",
+    "scripts/build-vsix-libs.py",
+)
 
 
 def newest_mtime(root: Path, relative: tuple[str, ...]) -> float:
     newest = 0.0
     for name in relative:
         path = root / name
+        if not path.exists():
+            continue
         files = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
         for file in files:
             if "__pycache__" not in file.parts:
@@ -68,7 +79,8 @@ def our_vsix(root: Path) -> Path:
     if given:
         return Path(given).resolve()
     found = sorted(root.glob("ckpt-lsp*.vsix"), key=lambda p: p.stat().st_mtime)
-    if found and found[-1].stat().st_mtime >= newest_mtime(root, EXTENSION_SOURCES):
+    fresh = found and found[-1].stat().st_mtime >= newest_mtime(root, EXTENSION_SOURCES)
+    if fresh and zipfile.is_zipfile(found[-1]):
         return found[-1]
     if not (root / "node_modules").is_dir():
         pytest.fail("node_modules is missing: run `npm ci` at the repo root first")
