@@ -42,7 +42,7 @@ TRUTH_PATH = Path(
 PATHS = ("pickle", "torch.save", "spawn", "deepcopy")
 RULE_CODES = {f"CKPT00{n}" for n in range(1, 10)}
 HAZARD_KEYS = {"name", "rule", "what", "breaks", "kind", "returns", "truth", "probe", "requires"}
-HAZARD_KEYS |= {"note", "when_arg"}
+HAZARD_KEYS |= {"note", "when_arg", "safe_when"}
 HOLDER_KEYS = {"name", "what", "truth", "probe", "requires", "note"}
 # Truth-table column for each save path.
 TRUTH_COLUMNS = {"pickle": "pickle", "deepcopy": "deepcopy", "spawn": "spawn"}
@@ -249,7 +249,8 @@ def test_hazard_schema(entry: dict[str, Any]) -> None:
     assert all(isinstance(m, str) and m for m in entry.get("requires", []))
     is_conditional = any(entry is c for c in CONDITIONAL)
     assert ("when_arg" in entry) == is_conditional, "when_arg belongs to conditional_hazard"
-    assert entry.get("when_arg", "function") == "function"
+    when = entry.get("when_arg", "function")
+    assert when == "function" or when.startswith("suffix:")
     backed = entry["truth"] or entry["probe"]
     assert backed or entry.get("note", "").strip(), "needs truth rows, a probe, or a note"
 
@@ -477,3 +478,25 @@ def test_rule_pages_cite_existing_rows() -> None:
         for group in re.findall(r"\[(\d+(?:\s*[-,]\s*\d+)*)\]", page.read_text(encoding="utf-8")):
             for number in re.findall(r"\d+", group):
                 assert int(number) in rows, f"{page.name} cites row {number}"
+
+
+SAFE_WHEN = [e for e in ENTRIES if e.get("safe_when") and e.get("probe")]
+
+
+@pytest.mark.parametrize("entry", SAFE_WHEN, ids=_ids(SAFE_WHEN))
+def test_safe_when_arguments_make_it_pickle(entry: dict[str, Any], tmp_path: Path) -> None:
+    """`safe_when` claims (tqdm(disable=True) pickles) are proven like the hazards are."""
+    import ast
+
+    call = ast.parse(entry["probe"], mode="eval").body
+    assert isinstance(call, ast.Call), "safe_when needs a call probe"
+    call.keywords = [kw for kw in call.keywords if kw.arg not in entry["safe_when"]]
+    call.keywords += [
+        ast.keyword(arg=k, value=ast.Constant(v)) for k, v in entry["safe_when"].items()
+    ]
+    safe = dict(entry, probe=ast.unparse(call))
+    value = build(safe, tmp_path)
+    try:
+        pickle.loads(pickle.dumps(value))
+    finally:
+        dispose(value)
