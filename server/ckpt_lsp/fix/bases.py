@@ -15,6 +15,11 @@ call the method, compare the result with `obj.__dict__`):
   from it would delete the attribute from the object being saved. So the state
   must be copied first.
 - torch Dataset/IterableDataset, LightningDataModule, sklearn mixins: neither.
+
+nn.Module's `__setattr__` stores modules, parameters and buffers in `_modules`,
+`_parameters`, `_buffers`: `self.shortcut = (lambda x: x) if same else nn.Conv2d(...)`
+pops nothing from `__dict__` in the Conv2d case, and an unguarded
+`self.shortcut = None` in `__setstate__` would replace the restored layer.
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ class BaseProtocol:
     getstate: bool  # the base defines __getstate__ (so super().__getstate__() works on 3.9)
     setstate: bool  # the base defines __setstate__
     fresh: bool  # its __getstate__ returns a new dict that is safe to pop from
+    # nn.Module keeps submodules, parameters and buffers outside __dict__: an attribute
+    # whose value may be one of them is restored by the base and must not be overwritten.
+    submodules: bool = False
 
 
-NN_MODULE = BaseProtocol(getstate=True, setstate=True, fresh=True)
+NN_MODULE = BaseProtocol(getstate=True, setstate=True, fresh=True, submodules=True)
 SKLEARN_ESTIMATOR = BaseProtocol(getstate=True, setstate=True, fresh=False)
 # A project base class whose own __getstate__ we cannot judge: copy its result.
 UNKNOWN_GETSTATE = BaseProtocol(getstate=True, setstate=False, fresh=False)

@@ -16,13 +16,20 @@ from dataclasses import dataclass
 from ckpt_lsp.findings import Edit
 from ckpt_lsp.fix.bases import BaseProtocol
 from ckpt_lsp.fix.protocol import GetstateShape, read_getstate, read_setstate
-from ckpt_lsp.fix.recreate import find_origin, mangle, source_name, why_not_recreatable
+from ckpt_lsp.fix.recreate import (
+    find_origin,
+    mangle,
+    may_hold_submodule,
+    source_name,
+    why_not_recreatable,
+)
 from ckpt_lsp.fix.source import (
     FunctionNode,
     ParsedModule,
     base_protocol,
     class_methods,
     find_class,
+    has_foreign_base,
     parse_module,
     top_level_blocks,
 )
@@ -92,6 +99,7 @@ class _Decision:
     key: str  # the __dict__ key (private names mangled)
     expression: str | None  # source text to re-create it, or None
     reason: str | None  # why it is reset to None
+    guard: bool = False  # only set it when the base did not restore it (nn.Module children)
 
 
 def _merge(targets: Sequence[FixTarget]) -> list[FixTarget]:
@@ -228,14 +236,18 @@ class _ClassPlanner:
             raise _Unavailable(sshape.problem)
 
         gone = (set(wanted) | left_out) - assigned
-        decisions = self._decide(cls, [(wanted[k], k) for k in to_set], gone)
+        # Without the analyzer's bases, a base from another file may be an nn.Module.
+        submodules = (base is not None and base.submodules) or (
+            not self.target.bases and has_foreign_base(cls, self.module)
+        )
+        decisions = self._decide(cls, [(wanted[k], k) for k in to_set], gone, submodules)
         recreated = {d.key for d in decisions if d.expression is not None}
 
         spans: list[Span] = []
         order = -10 * depth
         nl = layout.newline
         pops = [self._pop_line(shape.var if shape else "state", k, k in recreated) for k in to_pop]
-        sets = [self._set_line(d) for d in decisions]
+        sets = [line for d in decisions for line in self._set_lines(d, layout.unit)]
 
         if getstate is not None and shape is not None and to_pop:
             spans += self._extend_getstate(getstate, shape, pops, order)
@@ -297,14 +309,19 @@ class _ClassPlanner:
         return f'{var}.pop("{key}", None)  # unpicklable: {then} in __setstate__'
 
     @staticmethod
-    def _set_line(decision: _Decision) -> str:
+    def _set_lines(decision: _Decision, unit: str) -> list[str]:
+        name = decision.name
         if decision.expression is None:
-            name = decision.name
-            return f"self.{name} = None  # {TODO}: re-create {name} after unpickling"
-        expression = decision.expression
-        if "\n" in expression or "\r" in expression:
-            expression = f"({expression})"  # keeps a multi-line expression one statement
-        return f"self.{decision.name} = {expression}"
+            line = f"self.{name} = None  # {TODO}: re-create {name} after unpickling"
+        else:
+            expression = decision.expression
+            if "\n" in expression or "\r" in expression:
+                expression = f"({expression})"  # keeps a multi-line expression one statement
+            line = f"self.{name} = {expression}"
+        if not decision.guard:
+            return [line]
+        # A submodule or parameter lives in _modules/_parameters and came back with the base.
+        return [f'if not hasattr(self, "{name}"):  # not restored as a submodule', unit + line]
 
     @staticmethod
     def _method(layout: _Layout, signature: str, body: list[str]) -> str:
@@ -313,7 +330,7 @@ class _ClassPlanner:
         return "".join(line + layout.newline for line in lines)
 
     def _decide(
-        self, cls: ast.ClassDef, items: list[tuple[str, str]], gone: set[str]
+        self, cls: ast.ClassDef, items: list[tuple[str, str]], gone: set[str], submodules: bool
     ) -> list[_Decision]:
         """Re-create what can be, in the given order, except that an attribute which needs
         another dropped one comes after it (round by round)."""
@@ -322,6 +339,10 @@ class _ClassPlanner:
         reasons: dict[str, str] = {}
         pending = list(items)
         round_no = 0
+        guards = {
+            key: submodules and may_hold_submodule(find_origin(cls, name), self.module)
+            for name, key in items
+        }
         while pending:
             back = {k for k, d in done.items() if d.expression is not None}
             ready = []
@@ -335,12 +356,12 @@ class _ClassPlanner:
             if not ready:
                 break
             for name, key, expression in ready:
-                done[key] = _Decision(name, key, expression, None)
+                done[key] = _Decision(name, key, expression, None, guards[key])
                 rounds[key] = round_no
                 pending.remove((name, key))
             round_no += 1
         for name, key in pending:
-            done[key] = _Decision(name, key, None, reasons.get(key))
+            done[key] = _Decision(name, key, None, reasons.get(key), guards[key])
             rounds[key] = 0
         index = {key: i for i, (_, key) in enumerate(items)}
         return sorted(done.values(), key=lambda d: (rounds[d.key], index[d.key]))
@@ -398,18 +419,68 @@ def _parses(text: str) -> bool:
     return True
 
 
-def _block_parses(module: ParsedModule, cls: ast.ClassDef, spans: list[Span]) -> bool:
-    """For a file that does not parse as a whole: does the class's own block still parse?"""
-    table = module.table
-    for first, last in top_level_blocks(table):
-        if first <= cls.lineno <= last:
-            start, end = table.row_start(first), table.row_end(last)
-            if any(s.start < start or s.end > end for s in spans):
+class _Validator:
+    """Checks that edited classes still parse, cheaply.
+
+    Edits stay inside the class's top-level block, so re-parsing that block (padded
+    so rows match) is enough when the block parses on its own before the edit; a
+    block the line-based splitter cut wrongly falls back to parsing the whole file.
+    """
+
+    def __init__(self, module: ParsedModule) -> None:
+        self.module = module
+        self.table = module.table
+        self.blocks = top_level_blocks(module.table)
+        self._alone: dict[tuple[int, int], bool] = {}
+
+    def block_of(self, cls: ast.ClassDef) -> tuple[int, int] | None:
+        for first, last in self.blocks:
+            if first <= cls.lineno <= last:
+                return first, last
+        return None
+
+    def _block_text(self, block: tuple[int, int], spans: Sequence[Span]) -> str | None:
+        first, last = block
+        start, end = self.table.row_start(first), self.table.row_end(last)
+        if any(s.start < start or s.end > end for s in spans):
+            return None
+        local = [Span(s.start - start, s.end - start, s.text, s.order) for s in spans]
+        return "\n" * (first - 1) + apply_spans(self.table.source[start:end], local)
+
+    def block_usable(self, block: tuple[int, int] | None) -> bool:
+        if block is None:
+            return False
+        if block not in self._alone:
+            text = self._block_text(block, [])
+            self._alone[block] = text is not None and _parses(text)
+        return self._alone[block]
+
+    def valid(self, groups: Sequence[tuple[ast.ClassDef, Sequence[Span]]]) -> bool:
+        """Every block touched by the spans parses; or the whole file does."""
+        by_block: dict[tuple[int, int], list[Span]] = {}
+        whole: list[Span] = []
+        for cls, spans in groups:
+            block = self.block_of(cls)
+            if block is not None and self.block_usable(block):
+                by_block.setdefault(block, []).extend(spans)
+            else:
+                whole.extend(spans)
+        if whole:
+            if not self.module.whole:
                 return False
-            local = [Span(s.start - start, s.end - start, s.text, s.order) for s in spans]
-            text = apply_spans(table.source[start:end], local)
-            return _parses("\n" * (first - 1) + text)
-    return False
+            try:
+                everything = [s for spans in by_block.values() for s in spans] + whole
+                return _parses(apply_spans(self.table.source, everything))
+            except ValueError:
+                return False
+        for block, spans in by_block.items():
+            try:
+                text = self._block_text(block, spans)
+            except ValueError:
+                return False
+            if text is None or not _parses(text):
+                return False
+        return True
 
 
 def plan_fixes(source: str, targets: Sequence[FixTarget]) -> tuple[list[ClassFix], list[Span]]:
@@ -421,28 +492,21 @@ def plan_fixes(source: str, targets: Sequence[FixTarget]) -> tuple[list[ClassFix
         return [
             ClassFix(t.class_name, t.class_line, t.attributes, unavailable=reason) for t in merged
         ], []
+    validator = _Validator(module)
     kept: list[Span] = []
+    groups: list[tuple[ast.ClassDef, Sequence[Span]]] = []
     fixes: list[ClassFix] = []
     for target in merged:
         planner = _ClassPlanner(module, target)
         fix, spans, cls = planner.plan()
-        if fix.unavailable is None and spans:
-            try:
-                fixed = apply_spans(source, spans)
-            except ValueError:
-                fixed = None
-            if cls is None or fixed is None:
-                ok = False
-            elif module.whole:
-                ok = _parses(fixed)
-            else:
-                ok = _block_parses(module, cls, spans)
-            if not ok:
+        if fix.unavailable is None and spans and cls is not None:
+            if not validator.valid([(cls, spans)]):
                 fix = planner._fail("the edit would not parse")
             elif spans_overlap(spans, kept):
                 fix = planner._fail("its edit overlaps the edit of another class")
             else:
                 kept += spans
+                groups.append((cls, spans))
                 fix = ClassFix(
                     fix.class_name,
                     fix.class_line,
@@ -452,7 +516,7 @@ def plan_fixes(source: str, targets: Sequence[FixTarget]) -> tuple[list[ClassFix
                     reset=fix.reset,
                 )
         fixes.append(fix)
-    if module.whole and kept and not _parses(apply_spans(source, kept)):
+    if len(groups) > 1 and not validator.valid(groups):
         return [planner_fail(f) for f in fixes], []
     return fixes, kept
 

@@ -9,6 +9,7 @@ built it are gone, so anything that needs them is reset to None instead.
 from __future__ import annotations
 
 import ast
+import sys
 from dataclasses import dataclass
 
 from ckpt_lsp.fix.source import BUILTIN_NAMES, FunctionNode, ParsedModule, walk_same_scope
@@ -237,3 +238,91 @@ def why_not_recreatable(
         if mangle(attr, class_name) in gone:
             return f"it needs `self.{attr}`, which is not in the state either"
     return None
+
+
+# Roots of calls and names whose values are never torch modules, parameters or buffers.
+_NOT_TORCH_ROOTS = frozenset(
+    getattr(sys, "stdlib_module_names", ())
+    or {
+        "asyncio",
+        "bz2",
+        "collections",
+        "concurrent",
+        "contextvars",
+        "csv",
+        "ctypes",
+        "functools",
+        "gzip",
+        "hashlib",
+        "io",
+        "itertools",
+        "json",
+        "logging",
+        "lzma",
+        "mmap",
+        "multiprocessing",
+        "os",
+        "pathlib",
+        "queue",
+        "re",
+        "shelve",
+        "socket",
+        "sqlite3",
+        "ssl",
+        "subprocess",
+        "sys",
+        "tempfile",
+        "threading",
+        "types",
+        "urllib",
+        "weakref",
+        "zipfile",
+        "zlib",
+    }  # fmt: skip
+) | {"builtins", "numpy", "h5py", "lmdb", "tqdm", "pandas", "PIL", "requests", "urllib3"}
+_PLAIN_VALUES = (
+    ast.Lambda,
+    ast.GeneratorExp,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.List,
+    ast.Tuple,
+    ast.Set,
+    ast.Dict,
+    ast.Constant,
+    ast.JoinedStr,
+)
+
+
+def may_hold_submodule(origin: Origin, module: ParsedModule) -> bool:
+    """Could the attribute's value be an nn.Module, Parameter or buffer (kept outside
+    `__dict__` and restored by nn.Module itself)? True unless the expression surely is not."""
+    expr = origin.expr
+    if expr is None:
+        return True
+    return _may_hold(expr, origin, module)
+
+
+def _may_hold(expr: ast.expr, origin: Origin, module: ParsedModule) -> bool:
+    if isinstance(expr, _PLAIN_VALUES):
+        return False
+    if isinstance(expr, ast.IfExp):
+        return _may_hold(expr.body, origin, module) or _may_hold(expr.orelse, origin, module)
+    target = expr.func if isinstance(expr, ast.Call) else expr
+    root_expr = target
+    while isinstance(root_expr, ast.Attribute):
+        root_expr = root_expr.value
+    if not isinstance(root_expr, ast.Name):
+        return True
+    name = root_expr.id
+    if origin.method is not None and name in method_locals(origin.method):
+        local_defs = {
+            n.name
+            for n in walk_same_scope(origin.method)
+            if isinstance(n, (*FunctionNode, ast.ClassDef))
+        }
+        return not (name in local_defs and target is root_expr and not isinstance(expr, ast.Call))
+    if name in module.imports:
+        return module.imports[name].split(".")[0] not in _NOT_TORCH_ROOTS
+    return not (name in BUILTIN_NAMES and name not in module.names)

@@ -147,11 +147,21 @@ def walk_same_scope(node: ast.AST) -> Iterator[ast.AST]:
         yield from _walk_same_scope(child)
 
 
+def _child_statements(node: ast.AST) -> Iterator[ast.stmt]:
+    """Statements directly inside a statement's blocks (classes only live in statements)."""
+    for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+        for child in getattr(node, name, None) or []:
+            if isinstance(child, ast.stmt):
+                yield child
+            else:  # except handlers and match cases hold statements
+                yield from getattr(child, "body", [])
+
+
 def _classes(
     node: ast.AST, prefix: str | None, depth: int
 ) -> Iterator[tuple[ast.ClassDef, str | None, int]]:
     """Every class under node with its dotted name (None inside functions) and depth."""
-    for child in ast.iter_child_nodes(node):
+    for child in _child_statements(node):
         if isinstance(child, ast.ClassDef):
             dotted = None if prefix is None else f"{prefix}{child.name}"
             yield child, dotted, depth
@@ -252,6 +262,7 @@ def base_protocol(
         getstate=bool(getstate),
         setstate=any(p.setstate for p in found),
         fresh=bool(getstate) and all(p.fresh for p in getstate),
+        submodules=any(p.submodules for p in found),
     )
 
 
@@ -267,3 +278,20 @@ __all__ = [
     "top_level_blocks",
     "walk_same_scope",
 ]
+
+
+_LIBRARY_ROOTS = frozenset(
+    {"builtins", "object", "torch", "lightning", "pytorch_lightning", "sklearn", "transformers"}
+) | frozenset(getattr(__import__("sys"), "stdlib_module_names", ()))
+
+
+def has_foreign_base(cls: ast.ClassDef, module: ParsedModule) -> bool:
+    """A base from another project file (or the class is unknown): it may be an nn.Module."""
+    top_classes = {s.name for s in module.tree.body if isinstance(s, ast.ClassDef)}
+    for base in cls.bases:
+        if isinstance(base, ast.Name) and base.id in top_classes:
+            continue
+        name = qualify(base, module.imports)
+        if name is None or name.split(".")[0] not in _LIBRARY_ROOTS:
+            return True
+    return False
