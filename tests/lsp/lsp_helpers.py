@@ -36,6 +36,7 @@ class Other(nn.Module):
 """
 
 PULL_CAPS = "pull"  # a profile name of our own: VS Code's with pull diagnostics
+EAGER_CAPS = "no-resolve"  # VS Code's without codeAction/resolve: edits come at once
 
 
 def capabilities(profile: str, encodings: Sequence[str] | None = None) -> types.ClientCapabilities:
@@ -49,6 +50,10 @@ def capabilities(profile: str, encodings: Sequence[str] | None = None) -> types.
         caps.workspace.diagnostics = types.DiagnosticWorkspaceClientCapabilities(
             refresh_support=True
         )
+    elif profile == EAGER_CAPS:
+        caps = client_capabilities("visual-studio-code")
+        assert caps.text_document is not None and caps.text_document.code_action is not None
+        caps.text_document.code_action.resolve_support = None
     else:
         caps = client_capabilities(profile)
     if encodings is not None:

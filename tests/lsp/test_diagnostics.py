@@ -84,6 +84,15 @@ async def test_pull_client_pulls_and_gets_no_push(client: LanguageClient, worksp
     )
     assert isinstance(third, types.RelatedFullDocumentDiagnosticReport)
     assert sorted(attributes(third.items)) == ["act", "guard", "lock"]
+    # a settings change asks the client to pull again
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"ckpt-lsp": {"ignore": ["CKPT005"]}})
+    )
+    await wait_for(lambda: client.diagnostic_refresh_count > 0, what="a refresh request")
+    fourth = await client.text_document_diagnostic_async(
+        types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    assert attributes(fourth.items) == ["act"]  # type: ignore[union-attr]
     assert not [p for p in client.published if p.diagnostics]  # type: ignore[attr-defined]
 
 

@@ -220,6 +220,10 @@ async def test_bad_input_is_answered_and_survived(client: LanguageClient, worksp
     assert "-32602" in repr(answer) or "nvalid" in str(answer)
     # changes to a document that was never opened, positions out of range
     change_doc(client, uri_of(workspace / "nothing.py"), "x = 1\n", 5)
+    await wait_for(  # logged to the client, not fatal
+        lambda: any(m.type == types.MessageType.Error for m in client.log_messages),
+        what="an error in the log",
+    )
     far = await client.text_document_hover_async(
         types.HoverParams(
             text_document=types.TextDocumentIdentifier(uri=uri),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from lsprotocol import types
@@ -76,25 +76,6 @@ def workspace_edit(ctx: ActionContext, edits: Sequence[Edit]) -> types.Workspace
     return types.WorkspaceEdit(changes={ctx.uri: text_edits})
 
 
-def fix_edits_for(ctx: ActionContext, findings: Iterable[Finding]) -> list[Edit]:
-    """The edits that fix these findings' classes; [] when the fix engine declines
-    (the file does not parse, the class is already handled, the edit would not parse)."""
-    targets = targets_for(findings)
-    if not targets:
-        return []
-    try:
-        if len(targets) == 1:
-            fix = describe_fix(ctx.text, targets[0])
-            if not fix.available:
-                log.debug("no fix for %s: %s", fix.class_name, fix.unavailable)
-                return []
-            return list(fix.edits)
-        return list(fix_edits(ctx.text, targets))
-    except Exception:
-        log.exception("building the fix failed")
-        return []
-
-
 def ignore_edit(ctx: ActionContext, finding: Finding) -> Edit | None:
     """`# ckpt: ignore[CODE]` at the end of the statement's last line, or the code added
     to the list of an ignore comment already there. None when it is already listed."""
@@ -127,6 +108,40 @@ def _matches_only(kind: str, only: Sequence[str] | None) -> bool:
     return any(kind == o or kind.startswith(f"{o}.") for o in only)
 
 
+def target_json(target: FixTarget) -> dict[str, object]:
+    return {
+        "class": target.class_name,
+        "line": target.class_line,
+        "attributes": list(target.attributes),
+        "bases": list(target.bases),
+    }
+
+
+def target_from_json(data: Mapping[str, object]) -> FixTarget:
+    attributes = data.get("attributes") or []
+    bases = data.get("bases") or []
+    return FixTarget(
+        str(data["class"]),
+        int(data["line"]),  # type: ignore[call-overload]
+        tuple(str(a) for a in attributes),  # type: ignore[union-attr]
+        tuple(str(b) for b in bases),  # type: ignore[union-attr]
+    )
+
+
+def fix_data(ctx: ActionContext, findings: Iterable[Finding]) -> dict[str, object]:
+    """What resolving a fix action needs: the document state and the targets."""
+    return {
+        "ckpt": "fix",
+        "uri": ctx.uri,
+        "version": ctx.version,
+        "targets": [target_json(t) for t in targets_for(findings)],
+    }
+
+
+def is_fix_action(action: types.CodeAction) -> bool:
+    return isinstance(action.data, Mapping) and action.data.get("ckpt") == "fix"
+
+
 def code_actions(
     ctx: ActionContext,
     findings: Sequence[Finding],
@@ -134,7 +149,12 @@ def code_actions(
     params: types.CodeActionParams,
 ) -> list[types.CodeAction]:
     """The actions for the requested range; `diagnostic(i)` is the published diagnostic
-    of `findings[i]` (built on demand: most requests concern one line)."""
+    of `findings[i]` (built on demand: most requests concern one line).
+
+    Fix actions come without their edit, with `data` to build it (`resolve_fix`): on a
+    large file the fix engine takes far longer than a cursor move may, and an editor
+    asks for code actions at every cursor move but applies one now and then. Ignore
+    actions are cheap and come complete."""
     only = [str(k) for k in params.context.only] if params.context.only else None
     start = ctx.index.from_client(params.range.start)
     end = ctx.index.from_client(params.range.end)
@@ -149,53 +169,68 @@ def code_actions(
             if key in seen_classes:
                 continue
             seen_classes.add(key)
-            group = [
-                (f, diagnostic(j))
-                for j, f in enumerate(findings)
-                if (f.class_name, f.class_line) == key
-            ]
-            if len({f.attribute for f, _ in group}) > 1:
-                edits = fix_edits_for(ctx, [f for f, _ in group])
-                if edits:
-                    actions.append(
-                        types.CodeAction(
-                            title=f"Exclude all unpicklable attributes of `{finding.class_name}`",
-                            kind=types.CodeActionKind.QuickFix,
-                            diagnostics=[d for _, d in group if d is not None],
-                            edit=workspace_edit(ctx, edits),
-                        )
+            group = [j for j, f in enumerate(findings) if (f.class_name, f.class_line) == key]
+            if len({findings[j].attribute for j in group}) > 1:
+                related = [d for d in (diagnostic(j) for j in group) if d is not None]
+                actions.append(
+                    types.CodeAction(
+                        title=f"Exclude all unpicklable attributes of `{finding.class_name}`",
+                        kind=types.CodeActionKind.QuickFix,
+                        diagnostics=related,
+                        data=fix_data(ctx, [findings[j] for j in group]),
                     )
-    if findings and _matches_only(FIX_ALL_KIND, only):
-        edits = fix_edits_for(ctx, findings)
-        if edits:
-            actions.append(
-                types.CodeAction(
-                    title="Exclude all unpicklable attributes in this file (ckpt-lsp)",
-                    kind=FIX_ALL_KIND,
-                    edit=workspace_edit(ctx, edits),
                 )
+    if findings and _matches_only(FIX_ALL_KIND, only):
+        actions.append(
+            types.CodeAction(
+                title="Exclude all unpicklable attributes in this file (ckpt-lsp)",
+                kind=FIX_ALL_KIND,
+                data=fix_data(ctx, findings),
             )
+        )
     return actions
+
+
+def resolve_fix(ctx: ActionContext, action: types.CodeAction) -> str | None:
+    """Fill in the edit of a fix action for the text in `ctx` (which must be the state
+    the action was made for). Returns why not, or None when the edit is in place."""
+    data = action.data if isinstance(action.data, Mapping) else {}
+    try:
+        targets = [target_from_json(t) for t in data.get("targets", [])]
+    except (KeyError, TypeError, ValueError):
+        return "the action's data is not ckpt-lsp's"
+    if not targets:
+        return "nothing to fix"
+    try:
+        if len(targets) == 1:
+            fix = describe_fix(ctx.text, targets[0])
+            if not fix.available:
+                return fix.unavailable or "the class already leaves these attributes out"
+            edits = list(fix.edits)
+        else:
+            edits = list(fix_edits(ctx.text, targets))
+    except Exception as exc:
+        log.exception("building the fix failed")
+        return f"building the fix failed: {exc}"
+    if not edits:
+        return "no change is needed or possible"
+    action.edit = workspace_edit(ctx, edits)
+    return None
 
 
 def _finding_actions(
     ctx: ActionContext, finding: Finding, diagnostic: types.Diagnostic | None
 ) -> list[types.CodeAction]:
     related = [diagnostic] if diagnostic is not None else None
-    actions: list[types.CodeAction] = []
-    edits = fix_edits_for(ctx, [finding])
-    if edits:
-        actions.append(
-            types.CodeAction(
-                title=(
-                    f"Exclude `{finding.attribute}` from pickling (add __getstate__/__setstate__)"
-                ),
-                kind=types.CodeActionKind.QuickFix,
-                diagnostics=related,
-                is_preferred=True,
-                edit=workspace_edit(ctx, edits),
-            )
+    actions: list[types.CodeAction] = [
+        types.CodeAction(
+            title=f"Exclude `{finding.attribute}` from pickling (add __getstate__/__setstate__)",
+            kind=types.CodeActionKind.QuickFix,
+            diagnostics=related,
+            is_preferred=True,
+            data=fix_data(ctx, [finding]),
         )
+    ]
     ignore = ignore_edit(ctx, finding)
     if ignore is not None:
         actions.append(

@@ -27,7 +27,7 @@ from ckpt_lsp.lsp.diagnostics import SOURCE
 from ckpt_lsp.lsp.logs import ClientLogHandler, setup_stderr_logging
 from ckpt_lsp.lsp.positions import LineIndex
 from ckpt_lsp.lsp.projects import norm_path
-from ckpt_lsp.lsp.session import Session, settings_from_payload
+from ckpt_lsp.lsp.session import DocResult, Session, settings_from_payload
 
 log = logging.getLogger("ckpt_lsp.lsp")
 
@@ -210,9 +210,19 @@ async def pull_diagnostics(ls: CkptServer, params: types.DocumentDiagnosticParam
 
 
 # -- code actions ------------------------------------------------------------------------------
+def _action_context(ls: CkptServer, result: DocResult) -> actions.ActionContext:
+    return actions.ActionContext(
+        uri=result.uri,
+        version=result.version,
+        text=result.text,
+        index=LineIndex(result.text, ls.workspace.position_codec),
+        document_changes=_session(ls).client.document_changes,
+    )
+
+
 @server.feature(
     types.TEXT_DOCUMENT_CODE_ACTION,
-    types.CodeActionOptions(code_action_kinds=actions.KINDS, resolve_provider=False),
+    types.CodeActionOptions(code_action_kinds=actions.KINDS, resolve_provider=True),
 )
 async def code_action(
     ls: CkptServer, params: types.CodeActionParams
@@ -221,20 +231,42 @@ async def code_action(
     result = await session.current_result(params.text_document.uri)
     if result is None or not result.findings:
         return None
-    ctx = actions.ActionContext(
-        uri=result.uri,
-        version=result.version,
-        text=result.text,
-        index=LineIndex(result.text, ls.workspace.position_codec),
-        document_changes=session.client.document_changes,
-    )
+    ctx = _action_context(ls, result)
 
     def diagnostic(i: int) -> types.Diagnostic | None:
         if 0 <= i < len(result.diagnostics):
             return session.diagnostic_objects([result.diagnostics[i]])[0]
         return None
 
-    return actions.code_actions(ctx, result.findings, diagnostic, params) or None
+    found = actions.code_actions(ctx, result.findings, diagnostic, params)
+    if not session.client.resolve_edit:
+        # this client cannot resolve: build every edit now, drop what cannot be fixed
+        complete = []
+        for action in found:
+            if actions.is_fix_action(action) and await session.resolve_fix(ctx, action):
+                continue
+            complete.append(action)
+        found = complete
+    return found or None
+
+
+@server.feature(types.CODE_ACTION_RESOLVE)
+async def code_action_resolve(ls: CkptServer, action: types.CodeAction) -> types.CodeAction:
+    session = _session(ls)
+    if not actions.is_fix_action(action) or action.edit is not None:
+        return action
+    data = action.data
+    result = await session.current_result(str(data.get("uri")))
+    if result is None or result.version != data.get("version"):
+        session.show_message(
+            "ckpt-lsp: the file changed since the fix was offered; try again",
+            types.MessageType.Warning,
+        )
+        return action
+    reason = await session.resolve_fix(_action_context(ls, result), action)
+    if reason is not None:
+        session.show_message(f"ckpt-lsp: no fix applied: {reason}", types.MessageType.Warning)
+    return action
 
 
 # -- hover -------------------------------------------------------------------------------------

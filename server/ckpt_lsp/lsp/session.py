@@ -33,6 +33,7 @@ from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 
 from ckpt_lsp.findings import Finding
+from ckpt_lsp.lsp.actions import ActionContext, resolve_fix
 from ckpt_lsp.lsp.diagnostics import DiagnosticCache, Json, publish_body
 from ckpt_lsp.lsp.positions import LineIndex
 from ckpt_lsp.lsp.projects import SETTINGS_KEYS, Project, is_within, norm_path
@@ -73,6 +74,7 @@ class ClientFeatures:
     configuration: bool = False
     work_done: bool = False
     document_changes: bool = False
+    resolve_edit: bool = False  # codeAction/resolve may fill in `edit`
     markdown: bool = True
     show_message: bool = True
 
@@ -87,6 +89,8 @@ class ClientFeatures:
         refresh = bool(ws and ws.diagnostics and ws.diagnostics.refresh_support)
         watched = ws.did_change_watched_files if ws is not None else None
         hover = td.hover if td is not None else None
+        action = td.code_action if td is not None else None
+        resolvable = action.resolve_support.properties if action and action.resolve_support else []
         markdown = True
         if hover is not None and hover.content_format:
             markdown = types.MarkupKind.Markdown in hover.content_format
@@ -98,6 +102,7 @@ class ClientFeatures:
             configuration=bool(ws and ws.configuration),
             work_done=bool(window and window.work_done_progress),
             document_changes=bool(ws and ws.workspace_edit and ws.workspace_edit.document_changes),
+            resolve_edit="edit" in (resolvable or []),
             markdown=markdown,
         )
 
@@ -151,6 +156,10 @@ class Session:
         self._dirty: dict[str, None] = {}  # ordered set of uris to analyze
         self._drain_task: asyncio.Task[None] | None = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ckpt-analysis")
+        # Fixes parse the whole file; on their own thread they hold up neither the
+        # message loop nor the diagnostics of the next keystroke.
+        self._fixer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ckpt-fix")
+        self._fix_cache: dict[tuple[Any, ...], tuple[Any, str | None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.shutting_down = False
 
@@ -179,6 +188,7 @@ class Session:
         for task in list(self._background):
             task.cancel()
         self._worker.shutdown(wait=False, cancel_futures=True)
+        self._fixer.shutdown(wait=False, cancel_futures=True)
 
     # -- documents and projects ----------------------------------------------------------------
     def open_document(self, uri: str) -> TextDocument | None:
@@ -401,6 +411,21 @@ class Session:
             self.refresh()
         else:
             self.schedule_open()
+
+    async def resolve_fix(self, ctx: ActionContext, action: types.CodeAction) -> str | None:
+        """Build a fix action's edit on the fix thread; cached per document state and
+        targets, since an editor asks again for the same line."""
+        key = (ctx.uri, ctx.version, len(ctx.text), hash(ctx.text), repr(action.data))
+        cached = self._fix_cache.get(key)
+        if cached is not None:
+            action.edit, reason = cached
+            return reason
+        loop = asyncio.get_running_loop()
+        reason = await loop.run_in_executor(self._fixer, resolve_fix, ctx, action)
+        if len(self._fix_cache) > 64:
+            self._fix_cache.clear()
+        self._fix_cache[key] = (action.edit, reason)
+        return reason
 
     # -- lifecycle of documents ----------------------------------------------------------------
     def did_open(self, uri: str) -> None:
