@@ -222,3 +222,32 @@ async def test_versions_only_move_forward(client: LanguageClient, workspace: Pat
     for p in client.published:  # type: ignore[attr-defined]
         if p.uri == uri and p.version and p.version > 1:
             assert ("lock" in attributes(p.diagnostics)) == (p.version % 2 == 0)
+
+
+async def test_incremental_edits_after_a_form_feed(client: LanguageClient, workspace: Path) -> None:
+    """A form feed is not a line break for the protocol: edits below it land right."""
+    await initialize(client, workspace)
+    text = MODEL.replace("import threading\n", "import threading\x0c\n")
+    path = workspace / "model.py"
+    path.write_text(text)
+    uri = open_doc(client, path, text=text)
+    await published(client, uri, version=1)
+    line = text.split("\n")[9]  # protocol line 9; str.splitlines would say line 10
+    assert "self.lock" in line
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(
+                        types.Position(9, line.index("threading")), types.Position(9, len(line))
+                    ),
+                    text="0",
+                )
+            ],
+        )
+    )
+    params = await published(client, uri, version=2)
+    assert sorted(attributes(params.diagnostics)) == ["act", "guard", "log"]
+    log = next(d for d in params.diagnostics if d.data["attribute"] == "log")
+    assert log.range.start.line == 8

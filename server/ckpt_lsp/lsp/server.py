@@ -24,6 +24,7 @@ from pygls.uris import to_fs_path
 from ckpt_lsp import __version__
 from ckpt_lsp.lsp import actions, hover
 from ckpt_lsp.lsp.diagnostics import SOURCE
+from ckpt_lsp.lsp.documents import use_lsp_lines
 from ckpt_lsp.lsp.logs import ClientLogHandler, setup_stderr_logging
 from ckpt_lsp.lsp.positions import LineIndex
 from ckpt_lsp.lsp.projects import norm_path
@@ -97,6 +98,7 @@ def _session(ls: CkptServer) -> Session:
 def initialize(ls: CkptServer, params: types.InitializeParams) -> None:
     session = _session(ls)
     session.client = session.client.from_capabilities(params.capabilities)
+    use_lsp_lines(ls.workspace)
     try:
         ls.client_log.bind(asyncio.get_running_loop())
         logging.getLogger("ckpt_lsp").addHandler(ls.client_log)
