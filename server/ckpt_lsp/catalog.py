@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -51,6 +51,15 @@ class Catalog:
     function_arg: Mapping[str, Hazard] = field(default_factory=dict)
     # hazards only when a string argument ends with a suffix (np.load of an .npz)
     suffix_arg: Mapping[str, tuple[str, Hazard]] = field(default_factory=dict)
+    typed: Mapping[str, str] = field(default_factory=dict)  # harmless call -> its type
+    methods_like: Mapping[str, str] = field(default_factory=dict)  # type -> module it mirrors
+
+    def method(self, type_name: str, method: str) -> Hazard | None:
+        """The hazard a method of a value of `type_name` returns, if the catalog knows one."""
+        found = self.calls.get(f"{type_name}.{method}")
+        if found is None and type_name in self.methods_like:
+            found = self.calls.get(f"{self.methods_like[type_name]}.{method}")
+        return found
 
     def extended(self, extra: Mapping[str, str]) -> Catalog:
         """A catalog with the user's `extend-hazards` (qualified name -> rule code) added."""
@@ -60,9 +69,7 @@ class Catalog:
         for name, code in extra.items():
             rule = RULES[code]
             calls[name] = Hazard(code, f"a `{name}` result ({rule.name})", ALL_PATHS)
-        return Catalog(
-            calls, self.values, self.holders, self.object_array, self.function_arg, self.suffix_arg
-        )
+        return replace(self, calls=calls)
 
 
 def _hazard(entry: Mapping[str, object]) -> Hazard:
@@ -99,8 +106,20 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
     holders = frozenset(str(h["name"]) for h in data.get("holder", []))  # type: ignore[attr-defined]
     arrays = data.get("object_array", {})
     constructors = arrays.get("constructors", []) if isinstance(arrays, dict) else []
+    typed_entries = data.get("typed", [])
     return Catalog(
-        calls, values, holders, frozenset(str(c) for c in constructors), function_arg, suffix_arg
+        calls,
+        values,
+        holders,
+        frozenset(str(c) for c in constructors),
+        function_arg,
+        suffix_arg,
+        typed={str(t["name"]): str(t["returns"]) for t in typed_entries},  # type: ignore[attr-defined]
+        methods_like={
+            str(t["returns"]): str(t["methods_like"])
+            for t in typed_entries  # type: ignore[attr-defined]
+            if "methods_like" in t
+        },
     )
 
 

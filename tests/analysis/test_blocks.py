@@ -21,6 +21,15 @@ def test_kinds_and_rows() -> None:
     ]
 
 
+def test_compound_statements_stay_whole() -> None:
+    text = (
+        "try:\n    import a\nexcept ImportError:\n    a = None\nelse:\n    pass\n"
+        "finally:\n    pass\nif X:\n    pass\nelif Y:\n    pass\nelse_value = 1\n"
+    )
+    blocks = split_blocks(text)
+    assert [(b.start_row, b.end_row) for b in blocks] == [(1, 8), (9, 12), (13, 13)]
+
+
 def test_line_endings_are_python_s() -> None:
     assert split_lines("a\r\nb\rc\x0cd\u2028e\n") == ["a\r\n", "b\r", "c\x0cd\u2028e\n"]
 

@@ -79,3 +79,24 @@ def test_getstate_inherited_from_a_project_base() -> None:
 )
 def test_getstate_filtering_by_a_class_constant(method: str) -> None:
     assert run(method) == []
+
+
+def test_getstate_of_a_mixin_filtering_by_the_subclass_constant() -> None:
+    source = (
+        "import sqlite3\nfrom torch.utils.data import Dataset\n"
+        "class Transient:\n    _unpicklable = ()\n    def __getstate__(self):\n"
+        "        state = self.__dict__.copy()\n        for name in self._unpicklable:\n"
+        "            state.pop(name, None)\n        return state\n"
+        "class D(Transient, Dataset):\n    _unpicklable = ('conn',)\n"
+        "    def __init__(self):\n        self.conn = sqlite3.connect(':memory:')\n"
+    )
+    assert analyze_text(source) == []
+
+
+def test_getstate_dropping_private_attributes_by_prefix() -> None:
+    getstate = (
+        "def __getstate__(self):\n"
+        "    return {k: v for k, v in vars(self).items() if not k.startswith('_')}\n"
+    )
+    assert run(getstate) == ["lock"]
+    assert run(getstate.replace("'_'", "'l'")) == []

@@ -318,3 +318,57 @@ def test_disabled_tqdm_pickles() -> None:
         "        self.loud = tqdm(total=3)\n"
     )
     assert [f.attribute for f in analyze_text(source)] == ["loud"]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("self.f = codecs.open(path, 'w', 'utf-8')", ["CKPT001"]),
+        ("self.it = enumerate(i for i in range(3))", ["CKPT006"]),
+        ("self.it = enumerate(sorted([3, 1]))", []),
+        ("self.fwd = torch.no_grad()(module_fn)", ["CKPT003"]),
+        ("self.fwd = self.forward", []),
+        ("self.cached = functools.lru_cache(maxsize=8)(self.__init__)", ["CKPT003"]),
+        ("self.cached = functools.lru_cache(module_fn)", ["CKPT003"]),
+        ("self.norm = staticmethod(module_fn)", ["CKPT009"]),
+        ("self.hooks = [print]\nself.hooks += [lambda m: None]", ["CKPT003"]),
+        ("self.ns = collections.namedtuple('N', 'a')\n", ["CKPT003"]),
+        ("self.a = np.array([{'obs': 0}] * 4)", ["CKPT004"]),
+        ("self.ev = __import__('multiprocessing').Event()", []),
+    ],
+)
+def test_round_two_values(body: str, expected: list[str]) -> None:
+    assert [c for c, _ in findings_for(body)] == expected
+
+
+def test_attribute_of_an_attribute_taints_the_holder() -> None:
+    source = (
+        "import types\nfrom torch import nn\nclass M(nn.Module):\n    def __init__(self):\n"
+        "        self.ns = types.SimpleNamespace()\n        self.ns.sink = open('x', 'w')\n"
+    )
+    assert [(f.code, f.attribute, f.location.row) for f in analyze_text(source)] == [
+        ("CKPT001", "ns", 5)
+    ]
+
+
+def test_multiprocessing_context_methods() -> None:
+    source = (
+        "import multiprocessing as mp\nfrom torch import nn\nclass M(nn.Module):\n"
+        "    def __init__(self):\n        self.ev = mp.get_context('spawn').Event()\n"
+        "        ctx = mp.get_context('fork')\n        self.q = ctx.Queue()\n"
+    )
+    assert [f.attribute for f in analyze_text(source)] == ["ev", "q"]
+
+
+def test_lazy_open_through_a_helper_method() -> None:
+    source = (
+        "import lmdb\nfrom torch.utils.data import Dataset\nclass D(Dataset):\n"
+        "    def __init__(self, p):\n        self.p = p\n"
+        "    def _open(self):\n        self.env = lmdb.open(self.p)\n"
+        "        self.txn = self.env.begin()\n"
+        "    def __getitem__(self, i):\n        if not hasattr(self, 'txn'):\n"
+        "            self._open()\n        return self.txn.get(b'k')\n"
+    )
+    assert analyze_text(source) == []
+    eager = source.replace("        self.p = p\n", "        self.p = p\n        self._open()\n")
+    assert [f.attribute for f in analyze_text(eager)] == ["env", "txn"]

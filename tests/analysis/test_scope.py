@@ -104,3 +104,34 @@ def test_factory_in_another_file(tmp_path) -> None:
     index.scan([tmp_path / "io_utils.py", tmp_path / "data.py"])
     found = Analyzer(None, index).analyze(str(tmp_path / "data.py"), model).findings
     assert [(f.code, f.attribute) for f in found] == [("CKPT002", "env")]
+
+
+@pytest.mark.parametrize(
+    ("prelude", "base"),
+    [
+        ("from torch import nn\nBase = nn.Module\n", "Base"),
+        ("import torch.utils.data as data\n", "data.Dataset[dict]"),
+        (
+            "try:\n    import lightning.pytorch as pl\n"
+            "except ImportError:\n    import pytorch_lightning as pl\n"
+            "LightningModule = pl.LightningModule\n",
+            "LightningModule",
+        ),
+    ],
+)
+def test_aliased_and_generic_bases(prelude: str, base: str) -> None:
+    source = f"import threading\n{prelude}class C({base}):\n{BODY}"
+    assert [f.code for f in analyze_text(source)] == ["CKPT005"]
+
+
+def test_bases_through_compat_module_and_star_import(tmp_path) -> None:
+    (tmp_path / "compat.py").write_text("import torch.nn as nn\n_Module = nn.Module\n")
+    (tmp_path / "feats.py").write_text(
+        "from compat import _Module\n__all__ = ['Front']\nclass Front(_Module):\n    pass\n"
+    )
+    user = f"import threading\nfrom feats import *\nclass F(Front):\n{BODY}"
+    (tmp_path / "user.py").write_text(user)
+    index = ProjectIndex(tmp_path)
+    index.scan([tmp_path / "compat.py", tmp_path / "feats.py", tmp_path / "user.py"])
+    found = Analyzer(None, index).analyze(str(tmp_path / "user.py"), user).findings
+    assert [f.class_name for f in found] == ["F"]

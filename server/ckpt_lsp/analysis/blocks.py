@@ -86,10 +86,16 @@ def _scan_line(line: str, depth: int, quote: str | None) -> tuple[int, str | Non
     return depth, quote, continued
 
 
+# Clauses that continue the compound statement above them (`try:` ... `except:`).
+_CONTINUATION = re.compile(r"(?:except|else|elif|finally)\b")
+
+
 def _starts_statement(line: str) -> bool:
     if not line or line[0] in " \t\r\n#\f":
         return False
-    return not line.startswith((")", "]", "}"))
+    if line.startswith((")", "]", "}")):
+        return False
+    return not _CONTINUATION.match(line)
 
 
 def _kind_of(first_code_line: str) -> tuple[str, str]:

@@ -192,6 +192,16 @@ def _bind_target(
     elif isinstance(target, ast.Attribute) and self_name and _is_self(target.value, self_name):
         out.append(Assignment(target.attr, value, target, stmt, method, _snapshot(env)))
     elif (
+        isinstance(target, ast.Attribute)
+        and isinstance(target.value, ast.Attribute)
+        and self_name
+        and _is_self(target.value.value, self_name)
+        and value is not None
+    ):  # self.ns.sink = open(...): the object in self.ns now holds the file
+        out.append(
+            Assignment(target.value.attr, value, target.value, stmt, method, _snapshot(env), True)
+        )
+    elif (
         isinstance(target, ast.Subscript)
         and isinstance(target.value, ast.Attribute)
         and self_name
@@ -235,6 +245,62 @@ def _mentions_attr(test: ast.expr, attribute: str) -> bool:
     return False
 
 
+def _guarded(
+    node: ast.AST, method: ast.AST, parents: dict[int, ast.AST], attributes: set[str]
+) -> bool:
+    """Whether `node` runs only under a test of one of the attributes (a lazy-open guard)."""
+    current = parents.get(id(node))
+    while current is not None and current is not method:
+        if isinstance(current, (ast.If, ast.While)) and any(
+            _mentions_attr(current.test, a) for a in attributes
+        ):
+            return True
+        current = parents.get(id(current))
+    return False
+
+
+def _self_targets(func: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(func):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+        ):
+            names.add(node.attr)
+    return names
+
+
+def _lazily_called(cls: ClassFacts, name: str) -> bool:
+    """A helper (`self._open()`) called only under guards on what it assigns, never from
+    __init__: the lazy-open idiom spread over two methods."""
+    helper = cls.method(name)
+    if helper is None:
+        return False
+    assigned = _self_targets(helper)
+    calls = 0
+    for method in cls.node.body:
+        if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) or method is helper:
+            continue
+        parents: dict[int, ast.AST] | None = None
+        for node in ast.walk(method):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == name
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "self"
+            ):
+                if method.name == "__init__":
+                    return False
+                parents = parents if parents is not None else _parents(method)
+                if not _guarded(node, method, parents, assigned):
+                    return False
+                calls += 1
+    return calls > 0
+
+
 def _persists(cls: ClassFacts, assignment: Assignment, ctx: _Ctx) -> bool:
     """Whether a hazardous assignment can still be in the state when the object is pickled.
 
@@ -249,11 +315,10 @@ def _persists(cls: ClassFacts, assignment: Assignment, ctx: _Ctx) -> bool:
     attribute = assignment.attribute
     parents = _parents(method)
     if assignment.method != "__init__":
-        node: ast.AST | None = parents.get(id(assignment.statement))
-        while node is not None and node is not method:
-            if isinstance(node, (ast.If, ast.While)) and _mentions_attr(node.test, attribute):
-                return False
-            node = parents.get(id(node))
+        if _guarded(assignment.statement, method, parents, {attribute}):
+            return False
+        if _lazily_called(cls, assignment.method):
+            return False
     for stmt in method.body:
         if stmt.lineno <= assignment.statement.lineno:
             continue
@@ -328,6 +393,16 @@ def _walk_body(
         elif isinstance(stmt, ast.AnnAssign):
             if stmt.value is not None:
                 _bind_target(stmt.target, stmt.value, stmt, env, self_name, method, out)
+        elif isinstance(stmt, ast.AugAssign):
+            target = stmt.target  # self.hooks += [lambda m: m]
+            if (
+                isinstance(target, ast.Attribute)
+                and self_name
+                and _is_self(target.value, self_name)
+            ):
+                out.append(
+                    Assignment(target.attr, stmt.value, target, stmt, method, _snapshot(env), True)
+                )
         elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and self_name:
             _record_call(stmt, stmt.value, env, self_name, method, out)
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -432,7 +507,7 @@ class Classifier:
                 row = assignment.statement.lineno + cls.parsed.row_offset
                 hazard = Hazard(
                     hazard.rule,
-                    f"a container that receives {hazard.what} (line {row})",
+                    f"an object that later receives {hazard.what} (line {row})",
                     hazard.breaks,
                 )
                 assignment = first.get(assignment.attribute, assignment)
@@ -690,9 +765,10 @@ class _Ctx:
                 if own is not None:
                     return self.owner.factory_hazard(self.facts, own, f"self.{method}", self.depth)
             return self._method_of(func.value, method)
-        if isinstance(func, ast.Call):
-            # functools.lru_cache()(self.method), functools.wraps(f)(g): wrappers defined at runtime
-            return None
+        if isinstance(func, ast.Call) and call.args and self._is_function(call.args[0]):
+            # functools.lru_cache()(self.method), torch.no_grad()(self.predict): the wrapper
+            # is a new function that pickle cannot find by name (rows 77-78)
+            return Hazard("CKPT003", "a function wrapped at runtime", _CALLABLE_BREAKS)
         return None
 
     def _call_by_name(self, call: ast.Call, dotted: str) -> Hazard | None:
@@ -736,6 +812,8 @@ class _Ctx:
         hazard = catalog.calls.get(qualified)
         if hazard is not None:
             return None if _made_safe(call, hazard) else hazard
+        if qualified in _CACHING_WRAPPERS and call.args and self._is_function(call.args[0]):
+            return Hazard("CKPT003", f"a function wrapped by `{qualified}`", _CALLABLE_BREAKS)
         conditional = catalog.function_arg.get(qualified)
         if conditional is not None and call.args and self._is_function(call.args[0]):
             return conditional
@@ -757,9 +835,17 @@ class _Ctx:
         return None
 
     def _is_function(self, expr: ast.expr) -> bool:
-        """A lambda or a name bound by `def` (here or at module level), not a module object."""
+        """A lambda, a name bound by `def` (here or at module level) or a method of this
+        class (`self.predict`), not a module object."""
         if isinstance(expr, ast.Lambda):
             return True
+        if (
+            isinstance(expr, ast.Attribute)
+            and isinstance(expr.value, ast.Name)
+            and expr.value.id == "self"
+            and self.cls is not None
+        ):
+            return self.cls.method(expr.attr) is not None
         if isinstance(expr, ast.Name):
             binding = self.env.bindings.get(expr.id)
             if binding is not None:
@@ -795,7 +881,7 @@ class _Ctx:
         kind = self.type_of(receiver)
         if not kind:
             return None
-        return self.catalog.calls.get(f"{kind}.{method}")
+        return self.catalog.method(kind, method)
 
     def type_of(self, expr: ast.expr, depth: int = 0) -> str:
         """The type a value has, as far as the catalog cares: a hazard's `returns`, or the
@@ -808,7 +894,8 @@ class _Ctx:
         if isinstance(expr, ast.Call):
             dotted = _dotted(expr.func)
             if dotted and dotted.split(".")[0] not in self.env.bindings:
-                return _canonical_type(self.qualify(dotted))
+                qualified = self.qualify(dotted)
+                return self.catalog.typed.get(qualified) or _canonical_type(qualified)
             return ""
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):
             return self.type_of(expr.left, depth + 1)  # path / "name"
@@ -846,6 +933,7 @@ def _canonical_type(qualified: str) -> str:
     return _TYPE_ALIASES.get(qualified, qualified)
 
 
+_CACHING_WRAPPERS = frozenset({"functools.lru_cache", "functools.cache"})
 _LITERALS = (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp)
 # Calls that create a class: inside a function the class is local and does not pickle
 # (rows 83-85); at module level it is an ordinary, importable class.
@@ -934,9 +1022,14 @@ def _has_object_dtype(call: ast.Call, qualified: str, ctx: _Ctx) -> bool:
 
 
 def _literal_holds_none(expr: ast.expr) -> bool:
+    """A literal numpy can only store as objects: it holds None, dicts or sets."""
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Mult):
+        return _literal_holds_none(expr.left) or _literal_holds_none(expr.right)
     if isinstance(expr, (ast.List, ast.Tuple)):
         return any(
-            (isinstance(e, ast.Constant) and e.value is None) or _literal_holds_none(e)
+            (isinstance(e, ast.Constant) and e.value is None)
+            or isinstance(e, (ast.Dict, ast.Set, ast.DictComp))
+            or _literal_holds_none(e)
             for e in expr.elts
         )
     return False

@@ -215,7 +215,10 @@ def _collect(stmt: ast.stmt, parsed: ParsedBlock, facts: ModuleFacts, package: s
     if isinstance(stmt, (ast.Import, ast.ImportFrom)):
         record_import(stmt, package, facts.imports, facts.module_names, facts.star_imports)
     elif isinstance(stmt, ast.ClassDef):
-        bases = tuple(dotted_name(b) for b in stmt.bases)
+        # `Dataset[dict]` (a generic alias) subclasses Dataset
+        bases = tuple(
+            dotted_name(b.value if isinstance(b, ast.Subscript) else b) for b in stmt.bases
+        )
         facts.classes[stmt.name] = ClassFacts(stmt.name, stmt, parsed, bases)
     elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
         facts.functions[stmt.name] = stmt

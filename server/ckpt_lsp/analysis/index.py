@@ -121,6 +121,10 @@ class ProjectIndex:
         target = facts.imports.get(member)
         if target and target != qualified:
             return self.resolve_member(target, facts.path, depth + 1)
+        for star in facts.star_imports:  # `from .feats import *` re-exports
+            found = self.resolve_member(f"{star}.{member}", facts.path, depth + 1)
+            if found is not None:
+                return found
         return None
 
     def dependents(self, path: str | Path) -> set[str]:

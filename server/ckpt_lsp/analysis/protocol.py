@@ -28,10 +28,14 @@ def excluded_attributes(
     for _, klass in chain:
         if klass.method("__reduce__") is not None or klass.method("__reduce_ex__") is not None:
             return ALL
-    for klass_facts, klass in chain:
+    for _, klass in chain:
         getstate = klass.method("__getstate__")
         if getstate is not None:
-            return _from_getstate(getstate, _constants(klass_facts, klass))
+            # names it filters by may be set by the subclass: `_unpicklable = ("conn",)`
+            consts: dict[str, list[str]] = {}
+            for base_facts, base in reversed(chain):
+                consts.update(_constants(base_facts, base))
+            return _from_getstate(getstate, consts)
     return frozenset()
 
 
@@ -168,7 +172,18 @@ def _keys(node: ast.AST, loop_values: dict[str, list[str]]) -> list[str]:
 
 
 def _filtered_out(cond: ast.expr, consts: dict[str, list[str]]) -> list[str]:
-    """Keys a comprehension filter drops: `k != "x"`, `k not in ("x", "y")`."""
+    """Keys a comprehension filter drops: `k != "x"`, `k not in ("x", "y")`, and prefixes
+    (`not k.startswith("_")` drops `^_`)."""
+    if (
+        isinstance(cond, ast.UnaryOp)
+        and isinstance(cond.op, ast.Not)
+        and isinstance(cond.operand, ast.Call)
+        and isinstance(cond.operand.func, ast.Attribute)
+        and cond.operand.func.attr == "startswith"
+        and cond.operand.args
+    ):
+        prefixes = _const_strings(cond.operand.args[0], consts) or []
+        return [f"^{p}" for p in prefixes]
     if isinstance(cond, ast.Compare) and len(cond.ops) == 1:
         op = cond.ops[0]
         right = cond.comparators[0]
@@ -191,4 +206,6 @@ def is_excluded(attribute: str, excluded: frozenset[str]) -> bool:
     whitelist = {e[1:] for e in excluded if e.startswith("!")}
     if whitelist:
         return attribute not in whitelist
+    if any(e.startswith("^") and attribute.startswith(e[1:]) for e in excluded):
+        return True
     return attribute in excluded

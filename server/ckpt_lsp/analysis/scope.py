@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.names import qualify
 
@@ -93,7 +93,7 @@ class ScopeResolver:
         for base in cls.bases:
             if not base:
                 continue
-            qualified = qualify(base, facts)
+            qualified, found = self.resolve(base, facts)
             verdict = library_verdict(qualified, self.extra)
             if verdict is False:
                 excluded = True
@@ -102,7 +102,6 @@ class ScopeResolver:
                 in_scope = True
                 library.append(qualified)
                 continue
-            found = self._project_class(facts, base, qualified)
             if found is None or depth > 20:
                 continue
             base_facts, base_cls = found
@@ -118,16 +117,35 @@ class ScopeResolver:
             in_scope = any(cls.method(m) is not None for m in protocols)
         return ScopeVerdict(in_scope, tuple(dict.fromkeys(library)), tuple(project))
 
-    def _project_class(
-        self, facts: ModuleFacts, base: str, qualified: str
-    ) -> tuple[ModuleFacts, ClassFacts] | None:
-        if "." not in base and base in facts.classes:
-            return facts, facts.classes[base]
-        if self.index is None:
-            return None
-        found = self.index.resolve_member(qualified, facts.path)
-        if found is None:
-            return None
-        mod, name = found
-        cls = mod.classes.get(name)
-        return (mod, cls) if cls is not None else None
+    def resolve(
+        self, dotted: str, facts: ModuleFacts, depth: int = 0
+    ) -> tuple[str, tuple[ModuleFacts, ClassFacts] | None]:
+        """What a base expression names: its qualified name, and the project class when it
+        is one. Follows module-level aliases (`Base = nn.Module`, `LightningModule =
+        pl.LightningModule` in a compat module), re-exports and star imports."""
+        head, _, rest = dotted.partition(".")
+        if not rest and head in facts.classes:
+            return qualify(dotted, facts), (facts, facts.classes[head])
+        alias = facts.assigns.get(head)
+        if alias is not None and head not in facts.imports and depth < 8:
+            target = dotted_name(alias)
+            if target:
+                return self.resolve(f"{target}.{rest}" if rest else target, facts, depth + 1)
+        qualified = qualify(dotted, facts)
+        if self.index is None or library_verdict(qualified, self.extra) is not None:
+            return qualified, None
+        candidates = [qualified]
+        if not rest and head not in facts.imports:
+            candidates += [f"{star}.{head}" for star in facts.star_imports]
+        for candidate in candidates:
+            found = self.index.resolve_member(candidate, facts.path)
+            if found is None:
+                continue
+            mod, member = found
+            if member in mod.classes:
+                return candidate, (mod, mod.classes[member])
+            alias = mod.assigns.get(member)
+            target = dotted_name(alias) if alias is not None else ""
+            if target and depth < 8:
+                return self.resolve(target, mod, depth + 1)
+        return qualified, None
