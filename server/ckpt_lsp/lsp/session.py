@@ -284,30 +284,53 @@ class Session:
             return None
         version, text = doc.version, doc.source
         generation = self.generation
+        cached = self.results.get(uri)
+        if self._valid(cached, version, text):
+            return cached  # nothing changed since (a save, or a second request)
         path = norm_path(doc.path) if doc.path else uri
         project = self.project_for_path(path)
-        findings, changed_interface = await self.run(self._analyze_open, project, path, text)
+        findings, dependents = await self.run(self._analyze_open, project, path, text)
         current = self.open_document(uri)
         if current is None or current.version != version or self.generation != generation:
             log.debug("dropping stale result for %s v%s", uri, version)
             if current is not None:
                 self.schedule(uri)
             return None
+        cached = self.results.get(uri)
+        if self._valid(cached, version, text):
+            return cached  # analyzed twice at once (a hover during an edit): publish once
         result = self._store(uri, version, text, findings, project)
         if not self.client.pull:
             self.publish(result)
-        if changed_interface:
-            self.dependents_changed(project, path)
+        if dependents:
+            self.dependents_changed(dependents)
         return result
 
-    def _analyze_open(self, project: Project, path: str, text: str) -> tuple[list[Finding], bool]:
-        """On the analysis thread: analyze (and index) an open file's live text."""
+    def _valid(self, result: DocResult | None, version: int | None, text: str) -> bool:
+        return (
+            result is not None
+            and result.version == version
+            and result.generation == self.generation
+            and result.text == text
+        )
+
+    def _analyze_open(
+        self, project: Project, path: str, text: str
+    ) -> tuple[list[Finding], set[str]]:
+        """On the analysis thread: analyze (and index) an open file's live text. Also the
+        files that depend on it, when what they can see of it changed."""
         started = time.perf_counter()
         findings, changed = self._analyze(project, path, text)
+        dependents: set[str] = set()
+        if changed:
+            try:
+                dependents = project.index.dependents(path)
+            except Exception:
+                log.exception("finding the dependents of %s failed", path)
         elapsed = time.perf_counter() - started
         if elapsed > SLOW_ANALYSIS_S:
             log.info("analysis of %s took %.0f ms", path, elapsed * 1000)
-        return findings, changed
+        return findings, dependents
 
     def _analyze(self, project: Project, path: str, text: str) -> tuple[list[Finding], bool]:
         """On the analysis thread. A failure is logged and gives no findings, never a crash."""
@@ -369,12 +392,7 @@ class Session:
         if doc is None:
             return None
         cached = self.results.get(uri)
-        if (
-            cached is not None
-            and cached.version == doc.version
-            and cached.generation == self.generation
-            and cached.text == doc.source
-        ):
+        if self._valid(cached, doc.version, doc.source):
             return cached
         for _ in range(3):  # an edit can land while we analyze; try again, then give up
             result = await self._check_open(uri)
@@ -382,16 +400,13 @@ class Session:
                 return result
         return self.results.get(uri)
 
-    def dependents_changed(self, project: Project, path: str) -> None:
+    def dependents_changed(self, deps: set[str]) -> None:
         """A module others import changed: re-check the open files that use it."""
-        deps = project.index.dependents(path)
-        if not deps:
-            return
-        log.debug("%s changed; re-checking %d dependents", path, len(deps))
+        log.debug("re-checking %d dependents", len(deps))
+        for uri, doc in list(self.server.workspace.text_documents.items()):
+            if doc.path and norm_path(doc.path) in deps:
+                self.results.pop(uri, None)  # same text, new answer
         if self.client.pull:
-            for uri, doc in list(self.server.workspace.text_documents.items()):
-                if doc.path and norm_path(doc.path) in deps:
-                    self.results.pop(uri, None)
             self.refresh()
         else:
             self.schedule_open(deps)
@@ -500,28 +515,27 @@ class Session:
             if uri in self.pushed_closed:
                 self.pushed_closed.discard(uri)
                 self.publish_empty(uri)
-            self._recheck_paths(deps)
+            if deps:
+                self.dependents_changed(deps)
             return
         try:
             text = Path(path).read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             log.info("cannot read %s: %s", path, exc)
             return
-        changed = await self.run(project.update_source, path, text)
-        if changed:
-            self.dependents_changed(project, path)
+        dependents = await self.run(self._reindex, project, path, text)
+        if dependents:
+            self.dependents_changed(dependents)
         if uri in self.pushed_closed:
             findings, _ = await self.run(self._analyze, project, path, text)
             self._store(uri, None, text, findings, project)
             self.publish(self.results.pop(uri))
 
-    def _recheck_paths(self, paths: set[str]) -> None:
-        if not paths:
-            return
-        if self.client.pull:
-            self.refresh()
-        else:
-            self.schedule_open(paths)
+    @staticmethod
+    def _reindex(project: Project, path: str, text: str) -> set[str]:
+        """On the analysis thread: index a closed file's new text; its dependents when
+        what they can see of it changed."""
+        return project.index.dependents(path) if project.update_source(path, text) else set()
 
     # -- the index of the workspace ------------------------------------------------------------
     async def scan_workspace(self) -> None:
