@@ -138,6 +138,13 @@ async def test_a_base_class_change_rechecks_open_dependents(
     await published(client, model_uri, check=lambda d: len(d) == 0)
     change_doc(client, base_uri, BASE, 3)
     await published(client, model_uri, check=lambda d: attributes(d) == ["log"])
+    # closing a file with unsaved changes: the index goes back to what is on disk
+    change_doc(client, base_uri, BASE.replace("class Base(nn.Module)", "class Base"), 4)
+    await published(client, model_uri, check=lambda d: len(d) == 0)
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=base_uri))
+    )
+    await published(client, model_uri, check=lambda d: attributes(d) == ["log"])
 
 
 async def test_a_closed_base_changed_on_disk(client: LanguageClient, workspace: Path) -> None:

@@ -202,6 +202,14 @@ class Session:
         return doc
 
     @staticmethod
+    def path_of(doc: TextDocument) -> str:
+        """The file name the analysis knows a document by: its path for files; the URI
+        for others (notebook cells share their notebook's path, untitled ones have none)."""
+        if doc.uri.startswith("file:") and doc.path:
+            return norm_path(doc.path)
+        return doc.uri
+
+    @staticmethod
     def is_python(doc: TextDocument) -> bool:
         if doc.language_id:
             return doc.language_id == "python"
@@ -287,7 +295,7 @@ class Session:
         cached = self.results.get(uri)
         if self._valid(cached, version, text):
             return cached  # nothing changed since (a save, or a second request)
-        path = norm_path(doc.path) if doc.path else uri
+        path = self.path_of(doc)
         project = self.project_for_path(path)
         findings, dependents = await self.run(self._analyze_open, project, path, text)
         current = self.open_document(uri)
@@ -457,6 +465,25 @@ class Session:
         self._dirty.pop(uri, None)
         self.results.pop(uri, None)
         self.publish_empty(uri)
+        path = to_fs_path(uri) if uri.startswith("file:") else None
+        if path:
+            # The editor may have dropped unsaved changes: the index goes back to the disk.
+            self.spawn(self._back_to_disk(norm_path(path)), f"re-indexing {path}")
+
+    async def _back_to_disk(self, path: str) -> None:
+        project = self.project_for_path(path)
+        project_analyzer = project.analyzer
+        await self.run(project_analyzer.forget, path)
+        if project.root is None:
+            return
+        try:
+            text = Path(path).read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            deps = await self.run(project.remove_source, path)
+        else:
+            deps = await self.run(self._reindex, project, path, text)
+        if deps:
+            self.dependents_changed(deps)
 
     # -- settings and config files -------------------------------------------------------------
     def apply_settings(self) -> None:
