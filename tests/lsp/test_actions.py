@@ -227,7 +227,8 @@ async def test_hover_explains_a_finding_and_a_suppressed_code(
     assert hover.contents.kind == types.MarkupKind.Markdown
     text = hover.contents.value
     assert "CKPT001" in text and "open-file" in text
-    assert "`self.log`" in text and "`Model`" in text
+    assert "`self.log`" in text and "`Model.log`" in text
+    assert "**Why:**" in text and "**Fix:**" in text  # from the rule page
     assert "torch.save(model)" in text and "state_dict()" in text
     assert "/CKPT001.md" in text
     assert hover.range == log.range

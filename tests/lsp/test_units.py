@@ -149,3 +149,15 @@ def test_cached_diagnostics_follow_the_line_text() -> None:
     assert body["params"]["version"] == 4
     assert body["params"]["diagnostics"] == list(wide)
     assert body["params"]["diagnostics"][0]["codeDescription"]["href"].endswith("CKPT001.md")
+
+
+def test_hover_text_comes_from_the_rule_pages() -> None:
+    from ckpt_lsp.lsp.hover import doc_paragraph, rule_markdown
+
+    summary = doc_paragraph("CKPT001")
+    assert summary.startswith("An attribute of a checkpointed class holds an open file")
+    why = doc_paragraph("CKPT005", "Why it breaks")
+    assert why and not why.endswith(":")
+    assert doc_paragraph("CKPT999") == ""
+    text = rule_markdown("ckpt003")
+    assert text is not None and "local-callable" in text and summary not in text

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
 
 from ckpt_lsp.findings import Finding, Position
 from ckpt_lsp.rules import SAVE_PATHS, rule_for
@@ -30,30 +32,69 @@ def finding_at(findings: Sequence[Finding], pos: Position) -> Finding | None:
     return min(hits, key=lambda f: (f.end_location.row - f.location.row, f.end_location.column))
 
 
+RULE_DOCS = Path(__file__).resolve().parent.parent / "data" / "rules"
+
+
+@lru_cache(maxsize=64)
+def doc_paragraph(code: str, section: str = "") -> str:
+    """The first paragraph of a rule page's section ("" = the summary under the title),
+    from the pages shipped with the package; "" when there is none."""
+    try:
+        text = (RULE_DOCS / f"{code.upper()}.md").read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    lines = text.splitlines()
+    if section:
+        heading = f"## {section}"
+        starts = [i for i, line in enumerate(lines) if line.strip() == heading]
+        if not starts:
+            return ""
+        lines = lines[starts[0] + 1 :]
+    else:
+        lines = lines[1:] if lines and lines[0].startswith("# ") else lines
+    paragraph: list[str] = []
+    for line in lines:
+        if not line.strip():
+            if paragraph:
+                break
+            continue
+        if line.startswith(("#", "```", "|")):
+            break
+        paragraph.append(line.strip())
+    joined = " ".join(paragraph)
+    if joined.endswith(":"):  # it introduces a table or code the hover leaves out
+        cut = joined.rfind(". ")
+        joined = joined[: cut + 1] if cut > 0 else joined[:-1] + "."
+    return joined
+
+
 def finding_markdown(finding: Finding, markdown: bool = True) -> str:
     rule = rule_for(finding.code)
     name = rule.name if rule else ""
     url = finding.url or (rule.url if rule else "")
-    attr = f"self.{finding.attribute}" if finding.attribute else "this value"
     tick = "`" if markdown else ""
     bold = "**" if markdown else ""
+    where = f"{finding.class_name}.{finding.attribute}" if finding.attribute else finding.class_name
     lines = [
-        f"{bold}{finding.code} {name}{bold}: {tick}{attr}{tick} of "
-        f"{tick}{finding.class_name}{tick} holds {finding.what}",
+        f"{bold}{finding.code} {name}{bold} · {tick}{where}{tick}",
         "",
         finding.message,
         "",
-        f"{bold}Fails:{bold} {path_names(finding.breaks)}",
-        "",
+        f"{bold}Fails:{bold} {path_names(finding.breaks)} · "
         f"{bold}Works:{bold} {path_names(finding.fine)}",
+    ]
+    why = doc_paragraph(finding.code, "Why it breaks")
+    if why:
+        lines += ["", f"{bold}Why:{bold} {why}"]
+    fix = doc_paragraph(finding.code, "How to fix") or (
+        "Leave it out of the pickled state and re-create it after loading."
+    )
+    lines += [
         "",
-        (
-            f"{bold}Fix:{bold} leave it out of the pickled state: a `__getstate__` that pops "
-            f"{tick}{finding.attribute}{tick} and a `__setstate__` that re-creates it (quick fix "
-            f'"Exclude {tick}{finding.attribute}{tick} from pickling"); or keep what is needed '
-            "to re-create it (a path, a name) and build the object when it is used. "
-            f"{tick}# ckpt: ignore[{finding.code}]{tick} on the statement silences it."
-        ),
+        f"{bold}Fix:{bold} {fix} The quick fix "
+        f'"Exclude {tick}{finding.attribute}{tick} from pickling" writes the '
+        f"{tick}__getstate__{tick}/{tick}__setstate__{tick} pair; "
+        f"{tick}# ckpt: ignore[{finding.code}]{tick} on the statement silences it.",
     ]
     if url:
         lines += ["", f"[{finding.code} documentation]({url})" if markdown else url]
@@ -77,6 +118,9 @@ def rule_markdown(code: str, markdown: bool = True) -> str | None:
         return None
     bold = "**" if markdown else ""
     text = f"{bold}{rule.code} {rule.name}{bold} ({rule.severity}): {rule.summary}"
+    summary = doc_paragraph(rule.code)
+    if summary:
+        text += f"\n\n{summary}"
     text += "\n\nSuppressed on this statement by this comment."
     link = f"[{rule.code} documentation]({rule.url})" if markdown else rule.url
     return f"{text}\n\n{link}"
