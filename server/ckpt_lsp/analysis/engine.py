@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.blocks import split_lines
 from ckpt_lsp.analysis.classify import AttrHazard, Classifier
+from ckpt_lsp.analysis.external import ExternalBases
 from ckpt_lsp.analysis.facts import (
     ClassFacts,
     ModuleFacts,
@@ -90,6 +91,7 @@ class Analyzer:
         self.catalog = base_catalog.extended(extra)
         self.extra_bases: tuple[str, ...] = tuple(getattr(config, "extend_model_bases", ()) or ())
         self._last_good: dict[str, dict[str, tuple[int, list[Finding]]]] = {}
+        self.external = ExternalBases()
 
     # -- public ----------------------------------------------------------
     def analyze(self, filename: str, text: str) -> FileResult:
@@ -112,7 +114,7 @@ class Analyzer:
     def _analyze(self, filename: str, text: str) -> FileResult:
         facts = self._facts(filename, text)
         result = FileResult(filename)
-        scope = ScopeResolver(self.index, self.extra_bases)
+        scope = ScopeResolver(self.index, self.extra_bases, self.external)
         classifier = Classifier(self.catalog, self.index, lambda f, c: scope.verdict(f, c).in_scope)
         by_class: dict[str, tuple[int, list[Finding]]] = {}
         checked = self._checked_classes(facts, scope)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ckpt_lsp.analysis.external import ExternalBases
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.names import qualify
@@ -70,9 +71,15 @@ def library_verdict(qualified: str, extra: Sequence[str]) -> bool | None:
 class ScopeResolver:
     """Decides scope for classes, memoized per analysis run."""
 
-    def __init__(self, index: ProjectIndex | None, extra_bases: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        index: ProjectIndex | None,
+        extra_bases: Sequence[str] = (),
+        external: ExternalBases | None = None,
+    ) -> None:
         self.index = index
         self.extra = tuple(extra_bases)
+        self.external = external
         self._memo: dict[tuple[str, str], ScopeVerdict] = {}
 
     def verdict(self, facts: ModuleFacts, cls: ClassFacts, depth: int = 0) -> ScopeVerdict:
@@ -101,6 +108,14 @@ class ScopeResolver:
             if verdict:
                 in_scope = True
                 library.append(qualified)
+                continue
+            if found is None and self.external is not None:
+                inherited = self.external.model_base(
+                    qualified, lambda q: library_verdict(q, self.extra)
+                )
+                if inherited:  # an installed package's class derived from a model base
+                    in_scope = True
+                    library.append(inherited)
                 continue
             if found is None or depth > 20:
                 continue
