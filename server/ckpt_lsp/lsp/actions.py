@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lsprotocol import types
 
@@ -117,14 +118,17 @@ def target_json(target: FixTarget) -> dict[str, object]:
     }
 
 
-def target_from_json(data: Mapping[str, object]) -> FixTarget:
+def target_from_json(data: Mapping[str, Any]) -> FixTarget:
+    """The inverse of `target_json`; raises KeyError/TypeError/ValueError on other data."""
     attributes = data.get("attributes") or []
     bases = data.get("bases") or []
+    if not isinstance(attributes, list) or not isinstance(bases, list):
+        raise TypeError("attributes and bases must be lists")
     return FixTarget(
         str(data["class"]),
-        int(data["line"]),  # type: ignore[call-overload]
-        tuple(str(a) for a in attributes),  # type: ignore[union-attr]
-        tuple(str(b) for b in bases),  # type: ignore[union-attr]
+        int(data["line"]),
+        tuple(str(a) for a in attributes),
+        tuple(str(b) for b in bases),
     )
 
 

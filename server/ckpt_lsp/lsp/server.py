@@ -257,7 +257,7 @@ async def code_action_resolve(ls: CkptServer, action: types.CodeAction) -> types
     session = _session(ls)
     if not actions.is_fix_action(action) or action.edit is not None:
         return action
-    data = action.data
+    data: dict[str, Any] = action.data or {}  # a dict: is_fix_action checked it
     result = await session.current_result(str(data.get("uri")))
     if result is None or result.version != data.get("version"):
         session.show_message(
