@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the real editors that tests/e2e drives: Debian's neovim and chromium, and
-# code-server (a real VS Code extension host) into .e2e/code-server/.
+# code-server (a real VS Code extension host) into .e2e/code-server/; then build the
+# extension's .vsix (`npm run package`, needs `npm ci` done) unless a fresh one exists.
 #
 # Why so many steps: plain `npm install code-server` downloads prebuilt binaries from
 # hosts this machine cannot reach, so we install without scripts and rebuild the native
