@@ -182,17 +182,12 @@ async def test_ignore_line_adds_and_extends_comments(
     change_doc(client, uri, text, 3)
     params = await published(client, uri, version=3)
     assert sorted(attributes(params.diagnostics)) == ["guard", "lock"]
-
-
-async def test_ignore_goes_on_the_last_line_of_a_statement(
-    client: LanguageClient, workspace: Path
-) -> None:
-    await initialize(client, workspace)
+    # on a statement over several lines the comment goes on its last line
     source = MODEL.replace(
         'self.log = open(path, "a")',
         'self.log = open(\n            path,\n            "a",\n        )',
     )
-    path = workspace / "model.py"
+    path = workspace / "multiline.py"
     path.write_text(source)
     uri = open_doc(client, path)
     params = await published(client, uri, version=1)

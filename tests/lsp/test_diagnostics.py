@@ -128,15 +128,12 @@ async def test_columns_in_the_negotiated_encoding(
     log = next(d for d in params.diagnostics if d.data["attribute"] == "log")
     assert log.range.start == types.Position(8, start)
     assert log.range.end == types.Position(8, start + len("self.log"))
-
-
-async def test_crlf_and_tabs(client: LanguageClient, workspace: Path) -> None:
-    await initialize(client, workspace)
-    text = MODEL.replace("        ", "\t\t").replace("    ", "\t").replace("\n", "\r\n")
-    path = workspace / "model.py"
-    path.write_bytes(text.encode())
-    uri = open_doc(client, path, text=text)
-    params = await published(client, uri, version=1)
+    # CRLF line endings and tab indentation (a tab is one unit in every encoding)
+    crlf = MODEL.replace("        ", "\t\t").replace("    ", "\t").replace("\n", "\r\n")
+    other = workspace / "crlf.py"
+    other.write_bytes(crlf.encode())
+    other_uri = open_doc(client, other, text=crlf)
+    params = await published(client, other_uri, version=1)
     log = next(d for d in params.diagnostics if d.data["attribute"] == "log")
     assert log.range == types.Range(types.Position(8, 2), types.Position(8, 10))
 
@@ -179,6 +176,31 @@ async def test_incremental_edits(client: LanguageClient, workspace: Path) -> Non
     )
     params = await published(client, uri, version=2)
     assert sorted(attributes(params.diagnostics)) == ["act", "guard", "log"]
+    # a form feed is not a line break for the protocol: edits below it land right
+    text = MODEL.replace("import threading\n", "import threading\x0c\n")
+    path = workspace / "paged.py"
+    path.write_text(text)
+    uri = open_doc(client, path, text=text)
+    await published(client, uri, version=1)
+    line = text.split("\n")[9]  # protocol line 9; str.splitlines would say line 10
+    assert "self.lock" in line
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(
+                        types.Position(9, line.index("threading")), types.Position(9, len(line))
+                    ),
+                    text="0",
+                )
+            ],
+        )
+    )
+    params = await published(client, uri, version=2)
+    assert sorted(attributes(params.diagnostics)) == ["act", "guard", "log"]
+    log = next(d for d in params.diagnostics if d.data["attribute"] == "log")
+    assert log.range.start.line == 8
 
 
 async def test_a_broken_class_keeps_the_others(client: LanguageClient, workspace: Path) -> None:
@@ -222,32 +244,3 @@ async def test_versions_only_move_forward(client: LanguageClient, workspace: Pat
     for p in client.published:  # type: ignore[attr-defined]
         if p.uri == uri and p.version and p.version > 1:
             assert ("lock" in attributes(p.diagnostics)) == (p.version % 2 == 0)
-
-
-async def test_incremental_edits_after_a_form_feed(client: LanguageClient, workspace: Path) -> None:
-    """A form feed is not a line break for the protocol: edits below it land right."""
-    await initialize(client, workspace)
-    text = MODEL.replace("import threading\n", "import threading\x0c\n")
-    path = workspace / "model.py"
-    path.write_text(text)
-    uri = open_doc(client, path, text=text)
-    await published(client, uri, version=1)
-    line = text.split("\n")[9]  # protocol line 9; str.splitlines would say line 10
-    assert "self.lock" in line
-    client.text_document_did_change(
-        types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-            content_changes=[
-                types.TextDocumentContentChangePartial(
-                    range=types.Range(
-                        types.Position(9, line.index("threading")), types.Position(9, len(line))
-                    ),
-                    text="0",
-                )
-            ],
-        )
-    )
-    params = await published(client, uri, version=2)
-    assert sorted(attributes(params.diagnostics)) == ["act", "guard", "log"]
-    log = next(d for d in params.diagnostics if d.data["attribute"] == "log")
-    assert log.range.start.line == 8
