@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,14 @@ async def test_versions_only_move_forward(client: LanguageClient, workspace: Pat
     for p in client.published:  # type: ignore[attr-defined]
         if p.uri == uri and p.version and p.version > 1:
             assert ("lock" in attributes(p.diagnostics)) == (p.version % 2 == 0)
+    # a slow version overtaken by a quick one is never published
+    big = MODEL + "".join(
+        MODEL.split("\n\n\n", 1)[1].replace("class ", f"class V{i}") for i in range(100)
+    )
+    change_doc(client, uri, big, 42)
+    change_doc(client, uri, MODEL, 43)
+    await published(client, uri, version=43)
+    await asyncio.sleep(0.2)
+    versions = [p.version for p in client.published if p.uri == uri]  # type: ignore[attr-defined]
+    assert 42 not in versions
+    assert versions[-1] == 43
