@@ -194,10 +194,12 @@ def did_close(ls: CkptServer, params: types.DidCloseTextDocumentParams) -> None:
 
 
 # -- diagnostics (pull) ------------------------------------------------------------------------
+# interFileDependencies is false: a change in one file would make the client re-pull every
+# open file; the server knows which files depend on which and asks for a refresh instead.
 @server.feature(
     types.TEXT_DOCUMENT_DIAGNOSTIC,
     types.DiagnosticOptions(
-        identifier=SOURCE, inter_file_dependencies=True, workspace_diagnostics=False
+        identifier=SOURCE, inter_file_dependencies=False, workspace_diagnostics=False
     ),
 )
 async def pull_diagnostics(ls: CkptServer, params: types.DocumentDiagnosticParams) -> Any:
