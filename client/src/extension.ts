@@ -9,6 +9,7 @@ import { fixAllInEditor } from './fixAll';
 import { ServerManager } from './manager';
 import { onActiveEnvironmentChanged } from './pythonExtension';
 import { SECTION, needsRestart, readSettings } from './settings';
+import type { ServerState } from './status';
 
 const RESTART_DELAY_MS = 300;
 
@@ -29,7 +30,15 @@ function debounced(action: (reason: string) => void): (reason: string) => void {
   };
 }
 
-export async function activate(context: vscode.ExtensionContext): Promise<void> {
+/** What `activate` returns to other extensions (tests read the server's state through it). */
+export interface CkptLspApi {
+  /** starting, running, stopped or error. */
+  serverState(): ServerState;
+  /** The status bar item's tooltip: the state, why, the interpreter. */
+  statusTooltip(): string;
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<CkptLspApi> {
   const log = vscode.window.createOutputChannel('ckpt-lsp', { log: true });
   context.subscriptions.push(log);
   const servers = new ServerManager(context, log);
@@ -79,6 +88,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   if (subscription) {
     context.subscriptions.push(subscription);
   }
+  return {
+    serverState: () => servers.serverState,
+    statusTooltip: () => servers.statusTooltip,
+  };
 }
 
 export async function deactivate(): Promise<void> {

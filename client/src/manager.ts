@@ -26,6 +26,7 @@ const MAX_STDERR = 64 * 1024;
 interface Running {
   client: LanguageClient;
   kill: () => void;
+  exited: (ms: number) => Promise<void>;
   disposables: vscode.Disposable[];
 }
 
@@ -63,6 +64,11 @@ export class ServerManager implements vscode.Disposable {
 
   get serverState(): ServerState {
     return this.state;
+  }
+
+  get statusTooltip(): string {
+    const tooltip = this.statusItem.tooltip;
+    return typeof tooltip === 'string' ? tooltip : (tooltip?.value ?? '');
   }
 
   start(): Promise<void> {
@@ -167,7 +173,7 @@ export class ServerManager implements vscode.Disposable {
 
     this.stderr = '';
     const global = readGlobalSettings(config, ctx).settings;
-    const { client, markStarted, kill } = createLanguageClient({
+    const { client, markStarted, kill, exited } = createLanguageClient({
       command,
       cwd: folder?.uri.fsPath,
       initializationOptions: buildInitializationOptions(settings, global),
@@ -181,7 +187,7 @@ export class ServerManager implements vscode.Disposable {
         this.notifyError(`ckpt-lsp: ${detail}`, settings);
       },
     });
-    const running: Running = { client, kill, disposables: [] };
+    const running: Running = { client, kill, exited, disposables: [] };
     running.disposables.push(
       client.onDidChangeState((event) => {
         if (this.current !== running) {
@@ -202,10 +208,17 @@ export class ServerManager implements vscode.Disposable {
     );
     this.current = running;
 
+    let failure: unknown;
     try {
       await client.start();
     } catch (error) {
-      const why = lastLine(this.stderr) ?? message(error);
+      failure = error;
+    }
+    // start() can resolve although the server died during initialize (the library then
+    // forgets its start promise), so the state decides, not the promise.
+    if (failure !== undefined || !client.isRunning()) {
+      await exited(2000);
+      const why = lastLine(this.stderr) ?? message(failure ?? 'the server closed the connection');
       this.log.error(`The server did not start: ${why}`);
       this.setState('error', { ...info, detail: `The server did not start: ${why}` });
       this.notifyError(`ckpt-lsp: the server did not start: ${why}`, settings);
@@ -258,6 +271,8 @@ export class ServerManager implements vscode.Disposable {
       // A client that never started cannot be stopped; its process is gone already.
       this.log.debug(`Stopping the client: ${message(error)}`);
     }
+    // After `exit` the server ends by itself; only one that hangs gets a signal.
+    await running.exited(1000);
     running.kill();
   }
 }

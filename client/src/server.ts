@@ -145,6 +145,8 @@ export interface ServerClient {
   markStarted: () => void;
   /** End the server process if it is still there (after a start-up that failed half-way). */
   kill: () => void;
+  /** Wait (at most `ms`) for the server process to end, so all its stderr has been read. */
+  exited: (ms: number) => Promise<void>;
 }
 
 export function createLanguageClient(parts: ClientParts): ServerClient {
@@ -159,13 +161,14 @@ export function createLanguageClient(parts: ClientParts): ServerClient {
       { scheme: 'file', language: 'python' },
       { scheme: 'untitled', language: 'python' },
     ],
-    diagnosticCollectionName: CLIENT_ID,
     outputChannel: parts.log,
     traceOutputChannel: parts.log,
     revealOutputChannelOn: RevealOutputChannelOn.Never,
     initializationOptions: parts.initializationOptions,
     synchronize: { configurationSection: SECTION },
     errorHandler: policy,
+    // No retry and no pop-up of the library's own: the manager reports a failed start once.
+    initializationFailedHandler: () => false,
     middleware: {
       executeCommand: async (command, args, next) => {
         const result = (await next(command, args)) as unknown;
@@ -188,5 +191,17 @@ export function createLanguageClient(parts: ClientParts): ServerClient {
         child.kill();
       }
     },
+    exited: (ms) =>
+      new Promise<void>((resolve) => {
+        if (!child || child.exitCode !== null || child.signalCode !== null) {
+          resolve();
+          return;
+        }
+        const timer = setTimeout(resolve, ms);
+        child.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
   };
 }

@@ -56,7 +56,7 @@ export function describeStatus(state: ServerState, info: StatusInfo = {}): Statu
 }
 
 /** The last non-empty line of what a process wrote to stderr, trimmed for a tooltip. */
-export function lastLine(text: string, max = 300): string | undefined {
+export function lastLine(text: string, max = 600): string | undefined {
   const lines = text.split(/\r?\n/).map((l) => l.trim());
   const last = lines.reverse().find((l) => l !== '');
   if (last === undefined) {
