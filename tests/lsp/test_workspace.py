@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lsp_helpers import (
     MODEL,
+    PULL_CAPS,
     attributes,
     change_doc,
     initialize,
@@ -265,3 +266,25 @@ async def test_bad_input_is_answered_and_survived(client: LanguageClient, worksp
         )
     )
     assert hover is not None
+
+
+async def test_pull_clients_are_asked_to_refresh_dependents(
+    client: LanguageClient, workspace: Path
+) -> None:
+    await initialize(client, workspace, PULL_CAPS)
+    (workspace / "base.py").write_text(BASE)
+    (workspace / "model.py").write_text(USER)
+    base_uri = open_doc(client, workspace / "base.py")
+    model_uri = open_doc(client, workspace / "model.py")
+
+    async def pull(uri: str) -> list[str]:
+        report = await client.text_document_diagnostic_async(
+            types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+        return attributes(report.items)  # type: ignore[union-attr]
+
+    assert await pull(model_uri) == ["log"]
+    before = client.diagnostic_refresh_count
+    change_doc(client, base_uri, BASE.replace("class Base(nn.Module)", "class Base"), 2)
+    await wait_for(lambda: client.diagnostic_refresh_count > before, what="a refresh")
+    assert await pull(model_uri) == []
