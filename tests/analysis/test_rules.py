@@ -372,3 +372,60 @@ def test_lazy_open_through_a_helper_method() -> None:
     assert analyze_text(source) == []
     eager = source.replace("        self.p = p\n", "        self.p = p\n        self._open()\n")
     assert [f.attribute for f in analyze_text(eager)] == ["env", "txn"]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("self.sched = LambdaLR(None, lambda s: 1.0)", ["CKPT003"]),
+        ("self.loader = DataLoader([1], collate_fn=lambda b: b)", ["CKPT003"]),
+        ("self.blocks = nn.ModuleList(nn.Linear(2, 2) for _ in range(2))", []),
+        ("self.best = max([1, 2], key=lambda v: -v)", []),
+        ("self.it = iter(DataLoader([1, 2]))", ["CKPT006"]),
+        ("self.it = iter([1, 2])", []),
+        ("self.rec = np.zeros(2, dtype=[('id', 'i4'), ('obj', 'O')])", ["CKPT004"]),
+        ("self.m = re.compile('a').match('a')", ["CKPT009"]),
+        ("self.p = re.compile('a')", []),
+        ("try:\n    pass\nexcept Exception as e:\n    self.tb = e.__traceback__", ["CKPT006"]),
+        ("self.header = __import__('struct').Struct('<I')", []),
+    ],
+)
+def test_round_three_values(body: str, expected: list[str]) -> None:
+    source_body = (
+        "from torch.utils.data import DataLoader\n"
+        "from torch.optim.lr_scheduler import LambdaLR\n" + body
+    )
+    assert [c for c, _ in findings_for(source_body)] == expected
+
+
+def test_registry_lookup_by_key_and_imported_lambdas(tmp_path) -> None:
+    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.index import ProjectIndex
+
+    (tmp_path / "common.py").write_text(
+        "import re\nimport torch\nquick = lambda x: x\n"
+        "ACTS = {'quick': quick, 'relu': torch.relu}\nVERSION = re.compile('v')\n"
+    )
+    model = (
+        "from torch import nn\nfrom common import ACTS, quick, VERSION\n"
+        "class M(nn.Module):\n    def __init__(self):\n"
+        "        self.a = ACTS['quick']\n        self.b = ACTS['relu']\n"
+        "        self.c = quick\n        self.d = VERSION.match('v1')\n        self.e = VERSION\n"
+    )
+    (tmp_path / "model.py").write_text(model)
+    index = ProjectIndex(tmp_path)
+    index.scan([tmp_path / "common.py", tmp_path / "model.py"])
+    found = Analyzer(None, index).analyze(str(tmp_path / "model.py"), model).findings
+    assert [f.attribute for f in found] == ["a", "c", "d"]
+
+
+def test_function_behind_a_decorator_without_wraps() -> None:
+    source = (
+        "import functools\nfrom torch import nn\n"
+        "def counted(fn):\n    def wrapper(*a):\n        return fn(*a)\n    return wrapper\n"
+        "def kept(fn):\n    @functools.wraps(fn)\n    def wrapper(*a):\n        return fn(*a)\n"
+        "    return wrapper\n"
+        "@counted\ndef focal(x):\n    return x\n@kept\ndef dice(x):\n    return x\n"
+        "class M(nn.Module):\n    def __init__(self):\n        self.a = focal\n        self.b = dice\n"
+    )
+    assert [f.attribute for f in analyze_text(source)] == ["a"]

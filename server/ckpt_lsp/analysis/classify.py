@@ -652,10 +652,55 @@ class _Ctx:
         if isinstance(expr, ast.NamedExpr):
             return self.classify(expr.value)
         if isinstance(expr, ast.Subscript):
-            return self._method_of(expr.value, "__getitem__")
+            return self._subscript(expr)
         if isinstance(expr, ast.Starred):
             return self.classify(expr.value)
         return None
+
+    def _at_module(self, facts: ModuleFacts) -> _Ctx:
+        """A context for values at module level of `facts` (one step deeper)."""
+        return _Ctx(self.owner, facts, None, Env(), {}, self.depth + 1, in_function=False)
+
+    def _subscript(self, expr: ast.Subscript) -> Hazard | None:
+        """`ACTIVATIONS["quick_gelu"]`: the entry of a dict literal (here or in another
+        module) under a constant key; else a method of a typed value (`h5file["x"]`)."""
+        key = expr.slice
+        if isinstance(key, ast.Constant):
+            found = self._dict_literal(expr.value)
+            if found is not None:
+                ctx, literal = found
+                for k, v in zip(literal.keys, literal.values):
+                    if isinstance(k, ast.Constant) and k.value == key.value:
+                        return ctx.classify(v)
+                return None
+        return self._method_of(expr.value, "__getitem__")
+
+    def _dict_literal(self, expr: ast.expr, hops: int = 0) -> tuple[_Ctx, ast.Dict] | None:
+        if isinstance(expr, ast.Dict):
+            return self, expr
+        if not isinstance(expr, ast.Name) or hops > 4:
+            return None
+        binding = self.env.bindings.get(expr.id)
+        if isinstance(binding, ast.expr):
+            return self._dict_literal(binding, hops + 1)
+        if binding is not None:
+            return None
+        found = self._module_value(expr.id)
+        return found[0]._dict_literal(found[1], hops + 1) if found is not None else None
+
+    def _module_value(self, name: str) -> tuple[_Ctx, ast.expr] | None:
+        """The value of a module-level `NAME = ...`, here or imported from a project module,
+        with a context to classify it in."""
+        facts = self.facts
+        if name not in facts.assigns and name in facts.imports and self.owner.index is not None:
+            resolved = self.owner.index.resolve_member(facts.imports[name], facts.path)
+            if resolved is None:
+                return None
+            facts, name = resolved
+        value = facts.assigns.get(name)
+        if value is None:
+            return None
+        return self._at_module(facts), value
 
     def _container(self, items: list[ast.expr], word: str) -> Hazard | None:
         for item in items:
@@ -675,24 +720,72 @@ class _Ctx:
             return self._value(self.env.imports[name])
         if name in self.facts.module_names:
             return _module_hazard(self.facts.imports.get(name, name))
-        value = self.facts.assigns.get(name)
+        found = self._module_member(self.facts, name)
+        if found is not None or name in self.facts.assigns:
+            return found
+        return self._value(self.qualify(name))
+
+    def _module_member(self, facts: ModuleFacts, name: str) -> Hazard | None:
+        """A module-level name of this module or, through its imports, of another one."""
+        value = facts.assigns.get(name)
         if value is not None:
             if isinstance(value, ast.Lambda):
                 # pickle finds functions by __qualname__, and a lambda's is "<lambda>"
                 return Hazard("CKPT003", f"the module-level lambda `{name}`", _CALLABLE_BREAKS)
-            module_ctx = _Ctx(
-                self.owner, self.facts, None, Env(), {}, self.depth + 1, in_function=False
+            if self.depth > _MAX_DEPTH:
+                return None
+            module_ctx = self._at_module(facts)
+            inner = module_ctx.classify(value)
+            if inner is None:
+                return None
+            return Hazard(
+                inner.rule, f"{inner.what} (the module-level `{name}`)", inner.breaks, inner.returns
             )
-            inner = module_ctx.classify(value) if self.depth <= _MAX_DEPTH else None
-            if inner is not None:
-                return Hazard(
-                    inner.rule,
-                    f"{inner.what} (the module-level `{name}`)",
-                    inner.breaks,
-                    inner.returns,
-                )
+        func = facts.functions.get(name)
+        if func is not None:
+            decorator = self._unwrapped_decorator(facts, func)
+            if decorator:
+                what = f"`{name}`, replaced by `{decorator}`'s wrapper (no functools.wraps)"
+                return Hazard("CKPT003", what, _CALLABLE_BREAKS)
             return None
-        return self._value(self.qualify(name))
+        target = facts.imports.get(name)
+        index = self.owner.index
+        if target is None or index is None or self.depth > _MAX_DEPTH:
+            return None
+        resolved = index.resolve_member(target, facts.path)
+        if resolved is None or resolved[0] is facts:
+            return None
+        inner_ctx = self._at_module(resolved[0])
+        return inner_ctx._module_member(resolved[0], resolved[1])
+
+    def _unwrapped_decorator(
+        self, facts: ModuleFacts, func: ast.FunctionDef | ast.AsyncFunctionDef
+    ) -> str:
+        """The name of a project decorator on `func` that returns a nested function without
+        functools.wraps: the module attribute then is a closure pickle cannot find."""
+        for deco in func.decorator_list:
+            dotted = _dotted(deco)
+            decorator = facts.functions.get(dotted) if dotted else None
+            if decorator is None:
+                continue
+            nested = {
+                stmt.name: stmt
+                for stmt in ast.walk(decorator)
+                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and stmt is not decorator
+            }
+            for node in ast.walk(decorator):
+                if (
+                    isinstance(node, ast.Return)
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id in nested
+                    and not any(
+                        _dotted(d.func if isinstance(d, ast.Call) else d).endswith("wraps")
+                        for d in nested[node.value.id].decorator_list
+                    )
+                ):
+                    return dotted
+        return ""
 
     def _binding(self, name: str, binding: Binding) -> Hazard | None:
         if isinstance(binding, LocalDef):
@@ -727,6 +820,8 @@ class _Ctx:
             )
         ):
             return self.attrs.get(expr.attr)
+        if expr.attr == "__traceback__":
+            return Hazard("CKPT006", "an exception's traceback", ALL_PATHS)
         dotted = _dotted(expr)
         if not dotted:
             return None
@@ -803,7 +898,26 @@ class _Ctx:
             found = self._catalog_call(call, name)
             if found is not None:
                 return found
-        return self._project_call(dotted, qualified)
+        found = self._project_call(dotted, qualified)
+        if found is not None:
+            return found
+        if qualified == "builtins.iter" and len(call.args) == 1:
+            return self._method_of(call.args[0], "__iter__")  # iter(DataLoader(...))
+        return self._constructed_with(call, qualified)
+
+    def _constructed_with(self, call: ast.Call, qualified: str) -> Hazard | None:
+        """`LambdaLR(opt, lambda s: 1.0)`, `DataLoader(ds, collate_fn=lambda b: b)`: an object
+        built (a Capitalized callee, by Python's naming convention) from a callable or a
+        resource keeps it. Iterators are left out: constructors consume them
+        (`nn.ModuleList(Block() for _ in range(4))`)."""
+        name = qualified.rsplit(".", 1)[-1]
+        if not name[:1].isupper():
+            return None
+        for arg in [*call.args, *(kw.value for kw in call.keywords)]:
+            inner = self.classify(arg)
+            if inner is not None and inner.rule not in ("CKPT004", "CKPT006"):
+                return Hazard(inner.rule, f"a `{name}` holding {inner.what}", inner.breaks)
+        return None
 
     def _catalog_call(self, call: ast.Call, qualified: str) -> Hazard | None:
         catalog = self.catalog
@@ -905,6 +1019,9 @@ class _Ctx:
                 return self.type_of(binding, depth + 1)
             if isinstance(binding, WithTarget):
                 return self.type_of(binding.expr, depth + 1)
+            found = self._module_value(expr.id) if binding is None else None
+            if found is not None:  # VERSION_RE = re.compile(...) at module level
+                return found[0].type_of(found[1], depth + 1)
             return ""
         if (
             isinstance(expr, ast.Attribute)
@@ -995,6 +1112,13 @@ def _is_known_value(expr: ast.expr) -> bool:
 def _is_object_dtype(expr: ast.expr, ctx: _Ctx) -> bool:
     if isinstance(expr, ast.Constant) and expr.value in ("O", "object", "|O"):
         return True
+    if isinstance(expr, (ast.List, ast.Tuple)):  # structured: [("id", "i4"), ("obj", "O")]
+        return any(
+            isinstance(field, ast.Tuple)
+            and len(field.elts) >= 2
+            and _is_object_dtype(field.elts[1], ctx)
+            for field in expr.elts
+        )
     dotted = _dotted(expr)
     return bool(dotted) and ctx.qualify(dotted) in _OBJECT_DTYPES
 
