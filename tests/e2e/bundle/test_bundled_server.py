@@ -5,8 +5,9 @@ use what the .vsix carries: a missing dependency, a libcst build for the wrong P
 library too new for 3.9 fails here. The check goes as far as a real diagnostic, which
 exercises libcst and the analysis, not just the start-up.
 
-The .vsix is the newest ckpt-lsp-linux-x64-*.vsix at the repo root (`npm run package`);
-CKPT_E2E_VSIX names another one.
+The .vsix is the newest ckpt-lsp-linux-x64-*.vsix at the repo root, built with
+`npm run package` first when it is missing or older than the server's sources (as the code-server
+test does); CKPT_E2E_VSIX names another one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import subprocess
 import threading
 import time
@@ -36,22 +38,59 @@ MODEL = (
 )
 
 
-def shipped_vsix() -> Path | None:
+# Sources whose change makes a packaged extension stale.
+SOURCES = ("server/ckpt_lsp", "bundled/tool", "scripts/build-vsix.sh", "scripts/build-vsix-libs.py")
+
+
+def newest_source() -> float:
+    stamps = [0.0]
+    for name in SOURCES:
+        path = ROOT / name
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        stamps += [f.stat().st_mtime for f in files if "__pycache__" not in f.parts]
+    return max(stamps)
+
+
+def shipped_vsix() -> Path:
+    """CKPT_E2E_VSIX, else the repo's linux-x64 .vsix, rebuilt by `npm run package` when stale."""
     given = os.environ.get("CKPT_E2E_VSIX")
     if given:
         return Path(given)
-    found = sorted(ROOT.glob("ckpt-lsp-linux-x64-*.vsix"), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
+
+    def newest() -> Path | None:
+        found = sorted(ROOT.glob("ckpt-lsp-linux-x64-*.vsix"), key=lambda p: p.stat().st_mtime)
+        return found[-1] if found else None
+
+    vsix = newest()
+    if vsix is not None and vsix.stat().st_mtime >= newest_source():
+        return vsix
+    npm = shutil.which("npm")
+    if npm is None or not (ROOT / "node_modules").is_dir():
+        message = "no fresh ckpt-lsp-linux-x64-*.vsix and no npm/node_modules to build one"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (CI is set, so this test must run)", pytrace=False)
+        pytest.skip(message)
+    proc = subprocess.run(
+        [npm, "run", "package"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if proc.returncode != 0:
+        output = f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        pytest.fail(f"npm run package exited {proc.returncode}:\n{output}", pytrace=False)
+    vsix = newest()
+    assert vsix is not None, "npm run package made no ckpt-lsp-linux-x64-*.vsix"
+    return vsix
 
 
 @pytest.fixture(scope="module")
 def extension(tmp_path_factory: pytest.TempPathFactory) -> Path:
     vsix = shipped_vsix()
-    if vsix is None or not vsix.is_file() or vsix.stat().st_size == 0:
-        message = "no ckpt-lsp-linux-x64-*.vsix at the repo root: run `npm run package`"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message} (CI is set, so this test must run)", pytrace=False)
-        pytest.skip(message)
+    assert vsix.is_file() and vsix.stat().st_size > 0, vsix
     out = tmp_path_factory.mktemp("vsix")
     with zipfile.ZipFile(vsix) as archive:
         archive.extractall(out)
