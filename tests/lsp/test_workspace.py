@@ -288,3 +288,14 @@ async def test_pull_clients_are_asked_to_refresh_dependents(
     change_doc(client, base_uri, BASE.replace("class Base(nn.Module)", "class Base"), 2)
     await wait_for(lambda: client.diagnostic_refresh_count > before, what="a refresh")
     assert await pull(model_uri) == []
+
+
+async def test_exit_is_prompt_and_clean(client: LanguageClient, workspace: Path) -> None:
+    await initialize(client, workspace)
+    server = client._server
+    assert server is not None
+    started = asyncio.get_running_loop().time()
+    await client.shutdown_session()
+    client.capabilities = None  # the fixture's teardown must not shut it down again
+    assert server.returncode == 0
+    assert asyncio.get_running_loop().time() - started < 5

@@ -8,7 +8,9 @@ and the analysis thread) and shape the answer. `run_stdio()` is what
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Generator
 from types import SimpleNamespace
@@ -79,6 +81,14 @@ class CkptServer(LanguageServer):
         )
         self.session = Session(self)
         self.client_log = ClientLogHandler(self)
+
+    def shutdown(self) -> None:
+        """Stop without waiting for the thread blocked reading stdin (see run_stdio)."""
+        if self._stop_event is not None:
+            self._stop_event.set()
+        if self._thread_pool is not None:
+            self._thread_pool.shutdown(wait=False, cancel_futures=True)
+        self.session.close()
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """Errors outside a request go to the log (stderr and the client's output), not
@@ -358,3 +368,10 @@ def run_stdio() -> None:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr
     server.start_io(stdin, stdout)
+    # The loop has ended (exit, or the client went away). A thread is still blocked
+    # reading stdin and would hold up the interpreter's exit until the client closes
+    # the pipe; nothing is left to do, so leave now, with the protocol's exit code.
+    code = 0 if getattr(server.protocol, "_shutdown", False) else 1
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    os._exit(code)
