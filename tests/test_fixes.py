@@ -700,7 +700,83 @@ CASES = [
         "        return state\n\n    def __setstate__(self, state):\n"
         "        self.__dict__.update(state)\n        self.lock = threading.Lock()\n",
     ),
+    Case(
+        # What the analysis reads as left out (a loop over a class constant) needs no pop;
+        # a key the __getstate__ gives a value of its own is never popped over.
+        "constant-loop-left-out-and-own-value-kept",
+        src("""
+            import threading
+
+
+            class Logger:
+                TRANSIENT = ("lock",)
+
+                def __init__(self, path):
+                    self.lock = threading.Lock()
+                    self.log = open(path, "a")
+                    self.ev = threading.Event()
+
+                def __getstate__(self):
+                    state = self.__dict__.copy()
+                    for key in self.TRANSIENT:
+                        state.pop(key, None)
+                    state["log"] = self.log.name
+                    return state
+
+                def __setstate__(self, state):
+                    self.__dict__.update(state)
+                    self.lock = threading.Lock()
+                    self.log = open(self.log, "a")
+            """),
+        [("Logger", ("lock", "log", "ev"))],
+        src("""
+            import threading
+
+
+            class Logger:
+                TRANSIENT = ("lock",)
+
+                def __init__(self, path):
+                    self.lock = threading.Lock()
+                    self.log = open(path, "a")
+                    self.ev = threading.Event()
+
+                def __getstate__(self):
+                    state = self.__dict__.copy()
+                    for key in self.TRANSIENT:
+                        state.pop(key, None)
+                    state["log"] = self.log.name
+                    state.pop("ev", None)  # unpicklable: re-created in __setstate__
+                    return state
+
+                def __setstate__(self, state):
+                    self.__dict__.update(state)
+                    self.lock = threading.Lock()
+                    self.log = open(self.log, "a")
+                    self.ev = threading.Event()
+            """),
+    ),
     # -- INVALID: left unchanged, with a reason --------------------------------------
+    Case(
+        "getstate-bound-twice-is-left-alone",
+        src("""
+            import threading
+
+
+            class A:
+                def __init__(self):
+                    self.lock = threading.Lock()
+
+                def __getstate__(self):
+                    return {}
+
+                def __getstate__(self):
+                    return self.__dict__.copy()
+            """),
+        [("A", ("lock",))],
+        None,
+        unavailable="more than once",
+    ),
     Case(
         "unusual-getstate-is-left-alone",
         src("""
@@ -963,6 +1039,14 @@ def test_apply_edits_rejects_overlaps() -> None:
         apply_edits("abcdef", edits)
 
 
+CONSTRUCTOR_ARGS: dict[str, list[object]] = {
+    "Model": [1],
+    "Stream": [3],
+    "Worker": ["/dev/null"],
+    "Logger": ["/dev/null"],
+}
+
+
 @pytest.mark.parametrize(
     "case",
     [c for c in CASES if c.after is not None and "import torch" not in c.before],
@@ -980,8 +1064,7 @@ def test_fixed_stdlib_classes_round_trip(case: Case) -> None:
             cls = module
             for part in name.split("."):
                 cls = getattr(cls, part)
-            args = {"Model": [1], "Stream": [3], "Worker": ["/dev/null"]}.get(name, [])
-            obj = cls(*args)
+            obj = cls(*CONSTRUCTOR_ARGS.get(name, []))
             if name == "Config":
                 obj.start()
             back = pickle.loads(pickle.dumps(obj))

@@ -10,12 +10,14 @@ is and its ClassFix says why.
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ckpt_lsp.findings import Edit
+from ckpt_lsp.analysis.facts import ClassFacts, ParsedBlock
+from ckpt_lsp.analysis.protocol import excluded_attributes, is_excluded
+from ckpt_lsp.findings import Edit, Position
 from ckpt_lsp.fix.bases import BaseProtocol
-from ckpt_lsp.fix.protocol import GetstateShape, read_getstate, read_setstate
+from ckpt_lsp.fix.protocol import GetstateShape, keys_it_sets, read_getstate, read_setstate
 from ckpt_lsp.fix.recreate import (
     find_origin,
     mangle,
@@ -24,14 +26,15 @@ from ckpt_lsp.fix.recreate import (
     why_not_recreatable,
 )
 from ckpt_lsp.fix.source import (
+    FixModule,
+    FoundClass,
     FunctionNode,
-    ParsedModule,
+    base_names,
     base_protocol,
     class_methods,
     find_class,
     has_foreign_base,
-    parse_module,
-    top_level_blocks,
+    load_module,
 )
 from ckpt_lsp.fix.text import (
     LineTable,
@@ -130,11 +133,13 @@ class _Unavailable(Exception):
 
 
 class _ClassPlanner:
-    def __init__(self, module: ParsedModule, target: FixTarget) -> None:
+    def __init__(self, module: FixModule, target: FixTarget) -> None:
         self.module = module
-        self.table: LineTable = module.table
-        self.source = module.table.source
         self.target = target
+        self.newline = detect_newline(module.source)
+        # The class's top-level block: ast rows and the edits are relative to it.
+        self.table = LineTable("")
+        self.source = ""
 
     # -- text helpers ---------------------------------------------------------------
     def start_offset(self, node: ast.AST) -> int:
@@ -170,24 +175,26 @@ class _ClassPlanner:
                 probe += 1
                 continue
             break
-        newline = detect_newline(self.source)
+        newline = self.newline
         if not self.table.has_newline(row):
             return len(self.source), newline, ""
         following = self.table.line(row + 1) if row < self.table.row_count else ""
         return self.table.row_end(row), "", newline if following.strip() else ""
 
     # -- planning -------------------------------------------------------------------
-    def plan(self) -> tuple[ClassFix, list[Span], ast.ClassDef | None]:
+    def plan(self) -> tuple[ClassFix, list[Span], FoundClass | None]:
+        """The fix, its spans (relative to the class's top-level block) and the class."""
         target = self.target
-        found = find_class(self.module.tree, target.class_name, target.class_line)
-        if found is None:
-            return self._fail("the class was not found"), [], None
-        cls, depth = found
+        found = find_class(self.module, target.class_name, target.class_line)
+        if isinstance(found, str):
+            return self._fail(found), [], None
+        self.source = found.parsed.block.text
+        self.table = LineTable(self.source)
         try:
-            fix, spans = self._plan_class(cls, depth)
+            fix, spans = self._plan_class(found)
         except _Unavailable as exc:
-            return self._fail(str(exc)), [], cls
-        return fix, spans, cls
+            return self._fail(str(exc)), [], found
+        return fix, spans, found
 
     def _fail(self, reason: str) -> ClassFix:
         t = self.target
@@ -203,9 +210,10 @@ class _ClassPlanner:
             unit = indent[len(outer) :]
         else:
             unit = "\t" if "\t" in indent else "    "
-        return _Layout(detect_newline(self.source), indent, unit)
+        return _Layout(self.newline, indent, unit)
 
-    def _plan_class(self, cls: ast.ClassDef, depth: int) -> tuple[ClassFix, list[Span]]:
+    def _plan_class(self, found: FoundClass) -> tuple[ClassFix, list[Span]]:
+        cls, depth = found.node, found.depth
         layout = self._layout(cls)
         methods = class_methods(cls)
         for name in ("__reduce__", "__reduce_ex__"):
@@ -217,13 +225,15 @@ class _ClassPlanner:
 
         getstate = methods.get("__getstate__")
         shape: GetstateShape | None = None
-        left_out: set[str] = set()
+        excluded: frozenset[str] = frozenset()
+        kept: set[str] = set()
         if getstate is not None:
             shape = read_getstate(getstate, base, self._texts(getstate))
             if shape.problem:
                 raise _Unavailable(shape.problem)
-            left_out = shape.left_out
-        to_pop = [k for k in wanted if k not in left_out]
+            excluded = self._left_out(found, getstate)
+            kept = keys_it_sets(getstate)  # type: ignore[arg-type]
+        to_pop = [k for k in wanted if k not in kept and not is_excluded(k, excluded)]
 
         setstate = methods.get("__setstate__")
         assigned: set[str] = set()
@@ -235,7 +245,10 @@ class _ClassPlanner:
         if sshape is not None and sshape.problem and to_set:
             raise _Unavailable(sshape.problem)
 
-        gone = (set(wanted) | left_out) - assigned
+        def gone(key: str) -> bool:
+            """Not in the state when __setstate__ runs (nor set by it yet)."""
+            return key not in assigned and (key in wanted or is_excluded(key, excluded))
+
         # Without the analyzer's bases, a base from another file may be an nn.Module.
         submodules = (base is not None and base.submodules) or (
             not self.target.bases and has_foreign_base(cls, self.module)
@@ -280,6 +293,14 @@ class _ClassPlanner:
             reset=tuple(d.name for d in decisions if d.expression is None),
         )
         return fix, spans
+
+    def _left_out(self, found: FoundClass, getstate: ast.stmt) -> frozenset[str]:
+        """What the class's own __getstate__ already leaves out, as the analysis reads it."""
+        cls = found.node
+        facts = ClassFacts(cls.name, cls, found.parsed, tuple(base_names(cls)))
+        if facts.method("__getstate__") is not getstate:
+            raise _Unavailable("it binds __getstate__ more than once; extend it by hand")
+        return excluded_attributes(self.module.facts, facts, ()) or frozenset()
 
     def _texts(self, func: ast.stmt) -> dict[int, str]:
         return {id(n): self.text(n) for n in ast.walk(func) if isinstance(n, ast.expr)}
@@ -330,7 +351,11 @@ class _ClassPlanner:
         return "".join(line + layout.newline for line in lines)
 
     def _decide(
-        self, cls: ast.ClassDef, items: list[tuple[str, str]], gone: set[str], submodules: bool
+        self,
+        cls: ast.ClassDef,
+        items: list[tuple[str, str]],
+        gone: Callable[[str], bool],
+        submodules: bool,
     ) -> list[_Decision]:
         """Re-create what can be, in the given order, except that an attribute which needs
         another dropped one comes after it (round by round)."""
@@ -345,10 +370,14 @@ class _ClassPlanner:
         }
         while pending:
             back = {k for k, d in done.items() if d.expression is not None}
+
+            def still_gone(key: str, back: set[str] = back) -> bool:
+                return key not in back and gone(key)
+
             ready = []
             for name, key in pending:
                 origin = find_origin(cls, name)
-                reason = why_not_recreatable(origin, self.module, gone - back, cls.name)
+                reason = why_not_recreatable(origin, self.module, still_gone, cls.name)
                 if reason is None and origin.expr is not None:
                     ready.append((name, key, self.text(origin.expr)))
                 else:
@@ -373,7 +402,7 @@ class _ClassPlanner:
         assert ret is not None
         if not self.starts_line(ret):
             raise _Unavailable("its __getstate__ returns on a line shared with other code")
-        nl = detect_newline(self.source)
+        nl = self.newline
         indent = leading_ws(self.table.line(ret.lineno))
         spans: list[Span] = []
         if shape.rewrite is not None:
@@ -401,7 +430,7 @@ class _ClassPlanner:
         first, last = func.body[0], func.body[-1]
         if first.lineno == func.lineno or not self.starts_line(first) or not self.ends_line(last):
             raise _Unavailable("its __setstate__ is laid out in a way the fix cannot follow")
-        nl = detect_newline(self.source)
+        nl = self.newline
         indent = leading_ws(self.table.line(first.lineno))
         row = last.end_lineno or last.lineno
         text = "".join(indent + s + nl for s in sets)
@@ -414,119 +443,89 @@ class _ClassPlanner:
 def _parses(text: str) -> bool:
     try:
         ast.parse(text)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True
 
 
-class _Validator:
-    """Checks that edited classes still parse, cheaply.
+@dataclass
+class _BlockEdit:
+    """The kept spans of one top-level block, relative to the block's text."""
 
-    Edits stay inside the class's top-level block, so re-parsing that block (padded
-    so rows match) is enough when the block parses on its own before the edit; a
-    block the line-based splitter cut wrongly falls back to parsing the whole file.
-    """
+    parsed: ParsedBlock
+    offset: int  # of the block's first character in the source
+    spans: list[Span]
 
-    def __init__(self, module: ParsedModule) -> None:
-        self.module = module
-        self.table = module.table
-        self.blocks = top_level_blocks(module.table)
-        self._alone: dict[tuple[int, int], bool] = {}
+    def text(self, extra: Sequence[Span] = ()) -> str:
+        return apply_spans(self.parsed.block.text, [*self.spans, *extra])
 
-    def block_of(self, cls: ast.ClassDef) -> tuple[int, int] | None:
-        for first, last in self.blocks:
-            if first <= cls.lineno <= last:
-                return first, last
-        return None
+    def shifted(self) -> list[Span]:
+        shift = self.offset
+        return [Span(s.start + shift, s.end + shift, s.text, s.order) for s in self.spans]
 
-    def _block_text(self, block: tuple[int, int], spans: Sequence[Span]) -> str | None:
-        first, last = block
-        start, end = self.table.row_start(first), self.table.row_end(last)
-        if any(s.start < start or s.end > end for s in spans):
-            return None
-        local = [Span(s.start - start, s.end - start, s.text, s.order) for s in spans]
-        return "\n" * (first - 1) + apply_spans(self.table.source[start:end], local)
-
-    def block_usable(self, block: tuple[int, int] | None) -> bool:
-        if block is None:
-            return False
-        if block not in self._alone:
-            text = self._block_text(block, [])
-            self._alone[block] = text is not None and _parses(text)
-        return self._alone[block]
-
-    def valid(self, groups: Sequence[tuple[ast.ClassDef, Sequence[Span]]]) -> bool:
-        """Every block touched by the spans parses; or the whole file does."""
-        by_block: dict[tuple[int, int], list[Span]] = {}
-        whole: list[Span] = []
-        for cls, spans in groups:
-            block = self.block_of(cls)
-            if block is not None and self.block_usable(block):
-                by_block.setdefault(block, []).extend(spans)
-            else:
-                whole.extend(spans)
-        if whole:
-            if not self.module.whole:
-                return False
-            try:
-                everything = [s for spans in by_block.values() for s in spans] + whole
-                return _parses(apply_spans(self.table.source, everything))
-            except ValueError:
-                return False
-        for block, spans in by_block.items():
-            try:
-                text = self._block_text(block, spans)
-            except ValueError:
-                return False
-            if text is None or not _parses(text):
-                return False
-        return True
+    def edits(self) -> list[Edit]:
+        rows = self.parsed.row_offset
+        out = []
+        for edit in spans_to_edits(LineTable(self.parsed.block.text), self.spans):
+            start, end = edit.location, edit.end_location
+            out.append(
+                Edit(
+                    edit.content,
+                    Position(start.row + rows, start.column),
+                    Position(end.row + rows, end.column),
+                )
+            )
+        return out
 
 
-def plan_fixes(source: str, targets: Sequence[FixTarget]) -> tuple[list[ClassFix], list[Span]]:
-    """One ClassFix per class named by the targets, and the spans of the kept ones."""
-    merged = _merge(targets)
-    module = parse_module(source)
-    if module is None:
-        reason = "the file does not parse"
-        return [
-            ClassFix(t.class_name, t.class_line, t.attributes, unavailable=reason) for t in merged
-        ], []
-    validator = _Validator(module)
-    kept: list[Span] = []
-    groups: list[tuple[ast.ClassDef, Sequence[Span]]] = []
+@dataclass
+class _Plan:
+    fixes: list[ClassFix]
+    blocks: list[_BlockEdit]
+
+
+def _plan(source: str, targets: Sequence[FixTarget]) -> _Plan:
+    """Plan each class on its own; keep its spans when its block still parses with them
+    (and with the spans already kept there) and they overlap no other class's."""
+    module = load_module(source)
+    by_block: dict[int, _BlockEdit] = {}
     fixes: list[ClassFix] = []
-    for target in merged:
+    for target in _merge(targets):
         planner = _ClassPlanner(module, target)
-        fix, spans, cls = planner.plan()
-        if fix.unavailable is None and spans and cls is not None:
-            if not validator.valid([(cls, spans)]):
-                fix = planner._fail("the edit would not parse")
-            elif spans_overlap(spans, kept):
+        fix, spans, found = planner.plan()
+        if fix.unavailable is None and spans and found is not None:
+            key = id(found.parsed)
+            block = by_block.get(key) or _BlockEdit(
+                found.parsed, module.block_offset(found.parsed), []
+            )
+            try:
+                valid = _parses(block.text(spans))
+            except ValueError:  # overlapping spans
+                valid = False
+            if spans_overlap(spans, block.spans):
                 fix = planner._fail("its edit overlaps the edit of another class")
+            elif not valid:
+                fix = planner._fail("the edit would not parse")
             else:
-                kept += spans
-                groups.append((cls, spans))
+                block.spans += spans
+                by_block[key] = block
                 fix = ClassFix(
                     fix.class_name,
                     fix.class_line,
                     fix.attributes,
-                    edits=tuple(spans_to_edits(module.table, spans)),
+                    edits=tuple(_BlockEdit(found.parsed, block.offset, spans).edits()),
                     recreated=fix.recreated,
                     reset=fix.reset,
                 )
         fixes.append(fix)
-    if len(groups) > 1 and not validator.valid(groups):
-        return [planner_fail(f) for f in fixes], []
-    return fixes, kept
+    return _Plan(fixes, list(by_block.values()))
 
 
-def planner_fail(fix: ClassFix) -> ClassFix:
-    if not fix.edits:
-        return fix
-    return ClassFix(
-        fix.class_name, fix.class_line, fix.attributes, unavailable="the edits conflict"
-    )
+def plan_fixes(source: str, targets: Sequence[FixTarget]) -> tuple[list[ClassFix], list[Span]]:
+    """One ClassFix per class named by the targets, and the spans (offsets in `source`)
+    of the kept ones."""
+    plan = _plan(source, targets)
+    return plan.fixes, [s for block in plan.blocks for s in block.shifted()]
 
 
 def describe_fix(source: str, target: FixTarget) -> ClassFix:
@@ -534,8 +533,7 @@ def describe_fix(source: str, target: FixTarget) -> ClassFix:
 
     The language server offers the code action only when `.available` is true.
     """
-    fixes, _ = plan_fixes(source, [target])
-    return fixes[0]
+    return _plan(source, [target]).fixes[0]
 
 
 def fix_source(source: str, targets: Sequence[FixTarget]) -> str:
@@ -547,6 +545,4 @@ def fix_source(source: str, targets: Sequence[FixTarget]) -> str:
 def fix_edits(source: str, targets: Sequence[FixTarget]) -> list[Edit]:
     """Minimal text edits (1-based rows, code-point columns, end exclusive) that turn source
     into fix_source(source, targets). Usually one insertion per class."""
-    module_table = LineTable(source)
-    _, spans = plan_fixes(source, targets)
-    return spans_to_edits(module_table, spans)
+    return [edit for block in _plan(source, targets).blocks for edit in block.edits()]

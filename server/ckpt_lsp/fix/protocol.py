@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from ckpt_lsp.analysis.classify import is_generator
 from ckpt_lsp.fix.bases import BaseProtocol
 from ckpt_lsp.fix.recreate import mangle
 from ckpt_lsp.fix.source import walk_same_scope
@@ -96,17 +97,15 @@ def classify(node: ast.AST, var: str | None, base: BaseProtocol | None) -> str |
     return None
 
 
-def left_out_keys(func: ast.FunctionDef) -> set[str]:
-    """Keys a __getstate__ already removes or overrides (pop, del, item assignment, loops)."""
+def keys_it_sets(func: ast.FunctionDef) -> set[str]:
+    """Keys a __getstate__ gives a value of its own (`state["log"] = self.log.name`, or
+    `{**self.__dict__, "log": ...}`): the fix must not pop what the user chose to keep.
+    (Which keys it leaves out is the analysis's `excluded_attributes`.)"""
     keys: set[str] = set()
     for node in walk_same_scope(func):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr == "pop" and node.args:
-                key = _const_str(node.args[0])
-                if key is not None:
-                    keys.add(key)
-        elif isinstance(node, (ast.Delete, ast.Assign)):
-            for target in node.targets:
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
                 for sub in ast.walk(target):
                     if isinstance(sub, ast.Subscript):
                         key = _const_str(sub.slice)
@@ -114,36 +113,13 @@ def left_out_keys(func: ast.FunctionDef) -> set[str]:
                             keys.add(key)
         elif isinstance(node, ast.Dict):
             keys |= {k for k in map(_const_str, node.keys) if k is not None}
-        elif (
-            isinstance(node, ast.For)
-            and isinstance(node.target, ast.Name)
-            and isinstance(node.iter, (ast.Tuple, ast.List, ast.Set))
-        ):
-            loop_keys = [_const_str(e) for e in node.iter.elts]
-            if all(k is not None for k in loop_keys) and _uses_key(node, node.target.id):
-                keys |= {k for k in loop_keys if k is not None}
     return keys
-
-
-def _uses_key(loop: ast.For, name: str) -> bool:
-    """The loop body pops or deletes by its loop variable."""
-    for node in ast.walk(loop):
-        arg: ast.AST | None = None
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
-            if node.func.attr == "pop":
-                arg = node.args[0]
-        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Del):
-            arg = node.slice
-        if isinstance(arg, ast.Name) and arg.id == name:
-            return True
-    return False
 
 
 @dataclass
 class GetstateShape:
     """How to extend an existing __getstate__."""
 
-    left_out: set[str] = field(default_factory=set)
     var: str = "state"
     ret: ast.Return | None = None  # pops go right before this statement
     copy_after: ast.stmt | None = None  # insert `var = dict(var)` after it (live dict)
@@ -171,14 +147,14 @@ def read_getstate(
         return _unusual("takes unusual parameters")
     if params[0].arg != "self":
         return _unusual("does not name its instance `self`")
-    nodes = list(walk_same_scope(func))
-    if any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in nodes):
+    if is_generator(func):
         return _unusual("is a generator")
+    nodes = list(walk_same_scope(func))
     returns = [n for n in nodes if isinstance(n, ast.Return)]
     last = func.body[-1]
     if len(returns) != 1 or returns[0] is not last or last.value is None:
         return _unusual("does not end in its only return")
-    shape = GetstateShape(left_out=left_out_keys(func), ret=last)
+    shape = GetstateShape(ret=last)
     value = last.value
     if isinstance(value, ast.Name):
         return _follow_variable(func, value.id, base, shape)

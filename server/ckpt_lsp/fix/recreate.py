@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ast
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from ckpt_lsp.fix.source import BUILTIN_NAMES, FunctionNode, ParsedModule, walk_same_scope
+from ckpt_lsp.analysis.classify import self_name_of
+from ckpt_lsp.fix.source import BUILTIN_NAMES, FixModule, FunctionNode, walk_same_scope
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 _UNSUPPORTED = (ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr, ast.Starred)
@@ -116,11 +118,6 @@ def _origin_in(stmt: ast.stmt, self_name: str, name: str) -> tuple[bool, ast.exp
     return False, None, ""
 
 
-def _self_name(method: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
-    params = [*method.args.posonlyargs, *method.args.args]
-    return params[0].arg if params else None
-
-
 def find_origin(cls: ast.ClassDef, name: str) -> Origin:
     """The first assignment of `self.<name>` in the class, looking in `__init__` first."""
     methods = [s for s in cls.body if isinstance(s, FunctionNode)]
@@ -128,11 +125,8 @@ def find_origin(cls: ast.ClassDef, name: str) -> Origin:
     for method in methods:
         if method.name in ("__getstate__", "__setstate__"):
             continue
-        self_name = _self_name(method)
-        if self_name is None or any(
-            isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod")
-            for d in method.decorator_list
-        ):
+        self_name = self_name_of(method)  # None for static and class methods
+        if self_name is None:
             continue
         for stmt in _statements(method.body):
             assigns, expr, problem = _origin_in(stmt, self_name, name)
@@ -212,11 +206,11 @@ def self_attributes(expr: ast.AST, self_name: str) -> set[str]:
 
 
 def why_not_recreatable(
-    origin: Origin, module: ParsedModule, gone: set[str], class_name: str
+    origin: Origin, module: FixModule, gone: Callable[[str], bool], class_name: str
 ) -> str | None:
     """None when `__setstate__` can evaluate the original expression; else the reason.
 
-    `gone` holds the `__dict__` keys that are not in the state when it runs.
+    `gone` tells the `__dict__` keys that are not in the state when it runs.
     """
     if origin.expr is None or origin.method is None or origin.stmt is None:
         return origin.problem or "no expression to re-create it from"
@@ -224,7 +218,7 @@ def why_not_recreatable(
         return "assigned conditionally"
     if any(isinstance(n, _UNSUPPORTED) for n in ast.walk(origin.expr)):
         return "the expression awaits, yields or binds names"
-    self_name = _self_name(origin.method) or "self"
+    self_name = self_name_of(origin.method) or "self"
     local = method_locals(origin.method) - {self_name}
     free = free_names(origin.expr)
     if self_name in free and self_name != "self":
@@ -235,7 +229,7 @@ def why_not_recreatable(
         if name not in module.names and name not in BUILTIN_NAMES:
             return f"it needs `{name}`, which is not a module-level name"
     for attr in sorted(self_attributes(origin.expr, self_name)):
-        if mangle(attr, class_name) in gone:
+        if gone(mangle(attr, class_name)):
             return f"it needs `self.{attr}`, which is not in the state either"
     return None
 
@@ -295,7 +289,7 @@ _PLAIN_VALUES = (
 )
 
 
-def may_hold_submodule(origin: Origin, module: ParsedModule) -> bool:
+def may_hold_submodule(origin: Origin, module: FixModule) -> bool:
     """Could the attribute's value be an nn.Module, Parameter or buffer (kept outside
     `__dict__` and restored by nn.Module itself)? True unless the expression surely is not."""
     expr = origin.expr
@@ -304,7 +298,7 @@ def may_hold_submodule(origin: Origin, module: ParsedModule) -> bool:
     return _may_hold(expr, origin, module)
 
 
-def _may_hold(expr: ast.expr, origin: Origin, module: ParsedModule) -> bool:
+def _may_hold(expr: ast.expr, origin: Origin, module: FixModule) -> bool:
     if isinstance(expr, _PLAIN_VALUES):
         return False
     if isinstance(expr, ast.IfExp):

@@ -1,24 +1,27 @@
-"""Parse the file being fixed and read the few module facts the fix needs.
+"""The module facts the fix needs, taken from the analysis.
 
-The stdlib `ast` gives the rows and columns the edits are placed by (it is ~10x
-faster than libcst on big files, and edits never re-print existing code, so the
-user's formatting is kept by construction). A file that does not parse as a
-whole (the user is typing elsewhere) is parsed block by block: the top-level
-blocks that parse still provide the class and the module-level names.
+The analysis already splits the file into top-level blocks (each parsed on its
+own and cached by its text), reads the imports and the classes with their bases.
+The fix reuses all of it: a file that does not parse as a whole (the user is
+typing elsewhere) still gives the blocks that do, and the class being fixed is
+found in its own block. What is added here is only what editing needs: the
+names that exist at module level after unpickling, the class a target names,
+and what the class's bases do about pickling.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from ckpt_lsp.fix.bases import UNKNOWN_GETSTATE, BaseProtocol, lookup
-from ckpt_lsp.fix.text import LineTable
+from ckpt_lsp.analysis.facts import ModuleFacts, ParsedBlock, dotted_name, module_facts
+from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.fix.bases import BaseProtocol, lookup
 
 BUILTIN_NAMES = frozenset(dir(builtins))
-_CONTINUATIONS = ("else", "elif", "except", "finally")
 FunctionNode = (ast.FunctionDef, ast.AsyncFunctionDef)
 NEW_SCOPES = (
     ast.FunctionDef,
@@ -33,99 +36,63 @@ NEW_SCOPES = (
 
 
 @dataclass
-class ParsedModule:
-    tree: ast.Module
-    table: LineTable
-    names: set[str] = field(default_factory=set)  # bound at module level
-    imports: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
-    star_import: bool = False
-    whole: bool = True  # False when only some top-level blocks parsed
+class FixModule:
+    """The analysis's facts of the file, and every name bound at module level."""
+
+    source: str
+    facts: ModuleFacts
+    names: set[str] = field(default_factory=set)
+
+    @property
+    def imports(self) -> dict[str, str]:
+        """Local name -> qualified name (relative imports included)."""
+        return self.facts.imports
+
+    def block_offset(self, parsed: ParsedBlock) -> int:
+        """Offset of a block's first character in the source (blocks run to the end)."""
+        after = 0
+        for other in reversed(self.facts.blocks):
+            after += len(other.block.text)
+            if other is parsed:
+                break
+        return len(self.source) - after
 
 
-def _parse(text: str) -> ast.Module | None:
-    try:
-        return ast.parse(text)
-    except (SyntaxError, ValueError):  # ValueError: null bytes
-        return None
+@dataclass(frozen=True)
+class FoundClass:
+    node: ast.ClassDef  # rows relative to its block
+    parsed: ParsedBlock  # the top-level block it lives in
+    depth: int  # 0 for a top-level class
 
 
-def _starts_block(line: str) -> bool:
-    if not line.strip() or line[0] in " \t\f#)]}":
-        return False
-    word = line.split(None, 1)[0].rstrip(":")
-    return word not in _CONTINUATIONS
-
-
-def top_level_blocks(table: LineTable) -> list[tuple[int, int]]:
-    """(first row, last row) of each top-level statement, decorators kept with their def."""
-    blocks: list[tuple[int, int]] = []
-    start = 0
-    decorating = False
-    for row in range(1, table.row_count + 1):
-        line = table.line(row)
-        if not _starts_block(line):
-            continue
-        if decorating and not line.startswith("@"):
-            decorating = False
-            continue
-        if start:
-            blocks.append((start, row - 1))
-        start = row
-        decorating = line.startswith("@")
-    if start:
-        blocks.append((start, table.row_count))
-    return blocks
-
-
-def parse_module(source: str) -> ParsedModule | None:
-    """The module's tree (or the union of its blocks that parse), or None."""
-    table = LineTable(source)
-    tree = _parse(source)
-    whole = tree is not None
-    if tree is None:
-        body: list[ast.stmt] = []
-        for first, last in top_level_blocks(table):
-            # Pad with empty lines so rows in the block's tree match the file.
-            chunk = "\n" * (first - 1) + "".join(table.lines[first - 1 : last])
-            part = _parse(chunk)
-            if part is not None:
-                body.extend(part.body)
-        if not body:
-            return None
-        tree = ast.Module(body=body, type_ignores=[])
-    module = ParsedModule(tree=tree, table=table, whole=whole)
-    for stmt in tree.body:
-        _collect_module_names(stmt, module)
+def load_module(source: str) -> FixModule:
+    """The module's facts (from the analysis, blocks cached by text) and bound names."""
+    facts = module_facts("", "", source)
+    module = FixModule(source, facts)
+    module.names = set(facts.imports) | set(facts.classes) | set(facts.functions)
+    module.names |= set(facts.assigns)
+    for parsed in facts.blocks:
+        if parsed.tree is not None and parsed.block.kind == "other":
+            for stmt in parsed.tree.body:
+                _collect_bound_names(stmt, module.names)
     return module
 
 
-def _collect_module_names(stmt: ast.stmt, module: ParsedModule) -> None:
-    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-        for alias in stmt.names:
-            if alias.name == "*":
-                module.star_import = True
-                continue
-            if isinstance(stmt, ast.Import):
-                local = alias.asname or alias.name.split(".")[0]
-                module.imports[local] = alias.name if alias.asname else local
-            else:
-                local = alias.asname or alias.name
-                if stmt.level == 0 and stmt.module:
-                    module.imports[local] = f"{stmt.module}.{alias.name}"
-            module.names.add(local)
-        return
+def _collect_bound_names(stmt: ast.stmt, names: set[str]) -> None:
+    """Names a top-level statement binds beyond the analysis's facts (tuple targets,
+    loops, `with`, except handlers, defs under an `if`...)."""
     if isinstance(stmt, (*FunctionNode, ast.ClassDef)):
-        module.names.add(stmt.name)
+        names.add(stmt.name)  # its body is another scope
         return
     for node in _walk_same_scope(stmt):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            module.names.add(node.id)
+            names.add(node.id)
         elif isinstance(node, (*FunctionNode, ast.ClassDef)):
-            module.names.add(node.name)
+            names.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            _collect_module_names(node, module)
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"}
         elif isinstance(node, ast.ExceptHandler) and node.name:
-            module.names.add(node.name)
+            names.add(node.name)
 
 
 def _walk_same_scope(node: ast.AST) -> Iterator[ast.AST]:
@@ -142,7 +109,7 @@ def _walk_same_scope(node: ast.AST) -> Iterator[ast.AST]:
 
 
 def walk_same_scope(node: ast.AST) -> Iterator[ast.AST]:
-    """Public alias: every node of the scope that `node` opens, `node` included."""
+    """Every node of the scope that `node` opens (its own children, nested scopes not entered)."""
     for child in ast.iter_child_nodes(node):
         yield from _walk_same_scope(child)
 
@@ -172,30 +139,26 @@ def _classes(
             yield from _classes(child, prefix, depth)
 
 
-def find_class(
-    tree: ast.Module, class_name: str, class_line: int
-) -> tuple[ast.ClassDef, int] | None:
-    """The class a target names, and its nesting depth; the row wins over the name."""
+def find_class(module: FixModule, class_name: str, class_line: int) -> FoundClass | str:
+    """The class a target names, or why it cannot be had; the row wins over the name."""
     last = class_name.split(".")[-1]
-    by_name: list[tuple[ast.ClassDef, int]] = []
-    for node, dotted, depth in _classes(tree, "", 0):
-        if node.lineno == class_line and node.name == last:
-            return node, depth
-        if dotted == class_name:
-            by_name.append((node, depth))
-    return by_name[0] if len(by_name) == 1 else None
-
-
-def qualify(expr: ast.expr, imports: dict[str, str]) -> str | None:
-    """`nn.Module` -> `torch.nn.Module` through the module's imports."""
-    parts: list[str] = []
-    while isinstance(expr, ast.Attribute):
-        parts.append(expr.attr)
-        expr = expr.value
-    if not isinstance(expr, ast.Name):
-        return None
-    root = imports.get(expr.id, expr.id)
-    return ".".join([root, *reversed(parts)])
+    reason = "the class was not found"
+    for parsed in module.facts.blocks:  # the block that holds the row first
+        if parsed.block.start_row <= class_line <= parsed.block.end_row:
+            if parsed.tree is None:
+                reason = "the class does not parse"
+                break
+            for node, _, depth in _classes(parsed.tree, "", 0):
+                if node.lineno + parsed.row_offset == class_line and node.name == last:
+                    return FoundClass(node, parsed, depth)
+    by_name = [
+        FoundClass(node, parsed, depth)
+        for parsed in module.facts.blocks
+        if parsed.tree is not None
+        for node, dotted, depth in _classes(parsed.tree, "", 0)
+        if dotted == class_name
+    ]
+    return by_name[0] if len(by_name) == 1 else reason
 
 
 def class_methods(cls: ast.ClassDef) -> dict[str, ast.stmt]:
@@ -213,18 +176,33 @@ def class_methods(cls: ast.ClassDef) -> dict[str, ast.stmt]:
     return found
 
 
+def base_names(cls: ast.ClassDef) -> list[str]:
+    """Dotted source text of each base, as the analysis reads them ("" when not a name)."""
+    return [dotted_name(b.value if isinstance(b, ast.Subscript) else b) for b in cls.bases]
+
+
 def base_protocol(
-    cls: ast.ClassDef, module: ParsedModule, extra_bases: tuple[str, ...]
+    cls: ast.ClassDef, module: FixModule, extra_bases: tuple[str, ...]
 ) -> BaseProtocol | None:
     """What the class's bases define: from the analyzer's names, the table and this module."""
-    top_classes = {s.name: s for s in module.tree.body if isinstance(s, ast.ClassDef)}
+    local = module.facts.classes
     found: list[BaseProtocol] = []
     seen: set[str] = set()
 
-    def from_class(node: ast.ClassDef) -> None:
-        if node.name in seen:
+    def from_bases(names: Sequence[str], own: str) -> None:
+        for name in names:
+            if name in local and name != own:
+                from_class(name)
+            else:
+                known = lookup(qualify(name, module.facts)) if name else None
+                if known:
+                    found.append(known)
+
+    def from_class(name: str) -> None:
+        if name in seen:
             return
-        seen.add(node.name)
+        seen.add(name)
+        node = local[name].node
         methods = class_methods(node)
         if "__getstate__" in methods or "__setstate__" in methods:
             found.append(
@@ -234,23 +212,9 @@ def base_protocol(
                     fresh=False,
                 )
             )
-        for base in node.bases:
-            if isinstance(base, ast.Name) and base.id in top_classes:
-                from_class(top_classes[base.id])
-                continue
-            name = qualify(base, module.imports)
-            known = lookup(name) if name else None
-            if known:
-                found.append(known)
+        from_bases(local[name].bases, name)
 
-    for base in cls.bases:
-        if isinstance(base, ast.Name) and base.id in top_classes and base.id != cls.name:
-            from_class(top_classes[base.id])
-        else:
-            name = qualify(base, module.imports)
-            known = lookup(name) if name else None
-            if known:
-                found.append(known)
+    from_bases(base_names(cls), cls.name)
     for name in extra_bases:
         known = lookup(name)
         if known:
@@ -266,32 +230,17 @@ def base_protocol(
     )
 
 
-__all__ = [
-    "BUILTIN_NAMES",
-    "UNKNOWN_GETSTATE",
-    "ParsedModule",
-    "base_protocol",
-    "class_methods",
-    "find_class",
-    "parse_module",
-    "qualify",
-    "top_level_blocks",
-    "walk_same_scope",
-]
-
-
 _LIBRARY_ROOTS = frozenset(
     {"builtins", "object", "torch", "lightning", "pytorch_lightning", "sklearn", "transformers"}
-) | frozenset(getattr(__import__("sys"), "stdlib_module_names", ()))
+) | frozenset(getattr(sys, "stdlib_module_names", ()))
 
 
-def has_foreign_base(cls: ast.ClassDef, module: ParsedModule) -> bool:
+def has_foreign_base(cls: ast.ClassDef, module: FixModule) -> bool:
     """A base from another project file (or the class is unknown): it may be an nn.Module."""
-    top_classes = {s.name for s in module.tree.body if isinstance(s, ast.ClassDef)}
-    for base in cls.bases:
-        if isinstance(base, ast.Name) and base.id in top_classes:
+    for name in base_names(cls):
+        if name in module.facts.classes:
             continue
-        name = qualify(base, module.imports)
-        if name is None or name.split(".")[0] not in _LIBRARY_ROOTS:
+        qualified = qualify(name, module.facts)
+        if not qualified or qualified.split(".")[0] not in _LIBRARY_ROOTS:
             return True
     return False

@@ -11,19 +11,18 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ckpt_lsp.analysis.blocks import split_lines as analysis_split_lines
 from ckpt_lsp.findings import Edit, Position
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
 def split_lines(source: str) -> list[str]:
-    """Lines with their endings kept; the last one may lack an ending (or be empty)."""
-    lines: list[str] = []
-    start = 0
-    for match in _NEWLINE.finditer(source):
-        lines.append(source[start : match.end()])
-        start = match.end()
-    lines.append(source[start:])
+    """Lines with their endings kept (the analysis's split), and a last one that may be
+    empty: a source ending in a newline has a row after it, where an insertion can go."""
+    lines = analysis_split_lines(source)
+    if not lines or lines[-1] != strip_newline(lines[-1]):
+        lines.append("")
     return lines
 
 
@@ -43,7 +42,7 @@ def leading_ws(line: str) -> str:
 
 @dataclass(frozen=True)
 class Span:
-    """A replacement on character offsets of the whole source (end exclusive)."""
+    """A replacement on character offsets of a text (end exclusive)."""
 
     start: int
     end: int
