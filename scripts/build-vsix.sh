@@ -9,7 +9,8 @@
 # libcst for CPython 3.9-3.13 of that platform (bundled/libs/cp3XY) next to the pure-Python
 # server and dependencies (bundled/libs/common). Wheels come from PyPI at build time only.
 #
-# Environment: PYTHON (runs pip; default .venv/bin/python), PY_VERSIONS (default
+# Environment: VSIX_DIR (where the .vsix goes; default the repo root), PYTHON (runs pip; default
+# .venv/bin/python), PY_VERSIONS (default
 # 3.9,3.10,3.11,3.12,3.13), LIBCST_VERSION (default: the installed one; 1.8.6 for darwin-x64,
 # since libcst 1.9.0 has no macOS x86_64 wheels).
 set -euo pipefail
@@ -75,6 +76,8 @@ if grep -E '(^|/)(node_modules|client/src|\.venv|tests?)/' <<<"$listing" | grep 
     echo "build-vsix: $OUT carries files it should not (above)" >&2
     exit 1
 fi
-mv -f "$STAGE/$OUT" "$OUT"
-size=$(stat -c %s "$OUT")
-echo "build-vsix: $OUT: $((size / 1024)) KiB, $(wc -l <<<"$listing") files"
+DEST=${VSIX_DIR:-$ROOT}
+mkdir -p "$DEST"
+mv -f "$STAGE/$OUT" "$DEST/$OUT"
+size=$(stat -c %s "$DEST/$OUT")
+echo "build-vsix: $DEST/$OUT: $((size / 1024)) KiB, $(wc -l <<<"$listing") files"
