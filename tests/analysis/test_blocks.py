@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 def test_kinds_and_rows() -> None:
     text = (
-        "import os\nfrom x import (\n    a,\n)\n\n@dataclass\nclass A:\n    x = '''\nclass Fake:\n'''\n"
-        "\n# comment\ndef f(\n    a,\n):\n    pass\nX = [\n1]\n"
+        "import os\nfrom x import (\n    a,\n)\n\n@dataclass\nclass A:\n"
+        "    x = '''\nclass Fake:\n'''\n\n# comment\ndef f(\n    a,\n):\n    pass\nX = [\n    1]\n"
     )
     blocks = split_blocks(text)
     assert [(b.kind, b.name, b.start_row, b.end_row) for b in blocks] == [
@@ -19,6 +19,16 @@ def test_kinds_and_rows() -> None:
         ("def", "f", 13, 16),
         ("other", "", 17, 18),
     ]
+
+
+def test_a_wrong_guess_falls_back_to_exact_blocks() -> None:
+    from ckpt_lsp.analysis.facts import module_facts
+
+    text = "X = [\n1,\n]\nclass A:\n    pass\n"
+    assert len(split_blocks(text)) == 3  # `1,` at column 0 looks like a statement
+    facts = module_facts("m.py", "m", text)
+    assert [(p.block.start_row, p.block.end_row) for p in facts.blocks] == [(1, 3), (4, 5)]
+    assert facts.broken == [] and "A" in facts.classes
 
 
 def test_compound_statements_stay_whole() -> None:

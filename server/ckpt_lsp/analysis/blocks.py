@@ -5,13 +5,15 @@ the unit of parsing, caching and error recovery: while a user types most states
 of a file do not parse, and one broken class must not hide the findings of the
 others; and a keystroke changes one block, so only that block is re-parsed.
 
-The splitter is a line scanner that tracks brackets, strings and line
-continuations just well enough to find where top-level statements start. It
-never raises: a block that it cuts wrongly simply fails to parse on its own.
+The splitter looks only at the first character of each line (C-speed string
+checks, no tokenizing): a guess that is right for formatted code. It never
+raises; a block it cuts wrongly fails to parse on its own, and then the exact
+blocks of a whole-text parse are used instead (see facts.module_facts).
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 
@@ -41,61 +43,23 @@ def split_lines(text: str) -> list[str]:
     return _LINE.findall(text)
 
 
-def _scan_line(line: str, depth: int, quote: str | None) -> tuple[int, str | None, bool]:
-    """Advance the bracket depth and open-string state over one line.
-
-    Returns the new depth, the open triple-quote delimiter (or None) and whether
-    the line ends with a backslash continuation.
-    """
-    i = 0
-    n = len(line)
-    while i < n:
-        ch = line[i]
-        if quote is not None:
-            if ch == "\\":
-                i += 2
-                continue
-            if line.startswith(quote, i):
-                i += len(quote)
-                quote = None
-                continue
-            if len(quote) == 1 and ch in "\r\n":
-                quote = None  # an unterminated one-line string ends at the line end
-            i += 1
-            continue
-        if ch == "#":
-            break
-        if ch in "\"'":
-            triple = line[i : i + 3]
-            if triple in ('"""', "'''"):
-                quote = triple
-                i += 3
-            else:
-                quote = ch
-                i += 1
-            continue
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth = max(0, depth - 1)
-        i += 1
-    if quote is not None and len(quote) == 1:
-        quote = None
-    stripped = line.rstrip("\r\n")
-    continued = stripped.endswith("\\") and quote is None
-    return depth, quote, continued
-
-
 # Clauses that continue the compound statement above them (`try:` ... `except:`).
 _CONTINUATION = re.compile(r"(?:except|else|elif|finally)\b")
+_TRIPLES = ('"""', "'''")
 
 
-def _starts_statement(line: str) -> bool:
-    if not line or line[0] in " \t\r\n#\f":
+def _starts_statement(line: str, previous: str) -> bool:
+    """A line at column 0 that can begin a top-level statement (cheap, no tokenizing)."""
+    if not line or line[0] in " \t\r\n#\f)]}":
         return False
-    if line.startswith((")", "]", "}")):
-        return False
+    if previous.rstrip("\r\n").endswith("\\"):
+        return False  # a backslash continuation
     return not _CONTINUATION.match(line)
+
+
+def _open_triple_quote(text: str) -> bool:
+    """An odd number of triple quotes: the chunk ends inside a triple-quoted string."""
+    return any(text.count(q) % 2 for q in _TRIPLES)
 
 
 def _kind_of(first_code_line: str) -> tuple[str, str]:
@@ -107,25 +71,73 @@ def _kind_of(first_code_line: str) -> tuple[str, str]:
     return "other", ""
 
 
+_CANDIDATE = re.compile(r"^[^ \t\r\n#\f)\]}]", re.MULTILINE)
+
+
 def split_blocks(text: str) -> list[Block]:
     """Cut `text` into top-level blocks. Comments and blank lines between blocks
-    belong to the block before them; decorators belong to the block they decorate."""
+    belong to the block before them; decorators belong to the block they decorate.
+
+    A statement starts at a column-0 line; a chunk that ends inside a triple-quoted
+    string (column-0 text in a docstring) is joined with the next. This is a guess found
+    by one regex pass (no tokenizing): `blocks_from_tree` gives exact blocks when the
+    whole text parses, and callers use it when a guessed block does not parse.
+    """
     lines = split_lines(text)
-    starts: list[int] = []  # 0-based indexes of lines that start a top-level statement
-    depth = 0
-    quote: str | None = None
-    continued = False
+    if "\r" in text and text.count("\r") != text.count("\r\n"):
+        starts = _starts_by_line(lines)  # lone CR line ends: `^` does not see them
+    else:
+        starts = _starts_by_regex(text)
+    return _merge_imports(_make_blocks(lines, _join_strings(lines, starts)))
+
+
+def _starts_by_regex(text: str) -> list[int]:
+    starts: list[int] = []
+    row = 0
+    last = 0
+    pending_decorator = False
+    for match in _CANDIDATE.finditer(text):
+        offset = match.start()
+        row += text.count("\n", last, offset)
+        last = offset
+        if _CONTINUATION.match(text, offset):
+            continue
+        if offset >= 2 and text[offset - 2 : offset].rstrip("\r\n").endswith("\\"):
+            continue  # a backslash continuation ("\\\n" or "\\\r\n")
+        if offset >= 3 and text[offset - 3 : offset] == "\\\r\n":
+            continue
+        if not pending_decorator:
+            starts.append(row)
+        pending_decorator = text.startswith("@", offset)
+    return starts
+
+
+def _starts_by_line(lines: list[str]) -> list[int]:
+    starts: list[int] = []
+    previous = ""
     pending_decorator = False
     for idx, line in enumerate(lines):
-        if depth == 0 and quote is None and not continued and _starts_statement(line):
-            if pending_decorator:
-                pending_decorator = line.startswith("@")
-            else:
+        if _starts_statement(line, previous):
+            if not pending_decorator:
                 starts.append(idx)
-                pending_decorator = line.startswith("@")
-        depth, quote, continued = _scan_line(line, depth, quote)
-    if not starts:
-        return []
+            pending_decorator = line.startswith("@")
+        previous = line
+    return starts
+
+
+def _join_strings(lines: list[str], starts: list[int]) -> list[int]:
+    kept: list[int] = []
+    open_string = False
+    for pos, start in enumerate(starts):
+        if not open_string:
+            kept.append(start)
+        end = starts[pos + 1] if pos + 1 < len(starts) else len(lines)
+        if _open_triple_quote("".join(lines[start:end])):
+            open_string = not open_string
+    return kept
+
+
+def _make_blocks(lines: list[str], starts: list[int]) -> list[Block]:
     blocks: list[Block] = []
     for pos, start in enumerate(starts):
         end = starts[pos + 1] if pos + 1 < len(starts) else len(lines)
@@ -133,7 +145,29 @@ def split_blocks(text: str) -> list[Block]:
         first = next((ln for ln in chunk if not ln.startswith("@")), chunk[0])
         kind, name = _kind_of(first)
         blocks.append(Block(kind, name, start + 1, end, "".join(chunk)))
-    return _merge_imports(blocks)
+    return blocks
+
+
+def blocks_from_tree(text: str, tree: ast.Module) -> list[Block]:
+    """Exact blocks from a parse of the whole text (top-level statements)."""
+    lines = split_lines(text)
+    starts: list[int] = []
+    for stmt in tree.body:
+        first = stmt.lineno
+        for deco in getattr(stmt, "decorator_list", ()):
+            first = min(first, deco.lineno)
+        if not starts or first - 1 > starts[-1]:
+            starts.append(first - 1)
+    if starts:
+        starts[0] = min(starts[0], _first_code_line(lines))
+    return _merge_imports(_make_blocks(lines, starts))
+
+
+def _first_code_line(lines: list[str]) -> int:
+    for idx, line in enumerate(lines):
+        if line.strip() and not line.lstrip().startswith("#"):
+            return idx
+    return 0
 
 
 def _merge_imports(blocks: list[Block]) -> list[Block]:

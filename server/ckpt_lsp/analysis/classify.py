@@ -225,7 +225,12 @@ def _bind_target(
 
 
 def _parents(func: ast.AST) -> dict[int, ast.AST]:
-    return {id(child): node for node in ast.walk(func) for child in ast.iter_child_nodes(node)}
+    """Child -> parent map of a function, built once per node (kept on the node)."""
+    cached: dict[int, ast.AST] | None = getattr(func, "_ckpt_parents", None)
+    if cached is None:
+        cached = {id(c): n for n in ast.walk(func) for c in ast.iter_child_nodes(n)}
+        func._ckpt_parents = cached  # type: ignore[attr-defined]
+    return cached
 
 
 def _mentions_attr(test: ast.expr, attribute: str) -> bool:

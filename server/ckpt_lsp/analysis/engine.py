@@ -8,6 +8,7 @@ that does not parse while the user types keeps its diagnostics until it does.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,9 @@ from ckpt_lsp.suppress import is_suppressed
 
 if TYPE_CHECKING:
     from ckpt_lsp.config import Config
+
+
+_WORD = re.compile(r"[A-Za-z_]\w*")
 
 
 @dataclass
@@ -92,6 +96,8 @@ class Analyzer:
         self.extra_bases: tuple[str, ...] = tuple(getattr(config, "extend_model_bases", ()) or ())
         self._last_good: dict[str, dict[str, tuple[int, list[Finding]]]] = {}
         self.external = ExternalBases()
+        self._class_cache: dict[tuple[object, ...], tuple[int, list[Finding]]] = {}
+        self._words: dict[str, frozenset[str]] = {}
 
     # -- public ----------------------------------------------------------
     def analyze(self, filename: str, text: str) -> FileResult:
@@ -118,23 +124,73 @@ class Analyzer:
         classifier = Classifier(self.catalog, self.index, lambda f, c: scope.verdict(f, c).in_scope)
         by_class: dict[str, tuple[int, list[Finding]]] = {}
         checked = self._checked_classes(facts, scope)
+        context = self._context_key(filename, facts)
         for cls in facts.classes.values():
             if cls.name not in checked:
                 continue
-            verdict = scope.verdict(facts, cls)
-            excluded = excluded_attributes(facts, cls, verdict.project_bases)
-            found: list[Finding] = []
-            for item in classifier.class_hazards(facts, cls):
-                if is_excluded(item.attribute, excluded):
-                    continue
-                finding = self._finding(filename, cls, item, verdict.library_bases)
-                if finding is not None:
-                    found.append(finding)
+            key = (context, cls.parsed.block.text, self._related(facts, cls))
+            cached = self._class_cache.get(key)
+            if cached is not None:
+                old_row, old_found = cached
+                found = [_shift(f, cls.row - old_row) for f in old_found]
+            else:
+                found = self._class_findings(filename, facts, cls, scope, classifier)
+                self._remember(key, cls.row, found)
             by_class[cls.name] = (cls.row, found)
             result.findings.extend(found)
         self._recover_broken(filename, facts, result, by_class)
         result.findings.sort(key=lambda f: (f.location, f.code, f.attribute))
         return result
+
+    def _class_findings(
+        self,
+        filename: str,
+        facts: ModuleFacts,
+        cls: ClassFacts,
+        scope: ScopeResolver,
+        classifier: Classifier,
+    ) -> list[Finding]:
+        verdict = scope.verdict(facts, cls)
+        excluded = excluded_attributes(facts, cls, verdict.project_bases)
+        found: list[Finding] = []
+        for item in classifier.class_hazards(facts, cls):
+            if is_excluded(item.attribute, excluded):
+                continue
+            finding = self._finding(filename, cls, item, verdict.library_bases)
+            if finding is not None:
+                found.append(finding)
+        return found
+
+    # A keystroke changes one class: the others' findings come from this cache, keyed by
+    # everything they can depend on (see _context_key and _related).
+    _CACHE_SIZE = 20_000
+
+    def _context_key(self, filename: str, facts: ModuleFacts) -> tuple[object, ...]:
+        """What every class of the file depends on besides its own text: the file's other
+        blocks (imports, functions, module-level names), the rest of the project, config."""
+        outside = "".join(p.block.text for p in facts.blocks if p.block.kind != "class")
+        others = self.index.generation_without(filename) if self.index is not None else 0
+        return (filename, hash(outside), others)
+
+    def _related(self, facts: ModuleFacts, cls: ClassFacts) -> tuple[int, ...]:
+        """Hashes of the other classes of the file this class names (bases, helpers)."""
+        text = cls.parsed.block.text
+        words = self._words.get(text)
+        if words is None:
+            words = frozenset(_WORD.findall(text))
+            self._words[text] = words
+            if len(self._words) > self._CACHE_SIZE:
+                self._words.pop(next(iter(self._words)))
+        names = sorted(words.intersection(facts.classes))
+        return tuple(
+            hash(facts.classes[name].parsed.block.text) for name in names if name != cls.name
+        )
+
+    def _remember(self, key: tuple[object, ...], row: int, found: list[Finding]) -> None:
+        cache = self._class_cache
+        cache[key] = (row, found)
+        if len(cache) > self._CACHE_SIZE:
+            cache.pop(next(iter(cache)))
 
     @staticmethod
     def _checked_classes(facts: ModuleFacts, scope: ScopeResolver) -> set[str]:

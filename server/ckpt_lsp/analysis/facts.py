@@ -15,7 +15,7 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from ckpt_lsp.analysis.blocks import Block, split_blocks, split_lines
+from ckpt_lsp.analysis.blocks import Block, blocks_from_tree, split_blocks, split_lines
 
 _STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
 
@@ -198,28 +198,79 @@ def _parse_text(text: str) -> tuple[ast.Module | None, str]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
+@dataclass
+class _BlockFacts:
+    """What one parsed block binds at module level; cached by (text, package)."""
+
+    imports: dict[str, str] = field(default_factory=dict)
+    module_names: set[str] = field(default_factory=set)
+    unbound_modules: set[str] = field(default_factory=set)
+    star_imports: list[str] = field(default_factory=list)
+    classes: list[tuple[str, ast.ClassDef, tuple[str, ...]]] = field(default_factory=list)
+    functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
+    assigns: dict[str, ast.expr] = field(default_factory=dict)
+
+
+_FACTS_CACHE: OrderedDict[tuple[str, str], _BlockFacts] = OrderedDict()
+
+
 def module_facts(path: str, module: str, text: str) -> ModuleFacts:
     facts = ModuleFacts(path=path, module=module)
     package = facts.package
-    for block in split_blocks(text):
-        parsed = parse_block(block)
+    parsed_blocks = [parse_block(block) for block in split_blocks(text)]
+    if any(p.tree is None for p in parsed_blocks):
+        # the cheap split guessed wrong, or the text is broken: a whole parse tells which
+        whole, _ = _parse_text(text)
+        if whole is not None:
+            parsed_blocks = [parse_block(block) for block in blocks_from_tree(text, whole)]
+    for parsed in parsed_blocks:
         facts.blocks.append(parsed)
         if parsed.tree is None:
             continue
-        for stmt in parsed.tree.body:
-            _collect(stmt, parsed, facts, package)
+        found = _block_facts(parsed, package)
+        facts.imports.update(found.imports)
+        facts.module_names.difference_update(found.unbound_modules)
+        facts.module_names.update(found.module_names)
+        facts.star_imports.extend(found.star_imports)
+        for name, node, bases in found.classes:
+            facts.classes[name] = ClassFacts(name, node, parsed, bases)
+        facts.functions.update(found.functions)
+        facts.assigns.update(found.assigns)
     return facts
 
 
-def _collect(stmt: ast.stmt, parsed: ParsedBlock, facts: ModuleFacts, package: str) -> None:
+def _block_facts(parsed: ParsedBlock, package: str) -> _BlockFacts:
+    key = (parsed.block.text, package)
+    found = _FACTS_CACHE.get(key)
+    if found is not None:
+        _FACTS_CACHE.move_to_end(key)
+        return found
+    found = _BlockFacts()
+    assert parsed.tree is not None
+    for stmt in parsed.tree.body:
+        _collect(stmt, found, package)
+    _FACTS_CACHE[key] = found
+    if len(_FACTS_CACHE) > _PARSE_CACHE_SIZE:
+        _FACTS_CACHE.popitem(last=False)
+    return found
+
+
+def _collect(stmt: ast.stmt, facts: _BlockFacts, package: str) -> None:
     if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        before = set(facts.module_names)
         record_import(stmt, package, facts.imports, facts.module_names, facts.star_imports)
+        for alias in stmt.names:
+            local = (alias.asname or alias.name).split(".")[0]
+            if local in before and local not in facts.module_names:
+                facts.unbound_modules.add(local)
+            elif local not in facts.module_names and isinstance(stmt, ast.ImportFrom):
+                facts.unbound_modules.add(alias.asname or alias.name)
     elif isinstance(stmt, ast.ClassDef):
         # `Dataset[dict]` (a generic alias) subclasses Dataset
         bases = tuple(
             dotted_name(b.value if isinstance(b, ast.Subscript) else b) for b in stmt.bases
         )
-        facts.classes[stmt.name] = ClassFacts(stmt.name, stmt, parsed, bases)
+        facts.classes.append((stmt.name, stmt, bases))
     elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
         facts.functions[stmt.name] = stmt
     elif isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
@@ -231,10 +282,10 @@ def _collect(stmt: ast.stmt, parsed: ParsedBlock, facts: ModuleFacts, package: s
         # imports and definitions guarded by `try:` / `if TYPE_CHECKING:` still bind names
         for child in ast.iter_child_nodes(stmt):
             if isinstance(child, ast.stmt):
-                _collect(child, parsed, facts, package)
+                _collect(child, facts, package)
             elif isinstance(child, ast.excepthandler):
                 for sub in child.body:
-                    _collect(sub, parsed, facts, package)
+                    _collect(sub, facts, package)
 
 
 _CLASS_LINE = re.compile(r"^class\s+([A-Za-z_]\w*)", re.MULTILINE)

@@ -39,6 +39,12 @@ class ProjectIndex:
         self.root = (root or Path.cwd()).resolve()
         self._facts: dict[str, ModuleFacts] = {}
         self._by_name: dict[str, set[str]] = {}
+        self._generation = 0  # bumped by every change, so caches can tell
+        self._changes: dict[str, int] = {}
+
+    def generation_without(self, path: str | Path) -> int:
+        """A number that changes whenever a module other than `path` changes."""
+        return self._generation - self._changes.get(_norm(path), 0)
 
     def __len__(self) -> int:
         return len(self._facts)
@@ -47,6 +53,8 @@ class ProjectIndex:
     def add_source(self, path: str | Path, text: str) -> ModuleFacts:
         key = _norm(path)
         self.remove(key)
+        self._generation += 1
+        self._changes[key] = self._changes.get(key, 0) + 1
         name = module_name_for(Path(key), self.root)
         facts = module_facts(key, name, text)
         self._facts[key] = facts
@@ -59,6 +67,8 @@ class ProjectIndex:
         old = self._facts.pop(key, None)
         if old is None:
             return
+        self._generation += 1
+        self._changes[key] = self._changes.get(key, 0) + 1
         for suffix in self._suffixes(old.module):
             paths = self._by_name.get(suffix)
             if paths is not None:
