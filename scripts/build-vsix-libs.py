@@ -37,9 +37,9 @@ try:
     from packaging.utils import canonicalize_name
     from packaging.version import Version
 except ImportError:  # pragma: no cover - pip always vendors packaging
-    from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef]
-    from pip._vendor.packaging.utils import canonicalize_name  # type: ignore[no-redef]
-    from pip._vendor.packaging.version import Version  # type: ignore[no-redef]
+    from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef,assignment,unused-ignore]
+    from pip._vendor.packaging.utils import canonicalize_name  # type: ignore[no-redef,assignment,unused-ignore]
+    from pip._vendor.packaging.version import Version  # type: ignore[no-redef,assignment,unused-ignore]
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -99,9 +99,8 @@ def extension(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def interpreter(minor: str) -> str | None:
     """A CPython of that minor version: pyenv's, else one on PATH."""
-    candidates = sorted(Path.home().glob(f".pyenv/versions/{minor}.*/bin/python{minor}"))
-    candidates = [str(c) for c in candidates[::-1]]
-    candidates.append(f"python{minor}")
+    pyenv = sorted(Path.home().glob(f".pyenv/versions/{minor}.*/bin/python{minor}"))
+    candidates = [str(c) for c in pyenv[::-1]] + [f"python{minor}"]
     for python in candidates:
         try:
             proc = subprocess.run(
