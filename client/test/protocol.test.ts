@@ -238,6 +238,30 @@ describe('the Python server over stdio', { skip }, () => {
     assert.ok(fixes.length > 0, `no quick fix: ${JSON.stringify(answer)}`);
   });
 
+  it('applies changed settings without a restart (didChangeConfiguration)', {
+    timeout: 2 * WAIT_MS + 5000,
+  }, async () => {
+    // What vscode-languageclient sends for `synchronize.configurationSection: 'ckpt-lsp'`.
+    const send = (select: string[]) =>
+      connection.sendNotification('workspace/didChangeConfiguration', {
+        settings: { 'ckpt-lsp': { ...DEFAULT_SETTINGS, select } },
+      });
+    let since = published.length;
+    await send(['CKPT001']);
+    await diagnosticsWhere(
+      (ds) => !ds.some((d) => codeOf(d) === 'CKPT005'),
+      since,
+      'publication without CKPT005 once only CKPT001 is selected',
+    );
+    since = published.length;
+    await send([]);
+    await diagnosticsWhere(
+      (ds) => ds.some((d) => codeOf(d) === 'CKPT005'),
+      since,
+      'CKPT005 again once every rule is selected',
+    );
+  });
+
   it('fixes the whole file with source.fixAll.ckpt-lsp', { timeout: WAIT_MS + 5000 }, async () => {
     const lines = MODEL.split('\n').length;
     const answer = await request<(CodeAction | Command)[] | null>('textDocument/codeAction', {
