@@ -42,7 +42,7 @@ TRUTH_PATH = Path(
 PATHS = ("pickle", "torch.save", "spawn", "deepcopy")
 RULE_CODES = {f"CKPT00{n}" for n in range(1, 10)}
 HAZARD_KEYS = {"name", "rule", "what", "breaks", "kind", "returns", "truth", "probe", "requires"}
-HAZARD_KEYS |= {"note", "when_arg", "safe_when"}
+HAZARD_KEYS |= {"note", "when_arg", "safe_when", "elements"}
 HOLDER_KEYS = {"name", "what", "truth", "probe", "requires", "note"}
 # Truth-table column for each save path.
 TRUTH_COLUMNS = {"pickle": "pickle", "deepcopy": "deepcopy", "spawn": "spawn"}
@@ -498,5 +498,21 @@ def test_safe_when_arguments_make_it_pickle(entry: dict[str, Any], tmp_path: Pat
     value = build(safe, tmp_path)
     try:
         pickle.loads(pickle.dumps(value))
+    finally:
+        dispose(value)
+
+
+ELEMENTS = [e for e in ENTRIES if e.get("elements") and e.get("probe")]
+
+
+@pytest.mark.parametrize("entry", ELEMENTS, ids=_ids(ELEMENTS))
+def test_elements_claims_hold_after_consuming(entry: dict[str, Any], tmp_path: Path) -> None:
+    """`elements`: list(value) still fails to pickle (the entries themselves do not)."""
+    (tmp_path / "f").write_text("x")
+    value = build(entry, tmp_path)
+    try:
+        items = list(value)
+        assert items, "probe yielded nothing to check"
+        assert _pickle_fails(items)
     finally:
         dispose(value)

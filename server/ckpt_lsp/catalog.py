@@ -35,6 +35,7 @@ class Hazard:
     returns: str = ""  # type name whose methods the catalog may list
     # keyword arguments that make the value harmless: tqdm(disable=True) keeps no stream
     safe_when: tuple[tuple[str, object], ...] = ()
+    elements: str = ""  # what iterating it yields, when that does not pickle either
 
     @property
     def fine(self) -> tuple[str, ...]:
@@ -83,6 +84,7 @@ def _hazard(entry: Mapping[str, object]) -> Hazard:
         breaks=tuple(str(b) for b in breaks),
         returns=str(entry.get("returns", "")),
         safe_when=tuple(sorted(safe.items())),
+        elements=str(entry.get("elements", "")),
     )
 
 

@@ -429,3 +429,46 @@ def test_function_behind_a_decorator_without_wraps() -> None:
         "class M(nn.Module):\n    def __init__(self):\n        self.a = focal\n        self.b = dice\n"
     )
     assert [f.attribute for f in analyze_text(source)] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("self.entries = sorted(os.scandir('.'), key=lambda e: e.name)", ["CKPT006"]),
+        ("self.names = sorted(['b', 'a'], key=lambda e: e)", []),
+        ("self.d = dict(f=lambda: 0)", ["CKPT003"]),
+        ("self.h = self.register_forward_pre_hook(lambda m, a: None)", ["CKPT003"]),
+        ("self.h = self.register_forward_hook(module_fn)", []),
+        ("self.sel = __import__('selectors').DefaultSelector()", []),
+    ],
+)
+def test_round_four_values(body: str, expected: list[str]) -> None:
+    assert [c for c, _ in findings_for(body)] == expected
+
+
+def test_round_four_flow() -> None:
+    source = (
+        "import socket, copyreg, threading, selectors\nfrom torch import nn\n"
+        "from sklearn.model_selection import KFold\nfrom sklearn.base import BaseEstimator\n"
+        "def _bind():\n    s = socket.socket()\n    return s, 8080\n"
+        "class M(nn.Module):\n    act = lambda x: x\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.sock, self.port = _bind()\n"
+        "        self.raw = type(self).act\n        self.bound = self.act\n"
+        "        self.backbone = nn.Sequential(nn.Linear(2, 2))\n"
+        "        def hook_t(m, i, o):\n            return o\n"
+        "        self.backbone[0].register_forward_hook(hook_t)\n"
+        "        self.sel = selectors.DefaultSelector()\n"
+        "class E(BaseEstimator):\n    def fit(self, X):\n        self.cv_ = KFold(3)\n"
+        "        self.folds_ = self.cv_.split(X)\n        return self\n"
+        "class Stats(nn.Module):\n    def __init__(self):\n        self._lock = threading.Lock()\n"
+        "copyreg.pickle(Stats, lambda o: (Stats, ()))\n"
+    )
+    found = [(f.class_name, f.attribute) for f in analyze_text(source)]
+    assert found == [
+        ("M", "sock"),
+        ("M", "raw"),
+        ("M", "backbone"),
+        ("M", "sel"),
+        ("E", "folds_"),
+    ]

@@ -215,6 +215,9 @@ def _bind_target(
         values: list[ast.expr | None]
         if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts):
             values = list(value.elts)
+        elif isinstance(value, ast.Call):
+            # `self.sock, self.port = _bind()`: element i of what the call returns
+            values = [_element(value, i) for i in range(len(target.elts))]
         else:
             values = [None] * len(target.elts)
         for sub, sub_value in zip(target.elts, values):
@@ -222,6 +225,21 @@ def _bind_target(
                 sub = sub.value
                 sub_value = None
             _bind_target(sub, sub_value, stmt, env, self_name, method, out)
+
+
+def _class_level_value(cls: ClassFacts, name: str) -> ast.expr | None:
+    for stmt in cls.node.body:
+        if isinstance(stmt, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in stmt.targets
+        ):
+            return stmt.value
+    return None
+
+
+def _element(value: ast.expr, index: int) -> ast.expr:
+    """`value[index]` as a node, placed where `value` is (for positions)."""
+    node = ast.Subscript(value=value, slice=ast.Constant(index), ctx=ast.Load())
+    return ast.copy_location(node, value)
 
 
 def _parents(func: ast.AST) -> dict[int, ast.AST]:
@@ -349,6 +367,19 @@ _SETATTR = frozenset({"setattr", "object.__setattr__"})
 _MUTATORS = frozenset({"append", "extend", "add", "insert", "appendleft", "update", "setdefault"})
 
 
+def _is_hook_registration(method: str) -> bool:
+    return method.startswith("register_") and method.endswith("hook")
+
+
+def _self_root(expr: ast.expr, self_name: str) -> ast.Attribute | None:
+    """The `self.x` an expression like `self.x[0].layer` starts from."""
+    while isinstance(expr, (ast.Subscript, ast.Attribute)):
+        if isinstance(expr, ast.Attribute) and _is_self(expr.value, self_name):
+            return expr
+        expr = expr.value
+    return None
+
+
 def _record_call(
     stmt: ast.stmt, call: ast.Call, env: Env, self_name: str, method: str, out: list[Assignment]
 ) -> None:
@@ -364,6 +395,13 @@ def _record_call(
     ):
         attr = call.args[1].value
         out.append(Assignment(attr, call.args[2], call.args[1], stmt, method, _snapshot(env)))
+        return
+    if isinstance(func, ast.Attribute) and _is_hook_registration(func.attr):
+        # self.backbone[0].register_forward_hook(hook): the hook lives in self.backbone
+        root = _self_root(func.value, self_name)
+        if root is not None:
+            for value in [*call.args, *(kw.value for kw in call.keywords)]:
+                out.append(Assignment(root.attr, value, root, stmt, method, _snapshot(env), True))
         return
     if (
         isinstance(func, ast.Attribute)
@@ -662,6 +700,49 @@ class _Ctx:
             return self.classify(expr.value)
         return None
 
+    def _returned_element(self, value: ast.expr, index: int) -> Hazard | None:
+        """Element `index` of the tuple a project function returns (`return sock, port`)."""
+        if not isinstance(value, ast.Call):
+            return None
+        dotted = _dotted(value.func)
+        func = self.facts.functions.get(dotted) if dotted else None
+        if func is None and self.cls is not None and dotted.startswith("self."):
+            func = self.cls.method(dotted[5:])
+        if func is None or self.depth > _MAX_DEPTH:
+            return None
+        _, returns = walk_function(func, self.facts.package, None)
+        for ret, env in returns:
+            if isinstance(ret, ast.Tuple) and index < len(ret.elts):
+                ctx = _Ctx(self.owner, self.facts, None, env, {}, self.depth + 1)
+                inner = ctx.classify(ret.elts[index])
+                if inner is not None:
+                    what = f"{inner.what} (returned by `{dotted}()`)"
+                    return Hazard(inner.rule, what, inner.breaks, inner.returns)
+        return None
+
+    def _owning_class(self, expr: ast.expr) -> ClassFacts | None:
+        """`type(self)`, `self.__class__` or a class of this module by name."""
+        if self.cls is not None:
+            if (
+                isinstance(expr, ast.Call)
+                and isinstance(expr.func, ast.Name)
+                and expr.func.id == "type"
+                and len(expr.args) == 1
+                and isinstance(expr.args[0], ast.Name)
+                and expr.args[0].id == "self"
+            ):
+                return self.cls
+            if (
+                isinstance(expr, ast.Attribute)
+                and expr.attr == "__class__"
+                and isinstance(expr.value, ast.Name)
+                and expr.value.id == "self"
+            ):
+                return self.cls
+        if isinstance(expr, ast.Name) and expr.id not in self.env.bindings:
+            return self.facts.classes.get(expr.id)
+        return None
+
     def _at_module(self, facts: ModuleFacts) -> _Ctx:
         """A context for values at module level of `facts` (one step deeper)."""
         return _Ctx(self.owner, facts, None, Env(), {}, self.depth + 1, in_function=False)
@@ -670,6 +751,10 @@ class _Ctx:
         """`ACTIVATIONS["quick_gelu"]`: the entry of a dict literal (here or in another
         module) under a constant key; else a method of a typed value (`h5file["x"]`)."""
         key = expr.slice
+        if isinstance(key, ast.Constant) and isinstance(key.value, int):
+            element = self._returned_element(expr.value, key.value)
+            if element is not None:
+                return element
         if isinstance(key, ast.Constant):
             found = self._dict_literal(expr.value)
             if found is not None:
@@ -827,6 +912,16 @@ class _Ctx:
             return self.attrs.get(expr.attr)
         if expr.attr == "__traceback__":
             return Hazard("CKPT006", "an exception's traceback", ALL_PATHS)
+        owner = self._owning_class(expr.value)
+        if owner is not None:
+            value = _class_level_value(owner, expr.attr)
+            if isinstance(value, ast.Lambda):
+                # through the class a lambda is a plain function named C.<lambda>
+                return Hazard(
+                    "CKPT003",
+                    f"the class-level lambda `{owner.name}.{expr.attr}`",
+                    _CALLABLE_BREAKS,
+                )
         dotted = _dotted(expr)
         if not dotted:
             return None
@@ -856,6 +951,10 @@ class _Ctx:
                 return generator_hazard(f"a generator from `.{method}()`")
             if method == "astype" and call.args and _is_object_dtype(call.args[0], self):
                 return OBJECT_ARRAY
+            if _is_hook_registration(method):
+                # the handle keeps the hooks dict, and with it the hook (row 145 vs 144)
+                args = [*call.args, *(kw.value for kw in call.keywords)]
+                return self._container(args, "a hook handle")
             if (
                 self.cls is not None
                 and isinstance(func.value, ast.Name)
@@ -949,7 +1048,14 @@ class _Ctx:
                 # list(x), dict(x) copy the elements of x: only literal elements and keyword
                 # values end up inside (dict(os.environ) is a plain dict)
                 literal = [a for a in call.args if isinstance(a, _LITERALS)]
-                return self._container(literal + [kw.value for kw in call.keywords], word)
+                for arg in call.args:
+                    consumed = self.classify(arg)
+                    if consumed is not None and consumed.elements:  # list(os.scandir(d))
+                        return Hazard(
+                            consumed.rule, f"{word} of {consumed.elements}", consumed.breaks
+                        )
+                kept = [kw.value for kw in call.keywords] if qualified in _KEEPS_KEYWORDS else []
+                return self._container(literal + kept, word)
             return self._container(list(call.args) + [kw.value for kw in call.keywords], word)
         return None
 
@@ -1055,6 +1161,8 @@ def _canonical_type(qualified: str) -> str:
     return _TYPE_ALIASES.get(qualified, qualified)
 
 
+# Consuming holders that store their keyword arguments (dict(a=f)); sorted(key=f) does not.
+_KEEPS_KEYWORDS = frozenset({"builtins.dict", "collections.OrderedDict", "collections.Counter"})
 _CACHING_WRAPPERS = frozenset({"functools.lru_cache", "functools.cache"})
 _LITERALS = (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp)
 # Calls that create a class: inside a function the class is local and does not pickle

@@ -61,6 +61,7 @@ class ModuleFacts:
     classes: dict[str, ClassFacts] = field(default_factory=dict)
     functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
     assigns: dict[str, ast.expr] = field(default_factory=dict)  # top-level `NAME = value`
+    copyreg_classes: set[str] = field(default_factory=set)  # copyreg.pickle(Cls, reducer)
     blocks: list[ParsedBlock] = field(default_factory=list)
 
     @property
@@ -209,6 +210,7 @@ class _BlockFacts:
     classes: list[tuple[str, ast.ClassDef, tuple[str, ...]]] = field(default_factory=list)
     functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
     assigns: dict[str, ast.expr] = field(default_factory=dict)
+    registrations: list[tuple[str, str]] = field(default_factory=list)  # (callee, class name)
 
 
 _FACTS_CACHE: OrderedDict[tuple[str, str], _BlockFacts] = OrderedDict()
@@ -236,7 +238,14 @@ def module_facts(path: str, module: str, text: str) -> ModuleFacts:
             facts.classes[name] = ClassFacts(name, node, parsed, bases)
         facts.functions.update(found.functions)
         facts.assigns.update(found.assigns)
+        for callee, class_name in found.registrations:
+            head, _, rest = callee.partition(".")
+            if f"{facts.imports.get(head, head)}.{rest}" in _COPYREG:
+                facts.copyreg_classes.add(class_name)
     return facts
+
+
+_COPYREG = frozenset({"copyreg.pickle", "copy_reg.pickle"})
 
 
 def _block_facts(parsed: ParsedBlock, package: str) -> _BlockFacts:
@@ -278,6 +287,14 @@ def _collect(stmt: ast.stmt, facts: _BlockFacts, package: str) -> None:
         for target in targets:
             if isinstance(target, ast.Name):
                 facts.assigns[target.id] = stmt.value
+    elif (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Call)
+        and stmt.value.args
+        and isinstance(stmt.value.args[0], ast.Name)
+        and "." in dotted_name(stmt.value.func)
+    ):  # copyreg.pickle(Model, reduce_model): pickling is taken over
+        facts.registrations.append((dotted_name(stmt.value.func), stmt.value.args[0].id))
     elif isinstance(stmt, (ast.If, ast.Try)) or type(stmt).__name__ == "TryStar":
         # imports and definitions guarded by `try:` / `if TYPE_CHECKING:` still bind names
         for child in ast.iter_child_nodes(stmt):

@@ -25,8 +25,10 @@ def excluded_attributes(
     """Attributes the class's pickling leaves out (see `is_excluded`): ALL when pickling is
     taken over entirely, `!name` entries for a whitelist, an empty set when nothing is."""
     chain = [(facts, cls), *project_bases]
-    for _, klass in chain:
+    for klass_facts, klass in chain:
         if klass.method("__reduce__") is not None or klass.method("__reduce_ex__") is not None:
+            return ALL
+        if klass.name in klass_facts.copyreg_classes:
             return ALL
     for _, klass in chain:
         getstate = klass.method("__getstate__")
