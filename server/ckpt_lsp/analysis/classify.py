@@ -550,7 +550,7 @@ class Classifier:
                 row = assignment.statement.lineno + cls.parsed.row_offset
                 hazard = Hazard(
                     hazard.rule,
-                    f"an object that later receives {hazard.what} (line {row})",
+                    f"an object that later receives {hazard.what} (at line {row})",
                     hazard.breaks,
                 )
                 assignment = first.get(assignment.attribute, assignment)
