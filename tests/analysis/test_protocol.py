@@ -100,3 +100,27 @@ def test_getstate_dropping_private_attributes_by_prefix() -> None:
     )
     assert run(getstate) == ["lock"]
     assert run(getstate.replace("'_'", "'l'")) == []
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n"
+        "    s.update(dict.fromkeys(['lock', 'x']))\n    return s\n",
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    s.update({'lock': None})\n"
+        "    return s\n",
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    s.update(lock=None)\n"
+        "    return s\n",
+    ],
+)
+def test_getstate_nulling_through_update(method: str) -> None:
+    assert run(method) == []
+
+
+def test_optimizer_subclass_pickles_only_its_own_fields() -> None:
+    source = (
+        "import torch\nclass Kron(torch.optim.Optimizer):\n"
+        "    def __init__(self, params):\n        self.step_fn = torch.compile(lambda x: x)\n"
+        "    def __setstate__(self, state):\n        super().__setstate__(state)\n"
+    )
+    assert analyze_text(source) == []

@@ -135,3 +135,20 @@ def test_bases_through_compat_module_and_star_import(tmp_path) -> None:
     index.scan([tmp_path / "compat.py", tmp_path / "feats.py", tmp_path / "user.py"])
     found = Analyzer(None, index).analyze(str(tmp_path / "user.py"), user).findings
     assert [f.class_name for f in found] == ["F"]
+
+
+@pytest.mark.parametrize(
+    ("imports", "base", "in_scope"),
+    [
+        ("from transformers import BertPreTrainedModel", "BertPreTrainedModel", True),
+        ("from transformers import BertForMaskedLM", "BertForMaskedLM", True),
+        ("from transformers import PretrainedConfig", "PretrainedConfig", True),
+        ("from transformers import TrainerCallback", "TrainerCallback", False),
+        ("from transformers import Trainer", "Trainer", False),
+        ("from lightning.pytorch.callbacks import ModelCheckpoint", "ModelCheckpoint", True),
+        ("from lightning.pytorch.strategies import DDPStrategy", "DDPStrategy", False),
+    ],
+)
+def test_library_names(imports: str, base: str, in_scope: bool) -> None:
+    source = f"import threading\n{imports}\nclass C({base}):\n{BODY}"
+    assert bool(analyze_text(source)) is in_scope

@@ -151,6 +151,8 @@ class Analyzer:
         classifier: Classifier,
     ) -> list[Finding]:
         verdict = scope.verdict(facts, cls)
+        if verdict.pickled_by_library and cls.method("__getstate__") is None:
+            return []  # e.g. an Optimizer subclass: only defaults/state/param_groups are pickled
         excluded = excluded_attributes(facts, cls, verdict.project_bases)
         found: list[Finding] = []
         for item in classifier.class_hazards(facts, cls):

@@ -118,10 +118,8 @@ def _from_getstate(
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             if node.func.attr in ("pop", "__delitem__") and node.args:
                 excluded.update(_keys(node.args[0], loop_values))
-            elif node.func.attr == "update" and node.keywords:
-                for kw in node.keywords:
-                    if kw.arg and isinstance(kw.value, ast.Constant) and kw.value.value is None:
-                        excluded.add(kw.arg)
+            elif node.func.attr == "update":
+                excluded.update(_nulled_by_update(node, consts))
         elif isinstance(node, ast.Delete):
             for target in node.targets:
                 if isinstance(target, ast.Subscript):
@@ -162,6 +160,32 @@ def _from_getstate(
     if not understood and not excluded:
         return ALL
     return frozenset(excluded)
+
+
+def _nulled_by_update(call: ast.Call, consts: dict[str, list[str]]) -> list[str]:
+    """Keys `state.update(...)` sets to None: `x=None`, `{"x": None}`,
+    `dict.fromkeys(["x", "y"])` (whose values default to None)."""
+    names = [kw.arg for kw in call.keywords if kw.arg and _is_none(kw.value)]
+    for arg in call.args:
+        if isinstance(arg, ast.Dict):
+            names += [
+                k
+                for k, v in ((_const_str(k), v) for k, v in zip(arg.keys, arg.values))
+                if k and _is_none(v)
+            ]
+        elif (
+            isinstance(arg, ast.Call)
+            and isinstance(arg.func, ast.Attribute)
+            and arg.func.attr == "fromkeys"
+            and arg.args
+            and (len(arg.args) == 1 or _is_none(arg.args[1]))
+        ):
+            names += _const_strings(arg.args[0], consts) or []
+    return names
+
+
+def _is_none(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
 
 
 def _keys(node: ast.AST, loop_values: dict[str, list[str]]) -> list[str]:

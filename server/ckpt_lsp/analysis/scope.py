@@ -7,6 +7,7 @@ knowledge of library bases is data (data/scope.toml).
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ class ScopeData:
     prefix_exceptions: frozenset[str]
     excluded: frozenset[str]
     protocol_methods: frozenset[str]
+    model_names: tuple[tuple[str, re.Pattern[str]], ...]
+    whitelisting_bases: frozenset[str]
 
 
 @lru_cache(maxsize=1)
@@ -43,6 +46,10 @@ def scope_data() -> ScopeData:
         frozenset(raw["prefix_exceptions"]),
         frozenset(raw["excluded"]),
         frozenset(raw["protocol_methods"]),
+        tuple(
+            (entry["prefix"], re.compile(entry["pattern"])) for entry in raw.get("model_names", [])
+        ),
+        frozenset(raw.get("whitelisting_bases", [])),
     )
 
 
@@ -51,6 +58,7 @@ class ScopeVerdict:
     in_scope: bool
     library_bases: tuple[str, ...]  # the library classes the class derives from (for fixes)
     project_bases: tuple[tuple[ModuleFacts, ClassFacts], ...]  # project classes, nearest first
+    pickled_by_library: bool = False  # a library base's __getstate__ keeps only its own fields
 
 
 def library_verdict(qualified: str, extra: Sequence[str]) -> bool | None:
@@ -65,6 +73,9 @@ def library_verdict(qualified: str, extra: Sequence[str]) -> bool | None:
     last = qualified.rsplit(".", 1)[-1]
     if last[:1].isupper() and any(qualified.startswith(p) for p in data.model_prefixes):
         return True
+    for prefix, pattern in data.model_names:
+        if qualified.startswith(prefix) and pattern.fullmatch(last):
+            return True
     return None
 
 
@@ -97,10 +108,12 @@ class ScopeResolver:
         excluded = False
         library: list[str] = []
         project: list[tuple[ModuleFacts, ClassFacts]] = []
+        whitelisted = False
         for base in cls.bases:
             if not base:
                 continue
             qualified, found = self.resolve(base, facts)
+            whitelisted = whitelisted or qualified in scope_data().whitelisting_bases
             verdict = library_verdict(qualified, self.extra)
             if verdict is False:
                 excluded = True
@@ -125,12 +138,14 @@ class ScopeResolver:
             project.extend(sub.project_bases)
             library.extend(sub.library_bases)
             in_scope = in_scope or sub.in_scope
+            whitelisted = whitelisted or sub.pickled_by_library
         if excluded and not in_scope:
             return ScopeVerdict(False, tuple(library), tuple(project))
         if not in_scope:
             protocols = scope_data().protocol_methods
             in_scope = any(cls.method(m) is not None for m in protocols)
-        return ScopeVerdict(in_scope, tuple(dict.fromkeys(library)), tuple(project))
+        libs = tuple(dict.fromkeys(library))
+        return ScopeVerdict(in_scope, libs, tuple(project), whitelisted)
 
     def resolve(
         self, dotted: str, facts: ModuleFacts, depth: int = 0
