@@ -27,10 +27,12 @@ export async function fixAllInEditor(
   log: vscode.LogOutputChannel,
 ): Promise<boolean> {
   if (!editor || editor.document.languageId !== 'python') {
+    log.info('Fix all: the active editor is not a Python file.');
     void vscode.window.showInformationMessage('ckpt-lsp: open a Python file to fix.');
     return false;
   }
   if (!client) {
+    log.info('Fix all: the server is not running.');
     void vscode.window.showWarningMessage('ckpt-lsp: the server is not running.');
     return false;
   }
@@ -47,6 +49,7 @@ export async function fixAllInEditor(
     .filter(isCodeAction)
     .find((item) => item.kind === undefined || item.kind.startsWith(FIX_ALL_KIND));
   if (!action) {
+    log.info(`Fix all: the server offers no ${FIX_ALL_KIND} action for ${document.uri.fsPath}.`);
     void vscode.window.setStatusBarMessage('ckpt-lsp: nothing to fix in this file', 5000);
     return false;
   }
@@ -61,9 +64,7 @@ export async function fixAllInEditor(
   if (action.edit) {
     const edit = await client.protocol2CodeConverter.asWorkspaceEdit(action.edit);
     changed = await vscode.workspace.applyEdit(edit);
-    if (!changed) {
-      log.warn('Fix all: VS Code refused the edit.');
-    }
+    log.info(changed ? `Fix all: applied "${action.title}".` : 'Fix all: VS Code refused the edit.');
   }
   if (action.command) {
     const args: unknown[] = action.command.arguments ?? [];
