@@ -20,6 +20,8 @@ status=0
 .venv/bin/python -m pytest -p no:cacheprovider "$@" || status=$?
 if [[ -f package.json ]]; then
     npm test || status=$?
+    npm run typecheck || status=$?
+    npm run lint || status=$?
 fi
 echo "scripts/test.sh: finished in $(($(date +%s) - started)) s, exit $status"
 exit $status
