@@ -261,6 +261,25 @@ def tidy(libs: Path) -> None:
             shutil.rmtree(bin_dir)
 
 
+def ship_rule_pages(project: Path, common: Path) -> None:
+    """Put the rule pages (`ckpt-lsp --explain`, hover links) into the bundle as real files.
+
+    In the source tree server/ckpt_lsp/data/rules is a symlink to docs/rules, and the wheel's
+    package data holds only data/*.toml, so pip leaves the pages out; a symlink would not survive
+    the .vsix (a zip) either.
+    """
+    source = (project / "server" / "ckpt_lsp" / "data" / "rules").resolve()
+    pages = sorted(source.glob("CKPT*.md"))
+    if not pages:
+        raise SystemExit(f"build-vsix-libs: no rule pages (CKPT*.md) in {source}")
+    dest = common / "ckpt_lsp" / "data" / "rules"
+    if dest.is_symlink() or dest.is_file():
+        dest.unlink()
+    dest.mkdir(parents=True, exist_ok=True)
+    for page in pages:
+        shutil.copyfile(page, dest / page.name)
+
+
 def version_of(dist_name: str) -> str:
     return metadata.version(dist_name)
 
@@ -303,6 +322,7 @@ def build(project: Path, out: Path, target_name: str, pythons: list[str], native
             str(common),
             str(source),
         )
+        ship_rule_pages(project, common)
 
         for python in pythons:
             dists = per_version[python]
