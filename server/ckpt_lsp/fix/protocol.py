@@ -123,7 +123,9 @@ class GetstateShape:
     var: str = "state"
     ret: ast.Return | None = None  # pops go right before this statement
     copy_after: ast.stmt | None = None  # insert `var = dict(var)` after it (live dict)
-    rewrite: str | None = None  # the return becomes `var = <rewrite>`, pops, `return var`
+    # The return becomes `var = <its value>` (in `dict(...)` when `copy`), pops, `return var`.
+    rewrite: bool = False
+    copy: bool = False
     problem: str | None = None
 
 
@@ -131,13 +133,8 @@ def _unusual(reason: str) -> GetstateShape:
     return GetstateShape(problem=f"its __getstate__ {reason}; extend it by hand")
 
 
-def read_getstate(
-    func: ast.stmt, base: BaseProtocol | None, text_of: dict[int, str]
-) -> GetstateShape:
-    """Find the state variable, where it is returned, and whether it is a copy.
-
-    `text_of` maps id(node) of the return value to its source text.
-    """
+def read_getstate(func: ast.stmt, base: BaseProtocol | None) -> GetstateShape:
+    """Find the state variable, where it is returned, and whether it is a copy."""
     if not isinstance(func, ast.FunctionDef):
         return _unusual("is not a plain function")
     if func.decorator_list:
@@ -163,8 +160,7 @@ def read_getstate(
         return _unusual("returns something other than a copy of __dict__")
     stored = {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     shape.var = next(v for v in ("state", "_state", "state_", "ckpt_state") if v not in stored)
-    original = text_of[id(value)]
-    shape.rewrite = original if kind == FRESH else f"dict({original})"
+    shape.rewrite, shape.copy = True, kind != FRESH
     return shape
 
 

@@ -12,9 +12,16 @@ import ast
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Optional
 
 from ckpt_lsp.analysis.classify import self_name_of
-from ckpt_lsp.fix.source import BUILTIN_NAMES, FixModule, FunctionNode, walk_same_scope
+from ckpt_lsp.fix.source import (
+    BUILTIN_NAMES,
+    FixModule,
+    FunctionNode,
+    bound_names,
+    walk_same_scope,
+)
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 _UNSUPPORTED = (ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr, ast.Starred)
@@ -45,6 +52,9 @@ class Origin:
     stmt: ast.stmt | None
     expr: ast.expr | None
     problem: str | None = None  # why the value has no expression of its own
+    # Where `expr` sits in `stmt`: ("value", -1) the whole value, ("value", i) the i-th of
+    # a tuple or list, ("argument", 2) of setattr.
+    where: tuple[str, int] | None = None
 
 
 def _is_self_attr(node: ast.AST, self_name: str, name: str) -> bool:
@@ -73,12 +83,15 @@ def _statements(body: list[ast.stmt]) -> list[ast.stmt]:
     return out
 
 
-def _origin_in(stmt: ast.stmt, self_name: str, name: str) -> tuple[bool, ast.expr | None, str]:
-    """(assigns it here, value expression, problem) for one statement."""
+_Found = tuple[bool, Optional[ast.expr], str, Optional[tuple[str, int]]]
+
+
+def _origin_in(stmt: ast.stmt, self_name: str, name: str) -> _Found:
+    """(assigns it here, value expression, problem, where the value is) for one statement."""
     if isinstance(stmt, ast.Assign):
         for target in stmt.targets:
             if _is_self_attr(target, self_name, name):
-                return True, stmt.value, ""
+                return True, stmt.value, "", ("value", -1)
             if isinstance(target, (ast.Tuple, ast.List)):
                 for i, elt in enumerate(target.elts):
                     if _is_self_attr(elt, self_name, name):
@@ -88,11 +101,11 @@ def _origin_in(stmt: ast.stmt, self_name: str, name: str) -> tuple[bool, ast.exp
                             and len(value.elts) == len(target.elts)
                             and not any(isinstance(e, ast.Starred) for e in value.elts)
                         ):
-                            return True, value.elts[i], ""
-                        return True, None, "unpacked from a value"
+                            return True, value.elts[i], "", ("value", i)
+                        return True, None, "unpacked from a value", None
     elif isinstance(stmt, ast.AnnAssign):
         if _is_self_attr(stmt.target, self_name, name) and stmt.value is not None:
-            return True, stmt.value, ""
+            return True, stmt.value, "", ("value", -1)
     elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
         call = stmt.value
         if (
@@ -104,18 +117,18 @@ def _origin_in(stmt: ast.stmt, self_name: str, name: str) -> tuple[bool, ast.exp
             and isinstance(call.args[1], ast.Constant)
             and call.args[1].value == name
         ):
-            return True, call.args[2], ""
+            return True, call.args[2], "", ("argument", 2)
     elif isinstance(stmt, (ast.With, ast.AsyncWith)):
         for item in stmt.items:
             if item.optional_vars is not None and any(
                 _is_self_attr(n, self_name, name) for n in ast.walk(item.optional_vars)
             ):
-                return True, None, "bound by a with statement"
+                return True, None, "bound by a with statement", None
     elif isinstance(stmt, (ast.For, ast.AsyncFor)) and any(
         _is_self_attr(n, self_name, name) for n in ast.walk(stmt.target)
     ):
-        return True, None, "bound by a for loop"
-    return False, None, ""
+        return True, None, "bound by a for loop", None
+    return False, None, "", None
 
 
 def find_origin(cls: ast.ClassDef, name: str) -> Origin:
@@ -129,9 +142,9 @@ def find_origin(cls: ast.ClassDef, name: str) -> Origin:
         if self_name is None:
             continue
         for stmt in _statements(method.body):
-            assigns, expr, problem = _origin_in(stmt, self_name, name)
+            assigns, expr, problem, where = _origin_in(stmt, self_name, name)
             if assigns:
-                return Origin(method, stmt, expr, problem or None)
+                return Origin(method, stmt, expr, problem or None, where)
     return Origin(None, None, None, "not assigned in this class")
 
 
@@ -179,19 +192,7 @@ def method_locals(method: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
     args = method.args
     names = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
     names |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
-    declared: set[str] = set()
-    for node in walk_same_scope(method):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            names.add(node.id)
-        elif isinstance(node, (*FunctionNode, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            names.add(node.name)
-        elif isinstance(node, (ast.Global, ast.Nonlocal)):
-            declared |= set(node.names)
-    return names - declared
+    return names | bound_names(walk_same_scope(method), deleted=True)
 
 
 def self_attributes(expr: ast.AST, self_name: str) -> set[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import builtins
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.facts import ModuleFacts, ParsedBlock, dotted_name, module_facts
@@ -72,20 +72,21 @@ def load_module(source: str) -> FixModule:
     module.names = set(facts.imports) | set(facts.classes) | set(facts.functions)
     module.names |= set(facts.assigns)
     for parsed in facts.blocks:
+        # Tuple targets, loops, `with`, except handlers... beyond the analysis's facts.
         if parsed.tree is not None and parsed.block.kind == "other":
             for stmt in parsed.tree.body:
-                _collect_bound_names(stmt, module.names)
+                module.names |= bound_names(_walk_same_scope(stmt))
     return module
 
 
-def _collect_bound_names(stmt: ast.stmt, names: set[str]) -> None:
-    """Names a top-level statement binds beyond the analysis's facts (tuple targets,
-    loops, `with`, except handlers, defs under an `if`...)."""
-    if isinstance(stmt, (*FunctionNode, ast.ClassDef)):
-        names.add(stmt.name)  # its body is another scope
-        return
-    for node in _walk_same_scope(stmt):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+def bound_names(nodes: Iterable[ast.AST], deleted: bool = False) -> set[str]:
+    """Names that these nodes of one scope bind: assignment (and, when asked, `del`)
+    targets, defs and classes, imports, except handlers; not the `global`/`nonlocal` ones."""
+    targets = (ast.Store, ast.Del) if deleted else (ast.Store,)
+    names: set[str] = set()
+    declared: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Name) and isinstance(node.ctx, targets):
             names.add(node.id)
         elif isinstance(node, (*FunctionNode, ast.ClassDef)):
             names.add(node.name)
@@ -93,6 +94,9 @@ def _collect_bound_names(stmt: ast.stmt, names: set[str]) -> None:
             names |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"}
         elif isinstance(node, ast.ExceptHandler) and node.name:
             names.add(node.name)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            declared |= set(node.names)
+    return names - declared
 
 
 def _walk_same_scope(node: ast.AST) -> Iterator[ast.AST]:

@@ -1,20 +1,17 @@
 """Line tables and text edits.
 
-Only `\\r\\n`, `\\r` and `\\n` end a line: that is what the Python tokenizer and the
+Only `\\r\\n`, `\\r` and `\\n` end a line: that is what the Python tokenizer, libcst and the
 LSP agree on (str.splitlines would also split on form feeds and U+2028, which
 would shift every row after them).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ckpt_lsp.analysis.blocks import split_lines as analysis_split_lines
 from ckpt_lsp.findings import Edit, Position
-
-_NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
 def split_lines(source: str) -> list[str]:
@@ -28,12 +25,6 @@ def split_lines(source: str) -> list[str]:
 
 def strip_newline(line: str) -> str:
     return line.rstrip("\r\n")
-
-
-def detect_newline(source: str) -> str:
-    """The file's line ending: the first one it uses, `\\n` for a one-line file."""
-    match = _NEWLINE.search(source)
-    return match.group(0) if match else "\n"
 
 
 def leading_ws(line: str) -> str:
