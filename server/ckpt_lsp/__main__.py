@@ -1,8 +1,6 @@
 """`python -m ckpt_lsp` behaves exactly like the `ckpt-lsp` command."""
 
-import sys
-
-from ckpt_lsp.cli import main
+from ckpt_lsp.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

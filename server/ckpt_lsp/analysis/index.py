@@ -38,7 +38,10 @@ class ProjectIndex:
     def __init__(self, root: Path | None = None) -> None:
         self.root = (root or Path.cwd()).resolve()
         self._facts: dict[str, ModuleFacts] = {}
+        self._pending: dict[str, str] = {}  # registered texts not parsed yet (lazy)
+        self._names: dict[str, str] = {}  # path -> dotted module name
         self._by_name: dict[str, set[str]] = {}
+        self.touched: set[str] | None = None  # when a set, paths whose facts were read
         self._generation = 0  # bumped by every change, so caches can tell
         self._changes: dict[str, int] = {}
 
@@ -47,29 +50,53 @@ class ProjectIndex:
         return self._generation - self._changes.get(_norm(path), 0)
 
     def __len__(self) -> int:
-        return len(self._facts)
+        return len(self._names)
 
     # -- updating --------------------------------------------------------
     def add_source(self, path: str | Path, text: str) -> ModuleFacts:
+        """Index a module's text; the same text again is a no-op (the CLI indexes every
+        file first, then analyzes each, and the editor re-sends unchanged buffers)."""
+        key = _norm(path)
+        current = self._facts.get(key)
+        if current is not None and current.text == text:
+            return current
+        if self._pending.get(key) == text:
+            return self._load(key)
+        self.register(key, text)
+        return self._load(key)
+
+    def register(self, path: str | Path, text: str) -> None:
+        """Index a module lazily: its facts are made the first time something asks for them
+        (a batch run then parses only the files it analyzes and those they depend on)."""
         key = _norm(path)
         self.remove(key)
         self._generation += 1
         self._changes[key] = self._changes.get(key, 0) + 1
         name = module_name_for(Path(key), self.root)
-        facts = module_facts(key, name, text)
-        self._facts[key] = facts
+        self._pending[key] = text
+        self._names[key] = name
         for suffix in self._suffixes(name):
             self._by_name.setdefault(suffix, set()).add(key)
+
+    def _load(self, key: str) -> ModuleFacts:
+        facts = self._facts.get(key)
+        if facts is None:
+            facts = module_facts(key, self._names[key], self._pending.pop(key))
+            self._facts[key] = facts
+        if self.touched is not None:
+            self.touched.add(key)
         return facts
 
     def remove(self, path: str | Path) -> None:
         key = _norm(path)
-        old = self._facts.pop(key, None)
-        if old is None:
+        self._facts.pop(key, None)
+        self._pending.pop(key, None)
+        name = self._names.pop(key, None)
+        if name is None:
             return
         self._generation += 1
         self._changes[key] = self._changes.get(key, 0) + 1
-        for suffix in self._suffixes(old.module):
+        for suffix in self._suffixes(name):
             paths = self._by_name.get(suffix)
             if paths is not None:
                 paths.discard(key)
@@ -95,10 +122,11 @@ class ProjectIndex:
 
     # -- lookups ---------------------------------------------------------
     def facts(self, path: str | Path) -> ModuleFacts | None:
-        return self._facts.get(_norm(path))
+        key = _norm(path)
+        return self._load(key) if key in self._names else None
 
     def all_facts(self) -> list[ModuleFacts]:
-        return list(self._facts.values())
+        return [self._load(key) for key in list(self._names)]
 
     def find_module(self, dotted: str, near: str = "") -> ModuleFacts | None:
         """The indexed module named `dotted`; among several, the one nearest to `near`."""
@@ -106,15 +134,15 @@ class ProjectIndex:
         if not candidates:
             return None
         if len(candidates) == 1:
-            return self._facts[next(iter(candidates))]
+            return self._load(next(iter(candidates)))
         near_dir = os.path.dirname(_norm(near)) if near else ""
 
         def closeness(p: str) -> tuple[int, int, str]:
             common = os.path.commonpath([near_dir, p]) if near_dir else ""
-            exact = self._facts[p].module == dotted
+            exact = self._names[p] == dotted
             return (-int(exact), -len(common), p)
 
-        return self._facts[min(candidates, key=closeness)]
+        return self._load(min(candidates, key=closeness))
 
     def resolve_member(
         self, qualified: str, near: str = "", depth: int = 0
@@ -139,15 +167,16 @@ class ProjectIndex:
 
     def dependents(self, path: str | Path) -> set[str]:
         """Paths of modules whose analysis may change when `path` changes (transitively)."""
-        start = self._facts.get(_norm(path))
+        start = self.facts(path)
         if start is None:
             return set()
         result: set[str] = set()
         frontier = {start.module}
+        everything = self.all_facts()
         while frontier:
             names = frontier
             frontier = set()
-            for facts in self._facts.values():
+            for facts in everything:
                 if facts.path in result or facts.path == start.path:
                     continue
                 if any(self._imports_from(facts, name) for name in names):

@@ -1,0 +1,85 @@
+"""The persistent result cache: a file's findings, reused while nothing they depend on changed.
+
+Keyed by ckpt-lsp's version and the configuration's fingerprint (one file per key);
+an entry holds the file's content hash and the hashes of every other module its
+analysis read (a base class or a factory in another file), so editing `base.py`
+re-checks `blocks.py`. The directory gets a CACHEDIR.TAG (backup tools skip it) and
+a `.gitignore`. A missing, stale or corrupt cache is an empty one, never an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ckpt_lsp import __version__
+from ckpt_lsp.findings import FileError, Finding
+
+_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by ckpt-lsp.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+@dataclass
+class Entry:
+    digest: str  # hash of the file's bytes
+    deps: dict[str, str]  # other modules the analysis read: path -> hash
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+
+
+class ResultCache:
+    def __init__(self, directory: Path, config_key: str) -> None:
+        self.directory = directory
+        self.path = directory / f"results-{__version__}-{config_key[:16]}.pickle"
+        self.entries: dict[str, Entry] = {}
+        self._dirty = False
+        with contextlib.suppress(Exception):  # no cache, an old format, a torn file
+            with self.path.open("rb") as fh:
+                loaded = pickle.load(fh)
+            if isinstance(loaded, dict):
+                self.entries = loaded
+
+    def get(self, path: str, digest: str, digests: dict[str, str]) -> Entry | None:
+        """The entry for `path` if the file and everything it read are unchanged."""
+        entry = self.entries.get(path)
+        if entry is None or entry.digest != digest:
+            return None
+        for dep, dep_digest in entry.deps.items():
+            if digests.get(dep) != dep_digest:
+                return None
+        return entry
+
+    def put(self, path: str, entry: Entry) -> None:
+        self.entries[path] = entry
+        self._dirty = True
+
+    def save(self) -> None:
+        """Write atomically; a cache that cannot be written is silently skipped."""
+        if not self._dirty:
+            return
+        with contextlib.suppress(OSError):
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tag = self.directory / "CACHEDIR.TAG"
+            if not tag.exists():
+                tag.write_text(_TAG)
+                (self.directory / ".gitignore").write_text("# created by ckpt-lsp\n*\n")
+            fd, tmp = tempfile.mkstemp(prefix=".results-", dir=self.directory)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    pickle.dump(self.entries, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                os.replace(tmp, self.path)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)

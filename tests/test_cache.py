@@ -1,0 +1,80 @@
+"""The result cache and the worker processes: same answers, less work, right invalidation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ckpt_lsp.cache import Entry, ResultCache
+from ckpt_lsp.config import Config
+from ckpt_lsp.runner import PARALLEL_MIN_FILES, run_check
+
+BASE = "from torch import nn\nclass Layer(nn.Module):\n    pass\n"
+PLAIN = "class Layer:\n    pass\n"
+MODEL = (
+    "import threading\nfrom base import Layer\n"
+    "class Block(Layer):\n    def __init__(self):\n        self.lock = threading.Lock()\n"
+)
+
+
+def _project(tmp_path: Path) -> Path:
+    (tmp_path / "base.py").write_text(BASE)
+    (tmp_path / "model.py").write_text(MODEL)
+    return tmp_path
+
+
+def test_warm_run_reuses_and_a_changed_base_invalidates(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    config = Config(root=root)
+    cold = run_check([root], config)
+    assert [f.attribute for f in cold.findings] == ["lock"]
+    cache = ResultCache(config.cache_path, config.fingerprint())
+    assert set(cache.entries) == {str(root / "base.py"), str(root / "model.py")}
+    assert cache.entries[str(root / "model.py")].deps.keys() == {str(root / "base.py")}
+    # a poisoned entry proves the warm run reads the cache instead of analyzing
+    entry = cache.entries[str(root / "model.py")]
+    cache.put(str(root / "model.py"), Entry(entry.digest, entry.deps, [], []))
+    cache.save()
+    assert run_check([root], config).findings == []
+    # editing the base (not the model) must re-check the model
+    (root / "base.py").write_text(PLAIN)
+    assert run_check([root], config).findings == []
+    (root / "base.py").write_text(BASE)
+    assert [f.attribute for f in run_check([root], config).findings] == ["lock"]
+    assert (config.cache_path / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f59")
+
+
+def test_corrupt_cache_is_an_empty_cache(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    config = Config(root=root)
+    run_check([root], config)
+    for path in config.cache_path.glob("results-*"):
+        path.write_bytes(b"\x80garbage")
+    assert [f.attribute for f in run_check([root], config).findings] == ["lock"]
+
+
+def test_workers_find_what_one_process_finds(tmp_path: Path) -> None:
+    (tmp_path / "base.py").write_text(BASE)
+    for i in range(PARALLEL_MIN_FILES + 4):
+        (tmp_path / f"model_{i}.py").write_text(MODEL.replace("Block", f"Block{i}"))
+    config = Config(root=tmp_path)
+    one = run_check([tmp_path], config, use_cache=False, jobs=1)
+    two = run_check([tmp_path], config, use_cache=False, jobs=2)
+    assert len(one.findings) == PARALLEL_MIN_FILES + 4
+    assert sorted(one.findings, key=repr) == sorted(two.findings, key=repr)
+
+
+def test_no_cache_flag_writes_nothing(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ckpt_lsp", "--check", "--no-cache", "--format", "json", "."],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert [f["attribute"] for f in json.loads(proc.stdout)] == ["lock"]
+    assert not (root / ".ckpt_cache").exists()
