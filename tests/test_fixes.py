@@ -858,6 +858,40 @@ CASES = [
             """),
     ),
     Case(
+        # A comprehension that copies every item is a fresh dict; one with a filter is the
+        # user's own choice of what to keep (see unusual-getstate-is-left-alone).
+        "unfiltered-comprehension-copy-is-rewritten",
+        src("""
+            import tempfile
+
+
+            class Spill:
+                def __init__(self):
+                    self.spill = tempfile.TemporaryFile()
+
+                def __getstate__(self):
+                    return {k: v for k, v in self.__dict__.items()}
+            """),
+        [("Spill", ("spill",))],
+        src("""
+            import tempfile
+
+
+            class Spill:
+                def __init__(self):
+                    self.spill = tempfile.TemporaryFile()
+
+                def __getstate__(self):
+                    state = {k: v for k, v in self.__dict__.items()}
+                    state.pop("spill", None)  # unpicklable: re-created in __setstate__
+                    return state
+
+                def __setstate__(self, state):
+                    self.__dict__.update(state)
+                    self.spill = tempfile.TemporaryFile()
+            """),
+    ),
+    Case(
         "cr-only-line-endings-stay",
         "import threading\r\rclass A:\r    def __init__(self):\r"
         "        self.lock = threading.Lock()\r\r    def run(self):\r        pass\r",

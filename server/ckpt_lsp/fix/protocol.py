@@ -55,8 +55,43 @@ def _is_super_getstate(node: ast.AST) -> bool:
     )
 
 
+def _comprehension_copy(node: ast.DictComp) -> ast.AST | None:
+    """x of `{k: v for k, v in x.items()}` (no filter: a filter is the user's own choice
+    of what to keep, and is left alone); else None."""
+    if len(node.generators) != 1:
+        return None
+    gen = node.generators[0]
+    target, source = gen.target, gen.iter
+    if (
+        gen.ifs
+        or gen.is_async
+        or not isinstance(target, ast.Tuple)
+        or len(target.elts) != 2
+        or not all(isinstance(e, ast.Name) for e in target.elts)
+        or not isinstance(source, ast.Call)
+        or source.args
+        or source.keywords
+        or not isinstance(source.func, ast.Attribute)
+        or source.func.attr != "items"
+    ):
+        return None
+    key, value = target.elts
+    if (
+        isinstance(node.key, ast.Name)
+        and isinstance(node.value, ast.Name)
+        and isinstance(key, ast.Name)
+        and isinstance(value, ast.Name)
+        and (node.key.id, node.value.id) == (key.id, value.id)
+    ):
+        return source.func.value
+    return None
+
+
 def _copy_argument(node: ast.AST) -> ast.AST | None:
-    """x of `dict(x)`, `x.copy()`, `copy.copy(x)`, `copy(x)`, `{**x}`; else None."""
+    """x of `dict(x)`, `x.copy()`, `copy.copy(x)`, `copy(x)`, `{**x}`, `{k: v for k, v in
+    x.items()}`; else None."""
+    if isinstance(node, ast.DictComp):
+        return _comprehension_copy(node)
     if isinstance(node, ast.Call) and not node.keywords:
         func = node.func
         if len(node.args) == 1 and (
