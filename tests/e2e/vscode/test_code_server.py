@@ -32,11 +32,15 @@ CODE_SERVER_START_S = 60
 EXTENSION_SOURCES = (
     "client/src",
     "server/ckpt_lsp",
+    "docs/rules",
     "bundled/tool",
     "package.json",
+    ".vscodeignore",
     "scripts/build-vsix.sh",
     "scripts/build-vsix-libs.py",
 )
+# Only the linux-x64 build runs here (VSIX_DIR may hold other platforms elsewhere).
+OUR_VSIX = "ckpt-lsp-linux-x64-*.vsix"
 
 
 def newest_mtime(root: Path, relative: tuple[str, ...]) -> float:
@@ -78,7 +82,7 @@ def our_vsix(root: Path) -> Path:
     given = os.environ.get("CKPT_E2E_VSIX")
     if given:
         return Path(given).resolve()
-    found = sorted(root.glob("ckpt-lsp*.vsix"), key=lambda p: p.stat().st_mtime)
+    found = sorted(root.glob(OUR_VSIX), key=lambda p: p.stat().st_mtime)
     fresh = found and found[-1].stat().st_mtime >= newest_mtime(root, EXTENSION_SOURCES)
     if fresh and zipfile.is_zipfile(found[-1]):
         return found[-1]
@@ -89,8 +93,8 @@ def our_vsix(root: Path) -> Path:
     started = time.monotonic()
     run([npm, "run", "package"], root, timeout=600)
     print(f"\nnpm run package: {time.monotonic() - started:.1f} s")
-    found = sorted(root.glob("ckpt-lsp*.vsix"), key=lambda p: p.stat().st_mtime)
-    assert found, "`npm run package` made no ckpt-lsp*.vsix at the repo root"
+    found = sorted(root.glob(OUR_VSIX), key=lambda p: p.stat().st_mtime)
+    assert found, f"`npm run package` made no {OUR_VSIX} at the repo root"
     return found[-1]
 
 
