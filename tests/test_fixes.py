@@ -962,6 +962,28 @@ CASES = [
         unavailable="__reduce__",
     ),
     Case(
+        "copyreg-reducer-is-left-alone",
+        src("""
+            import copyreg
+            import threading
+
+
+            class A:
+                def __init__(self):
+                    self.lock = threading.Lock()
+
+
+            def reduce_a(obj):
+                return A, ()
+
+
+            copyreg.pickle(A, reduce_a)
+            """),
+        [("A", ("lock",))],
+        None,
+        unavailable="copyreg",
+    ),
+    Case(
         "one-line-class-is-left-alone",
         "import threading\nclass A: lock = threading.Lock()\n",
         [("A", ("lock",))],

@@ -123,6 +123,8 @@ class ClassPlanner:
         for name in ("__reduce__", "__reduce_ex__"):
             if name in methods:
                 raise Unavailable(f"it defines {name}, which decides what is pickled")
+        if depth == 0 and cls.name in self.module.facts.copyreg_classes:
+            raise Unavailable("copyreg.pickle gives it a reducer, which decides what is pickled")
         names = [source_name(a, cls.name) for a in self.attributes]
         if not all(name.isidentifier() for name in names):
             raise Unavailable("an attribute to leave out is not a name")
