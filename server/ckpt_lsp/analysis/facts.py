@@ -32,6 +32,12 @@ class ParsedBlock:
     def row_offset(self) -> int:
         return self.block.start_row - 1
 
+    @property
+    def error_row(self) -> int:
+        """Row (within the block) a syntax error points at, 0 when unknown."""
+        m = re.search(r"\(line (\d+)\)$", self.error)
+        return int(m.group(1)) if m else 0
+
 
 @dataclass
 class ClassFacts:
@@ -63,6 +69,7 @@ class ModuleFacts:
     assigns: dict[str, ast.expr] = field(default_factory=dict)  # top-level `NAME = value`
     copyreg_classes: set[str] = field(default_factory=set)  # copyreg.pickle(Cls, reducer)
     blocks: list[ParsedBlock] = field(default_factory=list)
+    text: str = ""  # the text these facts were made from
 
     @property
     def broken(self) -> list[ParsedBlock]:
@@ -199,6 +206,51 @@ def _parse_text(text: str) -> tuple[ast.Module | None, str]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
+_MAX_MERGE = 6
+
+
+def _repair(blocks: list[ParsedBlock]) -> list[ParsedBlock]:
+    """Join a block that does not parse with the next ones while that makes it parse (a
+    bracket or string holding column-0 lines); a block broken on its own stays alone."""
+    out: list[ParsedBlock] = []
+    i = 0
+    while i < len(blocks):
+        current = blocks[i]
+        if current.tree is None and _split_suspect(current):
+            for extra in range(1, min(_MAX_MERGE, len(blocks) - i - 1) + 1):
+                joined = Block(
+                    current.block.kind,
+                    current.block.name,
+                    current.block.start_row,
+                    blocks[i + extra].block.end_row,
+                    "".join(b.block.text for b in blocks[i : i + extra + 1]),
+                )
+                attempt = parse_block(joined)
+                if attempt.tree is not None:
+                    current = attempt
+                    i += extra
+                    break
+        out.append(current)
+        i += 1
+    return out
+
+
+def _split_suspect(parsed: ParsedBlock) -> bool:
+    """A parse failure that a wrong cut explains: an unclosed bracket or string opened on
+    the block's own column-0 lines, not inside an indented body."""
+    if parsed.tree is not None:
+        return False
+    if (
+        "never closed" not in parsed.error
+        and "unterminated" not in parsed.error
+        and ("EOF" not in parsed.error)
+    ):
+        return False
+    row = parsed.error_row
+    line = line_text(parsed, row) if row else ""
+    return not line[:1].isspace()
+
+
 @dataclass
 class _BlockFacts:
     """What one parsed block binds at module level; cached by (text, package)."""
@@ -217,11 +269,13 @@ _FACTS_CACHE: OrderedDict[tuple[str, str], _BlockFacts] = OrderedDict()
 
 
 def module_facts(path: str, module: str, text: str) -> ModuleFacts:
-    facts = ModuleFacts(path=path, module=module)
+    facts = ModuleFacts(path=path, module=module, text=text)
     package = facts.package
-    parsed_blocks = [parse_block(block) for block in split_blocks(text)]
-    if any(p.tree is None for p in parsed_blocks):
-        # the cheap split guessed wrong, or the text is broken: a whole parse tells which
+    parsed_blocks = _repair([parse_block(block) for block in split_blocks(text)])
+    if any(_split_suspect(p) for p in parsed_blocks):
+        # the cheap split may have cut a statement whose brackets hold column-0 lines:
+        # a whole parse tells (not done for an ordinary syntax error inside a body, which
+        # is what the editor sees on most keystrokes)
         whole, _ = _parse_text(text)
         if whole is not None:
             parsed_blocks = [parse_block(block) for block in blocks_from_tree(text, whole)]
