@@ -1,12 +1,13 @@
 """The class's top-level block under libcst: where things are, how new code looks there.
 
-Only that block is parsed (libcst takes ~370 ms on a 5,000-line file and a few ms
-on one class), and positions come from libcst's PositionProvider on it. New
+Only that block is parsed (libcst takes ~370 ms on a 5,000-line file, ~0.08 ms a
+line), and positions come from libcst's PositionProvider on it. New
 statements are libcst nodes parsed with the block's own config, so they take its
 indentation and line ending; they are rendered with `code_for_node` inside a block
 indented like the place they go to, so an expression copied from `__init__` keeps
 its continuation lines right. Nothing that exists is re-printed: the edits insert
-or replace a few lines, and the edited block is parsed again before it is offered.
+lines (and may replace one `return`), and the edited block is parsed again before
+it is offered.
 
 The stdlib `ast` (the analysis's cached block trees) says what things mean; libcst
 says where they are. The two meet at statement starts: an ast statement and the
