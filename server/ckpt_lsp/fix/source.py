@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ckpt_lsp.analysis.facts import ModuleFacts, ParsedBlock, dotted_name, module_facts
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.fix.bases import BaseProtocol, lookup
+from ckpt_lsp.fix.text import LineTable
 
 BUILTIN_NAMES = frozenset(dir(builtins))
 FunctionNode = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -49,13 +50,18 @@ class FixModule:
         return self.facts.imports
 
     def block_offset(self, parsed: ParsedBlock) -> int:
-        """Offset of a block's first character in the source (blocks run to the end)."""
+        """Offset of a block's first character in the source: blocks follow each other to
+        the end of the file, so no line table of the whole file is needed (one is made
+        only if that ever stops being so)."""
         after = 0
         for other in reversed(self.facts.blocks):
             after += len(other.block.text)
             if other is parsed:
                 break
-        return len(self.source) - after
+        offset = len(self.source) - after
+        if self.source.startswith(parsed.block.text, offset):
+            return offset
+        return LineTable(self.source).row_start(parsed.block.start_row)
 
 
 @dataclass(frozen=True)
