@@ -255,11 +255,11 @@ def _worker_batch(positions: list[int]) -> list[tuple[int, Entry]]:
     sources: list[_Source] = _SHARED["sources"]  # type: ignore[assignment]
     misses: list[_Source] = _SHARED["misses"]  # type: ignore[assignment]
     digests: dict[str, str] = _SHARED["digests"]  # type: ignore[assignment]
-    state = _SHARED.get("project")
+    state: tuple[ProjectIndex, Analyzer] | None = _SHARED.get("project")  # type: ignore[assignment]
     if state is None:
         state = _project(sources, _SHARED["config"])  # type: ignore[arg-type]
         _SHARED["project"] = state
-    index, analyzer = state  # type: ignore[misc]
+    index, analyzer = state
     return [(i, _analyze_one(analyzer, index, misses[i], digests)) for i in positions]
 
 

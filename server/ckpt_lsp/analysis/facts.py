@@ -354,7 +354,7 @@ def _collect(stmt: ast.stmt, facts: _BlockFacts, package: str) -> None:
         for child in ast.iter_child_nodes(stmt):
             if isinstance(child, ast.stmt):
                 _collect(child, facts, package)
-            elif isinstance(child, ast.excepthandler):
+            elif isinstance(child, ast.ExceptHandler):
                 for sub in child.body:
                     _collect(sub, facts, package)
 

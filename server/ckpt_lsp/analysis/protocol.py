@@ -21,7 +21,7 @@ def excluded_attributes(
     facts: ModuleFacts,
     cls: ClassFacts,
     project_bases: Sequence[tuple[ModuleFacts, ClassFacts]],
-) -> frozenset[str] | None:
+) -> frozenset[str]:
     """Attributes the class's pickling leaves out (see `is_excluded`): ALL when pickling is
     taken over entirely, `!name` entries for a whitelist, an empty set when nothing is."""
     chain = [(facts, cls), *project_bases]
@@ -168,11 +168,10 @@ def _nulled_by_update(call: ast.Call, consts: dict[str, list[str]]) -> list[str]
     names = [kw.arg for kw in call.keywords if kw.arg and _is_none(kw.value)]
     for arg in call.args:
         if isinstance(arg, ast.Dict):
-            names += [
-                k
-                for k, v in ((_const_str(k), v) for k, v in zip(arg.keys, arg.values))
-                if k and _is_none(v)
-            ]
+            for key, item in zip(arg.keys, arg.values):
+                name = _const_str(key) if key is not None else None
+                if name and _is_none(item):
+                    names.append(name)
         elif (
             isinstance(arg, ast.Call)
             and isinstance(arg.func, ast.Attribute)
@@ -220,8 +219,8 @@ def _filtered_out(cond: ast.expr, consts: dict[str, list[str]]) -> list[str]:
             return _const_strings(right, consts) or []
     if isinstance(cond, ast.BoolOp) and isinstance(cond.op, ast.And):
         out: list[str] = []
-        for value in cond.values:
-            out += _filtered_out(value, consts)
+        for part in cond.values:
+            out += _filtered_out(part, consts)
         return out
     return []
 
