@@ -25,11 +25,7 @@ def decode_source(data: bytes) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
-        if "encoding" in str(exc):
-            raise SourceError(
-                "not valid UTF-8 text and no PEP 263 coding declaration, skipped"
-            ) from None
-        raise SourceError(f"cannot decode: {exc}") from None
+        raise SourceError(_encoding_problem(str(exc))) from None
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError) as exc:
@@ -38,6 +34,18 @@ def decode_source(data: bytes) -> str:
     if text.startswith("\ufeff"):
         text = text[1:]
     return text
+
+
+def _encoding_problem(reason: str) -> str:
+    """tokenize's reasons, said for the user."""
+    if reason.startswith("unknown encoding"):
+        name = reason.split(":", 1)[-1].strip()
+        return f"unknown encoding '{name}' in the coding declaration, skipped"
+    if reason.startswith("encoding problem"):
+        return "a UTF-8 byte order mark and a different coding declaration, skipped"
+    if "encoding" in reason:
+        return "not valid UTF-8 text and no PEP 263 coding declaration, skipped"
+    return f"cannot decode: {reason}"
 
 
 def read_source(path: str | Path, max_bytes: int = MAX_BYTES) -> tuple[str, bytes]:

@@ -83,5 +83,17 @@ def setup_stderr_logging(level: int = logging.INFO) -> logging.Logger:
     pygls_logger = logging.getLogger("pygls")
     pygls_logger.setLevel(logging.WARNING)
     if not pygls_logger.handlers:
-        pygls_logger.addHandler(logging.StreamHandler(sys.stderr))
+        handler = logging.StreamHandler(sys.stderr)
+        handler.addFilter(_quiet_pygls)
+        pygls_logger.addHandler(handler)
     return logger
+
+
+# pygls logs a multi-page traceback for every message it cannot structure, and a warning
+# for the placeholder of a message we already answered; the server logs one line itself.
+def _quiet_pygls(record: logging.LogRecord) -> bool:
+    if str(record.msg).startswith("Unable to deserialize message"):
+        return False
+    args = record.args if isinstance(record.args, tuple) else ()
+    skipped = bool(args) and getattr(args[0], "jsonrpc", None) == "skipped"
+    return not (str(record.msg).startswith("Unknown message") and skipped)

@@ -12,12 +12,14 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Generator
 from types import SimpleNamespace
 from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.io_ import StdinAsyncReader, StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
@@ -27,6 +29,7 @@ from ckpt_lsp import __version__
 from ckpt_lsp.lsp import actions, hover
 from ckpt_lsp.lsp.diagnostics import SOURCE
 from ckpt_lsp.lsp.documents import use_lsp_lines
+from ckpt_lsp.lsp.framing import FrameReader, serve
 from ckpt_lsp.lsp.logs import ClientLogHandler, setup_stderr_logging
 from ckpt_lsp.lsp.positions import LineIndex
 from ckpt_lsp.lsp.projects import norm_path
@@ -58,6 +61,8 @@ class CkptProtocol(LanguageServerProtocol):
         return result
 
     def structure_message(self, data: dict[str, Any]) -> Any:
+        if isinstance(data, dict) and "jsonrpc" in data and "method" in data:
+            data.setdefault("params", None)  # JSON-RPC lets a message leave params out
         try:
             return super().structure_message(data)
         except JsonRpcException as exc:
@@ -81,6 +86,23 @@ class CkptServer(LanguageServer):
         )
         self.session = Session(self)
         self.client_log = ClientLogHandler(self)
+        self.ended_by = ""  # "eof": the client went away; "exit": it said exit
+
+    def _start_io_async(self, stdin: Any = None, stdout: Any = None) -> None:
+        """pygls' stdio loop with our frame reader (see framing.py): a malformed frame
+        is answered or logged and the server reads on. Records why the loop ended."""
+        self._stop_event = threading.Event()
+        reader = FrameReader(StdinAsyncReader(stdin or sys.stdin.buffer, self.thread_pool))
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            self.ended_by = asyncio.run(serve(self._stop_event, reader, self.protocol))
+        except BrokenPipeError:
+            log.info("the client closed the connection")
+            self.ended_by = "eof"
+        except (KeyboardInterrupt, SystemExit):
+            self.ended_by = "exit"
+        finally:
+            self.shutdown()
 
     def shutdown(self) -> None:
         """Stop without waiting for the thread blocked reading stdin (see run_stdio)."""
@@ -370,8 +392,10 @@ def run_stdio() -> None:
     server.start_io(stdin, stdout)
     # The loop has ended (exit, or the client went away). A thread is still blocked
     # reading stdin and would hold up the interpreter's exit until the client closes
-    # the pipe; nothing is left to do, so leave now, with the protocol's exit code.
-    code = 0 if getattr(server.protocol, "_shutdown", False) else 1
+    # the pipe; nothing is left to do, so leave now. After `exit`, the protocol's code
+    # (1 without a shutdown request first); a client that vanished is a clean end: 0.
+    shut_down = getattr(server.protocol, "_shutdown", False)
+    code = 0 if shut_down or server.ended_by == "eof" else 1
     with contextlib.suppress(Exception):
         sys.stderr.flush()
     os._exit(code)
