@@ -42,7 +42,7 @@ TRUTH_PATH = Path(
 PATHS = ("pickle", "torch.save", "spawn", "deepcopy")
 RULE_CODES = {f"CKPT00{n}" for n in range(1, 10)}
 HAZARD_KEYS = {"name", "rule", "what", "breaks", "kind", "returns", "truth", "probe", "requires"}
-HAZARD_KEYS |= {"note", "when_arg", "safe_when", "elements"}
+HAZARD_KEYS |= {"note", "when_arg", "safe_when", "elements", "fix"}
 HOLDER_KEYS = {"name", "what", "truth", "probe", "requires", "note"}
 # Truth-table column for each save path.
 TRUTH_COLUMNS = {"pickle": "pickle", "deepcopy": "deepcopy", "spawn": "spawn"}

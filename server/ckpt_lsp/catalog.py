@@ -36,6 +36,10 @@ class Hazard:
     # keyword arguments that make the value harmless: tqdm(disable=True) keeps no stream
     safe_when: tuple[tuple[str, object], ...] = ()
     elements: str = ""  # what iterating it yields, when that does not pickle either
+    # how __getstate__/__setstate__ can fix it: "recreate" (from its expression when it can),
+    # "reset" (to None: re-creating it in the same process fails, e.g. lmdb), "none" (it does
+    # not live in the instance __dict__: a child module, a registered hook)
+    fix: str = "recreate"
 
     @property
     def fine(self) -> tuple[str, ...]:
@@ -85,6 +89,7 @@ def _hazard(entry: Mapping[str, object]) -> Hazard:
         returns=str(entry.get("returns", "")),
         safe_when=tuple(sorted(safe.items())),
         elements=str(entry.get("elements", "")),
+        fix=str(entry.get("fix", "recreate")),
     )
 
 

@@ -45,6 +45,7 @@ class Finding:
     class_line: int = 0  # row of the `class` statement, for fixes
     statement_rows: tuple[int, int] = (0, 0)  # first and last row of the assignment statement
     bases: tuple[str, ...] = ()  # library bases the class derives from (fixes pick super() by them)
+    fix_mode: str = "recreate"  # "recreate" | "reset" | "none" (see catalog.Hazard.fix)
     fix: Fix | None = field(default=None, compare=False)
 
 

@@ -62,13 +62,14 @@ def fix_targets(findings: Sequence[Finding]) -> list[FixTarget]:
 
     grouped: dict[tuple[str, int], list[Finding]] = {}
     for finding in findings:
-        if finding.code in UNFIXABLE:
+        if finding.code in UNFIXABLE or finding.fix_mode == "none":
             continue
         grouped.setdefault((finding.class_name, finding.class_line), []).append(finding)
     targets = []
     for (name, line), items in sorted(grouped.items(), key=lambda kv: kv[0][1]):
         attrs = tuple(dict.fromkeys(f.attribute for f in items))
-        targets.append(FixTarget(name, line, attrs, bases=items[0].bases))
+        reset = tuple(dict.fromkeys(f.attribute for f in items if f.fix_mode == "reset"))
+        targets.append(FixTarget(name, line, attrs, bases=items[0].bases, reset=reset))
     return targets
 
 

@@ -186,6 +186,12 @@ def test_fix_makes_every_class_round_trip(corpus: Corpus, tmp_path: Path) -> Non
     assert fixed.returncode in (0, 1), f"--fix failed ({fixed.returncode}): {fixed.stderr[-2000:]}"
     after, output = roundtrip_failures(work)
     flagged = {(path, cls) for path, cls, _, _ in expected_keys(corpus.expected)}
-    excused = before - flagged
+    # what --fix says it could not fix (a hook registered on a child module, a child module
+    # that only state_dict() saves) stays reported: those classes are not claimed fixed
+    remaining = {(os.path.normpath(f["filename"]), f["class"]) for f in json.loads(fixed.stdout)}
+    excused = (before - flagged) | remaining
     print(output)
     assert after <= excused, f"still failing after --fix: {sorted(after - excused)}\n{output}"
+    if corpus.name == "shared":  # object arrays (CKPT004) pickle: they get no fix by design
+        unfixed = {f["class"] for f in json.loads(fixed.stdout) if f["code"] != "CKPT004"}
+        assert not unfixed, f"the given corpus must be fully fixable: {sorted(unfixed)}"

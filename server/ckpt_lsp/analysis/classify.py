@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Union
 
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, ParsedBlock, is_known_module
@@ -367,6 +367,15 @@ _SETATTR = frozenset({"setattr", "object.__setattr__"})
 _MUTATORS = frozenset({"append", "extend", "add", "insert", "appendleft", "update", "setdefault"})
 
 
+def _registers_hook(stmt: ast.stmt) -> bool:
+    return (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Call)
+        and isinstance(stmt.value.func, ast.Attribute)
+        and _is_hook_registration(stmt.value.func.attr)
+    )
+
+
 def _is_hook_registration(method: str) -> bool:
     return method.startswith("register_") and method.endswith("hook")
 
@@ -548,10 +557,14 @@ class Classifier:
                 if assignment.attribute in attr_hazards:
                     continue
                 row = assignment.statement.lineno + cls.parsed.row_offset
+                hooked = _registers_hook(assignment.statement)
                 hazard = Hazard(
                     hazard.rule,
                     f"an object that later receives {hazard.what} (at line {row})",
                     hazard.breaks,
+                    # a hook lives in the module's hook dicts: dropping the attribute from
+                    # the state does not remove it, so __getstate__ is no fix
+                    fix="none" if hooked else hazard.fix,
                 )
                 assignment = first.get(assignment.attribute, assignment)
             attr_hazards.setdefault(assignment.attribute, hazard)
@@ -597,12 +610,7 @@ class Classifier:
             ctx = _Ctx(self, facts, None, env, {}, depth + 1)
             inner = ctx.classify(value)
             if inner is not None:
-                return Hazard(
-                    inner.rule,
-                    f"{inner.what} (returned by `{label}()`)",
-                    inner.breaks,
-                    inner.returns,
-                )
+                return replace(inner, what=f"{inner.what} (returned by `{label}()`)")
         return None
 
     def instance_hazard(self, facts: ModuleFacts, cls: ClassFacts, depth: int) -> Hazard | None:
@@ -716,8 +724,7 @@ class _Ctx:
                 ctx = _Ctx(self.owner, self.facts, None, env, {}, self.depth + 1)
                 inner = ctx.classify(ret.elts[index])
                 if inner is not None:
-                    what = f"{inner.what} (returned by `{dotted}()`)"
-                    return Hazard(inner.rule, what, inner.breaks, inner.returns)
+                    return replace(inner, what=f"{inner.what} (returned by `{dotted}()`)")
         return None
 
     def _owning_class(self, expr: ast.expr) -> ClassFacts | None:
@@ -828,9 +835,7 @@ class _Ctx:
             inner = module_ctx.classify(value)
             if inner is None:
                 return None
-            return Hazard(
-                inner.rule, f"{inner.what} (the module-level `{name}`)", inner.breaks, inner.returns
-            )
+            return replace(inner, what=f"{inner.what} (the module-level `{name}`)")
         func = facts.functions.get(name)
         if func is not None:
             decorator = self._unwrapped_decorator(facts, func)
@@ -954,7 +959,9 @@ class _Ctx:
             if _is_hook_registration(method):
                 # the handle keeps the hooks dict, and with it the hook (row 145 vs 144)
                 args = [*call.args, *(kw.value for kw in call.keywords)]
-                return self._container(args, "a hook handle")
+                held = self._container(args, "a hook handle")
+                # the hook itself stays in the module's hook dict: no __getstate__ fix
+                return replace(held, fix="none") if held is not None else None
             if (
                 self.cls is not None
                 and isinstance(func.value, ast.Name)

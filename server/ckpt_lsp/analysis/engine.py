@@ -286,6 +286,7 @@ class Analyzer:
             class_line=cls.row,
             statement_rows=(first + offset, last + offset),
             bases=bases,
+            fix_mode=hazard.fix,
         )
 
 

@@ -32,6 +32,9 @@ class FixTarget:
     attributes: tuple[str, ...]
     # Qualified names of library bases as the analyzer resolved them ("torch.nn.Module").
     bases: tuple[str, ...] = ()
+    # Attributes to set to None instead of re-creating: re-opening them in the process that
+    # unpickles fails (an lmdb environment may be open once per process).
+    reset: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ def _merge(targets: Sequence[FixTarget]) -> list[FixTarget]:
                 target.class_line,
                 tuple(dict.fromkeys(target.attributes)),
                 tuple(target.bases),
+                tuple(target.reset),
             )
         else:
             merged[key] = FixTarget(
@@ -80,6 +84,7 @@ def _merge(targets: Sequence[FixTarget]) -> list[FixTarget]:
                 old.class_line,
                 tuple(dict.fromkeys(old.attributes + tuple(target.attributes))),
                 tuple(dict.fromkeys(old.bases + tuple(target.bases))),
+                tuple(dict.fromkeys(old.reset + tuple(target.reset))),
             )
     return list(merged.values())
 
@@ -141,7 +146,9 @@ def _plan(source: str, targets: Sequence[FixTarget]) -> _Plan:
             fixes.append(ClassFix(name, line, attributes, unavailable=syntax))
             continue
         try:
-            plan = ClassPlanner(module, found, syntax, attributes, target.bases).plan()
+            plan = ClassPlanner(
+                module, found, syntax, attributes, target.bases, target.reset
+            ).plan()
         except Unavailable as exc:
             fixes.append(ClassFix(name, line, attributes, unavailable=str(exc)))
             continue

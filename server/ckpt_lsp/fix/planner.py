@@ -71,12 +71,14 @@ class ClassPlanner:
         syntax: BlockSyntax,
         attributes: Sequence[str],
         bases: tuple[str, ...],
+        reset: Sequence[str] = (),
     ) -> None:
         self.module = module
         self.found = found
         self.syntax = syntax
         self.attributes = attributes
         self.bases = bases
+        self.reset = frozenset(reset)
         self.origins: dict[str, Origin] = {}  # attribute as written -> where it was built
 
     # -- where libcst has things ------------------------------------------------------
@@ -332,7 +334,11 @@ class ClassPlanner:
             ready = []
             for name, key in pending:
                 origin = self.origins[name]
-                reason = why_not_recreatable(origin, self.module, still_gone, cls.name)
+                reason = (
+                    "re-opening it where the object is unpickled can fail; open it lazily"
+                    if name in self.reset
+                    else why_not_recreatable(origin, self.module, still_gone, cls.name)
+                )
                 expression = self._expression(origin) if reason is None else None
                 if expression is not None:
                     ready.append((name, key, expression))
