@@ -2,8 +2,8 @@
 
 The analysis is pure Python; the only way to stop it from outside without its
 cooperation is an interval timer whose signal raises in the main thread
-(`SIGALRM`, POSIX). `within_budget` does that; where it cannot (another thread,
-Windows, an existing timer) it runs the work without a limit, and the size limit of
+(`SIGALRM`, POSIX). `time_limit` does that; where it cannot (another thread,
+Windows) it runs the work without a limit, and the size limit of
 `source.read_source` is the only bound. `BudgetExceeded` derives from BaseException,
 so the analysis' own `except Exception` guards cannot swallow it.
 
@@ -18,6 +18,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
@@ -48,33 +49,40 @@ def file_budget_s() -> float:
 
 
 def can_interrupt() -> bool:
-    """Whether `time_limit` can stop work here: POSIX timers, main thread, no timer set."""
-    if (
-        not hasattr(signal, "setitimer")
-        or threading.current_thread() is not threading.main_thread()
-    ):
-        return False
-    return signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    """Whether `time_limit` can stop work here: POSIX timers, in the main thread."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
 @contextlib.contextmanager
 def time_limit(seconds: float) -> Iterator[bool]:
     """Raise BudgetExceeded in the body after `seconds` of wall time. Yields whether the
-    limit is enforced (False: no timer could be used, the body runs unbounded)."""
+    limit is enforced (False: no timer could be used, the body runs unbounded).
+
+    A timer already running (pytest-timeout's, a caller's own) is kept: when it is due
+    first its handler runs at its time, and it is re-armed with what it had left."""
     if seconds <= 0 or not can_interrupt():
         yield False
         return
+    outer_left, outer_interval = signal.getitimer(signal.ITIMER_REAL)
+    outer_first = 0 < outer_left < seconds
+    previous = signal.getsignal(signal.SIGALRM)
 
     def expired(signum: int, frame: Any) -> None:
+        if outer_first and callable(previous):
+            previous(signum, frame)
         raise BudgetExceeded(seconds)
 
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, outer_left if outer_first else seconds)
     try:
         yield True
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_left > 0:
+            left = outer_left - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), outer_interval)
 
 
 def run_within(seconds: float, fn: Callable[..., T], *args: Any) -> T:
