@@ -11,6 +11,7 @@ import ast
 import hashlib
 import re
 import sys
+import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -179,19 +180,23 @@ def is_known_module(qualified: str) -> bool:
 
 _PARSE_CACHE: OrderedDict[str, tuple[ast.Module | None, str]] = OrderedDict()
 _PARSE_CACHE_SIZE = 4096
+# The server analyzes on one thread and builds fixes on another; both use these caches.
+_CACHE_LOCK = threading.Lock()
 
 
 def parse_block(block: Block) -> ParsedBlock:
     """Parse one block, memoized by its text (a keystroke re-parses only its block)."""
     key = hashlib.blake2b(block.text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-    hit = _PARSE_CACHE.get(key)
+    with _CACHE_LOCK:
+        hit = _PARSE_CACHE.get(key)
+        if hit is not None:
+            _PARSE_CACHE.move_to_end(key)
     if hit is None:
         hit = _parse_text(block.text)
-        _PARSE_CACHE[key] = hit
-        if len(_PARSE_CACHE) > _PARSE_CACHE_SIZE:
-            _PARSE_CACHE.popitem(last=False)
-    else:
-        _PARSE_CACHE.move_to_end(key)
+        with _CACHE_LOCK:
+            _PARSE_CACHE[key] = hit
+            if len(_PARSE_CACHE) > _PARSE_CACHE_SIZE:
+                _PARSE_CACHE.popitem(last=False)
     return ParsedBlock(block, hit[0], hit[1])
 
 
@@ -304,17 +309,19 @@ _COPYREG = frozenset({"copyreg.pickle", "copy_reg.pickle"})
 
 def _block_facts(parsed: ParsedBlock, package: str) -> _BlockFacts:
     key = (parsed.block.text, package)
-    found = _FACTS_CACHE.get(key)
-    if found is not None:
-        _FACTS_CACHE.move_to_end(key)
-        return found
+    with _CACHE_LOCK:
+        found = _FACTS_CACHE.get(key)
+        if found is not None:
+            _FACTS_CACHE.move_to_end(key)
+            return found
     found = _BlockFacts()
     assert parsed.tree is not None
     for stmt in parsed.tree.body:
         _collect(stmt, found, package)
-    _FACTS_CACHE[key] = found
-    if len(_FACTS_CACHE) > _PARSE_CACHE_SIZE:
-        _FACTS_CACHE.popitem(last=False)
+    with _CACHE_LOCK:
+        _FACTS_CACHE[key] = found
+        if len(_FACTS_CACHE) > _PARSE_CACHE_SIZE:
+            _FACTS_CACHE.popitem(last=False)
     return found
 
 
