@@ -78,3 +78,23 @@ def test_no_cache_flag_writes_nothing(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert [f["attribute"] for f in json.loads(proc.stdout)] == ["lock"]
     assert not (root / ".ckpt_cache").exists()
+
+
+def test_a_single_file_still_sees_the_rest_of_the_project(tmp_path: Path) -> None:
+    """pre-commit passes only the staged files: the base in base.py must still resolve."""
+    root = _project(tmp_path)
+    (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    config = Config(root=root)
+    found = run_check([root / "model.py"], config, use_cache=False)
+    assert [f.attribute for f in found.findings] == ["lock"]
+    (root / "pyproject.toml").unlink()  # a bare directory: nothing beyond the given files
+    assert run_check([root / "model.py"], config, use_cache=False).findings == []
+
+
+def test_cached_single_file_result_depends_on_the_unchecked_base(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    config = Config(root=root)
+    assert [f.attribute for f in run_check([root / "model.py"], config).findings] == ["lock"]
+    (root / "base.py").write_text(PLAIN)  # not among the checked files
+    assert run_check([root / "model.py"], config).findings == []

@@ -14,6 +14,7 @@ import hashlib
 import os
 import pickle
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,13 +52,18 @@ class ResultCache:
             if isinstance(loaded, dict):
                 self.entries = loaded
 
-    def get(self, path: str, digest: str, digests: dict[str, str]) -> Entry | None:
-        """The entry for `path` if the file and everything it read are unchanged."""
+    def get(self, path: str, digest: str, digests: Mapping[str, str]) -> Entry | None:
+        """The entry for `path` if the file and everything it read are unchanged
+        (`digests[dep]` may hash a file that was not checked, on demand)."""
         entry = self.entries.get(path)
         if entry is None or entry.digest != digest:
             return None
         for dep, dep_digest in entry.deps.items():
-            if digests.get(dep) != dep_digest:
+            try:
+                current = digests[dep]
+            except KeyError:
+                return None
+            if current != dep_digest:
                 return None
         return entry
 

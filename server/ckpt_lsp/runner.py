@@ -12,7 +12,7 @@ import gc
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -171,7 +171,7 @@ def _run_check(
             continue
         sources.append(_Source(path, name, text, raw))
     result.files = len(sources)
-    digests = {src.key: content_hash(src.raw) for src in sources}
+    digests = _Digests({src.key: content_hash(src.raw) for src in sources})
     cache = ResultCache(config.cache_path, config.fingerprint()) if use_cache else None
     outcomes: dict[str, Entry] = {}
     misses: list[_Source] = []
@@ -204,15 +204,54 @@ def _run_check(
     return result
 
 
+class _Digests(dict):  # type: ignore[type-arg]
+    """Content hashes by path; a project file that was not checked is hashed on first use
+    (a cached result depends on it when its analysis read it)."""
+
+    def __missing__(self, path: str) -> str:
+        try:
+            with open(path, "rb") as fh:
+                digest = content_hash(fh.read())
+        except OSError:
+            digest = ""
+        self[path] = digest
+        return digest
+
+
 # Below this many files to analyze, worker start-up costs more than it saves.
 PARALLEL_MIN_FILES = 48
 
 
 def _project(sources: Sequence[_Source], config: Config) -> tuple[ProjectIndex, Analyzer]:
     index = ProjectIndex(config.root)
+    for path in _context_files(sources, config):
+        index.register(path, _reader(path))  # read only if an analysis needs it
     for src in sources:
         index.register(src.path, src.text)
     return index, Analyzer(config, index)
+
+
+def _context_files(sources: Sequence[_Source], config: Config) -> list[Path]:
+    """The project's other Python files, so that `ckpt-lsp --check model.py` (as pre-commit
+    runs it, with only the staged files) still resolves a base class or a factory defined
+    in a file it was not given. Only inside a project (a pyproject.toml or .git at the
+    root), never a bare working directory."""
+    root = config.root
+    if not ((root / "pyproject.toml").is_file() or (root / ".git").exists()):
+        return []
+    given = {src.key for src in sources}
+    files, _ = discover([root], config)
+    return [p for p in files if os.path.normpath(os.path.abspath(p)) not in given]
+
+
+def _reader(path: Path) -> Callable[[], str]:
+    def read() -> str:
+        try:
+            return read_source(path)[0]
+        except SourceError:
+            return ""
+
+    return read
 
 
 def _analyze_one(
@@ -220,7 +259,7 @@ def _analyze_one(
 ) -> Entry:
     index.touched = set()
     file_result = analyzer.analyze(src.name, src.text)
-    deps = {path: digests[path] for path in index.touched if path in digests and path != src.key}
+    deps = {path: digests[path] for path in index.touched if path != src.key}
     index.touched = None
     errors: list[FileError] = []
     if file_result.error is not None:

@@ -10,7 +10,7 @@ packages resolve without configuration.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ckpt_lsp.analysis.facts import ModuleFacts, module_facts
@@ -38,7 +38,8 @@ class ProjectIndex:
     def __init__(self, root: Path | None = None) -> None:
         self.root = (root or Path.cwd()).resolve()
         self._facts: dict[str, ModuleFacts] = {}
-        self._pending: dict[str, str] = {}  # registered texts not parsed yet (lazy)
+        # registered texts not parsed yet, or a loader for a file not even read yet
+        self._pending: dict[str, str | Callable[[], str]] = {}
         self._names: dict[str, str] = {}  # path -> dotted module name
         self._by_name: dict[str, set[str]] = {}
         self.touched: set[str] | None = None  # when a set, paths whose facts were read
@@ -65,7 +66,7 @@ class ProjectIndex:
         self.register(key, text)
         return self._load(key)
 
-    def register(self, path: str | Path, text: str) -> None:
+    def register(self, path: str | Path, text: str | Callable[[], str]) -> None:
         """Index a module lazily: its facts are made the first time something asks for them
         (a batch run then parses only the files it analyzes and those they depend on)."""
         key = _norm(path)
@@ -81,7 +82,9 @@ class ProjectIndex:
     def _load(self, key: str) -> ModuleFacts:
         facts = self._facts.get(key)
         if facts is None:
-            facts = module_facts(key, self._names[key], self._pending.pop(key))
+            pending = self._pending.pop(key)
+            text = pending if isinstance(pending, str) else pending()
+            facts = module_facts(key, self._names[key], text)
             self._facts[key] = facts
         if self.touched is not None:
             self.touched.add(key)
