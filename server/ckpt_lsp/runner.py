@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.engine import Analyzer
 from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.budget import file_budget_s
 from ckpt_lsp.cache import Entry, ResultCache, content_hash
 from ckpt_lsp.config import Config
 from ckpt_lsp.discovery import discover
@@ -258,7 +259,7 @@ def _analyze_one(
     analyzer: Analyzer, index: ProjectIndex, src: _Source, digests: dict[str, str]
 ) -> Entry:
     index.touched = set()
-    file_result = analyzer.analyze(src.name, src.text)
+    file_result = analyzer.analyze(src.name, src.text, budget_s=file_budget_s() or None)
     deps = {path: digests[path] for path in index.touched if path != src.key}
     index.touched = None
     errors: list[FileError] = []

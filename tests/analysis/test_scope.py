@@ -152,3 +152,16 @@ def test_bases_through_compat_module_and_star_import(tmp_path) -> None:
 def test_library_names(imports: str, base: str, in_scope: bool) -> None:
     source = f"import threading\n{imports}\nclass C({base}):\n{BODY}"
     assert bool(analyze_text(source)) is in_scope
+
+
+def test_a_spent_budget_skips_the_file_with_one_line() -> None:
+    from ckpt_lsp.analysis.engine import Analyzer
+
+    source = "".join(
+        f"import threading\nfrom torch import nn\nclass C{i}(nn.Module):\n{BODY}"
+        for i in range(300)
+    )
+    result = Analyzer(None).analyze("big.py", source, budget_s=1e-9)
+    assert result.findings == []
+    assert result.error is not None and result.error.message.startswith("skipped: too slow")
+    assert len(Analyzer(None).analyze("big.py", source).findings) == 300

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
 
 
 _WORD = re.compile(r"[A-Za-z_]\w*")
+
+
+class _OutOfTime(Exception):
+    """The file's analysis budget is spent."""
 
 
 @dataclass
@@ -100,12 +105,21 @@ class Analyzer:
         self._words: dict[str, frozenset[str]] = {}
 
     # -- public ----------------------------------------------------------
-    def analyze(self, filename: str, text: str) -> FileResult:
-        """Findings for one file's text; never raises for any input text."""
+    def analyze(self, filename: str, text: str, budget_s: float | None = None) -> FileResult:
+        """Findings for one file's text; never raises for any input text.
+
+        With a budget, the analysis checks the clock between classes and gives the file
+        up ("skipped: too slow") once it is spent: cooperative, so no parse or cache is
+        ever left half-done (a timer signal raised inside `compile` corrupts CPython's
+        parser state)."""
+        deadline = time.perf_counter() + budget_s if budget_s else None
         try:
-            return self._analyze(filename, text)
+            return self._analyze(filename, text, deadline)
         except RecursionError:
             return FileResult(filename, error=FileError(filename, "too deeply nested to analyze"))
+        except _OutOfTime:
+            message = f"skipped: too slow (over the {budget_s:g} s budget per file)"
+            return FileResult(filename, error=FileError(filename, message))
 
     def forget(self, filename: str) -> None:
         self._last_good.pop(filename, None)
@@ -117,7 +131,7 @@ class Analyzer:
         root = Path.cwd()
         return module_facts(filename, module_name_for(Path(filename), root), text)
 
-    def _analyze(self, filename: str, text: str) -> FileResult:
+    def _analyze(self, filename: str, text: str, deadline: float | None = None) -> FileResult:
         facts = self._facts(filename, text)
         result = FileResult(filename)
         scope = ScopeResolver(self.index, self.extra_bases, self.external)
@@ -128,6 +142,8 @@ class Analyzer:
         for cls in facts.classes.values():
             if cls.name not in checked:
                 continue
+            if deadline is not None and time.perf_counter() > deadline:
+                raise _OutOfTime
             key = (context, cls.parsed.block.text, self._related(facts, cls))
             cached = self._class_cache.get(key)
             if cached is not None:
