@@ -227,3 +227,27 @@ def test_broken_config_keeps_the_last_good_one_and_says_so(
     assert [d["code"] for d in server.published(uri, version=3)["diagnostics"]] == ["CKPT001"]
     assert len(_show_messages(server)) == 2  # each error is shown once
     assert server.shutdown_and_exit() == 0
+
+
+def test_a_huge_document_is_skipped_and_the_others_still_checked(
+    server: RawServer, tmp_path: Path
+) -> None:
+    from ckpt_lsp.source import MAX_BYTES
+
+    server.initialize(tmp_path)
+    filler = "x = [1, 2, 3]  # padding padding padding padding padding padding\n"
+    huge = MODEL + filler * (MAX_BYTES // len(filler) + 1)
+    huge_uri = server.open(tmp_path / "huge.py", huge)
+    uri = server.open(tmp_path / "model.py", MODEL)
+    started = time.monotonic()
+    assert [d["code"] for d in server.published(uri, version=1)["diagnostics"]] == [
+        "CKPT001",
+        "CKPT005",
+    ]
+    assert time.monotonic() - started < 20
+    assert server.published(huge_uri, version=1)["diagnostics"] == []
+    server.wait_for(
+        lambda m: m.get("method") == "window/logMessage" and "too large" in m["params"]["message"],
+        what="a log line",
+    )
+    assert server.shutdown_and_exit() == 0

@@ -37,6 +37,7 @@ from ckpt_lsp.lsp.actions import ActionContext, resolve_fix
 from ckpt_lsp.lsp.diagnostics import DiagnosticCache, Json, publish_body
 from ckpt_lsp.lsp.positions import LineIndex
 from ckpt_lsp.lsp.projects import SETTINGS_KEYS, Project, is_within, norm_path
+from ckpt_lsp.source import MAX_BYTES
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -161,6 +162,7 @@ class Session:
         self._fixer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ckpt-fix")
         self._fix_cache: dict[tuple[Any, ...], tuple[Any, str | None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._too_large: dict[str, int] = {}  # path -> size last reported
         self.shutting_down = False
 
     # -- threads -------------------------------------------------------------------------------
@@ -344,6 +346,12 @@ class Session:
         """On the analysis thread. A failure is logged and gives no findings, never a crash."""
         if not project.enabled:
             return [], False
+        if len(text) > MAX_BYTES:  # the CLI's limit: one file must not stall the others
+            if self._too_large.get(path) != len(text):
+                log.warning("%s: skipped: too large (%d characters)", path, len(text))
+            self._too_large[path] = len(text)
+            return [], False
+        self._too_large.pop(path, None)
         try:
             result, changed = project.analyze(path, text)
         except RecursionError:
