@@ -251,7 +251,13 @@ class Analyzer:
                 if new_row is None:
                     continue
                 old_row, old_findings = previous[name]
-                shifted = [_shift(f, new_row - old_row) for f in old_findings]
+                # lines of the class may have been deleted: keep what still lies in it
+                shifted = [
+                    moved
+                    for moved in (_shift(f, new_row - old_row) for f in old_findings)
+                    if moved.end_location.row <= block.end_row
+                    and moved.statement_rows[1] <= block.end_row
+                ]
                 by_class[name] = (new_row, shifted)
                 result.findings.extend(shifted)
         self._last_good[filename] = by_class
