@@ -20,6 +20,7 @@ from typing import Any
 from ckpt_lsp.analysis.engine import Analyzer, FileResult
 from ckpt_lsp.analysis.facts import ModuleFacts
 from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.budget import file_budget_s
 from ckpt_lsp.config import DEFAULT_EXCLUDES, Config, ConfigError, load_config, parse_settings
 
 log = logging.getLogger("ckpt_lsp.lsp")
@@ -125,7 +126,7 @@ class Project:
         other modules see of it changed; while a block of it does not parse, it says no,
         so dependents keep their diagnostics instead of flickering with every keystroke."""
         before = interface_of(self.index.facts(path))
-        result = self.analyzer.analyze(path, text)
+        result = self.analyzer.analyze(path, text, budget_s=file_budget_s() or None)
         facts = self.index.facts(path)
         changed = facts is not None and not facts.broken and interface_of(facts) != before
         return result, changed
