@@ -158,14 +158,13 @@ token_soup = st.lists(st.sampled_from(TOKENS), max_size=60).map(" ".join)
 NAME = str(Path("fuzz") / "model.py")
 
 
-def check_result(text: str, result: FileResult, *, recovered: bool = False) -> None:
+def check_result(text: str, result: FileResult) -> None:
     if result.error is not None:
         assert result.error.message and "\n" not in result.error.message
         return
     rows = len(split_lines(text)) + 1
     for f in result.findings:
-        if not recovered:  # see test_recovered_findings_stay_inside_the_text
-            assert 1 <= f.location.row <= f.end_location.row <= rows, f
+        assert 1 <= f.location.row <= f.end_location.row <= rows, f
         assert f.location.column >= 1 and f.end_location.column >= 1, f
         assert f.code.startswith("CKPT") and "\n" not in f.message
 
@@ -179,7 +178,7 @@ def analyze_both(before: str, text: str) -> None:
     session = Analyzer()
     session.analyze(NAME, before)
     cached = session.analyze(NAME, text)
-    check_result(text, cached, recovered=bool(cached.broken))
+    check_result(text, cached)
     if not fresh.broken and not cached.broken and fresh.error is None:
         assert cached.findings == fresh.findings, "the caches disagree with a fresh analysis"
 
