@@ -266,8 +266,14 @@ def _analyze_one(
     if file_result.error is not None:
         errors.append(file_result.error)
         return Entry(digests[src.key], deps, [], errors)
-    for start, _end in file_result.broken:
-        errors.append(FileError(src.name, f"syntax error at line {start}: not checked"))
+    for start, end in file_result.broken:
+        reason = file_result.broken_reasons.get(start, "")
+        if reason.startswith(("RecursionError", "MemoryError")):
+            message = f"lines {start}-{end}: too deeply nested to parse, not checked"
+        else:
+            detail = f" ({reason})" if reason else ""
+            message = f"syntax error at line {start}{detail}: not checked"
+        errors.append(FileError(src.name, message))
     return Entry(digests[src.key], deps, file_result.findings, errors)
 
 

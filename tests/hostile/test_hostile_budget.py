@@ -58,7 +58,7 @@ def test_the_cli_applies_the_budget(tmp_path: Path) -> None:
     (tmp_path / "slow.py").write_text(slow_module(6000))
     (tmp_path / "good.py").write_text(MODEL)
     started = time.monotonic()
-    proc = run_cli("--check", "--no-cache", ".", cwd=tmp_path, env={BUDGET_ENV: "1"})
+    proc = run_cli("--check", "--no-cache", ".", cwd=tmp_path, env={BUDGET_ENV: "0.05"})
     assert time.monotonic() - started < 15
     assert proc.returncode == 2
     assert "slow.py: skipped: too slow" in proc.stderr
@@ -66,7 +66,7 @@ def test_the_cli_applies_the_budget(tmp_path: Path) -> None:
 
 
 def test_the_server_applies_the_budget(tmp_path: Path) -> None:
-    server = RawServer(tmp_path, env={BUDGET_ENV: "0.5"})
+    server = RawServer(tmp_path, env={BUDGET_ENV: "0.05"})
     try:
         server.initialize(tmp_path)
         slow_uri = server.open(tmp_path / "slow.py", slow_module(6000))

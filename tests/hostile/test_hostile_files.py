@@ -136,7 +136,6 @@ def test_a_directory_removed_while_walking(tmp_path: Path, monkeypatch: pytest.M
     assert [Path(f.filename).name for f in result.findings] == ["kept.py"]
 
 
-@pytest.mark.xfail(strict=True, reason="analysis: deep nesting is reported as a syntax error")
 def test_deep_nesting_is_called_by_its_name(tree_run) -> None:
     _, proc, _ = tree_run
     line = next(line for line in proc.stderr.splitlines() if "deep.py:" in line)

@@ -50,6 +50,7 @@ class FileResult:
     findings: list[Finding] = field(default_factory=list)
     error: FileError | None = None
     broken: list[tuple[int, int]] = field(default_factory=list)  # rows of blocks that do not parse
+    broken_reasons: dict[int, str] = field(default_factory=dict)  # first row -> parse error
 
 
 _PATH_ORDER = ("torch.save", "pickle", "spawn", "deepcopy")
@@ -181,7 +182,7 @@ class Analyzer:
 
     # A keystroke changes one class: the others' findings come from this cache, keyed by
     # everything they can depend on (see _context_key and _related).
-    _CACHE_SIZE = 20_000
+    _CACHE_SIZE = 4096  # bounded memory over long editing sessions (benchmarks/soak_server.py)
 
     def _context_key(self, filename: str, facts: ModuleFacts) -> tuple[object, ...]:
         """What every class of the file depends on besides its own text: the file's other
@@ -199,7 +200,8 @@ class Analyzer:
             self._words[text] = words
             if len(self._words) > self._CACHE_SIZE:
                 self._words.pop(next(iter(self._words)))
-        names = sorted(words.intersection(facts.classes))
+        # iterate the class's own words: over the file's classes it was quadratic
+        names = sorted(w for w in words if w in facts.classes)
         return tuple(
             hash(facts.classes[name].parsed.block.text) for name in names if name != cls.name
         )
@@ -236,6 +238,7 @@ class Analyzer:
         for parsed in facts.broken:
             block = parsed.block
             result.broken.append((block.start_row, block.end_row))
+            result.broken_reasons[block.start_row] = parsed.error
             lines = split_lines(block.text)
             for name in class_names_in(block.text):
                 if name in by_class or name not in previous:

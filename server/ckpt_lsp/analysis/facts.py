@@ -179,7 +179,7 @@ def is_known_module(qualified: str) -> bool:
 
 
 _PARSE_CACHE: OrderedDict[str, tuple[ast.Module | None, str]] = OrderedDict()
-_PARSE_CACHE_SIZE = 4096
+_PARSE_CACHE_SIZE = 2048
 # The server analyzes on one thread and builds fixes on another; both use these caches.
 _CACHE_LOCK = threading.Lock()
 

@@ -92,7 +92,7 @@ class Converted(list):  # type: ignore[type-arg]
 class DiagnosticCache:
     """Finding (+ the text of its lines, + severity) -> its diagnostic JSON and text."""
 
-    def __init__(self, limit: int = 50_000) -> None:
+    def __init__(self, limit: int = 10_000) -> None:
         self._cache: dict[tuple[Any, ...], tuple[Json, str]] = {}
         self.limit = limit
 
