@@ -245,9 +245,10 @@ async def test_versions_only_move_forward(client: LanguageClient, workspace: Pat
     for p in client.published:  # type: ignore[attr-defined]
         if p.uri == uri and p.version and p.version > 1:
             assert ("lock" in attributes(p.diagnostics)) == (p.version % 2 == 0)
-    # a slow version overtaken by a quick one is never published
+    # a slow version overtaken by a quick one is never published (3,000 classes: slow
+    # enough that version 43 arrives while 42 is analyzed, however fast the engine gets)
     big = MODEL + "".join(
-        MODEL.split("\n\n\n", 1)[1].replace("class ", f"class V{i}") for i in range(100)
+        MODEL.split("\n\n\n", 1)[1].replace("class ", f"class V{i}") for i in range(3000)
     )
     change_doc(client, uri, big, 42)
     change_doc(client, uri, MODEL, 43)
