@@ -13,7 +13,7 @@ Three kinds of evidence, in order of cost:
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Union
 
@@ -580,16 +580,28 @@ class Classifier:
         depth: int,
     ) -> Hazard | None:
         key = (facts.path, f"{label}:{func.lineno}")
-        if key in self._factory_memo:
-            return self._factory_memo[key]
+        return self._once(
+            self._factory_memo, key, depth, lambda: self._factory(facts, func, label, depth)
+        )
+
+    def _once(
+        self,
+        memo: dict[tuple[str, str], Hazard | None],
+        key: tuple[str, str],
+        depth: int,
+        compute: Callable[[], Hazard | None],
+    ) -> Hazard | None:
+        """Memoized, bounded in depth, and None on a cycle (a factory calling itself)."""
+        if key in memo:
+            return memo[key]
         if key in self._active or depth > _MAX_DEPTH:
             return None
         self._active.add(key)
         try:
-            result = self._factory(facts, func, label, depth)
+            result = compute()
         finally:
             self._active.discard(key)
-        self._factory_memo[key] = result
+        memo[key] = result
         return result
 
     def _factory(
@@ -616,17 +628,9 @@ class Classifier:
     def instance_hazard(self, facts: ModuleFacts, cls: ClassFacts, depth: int) -> Hazard | None:
         """An instance of a project class that is not itself a model but holds a hazard."""
         key = (facts.path, f"{cls.name}:{cls.row}")
-        if key in self._instance_memo:
-            return self._instance_memo[key]
-        if key in self._active or depth > _MAX_DEPTH:
-            return None
-        self._active.add(key)
-        try:
-            result = self._instance(facts, cls, depth)
-        finally:
-            self._active.discard(key)
-        self._instance_memo[key] = result
-        return result
+        return self._once(
+            self._instance_memo, key, depth, lambda: self._instance(facts, cls, depth)
+        )
 
     def _instance(self, facts: ModuleFacts, cls: ClassFacts, depth: int) -> Hazard | None:
         from ckpt_lsp.analysis.protocol import excluded_attributes, is_excluded
