@@ -472,3 +472,32 @@ def test_round_four_flow() -> None:
         ("M", "sel"),
         ("E", "folds_"),
     ]
+
+
+def test_round_five_flow() -> None:
+    source = (
+        "import logging, threading, sqlite3\nfrom torch import nn\n"
+        "def swish(x):\n    return x\n"
+        "class M(nn.Module):\n    GUARD = threading.Lock()\n    act = staticmethod(swish)\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        h = {}\n        h['file'] = logging.FileHandler('x.log')\n        self.handlers = h\n"
+        "        fns = []\n        fns.append(lambda x: x)\n        self.fns = fns\n"
+        "        self.guard = self.GUARD\n        self.act_fn = self.act\n"
+        "        self.conn = sqlite3.connect(':memory:')\n"
+        "    @property\n    def conn(self):\n        return self._conn\n"
+        "    @conn.setter\n    def conn(self, value):\n        self._conn = value\n"
+    )
+    found = sorted(f.attribute for f in analyze_text(source))
+    assert found == ["_conn", "conn", "fns", "guard", "handlers"]
+
+
+def test_a_partial_getstate_reports_only_what_it_keeps() -> None:
+    """The oracle blames every attribute that fails on its own once the object fails, but
+    an attribute the class's __getstate__ leaves out gets no finding (the issue's rule)."""
+    source = (
+        "from torch import nn\nclass M(nn.Module):\n    def __init__(self):\n"
+        "        self.log_file = open('x', 'w')\n        self.gate = lambda x: x\n"
+        "    def __getstate__(self):\n        s = self.__dict__.copy()\n"
+        "        del s['log_file']\n        return s\n"
+    )
+    assert [f.attribute for f in analyze_text(source)] == ["gate"]

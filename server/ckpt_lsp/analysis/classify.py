@@ -99,6 +99,8 @@ class Env:
     bindings: dict[str, Binding] = field(default_factory=dict)
     imports: dict[str, str] = field(default_factory=dict)
     modules: set[str] = field(default_factory=set)
+    # values put into a local container after it was bound: `h = {}; h["f"] = open(p)`
+    contents: dict[str, list[ast.expr]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,8 @@ def walk_function(
 
 
 def _snapshot(env: Env) -> Env:
-    return Env(dict(env.bindings), dict(env.imports), set(env.modules))
+    contents = {name: list(values) for name, values in env.contents.items()}
+    return Env(dict(env.bindings), dict(env.imports), set(env.modules), contents)
 
 
 def _bind_target(
@@ -189,6 +192,14 @@ def _bind_target(
 ) -> None:
     if isinstance(target, ast.Name):
         env.bindings[target.id] = value if value is not None else OPAQUE
+        env.contents.pop(target.id, None)
+    elif (
+        isinstance(target, ast.Subscript)
+        and isinstance(target.value, ast.Name)
+        and target.value.id in env.bindings
+        and value is not None
+    ):
+        env.contents.setdefault(target.value.id, []).append(value)
     elif isinstance(target, ast.Attribute) and self_name and _is_self(target.value, self_name):
         out.append(Assignment(target.attr, value, target, stmt, method, _snapshot(env)))
     elif (
@@ -225,6 +236,48 @@ def _bind_target(
                 sub = sub.value
                 sub_value = None
             _bind_target(sub, sub_value, stmt, env, self_name, method, out)
+
+
+def _property_stores(cls: ClassFacts, assignment: Assignment) -> list[Assignment]:
+    """`self.conn = x` where `conn` is a property: the value lands where its setter stores
+    its argument (`self._conn = value`), and that attribute is what __dict__ holds."""
+    if assignment.mutation:
+        return []
+    out: list[Assignment] = []
+    for stmt in cls.node.body:
+        if not isinstance(stmt, ast.FunctionDef) or len(stmt.args.args) < 2:
+            continue
+        if not any(
+            isinstance(d, ast.Attribute)
+            and d.attr == "setter"
+            and _dotted(d.value) == assignment.attribute
+            for d in stmt.decorator_list
+        ):
+            continue
+        self_arg, value_arg = stmt.args.args[0].arg, stmt.args.args[1].arg
+        for node in ast.walk(stmt):
+            if (
+                isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == value_arg
+            ):
+                for target in node.targets:
+                    if (
+                        isinstance(target, ast.Attribute)
+                        and _is_self(target.value, self_arg)
+                        and target.attr != assignment.attribute
+                    ):
+                        out.append(
+                            Assignment(
+                                target.attr,
+                                assignment.value,
+                                target,
+                                node,
+                                stmt.name,
+                                assignment.env,
+                            )
+                        )
+    return out
 
 
 def _class_level_value(cls: ClassFacts, name: str) -> ast.expr | None:
@@ -396,6 +449,17 @@ def _record_call(
     func = call.func
     name = _dotted(func)
     if (
+        isinstance(func, ast.Attribute)
+        and func.attr in _MUTATORS
+        and isinstance(func.value, ast.Name)
+        and func.value.id in env.bindings
+    ):  # items.append(lambda: 0) on a local list that self.x receives later
+        values = list(call.args[-1:]) + [kw.value for kw in call.keywords]
+        if func.attr == "extend" and call.args:
+            values = [call.args[0]]
+        env.contents.setdefault(func.value.id, []).extend(values)
+        return
+    if (
         name in _SETATTR
         and len(call.args) >= 3
         and _is_self(call.args[0], self_name)
@@ -455,8 +519,8 @@ def _walk_body(
                 out.append(
                     Assignment(target.attr, stmt.value, target, stmt, method, _snapshot(env), True)
                 )
-        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and self_name:
-            _record_call(stmt, stmt.value, env, self_name, method, out)
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            _record_call(stmt, stmt.value, env, self_name or "", method, out)
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             env.bindings[stmt.name] = LocalDef(stmt.name, stmt)
         elif isinstance(stmt, ast.ClassDef):
@@ -569,6 +633,9 @@ class Classifier:
                 assignment = first.get(assignment.attribute, assignment)
             attr_hazards.setdefault(assignment.attribute, hazard)
             found.append(AttrHazard(assignment.attribute, hazard, assignment, cls.parsed))
+            for stored in _property_stores(cls, assignment):
+                attr_hazards.setdefault(stored.attribute, hazard)
+                found.append(AttrHazard(stored.attribute, hazard, stored, cls.parsed))
         return found
 
     # -- project functions and classes -------------------------------------
@@ -730,6 +797,20 @@ class _Ctx:
                 if inner is not None:
                     return replace(inner, what=f"{inner.what} (returned by `{dotted}()`)")
         return None
+
+    def _class_attribute(self, owner: ClassFacts, name: str) -> Hazard | None:
+        """A class-level value read through the instance or the class and stored on the
+        instance: `GUARD = threading.Lock()` in the body, then `self.guard = self.GUARD`.
+        (A class-level function is a bound method through self: that pickles.)"""
+        value = _class_level_value(owner, name)
+        if value is None or isinstance(value, ast.Lambda) or self.depth > _MAX_DEPTH:
+            return None
+        if isinstance(value, ast.Call) and self.qualify(_dotted(value.func)) in _DESCRIPTORS:
+            return None  # staticmethod(f) read through the class or instance is plain f
+        found = self._at_module(self.facts).classify(value)
+        if found is None:
+            return None
+        return replace(found, what=f"{found.what} (the class attribute `{owner.name}.{name}`)")
 
     def _owning_class(self, expr: ast.expr) -> ClassFacts | None:
         """`type(self)`, `self.__class__` or a class of this module by name."""
@@ -897,7 +978,17 @@ class _Ctx:
                 return None  # a lock's __enter__ returns a bool, not the lock
             return inner
         if isinstance(binding, ast.expr):
-            return self.classify(binding)
+            found = self.classify(binding)
+            if found is None and self.env.contents.get(name):
+                word = (
+                    _container_word(binding)
+                    if isinstance(binding, (ast.List, ast.Tuple, ast.Set))
+                    else "a container"
+                )
+                if isinstance(binding, (ast.Dict, ast.DictComp)):
+                    word = "a dict"
+                return self._container(self.env.contents[name], word)
+            return found
         return None
 
     def _value(self, qualified: str) -> Hazard | None:
@@ -918,7 +1009,10 @@ class _Ctx:
                 "cls",
             )
         ):
-            return self.attrs.get(expr.attr)
+            found = self.attrs.get(expr.attr)
+            if found is None and expr.attr not in self.types:
+                found = self._class_attribute(self.cls, expr.attr)
+            return found
         if expr.attr == "__traceback__":
             return Hazard("CKPT006", "an exception's traceback", ALL_PATHS)
         owner = self._owning_class(expr.value)
@@ -931,6 +1025,9 @@ class _Ctx:
                     f"the class-level lambda `{owner.name}.{expr.attr}`",
                     _CALLABLE_BREAKS,
                 )
+            found = self._class_attribute(owner, expr.attr)
+            if found is not None:
+                return found
         dotted = _dotted(expr)
         if not dotted:
             return None
@@ -1174,6 +1271,15 @@ def _canonical_type(qualified: str) -> str:
 
 # Consuming holders that store their keyword arguments (dict(a=f)); sorted(key=f) does not.
 _KEEPS_KEYWORDS = frozenset({"builtins.dict", "collections.OrderedDict", "collections.Counter"})
+# Class-level wrappers that attribute access unwraps (the descriptor protocol).
+_DESCRIPTORS = frozenset(
+    {
+        "builtins.staticmethod",
+        "builtins.classmethod",
+        "builtins.property",
+        "functools.cached_property",
+    }
+)
 _CACHING_WRAPPERS = frozenset({"functools.lru_cache", "functools.cache"})
 _LITERALS = (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp)
 # Calls that create a class: inside a function the class is local and does not pickle

@@ -171,10 +171,16 @@ class Analyzer:
         if verdict.pickled_by_library and cls.method("__getstate__") is None:
             return []  # e.g. an Optimizer subclass: only defaults/state/param_groups are pickled
         excluded = excluded_attributes(facts, cls, verdict.project_bases)
+        # What the class's own __getstate__ leaves out gets no finding (issue 2), even when
+        # another attribute still fails: the oracle would blame both, but the user already
+        # handled this one, and the per-attribute quick fix must clear its diagnostic.
+        kept = [
+            i
+            for i in classifier.class_hazards(facts, cls)
+            if not is_excluded(i.attribute, excluded)
+        ]
         found: list[Finding] = []
-        for item in classifier.class_hazards(facts, cls):
-            if is_excluded(item.attribute, excluded):
-                continue
+        for item in kept:
             finding = self._finding(filename, cls, item, verdict.library_bases)
             if finding is not None:
                 found.append(finding)
