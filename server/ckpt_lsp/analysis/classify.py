@@ -13,7 +13,7 @@ Three kinds of evidence, in order of cost:
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Union
 
@@ -582,7 +582,7 @@ class Classifier:
         self,
         catalog: Catalog,
         index: ProjectIndex | None,
-        scope_check: object = None,
+        scope_check: Callable[[ModuleFacts, ClassFacts], bool] | None = None,
     ) -> None:
         self.catalog = catalog
         self.index = index
@@ -702,7 +702,7 @@ class Classifier:
     def _instance(self, facts: ModuleFacts, cls: ClassFacts, depth: int) -> Hazard | None:
         from ckpt_lsp.analysis.protocol import excluded_attributes, is_excluded
 
-        if callable(self.scope_check) and self.scope_check(facts, cls):
+        if self.scope_check is not None and self.scope_check(facts, cls):
             return None  # a model: it gets findings of its own
         excluded = excluded_attributes(facts, cls, ())
         for item in self.class_hazards(facts, cls, depth + 1):
@@ -1387,7 +1387,3 @@ def _literal_holds_none(expr: ast.expr) -> bool:
             for e in expr.elts
         )
     return False
-
-
-def iter_classes(facts: ModuleFacts) -> Iterator[ClassFacts]:
-    yield from facts.classes.values()

@@ -7,7 +7,6 @@ that does not parse while the user types keeps its diagnostics until it does.
 
 from __future__ import annotations
 
-import ast
 import re
 import time
 from collections.abc import Sequence
@@ -342,4 +341,4 @@ def analyze_text(
     return Analyzer(config).analyze(filename, text).findings
 
 
-__all__ = ["Analyzer", "FileResult", "analyze_text", "describe", "ast"]
+__all__ = ["Analyzer", "FileResult", "analyze_text", "describe"]
