@@ -25,6 +25,7 @@ from ckpt_lsp.analysis.facts import (
     module_facts,
 )
 from ckpt_lsp.analysis.index import ProjectIndex, module_name_for
+from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.analysis.protocol import excluded_attributes, is_excluded
 from ckpt_lsp.analysis.scope import ScopeResolver
 from ckpt_lsp.catalog import Catalog, Hazard, default_catalog
@@ -101,8 +102,12 @@ class Analyzer:
         self.extra_bases: tuple[str, ...] = tuple(getattr(config, "extend_model_bases", ()) or ())
         self._last_good: dict[str, dict[str, tuple[int, list[Finding]]]] = {}
         self.external = ExternalBases()
-        self._class_cache: dict[tuple[object, ...], tuple[int, list[Finding]]] = {}
-        self._words: dict[str, frozenset[str]] = {}
+        self._class_cache: BoundedCache[tuple[object, ...], tuple[int, list[Finding]]] = (
+            BoundedCache(self._CACHE_ENTRIES, self._CACHE_CHARS)
+        )
+        self._words: BoundedCache[str, frozenset[str]] = BoundedCache(
+            self._CACHE_ENTRIES, self._CACHE_CHARS
+        )
 
     # -- public ----------------------------------------------------------
     def analyze(self, filename: str, text: str, budget_s: float | None = None) -> FileResult:
@@ -151,7 +156,7 @@ class Analyzer:
                 found = [_shift(f, cls.row - old_row) for f in old_found]
             else:
                 found = self._class_findings(filename, facts, cls, scope, classifier)
-                self._remember(key, cls.row, found)
+                self._class_cache.put(key, (cls.row, found), len(cls.parsed.block.text))
             by_class[cls.name] = (cls.row, found)
             result.findings.extend(found)
         self._recover_broken(filename, facts, result, by_class)
@@ -187,7 +192,10 @@ class Analyzer:
 
     # A keystroke changes one class: the others' findings come from this cache, keyed by
     # everything they can depend on (see _context_key and _related).
-    _CACHE_SIZE = 4096  # bounded memory over long editing sessions (benchmarks/soak_server.py)
+    # Bounded by count and by the characters of class text the keys keep alive, so an
+    # hour of keystrokes in one huge class stays bounded (benchmarks/soak_server.py).
+    _CACHE_ENTRIES = 4096
+    _CACHE_CHARS = 16_000_000
 
     def _context_key(self, filename: str, facts: ModuleFacts) -> tuple[object, ...]:
         """What every class of the file depends on besides its own text: the file's other
@@ -202,20 +210,12 @@ class Analyzer:
         words = self._words.get(text)
         if words is None:
             words = frozenset(_WORD.findall(text))
-            self._words[text] = words
-            if len(self._words) > self._CACHE_SIZE:
-                self._words.pop(next(iter(self._words)))
+            self._words.put(text, words, len(text))
         # iterate the class's own words: over the file's classes it was quadratic
         names = sorted(w for w in words if w in facts.classes)
         return tuple(
             hash(facts.classes[name].parsed.block.text) for name in names if name != cls.name
         )
-
-    def _remember(self, key: tuple[object, ...], row: int, found: list[Finding]) -> None:
-        cache = self._class_cache
-        cache[key] = (row, found)
-        if len(cache) > self._CACHE_SIZE:
-            cache.pop(next(iter(cache)))
 
     @staticmethod
     def _checked_classes(facts: ModuleFacts, scope: ScopeResolver) -> set[str]:

@@ -11,12 +11,11 @@ import ast
 import hashlib
 import re
 import sys
-import threading
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.blocks import Block, blocks_from_tree, split_blocks, split_lines
+from ckpt_lsp.analysis.memo import BoundedCache
 
 _STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
 
@@ -178,25 +177,22 @@ def is_known_module(qualified: str) -> bool:
     return "." not in qualified and qualified in _STDLIB
 
 
-_PARSE_CACHE: OrderedDict[str, tuple[ast.Module | None, str]] = OrderedDict()
-_PARSE_CACHE_SIZE = 2048
-# The server analyzes on one thread and builds fixes on another; both use these caches.
-_CACHE_LOCK = threading.Lock()
+# A syntax tree takes about 65 bytes per character of source: one million characters of
+# cached blocks keep at most ~65 MB of trees alive, however long the editing session.
+_CACHED_ENTRIES = 2048
+_CACHED_CHARS = 1_000_000
+_PARSE_CACHE: BoundedCache[str, tuple[ast.Module | None, str]] = BoundedCache(
+    _CACHED_ENTRIES, _CACHED_CHARS
+)
 
 
 def parse_block(block: Block) -> ParsedBlock:
     """Parse one block, memoized by its text (a keystroke re-parses only its block)."""
     key = hashlib.blake2b(block.text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-    with _CACHE_LOCK:
-        hit = _PARSE_CACHE.get(key)
-        if hit is not None:
-            _PARSE_CACHE.move_to_end(key)
+    hit = _PARSE_CACHE.get(key)
     if hit is None:
         hit = _parse_text(block.text)
-        with _CACHE_LOCK:
-            _PARSE_CACHE[key] = hit
-            if len(_PARSE_CACHE) > _PARSE_CACHE_SIZE:
-                _PARSE_CACHE.popitem(last=False)
+        _PARSE_CACHE.put(key, hit, len(block.text))
     return ParsedBlock(block, hit[0], hit[1])
 
 
@@ -270,7 +266,9 @@ class _BlockFacts:
     registrations: list[tuple[str, str]] = field(default_factory=list)  # (callee, class name)
 
 
-_FACTS_CACHE: OrderedDict[tuple[str, str], _BlockFacts] = OrderedDict()
+_FACTS_CACHE: BoundedCache[tuple[str, str], _BlockFacts] = BoundedCache(
+    _CACHED_ENTRIES, _CACHED_CHARS
+)
 
 
 def module_facts(path: str, module: str, text: str) -> ModuleFacts:
@@ -309,19 +307,14 @@ _COPYREG = frozenset({"copyreg.pickle", "copy_reg.pickle"})
 
 def _block_facts(parsed: ParsedBlock, package: str) -> _BlockFacts:
     key = (parsed.block.text, package)
-    with _CACHE_LOCK:
-        found = _FACTS_CACHE.get(key)
-        if found is not None:
-            _FACTS_CACHE.move_to_end(key)
-            return found
+    found = _FACTS_CACHE.get(key)
+    if found is not None:
+        return found
     found = _BlockFacts()
     assert parsed.tree is not None
     for stmt in parsed.tree.body:
         _collect(stmt, found, package)
-    with _CACHE_LOCK:
-        _FACTS_CACHE[key] = found
-        if len(_FACTS_CACHE) > _PARSE_CACHE_SIZE:
-            _FACTS_CACHE.popitem(last=False)
+    _FACTS_CACHE.put(key, found, len(parsed.block.text))
     return found
 
 
