@@ -54,3 +54,22 @@ def test_editing_one_huge_class_keeps_the_caches_within_their_bounds() -> None:
     assert facts._PARSE_CACHE.weight <= facts._CACHED_CHARS
     assert analyzer._class_cache.weight <= Analyzer._CACHE_CHARS
     assert len(facts._PARSE_CACHE) < 40
+
+
+def test_an_entry_read_again_outlives_entries_used_once() -> None:
+    """One pass over many files must not push out the module each of them reads."""
+    cache: BoundedCache[str, str] = BoundedCache(max_entries=3, max_weight=100)
+    cache.put("common", "c", 1)
+    assert cache.get("common") == "c"
+    for n in range(3):  # plain LRU would drop `common` at the third file
+        cache.put(f"file{n}", "f", 1)
+    assert "common" in cache and "file0" not in cache
+
+
+def test_keep_newest_keeps_an_oversized_entry_until_the_next() -> None:
+    cache: BoundedCache[str, str] = BoundedCache(max_entries=10, max_weight=10, keep_newest=True)
+    cache.put("a", "a", 4)
+    cache.put("huge", "h", 50)
+    assert "huge" in cache and "a" not in cache
+    cache.put("b", "b", 4)
+    assert "huge" not in cache and "b" in cache

@@ -195,7 +195,7 @@ class Analyzer:
     # Bounded by count and by the characters of class text the keys keep alive, so an
     # hour of keystrokes in one huge class stays bounded (benchmarks/soak_server.py).
     _CACHE_ENTRIES = 4096
-    _CACHE_CHARS = 16_000_000
+    _CACHE_CHARS = 4_000_000
 
     def _context_key(self, filename: str, facts: ModuleFacts) -> tuple[object, ...]:
         """What every class of the file depends on besides its own text: the file's other

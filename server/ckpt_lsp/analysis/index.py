@@ -5,6 +5,12 @@ A `Layer(nn.Module)` in `proj/base.py` makes `class Block(Layer)` in
 makes `self.env = open_env()` a hazard. Modules are found by dotted name; every
 dotted suffix of a file's path is registered, so `src/` layouts and namespace
 packages resolve without configuration.
+
+The text of every module stays; its facts (syntax trees, ~65 bytes per character) may
+be bounded (`max_chars`): the least recently used are dropped and rebuilt from the kept
+text when asked for again, so a language server over a 2,000-file workspace does not
+hold a gigabyte of trees. What `dependents` needs (module name, import targets) is kept
+for every module, so a change does not re-parse the workspace.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ckpt_lsp.analysis.facts import ModuleFacts, module_facts
+from ckpt_lsp.analysis.memo import BoundedCache
 
 
 def module_name_for(path: Path, root: Path) -> str:
@@ -33,13 +40,19 @@ def _norm(path: str | Path) -> str:
 
 
 class ProjectIndex:
-    """Module facts by path and by dotted name; cheap to update one file at a time."""
+    """Module facts by path and by dotted name; cheap to update one file at a time.
 
-    def __init__(self, root: Path | None = None) -> None:
+    `max_chars` bounds the source characters whose facts are kept (None: all)."""
+
+    def __init__(self, root: Path | None = None, max_chars: int | None = None) -> None:
         self.root = (root or Path.cwd()).resolve()
-        self._facts: dict[str, ModuleFacts] = {}
-        # registered texts not parsed yet, or a loader for a file not even read yet
-        self._pending: dict[str, str | Callable[[], str]] = {}
+        self._facts: BoundedCache[str, ModuleFacts] = BoundedCache(
+            1 << 62, max_chars if max_chars is not None else 1 << 62, keep_newest=True
+        )
+        # every module's text, or a loader for a file not even read yet
+        self._sources: dict[str, str | Callable[[], str]] = {}
+        # (module name, import targets) of every module loaded once, for `dependents`
+        self._imports: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._names: dict[str, str] = {}  # path -> dotted module name
         self._by_name: dict[str, set[str]] = {}
         self.touched: set[str] | None = None  # when a set, paths whose facts were read
@@ -58,10 +71,7 @@ class ProjectIndex:
         """Index a module's text; the same text again is a no-op (the CLI indexes every
         file first, then analyzes each, and the editor re-sends unchanged buffers)."""
         key = _norm(path)
-        current = self._facts.get(key)
-        if current is not None and current.text == text:
-            return current
-        if self._pending.get(key) == text:
+        if key in self._names and self._sources.get(key) == text:
             return self._load(key)
         self.register(key, text)
         return self._load(key)
@@ -74,7 +84,7 @@ class ProjectIndex:
         self._generation += 1
         self._changes[key] = self._changes.get(key, 0) + 1
         name = module_name_for(Path(key), self.root)
-        self._pending[key] = text
+        self._sources[key] = text
         self._names[key] = name
         for suffix in self._suffixes(name):
             self._by_name.setdefault(suffix, set()).add(key)
@@ -82,18 +92,22 @@ class ProjectIndex:
     def _load(self, key: str) -> ModuleFacts:
         facts = self._facts.get(key)
         if facts is None:
-            pending = self._pending.pop(key)
-            text = pending if isinstance(pending, str) else pending()
+            source = self._sources[key]
+            text = source if isinstance(source, str) else source()
+            self._sources[key] = text  # read once: the facts are rebuilt from this text
             facts = module_facts(key, self._names[key], text)
-            self._facts[key] = facts
+            self._facts.put(key, facts, len(text))
+            targets = (*facts.imports.values(), *facts.star_imports)
+            self._imports[key] = (facts.module, tuple(dict.fromkeys(targets)))
         if self.touched is not None:
             self.touched.add(key)
         return facts
 
     def remove(self, path: str | Path) -> None:
         key = _norm(path)
-        self._facts.pop(key, None)
-        self._pending.pop(key, None)
+        self._facts.pop(key)
+        self._sources.pop(key, None)
+        self._imports.pop(key, None)
         name = self._names.pop(key, None)
         if name is None:
             return
@@ -173,26 +187,28 @@ class ProjectIndex:
         start = self.facts(path)
         if start is None:
             return set()
+        for key in list(self._names):
+            if key not in self._imports:
+                self._load(key)  # once per module: its imports are kept from then on
         result: set[str] = set()
         frontier = {start.module}
-        everything = self.all_facts()
         while frontier:
             names = frontier
             frontier = set()
-            for facts in everything:
-                if facts.path in result or facts.path == start.path:
+            for key, (module, targets) in self._imports.items():
+                if key in result or key == start.path:
                     continue
-                if any(self._imports_from(facts, name) for name in names):
-                    result.add(facts.path)
-                    frontier.add(facts.module)
+                if any(self._imports_from(targets, name) for name in names):
+                    result.add(key)
+                    frontier.add(module)
         return result
 
     @staticmethod
-    def _imports_from(facts: ModuleFacts, module: str) -> bool:
+    def _imports_from(targets: tuple[str, ...], module: str) -> bool:
         if not module:
             return False
         tail = module.rsplit(".", 1)[-1]
-        for target in list(facts.imports.values()) + facts.star_imports:
+        for target in targets:
             if target == module or target.startswith(module + "."):
                 return True
             # suffix registration: `from core import X` may name `zoo.core`
