@@ -229,7 +229,7 @@ def _project(sources: Sequence[_Source], config: Config) -> tuple[ProjectIndex, 
         index.register(path, _reader(path))  # read only if an analysis needs it
     for src in sources:
         index.register(src.path, src.text)
-    return index, Analyzer(config, index)
+    return index, Analyzer(config, index, memoize_classes=False)
 
 
 def _context_files(sources: Sequence[_Source], config: Config) -> list[Path]:

@@ -93,8 +93,12 @@ class Analyzer:
         config: Config | None = None,
         index: ProjectIndex | None = None,
         catalog: Catalog | None = None,
+        memoize_classes: bool = True,
     ) -> None:
         self.config = config
+        # An editor re-analyzes a file per keystroke: the unchanged classes come from a
+        # cache. A batch run sees each class once, so it skips building the keys.
+        self.memoize_classes = memoize_classes
         self.index = index
         base_catalog = catalog or default_catalog()
         extra = dict(getattr(config, "extend_hazards", {}) or {})
@@ -143,25 +147,39 @@ class Analyzer:
         classifier = Classifier(self.catalog, self.index, lambda f, c: scope.verdict(f, c).in_scope)
         by_class: dict[str, tuple[int, list[Finding]]] = {}
         checked = self._checked_classes(facts, scope)
-        context = self._context_key(filename, facts)
+        context = self._context_key(filename, facts) if self.memoize_classes else None
         for cls in facts.classes.values():
             if cls.name not in checked:
                 continue
             if deadline is not None and time.perf_counter() > deadline:
                 raise _OutOfTime
-            key = (context, cls.parsed.block.text, self._related(facts, cls))
-            cached = self._class_cache.get(key)
-            if cached is not None:
-                old_row, old_found = cached
-                found = [_shift(f, cls.row - old_row) for f in old_found]
+            if self.memoize_classes:
+                found = self._memoized(context, filename, facts, cls, scope, classifier)
             else:
                 found = self._class_findings(filename, facts, cls, scope, classifier)
-                self._class_cache.put(key, (cls.row, found), len(cls.parsed.block.text))
             by_class[cls.name] = (cls.row, found)
             result.findings.extend(found)
         self._recover_broken(filename, facts, result, by_class)
         result.findings.sort(key=lambda f: (f.location, f.code, f.attribute))
         return result
+
+    def _memoized(
+        self,
+        context: tuple[object, ...] | None,
+        filename: str,
+        facts: ModuleFacts,
+        cls: ClassFacts,
+        scope: ScopeResolver,
+        classifier: Classifier,
+    ) -> list[Finding]:
+        key = (context, cls.parsed.block.text, self._related(facts, cls))
+        cached = self._class_cache.get(key)
+        if cached is not None:
+            old_row, old_found = cached
+            return [_shift(f, cls.row - old_row) for f in old_found]
+        found = self._class_findings(filename, facts, cls, scope, classifier)
+        self._class_cache.put(key, (cls.row, found), len(cls.parsed.block.text))
+        return found
 
     def _class_findings(
         self,
