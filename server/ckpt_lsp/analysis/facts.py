@@ -13,6 +13,7 @@ import re
 import sys
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ckpt_lsp.analysis.blocks import Block, blocks_from_tree, split_blocks, split_lines
 from ckpt_lsp.analysis.memo import BoundedCache
@@ -74,6 +75,11 @@ class ModuleFacts:
     @property
     def broken(self) -> list[ParsedBlock]:
         return [b for b in self.blocks if b.tree is None]
+
+    @cached_property
+    def class_names(self) -> frozenset[str]:
+        """The top-level class names (asked for once the facts are complete)."""
+        return frozenset(self.classes)
 
     @property
     def package(self) -> str:
