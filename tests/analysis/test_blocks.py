@@ -31,6 +31,26 @@ def test_a_wrong_guess_falls_back_to_exact_blocks() -> None:
     assert facts.broken == [] and "A" in facts.classes
 
 
+def test_a_decorator_docstring_at_column_0_stays_with_its_class() -> None:
+    """transformers' `@add_start_docstrings(\"\"\"\nBert Model ...\"\"\", ...)`: the docstring's
+    column-0 lines used to end the decorator, which was then cut from its class and
+    reported as a syntax error (the file was valid)."""
+    from ckpt_lsp.analysis.facts import module_facts
+
+    text = (
+        'import x\n\n\n@add_docs(\n    """\nBert Model with two heads.\n    """,\n    DOC,\n)\n'
+        "class Head(x.Layer):\n    pass\n"
+    )
+    for source in (text, text.replace("\n", "\r")):  # the regex path and the lone-CR path
+        blocks = split_blocks(source)
+        assert [(b.kind, b.name, b.start_row) for b in blocks] == [
+            ("import", "", 1),
+            ("class", "Head", 4),
+        ]
+        facts = module_facts("m.py", "m", source)
+        assert facts.broken == [] and "Head" in facts.classes
+
+
 def test_compound_statements_stay_whole() -> None:
     text = (
         "try:\n    import a\nexcept ImportError:\n    a = None\nelse:\n    pass\n"

@@ -71,6 +71,8 @@ def _kind_of(first_code_line: str) -> tuple[str, str]:
     return "other", ""
 
 
+# What may follow a decorator line at column 0: another decorator or the decorated statement.
+_DECORATED = re.compile(r"@|class\b|def\b|async\s+def\b")
 _CANDIDATE = re.compile(r"^[^ \t\r\n#\f)\]}]", re.MULTILINE)
 
 
@@ -106,6 +108,8 @@ def _starts_by_regex(text: str) -> list[int]:
             continue  # a backslash continuation ("\\\n" or "\\\r\n")
         if offset >= 3 and text[offset - 3 : offset] == "\\\r\n":
             continue
+        if pending_decorator and not _DECORATED.match(text, offset):
+            continue  # column-0 text inside a decorator's arguments (a docstring)
         if not pending_decorator:
             starts.append(row)
         pending_decorator = text.startswith("@", offset)
@@ -118,6 +122,9 @@ def _starts_by_line(lines: list[str]) -> list[int]:
     pending_decorator = False
     for idx, line in enumerate(lines):
         if _starts_statement(line, previous):
+            if pending_decorator and not _DECORATED.match(line):
+                previous = line
+                continue
             if not pending_decorator:
                 starts.append(idx)
             pending_decorator = line.startswith("@")
@@ -142,7 +149,9 @@ def _make_blocks(lines: list[str], starts: list[int]) -> list[Block]:
     for pos, start in enumerate(starts):
         end = starts[pos + 1] if pos + 1 < len(starts) else len(lines)
         chunk = lines[start:end]
-        first = next((ln for ln in chunk if not ln.startswith("@")), chunk[0])
+        first = chunk[0]
+        if first.startswith("@"):  # the decorated statement, past the decorators' arguments
+            first = next((ln for ln in chunk if _HEADER.match(ln)), first)
         kind, name = _kind_of(first)
         blocks.append(Block(kind, name, start + 1, end, "".join(chunk)))
     return blocks
