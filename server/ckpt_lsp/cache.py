@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ckpt_lsp import __version__
-from ckpt_lsp.findings import FileError, Finding
+from ckpt_lsp.findings import FileError, Finding, Fix
 
 _TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -38,6 +38,8 @@ class Entry:
     deps: dict[str, str]  # other modules the analysis read: path -> hash
     findings: list[Finding] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
+    # each finding's fix, once a JSON run has built them (libcst is slow to load and run)
+    fixes: list[Fix | None] | None = None
 
 
 class ResultCache:

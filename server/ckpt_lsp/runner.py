@@ -193,8 +193,6 @@ def _run_check(
             outcomes[src.key] = entry
             if cache is not None:
                 cache.put(src.key, entry)
-    if cache is not None:
-        cache.save()
     analyzer: Analyzer | None = None
     index: ProjectIndex | None = None
     for src in sources:
@@ -205,9 +203,19 @@ def _run_check(
             if analyzer is None or index is None:
                 index, analyzer = _project(sources, config)
             findings = _fix_file(src, findings, analyzer, index, result, write=fix, diff=diff)
-        if findings and with_fixes:
-            findings = attach_fixes(src.text, findings)
+            if findings and with_fixes:
+                findings = attach_fixes(src.text, findings)
+        elif findings and with_fixes:
+            fixes = getattr(entry, "fixes", None)  # an entry pickled before the field existed
+            if fixes is None or len(fixes) != len(findings):
+                fixes = [f.fix for f in attach_fixes(src.text, findings)]
+                entry.fixes = fixes
+                if cache is not None:
+                    cache.put(src.key, entry)
+            findings = [replace(f, fix=fx) for f, fx in zip(findings, fixes)]
         result.findings.extend(findings)
+    if cache is not None:
+        cache.save()
     return result
 
 
