@@ -14,19 +14,20 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ckpt_lsp.analysis.engine import Analyzer
-from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.budget import file_budget_s
 from ckpt_lsp.cache import Entry, ResultCache, content_hash
 from ckpt_lsp.config import Config
 from ckpt_lsp.discovery import discover
 from ckpt_lsp.findings import FileError, Finding, Fix
-from ckpt_lsp.source import SourceError, encode_like, read_source
+from ckpt_lsp.source import SourceError, decode_source, encode_like, read_bytes
 
 if TYPE_CHECKING:
+    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.index import ProjectIndex
     from ckpt_lsp.fixes import FixTarget
 
 
@@ -43,10 +44,20 @@ class RunResult:
 class _Source:
     path: Path
     name: str  # as shown to the user
-    text: str
     raw: bytes
 
-    @property
+    @cached_property
+    def text(self) -> str:
+        """Decoded when needed: a warm run's cache hits never are (SourceError if bad)."""
+        return decode_source(self.raw)
+
+    def text_or_empty(self) -> str:
+        try:
+            return self.text
+        except SourceError:
+            return ""
+
+    @cached_property
     def key(self) -> str:
         """The normalized absolute path: the cache's and the index's key."""
         return os.path.normpath(os.path.abspath(self.path))
@@ -172,22 +183,30 @@ def _run_check(
     for path in files:
         name = str(path)
         try:
-            text, raw = read_source(path)
+            raw = read_bytes(path)
         except SourceError as exc:
             result.errors.append(FileError(name, str(exc)))
             continue
-        sources.append(_Source(path, name, text, raw))
-    result.files = len(sources)
+        sources.append(_Source(path, name, raw))
     digests = _Digests({src.key: content_hash(src.raw) for src in sources})
     cache = ResultCache(config.cache_path, config.fingerprint()) if use_cache else None
     outcomes: dict[str, Entry] = {}
     misses: list[_Source] = []
+    readable: list[_Source] = []
     for src in sources:
         entry = cache.get(src.key, digests[src.key], digests) if cache is not None else None
         if entry is None:
+            try:
+                src.text  # noqa: B018 - decoding tells whether the file can be checked
+            except SourceError as exc:
+                result.errors.append(FileError(src.name, str(exc)))
+                continue
             misses.append(src)
         else:
             outcomes[src.key] = entry
+        readable.append(src)
+    sources = readable
+    result.files = len(sources)
     if misses:
         for src, entry in _analyze_all(sources, misses, config, digests, jobs, keep):
             outcomes[src.key] = entry
@@ -238,11 +257,15 @@ PARALLEL_MIN_FILES = 48
 
 
 def _project(sources: Sequence[_Source], config: Config) -> tuple[ProjectIndex, Analyzer]:
+    # the analysis is imported when something is not in the cache (a warm run skips it)
+    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.index import ProjectIndex
+
     index = ProjectIndex(config.root)
     for path in _context_files(sources, config):
         index.register(path, _reader(path))  # read only if an analysis needs it
     for src in sources:
-        index.register(src.path, src.text)
+        index.register(src.path, src.text_or_empty)  # decoded if an analysis reads it
     return index, Analyzer(config, index, memoize_classes=False)
 
 
@@ -262,7 +285,7 @@ def _context_files(sources: Sequence[_Source], config: Config) -> list[Path]:
 def _reader(path: Path) -> Callable[[], str]:
     def read() -> str:
         try:
-            return read_source(path)[0]
+            return decode_source(read_bytes(path))
         except SourceError:
             return ""
 

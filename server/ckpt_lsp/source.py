@@ -50,6 +50,12 @@ def _encoding_problem(reason: str) -> str:
 
 def read_source(path: str | Path, max_bytes: int = MAX_BYTES) -> tuple[str, bytes]:
     """The file's text and raw bytes (the bytes let `--fix` detect changes on disk)."""
+    data = read_bytes(path, max_bytes)
+    return decode_source(data), data
+
+
+def read_bytes(path: str | Path, max_bytes: int = MAX_BYTES) -> bytes:
+    """The file's bytes, or a one-line SourceError (too large, a directory, unreadable)."""
     try:
         size = os.stat(path).st_size
         if size > max_bytes:
@@ -62,7 +68,7 @@ def read_source(path: str | Path, max_bytes: int = MAX_BYTES) -> tuple[str, byte
         raise SourceError("is a directory") from None
     except OSError as exc:
         raise SourceError(exc.strerror or str(exc)) from None
-    return decode_source(data), data
+    return data
 
 
 def encode_like(text: str, original: bytes) -> bytes:
