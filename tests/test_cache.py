@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ckpt_lsp.cache import Entry, ResultCache
@@ -98,3 +99,30 @@ def test_cached_single_file_result_depends_on_the_unchecked_base(tmp_path: Path)
     assert [f.attribute for f in run_check([root / "model.py"], config).findings] == ["lock"]
     (root / "base.py").write_text(PLAIN)  # not among the checked files
     assert run_check([root / "model.py"], config).findings == []
+
+
+def test_a_warm_json_run_reuses_the_cached_fixes(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    config = Config(root=root)
+    cold = run_check([root], config, with_fixes=True)
+    assert cold.findings and all(f.fix is not None for f in cold.findings)
+    cache = ResultCache(config.cache_path, config.fingerprint())
+    entry = cache.entries[str(root / "model.py")]
+    assert entry.fixes == [f.fix for f in cold.findings]
+    # a marked fix proves the warm run takes the cached one instead of rebuilding it
+    marked = replace(entry.fixes[0], message="cached")
+    cache.put(str(root / "model.py"), replace(entry, fixes=[marked]))
+    cache.save()
+    warm = run_check([root], config, with_fixes=True)
+    assert [f.fix for f in warm.findings] == [marked]
+
+
+def test_a_file_that_cannot_be_decoded_is_reported_on_every_run(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "bad.py").write_bytes(b"x = '\xff\xfe'\n")
+    config = Config(root=root)
+    for _ in range(2):  # cold, then warm: the other files come from the cache
+        result = run_check([root], config)
+        assert [f.attribute for f in result.findings] == ["lock"]
+        assert [e.filename for e in result.errors] == [str(root / "bad.py")]
+        assert result.files == 2
