@@ -161,3 +161,17 @@ def test_hover_text_comes_from_the_rule_pages() -> None:
     assert doc_paragraph("CKPT999") == ""
     text = rule_markdown("ckpt003")
     assert text is not None and "local-callable" in text and summary not in text
+
+
+def test_index_chars_setting_falls_back_on_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ckpt_lsp.lsp.projects import DEFAULT_INDEX_CHARS, index_chars
+
+    for raw, expected in [
+        ("500000", 500_000),
+        ("lots", DEFAULT_INDEX_CHARS),
+        ("0", DEFAULT_INDEX_CHARS),
+        ("-5", DEFAULT_INDEX_CHARS),
+        ("", DEFAULT_INDEX_CHARS),
+    ]:
+        monkeypatch.setenv("CKPT_INDEX_CHARS", raw)
+        assert index_chars() == expected

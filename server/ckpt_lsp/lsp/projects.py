@@ -28,7 +28,14 @@ log = logging.getLogger("ckpt_lsp.lsp")
 # The characters of source whose parsed facts a folder's index keeps (the rest are re-parsed
 # from their kept text when an analysis needs them): ~65 bytes of tree per character.
 # A 2,000-file workspace (1.04M lines of transformers) held 1.2 GB with no bound.
-INDEX_CHARS = int(os.environ.get("CKPT_INDEX_CHARS", 2_000_000))
+DEFAULT_INDEX_CHARS = 2_000_000
+
+
+def index_chars() -> int:
+    """CKPT_INDEX_CHARS when set to a positive whole number, else the default."""
+    raw = os.environ.get("CKPT_INDEX_CHARS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_INDEX_CHARS
+
 
 SETTINGS_KEYS = ("enable", "select", "ignore", "severity", "extendModelBases", "extendHazards")
 
@@ -78,7 +85,7 @@ class Project:
     def create(cls, root: str | None) -> Project:
         base = Path(root) if root else Path.cwd()
         config = Config(root=base)
-        index = ProjectIndex(base, max_chars=INDEX_CHARS)
+        index = ProjectIndex(base, max_chars=index_chars())
         return cls(root, config, index, Analyzer(config, index))
 
     def contains(self, path: str) -> bool:
