@@ -84,3 +84,35 @@ def test_known_packages_are_never_parsed() -> None:
 def test_budget_is_respected(installed: Path) -> None:
     external = ExternalBases(total_s=0.0)
     assert external.model_base("graphlib_x.nn.MessagePassing", lambda q: None) is None
+
+
+def test_instance_attributes_of_installed_modules_are_not_inferred(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """astroid infers every `self.x = ...` of a module it builds, loading the modules the
+    values come from (torchmetrics -> torch: 5 s over the benchmark corpus); we read
+    only names and bases, so the module named only in an attribute's value stays unread."""
+    pkg = tmp_path / "site" / "attrlib_x"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "heavy.py").write_text("def make():\n    return 1\n")
+    (pkg / "layers.py").write_text(
+        textwrap.dedent(
+            """\
+            import torch
+            from attrlib_x import heavy
+
+
+            class Layer(torch.nn.Module):
+                def __init__(self):
+                    self.h = heavy.make()
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    external = ExternalBases()
+    found = external.model_base("attrlib_x.layers.Layer", lambda q: q == "torch.nn.Module" or None)
+    assert found == "torch.nn.Module"
+    cache = external._manager_instance()._manager.astroid_cache
+    assert "attrlib_x.layers" in cache
+    assert "attrlib_x.heavy" not in cache

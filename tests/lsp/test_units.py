@@ -175,3 +175,27 @@ def test_index_chars_setting_falls_back_on_bad_values(monkeypatch: pytest.Monkey
     ]:
         monkeypatch.setenv("CKPT_INDEX_CHARS", raw)
         assert index_chars() == expected
+
+
+def test_the_collector_is_paused_for_bulk_passes_only() -> None:
+    """Scan and checkWorkspace may overlap: the collector comes back on when the last ends
+    (left off, each keystroke's cyclic garbage piled up in benchmarks/soak_server.py)."""
+    import gc
+
+    from ckpt_lsp.lsp.server import CkptServer
+
+    session = CkptServer().session
+    assert gc.isenabled()
+    try:
+        with session.collector_paused():
+            assert not gc.isenabled()
+            with session.collector_paused():
+                assert not gc.isenabled()
+            assert not gc.isenabled()
+        assert gc.isenabled()
+        gc.disable()  # a caller that had it off keeps it off
+        with session.collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
