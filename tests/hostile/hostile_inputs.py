@@ -78,7 +78,13 @@ def hostile_files(big: bool = True) -> dict[str, tuple[bytes, Expect]]:
             ("x = " + "(" * 10_000 + "1" + ")" * 10_000 + "\n").encode(),
             Expect(error=("line 1",)),
         ),
-        "syntax_error.py": (lf + b"\ndef broken(:\n", Expect(FINDING, error=("syntax error",))),
+        # a model whose attributes cannot be read is reported as not checked ...
+        "syntax_error.py": (
+            lf + b"\n\nclass Broken(nn.Module):\n    def __init__(self):\n        self.x = (\n",
+            Expect(FINDING, error=("syntax error",)),
+        ),
+        # ... while code that cannot hold a finding is not read, so it is not judged
+        "syntax_error_unread.py": (lf + b"\ndef broken(:\n", Expect(FINDING)),
     }
     if big:
         files["huge.py"] = (_generated(BIG_BYTES), Expect(error=("too large",)))

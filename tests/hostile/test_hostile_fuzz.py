@@ -246,15 +246,21 @@ def test_recovered_findings_stay_inside_the_text() -> None:
     """Found by the fuzz: a class that stops parsing keeps its last good findings, shifted
     by the class row only; when lines inside it were deleted they point past the end."""
     before = FALLBACK
-    after = FALLBACK.split("        super().__init__()")[0] + "        super().__init__(\n"
+    after = FALLBACK.split("        self.lock")[0] + "        self.lock = (\n"
     analyzer = Analyzer()
     analyzer.analyze(NAME, before)
     result = analyzer.analyze(NAME, after)
     assert result.broken  # the recovery path
     rows = len(split_lines(after))
+    assert {f.attribute for f in result.findings} == {"log", "lock"}  # `act` lay past the end
     assert all(f.end_location.row <= rows for f in result.findings), [
         (f.attribute, f.location.row, rows) for f in result.findings
     ]
+    # a method that assigns nothing to self is not read: while it does not parse, the
+    # findings are fresh, not the last good ones
+    elsewhere = FALLBACK + "\n    def forward(self, x):\n        return f(x\n"
+    result = analyzer.analyze(NAME, elsewhere)
+    assert not result.broken and {f.attribute for f in result.findings} == {"log", "lock", "act"}
     # typing below the hazards keeps their last good findings while the class is broken
     typing = FALLBACK + "        self.extra = (\n"
     fresh = Analyzer()

@@ -281,7 +281,7 @@ def _property_stores(cls: ClassFacts, assignment: Assignment) -> list[Assignment
 
 
 def _class_level_value(cls: ClassFacts, name: str) -> ast.expr | None:
-    for stmt in cls.node.body:
+    for stmt in cls.class_level():
         if isinstance(stmt, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == name for t in stmt.targets
         ):
@@ -561,9 +561,7 @@ def _walk_body(
 
 def class_assignments(facts: ModuleFacts, cls: ClassFacts) -> list[Assignment]:
     """Every self-assignment in every method of the class, `__init__` first."""
-    methods = [
-        stmt for stmt in cls.node.body if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
-    ]
+    methods = list(cls.assigning_methods())
     methods.sort(key=lambda m: (m.name != "__init__", m.lineno))
     result: list[Assignment] = []
     for method in methods:
@@ -724,6 +722,11 @@ class _Ctx:
     types: dict[str, str] = field(default_factory=dict)  # self attribute -> type name
     in_function: bool = True  # False for module-level values
     _seen: set[int] = field(default_factory=set)
+    # Results of finished classifications, by node: `type_of` and `_method_of` ask again
+    # for values already classified (a call chain asks for every receiver twice). A result
+    # cut short by the cycle guard is not kept; the node is kept so its id stays unique.
+    _memo: dict[int, tuple[ast.expr, Hazard | None]] = field(default_factory=dict)
+    _cuts: int = 0
 
     @property
     def catalog(self) -> Catalog:
@@ -734,13 +737,22 @@ class _Ctx:
 
     # -- entry -----------------------------------------------------------
     def classify(self, expr: ast.expr) -> Hazard | None:
-        if id(expr) in self._seen:
+        key = id(expr)
+        known = self._memo.get(key)
+        if known is not None:
+            return known[1]
+        if key in self._seen:
+            self._cuts += 1
             return None
-        self._seen.add(id(expr))
+        cuts = self._cuts
+        self._seen.add(key)
         try:
-            return self._classify(expr)
+            found = self._classify(expr)
         finally:
-            self._seen.discard(id(expr))
+            self._seen.discard(key)
+        if self._cuts == cuts:
+            self._memo[key] = (expr, found)
+        return found
 
     def _classify(self, expr: ast.expr) -> Hazard | None:
         if isinstance(expr, ast.Lambda):
@@ -1204,8 +1216,9 @@ class _Ctx:
         if found is None:
             return None
         mod, member = found
-        if member in mod.functions:
-            return self.owner.factory_hazard(mod, mod.functions[member], member, self.depth)
+        func = mod.functions.get(member)
+        if func is not None:
+            return self.owner.factory_hazard(mod, func, member, self.depth)
         if member in mod.classes:
             return self.owner.instance_hazard(mod, mod.classes[member], self.depth)
         return None

@@ -148,18 +148,22 @@ class Analyzer:
         by_class: dict[str, tuple[int, list[Finding]]] = {}
         checked = self._checked_classes(facts, scope)
         context = self._context_key(filename, facts) if self.memoize_classes else None
+        unreadable: list[ParsedBlock] = []
         for cls in facts.classes.values():
             if cls.name not in checked:
                 continue
             if deadline is not None and time.perf_counter() > deadline:
                 raise _OutOfTime
+            if cls.failure:  # the methods that matter do not parse
+                unreadable.append(cls.parsed)
+                continue
             if self.memoize_classes:
                 found = self._memoized(context, filename, facts, cls, scope, classifier)
             else:
                 found = self._class_findings(filename, facts, cls, scope, classifier)
             by_class[cls.name] = (cls.row, found)
             result.findings.extend(found)
-        self._recover_broken(filename, facts, result, by_class)
+        self._recover_broken(filename, [*facts.broken, *unreadable], result, by_class)
         result.findings.sort(key=lambda f: (f.location, f.code, f.attribute))
         return result
 
@@ -254,12 +258,12 @@ class Analyzer:
     def _recover_broken(
         self,
         filename: str,
-        facts: ModuleFacts,
+        broken: list[ParsedBlock],
         result: FileResult,
         by_class: dict[str, tuple[int, list[Finding]]],
     ) -> None:
         previous = self._last_good.get(filename, {})
-        for parsed in facts.broken:
+        for parsed in sorted(broken, key=lambda p: p.block.start_row):
             block = parsed.block
             result.broken.append((block.start_row, block.end_row))
             result.broken_reasons[block.start_row] = parsed.error

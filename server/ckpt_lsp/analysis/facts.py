@@ -12,22 +12,63 @@ import hashlib
 import re
 import sys
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any, Union
 
 from ckpt_lsp.analysis.blocks import Block, blocks_from_tree, split_blocks, split_lines
+from ckpt_lsp.analysis.layout import Layout, class_layout
 from ckpt_lsp.analysis.memo import BoundedCache
 
 _STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
 
 
-@dataclass
 class ParsedBlock:
-    """A block parsed on its own: rows in `tree` are relative to the block's first row."""
+    """A block parsed on its own: rows in `tree` are relative to the block's first row.
 
-    block: Block
-    tree: ast.Module | None  # None when the block does not parse
-    error: str = ""
+    A function or class block can be left unparsed until something asks for its tree
+    (`loader`): most of them are never asked for."""
+
+    __slots__ = ("block", "_tree", "_error", "_loader")
+
+    def __init__(
+        self,
+        block: Block,
+        tree: ast.Module | None = None,
+        error: str = "",
+        loader: Callable[[], tuple[ast.Module | None, str]] | None = None,
+    ) -> None:
+        self.block = block
+        self._tree = tree
+        self._error = error
+        self._loader = loader
+
+    def _load(self) -> None:
+        loader, self._loader = self._loader, None
+        if loader is not None:
+            self._tree, self._error = loader()
+
+    @property
+    def tree(self) -> ast.Module | None:
+        """The whole block's syntax tree; None when the block does not parse."""
+        self._load()
+        return self._tree
+
+    @property
+    def error(self) -> str:
+        self._load()
+        return self._error
+
+    @property
+    def pending(self) -> bool:
+        """Not parsed yet."""
+        return self._loader is not None
+
+    @property
+    def failed(self) -> bool:
+        """Parsed, and it did not parse (a block not read yet has not failed)."""
+        return self._loader is None and self._tree is None
 
     @property
     def row_offset(self) -> int:
@@ -40,22 +81,198 @@ class ParsedBlock:
         return int(m.group(1)) if m else 0
 
 
-@dataclass
+FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
+
+
 class ClassFacts:
-    name: str
-    node: ast.ClassDef
-    parsed: ParsedBlock
-    bases: tuple[str, ...]  # dotted source text of each base ("nn.Module"); "" when not a name
+    """A top-level class: its name and bases, and its methods parsed on demand.
+
+    A class cut by `layout.class_layout` has its header (bases, class-level statements)
+    parsed at once, the methods that may assign `self` when the classifier first asks,
+    and any other method only when asked for by name. A class that cannot be cut, or
+    one whose pieces do not parse, is parsed whole, as the block it is."""
+
+    def __init__(
+        self,
+        name: str,
+        node: ast.ClassDef,
+        parsed: ParsedBlock,
+        bases: tuple[str, ...],  # dotted source text of each base; "" when not a name
+        layout: Layout | None = None,
+    ) -> None:
+        self.name = name
+        self.parsed = parsed
+        self.bases = bases
+        self._header = node  # the whole class, or (with a layout) its header alone
+        self._layout = layout
+        self._pieces: dict[int, list[ast.stmt] | None] = {}  # piece index -> statements
+        self._read: tuple[list[FunctionNode], list[ast.stmt]] | None = None
+        self._failure: str | None = None
 
     @property
     def row(self) -> int:
-        return self.node.lineno + self.parsed.row_offset
+        return self._header.lineno + self.parsed.row_offset
 
-    def method(self, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
-        for stmt in self.node.body:
-            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
-                return stmt
+    @property
+    def node(self) -> ast.ClassDef:
+        """The whole class (parsed now if it was cut); a method that does not parse is left
+        out when the class as a whole does not parse."""
+        if self._layout is None:
+            return self._header
+        whole = _whole_class(self.parsed, self.name)
+        if whole is None:
+            whole = ast.ClassDef(
+                name=self._header.name,
+                bases=self._header.bases,
+                keywords=self._header.keywords,
+                body=self._header.body[:-1]
+                + [stmt for i in range(len(self._layout.pieces)) for stmt in self._piece(i) or ()],
+                decorator_list=self._header.decorator_list,
+                lineno=self._header.lineno,
+                col_offset=self._header.col_offset,
+            )
+        self._header, self._layout = whole, None
+        return whole
+
+    @property
+    def method_names(self) -> tuple[str, ...]:
+        """The names of its methods, in order (without parsing them)."""
+        if self._layout is not None:
+            return tuple(piece.name for piece in self._layout.pieces)
+        return tuple(
+            stmt.name
+            for stmt in self._header.body
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
+        )
+
+    def method(self, name: str) -> FunctionNode | None:
+        if self._layout is None:
+            for stmt in self._header.body:
+                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
+                    return stmt
+            return None
+        for i, piece in enumerate(self._layout.pieces):
+            if piece.name != name:
+                continue
+            for stmt in self._piece(i) or ():
+                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
+                    return stmt
+            return None
         return None
+
+    def assigning_methods(self) -> list[FunctionNode]:
+        """The methods that may assign attributes of self (all of them when not cut)."""
+        return self._read_parts()[0]
+
+    def class_level(self) -> list[ast.stmt]:
+        """The statements of the class body that are not methods, in order."""
+        return self._read_parts()[1]
+
+    @property
+    def failure(self) -> str:
+        """Why the parts of the class that matter do not parse; "" when they do."""
+        self._read_parts()
+        return self._failure or ""
+
+    def _read_parts(self) -> tuple[list[FunctionNode], list[ast.stmt]]:
+        if self._read is not None:
+            return self._read
+        layout = self._layout
+        if layout is not None:
+            statements = self._header.body[:-1]  # the header's own body, without its `pass`
+            for i, piece in enumerate(layout.pieces):
+                if not piece.must_read:
+                    continue
+                parsed = self._piece(i)
+                if parsed is None:  # a wrong cut, or a syntax error: read it whole
+                    self._layout = None
+                    whole = _whole_class(self.parsed, self.name)
+                    if whole is None:
+                        self._failure = self.parsed.error or "invalid syntax"
+                        self._read = ([], [])
+                        return self._read
+                    self._header = whole
+                    break
+                statements.extend(parsed)
+        if self._layout is None:
+            statements = list(self._header.body)
+        methods = [s for s in statements if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        others = [
+            s for s in statements if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+        ]
+        self._read = (methods, others)
+        return self._read
+
+    def _piece(self, index: int) -> list[ast.stmt] | None:
+        if index in self._pieces:
+            return self._pieces[index]
+        assert self._layout is not None
+        piece = self._layout.pieces[index]
+        # pad so that rows in the piece's tree are rows of the class block
+        text = "class _:\n" + "\n" * (piece.start_row - 2) + piece.text
+        tree, _ = _parse_cached(text)
+        found: list[ast.stmt] | None = None
+        if tree is not None and len(tree.body) == 1 and isinstance(tree.body[0], ast.ClassDef):
+            found = tree.body[0].body
+        self._pieces[index] = found
+        return found
+
+
+def _whole_class(parsed: ParsedBlock, name: str) -> ast.ClassDef | None:
+    tree = parsed.tree
+    if tree is None:
+        return None
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ClassDef) and stmt.name == name:
+            return stmt
+    return None
+
+
+class LazyFunctions(Mapping[str, FunctionNode]):
+    """Module-level functions by name; a `def` block is parsed when its node is first
+    asked for (a name alone is enough to resolve one, and most are never called by a
+    model). A function whose block does not parse has no node."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, FunctionNode | ParsedBlock | None] = {}
+
+    def set(self, name: str, value: FunctionNode | ParsedBlock) -> None:
+        self._nodes[name] = value  # the last definition wins, as at runtime
+
+    def get(self, name: str, default: object = None) -> Any:
+        if name not in self._nodes:
+            return default
+        value = self._nodes[name]
+        if isinstance(value, ParsedBlock):
+            value = _function_in(value, name)
+            self._nodes[name] = value
+        return value if value is not None else default
+
+    def __getitem__(self, name: str) -> FunctionNode:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value  # type: ignore[no-any-return]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._nodes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+
+def _function_in(parsed: ParsedBlock, name: str) -> FunctionNode | None:
+    tree = parsed.tree
+    if tree is None:
+        return None
+    found = None
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
+            found = stmt
+    return found
 
 
 @dataclass
@@ -66,15 +283,17 @@ class ModuleFacts:
     module_names: set[str] = field(default_factory=set)  # local names bound by `import x`
     star_imports: list[str] = field(default_factory=list)
     classes: dict[str, ClassFacts] = field(default_factory=dict)
-    functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
+    functions: LazyFunctions = field(default_factory=LazyFunctions)
     assigns: dict[str, ast.expr] = field(default_factory=dict)  # top-level `NAME = value`
     copyreg_classes: set[str] = field(default_factory=set)  # copyreg.pickle(Cls, reducer)
     blocks: list[ParsedBlock] = field(default_factory=list)
     text: str = ""  # the text these facts were made from
 
-    @property
-    def broken(self) -> list[ParsedBlock]:
-        return [b for b in self.blocks if b.tree is None]
+    # Blocks read when the facts were made and found not to parse. A function or a
+    # method read later is not added: what a file reports must not depend on what other
+    # files asked of it first (a class whose methods do not parse is found out when the
+    # class itself is analyzed: ClassFacts.failure).
+    broken: list[ParsedBlock] = field(default_factory=list)
 
     @cached_property
     def class_names(self) -> frozenset[str]:
@@ -194,12 +413,46 @@ _PARSE_CACHE: BoundedCache[str, tuple[ast.Module | None, str]] = BoundedCache(
 
 def parse_block(block: Block) -> ParsedBlock:
     """Parse one block, memoized by its text (a keystroke re-parses only its block)."""
-    key = hashlib.blake2b(block.text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    tree, error = _parse_cached(block.text)
+    return ParsedBlock(block, tree, error)
+
+
+def _parse_cached(text: str) -> tuple[ast.Module | None, str]:
+    key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
     hit = _PARSE_CACHE.get(key)
     if hit is None:
-        hit = _parse_text(block.text)
-        _PARSE_CACHE.put(key, hit, len(block.text))
-    return ParsedBlock(block, hit[0], hit[1])
+        hit = _parse_text(text)
+        _PARSE_CACHE.put(key, hit, len(text))
+    return hit
+
+
+def _deferred(block: Block) -> ParsedBlock:
+    """A block parsed only when its tree is asked for."""
+    return ParsedBlock(block, loader=lambda: _parse_cached(block.text))
+
+
+def _read_block(block: Block) -> tuple[ParsedBlock, ClassFacts | None]:
+    """What module facts need of a block at once: imports and module-level statements are
+    parsed; a function waits until it is asked for; a class has its header parsed and is
+    cut at its methods (a class that cannot be cut is parsed whole)."""
+    if block.kind == "def":
+        return _deferred(block), None
+    if block.kind != "class":
+        return parse_block(block), None
+    layout = class_layout(block.text)
+    if layout is None:
+        return parse_block(block), None
+    header, _ = _parse_cached(layout.header + layout.indent + "pass\n")
+    node = header.body[0] if header is not None and len(header.body) == 1 else None
+    if not isinstance(node, ast.ClassDef) or node.name != block.name:
+        return parse_block(block), None
+    parsed = _deferred(block)
+    return parsed, ClassFacts(node.name, node, parsed, _base_names(node), layout)
+
+
+def _base_names(node: ast.ClassDef) -> tuple[str, ...]:
+    # `Dataset[dict]` (a generic alias) subclasses Dataset
+    return tuple(dotted_name(b.value if isinstance(b, ast.Subscript) else b) for b in node.bases)
 
 
 def _parse_text(text: str) -> tuple[ast.Module | None, str]:
@@ -223,7 +476,7 @@ def _repair(blocks: list[ParsedBlock]) -> list[ParsedBlock]:
     i = 0
     while i < len(blocks):
         current = blocks[i]
-        if current.tree is None and _split_suspect(current):
+        if current.failed and _split_suspect(current):
             for extra in range(1, min(_MAX_MERGE, len(blocks) - i - 1) + 1):
                 joined = Block(
                     current.block.kind,
@@ -245,7 +498,7 @@ def _repair(blocks: list[ParsedBlock]) -> list[ParsedBlock]:
 def _split_suspect(parsed: ParsedBlock) -> bool:
     """A parse failure that a wrong cut explains: an unclosed bracket or string opened on
     the block's own column-0 lines, not inside an indented body."""
-    if parsed.tree is not None:
+    if not parsed.failed:
         return False
     if (
         "never closed" not in parsed.error
@@ -280,17 +533,34 @@ _FACTS_CACHE: BoundedCache[tuple[str, str], _BlockFacts] = BoundedCache(
 def module_facts(path: str, module: str, text: str) -> ModuleFacts:
     facts = ModuleFacts(path=path, module=module, text=text)
     package = facts.package
-    parsed_blocks = _repair([parse_block(block) for block in split_blocks(text)])
+    blocks = split_blocks(text)
+    read = [_read_block(block) for block in blocks]
+    if any(parsed.failed for parsed, _ in read):
+        # a block that does not parse may be a wrong cut, which the block before it
+        # explains: read every block, as _repair needs to see them
+        read = [(parse_block(block), None) for block in blocks]
+    cut = {id(parsed): cls for parsed, cls in read if cls is not None}
+    parsed_blocks = _repair([parsed for parsed, _ in read])
     if any(_split_suspect(p) for p in parsed_blocks):
         # the cheap split may have cut a statement whose brackets hold column-0 lines:
         # a whole parse tells (not done for an ordinary syntax error inside a body, which
         # is what the editor sees on most keystrokes)
         whole, _ = _parse_text(text)
         if whole is not None:
-            parsed_blocks = [parse_block(block) for block in blocks_from_tree(text, whole)]
+            read = [_read_block(block) for block in blocks_from_tree(text, whole)]
+            cut = {id(parsed): cls for parsed, cls in read if cls is not None}
+            parsed_blocks = [parsed for parsed, _ in read]
     for parsed in parsed_blocks:
         facts.blocks.append(parsed)
-        if parsed.tree is None:
+        if parsed.failed:
+            facts.broken.append(parsed)
+            continue
+        cls = cut.get(id(parsed))
+        if cls is not None:
+            facts.classes[cls.name] = cls
+            continue
+        if parsed.pending:  # a function, parsed when it is asked for
+            facts.functions.set(parsed.block.name, parsed)
             continue
         found = _block_facts(parsed, package)
         facts.imports.update(found.imports)
@@ -299,7 +569,8 @@ def module_facts(path: str, module: str, text: str) -> ModuleFacts:
         facts.star_imports.extend(found.star_imports)
         for name, node, bases in found.classes:
             facts.classes[name] = ClassFacts(name, node, parsed, bases)
-        facts.functions.update(found.functions)
+        for name, func in found.functions.items():
+            facts.functions.set(name, func)
         facts.assigns.update(found.assigns)
         for callee, class_name in found.registrations:
             head, _, rest = callee.partition(".")
@@ -335,11 +606,7 @@ def _collect(stmt: ast.stmt, facts: _BlockFacts, package: str) -> None:
             elif local not in facts.module_names and isinstance(stmt, ast.ImportFrom):
                 facts.unbound_modules.add(alias.asname or alias.name)
     elif isinstance(stmt, ast.ClassDef):
-        # `Dataset[dict]` (a generic alias) subclasses Dataset
-        bases = tuple(
-            dotted_name(b.value if isinstance(b, ast.Subscript) else b) for b in stmt.bases
-        )
-        facts.classes.append((stmt.name, stmt, bases))
+        facts.classes.append((stmt.name, stmt, _base_names(stmt)))
     elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
         facts.functions[stmt.name] = stmt
     elif isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:

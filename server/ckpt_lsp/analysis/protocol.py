@@ -49,7 +49,7 @@ def _constants(facts: ModuleFacts, cls: ClassFacts) -> dict[str, list[str]]:
         strings = _const_strings(value, {})
         if strings is not None:
             consts[name] = strings
-    for stmt in cls.node.body:
+    for stmt in cls.class_level():
         if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             strings = _const_strings(stmt.value, {})

@@ -59,7 +59,7 @@ def interface_of(facts: ModuleFacts | None) -> tuple[Any, ...]:
         (
             name,
             tuple(getattr(cf, "bases", ())),
-            tuple(getattr(s, "name", "") for s in cf.node.body),
+            cf.method_names,
         )
         for name, cf in sorted(facts.classes.items())
     )

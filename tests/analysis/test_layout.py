@@ -1,0 +1,160 @@
+"""The class layout: which methods may assign `self` (then they are read), and proof on
+real code that skipping the others loses no assignment the classifier would record."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+from ckpt_lsp.analysis.blocks import split_blocks
+from ckpt_lsp.analysis.classify import self_name_of, walk_function
+from ckpt_lsp.analysis.facts import module_facts
+from ckpt_lsp.analysis.layout import class_layout
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+SITE = Path(ast.__file__).parent  # stands in when no third-party package is installed
+
+
+def _layout_of(method: str, header: str = "class M(nn.Module):\n") -> bool:
+    text = header + "    def other(self):\n        return 1\n\n" + method
+    layout = class_layout(text)
+    assert layout is not None
+    return layout.pieces[-1].must_read
+
+
+# Each of these assigns an attribute of self (or may): the method must be read.
+STORES = {
+    "plain": "    def f(self):\n        self.x = 1\n",
+    "annotated": "    def f(self):\n        self.x: Dict[str, int] = {}\n",
+    "augmented": "    def f(self):\n        self.hooks += [lambda m: m]\n",
+    "tuple": "    def f(self):\n        self.a, self.b = make()\n",
+    "chained": "    def f(self):\n        y = self.x = open(p)\n",
+    "multi-line tuple": "    def f(self):\n        (\n            self.a,\n            self.b,\n        ) = make()\n",
+    "subscript with a call": "    def f(self):\n        self.cache[key(k)] = open(p)\n",
+    "multi-line subscript": "    def f(self):\n        self.cache[\n            k\n        ] = v\n",
+    "continuation": "    def f(self):\n        self.x \\\n            = 1\n",
+    "setattr": "    def f(self):\n        setattr(self, 'x', open(p))\n",
+    "mutator": "    def f(self):\n        self.items.append(lambda: 0)\n",
+    "hook": "    def f(self):\n        self.backbone[0].register_forward_hook(h)\n",
+    "with target": "    def f(self):\n        with open(p) as self.fh:\n            pass\n",
+    "for target": "    def f(self):\n        for self.i in range(3):\n            pass\n",
+    "other self name": "    def f(this):\n        this.x = 1\n",
+    "no parameters": "    @staticmethod\n    def f():\n        return 1\n",
+    "class-level after": "    def f(self):\n        return 1\n    __call__ = f\n",
+}
+
+# None of these assigns an attribute of self: the method is left unread.
+READS = {
+    "keyword arguments": "    def forward(self, h, m):\n        return self.attn(h, mask=m)\n",
+    "loop over self": "    def forward(self, x):\n        for layer in self.layers:\n            x = layer(x)\n        return x\n",
+    "comparison": "    def f(self):\n        if self.x == 1 or self.y <= 2 or self.z != 3:\n            return 0\n",
+    "call of an element": "    def f(self, x):\n        y = self.w[i](x, k=2)\n        return y\n",
+    "local subscript": "    def f(self, x):\n        x[mask] = 0\n        return x\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(STORES))
+def test_a_method_that_may_store_is_read(name: str) -> None:
+    assert _layout_of(STORES[name])
+
+
+@pytest.mark.parametrize("name", sorted(READS))
+def test_a_method_that_only_reads_is_not(name: str) -> None:
+    assert not _layout_of(READS[name])
+
+
+def test_decorators_and_async_defs_start_their_piece() -> None:
+    text = (
+        "class M(nn.Module):\n"
+        '    """Doc."""\n'
+        "    scale = 2\n"
+        "\n"
+        "    @property\n"
+        "    def size(self):\n"
+        "        return 1\n"
+        "\n"
+        "    async def run(self):\n"
+        "        self.task = 1\n"
+    )
+    layout = class_layout(text)
+    assert layout is not None
+    assert layout.header.endswith("scale = 2\n\n")
+    assert [(p.name, p.start_row, p.must_read) for p in layout.pieces] == [
+        ("size", 5, False),
+        ("run", 9, True),
+    ]
+
+
+def test_no_cut_when_a_docstring_holds_method_lines() -> None:
+    """A def-like line inside a string is joined back, never cut at."""
+    text = (
+        "class M:\n"
+        "    def f(self):\n"
+        '        """Example:\n'
+        "    def g(self):\n"
+        "        self.x = 1\n"
+        '        """\n'
+        "        return 1\n"
+    )
+    layout = class_layout(text)
+    assert layout is not None
+    assert [p.name for p in layout.pieces] == ["f"]
+
+
+def _sources() -> list[Path]:
+    roots = [CORPUS]
+    for name in ("torch/nn/modules", "lightning/pytorch", "sklearn/ensemble", "keras/src/layers"):
+        for base in map(Path, sys.path):
+            if (base / name).is_dir():
+                roots.append(base / name)
+                break
+    if len(roots) == 1:
+        roots.append(SITE)
+    return sorted(p for root in roots if root.exists() for p in root.rglob("*.py"))
+
+
+def _stores(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    self_name = self_name_of(func)
+    if self_name is None:
+        return []
+    assignments, _ = walk_function(func, "", self_name)
+    return [a.attribute for a in assignments]
+
+
+def _dump(node: ast.AST) -> str:
+    return ast.dump(node, include_attributes=True)  # rows and columns too
+
+
+def test_no_assignment_is_lost_on_real_code() -> None:
+    """Soundness: every method of a real class in which the classifier records an
+    assignment of `self` is among the pieces the layout reads, and the read pieces give
+    the very methods and class-level statements a whole parse gives."""
+    classes = checked = 0
+    for path in _sources():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for block in split_blocks(text):
+            if block.kind != "class":
+                continue
+            try:
+                whole = ast.parse(block.text).body[0]
+            except (SyntaxError, IndexError, ValueError):
+                continue
+            if not isinstance(whole, ast.ClassDef):
+                continue
+            classes += 1
+            facts = module_facts(str(path), "", block.text).classes.get(whole.name)
+            assert facts is not None, (path, whole.name)
+            read = {_dump(m) for m in facts.assigning_methods()}
+            for stmt in whole.body:
+                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and _stores(stmt):
+                    checked += 1
+                    assert _dump(stmt) in read, (path, whole.name, stmt.name)
+            expected = [
+                _dump(s)
+                for s in whole.body
+                if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+            ]
+            assert [_dump(s) for s in facts.class_level()] == expected, (path, whole.name)
+    assert classes > 100 and checked > 100, (classes, checked)
