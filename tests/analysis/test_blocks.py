@@ -73,3 +73,43 @@ def test_blocks_cover_the_text_from_the_first_statement(text: str) -> None:
         assert text.endswith(joined)
         rows = [b.start_row for b in blocks]
         assert rows == sorted(rows)
+
+
+_LINES = [
+    "class A(B):",
+    "def f(x):",
+    "async def g():",
+    "@deco(",
+    "@deco",
+    "else:",
+    "except E:",
+    "    x = 1",
+    '"""',
+    "'''doc'''",
+    "x = (",
+    ")",
+    "y = 2 \\",
+    "# comment",
+    "import a",
+    "from b import c",
+    "",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.sampled_from(_LINES), max_size=30),
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),
+)
+def test_the_offset_split_equals_the_line_split(lines: list[str], end: str, last: bool) -> None:
+    """Two implementations of one guess: by offsets in the text (the fast path) and line
+    by line (used for lone-CR files). They must agree on every text."""
+    from ckpt_lsp.analysis import blocks
+
+    text = end.join(lines) + (end if last else "")
+    split = split_lines(text)
+    by_line = blocks._merge_imports(
+        blocks._make_blocks(split, blocks._join_strings(split, blocks._starts_by_line(split)))
+    )
+    assert split_blocks(text) == by_line
