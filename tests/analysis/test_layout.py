@@ -151,6 +151,22 @@ def test_no_assignment_is_lost_on_real_code() -> None:
                 if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and _stores(stmt):
                     checked += 1
                     assert _dump(stmt) in read, (path, whole.name, stmt.name)
+            for stmt in whole.body:
+                if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                words = {
+                    node.func.attr
+                    for node in ast.walk(stmt)
+                    if isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id == "self"
+                }
+                if any(getattr(d, "attr", "") == "setter" for d in stmt.decorator_list):
+                    words.add("setter")
+                for word in words:  # what _property_stores and _lazily_called look for
+                    found = {_dump(m) for m in facts.methods_mentioning(word)}
+                    assert _dump(stmt) in found, (path, whole.name, stmt.name, word)
             expected = [
                 _dump(s)
                 for s in whole.body

@@ -244,7 +244,7 @@ def _property_stores(cls: ClassFacts, assignment: Assignment) -> list[Assignment
     if assignment.mutation:
         return []
     out: list[Assignment] = []
-    for stmt in cls.node.body:
+    for stmt in cls.methods_mentioning("setter"):
         if not isinstance(stmt, ast.FunctionDef) or len(stmt.args.args) < 2:
             continue
         if not any(
@@ -356,8 +356,8 @@ def _lazily_called(cls: ClassFacts, name: str) -> bool:
         return False
     assigned = _self_targets(helper)
     calls = 0
-    for method in cls.node.body:
-        if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) or method is helper:
+    for method in cls.methods_mentioning(name):
+        if method is helper:
             continue
         parents: dict[int, ast.AST] | None = None
         for node in ast.walk(method):

@@ -12,7 +12,7 @@ import hashlib
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Union
@@ -84,118 +84,66 @@ class ParsedBlock:
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 
 
-class ClassFacts:
-    """A top-level class: its name and bases, and its methods parsed on demand.
+class ClassText:
+    """What a cut class block's text alone determines: its layout, its header, and the
+    pieces parsed so far. Shared by every ClassFacts made from the same text (cached by
+    text, like parsed blocks), so a keystroke elsewhere re-reads nothing of the class."""
 
-    A class cut by `layout.class_layout` has its header (bases, class-level statements)
-    parsed at once, the methods that may assign `self` when the classifier first asks,
-    and any other method only when asked for by name. A class that cannot be cut, or
-    one whose pieces do not parse, is parsed whole, as the block it is."""
-
-    def __init__(
-        self,
-        name: str,
-        node: ast.ClassDef,
-        parsed: ParsedBlock,
-        bases: tuple[str, ...],  # dotted source text of each base; "" when not a name
-        layout: Layout | None = None,
-    ) -> None:
+    def __init__(self, text: str, name: str, layout: Layout, header: ast.ClassDef) -> None:
+        self.text = text
         self.name = name
-        self.parsed = parsed
-        self.bases = bases
-        self._header = node  # the whole class, or (with a layout) its header alone
-        self._layout = layout
+        self.layout: Layout | None = layout  # None once the class was read whole
+        self.header = header  # the header alone, or the whole class once read whole
         self._pieces: dict[int, list[ast.stmt] | None] = {}  # piece index -> statements
         self._read: tuple[list[FunctionNode], list[ast.stmt]] | None = None
-        self._failure: str | None = None
+        self.failure = ""  # why the parts that matter do not parse
 
-    @property
-    def row(self) -> int:
-        return self._header.lineno + self.parsed.row_offset
-
-    @property
-    def node(self) -> ast.ClassDef:
-        """The whole class (parsed now if it was cut); a method that does not parse is left
-        out when the class as a whole does not parse."""
-        if self._layout is None:
-            return self._header
-        whole = _whole_class(self.parsed, self.name)
+    def whole(self) -> ast.ClassDef:
+        """The whole class; when it does not parse as a whole, its pieces that do."""
+        layout = self.layout
+        if layout is None:
+            return self.header
+        whole = _class_named(_parse_cached(self.text)[0], self.name)
         if whole is None:
+            header = self.header
             whole = ast.ClassDef(
-                name=self._header.name,
-                bases=self._header.bases,
-                keywords=self._header.keywords,
-                body=self._header.body[:-1]
-                + [stmt for i in range(len(self._layout.pieces)) for stmt in self._piece(i) or ()],
-                decorator_list=self._header.decorator_list,
-                lineno=self._header.lineno,
-                col_offset=self._header.col_offset,
+                name=header.name,
+                bases=header.bases,
+                keywords=header.keywords,
+                body=header.body[:-1]
+                + [stmt for i in range(len(layout.pieces)) for stmt in self.piece(i) or ()],
+                decorator_list=header.decorator_list,
+                lineno=header.lineno,
+                col_offset=header.col_offset,
             )
-        self._header, self._layout = whole, None
+        self.header, self.layout = whole, None
         return whole
 
-    @property
-    def method_names(self) -> tuple[str, ...]:
-        """The names of its methods, in order (without parsing them)."""
-        if self._layout is not None:
-            return tuple(piece.name for piece in self._layout.pieces)
-        return tuple(
-            stmt.name
-            for stmt in self._header.body
-            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
-        )
-
-    def method(self, name: str) -> FunctionNode | None:
-        if self._layout is None:
-            for stmt in self._header.body:
-                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
-                    return stmt
-            return None
-        for i, piece in enumerate(self._layout.pieces):
-            if piece.name != name:
-                continue
-            for stmt in self._piece(i) or ():
-                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
-                    return stmt
-            return None
-        return None
-
-    def assigning_methods(self) -> list[FunctionNode]:
-        """The methods that may assign attributes of self (all of them when not cut)."""
-        return self._read_parts()[0]
-
-    def class_level(self) -> list[ast.stmt]:
-        """The statements of the class body that are not methods, in order."""
-        return self._read_parts()[1]
-
-    @property
-    def failure(self) -> str:
-        """Why the parts of the class that matter do not parse; "" when they do."""
-        self._read_parts()
-        return self._failure or ""
-
-    def _read_parts(self) -> tuple[list[FunctionNode], list[ast.stmt]]:
+    def read(self) -> tuple[list[FunctionNode], list[ast.stmt]]:
+        """The methods that may assign self, and the class-level statements."""
         if self._read is not None:
             return self._read
-        layout = self._layout
+        layout = self.layout
+        statements: list[ast.stmt] = []
         if layout is not None:
-            statements = self._header.body[:-1]  # the header's own body, without its `pass`
+            statements = self.header.body[:-1]  # the header's own body, without its `pass`
             for i, piece in enumerate(layout.pieces):
                 if not piece.must_read:
                     continue
-                parsed = self._piece(i)
+                parsed = self.piece(i)
                 if parsed is None:  # a wrong cut, or a syntax error: read it whole
-                    self._layout = None
-                    whole = _whole_class(self.parsed, self.name)
+                    tree, error = _parse_cached(self.text)
+                    whole = _class_named(tree, self.name)
+                    self.layout = None
                     if whole is None:
-                        self._failure = self.parsed.error or "invalid syntax"
+                        self.failure = error or "invalid syntax"
                         self._read = ([], [])
                         return self._read
-                    self._header = whole
+                    self.header = whole
                     break
                 statements.extend(parsed)
-        if self._layout is None:
-            statements = list(self._header.body)
+        if self.layout is None:
+            statements = list(self.header.body)
         methods = [s for s in statements if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
         others = [
             s for s in statements if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
@@ -203,14 +151,13 @@ class ClassFacts:
         self._read = (methods, others)
         return self._read
 
-    def _piece(self, index: int) -> list[ast.stmt] | None:
+    def piece(self, index: int) -> list[ast.stmt] | None:
         if index in self._pieces:
             return self._pieces[index]
-        assert self._layout is not None
-        piece = self._layout.pieces[index]
+        assert self.layout is not None
+        piece = self.layout.pieces[index]
         # pad so that rows in the piece's tree are rows of the class block
-        text = "class _:\n" + "\n" * (piece.start_row - 2) + piece.text
-        tree, _ = _parse_cached(text)
+        tree, _ = _parse_text("class _:\n" + "\n" * (piece.start_row - 2) + piece.text)
         found: list[ast.stmt] | None = None
         if tree is not None and len(tree.body) == 1 and isinstance(tree.body[0], ast.ClassDef):
             found = tree.body[0].body
@@ -218,8 +165,107 @@ class ClassFacts:
         return found
 
 
-def _whole_class(parsed: ParsedBlock, name: str) -> ast.ClassDef | None:
-    tree = parsed.tree
+class ClassFacts:
+    """A top-level class: its name and bases, and its methods parsed on demand.
+
+    A class cut by `layout.class_layout` (see ClassText) has its header (bases,
+    class-level statements) parsed at once, the methods that may assign `self` when the
+    classifier first asks, and any other method only when asked for by name. A class
+    that cannot be cut, or whose pieces do not parse, is read whole."""
+
+    def __init__(
+        self,
+        name: str,
+        node: ast.ClassDef,
+        parsed: ParsedBlock,
+        bases: tuple[str, ...],  # dotted source text of each base; "" when not a name
+        shape: ClassText | None = None,
+    ) -> None:
+        self.name = name
+        self.parsed = parsed
+        self.bases = bases
+        self._node = node  # the whole class (not cut), or its header
+        self._shape = shape
+
+    @property
+    def row(self) -> int:
+        return self._node.lineno + self.parsed.row_offset
+
+    @property
+    def node(self) -> ast.ClassDef:
+        """The whole class (read whole now if it was cut)."""
+        return self._shape.whole() if self._shape is not None else self._node
+
+    @property
+    def method_names(self) -> tuple[str, ...]:
+        """The names of its methods, in order (without parsing them)."""
+        shape = self._shape
+        if shape is not None and shape.layout is not None:
+            return tuple(piece.name for piece in shape.layout.pieces)
+        return tuple(
+            stmt.name
+            for stmt in self.node.body
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
+        )
+
+    def method(self, name: str) -> FunctionNode | None:
+        shape = self._shape
+        if shape is not None and shape.layout is not None:
+            for i, piece in enumerate(shape.layout.pieces):
+                if piece.name == name:
+                    return _function_named(shape.piece(i) or (), name)
+            return None
+        return _function_named(self.node.body, name)
+
+    def methods_mentioning(self, word: str) -> list[FunctionNode]:
+        """The methods whose text holds `word` (all of them when the class is not cut):
+        a property setter holds "setter", a call of `self.open()` holds "open"."""
+        shape = self._shape
+        if shape is None or shape.layout is None:
+            body = self.node.body
+            return [s for s in body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        found: list[FunctionNode] = []
+        for i, piece in enumerate(shape.layout.pieces):
+            if word in piece.text:
+                method = _function_named(shape.piece(i) or (), piece.name)
+                if method is not None:
+                    found.append(method)
+        return found
+
+    def assigning_methods(self) -> list[FunctionNode]:
+        """The methods that may assign attributes of self (all of them when not cut)."""
+        return self._parts()[0]
+
+    def class_level(self) -> list[ast.stmt]:
+        """The statements of the class body that are not methods, in order."""
+        return self._parts()[1]
+
+    @property
+    def failure(self) -> str:
+        """Why the parts of the class that matter do not parse; "" when they do."""
+        if self._shape is None:
+            return ""
+        self._shape.read()
+        return self._shape.failure
+
+    def _parts(self) -> tuple[list[FunctionNode], list[ast.stmt]]:
+        if self._shape is not None:
+            return self._shape.read()
+        body = self._node.body
+        return (
+            [s for s in body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))],
+            [s for s in body if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))],
+        )
+
+
+def _function_named(body: Iterable[ast.stmt], name: str) -> FunctionNode | None:
+    for stmt in body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
+            return stmt
+    return None
+
+
+def _class_named(tree: ast.Module | None, name: str) -> ast.ClassDef | None:
     if tree is None:
         return None
     for stmt in tree.body:
@@ -439,15 +485,30 @@ def _read_block(block: Block) -> tuple[ParsedBlock, ClassFacts | None]:
         return _deferred(block), None
     if block.kind != "class":
         return parse_block(block), None
-    layout = class_layout(block.text)
-    if layout is None:
-        return parse_block(block), None
-    header, _ = _parse_cached(layout.header + layout.indent + "pass\n")
-    node = header.body[0] if header is not None and len(header.body) == 1 else None
-    if not isinstance(node, ast.ClassDef) or node.name != block.name:
+    shape = _SHAPES.get(block.text)
+    if shape is None:
+        shape = _class_text(block)
+        _SHAPES.put(block.text, shape, len(block.text))
+    if not isinstance(shape, ClassText):
         return parse_block(block), None
     parsed = _deferred(block)
-    return parsed, ClassFacts(node.name, node, parsed, _base_names(node), layout)
+    header = shape.header
+    return parsed, ClassFacts(header.name, header, parsed, _base_names(header), shape)
+
+
+# Cut classes by text; False for a class that is parsed whole (no cut, or a bad one).
+_SHAPES: BoundedCache[str, ClassText | bool] = BoundedCache(_CACHED_ENTRIES, _CACHED_CHARS)
+
+
+def _class_text(block: Block) -> ClassText | bool:
+    layout = class_layout(block.text)
+    if layout is None:
+        return False
+    header, _ = _parse_text(layout.header + layout.indent + "pass\n")
+    node = header.body[0] if header is not None and len(header.body) == 1 else None
+    if not isinstance(node, ast.ClassDef) or node.name != block.name:
+        return False
+    return ClassText(block.text, node.name, layout, node)
 
 
 def _base_names(node: ast.ClassDef) -> tuple[str, ...]:
