@@ -40,6 +40,9 @@ STORES = {
     "hook": "    def f(self):\n        self.backbone[0].register_forward_hook(h)\n",
     "with target": "    def f(self):\n        with open(p) as self.fh:\n            pass\n",
     "for target": "    def f(self):\n        for self.i in range(3):\n            pass\n",
+    "parenthesized tuple": "    def f(self):\n        (self.a, self.b) = make()\n",
+    "list target": "    def f(self):\n        [self.a, self.b] = make()\n",
+    "after a string": '    def f(self):\n        label = "("; self.x = open(p)\n',
     "other self name": "    def f(this):\n        this.x = 1\n",
     "no parameters": "    @staticmethod\n    def f():\n        return 1\n",
     "class-level after": "    def f(self):\n        return 1\n    __call__ = f\n",
@@ -47,6 +50,7 @@ STORES = {
 
 # None of these assigns an attribute of self: the method is left unread.
 READS = {
+    "argument of a call": "    def f(self, a):\n        w = softmax(self.w, dim=-1)\n        return w\n",
     "keyword arguments": "    def forward(self, h, m):\n        return self.attn(h, mask=m)\n",
     "loop over self": "    def forward(self, x):\n        for layer in self.layers:\n            x = layer(x)\n        return x\n",
     "comparison": "    def f(self):\n        if self.x == 1 or self.y <= 2 or self.z != 3:\n            return 0\n",

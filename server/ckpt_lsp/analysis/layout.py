@@ -71,13 +71,42 @@ def _may_store(text: str, self_name: str) -> bool:
         return True
     if "register_" in text and _HOOK.search(text):
         return True
-    if any(p.search(text) for p in _self_stores(self_name)):
+    stores, *others = _self_stores(self_name)
+    if any(p.search(text) for p in others):
         return True
+    for m in stores.finditer(text):
+        if not _inside_call(text, m.start()):
+            return True
     for pattern in _CLOSING:
         for m in pattern.finditer(text):
             if _starts_line(text, m.start()):
                 return True
     return False
+
+
+def _inside_call(text: str, pos: int) -> bool:
+    """Whether pos provably lies inside the brackets of a call or a subscript opened
+    earlier on its line (`softmax(self.w, dim=-1)`): an `=` there is a keyword argument,
+    and nothing in brackets is ever an assignment target. In doubt (a quote, `;` or `#`
+    before it, which may hide a bracket; a bracket from an earlier line) the answer is no."""
+    start = text.rfind("\n", 0, pos) + 1
+    prefix = text[start:pos]
+    if "(" not in prefix and "[" not in prefix and "{" not in prefix:
+        return False
+    if '"' in prefix or "'" in prefix or ";" in prefix or "#" in prefix:
+        return False
+    opened: list[int] = []
+    for i, char in enumerate(prefix):
+        if char in "([{":
+            opened.append(i)
+        elif char in ")]}":
+            if not opened:
+                return False
+            opened.pop()
+    if not opened:
+        return False
+    before = prefix[: opened[0]].rstrip()
+    return bool(before) and (before[-1].isalnum() or before[-1] in "_)]")
 
 
 def _starts_line(text: str, pos: int) -> bool:
