@@ -178,3 +178,25 @@ def test_no_assignment_is_lost_on_real_code() -> None:
             ]
             assert [_dump(s) for s in facts.class_level()] == expected, (path, whole.name)
     assert classes > 100 and checked > 100, (classes, checked)
+
+
+def test_a_def_joined_into_the_piece_before_it_is_still_found() -> None:
+    """A quote count fooled by `'\"\"\"'` joins two methods into one piece: the second is
+    found by name all the same, and by what it mentions."""
+    text = (
+        "class M(nn.Module):\n"
+        "    def quote(self):\n"
+        '        return \'"""\'\n'
+        "\n"
+        "    def __getstate__(self):\n"
+        "        return {}\n"
+        "\n"
+        "    def close(self):\n"
+        '        return \'"""\'\n'
+    )
+    layout = class_layout(text)
+    assert layout is not None and [p.name for p in layout.pieces] == ["quote"]
+    facts = module_facts("m.py", "m", text).classes["M"]
+    found = facts.method("__getstate__")
+    assert found is not None and found.lineno == 5
+    assert "__getstate__" in {m.name for m in facts.methods_mentioning("return {}")}

@@ -211,9 +211,15 @@ class ClassFacts:
     def method(self, name: str) -> FunctionNode | None:
         shape = self._shape
         if shape is not None and shape.layout is not None:
-            for i, piece in enumerate(shape.layout.pieces):
-                if piece.name == name:
-                    return _function_named(shape.piece(i) or (), name)
+            pieces = shape.layout.pieces
+            named = [i for i, piece in enumerate(pieces) if piece.name == name]
+            if not named:  # a piece joined over a string may hold a second def
+                header = re.compile(rf"def\s+{re.escape(name)}\b")
+                named = [i for i, piece in enumerate(pieces) if header.search(piece.text)]
+            for i in named:
+                found = _function_named(shape.piece(i) or (), name)
+                if found is not None:
+                    return found
             return None
         return _function_named(self.node.body, name)
 
@@ -227,9 +233,11 @@ class ClassFacts:
         found: list[FunctionNode] = []
         for i, piece in enumerate(shape.layout.pieces):
             if word in piece.text:
-                method = _function_named(shape.piece(i) or (), piece.name)
-                if method is not None:
-                    found.append(method)
+                found.extend(
+                    stmt
+                    for stmt in shape.piece(i) or ()
+                    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
+                )
         return found
 
     def assigning_methods(self) -> list[FunctionNode]:

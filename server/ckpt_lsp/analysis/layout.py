@@ -28,7 +28,19 @@ class Piece:
     name: str  # the method's name
     start_row: int  # 1-based row of its first line within the class block
     text: str
-    must_read: bool  # it may assign an attribute of self, or holds class-level statements
+    first: str  # its first parameter ("" when it has none we can see)
+    indent: str  # the methods' indentation
+
+    @property
+    def must_read(self) -> bool:
+        """Whether it may assign an attribute of self or holds class-level statements.
+        Asked only of the classes that are analyzed, not of every class read for its
+        bases."""
+        return (
+            not self.first
+            or _may_store(self.text, self.first)
+            or _class_level(self.text, self.indent)
+        )
 
 
 @dataclass(frozen=True)
@@ -197,7 +209,6 @@ def class_layout(text: str) -> Layout | None:
     for pos, (offset, name, first) in enumerate(kept):
         end = cuts[pos + 1] if pos + 1 < len(cuts) else len(text)
         piece = text[offset:end]
-        must_read = not first or _may_store(piece, first) or _class_level(piece, indent)
-        pieces.append(Piece(name, row, piece, must_read))
+        pieces.append(Piece(name, row, piece, first, indent))
         row += piece.count("\n")
     return Layout(text[: cuts[0]], indent, tuple(pieces))
