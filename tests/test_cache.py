@@ -61,10 +61,27 @@ def test_workers_find_what_one_process_finds(tmp_path: Path) -> None:
     for i in range(PARALLEL_MIN_FILES + 4):
         (tmp_path / f"model_{i}.py").write_text(MODEL.replace("Block", f"Block{i}"))
     config = Config(root=tmp_path)
-    one = run_check([tmp_path], config, use_cache=False, jobs=1)
-    two = run_check([tmp_path], config, use_cache=False, jobs=2)
+    one = run_check([tmp_path], config, use_cache=False, jobs=1, with_fixes=True)
+    two = run_check([tmp_path], config, use_cache=False, jobs=2, with_fixes=True)
     assert len(one.findings) == PARALLEL_MIN_FILES + 4
+    assert all(f.fix is not None for f in two.findings)
     assert sorted(one.findings, key=repr) == sorted(two.findings, key=repr)
+
+
+def test_a_json_run_builds_each_file_s_fixes_with_its_analysis(tmp_path: Path) -> None:
+    """In the worker that analyzed the file, not one file after another at the end."""
+    from ckpt_lsp import runner
+
+    root = _project(tmp_path)
+    sources = [runner._Source(p, str(p), p.read_bytes()) for p in sorted(root.glob("*.py"))]
+    src = next(s for s in sources if s.name.endswith("model.py"))
+    index, analyzer = runner._project(sources, Config(root=root))
+    digests = runner._Digests()
+    plain = runner._analyze_one(analyzer, index, src, digests)
+    built = runner._analyze_one(analyzer, index, src, digests, with_fixes=True)
+    assert plain.findings and plain.fixes is None
+    assert built.fixes is not None and len(built.fixes) == len(built.findings)
+    assert all(fix is not None for fix in built.fixes)
 
 
 def test_no_cache_flag_writes_nothing(tmp_path: Path) -> None:

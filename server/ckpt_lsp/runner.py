@@ -208,7 +208,10 @@ def _run_check(
     sources = readable
     result.files = len(sources)
     if misses:
-        for src, entry in _analyze_all(sources, misses, config, digests, jobs, keep):
+        fixes_now = with_fixes and not fix and not diff  # a fix run rebuilds them itself
+        for src, entry in _analyze_all(
+            sources, misses, config, digests, jobs, keep, with_fixes=fixes_now
+        ):
             outcomes[src.key] = entry
             if cache is not None:
                 cache.put(src.key, entry)
@@ -293,7 +296,11 @@ def _reader(path: Path) -> Callable[[], str]:
 
 
 def _analyze_one(
-    analyzer: Analyzer, index: ProjectIndex, src: _Source, digests: dict[str, str]
+    analyzer: Analyzer,
+    index: ProjectIndex,
+    src: _Source,
+    digests: dict[str, str],
+    with_fixes: bool = False,
 ) -> Entry:
     index.touched = set()
     file_result = analyzer.analyze(src.name, src.text, budget_s=file_budget_s() or None)
@@ -311,7 +318,11 @@ def _analyze_one(
             detail = f" ({reason})" if reason else ""
             message = f"syntax error at line {start}{detail}: not checked"
         errors.append(FileError(src.name, message))
-    return Entry(digests[src.key], deps, file_result.findings, errors)
+    entry = Entry(digests[src.key], deps, file_result.findings, errors)
+    if with_fixes and entry.findings:
+        # built here, in the worker, rather than one file after another once all are done
+        entry.fixes = [f.fix for f in attach_fixes(src.text, entry.findings)]
+    return entry
 
 
 def _analyze_all(
@@ -321,17 +332,19 @@ def _analyze_all(
     digests: dict[str, str],
     jobs: int | None,
     keep: list[object] | None = None,
+    with_fixes: bool = False,
 ) -> list[tuple[_Source, Entry]]:
-    """Analyze the files not in the cache, in worker processes when it pays."""
+    """Analyze the files not in the cache, in worker processes when it pays; with_fixes
+    also builds each finding's fix there (the JSON report carries them)."""
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
     workers = max(1, min(workers, len(misses) // (PARALLEL_MIN_FILES // 2) or 1))
     can_fork = "fork" in multiprocessing.get_all_start_methods()
     if workers > 1 and can_fork and len(misses) >= PARALLEL_MIN_FILES:
-        return _analyze_in_workers(sources, misses, config, digests, workers)
+        return _analyze_in_workers(sources, misses, config, digests, workers, with_fixes)
     index, analyzer = _project(sources, config)
     if keep is not None:
         keep.append(index)
-    return [(src, _analyze_one(analyzer, index, src, digests)) for src in misses]
+    return [(src, _analyze_one(analyzer, index, src, digests, with_fixes)) for src in misses]
 
 
 # What forked workers inherit (set just before the fork, so nothing is pickled to them).
@@ -347,7 +360,8 @@ def _worker_batch(positions: list[int]) -> list[tuple[int, Entry]]:
         state = _project(sources, _SHARED["config"])  # type: ignore[arg-type]
         _SHARED["project"] = state
     index, analyzer = state
-    return [(i, _analyze_one(analyzer, index, misses[i], digests)) for i in positions]
+    with_fixes = bool(_SHARED.get("with_fixes"))
+    return [(i, _analyze_one(analyzer, index, misses[i], digests, with_fixes)) for i in positions]
 
 
 def _analyze_in_workers(
@@ -356,10 +370,13 @@ def _analyze_in_workers(
     config: Config,
     digests: dict[str, str],
     workers: int,
+    with_fixes: bool = False,
 ) -> list[tuple[_Source, Entry]]:
     """Fork workers that each index the project lazily (parsing only what their files
     need) and analyze batches of files; results come back pickled."""
-    _SHARED.update(sources=sources, misses=misses, digests=digests, config=config)
+    _SHARED.update(
+        sources=sources, misses=misses, digests=digests, config=config, with_fixes=with_fixes
+    )
     _SHARED.pop("project", None)
     # Big files first, in small batches, so no worker is left with the long tail.
     order = sorted(range(len(misses)), key=lambda i: -len(misses[i].text))
