@@ -200,3 +200,25 @@ def test_a_def_joined_into_the_piece_before_it_is_still_found() -> None:
     found = facts.method("__getstate__")
     assert found is not None and found.lineno == 5
     assert "__getstate__" in {m.name for m in facts.methods_mentioning("return {}")}
+
+
+def test_a_broken_assigning_method_is_a_failure_whatever_is_asked_first() -> None:
+    """The whole class asked for first (a fix looking at a base class) must not hide that
+    the method that assigns self does not parse."""
+    from ckpt_lsp.analysis import facts as facts_module
+
+    text = (
+        "class M(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        self.x = (\n"
+        "\n"
+        "    def forward(self, x):\n"
+        "        return x\n"
+    )
+    for first in ("node", "failure"):
+        facts_module._SHAPES.clear()
+        cls = module_facts("m.py", "m", text).classes["M"]
+        if first == "node":
+            assert [m.name for m in cls.node.body] == ["forward"]
+        assert cls.failure, first
+        assert cls.assigning_methods() == []

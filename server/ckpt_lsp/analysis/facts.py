@@ -100,6 +100,7 @@ class ClassText:
 
     def whole(self) -> ast.ClassDef:
         """The whole class; when it does not parse as a whole, its pieces that do."""
+        self.read()  # whether the parts that matter parse, whatever was asked first
         layout = self.layout
         if layout is None:
             return self.header
@@ -134,12 +135,12 @@ class ClassText:
                 if parsed is None:  # a wrong cut, or a syntax error: read it whole
                     tree, error = _parse_cached(self.text)
                     whole = _class_named(tree, self.name)
-                    self.layout = None
-                    if whole is None:
+                    if whole is None:  # nothing of it is analyzed (the pieces that parse
+                        # still serve `whole()` and `method()`)
                         self.failure = error or "invalid syntax"
                         self._read = ([], [])
                         return self._read
-                    self.header = whole
+                    self.header, self.layout = whole, None
                     break
                 statements.extend(parsed)
         if self.layout is None:
