@@ -62,18 +62,19 @@ def _open_triple_quote(text: str) -> bool:
     return any(text.count(q) % 2 for q in _TRIPLES)
 
 
-def _kind_of(first_code_line: str) -> tuple[str, str]:
-    m = _HEADER.match(first_code_line)
+def _kind_of(text: str) -> tuple[str, str]:
+    m = _HEADER.match(text)
     if m:
         return m.group(1), m.group(2)
-    if _IMPORT.match(first_code_line):
+    if _IMPORT.match(text):
         return "import", ""
     return "other", ""
 
 
 # What may follow a decorator line at column 0: another decorator or the decorated statement.
 _DECORATED = re.compile(r"@|class\b|def\b|async\s+def\b")
-_HEADER_LINE = re.compile(r"^(?:async\s+)?(?:class|def)\s+[A-Za-z_]", re.MULTILINE)
+# a class or def statement at the start of a line (after \n, \r\n or a lone \r)
+_HEADER_LINE = re.compile(r"(?:^|(?<=\r))(?:async\s+)?(?:class|def)\s+[A-Za-z_]", re.MULTILINE)
 # A line that can start a top-level statement: not indented, a comment, a closing bracket,
 # a clause continuing the statement above (`else:`), nor after a backslash. The match
 # starts at the newline before the line: a literal first character lets the regex engine
@@ -135,14 +136,18 @@ def _blocks_by_offset(text: str, starts: list[tuple[int, int]]) -> list[Block]:
     for pos, (row, offset) in enumerate(kept):
         end_row, end = kept[pos + 1] if pos + 1 < len(kept) else (rows, len(text))
         chunk = text[offset:end]
-        first = chunk[: chunk.find("\n") + 1 or len(chunk)]
-        if first.startswith("@"):  # the decorated statement, past the decorators' arguments
-            header = _HEADER_LINE.search(chunk)
-            if header is not None:
-                first = chunk[header.start() :]
-        kind, name = _kind_of(first)
-        blocks.append(Block(kind, name, row + 1, end_row, chunk))
+        blocks.append(Block(*_chunk_kind(chunk), row + 1, end_row, chunk))
     return blocks
+
+
+def _chunk_kind(chunk: str) -> tuple[str, str]:
+    """Kind and name of a block from its text; a decorated one from the statement past
+    the decorators (and past their arguments)."""
+    if chunk.startswith("@"):
+        header = _HEADER_LINE.search(chunk)
+        if header is not None:
+            return _kind_of(chunk[header.start() :])
+    return _kind_of(chunk)
 
 
 def _starts_by_line(lines: list[str]) -> list[int]:
@@ -177,12 +182,8 @@ def _make_blocks(lines: list[str], starts: list[int]) -> list[Block]:
     blocks: list[Block] = []
     for pos, start in enumerate(starts):
         end = starts[pos + 1] if pos + 1 < len(starts) else len(lines)
-        chunk = lines[start:end]
-        first = chunk[0]
-        if first.startswith("@"):  # the decorated statement, past the decorators' arguments
-            first = next((ln for ln in chunk if _HEADER.match(ln)), first)
-        kind, name = _kind_of(first)
-        blocks.append(Block(kind, name, start + 1, end, "".join(chunk)))
+        chunk = "".join(lines[start:end])
+        blocks.append(Block(*_chunk_kind(chunk), start + 1, end, chunk))
     return blocks
 
 
