@@ -222,3 +222,15 @@ def test_a_broken_assigning_method_is_a_failure_whatever_is_asked_first() -> Non
             assert [m.name for m in cls.node.body] == ["forward"]
         assert cls.failure, first
         assert cls.assigning_methods() == []
+
+
+def test_a_broken_function_is_judged_alike_whether_or_not_another_block_fails() -> None:
+    """A function no model calls is not reported, even when a failing module-level block
+    makes every block be read."""
+    broken_def = "def helper(:\n    pass\n"
+    alone = module_facts("m.py", "m", "import os\n\n" + broken_def)
+    with_other = module_facts("m.py", "m", "x = (1,\n\n" + broken_def)
+    for facts in (alone, with_other):
+        assert "helper" in facts.functions and facts.functions.get("helper") is None
+        assert all(p.block.kind != "def" for p in facts.broken)
+    assert [p.block.start_row for p in with_other.broken] == [1]

@@ -96,6 +96,7 @@ class ClassText:
         self.header = header  # the header alone, or the whole class once read whole
         self._pieces: dict[int, list[ast.stmt] | None] = {}  # piece index -> statements
         self._read: tuple[list[FunctionNode], list[ast.stmt]] | None = None
+        self._methods: dict[str, FunctionNode | None] = {}  # method lookups by name
         self.failure = ""  # why the parts that matter do not parse
 
     def whole(self) -> ast.ClassDef:
@@ -117,8 +118,12 @@ class ClassText:
                 lineno=header.lineno,
                 col_offset=header.col_offset,
             )
-        self.header, self.layout = whole, None
+        self._use_whole(whole)
         return whole
+
+    def _use_whole(self, whole: ast.ClassDef) -> None:
+        self.header, self.layout = whole, None
+        self._methods.clear()  # from now on methods come from the whole tree
 
     def read(self) -> tuple[list[FunctionNode], list[ast.stmt]]:
         """The methods that may assign self, and the class-level statements."""
@@ -140,17 +145,34 @@ class ClassText:
                         self.failure = error or "invalid syntax"
                         self._read = ([], [])
                         return self._read
-                    self.header, self.layout = whole, None
+                    self._use_whole(whole)
                     break
                 statements.extend(parsed)
         if self.layout is None:
             statements = list(self.header.body)
-        methods = [s for s in statements if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
-        others = [
-            s for s in statements if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
-        ]
-        self._read = (methods, others)
+        self._read = _split_body(statements)
         return self._read
+
+    def method(self, name: str) -> FunctionNode | None:
+        """The method `name` from its piece, memoized: the protocol asks every analyzed
+        class for __reduce__, __reduce_ex__ and __getstate__ on every keystroke."""
+        if name in self._methods:
+            return self._methods[name]
+        found: FunctionNode | None = None
+        if self.layout is not None:
+            pieces = self.layout.pieces
+            named = [i for i, piece in enumerate(pieces) if piece.name == name]
+            if not named and name in self.text:  # a piece joined over a string
+                header = re.compile(rf"def\s+{re.escape(name)}\b")  # may hold a second def
+                named = [i for i, piece in enumerate(pieces) if header.search(piece.text)]
+            for i in named:
+                found = _function_named(self.piece(i) or (), name)
+                if found is not None:
+                    break
+        else:
+            found = _function_named(self.whole().body, name)
+        self._methods[name] = found
+        return found
 
     def piece(self, index: int) -> list[ast.stmt] | None:
         if index in self._pieces:
@@ -187,6 +209,7 @@ class ClassFacts:
         self.bases = bases
         self._node = node  # the whole class (not cut), or its header
         self._shape = shape
+        self._split: tuple[list[FunctionNode], list[ast.stmt]] | None = None
 
     @property
     def row(self) -> int:
@@ -212,16 +235,7 @@ class ClassFacts:
     def method(self, name: str) -> FunctionNode | None:
         shape = self._shape
         if shape is not None and shape.layout is not None:
-            pieces = shape.layout.pieces
-            named = [i for i, piece in enumerate(pieces) if piece.name == name]
-            if not named:  # a piece joined over a string may hold a second def
-                header = re.compile(rf"def\s+{re.escape(name)}\b")
-                named = [i for i, piece in enumerate(pieces) if header.search(piece.text)]
-            for i in named:
-                found = _function_named(shape.piece(i) or (), name)
-                if found is not None:
-                    return found
-            return None
+            return shape.method(name)
         return _function_named(self.node.body, name)
 
     def methods_mentioning(self, word: str) -> list[FunctionNode]:
@@ -260,11 +274,21 @@ class ClassFacts:
     def _parts(self) -> tuple[list[FunctionNode], list[ast.stmt]]:
         if self._shape is not None:
             return self._shape.read()
-        body = self._node.body
-        return (
-            [s for s in body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))],
-            [s for s in body if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))],
-        )
+        if self._split is None:
+            self._split = _split_body(self._node.body)
+        return self._split
+
+
+def _split_body(body: Iterable[ast.stmt]) -> tuple[list[FunctionNode], list[ast.stmt]]:
+    """A class body's methods, and its other statements, each in order."""
+    methods: list[FunctionNode] = []
+    others: list[ast.stmt] = []
+    for stmt in body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            methods.append(stmt)
+        else:
+            others.append(stmt)
+    return methods, others
 
 
 def _function_named(body: Iterable[ast.stmt], name: str) -> FunctionNode | None:
@@ -298,8 +322,9 @@ class LazyFunctions(Mapping[str, FunctionNode]):
         if name not in self._nodes:
             return default
         value = self._nodes[name]
-        if isinstance(value, ParsedBlock):
-            value = _function_in(value, name)
+        if isinstance(value, ParsedBlock):  # the last definition wins, as at runtime
+            tree = value.tree
+            value = _function_named(reversed(tree.body), name) if tree is not None else None
             self._nodes[name] = value
         return value if value is not None else default
 
@@ -317,17 +342,6 @@ class LazyFunctions(Mapping[str, FunctionNode]):
 
     def __len__(self) -> int:
         return len(self._nodes)
-
-
-def _function_in(parsed: ParsedBlock, name: str) -> FunctionNode | None:
-    tree = parsed.tree
-    if tree is None:
-        return None
-    found = None
-    for stmt in tree.body:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
-            found = stmt
-    return found
 
 
 @dataclass
@@ -622,6 +636,11 @@ def module_facts(path: str, module: str, text: str) -> ModuleFacts:
             parsed_blocks = [parsed for parsed, _ in read]
     for parsed in parsed_blocks:
         facts.blocks.append(parsed)
+        if parsed.failed and parsed.block.kind == "def":
+            # read only because another block failed: judged as when it is not read (a
+            # function is known by name, has no node, and is not reported)
+            facts.functions.set(parsed.block.name, parsed)
+            continue
         if parsed.failed:
             facts.broken.append(parsed)
             continue
