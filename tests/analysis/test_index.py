@@ -54,3 +54,34 @@ def test_evicted_facts_are_rebuilt_from_the_kept_text(tmp_path: Path) -> None:
     assert first is not None and again is not None
     assert again is not first and list(again.classes) == ["A"]
     assert index.dependents(tmp_path / "a.py") == {str(tmp_path / "b.py")}
+
+
+def test_module_names_with_memoized_directories_equal_resolving_each_path(tmp_path: Path) -> None:
+    """The directory memo gives the names `Path.resolve()` gives: through a symlinked
+    package, a symlinked file, `..` in a path, and a file outside the root."""
+    from ckpt_lsp.analysis.index import module_name_for
+
+    root = tmp_path / "proj"
+    (root / "pkg" / "sub").mkdir(parents=True)
+    (root / "pkg" / "sub" / "mod.py").write_text("x = 1\n")
+    (root / "pkg" / "__init__.py").write_text("")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "far.py").write_text("y = 2\n")
+    (root / "linked").symlink_to(root / "pkg" / "sub", target_is_directory=True)
+    (root / "pkg" / "alias.py").symlink_to(root / "pkg" / "sub" / "mod.py")
+    (root / "pkg" / "away.py").symlink_to(outside / "far.py")
+    paths = [
+        root / "pkg" / "sub" / "mod.py",
+        root / "pkg" / "__init__.py",
+        root / "linked" / "mod.py",
+        root / "pkg" / "alias.py",
+        root / "pkg" / "away.py",
+        root / "pkg" / "sub" / ".." / "__init__.py",
+        outside / "far.py",
+    ]
+    memo: dict[str, str] = {}
+    real_root = root.resolve()
+    names = [module_name_for(p, real_root, memo) for p in paths]
+    assert names == [module_name_for(p, root) for p in paths]
+    assert names == ["pkg.sub.mod", "pkg", "pkg.sub.mod", "pkg.sub.mod", "away", "pkg", "far"]

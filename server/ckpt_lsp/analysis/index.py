@@ -23,16 +23,33 @@ from ckpt_lsp.analysis.facts import ModuleFacts, module_facts
 from ckpt_lsp.analysis.memo import BoundedCache
 
 
-def module_name_for(path: Path, root: Path) -> str:
-    """Dotted module name of `path` relative to `root` (or its stem when outside it)."""
+def module_name_for(path: Path, root: Path, real_dirs: dict[str, str] | None = None) -> str:
+    """Dotted module name of `path` relative to `root` (or its stem when outside it).
+
+    `real_dirs` memoizes the symlink-free form of directories (and expects `root` already
+    resolved): resolving a path walks every component with a system call, and a 3,000-file
+    batch run spent a tenth of a second per process on resolving the same directories."""
     try:
-        rel = path.resolve().relative_to(root.resolve())
+        real = _resolved(path, real_dirs) if real_dirs is not None else path.resolve()
+        rel = real.relative_to(root if real_dirs is not None else root.resolve())
         parts = list(rel.with_suffix("").parts)
     except ValueError:
         parts = [path.stem]
     if parts and parts[-1] == "__init__":
         parts.pop()
     return ".".join(p for p in parts if p.isidentifier())
+
+
+def _resolved(path: Path, real_dirs: dict[str, str]) -> Path:
+    """`path.resolve()`, resolving each directory once (a symlinked file on its own)."""
+    text = os.path.abspath(path)
+    if os.path.islink(text):
+        return Path(os.path.realpath(text))
+    directory, name = os.path.split(text)
+    real = real_dirs.get(directory)
+    if real is None:
+        real = real_dirs[directory] = os.path.realpath(directory)
+    return Path(real, name)
 
 
 def _norm(path: str | Path) -> str:
@@ -58,6 +75,7 @@ class ProjectIndex:
         self.touched: set[str] | None = None  # when a set, paths whose facts were read
         self._generation = 0  # bumped by every change, so caches can tell
         self._changes: dict[str, int] = {}
+        self._real_dirs: dict[str, str] = {}  # directory -> its symlink-free form
 
     def generation_without(self, path: str | Path) -> int:
         """A number that changes whenever a module other than `path` changes."""
@@ -83,7 +101,7 @@ class ProjectIndex:
         self.remove(key)
         self._generation += 1
         self._changes[key] = self._changes.get(key, 0) + 1
-        name = module_name_for(Path(key), self.root)
+        name = module_name_for(Path(key), self.root, self._real_dirs)
         self._sources[key] = text
         self._names[key] = name
         for suffix in self._suffixes(name):

@@ -58,7 +58,9 @@ def _self_stores(self_name: str) -> tuple[re.Pattern[str], ...]:
     return (
         re.compile(
             rf"{s}\s*\.\s*(?:"
-            r"\w+[^\n=(]*(?<![=!<>])=(?!=)"  # self.x = / self.a, self.b = / self.x: T =
+            # the `=` can only follow the longest run: taken atomically (a lookahead and its
+            # backreference, as Python < 3.11 has no `*+`), a miss is not retried shorter
+            r"(?=(\w+[^\n=(]*))\1(?<![=!<>])=(?!=)"  # self.x = / self.a, self.b = / self.x: T =
             rf"|[\w.]*\[[^\n]*\]\s*{_OP}=(?!=)"  # self.x[key(k)] = v
             r"|[^\n]*\.\s*(?:append|extend|add|insert|appendleft|update|setdefault)\b"
             r")"
