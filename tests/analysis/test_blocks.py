@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from ckpt_lsp.analysis.blocks import split_blocks, split_lines
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -109,7 +110,68 @@ def test_the_offset_split_equals_the_line_split(lines: list[str], end: str, last
 
     text = end.join(lines) + (end if last else "")
     split = split_lines(text)
-    by_line = blocks._merge_imports(
-        blocks._make_blocks(split, blocks._join_strings(split, blocks._starts_by_line(split)))
-    )
+    kept, joined = blocks._join_strings(split, blocks._starts_by_line(split))
+    by_line = blocks._merge_imports(blocks._make_blocks(split, kept, joined))
     assert split_blocks(text) == by_line
+
+
+# A `'''` inside a `"""` docstring looks like an open string to the splitter: the chunks
+# up to the next such line are joined into one block, with more classes in it. Found in
+# libcst's expression.py (SimpleString swallowed four classes, lines 575-960).
+_MISREAD = '''import threading
+
+from torch import nn
+
+
+{first}
+
+
+class B(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+
+
+class C(nn.Module):
+    def quote(self):
+        """Or with ``\'\'\'`` again."""
+        return 2
+'''
+_FIRST_CLASS = '''class A(nn.Module):
+    def quote(self):
+        """Strings may be quoted with ``\'\'\'``."""
+        return 1'''
+_FIRST_DEF = '''def quote():
+    """Strings may be quoted with ``\'\'\'``."""
+    return 1'''
+
+
+@pytest.mark.parametrize("first", [_FIRST_CLASS, _FIRST_DEF], ids=["class", "def"])
+def test_classes_in_a_block_joined_over_a_misread_quote_are_all_checked(first: str) -> None:
+    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.facts import module_facts
+
+    text = _MISREAD.format(first=first)
+    joined = [b for b in split_blocks(text) if b.joined]
+    lines = split_lines(text)
+    assert [(b.start_row, b.end_row) for b in joined] == [(6, len(lines))]
+    lock_row = next(i for i, line in enumerate(lines, 1) if "self.lock" in line)
+    assert {"B", "C"} <= set(module_facts("m.py", "m", text).classes)
+    for memoize in (True, False):  # the editor's per-class memo and the batch path
+        found = Analyzer(memoize_classes=memoize).analyze("m.py", text).findings
+        assert [(f.class_name, f.attribute, f.location.row) for f in found] == [
+            ("B", "lock", lock_row)
+        ]
+
+
+def test_a_joined_block_with_one_class_is_still_cut_at_its_methods() -> None:
+    """Joining over a docstring's column-0 text is what joining is for: that class is
+    read as before (cut, only the methods that assign parsed)."""
+    from ckpt_lsp.analysis.facts import module_facts
+
+    text = 'class A:\n    """Doc\nNotes: at column 0\n"""\n\n    def f(self):\n        pass\n'
+    (block,) = split_blocks(text)
+    assert block.joined
+    facts = module_facts("m.py", "m", text)
+    assert list(facts.classes) == ["A"]
+    assert facts.classes["A"].parsed.pending  # cut: the block itself was not parsed

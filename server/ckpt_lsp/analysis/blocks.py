@@ -28,6 +28,10 @@ class Block:
     start_row: int  # 1-based row of the first line (decorators included)
     end_row: int  # 1-based row of the last line
     text: str  # the block's lines, joined with their original line endings
+    # Chunks were joined over what looked like an open triple-quoted string: a guess that
+    # a quote in a comment or a `\'\'\'` inside a `"""` docstring can get wrong, and then
+    # the block holds further top-level classes and functions (see facts._read_block).
+    joined: bool = False
 
     @property
     def row_count(self) -> int:
@@ -96,7 +100,8 @@ def split_blocks(text: str) -> list[Block]:
     if "\r" in text and text.count("\r") != text.count("\r\n"):
         # lone CR line ends: `^` does not see them, so go line by line
         lines = split_lines(text)
-        return _merge_imports(_make_blocks(lines, _join_strings(lines, _starts_by_line(lines))))
+        kept, joined = _join_strings(lines, _starts_by_line(lines))
+        return _merge_imports(_make_blocks(lines, kept, joined))
     return _merge_imports(_blocks_by_offset(text, _starts_by_regex(text)))
 
 
@@ -125,10 +130,13 @@ def _blocks_by_offset(text: str, starts: list[tuple[int, int]]) -> list[Block]:
         return []
     rows = text.count("\n") + (0 if text.endswith("\n") else 1)
     kept: list[tuple[int, int]] = []
+    joined: set[int] = set()  # positions in kept of blocks made of several chunks
     open_string = False
     for pos, (row, offset) in enumerate(starts):
         if not open_string:
             kept.append((row, offset))
+        else:
+            joined.add(len(kept) - 1)
         end = starts[pos + 1][1] if pos + 1 < len(starts) else len(text)
         if _open_triple_quote(text[offset:end]):
             open_string = not open_string
@@ -136,7 +144,7 @@ def _blocks_by_offset(text: str, starts: list[tuple[int, int]]) -> list[Block]:
     for pos, (row, offset) in enumerate(kept):
         end_row, end = kept[pos + 1] if pos + 1 < len(kept) else (rows, len(text))
         chunk = text[offset:end]
-        blocks.append(Block(*_chunk_kind(chunk), row + 1, end_row, chunk))
+        blocks.append(Block(*_chunk_kind(chunk), row + 1, end_row, chunk, pos in joined))
     return blocks
 
 
@@ -166,24 +174,30 @@ def _starts_by_line(lines: list[str]) -> list[int]:
     return starts
 
 
-def _join_strings(lines: list[str], starts: list[int]) -> list[int]:
+def _join_strings(lines: list[str], starts: list[int]) -> tuple[list[int], set[int]]:
+    """The starts kept, and the kept starts whose block joins several chunks."""
     kept: list[int] = []
+    joined: set[int] = set()
     open_string = False
     for pos, start in enumerate(starts):
         if not open_string:
             kept.append(start)
+        else:
+            joined.add(kept[-1])
         end = starts[pos + 1] if pos + 1 < len(starts) else len(lines)
         if _open_triple_quote("".join(lines[start:end])):
             open_string = not open_string
-    return kept
+    return kept, joined
 
 
-def _make_blocks(lines: list[str], starts: list[int]) -> list[Block]:
+def _make_blocks(
+    lines: list[str], starts: list[int], joined: set[int] | frozenset[int] = frozenset()
+) -> list[Block]:
     blocks: list[Block] = []
     for pos, start in enumerate(starts):
         end = starts[pos + 1] if pos + 1 < len(starts) else len(lines)
         chunk = "".join(lines[start:end])
-        blocks.append(Block(*_chunk_kind(chunk), start + 1, end, chunk))
+        blocks.append(Block(*_chunk_kind(chunk), start + 1, end, chunk, start in joined))
     return blocks
 
 
@@ -215,7 +229,9 @@ def _merge_imports(blocks: list[Block]) -> list[Block]:
     for block in blocks:
         prev = merged[-1] if merged else None
         if prev is not None and prev.kind == "import" and block.kind == "import":
-            merged[-1] = Block("import", "", prev.start_row, block.end_row, prev.text + block.text)
+            merged[-1] = Block(
+                "import", "", prev.start_row, block.end_row, prev.text + block.text, prev.joined
+            )
         else:
             merged.append(block)
     return merged

@@ -176,7 +176,8 @@ class Analyzer:
         scope: ScopeResolver,
         classifier: Classifier,
     ) -> list[Finding]:
-        key = (context, cls.parsed.block.text, self._related(facts, cls))
+        # the name too: a block joined over a misread quote holds several classes
+        key = (context, cls.name, cls.parsed.block.text, self._related(facts, cls))
         cached = self._class_cache.get(key)
         if cached is not None:
             old_row, old_found = cached

@@ -504,10 +504,12 @@ def _read_block(block: Block) -> tuple[ParsedBlock, ClassFacts | None]:
     """What module facts need of a block at once: imports and module-level statements are
     parsed; a function waits until it is asked for; a class has its header parsed and is
     cut at its methods (a class that cannot be cut is parsed whole)."""
+    if block.kind not in ("def", "class") or (block.joined and _holds_more(block.text)):
+        # chunks joined over a quote the splitter misread may hold more top-level classes
+        # and functions than the first: parsed whole, every one of them is seen
+        return parse_block(block), None
     if block.kind == "def":
         return _deferred(block), None
-    if block.kind != "class":
-        return parse_block(block), None
     shape = _SHAPES.get(block.text)
     if shape is None:
         shape = _class_text(block)
@@ -517,6 +519,20 @@ def _read_block(block: Block) -> tuple[ParsedBlock, ClassFacts | None]:
     parsed = _deferred(block)
     header = shape.header
     return parsed, ClassFacts(header.name, header, parsed, _base_names(header), shape)
+
+
+# A column-0 class, def or decorator line (each may be inside a string: then a whole
+# parse costs time, never truth).
+_TOP_LEVEL_HEADER = re.compile(r"[\r\n](?:class|def|async[ \t]+def|@)\b")
+
+
+def _holds_more(text: str) -> bool:
+    """Whether a class or def block has a second top-level header past its own."""
+    own = _HEADER_START.search(text)
+    return own is not None and _TOP_LEVEL_HEADER.search(text, own.end()) is not None
+
+
+_HEADER_START = re.compile(r"(?:^|(?<=[\r\n]))(?:async[ \t]+)?(?:class|def)\b")
 
 
 # Cut classes by text; False for a class that is parsed whole (no cut, or a bad one).
