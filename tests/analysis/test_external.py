@@ -1,4 +1,4 @@
-"""Bases from installed packages, read (never imported) with astroid, within a budget."""
+"""Bases from installed packages, read (never imported) from their source, within a budget."""
 
 from __future__ import annotations
 
@@ -89,9 +89,10 @@ def test_budget_is_respected(installed: Path) -> None:
 def test_instance_attributes_of_installed_modules_are_not_inferred(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """astroid infers every `self.x = ...` of a module it builds, loading the modules the
-    values come from (torchmetrics -> torch: 5 s over the benchmark corpus); we read
-    only names and bases, so the module named only in an attribute's value stays unread."""
+    """astroid's builder infers every `self.x = ...` of a module it builds, loading the
+    modules the values come from (torchmetrics -> torch: 5 s over the benchmark corpus);
+    we read only names and bases, so the module named only in an attribute's value stays
+    unread."""
     pkg = tmp_path / "site" / "attrlib_x"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
@@ -113,6 +114,65 @@ def test_instance_attributes_of_installed_modules_are_not_inferred(
     external = ExternalBases()
     found = external.model_base("attrlib_x.layers.Layer", lambda q: q == "torch.nn.Module" or None)
     assert found == "torch.nn.Module"
-    cache = external._manager_instance()._manager.astroid_cache
-    assert "attrlib_x.layers" in cache
-    assert "attrlib_x.heavy" not in cache
+    assert "attrlib_x.layers" in external._modules
+    assert "attrlib_x.heavy" not in external._modules
+
+
+def test_bindings_are_read_the_way_python_binds_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read with `ast` instead of astroid's builder (the same answers on 2,489 class
+    queries over 11 installed packages, 5.9x faster): an import binds before the
+    fallback class in its `except ImportError`; a module's own top-level class wins over
+    a later `from .m import Y` of itself; a class past a block the splitter joined over a
+    misread quote is found; and `from .x import *` re-exports, which astroid's builder
+    (without transforms) did not follow."""
+    pkg = tmp_path / "site" / "bindlib_x"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from .layers import *\n")
+    (pkg / "layers.py").write_text(
+        textwrap.dedent(
+            '''\
+            try:
+                from torch.nn import Module as Base
+            except ImportError:
+                class Base:
+                    pass
+
+
+            class Viaimport(Base):
+                pass
+
+
+            class Own(Base):
+                pass
+
+
+            if __name__ == "__main__":
+                from bindlib_x.layers import Own
+
+
+            class Quoting(Base):
+                def f(self):
+                    """Quotes: ``\'\'\'``."""
+
+
+            class Hidden(Base):
+                pass
+
+
+            class Closing(Base):
+                def f(self):
+                    """Again ``\'\'\'``."""
+            '''
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    external = ExternalBases()
+
+    def known(q: str) -> bool | None:
+        return q == "torch.nn.Module" or None
+
+    assert external.model_base("bindlib_x.Viaimport", known) == "torch.nn.Module"
+    assert external.model_base("bindlib_x.layers.Own", known) == "torch.nn.Module"
+    assert external.model_base("bindlib_x.Hidden", known) == "torch.nn.Module"
