@@ -79,9 +79,18 @@ def test_module_names_with_memoized_directories_equal_resolving_each_path(tmp_pa
         root / "pkg" / "away.py",
         root / "pkg" / "sub" / ".." / "__init__.py",
         outside / "far.py",
+        root / "pkg" / "v1.2.py",  # dots, a name with no module, a dotfile, no suffix
+        root / ".hidden.py",
+        root / ".profile",
+        root / "pkg" / "script",
     ]
     memo: dict[str, str] = {}
     real_root = root.resolve()
     names = [module_name_for(p, real_root, memo) for p in paths]
     assert names == [module_name_for(p, root) for p in paths]
-    assert names == ["pkg.sub.mod", "pkg", "pkg.sub.mod", "pkg.sub.mod", "away", "pkg", "far"]
+    assert names == ["pkg.sub.mod", "pkg", "pkg.sub.mod", "pkg.sub.mod", "away", "pkg", "far"] + [
+        "pkg",
+        "",
+        "",
+        "pkg.script",
+    ]
