@@ -175,3 +175,71 @@ def test_a_joined_block_with_one_class_is_still_cut_at_its_methods() -> None:
     facts = module_facts("m.py", "m", text)
     assert list(facts.classes) == ["A"]
     assert facts.classes["A"].parsed.pending  # cut: the block itself was not parsed
+
+
+# A statement cut where its continuation starts at column 0: numpy's test_mrecords.py has
+# `fcontent = (` and then a triple-quoted string at column 0, as its method's last line.
+_CONTINUED = '''import threading
+
+from torch import nn
+
+
+class Reader(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+
+    def text(self):
+        content = (
+"""a, b
+1, 2
+""")
+        return content
+
+
+class Other(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.guard = threading.RLock()
+'''
+
+
+def test_a_statement_continued_at_column_0_is_not_a_syntax_error() -> None:
+    from ckpt_lsp.analysis.engine import Analyzer
+
+    assert len(split_blocks(_CONTINUED)) > 3  # the splitter cuts inside the statement
+    result = Analyzer(memoize_classes=False).analyze("m.py", _CONTINUED)
+    assert result.broken == []
+    assert [(f.class_name, f.attribute) for f in result.findings] == [
+        ("Reader", "lock"),
+        ("Other", "guard"),
+    ]
+
+
+def test_an_unclosed_bracket_while_typing_stays_a_syntax_error_of_its_class() -> None:
+    """Inside a body with code after it, an unclosed bracket is the user's (no joining
+    with the next blocks, no whole-file parse): only that class is broken."""
+    from ckpt_lsp.analysis.engine import Analyzer
+
+    plain = _CONTINUED.replace('(\n"""a, b\n1, 2\n""")', '"a, b"')
+    typing = plain.replace("super().__init__()\n        self.lock", "f(\n        self.lock", 1)
+    assert Analyzer(memoize_classes=False).analyze("m.py", plain).broken == []
+    result = Analyzer(memoize_classes=False).analyze("m.py", typing)
+    assert [row for row, _ in result.broken] == [6]
+    assert [(f.class_name, f.attribute) for f in result.findings] == [("Other", "guard")]
+
+
+def test_a_module_level_list_with_strings_at_column_0_is_not_a_syntax_error() -> None:
+    """numpy's f2py/rules.py: C code in strings at column 0, inside a module-level list;
+    the cut leaves an unclosed bracket mid-block and a chunk that starts with a string."""
+    from ckpt_lsp.analysis.facts import module_facts
+
+    text = (
+        'RULES = [\n    {\n        \'c\': [\n            """\\\n    int x;\n"""\n'
+        '"""y = 1;"""\n            , "z"],\n    },\n]\n\n\nclass A:\n    pass\n'
+    )
+    compile(text, "m.py", "exec")  # valid Python
+    facts = module_facts("m.py", "m", text)
+    assert facts.broken == []
+    assert list(facts.classes) == ["A"]
+    assert "RULES" in facts.assigns

@@ -576,7 +576,7 @@ def _repair(blocks: list[ParsedBlock]) -> list[ParsedBlock]:
     i = 0
     while i < len(blocks):
         current = blocks[i]
-        if current.failed and _split_suspect(current):
+        if current.failed and (_split_suspect(current) or _string_follows(blocks, i)):
             for extra in range(1, min(_MAX_MERGE, len(blocks) - i - 1) + 1):
                 joined = Block(
                     current.block.kind,
@@ -595,9 +595,24 @@ def _repair(blocks: list[ParsedBlock]) -> list[ParsedBlock]:
     return out
 
 
+# A string literal at column 0 (a prefix, then a quote).
+_STRING_START = re.compile(r"[rRbBuUfF]{0,2}['\"]")
+
+
+def _string_follows(blocks: list[ParsedBlock], i: int) -> bool:
+    """Whether the block after a failed one starts with a string at column 0: rarely a
+    statement of its own, mostly the next line of a string the splitter cut (numpy's
+    f2py/rules.py writes C code in strings at column 0 inside a module-level list)."""
+    return i + 1 < len(blocks) and _STRING_START.match(blocks[i + 1].block.text) is not None
+
+
 def _split_suspect(parsed: ParsedBlock) -> bool:
     """A parse failure that a wrong cut explains: an unclosed bracket or string opened on
-    the block's own column-0 lines, not inside an indented body."""
+    the block's own column-0 lines, or on its last line of code, whose continuation at
+    column 0 the splitter took for a new statement (`fcontent = (` followed by a
+    triple-quoted string at column 0, in numpy's tests). An unclosed bracket inside a
+    body, with code after it, is what the editor sees while typing: that is an ordinary
+    syntax error."""
     if not parsed.failed:
         return False
     if (
@@ -608,7 +623,10 @@ def _split_suspect(parsed: ParsedBlock) -> bool:
         return False
     row = parsed.error_row
     line = line_text(parsed, row) if row else ""
-    return not line[:1].isspace()
+    if not line[:1].isspace():
+        return True
+    after = split_lines(parsed.block.text)[row:]
+    return all(not rest.strip() or rest.lstrip().startswith("#") for rest in after)
 
 
 @dataclass
