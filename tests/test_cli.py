@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,20 @@ def test_fix_refuses_a_file_changed_on_disk(tmp_path: Path) -> None:
     with pytest.raises(SourceError):
         write_atomically(target, b"fixed", expected=b"old")
     assert target.read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_warnings_of_the_code_read_never_reach_stderr(tmp_path: Path, jobs: str) -> None:
+    """An invalid escape makes the parser warn (a DeprecationWarning on 3.11, a
+    SyntaxWarning from 3.12); a batch run ignores warnings once for all parses, in forked
+    workers too."""
+    warning = 'import re\n\nX = "a"\nY = re.compile("\\d+") if X is "1" else None\n'
+    for i in range(60):  # enough files for workers
+        (tmp_path / f"m{i}.py").write_text(warning + MODEL.replace("Counter", f"Counter{i}"))
+    # as in a CI that sets PYTHONWARNINGS=error: a warning not ignored would break a parse
+    env = {**os.environ, "PYTHONWARNINGS": "error"}
+    argv = [sys.executable, "-m", "ckpt_lsp", "--check", "--no-cache", "-j", jobs, "."]
+    proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr == ""
+    assert proc.stdout.count("CKPT005") == 60

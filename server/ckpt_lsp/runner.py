@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ckpt_lsp.analysis.facts import warnings_ignored
 from ckpt_lsp.budget import file_budget_s
 from ckpt_lsp.cache import Entry, ResultCache, content_hash
 from ckpt_lsp.config import Config
@@ -150,16 +151,17 @@ def run_check(
     gc.disable()
     gc.freeze()  # objects alive now (modules, catalogs) are never scanned again
     try:
-        return _run_check(
-            paths,
-            config,
-            fix=fix,
-            diff=diff,
-            with_fixes=with_fixes,
-            use_cache=use_cache,
-            jobs=jobs,
-            keep=keep,
-        )
+        with warnings_ignored():  # forked workers inherit it
+            return _run_check(
+                paths,
+                config,
+                fix=fix,
+                diff=diff,
+                with_fixes=with_fixes,
+                use_cache=use_cache,
+                jobs=jobs,
+                keep=keep,
+            )
     finally:
         if enabled:
             gc.enable()
