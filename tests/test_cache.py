@@ -74,7 +74,7 @@ def test_a_json_run_builds_each_file_s_fixes_with_its_analysis(tmp_path: Path) -
     from ckpt_lsp import runner
 
     root = _project(tmp_path)
-    sources = [runner._Source(p, str(p), p.read_bytes()) for p in sorted(root.glob("*.py"))]
+    sources = [runner._Source(p, str(p)) for p in sorted(root.glob("*.py"))]
     src = next(s for s in sources if s.name.endswith("model.py"))
     index, analyzer = runner._project(sources, Config(root=root))
     digests = runner._Digests()
@@ -163,3 +163,76 @@ def test_a_run_without_cache_hashes_no_file(
     assert without.findings == with_cache.findings
     run_check([root], Config(root=root), jobs=1)
     assert hashed  # the cached run does hash: the test would see a regression
+
+
+def _age(root: Path, seconds: float = 60.0) -> None:
+    """Give every file an old modification time (as files not touched for a while have)."""
+    import os
+    import time
+
+    old = time.time() - seconds
+    for path in root.glob("*.py"):
+        os.utime(path, (old, old))
+
+
+def _counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import ckpt_lsp.runner as runner
+
+    reads: list[str] = []
+    real = runner.read_bytes
+
+    def counted(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "read_bytes", counted)
+    return reads
+
+
+def test_a_warm_run_reads_no_file_whose_size_and_time_are_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _project(tmp_path)
+    _age(root)
+    cold = run_check([root], Config(root=root), jobs=1)
+    reads = _counting_reads(monkeypatch)
+    warm = run_check([root], Config(root=root), jobs=1)
+    assert reads == []
+    assert warm.findings == cold.findings
+    # an ordinary edit changes the modification time: the file is read and re-checked
+    (root / "model.py").write_text(MODEL.replace("self.lock", "self.guard"))
+    edited = run_check([root], Config(root=root), jobs=1)
+    assert reads[0] == str(root / "model.py")  # (its analysis then reads base.py)
+    assert [f.attribute for f in edited.findings] == ["guard"]
+
+
+def test_a_file_hashed_within_2_s_of_its_change_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git's racy case: a change in the same timestamp tick as the hash keeps the size
+    and the time; a file that recent is not trusted by its stat on the next run."""
+    import os
+
+    root = _project(tmp_path)
+    model = root / "model.py"
+    before = model.stat()
+    run_check([root], Config(root=root), jobs=1)  # the file is seconds old: racy
+    model.write_text(MODEL.replace("self.lock", "self.lokk"))  # same size
+    os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the same time
+    assert model.stat().st_size == before.st_size
+    reads = _counting_reads(monkeypatch)
+    again = run_check([root], Config(root=root), jobs=1)
+    assert str(model) in reads
+    assert [f.attribute for f in again.findings] == ["lokk"]
+
+
+def test_a_cache_written_before_stats_were_kept_still_loads(tmp_path: Path) -> None:
+    import pickle
+
+    config = Config(root=tmp_path)
+    cache = ResultCache(config.cache_path, config.fingerprint())
+    config.cache_path.mkdir(parents=True)
+    entry = Entry("d", {}, [], [])
+    cache.path.write_bytes(pickle.dumps({"/x/a.py": entry}))
+    loaded = ResultCache(config.cache_path, config.fingerprint())
+    assert loaded.entries.keys() == {"/x/a.py"} and loaded.stats == {}

@@ -42,17 +42,45 @@ class Entry:
     fixes: list[Fix | None] | None = None
 
 
+# Where the file's (mtime_ns, size, hash) records live in the pickled dict (no path is
+# this key: paths are absolute).
+_STATS_KEY = "\0stats"
+# A file modified less than this before it was hashed may change again within the same
+# timestamp tick (coarse file systems): its stat is not trusted later (git's "racy" rule).
+_RACY_NS = 2_000_000_000
+
+
 class ResultCache:
     def __init__(self, directory: Path, config_key: str) -> None:
         self.directory = directory
         self.path = directory / f"results-{__version__}-{config_key[:16]}.pickle"
         self.entries: dict[str, Entry] = {}
+        self.stats: dict[str, tuple[int, int, str]] = {}  # path -> (mtime_ns, size, hash)
         self._dirty = False
         with contextlib.suppress(Exception):  # no cache, an old format, a torn file
             with self.path.open("rb") as fh:
                 loaded = pickle.load(fh)
             if isinstance(loaded, dict):
+                stats = loaded.pop(_STATS_KEY, {})
                 self.entries = loaded
+                self.stats = stats if isinstance(stats, dict) else {}
+
+    def known_digest(self, path: str, mtime_ns: int, size: int) -> str | None:
+        """The hash recorded for `path` when it had this modification time and size."""
+        record = self.stats.get(path)
+        if record is not None and record[0] == mtime_ns and record[1] == size:
+            return record[2]
+        return None
+
+    def note_digest(self, path: str, mtime_ns: int, size: int, digest: str, now_ns: int) -> None:
+        """Record a hash with the stat it was read under, unless the file is so recent that
+        a second change could keep the same modification time."""
+        if mtime_ns < now_ns - _RACY_NS:
+            if self.stats.get(path) != (mtime_ns, size, digest):
+                self.stats[path] = (mtime_ns, size, digest)
+                self._dirty = True
+        elif self.stats.pop(path, None) is not None:
+            self._dirty = True
 
     def get(self, path: str, digest: str, digests: Mapping[str, str]) -> Entry | None:
         """The entry for `path` if the file and everything it read are unchanged
@@ -86,7 +114,8 @@ class ResultCache:
             fd, tmp = tempfile.mkstemp(prefix=".results-", dir=self.directory)
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    pickle.dump(self.entries, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                    stored: dict[str, object] = {**self.entries, _STATS_KEY: self.stats}
+                    pickle.dump(stored, fh, protocol=pickle.HIGHEST_PROTOCOL)
                 os.replace(tmp, self.path)
             except OSError:
                 with contextlib.suppress(OSError):

@@ -12,6 +12,7 @@ import gc
 import multiprocessing
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -45,7 +46,15 @@ class RunResult:
 class _Source:
     path: Path
     name: str  # as shown to the user
-    raw: bytes
+
+    @cached_property
+    def raw(self) -> bytes:
+        """Read when needed (SourceError if it cannot be): a warm run whose files kept
+        their size and modification time reads none of them."""
+        return read_bytes(self.path)
+
+    def read(self) -> bytes:
+        return self.raw
 
     @cached_property
     def text(self) -> str:
@@ -181,21 +190,22 @@ def _run_check(
     result = RunResult()
     files, errors = discover(paths, config)
     result.errors.extend(errors)
-    sources: list[_Source] = []
-    for path in files:
-        name = str(path)
-        try:
-            raw = read_bytes(path)
-        except SourceError as exc:
-            result.errors.append(FileError(name, str(exc)))
-            continue
-        sources.append(_Source(path, name, raw))
     cache = ResultCache(config.cache_path, config.fingerprint()) if use_cache else None
     # Hashes key the cache and its dependencies; without a cache nothing reads them, and
     # hashing 64 MB is 0.07 s that every worker would otherwise wait for.
-    digests: dict[str, str] = (
-        _Digests({src.key: content_hash(src.raw) for src in sources}) if use_cache else _NoDigests()
-    )
+    digests: dict[str, str] = _Digests(cache) if cache is not None else _NoDigests()
+    sources: list[_Source] = []
+    for path in files:
+        src = _Source(path, str(path))
+        try:
+            if isinstance(digests, _Digests):
+                digests[src.key] = digests.of(src.key, src.read)
+            else:
+                src.raw  # noqa: B018 - read now: a file that cannot be is reported here
+        except SourceError as exc:
+            result.errors.append(FileError(src.name, str(exc)))
+            continue
+        sources.append(src)
     outcomes: dict[str, Entry] = {}
     misses: list[_Source] = []
     readable: list[_Source] = []
@@ -249,12 +259,33 @@ def _run_check(
 
 class _Digests(dict):  # type: ignore[type-arg]
     """Content hashes by path; a project file that was not checked is hashed on first use
-    (a cached result depends on it when its analysis read it)."""
+    (a cached result depends on it when its analysis read it). A file whose size and
+    modification time are those recorded with its hash in the cache is not read again
+    (as git and ruff trust them), unless it was modified within 2 s of being hashed."""
+
+    def __init__(self, cache: ResultCache | None = None) -> None:
+        super().__init__()
+        self.cache = cache
+        self.started_ns = time.time_ns()
+
+    def of(self, path: str, read: Callable[[], bytes]) -> str:
+        """The hash of `path`'s bytes; `read` reads them (and may raise SourceError)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return content_hash(read())  # read() says what is wrong
+        cache = self.cache
+        known = cache.known_digest(path, st.st_mtime_ns, st.st_size) if cache else None
+        if known is not None:
+            return known
+        digest = content_hash(read())
+        if cache is not None:
+            cache.note_digest(path, st.st_mtime_ns, st.st_size, digest, self.started_ns)
+        return digest
 
     def __missing__(self, path: str) -> str:
         try:
-            with open(path, "rb") as fh:
-                digest = content_hash(fh.read())
+            digest = self.of(path, lambda: Path(path).read_bytes())
         except OSError:
             digest = ""
         self[path] = digest
