@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +110,8 @@ class ResultCache:
             if not tag.exists():
                 tag.write_text(_TAG)
                 (self.directory / ".gitignore").write_text("# created by ckpt-lsp\n*\n")
+            import tempfile  # not at start-up: a warm run that changed nothing never writes
+
             fd, tmp = tempfile.mkstemp(prefix=".results-", dir=self.directory)
             try:
                 with os.fdopen(fd, "wb") as fh:

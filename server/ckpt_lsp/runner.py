@@ -7,11 +7,8 @@ parsed become one-line FileErrors and the run goes on with the others.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import gc
-import multiprocessing
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ckpt_lsp.analysis.facts import warnings_ignored
+from ckpt_lsp.analysis.quiet import warnings_ignored
 from ckpt_lsp.budget import file_budget_s
 from ckpt_lsp.cache import Entry, ResultCache, content_hash
 from ckpt_lsp.config import Config
@@ -126,6 +123,8 @@ def write_atomically(path: Path, data: bytes, expected: bytes) -> None:
         if fh.read() != expected:
             raise SourceError("changed on disk while being fixed; not overwritten")
     directory = os.path.dirname(os.path.abspath(path))
+    import tempfile  # only a fix run writes files
+
     fd, tmp = tempfile.mkstemp(prefix=".ckpt-fix-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -382,6 +381,8 @@ def _analyze_all(
     also builds each finding's fix there (the JSON report carries them)."""
     workers = jobs if jobs is not None else (os.cpu_count() or 1)
     workers = max(1, min(workers, len(misses) // (PARALLEL_MIN_FILES // 2) or 1))
+    import multiprocessing  # 30% of a warm run's start-up, which never forks
+
     can_fork = "fork" in multiprocessing.get_all_start_methods()
     if workers > 1 and can_fork and len(misses) >= PARALLEL_MIN_FILES:
         return _analyze_in_workers(sources, misses, config, digests, workers, with_fixes)
@@ -426,6 +427,8 @@ def _analyze_in_workers(
     order = sorted(range(len(misses)), key=lambda i: -len(misses[i].text))
     batches = [order[i : i + 8] for i in range(0, len(order), 8)]
     out: list[tuple[_Source, Entry]] = []
+    import multiprocessing
+
     try:
         context = multiprocessing.get_context("fork")
         with context.Pool(workers) as pool:
@@ -456,6 +459,8 @@ def _fix_file(
     if new_text == src.text:
         return findings
     if diff:
+        import difflib
+
         result.diffs.append(
             "".join(
                 difflib.unified_diff(
