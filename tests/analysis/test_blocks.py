@@ -152,7 +152,7 @@ def test_classes_in_a_block_joined_over_a_misread_quote_are_all_checked(first: s
     from ckpt_lsp.analysis.facts import module_facts
 
     text = _MISREAD.format(first=first)
-    joined = [b for b in split_blocks(text) if b.joined]
+    joined = [b for b in split_blocks(text) if b.joins_definitions]
     lines = split_lines(text)
     assert [(b.start_row, b.end_row) for b in joined] == [(6, len(lines))]
     lock_row = next(i for i, line in enumerate(lines, 1) if "self.lock" in line)
@@ -170,8 +170,8 @@ def test_a_joined_block_with_one_class_is_still_cut_at_its_methods() -> None:
     from ckpt_lsp.analysis.facts import module_facts
 
     text = 'class A:\n    """Doc\nNotes: at column 0\n"""\n\n    def f(self):\n        pass\n'
-    (block,) = split_blocks(text)
-    assert block.joined
+    (block,) = split_blocks(text)  # joined over "Notes:", which is neither class nor def
+    assert block.row_count == 7 and not block.joins_definitions
     facts = module_facts("m.py", "m", text)
     assert list(facts.classes) == ["A"]
     assert facts.classes["A"].parsed.pending  # cut: the block itself was not parsed

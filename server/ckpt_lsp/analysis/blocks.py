@@ -28,10 +28,11 @@ class Block:
     start_row: int  # 1-based row of the first line (decorators included)
     end_row: int  # 1-based row of the last line
     text: str  # the block's lines, joined with their original line endings
-    # Chunks were joined over what looked like an open triple-quoted string: a guess that
-    # a quote in a comment or a `\'\'\'` inside a `"""` docstring can get wrong, and then
-    # the block holds further top-level classes and functions (see facts._read_block).
-    joined: bool = False
+    # A class or def statement at column 0 was joined into the block because a triple
+    # quote looked open: a guess that a `\'\'\'` inside a `"""` docstring or a quote in a
+    # comment gets wrong, and then the block holds further top-level classes and functions
+    # (facts._read_block parses such a block whole).
+    joins_definitions: bool = False
 
     @property
     def row_count(self) -> int:
@@ -130,12 +131,12 @@ def _blocks_by_offset(text: str, starts: list[tuple[int, int]]) -> list[Block]:
         return []
     rows = text.count("\n") + (0 if text.endswith("\n") else 1)
     kept: list[tuple[int, int]] = []
-    joined: set[int] = set()  # positions in kept of blocks made of several chunks
+    joined: set[int] = set()  # positions in kept of blocks that took in a class or def
     open_string = False
     for pos, (row, offset) in enumerate(starts):
         if not open_string:
             kept.append((row, offset))
-        else:
+        elif _DECORATED.match(text, offset):
             joined.add(len(kept) - 1)
         end = starts[pos + 1][1] if pos + 1 < len(starts) else len(text)
         if _open_triple_quote(text[offset:end]):
@@ -175,14 +176,14 @@ def _starts_by_line(lines: list[str]) -> list[int]:
 
 
 def _join_strings(lines: list[str], starts: list[int]) -> tuple[list[int], set[int]]:
-    """The starts kept, and the kept starts whose block joins several chunks."""
+    """The starts kept, and the kept starts whose block took in a class or def."""
     kept: list[int] = []
     joined: set[int] = set()
     open_string = False
     for pos, start in enumerate(starts):
         if not open_string:
             kept.append(start)
-        else:
+        elif _DECORATED.match(lines[start]):
             joined.add(kept[-1])
         end = starts[pos + 1] if pos + 1 < len(starts) else len(lines)
         if _open_triple_quote("".join(lines[start:end])):
@@ -229,9 +230,7 @@ def _merge_imports(blocks: list[Block]) -> list[Block]:
     for block in blocks:
         prev = merged[-1] if merged else None
         if prev is not None and prev.kind == "import" and block.kind == "import":
-            merged[-1] = Block(
-                "import", "", prev.start_row, block.end_row, prev.text + block.text, prev.joined
-            )
+            merged[-1] = Block("import", "", prev.start_row, block.end_row, prev.text + block.text)
         else:
             merged.append(block)
     return merged

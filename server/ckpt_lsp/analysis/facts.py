@@ -505,7 +505,7 @@ def _read_block(block: Block) -> tuple[ParsedBlock, ClassFacts | None]:
     """What module facts need of a block at once: imports and module-level statements are
     parsed; a function waits until it is asked for; a class has its header parsed and is
     cut at its methods (a class that cannot be cut is parsed whole)."""
-    if block.kind not in ("def", "class") or (block.joined and _holds_more(block.text)):
+    if block.kind not in ("def", "class") or block.joins_definitions:
         # chunks joined over a quote the splitter misread may hold more top-level classes
         # and functions than the first: parsed whole, every one of them is seen
         return parse_block(block), None
@@ -520,20 +520,6 @@ def _read_block(block: Block) -> tuple[ParsedBlock, ClassFacts | None]:
     parsed = _deferred(block)
     header = shape.header
     return parsed, ClassFacts(header.name, header, parsed, _base_names(header), shape)
-
-
-# A column-0 class, def or decorator line (each may be inside a string: then a whole
-# parse costs time, never truth).
-_TOP_LEVEL_HEADER = re.compile(r"[\r\n](?:class|def|async[ \t]+def|@)\b")
-
-
-def _holds_more(text: str) -> bool:
-    """Whether a class or def block has a second top-level header past its own."""
-    own = _HEADER_START.search(text)
-    return own is not None and _TOP_LEVEL_HEADER.search(text, own.end()) is not None
-
-
-_HEADER_START = re.compile(r"(?:^|(?<=[\r\n]))(?:async[ \t]+)?(?:class|def)\b")
 
 
 # Cut classes by text; False for a class that is parsed whole (no cut, or a bad one).
@@ -625,11 +611,11 @@ def _split_suspect(parsed: ParsedBlock) -> bool:
     ):
         return False
     row = parsed.error_row
-    line = line_text(parsed, row) if row else ""
+    lines = split_lines(parsed.block.text)
+    line = lines[row - 1] if 1 <= row <= len(lines) else ""
     if not line[:1].isspace():
         return True
-    after = split_lines(parsed.block.text)[row:]
-    return all(not rest.strip() or rest.lstrip().startswith("#") for rest in after)
+    return all(not rest.strip() or rest.lstrip().startswith("#") for rest in lines[row:])
 
 
 @dataclass
