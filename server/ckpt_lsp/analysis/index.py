@@ -47,15 +47,7 @@ def _parts_by_text(path: Path, root: str, real_dirs: dict[str, str]) -> list[str
     """The parts `_resolved(path).relative_to(root).with_suffix("")` has, by string
     operations (pathlib's parsing was half of indexing 3,354 files), for POSIX paths,
     which compare case-sensitively as strings do."""
-    text = os.path.abspath(path)
-    if os.path.islink(text):
-        real = os.path.realpath(text)
-    else:
-        directory, name = os.path.split(text)
-        real_dir = real_dirs.get(directory)
-        if real_dir is None:
-            real_dir = real_dirs[directory] = os.path.realpath(directory)
-        real = os.path.join(real_dir, name)
+    real = _real_path(path, real_dirs)
     prefix = root if root.endswith(os.sep) else root + os.sep
     if not real.startswith(prefix) or len(real) == len(prefix):
         return [path.stem]
@@ -68,15 +60,20 @@ def _parts_by_text(path: Path, root: str, real_dirs: dict[str, str]) -> list[str
 
 
 def _resolved(path: Path, real_dirs: dict[str, str]) -> Path:
-    """`path.resolve()`, resolving each directory once (a symlinked file on its own)."""
+    return Path(_real_path(path, real_dirs))
+
+
+def _real_path(path: Path, real_dirs: dict[str, str]) -> str:
+    """`path.resolve()` as text, resolving each directory once (a symlinked file on its
+    own)."""
     text = os.path.abspath(path)
     if os.path.islink(text):
-        return Path(os.path.realpath(text))
+        return os.path.realpath(text)
     directory, name = os.path.split(text)
     real = real_dirs.get(directory)
     if real is None:
         real = real_dirs[directory] = os.path.realpath(directory)
-    return Path(real, name)
+    return os.path.join(real, name)
 
 
 def _norm(path: str | Path) -> str:
