@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ckpt_lsp.analysis.quiet import warnings_ignored
+from ckpt_lsp.analysis.batch import batch_run
 from ckpt_lsp.budget import file_budget_s
 from ckpt_lsp.cache import Entry, ResultCache, content_hash
 from ckpt_lsp.config import Config
@@ -159,7 +159,7 @@ def run_check(
     gc.disable()
     gc.freeze()  # objects alive now (modules, catalogs) are never scanned again
     try:
-        with warnings_ignored():  # forked workers inherit it
+        with batch_run():  # forked workers inherit it
             return _run_check(
                 paths,
                 config,
@@ -345,9 +345,12 @@ def _analyze_one(
     digests: dict[str, str],
     with_fixes: bool = False,
 ) -> Entry:
-    index.touched = set()
+    # the files an analysis read are what its cached result depends on; no cache, no need
+    record = not isinstance(digests, _NoDigests)
+    index.touched = set() if record else None
     file_result = analyzer.analyze(src.name, src.text, budget_s=file_budget_s() or None)
-    deps = {path: digests[path] for path in index.touched if path != src.key}
+    touched = index.touched or ()
+    deps = {path: digests[path] for path in touched if path != src.key}
     index.touched = None
     errors: list[FileError] = []
     if file_result.error is not None:

@@ -94,3 +94,27 @@ def test_module_names_with_memoized_directories_equal_resolving_each_path(tmp_pa
         "",
         "pkg.script",
     ]
+
+
+def test_text_given_for_a_file_registered_with_a_loader_replaces_the_loader(
+    tmp_path: Path,
+) -> None:
+    """The CLI registers every file with a loader, then analyzes each with its text: the
+    loader is not called, the name stays, and the facts come from the text given."""
+    calls: list[str] = []
+
+    def loader() -> str:
+        calls.append("read")
+        return "class FromDisk:\n    pass\n"
+
+    path = tmp_path / "pkg" / "mod.py"
+    index = ProjectIndex(tmp_path)
+    index.register(path, loader)
+    before = index.generation_without(tmp_path / "other.py")
+    found = index.add_source(path, "class Given:\n    pass\n")
+    assert calls == []
+    assert list(found.classes) == ["Given"]
+    assert found.module == "pkg.mod"
+    assert index.find_module("pkg.mod") is found
+    assert index.generation_without(tmp_path / "other.py") != before  # caches can tell
+    assert index.add_source(path, "class Given:\n    pass\n") is found  # same text: no-op

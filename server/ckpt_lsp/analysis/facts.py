@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Union
 
-from ckpt_lsp.analysis import quiet
+from ckpt_lsp.analysis import batch
 from ckpt_lsp.analysis.blocks import Block, blocks_from_tree, split_blocks, split_lines
 from ckpt_lsp.analysis.layout import Layout, class_layout
 from ckpt_lsp.analysis.memo import BoundedCache
@@ -98,6 +98,7 @@ class ClassText:
         self._pieces: dict[int, list[ast.stmt] | None] = {}  # piece index -> statements
         self._read: tuple[list[FunctionNode], list[ast.stmt]] | None = None
         self._methods: dict[str, FunctionNode | None] = {}  # method lookups by name
+        self._piece_names: dict[str, list[int]] | None = None  # piece indexes by def name
         self.failure = ""  # why the parts that matter do not parse
 
     def whole(self) -> ast.ClassDef:
@@ -162,7 +163,11 @@ class ClassText:
         found: FunctionNode | None = None
         if self.layout is not None:
             pieces = self.layout.pieces
-            named = [i for i, piece in enumerate(pieces) if piece.name == name]
+            if self._piece_names is None:
+                self._piece_names = {}
+                for i, piece in enumerate(pieces):
+                    self._piece_names.setdefault(piece.name, []).append(i)
+            named = self._piece_names.get(name, [])
             if not named and name in self.text:  # a piece joined over a string
                 header = re.compile(rf"def\s+{re.escape(name)}\b")  # may hold a second def
                 named = [i for i, piece in enumerate(pieces) if header.search(piece.text)]
@@ -488,6 +493,8 @@ def parse_block(block: Block) -> ParsedBlock:
 
 
 def _parse_cached(text: str) -> tuple[ast.Module | None, str]:
+    if batch.active:  # each text is read once: hashing and keeping it would be waste
+        return _parse_text(text)
     key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
     hit = _PARSE_CACHE.get(key)
     if hit is None:
@@ -511,10 +518,11 @@ def _read_block(block: Block) -> tuple[ParsedBlock, ClassFacts | None]:
         return parse_block(block), None
     if block.kind == "def":
         return _deferred(block), None
-    shape = _SHAPES.get(block.text)
+    shape = None if batch.active else _SHAPES.get(block.text)
     if shape is None:
         shape = _class_text(block)
-        _SHAPES.put(block.text, shape, len(block.text))
+        if not batch.active:
+            _SHAPES.put(block.text, shape, len(block.text))
     if not isinstance(shape, ClassText):
         return parse_block(block), None
     parsed = _deferred(block)
@@ -544,7 +552,7 @@ def _base_names(node: ast.ClassDef) -> tuple[str, ...]:
 
 def _parse_text(text: str) -> tuple[ast.Module | None, str]:
     try:
-        if quiet.active:  # the batch run ignores warnings once for all parses
+        if batch.active:  # the batch run ignores warnings once for all parses
             return ast.parse(text), ""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -696,14 +704,15 @@ _COPYREG = frozenset({"copyreg.pickle", "copy_reg.pickle"})
 
 def _block_facts(parsed: ParsedBlock, package: str) -> _BlockFacts:
     key = (parsed.block.text, package)
-    found = _FACTS_CACHE.get(key)
+    found = None if batch.active else _FACTS_CACHE.get(key)
     if found is not None:
         return found
     found = _BlockFacts()
     assert parsed.tree is not None
     for stmt in parsed.tree.body:
         _collect(stmt, found, package)
-    _FACTS_CACHE.put(key, found, len(parsed.block.text))
+    if not batch.active:
+        _FACTS_CACHE.put(key, found, len(parsed.block.text))
     return found
 
 

@@ -113,8 +113,17 @@ class ProjectIndex:
         """Index a module's text; the same text again is a no-op (the CLI indexes every
         file first, then analyzes each, and the editor re-sends unchanged buffers)."""
         key = _norm(path)
-        if key in self._names and self._sources.get(key) == text:
-            return self._load(key)
+        if key in self._names:
+            source = self._sources.get(key)
+            if source == text:
+                return self._load(key)
+            if callable(source):
+                # registered with a loader and never loaded (the CLI registers every file,
+                # then analyzes each): no facts to drop, and the module name stays
+                self._sources[key] = text
+                self._generation += 1
+                self._changes[key] = self._changes.get(key, 0) + 1
+                return self._load(key)
         self.register(key, text)
         return self._load(key)
 
