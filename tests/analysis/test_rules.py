@@ -501,3 +501,29 @@ def test_a_partial_getstate_reports_only_what_it_keeps() -> None:
         "        del s['log_file']\n        return s\n"
     )
     assert [f.attribute for f in analyze_text(source)] == ["gate"]
+
+
+GENERATOR_SHAPES = {
+    "def f():\n    yield 1\n": True,
+    "def f():\n    x = yield\n    return x\n": True,
+    "def f():\n    if a:\n        yield from b\n": True,
+    "async def f():\n    yield 1\n": True,
+    "def f():\n    return [x for x in y]\n": False,
+    "def f():\n    def inner():\n        yield 1\n    return inner\n": False,
+    "def f():\n    g = lambda: (yield)\n    return g\n": False,
+    "def f():\n    class C:\n        def m(self):\n            yield 1\n    return C\n": False,
+}
+
+
+@pytest.mark.parametrize("source", sorted(GENERATOR_SHAPES))
+def test_is_generator_sees_only_the_functions_own_yield_and_answers_the_same_twice(
+    source: str,
+) -> None:
+    import ast
+
+    from ckpt_lsp.analysis.classify import is_generator
+
+    func = ast.parse(source).body[0]
+    assert isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef))
+    assert is_generator(func) is GENERATOR_SHAPES[source]
+    assert is_generator(func) is GENERATOR_SHAPES[source]  # kept on the node

@@ -62,9 +62,11 @@ def _starts_statement(line: str, previous: str) -> bool:
     return not _CONTINUATION.match(line)
 
 
-def _open_triple_quote(text: str) -> bool:
-    """An odd number of triple quotes: the chunk ends inside a triple-quoted string."""
-    return any(text.count(q) % 2 for q in _TRIPLES)
+def _open_triple_quote(text: str, start: int = 0, end: int | None = None) -> bool:
+    """An odd number of triple quotes in text[start:end] (counted in place, no copy): the
+    chunk ends inside a triple-quoted string."""
+    stop = len(text) if end is None else end
+    return text.count('"""', start, stop) % 2 == 1 or text.count("'''", start, stop) % 2 == 1
 
 
 def _kind_of(text: str) -> tuple[str, str]:
@@ -139,7 +141,7 @@ def _blocks_by_offset(text: str, starts: list[tuple[int, int]]) -> list[Block]:
         elif _DECORATED.match(text, offset):
             joined.add(len(kept) - 1)
         end = starts[pos + 1][1] if pos + 1 < len(starts) else len(text)
-        if _open_triple_quote(text[offset:end]):
+        if _open_triple_quote(text, offset, end):
             open_string = not open_string
     blocks: list[Block] = []
     for pos, (row, offset) in enumerate(kept):

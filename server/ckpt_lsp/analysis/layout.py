@@ -142,8 +142,9 @@ def _class_level_pattern(indent: str) -> re.Pattern[str]:
     return re.compile(rf"\n{re.escape(indent)}(?!(?:async[ \t]+)?def[ \t])[^ \t\r\n#)\]}}@]")
 
 
-def _odd_quotes(text: str) -> bool:
-    return any(text.count(q) % 2 for q in _TRIPLES)
+def _odd_quotes(text: str, start: int, end: int) -> bool:
+    """An odd number of triple quotes in text[start:end], counted in place (no copy)."""
+    return any(text.count(q, start, end) % 2 for q in _TRIPLES)
 
 
 def _members(text: str) -> list[tuple[int, str, str, str]]:
@@ -194,7 +195,7 @@ def class_layout(text: str) -> Layout | None:
     # join a piece that ends inside a triple-quoted string with the ones after it
     cuts = [starts[0][0]]
     kept = [starts[0]]
-    open_string = _odd_quotes(text[: starts[0][0]])
+    open_string = _odd_quotes(text, 0, starts[0][0])
     if open_string:
         return None  # the header's docstring holds method-like lines: parse it whole
     for pos, start in enumerate(starts):
@@ -202,7 +203,7 @@ def class_layout(text: str) -> Layout | None:
         if pos > 0 and not open_string:
             cuts.append(start[0])
             kept.append(start)
-        if _odd_quotes(text[start[0] : end]):
+        if _odd_quotes(text, start[0], end):
             open_string = not open_string
     if open_string:
         return None
