@@ -181,7 +181,13 @@ class Analyzer:
         cached = self._class_cache.get(key)
         if cached is not None:
             old_row, old_found = cached
-            return [_shift(f, cls.row - old_row) for f in old_found]
+            if old_row == cls.row:
+                return list(old_found)
+            # a line added above moved the class: shift once and keep the shifted findings,
+            # or every later keystroke would shift (and copy) them again
+            shifted = [_shift(f, cls.row - old_row) for f in old_found]
+            self._class_cache.put(key, (cls.row, shifted), len(cls.parsed.block.text))
+            return shifted
         found = self._class_findings(filename, facts, cls, scope, classifier)
         self._class_cache.put(key, (cls.row, found), len(cls.parsed.block.text))
         return found

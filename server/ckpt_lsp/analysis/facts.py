@@ -95,6 +95,7 @@ class ClassText:
         self.name = name
         self.layout: Layout | None = layout  # None once the class was read whole
         self.header = header  # the header alone, or the whole class once read whole
+        self.bases = _base_names(header)  # worked out once per text, not per keystroke
         self._pieces: dict[int, list[ast.stmt] | None] = {}  # piece index -> statements
         self._read: tuple[list[FunctionNode], list[ast.stmt]] | None = None
         self._methods: dict[str, FunctionNode | None] = {}  # method lookups by name
@@ -527,7 +528,7 @@ def _read_block(block: Block) -> tuple[ParsedBlock, ClassFacts | None]:
         return parse_block(block), None
     parsed = _deferred(block)
     header = shape.header
-    return parsed, ClassFacts(header.name, header, parsed, _base_names(header), shape)
+    return parsed, ClassFacts(header.name, header, parsed, shape.bases, shape)
 
 
 # Cut classes by text; False for a class that is parsed whole (no cut, or a bad one).
