@@ -66,7 +66,7 @@ def _open_triple_quote(text: str, start: int = 0, end: int | None = None) -> boo
     """An odd number of triple quotes in text[start:end] (counted in place, no copy): the
     chunk ends inside a triple-quoted string."""
     stop = len(text) if end is None else end
-    return text.count('"""', start, stop) % 2 == 1 or text.count("'''", start, stop) % 2 == 1
+    return any(text.count(q, start, stop) % 2 for q in _TRIPLES)
 
 
 def _kind_of(text: str) -> tuple[str, str]:
