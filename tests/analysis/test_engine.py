@@ -8,6 +8,7 @@ and compare every version with an analyzer that memoizes nothing.
 from __future__ import annotations
 
 from ckpt_lsp.analysis.engine import Analyzer
+from ckpt_lsp.findings import Finding
 
 HEAD = "import threading\n\nimport torch\n"
 MODEL = (
@@ -51,7 +52,7 @@ def _versions() -> list[str]:
     return versions
 
 
-def _key(findings: list[object]) -> list[tuple[object, ...]]:
+def _key(findings: list[Finding]) -> list[tuple[object, ...]]:
     return [
         (
             f.code,
@@ -61,7 +62,7 @@ def _key(findings: list[object]) -> list[tuple[object, ...]]:
             f.end_location,
             f.class_line,
             f.statement_rows,
-        )  # type: ignore[attr-defined]
+        )
         for f in findings
     ]
 
