@@ -346,11 +346,9 @@ def _analyze_one(
     with_fixes: bool = False,
 ) -> Entry:
     # the files an analysis read are what its cached result depends on; no cache, no need
-    record = not isinstance(digests, _NoDigests)
-    index.touched = set() if record else None
+    index.touched = None if isinstance(digests, _NoDigests) else set()
     file_result = analyzer.analyze(src.name, src.text, budget_s=file_budget_s() or None)
-    touched = index.touched or ()
-    deps = {path: digests[path] for path in touched if path != src.key}
+    deps = {path: digests[path] for path in index.touched or () if path != src.key}
     index.touched = None
     errors: list[FileError] = []
     if file_result.error is not None:

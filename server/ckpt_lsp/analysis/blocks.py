@@ -62,7 +62,7 @@ def _starts_statement(line: str, previous: str) -> bool:
     return not _CONTINUATION.match(line)
 
 
-def _open_triple_quote(text: str, start: int = 0, end: int | None = None) -> bool:
+def odd_triple_quotes(text: str, start: int = 0, end: int | None = None) -> bool:
     """An odd number of triple quotes in text[start:end] (counted in place, no copy): the
     chunk ends inside a triple-quoted string."""
     stop = len(text) if end is None else end
@@ -141,7 +141,7 @@ def _blocks_by_offset(text: str, starts: list[tuple[int, int]]) -> list[Block]:
         elif _DECORATED.match(text, offset):
             joined.add(len(kept) - 1)
         end = starts[pos + 1][1] if pos + 1 < len(starts) else len(text)
-        if _open_triple_quote(text, offset, end):
+        if odd_triple_quotes(text, offset, end):
             open_string = not open_string
     blocks: list[Block] = []
     for pos, (row, offset) in enumerate(kept):
@@ -188,7 +188,7 @@ def _join_strings(lines: list[str], starts: list[int]) -> tuple[list[int], set[i
         elif _DECORATED.match(lines[start]):
             joined.add(kept[-1])
         end = starts[pos + 1] if pos + 1 < len(starts) else len(lines)
-        if _open_triple_quote("".join(lines[start:end])):
+        if odd_triple_quotes("".join(lines[start:end])):
             open_string = not open_string
     return kept, joined
 

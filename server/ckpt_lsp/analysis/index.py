@@ -108,6 +108,11 @@ class ProjectIndex:
     def __len__(self) -> int:
         return len(self._names)
 
+    def _changed(self, key: str) -> None:
+        """Count a change of `key`'s module, for generation_without."""
+        self._generation += 1
+        self._changes[key] = self._changes.get(key, 0) + 1
+
     # -- updating --------------------------------------------------------
     def add_source(self, path: str | Path, text: str) -> ModuleFacts:
         """Index a module's text; the same text again is a no-op (the CLI indexes every
@@ -121,8 +126,7 @@ class ProjectIndex:
                 # registered with a loader and never loaded (the CLI registers every file,
                 # then analyzes each): no facts to drop, and the module name stays
                 self._sources[key] = text
-                self._generation += 1
-                self._changes[key] = self._changes.get(key, 0) + 1
+                self._changed(key)
                 return self._load(key)
         self.register(key, text)
         return self._load(key)
@@ -132,8 +136,7 @@ class ProjectIndex:
         (a batch run then parses only the files it analyzes and those they depend on)."""
         key = _norm(path)
         self.remove(key)
-        self._generation += 1
-        self._changes[key] = self._changes.get(key, 0) + 1
+        self._changed(key)
         name = module_name_for(Path(key), self.root, self._real_dirs)
         self._sources[key] = text
         self._names[key] = name
@@ -162,8 +165,7 @@ class ProjectIndex:
         name = self._names.pop(key, None)
         if name is None:
             return
-        self._generation += 1
-        self._changes[key] = self._changes.get(key, 0) + 1
+        self._changed(key)
         for suffix in self._suffixes(name):
             paths = self._by_name.get(suffix)
             if paths is not None:

@@ -14,11 +14,12 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ckpt_lsp.analysis.blocks import odd_triple_quotes
+
 # A def (its name and first parameter) and a decorator's `@`; whether either starts its
 # line is checked after. Each regex starts with a literal, which the regex engine finds
 # at C speed (a pattern starting with `^` tries every position of the text).
 _DEF = re.compile(r"def[ \t]+([A-Za-z_]\w*)[ \t]*\(\s*([A-Za-z_]\w*)?")
-_TRIPLES = ('"""', "'''")
 
 
 @dataclass(frozen=True)
@@ -142,11 +143,6 @@ def _class_level_pattern(indent: str) -> re.Pattern[str]:
     return re.compile(rf"\n{re.escape(indent)}(?!(?:async[ \t]+)?def[ \t])[^ \t\r\n#)\]}}@]")
 
 
-def _odd_quotes(text: str, start: int, end: int) -> bool:
-    """An odd number of triple quotes in text[start:end], counted in place (no copy)."""
-    return any(text.count(q, start, end) % 2 for q in _TRIPLES)
-
-
 def _members(text: str) -> list[tuple[int, str, str, str]]:
     """(line start, indentation, def name or "" for a decorator, first parameter) of the
     indented defs and decorators of a class block, in order."""
@@ -195,7 +191,7 @@ def class_layout(text: str) -> Layout | None:
     # join a piece that ends inside a triple-quoted string with the ones after it
     cuts = [starts[0][0]]
     kept = [starts[0]]
-    open_string = _odd_quotes(text, 0, starts[0][0])
+    open_string = odd_triple_quotes(text, 0, starts[0][0])
     if open_string:
         return None  # the header's docstring holds method-like lines: parse it whole
     for pos, start in enumerate(starts):
@@ -203,7 +199,7 @@ def class_layout(text: str) -> Layout | None:
         if pos > 0 and not open_string:
             cuts.append(start[0])
             kept.append(start)
-        if _odd_quotes(text, start[0], end):
+        if odd_triple_quotes(text, start[0], end):
             open_string = not open_string
     if open_string:
         return None
