@@ -83,6 +83,8 @@ class Corpus:
 CORPORA = [
     Corpus("shared", SHARED, 1.0, 1.0),
     Corpus("ours", HERE, 0.95, 0.90),
+    # written blind for the families of issue 14; floors at its first score (README there)
+    Corpus("blind-round6", HERE / "blind" / "round6", 0.71, 0.38),
 ]
 
 
@@ -236,6 +238,8 @@ def test_fix_makes_every_class_round_trip(corpus: Corpus, tmp_path: Path) -> Non
         pytest.skip(f"the runtime oracle is not at {ORACLE}")
     before, _ = roundtrip_failures(copy_unmarked(corpus.cases, tmp_path / "before"))
     work = copy_unmarked(corpus.cases, tmp_path / "cases")
+    checked = run_cli(work, "--check", "--no-cache", "--format", "json", ".")
+    reported = {(os.path.normpath(f["filename"]), f["class"]) for f in json.loads(checked.stdout)}
     fixed = run_cli(work, "--check", "--no-cache", "--fix", "--format", "json", ".")
     assert fixed.returncode in (0, 1), f"--fix failed ({fixed.returncode}): {fixed.stderr[-2000:]}"
     after, output = roundtrip_failures(work)
@@ -243,7 +247,8 @@ def test_fix_makes_every_class_round_trip(corpus: Corpus, tmp_path: Path) -> Non
     # what --fix says it could not fix (a hook registered on a child module, a child module
     # that only state_dict() saves) stays reported: those classes are not claimed fixed
     remaining = {(os.path.normpath(f["filename"]), f["class"]) for f in json.loads(fixed.stdout)}
-    excused = (before - flagged) | remaining
+    # a class the checker misses is not claimed fixed: recall is the other test's business
+    excused = (before - flagged) | remaining | (flagged - reported)
     print(output)
     assert after <= excused, f"still failing after --fix: {sorted(after - excused)}\n{output}"
     if corpus.name == "shared":  # object arrays (CKPT004) pickle: they get no fix by design
