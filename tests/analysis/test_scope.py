@@ -26,6 +26,11 @@ BODY = "    def __init__(self):\n        self.lock = threading.Lock()\n"
         ("from sklearn.base import BaseEstimator", "BaseEstimator"),
         ("from sklearn.linear_model import LogisticRegression", "LogisticRegression"),
         ("from transformers import PreTrainedModel", "PreTrainedModel"),
+        ("from torch.nn.modules.loss import _Loss", "_Loss"),
+        ("from torch.nn.modules.loss import _WeightedLoss", "_WeightedLoss"),
+        ("from torch.nn.modules.conv import _ConvNd", "_ConvNd"),
+        ("from torch.nn.modules.batchnorm import _BatchNorm", "_BatchNorm"),
+        ("from torch.nn import modules as tnm", "tnm.instancenorm._InstanceNorm"),
     ],
 )
 def test_model_bases_in_every_import_style(imports: str, base: str) -> None:
@@ -42,6 +47,12 @@ def test_model_bases_in_every_import_style(imports: str, base: str) -> None:
         ("from keras import layers", "layers.Layer"),
         ("from torch import nn", "nn.Parameter"),
         ("import collections", "collections.OrderedDict"),
+        # DataLoader workers never receive the sampler
+        ("from torch.utils.data import Sampler", "Sampler"),
+        ("from torch.utils.data import BatchSampler", "BatchSampler"),
+        ("from torch.utils.data.distributed import DistributedSampler", "DistributedSampler"),
+        ("import torch", "torch.utils.data.sampler.RandomSampler"),
+        ("from torch import nn", "nn._private_helper"),
     ],
 )
 def test_not_models(imports: str, base: str) -> None:
@@ -60,6 +71,15 @@ def test_extend_model_bases_from_config(tmp_path) -> None:
     source = f"import threading\nfrom mylib import Trainable\nclass C(Trainable):\n{BODY}"
     assert analyze_text(source) == []
     config = Config(root=tmp_path, extend_model_bases=("mylib.Trainable",))
+    assert [f.code for f in analyze_text(source, config=config)] == ["CKPT005"]
+
+
+def test_a_user_brings_samplers_back_into_scope(tmp_path) -> None:
+    from ckpt_lsp.config import Config
+
+    source = f"import threading\nfrom torch.utils.data import Sampler\nclass C(Sampler):\n{BODY}"
+    assert analyze_text(source) == []
+    config = Config(root=tmp_path, extend_model_bases=("torch.utils.data.Sampler",))
     assert [f.code for f in analyze_text(source, config=config)] == ["CKPT005"]
 
 

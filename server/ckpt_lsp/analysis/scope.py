@@ -71,7 +71,8 @@ def library_verdict(qualified: str, extra: Sequence[str]) -> bool | None:
     if qualified in data.prefix_exceptions:
         return None
     last = qualified.rsplit(".", 1)[-1]
-    if last[:1].isupper() and any(qualified.startswith(p) for p in data.model_prefixes):
+    # private bases name classes too: torch's losses derive from `_Loss`, its convs from `_ConvNd`
+    if last.lstrip("_")[:1].isupper() and any(qualified.startswith(p) for p in data.model_prefixes):
         return True
     for prefix, pattern in data.model_names:
         if qualified.startswith(prefix) and pattern.fullmatch(last):
