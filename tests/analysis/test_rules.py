@@ -103,11 +103,17 @@ INVALID = {
         "self.z = zlib.compressobj()",
         "self.env = os.environ",
         "self.var = contextvars.ContextVar('v')",
+        "self.fi = torch.finfo(torch.float16)",
+        "info = torch.iinfo(torch.int64)\nself.info = info",
+        "self.parse = np.frompyfunc(float, 1, 1)",
     ],
 }
 
 VALID = [
     "self.log = logging.getLogger(__name__)",
+    "self.neg = torch.finfo(torch.float16).min",
+    "info = torch.iinfo(torch.int64)\nself.top = info.max",
+    "self.fi = np.finfo(np.float32)",
     "self.pat = re.compile('a+')",
     "self.buf = io.BytesIO()",
     "self.sbuf = io.StringIO()",

@@ -24,7 +24,7 @@ from ckpt_lsp.runner import run_check
 from hostile_inputs import MODEL, hostile_files
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_fixes import generated_classes, loaded
+from test_fixes import generated_classes, loaded, oracle_roundtrip_failures
 from test_hostile_files import REPO, run_cli
 
 CORPUS = Path(os.environ.get("CKPT_CORPUS", REPO.parent / "shared" / "corpus"))
@@ -258,7 +258,7 @@ def test_restyled_corpus_round_trips_after_cli_fix(tmp_path: Path) -> None:
     cases = tmp_path / "cases"
     shutil.copytree(CORPUS / "cases", cases)
     (cases / "out_of_scope.py").unlink()  # see test_fixes.test_corpus_round_trips_after_fix
-    before = roundtrip_failures(cases)
+    before = oracle_roundtrip_failures(CORPUS / "oracle.py", cases)
     for path in cases.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         path.write_bytes(restyle(text, "\r\n", tabs=True).encode("utf-8"))
@@ -269,27 +269,9 @@ def test_restyled_corpus_round_trips_after_cli_fix(tmp_path: Path) -> None:
         data = path.read_bytes()
         assert newline_style(data.decode("utf-8")) == {"\r\n"}, path
         assert indent_chars(data.decode("utf-8")) <= {"\t", " "}
-    after = roundtrip_failures(cases)
+    after = oracle_roundtrip_failures(CORPUS / "oracle.py", cases)
     # every class the fix touched must round-trip; a class that failed before for a reason no
     # attribute fix touches (an unregistered Keras model cannot be loaded back) may still fail
     fixed = {(path, cls) for path, classes in corpus_targets().items() for cls, _ in classes}
     assert fixed & before, "the unfixed corpus should hold classes that fail to round-trip"
     assert after <= before - fixed, sorted(after - (before - fixed))
-
-
-FAIL_LINE = re.compile(r"^FAIL (\S+?): (\w+)", re.MULTILINE)
-
-
-def roundtrip_failures(cases: Path) -> set[tuple[str, str]]:
-    """(file, class) of every class the oracle cannot pickle and load back."""
-    result = subprocess.run(
-        [sys.executable, str(CORPUS / "oracle.py"), str(cases), "--roundtrip"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
-    fails = set(FAIL_LINE.findall(result.stdout))
-    if result.returncode != 0 and not fails:
-        pytest.fail(f"the oracle crashed: {result.stdout[-1000:]}{result.stderr[-2000:]}")
-    return fails
