@@ -7,7 +7,7 @@ warm-up is state kept per edit. Measured here: 1-3 MiB over the 15 s after warm-
 allocator settling). Keeping anything proportional to a version, e.g. the ~25 KiB syntax
 tree of this 1 KiB file, would add 10+ MiB over those ~450 edits: the bound is 6 MiB.
 The growth with ever-new texts is bounded by the caches' sizes, not by the session's
-length; the README's guarantees section gives the hour-long figures.
+length; benchmarks/README.md gives the figures of long runs.
 """
 
 from __future__ import annotations

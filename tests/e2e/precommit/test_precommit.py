@@ -168,7 +168,7 @@ def test_hook_fails_on_a_hazard_and_passes_a_clean_model(tmp_path: Path, e2e) ->
 def test_project_hook_sees_a_base_in_a_file_that_is_not_committed(tmp_path: Path, e2e) -> None:
     """Only blocks.py is staged; its hazard comes from a factory in base.py, which is not.
 
-    The per-file hook is given blocks.py alone and cannot see the factory (the limit the README
+    The per-file hook is given blocks.py alone and cannot see the factory (the limit docs/ci.md
     states); the project hook checks every file and must report it.
     """
     head = head_with_hooks(e2e)
