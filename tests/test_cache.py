@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -106,8 +107,10 @@ def test_a_single_file_still_sees_the_rest_of_the_project(tmp_path: Path) -> Non
     config = Config(root=root)
     found = run_check([root / "model.py"], config, use_cache=False)
     assert [f.attribute for f in found.findings] == ["lock"]
-    (root / "pyproject.toml").unlink()  # a bare directory: nothing beyond the given files
-    assert run_check([root / "model.py"], config, use_cache=False).findings == []
+    # a bare directory: a script there imports its neighbours, so they are seen too
+    (root / "pyproject.toml").unlink()
+    found = run_check([root / "model.py"], config, use_cache=False)
+    assert [f.attribute for f in found.findings] == ["lock"]
 
 
 def test_cached_single_file_result_depends_on_the_unchecked_base(tmp_path: Path) -> None:
@@ -236,3 +239,68 @@ def test_a_cache_written_before_stats_were_kept_still_loads(tmp_path: Path) -> N
     cache.path.write_bytes(pickle.dumps({"/x/a.py": entry}))
     loaded = ResultCache(config.cache_path, config.fingerprint())
     assert loaded.entries.keys() == {"/x/a.py"} and loaded.stats == {}
+
+
+def _cli(cwd: Path, *args: str) -> list[tuple[str, int, str]]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ckpt_lsp", "--check", "--format", "json", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    rows = json.loads(proc.stdout)
+    return sorted(
+        (str((cwd / r["filename"]).resolve()), r["location"]["row"], r["code"]) for r in rows
+    )
+
+
+# (marker file or folder, where it goes, the folder the files go in, the folder the run starts in)
+LAYOUTS = {
+    "no project, run from the parent": (None, ".", "proj", "."),
+    "no project, run in the folder": (None, ".", "proj", "proj"),
+    "pyproject above": ("pyproject.toml", ".", "src/proj", "."),
+    "git in the folder, run from the parent": (".git", "proj", "proj", "."),
+    "setup.cfg above, run inside": ("setup.cfg", ".", "pkg/models", "pkg/models"),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=list(LAYOUTS))
+@pytest.mark.parametrize("file_first", [True, False], ids=["file-then-all", "all-then-file"])
+def test_a_file_checked_alone_equals_its_part_of_the_whole(
+    tmp_path: Path, layout: str, file_first: bool
+) -> None:
+    """pre-commit passes only the staged files: a base class in a file that was not named
+    still resolves, and the cache keeps the same answer whatever order the runs come in."""
+    marker, marker_at, folder, start = LAYOUTS[layout]
+    home = tmp_path / folder
+    home.mkdir(parents=True)
+    (home / "base.py").write_text(BASE)
+    (home / "model.py").write_text(MODEL)
+    if marker == ".git":
+        (tmp_path / marker_at / marker).mkdir()
+    elif marker is not None:
+        (tmp_path / marker_at / marker).write_text("")
+    cwd = tmp_path / start
+    one = os.path.relpath(home / "model.py", cwd)
+    model = str((home / "model.py").resolve())
+    runs = [(one,), (".",)] if file_first else [(".",), (one,)]
+    results = [[r for r in _cli(cwd, *args) if r[0] == model] for args in runs]
+    uncached = [r for r in _cli(cwd, "--no-cache", one) if r[0] == model]
+    assert results[0] == results[1] == uncached == [(model, 5, "CKPT005")]
+
+
+def test_a_script_outside_any_project_sees_only_its_folder(tmp_path: Path) -> None:
+    """Without a project marker, the neighbours are the folder's modules and its packages,
+    never every file below the working directory."""
+    from ckpt_lsp.runner import _script_modules
+
+    (tmp_path / "a.py").write_text("")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "mod.py").write_text("")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "not_a_package.py").write_text("")
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in _script_modules(str(tmp_path)))
+    assert names == ["a.py", "pkg/__init__.py", "pkg/mod.py"]

@@ -317,15 +317,72 @@ def _project(sources: Sequence[_Source], config: Config) -> tuple[ProjectIndex, 
 
 def _context_files(sources: Sequence[_Source], config: Config) -> list[Path]:
     """The project's other Python files, so that `ckpt-lsp --check model.py` (as pre-commit
-    runs it, with only the staged files) still resolves a base class or a factory defined
-    in a file it was not given. Only inside a project (a pyproject.toml or .git at the
-    root), never a bare working directory."""
-    root = config.root
-    if not ((root / "pyproject.toml").is_file() or (root / ".git").exists()):
-        return []
+    runs it, with only the staged files) resolves a base class or a factory defined in a file
+    it was not given, exactly as `ckpt-lsp --check .` does: a file's result must not depend on
+    which other files were named. The project of a file is the nearest folder above it that
+    holds a project marker; a file outside any project sees its own folder's modules and
+    packages, which is what Python gives a script run from there."""
     given = {src.key for src in sources}
-    files, _ = discover([root], config)
-    return [p for p in files if os.path.normpath(os.path.abspath(p)) not in given]
+    roots: set[str] = set()
+    loose: set[str] = set()
+    markers: dict[str, str | None] = {}
+    for src in sources:
+        folder = os.path.dirname(src.key)
+        project = _project_root(folder, markers)
+        (roots if project is not None else loose).add(project or folder)
+    files, _ = discover([Path(r) for r in sorted(roots)], config) if roots else ([], [])
+    for folder in sorted(loose - roots):
+        if not any(folder.startswith(r + os.sep) for r in roots):
+            files.extend(_script_modules(folder))
+    seen: set[str] = set()
+    out = []
+    for path in files:
+        key = os.path.normpath(os.path.abspath(path))
+        if key not in given and key not in seen:
+            seen.add(key)
+            out.append(path)
+    return out
+
+
+PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+
+
+def _project_root(folder: str, memo: dict[str, str | None]) -> str | None:
+    """The nearest folder at or above `folder` that holds a project marker, or None."""
+    trail = []
+    found: str | None = None
+    current = folder
+    while True:
+        if current in memo:
+            found = memo[current]
+            break
+        trail.append(current)
+        if any(os.path.exists(os.path.join(current, m)) for m in PROJECT_MARKERS):
+            found = current
+            break
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for seen in trail:
+        memo[seen] = found
+    return found
+
+
+def _script_modules(folder: str) -> list[Path]:
+    """The modules a script in `folder` can import without a project: the folder's own
+    files and its packages (folders with an `__init__.py`), never a whole home folder."""
+    out: list[Path] = []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return out
+    for entry in entries:
+        if entry.name.endswith(".py") and entry.is_file():
+            out.append(Path(entry.path))
+        elif entry.is_dir() and os.path.isfile(os.path.join(entry.path, "__init__.py")):
+            out.extend(_script_modules(entry.path))
+    return out
 
 
 def _reader(path: Path) -> Callable[[], str]:
