@@ -10,7 +10,7 @@ from ckpt_lsp.lsp.actions import ActionContext, ignore_edit
 from ckpt_lsp.lsp.diagnostics import DiagnosticCache, publish_body
 from ckpt_lsp.lsp.hover import code_in_suppression, finding_at
 from ckpt_lsp.lsp.positions import LineIndex
-from ckpt_lsp.lsp.session import settings_from_payload
+from ckpt_lsp.lsp.editor_settings import settings_from_payload
 from lsprotocol import types
 from pygls.workspace import PositionCodec
 
@@ -164,7 +164,7 @@ def test_hover_text_comes_from_the_rule_pages() -> None:
 
 
 def test_index_chars_setting_falls_back_on_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ckpt_lsp.lsp.projects import DEFAULT_INDEX_CHARS, index_chars
+    from ckpt_lsp.lsp.folder_project import DEFAULT_INDEX_CHARS, index_chars
 
     for raw, expected in [
         ("500000", 500_000),
@@ -184,7 +184,7 @@ def test_the_collector_is_paused_for_bulk_passes_only() -> None:
 
     from ckpt_lsp.lsp.server import CkptServer
 
-    session = CkptServer().session
+    session = CkptServer().session.scheduler
     assert gc.isenabled()
     try:
         with session.collector_paused():
