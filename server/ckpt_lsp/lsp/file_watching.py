@@ -42,9 +42,7 @@ class FileWatcher:
             return
         if kind == types.FileChangeType.Deleted:
             deps = await self.scheduler.run(project.remove_source, path)
-            if uri in self.publisher.pushed_closed:
-                self.publisher.pushed_closed.discard(uri)
-                self.publisher.publish_empty(uri)
+            self.publisher.withdraw_pushed(uri)
             if deps:
                 self.checks.dependents_changed(deps)
             return
@@ -59,8 +57,9 @@ class FileWatcher:
         if uri in self.publisher.pushed_closed:
             findings, _ = await self.scheduler.run(self.jobs.analyze, project, path, text)
             generation = self.checks.generation
-            self.publisher.store(uri, None, text, findings, project, generation)
-            self.publisher.publish(self.publisher.results.pop(uri))
+            self.publisher.publish(
+                self.publisher.closed_result(uri, text, findings, project, generation)
+            )
 
     async def back_to_disk(self, path: str) -> None:
         """A file was closed: the editor may have dropped unsaved changes, so the index

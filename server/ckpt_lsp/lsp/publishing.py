@@ -76,6 +76,32 @@ class DiagnosticPublisher:
         self.results[uri] = result
         return result
 
+    def closed_result(
+        self, uri: str, text: str, findings: list[Finding], project: Project, generation: int
+    ) -> DocResult:
+        """A result for a file that is not open, not kept: only its published list stays."""
+        self.store(uri, None, text, findings, project, generation)
+        return self.results.pop(uri)
+
+    def withdraw_pushed(self, uri: str) -> None:
+        """A closed file that checkWorkspace published is gone: clear its list."""
+        if uri in self.pushed_closed:
+            self.pushed_closed.discard(uri)
+            self.publish_empty(uri)
+
+    def forget(self, uri: str) -> None:
+        """A document closed: drop its result and clear what the client shows for it."""
+        self.results.pop(uri, None)
+        self.publish_empty(uri)
+
+    def opened(self, uri: str) -> None:
+        """A document opened that checkWorkspace had pushed while closed: for a pulling
+        client the pull result takes over, so the pushed list is cleared."""
+        if uri in self.pushed_closed:
+            self.pushed_closed.discard(uri)
+            if self.client.pull:
+                self.publish_empty(uri)
+
     def publish(self, result: DocResult) -> None:
         self._publish(result.uri, result.version, result.diagnostics)
 

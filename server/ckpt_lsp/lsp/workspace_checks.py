@@ -119,8 +119,8 @@ class WorkspaceChecks:
             log.info("cannot read %s: %s", path, exc)
             return None
         findings, _ = await self.scheduler.run(self.jobs.analyze, project, path, text)
-        result = self.publisher.store(uri, None, text, findings, project, self.checks.generation)
-        del self.publisher.results[uri]  # not open: keep no state but the published list
+        generation = self.checks.generation
+        result = self.publisher.closed_result(uri, text, findings, project, generation)
         if findings or uri in self.publisher.pushed_closed:
             self.publisher.publish(result)
         if findings:

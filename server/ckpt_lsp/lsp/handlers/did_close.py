@@ -17,8 +17,7 @@ def did_close(ls: CkptServer, params: types.DidCloseTextDocumentParams) -> None:
     session = ls.session
     uri = params.text_document.uri
     session.scheduler.unschedule(uri)
-    session.publisher.results.pop(uri, None)
-    session.publisher.publish_empty(uri)
+    session.publisher.forget(uri)
     path = to_fs_path(uri) if uri.startswith("file:") else None
     if path:
         # The editor may have dropped unsaved changes: the index goes back to the disk.

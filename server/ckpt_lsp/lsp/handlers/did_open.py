@@ -15,9 +15,5 @@ def did_open(ls: CkptServer, params: types.DidOpenTextDocumentParams) -> None:
     uri = params.text_document.uri
     if session.documents.get_python(uri) is None:
         return
-    publisher = session.publisher
-    if uri in publisher.pushed_closed:
-        publisher.pushed_closed.discard(uri)
-        if session.client.pull:
-            publisher.publish_empty(uri)  # the pull result takes over from the pushed one
+    session.publisher.opened(uri)
     session.scheduler.schedule(uri)
