@@ -1,4 +1,4 @@
-"""The server's pure parts, in process: positions, settings payloads, ignore edits, hover."""
+"""The server's pure parts, in process: positions, ignore edits, diagnostics, hover."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from ckpt_lsp.lsp.actions import ActionContext, ignore_edit
 from ckpt_lsp.lsp.diagnostics import DiagnosticCache, publish_body
 from ckpt_lsp.lsp.hover import code_in_suppression, finding_at
 from ckpt_lsp.lsp.positions import LineIndex
-from ckpt_lsp.lsp.session import settings_from_payload
 from lsprotocol import types
 from pygls.workspace import PositionCodec
 
@@ -44,22 +43,6 @@ def test_positions_are_clamped_into_the_text() -> None:
     assert index.to_client(Position(50, 1)) == types.Position(2, 0)  # the empty last line
     assert index.from_client(types.Position(99, 5)) == Position(3, 1)
     assert index.from_client(types.Position(0, 99)) == Position(1, 3)
-
-
-@pytest.mark.parametrize(
-    ("payload", "expected"),
-    [
-        ({"ckpt-lsp": {"select": ["CKPT001"]}}, {"select": ["CKPT001"]}),
-        ({"settings": {"ignore": ["CKPT002"]}}, {"ignore": ["CKPT002"]}),
-        ({"settings": {"ckpt-lsp": {"enable": False}}}, {"enable": False}),
-        ({"severity": {"CKPT001": "hint"}}, {"severity": {"CKPT001": "hint"}}),
-        ({"python": {"analysis": 1}}, None),
-        (None, None),
-        ([1, 2], None),
-    ],
-)
-def test_settings_payloads(payload: object, expected: object) -> None:
-    assert settings_from_payload(payload) == expected
 
 
 def _finding(row: int, code: str = "CKPT001", rows: tuple[int, int] = (0, 0)) -> Finding:
@@ -161,41 +144,3 @@ def test_hover_text_comes_from_the_rule_pages() -> None:
     assert doc_paragraph("CKPT999") == ""
     text = rule_markdown("ckpt003")
     assert text is not None and "local-callable" in text and summary not in text
-
-
-def test_index_chars_setting_falls_back_on_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ckpt_lsp.lsp.projects import DEFAULT_INDEX_CHARS, index_chars
-
-    for raw, expected in [
-        ("500000", 500_000),
-        ("lots", DEFAULT_INDEX_CHARS),
-        ("0", DEFAULT_INDEX_CHARS),
-        ("-5", DEFAULT_INDEX_CHARS),
-        ("", DEFAULT_INDEX_CHARS),
-    ]:
-        monkeypatch.setenv("CKPT_INDEX_CHARS", raw)
-        assert index_chars() == expected
-
-
-def test_the_collector_is_paused_for_bulk_passes_only() -> None:
-    """Scan and checkWorkspace may overlap: the collector comes back on when the last ends
-    (left off, each keystroke's cyclic garbage piled up in benchmarks/soak_server.py)."""
-    import gc
-
-    from ckpt_lsp.lsp.server import CkptServer
-
-    session = CkptServer().session
-    assert gc.isenabled()
-    try:
-        with session.collector_paused():
-            assert not gc.isenabled()
-            with session.collector_paused():
-                assert not gc.isenabled()
-            assert not gc.isenabled()
-        assert gc.isenabled()
-        gc.disable()  # a caller that had it off keeps it off
-        with session.collector_paused():
-            pass
-        assert not gc.isenabled()
-    finally:
-        gc.enable()

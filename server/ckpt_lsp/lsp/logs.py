@@ -1,4 +1,4 @@
-"""Logging for the server: to stderr and to the client's log (window/logMessage).
+"""Logging for the server (stderr and window/logMessage), and its pop-ups for the user.
 
 Stdout carries the protocol, so nothing may ever be printed there. Records can
 come from the analysis worker thread, and pygls writes messages synchronously, so
@@ -97,3 +97,9 @@ def _quiet_pygls(record: logging.LogRecord) -> bool:
     args = record.args if isinstance(record.args, tuple) else ()
     skipped = bool(args) and getattr(args[0], "jsonrpc", None) == "skipped"
     return not (str(record.msg).startswith("Unknown message") and skipped)
+
+
+def show_message(server: LanguageServer, message: str, kind: types.MessageType) -> None:
+    """A pop-up for the user (window/showMessage); a broken connection is no error here."""
+    with contextlib.suppress(Exception):
+        server.window_show_message(types.ShowMessageParams(type=kind, message=message))

@@ -1,4 +1,4 @@
-"""Workspace folders as projects: each has its config, its index and its analyzer.
+"""One workspace folder as a project: its config, its index and its analyzer.
 
 The config of a folder is `[tool.ckpt-lsp]` of its pyproject.toml with the
 editor's settings on top. A bad pyproject or bad settings must not stop the
@@ -22,6 +22,7 @@ from ckpt_lsp.analysis.facts import ModuleFacts
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.budget import file_budget_s
 from ckpt_lsp.config import DEFAULT_EXCLUDES, Config, ConfigError, load_config, parse_settings
+from ckpt_lsp.lsp.file_paths import is_within, norm_path
 
 log = logging.getLogger("ckpt_lsp.lsp")
 
@@ -38,14 +39,6 @@ def index_chars() -> int:
 
 
 SETTINGS_KEYS = ("enable", "select", "ignore", "severity", "extendModelBases", "extendHazards")
-
-
-def norm_path(path: str | os.PathLike[str]) -> str:
-    return os.path.normpath(os.path.abspath(os.fspath(path)))
-
-
-def is_within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def interface_of(facts: ModuleFacts | None) -> tuple[Any, ...]:
