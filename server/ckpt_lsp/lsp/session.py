@@ -38,7 +38,7 @@ from ckpt_lsp.lsp.actions import ActionContext, resolve_fix
 from ckpt_lsp.lsp.diagnostics import DiagnosticCache, Json, publish_body
 from ckpt_lsp.lsp.positions import LineIndex
 from ckpt_lsp.lsp.projects import SETTINGS_KEYS, Project, is_within, norm_path
-from ckpt_lsp.source import MAX_BYTES
+from ckpt_lsp.source import MAX_BYTES, SourceError, read_source_text
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -390,7 +390,7 @@ class Session:
         self, uri: str, version: int | None, text: str, findings: list[Finding], project: Project
     ) -> DocResult:
         index = LineIndex(text, self.server.workspace.position_codec)
-        diagnostics = self._diagnostics.convert(findings, index, project.config.severity)
+        diagnostics = self._diagnostics.convert(findings, index)
         previous = self.results.get(uri)
         if previous is not None and previous.diagnostics == diagnostics:
             result_id = previous.result_id
@@ -507,8 +507,8 @@ class Session:
         if project.root is None:
             return
         try:
-            text = Path(path).read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError):
+            text = read_source_text(path)
+        except SourceError:
             deps = await self.run(project.remove_source, path)
         else:
             deps = await self.run(self._reindex, project, path, text)
@@ -576,8 +576,8 @@ class Session:
                 self.dependents_changed(deps)
             return
         try:
-            text = Path(path).read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = read_source_text(path)
+        except SourceError as exc:
             log.info("cannot read %s: %s", path, exc)
             return
         dependents = await self.run(self._reindex, project, path, text)
@@ -659,8 +659,8 @@ class Session:
                             self.publish(result)
                 else:
                     try:
-                        text = Path(path).read_bytes().decode("utf-8")
-                    except (OSError, UnicodeDecodeError) as exc:
+                        text = read_source_text(path)
+                    except SourceError as exc:
                         log.info("cannot read %s: %s", path, exc)
                         errors += 1
                         continue
