@@ -12,6 +12,7 @@ import textwrap
 from ckpt_lsp.analysis.engine import analyze_text
 from ckpt_lsp.fix import FixTarget, fix_source, fix_targets
 from ckpt_lsp.lsp.actions import FIX_ALL_KIND, ActionContext, code_actions, resolve_fix
+from ckpt_lsp.lsp.hover import finding_markdown
 from ckpt_lsp.lsp.positions import LineIndex
 from lsp_helpers import apply_edits, edits_of
 from lsprotocol import types
@@ -90,6 +91,10 @@ def test_object_arrays_get_no_fix_in_the_editor_either() -> None:
     assert "Ignore CKPT004 on this line" in titles  # the other way out stays
     # one fixable attribute: no class-wide action that would promise more than it does
     assert not any(t.startswith("Exclude all unpicklable attributes of") for t in titles)
+    # and the hover does not promise a quick fix the editor does not offer
+    hovers = {f.code: finding_markdown(f) for f in findings}
+    assert "There is no automatic fix" in hovers["CKPT004"]
+    assert 'The quick fix "Exclude `env` from pickling"' in hovers["CKPT002"]
 
 
 def test_only_object_arrays_means_no_fix_all() -> None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from ckpt_lsp.findings import Finding, Position
+from ckpt_lsp.fix.policy import is_fixable
 from ckpt_lsp.rules import SAVE_PATHS, rule_for, rule_page
 from ckpt_lsp.suppress import code_at as code_in_suppression  # the server asks hover for it
 
@@ -78,13 +79,15 @@ def finding_markdown(finding: Finding, markdown: bool = True) -> str:
     fix = doc_paragraph(finding.code, "How to fix") or (
         "Leave it out of the pickled state and re-create it after loading."
     )
-    lines += [
-        "",
-        f"{bold}Fix:{bold} {fix} The quick fix "
-        f'"Exclude {tick}{finding.attribute}{tick} from pickling" writes the '
-        f"{tick}__getstate__{tick}/{tick}__setstate__{tick} pair; "
-        f"{tick}# ckpt: ignore[{finding.code}]{tick} on the statement silences it.",
-    ]
+    ignore = f"{tick}# ckpt: ignore[{finding.code}]{tick} on the statement silences it."
+    if is_fixable(finding):  # the fix policy's answer, as the code actions give it
+        quick = (
+            f'The quick fix "Exclude {tick}{finding.attribute}{tick} from pickling" writes the '
+            f"{tick}__getstate__{tick}/{tick}__setstate__{tick} pair; {ignore}"
+        )
+    else:
+        quick = f"There is no automatic fix; {ignore}"
+    lines += ["", f"{bold}Fix:{bold} {fix} {quick}"]
     if url:
         lines += ["", f"[{finding.code} documentation]({url})" if markdown else url]
     return "\n".join(lines)
