@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from ckpt_lsp.findings import Edit, Position
-from ckpt_lsp.fixes import FixTarget, apply_edits, describe_fix, fix_edits, fix_source
+from ckpt_lsp.fix import FixTarget, apply_edits, describe_fix, fix_edits, fix_source
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

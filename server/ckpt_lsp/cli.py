@@ -15,13 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ckpt_lsp import __version__
-from ckpt_lsp.rules import RULES, rule_for
+from ckpt_lsp.rules import RULES, rule_for, rule_page
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
-
-RULES_DIR = Path(__file__).parent / "data" / "rules"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,11 +68,10 @@ def explain(code: str) -> int:
         known = ", ".join(RULES)
         sys.stderr.write(f"ckpt-lsp: error: unknown rule '{code}' (known: {known})\n")
         return EXIT_ERROR
-    page = RULES_DIR / f"{rule.code}.md"
-    try:
-        sys.stdout.write(page.read_text(encoding="utf-8"))
-    except OSError:
-        sys.stdout.write(f"# {rule.code}: {rule.name}\n\n{rule.summary}.\n\n{rule.url}\n")
+    page = rule_page(rule.code)
+    if page is None:
+        page = f"# {rule.code}: {rule.name}\n\n{rule.summary}.\n\n{rule.url}\n"
+    sys.stdout.write(page)
     return EXIT_CLEAN
 
 

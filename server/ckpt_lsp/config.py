@@ -23,7 +23,7 @@ from typing import Any
 import pathspec
 
 from ckpt_lsp import __version__
-from ckpt_lsp.rules import RULES
+from ckpt_lsp.rules import RULES, SEVERITIES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,7 +72,6 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     "venv",
 )
 
-SEVERITIES: tuple[str, ...] = ("error", "warning", "information", "hint")
 RULE_PREFIX = "CKPT"
 TABLE = "[tool.ckpt-lsp]"
 DEFAULT_CACHE_DIR = ".ckpt_cache"
@@ -195,9 +194,18 @@ class Config:
                 codes |= pattern_codes
         return frozenset(codes)
 
-    def severity_of(self, code: str, default: str) -> str:
-        """The configured severity of `code`, or `default` (the rule's own)."""
-        return self.severity.get(code.upper(), default)
+    def severity_of(self, code: str, default: str | None = None) -> str:
+        """The level findings of `code` are reported at: the configured one, else `default`,
+        else the rule's own. The one place that decides it: the analysis stamps it on each
+        finding, and every face (reports, diagnostics) shows the finding's."""
+        code = code.upper()
+        configured = self.severity.get(code)
+        if configured is not None:
+            return configured
+        if default is not None:
+            return default
+        rule = RULES.get(code)
+        return rule.severity if rule is not None else "warning"
 
     def fingerprint(self) -> str:
         """A stable hash of every field that can change a file's findings (the cache key)."""

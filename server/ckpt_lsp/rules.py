@@ -1,4 +1,4 @@
-"""The public rule table: codes, names, default severities and docs links.
+"""The public rule table: codes, names, default severities, the docs pages and links.
 
 The codes are a contract with users (suppression comments, config, CI filters),
 so they never change meaning; new rules take the next free code.
@@ -7,8 +7,13 @@ so they never change meaning; new rules take the next free code.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 DOCS_BASE = "https://github.com/ckpt-lsp/ckpt-lsp/blob/main/docs/rules"
+# The rule pages shipped with the package (`--explain` prints them, the hover quotes them).
+RULE_DOCS = Path(__file__).resolve().parent / "data" / "rules"
+# The levels a rule may report at; a config may move a rule to any of them.
+SEVERITIES: tuple[str, ...] = ("error", "warning", "information", "hint")
 
 
 @dataclass(frozen=True)
@@ -16,7 +21,7 @@ class Rule:
     code: str
     name: str
     summary: str
-    severity: str  # "error" | "warning"
+    severity: str  # its default level, one of SEVERITIES
 
     @property
     def url(self) -> str:
@@ -62,3 +67,11 @@ SAVE_PATHS: dict[str, str] = {
 
 def rule_for(code: str) -> Rule | None:
     return RULES.get(code.upper())
+
+
+def rule_page(code: str) -> str | None:
+    """The markdown page of a rule as shipped with the package; None when it is missing."""
+    try:
+        return (RULE_DOCS / f"{code.upper()}.md").read_text(encoding="utf-8")
+    except OSError:
+        return None

@@ -22,12 +22,11 @@ from ckpt_lsp.cache import Entry, ResultCache, content_hash
 from ckpt_lsp.config import Config
 from ckpt_lsp.discovery import discover
 from ckpt_lsp.findings import FileError, Finding, Fix
-from ckpt_lsp.source import SourceError, decode_source, encode_like, read_bytes
+from ckpt_lsp.source import SourceError, decode_source, encode_like, read_bytes, read_source_text
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.engine import Analyzer
     from ckpt_lsp.analysis.index import ProjectIndex
-    from ckpt_lsp.fixes import FixTarget
 
 
 @dataclass
@@ -70,31 +69,9 @@ class _Source:
         return os.path.normpath(os.path.abspath(self.path))
 
 
-# Object arrays pickle; only weights-only formats reject them, so dropping them from the
-# pickled state would lose data for nothing. They get no automatic fix.
-UNFIXABLE = frozenset({"CKPT004"})
-
-
-def fix_targets(findings: Sequence[Finding]) -> list[FixTarget]:
-    """One FixTarget per class: every flagged attribute of the class is fixed together."""
-    from ckpt_lsp.fixes import FixTarget  # libcst: imported only when fixes are wanted
-
-    grouped: dict[tuple[str, int], list[Finding]] = {}
-    for finding in findings:
-        if finding.code in UNFIXABLE or finding.fix_mode == "none":
-            continue
-        grouped.setdefault((finding.class_name, finding.class_line), []).append(finding)
-    targets = []
-    for (name, line), items in sorted(grouped.items(), key=lambda kv: kv[0][1]):
-        attrs = tuple(dict.fromkeys(f.attribute for f in items))
-        reset = tuple(dict.fromkeys(f.attribute for f in items if f.fix_mode == "reset"))
-        targets.append(FixTarget(name, line, attrs, bases=items[0].bases, reset=reset))
-    return targets
-
-
 def attach_fixes(text: str, findings: list[Finding]) -> list[Finding]:
     """Each finding gets its class's fix (the edits that exclude all its flagged attributes)."""
-    from ckpt_lsp.fixes import fix_edits
+    from ckpt_lsp.fix import fix_edits, fix_targets  # libcst: imported only when fixes are wanted
 
     out: list[Finding] = []
     by_class: dict[tuple[str, int], Fix | None] = {}
@@ -388,7 +365,7 @@ def _script_modules(folder: str) -> list[Path]:
 def _reader(path: Path) -> Callable[[], str]:
     def read() -> str:
         try:
-            return decode_source(read_bytes(path))
+            return read_source_text(path)
         except SourceError:
             return ""
 
@@ -507,7 +484,7 @@ def _fix_file(
     write: bool,
     diff: bool,
 ) -> list[Finding]:
-    from ckpt_lsp.fixes import fix_source
+    from ckpt_lsp.fix import fix_source, fix_targets
 
     try:
         new_text = fix_source(src.text, fix_targets(findings))

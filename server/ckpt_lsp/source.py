@@ -1,6 +1,8 @@
 """Reading a file's text the way Python would: BOM, PEP 263 cookies, and clear errors.
 
-Every failure is one line for the user (`SourceError`), never a traceback.
+The one decoder: the CLI, the project index and the language server all read Python
+files from disk through it, so a Latin-1 module with a coding cookie means the same to
+each. Every failure is one line for the user (`SourceError`), never a traceback.
 """
 
 from __future__ import annotations
@@ -48,10 +50,10 @@ def _encoding_problem(reason: str) -> str:
     return f"cannot decode: {reason}"
 
 
-def read_source(path: str | Path, max_bytes: int = MAX_BYTES) -> tuple[str, bytes]:
-    """The file's text and raw bytes (the bytes let `--fix` detect changes on disk)."""
-    data = read_bytes(path, max_bytes)
-    return decode_source(data), data
+def read_source_text(path: str | Path, max_bytes: int = MAX_BYTES) -> str:
+    """The file's text as Python would read it, or a one-line SourceError. Every Python
+    file read from disk (by the CLI, the project index, the server) is read by this."""
+    return decode_source(read_bytes(path, max_bytes))
 
 
 def read_bytes(path: str | Path, max_bytes: int = MAX_BYTES) -> bytes:

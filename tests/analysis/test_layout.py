@@ -31,6 +31,8 @@ STORES = {
     "plain": "    def f(self):\n        self.x = 1\n",
     "annotated": "    def f(self):\n        self.x: Dict[str, int] = {}\n",
     "augmented": "    def f(self):\n        self.hooks += [lambda m: m]\n",
+    "shift-augmented": "    def f(self, other):\n        self.__wrapped__ <<= other\n",
+    "right-shift-augmented": "    def f(self, other):\n        self.bits >>= other\n",
     "tuple": "    def f(self):\n        self.a, self.b = make()\n",
     "chained": "    def f(self):\n        y = self.x = open(p)\n",
     "multi-line tuple": "    def f(self):\n        (\n            self.a,\n            self.b,\n        ) = make()\n",
@@ -56,6 +58,7 @@ READS = {
     "keyword arguments": "    def forward(self, h, m):\n        return self.attn(h, mask=m)\n",
     "loop over self": "    def forward(self, x):\n        for layer in self.layers:\n            x = layer(x)\n        return x\n",
     "comparison": "    def f(self):\n        if self.x == 1 or self.y <= 2 or self.z != 3:\n            return 0\n",
+    "shift then compare": "    def f(self, a):\n        return self.x << 2 <= a or self.y >> 1 >= a\n",
     "call of an element": "    def f(self, x):\n        y = self.w[i](x, k=2)\n        return y\n",
     "local subscript": "    def f(self, x):\n        x[mask] = 0\n        return x\n",
 }

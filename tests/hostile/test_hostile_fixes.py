@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from ckpt_lsp.config import Config
-from ckpt_lsp.fixes import FixTarget, fix_source
+from ckpt_lsp.fix import FixTarget, fix_source
 from ckpt_lsp.runner import run_check
 from hostile_inputs import MODEL, hostile_files
 from hypothesis import given, settings
@@ -223,7 +223,7 @@ def test_a_killed_run_never_leaves_half_a_file(tmp_path: Path) -> None:
 def test_a_file_changed_on_disk_during_the_run_is_not_overwritten(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ckpt_lsp.fixes as fixes
+    import ckpt_lsp.fix as fixes
 
     path = tmp_path / "model.py"
     path.write_text(MODEL)

@@ -211,8 +211,7 @@ def test_random_tokens(text: str) -> None:
 @given(mutated_corpus())
 def test_fixes_of_fuzzed_text_parse_and_are_idempotent(pair: tuple[str, str]) -> None:
     text = pair[1]
-    from ckpt_lsp.fixes import fix_source
-    from ckpt_lsp.runner import fix_targets
+    from ckpt_lsp.fix import fix_source, fix_targets
 
     result = Analyzer().analyze(NAME, text)
     if result.error is not None or result.broken or not result.findings:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from ckpt_lsp.findings import Finding, Position
-from ckpt_lsp.lsp.actions import ActionContext, ignore_edit
+from ckpt_lsp.fix import ignore_edit
 from ckpt_lsp.lsp.diagnostics import DiagnosticCache, publish_body
 from ckpt_lsp.lsp.hover import code_in_suppression, finding_at
 from ckpt_lsp.lsp.positions import LineIndex
@@ -64,8 +65,10 @@ def _finding(row: int, code: str = "CKPT001", rows: tuple[int, int] = (0, 0)) ->
     )
 
 
-def _ctx(text: str) -> ActionContext:
-    return ActionContext("file:///f.py", 1, text, LineIndex(text, PositionCodec(UTF16)), True)
+def _lines(text: str) -> Callable[[int], str]:
+    """The fix's view of a text: 1-based row -> the line without its ending."""
+    index = LineIndex(text, PositionCodec(UTF16))
+    return lambda row: index.line_text(row - 1)
 
 
 @pytest.mark.parametrize(
@@ -86,7 +89,7 @@ def _ctx(text: str) -> ActionContext:
 )
 def test_ignore_edit(line: str, code: str, expected: str) -> None:
     text = f"a = 0\n{line}\nb = 2\n"
-    edit = ignore_edit(_ctx(text), _finding(2, code))
+    edit = ignore_edit(_finding(2, code), _lines(text))
     assert edit is not None
     lines = text.split("\n")
     target = lines[1]
@@ -97,9 +100,9 @@ def test_ignore_edit(line: str, code: str, expected: str) -> None:
 
 def test_ignore_edit_when_already_listed_and_on_the_last_statement_line() -> None:
     text = "x = f(\n    1,\n)  # ckpt: ignore[CKPT001]\n"
-    assert ignore_edit(_ctx(text), _finding(1, rows=(1, 3))) is None
+    assert ignore_edit(_finding(1, rows=(1, 3)), _lines(text)) is None
     text = "x = f(\n    1,\n)\n"
-    edit = ignore_edit(_ctx(text), _finding(1, rows=(1, 3)))
+    edit = ignore_edit(_finding(1, rows=(1, 3)), _lines(text))
     assert edit is not None and edit.location.row == 3
 
 

@@ -580,7 +580,9 @@ def class_assignments(facts: ModuleFacts, cls: ClassFacts) -> list[Assignment]:
         if self_name is None:
             continue
         assignments, _ = walk_function(method, facts.package, self_name)
-        result.extend(assignments)
+        # `self.__dict__[k] = v` stores under a key, not in an attribute named `__dict__`:
+        # a fix that drops `__dict__` from the state would break every instance.
+        result.extend(a for a in assignments if a.attribute != "__dict__")
     return result
 
 

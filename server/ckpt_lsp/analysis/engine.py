@@ -327,9 +327,7 @@ class Analyzer:
         start_col = _column(start_line, getattr(target, "col_offset", 0))
         end_col = _column(end_line, getattr(target, "end_col_offset", 0) or 0)
         rule = RULES[code]
-        severity = rule.severity
-        overrides = getattr(config, "severity", None) or {}
-        severity = overrides.get(code, severity)
+        severity = config.severity_of(code, rule.severity) if config is not None else rule.severity
         return Finding(
             code=code,
             message=describe(item.attribute, hazard),

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ckpt_lsp.analysis.facts import ModuleFacts, module_facts
 from ckpt_lsp.analysis.memo import BoundedCache
+from ckpt_lsp.source import SourceError, read_source_text
 
 
 def module_name_for(path: Path, root: Path, real_dirs: dict[str, str] | None = None) -> str:
@@ -178,8 +179,8 @@ class ProjectIndex:
         errors: list[tuple[str, str]] = []
         for path in paths:
             try:
-                text = Path(path).read_bytes().decode("utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
+                text = read_source_text(path)
+            except SourceError as exc:
                 errors.append((str(path), str(exc)))
                 continue
             self.add_source(path, text)

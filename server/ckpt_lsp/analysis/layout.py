@@ -61,7 +61,8 @@ def _self_stores(self_name: str) -> tuple[re.Pattern[str], ...]:
             rf"{s}\s*\.\s*(?:"
             # the `=` can only follow the longest run: taken atomically (a lookahead and its
             # backreference, as Python < 3.11 has no `*+`), a miss is not retried shorter
-            r"(?=(\w+[^\n=(]*))\1(?<![=!<>])=(?!=)"  # self.x = / self.a, self.b = / self.x: T =
+            # self.x = / self.a, self.b = / self.x: T = / self.x <<= (not <=, >=, ==, !=)
+            r"(?=(\w+[^\n=(]*))\1(?:(?<![=!<>])|(?<=<<)|(?<=>>))=(?!=)"
             rf"|[\w.]*\[[^\n]*\]\s*{_OP}=(?!=)"  # self.x[key(k)] = v
             r"|[^\n]*\.\s*(?:append|extend|add|insert|appendleft|update|setdefault)\b"
             r")"

@@ -19,17 +19,8 @@ import libcst as cst
 from ckpt_lsp.analysis.facts import ClassFacts
 from ckpt_lsp.analysis.protocol import excluded_attributes, is_excluded
 from ckpt_lsp.fix.bases import BaseProtocol
-from ckpt_lsp.fix.block import BlockSyntax, BodyItem, Statement
-from ckpt_lsp.fix.protocol import GetstateShape, keys_it_sets, read_getstate, read_setstate
-from ckpt_lsp.fix.recreate import (
-    Origin,
-    find_origin,
-    mangle,
-    may_hold_submodule,
-    source_name,
-    why_not_recreatable,
-)
-from ckpt_lsp.fix.source import (
+from ckpt_lsp.fix.cst_block import BlockSyntax, BodyItem, Statement
+from ckpt_lsp.fix.module import (
     FixModule,
     FoundClass,
     FunctionNode,
@@ -38,6 +29,15 @@ from ckpt_lsp.fix.source import (
     class_methods,
     has_foreign_base,
 )
+from ckpt_lsp.fix.recreate import (
+    Origin,
+    find_origin,
+    mangle,
+    may_hold_submodule,
+    source_name,
+    why_not_recreatable,
+)
+from ckpt_lsp.fix.state_methods import GetstateShape, keys_it_sets, read_getstate, read_setstate
 from ckpt_lsp.fix.text import Span, leading_ws
 
 TODO = "TODO(ckpt-lsp)"

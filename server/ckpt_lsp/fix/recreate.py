@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ckpt_lsp.analysis.classify import self_name_of
-from ckpt_lsp.fix.source import (
+from ckpt_lsp.fix.module import (
     BUILTIN_NAMES,
     FixModule,
     FunctionNode,

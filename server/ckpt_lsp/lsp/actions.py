@@ -1,24 +1,23 @@
 """Code actions: exclude attributes from pickling, ignore a line, fix a whole file.
 
-The edits come from the shared fix engine (the same one as `ckpt-lsp --fix`), in
-code points; they are converted to the client's encoding against the exact text
-the findings were computed on, and sent with that document version when the
-client accepts versioned edits, so an edit never lands on a text it was not made
-for.
+Which findings get a fix, and which kind, is the fix package's policy (`fix_targets`,
+the same as `ckpt-lsp --fix`): this module only offers what it returns. The edits come
+from the same fix package, in code points; they are converted to the client's encoding
+against the exact text the findings were computed on, and sent with that document
+version when the client accepts versioned edits, so an edit never lands on a text it
+was not made for.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from lsprotocol import types
 
 from ckpt_lsp.findings import Edit, Finding, Position
-from ckpt_lsp.fixes import FixTarget, describe_fix, fix_edits
+from ckpt_lsp.fix import FixTarget, describe_fix, fix_edits, fix_targets, ignore_edit
 from ckpt_lsp.lsp.diagnostics import SOURCE
 from ckpt_lsp.lsp.positions import LineIndex
 
@@ -26,8 +25,6 @@ log = logging.getLogger("ckpt_lsp.lsp")
 
 FIX_ALL_KIND = f"{types.CodeActionKind.SourceFixAll.value}.{SOURCE}"
 KINDS = [types.CodeActionKind.QuickFix, FIX_ALL_KIND]
-
-_IGNORE_COMMENT = re.compile(r"#\s*ckpt:\s*ignore\[(?P<codes>[^\]]*)\]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -37,19 +34,6 @@ class ActionContext:
     text: str
     index: LineIndex
     document_changes: bool  # the client takes versioned TextDocumentEdits
-
-
-def targets_for(findings: Iterable[Finding]) -> list[FixTarget]:
-    """One fix target per class, with every attribute of it found."""
-    by_class: dict[tuple[str, int], list[Finding]] = {}
-    for f in findings:
-        by_class.setdefault((f.class_name, f.class_line), []).append(f)
-    targets = []
-    for (name, line), group in by_class.items():
-        attributes = tuple(dict.fromkeys(f.attribute for f in group if f.attribute))
-        bases = tuple(dict.fromkeys(b for f in group for b in getattr(f, "bases", ()) or ()))
-        targets.append(FixTarget(name, line, attributes, bases))
-    return targets
 
 
 def _text_edits(ctx: ActionContext, edits: Sequence[Edit]) -> list[types.TextEdit]:
@@ -77,28 +61,6 @@ def workspace_edit(ctx: ActionContext, edits: Sequence[Edit]) -> types.Workspace
     return types.WorkspaceEdit(changes={ctx.uri: text_edits})
 
 
-def ignore_edit(ctx: ActionContext, finding: Finding) -> Edit | None:
-    """`# ckpt: ignore[CODE]` at the end of the statement's last line, or the code added
-    to the list of an ignore comment already there. None when it is already listed."""
-    row = finding.statement_rows[1] if finding.statement_rows[1] > 0 else finding.end_location.row
-    line = ctx.index.line_text(row - 1)
-    code = finding.code.upper()
-    match = _IGNORE_COMMENT.search(line)
-    if match is not None:
-        listed = [c.strip().upper() for c in re.split(r"[\s,]+", match.group("codes")) if c]
-        if code in listed:
-            return None
-        inner = match.group("codes").rstrip()
-        close = match.start("codes") + len(inner)  # where the new code goes
-        new = f", {code}" if inner.strip() else code
-        pos = Position(row, close + 1)
-        return Edit(new, pos, pos)
-    content = line.rstrip()
-    start = Position(row, len(content) + 1)
-    end = Position(row, len(line) + 1)
-    return Edit(f"  # ckpt: ignore[{code}]", start, end)
-
-
 def _overlaps(finding: Finding, start: Position, end: Position) -> bool:
     return finding.location <= end and start <= finding.end_location
 
@@ -109,36 +71,14 @@ def _matches_only(kind: str, only: Sequence[str] | None) -> bool:
     return any(kind == o or kind.startswith(f"{o}.") for o in only)
 
 
-def target_json(target: FixTarget) -> dict[str, object]:
-    return {
-        "class": target.class_name,
-        "line": target.class_line,
-        "attributes": list(target.attributes),
-        "bases": list(target.bases),
-    }
-
-
-def target_from_json(data: Mapping[str, Any]) -> FixTarget:
-    """The inverse of `target_json`; raises KeyError/TypeError/ValueError on other data."""
-    attributes = data.get("attributes") or []
-    bases = data.get("bases") or []
-    if not isinstance(attributes, list) or not isinstance(bases, list):
-        raise TypeError("attributes and bases must be lists")
-    return FixTarget(
-        str(data["class"]),
-        int(data["line"]),
-        tuple(str(a) for a in attributes),
-        tuple(str(b) for b in bases),
-    )
-
-
-def fix_data(ctx: ActionContext, findings: Iterable[Finding]) -> dict[str, object]:
-    """What resolving a fix action needs: the document state and the targets."""
+def fix_data(ctx: ActionContext, targets: Iterable[FixTarget]) -> dict[str, object]:
+    """What resolving a fix action needs: the document state and the targets, whole
+    (attributes, bases, and which to reset), so resolve decides nothing again."""
     return {
         "ckpt": "fix",
         "uri": ctx.uri,
         "version": ctx.version,
-        "targets": [target_json(t) for t in targets_for(findings)],
+        "targets": [t.to_json() for t in targets],
     }
 
 
@@ -174,24 +114,27 @@ def code_actions(
                 continue
             seen_classes.add(key)
             group = [j for j, f in enumerate(findings) if (f.class_name, f.class_line) == key]
-            if len({findings[j].attribute for j in group}) > 1:
+            targets = fix_targets(findings[j] for j in group)
+            if targets and len(targets[0].attributes) > 1:
                 related = [d for d in (diagnostic(j) for j in group) if d is not None]
                 actions.append(
                     types.CodeAction(
                         title=f"Exclude all unpicklable attributes of `{finding.class_name}`",
                         kind=types.CodeActionKind.QuickFix,
                         diagnostics=related,
-                        data=fix_data(ctx, [findings[j] for j in group]),
+                        data=fix_data(ctx, targets),
                     )
                 )
     if findings and _matches_only(FIX_ALL_KIND, only):
-        actions.append(
-            types.CodeAction(
-                title="Exclude all unpicklable attributes in this file (ckpt-lsp)",
-                kind=FIX_ALL_KIND,
-                data=fix_data(ctx, findings),
+        targets = fix_targets(findings)
+        if targets:
+            actions.append(
+                types.CodeAction(
+                    title="Exclude all unpicklable attributes in this file (ckpt-lsp)",
+                    kind=FIX_ALL_KIND,
+                    data=fix_data(ctx, targets),
+                )
             )
-        )
     return actions
 
 
@@ -200,7 +143,7 @@ def resolve_fix(ctx: ActionContext, action: types.CodeAction) -> str | None:
     the action was made for). Returns why not, or None when the edit is in place."""
     data = action.data if isinstance(action.data, Mapping) else {}
     try:
-        targets = [target_from_json(t) for t in data.get("targets", [])]
+        targets = [FixTarget.from_json(t) for t in data.get("targets", [])]
     except (KeyError, TypeError, ValueError):
         return "the action's data is not ckpt-lsp's"
     if not targets:
@@ -226,16 +169,20 @@ def _finding_actions(
     ctx: ActionContext, finding: Finding, diagnostic: types.Diagnostic | None
 ) -> list[types.CodeAction]:
     related = [diagnostic] if diagnostic is not None else None
-    actions: list[types.CodeAction] = [
-        types.CodeAction(
-            title=f"Exclude `{finding.attribute}` from pickling (add __getstate__/__setstate__)",
-            kind=types.CodeActionKind.QuickFix,
-            diagnostics=related,
-            is_preferred=True,
-            data=fix_data(ctx, [finding]),
+    actions: list[types.CodeAction] = []
+    targets = fix_targets([finding])
+    if targets:  # the policy refuses some (CKPT004, a hook): then only "ignore" is offered
+        title = f"Exclude `{finding.attribute}` from pickling (add __getstate__/__setstate__)"
+        actions.append(
+            types.CodeAction(
+                title=title,
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=related,
+                is_preferred=True,
+                data=fix_data(ctx, targets),
+            )
         )
-    ]
-    ignore = ignore_edit(ctx, finding)
+    ignore = ignore_edit(finding, lambda row: ctx.index.line_text(row - 1))
     if ignore is not None:
         actions.append(
             types.CodeAction(

@@ -13,7 +13,7 @@ than the analysis itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from lsprotocol import types
@@ -24,11 +24,12 @@ from ckpt_lsp.rules import rule_for
 
 SOURCE = "ckpt-lsp"
 
+# The protocol's name for each of rules.SEVERITIES. Which level a finding has is decided
+# once, by the analysis (Config.severity_of); the diagnostic shows the finding's.
 SEVERITY: dict[str, types.DiagnosticSeverity] = {
     "error": types.DiagnosticSeverity.Error,
     "warning": types.DiagnosticSeverity.Warning,
     "information": types.DiagnosticSeverity.Information,
-    "info": types.DiagnosticSeverity.Information,
     "hint": types.DiagnosticSeverity.Hint,
 }
 
@@ -49,21 +50,16 @@ def finding_data(finding: Finding) -> Json:
     return data
 
 
-def severity_of(finding: Finding, overrides: Mapping[str, str] | None = None) -> int:
-    """The finding's severity, or the configured one for its code."""
-    level = finding.severity
-    if overrides:
-        level = overrides.get(finding.code.upper(), level)
-    return int(SEVERITY.get(str(level).lower(), types.DiagnosticSeverity.Warning))
+def severity_of(finding: Finding) -> int:
+    """The protocol's level for the finding's severity."""
+    return int(SEVERITY.get(str(finding.severity).lower(), types.DiagnosticSeverity.Warning))
 
 
 def _position(pos: types.Position) -> Json:
     return {"line": pos.line, "character": pos.character}
 
 
-def diagnostic_json(
-    finding: Finding, index: LineIndex, overrides: Mapping[str, str] | None = None
-) -> Json:
+def diagnostic_json(finding: Finding, index: LineIndex) -> Json:
     """The diagnostic of one finding, as the protocol's JSON."""
     rule = rule_for(finding.code)
     url = finding.url or (rule.url if rule else "")
@@ -72,7 +68,7 @@ def diagnostic_json(
             "start": _position(index.to_client(finding.location)),
             "end": _position(index.to_client(finding.end_location)),
         },
-        "severity": severity_of(finding, overrides),
+        "severity": severity_of(finding),
         "code": finding.code,
         "source": SOURCE,
         "message": finding.message,
@@ -90,18 +86,13 @@ class Converted(list):  # type: ignore[type-arg]
 
 
 class DiagnosticCache:
-    """Finding (+ the text of its lines, + severity) -> its diagnostic JSON and text."""
+    """Finding (+ the text of its lines) -> its diagnostic JSON and text."""
 
     def __init__(self, limit: int = 10_000) -> None:
         self._cache: dict[tuple[Any, ...], tuple[Json, str]] = {}
         self.limit = limit
 
-    def convert(
-        self,
-        findings: Iterable[Finding],
-        index: LineIndex,
-        overrides: Mapping[str, str] | None = None,
-    ) -> Converted:
+    def convert(self, findings: Iterable[Finding], index: LineIndex) -> Converted:
         out = Converted()
         texts: list[str] = []
         lines = index.lines
@@ -113,18 +104,17 @@ class DiagnosticCache:
                 encoding,
                 lines[start] if 0 <= start < len(lines) else None,
                 lines[end] if 0 <= end < len(lines) else None,
-                overrides.get(finding.code) if overrides else None,
             )
             try:
                 cached = self._cache.get(key)
             except TypeError:  # an unhashable field: convert without the cache
-                data = diagnostic_json(finding, index, overrides)
+                data = diagnostic_json(finding, index)
                 cached = (data, json.dumps(data))
             else:
                 if cached is None:
                     if len(self._cache) >= self.limit:
                         self._cache.clear()
-                    data = diagnostic_json(finding, index, overrides)
+                    data = diagnostic_json(finding, index)
                     cached = self._cache[key] = (data, json.dumps(data))
             out.append(cached[0])
             texts.append(cached[1])

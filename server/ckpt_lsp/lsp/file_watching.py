@@ -13,9 +13,9 @@ from lsprotocol import types
 from pygls.uris import from_fs_path
 
 from ckpt_lsp.lsp.analysis_jobs import AnalysisJobs
-from ckpt_lsp.lsp.disk_files import DISK_READ_ERRORS, read_disk_text
 from ckpt_lsp.lsp.document_checks import DocumentChecks
 from ckpt_lsp.lsp.file_paths import norm_path
+from ckpt_lsp.source import SourceError, read_source_text
 
 log = logging.getLogger("ckpt_lsp.lsp")
 
@@ -47,8 +47,8 @@ class FileWatcher:
                 self.checks.dependents_changed(deps)
             return
         try:
-            text = read_disk_text(path)
-        except DISK_READ_ERRORS as exc:
+            text = read_source_text(path)
+        except SourceError as exc:
             log.info("cannot read %s: %s", path, exc)
             return
         dependents = await self.scheduler.run(self.jobs.reindex, project, path, text)
@@ -70,8 +70,8 @@ class FileWatcher:
         if project.root is None:
             return
         try:
-            text = read_disk_text(path)
-        except DISK_READ_ERRORS:
+            text = read_source_text(path)
+        except SourceError:
             deps = await self.scheduler.run(project.remove_source, path)
         else:
             deps = await self.scheduler.run(self.jobs.reindex, project, path, text)

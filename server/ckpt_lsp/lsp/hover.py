@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from functools import lru_cache
-from pathlib import Path
 
 from ckpt_lsp.findings import Finding, Position
-from ckpt_lsp.rules import SAVE_PATHS, rule_for
-
-_SUPPRESSION = re.compile(
-    r"#\s*(?:ckpt:\s*ignore\[(?P<ckpt>[^\]]*)\]|noqa:\s*(?P<noqa>[A-Za-z0-9,\s]+))",
-    re.IGNORECASE,
-)
-_CODE = re.compile(r"[A-Za-z]+[0-9]+")
+from ckpt_lsp.fix.policy import is_fixable
+from ckpt_lsp.rules import SAVE_PATHS, rule_for, rule_page
+from ckpt_lsp.suppress import code_at as code_in_suppression  # the server asks hover for it
 
 _EXTRA_PATHS = {"state_dict": "state_dict()"}
 
@@ -32,16 +26,12 @@ def finding_at(findings: Sequence[Finding], pos: Position) -> Finding | None:
     return min(hits, key=lambda f: (f.end_location.row - f.location.row, f.end_location.column))
 
 
-RULE_DOCS = Path(__file__).resolve().parent.parent / "data" / "rules"
-
-
 @lru_cache(maxsize=64)
 def doc_paragraph(code: str, section: str = "") -> str:
     """The first paragraph of a rule page's section ("" = the summary under the title),
     from the pages shipped with the package; "" when there is none."""
-    try:
-        text = (RULE_DOCS / f"{code.upper()}.md").read_text(encoding="utf-8")
-    except OSError:
+    text = rule_page(code)
+    if text is None:
         return ""
     lines = text.splitlines()
     if section:
@@ -89,27 +79,18 @@ def finding_markdown(finding: Finding, markdown: bool = True) -> str:
     fix = doc_paragraph(finding.code, "How to fix") or (
         "Leave it out of the pickled state and re-create it after loading."
     )
-    lines += [
-        "",
-        f"{bold}Fix:{bold} {fix} The quick fix "
-        f'"Exclude {tick}{finding.attribute}{tick} from pickling" writes the '
-        f"{tick}__getstate__{tick}/{tick}__setstate__{tick} pair; "
-        f"{tick}# ckpt: ignore[{finding.code}]{tick} on the statement silences it.",
-    ]
+    ignore = f"{tick}# ckpt: ignore[{finding.code}]{tick} on the statement silences it."
+    if is_fixable(finding):  # the fix policy's answer, as the code actions give it
+        quick = (
+            f'The quick fix "Exclude {tick}{finding.attribute}{tick} from pickling" writes the '
+            f"{tick}__getstate__{tick}/{tick}__setstate__{tick} pair; {ignore}"
+        )
+    else:
+        quick = f"There is no automatic fix; {ignore}"
+    lines += ["", f"{bold}Fix:{bold} {fix} {quick}"]
     if url:
         lines += ["", f"[{finding.code} documentation]({url})" if markdown else url]
     return "\n".join(lines)
-
-
-def code_in_suppression(line: str, column: int) -> str | None:
-    """The rule code under 0-based code point `column` inside a suppression comment."""
-    for match in _SUPPRESSION.finditer(line):
-        group = "ckpt" if match.group("ckpt") is not None else "noqa"
-        start = match.start(group)
-        for code in _CODE.finditer(match.group(group)):
-            if start + code.start() <= column <= start + code.end():
-                return code.group(0).upper()
-    return None
 
 
 def rule_markdown(code: str, markdown: bool = True) -> str | None:
@@ -124,3 +105,13 @@ def rule_markdown(code: str, markdown: bool = True) -> str | None:
     text += "\n\nSuppressed on this statement by this comment."
     link = f"[{rule.code} documentation]({rule.url})" if markdown else rule.url
     return f"{text}\n\n{link}"
+
+
+__all__ = [
+    "code_in_suppression",
+    "doc_paragraph",
+    "finding_at",
+    "finding_markdown",
+    "path_names",
+    "rule_markdown",
+]

@@ -66,7 +66,7 @@ class DiagnosticPublisher:
     ) -> DocResult:
         """Convert findings to diagnostics and keep them as the document's result."""
         index = LineIndex(text, self.server.workspace.position_codec)
-        diagnostics = self._diagnostics.convert(findings, index, project.config.severity)
+        diagnostics = self._diagnostics.convert(findings, index)
         previous = self.results.get(uri)
         if previous is not None and previous.diagnostics == diagnostics:
             result_id = previous.result_id

@@ -16,9 +16,9 @@ from lsprotocol import types
 from pygls.uris import from_fs_path
 
 from ckpt_lsp.lsp.analysis_jobs import AnalysisJobs
-from ckpt_lsp.lsp.disk_files import DISK_READ_ERRORS, read_disk_text
 from ckpt_lsp.lsp.document_checks import DocumentChecks
 from ckpt_lsp.lsp.folder_project import Project
+from ckpt_lsp.source import SourceError, read_source_text
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -114,8 +114,8 @@ class WorkspaceChecks:
                 self.publisher.publish(result)
             return len(result.findings)
         try:
-            text = read_disk_text(path)
-        except DISK_READ_ERRORS as exc:
+            text = read_source_text(path)
+        except SourceError as exc:
             log.info("cannot read %s: %s", path, exc)
             return None
         findings, _ = await self.scheduler.run(self.jobs.analyze, project, path, text)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.classify import is_generator
 from ckpt_lsp.fix.bases import BaseProtocol
+from ckpt_lsp.fix.module import walk_same_scope
 from ckpt_lsp.fix.recreate import mangle
-from ckpt_lsp.fix.source import walk_same_scope
 
 FRESH, LIVE, COPY_OF_VAR = "fresh", "live", "copy-of-var"
 

@@ -17,24 +17,11 @@ import libcst as cst
 
 from ckpt_lsp.analysis.facts import ParsedBlock
 from ckpt_lsp.findings import Edit, Position
-from ckpt_lsp.fix.block import BlockSyntax, parses
+from ckpt_lsp.fix.cst_block import BlockSyntax, parses
+from ckpt_lsp.fix.module import find_class, load_module
 from ckpt_lsp.fix.planner import ClassPlanner, Unavailable
-from ckpt_lsp.fix.source import find_class, load_module
+from ckpt_lsp.fix.policy import FixTarget
 from ckpt_lsp.fix.text import LineTable, Span, apply_spans, spans_overlap, spans_to_edits
-
-
-@dataclass(frozen=True)
-class FixTarget:
-    """A class and the instance attributes to keep out of its pickled state."""
-
-    class_name: str  # top-level name, or dotted "Outer.Inner" for a nested class
-    class_line: int  # 1-based row of the `class` keyword line (decorators excluded)
-    attributes: tuple[str, ...]
-    # Qualified names of library bases as the analyzer resolved them ("torch.nn.Module").
-    bases: tuple[str, ...] = ()
-    # Attributes to set to None instead of re-creating: re-opening them in the process that
-    # unpickles fails (an lmdb environment may be open once per process).
-    reset: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
