@@ -252,7 +252,8 @@ async def test_versions_only_move_forward(client: LanguageClient, workspace: Pat
     )
     change_doc(client, uri, big, 42)
     change_doc(client, uri, MODEL, 43)
-    await published(client, uri, version=43)
+    # the wait covers analysing 3,000 classes first, which a loaded machine takes 10 s to do
+    await published(client, uri, version=43, timeout=60)
     await asyncio.sleep(0.2)
     versions = [p.version for p in client.published if p.uri == uri]  # type: ignore[attr-defined]
     assert 42 not in versions
