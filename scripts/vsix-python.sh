@@ -27,6 +27,9 @@ log "making $ENV_DIR with $("$BASE" --version 2>&1)"
 rm -rf "$ENV_DIR"
 "$BASE" -m venv "$ENV_DIR" >&2
 pip() { "$PY" -m pip --disable-pip-version-check --quiet "$@" >&2; }
+# An older pip than the venv's own resolves `--target --python-version 3.9` wrongly (it put
+# astroid 4, which needs 3.10, into the 3.9 bundle), as the one scripts/setup.sh upgrades does.
+pip install --upgrade pip
 pip install "tomli>=1.1; python_version < '3.11'" packaging
 # What pyproject.toml names, read rather than repeated here: the build backend (the project is
 # installed without build isolation) and the libcst requirement (its version is the default).
