@@ -1,7 +1,7 @@
 """Where the shared research folder is, and what a test does when it is missing.
 
 The shared folder (the truth corpus and its oracle, the truth table) is not part of the
-repository: it lies beside the checkout as `../shared`, or wherever `CKPT_SHARED` points.
+repository: it is the folder `shared` beside the checkout, or wherever `CKPT_SHARED` points.
 Every test that reads it finds it here, so one variable moves them all.
 
 A test that needs it and does not find it skips with a reason naming the path. Under CI
