@@ -1,8 +1,8 @@
 """Suite-wide hooks: the `shared` mark, and a count of skipped tests for each reason.
 
 A run that skipped tests says why at its end, so a clone without the shared folder, or
-without torch, cannot look like a clean pass. Loading this file puts tests/ on sys.path,
-which is how test modules import `support`.
+without torch, cannot look like a clean pass. Test modules import `support` from tests/,
+which pyproject.toml puts on sys.path.
 """
 
 from __future__ import annotations
