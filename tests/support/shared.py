@@ -5,7 +5,7 @@ repository: it is the folder `shared` beside the checkout, or wherever `CKPT_SHA
 Every test that reads it finds it here, so one variable moves them all.
 
 A test that needs it and does not find it skips with a reason naming the path. Under CI
-(the `CI` variable set, as `.ci/run` has it) it fails instead: CI always has the folder,
+(`CI=true`, as CI runs `.ci/run`) it fails instead: CI always has the folder,
 so a missing one is a broken set-up, and skipping there would let hundreds of checks
 pass unrun.
 """
@@ -29,7 +29,6 @@ def shared_root() -> Path:
 
 SHARED = shared_root()
 CORPUS = SHARED / "corpus"
-ORACLE = CORPUS / "oracle.py"
 TRUTH_TABLE = SHARED / "research" / "TRUTH_TABLE_full.md"
 
 
@@ -43,7 +42,10 @@ def missing_reason(path: Path) -> str:
     shows one line in the skip summary), else the one file or folder it lacks."""
     if not SHARED.is_dir():
         return f"the shared folder is not at {SHARED} (set {ENV})"
-    return f"the shared folder at {SHARED} has no {path.relative_to(SHARED)} (set {ENV})"
+    try:
+        return f"the shared folder at {SHARED} has no {path.relative_to(SHARED)} (set {ENV})"
+    except ValueError:  # not a path of the shared folder
+        return f"{path} is missing (set {ENV})"
 
 
 def require(*paths: Path) -> None:
