@@ -9,23 +9,42 @@
 # libcst for CPython 3.9-3.13 of that platform (bundled/libs/cp3XY) next to the pure-Python
 # server and dependencies (bundled/libs/common). Wheels come from PyPI at build time only.
 #
+# Needs only node (after `npm ci`) and a python3 of 3.9 or newer on PATH.
+#
 # Environment: VSIX_DIR (where the .vsix goes; default the repo root), PYTHON (runs pip; default
-# .venv/bin/python), PY_VERSIONS (default
-# 3.9,3.10,3.11,3.12,3.13), LIBCST_VERSION (default: the installed one; 1.8.6 for darwin-x64,
-# since libcst 1.9.0 has no macOS x86_64 wheels).
+# .venv/bin/python when scripts/setup.sh made it, else a small build environment of its own in
+# build/vsix-python), PY_VERSIONS (default 3.9,3.10,3.11,3.12,3.13), LIBCST_VERSION (default:
+# the one installed beside PYTHON; 1.8.6 for darwin-x64, since libcst 1.9.0 has no macOS x86_64
+# wheels).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 TARGET=${1:-${TARGET:-linux-x64}}
-PYTHON=${PYTHON:-.venv/bin/python}
-if [[ ! -x $PYTHON ]] && ! command -v "$PYTHON" >/dev/null; then
-    echo "build-vsix: no Python at $PYTHON (run scripts/setup.sh, or set PYTHON)" >&2
-    exit 1
-fi
 VSCE=node_modules/.bin/vsce
 if [[ ! -x $VSCE ]]; then
     echo "build-vsix: $VSCE is missing: run \`npm ci\` first" >&2
+    exit 1
+fi
+
+# One build at a time per work tree: bundled/libs, dist/ and build/vsix-python are shared (an
+# end-to-end test may start a build while a developer runs one).
+LOCK="${TMPDIR:-/tmp}/ckpt-lsp-vsix-$(printf %s "$ROOT" | sha1sum | cut -c1-12).lock"
+exec 9>"$LOCK"
+if ! flock -n 9; then
+    echo "build-vsix: another build of this work tree is running; waiting for it" >&2
+    flock 9
+fi
+
+if [[ -z ${PYTHON:-} ]]; then
+    if [[ -x .venv/bin/python ]]; then
+        PYTHON=.venv/bin/python
+    else
+        PYTHON=$(bash scripts/vsix-python.sh)
+    fi
+fi
+if [[ ! -x $PYTHON ]] && ! command -v "$PYTHON" >/dev/null; then
+    echo "build-vsix: no Python at $PYTHON" >&2
     exit 1
 fi
 VERSION=$(node -p "require('./package.json').version")
@@ -33,15 +52,6 @@ PY_VERSION=$("$PYTHON" -c "import tomllib,sys; print(tomllib.load(open('pyprojec
 if [[ -n $PY_VERSION && $PY_VERSION != "$VERSION" ]]; then
     echo "build-vsix: package.json has version $VERSION but pyproject.toml has $PY_VERSION" >&2
     exit 1
-fi
-
-# One build at a time per work tree: bundled/libs and dist/ are shared (an end-to-end test may
-# start a build while a developer runs one).
-LOCK="${TMPDIR:-/tmp}/ckpt-lsp-vsix-$(printf %s "$ROOT" | sha1sum | cut -c1-12).lock"
-exec 9>"$LOCK"
-if ! flock -n 9; then
-    echo "build-vsix: another build of this work tree is running; waiting for it" >&2
-    flock 9
 fi
 
 "$PYTHON" scripts/build-vsix-libs.py --target "$TARGET" --out bundled/libs

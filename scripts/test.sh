@@ -2,6 +2,9 @@
 # The whole test suite on a fresh machine: installs what it needs, then runs
 # the Python tests (unit, corpus, language server, real editors) and the client's tests.
 # Pass pytest arguments through, e.g. `scripts/test.sh -m "not e2e"` for the fast loop.
+# The shared research folder (truth corpus, truth table) is the folder `shared` beside the
+# checkout, or $CKPT_SHARED. Without it those tests skip, and pytest's last lines count the
+# skips for each reason; under CI (CI=true) they fail instead, as a missing editor does.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

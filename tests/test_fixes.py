@@ -26,6 +26,7 @@ from ckpt_lsp.findings import Edit, Position
 from ckpt_lsp.fix import FixTarget, apply_edits, describe_fix, fix_edits, fix_source
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import shared
 
 
 def src(text: str) -> str:
@@ -1345,10 +1346,11 @@ def test_generated_classes_are_fixed_safely(
 
 # -- the corpus: fix every marked class, then the runtime oracle must see round trips ------
 
-CORPUS = Path("/work/shared/corpus")
+CORPUS = shared.CORPUS
 
 
 @pytest.mark.slow
+@shared.needs(CORPUS / "oracle.py", CORPUS / "expected.json")
 def test_corpus_round_trips_after_fix(tmp_path: Path) -> None:
     missing = [
         name
@@ -1357,8 +1359,6 @@ def test_corpus_round_trips_after_fix(tmp_path: Path) -> None:
     ]
     if missing:
         pytest.skip(f"the oracle needs {', '.join(missing)}")
-    if not (CORPUS / "oracle.py").exists():
-        pytest.skip("no corpus")
     cases = tmp_path / "cases"
     shutil.copytree(CORPUS / "cases", cases)
     # No attribute marks there, so nothing to fix; its Keras model never loads back from pickle

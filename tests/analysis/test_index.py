@@ -14,9 +14,13 @@ import pytest
 from ckpt_lsp.analysis.engine import Analyzer
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.config import Config
+from support import shared
 
 TESTS = Path(__file__).resolve().parents[1]
-CORPORA = [TESTS / "corpus" / "cases", TESTS.parents[1] / "shared" / "corpus" / "cases"]
+CORPORA = [
+    TESTS / "corpus" / "cases",
+    pytest.param(shared.CORPUS / "cases", marks=shared.needs(shared.CORPUS)),
+]
 
 
 def _run(root: Path, max_chars: int | None) -> tuple[dict[str, list[object]], dict[str, set[str]]]:

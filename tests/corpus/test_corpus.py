@@ -1,10 +1,10 @@
 """Precision and recall of `ckpt-lsp --check` on the truth corpora, and the round trip after `--fix`.
 
-Two corpora: the shared one (../shared/corpus, next to the checkout; the checker must get it
-exactly right) and ours (tests/corpus, written independently to stand in for the hidden corpus
-the project is scored on: precision >= 0.95, recall >= 0.90). Each case tree is copied, its
-`# truth:` marks are stripped (so the checker cannot read them) and the CLI runs on the copy,
-as a user would run it.
+The corpora: the shared one (the shared research folder's corpus, see tests/support/shared.py;
+the checker must get it exactly right); ours (tests/corpus, written independently to stand in
+for the hidden corpus the project is scored on: precision >= 0.95, recall >= 0.90); and a blind
+round kept with floors at its first score. Each case tree is copied, its `# truth:` marks are
+stripped (so the checker cannot read them) and the CLI runs on the copy, as a user would run it.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 from ckpt_lsp.rules import RULES
+from support import shared
 
 HERE = Path(__file__).resolve().parent
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+SHARED = shared.CORPUS
 ORACLE = SHARED / "oracle.py"
 
 # The same expression as the shared before-stop hook's sed: a mark at the end of a line.
@@ -81,7 +82,7 @@ class Corpus:
 
 
 CORPORA = [
-    Corpus("shared", SHARED, 1.0, 1.0),
+    pytest.param(Corpus("shared", SHARED, 1.0, 1.0), marks=shared.needs(SHARED / "expected.json")),
     Corpus("ours", HERE, 0.95, 0.90),
     # written blind for the families of issue 14; floors at its first score (README there)
     Corpus("blind-round6", HERE / "blind" / "round6", 0.71, 0.38),
@@ -234,8 +235,7 @@ def test_fix_makes_every_class_round_trip(corpus: Corpus, tmp_path: Path) -> Non
     _require(corpus)
     if importlib.util.find_spec("torch") is None:
         pytest.skip("torch is not installed: the cases cannot be built")
-    if not ORACLE.is_file():
-        pytest.skip(f"the runtime oracle is not at {ORACLE}")
+    shared.require(ORACLE)
     before, _ = roundtrip_failures(copy_unmarked(corpus.cases, tmp_path / "before"))
     work = copy_unmarked(corpus.cases, tmp_path / "cases")
     checked = run_cli(work, "--check", "--no-cache", "--format", "json", ".")

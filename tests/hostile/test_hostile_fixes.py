@@ -24,10 +24,11 @@ from ckpt_lsp.runner import run_check
 from hostile_inputs import MODEL, hostile_files
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import shared
 from test_fixes import generated_classes, loaded, oracle_roundtrip_failures
 from test_hostile_files import REPO, run_cli
 
-CORPUS = Path(os.environ.get("CKPT_CORPUS", REPO.parent / "shared" / "corpus"))
+CORPUS = shared.CORPUS
 NEWLINES = {"lf": "\n", "crlf": "\r\n", "cr": "\r"}
 
 
@@ -90,9 +91,7 @@ def class_row(source: str, name: str) -> int:
     raise AssertionError(name)
 
 
-needs_corpus = pytest.mark.skipif(
-    not (CORPUS / "expected.json").exists(), reason="no corpus (../shared/corpus)"
-)
+needs_corpus = shared.needs(CORPUS / "expected.json")
 
 
 @needs_corpus

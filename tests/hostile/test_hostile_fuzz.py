@@ -18,7 +18,7 @@ from ckpt_lsp.analysis.blocks import split_lines
 from ckpt_lsp.analysis.engine import Analyzer, FileResult
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
-from test_hostile_fixes import CORPUS
+from support.shared import CORPUS
 
 EXAMPLES = int(os.environ.get("CKPT_FUZZ_EXAMPLES", "2000"))
 SEED = int(os.environ.get("CKPT_FUZZ_SEED", "20240607"))

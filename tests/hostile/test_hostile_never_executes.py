@@ -114,7 +114,8 @@ def test_the_cli_never_imports_what_it_checks(booby_trapped) -> None:  # type: i
         "-c",
         "import evil_pkg.nn" + ("; import cext_models" if compiled else ""),
     ]
-    subprocess.run(probe, cwd=project, env={**os.environ, **env}, check=True, timeout=60)
+    # without torch installed the import fails, but only after the marker is left
+    subprocess.run(probe, cwd=project, env={**os.environ, **env}, check=False, timeout=60)
     assert marker.exists()
 
 
