@@ -25,7 +25,7 @@ from ckpt_lsp.findings import FileError, Finding, Fix
 from ckpt_lsp.source import SourceError, decode_source, encode_like, read_bytes
 
 if TYPE_CHECKING:
-    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.analyzer import Analyzer
     from ckpt_lsp.analysis.index import ProjectIndex
     from ckpt_lsp.fixes import FixTarget
 
@@ -304,7 +304,7 @@ PARALLEL_MIN_FILES = 48
 
 def _project(sources: Sequence[_Source], config: Config) -> tuple[ProjectIndex, Analyzer]:
     # the analysis is imported when something is not in the cache (a warm run skips it)
-    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.analyzer import Analyzer
     from ckpt_lsp.analysis.index import ProjectIndex
 
     index = ProjectIndex(config.root)

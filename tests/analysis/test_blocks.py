@@ -148,7 +148,7 @@ _FIRST_DEF = '''def quote():
 
 @pytest.mark.parametrize("first", [_FIRST_CLASS, _FIRST_DEF], ids=["class", "def"])
 def test_classes_in_a_block_joined_over_a_misread_quote_are_all_checked(first: str) -> None:
-    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.analyzer import Analyzer
     from ckpt_lsp.analysis.facts import module_facts
 
     text = _MISREAD.format(first=first)
@@ -205,7 +205,7 @@ class Other(nn.Module):
 
 
 def test_a_statement_continued_at_column_0_is_not_a_syntax_error() -> None:
-    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.analyzer import Analyzer
 
     assert len(split_blocks(_CONTINUED)) > 3  # the splitter cuts inside the statement
     result = Analyzer(memoize_classes=False).analyze("m.py", _CONTINUED)
@@ -219,7 +219,7 @@ def test_a_statement_continued_at_column_0_is_not_a_syntax_error() -> None:
 def test_an_unclosed_bracket_while_typing_stays_a_syntax_error_of_its_class() -> None:
     """Inside a body with code after it, an unclosed bracket is the user's (no joining
     with the next blocks, no whole-file parse): only that class is broken."""
-    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.analyzer import Analyzer
 
     plain = _CONTINUED.replace('(\n"""a, b\n1, 2\n""")', '"a, b"')
     typing = plain.replace("super().__init__()\n        self.lock", "f(\n        self.lock", 1)
@@ -283,7 +283,7 @@ def test_valid_files_full_of_misleading_quotes_are_read_whole(
     assignments a whole parse finds (12,000 such files found nothing more by hand)."""
     import ast
 
-    from ckpt_lsp.analysis.classify import class_assignments, self_name_of, walk_function
+    from ckpt_lsp.analysis.assignments import class_assignments, self_name_of, walk_function
     from ckpt_lsp.analysis.facts import module_facts
 
     parts = ["import os\n\n\n"]

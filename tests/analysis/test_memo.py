@@ -43,7 +43,7 @@ def test_editing_one_huge_class_keeps_the_caches_within_their_bounds() -> None:
     """Each keystroke in a 60 KB class makes a new 4 MB syntax tree; counting entries
     alone would keep 2,048 of them."""
     from ckpt_lsp.analysis import facts
-    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.analyzer import Analyzer
 
     body = "".join(f"        self.w{i} = {i}\n" for i in range(3000))
     facts._PARSE_CACHE.clear()

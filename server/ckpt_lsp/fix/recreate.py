@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 
-from ckpt_lsp.analysis.classify import self_name_of
+from ckpt_lsp.analysis.assignments import self_name_of
 from ckpt_lsp.fix.source import (
     BUILTIN_NAMES,
     FixModule,

@@ -7,7 +7,7 @@ and compare every version with an analyzer that memoizes nothing.
 
 from __future__ import annotations
 
-from ckpt_lsp.analysis.engine import Analyzer
+from ckpt_lsp.analysis.analyzer import Analyzer
 from ckpt_lsp.findings import Finding
 
 HEAD = "import threading\n\nimport torch\n"

@@ -1,6 +1,7 @@
-"""The engine: one analysis that the CLI, the language server and the fixes share.
+"""The analyzer: one analysis that the CLI, the language server and the fixes share.
 
-text -> blocks -> module facts (indexed) -> scope -> classify -> protocol -> findings.
+text -> blocks -> module facts (indexed) -> scope -> classifier -> pickling methods
+-> findings.
 The Analyzer keeps, per file, the last good findings of each class, so a class
 that does not parse while the user types keeps its diagnostics until it does.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.blocks import split_lines
-from ckpt_lsp.analysis.classify import AttrHazard, Classifier
+from ckpt_lsp.analysis.classifier import AttrHazard, Classifier
 from ckpt_lsp.analysis.external import ExternalBases
 from ckpt_lsp.analysis.facts import (
     ClassFacts,
@@ -26,7 +27,7 @@ from ckpt_lsp.analysis.facts import (
 )
 from ckpt_lsp.analysis.index import ProjectIndex, module_name_for
 from ckpt_lsp.analysis.memo import BoundedCache
-from ckpt_lsp.analysis.protocol import excluded_attributes, is_excluded
+from ckpt_lsp.analysis.pickling_methods import excluded_attributes, is_excluded
 from ckpt_lsp.analysis.scope import ScopeResolver
 from ckpt_lsp.catalog import Catalog, Hazard, default_catalog
 from ckpt_lsp.findings import FileError, Finding, Position
