@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from ckpt_lsp.analysis import facts as facts_module
-from ckpt_lsp.analysis.blocks import split_blocks
 from ckpt_lsp.analysis.analyzer import Analyzer
+from ckpt_lsp.analysis.blocks import split_blocks
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.catalog import default_catalog
 from ckpt_lsp.config import load_config

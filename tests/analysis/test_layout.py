@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from ckpt_lsp.analysis.blocks import split_blocks
 from ckpt_lsp.analysis.assignments import self_name_of, walk_function
+from ckpt_lsp.analysis.blocks import split_blocks
 from ckpt_lsp.analysis.facts import module_facts
 from ckpt_lsp.analysis.layout import class_layout
 from hypothesis import example, given, settings

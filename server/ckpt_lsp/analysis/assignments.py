@@ -361,32 +361,46 @@ def _walk_body(
                 env.bindings.pop((alias.asname or alias.name).split(".")[0], None)
         elif isinstance(stmt, ast.Return) and stmt.value is not None:
             returns.append((stmt.value, _snapshot(env)))
-        elif isinstance(stmt, (ast.With, ast.AsyncWith)):
-            for item in stmt.items:
-                if item.optional_vars is not None:
-                    if isinstance(item.optional_vars, ast.Name):
-                        env.bindings[item.optional_vars.id] = WithTarget(item.context_expr)
-                    else:
-                        _bind_target(item.optional_vars, None, stmt, env, self_name, method, out)
-            _walk_body(stmt.body, env, package, self_name, method, out, returns)
-        elif isinstance(stmt, (ast.For, ast.AsyncFor)):
-            _bind_target(stmt.target, None, stmt, env, self_name, method, out)
-            _walk_body(stmt.body, env, package, self_name, method, out, returns)
-            _walk_body(stmt.orelse, env, package, self_name, method, out, returns)
-        elif isinstance(stmt, (ast.If, ast.While)):
-            _walk_body(stmt.body, env, package, self_name, method, out, returns)
-            _walk_body(stmt.orelse, env, package, self_name, method, out, returns)
-        elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
-            _walk_body(stmt.body, env, package, self_name, method, out, returns)  # type: ignore[attr-defined]
-            for handler in stmt.handlers:  # type: ignore[attr-defined]
-                if handler.name:
-                    env.bindings[handler.name] = OPAQUE
-                _walk_body(handler.body, env, package, self_name, method, out, returns)
-            _walk_body(stmt.orelse, env, package, self_name, method, out, returns)  # type: ignore[attr-defined]
-            _walk_body(stmt.finalbody, env, package, self_name, method, out, returns)  # type: ignore[attr-defined]
-        elif type(stmt).__name__ == "Match":
-            for case in stmt.cases:  # type: ignore[attr-defined]
-                _walk_body(case.body, env, package, self_name, method, out, returns)
+        else:
+            _walk_compound(stmt, env, package, self_name, method, out, returns)
+
+
+def _walk_compound(
+    stmt: ast.stmt,
+    env: Env,
+    package: str,
+    self_name: str | None,
+    method: str,
+    out: list[Assignment],
+    returns: list[tuple[ast.expr, Env]],
+) -> None:
+    """The bodies of a compound statement, walked in order into the same names."""
+    if isinstance(stmt, (ast.With, ast.AsyncWith)):
+        for item in stmt.items:
+            if item.optional_vars is not None:
+                if isinstance(item.optional_vars, ast.Name):
+                    env.bindings[item.optional_vars.id] = WithTarget(item.context_expr)
+                else:
+                    _bind_target(item.optional_vars, None, stmt, env, self_name, method, out)
+        _walk_body(stmt.body, env, package, self_name, method, out, returns)
+    elif isinstance(stmt, (ast.For, ast.AsyncFor)):
+        _bind_target(stmt.target, None, stmt, env, self_name, method, out)
+        _walk_body(stmt.body, env, package, self_name, method, out, returns)
+        _walk_body(stmt.orelse, env, package, self_name, method, out, returns)
+    elif isinstance(stmt, (ast.If, ast.While)):
+        _walk_body(stmt.body, env, package, self_name, method, out, returns)
+        _walk_body(stmt.orelse, env, package, self_name, method, out, returns)
+    elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
+        _walk_body(stmt.body, env, package, self_name, method, out, returns)  # type: ignore[attr-defined]
+        for handler in stmt.handlers:  # type: ignore[attr-defined]
+            if handler.name:
+                env.bindings[handler.name] = OPAQUE
+            _walk_body(handler.body, env, package, self_name, method, out, returns)
+        _walk_body(stmt.orelse, env, package, self_name, method, out, returns)  # type: ignore[attr-defined]
+        _walk_body(stmt.finalbody, env, package, self_name, method, out, returns)  # type: ignore[attr-defined]
+    elif type(stmt).__name__ == "Match":
+        for case in stmt.cases:  # type: ignore[attr-defined]
+            _walk_body(case.body, env, package, self_name, method, out, returns)
 
 
 def class_assignments(facts: ModuleFacts, cls: ClassFacts) -> list[Assignment]:
