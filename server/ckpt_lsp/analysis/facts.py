@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
-import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,8 +20,9 @@ from ckpt_lsp.analysis import batch
 from ckpt_lsp.analysis.blocks import Block, blocks_from_tree, split_blocks, split_lines
 from ckpt_lsp.analysis.layout import Layout, class_layout
 from ckpt_lsp.analysis.memo import BoundedCache
+from ckpt_lsp.analysis.stdlib import STDLIB_MODULES
 
-_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
+_STDLIB = STDLIB_MODULES
 
 
 class ParsedBlock:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import ast
 import builtins
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.facts import ModuleFacts, ParsedBlock, dotted_name, module_facts
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.stdlib import STDLIB_MODULES
 from ckpt_lsp.fix.bases import BaseProtocol, lookup
 from ckpt_lsp.fix.text import LineTable
 
@@ -240,9 +240,12 @@ def base_protocol(
     )
 
 
-_LIBRARY_ROOTS = frozenset(
-    {"builtins", "object", "torch", "lightning", "pytorch_lightning", "sklearn", "transformers"}
-) | frozenset(getattr(sys, "stdlib_module_names", ()))
+_LIBRARY_ROOTS = (
+    frozenset(
+        {"builtins", "object", "torch", "lightning", "pytorch_lightning", "sklearn", "transformers"}
+    )
+    | STDLIB_MODULES
+)
 
 
 def has_foreign_base(cls: ast.ClassDef, module: FixModule) -> bool:
