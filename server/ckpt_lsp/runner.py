@@ -16,7 +16,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ckpt_lsp.analysis.batch import batch_run
 from ckpt_lsp.budget import file_budget_s
 from ckpt_lsp.cache import Entry, ResultCache, content_hash
 from ckpt_lsp.config import Config
@@ -159,17 +158,16 @@ def run_check(
     gc.disable()
     gc.freeze()  # objects alive now (modules, catalogs) are never scanned again
     try:
-        with batch_run():  # forked workers inherit it
-            return _run_check(
-                paths,
-                config,
-                fix=fix,
-                diff=diff,
-                with_fixes=with_fixes,
-                use_cache=use_cache,
-                jobs=jobs,
-                keep=keep,
-            )
+        return _run_check(
+            paths,
+            config,
+            fix=fix,
+            diff=diff,
+            with_fixes=with_fixes,
+            use_cache=use_cache,
+            jobs=jobs,
+            keep=keep,
+        )
     finally:
         if enabled:
             gc.enable()
@@ -312,7 +310,7 @@ def _project(sources: Sequence[_Source], config: Config) -> tuple[ProjectIndex, 
         index.register(path, _reader(path))  # read only if an analysis needs it
     for src in sources:
         index.register(src.path, src.text_or_empty)  # decoded if an analysis reads it
-    return index, Analyzer(config, index, memoize_classes=False)
+    return index, Analyzer(config, index, batch=True)
 
 
 def _context_files(sources: Sequence[_Source], config: Config) -> list[Path]:

@@ -73,6 +73,6 @@ def test_memoized_findings_follow_their_class_through_every_keystroke() -> None:
     assert len(versions) > 10
     for number, text in enumerate(versions):
         got = editor.analyze("m.py", text).findings
-        fresh = Analyzer(memoize_classes=False).analyze("m.py", text).findings
+        fresh = Analyzer(batch=True).analyze("m.py", text).findings
         assert len(fresh) == 9, number
         assert _key(got) == _key(fresh), f"version {number}"
