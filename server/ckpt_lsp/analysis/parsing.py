@@ -21,7 +21,8 @@ from ckpt_lsp.analysis.blocks import Block
 from ckpt_lsp.analysis.memo import BoundedCache
 
 if TYPE_CHECKING:
-    from ckpt_lsp.analysis.facts import ClassText, _BlockFacts
+    from ckpt_lsp.analysis.class_text import ClassText
+    from ckpt_lsp.analysis.facts import _BlockFacts
 
 
 class ParsedBlock:
