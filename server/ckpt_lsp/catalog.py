@@ -4,6 +4,10 @@ Every entry maps a qualified name to a rule, a short noun phrase for messages an
 the save paths it breaks; each is backed by a measured row of the truth table or
 a runtime probe (tests/test_catalog_truth.py). Users extend it with
 `extend-hazards` in their config.
+
+Beside the hazards, the same file holds facts about libraries that decide whether a value
+keeps one (`[library]`: consuming holders, generator methods, descriptors...), read and
+checked by `library_facts()`.
 """
 
 from __future__ import annotations
