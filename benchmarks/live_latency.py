@@ -276,7 +276,7 @@ def engine_latencies(path_name: str, first: str, texts: list[str]) -> list[float
     """The same edits through the analyzer alone, in this process: how much of the
     latency is the analysis, and how much the server and the protocol."""
     sys.path.insert(0, str(REPO / "server"))
-    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.analyzer import Analyzer
     from ckpt_lsp.analysis.index import ProjectIndex
     from ckpt_lsp.config import Config
 

@@ -34,9 +34,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from ckpt_lsp.analysis import facts as facts_module
+from ckpt_lsp.analysis.analyzer import Analyzer
 from ckpt_lsp.analysis.blocks import split_blocks
-from ckpt_lsp.analysis.engine import Analyzer
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.catalog import default_catalog
 from ckpt_lsp.config import load_config
@@ -188,7 +187,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     timed("ast.parse of every block", phases, lambda: [_parse(b.text) for bs in blocks for b in bs])
     timed("ast.parse of every whole file", phases, lambda: [_parse(t) for t in texts.values()])
     index = ProjectIndex(config.root)
-    facts_module._PARSE_CACHE.clear()  # as in a fresh process
 
     def build_index() -> None:
         for name, text in texts.items():

@@ -302,5 +302,11 @@ def test_a_script_outside_any_project_sees_only_its_folder(tmp_path: Path) -> No
     (tmp_path / "pkg" / "mod.py").write_text("")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "not_a_package.py").write_text("")
+    (tmp_path / "loop.py").symlink_to(tmp_path / "loop.py")  # an odd neighbour, not an error
     names = sorted(p.relative_to(tmp_path).as_posix() for p in _script_modules(str(tmp_path)))
-    assert names == ["a.py", "pkg/__init__.py", "pkg/mod.py"]
+    assert names == ["a.py", "loop.py", "pkg"]
+    model = tmp_path / "model.py"
+    model.write_text(MODEL)
+    (tmp_path / "base.py").write_text(BASE)
+    result = run_check([model], Config(root=tmp_path), use_cache=False)
+    assert [f.attribute for f in result.findings] == ["lock"] and not result.errors

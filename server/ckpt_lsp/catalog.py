@@ -4,6 +4,10 @@ Every entry maps a qualified name to a rule, a short noun phrase for messages an
 the save paths it breaks; each is backed by a measured row of the truth table or
 a runtime probe (tests/test_catalog_truth.py). Users extend it with
 `extend-hazards` in their config.
+
+Beside the hazards, the same file holds facts about libraries that decide whether a value
+keeps one (`[library]`: consuming holders, generator methods, descriptors...), read and
+checked by `library_facts()`.
 """
 
 from __future__ import annotations
@@ -132,5 +136,101 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
 
 @lru_cache(maxsize=1)
 def default_catalog() -> Catalog:
+    return parse_catalog(_load_data())
+
+
+@lru_cache(maxsize=1)
+def _load_data() -> Mapping[str, object]:
     with DATA_FILE.open("rb") as fh:
-        return parse_catalog(tomllib.load(fh))
+        return tomllib.load(fh)
+
+
+@dataclass(frozen=True)
+class LibraryFacts:
+    """Facts about libraries that the walker and the classifier apply beside the hazards
+    (the `[library]` table and the dtype spellings of `[object_array]`)."""
+
+    consuming: frozenset[str]  # holders that iterate their argument into a new container
+    keeps_keywords: frozenset[str]  # consuming holders that also keep keyword values
+    generator_methods: frozenset[str]  # nn.Module methods that return generators
+    dict_views: frozenset[str]  # dict methods that return views
+    descriptors: frozenset[str]  # class-level wrappers that attribute access unwraps
+    caching_wrappers: frozenset[str]  # decorators that wrap a function in a new object
+    class_factories: frozenset[str]  # calls that create a class
+    setattr_calls: frozenset[str]  # calls that set an attribute by name
+    mutators: frozenset[str]  # methods that put their argument into their container
+    type_aliases: Mapping[str, str]  # concrete type -> the type the catalog lists
+    object_dtype_names: frozenset[str]  # qualified names that mean dtype=object
+    object_dtype_strings: frozenset[str]  # strings that mean dtype=object
+    dtype_positions: Mapping[str, int]  # constructor -> position of a positional dtype
+
+
+class CatalogError(ValueError):
+    """The catalog data is malformed."""
+
+
+def _names(table: Mapping[str, object], key: str, where: str) -> frozenset[str]:
+    value = table.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise CatalogError(f"{where}.{key}: expected a non-empty list of strings")
+    return frozenset(value)
+
+
+def _mapping(table: Mapping[str, object], key: str, where: str, kind: type) -> dict[str, object]:
+    value = table.get(key)
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and type(v) is kind for k, v in value.items()
+    ):
+        raise CatalogError(f"{where}.{key}: expected a table of {kind.__name__} values")
+    return dict(value)
+
+
+_LIBRARY_KEYS = frozenset(
+    {
+        "consuming",
+        "keeps_keywords",
+        "generator_methods",
+        "dict_views",
+        "descriptors",
+        "caching_wrappers",
+        "class_factories",
+        "setattr_calls",
+        "mutators",
+        "type_aliases",
+    }
+)
+
+
+def parse_library_facts(data: Mapping[str, object]) -> LibraryFacts:
+    """The `[library]` facts, checked: every key present with the right shape, none unknown."""
+    library = data.get("library")
+    arrays = data.get("object_array")
+    if not isinstance(library, dict) or not isinstance(arrays, dict):
+        raise CatalogError("the catalog needs a [library] and an [object_array] table")
+    unknown = set(library) - _LIBRARY_KEYS
+    if unknown:
+        raise CatalogError(f"library: unknown keys {sorted(unknown)}")
+    keeps = _names(library, "keeps_keywords", "library")
+    consuming = _names(library, "consuming", "library")
+    if not keeps <= consuming:
+        raise CatalogError("library.keeps_keywords: every entry must be in library.consuming")
+    return LibraryFacts(
+        consuming=consuming,
+        keeps_keywords=keeps,
+        generator_methods=_names(library, "generator_methods", "library"),
+        dict_views=_names(library, "dict_views", "library"),
+        descriptors=_names(library, "descriptors", "library"),
+        caching_wrappers=_names(library, "caching_wrappers", "library"),
+        class_factories=_names(library, "class_factories", "library"),
+        setattr_calls=_names(library, "setattr_calls", "library"),
+        mutators=_names(library, "mutators", "library"),
+        type_aliases=_mapping(library, "type_aliases", "library", str),  # type: ignore[arg-type]
+        object_dtype_names=_names(arrays, "dtype_names", "object_array"),
+        object_dtype_strings=_names(arrays, "dtype_strings", "object_array"),
+        dtype_positions=_mapping(arrays, "dtype_positions", "object_array", int),  # type: ignore[arg-type]
+    )
+
+
+@lru_cache(maxsize=1)
+def library_facts() -> LibraryFacts:
+    return parse_library_facts(_load_data())

@@ -16,7 +16,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ckpt_lsp.analysis.batch import batch_run
 from ckpt_lsp.budget import file_budget_s
 from ckpt_lsp.cache import Entry, ResultCache, content_hash
 from ckpt_lsp.config import Config
@@ -25,7 +24,7 @@ from ckpt_lsp.findings import FileError, Finding, Fix
 from ckpt_lsp.source import SourceError, decode_source, encode_like, read_bytes, read_source_text
 
 if TYPE_CHECKING:
-    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.analyzer import Analyzer
     from ckpt_lsp.analysis.index import ProjectIndex
 
 
@@ -136,17 +135,16 @@ def run_check(
     gc.disable()
     gc.freeze()  # objects alive now (modules, catalogs) are never scanned again
     try:
-        with batch_run():  # forked workers inherit it
-            return _run_check(
-                paths,
-                config,
-                fix=fix,
-                diff=diff,
-                with_fixes=with_fixes,
-                use_cache=use_cache,
-                jobs=jobs,
-                keep=keep,
-            )
+        return _run_check(
+            paths,
+            config,
+            fix=fix,
+            diff=diff,
+            with_fixes=with_fixes,
+            use_cache=use_cache,
+            jobs=jobs,
+            keep=keep,
+        )
     finally:
         if enabled:
             gc.enable()
@@ -281,7 +279,7 @@ PARALLEL_MIN_FILES = 48
 
 def _project(sources: Sequence[_Source], config: Config) -> tuple[ProjectIndex, Analyzer]:
     # the analysis is imported when something is not in the cache (a warm run skips it)
-    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.analyzer import Analyzer
     from ckpt_lsp.analysis.index import ProjectIndex
 
     index = ProjectIndex(config.root)
@@ -289,7 +287,7 @@ def _project(sources: Sequence[_Source], config: Config) -> tuple[ProjectIndex, 
         index.register(path, _reader(path))  # read only if an analysis needs it
     for src in sources:
         index.register(src.path, src.text_or_empty)  # decoded if an analysis reads it
-    return index, Analyzer(config, index, memoize_classes=False)
+    return index, Analyzer(config, index, batch=True)
 
 
 def _context_files(sources: Sequence[_Source], config: Config) -> list[Path]:
@@ -307,10 +305,13 @@ def _context_files(sources: Sequence[_Source], config: Config) -> list[Path]:
         folder = os.path.dirname(src.key)
         project = _project_root(folder, markers)
         (roots if project is not None else loose).add(project or folder)
-    files, _ = discover([Path(r) for r in sorted(roots)], config) if roots else ([], [])
+    places = [Path(r) for r in sorted(roots)]
     for folder in sorted(loose - roots):
         if not any(folder.startswith(r + os.sep) for r in roots):
-            files.extend(_script_modules(folder))
+            places.extend(_script_modules(folder))
+    # discover() applies the excludes and turns odd files (loops, fifos) into errors,
+    # which are the checked files' business, not their neighbours'
+    files, _ = discover(places, config) if places else ([], [])
     seen: set[str] = set()
     out = []
     for path in files:
@@ -349,16 +350,15 @@ def _project_root(folder: str, memo: dict[str, str | None]) -> str | None:
 def _script_modules(folder: str) -> list[Path]:
     """The modules a script in `folder` can import without a project: the folder's own
     files and its packages (folders with an `__init__.py`), never a whole home folder."""
-    out: list[Path] = []
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        names = sorted(os.listdir(folder))
     except OSError:
-        return out
-    for entry in entries:
-        if entry.name.endswith(".py") and entry.is_file():
-            out.append(Path(entry.path))
-        elif entry.is_dir() and os.path.isfile(os.path.join(entry.path, "__init__.py")):
-            out.extend(_script_modules(entry.path))
+        return []
+    out: list[Path] = []
+    for name in names:
+        path = os.path.join(folder, name)
+        if name.endswith(".py") or os.path.isfile(os.path.join(path, "__init__.py")):
+            out.append(Path(path))
     return out
 
 

@@ -148,7 +148,7 @@ _FIRST_DEF = '''def quote():
 
 @pytest.mark.parametrize("first", [_FIRST_CLASS, _FIRST_DEF], ids=["class", "def"])
 def test_classes_in_a_block_joined_over_a_misread_quote_are_all_checked(first: str) -> None:
-    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.analyzer import Analyzer
     from ckpt_lsp.analysis.facts import module_facts
 
     text = _MISREAD.format(first=first)
@@ -158,7 +158,7 @@ def test_classes_in_a_block_joined_over_a_misread_quote_are_all_checked(first: s
     lock_row = next(i for i, line in enumerate(lines, 1) if "self.lock" in line)
     assert {"B", "C"} <= set(module_facts("m.py", "m", text).classes)
     for memoize in (True, False):  # the editor's per-class memo and the batch path
-        found = Analyzer(memoize_classes=memoize).analyze("m.py", text).findings
+        found = Analyzer(batch=not memoize).analyze("m.py", text).findings
         assert [(f.class_name, f.attribute, f.location.row) for f in found] == [
             ("B", "lock", lock_row)
         ]
@@ -205,10 +205,10 @@ class Other(nn.Module):
 
 
 def test_a_statement_continued_at_column_0_is_not_a_syntax_error() -> None:
-    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.analyzer import Analyzer
 
     assert len(split_blocks(_CONTINUED)) > 3  # the splitter cuts inside the statement
-    result = Analyzer(memoize_classes=False).analyze("m.py", _CONTINUED)
+    result = Analyzer(batch=True).analyze("m.py", _CONTINUED)
     assert result.broken == []
     assert [(f.class_name, f.attribute) for f in result.findings] == [
         ("Reader", "lock"),
@@ -219,12 +219,12 @@ def test_a_statement_continued_at_column_0_is_not_a_syntax_error() -> None:
 def test_an_unclosed_bracket_while_typing_stays_a_syntax_error_of_its_class() -> None:
     """Inside a body with code after it, an unclosed bracket is the user's (no joining
     with the next blocks, no whole-file parse): only that class is broken."""
-    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.analyzer import Analyzer
 
     plain = _CONTINUED.replace('(\n"""a, b\n1, 2\n""")', '"a, b"')
     typing = plain.replace("super().__init__()\n        self.lock", "f(\n        self.lock", 1)
-    assert Analyzer(memoize_classes=False).analyze("m.py", plain).broken == []
-    result = Analyzer(memoize_classes=False).analyze("m.py", typing)
+    assert Analyzer(batch=True).analyze("m.py", plain).broken == []
+    result = Analyzer(batch=True).analyze("m.py", typing)
     assert [row for row, _ in result.broken] == [6]
     assert [(f.class_name, f.attribute) for f in result.findings] == [("Other", "guard")]
 
@@ -283,7 +283,7 @@ def test_valid_files_full_of_misleading_quotes_are_read_whole(
     assignments a whole parse finds (12,000 such files found nothing more by hand)."""
     import ast
 
-    from ckpt_lsp.analysis.classify import class_assignments, self_name_of, walk_function
+    from ckpt_lsp.analysis.assignments import class_assignments, self_name_of, walk_function
     from ckpt_lsp.analysis.facts import module_facts
 
     parts = ["import os\n\n\n"]

@@ -11,7 +11,7 @@ import codecs
 from pathlib import Path
 
 import pytest
-from ckpt_lsp.analysis.engine import Analyzer
+from ckpt_lsp.analysis.analyzer import Analyzer
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.config import Config
 from ckpt_lsp.source import SourceError, read_source_text

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ckpt_lsp.analysis.engine import analyze_text
+from ckpt_lsp.analysis.analyzer import analyze_text
 from ckpt_lsp.analysis.external import ExternalBases
 
 MODEL = """\

@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ckpt_lsp.analysis.engine import Analyzer
+from ckpt_lsp.analysis.analyzer import Analyzer
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.config import Config
+from ckpt_lsp.findings import Finding
 from support import shared
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ CORPORA = [
 ]
 
 
-def _run(root: Path, max_chars: int | None) -> tuple[dict[str, list[object]], dict[str, set[str]]]:
+def _run(root: Path, max_chars: int | None) -> tuple[dict[str, list[Finding]], dict[str, set[str]]]:
     files = sorted(root.rglob("*.py"))
     index = ProjectIndex(root, max_chars=max_chars)
     for path in files:

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from ckpt_lsp.analysis.assignments import self_name_of, walk_function
 from ckpt_lsp.analysis.blocks import split_blocks
-from ckpt_lsp.analysis.classify import self_name_of, walk_function
 from ckpt_lsp.analysis.facts import module_facts
 from ckpt_lsp.analysis.layout import class_layout
 from hypothesis import example, given, settings
@@ -221,7 +221,7 @@ def test_a_def_joined_into_the_piece_before_it_is_still_found() -> None:
 def test_a_broken_assigning_method_is_a_failure_whatever_is_asked_first() -> None:
     """The whole class asked for first (a fix looking at a base class) must not hide that
     the method that assigns self does not parse."""
-    from ckpt_lsp.analysis import facts as facts_module
+    from ckpt_lsp.analysis.parsing import TextCaches
 
     text = (
         "class M(nn.Module):\n"
@@ -232,10 +232,9 @@ def test_a_broken_assigning_method_is_a_failure_whatever_is_asked_first() -> Non
         "        return x\n"
     )
     for first in ("node", "failure"):
-        facts_module._SHAPES.clear()
-        cls = module_facts("m.py", "m", text).classes["M"]
+        cls = module_facts("m.py", "m", text, TextCaches()).classes["M"]
         if first == "node":
-            assert [m.name for m in cls.node.body] == ["forward"]
+            assert [getattr(m, "name", "") for m in cls.node.body] == ["forward"]
         assert cls.failure, first
         assert cls.assigning_methods() == []
 

@@ -42,21 +42,20 @@ def test_replacing_a_key_keeps_the_weight_right() -> None:
 def test_editing_one_huge_class_keeps_the_caches_within_their_bounds() -> None:
     """Each keystroke in a 60 KB class makes a new 4 MB syntax tree; counting entries
     alone would keep 2,048 of them."""
-    from ckpt_lsp.analysis import facts
-    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.analyzer import Analyzer
+    from ckpt_lsp.analysis.parsing import CACHED_CHARS
 
     body = "".join(f"        self.w{i} = {i}\n" for i in range(3000))
-    facts._PARSE_CACHE.clear()
-    facts._SHAPES.clear()
     analyzer = Analyzer()
+    caches = analyzer.text_caches
     for version in range(40):
         text = f"import torch\n\nclass Big(torch.nn.Module):\n    def __init__(self):\n{body}        self.v = {version}\n"
         analyzer.analyze("big.py", text)
-    assert len(body) * 20 > facts._CACHED_CHARS  # the versions would not fit
-    assert facts._PARSE_CACHE.weight <= facts._CACHED_CHARS
-    assert facts._SHAPES.weight <= facts._CACHED_CHARS  # cut classes and their pieces
+    assert len(body) * 20 > CACHED_CHARS  # the versions would not fit
+    assert caches.parses.weight <= CACHED_CHARS
+    assert caches.shapes.weight <= CACHED_CHARS  # cut classes and their pieces
     assert analyzer._class_cache.weight <= Analyzer._CACHE_CHARS
-    assert len(facts._SHAPES) < 40
+    assert len(caches.shapes) < 40
 
 
 def test_an_entry_read_again_outlives_entries_used_once() -> None:

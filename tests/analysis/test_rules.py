@@ -9,7 +9,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from ckpt_lsp.analysis.engine import analyze_text
+from ckpt_lsp.analysis.analyzer import analyze_text
 
 HEADER = """\
 import functools, gzip, hashlib, importlib, io, logging, mmap, operator, os, re, socket
@@ -405,7 +405,7 @@ def test_round_three_values(body: str, expected: list[str]) -> None:
 
 
 def test_registry_lookup_by_key_and_imported_lambdas(tmp_path) -> None:
-    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.analyzer import Analyzer
     from ckpt_lsp.analysis.index import ProjectIndex
 
     (tmp_path / "common.py").write_text(
@@ -527,7 +527,7 @@ def test_is_generator_sees_only_the_functions_own_yield_and_answers_the_same_twi
 ) -> None:
     import ast
 
-    from ckpt_lsp.analysis.classify import is_generator
+    from ckpt_lsp.analysis.assignments import is_generator
 
     func = ast.parse(source).body[0]
     assert isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ckpt_lsp.analysis.engine import Analyzer, analyze_text
+from ckpt_lsp.analysis.analyzer import Analyzer, analyze_text
 from ckpt_lsp.analysis.index import ProjectIndex
 
 BODY = "    def __init__(self):\n        self.lock = threading.Lock()\n"
@@ -175,7 +175,7 @@ def test_library_names(imports: str, base: str, in_scope: bool) -> None:
 
 
 def test_a_spent_budget_skips_the_file_with_one_line() -> None:
-    from ckpt_lsp.analysis.engine import Analyzer
+    from ckpt_lsp.analysis.analyzer import Analyzer
 
     source = "".join(
         f"import threading\nfrom torch import nn\nclass C{i}(nn.Module):\n{BODY}"

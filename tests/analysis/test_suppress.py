@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ckpt_lsp.analysis.engine import analyze_text
+from ckpt_lsp.analysis.analyzer import analyze_text
 from ckpt_lsp.suppress import add_code, code_at, suppressed_codes
 
 HEAD = "import threading\nfrom torch import nn\nclass M(nn.Module):\n    def __init__(self):\n"

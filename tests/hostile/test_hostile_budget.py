@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ckpt_lsp.analysis.engine import Analyzer
+from ckpt_lsp.analysis.analyzer import Analyzer
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.budget import BUDGET_ENV, DEFAULT_FILE_BUDGET_S, file_budget_s
 from ckpt_lsp.config import Config

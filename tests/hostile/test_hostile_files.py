@@ -106,7 +106,7 @@ def test_a_file_removed_after_discovery(tmp_path: Path, monkeypatch: pytest.Monk
 
     def discover_then_remove(paths, config):  # type: ignore[no-untyped-def]
         found = real(paths, config)
-        (tmp_path / "a.py").unlink()
+        (tmp_path / "a.py").unlink(missing_ok=True)  # the neighbours are discovered too
         return found
 
     monkeypatch.setattr(runner, "discover", discover_then_remove)

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 import pytest
+from ckpt_lsp.analysis.analyzer import Analyzer, FileResult
 from ckpt_lsp.analysis.blocks import split_lines
-from ckpt_lsp.analysis.engine import Analyzer, FileResult
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from support.shared import CORPUS

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ckpt_lsp.analysis.engine import analyze_text
+from ckpt_lsp.analysis.analyzer import analyze_text
 from hostile_rpc import RawServer, file_uri
 
 MODEL = """\

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import textwrap
 
-from ckpt_lsp.analysis.engine import analyze_text
+from ckpt_lsp.analysis.analyzer import analyze_text
 from ckpt_lsp.fix import FixTarget, fix_source, fix_targets
 from ckpt_lsp.lsp.actions import FIX_ALL_KIND, ActionContext, code_actions, resolve_fix
 from ckpt_lsp.lsp.hover import finding_markdown

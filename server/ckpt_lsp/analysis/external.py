@@ -15,11 +15,11 @@ memoized per qualified name.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ckpt_lsp.analysis.stdlib import STDLIB_MODULES
 from ckpt_lsp.source import SourceError, decode_source, read_bytes
 
 if TYPE_CHECKING:
@@ -27,27 +27,30 @@ if TYPE_CHECKING:
 
 # Packages whose classes our data already describes (or that never hold models):
 # never parsed with astroid.
-_KNOWN_ROOTS = frozenset(
-    {
-        "torch",
-        "torchvision",
-        "torchaudio",
-        "lightning",
-        "pytorch_lightning",
-        "sklearn",
-        "transformers",
-        "keras",
-        "tensorflow",
-        "numpy",
-        "jax",
-        "flax",
-        "typing_extensions",
-        "pydantic",
-        "attr",
-        "attrs",
-        "builtins",
-    }
-) | frozenset(getattr(sys, "stdlib_module_names", ()))
+_KNOWN_ROOTS = (
+    frozenset(
+        {
+            "torch",
+            "torchvision",
+            "torchaudio",
+            "lightning",
+            "pytorch_lightning",
+            "sklearn",
+            "transformers",
+            "keras",
+            "tensorflow",
+            "numpy",
+            "jax",
+            "flax",
+            "typing_extensions",
+            "pydantic",
+            "attr",
+            "attrs",
+            "builtins",
+        }
+    )
+    | STDLIB_MODULES
+)
 
 Verdict = Callable[[str], "bool | None"]
 

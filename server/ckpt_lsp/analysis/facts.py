@@ -2,197 +2,30 @@
 
 Facts need names only (imports, classes and their base expressions, top-level
 functions and module-level assignments), so they come from the stdlib `ast` of each block, parsed
-on its own and cached by the block's text: a keystroke re-parses one block.
+on its own through the analyzer's text caches (parsing.py): a keystroke re-parses one block.
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
 import re
-import sys
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Union
+from typing import Any
 
-from ckpt_lsp.analysis import batch
 from ckpt_lsp.analysis.blocks import Block, blocks_from_tree, split_blocks, split_lines
-from ckpt_lsp.analysis.layout import Layout, class_layout
-from ckpt_lsp.analysis.memo import BoundedCache
+from ckpt_lsp.analysis.class_text import (
+    ClassText,
+    FunctionNode,
+    function_named,
+    split_body,
+)
+from ckpt_lsp.analysis.layout import class_layout
+from ckpt_lsp.analysis.parsing import UNCACHED, ParsedBlock, TextCaches
+from ckpt_lsp.analysis.stdlib import STDLIB_MODULES
 
-_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
-
-
-class ParsedBlock:
-    """A block parsed on its own: rows in `tree` are relative to the block's first row.
-
-    A function or class block can be left unparsed until something asks for its tree
-    (`loader`): most of them are never asked for."""
-
-    __slots__ = ("block", "_tree", "_error", "_loader")
-
-    def __init__(
-        self,
-        block: Block,
-        tree: ast.Module | None = None,
-        error: str = "",
-        loader: Callable[[], tuple[ast.Module | None, str]] | None = None,
-    ) -> None:
-        self.block = block
-        self._tree = tree
-        self._error = error
-        self._loader = loader
-
-    def _load(self) -> None:
-        loader, self._loader = self._loader, None
-        if loader is not None:
-            self._tree, self._error = loader()
-
-    @property
-    def tree(self) -> ast.Module | None:
-        """The whole block's syntax tree; None when the block does not parse."""
-        self._load()
-        return self._tree
-
-    @property
-    def error(self) -> str:
-        self._load()
-        return self._error
-
-    @property
-    def pending(self) -> bool:
-        """Not parsed yet."""
-        return self._loader is not None
-
-    @property
-    def failed(self) -> bool:
-        """Parsed, and it did not parse (a block not read yet has not failed)."""
-        return self._loader is None and self._tree is None
-
-    @property
-    def row_offset(self) -> int:
-        return self.block.start_row - 1
-
-    @property
-    def error_row(self) -> int:
-        """Row (within the block) a syntax error points at, 0 when unknown."""
-        m = re.search(r"\(line (\d+)\)$", self.error)
-        return int(m.group(1)) if m else 0
-
-
-FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
-
-
-class ClassText:
-    """What a cut class block's text alone determines: its layout, its header, and the
-    pieces parsed so far. Shared by every ClassFacts made from the same text (cached by
-    text, like parsed blocks), so a keystroke elsewhere re-reads nothing of the class."""
-
-    def __init__(self, text: str, name: str, layout: Layout, header: ast.ClassDef) -> None:
-        self.text = text
-        self.name = name
-        self.layout: Layout | None = layout  # None once the class was read whole
-        self.header = header  # the header alone, or the whole class once read whole
-        self.bases = _base_names(header)  # worked out once per text, not per keystroke
-        self._pieces: dict[int, list[ast.stmt] | None] = {}  # piece index -> statements
-        self._read: tuple[list[FunctionNode], list[ast.stmt]] | None = None
-        self._methods: dict[str, FunctionNode | None] = {}  # method lookups by name
-        self._piece_names: dict[str, list[int]] | None = None  # piece indexes by def name
-        self.failure = ""  # why the parts that matter do not parse
-
-    def whole(self) -> ast.ClassDef:
-        """The whole class; when it does not parse as a whole, its pieces that do."""
-        self.read()  # whether the parts that matter parse, whatever was asked first
-        layout = self.layout
-        if layout is None:
-            return self.header
-        whole = _class_named(_parse_cached(self.text)[0], self.name)
-        if whole is None:
-            header = self.header
-            whole = ast.ClassDef(
-                name=header.name,
-                bases=header.bases,
-                keywords=header.keywords,
-                body=header.body[:-1]
-                + [stmt for i in range(len(layout.pieces)) for stmt in self.piece(i) or ()],
-                decorator_list=header.decorator_list,
-                lineno=header.lineno,
-                col_offset=header.col_offset,
-            )
-        self._use_whole(whole)
-        return whole
-
-    def _use_whole(self, whole: ast.ClassDef) -> None:
-        self.header, self.layout = whole, None
-        self._methods.clear()  # from now on methods come from the whole tree
-
-    def read(self) -> tuple[list[FunctionNode], list[ast.stmt]]:
-        """The methods that may assign self, and the class-level statements."""
-        if self._read is not None:
-            return self._read
-        layout = self.layout
-        statements: list[ast.stmt] = []
-        if layout is not None:
-            statements = self.header.body[:-1]  # the header's own body, without its `pass`
-            for i, piece in enumerate(layout.pieces):
-                if not piece.must_read:
-                    continue
-                parsed = self.piece(i)
-                if parsed is None:  # a wrong cut, or a syntax error: read it whole
-                    tree, error = _parse_cached(self.text)
-                    whole = _class_named(tree, self.name)
-                    if whole is None:  # nothing of it is analyzed (the pieces that parse
-                        # still serve `whole()` and `method()`)
-                        self.failure = error or "invalid syntax"
-                        self._read = ([], [])
-                        return self._read
-                    self._use_whole(whole)
-                    break
-                statements.extend(parsed)
-        if self.layout is None:
-            statements = list(self.header.body)
-        self._read = _split_body(statements)
-        return self._read
-
-    def method(self, name: str) -> FunctionNode | None:
-        """The method `name` from its piece, memoized: the protocol asks every analyzed
-        class for __reduce__, __reduce_ex__ and __getstate__ on every keystroke."""
-        if name in self._methods:
-            return self._methods[name]
-        found: FunctionNode | None = None
-        if self.layout is not None:
-            pieces = self.layout.pieces
-            if self._piece_names is None:
-                self._piece_names = {}
-                for i, piece in enumerate(pieces):
-                    self._piece_names.setdefault(piece.name, []).append(i)
-            named = self._piece_names.get(name, [])
-            if not named and name in self.text:  # a piece joined over a string
-                header = re.compile(rf"def\s+{re.escape(name)}\b")  # may hold a second def
-                named = [i for i, piece in enumerate(pieces) if header.search(piece.text)]
-            for i in named:
-                found = _function_named(self.piece(i) or (), name)
-                if found is not None:
-                    break
-        else:
-            found = _function_named(self.whole().body, name)
-        self._methods[name] = found
-        return found
-
-    def piece(self, index: int) -> list[ast.stmt] | None:
-        if index in self._pieces:
-            return self._pieces[index]
-        assert self.layout is not None
-        piece = self.layout.pieces[index]
-        # pad so that rows in the piece's tree are rows of the class block
-        tree, _ = _parse_text("class _:\n" + "\n" * (piece.start_row - 2) + piece.text)
-        found: list[ast.stmt] | None = None
-        if tree is not None and len(tree.body) == 1 and isinstance(tree.body[0], ast.ClassDef):
-            found = tree.body[0].body
-        self._pieces[index] = found
-        return found
+_STDLIB = STDLIB_MODULES
 
 
 class ClassFacts:
@@ -243,7 +76,7 @@ class ClassFacts:
         shape = self._shape
         if shape is not None and shape.layout is not None:
             return shape.method(name)
-        return _function_named(self.node.body, name)
+        return function_named(self.node.body, name)
 
     def methods_mentioning(self, word: str) -> list[FunctionNode]:
         """The methods whose text holds `word` (all of them when the class is not cut):
@@ -282,36 +115,8 @@ class ClassFacts:
         if self._shape is not None:
             return self._shape.read()
         if self._split is None:
-            self._split = _split_body(self._node.body)
+            self._split = split_body(self._node.body)
         return self._split
-
-
-def _split_body(body: Iterable[ast.stmt]) -> tuple[list[FunctionNode], list[ast.stmt]]:
-    """A class body's methods, and its other statements, each in order."""
-    methods: list[FunctionNode] = []
-    others: list[ast.stmt] = []
-    for stmt in body:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            methods.append(stmt)
-        else:
-            others.append(stmt)
-    return methods, others
-
-
-def _function_named(body: Iterable[ast.stmt], name: str) -> FunctionNode | None:
-    for stmt in body:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
-            return stmt
-    return None
-
-
-def _class_named(tree: ast.Module | None, name: str) -> ast.ClassDef | None:
-    if tree is None:
-        return None
-    for stmt in tree.body:
-        if isinstance(stmt, ast.ClassDef) and stmt.name == name:
-            return stmt
-    return None
 
 
 class LazyFunctions(Mapping[str, FunctionNode]):
@@ -331,7 +136,7 @@ class LazyFunctions(Mapping[str, FunctionNode]):
         value = self._nodes[name]
         if isinstance(value, ParsedBlock):  # the last definition wins, as at runtime
             tree = value.tree
-            value = _function_named(reversed(tree.body), name) if tree is not None else None
+            value = function_named(reversed(tree.body), name) if tree is not None else None
             self._nodes[name] = value
         return value if value is not None else default
 
@@ -478,72 +283,37 @@ def is_known_module(qualified: str) -> bool:
     return "." not in qualified and qualified in _STDLIB
 
 
-# A syntax tree takes about 65 bytes per character of source: one million characters of
-# cached blocks keep at most ~65 MB of trees alive, however long the editing session.
-_CACHED_ENTRIES = 2048
-_CACHED_CHARS = 1_000_000
-_PARSE_CACHE: BoundedCache[str, tuple[ast.Module | None, str]] = BoundedCache(
-    _CACHED_ENTRIES, _CACHED_CHARS
-)
-
-
-def parse_block(block: Block) -> ParsedBlock:
-    """Parse one block, memoized by its text (a keystroke re-parses only its block)."""
-    tree, error = _parse_cached(block.text)
-    return ParsedBlock(block, tree, error)
-
-
-def _parse_cached(text: str) -> tuple[ast.Module | None, str]:
-    if batch.active:  # each text is read once: hashing and keeping it would be waste
-        return _parse_text(text)
-    key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-    hit = _PARSE_CACHE.get(key)
-    if hit is None:
-        hit = _parse_text(text)
-        _PARSE_CACHE.put(key, hit, len(text))
-    return hit
-
-
-def _deferred(block: Block) -> ParsedBlock:
-    """A block parsed only when its tree is asked for."""
-    return ParsedBlock(block, loader=lambda: _parse_cached(block.text))
-
-
-def _read_block(block: Block) -> tuple[ParsedBlock, ClassFacts | None]:
+def _read_block(block: Block, caches: TextCaches) -> tuple[ParsedBlock, ClassFacts | None]:
     """What module facts need of a block at once: imports and module-level statements are
     parsed; a function waits until it is asked for; a class has its header parsed and is
     cut at its methods (a class that cannot be cut is parsed whole)."""
     if block.kind not in ("def", "class") or block.joins_definitions:
         # chunks joined over a quote the splitter misread may hold more top-level classes
         # and functions than the first: parsed whole, every one of them is seen
-        return parse_block(block), None
+        return caches.parse_block(block), None
     if block.kind == "def":
-        return _deferred(block), None
-    shape = None if batch.active else _SHAPES.get(block.text)
+        return caches.deferred(block), None
+    shape = caches.shapes.get(block.text) if caches.memoize else None
     if shape is None:
-        shape = _class_text(block)
-        if not batch.active:
-            _SHAPES.put(block.text, shape, len(block.text))
+        shape = _class_text(block, caches)
+        if caches.memoize:
+            caches.shapes.put(block.text, shape, len(block.text))
     if not isinstance(shape, ClassText):
-        return parse_block(block), None
-    parsed = _deferred(block)
+        return caches.parse_block(block), None
+    parsed = caches.deferred(block)
     header = shape.header
     return parsed, ClassFacts(header.name, header, parsed, shape.bases, shape)
 
 
-# Cut classes by text; False for a class that is parsed whole (no cut, or a bad one).
-_SHAPES: BoundedCache[str, ClassText | bool] = BoundedCache(_CACHED_ENTRIES, _CACHED_CHARS)
-
-
-def _class_text(block: Block) -> ClassText | bool:
+def _class_text(block: Block, caches: TextCaches) -> ClassText | bool:
     layout = class_layout(block.text)
     if layout is None:
         return False
-    header, _ = _parse_text(layout.header + layout.indent + "pass\n")
+    header, _ = caches.parse_text(layout.header + layout.indent + "pass\n")
     node = header.body[0] if header is not None and len(header.body) == 1 else None
     if not isinstance(node, ast.ClassDef) or node.name != block.name:
         return False
-    return ClassText(block.text, node.name, layout, node)
+    return ClassText(block.text, node.name, layout, node, _base_names(node), caches)
 
 
 def _base_names(node: ast.ClassDef) -> tuple[str, ...]:
@@ -551,23 +321,10 @@ def _base_names(node: ast.ClassDef) -> tuple[str, ...]:
     return tuple(dotted_name(b.value if isinstance(b, ast.Subscript) else b) for b in node.bases)
 
 
-def _parse_text(text: str) -> tuple[ast.Module | None, str]:
-    try:
-        if batch.active:  # the batch run ignores warnings once for all parses
-            return ast.parse(text), ""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return ast.parse(text), ""
-    except SyntaxError as exc:
-        return None, f"{exc.msg} (line {exc.lineno})"
-    except (ValueError, RecursionError, MemoryError) as exc:
-        return None, f"{type(exc).__name__}: {exc}"
-
-
 _MAX_MERGE = 6
 
 
-def _repair(blocks: list[ParsedBlock]) -> list[ParsedBlock]:
+def _repair(blocks: list[ParsedBlock], caches: TextCaches) -> list[ParsedBlock]:
     """Join a block that does not parse with the next ones while that makes it parse (a
     bracket or string holding column-0 lines); a block broken on its own stays alone."""
     out: list[ParsedBlock] = []
@@ -583,7 +340,7 @@ def _repair(blocks: list[ParsedBlock]) -> list[ParsedBlock]:
                     blocks[i + extra].block.end_row,
                     "".join(b.block.text for b in blocks[i : i + extra + 1]),
                 )
-                attempt = parse_block(joined)
+                attempt = caches.parse_block(joined)
                 if attempt.tree is not None:
                     current = attempt
                     i += extra
@@ -641,29 +398,25 @@ class _BlockFacts:
     registrations: list[tuple[str, str]] = field(default_factory=list)  # (callee, class name)
 
 
-_FACTS_CACHE: BoundedCache[tuple[str, str], _BlockFacts] = BoundedCache(
-    _CACHED_ENTRIES, _CACHED_CHARS
-)
-
-
-def module_facts(path: str, module: str, text: str) -> ModuleFacts:
+def module_facts(path: str, module: str, text: str, caches: TextCaches = UNCACHED) -> ModuleFacts:
+    """What the module defines and imports, its text read block by block through `caches`."""
     facts = ModuleFacts(path=path, module=module, text=text)
     package = facts.package
     blocks = split_blocks(text)
-    read = [_read_block(block) for block in blocks]
+    read = [_read_block(block, caches) for block in blocks]
     if any(parsed.failed for parsed, _ in read):
         # a block that does not parse may be a wrong cut, which the block before it
         # explains: read every block, as _repair needs to see them
-        read = [(parse_block(block), None) for block in blocks]
+        read = [(caches.parse_block(block), None) for block in blocks]
     cut = {id(parsed): cls for parsed, cls in read if cls is not None}
-    parsed_blocks = _repair([parsed for parsed, _ in read])
+    parsed_blocks = _repair([parsed for parsed, _ in read], caches)
     if any(_split_suspect(p) for p in parsed_blocks):
         # the cheap split may have cut a statement whose brackets hold column-0 lines:
         # a whole parse tells (not done for an ordinary syntax error inside a body, which
         # is what the editor sees on most keystrokes)
-        whole, _ = _parse_text(text)
+        whole, _ = caches.parse_text(text)
         if whole is not None:
-            read = [_read_block(block) for block in blocks_from_tree(text, whole)]
+            read = [_read_block(block, caches) for block in blocks_from_tree(text, whole)]
             cut = {id(parsed): cls for parsed, cls in read if cls is not None}
             parsed_blocks = [parsed for parsed, _ in read]
     for parsed in parsed_blocks:
@@ -683,7 +436,7 @@ def module_facts(path: str, module: str, text: str) -> ModuleFacts:
         if parsed.pending:  # a function, parsed when it is asked for
             facts.functions.set(parsed.block.name, parsed)
             continue
-        found = _block_facts(parsed, package)
+        found = _block_facts(parsed, package, caches)
         facts.imports.update(found.imports)
         facts.module_names.difference_update(found.unbound_modules)
         facts.module_names.update(found.module_names)
@@ -703,17 +456,17 @@ def module_facts(path: str, module: str, text: str) -> ModuleFacts:
 _COPYREG = frozenset({"copyreg.pickle", "copy_reg.pickle"})
 
 
-def _block_facts(parsed: ParsedBlock, package: str) -> _BlockFacts:
+def _block_facts(parsed: ParsedBlock, package: str, caches: TextCaches) -> _BlockFacts:
     key = (parsed.block.text, package)
-    found = None if batch.active else _FACTS_CACHE.get(key)
+    found = caches.block_facts.get(key) if caches.memoize else None
     if found is not None:
         return found
     found = _BlockFacts()
     assert parsed.tree is not None
     for stmt in parsed.tree.body:
         _collect(stmt, found, package)
-    if not batch.active:
-        _FACTS_CACHE.put(key, found, len(parsed.block.text))
+    if caches.memoize:
+        caches.block_facts.put(key, found, len(parsed.block.text))
     return found
 
 

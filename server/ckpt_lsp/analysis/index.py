@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ckpt_lsp.analysis.facts import ModuleFacts, module_facts
 from ckpt_lsp.analysis.memo import BoundedCache
+from ckpt_lsp.analysis.parsing import UNCACHED, TextCaches
 from ckpt_lsp.source import SourceError, read_source_text
 
 
@@ -101,6 +102,8 @@ class ProjectIndex:
         self._generation = 0  # bumped by every change, so caches can tell
         self._changes: dict[str, int] = {}
         self._real_dirs: dict[str, str] = {}  # directory -> its symlink-free form
+        # what module facts are read through: the analyzer that uses the index sets its own
+        self.text_caches: TextCaches = UNCACHED
 
     def generation_without(self, path: str | Path) -> int:
         """A number that changes whenever a module other than `path` changes."""
@@ -150,7 +153,7 @@ class ProjectIndex:
             source = self._sources[key]
             text = source if isinstance(source, str) else source()
             self._sources[key] = text  # read once: the facts are rebuilt from this text
-            facts = module_facts(key, self._names[key], text)
+            facts = module_facts(key, self._names[key], text, self.text_caches)
             self._facts.put(key, facts, len(text))
             targets = (*facts.imports.values(), *facts.star_imports)
             self._imports[key] = (facts.module, tuple(dict.fromkeys(targets)))

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import ast
 import builtins
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.facts import ModuleFacts, ParsedBlock, dotted_name, module_facts
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.parsing import TextCaches
+from ckpt_lsp.analysis.stdlib import STDLIB_MODULES
 from ckpt_lsp.fix.bases import BaseProtocol, lookup
 from ckpt_lsp.fix.text import LineTable
 
@@ -71,9 +72,14 @@ class FoundClass:
     depth: int  # 0 for a top-level class
 
 
+# A code action re-reads the text the last one read: its blocks come from here. (The fix
+# package has no instance to own it yet; the analysis's caches belong to each Analyzer.)
+_TEXT_CACHES = TextCaches()
+
+
 def load_module(source: str) -> FixModule:
     """The module's facts (from the analysis, blocks cached by text) and bound names."""
-    facts = module_facts("", "", source)
+    facts = module_facts("", "", source, _TEXT_CACHES)
     module = FixModule(source, facts)
     module.names = set(facts.imports) | set(facts.classes) | set(facts.functions)
     module.names |= set(facts.assigns)
@@ -240,9 +246,12 @@ def base_protocol(
     )
 
 
-_LIBRARY_ROOTS = frozenset(
-    {"builtins", "object", "torch", "lightning", "pytorch_lightning", "sklearn", "transformers"}
-) | frozenset(getattr(sys, "stdlib_module_names", ()))
+_LIBRARY_ROOTS = (
+    frozenset(
+        {"builtins", "object", "torch", "lightning", "pytorch_lightning", "sklearn", "transformers"}
+    )
+    | STDLIB_MODULES
+)
 
 
 def has_foreign_base(cls: ast.ClassDef, module: FixModule) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from ckpt_lsp.analysis.facts import ClassFacts
-from ckpt_lsp.analysis.protocol import excluded_attributes, is_excluded
+from ckpt_lsp.analysis.pickling_methods import excluded_attributes, is_excluded
 from ckpt_lsp.fix.bases import BaseProtocol
 from ckpt_lsp.fix.cst_block import BlockSyntax, BodyItem, Statement
 from ckpt_lsp.fix.module import (

@@ -9,12 +9,12 @@ built it are gone, so anything that needs them is reset to None instead.
 from __future__ import annotations
 
 import ast
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 
-from ckpt_lsp.analysis.classify import self_name_of
+from ckpt_lsp.analysis.assignments import self_name_of
+from ckpt_lsp.analysis.stdlib import STDLIB_MODULES
 from ckpt_lsp.fix.module import (
     BUILTIN_NAMES,
     FixModule,
@@ -237,7 +237,7 @@ def why_not_recreatable(
 
 # Roots of calls and names whose values are never torch modules, parameters or buffers.
 _NOT_TORCH_ROOTS = frozenset(
-    getattr(sys, "stdlib_module_names", ())
+    STDLIB_MODULES
     or {
         "asyncio",
         "bz2",

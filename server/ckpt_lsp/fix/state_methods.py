@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from ckpt_lsp.analysis.classify import is_generator
+from ckpt_lsp.analysis.assignments import is_generator
 from ckpt_lsp.fix.bases import BaseProtocol
 from ckpt_lsp.fix.module import walk_same_scope
 from ckpt_lsp.fix.recreate import mangle

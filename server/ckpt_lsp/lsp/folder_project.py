@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ckpt_lsp.analysis.engine import Analyzer, FileResult
+from ckpt_lsp.analysis.analyzer import Analyzer, FileResult
 from ckpt_lsp.analysis.facts import ModuleFacts
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.budget import file_budget_s

@@ -1,6 +1,7 @@
-"""The engine: one analysis that the CLI, the language server and the fixes share.
+"""The analyzer: one analysis that the CLI, the language server and the fixes share.
 
-text -> blocks -> module facts (indexed) -> scope -> classify -> protocol -> findings.
+text -> blocks -> module facts (indexed) -> scope -> classifier -> pickling methods
+-> findings.
 The Analyzer keeps, per file, the last good findings of each class, so a class
 that does not parse while the user types keeps its diagnostics until it does.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.blocks import split_lines
-from ckpt_lsp.analysis.classify import AttrHazard, Classifier
+from ckpt_lsp.analysis.classifier import AttrHazard, Classifier
 from ckpt_lsp.analysis.external import ExternalBases
 from ckpt_lsp.analysis.facts import (
     ClassFacts,
@@ -26,7 +27,8 @@ from ckpt_lsp.analysis.facts import (
 )
 from ckpt_lsp.analysis.index import ProjectIndex, module_name_for
 from ckpt_lsp.analysis.memo import BoundedCache
-from ckpt_lsp.analysis.protocol import excluded_attributes, is_excluded
+from ckpt_lsp.analysis.parsing import TextCaches
+from ckpt_lsp.analysis.pickling_methods import excluded_attributes, is_excluded
 from ckpt_lsp.analysis.scope import ScopeResolver
 from ckpt_lsp.catalog import Catalog, Hazard, default_catalog
 from ckpt_lsp.findings import FileError, Finding, Position
@@ -93,13 +95,18 @@ class Analyzer:
         config: Config | None = None,
         index: ProjectIndex | None = None,
         catalog: Catalog | None = None,
-        memoize_classes: bool = True,
+        batch: bool = False,
     ) -> None:
         self.config = config
-        # An editor re-analyzes a file per keystroke: the unchanged classes come from a
-        # cache. A batch run sees each class once, so it skips building the keys.
-        self.memoize_classes = memoize_classes
+        # An editor re-analyzes a file per keystroke: the unchanged classes and blocks come
+        # from this analyzer's caches. A batch run (`--check`) reads each text once, so it
+        # keeps nothing, and ignores the warnings of the code it reads once per file.
+        self.batch = batch
+        self.memoize_classes = not batch
+        self.text_caches = TextCaches.for_batch() if batch else TextCaches()
         self.index = index
+        if index is not None:
+            index.text_caches = self.text_caches
         base_catalog = catalog or default_catalog()
         extra = dict(getattr(config, "extend_hazards", {}) or {})
         self.catalog = base_catalog.extended(extra)
@@ -123,7 +130,10 @@ class Analyzer:
         parser state)."""
         deadline = time.perf_counter() + budget_s if budget_s else None
         try:
-            return self._analyze(filename, text, deadline)
+            if not self.batch:
+                return self._analyze(filename, text, deadline)
+            with self.text_caches.quiet():
+                return self._analyze(filename, text, deadline)
         except RecursionError:
             return FileResult(filename, error=FileError(filename, "too deeply nested to analyze"))
         except _OutOfTime:
@@ -138,7 +148,7 @@ class Analyzer:
         if self.index is not None:
             return self.index.add_source(filename, text)
         root = Path.cwd()
-        return module_facts(filename, module_name_for(Path(filename), root), text)
+        return module_facts(filename, module_name_for(Path(filename), root), text, self.text_caches)
 
     def _analyze(self, filename: str, text: str, deadline: float | None = None) -> FileResult:
         facts = self._facts(filename, text)

@@ -7,7 +7,7 @@ and compare every version with an analyzer that memoizes nothing.
 
 from __future__ import annotations
 
-from ckpt_lsp.analysis.engine import Analyzer
+from ckpt_lsp.analysis.analyzer import Analyzer
 from ckpt_lsp.findings import Finding
 
 HEAD = "import threading\n\nimport torch\n"
@@ -73,6 +73,6 @@ def test_memoized_findings_follow_their_class_through_every_keystroke() -> None:
     assert len(versions) > 10
     for number, text in enumerate(versions):
         got = editor.analyze("m.py", text).findings
-        fresh = Analyzer(memoize_classes=False).analyze("m.py", text).findings
+        fresh = Analyzer(batch=True).analyze("m.py", text).findings
         assert len(fresh) == 9, number
         assert _key(got) == _key(fresh), f"version {number}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from ckpt_lsp.analysis.engine import analyze_text
+from ckpt_lsp.analysis.analyzer import analyze_text
 
 PREFIX = """\
 import threading

@@ -1,0 +1,173 @@
+"""The classifier: which attributes of a class hold a hazard, and why.
+
+Each self-assignment (see assignments.py) is classified in its own context
+(value_context.py); a hazard is kept when it persists until pickling (persistence.py).
+Factories and classes of the project are classified once per run and bounded in depth.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ckpt_lsp.analysis.assignments import (
+    Assignment,
+    class_assignments,
+    is_generator,
+    property_stores,
+    registers_hook,
+    walk_function,
+)
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, ParsedBlock
+from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.analysis.persistence import persists
+from ckpt_lsp.analysis.value_context import MAX_DEPTH, ValueContext
+from ckpt_lsp.analysis.value_hazards import generator_hazard
+from ckpt_lsp.catalog import ALL_PATHS, Catalog, Hazard
+
+
+@dataclass(frozen=True)
+class AttrHazard:
+    attribute: str
+    hazard: Hazard
+    assignment: Assignment
+    parsed: ParsedBlock
+
+
+class Classifier:
+    """Classifies values in the context of one module, with the project index for the rest."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        index: ProjectIndex | None,
+        scope_check: Callable[[ModuleFacts, ClassFacts], bool] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.index = index
+        # callable (facts, cls) -> bool: whether a project class is a model (then not nested)
+        self.scope_check = scope_check
+        self._factory_memo: dict[tuple[str, str], Hazard | None] = {}
+        self._instance_memo: dict[tuple[str, str], Hazard | None] = {}
+        self._active: set[tuple[str, str]] = set()
+
+    # -- per class ---------------------------------------------------------
+    def class_hazards(
+        self, facts: ModuleFacts, cls: ClassFacts, depth: int = 0
+    ) -> list[AttrHazard]:
+        attr_hazards: dict[str, Hazard] = {}
+        attr_types: dict[str, str] = {}
+        found: list[AttrHazard] = []
+        assignments = class_assignments(facts, cls)
+        first: dict[str, Assignment] = {}
+        for assignment in assignments:
+            if not assignment.mutation:
+                first.setdefault(assignment.attribute, assignment)
+        for assignment in assignments:
+            if assignment.value is None:
+                continue
+            ctx = ValueContext(self, facts, cls, assignment.env, attr_hazards, depth, attr_types)
+            hazard = ctx.classify(assignment.value)
+            if hazard is not None and not persists(cls, assignment, ctx):
+                hazard = None
+            if hazard is None:
+                if not assignment.mutation:
+                    kind = ctx.type_of(assignment.value)
+                    if kind:
+                        attr_types.setdefault(assignment.attribute, kind)
+                continue
+            if assignment.mutation:
+                if assignment.attribute in attr_hazards:
+                    continue
+                row = assignment.statement.lineno + cls.parsed.row_offset
+                hooked = registers_hook(assignment.statement)
+                hazard = Hazard(
+                    hazard.rule,
+                    f"an object that later receives {hazard.what} (at line {row})",
+                    hazard.breaks,
+                    # a hook lives in the module's hook dicts: dropping the attribute from
+                    # the state does not remove it, so __getstate__ is no fix
+                    fix="none" if hooked else hazard.fix,
+                )
+                assignment = first.get(assignment.attribute, assignment)
+            attr_hazards.setdefault(assignment.attribute, hazard)
+            found.append(AttrHazard(assignment.attribute, hazard, assignment, cls.parsed))
+            for stored in property_stores(cls, assignment):
+                attr_hazards.setdefault(stored.attribute, hazard)
+                found.append(AttrHazard(stored.attribute, hazard, stored, cls.parsed))
+        return found
+
+    # -- project functions and classes -------------------------------------
+    def factory_hazard(
+        self,
+        facts: ModuleFacts,
+        func: ast.FunctionDef | ast.AsyncFunctionDef,
+        label: str,
+        depth: int,
+    ) -> Hazard | None:
+        key = (facts.path, f"{label}:{func.lineno}")
+        return self._once(
+            self._factory_memo, key, depth, lambda: self._factory(facts, func, label, depth)
+        )
+
+    def _once(
+        self,
+        memo: dict[tuple[str, str], Hazard | None],
+        key: tuple[str, str],
+        depth: int,
+        compute: Callable[[], Hazard | None],
+    ) -> Hazard | None:
+        """Memoized, bounded in depth, and None on a cycle (a factory calling itself)."""
+        if key in memo:
+            return memo[key]
+        if key in self._active or depth > MAX_DEPTH:
+            return None
+        self._active.add(key)
+        try:
+            result = compute()
+        finally:
+            self._active.discard(key)
+        memo[key] = result
+        return result
+
+    def _factory(
+        self,
+        facts: ModuleFacts,
+        func: ast.FunctionDef | ast.AsyncFunctionDef,
+        label: str,
+        depth: int,
+    ) -> Hazard | None:
+        if is_generator(func):
+            if isinstance(func, ast.AsyncFunctionDef):
+                return generator_hazard(f"an async generator from `{label}()`")
+            return generator_hazard(f"a generator from `{label}()`")
+        if isinstance(func, ast.AsyncFunctionDef):
+            return Hazard("CKPT006", f"a coroutine from `{label}()`", ALL_PATHS)
+        _, returns = walk_function(func, facts.package, None)
+        for value, env in returns:
+            ctx = ValueContext(self, facts, None, env, {}, depth + 1)
+            inner = ctx.classify(value)
+            if inner is not None:
+                return replace(inner, what=f"{inner.what} (returned by `{label}()`)")
+        return None
+
+    def instance_hazard(self, facts: ModuleFacts, cls: ClassFacts, depth: int) -> Hazard | None:
+        """An instance of a project class that is not itself a model but holds a hazard."""
+        key = (facts.path, f"{cls.name}:{cls.row}")
+        return self._once(
+            self._instance_memo, key, depth, lambda: self._instance(facts, cls, depth)
+        )
+
+    def _instance(self, facts: ModuleFacts, cls: ClassFacts, depth: int) -> Hazard | None:
+        from ckpt_lsp.analysis.pickling_methods import excluded_attributes, is_excluded
+
+        if self.scope_check is not None and self.scope_check(facts, cls):
+            return None  # a model: it gets findings of its own
+        excluded = excluded_attributes(facts, cls, ())
+        for item in self.class_hazards(facts, cls, depth + 1):
+            if is_excluded(item.attribute, excluded) or item.hazard.rule == "CKPT004":
+                continue
+            what = f"a `{cls.name}` instance whose `{item.attribute}` holds {item.hazard.what}"
+            return Hazard(item.hazard.rule, what, item.hazard.breaks)
+        return None
