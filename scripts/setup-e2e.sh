@@ -5,7 +5,7 @@
 #
 # Why so many steps: plain `npm install code-server` downloads prebuilt binaries from
 # hosts this machine cannot reach, so we install without scripts and rebuild the native
-# modules from source (see shared/research/REAL_CLIENTS.md). Idempotent: each finished
+# modules from source (CONTRIBUTING.md says which clients and why). Idempotent: each finished
 # step leaves a marker file and is skipped next time. Non-interactive; run as root.
 set -euo pipefail
 
