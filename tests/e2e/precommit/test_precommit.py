@@ -165,11 +165,11 @@ def test_hook_fails_on_a_hazard_and_passes_a_clean_model(tmp_path: Path, e2e) ->
 
 
 @pytest.mark.e2e
-def test_project_hook_sees_a_base_in_a_file_that_is_not_committed(tmp_path: Path, e2e) -> None:
+def test_both_hooks_see_a_base_in_a_file_that_is_not_committed(tmp_path: Path, e2e) -> None:
     """Only blocks.py is staged; its hazard comes from a factory in base.py, which is not.
 
-    The per-file hook is given blocks.py alone and cannot see the factory (the limit docs/ci.md
-    states); the project hook checks every file and must report it.
+    The per-file hook is given blocks.py alone and still resolves the factory through the
+    project (the throwaway repository's .git); the project hook checks every file.
     """
     head = head_with_hooks(e2e)
     repo = throwaway_repo(tmp_path / "split", {"base.py": BASE, "blocks.py": "x = 1\n"})
@@ -179,3 +179,6 @@ def test_project_hook_sees_a_base_in_a_file_that_is_not_committed(tmp_path: Path
     project = try_repo(repo, head, "ckpt-lsp-project", all_files=False)
     assert project.returncode != 0, output_of(project)
     assert "blocks.py:7:9: CKPT005" in project.stdout, output_of(project)
+    staged = try_repo(repo, head, "ckpt-lsp", all_files=False)
+    assert staged.returncode != 0, output_of(staged)
+    assert "blocks.py:7:9: CKPT005" in staged.stdout, output_of(staged)
