@@ -264,9 +264,8 @@ def tidy(libs: Path) -> None:
 def ship_rule_pages(project: Path, common: Path) -> None:
     """Put the rule pages (`ckpt-lsp --explain`, hover links) into the bundle as real files.
 
-    In the source tree server/ckpt_lsp/data/rules is a symlink to docs/rules, and the wheel's
-    package data holds only data/*.toml, so pip leaves the pages out; a symlink would not survive
-    the .vsix (a zip) either.
+    They are copied from the source tree rather than trusted to the wheel, so the bundle holds
+    exactly the pages of this checkout, as real files (a .vsix is a zip).
     """
     source = (project / "server" / "ckpt_lsp" / "data" / "rules").resolve()
     pages = sorted(source.glob("CKPT*.md"))
