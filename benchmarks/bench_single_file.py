@@ -80,11 +80,9 @@ def main() -> int:
     for label, series in (("cold", cold), ("warm", warm), ("ruff", lint)):
         print(f"{label:5} median {statistics.median(series) * 1000:7.1f} ms  (runs: {len(series)})")
     print(f"goal: warm <= 150 ms; load average {os.getloadavg()[0]:.1f}")
-    print(
-        f"versions: CPython {platform.python_version()}, "
-        f"{version([sys.executable, '-m', 'ckpt_lsp', '--version'])}, {version([ruff, '--version'])}; "
-        f"{os.cpu_count()} cores"
-    )
+    ours = version([sys.executable, "-m", "ckpt_lsp", "--version"])
+    theirs = version([ruff, "--version"])
+    print(f"versions: CPython {platform.python_version()}, {ours}, {theirs}; {os.cpu_count()} cores")
     return 0
 
 
