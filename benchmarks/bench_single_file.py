@@ -82,7 +82,8 @@ def main() -> int:
     print(f"goal: warm <= 150 ms; load average {os.getloadavg()[0]:.1f}")
     ours = version([sys.executable, "-m", "ckpt_lsp", "--version"])
     theirs = version([ruff, "--version"])
-    print(f"versions: CPython {platform.python_version()}, {ours}, {theirs}; {os.cpu_count()} cores")
+    cores = os.cpu_count()
+    print(f"versions: CPython {platform.python_version()}, {ours}, {theirs}; {cores} cores")
     return 0
 
 
