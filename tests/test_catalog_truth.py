@@ -109,10 +109,10 @@ def _spawn_fails(value: object) -> bool:
     """Pickle the holder the way a spawn/forkserver start does in the parent.
 
     Same method as the truth table (a spawn Popen marked as "spawning" so that
-    multiprocessing's reducers for sockets, locks and queues take the spawn branch),
-    but only the parent-side dump: loading in this process would give a second
-    owner to duplicated file descriptors, and the child side never failed in the
-    table for these values.
+    multiprocessing's reducers for sockets, locks and queues take the spawn branch).
+    When the parent's dump succeeds the child's load is tried too: a value that saves
+    but cannot be rebuilt (numpy.finfo) kills the worker as it starts. Nothing whose
+    dump collected file descriptors is loaded: that would give them a second owner here.
     """
     import multiprocessing.context
     import multiprocessing.popen_spawn_posix
@@ -122,12 +122,15 @@ def _spawn_fails(value: object) -> bool:
         def __init__(self) -> None:  # launches nothing; collects fds to pass
             self._fds: list[int] = []
 
-    multiprocessing.context.set_spawning_popen(_FakeSpawnPopen())
+    popen = _FakeSpawnPopen()
+    multiprocessing.context.set_spawning_popen(popen)
     try:
         buf = io.BytesIO()
-        return _fails(lambda: multiprocessing.reduction.ForkingPickler(buf, 4).dump(_Holder(value)))
+        if _fails(lambda: multiprocessing.reduction.ForkingPickler(buf, 4).dump(_Holder(value))):
+            return True
     finally:
         multiprocessing.context.set_spawning_popen(None)
+    return not popen._fds and _fails(lambda: pickle.loads(buf.getvalue()))
 
 
 def measured_breaks(value: object) -> tuple[set[str], set[str]]:

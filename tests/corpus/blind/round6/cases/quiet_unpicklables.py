@@ -38,7 +38,7 @@ class MaskedAttentionMin(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.mask_value = torch.finfo(dtype).min
         self.eps = torch.finfo(dtype).eps
-        self.np_limits = np.finfo(np.float32)
+        self.np_limits = np.finfo(np.float32)  # truth: pickle
 
 
 class TokenClamp(nn.Module):

@@ -85,7 +85,7 @@ class MixedPrecisionHelper(nn.Module):
         self.limits = torch.finfo(dtype)  # truth: pickle
         self.int_limits = torch.iinfo(torch.int8)  # truth: pickle
         self.eps = torch.finfo(dtype).eps
-        self.np_limits = np.finfo(np.float16)
+        self.np_limits = np.finfo(np.float16)  # truth: pickle
         self.np_int = np.iinfo(np.int16)
 
 
