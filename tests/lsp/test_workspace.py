@@ -290,3 +290,16 @@ async def test_pull_clients_are_asked_to_refresh_dependents(
     change_doc(client, base_uri, BASE.replace("class Base(nn.Module)", "class Base"), 2)
     await wait_for(lambda: client.diagnostic_refresh_count > before, what="a refresh")
     assert await pull(model_uri) == []
+
+
+async def test_check_workspace_takes_the_arguments_a_client_sends(
+    client: LanguageClient, workspace: Path
+) -> None:
+    """VS Code sends `arguments: []`; pygls then converts them through the handler's type
+    hints, which must resolve at run time."""
+    await initialize(client, workspace)
+    (workspace / "model.py").write_text(MODEL)
+    summary = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="ckpt-lsp.checkWorkspace", arguments=[])
+    )
+    assert summary == {"files": 1, "findings": 4, "errors": 0}
