@@ -255,7 +255,7 @@ def test_a_broken_function_is_judged_alike_whether_or_not_another_block_fails() 
 # avoid that backtracking, must find the very same matches.
 _PLAIN_STORES = (
     r"self\s*\.\s*(?:"
-    r"\w+[^\n=(]*(?<![=!<>])=(?!=)"
+    r"\w+[^\n=(]*(?:(?<![=!<>])|(?<=<<)|(?<=>>))=(?!=)"
     r"|[\w.]*\[[^\n]*\]\s*[-+*/%&|^@<>]{0,2}=(?!=)"
     r"|[^\n]*\.\s*(?:append|extend|add|insert|appendleft|update|setdefault)\b"
     r")"
@@ -266,6 +266,7 @@ _PLAIN_STORES = (
 @example("self.x(a=1)\nself.y = 2")
 @example("y = self.f(a=b) == self.g\nself.a, self.b = f()")
 @example("self.x <= 2\nself.x[k(1)] = v\nself.x.append(y)\nself.x: T = 1")
+@example("self.x<<=")
 @given(
     st.lists(
         st.sampled_from([*"self.xa_ =(!<>)[]\n:,", "self.", "self.x", "append", "==", " = "]),
