@@ -163,6 +163,8 @@ class LibraryFacts:
     object_dtype_names: frozenset[str]  # qualified names that mean dtype=object
     object_dtype_strings: frozenset[str]  # strings that mean dtype=object
     dtype_positions: Mapping[str, int]  # constructor -> position of a positional dtype
+    object_elements: frozenset[str] = frozenset()  # calls numpy stores as objects in a list
+    wrapped_whole: frozenset[str] = frozenset()  # calls whose result np.array wraps whole
 
 
 class CatalogError(ValueError):
@@ -228,6 +230,8 @@ def parse_library_facts(data: Mapping[str, object]) -> LibraryFacts:
         object_dtype_names=_names(arrays, "dtype_names", "object_array"),
         object_dtype_strings=_names(arrays, "dtype_strings", "object_array"),
         dtype_positions=_mapping(arrays, "dtype_positions", "object_array", int),  # type: ignore[arg-type]
+        object_elements=_names(arrays, "object_elements", "object_array"),
+        wrapped_whole=_names(arrays, "wrapped_whole", "object_array"),
     )
 
 

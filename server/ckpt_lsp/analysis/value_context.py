@@ -31,11 +31,14 @@ from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name, is_kno
 from ckpt_lsp.analysis.names import qualify, star_candidates
 from ckpt_lsp.analysis.value_hazards import (
     CALLABLE_BREAKS,
+    INFERRING,
     OBJECT_ARRAY,
     canonical_type,
     container_word,
+    dtype_given,
     generator_hazard,
     has_object_dtype,
+    is_dict_value,
     is_known_value,
     is_object_dtype,
     lambda_hazard,
@@ -43,6 +46,8 @@ from ckpt_lsp.analysis.value_hazards import (
     makes_class,
     mentions_suffix,
     module_hazard,
+    object_elements,
+    wrapped_whole,
 )
 from ckpt_lsp.catalog import ALL_PATHS, Catalog, Hazard, library_facts
 
@@ -507,8 +512,12 @@ class ValueContext:
 
     def _catalog_call(self, call: ast.Call, qualified: str) -> Hazard | None:
         catalog = self.catalog
-        if qualified in catalog.object_array and has_object_dtype(call, qualified, self):
-            return OBJECT_ARRAY
+        if qualified in catalog.object_array:
+            inferred = self._array_of(call, qualified)
+            if inferred is not None:
+                return inferred
+            if has_object_dtype(call, qualified, self):
+                return OBJECT_ARRAY
         hazard = catalog.calls.get(qualified)
         if hazard is not None:
             return None if made_safe(call, hazard) else hazard
@@ -540,6 +549,39 @@ class ValueContext:
                 return self._container(literal + kept, word)
             return self._container(list(call.args) + [kw.value for kw in call.keywords], word)
         return None
+
+    def _array_of(self, call: ast.Call, qualified: str) -> Hazard | None:
+        """`np.array(x)` without a dtype: numpy infers object from what x holds (None, dates,
+        Paths, Decimals, huge ints) or wraps x whole in a 0-d object array (a set, a map),
+        and an array holding a generator, a dict view or a lambda does not pickle at all."""
+        if qualified.rsplit(".", 1)[-1] not in INFERRING or not call.args:
+            return None
+        arg = call.args[0]
+        if dtype_given(call, qualified) and not has_object_dtype(call, qualified, self):
+            return None
+        held = self.classify(arg)
+        if held is not None and held.rule in ("CKPT003", "CKPT006") and not self._foreign_view(arg):
+            return Hazard(held.rule, f"an object array around {held.what}", held.breaks)
+        if dtype_given(call, qualified):
+            return None
+        whole = wrapped_whole(arg, self)
+        if whole:
+            return replace(OBJECT_ARRAY, what=f"{OBJECT_ARRAY.what} (numpy wraps {whole} whole)")
+        element = object_elements(arg, self)
+        if element:
+            what = f"{OBJECT_ARRAY.what} (its elements include {element})"
+            return replace(OBJECT_ARRAY, what=what)
+        return None
+
+    def _foreign_view(self, arg: ast.expr) -> bool:
+        """`.keys()` of something not known to be a dict: `df.keys()` is a pandas Index,
+        which numpy converts like any array."""
+        func = arg.func if isinstance(arg, ast.Call) else None
+        return (
+            isinstance(func, ast.Attribute)
+            and func.attr in _DICT_VIEWS
+            and not is_dict_value(func.value, self)
+        )
 
     def _is_function(self, expr: ast.expr) -> bool:
         """A lambda, a name bound by `def` (here or at module level) or a method of this

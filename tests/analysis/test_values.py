@@ -1,0 +1,107 @@
+"""What a value holds, checked twice: the analyzer's verdict on a snippet, and the runtime's
+(each snippet is run, its attribute pickled, its dtype read), so the table cannot drift.
+
+Every snippet is the body of `__init__` of a `torch.nn.Module` subclass and stores `self.v`.
+"""
+
+from __future__ import annotations
+
+import pickle
+import textwrap
+
+import numpy as np
+import pytest
+from ckpt_lsp.analysis.analyzer import analyze_text
+
+HEADER = """\
+import datetime as dt, decimal, fractions, functools, hashlib, itertools, pathlib, struct
+import collections
+import numpy as np
+import torch
+from numpy import array
+from pathlib import Path
+from torch import nn
+
+
+def module_fn(x):
+    return x
+
+
+class Model(nn.Module):
+    def __init__(self, labels=("cat", None, "dog"), start=dt.date(2024, 1, 1), raw=("1", "2")):
+        super().__init__()
+"""
+
+# (body, the rule the analyzer reports or None). Runtime: None pickles (and, for an array,
+# is not object-dtype); CKPT004 pickles as an object array; any other rule fails pickle.
+OBJECT_ARRAYS = [
+    ("self.v = np.array(set([1, 2]))", "CKPT004"),
+    ("seen = set()\nseen.update([1, 2])\nself.v = np.array(seen)", "CKPT004"),
+    ("self.v = array(frozenset('ab'))", "CKPT004"),
+    ("self.v = np.asarray({i for i in range(3)})", "CKPT004"),
+    ("self.v = np.array(map(int, raw))", "CKPT004"),
+    ("self.v = np.array(zip(raw, raw))", "CKPT004"),
+    ("self.v = np.array(map(lambda r: r, raw))", "CKPT003"),
+    ("d = {'a': 1}\nself.v = np.array(d.keys())", "CKPT006"),
+    ("d = dict(a=1)\nself.v = np.asarray(d.items())", "CKPT006"),
+    ("self.v = np.array(int(r) for r in raw)", "CKPT006"),
+    ("self.v = np.array([lambda x: x, module_fn])", "CKPT003"),
+    ("self.v = np.array(labels)", "CKPT004"),
+    ("self.v = np.array([1.5, None])", "CKPT004"),
+    ("xs = [1.0]\nxs.append(None)\nself.v = np.array(xs)", "CKPT004"),
+    ("self.v = np.array([start + dt.timedelta(days=i) for i in range(3)])", "CKPT004"),
+    ("self.v = np.array([dt.datetime.now()])", "CKPT004"),
+    ("root = Path('.')\nself.v = np.array([root / f'{i}.png' for i in range(2)])", "CKPT004"),
+    ("p = [decimal.Decimal('1.5'), decimal.Decimal('2')]\nself.v = np.asarray(p)", "CKPT004"),
+    ("self.v = np.array([fractions.Fraction(1, 2)])", "CKPT004"),
+    ("self.v = np.array([2**61 - 1, 2**64 + 13])", "CKPT004"),
+    ("self.v = np.array([-(2**63) - 5, 7])", "CKPT004"),
+    ("self.v = np.array([[1, None], [2, 3]])", "CKPT004"),
+    # look-alikes that numpy stores natively
+    ("self.v = np.array(sorted(set([2, 1])))", None),
+    ("self.v = np.array(list({'a': 1}.values()))", None),
+    ("self.v = np.array([2**63, -1])", None),
+    ("self.v = np.array([2**64 - 1])", None),
+    ("self.v = np.array([-(2**63)])", None),
+    (
+        "self.v = np.array([start + dt.timedelta(days=i) for i in range(3)], dtype='datetime64[D]')",
+        None,
+    ),
+    ("self.v = np.array([str(Path('.') / f'{i}.png') for i in range(2)])", None),
+    ("self.v = np.array([t is not None for t in labels])", None),
+    ("self.v = np.array([1.5, None], dtype=float)", None),
+    ("self.v = np.array(range(3))", None),
+    ("self.v = np.array([float(x) for x in [decimal.Decimal('1')]])", None),
+    ("self.v = np.array(['a', 1])", None),
+    ("self.v = np.fromiter((i for i in range(3)), dtype=np.int64)", None),
+]
+
+
+def _findings(body: str) -> list[str]:
+    source = HEADER + textwrap.indent(textwrap.dedent(body), " " * 8)
+    return [f.code for f in analyze_text(source, "model.py") if f.attribute == "v"]
+
+
+def _runtime(body: str) -> object:
+    source = HEADER + textwrap.indent(textwrap.dedent(body), " " * 8)
+    space: dict[str, object] = {"__name__": "snippet"}
+    exec(compile(source, "model.py", "exec"), space)  # noqa: S102 - the table's own snippets
+    return space["Model"]().v  # type: ignore[operator,attr-defined]
+
+
+@pytest.mark.parametrize(("body", "rule"), OBJECT_ARRAYS)
+def test_analyzer_verdict(body: str, rule: str | None) -> None:
+    assert _findings(body) == ([rule] if rule else [])
+
+
+@pytest.mark.parametrize(("body", "rule"), OBJECT_ARRAYS)
+def test_runtime_agrees(body: str, rule: str | None) -> None:
+    value = _runtime(body)
+    try:
+        pickle.dumps(value)
+        pickles = True
+    except Exception:
+        pickles = False
+    assert pickles == (rule in (None, "CKPT004"))
+    if rule == "CKPT004" or (rule is None and isinstance(value, np.ndarray)):
+        assert isinstance(value, np.ndarray) and (value.dtype == object) == (rule == "CKPT004")
