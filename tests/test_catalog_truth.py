@@ -226,7 +226,8 @@ def test_catalog_is_not_empty() -> None:
 
 
 def test_names_are_unique() -> None:
-    names = [h["name"] for h in ENTRIES]
+    # a name may be a hazard both when called and when referenced (hashlib.new)
+    names = [(h.get("kind", "call"), h["name"]) for h in ENTRIES]
     assert sorted({n for n in names if names.count(n) > 1}) == []
     holders = [h["name"] for h in HOLDERS]
     assert len(holders) == len(set(holders))

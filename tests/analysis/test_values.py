@@ -14,7 +14,8 @@ import pytest
 from ckpt_lsp.analysis.analyzer import analyze_text
 
 HEADER = """\
-import datetime as dt, decimal, fractions, functools, hashlib, itertools, pathlib, struct
+import argparse, datetime as dt, decimal, fractions, functools, hashlib, itertools, pathlib
+import random, re, struct, threading
 import collections
 import numpy as np
 import torch
@@ -76,6 +77,28 @@ OBJECT_ARRAYS = [
     ("self.v = np.fromiter((i for i in range(3)), dtype=np.int64)", None),
 ]
 
+# Values that do not look dangerous (found by scripts/sweep_constructors.py and issue reports).
+QUIET = [
+    ("self.v = functools.partial(hashlib.new, 'sha256')", "CKPT009"),
+    ("self.v = functools.partial(hashlib.md5, usedforsecurity=False)", None),
+    ("self.v = hashlib.sha256", None),
+    ("self.v = argparse.ArgumentParser()", "CKPT009"),
+    ("self.v = argparse.ArgumentParser().parse_args([])", None),
+    ("self.v = decimal.localcontext()", "CKPT009"),
+    ("self.v = decimal.Context(prec=5)", None),
+    ("self.v = torch.random.fork_rng()", "CKPT006"),
+    ("self.v = torch.vmap(torch.sin)", "CKPT009"),
+    ("self.v = torch.func.grad(torch.sin)", "CKPT009"),
+    ("self.v = functools.cmp_to_key(module_fn)", "CKPT009"),
+    ("self.v = random.SystemRandom()", "CKPT009"),
+    ("self.v = random.Random(0)", None),
+    ("self.v = re.finditer('a', 'aa')", "CKPT006"),
+    ("self.v = itertools.pairwise([1, 2])", "CKPT006"),
+    ("self.v = np.nditer(np.arange(3))", "CKPT006"),
+    ("self.v = threading.current_thread()", "CKPT005"),
+]
+TABLE = OBJECT_ARRAYS + QUIET
+
 
 def _findings(body: str) -> list[str]:
     source = HEADER + textwrap.indent(textwrap.dedent(body), " " * 8)
@@ -89,12 +112,12 @@ def _runtime(body: str) -> object:
     return space["Model"]().v  # type: ignore[operator,attr-defined]
 
 
-@pytest.mark.parametrize(("body", "rule"), OBJECT_ARRAYS)
+@pytest.mark.parametrize(("body", "rule"), TABLE)
 def test_analyzer_verdict(body: str, rule: str | None) -> None:
     assert _findings(body) == ([rule] if rule else [])
 
 
-@pytest.mark.parametrize(("body", "rule"), OBJECT_ARRAYS)
+@pytest.mark.parametrize(("body", "rule"), TABLE)
 def test_runtime_agrees(body: str, rule: str | None) -> None:
     value = _runtime(body)
     try:
