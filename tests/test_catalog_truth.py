@@ -42,7 +42,7 @@ TRUTH_PATH = shared.TRUTH_TABLE
 PATHS = ("pickle", "torch.save", "spawn", "deepcopy")
 RULE_CODES = {f"CKPT00{n}" for n in range(1, 10)}
 HAZARD_KEYS = {"name", "rule", "what", "breaks", "kind", "returns", "truth", "probe", "requires"}
-HAZARD_KEYS |= {"note", "when_arg", "safe_when", "elements", "fix"}
+HAZARD_KEYS |= {"note", "when_arg", "when_called", "safe_when", "elements", "fix"}
 HOLDER_KEYS = {"name", "what", "truth", "probe", "requires", "note"}
 # Truth-table column for each save path.
 TRUTH_COLUMNS = {"pickle": "pickle", "deepcopy": "deepcopy", "spawn": "spawn"}
@@ -250,7 +250,7 @@ def test_hazard_schema(entry: dict[str, Any]) -> None:
     is_conditional = any(entry is c for c in CONDITIONAL)
     assert ("when_arg" in entry) == is_conditional, "when_arg belongs to conditional_hazard"
     when = entry.get("when_arg", "function")
-    assert when == "function" or when.startswith("suffix:")
+    assert when == "function" or when.startswith(("suffix:", "keyword:"))
     backed = entry["truth"] or entry["probe"]
     assert backed or entry.get("note", "").strip(), "needs truth rows, a probe, or a note"
 

@@ -31,6 +31,7 @@ def module_fn(x):
 class Model(nn.Module):
     def __init__(self, labels=("cat", None, "dog"), start=dt.date(2024, 1, 1), raw=("1", "2")):
         super().__init__()
+        self.fc = nn.Linear(2, 2)
 """
 
 # (body, the rule the analyzer reports or None). Runtime: None pickles (and, for an array,
@@ -97,7 +98,19 @@ QUIET = [
     ("self.v = np.nditer(np.arange(3))", "CKPT006"),
     ("self.v = threading.current_thread()", "CKPT005"),
 ]
-TABLE = OBJECT_ARRAYS + QUIET
+# Wrappers and callables: what they hold, or what they became once called.
+WRAPPED = [
+    ("self.v = torch.no_grad()(self.fc.forward)", "CKPT003"),
+    ("ng = torch.no_grad()\nself.v = ng(self.fc.__call__)", "CKPT003"),
+    ("self.v = torch.inference_mode()(module_fn)", "CKPT003"),
+    ("self.v = torch.enable_grad()(self.fc)", "CKPT003"),
+    ("self.v = torch.no_grad()", None),
+    ("self.v = torch.autocast('cpu')", None),
+    ("self.v = np.vectorize(float, otypes=[np.float64])\nself.v(np.array([1.0]))", "CKPT009"),
+    ("self.v = np.vectorize(float, otypes=[np.float64])", None),
+    ("self.v = np.vectorize(float)\nself.v(np.array([1.0]))", None),
+]
+TABLE = OBJECT_ARRAYS + QUIET + WRAPPED
 
 
 def _findings(body: str) -> list[str]:

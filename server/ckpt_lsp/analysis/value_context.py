@@ -68,6 +68,7 @@ _KEEPS_KEYWORDS = _LIBRARY.keeps_keywords
 # Class-level wrappers that attribute access unwraps (the descriptor protocol).
 _DESCRIPTORS = _LIBRARY.descriptors
 _CACHING_WRAPPERS = _LIBRARY.caching_wrappers
+_CONTEXT_DECORATORS = _LIBRARY.context_decorators
 # Calls that create a class: inside a function the class is local and does not pickle
 # (rows 83-85); at module level it is an ordinary, importable class.
 _CLASS_FACTORIES = _LIBRARY.class_factories
@@ -266,7 +267,7 @@ class ValueContext:
     def _container(self, items: list[ast.expr], word: str) -> Hazard | None:
         for item in items:
             inner = self.classify(item)
-            if inner is not None and inner.rule != "CKPT004":
+            if inner is not None and inner.rule != "CKPT004" and not inner.when_called:
                 return Hazard(inner.rule, f"{word} holding {inner.what}", inner.breaks)
         return None
 
@@ -451,6 +452,8 @@ class ValueContext:
                 if own is not None:
                     return self.owner.factory_hazard(self.facts, own, f"self.{method}", self.depth)
             return self._method_of(func.value, method)
+        if isinstance(func, ast.Call) and call.args and self._decorates(func):
+            return self._wrapped(func)
         if isinstance(func, ast.Call) and call.args and self._is_function(call.args[0]):
             # functools.lru_cache()(self.method), torch.no_grad()(self.predict): the wrapper
             # is a new function that pickle cannot find by name (rows 77-78)
@@ -469,6 +472,13 @@ class ValueContext:
                 if is_generator(binding.node):
                     return generator_hazard(f"a generator from `{head}()`")
                 return None
+            if (
+                head == dotted
+                and isinstance(binding, ast.Call)
+                and call.args
+                and self._decorates(binding)
+            ):  # no_grad = torch.no_grad(); no_grad(self.f)
+                return self._wrapped(binding)
             if head == dotted and isinstance(binding, ast.expr):
                 made = self.classify(binding)
                 if made is not None and made.what.startswith("a class made in a function"):
@@ -506,7 +516,11 @@ class ValueContext:
             return None
         for arg in [*call.args, *(kw.value for kw in call.keywords)]:
             inner = self.classify(arg)
-            if inner is not None and inner.rule not in ("CKPT004", "CKPT006"):
+            if (
+                inner is not None
+                and inner.rule not in ("CKPT004", "CKPT006")
+                and not inner.when_called
+            ):
                 return Hazard(inner.rule, f"a `{name}` holding {inner.what}", inner.breaks)
         return None
 
@@ -526,6 +540,10 @@ class ValueContext:
         conditional = catalog.function_arg.get(qualified)
         if conditional is not None and call.args and self._is_function(call.args[0]):
             return conditional
+        by_keyword = catalog.keyword_arg.get(qualified)
+        if by_keyword is not None and any(kw.arg == by_keyword[0] for kw in call.keywords):
+            args = [*call.args, *(kw.value for kw in call.keywords)]
+            return self._container(args, f"a `{qualified.rsplit('.', 1)[-1]}`") or by_keyword[1]
         by_suffix = catalog.suffix_arg.get(qualified)
         if by_suffix is not None and mentions_suffix(call, by_suffix[0]):
             return by_suffix[1]
@@ -582,6 +600,18 @@ class ValueContext:
             and func.attr in _DICT_VIEWS
             and not is_dict_value(func.value, self)
         )
+
+    def _decorates(self, factory: ast.Call) -> bool:
+        """`torch.no_grad()`: a context object that, called on a function, wraps it."""
+        dotted = dotted_name(factory.func)
+        if not dotted or dotted.split(".")[0] in self.env.bindings:
+            return False
+        return self.qualify(dotted) in _CONTEXT_DECORATORS
+
+    def _wrapped(self, factory: ast.Call) -> Hazard:
+        name = dotted_name(factory.func)
+        what = f"a function wrapped by `{name}()` (a local wrapper pickle cannot find)"
+        return Hazard("CKPT003", what, CALLABLE_BREAKS)
 
     def _is_function(self, expr: ast.expr) -> bool:
         """A lambda, a name bound by `def` (here or at module level) or a method of this
