@@ -168,6 +168,7 @@ class LibraryFacts:
     descriptors: frozenset[str]  # class-level wrappers that attribute access unwraps
     caching_wrappers: frozenset[str]  # decorators that wrap a function in a new object
     context_decorators: frozenset[str]  # context objects whose call wraps a function
+    returns_self: frozenset[str]  # methods that return their receiver
     class_factories: frozenset[str]  # calls that create a class
     setattr_calls: frozenset[str]  # calls that set an attribute by name
     mutators: frozenset[str]  # methods that put their argument into their container
@@ -208,6 +209,7 @@ _LIBRARY_KEYS = frozenset(
         "descriptors",
         "caching_wrappers",
         "context_decorators",
+        "returns_self",
         "class_factories",
         "setattr_calls",
         "mutators",
@@ -237,6 +239,7 @@ def parse_library_facts(data: Mapping[str, object]) -> LibraryFacts:
         descriptors=_names(library, "descriptors", "library"),
         caching_wrappers=_names(library, "caching_wrappers", "library"),
         context_decorators=_names(library, "context_decorators", "library"),
+        returns_self=_names(library, "returns_self", "library"),
         class_factories=_names(library, "class_factories", "library"),
         setattr_calls=_names(library, "setattr_calls", "library"),
         mutators=_names(library, "mutators", "library"),

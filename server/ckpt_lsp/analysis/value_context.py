@@ -69,10 +69,24 @@ _KEEPS_KEYWORDS = _LIBRARY.keeps_keywords
 _DESCRIPTORS = _LIBRARY.descriptors
 _CACHING_WRAPPERS = _LIBRARY.caching_wrappers
 _CONTEXT_DECORATORS = _LIBRARY.context_decorators
+_RETURNS_SELF = _LIBRARY.returns_self
 # Calls that create a class: inside a function the class is local and does not pickle
 # (rows 83-85); at module level it is an ordinary, importable class.
 _CLASS_FACTORIES = _LIBRARY.class_factories
 _LITERALS = (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp)
+
+
+def _class_lambda(value: ast.expr, ctx: ValueContext) -> bool:
+    """`staticmethod(lambda ...)` in a class body: through the instance it is the plain
+    lambda, which pickle.dumps refuses. (staticmethod(F.silu) is F.silu, and pickles. A bare
+    class-level lambda or a classmethod is a bound method through the instance: dumps
+    writes it as getattr(obj, "<lambda>"), and only loading it fails.)"""
+    return (
+        isinstance(value, ast.Call)
+        and ctx.qualify(dotted_name(value.func)) == "builtins.staticmethod"
+        and len(value.args) == 1
+        and isinstance(value.args[0], ast.Lambda)
+    )
 
 
 @dataclass
@@ -185,6 +199,9 @@ class ValueContext:
         value = class_level_value(owner, name)
         if value is None or isinstance(value, ast.Lambda) or self.depth > MAX_DEPTH:
             return None
+        if _class_lambda(value, self):
+            what = f"the lambda of the class attribute `{owner.name}.{name}`"
+            return Hazard("CKPT003", what, CALLABLE_BREAKS)
         if isinstance(value, ast.Call) and self.qualify(dotted_name(value.func)) in _DESCRIPTORS:
             return None  # staticmethod(f) read through the class or instance is plain f
         found = self._at_module(self.facts).classify(value)
@@ -451,6 +468,10 @@ class ValueContext:
                 own = self.cls.method(method)
                 if own is not None:
                     return self.owner.factory_hazard(self.facts, own, f"self.{method}", self.depth)
+            if method in _RETURNS_SELF:
+                receiver = self.classify(func.value)
+                if receiver is not None and receiver.rule not in ("CKPT004", "CKPT007"):
+                    return receiver
             return self._method_of(func.value, method)
         if isinstance(func, ast.Call) and call.args and self._decorates(func):
             return self._wrapped(func)
