@@ -46,6 +46,8 @@ class Hazard:
     fix: str = "recreate"
     # a hazard only once the stored value has been called (np.vectorize with otypes)
     when_called: bool = False
+    # methods whose bound form holds the value (`struct.Struct(fmt).unpack`)
+    methods: tuple[str, ...] = ()
 
     @property
     def fine(self) -> tuple[str, ...]:
@@ -99,6 +101,7 @@ def _hazard(entry: Mapping[str, object]) -> Hazard:
         elements=str(entry.get("elements", "")),
         fix=str(entry.get("fix", "recreate")),
         when_called=bool(entry.get("when_called", False)),
+        methods=tuple(str(m) for m in entry.get("methods", [])),  # type: ignore[attr-defined]
     )
 
 
@@ -169,6 +172,7 @@ class LibraryFacts:
     caching_wrappers: frozenset[str]  # decorators that wrap a function in a new object
     context_decorators: frozenset[str]  # context objects whose call wraps a function
     returns_self: frozenset[str]  # methods that return their receiver
+    unpicklable_decorators: frozenset[str]  # module-level decorators pickle cannot get past
     class_factories: frozenset[str]  # calls that create a class
     setattr_calls: frozenset[str]  # calls that set an attribute by name
     mutators: frozenset[str]  # methods that put their argument into their container
@@ -210,6 +214,7 @@ _LIBRARY_KEYS = frozenset(
         "caching_wrappers",
         "context_decorators",
         "returns_self",
+        "unpicklable_decorators",
         "class_factories",
         "setattr_calls",
         "mutators",
@@ -240,6 +245,7 @@ def parse_library_facts(data: Mapping[str, object]) -> LibraryFacts:
         caching_wrappers=_names(library, "caching_wrappers", "library"),
         context_decorators=_names(library, "context_decorators", "library"),
         returns_self=_names(library, "returns_self", "library"),
+        unpicklable_decorators=_names(library, "unpicklable_decorators", "library"),
         class_factories=_names(library, "class_factories", "library"),
         setattr_calls=_names(library, "setattr_calls", "library"),
         mutators=_names(library, "mutators", "library"),

@@ -15,7 +15,7 @@ from ckpt_lsp.analysis.analyzer import analyze_text
 
 HEADER = """\
 import argparse, datetime as dt, decimal, fractions, functools, hashlib, itertools, pathlib
-import random, re, struct, threading
+import json, random, re, struct, threading
 import collections
 import numpy as np
 import torch
@@ -133,7 +133,18 @@ HANDED = [
     ("self.v = self.act_fn", None),
     ("self.v = self.gate_fn(1.0)", None),
 ]
-TABLE = OBJECT_ARRAYS + QUIET + WRAPPED + HANDED
+# Bound methods of values that do not pickle hold those values.
+BOUND = [
+    ("self.v = struct.Struct('<if').unpack", "CKPT009"),
+    ("rec = struct.Struct('<if')\nself.v = rec.unpack_from", "CKPT009"),
+    ("self.v = struct.Struct('<if').size", None),
+    ("self.v = struct.unpack", None),
+    ("self.v = json.JSONDecoder().decode", "CKPT009"),
+    ("self.v = json.loads", None),
+    ("self.v = torch.compile(self.fc.forward)", "CKPT009"),
+    ("self.v = torch.compile(self.fc)", None),
+]
+TABLE = OBJECT_ARRAYS + QUIET + WRAPPED + HANDED + BOUND
 
 
 def _findings(body: str) -> list[str]:
@@ -171,3 +182,21 @@ def test_bound_class_lambda_is_left_alone() -> None:
     """Through the instance a class-level lambda is a bound method: pickle.dumps writes it as
     getattr(obj, "<lambda>") and only loading fails, which the corpus oracle does not count."""
     assert _findings("self.v = self.bound_lambda") == []
+
+
+def test_module_functions_behind_library_decorators() -> None:
+    """`@torch.jit.script` makes a ScriptFunction and `@np.vectorize` hides the function from
+    pickle's lookup by name; `@torch.compile` keeps the name (functools.wraps) and pickles."""
+    source = (
+        "import numpy as np, torch\nfrom torch import nn\n"
+        "@torch.jit.script\ndef fused(x: torch.Tensor) -> torch.Tensor:\n    return x\n"
+        "@np.vectorize\ndef clip01(x):\n    return x\n"
+        "@torch.compile\ndef fast(x):\n    return x\n"
+        "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.a = fused\n        self.b = clip01\n        self.c = fast\n"
+        "        self.d = fused(torch.ones(1))\n"
+    )
+    assert [(f.code, f.attribute) for f in analyze_text(source)] == [
+        ("CKPT009", "a"),
+        ("CKPT009", "b"),
+    ]

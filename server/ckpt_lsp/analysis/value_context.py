@@ -70,6 +70,7 @@ _DESCRIPTORS = _LIBRARY.descriptors
 _CACHING_WRAPPERS = _LIBRARY.caching_wrappers
 _CONTEXT_DECORATORS = _LIBRARY.context_decorators
 _RETURNS_SELF = _LIBRARY.returns_self
+_UNPICKLABLE_DECORATORS = _LIBRARY.unpicklable_decorators
 # Calls that create a class: inside a function the class is local and does not pickle
 # (rows 83-85); at module level it is an ordinary, importable class.
 _CLASS_FACTORIES = _LIBRARY.class_factories
@@ -320,6 +321,10 @@ class ValueContext:
             return replace(inner, what=f"{inner.what} (the module-level `{name}`)")
         func = facts.functions.get(name)
         if func is not None:
+            library = self._library_decorator(facts, func)
+            if library:
+                what = f"`{name}`, made a `{library}` object by its decorator"
+                return Hazard("CKPT009", what, CALLABLE_BREAKS)
             decorator = self._unwrapped_decorator(facts, func)
             if decorator:
                 what = f"`{name}`, replaced by `{decorator}`'s wrapper (no functools.wraps)"
@@ -334,6 +339,17 @@ class ValueContext:
             return None
         inner_ctx = self._at_module(resolved[0])
         return inner_ctx._module_member(resolved[0], resolved[1])
+
+    def _library_decorator(
+        self, facts: ModuleFacts, func: ast.FunctionDef | ast.AsyncFunctionDef
+    ) -> str:
+        """`@torch.jit.script` or `@np.vectorize` on a module function: what the module
+        attribute holds is an object pickle cannot store (or find by name)."""
+        for deco in func.decorator_list:
+            dotted = dotted_name(deco)
+            if dotted and qualify(dotted, facts) in _UNPICKLABLE_DECORATORS:
+                return dotted
+        return ""
 
     def _unwrapped_decorator(
         self, facts: ModuleFacts, func: ast.FunctionDef | ast.AsyncFunctionDef
@@ -425,6 +441,9 @@ class ValueContext:
             found = self._class_attribute(owner, expr.attr)
             if found is not None:
                 return found
+        bound = self._bound_method(expr)
+        if bound is not None:
+            return bound
         dotted = dotted_name(expr)
         if not dotted:
             return None
@@ -432,6 +451,16 @@ class ValueContext:
         if head in self.env.bindings:
             return None
         return self._value(self.qualify(dotted))
+
+    def _bound_method(self, expr: ast.Attribute) -> Hazard | None:
+        """`struct.Struct(fmt).unpack`, not called: a bound method pickles its object."""
+        if isinstance(expr.value, ast.Name) and expr.value.id in self.facts.module_names:
+            return None
+        owner = self.classify(expr.value)
+        if owner is None or expr.attr not in owner.methods:
+            return None
+        what = f"the bound method `.{expr.attr}` of {owner.what}"
+        return Hazard(owner.rule, what, owner.breaks, fix=owner.fix)
 
     # -- calls -----------------------------------------------------------
     def _call(self, call: ast.Call) -> Hazard | None:
@@ -639,6 +668,8 @@ class ValueContext:
         class (`self.predict`), not a module object."""
         if isinstance(expr, ast.Lambda):
             return True
+        if isinstance(expr, ast.Attribute) and expr.attr in ("forward", "__call__"):
+            return True  # torch.compile(self.model.forward): a bound method, not a module
         if (
             isinstance(expr, ast.Attribute)
             and isinstance(expr.value, ast.Name)
