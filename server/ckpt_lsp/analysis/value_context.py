@@ -497,6 +497,13 @@ class ValueContext:
                 own = self.cls.method(method)
                 if own is not None:
                     return self.owner.factory_hazard(self.facts, own, f"self.{method}", self.depth)
+            if (
+                isinstance(func.value, ast.Name)
+                and func.value.id == "self"
+                and self.types.get(method) in _CONTEXT_DECORATORS
+                and call.args
+            ):  # self.ctx = torch.no_grad() earlier; self.ctx(self.f) wraps f
+                return Hazard("CKPT003", f"a function wrapped by `self.{method}`", CALLABLE_BREAKS)
             if method in _RETURNS_SELF:
                 receiver = self.classify(func.value)
                 if receiver is not None and receiver.rule not in ("CKPT004", "CKPT007"):
@@ -729,6 +736,8 @@ class ValueContext:
                 qualified = self.qualify(dotted)
                 return self.catalog.typed.get(qualified) or canonical_type(qualified)
             return ""
+        if isinstance(expr, (ast.Dict, ast.DictComp)):
+            return "builtins.dict"  # so `np.array(self.vocab.keys())` knows a dict view
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):
             return self.type_of(expr.left, depth + 1)  # path / "name"
         if isinstance(expr, ast.Name):

@@ -117,6 +117,27 @@ _WRAPPED_WHOLE = _LIBRARY.wrapped_whole
 # Constructors that infer the dtype from their first argument when none is given.
 INFERRING = frozenset({"array", "asarray", "asanyarray"})
 _INT64_MIN, _UINT64_END = -(2**63), 2**64
+# Calls that copy the elements of their argument into a list.
+_COPIES = frozenset({"builtins.list", "builtins.tuple", "builtins.sorted"})
+# Methods of dates, Paths and Decimals that return a value of the same type.
+_SAME_TYPE_METHODS = frozenset(
+    {
+        "quantize",
+        "normalize",
+        "copy_abs",
+        "copy_negate",
+        "replace",
+        "astimezone",
+        "with_suffix",
+        "with_name",
+        "with_stem",
+        "joinpath",
+        "resolve",
+        "absolute",
+        "expanduser",
+        "relative_to",
+    }
+)
 _FOLD_DEPTH = 6
 
 
@@ -139,6 +160,8 @@ def is_dict_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> bool:
     if isinstance(expr, ast.Call):
         return ctx.qualify(dotted_name(expr.func)) in _DICTS
     if isinstance(expr, ast.Attribute):
+        if isinstance(expr.value, ast.Name) and expr.value.id == "self":
+            return ctx.types.get(expr.attr, "") in _DICTS  # self.vocab = {} or Counter()
         return expr.attr == "__dict__"
     bound = _bound(expr, ctx, frozenset())
     return bound is not None and depth < _FOLD_DEPTH and is_dict_value(bound, ctx, depth + 1)
@@ -199,15 +222,25 @@ def object_element(
         if value is not None:  # `2**64 - 1` fits uint64 though `2**64` does not
             return "" if _INT64_MIN <= value < _UINT64_END else "an int beyond 64 bits"
     if isinstance(expr, ast.BinOp):
+        # date + timedelta is a date, Decimal * 2 a Decimal, root / "name" a Path
         left = object_element(expr.left, ctx, shadow, depth + 1)
-        if isinstance(expr.op, (ast.Add, ast.Sub)):  # date + timedelta is a date
-            return left or object_element(expr.right, ctx, shadow, depth + 1)
-        if isinstance(expr.op, ast.Div):  # root / "name" is a Path
+        if isinstance(expr.op, ast.Div):
             return left
+        if isinstance(expr.op, (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)):
+            found = left or object_element(expr.right, ctx, shadow, depth + 1)
+            return "" if found in ("None", "a dict", "a set") else found
         return ""
     if isinstance(expr, ast.Call):
-        qualified = ctx.qualify(dotted_name(expr.func))
+        func = expr.func
+        if isinstance(func, ast.Attribute) and func.attr in _SAME_TYPE_METHODS:
+            # Decimal(x).quantize(q), day.replace(...), path.with_suffix(...)
+            return object_element(func.value, ctx, shadow, depth + 1)
+        qualified = ctx.qualify(dotted_name(func))
+        if qualified in ("builtins.round", "builtins.abs") and expr.args:
+            return object_element(expr.args[0], ctx, shadow, depth + 1)  # round(Decimal, 2)
         return f"a `{qualified.rsplit('.', 1)[-1]}`" if qualified in _OBJECT_ELEMENTS else ""
+    if isinstance(expr, ast.Attribute) and expr.attr == "parent":
+        return object_element(expr.value, ctx, shadow, depth + 1)  # path.parent is a Path
     bound = _bound(expr, ctx, shadow)
     return object_element(bound, ctx, frozenset(), depth + 1) if bound is not None else ""
 
@@ -230,9 +263,12 @@ def object_elements(
         return object_elements(expr.left, ctx, shadow, depth + 1) or object_elements(
             expr.right, ctx, shadow, depth + 1
         )
+    elif isinstance(expr, ast.Call) and ctx.qualify(dotted_name(expr.func)) in _COPIES:
+        # list(map(Decimal, raw)), sorted(paths), list(p for p in ...): the same elements
+        return _copied_elements(expr, ctx, shadow, depth + 1)
     elif isinstance(expr, ast.Name):
         bound = _bound(expr, ctx, shadow)
-        if not isinstance(bound, (ast.List, ast.Tuple, ast.ListComp)):
+        if not isinstance(bound, (ast.List, ast.Tuple, ast.ListComp, ast.Call)):
             return ""
         # what was appended later counts too: `xs = []; xs.append(None)`
         items = [*ctx.env.contents.get(expr.id, [])]
@@ -246,6 +282,23 @@ def object_elements(
         if found:
             return found
     return ""
+
+
+def _copied_elements(call: ast.Call, ctx: ValueContext, shadow: frozenset[str], depth: int) -> str:
+    if not call.args:
+        return ""
+    arg = call.args[0]
+    if isinstance(arg, ast.GeneratorExp):
+        names = {
+            n.id for g in arg.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)
+        }
+        return object_element(arg.elt, ctx, shadow | names, depth + 1)
+    if isinstance(arg, ast.Call) and ctx.qualify(dotted_name(arg.func)) == "builtins.map":
+        if arg.args and not isinstance(arg.args[0], ast.Lambda):
+            mapped = ctx.qualify(dotted_name(arg.args[0]))
+            return f"a `{mapped.rsplit('.', 1)[-1]}`" if mapped in _OBJECT_ELEMENTS else ""
+        return ""
+    return object_elements(arg, ctx, shadow, depth + 1)
 
 
 def _huge(expr: ast.expr) -> bool:
