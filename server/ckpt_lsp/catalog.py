@@ -181,6 +181,8 @@ class LibraryFacts:
     object_dtype_strings: frozenset[str]  # strings that mean dtype=object
     dtype_positions: Mapping[str, int]  # constructor -> position of a positional dtype
     object_elements: frozenset[str] = frozenset()  # calls numpy stores as objects in a list
+    string_dtype_strings: frozenset[str] = frozenset()  # spellings of numpy 2's StringDType
+    string_dtype_calls: frozenset[str] = frozenset()  # calls that make a StringDType
     wrapped_whole: frozenset[str] = frozenset()  # calls whose result np.array wraps whole
 
 
@@ -254,6 +256,8 @@ def parse_library_facts(data: Mapping[str, object]) -> LibraryFacts:
         object_dtype_strings=_names(arrays, "dtype_strings", "object_array"),
         dtype_positions=_mapping(arrays, "dtype_positions", "object_array", int),  # type: ignore[arg-type]
         object_elements=_names(arrays, "object_elements", "object_array"),
+        string_dtype_strings=_names(arrays, "string_dtype_strings", "object_array"),
+        string_dtype_calls=_names(arrays, "string_dtype_calls", "object_array"),
         wrapped_whole=_names(arrays, "wrapped_whole", "object_array"),
     )
 

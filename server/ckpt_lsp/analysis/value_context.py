@@ -33,14 +33,17 @@ from ckpt_lsp.analysis.value_hazards import (
     CALLABLE_BREAKS,
     INFERRING,
     OBJECT_ARRAY,
+    STRING_ARRAY,
     canonical_type,
     container_word,
     dtype_given,
     generator_hazard,
     has_object_dtype,
+    has_string_dtype,
     is_dict_value,
     is_known_value,
     is_object_dtype,
+    is_string_dtype,
     lambda_hazard,
     made_safe,
     makes_class,
@@ -483,6 +486,8 @@ class ValueContext:
                 return generator_hazard(f"a generator from `.{method}()`")
             if method == "astype" and call.args and is_object_dtype(call.args[0], self):
                 return OBJECT_ARRAY
+            if method == "astype" and call.args and is_string_dtype(call.args[0], self):
+                return STRING_ARRAY
             if is_hook_registration(method):
                 # the handle keeps the hooks dict, and with it the hook (row 145 vs 144)
                 args = [*call.args, *(kw.value for kw in call.keywords)]
@@ -589,6 +594,8 @@ class ValueContext:
                 return inferred
             if has_object_dtype(call, qualified, self):
                 return OBJECT_ARRAY
+            if has_string_dtype(call, qualified, self):
+                return STRING_ARRAY
         hazard = catalog.calls.get(qualified)
         if hazard is not None:
             return None if made_safe(call, hazard) else hazard

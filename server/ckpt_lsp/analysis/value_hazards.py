@@ -95,6 +95,30 @@ def is_object_dtype(expr: ast.expr, ctx: ValueContext) -> bool:
     return bool(dotted) and ctx.qualify(dotted) in _OBJECT_DTYPE_NAMES
 
 
+STRING_ARRAY = Hazard(
+    "CKPT004",
+    "a StringDType numpy array (np.save stores it only with pickle)",
+    ("weights_only",),
+)
+
+
+def is_string_dtype(expr: ast.expr, ctx: ValueContext) -> bool:
+    """numpy 2's StringDType: `dtype="T"`, `dtype=np.dtypes.StringDType()`."""
+    if isinstance(expr, ast.Constant):
+        return expr.value in _LIBRARY.string_dtype_strings
+    if isinstance(expr, ast.Call):
+        return ctx.qualify(dotted_name(expr.func)) in _LIBRARY.string_dtype_calls
+    return False
+
+
+def has_string_dtype(call: ast.Call, qualified: str, ctx: ValueContext) -> bool:
+    for kw in call.keywords:
+        if kw.arg == "dtype":
+            return is_string_dtype(kw.value, ctx)
+    position = _DTYPE_POSITION.get(qualified.rsplit(".", 1)[-1], 1)
+    return len(call.args) > position and is_string_dtype(call.args[position], ctx)
+
+
 def has_object_dtype(call: ast.Call, qualified: str, ctx: ValueContext) -> bool:
     for kw in call.keywords:
         if kw.arg == "dtype":
