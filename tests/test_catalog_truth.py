@@ -42,7 +42,7 @@ TRUTH_PATH = shared.TRUTH_TABLE
 PATHS = ("pickle", "torch.save", "spawn", "deepcopy")
 RULE_CODES = {f"CKPT00{n}" for n in range(1, 10)}
 HAZARD_KEYS = {"name", "rule", "what", "breaks", "kind", "returns", "truth", "probe", "requires"}
-HAZARD_KEYS |= {"note", "when_arg", "safe_when", "elements", "fix"}
+HAZARD_KEYS |= {"note", "when_arg", "when_called", "safe_when", "elements", "fix", "methods"}
 HOLDER_KEYS = {"name", "what", "truth", "probe", "requires", "note"}
 # Truth-table column for each save path.
 TRUTH_COLUMNS = {"pickle": "pickle", "deepcopy": "deepcopy", "spawn": "spawn"}
@@ -229,7 +229,8 @@ def test_catalog_is_not_empty() -> None:
 
 
 def test_names_are_unique() -> None:
-    names = [h["name"] for h in ENTRIES]
+    # a name may be a hazard both when called and when referenced (hashlib.new)
+    names = [(h.get("kind", "call"), h["name"]) for h in ENTRIES]
     assert sorted({n for n in names if names.count(n) > 1}) == []
     holders = [h["name"] for h in HOLDERS]
     assert len(holders) == len(set(holders))
@@ -252,7 +253,7 @@ def test_hazard_schema(entry: dict[str, Any]) -> None:
     is_conditional = any(entry is c for c in CONDITIONAL)
     assert ("when_arg" in entry) == is_conditional, "when_arg belongs to conditional_hazard"
     when = entry.get("when_arg", "function")
-    assert when == "function" or when.startswith("suffix:")
+    assert when == "function" or when.startswith(("suffix:", "keyword:"))
     backed = entry["truth"] or entry["probe"]
     assert backed or entry.get("note", "").strip(), "needs truth rows, a probe, or a note"
 
@@ -291,6 +292,20 @@ def test_method_entries_name_real_methods(entry: dict[str, Any]) -> None:
         return
     assert isinstance(cls, type), f"{owner} is not a class"
     assert hasattr(cls, method), f"{owner} has no {method}"
+
+
+WITH_METHODS = [h for h in ENTRIES if h.get("methods")]
+
+
+@pytest.mark.parametrize("entry", WITH_METHODS, ids=_ids(WITH_METHODS))
+def test_bound_methods_fail_like_their_object(entry: dict[str, Any], tmp_path: Path) -> None:
+    """`methods` lists bound methods that hold the value: each must fail pickle too."""
+    value = build(entry, tmp_path)
+    try:
+        for method in entry["methods"]:
+            assert _pickle_fails(getattr(value, method)), f"{entry['name']}().{method} pickled"
+    finally:
+        dispose(value)
 
 
 @pytest.mark.parametrize("entry", ENTRIES + HOLDERS, ids=_ids(ENTRIES + HOLDERS))

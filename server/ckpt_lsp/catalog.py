@@ -44,6 +44,10 @@ class Hazard:
     # "reset" (to None: re-creating it in the same process fails, e.g. lmdb), "none" (it does
     # not live in the instance __dict__: a child module, a registered hook)
     fix: str = "recreate"
+    # a hazard only once the stored value has been called (np.vectorize with otypes)
+    when_called: bool = False
+    # methods whose bound form holds the value (`struct.Struct(fmt).unpack`)
+    methods: tuple[str, ...] = ()
 
     @property
     def fine(self) -> tuple[str, ...]:
@@ -60,6 +64,8 @@ class Catalog:
     function_arg: Mapping[str, Hazard] = field(default_factory=dict)
     # hazards only when a string argument ends with a suffix (np.load of an .npz)
     suffix_arg: Mapping[str, tuple[str, Hazard]] = field(default_factory=dict)
+    # hazards only when a keyword argument is given (np.vectorize(f, otypes=...))
+    keyword_arg: Mapping[str, tuple[str, Hazard]] = field(default_factory=dict)
     typed: Mapping[str, str] = field(default_factory=dict)  # harmless call -> its type
     methods_like: Mapping[str, str] = field(default_factory=dict)  # type -> module it mirrors
 
@@ -94,6 +100,8 @@ def _hazard(entry: Mapping[str, object]) -> Hazard:
         safe_when=tuple(sorted(safe.items())),
         elements=str(entry.get("elements", "")),
         fix=str(entry.get("fix", "recreate")),
+        when_called=bool(entry.get("when_called", False)),
+        methods=tuple(str(m) for m in entry.get("methods", [])),  # type: ignore[attr-defined]
     )
 
 
@@ -114,6 +122,11 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
         for entry in conditional  # type: ignore[attr-defined]
         if str(entry.get("when_arg", "")).startswith("suffix:")
     }
+    keyword_arg = {
+        str(entry["name"]): (str(entry["when_arg"]).partition(":")[2], _hazard(entry))
+        for entry in conditional  # type: ignore[attr-defined]
+        if str(entry.get("when_arg", "")).startswith("keyword:")
+    }
     holders = frozenset(str(h["name"]) for h in data.get("holder", []))  # type: ignore[attr-defined]
     arrays = data.get("object_array", {})
     constructors = arrays.get("constructors", []) if isinstance(arrays, dict) else []
@@ -125,6 +138,7 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
         frozenset(str(c) for c in constructors),
         function_arg,
         suffix_arg,
+        keyword_arg,
         typed={str(t["name"]): str(t["returns"]) for t in typed_entries},  # type: ignore[attr-defined]
         methods_like={
             str(t["returns"]): str(t["methods_like"])
@@ -156,6 +170,9 @@ class LibraryFacts:
     dict_views: frozenset[str]  # dict methods that return views
     descriptors: frozenset[str]  # class-level wrappers that attribute access unwraps
     caching_wrappers: frozenset[str]  # decorators that wrap a function in a new object
+    context_decorators: frozenset[str]  # context objects whose call wraps a function
+    returns_self: frozenset[str]  # methods that return their receiver
+    unpicklable_decorators: frozenset[str]  # module-level decorators pickle cannot get past
     class_factories: frozenset[str]  # calls that create a class
     setattr_calls: frozenset[str]  # calls that set an attribute by name
     mutators: frozenset[str]  # methods that put their argument into their container
@@ -163,6 +180,10 @@ class LibraryFacts:
     object_dtype_names: frozenset[str]  # qualified names that mean dtype=object
     object_dtype_strings: frozenset[str]  # strings that mean dtype=object
     dtype_positions: Mapping[str, int]  # constructor -> position of a positional dtype
+    object_elements: frozenset[str] = frozenset()  # calls numpy stores as objects in a list
+    string_dtype_strings: frozenset[str] = frozenset()  # spellings of numpy 2's StringDType
+    string_dtype_calls: frozenset[str] = frozenset()  # calls that make a StringDType
+    wrapped_whole: frozenset[str] = frozenset()  # calls whose result np.array wraps whole
 
 
 class CatalogError(ValueError):
@@ -193,6 +214,9 @@ _LIBRARY_KEYS = frozenset(
         "dict_views",
         "descriptors",
         "caching_wrappers",
+        "context_decorators",
+        "returns_self",
+        "unpicklable_decorators",
         "class_factories",
         "setattr_calls",
         "mutators",
@@ -221,6 +245,9 @@ def parse_library_facts(data: Mapping[str, object]) -> LibraryFacts:
         dict_views=_names(library, "dict_views", "library"),
         descriptors=_names(library, "descriptors", "library"),
         caching_wrappers=_names(library, "caching_wrappers", "library"),
+        context_decorators=_names(library, "context_decorators", "library"),
+        returns_self=_names(library, "returns_self", "library"),
+        unpicklable_decorators=_names(library, "unpicklable_decorators", "library"),
         class_factories=_names(library, "class_factories", "library"),
         setattr_calls=_names(library, "setattr_calls", "library"),
         mutators=_names(library, "mutators", "library"),
@@ -228,6 +255,10 @@ def parse_library_facts(data: Mapping[str, object]) -> LibraryFacts:
         object_dtype_names=_names(arrays, "dtype_names", "object_array"),
         object_dtype_strings=_names(arrays, "dtype_strings", "object_array"),
         dtype_positions=_mapping(arrays, "dtype_positions", "object_array", int),  # type: ignore[arg-type]
+        object_elements=_names(arrays, "object_elements", "object_array"),
+        string_dtype_strings=_names(arrays, "string_dtype_strings", "object_array"),
+        string_dtype_calls=_names(arrays, "string_dtype_calls", "object_array"),
+        wrapped_whole=_names(arrays, "wrapped_whole", "object_array"),
     )
 
 

@@ -27,6 +27,28 @@ from ckpt_lsp.analysis.value_hazards import generator_hazard
 from ckpt_lsp.catalog import ALL_PATHS, Catalog, Hazard
 
 
+def called_after(cls: ClassFacts, assignment: Assignment) -> bool:
+    """Whether the method that stores `self.x` calls `self.x(...)` after the store: a value
+    that becomes a hazard when called (np.vectorize with otypes) is one by then. Calls in
+    other methods may never run before pickling, so they do not count."""
+    method = cls.method(assignment.method)
+    if method is None or not method.args.args:
+        return False
+    self_name = method.args.args[0].arg
+    after = getattr(assignment.statement, "end_lineno", None) or assignment.statement.lineno
+    for node in ast.walk(method):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == assignment.attribute
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == self_name
+            and node.lineno > after
+        ):
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class AttrHazard:
     attribute: str
@@ -70,6 +92,8 @@ class Classifier:
             ctx = ValueContext(self, facts, cls, assignment.env, attr_hazards, depth, attr_types)
             hazard = ctx.classify(assignment.value)
             if hazard is not None and not persists(cls, assignment, ctx):
+                hazard = None
+            if hazard is not None and hazard.when_called and not called_after(cls, assignment):
                 hazard = None
             if hazard is None:
                 if not assignment.mutation:

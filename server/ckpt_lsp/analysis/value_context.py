@@ -31,18 +31,26 @@ from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name, is_kno
 from ckpt_lsp.analysis.names import qualify, star_candidates
 from ckpt_lsp.analysis.value_hazards import (
     CALLABLE_BREAKS,
+    INFERRING,
     OBJECT_ARRAY,
+    STRING_ARRAY,
     canonical_type,
     container_word,
+    dtype_given,
     generator_hazard,
     has_object_dtype,
+    has_string_dtype,
+    is_dict_value,
     is_known_value,
     is_object_dtype,
+    is_string_dtype,
     lambda_hazard,
     made_safe,
     makes_class,
     mentions_suffix,
     module_hazard,
+    object_elements,
+    wrapped_whole,
 )
 from ckpt_lsp.catalog import ALL_PATHS, Catalog, Hazard, library_facts
 
@@ -63,10 +71,26 @@ _KEEPS_KEYWORDS = _LIBRARY.keeps_keywords
 # Class-level wrappers that attribute access unwraps (the descriptor protocol).
 _DESCRIPTORS = _LIBRARY.descriptors
 _CACHING_WRAPPERS = _LIBRARY.caching_wrappers
+_CONTEXT_DECORATORS = _LIBRARY.context_decorators
+_RETURNS_SELF = _LIBRARY.returns_self
+_UNPICKLABLE_DECORATORS = _LIBRARY.unpicklable_decorators
 # Calls that create a class: inside a function the class is local and does not pickle
 # (rows 83-85); at module level it is an ordinary, importable class.
 _CLASS_FACTORIES = _LIBRARY.class_factories
 _LITERALS = (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp)
+
+
+def _class_lambda(value: ast.expr, ctx: ValueContext) -> bool:
+    """`staticmethod(lambda ...)` in a class body: through the instance it is the plain
+    lambda, which pickle.dumps refuses. (staticmethod(F.silu) is F.silu, and pickles. A bare
+    class-level lambda or a classmethod is a bound method through the instance: dumps
+    writes it as getattr(obj, "<lambda>"), and only loading it fails.)"""
+    return (
+        isinstance(value, ast.Call)
+        and ctx.qualify(dotted_name(value.func)) == "builtins.staticmethod"
+        and len(value.args) == 1
+        and isinstance(value.args[0], ast.Lambda)
+    )
 
 
 @dataclass
@@ -179,6 +203,9 @@ class ValueContext:
         value = class_level_value(owner, name)
         if value is None or isinstance(value, ast.Lambda) or self.depth > MAX_DEPTH:
             return None
+        if _class_lambda(value, self):
+            what = f"the lambda of the class attribute `{owner.name}.{name}`"
+            return Hazard("CKPT003", what, CALLABLE_BREAKS)
         if isinstance(value, ast.Call) and self.qualify(dotted_name(value.func)) in _DESCRIPTORS:
             return None  # staticmethod(f) read through the class or instance is plain f
         found = self._at_module(self.facts).classify(value)
@@ -261,7 +288,7 @@ class ValueContext:
     def _container(self, items: list[ast.expr], word: str) -> Hazard | None:
         for item in items:
             inner = self.classify(item)
-            if inner is not None and inner.rule != "CKPT004":
+            if inner is not None and inner.rule != "CKPT004" and not inner.when_called:
                 return Hazard(inner.rule, f"{word} holding {inner.what}", inner.breaks)
         return None
 
@@ -297,6 +324,10 @@ class ValueContext:
             return replace(inner, what=f"{inner.what} (the module-level `{name}`)")
         func = facts.functions.get(name)
         if func is not None:
+            library = self._library_decorator(facts, func)
+            if library:
+                what = f"`{name}`, made a `{library}` object by its decorator"
+                return Hazard("CKPT009", what, CALLABLE_BREAKS)
             decorator = self._unwrapped_decorator(facts, func)
             if decorator:
                 what = f"`{name}`, replaced by `{decorator}`'s wrapper (no functools.wraps)"
@@ -311,6 +342,17 @@ class ValueContext:
             return None
         inner_ctx = self._at_module(resolved[0])
         return inner_ctx._module_member(resolved[0], resolved[1])
+
+    def _library_decorator(
+        self, facts: ModuleFacts, func: ast.FunctionDef | ast.AsyncFunctionDef
+    ) -> str:
+        """`@torch.jit.script` or `@np.vectorize` on a module function: what the module
+        attribute holds is an object pickle cannot store (or find by name)."""
+        for deco in func.decorator_list:
+            dotted = dotted_name(deco)
+            if dotted and qualify(dotted, facts) in _UNPICKLABLE_DECORATORS:
+                return dotted
+        return ""
 
     def _unwrapped_decorator(
         self, facts: ModuleFacts, func: ast.FunctionDef | ast.AsyncFunctionDef
@@ -402,6 +444,9 @@ class ValueContext:
             found = self._class_attribute(owner, expr.attr)
             if found is not None:
                 return found
+        bound = self._bound_method(expr)
+        if bound is not None:
+            return bound
         dotted = dotted_name(expr)
         if not dotted:
             return None
@@ -409,6 +454,16 @@ class ValueContext:
         if head in self.env.bindings:
             return None
         return self._value(self.qualify(dotted))
+
+    def _bound_method(self, expr: ast.Attribute) -> Hazard | None:
+        """`struct.Struct(fmt).unpack`, not called: a bound method pickles its object."""
+        if isinstance(expr.value, ast.Name) and expr.value.id in self.facts.module_names:
+            return None
+        owner = self.classify(expr.value)
+        if owner is None or expr.attr not in owner.methods:
+            return None
+        what = f"the bound method `.{expr.attr}` of {owner.what}"
+        return Hazard(owner.rule, what, owner.breaks, fix=owner.fix)
 
     # -- calls -----------------------------------------------------------
     def _call(self, call: ast.Call) -> Hazard | None:
@@ -431,6 +486,8 @@ class ValueContext:
                 return generator_hazard(f"a generator from `.{method}()`")
             if method == "astype" and call.args and is_object_dtype(call.args[0], self):
                 return OBJECT_ARRAY
+            if method == "astype" and call.args and is_string_dtype(call.args[0], self):
+                return STRING_ARRAY
             if is_hook_registration(method):
                 # the handle keeps the hooks dict, and with it the hook (row 145 vs 144)
                 args = [*call.args, *(kw.value for kw in call.keywords)]
@@ -445,7 +502,20 @@ class ValueContext:
                 own = self.cls.method(method)
                 if own is not None:
                     return self.owner.factory_hazard(self.facts, own, f"self.{method}", self.depth)
+            if (
+                isinstance(func.value, ast.Name)
+                and func.value.id == "self"
+                and self.types.get(method) in _CONTEXT_DECORATORS
+                and call.args
+            ):  # self.ctx = torch.no_grad() earlier; self.ctx(self.f) wraps f
+                return Hazard("CKPT003", f"a function wrapped by `self.{method}`", CALLABLE_BREAKS)
+            if method in _RETURNS_SELF:
+                receiver = self.classify(func.value)
+                if receiver is not None and receiver.rule not in ("CKPT004", "CKPT007"):
+                    return receiver
             return self._method_of(func.value, method)
+        if isinstance(func, ast.Call) and call.args and self._decorates(func):
+            return self._wrapped(func)
         if isinstance(func, ast.Call) and call.args and self._is_function(call.args[0]):
             # functools.lru_cache()(self.method), torch.no_grad()(self.predict): the wrapper
             # is a new function that pickle cannot find by name (rows 77-78)
@@ -464,6 +534,13 @@ class ValueContext:
                 if is_generator(binding.node):
                     return generator_hazard(f"a generator from `{head}()`")
                 return None
+            if (
+                head == dotted
+                and isinstance(binding, ast.Call)
+                and call.args
+                and self._decorates(binding)
+            ):  # no_grad = torch.no_grad(); no_grad(self.f)
+                return self._wrapped(binding)
             if head == dotted and isinstance(binding, ast.expr):
                 made = self.classify(binding)
                 if made is not None and made.what.startswith("a class made in a function"):
@@ -501,14 +578,24 @@ class ValueContext:
             return None
         for arg in [*call.args, *(kw.value for kw in call.keywords)]:
             inner = self.classify(arg)
-            if inner is not None and inner.rule not in ("CKPT004", "CKPT006"):
+            if (
+                inner is not None
+                and inner.rule not in ("CKPT004", "CKPT006")
+                and not inner.when_called
+            ):
                 return Hazard(inner.rule, f"a `{name}` holding {inner.what}", inner.breaks)
         return None
 
     def _catalog_call(self, call: ast.Call, qualified: str) -> Hazard | None:
         catalog = self.catalog
-        if qualified in catalog.object_array and has_object_dtype(call, qualified, self):
-            return OBJECT_ARRAY
+        if qualified in catalog.object_array:
+            inferred = self._array_of(call, qualified)
+            if inferred is not None:
+                return inferred
+            if has_object_dtype(call, qualified, self):
+                return OBJECT_ARRAY
+            if has_string_dtype(call, qualified, self):
+                return STRING_ARRAY
         hazard = catalog.calls.get(qualified)
         if hazard is not None:
             return None if made_safe(call, hazard) else hazard
@@ -517,6 +604,10 @@ class ValueContext:
         conditional = catalog.function_arg.get(qualified)
         if conditional is not None and call.args and self._is_function(call.args[0]):
             return conditional
+        by_keyword = catalog.keyword_arg.get(qualified)
+        if by_keyword is not None and any(kw.arg == by_keyword[0] for kw in call.keywords):
+            args = [*call.args, *(kw.value for kw in call.keywords)]
+            return self._container(args, f"a `{qualified.rsplit('.', 1)[-1]}`") or by_keyword[1]
         by_suffix = catalog.suffix_arg.get(qualified)
         if by_suffix is not None and mentions_suffix(call, by_suffix[0]):
             return by_suffix[1]
@@ -541,11 +632,58 @@ class ValueContext:
             return self._container(list(call.args) + [kw.value for kw in call.keywords], word)
         return None
 
+    def _array_of(self, call: ast.Call, qualified: str) -> Hazard | None:
+        """`np.array(x)` without a dtype: numpy infers object from what x holds (None, dates,
+        Paths, Decimals, huge ints) or wraps x whole in a 0-d object array (a set, a map),
+        and an array holding a generator, a dict view or a lambda does not pickle at all."""
+        if qualified.rsplit(".", 1)[-1] not in INFERRING or not call.args:
+            return None
+        arg = call.args[0]
+        if dtype_given(call, qualified) and not has_object_dtype(call, qualified, self):
+            return None
+        held = self.classify(arg)
+        if held is not None and held.rule in ("CKPT003", "CKPT006") and not self._foreign_view(arg):
+            return Hazard(held.rule, f"an object array around {held.what}", held.breaks)
+        if dtype_given(call, qualified):
+            return None
+        whole = wrapped_whole(arg, self)
+        if whole:
+            return replace(OBJECT_ARRAY, what=f"{OBJECT_ARRAY.what} (numpy wraps {whole} whole)")
+        element = object_elements(arg, self)
+        if element:
+            what = f"{OBJECT_ARRAY.what} (its elements include {element})"
+            return replace(OBJECT_ARRAY, what=what)
+        return None
+
+    def _foreign_view(self, arg: ast.expr) -> bool:
+        """`.keys()` of something not known to be a dict: `df.keys()` is a pandas Index,
+        which numpy converts like any array."""
+        func = arg.func if isinstance(arg, ast.Call) else None
+        return (
+            isinstance(func, ast.Attribute)
+            and func.attr in _DICT_VIEWS
+            and not is_dict_value(func.value, self)
+        )
+
+    def _decorates(self, factory: ast.Call) -> bool:
+        """`torch.no_grad()`: a context object that, called on a function, wraps it."""
+        dotted = dotted_name(factory.func)
+        if not dotted or dotted.split(".")[0] in self.env.bindings:
+            return False
+        return self.qualify(dotted) in _CONTEXT_DECORATORS
+
+    def _wrapped(self, factory: ast.Call) -> Hazard:
+        name = dotted_name(factory.func)
+        what = f"a function wrapped by `{name}()` (a local wrapper pickle cannot find)"
+        return Hazard("CKPT003", what, CALLABLE_BREAKS)
+
     def _is_function(self, expr: ast.expr) -> bool:
         """A lambda, a name bound by `def` (here or at module level) or a method of this
         class (`self.predict`), not a module object."""
         if isinstance(expr, ast.Lambda):
             return True
+        if isinstance(expr, ast.Attribute) and expr.attr in ("forward", "__call__"):
+            return True  # torch.compile(self.model.forward): a bound method, not a module
         if (
             isinstance(expr, ast.Attribute)
             and isinstance(expr.value, ast.Name)
@@ -605,6 +743,8 @@ class ValueContext:
                 qualified = self.qualify(dotted)
                 return self.catalog.typed.get(qualified) or canonical_type(qualified)
             return ""
+        if isinstance(expr, (ast.Dict, ast.DictComp)):
+            return "builtins.dict"  # so `np.array(self.vocab.keys())` knows a dict view
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):
             return self.type_of(expr.left, depth + 1)  # path / "name"
         if isinstance(expr, ast.Name):
