@@ -106,6 +106,7 @@ INVALID = {
         "self.fi = torch.finfo(torch.float16)",
         "info = torch.iinfo(torch.int64)\nself.info = info",
         "self.parse = np.frompyfunc(float, 1, 1)",
+        "self.fi = np.finfo(np.float32)",  # saves, then fails to load
     ],
 }
 
@@ -113,7 +114,7 @@ VALID = [
     "self.log = logging.getLogger(__name__)",
     "self.neg = torch.finfo(torch.float16).min",
     "info = torch.iinfo(torch.int64)\nself.top = info.max",
-    "self.fi = np.finfo(np.float32)",
+    "self.tiny = np.finfo(np.float32).tiny",
     "self.pat = re.compile('a+')",
     "self.buf = io.BytesIO()",
     "self.sbuf = io.StringIO()",
