@@ -9,6 +9,7 @@ in source order (`Env`), so the value classifier sees what each name held at the
 from __future__ import annotations
 
 import ast
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -32,6 +33,10 @@ class WithTarget:
     expr: ast.expr
 
 
+CHILDREN = "*children"  # alias of every child module of self
+MODULES = "*modules"  # alias of self and every child module
+
+
 class _Opaque:
     """A name bound to something we cannot know (a parameter, a loop variable)."""
 
@@ -49,6 +54,12 @@ class Env:
     modules: set[str] = field(default_factory=set)
     # values put into a local container after it was bound: `h = {}; h["f"] = open(p)`
     contents: dict[str, list[ast.expr]] = field(default_factory=dict)
+    # local names that stand for a self attribute: `enc = self.encoder`, `for m in self.layers`
+    aliases: dict[str, str] = field(default_factory=dict)
+    # module hooks registered on a local name: `module.register_forward_pre_hook(fn)`
+    hooked: dict[str, list[ast.expr]] = field(default_factory=dict)
+    # local hook handles and the assignments their registration recorded (by id)
+    handles: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -129,7 +140,10 @@ def walk_function(
 
 def _snapshot(env: Env) -> Env:
     contents = {name: list(values) for name, values in env.contents.items()}
-    return Env(dict(env.bindings), dict(env.imports), set(env.modules), contents)
+    hooked = {name: list(values) for name, values in env.hooked.items()}
+    return Env(
+        dict(env.bindings), dict(env.imports), set(env.modules), contents, dict(env.aliases), hooked
+    )
 
 
 def _bind_target(
@@ -144,6 +158,12 @@ def _bind_target(
     if isinstance(target, ast.Name):
         env.bindings[target.id] = value if value is not None else OPAQUE
         env.contents.pop(target.id, None)
+        env.hooked.pop(target.id, None)
+        root = _self_root(value, self_name) if value is not None and self_name else None
+        if root is not None:
+            env.aliases[target.id] = root.attr
+        else:
+            env.aliases.pop(target.id, None)
     elif (
         isinstance(target, ast.Subscript)
         and isinstance(target.value, ast.Name)
@@ -252,17 +272,45 @@ _SETATTR = _LIBRARY.setattr_calls
 _MUTATORS = _LIBRARY.mutators
 
 
+# nn.Module's hook registrations and the instance dict each keeps its hooks in (checked
+# at runtime: a lambda there fails pickle). Tensor hooks (`register_hook`,
+# `register_post_accumulate_grad_hook`) are dropped when a tensor is saved, and an
+# optimizer's __getstate__ leaves its hooks out, so neither is listed.
+MODULE_HOOKS = {
+    "register_forward_hook": "_forward_hooks",
+    "register_forward_pre_hook": "_forward_pre_hooks",
+    "register_backward_hook": "_backward_hooks",
+    "register_full_backward_hook": "_backward_hooks",
+    "register_full_backward_pre_hook": "_backward_pre_hooks",
+    "_register_state_dict_hook": "_state_dict_hooks",
+    "register_state_dict_post_hook": "_state_dict_hooks",
+    "register_state_dict_pre_hook": "_state_dict_pre_hooks",
+    "_register_load_state_dict_pre_hook": "_load_state_dict_pre_hooks",
+    "register_load_state_dict_pre_hook": "_load_state_dict_pre_hooks",
+    "register_load_state_dict_post_hook": "_load_state_dict_post_hooks",
+}
+# Iterating these over self visits every child module (`modules()` visits self too).
+_CHILD_ITERATORS = {
+    "children": CHILDREN,
+    "named_children": CHILDREN,
+    "modules": MODULES,
+    "named_modules": MODULES,
+}
+
+
 def registers_hook(stmt: ast.stmt) -> bool:
+    """A statement whose value is a module hook registration (its handle kept or not)."""
+    value = getattr(stmt, "value", None)
     return (
-        isinstance(stmt, ast.Expr)
-        and isinstance(stmt.value, ast.Call)
-        and isinstance(stmt.value.func, ast.Attribute)
-        and is_hook_registration(stmt.value.func.attr)
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr in MODULE_HOOKS
     )
 
 
 def is_hook_registration(method: str) -> bool:
-    return method.startswith("register_") and method.endswith("hook")
+    """Any hook registration, tensor hooks included: a kept handle holds the hooks dict."""
+    return method.lstrip("_").startswith("register_") and method.endswith("hook")
 
 
 def _self_root(expr: ast.expr, self_name: str) -> ast.Attribute | None:
@@ -301,12 +349,8 @@ def _record_call(
         attr = call.args[1].value
         out.append(Assignment(attr, call.args[2], call.args[1], stmt, method, _snapshot(env)))
         return
-    if isinstance(func, ast.Attribute) and is_hook_registration(func.attr):
-        # self.backbone[0].register_forward_hook(hook): the hook lives in self.backbone
-        root = _self_root(func.value, self_name)
-        if root is not None:
-            for value in [*call.args, *(kw.value for kw in call.keywords)]:
-                out.append(Assignment(root.attr, value, root, stmt, method, _snapshot(env), True))
+    if isinstance(func, ast.Attribute) and func.attr in MODULE_HOOKS:
+        _record_hook(stmt, call, func, env, self_name, method, out)
         return
     if (
         isinstance(func, ast.Attribute)
@@ -323,6 +367,75 @@ def _record_call(
             )
 
 
+def _record_kept_handle(
+    stmt: ast.Assign, env: Env, self_name: str, method: str, out: list[Assignment]
+) -> None:
+    """`self.h = self.stem.register_forward_hook(fn)`: the hook is registered all the same.
+    A handle kept in a local name remembers what it registered, for `handle.remove()`."""
+    call = stmt.value
+    if not (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr in MODULE_HOOKS
+    ):
+        return
+    on_self = bool(self_name) and _is_self(call.func.value, self_name)
+    if on_self and any(isinstance(t, ast.Attribute) for t in stmt.targets):
+        return  # `self.h = self.register_forward_hook(fn)`: the handle's finding tells
+    before = len(out)
+    _record_hook(stmt, call, call.func, env, self_name, method, out)
+    for target in stmt.targets:
+        if isinstance(target, ast.Name):
+            env.handles[target.id] = [id(a) for a in out[before:]]
+
+
+def _drop_removed_hook(call: ast.Call, env: Env, out: list[Assignment]) -> None:
+    """`handle.remove()` in the same function undoes the registration it came from."""
+    func = call.func
+    if (
+        isinstance(func, ast.Attribute)
+        and func.attr == "remove"
+        and isinstance(func.value, ast.Name)
+        and func.value.id in env.handles
+    ):
+        removed = set(env.handles.pop(func.value.id))
+        out[:] = [a for a in out if id(a) not in removed]
+
+
+def _record_hook(
+    stmt: ast.stmt,
+    call: ast.Call,
+    func: ast.Attribute,
+    env: Env,
+    self_name: str,
+    method: str,
+    out: list[Assignment],
+) -> None:
+    """A module hook is kept in the hook dict of the module it is registered on: on self
+    that dict is the attribute, on `self.backbone[0]` (or an alias of it) `backbone` is."""
+    hooks = [*call.args[:1], *(kw.value for kw in call.keywords if kw.arg == "hook")]
+    receiver = func.value
+    attrs: list[str] = []
+    node: ast.AST = func
+    if self_name and _is_self(receiver, self_name):
+        attrs = [MODULE_HOOKS[func.attr]]
+    elif isinstance(receiver, ast.Name) and receiver.id in env.aliases:
+        alias = env.aliases[receiver.id]
+        # `for m in self.modules()` visits self as well as its children
+        attrs = [CHILDREN, MODULE_HOOKS[func.attr]] if alias == MODULES else [alias]
+    elif isinstance(receiver, ast.Name):
+        # a module the function was handed or built: what it returns carries the hook
+        env.hooked.setdefault(receiver.id, []).extend(hooks)
+        return
+    elif self_name:
+        root = _self_root(receiver, self_name)
+        if root is not None:
+            attrs, node = [root.attr], root
+    for attr in attrs:
+        for value in hooks:
+            out.append(Assignment(attr, value, node, stmt, method, _snapshot(env), True))
+
+
 def _walk_body(
     body: list[ast.stmt],
     env: Env,
@@ -336,6 +449,7 @@ def _walk_body(
         if isinstance(stmt, ast.Assign):
             for target in stmt.targets:
                 _bind_target(target, stmt.value, stmt, env, self_name, method, out)
+            _record_kept_handle(stmt, env, self_name or "", method, out)
         elif isinstance(stmt, ast.AnnAssign):
             if stmt.value is not None:
                 _bind_target(stmt.target, stmt.value, stmt, env, self_name, method, out)
@@ -350,6 +464,7 @@ def _walk_body(
                     Assignment(target.attr, stmt.value, target, stmt, method, _snapshot(env), True)
                 )
         elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            _drop_removed_hook(stmt.value, env, out)
             _record_call(stmt, stmt.value, env, self_name or "", method, out)
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             env.bindings[stmt.name] = LocalDef(stmt.name, stmt)
@@ -363,6 +478,32 @@ def _walk_body(
             returns.append((stmt.value, _snapshot(env)))
         else:
             _walk_compound(stmt, env, package, self_name, method, out, returns)
+
+
+def _bind_loop_alias(target: ast.expr, iterable: ast.expr, env: Env, self_name: str | None) -> None:
+    """`for layer in self.layers`, `for i, m in enumerate(self.children())`: the loop
+    variable stands for the modules of that attribute (or for every child of self)."""
+    if not self_name:
+        return
+    if isinstance(iterable, ast.Call) and dotted_name(iterable.func) == "enumerate":
+        if not iterable.args or not isinstance(target, ast.Tuple) or len(target.elts) != 2:
+            return
+        iterable, target = iterable.args[0], target.elts[1]
+    alias = ""
+    if isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Attribute):
+        method, owner = iterable.func.attr, iterable.func.value
+        if method.startswith("named_") and isinstance(target, ast.Tuple) and len(target.elts) == 2:
+            target = target.elts[1]
+        if _is_self(owner, self_name) and method in _CHILD_ITERATORS:
+            alias = _CHILD_ITERATORS[method]
+        elif method in ("children", "modules", "named_children", "named_modules", "values"):
+            root = _self_root(owner, self_name)
+            alias = root.attr if root is not None else ""
+    else:
+        root = _self_root(iterable, self_name)
+        alias = root.attr if root is not None else ""
+    if alias and isinstance(target, ast.Name):
+        env.aliases[target.id] = alias
 
 
 def _walk_compound(
@@ -385,6 +526,7 @@ def _walk_compound(
         _walk_body(stmt.body, env, package, self_name, method, out, returns)
     elif isinstance(stmt, (ast.For, ast.AsyncFor)):
         _bind_target(stmt.target, None, stmt, env, self_name, method, out)
+        _bind_loop_alias(stmt.target, stmt.iter, env, self_name)
         _walk_body(stmt.body, env, package, self_name, method, out, returns)
         _walk_body(stmt.orelse, env, package, self_name, method, out, returns)
     elif isinstance(stmt, (ast.If, ast.While)):
@@ -416,4 +558,34 @@ def class_assignments(facts: ModuleFacts, cls: ClassFacts) -> list[Assignment]:
         # `self.__dict__[k] = v` stores under a key, not in an attribute named `__dict__`:
         # a fix that drops `__dict__` from the state would break every instance.
         result.extend(a for a in assignments if a.attribute != "__dict__")
-    return result
+    return _expand_children(facts, result)
+
+
+def _expand_children(facts: ModuleFacts, assignments: list[Assignment]) -> list[Assignment]:
+    """A hook registered on every child of self lands in each attribute holding a torch.nn
+    module (known by its constructor; other attributes are left alone)."""
+    if not any(a.attribute == CHILDREN for a in assignments):
+        return assignments
+    children: list[str] = []
+    for a in assignments:
+        if (
+            not a.mutation
+            and isinstance(a.value, ast.Call)
+            and a.attribute not in children
+            and _builds_torch_module(facts, a.value)
+        ):
+            children.append(a.attribute)
+    out: list[Assignment] = []
+    for a in assignments:
+        if a.attribute != CHILDREN:
+            out.append(a)
+            continue
+        out.extend(dataclasses.replace(a, attribute=child) for child in children)
+    return out
+
+
+def _builds_torch_module(facts: ModuleFacts, call: ast.Call) -> bool:
+    dotted = dotted_name(call.func)
+    head, _, rest = dotted.partition(".")
+    qualified = facts.imports.get(head, head) + ("." + rest if rest else "")
+    return qualified.startswith("torch.nn.") and "functional" not in qualified

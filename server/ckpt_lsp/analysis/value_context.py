@@ -268,6 +268,11 @@ class ValueContext:
     # -- names -----------------------------------------------------------
     def _name(self, name: str) -> Hazard | None:
         binding = self.env.bindings.get(name)
+        if self.env.hooked.get(name):
+            # module.register_forward_pre_hook(local_fn): the module's hook dict holds it
+            held = self._container(self.env.hooked[name], "a module whose hook dict holds")
+            if held is not None:
+                return replace(held, what=held.what.replace(" holding ", " ", 1), fix="none")
         if binding is not None:
             return self._binding(name, binding)
         if name in self.env.imports:
@@ -463,7 +468,8 @@ class ValueContext:
             if isinstance(binding, LocalDef) and head == dotted:
                 if is_generator(binding.node):
                     return generator_hazard(f"a generator from `{head}()`")
-                return None
+                # a local factory: what it returns is local too (`make_hook()` -> closure)
+                return self.owner.factory_hazard(self.facts, binding.node, head, self.depth)
             if head == dotted and isinstance(binding, ast.expr):
                 made = self.classify(binding)
                 if made is not None and made.what.startswith("a class made in a function"):
