@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from ckpt_lsp.rules import RULES
 
@@ -44,6 +45,10 @@ class Hazard:
     # "reset" (to None: re-creating it in the same process fails, e.g. lmdb), "none" (it does
     # not live in the instance __dict__: a child module, a registered hook)
     fix: str = "recreate"
+    # a factory's hazard that depends on its arguments (analysis.conditions.When), and the
+    # (path, row, column) of the return that makes it
+    when: tuple[tuple[Any, ...], ...] = ()
+    origin: tuple[str, int, int] = ("", 0, 0)
 
     @property
     def fine(self) -> tuple[str, ...]:

@@ -60,6 +60,8 @@ class Env:
     hooked: dict[str, list[ast.expr]] = field(default_factory=dict)
     # local hook handles and the assignments their registration recorded (by id)
     handles: dict[str, list[int]] = field(default_factory=dict)
+    # the `if` tests the current statement sits under, each with the branch taken
+    guards: list[tuple[ast.expr, bool]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,13 @@ def _snapshot(env: Env) -> Env:
     contents = {name: list(values) for name, values in env.contents.items()}
     hooked = {name: list(values) for name, values in env.hooked.items()}
     return Env(
-        dict(env.bindings), dict(env.imports), set(env.modules), contents, dict(env.aliases), hooked
+        dict(env.bindings),
+        dict(env.imports),
+        set(env.modules),
+        contents,
+        dict(env.aliases),
+        hooked,
+        guards=list(env.guards),
     )
 
 
@@ -506,6 +514,33 @@ def _bind_loop_alias(target: ast.expr, iterable: ast.expr, env: Env, self_name: 
         env.aliases[target.id] = alias
 
 
+def _walk_if(
+    stmt: ast.If,
+    env: Env,
+    package: str,
+    self_name: str | None,
+    method: str,
+    out: list[Assignment],
+    returns: list[tuple[ast.expr, Env]],
+) -> None:
+    """Both branches, each under its test; a branch that always leaves (`if p <= 0: return
+    m`) puts the rest of the body under the other branch's side of the test."""
+    outer = list(env.guards)
+    env.guards = [*outer, (stmt.test, True)]
+    _walk_body(stmt.body, env, package, self_name, method, out, returns)
+    env.guards = [*outer, (stmt.test, False)]
+    _walk_body(stmt.orelse, env, package, self_name, method, out, returns)
+    env.guards = outer
+    if _leaves(stmt.body) and not _leaves(stmt.orelse):
+        env.guards = [*outer, (stmt.test, False)]
+    elif stmt.orelse and _leaves(stmt.orelse) and not _leaves(stmt.body):
+        env.guards = [*outer, (stmt.test, True)]
+
+
+def _leaves(body: list[ast.stmt]) -> bool:
+    return bool(body) and isinstance(body[-1], (ast.Return, ast.Raise))
+
+
 def _walk_compound(
     stmt: ast.stmt,
     env: Env,
@@ -529,7 +564,9 @@ def _walk_compound(
         _bind_loop_alias(stmt.target, stmt.iter, env, self_name)
         _walk_body(stmt.body, env, package, self_name, method, out, returns)
         _walk_body(stmt.orelse, env, package, self_name, method, out, returns)
-    elif isinstance(stmt, (ast.If, ast.While)):
+    elif isinstance(stmt, ast.If):
+        _walk_if(stmt, env, package, self_name, method, out, returns)
+    elif isinstance(stmt, ast.While):
         _walk_body(stmt.body, env, package, self_name, method, out, returns)
         _walk_body(stmt.orelse, env, package, self_name, method, out, returns)
     elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":

@@ -449,7 +449,9 @@ class ValueContext:
             ):
                 own = self.cls.method(method)
                 if own is not None:
-                    return self.owner.factory_hazard(self.facts, own, f"self.{method}", self.depth)
+                    return self.owner.factory_hazard(
+                        self.facts, own, f"self.{method}", self.depth, call
+                    )
             return self._method_of(func.value, method)
         if isinstance(func, ast.Call) and call.args and self._is_function(call.args[0]):
             # functools.lru_cache()(self.method), torch.no_grad()(self.predict): the wrapper
@@ -469,7 +471,7 @@ class ValueContext:
                 if is_generator(binding.node):
                     return generator_hazard(f"a generator from `{head}()`")
                 # a local factory: what it returns is local too (`make_hook()` -> closure)
-                return self.owner.factory_hazard(self.facts, binding.node, head, self.depth)
+                return self.owner.factory_hazard(self.facts, binding.node, head, self.depth, call)
             if head == dotted and isinstance(binding, ast.expr):
                 made = self.classify(binding)
                 if made is not None and made.what.startswith("a class made in a function"):
@@ -481,7 +483,7 @@ class ValueContext:
         if member and "." not in member and owner_name in self.facts.classes:
             own = self.facts.classes[owner_name].method(member)
             if own is not None:  # a staticmethod/classmethod factory: `Model._connect(p)`
-                return self.owner.factory_hazard(self.facts, own, dotted, self.depth)
+                return self.owner.factory_hazard(self.facts, own, dotted, self.depth, call)
         qualified = self.qualify(dotted)
         names = [qualified]
         if "." not in dotted and head not in self.facts.imports and self.facts.star_imports:
@@ -490,7 +492,7 @@ class ValueContext:
             found = self._catalog_call(call, name)
             if found is not None:
                 return found
-        found = self._project_call(dotted, qualified)
+        found = self._project_call(dotted, qualified, call)
         if found is not None:
             return found
         if qualified == "builtins.iter" and len(call.args) == 1:
@@ -566,12 +568,12 @@ class ValueContext:
             return expr.id in self.facts.functions
         return False
 
-    def _project_call(self, dotted: str, qualified: str) -> Hazard | None:
+    def _project_call(self, dotted: str, qualified: str, call: ast.Call) -> Hazard | None:
         facts = self.facts
         if "." not in dotted:
             func = facts.functions.get(dotted)
             if func is not None:
-                return self.owner.factory_hazard(facts, func, dotted, self.depth)
+                return self.owner.factory_hazard(facts, func, dotted, self.depth, call)
             cls = facts.classes.get(dotted)
             if cls is not None:
                 if self.cls is not None and cls.name == self.cls.name:
@@ -586,7 +588,7 @@ class ValueContext:
         mod, member = found
         func = mod.functions.get(member)
         if func is not None:
-            return self.owner.factory_hazard(mod, func, member, self.depth)
+            return self.owner.factory_hazard(mod, func, member, self.depth, call)
         if member in mod.classes:
             return self.owner.instance_hazard(mod, mod.classes[member], self.depth)
         return None
