@@ -111,3 +111,32 @@ def test_runtime_module_hooks_break_pickle_and_tensor_hooks_do_not() -> None:
     module.register_forward_hook(lambda m, i, o: o)
     with pytest.raises((pickle.PicklingError, AttributeError)):
         pickle.dumps(module)
+
+
+CHILD_LOOPS = [
+    # every child: each torch.nn attribute receives the hook
+    ("for m in self.children():\n    m.register_forward_hook(lambda mod, i, o: o)", ["conv", "fc"]),
+    # modules() visits self too: its own hook dict receives it
+    (
+        "for m in self.modules():\n    m.register_forward_hook(lambda mod, i, o: o)",
+        ["conv", "fc", "_forward_hooks"],
+    ),
+    # isinstance picks the children of that class
+    (
+        "for m in self.modules():\n    if isinstance(m, nn.Conv2d):\n"
+        "        m.register_forward_hook(lambda mod, i, o: o)",
+        ["conv"],
+    ),
+    # a test on the name picks a subset we cannot know: nothing
+    (
+        "for name, m in self.named_modules():\n    if name.startswith('c'):\n"
+        "        m.register_forward_hook(lambda mod, i, o: o)",
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(("loop", "expected"), CHILD_LOOPS)
+def test_hooks_in_loops_over_children(loop: str, expected: list[str]) -> None:
+    body = "self.conv = nn.Conv2d(3, 4, 3)\nself.fc = nn.Linear(2, 2)\nself.n = 3\n" + loop
+    assert sorted(a for _, a in findings_for(body)) == sorted(expected)

@@ -35,6 +35,7 @@ class WithTarget:
 
 CHILDREN = "*children"  # alias of every child module of self
 MODULES = "*modules"  # alias of self and every child module
+CHILD_NAME = "*name"  # the name of each child in `for name, m in self.named_modules()`
 
 
 class _Opaque:
@@ -375,6 +376,31 @@ def _record_call(
             )
 
 
+def _children_hooked(receiver: str, alias: str, hook_dict: str, env: Env) -> list[str]:
+    """Where a hook registered in a loop over self's children lands: every child
+    (`*children`), self too for `modules()`, or only children of the classes an
+    `isinstance(m, ...)` test names (`*children:Conv2d,Linear`). Any other test on the child
+    or its name picks a subset we cannot know: nothing is recorded."""
+    classes: list[str] = []
+    for test, taken in env.guards:
+        names = {n.id for n in ast.walk(test) if isinstance(n, ast.Name)}
+        if receiver not in names and not any(env.aliases.get(n) == CHILD_NAME for n in names):
+            continue
+        if not (taken and isinstance(test, ast.Call) and dotted_name(test.func) == "isinstance"):
+            return []
+        if len(test.args) != 2 or not _is_name(test.args[0], receiver):
+            return []
+        kinds = test.args[1].elts if isinstance(test.args[1], ast.Tuple) else [test.args[1]]
+        classes.extend(dotted_name(k).rsplit(".", 1)[-1] for k in kinds)
+    if classes:
+        return [f"{CHILDREN}:{','.join(classes)}"]
+    return [CHILDREN, hook_dict] if alias == MODULES else [CHILDREN]
+
+
+def _is_name(expr: ast.expr, name: str) -> bool:
+    return isinstance(expr, ast.Name) and expr.id == name
+
+
 def _record_kept_handle(
     stmt: ast.Assign, env: Env, self_name: str, method: str, out: list[Assignment]
 ) -> None:
@@ -429,8 +455,10 @@ def _record_hook(
         attrs = [MODULE_HOOKS[func.attr]]
     elif isinstance(receiver, ast.Name) and receiver.id in env.aliases:
         alias = env.aliases[receiver.id]
-        # `for m in self.modules()` visits self as well as its children
-        attrs = [CHILDREN, MODULE_HOOKS[func.attr]] if alias == MODULES else [alias]
+        if alias in (CHILDREN, MODULES):
+            attrs = _children_hooked(receiver.id, alias, MODULE_HOOKS[func.attr], env)
+        elif alias != CHILD_NAME:
+            attrs = [alias]
     elif isinstance(receiver, ast.Name):
         # a module the function was handed or built: what it returns carries the hook
         env.hooked.setdefault(receiver.id, []).extend(hooks)
@@ -501,7 +529,9 @@ def _bind_loop_alias(target: ast.expr, iterable: ast.expr, env: Env, self_name: 
     if isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Attribute):
         method, owner = iterable.func.attr, iterable.func.value
         if method.startswith("named_") and isinstance(target, ast.Tuple) and len(target.elts) == 2:
-            target = target.elts[1]
+            key, target = target.elts
+            if isinstance(key, ast.Name):
+                env.aliases[key.id] = CHILD_NAME
         if _is_self(owner, self_name) and method in _CHILD_ITERATORS:
             alias = _CHILD_ITERATORS[method]
         elif method in ("children", "modules", "named_children", "named_modules", "values"):
@@ -601,28 +631,34 @@ def class_assignments(facts: ModuleFacts, cls: ClassFacts) -> list[Assignment]:
 def _expand_children(facts: ModuleFacts, assignments: list[Assignment]) -> list[Assignment]:
     """A hook registered on every child of self lands in each attribute holding a torch.nn
     module (known by its constructor; other attributes are left alone)."""
-    if not any(a.attribute == CHILDREN for a in assignments):
+    if not any(a.attribute.startswith(CHILDREN) for a in assignments):
         return assignments
-    children: list[str] = []
+    children: dict[str, str] = {}  # attribute -> the torch.nn class it is built from
     for a in assignments:
-        if (
-            not a.mutation
-            and isinstance(a.value, ast.Call)
-            and a.attribute not in children
-            and _builds_torch_module(facts, a.value)
-        ):
-            children.append(a.attribute)
+        if not a.mutation and isinstance(a.value, ast.Call) and a.attribute not in children:
+            kind = _torch_module_class(facts, a.value)
+            if kind:
+                children[a.attribute] = kind
     out: list[Assignment] = []
     for a in assignments:
-        if a.attribute != CHILDREN:
+        if not a.attribute.startswith(CHILDREN):
             out.append(a)
             continue
-        out.extend(dataclasses.replace(a, attribute=child) for child in children)
+        _, _, only = a.attribute.partition(":")
+        wanted = set(only.split(",")) if only else None
+        out.extend(
+            dataclasses.replace(a, attribute=child)
+            for child, kind in children.items()
+            if wanted is None or kind in wanted
+        )
     return out
 
 
-def _builds_torch_module(facts: ModuleFacts, call: ast.Call) -> bool:
+def _torch_module_class(facts: ModuleFacts, call: ast.Call) -> str:
+    """`Conv2d` for `nn.Conv2d(...)` (any import style), "" for anything else."""
     dotted = dotted_name(call.func)
     head, _, rest = dotted.partition(".")
     qualified = facts.imports.get(head, head) + ("." + rest if rest else "")
-    return qualified.startswith("torch.nn.") and "functional" not in qualified
+    if not qualified.startswith("torch.nn.") or "functional" in qualified:
+        return ""
+    return qualified.rsplit(".", 1)[-1]
