@@ -70,6 +70,9 @@ CASES = [
     ("self.fc = quant_noise(nn.Linear(2, 2), 0.1, 4)", [("fc", "error")]),
     ("self.fc = quant_noise(nn.Linear(2, 2), 0.0, 4)", []),
     ("self.fc = quant_noise(nn.Linear(2, 2), p=0, block_size=4)", []),
+    # inside a container the hazard keeps its condition
+    ("self.seq = nn.Sequential(quant_noise(nn.Linear(2, 2), q, 4))", [("seq", "warning")]),
+    ("self.acts = [get_activation_fn(activation)]", [("acts", "warning")]),
 ]
 
 
@@ -167,3 +170,15 @@ def test_lsp_diagnostic_carries_related_information() -> None:
     assert info["location"]["range"]["start"] == {"line": row, "character": 15}
     assert info["location"]["uri"].endswith("/m.py")
     assert "activation == 'linear'" in info["message"]
+
+
+def test_nested_factory_points_at_the_innermost_return() -> None:
+    source = FACTORY.replace(
+        "class Model(nn.Module):\n",
+        "def build(q):\n    return quant_noise(nn.Linear(2, 2), q, 4)\n\n\nclass Model(nn.Module):\n",
+    )
+    source += "        self.fc = build(q)\n"
+    (finding,) = analyze_text(source)
+    assert finding.severity == "warning"
+    row = FACTORY.splitlines().index("    return module", 20) + 1
+    assert [r[1] for r in finding.related] == [row]

@@ -172,7 +172,9 @@ class Classifier:
             if not conditions and not inner.when:
                 return inner  # returned whatever the arguments
             if first is None:
-                first = replace(inner, origin=_origin(facts, func, value))
+                # the root is the innermost return: a nested factory's keeps its own
+                origin = inner.origin if inner.origin[1] else _origin(facts, func, value)
+                first = replace(inner, origin=origin)
             # a nested factory's own conditions stay with it (they name its parameters)
             when.extend(
                 tuple(opaque(c) for c in conj) + conditions for conj in (inner.when or ((),))

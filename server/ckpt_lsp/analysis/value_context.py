@@ -262,7 +262,9 @@ class ValueContext:
         for item in items:
             inner = self.classify(item)
             if inner is not None and inner.rule != "CKPT004":
-                return Hazard(inner.rule, f"{word} holding {inner.what}", inner.breaks)
+                what = f"{word} holding {inner.what}"
+                # a conditional hazard stays conditional inside a container
+                return Hazard(inner.rule, what, inner.breaks, when=inner.when, origin=inner.origin)
         return None
 
     # -- names -----------------------------------------------------------
@@ -510,7 +512,8 @@ class ValueContext:
         for arg in [*call.args, *(kw.value for kw in call.keywords)]:
             inner = self.classify(arg)
             if inner is not None and inner.rule not in ("CKPT004", "CKPT006"):
-                return Hazard(inner.rule, f"a `{name}` holding {inner.what}", inner.breaks)
+                what = f"a `{name}` holding {inner.what}"
+                return Hazard(inner.rule, what, inner.breaks, when=inner.when, origin=inner.origin)
         return None
 
     def _catalog_call(self, call: ast.Call, qualified: str) -> Hazard | None:
