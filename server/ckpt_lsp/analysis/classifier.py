@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ckpt_lsp.analysis.assignments import (
+    MODULE_HOOKS,
     Assignment,
     class_assignments,
     is_generator,
@@ -26,6 +27,8 @@ from ckpt_lsp.analysis.persistence import persists
 from ckpt_lsp.analysis.value_context import MAX_DEPTH, ValueContext
 from ckpt_lsp.analysis.value_hazards import generator_hazard
 from ckpt_lsp.catalog import ALL_PATHS, Catalog, Hazard
+
+_HOOK_DICTS = frozenset(MODULE_HOOKS.values())
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,12 @@ class Classifier:
                     continue
                 row = assignment.statement.lineno + cls.parsed.row_offset
                 hooked = registers_hook(assignment.statement)
+                what = f"an object that later receives {hazard.what} (at line {row})"
+                if assignment.attribute in _HOOK_DICTS:  # self.register_forward_hook(fn)
+                    what = f"{hazard.what}, registered as a hook at line {row}"
                 hazard = replace(
                     hazard,
-                    what=f"an object that later receives {hazard.what} (at line {row})",
+                    what=what,
                     # a hook lives in the module's hook dicts: dropping the attribute from
                     # the state does not remove it, so __getstate__ is no fix
                     fix="none" if hooked else hazard.fix,
