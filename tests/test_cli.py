@@ -64,7 +64,7 @@ def test_json_contract(project: Path) -> None:
     [item] = json.loads(proc.stdout)
     assert set(item) == {
         "code", "message", "severity", "filename", "location", "end_location",
-        "class", "attribute", "url", "fix",
+        "class", "attribute", "url", "fix", "related",
     }  # fmt: skip
     assert item["location"] == {"row": 9, "column": 9}
     assert item["end_location"] == {"row": 9, "column": 18}

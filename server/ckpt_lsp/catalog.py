@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from ckpt_lsp.rules import RULES
 
@@ -48,6 +49,10 @@ class Hazard:
     when_called: bool = False
     # methods whose bound form holds the value (`struct.Struct(fmt).unpack`)
     methods: tuple[str, ...] = ()
+    # a factory's hazard that depends on its arguments (analysis.conditions.When), and the
+    # (path, row, column) of the return that makes it
+    when: tuple[tuple[Any, ...], ...] = ()
+    origin: tuple[str, int, int] = ("", 0, 0)
 
     @property
     def fine(self) -> tuple[str, ...]:

@@ -165,6 +165,8 @@ class Config:
     extend_exclude: tuple[str, ...] = ()
     per_file_ignores: Mapping[str, frozenset[str]] = field(default_factory=dict, hash=False)
     severity: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # findings whose hazard a factory returns for some arguments only (docs/rules/CKPT003.md)
+    conditional_severity: str = "warning"
     cache_dir: Path | None = None  # None: root / ".ckpt_cache"
 
     # -- queries --------------------------------------------------------------------------
@@ -218,6 +220,7 @@ class Config:
             "extend_hazards": sorted(self.extend_hazards.items()),
             "per_file_ignores": sorted((k, sorted(v)) for k, v in self.per_file_ignores.items()),
             "severity": sorted(self.severity.items()),
+            "conditional_severity": self.conditional_severity,
         }
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
@@ -296,6 +299,7 @@ _KEYS = (
     "extend-exclude",
     "per-file-ignores",
     "severity",
+    "conditional-severity",
     "cache-dir",
 )
 
@@ -457,6 +461,16 @@ def _apply_layer(
     if sev is not None:
         changes["severity"] = {**base.severity, **_severity_map(sev, where("severity"))}
 
+    conditional = values.get("conditional-severity")
+    if conditional is not None:
+        if not isinstance(conditional, str) or conditional.strip().lower() not in SEVERITIES:
+            shown = f"'{conditional}'" if isinstance(conditional, str) else _type_name(conditional)
+            raise ConfigError(
+                f"{where('conditional-severity')}: unknown severity {shown} "
+                f"(expected one of: {', '.join(SEVERITIES)})"
+            )
+        changes["conditional_severity"] = conditional.strip().lower()
+
     cache_dir = values.get("cache-dir")
     if cache_dir is not None:
         if not isinstance(cache_dir, (str, os.PathLike)) or not str(cache_dir).strip():
@@ -559,6 +573,7 @@ _SETTINGS_KEYS: dict[str, str] = {
     "select": "select",
     "ignore": "ignore",
     "severity": "severity",
+    "conditionalSeverity": "conditional-severity",
     "extendModelBases": "extend-model-bases",
     "extendHazards": "extend-hazards",
 }

@@ -47,6 +47,9 @@ class Finding:
     bases: tuple[str, ...] = ()  # library bases the class derives from (fixes pick super() by them)
     fix_mode: str = "recreate"  # "recreate" | "reset" | "none" (see catalog.Hazard.fix)
     fix: Fix | None = field(default=None, compare=False)
+    # other places that explain the finding: (filename, row, column, message), 1-based;
+    # a conditional hazard points at the `return` that makes it
+    related: tuple[tuple[str, int, int, str], ...] = ()
 
 
 @dataclass(frozen=True)

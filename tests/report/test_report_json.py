@@ -18,6 +18,7 @@ KEYS = [
     "attribute",
     "url",
     "fix",
+    "related",
 ]
 
 
@@ -50,6 +51,7 @@ def test_contract_keys_and_values(tmp_path: Path, make_finding, file_error) -> N
         "attribute": "table",
         "url": finding.url,
         "fix": None,
+        "related": [],
     }
     assert list(obj["location"]) == ["row", "column"]
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.blocks import split_lines
 from ckpt_lsp.analysis.classifier import AttrHazard, Classifier
+from ckpt_lsp.analysis.conditions import describe_when
 from ckpt_lsp.analysis.external import ExternalBases
 from ckpt_lsp.analysis.facts import (
     ClassFacts,
@@ -78,6 +79,35 @@ def describe(attribute: str, hazard: Hazard) -> str:
     verb = "fails" if len(broken) == 1 else "fail"
     fine_verb = "is" if len(fine) == 1 else "are"
     return f"{subject}: {_join(broken)} {verb}; {_join(fine)} {fine_verb} fine"
+
+
+def _conditional(
+    attribute: str, hazard: Hazard, filename: str
+) -> tuple[str, tuple[tuple[str, int, int, str], ...]]:
+    """A hazard that a factory returns for some arguments only: the message names the
+    condition and the fix at its root; the related location is the `return` that makes it."""
+    path, row, column = hazard.origin
+    when = describe_when(hazard.when)
+    same = not path or path == filename or Path(path).resolve() == Path(filename).resolve()
+    where = filename if same else _like(path, filename)
+    at = "" if not row else f" (line {row})" if same else f" ({Path(path).name}:{row})"
+    message = (
+        f"{describe(attribute, replace(hazard, what=f'{hazard.what} {when}'))}; fix it at the "
+        f"root: make what the factory returns there{at} a module-level function"
+    )
+    if not row:
+        return message, ()
+    return message, ((where, row, column, f"returned here {when}"),)
+
+
+def _like(path: str, filename: str) -> str:
+    """`path` written the way the finding's filename is (relative when that one is)."""
+    if Path(filename).is_absolute() or not Path(path).is_absolute():
+        return path
+    try:
+        return Path(path).relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path
 
 
 def _column(line: str, byte_offset: int) -> int:
@@ -338,9 +368,15 @@ class Analyzer:
         end_col = _column(end_line, getattr(target, "end_col_offset", 0) or 0)
         rule = RULES[code]
         severity = config.severity_of(code, rule.severity) if config is not None else rule.severity
+        message = describe(item.attribute, hazard)
+        related: tuple[tuple[str, int, int, str], ...] = ()
+        if hazard.when:
+            message, related = _conditional(item.attribute, hazard, filename)
+            severity = config.conditional_severity if config is not None else "warning"
         return Finding(
             code=code,
-            message=describe(item.attribute, hazard),
+            message=message,
+            related=related,
             severity=severity,
             filename=filename,
             location=Position(start_row + offset, start_col),
@@ -361,7 +397,6 @@ class Analyzer:
 def _shift(finding: Finding, rows: int) -> Finding:
     if rows == 0:
         return finding
-    from dataclasses import replace
 
     return replace(
         finding,

@@ -9,6 +9,7 @@ in source order (`Env`), so the value classifier sees what each name held at the
 from __future__ import annotations
 
 import ast
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -32,6 +33,11 @@ class WithTarget:
     expr: ast.expr
 
 
+CHILDREN = "*children"  # alias of every child module of self
+MODULES = "*modules"  # alias of self and every child module
+CHILD_NAME = "*name"  # the name of each child in `for name, m in self.named_modules()`
+
+
 class _Opaque:
     """A name bound to something we cannot know (a parameter, a loop variable)."""
 
@@ -49,6 +55,14 @@ class Env:
     modules: set[str] = field(default_factory=set)
     # values put into a local container after it was bound: `h = {}; h["f"] = open(p)`
     contents: dict[str, list[ast.expr]] = field(default_factory=dict)
+    # local names that stand for a self attribute: `enc = self.encoder`, `for m in self.layers`
+    aliases: dict[str, str] = field(default_factory=dict)
+    # module hooks registered on a local name: `module.register_forward_pre_hook(fn)`
+    hooked: dict[str, list[ast.expr]] = field(default_factory=dict)
+    # local hook handles and the assignments their registration recorded (by id)
+    handles: dict[str, list[int]] = field(default_factory=dict)
+    # the `if` tests the current statement sits under, each with the branch taken
+    guards: list[tuple[ast.expr, bool]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -129,7 +143,16 @@ def walk_function(
 
 def _snapshot(env: Env) -> Env:
     contents = {name: list(values) for name, values in env.contents.items()}
-    return Env(dict(env.bindings), dict(env.imports), set(env.modules), contents)
+    hooked = {name: list(values) for name, values in env.hooked.items()}
+    return Env(
+        dict(env.bindings),
+        dict(env.imports),
+        set(env.modules),
+        contents,
+        dict(env.aliases),
+        hooked,
+        guards=list(env.guards),
+    )
 
 
 def _bind_target(
@@ -144,6 +167,12 @@ def _bind_target(
     if isinstance(target, ast.Name):
         env.bindings[target.id] = value if value is not None else OPAQUE
         env.contents.pop(target.id, None)
+        env.hooked.pop(target.id, None)
+        root = _self_root(value, self_name) if value is not None and self_name else None
+        if root is not None:
+            env.aliases[target.id] = root.attr
+        else:
+            env.aliases.pop(target.id, None)
     elif (
         isinstance(target, ast.Subscript)
         and isinstance(target.value, ast.Name)
@@ -252,17 +281,45 @@ _SETATTR = _LIBRARY.setattr_calls
 _MUTATORS = _LIBRARY.mutators
 
 
+# nn.Module's hook registrations and the instance dict each keeps its hooks in (checked
+# at runtime: a lambda there fails pickle). Tensor hooks (`register_hook`,
+# `register_post_accumulate_grad_hook`) are dropped when a tensor is saved, and an
+# optimizer's __getstate__ leaves its hooks out, so neither is listed.
+MODULE_HOOKS = {
+    "register_forward_hook": "_forward_hooks",
+    "register_forward_pre_hook": "_forward_pre_hooks",
+    "register_backward_hook": "_backward_hooks",
+    "register_full_backward_hook": "_backward_hooks",
+    "register_full_backward_pre_hook": "_backward_pre_hooks",
+    "_register_state_dict_hook": "_state_dict_hooks",
+    "register_state_dict_post_hook": "_state_dict_hooks",
+    "register_state_dict_pre_hook": "_state_dict_pre_hooks",
+    "_register_load_state_dict_pre_hook": "_load_state_dict_pre_hooks",
+    "register_load_state_dict_pre_hook": "_load_state_dict_pre_hooks",
+    "register_load_state_dict_post_hook": "_load_state_dict_post_hooks",
+}
+# Iterating these over self visits every child module (`modules()` visits self too).
+_CHILD_ITERATORS = {
+    "children": CHILDREN,
+    "named_children": CHILDREN,
+    "modules": MODULES,
+    "named_modules": MODULES,
+}
+
+
 def registers_hook(stmt: ast.stmt) -> bool:
+    """A statement whose value is a module hook registration (its handle kept or not)."""
+    value = getattr(stmt, "value", None)
     return (
-        isinstance(stmt, ast.Expr)
-        and isinstance(stmt.value, ast.Call)
-        and isinstance(stmt.value.func, ast.Attribute)
-        and is_hook_registration(stmt.value.func.attr)
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr in MODULE_HOOKS
     )
 
 
 def is_hook_registration(method: str) -> bool:
-    return method.startswith("register_") and method.endswith("hook")
+    """Any hook registration, tensor hooks included: a kept handle holds the hooks dict."""
+    return method.lstrip("_").startswith("register_") and method.endswith("hook")
 
 
 def _self_root(expr: ast.expr, self_name: str) -> ast.Attribute | None:
@@ -301,12 +358,8 @@ def _record_call(
         attr = call.args[1].value
         out.append(Assignment(attr, call.args[2], call.args[1], stmt, method, _snapshot(env)))
         return
-    if isinstance(func, ast.Attribute) and is_hook_registration(func.attr):
-        # self.backbone[0].register_forward_hook(hook): the hook lives in self.backbone
-        root = _self_root(func.value, self_name)
-        if root is not None:
-            for value in [*call.args, *(kw.value for kw in call.keywords)]:
-                out.append(Assignment(root.attr, value, root, stmt, method, _snapshot(env), True))
+    if isinstance(func, ast.Attribute) and func.attr in MODULE_HOOKS:
+        _record_hook(stmt, call, func, env, self_name, method, out)
         return
     if (
         isinstance(func, ast.Attribute)
@@ -323,6 +376,102 @@ def _record_call(
             )
 
 
+def _children_hooked(receiver: str, alias: str, hook_dict: str, env: Env) -> list[str]:
+    """Where a hook registered in a loop over self's children lands: every child
+    (`*children`), self too for `modules()`, or only children of the classes an
+    `isinstance(m, ...)` test names (`*children:Conv2d,Linear`). Any other test on the child
+    or its name picks a subset we cannot know: nothing is recorded."""
+    classes: list[str] = []
+    for test, taken in env.guards:
+        names = {n.id for n in ast.walk(test) if isinstance(n, ast.Name)}
+        if receiver not in names and not any(env.aliases.get(n) == CHILD_NAME for n in names):
+            continue
+        if not (taken and isinstance(test, ast.Call) and dotted_name(test.func) == "isinstance"):
+            return []
+        if len(test.args) != 2 or not _is_name(test.args[0], receiver):
+            return []
+        kinds = test.args[1].elts if isinstance(test.args[1], ast.Tuple) else [test.args[1]]
+        classes.extend(dotted_name(k).rsplit(".", 1)[-1] for k in kinds)
+    if classes:
+        return [f"{CHILDREN}:{','.join(classes)}"]
+    return [CHILDREN, hook_dict] if alias == MODULES else [CHILDREN]
+
+
+def _is_name(expr: ast.expr, name: str) -> bool:
+    return isinstance(expr, ast.Name) and expr.id == name
+
+
+def _record_kept_handle(
+    stmt: ast.Assign, env: Env, self_name: str, method: str, out: list[Assignment]
+) -> None:
+    """`self.h = self.stem.register_forward_hook(fn)`: the hook is registered all the same.
+    A handle kept in a local name remembers what it registered, for `handle.remove()`."""
+    call = stmt.value
+    if not (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr in MODULE_HOOKS
+    ):
+        return
+    on_self = bool(self_name) and _is_self(call.func.value, self_name)
+    if on_self and any(isinstance(t, ast.Attribute) for t in stmt.targets):
+        return  # `self.h = self.register_forward_hook(fn)`: the handle's finding tells
+    before = len(out)
+    _record_hook(stmt, call, call.func, env, self_name, method, out)
+    for target in stmt.targets:
+        if isinstance(target, ast.Name):
+            env.handles[target.id] = [id(a) for a in out[before:]]
+
+
+def _drop_removed_hook(call: ast.Call, env: Env, out: list[Assignment]) -> None:
+    """`handle.remove()` in the same function undoes the registration it came from."""
+    func = call.func
+    if (
+        isinstance(func, ast.Attribute)
+        and func.attr == "remove"
+        and isinstance(func.value, ast.Name)
+        and func.value.id in env.handles
+    ):
+        removed = set(env.handles.pop(func.value.id))
+        out[:] = [a for a in out if id(a) not in removed]
+
+
+def _record_hook(
+    stmt: ast.stmt,
+    call: ast.Call,
+    func: ast.Attribute,
+    env: Env,
+    self_name: str,
+    method: str,
+    out: list[Assignment],
+) -> None:
+    """A module hook is kept in the hook dict of the module it is registered on: on self
+    that dict is the attribute, on `self.backbone[0]` (or an alias of it) `backbone` is."""
+    hooks = [*call.args[:1], *(kw.value for kw in call.keywords if kw.arg == "hook")]
+    receiver = func.value
+    attrs: list[str] = []
+    node: ast.AST = func
+    if self_name and _is_self(receiver, self_name):
+        attrs = [MODULE_HOOKS[func.attr]]
+    elif isinstance(receiver, ast.Name) and receiver.id in env.aliases:
+        alias = env.aliases[receiver.id]
+        if alias in (CHILDREN, MODULES):
+            attrs = _children_hooked(receiver.id, alias, MODULE_HOOKS[func.attr], env)
+        elif alias != CHILD_NAME:
+            attrs = [alias]
+    elif isinstance(receiver, ast.Name):
+        # a module the function was handed or built: what it returns carries the hook
+        env.hooked.setdefault(receiver.id, []).extend(hooks)
+        return
+    elif self_name:
+        root = _self_root(receiver, self_name)
+        if root is not None:
+            attrs, node = [root.attr], root
+    for attr in attrs:
+        for value in hooks:
+            out.append(Assignment(attr, value, node, stmt, method, _snapshot(env), True))
+
+
 def _walk_body(
     body: list[ast.stmt],
     env: Env,
@@ -336,6 +485,7 @@ def _walk_body(
         if isinstance(stmt, ast.Assign):
             for target in stmt.targets:
                 _bind_target(target, stmt.value, stmt, env, self_name, method, out)
+            _record_kept_handle(stmt, env, self_name or "", method, out)
         elif isinstance(stmt, ast.AnnAssign):
             if stmt.value is not None:
                 _bind_target(stmt.target, stmt.value, stmt, env, self_name, method, out)
@@ -350,6 +500,7 @@ def _walk_body(
                     Assignment(target.attr, stmt.value, target, stmt, method, _snapshot(env), True)
                 )
         elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            _drop_removed_hook(stmt.value, env, out)
             _record_call(stmt, stmt.value, env, self_name or "", method, out)
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             env.bindings[stmt.name] = LocalDef(stmt.name, stmt)
@@ -363,6 +514,61 @@ def _walk_body(
             returns.append((stmt.value, _snapshot(env)))
         else:
             _walk_compound(stmt, env, package, self_name, method, out, returns)
+
+
+def _bind_loop_alias(target: ast.expr, iterable: ast.expr, env: Env, self_name: str | None) -> None:
+    """`for layer in self.layers`, `for i, m in enumerate(self.children())`: the loop
+    variable stands for the modules of that attribute (or for every child of self)."""
+    if not self_name:
+        return
+    if isinstance(iterable, ast.Call) and dotted_name(iterable.func) == "enumerate":
+        if not iterable.args or not isinstance(target, ast.Tuple) or len(target.elts) != 2:
+            return
+        iterable, target = iterable.args[0], target.elts[1]
+    alias = ""
+    if isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Attribute):
+        method, owner = iterable.func.attr, iterable.func.value
+        if method.startswith("named_") and isinstance(target, ast.Tuple) and len(target.elts) == 2:
+            key, target = target.elts
+            if isinstance(key, ast.Name):
+                env.aliases[key.id] = CHILD_NAME
+        if _is_self(owner, self_name) and method in _CHILD_ITERATORS:
+            alias = _CHILD_ITERATORS[method]
+        elif method in ("children", "modules", "named_children", "named_modules", "values"):
+            root = _self_root(owner, self_name)
+            alias = root.attr if root is not None else ""
+    else:
+        root = _self_root(iterable, self_name)
+        alias = root.attr if root is not None else ""
+    if alias and isinstance(target, ast.Name):
+        env.aliases[target.id] = alias
+
+
+def _walk_if(
+    stmt: ast.If,
+    env: Env,
+    package: str,
+    self_name: str | None,
+    method: str,
+    out: list[Assignment],
+    returns: list[tuple[ast.expr, Env]],
+) -> None:
+    """Both branches, each under its test; a branch that always leaves (`if p <= 0: return
+    m`) puts the rest of the body under the other branch's side of the test."""
+    outer = list(env.guards)
+    env.guards = [*outer, (stmt.test, True)]
+    _walk_body(stmt.body, env, package, self_name, method, out, returns)
+    env.guards = [*outer, (stmt.test, False)]
+    _walk_body(stmt.orelse, env, package, self_name, method, out, returns)
+    env.guards = outer
+    if _leaves(stmt.body) and not _leaves(stmt.orelse):
+        env.guards = [*outer, (stmt.test, False)]
+    elif stmt.orelse and _leaves(stmt.orelse) and not _leaves(stmt.body):
+        env.guards = [*outer, (stmt.test, True)]
+
+
+def _leaves(body: list[ast.stmt]) -> bool:
+    return bool(body) and isinstance(body[-1], (ast.Return, ast.Raise))
 
 
 def _walk_compound(
@@ -385,9 +591,12 @@ def _walk_compound(
         _walk_body(stmt.body, env, package, self_name, method, out, returns)
     elif isinstance(stmt, (ast.For, ast.AsyncFor)):
         _bind_target(stmt.target, None, stmt, env, self_name, method, out)
+        _bind_loop_alias(stmt.target, stmt.iter, env, self_name)
         _walk_body(stmt.body, env, package, self_name, method, out, returns)
         _walk_body(stmt.orelse, env, package, self_name, method, out, returns)
-    elif isinstance(stmt, (ast.If, ast.While)):
+    elif isinstance(stmt, ast.If):
+        _walk_if(stmt, env, package, self_name, method, out, returns)
+    elif isinstance(stmt, ast.While):
         _walk_body(stmt.body, env, package, self_name, method, out, returns)
         _walk_body(stmt.orelse, env, package, self_name, method, out, returns)
     elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
@@ -416,4 +625,40 @@ def class_assignments(facts: ModuleFacts, cls: ClassFacts) -> list[Assignment]:
         # `self.__dict__[k] = v` stores under a key, not in an attribute named `__dict__`:
         # a fix that drops `__dict__` from the state would break every instance.
         result.extend(a for a in assignments if a.attribute != "__dict__")
-    return result
+    return _expand_children(facts, result)
+
+
+def _expand_children(facts: ModuleFacts, assignments: list[Assignment]) -> list[Assignment]:
+    """A hook registered on every child of self lands in each attribute holding a torch.nn
+    module (known by its constructor; other attributes are left alone)."""
+    if not any(a.attribute.startswith(CHILDREN) for a in assignments):
+        return assignments
+    children: dict[str, str] = {}  # attribute -> the torch.nn class it is built from
+    for a in assignments:
+        if not a.mutation and isinstance(a.value, ast.Call) and a.attribute not in children:
+            kind = _torch_module_class(facts, a.value)
+            if kind:
+                children[a.attribute] = kind
+    out: list[Assignment] = []
+    for a in assignments:
+        if not a.attribute.startswith(CHILDREN):
+            out.append(a)
+            continue
+        _, _, only = a.attribute.partition(":")
+        wanted = set(only.split(",")) if only else None
+        out.extend(
+            dataclasses.replace(a, attribute=child)
+            for child, kind in children.items()
+            if wanted is None or kind in wanted
+        )
+    return out
+
+
+def _torch_module_class(facts: ModuleFacts, call: ast.Call) -> str:
+    """`Conv2d` for `nn.Conv2d(...)` (any import style), "" for anything else."""
+    dotted = dotted_name(call.func)
+    head, _, rest = dotted.partition(".")
+    qualified = facts.imports.get(head, head) + ("." + rest if rest else "")
+    if not qualified.startswith("torch.nn.") or "functional" in qualified:
+        return ""
+    return qualified.rsplit(".", 1)[-1]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ckpt_lsp.analysis.assignments import (
+    MODULE_HOOKS,
     Assignment,
     class_assignments,
     is_generator,
@@ -19,12 +20,15 @@ from ckpt_lsp.analysis.assignments import (
     registers_hook,
     walk_function,
 )
+from ckpt_lsp.analysis.conditions import Condition, decide, guard_conditions, opaque
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, ParsedBlock
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.persistence import persists
 from ckpt_lsp.analysis.value_context import MAX_DEPTH, ValueContext
 from ckpt_lsp.analysis.value_hazards import generator_hazard
 from ckpt_lsp.catalog import ALL_PATHS, Catalog, Hazard
+
+_HOOK_DICTS = frozenset(MODULE_HOOKS.values())
 
 
 def called_after(cls: ClassFacts, assignment: Assignment) -> bool:
@@ -106,13 +110,18 @@ class Classifier:
                     continue
                 row = assignment.statement.lineno + cls.parsed.row_offset
                 hooked = registers_hook(assignment.statement)
-                hazard = Hazard(
-                    hazard.rule,
-                    f"an object that later receives {hazard.what} (at line {row})",
-                    hazard.breaks,
+                what = f"an object that later receives {hazard.what} (at line {row})"
+                if assignment.attribute in _HOOK_DICTS:  # self.register_forward_hook(fn)
+                    what = f"{hazard.what}, registered as a hook at line {row}"
+                hazard = replace(
+                    hazard,
+                    what=what,
                     # a hook lives in the module's hook dicts: dropping the attribute from
                     # the state does not remove it, so __getstate__ is no fix
                     fix="none" if hooked else hazard.fix,
+                    returns="",
+                    safe_when=(),
+                    elements="",
                 )
                 assignment = first.get(assignment.attribute, assignment)
             attr_hazards.setdefault(assignment.attribute, hazard)
@@ -129,11 +138,20 @@ class Classifier:
         func: ast.FunctionDef | ast.AsyncFunctionDef,
         label: str,
         depth: int,
+        call: ast.Call | None = None,
     ) -> Hazard | None:
+        """What calling the function returns; a hazard under conditions on its arguments is
+        decided by the call's constants where it passes them (see conditions.py)."""
         key = (facts.path, f"{label}:{func.lineno}")
-        return self._once(
+        hazard = self._once(
             self._factory_memo, key, depth, lambda: self._factory(facts, func, label, depth)
         )
+        if hazard is None or not hazard.when:
+            return hazard
+        left = decide(hazard.when, call)
+        if left is None:
+            return None
+        return replace(hazard, when=left)
 
     def _once(
         self,
@@ -169,12 +187,31 @@ class Classifier:
         if isinstance(func, ast.AsyncFunctionDef):
             return Hazard("CKPT006", f"a coroutine from `{label}()`", ALL_PATHS)
         _, returns = walk_function(func, facts.package, None)
+        skip_first = label.startswith("self.") or any(
+            isinstance(d, ast.Name) and d.id == "classmethod" for d in func.decorator_list
+        )
+        first: Hazard | None = None
+        when: list[tuple[Condition, ...]] = []
         for value, env in returns:
             ctx = ValueContext(self, facts, None, env, {}, depth + 1)
             inner = ctx.classify(value)
-            if inner is not None:
-                return replace(inner, what=f"{inner.what} (returned by `{label}()`)")
-        return None
+            if inner is None:
+                continue
+            inner = replace(inner, what=f"{inner.what} (returned by `{label}()`)")
+            conditions = guard_conditions(func, env.guards, skip_first)
+            if not conditions and not inner.when:
+                return inner  # returned whatever the arguments
+            if first is None:
+                # the root is the innermost return: a nested factory's keeps its own
+                origin = inner.origin if inner.origin[1] else _origin(facts, func, value)
+                first = replace(inner, origin=origin)
+            # a nested factory's own conditions stay with it (they name its parameters)
+            when.extend(
+                tuple(opaque(c) for c in conj) + conditions for conj in (inner.when or ((),))
+            )
+        if first is None:
+            return None
+        return replace(first, when=tuple(when))
 
     def instance_hazard(self, facts: ModuleFacts, cls: ClassFacts, depth: int) -> Hazard | None:
         """An instance of a project class that is not itself a model but holds a hazard."""
@@ -195,3 +232,19 @@ class Classifier:
             what = f"a `{cls.name}` instance whose `{item.attribute}` holds {item.hazard.what}"
             return Hazard(item.hazard.rule, what, item.hazard.breaks)
         return None
+
+
+def _origin(
+    facts: ModuleFacts, func: ast.FunctionDef | ast.AsyncFunctionDef, value: ast.expr
+) -> tuple[str, int, int]:
+    """(path, row, column) of a returned value in a module-level function or a method:
+    rows in a block's tree count from the block's first row. Column is 1-based."""
+    for parsed in facts.blocks:
+        if parsed.pending or parsed.tree is None:
+            continue
+        for node in parsed.tree.body:
+            owners = [node, *node.body] if isinstance(node, ast.ClassDef) else [node]
+            if any(owner is func for owner in owners):
+                row = value.lineno + parsed.row_offset
+                return (facts.path, row, value.col_offset + 1)
+    return (facts.path, 0, 0)

@@ -289,12 +289,19 @@ class ValueContext:
         for item in items:
             inner = self.classify(item)
             if inner is not None and inner.rule != "CKPT004" and not inner.when_called:
-                return Hazard(inner.rule, f"{word} holding {inner.what}", inner.breaks)
+                what = f"{word} holding {inner.what}"
+                # a conditional hazard stays conditional inside a container
+                return Hazard(inner.rule, what, inner.breaks, when=inner.when, origin=inner.origin)
         return None
 
     # -- names -----------------------------------------------------------
     def _name(self, name: str) -> Hazard | None:
         binding = self.env.bindings.get(name)
+        if self.env.hooked.get(name):
+            # module.register_forward_pre_hook(local_fn): the module's hook dict holds it
+            held = self._container(self.env.hooked[name], "a module whose hook dict holds")
+            if held is not None:
+                return replace(held, what=held.what.replace(" holding ", " ", 1), fix="none")
         if binding is not None:
             return self._binding(name, binding)
         if name in self.env.imports:
@@ -501,7 +508,9 @@ class ValueContext:
             ):
                 own = self.cls.method(method)
                 if own is not None:
-                    return self.owner.factory_hazard(self.facts, own, f"self.{method}", self.depth)
+                    return self.owner.factory_hazard(
+                        self.facts, own, f"self.{method}", self.depth, call
+                    )
             if (
                 isinstance(func.value, ast.Name)
                 and func.value.id == "self"
@@ -533,7 +542,8 @@ class ValueContext:
             if isinstance(binding, LocalDef) and head == dotted:
                 if is_generator(binding.node):
                     return generator_hazard(f"a generator from `{head}()`")
-                return None
+                # a local factory: what it returns is local too (`make_hook()` -> closure)
+                return self.owner.factory_hazard(self.facts, binding.node, head, self.depth, call)
             if (
                 head == dotted
                 and isinstance(binding, ast.Call)
@@ -552,7 +562,7 @@ class ValueContext:
         if member and "." not in member and owner_name in self.facts.classes:
             own = self.facts.classes[owner_name].method(member)
             if own is not None:  # a staticmethod/classmethod factory: `Model._connect(p)`
-                return self.owner.factory_hazard(self.facts, own, dotted, self.depth)
+                return self.owner.factory_hazard(self.facts, own, dotted, self.depth, call)
         qualified = self.qualify(dotted)
         names = [qualified]
         if "." not in dotted and head not in self.facts.imports and self.facts.star_imports:
@@ -561,7 +571,7 @@ class ValueContext:
             found = self._catalog_call(call, name)
             if found is not None:
                 return found
-        found = self._project_call(dotted, qualified)
+        found = self._project_call(dotted, qualified, call)
         if found is not None:
             return found
         if qualified == "builtins.iter" and len(call.args) == 1:
@@ -583,7 +593,8 @@ class ValueContext:
                 and inner.rule not in ("CKPT004", "CKPT006")
                 and not inner.when_called
             ):
-                return Hazard(inner.rule, f"a `{name}` holding {inner.what}", inner.breaks)
+                what = f"a `{name}` holding {inner.what}"
+                return Hazard(inner.rule, what, inner.breaks, when=inner.when, origin=inner.origin)
         return None
 
     def _catalog_call(self, call: ast.Call, qualified: str) -> Hazard | None:
@@ -698,12 +709,12 @@ class ValueContext:
             return expr.id in self.facts.functions
         return False
 
-    def _project_call(self, dotted: str, qualified: str) -> Hazard | None:
+    def _project_call(self, dotted: str, qualified: str, call: ast.Call) -> Hazard | None:
         facts = self.facts
         if "." not in dotted:
             func = facts.functions.get(dotted)
             if func is not None:
-                return self.owner.factory_hazard(facts, func, dotted, self.depth)
+                return self.owner.factory_hazard(facts, func, dotted, self.depth, call)
             cls = facts.classes.get(dotted)
             if cls is not None:
                 if self.cls is not None and cls.name == self.cls.name:
@@ -718,7 +729,7 @@ class ValueContext:
         mod, member = found
         func = mod.functions.get(member)
         if func is not None:
-            return self.owner.factory_hazard(mod, func, member, self.depth)
+            return self.owner.factory_hazard(mod, func, member, self.depth, call)
         if member in mod.classes:
             return self.owner.instance_hazard(mod, mod.classes[member], self.depth)
         return None

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
 
-from ckpt_lsp.findings import Finding
+from ckpt_lsp.findings import Finding, Position
 from ckpt_lsp.lsp.positions import LineIndex
 from ckpt_lsp.rules import rule_for
 
@@ -76,6 +77,30 @@ def diagnostic_json(finding: Finding, index: LineIndex) -> Json:
     }
     if url:
         out["codeDescription"] = {"href": url}
+    related = _related_information(finding, index)
+    if related:
+        out["relatedInformation"] = related
+    return out
+
+
+def _related_information(finding: Finding, index: LineIndex) -> list[Json]:
+    """Where a conditional hazard is made (a factory's return), as protocol locations."""
+    out: list[Json] = []
+    for path, row, column, message in finding.related:
+        place = Path(path)
+        if not place.is_absolute():
+            place = Path.cwd() / place
+        start = Position(row, column)
+        if path == finding.filename:
+            at = _position(index.to_client(start))
+        else:  # another file: its lines are not at hand, code points stand for units
+            at = {"line": row - 1, "character": column - 1}
+        out.append(
+            {
+                "location": {"uri": place.as_uri(), "range": {"start": at, "end": at}},
+                "message": message,
+            }
+        )
     return out
 
 

@@ -48,6 +48,10 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "attribute": finding.attribute,
         "url": finding.url,
         "fix": _fix(finding.fix),
+        "related": [
+            {"filename": path, "location": {"row": row, "column": column}, "message": message}
+            for path, row, column, message in finding.related
+        ],
     }
 
 

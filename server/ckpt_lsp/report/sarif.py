@@ -98,11 +98,31 @@ def _result(finding: Finding, root: Path, index: dict[str, int]) -> dict[str, An
                     ],
                 }
             ],
+            **_related(finding, root),
             "partialFingerprints": {FINGERPRINT_KEY: fingerprint(finding, root)},
             "properties": {"class": finding.class_name, "attribute": finding.attribute},
         }
     )
     return result
+
+
+def _related(finding: Finding, root: Path) -> dict[str, Any]:
+    """SARIF's relatedLocations: where a conditional hazard is made (the factory's return)."""
+    if not finding.related:
+        return {}
+    return {
+        "relatedLocations": [
+            {
+                "id": i,
+                "physicalLocation": {
+                    "artifactLocation": _artifact(path, root),
+                    "region": {"startLine": row, "startColumn": column},
+                },
+                "message": {"text": message},
+            }
+            for i, (path, row, column, message) in enumerate(finding.related)
+        ]
+    }
 
 
 def _notification(error: FileError, root: Path) -> dict[str, Any]:
