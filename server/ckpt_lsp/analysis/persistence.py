@@ -346,6 +346,8 @@ def persists(cls: ClassFacts, assignment: Assignment, ctx: ValueContext) -> bool
     meant to be made. A guarded opener that __init__ or __len__ reaches (a property
     read there, a helper called there) has opened the handle in the parent anyway.
     """
+    if assignment.spread and assignment.value is not None and _consumed(assignment.value, ctx):
+        return False
     method = cls.method(assignment.method)
     if method is None or assignment.mutation:
         return True
@@ -378,6 +380,15 @@ def persists(cls: ClassFacts, assignment: Assignment, ctx: ValueContext) -> bool
                 return False
     later = _reset_later(cls, method.body, assignment.statement.lineno, attribute, ctx)
     return later is not True
+
+
+def _consumed(value: ast.expr, ctx: ValueContext) -> bool:
+    """Whether iterating the value on the spot (`self.layers.extend(make_layers())`) leaves
+    nothing of it behind: a generator or lazy iterator whose items are not known hazards."""
+    hazard = ctx.classify(value)
+    if hazard is None or hazard.rule != "CKPT006" or hazard.elements:
+        return False
+    return "generator" in hazard.what or "iterator" in hazard.what
 
 
 def _called_in_class(cls: ClassFacts, name: str) -> bool:
