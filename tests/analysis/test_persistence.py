@@ -130,6 +130,13 @@ def test_opened_in_the_parent(body: str) -> None:
             "        getattr(self, name).close()\n        setattr(self, name, None)\n",
             "",
         ),
+        # cleared in a `finally:`
+        (
+            "def __init__(self, path):\n    try:\n        self.fh = open(path)\n"
+            "        self.lines = self.fh.readlines()\n    finally:\n        self.close()\n"
+            "def close(self):\n    self.fh.close()\n    self.fh = None\n",
+            "",
+        ),
         # opened through a guarded helper, then cleared in __init__
         (
             "def __init__(self, path):\n    self.path = path\n    self._env = None\n"

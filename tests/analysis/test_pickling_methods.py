@@ -151,6 +151,11 @@ SKIP = "SKIP = ('lock', 'fh')\n"
         "def __getstate__(self):\n    s = self.__dict__.copy()\n    s['lock'] = self.lock_owner()\n"
         "    return s\n",
         "def __getstate__(self):\n    s = self.__dict__.copy()\n    s['lock'] = 0\n    return s\n",
+        # filters by type: not readable, trusted
+        "def __getstate__(self):\n    return {k: v for k, v in self.__dict__.items()\n"
+        "            if not isinstance(v, type(self.lock))}\n",
+        "def __getstate__(self):\n    d = {}\n    for k, v in self.__dict__.items():\n"
+        "        if hasattr(v, 'acquire'):\n            continue\n        d[k] = v\n    return d\n",
     ],
 )
 def test_getstate_shapes_that_drop_the_attribute(method: str) -> None:

@@ -278,6 +278,11 @@ def _reset_later(
     """Whether a statement of `body` past line `after` replaces or clears the attribute:
     True when it is cleared, False when replaced by another hazard, None when untouched."""
     for stmt in body:
+        if isinstance(stmt, ast.Try) and stmt.finalbody and (stmt.end_lineno or 0) > after:
+            # `try: ...; finally: self.close()` runs the clean-up whatever happens
+            found = _reset_later(cls, stmt.finalbody, after, attribute, ctx)
+            if found is not None:
+                return found
         if stmt.lineno <= after:
             continue
         if isinstance(stmt, ast.Delete) and any(

@@ -227,7 +227,11 @@ def _dropped_by_owner(
                     drop(target.value, [n for n in names if _replaces(node.value, n)])
         elif isinstance(node, ast.comprehension):
             for cond in node.ifs:
-                drop(None, _filtered_out(cond, consts))
+                names = _filtered_out(cond, consts)
+                if not names and _loop_key(node) is not None:
+                    # `if not isinstance(v, Lock)`: a filter we cannot read is trusted
+                    names = ["*"]
+                drop(None, names)
         elif isinstance(node, ast.For):
             for owner, skipped in _filling_loop(node, consts).items():
                 dropped.setdefault(owner, set()).update(skipped)
@@ -247,7 +251,7 @@ def _replaces(value: ast.expr, key: str) -> bool:
     )
 
 
-def _loop_key(loop: ast.For) -> str | None:
+def _loop_key(loop: ast.For | ast.comprehension) -> str | None:
     """The key variable of `for k, v in self.__dict__.items()` / `for k in vars(self)`."""
     source = loop.iter
     while (
@@ -292,13 +296,14 @@ def _scan_fill(
     skipped = list(skipped)
     for stmt in body:
         if isinstance(stmt, ast.If):
+            # a test we cannot read (`isinstance(v, Lock)`) is trusted to drop what matters
             if _ends_in_skip(stmt.body) and not stmt.orelse:
-                skipped += _dropped_when_true(stmt.test, consts)
+                skipped += _dropped_when_true(stmt.test, consts) or ["*"]
                 continue
-            _scan_fill(stmt.body, key, skipped + _filtered_out(stmt.test, consts), consts, out)
-            _scan_fill(
-                stmt.orelse, key, skipped + _dropped_when_true(stmt.test, consts), consts, out
-            )
+            kept = _filtered_out(stmt.test, consts) or ["*"]
+            _scan_fill(stmt.body, key, skipped + kept, consts, out)
+            dropped = _dropped_when_true(stmt.test, consts) or ["*"]
+            _scan_fill(stmt.orelse, key, skipped + dropped, consts, out)
         elif isinstance(stmt, ast.Assign):
             for target in stmt.targets:
                 if (
