@@ -15,6 +15,7 @@ import pytest
 from ckpt_lsp.analysis.analyzer import analyze_text
 
 HEADER = """\
+import functools
 import io
 import lmdb
 import sqlite3
@@ -68,6 +69,9 @@ def __getitem__(self, i):
         "def __init__(self, path):\n    self.path = path\n    self._env = None\n"
         "    self.order = list(range(len(self)))\n"
         "def __len__(self):\n    return self._open().stat()['entries']\n" + OPEN_HELPER,
+        # a cached_property read in __init__ stores its value in __dict__
+        "@functools.cached_property\ndef env(self):\n    return lmdb.open(self.path)\n"
+        "def __init__(self, path):\n    self.path = path\n    self.n = self.env.stat()['entries']\n",
         # __len__ alone: a shuffling DataLoader calls it in the parent
         "def __init__(self, path):\n    self.path = path\n    self._env = None\n"
         "def __len__(self):\n    return self.env.stat()['entries']\n" + ENV_PROPERTY,
@@ -94,6 +98,13 @@ def test_opened_in_the_parent(body: str) -> None:
         (
             "def __init__(self, path):\n    self.path = path\n    self._env = None\n"
             "def __len__(self):\n    return 4\n" + ENV_PROPERTY + GETITEM,
+            "",
+        ),
+        # a cached_property first read in a worker
+        (
+            "@functools.cached_property\ndef env(self):\n    return lmdb.open(self.path)\n"
+            "def __init__(self, path):\n    self.path = path\n"
+            "def __getitem__(self, i):\n    return self.env.stat()\n",
             "",
         ),
         # __init__ peeks with its own handle, the lazy one waits for the worker

@@ -463,4 +463,29 @@ def class_assignments(facts: ModuleFacts, cls: ClassFacts) -> list[Assignment]:
         # `self.__dict__[k] = v` stores under a key, not in an attribute named `__dict__`:
         # a fix that drops `__dict__` from the state would break every instance.
         result.extend(a for a in assignments if a.attribute != "__dict__")
+    result.extend(_cached_property_stores(facts, cls))
     return result
+
+
+def is_cached_property(func: ast.AST) -> bool:
+    decorators = getattr(func, "decorator_list", [])
+    return any(dotted_name(d).rpartition(".")[2] == "cached_property" for d in decorators)
+
+
+def _cached_property_stores(facts: ModuleFacts, cls: ClassFacts) -> list[Assignment]:
+    """`@cached_property def env(self): return lmdb.open(...)`: the first read stores the
+    returned value in the instance `__dict__` under the method's name."""
+    out: list[Assignment] = []
+    for method in cls.methods_mentioning("cached_property"):
+        self_name = self_name_of(method) if is_cached_property(method) else None
+        if self_name is None:
+            continue
+        _, returns = walk_function(method, facts.package, self_name)
+        for value, env in returns:
+            stmt = next(
+                (n for n in ast.walk(method) if isinstance(n, ast.Return) and n.value is value),
+                None,
+            )
+            if stmt is not None:
+                out.append(Assignment(method.name, value, value, stmt, method.name, env))
+    return out

@@ -11,7 +11,7 @@ import ast
 import re
 from typing import TYPE_CHECKING
 
-from ckpt_lsp.analysis.assignments import Assignment
+from ckpt_lsp.analysis.assignments import Assignment, is_cached_property
 from ckpt_lsp.analysis.facts import ClassFacts, dotted_name
 
 if TYPE_CHECKING:
@@ -372,6 +372,8 @@ def persists(cls: ClassFacts, assignment: Assignment, ctx: ValueContext) -> bool
                 and _reset_later(cls, root.body, top.lineno, attribute, ctx)
             ):
                 return False
+        elif is_cached_property(method):
+            return False  # computed at first read, which the parent never does
         else:
             parents = _parents(method)
             if _guarded(assignment.statement, method, parents, {attribute}):
