@@ -72,6 +72,9 @@ def __getitem__(self, i):
         # a cached_property read in __init__ stores its value in __dict__
         "@functools.cached_property\ndef env(self):\n    return lmdb.open(self.path)\n"
         "def __init__(self, path):\n    self.path = path\n    self.n = self.env.stat()['entries']\n",
+        # a dataclass's __post_init__ runs in the parent like __init__
+        "def __post_init__(self):\n    self._env = None\n    self.n = self._open().stat()\n"
+        + OPEN_HELPER,
         # __len__ alone: a shuffling DataLoader calls it in the parent
         "def __init__(self, path):\n    self.path = path\n    self._env = None\n"
         "def __len__(self):\n    return self.env.stat()['entries']\n" + ENV_PROPERTY,

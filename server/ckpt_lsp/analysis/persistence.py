@@ -100,10 +100,10 @@ def _lazily_called(cls: ClassFacts, name: str) -> bool:
     return calls > 0
 
 
-# Methods that run in the parent process before any pickling: `__init__`, and `__len__`,
-# which DataLoader(shuffle=True) calls at construction (RandomSampler checks len(dataset)),
-# as do progress bars and trainers sizing an epoch.
-_PARENT_ROOTS = ("__init__", "__len__")
+# Methods that run in the parent process before any pickling: `__init__` (and a
+# dataclass's `__post_init__`), and `__len__`, which DataLoader(shuffle=True) calls at
+# construction (RandomSampler checks len(dataset)), as do progress bars and trainers.
+_PARENT_ROOTS = ("__init__", "__post_init__", "__len__")
 _MAX_REACH = 4  # call levels followed from a root
 
 
