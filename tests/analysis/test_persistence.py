@@ -144,6 +144,12 @@ def test_opened_in_the_parent(body: str) -> None:
             "        getattr(self, name).close()\n        setattr(self, name, None)\n",
             "",
         ),
+        # cleared under a test of the attribute itself: None either way
+        (
+            "def __init__(self, path):\n    self.fh = open(path)\n    self.lines = self.fh.readlines()\n"
+            "    if self.fh is not None:\n        self.fh.close()\n        self.fh = None\n",
+            "",
+        ),
         # cleared in a `finally:`
         (
             "def __init__(self, path):\n    try:\n        self.fh = open(path)\n"

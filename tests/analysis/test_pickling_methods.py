@@ -151,6 +151,12 @@ SKIP = "SKIP = ('lock', 'fh')\n"
         "def __getstate__(self):\n    s = self.__dict__.copy()\n    s['lock'] = self.lock_owner()\n"
         "    return s\n",
         "def __getstate__(self):\n    s = self.__dict__.copy()\n    s['lock'] = 0\n    return s\n",
+        # a loop over the keys deleting by prefix
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    for k in list(s):\n"
+        "        if k.startswith('lo'):\n            del s[k]\n    return s\n",
+        # handed to a helper that may prune it, or built by one: not ours to read
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    self._strip(s)\n    return s\n",
+        "def __getstate__(self):\n    s = self._export()\n    return s\n",
         # filters by type: not readable, trusted
         "def __getstate__(self):\n    return {k: v for k, v in self.__dict__.items()\n"
         "            if not isinstance(v, type(self.lock))}\n",
@@ -174,6 +180,10 @@ def test_getstate_shapes_that_drop_the_attribute(method: str) -> None:
         "        if k != '_lock':\n            d[k] = v\n    return d\n",
         "def __getstate__(self):\n    d = {}\n    for k, v in self.__dict__.items():\n"
         "        d[k] = v\n    return d\n",
+        # a pruning loop on another prefix, a state only read before it is returned
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    for k in list(s):\n"
+        "        if k.startswith('_cache'):\n            del s[k]\n    return s\n",
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    print(len(s))\n    return s\n",
         # the value put back is the lock itself, or a copy of it
         "def __getstate__(self):\n    s = self.__dict__.copy()\n    s['lock'] = self.lock\n"
         "    return s\n",

@@ -292,6 +292,8 @@ def _reset_later(
         call = _self_call(stmt)
         if call and _nulls(cls, call, attribute):
             return True
+        if isinstance(stmt, ast.If) and _resets_inside(stmt, attribute, {}):
+            return True  # `if self.fh is not None: self.fh.close(); self.fh = None`
         if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             if any(

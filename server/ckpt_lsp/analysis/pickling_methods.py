@@ -136,6 +136,8 @@ def _from_getstate(
                 if owner not in fresh:
                     excluded.update(names)
             continue
+        if isinstance(value, ast.Name) and _handed_away(func, value.id):
+            return ALL  # `state = self._export()`, `self._strip(state)`: not ours to read
         if isinstance(value, (ast.Name, ast.DictComp)):
             excluded.update(*dropped.values())
             continue
@@ -235,7 +237,83 @@ def _dropped_by_owner(
         elif isinstance(node, ast.For):
             for owner, skipped in _filling_loop(node, consts).items():
                 dropped.setdefault(owner, set()).update(skipped)
+            for owner, pruned in _pruning_loop(node, consts).items():
+                dropped.setdefault(owner, set()).update(pruned)
     return dropped
+
+
+_READERS = frozenset({"len", "print", "repr", "str", "sorted", "list", "dict", "isinstance"})
+
+
+def _handed_away(func: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> bool:
+    """Whether the returned dict comes from, or goes through, code we cannot read: bound
+    to a call other than a copy of the state, or passed to a helper that may prune it."""
+    for node in ast.walk(func):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
+            value = node.value
+            readable = isinstance(value, (ast.Dict, ast.DictComp)) or _is_dict_source(value)
+            if not readable and isinstance(value, ast.Call):
+                readable = _call_name(value) == "dict" or (
+                    isinstance(value.func, ast.Attribute) and value.func.attr == "copy"
+                )
+            if not readable:
+                return True
+        elif isinstance(node, ast.Call) and any(
+            isinstance(a, ast.Name) and a.id == name for a in node.args
+        ):
+            callee = node.func
+            if isinstance(callee, ast.Name) and callee.id in _READERS:
+                continue
+            if isinstance(callee, ast.Attribute) and callee.attr in ("update", "debug", "info"):
+                continue
+            return True
+    return False
+
+
+def _pruning_loop(loop: ast.For, consts: dict[str, list[str]]) -> dict[str, set[str]]:
+    """`for k in list(state): if k.startswith("_cache"): del state[k]`: the keys a
+    loop over a dict's keys deletes or pops under a test of the key."""
+    target = loop.target
+    if isinstance(target, ast.Tuple) and target.elts:
+        target = target.elts[0]
+    if not isinstance(target, ast.Name):
+        return {}
+    key = target.id
+    out: dict[str, set[str]] = {}
+    for stmt in loop.body:
+        if not isinstance(stmt, ast.If):
+            continue
+        names = _dropped_when_true(stmt.test, consts) or ["*"]
+        for inner in stmt.body:
+            owner = _removes_key(inner, key)
+            if owner is not None:
+                out.setdefault(_owner(owner), set()).update(names)
+    return out
+
+
+def _removes_key(stmt: ast.stmt, key: str) -> ast.expr | None:
+    """The dict `del d[k]` / `d.pop(k)` removes the loop key from."""
+    if isinstance(stmt, ast.Delete):
+        for target in stmt.targets:
+            if (
+                isinstance(target, ast.Subscript)
+                and isinstance(target.slice, ast.Name)
+                and target.slice.id == key
+            ):
+                return target.value
+    if (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Call)
+        and isinstance(stmt.value.func, ast.Attribute)
+        and stmt.value.func.attr == "pop"
+        and stmt.value.args
+        and isinstance(stmt.value.args[0], ast.Name)
+        and stmt.value.args[0].id == key
+    ):
+        return stmt.value.func.value
+    return None
 
 
 def _replaces(value: ast.expr, key: str) -> bool:
