@@ -124,3 +124,72 @@ def test_optimizer_subclass_pickles_only_its_own_fields() -> None:
         "    def __setstate__(self, state):\n        super().__setstate__(state)\n"
     )
     assert analyze_text(source) == []
+
+
+SKIP = "SKIP = ('lock', 'fh')\n"
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        # a state dict filled by a filtering loop
+        "def __getstate__(self):\n    d = {}\n    for k, v in self.__dict__.items():\n"
+        "        if k != 'lock':\n            d[k] = v\n    return d\n",
+        "def __getstate__(self):\n    d = dict()\n    for k, v in vars(self).items():\n"
+        "        if k not in ('lock', 'fh'):\n            d[k] = v\n    return d\n",
+        "def __getstate__(self):\n    d = {}\n    for k, v in list(self.__dict__.items()):\n"
+        "        if k in ('lock', 'fh'):\n            continue\n        d[k] = v\n    return d\n",
+        "def __getstate__(self):\n    d = {}\n    for k in self.__dict__:\n"
+        "        if k == 'lock' or k == 'fh':\n            continue\n"
+        "        d[k] = self.__dict__[k]\n    return d\n",
+        "def __getstate__(self):\n    d = {}\n    for k, v in self.__dict__.items():\n"
+        "        if k in SKIP:\n            pass\n        else:\n            d[k] = v\n    return d\n",
+        # a set of names to drop, bound in the method
+        "def __getstate__(self):\n    skip = {'lock'}\n"
+        "    return {k: v for k, v in vars(self).items() if k not in skip}\n",
+        # a value replaced before returning: a weakref swapped for its referent
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    s['lock'] = self.lock_owner()\n"
+        "    return s\n",
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    s['lock'] = 0\n    return s\n",
+        # a loop over the keys deleting by prefix
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    for k in list(s):\n"
+        "        if k.startswith('lo'):\n            del s[k]\n    return s\n",
+        # handed to a helper that may prune it, or built by one: not ours to read
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    self._strip(s)\n    return s\n",
+        "def __getstate__(self):\n    s = self._export()\n    return s\n",
+        # filters by type: not readable, trusted
+        "def __getstate__(self):\n    return {k: v for k, v in self.__dict__.items()\n"
+        "            if not isinstance(v, type(self.lock))}\n",
+        "def __getstate__(self):\n    d = {}\n    for k, v in self.__dict__.items():\n"
+        "        if hasattr(v, 'acquire'):\n            continue\n        d[k] = v\n    return d\n",
+    ],
+)
+def test_getstate_shapes_that_drop_the_attribute(method: str) -> None:
+    source = SKIP + PREFIX + textwrap.indent(method, "    ")
+    assert [f.attribute for f in analyze_text(source)] == []
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        # pops from a copy, returns the original
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    s.pop('lock', None)\n"
+        "    return self.__dict__\n",
+        # filters the wrong key, or stores every key
+        "def __getstate__(self):\n    d = {}\n    for k, v in self.__dict__.items():\n"
+        "        if k != '_lock':\n            d[k] = v\n    return d\n",
+        "def __getstate__(self):\n    d = {}\n    for k, v in self.__dict__.items():\n"
+        "        d[k] = v\n    return d\n",
+        # a pruning loop on another prefix, a state only read before it is returned
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    for k in list(s):\n"
+        "        if k.startswith('_cache'):\n            del s[k]\n    return s\n",
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    print(len(s))\n    return s\n",
+        # the value put back is the lock itself, or a copy of it
+        "def __getstate__(self):\n    s = self.__dict__.copy()\n    s['lock'] = self.lock\n"
+        "    return s\n",
+        "def __getstate__(self):\n    import copy\n    s = self.__dict__.copy()\n"
+        "    s['lock'] = copy.copy(self.lock)\n    return s\n",
+    ],
+)
+def test_getstate_shapes_that_keep_the_attribute(method: str) -> None:
+    assert run(method) == ["lock"]

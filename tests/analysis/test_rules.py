@@ -534,3 +534,42 @@ def test_is_generator_sees_only_the_functions_own_yield_and_answers_the_same_twi
     assert isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef))
     assert is_generator(func) is GENERATOR_SHAPES[source]
     assert is_generator(func) is GENERATOR_SHAPES[source]  # kept on the node
+
+
+GENERATOR_FN = "def make(n):\n    for i in range(n):\n        yield nn.Linear(2, 2)\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # consumed on the spot: only the items reach the instance
+        (
+            "self.layers = nn.ModuleList()\nself.layers.extend(nn.Linear(2, 2) for _ in range(3))",
+            [],
+        ),
+        ("self.layers = []\nself.layers.extend(make(3))", []),
+        ("self.layers = []\nself.layers += (nn.Linear(2, 2) for _ in range(3))", []),
+        ("self.layers = []\nself.layers += list(make(3))", []),
+        ("g = (i for i in range(3))\nself.xs = []\nself.xs.extend(g)", []),
+        ("self.xs = []\nself.xs.extend(f for f in [module_fn])", []),
+        ("self.blocks = nn.ModuleList(make(3))", []),
+        ("self.xs = tuple(i for i in range(3))", []),
+        ("self.total = sum(i for i in range(3))", []),
+        ("self.d = dict((str(i), i) for i in range(3))", []),
+        ("self.s = sorted(i for i in range(3))", []),
+        ("self.u = set(i for i in range(3))", []),
+        ("items = []\nitems.extend(nn.Linear(2, 2) for _ in range(3))\nself.items = items", []),
+        # stored: the generator itself, or its items are hazards
+        ("self.it = (i for i in range(3))", ["CKPT006"]),
+        ("self.it = iter(i for i in range(3))", ["CKPT006"]),
+        ("self.it = make(3)", ["CKPT006"]),
+        ("self.xs = []\nself.xs.append(i for i in range(3))", ["CKPT006"]),
+        ("self.fns = []\nself.fns.extend(lambda x: x for _ in range(3))", ["CKPT003"]),
+        ("self.fns = []\nself.fns += (lambda x: x for _ in range(3))", ["CKPT003"]),
+        ("fns = []\nfns.extend(lambda x: x for _ in range(3))\nself.fns = fns", ["CKPT003"]),
+    ],
+)
+def test_generators_consumed_on_the_spot(body: str, expected: list[str]) -> None:
+    source = HEADER.replace("\n\nclass Model", "\n\n" + GENERATOR_FN + "\n\nclass Model")
+    source += textwrap.indent(textwrap.dedent(body), " " * 8)
+    assert [f.code for f in analyze_text(source, "model.py")] == expected

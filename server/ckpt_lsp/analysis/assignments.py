@@ -76,6 +76,8 @@ class Assignment:
     method: str
     env: Env
     mutation: bool = False  # `self.x.append(v)`, `self.x[k] = v`: v goes into the attribute
+    # `self.x.extend(v)`, `self.x += v`: v is iterated on the spot and only its items stay
+    spread: bool = False
 
 
 def _is_self(expr: ast.expr, self_name: str) -> bool:
@@ -345,7 +347,7 @@ def _record_call(
     ):  # items.append(lambda: 0) on a local list that self.x receives later
         values = list(call.args[-1:]) + [kw.value for kw in call.keywords]
         if func.attr == "extend" and call.args:
-            values = [call.args[0]]
+            values = _items_of(call.args[0], env)
         env.contents.setdefault(func.value.id, []).extend(values)
         return
     if (
@@ -367,9 +369,10 @@ def _record_call(
         and isinstance(func.value, ast.Attribute)
         and _is_self(func.value.value, self_name)
     ):
-        values = list(call.args[-1:]) + [kw.value for kw in call.keywords]
         if func.attr == "extend" and call.args:
-            values = [call.args[0]]
+            out.append(_spread(func.value, call.args[0], stmt, method, env))
+            return
+        values = list(call.args[-1:]) + [kw.value for kw in call.keywords]
         for value in values:
             out.append(
                 Assignment(func.value.attr, value, func.value, stmt, method, _snapshot(env), True)
@@ -472,6 +475,45 @@ def _record_hook(
             out.append(Assignment(attr, value, node, stmt, method, _snapshot(env), True))
 
 
+def _items_of(value: ast.expr, env: Env) -> list[ast.expr]:
+    """What `items.extend(value)` puts into a local list: the items of a generator
+    expression (none we can name when an item is the loop variable itself), else the
+    iterable as a whole."""
+    if isinstance(value, ast.Name) and isinstance(env.bindings.get(value.id), ast.GeneratorExp):
+        bound = env.bindings[value.id]
+        assert isinstance(bound, ast.GeneratorExp)
+        value = bound
+    if not isinstance(value, ast.GeneratorExp):
+        return [value]
+    loop_names = {
+        n.id for comp in value.generators for n in ast.walk(comp.target) if isinstance(n, ast.Name)
+    }
+    if isinstance(value.elt, ast.Name) and value.elt.id in loop_names:
+        return []
+    return [value.elt]
+
+
+def _spread(
+    target: ast.Attribute, value: ast.expr, stmt: ast.stmt, method: str, env: Env
+) -> Assignment:
+    """`self.x.extend(v)` / `self.x += v`: a generator is consumed on the spot, so what
+    lands in the attribute is its items (`elt` of a generator expression, with the
+    loop names unknown); any other iterable is kept and marked as spread."""
+    snapshot = _snapshot(env)
+    source = value
+    if isinstance(value, ast.Name) and isinstance(env.bindings.get(value.id), ast.GeneratorExp):
+        bound = env.bindings[value.id]
+        assert isinstance(bound, ast.GeneratorExp)
+        source = bound
+    if isinstance(source, ast.GeneratorExp):
+        for comp in source.generators:
+            for name in ast.walk(comp.target):
+                if isinstance(name, ast.Name):
+                    snapshot.bindings[name.id] = OPAQUE
+        value = source.elt
+    return Assignment(target.attr, value, target, stmt, method, snapshot, True, True)
+
+
 def _walk_body(
     body: list[ast.stmt],
     env: Env,
@@ -496,9 +538,14 @@ def _walk_body(
                 and self_name
                 and _is_self(target.value, self_name)
             ):
-                out.append(
-                    Assignment(target.attr, stmt.value, target, stmt, method, _snapshot(env), True)
-                )
+                if isinstance(stmt.op, ast.Add):  # list += iterable extends the list
+                    out.append(_spread(target, stmt.value, stmt, method, env))
+                else:
+                    out.append(
+                        Assignment(
+                            target.attr, stmt.value, target, stmt, method, _snapshot(env), True
+                        )
+                    )
         elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
             _drop_removed_hook(stmt.value, env, out)
             _record_call(stmt, stmt.value, env, self_name or "", method, out)
@@ -625,6 +672,7 @@ def class_assignments(facts: ModuleFacts, cls: ClassFacts) -> list[Assignment]:
         # `self.__dict__[k] = v` stores under a key, not in an attribute named `__dict__`:
         # a fix that drops `__dict__` from the state would break every instance.
         result.extend(a for a in assignments if a.attribute != "__dict__")
+    result.extend(_cached_property_stores(facts, cls))
     return _expand_children(facts, result)
 
 
@@ -662,3 +710,27 @@ def _torch_module_class(facts: ModuleFacts, call: ast.Call) -> str:
     if not qualified.startswith("torch.nn.") or "functional" in qualified:
         return ""
     return qualified.rsplit(".", 1)[-1]
+
+
+def is_cached_property(func: ast.AST) -> bool:
+    decorators = getattr(func, "decorator_list", [])
+    return any(dotted_name(d).rpartition(".")[2] == "cached_property" for d in decorators)
+
+
+def _cached_property_stores(facts: ModuleFacts, cls: ClassFacts) -> list[Assignment]:
+    """`@cached_property def env(self): return lmdb.open(...)`: the first read stores the
+    returned value in the instance `__dict__` under the method's name."""
+    out: list[Assignment] = []
+    for method in cls.methods_mentioning("cached_property"):
+        self_name = self_name_of(method) if is_cached_property(method) else None
+        if self_name is None:
+            continue
+        _, returns = walk_function(method, facts.package, self_name)
+        for value, env in returns:
+            stmt = next(
+                (n for n in ast.walk(method) if isinstance(n, ast.Return) and n.value is value),
+                None,
+            )
+            if stmt is not None:
+                out.append(Assignment(method.name, value, value, stmt, method.name, env))
+    return out
