@@ -140,3 +140,55 @@ CHILD_LOOPS = [
 def test_hooks_in_loops_over_children(loop: str, expected: list[str]) -> None:
     body = "self.conv = nn.Conv2d(3, 4, 3)\nself.fc = nn.Linear(2, 2)\nself.n = 3\n" + loop
     assert sorted(a for _, a in findings_for(body)) == sorted(expected)
+
+
+TEMPORARY_HOOKS = """
+import contextlib
+from torch import nn
+
+
+class Poly(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = nn.Sequential(nn.Linear(2, 2))
+
+    def _register_pre_hooks(self, task_ids):
+        def pre_hook(_, args, kwargs):
+            kwargs["task_ids"] = task_ids
+            return args, kwargs
+
+        handles = []
+        for module in self.model.modules():
+            if isinstance(module, nn.Linear):
+                handle = module.register_forward_pre_hook(pre_hook, with_kwargs=True)
+                handles.append(handle)
+        return handles
+
+    @contextlib.contextmanager
+    def _manage_pre_hooks(self, task_ids):
+        handles = self._register_pre_hooks(task_ids)
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def forward(self, x, task_ids=None):
+        with self._manage_pre_hooks(task_ids):
+            return self.model(x)
+"""
+
+
+def test_hooks_whose_handles_are_handed_back_are_the_callers_business() -> None:
+    """A method that returns the handles of what it registered lends the hooks to its
+    caller (here a context manager that removes them): nothing is hooked at rest."""
+    assert analyze_text(TEMPORARY_HOOKS, "poly.py") == []
+
+
+def test_returned_handles_kept_on_self_are_still_reported() -> None:
+    kept = TEMPORARY_HOOKS.replace(
+        "        self.model = nn.Sequential(nn.Linear(2, 2))\n",
+        "        self.model = nn.Sequential(nn.Linear(2, 2))\n"
+        "        self.handles = self._register_pre_hooks(1)\n",
+    )
+    assert "handles" in [f.attribute for f in analyze_text(kept, "poly.py")]

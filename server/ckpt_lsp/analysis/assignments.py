@@ -427,16 +427,27 @@ def _record_kept_handle(
 
 
 def _drop_removed_hook(call: ast.Call, env: Env, out: list[Assignment]) -> None:
-    """`handle.remove()` in the same function undoes the registration it came from."""
+    """`handle.remove()` in the same function undoes the registration it came from;
+    `handles.append(handle)` gathers handles into a local list."""
     func = call.func
-    if (
-        isinstance(func, ast.Attribute)
-        and func.attr == "remove"
-        and isinstance(func.value, ast.Name)
-        and func.value.id in env.handles
-    ):
+    if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)):
+        return
+    if func.attr == "remove" and func.value.id in env.handles:
         removed = set(env.handles.pop(func.value.id))
         out[:] = [a for a in out if id(a) not in removed]
+    elif func.attr == "append" and len(call.args) == 1 and isinstance(call.args[0], ast.Name):
+        gathered = env.handles.get(call.args[0].id)
+        if gathered:
+            env.handles.setdefault(func.value.id, []).extend(gathered)
+
+
+def _drop_returned_handles(value: ast.expr, env: Env, out: list[Assignment]) -> None:
+    """A function that returns the handles of what it registered lends the hooks to its
+    caller, who may remove them (a context manager) or keep them (`self.h = ...`, which the
+    kept value then tells): the registration alone says nothing about the module at rest."""
+    if isinstance(value, ast.Name) and value.id in env.handles:
+        returned = set(env.handles[value.id])
+        out[:] = [a for a in out if id(a) not in returned]
 
 
 def _record_hook(
@@ -558,6 +569,7 @@ def _walk_body(
             for alias in stmt.names:
                 env.bindings.pop((alias.asname or alias.name).split(".")[0], None)
         elif isinstance(stmt, ast.Return) and stmt.value is not None:
+            _drop_returned_handles(stmt.value, env, out)
             returns.append((stmt.value, _snapshot(env)))
         else:
             _walk_compound(stmt, env, package, self_name, method, out, returns)
