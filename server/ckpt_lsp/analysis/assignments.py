@@ -486,14 +486,20 @@ def _record_hook(
             out.append(Assignment(attr, value, node, stmt, method, _snapshot(env), True))
 
 
+def _generator_behind(value: ast.expr, env: Env) -> ast.expr:
+    """The generator expression a local name is bound to, else the value itself."""
+    if isinstance(value, ast.Name):
+        bound = env.bindings.get(value.id)
+        if isinstance(bound, ast.GeneratorExp):
+            return bound
+    return value
+
+
 def _items_of(value: ast.expr, env: Env) -> list[ast.expr]:
     """What `items.extend(value)` puts into a local list: the items of a generator
     expression (none we can name when an item is the loop variable itself), else the
     iterable as a whole."""
-    if isinstance(value, ast.Name) and isinstance(env.bindings.get(value.id), ast.GeneratorExp):
-        bound = env.bindings[value.id]
-        assert isinstance(bound, ast.GeneratorExp)
-        value = bound
+    value = _generator_behind(value, env)
     if not isinstance(value, ast.GeneratorExp):
         return [value]
     loop_names = {
@@ -511,11 +517,7 @@ def _spread(
     lands in the attribute is its items (`elt` of a generator expression, with the
     loop names unknown); any other iterable is kept and marked as spread."""
     snapshot = _snapshot(env)
-    source = value
-    if isinstance(value, ast.Name) and isinstance(env.bindings.get(value.id), ast.GeneratorExp):
-        bound = env.bindings[value.id]
-        assert isinstance(bound, ast.GeneratorExp)
-        source = bound
+    source = _generator_behind(value, env)
     if isinstance(source, ast.GeneratorExp):
         for comp in source.generators:
             for name in ast.walk(comp.target):
