@@ -1,0 +1,146 @@
+"""IPython syntax in a code cell, blanked without moving anything.
+
+A notebook's code cells are Python plus IPython's escapes: line magics (`%timeit x`),
+shell escapes (`!pip install x`, `x = !ls`), help (`?obj`, `obj??`) and cell magics
+(`%%bash`). The analysis reads Python only, so each escape is replaced by text of the
+same length on the same line: `...` (a statement that keeps an indented block valid)
+followed by a comment. Rows and columns of every other character stay where they were,
+so a finding maps back to its cell by arithmetic alone.
+
+Only the start of a logical line can hold an escape (as in IPython's own transformer):
+a line inside brackets, a string or after a backslash continues Python code, where
+`% b` is the modulo operator.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Cell magics whose body is Python that IPython runs in the notebook's namespace; the
+# body is kept for the analysis. Every other cell magic (%%bash, %%writefile, %%html,
+# ...) holds text that is not run as the notebook's Python: the whole cell is blanked.
+_PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})
+
+_ESCAPES = ("%", "!", "?", ",", ";", "/")
+_ASSIGN_ESCAPE = re.compile(r"^([ \t]*[A-Za-z_][\w.,\[\]() \t*]*?[ \t]*=[ \t]*)([%!])")
+_HELP_END = re.compile(r"^[ \t]*%{0,2}[A-Za-z_*][\w*]*(?:\.[A-Za-z_*][\w*]*)*\?\??[ \t]*$")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def blank(segment: str) -> str:
+    """A valid statement of exactly len(segment) characters: `...` or `0`, then a comment."""
+    statement = "..." if len(segment) >= 3 else "0"
+    if len(segment) <= len(statement):
+        return statement[: len(segment)]
+    return statement + "#" + segment[len(statement) + 1 :]
+
+
+def _comment_out(line: str) -> str:
+    """The line as a comment at its own indentation (a comment never needs a block)."""
+    body = line.lstrip(" \t\f")
+    if not body:
+        return line
+    return line[: len(line) - len(body)] + "#" + body[1:]
+
+
+def _escape_line(line: str) -> str | None:
+    """The blanked line when it is an IPython escape at the start of a logical line."""
+    body = line.lstrip(" \t\f")
+    indent = line[: len(line) - len(body)]
+    if body.startswith(_ESCAPES) or _HELP_END.match(line):
+        return indent + blank(body)
+    assign = _ASSIGN_ESCAPE.match(line)
+    if assign:
+        head = assign.group(1)
+        return head + blank(line[len(head) :])
+    return None
+
+
+def _cell_magic(lines: list[str]) -> int | None:
+    """Index of the `%%magic` line when the cell is a cell magic (blank lines may precede it)."""
+    for index, line in enumerate(lines):
+        if line.strip():
+            return index if line.lstrip(" \t\f").startswith("%%") else None
+    return None
+
+
+def neutralise_lines(lines: list[str]) -> list[str]:
+    """The cell's lines (no line endings) with IPython syntax blanked, same lengths."""
+    out = list(lines)
+    magic = _cell_magic(out)
+    if magic is not None:
+        name = out[magic].lstrip(" \t\f")[2:].split(maxsplit=1)
+        python_body = bool(name) and name[0] in _PYTHON_CELL_MAGICS
+        out[magic] = _escape_line(out[magic]) or out[magic]
+        if not python_body:
+            return [*out[: magic + 1], *(_comment_out(line) for line in out[magic + 1 :])]
+    scanner = _LogicalLines()
+    escaped_continues = False
+    for index, line in enumerate(out):
+        if escaped_continues:
+            out[index] = _comment_out(line)
+            escaped_continues = line.endswith("\\")
+            continue
+        if scanner.at_start and index != magic:
+            replaced = _escape_line(line)
+            if replaced is not None:
+                out[index] = replaced
+                escaped_continues = line.endswith("\\")
+                continue
+        scanner.feed(line)
+    return out
+
+
+def neutralise(source: str) -> str:
+    """The cell's source with IPython syntax blanked: same lines, same line endings,
+    same length per line."""
+    pieces = _LINE_BREAK.split(source)
+    breaks = _LINE_BREAK.findall(source)
+    lines = neutralise_lines(pieces)
+    return "".join(line + brk for line, brk in zip(lines, [*breaks, ""], strict=True))
+
+
+class _LogicalLines:
+    """Just enough of a tokenizer to know whether the next line starts a logical line:
+    open brackets, open strings and backslash continuations carry a line on."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.quote: str | None = None
+        self.continued = False
+
+    @property
+    def at_start(self) -> bool:
+        return self.depth == 0 and self.quote is None and not self.continued
+
+    def feed(self, line: str) -> None:
+        index, size, commented = 0, len(line), False
+        while index < size:
+            char = line[index]
+            if self.quote is not None:
+                if char == "\\":
+                    index += 2
+                    continue
+                if line.startswith(self.quote, index):
+                    index += len(self.quote)
+                    self.quote = None
+                    continue
+                index += 1
+                continue
+            if char == "#":
+                commented = True
+                break
+            if char in "([{":
+                self.depth += 1
+            elif char in ")]}":
+                self.depth = max(0, self.depth - 1)
+            elif char in "'\"":
+                triple = line[index : index + 3]
+                self.quote = triple if triple in ('"""', "'''") else char
+                index += len(self.quote)
+                continue
+            index += 1
+        ends_in_backslash = not commented and line.endswith("\\")
+        if self.quote is not None and len(self.quote) == 1 and not ends_in_backslash:
+            self.quote = None  # an unterminated one-line string ends with its line
+        self.continued = ends_in_backslash and self.quote is None
