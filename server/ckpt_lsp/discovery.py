@@ -3,8 +3,9 @@
 Directories are walked for `*.py` and, as ruff does, Jupyter notebooks (`*.ipynb`), skipping
 hidden directories, the configured `exclude` / `extend-exclude` patterns and whatever git
 ignores (.gitignore files at every level and .git/info/exclude). Files named explicitly are
-always checked unless `force_exclude` is set (pre-commit passes every staged file explicitly). Nothing here raises: a path that cannot be
-read becomes a `FileError`, so one bad path never hides the findings of the others.
+always checked unless `force_exclude` is set (pre-commit passes every staged file explicitly).
+Nothing here raises: a path that cannot be read becomes a `FileError`, so one bad path never
+hides the findings of the others.
 """
 
 from __future__ import annotations
