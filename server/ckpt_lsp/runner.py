@@ -415,16 +415,28 @@ def _analyze_one(
     for start, end in file_result.broken:
         reason = file_result.broken_reasons.get(start, "")
         if reason.startswith(("RecursionError", "MemoryError")):
-            message = f"lines {start}-{end}: too deeply nested to parse, not checked"
+            message = f"{_lines(src, start, end)}: too deeply nested to parse, not checked"
         else:
             detail = f" ({reason})" if reason else ""
-            message = f"syntax error at line {start}{detail}: not checked"
+            message = f"syntax error at {_lines(src, start)}{detail}: not checked"
         errors.append(FileError(src.name, message))
     entry = Entry(digests[src.key], deps, file_result.findings, errors)
     if with_fixes and entry.findings:
         # built here, in the worker, rather than one file after another once all are done
         entry.fixes = [f.fix for f in attach_fixes(src.text, entry.findings)]
     return entry
+
+
+def _lines(src: _Source, start: int, end: int | None = None) -> str:
+    """`line 3` / `lines 3-9` of a file; of a notebook, in the cell that holds them."""
+    if not src.is_notebook:
+        return f"line {start}" if end is None else f"lines {start}-{end}"
+    from ckpt_lsp.findings import Position
+
+    notebook = src.notebook
+    at = notebook.joined.to_cell(Position(start, 1))
+    where = f"cell {notebook.cells[at.cell].index + 1}, line {at.position.row}"
+    return where if end is None else f"{where} (+{end - start} lines)"
 
 
 def _analyze_all(

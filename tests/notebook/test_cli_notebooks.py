@@ -248,3 +248,17 @@ def test_the_cache_answers_for_a_notebook_and_notices_a_change(
     path.write_text(json.dumps(data, indent=1) + "\n")
     main(["--check", "nb.ipynb"])
     assert "CKPT005" not in capsys.readouterr().out
+
+
+def test_a_syntax_error_names_its_cell(
+    notebook: NotebookMaker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cells = [
+        ("markdown", "# x"),
+        ("code", "from torch import nn"),
+        ("code", "x = 1\nclass M(nn.Module):\n    def __init__(self:\n        self.f = open(x)"),
+    ]
+    notebook(cells)
+    code, _, err = check(capsys, "nb.ipynb")
+    assert code == 2
+    assert err.startswith("error: nb.ipynb: syntax error at cell 3, line 2 ")

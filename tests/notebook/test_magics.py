@@ -110,3 +110,17 @@ def test_real_python_is_never_taken_for_ipython() -> None:
     for path in root.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert neutralise(text) == text, path
+
+
+@pytest.mark.parametrize(
+    "line", ["pip install -q torch", "cd ..", "matplotlib inline", "conda install -y numpy"]
+)
+def test_automagic_lines_are_blanked(line: str) -> None:
+    assert _check(line).lstrip().startswith("...")
+
+
+@pytest.mark.parametrize(
+    "line", ["pip = 3", "cd (x)", "ls [0]", "env if x else y", "pwd", "ls -la"]
+)
+def test_automagic_words_used_as_python_stay(line: str) -> None:
+    assert _check(line) == line

@@ -25,8 +25,15 @@ _ESCAPES = ("%", "!", "?", ",", ";", "/")
 _ASSIGN_ESCAPE = re.compile(r"^([ \t]*[A-Za-z_][\w.,\[\]() \t*]*?[ \t]*=[ \t]*)([%!])")
 _HELP_END = re.compile(r"^[ \t]*%{0,2}[A-Za-z_*][\w*]*(?:\.[A-Za-z_*][\w*]*)*\?\??[ \t]*$")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-# a line that starts with an escape, ends with `?`, or assigns one: only then is a cell scanned
-_MAYBE_IPYTHON = re.compile(r"^[ \t\f]*[%!?,;/]|\?[ \t]*$|=[ \t]*[%!]", re.MULTILINE)
+# IPython's automagic: magics people type without `%` (`pip install x`, `cd ..`); blanked
+# only when the line is not Python (`pip = 3` stays)
+_AUTOMAGICS = "pip|conda|mamba|cd|load_ext|reload_ext|autoreload|matplotlib|env|pwd|ls"
+_AUTOMAGIC = re.compile(rf"^[ \t\f]*(?:{_AUTOMAGICS})[ \t]")
+# a line that starts with an escape or an automagic, ends with `?`, or assigns an escape:
+# only a cell holding one is scanned
+_MAYBE_IPYTHON = re.compile(
+    rf"^[ \t\f]*[%!?,;/]|\?[ \t]*$|=[ \t]*[%!]|^[ \t\f]*(?:{_AUTOMAGICS})[ \t]", re.MULTILINE
+)
 
 
 def blank(segment: str) -> str:
@@ -55,7 +62,17 @@ def _escape_line(line: str) -> str | None:
     if assign:
         head = assign.group(1)
         return head + blank(line[len(head) :])
+    if _AUTOMAGIC.match(line) and not _is_python(body):
+        return indent + blank(body)
     return None
+
+
+def _is_python(statement: str) -> bool:
+    try:
+        compile(statement, "<cell>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def _cell_magic(lines: list[str]) -> int | None:
