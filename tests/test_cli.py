@@ -63,9 +63,10 @@ def test_json_contract(project: Path) -> None:
     assert proc.returncode == 1
     [item] = json.loads(proc.stdout)
     assert set(item) == {
-        "code", "message", "severity", "filename", "location", "end_location",
+        "code", "message", "severity", "filename", "cell", "location", "end_location",
         "class", "attribute", "url", "fix", "related",
     }  # fmt: skip
+    assert item["cell"] is None  # only a notebook's findings are in a cell
     assert item["location"] == {"row": 9, "column": 9}
     assert item["end_location"] == {"row": 9, "column": 18}
     assert (item["class"], item["attribute"], item["severity"]) == ("Counter", "lock", "error")
