@@ -1,0 +1,152 @@
+"""The notebooks the editor has open (LSP 3.17 notebook sync), as the analysis sees them.
+
+pygls keeps each notebook's cell list and each cell's text (a text document at a
+`vscode-notebook-cell:` URI). The analysis reads one module: the notebook's Python
+code cells joined in order with IPython syntax blanked in place (ckpt_lsp.notebook),
+so a class in cell 3 finds its base in cell 1. A snapshot freezes the cells that
+module was made of (URIs, versions, texts): a result is kept only while it matches
+the notebook's present cells, and a fix is built on the exact texts it was offered for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+from ckpt_lsp.findings import Finding, Position
+from ckpt_lsp.lsp.file_paths import norm_path
+from ckpt_lsp.notebook import JoinedCells, join_cells
+
+if TYPE_CHECKING:
+    from pygls.lsp.server import LanguageServer
+
+NOTEBOOK_SYNC = types.NotebookDocumentSyncOptions(
+    notebook_selector=[
+        types.NotebookDocumentFilterWithCells(
+            notebook="jupyter-notebook", cells=[types.NotebookCellLanguage(language="python")]
+        )
+    ],
+    save=True,
+)
+
+
+@dataclass(frozen=True)
+class CellState:
+    """One code cell as it was when a snapshot was taken."""
+
+    uri: str
+    version: int
+    text: str
+
+
+@dataclass(frozen=True)
+class NotebookSnapshot:
+    """A notebook's Python code cells at one moment, and the module they make."""
+
+    uri: str
+    version: int  # the notebook's
+    path: str  # what the analysis calls the notebook (its file path, else its URI)
+    cells: tuple[CellState, ...]
+    joined: JoinedCells
+
+    @property
+    def key(self) -> tuple[tuple[str, int, str], ...]:
+        return tuple((c.uri, c.version, c.text) for c in self.cells)
+
+    def cell_index(self, uri: str) -> int | None:
+        wanted = unquote(uri)
+        for i, cell in enumerate(self.cells):
+            if unquote(cell.uri) == wanted:
+                return i
+        return None
+
+
+def notebook_path(uri: str) -> str:
+    """The file name the analysis knows a notebook by."""
+    if uri.startswith("file:"):
+        path = to_fs_path(uri)
+        if path:
+            return norm_path(path)
+    return uri
+
+
+class OpenNotebooks:
+    """Look-ups over the notebooks of one server's workspace (pygls keeps them)."""
+
+    def __init__(self, server: LanguageServer) -> None:
+        self.server = server
+
+    def notebook_uri(self, uri: str) -> str | None:
+        """The open notebook `uri` names, or the one whose cell it is; else None."""
+        workspace = self.server.workspace
+        notebook = workspace.get_notebook_document(notebook_uri=uri)
+        if notebook is None:
+            notebook = workspace.get_notebook_document(cell_uri=uri)
+        return notebook.uri if notebook is not None else None
+
+    def uris(self) -> list[str]:
+        return [nb.uri for nb in list(self.server.workspace.notebook_documents.values())]
+
+    def snapshot(self, uri: str) -> NotebookSnapshot | None:
+        """The notebook's Python code cells now, joined; None when it is not open."""
+        workspace = self.server.workspace
+        notebook = workspace.get_notebook_document(notebook_uri=uri)
+        if notebook is None:
+            return None
+        docs = workspace.text_documents
+        cells: list[CellState] = []
+        for cell in notebook.cells:
+            if cell.kind != types.NotebookCellKind.Code:
+                continue
+            doc = docs.get(cell.document) or docs.get(unquote(cell.document))
+            if doc is None or (doc.language_id or "python") != "python":
+                continue
+            cells.append(CellState(doc.uri, doc.version or 0, doc.source))
+        joined = join_cells([c.text for c in cells])
+        path = notebook_path(notebook.uri)
+        return NotebookSnapshot(notebook.uri, notebook.version, path, tuple(cells), joined)
+
+
+def findings_by_cell(snapshot: NotebookSnapshot, findings: list[Finding]) -> list[list[Finding]]:
+    """The module's findings split per cell, every row made cell-relative."""
+    out: list[list[Finding]] = [[] for _ in snapshot.cells]
+    if not snapshot.cells:
+        return out
+    joined = snapshot.joined
+    for finding in findings:
+        where = joined.to_cell(finding.location)
+        out[where.cell].append(_in_cell(snapshot, where.cell, finding))
+    return out
+
+
+def _in_cell(snapshot: NotebookSnapshot, cell: int, finding: Finding) -> Finding:
+    """`finding` with its rows counted from its cell's first line. Related places in
+    the same cell move with it; those in other cells have no file of their own to
+    point at and are dropped (the message still names them)."""
+    joined = snapshot.joined
+    first = joined.first_rows[cell]
+    rows = joined.cell_rows(cell)
+
+    def shift(row: int) -> int:
+        return min(max(1, row - first + 1), joined.row_counts[cell])
+
+    end = finding.end_location
+    end_row = shift(end.row) if end.row in rows else joined.row_counts[cell]
+    related = tuple(
+        (path, shift(row) if path == finding.filename else row, column, message)
+        for path, row, column, message in finding.related
+        if path != finding.filename or row in rows
+    )
+    stmt = finding.statement_rows
+    return replace(
+        finding,
+        location=Position(shift(finding.location.row), finding.location.column),
+        end_location=Position(end_row, end.column),
+        class_line=shift(finding.class_line) if finding.class_line in rows else 0,
+        statement_rows=(shift(stmt[0]), shift(stmt[1])) if stmt[0] in rows else (0, 0),
+        related=related,
+    )
