@@ -3,8 +3,8 @@
 A notebook is one module (its cells joined, see notebooks.py), run as `__main__`.
 An edit in any cell re-analyzes the whole notebook once (the scheduler's queue holds
 the notebook's URI, so a burst of edits is one analysis), and every cell gets its own
-result: the diagnostics a client pulls or is pushed for that cell's URI, with rows
-counted from the cell's first line. A result is kept only if the notebook still has
+result: the diagnostics pushed for that cell's URI, with rows counted from the cell's
+first line. A result is kept only if the notebook still has
 the cells it was made from; a cell that left the notebook has its list cleared.
 """
 
@@ -89,31 +89,27 @@ class NotebookChecks:
     def _store(
         self, result: NotebookResult, previous: NotebookResult | None, project: Project
     ) -> None:
-        """Keep each cell's result; push what changed, or ask a pulling client to pull
-        cells whose diagnostics changed though their text did not (a base class in
-        another cell); clear cells that left the notebook."""
+        """Keep each cell's result and push what changed; clear cells that left the
+        notebook. Cells are pushed even to a client that pulls: vscode-languageclient 9
+        pulls on text documents' open events and visible tabs, and a cell has neither
+        (it is synced with its notebook), so it is never pulled; its pull answers empty
+        (handlers/document_diagnostic.py), so nothing shows twice."""
         snap = result.snapshot
         self.results[snap.uri] = result
-        others_changed = False
         for cell, found in zip(snap.cells, findings_by_cell(snap, result.findings), strict=True):
             before = self.publisher.results.get(cell.uri)
             stored = self.publisher.store(
                 cell.uri, cell.version, cell.text, found, project, result.generation
             )
-            changed = before is None or before.result_id != stored.result_id
-            moved = before is not None and before.version != cell.version
-            if not self.client.pull:
-                if changed or moved:
-                    self.publisher.publish(stored)
-            elif changed and before is not None and not moved:
-                others_changed = True
+            if before is None or before.result_id != stored.result_id:
+                self.publisher.publish(stored)
+            elif before.version != cell.version:
+                self.publisher.publish(stored)  # same list, new version: the client's is stale
         if previous is not None:
             present = {c.uri for c in snap.cells}
             for cell in previous.snapshot.cells:
                 if cell.uri not in present:
                     self.publisher.forget(cell.uri)
-        if others_changed:
-            self.publisher.refresh()
 
     async def cell_result(self, uri: str, notebook: str, generation: int) -> DocResult | None:
         """The result of one cell for the notebook's present cells."""

@@ -138,6 +138,8 @@ def write_settings(user_data: Path, interpreter: str) -> None:
         "files.autoSave": "off",
         "ckpt-lsp.interpreter": [interpreter],
         "ckpt-lsp.importStrategy": "useBundled",
+        # the LSP messages go to the extension's log, which a failure message shows
+        "ckpt-lsp.trace.server": os.environ.get("CKPT_E2E_TRACE", "off"),
     }
     (user_data / "User").mkdir(parents=True, exist_ok=True)
     (user_data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
