@@ -125,8 +125,8 @@ def bare_interpreter() -> str:
     return base if Path(base).exists() else sys.executable
 
 
-def write_settings(user_data: Path, interpreter: str) -> None:
-    settings = {
+def write_settings(user_data: Path, interpreter: str, extra: dict[str, Any] | None = None) -> None:
+    settings: dict[str, Any] = {
         "security.workspace.trust.enabled": False,
         "telemetry.telemetryLevel": "off",
         "update.mode": "none",
@@ -141,6 +141,7 @@ def write_settings(user_data: Path, interpreter: str) -> None:
         # the LSP messages go to the extension's log, which a failure message shows
         "ckpt-lsp.trace.server": os.environ.get("CKPT_E2E_TRACE", "off"),
     }
+    settings.update(extra or {})
     (user_data / "User").mkdir(parents=True, exist_ok=True)
     (user_data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
 
@@ -173,7 +174,11 @@ def extension_host_logs(user_data: Path, limit: int = 6000) -> str:
 
 
 def drive_code_server(
-    e2e: Any, folder: Path, tmp_path: Path, driver_env: dict[str, str]
+    e2e: Any,
+    folder: Path,
+    tmp_path: Path,
+    driver_env: dict[str, str],
+    settings: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any] | None, str]:
     """Install our .vsix and the driver in code-server, open `folder` in headless Chromium,
     and return the driver's report (driven by `driver_env`) with logs for failure messages."""
@@ -219,7 +224,7 @@ def drive_code_server(
     assert "ckpt-lsp-tests.ckpt-lsp-e2e-driver@" in installed, installed
     print(f"\ninstall extensions: {time.monotonic() - started:.1f} s")
 
-    write_settings(user_data, bare_interpreter())
+    write_settings(user_data, bare_interpreter(), settings)
     report_path = tmp_path / "vscode-report.json"
     env.update(driver_env, CKPT_E2E_REPORT=str(report_path))
     env.setdefault("CKPT_E2E_TIMEOUT_MS", str(DRIVER_WAIT_MS))
@@ -370,14 +375,16 @@ def write_notebook(path: Path) -> None:
 @pytest.mark.usefixtures("timed")
 def test_code_server_notebook_cell_diagnostic_and_quick_fix(e2e: Any, tmp_path: Path) -> None:
     """A real .ipynb in VS Code's notebook editor: the model in cell 3 derives from the base
-    in cell 1, so its open file is a finding on cell 3; the quick fix edits cell 3 only."""
+    in cell 1, so its open file is a finding on cell 3; the quick fix edits cell 3 only.
+    Then the cell is put back and an explicit save runs notebook.codeActionsOnSave."""
     folder = tmp_path / "workspace"
     folder.mkdir()
     notebook = folder / "train.ipynb"
     write_notebook(notebook)
     driver_env = {"CKPT_E2E_NOTEBOOK": str(notebook), "CKPT_E2E_CODE": "CKPT001"}
-    driver_env["CKPT_E2E_CELL"] = "2"
-    report, context = drive_code_server(e2e, folder, tmp_path, driver_env)
+    driver_env.update(CKPT_E2E_CELL="2", CKPT_E2E_FIX_ON_SAVE="1")
+    on_save = {"notebook.codeActionsOnSave": {"notebook.source.fixAll.ckpt-lsp": "explicit"}}
+    report, context = drive_code_server(e2e, folder, tmp_path, driver_env, on_save)
     assert report is not None, f"the driver wrote no report\n{context}"
     assert report.get("done"), f"the driver did not finish in {REPORT_DEADLINE_S} s\n{context}"
     assert report["errors"] == [], context
@@ -391,6 +398,9 @@ def test_code_server_notebook_cell_diagnostic_and_quick_fix(e2e: Any, tmp_path: 
     assert report["saved"] is True and report["cleared"] is True, context
     cell = report["final_text"]
     assert cell.startswith("%matplotlib inline\n") and "def __getstate__" in cell, context
+    # notebook.codeActionsOnSave with the notebook-wide fix-all fixed the reverted cell
+    assert report["fixed_on_save"] is True, context
+    assert report["on_save_text"].startswith("%matplotlib inline\n"), context
     saved = json.loads(notebook.read_text(encoding="utf-8"))
     assert "def __getstate__" in "".join(saved["cells"][2]["source"])
     assert "".join(saved["cells"][0]["source"]) == NOTEBOOK_CELLS[0][1]

@@ -149,6 +149,33 @@ async function driveNotebook(report, notebookPath) {
   report.step("saved", { saved });
   const cleared = await poll(() => ours(cell.uri).length === 0, timeoutMs, "the cell's diagnostics to clear");
   report.step("cleared", { cleared, final_text: cell.getText() });
+  if (env("CKPT_E2E_FIX_ON_SAVE", "")) {
+    await fixOnSave(report, notebook, cell, before[cellIndex], code, timeoutMs);
+  }
+}
+
+// notebook.codeActionsOnSave: put the cell back as it was, wait for the finding, save the
+// notebook the way a user does (the save command, an explicit save), and wait for the
+// save participant's fix-all to clear it.
+async function fixOnSave(report, notebook, cell, original, code, timeoutMs) {
+  const edit = new vscode.WorkspaceEdit();
+  const whole = new vscode.Range(0, 0, cell.lineCount, 0);
+  edit.replace(cell.uri, whole, original);
+  await vscode.workspace.applyEdit(edit);
+  await poll(() => ours(cell.uri).find((d) => codeOf(d) === code), timeoutMs, `${code} again`);
+  report.step("reverted", { reverted_text: cell.getText() });
+  await vscode.window.showNotebookDocument(notebook);
+  await vscode.commands.executeCommand("workbench.action.files.save");
+  const fixedOnSave = await poll(
+    () => ours(cell.uri).length === 0 && cell.getText().includes("__getstate__"),
+    timeoutMs,
+    "notebook.codeActionsOnSave to fix the cell",
+  );
+  report.step("fixed_on_save", {
+    fixed_on_save: fixedOnSave,
+    dirty_after_save: notebook.isDirty,
+    on_save_text: cell.getText(),
+  });
 }
 
 async function drive(report) {
