@@ -270,6 +270,13 @@ async def test_a_pulling_client_is_pushed_cell_diagnostics(
     assert list(report.items) == []
     nb.edit(nb.code_uri(0), "class Base:\n    pass")
     await published(client, cell3, version=1, check=lambda d: not d)
+    nb.edit(nb.code_uri(0), BASE)
+    await published(client, cell3, version=1, check=lambda d: len(d) == 1)
+    # settings change every result: the notebook's cells are pushed again
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"ckpt-lsp": {"ignore": ["CKPT001"]}})
+    )
+    await published(client, cell3, version=1, check=lambda d: not d)
 
 
 @pytest.mark.parametrize(

@@ -119,16 +119,19 @@ class DocumentChecks:
         for uri in self.documents.uris_at(deps):
             self.publisher.results.pop(uri, None)  # same text, new answer
         notebooks = self.notebooks.dependents_changed(deps) if self.notebooks else []
+        for uri in notebooks:  # cells are pushed, pulling client or not (notebook_checks)
+            self.scheduler.schedule(uri)
         if self.client.pull:
             self.publisher.refresh()
         else:
             self.schedule_open(deps)
-            for uri in notebooks:
-                self.scheduler.schedule(uri)
 
     def recheck_all(self) -> None:
         """Everything may have changed (settings, pyproject): re-check every open file."""
         self.generation += 1
+        if self.notebooks is not None:  # pushed, pulling client or not (notebook_checks)
+            for uri in self.notebooks.notebooks.uris():
+                self.scheduler.schedule(uri)
         if self.client.pull:
             self.publisher.results.clear()
             self.publisher.refresh()

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from ckpt_lsp.findings import Finding
 from ckpt_lsp.lsp.analysis_jobs import AnalysisJobs
-from ckpt_lsp.lsp.client_features import ClientFeatures
 from ckpt_lsp.lsp.folder_project import Project
 from ckpt_lsp.lsp.notebooks import NotebookSnapshot, OpenNotebooks, findings_by_cell
 from ckpt_lsp.lsp.publishing import DiagnosticPublisher, DocResult
@@ -39,14 +38,12 @@ class NotebookChecks:
 
     def __init__(
         self,
-        client: ClientFeatures,
         notebooks: OpenNotebooks,
         folders: WorkspaceFolders,
         scheduler: Scheduler,
         publisher: DiagnosticPublisher,
         jobs: AnalysisJobs,
     ) -> None:
-        self.client = client
         self.notebooks = notebooks
         self.folders = folders
         self.scheduler = scheduler

@@ -53,7 +53,7 @@ class Session:
         )
         self.notebooks = OpenNotebooks(server)
         self.notebook_checks = NotebookChecks(
-            self.client, self.notebooks, self.folders, self.scheduler, self.publisher, jobs
+            self.notebooks, self.folders, self.scheduler, self.publisher, jobs
         )
         self.checks.notebooks = self.notebook_checks
         self.scheduler.check = self.checks.check_open
