@@ -70,3 +70,34 @@ def test_apply_cell_edits_counts_code_points_and_line_breaks() -> None:
     text = "a\r\nbé\n"
     edits = [Edit("X", Position(3, 1), Position(3, 1)), Edit("Y", Position(2, 2), Position(2, 3))]
     assert notebook_fixes.apply_cell_edits(text, edits) == "a\r\nbY\nX"
+
+
+def test_findings_move_to_their_cell_with_rows_counted_from_it() -> None:
+    from ckpt_lsp.findings import Finding
+    from ckpt_lsp.lsp.notebooks import findings_by_cell
+
+    snap = _snapshot(BASE, MODEL)
+    first = snap.joined.first_rows[1]
+    finding = Finding(
+        code="CKPT001",
+        message="m",
+        severity="error",
+        filename="/nb.ipynb",
+        location=Position(first + 4, 9),
+        end_location=Position(first + 4, 17),
+        class_name="Model",
+        attribute="log",
+        what="an open file",
+        breaks=(),
+        fine=(),
+        url="",
+        class_line=first + 1,
+        statement_rows=(first + 4, first + 4),
+        related=(("/nb.ipynb", 3, 1, "in the notebook"), ("/src/io.py", 7, 5, "elsewhere")),
+    )
+    per_cell = findings_by_cell(snap, [finding])
+    assert per_cell[0] == []
+    (moved,) = per_cell[1]
+    assert (moved.location, moved.end_location) == (Position(5, 9), Position(5, 17))
+    assert moved.class_line == 2 and moved.statement_rows == (5, 5)
+    assert moved.related == (("/src/io.py", 7, 5, "elsewhere"),)

@@ -125,8 +125,8 @@ def findings_by_cell(snapshot: NotebookSnapshot, findings: list[Finding]) -> lis
 
 def _in_cell(snapshot: NotebookSnapshot, cell: int, finding: Finding) -> Finding:
     """`finding` with its rows counted from its cell's first line. Related places in
-    the same cell move with it; those in other cells have no file of their own to
-    point at and are dropped (the message still names them)."""
+    the notebook are dropped: a related location is a file name and a row, and a cell
+    is no file (the message still says where); those in other files stay."""
     joined = snapshot.joined
     first = joined.first_rows[cell]
     rows = joined.cell_rows(cell)
@@ -136,11 +136,7 @@ def _in_cell(snapshot: NotebookSnapshot, cell: int, finding: Finding) -> Finding
 
     end = finding.end_location
     end_row = shift(end.row) if end.row in rows else joined.row_counts[cell]
-    related = tuple(
-        (path, shift(row) if path == finding.filename else row, column, message)
-        for path, row, column, message in finding.related
-        if path != finding.filename or row in rows
-    )
+    related = tuple(place for place in finding.related if place[0] != finding.filename)
     stmt = finding.statement_rows
     return replace(
         finding,
