@@ -101,3 +101,14 @@ def test_findings_move_to_their_cell_with_rows_counted_from_it() -> None:
     assert (moved.location, moved.end_location) == (Position(5, 9), Position(5, 17))
     assert moved.class_line == 2 and moved.statement_rows == (5, 5)
     assert moved.related == (("/src/io.py", 7, 5, "elsewhere"),)
+
+
+def test_the_cell_joiner_joins_as_join_cells_does() -> None:
+    from ckpt_lsp.lsp.notebooks import CellJoiner
+
+    joiner = CellJoiner(limit=3)
+    cells = [BASE, MODEL, "", "!pip list\r\nx = 1\r\n", "%%bash\necho hi\n", BASE]
+    for end in range(len(cells) + 1):
+        assert joiner.join(cells[:end]) == join_cells(cells[:end])
+    cells[1] = MODEL.replace("open('a')", "open('b')")
+    assert joiner.join(cells) == join_cells(cells)
