@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from ckpt_lsp.findings import Finding
 from ckpt_lsp.lsp.analysis_jobs import AnalysisJobs
 from ckpt_lsp.lsp.folder_project import Project
-from ckpt_lsp.lsp.notebooks import NotebookSnapshot, OpenNotebooks, findings_by_cell
+from ckpt_lsp.lsp.notebooks import (
+    MovedFindings,
+    NotebookSnapshot,
+    OpenNotebooks,
+    findings_by_cell,
+)
 from ckpt_lsp.lsp.publishing import DiagnosticPublisher, DocResult
 from ckpt_lsp.lsp.scheduling import Scheduler
 from ckpt_lsp.lsp.workspace_folders import WorkspaceFolders
@@ -50,6 +55,7 @@ class NotebookChecks:
         self.publisher = publisher
         self.jobs = jobs
         self.results: dict[str, NotebookResult] = {}  # notebook uri -> last result
+        self._moved: MovedFindings = {}  # findings made cell-relative, by place
 
     def is_current(self, result: NotebookResult | None, snap: NotebookSnapshot, gen: int) -> bool:
         return result is not None and result.generation == gen and result.snapshot.key == snap.key
@@ -93,8 +99,17 @@ class NotebookChecks:
         (handlers/document_diagnostic.py), so nothing shows twice."""
         snap = result.snapshot
         self.results[snap.uri] = result
-        for cell, found in zip(snap.cells, findings_by_cell(snap, result.findings), strict=True):
+        per_cell = findings_by_cell(snap, result.findings, self._moved)
+        for cell, found in zip(snap.cells, per_cell, strict=True):
             before = self.publisher.results.get(cell.uri)
+            if (
+                before is not None
+                and before.version == cell.version
+                and before.generation == result.generation
+                and before.text == cell.text
+                and before.findings == found
+            ):
+                continue  # an untouched cell with the same findings: nothing to redo
             stored = self.publisher.store(
                 cell.uri, cell.version, cell.text, found, project, result.generation
             )

@@ -140,15 +140,34 @@ class OpenNotebooks:
         return NotebookSnapshot(notebook.uri, notebook.version, path, tuple(cells), joined)
 
 
-def findings_by_cell(snapshot: NotebookSnapshot, findings: list[Finding]) -> list[list[Finding]]:
-    """The module's findings split per cell, every row made cell-relative."""
+MovedFindings = dict[tuple[Finding, int, int], Finding]
+
+
+def findings_by_cell(
+    snapshot: NotebookSnapshot, findings: list[Finding], memo: MovedFindings | None = None
+) -> list[list[Finding]]:
+    """The module's findings split per cell, every row made cell-relative. `memo` keeps
+    the moved findings by finding and cell place: a keystroke moves the module rows of
+    every cell below it, and re-making hundreds of findings costs more than the analysis."""
     out: list[list[Finding]] = [[] for _ in snapshot.cells]
     if not snapshot.cells:
         return out
     joined = snapshot.joined
+    memo = {} if memo is None else memo
+    if len(memo) > 20_000:
+        memo.clear()
     for finding in findings:
-        where = joined.to_cell(finding.location)
-        out[where.cell].append(_in_cell(snapshot, where.cell, finding))
+        cell = joined.to_cell(finding.location).cell
+        key = (finding, joined.first_rows[cell], joined.row_counts[cell])
+        try:
+            moved = memo.get(key)
+        except TypeError:  # an unhashable field: move it without the memo
+            moved, key = None, None  # type: ignore[assignment]
+        if moved is None:
+            moved = _in_cell(snapshot, cell, finding)
+            if key is not None:
+                memo[key] = moved
+        out[cell].append(moved)
     return out
 
 
