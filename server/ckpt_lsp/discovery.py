@@ -1,10 +1,11 @@
 """Which files a check covers: the paths given, walked like ruff walks them.
 
-Directories are walked for `*.py`, skipping hidden directories, the configured `exclude` /
-`extend-exclude` patterns and whatever git ignores (.gitignore files at every level and
-.git/info/exclude). Files named explicitly are always checked unless `force_exclude` is set
-(pre-commit passes every staged file explicitly). Nothing here raises: a path that cannot be
-read becomes a `FileError`, so one bad path never hides the findings of the others.
+Directories are walked for `*.py` and, as ruff does, Jupyter notebooks (`*.ipynb`), skipping
+hidden directories, the configured `exclude` / `extend-exclude` patterns and whatever git
+ignores (.gitignore files at every level and .git/info/exclude). Files named explicitly are
+always checked unless `force_exclude` is set (pre-commit passes every staged file explicitly).
+Nothing here raises: a path that cannot be read becomes a `FileError`, so one bad path never
+hides the findings of the others.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ckpt_lsp.findings import FileError
 __all__ = ["Patterns", "discover"]
 
 _SEP = os.sep
+SOURCE_SUFFIXES = (".py", ".ipynb")
 
 
 class Patterns:
@@ -241,7 +243,7 @@ class _Walker:
                 name = entry.name
                 try:
                     is_dir = entry.is_dir(follow_symlinks=False)
-                    is_file = not is_dir and name.endswith(".py") and entry.is_file()
+                    is_file = not is_dir and name.endswith(SOURCE_SUFFIXES) and entry.is_file()
                 except OSError:
                     continue  # a symlink loop or a file that vanished
                 if is_dir:

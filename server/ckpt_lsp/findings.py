@@ -16,10 +16,20 @@ class Position:
 
 
 @dataclass(frozen=True)
+class CellRef:
+    """The notebook cell a finding or an edit is in (its positions are then in the cell)."""
+
+    index: int  # 1-based among all the notebook's cells, markdown included
+    id: str | None = None  # the nbformat 4.5 cell id, when the notebook has ids
+    file_rows: tuple[int, int] = (0, 0)  # rows of the .ipynb file's JSON that hold it
+
+
+@dataclass(frozen=True)
 class Edit:
     content: str
     location: Position
     end_location: Position
+    cell: CellRef | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class Finding:
     # other places that explain the finding: (filename, row, column, message), 1-based;
     # a conditional hazard points at the `return` that makes it
     related: tuple[tuple[str, int, int, str], ...] = ()
+    cell: CellRef | None = None  # set for a notebook: location and edits are in this cell
 
 
 @dataclass(frozen=True)

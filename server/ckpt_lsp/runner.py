@@ -21,6 +21,12 @@ from ckpt_lsp.cache import Entry, ResultCache, content_hash
 from ckpt_lsp.config import Config
 from ckpt_lsp.discovery import discover
 from ckpt_lsp.findings import FileError, Finding, Fix
+from ckpt_lsp.notebook.reader import (
+    NOTEBOOK_MAX_BYTES,
+    Notebook,
+    is_notebook_path,
+    read_notebook_bytes,
+)
 from ckpt_lsp.source import SourceError, decode_source, encode_like, read_bytes, read_source_text
 
 if TYPE_CHECKING:
@@ -43,17 +49,31 @@ class _Source:
     name: str  # as shown to the user
 
     @cached_property
+    def is_notebook(self) -> bool:
+        return is_notebook_path(self.path)
+
+    @cached_property
     def raw(self) -> bytes:
         """Read when needed (SourceError if it cannot be): a warm run whose files kept
         their size and modification time reads none of them."""
+        if self.is_notebook:
+            return read_bytes(self.path, NOTEBOOK_MAX_BYTES)
         return read_bytes(self.path)
 
     def read(self) -> bytes:
         return self.raw
 
     @cached_property
+    def notebook(self) -> Notebook:
+        """A notebook's code cells (SourceError when the file is not a notebook we read)."""
+        return read_notebook_bytes(self.raw)
+
+    @cached_property
     def text(self) -> str:
-        """Decoded when needed: a warm run's cache hits never are (SourceError if bad)."""
+        """Decoded when needed: a warm run's cache hits never are (SourceError if bad).
+        A notebook's text is its code cells joined into one module."""
+        if self.is_notebook:
+            return self.notebook.joined.text
         return decode_source(self.raw)
 
     def text_or_empty(self) -> str:
@@ -225,6 +245,10 @@ def _run_check(
                 if cache is not None:
                     cache.put(src.key, entry)
             findings = [replace(f, fix=fx) for f, fx in zip(findings, fixes)]
+        if src.is_notebook and findings:
+            from ckpt_lsp.notebook.locate import locate_findings
+
+            findings = locate_findings(findings, src.notebook, src.name)
         result.findings.extend(findings)
     if cache is not None:
         cache.save()
@@ -391,16 +415,28 @@ def _analyze_one(
     for start, end in file_result.broken:
         reason = file_result.broken_reasons.get(start, "")
         if reason.startswith(("RecursionError", "MemoryError")):
-            message = f"lines {start}-{end}: too deeply nested to parse, not checked"
+            message = f"{_lines(src, start, end)}: too deeply nested to parse, not checked"
         else:
             detail = f" ({reason})" if reason else ""
-            message = f"syntax error at line {start}{detail}: not checked"
+            message = f"syntax error at {_lines(src, start)}{detail}: not checked"
         errors.append(FileError(src.name, message))
     entry = Entry(digests[src.key], deps, file_result.findings, errors)
     if with_fixes and entry.findings:
         # built here, in the worker, rather than one file after another once all are done
         entry.fixes = [f.fix for f in attach_fixes(src.text, entry.findings)]
     return entry
+
+
+def _lines(src: _Source, start: int, end: int | None = None) -> str:
+    """`line 3` / `lines 3-9` of a file; of a notebook, in the cell that holds them."""
+    if not src.is_notebook:
+        return f"line {start}" if end is None else f"lines {start}-{end}"
+    from ckpt_lsp.findings import Position
+
+    notebook = src.notebook
+    at = notebook.joined.to_cell(Position(start, 1))
+    where = f"cell {notebook.cells[at.cell].index + 1}, line {at.position.row}"
+    return where if end is None else f"{where} (+{end - start} lines)"
 
 
 def _analyze_all(
@@ -487,34 +523,49 @@ def _fix_file(
     from ckpt_lsp.fix import fix_source, fix_targets
 
     try:
-        new_text = fix_source(src.text, fix_targets(findings))
+        if src.is_notebook:
+            from ckpt_lsp.notebook.fixing import fix_notebook
+
+            bom = src.raw.startswith(b"\xef\xbb\xbf")
+            fixed = fix_notebook(src.notebook, fix_targets(findings), src.name, bom)
+            new_text, new_data, diffs = fixed.module_text, fixed.data, fixed.diffs
+        else:
+            new_text = fix_source(src.text, fix_targets(findings))
+            new_data = None
+            diffs = [_unified(src.text, new_text, src.name, src.name)] if diff else []
     except Exception as exc:  # never lose the user's text over a fix we cannot build
         result.errors.append(FileError(src.name, f"fix failed, file left unchanged: {exc}"))
         return findings
     if new_text == src.text:
         return findings
     if diff:
-        import difflib
-
-        result.diffs.append(
-            "".join(
-                difflib.unified_diff(
-                    src.text.splitlines(keepends=True),
-                    new_text.splitlines(keepends=True),
-                    fromfile=f"a/{src.name}",
-                    tofile=f"b/{src.name}",
-                )
-            )
-        )
+        result.diffs.extend(diffs)
     if not write:
         return findings
     try:
-        write_atomically(src.path, encode_like(new_text, src.raw), src.raw)
+        data = new_data if new_data is not None else encode_like(new_text, src.raw)
+        write_atomically(src.path, data, src.raw)
     except (OSError, SourceError, UnicodeEncodeError) as exc:
         result.errors.append(FileError(src.name, f"not fixed: {exc}"))
         return findings
     index.add_source(src.path, new_text)
     remaining = analyzer.analyze(src.name, new_text).findings
     result.fixed += len(findings) - len(remaining)
+    if new_data is not None:
+        src.raw = new_data
+        src.notebook = read_notebook_bytes(new_data)
     src.text = new_text
     return remaining
+
+
+def _unified(old: str, new: str, old_name: str, new_name: str) -> str:
+    import difflib
+
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"a/{old_name}",
+            tofile=f"b/{new_name}",
+        )
+    )

@@ -52,7 +52,12 @@ def _encoding_problem(reason: str) -> str:
 
 def read_source_text(path: str | Path, max_bytes: int = MAX_BYTES) -> str:
     """The file's text as Python would read it, or a one-line SourceError. Every Python
-    file read from disk (by the CLI, the project index, the server) is read by this."""
+    file read from disk (by the CLI, the project index, the server) is read by this.
+    A Jupyter notebook (`.ipynb`) reads as its code cells joined into one module."""
+    if str(path).endswith(".ipynb"):
+        from ckpt_lsp.notebook.reader import NOTEBOOK_MAX_BYTES, read_notebook_bytes
+
+        return read_notebook_bytes(read_bytes(path, max(max_bytes, NOTEBOOK_MAX_BYTES))).joined.text
     return decode_source(read_bytes(path, max_bytes))
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from ckpt_lsp.rules import RULES
 from support import shared
+from support.notebook_truth import cell_source, convert_tree, emit, notebook_to_module
 
 HERE = Path(__file__).resolve().parent
 SHARED = shared.CORPUS
@@ -40,6 +41,7 @@ KIND_OF_CODE = {
     "CKPT011": "hparam",
     "CKPT012": "keras",
     "CKPT013": "keras",
+    "CKPT014": "main_module",  # a save call; proven by tests/support/notebook_truth.py
 }
 
 
@@ -58,7 +60,7 @@ def scored_kinds() -> set[str]:
 def mark_key(path: str, cls: str | None, attribute: str | None, kind: str, line: int) -> Key:
     """How a mark and a finding are matched: by line for weights_only, by class for keras."""
     path = os.path.normpath(path)
-    if kind == "weights_only":
+    if kind in ("weights_only", "main_module"):
         return (path, None, line, kind)
     if kind == "keras":
         return (path, cls, None, kind)
@@ -262,3 +264,72 @@ def test_fix_makes_every_class_round_trip(corpus: Corpus, tmp_path: Path) -> Non
     if corpus.name == "shared":  # object arrays (CKPT004) pickle: they get no fix by design
         unfixed = {f["class"] for f in json.loads(fixed.stdout) if f["code"] != "CKPT004"}
         assert not unfixed, f"the given corpus must be fully fixable: {sorted(unfixed)}"
+
+
+NOTEBOOKS = HERE / "notebooks"
+
+
+def copy_unmarked_notebooks(src: Path, dst: Path) -> dict[str, dict[int, int]]:
+    """Copy the notebooks with the marks stripped from their cells; for each notebook, the
+    module row of each code cell's first line in the converted module (the oracle's rows)."""
+    dst.mkdir(parents=True)
+    rows: dict[str, dict[int, int]] = {}
+    for path in sorted(src.glob("*.ipynb")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows[path.name] = notebook_to_module(data)[1]
+        for cell in data["cells"]:
+            cell["source"] = strip_marks(cell_source(cell))
+        (dst / path.name).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    return rows
+
+
+def notebook_finding_keys(raw: str, rows: dict[str, dict[int, int]]) -> set[Key]:
+    """Findings on the notebooks as keys of the converted modules: `x.ipynb` is `x.py` and a
+    row inside cell k is the module row of that line."""
+    keys = set()
+    for f in json.loads(raw):
+        name = os.path.basename(f["filename"])
+        first = rows[name][f["cell"]["index"] - 1]
+        row = first + f["location"]["row"] - 1
+        path = name.removesuffix(".ipynb") + ".py"
+        keys.add(mark_key(path, f.get("class"), f.get("attribute"), kind_of(f["code"]), row))
+    return keys
+
+
+def test_notebook_corpus_precision_and_recall(tmp_path: Path) -> None:
+    """The checker on the notebooks themselves, scored against the oracle's truth for the
+    same notebooks converted to modules (tests/corpus/notebooks/README.md)."""
+    work = tmp_path / "notebooks"
+    rows = copy_unmarked_notebooks(NOTEBOOKS / "cases", work)
+    proc = run_cli(work, "--check", "--no-cache", "--format", "json", ".")
+    assert proc.returncode in (0, 1), f"ckpt-lsp failed ({proc.returncode}): {proc.stderr[-2000:]}"
+    want = expected_keys(NOTEBOOKS / "expected.json", scored_kinds())
+    got = notebook_finding_keys(proc.stdout, rows)
+    precision, recall = score(want, got)
+    report = [f"MISSED {' '.join(map(str, k))}" for k in sorted(want - got, key=str)]
+    report += [f"EXTRA  {' '.join(map(str, k))}" for k in sorted(got - want, key=str)]
+    summary = (
+        f"notebooks: precision {precision:.3f} recall {recall:.3f} ({len(want & got)}/{len(want)})"
+    )
+    print(summary, *report, sep="\n")
+    assert precision == 1.0 and recall == 1.0, "\n".join([summary, *report])
+
+
+@pytest.mark.slow
+def test_notebook_truth_is_what_the_runtime_says() -> None:
+    """The oracle (pickle marks) and a run as `__main__` (main_module marks) of the converted
+    notebooks give exactly expected.json."""
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed: the cases cannot be built")
+    shared.require(ORACLE)
+    rows = emit(ORACLE)
+    assert rows == json.loads((NOTEBOOKS / "expected.json").read_text(encoding="utf-8"))
+
+
+def test_notebook_conversion_keeps_rows(tmp_path: Path) -> None:
+    """The converted module has one line for each cell line, marks where the cells have them."""
+    for module in convert_tree(NOTEBOOKS / "cases", tmp_path):
+        lines = module.read_text(encoding="utf-8").splitlines()
+        for row in json.loads((NOTEBOOKS / "expected.json").read_text(encoding="utf-8")):
+            if row["path"] == module.name:
+                assert "# truth:" in lines[row["line"] - 1], row

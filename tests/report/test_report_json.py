@@ -12,6 +12,7 @@ KEYS = [
     "message",
     "severity",
     "filename",
+    "cell",
     "location",
     "end_location",
     "class",
@@ -40,11 +41,13 @@ def test_contract_keys_and_values(tmp_path: Path, make_finding, file_error) -> N
     assert isinstance(data, list) and len(data) == 1  # the file error is not in the list
     (obj,) = data
     assert list(obj) == KEYS
+    assert obj["cell"] is None  # a .py file; a notebook's finding names its cell
     assert obj == {
         "code": "CKPT004",
         "message": "`self.table` holds an object array",
         "severity": "warning",
         "filename": "src/model.py",
+        "cell": None,
         "location": {"row": 7, "column": 9},
         "end_location": {"row": 8, "column": 3},
         "class": "Net",

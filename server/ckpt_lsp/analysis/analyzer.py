@@ -27,6 +27,8 @@ from ckpt_lsp.analysis.facts import (
     module_facts,
 )
 from ckpt_lsp.analysis.index import ProjectIndex, module_name_for
+from ckpt_lsp.analysis.main_module import CODE as CKPT014
+from ckpt_lsp.analysis.main_module import MainSave, main_module_saves
 from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.analysis.parsing import TextCaches
 from ckpt_lsp.analysis.pickling_methods import excluded_attributes, is_excluded
@@ -204,6 +206,7 @@ class Analyzer:
             by_class[cls.name] = (cls.row, found)
             result.findings.extend(found)
         self._recover_broken(filename, [*facts.broken, *unreadable], result, by_class)
+        result.findings.extend(self._main_module_findings(filename, facts, scope))
         result.findings.sort(key=lambda f: (f.location, f.code, f.attribute))
         return result
 
@@ -302,6 +305,17 @@ class Analyzer:
                     checked.add(base_cls.name)
         return checked
 
+    def _main_module_findings(
+        self, filename: str, facts: ModuleFacts, scope: ScopeResolver
+    ) -> list[Finding]:
+        config = self.config
+        if config is not None and not config.is_enabled(CKPT014, filename):
+            return []
+        notebook = facts.module == "__main__" or filename.endswith(".ipynb")
+        saves = main_module_saves(facts, notebook, lambda c: scope.verdict(facts, c).in_scope)
+        found = (_main_module_finding(filename, facts, save, config) for save in saves)
+        return [f for f in found if f is not None]
+
     def _recover_broken(
         self,
         filename: str,
@@ -392,6 +406,49 @@ class Analyzer:
             bases=bases,
             fix_mode=hazard.fix,
         )
+
+
+def _main_module_finding(
+    filename: str, facts: ModuleFacts, found: MainSave, config: Config | None
+) -> Finding | None:
+    """CKPT014 at the save call, pointing at the class (see analysis/main_module.py)."""
+    lines = split_lines(facts.text)
+    stmt, call, offset = found.statement, found.call, found.row_offset
+    first, last = stmt.lineno + offset, (stmt.end_lineno or stmt.lineno) + offset
+    if is_suppressed(CKPT014, lines[first - 1 : last]):
+        return None
+    row, end_row = call.lineno + offset, (call.end_lineno or call.lineno) + offset
+    column = _column(lines[row - 1], call.col_offset)
+    end_column = _column(lines[end_row - 1], call.end_col_offset or 0)
+    rule = RULES[CKPT014]
+    cls = facts.classes[found.class_name]
+    where = "this notebook" if facts.module == "__main__" else "this script"
+    save = "pickles" if found.save.path == "pickle" else "saves"
+    message = (
+        f"`{cls.name}` is defined in `__main__` ({where}) and {found.save.call}() {save} the "
+        f"model whole: loading it from any other program fails (Can't get attribute "
+        f"'{cls.name}' on <module '__main__'>); move `{cls.name}` to an importable module or "
+        "save its state_dict()"
+    )
+    related = ((filename, cls.row, 1, f"`{cls.name}` is defined here"),)  # a top-level class
+    return Finding(
+        code=CKPT014,
+        message=message,
+        severity=config.severity_of(CKPT014, rule.severity) if config else rule.severity,
+        filename=filename,
+        location=Position(row, column),
+        end_location=Position(end_row, end_column),
+        class_name=cls.name,
+        attribute="",
+        what="a class defined in __main__",
+        breaks=(found.save.path,),
+        fine=("deepcopy",),
+        url=rule.url,
+        class_line=cls.row,
+        statement_rows=(first, last),
+        fix_mode="none",
+        related=related,
+    )
 
 
 def _shift(finding: Finding, rows: int) -> Finding:

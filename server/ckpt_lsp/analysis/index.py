@@ -30,7 +30,10 @@ def module_name_for(path: Path, root: Path, real_dirs: dict[str, str] | None = N
 
     `real_dirs` memoizes the symlink-free form of directories (and expects `root` already
     resolved): resolving a path walks every component with a system call, and a 3,000-file
-    batch run spent a tenth of a second per process on resolving the same directories."""
+    batch run spent a tenth of a second per process on resolving the same directories.
+    A notebook runs as `__main__` and nothing can import it."""
+    if path.name.endswith(".ipynb"):
+        return "__main__"
     if real_dirs is not None and os.name == "posix":
         parts = _parts_by_text(path, str(root), real_dirs)
     else:

@@ -151,7 +151,8 @@ def discover_python_files(roots: Iterable[str], config: Config, limit: int = 200
         found, errors = discover([Path(r) for r in roots], config)
         for error in errors[:5]:
             log.warning("%s: %s", error.filename, error.message)
-        return [norm_path(p) for p in found][:limit]
+        # notebooks reach the server through notebook sync, not from disk
+        return [norm_path(p) for p in found if p.suffix == ".py"][:limit]
     except Exception:
         log.exception("file discovery failed; walking the folders instead")
     excluded = set(config.exclude) | set(config.extend_exclude) | set(DEFAULT_EXCLUDES)

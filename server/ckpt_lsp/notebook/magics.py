@@ -25,6 +25,15 @@ _ESCAPES = ("%", "!", "?", ",", ";", "/")
 _ASSIGN_ESCAPE = re.compile(r"^([ \t]*[A-Za-z_][\w.,\[\]() \t*]*?[ \t]*=[ \t]*)([%!])")
 _HELP_END = re.compile(r"^[ \t]*%{0,2}[A-Za-z_*][\w*]*(?:\.[A-Za-z_*][\w*]*)*\?\??[ \t]*$")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# IPython's automagic: magics people type without `%` (`pip install x`, `cd ..`); blanked
+# only when the line is not Python (`pip = 3` stays)
+_AUTOMAGICS = "pip|conda|mamba|cd|load_ext|reload_ext|autoreload|matplotlib|env|pwd|ls"
+_AUTOMAGIC = re.compile(rf"^[ \t\f]*(?:{_AUTOMAGICS})[ \t]")
+# a line that starts with an escape or an automagic, ends with `?`, or assigns an escape:
+# only a cell holding one is scanned
+_MAYBE_IPYTHON = re.compile(
+    rf"^[ \t\f]*[%!?,;/]|\?[ \t]*$|=[ \t]*[%!]|^[ \t\f]*(?:{_AUTOMAGICS})[ \t]", re.MULTILINE
+)
 
 
 def blank(segment: str) -> str:
@@ -53,7 +62,17 @@ def _escape_line(line: str) -> str | None:
     if assign:
         head = assign.group(1)
         return head + blank(line[len(head) :])
+    if _AUTOMAGIC.match(line) and not _is_python(body):
+        return indent + blank(body)
     return None
+
+
+def _is_python(statement: str) -> bool:
+    try:
+        compile(statement, "<cell>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def _cell_magic(lines: list[str]) -> int | None:
@@ -66,6 +85,8 @@ def _cell_magic(lines: list[str]) -> int | None:
 
 def neutralise_lines(lines: list[str]) -> list[str]:
     """The cell's lines (no line endings) with IPython syntax blanked, same lengths."""
+    if not _MAYBE_IPYTHON.search("\n".join(lines)):
+        return list(lines)  # most cells: nothing can be IPython syntax, nothing to scan
     out = list(lines)
     magic = _cell_magic(out)
     if magic is not None:
@@ -114,19 +135,17 @@ class _LogicalLines:
         return self.depth == 0 and self.quote is None and not self.continued
 
     def feed(self, line: str) -> None:
-        index, size, commented = 0, len(line), False
-        while index < size:
-            char = line[index]
+        index, commented = 0, False
+        while True:
             if self.quote is not None:
-                if char == "\\":
-                    index += 2
-                    continue
-                if line.startswith(self.quote, index):
-                    index += len(self.quote)
-                    self.quote = None
-                    continue
-                index += 1
+                index = self._string_end(line, index)
+                if self.quote is not None:
+                    break  # the string goes on past this line
                 continue
+            found = _CODE_SPECIAL.search(line, index)
+            if found is None:
+                break
+            char, index = found.group(), found.end()
             if char == "#":
                 commented = True
                 break
@@ -135,12 +154,28 @@ class _LogicalLines:
             elif char in ")]}":
                 self.depth = max(0, self.depth - 1)
             elif char in "'\"":
-                triple = line[index : index + 3]
+                triple = line[found.start() : found.start() + 3]
                 self.quote = triple if triple in ('"""', "'''") else char
-                index += len(self.quote)
-                continue
-            index += 1
+                index = found.start() + len(self.quote)
         ends_in_backslash = not commented and line.endswith("\\")
         if self.quote is not None and len(self.quote) == 1 and not ends_in_backslash:
             self.quote = None  # an unterminated one-line string ends with its line
         self.continued = ends_in_backslash and self.quote is None
+
+    def _string_end(self, line: str, index: int) -> int:
+        """Past the end of the open string in `line` (quote cleared), or the line's end."""
+        quote = self.quote or ""
+        closer = _CLOSERS[quote]
+        while True:
+            found = closer.search(line, index)
+            if found is None:
+                return len(line)
+            index = found.end()
+            if found.group() == quote:
+                self.quote = None
+                return index
+
+
+_CODE_SPECIAL = re.compile(r"""[#'"()\[\]{}]""")
+# an escape (skipped whole) or the quote that closes the string
+_CLOSERS = {q: re.compile(r"\\.|" + re.escape(q)) for q in ("'", '"', "'''", '"""')}

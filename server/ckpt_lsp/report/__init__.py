@@ -19,7 +19,16 @@ __all__ = ["FORMATS", "render", "sort_findings"]
 
 def sort_findings(findings: Sequence[Finding]) -> list[Finding]:
     """The order every format uses: by file, position, then code."""
-    return sorted(findings, key=lambda f: (f.filename, f.location, f.end_location, f.code))
+    return sorted(
+        findings,
+        key=lambda f: (
+            f.filename,
+            f.cell.index if f.cell is not None else 0,  # a notebook's positions are per cell
+            f.location,
+            f.end_location,
+            f.code,
+        ),
+    )
 
 
 def render(

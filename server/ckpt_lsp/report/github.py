@@ -37,17 +37,35 @@ def _title(code: str) -> str:
     return f"{code} ({rule.name})" if rule else code
 
 
+def _where(f: Finding) -> str:
+    """line/col properties; in a notebook, the rows of the .ipynb JSON holding the cell's
+    line (what the diff shows), without columns, which JSON escapes shift."""
+    cell = f.cell
+    if cell is not None and cell.file_rows[0] > 0:
+        return f"line={cell.file_rows[0]},endLine={max(cell.file_rows)}"
+    return (
+        f"line={f.location.row},col={f.location.column},"
+        f"endLine={f.end_location.row},endColumn={f.end_location.column}"
+    )
+
+
+def _cell_prefix(f: Finding) -> str:
+    if f.cell is None:
+        return ""
+    return f"cell {f.cell.index}:{f.location.row}:{f.location.column}: "
+
+
 def render(findings: Sequence[Finding], errors: Sequence[FileError]) -> str:
     """One `::error`/`::warning` line per finding, then one `::error` per file error."""
     lines = []
     for f in findings:
         props = (
             f"file={escape_property(_file(f.filename))},"
-            f"line={f.location.row},col={f.location.column},"
-            f"endLine={f.end_location.row},endColumn={f.end_location.column},"
+            f"{_where(f)},"
             f"title={escape_property(_title(f.code))}"
         )
-        lines.append(f"::{_COMMANDS.get(f.severity, 'warning')} {props}::{escape_data(f.message)}")
+        message = escape_data(_cell_prefix(f) + f.message)
+        lines.append(f"::{_COMMANDS.get(f.severity, 'warning')} {props}::{message}")
     for e in sorted(errors, key=lambda e: e.filename):
         props = f"file={escape_property(_file(e.filename))},title={escape_property('ckpt-lsp')}"
         lines.append(f"::error {props}::{escape_data(e.message)}")

@@ -10,13 +10,18 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ckpt_lsp.findings import Finding, Fix, Position
+from ckpt_lsp.findings import CellRef, Finding, Fix, Position
 
 __all__ = ["finding_to_dict", "render"]
 
 
 def _position(pos: Position) -> dict[str, int]:
     return {"row": pos.row, "column": pos.column}
+
+
+def _cell(cell: CellRef | None) -> dict[str, Any] | None:
+    """Where a notebook finding or edit is: the 1-based cell index and the cell's id."""
+    return None if cell is None else {"index": cell.index, "id": cell.id}
 
 
 def _fix(fix: Fix | None) -> dict[str, Any] | None:
@@ -27,6 +32,7 @@ def _fix(fix: Fix | None) -> dict[str, Any] | None:
         "edits": [
             {
                 "content": edit.content,
+                **({"cell": _cell(edit.cell)} if edit.cell is not None else {}),
                 "location": _position(edit.location),
                 "end_location": _position(edit.end_location),
             }
@@ -42,6 +48,7 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "message": finding.message,
         "severity": finding.severity,
         "filename": finding.filename,
+        "cell": _cell(finding.cell),  # set for a notebook: the positions are in this cell
         "location": _position(finding.location),
         "end_location": _position(finding.end_location),
         "class": finding.class_name,

@@ -82,28 +82,69 @@ def _result(finding: Finding, root: Path, index: dict[str, int]) -> dict[str, An
                 {
                     "physicalLocation": {
                         "artifactLocation": _artifact(finding.filename, root),
-                        "region": {
-                            "startLine": finding.location.row,
-                            "startColumn": finding.location.column,
-                            "endLine": finding.end_location.row,
-                            "endColumn": finding.end_location.column,
-                        },
+                        "region": _region(finding),
                     },
-                    "logicalLocations": [
-                        {
-                            "name": finding.attribute,
-                            "fullyQualifiedName": f"{finding.class_name}.{finding.attribute}",
-                            "kind": "member",
-                        }
-                    ],
+                    "logicalLocations": _logical(finding),
                 }
             ],
             **_related(finding, root),
             "partialFingerprints": {FINGERPRINT_KEY: fingerprint(finding, root)},
-            "properties": {"class": finding.class_name, "attribute": finding.attribute},
+            "properties": {
+                "class": finding.class_name,
+                "attribute": finding.attribute,
+                **_cell_properties(finding),
+            },
         }
     )
     return result
+
+
+def _region(finding: Finding) -> dict[str, int]:
+    """Rows and columns of the file. A region is a part of the artifact, and a notebook's
+    artifact is its JSON: the rows of the JSON that hold the cell's line (code scanning
+    shows them), without columns, which escapes shift; the cell position is a property."""
+    cell = finding.cell
+    if cell is not None and cell.file_rows[0] > 0:
+        return {"startLine": cell.file_rows[0], "endLine": max(cell.file_rows)}
+    return {
+        "startLine": finding.location.row,
+        "startColumn": finding.location.column,
+        "endLine": finding.end_location.row,
+        "endColumn": finding.end_location.column,
+    }
+
+
+def _logical(finding: Finding) -> list[dict[str, str]]:
+    places = []
+    if finding.attribute:
+        places.append(
+            {
+                "name": finding.attribute,
+                "fullyQualifiedName": f"{finding.class_name}.{finding.attribute}",
+                "kind": "member",
+            }
+        )
+    elif finding.class_name:
+        places.append({"name": finding.class_name, "kind": "type"})
+    if finding.cell is not None:
+        places.append({"name": f"cell {finding.cell.index}", "kind": "module"})
+    return places
+
+
+def _cell_properties(finding: Finding) -> dict[str, Any]:
+    """For a notebook: the cell (1-based index, id) and the position inside it."""
+    cell = finding.cell
+    if cell is None:
+        return {}
+    return {
+        "cell": {"index": cell.index, "id": cell.id},
+        "cellRegion": {
+            "startLine": finding.location.row,
+            "startColumn": finding.location.column,
+            "endLine": finding.end_location.row,
+            "endColumn": finding.end_location.column,
+        },
+    }
 
 
 def _related(finding: Finding, root: Path) -> dict[str, Any]:

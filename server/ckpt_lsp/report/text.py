@@ -21,6 +21,11 @@ def display_path(filename: str, root: Path) -> str:
         return path.as_posix()
 
 
+def _cell(finding: Finding) -> str:
+    """`cell 4:` for a finding in a notebook (ruff's form), else nothing."""
+    return f"cell {finding.cell.index}:" if finding.cell is not None else ""
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
@@ -53,7 +58,7 @@ def render(
 ) -> str:
     """Finding lines, then the summary; `errors` only count in the summary (see render_errors)."""
     lines = [
-        f"{display_path(f.filename, root)}:{f.location.row}:{f.location.column}: "
+        f"{display_path(f.filename, root)}:{_cell(f)}{f.location.row}:{f.location.column}: "
         f"{f.code} {f.message}"
         for f in findings
     ]

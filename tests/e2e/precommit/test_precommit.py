@@ -9,6 +9,7 @@ make try-repo build a shadow repository from a half-edited tree.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -46,6 +47,27 @@ class Counter(nn.Module):
         super().__init__()
         self.count = 0
 """
+
+# The same model in a notebook's only code cell (the hook's types_or takes jupyter files).
+NOTEBOOK = json.dumps(
+    {
+        "cells": [
+            {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": ["# Model"]},
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": "model",
+                "metadata": {},
+                "outputs": [],
+                "source": HAZARD.splitlines(keepends=True),
+            },
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    },
+    indent=1,
+)
 
 
 # Two files: the hazard is made by a factory in base.py, used by a model in blocks.py.
@@ -153,9 +175,11 @@ def head_with_hooks(e2e) -> str:
 @pytest.mark.e2e
 def test_hook_fails_on_a_hazard_and_passes_a_clean_model(tmp_path: Path, e2e) -> None:
     head = head_with_hooks(e2e)
-    bad = try_repo(throwaway_repo(tmp_path / "hazard", {"model.py": HAZARD}), head)
+    files = {"model.py": HAZARD, "nb.ipynb": NOTEBOOK}
+    bad = try_repo(throwaway_repo(tmp_path / "hazard", files), head)
     assert bad.returncode != 0, output_of(bad)
     assert "model.py:10:9: CKPT005" in bad.stdout, output_of(bad)
+    assert "nb.ipynb:cell 2:10:9: CKPT005" in bad.stdout, output_of(bad)
     assert "ckpt-lsp" in bad.stdout and "Failed" in bad.stdout, output_of(bad)
 
     good = try_repo(throwaway_repo(tmp_path / "clean", {"model.py": CLEAN}), head)
