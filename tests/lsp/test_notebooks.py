@@ -313,3 +313,19 @@ async def test_odd_notebooks_do_not_stop_the_server(
     healthy = Notebook(client, workspace / "after.ipynb", [("code", BASE), ("code", MODEL)])
     healthy.open()
     await published(client, healthy.code_uri(1), version=1, check=lambda d: len(d) == 1)
+
+
+async def test_a_model_class_saved_whole_from_the_notebook(
+    client: LanguageClient, workspace: Path
+) -> None:
+    """A notebook runs as `__main__`: saving an instance of a class it defines is CKPT014,
+    on the cell of the class."""
+    await initialize(client, workspace)
+    net = "import torch\nimport torch.nn as nn\n\nclass Net(nn.Module):\n    pass"
+    save = "model = Net()\ntorch.save(model, 'model.pt')"
+    nb = Notebook(client, workspace / "save.ipynb", [("code", net), ("code", save)])
+    nb.open()
+    found: list[types.Diagnostic] = []
+    for uri in (nb.code_uri(0), nb.code_uri(1)):
+        found.extend((await published(client, uri, version=1)).diagnostics)
+    assert [d.code for d in found] == ["CKPT014"], found
