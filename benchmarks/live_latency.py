@@ -4,7 +4,9 @@ Starts `python -m ckpt_lsp --stdio` as a real subprocess, opens a generated mode
 file of about 5,000 lines (many nn.Module classes, each with hazards), then types
 inside one class: 200 edits, each sent as a didChange (incremental by default,
 `--full` for whole-document changes), waiting for the publishDiagnostics of that
-version before the next one. Prints p50/p95/max of the time from sending the
+version before the next one. `--notebook` does the same in a Jupyter notebook (LSP
+notebook sync): the file split into one cell per class, typing in a middle cell.
+Prints p50/p95/max of the time from sending the
 change to receiving its diagnostics, the file size and the versions in use.
 
     .venv/bin/python benchmarks/live_latency.py [--lines 5000] [--edits 200] [--full]
@@ -101,6 +103,7 @@ class RawClient:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.published: dict[int, float] = {}
+        self.cell_published: dict[tuple[str, int], float] = {}  # (cell uri, version)
         self.counts: dict[int, int] = {}
         self.responses: dict[int, dict] = {}
         self.arrived = asyncio.Event()
@@ -144,6 +147,7 @@ class RawClient:
                 version = message["params"].get("version")
                 if version is not None:
                     self.published[version] = at
+                    self.cell_published[(message["params"]["uri"], version)] = at
                     self.counts[version] = len(message["params"]["diagnostics"])
             elif "id" in message and "method" not in message:
                 self.responses[message["id"]] = message
@@ -272,6 +276,113 @@ async def run(lines: int, edits: int, full: bool) -> dict[str, object]:
     }
 
 
+def notebook_cells(text: str) -> list[str]:
+    """The generated file as a notebook: the imports, then one cell per class."""
+    header, *classes = text.split("\n\nclass ")
+    return [header] + ["class " + c.strip("\n") for c in classes]
+
+
+async def run_notebook(lines: int, edits: int) -> dict[str, object]:
+    """Type in the middle cell of a notebook; the latency to that cell's diagnostics."""
+    cells = notebook_cells(generate_model_file(lines))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO / "server"), env.get("PYTHONPATH", "")) if p
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ckpt_lsp",
+            "--stdio",
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        client = RawClient(proc)
+        caps = {"notebookDocument": {"synchronization": {}}}
+        await client.request(
+            "initialize",
+            {
+                "processId": os.getpid(),
+                "rootUri": root.as_uri(),
+                "capabilities": caps,
+                "workspaceFolders": [{"uri": root.as_uri(), "name": "bench"}],
+            },
+        )
+        client.notify("initialized", {})
+        notebook = (root / "models.ipynb").as_uri()
+        uris = [f"vscode-notebook-cell:{root}/models.ipynb#W{i}" for i in range(len(cells))]
+
+        async def wait_for(uri: str, version: int) -> float:
+            while (uri, version) not in client.cell_published:
+                client.arrived.clear()
+                await asyncio.wait_for(client.arrived.wait(), 30)
+            return client.cell_published[(uri, version)]
+
+        started = time.perf_counter()
+        client.notify(
+            "notebookDocument/didOpen",
+            {
+                "notebookDocument": {
+                    "uri": notebook,
+                    "notebookType": "jupyter-notebook",
+                    "version": 1,
+                    "cells": [{"kind": 2, "document": u} for u in uris],
+                },
+                "cellTextDocuments": [
+                    {"uri": u, "languageId": "python", "version": 1, "text": t}
+                    for u, t in zip(uris, cells)
+                ],
+            },
+        )
+        middle = len(cells) // 2
+        first = await wait_for(uris[middle], 1) - started
+        row = cells[middle].split("\n").index("        self.cache = {}") + 1
+        latencies: list[float] = []
+        typed = "        self.extra = [x for x in range(3)]  # typing "
+        column = 0
+        for i in range(edits):
+            version = i + 2
+            ch = typed[i % len(typed)] + ("\n" if i == 0 else "")
+            start = {"line": row, "character": column}
+            column += 1 if i else 0
+            sent = time.perf_counter()
+            client.notify(
+                "notebookDocument/didChange",
+                {
+                    "notebookDocument": {"uri": notebook, "version": version},
+                    "change": {
+                        "cells": {
+                            "textContent": [
+                                {
+                                    "document": {"uri": uris[middle], "version": version},
+                                    "changes": [
+                                        {"range": {"start": start, "end": start}, "text": ch}
+                                    ],
+                                }
+                            ]
+                        }
+                    },
+                },
+            )
+            latencies.append((await wait_for(uris[middle], version) - sent) * 1000)
+        await client.request("shutdown", None)
+        client.notify("exit", None)
+        await proc.wait()
+    return {
+        "cells": len(cells),
+        "file_lines": sum(c.count("\n") + 1 for c in cells),
+        "edits": edits,
+        "first_diagnostics_ms": round(first * 1000, 1),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
+        "max_ms": round(max(latencies), 2),
+    }
+
+
 def engine_latencies(path_name: str, first: str, texts: list[str]) -> list[float]:
     """The same edits through the analyzer alone, in this process: how much of the
     latency is the analysis, and how much the server and the protocol."""
@@ -308,7 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edits", type=int, default=200)
     parser.add_argument("--full", action="store_true", help="send whole-document changes")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--notebook", action="store_true", help="type in a notebook's cell")
     args = parser.parse_args(argv)
+    if args.notebook:
+        print(json.dumps(asyncio.run(run_notebook(args.lines, args.edits)), indent=2))
+        return 0
     result = asyncio.run(run(args.lines, args.edits, args.full))
     result.pop("lsprotocol_module", None)
     if args.json:

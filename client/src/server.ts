@@ -23,6 +23,7 @@ import {
 } from 'vscode-languageclient/node';
 
 import { formatCommandLine, type ServerCommand } from './command';
+import { DOCUMENT_SELECTOR } from './selector';
 import { describeCheckResult } from './status';
 import {
   SECTION,
@@ -35,7 +36,7 @@ import {
 export const CLIENT_ID = 'ckpt-lsp';
 export const CLIENT_NAME = 'ckpt-lsp';
 export const CHECK_WORKSPACE_COMMAND = 'ckpt-lsp.checkWorkspace';
-export const FIX_ALL_KIND = 'source.fixAll.ckpt-lsp';
+export { FIX_ALL_KIND } from './selector';
 
 const RESTART_WINDOW_MS = 3 * 60 * 1000;
 const MAX_RESTARTS = 4;
@@ -157,10 +158,7 @@ export function createLanguageClient(parts: ClientParts): ServerClient {
     return child;
   };
   const clientOptions: LanguageClientOptions = {
-    documentSelector: [
-      { scheme: 'file', language: 'python' },
-      { scheme: 'untitled', language: 'python' },
-    ],
+    documentSelector: DOCUMENT_SELECTOR,
     outputChannel: parts.log,
     traceOutputChannel: parts.log,
     revealOutputChannelOn: RevealOutputChannelOn.Never,

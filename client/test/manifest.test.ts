@@ -47,6 +47,8 @@ describe('package.json', () => {
     assert.equal(manifest.main, './dist/extension.js');
     assert.equal(manifest.engines.vscode, '^1.82.0');
     assert.ok(manifest.activationEvents.includes('onLanguage:python'));
+    // a notebook opened before any .py file starts the extension too
+    assert.ok(manifest.activationEvents.includes('onNotebook:jupyter-notebook'));
   });
 
   it('does not depend on the Python extension (it cannot be installed offline)', () => {

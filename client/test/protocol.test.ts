@@ -34,6 +34,7 @@ import {
   type WorkspaceEdit,
 } from 'vscode-languageserver-protocol';
 
+import { JUPYTER_NOTEBOOK, NOTEBOOK_FIX_ALL_KIND } from '../src/selector';
 import { DEFAULT_SETTINGS, buildInitializationOptions } from '../src/settings';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -115,14 +116,15 @@ describe('the Python server over stdio', { skip }, () => {
     accept: (diagnostics: Diagnostic[]) => boolean,
     since: number,
     what: string,
+    target: string = uri,
   ): Promise<Diagnostic[]> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        const seen = JSON.stringify(published.slice(since), null, 1).slice(0, 3000);
+        const seen = JSON.stringify(published.slice(since).map((p) => [p.uri, p.diagnostics.map((d) => [d.code, d.range.start.line])]));
         reject(new Error(`no ${what} in ${WAIT_MS} ms; published: ${seen}\nstderr: ${stderr}`));
       }, WAIT_MS);
       const check = () => {
-        const hit = published.slice(since).find((p) => p.uri === uri && accept(p.diagnostics));
+        const hit = published.slice(since).find((p) => p.uri === target && accept(p.diagnostics));
         if (hit) {
           clearTimeout(timer);
           resolve(hit.diagnostics);
@@ -130,9 +132,13 @@ describe('the Python server over stdio', { skip }, () => {
         }
         return false;
       };
-      if (!check()) {
-        waiters.push(() => void check());
-      }
+      // each publication wakes the waiters once: wait again until one is accepted
+      const wait = () => {
+        if (!check()) {
+          waiters.push(wait);
+        }
+      };
+      wait();
     });
   }
 
@@ -188,6 +194,7 @@ describe('the Python server over stdio', { skip }, () => {
           },
         },
         window: { workDoneProgress: true },
+        notebookDocument: { synchronization: { dynamicRegistration: true } },
       },
       initializationOptions: buildInitializationOptions(
         { ...DEFAULT_SETTINGS, select: ['CKPT005', 'CKPT001'] },
@@ -203,6 +210,13 @@ describe('the Python server over stdio', { skip }, () => {
     const actions = result.capabilities.codeActionProvider;
     assert.ok(actions && typeof actions === 'object', 'no codeActionProvider options');
     assert.ok(actions.codeActionKinds?.includes(FIX_ALL), JSON.stringify(actions));
+    assert.ok(actions.codeActionKinds?.includes(NOTEBOOK_FIX_ALL_KIND), JSON.stringify(actions));
+    // vscode-languageclient syncs the notebooks this selector names, cell by cell language
+    const sync = result.capabilities.notebookDocumentSync;
+    assert.ok(sync && 'notebookSelector' in sync, JSON.stringify(sync));
+    assert.deepEqual(sync.notebookSelector, [
+      { notebook: JUPYTER_NOTEBOOK, cells: [{ language: 'python' }] },
+    ]);
     await connection.sendNotification('initialized', {});
   });
 
@@ -287,6 +301,59 @@ describe('the Python server over stdio', { skip }, () => {
       since,
       'publication without CKPT005 after the fix',
     );
+  });
+
+  it('checks a notebook\'s cells together and fixes in the cell', { timeout: WAIT_MS + 5000 }, async () => {
+    const notebook = pathToFileURL(path.join(workspace, 'train.ipynb')).href;
+    const cell = (n: number) => `vscode-notebook-cell:${notebook.slice('file://'.length)}#W${n}sZmlsZQ%3D%3D`;
+    const sources = [
+      'import threading\nfrom torch import nn\nclass Base(nn.Module):\n    pass',
+      '%time x = 1\nclass M(Base):\n    def __init__(self):\n        super().__init__()\n        self.lock = threading.Lock()',
+    ];
+    await connection.sendNotification('notebookDocument/didOpen', {
+      notebookDocument: {
+        uri: notebook,
+        notebookType: JUPYTER_NOTEBOOK,
+        version: 1,
+        cells: [
+          { kind: 2, document: cell(0) },
+          { kind: 1, document: cell(1) },
+          { kind: 2, document: cell(2) },
+        ],
+      },
+      cellTextDocuments: [
+        { uri: cell(0), languageId: 'python', version: 1, text: sources[0] },
+        { uri: cell(1), languageId: 'markdown', version: 1, text: '# notes' },
+        { uri: cell(2), languageId: 'python', version: 1, text: sources[1] },
+      ],
+    });
+    const diagnostics = await diagnosticsWhere(
+      (ds) => ds.some((d) => codeOf(d) === 'CKPT005'),
+      0,
+      'CKPT005 in the third cell',
+      cell(2),
+    );
+    const lock = diagnostics.find((d) => codeOf(d) === 'CKPT005');
+    assert.ok(lock);
+    assert.equal(lock.range.start.line, 4); // counted from the cell's first line
+    const answer = await request<(CodeAction | Command)[] | null>('textDocument/codeAction', {
+      textDocument: { uri: cell(2) },
+      range: lock.range,
+      context: { diagnostics: [lock], only: [CodeActionKind.QuickFix] },
+    });
+    let fix = (answer ?? []).find((a): a is CodeAction => 'isPreferred' in a && a.isPreferred === true);
+    assert.ok(fix, JSON.stringify(answer));
+    if (!fix.edit) {
+      fix = await request<CodeAction>('codeAction/resolve', fix);
+    }
+    const fixed = applyEdits(sources[1], editsFor(fix.edit, cell(2)));
+    assert.match(fixed, /^%time x = 1\n/);
+    assert.match(fixed, /def __getstate__\(self\)/);
+    assert.deepEqual(editsFor(fix.edit, cell(0)), []);
+    await connection.sendNotification('notebookDocument/didClose', {
+      notebookDocument: { uri: notebook },
+      cellTextDocuments: [{ uri: cell(0) }, { uri: cell(1) }, { uri: cell(2) }],
+    });
   });
 
   it('checks the whole workspace on ckpt-lsp.checkWorkspace', { timeout: WAIT_MS }, async () => {

@@ -24,7 +24,10 @@ from ckpt_lsp.lsp.positions import LineIndex
 log = logging.getLogger("ckpt_lsp.lsp")
 
 FIX_ALL_KIND = f"{types.CodeActionKind.SourceFixAll.value}.{SOURCE}"
-KINDS = [types.CodeActionKind.QuickFix, FIX_ALL_KIND]
+# VS Code asks a notebook-wide kind (`notebook.` first) once per notebook on save, before
+# the per-cell kinds; its edit may change several cells.
+NOTEBOOK_FIX_ALL_KIND = f"notebook.{FIX_ALL_KIND}"
+KINDS = [types.CodeActionKind.QuickFix, FIX_ALL_KIND, NOTEBOOK_FIX_ALL_KIND]
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def _overlaps(finding: Finding, start: Position, end: Position) -> bool:
     return finding.location <= end and start <= finding.end_location
 
 
-def _matches_only(kind: str, only: Sequence[str] | None) -> bool:
+def matches_only(kind: str, only: Sequence[str] | None) -> bool:
     if only is None:
         return True
     return any(kind == o or kind.startswith(f"{o}.") for o in only)
@@ -103,7 +106,7 @@ def code_actions(
     start = ctx.index.from_client(params.range.start)
     end = ctx.index.from_client(params.range.end)
     actions: list[types.CodeAction] = []
-    if _matches_only(types.CodeActionKind.QuickFix, only):
+    if matches_only(types.CodeActionKind.QuickFix, only):
         hits = [i for i, f in enumerate(findings) if _overlaps(f, start, end)]
         seen_classes: set[tuple[str, int]] = set()
         for i in hits:
@@ -125,7 +128,7 @@ def code_actions(
                         data=fix_data(ctx, targets),
                     )
                 )
-    if findings and _matches_only(FIX_ALL_KIND, only):
+    if findings and matches_only(FIX_ALL_KIND, only):
         targets = fix_targets(findings)
         if targets:
             actions.append(
@@ -138,29 +141,41 @@ def code_actions(
     return actions
 
 
-def resolve_fix(ctx: ActionContext, action: types.CodeAction) -> str | None:
-    """Fill in the edit of a fix action for the text in `ctx` (which must be the state
-    the action was made for). Returns why not, or None when the edit is in place."""
+def action_targets(action: types.CodeAction) -> list[FixTarget] | str:
+    """The fix targets a fix action carries, or why there are none."""
     data = action.data if isinstance(action.data, Mapping) else {}
     try:
         targets = [FixTarget.from_json(t) for t in data.get("targets", [])]
     except (KeyError, TypeError, ValueError):
         return "the action's data is not ckpt-lsp's"
-    if not targets:
-        return "nothing to fix"
+    return targets or "nothing to fix"
+
+
+def planned_edits(text: str, targets: Sequence[FixTarget]) -> list[Edit] | str:
+    """The fix engine's edits of `text` for `targets` (code points), or why not."""
     try:
         if len(targets) == 1:
-            fix = describe_fix(ctx.text, targets[0])
+            fix = describe_fix(text, targets[0])
             if not fix.available:
                 return fix.unavailable or "the class already leaves these attributes out"
             edits = list(fix.edits)
         else:
-            edits = list(fix_edits(ctx.text, targets))
+            edits = list(fix_edits(text, targets))
     except Exception as exc:
         log.exception("building the fix failed")
         return f"building the fix failed: {exc}"
-    if not edits:
-        return "no change is needed or possible"
+    return edits or "no change is needed or possible"
+
+
+def resolve_fix(ctx: ActionContext, action: types.CodeAction) -> str | None:
+    """Fill in the edit of a fix action for the text in `ctx` (which must be the state
+    the action was made for). Returns why not, or None when the edit is in place."""
+    targets = action_targets(action)
+    if isinstance(targets, str):
+        return targets
+    edits = planned_edits(ctx.text, targets)
+    if isinstance(edits, str):
+        return edits
     action.edit = workspace_edit(ctx, edits)
     return None
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from ckpt_lsp.lsp.analysis_jobs import AnalysisJobs
 from ckpt_lsp.lsp.client_features import ClientFeatures
+from ckpt_lsp.lsp.notebook_checks import NotebookChecks
 from ckpt_lsp.lsp.open_documents import OpenDocuments, path_of
 from ckpt_lsp.lsp.publishing import DiagnosticPublisher, DocResult
 from ckpt_lsp.lsp.scheduling import Scheduler
@@ -41,6 +42,11 @@ class DocumentChecks:
         self.publisher = publisher
         self.jobs = jobs
         self.generation = 0  # bumped when every result may have changed
+        self.notebooks: NotebookChecks | None = None  # checks a notebook's cells together
+
+    def notebook_of(self, uri: str) -> str | None:
+        """The open notebook `uri` is (or is a cell of), else None."""
+        return self.notebooks.notebooks.notebook_uri(uri) if self.notebooks else None
 
     def schedule_open(self, paths: Iterable[str] | None = None) -> None:
         """Re-check open documents (those at `paths`, or all)."""
@@ -48,7 +54,12 @@ class DocumentChecks:
             self.scheduler.schedule(uri)
 
     async def check_open(self, uri: str) -> DocResult | None:
-        """Analyze an open document's current text; publish it to a pushing client."""
+        """Analyze an open document's current text; publish it to a pushing client.
+        A notebook, or a cell of one, is analyzed with all its cells."""
+        notebook = self.notebook_of(uri)
+        if notebook is not None and self.notebooks is not None:
+            await self.notebooks.check(notebook, self.generation)
+            return self.publisher.results.get(uri)
         doc = self.documents.get_python(uri)
         if doc is None:
             return None
@@ -87,6 +98,9 @@ class DocumentChecks:
 
     async def current_result(self, uri: str) -> DocResult | None:
         """The result for the document's current text (analyzing it now if needed)."""
+        notebook = self.notebook_of(uri)
+        if notebook is not None and self.notebooks is not None:
+            return await self.notebooks.cell_result(uri, notebook, self.generation)
         doc = self.documents.get(uri)
         if doc is None:
             return None
@@ -104,6 +118,9 @@ class DocumentChecks:
         log.debug("re-checking %d dependents", len(deps))
         for uri in self.documents.uris_at(deps):
             self.publisher.results.pop(uri, None)  # same text, new answer
+        notebooks = self.notebooks.dependents_changed(deps) if self.notebooks else []
+        for uri in notebooks:  # cells are pushed, pulling client or not (notebook_checks)
+            self.scheduler.schedule(uri)
         if self.client.pull:
             self.publisher.refresh()
         else:
@@ -112,6 +129,9 @@ class DocumentChecks:
     def recheck_all(self) -> None:
         """Everything may have changed (settings, pyproject): re-check every open file."""
         self.generation += 1
+        if self.notebooks is not None:  # pushed, pulling client or not (notebook_checks)
+            for uri in self.notebooks.notebooks.uris():
+                self.scheduler.schedule(uri)
         if self.client.pull:
             self.publisher.results.clear()
             self.publisher.refresh()

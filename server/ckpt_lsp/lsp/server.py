@@ -29,6 +29,7 @@ from ckpt_lsp import __version__
 from ckpt_lsp.lsp.framing import FrameReader, serve
 from ckpt_lsp.lsp.handlers.registry import register_handlers
 from ckpt_lsp.lsp.logs import ClientLogHandler, setup_stderr_logging
+from ckpt_lsp.lsp.notebooks import NOTEBOOK_SYNC
 from ckpt_lsp.lsp.session import Session
 
 log = logging.getLogger("ckpt_lsp.lsp")
@@ -38,10 +39,11 @@ _SKIP = SimpleNamespace(jsonrpc="skipped")
 
 
 class CkptProtocol(LanguageServerProtocol):
-    """pygls' protocol with three changes: diagnostics are advertised only to clients
+    """pygls' protocol with four changes: diagnostics are advertised only to clients
     that will pull them, a request whose params do not fit its method gets an
-    InvalidParams answer (pygls would leave the client waiting forever), and the
-    futures of notifications are let go once done."""
+    InvalidParams answer (pygls would leave the client waiting forever), the
+    futures of notifications are let go once done, and a notebook change the
+    workspace cannot apply is a warning."""
 
     _server: CkptServer
 
@@ -84,6 +86,20 @@ class CkptProtocol(LanguageServerProtocol):
             result.capabilities.diagnostic_provider = None
         return result
 
+    @lsp_method(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
+    def lsp_notebook_document__did_change(
+        self, params: types.DidChangeNotebookDocumentParams
+    ) -> Generator[Any, Any, None]:
+        # pygls raises KeyError for a notebook or cell it does not know (a client out of
+        # step): a warning, and the notebook (when open) is checked as it now stands.
+        uri = params.notebook_document.uri
+        try:
+            yield from super().lsp_notebook_document__did_change(params)
+        except KeyError as exc:
+            log.warning("%s: a change for a notebook or cell that is not open: %s", uri, exc)
+            if self.workspace.get_notebook_document(notebook_uri=uri) is not None:
+                self._server.session.scheduler.schedule(uri)
+
     def structure_message(self, data: dict[str, Any]) -> Any:
         if isinstance(data, dict) and "jsonrpc" in data and "method" in data:
             data.setdefault("params", None)  # JSON-RPC lets a message leave params out
@@ -107,6 +123,7 @@ class CkptServer(LanguageServer):
             version=__version__,
             protocol_cls=CkptProtocol,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            notebook_document_sync=NOTEBOOK_SYNC,
         )
         self.session = Session(self)
         self.client_log = ClientLogHandler(self)

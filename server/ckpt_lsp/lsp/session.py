@@ -9,6 +9,8 @@
     watcher           FileWatcher          the index follows files changed on disk
     workspace_checks  WorkspaceChecks      the start-up index and checkWorkspace
     fixes             FixResolver          quick-fix edits, built on the fix thread
+    notebooks         OpenNotebooks        the open notebooks and their code cells
+    notebook_checks   NotebookChecks       a notebook's cells analyzed as one module
 
 Handlers (lsp/handlers/) talk to these parts; the session only builds and wires them.
 """
@@ -23,6 +25,8 @@ from ckpt_lsp.lsp.client_features import ClientFeatures
 from ckpt_lsp.lsp.document_checks import DocumentChecks
 from ckpt_lsp.lsp.file_watching import FileWatcher
 from ckpt_lsp.lsp.fix_resolution import FixResolver
+from ckpt_lsp.lsp.notebook_checks import NotebookChecks
+from ckpt_lsp.lsp.notebooks import OpenNotebooks
 from ckpt_lsp.lsp.open_documents import OpenDocuments
 from ckpt_lsp.lsp.publishing import DiagnosticPublisher
 from ckpt_lsp.lsp.scheduling import Scheduler
@@ -47,6 +51,11 @@ class Session:
         self.checks = DocumentChecks(
             self.client, self.documents, self.folders, self.scheduler, self.publisher, jobs
         )
+        self.notebooks = OpenNotebooks(server)
+        self.notebook_checks = NotebookChecks(
+            self.notebooks, self.folders, self.scheduler, self.publisher, jobs
+        )
+        self.checks.notebooks = self.notebook_checks
         self.scheduler.check = self.checks.check_open
         self.watcher = FileWatcher(self.checks, jobs)
         self.workspace_checks = WorkspaceChecks(server, self.checks, jobs)

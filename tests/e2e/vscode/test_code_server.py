@@ -125,8 +125,8 @@ def bare_interpreter() -> str:
     return base if Path(base).exists() else sys.executable
 
 
-def write_settings(user_data: Path, interpreter: str) -> None:
-    settings = {
+def write_settings(user_data: Path, interpreter: str, extra: dict[str, Any] | None = None) -> None:
+    settings: dict[str, Any] = {
         "security.workspace.trust.enabled": False,
         "telemetry.telemetryLevel": "off",
         "update.mode": "none",
@@ -138,7 +138,10 @@ def write_settings(user_data: Path, interpreter: str) -> None:
         "files.autoSave": "off",
         "ckpt-lsp.interpreter": [interpreter],
         "ckpt-lsp.importStrategy": "useBundled",
+        # the LSP messages go to the extension's log, which a failure message shows
+        "ckpt-lsp.trace.server": os.environ.get("CKPT_E2E_TRACE", "off"),
     }
+    settings.update(extra or {})
     (user_data / "User").mkdir(parents=True, exist_ok=True)
     (user_data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
 
@@ -170,11 +173,15 @@ def extension_host_logs(user_data: Path, limit: int = 6000) -> str:
     return "\n".join(chunks)[-limit:] or "<no extension host logs>"
 
 
-@pytest.mark.e2e
-# A stale .vsix is rebuilt first (about 60 s), then up to 120 s for the driver's report.
-@pytest.mark.timeout(600)
-@pytest.mark.usefixtures("timed")
-def test_code_server_diagnoses_fixes_and_clears(e2e: Any, workspace: Any, tmp_path: Path) -> None:
+def drive_code_server(
+    e2e: Any,
+    folder: Path,
+    tmp_path: Path,
+    driver_env: dict[str, str],
+    settings: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any] | None, str]:
+    """Install our .vsix and the driver in code-server, open `folder` in headless Chromium,
+    and return the driver's report (driven by `driver_env`) with logs for failure messages."""
     root: Path = e2e.root
     code_server = root / ".e2e" / "code-server" / "bin" / "code-server"
     if not code_server.exists():
@@ -217,14 +224,10 @@ def test_code_server_diagnoses_fixes_and_clears(e2e: Any, workspace: Any, tmp_pa
     assert "ckpt-lsp-tests.ckpt-lsp-e2e-driver@" in installed, installed
     print(f"\ninstall extensions: {time.monotonic() - started:.1f} s")
 
-    write_settings(user_data, bare_interpreter())
+    write_settings(user_data, bare_interpreter(), settings)
     report_path = tmp_path / "vscode-report.json"
-    env.update(
-        CKPT_E2E_REPORT=str(report_path),
-        CKPT_E2E_MODEL=str(workspace.model),
-        CKPT_E2E_CODE="CKPT005",
-        CKPT_E2E_TIMEOUT_MS=str(DRIVER_WAIT_MS),
-    )
+    env.update(driver_env, CKPT_E2E_REPORT=str(report_path))
+    env.setdefault("CKPT_E2E_TIMEOUT_MS", str(DRIVER_WAIT_MS))
     port = e2e.free_port()
     url = f"http://127.0.0.1:{port}"
     server_log = tmp_path / "code-server.log"
@@ -238,7 +241,7 @@ def test_code_server_diagnoses_fixes_and_clears(e2e: Any, workspace: Any, tmp_pa
         "--disable-telemetry",
         "--disable-update-check",
         "--disable-workspace-trust",
-        str(workspace.folder),
+        str(folder),
     ]
     procs: list[subprocess.Popen[bytes]] = []
     report: dict[str, Any] | None = None
@@ -248,7 +251,7 @@ def test_code_server_diagnoses_fixes_and_clears(e2e: Any, workspace: Any, tmp_pa
             procs.append(
                 subprocess.Popen(
                     argv,
-                    cwd=workspace.folder,
+                    cwd=folder,
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=slog,
@@ -271,7 +274,7 @@ def test_code_server_diagnoses_fixes_and_clears(e2e: Any, workspace: Any, tmp_pa
                 "--disable-component-update",
                 "--disable-sync",
                 f"--user-data-dir={tmp_path / 'chromium-profile'}",
-                f"{url}/?folder={workspace.folder}",
+                f"{url}/?folder={folder}",
             ]
             procs.append(
                 subprocess.Popen(
@@ -300,6 +303,16 @@ def test_code_server_diagnoses_fixes_and_clears(e2e: Any, workspace: Any, tmp_pa
         f"code-server log:\n{e2e.tail(server_log, 2000)}\n"
         f"extension host logs:\n{extension_host_logs(user_data)}"
     )
+    return report, context
+
+
+@pytest.mark.e2e
+# A stale .vsix is rebuilt first (about 60 s), then up to 120 s for the driver's report.
+@pytest.mark.timeout(600)
+@pytest.mark.usefixtures("timed")
+def test_code_server_diagnoses_fixes_and_clears(e2e: Any, workspace: Any, tmp_path: Path) -> None:
+    driver_env = {"CKPT_E2E_MODEL": str(workspace.model), "CKPT_E2E_CODE": "CKPT005"}
+    report, context = drive_code_server(e2e, workspace.folder, tmp_path, driver_env)
     assert report is not None, f"the driver wrote no report\n{context}"
     assert report.get("done"), f"the driver did not finish in {REPORT_DEADLINE_S} s\n{context}"
     assert report["errors"] == [], context
@@ -324,3 +337,70 @@ def test_code_server_diagnoses_fixes_and_clears(e2e: Any, workspace: Any, tmp_pa
 
     assert report["cleared"] is True, context
     assert [d for d in report["diagnostics_after"] if d["source"] == "ckpt-lsp"] == []
+
+
+NOTEBOOK_CELLS = [
+    ("code", "import torch.nn as nn\n\n\nclass Base(nn.Module):\n    pass"),
+    ("markdown", "The model keeps its log open."),
+    (
+        "code",
+        "%matplotlib inline\nclass Model(Base):\n    def __init__(self, path):\n"
+        '        super().__init__()\n        self.log = open(path, "a")',
+    ),
+]
+
+
+def write_notebook(path: Path) -> None:
+    """An nbformat 4 notebook as Jupyter writes it (sources as lists of lines)."""
+    cells = []
+    for kind, text in NOTEBOOK_CELLS:
+        cell: dict[str, Any] = {"cell_type": kind, "metadata": {}, "source": text.splitlines(True)}
+        if kind == "code":
+            cell.update(execution_count=None, outputs=[])
+        cells.append(cell)
+    notebook = {
+        "cells": cells,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(notebook, indent=1) + "\n", encoding="utf-8")
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(600)
+@pytest.mark.usefixtures("timed")
+def test_code_server_notebook_cell_diagnostic_and_quick_fix(e2e: Any, tmp_path: Path) -> None:
+    """A real .ipynb in VS Code's notebook editor: the model in cell 3 derives from the base
+    in cell 1, so its open file is a finding on cell 3; the quick fix edits cell 3 only.
+    Then the cell is put back and an explicit save runs notebook.codeActionsOnSave."""
+    folder = tmp_path / "workspace"
+    folder.mkdir()
+    notebook = folder / "train.ipynb"
+    write_notebook(notebook)
+    driver_env = {"CKPT_E2E_NOTEBOOK": str(notebook), "CKPT_E2E_CODE": "CKPT001"}
+    driver_env.update(CKPT_E2E_CELL="2", CKPT_E2E_FIX_ON_SAVE="1")
+    on_save = {"notebook.codeActionsOnSave": {"notebook.source.fixAll.ckpt-lsp": "explicit"}}
+    report, context = drive_code_server(e2e, folder, tmp_path, driver_env, on_save)
+    assert report is not None, f"the driver wrote no report\n{context}"
+    assert report.get("done"), f"the driver did not finish in {REPORT_DEADLINE_S} s\n{context}"
+    assert report["errors"] == [], context
+    assert report["notebook_type"] == "jupyter-notebook", context
+    assert report["our_extension_found"] and report["our_extension_active"], context
+    target = report["target"]
+    assert target["code"] == "CKPT001" and target["range"]["start"]["line"] == 4, context
+    assert all(diagnostics == [] for diagnostics in report["other_cells"]), context
+    assert report["applied"] is True, context
+    assert report["changed_cells"] == [False, False, True], context
+    assert report["saved"] is True and report["cleared"] is True, context
+    cell = report["final_text"]
+    assert cell.startswith("%matplotlib inline\n") and "def __getstate__" in cell, context
+    # notebook.codeActionsOnSave with the notebook-wide fix-all fixed the reverted cell
+    assert report["fixed_on_save"] is True, context
+    assert report["on_save_text"].startswith("%matplotlib inline\n"), context
+    saved = json.loads(notebook.read_text(encoding="utf-8"))
+    assert "def __getstate__" in "".join(saved["cells"][2]["source"])
+    assert "".join(saved["cells"][0]["source"]) == NOTEBOOK_CELLS[0][1]

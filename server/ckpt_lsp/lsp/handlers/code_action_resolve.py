@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from ckpt_lsp.lsp import actions
-from ckpt_lsp.lsp.handlers.code_action import action_context
+from ckpt_lsp.lsp.handlers.code_action import action_context, resolve_action
 from ckpt_lsp.lsp.logs import show_message
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ async def code_action_resolve(ls: CkptServer, action: types.CodeAction) -> types
             types.MessageType.Warning,
         )
         return action
-    reason = await session.fixes.resolve(action_context(ls, result), action)
+    reason = await resolve_action(ls, action_context(ls, result), action)
     if reason is not None:
         show_message(ls, f"ckpt-lsp: no fix applied: {reason}", types.MessageType.Warning)
     return action

@@ -21,6 +21,8 @@ DIAGNOSTIC_OPTIONS = types.DiagnosticOptions(
 
 
 async def document_diagnostic(ls: CkptServer, params: types.DocumentDiagnosticParams) -> Any:
+    if ls.session.checks.notebook_of(params.text_document.uri) is not None:
+        return {"kind": "full", "items": []}  # a cell's diagnostics are pushed (notebook_checks)
     result = await ls.session.checks.current_result(params.text_document.uri)
     if result is None:
         return {"kind": "full", "items": []}

@@ -22,6 +22,10 @@ from ckpt_lsp.lsp.handlers import (
     hover_request,
     initialize,
     initialized,
+    notebook_did_change,
+    notebook_did_close,
+    notebook_did_open,
+    notebook_did_save,
     shutdown,
 )
 
@@ -29,7 +33,7 @@ if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
 # (method, handler, options); the order is the protocol's: lifecycle, documents,
-# diagnostics, code actions, hover, workspace.
+# notebooks, diagnostics, code actions, hover, workspace.
 HANDLERS: tuple[tuple[str, Callable[..., Any], Any], ...] = (
     (types.INITIALIZE, initialize.initialize, None),
     (types.INITIALIZED, initialized.initialized, None),
@@ -38,6 +42,10 @@ HANDLERS: tuple[tuple[str, Callable[..., Any], Any], ...] = (
     (types.TEXT_DOCUMENT_DID_CHANGE, did_change.did_change, None),
     (types.TEXT_DOCUMENT_DID_SAVE, did_save.did_save, did_save.SAVE_OPTIONS),
     (types.TEXT_DOCUMENT_DID_CLOSE, did_close.did_close, None),
+    (types.NOTEBOOK_DOCUMENT_DID_OPEN, notebook_did_open.notebook_did_open, None),
+    (types.NOTEBOOK_DOCUMENT_DID_CHANGE, notebook_did_change.notebook_did_change, None),
+    (types.NOTEBOOK_DOCUMENT_DID_SAVE, notebook_did_save.notebook_did_save, None),
+    (types.NOTEBOOK_DOCUMENT_DID_CLOSE, notebook_did_close.notebook_did_close, None),
     (
         types.TEXT_DOCUMENT_DIAGNOSTIC,
         document_diagnostic.document_diagnostic,

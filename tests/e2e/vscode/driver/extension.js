@@ -86,7 +86,103 @@ class Report {
   }
 }
 
+// Notebook mode ($CKPT_E2E_NOTEBOOK): open the .ipynb as a notebook, wait for our diagnostic
+// on the cell $CKPT_E2E_CELL (0-based among all cells), apply its preferred quick fix, save
+// the notebook, and wait for the cell's diagnostics to clear.
+async function driveNotebook(report, notebookPath) {
+  const timeoutMs = Number(env("CKPT_E2E_TIMEOUT_MS", "60000"));
+  const code = env("CKPT_E2E_CODE", "CKPT001");
+  const cellIndex = Number(env("CKPT_E2E_CELL", "2"));
+  report.step("activated", { vscode_version: vscode.version, notebook: notebookPath });
+  const notebook = await vscode.workspace.openNotebookDocument(vscode.Uri.file(notebookPath));
+  await vscode.window.showNotebookDocument(notebook);
+  const cells = notebook.getCells();
+  report.step("opened", {
+    notebook_type: notebook.notebookType,
+    cells: cells.map((c) => ({ kind: c.kind, language: c.document.languageId, uri: c.document.uri.toString() })),
+  });
+  const ext = vscode.extensions.getExtension(OUR_EXTENSION);
+  report.step("our_extension", { our_extension_found: Boolean(ext) });
+  const cell = cells[cellIndex].document;
+  const target = await poll(
+    () => ours(cell.uri).find((d) => codeOf(d) === code),
+    timeoutMs,
+    `a ${code} diagnostic from ${SOURCE} on cell ${cellIndex}`,
+  );
+  report.step("diagnostics", {
+    our_extension_active: Boolean(ext && ext.isActive),
+    diagnostics: ours(cell.uri).map(plainDiagnostic),
+    other_cells: cells
+      .filter((_, i) => i !== cellIndex)
+      .map((c) => ours(c.document.uri).map(plainDiagnostic)),
+    target: plainDiagnostic(target),
+  });
+  const actions =
+    (await vscode.commands.executeCommand(
+      "vscode.executeCodeActionProvider",
+      cell.uri,
+      target.range,
+      vscode.CodeActionKind.QuickFix.value,
+      20,
+    )) || [];
+  const fixes = actions.filter(isQuickFix);
+  report.step("code_actions", {
+    actions: actions.map((a) => ({ title: a.title, kind: a.kind ? a.kind.value : null, hasEdit: Boolean(a.edit) })),
+  });
+  const chosen = fixes.find((a) => a.isPreferred) || fixes[0];
+  if (!chosen || !chosen.edit) {
+    throw new Error(`no quick fix with an edit among ${actions.length} code actions`);
+  }
+  const edited = chosen.edit.entries().map(([uri]) => uri.toString());
+  const before = cells.map((c) => c.document.getText());
+  const applied = await vscode.workspace.applyEdit(chosen.edit);
+  report.step("applied", {
+    chosen: { title: chosen.title, kind: chosen.kind.value, isPreferred: Boolean(chosen.isPreferred) },
+    applied,
+    edited_uris: edited,
+    changed_cells: cells.map((c, i) => c.document.getText() !== before[i]),
+  });
+  if (!applied) {
+    throw new Error("workspace.applyEdit returned false");
+  }
+  const saved = await notebook.save();
+  report.step("saved", { saved });
+  const cleared = await poll(() => ours(cell.uri).length === 0, timeoutMs, "the cell's diagnostics to clear");
+  report.step("cleared", { cleared, final_text: cell.getText() });
+  if (env("CKPT_E2E_FIX_ON_SAVE", "")) {
+    await fixOnSave(report, notebook, cell, before[cellIndex], code, timeoutMs);
+  }
+}
+
+// notebook.codeActionsOnSave: put the cell back as it was, wait for the finding, save the
+// notebook the way a user does (the save command, an explicit save), and wait for the
+// save participant's fix-all to clear it.
+async function fixOnSave(report, notebook, cell, original, code, timeoutMs) {
+  const edit = new vscode.WorkspaceEdit();
+  const whole = new vscode.Range(0, 0, cell.lineCount, 0);
+  edit.replace(cell.uri, whole, original);
+  await vscode.workspace.applyEdit(edit);
+  await poll(() => ours(cell.uri).find((d) => codeOf(d) === code), timeoutMs, `${code} again`);
+  report.step("reverted", { reverted_text: cell.getText() });
+  await vscode.window.showNotebookDocument(notebook);
+  await vscode.commands.executeCommand("workbench.action.files.save");
+  const fixedOnSave = await poll(
+    () => ours(cell.uri).length === 0 && cell.getText().includes("__getstate__"),
+    timeoutMs,
+    "notebook.codeActionsOnSave to fix the cell",
+  );
+  report.step("fixed_on_save", {
+    fixed_on_save: fixedOnSave,
+    dirty_after_save: notebook.isDirty,
+    on_save_text: cell.getText(),
+  });
+}
+
 async function drive(report) {
+  const notebookPath = env("CKPT_E2E_NOTEBOOK", "");
+  if (notebookPath) {
+    return driveNotebook(report, notebookPath);
+  }
   const timeoutMs = Number(env("CKPT_E2E_TIMEOUT_MS", "60000"));
   const code = env("CKPT_E2E_CODE", "CKPT005");
   const folder = vscode.workspace.workspaceFolders && vscode.workspace.workspaceFolders[0];
