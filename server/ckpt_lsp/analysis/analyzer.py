@@ -264,7 +264,7 @@ class Analyzer:
         for key, text in self.index.texts():
             known = self._custom.get(key)
             if known is None or known[0] is not text:
-                found = frozenset()
+                found: frozenset[str] = frozenset()
                 if mentions_custom_objects(text):
                     module = self.index.facts(key)
                     found = custom_object_names(module) if module is not None else found

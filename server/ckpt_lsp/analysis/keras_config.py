@@ -334,14 +334,31 @@ def _non_json(
     makes = [s for s in sources if _makes_non_json(s, facts, param.arg, default, passed)]
     if not makes:
         return None
+    fix = "rebuild" if all(_rebuildable(s, facts) for s in makes) else "none"
     return ConfigIssue(
         param.arg,
         param,
         f"`get_config` returns `{param.arg}` as an object JSON cannot hold (a layer, an "
         "array, a function or a path): `model.save(...)` works, `load_model` fails; "
         "serialize it and rebuild it in `from_config`",
-        "rebuild",
+        fix,
     )
+
+
+def _rebuildable(expr: ast.expr, facts: ModuleFacts) -> bool:
+    """Whether keras.saving.serialize_keras_object/deserialize_keras_object bring the value
+    back: arrays, layers and Keras' functions do; paths, lambdas and this module's
+    functions (unregistered) do not."""
+    for node in ast.walk(expr):
+        if isinstance(node, ast.Lambda):
+            return False
+        if isinstance(node, ast.Name) and facts.functions.get(node.id) is not None:
+            return False
+        if isinstance(node, ast.Call):
+            qualified = qualify(dotted_name(node.func), facts)
+            if qualified.startswith(("pathlib.", "os.path.")):
+                return False
+    return True
 
 
 def _is_self(node: ast.expr) -> bool:
