@@ -76,6 +76,42 @@ class LayerBareInit(keras.layers.Layer):
         return x * 2.0
 
 
+class UnregisteredModel(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.dense(x)
+
+
+@register
+class LayerArgNoConfig(keras.layers.Layer):
+    """No get_config, built with a layer: the automatic config cannot hold it."""
+
+    def __init__(self, inner, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = inner
+
+    def call(self, x):
+        return self.inner(x)
+
+
+@register
+class OwnConfigNoKwargs(keras.layers.Layer):
+    """No **kwargs, but get_config builds its own dict without Keras' base keys."""
+
+    def __init__(self, scale=2.0):
+        super().__init__()
+        self.scale = scale
+
+    def call(self, x):
+        return x * self.scale
+
+    def get_config(self):
+        return {"scale": self.scale}
+
+
 @register
 class ModelNoConfig(keras.Model):
     """No get_config: a Model's automatic config keeps the defaults only."""
@@ -213,9 +249,15 @@ class ModelComplete(keras.Model):
 
 ROWS: list[tuple[str, Callable[[], keras.layers.Layer]]] = [
     ("Layer, not registered (get_config, **kwargs)", lambda: Unregistered(3.0)),
+    ("Model, not registered, bare `__init__(self)`", UnregisteredModel),
     ("Layer, registered, no get_config, plain args", lambda: LayerAutoConfig(5, 0.5)),
+    (
+        "Layer, registered, no get_config, built with a layer",
+        lambda: LayerArgNoConfig(keras.layers.Dense(3)),
+    ),
     ("Layer, registered, `__init__` without **kwargs", lambda: LayerNoKwargs(3.0)),
     ("Layer, registered, bare `__init__(self)`", LayerBareInit),
+    ("no **kwargs, get_config without super's keys", lambda: OwnConfigNoKwargs(3.0)),
     ("Model, registered, no get_config, non-default arg", lambda: ModelNoConfig(5)),
     ("Model, registered, no get_config, default args", ModelNoConfig),
     ("get_config forgets an arg that shapes weights", lambda: ForgetsShape(5)),
@@ -267,7 +309,9 @@ def measure(build: Callable[[], keras.layers.Layer], tmp: Path) -> list[str]:
         saved = "ok"
     except Exception as exc:
         saved = f"fails ({type(exc).__name__})"
-    loaded = _cell(lambda: keras.models.load_model(target)(SAMPLE), before) if saved == "ok" else "-"
+    loaded = (
+        _cell(lambda: keras.models.load_model(target)(SAMPLE), before) if saved == "ok" else "-"
+    )
     copied = _cell(lambda: copy.deepcopy(model)(SAMPLE), before)
     cloned = _cell(lambda: _clone(model), before)
     weights = _cell(lambda: _weights(model, build, tmp), before)
@@ -290,8 +334,10 @@ def _weights(model: keras.Model, build: Callable[[], keras.layers.Layer], tmp: P
 
 def main() -> int:
     header = "| class shape | `.keras` save | `load_model` | deepcopy | clone_model | save/load_weights | pickle |"
-    print(f"Measured with keras {keras.__version__} ({keras.backend.backend()} backend), "
-          f"numpy {np.__version__}, Python {sys.version.split()[0]}.\n")
+    print(
+        f"Measured with keras {keras.__version__} ({keras.backend.backend()} backend), "
+        f"numpy {np.__version__}, Python {sys.version.split()[0]}.\n"
+    )
     print(header)
     print("|" + "---|" * 7)
     with warnings.catch_warnings():
