@@ -68,7 +68,7 @@ def read_config(fn: FunctionNode) -> _Config:
                 else:
                     config.keys.add(kw.arg)
                     config.values[kw.arg] = kw.value
-            if any(not isinstance(a, (ast.Dict, ast.Name)) for a in node.args):
+            if any(not isinstance(a, ast.Dict) and not _plain_merge(a) for a in node.args):
                 config.dynamic = True
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             _read_store(node, config)
