@@ -103,6 +103,7 @@ INVALID: dict[str, tuple[str, str, str]] = {
             def __init__(self, units, **kwargs):
                 super().__init__(**kwargs)
                 self.head = layers.Dense(units)
+        model = Req(4)
         """,
         ("CKPT013", "Req", "units"),
     ),
@@ -115,6 +116,7 @@ INVALID: dict[str, tuple[str, str, str]] = {
                 self.units, self.scale = units, scale
             def get_config(self):
                 return {**super().get_config(), "scale": self.scale}
+        f = Forget(3)
         """,
         ("CKPT013", "Forget", "units"),
     ),
@@ -291,6 +293,43 @@ VALID: dict[str, str] = {
                 config.update(self.kw)
                 return config
         d = Dyn(3, 4)
+        """,
+    "no **kwargs, but name, trainable and dtype are parameters": """
+        @reg
+        class Named(layers.Layer):
+            def __init__(self, path="x", trainable=True, name=None, dtype=None):
+                super().__init__(trainable=trainable, name=name, dtype=dtype)
+                self.path = path
+            def get_config(self):
+                return {**super().get_config(), "path": self.path}
+        """,
+    "argument folded into a value the config returns": """
+        @reg
+        class In(layers.Layer):
+            def __init__(self, shape=None, batch_size=None, **kwargs):
+                super().__init__(**kwargs)
+                batch_shape = (batch_size, *shape)
+                self._batch_shape = batch_shape
+            @property
+            def batch_shape(self):
+                return self._batch_shape
+            def get_config(self):
+                return {**super().get_config(), "batch_shape": self.batch_shape}
+        i = In((3,), batch_size=2)
+        """,
+    "base class built only by its subclasses": """
+        @reg
+        class BaseConvish(layers.Layer):
+            def __init__(self, rank, filters=2, **kwargs):
+                super().__init__(**kwargs)
+                self.rank, self.filters = rank, filters
+            def get_config(self):
+                return {**super().get_config(), "filters": self.filters}
+        @reg
+        class Conv1Dish(BaseConvish):
+            def __init__(self, filters=2, **kwargs):
+                super().__init__(1, filters, **kwargs)
+        c = Conv1Dish(4)
         """,
     "not a layer: a Keras callback and a plain class": """
         class Cb(keras.callbacks.Callback):

@@ -110,7 +110,9 @@ def keras_class(
             continue
         qualified, found = scope.resolve(base, facts)
         kind = _library_kind(qualified)
-        if kind is not None:
+        # a class of the project (Keras' own sources, a vendored layer) is read for what it
+        # says; only Layer/Model themselves are taken by name
+        if kind is not None and (kind[1] or found is None):
             return KerasClass(kind[0], qualified, kind[1], ())
         if found is None or depth > 20 or found[1] is cls:
             continue

@@ -226,7 +226,8 @@ def config_issues(
         return []
     chain = config_chain(cls, kc)
     issues: list[ConfigIssue] = []
-    if init.args.kwarg is None and chain.includes_base:
+    named = {a.arg for a in (*init.args.args, *init.args.kwonlyargs)}
+    if init.args.kwarg is None and chain.includes_base and not named >= _BASE_KEYS:
         issues.append(_no_kwargs(init, chain))
     if chain.dynamic:
         return issues
@@ -268,14 +269,52 @@ def _param_issue(
         return _non_json(facts, cls, init, param, default, chain.values[name], values)
     if name in chain.keys or (name in passed and chain.includes_base):
         return None  # handed to the parent: its config gives it back (or its finding says)
+    if chain.owner is not None and _folded_into_config(init, name, chain.values):
+        return None  # normalized into a value the config does give back (shape -> batch_shape)
     if chain.owner is None and kc.automatic and kc.kind == "layer":
         return _auto_layer(facts, param, default, values)
-    changed = default is None or any(v is not None and not _same(v, default) for v in values)
+    # the module must build the class: a base class that only its subclasses build (they
+    # fix the argument) is judged through them, and the runtime never builds it alone
+    changed = any(v is not None and not _same(v, default) for v in values)
     if chain.owner is None and kc.automatic and default is not None and not _basic(default, facts):
         changed = True  # the Model's automatic config cannot hold its own default: save fails
     if not changed:
         return None
     return ConfigIssue(name, param, _missing_message(name, cls, kc, chain, default), "config")
+
+
+def _folded_into_config(init: FunctionNode, param: str, values: dict[str, ast.expr]) -> bool:
+    """Whether `__init__` computes an attribute the config returns from the parameter:
+    `batch_shape = (batch_size, *shape); self._batch_shape = batch_shape` with
+    `"batch_shape": self.batch_shape` in the config gives `shape` back in another form."""
+    returned = {
+        n.attr.lstrip("_")
+        for value in values.values()
+        for n in ast.walk(value)
+        if isinstance(n, ast.Attribute) and _is_self(n.value)
+    }
+    derived = {param}
+    assigns = [n for n in ast.walk(init) if isinstance(n, ast.Assign)]
+    for _ in range(4):  # locals computed from locals: a few steps reach a fixpoint
+        for node in assigns:
+            used = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+            if not used & derived:
+                continue
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    derived.add(target.id)
+                elif _is_self_attr(target) and _returns(target, returned, param):
+                    return True
+    return False
+
+
+def _is_self_attr(node: ast.expr) -> bool:
+    return isinstance(node, ast.Attribute) and _is_self(node.value)
+
+
+def _returns(target: ast.expr, returned: set[str], param: str) -> bool:
+    name = target.attr.lstrip("_") if isinstance(target, ast.Attribute) else ""
+    return name in returned and name != param
 
 
 def _missing_message(
