@@ -89,18 +89,12 @@ def _result(finding: Finding, root: Path, index: dict[str, int]) -> dict[str, An
                             "endColumn": finding.end_location.column,
                         },
                     },
-                    "logicalLocations": [
-                        {
-                            "name": finding.attribute,
-                            "fullyQualifiedName": f"{finding.class_name}.{finding.attribute}",
-                            "kind": "member",
-                        }
-                    ],
+                    "logicalLocations": [_logical(finding)],
                 }
             ],
             **_related(finding, root),
             "partialFingerprints": {FINGERPRINT_KEY: fingerprint(finding, root)},
-            "properties": {"class": finding.class_name, "attribute": finding.attribute},
+            "properties": {"class": finding.class_name, "attribute": finding.attribute or None},
         }
     )
     return result
@@ -170,3 +164,15 @@ def to_sarif(
 def render(findings: Sequence[Finding], errors: Sequence[FileError], *, root: Path) -> str:
     """The SARIF log as indented JSON, ending with a newline."""
     return json.dumps(to_sarif(findings, errors, root=root), indent=2, ensure_ascii=False) + "\n"
+
+
+def _logical(finding: Finding) -> dict[str, str]:
+    """The member a finding is about; a finding about a whole class (CKPT012) names the class."""
+    if not finding.attribute:
+        name = finding.class_name
+        return {"name": name, "fullyQualifiedName": name, "kind": "type"}
+    return {
+        "name": finding.attribute,
+        "fullyQualifiedName": f"{finding.class_name}.{finding.attribute}",
+        "kind": "member",
+    }
