@@ -180,6 +180,29 @@ INVALID: dict[str, tuple[str, str, str]] = {
         """,
         ("CKPT013", "Holder", "inner"),
     ),
+    "layer without get_config built with an object": (
+        """
+        @reg
+        class Holder2(layers.Layer):
+            def __init__(self, init=None, **kwargs):
+                super().__init__(**kwargs)
+                self.init = init
+        h = Holder2(init=keras.initializers.Constant(2.0))
+        """,
+        ("CKPT013", "Holder2", "init"),
+    ),
+    "config returns a numpy function": (
+        """
+        @reg
+        class NpAct(layers.Layer):
+            def __init__(self, fn=np.tanh, **kwargs):
+                super().__init__(**kwargs)
+                self.fn = fn
+            def get_config(self):
+                return {**super().get_config(), "fn": self.fn}
+        """,
+        ("CKPT013", "NpAct", "fn"),
+    ),
     "tf.keras spelling": (
         """
         import tensorflow as tf
@@ -330,6 +353,32 @@ VALID: dict[str, str] = {
             def __init__(self, filters=2, **kwargs):
                 super().__init__(1, filters, **kwargs)
         c = Conv1Dish(4)
+        """,
+    "registered by a call": """
+        class Late(layers.Layer):
+            def call(self, x):
+                return x
+        Late = keras.saving.register_keras_serializable(package="t")(Late)
+        """,
+    "objects Keras serializes and __init__ gets back": """
+        @reg
+        class Init(layers.Layer):
+            def __init__(self, init="ones", act="relu", **kwargs):
+                super().__init__(**kwargs)
+                self.init = keras.initializers.get(init)
+                self.act = keras.activations.get(act)
+            def get_config(self):
+                return {**super().get_config(), "init": self.init, "act": self.act}
+        i = Init(keras.initializers.Constant(2.0), "tanh")
+        """,
+    "a forgotten dropout changes no weights and no inference output": """
+        @reg
+        class Drop(keras.Model):
+            def __init__(self, dropout=0.1, **kwargs):
+                super().__init__(**kwargs)
+                self.drop = layers.Dropout(dropout)
+                self.d = layers.Dense(2)
+        m = Drop(dropout=0.5)
         """,
     "not a layer: a Keras callback and a plain class": """
         class Cb(keras.callbacks.Callback):

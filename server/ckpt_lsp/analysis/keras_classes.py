@@ -124,7 +124,12 @@ def keras_class(
 
 
 def is_registered(facts: ModuleFacts, cls: ClassFacts) -> bool:
-    """Decorated with `register_keras_serializable` (or an alias of its result)."""
+    """Decorated with `register_keras_serializable` (or an alias of its result), or
+    registered by a call at module level: `Cls = register_keras_serializable()(Cls)`."""
+    value = facts.assigns.get(cls.name)
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Call):  # noqa: SIM102
+        if _is_register(dotted_name(value.func.func), facts):
+            return True
     for decorator in cls.node.decorator_list:
         target = decorator.func if isinstance(decorator, ast.Call) else decorator
         if _is_register(dotted_name(target), facts):

@@ -17,6 +17,7 @@ A class with its own `from_config` rebuilds itself: it gets no finding here.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -27,6 +28,11 @@ from ckpt_lsp.analysis.names import qualify
 
 _BASE_KEYS = frozenset({"name", "trainable", "dtype"})
 _BASIC_CALLS = frozenset({"int", "float", "str", "bool", "len", "min", "max", "round", "abs"})
+# Lower-case module members that are plain numbers, not functions.
+_CONSTANTS = frozenset({"pi", "e", "inf", "nan", "tau", "maxsize", "newaxis", "epsilon"})
+# Arguments that change neither the weights nor what a built model computes at inference
+# (`dropout=0.3` reloads as the default): `load_model` gives back the same outputs.
+_INFERENCE_NEUTRAL = re.compile(r".*dropout.*|seed")
 
 
 @dataclass(frozen=True)
@@ -278,7 +284,7 @@ def _param_issue(
     changed = any(v is not None and not _same(v, default) for v in values)
     if chain.owner is None and kc.automatic and default is not None and not _basic(default, facts):
         changed = True  # the Model's automatic config cannot hold its own default: save fails
-    if not changed:
+    if not changed or _INFERENCE_NEUTRAL.fullmatch(name):
         return None
     return ConfigIssue(name, param, _missing_message(name, cls, kc, chain, default), "config")
 
@@ -342,7 +348,7 @@ def _auto_layer(
 ) -> ConfigIssue | None:
     """A Layer without get_config records plain arguments; any other value makes save raise."""
     used = [v if v is not None else default for v in values] if values else [default]
-    bad = [v for v in used if v is not None and _surely_not_basic(v, facts)]
+    bad = [v for v in used if v is not None and _not_plain(v, facts)]
     if not bad:
         return None
     return ConfigIssue(
@@ -353,6 +359,17 @@ def _auto_layer(
         "NotImplementedError; write a get_config",
         "none",
     )
+
+
+def _not_plain(node: ast.expr, facts: ModuleFacts) -> bool:
+    """Surely not str/int/float/bool/None/lists: the automatic config refuses it (an
+    instance of any class, a function)."""
+    if _surely_not_basic(node, facts):
+        return True
+    if isinstance(node, ast.Call):
+        last = dotted_name(node.func).rsplit(".", 1)[-1]
+        return last[:1].isupper()
+    return False
 
 
 def _non_json(
@@ -489,7 +506,12 @@ def _is_function(node: ast.expr, facts: ModuleFacts) -> bool:
         return True
     member = keras_member(qualify(dotted, facts))
     if member is None:
-        return False
+        # `np.tanh`, `torch.relu`, `math.sqrt`: a lower-case member of an imported module
+        head, _, rest = dotted.partition(".")
+        last = dotted.rsplit(".", 1)[-1]
+        return (
+            bool(rest) and head in facts.module_names and last[:1].islower()
+        ) and last not in _CONSTANTS
     last = member.rsplit(".", 1)[-1]
     modules = keras_data().function_modules
     return any(member.startswith(m) for m in modules) and last[:1].islower()
