@@ -147,9 +147,10 @@ def _add_import(
         for stmt in tree.body if tree is not None else ():
             if isinstance(stmt, (ast.Import, ast.ImportFrom)):
                 anchor = (parsed, stmt)
-    text = "import keras\n"
+    newline = "\r\n" if "\r\n" in module.source else "\n"
+    text = f"import keras{newline}"
     if anchor is None:
-        plan.spans.append(Span(0, 0, text + "\n\n", -1))
+        plan.spans.append(Span(0, 0, text + newline * 2, -1))
         return
     parsed, stmt = anchor
     block = by_block.get(id(parsed)) or _BlockEdit(parsed, module.block_offset(parsed), [])
@@ -157,7 +158,7 @@ def _add_import(
         return
     table = LineTable(parsed.block.text)
     at = table.row_end(stmt.end_lineno or stmt.lineno)
-    lead = "" if table.has_newline(stmt.end_lineno or stmt.lineno) else "\n"
+    lead = "" if table.has_newline(stmt.end_lineno or stmt.lineno) else newline
     plan.elsewhere.append(_Elsewhere(block, Span(at, at, lead + text)))
 
 

@@ -14,7 +14,7 @@ Nothing existing is re-printed; the edits module checks that the block still par
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.facts import dotted_name
@@ -50,25 +50,31 @@ def keras_spelling(module: FixModule, cls: ast.ClassDef) -> tuple[str, bool]:
 
 
 def plan_keras(module: FixModule, found: FoundClass, ops: tuple[str, ...]) -> KerasPlan:
+    """The spans for the ops that the class still needs: what is done already is skipped,
+    so fixing a fixed class changes nothing."""
     cls = found.node
     text = found.parsed.block.text
     table = LineTable(text)
     spelling, needs_import = keras_spelling(module, cls)
-    plan = KerasPlan(needs_import=needs_import)
     editor = _ClassEditor(cls, table, spelling)
+    spans: list[Span] = []
     for op in ops:
         kind, _, arg = op.partition(":")
-        if kind == "register":
-            plan.spans.append(editor.register(arg))
+        if kind == "register" and not editor.registered():
+            spans.append(editor.register(arg))
         elif kind == "kwargs":
-            plan.spans.extend(editor.kwargs())
-    config = tuple(op.partition(":")[2] for op in ops if op.startswith("config:"))
+            spans.extend(editor.kwargs())
+    config = editor.missing(op.partition(":")[2] for op in ops if op.startswith("config:"))
     rebuild = tuple(op.partition(":")[2] for op in ops if op.startswith("rebuild:"))
     if config:
-        plan.spans.extend(editor.config(config))
-    if rebuild:
-        plan.spans.extend(editor.rebuild(rebuild))
-    return plan
+        spans.extend(editor.config(config))
+    if rebuild and "from_config" not in editor.methods:
+        spans.extend(editor.rebuild(rebuild))
+    newline = "\r\n" if "\r\n" in text else "\n"
+    if newline != "\n":  # the file's own line ending
+        spans = [Span(s.start, s.end, s.text.replace("\n", newline), s.order) for s in spans]
+    uses_keras = any(spelling in s.text for s in spans)
+    return KerasPlan(spans, needs_import and uses_keras)
 
 
 class _ClassEditor:
@@ -85,6 +91,15 @@ class _ClassEditor:
 
     def _end(self, node: ast.AST) -> int:
         return self.at(node.end_lineno or node.lineno, node.end_col_offset or 0)  # type: ignore[attr-defined]
+
+    def registered(self) -> bool:
+        return any("register_keras_serializable" in ast.unparse(d) for d in self.cls.decorator_list)
+
+    def missing(self, params: Iterable[str]) -> tuple[str, ...]:
+        """The parameters a get_config does not name yet."""
+        fn = self.methods.get("get_config")
+        keys = read_config(fn).keys if fn is not None else set()
+        return tuple(p for p in dict.fromkeys(params) if p not in keys)
 
     def register(self, package: str) -> Span:
         rows = [d.lineno for d in self.cls.decorator_list] + [self.cls.lineno]
