@@ -122,7 +122,7 @@ def fix_targets(findings: Iterable[Finding]) -> list[FixTarget]:
 def target_title(target: FixTarget) -> str:
     """What fixing a target does, in a sentence (JSON `fix.message`, code action titles)."""
     if target.keras and not target.attributes:
-        return f"Make `{target.class_name}` load back with Keras ({keras_summary(target.keras)})"
+        return f"Fix all Keras findings of `{target.class_name}`: {keras_summary(target.keras)}"
     return (
         f"Exclude unpicklable attributes of `{target.class_name}` from pickling "
         "(add __getstate__/__setstate__)"

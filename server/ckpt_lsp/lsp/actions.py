@@ -178,7 +178,7 @@ def _finding_actions(
     if targets:  # the policy refuses some (CKPT004, a hook): then only "ignore" is offered
         title = f"Exclude `{finding.attribute}` from pickling (add __getstate__/__setstate__)"
         if targets[0].keras:
-            title = f"`{finding.class_name}`: {keras_summary(targets[0].keras)}"
+            title = f"Fix `{finding.class_name}` for Keras: {keras_summary(targets[0].keras)}"
         actions.append(
             types.CodeAction(
                 title=title,
