@@ -183,6 +183,7 @@ class CallSites:
     """How the module builds the class: the arguments of each `Cls(...)` call."""
 
     calls: tuple[ast.Call, ...]
+    places: tuple[tuple[int, int], ...] = ()  # (row, 1-based column) of each call, in the file
 
     def passed(self, init: FunctionNode, name: str) -> list[ast.expr | None]:
         """The value each call gives `name` (None: the call leaves it at its default)."""
@@ -205,6 +206,7 @@ class CallSites:
 
 def call_sites(facts: ModuleFacts, name: str) -> CallSites:
     found: list[ast.Call] = []
+    places: list[tuple[int, int]] = []
     needle = f"{name}("
     for parsed in facts.blocks:
         if needle not in parsed.block.text:
@@ -215,7 +217,8 @@ def call_sites(facts: ModuleFacts, name: str) -> CallSites:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _names(node.func, name):
                 found.append(node)
-    return CallSites(tuple(found))
+                places.append((node.lineno + parsed.row_offset, node.col_offset + 1))
+    return CallSites(tuple(found), tuple(sorted(places)))
 
 
 def _names(func: ast.expr, name: str) -> bool:

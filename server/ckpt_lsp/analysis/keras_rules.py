@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ckpt_lsp.analysis.blocks import split_lines
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
@@ -28,6 +28,7 @@ from ckpt_lsp.rules import RULES
 from ckpt_lsp.suppress import is_suppressed
 
 KERAS_CODES = ("CKPT012", "CKPT013")
+_RELATED = 3  # construction sites named as related locations, at most
 # The save paths a Keras finding breaks: all of them go through the class's config.
 _BREAKS = ("keras", "deepcopy", "pickle")
 
@@ -48,14 +49,25 @@ def keras_findings(ctx: KerasContext, cls: ClassFacts, kc: KerasClass) -> list[F
     if in_builtin_package(facts):
         return []  # load_model imports Keras' own classes by module path
     found: list[Finding] = []
+    sites = call_sites(facts, cls.name)
+    # where it bites: the places the module builds the class (a model holding one saves,
+    # and cannot be loaded back)
+    related = tuple(
+        (ctx.filename, row, column, f"`{cls.name}` built here")
+        for row, column in sites.places[:_RELATED]
+    )
     unregistered = ctx.enabled("CKPT012") and not is_registered(facts, cls)
     if unregistered and cls.name not in ctx.custom_objects():
         finding = _unregistered(ctx, cls, kc)
         if finding is not None:
-            found.append(finding)
+            found.append(replace(finding, related=related))
     if ctx.enabled("CKPT013"):
-        issues = config_issues(facts, cls, kc, call_sites(facts, cls.name))
-        found.extend(f for f in (_config_finding(ctx, cls, kc, i) for i in issues) if f)
+        issues = config_issues(facts, cls, kc, sites)
+        found.extend(
+            replace(f, related=related)
+            for f in (_config_finding(ctx, cls, kc, i) for i in issues)
+            if f is not None
+        )
     return found
 
 
