@@ -203,6 +203,10 @@ INVALID: dict[str, tuple[str, str, str]] = {
         """,
         ("CKPT013", "NpAct", "fn"),
     ),
+    "unregistered Sequential subclass": (
+        "class Stack(keras.Sequential):\n    pass\n",
+        ("CKPT012", "Stack", ""),
+    ),
     "tf.keras spelling": (
         """
         import tensorflow as tf
@@ -468,6 +472,22 @@ def test_across_files_bases_and_custom_objects(tmp_path: Path) -> None:
                 pass
             head = Head(4, scale=2.0)
             """,
+        "pkg/common.py": """
+            import keras
+            register = keras.saving.register_keras_serializable(package="pkg")
+            def registered(cls):
+                return keras.saving.register_keras_serializable(package="pkg")(cls)
+            """,
+        "pkg/more.py": """
+            import keras
+            from pkg.common import register, registered
+            @register
+            class ByAlias(keras.layers.Layer):
+                pass
+            @registered
+            class ByFunction(keras.layers.Layer):
+                pass
+            """,
         "pkg/serve.py": """
             import keras
             from pkg.blocks import Loaded
@@ -477,6 +497,7 @@ def test_across_files_bases_and_custom_objects(tmp_path: Path) -> None:
     }
     out = _project(tmp_path, files)
     assert out["pkg/blocks.py"] == []
+    assert out["pkg/more.py"] == []
     assert sorted(out["pkg/heads.py"]) == [
         ("CKPT012", "Unregistered", ""),
         ("CKPT013", "Head", "scale"),

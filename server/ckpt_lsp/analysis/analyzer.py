@@ -254,7 +254,7 @@ class Analyzer:
         def enabled(code: str) -> bool:
             return config is None or config.is_enabled(code, filename)
 
-        return KerasContext(filename, facts, custom, enabled, severity)
+        return KerasContext(filename, facts, custom, enabled, severity, self.index)
 
     def _custom_objects(self, facts: ModuleFacts) -> frozenset[str]:
         """The names any module of the project passes to Keras as custom objects."""

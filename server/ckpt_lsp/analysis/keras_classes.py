@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
+from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.names import qualify
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class KerasData:
     model_bases: frozenset[str]
     layer_modules: tuple[str, ...]
     not_layers: frozenset[str]
+    sequential: frozenset[str]
     register: frozenset[str]
     builtin_packages: frozenset[str]
     non_json_calls: tuple[str, ...]
@@ -55,6 +57,7 @@ def keras_data() -> KerasData:
         frozenset(raw["model_bases"]),
         tuple(raw["layer_modules"]),
         frozenset(raw["not_layers"]),
+        frozenset(raw["sequential"]),
         frozenset(raw["register"]),
         frozenset(raw["builtin_packages"]),
         tuple(raw["non_json_calls"]),
@@ -92,6 +95,8 @@ def _library_kind(qualified: str) -> tuple[str, bool] | None:
         return "layer", True
     if member in data.model_bases:
         return "model", True
+    if member in data.sequential:
+        return "model", False
     last = member.rsplit(".", 1)[-1]
     if last in data.not_layers or not last[:1].isupper():
         return None
@@ -123,21 +128,36 @@ def keras_class(
     return None
 
 
-def is_registered(facts: ModuleFacts, cls: ClassFacts) -> bool:
-    """Decorated with `register_keras_serializable` (or an alias of its result), or
-    registered by a call at module level: `Cls = register_keras_serializable()(Cls)`."""
+def is_registered(facts: ModuleFacts, cls: ClassFacts, index: ProjectIndex | None = None) -> bool:
+    """Decorated with `register_keras_serializable`, an alias of its result or a project
+    function that calls it (in this module or another), or registered by a call at module
+    level: `Cls = register_keras_serializable()(Cls)`."""
     value = facts.assigns.get(cls.name)
     if isinstance(value, ast.Call) and isinstance(value.func, ast.Call):  # noqa: SIM102
         if _is_register(dotted_name(value.func.func), facts):
             return True
     for decorator in cls.node.decorator_list:
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        if _is_register(dotted_name(target), facts):
+        target = dotted_name(decorator.func if isinstance(decorator, ast.Call) else decorator)
+        if _is_register(target, facts) or _registers(facts, target):
             return True
-        alias = facts.assigns.get(dotted_name(target))
-        if isinstance(alias, ast.Call) and _is_register(dotted_name(alias.func), facts):
+        if index is None or not target:
+            continue
+        found = index.resolve_member(qualify(target, facts), facts.path)
+        if found is not None and _registers(found[0], found[1]):
             return True
     return False
+
+
+def _registers(facts: ModuleFacts, name: str) -> bool:
+    """A module-level name that registers: `register = register_keras_serializable(...)`,
+    or a function whose body calls it."""
+    alias = facts.assigns.get(name)
+    if isinstance(alias, ast.Call) and _is_register(dotted_name(alias.func), facts):
+        return True
+    if name not in facts.functions:
+        return False
+    node = facts.functions.get(name)
+    return node is not None and "register_keras_serializable" in ast.unparse(node)
 
 
 def _is_register(dotted: str, facts: ModuleFacts) -> bool:

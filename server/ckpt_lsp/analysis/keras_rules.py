@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from ckpt_lsp.analysis.blocks import split_lines
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
+from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.keras_classes import (
     KerasClass,
     in_builtin_package,
@@ -42,6 +43,7 @@ class KerasContext:
     custom_objects: Callable[[], frozenset[str]]  # names passed as custom_objects, lazily
     enabled: Callable[[str], bool]
     severity: Callable[[str], str]
+    index: ProjectIndex | None = None
 
 
 def keras_findings(ctx: KerasContext, cls: ClassFacts, kc: KerasClass) -> list[Finding]:
@@ -56,7 +58,7 @@ def keras_findings(ctx: KerasContext, cls: ClassFacts, kc: KerasClass) -> list[F
         (ctx.filename, row, column, f"`{cls.name}` built here")
         for row, column in sites.places[:_RELATED]
     )
-    unregistered = ctx.enabled("CKPT012") and not is_registered(facts, cls)
+    unregistered = ctx.enabled("CKPT012") and not is_registered(facts, cls, ctx.index)
     if unregistered and cls.name not in ctx.custom_objects():
         finding = _unregistered(ctx, cls, kc)
         if finding is not None:
