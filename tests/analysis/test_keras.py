@@ -649,3 +649,20 @@ def test_fixed_classes_save_and_load_back(tmp_path: Path) -> None:
     after = _round_trip(after_dir, modules)
     assert all(r == "ok" for r in after.values()), after
     assert "import keras\n" in (after_dir / "spelled_from_keras.py").read_text()
+
+
+def test_hover_and_fix_titles_speak_of_keras() -> None:
+    from ckpt_lsp.fix.policy import target_title
+    from ckpt_lsp.lsp.hover import finding_markdown
+
+    source = (
+        HEAD + "class Bare(layers.Layer):\n    def __init__(self):\n        super().__init__()\n"
+    )
+    findings = analyze_text(source, "m.py")
+    assert [(f.code, f.attribute) for f in findings] == [("CKPT012", ""), ("CKPT013", "**kwargs")]
+    hover = finding_markdown(findings[0])
+    assert "register it" in hover and "Exclude" not in hover
+    assert "**Fails:** model.save + keras.models.load_model, deepcopy, pickle" in hover
+    (target,) = fix_targets(findings)
+    assert target.keras == ("register:m", "kwargs")
+    assert target_title(target) == "Fix all Keras findings of `Bare`: register it, add **kwargs"
