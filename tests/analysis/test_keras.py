@@ -384,6 +384,15 @@ VALID: dict[str, str] = {
                 self.d = layers.Dense(2)
         m = Drop(dropout=0.5)
         """,
+    "an abstract base left for subclasses": """
+        class BaseBlock(layers.Layer):
+            def __init__(self, width=4):
+                super().__init__()
+                self.width = width
+            def call(self, x):
+                raise NotImplementedError("subclasses compute")
+        b = BaseBlock(8)
+        """,
     "not a layer: a Keras callback and a plain class": """
         class Cb(keras.callbacks.Callback):
             pass

@@ -216,3 +216,25 @@ def _bracketed(text: str, start: int, limit: int = 4000) -> str:
         elif char == "\n" and depth == 0 and i > start + 1:
             return text[start:i]
     return text[start:end]
+
+
+def is_abstract(cls: ClassFacts) -> bool:
+    """A base left for subclasses to finish: a method that only raises
+    NotImplementedError, or an `@abstractmethod`. It is never built, saved or loaded alone."""
+    for name in cls.method_names:
+        fn = cls.method(name)
+        if fn is None:
+            continue
+        if any(dotted_name(d).endswith("abstractmethod") for d in fn.decorator_list):
+            return True
+        body = [s for s in fn.body if not _is_docstring(s)]
+        if len(body) == 1 and isinstance(body[0], ast.Raise) and body[0].exc is not None:
+            exc = body[0].exc
+            target = exc.func if isinstance(exc, ast.Call) else exc
+            if dotted_name(target) == "NotImplementedError":
+                return True
+    return False
+
+
+def _is_docstring(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)

@@ -20,6 +20,7 @@ from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.keras_classes import (
     KerasClass,
     in_builtin_package,
+    is_abstract,
     is_registered,
     keras_class,
 )
@@ -50,6 +51,8 @@ def keras_findings(ctx: KerasContext, cls: ClassFacts, kc: KerasClass) -> list[F
     facts = ctx.facts
     if in_builtin_package(facts):
         return []  # load_model imports Keras' own classes by module path
+    if is_abstract(cls):
+        return []  # only its subclasses are built and saved: they are checked
     found: list[Finding] = []
     sites = call_sites(facts, cls.name)
     # where it bites: the places the module builds the class (a model holding one saves,
