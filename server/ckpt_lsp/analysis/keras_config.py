@@ -95,10 +95,22 @@ def _read_store(node: ast.Assign | ast.AnnAssign, config: _Config) -> None:
 
 
 def _plain_merge(value: ast.expr) -> bool:
-    """`**super().get_config()` or `**base` (a local dict): nothing unknown merged in."""
-    if isinstance(value, ast.Call):
-        return _is_super_call(value, "get_config")
-    return isinstance(value, ast.Name)
+    """`**super().get_config()` or `**base` (a local dict), also the older
+    `dict(list(base.items()) + list(config.items()))`: nothing unknown merged in."""
+    if isinstance(value, ast.Name):
+        return True
+    if isinstance(value, ast.BinOp) and isinstance(value.op, (ast.Add, ast.BitOr)):
+        return _plain_merge(value.left) and _plain_merge(value.right)
+    if not isinstance(value, ast.Call):
+        return False
+    if _is_super_call(value, "get_config"):
+        return True
+    func = value.func
+    if isinstance(func, ast.Name) and func.id in ("list", "dict", "tuple"):
+        return all(_plain_merge(a) for a in value.args) and not value.keywords
+    if isinstance(func, ast.Attribute) and func.attr in ("items", "copy") and not value.args:
+        return _plain_merge(func.value)
+    return False
 
 
 def _is_update_or_dict(node: ast.Call) -> bool:
@@ -115,7 +127,9 @@ def _is_super_call(node: ast.Call, method: str) -> bool:
     owner = func.value
     if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name):
         return owner.func.id == "super"
-    return isinstance(owner, (ast.Name, ast.Attribute))  # Base.get_config(self)
+    first = node.args[0] if node.args else None  # Base.get_config(self)
+    is_self = isinstance(first, ast.Name) and first.id == "self"
+    return isinstance(owner, (ast.Name, ast.Attribute)) and is_self
 
 
 @dataclass(frozen=True)
@@ -474,6 +488,8 @@ def _surely_not_basic(node: ast.AST, facts: ModuleFacts) -> bool:
     if isinstance(node, ast.Lambda):
         return True
     if isinstance(node, ast.Call):
+        if isinstance(node.func, ast.Name) and node.func.id in facts.classes:
+            return True  # an instance of a class of this module: the config gets a dict back
         return _non_json_call(qualify(dotted_name(node.func), facts))
     if isinstance(node, (ast.Attribute, ast.Name)):
         return _is_function(node, facts)
