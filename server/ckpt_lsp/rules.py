@@ -53,6 +53,18 @@ RULES: dict[str, Rule] = {
         Rule("CKPT008", "weak-reference", "Weak references and weak containers", "error"),
         Rule("CKPT009", "native-object", "Other values without pickle support", "error"),
         Rule(
+            "CKPT012",
+            "keras-unregistered",
+            "Custom Keras classes that load_model cannot locate (not registered)",
+            "error",
+        ),
+        Rule(
+            "CKPT013",
+            "keras-config",
+            "Keras __init__ arguments that the class's config does not give back",
+            "warning",
+        ),
+        Rule(
             "CKPT014",
             "main-module-class",
             "A model class defined in __main__ (a notebook, a script) saved whole",
@@ -68,6 +80,8 @@ SAVE_PATHS: dict[str, str] = {
     "spawn": "spawn workers",
     "deepcopy": "deepcopy",
     "weights_only": "weights-only formats",
+    "keras": "model.save + keras.models.load_model",
+    "save_weights": "save_weights/load_weights",
 }
 
 

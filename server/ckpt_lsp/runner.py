@@ -91,6 +91,7 @@ class _Source:
 def attach_fixes(text: str, findings: list[Finding]) -> list[Finding]:
     """Each finding gets its class's fix (the edits that exclude all its flagged attributes)."""
     from ckpt_lsp.fix import fix_edits, fix_targets  # libcst: imported only when fixes are wanted
+    from ckpt_lsp.fix.policy import target_title
 
     out: list[Finding] = []
     by_class: dict[tuple[str, int], Fix | None] = {}
@@ -100,13 +101,7 @@ def attach_fixes(text: str, findings: list[Finding]) -> list[Finding]:
         except Exception:  # a fix we cannot build is no fix, never a crash
             edits = []
         by_class[(target.class_name, target.class_line)] = (
-            Fix(
-                f"Exclude unpicklable attributes of `{target.class_name}` from pickling "
-                "(add __getstate__/__setstate__)",
-                tuple(edits),
-            )
-            if edits
-            else None
+            Fix(target_title(target), tuple(edits)) if edits else None
         )
     for finding in findings:
         out.append(replace(finding, fix=by_class.get((finding.class_name, finding.class_line))))

@@ -57,7 +57,9 @@ def test_model_bases_in_every_import_style(imports: str, base: str) -> None:
 )
 def test_not_models(imports: str, base: str) -> None:
     source = f"import threading\n{imports}\nclass C({base}):\n{BODY}"
-    assert analyze_text(source) == []
+    # Keras classes pickle through their config: only the Keras rules speak for them
+    keras = {"CKPT012", "CKPT013"}
+    assert [f for f in analyze_text(source) if f.code not in keras] == []
 
 
 def test_protocol_methods_bring_a_plain_class_into_scope() -> None:

@@ -80,10 +80,14 @@ async def _resolved(
     return out
 
 
+# the titles of the fixes of a whole class: pickled attributes, Keras registration and config
+_WHOLE_CLASS = ("Exclude all unpicklable attributes of", "Fix all Keras findings of")
+
+
 def _class_fix(actions: list[types.CodeAction]) -> types.CodeAction | None:
     """The quick fix that fixes a whole class: the class-wide one, else the one attribute's."""
-    excludes = [a for a in actions if a.title.startswith("Exclude")]
-    whole = [a for a in excludes if a.title.startswith("Exclude all unpicklable attributes of")]
+    excludes = [a for a in actions if a.title.startswith(("Exclude", "Fix `"))]
+    whole = [a for a in actions if a.title.startswith(_WHOLE_CLASS)]
     chosen = whole or excludes
     return chosen[0] if chosen else None
 

@@ -27,6 +27,8 @@ from ckpt_lsp.analysis.facts import (
     module_facts,
 )
 from ckpt_lsp.analysis.index import ProjectIndex, module_name_for
+from ckpt_lsp.analysis.keras_classes import custom_object_names, mentions_custom_objects
+from ckpt_lsp.analysis.keras_rules import KerasContext, keras_class, keras_findings
 from ckpt_lsp.analysis.main_module import CODE as CKPT014
 from ckpt_lsp.analysis.main_module import MainSave, main_module_saves
 from ckpt_lsp.analysis.memo import BoundedCache
@@ -151,6 +153,8 @@ class Analyzer:
         self._words: BoundedCache[str, frozenset[str]] = BoundedCache(
             self._CACHE_ENTRIES, self._CACHE_CHARS
         )
+        # per module: its text and the names it passes to Keras as custom objects
+        self._custom: dict[str, tuple[str, frozenset[str]]] = {}
 
     # -- public ----------------------------------------------------------
     def analyze(self, filename: str, text: str, budget_s: float | None = None) -> FileResult:
@@ -205,10 +209,72 @@ class Analyzer:
                 found = self._class_findings(filename, facts, cls, scope, classifier)
             by_class[cls.name] = (cls.row, found)
             result.findings.extend(found)
+        self._keras(filename, facts, scope, checked, by_class, result)
         self._recover_broken(filename, [*facts.broken, *unreadable], result, by_class)
         result.findings.extend(self._main_module_findings(filename, facts, scope))
         result.findings.sort(key=lambda f: (f.location, f.code, f.attribute))
         return result
+
+    def _keras(
+        self,
+        filename: str,
+        facts: ModuleFacts,
+        scope: ScopeResolver,
+        checked: set[str],
+        by_class: dict[str, tuple[int, list[Finding]]],
+        result: FileResult,
+    ) -> None:
+        """CKPT012/CKPT013 for the custom Keras classes of the file (never pickle-checked:
+        Keras pickles a model through its own config)."""
+        if "keras" not in facts.text:
+            return
+        ctx: KerasContext | None = None
+        for cls in facts.classes.values():
+            if cls.name in checked or cls.failure:
+                continue
+            kc = keras_class(facts, cls, scope)
+            if kc is None:
+                continue
+            if ctx is None:
+                ctx = self._keras_context(filename, facts)
+            found = keras_findings(ctx, cls, kc)
+            by_class[cls.name] = (cls.row, found)
+            result.findings.extend(found)
+
+    def _keras_context(self, filename: str, facts: ModuleFacts) -> KerasContext:
+        config = self.config
+        memo: list[frozenset[str]] = []
+
+        def custom() -> frozenset[str]:
+            if not memo:
+                memo.append(self._custom_objects(facts))
+            return memo[0]
+
+        def severity(code: str) -> str:
+            default = RULES[code].severity
+            return config.severity_of(code, default) if config is not None else default
+
+        def enabled(code: str) -> bool:
+            return config is None or config.is_enabled(code, filename)
+
+        return KerasContext(filename, facts, custom, enabled, severity, self.index)
+
+    def _custom_objects(self, facts: ModuleFacts) -> frozenset[str]:
+        """The names any module of the project passes to Keras as custom objects."""
+        if self.index is None:
+            return custom_object_names(facts)
+        names: set[str] = set()
+        for key, text in self.index.texts():
+            known = self._custom.get(key)
+            if known is None or known[0] is not text:
+                found: frozenset[str] = frozenset()
+                if mentions_custom_objects(text):
+                    module = self.index.facts(key)
+                    found = custom_object_names(module) if module is not None else found
+                known = (text, found)
+                self._custom[key] = known
+            names |= known[1]
+        return frozenset(names)
 
     def _memoized(
         self,

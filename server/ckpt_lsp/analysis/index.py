@@ -202,6 +202,20 @@ class ProjectIndex:
         key = _norm(path)
         return self._load(key) if key in self._names else None
 
+    def texts(self) -> list[tuple[str, str]]:
+        """Every module's text (read now when only registered), without making facts: a
+        project-wide question that a word search answers needs no parse."""
+        out: list[tuple[str, str]] = []
+        for key, source in list(self._sources.items()):
+            if callable(source):
+                try:
+                    source = source()
+                except (OSError, SourceError):
+                    continue
+                self._sources[key] = source
+            out.append((key, source))
+        return out
+
     def all_facts(self) -> list[ModuleFacts]:
         return [self._load(key) for key in list(self._names)]
 

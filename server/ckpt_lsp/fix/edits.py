@@ -10,16 +10,18 @@ ClassFix says why.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import libcst as cst
 
 from ckpt_lsp.analysis.facts import ParsedBlock
 from ckpt_lsp.findings import Edit, Position
 from ckpt_lsp.fix.cst_block import BlockSyntax, parses
-from ckpt_lsp.fix.module import find_class, load_module
-from ckpt_lsp.fix.planner import ClassPlanner, Unavailable
+from ckpt_lsp.fix.keras import plan_keras
+from ckpt_lsp.fix.module import FixModule, FoundClass, find_class, load_module
+from ckpt_lsp.fix.planner import ClassPlan, ClassPlanner, Unavailable
 from ckpt_lsp.fix.policy import FixTarget
 from ckpt_lsp.fix.text import LineTable, Span, apply_spans, spans_overlap, spans_to_edits
 
@@ -64,6 +66,7 @@ def _merge(targets: Sequence[FixTarget]) -> list[FixTarget]:
                 tuple(dict.fromkeys(target.attributes)),
                 tuple(target.bases),
                 tuple(target.reset),
+                tuple(dict.fromkeys(target.keras)),
             )
         else:
             merged[key] = FixTarget(
@@ -72,6 +75,7 @@ def _merge(targets: Sequence[FixTarget]) -> list[FixTarget]:
                 tuple(dict.fromkeys(old.attributes + tuple(target.attributes))),
                 tuple(dict.fromkeys(old.bases + tuple(target.bases))),
                 tuple(dict.fromkeys(old.reset + tuple(target.reset))),
+                tuple(dict.fromkeys(old.keras + tuple(target.keras))),
             )
     return list(merged.values())
 
@@ -92,9 +96,12 @@ class _BlockEdit:
         return [Span(s.start + shift, s.end + shift, s.text, s.order) for s in self.spans]
 
     def edits(self) -> list[Edit]:
+        return self.edits_of(self.spans)
+
+    def edits_of(self, spans: Sequence[Span]) -> list[Edit]:
         rows = self.parsed.row_offset
         out = []
-        for edit in spans_to_edits(LineTable(self.parsed.block.text), self.spans):
+        for edit in spans_to_edits(LineTable(self.parsed.block.text), spans):
             start, end = edit.location, edit.end_location
             out.append(
                 Edit(
@@ -104,6 +111,55 @@ class _BlockEdit:
                 )
             )
         return out
+
+
+@dataclass(frozen=True)
+class _Elsewhere:
+    """A span a class's fix needs in another block (the `import keras` a decorator uses)."""
+
+    block: _BlockEdit
+    span: Span
+
+
+@dataclass
+class _KerasSpans:
+    """A Keras class's plan, shaped like the pickling planner's."""
+
+    spans: list[Span]
+    elsewhere: list[_Elsewhere] = field(default_factory=list)
+    recreated: tuple[str, ...] = ()
+    reset: tuple[str, ...] = ()
+
+
+def _add_import(
+    module: FixModule,
+    found: FoundClass,
+    by_block: dict[int, _BlockEdit],
+    plan: _KerasSpans,
+) -> None:
+    """`import keras` after the module's last leading import, once per file; above the
+    class when the module imports nothing before it."""
+    anchor: tuple[ParsedBlock, ast.stmt] | None = None
+    for parsed in module.facts.blocks:
+        if parsed is found.parsed or parsed.block.kind == "class":
+            break
+        tree = parsed.tree
+        for stmt in tree.body if tree is not None else ():
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                anchor = (parsed, stmt)
+    newline = "\r\n" if "\r\n" in module.source else "\n"
+    text = f"import keras{newline}"
+    if anchor is None:
+        plan.spans.append(Span(0, 0, text + newline * 2, -1))
+        return
+    parsed, stmt = anchor
+    block = by_block.get(id(parsed)) or _BlockEdit(parsed, module.block_offset(parsed), [])
+    if any(s.text == text for s in block.spans):
+        return
+    table = LineTable(parsed.block.text)
+    at = table.row_end(stmt.end_lineno or stmt.lineno)
+    lead = "" if table.has_newline(stmt.end_lineno or stmt.lineno) else newline
+    plan.elsewhere.append(_Elsewhere(block, Span(at, at, lead + text)))
 
 
 @dataclass
@@ -132,10 +188,17 @@ def _plan(source: str, targets: Sequence[FixTarget]) -> _Plan:
         if isinstance(syntax, str):
             fixes.append(ClassFix(name, line, attributes, unavailable=syntax))
             continue
+        plan: ClassPlan | _KerasSpans
         try:
-            plan = ClassPlanner(
-                module, found, syntax, attributes, target.bases, target.reset
-            ).plan()
+            if target.keras:
+                keras_plan = plan_keras(module, found, target.keras)
+                plan = _KerasSpans(keras_plan.spans)
+                if keras_plan.needs_import:
+                    _add_import(module, found, by_block, plan)
+            else:
+                plan = ClassPlanner(
+                    module, found, syntax, attributes, target.bases, target.reset
+                ).plan()
         except Unavailable as exc:
             fixes.append(ClassFix(name, line, attributes, unavailable=str(exc)))
             continue
@@ -159,6 +222,10 @@ def _plan(source: str, targets: Sequence[FixTarget]) -> _Plan:
         if plan.spans:
             by_block[key] = block
         edits = _BlockEdit(found.parsed, block.offset, plan.spans).edits()
+        for other in plan.elsewhere if isinstance(plan, _KerasSpans) else ():
+            other.block.spans.append(other.span)
+            by_block[id(other.block.parsed)] = other.block
+            edits = [*other.block.edits_of([other.span]), *edits]
         fixes.append(ClassFix(name, line, attributes, tuple(edits), plan.recreated, plan.reset))
     return _Plan(fixes, list(by_block.values()))
 

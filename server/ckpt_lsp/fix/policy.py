@@ -24,6 +24,8 @@ from ckpt_lsp.findings import Finding
 # Object arrays pickle; only weights-only formats reject them, so dropping them from the
 # pickled state would lose data for nothing. They get no automatic fix.
 UNFIXABLE = frozenset({"CKPT004"})
+# Keras classes get their registration and config written instead (fix/keras.py).
+KERAS_CODES = frozenset({"CKPT012", "CKPT013"})
 
 
 @dataclass(frozen=True)
@@ -38,16 +40,22 @@ class FixTarget:
     # Attributes to set to None instead of re-creating: re-opening them in the process that
     # unpickles fails (an lmdb environment may be open once per process).
     reset: tuple[str, ...] = ()
+    # Keras fixes (CKPT012/CKPT013), each "kind:argument": "register:<package>", "kwargs",
+    # "config:<parameter>", "rebuild:<parameter>" (see fix/keras.py).
+    keras: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """Everything a fix needs, as JSON (a code action's data carries it to resolve)."""
-        return {
+        data: dict[str, object] = {
             "class": self.class_name,
             "line": self.class_line,
             "attributes": list(self.attributes),
             "bases": list(self.bases),
             "reset": list(self.reset),
         }
+        if self.keras:
+            data["keras"] = list(self.keras)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FixTarget:
@@ -56,11 +64,40 @@ class FixTarget:
         if not all(isinstance(value, list) for value in lists):
             raise TypeError("attributes, bases and reset must be lists")
         attributes, bases, reset = (tuple(str(v) for v in value) for value in lists)
-        return cls(str(data["class"]), int(data["line"]), attributes, bases, reset)
+        keras = data.get("keras") or []
+        if not isinstance(keras, list):
+            raise TypeError("keras must be a list")
+        return cls(
+            str(data["class"]),
+            int(data["line"]),
+            attributes,
+            bases,
+            reset,
+            tuple(str(v) for v in keras),
+        )
+
+
+def keras_op(finding: Finding) -> str | None:
+    """The Keras fix a CKPT012/CKPT013 finding gets (see fix/keras.py); None: none."""
+    mode = finding.fix_mode
+    if mode.startswith("register:"):
+        return mode
+    if mode == "keras-kwargs":
+        return "kwargs"
+    if mode in ("keras-config", "keras-rebuild") and finding.attribute:
+        return f"{mode[len('keras-') :]}:{finding.attribute}"
+    return None
+
+
+def is_keras(finding: Finding) -> bool:
+    return finding.code in KERAS_CODES
 
 
 def is_fixable(finding: Finding) -> bool:
-    """Whether leaving the attribute out of the pickled state is a fix for the finding."""
+    """Whether the policy has a fix for the finding: leaving the attribute out of the
+    pickled state, or for a Keras class the registration or config it lacks."""
+    if is_keras(finding):
+        return keras_op(finding) is not None
     return bool(finding.attribute) and finding.code not in UNFIXABLE and finding.fix_mode != "none"
 
 
@@ -73,8 +110,36 @@ def fix_targets(findings: Iterable[Finding]) -> list[FixTarget]:
             grouped.setdefault((finding.class_name, finding.class_line), []).append(finding)
     targets = []
     for (name, line), items in sorted(grouped.items(), key=lambda kv: kv[0][1]):
-        attributes = tuple(dict.fromkeys(f.attribute for f in items))
-        bases = tuple(dict.fromkeys(b for f in items for b in f.bases))
-        reset = tuple(dict.fromkeys(f.attribute for f in items if f.fix_mode == "reset"))
-        targets.append(FixTarget(name, line, attributes, bases, reset))
+        pickled = [f for f in items if not is_keras(f)]
+        attributes = tuple(dict.fromkeys(f.attribute for f in pickled))
+        bases = tuple(dict.fromkeys(b for f in pickled for b in f.bases))
+        reset = tuple(dict.fromkeys(f.attribute for f in pickled if f.fix_mode == "reset"))
+        keras = tuple(dict.fromkeys(op for f in items if is_keras(f) and (op := keras_op(f))))
+        targets.append(FixTarget(name, line, attributes, bases, reset, keras))
     return targets
+
+
+def target_title(target: FixTarget) -> str:
+    """What fixing a target does, in a sentence (JSON `fix.message`, code action titles)."""
+    if target.keras and not target.attributes:
+        return f"Fix all Keras findings of `{target.class_name}`: {keras_summary(target.keras)}"
+    return (
+        f"Exclude unpicklable attributes of `{target.class_name}` from pickling "
+        "(add __getstate__/__setstate__)"
+    )
+
+
+def keras_summary(ops: Iterable[str]) -> str:
+    """`register it, add **kwargs, put `units` in get_config` for a list of Keras fix ops."""
+    words: list[str] = []
+    for op in ops:
+        kind, _, arg = op.partition(":")
+        if kind == "register":
+            words.append("register it")
+        elif kind == "kwargs":
+            words.append("add **kwargs")
+        elif kind == "config":
+            words.append(f"put `{arg}` in get_config")
+        elif kind == "rebuild":
+            words.append(f"serialize `{arg}` and rebuild it in from_config")
+    return ", ".join(words)

@@ -18,6 +18,7 @@ from lsprotocol import types
 
 from ckpt_lsp.findings import Edit, Finding, Position
 from ckpt_lsp.fix import FixTarget, describe_fix, fix_edits, fix_targets, ignore_edit
+from ckpt_lsp.fix.policy import keras_summary, target_title
 from ckpt_lsp.lsp.diagnostics import SOURCE
 from ckpt_lsp.lsp.positions import LineIndex
 
@@ -118,11 +119,14 @@ def code_actions(
             seen_classes.add(key)
             group = [j for j, f in enumerate(findings) if (f.class_name, f.class_line) == key]
             targets = fix_targets(findings[j] for j in group)
-            if targets and len(targets[0].attributes) > 1:
+            if targets and len(targets[0].attributes) + len(targets[0].keras) > 1:
                 related = [d for d in (diagnostic(j) for j in group) if d is not None]
+                title = f"Exclude all unpicklable attributes of `{finding.class_name}`"
+                if targets[0].keras:
+                    title = target_title(targets[0])
                 actions.append(
                     types.CodeAction(
-                        title=f"Exclude all unpicklable attributes of `{finding.class_name}`",
+                        title=title,
                         kind=types.CodeActionKind.QuickFix,
                         diagnostics=related,
                         data=fix_data(ctx, targets),
@@ -188,6 +192,8 @@ def _finding_actions(
     targets = fix_targets([finding])
     if targets:  # the policy refuses some (CKPT004, a hook): then only "ignore" is offered
         title = f"Exclude `{finding.attribute}` from pickling (add __getstate__/__setstate__)"
+        if targets[0].keras:
+            title = f"Fix `{finding.class_name}` for Keras: {keras_summary(targets[0].keras)}"
         actions.append(
             types.CodeAction(
                 title=title,

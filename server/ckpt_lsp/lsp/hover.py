@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from ckpt_lsp.findings import Finding, Position
-from ckpt_lsp.fix.policy import is_fixable
+from ckpt_lsp.fix.policy import is_fixable, is_keras, keras_op, keras_summary
 from ckpt_lsp.rules import SAVE_PATHS, rule_for, rule_page
 from ckpt_lsp.suppress import code_at as code_in_suppression  # the server asks hover for it
 
@@ -80,7 +80,10 @@ def finding_markdown(finding: Finding, markdown: bool = True) -> str:
         "Leave it out of the pickled state and re-create it after loading."
     )
     ignore = f"{tick}# ckpt: ignore[{finding.code}]{tick} on the statement silences it."
-    if is_fixable(finding):  # the fix policy's answer, as the code actions give it
+    op = keras_op(finding) if is_keras(finding) else None
+    if op is not None:
+        quick = f"The quick fix writes it ({keras_summary([op])}); {ignore}"
+    elif is_fixable(finding):  # the fix policy's answer, as the code actions give it
         quick = (
             f'The quick fix "Exclude {tick}{finding.attribute}{tick} from pickling" writes the '
             f"{tick}__getstate__{tick}/{tick}__setstate__{tick} pair; {ignore}"

@@ -52,7 +52,7 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "location": _position(finding.location),
         "end_location": _position(finding.end_location),
         "class": finding.class_name,
-        "attribute": finding.attribute,
+        "attribute": finding.attribute or None,  # a finding about a whole class has none
         "url": finding.url,
         "fix": _fix(finding.fix),
         "related": [

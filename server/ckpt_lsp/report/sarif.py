@@ -91,7 +91,7 @@ def _result(finding: Finding, root: Path, index: dict[str, int]) -> dict[str, An
             "partialFingerprints": {FINGERPRINT_KEY: fingerprint(finding, root)},
             "properties": {
                 "class": finding.class_name,
-                "attribute": finding.attribute,
+                "attribute": finding.attribute or None,
                 **_cell_properties(finding),
             },
         }

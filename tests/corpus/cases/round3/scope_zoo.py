@@ -93,7 +93,7 @@ class ExperimentRunner:
         self.on_epoch = [lambda e: None]
 
 
-class KerasSentiment(keras.Model):
+class KerasSentiment(keras.Model):  # truth: keras
     def __init__(self):
         super().__init__()
         self.embed = keras.layers.Embedding(100, 8)

@@ -43,7 +43,7 @@ class RunTracker:
         self.stream = (i for i in range(3))
 
 
-class KerasTextClassifier(keras.Model):
+class KerasTextClassifier(keras.Model):  # truth: keras
     def __init__(self):
         super().__init__()
         self.embed = layers.Embedding(100, 8)
@@ -55,7 +55,7 @@ class KerasTextClassifier(keras.Model):
         return self.post(self.out(keras.ops.mean(self.embed(x), axis=1)))
 
 
-class KerasGate(layers.Layer):
+class KerasGate(layers.Layer):  # truth: keras
     def __init__(self):
         super().__init__()
         self.lock = threading.Lock()
@@ -65,7 +65,7 @@ class KerasGate(layers.Layer):
         return self.activation(x)
 
 
-class KerasResidual(keras.layers.Layer):
+class KerasResidual(keras.layers.Layer):  # truth: keras
     def __init__(self, units=4):
         super().__init__()
         self.dense = keras.layers.Dense(units)
