@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 
 import pytest
-
 from ckpt_lsp.analysis.facts import module_facts
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.load_safety import (
