@@ -73,7 +73,7 @@ def attach_fixes(text: str, findings: list[Finding]) -> list[Finding]:
     from ckpt_lsp.fix import fix_edits, fix_targets  # libcst: imported only when fixes are wanted
 
     out: list[Finding] = []
-    by_class: dict[tuple[str, int], Fix | None] = {}
+    by_class: dict[tuple[str | None, int], Fix | None] = {}
     for target in fix_targets(findings):
         try:
             edits = fix_edits(text, [target])

@@ -36,6 +36,9 @@ class Refused:
     loadable: str  # what loads instead: "a Python number (`.item()`)"
     fix: str  # a certain quick fix (see FIXES), "" when none is certain
     stateful: bool = False  # Fabric.save converts it to its state_dict() itself
+    # the project class it is an instance of (qualified), "" for library values: a
+    # registration with add_safe_globals names it
+    type_name: str = ""
 
 
 @dataclass(frozen=True)

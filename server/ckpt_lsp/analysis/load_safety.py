@@ -228,6 +228,9 @@ class LoadSafety:
             return self._classes[key]
         self._classes[key] = None  # a cycle of bases is no kind
         result = self._class_kind_uncached(facts, cls, seen)
+        if result is not None:  # its own name, also when a base decided the kind
+            name = f"{facts.module}.{cls.name}" if facts.module else cls.name
+            result = replace(result, type_name=name)
         self._classes[key] = result
         return result
 

@@ -105,7 +105,7 @@ def code_actions(
     actions: list[types.CodeAction] = []
     if _matches_only(types.CodeActionKind.QuickFix, only):
         hits = [i for i, f in enumerate(findings) if _overlaps(f, start, end)]
-        seen_classes: set[tuple[str, int]] = set()
+        seen_classes: set[tuple[str | None, int]] = set()
         for i in hits:
             finding = findings[i]
             actions.extend(_finding_actions(ctx, finding, diagnostic(i)))

@@ -64,7 +64,14 @@ def finding_markdown(finding: Finding, markdown: bool = True) -> str:
     url = finding.url or (rule.url if rule else "")
     tick = "`" if markdown else ""
     bold = "**" if markdown else ""
-    where = f"{finding.class_name}.{finding.attribute}" if finding.attribute else finding.class_name
+    if finding.class_name is None:  # a checkpoint value (CKPT010): its key, if constant
+        where = f'checkpoint["{finding.attribute}"]' if finding.attribute else finding.what
+    elif finding.attribute and finding.code != "CKPT010":
+        where = f"{finding.class_name}.{finding.attribute}"
+    elif finding.attribute:
+        where = f'{finding.class_name}: checkpoint["{finding.attribute}"]'
+    else:
+        where = finding.class_name
     lines = [
         f"{bold}{finding.code} {name}{bold} · {tick}{where}{tick}",
         "",
