@@ -30,6 +30,7 @@ _DATACLASS = frozenset({"dataclasses.dataclass", "attr.s", "attrs.define", "attr
 _OPTIONAL = frozenset({"typing.Optional", "typing_extensions.Optional"})
 _UNION = frozenset({"typing.Union", "typing_extensions.Union"})
 _MAX_DEPTH = 3
+_NUMPY = frozenset({"numpy-scalar", "numpy-array"})
 
 
 def _no_fix(refused: Refused | None) -> Refused | None:
@@ -72,7 +73,10 @@ class LoadSafety:
             return self._call(expr, env)
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):
             left = self.of_expression(expr.left, env)
-            return left if left is not None and left.kind == "path" else None
+            if left is not None and left.kind == "path":
+                return left
+        if isinstance(expr, (ast.BinOp, ast.Compare, ast.UnaryOp)):
+            return self._numpy_arithmetic(expr, env)
         if isinstance(expr, ast.IfExp):
             body, other = self.of_expression(expr.body, env), self.of_expression(expr.orelse, env)
             if body is not None and other is not None:
@@ -87,6 +91,31 @@ class LoadSafety:
                 else None
             )
         return None
+
+    def _numpy_arithmetic(
+        self, expr: ast.BinOp | ast.Compare | ast.UnaryOp, env: Env
+    ) -> Refused | None:
+        """Arithmetic and comparisons on numpy values stay numpy (`(pred == y).mean()`,
+        `acc * 100`): when every operand is a numpy value or a number literal, and one is numpy
+        (a tensor operand would make a tensor)."""
+        if isinstance(expr, ast.BinOp):
+            operands = [expr.left, expr.right]
+        elif isinstance(expr, ast.Compare):
+            operands = [expr.left, *expr.comparators]
+        else:
+            operands = [expr.operand]
+        kinds = set()
+        for operand in operands:
+            if isinstance(operand, ast.Constant) and isinstance(operand.value, (int, float)):
+                continue
+            found = self.kind_of(operand, env)
+            if found is None or found.kind not in _NUMPY:
+                return None
+            kinds.add(found.kind)
+        if not kinds:
+            return None
+        kind = "numpy-array" if "numpy-array" in kinds else "numpy-scalar"
+        return _no_fix(self.catalog.kind(kind))
 
     def first_refused(self, items: list[ast.expr], env: Env = _NO_ENV) -> Refused | None:
         """A list or tuple display holding a refused element is refused as a whole."""

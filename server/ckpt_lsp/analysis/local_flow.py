@@ -112,7 +112,8 @@ class LocalFlow:
         if isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
             return self._try(stmt, state)
         if isinstance(stmt, ast.Return):
-            self.returns.append(self.safety.of_expression(stmt.value, env_of(state)))
+            env = {**self._self_env, **env_of(state)}
+            self.returns.append(self.safety.kind_of(stmt.value, env))
             return state
         return self._assignment(stmt, state)
 
