@@ -59,6 +59,8 @@ class WeightsOnlyCatalog:
     methods: Mapping[tuple[str, str], tuple[str, bool, bool]]
     # kinds that only type a method's receiver: torch.save itself fails on them
     receiver_only: frozenset[str] = frozenset()
+    # kinds that add_safe_globals cannot make loadable (a defaultdict with items)
+    unregistrable: frozenset[str] = frozenset()
 
     def kind(self, name: str) -> Refused | None:
         return self.kinds.get(name)
@@ -173,7 +175,12 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
     receiver_only = frozenset(
         str(e["name"]) for e in data.get("kind", []) if e.get("receiver_only")
     )
-    return WeightsOnlyCatalog(kinds, types, calls, values, prefixes, methods, receiver_only)
+    unregistrable = frozenset(
+        str(e["name"]) for e in data.get("kind", []) if e.get("registrable", True) is False
+    )
+    return WeightsOnlyCatalog(
+        kinds, types, calls, values, prefixes, methods, receiver_only, unregistrable
+    )
 
 
 @lru_cache(maxsize=1)

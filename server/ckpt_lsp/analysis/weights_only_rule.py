@@ -141,10 +141,12 @@ class WeightsOnlyRule:
 
     @staticmethod
     def _loaded_anyway(bad: BadValue, facts: ModuleFacts, sites: list[LoadSites]) -> bool:
-        kind = weights_only_catalog()
-        types = {t for t, k in kind.types.items() if k == bad.refused.kind}
-        if bad.refused.type_name:
-            types = {bad.refused.type_name}
+        catalog = weights_only_catalog()
+        types: set[str] = set()
+        if bad.refused.kind not in catalog.unregistrable:
+            types = {t for t, k in catalog.types.items() if k == bad.refused.kind}
+            if bad.refused.type_name:
+                types = {bad.refused.type_name}
         names = file_names(bad.save) if bad.save is not None else frozenset()
         return any(
             registered(frozenset(types), site) or matches(facts.path, names, site) for site in sites
