@@ -122,6 +122,39 @@ INVALID = [
         [(4, "cfg")],
     ),
     (
+        "added to a state_dict",
+        'def save(p):\n    ck = Net().state_dict()\n    ck["epoch"] = np.int64(3)\n    torch.save(ck, p)\n',
+        [(3, "epoch")],
+    ),
+    (
+        "a list that numpy values are appended to",
+        "def save(p, xs):\n    hist = []\n    for x in xs:\n        hist.append(np.mean(x))\n"
+        '    torch.save({"hist": hist}, p)\n',
+        [(5, "hist")],
+    ),
+    (
+        "an item of a numpy array",
+        'def save(p):\n    a = np.zeros(3)\n    torch.save({"a0": a[0]}, p)\n',
+        [(3, "a0")],
+    ),
+    (
+        "through a saving helper",
+        "def save_checkpoint(state, path):\n    torch.save(state, path)\n"
+        'def save(p):\n    save_checkpoint({"lr": np.float64(0.1)}, p)\n',
+        [(4, "lr")],
+    ),
+    (
+        "through a saving method",
+        "class T:\n    def _write(self, state, path):\n        torch.save(state, path)\n"
+        '    def save(self, p):\n        self._write({"when": datetime.date.today()}, path=p)\n',
+        [(5, "when")],
+    ),
+    (
+        "a module saving itself",
+        "class M(nn.Module):\n    def save(self, p):\n        torch.save(self, p)\n",
+        [(3, None)],
+    ),
+    (
         "fabric.save numpy",
         'def save(fabric, p):\n    fabric.save(p, {"step": np.int64(3)})\n',
         [(2, "step")],
@@ -176,6 +209,18 @@ VALID = [
     (
         "registered dataclass",
         'torch.serialization.add_safe_globals([Cfg])\ndef save(p):\n    torch.save({"c": Cfg()}, p)\n',
+    ),
+    (
+        "a list of plain values",
+        'def save(p, xs):\n    h = []\n    for x in xs:\n        h.append(float(x))\n    torch.save({"h": h}, p)\n',
+    ),
+    (
+        "a helper that saves something else",
+        'def helper(state, path):\n    torch.save({"ok": 1}, path)\ndef save(p):\n    helper({"lr": np.float64(0.1)}, p)\n',
+    ),
+    (
+        "a class that pickles its own way",
+        "class C:\n    def __reduce__(self):\n        return (dict, ())\n    def save(self, p):\n        torch.save(self, p)\n",
     ),
     ("nn.Parameter", 'def save(p):\n    torch.save({"w": nn.Parameter(torch.zeros(2))}, p)\n'),
 ]

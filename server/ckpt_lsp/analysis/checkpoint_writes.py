@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Union
 
-from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.local_flow import LocalFlow
 from ckpt_lsp.analysis.names import qualify
@@ -51,20 +51,60 @@ class _Writer:
 class _Function:
     """One function's statements in order, its flow, and its dict-building statements."""
 
-    def __init__(self, func: FunctionNode, safety: LoadSafety, flow: LocalFlow) -> None:
+    def __init__(
+        self,
+        func: FunctionNode,
+        safety: LoadSafety,
+        flow: LocalFlow,
+        cls: ClassFacts | None = None,
+    ) -> None:
         self.func = func
+        self.cls = cls
         self.safety = safety
         self.flow = flow
         self.statements = list(_statements(func.body))
         self.order = {id(s): i for i, s in enumerate(self.statements)}
 
-    def writers(self) -> Iterator[_Writer]:
+    def writers(self, helpers: bool = True) -> Iterator[_Writer]:
+        """The writers called here; with `helpers`, also calls of project functions (and of
+        `self.` methods) that hand a parameter to a writer (`save_checkpoint(state, path)`)."""
         facts = self.safety.facts
         for stmt in self.statements:
             for call in _calls(stmt):
                 writer = _writer(call, facts, stmt)
+                if writer is None and helpers:
+                    writer = self._through_helper(call, stmt)
                 if writer is not None:
                     yield writer
+
+    def _through_helper(self, call: ast.Call, stmt: ast.stmt) -> _Writer | None:
+        found = self._helper(call.func)
+        if found is None:
+            return None
+        helper, skip = found
+        shape = _saver_shape(helper, self.safety)
+        if shape is None:
+            return None
+        name, obj_param, path_param = shape
+        obj = _bound_argument(call, helper, obj_param, skip)
+        if obj is None:
+            return None
+        path = _bound_argument(call, helper, path_param, skip) if path_param else None
+        return _Writer(name, obj, path, stmt)
+
+    def _helper(self, func: ast.expr) -> tuple[FunctionNode, int] | None:
+        """The project function (or method of this class) a call names, and how many leading
+        parameters the call does not pass (`self`)."""
+        dotted = dotted_name(func)
+        if not dotted:
+            return None
+        if dotted.startswith("self.") and dotted.count(".") == 1:
+            method = self.cls.method(dotted[5:]) if self.cls is not None else None
+            return (method, 1) if method is not None and method is not self.func else None
+        found = self.safety.project_function(qualify(dotted, self.safety.facts))
+        if found is None or found[1] is self.func:
+            return None
+        return found[1], 0
 
     # -- what a name holds -----------------------------------------------
     def binding(self, name: str, before: ast.stmt) -> ast.stmt | None:
@@ -89,11 +129,12 @@ def bad_values(
     func: FunctionNode,
     safety: LoadSafety,
     self_env: dict[str, Refused | None] | None = None,
-    method: bool = False,
+    cls: ClassFacts | None = None,
 ) -> list[BadValue]:
     """The refused values the writers of `func` write (a method's `self.x` through `self_env`)."""
+    method = cls is not None
     flow = LocalFlow(safety, self_env).run(func)
-    fn = _Function(func, safety, flow)
+    fn = _Function(func, safety, flow, cls)
     found: list[BadValue] = []
     for writer in fn.writers():
         stateful_ok = writer.name == "Fabric.save"
@@ -159,16 +200,16 @@ def _entries(
 def _name_entries(
     fn: _Function, name: ast.Name, key: str | None, stmt: ast.stmt, depth: int, whole: bool
 ) -> Iterator[Entry]:
-    """A local name holding a dict built in the function: its entries and later additions;
-    any other local: the name itself (its value judged by the flow)."""
+    """A local name holding a dict built in the function: its entries; any other local: the
+    name itself (its value judged by the flow). Either way what is added to it later
+    (`ckpt = model.state_dict()` then `ckpt["epoch"] = ...`)."""
     binding = fn.binding(name.id, stmt)
     value = binding.value if isinstance(binding, (ast.Assign, ast.AnnAssign)) else None
-    if value is None or not (isinstance(value, ast.Dict) or _is_dict_call(value, fn)):
-        if whole:
-            yield name, key, stmt
-        return
-    assert binding is not None
-    yield from _entries(fn, value, key, binding, depth)
+    if value is not None and (isinstance(value, ast.Dict) or _is_dict_call(value, fn)):
+        assert binding is not None
+        yield from _entries(fn, value, key, binding, depth)
+    elif whole:
+        yield name, key, stmt
     for mutation in fn.mutations(name.id, binding, stmt):
         yield from _mutation_entries(fn, mutation, name.id, depth)
 
@@ -191,6 +232,48 @@ def _mutation_entries(fn: _Function, stmt: ast.stmt, name: str, depth: int) -> I
 
 
 # -- writers ---------------------------------------------------------------
+def _saver_shape(func: FunctionNode, safety: LoadSafety) -> tuple[str, str, str] | None:
+    """(writer, parameter written, parameter of the path) when a function hands one of its
+    parameters, unchanged, to a writer: a `save_checkpoint(state, path)` helper."""
+    key = ("saver", id(func))
+    if key in safety.memo:
+        known = safety.memo[key]
+        return known if isinstance(known, tuple) else None
+    safety.memo[key] = None  # a helper calling itself is no saver
+    params = {a.arg for a in [*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs]}
+    found = None
+    fn = _Function(func, safety, LocalFlow(safety))
+    for writer in fn.writers(helpers=False):
+        obj = writer.obj
+        if (
+            isinstance(obj, ast.Name)
+            and obj.id in params
+            and fn.binding(obj.id, writer.stmt) is None
+        ):
+            path = writer.path
+            path_param = path.id if isinstance(path, ast.Name) and path.id in params else ""
+            found = (writer.name, obj.id, path_param)
+            break
+    safety.memo[key] = found
+    return found
+
+
+def _bound_argument(call: ast.Call, func: FunctionNode, param: str, skip: int) -> ast.expr | None:
+    """The argument a call passes for a parameter (by position or keyword)."""
+    for kw in call.keywords:
+        if kw.arg == param:
+            return kw.value
+    positional = [*func.args.posonlyargs, *func.args.args][skip:]
+    for index, arg in enumerate(positional):
+        if arg.arg == param:
+            if index < len(call.args) and not any(
+                isinstance(a, ast.Starred) for a in call.args[: index + 1]
+            ):
+                return call.args[index]
+            return None
+    return None
+
+
 def _writer(call: ast.Call, facts: ModuleFacts, stmt: ast.stmt) -> _Writer | None:
     func = call.func
     dotted = dotted_name(func)

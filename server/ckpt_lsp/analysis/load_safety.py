@@ -12,6 +12,7 @@ import ast
 from collections.abc import Mapping
 from dataclasses import replace
 
+from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.names import qualify
@@ -52,6 +53,8 @@ class LoadSafety:
         self.catalog = catalog or weights_only_catalog()
         self._depth = _depth
         self._classes: dict[str, Refused | None] = {}
+        # what callers learn once per function while judging a module (helpers' shapes)
+        self.memo: dict[object, object] = {}
 
     # -- public ----------------------------------------------------------
     def of_expression(self, expr: ast.expr | None, env: Env = _NO_ENV) -> Refused | None:
@@ -77,6 +80,8 @@ class LoadSafety:
                 return left
         if isinstance(expr, (ast.BinOp, ast.Compare, ast.UnaryOp)):
             return self._numpy_arithmetic(expr, env)
+        if isinstance(expr, ast.Subscript):
+            return self._numpy_item(expr, env)
         if isinstance(expr, ast.IfExp):
             body, other = self.of_expression(expr.body, env), self.of_expression(expr.orelse, env)
             if body is not None and other is not None:
@@ -116,6 +121,17 @@ class LoadSafety:
             return None
         kind = "numpy-array" if "numpy-array" in kinds else "numpy-scalar"
         return _no_fix(self.catalog.kind(kind))
+
+    def _numpy_item(self, expr: ast.Subscript, env: Env) -> Refused | None:
+        """`arr[0]` is a numpy scalar (or a row), `arr[1:]` an array: numpy either way."""
+        receiver = self.kind_of(expr.value, env)
+        if receiver is None or receiver.kind != "numpy-array":
+            return None
+        index = expr.slice
+        sliced = isinstance(index, ast.Slice) or (
+            isinstance(index, ast.Tuple) and any(isinstance(e, ast.Slice) for e in index.elts)
+        )
+        return _no_fix(self.catalog.kind("numpy-array" if sliced else "numpy-scalar"))
 
     def first_refused(self, items: list[ast.expr], env: Env = _NO_ENV) -> Refused | None:
         """A list or tuple display holding a refused element is refused as a whole."""
@@ -313,10 +329,8 @@ class LoadSafety:
         }
         return kind if member in assigned else None
 
-    def _project_function(self, qualified: str) -> Refused | None:
-        """What a project helper returns: its annotation, else what every `return` gives."""
-        if self._depth >= _MAX_DEPTH:
-            return None
+    def project_function(self, qualified: str) -> tuple[ModuleFacts, FunctionNode] | None:
+        """The module-level function of the project `qualified` names, and its module."""
         module, _, name = qualified.rpartition(".")
         facts: ModuleFacts | None = None
         if module == self.facts.module and name in self.facts.functions:
@@ -325,11 +339,25 @@ class LoadSafety:
             found = self.index.resolve_member(qualified, self.facts.path)
             if found is not None and found[1] in found[0].functions:
                 facts, name = found
-        if facts is None:
+        func = facts.functions.get(name) if facts is not None else None
+        return (facts, func) if facts is not None and func is not None else None
+
+    def of_class(self, facts: ModuleFacts, cls: ClassFacts) -> Refused | None:
+        """What an instance of a project class is (`self` in its methods)."""
+        return self._class_kind(facts, cls)
+
+    def deeper(self, facts: ModuleFacts) -> LoadSafety:
+        """A judge for another module (a helper's), one level further from the start."""
+        return self._deeper(facts)
+
+    def _project_function(self, qualified: str) -> Refused | None:
+        """What a project helper returns: its annotation, else what every `return` gives."""
+        if self._depth >= _MAX_DEPTH:
             return None
-        func = facts.functions.get(name)
-        if func is None:
+        found = self.project_function(qualified)
+        if found is None:
             return None
+        facts, func = found
         deeper = self._deeper(facts)
         if func.returns is not None:
             return deeper.of_annotation(func.returns)

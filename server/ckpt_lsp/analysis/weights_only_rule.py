@@ -97,8 +97,8 @@ class WeightsOnlyRule:
         found: list[_Found] = []
         for method in dict.fromkeys(methods):
             if self_env is None:
-                self_env = self_attributes(cls, safety)
-            for bad in bad_values(method, safety, self_env, method=True):
+                self_env = {"self": safety.of_class(facts, cls), **self_attributes(cls, safety)}
+            for bad in bad_values(method, safety, self_env, cls):
                 found.append(_Found(bad, cls.parsed, cls.name, _rows(bad)))
         return self._findings(filename, facts, safety, found)
 
