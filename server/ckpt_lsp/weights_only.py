@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,8 @@ class WeightsOnlyCatalog:
     receiver_only: frozenset[str] = frozenset()
     # kinds that add_safe_globals cannot make loadable (a defaultdict with items)
     unregistrable: frozenset[str] = frozenset()
+    # kind -> the globals whose registration makes it load (its types and `safe_globals`)
+    registrations: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def kind(self, name: str) -> Refused | None:
         return self.kinds.get(name)
@@ -178,8 +180,12 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
     unregistrable = frozenset(
         str(e["name"]) for e in data.get("kind", []) if e.get("registrable", True) is False
     )
+    registrations = {
+        str(e["name"]): frozenset(str(n) for n in [*e.get("types", []), *e.get("safe_globals", [])])
+        for e in data.get("kind", [])
+    }
     return WeightsOnlyCatalog(
-        kinds, types, calls, values, prefixes, methods, receiver_only, unregistrable
+        kinds, types, calls, values, prefixes, methods, receiver_only, unregistrable, registrations
     )
 
 

@@ -422,3 +422,14 @@ def test_json_report_carries_the_value_fix(tmp_path: Path) -> None:
     (row,) = json.loads(proc.stdout)
     assert row["class"] is None and row["attribute"] == "m"
     assert row["fix"]["edits"][0]["content"] == "np.mean([1.0]).item()"
+
+
+def test_a_registration_through_a_local_list_counts() -> None:
+    """transformers registers numpy's reconstructor through a list built in a helper."""
+    source = (
+        "def safe():\n    allow = [np.dtype]\n    allow += [np.ndarray]\n"
+        "    return torch.serialization.safe_globals(allow)\n"
+        'def save(p):\n    torch.save({"rng": np.random.get_state()}, p)\n'
+    )
+    assert _rows(source) == []
+    assert _rows(source.replace("allow += [np.ndarray]", "allow += [np.int8]")) == [(6, "rng")]

@@ -11,7 +11,7 @@ value is reported where it starts, with its constant key.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Union
 
@@ -55,15 +55,25 @@ class _Function:
         self,
         func: FunctionNode,
         safety: LoadSafety,
-        flow: LocalFlow,
+        flow: LocalFlow | None,
         cls: ClassFacts | None = None,
     ) -> None:
         self.func = func
         self.cls = cls
         self.safety = safety
-        self.flow = flow
+        self._flow = flow
         self.statements = list(_statements(func.body))
         self.order = {id(s): i for i, s in enumerate(self.statements)}
+
+    @property
+    def flow(self) -> LocalFlow:
+        if self._flow is None:
+            self._flow = LocalFlow(self.safety).run(self.func)
+        return self._flow
+
+    @flow.setter
+    def flow(self, flow: LocalFlow) -> None:
+        self._flow = flow
 
     def writers(self, helpers: bool = True) -> Iterator[_Writer]:
         """The writers called here; with `helpers`, also calls of project functions (and of
@@ -125,25 +135,35 @@ class _Function:
         return found
 
 
+SelfEnv = Callable[[], "dict[str, Refused | None]"]
+
+
 def bad_values(
     func: FunctionNode,
     safety: LoadSafety,
-    self_env: dict[str, Refused | None] | None = None,
+    self_env: SelfEnv | None = None,
     cls: ClassFacts | None = None,
 ) -> list[BadValue]:
-    """The refused values the writers of `func` write (a method's `self.x` through `self_env`)."""
+    """The refused values the writers of `func` write (a method's `self.x` through
+    `self_env`, asked for only when the function writes a checkpoint: the flow of a function
+    without a writer is never run)."""
     method = cls is not None
-    flow = LocalFlow(safety, self_env).run(func)
-    fn = _Function(func, safety, flow, cls)
+    fn = _Function(func, safety, None, cls)
+    writers = list(fn.writers())
+    hook = method and func.name == _LIGHTNING_HOOK and len(func.args.args) >= 2
+    if not writers and not hook:
+        return []
+    flow = LocalFlow(safety, self_env() if self_env is not None else None).run(func)
+    fn.flow = flow
     found: list[BadValue] = []
-    for writer in fn.writers():
+    for writer in writers:
         stateful_ok = writer.name == "Fabric.save"
         for value, key, stmt in _entries(fn, writer.obj, None, writer.stmt, 0):
-            refused = flow.judge(value, stmt)
+            refused = fn.flow.judge(value, stmt)
             if refused is None or (stateful_ok and refused.stateful):
                 continue
             found.append(BadValue(value, key, refused, writer.name, writer.path))
-    if method and func.name == _LIGHTNING_HOOK and len(func.args.args) >= 2:
+    if hook:
         found.extend(_hook_values(fn, func.args.args[1].arg))
     return _unique(found)
 
@@ -242,7 +262,7 @@ def _saver_shape(func: FunctionNode, safety: LoadSafety) -> tuple[str, str, str]
     safety.memo[key] = None  # a helper calling itself is no saver
     params = {a.arg for a in [*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs]}
     found = None
-    fn = _Function(func, safety, LocalFlow(safety))
+    fn = _Function(func, safety, None)
     for writer in fn.writers(helpers=False):
         obj = writer.obj
         if (

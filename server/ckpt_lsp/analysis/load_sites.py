@@ -47,7 +47,7 @@ def load_sites(facts: ModuleFacts) -> LoadSites:
                 target = _path_argument(call)
                 loads.append(file_names(target, scope) if target is not None else frozenset())
             elif qualify(dotted_name(call.func), facts) in _REGISTER and call.args:
-                safe.update(_registered(call.args[0], facts))
+                safe.update(_registered(call.args[0], facts, scope))
     return LoadSites(facts.path, tuple(loads), frozenset(safe))
 
 
@@ -108,7 +108,22 @@ def _path_argument(call: ast.Call) -> ast.expr | None:
     return None
 
 
-def _registered(arg: ast.expr, facts: ModuleFacts) -> Iterator[str]:
+def _registered(arg: ast.expr, facts: ModuleFacts, scope: list[ast.stmt]) -> Iterator[str]:
+    """The names a registration lists: a display, or a local list built up in the scope
+    (`allowlist = [...]`, `allowlist += [...]`)."""
+    if isinstance(arg, ast.Name):
+        for stmt in scope:
+            if (
+                isinstance(stmt, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == arg.id for t in stmt.targets)
+                or (
+                    isinstance(stmt, ast.AugAssign)
+                    and isinstance(stmt.target, ast.Name)
+                    and stmt.target.id == arg.id
+                )
+            ):
+                yield from _registered(stmt.value, facts, [])
+        return
     if not isinstance(arg, (ast.List, ast.Tuple, ast.Set)):
         return
     for item in arg.elts:

@@ -93,11 +93,15 @@ class WeightsOnlyRule:
         if not methods:
             return []
         safety = LoadSafety(facts, self.index)
-        self_env: dict[str, Refused | None] | None = None
+        known: list[dict[str, Refused | None]] = []
+
+        def self_env() -> dict[str, Refused | None]:
+            if not known:  # once per class, and only when a method writes a checkpoint
+                known.append({"self": safety.of_class(facts, cls), **self_attributes(cls, safety)})
+            return known[0]
+
         found: list[_Found] = []
         for method in dict.fromkeys(methods):
-            if self_env is None:
-                self_env = {"self": safety.of_class(facts, cls), **self_attributes(cls, safety)}
             for bad in bad_values(method, safety, self_env, cls):
                 found.append(_Found(bad, cls.parsed, cls.name, _rows(bad)))
         return self._findings(filename, facts, safety, found)
@@ -144,7 +148,7 @@ class WeightsOnlyRule:
         catalog = weights_only_catalog()
         types: set[str] = set()
         if bad.refused.kind not in catalog.unregistrable:
-            types = {t for t, k in catalog.types.items() if k == bad.refused.kind}
+            types = set(catalog.registrations.get(bad.refused.kind, ()))
             if bad.refused.type_name:
                 types = {bad.refused.type_name}
         names = file_names(bad.save) if bad.save is not None else frozenset()
