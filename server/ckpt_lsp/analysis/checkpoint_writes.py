@@ -11,6 +11,7 @@ value is reported where it starts, with its constant key.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Union
@@ -25,8 +26,11 @@ FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 _TORCH_SAVE = frozenset({"torch.save", "torch.serialization.save"})
 _LIGHTNING_HOOK = "on_save_checkpoint"
 _MAX_NESTING = 4
-# words whose presence in a function's text makes it worth parsing for writers
-WRITER_WORDS = ("save",)
+# what a function's text must hold to write a checkpoint itself (torch.save(, fabric.save(,
+# accelerator.save(, the Lightning hook): tested on text before anything is parsed
+WRITER_CALL = re.compile(r"\bsave\s*\(|\bon_save_checkpoint\b")
+# names of helpers in other modules worth resolving as savers (save_checkpoint, write_ckpt)
+SAVER_NAME = re.compile(r"save|ckpt|checkpoint", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,12 @@ class _Function:
         safety: LoadSafety,
         flow: LocalFlow | None,
         cls: ClassFacts | None = None,
+        savers: frozenset[str] = frozenset(),
     ) -> None:
         self.func = func
         self.cls = cls
+        # names of the functions (or `self.` methods) of this module whose text writes
+        self.savers = savers
         self.safety = safety
         self._flow = flow
         self.statements = list(_statements(func.body))
@@ -109,9 +116,19 @@ class _Function:
         if not dotted:
             return None
         if dotted.startswith("self.") and dotted.count(".") == 1:
-            method = self.cls.method(dotted[5:]) if self.cls is not None else None
+            name = dotted[5:]
+            method = self.cls.method(name) if self.cls is not None and name in self.savers else None
             return (method, 1) if method is not None and method is not self.func else None
-        found = self.safety.project_function(qualify(dotted, self.safety.facts))
+        head, _, last = dotted.rpartition(".")
+        facts = self.safety.facts
+        if not head:  # a function of this module, or one imported by name
+            if dotted not in self.savers and not (
+                dotted in facts.imports and SAVER_NAME.search(dotted)
+            ):
+                return None
+        elif head not in facts.imports or not SAVER_NAME.search(last):
+            return None  # `module.save_checkpoint(...)` only; `model.save_pretrained` is a method
+        found = self.safety.project_function(qualify(dotted, facts))
         if found is None or found[1] is self.func:
             return None
         return found[1], 0
@@ -143,12 +160,13 @@ def bad_values(
     safety: LoadSafety,
     self_env: SelfEnv | None = None,
     cls: ClassFacts | None = None,
+    savers: frozenset[str] = frozenset(),
 ) -> list[BadValue]:
     """The refused values the writers of `func` write (a method's `self.x` through
     `self_env`, asked for only when the function writes a checkpoint: the flow of a function
     without a writer is never run)."""
     method = cls is not None
-    fn = _Function(func, safety, None, cls)
+    fn = _Function(func, safety, None, cls, savers)
     writers = list(fn.writers())
     hook = method and func.name == _LIGHTNING_HOOK and len(func.args.args) >= 2
     if not writers and not hook:

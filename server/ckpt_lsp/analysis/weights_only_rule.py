@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.blocks import split_lines
-from ckpt_lsp.analysis.checkpoint_writes import WRITER_WORDS, BadValue, bad_values
+from ckpt_lsp.analysis.checkpoint_writes import SAVER_NAME, WRITER_CALL, BadValue, bad_values
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, ParsedBlock
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -44,9 +44,24 @@ _WRITTEN_BY = {
 }
 
 
-def has_writer(text: str) -> bool:
-    """Cheap test on a block's text before anything is parsed."""
-    return any(word in text for word in WRITER_WORDS)
+def module_savers(facts: ModuleFacts) -> frozenset[str]:
+    """The module's functions whose text writes a checkpoint, and the names it imports that
+    look like saving helpers: a block calling one of them is worth parsing."""
+    names = {
+        p.block.name
+        for p in facts.blocks
+        if p.block.kind == "def" and p.block.name and WRITER_CALL.search(p.block.text)
+    }
+    names.update(local for local in facts.imports if SAVER_NAME.search(local))
+    return frozenset(names)
+
+
+def has_writer(text: str, savers: frozenset[str] = frozenset()) -> bool:
+    """Cheap test on a block's text before anything is parsed: a writer, or a call of one
+    of the module's savers."""
+    if WRITER_CALL.search(text):
+        return True
+    return any(f"{name}(" in text for name in savers)
 
 
 @dataclass
@@ -70,7 +85,7 @@ class WeightsOnlyRule:
     )
 
     def function_findings(
-        self, filename: str, facts: ModuleFacts, parsed: ParsedBlock
+        self, filename: str, facts: ModuleFacts, parsed: ParsedBlock, savers: frozenset[str]
     ) -> list[Finding]:
         """CKPT010 findings of a module-level function's block."""
         tree = parsed.tree
@@ -81,17 +96,27 @@ class WeightsOnlyRule:
             _Found(bad, parsed, None, _rows(bad))
             for stmt in tree.body
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
-            for bad in bad_values(stmt, safety)
+            for bad in bad_values(stmt, safety, savers=savers)
         ]
         return self._findings(filename, facts, safety, found)
 
-    def class_findings(self, filename: str, facts: ModuleFacts, cls: ClassFacts) -> list[Finding]:
-        """CKPT010 findings of the methods of a class that write checkpoints."""
+    def class_findings(
+        self, filename: str, facts: ModuleFacts, cls: ClassFacts, savers: frozenset[str]
+    ) -> list[Finding]:
+        """CKPT010 findings of the methods of a class that write checkpoints (or call one of
+        its methods that does)."""
         if not self._enabled(filename):
             return []
-        methods = [m for word in WRITER_WORDS for m in cls.methods_mentioning(word)]
-        if not methods:
+        lines = split_lines(cls.parsed.block.text)
+        writing = [
+            m for m in cls.methods_mentioning("save") if WRITER_CALL.search(_text_of(lines, m))
+        ]
+        if not writing:
             return []
+        own = frozenset(m.name for m in writing)
+        callers = [m for name in own for m in cls.methods_mentioning(f"self.{name}(")]
+        methods = [*writing, *callers]
+        savers = savers | own
         safety = LoadSafety(facts, self.index)
         known: list[dict[str, Refused | None]] = []
 
@@ -102,7 +127,7 @@ class WeightsOnlyRule:
 
         found: list[_Found] = []
         for method in dict.fromkeys(methods):
-            for bad in bad_values(method, safety, self_env, cls):
+            for bad in bad_values(method, safety, self_env, cls, savers):
                 found.append(_Found(bad, cls.parsed, cls.name, _rows(bad)))
         return self._findings(filename, facts, safety, found)
 
@@ -223,6 +248,13 @@ def self_attributes(cls: ClassFacts, safety: LoadSafety) -> dict[str, Refused | 
                         value = judged if judged is not None else UNKNOWN
                     possible.setdefault(f"self.{target.attr}", set()).add(value)
     return {name: collapse(values) for name, values in possible.items()}
+
+
+def _text_of(lines: list[str], node: ast.AST) -> str:
+    """The source of a method (rows of the class block)."""
+    first = getattr(node, "lineno", 1)
+    last = getattr(node, "end_lineno", None) or first
+    return "".join(lines[first - 1 : last])
 
 
 def _rows(bad: BadValue) -> tuple[int, int]:
