@@ -31,7 +31,7 @@ from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.analysis.parsing import TextCaches
 from ckpt_lsp.analysis.pickling_methods import excluded_attributes, is_excluded
 from ckpt_lsp.analysis.scope import ScopeResolver
-from ckpt_lsp.analysis.weights_only_rule import WeightsOnlyRule, has_writer, module_savers
+from ckpt_lsp.analysis.weights_only_rule import WeightsOnlyRule, module_writers
 from ckpt_lsp.catalog import Catalog, Hazard, default_catalog
 from ckpt_lsp.findings import FileError, Finding, Position
 from ckpt_lsp.rules import RULES, SAVE_PATHS
@@ -220,11 +220,13 @@ class Analyzer:
         """CKPT010: what checkpoint writers write, per block with a writer in its text (a
         module-level function, or any class: a trainer is not a model), memoized per block."""
         found: list[Finding] = []
+        if not any(word in facts.text for word in ("save", "ckpt", "Ckpt", "CKPT")):
+            return found  # most modules: no writer, no saving helper
         rule = self.weights_only
-        savers = module_savers(facts)
+        writers = module_writers(facts)
         for parsed in facts.blocks:
             block = parsed.block
-            if block.kind not in ("def", "class") or not has_writer(block.text, savers):
+            if block.kind not in ("def", "class") or not writers.examines(block.text):
                 continue
             if deadline is not None and time.perf_counter() > deadline:
                 raise _OutOfTime
@@ -233,14 +235,14 @@ class Analyzer:
                     continue
                 key: tuple[object, ...] = (context, "CKPT010", block.text)
                 row = block.start_row
-                compute = lambda p=parsed: rule.function_findings(filename, facts, p, savers)  # noqa: E731
+                compute = lambda p=parsed: rule.function_findings(filename, facts, p, writers)  # noqa: E731
             else:
                 cls = facts.classes.get(block.name)
-                if cls is None or cls.parsed is not parsed or cls.failure:
-                    continue
+                if cls is None or cls.parsed is not parsed:  # a method that does not parse
+                    continue  # has no node: nothing is read from it
                 key = (context, "CKPT010", cls.name, block.text, self._related(facts, cls))
                 row = cls.row
-                compute = lambda c=cls: rule.class_findings(filename, facts, c, savers)  # noqa: E731
+                compute = lambda c=cls: rule.class_findings(filename, facts, c, writers)  # noqa: E731
             found.extend(self._memo_block(key, row, len(block.text), compute))
         return found
 

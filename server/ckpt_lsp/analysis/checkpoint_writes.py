@@ -26,11 +26,8 @@ FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 _TORCH_SAVE = frozenset({"torch.save", "torch.serialization.save"})
 _LIGHTNING_HOOK = "on_save_checkpoint"
 _MAX_NESTING = 4
-# what a function's text must hold to write a checkpoint itself (torch.save(, fabric.save(,
-# accelerator.save(, the Lightning hook): tested on text before anything is parsed
-WRITER_CALL = re.compile(r"\bsave\s*\(|\bon_save_checkpoint\b")
 # names of helpers in other modules worth resolving as savers (save_checkpoint, write_ckpt)
-SAVER_NAME = re.compile(r"save|ckpt|checkpoint", re.IGNORECASE)
+SAVER_NAME = re.compile(r"save|ckpt", re.IGNORECASE)  # not `checkpoint`: gradient checkpointing
 
 
 @dataclass(frozen=True)

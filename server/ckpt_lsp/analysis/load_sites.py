@@ -13,10 +13,13 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
+from ckpt_lsp.analysis.facts import ModuleFacts, ParsedBlock, dotted_name
 from ckpt_lsp.analysis.names import qualify
 
-WORDS = ("weights_only", "safe_globals")
+WORDS = ("weights_only=False", "weights_only = False", "safe_globals")
+# modules that load checkpoints: one of them may opt out tomorrow, so a save's findings
+# depend on each of them (the CLI cache re-checks the save when one changes)
+LOADS = ("torch.load", "load_from_checkpoint", "weights_only", "safe_globals")
 _REGISTER = frozenset(
     {
         "torch.serialization.add_safe_globals",
@@ -40,9 +43,9 @@ def load_sites(facts: ModuleFacts) -> LoadSites:
     safe: set[str] = set()
     for parsed in facts.blocks:
         text = parsed.block.text
-        if not any(word in text for word in WORDS) or parsed.tree is None:
+        if not any(word in text for word in WORDS):
             continue
-        for scope, call in _calls_in_scopes(parsed.tree):
+        for scope, call in _block_calls(facts, parsed):
             if _opts_out(call):
                 target = _path_argument(call)
                 loads.append(file_names(target, scope) if target is not None else frozenset())
@@ -134,17 +137,44 @@ def _registered(arg: ast.expr, facts: ModuleFacts, scope: list[ast.stmt]) -> Ite
             yield qualify(dotted, facts)
 
 
+def _block_calls(
+    facts: ModuleFacts, parsed: ParsedBlock
+) -> Iterator[tuple[list[ast.stmt], ast.Call]]:
+    """The calls of a block with their scopes; of a class, only the methods that name the
+    words are parsed (a trainer class is thousands of lines)."""
+    block = parsed.block
+    cls = facts.classes.get(block.name) if block.kind == "class" else None
+    if cls is not None and cls.parsed is parsed:
+        methods = {id(m): m for word in WORDS for m in cls.methods_mentioning(word)}
+        module = ast.Module(body=list(methods.values()), type_ignores=[])
+        yield from _calls_in_scopes(module)
+        return
+    if parsed.tree is not None:
+        yield from _calls_in_scopes(parsed.tree)
+
+
 def _calls_in_scopes(tree: ast.Module) -> Iterator[tuple[list[ast.stmt], ast.Call]]:
-    """Every call with the statements of the function it is in (module level: the module's)."""
-    seen: set[int] = set()
+    """The calls that may opt out or register (a `weights_only=` keyword, or a callee named
+    like a registration), with the statements of the function they are in."""
+    parents: dict[int, ast.AST] = {}
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            body = [s for s in ast.walk(node) if isinstance(s, ast.stmt)]
-            for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
-                if id(call) not in seen:
-                    seen.add(id(call))
-                    yield body, call
-    module_level = [s for s in ast.walk(tree) if isinstance(s, ast.stmt)]
-    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
-        if id(call) not in seen:
-            yield module_level, call
+        for child in ast.iter_child_nodes(node):
+            parents[id(child)] = node
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _interesting(node):
+            yield _scope_of(node, parents, tree), node
+
+
+def _interesting(call: ast.Call) -> bool:
+    if any(kw.arg == "weights_only" for kw in call.keywords):
+        return True
+    return "safe_global" in dotted_name(call.func)
+
+
+def _scope_of(node: ast.AST, parents: dict[int, ast.AST], tree: ast.Module) -> list[ast.stmt]:
+    """The statements of the innermost function holding `node` (else the whole tree's)."""
+    current: ast.AST | None = parents.get(id(node))
+    while current is not None and not isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        current = parents.get(id(current))
+    root = current if current is not None else tree
+    return [s for s in ast.walk(root) if isinstance(s, ast.stmt)]

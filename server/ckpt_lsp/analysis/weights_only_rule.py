@@ -9,15 +9,18 @@ only when a block has something to report, once per module text.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.blocks import split_lines
-from ckpt_lsp.analysis.checkpoint_writes import SAVER_NAME, WRITER_CALL, BadValue, bad_values
+from ckpt_lsp.analysis.checkpoint_writes import SAVER_NAME, BadValue, bad_values
+from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, ParsedBlock
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.load_sites import (
+    LOADS,
     WORDS,
     LoadSites,
     file_names,
@@ -44,24 +47,50 @@ _WRITTEN_BY = {
 }
 
 
-def module_savers(facts: ModuleFacts) -> frozenset[str]:
-    """The module's functions whose text writes a checkpoint, and the names it imports that
-    look like saving helpers: a block calling one of them is worth parsing."""
-    names = {
+@dataclass(frozen=True)
+class ModuleWriters:
+    """What a block's text must hold to be parsed for CKPT010, per module: the spellings of
+    its writers (`torch.save(` through the module's own alias of torch, `fabric.save(`,
+    `accelerator.save(`, the Lightning hook), and the names of its saving helpers."""
+
+    tokens: tuple[str, ...]  # lower case
+    savers: frozenset[str] = frozenset()
+
+    def writes(self, text: str) -> bool:
+        if "save" not in text:
+            return False
+        if "on_save_checkpoint" in text:
+            return True
+        if "save(" not in text:
+            return False
+        lower = text.lower()
+        return any(token in lower for token in self.tokens)
+
+    def examines(self, text: str) -> bool:
+        """Cheap test on a block's text before anything is parsed."""
+        if self.writes(text):
+            return True
+        return any(f"{name}(" in text for name in self.savers if name in text)
+
+
+_TOKENS = ("torch.save(", "fabric.save(", "accelerator.save(")
+
+
+def module_writers(facts: ModuleFacts) -> ModuleWriters:
+    tokens = set(_TOKENS)
+    for local, qualified in facts.imports.items():
+        if qualified in ("torch", "torch.serialization"):
+            tokens.add(f"{local.lower()}.save(")
+        elif qualified in ("torch.save", "torch.serialization.save"):
+            tokens.add(f"{local.lower()}(")
+    base = ModuleWriters(tuple(sorted(tokens)))
+    savers = {
         p.block.name
         for p in facts.blocks
-        if p.block.kind == "def" and p.block.name and WRITER_CALL.search(p.block.text)
+        if p.block.kind == "def" and p.block.name and base.writes(p.block.text)
     }
-    names.update(local for local in facts.imports if SAVER_NAME.search(local))
-    return frozenset(names)
-
-
-def has_writer(text: str, savers: frozenset[str] = frozenset()) -> bool:
-    """Cheap test on a block's text before anything is parsed: a writer, or a call of one
-    of the module's savers."""
-    if WRITER_CALL.search(text):
-        return True
-    return any(f"{name}(" in text for name in savers)
+    savers.update(local for local in facts.imports if SAVER_NAME.search(local))
+    return ModuleWriters(base.tokens, frozenset(savers))
 
 
 @dataclass
@@ -83,9 +112,11 @@ class WeightsOnlyRule:
     _sites: BoundedCache[tuple[str, str], LoadSites] = field(
         default_factory=lambda: BoundedCache(2048, 8_000_000)
     )
+    # path -> (its text, whether it loads checkpoints, whether it may opt out)
+    _texts: dict[str, tuple[str, bool, bool]] = field(default_factory=dict)
 
     def function_findings(
-        self, filename: str, facts: ModuleFacts, parsed: ParsedBlock, savers: frozenset[str]
+        self, filename: str, facts: ModuleFacts, parsed: ParsedBlock, writers: ModuleWriters
     ) -> list[Finding]:
         """CKPT010 findings of a module-level function's block."""
         tree = parsed.tree
@@ -96,33 +127,43 @@ class WeightsOnlyRule:
             _Found(bad, parsed, None, _rows(bad))
             for stmt in tree.body
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
-            for bad in bad_values(stmt, safety, savers=savers)
+            for bad in bad_values(stmt, safety, savers=writers.savers)
         ]
         return self._findings(filename, facts, safety, found)
 
     def class_findings(
-        self, filename: str, facts: ModuleFacts, cls: ClassFacts, savers: frozenset[str]
+        self, filename: str, facts: ModuleFacts, cls: ClassFacts, writers: ModuleWriters
     ) -> list[Finding]:
         """CKPT010 findings of the methods of a class that write checkpoints (or call one of
         its methods that does)."""
         if not self._enabled(filename):
             return []
         lines = split_lines(cls.parsed.block.text)
-        writing = [
-            m for m in cls.methods_mentioning("save") if WRITER_CALL.search(_text_of(lines, m))
+        candidates = [
+            *cls.methods_mentioning("save("),
+            *cls.methods_mentioning("on_save_checkpoint"),
         ]
+        writing = [m for m in dict.fromkeys(candidates) if writers.writes(_text_of(lines, m))]
         if not writing:
             return []
         own = frozenset(m.name for m in writing)
         callers = [m for name in own for m in cls.methods_mentioning(f"self.{name}(")]
         methods = [*writing, *callers]
-        savers = savers | own
+        savers = writers.savers | own
         safety = LoadSafety(facts, self.index)
         known: list[dict[str, Refused | None]] = []
 
+        # the attributes the writing methods read: the only ones worth judging
+        texts = [_text_of(lines, m) for m in methods]
+        wanted = frozenset(name for text in texts for name in _SELF_ATTRIBUTE.findall(text))
+        passes_self = any(_SELF_VALUE.search(text) for text in texts)
+
         def self_env() -> dict[str, Refused | None]:
             if not known:  # once per class, and only when a method writes a checkpoint
-                known.append({"self": safety.of_class(facts, cls), **self_attributes(cls, safety)})
+                attributes: dict[str, Refused | None] = dict(self_attributes(cls, safety, wanted))
+                if passes_self:  # `torch.save(self, ...)`: what the class itself is
+                    attributes["self"] = safety.of_class(facts, cls)
+                known.append(attributes)
             return known[0]
 
         found: list[_Found] = []
@@ -152,7 +193,12 @@ class WeightsOnlyRule:
 
     def _project_sites(self, facts: ModuleFacts) -> list[LoadSites]:
         """The load sites of every module that names the words (this one included)."""
-        paths = set(self.index.paths_containing(WORDS)) if self.index is not None else set()
+        paths: set[str] = set()
+        if self.index is not None:
+            for path, opts_out in self._loading_modules():
+                self.index.note_read(path)
+                if opts_out:
+                    paths.add(path)
         sites = []
         for path in sorted(paths | {facts.path}):
             other = (
@@ -167,6 +213,21 @@ class WeightsOnlyRule:
                 self._sites.put(key, cached, len(other.text))
             sites.append(cached)
         return sites
+
+    def _loading_modules(self) -> list[tuple[str, bool]]:
+        """(path, may opt out) of the project's modules that load checkpoints: each
+        text is searched once (the index keeps the same string while the file is unchanged)."""
+        assert self.index is not None
+        found: list[tuple[str, bool]] = []
+        for path, text in self.index.texts():
+            known = self._texts.get(path)
+            if known is None or known[0] is not text:
+                loads = any(word in text for word in LOADS)
+                known = (text, loads, loads and any(word in text for word in WORDS))
+                self._texts[path] = known
+            if known[1]:
+                found.append((path, known[2]))
+        return found
 
     @staticmethod
     def _loaded_anyway(bad: BadValue, facts: ModuleFacts, sites: list[LoadSites]) -> bool:
@@ -197,7 +258,7 @@ class WeightsOnlyRule:
         refused = item.bad.refused
         return Finding(
             code=CODE,
-            message=describe(item.bad, ast.get_source_segment(parsed.block.text, value) or ""),
+            message=describe(item.bad, _segment(lines, value)),
             severity=severity,
             filename=filename,
             location=start,
@@ -227,10 +288,13 @@ def describe(bad: BadValue, source: str) -> str:
     )
 
 
-def self_attributes(cls: ClassFacts, safety: LoadSafety) -> dict[str, Refused | None]:
-    """What each `self.x` holds, from every assignment in the class's methods."""
+def self_attributes(
+    cls: ClassFacts, safety: LoadSafety, wanted: frozenset[str] | None = None
+) -> dict[str, Refused | None]:
+    """What each `self.x` holds (of `wanted` names only, when given), from every assignment
+    in the class's methods; only methods whose text assigns a wanted name are walked."""
     possible: dict[str, set[Possible]] = {}
-    for method in cls.assigning_methods():
+    for method in _assigning(cls, wanted):
         flow = LocalFlow(safety).run(method)
         for stmt in ast.walk(method):
             if not isinstance(stmt, ast.Assign) or id(stmt) not in flow.before:
@@ -240,6 +304,7 @@ def self_attributes(cls: ClassFacts, safety: LoadSafety) -> dict[str, Refused | 
                     isinstance(target, ast.Attribute)
                     and isinstance(target.value, ast.Name)
                     and target.value.id == "self"
+                    and (wanted is None or target.attr in wanted)
                 ):
                     judged = flow.judge(stmt.value, stmt)
                     if isinstance(stmt.value, ast.Constant):
@@ -250,11 +315,41 @@ def self_attributes(cls: ClassFacts, safety: LoadSafety) -> dict[str, Refused | 
     return {name: collapse(values) for name, values in possible.items()}
 
 
+def _assigning(cls: ClassFacts, wanted: frozenset[str] | None) -> list[FunctionNode]:
+    if wanted is None:
+        return cls.assigning_methods()
+    found: dict[int, FunctionNode] = {}
+    for name in wanted:
+        for spelled in (f"self.{name} =", f"self.{name}="):  # methods that assign it
+            for method in cls.methods_mentioning(spelled):
+                found.setdefault(id(method), method)
+    return list(found.values())
+
+
+_SELF_ATTRIBUTE = re.compile(r"\bself\.(\w+)")
+_SELF_VALUE = re.compile(r"[(,:=\[]\s*self\s*[,)}\]]")  # `self` handed on as a value
+
+
 def _text_of(lines: list[str], node: ast.AST) -> str:
     """The source of a method (rows of the class block)."""
     first = getattr(node, "lineno", 1)
     last = getattr(node, "end_lineno", None) or first
     return "".join(lines[first - 1 : last])
+
+
+def _segment(lines: list[str], node: ast.expr) -> str:
+    """The source of an expression, from the block's lines (not the whole block re-split)."""
+    first, last = node.lineno, node.end_lineno or node.lineno
+    text = "".join(lines[first - 1 : last])
+    return ast.get_source_segment(text, _moved(node, first - 1)) or ""
+
+
+def _moved(node: ast.expr, rows: int) -> ast.expr:
+    moved = ast.Name(id="_")
+    moved.lineno, moved.col_offset = node.lineno - rows, node.col_offset
+    moved.end_lineno = (node.end_lineno or node.lineno) - rows
+    moved.end_col_offset = node.end_col_offset
+    return moved
 
 
 def _rows(bad: BadValue) -> tuple[int, int]:
