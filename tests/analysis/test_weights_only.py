@@ -433,3 +433,14 @@ def test_a_registration_through_a_local_list_counts() -> None:
     )
     assert _rows(source) == []
     assert _rows(source.replace("allow += [np.ndarray]", "allow += [np.int8]")) == [(6, "rng")]
+
+
+def test_sarif_and_github_reports_carry_a_module_function_finding(tmp_path: Path) -> None:
+    from ckpt_lsp.report import github, sarif
+
+    finding = _wo('def save(p):\n    torch.save({"m": np.mean([1.0])}, p)\n')[0]
+    result = json.loads(sarif.render([finding], [], root=tmp_path))["runs"][0]["results"][0]
+    assert result["ruleId"] == "CKPT010"
+    assert result["properties"] == {"class": None, "attribute": "m"}
+    assert result["locations"][0]["logicalLocations"][0]["name"] == "m"
+    assert "CKPT010" in github.render([finding], [])
