@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = tomllib.loads((ROOT / "server/ckpt_lsp/data/weights_only.toml").read_text("utf-8"))
 KINDS: dict[str, dict[str, Any]] = {k["name"]: k for k in DATA["kind"]}
 PROBED = [
+    *(("method", e) for e in DATA.get("method", []) if e.get("probe")),
     *(("call", e) for e in DATA.get("call", [])),
     *(("prefix", e) for e in DATA.get("prefix", [])),
     *(("value", e) for e in DATA.get("value", [])),

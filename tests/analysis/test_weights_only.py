@@ -444,3 +444,30 @@ def test_sarif_and_github_reports_carry_a_module_function_finding(tmp_path: Path
     assert result["properties"] == {"class": None, "attribute": "m"}
     assert result["locations"][0]["logicalLocations"][0]["name"] == "m"
     assert "CKPT010" in github.render([finding], [])
+
+
+MORE_INVALID = [
+    (
+        "a module-level parser",
+        'parser = argparse.ArgumentParser()\ndef save(p):\n    args = parser.parse_args()\n    torch.save({"args": args}, p)\n',
+        [(4, "args")],
+    ),
+    (
+        "a deep copy of a model",
+        'import copy\ndef save(p):\n    torch.save({"ema": copy.deepcopy(Net())}, p)\n',
+        [(3, "ema")],
+    ),
+    (
+        "a fitted scaler's arrays",
+        "from sklearn.preprocessing import StandardScaler\ndef save(p, x):\n    s = StandardScaler().fit(x)\n"
+        '    torch.save({"mean": s.mean_, "scaler": s}, p)\n',
+        [(4, "mean"), (4, "scaler")],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "source", "expected"), MORE_INVALID, ids=[c[0] for c in MORE_INVALID]
+)
+def test_more_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert _rows(source) == expected

@@ -32,6 +32,7 @@ _OPTIONAL = frozenset({"typing.Optional", "typing_extensions.Optional"})
 _UNION = frozenset({"typing.Union", "typing_extensions.Union"})
 _MAX_DEPTH = 3
 _NUMPY = frozenset({"numpy-scalar", "numpy-array"})
+_SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
 
 
 def _no_fix(refused: Refused | None) -> Refused | None:
@@ -183,7 +184,8 @@ class LoadSafety:
             return found
         value = self.facts.assigns.get(name) if name not in self.facts.imports else None
         if value is not None and self._depth < _MAX_DEPTH and isinstance(value, ast.Call):
-            return _no_fix(self._deeper(self.facts).of_expression(value))
+            # kind_of: a module-level `parser = ArgumentParser()` types `parser.parse_args()`
+            return _no_fix(self._deeper(self.facts).kind_of(value))
         return None
 
     def _attribute(self, expr: ast.Attribute, env: Env) -> Refused | None:
@@ -229,6 +231,8 @@ class LoadSafety:
         if not dotted:
             return None
         qualified = qualify(dotted, self.facts)
+        if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
+            return _no_fix(self.kind_of(call.args[0], env))
         entry = self.catalog.for_call(qualified, len(call.args))
         if entry is not None:
             refused = self.catalog.kind(entry.kind)
