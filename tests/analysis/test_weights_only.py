@@ -471,3 +471,12 @@ MORE_INVALID = [
 )
 def test_more_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
     assert _rows(source) == expected
+
+
+def test_a_container_refused_whole_is_reported_once() -> None:
+    """The oracle's rule: a defaultdict fails as one value, at the torch.save argument."""
+    source = (
+        "def save(p):\n    ck = collections.defaultdict(dict)\n"
+        '    ck["lr"] = np.float64(0.1)\n    torch.save(ck, p)\n'
+    )
+    assert _rows(source) == [(4, None)]

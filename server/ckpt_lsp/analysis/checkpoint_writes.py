@@ -245,6 +245,8 @@ def _name_entries(
         yield from _entries(fn, value, key, binding, depth)
     elif whole:
         yield name, key, stmt
+        if fn.flow.judge(name, stmt) is not None:
+            return  # refused as a whole (a defaultdict): what is added to it is no matter
     for mutation in fn.mutations(name.id, binding, stmt):
         yield from _mutation_entries(fn, mutation, name.id, depth)
 

@@ -136,6 +136,8 @@ class LocalFlow:
         elif isinstance(stmt, ast.AnnAssign):
             targets, value = [stmt.target], stmt.value
         elif isinstance(stmt, ast.AugAssign):
+            if not isinstance(stmt.target, ast.Name):  # `ck["n"] += 1` rebinds no name
+                return state
             return {**state, **_unknown(_names(stmt.target))}
         else:
             return state
@@ -148,7 +150,7 @@ class LocalFlow:
             key = _key(target)
             if key:
                 new[key] = frozenset({possible})
-            else:
+            elif not isinstance(target, (ast.Subscript, ast.Attribute)):  # they bind no name
                 new.update(_unknown(_names(target)))
         return new
 
