@@ -480,3 +480,17 @@ def test_a_container_refused_whole_is_reported_once() -> None:
         '    ck["lr"] = np.float64(0.1)\n    torch.save(ck, p)\n'
     )
     assert _rows(source) == [(4, None)]
+
+
+def test_a_history_dict_whose_lists_numpy_values_are_appended_to() -> None:
+    source = (
+        "def save(p, xs):\n"
+        '    history = {"loss": [], "acc": []}\n'
+        "    for x in xs:\n"
+        '        history["acc"].append(np.mean(x))\n'
+        '        history["loss"].append(float(x))\n'
+        '    torch.save({"history": history}, p)\n'
+    )
+    found = _wo(source)
+    assert [(f.location.row - HEADER.count("\n"), f.attribute) for f in found] == [(2, "acc")]
+    assert found[0].location.column == len('    history = {"loss": [], "acc": ') + 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Union
 
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
@@ -64,6 +64,9 @@ class _Function:
         self.cls = cls
         # names of the functions (or `self.` methods) of this module whose text writes
         self.savers = savers
+        # empty lists of a dict display that refused values are appended to later
+        # (`hist = {"loss": []}` then `hist["loss"].append(np.mean(x))`), by id
+        self.filled: dict[int, Refused] = {}
         self.safety = safety
         self._flow = flow
         self.statements = list(_statements(func.body))
@@ -174,7 +177,7 @@ def bad_values(
     for writer in writers:
         stateful_ok = writer.name == "Fabric.save"
         for value, key, stmt in _entries(fn, writer.obj, None, writer.stmt, 0):
-            refused = fn.flow.judge(value, stmt)
+            refused = fn.flow.judge(value, stmt) or fn.filled.get(id(value))
             if refused is None or (stateful_ok and refused.stateful):
                 continue
             found.append(BadValue(value, key, refused, writer.name, writer.path))
@@ -242,6 +245,8 @@ def _name_entries(
     value = binding.value if isinstance(binding, (ast.Assign, ast.AnnAssign)) else None
     if value is not None and (isinstance(value, ast.Dict) or _is_dict_call(value, fn)):
         assert binding is not None
+        if isinstance(value, ast.Dict):
+            _fill(fn, name.id, value, binding, stmt)
         yield from _entries(fn, value, key, binding, depth)
     elif whole:
         yield name, key, stmt
@@ -249,6 +254,34 @@ def _name_entries(
             return  # refused as a whole (a defaultdict): what is added to it is no matter
     for mutation in fn.mutations(name.id, binding, stmt):
         yield from _mutation_entries(fn, mutation, name.id, depth)
+
+
+def _fill(fn: _Function, name: str, display: ast.Dict, binding: ast.stmt, use: ast.stmt) -> None:
+    """Note the empty lists of `display` that `name["k"].append(v)` fills with refused values."""
+    empty = {
+        k.value: v
+        for k, v in zip(display.keys, display.values)
+        if isinstance(k, ast.Constant) and isinstance(v, ast.List) and not v.elts
+    }
+    if not empty:
+        return
+    start, end = fn.order.get(id(binding), 0), fn.order.get(id(use), 0)
+    for stmt in fn.statements[start + 1 : end]:
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        if not (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr in ("append", "insert")
+            and call.args
+            and isinstance(call.func.value, ast.Subscript)
+            and _is_name(call.func.value.value, name)
+        ):
+            continue
+        key = call.func.value.slice
+        target = empty.get(key.value) if isinstance(key, ast.Constant) else None
+        refused = fn.flow.judge(call.args[-1], stmt) if target is not None else None
+        if target is not None and refused is not None:
+            fn.filled[id(target)] = replace(refused, fix="")
 
 
 def _mutation_entries(fn: _Function, stmt: ast.stmt, name: str, depth: int) -> Iterator[Entry]:
