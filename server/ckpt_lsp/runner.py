@@ -90,11 +90,12 @@ class _Source:
 
 def attach_fixes(text: str, findings: list[Finding]) -> list[Finding]:
     """Each finding gets its class's fix (the edits that exclude all its flagged attributes)."""
-    from ckpt_lsp.fix import fix_edits, fix_targets  # libcst: imported only when fixes are wanted
+    # libcst: imported only when fixes are wanted
+    from ckpt_lsp.fix import fix_edits, fix_targets, value_edits, value_fixes
     from ckpt_lsp.fix.policy import target_title
 
     out: list[Finding] = []
-    by_class: dict[tuple[str, int], Fix | None] = {}
+    by_class: dict[tuple[str | None, int], Fix | None] = {}
     for target in fix_targets(findings):
         try:
             edits = fix_edits(text, [target])
@@ -104,7 +105,14 @@ def attach_fixes(text: str, findings: list[Finding]) -> list[Finding]:
             Fix(target_title(target), tuple(edits)) if edits else None
         )
     for finding in findings:
-        out.append(replace(finding, fix=by_class.get((finding.class_name, finding.class_line))))
+        fix = by_class.get((finding.class_name, finding.class_line))
+        for value in value_fixes([finding]):  # a checkpoint value: its own edit
+            try:
+                edits = value_edits(text, [value])
+            except Exception:
+                edits = []
+            fix = Fix(value.title, tuple(edits)) if edits else None
+        out.append(replace(finding, fix=fix))
     return out
 
 
@@ -515,17 +523,17 @@ def _fix_file(
     write: bool,
     diff: bool,
 ) -> list[Finding]:
-    from ckpt_lsp.fix import fix_source, fix_targets
+    from ckpt_lsp.fix import fix_file_source
 
     try:
         if src.is_notebook:
             from ckpt_lsp.notebook.fixing import fix_notebook
 
             bom = src.raw.startswith(b"\xef\xbb\xbf")
-            fixed = fix_notebook(src.notebook, fix_targets(findings), src.name, bom)
+            fixed = fix_notebook(src.notebook, findings, src.name, bom)
             new_text, new_data, diffs = fixed.module_text, fixed.data, fixed.diffs
         else:
-            new_text = fix_source(src.text, fix_targets(findings))
+            new_text = fix_file_source(src.text, findings)
             new_data = None
             diffs = [_unified(src.text, new_text, src.name, src.name)] if diff else []
     except Exception as exc:  # never lose the user's text over a fix we cannot build

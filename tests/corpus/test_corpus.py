@@ -209,6 +209,10 @@ def test_our_marks_are_unique_and_classes_exist() -> None:
         if row["kind"] == "keras":  # a whole class: the mark sits on its `class` line
             assert line.startswith(f"class {row['class']}("), row
             continue
+        if row["kind"] == "weights_only":  # a checkpoint value: its key (if any) on the line
+            key = row["attribute"]
+            assert key is None or f'"{key}"' in line or f"{key}=" in line, row
+            continue
         assert f"self.{row['attribute']}" in line or f'"{row["attribute"]}"' in line, row
         assert any(s.startswith(f"class {row['class']}") for s in source), row
 
@@ -264,8 +268,14 @@ def test_fix_makes_every_class_round_trip(corpus: Corpus, tmp_path: Path) -> Non
     excused = (before - flagged) | remaining | missed
     print(output)
     assert after <= excused, f"still failing after --fix: {sorted(after - excused)}\n{output}"
-    if corpus.name == "shared":  # object arrays (CKPT004) pickle: they get no fix by design
-        unfixed = {f["class"] for f in json.loads(fixed.stdout) if f["code"] != "CKPT004"}
+    if corpus.name == "shared":  # object arrays (CKPT004) pickle: they get no fix by design;
+        # a checkpoint value in a module function (no class) is fixed only where its loadable
+        # form is certain, and this test is about classes
+        unfixed = {
+            f["class"]
+            for f in json.loads(fixed.stdout)
+            if f["code"] != "CKPT004" and f["class"] is not None
+        }
         assert not unfixed, f"the given corpus must be fully fixable: {sorted(unfixed)}"
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from ckpt_lsp.config import Config
+from ckpt_lsp.findings import Finding
 from ckpt_lsp.fix import FixTarget, fix_source
 from ckpt_lsp.runner import run_check
 from hostile_inputs import MODEL, hostile_files
@@ -227,13 +228,13 @@ def test_a_file_changed_on_disk_during_the_run_is_not_overwritten(
     path = tmp_path / "model.py"
     path.write_text(MODEL)
     users_edit = MODEL + "# typed in the editor meanwhile\n"
-    real = fixes.fix_source
+    real = fixes.fix_file_source  # what --fix writes: class and checkpoint-value fixes
 
-    def fix_while_the_user_types(text: str, targets: list[FixTarget]) -> str:
+    def fix_while_the_user_types(text: str, findings: list[Finding]) -> str:
         path.write_text(users_edit)
-        return real(text, targets)
+        return real(text, findings)
 
-    monkeypatch.setattr(fixes, "fix_source", fix_while_the_user_types)
+    monkeypatch.setattr(fixes, "fix_file_source", fix_while_the_user_types)
     result = run_check([tmp_path], Config(root=tmp_path), fix=True)
     assert path.read_text() == users_edit
     assert [e.message for e in result.errors] == [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +35,7 @@ from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.analysis.parsing import TextCaches
 from ckpt_lsp.analysis.pickling_methods import excluded_attributes, is_excluded
 from ckpt_lsp.analysis.scope import ScopeResolver
+from ckpt_lsp.analysis.weights_only_rule import WeightsOnlyRule, module_writers
 from ckpt_lsp.catalog import Catalog, Hazard, default_catalog
 from ckpt_lsp.findings import FileError, Finding, Position
 from ckpt_lsp.rules import RULES, SAVE_PATHS
@@ -155,6 +156,7 @@ class Analyzer:
         )
         # per module: its text and the names it passes to Keras as custom objects
         self._custom: dict[str, tuple[str, frozenset[str]]] = {}
+        self.weights_only = WeightsOnlyRule(index, config)
 
     # -- public ----------------------------------------------------------
     def analyze(self, filename: str, text: str, budget_s: float | None = None) -> FileResult:
@@ -212,7 +214,8 @@ class Analyzer:
         self._keras(filename, facts, scope, checked, by_class, result)
         self._recover_broken(filename, [*facts.broken, *unreadable], result, by_class)
         result.findings.extend(self._main_module_findings(filename, facts, scope))
-        result.findings.sort(key=lambda f: (f.location, f.code, f.attribute))
+        result.findings.extend(self._checkpoint_writes(filename, facts, context, deadline))
+        result.findings.sort(key=lambda f: (f.location, f.code, f.attribute or ""))
         return result
 
     def _keras(
@@ -275,6 +278,60 @@ class Analyzer:
                 self._custom[key] = known
             names |= known[1]
         return frozenset(names)
+
+    def _checkpoint_writes(
+        self,
+        filename: str,
+        facts: ModuleFacts,
+        context: tuple[object, ...] | None,
+        deadline: float | None,
+    ) -> list[Finding]:
+        """CKPT010: what checkpoint writers write, per block with a writer in its text (a
+        module-level function, or any class: a trainer is not a model), memoized per block."""
+        found: list[Finding] = []
+        if not any(word in facts.text for word in ("save", "ckpt", "Ckpt", "CKPT")):
+            return found  # most modules: no writer, no saving helper
+        rule = self.weights_only
+        writers = module_writers(facts)
+        for parsed in facts.blocks:
+            block = parsed.block
+            if block.kind not in ("def", "class") or not writers.examines(block.text):
+                continue
+            if deadline is not None and time.perf_counter() > deadline:
+                raise _OutOfTime
+            if block.kind == "def":
+                if parsed.failed:
+                    continue
+                key: tuple[object, ...] = (context, "CKPT010", block.text)
+                row = block.start_row
+                compute = lambda p=parsed: rule.function_findings(filename, facts, p, writers)  # noqa: E731
+            else:
+                cls = facts.classes.get(block.name)
+                if cls is None or cls.parsed is not parsed:  # a method that does not parse
+                    continue  # has no node: nothing is read from it
+                key = (context, "CKPT010", cls.name, block.text, self._related(facts, cls))
+                row = cls.row
+                compute = lambda c=cls: rule.class_findings(filename, facts, c, writers)  # noqa: E731
+            found.extend(self._memo_block(key, row, len(block.text), compute))
+        return found
+
+    def _memo_block(
+        self, key: tuple[object, ...], row: int, size: int, compute: Callable[[], list[Finding]]
+    ) -> list[Finding]:
+        """A block's findings from the memo (shifted when lines above it moved it)."""
+        if not self.memoize_classes or key[0] is None:
+            return compute()
+        cached = self._class_cache.get(key)
+        if cached is not None:
+            old_row, old_found = cached
+            if old_row == row:
+                return list(old_found)
+            shifted = [_shift(f, row - old_row) for f in old_found]
+            self._class_cache.put(key, (row, shifted), size)
+            return shifted
+        found = compute()
+        self._class_cache.put(key, (row, found), size)
+        return found
 
     def _memoized(
         self,

@@ -16,7 +16,7 @@ for every module, so a change does not re-parse the workspace.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ckpt_lsp.analysis.facts import ModuleFacts, module_facts
@@ -202,19 +202,28 @@ class ProjectIndex:
         key = _norm(path)
         return self._load(key) if key in self._names else None
 
-    def texts(self) -> list[tuple[str, str]]:
-        """Every module's text (read now when only registered), without making facts: a
-        project-wide question that a word search answers needs no parse."""
-        out: list[tuple[str, str]] = []
+    def texts(self) -> Iterator[tuple[str, str]]:
+        """(path, text) of every indexed module (each text read once; no facts are made,
+        so nothing is parsed and nothing counts as read). The same string comes back while
+        the module is unchanged, so callers may key on its identity."""
         for key, source in list(self._sources.items()):
             if callable(source):
                 try:
                     source = source()
-                except (OSError, SourceError):
+                except Exception:  # unreadable now: the analysis of that file says why
                     continue
                 self._sources[key] = source
-            out.append((key, source))
-        return out
+            yield key, source
+
+    def paths_containing(self, words: tuple[str, ...]) -> list[str]:
+        """Paths of indexed modules whose text holds one of `words`."""
+        return [key for key, text in self.texts() if any(word in text for word in words)]
+
+    def note_read(self, path: str | Path) -> None:
+        """Count a module as read by the current analysis (a cache dependency) without
+        making its facts: its text decided something (it holds no opted-out load)."""
+        if self.touched is not None:
+            self.touched.add(_norm(path))
 
     def all_facts(self) -> list[ModuleFacts]:
         return [self._load(key) for key in list(self._names)]

@@ -93,12 +93,23 @@ def is_keras(finding: Finding) -> bool:
     return finding.code in KERAS_CODES
 
 
+# Findings about a value written to a checkpoint: fixed where the value is (fix/values.py).
+VALUE_FIXED = frozenset({"CKPT010"})
+
+
 def is_fixable(finding: Finding) -> bool:
     """Whether the policy has a fix for the finding: leaving the attribute out of the
-    pickled state, or for a Keras class the registration or config it lacks."""
+    pickled state, or for a Keras class the registration or config it lacks. A checkpoint
+    value (CKPT010) is fixed where it is written (fix/values.py), not here."""
     if is_keras(finding):
         return keras_op(finding) is not None
-    return bool(finding.attribute) and finding.code not in UNFIXABLE and finding.fix_mode != "none"
+    return (
+        bool(finding.attribute)
+        and finding.class_name is not None
+        and finding.code not in UNFIXABLE
+        and finding.code not in VALUE_FIXED
+        and finding.fix_mode != "none"
+    )
 
 
 def fix_targets(findings: Iterable[Finding]) -> list[FixTarget]:
@@ -107,13 +118,13 @@ def fix_targets(findings: Iterable[Finding]) -> list[FixTarget]:
     grouped: dict[tuple[str, int], list[Finding]] = {}
     for finding in findings:
         if is_fixable(finding):
-            grouped.setdefault((finding.class_name, finding.class_line), []).append(finding)
+            grouped.setdefault((finding.class_name or "", finding.class_line), []).append(finding)
     targets = []
     for (name, line), items in sorted(grouped.items(), key=lambda kv: kv[0][1]):
         pickled = [f for f in items if not is_keras(f)]
-        attributes = tuple(dict.fromkeys(f.attribute for f in pickled))
+        attributes = tuple(dict.fromkeys(f.attribute or "" for f in pickled))
         bases = tuple(dict.fromkeys(b for f in pickled for b in f.bases))
-        reset = tuple(dict.fromkeys(f.attribute for f in pickled if f.fix_mode == "reset"))
+        reset = tuple(dict.fromkeys(f.attribute or "" for f in pickled if f.fix_mode == "reset"))
         keras = tuple(dict.fromkeys(op for f in items if is_keras(f) and (op := keras_op(f))))
         targets.append(FixTarget(name, line, attributes, bases, reset, keras))
     return targets

@@ -20,7 +20,7 @@ from lsprotocol import types
 from pygls.workspace import PositionCodec
 
 from ckpt_lsp.findings import Edit, Position
-from ckpt_lsp.fix import FixTarget
+from ckpt_lsp.fix import FixTarget, ValueFix
 from ckpt_lsp.lsp import actions
 from ckpt_lsp.lsp.notebooks import NotebookSnapshot
 from ckpt_lsp.lsp.positions import LineIndex
@@ -46,6 +46,22 @@ def module_targets(
         return list(targets)
     shift = snap.joined.first_rows[cell] - 1
     return [replace(t, class_line=t.class_line + shift) for t in targets]
+
+
+def module_values(
+    snap: NotebookSnapshot, cell: int, values: Sequence[ValueFix], rows: str
+) -> list[ValueFix]:
+    """Checkpoint value fixes (CKPT010) moved to the joined module's rows, like targets."""
+    if rows == MODULE_ROWS:
+        return list(values)
+    shift = snap.joined.first_rows[cell] - 1
+
+    def down(pos: Position) -> Position:
+        return Position(pos.row + shift, pos.column)
+
+    return [
+        replace(v, location=down(v.location), end_location=down(v.end_location)) for v in values
+    ]
 
 
 def _offset(lines: list[str], pos: Position) -> int:
@@ -150,10 +166,15 @@ def resolve_cell_fix(
         return "the cell is no longer in the notebook"
     data = action.data if isinstance(action.data, Mapping) else {}
     rows = str(data.get("rows", CELL_ROWS))
-    targets = actions.action_targets(action)
-    if isinstance(targets, str):
-        return targets
-    edits = actions.planned_edits(snap.joined.text, module_targets(snap, cell, targets, rows))
+    carried = actions.action_targets(action)
+    if isinstance(carried, str):
+        return carried
+    targets, values = carried
+    edits = actions.planned_edits(
+        snap.joined.text,
+        module_targets(snap, cell, targets, rows),
+        module_values(snap, cell, values, rows),
+    )
     if isinstance(edits, str):
         return edits
     by_cell = cell_edits(snap, cell, edits, whole_notebook=rows == MODULE_ROWS)

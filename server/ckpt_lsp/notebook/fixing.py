@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ckpt_lsp.findings import Edit
-from ckpt_lsp.fix import fix_edits
-from ckpt_lsp.fix.policy import FixTarget
+from ckpt_lsp.findings import Edit, Finding
+from ckpt_lsp.fix import fix_edits, fix_targets, value_edits_beside, value_fixes
 from ckpt_lsp.fix.text import apply_edits
 from ckpt_lsp.notebook.edits import edits_to_cells
 from ckpt_lsp.notebook.reader import Notebook, parse_notebook
@@ -42,12 +41,16 @@ def _diff(old: str, new: str, name: str, index: int) -> str:
 
 
 def fix_notebook(
-    notebook: Notebook, targets: Sequence[FixTarget], name: str, bom: bool = False
+    notebook: Notebook, findings: Sequence[Finding], name: str, bom: bool = False
 ) -> NotebookFix:
-    """The notebook with every fix applied in its cell; raises ValueError when an edit
-    spans cells (the caller reports it and leaves the file alone)."""
+    """The notebook with every fix applied in its cell (the classes' and the checkpoint
+    values'); raises ValueError when an edit spans cells (the caller reports it and leaves
+    the file alone)."""
     joined = notebook.joined
-    moved = edits_to_cells(joined, fix_edits(joined.text, targets))
+    targets = fix_targets(findings)
+    edits = fix_edits(joined.text, targets) if targets else []
+    edits += value_edits_beside(joined.text, value_fixes(findings), edits)
+    moved = edits_to_cells(joined, edits)
     if moved is None:
         raise ValueError("an edit spans two cells")
     by_cell: dict[int, list[Edit]] = {}

@@ -46,7 +46,7 @@ def _artifact(filename: str, root: Path) -> dict[str, str]:
 def fingerprint(finding: Finding, root: Path) -> str:
     """A hash of where the problem lives (file, class, attribute, rule), not of its line."""
     uri = _artifact(finding.filename, root)["uri"]
-    key = "\0".join((uri, finding.class_name, finding.attribute, finding.code))
+    key = "\0".join((uri, finding.class_name or "", finding.attribute or "", finding.code))
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
@@ -115,8 +115,10 @@ def _region(finding: Finding) -> dict[str, int]:
 
 
 def _logical(finding: Finding) -> list[dict[str, str]]:
+    """The attribute of a class; a whole class (CKPT012); a checkpoint value (CKPT010) by its
+    key in its function; and a notebook's cell."""
     places = []
-    if finding.attribute:
+    if finding.attribute and finding.class_name:
         places.append(
             {
                 "name": finding.attribute,
@@ -124,8 +126,12 @@ def _logical(finding: Finding) -> list[dict[str, str]]:
                 "kind": "member",
             }
         )
-    elif finding.class_name:
+    elif finding.class_name and finding.code != "CKPT010":
         places.append({"name": finding.class_name, "kind": "type"})
+    else:
+        name = finding.attribute or finding.what
+        owner = f"{finding.class_name}." if finding.class_name else ""
+        places.append({"name": name, "fullyQualifiedName": f"{owner}{name}", "kind": "variable"})
     if finding.cell is not None:
         places.append({"name": f"cell {finding.cell.index}", "kind": "module"})
     return places
