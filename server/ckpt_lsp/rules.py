@@ -52,6 +52,12 @@ RULES: dict[str, Rule] = {
         Rule("CKPT007", "module-object", "Module objects stored on the instance", "error"),
         Rule("CKPT008", "weak-reference", "Weak references and weak containers", "error"),
         Rule("CKPT009", "native-object", "Other values without pickle support", "error"),
+        Rule(
+            "CKPT011",
+            "hparams",
+            "Lightning hyperparameters that are dropped or that the default torch.load refuses",
+            "error",
+        ),
     )
 }
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.blocks import split_lines
+from ckpt_lsp.analysis.call_sites import CallSites
 from ckpt_lsp.analysis.classifier import AttrHazard, Classifier
 from ckpt_lsp.analysis.conditions import describe_when
 from ckpt_lsp.analysis.external import ExternalBases
@@ -26,6 +27,7 @@ from ckpt_lsp.analysis.facts import (
     class_names_in,
     module_facts,
 )
+from ckpt_lsp.analysis.hparam_findings import HparamFindings
 from ckpt_lsp.analysis.index import ProjectIndex, module_name_for
 from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.analysis.parsing import TextCaches
@@ -185,6 +187,7 @@ class Analyzer:
         result = FileResult(filename)
         scope = ScopeResolver(self.index, self.extra_bases, self.external)
         classifier = Classifier(self.catalog, self.index, lambda f, c: scope.verdict(f, c).in_scope)
+        hparams = HparamFindings(scope, classifier, CallSites(self.index), self.config)
         by_class: dict[str, tuple[int, list[Finding]]] = {}
         checked = self._checked_classes(facts, scope)
         context = self._context_key(filename, facts) if self.memoize_classes else None
@@ -198,9 +201,9 @@ class Analyzer:
                 unreadable.append(cls.parsed)
                 continue
             if self.memoize_classes:
-                found = self._memoized(context, filename, facts, cls, scope, classifier)
+                found = self._memoized(context, filename, facts, cls, scope, classifier, hparams)
             else:
-                found = self._class_findings(filename, facts, cls, scope, classifier)
+                found = self._class_findings(filename, facts, cls, scope, classifier, hparams)
             by_class[cls.name] = (cls.row, found)
             result.findings.extend(found)
         self._recover_broken(filename, [*facts.broken, *unreadable], result, by_class)
@@ -215,6 +218,7 @@ class Analyzer:
         cls: ClassFacts,
         scope: ScopeResolver,
         classifier: Classifier,
+        hparams: HparamFindings | None = None,
     ) -> list[Finding]:
         # the name too: a block joined over a misread quote holds several classes
         key = (context, cls.name, cls.parsed.block.text, self._related(facts, cls))
@@ -228,7 +232,7 @@ class Analyzer:
             shifted = [_shift(f, cls.row - old_row) for f in old_found]
             self._class_cache.put(key, (cls.row, shifted), len(cls.parsed.block.text))
             return shifted
-        found = self._class_findings(filename, facts, cls, scope, classifier)
+        found = self._class_findings(filename, facts, cls, scope, classifier, hparams)
         self._class_cache.put(key, (cls.row, found), len(cls.parsed.block.text))
         return found
 
@@ -239,6 +243,7 @@ class Analyzer:
         cls: ClassFacts,
         scope: ScopeResolver,
         classifier: Classifier,
+        hparams: HparamFindings | None = None,
     ) -> list[Finding]:
         verdict = scope.verdict(facts, cls)
         if verdict.pickled_by_library and cls.method("__getstate__") is None:
@@ -257,6 +262,9 @@ class Analyzer:
             finding = self._finding(filename, cls, item, verdict.library_bases)
             if finding is not None:
                 found.append(finding)
+        if hparams is not None:
+            # what save_hyperparameters() stores goes into every checkpoint (CKPT011)
+            found.extend(hparams.of(filename, facts, cls))
         return found
 
     # A keystroke changes one class: the others' findings come from this cache, keyed by

@@ -1,0 +1,138 @@
+"""What `self.save_hyperparameters(...)` in a Lightning `__init__` stores, read from syntax.
+
+Lightning 2.6 (`lightning.pytorch.utilities.parsing.save_hyperparameters`):
+- no positional argument: every `__init__` parameter but `*args`/`**kwargs` themselves (their
+  contents go in under their own keys), minus `ignore=` (a string or a list/tuple of strings);
+- string arguments: only the parameters named (an ignored name among them raises KeyError);
+- one other argument (`save_hyperparameters(cfg)`): that object itself, a dict or Namespace by
+  its entries, an OmegaConf container whole, with its type.
+Only literal forms are read: an `ignore=` or argument computed at runtime leaves the class
+unjudged (the analysis never guesses what a checkpoint holds).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FunctionNode = (ast.FunctionDef, ast.AsyncFunctionDef)
+_DATA = Path(__file__).resolve().parent.parent / "data" / "hparams.toml"
+
+
+@lru_cache(maxsize=1)
+def lightning_bases() -> frozenset[str]:
+    """The qualified names of the classes that have `save_hyperparameters` (data)."""
+    with _DATA.open("rb") as fh:
+        raw = tomllib.load(fh)
+    bases = raw.get("lightning_bases")
+    if not isinstance(bases, list) or not all(isinstance(b, str) and "." in b for b in bases):
+        raise ValueError(f"{_DATA.name}: lightning_bases must be a list of qualified names")
+    return frozenset(bases)
+
+
+@dataclass(frozen=True)
+class SavedHparams:
+    """One `save_hyperparameters` call of an `__init__` and the parameters it stores."""
+
+    call: ast.Call
+    stored: tuple[ast.arg, ...]  # stored under their own names
+    container: ast.arg | None = None  # save_hyperparameters(cfg): the object itself is stored
+    named: bool = False  # the call names what it stores ("a", "b"): ignore= cannot drop one
+
+
+def init_parameters(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.arg]:
+    """The named parameters of an `__init__`, `self` left out."""
+    args = func.args
+    positional = [*args.posonlyargs, *args.args]
+    return [*positional[1:], *args.kwonlyargs]
+
+
+def default_of(func: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> ast.expr | None:
+    """The default value of a parameter, None when it has none."""
+    args = func.args
+    positional = [*args.posonlyargs, *args.args]
+    for arg, default in zip(positional[len(positional) - len(args.defaults) :], args.defaults):
+        if arg.arg == name:
+            return default
+    for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults):
+        if arg.arg == name:
+            return kw_default
+    return None
+
+
+def _own_calls(func: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[ast.Call]:
+    """`self.save_hyperparameters(...)` calls in the function itself, in source order (a
+    nested function's call has another frame, which Lightning reads no parameters from)."""
+    self_name = func.args.args[0].arg if func.args.args else ""
+    stack: list[ast.AST] = list(reversed(func.body))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (*FunctionNode, ast.ClassDef, ast.Lambda)):
+            continue
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "save_hyperparameters"
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == self_name
+        ):
+            yield node
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+
+
+def ignored_names(call: ast.Call) -> frozenset[str] | None:
+    """The names of `ignore=`; None when it is not a literal of strings."""
+    for kw in call.keywords:
+        if kw.arg is None:
+            return None  # **options: ignore may be among them
+        if kw.arg != "ignore":
+            continue
+        value = kw.value
+        if isinstance(value, ast.Constant) and value.value is None:
+            return frozenset()
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            return frozenset({value.value})
+        if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+            names = [e.value for e in value.elts if isinstance(e, ast.Constant)]
+            if len(names) == len(value.elts) and all(isinstance(n, str) for n in names):
+                return frozenset(str(n) for n in names)
+        return None
+    return frozenset()
+
+
+def _is_name(arg: ast.expr) -> bool:
+    return isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+
+
+def saved_hparams(func: ast.FunctionDef | ast.AsyncFunctionDef) -> SavedHparams | None:
+    """What the first `self.save_hyperparameters(...)` of an `__init__` stores; None when
+    there is none or its arguments are not literal enough to tell."""
+    call = next(_own_calls(func), None)
+    if call is None:
+        return None
+    ignore = ignored_names(call)
+    if ignore is None or any(isinstance(a, ast.Starred) for a in call.args):
+        return None
+    params = {p.arg: p for p in init_parameters(func)}
+    names = [str(a.value) for a in call.args if _is_name(a)]  # type: ignore[attr-defined]
+    others = [a for a in call.args if not _is_name(a)]
+    if len(others) == 1 and not names:
+        held = others[0]
+        if isinstance(held, ast.Name) and held.id in params:
+            return SavedHparams(call, (), container=params[held.id])
+        return None
+    if others:
+        return None
+    if names:
+        kept = tuple(params[n] for n in dict.fromkeys(names) if n in params and n not in ignore)
+        return SavedHparams(call, kept, named=True)
+    return SavedHparams(call, tuple(p for p in params.values() if p.arg not in ignore))
