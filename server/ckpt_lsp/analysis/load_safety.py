@@ -1,0 +1,361 @@
+"""What a value is, as far as the default `torch.load` cares: refused (what loads instead) or not.
+
+Types come from what the code says, never from running it: calls the weights-only catalog knows
+(data/weights_only.toml), annotations, constructors of project classes (an Enum, a dataclass, an
+`nn.Module` subclass, any other class), helper functions of the project (their return
+annotation, else what every `return` gives). Unknown is not refused: precision first.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from dataclasses import replace
+
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
+from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog, weights_only_catalog
+
+# A local name -> what it holds (None: not refused, or not known).
+Env = Mapping[str, "Refused | None"]
+_NO_ENV: dict[str, Refused | None] = {}
+_ENUM_BASES = frozenset(
+    {"enum.Enum", "enum.IntEnum", "enum.StrEnum", "enum.Flag", "enum.IntFlag", "enum.ReprEnum"}
+)
+# classes whose instances are plain containers at runtime, or that say how they pickle
+_PLAIN_BASES = frozenset({"typing.TypedDict", "typing_extensions.TypedDict", "builtins.type"})
+_OWN_PICKLING = ("__reduce__", "__reduce_ex__", "__new__", "__class_getitem__")
+_DATACLASS = frozenset({"dataclasses.dataclass", "attr.s", "attrs.define", "attr.define"})
+_OPTIONAL = frozenset({"typing.Optional", "typing_extensions.Optional"})
+_UNION = frozenset({"typing.Union", "typing_extensions.Union"})
+_MAX_DEPTH = 3
+
+
+def _no_fix(refused: Refused | None) -> Refused | None:
+    return replace(refused, fix="") if refused is not None and refused.fix else refused
+
+
+class LoadSafety:
+    """Judges expressions and annotations of one module (and, through the index, its project)."""
+
+    def __init__(
+        self,
+        facts: ModuleFacts,
+        index: ProjectIndex | None = None,
+        catalog: WeightsOnlyCatalog | None = None,
+        _depth: int = 0,
+    ) -> None:
+        self.facts = facts
+        self.index = index
+        self.catalog = catalog or weights_only_catalog()
+        self._depth = _depth
+        self._classes: dict[str, Refused | None] = {}
+
+    # -- public ----------------------------------------------------------
+    def of_expression(self, expr: ast.expr | None, env: Env = _NO_ENV) -> Refused | None:
+        """The refusal of what `expr` evaluates to; None when it loads or is not known.
+        `env` holds what local names (and `self.x` as "self.x") are known to hold. The
+        refusal's `fix` is kept only when the fix is certain for this very expression."""
+        found = self.kind_of(expr, env)
+        return None if found is None or found.kind in self.catalog.receiver_only else found
+
+    def kind_of(self, expr: ast.expr | None, env: Env = _NO_ENV) -> Refused | None:
+        """Like of_expression, receiver-only kinds included (an ArgumentParser): for flow."""
+        if expr is None:
+            return None
+        if isinstance(expr, ast.Name):
+            return env.get(expr.id) if expr.id in env else self._module_value(expr.id)
+        if isinstance(expr, ast.Attribute):
+            return self._attribute(expr, env)
+        if isinstance(expr, ast.Call):
+            return self._call(expr, env)
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):
+            left = self.of_expression(expr.left, env)
+            return left if left is not None and left.kind == "path" else None
+        if isinstance(expr, ast.IfExp):
+            body, other = self.of_expression(expr.body, env), self.of_expression(expr.orelse, env)
+            if body is not None and other is not None:
+                return body if body == other else _no_fix(body)
+            return None
+        if isinstance(expr, (ast.List, ast.Tuple, ast.Set)):
+            return self.first_refused(expr.elts, env)
+        if isinstance(expr, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):
+            return (
+                _no_fix(self.of_expression(expr.elt, env))
+                if not isinstance(expr, ast.GeneratorExp)
+                else None
+            )
+        return None
+
+    def first_refused(self, items: list[ast.expr], env: Env = _NO_ENV) -> Refused | None:
+        """A list or tuple display holding a refused element is refused as a whole."""
+        for item in items:
+            found = self.of_expression(item.value if isinstance(item, ast.Starred) else item, env)
+            if found is not None:
+                return _no_fix(found)
+        return None
+
+    def of_annotation(self, annotation: ast.expr | None) -> Refused | None:
+        """The refusal of a value annotated so: `Path`, `np.ndarray`, `DictConfig`, a project
+        class. `Optional[X]` / `X | None` is X's refusal (a None value itself loads: callers
+        that know the value is None decide); a union with any loadable member is not refused."""
+        if annotation is None:
+            return None
+        if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+            try:
+                annotation = ast.parse(annotation.value, mode="eval").body
+            except SyntaxError:
+                return None
+        members = self._union_members(annotation)
+        if members is not None:
+            judged = [self.of_annotation(m) for m in members if not _is_none(m)]
+            if judged and all(j is not None for j in judged):
+                return judged[0] if len(set(judged)) == 1 else _no_fix(judged[0])
+            return None
+        if isinstance(annotation, ast.Subscript):
+            head = qualify(dotted_name(annotation.value), self.facts)
+            if head == "numpy.typing.NDArray":
+                return self.catalog.for_type(head)
+            return None  # list[Path]: a list of refused values is refused, but rarely written so
+        return self.of_type(qualify(dotted_name(annotation), self.facts))
+
+    def of_type(self, qualified: str) -> Refused | None:
+        """The refusal of an instance of the type `qualified` (library or project class)."""
+        if not qualified:
+            return None
+        found = self.catalog.for_type(qualified)
+        if found is not None:
+            return found
+        located = self._project_class(qualified)
+        return self._class_kind(*located) if located is not None else None
+
+    # -- expressions -----------------------------------------------------
+    def _module_value(self, name: str) -> Refused | None:
+        qualified = qualify(name, self.facts)
+        found = self.catalog.for_value(qualified)
+        if found is not None:
+            return found
+        value = self.facts.assigns.get(name) if name not in self.facts.imports else None
+        if value is not None and self._depth < _MAX_DEPTH and isinstance(value, ast.Call):
+            return _no_fix(self._deeper(self.facts).of_expression(value))
+        return None
+
+    def _attribute(self, expr: ast.Attribute, env: Env) -> Refused | None:
+        dotted = dotted_name(expr)
+        if dotted and dotted in env:
+            return env[dotted]
+        if dotted and dotted.split(".")[0] not in env:
+            qualified = qualify(dotted, self.facts)
+            found = self.catalog.for_value(qualified)
+            if found is not None:
+                return found
+            member = self._enum_member(qualified)
+            if member is not None:
+                return member
+        receiver = self.kind_of(expr.value, env)
+        if receiver is None:
+            return None
+        returns = self.catalog.method(receiver.kind, expr.attr, attribute=True, has_args=False)
+        return self._returned(returns, receiver)
+
+    def _returned(self, returns: str | None, receiver: Refused) -> Refused | None:
+        if not returns:
+            return None
+        found = self.catalog.kind(returns)
+        # `model.to(device)` keeps the receiver's fix; a different kind's fix is its own
+        return (
+            found
+            if found is not None and (receiver.fix or returns != receiver.kind)
+            else _no_fix(found)
+        )
+
+    def _call(self, call: ast.Call, env: Env) -> Refused | None:
+        func = call.func
+        dotted = dotted_name(func)
+        if isinstance(func, ast.Attribute) and not self._names_global(dotted, env):
+            # a method of a value: `parser.parse_args()`, `model.to(device)`, `t.numpy()`
+            receiver = self.kind_of(func.value, env)
+            has_args = bool(call.args or call.keywords)
+            if receiver is None:
+                return self._any_receiver(func.attr, has_args)
+            returns = self.catalog.method(receiver.kind, func.attr, False, has_args)
+            return self._returned(returns, receiver)
+        if not dotted:
+            return None
+        qualified = qualify(dotted, self.facts)
+        entry = self.catalog.for_call(qualified, len(call.args))
+        if entry is not None:
+            refused = self.catalog.kind(entry.kind)
+            certain = entry.fix_args < 0 or (len(call.args) <= entry.fix_args and not call.keywords)
+            return refused if certain else _no_fix(refused)
+        located = self._project_class(qualified)
+        if located is not None:
+            return self._class_kind(*located)
+        return self._project_function(qualified)
+
+    def _names_global(self, dotted: str, env: Env) -> bool:
+        """Whether a dotted callee starts at an import, a class or a function of the module
+        (`np.mean`, `OmegaConf.create`, `Mode(1)`), not at a local value or `self`."""
+        head = dotted.split(".")[0] if dotted else ""
+        if not head or head in env or head == "self":
+            return False
+        facts = self.facts
+        return head in facts.imports or head in facts.classes or head in facts.functions
+
+    def _any_receiver(self, name: str, has_args: bool) -> Refused | None:
+        returns = self.catalog.method("*", name, False, has_args)
+        return self.catalog.kind(returns) if returns else None
+
+    # -- the project -----------------------------------------------------
+    def _project_class(self, qualified: str) -> tuple[ModuleFacts, ClassFacts] | None:
+        module, _, name = qualified.rpartition(".")
+        if name in self.facts.classes and module == self.facts.module:
+            return self.facts, self.facts.classes[name]
+        if self.index is None or "." not in qualified:
+            return None
+        found = self.index.resolve_member(qualified, self.facts.path)
+        if found is None or found[1] not in found[0].classes:
+            return None
+        return found[0], found[0].classes[found[1]]
+
+    def _class_kind(self, facts: ModuleFacts, cls: ClassFacts, seen: int = 0) -> Refused | None:
+        """What an instance of a project class is: an Enum member, a dataclass, a model (a
+        library base the catalog knows), or any other object; None for a TypedDict or a class
+        that pickles itself its own way."""
+        key = f"{facts.path}:{cls.name}"
+        if key in self._classes:
+            return self._classes[key]
+        self._classes[key] = None  # a cycle of bases is no kind
+        result = self._class_kind_uncached(facts, cls, seen)
+        self._classes[key] = result
+        return result
+
+    def _class_kind_uncached(
+        self, facts: ModuleFacts, cls: ClassFacts, seen: int
+    ) -> Refused | None:
+        if any(cls.method(name) is not None for name in _OWN_PICKLING):
+            return None
+        node = cls.node
+        if node.keywords:  # a metaclass may make the class anything
+            return None
+        for base in cls.bases:
+            qualified = qualify(base, facts)
+            if qualified in _PLAIN_BASES or qualified in _ENUM_BASES:
+                return None if qualified in _PLAIN_BASES else self.catalog.kind("enum-member")
+            library = self.catalog.for_type(qualified)
+            if library is not None:
+                return (
+                    _no_fix(library)
+                    if cls.method("state_dict") or cls.method("get_extra_state")
+                    else library
+                )
+            located = self._project_class(qualified)
+            if located is not None and seen < _MAX_DEPTH:
+                inherited = self._class_kind(*located, seen + 1)
+                if inherited is None or inherited.kind != "object":
+                    return inherited
+            elif located is None and base and not qualified.startswith("builtins."):
+                return self.catalog.kind("object") if base != "object" else None
+        for decorator in node.decorator_list:
+            target = decorator.func if isinstance(decorator, ast.Call) else decorator
+            if qualify(dotted_name(target), facts) in _DATACLASS:
+                return self.catalog.kind("dataclass")
+        return self.catalog.kind("object")
+
+    def _enum_member(self, qualified: str) -> Refused | None:
+        """`Mode.TRAIN` of a project Enum (a name assigned in the class body)."""
+        owner, _, member = qualified.rpartition(".")
+        located = self._project_class(owner) if owner else None
+        if located is None:
+            return None
+        kind = self._class_kind(*located)
+        if kind is None or kind.kind != "enum-member":
+            return None
+        assigned = {
+            t.id
+            for stmt in located[1].class_level()
+            if isinstance(stmt, ast.Assign)
+            for t in stmt.targets
+            if isinstance(t, ast.Name)
+        }
+        return kind if member in assigned else None
+
+    def _project_function(self, qualified: str) -> Refused | None:
+        """What a project helper returns: its annotation, else what every `return` gives."""
+        if self._depth >= _MAX_DEPTH:
+            return None
+        module, _, name = qualified.rpartition(".")
+        facts: ModuleFacts | None = None
+        if module == self.facts.module and name in self.facts.functions:
+            facts = self.facts
+        elif self.index is not None and "." in qualified:
+            found = self.index.resolve_member(qualified, self.facts.path)
+            if found is not None and found[1] in found[0].functions:
+                facts, name = found
+        if facts is None:
+            return None
+        func = facts.functions.get(name)
+        if func is None:
+            return None
+        deeper = self._deeper(facts)
+        if func.returns is not None:
+            return deeper.of_annotation(func.returns)
+        return deeper.of_returns(func)
+
+    def of_returns(self, func: ast.FunctionDef | ast.AsyncFunctionDef) -> Refused | None:
+        """What every `return` of a function gives, when each is refused (locals followed)."""
+        from ckpt_lsp.analysis.local_flow import returns_of  # the flow needs this module
+
+        judged = returns_of(func, self)
+        if not judged or any(j is None for j in judged):
+            return None
+        first = judged[0]
+        return first if all(j == first for j in judged) else _no_fix(first)
+
+    def _deeper(self, facts: ModuleFacts) -> LoadSafety:
+        return LoadSafety(facts, self.index, self.catalog, self._depth + 1)
+
+    def _union_members(self, annotation: ast.expr) -> list[ast.expr] | None:
+        """The members of `X | Y`, `Optional[X]`, `Union[X, Y]`; None for any other form."""
+        if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
+            left = self._union_members(annotation.left) or [annotation.left]
+            return [*left, annotation.right]
+        if isinstance(annotation, ast.Subscript):
+            head = qualify(dotted_name(annotation.value), self.facts)
+            inner = annotation.slice
+            if head in _OPTIONAL:
+                return [inner]
+            if head in _UNION:
+                return list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
+        return None
+
+
+def _is_none(expr: ast.expr) -> bool:
+    return isinstance(expr, ast.Constant) and expr.value is None
+
+
+def refusal_of_annotation(
+    annotation: ast.expr | None, facts: ModuleFacts, index: ProjectIndex | None = None
+) -> Refused | None:
+    """Shortcut for callers with one annotation (CKPT011's parameters)."""
+    return LoadSafety(facts, index).of_annotation(annotation)
+
+
+def refusal_of_expression(
+    expr: ast.expr | None,
+    facts: ModuleFacts,
+    index: ProjectIndex | None = None,
+    env: Env = _NO_ENV,
+) -> Refused | None:
+    """Shortcut for callers with one expression (CKPT011's defaults and call-site arguments)."""
+    return LoadSafety(facts, index).of_expression(expr, env)
+
+
+__all__ = [
+    "Env",
+    "LoadSafety",
+    "Refused",
+    "refusal_of_annotation",
+    "refusal_of_expression",
+]

@@ -1,0 +1,187 @@
+"""What local names hold at each statement of one function: simple flow, no execution.
+
+A name assigned on the straight path takes the new value; one assigned in a branch or a loop
+body may hold either (the loop may not run). A name is refused at a statement when every value
+it may hold there is refused or a literal (`best = 0.0` then `best = np.mean(...)` in the loop:
+a run that saves after improving saves the numpy value). Anything unknown makes it unknown.
+Parameters start with their annotation.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Union
+
+from ckpt_lsp.analysis.facts import dotted_name
+from ckpt_lsp.weights_only import Refused
+
+if TYPE_CHECKING:
+    from ckpt_lsp.analysis.load_safety import LoadSafety
+
+FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
+
+
+class _Literal:
+    """A literal value (a number, a string, None): loads, and overwritten later maybe."""
+
+
+class _Unknown:
+    """A value nothing is known about."""
+
+
+LITERAL = _Literal()
+UNKNOWN = _Unknown()
+Possible = Union[Refused, _Literal, _Unknown]
+State = dict[str, frozenset[Possible]]
+
+
+def collapse(possible: Iterable[Possible]) -> Refused | None:
+    """What a name holds for the judge: refused when every possibility is refused or a
+    literal (and one at least is refused); the fix stays only when all agree."""
+    refused = [p for p in possible if isinstance(p, Refused)]
+    if not refused or any(isinstance(p, _Unknown) for p in possible):
+        return None
+    first = refused[0]
+    if any(isinstance(p, _Literal) for p in possible) or any(r != first for r in refused):
+        return Refused(first.kind, first.what, first.loadable, "", first.stateful)
+    return first
+
+
+def env_of(state: State) -> dict[str, Refused | None]:
+    return {name: collapse(possible) for name, possible in state.items()}
+
+
+class LocalFlow:
+    """Walks one function and records, for each simple statement, the names' state before it."""
+
+    def __init__(
+        self, safety: LoadSafety, self_env: dict[str, Refused | None] | None = None
+    ) -> None:
+        self.safety = safety
+        self.before: dict[int, State] = {}  # id(stmt) -> state before it
+        self.returns: list[Refused | None] = []
+        self._self_env = self_env or {}
+
+    def run(self, func: FunctionNode) -> LocalFlow:
+        state: State = {}
+        args = func.args
+        for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+            judged = self.safety.of_annotation(arg.annotation)
+            state[arg.arg] = frozenset({judged if judged is not None else UNKNOWN})
+        for extra in (args.vararg, args.kwarg):
+            if extra is not None:
+                state[extra.arg] = frozenset({UNKNOWN})
+        self._walk(func.body, state)
+        return self
+
+    def env_before(self, stmt: ast.stmt) -> dict[str, Refused | None]:
+        state = self.before.get(id(stmt), {})
+        return {**self._self_env, **env_of(state)}
+
+    def judge(self, expr: ast.expr, stmt: ast.stmt) -> Refused | None:
+        return self.safety.of_expression(expr, self.env_before(stmt))
+
+    # -- the walk --------------------------------------------------------
+    def _walk(self, body: list[ast.stmt], state: State) -> State:
+        for stmt in body:
+            state = self._statement(stmt, state)
+        return state
+
+    def _statement(self, stmt: ast.stmt, state: State) -> State:
+        self.before[id(stmt)] = state
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            return {**state, stmt.name: frozenset({UNKNOWN})}
+        if isinstance(stmt, ast.If):
+            return _merge(self._walk(stmt.body, state), self._walk(stmt.orelse, state))
+        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+            entered = dict(state)
+            if not isinstance(stmt, ast.While):
+                entered.update(_unknown(_names(stmt.target)))
+            after_body = self._walk(stmt.body, entered)
+            # a loop's body runs in the programs that save after it: names it binds first
+            # keep what it gives them
+            looped = {**after_body, **_merge(state, {k: after_body[k] for k in state})}
+            return self._walk(stmt.orelse, looped)
+        if isinstance(stmt, (ast.With, ast.AsyncWith)):
+            bound = dict(state)
+            for item in stmt.items:
+                if item.optional_vars is not None:
+                    bound.update(_unknown(_names(item.optional_vars)))
+            return self._walk(stmt.body, bound)
+        if isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
+            return self._try(stmt, state)
+        if isinstance(stmt, ast.Return):
+            self.returns.append(self.safety.of_expression(stmt.value, env_of(state)))
+            return state
+        return self._assignment(stmt, state)
+
+    def _try(self, stmt: ast.stmt, state: State) -> State:
+        body = self._walk(getattr(stmt, "body", []), state)
+        merged = _merge(state, body)
+        for handler in getattr(stmt, "handlers", []):
+            merged = _merge(merged, self._walk(handler.body, _merge(state, body)))
+        merged = _merge(merged, self._walk(getattr(stmt, "orelse", []), body))
+        return self._walk(getattr(stmt, "finalbody", []), merged)
+
+    def _assignment(self, stmt: ast.stmt, state: State) -> State:
+        value: ast.expr | None
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign):
+            targets, value = [stmt.target], stmt.value
+        elif isinstance(stmt, ast.AugAssign):
+            return {**state, **_unknown(_names(stmt.target))}
+        else:
+            return state
+        if isinstance(stmt, ast.AnnAssign) and value is None:
+            judged = self.safety.of_annotation(stmt.annotation)
+            return {**state, **{n: frozenset({judged or UNKNOWN}) for n in _names(stmt.target)}}
+        possible = self._value(value, state)
+        new = dict(state)
+        for target in targets:
+            key = _key(target)
+            if key:
+                new[key] = frozenset({possible})
+            else:
+                new.update(_unknown(_names(target)))
+        return new
+
+    def _value(self, value: ast.expr | None, state: State) -> Possible:
+        if isinstance(value, ast.Constant):
+            return LITERAL
+        judged = self.safety.kind_of(value, {**self._self_env, **env_of(state)})
+        return judged if judged is not None else UNKNOWN
+
+
+def returns_of(func: FunctionNode, safety: LoadSafety) -> list[Refused | None]:
+    """What each `return` of a function gives (locals followed)."""
+    return LocalFlow(safety).run(func).returns
+
+
+def _key(target: ast.expr) -> str:
+    """The state key of a simple target: a local name, or `self.x`."""
+    if isinstance(target, ast.Name):
+        return target.id
+    dotted = dotted_name(target) if isinstance(target, ast.Attribute) else ""
+    return dotted if dotted.startswith("self.") and dotted.count(".") == 1 else ""
+
+
+def _names(target: ast.expr) -> list[str]:
+    return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+
+
+def _unknown(names: list[str]) -> State:
+    return {name: frozenset({UNKNOWN}) for name in names}
+
+
+def _merge(a: State, b: State) -> State:
+    if a is b:
+        return a
+    merged = dict(a)
+    for name, possible in b.items():
+        merged[name] = merged.get(name, frozenset({UNKNOWN})) | possible
+    for name in a:
+        if name not in b:
+            merged[name] = merged[name] | {UNKNOWN}
+    return merged

@@ -1,0 +1,183 @@
+"""The weights-only catalog: which values the default `torch.load` refuses, as data.
+
+data/weights_only.toml lists kinds of values (a numpy scalar, a Namespace, a whole module...),
+the calls, types and methods that produce them, what loads instead and the one quick fix
+whose result certainly loads. tests/test_catalog_truth.py proves every entry at runtime.
+Read once and validated here: a malformed entry is a ValueError naming it, at import of the
+data, never a wrong finding later.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10
+    import tomli as tomllib
+
+DATA_FILE = Path(__file__).parent / "data" / "weights_only.toml"
+# The quick fixes the fix engine knows how to write.
+FIXES = frozenset({"", "item", "state_dict", "vars", "str", "to_container"})
+ANY_RECEIVER = "*"
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A value the default `torch.load` (weights_only=True, torch >= 2.6) refuses."""
+
+    kind: str  # the catalog kind ("numpy-scalar", "namespace", "module", ...)
+    what: str  # noun phrase: "a numpy scalar"
+    loadable: str  # what loads instead: "a Python number (`.item()`)"
+    fix: str  # a certain quick fix (see FIXES), "" when none is certain
+    stateful: bool = False  # Fabric.save converts it to its state_dict() itself
+
+
+@dataclass(frozen=True)
+class CallEntry:
+    kind: str
+    fix_args: int = -1  # the fix is certain with at most this many positional args; -1: always
+    min_args: int = 0  # the kind holds only with at least this many positional arguments
+
+
+@dataclass(frozen=True)
+class WeightsOnlyCatalog:
+    kinds: Mapping[str, Refused]
+    types: Mapping[str, str]  # qualified type -> kind
+    calls: Mapping[str, CallEntry]  # qualified callable -> entry (types are calls too)
+    values: Mapping[str, str]  # qualified name whose value is of a kind
+    prefixes: tuple[tuple[str, str, frozenset[str]], ...]  # (prefix, kind, except)
+    # (kind, method name) -> (kind returned, read as an attribute, only without arguments)
+    methods: Mapping[tuple[str, str], tuple[str, bool, bool]]
+    # kinds that only type a method's receiver: torch.save itself fails on them
+    receiver_only: frozenset[str] = frozenset()
+
+    def kind(self, name: str) -> Refused | None:
+        return self.kinds.get(name)
+
+    def for_type(self, qualified: str) -> Refused | None:
+        """The refusal of a value of the type `qualified` (an annotation, a constructor)."""
+        kind = self.types.get(qualified) or self._prefix_kind(qualified)
+        return self.kinds.get(kind) if kind else None
+
+    def for_call(self, qualified: str, positional: int = 0) -> CallEntry | None:
+        """What calling `qualified` with `positional` arguments returns, if refused."""
+        entry = self.calls.get(qualified)
+        if entry is None:
+            kind = self.types.get(qualified) or self._prefix_kind(qualified)
+            entry = CallEntry(kind) if kind else None
+        if entry is None or positional < entry.min_args:
+            return None
+        return entry
+
+    def for_value(self, qualified: str) -> Refused | None:
+        kind = self.values.get(qualified)
+        return self.kinds.get(kind) if kind else None
+
+    def method(self, kind: str, name: str, attribute: bool, has_args: bool) -> str | None:
+        """The kind a method call (or attribute read) on a value of `kind` returns; None
+        when unknown. "" means a value that loads."""
+        for receiver in (kind, ANY_RECEIVER):
+            found = self.methods.get((receiver, name))
+            if found is None:
+                continue
+            returns, is_attribute, no_args = found
+            if is_attribute != attribute or (no_args and has_args):
+                return None
+            return returns
+        return None
+
+    def _prefix_kind(self, qualified: str) -> str:
+        """A capitalized class directly under a listed module (`torch.nn.Linear`)."""
+        best = ("", "")
+        for prefix, kind, excluded in self.prefixes:
+            if not qualified.startswith(prefix) or qualified in excluded:
+                continue
+            rest = qualified[len(prefix) :].split(".")
+            if prefix == "sklearn.":
+                ok = len(rest) >= 2 and rest[-1][:1].isupper() and not rest[0].startswith("_")
+            else:
+                ok = len(rest) == 1 and rest[0][:1].isupper()
+            if ok and len(prefix) > len(best[0]):
+                best = (prefix, kind)
+        return best[1]
+
+
+def _fail(where: str, message: str) -> ValueError:
+    return ValueError(f"{DATA_FILE.name}: {where}: {message}")
+
+
+def _kinds(data: Mapping[str, Any]) -> tuple[dict[str, Refused], dict[str, str]]:
+    kinds: dict[str, Refused] = {}
+    types: dict[str, str] = {}
+    for entry in data.get("kind", []):
+        name = str(entry.get("name", ""))
+        for key in ("name", "what", "loadable", "probe", "loadable_probe"):
+            if not str(entry.get(key, "")).strip():
+                raise _fail(f"kind {name!r}", f"missing {key}")
+        fix = str(entry.get("fix", ""))
+        if fix not in FIXES:
+            raise _fail(f"kind {name!r}", f"unknown fix {fix!r}")
+        kinds[name] = Refused(
+            name, str(entry["what"]), str(entry["loadable"]), fix, bool(entry.get("stateful"))
+        )
+        for type_name in entry.get("types", []):
+            types[str(type_name)] = name
+    return kinds, types
+
+
+def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
+    """The catalog from the TOML's tables; raises ValueError for an entry that is wrong."""
+    kinds, types = _kinds(data)
+
+    def known(where: str, kind: str, any_ok: bool = False) -> str:
+        if kind not in kinds and not (any_ok and kind == ANY_RECEIVER):
+            raise _fail(where, f"unknown kind {kind!r}")
+        return kind
+
+    calls = {
+        str(e["name"]): CallEntry(
+            known(f"call {e['name']!r}", str(e["kind"])),
+            int(e.get("fix_args", -1)),
+            int(e.get("min_args", 0)),
+        )
+        for e in data.get("call", [])
+    }
+    values = {
+        str(e["name"]): known(f"value {e['name']!r}", str(e["kind"])) for e in data.get("value", [])
+    }
+    prefixes = tuple(
+        (
+            str(e["name"]),
+            known(f"prefix {e['name']!r}", str(e["kind"])),
+            frozenset(e.get("except", [])),
+        )
+        for e in data.get("prefix", [])
+    )
+    methods: dict[tuple[str, str], tuple[str, bool, bool]] = {}
+    for e in data.get("method", []):
+        where = f"method {e.get('kind')}.{e.get('name')}"
+        returns = str(e.get("returns", ""))
+        if returns:
+            known(where, returns)
+        key = (known(where, str(e["kind"]), any_ok=True), str(e["name"]))
+        methods[key] = (returns, bool(e.get("attribute")), bool(e.get("no_args")))
+    receiver_only = frozenset(
+        str(e["name"]) for e in data.get("kind", []) if e.get("receiver_only")
+    )
+    return WeightsOnlyCatalog(kinds, types, calls, values, prefixes, methods, receiver_only)
+
+
+@lru_cache(maxsize=1)
+def weights_only_catalog() -> WeightsOnlyCatalog:
+    """The catalog shipped with the package, read once."""
+    with DATA_FILE.open("rb") as fh:
+        return parse(tomllib.load(fh))
+
+
+__all__ = ["CallEntry", "Refused", "WeightsOnlyCatalog", "parse", "weights_only_catalog"]

@@ -1,0 +1,172 @@
+"""The weights-only catalog is data, so the runtime is its judge (torch >= 2.6).
+
+Every kind's, call's, prefix's and value's probe is torch.save'd and the DEFAULT torch.load
+must refuse it; the loadable form a kind names must load; and where a kind has a quick fix, the
+fix applied to each probe must load. Values that people expect to fail but load (OrderedDict,
+Counter, set, random.getstate()) must stay out of the catalog.
+This file reads the TOML itself so that a loader bug cannot hide a data bug.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
+
+torch = pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = tomllib.loads((ROOT / "server/ckpt_lsp/data/weights_only.toml").read_text("utf-8"))
+KINDS: dict[str, dict[str, Any]] = {k["name"]: k for k in DATA["kind"]}
+PROBED = [
+    *(("call", e) for e in DATA.get("call", [])),
+    *(("prefix", e) for e in DATA.get("prefix", [])),
+    *(("value", e) for e in DATA.get("value", [])),
+]
+FIXED = {
+    "item": "({}).item()",
+    "state_dict": "({}).state_dict()",
+    "vars": "vars({})",
+    "str": "str({})",
+    "to_container": "omegaconf.OmegaConf.to_container({})",
+}
+# measured to load under the default torch.load: never catalog entries
+LOADS = {
+    "collections.OrderedDict": "collections.OrderedDict(a=1)",
+    "collections.Counter": "collections.Counter('aab')",
+    "builtins.set": "{1, 2}",
+    "random.getstate": "random.getstate()",
+    "torch.get_rng_state": "torch.get_rng_state()",
+    "torch.nn.Parameter": "torch.nn.Parameter(torch.zeros(2))",
+    "numpy.random.rand()": "numpy.random.rand()",  # a Python float without arguments
+    "torch.device": "torch.device('cpu')",
+}
+
+
+def _namespace(requires: list[str], tmp: Path) -> dict[str, Any]:
+    names: dict[str, Any] = {"tmp": str(tmp), "torch": torch}
+    for module in [*requires, "omegaconf", "numpy"]:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError:
+            pytest.skip(f"{module} is not installed")
+        top = module.split(".")[0]
+        names[top] = sys.modules[top]
+    return names
+
+
+def _default_load_fails(value: object, save_may_fail: bool = False) -> bool:
+    buffer = io.BytesIO()
+    try:
+        torch.save(value, buffer)
+    except Exception:
+        if save_may_fail:
+            return True
+        raise
+    buffer.seek(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.load(buffer)
+    except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError or a RuntimeError
+        return "weights only" in str(exc).lower() or "Unsupported" in str(exc)
+    return False
+
+
+def _evaluate(expr: str, requires: list[str], tmp: Path) -> object:
+    return eval(expr, _namespace(requires, tmp))  # noqa: S307 - catalog probes are ours
+
+
+def test_default_is_weights_only() -> None:
+    major, minor = (int(p) for p in torch.__version__.split(".")[:2])
+    assert (major, minor) >= (2, 6), "the rule is about torch >= 2.6"
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS), ids=str)
+def test_kind_is_refused_and_its_loadable_form_loads(kind: str, tmp_path: Path) -> None:
+    entry = KINDS[kind]
+    requires = list(entry.get("requires", []))
+    probe = _evaluate(entry["probe"], requires, tmp_path)
+    assert _default_load_fails(probe, bool(entry.get("receiver_only"))), kind
+    assert not _default_load_fails(_evaluate(entry["loadable_probe"], requires, tmp_path)), kind
+    fix = entry.get("fix", "")
+    if fix:
+        fixed = FIXED[fix].format(entry["probe"])
+        assert not _default_load_fails(_evaluate(fixed, requires, tmp_path)), fixed
+
+
+@pytest.mark.parametrize(
+    ("table", "entry"), PROBED, ids=lambda v: v if isinstance(v, str) else v["name"]
+)
+def test_entry_is_refused(table: str, entry: dict[str, Any], tmp_path: Path) -> None:
+    requires = list(entry.get("requires", []))
+    value = _evaluate(entry["probe"], requires, tmp_path)
+    assert _default_load_fails(value), f"{table} {entry['name']} loads: not refused"
+    fix = KINDS[entry["kind"]].get("fix", "")
+    fix_args = entry.get("fix_args", -1)
+    if fix and table == "call" and fix_args != 0:
+        fixed = FIXED[fix].format(entry["probe"])
+        assert not _default_load_fails(_evaluate(fixed, requires, tmp_path)), fixed
+
+
+@pytest.mark.parametrize("name", sorted(LOADS))
+def test_values_that_load_stay_out(name: str, tmp_path: Path) -> None:
+    value = _evaluate(LOADS[name], ["collections", "random"], tmp_path)
+    assert not _default_load_fails(value), f"{name} is refused now: catalog it"
+    listed = {t for k in KINDS.values() for t in k.get("types", [])}
+    listed |= {e["name"] for _, e in PROBED}
+    assert name not in listed
+
+
+def test_calls_refused_only_with_their_arguments() -> None:
+    from ckpt_lsp.weights_only import weights_only_catalog
+
+    assert weights_only_catalog().for_call("numpy.random.rand", 0) is None
+    assert weights_only_catalog().for_call("numpy.random.rand", 1) is not None
+
+
+def test_stateful_kinds_load_through_fabric(tmp_path: Path) -> None:
+    """Fabric.save turns modules and optimizers into their state_dict itself."""
+    lightning = pytest.importorskip("lightning")
+    fabric = lightning.Fabric(accelerator="cpu", devices=1)
+    for kind in (k for k in KINDS.values() if k.get("stateful")):
+        path = tmp_path / f"{kind['name']}.ckpt"
+        value = _evaluate(kind["probe"], list(kind.get("requires", [])), tmp_path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fabric.save(path, {"value": value})
+            torch.load(path)
+    numpy = pytest.importorskip("numpy")
+    fabric.save(tmp_path / "n.ckpt", {"step": numpy.int64(3)})
+    with pytest.raises(Exception, match="(?i)weights only"):
+        torch.load(tmp_path / "n.ckpt")
+
+
+def test_the_loader_reads_the_data() -> None:
+    from ckpt_lsp.weights_only import weights_only_catalog
+
+    catalog = weights_only_catalog()
+    assert set(catalog.kinds) == set(KINDS)
+    assert catalog.for_type("torch.nn.Linear") is not None
+    assert catalog.for_type("torch.nn.Parameter") is None
+    assert catalog.for_type("collections.OrderedDict") is None
+
+
+def test_a_wrong_entry_is_an_error() -> None:
+    from ckpt_lsp.weights_only import parse
+
+    with pytest.raises(ValueError, match="unknown kind"):
+        parse({"kind": [], "call": [{"name": "x.y", "kind": "nope"}]})
+    bad = dict(KINDS["path"], fix="nope")
+    with pytest.raises(ValueError, match="unknown fix"):
+        parse({"kind": [bad]})
