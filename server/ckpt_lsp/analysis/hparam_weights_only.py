@@ -1,15 +1,15 @@
 """Whether the default `torch.load` (weights_only=True since torch 2.6) refuses a hyperparameter.
 
-Measured with torch 2.13 (`torch.save({"hyper_parameters": {"v": value}})`, then `torch.load`):
-refused are any object of a class outside torch's allow-list (an `nn.Module`, a loss, an
-optimizer, a scikit-learn estimator, a project class instance, a dataclass, an Enum member),
-any function or class object (`F.relu`, `torch.optim.Adam`, `nn.ReLU`, `len`, a
-`functools.partial`), numpy arrays and scalars, `Path`, `Namespace`, OmegaConf containers,
-`defaultdict`, `deque`, `frozenset`, dates; loaded are None, bool, int, float, str, bytes,
-tensors, `torch.dtype`/`torch.device`/`torch.Size`, and lists, tuples, sets and dicts of those.
+Objects (a module, a loss, a numpy scalar, a Path, a Namespace, a project class instance...)
+are the weights-only judge's business (load_safety.py and its catalog, data/weights_only.toml).
+Hyperparameters add what a constructor argument often is and a checkpoint entry rarely: a
+function or class object (`F.gelu`, `torch.optim.Adam`, `nn.ReLU`, `len`) or a
+`functools.partial` of one, all refused (measured with torch 2.13: "Unsupported global").
+And a parameter's annotation decides only when its value is unknown, so this module also
+says when a value is known to load: None, numbers, strings, tensors' plain companions, and
+lists, tuples, sets and dicts of those.
 
-Each answer is a short noun phrase ("" when the value is not refused) or UNKNOWN when the
-syntax does not tell (a parameter passed on, a method's result): then the annotation decides.
+Each answer is a short noun phrase, SAFE ("") when the value loads, or UNKNOWN.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING
 
-from ckpt_lsp.analysis.assignments import OPAQUE, walk_function
-from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
+from ckpt_lsp.analysis.assignments import OPAQUE
+from ckpt_lsp.analysis.facts import dotted_name
+from ckpt_lsp.analysis.load_safety import LoadSafety
+from ckpt_lsp.weights_only import Refused
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.value_context import ValueContext
@@ -27,96 +29,58 @@ UNKNOWN = "?"
 SAFE = ""
 _DEPTH = 6
 
-# Library names a value of which the default load refuses, by prefix of the qualified name.
-_REFUSED_PREFIXES = ("numpy.", "pathlib.", "datetime.", "uuid.", "decimal.", "fractions.")
-_REFUSED_NAMES = frozenset(
-    {
-        "argparse.Namespace",
-        "types.SimpleNamespace",
-        "functools.partial",
-        "collections.defaultdict",
-        "collections.deque",
-        "builtins.frozenset",
-        "builtins.range",
-        "builtins.slice",
-        "builtins.type",
-        "omegaconf.DictConfig",
-        "omegaconf.ListConfig",
-        "omegaconf.dictconfig.DictConfig",
-        "omegaconf.listconfig.ListConfig",
-        "omegaconf.OmegaConf.create",
-        "omegaconf.OmegaConf.load",
-        "omegaconf.OmegaConf.merge",
-        "omegaconf.OmegaConf.structured",
-        "omegaconf.OmegaConf.from_cli",
-        "enum.Enum",
-        "typing.Callable",
-        "typing.Type",
-        "collections.abc.Callable",
-    }
+# Calls whose result loads whatever their arguments are (or holds only what they hold).
+_SAFE_BUILTINS = frozenset(
+    {"int", "float", "str", "bool", "bytes", "len", "round", "abs", "sum", "repr", "hash"}
 )
-# Packages whose capitalized names are classes whose instances the default load refuses.
-_CLASS_PACKAGES = ("torch.", "sklearn.", "transformers.", "timm.", "torchvision.", "lightning.")
-_LOADABLE = frozenset(
+_SAFE_CALLS = frozenset(
     {
-        "torch.Tensor",
+        "omegaconf.OmegaConf.to_container",
+        "dataclasses.asdict",
+        "builtins.vars",
         "torch.device",
         "torch.Size",
-        "torch.dtype",
-        "torch.nn.Parameter",
-        "torch.nn.parameter.Parameter",
-        "collections.OrderedDict",
-        "collections.Counter",
-        "omegaconf.OmegaConf.to_container",
-        "numpy.pi",
-        "numpy.e",
-        "numpy.inf",
-        "numpy.nan",
-        "numpy.newaxis",
-    }
-)
-_SAFE_BUILTINS = frozenset(
-    {
-        "int",
-        "float",
-        "str",
-        "bool",
-        "bytes",
-        "dict",
-        "list",
-        "tuple",
-        "set",
-        "len",
-        "round",
-        "abs",
-        "min",
-        "max",
-        "sum",
-        "sorted",
-        "vars",
-        "repr",
-        "hash",
     }
 )
 # Methods whose result is plain data whatever the receiver.
-_PLAIN_METHODS = frozenset(
-    {"item", "tolist", "state_dict", "to_dict", "isoformat", "as_posix", "format", "lower"}
+_PLAIN_METHODS = frozenset({"item", "tolist", "state_dict", "isoformat", "as_posix"})
+# Library namespaces whose attributes, read without a call, are functions or classes.
+_CALLABLE_NAMESPACES = (
+    "torch.nn.",
+    "torch.optim.",
+    "numpy.",
+    "math.",
+    "operator.",
+    "sklearn.",
 )
-_TYPING_WRAPPERS = frozenset({"Optional", "Union", "Annotated", "Final", "ClassVar"})
+# Attributes of those namespaces that are plain values, which load.
+_PLAIN_CONSTANTS = frozenset(
+    {"numpy.pi", "numpy.e", "numpy.inf", "numpy.nan", "math.pi", "math.e", "math.inf"}
+    | {"math.nan", "math.tau"}
+)
+_PARTIALS = frozenset({"functools.partial", "functools.partialmethod"})
+_CALLABLE_TYPES = frozenset({"typing.Callable", "collections.abc.Callable"})
+_CLASS_TYPES = frozenset({"builtins.type", "typing.Type"})
 _CONTAINER_TYPES = frozenset(
     {"list", "List", "Sequence", "Iterable", "tuple", "Tuple", "set", "Set", "dict", "Dict"}
     | {"Mapping", "MutableMapping", "MutableSequence"}
 )
 
 
-def _library_refuses(qualified: str) -> bool:
-    """A library name (a call's callee, an annotation) whose objects the default load refuses."""
-    if qualified in _LOADABLE:
-        return False
-    if qualified in _REFUSED_NAMES or qualified.startswith(_REFUSED_PREFIXES):
-        return True
-    last = qualified.rsplit(".", 1)[-1]
-    return qualified.startswith(_CLASS_PACKAGES) and last[:1].isupper()
+def _what(refused: Refused | None) -> str:
+    return refused.what if refused is not None else SAFE
+
+
+def _safety(ctx: ValueContext) -> LoadSafety:
+    return LoadSafety(ctx.facts, ctx.owner.index)
+
+
+def _judge_env(ctx: ValueContext, safety: LoadSafety) -> dict[str, Refused | None]:
+    """What the local names hold, as the weights-only judge takes them."""
+    env: dict[str, Refused | None] = {}
+    for name, binding in ctx.env.bindings.items():
+        env[name] = safety.kind_of(binding) if isinstance(binding, ast.expr) else None
+    return env
 
 
 def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
@@ -128,22 +92,31 @@ def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
     if isinstance(expr, (ast.List, ast.Tuple, ast.Set, ast.Dict)):
         items = list(expr.values) if isinstance(expr, ast.Dict) else list(expr.elts)
         items += [k for k in getattr(expr, "keys", []) if k is not None]
-        return _all_of(items, ctx, depth, "a container holding ")
-    if isinstance(expr, (ast.UnaryOp, ast.BinOp)):
-        parts = [expr.operand] if isinstance(expr, ast.UnaryOp) else [expr.left, expr.right]
-        return _all_of(parts, ctx, depth, "")
+        found = _all_of(items, ctx, depth)
+        return f"a container holding {found}" if found not in (SAFE, UNKNOWN) else found
+    if isinstance(expr, ast.UnaryOp):
+        return _all_of([expr.operand], ctx, depth)
+    if isinstance(expr, ast.BinOp):
+        joined = _judged(expr, ctx)  # `root / "name"` is a Path
+        return joined or _all_of([expr.left, expr.right], ctx, depth)
     if isinstance(expr, ast.IfExp):
-        return _all_of([expr.body, expr.orelse], ctx, depth, "")
+        return _all_of([expr.body, expr.orelse], ctx, depth)
     if isinstance(expr, ast.Call):
         return _call(expr, ctx, depth)
     if isinstance(expr, ast.Name):
-        return _name(expr.id, ctx, depth)
+        return _name(expr, ctx, depth)
     if isinstance(expr, ast.Attribute):
-        return _reference(expr, ctx, depth)
+        return _judged(expr, ctx) or _reference(expr, ctx)
     return UNKNOWN
 
 
-def _all_of(items: list[ast.expr], ctx: ValueContext, depth: int, prefix: str) -> str:
+def _judged(expr: ast.expr, ctx: ValueContext) -> str:
+    """The weights-only judge's answer: a refusal, or "" (it loads or is not known)."""
+    safety = _safety(ctx)
+    return _what(safety.of_expression(expr, _judge_env(ctx, safety)))
+
+
+def _all_of(items: list[ast.expr], ctx: ValueContext, depth: int) -> str:
     """The first refused item; SAFE when every item is safe; else UNKNOWN."""
     unknown = False
     for item in items:
@@ -151,18 +124,19 @@ def _all_of(items: list[ast.expr], ctx: ValueContext, depth: int, prefix: str) -
         if found == UNKNOWN:
             unknown = True
         elif found:
-            return f"{prefix}{found}"
+            return found
     return UNKNOWN if unknown else SAFE
 
 
-def _name(name: str, ctx: ValueContext, depth: int) -> str:
+def _name(expr: ast.Name, ctx: ValueContext, depth: int) -> str:
+    name = expr.id
     binding = ctx.env.bindings.get(name)
     if binding is OPAQUE:
         return UNKNOWN
     if isinstance(binding, ast.expr):
         return refused_value(binding, ctx, depth + 1)
     if binding is not None:
-        return UNKNOWN
+        return UNKNOWN  # a nested function or class: the classifier's (it does not pickle)
     if name in ("None", "True", "False"):
         return SAFE
     if name in ctx.facts.functions:
@@ -172,89 +146,44 @@ def _name(name: str, ctx: ValueContext, depth: int) -> str:
     module_value = ctx._module_value(name)
     if module_value is not None:
         return refused_value(module_value[1], module_value[0], depth + 1)
-    qualified = ctx.qualify(name)
-    return _library_reference(qualified, name)
+    return _judged(expr, ctx) or _library_reference(ctx.qualify(name), name)
 
 
-def _reference(expr: ast.Attribute, ctx: ValueContext, depth: int) -> str:
-    """`F.relu`, `torch.optim.Adam`, `Color.RED`, `torch.float32`: a name read, not called."""
+def _reference(expr: ast.Attribute, ctx: ValueContext) -> str:
+    """`F.relu`, `torch.optim.Adam`, `nn.ReLU`: a library function or class, read not called."""
     dotted = dotted_name(expr)
     if not dotted or dotted.split(".")[0] in ctx.env.bindings:
-        return UNKNOWN
-    head = dotted.split(".")[0]
-    owner = ctx.facts.classes.get(head)
-    if owner is not None and dotted.count(".") == 1:
-        if any(b.rsplit(".", 1)[-1] in ("Enum", "IntEnum", "StrEnum", "Flag") for b in owner.bases):
-            return f"the Enum member `{dotted}`"
         return UNKNOWN
     return _library_reference(ctx.qualify(dotted), dotted)
 
 
 def _library_reference(qualified: str, written: str) -> str:
-    if qualified in _LOADABLE:
+    if qualified in _PLAIN_CONSTANTS or qualified == "builtins.None":
         return SAFE
-    if qualified.startswith("builtins."):
-        return f"the builtin `{written}`" if qualified != "builtins.None" else SAFE
-    if qualified.startswith("torch.") and qualified.count(".") == 1:
-        return UNKNOWN  # torch.float32 loads, torch.relu does not
-    if qualified.startswith(("torch.", "numpy.", "math.", "operator.", "functools.", "sklearn.")):
+    if qualified.startswith("builtins.") and qualified.count(".") == 1:
+        return f"the builtin `{written}`"
+    if qualified.startswith(_CALLABLE_NAMESPACES):
         return f"the function or class object `{written}`"
-    return UNKNOWN
+    return UNKNOWN  # torch.float32 loads, torch.relu does not: not told by the name
 
 
 def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
     func = call.func
     if isinstance(func, ast.Attribute) and func.attr in _PLAIN_METHODS:
         return SAFE
-    if isinstance(func, ast.Attribute) and func.attr in ("parse_args", "parse_known_args"):
-        return "an argparse.Namespace (`parse_args()`)"
     dotted = dotted_name(func)
-    if not dotted or dotted.split(".")[0] in ctx.env.bindings:
-        return UNKNOWN
-    head = dotted.split(".")[0]
-    if dotted == head and head in ctx.facts.classes:
-        return f"an instance of the project class `{head}`"
-    if dotted == head and head in ctx.facts.functions:
-        return _returned(ctx.facts, ctx.facts.functions[head], head, ctx, depth)
-    qualified = ctx.qualify(dotted)
-    last = qualified.rsplit(".", 1)[-1]
-    if qualified.startswith("builtins.") and last in _SAFE_BUILTINS:
-        return SAFE if last != "dict" else _all_of([k.value for k in call.keywords], ctx, depth, "")
-    if qualified in _LOADABLE:
+    local = bool(dotted) and dotted.split(".")[0] in ctx.env.bindings
+    qualified = ctx.qualify(dotted) if dotted and not local else ""
+    if qualified in _PARTIALS:
+        return f"a `functools.partial` (`{dotted}(...)`)"
+    if qualified in _SAFE_CALLS:
         return SAFE
-    if _library_refuses(qualified):
-        return f"a `{last}` object (`{dotted}(...)`)" if last[:1].isupper() else f"`{dotted}(...)`"
-    if ctx.owner.index is not None and "." in qualified:
-        found = ctx.owner.index.resolve_member(qualified, ctx.facts.path)
-        if found is not None and found[1] in found[0].classes:
-            return f"an instance of the project class `{found[1]}`"
-        if found is not None and found[1] in found[0].functions:
-            return _returned(found[0], found[0].functions[found[1]], dotted, ctx, depth)
-    return UNKNOWN
-
-
-def _returned(
-    facts: ModuleFacts,
-    func: ast.FunctionDef | ast.AsyncFunctionDef,
-    label: str,
-    ctx: ValueContext,
-    depth: int,
-) -> str:
-    """What a project function returns: refused when any `return` is, SAFE when all are."""
-    from ckpt_lsp.analysis.value_context import ValueContext
-
-    _, returns = walk_function(func, facts.package, None)
-    if not returns:
-        return UNKNOWN
-    unknown = False
-    for value, env in returns:
-        inner = ValueContext(ctx.owner, facts, None, env, {}, ctx.depth + 1)
-        found = refused_value(value, inner, depth + 2)
-        if found == UNKNOWN:
-            unknown = True
-        elif found:
-            return f"{found} (returned by `{label}()`)"
-    return UNKNOWN if unknown else SAFE
+    if qualified.startswith("builtins.") and qualified[len("builtins.") :] in _SAFE_BUILTINS:
+        return SAFE
+    if qualified in ("builtins.list", "builtins.tuple", "builtins.set", "builtins.dict"):
+        found = _all_of([*call.args, *(kw.value for kw in call.keywords)], ctx, depth)
+        return found if found else SAFE
+    return _judged(call, ctx) or UNKNOWN
 
 
 def refused_annotation(annotation: ast.expr | None, ctx: ValueContext, depth: int = 0) -> str:
@@ -271,55 +200,32 @@ def refused_annotation(annotation: ast.expr | None, ctx: ValueContext, depth: in
     if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
         return _every(_union_members(annotation), ctx, depth)
     if isinstance(annotation, ast.Subscript):
-        outer = dotted_name(annotation.value).rsplit(".", 1)[-1]
-        args = annotation.slice
-        members = list(args.elts) if isinstance(args, ast.Tuple) else [args]
-        if outer in ("Optional", "Union"):
-            return _every(members, ctx, depth)
-        if outer in ("Annotated", "Final", "ClassVar"):
-            return refused_annotation(members[0], ctx, depth + 1)
-        if outer in ("Callable", "Type", "type"):
-            return refused_annotation(annotation.value, ctx, depth + 1)
-        if outer in _CONTAINER_TYPES:
-            inner = [m for m in members if not (isinstance(m, ast.Constant) and m.value is ...)]
-            found = next(
-                (f for f in (refused_annotation(m, ctx, depth + 1) for m in inner) if f), ""
-            )
-            return f"a container of {found}" if found else SAFE
-        return SAFE
-    dotted = dotted_name(annotation)
-    if not dotted:
-        return SAFE
-    if dotted in ctx.facts.classes:
-        cls = ctx.facts.classes[dotted]
-        if any(b.rsplit(".", 1)[-1] in ("TypedDict", "Protocol", "dict") for b in cls.bases):
-            return SAFE
-        return f"a `{dotted}` object"
-    qualified = ctx.qualify(dotted)
-    project = _project_class(qualified, ctx)
-    if project is not None:
-        return project
-    if qualified in ("typing.Callable", "collections.abc.Callable"):
-        return "a callable (a function, class or module object)"
-    if qualified in ("builtins.type", "typing.Type"):
+        return _generic(annotation, ctx, depth)
+    qualified = ctx.qualify(dotted_name(annotation))
+    if qualified in _CALLABLE_TYPES:
+        return "a callable (a function, a class or an object)"
+    if qualified in _CLASS_TYPES:
         return "a class object"
-    if _library_refuses(qualified):
-        return f"a `{dotted}` object"
-    return SAFE
+    return _what(_safety(ctx).of_annotation(annotation))
 
 
-def _project_class(qualified: str, ctx: ValueContext) -> str | None:
-    """A project class in another module: its objects are refused unless it is a dict."""
-    index = ctx.owner.index
-    if index is None or "." not in qualified:
-        return None
-    found = index.resolve_member(qualified, ctx.facts.path)
-    if found is None or found[1] not in found[0].classes:
-        return None
-    cls = found[0].classes[found[1]]
-    if any(b.rsplit(".", 1)[-1] in ("TypedDict", "Protocol", "dict") for b in cls.bases):
-        return SAFE
-    return f"a `{found[1]}` object"
+def _generic(annotation: ast.Subscript, ctx: ValueContext, depth: int) -> str:
+    """`Optional[X]`, `Union[...]`, `Callable[...]`, `type[X]`, `list[X]`, `dict[K, V]`."""
+    outer = dotted_name(annotation.value).rsplit(".", 1)[-1]
+    args = annotation.slice
+    members = list(args.elts) if isinstance(args, ast.Tuple) else [args]
+    if outer in ("Optional", "Union"):
+        return _every(members, ctx, depth)
+    if outer in ("Annotated", "Final", "ClassVar"):
+        return refused_annotation(members[0], ctx, depth + 1)
+    if outer in ("Callable", "Type", "type"):
+        return refused_annotation(annotation.value, ctx, depth + 1)
+    if outer in _CONTAINER_TYPES:
+        inner = [m for m in members if not (isinstance(m, ast.Constant) and m.value is ...)]
+        judged = (refused_annotation(m, ctx, depth + 1) for m in inner)
+        found = next((f for f in judged if f), SAFE)
+        return f"a container of {found}" if found else SAFE
+    return _what(_safety(ctx).of_annotation(annotation))
 
 
 def _union_members(annotation: ast.expr) -> list[ast.expr]:
