@@ -79,14 +79,14 @@ def attach_fixes(text: str, findings: list[Finding]) -> list[Finding]:
             edits = fix_edits(text, [target])
         except Exception:  # a fix we cannot build is no fix, never a crash
             edits = []
+        message = (
+            f"Exclude unpicklable attributes of `{target.class_name}` from pickling "
+            "(add __getstate__/__setstate__)"
+        )
+        if target.ignore and not target.attributes:
+            message = f"Leave unsafe hyperparameters of `{target.class_name}` out of the checkpoint"
         by_class[(target.class_name, target.class_line)] = (
-            Fix(
-                f"Exclude unpicklable attributes of `{target.class_name}` from pickling "
-                "(add __getstate__/__setstate__)",
-                tuple(edits),
-            )
-            if edits
-            else None
+            Fix(message, tuple(edits)) if edits else None
         )
     for finding in findings:
         out.append(replace(finding, fix=by_class.get((finding.class_name, finding.class_line))))

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 CODE = "CKPT011"
 # fix_mode of a finding whose fix is adding the parameter to `ignore=`, or dropping its
-# name from `save_hyperparameters("a", "b")` (fix/hparams_ignore.py writes both)
+# name from `save_hyperparameters("a", "b")` (fix/hparams_ignore.py writes both; it is
+# fix.policy.IGNORE_HPARAM, named here as the analysis never imports the fix package)
 FIX_IGNORE = "hparams-ignore"
 
 

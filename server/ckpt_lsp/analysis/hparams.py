@@ -89,6 +89,11 @@ def _own_calls(func: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[ast.Cal
         stack.extend(reversed(list(ast.iter_child_nodes(node))))
 
 
+def first_save_call(func: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.Call | None:
+    """The first `self.save_hyperparameters(...)` of a function, the one Lightning obeys."""
+    return next(_own_calls(func), None)
+
+
 def ignored_names(call: ast.Call) -> frozenset[str] | None:
     """The names of `ignore=`; None when it is not a literal of strings."""
     for kw in call.keywords:
@@ -116,7 +121,7 @@ def _is_name(arg: ast.expr) -> bool:
 def saved_hparams(func: ast.FunctionDef | ast.AsyncFunctionDef) -> SavedHparams | None:
     """What the first `self.save_hyperparameters(...)` of an `__init__` stores; None when
     there is none or its arguments are not literal enough to tell."""
-    call = next(_own_calls(func), None)
+    call = first_save_call(func)
     if call is None:
         return None
     ignore = ignored_names(call)

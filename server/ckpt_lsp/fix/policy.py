@@ -11,6 +11,8 @@ through it, so the editor never offers a fix the CLI refuses or writes different
 - Reset to None instead of re-created: hazards whose entry says `fix = "reset"`
   (re-opening an lmdb environment in the process that unpickles it fails).
 - Re-created from the expression that first built it, when that can run again: the rest.
+- Lightning hyperparameters (CKPT011) are not attributes: the fix leaves the parameter out of
+  what `save_hyperparameters()` stores (`ignore=`), see fix/hparams_ignore.py.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from ckpt_lsp.findings import Finding
 # Object arrays pickle; only weights-only formats reject them, so dropping them from the
 # pickled state would lose data for nothing. They get no automatic fix.
 UNFIXABLE = frozenset({"CKPT004"})
+# A finding fixed by leaving its parameter out of save_hyperparameters (its fix_mode).
+IGNORE_HPARAM = "hparams-ignore"
 
 
 @dataclass(frozen=True)
@@ -38,25 +42,30 @@ class FixTarget:
     # Attributes to set to None instead of re-creating: re-opening them in the process that
     # unpickles fails (an lmdb environment may be open once per process).
     reset: tuple[str, ...] = ()
+    # `__init__` parameters to leave out of what save_hyperparameters() stores (CKPT011)
+    ignore: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """Everything a fix needs, as JSON (a code action's data carries it to resolve)."""
-        return {
+        data: dict[str, object] = {
             "class": self.class_name,
             "line": self.class_line,
             "attributes": list(self.attributes),
             "bases": list(self.bases),
             "reset": list(self.reset),
         }
+        if self.ignore:
+            data["ignore"] = list(self.ignore)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FixTarget:
         """The inverse of `to_json`; raises KeyError/TypeError/ValueError on other data."""
-        lists = [data.get(key) or [] for key in ("attributes", "bases", "reset")]
+        lists = [data.get(key) or [] for key in ("attributes", "bases", "reset", "ignore")]
         if not all(isinstance(value, list) for value in lists):
-            raise TypeError("attributes, bases and reset must be lists")
-        attributes, bases, reset = (tuple(str(v) for v in value) for value in lists)
-        return cls(str(data["class"]), int(data["line"]), attributes, bases, reset)
+            raise TypeError("attributes, bases, reset and ignore must be lists")
+        attributes, bases, reset, ignore = (tuple(str(v) for v in value) for value in lists)
+        return cls(str(data["class"]), int(data["line"]), attributes, bases, reset, ignore)
 
 
 def is_fixable(finding: Finding) -> bool:
@@ -73,8 +82,10 @@ def fix_targets(findings: Iterable[Finding]) -> list[FixTarget]:
             grouped.setdefault((finding.class_name, finding.class_line), []).append(finding)
     targets = []
     for (name, line), items in sorted(grouped.items(), key=lambda kv: kv[0][1]):
-        attributes = tuple(dict.fromkeys(f.attribute for f in items))
-        bases = tuple(dict.fromkeys(b for f in items for b in f.bases))
-        reset = tuple(dict.fromkeys(f.attribute for f in items if f.fix_mode == "reset"))
-        targets.append(FixTarget(name, line, attributes, bases, reset))
+        pickled = [f for f in items if f.fix_mode != IGNORE_HPARAM]
+        attributes = tuple(dict.fromkeys(f.attribute for f in pickled))
+        bases = tuple(dict.fromkeys(b for f in pickled for b in f.bases))
+        reset = tuple(dict.fromkeys(f.attribute for f in pickled if f.fix_mode == "reset"))
+        ignore = tuple(dict.fromkeys(f.attribute for f in items if f.fix_mode == IGNORE_HPARAM))
+        targets.append(FixTarget(name, line, attributes, bases, reset, ignore))
     return targets

@@ -115,7 +115,7 @@ def code_actions(
             seen_classes.add(key)
             group = [j for j, f in enumerate(findings) if (f.class_name, f.class_line) == key]
             targets = fix_targets(findings[j] for j in group)
-            if targets and len(targets[0].attributes) > 1:
+            if targets and len(targets[0].attributes) + len(targets[0].ignore) > 1:
                 related = [d for d in (diagnostic(j) for j in group) if d is not None]
                 actions.append(
                     types.CodeAction(
@@ -173,6 +173,8 @@ def _finding_actions(
     targets = fix_targets([finding])
     if targets:  # the policy refuses some (CKPT004, a hook): then only "ignore" is offered
         title = f"Exclude `{finding.attribute}` from pickling (add __getstate__/__setstate__)"
+        if targets[0].ignore:
+            title = f"Exclude `{finding.attribute}` from the saved hyperparameters (ignore=)"
         actions.append(
             types.CodeAction(
                 title=title,
