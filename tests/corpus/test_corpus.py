@@ -204,6 +204,9 @@ def test_our_marks_are_unique_and_classes_exist() -> None:
         source = (HERE / "cases" / row["path"]).read_text(encoding="utf-8").splitlines()
         line = source[row["line"] - 1]
         assert "# truth:" in line, row
+        if row["kind"] == "hparam":  # on the parameter in the `__init__` signature
+            assert re.search(rf"\b{row['attribute']}\b\s*[:=,)]", line), row
+            continue
         assert f"self.{row['attribute']}" in line or f'"{row["attribute"]}"' in line, row
         assert any(s.startswith(f"class {row['class']}") for s in source), row
 

@@ -153,12 +153,9 @@ def describe(
     """The message: what the stored value is, what fails, and the fix."""
     where = ""
     if site is not None:
-        place = Path(site.facts.path).name if site.facts.path != filename else "line"
-        where = (
-            f" (as built at {place}:{site.row})"
-            if place != "line"
-            else f" (as built at line {site.row})"
-        )
+        same = Path(site.facts.path).resolve() == Path(filename).resolve()
+        place = f"line {site.row}" if same else f"{Path(site.facts.path).name}:{site.row}"
+        where = f" (as built at {place})"
     if saved.container is not None:
         subject = f"`save_hyperparameters({name})` stores {problem.what}{where} whole"
     else:
