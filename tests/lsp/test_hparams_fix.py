@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 from ckpt_lsp.fix import FixTarget, fix_source
-from lsp_helpers import initialize, open_doc, published, wait_for
+from lsp_helpers import change_doc, initialize, open_doc, published, wait_for
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 from test_faces_agree import _applied, _class_fix, _cli_fix, _resolved
@@ -118,3 +118,32 @@ def test_a_lone_name_is_never_removed() -> None:
 def test_a_target_with_hparams_round_trips_through_json() -> None:
     target = FixTarget("Lit", 5, ("fn",), ("lightning.LightningModule",), (), ("loss", "opt"))
     assert FixTarget.from_json(target.to_json()) == target
+
+
+LIT = """\
+import lightning as L
+
+
+class Lit(L.LightningModule):
+    def __init__(self, loss=None, lr=1e-3):
+        super().__init__()
+        self.save_hyperparameters()
+"""
+TRAIN = "from lit import Lit\n\nmodel = Lit(lr=0.1)\n"
+
+
+async def test_a_caller_changed_in_the_editor_rechecks_the_module(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    """CKPT011 depends on the calls that build the class: editing one re-checks the module."""
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "lit.py").write_text(LIT)
+    (tmp_path / "train.py").write_text(TRAIN)
+    await initialize(client, tmp_path)
+    lit_uri = open_doc(client, tmp_path / "lit.py", LIT)
+    await published(client, lit_uri, check=lambda d: len(d) == 0)
+    train_uri = open_doc(client, tmp_path / "train.py", TRAIN)
+    change_doc(client, train_uri, TRAIN.replace("lr=0.1", "loss=lambda y: y"), 2)
+    await published(client, lit_uri, check=lambda d: [x.code for x in d] == ["CKPT011"])
+    change_doc(client, train_uri, TRAIN, 3)
+    await published(client, lit_uri, check=lambda d: len(d) == 0)

@@ -290,9 +290,18 @@ class Analyzer:
             self._words.put(text, words, len(text))
         # a set intersection walks the smaller side: neither quadratic over a file's
         # classes nor a Python loop over every word of every class
-        names = sorted(words & facts.class_names)
+        names = set(words & facts.class_names)
+        if "save_hyperparameters" in words:
+            # CKPT011 judges the calls that build the class, in other classes of the file too
+            names.update(
+                other.name
+                for other in facts.classes.values()
+                if cls.name in other.parsed.block.text
+            )
         return tuple(
-            hash(facts.classes[name].parsed.block.text) for name in names if name != cls.name
+            hash(facts.classes[name].parsed.block.text)
+            for name in sorted(names)
+            if name != cls.name
         )
 
     @staticmethod

@@ -289,7 +289,22 @@ class ProjectIndex:
                 if any(self._imports_from(targets, name) for name in names):
                     result.add(key)
                     frontier.add(module)
-        return result
+        return result | self._built_here(start)
+
+    def _built_here(self, start: ModuleFacts) -> set[str]:
+        """The modules whose Lightning classes `start` may build: what a call passes is what
+        their save_hyperparameters() stores (CKPT011), so a changed call re-checks them."""
+        out: set[str] = set()
+        for target in start.imports.values():
+            found = self.resolve_member(target, start.path)
+            facts = found[0] if found is not None else self.find_module(target, start.path)
+            if (
+                facts is not None
+                and facts.path != start.path
+                and "save_hyperparameters" in facts.text
+            ):
+                out.add(facts.path)
+        return out
 
     @staticmethod
     def _imports_from(targets: tuple[str, ...], module: str) -> bool:
