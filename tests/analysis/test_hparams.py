@@ -262,6 +262,26 @@ INVALID = [
         """,
         "data_dir",
     ),
+    # a base's save_hyperparameters() stores the subclass's arguments too (super() chain)
+    (
+        """
+        class Base(L.LightningModule):
+            def __init__(self, lr=1e-3, **kwargs):
+                super().__init__()
+                self.save_hyperparameters(ignore=["skip"])
+
+
+        class Mid(Base):
+            def __init__(self, width=3, **kwargs):
+                super().__init__(**kwargs)
+
+
+        class Child(Mid):
+            def __init__(self, loss=nn.MSELoss(), skip=Path("x"), **kwargs):
+                super().__init__(**kwargs)
+        """,
+        "loss",
+    ),
     (
         """
         import pytorch_lightning as pl
@@ -376,6 +396,18 @@ VALID = [
             super().__init__()
             self.save_hyperparameters(ignore=IGNORED)
     """,
+    # a subclass that calls its base's __init__ without super(): its frame is not collected
+    """
+    class Base(L.LightningModule):
+        def __init__(self, lr=1e-3):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    class Child(Base):
+        def __init__(self, loss=nn.MSELoss(), lr=1e-3):
+            Base.__init__(self, lr=lr)
+    """,
     # suppressed on the parameter's line
     """
     class Lit(L.LightningModule):
@@ -402,6 +434,8 @@ def test_valid_hparams_are_not_reported(source: str) -> None:
 
 def test_messages_say_what_fails_and_the_fix() -> None:
     dropped = hparam_findings(INVALID[15][0])[0][2]
+    inherited = hparam_findings(INVALID[20][0])[0][2]
+    assert "`Base.__init__`'s `save_hyperparameters()` also stores `loss`" in inherited
     assert "cannot be pickled" in dropped and "TypeError" in dropped
     assert "ignore=[...]" in dropped and "line" in dropped
     refused = hparam_findings(INVALID[1][0])[0][2]

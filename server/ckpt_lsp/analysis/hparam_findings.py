@@ -20,7 +20,9 @@ from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
 from ckpt_lsp.analysis.hparam_values import HparamProblem, Parameter, judge
 from ckpt_lsp.analysis.hparams import (
     SavedHparams,
+    calls_super_init,
     default_of,
+    inherited_hparams,
     init_parameters,
     lightning_bases,
     saved_hparams,
@@ -63,8 +65,10 @@ class HparamFindings:
         if not lightning_bases().intersection(verdict.library_bases):
             return []
         init = cls.method("__init__")
-        saved = saved_hparams(init) if init is not None else None
-        if init is None or saved is None:
+        if init is None:
+            return []
+        saved = saved_hparams(init) or _inherited(init, verdict.project_bases)
+        if saved is None:
             return []
         params = init_parameters(init)
         positional = len(init.args.posonlyargs) + len(init.args.args) - 1
@@ -118,7 +122,11 @@ class HparamFindings:
                     f"`{cls.name}` is built here with {problem.what}",
                 ),
             )
-        fixable = saved.container is None and (not saved.named or len(saved.stored) > 1)
+        fixable = (
+            saved.container is None
+            and not saved.owner
+            and (not saved.named or len(saved.stored) > 1)
+        )
         return Finding(
             code=CODE,
             message=describe(
@@ -142,6 +150,25 @@ class HparamFindings:
         )
 
 
+def _inherited(
+    init: ast.FunctionDef | ast.AsyncFunctionDef,
+    bases: tuple[tuple[ModuleFacts, ClassFacts], ...],
+) -> SavedHparams | None:
+    """A base's `save_hyperparameters()` reached through `super().__init__(...)` chains."""
+    func = init
+    for _, base in bases:
+        if not calls_super_init(func):
+            return None
+        base_init = base.method("__init__")
+        if base_init is None:
+            continue
+        saved = saved_hparams(base_init)
+        if saved is not None:
+            return inherited_hparams(init, saved, base.name)
+        func = base_init
+    return None
+
+
 def describe(
     name: str,
     problem: HparamProblem,
@@ -158,6 +185,11 @@ def describe(
         where = f" (as built at {place})"
     if saved.container is not None:
         subject = f"`save_hyperparameters({name})` stores {problem.what}{where} whole"
+    elif saved.owner:
+        subject = (
+            f"`{saved.owner}.__init__`'s `save_hyperparameters()` also stores `{name}` (it "
+            f"collects every `__init__` up the `super()` chain), which holds {problem.what}{where}"
+        )
     else:
         subject = f"`save_hyperparameters()` stores `{name}`, which holds {problem.what}{where}"
     if problem.copy_fails:
@@ -177,6 +209,8 @@ def describe(
         )
     if saved.container is not None:
         fix = f"store plain data instead (`OmegaConf.to_container({name})`, a dict of plain values)"
+    elif saved.owner:
+        fix = f"add `{name}` to the `ignore=` of `{saved.owner}`'s `save_hyperparameters()`"
     elif saved.named:
         fix = f"leave `{name}` out of the names `save_hyperparameters` is given"
     else:

@@ -47,6 +47,7 @@ class SavedHparams:
     stored: tuple[ast.arg, ...]  # stored under their own names
     container: ast.arg | None = None  # save_hyperparameters(cfg): the object itself is stored
     named: bool = False  # the call names what it stores ("a", "b"): ignore= cannot drop one
+    owner: str = ""  # the base class whose __init__ makes the call, when not the class's own
 
 
 def init_parameters(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.arg]:
@@ -112,6 +113,38 @@ def ignored_names(call: ast.Call) -> frozenset[str] | None:
                 return frozenset(str(n) for n in names)
         return None
     return frozenset()
+
+
+def calls_super_init(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """`super().__init__(...)` in the function: its frame then holds `__class__`, which is how
+    Lightning's save_hyperparameters, called further down, finds and stores its arguments."""
+    return any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "__init__"
+        and isinstance(node.func.value, ast.Call)
+        and isinstance(node.func.value.func, ast.Name)
+        and node.func.value.func.id == "super"
+        for node in ast.walk(func)
+    )
+
+
+def inherited_hparams(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, base: SavedHparams, owner: str
+) -> SavedHparams | None:
+    """What a base's `save_hyperparameters()` stores of a subclass `__init__`'s parameters
+    (lightning 2.6 collects the arguments of every `__init__` frame up the `super()` chain,
+    then applies the one call's `ignore=` or names)."""
+    if base.container is not None:
+        return None
+    ignore = ignored_names(base.call) or frozenset()
+    params = init_parameters(func)
+    if base.named:
+        names = {str(a.value) for a in base.call.args if _is_name(a)}  # type: ignore[attr-defined]
+        kept = tuple(p for p in params if p.arg in names and p.arg not in ignore)
+    else:
+        kept = tuple(p for p in params if p.arg not in ignore)
+    return SavedHparams(base.call, kept, named=base.named, owner=owner)
 
 
 def _is_name(arg: ast.expr) -> bool:

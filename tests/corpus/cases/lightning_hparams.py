@@ -175,6 +175,25 @@ class LitWithHead(LitBase):
         self.body = nn.Linear(8, 8)
 
 
+class LitBackboneBase(L.LightningModule):
+    def __init__(self, lr: float = 1e-3, **kwargs):
+        super().__init__()
+        self.save_hyperparameters(ignore=["encoder"])
+
+
+class LitSegmenter(LitBackboneBase):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        num_classes: int = 3,
+        criterion=nn.BCEWithLogitsLoss(),  # truth: hparam
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.head = nn.Linear(4, num_classes)
+
+
 def build_stats_model(features):
     mean = np.mean(features)
     return LitWithStats(feature_mean=mean, feature_std=float(np.std(features)))
@@ -192,4 +211,5 @@ FACTORIES = {
     "LitArgsAsDict": lambda: LitArgsAsDict(argparse.Namespace(hidden=8, lr=0.01)),
     "LitWithStats": lambda: build_stats_model(np.arange(10.0)),
     "LitWithHead": build_head_model,
+    "LitSegmenter": lambda: LitSegmenter(nn.Linear(4, 4), lr=0.01),
 }
