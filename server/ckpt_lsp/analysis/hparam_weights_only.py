@@ -55,8 +55,8 @@ _CALLABLE_NAMESPACES = (
 )
 # Attributes of those namespaces that are plain values, which load.
 _PLAIN_CONSTANTS = frozenset(
-    {"numpy.pi", "numpy.e", "numpy.inf", "numpy.nan", "math.pi", "math.e", "math.inf"}
-    | {"math.nan", "math.tau"}
+    {"numpy.pi", "numpy.e", "numpy.inf", "numpy.nan", "numpy.newaxis", "math.pi", "math.e"}
+    | {"math.inf", "math.nan", "math.tau"}
 )
 _PARTIALS = frozenset({"functools.partial", "functools.partialmethod"})
 _CALLABLE_TYPES = frozenset({"typing.Callable", "collections.abc.Callable"})
