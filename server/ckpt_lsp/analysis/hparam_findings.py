@@ -27,7 +27,7 @@ from ckpt_lsp.analysis.hparams import (
     lightning_bases,
     saved_hparams,
 )
-from ckpt_lsp.analysis.scope import ScopeResolver
+from ckpt_lsp.analysis.scope import ScopeResolver, ScopeVerdict
 from ckpt_lsp.findings import Finding, Position
 from ckpt_lsp.rules import RULES
 from ckpt_lsp.suppress import is_suppressed
@@ -98,7 +98,7 @@ class HparamFindings:
         saved: SavedHparams,
         arg: ast.arg,
         problem: HparamProblem,
-        verdict: object,
+        verdict: ScopeVerdict,
     ) -> Finding | None:
         parsed = cls.parsed
         lines = split_lines(parsed.block.text)
@@ -144,7 +144,7 @@ class HparamFindings:
             url=rule.url,
             class_line=cls.row,
             statement_rows=(init.lineno + offset, (init.end_lineno or init.lineno) + offset),
-            bases=tuple(getattr(verdict, "library_bases", ())),
+            bases=verdict.library_bases,
             fix_mode=FIX_IGNORE if fixable else "none",
             related=related,
         )
