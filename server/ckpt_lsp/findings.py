@@ -36,8 +36,8 @@ class Finding:
     filename: str
     location: Position
     end_location: Position
-    class_name: str
-    attribute: str
+    class_name: str | None  # None for a module-level function (CKPT010)
+    attribute: str | None  # None when a CKPT010 value has no constant key
     what: str  # short noun phrase: "an open file", "a lambda"
     breaks: tuple[str, ...]  # save paths that fail (keys of rules.SAVE_PATHS)
     fine: tuple[str, ...]  # save paths that work

@@ -53,6 +53,12 @@ RULES: dict[str, Rule] = {
         Rule("CKPT008", "weak-reference", "Weak references and weak containers", "error"),
         Rule("CKPT009", "native-object", "Other values without pickle support", "error"),
         Rule(
+            "CKPT010",
+            "weights-only",
+            "Checkpoint values the default torch.load refuses (weights_only=True)",
+            "error",
+        ),
+        Rule(
             "CKPT011",
             "hparams",
             "Lightning hyperparameters that are dropped or that the default torch.load refuses",

@@ -70,10 +70,11 @@ class _Source:
 
 def attach_fixes(text: str, findings: list[Finding]) -> list[Finding]:
     """Each finding gets its class's fix (the edits that exclude all its flagged attributes)."""
-    from ckpt_lsp.fix import fix_edits, fix_targets  # libcst: imported only when fixes are wanted
+    # libcst: imported only when fixes are wanted
+    from ckpt_lsp.fix import fix_edits, fix_targets, value_edits, value_fixes
 
     out: list[Finding] = []
-    by_class: dict[tuple[str, int], Fix | None] = {}
+    by_class: dict[tuple[str | None, int], Fix | None] = {}
     for target in fix_targets(findings):
         try:
             edits = fix_edits(text, [target])
@@ -89,7 +90,14 @@ def attach_fixes(text: str, findings: list[Finding]) -> list[Finding]:
             Fix(message, tuple(edits)) if edits else None
         )
     for finding in findings:
-        out.append(replace(finding, fix=by_class.get((finding.class_name, finding.class_line))))
+        fix = by_class.get((finding.class_name, finding.class_line))
+        for value in value_fixes([finding]):  # a checkpoint value: its own edit
+            try:
+                edits = value_edits(text, [value])
+            except Exception:
+                edits = []
+            fix = Fix(value.title, tuple(edits)) if edits else None
+        out.append(replace(finding, fix=fix))
     return out
 
 
@@ -484,10 +492,10 @@ def _fix_file(
     write: bool,
     diff: bool,
 ) -> list[Finding]:
-    from ckpt_lsp.fix import fix_source, fix_targets
+    from ckpt_lsp.fix import fix_file_source
 
     try:
-        new_text = fix_source(src.text, fix_targets(findings))
+        new_text = fix_file_source(src.text, findings)
     except Exception as exc:  # never lose the user's text over a fix we cannot build
         result.errors.append(FileError(src.name, f"fix failed, file left unchanged: {exc}"))
         return findings

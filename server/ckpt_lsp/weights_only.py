@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,9 @@ class Refused:
     loadable: str  # what loads instead: "a Python number (`.item()`)"
     fix: str  # a certain quick fix (see FIXES), "" when none is certain
     stateful: bool = False  # Fabric.save converts it to its state_dict() itself
+    # the project class it is an instance of (qualified), "" for library values: a
+    # registration with add_safe_globals names it
+    type_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class WeightsOnlyCatalog:
     methods: Mapping[tuple[str, str], tuple[str, bool, bool]]
     # kinds that only type a method's receiver: torch.save itself fails on them
     receiver_only: frozenset[str] = frozenset()
+    # kinds that add_safe_globals cannot make loadable (a defaultdict with items)
+    unregistrable: frozenset[str] = frozenset()
+    # kind -> the globals whose registration makes it load (its types and `safe_globals`)
+    registrations: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def kind(self, name: str) -> Refused | None:
         return self.kinds.get(name)
@@ -170,7 +177,16 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
     receiver_only = frozenset(
         str(e["name"]) for e in data.get("kind", []) if e.get("receiver_only")
     )
-    return WeightsOnlyCatalog(kinds, types, calls, values, prefixes, methods, receiver_only)
+    unregistrable = frozenset(
+        str(e["name"]) for e in data.get("kind", []) if e.get("registrable", True) is False
+    )
+    registrations = {
+        str(e["name"]): frozenset(str(n) for n in [*e.get("types", []), *e.get("safe_globals", [])])
+        for e in data.get("kind", [])
+    }
+    return WeightsOnlyCatalog(
+        kinds, types, calls, values, prefixes, methods, receiver_only, unregistrable, registrations
+    )
 
 
 @lru_cache(maxsize=1)

@@ -120,3 +120,43 @@ def test_a_fix_target_carries_everything_resolve_needs() -> None:
             "reset": ["env"],
         }
     ]
+
+
+CHECKPOINT_VALUES = textwrap.dedent(
+    """\
+    import argparse
+    import numpy as np
+    import threading
+    import torch
+    import torch.nn as nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lock = threading.Lock()
+
+
+    def save(path):
+        args = argparse.ArgumentParser().parse_args([])
+        torch.save({"loss": np.mean([1.0]), "args": args, "model": Net()}, path)
+    """
+)
+
+
+def test_checkpoint_values_are_fixed_alike_by_both_faces() -> None:
+    from ckpt_lsp.fix import fix_file_source
+
+    cli = fix_file_source(CHECKPOINT_VALUES, analyze_text(CHECKPOINT_VALUES))
+    assert '"loss": np.mean([1.0]).item(), "args": vars(args), "model": Net().state_dict()' in cli
+    assert "def __getstate__" in cli  # the class fix is planned on the same text
+    ctx, actions = _editor(CHECKPOINT_VALUES, only=[FIX_ALL_KIND])
+    (fix_all,) = actions
+    assert _applied(ctx, fix_all) == cli
+    ctx, actions = _editor(CHECKPOINT_VALUES)
+    quick = next(a for a in actions if a.title.startswith("Save a dict"))
+    assert quick.edit is not None  # cheap: it comes complete, no resolve
+    fixed = apply_edits(ctx.text, edits_of(quick.edit, URI))
+    assert '"args": vars(args)' in fixed and '"loss": np.mean([1.0])' in fixed
+    value = next(f for f in analyze_text(CHECKPOINT_VALUES) if f.code == "CKPT010")
+    assert "rewrites the value" in finding_markdown(value)

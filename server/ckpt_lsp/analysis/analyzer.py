@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +33,7 @@ from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.analysis.parsing import TextCaches
 from ckpt_lsp.analysis.pickling_methods import excluded_attributes, is_excluded
 from ckpt_lsp.analysis.scope import ScopeResolver
+from ckpt_lsp.analysis.weights_only_rule import WeightsOnlyRule, has_writer
 from ckpt_lsp.catalog import Catalog, Hazard, default_catalog
 from ckpt_lsp.findings import FileError, Finding, Position
 from ckpt_lsp.rules import RULES, SAVE_PATHS
@@ -151,6 +152,7 @@ class Analyzer:
         self._words: BoundedCache[str, frozenset[str]] = BoundedCache(
             self._CACHE_ENTRIES, self._CACHE_CHARS
         )
+        self.weights_only = WeightsOnlyRule(index, config)
 
     # -- public ----------------------------------------------------------
     def analyze(self, filename: str, text: str, budget_s: float | None = None) -> FileResult:
@@ -207,8 +209,60 @@ class Analyzer:
             by_class[cls.name] = (cls.row, found)
             result.findings.extend(found)
         self._recover_broken(filename, [*facts.broken, *unreadable], result, by_class)
-        result.findings.sort(key=lambda f: (f.location, f.code, f.attribute))
+        result.findings.extend(self._checkpoint_writes(filename, facts, context, deadline))
+        result.findings.sort(key=lambda f: (f.location, f.code, f.attribute or ""))
         return result
+
+    def _checkpoint_writes(
+        self,
+        filename: str,
+        facts: ModuleFacts,
+        context: tuple[object, ...] | None,
+        deadline: float | None,
+    ) -> list[Finding]:
+        """CKPT010: what checkpoint writers write, per block with a writer in its text (a
+        module-level function, or any class: a trainer is not a model), memoized per block."""
+        found: list[Finding] = []
+        rule = self.weights_only
+        for parsed in facts.blocks:
+            block = parsed.block
+            if block.kind not in ("def", "class") or not has_writer(block.text):
+                continue
+            if deadline is not None and time.perf_counter() > deadline:
+                raise _OutOfTime
+            if block.kind == "def":
+                if parsed.failed:
+                    continue
+                key: tuple[object, ...] = (context, "CKPT010", block.text)
+                row = block.start_row
+                compute = lambda p=parsed: rule.function_findings(filename, facts, p)  # noqa: E731
+            else:
+                cls = facts.classes.get(block.name)
+                if cls is None or cls.parsed is not parsed or cls.failure:
+                    continue
+                key = (context, "CKPT010", cls.name, block.text, self._related(facts, cls))
+                row = cls.row
+                compute = lambda c=cls: rule.class_findings(filename, facts, c)  # noqa: E731
+            found.extend(self._memo_block(key, row, len(block.text), compute))
+        return found
+
+    def _memo_block(
+        self, key: tuple[object, ...], row: int, size: int, compute: Callable[[], list[Finding]]
+    ) -> list[Finding]:
+        """A block's findings from the memo (shifted when lines above it moved it)."""
+        if not self.memoize_classes or key[0] is None:
+            return compute()
+        cached = self._class_cache.get(key)
+        if cached is not None:
+            old_row, old_found = cached
+            if old_row == row:
+                return list(old_found)
+            shifted = [_shift(f, row - old_row) for f in old_found]
+            self._class_cache.put(key, (row, shifted), size)
+            return shifted
+        found = compute()
+        self._class_cache.put(key, (row, found), size)
+        return found
 
     def _memoized(
         self,

@@ -201,6 +201,21 @@ class ProjectIndex:
         key = _norm(path)
         return self._load(key) if key in self._names else None
 
+    def paths_containing(self, words: tuple[str, ...]) -> list[str]:
+        """Paths of indexed modules whose text holds one of `words` (each text read once;
+        no facts are made, so nothing is parsed and nothing counts as read)."""
+        found = []
+        for key, source in list(self._sources.items()):
+            if callable(source):
+                try:
+                    source = source()
+                except Exception:  # unreadable now: the analysis of that file says why
+                    continue
+                self._sources[key] = source
+            if any(word in source for word in words):
+                found.append(key)
+        return found
+
     def all_facts(self) -> list[ModuleFacts]:
         return [self._load(key) for key in list(self._names)]
 

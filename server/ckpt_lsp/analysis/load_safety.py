@@ -12,6 +12,7 @@ import ast
 from collections.abc import Mapping
 from dataclasses import replace
 
+from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.names import qualify
@@ -30,6 +31,7 @@ _DATACLASS = frozenset({"dataclasses.dataclass", "attr.s", "attrs.define", "attr
 _OPTIONAL = frozenset({"typing.Optional", "typing_extensions.Optional"})
 _UNION = frozenset({"typing.Union", "typing_extensions.Union"})
 _MAX_DEPTH = 3
+_NUMPY = frozenset({"numpy-scalar", "numpy-array"})
 
 
 def _no_fix(refused: Refused | None) -> Refused | None:
@@ -51,6 +53,8 @@ class LoadSafety:
         self.catalog = catalog or weights_only_catalog()
         self._depth = _depth
         self._classes: dict[str, Refused | None] = {}
+        # what callers learn once per function while judging a module (helpers' shapes)
+        self.memo: dict[object, object] = {}
 
     # -- public ----------------------------------------------------------
     def of_expression(self, expr: ast.expr | None, env: Env = _NO_ENV) -> Refused | None:
@@ -72,7 +76,12 @@ class LoadSafety:
             return self._call(expr, env)
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):
             left = self.of_expression(expr.left, env)
-            return left if left is not None and left.kind == "path" else None
+            if left is not None and left.kind == "path":
+                return left
+        if isinstance(expr, (ast.BinOp, ast.Compare, ast.UnaryOp)):
+            return self._numpy_arithmetic(expr, env)
+        if isinstance(expr, ast.Subscript):
+            return self._numpy_item(expr, env)
         if isinstance(expr, ast.IfExp):
             body, other = self.of_expression(expr.body, env), self.of_expression(expr.orelse, env)
             if body is not None and other is not None:
@@ -87,6 +96,42 @@ class LoadSafety:
                 else None
             )
         return None
+
+    def _numpy_arithmetic(
+        self, expr: ast.BinOp | ast.Compare | ast.UnaryOp, env: Env
+    ) -> Refused | None:
+        """Arithmetic and comparisons on numpy values stay numpy (`(pred == y).mean()`,
+        `acc * 100`): when every operand is a numpy value or a number literal, and one is numpy
+        (a tensor operand would make a tensor)."""
+        if isinstance(expr, ast.BinOp):
+            operands = [expr.left, expr.right]
+        elif isinstance(expr, ast.Compare):
+            operands = [expr.left, *expr.comparators]
+        else:
+            operands = [expr.operand]
+        kinds = set()
+        for operand in operands:
+            if isinstance(operand, ast.Constant) and isinstance(operand.value, (int, float)):
+                continue
+            found = self.kind_of(operand, env)
+            if found is None or found.kind not in _NUMPY:
+                return None
+            kinds.add(found.kind)
+        if not kinds:
+            return None
+        kind = "numpy-array" if "numpy-array" in kinds else "numpy-scalar"
+        return _no_fix(self.catalog.kind(kind))
+
+    def _numpy_item(self, expr: ast.Subscript, env: Env) -> Refused | None:
+        """`arr[0]` is a numpy scalar (or a row), `arr[1:]` an array: numpy either way."""
+        receiver = self.kind_of(expr.value, env)
+        if receiver is None or receiver.kind != "numpy-array":
+            return None
+        index = expr.slice
+        sliced = isinstance(index, ast.Slice) or (
+            isinstance(index, ast.Tuple) and any(isinstance(e, ast.Slice) for e in index.elts)
+        )
+        return _no_fix(self.catalog.kind("numpy-array" if sliced else "numpy-scalar"))
 
     def first_refused(self, items: list[ast.expr], env: Env = _NO_ENV) -> Refused | None:
         """A list or tuple display holding a refused element is refused as a whole."""
@@ -228,6 +273,9 @@ class LoadSafety:
             return self._classes[key]
         self._classes[key] = None  # a cycle of bases is no kind
         result = self._class_kind_uncached(facts, cls, seen)
+        if result is not None:  # its own name, also when a base decided the kind
+            name = f"{facts.module}.{cls.name}" if facts.module else cls.name
+            result = replace(result, type_name=name)
         self._classes[key] = result
         return result
 
@@ -281,10 +329,8 @@ class LoadSafety:
         }
         return kind if member in assigned else None
 
-    def _project_function(self, qualified: str) -> Refused | None:
-        """What a project helper returns: its annotation, else what every `return` gives."""
-        if self._depth >= _MAX_DEPTH:
-            return None
+    def project_function(self, qualified: str) -> tuple[ModuleFacts, FunctionNode] | None:
+        """The module-level function of the project `qualified` names, and its module."""
         module, _, name = qualified.rpartition(".")
         facts: ModuleFacts | None = None
         if module == self.facts.module and name in self.facts.functions:
@@ -293,11 +339,25 @@ class LoadSafety:
             found = self.index.resolve_member(qualified, self.facts.path)
             if found is not None and found[1] in found[0].functions:
                 facts, name = found
-        if facts is None:
+        func = facts.functions.get(name) if facts is not None else None
+        return (facts, func) if facts is not None and func is not None else None
+
+    def of_class(self, facts: ModuleFacts, cls: ClassFacts) -> Refused | None:
+        """What an instance of a project class is (`self` in its methods)."""
+        return self._class_kind(facts, cls)
+
+    def deeper(self, facts: ModuleFacts) -> LoadSafety:
+        """A judge for another module (a helper's), one level further from the start."""
+        return self._deeper(facts)
+
+    def _project_function(self, qualified: str) -> Refused | None:
+        """What a project helper returns: its annotation, else what every `return` gives."""
+        if self._depth >= _MAX_DEPTH:
             return None
-        func = facts.functions.get(name)
-        if func is None:
+        found = self.project_function(qualified)
+        if found is None:
             return None
+        facts, func = found
         deeper = self._deeper(facts)
         if func.returns is not None:
             return deeper.of_annotation(func.returns)

@@ -67,6 +67,8 @@ class LocalFlow:
         state: State = {}
         args = func.args
         for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+            if arg.arg in self._self_env:  # `self`: the class says what it is
+                continue
             judged = self.safety.of_annotation(arg.annotation)
             state[arg.arg] = frozenset({judged if judged is not None else UNKNOWN})
         for extra in (args.vararg, args.kwarg):
@@ -111,8 +113,11 @@ class LocalFlow:
             return self._walk(stmt.body, bound)
         if isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
             return self._try(stmt, state)
+        if isinstance(stmt, ast.Expr):
+            return self._append(stmt.value, state)
         if isinstance(stmt, ast.Return):
-            self.returns.append(self.safety.of_expression(stmt.value, env_of(state)))
+            env = {**self._self_env, **env_of(state)}
+            self.returns.append(self.safety.kind_of(stmt.value, env))
             return state
         return self._assignment(stmt, state)
 
@@ -147,11 +152,53 @@ class LocalFlow:
                 new.update(_unknown(_names(target)))
         return new
 
+    def _append(self, call: ast.expr, state: State) -> State:
+        """`history.append(np.mean(x))`: the list now holds a refused value (so it is one)."""
+        if not (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr in _ADDERS
+            and isinstance(call.func.value, ast.Name)
+            and call.args
+        ):
+            return state
+        item = call.args[-1]
+        env = {**self._self_env, **env_of(state)}
+        added = self.safety.of_expression(item, env)
+        if call.func.attr == "extend" and added is not None and not isinstance(item, _DISPLAYS):
+            # extending with a numpy array adds numpy scalars; with anything else, its items
+            added = (
+                self.safety.catalog.kind("numpy-scalar") if added.kind == "numpy-array" else None
+            )
+        if added is None:
+            return state
+        held = Refused(added.kind, added.what, added.loadable, "", added.stateful)
+        return {**state, call.func.value.id: frozenset({held})}
+
     def _value(self, value: ast.expr | None, state: State) -> Possible:
-        if isinstance(value, ast.Constant):
+        if isinstance(value, ast.Constant) or _empty_display(value):
             return LITERAL
         judged = self.safety.kind_of(value, {**self._self_env, **env_of(state)})
         return judged if judged is not None else UNKNOWN
+
+
+_ADDERS = frozenset({"append", "extend", "insert", "add"})
+_DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
+
+
+def _empty_display(value: ast.expr | None) -> bool:
+    """`[]`, `{}`, `()`, `list()`, `dict()`: empty containers that loads, filled later maybe."""
+    if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+        return not value.elts
+    if isinstance(value, ast.Dict):
+        return not value.keys
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id in ("list", "dict", "set", "tuple")
+        and not value.args
+        and not value.keywords
+    )
 
 
 def returns_of(func: FunctionNode, safety: LoadSafety) -> list[Refused | None]:

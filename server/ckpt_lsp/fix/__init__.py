@@ -5,7 +5,9 @@ actions both use this package, through these names:
 
 - `policy`: which findings get a fix and which kind (`fix_targets`, `FixTarget`);
 - `edits`: the API on text: `fix_edits`, `fix_source`, `describe_fix`, `plan_fixes`;
-- `ignore`: the other fix, a suppression comment (`ignore_edit`).
+- `ignore`: the other fix, a suppression comment (`ignore_edit`);
+- `values`: a checkpoint value (CKPT010) replaced by its loadable form (`value_fixes`,
+  `value_edits`), and the whole file fixed at once (`fix_file_source`).
 
 The parts behind them: `module` (the analysis's module facts, the class a target
 names, its bases), `bases` (what library bases do about pickling), `state_methods`
@@ -21,6 +23,7 @@ from ckpt_lsp.fix.edits import ClassFix, describe_fix, fix_edits, fix_source, pl
 from ckpt_lsp.fix.ignore import ignore_edit
 from ckpt_lsp.fix.policy import UNFIXABLE, FixTarget, fix_targets, is_fixable
 from ckpt_lsp.fix.text import apply_edits
+from ckpt_lsp.fix.values import ValueFix, fix_file_source, value_edits, value_fixes
 
 __all__ = [
     "BASE_PROTOCOLS",
@@ -36,4 +39,8 @@ __all__ = [
     "ignore_edit",
     "is_fixable",
     "plan_fixes",
+    "ValueFix",
+    "fix_file_source",
+    "value_edits",
+    "value_fixes",
 ]

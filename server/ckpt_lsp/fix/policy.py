@@ -68,9 +68,19 @@ class FixTarget:
         return cls(str(data["class"]), int(data["line"]), attributes, bases, reset, ignore)
 
 
+# Findings about a value written to a checkpoint: fixed where the value is (fix/values.py).
+VALUE_FIXED = frozenset({"CKPT010"})
+
+
 def is_fixable(finding: Finding) -> bool:
     """Whether leaving the attribute out of the pickled state is a fix for the finding."""
-    return bool(finding.attribute) and finding.code not in UNFIXABLE and finding.fix_mode != "none"
+    return (
+        bool(finding.attribute)
+        and finding.class_name is not None
+        and finding.code not in UNFIXABLE
+        and finding.code not in VALUE_FIXED
+        and finding.fix_mode != "none"
+    )
 
 
 def fix_targets(findings: Iterable[Finding]) -> list[FixTarget]:
@@ -79,13 +89,15 @@ def fix_targets(findings: Iterable[Finding]) -> list[FixTarget]:
     grouped: dict[tuple[str, int], list[Finding]] = {}
     for finding in findings:
         if is_fixable(finding):
-            grouped.setdefault((finding.class_name, finding.class_line), []).append(finding)
+            grouped.setdefault((finding.class_name or "", finding.class_line), []).append(finding)
     targets = []
     for (name, line), items in sorted(grouped.items(), key=lambda kv: kv[0][1]):
         pickled = [f for f in items if f.fix_mode != IGNORE_HPARAM]
-        attributes = tuple(dict.fromkeys(f.attribute for f in pickled))
+        attributes = tuple(dict.fromkeys(f.attribute or "" for f in pickled))
         bases = tuple(dict.fromkeys(b for f in pickled for b in f.bases))
-        reset = tuple(dict.fromkeys(f.attribute for f in pickled if f.fix_mode == "reset"))
-        ignore = tuple(dict.fromkeys(f.attribute for f in items if f.fix_mode == IGNORE_HPARAM))
+        reset = tuple(dict.fromkeys(f.attribute or "" for f in pickled if f.fix_mode == "reset"))
+        ignore = tuple(
+            dict.fromkeys(f.attribute or "" for f in items if f.fix_mode == IGNORE_HPARAM)
+        )
         targets.append(FixTarget(name, line, attributes, bases, reset, ignore))
     return targets

@@ -17,7 +17,17 @@ from dataclasses import dataclass
 from lsprotocol import types
 
 from ckpt_lsp.findings import Edit, Finding, Position
-from ckpt_lsp.fix import FixTarget, describe_fix, fix_edits, fix_targets, ignore_edit
+from ckpt_lsp.fix import (
+    FixTarget,
+    ValueFix,
+    describe_fix,
+    fix_edits,
+    fix_targets,
+    ignore_edit,
+    value_edits,
+    value_fixes,
+)
+from ckpt_lsp.fix.text import LineTable, Span, spans_overlap
 from ckpt_lsp.lsp.diagnostics import SOURCE
 from ckpt_lsp.lsp.positions import LineIndex
 
@@ -71,15 +81,21 @@ def _matches_only(kind: str, only: Sequence[str] | None) -> bool:
     return any(kind == o or kind.startswith(f"{o}.") for o in only)
 
 
-def fix_data(ctx: ActionContext, targets: Iterable[FixTarget]) -> dict[str, object]:
+def fix_data(
+    ctx: ActionContext, targets: Iterable[FixTarget], values: Iterable[ValueFix] = ()
+) -> dict[str, object]:
     """What resolving a fix action needs: the document state and the targets, whole
     (attributes, bases, and which to reset), so resolve decides nothing again."""
-    return {
+    data: dict[str, object] = {
         "ckpt": "fix",
         "uri": ctx.uri,
         "version": ctx.version,
         "targets": [t.to_json() for t in targets],
     }
+    values = list(values)
+    if values:  # checkpoint values (CKPT010), fixed where they are written
+        data["values"] = [v.to_json() for v in values]
+    return data
 
 
 def is_fix_action(action: types.CodeAction) -> bool:
@@ -105,7 +121,7 @@ def code_actions(
     actions: list[types.CodeAction] = []
     if _matches_only(types.CodeActionKind.QuickFix, only):
         hits = [i for i, f in enumerate(findings) if _overlaps(f, start, end)]
-        seen_classes: set[tuple[str, int]] = set()
+        seen_classes: set[tuple[str | None, int]] = set()
         for i in hits:
             finding = findings[i]
             actions.extend(_finding_actions(ctx, finding, diagnostic(i)))
@@ -127,12 +143,16 @@ def code_actions(
                 )
     if findings and _matches_only(FIX_ALL_KIND, only):
         targets = fix_targets(findings)
-        if targets:
+        values = value_fixes(findings)
+        if targets or values:
+            title = (
+                "Exclude all unpicklable attributes in this file (ckpt-lsp)"
+                if targets
+                else "Fix all checkpoint values in this file (ckpt-lsp)"
+            )
             actions.append(
                 types.CodeAction(
-                    title="Exclude all unpicklable attributes in this file (ckpt-lsp)",
-                    kind=FIX_ALL_KIND,
-                    data=fix_data(ctx, targets),
+                    title=title, kind=FIX_ALL_KIND, data=fix_data(ctx, targets, values)
                 )
             )
     return actions
@@ -144,18 +164,22 @@ def resolve_fix(ctx: ActionContext, action: types.CodeAction) -> str | None:
     data = action.data if isinstance(action.data, Mapping) else {}
     try:
         targets = [FixTarget.from_json(t) for t in data.get("targets", [])]
+        values = [ValueFix.from_json(v) for v in data.get("values", [])]
     except (KeyError, TypeError, ValueError):
         return "the action's data is not ckpt-lsp's"
-    if not targets:
+    if not targets and not values:
         return "nothing to fix"
     try:
-        if len(targets) == 1:
+        if not targets:
+            edits = []
+        elif len(targets) == 1 and not values:
             fix = describe_fix(ctx.text, targets[0])
             if not fix.available:
                 return fix.unavailable or "the class already leaves these attributes out"
             edits = list(fix.edits)
         else:
             edits = list(fix_edits(ctx.text, targets))
+        edits += _value_edits_beside(ctx.text, values, edits)
     except Exception as exc:
         log.exception("building the fix failed")
         return f"building the fix failed: {exc}"
@@ -165,11 +189,40 @@ def resolve_fix(ctx: ActionContext, action: types.CodeAction) -> str | None:
     return None
 
 
+def _value_edits_beside(text: str, values: Sequence[ValueFix], edits: Sequence[Edit]) -> list[Edit]:
+    """The value fixes' edits, unless they touch the class edits (then the classes win)."""
+    if not values:
+        return []
+    found = value_edits(text, values)
+    table = LineTable(text)
+
+    def span(edit: Edit) -> Span:
+        start = table.row_start(edit.location.row) + edit.location.column - 1
+        end = table.row_start(edit.end_location.row) + edit.end_location.column - 1
+        return Span(start, end, edit.content)
+
+    if spans_overlap([span(e) for e in found], [span(e) for e in edits]):
+        return []
+    return found
+
+
 def _finding_actions(
     ctx: ActionContext, finding: Finding, diagnostic: types.Diagnostic | None
 ) -> list[types.CodeAction]:
     related = [diagnostic] if diagnostic is not None else None
     actions: list[types.CodeAction] = []
+    for value in value_fixes([finding]):  # cheap (no libcst): the edit comes complete
+        edits = value_edits(ctx.text, [value])
+        if edits:
+            actions.append(
+                types.CodeAction(
+                    title=value.title,
+                    kind=types.CodeActionKind.QuickFix,
+                    diagnostics=related,
+                    is_preferred=True,
+                    edit=workspace_edit(ctx, edits),
+                )
+            )
     targets = fix_targets([finding])
     if targets:  # the policy refuses some (CKPT004, a hook): then only "ignore" is offered
         title = f"Exclude `{finding.attribute}` from pickling (add __getstate__/__setstate__)"

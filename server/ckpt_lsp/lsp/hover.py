@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from ckpt_lsp.findings import Finding, Position
 from ckpt_lsp.fix.policy import is_fixable
+from ckpt_lsp.fix.values import value_fixes
 from ckpt_lsp.rules import SAVE_PATHS, rule_for, rule_page
 from ckpt_lsp.suppress import code_at as code_in_suppression  # the server asks hover for it
 
@@ -64,14 +65,23 @@ def finding_markdown(finding: Finding, markdown: bool = True) -> str:
     url = finding.url or (rule.url if rule else "")
     tick = "`" if markdown else ""
     bold = "**" if markdown else ""
-    where = f"{finding.class_name}.{finding.attribute}" if finding.attribute else finding.class_name
+    if finding.class_name is None:  # a checkpoint value (CKPT010): its key, if constant
+        where = f'checkpoint["{finding.attribute}"]' if finding.attribute else finding.what
+    elif finding.attribute and finding.code != "CKPT010":
+        where = f"{finding.class_name}.{finding.attribute}"
+    elif finding.attribute:
+        where = f'{finding.class_name}: checkpoint["{finding.attribute}"]'
+    else:
+        where = finding.class_name
     lines = [
         f"{bold}{finding.code} {name}{bold} · {tick}{where}{tick}",
         "",
         finding.message,
         "",
         f"{bold}Fails:{bold} {path_names(finding.breaks)} · "
-        f"{bold}Works:{bold} {path_names(finding.fine)}",
+        f"{bold}Works:{bold} {path_names(finding.fine)}"
+        if finding.fine
+        else f"{bold}Fails:{bold} the default {tick}torch.load{tick} (weights_only=True)",
     ]
     why = doc_paragraph(finding.code, "Why it breaks")
     if why:
@@ -80,7 +90,10 @@ def finding_markdown(finding: Finding, markdown: bool = True) -> str:
         "Leave it out of the pickled state and re-create it after loading."
     )
     ignore = f"{tick}# ckpt: ignore[{finding.code}]{tick} on the statement silences it."
-    if is_fixable(finding):  # the fix policy's answer, as the code actions give it
+    values = value_fixes([finding])
+    if values:  # a checkpoint value: replaced where it is written
+        quick = f'The quick fix "{values[0].title}" rewrites the value; {ignore}'
+    elif is_fixable(finding):  # the fix policy's answer, as the code actions give it
         quick = (
             f'The quick fix "Exclude {tick}{finding.attribute}{tick} from pickling" writes the '
             f"{tick}__getstate__{tick}/{tick}__setstate__{tick} pair; {ignore}"

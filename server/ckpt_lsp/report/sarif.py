@@ -46,7 +46,7 @@ def _artifact(filename: str, root: Path) -> dict[str, str]:
 def fingerprint(finding: Finding, root: Path) -> str:
     """A hash of where the problem lives (file, class, attribute, rule), not of its line."""
     uri = _artifact(finding.filename, root)["uri"]
-    key = "\0".join((uri, finding.class_name, finding.attribute, finding.code))
+    key = "\0".join((uri, finding.class_name or "", finding.attribute or "", finding.code))
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
@@ -89,13 +89,7 @@ def _result(finding: Finding, root: Path, index: dict[str, int]) -> dict[str, An
                             "endColumn": finding.end_location.column,
                         },
                     },
-                    "logicalLocations": [
-                        {
-                            "name": finding.attribute,
-                            "fullyQualifiedName": f"{finding.class_name}.{finding.attribute}",
-                            "kind": "member",
-                        }
-                    ],
+                    "logicalLocations": [_logical(finding)],
                 }
             ],
             **_related(finding, root),
@@ -104,6 +98,19 @@ def _result(finding: Finding, root: Path, index: dict[str, int]) -> dict[str, An
         }
     )
     return result
+
+
+def _logical(finding: Finding) -> dict[str, Any]:
+    """The attribute of a class; for a checkpoint value (CKPT010) its key, in its function."""
+    if finding.class_name is None or finding.attribute is None:
+        name = finding.attribute or finding.what
+        owner = f"{finding.class_name}." if finding.class_name else ""
+        return {"name": name, "fullyQualifiedName": f"{owner}{name}", "kind": "variable"}
+    return {
+        "name": finding.attribute,
+        "fullyQualifiedName": f"{finding.class_name}.{finding.attribute}",
+        "kind": "member",
+    }
 
 
 def _related(finding: Finding, root: Path) -> dict[str, Any]:

@@ -1,0 +1,438 @@
+"""Checkpoint writers in a function, and the values they write that the default torch.load refuses.
+
+Writers: `torch.save(obj, f)`, `fabric.save(path, state)` (Lightning Fabric turns modules and
+optimizers into their state_dict itself), `accelerator.save(obj, f)` (accelerate), and the
+`checkpoint` dict Lightning hands to `on_save_checkpoint(self, checkpoint)`. What they write is
+followed through dict displays, `dict(k=v)`, nested dicts, `ckpt["k"] = v`,
+`ckpt["a"]["b"] = v`, `ckpt.update(...)` and local names holding any of these. Each refused
+value is reported where it starts, with its constant key.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Union
+
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
+from ckpt_lsp.analysis.load_safety import LoadSafety
+from ckpt_lsp.analysis.local_flow import LocalFlow
+from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.weights_only import Refused
+
+FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
+_TORCH_SAVE = frozenset({"torch.save", "torch.serialization.save"})
+_LIGHTNING_HOOK = "on_save_checkpoint"
+_MAX_NESTING = 4
+# words whose presence in a function's text makes it worth parsing for writers
+WRITER_WORDS = ("save",)
+
+
+@dataclass(frozen=True)
+class BadValue:
+    """A refused value reaching a checkpoint writer."""
+
+    value: ast.expr  # where it starts is where it is reported
+    key: str | None  # the constant dict key it is stored under
+    refused: Refused
+    writer: str  # "torch.save" | "Fabric.save" | "Accelerator.save" | "on_save_checkpoint"
+    save: ast.expr | None  # the path argument of the writer, for matching loads
+
+
+@dataclass(frozen=True)
+class _Writer:
+    name: str
+    obj: ast.expr
+    path: ast.expr | None
+    stmt: ast.stmt
+
+
+class _Function:
+    """One function's statements in order, its flow, and its dict-building statements."""
+
+    def __init__(
+        self,
+        func: FunctionNode,
+        safety: LoadSafety,
+        flow: LocalFlow | None,
+        cls: ClassFacts | None = None,
+    ) -> None:
+        self.func = func
+        self.cls = cls
+        self.safety = safety
+        self._flow = flow
+        self.statements = list(_statements(func.body))
+        self.order = {id(s): i for i, s in enumerate(self.statements)}
+
+    @property
+    def flow(self) -> LocalFlow:
+        if self._flow is None:
+            self._flow = LocalFlow(self.safety).run(self.func)
+        return self._flow
+
+    @flow.setter
+    def flow(self, flow: LocalFlow) -> None:
+        self._flow = flow
+
+    def writers(self, helpers: bool = True) -> Iterator[_Writer]:
+        """The writers called here; with `helpers`, also calls of project functions (and of
+        `self.` methods) that hand a parameter to a writer (`save_checkpoint(state, path)`)."""
+        facts = self.safety.facts
+        for stmt in self.statements:
+            for call in _calls(stmt):
+                writer = _writer(call, facts, stmt)
+                if writer is None and helpers:
+                    writer = self._through_helper(call, stmt)
+                if writer is not None:
+                    yield writer
+
+    def _through_helper(self, call: ast.Call, stmt: ast.stmt) -> _Writer | None:
+        found = self._helper(call.func)
+        if found is None:
+            return None
+        helper, skip = found
+        shape = _saver_shape(helper, self.safety)
+        if shape is None:
+            return None
+        name, obj_param, path_param = shape
+        obj = _bound_argument(call, helper, obj_param, skip)
+        if obj is None:
+            return None
+        path = _bound_argument(call, helper, path_param, skip) if path_param else None
+        return _Writer(name, obj, path, stmt)
+
+    def _helper(self, func: ast.expr) -> tuple[FunctionNode, int] | None:
+        """The project function (or method of this class) a call names, and how many leading
+        parameters the call does not pass (`self`)."""
+        dotted = dotted_name(func)
+        if not dotted:
+            return None
+        if dotted.startswith("self.") and dotted.count(".") == 1:
+            method = self.cls.method(dotted[5:]) if self.cls is not None else None
+            return (method, 1) if method is not None and method is not self.func else None
+        found = self.safety.project_function(qualify(dotted, self.safety.facts))
+        if found is None or found[1] is self.func:
+            return None
+        return found[1], 0
+
+    # -- what a name holds -----------------------------------------------
+    def binding(self, name: str, before: ast.stmt) -> ast.stmt | None:
+        """The last statement before `before` that binds `name` as a whole."""
+        last: ast.stmt | None = None
+        for stmt in self.statements[: self.order.get(id(before), 0)]:
+            if _binds(stmt, name):
+                last = stmt
+        return last
+
+    def mutations(self, name: str, after: ast.stmt | None, before: ast.stmt) -> list[ast.stmt]:
+        """`name[...] = v` and `name.update(...)` between a binding and a use."""
+        start = self.order.get(id(after), -1) + 1 if after is not None else 0
+        found: list[ast.stmt] = []
+        for stmt in self.statements[start : self.order.get(id(before), 0)]:
+            if _mutates(stmt, name):
+                found.append(stmt)
+        return found
+
+
+SelfEnv = Callable[[], "dict[str, Refused | None]"]
+
+
+def bad_values(
+    func: FunctionNode,
+    safety: LoadSafety,
+    self_env: SelfEnv | None = None,
+    cls: ClassFacts | None = None,
+) -> list[BadValue]:
+    """The refused values the writers of `func` write (a method's `self.x` through
+    `self_env`, asked for only when the function writes a checkpoint: the flow of a function
+    without a writer is never run)."""
+    method = cls is not None
+    fn = _Function(func, safety, None, cls)
+    writers = list(fn.writers())
+    hook = method and func.name == _LIGHTNING_HOOK and len(func.args.args) >= 2
+    if not writers and not hook:
+        return []
+    flow = LocalFlow(safety, self_env() if self_env is not None else None).run(func)
+    fn.flow = flow
+    found: list[BadValue] = []
+    for writer in writers:
+        stateful_ok = writer.name == "Fabric.save"
+        for value, key, stmt in _entries(fn, writer.obj, None, writer.stmt, 0):
+            refused = fn.flow.judge(value, stmt)
+            if refused is None or (stateful_ok and refused.stateful):
+                continue
+            found.append(BadValue(value, key, refused, writer.name, writer.path))
+    if hook:
+        found.extend(_hook_values(fn, func.args.args[1].arg))
+    return _unique(found)
+
+
+def _hook_values(fn: _Function, name: str) -> list[BadValue]:
+    """What `on_save_checkpoint` adds to the checkpoint dict Lightning hands it."""
+    found = []
+    for stmt in (s for s in fn.statements if _mutates(s, name)):
+        for value, key, at in _mutation_entries(fn, stmt, name, 0):
+            refused = fn.flow.judge(value, at)
+            if refused is not None:
+                found.append(BadValue(value, key, refused, _LIGHTNING_HOOK, None))
+    return found
+
+
+def _mutates(stmt: ast.stmt, name: str) -> bool:
+    if isinstance(stmt, ast.Assign):
+        return any(_root_name(t) == name for t in stmt.targets)
+    return isinstance(stmt, ast.Expr) and _update_of(stmt.value) == name
+
+
+Entry = tuple[ast.expr, "str | None", ast.stmt]
+
+
+def _entries(
+    fn: _Function, expr: ast.expr, key: str | None, stmt: ast.stmt, depth: int
+) -> Iterator[Entry]:
+    """The leaf values a written object holds, each with its key and the statement it is at."""
+    if depth > _MAX_NESTING:
+        return
+    if isinstance(expr, ast.Dict):
+        for k, v in zip(expr.keys, expr.values):
+            if k is None:  # `**other`: a local dict's entries count
+                if isinstance(v, ast.Name):
+                    yield from _name_entries(fn, v, None, stmt, depth + 1, whole=False)
+                continue
+            yield from _entries(fn, v, _constant_key(k), stmt, depth + 1)
+        return
+    if _is_dict_call(expr, fn):
+        assert isinstance(expr, ast.Call)
+        for arg in expr.args[:1]:
+            if isinstance(arg, ast.Dict):
+                yield from _entries(fn, arg, key, stmt, depth + 1)
+        for kw in expr.keywords:
+            if kw.arg is not None:
+                yield from _entries(fn, kw.value, kw.arg, stmt, depth + 1)
+        return
+    if isinstance(expr, ast.Name):
+        yield from _name_entries(fn, expr, key, stmt, depth + 1, whole=True)
+        return
+    yield expr, key, stmt
+
+
+def _name_entries(
+    fn: _Function, name: ast.Name, key: str | None, stmt: ast.stmt, depth: int, whole: bool
+) -> Iterator[Entry]:
+    """A local name holding a dict built in the function: its entries; any other local: the
+    name itself (its value judged by the flow). Either way what is added to it later
+    (`ckpt = model.state_dict()` then `ckpt["epoch"] = ...`)."""
+    binding = fn.binding(name.id, stmt)
+    value = binding.value if isinstance(binding, (ast.Assign, ast.AnnAssign)) else None
+    if value is not None and (isinstance(value, ast.Dict) or _is_dict_call(value, fn)):
+        assert binding is not None
+        yield from _entries(fn, value, key, binding, depth)
+    elif whole:
+        yield name, key, stmt
+    for mutation in fn.mutations(name.id, binding, stmt):
+        yield from _mutation_entries(fn, mutation, name.id, depth)
+
+
+def _mutation_entries(fn: _Function, stmt: ast.stmt, name: str, depth: int) -> Iterator[Entry]:
+    if isinstance(stmt, ast.Assign):
+        for target in stmt.targets:
+            if _root_name(target) == name and isinstance(target, ast.Subscript):
+                yield from _entries(fn, stmt.value, _constant_key(target.slice), stmt, depth + 1)
+        return
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+        call = stmt.value
+        for arg in call.args[:1]:
+            yield from (
+                _entries(fn, arg, None, stmt, depth + 1) if isinstance(arg, ast.Dict) else iter(())
+            )
+        for kw in call.keywords:
+            if kw.arg is not None:
+                yield from _entries(fn, kw.value, kw.arg, stmt, depth + 1)
+
+
+# -- writers ---------------------------------------------------------------
+def _saver_shape(func: FunctionNode, safety: LoadSafety) -> tuple[str, str, str] | None:
+    """(writer, parameter written, parameter of the path) when a function hands one of its
+    parameters, unchanged, to a writer: a `save_checkpoint(state, path)` helper."""
+    key = ("saver", id(func))
+    if key in safety.memo:
+        known = safety.memo[key]
+        return known if isinstance(known, tuple) else None
+    safety.memo[key] = None  # a helper calling itself is no saver
+    params = {a.arg for a in [*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs]}
+    found = None
+    fn = _Function(func, safety, None)
+    for writer in fn.writers(helpers=False):
+        obj = writer.obj
+        if (
+            isinstance(obj, ast.Name)
+            and obj.id in params
+            and fn.binding(obj.id, writer.stmt) is None
+        ):
+            path = writer.path
+            path_param = path.id if isinstance(path, ast.Name) and path.id in params else ""
+            found = (writer.name, obj.id, path_param)
+            break
+    safety.memo[key] = found
+    return found
+
+
+def _bound_argument(call: ast.Call, func: FunctionNode, param: str, skip: int) -> ast.expr | None:
+    """The argument a call passes for a parameter (by position or keyword)."""
+    for kw in call.keywords:
+        if kw.arg == param:
+            return kw.value
+    positional = [*func.args.posonlyargs, *func.args.args][skip:]
+    for index, arg in enumerate(positional):
+        if arg.arg == param:
+            if index < len(call.args) and not any(
+                isinstance(a, ast.Starred) for a in call.args[: index + 1]
+            ):
+                return call.args[index]
+            return None
+    return None
+
+
+def _writer(call: ast.Call, facts: ModuleFacts, stmt: ast.stmt) -> _Writer | None:
+    func = call.func
+    dotted = dotted_name(func)
+    if dotted and qualify(dotted, facts) in _TORCH_SAVE:
+        obj = _argument(call, 0, "obj")
+        return (
+            _Writer("torch.save", obj, _argument(call, 1, "f"), stmt) if obj is not None else None
+        )
+    if not isinstance(func, ast.Attribute) or func.attr != "save":
+        return None
+    receiver = dotted_name(func.value).rsplit(".", 1)[-1].lower()
+    if "fabric" in receiver:
+        state = _argument(call, 1, "state")
+        return (
+            _Writer("Fabric.save", state, _argument(call, 0, "path"), stmt)
+            if state is not None
+            else None
+        )
+    if "accelerator" in receiver:
+        obj = _argument(call, 0, "obj")
+        return (
+            _Writer("Accelerator.save", obj, _argument(call, 1, "f"), stmt)
+            if obj is not None
+            else None
+        )
+    return None
+
+
+def _argument(call: ast.Call, position: int, keyword: str) -> ast.expr | None:
+    if len(call.args) > position and not any(
+        isinstance(a, ast.Starred) for a in call.args[: position + 1]
+    ):
+        return call.args[position]
+    for kw in call.keywords:
+        if kw.arg == keyword:
+            return kw.value
+    return None
+
+
+# -- syntax helpers ----------------------------------------------------------
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement of a body in source order, nested blocks included, nested functions not."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for field in ("body", "orelse", "finalbody"):
+            inner = getattr(stmt, field, None)
+            if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
+                yield from _statements(inner)
+        for handler in getattr(stmt, "handlers", []) or []:
+            yield from _statements(handler.body)
+        for case in getattr(stmt, "cases", []) or []:
+            yield from _statements(case.body)
+
+
+def _calls(stmt: ast.stmt) -> Iterator[ast.Call]:
+    """The calls of one statement, not those of the statements nested in it."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return
+    stack: list[ast.AST] = [
+        child
+        for name, child in ast.iter_fields(stmt)
+        if name not in ("body", "orelse", "finalbody", "handlers", "cases")
+        for child in (child if isinstance(child, list) else [child])
+        if isinstance(child, ast.AST)
+    ]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Call):
+            yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _binds(stmt: ast.stmt, name: str) -> bool:
+    """Whether a statement binds `name` as a whole (an assignment, a loop or with target)."""
+    if isinstance(stmt, ast.Assign):
+        return any(_is_name(t, name) for t in stmt.targets)
+    if isinstance(stmt, ast.AnnAssign):
+        return _is_name(stmt.target, name)
+    return isinstance(stmt, (ast.For, ast.With)) and name in _bound_names(stmt)
+
+
+def _is_name(target: ast.expr, name: str) -> bool:
+    return isinstance(target, ast.Name) and target.id == name
+
+
+def _bound_names(stmt: ast.stmt) -> set[str]:
+    targets: list[ast.expr] = []
+    if isinstance(stmt, ast.For):
+        targets.append(stmt.target)
+    elif isinstance(stmt, ast.With):
+        targets.extend(i.optional_vars for i in stmt.items if i.optional_vars is not None)
+    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+
+def _root_name(target: ast.expr) -> str:
+    """`ckpt` of `ckpt["a"]["b"]` (subscripts only)."""
+    if not isinstance(target, ast.Subscript):
+        return ""
+    while isinstance(target, ast.Subscript):
+        target = target.value
+    return target.id if isinstance(target, ast.Name) else ""
+
+
+def _update_of(expr: ast.expr) -> str:
+    """`ckpt` of `ckpt.update(...)` / `ckpt["a"].update(...)`."""
+    if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute)):
+        return ""
+    if expr.func.attr != "update":
+        return ""
+    receiver = expr.func.value
+    if isinstance(receiver, ast.Name):
+        return receiver.id
+    return _root_name(receiver)
+
+
+def _constant_key(node: ast.expr) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _is_dict_call(expr: ast.expr, fn: _Function) -> bool:
+    if not isinstance(expr, ast.Call):
+        return False
+    dotted = dotted_name(expr.func)
+    return bool(dotted) and qualify(dotted, fn.safety.facts) in (
+        "builtins.dict",
+        "collections.OrderedDict",
+    )
+
+
+def _unique(found: list[BadValue]) -> list[BadValue]:
+    """One report per value expression (a dict written twice is reported once)."""
+    seen: set[int] = set()
+    out = []
+    for item in found:
+        if id(item.value) not in seen:
+            seen.add(id(item.value))
+            out.append(item)
+    return out

@@ -1,0 +1,435 @@
+"""CKPT010 weights-only: VALID and INVALID examples per shape, the report's fields, the loads
+that opt out, the cache's dependencies, and fixes that load at runtime."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+from ckpt_lsp.analysis.analyzer import Analyzer, analyze_text
+from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.config import Config
+from ckpt_lsp.findings import Finding
+from ckpt_lsp.fix import fix_file_source
+from ckpt_lsp.report.json import finding_to_dict
+from ckpt_lsp.runner import run_check
+
+HEADER = """\
+import argparse, collections, datetime, enum, os, uuid
+from dataclasses import dataclass
+from pathlib import Path
+import numpy as np
+import torch
+from torch import nn
+from omegaconf import OmegaConf, DictConfig
+
+class Mode(enum.Enum):
+    TRAIN = 1
+
+@dataclass
+class Cfg:
+    lr: float = 0.1
+
+class Net(nn.Module):
+    pass
+"""
+
+
+def _wo(source: str) -> list[Finding]:
+    text = HEADER + textwrap.dedent(source)
+    return [f for f in analyze_text(text) if f.code == "CKPT010"]
+
+
+def _rows(source: str) -> list[tuple[int, str | None]]:
+    offset = HEADER.count("\n")
+    return [(f.location.row - offset, f.attribute) for f in _wo(source)]
+
+
+INVALID = [
+    ("dict display", 'def save(p):\n    torch.save({"m": np.mean([1.0])}, p)\n', [(2, "m")]),
+    (
+        "subscript assignment",
+        'def save(p):\n    ck = {}\n    ck["a"] = Path(p)\n    torch.save(ck, p)\n',
+        [(3, "a")],
+    ),
+    (
+        "dict(k=v)",
+        "def save(p):\n    torch.save(dict(cfg=OmegaConf.create({})), p)\n",
+        [(2, "cfg")],
+    ),
+    ("nested dict", 'def save(p):\n    torch.save({"a": {"b": uuid.uuid4()}}, p)\n', [(2, "b")]),
+    (
+        "nested subscript",
+        'def save(p):\n    ck = {"a": {}}\n    ck["a"]["b"] = Mode.TRAIN\n    torch.save(ck, p)\n',
+        [(3, "b")],
+    ),
+    (
+        "update(dict)",
+        'def save(p):\n    ck = {}\n    ck.update({"t": datetime.datetime.now()})\n    torch.save(ck, p)\n',
+        [(3, "t")],
+    ),
+    (
+        "update(k=v)",
+        "def save(p):\n    ck = dict()\n    ck.update(c=Cfg())\n    torch.save(ck, p)\n",
+        [(3, "c")],
+    ),
+    (
+        "local dict in a dict",
+        'def save(p):\n    meta = {"d": collections.defaultdict(list)}\n    torch.save({"meta": meta}, p)\n',
+        [(2, "d")],
+    ),
+    ("whole model", "def save(p):\n    model = Net()\n    torch.save(model, p)\n", [(3, None)]),
+    (
+        "annotated parameter",
+        "def save(model: nn.Module, p):\n    torch.save(model, p)\n",
+        [(2, None)],
+    ),
+    (
+        "parse_args",
+        'def save(p):\n    args = argparse.ArgumentParser().parse_args()\n    torch.save({"args": args}, p)\n',
+        [(3, "args")],
+    ),
+    (
+        "flow through a loop",
+        'def save(p, xs):\n    best = 0.0\n    for x in xs:\n        acc = np.mean(x)\n        if acc > best:\n            best = acc\n    torch.save({"best": best}, p)\n',
+        [(7, "best")],
+    ),
+    (
+        "list holding a numpy scalar",
+        'def save(p):\n    torch.save({"h": [np.float64(1), 2.0]}, p)\n',
+        [(2, "h")],
+    ),
+    (
+        "keyword obj",
+        'def save(p):\n    torch.save(obj={"v": torch.__version__}, f=p)\n',
+        [(2, "v")],
+    ),
+    (
+        "method with self attribute",
+        "class Trainer:\n    def __init__(self):\n        self.best = np.float64(0.0)\n"
+        '    def save(self, p):\n        torch.save({"best": self.best}, p)\n',
+        [(5, "best")],
+    ),
+    (
+        "on_save_checkpoint",
+        "import lightning as L\nclass Lit(L.LightningModule):\n"
+        '    def on_save_checkpoint(self, checkpoint):\n        checkpoint["cfg"] = OmegaConf.create({})\n',
+        [(4, "cfg")],
+    ),
+    (
+        "added to a state_dict",
+        'def save(p):\n    ck = Net().state_dict()\n    ck["epoch"] = np.int64(3)\n    torch.save(ck, p)\n',
+        [(3, "epoch")],
+    ),
+    (
+        "a list that numpy values are appended to",
+        "def save(p, xs):\n    hist = []\n    for x in xs:\n        hist.append(np.mean(x))\n"
+        '    torch.save({"hist": hist}, p)\n',
+        [(5, "hist")],
+    ),
+    (
+        "an item of a numpy array",
+        'def save(p):\n    a = np.zeros(3)\n    torch.save({"a0": a[0]}, p)\n',
+        [(3, "a0")],
+    ),
+    (
+        "through a saving helper",
+        "def save_checkpoint(state, path):\n    torch.save(state, path)\n"
+        'def save(p):\n    save_checkpoint({"lr": np.float64(0.1)}, p)\n',
+        [(4, "lr")],
+    ),
+    (
+        "through a saving method",
+        "class T:\n    def _write(self, state, path):\n        torch.save(state, path)\n"
+        '    def save(self, p):\n        self._write({"when": datetime.date.today()}, path=p)\n',
+        [(5, "when")],
+    ),
+    (
+        "a module saving itself",
+        "class M(nn.Module):\n    def save(self, p):\n        torch.save(self, p)\n",
+        [(3, None)],
+    ),
+    (
+        "fabric.save numpy",
+        'def save(fabric, p):\n    fabric.save(p, {"step": np.int64(3)})\n',
+        [(2, "step")],
+    ),
+    (
+        "accelerator.save",
+        'def save(accelerator, p):\n    accelerator.save({"p": Path(".")}, p)\n',
+        [(2, "p")],
+    ),
+]
+
+VALID = [
+    ("state_dict", 'def save(p):\n    torch.save({"m": Net().state_dict()}, p)\n'),
+    ("item", 'def save(p):\n    torch.save({"m": np.mean([1.0]).item()}, p)\n'),
+    ("float()", 'def save(p):\n    torch.save({"m": float(np.mean([1.0]))}, p)\n'),
+    (
+        "vars",
+        'def save(p):\n    a = argparse.ArgumentParser().parse_args()\n    torch.save({"a": vars(a)}, p)\n',
+    ),
+    (
+        "to_container",
+        'def save(p):\n    torch.save({"c": OmegaConf.to_container(OmegaConf.create({}))}, p)\n',
+    ),
+    ("str(path)", 'def save(p):\n    torch.save({"p": str(Path(p))}, p)\n'),
+    (
+        "OrderedDict, Counter, set",
+        'def save(p):\n    torch.save({"o": collections.OrderedDict(), "c": collections.Counter(), "s": {1}}, p)\n',
+    ),
+    (
+        "rebound to a float",
+        'def save(p):\n    x = np.mean([1.0])\n    x = float(x)\n    torch.save({"x": x}, p)\n',
+    ),
+    ("unknown parameter", 'def save(args, p):\n    torch.save({"args": args}, p)\n'),
+    ("enum value", 'def save(p):\n    torch.save({"m": Mode.TRAIN.value}, p)\n'),
+    (
+        "fabric converts modules",
+        'def save(fabric, p):\n    fabric.save(p, {"model": Net(), "opt": torch.optim.SGD([], lr=0.1)})\n',
+    ),
+    (
+        "not a writer",
+        "def save(p):\n    np.save(p, np.zeros(3))\n    model = Net()\n    model.save(p)\n",
+    ),
+    (
+        "suppressed",
+        'def save(p):\n    torch.save({"m": np.mean([1.0])}, p)  # ckpt: ignore[CKPT010]\n',
+    ),
+    (
+        "same-file load opts out",
+        'def save(p):\n    torch.save({"m": np.mean([1.0])}, p)\n'
+        "def load(p):\n    return torch.load(p, weights_only=False)\n",
+    ),
+    (
+        "registered dataclass",
+        'torch.serialization.add_safe_globals([Cfg])\ndef save(p):\n    torch.save({"c": Cfg()}, p)\n',
+    ),
+    (
+        "a list of plain values",
+        'def save(p, xs):\n    h = []\n    for x in xs:\n        h.append(float(x))\n    torch.save({"h": h}, p)\n',
+    ),
+    (
+        "a helper that saves something else",
+        'def helper(state, path):\n    torch.save({"ok": 1}, path)\ndef save(p):\n    helper({"lr": np.float64(0.1)}, p)\n',
+    ),
+    (
+        "a class that pickles its own way",
+        "class C:\n    def __reduce__(self):\n        return (dict, ())\n    def save(self, p):\n        torch.save(self, p)\n",
+    ),
+    ("nn.Parameter", 'def save(p):\n    torch.save({"w": nn.Parameter(torch.zeros(2))}, p)\n'),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert _rows(source) == expected
+
+
+@pytest.mark.parametrize(("name", "source"), VALID, ids=[c[0] for c in VALID])
+def test_valid(name: str, source: str) -> None:
+    assert _wo(source) == []
+
+
+def test_registration_does_not_silence_a_defaultdict() -> None:
+    """Registered, a non-empty defaultdict still fails to load (measured): still reported."""
+    source = (
+        "torch.serialization.add_safe_globals([collections.defaultdict])\n"
+        'def save(p):\n    torch.save({"d": collections.defaultdict(list)}, p)\n'
+    )
+    assert _rows(source) == [(3, "d")]
+
+
+def test_json_fields_of_a_module_function_and_a_method() -> None:
+    module = _wo('def save(p):\n    torch.save({"m": np.mean([1.0])}, p)\n')[0]
+    data = finding_to_dict(module)
+    assert data["class"] is None and data["attribute"] == "m"
+    assert data["location"] == {"row": HEADER.count("\n") + 2, "column": 22}
+    assert "numpy scalar" in data["message"] and ".item()" in data["message"]
+    whole = _wo("def save(p):\n    torch.save(Net(), p)\n")[0]
+    assert finding_to_dict(whole)["attribute"] is None
+    method = _wo("class T:\n    def save(self, p):\n        torch.save(Net(), p)\n")[0]
+    assert method.class_name == "T"
+
+
+def test_other_rules_keep_their_fields() -> None:
+    found = analyze_text(
+        "import threading\nfrom torch import nn\nclass M(nn.Module):\n    def __init__(self):\n        self.lock = threading.Lock()\n"
+    )
+    assert [(f.code, f.class_name, f.attribute) for f in found] == [("CKPT005", "M", "lock")]
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).write_text(textwrap.dedent(text))
+
+
+SAVE = """\
+import numpy as np
+import torch
+def save(out):
+    torch.save({"m": np.mean([1.0])}, out + "/last.pt")
+"""
+
+
+def test_a_load_in_another_module_of_the_same_file_opts_out(tmp_path: Path) -> None:
+    load = (
+        "import torch\ndef resume(d):\n    return torch.load(d + '/last.pt', weights_only=False)\n"
+    )
+    other = (
+        "import torch\ndef resume(d):\n    return torch.load(d + '/other.pt', weights_only=False)\n"
+    )
+    _write(tmp_path, {"train.py": SAVE, "resume.py": other, "pyproject.toml": ""})
+    assert [
+        f.attribute for f in run_check([tmp_path], Config(root=tmp_path), use_cache=False).findings
+    ] == ["m"]
+    _write(tmp_path, {"resume.py": load})
+    assert run_check([tmp_path], Config(root=tmp_path), use_cache=False).findings == []
+
+
+def test_the_cache_depends_on_the_file_whose_load_opts_out(tmp_path: Path) -> None:
+    load = (
+        "import torch\ndef resume(d):\n    return torch.load(d + '/last.pt', weights_only=False)\n"
+    )
+    _write(tmp_path, {"train.py": SAVE, "resume.py": load, "pyproject.toml": ""})
+    config = Config(root=tmp_path)
+    assert run_check([tmp_path / "train.py"], config).findings == []
+    # the load changes: the save's cached "nothing" must not survive
+    _write(tmp_path, {"resume.py": load.replace("weights_only=False", "weights_only=True")})
+    assert [f.attribute for f in run_check([tmp_path / "train.py"], config).findings] == ["m"]
+    _write(tmp_path, {"resume.py": load})
+    assert run_check([tmp_path / "train.py"], config).findings == []
+
+
+def test_the_editor_analyzer_memoizes_and_sees_other_files(tmp_path: Path) -> None:
+    index = ProjectIndex(tmp_path)
+    analyzer = Analyzer(index=index)
+    train = str(tmp_path / "train.py")
+    first = analyzer.analyze(train, SAVE).findings
+    assert [f.attribute for f in first] == ["m"]
+    # a line added above moves the finding with the block
+    moved = analyzer.analyze(train, "\n" + SAVE).findings
+    assert [f.location.row for f in moved] == [first[0].location.row + 1]
+    index.add_source(
+        tmp_path / "resume.py",
+        "import torch\ndef r(d):\n    return torch.load(d + '/last.pt', weights_only=False)\n",
+    )
+    assert analyzer.analyze(train, SAVE).findings == []
+
+
+FIXABLE = """\
+import argparse
+import os
+from pathlib import Path
+import numpy as np
+import torch
+from torch import nn
+import omegaconf
+
+
+def save_all(out_dir):
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    args = argparse.ArgumentParser().parse_args([])
+    cfg = omegaconf.OmegaConf.create({"lr": 0.1})
+    path = os.path.join(out_dir, "all.pt")
+    torch.save(
+        {
+            "loss": np.mean([0.5, 0.25]),
+            "model": model,
+            "optimizer": optimizer,
+            "args": args,
+            "dir": Path(out_dir) / "runs",
+            "cfg": cfg,
+            "version": torch.__version__,
+        },
+        path,
+    )
+    return path
+
+
+def save_whole(out_dir):
+    path = os.path.join(out_dir, "whole.pt")
+    torch.save(nn.Sequential(nn.Linear(2, 2)), path)
+    return path
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("omegaconf") is None, reason="needs omegaconf")
+def test_fixed_saves_load_under_the_default_torch_load(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    findings = [f for f in analyze_text(FIXABLE, "fixable.py") if f.code == "CKPT010"]
+    assert {f.fix_mode for f in findings} == {"item", "state_dict", "vars", "str", "to_container"}
+    assert len(findings) == 8
+    fixed = fix_file_source(FIXABLE, findings)
+    assert "omegaconf.OmegaConf.to_container(cfg)" in fixed
+    assert [f for f in analyze_text(fixed, "fixable.py") if f.code == "CKPT010"] == []
+    assert fix_file_source(fixed, analyze_text(fixed, "fixable.py")) == fixed
+    module_path = tmp_path / "fixable_fixed.py"
+    module_path.write_text(fixed)
+    spec = importlib.util.spec_from_file_location("fixable_fixed", module_path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fixable_fixed"] = module
+    try:
+        spec.loader.exec_module(module)
+        for save in (module.save_all, module.save_whole):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.load(save(str(tmp_path)))  # the default: weights_only=True
+    finally:
+        sys.modules.pop("fixable_fixed", None)
+
+
+def test_to_container_adds_the_import_only_when_missing() -> None:
+    source = 'from omegaconf import DictConfig\nimport torch\ndef save(cfg: DictConfig, p):\n    torch.save({"cfg": cfg}, p)\n'
+    fixed = fix_file_source(source, analyze_text(source))
+    assert fixed.splitlines()[:3] == [
+        "from omegaconf import DictConfig",
+        "import torch",
+        "from omegaconf import OmegaConf",
+    ]
+    assert '"cfg": OmegaConf.to_container(cfg)' in fixed
+    aliased = "from omegaconf import OmegaConf as OC\n" + source
+    assert '"cfg": OC.to_container(cfg)' in fix_file_source(aliased, analyze_text(aliased))
+
+
+def test_no_fix_where_the_loadable_form_is_not_certain() -> None:
+    source = 'import numpy as np\nimport torch\ndef save(a, p):\n    torch.save({"m": np.mean(a, axis=0), "arr": np.zeros(3)}, p)\n'
+    findings = analyze_text(source)
+    assert [f.fix_mode for f in findings] == ["none", "none"]
+    assert fix_file_source(source, findings) == source
+
+
+def test_json_report_carries_the_value_fix(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "t.py").write_text(SAVE)
+    proc = __import__("subprocess").run(
+        [sys.executable, "-m", "ckpt_lsp", "--check", "--no-cache", "--format", "json", "."],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={
+            **__import__("os").environ,
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "server"),
+        },
+    )
+    (row,) = json.loads(proc.stdout)
+    assert row["class"] is None and row["attribute"] == "m"
+    assert row["fix"]["edits"][0]["content"] == "np.mean([1.0]).item()"
+
+
+def test_a_registration_through_a_local_list_counts() -> None:
+    """transformers registers numpy's reconstructor through a list built in a helper."""
+    source = (
+        "def safe():\n    allow = [np.dtype]\n    allow += [np.ndarray]\n"
+        "    return torch.serialization.safe_globals(allow)\n"
+        'def save(p):\n    torch.save({"rng": np.random.get_state()}, p)\n'
+    )
+    assert _rows(source) == []
+    assert _rows(source.replace("allow += [np.ndarray]", "allow += [np.int8]")) == [(6, "rng")]
