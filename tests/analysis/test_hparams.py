@@ -8,11 +8,15 @@ or do not store it at all. The finding sits on the parameter named by the table.
 
 from __future__ import annotations
 
+import ast
 import textwrap
 from pathlib import Path
 
 import pytest
 from ckpt_lsp.analysis.analyzer import Analyzer, analyze_text
+from ckpt_lsp.analysis.assignments import Env
+from ckpt_lsp.analysis.call_sites import UNKNOWN, CallSite
+from ckpt_lsp.analysis.hparams import init_parameters, saved_hparams
 from ckpt_lsp.analysis.index import ProjectIndex
 
 HEADER = """\
@@ -55,6 +59,25 @@ def hparam_findings(source: str, filename: str = "lit.py") -> list[tuple[str, st
 
 # (source, the parameter that must be reported)
 INVALID = [
+    # refused by the default torch.load: builtins and project functions are globals too
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, reduce=max, n=2):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "reduce",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, n=2, head_factory=make_head):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "head_factory",
+    ),
     # refused by the default torch.load: modules, losses, optimizers and their classes
     (
         """
@@ -297,6 +320,16 @@ INVALID = [
 ]
 
 VALID = [
+    # plain constants of numpy and math load; so do None defaults of a module-level dict
+    """
+    DEFAULTS = {"depth": 2, "names": ["a", "b"]}
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, scale=np.pi, eps=1e-8, cfg=DEFAULTS):
+            super().__init__()
+            self.save_hyperparameters()
+    """,
     # plain data loads
     """
     class Lit(L.LightningModule):
@@ -433,14 +466,14 @@ def test_valid_hparams_are_not_reported(source: str) -> None:
 
 
 def test_messages_say_what_fails_and_the_fix() -> None:
-    dropped = hparam_findings(INVALID[15][0])[0][2]
-    inherited = hparam_findings(INVALID[20][0])[0][2]
+    dropped = hparam_findings(INVALID[17][0])[0][2]
+    inherited = hparam_findings(INVALID[22][0])[0][2]
     assert "`Base.__init__`'s `save_hyperparameters()` also stores `loss`" in inherited
     assert "cannot be pickled" in dropped and "TypeError" in dropped
     assert "ignore=[...]" in dropped and "line" in dropped
-    refused = hparam_findings(INVALID[1][0])[0][2]
+    refused = hparam_findings(INVALID[3][0])[0][2]
     assert "weights_only=True" in refused and "UnpicklingError" in refused
-    container = hparam_findings(INVALID[12][0])[0][2]
+    container = hparam_findings(INVALID[14][0])[0][2]
     assert "OmegaConf.to_container(cfg)" in container
 
 
@@ -533,3 +566,67 @@ def test_a_call_of_another_class_of_the_same_name_does_not_count(tmp_path: Path)
     analyzer, paths = _project(tmp_path, files)
     found = analyzer.analyze(str(paths["proj/model.py"]), textwrap.dedent(MODEL)).findings
     assert found == []
+
+
+def _init(source: str) -> ast.FunctionDef:
+    tree = ast.parse(textwrap.dedent(source))
+    return next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef))
+
+
+@pytest.mark.parametrize(
+    ("call", "stored"),
+    [
+        ("self.save_hyperparameters()", ["a", "b", "c"]),
+        ("self.save_hyperparameters(ignore=['a', 'c'])", ["b"]),
+        ("self.save_hyperparameters(ignore=('a',))", ["b", "c"]),
+        ("self.save_hyperparameters(ignore='b')", ["a", "c"]),
+        ("self.save_hyperparameters(ignore=None, logger=False)", ["a", "b", "c"]),
+        ("self.save_hyperparameters('c', 'a')", ["c", "a"]),
+        ("self.save_hyperparameters('c', 'a', ignore='a')", ["c"]),
+        ("self.save_hyperparameters(b)", "container b"),
+        ("self.save_hyperparameters(ignore=NAMES)", None),
+        ("self.save_hyperparameters(*names)", None),
+        ("self.save_hyperparameters(**options)", None),
+        ("self.save_hyperparameters(vars(b))", None),
+        ("helper.save_hyperparameters()", None),
+        ("def inner():\n                self.save_hyperparameters()", None),
+    ],
+)
+def test_what_save_hyperparameters_stores(call: str, stored: object) -> None:
+    func = _init(
+        f"""
+        def __init__(self, a, b=1, *args, c=2, **kwargs):
+            {call}
+        """
+    )
+    saved = saved_hparams(func)
+    if stored is None:
+        assert saved is None
+    elif isinstance(stored, str):
+        assert saved is not None and saved.container is not None
+        assert f"container {saved.container.arg}" == stored
+    else:
+        assert saved is not None and [p.arg for p in saved.stored] == stored
+
+
+@pytest.mark.parametrize(
+    ("call", "passed"),
+    [
+        ("Lit(1, 2)", {"a": "1", "b": "2", "c": None}),
+        ("Lit(a=1, c=3)", {"a": "1", "b": None, "c": "3"}),
+        ("Lit(1, *rest)", {"a": "1", "b": "?", "c": None}),
+        ("Lit(1, **options)", {"a": "1", "b": "?", "c": "?"}),
+        ("Lit(*everything)", {"a": "?", "b": "?", "c": None}),
+    ],
+)
+def test_what_a_call_passes(call: str, passed: dict[str, object]) -> None:
+    func = _init("def __init__(self, a, b=1, *, c=2):\n    pass\n")
+    node = ast.parse(call, mode="eval").body
+    assert isinstance(node, ast.Call)
+    site = CallSite(None, node, Env(), 0, False)  # type: ignore[arg-type]
+    params = init_parameters(func)
+    got = {}
+    for name in passed:
+        value = site.argument(params, 2, name)
+        got[name] = "?" if value is UNKNOWN else None if value is None else ast.unparse(value)
+    assert got == passed

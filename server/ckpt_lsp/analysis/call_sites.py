@@ -43,7 +43,9 @@ class CallSite:
         index = names.index(name) if name in names else -1
         for i, arg in enumerate(self.call.args):
             if isinstance(arg, ast.Starred):
-                return UNKNOWN if index >= i else None
+                if i <= index < positional:
+                    return UNKNOWN
+                break
             if i == index and index < positional:
                 return arg
         for kw in self.call.keywords:
