@@ -78,6 +78,28 @@ INVALID = [
         """,
         "head_factory",
     ),
+    # objects of library classes outside torch's allow-list: callbacks, distributions
+    (
+        """
+        from lightning.pytorch.callbacks import EarlyStopping
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, stopper=EarlyStopping(monitor="val_loss")):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "stopper",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, prior=torch.distributions.Normal(0.0, 1.0)):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "prior",
+    ),
     # refused by the default torch.load: modules, losses, optimizers and their classes
     (
         """
@@ -466,14 +488,14 @@ def test_valid_hparams_are_not_reported(source: str) -> None:
 
 
 def test_messages_say_what_fails_and_the_fix() -> None:
-    dropped = hparam_findings(INVALID[17][0])[0][2]
-    inherited = hparam_findings(INVALID[22][0])[0][2]
+    dropped = hparam_findings(INVALID[19][0])[0][2]
+    inherited = hparam_findings(INVALID[24][0])[0][2]
     assert "`Base.__init__`'s `save_hyperparameters()` also stores `loss`" in inherited
     assert "cannot be pickled" in dropped and "TypeError" in dropped
     assert "ignore=[...]" in dropped and "line" in dropped
-    refused = hparam_findings(INVALID[3][0])[0][2]
+    refused = hparam_findings(INVALID[5][0])[0][2]
     assert "weights_only=True" in refused and "UnpicklingError" in refused
-    container = hparam_findings(INVALID[14][0])[0][2]
+    container = hparam_findings(INVALID[16][0])[0][2]
     assert "OmegaConf.to_container(cfg)" in container
 
 

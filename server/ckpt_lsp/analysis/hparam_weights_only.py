@@ -48,10 +48,22 @@ _PLAIN_METHODS = frozenset({"item", "tolist", "state_dict", "isoformat", "as_pos
 _CALLABLE_NAMESPACES = (
     "torch.nn.",
     "torch.optim.",
+    "torch.utils.data.",
+    "torch.distributions.",
     "numpy.",
     "math.",
     "operator.",
     "sklearn.",
+    "lightning.",
+    "pytorch_lightning.",
+)
+# Packages whose capitalized names are classes, none of which torch's allow-list holds: an
+# instance (a callback, a logger, a dataset, a distribution) is refused like any object.
+_CLASS_PACKAGES = (
+    "torch.utils.data.",
+    "torch.distributions.",
+    "lightning.",
+    "pytorch_lightning.",
 )
 # Attributes of those namespaces that are plain values, which load.
 _PLAIN_CONSTANTS = frozenset(
@@ -183,7 +195,13 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
     if qualified in ("builtins.list", "builtins.tuple", "builtins.set", "builtins.dict"):
         found = _all_of([*call.args, *(kw.value for kw in call.keywords)], ctx, depth)
         return found if found else SAFE
-    return _judged(call, ctx) or UNKNOWN
+    judged = _judged(call, ctx)
+    if judged:
+        return judged
+    last = qualified.rsplit(".", 1)[-1]
+    if qualified.startswith(_CLASS_PACKAGES) and last[:1].isupper():
+        return f"a `{last}` object"
+    return UNKNOWN
 
 
 def refused_annotation(annotation: ast.expr | None, ctx: ValueContext, depth: int = 0) -> str:
