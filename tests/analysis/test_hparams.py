@@ -18,6 +18,7 @@ from ckpt_lsp.analysis.assignments import Env
 from ckpt_lsp.analysis.call_sites import UNKNOWN, CallSite
 from ckpt_lsp.analysis.hparams import init_parameters, saved_hparams
 from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.fix import apply_edits, ignore_edit
 
 HEADER = """\
 import argparse, dataclasses, enum, functools, pathlib, threading
@@ -652,3 +653,30 @@ def test_what_a_call_passes(call: str, passed: dict[str, object]) -> None:
         value = site.argument(params, 2, name)
         got[name] = "?" if value is UNKNOWN else None if value is None else ast.unparse(value)
     assert got == passed
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "def __init__(self, loss=nn.MSELoss(), lr=1e-3):",
+        "def __init__(\n                self,\n                loss=nn.MSELoss(),\n                lr=1e-3,\n            ):",
+        "def __init__(\n                self,\n                loss=nn.Sequential(\n"
+        "                    nn.Linear(2, 2),\n                ),\n            ):",
+    ],
+)
+def test_the_ignore_comment_the_server_offers_silences_the_finding(signature: str) -> None:
+    source = HEADER + textwrap.dedent(
+        f"""
+        class Lit(L.LightningModule):
+            {signature}
+                super().__init__()
+                self.save_hyperparameters()
+        """
+    )
+    (finding,) = [f for f in analyze_text(source, "lit.py") if f.code == "CKPT011"]
+    lines = source.split("\n")
+    edit = ignore_edit(finding, lambda row: lines[row - 1])
+    assert edit is not None
+    fixed = apply_edits(source, [edit])
+    assert [f for f in analyze_text(fixed, "lit.py") if f.code == "CKPT011"] == []
+    ast.parse(fixed)

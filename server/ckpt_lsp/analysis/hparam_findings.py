@@ -103,7 +103,10 @@ class HparamFindings:
         parsed = cls.parsed
         lines = split_lines(parsed.block.text)
         row = arg.lineno
-        if is_suppressed(CODE, lines[row - 1 : row]):
+        # the parameter's lines, its default's included: where `# ckpt: ignore[CKPT011]` goes
+        default = default_of(init, arg.arg)
+        last = max(arg.end_lineno or row, getattr(default, "end_lineno", None) or row)
+        if is_suppressed(CODE, lines[row - 1 : last]):
             return None
         line = lines[row - 1] if row - 1 < len(lines) else ""
         column = _column(line, arg.col_offset)
@@ -129,9 +132,7 @@ class HparamFindings:
         )
         return Finding(
             code=CODE,
-            message=describe(
-                arg.arg, problem, saved, default_of(init, arg.arg) is not None, site, filename
-            ),
+            message=describe(arg.arg, problem, saved, default is not None, site, filename),
             severity=severity,
             filename=filename,
             location=Position(row + offset, column),
@@ -143,7 +144,7 @@ class HparamFindings:
             fine=(),
             url=rule.url,
             class_line=cls.row,
-            statement_rows=(init.lineno + offset, (init.end_lineno or init.lineno) + offset),
+            statement_rows=(row + offset, last + offset),
             bases=verdict.library_bases,
             fix_mode=FIX_IGNORE if fixable else "none",
             related=related,
