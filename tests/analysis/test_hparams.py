@@ -680,3 +680,35 @@ def test_the_ignore_comment_the_server_offers_silences_the_finding(signature: st
     fixed = apply_edits(source, [edit])
     assert [f for f in analyze_text(fixed, "lit.py") if f.code == "CKPT011"] == []
     ast.parse(fixed)
+
+
+def test_a_subclass_that_keeps_the_init_passes_its_arguments_to_it(tmp_path: Path) -> None:
+    model = """
+    import lightning as L
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, loss=None, lr=1e-3):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    class Tuned(Lit):
+        pass
+    """
+    train = """
+    from torch import nn
+    from proj.model import Tuned
+
+
+    class Again(Tuned):
+        def training_step(self, batch, batch_idx):
+            return None
+
+
+    def main():
+        return Again(loss=nn.L1Loss())
+    """
+    analyzer, paths = _project(tmp_path, {"proj/model.py": model, "proj/train.py": train})
+    found = analyzer.analyze(str(paths["proj/model.py"]), textwrap.dedent(model)).findings
+    assert [(f.code, f.class_name, f.attribute) for f in found] == [("CKPT011", "Lit", "loss")]

@@ -20,6 +20,7 @@ from ckpt_lsp.analysis.names import qualify
 
 FunctionNode = (ast.FunctionDef, ast.AsyncFunctionDef)
 UNKNOWN = object()  # a call passes the parameter through `*args` or `**kwargs`
+_SUBCLASS_DEPTH = 2  # subclasses of subclasses that keep the `__init__` they inherit
 
 
 @dataclass(frozen=True)
@@ -125,13 +126,41 @@ class CallSites:
     def __init__(self, index: ProjectIndex | None) -> None:
         self.index = index
 
-    def of(self, facts: ModuleFacts, cls: ClassFacts) -> list[CallSite]:
-        sites = list(self._in_module(facts, facts, cls))
-        if self.index is None:
-            return sites
-        for other in self.index.mentioning(cls.name, exclude=facts.path):
-            sites.extend(self._in_module(other, facts, cls))
+    def of(self, facts: ModuleFacts, cls: ClassFacts, depth: int = 0) -> list[CallSite]:
+        """The calls that build `cls`, and those that build a subclass that keeps its
+        `__init__` (they pass their arguments to it)."""
+        modules = [facts]
+        if self.index is not None:
+            modules += self.index.mentioning(cls.name, exclude=facts.path)
+        sites: list[CallSite] = []
+        for where in modules:
+            sites.extend(self._in_module(where, facts, cls))
+            if depth < _SUBCLASS_DEPTH:
+                for sub in self._subclasses(where, facts, cls):
+                    sites.extend(self.of(where, sub, depth + 1))
         return sites
+
+    def _subclasses(
+        self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts
+    ) -> Iterator[ClassFacts]:
+        """Classes of `where` deriving directly from `cls` without an `__init__` of their own."""
+        for candidate in where.classes.values():
+            if candidate is cls or "__init__" in candidate.method_names:
+                continue
+            for base in candidate.bases:
+                if base.rsplit(".", 1)[-1] != cls.name:
+                    continue
+                if where is home and base == cls.name:
+                    yield candidate
+                    break
+                found = (
+                    self.index.resolve_member(qualify(base, where), where.path)
+                    if self.index is not None
+                    else None
+                )
+                if found is not None and found[0].path == home.path and found[1] == cls.name:
+                    yield candidate
+                    break
 
     def _in_module(
         self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts

@@ -194,6 +194,21 @@ class LitSegmenter(LitBackboneBase):
         self.head = nn.Linear(4, num_classes)
 
 
+class LitSmoothing(L.LightningModule):
+    def __init__(
+        self,
+        kernel=None,  # truth: hparam
+        window: int = 5,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+
+
+class LitSmoothingEMA(LitSmoothing):
+    def training_step(self, batch, batch_idx):
+        return None
+
+
 def build_stats_model(features):
     mean = np.mean(features)
     return LitWithStats(feature_mean=mean, feature_std=float(np.std(features)))
@@ -212,4 +227,7 @@ FACTORIES = {
     "LitWithStats": lambda: build_stats_model(np.arange(10.0)),
     "LitWithHead": build_head_model,
     "LitSegmenter": lambda: LitSegmenter(nn.Linear(4, 4), lr=0.01),
+    "LitSmoothingEMA": lambda: LitSmoothingEMA(kernel=np.linspace(0.0, 1.0, 5)),
 }
+
+NOT_BUILT = {"LitSmoothing": "a base class: the code builds it as LitSmoothingEMA"}
