@@ -16,6 +16,7 @@ import pytest
 from ckpt_lsp.analysis.analyzer import Analyzer, analyze_text
 from ckpt_lsp.analysis.assignments import Env
 from ckpt_lsp.analysis.call_sites import UNKNOWN, CallSite
+from ckpt_lsp.analysis.facts import module_facts
 from ckpt_lsp.analysis.hparams import init_parameters, saved_hparams
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.fix import apply_edits, ignore_edit
@@ -640,13 +641,18 @@ def test_what_save_hyperparameters_stores(call: str, stored: object) -> None:
         ("Lit(1, *rest)", {"a": "1", "b": "?", "c": None}),
         ("Lit(1, **options)", {"a": "1", "b": "?", "c": "?"}),
         ("Lit(*everything)", {"a": "?", "b": "?", "c": None}),
+        ("Lit(**{'a': 1, 'c': x})", {"a": "1", "b": None, "c": "x"}),
+        ("Lit(**dict(b=2))", {"a": None, "b": "2", "c": None}),
+        ("Lit(**CONFIG)", {"a": "[1]", "b": None, "c": None}),
+        ("Lit(**options)", {"a": "?", "b": "?", "c": "?"}),
     ],
 )
 def test_what_a_call_passes(call: str, passed: dict[str, object]) -> None:
     func = _init("def __init__(self, a, b=1, *, c=2):\n    pass\n")
     node = ast.parse(call, mode="eval").body
     assert isinstance(node, ast.Call)
-    site = CallSite(None, node, Env(), 0, False)  # type: ignore[arg-type]
+    facts = module_facts("m.py", "m", "CONFIG = {'a': [1]}\n")
+    site = CallSite(facts, node, Env(), 0, False)
     params = init_parameters(func)
     got = {}
     for name in passed:

@@ -49,11 +49,38 @@ class CallSite:
                 break
             if i == index and index < positional:
                 return arg
+        spread = False
         for kw in self.call.keywords:
             if kw.arg == name:
                 return kw.value
-        if any(kw.arg is None for kw in self.call.keywords):
-            return UNKNOWN
+            if kw.arg is None:
+                entries = self._literal_dict(kw.value)
+                if entries is None:
+                    spread = True
+                elif name in entries:
+                    return entries[name]
+        return UNKNOWN if spread else None
+
+    def _literal_dict(self, value: ast.expr, hops: int = 0) -> dict[str, ast.expr] | None:
+        """The entries of `**CONFIG` when it is a dict display or `dict(k=v)` with constant
+        keys (directly, or through a local or module-level name); None when unknown."""
+        if isinstance(value, ast.Name) and hops < 3:
+            bound = self.env.bindings.get(value.id)
+            if bound is None and value.id not in self.env.bindings:
+                bound = self.facts.assigns.get(value.id)
+            return self._literal_dict(bound, hops + 1) if isinstance(bound, ast.expr) else None
+        if isinstance(value, ast.Dict):
+            keys = [k.value if isinstance(k, ast.Constant) else None for k in value.keys]
+            if all(isinstance(k, str) for k in keys):
+                return {str(k): v for k, v in zip(keys, value.values)}
+            return None
+        if (
+            isinstance(value, ast.Call)
+            and dotted_name(value.func) == "dict"
+            and not value.args
+            and all(kw.arg is not None for kw in value.keywords)
+        ):
+            return {str(kw.arg): kw.value for kw in value.keywords}
         return None
 
 
