@@ -152,6 +152,8 @@ class Analyzer:
         self._words: BoundedCache[str, frozenset[str]] = BoundedCache(
             self._CACHE_ENTRIES, self._CACHE_CHARS
         )
+        # the file whose classes _naming last mapped, and the map (one file at a time)
+        self._naming_of: tuple[ModuleFacts, dict[str, set[str]]] | None = None
         self.weights_only = WeightsOnlyRule(index, config)
 
     # -- public ----------------------------------------------------------
@@ -335,23 +337,36 @@ class Analyzer:
         others = self.index.generation_without(filename) if self.index is not None else 0
         return (filename, hash(outside), others)
 
-    def _related(self, facts: ModuleFacts, cls: ClassFacts) -> tuple[int, ...]:
-        """Hashes of the other classes of the file this class names (bases, helpers)."""
-        text = cls.parsed.block.text
+    def _words_of(self, text: str) -> frozenset[str]:
         words = self._words.get(text)
         if words is None:
             words = frozenset(_WORD.findall(text))
             self._words.put(text, words, len(text))
+        return words
+
+    def _naming(self, facts: ModuleFacts) -> dict[str, set[str]]:
+        """class name -> the classes of the file whose text names it; made once per text of
+        the file from the word sets kept by text (a keystroke recomputes one class's)."""
+        made = self._naming_of
+        if made is not None and made[0] is facts:
+            return made[1]
+        naming: dict[str, set[str]] = {}
+        names = facts.class_names
+        for other in facts.classes.values():
+            for name in names.intersection(self._words_of(other.parsed.block.text)):
+                naming.setdefault(name, set()).add(other.name)
+        self._naming_of = (facts, naming)
+        return naming
+
+    def _related(self, facts: ModuleFacts, cls: ClassFacts) -> tuple[int, ...]:
+        """Hashes of the other classes of the file this class names (bases, helpers)."""
+        words = self._words_of(cls.parsed.block.text)
         # a set intersection walks the smaller side: neither quadratic over a file's
         # classes nor a Python loop over every word of every class
         names = set(words & facts.class_names)
         if "save_hyperparameters" in words:
             # CKPT011 judges the calls that build the class, in other classes of the file too
-            names.update(
-                other.name
-                for other in facts.classes.values()
-                if cls.name in other.parsed.block.text
-            )
+            names.update(self._naming(facts).get(cls.name, ()))
         return tuple(
             hash(facts.classes[name].parsed.block.text)
             for name in sorted(names)

@@ -10,6 +10,7 @@ in another module of the project index).
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -172,11 +173,10 @@ class CallSites:
     ) -> Iterator[ClassFacts]:
         """Classes of `where` deriving directly from `cls` without an `__init__` of their own."""
         for candidate in where.classes.values():
-            if candidate is cls or "__init__" in candidate.method_names:
+            named = [b for b in candidate.bases if b.rsplit(".", 1)[-1] == cls.name]
+            if not named or candidate is cls or "__init__" in candidate.method_names:
                 continue
-            for base in candidate.bases:
-                if base.rsplit(".", 1)[-1] != cls.name:
-                    continue
+            for base in named:
                 if where is home and base == cls.name:
                     yield candidate
                     break
@@ -192,9 +192,11 @@ class CallSites:
     def _in_module(
         self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts
     ) -> Iterator[CallSite]:
+        named = re.compile(rf"(?<![\w.]){re.escape(cls.name)}\b|\.{re.escape(cls.name)}\b")
         for parsed in where.blocks:
-            if cls.name not in parsed.block.text:
-                continue
+            text = parsed.block.text
+            if cls.name not in text or not named.search(text):
+                continue  # `Lit1` is no call of `Lit` (nor is `Lit10`)
             tree = parsed.tree
             if tree is None:
                 continue
