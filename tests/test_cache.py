@@ -310,3 +310,35 @@ def test_a_script_outside_any_project_sees_only_its_folder(tmp_path: Path) -> No
     (tmp_path / "base.py").write_text(BASE)
     result = run_check([model], Config(root=tmp_path), use_cache=False)
     assert [f.attribute for f in result.findings] == ["lock"] and not result.errors
+
+
+LIT = """\
+import lightning as L
+
+
+class Lit(L.LightningModule):
+    def __init__(self, loss=None, lr=1e-3):
+        super().__init__()
+        self.save_hyperparameters()
+"""
+
+
+def test_a_cached_hparams_result_depends_on_the_files_that_build_the_module(
+    tmp_path: Path,
+) -> None:
+    """CKPT011 judges what callers pass: a caller changing in another file re-checks lit.py,
+    even when only lit.py is checked (as pre-commit does)."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "lit.py").write_text(LIT)
+    (tmp_path / "train.py").write_text("from lit import Lit\n\nmodel = Lit(lr=0.1)\n")
+    (tmp_path / "other.py").write_text("x = 1\n")
+    config = Config(root=tmp_path)
+    assert run_check([tmp_path / "lit.py"], config).findings == []
+    (tmp_path / "train.py").write_text("from lit import Lit\n\nmodel = Lit(loss=lambda y: y)\n")
+    found = run_check([tmp_path / "lit.py"], config).findings
+    assert [(f.code, f.attribute) for f in found] == [("CKPT011", "loss")]
+    # a file that does not name the class yet counts too: it may start to
+    (tmp_path / "train.py").write_text("model = None\n")
+    (tmp_path / "other.py").write_text("from lit import Lit\n\nm = Lit(loss=open('x'))\n")
+    found = run_check([tmp_path / "lit.py"], config).findings
+    assert [(f.code, f.attribute) for f in found] == [("CKPT011", "loss")]

@@ -59,6 +59,12 @@ RULES: dict[str, Rule] = {
             "error",
         ),
         Rule(
+            "CKPT011",
+            "hparams",
+            "Lightning hyperparameters that are dropped or that the default torch.load refuses",
+            "error",
+        ),
+        Rule(
             "CKPT012",
             "keras-unregistered",
             "Custom Keras classes that load_model cannot locate (not registered)",

@@ -209,6 +209,9 @@ def test_our_marks_are_unique_and_classes_exist() -> None:
         if row["kind"] == "keras":  # a whole class: the mark sits on its `class` line
             assert line.startswith(f"class {row['class']}("), row
             continue
+        if row["kind"] == "hparam":  # on the parameter in the `__init__` signature
+            assert re.search(rf"\b{row['attribute']}\b\s*[:=,)]", line), row
+            continue
         if row["kind"] == "weights_only":  # a checkpoint value: its key (if any) on the line
             key = row["attribute"]
             assert key is None or f'"{key}"' in line or f"{key}=" in line, row

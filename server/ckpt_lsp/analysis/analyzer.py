@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.blocks import split_lines
+from ckpt_lsp.analysis.call_sites import CallSites
 from ckpt_lsp.analysis.classifier import AttrHazard, Classifier
 from ckpt_lsp.analysis.conditions import describe_when
 from ckpt_lsp.analysis.external import ExternalBases
@@ -26,6 +27,7 @@ from ckpt_lsp.analysis.facts import (
     class_names_in,
     module_facts,
 )
+from ckpt_lsp.analysis.hparam_findings import HparamFindings
 from ckpt_lsp.analysis.index import ProjectIndex, module_name_for
 from ckpt_lsp.analysis.keras_classes import custom_object_names, mentions_custom_objects
 from ckpt_lsp.analysis.keras_rules import KerasContext, keras_class, keras_findings
@@ -156,6 +158,8 @@ class Analyzer:
         )
         # per module: its text and the names it passes to Keras as custom objects
         self._custom: dict[str, tuple[str, frozenset[str]]] = {}
+        # the file whose classes _naming last mapped, and the map (one file at a time)
+        self._naming_of: tuple[ModuleFacts, dict[str, set[str]]] | None = None
         self.weights_only = WeightsOnlyRule(index, config)
 
     # -- public ----------------------------------------------------------
@@ -193,6 +197,7 @@ class Analyzer:
         result = FileResult(filename)
         scope = ScopeResolver(self.index, self.extra_bases, self.external)
         classifier = Classifier(self.catalog, self.index, lambda f, c: scope.verdict(f, c).in_scope)
+        hparams = HparamFindings(scope, classifier, CallSites(self.index), self.config)
         by_class: dict[str, tuple[int, list[Finding]]] = {}
         checked = self._checked_classes(facts, scope)
         context = self._context_key(filename, facts) if self.memoize_classes else None
@@ -206,9 +211,9 @@ class Analyzer:
                 unreadable.append(cls.parsed)
                 continue
             if self.memoize_classes:
-                found = self._memoized(context, filename, facts, cls, scope, classifier)
+                found = self._memoized(context, filename, facts, cls, scope, classifier, hparams)
             else:
-                found = self._class_findings(filename, facts, cls, scope, classifier)
+                found = self._class_findings(filename, facts, cls, scope, classifier, hparams)
             by_class[cls.name] = (cls.row, found)
             result.findings.extend(found)
         self._keras(filename, facts, scope, checked, by_class, result)
@@ -341,6 +346,7 @@ class Analyzer:
         cls: ClassFacts,
         scope: ScopeResolver,
         classifier: Classifier,
+        hparams: HparamFindings | None = None,
     ) -> list[Finding]:
         # the name too: a block joined over a misread quote holds several classes
         key = (context, cls.name, cls.parsed.block.text, self._related(facts, cls))
@@ -354,7 +360,7 @@ class Analyzer:
             shifted = [_shift(f, cls.row - old_row) for f in old_found]
             self._class_cache.put(key, (cls.row, shifted), len(cls.parsed.block.text))
             return shifted
-        found = self._class_findings(filename, facts, cls, scope, classifier)
+        found = self._class_findings(filename, facts, cls, scope, classifier, hparams)
         self._class_cache.put(key, (cls.row, found), len(cls.parsed.block.text))
         return found
 
@@ -365,6 +371,7 @@ class Analyzer:
         cls: ClassFacts,
         scope: ScopeResolver,
         classifier: Classifier,
+        hparams: HparamFindings | None = None,
     ) -> list[Finding]:
         verdict = scope.verdict(facts, cls)
         if verdict.pickled_by_library and cls.method("__getstate__") is None:
@@ -383,6 +390,9 @@ class Analyzer:
             finding = self._finding(filename, cls, item, verdict.library_bases)
             if finding is not None:
                 found.append(finding)
+        if hparams is not None:
+            # what save_hyperparameters() stores goes into every checkpoint (CKPT011)
+            found.extend(hparams.of(filename, facts, cls))
         return found
 
     # A keystroke changes one class: the others' findings come from this cache, keyed by
@@ -399,19 +409,54 @@ class Analyzer:
         others = self.index.generation_without(filename) if self.index is not None else 0
         return (filename, hash(outside), others)
 
-    def _related(self, facts: ModuleFacts, cls: ClassFacts) -> tuple[int, ...]:
-        """Hashes of the other classes of the file this class names (bases, helpers)."""
-        text = cls.parsed.block.text
+    def _words_of(self, text: str) -> frozenset[str]:
         words = self._words.get(text)
         if words is None:
             words = frozenset(_WORD.findall(text))
             self._words.put(text, words, len(text))
+        return words
+
+    def _naming(self, facts: ModuleFacts) -> dict[str, set[str]]:
+        """class name -> the classes of the file whose text names it; made once per text of
+        the file from the word sets kept by text (a keystroke recomputes one class's)."""
+        made = self._naming_of
+        if made is not None and made[0] is facts:
+            return made[1]
+        naming: dict[str, set[str]] = {}
+        names = facts.class_names
+        for other in facts.classes.values():
+            for name in names.intersection(self._words_of(other.parsed.block.text)):
+                naming.setdefault(name, set()).add(other.name)
+        self._naming_of = (facts, naming)
+        return naming
+
+    def _related(self, facts: ModuleFacts, cls: ClassFacts) -> tuple[int, ...]:
+        """Hashes of the other classes of the file this class names (bases, helpers)."""
+        words = self._words_of(cls.parsed.block.text)
         # a set intersection walks the smaller side: neither quadratic over a file's
         # classes nor a Python loop over every word of every class
-        names = sorted(words & facts.class_names)
-        return tuple(
-            hash(facts.classes[name].parsed.block.text) for name in names if name != cls.name
+        names = set(words & facts.class_names)
+        builders: tuple[int, ...] = ()
+        if "save_hyperparameters" in words:
+            # CKPT011 judges the calls that build the class, in other classes of the file and
+            # in module-level code, and its message names their rows
+            names.update(self._naming(facts).get(cls.name, ()))
+            builders = self._building_blocks(facts, cls)
+        return builders + tuple(
+            hash(facts.classes[name].parsed.block.text)
+            for name in sorted(names)
+            if name != cls.name
         )
+
+    @staticmethod
+    def _building_blocks(facts: ModuleFacts, cls: ClassFacts) -> tuple[int, ...]:
+        """Rows and text hashes of the file's blocks other than this class that name it."""
+        out: list[int] = []
+        for parsed in facts.blocks:
+            block = parsed.block
+            if parsed is not cls.parsed and cls.name in block.text:
+                out += (block.start_row, hash(block.text))
+        return tuple(out)
 
     @staticmethod
     def _checked_classes(facts: ModuleFacts, scope: ScopeResolver) -> set[str]:
@@ -582,8 +627,13 @@ def _shift(finding: Finding, rows: int) -> Finding:
         finding,
         location=Position(finding.location.row + rows, finding.location.column),
         end_location=Position(finding.end_location.row + rows, finding.end_location.column),
-        class_line=finding.class_line + rows,
-        statement_rows=(finding.statement_rows[0] + rows, finding.statement_rows[1] + rows),
+        # 0 means "none" (a checkpoint value in a module function has no class)
+        class_line=finding.class_line + rows if finding.class_line else 0,
+        statement_rows=(
+            (finding.statement_rows[0] + rows, finding.statement_rows[1] + rows)
+            if finding.statement_rows[0]
+            else finding.statement_rows
+        ),
     )
 
 

@@ -105,6 +105,8 @@ class ProjectIndex:
         self._generation = 0  # bumped by every change, so caches can tell
         self._changes: dict[str, int] = {}
         self._real_dirs: dict[str, str] = {}  # directory -> its symlink-free form
+        # (word, excluded path) -> (generation, paths whose text holds the word)
+        self._mentions: dict[tuple[str, str], tuple[int, list[str]]] = {}
         # what module facts are read through: the analyzer that uses the index sets its own
         self.text_caches: TextCaches = UNCACHED
 
@@ -265,6 +267,35 @@ class ProjectIndex:
                 return found
         return None
 
+    def mentioning(self, word: str, exclude: str | Path = "") -> list[ModuleFacts]:
+        """The modules other than `exclude` whose text holds `word` (who calls a class).
+
+        The answer depends on every module's text, so every module counts as read: a
+        cached result that used it is re-checked when any of them changes. Texts not read
+        yet are read once here and kept, as loading them would."""
+        skip = _norm(exclude) if exclude else ""
+        memo_key = (word, skip)
+        stamp = self.generation_without(skip) if skip else self._generation
+        cached = self._mentions.get(memo_key)
+        if cached is not None and cached[0] == stamp:
+            hits = cached[1]
+        else:
+            hits = []
+            for key in list(self._names):
+                if key == skip:
+                    continue
+                source = self._sources.get(key, "")
+                if callable(source):
+                    source = self._sources[key] = source()
+                if word in source:
+                    hits.append(key)
+            if len(self._mentions) > 256:
+                self._mentions.clear()
+            self._mentions[memo_key] = (stamp, hits)
+        if self.touched is not None:
+            self.touched.update(k for k in self._names if k != skip)
+        return [self._load(key) for key in hits]
+
     def dependents(self, path: str | Path) -> set[str]:
         """Paths of modules whose analysis may change when `path` changes (transitively)."""
         start = self.facts(path)
@@ -284,7 +315,22 @@ class ProjectIndex:
                 if any(self._imports_from(targets, name) for name in names):
                     result.add(key)
                     frontier.add(module)
-        return result
+        return result | self._built_here(start)
+
+    def _built_here(self, start: ModuleFacts) -> set[str]:
+        """The modules whose Lightning classes `start` may build: what a call passes is what
+        their save_hyperparameters() stores (CKPT011), so a changed call re-checks them."""
+        out: set[str] = set()
+        for target in start.imports.values():
+            found = self.resolve_member(target, start.path)
+            facts = found[0] if found is not None else self.find_module(target, start.path)
+            if (
+                facts is not None
+                and facts.path != start.path
+                and "save_hyperparameters" in facts.text
+            ):
+                out.add(facts.path)
+        return out
 
     @staticmethod
     def _imports_from(targets: tuple[str, ...], module: str) -> bool:

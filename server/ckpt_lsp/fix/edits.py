@@ -19,9 +19,10 @@ import libcst as cst
 from ckpt_lsp.analysis.facts import ParsedBlock
 from ckpt_lsp.findings import Edit, Position
 from ckpt_lsp.fix.cst_block import BlockSyntax, parses
+from ckpt_lsp.fix.hparams_ignore import ignore_spans
 from ckpt_lsp.fix.keras import plan_keras
 from ckpt_lsp.fix.module import FixModule, FoundClass, find_class, load_module
-from ckpt_lsp.fix.planner import ClassPlan, ClassPlanner, Unavailable
+from ckpt_lsp.fix.planner import ClassPlanner, Unavailable
 from ckpt_lsp.fix.policy import FixTarget
 from ckpt_lsp.fix.text import LineTable, Span, apply_spans, spans_overlap, spans_to_edits
 
@@ -41,6 +42,7 @@ class ClassFix:
     recreated: tuple[str, ...] = ()  # rebuilt in __setstate__ from their original expression
     reset: tuple[str, ...] = ()  # set to None in __setstate__: a person must finish them
     unavailable: str | None = None  # why the class is left unchanged
+    ignored: tuple[str, ...] = ()  # parameters left out of save_hyperparameters (CKPT011)
 
     @property
     def available(self) -> bool:
@@ -50,7 +52,12 @@ class ClassFix:
     @property
     def title(self) -> str:
         names = ", ".join(f"`{a}`" for a in self.attributes)
-        return f"Leave {names} out of pickling ({self.class_name}.__getstate__/__setstate__)"
+        hparams = ", ".join(f"`{a}`" for a in self.ignored)
+        pickling = f"Leave {names} out of pickling ({self.class_name}.__getstate__/__setstate__)"
+        stored = f"Leave {hparams} out of {self.class_name}'s save_hyperparameters()"
+        if not self.ignored:
+            return pickling
+        return stored if not self.attributes else f"{pickling}; {stored[0].lower()}{stored[1:]}"
 
 
 def _merge(targets: Sequence[FixTarget]) -> list[FixTarget]:
@@ -67,6 +74,7 @@ def _merge(targets: Sequence[FixTarget]) -> list[FixTarget]:
                 tuple(target.bases),
                 tuple(target.reset),
                 tuple(dict.fromkeys(target.keras)),
+                tuple(dict.fromkeys(target.ignore)),
             )
         else:
             merged[key] = FixTarget(
@@ -76,6 +84,7 @@ def _merge(targets: Sequence[FixTarget]) -> list[FixTarget]:
                 tuple(dict.fromkeys(old.bases + tuple(target.bases))),
                 tuple(dict.fromkeys(old.reset + tuple(target.reset))),
                 tuple(dict.fromkeys(old.keras + tuple(target.keras))),
+                tuple(dict.fromkeys(old.ignore + tuple(target.ignore))),
             )
     return list(merged.values())
 
@@ -177,57 +186,102 @@ def _plan(source: str, targets: Sequence[FixTarget]) -> _Plan:
     fixes: list[ClassFix] = []
     for target in _merge(targets):
         name, line, attributes = target.class_name, target.class_line, target.attributes
+        ignored = target.ignore
         found = find_class(module, name, line)
         if isinstance(found, str):
-            fixes.append(ClassFix(name, line, attributes, unavailable=found))
+            fixes.append(ClassFix(name, line, attributes, unavailable=found, ignored=ignored))
             continue
         key = id(found.parsed)
         if key not in syntaxes:
             syntaxes[key] = BlockSyntax.parse(found.parsed.block.text)
         syntax = syntaxes[key]
         if isinstance(syntax, str):
-            fixes.append(ClassFix(name, line, attributes, unavailable=syntax))
+            fixes.append(ClassFix(name, line, attributes, unavailable=syntax, ignored=ignored))
             continue
-        plan: ClassPlan | _KerasSpans
-        try:
-            if target.keras:
-                keras_plan = plan_keras(module, found, target.keras)
-                plan = _KerasSpans(keras_plan.spans)
-                if keras_plan.needs_import:
-                    _add_import(module, found, by_block, plan)
-            else:
-                plan = ClassPlanner(
-                    module, found, syntax, attributes, target.bases, target.reset
-                ).plan()
-        except Unavailable as exc:
-            fixes.append(ClassFix(name, line, attributes, unavailable=str(exc)))
+        elsewhere: list[_Elsewhere] = []
+        planned: tuple[list[Span], tuple[str, ...], tuple[str, ...]] | str
+        if target.keras:
+            keras = _keras_spans(module, found, by_block, target.keras)
+            planned = keras if isinstance(keras, str) else (keras.spans, (), ())
+            elsewhere = [] if isinstance(keras, str) else keras.elsewhere
+        else:
+            planned = _class_spans(module, found, syntax, target)
+        if isinstance(planned, str):
+            fixes.append(ClassFix(name, line, attributes, unavailable=planned, ignored=ignored))
             continue
-        except (cst.ParserSyntaxError, cst.CSTValidationError):
-            fixes.append(ClassFix(name, line, attributes, unavailable="the edit would not parse"))
-            continue
-        except RecursionError:
-            deep = "the class is too deeply nested to edit"
-            fixes.append(ClassFix(name, line, attributes, unavailable=deep))
-            continue
+        spans, recreated, reset = planned
         block = by_block.get(key) or _BlockEdit(found.parsed, module.block_offset(found.parsed), [])
         reason: str | None = None
-        if spans_overlap(plan.spans, block.spans):
+        if spans_overlap(spans, block.spans):
             reason = "its edit overlaps the edit of another class"
-        elif plan.spans and not parses(block.text(plan.spans)):
+        elif spans and not parses(block.text(spans)):
             reason = "the edit would not parse"
         if reason is not None:
-            fixes.append(ClassFix(name, line, attributes, unavailable=reason))
+            fixes.append(ClassFix(name, line, attributes, unavailable=reason, ignored=ignored))
             continue
-        block.spans += plan.spans
-        if plan.spans:
+        block.spans += spans
+        if spans:
             by_block[key] = block
-        edits = _BlockEdit(found.parsed, block.offset, plan.spans).edits()
-        for other in plan.elsewhere if isinstance(plan, _KerasSpans) else ():
+        edits = _BlockEdit(found.parsed, block.offset, spans).edits()
+        for other in elsewhere:
             other.block.spans.append(other.span)
             by_block[id(other.block.parsed)] = other.block
             edits = [*other.block.edits_of([other.span]), *edits]
-        fixes.append(ClassFix(name, line, attributes, tuple(edits), plan.recreated, plan.reset))
+        fixes.append(
+            ClassFix(name, line, attributes, tuple(edits), recreated, reset, ignored=ignored)
+        )
     return _Plan(fixes, list(by_block.values()))
+
+
+def _keras_spans(
+    module: FixModule,
+    found: FoundClass,
+    by_block: dict[int, _BlockEdit],
+    ops: tuple[str, ...],
+) -> _KerasSpans | str:
+    """A Keras class's registration and config edits (and an import elsewhere), or why not."""
+    try:
+        keras_plan = plan_keras(module, found, ops)
+    except Unavailable as exc:
+        return str(exc)
+    except (cst.ParserSyntaxError, cst.CSTValidationError):
+        return "the edit would not parse"
+    except RecursionError:
+        return "the class is too deeply nested to edit"
+    plan = _KerasSpans(keras_plan.spans)
+    if keras_plan.needs_import:
+        _add_import(module, found, by_block, plan)
+    return plan
+
+
+def _class_spans(
+    module: FixModule, found: FoundClass, syntax: BlockSyntax, target: FixTarget
+) -> tuple[list[Span], tuple[str, ...], tuple[str, ...]] | str:
+    """The spans of one class's fix (its block's text), what is re-created and reset; or
+    why there is no fix: __getstate__/__setstate__ for attributes, `ignore=` for hparams."""
+    spans: list[Span] = []
+    recreated: tuple[str, ...] = ()
+    reset: tuple[str, ...] = ()
+    if target.attributes:
+        try:
+            plan = ClassPlanner(
+                module, found, syntax, target.attributes, target.bases, target.reset
+            ).plan()
+        except Unavailable as exc:
+            return str(exc)
+        except (cst.ParserSyntaxError, cst.CSTValidationError):
+            return "the edit would not parse"
+        except RecursionError:
+            return "the class is too deeply nested to edit"
+        spans, recreated, reset = list(plan.spans), plan.recreated, plan.reset
+    if target.ignore:
+        extra = ignore_spans(found.parsed.block.text, found.node, target.ignore)
+        if isinstance(extra, str):
+            return extra
+        if spans_overlap(spans, extra):
+            return "its edits overlap"
+        spans += extra
+    return spans, recreated, reset
 
 
 def plan_fixes(source: str, targets: Sequence[FixTarget]) -> tuple[list[ClassFix], list[Span]]:

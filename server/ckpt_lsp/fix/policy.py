@@ -11,6 +11,8 @@ through it, so the editor never offers a fix the CLI refuses or writes different
 - Reset to None instead of re-created: hazards whose entry says `fix = "reset"`
   (re-opening an lmdb environment in the process that unpickles it fails).
 - Re-created from the expression that first built it, when that can run again: the rest.
+- Lightning hyperparameters (CKPT011) are not attributes: the fix leaves the parameter out of
+  what `save_hyperparameters()` stores (`ignore=`), see fix/hparams_ignore.py.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from ckpt_lsp.findings import Finding
 UNFIXABLE = frozenset({"CKPT004"})
 # Keras classes get their registration and config written instead (fix/keras.py).
 KERAS_CODES = frozenset({"CKPT012", "CKPT013"})
+# A finding fixed by leaving its parameter out of save_hyperparameters (its fix_mode).
+IGNORE_HPARAM = "hparams-ignore"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class FixTarget:
     # Keras fixes (CKPT012/CKPT013), each "kind:argument": "register:<package>", "kwargs",
     # "config:<parameter>", "rebuild:<parameter>" (see fix/keras.py).
     keras: tuple[str, ...] = ()
+    # `__init__` parameters to leave out of what save_hyperparameters() stores (CKPT011)
+    ignore: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """Everything a fix needs, as JSON (a code action's data carries it to resolve)."""
@@ -55,26 +61,18 @@ class FixTarget:
         }
         if self.keras:
             data["keras"] = list(self.keras)
+        if self.ignore:
+            data["ignore"] = list(self.ignore)
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FixTarget:
         """The inverse of `to_json`; raises KeyError/TypeError/ValueError on other data."""
-        lists = [data.get(key) or [] for key in ("attributes", "bases", "reset")]
+        lists = [data.get(key) or [] for key in ("attributes", "bases", "reset", "keras", "ignore")]
         if not all(isinstance(value, list) for value in lists):
-            raise TypeError("attributes, bases and reset must be lists")
-        attributes, bases, reset = (tuple(str(v) for v in value) for value in lists)
-        keras = data.get("keras") or []
-        if not isinstance(keras, list):
-            raise TypeError("keras must be a list")
-        return cls(
-            str(data["class"]),
-            int(data["line"]),
-            attributes,
-            bases,
-            reset,
-            tuple(str(v) for v in keras),
-        )
+            raise TypeError("attributes, bases, reset, keras and ignore must be lists")
+        attributes, bases, reset, keras, ignore = (tuple(str(v) for v in value) for value in lists)
+        return cls(str(data["class"]), int(data["line"]), attributes, bases, reset, keras, ignore)
 
 
 def keras_op(finding: Finding) -> str | None:
@@ -121,12 +119,15 @@ def fix_targets(findings: Iterable[Finding]) -> list[FixTarget]:
             grouped.setdefault((finding.class_name or "", finding.class_line), []).append(finding)
     targets = []
     for (name, line), items in sorted(grouped.items(), key=lambda kv: kv[0][1]):
-        pickled = [f for f in items if not is_keras(f)]
+        pickled = [f for f in items if not is_keras(f) and f.fix_mode != IGNORE_HPARAM]
         attributes = tuple(dict.fromkeys(f.attribute or "" for f in pickled))
         bases = tuple(dict.fromkeys(b for f in pickled for b in f.bases))
         reset = tuple(dict.fromkeys(f.attribute or "" for f in pickled if f.fix_mode == "reset"))
         keras = tuple(dict.fromkeys(op for f in items if is_keras(f) and (op := keras_op(f))))
-        targets.append(FixTarget(name, line, attributes, bases, reset, keras))
+        ignore = tuple(
+            dict.fromkeys(f.attribute or "" for f in items if f.fix_mode == IGNORE_HPARAM)
+        )
+        targets.append(FixTarget(name, line, attributes, bases, reset, keras, ignore))
     return targets
 
 
@@ -134,6 +135,8 @@ def target_title(target: FixTarget) -> str:
     """What fixing a target does, in a sentence (JSON `fix.message`, code action titles)."""
     if target.keras and not target.attributes:
         return f"Fix all Keras findings of `{target.class_name}`: {keras_summary(target.keras)}"
+    if target.ignore and not target.attributes:
+        return f"Leave unsafe hyperparameters of `{target.class_name}` out of the checkpoint"
     return (
         f"Exclude unpicklable attributes of `{target.class_name}` from pickling "
         "(add __getstate__/__setstate__)"

@@ -135,7 +135,10 @@ def code_actions(
             seen_classes.add(key)
             group = [j for j, f in enumerate(findings) if (f.class_name, f.class_line) == key]
             targets = fix_targets(findings[j] for j in group)
-            if targets and len(targets[0].attributes) + len(targets[0].keras) > 1:
+            if (
+                targets
+                and len(targets[0].attributes) + len(targets[0].keras) + len(targets[0].ignore) > 1
+            ):
                 related = [d for d in (diagnostic(j) for j in group) if d is not None]
                 title = f"Exclude all unpicklable attributes of `{finding.class_name}`"
                 if targets[0].keras:
@@ -237,6 +240,8 @@ def _finding_actions(
         title = f"Exclude `{finding.attribute}` from pickling (add __getstate__/__setstate__)"
         if targets[0].keras:
             title = f"Fix `{finding.class_name}` for Keras: {keras_summary(targets[0].keras)}"
+        elif targets[0].ignore:
+            title = f"Exclude `{finding.attribute}` from the saved hyperparameters (ignore=)"
         actions.append(
             types.CodeAction(
                 title=title,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from ckpt_lsp.findings import Finding, Position
-from ckpt_lsp.fix.policy import is_fixable, is_keras, keras_op, keras_summary
+from ckpt_lsp.fix.policy import IGNORE_HPARAM, is_fixable, is_keras, keras_op, keras_summary
 from ckpt_lsp.fix.values import value_fixes
 from ckpt_lsp.rules import SAVE_PATHS, rule_for, rule_page
 from ckpt_lsp.suppress import code_at as code_in_suppression  # the server asks hover for it
@@ -81,6 +81,8 @@ def finding_markdown(finding: Finding, markdown: bool = True) -> str:
         f"{bold}Fails:{bold} {path_names(finding.breaks)} · "
         f"{bold}Works:{bold} {path_names(finding.fine)}"
         if finding.fine
+        else f"{bold}Fails:{bold} pickle (Lightning drops the hyperparameter)"
+        if finding.fix_mode == IGNORE_HPARAM and "pickle" in finding.breaks
         else f"{bold}Fails:{bold} the default {tick}torch.load{tick} (weights_only=True)",
     ]
     why = doc_paragraph(finding.code, "Why it breaks")
@@ -95,6 +97,11 @@ def finding_markdown(finding: Finding, markdown: bool = True) -> str:
         quick = f"The quick fix writes it ({keras_summary([op])}); {ignore}"
     elif values := value_fixes([finding]):  # a checkpoint value: replaced where it is written
         quick = f'The quick fix "{values[0].title}" rewrites the value; {ignore}'
+    elif finding.fix_mode == IGNORE_HPARAM:  # CKPT011: what save_hyperparameters stores
+        quick = (
+            f'The quick fix "Exclude {tick}{finding.attribute}{tick} from the saved '
+            f'hyperparameters" adds it to {tick}ignore={tick}; {ignore}'
+        )
     elif is_fixable(finding):  # the fix policy's answer, as the code actions give it
         quick = (
             f'The quick fix "Exclude {tick}{finding.attribute}{tick} from pickling" writes the '

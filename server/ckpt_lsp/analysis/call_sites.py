@@ -1,0 +1,236 @@
+"""The calls in the project that construct a class, and what each passes to a parameter.
+
+A Lightning module's hyperparameters are whatever its callers pass: `Model(loss=nn.MSELoss())`
+in `train.py` puts a loss module in every checkpoint. The search is by text first (a module
+that never names the class has no call of it), then by syntax in the blocks that name it;
+a call counts when its callee resolves to the class (here, or through imports and re-exports
+in another module of the project index).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ckpt_lsp.analysis.assignments import OPAQUE, Env
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
+from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.analysis.names import qualify
+
+FunctionNode = (ast.FunctionDef, ast.AsyncFunctionDef)
+UNKNOWN = object()  # a call passes the parameter through `*args` or `**kwargs`
+_SUBCLASS_DEPTH = 2  # subclasses of subclasses that keep the `__init__` they inherit
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """One call that constructs the class, with the names bound where it is made."""
+
+    facts: ModuleFacts
+    call: ast.Call
+    env: Env
+    row_offset: int  # of the block whose tree holds the call
+    in_function: bool
+
+    @property
+    def row(self) -> int:
+        return self.call.lineno + self.row_offset
+
+    def argument(self, params: list[ast.arg], positional: int, name: str) -> object:
+        """What the call passes for parameter `name`: an expression, None when it leaves the
+        parameter to its default, or UNKNOWN (spread in by `*args` / `**kwargs`)."""
+        names = [p.arg for p in params]
+        index = names.index(name) if name in names else -1
+        for i, arg in enumerate(self.call.args):
+            if isinstance(arg, ast.Starred):
+                if i <= index < positional:
+                    return UNKNOWN
+                break
+            if i == index and index < positional:
+                return arg
+        spread = False
+        for kw in self.call.keywords:
+            if kw.arg == name:
+                return kw.value
+            if kw.arg is None:
+                entries = self._literal_dict(kw.value)
+                if entries is None:
+                    spread = True
+                elif name in entries:
+                    return entries[name]
+        return UNKNOWN if spread else None
+
+    def _literal_dict(self, value: ast.expr, hops: int = 0) -> dict[str, ast.expr] | None:
+        """The entries of `**CONFIG` when it is a dict display or `dict(k=v)` with constant
+        keys (directly, or through a local or module-level name); None when unknown."""
+        if isinstance(value, ast.Name) and hops < 3:
+            bound = self.env.bindings.get(value.id)
+            if bound is None and value.id not in self.env.bindings:
+                bound = self.facts.assigns.get(value.id)
+            return self._literal_dict(bound, hops + 1) if isinstance(bound, ast.expr) else None
+        if isinstance(value, ast.Dict):
+            keys = [k.value if isinstance(k, ast.Constant) else None for k in value.keys]
+            if all(isinstance(k, str) for k in keys):
+                return {str(k): v for k, v in zip(keys, value.values)}
+            return None
+        if (
+            isinstance(value, ast.Call)
+            and dotted_name(value.func) == "dict"
+            and not value.args
+            and all(kw.arg is not None for kw in value.keywords)
+        ):
+            return {str(kw.arg): kw.value for kw in value.keywords}
+        return None
+
+
+def _env_before(func: ast.FunctionDef | ast.AsyncFunctionDef | None, row: int) -> Env:
+    """The local names a function has bound before `row` (parameters are opaque): enough to
+    follow `loss = nn.MSELoss(); Model(loss=loss)`."""
+    env = Env()
+    if func is None:
+        return env
+    args = func.args
+    for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+        env.bindings[arg.arg] = OPAQUE
+    found: list[tuple[int, str, ast.expr | None]] = []  # None: bound to something unknown
+    stack: list[ast.AST] = list(func.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (*FunctionNode, ast.ClassDef, ast.Lambda)):
+            continue
+        if getattr(node, "lineno", row) < row:
+            found.extend(_bound_by(node))
+        stack.extend(ast.iter_child_nodes(node))
+    for _, name, value in sorted(found, key=lambda item: item[0]):
+        env.bindings[name] = OPAQUE if value is None else value
+    return env
+
+
+def _bound_by(node: ast.AST) -> list[tuple[int, str, ast.expr | None]]:
+    """(row, name, value) of what one statement binds; value None when it is not plain."""
+    if isinstance(node, ast.Assign):
+        plain = len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+        return [
+            (node.lineno, n.id, node.value if plain else None)
+            for target in node.targets
+            for n in ast.walk(target)
+            if isinstance(n, ast.Name)
+        ]
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return [(node.lineno, node.target.id, node.value)] if node.value is not None else []
+    targets: list[ast.expr] = []
+    if isinstance(node, (ast.For, ast.AsyncFor)):
+        targets = [node.target]
+    elif isinstance(node, (ast.With, ast.AsyncWith)):
+        targets = [i.optional_vars for i in node.items if i.optional_vars is not None]
+    elif isinstance(node, (ast.AugAssign, ast.NamedExpr)):
+        targets = [node.target]
+    row = getattr(node, "lineno", 0)
+    return [
+        (row, n.id, None) for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)
+    ]
+
+
+def _calls(
+    node: ast.AST, name: str, func: ast.FunctionDef | ast.AsyncFunctionDef | None
+) -> Iterator[tuple[ast.Call, ast.FunctionDef | ast.AsyncFunctionDef | None]]:
+    """Calls whose callee's last name is `name`, with the function they are made in."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, FunctionNode):
+            yield from _calls(child, name, child)
+            continue
+        if isinstance(child, ast.Call):
+            callee = dotted_name(child.func)
+            if callee == name or callee.endswith("." + name):
+                yield child, func
+        yield from _calls(child, name, func)
+
+
+class CallSites:
+    """Finds the calls that construct a class; the index answers for other modules."""
+
+    def __init__(self, index: ProjectIndex | None) -> None:
+        self.index = index
+
+    def of(self, facts: ModuleFacts, cls: ClassFacts, depth: int = 0) -> list[CallSite]:
+        """The calls that build `cls`, and those that build a subclass that keeps its
+        `__init__` (they pass their arguments to it)."""
+        modules = [facts]
+        if self.index is not None:
+            modules += self.index.mentioning(cls.name, exclude=facts.path)
+        sites: list[CallSite] = []
+        for where in modules:
+            sites.extend(self._in_module(where, facts, cls))
+            if depth < _SUBCLASS_DEPTH:
+                for sub in self._subclasses(where, facts, cls):
+                    sites.extend(self.of(where, sub, depth + 1))
+        return sites
+
+    def _subclasses(
+        self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts
+    ) -> Iterator[ClassFacts]:
+        """Classes of `where` deriving directly from `cls` without an `__init__` of their own."""
+        for candidate in where.classes.values():
+            named = [b for b in candidate.bases if b.rsplit(".", 1)[-1] == cls.name]
+            if not named or candidate is cls or "__init__" in candidate.method_names:
+                continue
+            for base in named:
+                if where is home and base == cls.name:
+                    yield candidate
+                    break
+                found = (
+                    self.index.resolve_member(qualify(base, where), where.path)
+                    if self.index is not None
+                    else None
+                )
+                if found is not None and found[0].path == home.path and found[1] == cls.name:
+                    yield candidate
+                    break
+
+    def _in_module(
+        self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts
+    ) -> Iterator[CallSite]:
+        named = re.compile(rf"(?<![\w.]){re.escape(cls.name)}\b|\.{re.escape(cls.name)}\b")
+        for parsed in where.blocks:
+            text = parsed.block.text
+            if cls.name not in text or not named.search(text):
+                continue  # `Lit1` is no call of `Lit` (nor is `Lit10`)
+            tree = parsed.tree
+            if tree is None:
+                continue
+            for call, func in _calls(tree, cls.name, None):
+                if not self._constructs(where, home, cls, call, func):
+                    continue
+                env = _env_before(func, call.lineno)
+                yield CallSite(where, call, env, parsed.row_offset, func is not None)
+
+    def _constructs(
+        self,
+        where: ModuleFacts,
+        home: ModuleFacts,
+        cls: ClassFacts,
+        call: ast.Call,
+        func: ast.FunctionDef | ast.AsyncFunctionDef | None,
+    ) -> bool:
+        dotted = dotted_name(call.func)
+        if where is home and dotted == cls.name:
+            return True
+        head = dotted.split(".")[0]
+        if func is not None and head in _local_names(func):
+            return False
+        qualified = qualify(dotted, where)
+        if self.index is None or "." not in qualified:
+            return False
+        found = self.index.resolve_member(qualified, where.path)
+        return found is not None and found[0].path == home.path and found[1] == cls.name
+
+
+def _local_names(func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    args = func.args
+    names = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+    for node in ast.walk(func):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names

@@ -1,0 +1,237 @@
+"""CKPT011: the findings on the `__init__` parameters a Lightning class stores as hparams.
+
+A class deriving from a LightningModule or LightningDataModule (through project classes
+too) whose `__init__` calls `self.save_hyperparameters(...)` puts the stored arguments in
+every checkpoint. A finding sits on the parameter in the signature; it says what fails
+(Lightning drops a value pickle refuses, or the default weights-only `torch.load` refuses
+it) and the fix: leave it out with `ignore=` and pass it again to `load_from_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ckpt_lsp.analysis.blocks import split_lines
+from ckpt_lsp.analysis.call_sites import CallSite, CallSites
+from ckpt_lsp.analysis.classifier import Classifier
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
+from ckpt_lsp.analysis.hparam_values import HparamProblem, Parameter, judge
+from ckpt_lsp.analysis.hparams import (
+    SavedHparams,
+    calls_super_init,
+    default_of,
+    inherited_hparams,
+    init_parameters,
+    lightning_bases,
+    saved_hparams,
+)
+from ckpt_lsp.analysis.scope import ScopeResolver, ScopeVerdict
+from ckpt_lsp.findings import Finding, Position
+from ckpt_lsp.rules import RULES
+from ckpt_lsp.suppress import is_suppressed
+
+if TYPE_CHECKING:
+    from ckpt_lsp.config import Config
+
+CODE = "CKPT011"
+# fix_mode of a finding whose fix is adding the parameter to `ignore=`, or dropping its
+# name from `save_hyperparameters("a", "b")` (fix/hparams_ignore.py writes both; it is
+# fix.policy.IGNORE_HPARAM, named here as the analysis never imports the fix package)
+FIX_IGNORE = "hparams-ignore"
+
+
+class HparamFindings:
+    """Findings of one analysis run (it shares the run's scope, classifier and index)."""
+
+    def __init__(
+        self,
+        scope: ScopeResolver,
+        classifier: Classifier,
+        sites: CallSites,
+        config: Config | None,
+    ) -> None:
+        self.scope = scope
+        self.classifier = classifier
+        self.sites = sites
+        self.config = config
+
+    def of(self, filename: str, facts: ModuleFacts, cls: ClassFacts) -> list[Finding]:
+        config = self.config
+        if config is not None and not config.is_enabled(CODE, filename):
+            return []
+        verdict = self.scope.verdict(facts, cls)
+        if not lightning_bases().intersection(verdict.library_bases):
+            return []
+        init = cls.method("__init__")
+        if init is None:
+            return []
+        saved = saved_hparams(init) or _inherited(init, verdict.project_bases)
+        if saved is None:
+            return []
+        params = init_parameters(init)
+        positional = len(init.args.posonlyargs) + len(init.args.args) - 1
+        stored = [saved.container] if saved.container is not None else list(saved.stored)
+        if not stored:
+            return []
+        sites = self.sites.of(facts, cls)
+        found: list[Finding] = []
+        for arg in stored:
+            if arg is None:
+                continue
+            parameter = Parameter(arg, default_of(init, arg.arg), positional, params)
+            problem = judge(parameter, facts, sites, self.classifier)
+            if problem is None or (saved.container is not None and "Namespace" in problem.what):
+                continue  # Lightning stores a Namespace's entries (vars), not the object
+            finding = self._finding(filename, facts, cls, init, saved, arg, problem, verdict)
+            if finding is not None:
+                found.append(finding)
+        return found
+
+    def _finding(
+        self,
+        filename: str,
+        facts: ModuleFacts,
+        cls: ClassFacts,
+        init: ast.FunctionDef | ast.AsyncFunctionDef,
+        saved: SavedHparams,
+        arg: ast.arg,
+        problem: HparamProblem,
+        verdict: ScopeVerdict,
+    ) -> Finding | None:
+        parsed = cls.parsed
+        lines = split_lines(parsed.block.text)
+        row = arg.lineno
+        # the parameter's lines, its default's included: where `# ckpt: ignore[CKPT011]` goes
+        default = default_of(init, arg.arg)
+        last = max(arg.end_lineno or row, getattr(default, "end_lineno", None) or row)
+        if is_suppressed(CODE, lines[row - 1 : last]):
+            return None
+        line = lines[row - 1] if row - 1 < len(lines) else ""
+        column = _column(line, arg.col_offset)
+        rule = RULES[CODE]
+        config = self.config
+        severity = config.severity_of(CODE, rule.severity) if config is not None else rule.severity
+        offset = parsed.row_offset
+        related: tuple[tuple[str, int, int, str], ...] = ()
+        site = problem.site
+        if site is not None:
+            related = (
+                (
+                    _like(site.facts.path, filename),
+                    site.row,
+                    site.call.col_offset + 1,
+                    f"`{cls.name}` is built here with {problem.what}",
+                ),
+            )
+        fixable = (
+            saved.container is None
+            and not saved.owner
+            and (not saved.named or len(saved.stored) > 1)
+        )
+        return Finding(
+            code=CODE,
+            message=describe(arg.arg, problem, saved, default is not None, site, filename),
+            severity=severity,
+            filename=filename,
+            location=Position(row + offset, column),
+            end_location=Position(row + offset, column + len(arg.arg)),
+            class_name=cls.name,
+            attribute=arg.arg,
+            what=problem.what,
+            breaks=("pickle",) if problem.dropped else ("weights_only",),
+            fine=(),
+            url=rule.url,
+            class_line=cls.row,
+            statement_rows=(row + offset, last + offset),
+            bases=verdict.library_bases,
+            fix_mode=FIX_IGNORE if fixable else "none",
+            related=related,
+        )
+
+
+def _inherited(
+    init: ast.FunctionDef | ast.AsyncFunctionDef,
+    bases: tuple[tuple[ModuleFacts, ClassFacts], ...],
+) -> SavedHparams | None:
+    """A base's `save_hyperparameters()` reached through `super().__init__(...)` chains."""
+    func = init
+    for _, base in bases:
+        if not calls_super_init(func):
+            return None
+        base_init = base.method("__init__")
+        if base_init is None:
+            continue
+        saved = saved_hparams(base_init)
+        if saved is not None:
+            return inherited_hparams(init, saved, base.name)
+        func = base_init
+    return None
+
+
+def describe(
+    name: str,
+    problem: HparamProblem,
+    saved: SavedHparams,
+    has_default: bool,
+    site: CallSite | None,
+    filename: str,
+) -> str:
+    """The message: what the stored value is, what fails, and the fix."""
+    where = ""
+    if site is not None:
+        same = Path(site.facts.path).resolve() == Path(filename).resolve()
+        place = f"line {site.row}" if same else f"{Path(site.facts.path).name}:{site.row}"
+        where = f" (as built at {place})"
+    if saved.container is not None:
+        subject = f"`save_hyperparameters({name})` stores {problem.what}{where} whole"
+    elif saved.owner:
+        subject = (
+            f"`{saved.owner}.__init__`'s `save_hyperparameters()` also stores `{name}` (it "
+            f"collects every `__init__` up the `super()` chain), which holds {problem.what}{where}"
+        )
+    else:
+        subject = f"`save_hyperparameters()` stores `{name}`, which holds {problem.what}{where}"
+    if problem.copy_fails:
+        failure = "save_hyperparameters() deep-copies it and raises, so the class cannot be built"
+    elif problem.dropped:
+        later = (
+            "`load_from_checkpoint` silently rebuilds it from its default"
+            if has_default
+            else "`load_from_checkpoint` then fails with TypeError for the missing argument"
+        )
+        failure = f"it cannot be pickled, so Lightning drops it when `fit` starts and {later}"
+    else:
+        failure = (
+            "the default `torch.load` (weights_only=True since torch 2.6) refuses it, so "
+            "`load_from_checkpoint`, `Trainer.fit(ckpt_path=...)` and the tuner fail with "
+            "UnpicklingError"
+        )
+    if saved.container is not None:
+        fix = f"store plain data instead (`OmegaConf.to_container({name})`, a dict of plain values)"
+    elif saved.owner:
+        fix = f"add `{name}` to the `ignore=` of `{saved.owner}`'s `save_hyperparameters()`"
+    elif saved.named:
+        fix = f"leave `{name}` out of the names `save_hyperparameters` is given"
+    else:
+        fix = f"add `{name}` to `save_hyperparameters(ignore=[...])`"
+    if saved.container is None:
+        fix += f" and pass `{name}` to `load_from_checkpoint`"
+    return f"{subject}: {failure}; {fix}"
+
+
+def _column(line: str, byte_offset: int) -> int:
+    if line.isascii():
+        return byte_offset + 1
+    return len(line.encode("utf-8")[:byte_offset].decode("utf-8", "replace")) + 1
+
+
+def _like(path: str, filename: str) -> str:
+    """`path` written the way the finding's filename is (relative when that one is)."""
+    if Path(filename).is_absolute() or not Path(path).is_absolute():
+        return path
+    try:
+        return Path(path).relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path

@@ -1,0 +1,106 @@
+"""Judging a stored hyperparameter: what its callers pass, its default, its annotation.
+
+The values a parameter takes come from the calls in the project that construct the class
+(call_sites.py) and, where a call leaves it out or none is found, its default. Each value is
+judged twice: can it be pickled (the classifier and the hazard catalog: Lightning drops a
+value that cannot, when `fit` starts), and does the default `torch.load` accept it
+(hparam_weights_only.py). The annotation decides only when no value tells: a required
+parameter no call passes, or one passed on from elsewhere.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from ckpt_lsp.analysis.assignments import Env
+from ckpt_lsp.analysis.call_sites import UNKNOWN as SPREAD
+from ckpt_lsp.analysis.call_sites import CallSite
+from ckpt_lsp.analysis.classifier import Classifier
+from ckpt_lsp.analysis.facts import ModuleFacts
+from ckpt_lsp.analysis.hparam_weights_only import (
+    UNKNOWN,
+    refused_annotation,
+    refused_value,
+)
+from ckpt_lsp.analysis.value_context import ValueContext
+
+
+@dataclass(frozen=True)
+class HparamProblem:
+    """Why a stored hyperparameter breaks the checkpoint."""
+
+    what: str  # "a lambda", "a `MSELoss` object (`nn.MSELoss(...)`)"
+    dropped: bool  # True: pickle fails, Lightning drops it; False: the default load refuses it
+    copy_fails: bool = False  # save_hyperparameters deep-copies it: the constructor raises
+    site: CallSite | None = None  # the call that passes the value, when one does
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One stored `__init__` parameter and where its values come from."""
+
+    arg: ast.arg
+    default: ast.expr | None
+    positional: int  # how many parameters (self excluded) may be passed by position
+    params: list[ast.arg]
+
+
+def judge(
+    parameter: Parameter,
+    facts: ModuleFacts,
+    sites: list[CallSite],
+    classifier: Classifier,
+) -> HparamProblem | None:
+    """The first problem among the values the parameter takes, else its annotation's."""
+    name = parameter.arg.arg
+    values: list[tuple[ast.expr, ValueContext, CallSite | None]] = []
+    unknown = not sites and parameter.default is None
+    left_out = not sites
+    for site in sites:
+        passed = site.argument(parameter.params, parameter.positional, name)
+        if passed is SPREAD:
+            unknown = True
+        elif passed is None:
+            left_out = True
+        elif isinstance(passed, ast.expr):
+            ctx = _context(classifier, site.facts, site.env, site.in_function)
+            values.append((passed, ctx, site))
+    if left_out and parameter.default is not None:
+        values.append((parameter.default, _context(classifier, facts, Env(), False), None))
+    elif left_out:
+        unknown = True
+    for expr, ctx, passed_at in values:
+        verdict = value_problem(expr, ctx)
+        if isinstance(verdict, HparamProblem):
+            return HparamProblem(verdict.what, verdict.dropped, verdict.copy_fails, passed_at)
+        unknown = unknown or verdict == UNKNOWN
+    if unknown:
+        ctx = _context(classifier, facts, Env(), False)
+        what = refused_annotation(parameter.arg.annotation, ctx)
+        if what:
+            return HparamProblem(what, dropped=False)
+    return None
+
+
+def value_problem(expr: ast.expr, ctx: ValueContext) -> HparamProblem | str:
+    """A problem with one value, or "" (it is fine) or UNKNOWN."""
+    hazard = ctx.classify(expr)
+    if (
+        hazard is not None
+        and hazard.rule != "CKPT004"
+        and not hazard.when
+        and not hazard.when_called
+        and "pickle" in hazard.breaks
+    ):
+        return HparamProblem(hazard.what, dropped=True, copy_fails="deepcopy" in hazard.breaks)
+    what = refused_value(expr, ctx)
+    if what and what != UNKNOWN:
+        return HparamProblem(what, dropped=False)
+    return what
+
+
+def _context(
+    classifier: Classifier, facts: ModuleFacts, env: Env, in_function: bool
+) -> ValueContext:
+    return ValueContext(classifier, facts, None, env, {}, 1, in_function=in_function)

@@ -1,0 +1,176 @@
+"""What `self.save_hyperparameters(...)` in a Lightning `__init__` stores, read from syntax.
+
+Lightning 2.6 (`lightning.pytorch.utilities.parsing.save_hyperparameters`):
+- no positional argument: every `__init__` parameter but `*args`/`**kwargs` themselves (their
+  contents go in under their own keys), minus `ignore=` (a string or a list/tuple of strings);
+- string arguments: only the parameters named (an ignored name among them raises KeyError);
+- one other argument (`save_hyperparameters(cfg)`): that object itself, a dict or Namespace by
+  its entries, an OmegaConf container whole, with its type.
+Only literal forms are read: an `ignore=` or argument computed at runtime leaves the class
+unjudged (the analysis never guesses what a checkpoint holds).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FunctionNode = (ast.FunctionDef, ast.AsyncFunctionDef)
+_DATA = Path(__file__).resolve().parent.parent / "data" / "hparams.toml"
+
+
+@lru_cache(maxsize=1)
+def lightning_bases() -> frozenset[str]:
+    """The qualified names of the classes that have `save_hyperparameters` (data)."""
+    with _DATA.open("rb") as fh:
+        raw = tomllib.load(fh)
+    bases = raw.get("lightning_bases")
+    if not isinstance(bases, list) or not all(isinstance(b, str) and "." in b for b in bases):
+        raise ValueError(f"{_DATA.name}: lightning_bases must be a list of qualified names")
+    return frozenset(bases)
+
+
+@dataclass(frozen=True)
+class SavedHparams:
+    """One `save_hyperparameters` call of an `__init__` and the parameters it stores."""
+
+    call: ast.Call
+    stored: tuple[ast.arg, ...]  # stored under their own names
+    container: ast.arg | None = None  # save_hyperparameters(cfg): the object itself is stored
+    named: bool = False  # the call names what it stores ("a", "b"): ignore= cannot drop one
+    owner: str = ""  # the base class whose __init__ makes the call, when not the class's own
+
+
+def init_parameters(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.arg]:
+    """The named parameters of an `__init__`, `self` left out."""
+    args = func.args
+    positional = [*args.posonlyargs, *args.args]
+    return [*positional[1:], *args.kwonlyargs]
+
+
+def default_of(func: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> ast.expr | None:
+    """The default value of a parameter, None when it has none."""
+    args = func.args
+    positional = [*args.posonlyargs, *args.args]
+    for arg, default in zip(positional[len(positional) - len(args.defaults) :], args.defaults):
+        if arg.arg == name:
+            return default
+    for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults):
+        if arg.arg == name:
+            return kw_default
+    return None
+
+
+def _own_calls(func: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[ast.Call]:
+    """`self.save_hyperparameters(...)` calls in the function itself, in source order (a
+    nested function's call has another frame, which Lightning reads no parameters from)."""
+    self_name = func.args.args[0].arg if func.args.args else ""
+    stack: list[ast.AST] = list(reversed(func.body))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (*FunctionNode, ast.ClassDef, ast.Lambda)):
+            continue
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "save_hyperparameters"
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == self_name
+        ):
+            yield node
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+
+
+def first_save_call(func: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.Call | None:
+    """The first `self.save_hyperparameters(...)` of a function, the one Lightning obeys."""
+    return next(_own_calls(func), None)
+
+
+def ignored_names(call: ast.Call) -> frozenset[str] | None:
+    """The names of `ignore=`; None when it is not a literal of strings."""
+    for kw in call.keywords:
+        if kw.arg is None:
+            return None  # **options: ignore may be among them
+        if kw.arg != "ignore":
+            continue
+        value = kw.value
+        if isinstance(value, ast.Constant) and value.value is None:
+            return frozenset()
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            return frozenset({value.value})
+        if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+            names = [e.value for e in value.elts if isinstance(e, ast.Constant)]
+            if len(names) == len(value.elts) and all(isinstance(n, str) for n in names):
+                return frozenset(str(n) for n in names)
+        return None
+    return frozenset()
+
+
+def calls_super_init(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """`super().__init__(...)` in the function: its frame then holds `__class__`, which is how
+    Lightning's save_hyperparameters, called further down, finds and stores its arguments."""
+    return any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "__init__"
+        and isinstance(node.func.value, ast.Call)
+        and isinstance(node.func.value.func, ast.Name)
+        and node.func.value.func.id == "super"
+        for node in ast.walk(func)
+    )
+
+
+def inherited_hparams(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, base: SavedHparams, owner: str
+) -> SavedHparams | None:
+    """What a base's `save_hyperparameters()` stores of a subclass `__init__`'s parameters
+    (lightning 2.6 collects the arguments of every `__init__` frame up the `super()` chain,
+    then applies the one call's `ignore=` or names)."""
+    if base.container is not None:
+        return None
+    ignore = ignored_names(base.call) or frozenset()
+    params = init_parameters(func)
+    if base.named:
+        names = {str(a.value) for a in base.call.args if _is_name(a)}  # type: ignore[attr-defined]
+        kept = tuple(p for p in params if p.arg in names and p.arg not in ignore)
+    else:
+        kept = tuple(p for p in params if p.arg not in ignore)
+    return SavedHparams(base.call, kept, named=base.named, owner=owner)
+
+
+def _is_name(arg: ast.expr) -> bool:
+    return isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+
+
+def saved_hparams(func: ast.FunctionDef | ast.AsyncFunctionDef) -> SavedHparams | None:
+    """What the first `self.save_hyperparameters(...)` of an `__init__` stores; None when
+    there is none or its arguments are not literal enough to tell."""
+    call = first_save_call(func)
+    if call is None:
+        return None
+    ignore = ignored_names(call)
+    if ignore is None or any(isinstance(a, ast.Starred) for a in call.args):
+        return None
+    params = {p.arg: p for p in init_parameters(func)}
+    names = [str(a.value) for a in call.args if _is_name(a)]  # type: ignore[attr-defined]
+    others = [a for a in call.args if not _is_name(a)]
+    if len(others) == 1 and not names:
+        held = others[0]
+        if isinstance(held, ast.Name) and held.id in params:
+            return SavedHparams(call, (), container=params[held.id])
+        return None
+    if others:
+        return None
+    if names:
+        kept = tuple(params[n] for n in dict.fromkeys(names) if n in params and n not in ignore)
+        return SavedHparams(call, kept, named=True)
+    return SavedHparams(call, tuple(p for p in params.values() if p.arg not in ignore))

@@ -1,0 +1,720 @@
+"""CKPT011: VALID and INVALID Lightning hyperparameters, as measured with lightning 2.6.
+
+Each INVALID case is a class whose `save_hyperparameters()` stores a parameter that either
+cannot be pickled (Lightning drops it when `fit` starts) or that the default `torch.load`
+(weights_only=True since torch 2.6) refuses; VALID ones store plain data, leave the value out,
+or do not store it at all. The finding sits on the parameter named by the table.
+"""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from pathlib import Path
+
+import pytest
+from ckpt_lsp.analysis.analyzer import Analyzer, analyze_text
+from ckpt_lsp.analysis.assignments import Env
+from ckpt_lsp.analysis.call_sites import UNKNOWN, CallSite
+from ckpt_lsp.analysis.facts import module_facts
+from ckpt_lsp.analysis.hparams import init_parameters, saved_hparams
+from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.fix import apply_edits, ignore_edit
+
+HEADER = """\
+import argparse, dataclasses, enum, functools, pathlib, threading
+from pathlib import Path
+from typing import Callable, Optional, Union
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from omegaconf import DictConfig, OmegaConf
+from sklearn.preprocessing import StandardScaler
+
+
+@dataclasses.dataclass
+class Settings:
+    depth: int = 2
+
+
+class Mode(enum.Enum):
+    FAST = 1
+
+
+def make_head():
+    return nn.Linear(4, 2)
+
+
+"""
+
+
+def hparam_findings(source: str, filename: str = "lit.py") -> list[tuple[str, str, str]]:
+    text = HEADER + textwrap.dedent(source)
+    return [
+        (f.class_name, f.attribute, f.message)
+        for f in analyze_text(text, filename)
+        if f.code == "CKPT011"
+    ]
+
+
+# (source, the parameter that must be reported)
+INVALID = [
+    # refused by the default torch.load: builtins and project functions are globals too
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, reduce=max, n=2):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "reduce",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, n=2, head_factory=make_head):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "head_factory",
+    ),
+    # objects of library classes outside torch's allow-list: callbacks, distributions
+    (
+        """
+        from lightning.pytorch.callbacks import EarlyStopping
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, stopper=EarlyStopping(monitor="val_loss")):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "stopper",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, prior=torch.distributions.Normal(0.0, 1.0)):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "prior",
+    ),
+    # refused by the default torch.load: modules, losses, optimizers and their classes
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, loss: nn.Module, lr: float = 1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "loss",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, loss=nn.MSELoss(), lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "loss",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, optimizer=torch.optim.Adam, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "optimizer",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, optimizer=functools.partial(torch.optim.SGD, lr=0.1)):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "optimizer",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, activation=F.gelu, width=8):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "activation",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, act_layer=nn.ReLU):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "act_layer",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, class_weights=np.ones(3)):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "class_weights",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, temperature=np.float32(0.5)):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "temperature",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, args: argparse.Namespace):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "args",
+    ),
+    (
+        """
+        class LitData(L.LightningDataModule):
+            def __init__(self, root=Path("data"), batch_size=32):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "root",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, settings=Settings()):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "settings",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, mode=Mode.FAST):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "mode",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, cfg: DictConfig):
+                super().__init__()
+                self.save_hyperparameters(cfg)
+        """,
+        "cfg",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, scaler: Optional[StandardScaler] = None, n: int = 2):
+                super().__init__()
+                self.save_hyperparameters(ignore="n")
+
+
+        def build(scaler):
+            return Lit(scaler=scaler)
+        """,
+        "scaler",
+    ),
+    # cannot be pickled: Lightning drops it when fit starts
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, transform=lambda x: x * 2):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "transform",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, scorer, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def main():
+            model = Lit(lambda y: y.mean(), lr=0.1)
+        """,
+        "scorer",
+    ),
+    # call sites: keyword, positional, through a variable
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, backbone=None, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def main():
+            net = nn.Sequential(nn.Linear(4, 4))
+            return Lit(backbone=net)
+        """,
+        "backbone",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, lr, head=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        FACTORIES = {"Lit": lambda: Lit(0.1, make_head())}
+        """,
+        "head",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, lr=1e-3, weights=None):
+                super().__init__()
+                self.save_hyperparameters("lr", "weights")
+
+
+        model = Lit(weights=np.array([0.2, 0.8]))
+        """,
+        "weights",
+    ),
+    # through a project base that derives from LightningModule
+    (
+        """
+        class Base(L.LightningModule):
+            pass
+
+
+        class Lit(Base):
+            def __init__(self, data_dir: Path):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "data_dir",
+    ),
+    # a base's save_hyperparameters() stores the subclass's arguments too (super() chain)
+    (
+        """
+        class Base(L.LightningModule):
+            def __init__(self, lr=1e-3, **kwargs):
+                super().__init__()
+                self.save_hyperparameters(ignore=["skip"])
+
+
+        class Mid(Base):
+            def __init__(self, width=3, **kwargs):
+                super().__init__(**kwargs)
+
+
+        class Child(Mid):
+            def __init__(self, loss=nn.MSELoss(), skip=Path("x"), **kwargs):
+                super().__init__(**kwargs)
+        """,
+        "loss",
+    ),
+    (
+        """
+        import pytorch_lightning as pl
+
+
+        class Lit(pl.LightningModule):
+            def __init__(self, criterion: Callable = F.cross_entropy):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "criterion",
+    ),
+]
+
+VALID = [
+    # plain constants of numpy and math load; so do None defaults of a module-level dict
+    """
+    DEFAULTS = {"depth": 2, "names": ["a", "b"]}
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, scale=np.pi, eps=1e-8, cfg=DEFAULTS):
+            super().__init__()
+            self.save_hyperparameters()
+    """,
+    # plain data loads
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, lr: float = 1e-3, layers=(64, 64), name="run", extra={"a": [1, 2]}):
+            super().__init__()
+            self.save_hyperparameters()
+    """,
+    # left out with ignore=, as a list, a tuple or a string
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, backbone: nn.Module, loss=nn.MSELoss(), lr=1e-3):
+            super().__init__()
+            self.save_hyperparameters(ignore=["backbone", "loss"])
+    """,
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, backbone: nn.Module, lr=1e-3):
+            super().__init__()
+            self.save_hyperparameters(ignore="backbone")
+    """,
+    # only the named ones are stored
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, backbone: nn.Module, lr=1e-3):
+            super().__init__()
+            self.save_hyperparameters("lr")
+    """,
+    # no save_hyperparameters at all
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, backbone: nn.Module, transform=lambda x: x):
+            super().__init__()
+            self.backbone = backbone
+    """,
+    # not a Lightning class
+    """
+    class Plain(nn.Module):
+        def __init__(self, loss=nn.MSELoss()):
+            super().__init__()
+            self.save_hyperparameters()
+    """,
+    # None by default and no caller passes anything else
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, scaler: Optional[StandardScaler] = None):
+            super().__init__()
+            self.save_hyperparameters()
+    """,
+    # str or Path: a str default loads, and no caller passes a Path
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, root: Union[str, Path] = "data"):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def main(args):
+        return Lit(root=args.root)
+    """,
+    # the loadable forms of the usual slips
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, cfg=None, root="x", lr=0.1, weights=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def main(args):
+        return Lit(
+            cfg=OmegaConf.to_container(OmegaConf.create({"a": 1})),
+            root=str(Path("data")),
+            lr=float(np.mean([0.1, 0.2])),
+            weights=np.ones(2).tolist(),
+        )
+    """,
+    # a Namespace passed to save_hyperparameters(args) is stored by its entries
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, args: argparse.Namespace):
+            super().__init__()
+            self.save_hyperparameters(args)
+    """,
+    # torch dtypes, devices and tensors load
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, dtype=torch.float32, device=torch.device("cpu"), w=torch.ones(2)):
+            super().__init__()
+            self.save_hyperparameters()
+    """,
+    # an ignore= that is not a literal: nothing is claimed
+    """
+    IGNORED = ["loss"]
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, loss=nn.MSELoss()):
+            super().__init__()
+            self.save_hyperparameters(ignore=IGNORED)
+    """,
+    # a subclass that calls its base's __init__ without super(): its frame is not collected
+    """
+    class Base(L.LightningModule):
+        def __init__(self, lr=1e-3):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    class Child(Base):
+        def __init__(self, loss=nn.MSELoss(), lr=1e-3):
+            Base.__init__(self, lr=lr)
+    """,
+    # suppressed on the parameter's line
+    """
+    class Lit(L.LightningModule):
+        def __init__(
+            self,
+            loss=nn.MSELoss(),  # ckpt: ignore[CKPT011]
+        ):
+            super().__init__()
+            self.save_hyperparameters()
+    """,
+]
+
+
+@pytest.mark.parametrize(("source", "parameter"), INVALID)
+def test_invalid_parameter_is_reported(source: str, parameter: str) -> None:
+    found = hparam_findings(source)
+    assert [attr for _, attr, _ in found] == [parameter], found
+
+
+@pytest.mark.parametrize("source", VALID)
+def test_valid_hparams_are_not_reported(source: str) -> None:
+    assert hparam_findings(source) == []
+
+
+def test_messages_say_what_fails_and_the_fix() -> None:
+    dropped = hparam_findings(INVALID[19][0])[0][2]
+    inherited = hparam_findings(INVALID[24][0])[0][2]
+    assert "`Base.__init__`'s `save_hyperparameters()` also stores `loss`" in inherited
+    assert "cannot be pickled" in dropped and "TypeError" in dropped
+    assert "ignore=[...]" in dropped and "line" in dropped
+    refused = hparam_findings(INVALID[5][0])[0][2]
+    assert "weights_only=True" in refused and "UnpicklingError" in refused
+    container = hparam_findings(INVALID[16][0])[0][2]
+    assert "OmegaConf.to_container(cfg)" in container
+
+
+def test_the_finding_sits_on_the_parameter() -> None:
+    source = HEADER + textwrap.dedent(
+        """
+        class Lit(L.LightningModule):
+            def __init__(
+                self,
+                encoder: nn.Module,
+                lr: float = 1e-3,
+            ):
+                super().__init__()
+                self.save_hyperparameters()
+        """
+    )
+    (finding,) = [f for f in analyze_text(source, "lit.py") if f.code == "CKPT011"]
+    row = source.splitlines().index("        encoder: nn.Module,") + 1
+    assert (finding.location.row, finding.location.column) == (row, 9)
+    assert finding.end_location.column == 9 + len("encoder")
+    assert (finding.class_name, finding.attribute, finding.severity) == ("Lit", "encoder", "error")
+
+
+def _project(tmp_path: Path, files: dict[str, str]) -> tuple[Analyzer, dict[str, Path]]:
+    index = ProjectIndex(tmp_path)
+    paths = {}
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        index.register(path, textwrap.dedent(text))
+        paths[name] = path
+    return Analyzer(index=index, batch=True), paths
+
+
+MODEL = """
+import lightning as L
+
+
+class Lit(L.LightningModule):
+    def __init__(self, loss=None, lr=1e-3):
+        super().__init__()
+        self.save_hyperparameters()
+"""
+
+
+def test_call_sites_in_other_files_count(tmp_path: Path) -> None:
+    train = """
+    from torch import nn
+    from proj.model import Lit
+
+
+    def main():
+        return Lit(loss=nn.MSELoss())
+    """
+    analyzer, paths = _project(tmp_path, {"proj/model.py": MODEL, "proj/train.py": train})
+    analyzer.index.touched = set()
+    found = analyzer.analyze(str(paths["proj/model.py"]), textwrap.dedent(MODEL)).findings
+    assert [(f.code, f.attribute) for f in found] == [("CKPT011", "loss")]
+    assert found[0].related and found[0].related[0][1] == 7
+    # the answer read every module: the CLI cache re-checks it when any of them changes
+    assert str(paths["proj/train.py"]) in analyzer.index.touched
+
+
+def test_a_call_through_a_package_reexport_counts(tmp_path: Path) -> None:
+    files = {
+        "proj/model.py": MODEL,
+        "proj/__init__.py": "from proj.model import Lit\n",
+        "run.py": "import proj\n\nmodel = proj.Lit(loss=lambda x: x)\n",
+    }
+    analyzer, paths = _project(tmp_path, files)
+    found = analyzer.analyze(str(paths["proj/model.py"]), textwrap.dedent(MODEL)).findings
+    assert [(f.code, f.attribute) for f in found] == [("CKPT011", "loss")]
+
+
+def test_a_call_of_another_class_of_the_same_name_does_not_count(tmp_path: Path) -> None:
+    other = """
+    from torch import nn
+    from proj.other import Lit
+
+
+    def main():
+        return Lit(loss=nn.MSELoss())
+    """
+    files = {
+        "proj/model.py": MODEL,
+        "proj/other.py": "class Lit:\n    def __init__(self, loss=None, lr=1):\n        pass\n",
+        "proj/train.py": other,
+    }
+    analyzer, paths = _project(tmp_path, files)
+    found = analyzer.analyze(str(paths["proj/model.py"]), textwrap.dedent(MODEL)).findings
+    assert found == []
+
+
+def _init(source: str) -> ast.FunctionDef:
+    tree = ast.parse(textwrap.dedent(source))
+    return next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef))
+
+
+@pytest.mark.parametrize(
+    ("call", "stored"),
+    [
+        ("self.save_hyperparameters()", ["a", "b", "c"]),
+        ("self.save_hyperparameters(ignore=['a', 'c'])", ["b"]),
+        ("self.save_hyperparameters(ignore=('a',))", ["b", "c"]),
+        ("self.save_hyperparameters(ignore='b')", ["a", "c"]),
+        ("self.save_hyperparameters(ignore=None, logger=False)", ["a", "b", "c"]),
+        ("self.save_hyperparameters('c', 'a')", ["c", "a"]),
+        ("self.save_hyperparameters('c', 'a', ignore='a')", ["c"]),
+        ("self.save_hyperparameters(b)", "container b"),
+        ("self.save_hyperparameters(ignore=NAMES)", None),
+        ("self.save_hyperparameters(*names)", None),
+        ("self.save_hyperparameters(**options)", None),
+        ("self.save_hyperparameters(vars(b))", None),
+        ("helper.save_hyperparameters()", None),
+        ("def inner():\n                self.save_hyperparameters()", None),
+    ],
+)
+def test_what_save_hyperparameters_stores(call: str, stored: object) -> None:
+    func = _init(
+        f"""
+        def __init__(self, a, b=1, *args, c=2, **kwargs):
+            {call}
+        """
+    )
+    saved = saved_hparams(func)
+    if stored is None:
+        assert saved is None
+    elif isinstance(stored, str):
+        assert saved is not None and saved.container is not None
+        assert f"container {saved.container.arg}" == stored
+    else:
+        assert saved is not None and [p.arg for p in saved.stored] == stored
+
+
+@pytest.mark.parametrize(
+    ("call", "passed"),
+    [
+        ("Lit(1, 2)", {"a": "1", "b": "2", "c": None}),
+        ("Lit(a=1, c=3)", {"a": "1", "b": None, "c": "3"}),
+        ("Lit(1, *rest)", {"a": "1", "b": "?", "c": None}),
+        ("Lit(1, **options)", {"a": "1", "b": "?", "c": "?"}),
+        ("Lit(*everything)", {"a": "?", "b": "?", "c": None}),
+        ("Lit(**{'a': 1, 'c': x})", {"a": "1", "b": None, "c": "x"}),
+        ("Lit(**dict(b=2))", {"a": None, "b": "2", "c": None}),
+        ("Lit(**CONFIG)", {"a": "[1]", "b": None, "c": None}),
+        ("Lit(**options)", {"a": "?", "b": "?", "c": "?"}),
+    ],
+)
+def test_what_a_call_passes(call: str, passed: dict[str, object]) -> None:
+    func = _init("def __init__(self, a, b=1, *, c=2):\n    pass\n")
+    node = ast.parse(call, mode="eval").body
+    assert isinstance(node, ast.Call)
+    facts = module_facts("m.py", "m", "CONFIG = {'a': [1]}\n")
+    site = CallSite(facts, node, Env(), 0, False)
+    params = init_parameters(func)
+    got = {}
+    for name in passed:
+        value = site.argument(params, 2, name)
+        got[name] = "?" if value is UNKNOWN else None if value is None else ast.unparse(value)
+    assert got == passed
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "def __init__(self, loss=nn.MSELoss(), lr=1e-3):",
+        "def __init__(\n                self,\n                loss=nn.MSELoss(),\n                lr=1e-3,\n            ):",
+        "def __init__(\n                self,\n                loss=nn.Sequential(\n"
+        "                    nn.Linear(2, 2),\n                ),\n            ):",
+    ],
+)
+def test_the_ignore_comment_the_server_offers_silences_the_finding(signature: str) -> None:
+    source = HEADER + textwrap.dedent(
+        f"""
+        class Lit(L.LightningModule):
+            {signature}
+                super().__init__()
+                self.save_hyperparameters()
+        """
+    )
+    (finding,) = [f for f in analyze_text(source, "lit.py") if f.code == "CKPT011"]
+    lines = source.split("\n")
+    edit = ignore_edit(finding, lambda row: lines[row - 1])
+    assert edit is not None
+    fixed = apply_edits(source, [edit])
+    assert [f for f in analyze_text(fixed, "lit.py") if f.code == "CKPT011"] == []
+    ast.parse(fixed)
+
+
+def test_a_subclass_that_keeps_the_init_passes_its_arguments_to_it(tmp_path: Path) -> None:
+    model = """
+    import lightning as L
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, loss=None, lr=1e-3):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    class Tuned(Lit):
+        pass
+    """
+    train = """
+    from torch import nn
+    from proj.model import Tuned
+
+
+    class Again(Tuned):
+        def training_step(self, batch, batch_idx):
+            return None
+
+
+    def main():
+        return Again(loss=nn.L1Loss())
+    """
+    analyzer, paths = _project(tmp_path, {"proj/model.py": model, "proj/train.py": train})
+    found = analyzer.analyze(str(paths["proj/model.py"]), textwrap.dedent(model)).findings
+    assert [(f.code, f.class_name, f.attribute) for f in found] == [("CKPT011", "Lit", "loss")]
