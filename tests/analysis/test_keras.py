@@ -609,17 +609,18 @@ FIX_CASES = {
 
         @K.saving.register_keras_serializable(package="values")
         class Gate(K.layers.Layer):
-            def __init__(self, fn=K.activations.relu, **kwargs):
+            def __init__(self, fn=K.activations.relu, scale=1.0, **kwargs):
                 super().__init__(**kwargs)
                 self.fn = fn
+                self.scale = scale  # the new get_config must keep it too
 
             def call(self, x):
-                return self.fn(x) * x
+                return self.fn(x) * x * self.scale
 
 
         FACTORIES = {
             "Vocab": lambda: Vocab("/tmp/vocab.txt"),
-            "Gate": lambda: Gate(fn=K.activations.sigmoid),
+            "Gate": lambda: Gate(fn=K.activations.sigmoid, scale=3.0),
         }
         """,
 }
@@ -723,6 +724,15 @@ NO_FIX = {
             def get_config(self):
                 return {**super().get_config(), "path": self.path_}
         Vocab(pathlib.Path("/tmp/v.txt"))
+        """,
+    "a function argument beside one the automatic config converted": """
+        @reg
+        class Gate(layers.Layer):
+            def __init__(self, fn=keras.activations.relu, units=(2,), **kwargs):
+                super().__init__(**kwargs)
+                self.fn = fn
+                self.units = list(units)
+        Gate(fn=keras.activations.sigmoid, units=(3,))
         """,
     "a module function argument, no get_config": """
         def soft(x):

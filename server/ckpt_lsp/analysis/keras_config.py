@@ -180,6 +180,17 @@ def _params(init: FunctionNode) -> list[tuple[ast.arg, ast.expr | None]]:
     return pairs
 
 
+def own_params(init: FunctionNode) -> list[str]:
+    """The named parameters a get_config of the class must give back (the base's `name`,
+    `trainable`, `dtype` come from `super().get_config()`)."""
+    return [p.arg for p, _ in _params(init) if p.arg not in _BASE_KEYS]
+
+
+def _kept(init: FunctionNode, param: str) -> bool:
+    """`self.<param> = <param>`: the argument is kept as it came."""
+    return any(isinstance(v, ast.Name) and v.id == param for v in _stored(init, param))
+
+
 def super_passed(init: FunctionNode) -> set[str]:
     """The parameters `__init__` hands to its parent's `__init__` under their own name."""
     passed: set[str] = set()
@@ -376,7 +387,8 @@ def _auto_layer(
     bad = [v for v in used if v is not None and _not_plain(v, facts)]
     if not bad:
         return None
-    kept = any(isinstance(v, ast.Name) and v.id == param.arg for v in _stored(init, param.arg))
+    # the new get_config replaces the automatic one, so it must give back every argument
+    kept = all(_kept(init, name) for name in own_params(init))
     fix = "serialize" if kept and all(_rebuildable(v, facts) for v in bad) else "none"
     return ConfigIssue(
         param.arg,

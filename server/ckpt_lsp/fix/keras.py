@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.facts import dotted_name
-from ckpt_lsp.analysis.keras_config import read_config
+from ckpt_lsp.analysis.keras_config import own_params, read_config
 from ckpt_lsp.fix.module import FixModule, FoundClass
 from ckpt_lsp.fix.planner import Unavailable
 from ckpt_lsp.fix.text import LineTable, Span, leading_ws
@@ -69,6 +69,9 @@ def plan_keras(module: FixModule, found: FoundClass, ops: tuple[str, ...]) -> Ke
             spans.extend(editor.kwargs())
     serialize = _args(ops, "serialize")
     config = editor.missing(_args(ops, "config") + serialize)
+    if serialize and "get_config" not in editor.methods:
+        # the new get_config replaces the automatic one: every argument goes in
+        config = tuple(dict.fromkeys(own_params(editor.init()) + list(config)))
     rebuild = _args(ops, "rebuild")
     if config:
         spans.extend(editor.config(config, frozenset(serialize)))
@@ -131,14 +134,14 @@ class _ClassEditor:
         line = f'{indent}@{self.keras}.saving.register_keras_serializable(package="{package}")\n'
         return Span(start, start, line)
 
-    def _init(self) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    def init(self) -> ast.FunctionDef | ast.AsyncFunctionDef:
         init = self.methods.get("__init__")
         if init is None:
             raise Unavailable("the class has no `__init__`")
         return init
 
     def kwargs(self) -> list[Span]:
-        init = self._init()
+        init = self.init()
         args = init.args
         if args.kwarg is not None:
             return []
@@ -165,7 +168,7 @@ class _ClassEditor:
         return spans
 
     def _stored_attr(self, param: str) -> str | None:
-        init = self._init()
+        init = self.init()
         for node in ast.walk(init):
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
                 if node.value.id != param:
@@ -210,7 +213,7 @@ class _ClassEditor:
         return spans
 
     def _store(self, param: str) -> Span:
-        init = self._init()
+        init = self.init()
         call = _super_init(init)
         statement = next((s for s in init.body if call is not None and _contains(s, call)), None)
         anchor = statement or init.body[0]
