@@ -587,6 +587,42 @@ FIX_CASES = {
             "Tempered": lambda: Tempered(3, temperature=4.0),
         }
         """,
+    "values.py": """
+        import os
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+        from pathlib import Path
+        import keras as K
+
+
+        @K.saving.register_keras_serializable(package="values")
+        class Vocab(K.layers.Layer):
+            def __init__(self, vocab_file=None, **kwargs):
+                super().__init__(**kwargs)
+                self.vocab_file = Path(vocab_file) if vocab_file else None
+
+            def call(self, x):
+                return x * 2.0
+
+            def get_config(self):
+                return {**super().get_config(), "vocab_file": self.vocab_file}
+
+
+        @K.saving.register_keras_serializable(package="values")
+        class Gate(K.layers.Layer):
+            def __init__(self, fn=K.activations.relu, scale=1.0, **kwargs):
+                super().__init__(**kwargs)
+                self.fn = fn
+                self.scale = scale  # the new get_config must keep it too
+
+            def call(self, x):
+                return self.fn(x) * x * self.scale
+
+
+        FACTORIES = {
+            "Vocab": lambda: Vocab("/tmp/vocab.txt"),
+            "Gate": lambda: Gate(fn=K.activations.sigmoid, scale=3.0),
+        }
+        """,
 }
 
 ROUND_TRIP = r"""
@@ -652,12 +688,72 @@ def test_fixed_classes_save_and_load_back(tmp_path: Path) -> None:
         assert analyze_text(fixed, name) == [], fixed  # nothing left to report
         (after_dir / name).write_text(fixed)
     modules = [n[:-3] for n in FIX_CASES]
-    assert flagged == {"Shift", "Clf", "Scaled", "Tempered"}
+    assert flagged == {"Shift", "Clf", "Scaled", "Tempered", "Vocab", "Gate"}
     before = _round_trip(before_dir, modules)
     assert {c for c, r in before.items() if r != "ok"} == flagged, before  # the runtime agrees
     after = _round_trip(after_dir, modules)
     assert all(r == "ok" for r in after.values()), after
     assert "import keras\n" in (after_dir / "spelled_from_keras.py").read_text()
+
+
+# flagged, but no fix is certain: the finding stays, the text is left alone
+NO_FIX = {
+    "a Sequential subclass that adds its layers in __init__": """
+        class Tower(keras.Sequential):
+            def __init__(self, units=4, **kwargs):
+                super().__init__(**kwargs)
+                self.add(keras.Input(shape=(4,)))
+                self.add(layers.Dense(units))
+        t = Tower(units=5)
+        """,
+    "an array argument kept under another name, no get_config": """
+        @reg
+        class Weigh(layers.Layer):
+            def __init__(self, weights=None, **kwargs):
+                super().__init__(**kwargs)
+                self.w = np.asarray(weights if weights is not None else [1.0], "float32")
+        Weigh(np.array([0.5, 2.0]))
+        """,
+    "a path the caller makes, returned as it is": """
+        import pathlib
+        @reg
+        class Vocab(layers.Layer):
+            def __init__(self, path=None, **kwargs):
+                super().__init__(**kwargs)
+                self.path_ = path
+            def get_config(self):
+                return {**super().get_config(), "path": self.path_}
+        Vocab(pathlib.Path("/tmp/v.txt"))
+        """,
+    "a function argument beside one the automatic config converted": """
+        @reg
+        class Gate(layers.Layer):
+            def __init__(self, fn=keras.activations.relu, units=(2,), **kwargs):
+                super().__init__(**kwargs)
+                self.fn = fn
+                self.units = list(units)
+        Gate(fn=keras.activations.sigmoid, units=(3,))
+        """,
+    "a module function argument, no get_config": """
+        def soft(x):
+            return x
+        @reg
+        class Act(layers.Layer):
+            def __init__(self, fn=None, **kwargs):
+                super().__init__(**kwargs)
+                self.fn = fn
+        Act(fn=soft)
+        """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(NO_FIX))
+def test_no_fix_where_none_is_certain(name: str) -> None:
+    source = HEAD + textwrap.dedent(NO_FIX[name])
+    findings = analyze_text(source, "m.py")
+    assert findings, "the shape is flagged"
+    assert fix_targets(findings) == [] or fix_source(source, fix_targets(findings)) == source
+    assert all(json.loads(render([f]))[0]["fix"] is None for f in findings)
 
 
 def test_hover_and_fix_titles_speak_of_keras() -> None:

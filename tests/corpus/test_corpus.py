@@ -90,6 +90,8 @@ CORPORA = [
     # work was tuned on, round 7 was held out from it; both held to the project's targets
     Corpus("blind-round6", HERE / "blind" / "round6", 0.98, 0.95),
     Corpus("blind-round7", HERE / "blind" / "round7", 0.98, 0.95),
+    # Keras classes written blind and held out from the Keras rules' development
+    Corpus("blind-round9", HERE / "blind" / "round9", 0.95, 0.90),
 ]
 
 
@@ -267,7 +269,19 @@ def test_fix_makes_every_class_round_trip(corpus: Corpus, tmp_path: Path) -> Non
     missed = {(path, cls) for path, cls, attr, _ in marks if (path, cls, attr) not in reported}
     # what --fix says it could not fix (a hook registered on a child module, a child module
     # that only state_dict() saves) stays reported: those classes are not claimed fixed
-    remaining = {(os.path.normpath(f["filename"]), f["class"]) for f in json.loads(fixed.stdout)}
+    left = json.loads(fixed.stdout)
+    remaining = {(os.path.normpath(f["filename"]), f["class"]) for f in left}
+    # a Keras finding stays only where the policy offers no fix (a Sequential subclass that
+    # builds itself, a value Keras cannot rebuild): a fix it offered must have been applied
+    offered = {
+        (os.path.normpath(f["filename"]), f["class"], f["attribute"])
+        for f in json.loads(checked.stdout)
+        if f["code"] in ("CKPT012", "CKPT013") and f["fix"] is not None
+    }
+    unapplied = offered & {
+        (os.path.normpath(f["filename"]), f["class"], f["attribute"]) for f in left
+    }
+    assert not unapplied, f"Keras fixes offered but not applied: {sorted(unapplied)}"
     excused = (before - flagged) | remaining | missed
     print(output)
     assert after <= excused, f"still failing after --fix: {sorted(after - excused)}\n{output}"

@@ -40,7 +40,7 @@ class ConfigIssue:
     param: str  # the __init__ parameter ("**kwargs" when it is missing)
     node: ast.AST  # where to report: the parameter, or the `def` for a missing **kwargs
     message: str
-    fix: str  # "kwargs" | "config" | "rebuild" | "none"
+    fix: str  # "kwargs" | "config" | "rebuild" | "serialize" | "str" | "none"
 
 
 @dataclass
@@ -180,6 +180,17 @@ def _params(init: FunctionNode) -> list[tuple[ast.arg, ast.expr | None]]:
     return pairs
 
 
+def own_params(init: FunctionNode) -> list[str]:
+    """The named parameters a get_config of the class must give back (the base's `name`,
+    `trainable`, `dtype` come from `super().get_config()`)."""
+    return [p.arg for p, _ in _params(init) if p.arg not in _BASE_KEYS]
+
+
+def _kept(init: FunctionNode, param: str) -> bool:
+    """`self.<param> = <param>`: the argument is kept as it came."""
+    return any(isinstance(v, ast.Name) and v.id == param for v in _stored(init, param))
+
+
 def super_passed(init: FunctionNode) -> set[str]:
     """The parameters `__init__` hands to its parent's `__init__` under their own name."""
     passed: set[str] = set()
@@ -295,7 +306,7 @@ def _param_issue(
     if chain.owner is not None and _folded_into_config(init, name, chain.values):
         return None  # normalized into a value the config does give back (shape -> batch_shape)
     if chain.owner is None and kc.automatic and kc.kind == "layer":
-        return _auto_layer(facts, param, default, values)
+        return _auto_layer(facts, init, param, default, values)
     # the module must build the class: a base class that only its subclasses build (they
     # fix the argument) is judged through them, and the runtime never builds it alone
     changed = any(v is not None and not _same(v, default) for v in values)
@@ -361,20 +372,31 @@ def _missing_message(
 
 
 def _auto_layer(
-    facts: ModuleFacts, param: ast.arg, default: ast.expr | None, values: list[ast.expr | None]
+    facts: ModuleFacts,
+    init: FunctionNode,
+    param: ast.arg,
+    default: ast.expr | None,
+    values: list[ast.expr | None],
 ) -> ConfigIssue | None:
-    """A Layer without get_config records plain arguments; any other value makes save raise."""
+    """A Layer without get_config records plain arguments; any other value makes save raise.
+
+    The fix writes a get_config that serializes the argument and a from_config that
+    deserializes it: only when `__init__` keeps the argument as it came (`self.fn = fn`), so
+    the config gives back what was passed, and only for values Keras can rebuild."""
     used = [v if v is not None else default for v in values] if values else [default]
     bad = [v for v in used if v is not None and _not_plain(v, facts)]
     if not bad:
         return None
+    # the new get_config replaces the automatic one, so it must give back every argument
+    kept = all(_kept(init, name) for name in own_params(init))
+    fix = "serialize" if kept and all(_rebuildable(v, facts) for v in bad) else "none"
     return ConfigIssue(
         param.arg,
         param,
         f"`{param.arg}` is built with a value the automatic config cannot hold (only str, "
         "int, float, bool, None and lists of them): `model.save(...)` raises "
         "NotImplementedError; write a get_config",
-        "none",
+        fix,
     )
 
 
@@ -407,7 +429,17 @@ def _non_json(
     makes = [s for s in sources if _makes_non_json(s, facts, param.arg, default, passed)]
     if not makes:
         return None
-    fix = "rebuild" if all(_rebuildable(s, facts) for s in makes) else "none"
+    fix = "none"
+    # what the callers hand in must come back too (a Path they pass cannot be serialized)
+    handed = [v if v is not None else default for v in passed] or [default]
+    uses_param = any(
+        isinstance(n, ast.Name) and n.id == param.arg for m in makes for n in ast.walk(m)
+    )
+    inputs = [v for v in handed if v is not None] if uses_param else []
+    if all(_rebuildable(s, facts) for s in [*makes, *inputs]):
+        fix = "rebuild"
+    elif all(_path_of(s, facts, param.arg) for s in makes):
+        fix = "str"
     return ConfigIssue(
         param.arg,
         param,
@@ -432,6 +464,23 @@ def _rebuildable(expr: ast.expr, facts: ModuleFacts) -> bool:
             if qualified.startswith(("pathlib.", "os.path.")):
                 return False
     return True
+
+
+def _path_of(expr: ast.expr, facts: ModuleFacts, param: str) -> bool:
+    """`Path(param)` (maybe under a condition): `__init__` makes the path from what it is
+    given, so a config holding `str(path)` builds the same object back."""
+    calls = [n for n in ast.walk(expr) if isinstance(n, ast.Call)]
+    if len(calls) != 1:
+        return False
+    call = calls[0]
+    qualified = qualify(dotted_name(call.func), facts)
+    if qualified not in _PATH_TYPES or call.keywords or len(call.args) != 1:
+        return False
+    arg = call.args[0]
+    return isinstance(arg, ast.Name) and arg.id == param
+
+
+_PATH_TYPES = frozenset({"pathlib.Path", "pathlib.PurePath", "pathlib.PosixPath"})
 
 
 def _is_self(node: ast.expr) -> bool:

@@ -147,6 +147,8 @@ def _finding(
     fix_mode: str,
 ) -> Finding:
     rule = RULES[code]
+    if _builds_itself(cls, kc):
+        fix_mode = "keras-none"
     return Finding(
         code=code,
         message=message,
@@ -164,6 +166,23 @@ def _finding(
         statement_rows=(span[0].row, span[1].row),
         bases=(kc.library_base,),
         fix_mode=fix_mode,
+    )
+
+
+def _builds_itself(cls: ClassFacts, kc: KerasClass) -> bool:
+    """A Sequential subclass that adds its layers in `__init__`: `Sequential.from_config`
+    calls `cls(name=...)` and adds the saved layers again, so neither registering it nor
+    a config entry makes it load back (measured: a duplicate Input or layer error)."""
+    if not kc.library_base.endswith(".Sequential"):
+        return False
+    init = cls.method("__init__")
+    return init is not None and any(
+        isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr in ("add", "pop")
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == "self"
+        for n in ast.walk(init)
     )
 
 

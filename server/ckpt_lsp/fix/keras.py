@@ -6,7 +6,10 @@
 - config: the missing arguments added to `get_config` (a new one calling super's, or the
   existing one's returned dict), stored on `self` first when `__init__` does not;
 - rebuild: a config value serialized with `serialize_keras_object`, and a `from_config`
-  that deserializes it before `cls(**config)`.
+  that deserializes it before `cls(**config)`;
+- serialize: for a Layer without get_config, a new get_config holding the argument
+  serialized, and the same `from_config`;
+- str: a path in the config stored as `str(...)` (its `__init__` makes the path again).
 
 Nothing existing is re-printed; the edits module checks that the block still parses.
 """
@@ -18,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.facts import dotted_name
-from ckpt_lsp.analysis.keras_config import read_config
+from ckpt_lsp.analysis.keras_config import own_params, read_config
 from ckpt_lsp.fix.module import FixModule, FoundClass
 from ckpt_lsp.fix.planner import Unavailable
 from ckpt_lsp.fix.text import LineTable, Span, leading_ws
@@ -64,17 +67,39 @@ def plan_keras(module: FixModule, found: FoundClass, ops: tuple[str, ...]) -> Ke
             spans.append(editor.register(arg))
         elif kind == "kwargs":
             spans.extend(editor.kwargs())
-    config = editor.missing(op.partition(":")[2] for op in ops if op.startswith("config:"))
-    rebuild = tuple(op.partition(":")[2] for op in ops if op.startswith("rebuild:"))
+    serialize = _args(ops, "serialize")
+    config = editor.missing(_args(ops, "config") + serialize)
+    if serialize and "get_config" not in editor.methods:
+        # the new get_config replaces the automatic one: every argument goes in
+        config = tuple(dict.fromkeys(own_params(editor.init()) + list(config)))
+    rebuild = _args(ops, "rebuild")
     if config:
-        spans.extend(editor.config(config))
+        spans.extend(editor.config(config, frozenset(serialize)))
     if rebuild and "from_config" not in editor.methods:
         spans.extend(editor.rebuild(rebuild))
+    if serialize and "from_config" not in editor.methods:
+        spans.append(editor.from_config(serialize))
+    spans.extend(editor.as_str(_args(ops, "str")))
     newline = "\r\n" if "\r\n" in text else "\n"
     if newline != "\n":  # the file's own line ending
         spans = [Span(s.start, s.end, s.text.replace("\n", newline), s.order) for s in spans]
     uses_keras = any(spelling in s.text for s in spans)
     return KerasPlan(spans, needs_import and uses_keras)
+
+
+def _args(ops: tuple[str, ...], kind: str) -> tuple[str, ...]:
+    return tuple(op.partition(":")[2] for op in ops if op.partition(":")[0] == kind)
+
+
+# attributes every Layer has: `self.weights = weights` would overwrite Keras' own
+_LAYER_ATTRS = frozenset(
+    {
+        "built", "dtype", "dtype_policy", "input", "input_spec", "layers", "losses",
+        "metrics", "name", "non_trainable_variables", "non_trainable_weights", "output",
+        "path", "supports_masking", "trainable", "trainable_variables", "trainable_weights",
+        "variables", "weights",
+    }
+)  # fmt: skip
 
 
 class _ClassEditor:
@@ -109,14 +134,14 @@ class _ClassEditor:
         line = f'{indent}@{self.keras}.saving.register_keras_serializable(package="{package}")\n'
         return Span(start, start, line)
 
-    def _init(self) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    def init(self) -> ast.FunctionDef | ast.AsyncFunctionDef:
         init = self.methods.get("__init__")
         if init is None:
             raise Unavailable("the class has no `__init__`")
         return init
 
     def kwargs(self) -> list[Span]:
-        init = self._init()
+        init = self.init()
         args = init.args
         if args.kwarg is not None:
             return []
@@ -143,7 +168,7 @@ class _ClassEditor:
         return spans
 
     def _stored_attr(self, param: str) -> str | None:
-        init = self._init()
+        init = self.init()
         for node in ast.walk(init):
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
                 if node.value.id != param:
@@ -163,18 +188,21 @@ class _ClassEditor:
             if isinstance(t, ast.Attribute) and _self_attr(t)
         } | set(self.methods)
 
-    def config(self, params: tuple[str, ...]) -> list[Span]:
+    def config(self, params: tuple[str, ...], serialized: frozenset[str]) -> list[Span]:
         spans: list[Span] = []
         values: list[tuple[str, str]] = []
         taken = self._assigned_attrs()
         for param in params:
             attr = self._stored_attr(param)
             if attr is None:
-                if param in taken:
+                if param in taken or param in _LAYER_ATTRS:
                     raise Unavailable(f"`self.{param}` holds something else than `{param}`")
                 spans.append(self._store(param))
                 attr = param
-            values.append((param, f"self.{attr}"))
+            value = f"self.{attr}"
+            if param in serialized:
+                value = f"{self.keras}.saving.serialize_keras_object({value})"
+            values.append((param, value))
         entries = ", ".join(f'"{k}": {v}' for k, v in values)
         get_config = self.methods.get("get_config")
         if get_config is None:
@@ -185,7 +213,7 @@ class _ClassEditor:
         return spans
 
     def _store(self, param: str) -> Span:
-        init = self._init()
+        init = self.init()
         call = _super_init(init)
         statement = next((s for s in init.body if call is not None and _contains(s, call)), None)
         anchor = statement or init.body[0]
@@ -231,7 +259,6 @@ class _ClassEditor:
             raise Unavailable("the class has no `get_config` to change")
         values = read_config(fn).values
         spans: list[Span] = []
-        lines: list[str] = []
         serialize = f"{self.keras}.saving.serialize_keras_object("
         for param in params:
             value = values.get(param)
@@ -240,13 +267,36 @@ class _ClassEditor:
             start = self.at(value.lineno, value.col_offset)
             spans.append(Span(start, start, serialize))
             spans.append(Span(self._end(value), self._end(value), ")", 1))
-            lines.append(
-                f'config["{param}"] = {self.keras}.saving.deserialize_keras_object'
-                f'(config["{param}"])'
-            )
-        body = "\n".join([*lines, "return cls(**config)"]) + "\n"
-        spans.append(self._method("def from_config(cls, config):\n", body, "@classmethod"))
+        spans.append(self.from_config(params))
         return spans
+
+    def from_config(self, params: tuple[str, ...]) -> Span:
+        """A `from_config` that deserializes the params before building the class."""
+        lines = [
+            f'config["{p}"] = {self.keras}.saving.deserialize_keras_object(config["{p}"])'
+            for p in params
+        ]
+        body = "\n".join([*lines, "return cls(**config)"]) + "\n"
+        return self._method("def from_config(cls, config):\n", body, "@classmethod")
+
+    def as_str(self, params: tuple[str, ...]) -> Iterator[Span]:
+        """`str(self.x) if self.x is not None else None` for a path the config returns."""
+        fn = self.methods.get("get_config")
+        if fn is None or not params:
+            return
+        values = read_config(fn).values
+        for param in params:
+            value = values.get(param)
+            if value is None:
+                raise Unavailable(f"`get_config` does not name `{param}`")
+            if _is_str_call(value):
+                continue  # fixed already
+            if not _self_attr(value):
+                raise Unavailable(f"`{param}` in `get_config` is not a plain attribute")
+            text = ast.unparse(value)
+            start, end = self.at(value.lineno, value.col_offset), self._end(value)
+            yield Span(start, start, "str(")
+            yield Span(end, end, f") if {text} is not None else None", 1)
 
 
 def _self_attr(node: ast.AST) -> bool:
@@ -254,6 +304,13 @@ def _self_attr(node: ast.AST) -> bool:
         isinstance(node, ast.Attribute)
         and isinstance(node.value, ast.Name)
         and node.value.id == "self"
+    )
+
+
+def _is_str_call(node: ast.expr) -> bool:
+    return isinstance(node, ast.IfExp) and any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "str"
+        for n in ast.walk(node.body)
     )
 
 

@@ -82,9 +82,13 @@ def keras_op(finding: Finding) -> str | None:
         return mode
     if mode == "keras-kwargs":
         return "kwargs"
-    if mode in ("keras-config", "keras-rebuild") and finding.attribute:
+    if mode in _KERAS_PARAM_MODES and finding.attribute:
         return f"{mode[len('keras-') :]}:{finding.attribute}"
     return None
+
+
+# "keras-none" and the rest: no certain fix (the finding stays reported)
+_KERAS_PARAM_MODES = frozenset({"keras-config", "keras-rebuild", "keras-serialize", "keras-str"})
 
 
 def is_keras(finding: Finding) -> bool:
@@ -154,6 +158,8 @@ def keras_summary(ops: Iterable[str]) -> str:
             words.append("add **kwargs")
         elif kind == "config":
             words.append(f"put `{arg}` in get_config")
-        elif kind == "rebuild":
+        elif kind in ("rebuild", "serialize"):
             words.append(f"serialize `{arg}` and rebuild it in from_config")
+        elif kind == "str":
+            words.append(f"keep `{arg}` as a string in get_config")
     return ", ".join(words)
