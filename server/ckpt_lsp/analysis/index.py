@@ -22,6 +22,7 @@ from pathlib import Path
 from ckpt_lsp.analysis.facts import ModuleFacts, module_facts
 from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.analysis.parsing import UNCACHED, TextCaches
+from ckpt_lsp.analysis.save_calls import SaveCall, has_trigger, module_save_calls
 from ckpt_lsp.source import SourceError, read_source_text
 
 
@@ -104,6 +105,13 @@ class ProjectIndex:
         self._real_dirs: dict[str, str] = {}  # directory -> its symlink-free form
         # what module facts are read through: the analyzer that uses the index sets its own
         self.text_caches: TextCaches = UNCACHED
+        # the save calls of each module, with the text they were read from (see save_calls)
+        self._save_calls: dict[str, tuple[str, bool, list[SaveCall] | None]] = {}
+
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever any module changes."""
+        return self._generation
 
     def generation_without(self, path: str | Path) -> int:
         """A number that changes whenever a module other than `path` changes."""
@@ -165,6 +173,7 @@ class ProjectIndex:
         key = _norm(path)
         self._facts.pop(key)
         self._sources.pop(key, None)
+        self._save_calls.pop(key, None)
         self._imports.pop(key, None)
         name = self._names.pop(key, None)
         if name is None:
@@ -201,6 +210,37 @@ class ProjectIndex:
 
     def all_facts(self) -> list[ModuleFacts]:
         return [self._load(key) for key in list(self._names)]
+
+    def _text(self, key: str) -> str:
+        source = self._sources[key]
+        if callable(source):
+            source = self._sources[key] = source()
+        return source
+
+    def _calls_entry(self, key: str) -> tuple[str, bool, list[SaveCall] | None]:
+        """(text, whether it holds a trigger word, its save calls once read)."""
+        text = self._text(key)
+        hit = self._save_calls.get(key)
+        if hit is None or not (hit[0] is text or hit[0] == text):
+            hit = (text, has_trigger(text), None)
+            self._save_calls[key] = hit
+        return hit
+
+    def calling_modules(self) -> list[ModuleFacts]:
+        """The modules that may hold a save call (a trigger word in their text): the others
+        are not parsed. Whoever reads their calls depends on all of them."""
+        return [self._load(key) for key in list(self._names) if self._calls_entry(key)[1]]
+
+    def save_calls(self, path: str | Path) -> list[SaveCall]:
+        """The calls of a module that pickle or copy an object (module facts, by text)."""
+        key = _norm(path)
+        if key not in self._names:
+            return []
+        text, trigger, calls = self._calls_entry(key)
+        if calls is None:
+            calls = module_save_calls(self._load(key)) if trigger else []
+            self._save_calls[key] = (text, trigger, calls)
+        return calls
 
     def find_module(self, dotted: str, near: str = "") -> ModuleFacts | None:
         """The indexed module named `dotted`; among several, the one nearest to `near`."""
