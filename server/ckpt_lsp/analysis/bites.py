@@ -18,13 +18,15 @@ parses a module without a trigger word (save_calls.has_trigger).
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
+from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.analysis.names import qualify, star_candidates
-from ckpt_lsp.analysis.save_calls import SaveCall, Target, module_save_calls
+from ckpt_lsp.analysis.save_calls import SaveCall, Target, has_trigger, module_save_calls
 from ckpt_lsp.findings import Finding
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 # Related locations per finding: the nearest first (same file, then others by path and row).
 MAX_RELATED = 5
+_WORD = re.compile(r"[A-Za-z_]\w*")
 _DEPTH = 8  # bases followed at most this deep (a cycle must not hang the analysis)
 
 Related = tuple[str, int, int, str]
@@ -50,13 +53,26 @@ class Site:
 
 
 class Bites:
-    """The sites reaching each class of a project, rebuilt when the index changes."""
+    """The sites reaching each class with findings, looked up by name.
+
+    A call can reach class C only from a module whose text names C or a class that extends
+    or holds C (`Runner` holding a `Net`); such a class is defined in C's own module or in a
+    module that saves. So the modules searched are the ones with a trigger word (save_calls)
+    whose text holds one of those names; the calls found are then resolved through the index.
+    Sites from other modules are kept while no other module changes (a keystroke in the
+    file being edited re-reads only its own calls)."""
 
     def __init__(self, index: ProjectIndex | None) -> None:
         self.index = index
         self._stamp: object = None
-        self._table: dict[tuple[str, str], list[Site]] = {}
-        self._read: set[str] = set()  # modules the table was made from (cache dependencies)
+        self._others: dict[str, list[Site]] = {}  # class name -> sites in other modules
+        self._calling: list[tuple[str, str]] | None = None  # index.calling_texts()
+        self._own_refs: dict[str, list[str]] = {}  # class name -> own classes naming it
+        self._words: BoundedCache[str, frozenset[str]] = BoundedCache(4096, 4_000_000)
+        self._read: set[str] = set()  # modules searched (what the result depends on)
+        # memos valid while the stamp holds
+        self._classes: dict[tuple[str, str], ClassRef | None] = {}
+        self._carried: dict[int, list[tuple[ClassRef, str]]] = {}
 
     def attach(
         self, facts: ModuleFacts, findings: list[Finding], show: Callable[[str], str]
@@ -65,17 +81,40 @@ class Bites:
         `show` writes a module's path the way the findings' filename is written."""
         if not findings:
             return findings
-        table = self._current(facts)
+        self._refresh(facts)
+        if not has_trigger(facts.text) and all(p == facts.path for p, _ in self._calling_texts()):
+            return findings  # nothing in the project pickles anything
+        by_class: dict[str, list[Site]] = {}
         out: list[Finding] = []
         for finding in findings:
-            sites = table.get((facts.path, finding.class_name), ())
+            name = finding.class_name
+            if name not in by_class:
+                by_class[name] = self.sites(facts, name)
+            sites = by_class[name]
             chosen = _nearest([s for s in sites if s.save_path in finding.breaks], facts.path)
             if not chosen:
                 out.append(finding)
                 continue
             extra = tuple((show(s.path), s.row, s.column, s.message) for s in chosen)
             out.append(replace(finding, related=finding.related + extra))
+        index = self.index
+        if index is not None and index.touched is not None:
+            index.touched.update(self._read)
         return out
+
+    def sites(self, facts: ModuleFacts, name: str) -> list[Site]:
+        """The calls of the project that reach class `name` of the module `facts`."""
+        if name not in facts.classes:
+            return []
+        names = self._names(facts, name)
+        own = self._module_sites(facts, facts, name, names)
+        others = self._others.get(name)
+        if others is None:
+            others = []
+            for module in self._searched(facts.path, names):
+                others.extend(self._module_sites(module, facts, name, names))
+            self._others[name] = others
+        return own + others
 
     def reached_paths(self, calls: Iterable[SaveCall], facts: ModuleFacts) -> set[str]:
         """The modules whose classes `calls` (of the module `facts`) reach: their findings'
@@ -84,41 +123,85 @@ class Bites:
         for call in calls:
             saved = self._resolve(call.target, facts)
             if saved is not None:
-                out.update(ref[0].path for ref, _ in _carried(self, saved))
+                out.update(ref[0].path for ref, _ in self.carried(saved))
         return out
 
-    # -- the table -------------------------------------------------------------------------
-    def _current(self, facts: ModuleFacts) -> dict[tuple[str, str], list[Site]]:
+    # -- searching -------------------------------------------------------------------------
+    def _refresh(self, facts: ModuleFacts) -> None:
         index = self.index
-        stamp: object = index.generation if index is not None else facts
+        if index is None:
+            stamp: object = id(facts)
+        else:
+            header = tuple((n, c.bases) for n, c in facts.classes.items())
+            stamp = (facts.path, index.generation_without(facts.path), header)
         if stamp != self._stamp:
-            self._table, self._read = self._build(facts)
             self._stamp = stamp
-        if index is not None and index.touched is not None:
-            index.touched.update(self._read)
-        return self._table
+            self._others.clear()
+            self._calling = None
+            self._read = set()
+        self._classes.clear()  # the file's own classes may have changed: resolve again
+        self._carried.clear()
+        self._own_refs = {}
+        for other, cls in facts.classes.items():
+            for word in self._words_of(cls.parsed.block.text) & facts.class_names:
+                if word != other:
+                    self._own_refs.setdefault(word, []).append(other)
 
-    def _build(self, facts: ModuleFacts) -> tuple[dict[tuple[str, str], list[Site]], set[str]]:
-        table: dict[tuple[str, str], list[Site]] = {}
+    def _words_of(self, text: str) -> frozenset[str]:
+        words = self._words.get(text)
+        if words is None:
+            words = frozenset(_WORD.findall(text))
+            self._words.put(text, words, len(text))
+        return words
+
+    def _calling_texts(self) -> list[tuple[str, str]]:
+        if self._calling is None:
+            self._calling = self.index.calling_texts() if self.index is not None else []
+        return self._calling
+
+    def _calls(self, facts: ModuleFacts, names: tuple[str, ...]) -> list[SaveCall]:
         index = self.index
-        modules = index.calling_modules() if index is not None else [facts]
-        read = {m.path for m in modules}
-        for module in modules:
-            calls = index.save_calls(module.path) if index is not None else None
-            for call in calls if calls is not None else module_save_calls(module):
-                saved = self._resolve(call.target, module)
-                if saved is None:
-                    continue
-                for (owner, cls), how in _carried(self, saved):
-                    site = Site(module.path, call.row, call.column, call.path, "")
-                    message = _message(call, saved[1].name, how, cls.name)
-                    sites = table.setdefault((owner.path, cls.name), [])
-                    if all(
-                        (s.path, s.row, s.column) != (site.path, site.row, site.column)
-                        for s in sites
-                    ):
-                        sites.append(replace(site, message=message))
-        return table, read
+        if index is None:
+            return module_save_calls(facts, names)
+        return index.save_calls(facts.path, names)
+
+    def _names(self, facts: ModuleFacts, name: str) -> tuple[str, ...]:
+        """`name`, and the classes of its own module that name it (they may extend or hold
+        it: a script may save `Runner` without naming `Net`)."""
+        return (name, *self._own_refs.get(name, ()))
+
+    def _searched(self, own: str, names: tuple[str, ...]) -> list[ModuleFacts]:
+        index = self.index
+        if index is None:
+            return []
+        out: list[ModuleFacts] = []
+        for path, text in self._calling_texts():
+            self._read.add(path)
+            if path != own and any(n in text for n in names):
+                facts = index.facts(path)
+                if facts is not None:
+                    out.append(facts)
+        return out
+
+    def _module_sites(
+        self, module: ModuleFacts, facts: ModuleFacts, name: str, names: tuple[str, ...]
+    ) -> list[Site]:
+        """The calls of `module` that reach class `name` of `facts`."""
+        if module is not facts:  # a class of this module may extend or hold it
+            names = (*names, *_holders(module, names))
+        out: list[Site] = []
+        for call in self._calls(module, names):
+            if not _may_name(call.target, module, names):
+                continue
+            saved = self._resolve(call.target, module)
+            if saved is None:
+                continue
+            for (owner, cls), how in self.carried(saved):
+                if owner.path == facts.path and cls.name == name:
+                    message = _message(call, saved[1].name, how, name)
+                    out.append(Site(module.path, call.row, call.column, call.path, message))
+                    break
+        return out
 
     # -- resolving names to project classes ----------------------------------------------------
     def _resolve(self, target: Target, facts: ModuleFacts) -> ClassRef | None:
@@ -128,7 +211,7 @@ class Bites:
             if owner is None:
                 return None
             for holder in [(facts, owner), *self.bases((facts, owner))]:
-                dotted = attribute_names(holder[1]).get(attribute)
+                dotted = attribute_names(holder[1], attribute).get(attribute)
                 if dotted:
                     return self.find_class(dotted, holder[0])
             return None
@@ -136,6 +219,18 @@ class Bites:
 
     def find_class(self, dotted: str, facts: ModuleFacts) -> ClassRef | None:
         """The project class `dotted` names in `facts`' module, if it is one."""
+        key = (facts.path, dotted)
+        if key not in self._classes:
+            self._classes[key] = self._find_class(dotted, facts)
+        return self._classes[key]
+
+    def carried(self, saved: ClassRef) -> list[tuple[ClassRef, str]]:
+        key = id(saved[1])
+        if key not in self._carried:
+            self._carried[key] = _carried(self, saved)
+        return self._carried[key]
+
+    def _find_class(self, dotted: str, facts: ModuleFacts) -> ClassRef | None:
         local = facts.classes.get(dotted)
         if local is not None:
             return facts, local
@@ -144,7 +239,8 @@ class Bites:
             return None
         qualified = qualify(dotted, facts)
         for name in (qualified, *star_candidates(dotted, facts)):
-            found = index.resolve_member(name, facts.path) if "." in name else None
+            # one re-export followed, not four: a whole library's __init__ chains cost seconds
+            found = index.resolve_member(name, facts.path, 3) if "." in name else None
             if found is not None and found[1] in found[0].classes:
                 return found[0], found[0].classes[found[1]]
         return None
@@ -167,6 +263,33 @@ class Bites:
         return out
 
 
+def _holders(module: ModuleFacts, names: tuple[str, ...]) -> list[str]:
+    """The classes of `module` that may extend or hold one of `names`, by their text: a
+    base so named, a constructor call or an annotation."""
+    out: list[str] = []
+    for other, cls in module.classes.items():
+        if other in names:
+            continue
+        text = cls.parsed.block.text
+        if any(b.rpartition(".")[2] in names for b in cls.bases) or _names_a_class(text, names):
+            out.append(other)
+    return out
+
+
+def _may_name(target: Target, module: ModuleFacts, names: tuple[str, ...]) -> bool:
+    """Whether a call's argument may be one of `names` (before resolving anything): a
+    constructor so named, or an attribute of a class whose text names one."""
+    if target[0] == "name":
+        return target[1].rpartition(".")[2] in names
+    owner = module.classes.get(target[1])
+    return owner is not None and _names_a_class(owner.parsed.block.text, names)
+
+
+def _names_a_class(text: str, names: tuple[str, ...]) -> bool:
+    """A constructor call or an annotation of one of `names` in `text`."""
+    return any(f"{n}(" in text or f": {n}" in text for n in names)
+
+
 def _carried(bites: Bites, saved: ClassRef) -> list[tuple[ClassRef, str]]:
     """The classes whose attributes go with an object of class `saved`, and how:
     "" (itself), "extends" (a base), "holds" (an attribute's class or its base)."""
@@ -184,15 +307,17 @@ def _carried(bites: Bites, saved: ClassRef) -> list[tuple[ClassRef, str]]:
     return out
 
 
-def attribute_names(cls: ClassFacts) -> dict[str, str]:
+def attribute_names(cls: ClassFacts, only: str = "") -> dict[str, str]:
     """Attribute -> the dotted class name it holds, as written in the class's module: from
     `self.x = Name(...)`, `self.x: Name = ...`, `self.x = param` with `param: Name`, and
-    class-level annotations (dataclass fields)."""
+    class-level annotations (dataclass fields). `only`: one attribute is wanted (the
+    methods that do not mention it are not read)."""
     out: dict[str, str] = {}
     for stmt in cls.class_level():
         if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
             _note(out, stmt.target.id, dotted_name(stmt.annotation))
-    for method in cls.assigning_methods():
+    methods = cls.methods_mentioning(f"self.{only}") if only else cls.assigning_methods()
+    for method in methods:
         params = {
             a.arg: dotted_name(a.annotation)
             for a in (*method.args.args, *method.args.kwonlyargs)

@@ -226,19 +226,29 @@ class ProjectIndex:
             self._save_calls[key] = hit
         return hit
 
-    def calling_modules(self) -> list[ModuleFacts]:
-        """The modules that may hold a save call (a trigger word in their text): the others
-        are not parsed. Whoever reads their calls depends on all of them."""
-        return [self._load(key) for key in list(self._names) if self._calls_entry(key)[1]]
+    def calling_texts(self) -> list[tuple[str, str]]:
+        """(path, text) of the modules that may hold a save call (a trigger word in their
+        text); none is parsed here."""
+        out: list[tuple[str, str]] = []
+        for key in list(self._names):
+            text, trigger, _ = self._calls_entry(key)
+            if trigger:
+                out.append((key, text))
+        return out
 
-    def save_calls(self, path: str | Path) -> list[SaveCall]:
-        """The calls of a module that pickle or copy an object (module facts, by text)."""
+    def save_calls(self, path: str | Path, names: tuple[str, ...] = ()) -> list[SaveCall]:
+        """The calls of a module that pickle or copy an object (module facts, by text);
+        with `names`, only those in functions and classes whose text holds one of them."""
         key = _norm(path)
         if key not in self._names:
             return []
         text, trigger, calls = self._calls_entry(key)
+        if not trigger:
+            return []
+        if names:
+            return module_save_calls(self._load(key), names)
         if calls is None:
-            calls = module_save_calls(self._load(key)) if trigger else []
+            calls = module_save_calls(self._load(key))
             self._save_calls[key] = (text, trigger, calls)
         return calls
 

@@ -14,10 +14,11 @@ a name bound to two different things stands for nothing. A dict, list, tuple or 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from ckpt_lsp.analysis.facts import FunctionNode, ModuleFacts, dotted_name
@@ -31,7 +32,16 @@ else:  # pragma: no cover
 DATA_FILE = Path(__file__).parent.parent / "data" / "save_calls.toml"
 
 # A module holding none of these holds no call this module records.
-TRIGGERS = ("save(", "dump", "deepcopy(", "DataLoader(", "spawn", "Process(", "start_processes(")
+TRIGGERS = (
+    ".save(",
+    "pickle.dump",
+    "joblib.dump",
+    "deepcopy(",
+    "DataLoader(",
+    "spawn",
+    "Process(",
+    "start_processes(",
+)
 
 Target = tuple[str, ...]  # ("name", dotted as written) or ("self", class name, attribute)
 
@@ -71,6 +81,13 @@ class SaveCallData:
     trainer_methods: frozenset[str]
     spawn_strategies: frozenset[str]
     default_note: str
+
+    @cached_property
+    def last_names(self) -> frozenset[str]:
+        """The last part of every callee recorded: a call named otherwise is skipped
+        before its name is qualified."""
+        names = [*self.plain, *self.data_loaders, *self.processes, *self.spawners]
+        return frozenset({n.rpartition(".")[2] for n in names} | self.trainer_methods)
 
 
 @lru_cache(maxsize=1)
@@ -114,8 +131,10 @@ def has_trigger(text: str) -> bool:
     return any(word in text for word in TRIGGERS)
 
 
-def module_save_calls(facts: ModuleFacts) -> list[SaveCall]:
-    """The recorded calls of a module, in order; its blocks without a trigger are not read."""
+def module_save_calls(facts: ModuleFacts, names: tuple[str, ...] = ()) -> list[SaveCall]:
+    """The recorded calls of a module, in order; its blocks without a trigger are not read,
+    nor, when `names` are given, a function or class whose text names none of them (a call
+    there cannot be given an object of those classes by name)."""
     if not has_trigger(facts.text):
         return []
     reader = _Reader(facts)
@@ -123,10 +142,12 @@ def module_save_calls(facts: ModuleFacts) -> list[SaveCall]:
     calls: list[SaveCall] = []
     for parsed in facts.blocks:
         kind, text = parsed.block.kind, parsed.block.text
+        if kind in ("def", "class") and not _mentions(text, names):
+            continue
         if kind == "def" and not has_trigger(text):
             continue
         if kind == "class":
-            calls.extend(_class_calls(reader, facts, parsed.block.name))
+            calls.extend(_class_calls(reader, facts, parsed.block.name, names))
             continue
         tree = parsed.tree
         if tree is None:
@@ -137,27 +158,41 @@ def module_save_calls(facts: ModuleFacts) -> list[SaveCall]:
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 calls.extend(reader.scope([(node.body, parsed.row_offset)], node, ""))
-    if top:  # the module's top level is one scope, over its blocks
+    if top and any(_mentions(parsed.block.text, names) for parsed in facts.blocks):
+        # the module's top level is one scope, over its blocks
         calls.extend(reader.scope(top, None, ""))
     calls.sort(key=lambda c: (c.row, c.column))
     return calls
 
 
-def _class_calls(reader: _Reader, facts: ModuleFacts, name: str) -> list[SaveCall]:
+def _mentions(text: str, names: tuple[str, ...]) -> bool:
+    return not names or any(name in text for name in names)
+
+
+def _class_calls(
+    reader: _Reader, facts: ModuleFacts, name: str, names: tuple[str, ...]
+) -> list[SaveCall]:
+    """The calls in the methods of a class that hold a trigger word and, when `names` are
+    given, one of them or a call on an attribute of self (`deepcopy(self.model)`)."""
     cls = facts.classes.get(name)
     if cls is None or not has_trigger(cls.parsed.block.text):
         return []
-    seen: set[int] = set()
+
+    def wanted(text: str) -> bool:
+        if not has_trigger(text):
+            return False
+        return _mentions(text, names) or _SELF_ARGUMENT.search(text) is not None
+
     out: list[SaveCall] = []
-    for word in TRIGGERS:
-        if word not in cls.parsed.block.text:
-            continue
-        for method in cls.methods_mentioning(word.rstrip("(")):
-            if id(method) in seen:
-                continue
-            seen.add(id(method))
-            out.extend(reader.scope([(method.body, cls.parsed.row_offset)], method, name))
+    for method in cls.methods_where(wanted):
+        out.extend(reader.scope([(method.body, cls.parsed.row_offset)], method, name))
     return out
+
+
+# a recorded call whose first argument is an attribute of self
+_SELF_ARGUMENT = re.compile(
+    r"(?:save|dumps?|deepcopy|DataLoader|Process|spawn|fit)\(\s*(?:\w+\s*=\s*)?self\."
+)
 
 
 class _Reader:
@@ -177,11 +212,18 @@ class _Reader:
         func: FunctionNode | None,
         class_name: str,
     ) -> Iterator[SaveCall]:
+        last = self.data.last_names
+        calls = [
+            (node, rows)
+            for body, rows in parts
+            for node in _walk(body)
+            if isinstance(node, ast.Call) and _last_name(node.func) in last
+        ]
+        if not calls:  # most scopes: the bindings are not worth reading
+            return
         env = _bindings([s for body, _ in parts for s in body], func, class_name, self)
-        for body, rows in parts:
-            for node in _walk(body):
-                if isinstance(node, ast.Call):
-                    yield from self.call(node, env, rows, class_name)
+        for node, rows in calls:
+            yield from self.call(node, env, rows, class_name)
 
     def call(
         self, node: ast.Call, env: dict[str, Target | None], rows: int, class_name: str
@@ -325,6 +367,12 @@ def _module_start_method(facts: ModuleFacts, data: SaveCallData) -> str | None:
     return None
 
 
+def _last_name(func: ast.expr) -> str:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else ""
+
+
 def _walk(body: Iterable[ast.stmt]) -> Iterator[ast.AST]:
     for stmt in body:
         yield from ast.walk(stmt)
@@ -382,8 +430,7 @@ def _bound(
 def _target(expr: ast.expr, env: dict[str, Target | None], class_name: str) -> Target | None:
     """What one expression stands for: a constructor call, a bound name, `self.attr`."""
     if isinstance(expr, ast.Call):
-        dotted = dotted_name(expr.func)
-        return ("name", dotted) if dotted else None
+        return _class_name(dotted_name(expr.func))
     if isinstance(expr, ast.Name):
         bound = env.get(expr.id)
         return bound if bound is not None and bound[0] in ("name", "self") else None
@@ -403,8 +450,15 @@ def _annotation(expr: ast.expr) -> Target | None:
             expr = ast.parse(expr.value, mode="eval").body
         except SyntaxError:
             return None
-    dotted = dotted_name(expr)
-    return ("name", dotted) if dotted else None
+    return _class_name(dotted_name(expr))
+
+
+def _class_name(dotted: str) -> Target | None:
+    """A name that may be a class: capitalized, as classes are (`Net`, `models.Net`). A
+    lowercase callee is a function or a method (`model.state_dict`, `build_model`): not
+    resolving those keeps a project's worth of lookups out of every keystroke."""
+    last = dotted.rpartition(".")[2].lstrip("_")
+    return ("name", dotted) if last[:1].isupper() else None
 
 
 def _targets(arg: ast.expr | None, env: dict[str, Target | None], class_name: str) -> list[Target]:
