@@ -310,3 +310,35 @@ def test_a_script_outside_any_project_sees_only_its_folder(tmp_path: Path) -> No
     (tmp_path / "base.py").write_text(BASE)
     result = run_check([model], Config(root=tmp_path), use_cache=False)
     assert [f.attribute for f in result.findings] == ["lock"] and not result.errors
+
+
+SAVES = "import torch\nfrom model import Block\n\n\ndef main():\n    torch.save(Block(), 'b.pt')\n"
+
+
+def test_an_edit_in_the_file_that_saves_refreshes_the_related_list(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "train.py").write_text(SAVES)
+    config = Config(root=root)
+
+    def related(*paths: Path) -> list[tuple[str, int]]:
+        (finding,) = run_check(list(paths) or [root], config).findings
+        return [(Path(p).name, row) for p, row, _, _ in finding.related]
+
+    assert related() == [("train.py", 6)]
+    assert related() == [("train.py", 6)]  # warm: from the cache
+    cache = ResultCache(config.cache_path, config.fingerprint())
+    assert str(root / "train.py") in cache.entries[str(root / "model.py")].deps
+    assert cache.entries[str(root / "train.py")].reaches == []  # a cold run needs none
+    # the save goes: model.py's entry depends on train.py, which changed
+    (root / "train.py").write_text(SAVES.replace("torch.save(Block(), 'b.pt')", "pass"))
+    assert related() == []
+    # it comes back, moved: train.py no longer was a dependency, but its save calls reach
+    # model.py, whose cached result is checked again
+    (root / "train.py").write_text("\n\n" + SAVES)
+    assert related() == [("train.py", 8)]
+    cache = ResultCache(config.cache_path, config.fingerprint())
+    reached = cache.entries[str(root / "train.py")].reaches
+    assert reached == [str(root / "base.py"), str(root / "model.py")]  # Block, and its base
+    # checking model.py alone (as pre-commit does) sees an edit of the file that saves
+    (root / "train.py").write_text(SAVES)
+    assert related(root / "model.py") == [("train.py", 6)]

@@ -120,6 +120,8 @@ class Bites:
         """The modules whose classes `calls` (of the module `facts`) reach: their findings'
         related locations change with these calls."""
         out: set[str] = set()
+        self._classes.clear()
+        self._carried.clear()
         for call in calls:
             saved = self._resolve(call.target, facts)
             if saved is not None:
