@@ -94,7 +94,9 @@ def test_each_failing_call_is_named(tmp_path: Path) -> None:
 def test_nearest_first_and_capped(tmp_path: Path) -> None:
     saves = "".join(f"    torch.save(Net(), 'm{i}.pt')\n" for i in range(8))
     local = MODEL + "\n\nimport torch\n\n\ndef keep():\n    torch.save(Net(), 'here.pt')\n"
-    root = _project(tmp_path, model=local, more=f"import torch\nfrom model import Net\n\n\ndef f():\n{saves}")
+    root = _project(
+        tmp_path, model=local, more=f"import torch\nfrom model import Net\n\n\ndef f():\n{saves}"
+    )
     (finding,) = _analyze(root)
     assert len(finding.related) == MAX_RELATED
     first = finding.related[0]
