@@ -67,7 +67,9 @@ class Bites:
         self._stamp: object = None
         self._others: dict[str, list[Site]] = {}  # class name -> sites in other modules
         self._calling: list[tuple[str, str]] | None = None  # index.calling_texts()
-        self._own_refs: dict[str, list[str]] = {}  # class name -> own classes naming it
+        self._own_refs: dict[str, list[str]] | None = None  # see _refs
+        self._header: object = None  # see _refresh_header
+        self._block_triggers: dict[str, bool] = {}  # see _saves
         self._words: BoundedCache[str, frozenset[str]] = BoundedCache(4096, 4_000_000)
         self._read: set[str] = set()  # modules searched (what the result depends on)
         # memos valid while the stamp holds
@@ -82,8 +84,9 @@ class Bites:
         if not findings:
             return findings
         self._refresh(facts)
-        if not has_trigger(facts.text) and all(p == facts.path for p, _ in self._calling_texts()):
+        if not self._saves(facts) and all(p == facts.path for p, _ in self._calling_texts()):
             return findings  # nothing in the project pickles anything
+        self._refresh_header(facts)
         by_class: dict[str, list[Site]] = {}
         out: list[Finding] = []
         for finding in findings:
@@ -130,24 +133,54 @@ class Bites:
 
     # -- searching -------------------------------------------------------------------------
     def _refresh(self, facts: ModuleFacts) -> None:
+        """Drop what other modules were found to hold once one of them changed."""
         index = self.index
-        if index is None:
-            stamp: object = id(facts)
-        else:
-            header = tuple((n, c.bases) for n, c in facts.classes.items())
-            stamp = (facts.path, index.generation_without(facts.path), header)
+        stamp: object = id(facts)
+        if index is not None:
+            stamp = (facts.path, index.generation_without(facts.path))
         if stamp != self._stamp:
             self._stamp = stamp
+            self._header = None
             self._others.clear()
             self._calling = None
             self._read = set()
         self._classes.clear()  # the file's own classes may have changed: resolve again
         self._carried.clear()
-        self._own_refs = {}
-        for other, cls in facts.classes.items():
-            for word in self._words_of(cls.parsed.block.text) & facts.class_names:
-                if word != other:
-                    self._own_refs.setdefault(word, []).append(other)
+        self._own_refs = None
+
+    def _refresh_header(self, facts: ModuleFacts) -> None:
+        """Sites in other modules resolve to this file's classes by name and base: a class
+        renamed or rebased here finds them again."""
+        header = tuple((n, c.bases) for n, c in facts.classes.items())
+        if header != self._header:
+            self._header = header
+            self._others.clear()
+
+    def _saves(self, facts: ModuleFacts) -> bool:
+        """Whether the file holds a trigger word, block by block (a keystroke changes one
+        block: the others are answered from a memo by text)."""
+        memo = self._block_triggers
+        if len(memo) > 8192:
+            memo.clear()
+        found = False
+        for parsed in facts.blocks:
+            text = parsed.block.text
+            hit = memo.get(text)
+            if hit is None:
+                hit = memo[text] = has_trigger(text)
+            found = found or hit
+        return found
+
+    def _refs(self, facts: ModuleFacts) -> dict[str, list[str]]:
+        """Class name -> the other classes of the file whose text names it (read once per
+        analysis, and only when some module of the project saves anything)."""
+        if self._own_refs is None:
+            self._own_refs = {}
+            for other, cls in facts.classes.items():
+                for word in self._words_of(cls.parsed.block.text) & facts.class_names:
+                    if word != other:
+                        self._own_refs.setdefault(word, []).append(other)
+        return self._own_refs
 
     def _words_of(self, text: str) -> frozenset[str]:
         words = self._words.get(text)
@@ -170,7 +203,7 @@ class Bites:
     def _names(self, facts: ModuleFacts, name: str) -> tuple[str, ...]:
         """`name`, and the classes of its own module that name it (they may extend or hold
         it: a script may save `Runner` without naming `Net`)."""
-        return (name, *self._own_refs.get(name, ()))
+        return (name, *self._refs(facts).get(name, ()))
 
     def _searched(self, own: str, names: tuple[str, ...]) -> list[ModuleFacts]:
         index = self.index
