@@ -69,7 +69,7 @@ class Bites:
         self._calling: list[tuple[str, str]] | None = None  # index.calling_texts()
         self._own_refs: dict[str, list[str]] | None = None  # see _refs
         self._header: object = None  # see _refresh_header
-        self._block_triggers: dict[str, bool] = {}  # see _saves
+        self._block_triggers: dict[str, bool] = {}  # see saves
         self._words: BoundedCache[str, frozenset[str]] = BoundedCache(4096, 4_000_000)
         self._read: set[str] = set()  # modules searched (what the result depends on)
         # memos valid while the stamp holds
@@ -84,7 +84,7 @@ class Bites:
         if not findings:
             return findings
         self._refresh(facts)
-        if not self._saves(facts) and all(p == facts.path for p, _ in self._calling_texts()):
+        if not self.saves(facts) and all(p == facts.path for p, _ in self._calling_texts()):
             return findings  # nothing in the project pickles anything
         self._refresh_header(facts)
         by_class: dict[str, list[Site]] = {}
@@ -156,7 +156,7 @@ class Bites:
             self._header = header
             self._others.clear()
 
-    def _saves(self, facts: ModuleFacts) -> bool:
+    def saves(self, facts: ModuleFacts) -> bool:
         """Whether the file holds a trigger word, block by block (a keystroke changes one
         block: the others are answered from a memo by text)."""
         memo = self._block_triggers

@@ -20,7 +20,7 @@ from typing import Any
 from ckpt_lsp.analysis.analyzer import Analyzer, FileResult
 from ckpt_lsp.analysis.facts import ModuleFacts
 from ckpt_lsp.analysis.index import ProjectIndex
-from ckpt_lsp.analysis.save_calls import SaveCall, has_trigger
+from ckpt_lsp.analysis.save_calls import SaveCall
 from ckpt_lsp.budget import file_budget_s
 from ckpt_lsp.config import DEFAULT_EXCLUDES, Config, ConfigError, load_config, parse_settings
 from ckpt_lsp.lsp.file_paths import is_within, norm_path
@@ -142,7 +142,7 @@ class Project:
         they reach: when the calls change, those modules' related locations do too (a
         finding in model.py names the torch.save in train.py)."""
         facts = self.index.facts(path)
-        if facts is None or not has_trigger(facts.text):
+        if facts is None or not self.analyzer.bites.saves(facts):
             return (), frozenset()
         calls = tuple(self.index.save_calls(path))
         return calls, frozenset(self.analyzer.bites.reached_paths(calls, facts))
