@@ -145,3 +145,17 @@ def test_triggers_and_data() -> None:
     data = save_call_data()
     assert data.plain["copy.deepcopy"].path == "deepcopy"
     assert {"fit", "save", "deepcopy", "DataLoader"} <= data.last_names
+
+
+def test_kept_by_the_index_until_the_text_changes(tmp_path: Path) -> None:
+    index = ProjectIndex(tmp_path)
+    path = tmp_path / "train.py"
+    text = "import torch\ntorch.save(Net(), 'x')\n"
+    index.add_source(path, text)
+    first = index.save_calls(path)
+    assert index.save_calls(path) is first
+    assert [p for p, _ in index.calling_texts()] == [str(path)]
+    index.add_source(path, "\n" + text)
+    assert [c.row for c in index.save_calls(path)] == [3]
+    index.add_source(path, "x = 1\n")
+    assert index.save_calls(path) == [] and index.calling_texts() == []

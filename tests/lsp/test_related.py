@@ -62,3 +62,24 @@ async def test_related_information_names_the_save_and_follows_edits(
     await published(client, model_uri, check=lambda d: len(d) == 1 and _related(d) == [])
     change_doc(client, train_uri, TRAIN, 4)
     await published(client, model_uri, check=lambda d: _related(d) == saved)
+
+
+async def test_a_closed_file_changed_on_disk_refreshes_them(
+    client: LanguageClient, workspace: Path
+) -> None:
+    (workspace / "model.py").write_text(MODEL)
+    (workspace / "train.py").write_text(TRAIN)
+    await initialize(client, workspace)
+    model_uri = open_doc(client, workspace / "model.py")
+    await published(client, model_uri, check=lambda d: [r[1] for r in _related(d)] == [6])
+    (workspace / "train.py").write_text("\n\n" + TRAIN)
+    client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            changes=[
+                types.FileEvent(
+                    uri=uri_of(workspace / "train.py"), type=types.FileChangeType.Changed
+                )
+            ]
+        )
+    )
+    await published(client, model_uri, check=lambda d: [r[1] for r in _related(d)] == [8])

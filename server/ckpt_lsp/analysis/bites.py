@@ -65,7 +65,8 @@ class Bites:
     def __init__(self, index: ProjectIndex | None) -> None:
         self.index = index
         self._stamp: object = None
-        self._others: dict[str, list[Site]] = {}  # class name -> sites in other modules
+        # sites in other modules, by the class name and the names searched for it
+        self._others: dict[tuple[str, ...], list[Site]] = {}
         self._calling: list[tuple[str, str]] | None = None  # index.calling_texts()
         self._own_refs: dict[str, list[str]] | None = None  # see _refs
         self._header: object = None  # see _refresh_header
@@ -74,7 +75,7 @@ class Bites:
         self._read: set[str] = set()  # modules searched (what the result depends on)
         # memos valid while the stamp holds
         self._classes: dict[tuple[str, str], ClassRef | None] = {}
-        self._carried: dict[int, list[tuple[ClassRef, str]]] = {}
+        self._carried: dict[tuple[str, str], list[tuple[ClassRef, str]]] = {}
 
     def attach(
         self, facts: ModuleFacts, findings: list[Finding], show: Callable[[str], str]
@@ -111,12 +112,12 @@ class Bites:
             return []
         names = self._names(facts, name)
         own = self._module_sites(facts, facts, name, names)
-        others = self._others.get(name)
+        others = self._others.get(names)
         if others is None:
             others = []
             for module in self._searched(facts.path, names):
                 others.extend(self._module_sites(module, facts, name, names))
-            self._others[name] = others
+            self._others[names] = others
         return own + others
 
     def reached_paths(self, calls: Iterable[SaveCall], facts: ModuleFacts) -> set[str]:
@@ -260,7 +261,7 @@ class Bites:
         return self._classes[key]
 
     def carried(self, saved: ClassRef) -> list[tuple[ClassRef, str]]:
-        key = id(saved[1])
+        key = (saved[0].path, saved[1].name)
         if key not in self._carried:
             self._carried[key] = _carried(self, saved)
         return self._carried[key]

@@ -132,6 +132,7 @@ def module_save_calls(facts: ModuleFacts, names: tuple[str, ...] = ()) -> list[S
         return []
     reader = _Reader(facts)
     top: list[tuple[list[ast.stmt], int]] = []
+    named = False  # whether the top level names one of `names`
     calls: list[SaveCall] = []
     for parsed in facts.blocks:
         kind, text = parsed.block.kind, parsed.block.text
@@ -147,12 +148,12 @@ def module_save_calls(facts: ModuleFacts, names: tuple[str, ...] = ()) -> list[S
             continue
         if kind != "def":
             top.append((tree.body, parsed.row_offset))
+            named = named or _mentions(text, names)
             continue
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 calls.extend(reader.scope([(node.body, parsed.row_offset)], node, ""))
-    if top and any(_mentions(parsed.block.text, names) for parsed in facts.blocks):
-        # the module's top level is one scope, over its blocks
+    if top and named:  # the module's top level is one scope, over its blocks
         calls.extend(reader.scope(top, None, ""))
     calls.sort(key=lambda c: (c.row, c.column))
     return calls
