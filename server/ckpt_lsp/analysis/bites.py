@@ -226,7 +226,9 @@ class Bites:
         if module is not facts:  # a class of this module may extend or hold it
             names = (*names, *_holders(module, names))
         out: list[Site] = []
-        for call in self._calls(module, names):
+        # the file's own calls are read whole once per text (every class of the file with
+        # findings asks); another module's only where they name the class
+        for call in self._calls(module, () if module is facts else names):
             if not _may_name(call.target, module, names):
                 continue
             saved = self._resolve(call.target, module)
