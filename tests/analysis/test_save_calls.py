@@ -31,6 +31,16 @@ VALID = [  # (source, expected (path, label, target) of each call)
         """,
         [("torch.save", "torch.save(model)", ("name", "Net"))],
     ),
+    (  # nn.Module.to() and its like return the module itself
+        """
+        import torch
+        def main(device):
+            model = Net().to(device)
+            model = model.eval()
+            torch.save(model, "m.pt")
+        """,
+        [("torch.save", "torch.save(model)", ("name", "Net"))],
+    ),
     (  # a container is pickled whole, with what it holds
         """
         import torch

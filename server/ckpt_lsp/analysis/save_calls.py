@@ -74,6 +74,7 @@ class SaveCallData:
     trainer_methods: frozenset[str]
     spawn_strategies: frozenset[str]
     default_note: str
+    returning_self: frozenset[str] = frozenset()
 
     @cached_property
     def last_names(self) -> frozenset[str]:
@@ -103,7 +104,10 @@ def save_call_data() -> SaveCallData:
             plain[name] = call
     spawn = raw["spawn"]
     names = {key: frozenset(spawn[key]) for key in _SPAWN_KEYS}
-    return SaveCallData(plain=plain, default_note=spawn["default_note"], **names)
+    returning = frozenset(raw["methods"]["returning_self"])
+    return SaveCallData(
+        plain=plain, default_note=spawn["default_note"], returning_self=returning, **names
+    )
 
 
 _SPAWN_KEYS = (
@@ -424,7 +428,10 @@ def _bound(
 def _target(expr: ast.expr, env: dict[str, Target | None], class_name: str) -> Target | None:
     """What one expression stands for: a constructor call, a bound name, `self.attr`."""
     if isinstance(expr, ast.Call):
-        return _class_name(dotted_name(expr.func))
+        func = expr.func
+        if isinstance(func, ast.Attribute) and func.attr in save_call_data().returning_self:
+            return _target(func.value, env, class_name)  # `Net().to(device)` is a Net
+        return _class_name(dotted_name(func))
     if isinstance(expr, ast.Name):
         bound = env.get(expr.id)
         return bound if bound is not None and bound[0] in ("name", "self") else None
