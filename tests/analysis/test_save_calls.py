@@ -169,3 +169,49 @@ def test_kept_by_the_index_until_the_text_changes(tmp_path: Path) -> None:
     assert [c.row for c in index.save_calls(path)] == [3]
     index.add_source(path, "x = 1\n")
     assert index.save_calls(path) == [] and index.calling_texts() == []
+
+
+@pytest.mark.filterwarnings("ignore:Got pickle error")
+def test_the_recorded_calls_fail_at_runtime(tmp_path: Path) -> None:
+    """Each kind of call in data/save_calls.toml, run on an object holding a lock, fails
+    (the spawn ones in this process, while pickling what the child would get)."""
+    torch = pytest.importorskip("torch")
+    joblib = pytest.importorskip("joblib")
+    import copy
+    import multiprocessing
+    import pickle
+
+    from torch.utils.data import DataLoader
+
+    attempts = {
+        "torch.save": lambda: torch.save(_Held(), tmp_path / "x.pt"),
+        "pickle": lambda: pickle.dumps(_Held()),
+        "joblib": lambda: joblib.dump(_Held(), tmp_path / "x.joblib"),
+        "deepcopy": lambda: copy.deepcopy(_Held()),
+        "spawn DataLoader": lambda: iter(
+            DataLoader(_Held(), num_workers=1, multiprocessing_context="spawn")
+        ),
+        "forkserver Process": lambda: (
+            multiprocessing.get_context("forkserver").Process(target=print, args=(_Held(),)).start()
+        ),
+    }
+    for what, attempt in attempts.items():
+        with pytest.raises(TypeError, match="pickle"):
+            attempt()
+            pytest.fail(f"{what} did not fail")
+
+
+class _Held:
+    """A dataset holding a lock (module level: a local class fails to pickle for its own
+    reason)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> int:
+        return i
