@@ -70,7 +70,7 @@ class Bites:
         self._calling: list[tuple[str, str]] | None = None  # index.calling_texts()
         self._own_refs: dict[str, list[str]] | None = None  # see _refs
         self._header: object = None  # see _refresh_header
-        self._block_triggers: dict[str, bool] = {}  # see saves
+        self._block_triggers: dict[int, bool] = {}  # see saves
         self._words: BoundedCache[str, frozenset[str]] = BoundedCache(4096, 4_000_000)
         self._read: set[str] = set()  # modules searched (what the result depends on)
         # memos valid while the stamp holds
@@ -104,6 +104,8 @@ class Bites:
         index = self.index
         if index is not None and index.touched is not None:
             index.touched.update(self._read)
+        self._classes.clear()  # they hold module facts the bounded index may have dropped
+        self._carried.clear()
         return out
 
     def sites(self, facts: ModuleFacts, name: str) -> list[Site]:
@@ -130,6 +132,8 @@ class Bites:
             saved = self._resolve(call.target, facts)
             if saved is not None:
                 out.update(ref[0].path for ref, _ in self.carried(saved))
+        self._classes.clear()
+        self._carried.clear()
         return out
 
     # -- searching -------------------------------------------------------------------------
@@ -166,9 +170,10 @@ class Bites:
         found = False
         for parsed in facts.blocks:
             text = parsed.block.text
-            hit = memo.get(text)
+            key = hash(text)  # not the text: an hour of keystrokes must not keep every version
+            hit = memo.get(key)
             if hit is None:
-                hit = memo[text] = has_trigger(text)
+                hit = memo[key] = has_trigger(text)
             found = found or hit
         return found
 
