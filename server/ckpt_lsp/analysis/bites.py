@@ -67,7 +67,7 @@ class Bites:
         self._stamp: object = None
         # sites in other modules, by the class name and the names searched for it
         self._others: dict[tuple[str, ...], list[Site]] = {}
-        self._calling: list[tuple[str, str]] | None = None  # index.calling_texts()
+        self._calling: tuple[int, list[tuple[str, str]]] | None = None  # see _calling_texts
         self._own_refs: dict[str, list[str]] | None = None  # see _refs
         self._header: object = None  # see _refresh_header
         self._block_triggers: dict[int, bool] = {}  # see saves
@@ -147,7 +147,6 @@ class Bites:
             self._stamp = stamp
             self._header = None
             self._others.clear()
-            self._calling = None
             self._read = set()
         self._classes.clear()  # the file's own classes may have changed: resolve again
         self._carried.clear()
@@ -196,9 +195,15 @@ class Bites:
         return words
 
     def _calling_texts(self) -> list[tuple[str, str]]:
-        if self._calling is None:
-            self._calling = self.index.calling_texts() if self.index is not None else []
-        return self._calling
+        """index.calling_texts(), kept until any module changes (reading every loader once
+        makes the texts the index's own: a batch run's later files change nothing)."""
+        index = self.index
+        if index is None:
+            return []
+        if self._calling is None or self._calling[0] != index.generation:
+            texts = index.calling_texts()
+            self._calling = (index.generation, texts)
+        return self._calling[1]
 
     def _calls(self, facts: ModuleFacts, names: tuple[str, ...]) -> list[SaveCall]:
         index = self.index
