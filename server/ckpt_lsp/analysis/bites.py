@@ -18,6 +18,7 @@ parses a module without a trigger word (save_calls.has_trigger).
 from __future__ import annotations
 
 import ast
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
 # Related locations per finding: the nearest first (same file, then others by path and row).
 MAX_RELATED = 5
+# Calling modules read per class (the nearest first).
+MAX_MODULES = 16
 _WORD = re.compile(r"[A-Za-z_]\w*")
 _DEPTH = 8  # bases followed at most this deep (a cycle must not hang the analysis)
 
@@ -217,16 +220,24 @@ class Bites:
         return (name, *self._refs(facts).get(name, ()))
 
     def _searched(self, own: str, names: tuple[str, ...]) -> list[ModuleFacts]:
+        """The calling modules whose text holds one of `names`: the MAX_MODULES nearest to
+        `own` (by the folders they share, then by path), so a base class that a whole
+        library derives from does not make every one of its modules read."""
         index = self.index
         if index is None:
             return []
-        out: list[ModuleFacts] = []
+        found: list[str] = []
         for path, text in self._calling_texts():
             self._read.add(path)
             if path != own and any(n in text for n in names):
-                facts = index.facts(path)
-                if facts is not None:
-                    out.append(facts)
+                found.append(path)
+        folder = os.path.dirname(own)
+        found.sort(key=lambda p: (-_shared(folder, p), p))
+        out: list[ModuleFacts] = []
+        for path in found[:MAX_MODULES]:
+            facts = index.facts(path)
+            if facts is not None:
+                out.append(facts)
         return out
 
     def _module_sites(
@@ -309,6 +320,14 @@ class Bites:
                 break
             frontier = nxt
         return out
+
+
+def _shared(folder: str, path: str) -> int:
+    """How much of its folder `path` shares with `folder` (0 across drives)."""
+    try:
+        return len(os.path.commonpath([folder, path]))
+    except ValueError:
+        return 0
 
 
 def _holders(module: ModuleFacts, names: tuple[str, ...]) -> list[str]:
