@@ -342,3 +342,37 @@ def test_a_cached_hparams_result_depends_on_the_files_that_build_the_module(
     (tmp_path / "other.py").write_text("from lit import Lit\n\nm = Lit(loss=open('x'))\n")
     found = run_check([tmp_path / "lit.py"], config).findings
     assert [(f.code, f.attribute) for f in found] == [("CKPT011", "loss")]
+
+
+SAVES = "import torch\nfrom model import Block\n\n\ndef main():\n    torch.save(Block(), 'b.pt')\n"
+
+
+def test_an_edit_in_the_file_that_saves_refreshes_the_related_list(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "train.py").write_text(SAVES)
+    config = Config(root=root)
+
+    def related(*paths: Path) -> list[tuple[str, int]]:
+        found = run_check(list(paths) or [root], config).findings
+        # the whole-model save in train.py is a CKPT010 finding of its own
+        (finding,) = [f for f in found if f.code < "CKPT010"]
+        return [(Path(p).name, row) for p, row, _, _ in finding.related]
+
+    assert related() == [("train.py", 6)]
+    assert related() == [("train.py", 6)]  # warm: from the cache
+    cache = ResultCache(config.cache_path, config.fingerprint())
+    assert str(root / "train.py") in cache.entries[str(root / "model.py")].deps
+    assert cache.entries[str(root / "train.py")].reaches == []  # a cold run needs none
+    # the save goes: model.py's entry depends on train.py, which changed
+    (root / "train.py").write_text(SAVES.replace("torch.save(Block(), 'b.pt')", "pass"))
+    assert related() == []
+    # it comes back, moved: train.py no longer was a dependency, but its save calls reach
+    # model.py, whose cached result is checked again
+    (root / "train.py").write_text("\n\n" + SAVES)
+    assert related() == [("train.py", 8)]
+    cache = ResultCache(config.cache_path, config.fingerprint())
+    reached = cache.entries[str(root / "train.py")].reaches
+    assert reached == [str(root / "base.py"), str(root / "model.py")]  # Block, and its base
+    # checking model.py alone (as pre-commit does) sees an edit of the file that saves
+    (root / "train.py").write_text(SAVES)
+    assert related(root / "model.py") == [("train.py", 6)]

@@ -39,6 +39,9 @@ class Entry:
     errors: list[FileError] = field(default_factory=list)
     # each finding's fix, once a JSON run has built them (libcst is slow to load and run)
     fixes: list[Fix | None] | None = None
+    # the modules whose classes the file's save calls reach (their related locations name
+    # these calls): when the file changes, their cached results are stale too
+    reaches: list[str] = field(default_factory=list)
 
 
 # Where the file's (mtime_ns, size, hash) records live in the pickled dict (no path is

@@ -222,9 +222,14 @@ def _run_check(
     result.files = len(sources)
     if misses:
         fixes_now = with_fixes and not fix and not diff  # a fix run rebuilds them itself
-        for src, entry in _analyze_all(
-            sources, misses, config, digests, jobs, keep, with_fixes=fixes_now
-        ):
+        # a changed file's save calls may name classes of files answered from the cache
+        reach = cache is not None and bool(outcomes)
+        before = {s.key: _reaches_of(cache.entries.get(s.key)) for s in misses} if cache else {}
+        done = _analyze_all(sources, misses, config, digests, jobs, keep, fixes_now, reach)
+        stale = _stale_hits(sources, done, before, outcomes) if reach else []
+        if stale:
+            done += _analyze_all(sources, stale, config, digests, jobs, keep, fixes_now)
+        for src, entry in done:
             outcomes[src.key] = entry
             if cache is not None:
                 cache.put(src.key, entry)
@@ -256,6 +261,30 @@ def _run_check(
     if cache is not None:
         cache.save()
     return result
+
+
+def _reaches_of(entry: Entry | None) -> list[str]:
+    return list(getattr(entry, "reaches", None) or ())  # an entry pickled before the field
+
+
+def _stale_hits(
+    sources: Sequence[_Source],
+    done: list[tuple[_Source, Entry]],
+    before: dict[str, list[str]],
+    outcomes: dict[str, Entry],
+) -> list[_Source]:
+    """The files answered from the cache whose classes a changed file's save calls reach,
+    now or before the change: their findings' related locations are stale."""
+    reached = {p for src, entry in done for p in (*entry.reaches, *before.get(src.key, ()))}
+    stale: list[_Source] = []
+    for src in sources:
+        if src.key in reached and src.key in outcomes:
+            try:
+                src.text  # noqa: B018 - a hit was never decoded
+            except SourceError:
+                continue
+            stale.append(src)
+    return stale
 
 
 class _Digests(dict):  # type: ignore[type-arg]
@@ -405,6 +434,7 @@ def _analyze_one(
     src: _Source,
     digests: dict[str, str],
     with_fixes: bool = False,
+    reach: bool = False,
 ) -> Entry:
     # the files an analysis read are what its cached result depends on; no cache, no need
     index.touched = None if isinstance(digests, _NoDigests) else set()
@@ -424,6 +454,8 @@ def _analyze_one(
             message = f"syntax error at {_lines(src, start)}{detail}: not checked"
         errors.append(FileError(src.name, message))
     entry = Entry(digests[src.key], deps, file_result.findings, errors)
+    if reach:
+        entry.reaches = _reaches(analyzer, index, src)
     if with_fixes and entry.findings:
         # built here, in the worker, rather than one file after another once all are done
         entry.fixes = [f.fix for f in attach_fixes(src.text, entry.findings)]
@@ -442,6 +474,17 @@ def _lines(src: _Source, start: int, end: int | None = None) -> str:
     return where if end is None else f"{where} (+{end - start} lines)"
 
 
+def _reaches(analyzer: Analyzer, index: ProjectIndex, src: _Source) -> list[str]:
+    """The other modules whose classes the file's save calls reach."""
+    from ckpt_lsp.analysis.save_calls import has_trigger
+
+    facts = index.facts(src.key) if has_trigger(src.text) else None
+    if facts is None:
+        return []
+    reached = analyzer.bites.reached_paths(index.save_calls(src.key), facts)
+    return sorted(reached - {src.key})
+
+
 def _analyze_all(
     sources: list[_Source],
     misses: list[_Source],
@@ -450,6 +493,7 @@ def _analyze_all(
     jobs: int | None,
     keep: list[object] | None = None,
     with_fixes: bool = False,
+    reach: bool = False,
 ) -> list[tuple[_Source, Entry]]:
     """Analyze the files not in the cache, in worker processes when it pays; with_fixes
     also builds each finding's fix there (the JSON report carries them)."""
@@ -459,11 +503,11 @@ def _analyze_all(
 
     can_fork = "fork" in multiprocessing.get_all_start_methods()
     if workers > 1 and can_fork and len(misses) >= PARALLEL_MIN_FILES:
-        return _analyze_in_workers(sources, misses, config, digests, workers, with_fixes)
+        return _analyze_in_workers(sources, misses, config, digests, workers, with_fixes, reach)
     index, analyzer = _project(sources, config)
     if keep is not None:
         keep.append(index)
-    return [(src, _analyze_one(analyzer, index, src, digests, with_fixes)) for src in misses]
+    return [(src, _analyze_one(analyzer, index, src, digests, with_fixes, reach)) for src in misses]
 
 
 # What forked workers inherit (set just before the fork, so nothing is pickled to them).
@@ -479,8 +523,10 @@ def _worker_batch(positions: list[int]) -> list[tuple[int, Entry]]:
         state = _project(sources, _SHARED["config"])  # type: ignore[arg-type]
         _SHARED["project"] = state
     index, analyzer = state
-    with_fixes = bool(_SHARED.get("with_fixes"))
-    return [(i, _analyze_one(analyzer, index, misses[i], digests, with_fixes)) for i in positions]
+    with_fixes, reach = bool(_SHARED.get("with_fixes")), bool(_SHARED.get("reach"))
+    return [
+        (i, _analyze_one(analyzer, index, misses[i], digests, with_fixes, reach)) for i in positions
+    ]
 
 
 def _analyze_in_workers(
@@ -490,11 +536,17 @@ def _analyze_in_workers(
     digests: dict[str, str],
     workers: int,
     with_fixes: bool = False,
+    reach: bool = False,
 ) -> list[tuple[_Source, Entry]]:
     """Fork workers that each index the project lazily (parsing only what their files
     need) and analyze batches of files; results come back pickled."""
     _SHARED.update(
-        sources=sources, misses=misses, digests=digests, config=config, with_fixes=with_fixes
+        sources=sources,
+        misses=misses,
+        digests=digests,
+        config=config,
+        with_fixes=with_fixes,
+        reach=reach,
     )
     _SHARED.pop("project", None)
     # Big files first, in small batches, so no worker is left with the long tail.

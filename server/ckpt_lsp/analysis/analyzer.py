@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ckpt_lsp.analysis.bites import Bites
 from ckpt_lsp.analysis.blocks import split_lines
 from ckpt_lsp.analysis.call_sites import CallSites
 from ckpt_lsp.analysis.classifier import AttrHazard, Classifier
@@ -150,6 +151,7 @@ class Analyzer:
         self.extra_bases: tuple[str, ...] = tuple(getattr(config, "extend_model_bases", ()) or ())
         self._last_good: dict[str, dict[str, tuple[int, list[Finding]]]] = {}
         self.external = ExternalBases()
+        self.bites = Bites(index)  # the save calls each finding's related locations name
         self._class_cache: BoundedCache[tuple[object, ...], tuple[int, list[Finding]]] = (
             BoundedCache(self._CACHE_ENTRIES, self._CACHE_CHARS)
         )
@@ -220,6 +222,8 @@ class Analyzer:
         self._recover_broken(filename, [*facts.broken, *unreadable], result, by_class)
         result.findings.extend(self._main_module_findings(filename, facts, scope))
         result.findings.extend(self._checkpoint_writes(filename, facts, context, deadline))
+        # after the memo: where a class bites depends on other files, not on its own text
+        result.findings = self.bites.attach(facts, result.findings, self._shown(filename, facts))
         result.findings.sort(key=lambda f: (f.location, f.code, f.attribute or ""))
         return result
 
@@ -408,6 +412,15 @@ class Analyzer:
         outside = "".join(p.block.text for p in facts.blocks if p.block.kind != "class")
         others = self.index.generation_without(filename) if self.index is not None else 0
         return (filename, hash(outside), others)
+
+    @staticmethod
+    def _shown(filename: str, facts: ModuleFacts) -> Callable[[str], str]:
+        """How a related location's path is written: as the finding's own filename."""
+
+        def show(path: str) -> str:
+            return filename if path == facts.path else _like(path, filename)
+
+        return show
 
     def _words_of(self, text: str) -> frozenset[str]:
         words = self._words.get(text)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -81,13 +81,18 @@ class ClassFacts:
     def methods_mentioning(self, word: str) -> list[FunctionNode]:
         """The methods whose text holds `word` (all of them when the class is not cut):
         a property setter holds "setter", a call of `self.open()` holds "open"."""
+        return self.methods_where(lambda text: word in text)
+
+    def methods_where(self, test: Callable[[str], bool]) -> list[FunctionNode]:
+        """The methods whose text passes `test` (all of them when the class is not cut);
+        the others are not parsed."""
         shape = self._shape
         if shape is None or shape.layout is None:
             body = self.node.body
             return [s for s in body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
         found: list[FunctionNode] = []
         for i, piece in enumerate(shape.layout.pieces):
-            if word in piece.text:
+            if test(piece.text):
                 found.extend(
                     stmt
                     for stmt in shape.piece(i) or ()

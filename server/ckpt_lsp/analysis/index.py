@@ -22,6 +22,7 @@ from pathlib import Path
 from ckpt_lsp.analysis.facts import ModuleFacts, module_facts
 from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.analysis.parsing import UNCACHED, TextCaches
+from ckpt_lsp.analysis.save_calls import SaveCall, has_trigger, module_save_calls
 from ckpt_lsp.source import SourceError, read_source_text
 
 
@@ -109,6 +110,13 @@ class ProjectIndex:
         self._mentions: dict[tuple[str, str], tuple[int, list[str]]] = {}
         # what module facts are read through: the analyzer that uses the index sets its own
         self.text_caches: TextCaches = UNCACHED
+        # the save calls of each module, with the text they were read from (see save_calls)
+        self._save_calls: dict[str, tuple[str, bool, list[SaveCall] | None]] = {}
+
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever any module changes."""
+        return self._generation
 
     def generation_without(self, path: str | Path) -> int:
         """A number that changes whenever a module other than `path` changes."""
@@ -170,6 +178,7 @@ class ProjectIndex:
         key = _norm(path)
         self._facts.pop(key)
         self._sources.pop(key, None)
+        self._save_calls.pop(key, None)
         self._imports.pop(key, None)
         name = self._names.pop(key, None)
         if name is None:
@@ -229,6 +238,47 @@ class ProjectIndex:
 
     def all_facts(self) -> list[ModuleFacts]:
         return [self._load(key) for key in list(self._names)]
+
+    def _text(self, key: str) -> str:
+        source = self._sources[key]
+        if callable(source):
+            source = self._sources[key] = source()
+        return source
+
+    def _calls_entry(self, key: str) -> tuple[str, bool, list[SaveCall] | None]:
+        """(text, whether it holds a trigger word, its save calls once read)."""
+        text = self._text(key)
+        hit = self._save_calls.get(key)
+        if hit is None or not (hit[0] is text or hit[0] == text):
+            hit = (text, has_trigger(text), None)
+            self._save_calls[key] = hit
+        return hit
+
+    def calling_texts(self) -> list[tuple[str, str]]:
+        """(path, text) of the modules that may hold a save call (a trigger word in their
+        text); none is parsed here."""
+        out: list[tuple[str, str]] = []
+        for key in list(self._names):
+            text, trigger, _ = self._calls_entry(key)
+            if trigger:
+                out.append((key, text))
+        return out
+
+    def save_calls(self, path: str | Path, names: tuple[str, ...] = ()) -> list[SaveCall]:
+        """The calls of a module that pickle or copy an object (module facts, by text);
+        with `names`, only those in functions and classes whose text holds one of them."""
+        key = _norm(path)
+        if key not in self._names:
+            return []
+        text, trigger, calls = self._calls_entry(key)
+        if not trigger:
+            return []
+        if names:
+            return module_save_calls(self._load(key), names)
+        if calls is None:
+            calls = module_save_calls(self._load(key))
+            self._save_calls[key] = (text, trigger, calls)
+        return calls
 
     def find_module(self, dotted: str, near: str = "") -> ModuleFacts | None:
         """The indexed module named `dotted`; among several, the one nearest to `near`."""

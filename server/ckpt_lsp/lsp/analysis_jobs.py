@@ -30,6 +30,7 @@ class AnalysisJobs:
         """Analyze (and index) an open file's live text. Also the files that depend on
         it, when what they can see of it changed."""
         started = time.perf_counter()
+        before = self._reach(project, path)
         findings, changed = self.analyze(project, path, text)
         dependents: set[str] = set()
         if changed:
@@ -37,6 +38,7 @@ class AnalysisJobs:
                 dependents = project.index.dependents(path)
             except Exception:
                 log.exception("finding the dependents of %s failed", path)
+        dependents |= self._reached(project, path, before)
         elapsed = time.perf_counter() - started
         if elapsed > SLOW_ANALYSIS_S:
             log.info("analysis of %s took %.0f ms", path, elapsed * 1000)
@@ -64,8 +66,27 @@ class AnalysisJobs:
             log.info("%s: %s", path, result.error.message)
         return list(result.findings), changed
 
-    @staticmethod
-    def reindex(project: Project, path: str, text: str) -> set[str]:
+    def reindex(self, project: Project, path: str, text: str) -> set[str]:
         """Index a closed file's new text; its dependents when what they can see of it
-        changed."""
-        return project.index.dependents(path) if project.update_source(path, text) else set()
+        changed, and the modules whose classes its save calls reach when those changed."""
+        before = self._reach(project, path)
+        changed = project.update_source(path, text)
+        reached = self._reached(project, path, before)
+        return (project.index.dependents(path) if changed else set()) | reached
+
+    @staticmethod
+    def _reach(project: Project, path: str) -> tuple[tuple[object, ...], frozenset[str]]:
+        try:
+            return project.save_reach(path)
+        except Exception:  # related locations are a courtesy: never lose the findings
+            log.exception("reading the save calls of %s failed", path)
+            return (), frozenset()
+
+    def _reached(
+        self, project: Project, path: str, before: tuple[tuple[object, ...], frozenset[str]]
+    ) -> set[str]:
+        """The modules whose findings' related locations changed with `path`'s save calls."""
+        after = self._reach(project, path)
+        if after[0] == before[0]:
+            return set()
+        return set(before[1] | after[1]) - {path}

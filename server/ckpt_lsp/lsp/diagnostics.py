@@ -84,7 +84,8 @@ def diagnostic_json(finding: Finding, index: LineIndex) -> Json:
 
 
 def _related_information(finding: Finding, index: LineIndex) -> list[Json]:
-    """Where a conditional hazard is made (a factory's return), as protocol locations."""
+    """Where a conditional hazard is made (a factory's return) and the calls that fail on
+    the object (a torch.save in train.py), as protocol locations."""
     out: list[Json] = []
     for path, row, column, message in finding.related:
         place = Path(path)

@@ -20,6 +20,7 @@ from typing import Any
 from ckpt_lsp.analysis.analyzer import Analyzer, FileResult
 from ckpt_lsp.analysis.facts import ModuleFacts
 from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.analysis.save_calls import SaveCall
 from ckpt_lsp.budget import file_budget_s
 from ckpt_lsp.config import DEFAULT_EXCLUDES, Config, ConfigError, load_config, parse_settings
 from ckpt_lsp.lsp.file_paths import is_within, norm_path
@@ -135,6 +136,16 @@ class Project:
         facts = self.index.facts(path)
         changed = facts is not None and not facts.broken and interface_of(facts) != before
         return result, changed
+
+    def save_reach(self, path: str) -> tuple[tuple[SaveCall, ...], frozenset[str]]:
+        """The calls of a module that pickle project objects, and the modules whose classes
+        they reach: when the calls change, those modules' related locations do too (a
+        finding in model.py names the torch.save in train.py)."""
+        facts = self.index.facts(path)
+        if facts is None or not self.analyzer.bites.saves(facts):
+            return (), frozenset()
+        calls = tuple(self.index.save_calls(path))
+        return calls, frozenset(self.analyzer.bites.reached_paths(calls, facts))
 
     def python_files(self, limit: int = 200_000) -> list[str]:
         """The .py files of the folder, for the index and checkWorkspace."""
