@@ -494,3 +494,44 @@ def test_a_history_dict_whose_lists_numpy_values_are_appended_to() -> None:
     found = _wo(source)
     assert [(f.location.row - HEADER.count("\n"), f.attribute) for f in found] == [(2, "acc")]
     assert found[0].location.column == len('    history = {"loss": [], "acc": ') + 1
+
+
+# Families a blind round found: each INVALID value is refused by the default torch.load (torch
+# 2.13), each VALID one loads.
+FAMILY_INVALID = [
+    (
+        "numpy calls the catalog had missed: trapezoid, bincount, unique",
+        'def save(p):\n    torch.save({"auc": np.trapezoid([1.0, 2.0], dx=0.1),'
+        ' "n": np.bincount([0, 1]), "u": np.unique([1, 1])}, p)\n',
+        [(2, "auc"), (2, "n"), (2, "u")],
+    ),
+    (
+        "a numpy finfo field",
+        'def save(p):\n    torch.save({"eps": np.finfo(np.float32).eps}, p)\n',
+        [(2, "eps")],
+    ),
+    (
+        "a seeded torch Generator and a RandomState's get_state",
+        "def save(p):\n    g = torch.Generator().manual_seed(1)\n"
+        '    torch.save({"g": g, "s": np.random.RandomState(7).get_state()}, p)\n',
+        [(3, "g"), (3, "s")],
+    ),
+]
+FAMILY_VALID = [
+    (
+        "casts and torch's own finfo",
+        'def save(p):\n    torch.save({"eps": torch.finfo(torch.float32).eps,'
+        ' "auc": float(np.trapezoid([1.0, 2.0])), "n": len(np.unique([1, 1])),'
+        ' "g": torch.Generator().manual_seed(1).get_state()}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), FAMILY_INVALID)
+def test_family_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(_rows(source)) == sorted(expected), name
+
+
+@pytest.mark.parametrize(("name", "source"), FAMILY_VALID)
+def test_family_valid(name: str, source: str) -> None:
+    assert _wo(source) == [], name
