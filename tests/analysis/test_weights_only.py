@@ -516,6 +516,13 @@ FAMILY_INVALID = [
         '    torch.save({"g": g, "s": np.random.RandomState(7).get_state()}, p)\n',
         [(3, "g"), (3, "s")],
     ),
+    (
+        "names unpacked from a helper's tuple of arrays, and from a tuple display",
+        "def evaluate():\n    return np.asarray([0.1]), np.asarray([0.2])\n"
+        "def save(p):\n    losses, accs = evaluate()\n    a, b = np.mean(losses), 1.0\n"
+        '    torch.save({"best": accs.max(), "worst": losses[0], "all": losses, "a": a}, p)\n',
+        [(6, "best"), (6, "worst"), (6, "all"), (6, "a")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -523,6 +530,13 @@ FAMILY_VALID = [
         'def save(p):\n    torch.save({"eps": torch.finfo(torch.float32).eps,'
         ' "auc": float(np.trapezoid([1.0, 2.0])), "n": len(np.unique([1, 1])),'
         ' "g": torch.Generator().manual_seed(1).get_state()}, p)\n',
+    ),
+    (
+        "unpacked elements that load, or that differ between returns",
+        "def evaluate(flag):\n    if flag:\n        return np.asarray([0.1]), 1.0\n"
+        "    return [0.1], 2.0\n"
+        "def save(p):\n    losses, n = evaluate(True)\n    a, b = 1.0, np.mean([1.0])\n"
+        '    torch.save({"l": losses, "n": n, "a": a, "t": torch.from_numpy(losses)}, p)\n',
     ),
 ]
 

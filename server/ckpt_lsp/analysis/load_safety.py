@@ -377,6 +377,27 @@ class LoadSafety:
         first = judged[0]
         return first if all(j == first for j in judged) else _no_fix(first)
 
+    def items_of(
+        self, expr: ast.expr, count: int, env: Env = _NO_ENV
+    ) -> list[Refused | None] | None:
+        """What each of the `count` elements of a project helper's tuple result is (`a, b =
+        helper()`): element i is refused when every `return` gives the same refusal there."""
+        if not isinstance(expr, ast.Call) or self._depth >= _MAX_DEPTH:
+            return None
+        dotted = dotted_name(expr.func)
+        if not dotted or not self._names_global(dotted, env):
+            return None
+        found = self.project_function(qualify(dotted, self.facts))
+        if found is None or found[1].returns is not None:
+            return None
+        from ckpt_lsp.analysis.local_flow import return_items_of  # the flow needs this module
+
+        returned = return_items_of(found[1], self._deeper(found[0]))
+        if not returned or any(r is None or len(r) != count for r in returned):
+            return None
+        columns = zip(*[r for r in returned if r is not None])
+        return [_agreed(list(column)) for column in columns]
+
     def _deeper(self, facts: ModuleFacts) -> LoadSafety:
         return LoadSafety(facts, self.index, self.catalog, self._depth + 1)
 
@@ -393,6 +414,14 @@ class LoadSafety:
             if head in _UNION:
                 return list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
         return None
+
+
+def _agreed(judged: list[Refused | None]) -> Refused | None:
+    """One refusal when every judgement is refused (the fix kept only when all agree)."""
+    if not judged or any(j is None for j in judged):
+        return None
+    first = judged[0]
+    return first if all(j == first for j in judged) else _no_fix(first)
 
 
 def _is_none(expr: ast.expr) -> bool:

@@ -61,6 +61,8 @@ class LocalFlow:
         self.safety = safety
         self.before: dict[int, State] = {}  # id(stmt) -> state before it
         self.returns: list[Refused | None] = []
+        # per `return a, b`: what each element gives (None: the return is no tuple display)
+        self.return_items: list[list[Refused | None] | None] = []
         self._self_env = self_env or {}
 
     def run(self, func: FunctionNode) -> LocalFlow:
@@ -118,6 +120,12 @@ class LocalFlow:
         if isinstance(stmt, ast.Return):
             env = {**self._self_env, **env_of(state)}
             self.returns.append(self.safety.kind_of(stmt.value, env))
+            items = stmt.value.elts if isinstance(stmt.value, ast.Tuple) else None
+            self.return_items.append(
+                [self.safety.kind_of(e, env) for e in items]
+                if items is not None and not any(isinstance(e, ast.Starred) for e in items)
+                else None
+            )
             return state
         return self._assignment(stmt, state)
 
@@ -148,11 +156,33 @@ class LocalFlow:
         new = dict(state)
         for target in targets:
             key = _key(target)
-            if key:
+            unpacked = self._unpacked(target, value, state)
+            if unpacked is not None:
+                new.update(unpacked)
+            elif key:
                 new[key] = frozenset({possible})
             elif not isinstance(target, (ast.Subscript, ast.Attribute)):  # they bind no name
                 new.update(_unknown(_names(target)))
         return new
+
+    def _unpacked(self, target: ast.expr, value: ast.expr | None, state: State) -> State | None:
+        """`losses, accs = run_validation(m)` / `a, b = x, y`: each name takes its element."""
+        if not isinstance(target, (ast.Tuple, ast.List)) or value is None:
+            return None
+        names = [e.id if isinstance(e, ast.Name) else "" for e in target.elts]
+        if not all(names):
+            return None
+        env = {**self._self_env, **env_of(state)}
+        if isinstance(value, (ast.Tuple, ast.List)):
+            if len(value.elts) != len(names) or any(isinstance(e, ast.Starred) for e in value.elts):
+                return None
+            items = [self._value(e, state) for e in value.elts]
+        else:
+            judged = self.safety.items_of(value, len(names), env)
+            if judged is None:
+                return None
+            items = [j if j is not None else UNKNOWN for j in judged]
+        return {name: frozenset({item}) for name, item in zip(names, items)}
 
     def _append(self, call: ast.expr, state: State) -> State:
         """`history.append(np.mean(x))`: the list now holds a refused value (so it is one)."""
@@ -206,6 +236,11 @@ def _empty_display(value: ast.expr | None) -> bool:
 def returns_of(func: FunctionNode, safety: LoadSafety) -> list[Refused | None]:
     """What each `return` of a function gives (locals followed)."""
     return LocalFlow(safety).run(func).returns
+
+
+def return_items_of(func: FunctionNode, safety: LoadSafety) -> list[list[Refused | None] | None]:
+    """What each element of each `return a, b` of a function gives (locals followed)."""
+    return LocalFlow(safety).run(func).return_items
 
 
 def _key(target: ast.expr) -> str:
