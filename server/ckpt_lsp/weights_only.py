@@ -46,6 +46,9 @@ class CallEntry:
     kind: str
     fix_args: int = -1  # the fix is certain with at most this many positional args; -1: always
     min_args: int = 0  # the kind holds only with at least this many positional arguments
+    # the kind holds only when a positional argument is a numpy value (`round(x, 2)`, `max(a, b)`
+    # keep numpy scalars)
+    numpy_args: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
             known(f"call {e['name']!r}", str(e["kind"])),
             int(e.get("fix_args", -1)),
             int(e.get("min_args", 0)),
+            bool(e.get("numpy_args", False)),
         )
         for e in data.get("call", [])
     }

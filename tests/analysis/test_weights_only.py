@@ -523,6 +523,13 @@ FAMILY_INVALID = [
         '    torch.save({"best": accs.max(), "worst": losses[0], "all": losses, "a": a}, p)\n',
         [(6, "best"), (6, "worst"), (6, "all"), (6, "a")],
     ),
+    (
+        "builtins and statistics over numpy values keep numpy",
+        "import statistics\ndef save(p):\n    a = np.asarray([0.1, 0.7])\n"
+        '    torch.save({"r": round(a.min(), 4), "m": max(0.5, a[1]), "s": sum(a),'
+        ' "mean": statistics.mean(a)}, p)\n',
+        [(4, "r"), (4, "m"), (4, "s"), (4, "mean")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -537,6 +544,12 @@ FAMILY_VALID = [
         "    return [0.1], 2.0\n"
         "def save(p):\n    losses, n = evaluate(True)\n    a, b = 1.0, np.mean([1.0])\n"
         '    torch.save({"l": losses, "n": n, "a": a, "t": torch.from_numpy(losses)}, p)\n',
+    ),
+    (
+        "round without ndigits, fmean, and builtins over Python numbers",
+        "import statistics\ndef save(p, xs):\n    a = np.asarray([0.1, 0.7])\n"
+        '    torch.save({"r": round(a.min()), "f": statistics.fmean(a), "m": max(0.5, 0.7),'
+        ' "s": sum(xs), "r2": round(0.123, 2)}, p)\n',
     ),
 ]
 

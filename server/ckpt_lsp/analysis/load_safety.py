@@ -234,6 +234,8 @@ class LoadSafety:
         if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
             return _no_fix(self.kind_of(call.args[0], env))
         entry = self.catalog.for_call(qualified, len(call.args))
+        if entry is not None and entry.numpy_args:
+            return self._keeps_numpy(call, entry.kind, env)
         if entry is not None:
             refused = self.catalog.kind(entry.kind)
             certain = entry.fix_args < 0 or (len(call.args) <= entry.fix_args and not call.keywords)
@@ -242,6 +244,14 @@ class LoadSafety:
         if located is not None:
             return self._class_kind(*located)
         return self._project_function(qualified)
+
+    def _keeps_numpy(self, call: ast.Call, kind: str, env: Env) -> Refused | None:
+        """A builtin over numpy values returns one of them, or a numpy result of them."""
+        for arg in call.args:
+            found = self.kind_of(arg, env)
+            if found is not None and found.kind in _NUMPY:
+                return _no_fix(self.catalog.kind(kind))
+        return None
 
     def _names_global(self, dotted: str, env: Env) -> bool:
         """Whether a dotted callee starts at an import, a class or a function of the module
