@@ -102,6 +102,10 @@ class WeightsOnlyCatalog:
             return returns
         return None
 
+    def is_prefixed_class(self, qualified: str) -> bool:
+        """Whether `qualified` names a class under a [[prefix]] module (`torch.nn.Linear`)."""
+        return bool(self._prefix_kind(qualified))
+
     def _prefix_kind(self, qualified: str) -> str:
         """A capitalized class directly under a listed module (`torch.nn.Linear`)."""
         best = ("", "")

@@ -530,6 +530,13 @@ FAMILY_INVALID = [
         ' "mean": statistics.mean(a)}, p)\n',
         [(4, "r"), (4, "m"), (4, "s"), (4, "mean")],
     ),
+    (
+        "classes and functions saved as values, and a partial",
+        "import functools\ndef warmup(step):\n    return step\n"
+        'def save(p):\n    torch.save({"cls": Net, "fn": warmup, "opt": torch.optim.AdamW,'
+        ' "act": nn.GELU, "sched": functools.partial(warmup)}, p)\n',
+        [(5, "cls"), (5, "fn"), (5, "opt"), (5, "act"), (5, "sched")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -550,6 +557,13 @@ FAMILY_VALID = [
         "import statistics\ndef save(p, xs):\n    a = np.asarray([0.1, 0.7])\n"
         '    torch.save({"r": round(a.min()), "f": statistics.fmean(a), "m": max(0.5, 0.7),'
         ' "s": sum(xs), "r2": round(0.123, 2)}, p)\n',
+    ),
+    (
+        "names and dtypes of classes, and a local rebinding a class name",
+        "def warmup(step):\n    return step\n"
+        "def save(p, make):\n    Net = make()\n"
+        '    torch.save({"name": warmup.__qualname__, "n": Net, "dt": torch.float32,'
+        ' "c": Cfg.__name__, "e": Mode.TRAIN.value}, p)\n',
     ),
 ]
 

@@ -183,10 +183,17 @@ class LoadSafety:
         if found is not None:
             return found
         value = self.facts.assigns.get(name) if name not in self.facts.imports else None
+        if value is None and name not in self.facts.imports and self._defines(name):
+            return self.catalog.kind("callable")  # a class or function saved as a value
         if value is not None and self._depth < _MAX_DEPTH and isinstance(value, ast.Call):
             # kind_of: a module-level `parser = ArgumentParser()` types `parser.parse_args()`
             return _no_fix(self._deeper(self.facts).kind_of(value))
         return None
+
+    def _defines(self, name: str) -> bool:
+        """Whether `name` is a class or function defined (and only defined) at module level."""
+        facts = self.facts
+        return (name in facts.classes or name in facts.functions) and name not in facts.assigns
 
     def _attribute(self, expr: ast.Attribute, env: Env) -> Refused | None:
         dotted = dotted_name(expr)
@@ -200,6 +207,8 @@ class LoadSafety:
             member = self._enum_member(qualified)
             if member is not None:
                 return member
+            if self.catalog.is_prefixed_class(qualified):  # `nn.GELU`, `torch.optim.AdamW`
+                return self.catalog.kind("callable")
         receiver = self.kind_of(expr.value, env)
         if receiver is None:
             return None
