@@ -66,6 +66,8 @@ class WeightsOnlyCatalog:
     unregistrable: frozenset[str] = frozenset()
     # kind -> the globals whose registration makes it load (its types and `safe_globals`)
     registrations: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # kinds whose sums and differences are of the kind too (datetimes and timedeltas)
+    sums: frozenset[str] = frozenset()
 
     def kind(self, name: str) -> Refused | None:
         return self.kinds.get(name)
@@ -192,8 +194,18 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         str(e["name"]): frozenset(str(n) for n in [*e.get("types", []), *e.get("safe_globals", [])])
         for e in data.get("kind", [])
     }
+    sums = frozenset(str(e["name"]) for e in data.get("kind", []) if e.get("sums"))
     return WeightsOnlyCatalog(
-        kinds, types, calls, values, prefixes, methods, receiver_only, unregistrable, registrations
+        kinds,
+        types,
+        calls,
+        values,
+        prefixes,
+        methods,
+        receiver_only,
+        unregistrable,
+        registrations,
+        sums,
     )
 
 

@@ -537,6 +537,13 @@ FAMILY_INVALID = [
         ' "act": nn.GELU, "sched": functools.partial(warmup)}, p)\n',
         [(5, "cls"), (5, "fn"), (5, "opt"), (5, "act"), (5, "sched")],
     ),
+    (
+        "a difference of datetimes is a timedelta",
+        "def save(p):\n    t0 = datetime.datetime(2024, 5, 1)\n"
+        "    t1 = t0 + datetime.timedelta(hours=3)\n"
+        '    torch.save({"took": t1 - t0}, p)\n',
+        [(4, "took")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -564,6 +571,11 @@ FAMILY_VALID = [
         "def save(p, make):\n    Net = make()\n"
         '    torch.save({"name": warmup.__qualname__, "n": Net, "dt": torch.float32,'
         ' "c": Cfg.__name__, "e": Mode.TRAIN.value}, p)\n',
+    ),
+    (
+        "seconds between datetimes, and a datetime minus an unknown",
+        "def save(p, t0):\n    t1 = datetime.datetime(2024, 5, 1)\n"
+        '    torch.save({"s": (t1 - t1).total_seconds(), "u": t1 - t0, "n": 3 - 1}, p)\n',
     ),
 ]
 

@@ -79,6 +79,10 @@ class LoadSafety:
             left = self.of_expression(expr.left, env)
             if left is not None and left.kind == "path":
                 return left
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Add, ast.Sub)):
+            summed = self._sum(expr, env)
+            if summed is not None:
+                return summed
         if isinstance(expr, (ast.BinOp, ast.Compare, ast.UnaryOp)):
             return self._numpy_arithmetic(expr, env)
         if isinstance(expr, ast.Subscript):
@@ -122,6 +126,14 @@ class LoadSafety:
             return None
         kind = "numpy-array" if "numpy-array" in kinds else "numpy-scalar"
         return _no_fix(self.catalog.kind(kind))
+
+    def _sum(self, expr: ast.BinOp, env: Env) -> Refused | None:
+        """`finished - started`: two values of a kind whose sums stay of it (datetimes)."""
+        left = self.kind_of(expr.left, env)
+        if left is None or left.kind not in self.catalog.sums:
+            return None
+        right = self.kind_of(expr.right, env)
+        return _no_fix(left) if right is not None and right.kind == left.kind else None
 
     def _numpy_item(self, expr: ast.Subscript, env: Env) -> Refused | None:
         """`arr[0]` is a numpy scalar (or a row), `arr[1:]` an array: numpy either way."""
