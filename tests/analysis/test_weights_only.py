@@ -544,6 +544,13 @@ FAMILY_INVALID = [
         '    torch.save({"took": t1 - t0}, p)\n',
         [(4, "took")],
     ),
+    (
+        "a submodule of a Sequential, and an AveragedModel",
+        "def save(p):\n    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())\n"
+        "    ema = torch.optim.swa_utils.AveragedModel(model)\n"
+        '    torch.save({"head": model[0], "ema": ema}, p)\n',
+        [(4, "head"), (4, "ema")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -576,6 +583,12 @@ FAMILY_VALID = [
         "seconds between datetimes, and a datetime minus an unknown",
         "def save(p, t0):\n    t1 = datetime.datetime(2024, 5, 1)\n"
         '    torch.save({"s": (t1 - t1).total_seconds(), "u": t1 - t0, "n": 3 - 1}, p)\n',
+    ),
+    (
+        "a submodule's weights, and an item of a project module with its own __getitem__",
+        "class Bank(nn.Module):\n    def __getitem__(self, i):\n        return torch.zeros(i)\n"
+        "def save(p):\n    model = nn.Sequential(nn.Linear(2, 2))\n"
+        '    torch.save({"head": model[0].state_dict(), "row": Bank()[0]}, p)\n',
     ),
 ]
 

@@ -138,6 +138,14 @@ class LoadSafety:
     def _numpy_item(self, expr: ast.Subscript, env: Env) -> Refused | None:
         """`arr[0]` is a numpy scalar (or a row), `arr[1:]` an array: numpy either way."""
         receiver = self.kind_of(expr.value, env)
+        if receiver is not None and receiver.kind != "numpy-array" and not receiver.type_name:
+            # a library container's item (`model[0]` of an nn.Sequential); a project class
+            # may define its own __getitem__
+            return _no_fix(
+                self._returned(
+                    self.catalog.method(receiver.kind, "__getitem__", False, True), receiver
+                )
+            )
         if receiver is None or receiver.kind != "numpy-array":
             return None
         index = expr.slice
