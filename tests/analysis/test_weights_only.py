@@ -551,6 +551,12 @@ FAMILY_INVALID = [
         '    torch.save({"head": model[0], "ema": ema}, p)\n',
         [(4, "head"), (4, "ema")],
     ),
+    (
+        "numpy compared or scaled with a local bound to a number",
+        "def save(p):\n    a = np.asarray([0.1, 0.7])\n    best = 0.5\n    scale = 100\n"
+        '    torch.save({"improved": a.min() < best, "pct": a[0] * scale}, p)\n',
+        [(5, "improved"), (5, "pct")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -589,6 +595,12 @@ FAMILY_VALID = [
         "class Bank(nn.Module):\n    def __getitem__(self, i):\n        return torch.zeros(i)\n"
         "def save(p):\n    model = nn.Sequential(nn.Linear(2, 2))\n"
         '    torch.save({"head": model[0].state_dict(), "row": Bank()[0]}, p)\n',
+    ),
+    (
+        "numpy compared with a number, then cast; a Python number compared",
+        "def save(p):\n    a = np.asarray([0.1, 0.7])\n    best = 0.5\n"
+        '    torch.save({"improved": bool(a.min() < best), "b": a.min().item() < best,'
+        ' "c": 0.1 < best}, p)\n',
     ),
 ]
 

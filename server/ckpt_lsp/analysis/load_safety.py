@@ -15,6 +15,7 @@ from dataclasses import replace
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.analysis.local_flow import NUMBER_MARK
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog, weights_only_catalog
 
@@ -118,6 +119,8 @@ class LoadSafety:
         for operand in operands:
             if isinstance(operand, ast.Constant) and isinstance(operand.value, (int, float)):
                 continue
+            if isinstance(operand, ast.Name) and NUMBER_MARK + operand.id in env:
+                continue  # a local bound only to number literals (`best = 0.5`)
             found = self.kind_of(operand, env)
             if found is None or found.kind not in _NUMPY:
                 return None

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Union
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.weights_only import Refused
 
+# env key marking a name bound only to number literals (no Python name holds "#")
+NUMBER_MARK = "#number:"
+
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
 
@@ -26,11 +29,16 @@ class _Literal:
     """A literal value (a number, a string, None): loads, and overwritten later maybe."""
 
 
+class _Number(_Literal):
+    """A number literal: numpy arithmetic with it stays numpy (`losses.min() < best`)."""
+
+
 class _Unknown:
     """A value nothing is known about."""
 
 
 LITERAL = _Literal()
+NUMBER = _Number()
 UNKNOWN = _Unknown()
 Possible = Union[Refused, _Literal, _Unknown]
 State = dict[str, frozenset[Possible]]
@@ -49,7 +57,11 @@ def collapse(possible: Iterable[Possible]) -> Refused | None:
 
 
 def env_of(state: State) -> dict[str, Refused | None]:
-    return {name: collapse(possible) for name, possible in state.items()}
+    env = {name: collapse(possible) for name, possible in state.items()}
+    for name, possible in state.items():
+        if possible and all(isinstance(p, _Number) for p in possible):
+            env[NUMBER_MARK + name] = None
+    return env
 
 
 class LocalFlow:
@@ -208,6 +220,8 @@ class LocalFlow:
         return {**state, call.func.value.id: frozenset({held})}
 
     def _value(self, value: ast.expr | None, state: State) -> Possible:
+        if isinstance(value, ast.Constant) and _is_number(value.value):
+            return NUMBER
         if isinstance(value, ast.Constant) or _empty_display(value):
             return LITERAL
         judged = self.safety.kind_of(value, {**self._self_env, **env_of(state)})
@@ -216,6 +230,10 @@ class LocalFlow:
 
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
 _DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _empty_display(value: ast.expr | None) -> bool:
