@@ -229,3 +229,11 @@ def test_sums_of_a_summing_kind_are_refused(kind: str, tmp_path: Path) -> None:
     value = _evaluate(entry["probe"], list(entry.get("requires", [])), tmp_path)
     assert _default_load_fails(value - value), kind
     assert _default_load_fails(value + (value - value)), kind
+
+
+@pytest.mark.parametrize("kind", sorted(k for k, e in KINDS.items() if e.get("nested")))
+def test_nested_values_of_a_nested_kind(kind: str, tmp_path: Path) -> None:
+    entry = KINDS[kind]
+    requires = list(entry.get("requires", []))
+    assert _default_load_fails(_evaluate(entry["nested_probe"], requires, tmp_path)), kind
+    assert not _default_load_fails(_evaluate(entry["nested_leaf"], requires, tmp_path)), kind

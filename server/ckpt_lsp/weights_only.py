@@ -9,6 +9,7 @@ data, never a wrong finding later.
 
 from __future__ import annotations
 
+import ast
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ class Refused:
     # the project class it is an instance of (qualified), "" for library values: a
     # registration with add_safe_globals names it
     type_name: str = ""
+    # for a `nested` kind built from a dict/list display (`OmegaConf.create({...})`): that
+    # display, so `cfg.optim` is judged by what the key holds; not part of the identity
+    shape: ast.expr | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class WeightsOnlyCatalog:
     registrations: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # kinds whose sums and differences are of the kind too (datetimes and timedeltas)
     sums: frozenset[str] = frozenset()
+    # kinds whose nested dicts and lists are of the kind too (a DictConfig's sub-configs)
+    nested: frozenset[str] = frozenset()
 
     def kind(self, name: str) -> Refused | None:
         return self.kinds.get(name)
@@ -195,6 +201,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         for e in data.get("kind", [])
     }
     sums = frozenset(str(e["name"]) for e in data.get("kind", []) if e.get("sums"))
+    nested = frozenset(str(e["name"]) for e in data.get("kind", []) if e.get("nested"))
     return WeightsOnlyCatalog(
         kinds,
         types,
@@ -206,6 +213,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         unregistrable,
         registrations,
         sums,
+        nested,
     )
 
 

@@ -557,6 +557,14 @@ FAMILY_INVALID = [
         '    torch.save({"improved": a.min() < best, "pct": a[0] * scale}, p)\n',
         [(5, "improved"), (5, "pct")],
     ),
+    (
+        "sub-configs of a config built from a dict display, through a helper",
+        "def load_config():\n"
+        '    return OmegaConf.create({"model": {"hidden": 32}, "optim": {"betas": [0.9, 0.99]}})\n'
+        "def save(p):\n    cfg = load_config()\n"
+        '    torch.save({"o": cfg.optim, "b": cfg.optim.betas, "m": cfg.model}, p)\n',
+        [(5, "o"), (5, "b"), (5, "m")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -601,6 +609,11 @@ FAMILY_VALID = [
         "def save(p):\n    a = np.asarray([0.1, 0.7])\n    best = 0.5\n"
         '    torch.save({"improved": bool(a.min() < best), "b": a.min().item() < best,'
         ' "c": 0.1 < best}, p)\n',
+    ),
+    (
+        "plain leaves of a config built from a dict display, and a key it does not hold",
+        'def save(p):\n    cfg = OmegaConf.create({"model": {"hidden": 32}, "lr": 0.1})\n'
+        '    torch.save({"h": cfg.model.hidden, "lr": cfg.lr, "x": cfg.missing}, p)\n',
     ),
 ]
 

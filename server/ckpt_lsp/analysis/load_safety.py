@@ -33,6 +33,7 @@ _OPTIONAL = frozenset({"typing.Optional", "typing_extensions.Optional"})
 _UNION = frozenset({"typing.Union", "typing_extensions.Union"})
 _MAX_DEPTH = 3
 _NUMPY = frozenset({"numpy-scalar", "numpy-array"})
+_SHAPES = (ast.Dict, ast.List, ast.Tuple)
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
 
 
@@ -235,6 +236,8 @@ class LoadSafety:
         receiver = self.kind_of(expr.value, env)
         if receiver is None:
             return None
+        if receiver.shape is not None:
+            return self._nested(receiver, expr.attr)
         returns = self.catalog.method(receiver.kind, expr.attr, attribute=True, has_args=False)
         return self._returned(returns, receiver)
 
@@ -269,13 +272,30 @@ class LoadSafety:
         if entry is not None and entry.numpy_args:
             return self._keeps_numpy(call, entry.kind, env)
         if entry is not None:
-            refused = self.catalog.kind(entry.kind)
+            refused = self._shaped(self.catalog.kind(entry.kind), call)
             certain = entry.fix_args < 0 or (len(call.args) <= entry.fix_args and not call.keywords)
             return refused if certain else _no_fix(refused)
         located = self._project_class(qualified)
         if located is not None:
             return self._class_kind(*located)
         return self._project_function(qualified)
+
+    def _shaped(self, refused: Refused | None, call: ast.Call) -> Refused | None:
+        """A nested kind built from a display keeps the display (`OmegaConf.create({...})`)."""
+        if refused is None or refused.kind not in self.catalog.nested or len(call.args) != 1:
+            return refused
+        shape = call.args[0]
+        return replace(refused, shape=shape) if isinstance(shape, _SHAPES) else refused
+
+    def _nested(self, receiver: Refused, key: str) -> Refused | None:
+        """`cfg.optim`: of the kind when the display holds a dict/list there, else plain."""
+        shape = receiver.shape
+        if not isinstance(shape, ast.Dict):
+            return None
+        for name, value in zip(shape.keys, shape.values):
+            if isinstance(name, ast.Constant) and name.value == key:
+                return replace(receiver, shape=value) if isinstance(value, _SHAPES) else None
+        return None
 
     def _keeps_numpy(self, call: ast.Call, kind: str, env: Env) -> Refused | None:
         """A builtin over numpy values returns one of them, or a numpy result of them."""
