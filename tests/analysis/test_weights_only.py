@@ -577,8 +577,8 @@ FAMILY_VALID = [
         "unpacked elements that load, or that differ between returns",
         "def evaluate(flag):\n    if flag:\n        return np.asarray([0.1]), 1.0\n"
         "    return [0.1], 2.0\n"
-        "def save(p):\n    losses, n = evaluate(True)\n    a, b = 1.0, np.mean([1.0])\n"
-        '    torch.save({"l": losses, "n": n, "a": a, "t": torch.from_numpy(losses)}, p)\n',
+        "def save(p):\n    losses, n = evaluate(False)\n    a, b = 1.0, np.mean([1.0])\n"
+        '    torch.save({"l": losses, "n": n, "a": a, "t": torch.as_tensor(losses)}, p)\n',
     ),
     (
         "round without ndigits, fmean, and builtins over Python numbers",
@@ -594,9 +594,9 @@ FAMILY_VALID = [
         ' "c": Cfg.__name__, "e": Mode.TRAIN.value}, p)\n',
     ),
     (
-        "seconds between datetimes, and a datetime minus an unknown",
+        "seconds between datetimes, and a timestamp minus an unknown number",
         "def save(p, t0):\n    t1 = datetime.datetime(2024, 5, 1)\n"
-        '    torch.save({"s": (t1 - t1).total_seconds(), "u": t1 - t0, "n": 3 - 1}, p)\n',
+        '    torch.save({"s": (t1 - t1).total_seconds(), "u": t1.timestamp() - t0, "n": 3 - 1}, p)\n',
     ),
     (
         "a submodule's weights, and an item of a project module with its own __getitem__",
