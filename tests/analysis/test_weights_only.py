@@ -565,6 +565,15 @@ FAMILY_INVALID = [
         '    torch.save({"o": cfg.optim, "b": cfg.optim.betas, "m": cfg.model}, p)\n',
         [(5, "o"), (5, "b"), (5, "m")],
     ),
+    (
+        "a helper's loop over the numpy array a call passes (an EMA), and a default factor",
+        "def smoothed(values, beta=0.9):\n    avg = 0.0\n    for v in values:\n"
+        "        avg = beta * avg + (1 - beta) * v\n    return avg\n"
+        "def scaled(x, k=100):\n    return x * k\n"
+        "def save(p):\n    a = np.asarray([0.1, 0.7])\n"
+        '    torch.save({"ema": smoothed(a), "pct": scaled(a.mean())}, p)\n',
+        [(10, "ema"), (10, "pct")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -614,6 +623,15 @@ FAMILY_VALID = [
         "plain leaves of a config built from a dict display",
         'def save(p):\n    cfg = OmegaConf.create({"model": {"hidden": 32}, "lr": 0.1})\n'
         '    torch.save({"h": cfg.model.hidden, "lr": cfg.lr}, p)\n',
+    ),
+    (
+        "the same helpers over Python numbers, or cast",
+        "def smoothed(values, beta=0.9):\n    avg = 0.0\n    for v in values:\n"
+        "        avg = beta * avg + (1 - beta) * v\n    return avg\n"
+        "def scaled(x, k=100):\n    return x * k\n"
+        "def save(p):\n    a = np.asarray([0.1, 0.7])\n"
+        '    torch.save({"ema": smoothed([0.1, 0.7]), "f": float(smoothed(a)),'
+        ' "pct": scaled(a.mean().item()), "t": scaled(torch.tensor(a))}, p)\n',
     ),
 ]
 

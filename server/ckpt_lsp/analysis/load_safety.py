@@ -15,7 +15,7 @@ from dataclasses import replace
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
-from ckpt_lsp.analysis.local_flow import NUMBER_MARK
+from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog, weights_only_catalog
 
@@ -120,8 +120,8 @@ class LoadSafety:
         for operand in operands:
             if isinstance(operand, ast.Constant) and isinstance(operand.value, (int, float)):
                 continue
-            if isinstance(operand, ast.Name) and NUMBER_MARK + operand.id in env:
-                continue  # a local bound only to number literals (`best = 0.5`)
+            if self._is_number(operand, env):
+                continue  # a local bound only to number literals (`best = 0.5`), `1 - beta`
             found = self.kind_of(operand, env)
             if found is None or found.kind not in _NUMPY:
                 return None
@@ -138,6 +138,19 @@ class LoadSafety:
             return None
         right = self.kind_of(expr.right, env)
         return _no_fix(left) if right is not None and right.kind == left.kind else None
+
+    def _is_number(self, expr: ast.expr, env: Env) -> bool:
+        """A number literal, a local bound only to them, or arithmetic of those."""
+        if isinstance(expr, ast.Name):
+            return NUMBER_MARK + expr.id in env
+        if isinstance(expr, ast.UnaryOp):
+            return _is_number_constant(expr.operand) or self._is_number(expr.operand, env)
+        if isinstance(expr, ast.BinOp):
+            return all(
+                _is_number_constant(side) or self._is_number(side, env)
+                for side in (expr.left, expr.right)
+            )
+        return False
 
     def _numpy_item(self, expr: ast.Subscript, env: Env) -> Refused | None:
         """`arr[0]` is a numpy scalar (or a row), `arr[1:]` an array: numpy either way."""
@@ -278,7 +291,7 @@ class LoadSafety:
         located = self._project_class(qualified)
         if located is not None:
             return self._class_kind(*located)
-        return self._project_function(qualified)
+        return self._project_function(qualified, call, env)
 
     def _shaped(self, refused: Refused | None, call: ast.Call) -> Refused | None:
         """A nested kind built from a display keeps the display (`OmegaConf.create({...})`)."""
@@ -416,8 +429,11 @@ class LoadSafety:
         """A judge for another module (a helper's), one level further from the start."""
         return self._deeper(facts)
 
-    def _project_function(self, qualified: str) -> Refused | None:
-        """What a project helper returns: its annotation, else what every `return` gives."""
+    def _project_function(
+        self, qualified: str, call: ast.Call | None = None, env: Env = _NO_ENV
+    ) -> Refused | None:
+        """What a project helper returns: its annotation, else what every `return` gives
+        (its parameters bound to what this call passes: `smoothed(losses)`)."""
         if self._depth >= _MAX_DEPTH:
             return None
         found = self.project_function(qualified)
@@ -427,13 +443,44 @@ class LoadSafety:
         deeper = self._deeper(facts)
         if func.returns is not None:
             return deeper.of_annotation(func.returns)
-        return deeper.of_returns(func)
+        bound = self._bound(func, call, env) if call is not None else {}
+        return deeper.of_returns(func, bound)
 
-    def of_returns(self, func: ast.FunctionDef | ast.AsyncFunctionDef) -> Refused | None:
+    def _bound(self, func: FunctionNode, call: ast.Call, env: Env) -> dict[str, object]:
+        """Parameters a call binds to refused values or numbers; defaults left to numbers."""
+        args = func.args
+        if any(isinstance(a, ast.Starred) for a in call.args) or any(
+            k.arg is None for k in call.keywords
+        ):
+            return {}
+        params = [*args.posonlyargs, *args.args]
+        passed: dict[str, ast.expr] = {p.arg: a for p, a in zip(params, call.args)}
+        passed.update({k.arg: k.value for k in call.keywords if k.arg is not None})
+        defaults = dict(
+            zip([p.arg for p in params][len(params) - len(args.defaults) :], args.defaults)
+        )
+        bound: dict[str, object] = {}
+        for name in [p.arg for p in params]:
+            value = passed.get(name, defaults.get(name) if name not in passed else None)
+            if value is None:
+                continue
+            if _is_number_constant(value):
+                bound[name] = NUMBER
+            elif name in passed:
+                judged = self.kind_of(value, env)
+                if judged is not None:
+                    bound[name] = judged
+        return bound
+
+    def of_returns(
+        self,
+        func: ast.FunctionDef | ast.AsyncFunctionDef,
+        bound: Mapping[str, object] | None = None,
+    ) -> Refused | None:
         """What every `return` of a function gives, when each is refused (locals followed)."""
         from ckpt_lsp.analysis.local_flow import returns_of  # the flow needs this module
 
-        judged = returns_of(func, self)
+        judged = returns_of(func, self, bound)
         if not judged or any(j is None for j in judged):
             return None
         first = judged[0]
@@ -484,6 +531,11 @@ def _agreed(judged: list[Refused | None]) -> Refused | None:
         return None
     first = judged[0]
     return first if all(j == first for j in judged) else _no_fix(first)
+
+
+def _is_number_constant(expr: ast.expr) -> bool:
+    value = expr.value if isinstance(expr, ast.Constant) else None
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is_none(expr: ast.expr) -> bool:

@@ -10,7 +10,7 @@ Parameters start with their annotation.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.facts import dotted_name
@@ -77,11 +77,16 @@ class LocalFlow:
         self.return_items: list[list[Refused | None] | None] = []
         self._self_env = self_env or {}
 
-    def run(self, func: FunctionNode) -> LocalFlow:
+    def run(self, func: FunctionNode, bound: Mapping[str, object] | None = None) -> LocalFlow:
+        """`bound`: what a call passes to parameters (a Refused or NUMBER), when known."""
         state: State = {}
         args = func.args
         for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
             if arg.arg in self._self_env:  # `self`: the class says what it is
+                continue
+            given = (bound or {}).get(arg.arg)
+            if isinstance(given, (Refused, _Literal)):
+                state[arg.arg] = frozenset({given})
                 continue
             judged = self.safety.of_annotation(arg.annotation)
             state[arg.arg] = frozenset({judged if judged is not None else UNKNOWN})
@@ -113,11 +118,13 @@ class LocalFlow:
         if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
             entered = dict(state)
             if not isinstance(stmt, ast.While):
-                entered.update(_unknown(_names(stmt.target)))
+                entered.update(self._loop_target(stmt.target, stmt.iter, state))
             after_body = self._walk(stmt.body, entered)
             # a loop's body runs in the programs that save after it: names it binds first
             # keep what it gives them
             looped = {**after_body, **_merge(state, {k: after_body[k] for k in state})}
+            if not isinstance(stmt, ast.While):  # the loop may not run: its target is unbound
+                looped.update(_unknown(_names(stmt.target)))
             return self._walk(stmt.orelse, looped)
         if isinstance(stmt, (ast.With, ast.AsyncWith)):
             bound = dict(state)
@@ -140,6 +147,17 @@ class LocalFlow:
             )
             return state
         return self._assignment(stmt, state)
+
+    def _loop_target(self, target: ast.expr, iterable: ast.expr, state: State) -> State:
+        """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
+        if not isinstance(target, ast.Name):
+            return _unknown(_names(target))
+        over = self.safety.kind_of(iterable, {**self._self_env, **env_of(state)})
+        item = self.safety.catalog.kind("numpy-scalar")
+        if over is None or over.kind != "numpy-array" or item is None:
+            return _unknown([target.id])
+        held = Refused(item.kind, item.what, item.loadable, "", item.stateful)
+        return {target.id: frozenset({held})}
 
     def _try(self, stmt: ast.stmt, state: State) -> State:
         body = self._walk(getattr(stmt, "body", []), state)
@@ -251,9 +269,11 @@ def _empty_display(value: ast.expr | None) -> bool:
     )
 
 
-def returns_of(func: FunctionNode, safety: LoadSafety) -> list[Refused | None]:
-    """What each `return` of a function gives (locals followed)."""
-    return LocalFlow(safety).run(func).returns
+def returns_of(
+    func: FunctionNode, safety: LoadSafety, bound: Mapping[str, object] | None = None
+) -> list[Refused | None]:
+    """What each `return` of a function gives (locals followed, parameters as `bound`)."""
+    return LocalFlow(safety).run(func, bound).returns
 
 
 def return_items_of(func: FunctionNode, safety: LoadSafety) -> list[list[Refused | None] | None]:
