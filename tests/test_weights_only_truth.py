@@ -221,3 +221,19 @@ def test_a_wrong_entry_is_an_error() -> None:
     bad = dict(KINDS["path"], fix="nope")
     with pytest.raises(ValueError, match="unknown fix"):
         parse({"kind": [bad]})
+
+
+@pytest.mark.parametrize("kind", sorted(k for k, e in KINDS.items() if e.get("sums")))
+def test_sums_of_a_summing_kind_are_refused(kind: str, tmp_path: Path) -> None:
+    entry = KINDS[kind]
+    value = _evaluate(entry["probe"], list(entry.get("requires", [])), tmp_path)
+    assert _default_load_fails(value - value), kind
+    assert _default_load_fails(value + (value - value)), kind
+
+
+@pytest.mark.parametrize("kind", sorted(k for k, e in KINDS.items() if e.get("nested")))
+def test_nested_values_of_a_nested_kind(kind: str, tmp_path: Path) -> None:
+    entry = KINDS[kind]
+    requires = list(entry.get("requires", []))
+    assert _default_load_fails(_evaluate(entry["nested_probe"], requires, tmp_path)), kind
+    assert not _default_load_fails(_evaluate(entry["nested_leaf"], requires, tmp_path)), kind

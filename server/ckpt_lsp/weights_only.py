@@ -9,6 +9,7 @@ data, never a wrong finding later.
 
 from __future__ import annotations
 
+import ast
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,9 @@ class Refused:
     # the project class it is an instance of (qualified), "" for library values: a
     # registration with add_safe_globals names it
     type_name: str = ""
+    # for a `nested` kind built from a dict/list display (`OmegaConf.create({...})`): that
+    # display, so `cfg.optim` is judged by what the key holds; not part of the identity
+    shape: ast.expr | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class CallEntry:
     kind: str
     fix_args: int = -1  # the fix is certain with at most this many positional args; -1: always
     min_args: int = 0  # the kind holds only with at least this many positional arguments
+    # the kind holds only when a positional argument is a numpy value (`round(x, 2)`, `max(a, b)`
+    # keep numpy scalars)
+    numpy_args: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,10 @@ class WeightsOnlyCatalog:
     unregistrable: frozenset[str] = frozenset()
     # kind -> the globals whose registration makes it load (its types and `safe_globals`)
     registrations: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # kinds whose sums and differences are of the kind too (datetimes and timedeltas)
+    sums: frozenset[str] = frozenset()
+    # kinds whose nested dicts and lists are of the kind too (a DictConfig's sub-configs)
+    nested: frozenset[str] = frozenset()
 
     def kind(self, name: str) -> Refused | None:
         return self.kinds.get(name)
@@ -98,6 +109,10 @@ class WeightsOnlyCatalog:
                 return None
             return returns
         return None
+
+    def is_prefixed_class(self, qualified: str) -> bool:
+        """Whether `qualified` names a class under a [[prefix]] module (`torch.nn.Linear`)."""
+        return bool(self._prefix_kind(qualified))
 
     def _prefix_kind(self, qualified: str) -> str:
         """A capitalized class directly under a listed module (`torch.nn.Linear`)."""
@@ -152,6 +167,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
             known(f"call {e['name']!r}", str(e["kind"])),
             int(e.get("fix_args", -1)),
             int(e.get("min_args", 0)),
+            bool(e.get("numpy_args", False)),
         )
         for e in data.get("call", [])
     }
@@ -184,8 +200,20 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         str(e["name"]): frozenset(str(n) for n in [*e.get("types", []), *e.get("safe_globals", [])])
         for e in data.get("kind", [])
     }
+    sums = frozenset(str(e["name"]) for e in data.get("kind", []) if e.get("sums"))
+    nested = frozenset(str(e["name"]) for e in data.get("kind", []) if e.get("nested"))
     return WeightsOnlyCatalog(
-        kinds, types, calls, values, prefixes, methods, receiver_only, unregistrable, registrations
+        kinds,
+        types,
+        calls,
+        values,
+        prefixes,
+        methods,
+        receiver_only,
+        unregistrable,
+        registrations,
+        sums,
+        nested,
     )
 
 

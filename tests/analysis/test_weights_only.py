@@ -494,3 +494,153 @@ def test_a_history_dict_whose_lists_numpy_values_are_appended_to() -> None:
     found = _wo(source)
     assert [(f.location.row - HEADER.count("\n"), f.attribute) for f in found] == [(2, "acc")]
     assert found[0].location.column == len('    history = {"loss": [], "acc": ') + 1
+
+
+# Families a blind round found: each INVALID value is refused by the default torch.load (torch
+# 2.13), each VALID one loads.
+FAMILY_INVALID = [
+    (
+        "numpy calls the catalog had missed: trapezoid, bincount, unique",
+        'def save(p):\n    torch.save({"auc": np.trapezoid([1.0, 2.0], dx=0.1),'
+        ' "n": np.bincount([0, 1]), "u": np.unique([1, 1])}, p)\n',
+        [(2, "auc"), (2, "n"), (2, "u")],
+    ),
+    (
+        "a numpy finfo field",
+        'def save(p):\n    torch.save({"eps": np.finfo(np.float32).eps}, p)\n',
+        [(2, "eps")],
+    ),
+    (
+        "a seeded torch Generator and a RandomState's get_state",
+        "def save(p):\n    g = torch.Generator().manual_seed(1)\n"
+        '    torch.save({"g": g, "s": np.random.RandomState(7).get_state()}, p)\n',
+        [(3, "g"), (3, "s")],
+    ),
+    (
+        "names unpacked from a helper's tuple of arrays, and from a tuple display",
+        "def evaluate():\n    return np.asarray([0.1]), np.asarray([0.2])\n"
+        "def save(p):\n    losses, accs = evaluate()\n    a, b = np.mean(losses), 1.0\n"
+        '    torch.save({"best": accs.max(), "worst": losses[0], "all": losses, "a": a}, p)\n',
+        [(6, "best"), (6, "worst"), (6, "all"), (6, "a")],
+    ),
+    (
+        "builtins and statistics over numpy values keep numpy",
+        "import statistics\ndef save(p):\n    a = np.asarray([0.1, 0.7])\n"
+        '    torch.save({"r": round(a.min(), 4), "m": max(0.5, a[1]), "s": sum(a),'
+        ' "mean": statistics.mean(a)}, p)\n',
+        [(4, "r"), (4, "m"), (4, "s"), (4, "mean")],
+    ),
+    (
+        "classes and functions saved as values, and a partial",
+        "import functools\ndef warmup(step):\n    return step\n"
+        'def save(p):\n    torch.save({"cls": Net, "fn": warmup, "opt": torch.optim.AdamW,'
+        ' "act": nn.GELU, "sched": functools.partial(warmup)}, p)\n',
+        [(5, "cls"), (5, "fn"), (5, "opt"), (5, "act"), (5, "sched")],
+    ),
+    (
+        "a difference of datetimes is a timedelta",
+        "def save(p):\n    t0 = datetime.datetime(2024, 5, 1)\n"
+        "    t1 = t0 + datetime.timedelta(hours=3)\n"
+        '    torch.save({"took": t1 - t0}, p)\n',
+        [(4, "took")],
+    ),
+    (
+        "a submodule of a Sequential, and an AveragedModel",
+        "def save(p):\n    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())\n"
+        "    ema = torch.optim.swa_utils.AveragedModel(model)\n"
+        '    torch.save({"head": model[0], "ema": ema}, p)\n',
+        [(4, "head"), (4, "ema")],
+    ),
+    (
+        "numpy compared or scaled with a local bound to a number",
+        "def save(p):\n    a = np.asarray([0.1, 0.7])\n    best = 0.5\n    scale = 100\n"
+        '    torch.save({"improved": a.min() < best, "pct": a[0] * scale}, p)\n',
+        [(5, "improved"), (5, "pct")],
+    ),
+    (
+        "sub-configs of a config built from a dict display, through a helper",
+        "def load_config():\n"
+        '    return OmegaConf.create({"model": {"hidden": 32}, "optim": {"betas": [0.9, 0.99]}})\n'
+        "def save(p):\n    cfg = load_config()\n"
+        '    torch.save({"o": cfg.optim, "b": cfg.optim.betas, "m": cfg.model}, p)\n',
+        [(5, "o"), (5, "b"), (5, "m")],
+    ),
+    (
+        "a helper's loop over the numpy array a call passes (an EMA), and a default factor",
+        "def smoothed(values, beta=0.9):\n    avg = 0.0\n    for v in values:\n"
+        "        avg = beta * avg + (1 - beta) * v\n    return avg\n"
+        "def scaled(x, k=100):\n    return x * k\n"
+        "def save(p):\n    a = np.asarray([0.1, 0.7])\n"
+        '    torch.save({"ema": smoothed(a), "pct": scaled(a.mean())}, p)\n',
+        [(10, "ema"), (10, "pct")],
+    ),
+]
+FAMILY_VALID = [
+    (
+        "casts and torch's own finfo",
+        'def save(p):\n    torch.save({"eps": torch.finfo(torch.float32).eps,'
+        ' "auc": float(np.trapezoid([1.0, 2.0])), "n": len(np.unique([1, 1])),'
+        ' "g": torch.Generator().manual_seed(1).get_state()}, p)\n',
+    ),
+    (
+        "unpacked elements that load, or that differ between returns",
+        "def evaluate(flag):\n    if flag:\n        return np.asarray([0.1]), 1.0\n"
+        "    return [0.1], 2.0\n"
+        "def save(p):\n    losses, n = evaluate(False)\n    a, b = 1.0, np.mean([1.0])\n"
+        '    torch.save({"l": losses, "n": n, "a": a, "t": torch.as_tensor(losses)}, p)\n',
+    ),
+    (
+        "round without ndigits, fmean, and builtins over Python numbers",
+        "import statistics\ndef save(p, xs):\n    a = np.asarray([0.1, 0.7])\n"
+        '    torch.save({"r": round(a.min()), "f": statistics.fmean(a), "m": max(0.5, 0.7),'
+        ' "s": sum(xs), "r2": round(0.123, 2)}, p)\n',
+    ),
+    (
+        "names and dtypes of classes, and a local rebinding a class name",
+        "def warmup(step):\n    return step\n"
+        "def save(p, make):\n    Net = make()\n"
+        '    torch.save({"name": warmup.__qualname__, "n": Net, "dt": torch.float32,'
+        ' "c": Cfg.__name__, "e": Mode.TRAIN.value}, p)\n',
+    ),
+    (
+        "seconds between datetimes, and a timestamp minus an unknown number",
+        "def save(p, t0):\n    t1 = datetime.datetime(2024, 5, 1)\n"
+        '    torch.save({"s": (t1 - t1).total_seconds(), "u": t1.timestamp() - t0, "n": 3 - 1}, p)\n',
+    ),
+    (
+        "a submodule's weights, and an item of a project module with its own __getitem__",
+        "class Bank(nn.Module):\n    def __getitem__(self, i):\n        return torch.zeros(i)\n"
+        "def save(p):\n    model = nn.Sequential(nn.Linear(2, 2))\n"
+        '    torch.save({"head": model[0].state_dict(), "row": Bank()[0]}, p)\n',
+    ),
+    (
+        "numpy compared with a number, then cast; a Python number compared",
+        "def save(p):\n    a = np.asarray([0.1, 0.7])\n    best = 0.5\n"
+        '    torch.save({"improved": bool(a.min() < best), "b": a.min().item() < best,'
+        ' "c": 0.1 < best}, p)\n',
+    ),
+    (
+        "plain leaves of a config built from a dict display",
+        'def save(p):\n    cfg = OmegaConf.create({"model": {"hidden": 32}, "lr": 0.1})\n'
+        '    torch.save({"h": cfg.model.hidden, "lr": cfg.lr}, p)\n',
+    ),
+    (
+        "the same helpers over Python numbers, or cast",
+        "def smoothed(values, beta=0.9):\n    avg = 0.0\n    for v in values:\n"
+        "        avg = beta * avg + (1 - beta) * v\n    return avg\n"
+        "def scaled(x, k=100):\n    return x * k\n"
+        "def save(p):\n    a = np.asarray([0.1, 0.7])\n"
+        '    torch.save({"ema": smoothed([0.1, 0.7]), "f": float(smoothed(a)),'
+        ' "pct": scaled(a.mean().item()), "t": scaled(torch.tensor(a))}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), FAMILY_INVALID)
+def test_family_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(_rows(source)) == sorted(expected), name
+
+
+@pytest.mark.parametrize(("name", "source"), FAMILY_VALID)
+def test_family_valid(name: str, source: str) -> None:
+    assert _wo(source) == [], name

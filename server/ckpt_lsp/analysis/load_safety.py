@@ -15,6 +15,7 @@ from dataclasses import replace
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog, weights_only_catalog
 
@@ -32,6 +33,7 @@ _OPTIONAL = frozenset({"typing.Optional", "typing_extensions.Optional"})
 _UNION = frozenset({"typing.Union", "typing_extensions.Union"})
 _MAX_DEPTH = 3
 _NUMPY = frozenset({"numpy-scalar", "numpy-array"})
+_SHAPES = (ast.Dict, ast.List, ast.Tuple)
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
 
 
@@ -79,6 +81,10 @@ class LoadSafety:
             left = self.of_expression(expr.left, env)
             if left is not None and left.kind == "path":
                 return left
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Add, ast.Sub)):
+            summed = self._sum(expr, env)
+            if summed is not None:
+                return summed
         if isinstance(expr, (ast.BinOp, ast.Compare, ast.UnaryOp)):
             return self._numpy_arithmetic(expr, env)
         if isinstance(expr, ast.Subscript):
@@ -114,6 +120,8 @@ class LoadSafety:
         for operand in operands:
             if isinstance(operand, ast.Constant) and isinstance(operand.value, (int, float)):
                 continue
+            if self._is_number(operand, env):
+                continue  # a local bound only to number literals (`best = 0.5`), `1 - beta`
             found = self.kind_of(operand, env)
             if found is None or found.kind not in _NUMPY:
                 return None
@@ -123,9 +131,38 @@ class LoadSafety:
         kind = "numpy-array" if "numpy-array" in kinds else "numpy-scalar"
         return _no_fix(self.catalog.kind(kind))
 
+    def _sum(self, expr: ast.BinOp, env: Env) -> Refused | None:
+        """`finished - started`: two values of a kind whose sums stay of it (datetimes)."""
+        left = self.kind_of(expr.left, env)
+        if left is None or left.kind not in self.catalog.sums:
+            return None
+        right = self.kind_of(expr.right, env)
+        return _no_fix(left) if right is not None and right.kind == left.kind else None
+
+    def _is_number(self, expr: ast.expr, env: Env) -> bool:
+        """A number literal, a local bound only to them, or arithmetic of those."""
+        if isinstance(expr, ast.Name):
+            return NUMBER_MARK + expr.id in env
+        if isinstance(expr, ast.UnaryOp):
+            return _is_number_constant(expr.operand) or self._is_number(expr.operand, env)
+        if isinstance(expr, ast.BinOp):
+            return all(
+                _is_number_constant(side) or self._is_number(side, env)
+                for side in (expr.left, expr.right)
+            )
+        return False
+
     def _numpy_item(self, expr: ast.Subscript, env: Env) -> Refused | None:
         """`arr[0]` is a numpy scalar (or a row), `arr[1:]` an array: numpy either way."""
         receiver = self.kind_of(expr.value, env)
+        if receiver is not None and receiver.kind != "numpy-array" and not receiver.type_name:
+            # a library container's item (`model[0]` of an nn.Sequential); a project class
+            # may define its own __getitem__
+            return _no_fix(
+                self._returned(
+                    self.catalog.method(receiver.kind, "__getitem__", False, True), receiver
+                )
+            )
         if receiver is None or receiver.kind != "numpy-array":
             return None
         index = expr.slice
@@ -183,10 +220,17 @@ class LoadSafety:
         if found is not None:
             return found
         value = self.facts.assigns.get(name) if name not in self.facts.imports else None
+        if value is None and name not in self.facts.imports and self._defines(name):
+            return self.catalog.kind("callable")  # a class or function saved as a value
         if value is not None and self._depth < _MAX_DEPTH and isinstance(value, ast.Call):
             # kind_of: a module-level `parser = ArgumentParser()` types `parser.parse_args()`
             return _no_fix(self._deeper(self.facts).kind_of(value))
         return None
+
+    def _defines(self, name: str) -> bool:
+        """Whether `name` is a class or function defined (and only defined) at module level."""
+        facts = self.facts
+        return (name in facts.classes or name in facts.functions) and name not in facts.assigns
 
     def _attribute(self, expr: ast.Attribute, env: Env) -> Refused | None:
         dotted = dotted_name(expr)
@@ -200,9 +244,13 @@ class LoadSafety:
             member = self._enum_member(qualified)
             if member is not None:
                 return member
+            if self.catalog.is_prefixed_class(qualified):  # `nn.GELU`, `torch.optim.AdamW`
+                return self.catalog.kind("callable")
         receiver = self.kind_of(expr.value, env)
         if receiver is None:
             return None
+        if receiver.shape is not None:
+            return self._nested(receiver, expr.attr)
         returns = self.catalog.method(receiver.kind, expr.attr, attribute=True, has_args=False)
         return self._returned(returns, receiver)
 
@@ -234,14 +282,41 @@ class LoadSafety:
         if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
             return _no_fix(self.kind_of(call.args[0], env))
         entry = self.catalog.for_call(qualified, len(call.args))
+        if entry is not None and entry.numpy_args:
+            return self._keeps_numpy(call, entry.kind, env)
         if entry is not None:
-            refused = self.catalog.kind(entry.kind)
+            refused = self._shaped(self.catalog.kind(entry.kind), call)
             certain = entry.fix_args < 0 or (len(call.args) <= entry.fix_args and not call.keywords)
             return refused if certain else _no_fix(refused)
         located = self._project_class(qualified)
         if located is not None:
             return self._class_kind(*located)
-        return self._project_function(qualified)
+        return self._project_function(qualified, call, env)
+
+    def _shaped(self, refused: Refused | None, call: ast.Call) -> Refused | None:
+        """A nested kind built from a display keeps the display (`OmegaConf.create({...})`)."""
+        if refused is None or refused.kind not in self.catalog.nested or len(call.args) != 1:
+            return refused
+        shape = call.args[0]
+        return replace(refused, shape=shape) if isinstance(shape, _SHAPES) else refused
+
+    def _nested(self, receiver: Refused, key: str) -> Refused | None:
+        """`cfg.optim`: of the kind when the display holds a dict/list there, else plain."""
+        shape = receiver.shape
+        if not isinstance(shape, ast.Dict):
+            return None
+        for name, value in zip(shape.keys, shape.values):
+            if isinstance(name, ast.Constant) and name.value == key:
+                return replace(receiver, shape=value) if isinstance(value, _SHAPES) else None
+        return None
+
+    def _keeps_numpy(self, call: ast.Call, kind: str, env: Env) -> Refused | None:
+        """A builtin over numpy values returns one of them, or a numpy result of them."""
+        for arg in call.args:
+            found = self.kind_of(arg, env)
+            if found is not None and found.kind in _NUMPY:
+                return _no_fix(self.catalog.kind(kind))
+        return None
 
     def _names_global(self, dotted: str, env: Env) -> bool:
         """Whether a dotted callee starts at an import, a class or a function of the module
@@ -354,8 +429,11 @@ class LoadSafety:
         """A judge for another module (a helper's), one level further from the start."""
         return self._deeper(facts)
 
-    def _project_function(self, qualified: str) -> Refused | None:
-        """What a project helper returns: its annotation, else what every `return` gives."""
+    def _project_function(
+        self, qualified: str, call: ast.Call | None = None, env: Env = _NO_ENV
+    ) -> Refused | None:
+        """What a project helper returns: its annotation, else what every `return` gives
+        (its parameters bound to what this call passes: `smoothed(losses)`)."""
         if self._depth >= _MAX_DEPTH:
             return None
         found = self.project_function(qualified)
@@ -365,17 +443,69 @@ class LoadSafety:
         deeper = self._deeper(facts)
         if func.returns is not None:
             return deeper.of_annotation(func.returns)
-        return deeper.of_returns(func)
+        bound = self._bound(func, call, env) if call is not None else {}
+        return deeper.of_returns(func, bound)
 
-    def of_returns(self, func: ast.FunctionDef | ast.AsyncFunctionDef) -> Refused | None:
+    def _bound(self, func: FunctionNode, call: ast.Call, env: Env) -> dict[str, object]:
+        """Parameters a call binds to refused values or numbers; defaults left to numbers."""
+        args = func.args
+        if any(isinstance(a, ast.Starred) for a in call.args) or any(
+            k.arg is None for k in call.keywords
+        ):
+            return {}
+        params = [*args.posonlyargs, *args.args]
+        passed: dict[str, ast.expr] = {p.arg: a for p, a in zip(params, call.args)}
+        passed.update({k.arg: k.value for k in call.keywords if k.arg is not None})
+        defaults = dict(
+            zip([p.arg for p in params][len(params) - len(args.defaults) :], args.defaults)
+        )
+        bound: dict[str, object] = {}
+        for name in [p.arg for p in params]:
+            value = passed.get(name, defaults.get(name) if name not in passed else None)
+            if value is None:
+                continue
+            if _is_number_constant(value):
+                bound[name] = NUMBER
+            elif name in passed:
+                judged = self.kind_of(value, env)
+                if judged is not None:
+                    bound[name] = judged
+        return bound
+
+    def of_returns(
+        self,
+        func: ast.FunctionDef | ast.AsyncFunctionDef,
+        bound: Mapping[str, object] | None = None,
+    ) -> Refused | None:
         """What every `return` of a function gives, when each is refused (locals followed)."""
         from ckpt_lsp.analysis.local_flow import returns_of  # the flow needs this module
 
-        judged = returns_of(func, self)
+        judged = returns_of(func, self, bound)
         if not judged or any(j is None for j in judged):
             return None
         first = judged[0]
         return first if all(j == first for j in judged) else _no_fix(first)
+
+    def items_of(
+        self, expr: ast.expr, count: int, env: Env = _NO_ENV
+    ) -> list[Refused | None] | None:
+        """What each of the `count` elements of a project helper's tuple result is (`a, b =
+        helper()`): element i is refused when every `return` gives the same refusal there."""
+        if not isinstance(expr, ast.Call) or self._depth >= _MAX_DEPTH:
+            return None
+        dotted = dotted_name(expr.func)
+        if not dotted or not self._names_global(dotted, env):
+            return None
+        found = self.project_function(qualify(dotted, self.facts))
+        if found is None or found[1].returns is not None:
+            return None
+        from ckpt_lsp.analysis.local_flow import return_items_of  # the flow needs this module
+
+        returned = return_items_of(found[1], self._deeper(found[0]))
+        if not returned or any(r is None or len(r) != count for r in returned):
+            return None
+        columns = zip(*[r for r in returned if r is not None])
+        return [_agreed(list(column)) for column in columns]
 
     def _deeper(self, facts: ModuleFacts) -> LoadSafety:
         return LoadSafety(facts, self.index, self.catalog, self._depth + 1)
@@ -393,6 +523,19 @@ class LoadSafety:
             if head in _UNION:
                 return list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
         return None
+
+
+def _agreed(judged: list[Refused | None]) -> Refused | None:
+    """One refusal when every judgement is refused (the fix kept only when all agree)."""
+    if not judged or any(j is None for j in judged):
+        return None
+    first = judged[0]
+    return first if all(j == first for j in judged) else _no_fix(first)
+
+
+def _is_number_constant(expr: ast.expr) -> bool:
+    value = expr.value if isinstance(expr, ast.Constant) else None
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is_none(expr: ast.expr) -> bool:

@@ -10,11 +10,14 @@ Parameters start with their annotation.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.weights_only import Refused
+
+# env key marking a name bound only to number literals (no Python name holds "#")
+NUMBER_MARK = "#number:"
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -26,11 +29,16 @@ class _Literal:
     """A literal value (a number, a string, None): loads, and overwritten later maybe."""
 
 
+class _Number(_Literal):
+    """A number literal: numpy arithmetic with it stays numpy (`losses.min() < best`)."""
+
+
 class _Unknown:
     """A value nothing is known about."""
 
 
 LITERAL = _Literal()
+NUMBER = _Number()
 UNKNOWN = _Unknown()
 Possible = Union[Refused, _Literal, _Unknown]
 State = dict[str, frozenset[Possible]]
@@ -49,7 +57,11 @@ def collapse(possible: Iterable[Possible]) -> Refused | None:
 
 
 def env_of(state: State) -> dict[str, Refused | None]:
-    return {name: collapse(possible) for name, possible in state.items()}
+    env = {name: collapse(possible) for name, possible in state.items()}
+    for name, possible in state.items():
+        if possible and all(isinstance(p, _Number) for p in possible):
+            env[NUMBER_MARK + name] = None
+    return env
 
 
 class LocalFlow:
@@ -61,13 +73,20 @@ class LocalFlow:
         self.safety = safety
         self.before: dict[int, State] = {}  # id(stmt) -> state before it
         self.returns: list[Refused | None] = []
+        # per `return a, b`: what each element gives (None: the return is no tuple display)
+        self.return_items: list[list[Refused | None] | None] = []
         self._self_env = self_env or {}
 
-    def run(self, func: FunctionNode) -> LocalFlow:
+    def run(self, func: FunctionNode, bound: Mapping[str, object] | None = None) -> LocalFlow:
+        """`bound`: what a call passes to parameters (a Refused or NUMBER), when known."""
         state: State = {}
         args = func.args
         for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
             if arg.arg in self._self_env:  # `self`: the class says what it is
+                continue
+            given = (bound or {}).get(arg.arg)
+            if isinstance(given, (Refused, _Literal)):
+                state[arg.arg] = frozenset({given})
                 continue
             judged = self.safety.of_annotation(arg.annotation)
             state[arg.arg] = frozenset({judged if judged is not None else UNKNOWN})
@@ -99,11 +118,13 @@ class LocalFlow:
         if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
             entered = dict(state)
             if not isinstance(stmt, ast.While):
-                entered.update(_unknown(_names(stmt.target)))
+                entered.update(self._loop_target(stmt.target, stmt.iter, state))
             after_body = self._walk(stmt.body, entered)
             # a loop's body runs in the programs that save after it: names it binds first
             # keep what it gives them
             looped = {**after_body, **_merge(state, {k: after_body[k] for k in state})}
+            if not isinstance(stmt, ast.While):  # the loop may not run: its target is unbound
+                looped.update(_unknown(_names(stmt.target)))
             return self._walk(stmt.orelse, looped)
         if isinstance(stmt, (ast.With, ast.AsyncWith)):
             bound = dict(state)
@@ -118,8 +139,25 @@ class LocalFlow:
         if isinstance(stmt, ast.Return):
             env = {**self._self_env, **env_of(state)}
             self.returns.append(self.safety.kind_of(stmt.value, env))
+            items = stmt.value.elts if isinstance(stmt.value, ast.Tuple) else None
+            self.return_items.append(
+                [self.safety.kind_of(e, env) for e in items]
+                if items is not None and not any(isinstance(e, ast.Starred) for e in items)
+                else None
+            )
             return state
         return self._assignment(stmt, state)
+
+    def _loop_target(self, target: ast.expr, iterable: ast.expr, state: State) -> State:
+        """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
+        if not isinstance(target, ast.Name):
+            return _unknown(_names(target))
+        over = self.safety.kind_of(iterable, {**self._self_env, **env_of(state)})
+        item = self.safety.catalog.kind("numpy-scalar")
+        if over is None or over.kind != "numpy-array" or item is None:
+            return _unknown([target.id])
+        held = Refused(item.kind, item.what, item.loadable, "", item.stateful)
+        return {target.id: frozenset({held})}
 
     def _try(self, stmt: ast.stmt, state: State) -> State:
         body = self._walk(getattr(stmt, "body", []), state)
@@ -148,11 +186,33 @@ class LocalFlow:
         new = dict(state)
         for target in targets:
             key = _key(target)
-            if key:
+            unpacked = self._unpacked(target, value, state)
+            if unpacked is not None:
+                new.update(unpacked)
+            elif key:
                 new[key] = frozenset({possible})
             elif not isinstance(target, (ast.Subscript, ast.Attribute)):  # they bind no name
                 new.update(_unknown(_names(target)))
         return new
+
+    def _unpacked(self, target: ast.expr, value: ast.expr | None, state: State) -> State | None:
+        """`losses, accs = run_validation(m)` / `a, b = x, y`: each name takes its element."""
+        if not isinstance(target, (ast.Tuple, ast.List)) or value is None:
+            return None
+        names = [e.id if isinstance(e, ast.Name) else "" for e in target.elts]
+        if not all(names):
+            return None
+        env = {**self._self_env, **env_of(state)}
+        if isinstance(value, (ast.Tuple, ast.List)):
+            if len(value.elts) != len(names) or any(isinstance(e, ast.Starred) for e in value.elts):
+                return None
+            items = [self._value(e, state) for e in value.elts]
+        else:
+            judged = self.safety.items_of(value, len(names), env)
+            if judged is None:
+                return None
+            items = [j if j is not None else UNKNOWN for j in judged]
+        return {name: frozenset({item}) for name, item in zip(names, items)}
 
     def _append(self, call: ast.expr, state: State) -> State:
         """`history.append(np.mean(x))`: the list now holds a refused value (so it is one)."""
@@ -178,6 +238,8 @@ class LocalFlow:
         return {**state, call.func.value.id: frozenset({held})}
 
     def _value(self, value: ast.expr | None, state: State) -> Possible:
+        if isinstance(value, ast.Constant) and _is_number(value.value):
+            return NUMBER
         if isinstance(value, ast.Constant) or _empty_display(value):
             return LITERAL
         judged = self.safety.kind_of(value, {**self._self_env, **env_of(state)})
@@ -186,6 +248,10 @@ class LocalFlow:
 
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
 _DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _empty_display(value: ast.expr | None) -> bool:
@@ -203,9 +269,16 @@ def _empty_display(value: ast.expr | None) -> bool:
     )
 
 
-def returns_of(func: FunctionNode, safety: LoadSafety) -> list[Refused | None]:
-    """What each `return` of a function gives (locals followed)."""
-    return LocalFlow(safety).run(func).returns
+def returns_of(
+    func: FunctionNode, safety: LoadSafety, bound: Mapping[str, object] | None = None
+) -> list[Refused | None]:
+    """What each `return` of a function gives (locals followed, parameters as `bound`)."""
+    return LocalFlow(safety).run(func, bound).returns
+
+
+def return_items_of(func: FunctionNode, safety: LoadSafety) -> list[list[Refused | None] | None]:
+    """What each element of each `return a, b` of a function gives (locals followed)."""
+    return LocalFlow(safety).run(func).return_items
 
 
 def _key(target: ast.expr) -> str:
