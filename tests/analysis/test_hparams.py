@@ -341,9 +341,30 @@ INVALID = [
         """,
         "criterion",
     ),
+    # converted after save_hyperparameters(): the frame held the object at the call
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, loss=nn.MSELoss(), n=2):
+                super().__init__()
+                self.save_hyperparameters()
+                loss = None
+        """,
+        "loss",
+    ),
 ]
 
 VALID = [
+    # converted before save_hyperparameters(): the frame holds the new value at the call
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, loss=nn.MSELoss(), scale=np.float32(0.5), n=2):
+            super().__init__()
+            if loss is not None:
+                loss = None
+            scale = float(scale)
+            self.save_hyperparameters()
+    """,
     # plain constants of numpy and math load; so do None defaults of a module-level dict
     """
     DEFAULTS = {"depth": 2, "names": ["a", "b"]}
