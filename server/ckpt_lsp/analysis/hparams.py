@@ -108,11 +108,14 @@ def rebound_before(func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call)
         node = stack.pop()
         if isinstance(node, (*FunctionNode, ast.ClassDef, ast.Lambda)):
             continue
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            if (node.lineno, node.col_offset) < where:
-                names.add(node.id)
+        if isinstance(node, ast.Name) and _stored_before(node, where):
+            names.add(node.id)
         stack.extend(ast.iter_child_nodes(node))
     return frozenset(names)
+
+
+def _stored_before(node: ast.Name, where: tuple[int, int]) -> bool:
+    return isinstance(node.ctx, ast.Store) and (node.lineno, node.col_offset) < where
 
 
 def ignored_names(call: ast.Call) -> frozenset[str] | None:
