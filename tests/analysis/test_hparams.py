@@ -352,9 +352,48 @@ INVALID = [
         """,
         "loss",
     ),
+    # a list or dict entry of an OmegaConf config is a ListConfig / DictConfig itself
+    (
+        """
+        from typing import List
+
+
+        def train_cfg():
+            return OmegaConf.create({"optim": {"lr": 0.1, "milestones": [10, 20]}})
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, milestones: List[int], lr: float = 0.1):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            cfg = train_cfg()
+            return Lit(cfg.optim.milestones, lr=cfg.optim.lr)
+        """,
+        "milestones",
+    ),
 ]
 
 VALID = [
+    # an OmegaConf entry made plain, or one annotated as a number, loads
+    """
+    from typing import List
+
+
+    CFG = OmegaConf.create({"optim": {"lr": 0.1, "milestones": [10, 20]}})
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, milestones: List[int], lr: float = 0.1):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build():
+        return Lit(list(CFG.optim.milestones), lr=CFG["optim"].lr)
+    """,
     # converted before save_hyperparameters(): the frame holds the new value at the call
     """
     class Lit(L.LightningModule):

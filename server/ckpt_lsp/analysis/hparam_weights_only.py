@@ -204,6 +204,41 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
     return UNKNOWN
 
 
+def config_member(expr: ast.expr, annotation: ast.expr | None, ctx: ValueContext) -> str:
+    """What a member of an OmegaConf config is, when the annotation says it is a container.
+
+    `cfg.optim.milestones` and `cfg["model"]` of a DictConfig are a ListConfig and a
+    DictConfig when the entry holds a list or a dict (omegaconf wraps nested containers;
+    measured: the default load refuses both), and a plain number or string otherwise. The
+    syntax cannot tell which, the parameter's container annotation (`List[int]`) can."""
+    if not isinstance(expr, (ast.Attribute, ast.Subscript)) or not _container(annotation, ctx):
+        return SAFE
+    base: ast.expr = expr
+    while isinstance(base, (ast.Attribute, ast.Subscript)):
+        base = base.value
+    safety = _safety(ctx)
+    refused = safety.of_expression(base, _judge_env(ctx, safety))
+    if refused is None or refused.kind != "omegaconf":
+        return SAFE
+    return refused.what
+
+
+def _container(annotation: ast.expr | None, ctx: ValueContext, depth: int = 0) -> bool:
+    """The annotation names only containers (`List[int]`, `dict`, `Optional[Sequence[str]]`)."""
+    if annotation is None or depth > _DEPTH:
+        return False
+    if isinstance(annotation, ast.Subscript):
+        outer = dotted_name(annotation.value).rsplit(".", 1)[-1]
+        args = annotation.slice
+        members = list(args.elts) if isinstance(args, ast.Tuple) else [args]
+        if outer in ("Optional", "Union"):
+            kept = [m for m in members if dotted_name(m) != "None"]
+            kept = [m for m in kept if not (isinstance(m, ast.Constant) and m.value is None)]
+            return bool(kept) and all(_container(m, ctx, depth + 1) for m in kept)
+        return outer in _CONTAINER_TYPES
+    return dotted_name(annotation).rsplit(".", 1)[-1] in _CONTAINER_TYPES
+
+
 def refused_annotation(annotation: ast.expr | None, ctx: ValueContext, depth: int = 0) -> str:
     """What the default load refuses in any value of the annotated type ("" when some value
     of it loads, as `Optional[Path]` with None or `Union[str, Path]` with a str)."""
