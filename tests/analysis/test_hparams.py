@@ -374,9 +374,43 @@ INVALID = [
         """,
         "milestones",
     ),
+    # numpy arithmetic with a Python number stays numpy: `len(counts) * counts` is an array
+    (
+        """
+        def inverse_frequency(labels):
+            counts = np.asarray(labels)
+            return counts.sum() / (len(counts) * counts)
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, class_weights, n=2):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(labels):
+            return Lit(inverse_frequency(labels))
+        """,
+        "class_weights",
+    ),
 ]
 
 VALID = [
+    # Python numbers of numpy values (`len`, `float`) with Python numbers stay Python numbers
+    """
+    LABELS = np.asarray([0, 1, 1])
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, n_pairs, total, scale=np.float32(0.5)):
+            super().__init__()
+            scale = float(scale)
+            self.save_hyperparameters()
+
+
+    def build():
+        return Lit(len(LABELS) * 2, float(LABELS.sum()) * 2, scale=np.float32(2))
+    """,
     # an OmegaConf entry made plain, or one annotated as a number, loads
     """
     from typing import List

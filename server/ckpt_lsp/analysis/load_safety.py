@@ -32,6 +32,9 @@ _OPTIONAL = frozenset({"typing.Optional", "typing_extensions.Optional"})
 _UNION = frozenset({"typing.Union", "typing_extensions.Union"})
 _MAX_DEPTH = 3
 _NUMPY = frozenset({"numpy-scalar", "numpy-array"})
+# Builtins whose result is a Python number whatever they are given: arithmetic of one with a
+# numpy value stays numpy (`len(counts) * counts` is an array, measured).
+_PYTHON_NUMBERS = frozenset({"builtins.len", "builtins.int", "builtins.float"})
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
 
 
@@ -114,6 +117,8 @@ class LoadSafety:
         for operand in operands:
             if isinstance(operand, ast.Constant) and isinstance(operand.value, (int, float)):
                 continue
+            if self._python_number(operand, env):
+                continue
             found = self.kind_of(operand, env)
             if found is None or found.kind not in _NUMPY:
                 return None
@@ -122,6 +127,13 @@ class LoadSafety:
             return None
         kind = "numpy-array" if "numpy-array" in kinds else "numpy-scalar"
         return _no_fix(self.catalog.kind(kind))
+
+    def _python_number(self, expr: ast.expr, env: Env) -> bool:
+        """`len(x)`, `int(x)`, `float(x)` (the builtins, not a local of that name)."""
+        if not isinstance(expr, ast.Call) or not isinstance(expr.func, ast.Name):
+            return False
+        name = expr.func.id
+        return name not in env and qualify(name, self.facts) in _PYTHON_NUMBERS
 
     def _numpy_item(self, expr: ast.Subscript, env: Env) -> Refused | None:
         """`arr[0]` is a numpy scalar (or a row), `arr[1:]` an array: numpy either way."""
