@@ -63,6 +63,9 @@ class WeightsOnlyCatalog:
     unregistrable: frozenset[str] = frozenset()
     # kind -> the globals whose registration makes it load (its types and `safe_globals`)
     registrations: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # (kind, method name) -> the position of its `size` argument: the method returns its kind
+    # only when given a size (`rng.normal(size=3)` is an array, `rng.normal()` a float)
+    sized: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
     def kind(self, name: str) -> Refused | None:
         return self.kinds.get(name)
@@ -184,8 +187,22 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         str(e["name"]): frozenset(str(n) for n in [*e.get("types", []), *e.get("safe_globals", [])])
         for e in data.get("kind", [])
     }
+    sized = {
+        (str(e["kind"]), str(e["name"])): int(e["sized"])
+        for e in data.get("method", [])
+        if "sized" in e
+    }
     return WeightsOnlyCatalog(
-        kinds, types, calls, values, prefixes, methods, receiver_only, unregistrable, registrations
+        kinds,
+        types,
+        calls,
+        values,
+        prefixes,
+        methods,
+        receiver_only,
+        unregistrable,
+        registrations,
+        sized=sized,
     )
 
 

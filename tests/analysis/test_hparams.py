@@ -393,9 +393,35 @@ INVALID = [
         """,
         "class_weights",
     ),
+    # a numpy generator's draw given a size is an array (its statistics numpy values)
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, std, n=2):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            return Lit(np.random.default_rng(0).normal(size=(64, 8)).std())
+        """,
+        "std",
+    ),
 ]
 
 VALID = [
+    # a draw without a size is a Python number
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, noise, low, pick):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build():
+        rng = np.random.default_rng(0)
+        return Lit(rng.normal(), rng.uniform(0.0, 1.0), rng.choice(5))
+    """,
     # Python numbers of numpy values (`len`, `float`) with Python numbers stay Python numbers
     """
     LABELS = np.asarray([0, 1, 1])

@@ -239,6 +239,8 @@ class LoadSafety:
             if receiver is None:
                 return self._any_receiver(func.attr, has_args)
             returns = self.catalog.method(receiver.kind, func.attr, False, has_args)
+            if not self._sized(call, receiver.kind, func.attr):
+                return None
             return self._returned(returns, receiver)
         if not dotted:
             return None
@@ -254,6 +256,14 @@ class LoadSafety:
         if located is not None:
             return self._class_kind(*located)
         return self._project_function(qualified)
+
+    def _sized(self, call: ast.Call, kind: str, name: str) -> bool:
+        """A method that returns its kind only with a size (`rng.normal(0, 1, 3)`,
+        `rng.normal(size=3)`) is given one; True for every other method."""
+        position = self.catalog.sized.get((kind, name))
+        if position is None:
+            return True
+        return len(call.args) > position or any(kw.arg == "size" for kw in call.keywords)
 
     def _names_global(self, dotted: str, env: Env) -> bool:
         """Whether a dotted callee starts at an import, a class or a function of the module
