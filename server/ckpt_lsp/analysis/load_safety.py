@@ -30,11 +30,11 @@ _OWN_PICKLING = ("__reduce__", "__reduce_ex__", "__new__", "__class_getitem__")
 _DATACLASS = frozenset({"dataclasses.dataclass", "attr.s", "attrs.define", "attr.define"})
 _OPTIONAL = frozenset({"typing.Optional", "typing_extensions.Optional"})
 _UNION = frozenset({"typing.Union", "typing_extensions.Union"})
-_MAX_DEPTH = 3
-_NUMPY = frozenset({"numpy-scalar", "numpy-array"})
 # Builtins whose result is a Python number whatever they are given: arithmetic of one with a
 # numpy value stays numpy (`len(counts) * counts` is an array, measured).
 _PYTHON_NUMBERS = frozenset({"builtins.len", "builtins.int", "builtins.float"})
+_MAX_DEPTH = 3
+_NUMPY = frozenset({"numpy-scalar", "numpy-array"})
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
 
 
@@ -115,9 +115,9 @@ class LoadSafety:
             operands = [expr.operand]
         kinds = set()
         for operand in operands:
-            if isinstance(operand, ast.Constant) and isinstance(operand.value, (int, float)):
-                continue
             if self._python_number(operand, env):
+                continue
+            if isinstance(operand, ast.Constant) and isinstance(operand.value, (int, float)):
                 continue
             found = self.kind_of(operand, env)
             if found is None or found.kind not in _NUMPY:
@@ -127,13 +127,6 @@ class LoadSafety:
             return None
         kind = "numpy-array" if "numpy-array" in kinds else "numpy-scalar"
         return _no_fix(self.catalog.kind(kind))
-
-    def _python_number(self, expr: ast.expr, env: Env) -> bool:
-        """`len(x)`, `int(x)`, `float(x)` (the builtins, not a local of that name)."""
-        if not isinstance(expr, ast.Call) or not isinstance(expr.func, ast.Name):
-            return False
-        name = expr.func.id
-        return name not in env and qualify(name, self.facts) in _PYTHON_NUMBERS
 
     def _numpy_item(self, expr: ast.Subscript, env: Env) -> Refused | None:
         """`arr[0]` is a numpy scalar (or a row), `arr[1:]` an array: numpy either way."""
@@ -257,14 +250,6 @@ class LoadSafety:
             return self._class_kind(*located)
         return self._project_function(qualified)
 
-    def _sized(self, call: ast.Call, kind: str, name: str) -> bool:
-        """A method that returns its kind only with a size (`rng.normal(0, 1, 3)`,
-        `rng.normal(size=3)`) is given one; True for every other method."""
-        position = self.catalog.sized.get((kind, name))
-        if position is None:
-            return True
-        return len(call.args) > position or any(kw.arg == "size" for kw in call.keywords)
-
     def _names_global(self, dotted: str, env: Env) -> bool:
         """Whether a dotted callee starts at an import, a class or a function of the module
         (`np.mean`, `OmegaConf.create`, `Mode(1)`), not at a local value or `self`."""
@@ -277,6 +262,21 @@ class LoadSafety:
     def _any_receiver(self, name: str, has_args: bool) -> Refused | None:
         returns = self.catalog.method("*", name, False, has_args)
         return self.catalog.kind(returns) if returns else None
+
+    def _sized(self, call: ast.Call, kind: str, name: str) -> bool:
+        """A method that returns its kind only with a size (`rng.normal(0, 1, 3)`,
+        `rng.normal(size=3)`) is given one; True for every other method."""
+        position = self.catalog.size_position(kind, name)
+        if position < 0:
+            return True
+        return len(call.args) > position or any(kw.arg == "size" for kw in call.keywords)
+
+    def _python_number(self, expr: ast.expr, env: Env) -> bool:
+        """`len(x)`, `int(x)`, `float(x)` (the builtins, not a local of that name)."""
+        if not isinstance(expr, ast.Call) or not isinstance(expr.func, ast.Name):
+            return False
+        name = expr.func.id
+        return name not in env and qualify(name, self.facts) in _PYTHON_NUMBERS
 
     # -- the project -----------------------------------------------------
     def _project_class(self, qualified: str) -> tuple[ModuleFacts, ClassFacts] | None:
