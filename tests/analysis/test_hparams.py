@@ -454,6 +454,23 @@ VALID = [
     def build():
         return Lit(list(CFG.optim.milestones), lr=CFG["optim"].lr)
     """,
+    # `list(config)` holds the config's entries (plain numbers here), not the config
+    """
+    from typing import List
+
+
+    MILESTONES = OmegaConf.create([10, 20])
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, milestones: List[int]):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build():
+        return Lit(list(MILESTONES))
+    """,
     # converted before save_hyperparameters(): the frame holds the new value at the call
     """
     class Lit(L.LightningModule):

@@ -70,6 +70,7 @@ _PLAIN_CONSTANTS = frozenset(
     {"numpy.pi", "numpy.e", "numpy.inf", "numpy.nan", "numpy.newaxis", "math.pi", "math.e"}
     | {"math.inf", "math.nan", "math.tau"}
 )
+_CONFIG = "an OmegaConf config (`DictConfig`/`ListConfig`)"
 _PARTIALS = frozenset({"functools.partial", "functools.partialmethod"})
 _CALLABLE_TYPES = frozenset({"typing.Callable", "collections.abc.Callable"})
 _CLASS_TYPES = frozenset({"builtins.type", "typing.Type"})
@@ -193,6 +194,8 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
     if qualified.startswith("builtins.") and qualified[len("builtins.") :] in _SAFE_BUILTINS:
         return SAFE
     if qualified in ("builtins.list", "builtins.tuple", "builtins.set", "builtins.dict"):
+        if any(_is_config(arg, ctx) for arg in call.args):
+            return UNKNOWN  # `list(cfg.milestones)` holds the config's entries, not the config
         found = _all_of([*call.args, *(kw.value for kw in call.keywords)], ctx, depth)
         return found if found else SAFE
     judged = _judged(call, ctx)
@@ -216,11 +219,14 @@ def config_member(expr: ast.expr, annotation: ast.expr | None, ctx: ValueContext
     base: ast.expr = expr
     while isinstance(base, (ast.Attribute, ast.Subscript)):
         base = base.value
+    return _CONFIG if _is_config(base, ctx) else SAFE
+
+
+def _is_config(expr: ast.expr, ctx: ValueContext) -> bool:
+    """The weights-only judge takes `expr` for an OmegaConf DictConfig or ListConfig."""
     safety = _safety(ctx)
-    refused = safety.of_expression(base, _judge_env(ctx, safety))
-    if refused is None or refused.kind != "omegaconf":
-        return SAFE
-    return refused.what
+    refused = safety.of_expression(expr, _judge_env(ctx, safety))
+    return refused is not None and refused.kind == "omegaconf"
 
 
 def _container(annotation: ast.expr | None, ctx: ValueContext, depth: int = 0) -> bool:
