@@ -62,8 +62,9 @@ class WeightsOnlyCatalog:
     calls: Mapping[str, CallEntry]  # qualified callable -> entry (types are calls too)
     values: Mapping[str, str]  # qualified name whose value is of a kind
     prefixes: tuple[tuple[str, str, frozenset[str]], ...]  # (prefix, kind, except)
-    # (kind, method name) -> (kind returned, read as an attribute, only without arguments)
-    methods: Mapping[tuple[str, str], tuple[str, bool, bool]]
+    # (kind, method name) -> (kind returned, read as an attribute, only without arguments,
+    # the position of a `size` argument it needs to return the kind, -1 when it needs none)
+    methods: Mapping[tuple[str, str], tuple[str, bool, bool, int]]
     # kinds that only type a method's receiver: torch.save itself fails on them
     receiver_only: frozenset[str] = frozenset()
     # kinds that add_safe_globals cannot make loadable (a defaultdict with items)
@@ -97,6 +98,12 @@ class WeightsOnlyCatalog:
         kind = self.values.get(qualified)
         return self.kinds.get(kind) if kind else None
 
+    def size_position(self, kind: str, name: str) -> int:
+        """Where the `size` a method needs to return its kind goes (`rng.normal(size=3)` is
+        an array, `rng.normal()` a float); -1 when it needs none."""
+        found = self.methods.get((kind, name))
+        return found[3] if found is not None else -1
+
     def method(self, kind: str, name: str, attribute: bool, has_args: bool) -> str | None:
         """The kind a method call (or attribute read) on a value of `kind` returns; None
         when unknown. "" means a value that loads."""
@@ -104,7 +111,7 @@ class WeightsOnlyCatalog:
             found = self.methods.get((receiver, name))
             if found is None:
                 continue
-            returns, is_attribute, no_args = found
+            returns, is_attribute, no_args, _ = found
             if is_attribute != attribute or (no_args and has_args):
                 return None
             return returns
@@ -182,14 +189,15 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         )
         for e in data.get("prefix", [])
     )
-    methods: dict[tuple[str, str], tuple[str, bool, bool]] = {}
+    methods: dict[tuple[str, str], tuple[str, bool, bool, int]] = {}
     for e in data.get("method", []):
         where = f"method {e.get('kind')}.{e.get('name')}"
         returns = str(e.get("returns", ""))
         if returns:
             known(where, returns)
         key = (known(where, str(e["kind"]), any_ok=True), str(e["name"]))
-        methods[key] = (returns, bool(e.get("attribute")), bool(e.get("no_args")))
+        no_args, sized = bool(e.get("no_args")), int(e.get("sized", -1))
+        methods[key] = (returns, bool(e.get("attribute")), no_args, sized)
     receiver_only = frozenset(
         str(e["name"]) for e in data.get("kind", []) if e.get("receiver_only")
     )

@@ -341,9 +341,146 @@ INVALID = [
         """,
         "criterion",
     ),
+    # converted after save_hyperparameters(): the frame held the object at the call
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, loss=nn.MSELoss(), n=2):
+                super().__init__()
+                self.save_hyperparameters()
+                loss = None
+        """,
+        "loss",
+    ),
+    # a list or dict entry of an OmegaConf config is a ListConfig / DictConfig itself
+    (
+        """
+        from typing import List
+
+
+        def train_cfg():
+            return OmegaConf.create({"optim": {"lr": 0.1, "milestones": [10, 20]}})
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, milestones: List[int], lr: float = 0.1):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            cfg = train_cfg()
+            return Lit(cfg.optim.milestones, lr=cfg.optim.lr)
+        """,
+        "milestones",
+    ),
+    # numpy arithmetic with a Python number stays numpy: `len(counts) * counts` is an array
+    (
+        """
+        def inverse_frequency(labels):
+            counts = np.asarray(labels)
+            return counts.sum() / (len(counts) * counts)
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, class_weights, n=2):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(labels):
+            return Lit(inverse_frequency(labels))
+        """,
+        "class_weights",
+    ),
+    # a numpy generator's draw given a size is an array (its statistics numpy values)
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, std, n=2):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            return Lit(np.random.default_rng(0).normal(size=(64, 8)).std())
+        """,
+        "std",
+    ),
 ]
 
 VALID = [
+    # a draw without a size is a Python number
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, noise, low, pick):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build():
+        rng = np.random.default_rng(0)
+        return Lit(rng.normal(), rng.uniform(0.0, 1.0), rng.choice(5))
+    """,
+    # Python numbers of numpy values (`len`, `float`) with Python numbers stay Python numbers
+    """
+    LABELS = np.asarray([0, 1, 1])
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, n_pairs, total, scale=np.float32(0.5)):
+            super().__init__()
+            scale = float(scale)
+            self.save_hyperparameters()
+
+
+    def build():
+        return Lit(len(LABELS) * 2, float(LABELS.sum()) * 2, scale=np.float32(2))
+    """,
+    # an OmegaConf entry made plain, or one annotated as a number, loads
+    """
+    from typing import List
+
+
+    CFG = OmegaConf.create({"optim": {"lr": 0.1, "milestones": [10, 20]}})
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, milestones: List[int], lr: float = 0.1):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build():
+        return Lit(list(CFG.optim.milestones), lr=CFG["optim"].lr)
+    """,
+    # `list(config)` holds the config's entries (plain numbers here), not the config
+    """
+    from typing import List
+
+
+    MILESTONES = OmegaConf.create([10, 20])
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, milestones: List[int]):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build():
+        return Lit(list(MILESTONES))
+    """,
+    # converted before save_hyperparameters(): the frame holds the new value at the call
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, loss=nn.MSELoss(), scale=np.float32(0.5), n=2):
+            super().__init__()
+            if loss is not None:
+                loss = None
+            scale = float(scale)
+            self.save_hyperparameters()
+    """,
     # plain constants of numpy and math load; so do None defaults of a module-level dict
     """
     DEFAULTS = {"depth": 2, "names": ["a", "b"]}

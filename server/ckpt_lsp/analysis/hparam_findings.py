@@ -25,6 +25,7 @@ from ckpt_lsp.analysis.hparams import (
     inherited_hparams,
     init_parameters,
     lightning_bases,
+    rebound_before,
     saved_hparams,
 )
 from ckpt_lsp.analysis.scope import ScopeResolver, ScopeVerdict
@@ -76,9 +77,10 @@ class HparamFindings:
         if not stored:
             return []
         sites = self.sites.of(facts, cls)
+        rebound = rebound_before(init, saved.call) if not saved.owner else frozenset()
         found: list[Finding] = []
         for arg in stored:
-            if arg is None:
+            if arg is None or arg.arg in rebound:
                 continue
             parameter = Parameter(arg, default_of(init, arg.arg), positional, params)
             problem = judge(parameter, facts, sites, self.classifier)

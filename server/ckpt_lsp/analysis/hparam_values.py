@@ -20,6 +20,7 @@ from ckpt_lsp.analysis.classifier import Classifier
 from ckpt_lsp.analysis.facts import ModuleFacts
 from ckpt_lsp.analysis.hparam_weights_only import (
     UNKNOWN,
+    config_member,
     refused_annotation,
     refused_value,
 )
@@ -72,6 +73,9 @@ def judge(
         unknown = True
     for expr, ctx, passed_at in values:
         verdict = value_problem(expr, ctx)
+        if verdict == UNKNOWN:
+            member = config_member(expr, parameter.arg.annotation, ctx)
+            verdict = HparamProblem(member, dropped=False) if member else verdict
         if isinstance(verdict, HparamProblem):
             return HparamProblem(verdict.what, verdict.dropped, verdict.copy_fails, passed_at)
         unknown = unknown or verdict == UNKNOWN

@@ -70,6 +70,7 @@ _PLAIN_CONSTANTS = frozenset(
     {"numpy.pi", "numpy.e", "numpy.inf", "numpy.nan", "numpy.newaxis", "math.pi", "math.e"}
     | {"math.inf", "math.nan", "math.tau"}
 )
+_CONFIG = "an OmegaConf config (`DictConfig`/`ListConfig`)"
 _PARTIALS = frozenset({"functools.partial", "functools.partialmethod"})
 _CALLABLE_TYPES = frozenset({"typing.Callable", "collections.abc.Callable"})
 _CLASS_TYPES = frozenset({"builtins.type", "typing.Type"})
@@ -193,6 +194,8 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
     if qualified.startswith("builtins.") and qualified[len("builtins.") :] in _SAFE_BUILTINS:
         return SAFE
     if qualified in ("builtins.list", "builtins.tuple", "builtins.set", "builtins.dict"):
+        if any(_is_config(arg, ctx) for arg in call.args):
+            return UNKNOWN  # `list(cfg.milestones)` holds the config's entries, not the config
         found = _all_of([*call.args, *(kw.value for kw in call.keywords)], ctx, depth)
         return found if found else SAFE
     judged = _judged(call, ctx)
@@ -202,6 +205,44 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
     if qualified.startswith(_CLASS_PACKAGES) and last[:1].isupper():
         return f"a `{last}` object"
     return UNKNOWN
+
+
+def config_member(expr: ast.expr, annotation: ast.expr | None, ctx: ValueContext) -> str:
+    """What a member of an OmegaConf config is, when the annotation says it is a container.
+
+    `cfg.optim.milestones` and `cfg["model"]` of a DictConfig are a ListConfig and a
+    DictConfig when the entry holds a list or a dict (omegaconf wraps nested containers;
+    measured: the default load refuses both), and a plain number or string otherwise. The
+    syntax cannot tell which, the parameter's container annotation (`List[int]`) can."""
+    if not isinstance(expr, (ast.Attribute, ast.Subscript)) or not _container(annotation, ctx):
+        return SAFE
+    base: ast.expr = expr
+    while isinstance(base, (ast.Attribute, ast.Subscript)):
+        base = base.value
+    return _CONFIG if _is_config(base, ctx) else SAFE
+
+
+def _is_config(expr: ast.expr, ctx: ValueContext) -> bool:
+    """The weights-only judge takes `expr` for an OmegaConf DictConfig or ListConfig."""
+    safety = _safety(ctx)
+    refused = safety.of_expression(expr, _judge_env(ctx, safety))
+    return refused is not None and refused.kind == "omegaconf"
+
+
+def _container(annotation: ast.expr | None, ctx: ValueContext, depth: int = 0) -> bool:
+    """The annotation names only containers (`List[int]`, `dict`, `Optional[Sequence[str]]`)."""
+    if annotation is None or depth > _DEPTH:
+        return False
+    if isinstance(annotation, ast.Subscript):
+        outer = dotted_name(annotation.value).rsplit(".", 1)[-1]
+        args = annotation.slice
+        members = list(args.elts) if isinstance(args, ast.Tuple) else [args]
+        if outer in ("Optional", "Union"):
+            kept = [m for m in members if dotted_name(m) != "None"]
+            kept = [m for m in kept if not (isinstance(m, ast.Constant) and m.value is None)]
+            return bool(kept) and all(_container(m, ctx, depth + 1) for m in kept)
+        return outer in _CONTAINER_TYPES
+    return dotted_name(annotation).rsplit(".", 1)[-1] in _CONTAINER_TYPES
 
 
 def refused_annotation(annotation: ast.expr | None, ctx: ValueContext, depth: int = 0) -> str:

@@ -31,6 +31,9 @@ _OWN_PICKLING = ("__reduce__", "__reduce_ex__", "__new__", "__class_getitem__")
 _DATACLASS = frozenset({"dataclasses.dataclass", "attr.s", "attrs.define", "attr.define"})
 _OPTIONAL = frozenset({"typing.Optional", "typing_extensions.Optional"})
 _UNION = frozenset({"typing.Union", "typing_extensions.Union"})
+# Builtins whose result is a Python number whatever they are given: arithmetic of one with a
+# numpy value stays numpy (`len(counts) * counts` is an array, measured).
+_PYTHON_NUMBERS = frozenset({"builtins.len", "builtins.int", "builtins.float"})
 _MAX_DEPTH = 3
 _NUMPY = frozenset({"numpy-scalar", "numpy-array"})
 _SHAPES = (ast.Dict, ast.List, ast.Tuple)
@@ -118,6 +121,8 @@ class LoadSafety:
             operands = [expr.operand]
         kinds = set()
         for operand in operands:
+            if self._python_number(operand, env):
+                continue
             if isinstance(operand, ast.Constant) and isinstance(operand.value, (int, float)):
                 continue
             if self._is_number(operand, env):
@@ -275,6 +280,8 @@ class LoadSafety:
             if receiver is None:
                 return self._any_receiver(func.attr, has_args)
             returns = self.catalog.method(receiver.kind, func.attr, False, has_args)
+            if not self._sized(call, receiver.kind, func.attr):
+                return None
             return self._returned(returns, receiver)
         if not dotted:
             return None
@@ -330,6 +337,21 @@ class LoadSafety:
     def _any_receiver(self, name: str, has_args: bool) -> Refused | None:
         returns = self.catalog.method("*", name, False, has_args)
         return self.catalog.kind(returns) if returns else None
+
+    def _sized(self, call: ast.Call, kind: str, name: str) -> bool:
+        """A method that returns its kind only with a size (`rng.normal(0, 1, 3)`,
+        `rng.normal(size=3)`) is given one; True for every other method."""
+        position = self.catalog.size_position(kind, name)
+        if position < 0:
+            return True
+        return len(call.args) > position or any(kw.arg == "size" for kw in call.keywords)
+
+    def _python_number(self, expr: ast.expr, env: Env) -> bool:
+        """`len(x)`, `int(x)`, `float(x)` (the builtins, not a local of that name)."""
+        if not isinstance(expr, ast.Call) or not isinstance(expr.func, ast.Name):
+            return False
+        name = expr.func.id
+        return name not in env and qualify(name, self.facts) in _PYTHON_NUMBERS
 
     # -- the project -----------------------------------------------------
     def _project_class(self, qualified: str) -> tuple[ModuleFacts, ClassFacts] | None:
