@@ -92,6 +92,9 @@ CORPORA = [
     Corpus("blind-round7", HERE / "blind" / "round7", 0.98, 0.95),
     # Keras classes written blind and held out from the Keras rules' development
     Corpus("blind-round9", HERE / "blind" / "round9", 0.95, 0.90),
+    # checkpoint values and Lightning hparams written blind: round 8 is what the recall work
+    # was tuned on; held to the project's targets
+    Corpus("blind-round8", HERE / "blind" / "round8", 0.95, 0.90),
 ]
 
 
