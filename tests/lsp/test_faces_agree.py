@@ -38,7 +38,13 @@ def _corpus_module() -> ModuleType:
 
 
 CORPUS = _corpus_module()
-CASE_TREES = {"ours": CORPUS.HERE / "cases", "shared": CORPUS.SHARED / "cases"}
+CASE_TREES = {
+    "ours": CORPUS.HERE / "cases",
+    "shared": CORPUS.SHARED / "cases",
+    # the blind rounds of the checkpoint-value, hparam and Keras rules, whose fixes are new
+    "blind-round8": CORPUS.HERE / "blind" / "round8" / "cases",
+    "blind-round9": CORPUS.HERE / "blind" / "round9" / "cases",
+}
 
 
 def _cli_fix(root: Path) -> None:
