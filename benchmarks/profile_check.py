@@ -42,7 +42,7 @@ from ckpt_lsp.config import load_config
 from ckpt_lsp.discovery import discover
 from ckpt_lsp.report import render
 from ckpt_lsp.runner import attach_fixes
-from ckpt_lsp.source import SourceError, read_source
+from ckpt_lsp.source import SourceError, read_source_text
 
 T = TypeVar("T")
 DEFAULT_CORPUS = Path("/tmp/ckpt-bench-corpus")
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.prefilter_only:
         files, _ = discover([args.corpus], load_config(args.corpus))
-        texts = {str(f): read_source(f)[0] for f in files}
+        texts = {str(f): read_source_text(f) for f in files}
         print("\n".join(prefilter_stats(texts)))
         return 0
     profiler = cProfile.Profile() if args.cprofile else None
@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         texts = {}
         for path in files:
             with contextlib.suppress(SourceError):
-                texts[str(path)] = read_source(path)[0]
+                texts[str(path)] = read_source_text(path)
         return texts
 
     texts = timed("reading", phases, read_all)

@@ -30,7 +30,11 @@ from ckpt_lsp.analysis.facts import (
 )
 from ckpt_lsp.analysis.hparam_findings import HparamFindings
 from ckpt_lsp.analysis.index import ProjectIndex, module_name_for
-from ckpt_lsp.analysis.keras_classes import custom_object_names, mentions_custom_objects
+from ckpt_lsp.analysis.keras_classes import (
+    custom_object_names,
+    in_builtin_package,
+    mentions_custom_objects,
+)
 from ckpt_lsp.analysis.keras_rules import KerasContext, keras_class, keras_findings
 from ckpt_lsp.analysis.main_module import CODE as CKPT014
 from ckpt_lsp.analysis.main_module import MainSave, main_module_saves
@@ -238,8 +242,8 @@ class Analyzer:
     ) -> None:
         """CKPT012/CKPT013 for the custom Keras classes of the file (never pickle-checked:
         Keras pickles a model through its own config)."""
-        if "keras" not in facts.text:
-            return
+        if "keras" not in facts.text or in_builtin_package(facts):
+            return  # load_model imports Keras' own classes by module path
         ctx: KerasContext | None = None
         for cls in facts.classes.values():
             if cls.name in checked or cls.failure:
