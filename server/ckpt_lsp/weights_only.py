@@ -75,6 +75,9 @@ class WeightsOnlyCatalog:
     sums: frozenset[str] = frozenset()
     # kinds whose nested dicts and lists are of the kind too (a DictConfig's sub-configs)
     nested: frozenset[str] = frozenset()
+    # (kind, method name) of a `no_args` method -> the kind it returns when given arguments
+    # (`arr.mean(axis=0)` is an array where `arr.mean()` is a scalar)
+    with_args: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def kind(self, name: str) -> Refused | None:
         return self.kinds.get(name)
@@ -112,7 +115,9 @@ class WeightsOnlyCatalog:
             if found is None:
                 continue
             returns, is_attribute, no_args, _ = found
-            if is_attribute != attribute or (no_args and has_args):
+            if no_args and has_args and not is_attribute:
+                return self.with_args.get((receiver, name)) or None
+            if is_attribute != attribute:
                 return None
             return returns
         return None
@@ -190,6 +195,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         for e in data.get("prefix", [])
     )
     methods: dict[tuple[str, str], tuple[str, bool, bool, int]] = {}
+    with_args: dict[tuple[str, str], str] = {}
     for e in data.get("method", []):
         where = f"method {e.get('kind')}.{e.get('name')}"
         returns = str(e.get("returns", ""))
@@ -198,6 +204,8 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         key = (known(where, str(e["kind"]), any_ok=True), str(e["name"]))
         no_args, sized = bool(e.get("no_args")), int(e.get("sized", -1))
         methods[key] = (returns, bool(e.get("attribute")), no_args, sized)
+        if e.get("with_args"):
+            with_args[key] = known(where, str(e["with_args"]))
     receiver_only = frozenset(
         str(e["name"]) for e in data.get("kind", []) if e.get("receiver_only")
     )
@@ -222,6 +230,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         registrations,
         sums,
         nested,
+        with_args,
     )
 
 

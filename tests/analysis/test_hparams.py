@@ -407,9 +407,57 @@ INVALID = [
         """,
         "std",
     ),
+    # a numpy reduction given an axis is an array of an array (numpy either way)
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, mean, n=2):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            rng = np.random.default_rng(0)
+            return Lit(rng.normal(size=(64, 8)).mean(axis=0))
+        """,
+        "mean",
+    ),
+    # integer draws given a size are an array: a ratio of counts over it is a numpy scalar
+    (
+        """
+        def toy_labels():
+            rng = np.random.default_rng(0)
+            return rng.integers(0, 4, size=200)
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, pos_weight: float, n=2):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            labels = toy_labels()
+            return Lit(pos_weight=(labels == 0).sum() / (labels != 0).sum())
+        """,
+        "pos_weight",
+    ),
 ]
 
 VALID = [
+    # a reduction given an axis, then converted, loads
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, mean, total, n=2):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build():
+        data = np.random.default_rng(0).normal(size=(64, 8))
+        labels = np.random.default_rng(0).integers(0, 4, size=200)
+        return Lit(data.mean(axis=0).tolist(), int((labels == 0).sum()))
+    """,
     # a draw without a size is a Python number
     """
     class Lit(L.LightningModule):
