@@ -442,9 +442,37 @@ INVALID = [
         """,
         "pos_weight",
     ),
+    # a module-level logger as a default: it pickles (as `logging.getLogger(name)`), the
+    # default load refuses that global
+    (
+        """
+        import logging
+
+        log = logging.getLogger("project.train")
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, hidden: int = 8, console: logging.Logger = log):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "console",
+    ),
 ]
 
 VALID = [
+    # a logger left out of the hyperparameters, or stored by its name
+    """
+    import logging
+
+    log = logging.getLogger("project.train")
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, console: logging.Logger = log, name: str = log.name):
+            super().__init__()
+            self.save_hyperparameters(ignore=["console"])
+    """,
     # a reduction given an axis, then converted, loads
     """
     class Lit(L.LightningModule):
