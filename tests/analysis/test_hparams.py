@@ -458,9 +458,44 @@ INVALID = [
         """,
         "console",
     ),
+    # `Model(*helper())`: the helper's tuple holds an array where the parameter takes it
+    (
+        """
+        def stats():
+            data = np.random.default_rng(1).normal(size=(50, 3))
+            return data.mean(0), data.std(0).tolist()
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, mean, std, eps: float = 1e-6):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            return Lit(*stats())
+        """,
+        "mean",
+    ),
 ]
 
 VALID = [
+    # `Model(*helper())` of plain values, and `Model(*args)` of unknown ones
+    """
+    def stats():
+        data = np.random.default_rng(1).normal(size=(50, 3))
+        return data.mean(0).tolist(), float(data.std())
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, mean, std, eps: float = 1e-6):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build(*args):
+        return Lit(*stats()), Lit(*args)
+    """,
     # a logger left out of the hyperparameters, or stored by its name
     """
     import logging
