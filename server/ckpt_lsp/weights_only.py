@@ -26,6 +26,9 @@ DATA_FILE = Path(__file__).parent / "data" / "weights_only.toml"
 # The quick fixes the fix engine knows how to write.
 FIXES = frozenset({"", "item", "state_dict", "vars", "str", "to_container"})
 ANY_RECEIVER = "*"
+# the key suffix under which a `no_args` method's result given arguments rides in the methods
+# table (`arr.mean(axis=0)` is an array where `arr.mean()` is a scalar)
+WITH_ARGS = "(...)"
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,6 @@ class WeightsOnlyCatalog:
     sums: frozenset[str] = frozenset()
     # kinds whose nested dicts and lists are of the kind too (a DictConfig's sub-configs)
     nested: frozenset[str] = frozenset()
-    # (kind, method name) of a `no_args` method -> the kind it returns when given arguments
-    # (`arr.mean(axis=0)` is an array where `arr.mean()` is a scalar)
-    with_args: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def kind(self, name: str) -> Refused | None:
         return self.kinds.get(name)
@@ -116,7 +116,8 @@ class WeightsOnlyCatalog:
                 continue
             returns, is_attribute, no_args, _ = found
             if no_args and has_args and not is_attribute:
-                return self.with_args.get((receiver, name)) or None
+                given = self.methods.get((receiver, name + WITH_ARGS))
+                return given[0] if given is not None else None
             if is_attribute != attribute:
                 return None
             return returns
@@ -195,7 +196,6 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         for e in data.get("prefix", [])
     )
     methods: dict[tuple[str, str], tuple[str, bool, bool, int]] = {}
-    with_args: dict[tuple[str, str], str] = {}
     for e in data.get("method", []):
         where = f"method {e.get('kind')}.{e.get('name')}"
         returns = str(e.get("returns", ""))
@@ -204,8 +204,13 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         key = (known(where, str(e["kind"]), any_ok=True), str(e["name"]))
         no_args, sized = bool(e.get("no_args")), int(e.get("sized", -1))
         methods[key] = (returns, bool(e.get("attribute")), no_args, sized)
-        if e.get("with_args"):
-            with_args[key] = known(where, str(e["with_args"]))
+        if e.get("with_args"):  # what the method returns given arguments rides in the table
+            methods[(key[0], key[1] + WITH_ARGS)] = (
+                known(where, str(e["with_args"])),
+                False,
+                False,
+                -1,
+            )
     receiver_only = frozenset(
         str(e["name"]) for e in data.get("kind", []) if e.get("receiver_only")
     )
@@ -230,7 +235,6 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         registrations,
         sums,
         nested,
-        with_args,
     )
 
 

@@ -117,7 +117,7 @@ def _starred_item(site: CallSite, parameter: Parameter, classifier: Classifier) 
         return None
     ctx = _context(classifier, site.facts, site.env, site.in_function)
     safety = LoadSafety(ctx.facts, ctx.owner.index)
-    items = safety.items_of(starred[0], 0, judge_env(ctx, safety))
+    items = safety.items_of(starred[0], -1, judge_env(ctx, safety))
     return items[starred[1]] if items is not None and starred[1] < len(items) else None
 
 
