@@ -26,6 +26,9 @@ DATA_FILE = Path(__file__).parent / "data" / "weights_only.toml"
 # The quick fixes the fix engine knows how to write.
 FIXES = frozenset({"", "item", "state_dict", "vars", "str", "to_container"})
 ANY_RECEIVER = "*"
+# the key suffix under which a `no_args` method's result given arguments rides in the methods
+# table (`arr.mean(axis=0)` is an array where `arr.mean()` is a scalar)
+WITH_ARGS = "(...)"
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,10 @@ class WeightsOnlyCatalog:
             if found is None:
                 continue
             returns, is_attribute, no_args, _ = found
-            if is_attribute != attribute or (no_args and has_args):
+            if no_args and has_args and not is_attribute:
+                given = self.methods.get((receiver, name + WITH_ARGS))
+                return given[0] if given is not None else None
+            if is_attribute != attribute:
                 return None
             return returns
         return None
@@ -198,6 +204,13 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         key = (known(where, str(e["kind"]), any_ok=True), str(e["name"]))
         no_args, sized = bool(e.get("no_args")), int(e.get("sized", -1))
         methods[key] = (returns, bool(e.get("attribute")), no_args, sized)
+        if e.get("with_args"):  # what the method returns given arguments rides in the table
+            methods[(key[0], key[1] + WITH_ARGS)] = (
+                known(where, str(e["with_args"])),
+                False,
+                False,
+                -1,
+            )
     receiver_only = frozenset(
         str(e["name"]) for e in data.get("kind", []) if e.get("receiver_only")
     )

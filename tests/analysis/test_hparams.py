@@ -407,9 +407,120 @@ INVALID = [
         """,
         "std",
     ),
+    # a numpy reduction given an axis is an array of an array (numpy either way)
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, mean, n=2):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            rng = np.random.default_rng(0)
+            return Lit(rng.normal(size=(64, 8)).mean(axis=0))
+        """,
+        "mean",
+    ),
+    # integer draws given a size are an array: a ratio of counts over it is a numpy scalar
+    (
+        """
+        def toy_labels():
+            rng = np.random.default_rng(0)
+            return rng.integers(0, 4, size=200)
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, pos_weight: float, n=2):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            labels = toy_labels()
+            return Lit(pos_weight=(labels == 0).sum() / (labels != 0).sum())
+        """,
+        "pos_weight",
+    ),
+    # a module-level logger as a default: it pickles (as `logging.getLogger(name)`), the
+    # default load refuses that global
+    (
+        """
+        import logging
+
+        log = logging.getLogger("project.train")
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, hidden: int = 8, console: logging.Logger = log):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "console",
+    ),
+    # `Model(*helper())`: the helper's tuple holds an array where the parameter takes it
+    (
+        """
+        def stats():
+            data = np.random.default_rng(1).normal(size=(50, 3))
+            return data.mean(0), data.std(0).tolist()
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, mean, std, eps: float = 1e-6):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            return Lit(*stats())
+        """,
+        "mean",
+    ),
 ]
 
 VALID = [
+    # `Model(*helper())` of plain values, and `Model(*args)` of unknown ones
+    """
+    def stats():
+        data = np.random.default_rng(1).normal(size=(50, 3))
+        return data.mean(0).tolist(), float(data.std())
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, mean, std, eps: float = 1e-6):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build(*args):
+        return Lit(*stats()), Lit(*args)
+    """,
+    # a logger left out of the hyperparameters, or stored by its name
+    """
+    import logging
+
+    log = logging.getLogger("project.train")
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, console: logging.Logger = log, name: str = log.name):
+            super().__init__()
+            self.save_hyperparameters(ignore=["console"])
+    """,
+    # a reduction given an axis, then converted, loads
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, mean, total, n=2):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build():
+        data = np.random.default_rng(0).normal(size=(64, 8))
+        labels = np.random.default_rng(0).integers(0, 4, size=200)
+        return Lit(data.mean(axis=0).tolist(), int((labels == 0).sum()))
+    """,
     # a draw without a size is a Python number
     """
     class Lit(L.LightningModule):

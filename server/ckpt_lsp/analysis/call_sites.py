@@ -62,6 +62,20 @@ class CallSite:
                     return entries[name]
         return UNKNOWN if spread else None
 
+    def starred(
+        self, params: list[ast.arg], positional: int, name: str
+    ) -> tuple[ast.expr, int] | None:
+        """`Model(*helper())` passing parameter `name` by position from its one starred
+        argument, the last: that argument's value and the element's index in it."""
+        names = [p.arg for p in params]
+        index = names.index(name) if name in names else -1
+        args = self.call.args
+        stars = [i for i, a in enumerate(args) if isinstance(a, ast.Starred)]
+        if len(stars) != 1 or stars[0] != len(args) - 1 or not stars[0] <= index < positional:
+            return None
+        star = args[-1]
+        return (star.value, index - stars[0]) if isinstance(star, ast.Starred) else None
+
     def _literal_dict(self, value: ast.expr, hops: int = 0) -> dict[str, ast.expr] | None:
         """The entries of `**CONFIG` when it is a dict display or `dict(k=v)` with constant
         keys (directly, or through a local or module-level name); None when unknown."""

@@ -21,9 +21,11 @@ from ckpt_lsp.analysis.facts import ModuleFacts
 from ckpt_lsp.analysis.hparam_weights_only import (
     UNKNOWN,
     config_member,
+    judge_env,
     refused_annotation,
     refused_value,
 )
+from ckpt_lsp.analysis.load_safety import LoadSafety, Refused
 from ckpt_lsp.analysis.value_context import ValueContext
 
 
@@ -61,6 +63,9 @@ def judge(
     for site in sites:
         passed = site.argument(parameter.params, parameter.positional, name)
         if passed is SPREAD:
+            item = _starred_item(site, parameter, classifier)
+            if item is not None:
+                return HparamProblem(item.what, dropped=False, site=site)
             unknown = True
         elif passed is None:
             left_out = True
@@ -102,6 +107,18 @@ def value_problem(expr: ast.expr, ctx: ValueContext) -> HparamProblem | str:
     if what and what != UNKNOWN:
         return HparamProblem(what, dropped=False)
     return what
+
+
+def _starred_item(site: CallSite, parameter: Parameter, classifier: Classifier) -> Refused | None:
+    """What `Model(*helper())` passes for the parameter, when every `return` of the helper
+    gives a tuple whose element there the default load refuses (`mean, std = stats()`)."""
+    starred = site.starred(parameter.params, parameter.positional, parameter.arg.arg)
+    if starred is None:
+        return None
+    ctx = _context(classifier, site.facts, site.env, site.in_function)
+    safety = LoadSafety(ctx.facts, ctx.owner.index)
+    items = safety.items_of(starred[0], -1, judge_env(ctx, safety))
+    return items[starred[1]] if items is not None and starred[1] < len(items) else None
 
 
 def _context(

@@ -88,7 +88,7 @@ def _safety(ctx: ValueContext) -> LoadSafety:
     return LoadSafety(ctx.facts, ctx.owner.index)
 
 
-def _judge_env(ctx: ValueContext, safety: LoadSafety) -> dict[str, Refused | None]:
+def judge_env(ctx: ValueContext, safety: LoadSafety) -> dict[str, Refused | None]:
     """What the local names hold, as the weights-only judge takes them."""
     env: dict[str, Refused | None] = {}
     for name, binding in ctx.env.bindings.items():
@@ -126,7 +126,7 @@ def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
 def _judged(expr: ast.expr, ctx: ValueContext) -> str:
     """The weights-only judge's answer: a refusal, or "" (it loads or is not known)."""
     safety = _safety(ctx)
-    return _what(safety.of_expression(expr, _judge_env(ctx, safety)))
+    return _what(safety.of_expression(expr, judge_env(ctx, safety)))
 
 
 def _all_of(items: list[ast.expr], ctx: ValueContext, depth: int) -> str:
@@ -225,7 +225,7 @@ def config_member(expr: ast.expr, annotation: ast.expr | None, ctx: ValueContext
 def _is_config(expr: ast.expr, ctx: ValueContext) -> bool:
     """The weights-only judge takes `expr` for an OmegaConf DictConfig or ListConfig."""
     safety = _safety(ctx)
-    refused = safety.of_expression(expr, _judge_env(ctx, safety))
+    refused = safety.of_expression(expr, judge_env(ctx, safety))
     return refused is not None and refused.kind == "omegaconf"
 
 
