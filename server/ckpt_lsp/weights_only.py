@@ -53,6 +53,9 @@ class CallEntry:
     # the kind holds only when a positional argument is a numpy value (`round(x, 2)`, `max(a, b)`
     # keep numpy scalars)
     numpy_args: bool = False
+    # the kind holds only when the call passes this keyword, as written (`average=None`:
+    # sklearn's per-class scores are an array, the averaged ones a Python float)
+    keyword: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,13 +87,18 @@ class WeightsOnlyCatalog:
         kind = self.types.get(qualified) or self._prefix_kind(qualified)
         return self.kinds.get(kind) if kind else None
 
-    def for_call(self, qualified: str, positional: int = 0) -> CallEntry | None:
-        """What calling `qualified` with `positional` arguments returns, if refused."""
+    def for_call(
+        self, qualified: str, positional: int = 0, keywords: frozenset[str] = frozenset()
+    ) -> CallEntry | None:
+        """What calling `qualified` with `positional` arguments and `keywords` (as written,
+        `average=None`) returns, if refused."""
         entry = self.calls.get(qualified)
         if entry is None:
             kind = self.types.get(qualified) or self._prefix_kind(qualified)
             entry = CallEntry(kind) if kind else None
         if entry is None or positional < entry.min_args:
+            return None
+        if entry.keyword and entry.keyword not in keywords:
             return None
         return entry
 
@@ -175,6 +183,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
             int(e.get("fix_args", -1)),
             int(e.get("min_args", 0)),
             bool(e.get("numpy_args", False)),
+            str(e.get("keyword", "")),
         )
         for e in data.get("call", [])
     }

@@ -574,8 +574,23 @@ FAMILY_INVALID = [
         '    torch.save({"ema": smoothed(a), "pct": scaled(a.mean())}, p)\n',
         [(10, "ema"), (10, "pct")],
     ),
+    (
+        "array-valued library calls: convolve, a confusion matrix, per-class scores",
+        "from sklearn.metrics import confusion_matrix, f1_score\n"
+        "def save(p, yt, yp):\n"
+        '    torch.save({"s": np.convolve([1.0, 2.0], [0.5, 0.5]), "cm": confusion_matrix(yt, yp),'
+        ' "f1": f1_score(yt, yp, average=None)}, p)\n',
+        [(3, "s"), (3, "cm"), (3, "f1")],
+    ),
 ]
 FAMILY_VALID = [
+    (
+        "averaged scores are Python floats; a confusion matrix as a list",
+        "from sklearn.metrics import confusion_matrix, f1_score, precision_score\n"
+        "def save(p, yt, yp):\n"
+        '    torch.save({"f1": f1_score(yt, yp, average="macro"), "p": precision_score(yt, yp),'
+        ' "cm": confusion_matrix(yt, yp).tolist()}, p)\n',
+    ),
     (
         "casts and torch's own finfo",
         'def save(p):\n    torch.save({"eps": torch.finfo(torch.float32).eps,'

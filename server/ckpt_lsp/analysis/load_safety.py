@@ -288,7 +288,7 @@ class LoadSafety:
         qualified = qualify(dotted, self.facts)
         if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
             return _no_fix(self.kind_of(call.args[0], env))
-        entry = self.catalog.for_call(qualified, len(call.args))
+        entry = self.catalog.for_call(qualified, len(call.args), _keywords(call))
         if entry is not None and entry.numpy_args:
             return self._keeps_numpy(call, entry.kind, env)
         if entry is not None:
@@ -588,3 +588,8 @@ __all__ = [
     "refusal_of_annotation",
     "refusal_of_expression",
 ]
+
+
+def _keywords(call: ast.Call) -> frozenset[str]:
+    """The call's keyword arguments as written (`average=None`); `**kw` is left out."""
+    return frozenset(f"{k.arg}={ast.unparse(k.value)}" for k in call.keywords if k.arg)
