@@ -78,6 +78,9 @@ class WeightsOnlyCatalog:
     sums: frozenset[str] = frozenset()
     # kinds whose nested dicts and lists are of the kind too (a DictConfig's sub-configs)
     nested: frozenset[str] = frozenset()
+    # qualified class factory (`collections.namedtuple`) -> the kind of the instances of a
+    # module-level class it builds
+    factories: Mapping[str, str] = field(default_factory=dict)
 
     def kind(self, name: str) -> Refused | None:
         return self.kinds.get(name)
@@ -219,6 +222,10 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
     }
     sums = frozenset(str(e["name"]) for e in data.get("kind", []) if e.get("sums"))
     nested = frozenset(str(e["name"]) for e in data.get("kind", []) if e.get("nested"))
+    factories = {
+        str(e["name"]): known(f"factory {e['name']!r}", str(e["kind"]))
+        for e in data.get("factory", [])
+    }
     return WeightsOnlyCatalog(
         kinds,
         types,
@@ -231,6 +238,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         registrations,
         sums,
         nested,
+        factories,
     )
 
 

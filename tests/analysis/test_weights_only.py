@@ -582,8 +582,24 @@ FAMILY_INVALID = [
         ' "f1": f1_score(yt, yp, average=None)}, p)\n',
         [(3, "s"), (3, "cm"), (3, "f1")],
     ),
+    (
+        "instances of module-level namedtuple classes (both factories)",
+        "import collections, typing\n"
+        'Result = collections.namedtuple("Result", ["loss", "acc"])\n'
+        'Span = typing.NamedTuple("Span", [("a", int)])\n'
+        "def save(p):\n"
+        '    torch.save({"r": Result(0.5, 1.0), "s": Span(1)}, p)\n',
+        [(5, "r"), (5, "s")],
+    ),
 ]
 FAMILY_VALID = [
+    (
+        "a namedtuple as a dict, a tuple or a field",
+        "from collections import namedtuple\n"
+        'Result = namedtuple("Result", ["loss", "acc"])\n'
+        "def save(p):\n    r = Result(0.5, 1.0)\n"
+        '    torch.save({"d": r._asdict(), "t": tuple(r), "l": r.loss}, p)\n',
+    ),
     (
         "averaged scores are Python floats; a confusion matrix as a list",
         "from sklearn.metrics import confusion_matrix, f1_score, precision_score\n"

@@ -298,7 +298,33 @@ class LoadSafety:
         located = self._project_class(qualified)
         if located is not None:
             return self._class_kind(*located)
+        built = self._factory_class(qualified)
+        if built is not None:
+            return built
         return self._project_function(qualified, call, env)
+
+    def _factory_class(self, qualified: str) -> Refused | None:
+        """An instance of a module-level class a factory built under its own name
+        (`EvalResult = namedtuple("EvalResult", ...)`): pickled by reference, a global."""
+        module, _, name = qualified.rpartition(".")
+        facts: ModuleFacts | None = None
+        if module == self.facts.module:
+            facts = self.facts
+        elif self.index is not None and "." in qualified:
+            found = self.index.resolve_member(qualified, self.facts.path)
+            facts, name = (found[0], found[1]) if found is not None else (None, name)
+        value = facts.assigns.get(name) if facts is not None else None
+        if not isinstance(value, ast.Call) or not value.args or facts is None:
+            return None
+        first = value.args[0]
+        if not isinstance(first, ast.Constant) or first.value != name:
+            return None  # built under another name: pickle cannot find it, not this rule's
+        refused = self.catalog.kind(
+            self.catalog.factories.get(qualify(dotted_name(value.func), facts), "")
+        )
+        if refused is None:
+            return None
+        return replace(refused, type_name=f"{facts.module}.{name}" if facts.module else name)
 
     def _shaped(self, refused: Refused | None, call: ast.Call) -> Refused | None:
         """A nested kind built from a display keeps the display (`OmegaConf.create({...})`)."""
