@@ -591,8 +591,29 @@ FAMILY_INVALID = [
         '    torch.save({"r": Result(0.5, 1.0), "s": Span(1)}, p)\n',
         [(5, "r"), (5, "s")],
     ),
+    (
+        "fields a project dataclass annotates with an Enum class or Path",
+        "import enum, pathlib\nfrom dataclasses import dataclass\n"
+        "class Sched(str, enum.Enum):\n    COS = 'cos'\n"
+        "@dataclass\nclass Args:\n    sched: Sched = Sched.COS\n"
+        "    root: pathlib.Path = pathlib.Path('/tmp')\n"
+        "def save(p):\n    args = Args()\n"
+        '    torch.save({"s": args.sched, "r": args.root}, p)\n',
+        [(11, "s"), (11, "r")],
+    ),
 ]
 FAMILY_VALID = [
+    (
+        "dataclass fields that load: a value, a str default, an Optional, a union",
+        "import enum, pathlib\nfrom dataclasses import dataclass\nfrom typing import Optional, Union\n"
+        "class Sched(enum.Enum):\n    COS = 'cos'\n"
+        "@dataclass\nclass Args:\n    sched: Sched = Sched.COS\n"
+        "    out: pathlib.Path = 'runs'\n    best: Optional[Sched] = None\n"
+        "    kind: Union[Sched, str] = 'cos'\n    lr: float = 0.1\n"
+        "def save(p):\n    args = Args()\n"
+        '    torch.save({"s": args.sched.value, "o": args.out, "b": args.best, "k": args.kind,'
+        ' "lr": args.lr}, p)\n',
+    ),
     (
         "a namedtuple as a dict, a tuple or a field",
         "from collections import namedtuple\n"

@@ -257,7 +257,28 @@ class LoadSafety:
         if receiver.shape is not None:
             return self._nested(receiver, expr.attr)
         returns = self.catalog.method(receiver.kind, expr.attr, attribute=True, has_args=False)
+        if returns is None and receiver.type_name:
+            return self._field(receiver.type_name, expr.attr)
         return self._returned(returns, receiver)
+
+    def _field(self, type_name: str, attr: str) -> Refused | None:
+        """`args.lr_scheduler_type`: a field the project class annotates in its body with a
+        plain class (`SchedulerType`); an Optional, a union or a constant default may hold a value
+        that loads."""
+        located = self._project_class(type_name)
+        if located is None or self._depth >= _MAX_DEPTH:
+            return None
+        facts, cls = located
+        for stmt in cls.class_level():
+            if (
+                isinstance(stmt, ast.AnnAssign)
+                and isinstance(stmt.target, ast.Name)
+                and stmt.target.id == attr
+                and isinstance(stmt.annotation, (ast.Name, ast.Attribute))
+                and not isinstance(stmt.value, ast.Constant)  # `out: Path = "runs"` stays a str
+            ):
+                return self._deeper(facts).of_annotation(stmt.annotation)
+        return None
 
     def _returned(self, returns: str | None, receiver: Refused) -> Refused | None:
         if not returns:
