@@ -601,8 +601,28 @@ FAMILY_INVALID = [
         '    torch.save({"s": args.sched, "r": args.root}, p)\n',
         [(11, "s"), (11, "r")],
     ),
+    (
+        "a key of a helper's returned dict display",
+        "def evaluate(losses):\n    return {'loss': np.mean(losses), 'n': 12}\n"
+        "def save(p):\n    metrics = evaluate([0.1])\n    ckpt = {}\n"
+        '    ckpt["best"] = metrics["loss"]\n    torch.save(ckpt, p)\n'
+        "def save2(p):\n    m = evaluate([0.1])\n"
+        '    torch.save({"l": m["loss"]}, p)\n',
+        [(6, "best"), (10, "l")],
+    ),
 ]
 FAMILY_VALID = [
+    (
+        "keys of a helper's dict that load, were changed, or differ between returns",
+        "def evaluate(losses):\n    return {'loss': np.mean(losses), 'n': 12}\n"
+        "def other(flag):\n    if flag:\n        return {'loss': np.mean([1.0])}\n"
+        "    return {'loss': 0.5}\n"
+        "def save(p):\n    m = evaluate([0.1])\n    a = m['n']\n"
+        "    m['loss'] = float(m['loss'])\n    b = m['loss']\n"
+        "    k = evaluate([0.1])\n    k.update(loss=1.0)\n"
+        "    r = evaluate([0.1])\n    r = {'loss': 1.0}\n    o = other(True)\n"
+        '    torch.save({"a": a, "b": b, "k": k["loss"], "r": r["loss"], "o": o["loss"]}, p)\n',
+    ),
     (
         "dataclass fields that load: a value, a str default, an Optional, a union",
         "import enum, pathlib\nfrom dataclasses import dataclass\nfrom typing import Optional, Union\n"

@@ -158,7 +158,19 @@ class LoadSafety:
         return False
 
     def _numpy_item(self, expr: ast.Subscript, env: Env) -> Refused | None:
-        """`arr[0]` is a numpy scalar (or a row), `arr[1:]` an array: numpy either way."""
+        """`arr[0]` is a numpy scalar (or a row), `arr[1:]` an array: numpy either way.
+        `metrics["loss"]` of a helper's dict display is what the flow found there."""
+        index = expr.slice
+        if (
+            isinstance(expr.value, ast.Name)
+            and isinstance(index, ast.Constant)
+            and isinstance(index.value, str)
+        ):
+            from ckpt_lsp.analysis.local_flow import item_key  # the flow needs this module
+
+            key = item_key(expr.value.id, index.value)
+            if key in env:
+                return env[key]
         receiver = self.kind_of(expr.value, env)
         if receiver is not None and receiver.kind != "numpy-array" and not receiver.type_name:
             # a library container's item (`model[0]` of an nn.Sequential); a project class
@@ -575,6 +587,27 @@ class LoadSafety:
             return None
         columns = zip(*[r for r in returned if r is not None])
         return [_agreed(list(column)) for column in columns]
+
+    def keys_of(self, expr: ast.Call, env: Env = _NO_ENV) -> dict[str, Refused]:
+        """What each constant key of a project helper's dict result holds (`metrics =
+        evaluate(m)`), when every `return` is a dict display giving it the same refusal."""
+        dotted = dotted_name(expr.func)
+        if not dotted or not self._names_global(dotted, env) or self._depth >= _MAX_DEPTH:
+            return {}
+        found = self.project_function(qualify(dotted, self.facts))
+        if found is None or found[1].returns is not None:
+            return {}
+        from ckpt_lsp.analysis.local_flow import return_keys_of  # the flow needs this module
+
+        returned = return_keys_of(found[1], self._deeper(found[0]))
+        if not returned or any(r is None for r in returned):
+            return {}
+        keys: dict[str, Refused] = {}
+        for key in returned[0] or {}:
+            agreed = _agreed([(r or {}).get(key) for r in returned])
+            if agreed is not None:
+                keys[key] = agreed
+        return keys
 
     def _deeper(self, facts: ModuleFacts) -> LoadSafety:
         return LoadSafety(facts, self.index, self.catalog, self._depth + 1)

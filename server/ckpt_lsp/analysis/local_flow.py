@@ -75,6 +75,8 @@ class LocalFlow:
         self.returns: list[Refused | None] = []
         # per `return a, b`: what each element gives (None: the return is no tuple display)
         self.return_items: list[list[Refused | None] | None] = []
+        # per `return {"k": v}`: what each constant key gives (None: no such dict display)
+        self.return_keys: list[dict[str, Refused | None] | None] = []
         self._self_env = self_env or {}
 
     def run(self, func: FunctionNode, bound: Mapping[str, object] | None = None) -> LocalFlow:
@@ -135,7 +137,7 @@ class LocalFlow:
         if isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
             return self._try(stmt, state)
         if isinstance(stmt, ast.Expr):
-            return self._append(stmt.value, state)
+            return self._append(stmt.value, _forget_keys(stmt, state))
         if isinstance(stmt, ast.Return):
             env = {**self._self_env, **env_of(state)}
             self.returns.append(self.safety.kind_of(stmt.value, env))
@@ -143,6 +145,13 @@ class LocalFlow:
             self.return_items.append(
                 [self.safety.kind_of(e, env) for e in items]
                 if items is not None and not any(isinstance(e, ast.Starred) for e in items)
+                else None
+            )
+            shown = stmt.value
+            keys = _constant_keys(shown) if isinstance(shown, ast.Dict) else None
+            self.return_keys.append(
+                {k: self.safety.kind_of(v, env) for k, v in zip(keys, shown.values)}
+                if keys is not None and isinstance(shown, ast.Dict)
                 else None
             )
             return state
@@ -168,6 +177,7 @@ class LocalFlow:
         return self._walk(getattr(stmt, "finalbody", []), merged)
 
     def _assignment(self, stmt: ast.stmt, state: State) -> State:
+        state = _forget_keys(stmt, state)
         value: ast.expr | None
         if isinstance(stmt, ast.Assign):
             targets, value = stmt.targets, stmt.value
@@ -191,6 +201,7 @@ class LocalFlow:
                 new.update(unpacked)
             elif key:
                 new[key] = frozenset({possible})
+                new.update(self._keyed(key, value, state))
             elif not isinstance(target, (ast.Subscript, ast.Attribute)):  # they bind no name
                 new.update(_unknown(_names(target)))
         return new
@@ -213,6 +224,15 @@ class LocalFlow:
                 return None
             items = [j if j is not None else UNKNOWN for j in judged]
         return {name: frozenset({item}) for name, item in zip(names, items)}
+
+    def _keyed(self, name: str, value: ast.expr | None, state: State) -> State:
+        """`metrics = evaluate(m)` where every return of the helper is a dict display: the
+        state keeps what `metrics["eval_loss"]` holds, under the key `metrics['eval_loss']`."""
+        if value is None or not isinstance(value, ast.Call) or "." in name:
+            return {}
+        env = {**self._self_env, **env_of(state)}
+        keys = self.safety.keys_of(value, env)
+        return {item_key(name, k): frozenset({v}) for k, v in (keys or {}).items()}
 
     def _append(self, call: ast.expr, state: State) -> State:
         """`history.append(np.mean(x))`: the list now holds a refused value (so it is one)."""
@@ -274,6 +294,46 @@ def returns_of(
 ) -> list[Refused | None]:
     """What each `return` of a function gives (locals followed, parameters as `bound`)."""
     return LocalFlow(safety).run(func, bound).returns
+
+
+def return_keys_of(
+    func: FunctionNode, safety: LoadSafety
+) -> list[dict[str, Refused | None] | None]:
+    """What each constant key of each `return {...}` of a function gives (locals followed)."""
+    return LocalFlow(safety).run(func).return_keys
+
+
+def item_key(name: str, key: str) -> str:
+    """The state key of `name[key]` (no Python name holds "[")."""
+    return f"{name}[{key!r}]"
+
+
+def _constant_keys(display: ast.Dict) -> list[str] | None:
+    keys = [k.value if isinstance(k, ast.Constant) else None for k in display.keys]
+    return (
+        [k for k in keys if isinstance(k, str)] if all(isinstance(k, str) for k in keys) else None
+    )
+
+
+def _forget_keys(stmt: ast.stmt, state: State) -> State:
+    """A statement that rebinds, mutates or mentions `name` (other than reading `name[k]`)
+    drops what the state knows of its items: `metrics = ...`, `metrics["k"] = 1`,
+    `metrics.update(...)`, `fill(metrics)`."""
+    itemed = {k.split("[", 1)[0] for k in state if "[" in k}
+    if not itemed:
+        return state
+    touched = set()
+    reads = {
+        id(n.value)
+        for n in ast.walk(stmt)
+        if isinstance(n, ast.Subscript)
+        and isinstance(n.value, ast.Name)
+        and isinstance(n.ctx, ast.Load)
+    }
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Name) and node.id in itemed and id(node) not in reads:
+            touched.add(node.id)
+    return {k: v for k, v in state.items() if "[" not in k or k.split("[", 1)[0] not in touched}
 
 
 def return_items_of(func: FunctionNode, safety: LoadSafety) -> list[list[Refused | None] | None]:
