@@ -610,8 +610,22 @@ FAMILY_INVALID = [
         '    torch.save({"l": m["loss"]}, p)\n',
         [(6, "best"), (10, "l")],
     ),
+    (
+        "names a starred target leaves to a helper's tuple elements",
+        "def run():\n    y = torch.zeros(3)\n    return 1, 2.0, 3, y.numpy(), np.asarray([1])\n"
+        "def save(p):\n    n, *_, yt, yp = run()\n"
+        '    torch.save({"c": (yt == yp).sum(), "y": yt}, p)\n',
+        [(6, "c"), (6, "y")],
+    ),
 ]
 FAMILY_VALID = [
+    (
+        "starred targets: the plain elements, the starred list of them, and casts",
+        "def run():\n    y = torch.zeros(3)\n    return 1, y.numpy(), np.asarray([1]), 2.0\n"
+        "def save(p):\n    n, *mid, last = run()\n    first, *rest = run()\n"
+        '    torch.save({"n": n, "l": last, "f": first, "m": len(mid), "r": len(rest),'
+        ' "c": int((mid[0] == mid[1]).sum())}, p)\n',
+    ),
     (
         "keys of a helper's dict that load, were changed, or differ between returns",
         "def evaluate(losses):\n    return {'loss': np.mean(losses), 'n': 12}\n"

@@ -571,7 +571,8 @@ class LoadSafety:
         self, expr: ast.expr, count: int, env: Env = _NO_ENV
     ) -> list[Refused | None] | None:
         """What each of the `count` elements of a project helper's tuple result is (`a, b =
-        helper()`): element i is refused when every `return` gives the same refusal there."""
+        helper()`): element i is refused when every `return` gives the same refusal there.
+        `count` -1: as many as every return gives (a starred target)."""
         if not isinstance(expr, ast.Call) or self._depth >= _MAX_DEPTH:
             return None
         dotted = dotted_name(expr.func)
@@ -583,6 +584,8 @@ class LoadSafety:
         from ckpt_lsp.analysis.local_flow import return_items_of  # the flow needs this module
 
         returned = return_items_of(found[1], self._deeper(found[0]))
+        if count < 0 and returned and returned[0] is not None:
+            count = len(returned[0])  # a starred target: any length every return agrees on
         if not returned or any(r is None or len(r) != count for r in returned):
             return None
         columns = zip(*[r for r in returned if r is not None])

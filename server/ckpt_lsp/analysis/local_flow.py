@@ -210,19 +210,26 @@ class LocalFlow:
         """`losses, accs = run_validation(m)` / `a, b = x, y`: each name takes its element."""
         if not isinstance(target, (ast.Tuple, ast.List)) or value is None:
             return None
-        names = [e.id if isinstance(e, ast.Name) else "" for e in target.elts]
-        if not all(names):
+        starred = [i for i, e in enumerate(target.elts) if isinstance(e, ast.Starred)]
+        names = [_target_name(e) for e in target.elts]
+        if not all(names) or len(starred) > 1:
             return None
         env = {**self._self_env, **env_of(state)}
         if isinstance(value, (ast.Tuple, ast.List)):
-            if len(value.elts) != len(names) or any(isinstance(e, ast.Starred) for e in value.elts):
+            if starred or len(value.elts) != len(names):
                 return None
-            items = [self._value(e, state) for e in value.elts]
+            if any(isinstance(e, ast.Starred) for e in value.elts):
+                return None
+            items: list[Possible] = [self._value(e, state) for e in value.elts]
         else:
-            judged = self.safety.items_of(value, len(names), env)
-            if judged is None:
+            # `model, *_, y_true, y_pred = run(args)`: the starred name takes the middle
+            judged = self.safety.items_of(value, -1 if starred else len(names), env)
+            if judged is None or len(judged) < len(names) - len(starred):
                 return None
             items = [j if j is not None else UNKNOWN for j in judged]
+        if starred:
+            at, tail = starred[0], len(names) - starred[0] - 1
+            items = [*items[:at], UNKNOWN, *(items[len(items) - tail :] if tail else [])]
         return {name: frozenset({item}) for name, item in zip(names, items)}
 
     def _keyed(self, name: str, value: ast.expr | None, state: State) -> State:
@@ -347,6 +354,13 @@ def _key(target: ast.expr) -> str:
         return target.id
     dotted = dotted_name(target) if isinstance(target, ast.Attribute) else ""
     return dotted if dotted.startswith("self.") and dotted.count(".") == 1 else ""
+
+
+def _target_name(target: ast.expr) -> str:
+    """The name a tuple target's element binds (`a`, `*rest`); "" for anything else."""
+    if isinstance(target, ast.Starred):
+        target = target.value
+    return target.id if isinstance(target, ast.Name) else ""
 
 
 def _names(target: ast.expr) -> list[str]:
