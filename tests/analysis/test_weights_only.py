@@ -617,8 +617,29 @@ FAMILY_INVALID = [
         '    torch.save({"c": (yt == yp).sum(), "y": yt}, p)\n',
         [(6, "c"), (6, "y")],
     ),
+    (
+        "argparse arguments converted by type=Path: a str default, a Path default, positional",
+        "import argparse\nfrom pathlib import Path\n"
+        "def build():\n    p = argparse.ArgumentParser()\n"
+        '    p.add_argument("--data-root", type=Path, default="/data")\n'
+        '    p.add_argument("--out", type=Path, default=Path("/o"))\n'
+        '    p.add_argument("src", type=Path)\n    return p\n'
+        "def save(p):\n    args = build().parse_args()\n"
+        '    torch.save({"d": args.data_root, "o": args.out, "s": args.src}, p)\n',
+        [(11, "d"), (11, "o"), (11, "s")],
+    ),
 ]
 FAMILY_VALID = [
+    (
+        "argparse arguments that load: no default, a non-string default, no type, cast",
+        "import argparse\nfrom pathlib import Path\n"
+        "def build():\n    p = argparse.ArgumentParser()\n"
+        '    p.add_argument("--a", type=Path)\n    p.add_argument("--b", type=Path, default=0)\n'
+        '    p.add_argument("--c", default="/c")\n    p.add_argument("--d", type=Path, default="/d")\n'
+        '    p.add_argument("--many", type=Path, nargs="*", default=[])\n    return p\n'
+        "def save(p):\n    args = build().parse_args()\n"
+        '    torch.save({"a": args.a, "b": args.b, "c": args.c, "d": str(args.d), "m": args.many}, p)\n',
+    ),
     (
         "starred targets: the plain elements, the starred list of them, and casts",
         "def run():\n    y = torch.zeros(3)\n    return 1, y.numpy(), np.asarray([1]), 2.0\n"

@@ -12,6 +12,7 @@ import ast
 from collections.abc import Mapping
 from dataclasses import replace
 
+from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
@@ -271,7 +272,16 @@ class LoadSafety:
         returns = self.catalog.method(receiver.kind, expr.attr, attribute=True, has_args=False)
         if returns is None and receiver.type_name:
             return self._field(receiver.type_name, expr.attr)
+        if returns is None and receiver.kind == "namespace":
+            return self._argument(expr.attr)
         return self._returned(returns, receiver)
+
+    def _argument(self, dest: str) -> Refused | None:
+        """`args.data_root` of a parser in this module that adds it with `type=Path`."""
+        kinds = set(argument_types(self.facts, dest))
+        if len(kinds) != 1 or "" in kinds:
+            return None
+        return self.catalog.for_type(kinds.pop())
 
     def _field(self, type_name: str, attr: str) -> Refused | None:
         """`args.lr_scheduler_type`: a field the project class annotates in its body with a
