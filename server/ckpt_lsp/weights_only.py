@@ -43,6 +43,9 @@ class Refused:
     # for a `nested` kind built from a dict/list display (`OmegaConf.create({...})`): that
     # display, so `cfg.optim` is judged by what the key holds; not part of the identity
     shape: ast.expr | None = field(default=None, compare=False, hash=False, repr=False)
+    # for an instance of a project class: the call that built it, so an attribute its
+    # `__init__` sets is judged with what the call passes; not part of the identity
+    built: ast.Call | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -628,8 +628,27 @@ FAMILY_INVALID = [
         '    torch.save({"d": args.data_root, "o": args.out, "s": args.src}, p)\n',
         [(11, "d"), (11, "o"), (11, "s")],
     ),
+    (
+        "an attribute __init__ sets from a constructor, or from what the call passes",
+        "class Cfg:\n    pass\n"
+        "class Net(nn.Module):\n    def __init__(self, config=None, loss=None):\n"
+        "        super().__init__()\n        self.config = config or Cfg()\n        self.loss = loss\n"
+        "def save(p):\n    model = Net(loss=nn.MSELoss())\n"
+        '    torch.save({"c": model.config, "l": model.loss}, p)\n',
+        [(10, "c"), (10, "l")],
+    ),
 ]
 FAMILY_VALID = [
+    (
+        "attributes __init__ sets that load, are set again, or are replaced after building",
+        "class Cfg:\n    pass\n"
+        "class Net(nn.Module):\n    def __init__(self, config=None, lr=0.1, flag=False):\n"
+        "        super().__init__()\n        self.config = config or Cfg()\n        self.lr = lr\n"
+        "        self.extra = Cfg()\n        if flag:\n            self.other = Cfg()\n"
+        "    def reset(self):\n        self.extra = None\n"
+        "def save(p):\n    a = Net(config={'n': 1})\n    b = Net()\n    b.config = {'n': 2}\n"
+        '    torch.save({"a": a.config, "b": b.config, "lr": a.lr, "e": a.extra, "o": a.other}, p)\n',
+    ),
     (
         "argparse arguments that load: no default, a non-string default, no type, cast",
         "import argparse\nfrom pathlib import Path\n"

@@ -271,7 +271,7 @@ class LoadSafety:
             return self._nested(receiver, expr.attr)
         returns = self.catalog.method(receiver.kind, expr.attr, attribute=True, has_args=False)
         if returns is None and receiver.type_name:
-            return self._field(receiver.type_name, expr.attr)
+            return self._field(receiver.type_name, expr.attr, receiver.built)
         if returns is None and receiver.kind == "namespace":
             return self._argument(expr.attr)
         return self._returned(returns, receiver)
@@ -283,7 +283,7 @@ class LoadSafety:
             return None
         return self.catalog.for_type(kinds.pop())
 
-    def _field(self, type_name: str, attr: str) -> Refused | None:
+    def _field(self, type_name: str, attr: str, built: ast.Call | None) -> Refused | None:
         """`args.lr_scheduler_type`: a field the project class annotates in its body with a
         plain class (`SchedulerType`); an Optional, a union or a constant default may hold a value
         that loads."""
@@ -300,6 +300,43 @@ class LoadSafety:
                 and not isinstance(stmt.value, ast.Constant)  # `out: Path = "runs"` stays a str
             ):
                 return self._deeper(facts).of_annotation(stmt.annotation)
+        return self._init_attribute(facts, cls, attr, built) if built is not None else None
+
+    def _init_attribute(
+        self, facts: ModuleFacts, cls: ClassFacts, attr: str, built: ast.Call
+    ) -> Refused | None:
+        """`model.config` where `__init__` sets `self.config = config or TinyConfig()` once, at
+        its top level, and no other method sets it: judged with what `built` passes."""
+        init = cls.method("__init__")
+        if init is None:
+            return None
+        assigned = [
+            node
+            for method in cls.assigning_methods()
+            for node in ast.walk(method)
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
+            and any(_is_self_attr(t, attr) for t in _targets(node))
+        ]
+        top = [
+            stmt
+            for stmt in init.body
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign))
+            and any(_is_self_attr(t, attr) for t in _targets(stmt))
+        ]
+        if len(assigned) != 1 or len(top) != 1:
+            return None
+        value = top[0].value
+        operands = value.values if isinstance(value, ast.BoolOp) else [value]
+        if value is None or (isinstance(value, ast.BoolOp) and not isinstance(value.op, ast.Or)):
+            return None
+        passed = _passed(init, built)
+        for operand in operands:
+            if isinstance(operand, ast.Name) and operand.id in passed:
+                given = passed[operand.id]
+                if given is not None and _is_none(given) and isinstance(value, ast.BoolOp):
+                    continue  # `config or TinyConfig()` without a config
+                return self.of_expression(given) if given is not None else None
+            return self._deeper(facts).of_expression(operand)
         return None
 
     def _returned(self, returns: str | None, receiver: Refused) -> Refused | None:
@@ -340,7 +377,8 @@ class LoadSafety:
             return refused if certain else _no_fix(refused)
         located = self._project_class(qualified)
         if located is not None:
-            return self._class_kind(*located)
+            instance = self._class_kind(*located)
+            return replace(instance, built=call) if instance is not None else None
         built = self._factory_class(qualified)
         if built is not None:
             return built
@@ -686,3 +724,34 @@ __all__ = [
 def _keywords(call: ast.Call) -> frozenset[str]:
     """The call's keyword arguments as written (`average=None`); `**kw` is left out."""
     return frozenset(f"{k.arg}={ast.unparse(k.value)}" for k in call.keywords if k.arg)
+
+
+def _targets(node: ast.stmt) -> list[ast.expr]:
+    if isinstance(node, ast.Assign):
+        return node.targets
+    return [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+
+
+def _is_self_attr(target: ast.expr, attr: str) -> bool:
+    return (
+        isinstance(target, ast.Attribute)
+        and target.attr == attr
+        and isinstance(target.value, ast.Name)
+        and target.value.id == "self"
+    )
+
+
+def _passed(init: FunctionNode, call: ast.Call) -> dict[str, ast.expr | None]:
+    """`__init__`'s parameters (after self) -> what `call` passes, else their default;
+    None for one neither passed nor defaulted, or when `*args`/`**kw` hide what is passed."""
+    args = init.args
+    params = [p.arg for p in [*args.posonlyargs, *args.args]][1:]
+    defaults = dict(zip(params[len(params) - len(args.defaults) :], args.defaults))
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(
+        k.arg is None for k in call.keywords
+    ):
+        return {name: None for name in params}
+    given: dict[str, ast.expr | None] = {name: defaults.get(name) for name in params}
+    given.update(zip(params, call.args))
+    given.update({k.arg: k.value for k in call.keywords if k.arg in given})
+    return given

@@ -200,8 +200,12 @@ class LocalFlow:
             if unpacked is not None:
                 new.update(unpacked)
             elif key:
+                new = {k: v for k, v in new.items() if not k.startswith(key + ".")}
                 new[key] = frozenset({possible})
                 new.update(self._keyed(key, value, state))
+            elif _stored_attribute(target):
+                # `model.config = cfg.to_dict()`: what the class's __init__ set is gone
+                new[dotted_name(target)] = frozenset({possible})
             elif not isinstance(target, (ast.Subscript, ast.Attribute)):  # they bind no name
                 new.update(_unknown(_names(target)))
         return new
@@ -354,6 +358,15 @@ def _key(target: ast.expr) -> str:
         return target.id
     dotted = dotted_name(target) if isinstance(target, ast.Attribute) else ""
     return dotted if dotted.startswith("self.") and dotted.count(".") == 1 else ""
+
+
+def _stored_attribute(target: ast.expr) -> bool:
+    """`model.config` as a target: an attribute of a local name other than self."""
+    return (
+        isinstance(target, ast.Attribute)
+        and isinstance(target.value, ast.Name)
+        and target.value.id != "self"
+    )
 
 
 def _target_name(target: ast.expr) -> str:
