@@ -640,6 +640,15 @@ FAMILY_INVALID = [
 ]
 FAMILY_VALID = [
     (
+        "__init__ attributes from a keyword-only parameter not passed, or from a local",
+        "config = nn.Linear(2, 2)\n"
+        "class Net(nn.Module):\n    def __init__(self, *, config=None):\n"
+        "        super().__init__()\n        self.config = config\n"
+        "        local = nn.Linear(2, 2)\n        self.local = local\n"
+        "def save(p):\n    model = Net()\n"
+        '    torch.save({"c": model.config, "l": model.local}, p)\n',
+    ),
+    (
         "attributes __init__ sets that load, are set again, or are replaced after building",
         "class Cfg:\n    pass\n"
         "class Net(nn.Module):\n    def __init__(self, config=None, lr=0.1, flag=False):\n"

@@ -336,6 +336,8 @@ class LoadSafety:
                 if given is not None and _is_none(given) and isinstance(value, ast.BoolOp):
                     continue  # `config or TinyConfig()` without a config
                 return self.of_expression(given) if given is not None else None
+            if not isinstance(operand, ast.Call):
+                return None  # a local or parameter of __init__: not a module-level name
             return self._deeper(facts).of_expression(operand)
         return None
 
@@ -746,7 +748,11 @@ def _passed(init: FunctionNode, call: ast.Call) -> dict[str, ast.expr | None]:
     None for one neither passed nor defaulted, or when `*args`/`**kw` hide what is passed."""
     args = init.args
     params = [p.arg for p in [*args.posonlyargs, *args.args]][1:]
-    defaults = dict(zip(params[len(params) - len(args.defaults) :], args.defaults))
+    defaults: dict[str, ast.expr | None] = dict(
+        zip(params[len(params) - len(args.defaults) :], args.defaults)
+    )
+    defaults.update(zip([p.arg for p in args.kwonlyargs], args.kw_defaults))
+    params += [p.arg for p in args.kwonlyargs]
     if any(isinstance(a, ast.Starred) for a in call.args) or any(
         k.arg is None for k in call.keywords
     ):
