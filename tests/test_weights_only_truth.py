@@ -33,6 +33,7 @@ PROBED = [
     *(("call", e) for e in DATA.get("call", [])),
     *(("prefix", e) for e in DATA.get("prefix", [])),
     *(("value", e) for e in DATA.get("value", [])),
+    *(("factory", e) for e in DATA.get("factory", [])),
 ]
 FIXED = {
     "item": "({}).item()",
@@ -51,6 +52,7 @@ LOADS = {
     "torch.nn.Parameter": "torch.nn.Parameter(torch.zeros(2))",
     "numpy.random.rand()": "numpy.random.rand()",  # a Python float without arguments
     "torch.device": "torch.device('cpu')",
+    "namedtuple._asdict": "collections.namedtuple('P', 'a')(1)._asdict()",
 }
 
 

@@ -46,6 +46,9 @@ class Refused:
     # for a `nested` kind built from a dict/list display (`OmegaConf.create({...})`): that
     # display, so `cfg.optim` is judged by what the key holds; not part of the identity
     shape: ast.expr | None = field(default=None, compare=False, hash=False, repr=False)
+    # for an instance of a project class: the call that built it, so an attribute its
+    # `__init__` sets is judged with what the call passes; not part of the identity
+    built: ast.Call | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class CallEntry:
     # the kind holds only when a positional argument is a numpy value (`round(x, 2)`, `max(a, b)`
     # keep numpy scalars)
     numpy_args: bool = False
+    # the kind holds only when the call passes this keyword, as written (`average=None`:
+    # sklearn's per-class scores are an array, the averaged ones a Python float)
+    keyword: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,9 @@ class WeightsOnlyCatalog:
     sums: frozenset[str] = frozenset()
     # kinds whose nested dicts and lists are of the kind too (a DictConfig's sub-configs)
     nested: frozenset[str] = frozenset()
+    # qualified class factory (`collections.namedtuple`) -> the kind of the instances of a
+    # module-level class it builds
+    factories: Mapping[str, str] = field(default_factory=dict)
 
     def kind(self, name: str) -> Refused | None:
         return self.kinds.get(name)
@@ -87,13 +96,18 @@ class WeightsOnlyCatalog:
         kind = self.types.get(qualified) or self._prefix_kind(qualified)
         return self.kinds.get(kind) if kind else None
 
-    def for_call(self, qualified: str, positional: int = 0) -> CallEntry | None:
-        """What calling `qualified` with `positional` arguments returns, if refused."""
+    def for_call(
+        self, qualified: str, positional: int = 0, keywords: frozenset[str] = frozenset()
+    ) -> CallEntry | None:
+        """What calling `qualified` with `positional` arguments and `keywords` (as written,
+        `average=None`) returns, if refused."""
         entry = self.calls.get(qualified)
         if entry is None:
             kind = self.types.get(qualified) or self._prefix_kind(qualified)
             entry = CallEntry(kind) if kind else None
         if entry is None or positional < entry.min_args:
+            return None
+        if entry.keyword and entry.keyword not in keywords:
             return None
         return entry
 
@@ -181,6 +195,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
             int(e.get("fix_args", -1)),
             int(e.get("min_args", 0)),
             bool(e.get("numpy_args", False)),
+            str(e.get("keyword", "")),
         )
         for e in data.get("call", [])
     }
@@ -223,6 +238,10 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
     }
     sums = frozenset(str(e["name"]) for e in data.get("kind", []) if e.get("sums"))
     nested = frozenset(str(e["name"]) for e in data.get("kind", []) if e.get("nested"))
+    factories = {
+        str(e["name"]): known(f"factory {e['name']!r}", str(e["kind"]))
+        for e in data.get("factory", [])
+    }
     return WeightsOnlyCatalog(
         kinds,
         types,
@@ -235,6 +254,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         registrations,
         sums,
         nested,
+        factories,
     )
 
 

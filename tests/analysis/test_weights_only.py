@@ -574,8 +574,143 @@ FAMILY_INVALID = [
         '    torch.save({"ema": smoothed(a), "pct": scaled(a.mean())}, p)\n',
         [(10, "ema"), (10, "pct")],
     ),
+    (
+        "array-valued library calls: convolve, a confusion matrix, per-class scores",
+        "from sklearn.metrics import confusion_matrix, f1_score\n"
+        "def save(p, yt, yp):\n"
+        '    torch.save({"s": np.convolve([1.0, 2.0], [0.5, 0.5]), "cm": confusion_matrix(yt, yp),'
+        ' "f1": f1_score(yt, yp, average=None)}, p)\n',
+        [(3, "s"), (3, "cm"), (3, "f1")],
+    ),
+    (
+        "instances of module-level namedtuple classes (both factories)",
+        "import collections, typing\n"
+        'Result = collections.namedtuple("Result", ["loss", "acc"])\n'
+        'Span = typing.NamedTuple("Span", [("a", int)])\n'
+        "def save(p):\n"
+        '    torch.save({"r": Result(0.5, 1.0), "s": Span(1)}, p)\n',
+        [(5, "r"), (5, "s")],
+    ),
+    (
+        "fields a project dataclass annotates with an Enum class or Path",
+        "import enum, pathlib\nfrom dataclasses import dataclass\n"
+        "class Sched(str, enum.Enum):\n    COS = 'cos'\n"
+        "@dataclass\nclass Args:\n    sched: Sched = Sched.COS\n"
+        "    root: pathlib.Path = pathlib.Path('/tmp')\n"
+        "def save(p):\n    args = Args()\n"
+        '    torch.save({"s": args.sched, "r": args.root}, p)\n',
+        [(11, "s"), (11, "r")],
+    ),
+    (
+        "a key of a helper's returned dict display",
+        "def evaluate(losses):\n    return {'loss': np.mean(losses), 'n': 12}\n"
+        "def save(p):\n    metrics = evaluate([0.1])\n    ckpt = {}\n"
+        '    ckpt["best"] = metrics["loss"]\n    torch.save(ckpt, p)\n'
+        "def save2(p):\n    m = evaluate([0.1])\n"
+        '    torch.save({"l": m["loss"]}, p)\n',
+        [(6, "best"), (10, "l")],
+    ),
+    (
+        "names a starred target leaves to a helper's tuple elements",
+        "def run():\n    y = torch.zeros(3)\n    return 1, 2.0, 3, y.numpy(), np.asarray([1])\n"
+        "def save(p):\n    n, *_, yt, yp = run()\n"
+        '    torch.save({"c": (yt == yp).sum(), "y": yt}, p)\n',
+        [(6, "c"), (6, "y")],
+    ),
+    (
+        "argparse arguments converted by type=Path: a str default, a Path default, positional",
+        "import argparse\nfrom pathlib import Path\n"
+        "def build():\n    p = argparse.ArgumentParser()\n"
+        '    p.add_argument("--data-root", type=Path, default="/data")\n'
+        '    p.add_argument("--out", type=Path, default=Path("/o"))\n'
+        '    p.add_argument("src", type=Path)\n    return p\n'
+        "def save(p):\n    args = build().parse_args()\n"
+        '    torch.save({"d": args.data_root, "o": args.out, "s": args.src}, p)\n',
+        [(11, "d"), (11, "o"), (11, "s")],
+    ),
+    (
+        "an attribute __init__ sets from a constructor, or from what the call passes",
+        "class Cfg:\n    pass\n"
+        "class Net(nn.Module):\n    def __init__(self, config=None, loss=None):\n"
+        "        super().__init__()\n        self.config = config or Cfg()\n        self.loss = loss\n"
+        "def save(p):\n    model = Net(loss=nn.MSELoss())\n"
+        '    torch.save({"c": model.config, "l": model.loss}, p)\n',
+        [(10, "c"), (10, "l")],
+    ),
 ]
 FAMILY_VALID = [
+    (
+        "__init__ attributes from a keyword-only parameter not passed, or from a local",
+        "config = nn.Linear(2, 2)\n"
+        "class Net(nn.Module):\n    def __init__(self, *, config=None):\n"
+        "        super().__init__()\n        self.config = config\n"
+        "        local = nn.Linear(2, 2)\n        self.local = local\n"
+        "def save(p):\n    model = Net()\n"
+        '    torch.save({"c": model.config, "l": model.local}, p)\n',
+    ),
+    (
+        "attributes __init__ sets that load, are set again, or are replaced after building",
+        "class Cfg:\n    pass\n"
+        "class Net(nn.Module):\n    def __init__(self, config=None, lr=0.1, flag=False):\n"
+        "        super().__init__()\n        self.config = config or Cfg()\n        self.lr = lr\n"
+        "        self.extra = Cfg()\n        if flag:\n            self.other = Cfg()\n"
+        "    def reset(self):\n        self.extra = None\n"
+        "def save(p):\n    a = Net(config={'n': 1})\n    b = Net()\n    b.config = {'n': 2}\n"
+        '    torch.save({"a": a.config, "b": b.config, "lr": a.lr, "e": a.extra, "o": a.other}, p)\n',
+    ),
+    (
+        "argparse arguments that load: no default, a non-string default, no type, cast",
+        "import argparse\nfrom pathlib import Path\n"
+        "def build():\n    p = argparse.ArgumentParser()\n"
+        '    p.add_argument("--a", type=Path)\n    p.add_argument("--b", type=Path, default=0)\n'
+        '    p.add_argument("--c", default="/c")\n    p.add_argument("--d", type=Path, default="/d")\n'
+        '    p.add_argument("--many", type=Path, nargs="*", default=[])\n    return p\n'
+        "def save(p):\n    args = build().parse_args()\n"
+        '    torch.save({"a": args.a, "b": args.b, "c": args.c, "d": str(args.d), "m": args.many}, p)\n',
+    ),
+    (
+        "starred targets: the plain elements, the starred list of them, and casts",
+        "def run():\n    y = torch.zeros(3)\n    return 1, y.numpy(), np.asarray([1]), 2.0\n"
+        "def save(p):\n    n, *mid, last = run()\n    first, *rest = run()\n"
+        '    torch.save({"n": n, "l": last, "f": first, "m": len(mid), "r": len(rest),'
+        ' "c": int((mid[0] == mid[1]).sum())}, p)\n',
+    ),
+    (
+        "keys of a helper's dict that load, were changed, or differ between returns",
+        "def evaluate(losses):\n    return {'loss': np.mean(losses), 'n': 12}\n"
+        "def other(flag):\n    if flag:\n        return {'loss': np.mean([1.0])}\n"
+        "    return {'loss': 0.5}\n"
+        "def save(p):\n    m = evaluate([0.1])\n    a = m['n']\n"
+        "    m['loss'] = float(m['loss'])\n    b = m['loss']\n"
+        "    k = evaluate([0.1])\n    k.update(loss=1.0)\n"
+        "    r = evaluate([0.1])\n    r = {'loss': 1.0}\n    o = other(True)\n"
+        '    torch.save({"a": a, "b": b, "k": k["loss"], "r": r["loss"], "o": o["loss"]}, p)\n',
+    ),
+    (
+        "dataclass fields that load: a value, a str default, an Optional, a union",
+        "import enum, pathlib\nfrom dataclasses import dataclass\nfrom typing import Optional, Union\n"
+        "class Sched(enum.Enum):\n    COS = 'cos'\n"
+        "@dataclass\nclass Args:\n    sched: Sched = Sched.COS\n"
+        "    out: pathlib.Path = 'runs'\n    best: Optional[Sched] = None\n"
+        "    kind: Union[Sched, str] = 'cos'\n    lr: float = 0.1\n"
+        "def save(p):\n    args = Args()\n"
+        '    torch.save({"s": args.sched.value, "o": args.out, "b": args.best, "k": args.kind,'
+        ' "lr": args.lr}, p)\n',
+    ),
+    (
+        "a namedtuple as a dict, a tuple or a field",
+        "from collections import namedtuple\n"
+        'Result = namedtuple("Result", ["loss", "acc"])\n'
+        "def save(p):\n    r = Result(0.5, 1.0)\n"
+        '    torch.save({"d": r._asdict(), "t": tuple(r), "l": r.loss}, p)\n',
+    ),
+    (
+        "averaged scores are Python floats; a confusion matrix as a list",
+        "from sklearn.metrics import confusion_matrix, f1_score, precision_score\n"
+        "def save(p, yt, yp):\n"
+        '    torch.save({"f1": f1_score(yt, yp, average="macro"), "p": precision_score(yt, yp),'
+        ' "cm": confusion_matrix(yt, yp).tolist()}, p)\n',
+    ),
     (
         "casts and torch's own finfo",
         'def save(p):\n    torch.save({"eps": torch.finfo(torch.float32).eps,'

@@ -12,6 +12,7 @@ import ast
 from collections.abc import Mapping
 from dataclasses import replace
 
+from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
@@ -158,7 +159,19 @@ class LoadSafety:
         return False
 
     def _numpy_item(self, expr: ast.Subscript, env: Env) -> Refused | None:
-        """`arr[0]` is a numpy scalar (or a row), `arr[1:]` an array: numpy either way."""
+        """`arr[0]` is a numpy scalar (or a row), `arr[1:]` an array: numpy either way.
+        `metrics["loss"]` of a helper's dict display is what the flow found there."""
+        index = expr.slice
+        if (
+            isinstance(expr.value, ast.Name)
+            and isinstance(index, ast.Constant)
+            and isinstance(index.value, str)
+        ):
+            from ckpt_lsp.analysis.local_flow import item_key  # the flow needs this module
+
+            key = item_key(expr.value.id, index.value)
+            if key in env:
+                return env[key]
         receiver = self.kind_of(expr.value, env)
         if receiver is not None and receiver.kind != "numpy-array" and not receiver.type_name:
             # a library container's item (`model[0]` of an nn.Sequential); a project class
@@ -257,7 +270,76 @@ class LoadSafety:
         if receiver.shape is not None:
             return self._nested(receiver, expr.attr)
         returns = self.catalog.method(receiver.kind, expr.attr, attribute=True, has_args=False)
+        if returns is None and receiver.type_name:
+            return self._field(receiver.type_name, expr.attr, receiver.built)
+        if returns is None and receiver.kind == "namespace":
+            return self._argument(expr.attr)
         return self._returned(returns, receiver)
+
+    def _argument(self, dest: str) -> Refused | None:
+        """`args.data_root` of a parser in this module that adds it with `type=Path`."""
+        kinds = set(argument_types(self.facts, dest))
+        if len(kinds) != 1 or "" in kinds:
+            return None
+        return self.catalog.for_type(kinds.pop())
+
+    def _field(self, type_name: str, attr: str, built: ast.Call | None) -> Refused | None:
+        """`args.lr_scheduler_type`: a field the project class annotates in its body with a
+        plain class (`SchedulerType`); an Optional, a union or a constant default may hold a value
+        that loads."""
+        located = self._project_class(type_name)
+        if located is None or self._depth >= _MAX_DEPTH:
+            return None
+        facts, cls = located
+        for stmt in cls.class_level():
+            if (
+                isinstance(stmt, ast.AnnAssign)
+                and isinstance(stmt.target, ast.Name)
+                and stmt.target.id == attr
+                and isinstance(stmt.annotation, (ast.Name, ast.Attribute))
+                and not isinstance(stmt.value, ast.Constant)  # `out: Path = "runs"` stays a str
+            ):
+                return self._deeper(facts).of_annotation(stmt.annotation)
+        return self._init_attribute(facts, cls, attr, built) if built is not None else None
+
+    def _init_attribute(
+        self, facts: ModuleFacts, cls: ClassFacts, attr: str, built: ast.Call
+    ) -> Refused | None:
+        """`model.config` where `__init__` sets `self.config = config or TinyConfig()` once, at
+        its top level, and no other method sets it: judged with what `built` passes."""
+        init = cls.method("__init__")
+        if init is None:
+            return None
+        assigned = [
+            node
+            for method in cls.assigning_methods()
+            for node in ast.walk(method)
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
+            and any(_is_self_attr(t, attr) for t in _targets(node))
+        ]
+        top = [
+            stmt
+            for stmt in init.body
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign))
+            and any(_is_self_attr(t, attr) for t in _targets(stmt))
+        ]
+        if len(assigned) != 1 or len(top) != 1:
+            return None
+        value = top[0].value
+        operands = value.values if isinstance(value, ast.BoolOp) else [value]
+        if value is None or (isinstance(value, ast.BoolOp) and not isinstance(value.op, ast.Or)):
+            return None
+        passed = _passed(init, built)
+        for operand in operands:
+            if isinstance(operand, ast.Name) and operand.id in passed:
+                given = passed[operand.id]
+                if given is not None and _is_none(given) and isinstance(value, ast.BoolOp):
+                    continue  # `config or TinyConfig()` without a config
+                return self.of_expression(given) if given is not None else None
+            if not isinstance(operand, ast.Call):
+                return None  # a local or parameter of __init__: not a module-level name
+            return self._deeper(facts).of_expression(operand)
+        return None
 
     def _returned(self, returns: str | None, receiver: Refused) -> Refused | None:
         if not returns:
@@ -288,7 +370,7 @@ class LoadSafety:
         qualified = qualify(dotted, self.facts)
         if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
             return _no_fix(self.kind_of(call.args[0], env))
-        entry = self.catalog.for_call(qualified, len(call.args))
+        entry = self.catalog.for_call(qualified, len(call.args), _keywords(call))
         if entry is not None and entry.numpy_args:
             return self._keeps_numpy(call, entry.kind, env)
         if entry is not None:
@@ -297,8 +379,35 @@ class LoadSafety:
             return refused if certain else _no_fix(refused)
         located = self._project_class(qualified)
         if located is not None:
-            return self._class_kind(*located)
+            instance = self._class_kind(*located)
+            return replace(instance, built=call) if instance is not None else None
+        built = self._factory_class(qualified)
+        if built is not None:
+            return built
         return self._project_function(qualified, call, env)
+
+    def _factory_class(self, qualified: str) -> Refused | None:
+        """An instance of a module-level class a factory built under its own name
+        (`EvalResult = namedtuple("EvalResult", ...)`): pickled by reference, a global."""
+        module, _, name = qualified.rpartition(".")
+        facts: ModuleFacts | None = None
+        if module == self.facts.module:
+            facts = self.facts
+        elif self.index is not None and "." in qualified:
+            found = self.index.resolve_member(qualified, self.facts.path)
+            facts, name = (found[0], found[1]) if found is not None else (None, name)
+        value = facts.assigns.get(name) if facts is not None else None
+        if not isinstance(value, ast.Call) or not value.args or facts is None:
+            return None
+        first = value.args[0]
+        if not isinstance(first, ast.Constant) or first.value != name:
+            return None  # built under another name: pickle cannot find it, not this rule's
+        refused = self.catalog.kind(
+            self.catalog.factories.get(qualify(dotted_name(value.func), facts), "")
+        )
+        if refused is None:
+            return None
+        return replace(refused, type_name=f"{facts.module}.{name}" if facts.module else name)
 
     def _shaped(self, refused: Refused | None, call: ast.Call) -> Refused | None:
         """A nested kind built from a display keeps the display (`OmegaConf.create({...})`)."""
@@ -532,6 +641,27 @@ class LoadSafety:
         columns = zip(*[r for r in returned if r is not None])
         return [_agreed(list(column)) for column in columns]
 
+    def keys_of(self, expr: ast.Call, env: Env = _NO_ENV) -> dict[str, Refused]:
+        """What each constant key of a project helper's dict result holds (`metrics =
+        evaluate(m)`), when every `return` is a dict display giving it the same refusal."""
+        dotted = dotted_name(expr.func)
+        if not dotted or not self._names_global(dotted, env) or self._depth >= _MAX_DEPTH:
+            return {}
+        found = self.project_function(qualify(dotted, self.facts))
+        if found is None or found[1].returns is not None:
+            return {}
+        from ckpt_lsp.analysis.local_flow import return_keys_of  # the flow needs this module
+
+        returned = return_keys_of(found[1], self._deeper(found[0]))
+        if not returned or any(r is None for r in returned):
+            return {}
+        keys: dict[str, Refused] = {}
+        for key in returned[0] or {}:
+            agreed = _agreed([(r or {}).get(key) for r in returned])
+            if agreed is not None:
+                keys[key] = agreed
+        return keys
+
     def _deeper(self, facts: ModuleFacts) -> LoadSafety:
         return LoadSafety(facts, self.index, self.catalog, self._depth + 1)
 
@@ -591,3 +721,43 @@ __all__ = [
     "refusal_of_annotation",
     "refusal_of_expression",
 ]
+
+
+def _keywords(call: ast.Call) -> frozenset[str]:
+    """The call's keyword arguments as written (`average=None`); `**kw` is left out."""
+    return frozenset(f"{k.arg}={ast.unparse(k.value)}" for k in call.keywords if k.arg)
+
+
+def _targets(node: ast.stmt) -> list[ast.expr]:
+    if isinstance(node, ast.Assign):
+        return node.targets
+    return [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+
+
+def _is_self_attr(target: ast.expr, attr: str) -> bool:
+    return (
+        isinstance(target, ast.Attribute)
+        and target.attr == attr
+        and isinstance(target.value, ast.Name)
+        and target.value.id == "self"
+    )
+
+
+def _passed(init: FunctionNode, call: ast.Call) -> dict[str, ast.expr | None]:
+    """`__init__`'s parameters (after self) -> what `call` passes, else their default;
+    None for one neither passed nor defaulted, or when `*args`/`**kw` hide what is passed."""
+    args = init.args
+    params = [p.arg for p in [*args.posonlyargs, *args.args]][1:]
+    defaults: dict[str, ast.expr | None] = dict(
+        zip(params[len(params) - len(args.defaults) :], args.defaults)
+    )
+    defaults.update(zip([p.arg for p in args.kwonlyargs], args.kw_defaults))
+    params += [p.arg for p in args.kwonlyargs]
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(
+        k.arg is None for k in call.keywords
+    ):
+        return {name: None for name in params}
+    given: dict[str, ast.expr | None] = {name: defaults.get(name) for name in params}
+    given.update(zip(params, call.args))
+    given.update({k.arg: k.value for k in call.keywords if k.arg in given})
+    return given

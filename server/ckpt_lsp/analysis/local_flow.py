@@ -75,6 +75,8 @@ class LocalFlow:
         self.returns: list[Refused | None] = []
         # per `return a, b`: what each element gives (None: the return is no tuple display)
         self.return_items: list[list[Refused | None] | None] = []
+        # per `return {"k": v}`: what each constant key gives (None: no such dict display)
+        self.return_keys: list[dict[str, Refused | None] | None] = []
         self._self_env = self_env or {}
 
     def run(self, func: FunctionNode, bound: Mapping[str, object] | None = None) -> LocalFlow:
@@ -135,7 +137,7 @@ class LocalFlow:
         if isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
             return self._try(stmt, state)
         if isinstance(stmt, ast.Expr):
-            return self._append(stmt.value, state)
+            return self._append(stmt.value, _forget_keys(stmt, state))
         if isinstance(stmt, ast.Return):
             env = {**self._self_env, **env_of(state)}
             self.returns.append(self.safety.kind_of(stmt.value, env))
@@ -143,6 +145,13 @@ class LocalFlow:
             self.return_items.append(
                 [self.safety.kind_of(e, env) for e in items]
                 if items is not None and not any(isinstance(e, ast.Starred) for e in items)
+                else None
+            )
+            shown = stmt.value
+            keys = _constant_keys(shown) if isinstance(shown, ast.Dict) else None
+            self.return_keys.append(
+                {k: self.safety.kind_of(v, env) for k, v in zip(keys, shown.values)}
+                if keys is not None and isinstance(shown, ast.Dict)
                 else None
             )
             return state
@@ -168,6 +177,7 @@ class LocalFlow:
         return self._walk(getattr(stmt, "finalbody", []), merged)
 
     def _assignment(self, stmt: ast.stmt, state: State) -> State:
+        state = _forget_keys(stmt, state)
         value: ast.expr | None
         if isinstance(stmt, ast.Assign):
             targets, value = stmt.targets, stmt.value
@@ -190,7 +200,12 @@ class LocalFlow:
             if unpacked is not None:
                 new.update(unpacked)
             elif key:
+                new = {k: v for k, v in new.items() if not k.startswith(key + ".")}
                 new[key] = frozenset({possible})
+                new.update(self._keyed(key, value, state))
+            elif _stored_attribute(target):
+                # `model.config = cfg.to_dict()`: what the class's __init__ set is gone
+                new[dotted_name(target)] = frozenset({possible})
             elif not isinstance(target, (ast.Subscript, ast.Attribute)):  # they bind no name
                 new.update(_unknown(_names(target)))
         return new
@@ -199,20 +214,36 @@ class LocalFlow:
         """`losses, accs = run_validation(m)` / `a, b = x, y`: each name takes its element."""
         if not isinstance(target, (ast.Tuple, ast.List)) or value is None:
             return None
-        names = [e.id if isinstance(e, ast.Name) else "" for e in target.elts]
-        if not all(names):
+        starred = [i for i, e in enumerate(target.elts) if isinstance(e, ast.Starred)]
+        names = [_target_name(e) for e in target.elts]
+        if not all(names) or len(starred) > 1:
             return None
         env = {**self._self_env, **env_of(state)}
         if isinstance(value, (ast.Tuple, ast.List)):
-            if len(value.elts) != len(names) or any(isinstance(e, ast.Starred) for e in value.elts):
+            if starred or len(value.elts) != len(names):
                 return None
-            items = [self._value(e, state) for e in value.elts]
+            if any(isinstance(e, ast.Starred) for e in value.elts):
+                return None
+            items: list[Possible] = [self._value(e, state) for e in value.elts]
         else:
-            judged = self.safety.items_of(value, len(names), env)
-            if judged is None:
+            # `model, *_, y_true, y_pred = run(args)`: the starred name takes the middle
+            judged = self.safety.items_of(value, -1 if starred else len(names), env)
+            if judged is None or len(judged) < len(names) - len(starred):
                 return None
             items = [j if j is not None else UNKNOWN for j in judged]
+        if starred:
+            at, tail = starred[0], len(names) - starred[0] - 1
+            items = [*items[:at], UNKNOWN, *(items[len(items) - tail :] if tail else [])]
         return {name: frozenset({item}) for name, item in zip(names, items)}
+
+    def _keyed(self, name: str, value: ast.expr | None, state: State) -> State:
+        """`metrics = evaluate(m)` where every return of the helper is a dict display: the
+        state keeps what `metrics["eval_loss"]` holds, under the key `metrics['eval_loss']`."""
+        if value is None or not isinstance(value, ast.Call) or "." in name:
+            return {}
+        env = {**self._self_env, **env_of(state)}
+        keys = self.safety.keys_of(value, env)
+        return {item_key(name, k): frozenset({v}) for k, v in (keys or {}).items()}
 
     def _append(self, call: ast.expr, state: State) -> State:
         """`history.append(np.mean(x))`: the list now holds a refused value (so it is one)."""
@@ -276,6 +307,46 @@ def returns_of(
     return LocalFlow(safety).run(func, bound).returns
 
 
+def return_keys_of(
+    func: FunctionNode, safety: LoadSafety
+) -> list[dict[str, Refused | None] | None]:
+    """What each constant key of each `return {...}` of a function gives (locals followed)."""
+    return LocalFlow(safety).run(func).return_keys
+
+
+def item_key(name: str, key: str) -> str:
+    """The state key of `name[key]` (no Python name holds "[")."""
+    return f"{name}[{key!r}]"
+
+
+def _constant_keys(display: ast.Dict) -> list[str] | None:
+    keys = [k.value if isinstance(k, ast.Constant) else None for k in display.keys]
+    return (
+        [k for k in keys if isinstance(k, str)] if all(isinstance(k, str) for k in keys) else None
+    )
+
+
+def _forget_keys(stmt: ast.stmt, state: State) -> State:
+    """A statement that rebinds, mutates or mentions `name` (other than reading `name[k]`)
+    drops what the state knows of its items: `metrics = ...`, `metrics["k"] = 1`,
+    `metrics.update(...)`, `fill(metrics)`."""
+    itemed = {k.split("[", 1)[0] for k in state if "[" in k}
+    if not itemed:
+        return state
+    touched = set()
+    reads = {
+        id(n.value)
+        for n in ast.walk(stmt)
+        if isinstance(n, ast.Subscript)
+        and isinstance(n.value, ast.Name)
+        and isinstance(n.ctx, ast.Load)
+    }
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Name) and node.id in itemed and id(node) not in reads:
+            touched.add(node.id)
+    return {k: v for k, v in state.items() if "[" not in k or k.split("[", 1)[0] not in touched}
+
+
 def return_items_of(func: FunctionNode, safety: LoadSafety) -> list[list[Refused | None] | None]:
     """What each element of each `return a, b` of a function gives (locals followed)."""
     return LocalFlow(safety).run(func).return_items
@@ -287,6 +358,22 @@ def _key(target: ast.expr) -> str:
         return target.id
     dotted = dotted_name(target) if isinstance(target, ast.Attribute) else ""
     return dotted if dotted.startswith("self.") and dotted.count(".") == 1 else ""
+
+
+def _stored_attribute(target: ast.expr) -> bool:
+    """`model.config` as a target: an attribute of a local name other than self."""
+    return (
+        isinstance(target, ast.Attribute)
+        and isinstance(target.value, ast.Name)
+        and target.value.id != "self"
+    )
+
+
+def _target_name(target: ast.expr) -> str:
+    """The name a tuple target's element binds (`a`, `*rest`); "" for anything else."""
+    if isinstance(target, ast.Starred):
+        target = target.value
+    return target.id if isinstance(target, ast.Name) else ""
 
 
 def _names(target: ast.expr) -> list[str]:

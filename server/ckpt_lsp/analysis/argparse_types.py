@@ -1,0 +1,80 @@
+"""The classes argparse arguments convert to: `add_argument("--data-root", type=Path)`.
+
+argparse runs a string default through `type` too, so `args.data_root` holds a `Path`
+whenever the argument has a default that is not None or is required. Read only from the
+blocks of the module whose text mentions `add_argument` (their trees are parsed anyway).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+
+from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
+from ckpt_lsp.analysis.names import qualify
+
+
+def argument_types(facts: ModuleFacts, dest: str) -> list[str]:
+    """The qualified `type=` of every `add_argument` in the module that stores to `dest`
+    and always gives it a value; "" for one without a `type=`, or that may leave None."""
+    found: list[str] = []
+    for call in _add_argument_calls(facts):
+        if _dest(call) != dest:
+            continue
+        keywords = {k.arg: k.value for k in call.keywords if k.arg}
+        given = keywords.get("type")
+        kind = qualify(dotted_name(given), facts) if given is not None else ""
+        if (
+            not kind
+            or "nargs" in keywords
+            or "action" in keywords
+            or not _valued(call, kind, facts)
+        ):
+            found.append("")
+        else:
+            found.append(kind)
+    return found
+
+
+def _add_argument_calls(facts: ModuleFacts) -> Iterator[ast.Call]:
+    for parsed in facts.blocks:
+        if "add_argument" not in parsed.block.text:
+            continue
+        tree = parsed.tree
+        for node in ast.walk(tree) if tree is not None else ():
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "add_argument"
+            ):
+                yield node
+
+
+def _dest(call: ast.Call) -> str:
+    """Where argparse stores the argument: `dest=`, the first long option, else the first."""
+    for keyword in call.keywords:
+        if keyword.arg == "dest" and isinstance(keyword.value, ast.Constant):
+            return str(keyword.value.value)
+    names = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    if not names or len(names) != len(call.args):
+        return ""
+    longs = [n for n in names if n.startswith("--")]
+    chosen = longs[0] if longs else names[0]
+    return chosen.lstrip("-").replace("-", "_")
+
+
+def _valued(call: ast.Call, kind: str, facts: ModuleFacts) -> bool:
+    """Whether the argument always holds a `kind`: required (a positional, or
+    `required=True`), or a string default (argparse runs it through `type`; other defaults
+    are kept as they are) or a default built by `kind` itself."""
+    keywords = {k.arg: k.value for k in call.keywords if k.arg}
+    positional = bool(call.args) and all(
+        isinstance(a, ast.Constant) and not str(a.value).startswith("-") for a in call.args
+    )
+    required = keywords.get("required")
+    if positional or (isinstance(required, ast.Constant) and required.value is True):
+        return True
+    default = keywords.get("default")
+    if isinstance(default, ast.Constant):
+        return isinstance(default.value, str)
+    return isinstance(default, ast.Call) and qualify(dotted_name(default.func), facts) == kind
