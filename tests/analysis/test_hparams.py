@@ -477,6 +477,29 @@ INVALID = [
         """,
         "mean",
     ),
+    # a None default filled in before the call: the filled value is what gets stored
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, loss: nn.Module = None):
+                super().__init__()
+                if loss is None:
+                    loss = nn.MSELoss()
+                self.save_hyperparameters()
+        """,
+        "loss",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, metrics=None):
+                super().__init__()
+                if not metrics:
+                    metrics = nn.ModuleList([nn.L1Loss()])
+                self.save_hyperparameters()
+        """,
+        "metrics",
+    ),
 ]
 
 VALID = [
@@ -722,6 +745,32 @@ VALID = [
         ):
             super().__init__()
             self.save_hyperparameters()
+    """,
+    # filled in with a value that loads, or left out of what is stored
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, hidden=8, lr=None):
+            super().__init__()
+            if lr is None:
+                lr = 1e-3
+            self.save_hyperparameters()
+    """,
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, hidden=8, loss=None):
+            super().__init__()
+            if loss is None:
+                loss = nn.MSELoss()
+            self.save_hyperparameters(ignore=["loss"])
+    """,
+    # filled in after the call: the None that was passed is what is stored
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, hidden=8, loss=None):
+            super().__init__()
+            self.save_hyperparameters()
+            if loss is None:
+                loss = nn.MSELoss()
     """,
 ]
 

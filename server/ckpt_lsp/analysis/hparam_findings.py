@@ -25,6 +25,7 @@ from ckpt_lsp.analysis.hparams import (
     inherited_hparams,
     init_parameters,
     lightning_bases,
+    none_fills,
     rebound_before,
     saved_hparams,
 )
@@ -77,12 +78,14 @@ class HparamFindings:
         if not stored:
             return []
         sites = self.sites.of(facts, cls)
-        rebound = rebound_before(init, saved.call) if not saved.owner else frozenset()
+        fills = none_fills(init, saved.call) if not saved.owner else {}
+        rebound = rebound_before(init, saved.call) - fills.keys() if not saved.owner else set()
         found: list[Finding] = []
         for arg in stored:
             if arg is None or arg.arg in rebound:
                 continue
-            parameter = Parameter(arg, default_of(init, arg.arg), positional, params)
+            default = fills.get(arg.arg) or default_of(init, arg.arg)
+            parameter = Parameter(arg, default, positional, params)
             problem = judge(parameter, facts, sites, self.classifier)
             if problem is None or (saved.container is not None and "Namespace" in problem.what):
                 continue  # Lightning stores a Namespace's entries (vars), not the object

@@ -114,6 +114,45 @@ def rebound_before(func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call)
     return frozenset(names)
 
 
+def none_fills(func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call) -> dict[str, ast.expr]:
+    """Parameters filled in before `call` when left out: `if loss is None: loss = MSELoss()`
+    at the top of the body (`if not loss:` too). What is stored is then either what the
+    caller passed or that value, which takes the place of the `None` default."""
+    fills: dict[str, ast.expr] = {}
+    for stmt in func.body:
+        if (stmt.lineno, stmt.col_offset) >= (call.lineno, call.col_offset):
+            break
+        if not isinstance(stmt, ast.If) or stmt.orelse or len(stmt.body) != 1:
+            continue
+        name = _none_test(stmt.test)
+        body = stmt.body[0]
+        if (
+            name is not None
+            and isinstance(body, ast.Assign)
+            and len(body.targets) == 1
+            and isinstance(body.targets[0], ast.Name)
+            and body.targets[0].id == name
+        ):
+            fills[name] = body.value
+    return fills
+
+
+def _none_test(test: ast.expr) -> str | None:
+    """`x is None` or `not x`: the name tested."""
+    if (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.Is)
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value is None
+    ):
+        return test.left.id
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        return test.operand.id if isinstance(test.operand, ast.Name) else None
+    return None
+
+
 def _stored_before(node: ast.Name, where: tuple[int, int]) -> bool:
     return isinstance(node.ctx, ast.Store) and (node.lineno, node.col_offset) < where
 
