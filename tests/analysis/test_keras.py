@@ -468,6 +468,8 @@ def test_across_files_bases_and_custom_objects(tmp_path: Path) -> None:
                     return {**super().get_config(), "units": self.units}
             class Loaded(keras.layers.Layer):
                 pass
+            class AliasedAtLoad(keras.layers.Layer):
+                pass
             """,
         "pkg/heads.py": """
             import keras
@@ -502,6 +504,13 @@ def test_across_files_bases_and_custom_objects(tmp_path: Path) -> None:
             from pkg.blocks import Loaded
             def load(p):
                 return keras.models.load_model(p, custom_objects={"Loaded": Loaded})
+            """,
+        # the class imported under another name and handed over by that name
+        "pkg/serve_alias.py": """
+            import keras
+            from pkg.blocks import AliasedAtLoad as Layer
+            def load(p):
+                return keras.models.load_model(p, custom_objects={"Layer": Layer})
             """,
     }
     out = _project(tmp_path, files)

@@ -197,6 +197,9 @@ def custom_object_names(facts: ModuleFacts) -> frozenset[str]:
             value = facts.assigns.get(word)
             if value is not None:
                 words.update(n.id for n in ast.walk(value) if isinstance(n, ast.Name))
+            imported = facts.imports.get(word)
+            if imported is not None:  # `import Cls as Alias`: the class is Cls
+                words.add(imported.rpartition(".")[2])
         names.update(words)
     return frozenset(names)
 
