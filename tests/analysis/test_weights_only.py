@@ -637,6 +637,15 @@ FAMILY_INVALID = [
         '    torch.save({"c": model.config, "l": model.loss}, p)\n',
         [(10, "c"), (10, "l")],
     ),
+    (
+        "a numpy scalar's reductions, an estimator's transforms, sklearn's class weights",
+        "from sklearn.preprocessing import LabelEncoder\n"
+        "from sklearn.utils.class_weight import compute_class_weight\n"
+        "def save(p, r, y):\n    rw = np.random.default_rng(1).normal(size=9)\n"
+        '    torch.save({"m": np.abs(rw).max(), "t": LabelEncoder().fit_transform(r).max(),'
+        ' "w": compute_class_weight("balanced", classes=np.unique(y), y=y)}, p)\n',
+        [(5, "m"), (5, "t"), (5, "w")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -767,6 +776,14 @@ FAMILY_VALID = [
         "def save(p):\n    a = np.asarray([0.1, 0.7])\n"
         '    torch.save({"ema": smoothed([0.1, 0.7]), "f": float(smoothed(a)),'
         ' "pct": scaled(a.mean().item()), "t": scaled(torch.tensor(a))}, p)\n',
+    ),
+    (
+        "the same reductions, transforms and class weights converted",
+        "from sklearn.preprocessing import LabelEncoder\n"
+        "from sklearn.utils.class_weight import compute_class_weight\n"
+        "def save(p, r, y):\n    rw = np.random.default_rng(1).normal(size=9)\n"
+        '    torch.save({"m": float(np.abs(rw).max()), "t": LabelEncoder().fit_transform(r).max().item(),'
+        ' "w": torch.from_numpy(compute_class_weight("balanced", classes=np.unique(y), y=y))}, p)\n',
     ),
 ]
 
