@@ -500,6 +500,23 @@ INVALID = [
         """,
         "metrics",
     ),
+    (
+        """
+        def stats():
+            r = np.random.default_rng(0).normal(size=9)
+            return r.shape, r
+
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, rate=0.5):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            shape, r = stats()
+            return Lit(rate=r.max())
+        """,
+        "rate",
+    ),
 ]
 
 VALID = [
@@ -771,6 +788,21 @@ VALID = [
             self.save_hyperparameters()
             if loss is None:
                 loss = nn.MSELoss()
+    """,
+    # the unpacked helper result converted, or an element that is a Python number
+    """
+    def stats():
+        r = np.random.default_rng(0).normal(size=9)
+        return len(r), r
+
+    class Lit(L.LightningModule):
+        def __init__(self, hidden=8, rate=0.5):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build():
+        n, r = stats()
+        return Lit(hidden=n, rate=float(r.max()))
     """,
 ]
 

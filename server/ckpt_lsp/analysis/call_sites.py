@@ -125,6 +125,9 @@ def _env_before(func: ast.FunctionDef | ast.AsyncFunctionDef | None, row: int) -
 def _bound_by(node: ast.AST) -> list[tuple[int, str, ast.expr | None]]:
     """(row, name, value) of what one statement binds; value None when it is not plain."""
     if isinstance(node, ast.Assign):
+        unpacked = _unpacked(node)
+        if unpacked is not None:
+            return unpacked
         plain = len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
         return [
             (node.lineno, n.id, node.value if plain else None)
@@ -145,6 +148,30 @@ def _bound_by(node: ast.AST) -> list[tuple[int, str, ast.expr | None]]:
     return [
         (row, n.id, None) for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)
     ]
+
+
+def _unpacked(node: ast.Assign) -> list[tuple[int, str, ast.expr | None]] | None:
+    """`x, y = load()`: each name takes element i of what the call returns (`load()[i]`), or
+    element i of a tuple display; None when the statement is not such a plain unpacking."""
+    if len(node.targets) != 1 or not isinstance(node.targets[0], (ast.Tuple, ast.List)):
+        return None
+    names = node.targets[0].elts
+    if not all(isinstance(n, ast.Name) for n in names):
+        return None
+    value = node.value
+    values: list[ast.expr | None]
+    if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(names):
+        values = [None if isinstance(e, ast.Starred) else e for e in value.elts]
+    elif isinstance(value, ast.Call):
+        values = [_element(value, i) for i in range(len(names))]
+    else:
+        return None
+    return [(node.lineno, n.id, v) for n, v in zip(names, values) if isinstance(n, ast.Name)]
+
+
+def _element(value: ast.expr, index: int) -> ast.expr:
+    node = ast.Subscript(value=value, slice=ast.Constant(index), ctx=ast.Load())
+    return ast.copy_location(node, value)
 
 
 def _calls(
