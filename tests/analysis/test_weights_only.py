@@ -646,6 +646,13 @@ FAMILY_INVALID = [
         ' "w": compute_class_weight("balanced", classes=np.unique(y), y=y)}, p)\n',
         [(5, "m"), (5, "t"), (5, "w")],
     ),
+    (
+        "a local dict display's item under a constant key",
+        "from sklearn.preprocessing import LabelEncoder\n"
+        'def save(p, r):\n    enc = {"r": LabelEncoder().fit(r), "n": 3}\n'
+        '    torch.save({"e": enc["r"], "n": enc["n"]}, p)\n',
+        [(4, "e")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -784,6 +791,13 @@ FAMILY_VALID = [
         "def save(p, r, y):\n    rw = np.random.default_rng(1).normal(size=9)\n"
         '    torch.save({"m": float(np.abs(rw).max()), "t": LabelEncoder().fit_transform(r).max().item(),'
         ' "w": torch.from_numpy(compute_class_weight("balanced", classes=np.unique(y), y=y))}, p)\n',
+    ),
+    (
+        "a dict display's item replaced by assignment, or the name rebound",
+        "from sklearn.preprocessing import LabelEncoder\n"
+        'def save(p, r):\n    enc = {"r": LabelEncoder().fit(r)}\n    enc["r"] = 3\n'
+        '    other = {"r": LabelEncoder().fit(r)}\n    other = {"r": 1}\n'
+        '    torch.save({"e": enc["r"], "o": other["r"]}, p)\n',
     ),
 ]
 

@@ -200,12 +200,15 @@ class LocalFlow:
             if unpacked is not None:
                 new.update(unpacked)
             elif key:
-                new = {k: v for k, v in new.items() if not k.startswith(key + ".")}
+                new = {k: v for k, v in new.items() if not k.startswith((key + ".", key + "["))}
                 new[key] = frozenset({possible})
                 new.update(self._keyed(key, value, state))
             elif _stored_attribute(target):
                 # `model.config = cfg.to_dict()`: what the class's __init__ set is gone
                 new[dotted_name(target)] = frozenset({possible})
+            elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+                # `d["a"] = x`: what the display put under a key is no longer known
+                new = {k: v for k, v in new.items() if not k.startswith(target.value.id + "[")}
             elif not isinstance(target, (ast.Subscript, ast.Attribute)):  # they bind no name
                 new.update(_unknown(_names(target)))
         return new
@@ -239,11 +242,24 @@ class LocalFlow:
     def _keyed(self, name: str, value: ast.expr | None, state: State) -> State:
         """`metrics = evaluate(m)` where every return of the helper is a dict display: the
         state keeps what `metrics["eval_loss"]` holds, under the key `metrics['eval_loss']`."""
+        if isinstance(value, ast.Dict) and "." not in name:
+            return self._displayed(name, value, state)
         if value is None or not isinstance(value, ast.Call) or "." in name:
             return {}
         env = {**self._self_env, **env_of(state)}
         keys = self.safety.keys_of(value, env)
         return {item_key(name, k): frozenset({v}) for k, v in (keys or {}).items()}
+
+    def _displayed(self, name: str, value: ast.Dict, state: State) -> State:
+        """`encoders = {"region": LabelEncoder().fit(r)}`: `encoders["region"]` holds what the
+        display put under that constant key, when the default load refuses it."""
+        found: State = {}
+        for key, item in zip(value.keys, value.values):
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                judged = self._value(item, state)
+                if isinstance(judged, Refused):
+                    found[item_key(name, key.value)] = frozenset({judged})
+        return found
 
     def _append(self, call: ast.expr, state: State) -> State:
         """`history.append(np.mean(x))`: the list now holds a refused value (so it is one)."""
