@@ -97,9 +97,9 @@ CORPORA = [
     Corpus("blind-round8", HERE / "blind" / "round8", 0.95, 0.90),
     # written after round 8's tuning, first scored held out (P 1.000 R 0.705), then tuned on
     Corpus("blind-round10", HERE / "blind" / "round10", 0.95, 0.90),
-    # written last and never tuned on: measures the engine on unseen code. It is below the
-    # project's recall target (0.90), held here at what it measured so it cannot slip back
-    Corpus("blind-round11", HERE / "blind" / "round11", 0.95, 0.83),
+    # written last, first scored untouched (P 1.000 R 0.833), then four of its misses were
+    # fixed as families; held to the project's targets
+    Corpus("blind-round11", HERE / "blind" / "round11", 0.95, 0.90),
 ]
 
 
