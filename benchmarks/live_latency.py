@@ -156,37 +156,44 @@ class RawClient:
             self.arrived.set()
 
 
-async def run(lines: int, edits: int, full: bool) -> dict[str, object]:
-    text = generate_model_file(lines)
+async def start_server(root: Path, capabilities: dict[str, object]) -> RawClient:
+    """The server from this checkout over stdio, initialized on `root`."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO / "server"), env.get("PYTHONPATH", "")) if p
     )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ckpt_lsp",
+        "--stdio",
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    client = RawClient(proc)
+    await client.request(
+        "initialize",
+        {
+            "processId": os.getpid(),
+            "rootUri": root.as_uri(),
+            "capabilities": capabilities,
+            "workspaceFolders": [{"uri": root.as_uri(), "name": "bench"}],
+        },
+    )
+    client.notify("initialized", {})
+    return client
+
+
+async def run(lines: int, edits: int, full: bool) -> dict[str, object]:
+    text = generate_model_file(lines)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         path = root / "models.py"
         path.write_text(text)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ckpt_lsp",
-            "--stdio",
-            env=env,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        client = RawClient(proc)
-        await client.request(
-            "initialize",
-            {
-                "processId": os.getpid(),
-                "rootUri": root.as_uri(),
-                "capabilities": {},
-                "workspaceFolders": [{"uri": root.as_uri(), "name": "bench"}],
-            },
-        )
-        client.notify("initialized", {})
+        client = await start_server(root, {})
+        proc = client.proc
         uri = path.as_uri()
         published = client.published
         counts = client.counts
@@ -285,34 +292,10 @@ def notebook_cells(text: str) -> list[str]:
 async def run_notebook(lines: int, edits: int) -> dict[str, object]:
     """Type in the middle cell of a notebook; the latency to that cell's diagnostics."""
     cells = notebook_cells(generate_model_file(lines))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO / "server"), env.get("PYTHONPATH", "")) if p
-    )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ckpt_lsp",
-            "--stdio",
-            env=env,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        client = RawClient(proc)
-        caps = {"notebookDocument": {"synchronization": {}}}
-        await client.request(
-            "initialize",
-            {
-                "processId": os.getpid(),
-                "rootUri": root.as_uri(),
-                "capabilities": caps,
-                "workspaceFolders": [{"uri": root.as_uri(), "name": "bench"}],
-            },
-        )
-        client.notify("initialized", {})
+        client = await start_server(root, {"notebookDocument": {"synchronization": {}}})
+        proc = client.proc
         notebook = (root / "models.ipynb").as_uri()
         uris = [f"vscode-notebook-cell:{root}/models.ipynb#W{i}" for i in range(len(cells))]
 
