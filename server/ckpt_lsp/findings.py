@@ -7,6 +7,7 @@ like ruff's JSON; the language server converts to the client's encoding.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True, order=True)
@@ -69,3 +70,14 @@ class FileError:
 
     filename: str
     message: str
+
+
+def related_path(path: str, filename: str) -> str:
+    """A related location's `path`, written the way the finding's filename is (relative when
+    that one is)."""
+    if Path(filename).is_absolute() or not Path(path).is_absolute():
+        return path
+    try:
+        return Path(path).relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path

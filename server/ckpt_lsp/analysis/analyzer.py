@@ -44,7 +44,7 @@ from ckpt_lsp.analysis.pickling_methods import excluded_attributes, is_excluded
 from ckpt_lsp.analysis.scope import ScopeResolver
 from ckpt_lsp.analysis.weights_only_rule import WeightsOnlyRule, module_writers
 from ckpt_lsp.catalog import Catalog, Hazard, default_catalog
-from ckpt_lsp.findings import FileError, Finding, Position
+from ckpt_lsp.findings import FileError, Finding, Position, related_path
 from ckpt_lsp.rules import RULES, SAVE_PATHS
 from ckpt_lsp.suppress import is_suppressed
 
@@ -101,7 +101,7 @@ def _conditional(
     path, row, column = hazard.origin
     when = describe_when(hazard.when)
     same = not path or path == filename or Path(path).resolve() == Path(filename).resolve()
-    where = filename if same else _like(path, filename)
+    where = filename if same else related_path(path, filename)
     at = "" if not row else f" (line {row})" if same else f" ({Path(path).name}:{row})"
     message = (
         f"{describe(attribute, replace(hazard, what=f'{hazard.what} {when}'))}; fix it at the "
@@ -110,16 +110,6 @@ def _conditional(
     if not row:
         return message, ()
     return message, ((where, row, column, f"returned here {when}"),)
-
-
-def _like(path: str, filename: str) -> str:
-    """`path` written the way the finding's filename is (relative when that one is)."""
-    if Path(filename).is_absolute() or not Path(path).is_absolute():
-        return path
-    try:
-        return Path(path).relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return path
 
 
 def _column(line: str, byte_offset: int) -> int:
@@ -422,7 +412,7 @@ class Analyzer:
         """How a related location's path is written: as the finding's own filename."""
 
         def show(path: str) -> str:
-            return filename if path == facts.path else _like(path, filename)
+            return filename if path == facts.path else related_path(path, filename)
 
         return show
 

@@ -206,6 +206,21 @@ def dotted_name(expr: ast.expr) -> str:
     return ""
 
 
+def super_init_call(func: ast.AST) -> ast.Call | None:
+    """The `super().__init__(...)` call inside `func`, if any."""
+    for node in ast.walk(func):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "__init__"
+            and isinstance(node.func.value, ast.Call)
+            and isinstance(node.func.value.func, ast.Name)
+            and node.func.value.func.id == "super"
+        ):
+            return node
+    return None
+
+
 def resolve_relative(package: str, level: int, module: str | None) -> str:
     """The absolute module a `from ..x import y` names, as well as it can be known."""
     if level == 0:

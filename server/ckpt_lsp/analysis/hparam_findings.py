@@ -30,7 +30,7 @@ from ckpt_lsp.analysis.hparams import (
     saved_hparams,
 )
 from ckpt_lsp.analysis.scope import ScopeResolver, ScopeVerdict
-from ckpt_lsp.findings import Finding, Position
+from ckpt_lsp.findings import Finding, Position, related_path
 from ckpt_lsp.rules import RULES
 from ckpt_lsp.suppress import is_suppressed
 
@@ -124,7 +124,7 @@ class HparamFindings:
         if site is not None:
             related = (
                 (
-                    _like(site.facts.path, filename),
+                    related_path(site.facts.path, filename),
                     site.row,
                     site.call.col_offset + 1,
                     f"`{cls.name}` is built here with {problem.what}",
@@ -230,13 +230,3 @@ def _column(line: str, byte_offset: int) -> int:
     if line.isascii():
         return byte_offset + 1
     return len(line.encode("utf-8")[:byte_offset].decode("utf-8", "replace")) + 1
-
-
-def _like(path: str, filename: str) -> str:
-    """`path` written the way the finding's filename is (relative when that one is)."""
-    if Path(filename).is_absolute() or not Path(path).is_absolute():
-        return path
-    try:
-        return Path(path).relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return path

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ckpt_lsp.analysis.facts import super_init_call
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -180,15 +182,7 @@ def ignored_names(call: ast.Call) -> frozenset[str] | None:
 def calls_super_init(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """`super().__init__(...)` in the function: its frame then holds `__class__`, which is how
     Lightning's save_hyperparameters, called further down, finds and stores its arguments."""
-    return any(
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr == "__init__"
-        and isinstance(node.func.value, ast.Call)
-        and isinstance(node.func.value.func, ast.Name)
-        and node.func.value.func.id == "super"
-        for node in ast.walk(func)
-    )
+    return super_init_call(func) is not None
 
 
 def inherited_hparams(

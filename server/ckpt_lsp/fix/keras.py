@@ -20,7 +20,7 @@ import ast
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from ckpt_lsp.analysis.facts import dotted_name
+from ckpt_lsp.analysis.facts import dotted_name, super_init_call
 from ckpt_lsp.analysis.keras_config import own_params, read_config
 from ckpt_lsp.fix.module import FixModule, FoundClass
 from ckpt_lsp.fix.planner import Unavailable
@@ -156,7 +156,7 @@ class _ClassEditor:
             nodes.append(args.vararg)
         last = max(nodes, key=lambda n: (n.end_lineno, n.end_col_offset))  # type: ignore[attr-defined]
         spans = [Span(self._end(last), self._end(last), ", **kwargs")]
-        call = _super_init(init)
+        call = super_init_call(init)
         if call is not None and not any(k.arg is None for k in call.keywords):
             items: list[ast.AST] = [*call.args, *call.keywords]
             if items:
@@ -214,7 +214,7 @@ class _ClassEditor:
 
     def _store(self, param: str) -> Span:
         init = self.init()
-        call = _super_init(init)
+        call = super_init_call(init)
         statement = next((s for s in init.body if call is not None and _contains(s, call)), None)
         anchor = statement or init.body[0]
         row = (anchor.end_lineno or anchor.lineno) + 1 if statement else anchor.lineno
@@ -312,20 +312,6 @@ def _is_str_call(node: ast.expr) -> bool:
         isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "str"
         for n in ast.walk(node.body)
     )
-
-
-def _super_init(init: ast.AST) -> ast.Call | None:
-    for node in ast.walk(init):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "__init__"
-            and isinstance(node.func.value, ast.Call)
-            and isinstance(node.func.value.func, ast.Name)
-            and node.func.value.func.id == "super"
-        ):
-            return node
-    return None
 
 
 def _contains(statement: ast.stmt, node: ast.AST) -> bool:
