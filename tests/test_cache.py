@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from ckpt_lsp.cache import Entry, ResultCache
+from ckpt_lsp.cache import WHOLE_PROJECT, Entry, ResultCache
 from ckpt_lsp.config import Config
 from ckpt_lsp.runner import PARALLEL_MIN_FILES, run_check
 
@@ -376,3 +376,34 @@ def test_an_edit_in_the_file_that_saves_refreshes_the_related_list(tmp_path: Pat
     # checking model.py alone (as pre-commit does) sees an edit of the file that saves
     (root / "train.py").write_text(SAVES)
     assert related(root / "model.py") == [("train.py", 6)]
+
+
+def test_a_file_added_anywhere_rechecks_results_that_searched_the_project(
+    tmp_path: Path,
+) -> None:
+    """Who builds a Lightning module and who loads with weights_only=False are found by
+    searching every module's text: a new file can change either answer, even when only the
+    files with the findings are checked (as pre-commit does)."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "lit.py").write_text(LIT)
+    (tmp_path / "save.py").write_text(
+        "import numpy as np\nimport torch\n\n\n"
+        "def save():\n    torch.save({'best': np.float64(0.5)}, 'best.pt')\n"
+    )
+    config = Config(root=tmp_path)
+    checked = [tmp_path / "lit.py", tmp_path / "save.py"]
+
+    def codes() -> list[tuple[str, str | None]]:
+        return sorted((f.code, f.attribute) for f in run_check(checked, config).findings)
+
+    assert codes() == [("CKPT010", "best")]
+    assert codes() == [("CKPT010", "best")]  # warm
+    cache = ResultCache(config.cache_path, config.fingerprint())
+    assert WHOLE_PROJECT in cache.entries[str(tmp_path / "lit.py")].deps
+    (tmp_path / "train.py").write_text("from lit import Lit\n\nlit = Lit(loss=lambda y: y)\n")
+    (tmp_path / "load.py").write_text(
+        "import torch\n\n\ndef load():\n    return torch.load('best.pt', weights_only=False)\n"
+    )
+    assert codes() == [("CKPT011", "loss")]
+    (tmp_path / "load.py").unlink()  # a file removed counts as well
+    assert codes() == [("CKPT010", "best"), ("CKPT011", "loss")]

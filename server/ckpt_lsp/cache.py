@@ -3,7 +3,10 @@
 Keyed by ckpt-lsp's version and the configuration's fingerprint (one file per key);
 an entry holds the file's content hash and the hashes of every other module its
 analysis read (a base class or a factory in another file), so editing `base.py`
-re-checks `blocks.py`. The directory gets a CACHEDIR.TAG (backup tools skip it) and
+re-checks `blocks.py`. A result that searched every module's text (who builds a class,
+who loads with `weights_only=False`, who hands a Keras class over as a custom object)
+holds one hash of the whole project instead, so a file added anywhere re-checks it. The
+directory gets a CACHEDIR.TAG (backup tools skip it) and
 a `.gitignore`. A missing, stale or corrupt cache is an empty one, never an error.
 """
 
@@ -25,6 +28,12 @@ _TAG = (
     "# This file is a cache directory tag created by ckpt-lsp.\n"
     "# For information about cache directory tags see https://bford.info/cachedir/\n"
 )
+
+
+# A dependency meaning every file of the project (which files there are and what each
+# holds): a result that searched every module's text, such as who builds a class. No path
+# is this key.
+WHOLE_PROJECT = "\0project"
 
 
 def content_hash(data: bytes) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.budget import file_budget_s
-from ckpt_lsp.cache import Entry, ResultCache, content_hash
+from ckpt_lsp.cache import WHOLE_PROJECT, Entry, ResultCache, content_hash
 from ckpt_lsp.config import Config
 from ckpt_lsp.discovery import discover
 from ckpt_lsp.findings import FileError, Finding, Fix
@@ -203,6 +203,8 @@ def _run_check(
             result.errors.append(FileError(src.name, str(exc)))
             continue
         sources.append(src)
+    if isinstance(digests, _Digests):
+        digests.project = lambda: _project_keys(sources, config)
     outcomes: dict[str, Entry] = {}
     misses: list[_Source] = []
     readable: list[_Source] = []
@@ -230,6 +232,8 @@ def _run_check(
         if stale:
             done += _analyze_all(sources, stale, config, digests, jobs, keep, fixes_now)
         for src, entry in done:
+            if WHOLE_PROJECT in entry.deps:  # hashed once here, not in every worker
+                entry.deps[WHOLE_PROJECT] = digests[WHOLE_PROJECT]
             outcomes[src.key] = entry
             if cache is not None:
                 cache.put(src.key, entry)
@@ -297,6 +301,8 @@ class _Digests(dict):  # type: ignore[type-arg]
         super().__init__()
         self.cache = cache
         self.started_ns = time.time_ns()
+        # the keys of every file of the checked files' projects, for WHOLE_PROJECT
+        self.project: Callable[[], list[str]] = list
 
     def of(self, path: str, read: Callable[[], bytes]) -> str:
         """The hash of `path`'s bytes; `read` reads them (and may raise SourceError)."""
@@ -314,12 +320,21 @@ class _Digests(dict):  # type: ignore[type-arg]
         return digest
 
     def __missing__(self, path: str) -> str:
-        try:
-            digest = self.of(path, lambda: Path(path).read_bytes())
-        except OSError:
-            digest = ""
+        if path == WHOLE_PROJECT:
+            digest = self._of_project()
+        else:
+            try:
+                digest = self.of(path, lambda: Path(path).read_bytes())
+            except OSError:
+                digest = ""
         self[path] = digest
         return digest
+
+    def _of_project(self) -> str:
+        """One hash of which files the project has and what each holds: a result that
+        searched every module's text is stale when a file is added, removed or changed."""
+        keys = sorted(set(self.project()))
+        return content_hash("\n".join(f"{key}\t{self[key]}" for key in keys).encode())
 
 
 class _NoDigests(dict):  # type: ignore[type-arg]
@@ -344,6 +359,13 @@ def _project(sources: Sequence[_Source], config: Config) -> tuple[ProjectIndex, 
     for src in sources:
         index.register(src.path, src.text_or_empty)  # decoded if an analysis reads it
     return index, Analyzer(config, index, batch=True)
+
+
+def _project_keys(sources: Sequence[_Source], config: Config) -> list[str]:
+    """The keys of the files a run's index holds: the checked files and their projects'."""
+    keys = [src.key for src in sources]
+    keys += [_Source(path, str(path)).key for path in _context_files(sources, config)]
+    return keys
 
 
 def _context_files(sources: Sequence[_Source], config: Config) -> list[Path]:
@@ -439,7 +461,11 @@ def _analyze_one(
     # the files an analysis read are what its cached result depends on; no cache, no need
     index.touched = None if isinstance(digests, _NoDigests) else set()
     file_result = analyzer.analyze(src.name, src.text, budget_s=file_budget_s() or None)
-    deps = {path: digests[path] for path in index.touched or () if path != src.key}
+    deps = {
+        path: "" if path == WHOLE_PROJECT else digests[path]
+        for path in index.touched or ()
+        if path != src.key
+    }
     index.touched = None
     errors: list[FileError] = []
     if file_result.error is not None:

@@ -23,6 +23,7 @@ from ckpt_lsp.analysis.facts import ModuleFacts, module_facts
 from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.analysis.parsing import UNCACHED, TextCaches
 from ckpt_lsp.analysis.save_calls import SaveCall, has_trigger, module_save_calls
+from ckpt_lsp.cache import WHOLE_PROJECT
 from ckpt_lsp.source import SourceError, read_source_text
 
 
@@ -216,7 +217,9 @@ class ProjectIndex:
     def texts(self) -> Iterator[tuple[str, str]]:
         """(path, text) of every indexed module (each text read once; no facts are made,
         so nothing is parsed and nothing counts as read). The same string comes back while
-        the module is unchanged, so callers may key on its identity."""
+        the module is unchanged, so callers may key on its identity. The search covers
+        the whole project, so the current analysis depends on all of it."""
+        self.note_whole_project()
         for key, source in list(self._sources.items()):
             if callable(source):
                 try:
@@ -229,6 +232,13 @@ class ProjectIndex:
     def paths_containing(self, words: tuple[str, ...]) -> list[str]:
         """Paths of indexed modules whose text holds one of `words`."""
         return [key for key, text in self.texts() if any(word in text for word in words)]
+
+    def note_whole_project(self) -> None:
+        """Count the whole project as read by the current analysis: it searched every
+        module's text, so a module added, removed or changed anywhere may change its answer
+        (the CLI cache keys such a result on all of them, WHOLE_PROJECT)."""
+        if self.touched is not None:
+            self.touched.add(WHOLE_PROJECT)
 
     def note_read(self, path: str | Path) -> None:
         """Count a module as read by the current analysis (a cache dependency) without
@@ -342,8 +352,7 @@ class ProjectIndex:
             if len(self._mentions) > 256:
                 self._mentions.clear()
             self._mentions[memo_key] = (stamp, hits)
-        if self.touched is not None:
-            self.touched.update(k for k in self._names if k != skip)
+        self.note_whole_project()
         return [self._load(key) for key in hits]
 
     def dependents(self, path: str | Path) -> set[str]:
