@@ -120,7 +120,17 @@ def test_automagic_lines_are_blanked(line: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "line", ["pip = 3", "cd (x)", "ls [0]", "env if x else y", "pwd", "ls -la"]
+    "line",
+    [
+        "pip = 3",
+        "cd (x)",
+        "ls [0]",
+        "env if x else y",
+        "pwd",
+        "ls -la",
+        "env = make_env(\n    1,\n)",
+        "ls , cd = (\n    1,\n    2,\n)",
+    ],
 )
 def test_automagic_words_used_as_python_stay(line: str) -> None:
     assert _check(line) == line

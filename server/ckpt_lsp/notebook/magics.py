@@ -26,9 +26,11 @@ _ASSIGN_ESCAPE = re.compile(r"^([ \t]*[A-Za-z_][\w.,\[\]() \t*]*?[ \t]*=[ \t]*)(
 _HELP_END = re.compile(r"^[ \t]*%{0,2}[A-Za-z_*][\w*]*(?:\.[A-Za-z_*][\w*]*)*\?\??[ \t]*$")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # IPython's automagic: magics people type without `%` (`pip install x`, `cd ..`); blanked
-# only when the line is not Python (`pip = 3` stays)
+# only when the line is not Python (`pip = 3` stays). As in IPython's assignment check, a
+# word followed by `=` or `,` starts an assignment, never a magic, even when the statement
+# goes on over more lines (`env = Env(` then its arguments).
 _AUTOMAGICS = "pip|conda|mamba|cd|load_ext|reload_ext|autoreload|matplotlib|env|pwd|ls"
-_AUTOMAGIC = re.compile(rf"^[ \t\f]*(?:{_AUTOMAGICS})[ \t]")
+_AUTOMAGIC = re.compile(rf"^[ \t\f]*(?:{_AUTOMAGICS})[ \t]+(?![=,])")
 # a line that starts with an escape or an automagic, ends with `?`, or assigns an escape:
 # only a cell holding one is scanned
 _MAYBE_IPYTHON = re.compile(
