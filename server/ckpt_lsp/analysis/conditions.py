@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _MISSING = object()
+TRUTHY = ""  # the op of a bare test: `if weight_norm:`
 
 _OPS: dict[type, tuple[str, Callable[[Any, Any], Any]]] = {
     ast.Eq: ("==", operator.eq),
@@ -57,6 +58,8 @@ class Condition:
     text: str  # as the source says it: "activation == 'linear'"
 
     def holds(self, value: object) -> bool | None:
+        if self.op == TRUTHY:
+            return bool(value) != self.negated  # a literal's truth never raises
         compare = next((fn for name, fn in _OPS.values() if name == self.op), None)
         if compare is None:
             return None
@@ -89,9 +92,7 @@ def guard_conditions(
     params = _parameters(func, skip_first)
     out: list[Condition] = []
     for test, polarity in guards:
-        found = _condition(test, params, not polarity)
-        if found is not None:
-            out.append(found)
+        out.extend(_conditions(test, params, not polarity))
     # `name == "linear"` says all there is to say about `name`: the earlier branches'
     # `not name == "relu"` follow from it
     exact = {c.param for c in out if not c.negated and c.op in ("==", "in", "is")}
@@ -119,11 +120,28 @@ def _parameters(
     return out
 
 
+def _conditions(
+    test: ast.expr, params: dict[str, tuple[int, object]], negated: bool
+) -> list[Condition]:
+    """What one test says about the parameters, as a conjunction: `a and b` taken, or
+    `a or b` not taken, says both; the other sides say "one of them", which a conjunction
+    cannot hold, so they say nothing (the hazard is then the more certain)."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        return _conditions(test.operand, params, not negated)
+    if isinstance(test, ast.BoolOp):
+        if isinstance(test.op, ast.And) == negated:
+            return []
+        return [c for value in test.values for c in _conditions(value, params, negated)]
+    found = _condition(test, params, negated)
+    return [] if found is None else [found]
+
+
 def _condition(
     test: ast.expr, params: dict[str, tuple[int, object]], negated: bool
 ) -> Condition | None:
-    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-        return _condition(test.operand, params, not negated)
+    if isinstance(test, ast.Name) and test.id in params:
+        index, default = params[test.id]
+        return Condition(test.id, index, default, TRUTHY, None, negated, test.id)
     if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
         return None
     left, right, op = test.left, test.comparators[0], type(test.ops[0])
