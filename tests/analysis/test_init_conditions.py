@@ -135,6 +135,30 @@ CERTAIN = [
     ),
 ]
 
+# an attribute set from a parameter stands for it; one set twice does not
+CONDITIONAL += [
+    (
+        "self.use_bn = use_bn\nif not self.use_bn:\n    self.f = lambda x: x",
+        [("f", "warning", "not `self.use_bn`")],
+    ),
+    (
+        "self.use_bn = use_bn\nif self.use_bn:\n    self.f = abs\nelse:\n    self.f = lambda x: x",
+        [("f", "warning", "not `self.use_bn`")],
+    ),
+]
+CERTAIN += [
+    (
+        "self.use_bn = use_bn\nif n:\n    self.use_bn = False\nif not self.use_bn:\n"
+        "    self.f = lambda x: x",
+        [("f", "error", "")],
+    ),
+    (
+        "self.wn = weight_norm\nif self.wn:\n    self.f = lambda x: x\nif not weight_norm:\n"
+        "    self.f = lambda x: 1",
+        [("f", "error", ""), ("f", "error", "")],
+    ),
+]
+
 VALID = [
     "self.conv = nn.Conv1d(n, n, 3)\nif weight_norm:\n    self.conv = nn.Conv1d(n, n, 1)",
     "if act == 'linear':\n    self.f = abs",
@@ -186,6 +210,44 @@ def test_a_factory_conditional_under_a_guard_joins_both() -> None:
     assert finding.severity == "warning"
     assert "when `name == 'linear'` and `use_act`" in finding.message
     assert "fix it at the root" in finding.message  # the factory's return is still the root
+
+
+BUILDER = """\
+from torch import nn
+
+
+class Model(nn.Module):
+    def __init__(self, weight_norm=False, k=3):
+        super().__init__()
+        self.wn = weight_norm
+        self._build(weight_norm, k, 3)
+        if not self.wn:
+            self.h = lambda x: x
+
+    def _build(self, wn, size, three):
+        if wn:
+            self.g = lambda x: x
+        if three == 3:
+            self.c = lambda x: x
+        if wn:
+            self.h = lambda x: 1
+"""
+
+
+def test_a_method_init_calls_tests_what_init_passes() -> None:
+    got = [(f.attribute, f.severity, f.message) for f in analyze_text(BUILDER, "m.py")]
+    assert [g[:2] for g in got] == [
+        ("h", "error"),  # `not self.wn` here and `wn` there: every path
+        ("g", "warning"),
+        ("c", "error"),  # a constant passed: nothing for a caller to choose
+        ("h", "error"),
+    ]
+    assert "holds a lambda when `wn`:" in got[1][2]
+
+
+def test_a_method_called_from_elsewhere_too_stays_certain() -> None:
+    source = BUILDER + "\n    def reset(self):\n        self._build(True, 1, 1)\n"
+    assert {f.severity for f in analyze_text(source, "m.py")} == {"error"}
 
 
 HELPER = """\
