@@ -98,11 +98,21 @@ def _unchanged(subjects: Subjects, func: FunctionNode, assignment: Assignment) -
     defaults = _defaults(func)
     bindings = assignment.env.bindings
     return {
-        name: subject
-        if bindings.get(name) is OPAQUE or bindings.get(name) is defaults.get(name)
-        else undecided(name)
+        name: subject if _same(bindings.get(name), defaults.get(name)) else undecided(name)
         for name, subject in subjects.items()
     }
+
+
+def _same(binding: object, default: ast.expr | None) -> bool:
+    """Whether a name still holds its parameter: unknown, or its default (by place: a class
+    cut in pieces may parse a method twice)."""
+    if binding is OPAQUE:
+        return True
+    return (
+        isinstance(binding, ast.expr)
+        and default is not None
+        and (binding.lineno, binding.col_offset) == (default.lineno, default.col_offset)
+    )
 
 
 def _self_aliases(init: FunctionNode, own: Subjects, before: int) -> Subjects:
