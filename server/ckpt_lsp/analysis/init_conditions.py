@@ -14,7 +14,8 @@ from __future__ import annotations
 import ast
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import TypeGuard
 
 from ckpt_lsp.analysis.assignments import OPAQUE, Assignment
 from ckpt_lsp.analysis.conditions import (
@@ -48,9 +49,10 @@ def guarded(
     by_attribute: dict[str, list[int]] = {}
     for i, (assignment, _) in enumerate(stored):
         by_attribute.setdefault(assignment.attribute, []).append(i)
+    facts = _InitFacts.of(init)
     for attribute, rows in by_attribute.items():
         stores = [stored[i][0] for i in rows] + [a for a in also if a.attribute == attribute]
-        subjects = [_subjects(cls, init, a) for a in stores]
+        subjects = [_subjects(cls, facts, a) for a in stores]
         conditions = [conditions_on(a.env.guards, s) if s else () for a, s in zip(stores, subjects)]
         if not all(conditions) or _every_path(stores, subjects):
             continue
@@ -66,17 +68,78 @@ def _foreign(hazard: Hazard) -> Hazard:
     return replace(hazard, when=tuple(tuple(opaque(c) for c in conj) for conj in hazard.when))
 
 
-def _subjects(cls: ClassFacts, init: FunctionNode, assignment: Assignment) -> Subjects:
+@dataclass(frozen=True)
+class _InitFacts:
+    """What `__init__`'s own statements say, read in one walk: its parameters, the rows
+    where it binds a name again, and the attributes it sets once, from a parameter."""
+
+    node: FunctionNode
+    params: Subjects
+    rebinds: dict[str, int]  # name -> the first row of a statement that binds it again
+    aliases: tuple[tuple[int, str, tuple[str, int, object]], ...]  # (row, "self.x", subject)
+    calls: dict[str, list[ast.Call]]  # method name -> its calls `self.<name>(...)`
+
+    @classmethod
+    def of(cls, init: FunctionNode) -> _InitFacts:
+        self_name = init.args.args[0].arg if init.args.args else ""
+        params = parameters(init, skip_first=True)
+        rebinds: dict[str, int] = {}
+        stores: Counter[str] = Counter()
+        calls: dict[str, list[ast.Call]] = {}
+        for stmt in init.body:
+            for n in ast.walk(stmt):
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                    rebinds.setdefault(n.id, stmt.lineno)
+                elif _is_self_store(n, self_name):
+                    stores[n.attr] += 1
+                elif (
+                    isinstance(n, ast.Call)
+                    and isinstance(n.func, ast.Attribute)
+                    and isinstance(n.func.value, ast.Name)
+                    and n.func.value.id == self_name
+                ):
+                    calls.setdefault(n.func.attr, []).append(n)
+        aliases = []
+        for stmt in init.body:
+            if not (isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Name)):
+                continue
+            name = stmt.value.id
+            if name not in params or rebinds.get(name, stmt.lineno + 1) <= stmt.lineno:
+                continue
+            for target in stmt.targets:
+                # an attribute set more than once holds what the caller passed at times only
+                if _is_self_store(target, self_name) and stores[target.attr] == 1:
+                    key = f"{self_name}.{target.attr}"
+                    aliases.append((stmt.lineno, key, params[name]))
+        return cls(init, params, rebinds, tuple(aliases), calls)
+
+    def rebound(self, name: str, before: int) -> bool:
+        """Whether `__init__` binds `name` again in a statement before row `before`."""
+        return self.rebinds.get(name, before) < before
+
+    def aliases_before(self, row: int) -> Subjects:
+        return {key: subject for at, key, subject in self.aliases if at < row}
+
+
+def _is_self_store(node: ast.AST, self_name: str) -> TypeGuard[ast.Attribute]:
+    return (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Store)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == self_name
+    )
+
+
+def _subjects(cls: ClassFacts, init: _InitFacts, assignment: Assignment) -> Subjects:
     """What the tests above a plain store may name of `__init__`'s parameters: in
     `__init__`, its parameters and the attributes it set from them (`self.use_bn = use_bn`);
     in a method `__init__` calls once, on its own, the parameters that call passes them to.
     Empty for a store into a container, or in a method called from elsewhere too."""
     if assignment.mutation or not assignment.env.guards:
         return {}
-    own = parameters(init, skip_first=True)
     if assignment.method == "__init__":
-        out = _unchanged(own, init, assignment)
-        out.update(_self_aliases(init, own, assignment.statement.lineno))
+        out = _unchanged(init.params, init.node, assignment)
+        out.update(init.aliases_before(assignment.statement.lineno))
         return out
     method = cls.method(assignment.method)
     call = _only_call(cls, init, assignment.method)
@@ -85,10 +148,14 @@ def _subjects(cls: ClassFacts, init: FunctionNode, assignment: Assignment) -> Su
     passed: Subjects = {}
     for name, (_, index, _) in parameters(method, skip_first=True).items():
         arg = _argument(call.value, name, index)
-        if isinstance(arg, ast.Name) and arg.id in own and not _rebound(init, arg.id, call):
-            passed[name] = own[arg.id]
+        if (
+            isinstance(arg, ast.Name)
+            and arg.id in init.params
+            and not init.rebound(arg.id, call.lineno)
+        ):
+            passed[name] = init.params[arg.id]
     out = _unchanged(passed, method, assignment)
-    out.update(_self_aliases(init, own, call.lineno))
+    out.update(init.aliases_before(call.lineno))
     return out
 
 
@@ -115,56 +182,16 @@ def _same(binding: object, default: ast.expr | None) -> bool:
     )
 
 
-def _self_aliases(init: FunctionNode, own: Subjects, before: int) -> Subjects:
-    """`self.use_bn = use_bn` among `__init__`'s own statements before row `before`."""
-    self_name = init.args.args[0].arg if init.args.args else ""
-    out: Subjects = {}
-    # an attribute `__init__` sets more than once holds what the caller passed at times only
-    stores = Counter(
-        n.attr
-        for n in ast.walk(init)
-        if isinstance(n, ast.Attribute)
-        and isinstance(n.ctx, ast.Store)
-        and isinstance(n.value, ast.Name)
-        and n.value.id == self_name
-    )
-    for stmt in init.body:
-        if stmt.lineno >= before:
-            break
-        if not isinstance(stmt, ast.Assign):
-            continue
-        for target in stmt.targets:
-            if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)):
-                continue
-            value = stmt.value
-            if (
-                target.value.id == self_name
-                and stores[target.attr] == 1
-                and isinstance(value, ast.Name)
-                and value.id in own
-                and not _rebound(init, value.id, stmt)
-            ):
-                out[f"{self_name}.{target.attr}"] = own[value.id]
-    return out
-
-
-def _only_call(cls: ClassFacts, init: FunctionNode, name: str) -> ast.Expr | None:
+def _only_call(cls: ClassFacts, init: _InitFacts, name: str) -> ast.Expr | None:
     """`self.<name>(...)` as a statement of `__init__`'s own, its only call in the class."""
-    if any(m.name not in (name, "__init__") for m in cls.methods_mentioning(name)):
-        return None
-    calls = [
-        node
-        for node in ast.walk(init)
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr == name
-        and isinstance(node.func.value, ast.Name)
-        and init.args.args
-        and node.func.value.id == init.args.args[0].arg
-    ]
+    calls = init.calls.get(name, [])
     if len(calls) != 1:
         return None
-    return next((s for s in init.body if isinstance(s, ast.Expr) and s.value is calls[0]), None)
+    if any(m.name not in (name, "__init__") for m in cls.methods_mentioning(name)):
+        return None
+    return next(
+        (s for s in init.node.body if isinstance(s, ast.Expr) and s.value is calls[0]), None
+    )
 
 
 def _argument(call: ast.expr, name: str, index: int) -> ast.expr | None:
@@ -176,19 +203,6 @@ def _argument(call: ast.expr, name: str, index: int) -> ast.expr | None:
     if any(isinstance(a, ast.Starred) for a in call.args[: index + 1]):
         return None
     return call.args[index] if 0 <= index < len(call.args) else None
-
-
-def _rebound(init: FunctionNode, name: str, before: ast.stmt) -> bool:
-    """Whether `__init__` binds `name` again anywhere before the statement `before`."""
-    for stmt in init.body:
-        if stmt is before or stmt.lineno >= before.lineno:
-            return False
-        if any(
-            isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store)
-            for n in ast.walk(stmt)
-        ):
-            return True
-    return False
 
 
 def _defaults(func: FunctionNode) -> dict[str, ast.expr]:
@@ -205,8 +219,11 @@ def _every_path(stores: list[Assignment], subjects: list[Subjects]) -> bool:
     """Whether the stores' guards together cover every path: `if a: x; else: y`, or an
     `if`/`elif`/`else` chain, each branch storing a hazard. Sides of the same test resolve
     away (`a and b`, `a and not b` -> `a`) until nothing is left, or nothing more merges."""
+    if len(stores) < 2:
+        return False  # one store under a test on a parameter: not every path
+    dumps: dict[int, str] = {}  # the stores of one `if` chain share its tests
     clauses = {
-        frozenset(_literal(test, taken, s) for test, taken in a.env.guards)
+        frozenset(_literal(test, taken, s, dumps) for test, taken in a.env.guards)
         for a, s in zip(stores, subjects)
     }
     while frozenset() not in clauses:
@@ -226,7 +243,7 @@ def _resolve_one(clauses: set[frozenset[Literal]]) -> set[frozenset[Literal]] | 
     return None
 
 
-def _literal(test: ast.expr, taken: bool, subjects: Subjects) -> Literal:
+def _literal(test: ast.expr, taken: bool, subjects: Subjects, dumps: dict[int, str]) -> Literal:
     """A test without its `not`s, its subjects named by the parameter they stand for (a
     method's `wn` and `__init__`'s `weight_norm` are one test)."""
     while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
@@ -236,8 +253,15 @@ def _literal(test: ast.expr, taken: bool, subjects: Subjects) -> Literal:
         left = _named(test.left, subjects)
         if left is not None:
             ops = type(test.ops[0]).__name__
-            return f"{left} {ops} {ast.dump(test.comparators[0])}", taken
-    return named if named is not None else ast.dump(test), taken
+            return f"{left} {ops} {_dump(test.comparators[0], dumps)}", taken
+    return named if named is not None else _dump(test, dumps), taken
+
+
+def _dump(node: ast.expr, dumps: dict[int, str]) -> str:
+    text = dumps.get(id(node))
+    if text is None:
+        text = dumps[id(node)] = ast.dump(node)
+    return text
 
 
 def _named(expr: ast.expr, subjects: Subjects) -> str | None:
