@@ -46,6 +46,12 @@ def quant_noise(module, p, block_size):
     return module
 
 
+def maybe_identity(use, scale=None):
+    if use and scale is None:
+        return lambda x: x
+    return abs
+
+
 class Model(nn.Module):
     def __init__(self, activation="relu", q=0.1):
         super().__init__()
@@ -73,6 +79,12 @@ CASES = [
     # inside a container the hazard keeps its condition
     ("self.seq = nn.Sequential(quant_noise(nn.Linear(2, 2), q, 4))", [("seq", "warning")]),
     ("self.acts = [get_activation_fn(activation)]", [("acts", "warning")]),
+    # a bare test on a parameter is a condition too; `and` taken says both sides
+    ("self.f = maybe_identity(q)", [("f", "warning")]),
+    ("self.f = maybe_identity(True)", [("f", "error")]),
+    ("self.f = maybe_identity(False)", []),
+    ("self.f = maybe_identity(True, 2.0)", []),
+    ("self.f = maybe_identity(1, scale=q)", [("f", "warning")]),
 ]
 
 
@@ -90,6 +102,11 @@ def test_message_names_the_condition_and_the_root_fix() -> None:
     assert [r[1:] for r in finding.related] == [
         (lambda_row, 16, "returned here when `activation == 'linear'`")
     ]
+
+
+def test_a_flag_reads_as_the_source_says_it() -> None:
+    (finding,) = findings("self.f = maybe_identity(q, scale=q)")
+    assert "when `use` and `scale is None`" in finding.message
 
 
 def test_early_return_condition_is_negated() -> None:

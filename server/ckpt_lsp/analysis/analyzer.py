@@ -97,9 +97,13 @@ def _conditional(
     attribute: str, hazard: Hazard, filename: str
 ) -> tuple[str, tuple[tuple[str, int, int, str], ...]]:
     """A hazard that a factory returns for some arguments only: the message names the
-    condition and the fix at its root; the related location is the `return` that makes it."""
+    condition and the fix at its root; the related location is the `return` that makes it.
+    One that `__init__` stores under tests on its parameters (no factory) names the
+    condition only: the finding already sits where it is made."""
     path, row, column = hazard.origin
     when = describe_when(hazard.when)
+    if not path:
+        return describe(attribute, replace(hazard, what=f"{hazard.what} {when}")), ()
     same = not path or path == filename or Path(path).resolve() == Path(filename).resolve()
     where = filename if same else related_path(path, filename)
     at = "" if not row else f" (line {row})" if same else f" ({Path(path).name}:{row})"

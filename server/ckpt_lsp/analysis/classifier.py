@@ -23,6 +23,7 @@ from ckpt_lsp.analysis.assignments import (
 from ckpt_lsp.analysis.conditions import Condition, decide, guard_conditions, opaque
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, ParsedBlock
 from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.analysis.init_conditions import guarded
 from ckpt_lsp.analysis.persistence import persists
 from ckpt_lsp.analysis.value_context import MAX_DEPTH, ValueContext
 from ckpt_lsp.analysis.value_hazards import generator_hazard
@@ -75,7 +76,7 @@ class Classifier:
         # callable (facts, cls) -> bool: whether a project class is a model (then not nested)
         self.scope_check = scope_check
         self._factory_memo: dict[tuple[str, str], Hazard | None] = {}
-        self._instance_memo: dict[tuple[str, str], Hazard | None] = {}
+        self._instance_memo: dict[tuple[str, str], tuple[Hazard, ...]] = {}
         self._active: set[tuple[str, str]] = set()
 
     # -- per class ---------------------------------------------------------
@@ -85,6 +86,8 @@ class Classifier:
         attr_hazards: dict[str, Hazard] = {}
         attr_types: dict[str, str] = {}
         found: list[AttrHazard] = []
+        made: list[Assignment] = []  # the store behind each of `found`, before a mutation's
+        also: list[Assignment] = []
         assignments = class_assignments(facts, cls)
         first: dict[str, Assignment] = {}
         for assignment in assignments:
@@ -105,8 +108,10 @@ class Classifier:
                     if kind:
                         attr_types.setdefault(assignment.attribute, kind)
                 continue
+            made.append(assignment)
             if assignment.mutation:
                 if assignment.attribute in attr_hazards:
+                    also.append(made.pop())  # no finding of its own, but a path all the same
                     continue
                 row = assignment.statement.lineno + cls.parsed.row_offset
                 hooked = registers_hook(assignment.statement)
@@ -129,7 +134,11 @@ class Classifier:
             for stored in property_stores(cls, assignment):
                 attr_hazards.setdefault(stored.attribute, hazard)
                 found.append(AttrHazard(stored.attribute, hazard, stored, cls.parsed))
-        return found
+                made.append(stored)
+        hazards = guarded(cls, [(a, item.hazard) for a, item in zip(made, found)], also)
+        return [
+            item if h is item.hazard else replace(item, hazard=h) for item, h in zip(found, hazards)
+        ]
 
     # -- project functions and classes -------------------------------------
     def factory_hazard(
@@ -213,25 +222,47 @@ class Classifier:
             return None
         return replace(first, when=tuple(when))
 
-    def instance_hazard(self, facts: ModuleFacts, cls: ClassFacts, depth: int) -> Hazard | None:
-        """An instance of a project class that is not itself a model but holds a hazard."""
+    def instance_hazard(
+        self, facts: ModuleFacts, cls: ClassFacts, depth: int, call: ast.Call | None = None
+    ) -> Hazard | None:
+        """An instance of a project class that is not itself a model but holds a hazard;
+        one its `__init__` stores for some arguments only is decided by the call's
+        constants, as a factory's (see init_conditions.py): the first attribute the call
+        leaves a hazard in, a certain one before a conditional one."""
         key = (facts.path, f"{cls.name}:{cls.row}")
-        return self._once(
-            self._instance_memo, key, depth, lambda: self._instance(facts, cls, depth)
-        )
+        if key not in self._instance_memo and key not in self._active and depth <= MAX_DEPTH:
+            self._active.add(key)
+            try:
+                self._instance_memo[key] = self._instance(facts, cls, depth)
+            finally:
+                self._active.discard(key)
+        open_: list[Hazard] = []
+        for hazard in self._instance_memo.get(key, ()):
+            left = decide(hazard.when, call)
+            if left == ():
+                return replace(hazard, when=())
+            if left is not None:
+                open_.append(replace(hazard, when=left))
+        return open_[0] if open_ else None
 
-    def _instance(self, facts: ModuleFacts, cls: ClassFacts, depth: int) -> Hazard | None:
+    def _instance(self, facts: ModuleFacts, cls: ClassFacts, depth: int) -> tuple[Hazard, ...]:
         from ckpt_lsp.analysis.pickling_methods import excluded_attributes, is_excluded
 
         if self.scope_check is not None and self.scope_check(facts, cls):
-            return None  # a model: it gets findings of its own
+            return ()  # a model: it gets findings of its own
         excluded = excluded_attributes(facts, cls, ())
+        out: list[Hazard] = []
         for item in self.class_hazards(facts, cls, depth + 1):
             if is_excluded(item.attribute, excluded) or item.hazard.rule == "CKPT004":
                 continue
-            what = f"a `{cls.name}` instance whose `{item.attribute}` holds {item.hazard.what}"
-            return Hazard(item.hazard.rule, what, item.hazard.breaks)
-        return None
+            hazard = item.hazard
+            what = f"a `{cls.name}` instance whose `{item.attribute}` holds {hazard.what}"
+            out.append(
+                Hazard(hazard.rule, what, hazard.breaks, when=hazard.when, origin=hazard.origin)
+            )
+            if not hazard.when:
+                break  # certain: what follows is never reported
+        return tuple(out)
 
 
 def _origin(

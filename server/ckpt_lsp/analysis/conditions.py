@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _MISSING = object()
+TRUTHY = ""  # the op of a bare test: `if weight_norm:`
 
 _OPS: dict[type, tuple[str, Callable[[Any, Any], Any]]] = {
     ast.Eq: ("==", operator.eq),
@@ -57,6 +58,8 @@ class Condition:
     text: str  # as the source says it: "activation == 'linear'"
 
     def holds(self, value: object) -> bool | None:
+        if self.op == TRUTHY:
+            return bool(value) != self.negated  # a literal's truth never raises
         compare = next((fn for name, fn in _OPS.values() if name == self.op), None)
         if compare is None:
             return None
@@ -79,6 +82,11 @@ def opaque(cond: Condition) -> Condition:
 When = tuple[tuple[Condition, ...], ...]
 
 
+# what a tested expression stands for: its source (`act`, `self.use_bn`) -> the parameter
+# (name, position among the call's arguments, constant default)
+Subjects = dict[str, tuple[str, int, object]]
+
+
 def guard_conditions(
     func: ast.FunctionDef | ast.AsyncFunctionDef,
     guards: list[tuple[ast.expr, bool]],
@@ -86,12 +94,14 @@ def guard_conditions(
 ) -> tuple[Condition, ...]:
     """The guards of one return that test a parameter against a constant (others, like
     `self.training`, say nothing about the call and are left out)."""
-    params = _parameters(func, skip_first)
+    return conditions_on(guards, parameters(func, skip_first))
+
+
+def conditions_on(guards: list[tuple[ast.expr, bool]], subjects: Subjects) -> tuple[Condition, ...]:
+    """The guards that test one of `subjects` against a constant, as conditions on it."""
     out: list[Condition] = []
     for test, polarity in guards:
-        found = _condition(test, params, not polarity)
-        if found is not None:
-            out.append(found)
+        out.extend(_conditions(test, subjects, not polarity))
     # `name == "linear"` says all there is to say about `name`: the earlier branches'
     # `not name == "relu"` follow from it
     exact = {c.param for c in out if not c.negated and c.op in ("==", "in", "is")}
@@ -100,9 +110,14 @@ def guard_conditions(
     )
 
 
-def _parameters(
-    func: ast.FunctionDef | ast.AsyncFunctionDef, skip_first: bool
-) -> dict[str, tuple[int, object]]:
+def undecided(name: str) -> tuple[str, int, object]:
+    """A subject no call decides (a parameter bound again before its test): not a keyword,
+    not a position, no default."""
+    return (f"~{name}", -2, _MISSING)
+
+
+def parameters(func: ast.FunctionDef | ast.AsyncFunctionDef, skip_first: bool) -> Subjects:
+    """Each parameter as its own subject (the first left out for a method's `self`)."""
     args = func.args
     positional = args.posonlyargs + args.args
     defaults: dict[str, object] = {}
@@ -112,33 +127,56 @@ def _parameters(
         if kw_default is not None:
             defaults[arg.arg] = _constant(kw_default)
     shift = 1 if skip_first and positional else 0
-    out = {a.arg: (i - shift, defaults.get(a.arg, _MISSING)) for i, a in enumerate(positional)}
-    out.update({a.arg: (-1, defaults.get(a.arg, _MISSING)) for a in args.kwonlyargs})
+    out = {
+        a.arg: (a.arg, i - shift, defaults.get(a.arg, _MISSING)) for i, a in enumerate(positional)
+    }
+    out.update({a.arg: (a.arg, -1, defaults.get(a.arg, _MISSING)) for a in args.kwonlyargs})
     if shift:
         out.pop(positional[0].arg, None)
     return out
 
 
-def _condition(
-    test: ast.expr, params: dict[str, tuple[int, object]], negated: bool
-) -> Condition | None:
+def _conditions(test: ast.expr, subjects: Subjects, negated: bool) -> list[Condition]:
+    """What one test says about the parameters, as a conjunction: `a and b` taken, or
+    `a or b` not taken, says both; the other sides say "one of them", which a conjunction
+    cannot hold, so they say nothing (the hazard is then the more certain)."""
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-        return _condition(test.operand, params, not negated)
+        return _conditions(test.operand, subjects, not negated)
+    if isinstance(test, ast.BoolOp):
+        if isinstance(test.op, ast.And) == negated:
+            return []
+        return [c for value in test.values for c in _conditions(value, subjects, negated)]
+    found = _condition(test, subjects, negated)
+    return [] if found is None else [found]
+
+
+def _subject(expr: ast.expr, subjects: Subjects) -> tuple[str, int, object] | None:
+    if isinstance(expr, ast.Name):
+        return subjects.get(expr.id)
+    if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name):
+        return subjects.get(f"{expr.value.id}.{expr.attr}")
+    return None
+
+
+def _condition(test: ast.expr, subjects: Subjects, negated: bool) -> Condition | None:
+    found = _subject(test, subjects)
+    if found is not None:
+        param, index, default = found
+        return Condition(param, index, default, TRUTHY, None, negated, ast.unparse(test))
     if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
         return None
     left, right, op = test.left, test.comparators[0], type(test.ops[0])
-    if op not in _OPS:
-        return None
-    if not (isinstance(left, ast.Name) and left.id in params):
+    found = _subject(left, subjects)
+    if op not in _OPS or found is None:
         return None
     constant = _constant(right)
     if constant is _MISSING:
         return None
-    index, default = params[left.id]
+    param, index, default = found
     if negated and op in _INVERSE:  # `not p <= 0` reads better as `p > 0`
         op, negated = _INVERSE[op], False
-    text = f"{left.id} {_OPS[op][0]} {ast.unparse(right)}"
-    return Condition(left.id, index, default, _OPS[op][0], constant, negated, text)
+    text = f"{ast.unparse(left)} {_OPS[op][0]} {ast.unparse(right)}"
+    return Condition(param, index, default, _OPS[op][0], constant, negated, text)
 
 
 def _constant(node: ast.expr) -> object:

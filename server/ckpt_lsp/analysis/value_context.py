@@ -719,7 +719,7 @@ class ValueContext:
             if cls is not None:
                 if self.cls is not None and cls.name == self.cls.name:
                     return None
-                return self.owner.instance_hazard(facts, cls, self.depth)
+                return self.owner.instance_hazard(facts, cls, self.depth, call)
         index = self.owner.index
         if index is None or qualified == dotted and "." not in dotted:
             return None
@@ -731,7 +731,7 @@ class ValueContext:
         if func is not None:
             return self.owner.factory_hazard(mod, func, member, self.depth, call)
         if member in mod.classes:
-            return self.owner.instance_hazard(mod, mod.classes[member], self.depth)
+            return self.owner.instance_hazard(mod, mod.classes[member], self.depth, call)
         return None
 
     def _method_of(self, receiver: ast.expr, method: str) -> Hazard | None:
