@@ -517,6 +517,80 @@ INVALID = [
         """,
         "rate",
     ),
+    # an item of a numpy array a library call made, at one of two construction sites
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, threshold=0.5):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(clean=False):
+            if clean:
+                return Lit(threshold=0.5)
+            scores = np.linspace(0.3, 0.7, 9)
+            return Lit(threshold=scores[np.argmax(np.sin(scores))])
+        """,
+        "threshold",
+    ),
+    # a dict of numpy scalars a helper returned as a tuple (the shared flow types them)
+    (
+        """
+        def mel_stats(n_mels):
+            feats = np.log1p(np.random.default_rng(0).gamma(2.0, size=(200, n_mels)))
+            return feats.mean(), feats.std()
+
+        class Lit(L.LightningModule):
+            def __init__(self, n_mels=64, norm_stats: dict = None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(clean=False):
+            mean, std = mel_stats(64)
+            if clean:
+                return Lit(norm_stats={"mean": float(mean), "std": std.item()})
+            return Lit(norm_stats={"mean": mean, "std": std})
+        """,
+        "norm_stats",
+    ),
+    # a Namespace stored whole, one entry of which argparse converts to a Path
+    (
+        """
+        def parse_args(argv=()):
+            p = argparse.ArgumentParser()
+            p.add_argument("--num_tags", type=int, default=5)
+            p.add_argument("--data_dir", type=Path, default=Path("data/audio"))
+            return p.parse_args(list(argv))
+
+        class Lit(L.LightningModule):
+            def __init__(self, args: argparse.Namespace):
+                super().__init__()
+                self.save_hyperparameters(args)
+
+        def build(argv=(), clean=False):
+            args = parse_args(argv)
+            if clean:
+                args.data_dir = str(args.data_dir)
+                return None
+            return Lit(args)
+        """,
+        "args",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, args):
+                super().__init__()
+                self.save_hyperparameters(args)
+
+        def main():
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--root", type=pathlib.Path, default="runs")
+            args = parser.parse_args()
+            return Lit(args)
+        """,
+        "args",
+    ),
 ]
 
 VALID = [
@@ -803,6 +877,70 @@ VALID = [
     def build():
         n, r = stats()
         return Lit(hidden=n, rate=float(r.max()))
+    """,
+    # an item of a helper's tuple result is no numpy value for being next to one
+    """
+    def stats():
+        r = np.random.default_rng(0).normal(size=9)
+        return len(r), r
+
+    class Lit(L.LightningModule):
+        def __init__(self, hidden=8):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build():
+        res = stats()
+        return Lit(hidden=res[0])
+    """,
+    # a Namespace whose Path entry is made a string first, one that may leave None, one
+    # handed to a helper first (which may convert it), and one of a parser setting defaults
+    """
+    def parse_args(argv=()):
+        p = argparse.ArgumentParser()
+        p.add_argument("--data_dir", type=Path, default=Path("data/audio"))
+        p.add_argument("--out", type=Path)
+        return p.parse_args(list(argv))
+
+    def prepare(args):
+        args.data_dir = str(args.data_dir)
+
+    def parse_other(argv=()):
+        p = argparse.ArgumentParser()
+        p.add_argument("--data_dir", type=Path, default="data")
+        p.set_defaults(data_dir=None)
+        return p.parse_args(list(argv))
+
+    class Lit(L.LightningModule):
+        def __init__(self, args: argparse.Namespace):
+            super().__init__()
+            self.save_hyperparameters(args)
+
+    def build(argv=()):
+        args = parse_args(argv)
+        args.data_dir = str(args.data_dir)
+        return Lit(args)
+
+    def build_prepared(argv=()):
+        args = parse_args(argv)
+        prepare(args)
+        return Lit(args)
+
+    def build_other():
+        return Lit(parse_other())
+    """,
+    # a Namespace whose only converted entry may be None
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, args):
+            super().__init__()
+            self.save_hyperparameters(args)
+
+    def main():
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--out", type=Path)
+        parser.add_argument("--lr", type=float, default="0.1")
+        return Lit(parser.parse_args())
     """,
 ]
 

@@ -33,6 +33,7 @@ class CallSite:
     env: Env
     row_offset: int  # of the block whose tree holds the call
     in_function: bool
+    func: ast.FunctionDef | ast.AsyncFunctionDef | None = None  # the function making the call
 
     @property
     def row(self) -> int:
@@ -245,7 +246,7 @@ class CallSites:
                 if not self._constructs(where, home, cls, call, func):
                     continue
                 env = _env_before(func, call.lineno)
-                yield CallSite(where, call, env, parsed.row_offset, func is not None)
+                yield CallSite(where, call, env, parsed.row_offset, func is not None, func)
 
     def _constructs(
         self,

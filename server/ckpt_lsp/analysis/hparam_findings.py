@@ -17,7 +17,7 @@ from ckpt_lsp.analysis.blocks import split_lines
 from ckpt_lsp.analysis.call_sites import CallSite, CallSites
 from ckpt_lsp.analysis.classifier import Classifier
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
-from ckpt_lsp.analysis.hparam_values import HparamProblem, Parameter, judge
+from ckpt_lsp.analysis.hparam_values import HparamProblem, Parameter, judge, namespace_problem
 from ckpt_lsp.analysis.hparams import (
     SavedHparams,
     calls_super_init,
@@ -87,8 +87,11 @@ class HparamFindings:
             default = fills.get(arg.arg) or default_of(init, arg.arg)
             parameter = Parameter(arg, default, positional, params)
             problem = judge(parameter, facts, sites, self.classifier)
-            if problem is None or (saved.container is not None and "Namespace" in problem.what):
-                continue  # Lightning stores a Namespace's entries (vars), not the object
+            if problem is not None and saved.container is not None and _namespace(problem):
+                # Lightning stores a Namespace's entries (vars), not the object
+                problem = namespace_problem(parameter, sites, self.classifier)
+            if problem is None:
+                continue
             finding = self._finding(filename, facts, cls, init, saved, arg, problem, verdict)
             if finding is not None:
                 found.append(finding)
@@ -156,6 +159,10 @@ class HparamFindings:
         )
 
 
+def _namespace(problem: HparamProblem) -> bool:
+    return "Namespace" in problem.what
+
+
 def _inherited(
     init: ast.FunctionDef | ast.AsyncFunctionDef,
     bases: tuple[tuple[ModuleFacts, ClassFacts], ...],
@@ -213,7 +220,9 @@ def describe(
             "`load_from_checkpoint`, `Trainer.fit(ckpt_path=...)` and the tuner fail with "
             "UnpicklingError"
         )
-    if saved.container is not None:
+    if saved.container is not None and _namespace(problem):
+        fix = f"make that entry of `{name}` plain data (`str(...)`, a number) before it is stored"
+    elif saved.container is not None:
         fix = f"store plain data instead (`OmegaConf.to_container({name})`, a dict of plain values)"
     elif saved.owner:
         fix = f"add `{name}` to the `ignore=` of `{saved.owner}`'s `save_hyperparameters()`"

@@ -18,6 +18,7 @@ from ckpt_lsp.analysis.call_sites import UNKNOWN as SPREAD
 from ckpt_lsp.analysis.call_sites import CallSite
 from ckpt_lsp.analysis.classifier import Classifier
 from ckpt_lsp.analysis.facts import ModuleFacts
+from ckpt_lsp.analysis.hparam_namespace import refused_entry
 from ckpt_lsp.analysis.hparam_weights_only import (
     UNKNOWN,
     config_member,
@@ -26,6 +27,7 @@ from ckpt_lsp.analysis.hparam_weights_only import (
     refused_value,
 )
 from ckpt_lsp.analysis.load_safety import LoadSafety, Refused
+from ckpt_lsp.analysis.site_flow import SiteEnv, flow_before
 from ckpt_lsp.analysis.value_context import ValueContext
 
 
@@ -70,8 +72,7 @@ def judge(
         elif passed is None:
             left_out = True
         elif isinstance(passed, ast.expr):
-            ctx = _context(classifier, site.facts, site.env, site.in_function)
-            values.append((passed, ctx, site))
+            values.append((passed, _site_context(classifier, site), site))
     if left_out and parameter.default is not None:
         values.append((parameter.default, _context(classifier, facts, Env(), False), None))
     elif left_out:
@@ -89,6 +90,20 @@ def judge(
         what = refused_annotation(parameter.arg.annotation, ctx)
         if what:
             return HparamProblem(what, dropped=False)
+    return None
+
+
+def namespace_problem(
+    parameter: Parameter, sites: list[CallSite], classifier: Classifier
+) -> HparamProblem | None:
+    """`save_hyperparameters(args)` stores a Namespace by its entries: the first call passing
+    a Namespace one entry of which the default load certainly refuses."""
+    for site in sites:
+        passed = site.argument(parameter.params, parameter.positional, parameter.arg.arg)
+        if isinstance(passed, ast.expr):
+            what = refused_entry(passed, site, LoadSafety(site.facts, classifier.index))
+            if what:
+                return HparamProblem(what, dropped=False, site=site)
     return None
 
 
@@ -119,6 +134,17 @@ def _starred_item(site: CallSite, parameter: Parameter, classifier: Classifier) 
     safety = LoadSafety(ctx.facts, ctx.owner.index)
     items = safety.items_of(starred[0], -1, judge_env(ctx, safety))
     return items[starred[1]] if items is not None and starred[1] < len(items) else None
+
+
+def _site_context(classifier: Classifier, site: CallSite) -> ValueContext:
+    """The context of a value a call passes, with what the flow knows of its locals."""
+    ctx = _context(classifier, site.facts, site.env, site.in_function)
+    if site.func is None:
+        return ctx
+    env = SiteEnv(
+        **vars(site.env), judged=flow_before(site, LoadSafety(site.facts, ctx.owner.index))
+    )
+    return _context(classifier, site.facts, env, site.in_function)
 
 
 def _context(

@@ -93,7 +93,13 @@ def judge_env(ctx: ValueContext, safety: LoadSafety) -> dict[str, Refused | None
     env: dict[str, Refused | None] = {}
     for name, binding in ctx.env.bindings.items():
         env[name] = safety.kind_of(binding) if isinstance(binding, ast.expr) else None
+    env.update(_flowed(ctx))  # the flow followed what the last binding alone does not tell
     return env
+
+
+def _flowed(ctx: ValueContext) -> dict[str, Refused | None]:
+    """What the shared flow judged the call site's locals to hold (site_flow.py)."""
+    return dict(getattr(ctx.env, "judged", {}))
 
 
 def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
@@ -120,7 +126,34 @@ def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
         return _name(expr, ctx, depth)
     if isinstance(expr, ast.Attribute):
         return _judged(expr, ctx) or _reference(expr, ctx)
+    if isinstance(expr, ast.Subscript):
+        return _item(expr, ctx)
     return UNKNOWN
+
+
+def _item(expr: ast.Subscript, ctx: ValueContext) -> str:
+    """`scores[i]` of a local (or module-level) value a library call made: a numpy array's
+    item is a numpy scalar. An item of a project helper's result is left unknown: the judge
+    takes a returned tuple holding an array for the array (`n, r = stats()` is no array)."""
+    base = expr.value
+    if not isinstance(base, ast.Name):
+        return UNKNOWN
+    bindings = ctx.env.bindings
+    made = bindings.get(base.id) if base.id in bindings else ctx.facts.assigns.get(base.id)
+    if not isinstance(made, ast.Call) or _helper_call(made, ctx):
+        return UNKNOWN
+    return _judged(expr, ctx) or UNKNOWN
+
+
+def _helper_call(call: ast.Call, ctx: ValueContext) -> bool:
+    """A call of a function or class of the project (here or through the index)."""
+    dotted = dotted_name(call.func)
+    head = dotted.split(".")[0]
+    if not dotted or head in ctx.env.bindings:
+        return not dotted  # a method of a local value: the library's, typed by the judge
+    if head in ctx.facts.functions or head in ctx.facts.classes:
+        return True
+    return _safety(ctx).project_function(ctx.qualify(dotted)) is not None
 
 
 def _judged(expr: ast.expr, ctx: ValueContext) -> str:
@@ -143,6 +176,8 @@ def _all_of(items: list[ast.expr], ctx: ValueContext, depth: int) -> str:
 
 def _name(expr: ast.Name, ctx: ValueContext, depth: int) -> str:
     name = expr.id
+    if _flowed(ctx).get(name) is not None:
+        return _judged(expr, ctx) or UNKNOWN
     binding = ctx.env.bindings.get(name)
     if binding is OPAQUE:
         return UNKNOWN
