@@ -591,6 +591,78 @@ INVALID = [
         """,
         "args",
     ),
+    # an item of an array a project helper returned (no tuple of it)
+    (
+        """
+        def grid():
+            return np.linspace(0.3, 0.7, 9)
+
+        class Lit(L.LightningModule):
+            def __init__(self, threshold=0.5):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            scores = grid()
+            return Lit(threshold=scores[3])
+        """,
+        "threshold",
+    ),
+    # lists and dicts that collect the items of a numpy array hold numpy scalars (measured)
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, sizes=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            arr = np.linspace(0, 1, 9)
+            return Lit(sizes=sorted(arr))
+        """,
+        "sizes",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, weights=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(names):
+            return Lit(weights=dict(zip(names, np.ones(3))))
+        """,
+        "weights",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, lr=0.1):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            return Lit(hidden=round(np.float64(7.5)), lr=round(np.float64(0.123), 2))
+        """,
+        "lr",
+    ),
+    # a config member the `__init__` loops over is a ListConfig (or a DictConfig)
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, input_size, hidden_sizes, dropout: float):
+                super().__init__()
+                self.save_hyperparameters()
+                layers, d = [], input_size
+                for h in hidden_sizes:
+                    layers.append(nn.Linear(d, h))
+                    d = h
+
+        def build(cfg: DictConfig):
+            return Lit(cfg.data.input_size, cfg.model.hidden, dropout=cfg.model.dropout)
+        """,
+        "hidden_sizes",
+    ),
 ]
 
 VALID = [
@@ -941,6 +1013,36 @@ VALID = [
         parser.add_argument("--out", type=Path)
         parser.add_argument("--lr", type=float, default="0.1")
         return Lit(parser.parse_args())
+    """,
+    # items of a helper's tuple by index; plain lists of an array's items; round(x) is an int
+    """
+    def pair():
+        return 3, np.ones(3)
+
+    class Lit(L.LightningModule):
+        def __init__(self, hidden=8, sizes=None, shape=None, lr=0.1):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(names):
+        p = pair()
+        arr = np.linspace(0, 1, 9)
+        Lit(hidden=p[0], sizes=list(arr.tolist()), shape=tuple(arr.shape))
+        return Lit(hidden=round(arr.mean()), sizes=dict(zip(names, arr.tolist())))
+    """,
+    # a config member used as a number, or a loop over a list of the member's values
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, hidden, sizes, name: str = "x"):
+            super().__init__()
+            self.save_hyperparameters()
+            for s in sizes:
+                pass
+            for c in name:
+                pass
+
+    def build(cfg: DictConfig):
+        return Lit(cfg.model.hidden, list(cfg.model.sizes), name=cfg.model.name)
     """,
 ]
 

@@ -24,6 +24,7 @@ from ckpt_lsp.analysis.hparams import (
     default_of,
     inherited_hparams,
     init_parameters,
+    iterated_parameters,
     lightning_bases,
     none_fills,
     rebound_before,
@@ -80,12 +81,13 @@ class HparamFindings:
         sites = self.sites.of(facts, cls)
         fills = none_fills(init, saved.call) if not saved.owner else {}
         rebound = rebound_before(init, saved.call) - fills.keys() if not saved.owner else set()
+        iterated = iterated_parameters(init) - rebound if not saved.owner else frozenset()
         found: list[Finding] = []
         for arg in stored:
             if arg is None or arg.arg in rebound:
                 continue
             default = fills.get(arg.arg) or default_of(init, arg.arg)
-            parameter = Parameter(arg, default, positional, params)
+            parameter = Parameter(arg, default, positional, params, arg.arg in iterated)
             problem = judge(parameter, facts, sites, self.classifier)
             if problem is not None and saved.container is not None and _namespace(problem):
                 # Lightning stores a Namespace's entries (vars), not the object

@@ -49,6 +49,7 @@ class Parameter:
     default: ast.expr | None
     positional: int  # how many parameters (self excluded) may be passed by position
     params: list[ast.arg]
+    iterated: bool = False  # the `__init__` loops over it: a container, not a number
 
 
 def judge(
@@ -80,7 +81,7 @@ def judge(
     for expr, ctx, passed_at in values:
         verdict = value_problem(expr, ctx)
         if verdict == UNKNOWN:
-            member = config_member(expr, parameter.arg.annotation, ctx)
+            member = config_member(expr, parameter.arg.annotation, ctx, parameter.iterated)
             verdict = HparamProblem(member, dropped=False) if member else verdict
         if isinstance(verdict, HparamProblem):
             return HparamProblem(verdict.what, verdict.dropped, verdict.copy_fails, passed_at)

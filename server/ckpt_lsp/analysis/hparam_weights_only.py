@@ -70,6 +70,10 @@ _PLAIN_CONSTANTS = frozenset(
     {"numpy.pi", "numpy.e", "numpy.inf", "numpy.nan", "numpy.newaxis", "math.pi", "math.e"}
     | {"math.inf", "math.nan", "math.tau"}
 )
+# Builtins that collect the items of their argument (`sorted(arr)` holds numpy scalars).
+_COLLECTING = frozenset(
+    {"builtins.list", "builtins.tuple", "builtins.set", "builtins.dict", "builtins.sorted"}
+)
 _CONFIG = "an OmegaConf config (`DictConfig`/`ListConfig`)"
 _PARTIALS = frozenset({"functools.partial", "functools.partialmethod"})
 _CALLABLE_TYPES = frozenset({"typing.Callable", "collections.abc.Callable"})
@@ -132,28 +136,45 @@ def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
 
 
 def _item(expr: ast.Subscript, ctx: ValueContext) -> str:
-    """`scores[i]` of a local (or module-level) value a library call made: a numpy array's
-    item is a numpy scalar. An item of a project helper's result is left unknown: the judge
-    takes a returned tuple holding an array for the array (`n, r = stats()` is no array)."""
-    base = expr.value
-    if not isinstance(base, ast.Name):
+    """`scores[i]` of a numpy array, `df["sr"].mode()[0]`: the judge's answer, when what is
+    indexed comes from library calls. An item of a project helper's result, or of a local
+    display, is left unknown: the judge takes a tuple holding an array for the array
+    (`n, r = stats()` or `pair = (n, r)` make `pair[0]` no array)."""
+    node: ast.expr = expr.value
+    while True:
+        if isinstance(node, ast.Call):
+            if _helper_call(node, ctx):
+                return UNKNOWN
+            node = node.func
+        elif isinstance(node, (ast.Attribute, ast.Subscript)):
+            node = node.value
+        else:
+            break
+    if not isinstance(node, ast.Name):
         return UNKNOWN
     bindings = ctx.env.bindings
-    made = bindings.get(base.id) if base.id in bindings else ctx.facts.assigns.get(base.id)
+    made = bindings.get(node.id) if node.id in bindings else ctx.facts.assigns.get(node.id)
+    if made is None and node.id in ctx.facts.imports:
+        return _judged(expr, ctx) or UNKNOWN  # `np.linspace(0, 1, 9)[3]`
     if not isinstance(made, ast.Call) or _helper_call(made, ctx):
         return UNKNOWN
     return _judged(expr, ctx) or UNKNOWN
 
 
 def _helper_call(call: ast.Call, ctx: ValueContext) -> bool:
-    """A call of a function or class of the project (here or through the index)."""
+    """A call of a project class, or of a project function that may return a display or a
+    local (the judge takes `return n, arr` for the array); `return pd.read_csv(p)` is not."""
     dotted = dotted_name(call.func)
     head = dotted.split(".")[0]
     if not dotted or head in ctx.env.bindings:
-        return not dotted  # a method of a local value: the library's, typed by the judge
-    if head in ctx.facts.functions or head in ctx.facts.classes:
+        return False  # a method of a value (a local's, a call's): the receiver tells
+    if head in ctx.facts.classes:
         return True
-    return _safety(ctx).project_function(ctx.qualify(dotted)) is not None
+    found = _safety(ctx).project_function(ctx.qualify(dotted))
+    if found is None:
+        return head in ctx.facts.functions
+    returns = [n.value for n in ast.walk(found[1]) if isinstance(n, ast.Return)]
+    return not returns or not all(isinstance(r, (ast.Call, ast.Attribute)) for r in returns)
 
 
 def _judged(expr: ast.expr, ctx: ValueContext) -> str:
@@ -227,11 +248,14 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
     if qualified in _SAFE_CALLS:
         return SAFE
     if qualified.startswith("builtins.") and qualified[len("builtins.") :] in _SAFE_BUILTINS:
-        return SAFE
-    if qualified in ("builtins.list", "builtins.tuple", "builtins.set", "builtins.dict"):
+        return _judged(call, ctx)  # plain, but `round(x, 2)`, `sum(arr)` of numpy stay numpy
+    if qualified in _COLLECTING:
         if any(_is_config(arg, ctx) for arg in call.args):
             return UNKNOWN  # `list(cfg.milestones)` holds the config's entries, not the config
-        found = _all_of([*call.args, *(kw.value for kw in call.keywords)], ctx, depth)
+        items = [_unzipped(a, ctx) for a in call.args]
+        found = _all_of([*_flat(items), *(kw.value for kw in call.keywords)], ctx, depth)
+        if found == _what(_safety(ctx).catalog.kind("numpy-array")):
+            return "numpy scalars (the items of a numpy array)"  # measured: refused
         return found if found else SAFE
     judged = _judged(call, ctx)
     if judged:
@@ -242,14 +266,34 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
     return UNKNOWN
 
 
-def config_member(expr: ast.expr, annotation: ast.expr | None, ctx: ValueContext) -> str:
+def _unzipped(arg: ast.expr, ctx: ValueContext) -> list[ast.expr]:
+    """`zip(names, arr)`, `enumerate(arr)`: the tuples hold the items of their arguments."""
+    zipping = ("builtins.zip", "builtins.enumerate")
+    if (
+        isinstance(arg, ast.Call)
+        and not arg.keywords
+        and ctx.qualify(dotted_name(arg.func)) in zipping
+    ):
+        return list(arg.args)
+    return [arg]
+
+
+def _flat(groups: list[list[ast.expr]]) -> list[ast.expr]:
+    return [item for group in groups for item in group]
+
+
+def config_member(
+    expr: ast.expr, annotation: ast.expr | None, ctx: ValueContext, iterated: bool = False
+) -> str:
     """What a member of an OmegaConf config is, when the annotation says it is a container.
 
     `cfg.optim.milestones` and `cfg["model"]` of a DictConfig are a ListConfig and a
     DictConfig when the entry holds a list or a dict (omegaconf wraps nested containers;
     measured: the default load refuses both), and a plain number or string otherwise. The
-    syntax cannot tell which, the parameter's container annotation (`List[int]`) can."""
-    if not isinstance(expr, (ast.Attribute, ast.Subscript)) or not _container(annotation, ctx):
+    syntax cannot tell which, the parameter's container annotation (`List[int]`) can, and so
+    can an unannotated parameter the `__init__` iterates (`for h in hidden_sizes`)."""
+    container = _container(annotation, ctx) or (iterated and annotation is None)
+    if not isinstance(expr, (ast.Attribute, ast.Subscript)) or not container:
         return SAFE
     base: ast.expr = expr
     while isinstance(base, (ast.Attribute, ast.Subscript)):
