@@ -663,6 +663,51 @@ INVALID = [
         """,
         "hidden_sizes",
     ),
+    # `cls(...)` in the class's own classmethod builds it
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, threshold=0.5):
+                super().__init__()
+                self.save_hyperparameters()
+
+            @classmethod
+            def from_config(cls, cfg):
+                scores = np.linspace(0.3, 0.7, 9)
+                return cls(hidden=cfg.hidden, threshold=scores.max())
+        """,
+        "threshold",
+    ),
+    # a dict filled item by item before the call, and a comprehension over an array
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, norm_stats=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            feats = np.ones((3, 4))
+            norm_stats = {}
+            norm_stats["mean"] = feats.mean()
+            norm_stats["std"] = 1.0
+            return Lit(norm_stats=norm_stats)
+        """,
+        "norm_stats",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, quantiles=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            qs = np.linspace(0.1, 0.9, 5)
+            return Lit(quantiles=[q * 100 for q in qs])
+        """,
+        "quantiles",
+    ),
 ]
 
 VALID = [
@@ -1043,6 +1088,31 @@ VALID = [
 
     def build(cfg: DictConfig):
         return Lit(cfg.model.hidden, list(cfg.model.sizes), name=cfg.model.name)
+    """,
+    # a filled dict whose item is converted or taken out, and comprehensions of plain items
+    """
+    def pair():
+        return 3, np.ones(3)
+
+    class Lit(L.LightningModule):
+        def __init__(self, hidden=8, stats=None, sizes=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(flag):
+        feats = np.ones((3, 4))
+        stats = {}
+        stats["mean"] = feats.mean()
+        stats["mean"] = float(stats["mean"])
+        other = {}
+        other["std"] = feats.std()
+        other.pop("std")
+        later = {}
+        if flag:
+            later["m"] = feats.max()
+        Lit(stats=stats, sizes=[float(x) for x in feats.ravel()])
+        Lit(stats=other, sizes=[v for v in pair()])
+        return Lit(stats=later)
     """,
 ]
 

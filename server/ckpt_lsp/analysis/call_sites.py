@@ -202,7 +202,7 @@ class CallSites:
         modules = [facts]
         if self.index is not None:
             modules += self.index.mentioning(cls.name, exclude=facts.path)
-        sites: list[CallSite] = []
+        sites: list[CallSite] = list(_own_factories(facts, cls))
         for where in modules:
             sites.extend(self._in_module(where, facts, cls))
             if depth < _SUBCLASS_DEPTH:
@@ -267,6 +267,19 @@ class CallSites:
             return False
         found = self.index.resolve_member(qualified, where.path)
         return found is not None and found[0].path == home.path and found[1] == cls.name
+
+
+def _own_factories(facts: ModuleFacts, cls: ClassFacts) -> Iterator[CallSite]:
+    """`cls(...)` in the class's own classmethods (`from_config(cls, cfg)`): they build it."""
+    for method in cls.methods_mentioning("classmethod"):
+        decorators = [dotted_name(d) for d in method.decorator_list]
+        args = method.args.posonlyargs + method.args.args
+        if "classmethod" not in decorators or not args:
+            continue
+        for call, func in _calls(method, args[0].arg, method):
+            if isinstance(call.func, ast.Name) and func is method:
+                env = _env_before(method, call.lineno)
+                yield CallSite(facts, call, env, cls.parsed.row_offset, True, method)
 
 
 def _local_names(func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:

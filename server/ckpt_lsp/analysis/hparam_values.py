@@ -27,7 +27,7 @@ from ckpt_lsp.analysis.hparam_weights_only import (
     refused_value,
 )
 from ckpt_lsp.analysis.load_safety import LoadSafety, Refused
-from ckpt_lsp.analysis.site_flow import SiteEnv, flow_before
+from ckpt_lsp.analysis.site_flow import SiteEnv, filled_before, flow_before
 from ckpt_lsp.analysis.value_context import ValueContext
 
 
@@ -145,6 +145,7 @@ def _site_context(classifier: Classifier, site: CallSite) -> ValueContext:
     env = SiteEnv(
         **vars(site.env), judged=flow_before(site, LoadSafety(site.facts, ctx.owner.index))
     )
+    env.contents = {**site.env.contents, **filled_before(site)}
     return _context(classifier, site.facts, env, site.in_function)
 
 

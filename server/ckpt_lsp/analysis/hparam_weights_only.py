@@ -132,33 +132,53 @@ def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
         return _judged(expr, ctx) or _reference(expr, ctx)
     if isinstance(expr, ast.Subscript):
         return _item(expr, ctx)
+    if isinstance(expr, (ast.ListComp, ast.SetComp)):
+        return _comprehension(expr, ctx)
     return UNKNOWN
 
 
 def _item(expr: ast.Subscript, ctx: ValueContext) -> str:
     """`scores[i]` of a numpy array, `df["sr"].mode()[0]`: the judge's answer, when what is
-    indexed comes from library calls. An item of a project helper's result, or of a local
-    display, is left unknown: the judge takes a tuple holding an array for the array
-    (`n, r = stats()` or `pair = (n, r)` make `pair[0]` no array)."""
-    node: ast.expr = expr.value
+    indexed comes from library calls."""
+    return (_judged(expr, ctx) or UNKNOWN) if _from_library(expr.value, ctx) else UNKNOWN
+
+
+def _from_library(expr: ast.expr, ctx: ValueContext) -> bool:
+    """The value comes from library calls. Not from a project helper or a local display: the
+    judge takes a tuple holding an array for the array (`n, r = stats()` or `pair = (n, r)`
+    make `pair[0]` no array)."""
+    node: ast.expr = expr
     while True:
         if isinstance(node, ast.Call):
             if _helper_call(node, ctx):
-                return UNKNOWN
+                return False
             node = node.func
         elif isinstance(node, (ast.Attribute, ast.Subscript)):
             node = node.value
         else:
             break
     if not isinstance(node, ast.Name):
-        return UNKNOWN
+        return False
     bindings = ctx.env.bindings
     made = bindings.get(node.id) if node.id in bindings else ctx.facts.assigns.get(node.id)
     if made is None and node.id in ctx.facts.imports:
-        return _judged(expr, ctx) or UNKNOWN  # `np.linspace(0, 1, 9)[3]`
-    if not isinstance(made, ast.Call) or _helper_call(made, ctx):
+        return True  # `np.linspace(0, 1, 9)[3]`
+    return isinstance(made, ast.Call) and not _helper_call(made, ctx)
+
+
+def _comprehension(expr: ast.ListComp | ast.SetComp, ctx: ValueContext) -> str:
+    """`[x * 2 for x in arr]` of a numpy array: its elements are numpy scalars."""
+    gens = expr.generators
+    if len(gens) != 1 or not isinstance(gens[0].target, ast.Name):
         return UNKNOWN
-    return _judged(expr, ctx) or UNKNOWN
+    safety = _safety(ctx)
+    env = judge_env(ctx, safety)
+    over = safety.of_expression(gens[0].iter, env) if _from_library(gens[0].iter, ctx) else None
+    item = safety.catalog.kind("numpy-scalar")
+    if over is None or over.kind != "numpy-array" or item is None:
+        return UNKNOWN
+    judged = safety.of_expression(expr.elt, {**env, gens[0].target.id: item})
+    return f"a container holding {judged.what}" if judged is not None else UNKNOWN
 
 
 def _helper_call(call: ast.Call, ctx: ValueContext) -> bool:
@@ -199,6 +219,9 @@ def _name(expr: ast.Name, ctx: ValueContext, depth: int) -> str:
     name = expr.id
     if _flowed(ctx).get(name) is not None:
         return _judged(expr, ctx) or UNKNOWN
+    if name in ctx.env.contents:  # `stats = {}` filled item by item (site_flow.py)
+        added = _all_of(ctx.env.contents[name], ctx, depth)
+        return f"a container holding {added}" if added != UNKNOWN and added else added
     binding = ctx.env.bindings.get(name)
     if binding is OPAQUE:
         return UNKNOWN
