@@ -708,6 +708,27 @@ INVALID = [
         """,
         "quantiles",
     ),
+    # `Model(**vars(args))`: the parameter takes the Namespace's entry of its name
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, lr=0.1, data_dir="data", out=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def parse(argv=()):
+            p = argparse.ArgumentParser()
+            p.add_argument("--lr", type=float, default=0.1)
+            p.add_argument("--data-dir", type=Path, default="data")
+            p.add_argument("--out", type=Path)
+            return p.parse_args(list(argv))
+
+        def build():
+            args = parse()
+            return Lit(**vars(args))
+        """,
+        "data_dir",
+    ),
 ]
 
 VALID = [
@@ -1113,6 +1134,21 @@ VALID = [
         Lit(stats=stats, sizes=[float(x) for x in feats.ravel()])
         Lit(stats=other, sizes=[v for v in pair()])
         return Lit(stats=later)
+    """,
+    # `Model(**vars(args))` once the Path entry is a string
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, lr=0.1, data_dir="data"):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def main():
+        p = argparse.ArgumentParser()
+        p.add_argument("--lr", type=float, default=0.1)
+        p.add_argument("--data-dir", type=Path, default="data")
+        args = p.parse_args()
+        args.data_dir = args.data_dir.as_posix()
+        return Lit(**vars(args))
     """,
 ]
 

@@ -19,6 +19,7 @@ from ckpt_lsp.analysis.call_sites import CallSite
 from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.weights_only import Refused
 
 FunctionNode = (ast.FunctionDef, ast.AsyncFunctionDef)
 _CHANGES = frozenset({"set_defaults", "parse_known_args", "parse_intermixed_args"})
@@ -28,18 +29,44 @@ _HOPS = 3
 def refused_entry(expr: ast.expr, site: CallSite, safety: LoadSafety) -> str:
     """ "an `argparse.Namespace` whose `x` is <what>" for the Namespace `expr` the site passes,
     when one entry certainly holds a value the default load refuses; "" otherwise."""
+    for dest, refused in refused_entries(expr, site, safety).items():
+        return f"an `argparse.Namespace` whose `{dest}` is {refused.what}"
+    return ""
+
+
+def spread_entry(name: str, site: CallSite, safety: LoadSafety) -> Refused | None:
+    """What `Model(**vars(args))` passes for parameter `name` from a parsed Namespace, when
+    the default load certainly refuses it."""
+    for kw in site.call.keywords:
+        value = kw.value
+        if (
+            kw.arg is None
+            and isinstance(value, ast.Call)
+            and dotted_name(value.func) == "vars"
+            and len(value.args) == 1
+        ):
+            found = refused_entries(value.args[0], site, safety).get(name)
+            if found is not None:
+                return found
+    return None
+
+
+def refused_entries(expr: ast.expr, site: CallSite, safety: LoadSafety) -> dict[str, Refused]:
+    """The entries of the Namespace `expr` the site passes that certainly hold a value the
+    default load refuses, by name."""
     func = site.func
     if func is None:
-        return ""
+        return {}
     made, names = _made(expr, func, site.call)
-    if made is None or _handed_on(_reaching(func, site.call), names, site.call):
-        return ""
+    reaching = _reaching(func, site.call)
+    if made is None or _handed_on(reaching, names, site.call):
+        return {}
     parsing = _parsing_function(made, func, site, safety)
     if parsing is None:
-        return ""
+        return {}
     facts, parser_func = parsing
-    reaching = _reaching(func, site.call)
     assigned = _assigned_attributes(_walk(parser_func)) | _assigned_attributes(reaching)
+    found: dict[str, Refused] = {}
     for call in _calls(parser_func):
         if not isinstance(call.func, ast.Attribute) or call.func.attr != "add_argument":
             continue
@@ -47,8 +74,8 @@ def refused_entry(expr: ast.expr, site: CallSite, safety: LoadSafety) -> str:
         kind = converted_type(call, facts) if dest and dest not in assigned else ""
         refused = safety.catalog.for_type(kind) if kind else None
         if refused is not None and _only_adder(parser_func, dest, facts):
-            return f"an `argparse.Namespace` whose `{dest}` is {refused.what}"
-    return ""
+            found.setdefault(dest, refused)
+    return found
 
 
 def _made(
@@ -169,8 +196,9 @@ def _branch(body: list[ast.stmt], site: ast.Call) -> list[ast.stmt]:
 def _handed_on(nodes: list[ast.AST], names: set[str], site: ast.Call) -> bool:
     """The Namespace passed to another call on the way (which may change its entries), or
     its entries reached through `__dict__`."""
+    in_site = {id(n) for n in ast.walk(site)}  # `Model(**vars(args))` reads, not changes
     for call in nodes:
-        if not isinstance(call, ast.Call) or call is site:
+        if not isinstance(call, ast.Call) or id(call) in in_site:
             continue
         passed = [*call.args, *(k.value for k in call.keywords)]
         if any(isinstance(a, ast.Name) and a.id in names for a in passed):

@@ -18,7 +18,7 @@ from ckpt_lsp.analysis.call_sites import UNKNOWN as SPREAD
 from ckpt_lsp.analysis.call_sites import CallSite
 from ckpt_lsp.analysis.classifier import Classifier
 from ckpt_lsp.analysis.facts import ModuleFacts
-from ckpt_lsp.analysis.hparam_namespace import refused_entry
+from ckpt_lsp.analysis.hparam_namespace import refused_entry, spread_entry
 from ckpt_lsp.analysis.hparam_weights_only import (
     UNKNOWN,
     config_member,
@@ -66,7 +66,9 @@ def judge(
     for site in sites:
         passed = site.argument(parameter.params, parameter.positional, name)
         if passed is SPREAD:
-            item = _starred_item(site, parameter, classifier)
+            item = _starred_item(site, parameter, classifier) or spread_entry(
+                name, site, LoadSafety(site.facts, classifier.index)
+            )
             if item is not None:
                 return HparamProblem(item.what, dropped=False, site=site)
             unknown = True
