@@ -31,6 +31,7 @@ from ckpt_lsp.analysis.hparams import (
     saved_hparams,
 )
 from ckpt_lsp.analysis.scope import ScopeResolver, ScopeVerdict
+from ckpt_lsp.analysis.value_context import ValueContext
 from ckpt_lsp.findings import Finding, Position, related_path
 from ckpt_lsp.rules import RULES
 from ckpt_lsp.suppress import is_suppressed
@@ -83,12 +84,13 @@ class HparamFindings:
         rebound = rebound_before(init, saved.call) - fills.keys() if not saved.owner else set()
         iterated = iterated_parameters(init) - rebound if not saved.owner else frozenset()
         found: list[Finding] = []
+        contexts: dict[int, ValueContext] = {}  # the sites' contexts, shared by the parameters
         for arg in stored:
             if arg is None or arg.arg in rebound:
                 continue
             default = fills.get(arg.arg) or default_of(init, arg.arg)
             parameter = Parameter(arg, default, positional, params, arg.arg in iterated)
-            problem = judge(parameter, facts, sites, self.classifier)
+            problem = judge(parameter, facts, sites, self.classifier, contexts)
             if problem is not None and saved.container is not None and _namespace(problem):
                 # Lightning stores a Namespace's entries (vars), not the object
                 problem = namespace_problem(parameter, sites, self.classifier)

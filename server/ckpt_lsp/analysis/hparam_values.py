@@ -57,8 +57,10 @@ def judge(
     facts: ModuleFacts,
     sites: list[CallSite],
     classifier: Classifier,
+    contexts: dict[int, ValueContext] | None = None,
 ) -> HparamProblem | None:
-    """The first problem among the values the parameter takes, else its annotation's."""
+    """The first problem among the values the parameter takes, else its annotation's.
+    `contexts`: each site's context, kept across the parameters of one class."""
     name = parameter.arg.arg
     values: list[tuple[ast.expr, ValueContext, CallSite | None]] = []
     unknown = not sites and parameter.default is None
@@ -75,7 +77,7 @@ def judge(
         elif passed is None:
             left_out = True
         elif isinstance(passed, ast.expr):
-            values.append((passed, _site_context(classifier, site), site))
+            values.append((passed, _site_context(classifier, site, contexts), site))
     if left_out and parameter.default is not None:
         values.append((parameter.default, _context(classifier, facts, Env(), False), None))
     elif left_out:
@@ -139,8 +141,19 @@ def _starred_item(site: CallSite, parameter: Parameter, classifier: Classifier) 
     return items[starred[1]] if items is not None and starred[1] < len(items) else None
 
 
-def _site_context(classifier: Classifier, site: CallSite) -> ValueContext:
+def _site_context(
+    classifier: Classifier, site: CallSite, contexts: dict[int, ValueContext] | None
+) -> ValueContext:
     """The context of a value a call passes, with what the flow knows of its locals."""
+    known = contexts.get(id(site)) if contexts is not None else None
+    if known is None:
+        known = _flowed_context(classifier, site)
+        if contexts is not None:
+            contexts[id(site)] = known
+    return known
+
+
+def _flowed_context(classifier: Classifier, site: CallSite) -> ValueContext:
     ctx = _context(classifier, site.facts, site.env, site.in_function)
     if site.func is None:
         return ctx

@@ -88,6 +88,8 @@ def filled_before(site: CallSite) -> dict[str, list[ast.expr]]:
         elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
             key = ast.dump(target.slice)
             items.setdefault(target.value.id, {})[key] = stmt.value
+    if not empty.intersection(items):
+        return {}
     bound = _bound_names(func)
     touched = _touched(func, site.call)
     return {
