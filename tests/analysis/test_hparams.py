@@ -729,6 +729,19 @@ INVALID = [
         """,
         "data_dir",
     ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, class_weights=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(names):
+            weights = np.ones(len(names)) / len(names)
+            return Lit(class_weights={n: w for n, w in zip(names, weights)})
+        """,
+        "class_weights",
+    ),
 ]
 
 VALID = [
@@ -1149,6 +1162,20 @@ VALID = [
         args = p.parse_args()
         args.data_dir = args.data_dir.as_posix()
         return Lit(**vars(args))
+    """,
+    # dict comprehensions keeping converted items, or the positions of an array's items
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, hidden=8, weights=None, index=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(names):
+        arr = np.linspace(0, 1, 5)
+        return Lit(
+            weights={n: float(w) for n, w in zip(names, arr)},
+            index={n: i for i, n in enumerate(arr.tolist())},
+        )
     """,
 ]
 

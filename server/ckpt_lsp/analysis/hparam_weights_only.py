@@ -132,7 +132,7 @@ def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
         return _judged(expr, ctx) or _reference(expr, ctx)
     if isinstance(expr, ast.Subscript):
         return _item(expr, ctx)
-    if isinstance(expr, (ast.ListComp, ast.SetComp)):
+    if isinstance(expr, (ast.ListComp, ast.SetComp, ast.DictComp)):
         return _comprehension(expr, ctx)
     return UNKNOWN
 
@@ -143,42 +143,80 @@ def _item(expr: ast.Subscript, ctx: ValueContext) -> str:
     return (_judged(expr, ctx) or UNKNOWN) if _from_library(expr.value, ctx) else UNKNOWN
 
 
-def _from_library(expr: ast.expr, ctx: ValueContext) -> bool:
-    """The value comes from library calls. Not from a project helper or a local display: the
-    judge takes a tuple holding an array for the array (`n, r = stats()` or `pair = (n, r)`
-    make `pair[0]` no array)."""
+def _from_library(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> bool:
+    """The value comes from library calls (and arithmetic of them). Not from a project
+    helper or a local display: the judge takes a tuple holding an array for the array
+    (`n, r = stats()` or `pair = (n, r)` make `pair[0]` no array)."""
     node: ast.expr = expr
-    while True:
+    while isinstance(node, (ast.Call, ast.Attribute, ast.Subscript)):
         if isinstance(node, ast.Call):
             if _helper_call(node, ctx):
                 return False
+            if isinstance(node.func, ast.Name):
+                return True  # a library function called (`len(x)`, `np_ones(3)`)
             node = node.func
-        elif isinstance(node, (ast.Attribute, ast.Subscript)):
-            node = node.value
         else:
-            break
+            node = node.value
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, (ast.BinOp, ast.UnaryOp)) and depth < _DEPTH:
+        operands = [node.left, node.right] if isinstance(node, ast.BinOp) else [node.operand]
+        return all(_from_library(o, ctx, depth + 1) for o in operands)
     if not isinstance(node, ast.Name):
         return False
     bindings = ctx.env.bindings
     made = bindings.get(node.id) if node.id in bindings else ctx.facts.assigns.get(node.id)
-    if made is None and node.id in ctx.facts.imports:
-        return True  # `np.linspace(0, 1, 9)[3]`
-    return isinstance(made, ast.Call) and not _helper_call(made, ctx)
+    if made is None:
+        return node.id in ctx.facts.imports  # `np.linspace(0, 1, 9)[3]`
+    return isinstance(made, ast.expr) and depth < _DEPTH and _from_library(made, ctx, depth + 1)
 
 
-def _comprehension(expr: ast.ListComp | ast.SetComp, ctx: ValueContext) -> str:
-    """`[x * 2 for x in arr]` of a numpy array: its elements are numpy scalars."""
+def _comprehension(expr: ast.ListComp | ast.SetComp | ast.DictComp, ctx: ValueContext) -> str:
+    """`[x * 2 for x in arr]`, `{n: w for n, w in zip(names, arr)}` over a numpy array: the
+    items taken from it are numpy scalars, and so is what is kept of them."""
     gens = expr.generators
-    if len(gens) != 1 or not isinstance(gens[0].target, ast.Name):
+    if len(gens) != 1:
         return UNKNOWN
     safety = _safety(ctx)
     env = judge_env(ctx, safety)
-    over = safety.of_expression(gens[0].iter, env) if _from_library(gens[0].iter, ctx) else None
-    item = safety.catalog.kind("numpy-scalar")
-    if over is None or over.kind != "numpy-array" or item is None:
+    items = _loop_items(gens[0].target, gens[0].iter, ctx, safety, env)
+    if not items:
         return UNKNOWN
-    judged = safety.of_expression(expr.elt, {**env, gens[0].target.id: item})
-    return f"a container holding {judged.what}" if judged is not None else UNKNOWN
+    kept = [expr.key, expr.value] if isinstance(expr, ast.DictComp) else [expr.elt]
+    for value in kept:
+        judged = safety.of_expression(value, {**env, **items})
+        if judged is not None:
+            return f"a container holding {judged.what}"
+    return UNKNOWN
+
+
+def _loop_items(
+    target: ast.expr,
+    over: ast.expr,
+    ctx: ValueContext,
+    safety: LoadSafety,
+    env: dict[str, Refused | None],
+) -> dict[str, Refused]:
+    """The loop names bound to items of a numpy array: `x in arr`, `n, w in zip(names, arr)`,
+    `i, x in enumerate(arr)`."""
+    item = safety.catalog.kind("numpy-scalar")
+    if item is None:
+        return {}
+    pairs: list[tuple[ast.expr, ast.expr]] = [(target, over)]
+    if isinstance(target, ast.Tuple) and isinstance(over, ast.Call) and not over.keywords:
+        called = ctx.qualify(dotted_name(over.func))
+        if called == "builtins.zip" and len(over.args) == len(target.elts):
+            pairs = list(zip(target.elts, over.args))
+        elif called == "builtins.enumerate" and len(over.args) == 1 and len(target.elts) == 2:
+            pairs = [(target.elts[1], over.args[0])]
+    found: dict[str, Refused] = {}
+    for name, source in pairs:
+        if not isinstance(name, ast.Name) or not _from_library(source, ctx):
+            continue
+        judged = safety.of_expression(source, env)
+        if judged is not None and judged.kind == "numpy-array":
+            found[name.id] = item
+    return found
 
 
 def _helper_call(call: ast.Call, ctx: ValueContext) -> bool:
@@ -186,8 +224,11 @@ def _helper_call(call: ast.Call, ctx: ValueContext) -> bool:
     local (the judge takes `return n, arr` for the array); `return pd.read_csv(p)` is not."""
     dotted = dotted_name(call.func)
     head = dotted.split(".")[0]
-    if not dotted or head in ctx.env.bindings:
-        return False  # a method of a value (a local's, a call's): the receiver tells
+    if head in ctx.env.bindings:  # a local function or class, or a method of a local value
+        local = ctx.env.bindings[head]
+        return not isinstance(local, ast.expr) and local is not OPAQUE
+    if not dotted:
+        return False  # a method of a call's result: the receiver tells
     if head in ctx.facts.classes:
         return True
     found = _safety(ctx).project_function(ctx.qualify(dotted))
