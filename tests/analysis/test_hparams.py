@@ -1420,3 +1420,11 @@ def test_a_subclass_that_keeps_the_init_passes_its_arguments_to_it(tmp_path: Pat
     analyzer, paths = _project(tmp_path, {"proj/model.py": model, "proj/train.py": train})
     found = analyzer.analyze(str(paths["proj/model.py"]), textwrap.dedent(model)).findings
     assert [(f.code, f.class_name, f.attribute) for f in found] == [("CKPT011", "Lit", "loss")]
+
+
+def test_a_namespace_finding_names_the_entry_and_its_fix() -> None:
+    source = next(src for src, param in INVALID if 'parser.add_argument("--root"' in src)
+    message = hparam_findings(source)[0][2]
+    assert "whose `root` is a `pathlib` path" in message
+    assert "make that entry of `args` plain data" in message
+    assert "OmegaConf.to_container" not in message
