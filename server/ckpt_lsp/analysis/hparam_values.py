@@ -157,11 +157,10 @@ def _flowed_context(classifier: Classifier, site: CallSite) -> ValueContext:
     ctx = _context(classifier, site.facts, site.env, site.in_function)
     if site.func is None:
         return ctx
-    env = SiteEnv(
-        **vars(site.env), judged=flow_before(site, LoadSafety(site.facts, ctx.owner.index))
-    )
-    env.contents = {**site.env.contents, **filled_before(site)}
-    return _context(classifier, site.facts, env, site.in_function)
+    judged = flow_before(site, LoadSafety(site.facts, ctx.owner.index))
+    flowed = SiteEnv(**vars(site.env), judged=judged)
+    flowed.contents = {**site.env.contents, **filled_before(site)}
+    return _context(classifier, site.facts, flowed, site.in_function)
 
 
 def _context(
