@@ -742,6 +742,23 @@ INVALID = [
         """,
         "class_weights",
     ),
+    # a factory forwarding its own parameter: its callers' values are what is stored
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, threshold=0.5):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def make_model(hidden, threshold):
+            return Lit(hidden=hidden, threshold=threshold)
+
+        def main():
+            scores = np.linspace(0, 1, 5)
+            return make_model(8, threshold=scores.max())
+        """,
+        "threshold",
+    ),
 ]
 
 VALID = [
@@ -1176,6 +1193,25 @@ VALID = [
             weights={n: float(w) for n, w in zip(names, arr)},
             index={n: i for i, n in enumerate(arr.tolist())},
         )
+    """,
+    # a factory converting what it forwards, and one whose parameter no caller fills
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, hidden=8, threshold=0.5):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def make_clean(threshold):
+        threshold = float(threshold)
+        return Lit(threshold=threshold)
+
+    def make_default(hidden, threshold=0.5):
+        return Lit(hidden=hidden, threshold=threshold)
+
+    def main():
+        scores = np.linspace(0, 1, 5)
+        make_default(np.int64(8).item())
+        return make_clean(scores.max())
     """,
 ]
 

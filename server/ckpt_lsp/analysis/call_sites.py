@@ -269,6 +269,28 @@ class CallSites:
         return found is not None and found[0].path == home.path and found[1] == cls.name
 
 
+def function_calls(
+    facts: ModuleFacts, func: ast.FunctionDef | ast.AsyncFunctionDef
+) -> list[CallSite]:
+    """The calls of a module-level function of `facts` in that module (by its plain name, not
+    where a local shadows it): a factory's callers, which pass what it forwards."""
+    if facts.functions.get(func.name) is not func:
+        return []
+    found: list[CallSite] = []
+    for parsed in facts.blocks:
+        tree = parsed.tree
+        if func.name not in parsed.block.text or tree is None:
+            continue
+        for call, caller in _calls(tree, func.name, None):
+            if dotted_name(call.func) != func.name or caller is func:
+                continue
+            if caller is not None and func.name in _local_names(caller):
+                continue
+            env = _env_before(caller, call.lineno)
+            found.append(CallSite(facts, call, env, parsed.row_offset, caller is not None, caller))
+    return found
+
+
 def _own_factories(facts: ModuleFacts, cls: ClassFacts) -> Iterator[CallSite]:
     """`cls(...)` in the class's own classmethods (`from_config(cls, cfg)`): they build it."""
     for method in cls.methods_mentioning("classmethod"):

@@ -13,9 +13,9 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from ckpt_lsp.analysis.assignments import Env
+from ckpt_lsp.analysis.assignments import OPAQUE, Env
 from ckpt_lsp.analysis.call_sites import UNKNOWN as SPREAD
-from ckpt_lsp.analysis.call_sites import CallSite
+from ckpt_lsp.analysis.call_sites import CallSite, function_calls
 from ckpt_lsp.analysis.classifier import Classifier
 from ckpt_lsp.analysis.facts import ModuleFacts
 from ckpt_lsp.analysis.hparam_namespace import refused_entry, spread_entry
@@ -78,6 +78,7 @@ def judge(
             left_out = True
         elif isinstance(passed, ast.expr):
             values.append((passed, _site_context(classifier, site, contexts), site))
+            values += _forwarded(passed, site, classifier, contexts)
     if left_out and parameter.default is not None:
         values.append((parameter.default, _context(classifier, facts, Env(), False), None))
     elif left_out:
@@ -96,6 +97,42 @@ def judge(
         if what:
             return HparamProblem(what, dropped=False)
     return None
+
+
+def _forwarded(
+    passed: ast.expr,
+    site: CallSite,
+    classifier: Classifier,
+    contexts: dict[int, ValueContext] | None,
+) -> list[tuple[ast.expr, ValueContext, CallSite | None]]:
+    """`def build(threshold): return Model(threshold=threshold)`: what the factory's own
+    callers in its module pass for that parameter (one step; a parameter rebound in the
+    factory is not forwarded as passed)."""
+    func = site.func
+    if (
+        func is None
+        or not isinstance(passed, ast.Name)
+        or site.env.bindings.get(passed.id) is not OPAQUE
+    ):
+        return []
+    args = func.args
+    params = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+    if passed.id not in {p.arg for p in params} or _rebinds(func, passed.id):
+        return []
+    positional = len(args.posonlyargs) + len(args.args)
+    found: list[tuple[ast.expr, ValueContext, CallSite | None]] = []
+    for outer in function_calls(site.facts, func):
+        given = outer.argument(params, positional, passed.id)
+        if isinstance(given, ast.expr):
+            found.append((given, _site_context(classifier, outer, contexts), outer))
+    return found
+
+
+def _rebinds(func: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> bool:
+    return any(
+        isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, (ast.Store, ast.Del))
+        for n in ast.walk(func)
+    )
 
 
 def namespace_problem(
