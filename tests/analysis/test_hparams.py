@@ -517,6 +517,248 @@ INVALID = [
         """,
         "rate",
     ),
+    # an item of a numpy array a library call made, at one of two construction sites
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, threshold=0.5):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(clean=False):
+            if clean:
+                return Lit(threshold=0.5)
+            scores = np.linspace(0.3, 0.7, 9)
+            return Lit(threshold=scores[np.argmax(np.sin(scores))])
+        """,
+        "threshold",
+    ),
+    # a dict of numpy scalars a helper returned as a tuple (the shared flow types them)
+    (
+        """
+        def mel_stats(n_mels):
+            feats = np.log1p(np.random.default_rng(0).gamma(2.0, size=(200, n_mels)))
+            return feats.mean(), feats.std()
+
+        class Lit(L.LightningModule):
+            def __init__(self, n_mels=64, norm_stats: dict = None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(clean=False):
+            mean, std = mel_stats(64)
+            if clean:
+                return Lit(norm_stats={"mean": float(mean), "std": std.item()})
+            return Lit(norm_stats={"mean": mean, "std": std})
+        """,
+        "norm_stats",
+    ),
+    # a Namespace stored whole, one entry of which argparse converts to a Path
+    (
+        """
+        def parse_args(argv=()):
+            p = argparse.ArgumentParser()
+            p.add_argument("--num_tags", type=int, default=5)
+            p.add_argument("--data_dir", type=Path, default=Path("data/audio"))
+            return p.parse_args(list(argv))
+
+        class Lit(L.LightningModule):
+            def __init__(self, args: argparse.Namespace):
+                super().__init__()
+                self.save_hyperparameters(args)
+
+        def build(argv=(), clean=False):
+            args = parse_args(argv)
+            if clean:
+                args.data_dir = str(args.data_dir)
+                return None
+            return Lit(args)
+        """,
+        "args",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, args):
+                super().__init__()
+                self.save_hyperparameters(args)
+
+        def main():
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--root", type=pathlib.Path, default="runs")
+            args = parser.parse_args()
+            return Lit(args)
+        """,
+        "args",
+    ),
+    # an item of an array a project helper returned (no tuple of it)
+    (
+        """
+        def grid():
+            return np.linspace(0.3, 0.7, 9)
+
+        class Lit(L.LightningModule):
+            def __init__(self, threshold=0.5):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            scores = grid()
+            return Lit(threshold=scores[3])
+        """,
+        "threshold",
+    ),
+    # lists and dicts that collect the items of a numpy array hold numpy scalars (measured)
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, sizes=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            arr = np.linspace(0, 1, 9)
+            return Lit(sizes=sorted(arr))
+        """,
+        "sizes",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, weights=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(names):
+            return Lit(weights=dict(zip(names, np.ones(3))))
+        """,
+        "weights",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, lr=0.1):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            return Lit(hidden=round(np.float64(7.5)), lr=round(np.float64(0.123), 2))
+        """,
+        "lr",
+    ),
+    # a config member the `__init__` loops over is a ListConfig (or a DictConfig)
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, input_size, hidden_sizes, dropout: float):
+                super().__init__()
+                self.save_hyperparameters()
+                layers, d = [], input_size
+                for h in hidden_sizes:
+                    layers.append(nn.Linear(d, h))
+                    d = h
+
+        def build(cfg: DictConfig):
+            return Lit(cfg.data.input_size, cfg.model.hidden, dropout=cfg.model.dropout)
+        """,
+        "hidden_sizes",
+    ),
+    # `cls(...)` in the class's own classmethod builds it
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, threshold=0.5):
+                super().__init__()
+                self.save_hyperparameters()
+
+            @classmethod
+            def from_config(cls, cfg):
+                scores = np.linspace(0.3, 0.7, 9)
+                return cls(hidden=cfg.hidden, threshold=scores.max())
+        """,
+        "threshold",
+    ),
+    # a dict filled item by item before the call, and a comprehension over an array
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, norm_stats=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            feats = np.ones((3, 4))
+            norm_stats = {}
+            norm_stats["mean"] = feats.mean()
+            norm_stats["std"] = 1.0
+            return Lit(norm_stats=norm_stats)
+        """,
+        "norm_stats",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, quantiles=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            qs = np.linspace(0.1, 0.9, 5)
+            return Lit(quantiles=[q * 100 for q in qs])
+        """,
+        "quantiles",
+    ),
+    # `Model(**vars(args))`: the parameter takes the Namespace's entry of its name
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, lr=0.1, data_dir="data", out=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def parse(argv=()):
+            p = argparse.ArgumentParser()
+            p.add_argument("--lr", type=float, default=0.1)
+            p.add_argument("--data-dir", type=Path, default="data")
+            p.add_argument("--out", type=Path)
+            return p.parse_args(list(argv))
+
+        def build():
+            args = parse()
+            return Lit(**vars(args))
+        """,
+        "data_dir",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, class_weights=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(names):
+            weights = np.ones(len(names)) / len(names)
+            return Lit(class_weights={n: w for n, w in zip(names, weights)})
+        """,
+        "class_weights",
+    ),
+    # a factory forwarding its own parameter: its callers' values are what is stored
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=8, threshold=0.5):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def make_model(hidden, threshold):
+            return Lit(hidden=hidden, threshold=threshold)
+
+        def main():
+            scores = np.linspace(0, 1, 5)
+            return make_model(8, threshold=scores.max())
+        """,
+        "threshold",
+    ),
 ]
 
 VALID = [
@@ -804,6 +1046,173 @@ VALID = [
         n, r = stats()
         return Lit(hidden=n, rate=float(r.max()))
     """,
+    # an item of a helper's tuple result is no numpy value for being next to one
+    """
+    def stats():
+        r = np.random.default_rng(0).normal(size=9)
+        return len(r), r
+
+    class Lit(L.LightningModule):
+        def __init__(self, hidden=8):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build():
+        res = stats()
+        return Lit(hidden=res[0])
+    """,
+    # a Namespace whose Path entry is made a string first, one that may leave None, one
+    # handed to a helper first (which may convert it), and one of a parser setting defaults
+    """
+    def parse_args(argv=()):
+        p = argparse.ArgumentParser()
+        p.add_argument("--data_dir", type=Path, default=Path("data/audio"))
+        p.add_argument("--out", type=Path)
+        return p.parse_args(list(argv))
+
+    def prepare(args):
+        args.data_dir = str(args.data_dir)
+
+    def parse_other(argv=()):
+        p = argparse.ArgumentParser()
+        p.add_argument("--data_dir", type=Path, default="data")
+        p.set_defaults(data_dir=None)
+        return p.parse_args(list(argv))
+
+    class Lit(L.LightningModule):
+        def __init__(self, args: argparse.Namespace):
+            super().__init__()
+            self.save_hyperparameters(args)
+
+    def build(argv=()):
+        args = parse_args(argv)
+        args.data_dir = str(args.data_dir)
+        return Lit(args)
+
+    def build_prepared(argv=()):
+        args = parse_args(argv)
+        prepare(args)
+        return Lit(args)
+
+    def build_other():
+        return Lit(parse_other())
+    """,
+    # a Namespace whose only converted entry may be None
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, args):
+            super().__init__()
+            self.save_hyperparameters(args)
+
+    def main():
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--out", type=Path)
+        parser.add_argument("--lr", type=float, default="0.1")
+        return Lit(parser.parse_args())
+    """,
+    # items of a helper's tuple by index; plain lists of an array's items; round(x) is an int
+    """
+    def pair():
+        return 3, np.ones(3)
+
+    class Lit(L.LightningModule):
+        def __init__(self, hidden=8, sizes=None, shape=None, lr=0.1):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(names):
+        p = pair()
+        arr = np.linspace(0, 1, 9)
+        Lit(hidden=p[0], sizes=list(arr.tolist()), shape=tuple(arr.shape))
+        return Lit(hidden=round(arr.mean()), sizes=dict(zip(names, arr.tolist())))
+    """,
+    # a config member used as a number, or a loop over a list of the member's values
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, hidden, sizes, name: str = "x"):
+            super().__init__()
+            self.save_hyperparameters()
+            for s in sizes:
+                pass
+            for c in name:
+                pass
+
+    def build(cfg: DictConfig):
+        return Lit(cfg.model.hidden, list(cfg.model.sizes), name=cfg.model.name)
+    """,
+    # a filled dict whose item is converted or taken out, and comprehensions of plain items
+    """
+    def pair():
+        return 3, np.ones(3)
+
+    class Lit(L.LightningModule):
+        def __init__(self, hidden=8, stats=None, sizes=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(flag):
+        feats = np.ones((3, 4))
+        stats = {}
+        stats["mean"] = feats.mean()
+        stats["mean"] = float(stats["mean"])
+        other = {}
+        other["std"] = feats.std()
+        other.pop("std")
+        later = {}
+        if flag:
+            later["m"] = feats.max()
+        Lit(stats=stats, sizes=[float(x) for x in feats.ravel()])
+        Lit(stats=other, sizes=[v for v in pair()])
+        return Lit(stats=later)
+    """,
+    # `Model(**vars(args))` once the Path entry is a string
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, lr=0.1, data_dir="data"):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def main():
+        p = argparse.ArgumentParser()
+        p.add_argument("--lr", type=float, default=0.1)
+        p.add_argument("--data-dir", type=Path, default="data")
+        args = p.parse_args()
+        args.data_dir = args.data_dir.as_posix()
+        return Lit(**vars(args))
+    """,
+    # dict comprehensions keeping converted items, or the positions of an array's items
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, hidden=8, weights=None, index=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(names):
+        arr = np.linspace(0, 1, 5)
+        return Lit(
+            weights={n: float(w) for n, w in zip(names, arr)},
+            index={n: i for i, n in enumerate(arr.tolist())},
+        )
+    """,
+    # a factory converting what it forwards, and one whose parameter no caller fills
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, hidden=8, threshold=0.5):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def make_clean(threshold):
+        threshold = float(threshold)
+        return Lit(threshold=threshold)
+
+    def make_default(hidden, threshold=0.5):
+        return Lit(hidden=hidden, threshold=threshold)
+
+    def main():
+        scores = np.linspace(0, 1, 5)
+        make_default(np.int64(8).item())
+        return make_clean(scores.max())
+    """,
 ]
 
 
@@ -1047,3 +1456,11 @@ def test_a_subclass_that_keeps_the_init_passes_its_arguments_to_it(tmp_path: Pat
     analyzer, paths = _project(tmp_path, {"proj/model.py": model, "proj/train.py": train})
     found = analyzer.analyze(str(paths["proj/model.py"]), textwrap.dedent(model)).findings
     assert [(f.code, f.class_name, f.attribute) for f in found] == [("CKPT011", "Lit", "loss")]
+
+
+def test_a_namespace_finding_names_the_entry_and_its_fix() -> None:
+    source = next(src for src, param in INVALID if 'parser.add_argument("--root"' in src)
+    message = hparam_findings(source)[0][2]
+    assert "whose `root` is a `pathlib` path" in message
+    assert "make that entry of `args` plain data" in message
+    assert "OmegaConf.to_container" not in message

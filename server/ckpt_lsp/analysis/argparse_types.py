@@ -17,23 +17,27 @@ from ckpt_lsp.analysis.names import qualify
 def argument_types(facts: ModuleFacts, dest: str) -> list[str]:
     """The qualified `type=` of every `add_argument` in the module that stores to `dest`
     and always gives it a value; "" for one without a `type=`, or that may leave None."""
-    found: list[str] = []
-    for call in _add_argument_calls(facts):
-        if _dest(call) != dest:
-            continue
-        keywords = {k.arg: k.value for k in call.keywords if k.arg}
-        given = keywords.get("type")
-        kind = qualify(dotted_name(given), facts) if given is not None else ""
-        if (
-            not kind
-            or "nargs" in keywords
-            or "action" in keywords
-            or not _valued(call, kind, facts)
-        ):
-            found.append("")
-        else:
-            found.append(kind)
-    return found
+    return [
+        converted_type(call, facts) for call in _add_argument_calls(facts) if _dest(call) == dest
+    ]
+
+
+def converted_type(call: ast.Call, facts: ModuleFacts) -> str:
+    """The qualified `type=` one `add_argument` call always gives its value; "" when it has
+    none, or may leave None or a list."""
+    keywords = {k.arg: k.value for k in call.keywords if k.arg}
+    given = keywords.get("type")
+    kind = qualify(dotted_name(given), facts) if given is not None else ""
+    if not kind or "nargs" in keywords or "action" in keywords or not _valued(call, kind, facts):
+        return ""
+    return kind
+
+
+def dest_of(call: ast.Call) -> str:
+    """Where argparse stores one `add_argument` call's value ("" when not literal)."""
+    if any(k.arg is None for k in call.keywords):
+        return ""  # `**options` may name the dest
+    return _dest(call)
 
 
 def _add_argument_calls(facts: ModuleFacts) -> Iterator[ast.Call]:

@@ -33,6 +33,7 @@ class CallSite:
     env: Env
     row_offset: int  # of the block whose tree holds the call
     in_function: bool
+    func: ast.FunctionDef | ast.AsyncFunctionDef | None = None  # the function making the call
 
     @property
     def row(self) -> int:
@@ -201,7 +202,7 @@ class CallSites:
         modules = [facts]
         if self.index is not None:
             modules += self.index.mentioning(cls.name, exclude=facts.path)
-        sites: list[CallSite] = []
+        sites: list[CallSite] = list(_own_factories(facts, cls))
         for where in modules:
             sites.extend(self._in_module(where, facts, cls))
             if depth < _SUBCLASS_DEPTH:
@@ -245,7 +246,7 @@ class CallSites:
                 if not self._constructs(where, home, cls, call, func):
                     continue
                 env = _env_before(func, call.lineno)
-                yield CallSite(where, call, env, parsed.row_offset, func is not None)
+                yield CallSite(where, call, env, parsed.row_offset, func is not None, func)
 
     def _constructs(
         self,
@@ -266,6 +267,41 @@ class CallSites:
             return False
         found = self.index.resolve_member(qualified, where.path)
         return found is not None and found[0].path == home.path and found[1] == cls.name
+
+
+def function_calls(
+    facts: ModuleFacts, func: ast.FunctionDef | ast.AsyncFunctionDef
+) -> list[CallSite]:
+    """The calls of a module-level function of `facts` in that module (by its plain name, not
+    where a local shadows it): a factory's callers, which pass what it forwards."""
+    if facts.functions.get(func.name) is not func:
+        return []
+    found: list[CallSite] = []
+    for parsed in facts.blocks:
+        tree = parsed.tree
+        if func.name not in parsed.block.text or tree is None:
+            continue
+        for call, caller in _calls(tree, func.name, None):
+            if dotted_name(call.func) != func.name or caller is func:
+                continue
+            if caller is not None and func.name in _local_names(caller):
+                continue
+            env = _env_before(caller, call.lineno)
+            found.append(CallSite(facts, call, env, parsed.row_offset, caller is not None, caller))
+    return found
+
+
+def _own_factories(facts: ModuleFacts, cls: ClassFacts) -> Iterator[CallSite]:
+    """`cls(...)` in the class's own classmethods (`from_config(cls, cfg)`): they build it."""
+    for method in cls.methods_mentioning("classmethod"):
+        decorators = [dotted_name(d) for d in method.decorator_list]
+        args = method.args.posonlyargs + method.args.args
+        if "classmethod" not in decorators or not args:
+            continue
+        for call, func in _calls(method, args[0].arg, method):
+            if isinstance(call.func, ast.Name) and func is method:
+                env = _env_before(method, call.lineno)
+                yield CallSite(facts, call, env, cls.parsed.row_offset, True, method)
 
 
 def _local_names(func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:

@@ -17,19 +17,21 @@ from ckpt_lsp.analysis.blocks import split_lines
 from ckpt_lsp.analysis.call_sites import CallSite, CallSites
 from ckpt_lsp.analysis.classifier import Classifier
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
-from ckpt_lsp.analysis.hparam_values import HparamProblem, Parameter, judge
+from ckpt_lsp.analysis.hparam_values import HparamProblem, Parameter, judge, namespace_problem
 from ckpt_lsp.analysis.hparams import (
     SavedHparams,
     calls_super_init,
     default_of,
     inherited_hparams,
     init_parameters,
+    iterated_parameters,
     lightning_bases,
     none_fills,
     rebound_before,
     saved_hparams,
 )
 from ckpt_lsp.analysis.scope import ScopeResolver, ScopeVerdict
+from ckpt_lsp.analysis.value_context import ValueContext
 from ckpt_lsp.findings import Finding, Position, related_path
 from ckpt_lsp.rules import RULES
 from ckpt_lsp.suppress import is_suppressed
@@ -80,15 +82,20 @@ class HparamFindings:
         sites = self.sites.of(facts, cls)
         fills = none_fills(init, saved.call) if not saved.owner else {}
         rebound = rebound_before(init, saved.call) - fills.keys() if not saved.owner else set()
+        iterated = iterated_parameters(init) - rebound if not saved.owner else frozenset()
         found: list[Finding] = []
+        contexts: dict[int, ValueContext] = {}  # the sites' contexts, shared by the parameters
         for arg in stored:
             if arg is None or arg.arg in rebound:
                 continue
             default = fills.get(arg.arg) or default_of(init, arg.arg)
-            parameter = Parameter(arg, default, positional, params)
-            problem = judge(parameter, facts, sites, self.classifier)
-            if problem is None or (saved.container is not None and "Namespace" in problem.what):
-                continue  # Lightning stores a Namespace's entries (vars), not the object
+            parameter = Parameter(arg, default, positional, params, arg.arg in iterated)
+            problem = judge(parameter, facts, sites, self.classifier, contexts)
+            if problem is not None and saved.container is not None and _namespace(problem):
+                # Lightning stores a Namespace's entries (vars), not the object
+                problem = namespace_problem(parameter, sites, self.classifier)
+            if problem is None:
+                continue
             finding = self._finding(filename, facts, cls, init, saved, arg, problem, verdict)
             if finding is not None:
                 found.append(finding)
@@ -156,6 +163,10 @@ class HparamFindings:
         )
 
 
+def _namespace(problem: HparamProblem) -> bool:
+    return "Namespace" in problem.what
+
+
 def _inherited(
     init: ast.FunctionDef | ast.AsyncFunctionDef,
     bases: tuple[tuple[ModuleFacts, ClassFacts], ...],
@@ -213,7 +224,9 @@ def describe(
             "`load_from_checkpoint`, `Trainer.fit(ckpt_path=...)` and the tuner fail with "
             "UnpicklingError"
         )
-    if saved.container is not None:
+    if saved.container is not None and _namespace(problem):
+        fix = f"make that entry of `{name}` plain data (`str(...)`, a number) before it is stored"
+    elif saved.container is not None:
         fix = f"store plain data instead (`OmegaConf.to_container({name})`, a dict of plain values)"
     elif saved.owner:
         fix = f"add `{name}` to the `ignore=` of `{saved.owner}`'s `save_hyperparameters()`"

@@ -13,11 +13,12 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from ckpt_lsp.analysis.assignments import Env
+from ckpt_lsp.analysis.assignments import OPAQUE, Env
 from ckpt_lsp.analysis.call_sites import UNKNOWN as SPREAD
-from ckpt_lsp.analysis.call_sites import CallSite
+from ckpt_lsp.analysis.call_sites import CallSite, function_calls
 from ckpt_lsp.analysis.classifier import Classifier
 from ckpt_lsp.analysis.facts import ModuleFacts
+from ckpt_lsp.analysis.hparam_namespace import refused_entry, spread_entry
 from ckpt_lsp.analysis.hparam_weights_only import (
     UNKNOWN,
     config_member,
@@ -26,6 +27,7 @@ from ckpt_lsp.analysis.hparam_weights_only import (
     refused_value,
 )
 from ckpt_lsp.analysis.load_safety import LoadSafety, Refused
+from ckpt_lsp.analysis.site_flow import SiteEnv, filled_before, flow_before
 from ckpt_lsp.analysis.value_context import ValueContext
 
 
@@ -47,6 +49,7 @@ class Parameter:
     default: ast.expr | None
     positional: int  # how many parameters (self excluded) may be passed by position
     params: list[ast.arg]
+    iterated: bool = False  # the `__init__` loops over it: a container, not a number
 
 
 def judge(
@@ -54,8 +57,10 @@ def judge(
     facts: ModuleFacts,
     sites: list[CallSite],
     classifier: Classifier,
+    contexts: dict[int, ValueContext] | None = None,
 ) -> HparamProblem | None:
-    """The first problem among the values the parameter takes, else its annotation's."""
+    """The first problem among the values the parameter takes, else its annotation's.
+    `contexts`: each site's context, kept across the parameters of one class."""
     name = parameter.arg.arg
     values: list[tuple[ast.expr, ValueContext, CallSite | None]] = []
     unknown = not sites and parameter.default is None
@@ -63,15 +68,17 @@ def judge(
     for site in sites:
         passed = site.argument(parameter.params, parameter.positional, name)
         if passed is SPREAD:
-            item = _starred_item(site, parameter, classifier)
+            item = _starred_item(site, parameter, classifier) or spread_entry(
+                name, site, LoadSafety(site.facts, classifier.index)
+            )
             if item is not None:
                 return HparamProblem(item.what, dropped=False, site=site)
             unknown = True
         elif passed is None:
             left_out = True
         elif isinstance(passed, ast.expr):
-            ctx = _context(classifier, site.facts, site.env, site.in_function)
-            values.append((passed, ctx, site))
+            values.append((passed, _site_context(classifier, site, contexts), site))
+            values += _forwarded(passed, site, classifier, contexts)
     if left_out and parameter.default is not None:
         values.append((parameter.default, _context(classifier, facts, Env(), False), None))
     elif left_out:
@@ -79,7 +86,7 @@ def judge(
     for expr, ctx, passed_at in values:
         verdict = value_problem(expr, ctx)
         if verdict == UNKNOWN:
-            member = config_member(expr, parameter.arg.annotation, ctx)
+            member = config_member(expr, parameter.arg.annotation, ctx, parameter.iterated)
             verdict = HparamProblem(member, dropped=False) if member else verdict
         if isinstance(verdict, HparamProblem):
             return HparamProblem(verdict.what, verdict.dropped, verdict.copy_fails, passed_at)
@@ -89,6 +96,56 @@ def judge(
         what = refused_annotation(parameter.arg.annotation, ctx)
         if what:
             return HparamProblem(what, dropped=False)
+    return None
+
+
+def _forwarded(
+    passed: ast.expr,
+    site: CallSite,
+    classifier: Classifier,
+    contexts: dict[int, ValueContext] | None,
+) -> list[tuple[ast.expr, ValueContext, CallSite | None]]:
+    """`def build(threshold): return Model(threshold=threshold)`: what the factory's own
+    callers in its module pass for that parameter (one step; a parameter rebound in the
+    factory is not forwarded as passed)."""
+    func = site.func
+    if (
+        func is None
+        or not isinstance(passed, ast.Name)
+        or site.env.bindings.get(passed.id) is not OPAQUE
+    ):
+        return []
+    args = func.args
+    params = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+    if passed.id not in {p.arg for p in params} or _rebinds(func, passed.id):
+        return []
+    positional = len(args.posonlyargs) + len(args.args)
+    found: list[tuple[ast.expr, ValueContext, CallSite | None]] = []
+    for outer in function_calls(site.facts, func):
+        given = outer.argument(params, positional, passed.id)
+        if isinstance(given, ast.expr):
+            found.append((given, _site_context(classifier, outer, contexts), outer))
+    return found
+
+
+def _rebinds(func: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> bool:
+    return any(
+        isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, (ast.Store, ast.Del))
+        for n in ast.walk(func)
+    )
+
+
+def namespace_problem(
+    parameter: Parameter, sites: list[CallSite], classifier: Classifier
+) -> HparamProblem | None:
+    """`save_hyperparameters(args)` stores a Namespace by its entries: the first call passing
+    a Namespace one entry of which the default load certainly refuses."""
+    for site in sites:
+        passed = site.argument(parameter.params, parameter.positional, parameter.arg.arg)
+        if isinstance(passed, ast.expr):
+            what = refused_entry(passed, site, LoadSafety(site.facts, classifier.index))
+            if what:
+                return HparamProblem(what, dropped=False, site=site)
     return None
 
 
@@ -119,6 +176,28 @@ def _starred_item(site: CallSite, parameter: Parameter, classifier: Classifier) 
     safety = LoadSafety(ctx.facts, ctx.owner.index)
     items = safety.items_of(starred[0], -1, judge_env(ctx, safety))
     return items[starred[1]] if items is not None and starred[1] < len(items) else None
+
+
+def _site_context(
+    classifier: Classifier, site: CallSite, contexts: dict[int, ValueContext] | None
+) -> ValueContext:
+    """The context of a value a call passes, with what the flow knows of its locals."""
+    known = contexts.get(id(site)) if contexts is not None else None
+    if known is None:
+        known = _flowed_context(classifier, site)
+        if contexts is not None:
+            contexts[id(site)] = known
+    return known
+
+
+def _flowed_context(classifier: Classifier, site: CallSite) -> ValueContext:
+    ctx = _context(classifier, site.facts, site.env, site.in_function)
+    if site.func is None:
+        return ctx
+    judged = flow_before(site, LoadSafety(site.facts, ctx.owner.index))
+    flowed = SiteEnv(**vars(site.env), judged=judged)
+    flowed.contents = {**site.env.contents, **filled_before(site)}
+    return _context(classifier, site.facts, flowed, site.in_function)
 
 
 def _context(

@@ -70,6 +70,10 @@ _PLAIN_CONSTANTS = frozenset(
     {"numpy.pi", "numpy.e", "numpy.inf", "numpy.nan", "numpy.newaxis", "math.pi", "math.e"}
     | {"math.inf", "math.nan", "math.tau"}
 )
+# Builtins that collect the items of their argument (`sorted(arr)` holds numpy scalars).
+_COLLECTING = frozenset(
+    {"builtins.list", "builtins.tuple", "builtins.set", "builtins.dict", "builtins.sorted"}
+)
 _CONFIG = "an OmegaConf config (`DictConfig`/`ListConfig`)"
 _PARTIALS = frozenset({"functools.partial", "functools.partialmethod"})
 _CALLABLE_TYPES = frozenset({"typing.Callable", "collections.abc.Callable"})
@@ -93,7 +97,13 @@ def judge_env(ctx: ValueContext, safety: LoadSafety) -> dict[str, Refused | None
     env: dict[str, Refused | None] = {}
     for name, binding in ctx.env.bindings.items():
         env[name] = safety.kind_of(binding) if isinstance(binding, ast.expr) else None
+    env.update(_flowed(ctx))  # the flow followed what the last binding alone does not tell
     return env
+
+
+def _flowed(ctx: ValueContext) -> dict[str, Refused | None]:
+    """What the shared flow judged the call site's locals to hold (site_flow.py)."""
+    return dict(getattr(ctx.env, "judged", {}))
 
 
 def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
@@ -120,7 +130,112 @@ def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
         return _name(expr, ctx, depth)
     if isinstance(expr, ast.Attribute):
         return _judged(expr, ctx) or _reference(expr, ctx)
+    if isinstance(expr, ast.Subscript):
+        return _item(expr, ctx)
+    if isinstance(expr, (ast.ListComp, ast.SetComp, ast.DictComp)):
+        return _comprehension(expr, ctx)
     return UNKNOWN
+
+
+def _item(expr: ast.Subscript, ctx: ValueContext) -> str:
+    """`scores[i]` of a numpy array, `df["sr"].mode()[0]`: the judge's answer, when what is
+    indexed comes from library calls."""
+    return (_judged(expr, ctx) or UNKNOWN) if _from_library(expr.value, ctx) else UNKNOWN
+
+
+def _from_library(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> bool:
+    """The value comes from library calls (and arithmetic of them). Not from a project
+    helper or a local display: the judge takes a tuple holding an array for the array
+    (`n, r = stats()` or `pair = (n, r)` make `pair[0]` no array)."""
+    node: ast.expr = expr
+    while isinstance(node, (ast.Call, ast.Attribute, ast.Subscript)):
+        if isinstance(node, ast.Call):
+            if _helper_call(node, ctx):
+                return False
+            if isinstance(node.func, ast.Name):
+                return True  # a library function called (`len(x)`, `np_ones(3)`)
+            node = node.func
+        else:
+            node = node.value
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, (ast.BinOp, ast.UnaryOp)) and depth < _DEPTH:
+        operands = [node.left, node.right] if isinstance(node, ast.BinOp) else [node.operand]
+        return all(_from_library(o, ctx, depth + 1) for o in operands)
+    if not isinstance(node, ast.Name):
+        return False
+    bindings = ctx.env.bindings
+    made = bindings.get(node.id) if node.id in bindings else ctx.facts.assigns.get(node.id)
+    if made is None:
+        return node.id in ctx.facts.imports  # `np.linspace(0, 1, 9)[3]`
+    return isinstance(made, ast.expr) and depth < _DEPTH and _from_library(made, ctx, depth + 1)
+
+
+def _comprehension(expr: ast.ListComp | ast.SetComp | ast.DictComp, ctx: ValueContext) -> str:
+    """`[x * 2 for x in arr]`, `{n: w for n, w in zip(names, arr)}` over a numpy array: the
+    items taken from it are numpy scalars, and so is what is kept of them."""
+    gens = expr.generators
+    if len(gens) != 1:
+        return UNKNOWN
+    safety = _safety(ctx)
+    env = judge_env(ctx, safety)
+    items = _loop_items(gens[0].target, gens[0].iter, ctx, safety, env)
+    if not items:
+        return UNKNOWN
+    kept = [expr.key, expr.value] if isinstance(expr, ast.DictComp) else [expr.elt]
+    for value in kept:
+        judged = safety.of_expression(value, {**env, **items})
+        if judged is not None:
+            return f"a container holding {judged.what}"
+    return UNKNOWN
+
+
+def _loop_items(
+    target: ast.expr,
+    over: ast.expr,
+    ctx: ValueContext,
+    safety: LoadSafety,
+    env: dict[str, Refused | None],
+) -> dict[str, Refused]:
+    """The loop names bound to items of a numpy array: `x in arr`, `n, w in zip(names, arr)`,
+    `i, x in enumerate(arr)`."""
+    item = safety.catalog.kind("numpy-scalar")
+    if item is None:
+        return {}
+    pairs: list[tuple[ast.expr, ast.expr]] = [(target, over)]
+    if isinstance(target, ast.Tuple) and isinstance(over, ast.Call) and not over.keywords:
+        called = ctx.qualify(dotted_name(over.func))
+        if called == "builtins.zip" and len(over.args) == len(target.elts):
+            pairs = list(zip(target.elts, over.args))
+        elif called == "builtins.enumerate" and len(over.args) == 1 and len(target.elts) == 2:
+            pairs = [(target.elts[1], over.args[0])]
+    found: dict[str, Refused] = {}
+    for name, source in pairs:
+        if not isinstance(name, ast.Name) or not _from_library(source, ctx):
+            continue
+        judged = safety.of_expression(source, env)
+        if judged is not None and judged.kind == "numpy-array":
+            found[name.id] = item
+    return found
+
+
+def _helper_call(call: ast.Call, ctx: ValueContext) -> bool:
+    """A call of a project class, or of a project function that may return a display or a
+    local (the judge takes `return n, arr` for the array); `return pd.read_csv(p)` is not."""
+    dotted = dotted_name(call.func)
+    head = dotted.split(".")[0]
+    if head in ctx.env.bindings:  # a local function or class, or a method of a local value
+        local = ctx.env.bindings[head]
+        return not isinstance(local, ast.expr) and local is not OPAQUE
+    if not dotted:
+        return False  # a method of a call's result: the receiver tells
+    if head in ctx.facts.classes:
+        return True
+    found = _safety(ctx).project_function(ctx.qualify(dotted))
+    if found is None:
+        return head in ctx.facts.functions
+    returns = [n.value for n in ast.walk(found[1]) if isinstance(n, ast.Return)]
+    return not returns or not all(isinstance(r, (ast.Call, ast.Attribute)) for r in returns)
 
 
 def _judged(expr: ast.expr, ctx: ValueContext) -> str:
@@ -143,6 +258,11 @@ def _all_of(items: list[ast.expr], ctx: ValueContext, depth: int) -> str:
 
 def _name(expr: ast.Name, ctx: ValueContext, depth: int) -> str:
     name = expr.id
+    if _flowed(ctx).get(name) is not None:
+        return _judged(expr, ctx) or UNKNOWN
+    if name in ctx.env.contents:  # `stats = {}` filled item by item (site_flow.py)
+        added = _all_of(ctx.env.contents[name], ctx, depth)
+        return f"a container holding {added}" if added != UNKNOWN and added else added
     binding = ctx.env.bindings.get(name)
     if binding is OPAQUE:
         return UNKNOWN
@@ -192,11 +312,14 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
     if qualified in _SAFE_CALLS:
         return SAFE
     if qualified.startswith("builtins.") and qualified[len("builtins.") :] in _SAFE_BUILTINS:
-        return SAFE
-    if qualified in ("builtins.list", "builtins.tuple", "builtins.set", "builtins.dict"):
+        return _judged(call, ctx)  # plain, but `round(x, 2)`, `sum(arr)` of numpy stay numpy
+    if qualified in _COLLECTING:
         if any(_is_config(arg, ctx) for arg in call.args):
             return UNKNOWN  # `list(cfg.milestones)` holds the config's entries, not the config
-        found = _all_of([*call.args, *(kw.value for kw in call.keywords)], ctx, depth)
+        items = [_unzipped(a, ctx) for a in call.args]
+        found = _all_of([*_flat(items), *(kw.value for kw in call.keywords)], ctx, depth)
+        if found == _what(_safety(ctx).catalog.kind("numpy-array")):
+            return "numpy scalars (the items of a numpy array)"  # measured: refused
         return found if found else SAFE
     judged = _judged(call, ctx)
     if judged:
@@ -207,14 +330,34 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
     return UNKNOWN
 
 
-def config_member(expr: ast.expr, annotation: ast.expr | None, ctx: ValueContext) -> str:
+def _unzipped(arg: ast.expr, ctx: ValueContext) -> list[ast.expr]:
+    """`zip(names, arr)`, `enumerate(arr)`: the tuples hold the items of their arguments."""
+    zipping = ("builtins.zip", "builtins.enumerate")
+    if (
+        isinstance(arg, ast.Call)
+        and not arg.keywords
+        and ctx.qualify(dotted_name(arg.func)) in zipping
+    ):
+        return list(arg.args)
+    return [arg]
+
+
+def _flat(groups: list[list[ast.expr]]) -> list[ast.expr]:
+    return [item for group in groups for item in group]
+
+
+def config_member(
+    expr: ast.expr, annotation: ast.expr | None, ctx: ValueContext, iterated: bool = False
+) -> str:
     """What a member of an OmegaConf config is, when the annotation says it is a container.
 
     `cfg.optim.milestones` and `cfg["model"]` of a DictConfig are a ListConfig and a
     DictConfig when the entry holds a list or a dict (omegaconf wraps nested containers;
     measured: the default load refuses both), and a plain number or string otherwise. The
-    syntax cannot tell which, the parameter's container annotation (`List[int]`) can."""
-    if not isinstance(expr, (ast.Attribute, ast.Subscript)) or not _container(annotation, ctx):
+    syntax cannot tell which, the parameter's container annotation (`List[int]`) can, and so
+    can an unannotated parameter the `__init__` iterates (`for h in hidden_sizes`)."""
+    container = _container(annotation, ctx) or (iterated and annotation is None)
+    if not isinstance(expr, (ast.Attribute, ast.Subscript)) or not container:
         return SAFE
     base: ast.expr = expr
     while isinstance(base, (ast.Attribute, ast.Subscript)):

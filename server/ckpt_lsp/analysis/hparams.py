@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ckpt_lsp.analysis.facts import super_init_call
+from ckpt_lsp.analysis.facts import dotted_name, super_init_call
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -153,6 +153,21 @@ def _none_test(test: ast.expr) -> str | None:
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
         return test.operand.id if isinstance(test.operand, ast.Name) else None
     return None
+
+
+def iterated_parameters(func: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+    """Parameters the function loops over itself (`for h in hidden_sizes`, a comprehension,
+    `enumerate(sizes)`, `zip(a, b)`): a value it iterates is a container (or a string)."""
+    names: set[str] = set()
+    for node in ast.walk(func):
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+            over = node.iter
+            if isinstance(over, ast.Call) and dotted_name(over.func) in ("enumerate", "zip"):
+                names.update(a.id for a in over.args if isinstance(a, ast.Name))
+            elif isinstance(over, ast.Name):
+                names.add(over.id)
+    params = {p.arg for p in init_parameters(func)}
+    return frozenset(names & params)
 
 
 def _stored_before(node: ast.Name, where: tuple[int, int]) -> bool:

@@ -1,0 +1,137 @@
+"""What the local names of a constructing call's function hold, by the shared flow.
+
+`mean, std = mel_stats(n)` then `Model(norm={"mean": mean})`, or `scores = np.linspace(...)`
+then `Model(threshold=scores[i])`: the call site's own bindings hold only the last syntax
+assigned to a name; the weights-only flow (local_flow.py, the one CKPT010 uses) follows
+unpacking of helpers' tuples, chains of locals, branches and loops to what each name holds
+at the statement making the call.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from ckpt_lsp.analysis.assignments import Env
+from ckpt_lsp.analysis.call_sites import CallSite
+from ckpt_lsp.analysis.facts import dotted_name
+from ckpt_lsp.analysis.load_safety import LoadSafety
+from ckpt_lsp.analysis.local_flow import NUMBER_MARK, LocalFlow
+from ckpt_lsp.weights_only import Refused
+
+
+@dataclass
+class SiteEnv(Env):
+    """A call site's bindings, with what the flow judged each local name to hold there."""
+
+    judged: dict[str, Refused | None] = field(default_factory=dict)
+
+
+def flow_before(site: CallSite, safety: LoadSafety) -> dict[str, Refused | None]:
+    """The names the flow knows to be refused (or number literals) at the site's statement."""
+    func = site.func
+    if func is None:
+        return {}
+    flow = LocalFlow(safety).run(func)
+    stmt = _statement_of(func, site.call, flow)
+    if stmt is None:
+        return {}
+    return {
+        k: v for k, v in flow.env_before(stmt).items() if v is not None or k.startswith(NUMBER_MARK)
+    }
+
+
+def _statement_of(func: ast.AST, call: ast.Call, flow: LocalFlow) -> ast.stmt | None:
+    """The innermost statement the flow walked that holds `call`."""
+    found: ast.stmt | None = None
+    stack: list[ast.AST] = list(ast.iter_child_nodes(func))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.stmt) and id(node) in flow.before and _holds(node, call):
+            found = node
+            stack = list(ast.iter_child_nodes(node))
+            continue
+    return found
+
+
+def _holds(node: ast.AST, call: ast.Call) -> bool:
+    start = (node.lineno, node.col_offset)  # type: ignore[attr-defined]
+    end = (node.end_lineno or node.lineno, node.end_col_offset or 0)  # type: ignore[attr-defined]
+    return (
+        start <= (call.lineno, call.col_offset)
+        and (
+            call.end_lineno or call.lineno,
+            call.end_col_offset or 0,
+        )
+        <= end
+    )
+
+
+def filled_before(site: CallSite) -> dict[str, list[ast.expr]]:
+    """`stats = {}; stats["mean"] = feats.mean()` at the top level of the function before the
+    call's statement (so it certainly ran): what each local container, bound once to an empty
+    display and then only filled by item, holds (a key set twice holds its last value)."""
+    func = site.func
+    if func is None:
+        return {}
+    where = (site.call.lineno, site.call.col_offset)
+    empty: set[str] = set()
+    items: dict[str, dict[str, ast.expr]] = {}
+    for stmt in func.body:
+        if (stmt.end_lineno or stmt.lineno, stmt.end_col_offset or 0) >= where:
+            break
+        if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
+            continue
+        target = stmt.targets[0]
+        if isinstance(target, ast.Name) and _empty(stmt.value):
+            empty.add(target.id)
+        elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+            key = ast.dump(target.slice)
+            items.setdefault(target.value.id, {})[key] = stmt.value
+    if not empty.intersection(items):
+        return {}
+    bound = _bound_names(func)
+    touched = _touched(func, site.call)
+    return {
+        name: list(held.values())
+        for name, held in items.items()
+        if name in empty and bound.get(name) == 1 and name not in touched
+    }
+
+
+def _empty(value: ast.expr) -> bool:
+    if isinstance(value, (ast.Dict, ast.List)):
+        return not (value.keys if isinstance(value, ast.Dict) else value.elts)
+    return (
+        isinstance(value, ast.Call)
+        and dotted_name(value.func) == "dict"
+        and not (value.args or value.keywords)
+    )
+
+
+def _touched(func: ast.AST, site: ast.Call) -> set[str]:
+    """Names used other than by item (`d["k"] = v`, `d["k"]`) outside the site call: a method
+    (`d.pop("k")`), a `del d["k"]` or a call given `d` may take an item out."""
+    by_item = {
+        id(node.value)
+        for node in ast.walk(func)
+        if isinstance(node, ast.Subscript) and not isinstance(node.ctx, ast.Del)
+    }
+    in_site = {id(node) for node in ast.walk(site)}
+    return {
+        node.id
+        for node in ast.walk(func)
+        if isinstance(node, ast.Name)
+        and isinstance(node.ctx, ast.Load)
+        and id(node) not in by_item
+        and id(node) not in in_site
+    }
+
+
+def _bound_names(func: ast.AST) -> dict[str, int]:
+    """How many times each name is bound in the function."""
+    counts: dict[str, int] = {}
+    for node in ast.walk(func):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            counts[node.id] = counts.get(node.id, 0) + 1
+    return counts
