@@ -62,6 +62,9 @@ class CallEntry:
     # the kind holds only when the call passes this keyword, as written (`average=None`:
     # sklearn's per-class scores are an array, the averaged ones a Python float)
     keyword: str = ""
+    # for a call returning a tuple (`codes, uniques = pd.factorize(col)`): each element's kind,
+    # so unpacked names are typed; empty when the result is no tuple of known length
+    items: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
             int(e.get("min_args", 0)),
             bool(e.get("numpy_args", False)),
             str(e.get("keyword", "")),
+            tuple(known(f"call {e['name']!r} items", str(k)) for k in e.get("items", [])),
         )
         for e in data.get("call", [])
     }
@@ -226,6 +230,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
                 False,
                 -1,
             )
+    _inherit_methods(data, methods, known)
     receiver_only = frozenset(
         str(e["name"]) for e in data.get("kind", []) if e.get("receiver_only")
     )
@@ -256,6 +261,22 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         nested,
         factories,
     )
+
+
+def _inherit_methods(
+    data: Mapping[str, Any],
+    methods: dict[tuple[str, str], tuple[str, bool, bool, int]],
+    known: Any,
+) -> None:
+    """A kind `like` another has its methods too, unless it lists its own (a frame indexed by
+    time is a frame whose `index` is a DatetimeIndex)."""
+    for e in data.get("kind", []):
+        if not e.get("like"):
+            continue
+        name, like = str(e["name"]), known(f"kind {e['name']!r} like", str(e["like"]))
+        for (kind, method), found in list(methods.items()):
+            if kind == like and (name, method) not in methods:
+                methods[(name, method)] = found
 
 
 @lru_cache(maxsize=1)

@@ -89,10 +89,11 @@ def _safety(ctx: ValueContext) -> LoadSafety:
 
 
 def judge_env(ctx: ValueContext, safety: LoadSafety) -> dict[str, Refused | None]:
-    """What the local names hold, as the weights-only judge takes them."""
+    """What the local names hold, as the weights-only judge takes them (each judged with the
+    names bound before it: `train = df.iloc[:-24]` after `df = series()`)."""
     env: dict[str, Refused | None] = {}
     for name, binding in ctx.env.bindings.items():
-        env[name] = safety.kind_of(binding) if isinstance(binding, ast.expr) else None
+        env[name] = safety.kind_of(binding, env) if isinstance(binding, ast.expr) else None
     return env
 
 
@@ -120,7 +121,27 @@ def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
         return _name(expr, ctx, depth)
     if isinstance(expr, ast.Attribute):
         return _judged(expr, ctx) or _reference(expr, ctx)
+    if isinstance(expr, ast.Subscript):
+        return _item(expr, ctx)
     return UNKNOWN
+
+
+def _item(expr: ast.Subscript, ctx: ValueContext) -> str:
+    """`df["sr"].mode()[0]` (a method's result indexed) as the weights-only judge sees it;
+    `stats()[0]`, an element unpacked from a helper's tuple, only by what the helper returns
+    there (the tuple as a whole is refused for any refused element)."""
+    safety = _safety(ctx)
+    env = judge_env(ctx, safety)
+    value, index = expr.value, expr.slice
+    if isinstance(value, ast.Call) and isinstance(index, ast.Constant):
+        position = index.value
+        items = safety.items_of(value, -1, env) if isinstance(position, int) else None
+        if items is not None and isinstance(position, int) and -len(items) <= position < len(items):
+            return _what(items[position]) if items[position] is not None else UNKNOWN
+        head = dotted_name(value.func).split(".")[0]
+        if not isinstance(value.func, ast.Attribute) or (head and head in ctx.facts.imports):
+            return UNKNOWN  # a function's tuple, not a method's result (`s.mode()`)
+    return _what(safety.of_expression(expr, env)) or UNKNOWN
 
 
 def _judged(expr: ast.expr, ctx: ValueContext) -> str:

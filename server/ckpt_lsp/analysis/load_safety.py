@@ -38,6 +38,11 @@ _PYTHON_NUMBERS = frozenset({"builtins.len", "builtins.int", "builtins.float"})
 _MAX_DEPTH = 3
 _NUMPY = frozenset({"numpy-scalar", "numpy-array"})
 _SHAPES = (ast.Dict, ast.List, ast.Tuple)
+# a frame's string subscript is a column; a frame built with a DatetimeIndex is indexed by time
+# (data/weights_only.toml has the kinds)
+_FRAME, _SERIES, _TIME_FRAME = "pandas-frame", "pandas-series", "pandas-time-frame"
+_FRAMES = frozenset({_FRAME, _TIME_FRAME})
+_ROWS = frozenset({"iloc", "loc"})
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
 
 
@@ -101,11 +106,7 @@ class LoadSafety:
         if isinstance(expr, (ast.List, ast.Tuple, ast.Set)):
             return self.first_refused(expr.elts, env)
         if isinstance(expr, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):
-            return (
-                _no_fix(self.of_expression(expr.elt, env))
-                if not isinstance(expr, ast.GeneratorExp)
-                else None
-            )
+            return self._comprehension(expr, env)
         return None
 
     def _numpy_arithmetic(
@@ -172,7 +173,12 @@ class LoadSafety:
             key = item_key(expr.value.id, index.value)
             if key in env:
                 return env[key]
+        rows = self._rows(expr, env)
+        if rows is not None:
+            return rows
         receiver = self.kind_of(expr.value, env)
+        if receiver is not None and receiver.kind in _FRAMES:
+            return self._column(index)
         if receiver is not None and receiver.kind != "numpy-array" and not receiver.type_name:
             # a library container's item (`model[0]` of an nn.Sequential); a project class
             # may define its own __getitem__
@@ -188,6 +194,43 @@ class LoadSafety:
             isinstance(index, ast.Tuple) and any(isinstance(e, ast.Slice) for e in index.elts)
         )
         return _no_fix(self.catalog.kind("numpy-array" if sliced else "numpy-scalar"))
+
+    def _rows(self, expr: ast.Subscript, env: Env) -> Refused | None:
+        """`df.iloc[:cut]`, `df["load"].loc[a:b]`: a slice of rows keeps the frame or column
+        (and a frame's DatetimeIndex); a single row or cell is not known here."""
+        value = expr.value
+        if not isinstance(value, ast.Attribute) or value.attr not in _ROWS:
+            return None
+        if not isinstance(expr.slice, ast.Slice):
+            return None
+        receiver = self.kind_of(value.value, env)
+        if receiver is None or receiver.kind not in {*_FRAMES, _SERIES}:
+            return None
+        return receiver
+
+    def _column(self, index: ast.expr) -> Refused | None:
+        """`df["ap"]` is a Series, `df[["a", "b"]]` a frame; a mask or a variable is not known."""
+        if isinstance(index, ast.Constant) and isinstance(index.value, str):
+            return self.catalog.kind(_SERIES)
+        return self.catalog.kind(_FRAME) if isinstance(index, ast.List) else None
+
+    def _comprehension(
+        self, expr: ast.ListComp | ast.SetComp | ast.GeneratorExp, env: Env
+    ) -> Refused | None:
+        """`[t for t in thresholds if t <= 0.75]`: the items of a numpy array are numpy values
+        (a pandas column's iterate as Python numbers); a generator itself is not saved."""
+        if isinstance(expr, ast.GeneratorExp):
+            return None
+        inner = dict(env)
+        for generator in expr.generators:
+            for name in ast.walk(generator.target):
+                if isinstance(name, ast.Name):
+                    inner[name.id] = None  # shadows any outer name of that spelling
+            if isinstance(generator.target, ast.Name):
+                over = self.kind_of(generator.iter, inner)
+                if over is not None and over.kind == "numpy-array":
+                    inner[generator.target.id] = _no_fix(self.catalog.kind("numpy-scalar"))
+        return _no_fix(self.of_expression(expr.elt, inner))
 
     def first_refused(self, items: list[ast.expr], env: Env = _NO_ENV) -> Refused | None:
         """A list or tuple display holding a refused element is refused as a whole."""
@@ -375,6 +418,7 @@ class LoadSafety:
             return self._keeps_numpy(call, entry.kind, env)
         if entry is not None:
             refused = self._shaped(self.catalog.kind(entry.kind), call)
+            refused = self._time_indexed(refused, call, env)
             certain = entry.fix_args < 0 or (len(call.args) <= entry.fix_args and not call.keywords)
             return refused if certain else _no_fix(refused)
         located = self._project_class(qualified)
@@ -385,6 +429,17 @@ class LoadSafety:
         if built is not None:
             return built
         return self._project_function(qualified, call, env)
+
+    def _time_indexed(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
+        """`pd.DataFrame({...}, index=pd.date_range(...))`: a frame indexed by time."""
+        if refused is None or refused.kind != _FRAME:
+            return refused
+        for keyword in call.keywords:
+            if keyword.arg == "index":
+                given = self.kind_of(keyword.value, env)
+                if given is not None and given.kind == "pandas-datetime-index":
+                    return self.catalog.kind(_TIME_FRAME)
+        return refused
 
     def _factory_class(self, qualified: str) -> Refused | None:
         """An instance of a module-level class a factory built under its own name
@@ -628,12 +683,18 @@ class LoadSafety:
         dotted = dotted_name(expr.func)
         if not dotted or not self._names_global(dotted, env):
             return None
+        entry = self.catalog.for_call(qualify(dotted, self.facts), len(expr.args))
+        if entry is not None and entry.items:  # `codes, uniques = pd.factorize(col)`
+            if count >= 0 and count != len(entry.items):
+                return None
+            return [_no_fix(self.catalog.kind(kind)) for kind in entry.items]
         found = self.project_function(qualify(dotted, self.facts))
         if found is None or found[1].returns is not None:
             return None
         from ckpt_lsp.analysis.local_flow import return_items_of  # the flow needs this module
 
-        returned = return_items_of(found[1], self._deeper(found[0]))
+        bound = self._bound(found[1], expr, env)
+        returned = return_items_of(found[1], self._deeper(found[0]), bound)
         if count < 0 and returned and returned[0] is not None:
             count = len(returned[0])  # a starred target: any length every return agrees on
         if not returned or any(r is None or len(r) != count for r in returned):

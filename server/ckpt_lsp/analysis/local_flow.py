@@ -363,9 +363,12 @@ def _forget_keys(stmt: ast.stmt, state: State) -> State:
     return {k: v for k, v in state.items() if "[" not in k or k.split("[", 1)[0] not in touched}
 
 
-def return_items_of(func: FunctionNode, safety: LoadSafety) -> list[list[Refused | None] | None]:
-    """What each element of each `return a, b` of a function gives (locals followed)."""
-    return LocalFlow(safety).run(func).return_items
+def return_items_of(
+    func: FunctionNode, safety: LoadSafety, bound: Mapping[str, object] | None = None
+) -> list[list[Refused | None] | None]:
+    """What each element of each `return a, b` of a function gives (locals followed, its
+    parameters bound to what the call passes: `train_split(df)`)."""
+    return LocalFlow(safety).run(func, bound).return_items
 
 
 def _key(target: ast.expr) -> str:
