@@ -49,6 +49,11 @@ class Refused:
     # for an instance of a project class: the call that built it, so an attribute its
     # `__init__` sets is judged with what the call passes; not part of the identity
     built: ast.Call | None = field(default=None, compare=False, hash=False, repr=False)
+    # for a pandas frame built from a dict display: the columns known to hold numbers (their
+    # max and items are numpy scalars; a string column's are str); not part of the identity
+    number_columns: frozenset[str] = field(
+        default=frozenset(), compare=False, hash=False, repr=False
+    )
 
 
 @dataclass(frozen=True)

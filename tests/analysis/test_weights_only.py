@@ -715,6 +715,15 @@ FAMILY_INVALID = [
         ' "step": df.index[1] - df.index[0], "std": df["y"].iloc[-24:].std()}, p)\n',
         [(11, "last"), (11, "max"), (11, "step"), (11, "std")],
     ),
+    (
+        "a column of numbers' max and items, and a count of values, are numpy scalars",
+        "import pandas as pd\n"
+        "def save(p):\n    r = np.random.default_rng(0)\n"
+        '    df = pd.DataFrame({"cls": ["a", "b"], "ap": [0.1, 0.5], "n": r.integers(1, 9, size=2)})\n'
+        '    torch.save({"ap": df["ap"].max(), "n": df.dropna()["n"].min(), "c": df["cls"].value_counts()["a"],'
+        ' "first": df["ap"].sort_values()[0]}, p)\n',
+        [(5, "ap"), (5, "n"), (5, "c"), (5, "first")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -883,6 +892,14 @@ FAMILY_VALID = [
         "def save(p, names):\n    thr = np.linspace(0.5, 0.95, 10)\n"
         '    torch.save({"c": [round(float(t), 2) for t in thr], "n": [t for t in names],'
         ' "l": thr.tolist(), "shadow": [thr for thr in names]}, p)\n',
+    ),
+    (
+        "a string column's max, mode and items are str; a read column's dtype is not known",
+        "import pandas as pd\n"
+        'def save(p, path):\n    df = pd.DataFrame({"cls": ["a", "b"], "ap": [0.1, 0.5]})\n'
+        "    raw = pd.read_csv(path)\n"
+        '    torch.save({"m": df["cls"].max(), "mode": df["cls"].mode()[0], "first": df["cls"][0],'
+        ' "raw": raw["date"].max()}, p)\n',
     ),
 ]
 

@@ -41,6 +41,7 @@ _SHAPES = (ast.Dict, ast.List, ast.Tuple)
 # a frame's string subscript is a column; a frame built with a DatetimeIndex is indexed by time
 # (data/weights_only.toml has the kinds)
 _FRAME, _SERIES, _TIME_FRAME = "pandas-frame", "pandas-series", "pandas-time-frame"
+_NUMBER_SERIES = "pandas-number-series"
 _FRAMES = frozenset({_FRAME, _TIME_FRAME})
 _ROWS = frozenset({"iloc", "loc"})
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
@@ -178,7 +179,7 @@ class LoadSafety:
             return rows
         receiver = self.kind_of(expr.value, env)
         if receiver is not None and receiver.kind in _FRAMES:
-            return self._column(index)
+            return self._column(index, receiver)
         if receiver is not None and receiver.kind != "numpy-array" and not receiver.type_name:
             # a library container's item (`model[0]` of an nn.Sequential); a project class
             # may define its own __getitem__
@@ -204,14 +205,16 @@ class LoadSafety:
         if not isinstance(expr.slice, ast.Slice):
             return None
         receiver = self.kind_of(value.value, env)
-        if receiver is None or receiver.kind not in {*_FRAMES, _SERIES}:
+        if receiver is None or receiver.kind not in {*_FRAMES, _SERIES, _NUMBER_SERIES}:
             return None
         return receiver
 
-    def _column(self, index: ast.expr) -> Refused | None:
-        """`df["ap"]` is a Series, `df[["a", "b"]]` a frame; a mask or a variable is not known."""
+    def _column(self, index: ast.expr, frame: Refused) -> Refused | None:
+        """`df["ap"]` is a Series (of numbers when the frame's display built it so),
+        `df[["a", "b"]]` a frame; a mask or a variable is not known."""
         if isinstance(index, ast.Constant) and isinstance(index.value, str):
-            return self.catalog.kind(_SERIES)
+            numbers = index.value in frame.number_columns
+            return self.catalog.kind(_NUMBER_SERIES if numbers else _SERIES)
         return self.catalog.kind(_FRAME) if isinstance(index, ast.List) else None
 
     def _comprehension(
@@ -388,6 +391,8 @@ class LoadSafety:
         if not returns:
             return None
         found = self.catalog.kind(returns)
+        if found is not None and found.kind in _FRAMES and receiver.number_columns:
+            found = replace(found, number_columns=receiver.number_columns)  # `df.dropna()`
         # `model.to(device)` keeps the receiver's fix; a different kind's fix is its own
         return (
             found
@@ -418,7 +423,7 @@ class LoadSafety:
             return self._keeps_numpy(call, entry.kind, env)
         if entry is not None:
             refused = self._shaped(self.catalog.kind(entry.kind), call)
-            refused = self._time_indexed(refused, call, env)
+            refused = self._framed(refused, call, env)
             certain = entry.fix_args < 0 or (len(call.args) <= entry.fix_args and not call.keywords)
             return refused if certain else _no_fix(refused)
         located = self._project_class(qualified)
@@ -430,16 +435,34 @@ class LoadSafety:
             return built
         return self._project_function(qualified, call, env)
 
-    def _time_indexed(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
-        """`pd.DataFrame({...}, index=pd.date_range(...))`: a frame indexed by time."""
+    def _framed(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
+        """`pd.DataFrame({"n": [5, 9]}, index=pd.date_range(...))`: a frame indexed by time,
+        whose columns built from numbers or numpy arrays are known to hold numbers."""
         if refused is None or refused.kind != _FRAME:
             return refused
         for keyword in call.keywords:
             if keyword.arg == "index":
                 given = self.kind_of(keyword.value, env)
                 if given is not None and given.kind == "pandas-datetime-index":
-                    return self.catalog.kind(_TIME_FRAME)
-        return refused
+                    refused = self.catalog.kind(_TIME_FRAME) or refused
+        display = call.args[0] if call.args else None
+        if not isinstance(display, ast.Dict):
+            return refused
+        numbers = frozenset(
+            key.value
+            for key, value in zip(display.keys, display.values)
+            if isinstance(key, ast.Constant)
+            and isinstance(key.value, str)
+            and self._numbers(value, env)
+        )
+        return replace(refused, number_columns=numbers) if numbers else refused
+
+    def _numbers(self, value: ast.expr, env: Env) -> bool:
+        """A list display of number literals, a numpy array or a column of numbers."""
+        if isinstance(value, (ast.List, ast.Tuple)):
+            return bool(value.elts) and all(_is_number_constant(e) for e in value.elts)
+        found = self.kind_of(value, env)
+        return found is not None and found.kind in {"numpy-array", _NUMBER_SERIES}
 
     def _factory_class(self, qualified: str) -> Refused | None:
         """An instance of a module-level class a factory built under its own name
