@@ -724,6 +724,13 @@ FAMILY_INVALID = [
         ' "first": df["ap"].sort_values()[0]}, p)\n',
         [(5, "ap"), (5, "n"), (5, "c"), (5, "first")],
     ),
+    (
+        "a builtin over a generator of a numpy array's items, enumerate's and zip's items",
+        "def save(p, names):\n    arr = np.linspace(0.1, 0.9, 5)\n"
+        '    torch.save({"s": sum(t for t in arr), "m": max(t for t in arr if t > 0.2),'
+        ' "e": [t for i, t in enumerate(arr) if i % 2], "z": [a for a, n in zip(arr, names)]}, p)\n',
+        [(3, "s"), (3, "m"), (3, "e"), (3, "z")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -900,6 +907,12 @@ FAMILY_VALID = [
         "    raw = pd.read_csv(path)\n"
         '    torch.save({"m": df["cls"].max(), "mode": df["cls"].mode()[0], "first": df["cls"][0],'
         ' "raw": raw["date"].max()}, p)\n',
+    ),
+    (
+        "enumerate's indexes, zip's other items, a generator of Python numbers",
+        "def save(p, names):\n    arr = np.linspace(0.1, 0.9, 5)\n"
+        '    torch.save({"i": [i for i, t in enumerate(arr)], "n": [n for a, n in zip(arr, names)],'
+        ' "f": max(float(t) for t in arr), "c": sum(1 for t in arr if t > 0.5)}, p)\n',
     ),
 ]
 

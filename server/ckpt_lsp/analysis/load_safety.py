@@ -220,20 +220,46 @@ class LoadSafety:
     def _comprehension(
         self, expr: ast.ListComp | ast.SetComp | ast.GeneratorExp, env: Env
     ) -> Refused | None:
-        """`[t for t in thresholds if t <= 0.75]`: the items of a numpy array are numpy values
-        (a pandas column's iterate as Python numbers); a generator itself is not saved."""
-        if isinstance(expr, ast.GeneratorExp):
-            return None
+        """`[t for t in thresholds if t <= 0.75]`: a list of what each item is; a generator
+        itself is not saved (a builtin over it is: `_keeps_numpy`)."""
+        return None if isinstance(expr, ast.GeneratorExp) else self._element(expr, env)
+
+    def _element(
+        self, expr: ast.ListComp | ast.SetComp | ast.GeneratorExp, env: Env
+    ) -> Refused | None:
+        """What each item a comprehension yields is: the items of a numpy array are numpy
+        values (a pandas column's iterate as Python numbers)."""
         inner = dict(env)
         for generator in expr.generators:
             for name in ast.walk(generator.target):
                 if isinstance(name, ast.Name):
                     inner[name.id] = None  # shadows any outer name of that spelling
-            if isinstance(generator.target, ast.Name):
-                over = self.kind_of(generator.iter, inner)
-                if over is not None and over.kind == "numpy-array":
-                    inner[generator.target.id] = _no_fix(self.catalog.kind("numpy-scalar"))
+            inner.update(self._iterated(generator.target, generator.iter, inner))
         return _no_fix(self.of_expression(expr.elt, inner))
+
+    def _iterated(self, target: ast.expr, iterable: ast.expr, env: Env) -> dict[str, Refused]:
+        """`t` of `for t in arr`, `t` of `for i, t in enumerate(arr)`, `a, b` of `for a, b in
+        zip(xs, ys)`: the names that take a numpy array's items."""
+        pairs: list[tuple[ast.expr, ast.expr]] = []
+        if isinstance(target, ast.Name):
+            pairs = [(target, iterable)]
+        elif isinstance(target, ast.Tuple) and isinstance(iterable, ast.Call):
+            func, args = iterable.func, iterable.args
+            called = func.id if isinstance(func, ast.Name) and func.id not in env else ""
+            builtin = qualify(called, self.facts) if called and not iterable.keywords else ""
+            if builtin == "builtins.zip" and len(target.elts) == len(args):
+                pairs = list(zip(target.elts, args))
+            elif builtin == "builtins.enumerate" and len(target.elts) == 2 and len(args) == 1:
+                pairs = [(target.elts[1], args[0])]
+        item = _no_fix(self.catalog.kind("numpy-scalar"))
+        found: dict[str, Refused] = {}
+        for name, over in pairs:
+            if not isinstance(name, ast.Name) or item is None:
+                continue
+            judged = self.kind_of(over, env)
+            if judged is not None and judged.kind == "numpy-array":
+                found[name.id] = item
+        return found
 
     def first_refused(self, items: list[ast.expr], env: Env = _NO_ENV) -> Refused | None:
         """A list or tuple display holding a refused element is refused as a whole."""
@@ -507,7 +533,11 @@ class LoadSafety:
     def _keeps_numpy(self, call: ast.Call, kind: str, env: Env) -> Refused | None:
         """A builtin over numpy values returns one of them, or a numpy result of them."""
         for arg in call.args:
-            found = self.kind_of(arg, env)
+            found = (
+                self._element(arg, env)  # `sum(t for t in arr)`
+                if isinstance(arg, ast.GeneratorExp)
+                else self.kind_of(arg, env)
+            )
             if found is not None and found.kind in _NUMPY:
                 return _no_fix(self.catalog.kind(kind))
         return None
