@@ -731,6 +731,15 @@ FAMILY_INVALID = [
         ' "e": [t for i, t in enumerate(arr) if i % 2], "z": [a for a, n in zip(arr, names)]}, p)\n',
         [(3, "s"), (3, "m"), (3, "e"), (3, "z")],
     ),
+    (
+        "a frame's row by position, a number column's last item, dtypes, a Timestamp's date",
+        "import pandas as pd\n"
+        'def save(p):\n    df = pd.DataFrame({"a": [1.5, 2.5], "s": ["x", "y"]})\n'
+        '    ts = pd.Timestamp("2024-01-01")\n'
+        '    torch.save({"row": df.iloc[-1], "last": df["a"].iloc[-1], "dt": df.dtypes,'
+        ' "d": ts.date()}, p)\n',
+        [(5, "row"), (5, "last"), (5, "dt"), (5, "d")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -913,6 +922,13 @@ FAMILY_VALID = [
         "def save(p, names):\n    arr = np.linspace(0.1, 0.9, 5)\n"
         '    torch.save({"i": [i for i, t in enumerate(arr)], "n": [n for a, n in zip(arr, names)],'
         ' "f": max(float(t) for t in arr), "c": sum(1 for t in arr if t > 0.5)}, p)\n',
+    ),
+    (
+        "a string column's last item, a cell by position, a Timestamp's seconds",
+        "import pandas as pd\n"
+        'def save(p):\n    df = pd.DataFrame({"a": [1.5, 2.5], "s": ["x", "y"]})\n'
+        '    ts = pd.Timestamp("2024-01-01")\n'
+        '    torch.save({"s": df["s"].iloc[-1], "cell": df.iloc[0, 1], "t": ts.timestamp()}, p)\n',
     ),
 ]
 

@@ -198,16 +198,24 @@ class LoadSafety:
 
     def _rows(self, expr: ast.Subscript, env: Env) -> Refused | None:
         """`df.iloc[:cut]`, `df["load"].loc[a:b]`: a slice of rows keeps the frame or column
-        (and a frame's DatetimeIndex); a single row or cell is not known here."""
+        (and a frame's DatetimeIndex); `df.iloc[-1]` is a row (a Series), `col.iloc[-1]` of a
+        column of numbers a numpy scalar; a label (`loc`) or a cell is not known here."""
         value = expr.value
         if not isinstance(value, ast.Attribute) or value.attr not in _ROWS:
             return None
-        if not isinstance(expr.slice, ast.Slice):
+        index = expr.slice
+        sliced = isinstance(index, ast.Slice)
+        if not sliced and not (value.attr == "iloc" and _is_int(index)):
             return None
         receiver = self.kind_of(value.value, env)
         if receiver is None or receiver.kind not in {*_FRAMES, _SERIES, _NUMBER_SERIES}:
             return None
-        return receiver
+        if sliced:
+            return receiver
+        if receiver.kind in _FRAMES:
+            return self.catalog.kind(_SERIES)
+        numbers = receiver.kind == _NUMBER_SERIES
+        return _no_fix(self.catalog.kind("numpy-scalar")) if numbers else None
 
     def _column(self, index: ast.expr, frame: Refused) -> Refused | None:
         """`df["ap"]` is a Series (of numbers when the frame's display built it so),
@@ -805,6 +813,14 @@ def _agreed(judged: list[Refused | None]) -> Refused | None:
 def _is_number_constant(expr: ast.expr) -> bool:
     value = expr.value if isinstance(expr, ast.Constant) else None
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(expr: ast.expr) -> bool:
+    """An int literal, negative ones too (`iloc[-1]`)."""
+    if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub):
+        expr = expr.operand
+    value = expr.value if isinstance(expr, ast.Constant) else None
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_none(expr: ast.expr) -> bool:
