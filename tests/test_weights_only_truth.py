@@ -278,3 +278,16 @@ def test_a_kind_like_another_has_its_methods() -> None:
     assert catalog.method("pandas-time-frame", "dropna", False, False) == "pandas-frame"
     assert catalog.method("pandas-time-frame", "index", True, False) == "pandas-datetime-index"
     assert catalog.method("pandas-frame", "index", True, False) == "pandas-index"
+
+
+@pytest.mark.parametrize(
+    "entry", [e for e in DATA.get("method", []) if e.get("unsized")], ids=lambda e: e["name"]
+)
+def test_a_sized_method_without_a_size_returns_its_unsized_kind(
+    entry: dict[str, Any], tmp_path: Path
+) -> None:
+    """`rng.integers(5, 20)` is one numpy integer: refused, and of the kind listed."""
+    value = _evaluate(entry["unsized_probe"], list(entry.get("requires", [])), tmp_path)
+    assert _default_load_fails(value), entry["name"]
+    assert entry["unsized"] == "numpy-scalar" and type(value).__module__ == "numpy"
+    assert getattr(value, "ndim", None) == 0, entry["name"]

@@ -29,6 +29,9 @@ ANY_RECEIVER = "*"
 # the key suffix under which a `no_args` method's result given arguments rides in the methods
 # table (`arr.mean(axis=0)` is an array where `arr.mean()` is a scalar)
 WITH_ARGS = "(...)"
+# the key suffix under which a `sized` method's result without a size rides in the methods
+# table (`rng.integers(5, 20)` is one numpy integer where `rng.integers(0, 5, size=3)` is an array)
+UNSIZED = "(unsized)"
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,9 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         key = (known(where, str(e["kind"]), any_ok=True), str(e["name"]))
         no_args, sized = bool(e.get("no_args")), int(e.get("sized", -1))
         methods[key] = (returns, bool(e.get("attribute")), no_args, sized)
+        if e.get("unsized"):  # what a `sized` method returns without a size
+            unsized = known(where, str(e["unsized"]))
+            methods[(key[0], key[1] + UNSIZED)] = (unsized, False, False, -1)
         if e.get("with_args"):  # what the method returns given arguments rides in the table
             methods[(key[0], key[1] + WITH_ARGS)] = (
                 known(where, str(e["with_args"])),
@@ -291,4 +297,4 @@ def weights_only_catalog() -> WeightsOnlyCatalog:
         return parse(tomllib.load(fh))
 
 
-__all__ = ["CallEntry", "Refused", "WeightsOnlyCatalog", "parse", "weights_only_catalog"]
+__all__ = ["UNSIZED", "CallEntry", "Refused", "WeightsOnlyCatalog", "parse", "weights_only_catalog"]

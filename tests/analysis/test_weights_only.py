@@ -740,6 +740,17 @@ FAMILY_INVALID = [
         ' "d": ts.date()}, p)\n',
         [(5, "row"), (5, "last"), (5, "dt"), (5, "d")],
     ),
+    (
+        "a generator's integer without a size, through a helper's dict; statistics and random",
+        "import random, statistics\n"
+        "def augment(rng):\n"
+        '    return {"snr": rng.integers(5, 20), "gain": rng.uniform(-6.0, 6.0)}\n'
+        "def save(p):\n    rng = np.random.default_rng(0)\n    aug = augment(rng)\n"
+        "    a = np.asarray([1, 2, 2])\n"
+        '    torch.save({"snr": aug["snr"], "n": rng.integers(3), "v": statistics.variance(a),'
+        ' "mode": statistics.mode(a), "c": random.choice(a)}, p)\n',
+        [(8, "snr"), (8, "n"), (8, "v"), (8, "mode"), (8, "c")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -929,6 +940,16 @@ FAMILY_VALID = [
         'def save(p):\n    df = pd.DataFrame({"a": [1.5, 2.5], "s": ["x", "y"]})\n'
         '    ts = pd.Timestamp("2024-01-01")\n'
         '    torch.save({"s": df["s"].iloc[-1], "cell": df.iloc[0, 1], "t": ts.timestamp()}, p)\n',
+    ),
+    (
+        "a generator's float draws, an integer made int, statistics' floats, a choice of str",
+        "import random, statistics\n"
+        "def augment(rng):\n"
+        '    return {"snr": int(rng.integers(5, 20)), "gain": rng.uniform(-6.0, 6.0)}\n'
+        "def save(p):\n    rng = np.random.default_rng(0)\n    aug = augment(rng)\n"
+        "    a = np.asarray([1.0, 2.0, 2.5])\n"
+        '    torch.save({"snr": aug["snr"], "g": aug["gain"], "f": statistics.fmean(a),'
+        ' "sd": statistics.stdev(a), "c": random.choice(["a", "b"]), "r": rng.random()}, p)\n',
     ),
 ]
 

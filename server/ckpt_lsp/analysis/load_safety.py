@@ -18,7 +18,7 @@ from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK
 from ckpt_lsp.analysis.names import qualify
-from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog, weights_only_catalog
+from ckpt_lsp.weights_only import UNSIZED, Refused, WeightsOnlyCatalog, weights_only_catalog
 
 # A local name -> what it holds (None: not refused, or not known).
 Env = Mapping[str, "Refused | None"]
@@ -445,7 +445,9 @@ class LoadSafety:
                 return self._any_receiver(func.attr, has_args)
             returns = self.catalog.method(receiver.kind, func.attr, False, has_args)
             if not self._sized(call, receiver.kind, func.attr):
-                return None
+                # `rng.integers(5, 20)` without a size is one numpy integer
+                unsized = self.catalog.method(receiver.kind, func.attr + UNSIZED, False, False)
+                return _no_fix(self.catalog.kind(unsized)) if unsized else None
             return self._returned(returns, receiver)
         if not dotted:
             return None
@@ -774,7 +776,8 @@ class LoadSafety:
             return {}
         from ckpt_lsp.analysis.local_flow import return_keys_of  # the flow needs this module
 
-        returned = return_keys_of(found[1], self._deeper(found[0]))
+        bound = self._bound(found[1], expr, env)
+        returned = return_keys_of(found[1], self._deeper(found[0]), bound)
         if not returned or any(r is None for r in returned):
             return {}
         keys: dict[str, Refused] = {}

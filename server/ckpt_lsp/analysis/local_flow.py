@@ -324,10 +324,11 @@ def returns_of(
 
 
 def return_keys_of(
-    func: FunctionNode, safety: LoadSafety
+    func: FunctionNode, safety: LoadSafety, bound: Mapping[str, object] | None = None
 ) -> list[dict[str, Refused | None] | None]:
-    """What each constant key of each `return {...}` of a function gives (locals followed)."""
-    return LocalFlow(safety).run(func).return_keys
+    """What each constant key of each `return {...}` of a function gives (locals followed, its
+    parameters bound to what the call passes: `sample_augmentation(rng)`)."""
+    return LocalFlow(safety).run(func, bound).return_keys
 
 
 def item_key(name: str, key: str) -> str:
