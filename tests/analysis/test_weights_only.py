@@ -751,6 +751,14 @@ FAMILY_INVALID = [
         ' "mode": statistics.mode(a), "c": random.choice(a)}, p)\n',
         [(8, "snr"), (8, "n"), (8, "v"), (8, "mode"), (8, "c")],
     ),
+    (
+        "a column of numbers' values, uniques and array hold numpy items",
+        "import pandas as pd\n"
+        'def save(p):\n    df = pd.DataFrame({"ap": [1.5, 2.5], "tag": ["x", "y"]})\n'
+        '    torch.save({"m": df["ap"].values.mean(), "u": sorted(df["ap"].unique()),'
+        ' "c": [v for v in df["ap"].to_numpy()]}, p)\n',
+        [(4, "m"), (4, "u"), (4, "c")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -950,6 +958,13 @@ FAMILY_VALID = [
         "    a = np.asarray([1.0, 2.0, 2.5])\n"
         '    torch.save({"snr": aug["snr"], "g": aug["gain"], "f": statistics.fmean(a),'
         ' "sd": statistics.stdev(a), "c": random.choice(["a", "b"]), "r": rng.random()}, p)\n',
+    ),
+    (
+        "a string column's array, uniques and values hold str",
+        "import pandas as pd\n"
+        'def save(p):\n    df = pd.DataFrame({"ap": [1.5, 2.5], "tag": ["x", "y"]})\n'
+        '    torch.save({"s": sorted(df["tag"].to_numpy()), "u": sorted(df["tag"].unique()),'
+        ' "v": [v for v in df["tag"].values]}, p)\n',
     ),
 ]
 
