@@ -759,6 +759,15 @@ FAMILY_INVALID = [
         ' "c": [v for v in df["ap"].to_numpy()]}, p)\n',
         [(4, "m"), (4, "u"), (4, "c")],
     ),
+    (
+        "more numpy array reductions and a numpy scalar rounded",
+        "import pandas as pd\n"
+        "def save(p):\n    a = np.asarray([[0.5, 1.5], [2.0, 0.0]])\n"
+        '    df = pd.DataFrame({"ap": [1.5, 2.5]})\n'
+        '    torch.save({"v": a.var(), "i": a.argmin(), "any": (a > 1).any(),'
+        ' "r": df["ap"].mean().round(3), "flat": a.round(1).ravel()}, p)\n',
+        [(5, "v"), (5, "i"), (5, "any"), (5, "r"), (5, "flat")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -965,6 +974,12 @@ FAMILY_VALID = [
         'def save(p):\n    df = pd.DataFrame({"ap": [1.5, 2.5], "tag": ["x", "y"]})\n'
         '    torch.save({"s": sorted(df["tag"].to_numpy()), "u": sorted(df["tag"].unique()),'
         ' "v": [v for v in df["tag"].values]}, p)\n',
+    ),
+    (
+        "numpy reductions made Python values, an array made a list",
+        "def save(p):\n    a = np.asarray([[0.5, 1.5], [2.0, 0.0]])\n"
+        '    torch.save({"v": float(a.var()), "i": int(a.argmin()), "any": bool((a > 1).any()),'
+        ' "r": a.mean().round(3).item(), "l": a.round(1).ravel().tolist()}, p)\n',
     ),
 ]
 
