@@ -239,3 +239,55 @@ def test_nested_values_of_a_nested_kind(kind: str, tmp_path: Path) -> None:
     requires = list(entry.get("requires", []))
     assert _default_load_fails(_evaluate(entry["nested_probe"], requires, tmp_path)), kind
     assert not _default_load_fails(_evaluate(entry["nested_leaf"], requires, tmp_path)), kind
+
+
+@pytest.mark.parametrize(
+    "entry", [e for e in DATA.get("call", []) if e.get("items")], ids=lambda e: e["name"]
+)
+def test_each_item_of_a_tuple_result_is_refused(entry: dict[str, Any], tmp_path: Path) -> None:
+    """`codes, uniques = pd.factorize(col)`: each unpacked name is refused, as listed."""
+    value = _evaluate(entry["probe"], list(entry.get("requires", [])), tmp_path)
+    assert isinstance(value, tuple) and len(value) == len(entry["items"]), entry["name"]
+    for item, kind in zip(value, entry["items"]):
+        assert kind in KINDS and _default_load_fails(item), (entry["name"], kind)
+
+
+# pandas values measured to load: a column's count of uniques, its lists, a RangeIndex's items,
+# its iteration (Python scalars, unlike a numpy array's)
+PANDAS_LOADS = [
+    "pandas.Series([1, 2, 2]).nunique()",
+    "pandas.Series([1.5, 2.5]).tolist()",
+    "list(pandas.Series([1.5, 2.5]))",
+    "sorted(pandas.Series([2.5, 1.5]))",
+    "[v for v in pandas.Series([1.5, 2.5])]",
+    "pandas.DataFrame({'y': [1.0, 2.0]}).index[-1]",
+    "pandas.Series(['a', 'b']).unique().tolist()",
+    "pandas.Timestamp('2024-01-01').isoformat()",
+]
+
+
+@pytest.mark.parametrize("expr", PANDAS_LOADS)
+def test_pandas_values_that_load(expr: str, tmp_path: Path) -> None:
+    assert not _default_load_fails(_evaluate(expr, ["pandas"], tmp_path)), expr
+
+
+def test_a_kind_like_another_has_its_methods() -> None:
+    from ckpt_lsp.weights_only import weights_only_catalog
+
+    catalog = weights_only_catalog()
+    assert catalog.method("pandas-time-frame", "dropna", False, False) == "pandas-frame"
+    assert catalog.method("pandas-time-frame", "index", True, False) == "pandas-datetime-index"
+    assert catalog.method("pandas-frame", "index", True, False) == "pandas-index"
+
+
+@pytest.mark.parametrize(
+    "entry", [e for e in DATA.get("method", []) if e.get("unsized")], ids=lambda e: e["name"]
+)
+def test_a_sized_method_without_a_size_returns_its_unsized_kind(
+    entry: dict[str, Any], tmp_path: Path
+) -> None:
+    """`rng.integers(5, 20)` is one numpy integer: refused, and of the kind listed."""
+    value = _evaluate(entry["unsized_probe"], list(entry.get("requires", [])), tmp_path)
+    assert _default_load_fails(value), entry["name"]
+    assert entry["unsized"] == "numpy-scalar" and type(value).__module__ == "numpy"
+    assert getattr(value, "ndim", None) == 0, entry["name"]

@@ -29,6 +29,9 @@ ANY_RECEIVER = "*"
 # the key suffix under which a `no_args` method's result given arguments rides in the methods
 # table (`arr.mean(axis=0)` is an array where `arr.mean()` is a scalar)
 WITH_ARGS = "(...)"
+# the key suffix under which a `sized` method's result without a size rides in the methods
+# table (`rng.integers(5, 20)` is one numpy integer where `rng.integers(0, 5, size=3)` is an array)
+UNSIZED = "(unsized)"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ class Refused:
     # for an instance of a project class: the call that built it, so an attribute its
     # `__init__` sets is judged with what the call passes; not part of the identity
     built: ast.Call | None = field(default=None, compare=False, hash=False, repr=False)
+    # for a pandas frame built from a dict display: the columns known to hold numbers (their
+    # max and items are numpy scalars; a string column's are str); not part of the identity
+    number_columns: frozenset[str] = field(
+        default=frozenset(), compare=False, hash=False, repr=False
+    )
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,9 @@ class CallEntry:
     # the kind holds only when the call passes this keyword, as written (`average=None`:
     # sklearn's per-class scores are an array, the averaged ones a Python float)
     keyword: str = ""
+    # for a call returning a tuple (`codes, uniques = pd.factorize(col)`): each element's kind,
+    # so unpacked names are typed; empty when the result is no tuple of known length
+    items: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -196,6 +207,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
             int(e.get("min_args", 0)),
             bool(e.get("numpy_args", False)),
             str(e.get("keyword", "")),
+            tuple(known(f"call {e['name']!r} items", str(k)) for k in e.get("items", [])),
         )
         for e in data.get("call", [])
     }
@@ -219,6 +231,9 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         key = (known(where, str(e["kind"]), any_ok=True), str(e["name"]))
         no_args, sized = bool(e.get("no_args")), int(e.get("sized", -1))
         methods[key] = (returns, bool(e.get("attribute")), no_args, sized)
+        if e.get("unsized"):  # what a `sized` method returns without a size
+            unsized = known(where, str(e["unsized"]))
+            methods[(key[0], key[1] + UNSIZED)] = (unsized, False, False, -1)
         if e.get("with_args"):  # what the method returns given arguments rides in the table
             methods[(key[0], key[1] + WITH_ARGS)] = (
                 known(where, str(e["with_args"])),
@@ -226,6 +241,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
                 False,
                 -1,
             )
+    _inherit_methods(data, methods, known)
     receiver_only = frozenset(
         str(e["name"]) for e in data.get("kind", []) if e.get("receiver_only")
     )
@@ -258,6 +274,22 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
     )
 
 
+def _inherit_methods(
+    data: Mapping[str, Any],
+    methods: dict[tuple[str, str], tuple[str, bool, bool, int]],
+    known: Any,
+) -> None:
+    """A kind `like` another has its methods too, unless it lists its own (a frame indexed by
+    time is a frame whose `index` is a DatetimeIndex)."""
+    for e in data.get("kind", []):
+        if not e.get("like"):
+            continue
+        name, like = str(e["name"]), known(f"kind {e['name']!r} like", str(e["like"]))
+        for (kind, method), found in list(methods.items()):
+            if kind == like and (name, method) not in methods:
+                methods[(name, method)] = found
+
+
 @lru_cache(maxsize=1)
 def weights_only_catalog() -> WeightsOnlyCatalog:
     """The catalog shipped with the package, read once."""
@@ -265,4 +297,4 @@ def weights_only_catalog() -> WeightsOnlyCatalog:
         return parse(tomllib.load(fh))
 
 
-__all__ = ["CallEntry", "Refused", "WeightsOnlyCatalog", "parse", "weights_only_catalog"]
+__all__ = ["UNSIZED", "CallEntry", "Refused", "WeightsOnlyCatalog", "parse", "weights_only_catalog"]

@@ -759,6 +759,41 @@ INVALID = [
         """,
         "threshold",
     ),
+    (
+        """
+        import pandas as pd
+
+        class Lit(L.LightningModule):
+            def __init__(self, sample_rate: int, n_mels: int = 64):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            df = pd.DataFrame({"sr": [32000, 16000, 32000]})
+            return Lit(sample_rate=df["sr"].mode()[0], n_mels=len(df))
+        """,
+        "sample_rate",
+    ),
+    (
+        """
+        import pandas as pd
+
+        def series():
+            idx = pd.date_range("2024-01-01", periods=96, freq="h")
+            return pd.DataFrame({"y": np.linspace(1.0, 2.0, 96)}, index=idx)
+
+        class Lit(L.LightningModule):
+            def __init__(self, last_time, horizon: int = 6):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            df = series()
+            train = df.iloc[:-6]
+            return Lit(last_time=train.index.max(), horizon=len(train) // 10)
+        """,
+        "last_time",
+    ),
 ]
 
 VALID = [
@@ -1212,6 +1247,21 @@ VALID = [
         scores = np.linspace(0, 1, 5)
         make_default(np.int64(8).item())
         return make_clean(scores.max())
+    """,
+    # a pandas column's reductions made Python values, its count of uniques, a list of it
+    """
+    import pandas as pd
+
+    class Lit(L.LightningModule):
+        def __init__(self, sample_rate: int, tags=(), n: int = 0):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build():
+        df = pd.DataFrame({"sr": [32000, 16000], "tag": ["a", "b"]})
+        train = df.iloc[:1]
+        return Lit(sample_rate=int(df["sr"].mode()[0]), tags=df["tag"].unique().tolist(),
+                   n=train["sr"].nunique())
     """,
 ]
 

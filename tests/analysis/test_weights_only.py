@@ -653,6 +653,121 @@ FAMILY_INVALID = [
         '    torch.save({"e": enc["r"], "n": enc["n"]}, p)\n',
         [(4, "e")],
     ),
+    (
+        "a pandas column's reductions and its mode's item are numpy scalars",
+        "import pandas as pd\n"
+        'def save(p):\n    df = pd.DataFrame({"ap": [0.1, 0.5], "n": [5, 9]})\n'
+        '    torch.save({"m": df["ap"].mean(), "s": df["n"].sum(), "x": df["n"].max(),'
+        ' "mode": df["n"].mode()[0], "c": df["ap"].count(), "q": df["ap"].quantile()}, p)\n',
+        [(4, "m"), (4, "s"), (4, "x"), (4, "mode"), (4, "c"), (4, "q")],
+    ),
+    (
+        "a pandas frame, column, uniques, aggregate, Index and Timestamps are refused whole",
+        "import pandas as pd\n"
+        "def save(p, path):\n    df = pd.read_csv(path)\n"
+        '    torch.save({"df": df, "col": df["ap"], "u": df["tag"].unique(),'
+        ' "agg": df.groupby("tag").agg("mean"), "cols": df.columns,'
+        ' "ts": pd.Timestamp("2024-01-01"), "dt": pd.Timestamp.now() - pd.Timestamp("2024-01-01"),'
+        ' "sub": df[["ap", "n"]]}, p)\n',
+        [
+            (4, "df"),
+            (4, "col"),
+            (4, "u"),
+            (4, "agg"),
+            (4, "cols"),
+            (4, "ts"),
+            (4, "dt"),
+            (4, "sub"),
+        ],
+    ),
+    (
+        "numpy reductions and ufuncs the catalog had missed",
+        "def save(p, sr=8000):\n    a = np.asarray([1.0, 5.0])\n"
+        '    torch.save({"g": np.gcd(16000, sr), "r": np.ptp(a), "m": np.nanmedian(a),'
+        ' "k": np.count_nonzero(a), "l": np.lcm(4, 6)}, p)\n',
+        [(3, "g"), (3, "r"), (3, "m"), (3, "k"), (3, "l")],
+    ),
+    (
+        "the items of a numpy array: a comprehension's, sorted()'s, list()'s",
+        "def save(p):\n    thr = np.linspace(0.5, 0.95, 10)\n"
+        '    torch.save({"c": [t for t in thr if t <= 0.75], "s": sorted(thr),'
+        ' "l": list(thr), "d": {t for t in thr}}, p)\n',
+        [(3, "c"), (3, "s"), (3, "l"), (3, "d")],
+    ),
+    (
+        "a frame a helper returns, and pd.factorize's uniques unpacked through a helper",
+        "import pandas as pd\n"
+        'def load():\n    return pd.DataFrame({"user_id": [3, 1, 3]})\n'
+        'def factorize(df):\n    codes, uniques = pd.factorize(df["user_id"])\n'
+        "    return codes, uniques\n"
+        "def save(p):\n    df = load()\n    codes, uniques = factorize(df)\n"
+        '    torch.save({"max": df["user_id"].max(), "vocab": uniques, "codes": codes}, p)\n',
+        [(10, "max"), (10, "vocab"), (10, "codes")],
+    ),
+    (
+        "a frame indexed by time: its rows sliced, through a helper's tuple, keep Timestamps",
+        "import pandas as pd\n"
+        'def series():\n    idx = pd.date_range("2024-01-01", periods=96, freq="h")\n'
+        '    return pd.DataFrame({"y": np.linspace(1.0, 2.0, 96)}, index=idx)\n'
+        "def split(df):\n    cut = int(len(df) * 0.8)\n    return df.iloc[:cut], df.iloc[cut:]\n"
+        "def save(p):\n    df = series()\n    train, val = split(df)\n"
+        '    torch.save({"last": train.index[-1], "max": df.iloc[:-6].index.max(),'
+        ' "step": df.index[1] - df.index[0], "std": df["y"].iloc[-24:].std()}, p)\n',
+        [(11, "last"), (11, "max"), (11, "step"), (11, "std")],
+    ),
+    (
+        "a column of numbers' max and items, and a count of values, are numpy scalars",
+        "import pandas as pd\n"
+        "def save(p):\n    r = np.random.default_rng(0)\n"
+        '    df = pd.DataFrame({"cls": ["a", "b"], "ap": [0.1, 0.5], "n": r.integers(1, 9, size=2)})\n'
+        '    torch.save({"ap": df["ap"].max(), "n": df.dropna()["n"].min(), "c": df["cls"].value_counts()["a"],'
+        ' "first": df["ap"].sort_values()[0]}, p)\n',
+        [(5, "ap"), (5, "n"), (5, "c"), (5, "first")],
+    ),
+    (
+        "a builtin over a generator of a numpy array's items, enumerate's and zip's items",
+        "def save(p, names):\n    arr = np.linspace(0.1, 0.9, 5)\n"
+        '    torch.save({"s": sum(t for t in arr), "m": max(t for t in arr if t > 0.2),'
+        ' "e": [t for i, t in enumerate(arr) if i % 2], "z": [a for a, n in zip(arr, names)]}, p)\n',
+        [(3, "s"), (3, "m"), (3, "e"), (3, "z")],
+    ),
+    (
+        "a frame's row by position, a number column's last item, dtypes, a Timestamp's date",
+        "import pandas as pd\n"
+        'def save(p):\n    df = pd.DataFrame({"a": [1.5, 2.5], "s": ["x", "y"]})\n'
+        '    ts = pd.Timestamp("2024-01-01")\n'
+        '    torch.save({"row": df.iloc[-1], "last": df["a"].iloc[-1], "dt": df.dtypes,'
+        ' "d": ts.date()}, p)\n',
+        [(5, "row"), (5, "last"), (5, "dt"), (5, "d")],
+    ),
+    (
+        "a generator's integer without a size, through a helper's dict; statistics and random",
+        "import random, statistics\n"
+        "def augment(rng):\n"
+        '    return {"snr": rng.integers(5, 20), "gain": rng.uniform(-6.0, 6.0)}\n'
+        "def save(p):\n    rng = np.random.default_rng(0)\n    aug = augment(rng)\n"
+        "    a = np.asarray([1, 2, 2])\n"
+        '    torch.save({"snr": aug["snr"], "n": rng.integers(3), "v": statistics.variance(a),'
+        ' "mode": statistics.mode(a), "c": random.choice(a)}, p)\n',
+        [(8, "snr"), (8, "n"), (8, "v"), (8, "mode"), (8, "c")],
+    ),
+    (
+        "a column of numbers' values, uniques and array hold numpy items",
+        "import pandas as pd\n"
+        'def save(p):\n    df = pd.DataFrame({"ap": [1.5, 2.5], "tag": ["x", "y"]})\n'
+        '    torch.save({"m": df["ap"].values.mean(), "u": sorted(df["ap"].unique()),'
+        ' "c": [v for v in df["ap"].to_numpy()]}, p)\n',
+        [(4, "m"), (4, "u"), (4, "c")],
+    ),
+    (
+        "more numpy array reductions and a numpy scalar rounded",
+        "import pandas as pd\n"
+        "def save(p):\n    a = np.asarray([[0.5, 1.5], [2.0, 0.0]])\n"
+        '    df = pd.DataFrame({"ap": [1.5, 2.5]})\n'
+        '    torch.save({"v": a.var(), "i": a.argmin(), "any": (a > 1).any(),'
+        ' "r": df["ap"].mean().round(3), "flat": a.round(1).ravel()}, p)\n',
+        [(5, "v"), (5, "i"), (5, "any"), (5, "r"), (5, "flat")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -798,6 +913,73 @@ FAMILY_VALID = [
         'def save(p, r):\n    enc = {"r": LabelEncoder().fit(r)}\n    enc["r"] = 3\n'
         '    other = {"r": LabelEncoder().fit(r)}\n    other = {"r": 1}\n'
         '    torch.save({"e": enc["r"], "o": other["r"]}, p)\n',
+    ),
+    (
+        "a pandas column's count of uniques, its lists, and reductions made Python numbers",
+        "import pandas as pd\n"
+        'def save(p):\n    df = pd.DataFrame({"ap": [0.1, 0.5], "n": [5, 9]})\n'
+        '    torch.save({"u": df["n"].nunique(), "l": df["ap"].tolist(), "f": float(df["ap"].mean()),'
+        ' "i": df["n"].sum().item(), "it": list(df["ap"]), "s": sorted(df["ap"]), "len": len(df),'
+        ' "tl": df["n"].unique().tolist()}, p)\n',
+    ),
+    (
+        "a frame's default RangeIndex has int items; a Timestamp made a string",
+        "import pandas as pd\n"
+        'def save(p):\n    df = pd.DataFrame({"y": [1.0, 2.0]})\n'
+        '    ts = pd.date_range("2024-01-01", periods=3, freq="h")\n'
+        '    t = pd.DataFrame({"y": [1.0, 2.0, 3.0]}, index=ts)\n'
+        '    torch.save({"last": df.index[-1], "row": df.iloc[:1].index[0], "iso": ts[-1].isoformat(),'
+        ' "s": str(t.index[0]), "secs": (ts[1] - ts[0]).total_seconds()}, p)\n',
+    ),
+    (
+        "a numpy array's items made Python numbers, and a comprehension over a list",
+        "def save(p, names):\n    thr = np.linspace(0.5, 0.95, 10)\n"
+        '    torch.save({"c": [round(float(t), 2) for t in thr], "n": [t for t in names],'
+        ' "l": thr.tolist(), "shadow": [thr for thr in names]}, p)\n',
+    ),
+    (
+        "a string column's max, mode and items are str; a read column's dtype is not known",
+        "import pandas as pd\n"
+        'def save(p, path):\n    df = pd.DataFrame({"cls": ["a", "b"], "ap": [0.1, 0.5]})\n'
+        "    raw = pd.read_csv(path)\n"
+        '    torch.save({"m": df["cls"].max(), "mode": df["cls"].mode()[0], "first": df["cls"][0],'
+        ' "raw": raw["date"].max()}, p)\n',
+    ),
+    (
+        "enumerate's indexes, zip's other items, a generator of Python numbers",
+        "def save(p, names):\n    arr = np.linspace(0.1, 0.9, 5)\n"
+        '    torch.save({"i": [i for i, t in enumerate(arr)], "n": [n for a, n in zip(arr, names)],'
+        ' "f": max(float(t) for t in arr), "c": sum(1 for t in arr if t > 0.5)}, p)\n',
+    ),
+    (
+        "a string column's last item, a cell by position, a Timestamp's seconds",
+        "import pandas as pd\n"
+        'def save(p):\n    df = pd.DataFrame({"a": [1.5, 2.5], "s": ["x", "y"]})\n'
+        '    ts = pd.Timestamp("2024-01-01")\n'
+        '    torch.save({"s": df["s"].iloc[-1], "cell": df.iloc[0, 1], "t": ts.timestamp()}, p)\n',
+    ),
+    (
+        "a generator's float draws, an integer made int, statistics' floats, a choice of str",
+        "import random, statistics\n"
+        "def augment(rng):\n"
+        '    return {"snr": int(rng.integers(5, 20)), "gain": rng.uniform(-6.0, 6.0)}\n'
+        "def save(p):\n    rng = np.random.default_rng(0)\n    aug = augment(rng)\n"
+        "    a = np.asarray([1.0, 2.0, 2.5])\n"
+        '    torch.save({"snr": aug["snr"], "g": aug["gain"], "f": statistics.fmean(a),'
+        ' "sd": statistics.stdev(a), "c": random.choice(["a", "b"]), "r": rng.random()}, p)\n',
+    ),
+    (
+        "a string column's array, uniques and values hold str",
+        "import pandas as pd\n"
+        'def save(p):\n    df = pd.DataFrame({"ap": [1.5, 2.5], "tag": ["x", "y"]})\n'
+        '    torch.save({"s": sorted(df["tag"].to_numpy()), "u": sorted(df["tag"].unique()),'
+        ' "v": [v for v in df["tag"].values]}, p)\n',
+    ),
+    (
+        "numpy reductions made Python values, an array made a list",
+        "def save(p):\n    a = np.asarray([[0.5, 1.5], [2.0, 0.0]])\n"
+        '    torch.save({"v": float(a.var()), "i": int(a.argmin()), "any": bool((a > 1).any()),'
+        ' "r": a.mean().round(3).item(), "l": a.round(1).ravel().tolist()}, p)\n',
     ),
 ]
 

@@ -93,10 +93,11 @@ def _safety(ctx: ValueContext) -> LoadSafety:
 
 
 def judge_env(ctx: ValueContext, safety: LoadSafety) -> dict[str, Refused | None]:
-    """What the local names hold, as the weights-only judge takes them."""
+    """What the local names hold, as the weights-only judge takes them (each judged with the
+    names bound before it: `train = df.iloc[:-24]` after `df = series()`)."""
     env: dict[str, Refused | None] = {}
     for name, binding in ctx.env.bindings.items():
-        env[name] = safety.kind_of(binding) if isinstance(binding, ast.expr) else None
+        env[name] = safety.kind_of(binding, env) if isinstance(binding, ast.expr) else None
     env.update(_flowed(ctx))  # the flow followed what the last binding alone does not tell
     return env
 
@@ -139,8 +140,23 @@ def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
 
 def _item(expr: ast.Subscript, ctx: ValueContext) -> str:
     """`scores[i]` of a numpy array, `df["sr"].mode()[0]`: the judge's answer, when what is
-    indexed comes from library calls."""
-    return (_judged(expr, ctx) or UNKNOWN) if _from_library(expr.value, ctx) else UNKNOWN
+    indexed comes from library calls; `stats()[0]`, an element of a helper's tuple, only by
+    what the helper returns there (the tuple as a whole is refused for any refused element)."""
+    safety = _safety(ctx)
+    env = judge_env(ctx, safety)
+    value, index = expr.value, expr.slice
+    if isinstance(value, ast.Call) and isinstance(index, ast.Constant):
+        position = index.value
+        items = safety.items_of(value, -1, env) if isinstance(position, int) else None
+        if items is not None and isinstance(position, int) and -len(items) <= position < len(items):
+            return _what(items[position]) if items[position] is not None else UNKNOWN
+    if _from_library(value, ctx):
+        return _judged(expr, ctx) or UNKNOWN
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
+        head = dotted_name(value.func).split(".")[0]
+        if not (head and head in ctx.facts.imports):  # a method's result (`s.mode()`)
+            return _what(safety.of_expression(expr, env)) or UNKNOWN
+    return UNKNOWN
 
 
 def _from_library(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> bool:

@@ -18,7 +18,7 @@ from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK
 from ckpt_lsp.analysis.names import qualify
-from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog, weights_only_catalog
+from ckpt_lsp.weights_only import UNSIZED, Refused, WeightsOnlyCatalog, weights_only_catalog
 
 # A local name -> what it holds (None: not refused, or not known).
 Env = Mapping[str, "Refused | None"]
@@ -38,6 +38,12 @@ _PYTHON_NUMBERS = frozenset({"builtins.len", "builtins.int", "builtins.float"})
 _MAX_DEPTH = 3
 _NUMPY = frozenset({"numpy-scalar", "numpy-array"})
 _SHAPES = (ast.Dict, ast.List, ast.Tuple)
+# a frame's string subscript is a column; a frame built with a DatetimeIndex is indexed by time
+# (data/weights_only.toml has the kinds)
+_FRAME, _SERIES, _TIME_FRAME = "pandas-frame", "pandas-series", "pandas-time-frame"
+_NUMBER_SERIES = "pandas-number-series"
+_FRAMES = frozenset({_FRAME, _TIME_FRAME})
+_ROWS = frozenset({"iloc", "loc"})
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
 
 
@@ -101,11 +107,7 @@ class LoadSafety:
         if isinstance(expr, (ast.List, ast.Tuple, ast.Set)):
             return self.first_refused(expr.elts, env)
         if isinstance(expr, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):
-            return (
-                _no_fix(self.of_expression(expr.elt, env))
-                if not isinstance(expr, ast.GeneratorExp)
-                else None
-            )
+            return self._comprehension(expr, env)
         return None
 
     def _numpy_arithmetic(
@@ -172,7 +174,12 @@ class LoadSafety:
             key = item_key(expr.value.id, index.value)
             if key in env:
                 return env[key]
+        rows = self._rows(expr, env)
+        if rows is not None:
+            return rows
         receiver = self.kind_of(expr.value, env)
+        if receiver is not None and receiver.kind in _FRAMES:
+            return self._column(index, receiver)
         if receiver is not None and receiver.kind != "numpy-array" and not receiver.type_name:
             # a library container's item (`model[0]` of an nn.Sequential); a project class
             # may define its own __getitem__
@@ -188,6 +195,79 @@ class LoadSafety:
             isinstance(index, ast.Tuple) and any(isinstance(e, ast.Slice) for e in index.elts)
         )
         return _no_fix(self.catalog.kind("numpy-array" if sliced else "numpy-scalar"))
+
+    def _rows(self, expr: ast.Subscript, env: Env) -> Refused | None:
+        """`df.iloc[:cut]`, `df["load"].loc[a:b]`: a slice of rows keeps the frame or column
+        (and a frame's DatetimeIndex); `df.iloc[-1]` is a row (a Series), `col.iloc[-1]` of a
+        column of numbers a numpy scalar; a label (`loc`) or a cell is not known here."""
+        value = expr.value
+        if not isinstance(value, ast.Attribute) or value.attr not in _ROWS:
+            return None
+        index = expr.slice
+        sliced = isinstance(index, ast.Slice)
+        if not sliced and not (value.attr == "iloc" and _is_int(index)):
+            return None
+        receiver = self.kind_of(value.value, env)
+        if receiver is None or receiver.kind not in {*_FRAMES, _SERIES, _NUMBER_SERIES}:
+            return None
+        if sliced:
+            return receiver
+        if receiver.kind in _FRAMES:
+            return self.catalog.kind(_SERIES)
+        numbers = receiver.kind == _NUMBER_SERIES
+        return _no_fix(self.catalog.kind("numpy-scalar")) if numbers else None
+
+    def _column(self, index: ast.expr, frame: Refused) -> Refused | None:
+        """`df["ap"]` is a Series (of numbers when the frame's display built it so),
+        `df[["a", "b"]]` a frame; a mask or a variable is not known."""
+        if isinstance(index, ast.Constant) and isinstance(index.value, str):
+            numbers = index.value in frame.number_columns
+            return self.catalog.kind(_NUMBER_SERIES if numbers else _SERIES)
+        return self.catalog.kind(_FRAME) if isinstance(index, ast.List) else None
+
+    def _comprehension(
+        self, expr: ast.ListComp | ast.SetComp | ast.GeneratorExp, env: Env
+    ) -> Refused | None:
+        """`[t for t in thresholds if t <= 0.75]`: a list of what each item is; a generator
+        itself is not saved (a builtin over it is: `_keeps_numpy`)."""
+        return None if isinstance(expr, ast.GeneratorExp) else self._element(expr, env)
+
+    def _element(
+        self, expr: ast.ListComp | ast.SetComp | ast.GeneratorExp, env: Env
+    ) -> Refused | None:
+        """What each item a comprehension yields is: the items of a numpy array are numpy
+        values (a pandas column's iterate as Python numbers)."""
+        inner = dict(env)
+        for generator in expr.generators:
+            for name in ast.walk(generator.target):
+                if isinstance(name, ast.Name):
+                    inner[name.id] = None  # shadows any outer name of that spelling
+            inner.update(self._iterated(generator.target, generator.iter, inner))
+        return _no_fix(self.of_expression(expr.elt, inner))
+
+    def _iterated(self, target: ast.expr, iterable: ast.expr, env: Env) -> dict[str, Refused]:
+        """`t` of `for t in arr`, `t` of `for i, t in enumerate(arr)`, `a, b` of `for a, b in
+        zip(xs, ys)`: the names that take a numpy array's items."""
+        pairs: list[tuple[ast.expr, ast.expr]] = []
+        if isinstance(target, ast.Name):
+            pairs = [(target, iterable)]
+        elif isinstance(target, ast.Tuple) and isinstance(iterable, ast.Call):
+            func, args = iterable.func, iterable.args
+            called = func.id if isinstance(func, ast.Name) and func.id not in env else ""
+            builtin = qualify(called, self.facts) if called and not iterable.keywords else ""
+            if builtin == "builtins.zip" and len(target.elts) == len(args):
+                pairs = list(zip(target.elts, args))
+            elif builtin == "builtins.enumerate" and len(target.elts) == 2 and len(args) == 1:
+                pairs = [(target.elts[1], args[0])]
+        item = _no_fix(self.catalog.kind("numpy-scalar"))
+        found: dict[str, Refused] = {}
+        for name, over in pairs:
+            if not isinstance(name, ast.Name) or item is None:
+                continue
+            judged = self.kind_of(over, env)
+            if judged is not None and judged.kind == "numpy-array":
+                found[name.id] = item
+        return found
 
     def first_refused(self, items: list[ast.expr], env: Env = _NO_ENV) -> Refused | None:
         """A list or tuple display holding a refused element is refused as a whole."""
@@ -345,6 +425,8 @@ class LoadSafety:
         if not returns:
             return None
         found = self.catalog.kind(returns)
+        if found is not None and found.kind in _FRAMES and receiver.number_columns:
+            found = replace(found, number_columns=receiver.number_columns)  # `df.dropna()`
         # `model.to(device)` keeps the receiver's fix; a different kind's fix is its own
         return (
             found
@@ -363,7 +445,9 @@ class LoadSafety:
                 return self._any_receiver(func.attr, has_args)
             returns = self.catalog.method(receiver.kind, func.attr, False, has_args)
             if not self._sized(call, receiver.kind, func.attr):
-                return None
+                # `rng.integers(5, 20)` without a size is one numpy integer
+                unsized = self.catalog.method(receiver.kind, func.attr + UNSIZED, False, False)
+                return _no_fix(self.catalog.kind(unsized)) if unsized else None
             return self._returned(returns, receiver)
         if not dotted:
             return None
@@ -375,6 +459,7 @@ class LoadSafety:
             return self._keeps_numpy(call, entry.kind, env)
         if entry is not None:
             refused = self._shaped(self.catalog.kind(entry.kind), call)
+            refused = self._framed(refused, call, env)
             certain = entry.fix_args < 0 or (len(call.args) <= entry.fix_args and not call.keywords)
             return refused if certain else _no_fix(refused)
         located = self._project_class(qualified)
@@ -385,6 +470,35 @@ class LoadSafety:
         if built is not None:
             return built
         return self._project_function(qualified, call, env)
+
+    def _framed(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
+        """`pd.DataFrame({"n": [5, 9]}, index=pd.date_range(...))`: a frame indexed by time,
+        whose columns built from numbers or numpy arrays are known to hold numbers."""
+        if refused is None or refused.kind != _FRAME:
+            return refused
+        for keyword in call.keywords:
+            if keyword.arg == "index":
+                given = self.kind_of(keyword.value, env)
+                if given is not None and given.kind == "pandas-datetime-index":
+                    refused = self.catalog.kind(_TIME_FRAME) or refused
+        display = call.args[0] if call.args else None
+        if not isinstance(display, ast.Dict):
+            return refused
+        numbers = frozenset(
+            key.value
+            for key, value in zip(display.keys, display.values)
+            if isinstance(key, ast.Constant)
+            and isinstance(key.value, str)
+            and self._numbers(value, env)
+        )
+        return replace(refused, number_columns=numbers) if numbers else refused
+
+    def _numbers(self, value: ast.expr, env: Env) -> bool:
+        """A list display of number literals, a numpy array or a column of numbers."""
+        if isinstance(value, (ast.List, ast.Tuple)):
+            return bool(value.elts) and all(_is_number_constant(e) for e in value.elts)
+        found = self.kind_of(value, env)
+        return found is not None and found.kind in {"numpy-array", _NUMBER_SERIES}
 
     def _factory_class(self, qualified: str) -> Refused | None:
         """An instance of a module-level class a factory built under its own name
@@ -429,7 +543,11 @@ class LoadSafety:
     def _keeps_numpy(self, call: ast.Call, kind: str, env: Env) -> Refused | None:
         """A builtin over numpy values returns one of them, or a numpy result of them."""
         for arg in call.args:
-            found = self.kind_of(arg, env)
+            found = (
+                self._element(arg, env)  # `sum(t for t in arr)`
+                if isinstance(arg, ast.GeneratorExp)
+                else self.kind_of(arg, env)
+            )
             if found is not None and found.kind in _NUMPY:
                 return _no_fix(self.catalog.kind(kind))
         return None
@@ -628,12 +746,18 @@ class LoadSafety:
         dotted = dotted_name(expr.func)
         if not dotted or not self._names_global(dotted, env):
             return None
+        entry = self.catalog.for_call(qualify(dotted, self.facts), len(expr.args))
+        if entry is not None and entry.items:  # `codes, uniques = pd.factorize(col)`
+            if count >= 0 and count != len(entry.items):
+                return None
+            return [_no_fix(self.catalog.kind(kind)) for kind in entry.items]
         found = self.project_function(qualify(dotted, self.facts))
         if found is None or found[1].returns is not None:
             return None
         from ckpt_lsp.analysis.local_flow import return_items_of  # the flow needs this module
 
-        returned = return_items_of(found[1], self._deeper(found[0]))
+        bound = self._bound(found[1], expr, env)
+        returned = return_items_of(found[1], self._deeper(found[0]), bound)
         if count < 0 and returned and returned[0] is not None:
             count = len(returned[0])  # a starred target: any length every return agrees on
         if not returned or any(r is None or len(r) != count for r in returned):
@@ -652,7 +776,8 @@ class LoadSafety:
             return {}
         from ckpt_lsp.analysis.local_flow import return_keys_of  # the flow needs this module
 
-        returned = return_keys_of(found[1], self._deeper(found[0]))
+        bound = self._bound(found[1], expr, env)
+        returned = return_keys_of(found[1], self._deeper(found[0]), bound)
         if not returned or any(r is None for r in returned):
             return {}
         keys: dict[str, Refused] = {}
@@ -691,6 +816,14 @@ def _agreed(judged: list[Refused | None]) -> Refused | None:
 def _is_number_constant(expr: ast.expr) -> bool:
     value = expr.value if isinstance(expr, ast.Constant) else None
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(expr: ast.expr) -> bool:
+    """An int literal, negative ones too (`iloc[-1]`)."""
+    if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub):
+        expr = expr.operand
+    value = expr.value if isinstance(expr, ast.Constant) else None
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_none(expr: ast.expr) -> bool:

@@ -324,10 +324,11 @@ def returns_of(
 
 
 def return_keys_of(
-    func: FunctionNode, safety: LoadSafety
+    func: FunctionNode, safety: LoadSafety, bound: Mapping[str, object] | None = None
 ) -> list[dict[str, Refused | None] | None]:
-    """What each constant key of each `return {...}` of a function gives (locals followed)."""
-    return LocalFlow(safety).run(func).return_keys
+    """What each constant key of each `return {...}` of a function gives (locals followed, its
+    parameters bound to what the call passes: `sample_augmentation(rng)`)."""
+    return LocalFlow(safety).run(func, bound).return_keys
 
 
 def item_key(name: str, key: str) -> str:
@@ -363,9 +364,12 @@ def _forget_keys(stmt: ast.stmt, state: State) -> State:
     return {k: v for k, v in state.items() if "[" not in k or k.split("[", 1)[0] not in touched}
 
 
-def return_items_of(func: FunctionNode, safety: LoadSafety) -> list[list[Refused | None] | None]:
-    """What each element of each `return a, b` of a function gives (locals followed)."""
-    return LocalFlow(safety).run(func).return_items
+def return_items_of(
+    func: FunctionNode, safety: LoadSafety, bound: Mapping[str, object] | None = None
+) -> list[list[Refused | None] | None]:
+    """What each element of each `return a, b` of a function gives (locals followed, its
+    parameters bound to what the call passes: `train_split(df)`)."""
+    return LocalFlow(safety).run(func, bound).return_items
 
 
 def _key(target: ast.expr) -> str:
