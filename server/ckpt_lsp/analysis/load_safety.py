@@ -552,6 +552,10 @@ class LoadSafety:
         func = facts.functions.get(name) if facts is not None else None
         return (facts, func) if facts is not None and func is not None else None
 
+    def project_class(self, qualified: str) -> tuple[ModuleFacts, ClassFacts] | None:
+        """The project class `qualified` names, and its module."""
+        return self._project_class(qualified)
+
     def of_class(self, facts: ModuleFacts, cls: ClassFacts) -> Refused | None:
         """What an instance of a project class is (`self` in its methods)."""
         return self._class_kind(facts, cls)

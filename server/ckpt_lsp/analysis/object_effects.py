@@ -1,0 +1,388 @@
+"""What calling a method of a project object does to its attributes, for the caller's flow.
+
+`stopper.step(loss)` then `torch.save({"best": stopper.best})`: the method's `self.best = value`
+now holds what the call passed (a numpy scalar when `loss` is one), `self.history.append(v)`
+made a list of what `v` is, `self.started = datetime.now()` a datetime. The caller's flow keeps
+`stopper.best` under that key. An assignment on the method's straight path replaces what the
+attribute held; one under an `if`, a loop or after an early `return` may not run, so the old
+value (what `__init__` set, judged the same way) stays possible. Literals (`None`, `0.0`,
+`float("inf")`, `[]`) are placeholders: a run that saves after the method ran saves what it
+stored, as local_flow already decides for local names. Anything unknown stays unknown.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Union
+
+from ckpt_lsp.analysis.class_text import FunctionNode
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
+from ckpt_lsp.analysis.local_flow import LITERAL, NUMBER, UNKNOWN, LocalFlow, Possible
+from ckpt_lsp.weights_only import Refused
+
+if TYPE_CHECKING:
+    from ckpt_lsp.analysis.load_safety import Env, LoadSafety
+
+# attribute -> (what it may hold after the call, whether that replaces what it held before)
+Effects = dict[str, tuple[frozenset[Possible], bool]]
+_Key = tuple[int, tuple[tuple[str, object], ...]]
+_MAX_CALLS = 2  # `self.k()` inside a called method, followed this deep
+_ADDERS = frozenset({"append", "add", "insert", "appendleft"})
+_INFINITE = frozenset({"inf", "-inf", "nan", "infinity", "-infinity"})
+_INF_NAMES = frozenset({"math.inf", "math.nan", "numpy.inf", "numpy.nan", "np.inf", "np.nan"})
+OPAQUE: Effects = {"*": (frozenset({UNKNOWN}), True)}
+Located = tuple[ModuleFacts, ClassFacts]
+_Bound = dict[str, Union[Refused, object]]
+
+
+def method_effects(
+    safety: LoadSafety, receiver: Refused, call: ast.Call, env: Env
+) -> Effects | None:
+    """What `obj.method(...)` (`obj` an instance of a project class) does to `obj`'s
+    attributes; None when the method is not the project's (a library base's)."""
+    if not isinstance(call.func, ast.Attribute) or not receiver.type_name:
+        return None
+    located = safety.project_class(receiver.type_name)
+    found = _method(safety, located, call.func.attr) if located is not None else None
+    if found is None:
+        return None
+    facts, method = found
+    bound = bind(method, call, lambda e: _passed_value(safety, e, env))
+    return _effects(safety, facts, located, method, bound, 0)  # type: ignore[arg-type]
+
+
+def initial(safety: LoadSafety, receiver: Refused) -> Effects:
+    """What the attributes hold once the class is built (its `__init__`, judged with the
+    literal arguments of the call that built it)."""
+    located = safety.project_class(receiver.type_name) if receiver.type_name else None
+    found = _method(safety, located, "__init__") if located is not None else None
+    if found is None or located is None:
+        return {}
+    facts, init = found
+    built = receiver.built
+    bound = bind(init, built, _literal) if built is not None else {}
+    return _effects(safety, facts, located, init, bound, 0)
+
+
+def _effects(
+    safety: LoadSafety,
+    facts: ModuleFacts,
+    located: Located,
+    method: FunctionNode,
+    bound: _Bound,
+    depth: int,
+) -> Effects:
+    key: _Key = (id(method), tuple(sorted(bound.items(), key=lambda kv: kv[0])))
+    memo = safety.memo
+    known = memo.get(("effects", key))
+    if isinstance(known, dict):
+        return known
+    memo[("effects", key)] = OPAQUE  # a method that calls itself: unknown
+    found = _walk(safety, facts, located, method, bound, depth)
+    memo[("effects", key)] = found
+    return found
+
+
+def _walk(
+    safety: LoadSafety,
+    facts: ModuleFacts,
+    located: Located,
+    method: FunctionNode,
+    bound: _Bound,
+    depth: int,
+) -> Effects:
+    if _opaque(method):
+        return OPAQUE
+    judge = safety.deeper(facts)
+    flow = LocalFlow(judge).run(method, bound)
+    effects: Effects = {}
+    exited = False
+    for stmt, straight in _statements(method.body, True):
+        if straight and exited:
+            straight = False
+        env = flow.env_before(stmt)
+        for attr, possible, replaces in _stores(judge, stmt, env):
+            _apply(effects, attr, possible, replaces and straight)
+        for call in _self_calls(stmt):
+            if depth >= _MAX_CALLS:
+                return OPAQUE
+            inner = _method(safety, located, call.func.attr)  # type: ignore[union-attr]
+            if inner is None:
+                continue
+            args = bind(inner[1], call, lambda e, env=env: _passed_value(judge, e, env))
+            for attr, (possible, replaces) in _effects(
+                safety, inner[0], located, inner[1], args, depth + 1
+            ).items():
+                _apply(effects, attr, possible, replaces and straight)
+        if straight and any(isinstance(n, (ast.Return, ast.Raise)) for n in own_nodes(stmt)):
+            exited = True
+    return effects
+
+
+def _apply(effects: Effects, attr: str, possible: frozenset[Possible], replaces: bool) -> None:
+    """Compose a store after what the method did so far: one on the straight path replaces,
+    another adds what it stores to what the attribute held."""
+    if "*" in effects:
+        return
+    if attr == "*":
+        effects.clear()
+        effects["*"] = (possible, True)
+        return
+    old = effects.get(attr)
+    if replaces or old is None:
+        effects[attr] = (possible, replaces)
+    else:
+        effects[attr] = (old[0] | possible, old[1])
+
+
+def apply_to(
+    held: frozenset[Possible] | None, fallback: frozenset[Possible] | None, effect: tuple
+) -> frozenset[Possible]:
+    """What an attribute holds after a call with `effect`, given what it held (`held`, else
+    what `__init__` set: `fallback`, else unknown)."""
+    possible, replaces = effect
+    if replaces:
+        return frozenset(possible)
+    before = held if held is not None else fallback
+    return frozenset(possible) | (before if before is not None else frozenset({UNKNOWN}))
+
+
+def _stores(
+    judge: LoadSafety, stmt: ast.stmt, env: Mapping[str, Refused | None]
+) -> Iterator[tuple[str, frozenset[Possible], bool]]:
+    """Each `self.x` the statement stores: what it may hold, and whether it replaces."""
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        for target in targets:
+            yield from _assigned(judge, target, stmt.value, env)
+    elif isinstance(stmt, ast.AugAssign):
+        attr = _self_attr(stmt.target)
+        if attr:
+            if _number(stmt.value) is None:  # `self.n += 1` keeps what n is
+                yield attr, frozenset({_possible(judge, stmt.value, env)}), False
+        elif isinstance(stmt.target, ast.Subscript) and _self_attr(stmt.target.value):
+            if _number(stmt.value) is None:
+                yield _self_attr(stmt.target.value), frozenset({UNKNOWN}), False
+    elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+        yield from _mutated(judge, stmt.value, env)
+
+
+def _assigned(
+    judge: LoadSafety, target: ast.expr, value: ast.expr, env: Mapping[str, Refused | None]
+) -> Iterator[tuple[str, frozenset[Possible], bool]]:
+    attr = _self_attr(target)
+    if attr:
+        yield attr, frozenset({_possible(judge, value, env)}), True
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        pairs = (
+            zip(target.elts, value.elts)
+            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts)
+            else ((e, None) for e in target.elts)
+        )
+        for element, item in pairs:
+            name = _self_attr(element)
+            if name:
+                held = _possible(judge, item, env) if item is not None else UNKNOWN
+                yield name, frozenset({held}), True
+    elif isinstance(target, ast.Subscript) and _self_attr(target.value):
+        yield _self_attr(target.value), frozenset({_item(judge, value, env)}), False
+
+
+def _mutated(
+    judge: LoadSafety, call: ast.Call, env: Mapping[str, Refused | None]
+) -> Iterator[tuple[str, frozenset[Possible], bool]]:
+    """`self.history.append(v)`: the container holds `v` now (refused with it)."""
+    func = call.func
+    if not isinstance(func, ast.Attribute):
+        return
+    attr = _self_attr(func.value)
+    if not attr:
+        return
+    if func.attr in _ADDERS and call.args:
+        yield attr, frozenset({_item(judge, call.args[-1], env)}), False
+    elif func.attr in ("extend", "update", "setdefault", "extendleft"):
+        yield attr, frozenset({UNKNOWN}), False
+
+
+def _item(judge: LoadSafety, value: ast.expr, env: Mapping[str, Refused | None]) -> Possible:
+    """A container holding a refused item is refused; one given a loadable item is unknown
+    (what else it holds decides)."""
+    found = judge.of_expression(value, env)
+    if found is None:
+        return UNKNOWN
+    return Refused(found.kind, found.what, found.loadable, "", found.stateful)
+
+
+def _possible(judge: LoadSafety, value: ast.expr, env: Mapping[str, Refused | None]) -> Possible:
+    number = _number(value)
+    if number is not None:
+        return number
+    if isinstance(value, ast.Constant) or _empty(value):
+        return LITERAL
+    found = judge.of_expression(value, env)
+    return found if found is not None else UNKNOWN
+
+
+def _number(value: ast.expr) -> Possible | None:
+    """A number literal or an infinite placeholder (`float("inf")`, `-math.inf`)."""
+    if isinstance(value, ast.UnaryOp) and isinstance(value.op, (ast.USub, ast.UAdd)):
+        value = value.operand
+    if isinstance(value, ast.Constant):
+        ok = isinstance(value.value, (int, float)) and not isinstance(value.value, bool)
+        return NUMBER if ok else None
+    if (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id == "float"
+        and len(value.args) == 1
+        and isinstance(value.args[0], ast.Constant)
+        and str(value.args[0].value).lower() in _INFINITE
+    ):
+        return NUMBER
+    if isinstance(value, ast.Attribute) and dotted_name(value) in _INF_NAMES:
+        return NUMBER
+    return None
+
+
+def _empty(value: ast.expr) -> bool:
+    if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+        return not value.elts
+    if isinstance(value, ast.Dict):
+        return not value.keys
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id in ("list", "dict", "set", "tuple")
+        and not value.args
+        and not value.keywords
+    )
+
+
+def _opaque(method: FunctionNode) -> bool:
+    """A method that sets attributes by name (`setattr(self, ...)`, `self.__dict__`,
+    `vars(self)`): what it does to any attribute is unknown."""
+    for node in ast.walk(method):
+        if isinstance(node, ast.Attribute) and node.attr == "__dict__":
+            return True
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("setattr", "vars")
+            and node.args
+            and isinstance(node.args[0], ast.Name)
+            and node.args[0].id == "self"
+        ):
+            return True
+    return False
+
+
+def _self_attr(target: ast.expr) -> str:
+    if (
+        isinstance(target, ast.Attribute)
+        and isinstance(target.value, ast.Name)
+        and target.value.id == "self"
+    ):
+        return target.attr
+    return ""
+
+
+def _self_calls(stmt: ast.stmt) -> Iterator[ast.Call]:
+    for node in own_nodes(stmt):
+        if isinstance(node, ast.Call) and _self_attr(node.func):
+            yield node
+
+
+def own_nodes(stmt: ast.stmt) -> Iterator[ast.AST]:
+    """The nodes of a simple statement (a compound one's own header only), not of nested
+    functions."""
+    stack: list[ast.AST] = [stmt]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.stmt) and node is not stmt:
+                continue
+            if isinstance(child, ast.stmt) and _compound(stmt):
+                continue
+            stack.append(child)
+
+
+def _compound(stmt: ast.stmt) -> bool:
+    return isinstance(
+        stmt, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try)
+    ) or type(stmt).__name__ == "TryStar"
+
+
+def _statements(body: list[ast.stmt], straight: bool) -> Iterator[tuple[ast.stmt, bool]]:
+    """Each statement of a body in order, with whether it is on the straight path."""
+    for stmt in body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        yield stmt, straight
+        if isinstance(stmt, (ast.With, ast.AsyncWith)):
+            yield from _statements(stmt.body, straight)
+        elif _compound(stmt):
+            for field in ("body", "orelse", "handlers", "finalbody"):
+                for child in getattr(stmt, field, []) or []:
+                    inner = child.body if isinstance(child, ast.ExceptHandler) else [child]
+                    yield from _statements(inner, False)
+
+
+def _method(safety: LoadSafety, located: Located | None, name: str) -> Located | None:
+    """The method `name` of the class or of one of its project bases, with its module."""
+    seen = 0
+    while located is not None and seen < 3:
+        facts, cls = located
+        method = cls.method(name)
+        if method is not None:
+            return facts, method  # type: ignore[return-value]
+        bases = [safety.deeper(facts).project_class(_qualified(b, facts)) for b in cls.bases]
+        located = next((b for b in bases if b is not None), None)
+        seen += 1
+    return None
+
+
+def _qualified(base: str, facts: ModuleFacts) -> str:
+    from ckpt_lsp.analysis.names import qualify
+
+    return qualify(base, facts)
+
+
+def bind(method: FunctionNode, call: ast.Call, judge: object) -> _Bound:
+    """What a call passes to the method's parameters after `self`, judged by `judge`; empty
+    when `*args`/`**kw` hide it."""
+    args = method.args
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(
+        k.arg is None for k in call.keywords
+    ):
+        return {}
+    params = [p.arg for p in [*args.posonlyargs, *args.args]][1:]
+    passed: dict[str, ast.expr] = dict(zip(params, call.args))
+    names = set(params) | {p.arg for p in args.kwonlyargs}
+    passed.update({k.arg: k.value for k in call.keywords if k.arg in names})
+    bound: _Bound = {}
+    for name, expr in passed.items():
+        judged = judge(expr)  # type: ignore[operator]
+        if judged is not None:
+            bound[name] = judged
+    return bound
+
+
+def _passed_value(safety: LoadSafety, expr: ast.expr, env: Env) -> Possible | None:
+    number = _number(expr)
+    if number is not None:
+        return number
+    return safety.of_expression(expr, env)
+
+
+def _literal(expr: ast.expr) -> Possible | None:
+    number = _number(expr)
+    if number is not None:
+        return number
+    return LITERAL if isinstance(expr, ast.Constant) else None
+
+
+__all__ = ["Effects", "apply_to", "bind", "initial", "method_effects", "own_nodes"]
