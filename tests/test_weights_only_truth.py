@@ -239,3 +239,20 @@ def test_nested_values_of_a_nested_kind(kind: str, tmp_path: Path) -> None:
     requires = list(entry.get("requires", []))
     assert _default_load_fails(_evaluate(entry["nested_probe"], requires, tmp_path)), kind
     assert not _default_load_fails(_evaluate(entry["nested_leaf"], requires, tmp_path)), kind
+
+
+UNSIZED = [e for e in DATA.get("method", []) if e.get("unsized")]
+
+
+@pytest.mark.parametrize("entry", UNSIZED, ids=lambda e: f"{e['kind']}.{e['name']}")
+def test_unsized_results_are_refused(entry: dict[str, Any], tmp_path: Path) -> None:
+    """A sized method's result without a size is refused too (`rng.integers(10)`)."""
+    assert entry.get("unsized_probe"), entry["name"]
+    value = _evaluate(entry["unsized_probe"], ["numpy"], tmp_path)
+    assert _default_load_fails(value), f"{entry['name']} without a size loads"
+
+
+def test_unsized_choice_loads(tmp_path: Path) -> None:
+    """`rng.choice(5)` is a Python int (measured): choice has no `unsized` entry."""
+    assert not _default_load_fails(_evaluate("numpy.random.default_rng(0).choice(5)", ["numpy"], tmp_path))
+    assert not any(e["name"] == "choice" and e.get("unsized") for e in DATA["method"])

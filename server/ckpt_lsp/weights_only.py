@@ -29,6 +29,9 @@ ANY_RECEIVER = "*"
 # the key suffix under which a `no_args` method's result given arguments rides in the methods
 # table (`arr.mean(axis=0)` is an array where `arr.mean()` is a scalar)
 WITH_ARGS = "(...)"
+# the key suffix under which a `sized` method's result without a size rides in the methods
+# table (`rng.integers(10)` is a numpy scalar where `rng.integers(10, size=3)` is an array)
+UNSIZED = "(unsized)"
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,12 @@ class WeightsOnlyCatalog:
         an array, `rng.normal()` a float); -1 when it needs none."""
         found = self.methods.get((kind, name))
         return found[3] if found is not None else -1
+
+    def unsized(self, kind: str, name: str) -> str:
+        """What a `sized` method returns without a size (`rng.integers(10)`: a numpy
+        scalar); "" when that loads or is not known."""
+        found = self.methods.get((kind, name + UNSIZED))
+        return found[0] if found is not None else ""
 
     def method(self, kind: str, name: str, attribute: bool, has_args: bool) -> str | None:
         """The kind a method call (or attribute read) on a value of `kind` returns; None
@@ -219,6 +228,8 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         key = (known(where, str(e["kind"]), any_ok=True), str(e["name"]))
         no_args, sized = bool(e.get("no_args")), int(e.get("sized", -1))
         methods[key] = (returns, bool(e.get("attribute")), no_args, sized)
+        if e.get("unsized"):  # what the method returns without a size rides in the table
+            methods[(key[0], key[1] + UNSIZED)] = (known(where, str(e["unsized"])), False, False, -1)
         if e.get("with_args"):  # what the method returns given arguments rides in the table
             methods[(key[0], key[1] + WITH_ARGS)] = (
                 known(where, str(e["with_args"])),

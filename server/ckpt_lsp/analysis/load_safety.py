@@ -362,8 +362,12 @@ class LoadSafety:
             if receiver is None:
                 return self._any_receiver(func.attr, has_args)
             returns = self.catalog.method(receiver.kind, func.attr, False, has_args)
+            if returns is None and receiver.type_name and self._depth < _MAX_DEPTH:
+                from ckpt_lsp.analysis.object_effects import method_returns  # runs flows
+
+                return method_returns(self, receiver, call, env)  # the project's own method
             if not self._sized(call, receiver.kind, func.attr):
-                return None
+                return _no_fix(self.catalog.kind(self.catalog.unsized(receiver.kind, func.attr)))
             return self._returned(returns, receiver)
         if not dotted:
             return None
@@ -556,6 +560,11 @@ class LoadSafety:
         """The project class `qualified` names, and its module."""
         return self._project_class(qualified)
 
+    @property
+    def depth(self) -> int:
+        """How many helpers away from the function being judged this judge is."""
+        return self._depth
+
     def of_class(self, facts: ModuleFacts, cls: ClassFacts) -> Refused | None:
         """What an instance of a project class is (`self` in its methods)."""
         return self._class_kind(facts, cls)
@@ -630,6 +639,10 @@ class LoadSafety:
         if not isinstance(expr, ast.Call) or self._depth >= _MAX_DEPTH:
             return None
         dotted = dotted_name(expr.func)
+        if isinstance(expr.func, ast.Attribute) and not self._names_global(dotted, env):
+            from ckpt_lsp.analysis.object_effects import method_items  # runs flows
+
+            return method_items(self, expr, count, env)  # `a, b = trainer.step()`
         if not dotted or not self._names_global(dotted, env):
             return None
         found = self.project_function(qualify(dotted, self.facts))

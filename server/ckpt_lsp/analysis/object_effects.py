@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
-from ckpt_lsp.analysis.local_flow import LITERAL, NUMBER, UNKNOWN, LocalFlow, Possible
+from ckpt_lsp.analysis.local_flow import (
+    LITERAL,
+    NUMBER,
+    UNKNOWN,
+    LocalFlow,
+    Possible,
+    collapse,
+)
 from ckpt_lsp.weights_only import Refused
 
 if TYPE_CHECKING:
@@ -50,6 +57,101 @@ def method_effects(
     facts, method = found
     bound = bind(method, call, lambda e: _passed_value(safety, e, env))
     return _effects(safety, facts, located, method, bound, 0)  # type: ignore[arg-type]
+
+
+def method_returns(
+    safety: LoadSafety, receiver: Refused, call: ast.Call, env: Env
+) -> Refused | None:
+    """What `obj.method(...)` returns, `obj` an instance of a project class: what every
+    `return` of the method gives, its parameters bound to what the call passes (`self`'s
+    attributes unknown)."""
+    found = _own_method(safety, receiver, call)
+    if found is None:
+        return None
+    facts, method = found
+    bound = bind(method, call, lambda e: _passed_value(safety, e, env))
+    judged = LocalFlow(safety.deeper(facts), self_env(safety, receiver)).run(method, bound)
+    return _agreed(judged.returns)
+
+
+def method_items(
+    safety: LoadSafety, call: ast.Call, count: int, env: Env
+) -> list[Refused | None] | None:
+    """What each element of `obj.method(...)`'s tuple result is (`chosen, w = server.step()`):
+    element i is refused when every `return` gives the same refusal there."""
+    if not isinstance(call.func, ast.Attribute):
+        return None
+    receiver = safety.kind_of(call.func.value, env)
+    found = _own_method(safety, receiver, call) if receiver is not None else None
+    if found is None:
+        return None
+    facts, method = found
+    bound = bind(method, call, lambda e: _passed_value(safety, e, env))
+    flow = LocalFlow(safety.deeper(facts), self_env(safety, receiver)).run(method, bound)
+    returned = flow.return_items
+    if count < 0 and returned and returned[0] is not None:
+        count = len(returned[0])
+    if not returned or any(r is None or len(r) != count for r in returned):
+        return None
+    columns = zip(*[r for r in returned if r is not None])
+    return [_agreed(list(column)) for column in columns]
+
+
+def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]:
+    """What `self` and its attributes are inside the class's methods: the attributes
+    `__init__` sets on its straight path that no other method assigns (memoized per class)."""
+    located = safety.project_class(receiver.type_name) if receiver.type_name else None
+    if located is None:
+        return {}
+    key = ("self-env", located[0].path, located[1].name)
+    known = safety.memo.get(key)
+    if isinstance(known, dict):
+        return known
+    env: dict[str, Refused | None] = {"self": receiver}
+    safety.memo[key] = env  # a class whose __init__ builds itself: only `self`
+    found = _method(safety, located, "__init__")
+    effects = _effects(safety, found[0], located, found[1], {}, 0) if found else {}
+    for attr, (possible, replaces) in effects.items():
+        held = collapse(possible) if replaces else None
+        if held is None or attr == "*" or _assigned_elsewhere(located[1], attr):
+            continue
+        env[f"self.{attr}"] = held
+    return env
+
+
+def _assigned_elsewhere(cls: ClassFacts, attr: str) -> bool:
+    methods = [*cls.methods_mentioning(f"self.{attr} ="), *cls.methods_mentioning(f"self.{attr}=")]
+    return any(m.name != "__init__" for m in methods) or bool(
+        cls.methods_mentioning(f'"{attr}"')
+    )
+
+
+def _agreed(judged: list[Refused | None]) -> Refused | None:
+    if not judged or any(j is None for j in judged):
+        return None
+    first = judged[0]
+    if all(j == first for j in judged):
+        return first
+    return Refused(first.kind, first.what, first.loadable, "", first.stateful)
+
+
+def _own_method(safety: LoadSafety, receiver: Refused, call: ast.Call) -> Located | None:
+    """The project method `call` calls on `receiver`, not a static or class method."""
+    if not receiver.type_name or not isinstance(call.func, ast.Attribute):
+        return None
+    if safety.depth >= 3:
+        return None
+    located = safety.project_class(receiver.type_name)
+    found = _method(safety, located, call.func.attr) if located is not None else None
+    if found is None or _decorated(found[1]):  # type: ignore[arg-type]
+        return None
+    return found
+
+
+def _decorated(method: FunctionNode) -> bool:
+    """A static or class method, or a property: `self` is not its first parameter."""
+    names = {dotted_name(d.func if isinstance(d, ast.Call) else d) for d in method.decorator_list}
+    return bool(names & {"staticmethod", "classmethod", "property"})
 
 
 def initial(safety: LoadSafety, receiver: Refused) -> Effects:
@@ -225,7 +327,11 @@ def _possible(judge: LoadSafety, value: ast.expr, env: Mapping[str, Refused | No
 
 
 def _number(value: ast.expr) -> Possible | None:
-    """A number literal or an infinite placeholder (`float("inf")`, `-math.inf`)."""
+    """A number literal or an infinite placeholder (`float("inf")`, `-math.inf`, `np.inf if
+    mode == "min" else -np.inf`)."""
+    if isinstance(value, ast.IfExp):
+        both = _number(value.body) is not None and _number(value.orelse) is not None
+        return NUMBER if both else None
     if isinstance(value, ast.UnaryOp) and isinstance(value.op, (ast.USub, ast.UAdd)):
         value = value.operand
     if isinstance(value, ast.Constant):
