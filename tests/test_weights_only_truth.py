@@ -254,5 +254,7 @@ def test_unsized_results_are_refused(entry: dict[str, Any], tmp_path: Path) -> N
 
 def test_unsized_choice_loads(tmp_path: Path) -> None:
     """`rng.choice(5)` is a Python int (measured): choice has no `unsized` entry."""
-    assert not _default_load_fails(_evaluate("numpy.random.default_rng(0).choice(5)", ["numpy"], tmp_path))
+    assert not _default_load_fails(
+        _evaluate("numpy.random.default_rng(0).choice(5)", ["numpy"], tmp_path)
+    )
     assert not any(e["name"] == "choice" and e.get("unsized") for e in DATA["method"])

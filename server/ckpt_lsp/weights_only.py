@@ -229,7 +229,8 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         no_args, sized = bool(e.get("no_args")), int(e.get("sized", -1))
         methods[key] = (returns, bool(e.get("attribute")), no_args, sized)
         if e.get("unsized"):  # what the method returns without a size rides in the table
-            methods[(key[0], key[1] + UNSIZED)] = (known(where, str(e["unsized"])), False, False, -1)
+            unsized = known(where, str(e["unsized"]))
+            methods[(key[0], key[1] + UNSIZED)] = (unsized, False, False, -1)
         if e.get("with_args"):  # what the method returns given arguments rides in the table
             methods[(key[0], key[1] + WITH_ARGS)] = (
                 known(where, str(e["with_args"])),

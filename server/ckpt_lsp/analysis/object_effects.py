@@ -13,7 +13,7 @@ stored, as local_flow already decides for local names. Anything unknown stays un
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.class_text import FunctionNode
@@ -40,7 +40,9 @@ _INFINITE = frozenset({"inf", "-inf", "nan", "infinity", "-infinity"})
 _INF_NAMES = frozenset({"math.inf", "math.nan", "numpy.inf", "numpy.nan", "np.inf", "np.nan"})
 OPAQUE: Effects = {"*": (frozenset({UNKNOWN}), True)}
 Located = tuple[ModuleFacts, ClassFacts]
-_Bound = dict[str, Union[Refused, object]]
+Method = tuple[ModuleFacts, FunctionNode]
+_Bound = dict[str, object]
+_Judge = Callable[[ast.expr], Union[Possible, None]]
 
 
 def method_effects(
@@ -52,11 +54,11 @@ def method_effects(
         return None
     located = safety.project_class(receiver.type_name)
     found = _method(safety, located, call.func.attr) if located is not None else None
-    if found is None:
+    if found is None or located is None:
         return None
     facts, method = found
     bound = bind(method, call, lambda e: _passed_value(safety, e, env))
-    return _effects(safety, facts, located, method, bound, 0)  # type: ignore[arg-type]
+    return _effects(safety, facts, located, method, bound, 0)
 
 
 def method_returns(
@@ -83,7 +85,7 @@ def method_items(
         return None
     receiver = safety.kind_of(call.func.value, env)
     found = _own_method(safety, receiver, call) if receiver is not None else None
-    if found is None:
+    if found is None or receiver is None:
         return None
     facts, method = found
     bound = bind(method, call, lambda e: _passed_value(safety, e, env))
@@ -120,22 +122,25 @@ def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]
 
 
 def _assigned_elsewhere(cls: ClassFacts, attr: str) -> bool:
-    methods = [*cls.methods_mentioning(f"self.{attr} ="), *cls.methods_mentioning(f"self.{attr}=")]
-    return any(m.name != "__init__" for m in methods) or bool(
-        cls.methods_mentioning(f'"{attr}"')
-    )
+    methods = [
+        *cls.methods_mentioning(f"self.{attr} ="),
+        *cls.methods_mentioning(f"self.{attr}="),
+        *cls.methods_mentioning(f'"{attr}"'),  # setattr(self, "x", ...)
+    ]
+    return any(m.name != "__init__" for m in methods)
 
 
 def _agreed(judged: list[Refused | None]) -> Refused | None:
     if not judged or any(j is None for j in judged):
         return None
     first = judged[0]
+    assert first is not None
     if all(j == first for j in judged):
         return first
     return Refused(first.kind, first.what, first.loadable, "", first.stateful)
 
 
-def _own_method(safety: LoadSafety, receiver: Refused, call: ast.Call) -> Located | None:
+def _own_method(safety: LoadSafety, receiver: Refused, call: ast.Call) -> Method | None:
     """The project method `call` calls on `receiver`, not a static or class method."""
     if not receiver.type_name or not isinstance(call.func, ast.Attribute):
         return None
@@ -143,7 +148,7 @@ def _own_method(safety: LoadSafety, receiver: Refused, call: ast.Call) -> Locate
         return None
     located = safety.project_class(receiver.type_name)
     found = _method(safety, located, call.func.attr) if located is not None else None
-    if found is None or _decorated(found[1]):  # type: ignore[arg-type]
+    if found is None or _decorated(found[1]):
         return None
     return found
 
@@ -209,10 +214,11 @@ def _walk(
         for call in _self_calls(stmt):
             if depth >= _MAX_CALLS:
                 return OPAQUE
-            inner = _method(safety, located, call.func.attr)  # type: ignore[union-attr]
+            assert isinstance(call.func, ast.Attribute)  # a `self.k(...)` call
+            inner = _method(safety, located, call.func.attr)
             if inner is None:
                 continue
-            args = bind(inner[1], call, lambda e, env=env: _passed_value(judge, e, env))
+            args = bind(inner[1], call, _judge_in(judge, env))
             for attr, (possible, replaces) in _effects(
                 safety, inner[0], located, inner[1], args, depth + 1
             ).items():
@@ -263,9 +269,12 @@ def _stores(
         if attr:
             if _number(stmt.value) is None:  # `self.n += 1` keeps what n is
                 yield attr, frozenset({_possible(judge, stmt.value, env)}), False
-        elif isinstance(stmt.target, ast.Subscript) and _self_attr(stmt.target.value):
-            if _number(stmt.value) is None:
-                yield _self_attr(stmt.target.value), frozenset({UNKNOWN}), False
+        elif (
+            isinstance(stmt.target, ast.Subscript)
+            and _self_attr(stmt.target.value)
+            and _number(stmt.value) is None
+        ):
+            yield _self_attr(stmt.target.value), frozenset({UNKNOWN}), False
     elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
         yield from _mutated(judge, stmt.value, env)
 
@@ -417,9 +426,12 @@ def own_nodes(stmt: ast.stmt) -> Iterator[ast.AST]:
 
 
 def _compound(stmt: ast.stmt) -> bool:
-    return isinstance(
-        stmt, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try)
-    ) or type(stmt).__name__ == "TryStar"
+    return (
+        isinstance(
+            stmt, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try)
+        )
+        or type(stmt).__name__ == "TryStar"
+    )
 
 
 def _statements(body: list[ast.stmt], straight: bool) -> Iterator[tuple[ast.stmt, bool]]:
@@ -437,14 +449,14 @@ def _statements(body: list[ast.stmt], straight: bool) -> Iterator[tuple[ast.stmt
                     yield from _statements(inner, False)
 
 
-def _method(safety: LoadSafety, located: Located | None, name: str) -> Located | None:
+def _method(safety: LoadSafety, located: Located | None, name: str) -> Method | None:
     """The method `name` of the class or of one of its project bases, with its module."""
     seen = 0
     while located is not None and seen < 3:
         facts, cls = located
         method = cls.method(name)
         if method is not None:
-            return facts, method  # type: ignore[return-value]
+            return facts, method
         bases = [safety.deeper(facts).project_class(_qualified(b, facts)) for b in cls.bases]
         located = next((b for b in bases if b is not None), None)
         seen += 1
@@ -457,7 +469,7 @@ def _qualified(base: str, facts: ModuleFacts) -> str:
     return qualify(base, facts)
 
 
-def bind(method: FunctionNode, call: ast.Call, judge: object) -> _Bound:
+def bind(method: FunctionNode, call: ast.Call, judge: _Judge) -> _Bound:
     """What a call passes to the method's parameters after `self`, judged by `judge`; empty
     when `*args`/`**kw` hide it."""
     args = method.args
@@ -471,7 +483,7 @@ def bind(method: FunctionNode, call: ast.Call, judge: object) -> _Bound:
     passed.update({k.arg: k.value for k in call.keywords if k.arg in names})
     bound: _Bound = {}
     for name, expr in passed.items():
-        judged = judge(expr)  # type: ignore[operator]
+        judged = judge(expr)
         if judged is not None:
             bound[name] = judged
     return bound
@@ -482,6 +494,10 @@ def _passed_value(safety: LoadSafety, expr: ast.expr, env: Env) -> Possible | No
     if number is not None:
         return number
     return safety.of_expression(expr, env)
+
+
+def _judge_in(safety: LoadSafety, env: Env) -> _Judge:
+    return lambda expr: _passed_value(safety, expr, env)
 
 
 def _literal(expr: ast.expr) -> Possible | None:
