@@ -251,3 +251,25 @@ def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]])
 @pytest.mark.parametrize(("name", "source"), VALID)
 def test_valid(name: str, source: str) -> None:
     assert _rows(source) == [], name
+
+
+def test_a_refused_container_stays_refused_whatever_a_method_appends() -> None:
+    """A deque stays a deque: appending a Python float to it in a called method keeps the
+    finding (and an empty list given only floats stays loadable)."""
+    source = """
+    import collections
+
+    class Tracker:
+        def __init__(self):
+            self.recent = collections.deque(maxlen=3)
+            self.floats = []
+        def add(self, value):
+            self.recent.append(float(value))
+            self.floats.append(float(value))
+
+    def save(p):
+        t = Tracker()
+        t.add(1.0)
+        torch.save({"recent": t.recent, "floats": t.floats}, p)
+    """
+    assert _rows(source) == [(15, "recent")]

@@ -269,12 +269,8 @@ def _stores(
         if attr:
             if _number(stmt.value) is None:  # `self.n += 1` keeps what n is
                 yield attr, frozenset({_possible(judge, stmt.value, env)}), False
-        elif (
-            isinstance(stmt.target, ast.Subscript)
-            and _self_attr(stmt.target.value)
-            and _number(stmt.value) is None
-        ):
-            yield _self_attr(stmt.target.value), frozenset({UNKNOWN}), False
+        elif isinstance(stmt.target, ast.Subscript) and _self_attr(stmt.target.value):
+            yield _self_attr(stmt.target.value), frozenset({LITERAL}), False  # `self.n[k] += 1`
     elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
         yield from _mutated(judge, stmt.value, env)
 
@@ -313,15 +309,16 @@ def _mutated(
     if func.attr in _ADDERS and call.args:
         yield attr, frozenset({_item(judge, call.args[-1], env)}), False
     elif func.attr in ("extend", "update", "setdefault", "extendleft"):
-        yield attr, frozenset({UNKNOWN}), False
+        yield attr, frozenset({LITERAL}), False  # its items decide, as for `append`
 
 
 def _item(judge: LoadSafety, value: ast.expr, env: Mapping[str, Refused | None]) -> Possible:
-    """A container holding a refused item is refused; one given a loadable item is unknown
-    (what else it holds decides)."""
+    """A container holding a refused item is refused. An item that loads (or is not known)
+    never makes a refused container (a deque, a list holding a numpy scalar) load, so it is
+    a placeholder: what else the container holds decides."""
     found = judge.of_expression(value, env)
     if found is None:
-        return UNKNOWN
+        return LITERAL
     return Refused(found.kind, found.what, found.loadable, "", found.stateful)
 
 
