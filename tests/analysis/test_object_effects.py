@@ -273,3 +273,21 @@ def test_a_refused_container_stays_refused_whatever_a_method_appends() -> None:
         torch.save({"recent": t.recent, "floats": t.floats}, p)
     """
     assert _rows(source) == [(15, "recent")]
+
+
+def test_a_called_method_sees_what_init_set_on_self() -> None:
+    """`self.rng` of `__init__` inside the called method: its draws are numpy values."""
+    source = """
+    class Sampler:
+        def __init__(self):
+            self.rng = np.random.default_rng(0)
+            self.seeds = []
+        def draw(self):
+            self.seeds.append(self.rng.integers(1 << 31))
+
+    def save(p):
+        s = Sampler()
+        s.draw()
+        torch.save({"seeds": s.seeds}, p)
+    """
+    assert _rows(source) == [(12, "seeds")]

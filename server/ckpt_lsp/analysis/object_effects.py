@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.class_text import FunctionNode
@@ -109,7 +110,7 @@ def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]
     known = safety.memo.get(key)
     if isinstance(known, dict):
         return known
-    env: dict[str, Refused | None] = {"self": receiver}
+    env: dict[str, Refused | None] = {"self": replace(receiver, built=None)}
     safety.memo[key] = env  # a class whose __init__ builds itself: only `self`
     found = _method(safety, located, "__init__")
     effects = _effects(safety, found[0], located, found[1], {}, 0) if found else {}
@@ -122,12 +123,21 @@ def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]
 
 
 def _assigned_elsewhere(cls: ClassFacts, attr: str) -> bool:
+    """Whether a method other than `__init__` stores `self.<attr>` (or sets it by name)."""
     methods = [
-        *cls.methods_mentioning(f"self.{attr} ="),
-        *cls.methods_mentioning(f"self.{attr}="),
+        *cls.methods_mentioning(f"self.{attr}"),
         *cls.methods_mentioning(f'"{attr}"'),  # setattr(self, "x", ...)
     ]
-    return any(m.name != "__init__" for m in methods)
+    for method in methods:
+        if method.name == "__init__":
+            continue
+        for node in ast.walk(method):
+            if isinstance(node, ast.Attribute) and node.attr == attr:
+                if isinstance(node.ctx, (ast.Store, ast.Del)):
+                    return True
+            elif isinstance(node, ast.Constant) and node.value == attr:
+                return True
+    return False
 
 
 def _agreed(judged: list[Refused | None]) -> Refused | None:
@@ -202,7 +212,8 @@ def _walk(
     if _opaque(method):
         return OPAQUE
     judge = safety.deeper(facts)
-    flow = LocalFlow(judge).run(method, bound)
+    own = safety.of_class(*located)
+    flow = LocalFlow(judge, self_env(safety, own) if own is not None else None).run(method, bound)
     effects: Effects = {}
     exited = False
     for stmt, straight in _statements(method.body, True):
