@@ -291,3 +291,54 @@ def test_a_called_method_sees_what_init_set_on_self() -> None:
         torch.save({"seeds": s.seeds}, p)
     """
     assert _rows(source) == [(12, "seeds")]
+
+
+def test_a_parameter_annotated_with_the_class() -> None:
+    """`trainer: Trainer`: whatever ran, an attribute every method stores refused is refused;
+    one with a placeholder anywhere (`None` until a method runs) is not reported."""
+    source = """
+    class Trainer:
+        def __init__(self):
+            self.started = datetime.datetime.now()
+            self.best = None
+        def restart(self):
+            self.started = datetime.datetime.now()
+            self.best = np.mean([1.0])
+
+    def write(trainer: Trainer, p):
+        torch.save({"started": trainer.started, "best": trainer.best}, p)
+    """
+    assert _rows(source) == [(11, "started")]
+
+
+def test_a_property_or_an_intercepting_class_is_not_judged_by_its_stores() -> None:
+    """`self.best = v` through a property setter, read through a getter that converts; a
+    class with `__setattr__`: what the save reads is not what the method stored."""
+    source = """
+    class WithProperty:
+        def __init__(self):
+            self._best = None
+        @property
+        def best(self):
+            return float(self._best)
+        @best.setter
+        def best(self, value):
+            self._best = value
+        def step(self, value):
+            self.best = value
+
+    class Intercepting:
+        def __init__(self):
+            self.best = None
+        def __setattr__(self, name, value):
+            object.__setattr__(self, name, float(value) if value is not None else None)
+        def step(self, value):
+            self.best = value
+
+    def save(p):
+        a, b = WithProperty(), Intercepting()
+        a.step(np.float64(1.0))
+        b.step(np.float64(1.0))
+        torch.save({"a": a.best, "b": b.best}, p)
+    """
+    assert _rows(source) == []

@@ -300,7 +300,12 @@ class LoadSafety:
                 and not isinstance(stmt.value, ast.Constant)  # `out: Path = "runs"` stays a str
             ):
                 return self._deeper(facts).of_annotation(stmt.annotation)
-        return self._init_attribute(facts, cls, attr, built) if built is not None else None
+        found = self._init_attribute(facts, cls, attr, built) if built is not None else None
+        if found is None:  # every store in every method refused: refused whatever ran
+            from ckpt_lsp.analysis.object_effects import class_attribute  # runs flows
+
+            found = class_attribute(self, (facts, cls), attr)
+        return found
 
     def _init_attribute(
         self, facts: ModuleFacts, cls: ClassFacts, attr: str, built: ast.Call

@@ -35,7 +35,12 @@ if TYPE_CHECKING:
 # attribute -> (what it may hold after the call, whether that replaces what it held before)
 Effects = dict[str, tuple[frozenset[Possible], bool]]
 _Key = tuple[int, tuple[tuple[str, object], ...]]
-_MAX_CALLS = 2  # `self.k()` inside a called method, followed this deep
+_MAX_CALLS = 2
+# a class that intercepts its attribute stores or reads: what a store leaves is unknown
+_INTERCEPTS = (
+    "__setattr__",
+    "__getattribute__",
+)  # `self.k()` inside a called method, followed this deep
 _ADDERS = frozenset({"append", "add", "insert", "appendleft"})
 _INFINITE = frozenset({"inf", "-inf", "nan", "infinity", "-infinity"})
 _INF_NAMES = frozenset({"math.inf", "math.nan", "numpy.inf", "numpy.nan", "np.inf", "np.nan"})
@@ -169,6 +174,24 @@ def _decorated(method: FunctionNode) -> bool:
     return bool(names & {"staticmethod", "classmethod", "property"})
 
 
+def class_attribute(safety: LoadSafety, located: Located, attr: str) -> Refused | None:
+    """What `obj.<attr>` is whatever methods ran (`obj` a parameter annotated with the class,
+    or one built here): refused when every store of it in every method of the class is, no
+    placeholder among them (a fresh object still holds one); parameters unknown."""
+    facts, cls = located
+    held: set[Possible] = set()
+    for method in cls.methods_mentioning(f"self.{attr}"):
+        effects = _effects(safety, facts, located, method, {}, 0)
+        if "*" in effects:
+            return None
+        found = effects.get(attr)
+        if found is not None:
+            held |= found[0]
+    if not held or not all(isinstance(p, Refused) for p in held):
+        return None
+    return collapse(held)
+
+
 def initial(safety: LoadSafety, receiver: Refused) -> Effects:
     """What the attributes hold once the class is built (its `__init__`, judged with the
     literal arguments of the call that built it)."""
@@ -209,8 +232,22 @@ def _walk(
     bound: _Bound,
     depth: int,
 ) -> Effects:
-    if _opaque(method):
+    if _opaque(method) or any(_method(safety, located, n) for n in _INTERCEPTS):
         return OPAQUE
+    effects = _stored(safety, facts, located, method, bound, depth)
+    # `self.best = v` through a property's setter, read through its getter: not what was
+    # stored
+    return {a: e for a, e in effects.items() if a == "*" or not _method(safety, located, a)}
+
+
+def _stored(
+    safety: LoadSafety,
+    facts: ModuleFacts,
+    located: Located,
+    method: FunctionNode,
+    bound: _Bound,
+    depth: int,
+) -> Effects:
     judge = safety.deeper(facts)
     own = safety.of_class(*located)
     flow = LocalFlow(judge, self_env(safety, own) if own is not None else None).run(method, bound)
