@@ -342,3 +342,16 @@ def test_a_property_or_an_intercepting_class_is_not_judged_by_its_stores() -> No
         torch.save({"a": a.best, "b": b.best}, p)
     """
     assert _rows(source) == []
+
+
+def test_a_call_that_may_not_run_leaves_the_attribute_unknown() -> None:
+    """`s.step(v) if ok else None`, `ok and s.step(v)`, `[s.step(v) for v in vs if v]`."""
+    source = """
+    def save(p, ok):
+        a, b, c = Stopper(), Stopper(), Stopper()
+        a.step(np.float64(1.0)) if ok else None
+        ok and b.step(np.float64(1.0))
+        [c.step(v) for v in np.array([1.0]) if ok]
+        torch.save({"a": a.best_path, "b": b.best_path, "c": c.best_path}, p)
+    """
+    assert _rows(source) == []

@@ -182,6 +182,7 @@ class LocalFlow:
                 for k, v in state.items()
                 if k not in self._effect_keys or k.split(".", 1)[0] not in escaped
             }
+        maybe = object_effects.conditional_nodes(stmt)
         for node in object_effects.own_nodes(stmt):
             if (
                 isinstance(node, ast.Call)
@@ -189,10 +190,10 @@ class LocalFlow:
                 and isinstance(node.func.value, ast.Name)
                 and node.func.value.id in instances
             ):
-                state = self._after_call(node, node.func.value.id, state)
+                state = self._after_call(node, node.func.value.id, state, id(node) in maybe)
         return state
 
-    def _after_call(self, call: ast.Call, name: str, state: State) -> State:
+    def _after_call(self, call: ast.Call, name: str, state: State, maybe: bool) -> State:
         from ckpt_lsp.analysis import object_effects
 
         receiver = collapse(state[name])
@@ -213,6 +214,8 @@ class LocalFlow:
             if first is not None and "*" not in built:
                 fallback = first[0] if first[1] else first[0] | {UNKNOWN}
             new[key] = object_effects.apply_to(state.get(key), fallback, effect)
+            if maybe:  # `s.step(v) if ok else None`: the call may not run
+                new[key] = new[key] | {UNKNOWN}
             self._effect_keys.add(key)
         return new
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 Effects = dict[str, tuple[frozenset[Possible], bool]]
 _Key = tuple[int, tuple[tuple[str, object], ...]]
 _MAX_CALLS = 2
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 # a class that intercepts its attribute stores or reads: what a store leaves is unknown
 _INTERCEPTS = (
     "__setattr__",
@@ -470,6 +471,22 @@ def own_nodes(stmt: ast.stmt) -> Iterator[ast.AST]:
             stack.append(child)
 
 
+def conditional_nodes(stmt: ast.stmt) -> set[int]:
+    """The nodes of a statement that may not be evaluated: the branches of `a if c else b`,
+    what follows the first operand of `and`/`or`, a comprehension's element under an `if`."""
+    found: set[int] = set()
+    for node in own_nodes(stmt):
+        parts: list[ast.AST] = []
+        if isinstance(node, ast.IfExp):
+            parts = [node.body, node.orelse]
+        elif isinstance(node, ast.BoolOp):
+            parts = list(node.values[1:])
+        elif isinstance(node, _COMPREHENSIONS) and any(gen.ifs for gen in node.generators):
+            parts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+        found.update(id(n) for part in parts for n in ast.walk(part))
+    return found
+
+
 def _compound(stmt: ast.stmt) -> bool:
     return (
         isinstance(
@@ -552,4 +569,16 @@ def _literal(expr: ast.expr) -> Possible | None:
     return LITERAL if isinstance(expr, ast.Constant) else None
 
 
-__all__ = ["Effects", "apply_to", "bind", "initial", "method_effects", "own_nodes"]
+__all__ = [
+    "Effects",
+    "apply_to",
+    "bind",
+    "class_attribute",
+    "conditional_nodes",
+    "initial",
+    "method_effects",
+    "method_items",
+    "method_returns",
+    "own_nodes",
+    "self_env",
+]
