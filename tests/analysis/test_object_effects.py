@@ -355,3 +355,20 @@ def test_a_call_that_may_not_run_leaves_the_attribute_unknown() -> None:
         torch.save({"a": a.best_path, "b": b.best_path, "c": c.best_path}, p)
     """
     assert _rows(source) == []
+
+
+def test_an_init_local_stored_on_self_is_followed() -> None:
+    """`local = nn.Linear(2, 2); self.local = local`: every store of `local` is a whole
+    module (measured: the default load refuses it), so `model.local` is reported."""
+    source = """
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            local = torch.nn.Linear(2, 2)
+            self.local = local
+
+    def save(p):
+        model = Net()
+        torch.save({"l": model.local}, p)
+    """
+    assert _rows(source) == [(10, "l")]

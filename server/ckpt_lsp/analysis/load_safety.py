@@ -304,7 +304,7 @@ class LoadSafety:
         if found is None:  # every store in every method refused: refused whatever ran
             from ckpt_lsp.analysis.object_effects import class_attribute  # runs flows
 
-            found = class_attribute(self, (facts, cls), attr)
+            found = class_attribute(self, (facts, cls), attr, fresh=built is not None)
         return found
 
     def _init_attribute(

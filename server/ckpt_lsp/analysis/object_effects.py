@@ -175,11 +175,19 @@ def _decorated(method: FunctionNode) -> bool:
     return bool(names & {"staticmethod", "classmethod", "property"})
 
 
-def class_attribute(safety: LoadSafety, located: Located, attr: str) -> Refused | None:
+def class_attribute(
+    safety: LoadSafety, located: Located, attr: str, fresh: bool = False
+) -> Refused | None:
     """What `obj.<attr>` is whatever methods ran (`obj` a parameter annotated with the class,
-    or one built here): refused when every store of it in every method of the class is, no
+    or one built here: `fresh`, where `__init__` must store it on its straight path, or the
+    read fails): refused when every store of it in every method of the class is, no
     placeholder among them (a fresh object still holds one); parameters unknown."""
     facts, cls = located
+    if fresh:
+        init = _method(safety, located, "__init__")
+        stored = _effects(safety, init[0], located, init[1], {}, 0) if init else {}
+        if not stored.get(attr, (frozenset(), False))[1]:
+            return None  # set only in a branch of __init__, or by another method
     held: set[Possible] = set()
     for method in cls.methods_mentioning(f"self.{attr}"):
         effects = _effects(safety, facts, located, method, {}, 0)
