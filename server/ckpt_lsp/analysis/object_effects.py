@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 # attribute -> (what it may hold after the call, whether that replaces what it held before)
 Effects = dict[str, tuple[frozenset[Possible], bool]]
-_Key = tuple[int, tuple[tuple[str, object], ...]]
 _MAX_CALLS = 2
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 # a class that intercepts its attribute stores or reads: what a store leaves is unknown
@@ -222,15 +221,21 @@ def _effects(
     bound: _Bound,
     depth: int,
 ) -> Effects:
-    key: _Key = (id(method), tuple(sorted(bound.items(), key=lambda kv: kv[0])))
+    # per method node and receiver class (a subclass's properties and __init__ differ); the
+    # node is kept with the result so a reused id never answers for another method
+    key = ("effects", id(method), located[0].path, located[1].name, _frozen(bound))
     memo = safety.memo
-    known = memo.get(("effects", key))
-    if isinstance(known, dict):
-        return known
-    memo[("effects", key)] = OPAQUE  # a method that calls itself: unknown
+    known = memo.get(key)
+    if isinstance(known, tuple) and known[0] is method:
+        return known[1]
+    memo[key] = (method, OPAQUE)  # a method that calls itself: unknown
     found = _walk(safety, facts, located, method, bound, depth)
-    memo[("effects", key)] = found
+    memo[key] = (method, found)
     return found
+
+
+def _frozen(bound: _Bound) -> tuple[tuple[str, object], ...]:
+    return tuple(sorted(bound.items(), key=lambda kv: kv[0]))
 
 
 def _walk(
