@@ -169,28 +169,18 @@ class LocalFlow:
             return state
         from ckpt_lsp.analysis import object_effects  # it runs flows of its own
 
-        receivers: set[int] = set()
-        escaped: set[str] = set()
-        for node in object_effects.own_nodes(stmt):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-                receivers.add(id(node.value))
-            elif isinstance(node, ast.Name) and node.id in keyed and id(node) not in receivers:
-                escaped.add(node.id)
+        calls, bare = object_effects.statement_uses(stmt)
+        escaped = keyed & bare
         if escaped:  # only what a method stored: an attribute the function set itself stays
             state = {
                 k: v
                 for k, v in state.items()
                 if k not in self._effect_keys or k.split(".", 1)[0] not in escaped
             }
-        maybe = object_effects.conditional_nodes(stmt)
-        for node in object_effects.own_nodes(stmt):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id in instances
-            ):
-                state = self._after_call(node, node.func.value.id, state, id(node) in maybe)
+        mine = [(call, name) for call, name in calls if name in instances]
+        maybe = object_effects.conditional_nodes(stmt) if mine else set()
+        for call, name in mine:
+            state = self._after_call(call, name, state, id(call) in maybe)
         return state
 
     def _after_call(self, call: ast.Call, name: str, state: State, maybe: bool) -> State:

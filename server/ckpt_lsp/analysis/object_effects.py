@@ -78,8 +78,16 @@ def method_returns(
         return None
     facts, method = found
     bound = bind(method, call, lambda e: _passed_value(safety, e, env))
-    judged = LocalFlow(safety.deeper(facts), self_env(safety, receiver)).run(method, bound)
-    return _agreed(judged.returns)
+    located = safety.project_class(receiver.type_name)
+    key = ("returns", id(method), receiver.type_name, _frozen(bound))
+    known = safety.memo.get(key)
+    if isinstance(known, tuple) and known[0] is method:
+        return known[1]
+    safety.memo[key] = (method, None)  # a method returning its own call: unknown
+    own = self_env(safety, receiver) if located is not None else {}
+    judged = _agreed(LocalFlow(safety.deeper(facts), own).run(method, bound).returns)
+    safety.memo[key] = (method, judged)
+    return judged
 
 
 def method_items(
@@ -133,16 +141,7 @@ def _assigned_elsewhere(cls: ClassFacts, attr: str) -> bool:
         *cls.methods_mentioning(f"self.{attr}"),
         *cls.methods_mentioning(f'"{attr}"'),  # setattr(self, "x", ...)
     ]
-    for method in methods:
-        if method.name == "__init__":
-            continue
-        for node in ast.walk(method):
-            if isinstance(node, ast.Attribute) and node.attr == attr:
-                if isinstance(node.ctx, (ast.Store, ast.Del)):
-                    return True
-            elif isinstance(node, ast.Constant) and node.value == attr:
-                return True
-    return False
+    return any(m.name != "__init__" and attr in _summary(m)[1] for m in methods)
 
 
 def _agreed(judged: list[Refused | None]) -> Refused | None:
@@ -182,13 +181,16 @@ def class_attribute(
     read fails): refused when every store of it in every method of the class is, no
     placeholder among them (a fresh object still holds one); parameters unknown."""
     facts, cls = located
+    methods = cls.methods_mentioning(f"self.{attr}")
+    if not _may_be_refused(methods, attr):
+        return None
     if fresh:
         init = _method(safety, located, "__init__")
         stored = _effects(safety, init[0], located, init[1], {}, 0) if init else {}
         if not stored.get(attr, (frozenset(), False))[1]:
             return None  # set only in a branch of __init__, or by another method
     held: set[Possible] = set()
-    for method in cls.methods_mentioning(f"self.{attr}"):
+    for method in methods:
         effects = _effects(safety, facts, located, method, {}, 0)
         if "*" in effects:
             return None
@@ -198,6 +200,57 @@ def class_attribute(
     if not held or not all(isinstance(p, Refused) for p in held):
         return None
     return collapse(held)
+
+
+def _may_be_refused(methods: list[FunctionNode], attr: str) -> bool:
+    """A cheap look before any flow runs: some method stores `self.<attr>`, and no store is
+    a placeholder or a bare name of a parameter (`self.model = model`): those are never all
+    refused."""
+    stored = False
+    for method in methods:
+        trivial = _summary(method)[0].get(attr)
+        if trivial:
+            return False
+        stored = stored or trivial is not None
+    return stored
+
+
+_SUMMARY = "_ckpt_self_stores"
+# per method: attribute -> whether a `self.<attr> = v` stores a placeholder or a parameter;
+# the attribute names it stores on anything (or names in a string, for setattr)
+_Summary = tuple[dict[str, bool], frozenset[str]]
+
+
+def _summary(method: FunctionNode) -> _Summary:
+    """What a method stores, read once per method node (kept on it: every save function of
+    a module asks of the same class)."""
+    known: _Summary | None = getattr(method, _SUMMARY, None)
+    if known is not None:
+        return known
+    params = {a.arg for a in [*method.args.posonlyargs, *method.args.args, *method.args.kwonlyargs]}
+    trivial: dict[str, bool] = {}
+    written: set[str] = set()
+    for node in ast.walk(method):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            written.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            written.add(node.value)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                attr = _self_attr(target)
+                if attr:
+                    trivial[attr] = trivial.get(attr, False) or _trivial(node.value, params)
+    found = (trivial, frozenset(written))
+    setattr(method, _SUMMARY, found)
+    return found
+
+
+def _trivial(value: ast.expr | None, params: set[str]) -> bool:
+    """A placeholder, or a parameter stored as it is."""
+    if value is None or _number(value) is not None or isinstance(value, ast.Constant):
+        return True
+    return _empty(value) or (isinstance(value, ast.Name) and value.id in params)
 
 
 def initial(safety: LoadSafety, receiver: Refused) -> Effects:
@@ -484,6 +537,36 @@ def own_nodes(stmt: ast.stmt) -> Iterator[ast.AST]:
             stack.append(child)
 
 
+_USES = "_ckpt_object_uses"
+_Uses = tuple[list[tuple[ast.Call, str]], frozenset[str]]
+
+
+def statement_uses(stmt: ast.stmt) -> _Uses:
+    """The `name.method(...)` calls of a statement (with the name), and the names it uses
+    otherwise than as `name.x`: read once per statement node (kept on it, as the flows of
+    a helper run once per caller)."""
+    known: _Uses | None = getattr(stmt, _USES, None)
+    if known is not None:
+        return known
+    receivers: set[int] = set()
+    bare: set[str] = set()
+    calls: list[tuple[ast.Call, str]] = []
+    for node in own_nodes(stmt):  # a parent before its children
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            receivers.add(id(node.value))
+        elif isinstance(node, ast.Name) and id(node) not in receivers:
+            bare.add(node.id)
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+        ):
+            calls.append((node, node.func.value.id))
+    found = (calls, frozenset(bare))
+    setattr(stmt, _USES, found)
+    return found
+
+
 def conditional_nodes(stmt: ast.stmt) -> set[int]:
     """The nodes of a statement that may not be evaluated: the branches of `a if c else b`,
     what follows the first operand of `and`/`or`, a comprehension's element under an `if`."""
@@ -594,4 +677,5 @@ __all__ = [
     "method_returns",
     "own_nodes",
     "self_env",
+    "statement_uses",
 ]
