@@ -372,3 +372,22 @@ def test_an_init_local_stored_on_self_is_followed() -> None:
         torch.save({"l": model.local}, p)
     """
     assert _rows(source) == [(10, "l")]
+
+
+def test_a_base_class_placeholder_counts() -> None:
+    """`Base.__init__` stores `None`, the subclass's method a numpy value it never ran:
+    the fresh object saves None (loads), so nothing is reported."""
+    source = """
+    class Base:
+        def __init__(self):
+            self.best = None
+
+    class Sub(Base):
+        def update(self):
+            self.best = np.mean([1.0])
+
+    def save(p):
+        s = Sub()
+        torch.save({"best": s.best}, p)
+    """
+    assert _rows(source) == []

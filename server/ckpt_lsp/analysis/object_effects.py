@@ -34,13 +34,10 @@ if TYPE_CHECKING:
 
 # attribute -> (what it may hold after the call, whether that replaces what it held before)
 Effects = dict[str, tuple[frozenset[Possible], bool]]
-_MAX_CALLS = 2
+_MAX_CALLS = 2  # `self.k()` inside a called method, followed this deep
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 # a class that intercepts its attribute stores or reads: what a store leaves is unknown
-_INTERCEPTS = (
-    "__setattr__",
-    "__getattribute__",
-)  # `self.k()` inside a called method, followed this deep
+_INTERCEPTS = ("__setattr__", "__getattribute__")
 _ADDERS = frozenset({"append", "add", "insert", "appendleft"})
 _INFINITE = frozenset({"inf", "-inf", "nan", "infinity", "-infinity"})
 _INF_NAMES = frozenset({"math.inf", "math.nan", "numpy.inf", "numpy.nan", "np.inf", "np.nan"})
@@ -71,8 +68,8 @@ def method_returns(
     safety: LoadSafety, receiver: Refused, call: ast.Call, env: Env
 ) -> Refused | None:
     """What `obj.method(...)` returns, `obj` an instance of a project class: what every
-    `return` of the method gives, its parameters bound to what the call passes (`self`'s
-    attributes unknown)."""
+    `return` of the method gives, its parameters bound to what the call passes, `self`'s
+    attributes as self_env knows them."""
     found = _own_method(safety, receiver, call)
     if found is None:
         return None
@@ -129,17 +126,20 @@ def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]
     effects = _effects(safety, found[0], located, found[1], {}, 0) if found else {}
     for attr, (possible, replaces) in effects.items():
         held = collapse(possible) if replaces else None
-        if held is None or attr == "*" or _assigned_elsewhere(located[1], attr):
+        if held is None or attr == "*" or _assigned_elsewhere(safety, located, attr):
             continue
         env[f"self.{attr}"] = held
     return env
 
 
-def _assigned_elsewhere(cls: ClassFacts, attr: str) -> bool:
-    """Whether a method other than `__init__` stores `self.<attr>` (or sets it by name)."""
+def _assigned_elsewhere(safety: LoadSafety, located: Located, attr: str) -> bool:
+    """Whether a method other than `__init__` (of the class or a project base) stores
+    `self.<attr>` (or sets it by name)."""
     methods = [
-        *cls.methods_mentioning(f"self.{attr}"),
-        *cls.methods_mentioning(f'"{attr}"'),  # setattr(self, "x", ...)
+        method
+        for _, cls in _chain(safety, located)
+        for word in (f"self.{attr}", f'"{attr}"')  # setattr(self, "x", ...)
+        for method in cls.methods_mentioning(word)
     ]
     return any(m.name != "__init__" and attr in _summary(m)[1] for m in methods)
 
@@ -180,9 +180,12 @@ def class_attribute(
     or one built here: `fresh`, where `__init__` must store it on its straight path, or the
     read fails): refused when every store of it in every method of the class is, no
     placeholder among them (a fresh object still holds one); parameters unknown."""
-    facts, cls = located
-    methods = cls.methods_mentioning(f"self.{attr}")
-    if not _may_be_refused(methods, attr):
+    owned = [
+        (facts, method)
+        for facts, cls in _chain(safety, located)
+        for method in cls.methods_mentioning(f"self.{attr}")
+    ]
+    if not _may_be_refused([m for _, m in owned], attr):
         return None
     if fresh:
         init = _method(safety, located, "__init__")
@@ -190,7 +193,7 @@ def class_attribute(
         if not stored.get(attr, (frozenset(), False))[1]:
             return None  # set only in a branch of __init__, or by another method
     held: set[Possible] = set()
-    for method in methods:
+    for facts, method in owned:  # a base's methods store it too
         effects = _effects(safety, facts, located, method, {}, 0)
         if "*" in effects:
             return None
@@ -609,16 +612,22 @@ def _statements(body: list[ast.stmt], straight: bool) -> Iterator[tuple[ast.stmt
 
 def _method(safety: LoadSafety, located: Located | None, name: str) -> Method | None:
     """The method `name` of the class or of one of its project bases, with its module."""
-    seen = 0
-    while located is not None and seen < 3:
-        facts, cls = located
+    for facts, cls in _chain(safety, located):
         method = cls.method(name)
         if method is not None:
             return facts, method
+    return None
+
+
+def _chain(safety: LoadSafety, located: Located | None) -> Iterator[Located]:
+    """The class, then its first project base, and so on (three levels)."""
+    seen = 0
+    while located is not None and seen < 3:
+        yield located
+        facts, cls = located
         bases = [safety.deeper(facts).project_class(_qualified(b, facts)) for b in cls.bases]
         located = next((b for b in bases if b is not None), None)
         seen += 1
-    return None
 
 
 def _qualified(base: str, facts: ModuleFacts) -> str:
