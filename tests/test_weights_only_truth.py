@@ -291,3 +291,11 @@ def test_a_sized_method_without_a_size_returns_its_unsized_kind(
     assert _default_load_fails(value), entry["name"]
     assert entry["unsized"] == "numpy-scalar" and type(value).__module__ == "numpy"
     assert getattr(value, "ndim", None) == 0, entry["name"]
+
+
+def test_unsized_choice_loads(tmp_path: Path) -> None:
+    """`rng.choice(5)` is a Python int (measured): choice has no `unsized` entry."""
+    assert not _default_load_fails(
+        _evaluate("numpy.random.default_rng(0).choice(5)", ["numpy"], tmp_path)
+    )
+    assert not any(e["name"] == "choice" and e.get("unsized") for e in DATA["method"])

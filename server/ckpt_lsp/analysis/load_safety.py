@@ -380,7 +380,12 @@ class LoadSafety:
                 and not isinstance(stmt.value, ast.Constant)  # `out: Path = "runs"` stays a str
             ):
                 return self._deeper(facts).of_annotation(stmt.annotation)
-        return self._init_attribute(facts, cls, attr, built) if built is not None else None
+        found = self._init_attribute(facts, cls, attr, built) if built is not None else None
+        if found is None:  # every store in every method refused: refused whatever ran
+            from ckpt_lsp.analysis.object_effects import class_attribute  # runs flows
+
+            found = class_attribute(self, (facts, cls), attr, fresh=built is not None)
+        return found
 
     def _init_attribute(
         self, facts: ModuleFacts, cls: ClassFacts, attr: str, built: ast.Call
@@ -444,6 +449,10 @@ class LoadSafety:
             if receiver is None:
                 return self._any_receiver(func.attr, has_args)
             returns = self.catalog.method(receiver.kind, func.attr, False, has_args)
+            if returns is None and receiver.type_name and self._depth < _MAX_DEPTH:
+                from ckpt_lsp.analysis.object_effects import method_returns  # runs flows
+
+                return method_returns(self, receiver, call, env)  # the project's own method
             if not self._sized(call, receiver.kind, func.attr):
                 # `rng.integers(5, 20)` without a size is one numpy integer
                 unsized = self.catalog.method(receiver.kind, func.attr + UNSIZED, False, False)
@@ -670,6 +679,15 @@ class LoadSafety:
         func = facts.functions.get(name) if facts is not None else None
         return (facts, func) if facts is not None and func is not None else None
 
+    def project_class(self, qualified: str) -> tuple[ModuleFacts, ClassFacts] | None:
+        """The project class `qualified` names, and its module."""
+        return self._project_class(qualified)
+
+    @property
+    def depth(self) -> int:
+        """How many helpers away from the function being judged this judge is."""
+        return self._depth
+
     def of_class(self, facts: ModuleFacts, cls: ClassFacts) -> Refused | None:
         """What an instance of a project class is (`self` in its methods)."""
         return self._class_kind(facts, cls)
@@ -744,6 +762,10 @@ class LoadSafety:
         if not isinstance(expr, ast.Call) or self._depth >= _MAX_DEPTH:
             return None
         dotted = dotted_name(expr.func)
+        if isinstance(expr.func, ast.Attribute) and not self._names_global(dotted, env):
+            from ckpt_lsp.analysis.object_effects import method_items  # runs flows
+
+            return method_items(self, expr, count, env)  # `a, b = trainer.step()`
         if not dotted or not self._names_global(dotted, env):
             return None
         entry = self.catalog.for_call(qualify(dotted, self.facts), len(expr.args))

@@ -78,6 +78,7 @@ class LocalFlow:
         # per `return {"k": v}`: what each constant key gives (None: no such dict display)
         self.return_keys: list[dict[str, Refused | None] | None] = []
         self._self_env = self_env or {}
+        self._effect_keys: set[str] = set()  # `obj.x` keys a method call of obj set
 
     def run(self, func: FunctionNode, bound: Mapping[str, object] | None = None) -> LocalFlow:
         """`bound`: what a call passes to parameters (a Refused or NUMBER), when known."""
@@ -112,6 +113,7 @@ class LocalFlow:
         return state
 
     def _statement(self, stmt: ast.stmt, state: State) -> State:
+        state = self._called(stmt, state)
         self.before[id(stmt)] = state
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             return {**state, stmt.name: frozenset({UNKNOWN})}
@@ -156,6 +158,56 @@ class LocalFlow:
             )
             return state
         return self._assignment(stmt, state)
+
+    def _called(self, stmt: ast.stmt, state: State) -> State:
+        """`stopper.step(loss)`: what the project object's method stores in its attributes
+        (object_effects) is what `stopper.best` holds after it; an object handed on as a
+        value (`train(stopper)`) may have had anything stored, so its attributes are forgotten."""
+        instances = {n for n, held in state.items() if "." not in n and _instance(held)}
+        keyed = {k.split(".", 1)[0] for k in state if k in self._effect_keys}
+        if not instances and not keyed:
+            return state
+        from ckpt_lsp.analysis import object_effects  # it runs flows of its own
+
+        calls, bare = object_effects.statement_uses(stmt)
+        escaped = keyed & bare
+        if escaped:  # only what a method stored: an attribute the function set itself stays
+            state = {
+                k: v
+                for k, v in state.items()
+                if k not in self._effect_keys or k.split(".", 1)[0] not in escaped
+            }
+        mine = [(call, name) for call, name in calls if name in instances]
+        maybe = object_effects.conditional_nodes(stmt) if mine else set()
+        for call, name in mine:
+            state = self._after_call(call, name, state, id(call) in maybe)
+        return state
+
+    def _after_call(self, call: ast.Call, name: str, state: State, maybe: bool) -> State:
+        from ckpt_lsp.analysis import object_effects
+
+        receiver = collapse(state[name])
+        if receiver is None:
+            return state
+        env = {**self._self_env, **env_of(state)}
+        effects = object_effects.method_effects(self.safety, receiver, call, env)
+        if not effects:
+            return state
+        if "*" in effects:
+            return {k: v for k, v in state.items() if not k.startswith(name + ".")}
+        built = object_effects.initial(self.safety, receiver)
+        new = dict(state)
+        for attr, effect in effects.items():
+            key = f"{name}.{attr}"
+            first = built.get(attr)
+            fallback = None
+            if first is not None and "*" not in built:
+                fallback = first[0] if first[1] else first[0] | {UNKNOWN}
+            new[key] = object_effects.apply_to(state.get(key), fallback, effect)
+            if maybe:  # `s.step(v) if ok else None`: the call may not run
+                new[key] = new[key] | {UNKNOWN}
+            self._effect_keys.add(key)
+        return new
 
     def _loop_target(self, target: ast.expr, iterable: ast.expr, state: State) -> State:
         """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
@@ -295,6 +347,11 @@ class LocalFlow:
 
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
 _DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
+
+
+def _instance(held: frozenset[Possible]) -> bool:
+    """A name holding an instance of a project class (and nothing else)."""
+    return len(held) == 1 and all(isinstance(p, Refused) and p.type_name for p in held)
 
 
 def _is_number(value: object) -> bool:

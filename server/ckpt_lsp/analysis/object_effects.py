@@ -1,0 +1,690 @@
+"""What calling a method of a project object does to its attributes, for the caller's flow.
+
+`stopper.step(loss)` then `torch.save({"best": stopper.best})`: the method's `self.best = value`
+now holds what the call passed (a numpy scalar when `loss` is one), `self.history.append(v)`
+made a list of what `v` is, `self.started = datetime.now()` a datetime. The caller's flow keeps
+`stopper.best` under that key. An assignment on the method's straight path replaces what the
+attribute held; one under an `if`, a loop or after an early `return` may not run, so the old
+value (what `__init__` set, judged the same way) stays possible. Literals (`None`, `0.0`,
+`float("inf")`, `[]`) are placeholders: a run that saves after the method ran saves what it
+stored, as local_flow already decides for local names. Anything unknown stays unknown.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Union
+
+from ckpt_lsp.analysis.class_text import FunctionNode
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
+from ckpt_lsp.analysis.local_flow import (
+    LITERAL,
+    NUMBER,
+    UNKNOWN,
+    LocalFlow,
+    Possible,
+    collapse,
+)
+from ckpt_lsp.weights_only import Refused
+
+if TYPE_CHECKING:
+    from ckpt_lsp.analysis.load_safety import Env, LoadSafety
+
+# attribute -> (what it may hold after the call, whether that replaces what it held before)
+Effects = dict[str, tuple[frozenset[Possible], bool]]
+_MAX_CALLS = 2  # `self.k()` inside a called method, followed this deep
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+# a class that intercepts its attribute stores or reads: what a store leaves is unknown
+_INTERCEPTS = ("__setattr__", "__getattribute__")
+_ADDERS = frozenset({"append", "add", "insert", "appendleft"})
+_INFINITE = frozenset({"inf", "-inf", "nan", "infinity", "-infinity"})
+_INF_NAMES = frozenset({"math.inf", "math.nan", "numpy.inf", "numpy.nan", "np.inf", "np.nan"})
+OPAQUE: Effects = {"*": (frozenset({UNKNOWN}), True)}
+Located = tuple[ModuleFacts, ClassFacts]
+Method = tuple[ModuleFacts, FunctionNode]
+_Bound = dict[str, object]
+_Judge = Callable[[ast.expr], Union[Possible, None]]
+
+
+def method_effects(
+    safety: LoadSafety, receiver: Refused, call: ast.Call, env: Env
+) -> Effects | None:
+    """What `obj.method(...)` (`obj` an instance of a project class) does to `obj`'s
+    attributes; None when the method is not the project's (a library base's)."""
+    if not isinstance(call.func, ast.Attribute) or not receiver.type_name:
+        return None
+    located = safety.project_class(receiver.type_name)
+    found = _method(safety, located, call.func.attr) if located is not None else None
+    if found is None or located is None:
+        return None
+    facts, method = found
+    bound = bind(method, call, lambda e: _passed_value(safety, e, env))
+    return _effects(safety, facts, located, method, bound, 0)
+
+
+def method_returns(
+    safety: LoadSafety, receiver: Refused, call: ast.Call, env: Env
+) -> Refused | None:
+    """What `obj.method(...)` returns, `obj` an instance of a project class: what every
+    `return` of the method gives, its parameters bound to what the call passes, `self`'s
+    attributes as self_env knows them."""
+    found = _own_method(safety, receiver, call)
+    if found is None:
+        return None
+    facts, method = found
+    bound = bind(method, call, lambda e: _passed_value(safety, e, env))
+    located = safety.project_class(receiver.type_name)
+    key = ("returns", id(method), receiver.type_name, _frozen(bound))
+    known = safety.memo.get(key)
+    if isinstance(known, tuple) and known[0] is method:
+        return known[1]
+    safety.memo[key] = (method, None)  # a method returning its own call: unknown
+    own = self_env(safety, receiver) if located is not None else {}
+    judged = _agreed(LocalFlow(safety.deeper(facts), own).run(method, bound).returns)
+    safety.memo[key] = (method, judged)
+    return judged
+
+
+def method_items(
+    safety: LoadSafety, call: ast.Call, count: int, env: Env
+) -> list[Refused | None] | None:
+    """What each element of `obj.method(...)`'s tuple result is (`chosen, w = server.step()`):
+    element i is refused when every `return` gives the same refusal there."""
+    if not isinstance(call.func, ast.Attribute):
+        return None
+    receiver = safety.kind_of(call.func.value, env)
+    found = _own_method(safety, receiver, call) if receiver is not None else None
+    if found is None or receiver is None:
+        return None
+    facts, method = found
+    bound = bind(method, call, lambda e: _passed_value(safety, e, env))
+    flow = LocalFlow(safety.deeper(facts), self_env(safety, receiver)).run(method, bound)
+    returned = flow.return_items
+    if count < 0 and returned and returned[0] is not None:
+        count = len(returned[0])
+    if not returned or any(r is None or len(r) != count for r in returned):
+        return None
+    columns = zip(*[r for r in returned if r is not None])
+    return [_agreed(list(column)) for column in columns]
+
+
+def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]:
+    """What `self` and its attributes are inside the class's methods: the attributes
+    `__init__` sets on its straight path that no other method assigns (memoized per class)."""
+    located = safety.project_class(receiver.type_name) if receiver.type_name else None
+    if located is None:
+        return {}
+    key = ("self-env", located[0].path, located[1].name)
+    known = safety.memo.get(key)
+    if isinstance(known, dict):
+        return known
+    env: dict[str, Refused | None] = {"self": replace(receiver, built=None)}
+    safety.memo[key] = env  # a class whose __init__ builds itself: only `self`
+    found = _method(safety, located, "__init__")
+    effects = _effects(safety, found[0], located, found[1], {}, 0) if found else {}
+    for attr, (possible, replaces) in effects.items():
+        held = collapse(possible) if replaces else None
+        if held is None or attr == "*" or _assigned_elsewhere(safety, located, attr):
+            continue
+        env[f"self.{attr}"] = held
+    return env
+
+
+def _assigned_elsewhere(safety: LoadSafety, located: Located, attr: str) -> bool:
+    """Whether a method other than `__init__` (of the class or a project base) stores
+    `self.<attr>` (or sets it by name)."""
+    methods = [
+        method
+        for _, cls in _chain(safety, located)
+        for word in (f"self.{attr}", f'"{attr}"')  # setattr(self, "x", ...)
+        for method in cls.methods_mentioning(word)
+    ]
+    return any(m.name != "__init__" and attr in _summary(m)[1] for m in methods)
+
+
+def _agreed(judged: list[Refused | None]) -> Refused | None:
+    if not judged or any(j is None for j in judged):
+        return None
+    first = judged[0]
+    assert first is not None
+    if all(j == first for j in judged):
+        return first
+    return Refused(first.kind, first.what, first.loadable, "", first.stateful)
+
+
+def _own_method(safety: LoadSafety, receiver: Refused, call: ast.Call) -> Method | None:
+    """The project method `call` calls on `receiver`, not a static or class method."""
+    if not receiver.type_name or not isinstance(call.func, ast.Attribute):
+        return None
+    if safety.depth >= 3:
+        return None
+    located = safety.project_class(receiver.type_name)
+    found = _method(safety, located, call.func.attr) if located is not None else None
+    if found is None or _decorated(found[1]):
+        return None
+    return found
+
+
+def _decorated(method: FunctionNode) -> bool:
+    """A static or class method, or a property: `self` is not its first parameter."""
+    names = {dotted_name(d.func if isinstance(d, ast.Call) else d) for d in method.decorator_list}
+    return bool(names & {"staticmethod", "classmethod", "property"})
+
+
+def class_attribute(
+    safety: LoadSafety, located: Located, attr: str, fresh: bool = False
+) -> Refused | None:
+    """What `obj.<attr>` is whatever methods ran (`obj` a parameter annotated with the class,
+    or one built here: `fresh`, where `__init__` must store it on its straight path, or the
+    read fails): refused when every store of it in every method of the class is, no
+    placeholder among them (a fresh object still holds one); parameters unknown."""
+    owned = [
+        (facts, method)
+        for facts, cls in _chain(safety, located)
+        for method in cls.methods_mentioning(f"self.{attr}")
+    ]
+    if not _may_be_refused([m for _, m in owned], attr):
+        return None
+    if fresh:
+        init = _method(safety, located, "__init__")
+        stored = _effects(safety, init[0], located, init[1], {}, 0) if init else {}
+        if not stored.get(attr, (frozenset(), False))[1]:
+            return None  # set only in a branch of __init__, or by another method
+    held: set[Possible] = set()
+    for facts, method in owned:  # a base's methods store it too
+        effects = _effects(safety, facts, located, method, {}, 0)
+        if "*" in effects:
+            return None
+        found = effects.get(attr)
+        if found is not None:
+            held |= found[0]
+    if not held or not all(isinstance(p, Refused) for p in held):
+        return None
+    return collapse(held)
+
+
+def _may_be_refused(methods: list[FunctionNode], attr: str) -> bool:
+    """A cheap look before any flow runs: some method stores `self.<attr>`, and no store is
+    a placeholder or a bare name of a parameter (`self.model = model`): those are never all
+    refused."""
+    stored = False
+    for method in methods:
+        trivial = _summary(method)[0].get(attr)
+        if trivial:
+            return False
+        stored = stored or trivial is not None
+    return stored
+
+
+_SUMMARY = "_ckpt_self_stores"
+# per method: attribute -> whether a `self.<attr> = v` stores a placeholder or a parameter;
+# the attribute names it stores on anything (or names in a string, for setattr)
+_Summary = tuple[dict[str, bool], frozenset[str]]
+
+
+def _summary(method: FunctionNode) -> _Summary:
+    """What a method stores, read once per method node (kept on it: every save function of
+    a module asks of the same class)."""
+    known: _Summary | None = getattr(method, _SUMMARY, None)
+    if known is not None:
+        return known
+    params = {a.arg for a in [*method.args.posonlyargs, *method.args.args, *method.args.kwonlyargs]}
+    trivial: dict[str, bool] = {}
+    written: set[str] = set()
+    for node in ast.walk(method):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            written.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            written.add(node.value)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                attr = _self_attr(target)
+                if attr:
+                    trivial[attr] = trivial.get(attr, False) or _trivial(node.value, params)
+    found = (trivial, frozenset(written))
+    setattr(method, _SUMMARY, found)
+    return found
+
+
+def _trivial(value: ast.expr | None, params: set[str]) -> bool:
+    """A placeholder, or a parameter stored as it is."""
+    if value is None or _number(value) is not None or isinstance(value, ast.Constant):
+        return True
+    return _empty(value) or (isinstance(value, ast.Name) and value.id in params)
+
+
+def initial(safety: LoadSafety, receiver: Refused) -> Effects:
+    """What the attributes hold once the class is built (its `__init__`, judged with the
+    literal arguments of the call that built it)."""
+    located = safety.project_class(receiver.type_name) if receiver.type_name else None
+    found = _method(safety, located, "__init__") if located is not None else None
+    if found is None or located is None:
+        return {}
+    facts, init = found
+    built = receiver.built
+    bound = bind(init, built, _literal) if built is not None else {}
+    return _effects(safety, facts, located, init, bound, 0)
+
+
+def _effects(
+    safety: LoadSafety,
+    facts: ModuleFacts,
+    located: Located,
+    method: FunctionNode,
+    bound: _Bound,
+    depth: int,
+) -> Effects:
+    # per method node and receiver class (a subclass's properties and __init__ differ); the
+    # node is kept with the result so a reused id never answers for another method
+    key = ("effects", id(method), located[0].path, located[1].name, _frozen(bound))
+    memo = safety.memo
+    known = memo.get(key)
+    if isinstance(known, tuple) and known[0] is method:
+        return known[1]
+    memo[key] = (method, OPAQUE)  # a method that calls itself: unknown
+    found = _walk(safety, facts, located, method, bound, depth)
+    memo[key] = (method, found)
+    return found
+
+
+def _frozen(bound: _Bound) -> tuple[tuple[str, object], ...]:
+    return tuple(sorted(bound.items(), key=lambda kv: kv[0]))
+
+
+def _walk(
+    safety: LoadSafety,
+    facts: ModuleFacts,
+    located: Located,
+    method: FunctionNode,
+    bound: _Bound,
+    depth: int,
+) -> Effects:
+    if _opaque(method) or any(_method(safety, located, n) for n in _INTERCEPTS):
+        return OPAQUE
+    effects = _stored(safety, facts, located, method, bound, depth)
+    # `self.best = v` through a property's setter, read through its getter: not what was
+    # stored
+    return {a: e for a, e in effects.items() if a == "*" or not _method(safety, located, a)}
+
+
+def _stored(
+    safety: LoadSafety,
+    facts: ModuleFacts,
+    located: Located,
+    method: FunctionNode,
+    bound: _Bound,
+    depth: int,
+) -> Effects:
+    judge = safety.deeper(facts)
+    own = safety.of_class(*located)
+    flow = LocalFlow(judge, self_env(safety, own) if own is not None else None).run(method, bound)
+    effects: Effects = {}
+    exited = False
+    for stmt, straight in _statements(method.body, True):
+        if straight and exited:
+            straight = False
+        env = flow.env_before(stmt)
+        for attr, possible, replaces in _stores(judge, stmt, env):
+            _apply(effects, attr, possible, replaces and straight)
+        for call in _self_calls(stmt):
+            if depth >= _MAX_CALLS:
+                return OPAQUE
+            assert isinstance(call.func, ast.Attribute)  # a `self.k(...)` call
+            inner = _method(safety, located, call.func.attr)
+            if inner is None:
+                continue
+            args = bind(inner[1], call, _judge_in(judge, env))
+            for attr, (possible, replaces) in _effects(
+                safety, inner[0], located, inner[1], args, depth + 1
+            ).items():
+                _apply(effects, attr, possible, replaces and straight)
+        if straight and any(isinstance(n, (ast.Return, ast.Raise)) for n in own_nodes(stmt)):
+            exited = True
+    return effects
+
+
+def _apply(effects: Effects, attr: str, possible: frozenset[Possible], replaces: bool) -> None:
+    """Compose a store after what the method did so far: one on the straight path replaces,
+    another adds what it stores to what the attribute held."""
+    if "*" in effects:
+        return
+    if attr == "*":
+        effects.clear()
+        effects["*"] = (possible, True)
+        return
+    old = effects.get(attr)
+    if replaces or old is None:
+        effects[attr] = (possible, replaces)
+    else:
+        effects[attr] = (old[0] | possible, old[1])
+
+
+def apply_to(
+    held: frozenset[Possible] | None, fallback: frozenset[Possible] | None, effect: tuple
+) -> frozenset[Possible]:
+    """What an attribute holds after a call with `effect`, given what it held (`held`, else
+    what `__init__` set: `fallback`, else unknown)."""
+    possible, replaces = effect
+    if replaces:
+        return frozenset(possible)
+    before = held if held is not None else fallback
+    return frozenset(possible) | (before if before is not None else frozenset({UNKNOWN}))
+
+
+def _stores(
+    judge: LoadSafety, stmt: ast.stmt, env: Mapping[str, Refused | None]
+) -> Iterator[tuple[str, frozenset[Possible], bool]]:
+    """Each `self.x` the statement stores: what it may hold, and whether it replaces."""
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        for target in targets:
+            yield from _assigned(judge, target, stmt.value, env)
+    elif isinstance(stmt, ast.AugAssign):
+        attr = _self_attr(stmt.target)
+        if attr:
+            if _number(stmt.value) is None:  # `self.n += 1` keeps what n is
+                yield attr, frozenset({_possible(judge, stmt.value, env)}), False
+        elif isinstance(stmt.target, ast.Subscript) and _self_attr(stmt.target.value):
+            yield _self_attr(stmt.target.value), frozenset({LITERAL}), False  # `self.n[k] += 1`
+    elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+        yield from _mutated(judge, stmt.value, env)
+
+
+def _assigned(
+    judge: LoadSafety, target: ast.expr, value: ast.expr, env: Mapping[str, Refused | None]
+) -> Iterator[tuple[str, frozenset[Possible], bool]]:
+    attr = _self_attr(target)
+    if attr:
+        yield attr, frozenset({_possible(judge, value, env)}), True
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        pairs = (
+            zip(target.elts, value.elts)
+            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts)
+            else ((e, None) for e in target.elts)
+        )
+        for element, item in pairs:
+            name = _self_attr(element)
+            if name:
+                held = _possible(judge, item, env) if item is not None else UNKNOWN
+                yield name, frozenset({held}), True
+    elif isinstance(target, ast.Subscript) and _self_attr(target.value):
+        yield _self_attr(target.value), frozenset({_item(judge, value, env)}), False
+
+
+def _mutated(
+    judge: LoadSafety, call: ast.Call, env: Mapping[str, Refused | None]
+) -> Iterator[tuple[str, frozenset[Possible], bool]]:
+    """`self.history.append(v)`: the container holds `v` now (refused with it)."""
+    func = call.func
+    if not isinstance(func, ast.Attribute):
+        return
+    attr = _self_attr(func.value)
+    if not attr:
+        return
+    if func.attr in _ADDERS and call.args:
+        yield attr, frozenset({_item(judge, call.args[-1], env)}), False
+    elif func.attr in ("extend", "update", "setdefault", "extendleft"):
+        yield attr, frozenset({LITERAL}), False  # its items decide, as for `append`
+
+
+def _item(judge: LoadSafety, value: ast.expr, env: Mapping[str, Refused | None]) -> Possible:
+    """A container holding a refused item is refused. An item that loads (or is not known)
+    never makes a refused container (a deque, a list holding a numpy scalar) load, so it is
+    a placeholder: what else the container holds decides."""
+    found = judge.of_expression(value, env)
+    if found is None:
+        return LITERAL
+    return Refused(found.kind, found.what, found.loadable, "", found.stateful)
+
+
+def _possible(judge: LoadSafety, value: ast.expr, env: Mapping[str, Refused | None]) -> Possible:
+    number = _number(value)
+    if number is not None:
+        return number
+    if isinstance(value, ast.Constant) or _empty(value):
+        return LITERAL
+    found = judge.of_expression(value, env)
+    return found if found is not None else UNKNOWN
+
+
+def _number(value: ast.expr) -> Possible | None:
+    """A number literal or an infinite placeholder (`float("inf")`, `-math.inf`, `np.inf if
+    mode == "min" else -np.inf`)."""
+    if isinstance(value, ast.IfExp):
+        both = _number(value.body) is not None and _number(value.orelse) is not None
+        return NUMBER if both else None
+    if isinstance(value, ast.UnaryOp) and isinstance(value.op, (ast.USub, ast.UAdd)):
+        value = value.operand
+    if isinstance(value, ast.Constant):
+        ok = isinstance(value.value, (int, float)) and not isinstance(value.value, bool)
+        return NUMBER if ok else None
+    if (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id == "float"
+        and len(value.args) == 1
+        and isinstance(value.args[0], ast.Constant)
+        and str(value.args[0].value).lower() in _INFINITE
+    ):
+        return NUMBER
+    if isinstance(value, ast.Attribute) and dotted_name(value) in _INF_NAMES:
+        return NUMBER
+    return None
+
+
+def _empty(value: ast.expr) -> bool:
+    if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+        return not value.elts
+    if isinstance(value, ast.Dict):
+        return not value.keys
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id in ("list", "dict", "set", "tuple")
+        and not value.args
+        and not value.keywords
+    )
+
+
+def _opaque(method: FunctionNode) -> bool:
+    """A method that sets attributes by name (`setattr(self, ...)`, `self.__dict__`,
+    `vars(self)`): what it does to any attribute is unknown."""
+    for node in ast.walk(method):
+        if isinstance(node, ast.Attribute) and node.attr == "__dict__":
+            return True
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("setattr", "vars")
+            and node.args
+            and isinstance(node.args[0], ast.Name)
+            and node.args[0].id == "self"
+        ):
+            return True
+    return False
+
+
+def _self_attr(target: ast.expr) -> str:
+    if (
+        isinstance(target, ast.Attribute)
+        and isinstance(target.value, ast.Name)
+        and target.value.id == "self"
+    ):
+        return target.attr
+    return ""
+
+
+def _self_calls(stmt: ast.stmt) -> Iterator[ast.Call]:
+    for node in own_nodes(stmt):
+        if isinstance(node, ast.Call) and _self_attr(node.func):
+            yield node
+
+
+def own_nodes(stmt: ast.stmt) -> Iterator[ast.AST]:
+    """The nodes of a simple statement (a compound one's own header only), not of nested
+    functions."""
+    stack: list[ast.AST] = [stmt]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.stmt) and node is not stmt:
+                continue
+            if isinstance(child, ast.stmt) and _compound(stmt):
+                continue
+            stack.append(child)
+
+
+_USES = "_ckpt_object_uses"
+_Uses = tuple[list[tuple[ast.Call, str]], frozenset[str]]
+
+
+def statement_uses(stmt: ast.stmt) -> _Uses:
+    """The `name.method(...)` calls of a statement (with the name), and the names it uses
+    otherwise than as `name.x`: read once per statement node (kept on it, as the flows of
+    a helper run once per caller)."""
+    known: _Uses | None = getattr(stmt, _USES, None)
+    if known is not None:
+        return known
+    receivers: set[int] = set()
+    bare: set[str] = set()
+    calls: list[tuple[ast.Call, str]] = []
+    for node in own_nodes(stmt):  # a parent before its children
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            receivers.add(id(node.value))
+        elif isinstance(node, ast.Name) and id(node) not in receivers:
+            bare.add(node.id)
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+        ):
+            calls.append((node, node.func.value.id))
+    found = (calls, frozenset(bare))
+    setattr(stmt, _USES, found)
+    return found
+
+
+def conditional_nodes(stmt: ast.stmt) -> set[int]:
+    """The nodes of a statement that may not be evaluated: the branches of `a if c else b`,
+    what follows the first operand of `and`/`or`, a comprehension's element under an `if`."""
+    found: set[int] = set()
+    for node in own_nodes(stmt):
+        parts: list[ast.AST] = []
+        if isinstance(node, ast.IfExp):
+            parts = [node.body, node.orelse]
+        elif isinstance(node, ast.BoolOp):
+            parts = list(node.values[1:])
+        elif isinstance(node, _COMPREHENSIONS) and any(gen.ifs for gen in node.generators):
+            parts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+        found.update(id(n) for part in parts for n in ast.walk(part))
+    return found
+
+
+def _compound(stmt: ast.stmt) -> bool:
+    return (
+        isinstance(
+            stmt, (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try)
+        )
+        or type(stmt).__name__ == "TryStar"
+    )
+
+
+def _statements(body: list[ast.stmt], straight: bool) -> Iterator[tuple[ast.stmt, bool]]:
+    """Each statement of a body in order, with whether it is on the straight path."""
+    for stmt in body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        yield stmt, straight
+        if isinstance(stmt, (ast.With, ast.AsyncWith)):
+            yield from _statements(stmt.body, straight)
+        elif _compound(stmt):
+            for field in ("body", "orelse", "handlers", "finalbody"):
+                for child in getattr(stmt, field, []) or []:
+                    inner = child.body if isinstance(child, ast.ExceptHandler) else [child]
+                    yield from _statements(inner, False)
+
+
+def _method(safety: LoadSafety, located: Located | None, name: str) -> Method | None:
+    """The method `name` of the class or of one of its project bases, with its module."""
+    for facts, cls in _chain(safety, located):
+        method = cls.method(name)
+        if method is not None:
+            return facts, method
+    return None
+
+
+def _chain(safety: LoadSafety, located: Located | None) -> Iterator[Located]:
+    """The class, then its first project base, and so on (three levels)."""
+    seen = 0
+    while located is not None and seen < 3:
+        yield located
+        facts, cls = located
+        bases = [safety.deeper(facts).project_class(_qualified(b, facts)) for b in cls.bases]
+        located = next((b for b in bases if b is not None), None)
+        seen += 1
+
+
+def _qualified(base: str, facts: ModuleFacts) -> str:
+    from ckpt_lsp.analysis.names import qualify
+
+    return qualify(base, facts)
+
+
+def bind(method: FunctionNode, call: ast.Call, judge: _Judge) -> _Bound:
+    """What a call passes to the method's parameters after `self`, judged by `judge`; empty
+    when `*args`/`**kw` hide it."""
+    args = method.args
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(
+        k.arg is None for k in call.keywords
+    ):
+        return {}
+    params = [p.arg for p in [*args.posonlyargs, *args.args]][1:]
+    passed: dict[str, ast.expr] = dict(zip(params, call.args))
+    names = set(params) | {p.arg for p in args.kwonlyargs}
+    passed.update({k.arg: k.value for k in call.keywords if k.arg in names})
+    bound: _Bound = {}
+    for name, expr in passed.items():
+        judged = judge(expr)
+        if judged is not None:
+            bound[name] = judged
+    return bound
+
+
+def _passed_value(safety: LoadSafety, expr: ast.expr, env: Env) -> Possible | None:
+    number = _number(expr)
+    if number is not None:
+        return number
+    return safety.of_expression(expr, env)
+
+
+def _judge_in(safety: LoadSafety, env: Env) -> _Judge:
+    return lambda expr: _passed_value(safety, expr, env)
+
+
+def _literal(expr: ast.expr) -> Possible | None:
+    number = _number(expr)
+    if number is not None:
+        return number
+    return LITERAL if isinstance(expr, ast.Constant) else None
+
+
+__all__ = [
+    "Effects",
+    "apply_to",
+    "bind",
+    "class_attribute",
+    "conditional_nodes",
+    "initial",
+    "method_effects",
+    "method_items",
+    "method_returns",
+    "own_nodes",
+    "self_env",
+    "statement_uses",
+]
