@@ -239,3 +239,14 @@ def test_nested_values_of_a_nested_kind(kind: str, tmp_path: Path) -> None:
     requires = list(entry.get("requires", []))
     assert _default_load_fails(_evaluate(entry["nested_probe"], requires, tmp_path)), kind
     assert not _default_load_fails(_evaluate(entry["nested_leaf"], requires, tmp_path)), kind
+
+
+@pytest.mark.parametrize(
+    "entry", [e for e in DATA.get("method", []) if e.get("unsized")], ids=lambda e: e["name"]
+)
+def test_unsized_draw_is_refused(entry: dict[str, Any], tmp_path: Path) -> None:
+    """A `sized` method's `unsized` kind: one draw without a size is refused too."""
+    requires = list(entry.get("requires", []))
+    value = _evaluate(entry["unsized_probe"], requires, tmp_path)
+    assert _default_load_fails(value), f"{entry['name']} without a size loads"
+    assert KINDS[entry["unsized"]]["name"] == entry["unsized"]

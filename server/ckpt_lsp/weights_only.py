@@ -29,6 +29,8 @@ ANY_RECEIVER = "*"
 # the key suffix under which a `no_args` method's result given arguments rides in the methods
 # table (`arr.mean(axis=0)` is an array where `arr.mean()` is a scalar)
 WITH_ARGS = "(...)"
+# the key suffix under which what a `sized` method returns without its size rides
+UNSIZED = "(1)"
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,11 @@ class WeightsOnlyCatalog:
         an array, `rng.normal()` a float); -1 when it needs none."""
         found = self.methods.get((kind, name))
         return found[3] if found is not None else -1
+
+    def unsized(self, kind: str, name: str) -> str | None:
+        """What a `sized` method returns without its size, when that is refused too."""
+        found = self.methods.get((kind, name + UNSIZED))
+        return found[0] if found is not None else None
 
     def method(self, kind: str, name: str, attribute: bool, has_args: bool) -> str | None:
         """The kind a method call (or attribute read) on a value of `kind` returns; None
@@ -222,6 +229,13 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         if e.get("with_args"):  # what the method returns given arguments rides in the table
             methods[(key[0], key[1] + WITH_ARGS)] = (
                 known(where, str(e["with_args"])),
+                False,
+                False,
+                -1,
+            )
+        if e.get("unsized"):  # `rng.integers(5, 20)`: one draw, its own kind
+            methods[(key[0], key[1] + UNSIZED)] = (
+                known(where, str(e["unsized"])),
                 False,
                 False,
                 -1,

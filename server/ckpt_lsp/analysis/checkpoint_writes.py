@@ -293,9 +293,11 @@ def _mutation_entries(fn: _Function, stmt: ast.stmt, name: str, depth: int) -> I
     if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
         call = stmt.value
         for arg in call.args[:1]:
-            yield from (
-                _entries(fn, arg, None, stmt, depth + 1) if isinstance(arg, ast.Dict) else iter(())
-            )
+            if isinstance(arg, ast.Dict) or _is_dict_call(arg, fn):
+                yield from _entries(fn, arg, None, stmt, depth + 1)
+            elif isinstance(arg, ast.Name) and arg.id != name:
+                # `ckpt.update(run_meta)`: the local dict's entries are copied in
+                yield from _name_entries(fn, arg, None, stmt, depth + 1, whole=False)
         for kw in call.keywords:
             if kw.arg is not None:
                 yield from _entries(fn, kw.value, kw.arg, stmt, depth + 1)

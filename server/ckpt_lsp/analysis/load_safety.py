@@ -172,6 +172,10 @@ class LoadSafety:
             key = item_key(expr.value.id, index.value)
             if key in env:
                 return env[key]
+        if isinstance(expr.value, ast.Call) and isinstance(index, ast.Constant):
+            shown = self._shown_item(expr.value, index.value, env)
+            if shown is not None:
+                return shown
         receiver = self.kind_of(expr.value, env)
         if receiver is not None and receiver.kind != "numpy-array" and not receiver.type_name:
             # a library container's item (`model[0]` of an nn.Sequential); a project class
@@ -188,6 +192,18 @@ class LoadSafety:
             isinstance(index, ast.Tuple) and any(isinstance(e, ast.Slice) for e in index.elts)
         )
         return _no_fix(self.catalog.kind("numpy-array" if sliced else "numpy-scalar"))
+
+    def _shown_item(self, call: ast.Call, index: object, env: Env) -> Refused | None:
+        """`match(scores)[1]` / `evaluate(m)["loss"]`: the element (or constant key) every
+        `return` display of a project helper gives there."""
+        if isinstance(index, str):
+            return self.keys_of(call, env).get(index)
+        if not isinstance(index, int) or isinstance(index, bool):
+            return None
+        items = self.items_of(call, -1, env)
+        if items is None or not -len(items) <= index < len(items):
+            return None
+        return items[index]
 
     def first_refused(self, items: list[ast.expr], env: Env = _NO_ENV) -> Refused | None:
         """A list or tuple display holding a refused element is refused as a whole."""
@@ -363,7 +379,7 @@ class LoadSafety:
                 return self._any_receiver(func.attr, has_args)
             returns = self.catalog.method(receiver.kind, func.attr, False, has_args)
             if not self._sized(call, receiver.kind, func.attr):
-                return None
+                return self._returned(self.catalog.unsized(receiver.kind, func.attr), receiver)
             return self._returned(returns, receiver)
         if not dotted:
             return None
@@ -463,6 +479,10 @@ class LoadSafety:
         return name not in env and qualify(name, self.facts) in _PYTHON_NUMBERS
 
     # -- the project -----------------------------------------------------
+    def project_class(self, qualified: str) -> tuple[ModuleFacts, ClassFacts] | None:
+        """The project class `qualified` names, and its module."""
+        return self._project_class(qualified)
+
     def _project_class(self, qualified: str) -> tuple[ModuleFacts, ClassFacts] | None:
         module, _, name = qualified.rpartition(".")
         if name in self.facts.classes and module == self.facts.module:
@@ -633,7 +653,8 @@ class LoadSafety:
             return None
         from ckpt_lsp.analysis.local_flow import return_items_of  # the flow needs this module
 
-        returned = return_items_of(found[1], self._deeper(found[0]))
+        bound = self._bound(found[1], expr, env)
+        returned = return_items_of(found[1], self._deeper(found[0]), bound)
         if count < 0 and returned and returned[0] is not None:
             count = len(returned[0])  # a starred target: any length every return agrees on
         if not returned or any(r is None or len(r) != count for r in returned):
@@ -652,7 +673,8 @@ class LoadSafety:
             return {}
         from ckpt_lsp.analysis.local_flow import return_keys_of  # the flow needs this module
 
-        returned = return_keys_of(found[1], self._deeper(found[0]))
+        bound = self._bound(found[1], expr, env)
+        returned = return_keys_of(found[1], self._deeper(found[0]), bound)
         if not returned or any(r is None for r in returned):
             return {}
         keys: dict[str, Refused] = {}

@@ -10,7 +10,7 @@ Parameters start with their annotation.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.facts import dotted_name
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
+# (statement, names whose items are known, state) -> ids of the Name nodes that only read
+KeptNames = Callable[[ast.stmt, "set[str]", "State"], "set[int]"]
 
 
 class _Literal:
@@ -105,6 +107,12 @@ class LocalFlow:
     def judge(self, expr: ast.expr, stmt: ast.stmt) -> Refused | None:
         return self.safety.of_expression(expr, self.env_before(stmt))
 
+    def _kept(self, stmt: ast.stmt, names: set[str], state: State) -> set[int]:
+        """The mentions of `names` in `stmt` that leave their keys as they were."""
+        from ckpt_lsp.analysis.read_only import read_only_names  # it needs the judge's types
+
+        return read_only_names(stmt, names, self.safety, {**self._self_env, **env_of(state)})
+
     # -- the walk --------------------------------------------------------
     def _walk(self, body: list[ast.stmt], state: State) -> State:
         for stmt in body:
@@ -137,7 +145,7 @@ class LocalFlow:
         if isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
             return self._try(stmt, state)
         if isinstance(stmt, ast.Expr):
-            return self._append(stmt.value, _forget_keys(stmt, state))
+            return self._append(stmt.value, _forget_keys(stmt, state, self._kept))
         if isinstance(stmt, ast.Return):
             env = {**self._self_env, **env_of(state)}
             self.returns.append(self.safety.kind_of(stmt.value, env))
@@ -177,7 +185,7 @@ class LocalFlow:
         return self._walk(getattr(stmt, "finalbody", []), merged)
 
     def _assignment(self, stmt: ast.stmt, state: State) -> State:
-        state = _forget_keys(stmt, state)
+        state = _forget_keys(stmt, state, self._kept)
         value: ast.expr | None
         if isinstance(stmt, ast.Assign):
             targets, value = stmt.targets, stmt.value
@@ -285,7 +293,7 @@ class LocalFlow:
         return {**state, call.func.value.id: frozenset({held})}
 
     def _value(self, value: ast.expr | None, state: State) -> Possible:
-        if isinstance(value, ast.Constant) and _is_number(value.value):
+        if _number_literal(value):
             return NUMBER
         if isinstance(value, ast.Constant) or _empty_display(value):
             return LITERAL
@@ -299,6 +307,13 @@ _DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number_literal(value: ast.expr | None) -> bool:
+    """`0.5`, `-1.0`, `+3`: a number as written (a negative number is a unary minus)."""
+    if isinstance(value, ast.UnaryOp) and isinstance(value.op, (ast.USub, ast.UAdd)):
+        value = value.operand
+    return isinstance(value, ast.Constant) and _is_number(value.value)
 
 
 def _empty_display(value: ast.expr | None) -> bool:
@@ -324,10 +339,11 @@ def returns_of(
 
 
 def return_keys_of(
-    func: FunctionNode, safety: LoadSafety
+    func: FunctionNode, safety: LoadSafety, bound: Mapping[str, object] | None = None
 ) -> list[dict[str, Refused | None] | None]:
-    """What each constant key of each `return {...}` of a function gives (locals followed)."""
-    return LocalFlow(safety).run(func).return_keys
+    """What each constant key of each `return {...}` of a function gives (locals followed,
+    parameters as `bound`)."""
+    return LocalFlow(safety).run(func, bound).return_keys
 
 
 def item_key(name: str, key: str) -> str:
@@ -342,10 +358,10 @@ def _constant_keys(display: ast.Dict) -> list[str] | None:
     )
 
 
-def _forget_keys(stmt: ast.stmt, state: State) -> State:
-    """A statement that rebinds, mutates or mentions `name` (other than reading `name[k]`)
-    drops what the state knows of its items: `metrics = ...`, `metrics["k"] = 1`,
-    `metrics.update(...)`, `fill(metrics)`."""
+def _forget_keys(stmt: ast.stmt, state: State, kept: KeptNames | None = None) -> State:
+    """A statement that rebinds, mutates or mentions `name` (other than reading `name[k]`,
+    or handing it to a call that only reads it: `kept`) drops what the state knows of its
+    items: `metrics = ...`, `metrics["k"] = 1`, `metrics.update(...)`, `fill(metrics)`."""
     itemed = {k.split("[", 1)[0] for k in state if "[" in k}
     if not itemed:
         return state
@@ -357,15 +373,20 @@ def _forget_keys(stmt: ast.stmt, state: State) -> State:
         and isinstance(n.value, ast.Name)
         and isinstance(n.ctx, ast.Load)
     }
+    if kept is not None:
+        reads |= kept(stmt, itemed, state)
     for node in ast.walk(stmt):
         if isinstance(node, ast.Name) and node.id in itemed and id(node) not in reads:
             touched.add(node.id)
     return {k: v for k, v in state.items() if "[" not in k or k.split("[", 1)[0] not in touched}
 
 
-def return_items_of(func: FunctionNode, safety: LoadSafety) -> list[list[Refused | None] | None]:
-    """What each element of each `return a, b` of a function gives (locals followed)."""
-    return LocalFlow(safety).run(func).return_items
+def return_items_of(
+    func: FunctionNode, safety: LoadSafety, bound: Mapping[str, object] | None = None
+) -> list[list[Refused | None] | None]:
+    """What each element of each `return a, b` of a function gives (locals followed,
+    parameters as `bound`)."""
+    return LocalFlow(safety).run(func, bound).return_items
 
 
 def _key(target: ast.expr) -> str:

@@ -1,0 +1,137 @@
+"""CKPT010 through a function's data flow: a helper's dict or tuple result read by key or
+position (its parameters bound to what the call passes), a dict handed to a call that only
+reads it, `ckpt.update(local_dict)`, negative number literals in branches, and savers that
+are methods of project class instances or nest what they are given. VALID and INVALID."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from ckpt_lsp.analysis.analyzer import analyze_text
+from ckpt_lsp.findings import Finding
+
+HEADER = """\
+import argparse, dataclasses, enum, os
+from pathlib import Path
+import numpy as np
+import torch
+"""
+
+
+def _wo(source: str) -> list[Finding]:
+    text = HEADER + textwrap.dedent(source)
+    return [f for f in analyze_text(text) if f.code == "CKPT010"]
+
+
+def _rows(source: str) -> list[tuple[int, str | None]]:
+    offset = HEADER.count("\n")
+    return [(f.location.row - offset, f.attribute) for f in _wo(source)]
+
+
+EVALUATE = (
+    "def evaluate(model):\n"
+    "    losses = np.array([1.0, 2.0])\n"
+    '    return {"loss": losses.mean(), "n": 3}\n'
+)
+MATCH = (
+    "def match(scores, thr):\n"
+    "    order = np.argsort(-scores)\n"
+    "    return scores[order] >= thr, order\n"
+)
+
+INVALID = [
+    (
+        "a local dict's entries copied in by update(name)",
+        "def parse():\n    p = argparse.ArgumentParser()\n    return p.parse_args([])\n"
+        'def save(path):\n    meta = {"args": parse(), "out": Path("runs") / "x"}\n'
+        '    ckpt = {"epoch": 1}\n    ckpt.update(meta)\n    torch.save(ckpt, path)\n',
+        [(5, "args"), (5, "out")],
+    ),
+    (
+        "a helper's tuple result by position, its parameters bound to the call's arguments",
+        MATCH + "def save(path):\n    rng = np.random.default_rng(0)\n"
+        "    scores = rng.random(10)\n"
+        '    torch.save({"order": match(scores, 0.5)[1], "top": match(scores, 0.5)[1][0]}, path)\n',
+        [(7, "order"), (7, "top")],
+    ),
+    (
+        "a helper's dict result by key, the helper drawing from the generator it is given",
+        "def draw(rng):\n"
+        '    return {"snr": rng.integers(5, 20), "gain": rng.uniform(-6.0, 6.0)}\n'
+        "def save(path):\n    aug = draw(np.random.default_rng(1))\n"
+        '    torch.save({"aug": {"snr": aug["snr"], "gain": aug["gain"]}}, path)\n',
+        [(5, "snr")],
+    ),
+    (
+        "unpacked tuple items bound through the call, kept over a negative literal in a loop",
+        "def rates(scores, positives):\n"
+        "    hits = np.argsort(-scores, axis=1)[:, :5] == positives[:, None]\n"
+        "    return hits.any(axis=1).mean(), np.where(hits.any(axis=1), 1.0, 0.0).mean()\n"
+        "def save(path):\n    best, best_epoch = -1.0, -1\n"
+        "    for epoch in range(3):\n"
+        "        hr, ndcg = rates(np.zeros((4, 9)), np.arange(4))\n"
+        "        if ndcg > best:\n            best, best_epoch = ndcg, epoch\n"
+        '    torch.save({"hr": hr, "best": best, "epoch": best_epoch}, path)\n',
+        [(10, "hr"), (10, "best")],
+    ),
+    (
+        "a dict result handed to helpers and methods that only read it",
+        EVALUATE + "def report(metrics):\n"
+        '    if "loss" in metrics and metrics.get("n"):\n        print(len(metrics), metrics["loss"])\n'
+        "class Trainer:\n    def update_best(self, metrics):\n"
+        '        value = metrics["loss"]\n        return value\n'
+        "def save(path):\n    metrics = evaluate(None)\n    report(metrics)\n"
+        "    trainer = Trainer()\n    trainer.update_best(metrics)\n    print(metrics)\n"
+        '    torch.save({"loss": metrics["loss"]}, path)\n',
+        [(17, "loss")],
+    ),
+]
+
+VALID = [
+    (
+        "a dict result handed to helpers and methods that change it, or keep it",
+        EVALUATE + "def fix(metrics):\n"
+        '    metrics["loss"] = float(metrics["loss"])\n'
+        "def fix2(metrics):\n    metrics.update(loss=1.0)\n"
+        "def keep(metrics, store):\n    store.append(metrics)\n"
+        "class Trainer:\n    def clean(self, metrics):\n"
+        "        for k in list(metrics):\n            metrics[k] = float(metrics[k])\n"
+        "def save(path):\n"
+        "    a = evaluate(None)\n    fix(a)\n"
+        "    b = evaluate(None)\n    fix2(b)\n"
+        "    c = evaluate(None)\n    Trainer().clean(c)\n    t = Trainer()\n"
+        "    d = evaluate(None)\n    t.clean(d)\n"
+        "    e = evaluate(None)\n    keep(e, [])\n"
+        '    torch.save({"a": a["loss"], "b": b["loss"], "c": c["loss"], "d": d["loss"],'
+        ' "e": e["loss"]}, path)\n',
+    ),
+    (
+        "tuple and dict results converted, loadable items, update with a converted dict",
+        MATCH + "def draw(rng):\n"
+        '    return {"gain": rng.uniform(-6.0, 6.0), "snr": int(rng.integers(5, 20))}\n'
+        "def save(path):\n    scores = np.random.default_rng(0).random(10)\n"
+        "    aug = draw(np.random.default_rng(1))\n"
+        '    meta = {"order": match(scores, 0.5)[1].tolist(), "out": str(Path("runs") / "x")}\n'
+        '    ckpt = {"snr": aug["snr"], "gain": aug["gain"]}\n    ckpt.update(meta)\n'
+        '    ckpt["top"] = int(match(scores, 0.5)[1][0])\n'
+        "    torch.save(ckpt, path)\n",
+    ),
+    (
+        "a negative literal best never improved by a numpy value",
+        "def save(path):\n    best, best_epoch = -1.0, -1\n"
+        "    for epoch in range(3):\n        score = float(np.mean([epoch]))\n"
+        "        if score > best:\n            best, best_epoch = score, epoch\n"
+        '    torch.save({"best": best, "epoch": best_epoch}, path)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), INVALID)
+def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(_rows(source)) == sorted(expected), name
+
+
+@pytest.mark.parametrize(("name", "source"), VALID)
+def test_valid(name: str, source: str) -> None:
+    assert _wo(source) == [], name
