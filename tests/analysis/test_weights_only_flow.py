@@ -86,6 +86,19 @@ INVALID = [
         '    torch.save({"loss": metrics["loss"]}, path)\n',
         [(17, "loss")],
     ),
+    (
+        "a saving method of a local project instance, nesting what it is given in its dict",
+        "class Trainer:\n    def __init__(self):\n        self.epoch = 0\n"
+        "    def save_checkpoint(self, filename, meta):\n"
+        '        ckpt = {"epoch": self.epoch, "meta": meta}\n        torch.save(ckpt, filename)\n'
+        "def save_ckpt(path, extra):\n"
+        '        print(len(extra))\n        torch.save({"model": 1, "extra": extra}, path)\n'
+        'def save(tmpdir):\n    trainer = Trainer()\n    meta = {"epoch": 1}\n'
+        '    meta["norm"] = dict(mean=np.array([1.0, 2.0]), to_rgb=True)\n'
+        '    trainer.save_checkpoint(os.path.join(tmpdir, "e.pth"), meta)\n'
+        '    save_ckpt("x.pt", {"best": Path("runs") / "best"})\n',
+        [(13, "mean"), (15, "best")],
+    ),
 ]
 
 VALID = [
@@ -123,6 +136,20 @@ VALID = [
         "    for epoch in range(3):\n        score = float(np.mean([epoch]))\n"
         "        if score > best:\n            best, best_epoch = score, epoch\n"
         '    torch.save({"best": best, "epoch": best_epoch}, path)\n',
+    ),
+    (
+        "savers that change what they are given, write two parameters, or are no project class's",
+        "class Trainer:\n"
+        "    def save_checkpoint(self, filename, meta):\n"
+        '        meta["norm"] = {k: float(v) for k, v in meta["norm"].items()}\n'
+        '        torch.save({"meta": meta}, filename)\n'
+        "def save_both(path, a, b):\n"
+        '    torch.save({"a": a, "b": b}, path)\n'
+        "def save(tmpdir, other):\n    trainer = Trainer()\n"
+        '    meta = {"norm": dict(mean=np.array([1.0, 2.0]))}\n'
+        '    trainer.save_checkpoint("e.pth", meta)\n'
+        '    save_both("x.pt", {"p": Path("a")}, 1)\n'
+        '    other.save_checkpoint("o.pth", {"p": Path("a")})\n',
     ),
 ]
 

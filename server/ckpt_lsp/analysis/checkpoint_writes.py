@@ -20,6 +20,7 @@ from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.local_flow import LocalFlow
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.read_only import param_read_only
 from ckpt_lsp.weights_only import Refused
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
@@ -95,11 +96,14 @@ class _Function:
                     yield writer
 
     def _through_helper(self, call: ast.Call, stmt: ast.stmt) -> _Writer | None:
-        found = self._helper(call.func)
+        named = self._helper(call.func)
+        found = (
+            (*named, self.safety) if named is not None else self._instance_saver(call.func, stmt)
+        )
         if found is None:
             return None
-        helper, skip = found
-        shape = _saver_shape(helper, self.safety)
+        helper, skip, safety = found
+        shape = _saver_shape(helper, safety)
         if shape is None:
             return None
         name, obj_param, path_param = shape
@@ -132,6 +136,28 @@ class _Function:
         if found is None or found[1] is self.func:
             return None
         return found[1], 0
+
+    def _instance_saver(
+        self, func: ast.expr, stmt: ast.stmt
+    ) -> tuple[FunctionNode, int, LoadSafety] | None:
+        """`trainer.save_checkpoint(path, meta)` where `trainer = Trainer(...)` here: the
+        saving method of that project class (judged in its own module)."""
+        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)):
+            return None
+        name = func.value.id
+        if name == "self" or name in self.safety.facts.imports or not SAVER_NAME.search(func.attr):
+            return None
+        binding = self.binding(name, stmt)
+        built = binding.value if isinstance(binding, ast.Assign) else None
+        if not isinstance(built, ast.Call):
+            return None
+        instance = self.safety.kind_of(built)
+        located = self.safety.project_class(instance.type_name) if instance is not None else None
+        method = located[1].method(func.attr) if located is not None else None
+        if located is None or method is None:
+            return None
+        facts = located[0]
+        return method, 1, self.safety if facts is self.safety.facts else self.safety.deeper(facts)
 
     # -- what a name holds -----------------------------------------------
     def binding(self, name: str, before: ast.stmt) -> ast.stmt | None:
@@ -316,18 +342,36 @@ def _saver_shape(func: FunctionNode, safety: LoadSafety) -> tuple[str, str, str]
     found = None
     fn = _Function(func, safety, None)
     for writer in fn.writers(helpers=False):
-        obj = writer.obj
-        if (
-            isinstance(obj, ast.Name)
-            and obj.id in params
-            and fn.binding(obj.id, writer.stmt) is None
-        ):
+        written = _written_parameter(fn, writer, params)
+        if written:
             path = writer.path
             path_param = path.id if isinstance(path, ast.Name) and path.id in params else ""
-            found = (writer.name, obj.id, path_param)
+            found = (writer.name, written, path_param)
             break
     safety.memo[key] = found
     return found
+
+
+def _written_parameter(fn: _Function, writer: _Writer, params: set[str]) -> str:
+    """The parameter a writer writes unchanged: the object itself (`torch.save(state, f)`),
+    or one value of the dict it writes (`{"model": ..., "meta": meta}`) that the helper only
+    reads elsewhere; "" for none."""
+    obj = writer.obj
+    if isinstance(obj, ast.Name) and obj.id in params and fn.binding(obj.id, writer.stmt) is None:
+        return obj.id
+    leaves = [
+        value
+        for value, _, _ in _entries(fn, obj, None, writer.stmt, 0)
+        if isinstance(value, ast.Name)
+        and value.id in params
+        and fn.binding(value.id, writer.stmt) is None
+    ]
+    names = {leaf.id for leaf in leaves}
+    if len(names) != 1:
+        return ""  # two parameters written: which one the call hands a dict is not known
+    name = names.pop()
+    kept = frozenset(id(leaf) for leaf in leaves)
+    return name if param_read_only(fn.func, name, fn.safety, kept) else ""
 
 
 def _bound_argument(call: ast.Call, func: FunctionNode, param: str, skip: int) -> ast.expr | None:

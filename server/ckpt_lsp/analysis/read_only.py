@@ -102,9 +102,12 @@ def _callee(
     return (method, 1) if method is not None else None
 
 
-def param_read_only(func: FunctionNode, param: str, safety: LoadSafety) -> bool:
-    """Whether every use of the parameter in the function's body only reads it."""
-    key = ("read-only", id(func), param)
+def param_read_only(
+    func: FunctionNode, param: str, safety: LoadSafety, kept: frozenset[int] = frozenset()
+) -> bool:
+    """Whether every use of the parameter in the function's body only reads it (the uses
+    whose ids are `kept` aside: a saver writing it)."""
+    key = ("read-only", id(func), param, kept)
     known = safety.memo.get(key)
     if isinstance(known, bool):
         return known
@@ -117,7 +120,9 @@ def param_read_only(func: FunctionNode, param: str, safety: LoadSafety) -> bool:
         for node in ast.walk(stmt)
         if isinstance(node, ast.Name) and node.id == param and isinstance(node.ctx, ast.Load)
     )
-    result = all(_reads(n, parents) or _builtin_reads(n, parents, safety) for n in uses)
+    result = all(
+        id(n) in kept or _reads(n, parents) or _builtin_reads(n, parents, safety) for n in uses
+    )
     safety.memo[key] = result
     return result
 
