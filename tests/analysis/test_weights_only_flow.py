@@ -12,7 +12,7 @@ from ckpt_lsp.analysis.analyzer import analyze_text
 from ckpt_lsp.findings import Finding
 
 HEADER = """\
-import argparse, dataclasses, enum, os
+import argparse, dataclasses, enum, os, typing
 from pathlib import Path
 import numpy as np
 import torch
@@ -38,6 +38,13 @@ MATCH = (
     "def match(scores, thr):\n"
     "    order = np.argsort(-scores)\n"
     "    return scores[order] >= thr, order\n"
+)
+
+DATACLASSES = (
+    "class Frequency(str, enum.Enum):\n    HOURLY = 'h'\n"
+    "@dataclasses.dataclass\nclass Window:\n    horizon: int = 6\n    freq: str = 'h'\n"
+    "@dataclasses.dataclass\nclass Config:\n"
+    "    window: Window = dataclasses.field(default_factory=Window)\n    lr: float = 0.1\n"
 )
 
 INVALID = [
@@ -99,6 +106,14 @@ INVALID = [
         '    save_ckpt("x.pt", {"best": Path("runs") / "best"})\n',
         [(13, "mean"), (15, "best")],
     ),
+    (
+        "a nested dataclass field as the constructor call passed it, by keyword or position",
+        DATACLASSES + "def save(path):\n"
+        "    cfg = Config(window=Window(freq=Frequency.HOURLY))\n"
+        "    other = Config(Window(6, Frequency.HOURLY))\n"
+        '    torch.save({"freq": cfg.window.freq, "f2": other.window.freq}, path)\n',
+        [(14, "freq"), (14, "f2")],
+    ),
 ]
 
 VALID = [
@@ -150,6 +165,16 @@ VALID = [
         '    trainer.save_checkpoint("e.pth", meta)\n'
         '    save_both("x.pt", {"p": Path("a")}, 1)\n'
         '    other.save_checkpoint("o.pth", {"p": Path("a")})\n',
+    ),
+    (
+        "nested dataclass fields passed loadable values, or shifted by a ClassVar",
+        DATACLASSES + "@dataclasses.dataclass\nclass Shifted:\n"
+        "    kind: typing.ClassVar[str] = 'x'\n    freq: str = 'h'\n    mode: object = None\n"
+        "def save(path):\n"
+        "    cfg = Config(window=Window(freq=Frequency.HOURLY.value), lr=0.2)\n"
+        "    other = Config(Window(6, 'D'))\n    s = Shifted('h', Frequency.HOURLY)\n"
+        '    torch.save({"freq": cfg.window.freq, "h": cfg.window.horizon, "lr": cfg.lr,'
+        ' "f2": other.window.freq, "f3": s.freq}, path)\n',
     ),
 ]
 

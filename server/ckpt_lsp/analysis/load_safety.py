@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
+from ckpt_lsp.analysis.dataclass_fields import passed_field
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK
@@ -287,10 +288,26 @@ class LoadSafety:
             return self._nested(receiver, expr.attr)
         returns = self.catalog.method(receiver.kind, expr.attr, attribute=True, has_args=False)
         if returns is None and receiver.type_name:
+            passed = self._passed_field(receiver, expr.attr)
+            if passed is not None:
+                return passed
             return self._field(receiver.type_name, expr.attr, receiver.built)
         if returns is None and receiver.kind == "namespace":
             return self._argument(expr.attr)
         return self._returned(returns, receiver)
+
+    def _passed_field(self, receiver: Refused, attr: str) -> Refused | None:
+        """`cfg.window` of a dataclass built with `window=WindowConfig(...)`: what is passed
+        (a local name is left out: the call's locals are not known here)."""
+        if receiver.kind != "dataclass" or receiver.built is None or self._depth >= _MAX_DEPTH:
+            return None
+        located = self._project_class(receiver.type_name)
+        if located is None:
+            return None
+        passed = passed_field(located[1], attr, receiver.built)
+        if passed is None or isinstance(passed, ast.Name):
+            return None
+        return self.kind_of(passed)
 
     def _argument(self, dest: str) -> Refused | None:
         """`args.data_root` of a parser in this module that adds it with `type=Path`."""
