@@ -47,6 +47,18 @@ DATACLASSES = (
     "    window: Window = dataclasses.field(default_factory=Window)\n    lr: float = 0.1\n"
 )
 
+SERVER = (
+    "class Server:\n    def __init__(self, n=4, seed=0):\n        self.n = n\n"
+    "        self.rng = np.random.default_rng(seed)\n        self.round = 0\n"
+    "    def sample(self, frac=0.5):\n"
+    "        chosen = self.rng.choice(self.n, size=max(1, int(frac * self.n)), replace=False)\n"
+    "        return chosen\n"
+    "    def step(self):\n        chosen = self.sample()\n        self.round += 1\n"
+    "        return chosen, self.round\n"
+    "    def plain(self):\n        return [int(c) for c in self.sample()]\n"
+    "    @staticmethod\n    def fixed():\n        return np.zeros(3)\n"
+)
+
 INVALID = [
     (
         "a local dict's entries copied in by update(name)",
@@ -114,6 +126,12 @@ INVALID = [
         '    torch.save({"freq": cfg.window.freq, "f2": other.window.freq}, path)\n',
         [(14, "freq"), (14, "f2")],
     ),
+    (
+        "what a method of a local project instance returns, by position or whole",
+        SERVER + "def save(path):\n    server = Server()\n    chosen, rnd = server.step()\n"
+        "    torch.save(dict(last=chosen, rnd=rnd, s=server.sample(), t=server.step()[0]), path)\n",
+        [(21, "last"), (21, "s"), (21, "t")],
+    ),
 ]
 
 VALID = [
@@ -175,6 +193,12 @@ VALID = [
         "    other = Config(Window(6, 'D'))\n    s = Shifted('h', Frequency.HOURLY)\n"
         '    torch.save({"freq": cfg.window.freq, "h": cfg.window.horizon, "lr": cfg.lr,'
         ' "f2": other.window.freq, "f3": s.freq}, path)\n',
+    ),
+    (
+        "methods returning loadable values, converted results, unknown receivers",
+        SERVER + "def save(path, other):\n    server = Server()\n    chosen, rnd = server.step()\n"
+        "    torch.save(dict(last=chosen.tolist(), rnd=rnd, p=server.plain(),"
+        " o=other.sample(), r=server.round), path)\n",
     ),
 ]
 

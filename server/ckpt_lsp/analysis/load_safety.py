@@ -17,7 +17,7 @@ from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.dataclass_fields import passed_field
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
-from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK
+from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, LocalFlow
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog, weights_only_catalog
 
@@ -395,6 +395,8 @@ class LoadSafety:
             if receiver is None:
                 return self._any_receiver(func.attr, has_args)
             returns = self.catalog.method(receiver.kind, func.attr, False, has_args)
+            if returns is None and receiver.type_name:  # `server.step()` of a project class
+                return self._method_returns(receiver, call, env)
             if not self._sized(call, receiver.kind, func.attr):
                 return self._returned(self.catalog.unsized(receiver.kind, func.attr), receiver)
             return self._returned(returns, receiver)
@@ -418,6 +420,35 @@ class LoadSafety:
         if built is not None:
             return built
         return self._project_function(qualified, call, env)
+
+    def _method_returns(self, receiver: Refused, call: ast.Call, env: Env) -> Refused | None:
+        """What every `return` of a project class's method gives (`server.step()`)."""
+        flow = self._method_flow(call, env)
+        if flow is None or not flow.returns:
+            return None
+        return _no_fix(_agreed(flow.returns))
+
+    def _method_flow(self, call: ast.Call, env: Env) -> LocalFlow | None:
+        """The flow of a project class's method called on a local instance (`a.step()`)."""
+        func = call.func
+        if not isinstance(func, ast.Attribute) or self._names_global(dotted_name(func), env):
+            return None
+        receiver = self.kind_of(func.value, env)
+        if receiver is None or not receiver.type_name:
+            return None
+        from ckpt_lsp.analysis.method_returns import method_flow  # it runs the flow
+
+        return method_flow(self, receiver, call, env)
+
+    def depth_left(self) -> int:
+        """How many helpers deeper this judge may still follow."""
+        return _MAX_DEPTH - self._depth
+
+    def bound(
+        self, func: FunctionNode, call: ast.Call, env: Env, skip: int = 0
+    ) -> dict[str, object]:
+        """What a call binds to the function's parameters (after `skip` leading ones)."""
+        return self._bound(func, call, env, skip)
 
     def _factory_class(self, qualified: str) -> Refused | None:
         """An instance of a module-level class a factory built under its own name
@@ -614,14 +645,16 @@ class LoadSafety:
         bound = self._bound(func, call, env) if call is not None else {}
         return deeper.of_returns(func, bound)
 
-    def _bound(self, func: FunctionNode, call: ast.Call, env: Env) -> dict[str, object]:
+    def _bound(
+        self, func: FunctionNode, call: ast.Call, env: Env, skip: int = 0
+    ) -> dict[str, object]:
         """Parameters a call binds to refused values or numbers; defaults left to numbers."""
         args = func.args
         if any(isinstance(a, ast.Starred) for a in call.args) or any(
             k.arg is None for k in call.keywords
         ):
             return {}
-        params = [*args.posonlyargs, *args.args]
+        params = [*args.posonlyargs, *args.args][skip:]
         passed: dict[str, ast.expr] = {p.arg: a for p, a in zip(params, call.args)}
         passed.update({k.arg: k.value for k in call.keywords if k.arg is not None})
         defaults = dict(
@@ -663,15 +696,20 @@ class LoadSafety:
         if not isinstance(expr, ast.Call) or self._depth >= _MAX_DEPTH:
             return None
         dotted = dotted_name(expr.func)
-        if not dotted or not self._names_global(dotted, env):
-            return None
-        found = self.project_function(qualify(dotted, self.facts))
-        if found is None or found[1].returns is not None:
-            return None
-        from ckpt_lsp.analysis.local_flow import return_items_of  # the flow needs this module
+        method = self._method_flow(expr, env) if dotted else None
+        returned: list[list[Refused | None] | None]
+        if method is not None:  # `chosen, weights = server.step()`
+            returned = method.return_items
+        else:
+            if not dotted or not self._names_global(dotted, env):
+                return None
+            found = self.project_function(qualify(dotted, self.facts))
+            if found is None or found[1].returns is not None:
+                return None
+            from ckpt_lsp.analysis.local_flow import return_items_of  # the flow needs this
 
-        bound = self._bound(found[1], expr, env)
-        returned = return_items_of(found[1], self._deeper(found[0]), bound)
+            bound = self._bound(found[1], expr, env)
+            returned = return_items_of(found[1], self._deeper(found[0]), bound)
         if count < 0 and returned and returned[0] is not None:
             count = len(returned[0])  # a starred target: any length every return agrees on
         if not returned or any(r is None or len(r) != count for r in returned):

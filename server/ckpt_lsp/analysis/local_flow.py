@@ -373,11 +373,16 @@ def _forget_keys(stmt: ast.stmt, state: State, kept: KeptNames | None = None) ->
         and isinstance(n.value, ast.Name)
         and isinstance(n.ctx, ast.Load)
     }
-    if kept is not None:
-        reads |= kept(stmt, itemed, state)
     for node in ast.walk(stmt):
         if isinstance(node, ast.Name) and node.id in itemed and id(node) not in reads:
             touched.add(node.id)
+    if touched and kept is not None:  # asked only of the statements that mention one
+        reads |= kept(stmt, touched, state)
+        touched = {
+            n.id
+            for n in ast.walk(stmt)
+            if isinstance(n, ast.Name) and n.id in touched and id(n) not in reads
+        }
     return {k: v for k, v in state.items() if "[" not in k or k.split("[", 1)[0] not in touched}
 
 
