@@ -132,6 +132,13 @@ INVALID = [
         "    torch.save(dict(last=chosen, rnd=rnd, s=server.sample(), t=server.step()[0]), path)\n",
         [(21, "last"), (21, "s"), (21, "t")],
     ),
+    (
+        "a local holding a helper's tuple, read by position from either end",
+        "def run():\n    return 1.0, np.zeros(3)\n"
+        "def save(path):\n    out = run()\n"
+        '    torch.save({"preds": out[1], "last": out[-1]}, path)\n',
+        [(5, "preds"), (5, "last")],
+    ),
 ]
 
 VALID = [
@@ -199,6 +206,12 @@ VALID = [
         SERVER + "def save(path, other):\n    server = Server()\n    chosen, rnd = server.step()\n"
         "    torch.save(dict(last=chosen.tolist(), rnd=rnd, p=server.plain(),"
         " o=other.sample(), r=server.round), path)\n",
+    ),
+    (
+        "a local holding a helper's tuple: its loadable element, or the name rebound",
+        "def run():\n    return 1.0, np.zeros(3)\n"
+        "def save(path):\n    out = run()\n    other = run()\n    other = [1, 2]\n"
+        '    torch.save({"loss": out[0], "first": out[-2], "o": other[1]}, path)\n',
     ),
 ]
 

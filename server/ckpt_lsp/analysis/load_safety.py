@@ -163,14 +163,11 @@ class LoadSafety:
         """`arr[0]` is a numpy scalar (or a row), `arr[1:]` an array: numpy either way.
         `metrics["loss"]` of a helper's dict display is what the flow found there."""
         index = expr.slice
-        if (
-            isinstance(expr.value, ast.Name)
-            and isinstance(index, ast.Constant)
-            and isinstance(index.value, str)
-        ):
+        constant = _constant_index(index)
+        if isinstance(expr.value, ast.Name) and constant is not None:
             from ckpt_lsp.analysis.local_flow import item_key  # the flow needs this module
 
-            key = item_key(expr.value.id, index.value)
+            key = item_key(expr.value.id, constant)
             if key in env:
                 return env[key]
         if isinstance(expr.value, ast.Call) and isinstance(index, ast.Constant):
@@ -642,8 +639,36 @@ class LoadSafety:
         deeper = self._deeper(facts)
         if func.returns is not None:
             return deeper.of_annotation(func.returns)
-        bound = self._bound(func, call, env) if call is not None else {}
-        return deeper.of_returns(func, bound)
+        if call is None:
+            return deeper.of_returns(func, {})
+        flow = self.helper_flow(call, env)
+        return _agreed(flow.returns) if flow is not None else None
+
+    def helper_flow(self, call: ast.Call, env: Env = _NO_ENV) -> LocalFlow | None:
+        """The flow of the project function (or method of a local project instance) a call
+        names, its parameters bound to what the call passes; memoized per function and
+        binding. None past the depth, or when the function's annotation says what it gives."""
+        if self._depth >= _MAX_DEPTH:
+            return None
+        dotted = dotted_name(call.func)
+        if not dotted:
+            return None
+        method = self._method_flow(call, env)
+        if method is not None:
+            return method
+        if not self._names_global(dotted, env):
+            return None
+        found = self.project_function(qualify(dotted, self.facts))
+        if found is None or found[1].returns is not None:
+            return None
+        bound = self._bound(found[1], call, env)
+        key = ("helper-flow", id(found[1]), bound_key(bound))
+        known = self.memo.get(key)
+        if isinstance(known, LocalFlow):
+            return known
+        flow = LocalFlow(self._deeper(found[0])).run(found[1], bound)
+        self.memo[key] = flow
+        return flow
 
     def _bound(
         self, func: FunctionNode, call: ast.Call, env: Env, skip: int = 0
@@ -693,23 +718,12 @@ class LoadSafety:
         """What each of the `count` elements of a project helper's tuple result is (`a, b =
         helper()`): element i is refused when every `return` gives the same refusal there.
         `count` -1: as many as every return gives (a starred target)."""
-        if not isinstance(expr, ast.Call) or self._depth >= _MAX_DEPTH:
+        if not isinstance(expr, ast.Call):
             return None
-        dotted = dotted_name(expr.func)
-        method = self._method_flow(expr, env) if dotted else None
-        returned: list[list[Refused | None] | None]
-        if method is not None:  # `chosen, weights = server.step()`
-            returned = method.return_items
-        else:
-            if not dotted or not self._names_global(dotted, env):
-                return None
-            found = self.project_function(qualify(dotted, self.facts))
-            if found is None or found[1].returns is not None:
-                return None
-            from ckpt_lsp.analysis.local_flow import return_items_of  # the flow needs this
-
-            bound = self._bound(found[1], expr, env)
-            returned = return_items_of(found[1], self._deeper(found[0]), bound)
+        flow = self.helper_flow(expr, env)
+        if flow is None:
+            return None
+        returned = flow.return_items
         if count < 0 and returned and returned[0] is not None:
             count = len(returned[0])  # a starred target: any length every return agrees on
         if not returned or any(r is None or len(r) != count for r in returned):
@@ -720,16 +734,10 @@ class LoadSafety:
     def keys_of(self, expr: ast.Call, env: Env = _NO_ENV) -> dict[str, Refused]:
         """What each constant key of a project helper's dict result holds (`metrics =
         evaluate(m)`), when every `return` is a dict display giving it the same refusal."""
-        dotted = dotted_name(expr.func)
-        if not dotted or not self._names_global(dotted, env) or self._depth >= _MAX_DEPTH:
+        flow = self.helper_flow(expr, env)
+        if flow is None:
             return {}
-        found = self.project_function(qualify(dotted, self.facts))
-        if found is None or found[1].returns is not None:
-            return {}
-        from ckpt_lsp.analysis.local_flow import return_keys_of  # the flow needs this module
-
-        bound = self._bound(found[1], expr, env)
-        returned = return_keys_of(found[1], self._deeper(found[0]), bound)
+        returned = flow.return_keys
         if not returned or any(r is None for r in returned):
             return {}
         keys: dict[str, Refused] = {}
@@ -755,6 +763,23 @@ class LoadSafety:
             if head in _UNION:
                 return list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
         return None
+
+
+def bound_key(bound: Mapping[str, object]) -> tuple[object, ...]:
+    """Bound parameters as a memo key (a value's built call and display included)."""
+    return tuple(
+        (k, v, id(getattr(v, "built", None)), id(getattr(v, "shape", None)))
+        for k, v in sorted(bound.items(), key=lambda item: item[0])
+    )
+
+
+def _constant_index(index: ast.expr) -> str | int | None:
+    """`"loss"`, `1`, `-1` as written in a subscript; None for anything else."""
+    if isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub):
+        inner = _constant_index(index.operand)
+        return -inner if isinstance(inner, int) and not isinstance(inner, bool) else None
+    value = index.value if isinstance(index, ast.Constant) else None
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
 def _agreed(judged: list[Refused | None]) -> Refused | None:

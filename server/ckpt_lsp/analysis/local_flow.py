@@ -256,7 +256,15 @@ class LocalFlow:
             return {}
         env = {**self._self_env, **env_of(state)}
         keys = self.safety.keys_of(value, env)
-        return {item_key(name, k): frozenset({v}) for k, v in (keys or {}).items()}
+        found: State = {item_key(name, k): frozenset({v}) for k, v in (keys or {}).items()}
+        items = self.safety.items_of(value, -1, env) if not found else None
+        for index, item in enumerate(items or []):
+            # `out = run(x)` of a helper returning `loss, preds`: `out[1]` is the second one,
+            # `out[0]` a loadable first one even when the tuple holds a refused value
+            held: frozenset[Possible] = frozenset({item if item is not None else UNKNOWN})
+            found[item_key(name, index)] = held
+            found[item_key(name, index - len(items or []))] = held
+        return found
 
     def _displayed(self, name: str, value: ast.Dict, state: State) -> State:
         """`encoders = {"region": LabelEncoder().fit(r)}`: `encoders["region"]` holds what the
@@ -346,7 +354,7 @@ def return_keys_of(
     return LocalFlow(safety).run(func, bound).return_keys
 
 
-def item_key(name: str, key: str) -> str:
+def item_key(name: str, key: str | int) -> str:
     """The state key of `name[key]` (no Python name holds "[")."""
     return f"{name}[{key!r}]"
 

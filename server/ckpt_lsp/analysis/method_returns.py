@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
+from ckpt_lsp.analysis.load_safety import bound_key
 from ckpt_lsp.analysis.local_flow import LocalFlow
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def method_flow(
     if method is None or method.returns is not None or _is_static(method):
         return None
     bound = safety.bound(method, call, env, skip=1)
-    key = ("method-flow", id(method), _bound_key(bound))
+    key = ("method-flow", id(method), bound_key(bound))
     known = safety.memo.get(key)
     if isinstance(known, LocalFlow):
         return known
@@ -45,14 +46,6 @@ def method_flow(
     flow = LocalFlow(deeper, _self_env(safety, deeper, facts, cls, method)).run(method, bound)
     safety.memo[key] = flow
     return flow
-
-
-def _bound_key(bound: Mapping[str, object]) -> tuple[object, ...]:
-    """The bound parameters as a memo key (a value's built call and display included)."""
-    return tuple(
-        (k, v, id(getattr(v, "built", None)), id(getattr(v, "shape", None)))
-        for k, v in sorted(bound.items(), key=lambda item: item[0])
-    )
 
 
 def _self_env(
