@@ -139,6 +139,16 @@ INVALID = [
         '    torch.save({"preds": out[1], "last": out[-1]}, path)\n',
         [(5, "preds"), (5, "last")],
     ),
+    (
+        "copies of a local dict, dict(base, k=v), a defaultdict copied whole, .get of a known key",
+        "import collections, copy\n" + EVALUATE + "def save(path):\n"
+        '    base = {"mean": np.zeros(2), "n": 1}\n    a = base.copy()\n'
+        "    b = dict(base, epoch=3)\n    c = copy.deepcopy(base)\n"
+        "    hist = collections.defaultdict(list)\n    h = hist.copy()\n"
+        "    metrics = evaluate(None)\n"
+        '    torch.save({"a": a, "b": b, "c": c, "h": h, "loss": metrics.get("loss")}, path)\n',
+        [(6, "mean"), (11, "h"), (13, "loss")],
+    ),
 ]
 
 VALID = [
@@ -212,6 +222,21 @@ VALID = [
         "def run():\n    return 1.0, np.zeros(3)\n"
         "def save(path):\n    out = run()\n    other = run()\n    other = [1, 2]\n"
         '    torch.save({"loss": out[0], "first": out[-2], "o": other[1]}, path)\n',
+    ),
+    (
+        "a defaultdict turned into a plain dict, a copy changed after, .get of a loadable key",
+        "import collections\n" + EVALUATE + "def save(path):\n"
+        "    hist = collections.defaultdict(list)\n    h = dict(hist)\n"
+        '    base = {"mean": np.zeros(2)}\n    a = base.copy()\n    a["mean"] = a["mean"].tolist()\n'
+        "    metrics = evaluate(None)\n"
+        '    torch.save({"h": h, "a": a, "n": metrics.get("n")}, path)\n',
+    ),
+    (
+        "a display's key set anew before the save, by assignment or update",
+        "def save(path):\n"
+        '    ckpt = {"mean": np.zeros(2), "std": np.ones(2), "n": 1}\n'
+        '    ckpt["mean"] = ckpt["mean"].tolist()\n    ckpt.update(std=[1.0, 1.0])\n'
+        "    torch.save(ckpt, path)\n",
     ),
 ]
 

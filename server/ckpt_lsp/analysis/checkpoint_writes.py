@@ -251,6 +251,8 @@ def _entries(
         for arg in expr.args[:1]:
             if isinstance(arg, ast.Dict):
                 yield from _entries(fn, arg, key, stmt, depth + 1)
+            elif isinstance(arg, ast.Name):  # `dict(base, epoch=3)`: base's entries
+                yield from _name_entries(fn, arg, None, stmt, depth + 1, whole=False)
         for kw in expr.keywords:
             if kw.arg is not None:
                 yield from _entries(fn, kw.value, kw.arg, stmt, depth + 1)
@@ -269,17 +271,47 @@ def _name_entries(
     (`ckpt = model.state_dict()` then `ckpt["epoch"] = ...`)."""
     binding = fn.binding(name.id, stmt)
     value = binding.value if isinstance(binding, (ast.Assign, ast.AnnAssign)) else None
-    if value is not None and (isinstance(value, ast.Dict) or _is_dict_call(value, fn)):
+    copied = _copied(value, fn) if value is not None else None
+    mutations = fn.mutations(name.id, binding, stmt)
+    # `ckpt["mean"] = ckpt["mean"].tolist()`: what the key held before is not written
+    replaced = {k for m in mutations for k in _replaced_keys(m, name.id)}
+    if copied is not None and binding is not None and copied[0].id != name.id:
+        # `ckpt = base.copy()` / `dict(base)` / `copy.deepcopy(base)`: base's entries
+        found = _name_entries(fn, copied[0], key, binding, depth + 1, whole=copied[1])
+        yield from (e for e in found if e[1] is None or e[1] not in replaced)
+    elif value is not None and (isinstance(value, ast.Dict) or _is_dict_call(value, fn)):
         assert binding is not None
         if isinstance(value, ast.Dict):
             _fill(fn, name.id, value, binding, stmt)
-        yield from _entries(fn, value, key, binding, depth)
+        found = _entries(fn, value, key, binding, depth)
+        yield from (e for e in found if e[1] is None or e[1] not in replaced)
     elif whole:
         yield name, key, stmt
         if fn.flow.judge(name, stmt) is not None:
             return  # refused as a whole (a defaultdict): what is added to it is no matter
-    for mutation in fn.mutations(name.id, binding, stmt):
+    for mutation in mutations:
         yield from _mutation_entries(fn, mutation, name.id, depth)
+
+
+def _replaced_keys(stmt: ast.stmt, name: str) -> Iterator[str]:
+    """The constant keys a mutation of `name` sets anew: `name["k"] = v`, `name.update(k=v)`."""
+    if isinstance(stmt, ast.Assign):
+        for target in stmt.targets:
+            if isinstance(target, ast.Subscript) and _is_name(target.value, name):
+                found = _constant_key(target.slice)
+                if found is not None:
+                    yield found
+        return
+    call = stmt.value if isinstance(stmt, ast.Expr) else None
+    if (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and _is_name(call.func.value, name)  # not `name["a"].update(...)`
+    ):
+        yield from (kw.arg for kw in call.keywords if kw.arg is not None)
+        for arg in call.args[:1]:
+            if isinstance(arg, ast.Dict):
+                yield from (k for k in map(_constant_key_or_none, arg.keys) if k)
 
 
 def _fill(fn: _Function, name: str, display: ast.Dict, binding: ast.stmt, use: ast.stmt) -> None:
@@ -509,6 +541,10 @@ def _update_of(expr: ast.expr) -> str:
     return _root_name(receiver)
 
 
+def _constant_key_or_none(node: ast.expr | None) -> str | None:
+    return _constant_key(node) if node is not None else None
+
+
 def _constant_key(node: ast.expr) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
@@ -521,6 +557,30 @@ def _is_dict_call(expr: ast.expr, fn: _Function) -> bool:
         "builtins.dict",
         "collections.OrderedDict",
     )
+
+
+_COPIES = frozenset({"copy.copy", "copy.deepcopy"})
+
+
+def _copied(value: ast.expr, fn: _Function) -> tuple[ast.Name, bool] | None:
+    """The local a value copies, and whether the copy keeps its type: `base.copy()` and
+    `copy.deepcopy(base)` do (a defaultdict stays one), `dict(base)` makes a plain dict."""
+    if not isinstance(value, ast.Call) or value.keywords:
+        return None
+    func = value.func
+    if (
+        isinstance(func, ast.Attribute)
+        and func.attr == "copy"
+        and isinstance(func.value, ast.Name)
+        and not value.args
+    ):
+        return func.value, True
+    if len(value.args) != 1 or not isinstance(value.args[0], ast.Name):
+        return None
+    if _is_dict_call(value, fn):
+        return value.args[0], False
+    qualified = qualify(dotted_name(func), fn.safety.facts) if dotted_name(func) else ""
+    return (value.args[0], True) if qualified in _COPIES else None
 
 
 def _unique(found: list[BadValue]) -> list[BadValue]:

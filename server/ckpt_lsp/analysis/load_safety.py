@@ -385,6 +385,9 @@ class LoadSafety:
     def _call(self, call: ast.Call, env: Env) -> Refused | None:
         func = call.func
         dotted = dotted_name(func)
+        kept = self._kept_get(call, env)
+        if kept is not None:
+            return kept
         if isinstance(func, ast.Attribute) and not self._names_global(dotted, env):
             # a method of a value: `parser.parse_args()`, `model.to(device)`, `t.numpy()`
             receiver = self.kind_of(func.value, env)
@@ -417,6 +420,22 @@ class LoadSafety:
         if built is not None:
             return built
         return self._project_function(qualified, call, env)
+
+    def _kept_get(self, call: ast.Call, env: Env) -> Refused | None:
+        """`metrics.get("loss")` of a local whose key the flow knows (a helper's dict)."""
+        func = call.func
+        if not (
+            isinstance(func, ast.Attribute)
+            and func.attr == "get"
+            and isinstance(func.value, ast.Name)
+            and call.args
+            and isinstance(call.args[0], ast.Constant)
+            and isinstance(call.args[0].value, str)
+        ):
+            return None
+        from ckpt_lsp.analysis.local_flow import item_key  # the flow needs this module
+
+        return env.get(item_key(func.value.id, call.args[0].value))
 
     def _method_returns(self, receiver: Refused, call: ast.Call, env: Env) -> Refused | None:
         """What every `return` of a project class's method gives (`server.step()`)."""
