@@ -149,6 +149,15 @@ INVALID = [
         '    torch.save({"a": a, "b": b, "c": c, "h": h, "loss": metrics.get("loss")}, path)\n',
         [(6, "mean"), (11, "h"), (13, "loss")],
     ),
+    (
+        "a helper's dict built key by key and returned by name",
+        'def evaluate(losses):\n    metrics = {}\n    metrics["loss"] = np.mean(losses)\n'
+        '    metrics["n"] = len(losses)\n    metrics["acc"] = float(np.mean(losses))\n'
+        "    return metrics\n"
+        "def save(path):\n    m = evaluate([1.0])\n"
+        '    torch.save({"loss": m["loss"], "n": m["n"], "acc": m["acc"]}, path)\n',
+        [(9, "loss")],
+    ),
 ]
 
 VALID = [
@@ -237,6 +246,14 @@ VALID = [
         '    ckpt = {"mean": np.zeros(2), "std": np.ones(2), "n": 1}\n'
         '    ckpt["mean"] = ckpt["mean"].tolist()\n    ckpt.update(std=[1.0, 1.0])\n'
         "    torch.save(ckpt, path)\n",
+    ),
+    (
+        "a helper's dict key converted after it was set, or set by a variable key",
+        'def evaluate(losses, name):\n    metrics = {}\n    metrics["loss"] = np.mean(losses)\n'
+        '    metrics["loss"] = float(metrics["loss"])\n    metrics["acc"] = np.mean(losses)\n'
+        "    metrics[name] = 0.0\n    return metrics\n"
+        "def save(path):\n    m = evaluate([1.0], 'acc')\n"
+        '    torch.save({"loss": m["loss"], "acc": m["acc"]}, path)\n',
     ),
 ]
 

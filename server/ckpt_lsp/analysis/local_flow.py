@@ -157,11 +157,14 @@ class LocalFlow:
             )
             shown = stmt.value
             keys = _constant_keys(shown) if isinstance(shown, ast.Dict) else None
-            self.return_keys.append(
-                {k: self.safety.kind_of(v, env) for k, v in zip(keys, shown.values)}
-                if keys is not None and isinstance(shown, ast.Dict)
-                else None
-            )
+            if keys is not None and isinstance(shown, ast.Dict):
+                self.return_keys.append(
+                    {k: self.safety.kind_of(v, env) for k, v in zip(keys, shown.values)}
+                )
+            elif isinstance(shown, ast.Name):  # `return metrics` built key by key
+                self.return_keys.append(_known_keys(shown.id, state))
+            else:
+                self.return_keys.append(None)
             return state
         return self._assignment(stmt, state)
 
@@ -214,8 +217,15 @@ class LocalFlow:
             elif _stored_attribute(target):
                 # `model.config = cfg.to_dict()`: what the class's __init__ set is gone
                 new[dotted_name(target)] = frozenset({possible})
+            elif _constant_item(target):
+                # `metrics["loss"] = np.mean(x)`: that key holds it now, the others are kept
+                assert isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
+                held = item_key(target.value.id, _constant_item(target))
+                new.pop(held, None)
+                if isinstance(possible, Refused):
+                    new[held] = frozenset({possible})
             elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
-                # `d["a"] = x`: what the display put under a key is no longer known
+                # `d[k] = x`: what the display put under any key is no longer known
                 new = {k: v for k, v in new.items() if not k.startswith(target.value.id + "[")}
             elif not isinstance(target, (ast.Subscript, ast.Attribute)):  # they bind no name
                 new.update(_unknown(_names(target)))
@@ -381,6 +391,10 @@ def _forget_keys(stmt: ast.stmt, state: State, kept: KeptNames | None = None) ->
         and isinstance(n.value, ast.Name)
         and isinstance(n.ctx, ast.Load)
     }
+    if isinstance(stmt, ast.Assign):  # `d["k"] = v` sets one key: the assignment says which
+        reads.update(
+            id(t.value) for t in stmt.targets if isinstance(t, ast.Subscript) and _constant_item(t)
+        )
     for node in ast.walk(stmt):
         if isinstance(node, ast.Name) and node.id in itemed and id(node) not in reads:
             touched.add(node.id)
@@ -392,6 +406,24 @@ def _forget_keys(stmt: ast.stmt, state: State, kept: KeptNames | None = None) ->
             if isinstance(n, ast.Name) and n.id in touched and id(n) not in reads
         }
     return {k: v for k, v in state.items() if "[" not in k or k.split("[", 1)[0] not in touched}
+
+
+def _constant_item(target: ast.expr) -> str:
+    """The constant key of a `name["k"]` target; "" for any other target."""
+    if not (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)):
+        return ""
+    key = target.slice
+    return key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else ""
+
+
+def _known_keys(name: str, state: State) -> dict[str, Refused | None]:
+    """What the state knows under each constant key of a local (`name['k']`)."""
+    prefix = name + "["
+    found: dict[str, Refused | None] = {}
+    for held, possible in state.items():
+        if held.startswith(prefix) and held.endswith("']"):
+            found[held[len(prefix) + 1 : -2]] = collapse(possible)
+    return found
 
 
 def return_items_of(
