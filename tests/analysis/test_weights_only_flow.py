@@ -158,6 +158,13 @@ INVALID = [
         '    torch.save({"loss": m["loss"], "n": m["n"], "acc": m["acc"]}, path)\n',
         [(9, "loss")],
     ),
+    (
+        "a numpy SeedSequence and the list its spawn gives",
+        "def save(path, n):\n    seed_seq = np.random.SeedSequence(42)\n"
+        "    client_seeds = seed_seq.spawn(n)\n"
+        '    torch.save({"seeds": client_seeds, "ss": seed_seq}, path)\n',
+        [(4, "seeds"), (4, "ss")],
+    ),
 ]
 
 VALID = [
@@ -254,6 +261,13 @@ VALID = [
         "    metrics[name] = 0.0\n    return metrics\n"
         "def save(path):\n    m = evaluate([1.0], 'acc')\n"
         '    torch.save({"loss": m["loss"], "acc": m["acc"]}, path)\n',
+    ),
+    (
+        "a SeedSequence's entropy and its children's",
+        "def save(path, n):\n    seed_seq = np.random.SeedSequence(42)\n"
+        "    client_seeds = seed_seq.spawn(n)\n"
+        '    torch.save({"entropy": seed_seq.entropy,'
+        ' "keys": [s.entropy for s in client_seeds]}, path)\n',
     ),
 ]
 
