@@ -165,6 +165,12 @@ INVALID = [
         '    torch.save({"seeds": client_seeds, "ss": seed_seq}, path)\n',
         [(4, "seeds"), (4, "ss")],
     ),
+    (
+        "a list comprehension keeping the elements of a numpy array",
+        "def save(path):\n    thresholds = np.linspace(0.5, 0.95, 10)\n"
+        '    torch.save({"coco": [t for t in thresholds if t <= 0.75]}, path)\n',
+        [(3, "coco")],
+    ),
 ]
 
 VALID = [
@@ -268,6 +274,12 @@ VALID = [
         "    client_seeds = seed_seq.spawn(n)\n"
         '    torch.save({"entropy": seed_seq.entropy,'
         ' "keys": [s.entropy for s in client_seeds]}, path)\n',
+    ),
+    (
+        "comprehensions converting numpy elements, or whose name hides an outer numpy local",
+        "def save(path):\n    thresholds = np.linspace(0.5, 0.95, 10)\n    t = np.float64(1.0)\n"
+        '    torch.save({"f": [round(float(t), 2) for t in thresholds],'
+        ' "n": [t for t in range(3)], "s": {t.item() for t in thresholds}}, path)\n',
     ),
 ]
 

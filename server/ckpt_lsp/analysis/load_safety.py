@@ -103,11 +103,27 @@ class LoadSafety:
             return self.first_refused(expr.elts, env)
         if isinstance(expr, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):
             return (
-                _no_fix(self.of_expression(expr.elt, env))
+                _no_fix(self.of_expression(expr.elt, self._comprehension_env(expr, env)))
                 if not isinstance(expr, ast.GeneratorExp)
                 else None
             )
         return None
+
+    def _comprehension_env(self, expr: ast.ListComp | ast.SetComp, env: Env) -> Env:
+        """The comprehension's own names: `t` of `for t in arr` is a numpy scalar of a numpy
+        array; any other target hides what an outer name of that spelling holds."""
+        inner: dict[str, Refused | None] = dict(env)
+        for generator in expr.generators:
+            target = generator.target
+            names = [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+            inner.update(dict.fromkeys(names))
+            for name in names:
+                inner.pop(NUMBER_MARK + name, None)
+            if isinstance(target, ast.Name):
+                over = self.kind_of(generator.iter, inner)
+                if over is not None and over.kind == "numpy-array":
+                    inner[target.id] = _no_fix(self.catalog.kind("numpy-scalar"))
+        return inner
 
     def _numpy_arithmetic(
         self, expr: ast.BinOp | ast.Compare | ast.UnaryOp, env: Env
