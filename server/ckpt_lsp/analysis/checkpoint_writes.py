@@ -20,6 +20,7 @@ from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.local_flow import LocalFlow
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.read_only import param_read_only
 from ckpt_lsp.weights_only import Refused
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
@@ -95,11 +96,14 @@ class _Function:
                     yield writer
 
     def _through_helper(self, call: ast.Call, stmt: ast.stmt) -> _Writer | None:
-        found = self._helper(call.func)
+        named = self._helper(call.func)
+        found = (
+            (*named, self.safety) if named is not None else self._instance_saver(call.func, stmt)
+        )
         if found is None:
             return None
-        helper, skip = found
-        shape = _saver_shape(helper, self.safety)
+        helper, skip, safety = found
+        shape = _saver_shape(helper, safety)
         if shape is None:
             return None
         name, obj_param, path_param = shape
@@ -132,6 +136,28 @@ class _Function:
         if found is None or found[1] is self.func:
             return None
         return found[1], 0
+
+    def _instance_saver(
+        self, func: ast.expr, stmt: ast.stmt
+    ) -> tuple[FunctionNode, int, LoadSafety] | None:
+        """`trainer.save_checkpoint(path, meta)` where `trainer = Trainer(...)` here: the
+        saving method of that project class (judged in its own module)."""
+        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)):
+            return None
+        name = func.value.id
+        if name == "self" or name in self.safety.facts.imports or not SAVER_NAME.search(func.attr):
+            return None
+        binding = self.binding(name, stmt)
+        built = binding.value if isinstance(binding, ast.Assign) else None
+        if not isinstance(built, ast.Call):
+            return None
+        instance = self.safety.kind_of(built)
+        located = self.safety.project_class(instance.type_name) if instance is not None else None
+        method = located[1].method(func.attr) if located is not None else None
+        if located is None or method is None:
+            return None
+        facts = located[0]
+        return method, 1, self.safety if facts is self.safety.facts else self.safety.deeper(facts)
 
     # -- what a name holds -----------------------------------------------
     def binding(self, name: str, before: ast.stmt) -> ast.stmt | None:
@@ -225,6 +251,8 @@ def _entries(
         for arg in expr.args[:1]:
             if isinstance(arg, ast.Dict):
                 yield from _entries(fn, arg, key, stmt, depth + 1)
+            elif isinstance(arg, ast.Name):  # `dict(base, epoch=3)`: base's entries
+                yield from _name_entries(fn, arg, None, stmt, depth + 1, whole=False)
         for kw in expr.keywords:
             if kw.arg is not None:
                 yield from _entries(fn, kw.value, kw.arg, stmt, depth + 1)
@@ -243,17 +271,47 @@ def _name_entries(
     (`ckpt = model.state_dict()` then `ckpt["epoch"] = ...`)."""
     binding = fn.binding(name.id, stmt)
     value = binding.value if isinstance(binding, (ast.Assign, ast.AnnAssign)) else None
-    if value is not None and (isinstance(value, ast.Dict) or _is_dict_call(value, fn)):
+    copied = _copied(value, fn) if value is not None else None
+    mutations = fn.mutations(name.id, binding, stmt)
+    # `ckpt["mean"] = ckpt["mean"].tolist()`: what the key held before is not written
+    replaced = {k for m in mutations for k in _replaced_keys(m, name.id)}
+    if copied is not None and binding is not None and copied[0].id != name.id:
+        # `ckpt = base.copy()` / `dict(base)` / `copy.deepcopy(base)`: base's entries
+        found = _name_entries(fn, copied[0], key, binding, depth + 1, whole=copied[1])
+        yield from (e for e in found if e[1] is None or e[1] not in replaced)
+    elif value is not None and (isinstance(value, ast.Dict) or _is_dict_call(value, fn)):
         assert binding is not None
         if isinstance(value, ast.Dict):
             _fill(fn, name.id, value, binding, stmt)
-        yield from _entries(fn, value, key, binding, depth)
+        found = _entries(fn, value, key, binding, depth)
+        yield from (e for e in found if e[1] is None or e[1] not in replaced)
     elif whole:
         yield name, key, stmt
         if fn.flow.judge(name, stmt) is not None:
             return  # refused as a whole (a defaultdict): what is added to it is no matter
-    for mutation in fn.mutations(name.id, binding, stmt):
+    for mutation in mutations:
         yield from _mutation_entries(fn, mutation, name.id, depth)
+
+
+def _replaced_keys(stmt: ast.stmt, name: str) -> Iterator[str]:
+    """The constant keys a mutation of `name` sets anew: `name["k"] = v`, `name.update(k=v)`."""
+    if isinstance(stmt, ast.Assign):
+        for target in stmt.targets:
+            if isinstance(target, ast.Subscript) and _is_name(target.value, name):
+                found = _constant_key(target.slice)
+                if found is not None:
+                    yield found
+        return
+    call = stmt.value if isinstance(stmt, ast.Expr) else None
+    if (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and _is_name(call.func.value, name)  # not `name["a"].update(...)`
+    ):
+        yield from (kw.arg for kw in call.keywords if kw.arg is not None)
+        for arg in call.args[:1]:
+            if isinstance(arg, ast.Dict):
+                yield from (k for k in map(_constant_key_or_none, arg.keys) if k)
 
 
 def _fill(fn: _Function, name: str, display: ast.Dict, binding: ast.stmt, use: ast.stmt) -> None:
@@ -293,9 +351,11 @@ def _mutation_entries(fn: _Function, stmt: ast.stmt, name: str, depth: int) -> I
     if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
         call = stmt.value
         for arg in call.args[:1]:
-            yield from (
-                _entries(fn, arg, None, stmt, depth + 1) if isinstance(arg, ast.Dict) else iter(())
-            )
+            if isinstance(arg, ast.Dict) or _is_dict_call(arg, fn):
+                yield from _entries(fn, arg, None, stmt, depth + 1)
+            elif isinstance(arg, ast.Name) and arg.id != name:
+                # `ckpt.update(run_meta)`: the local dict's entries are copied in
+                yield from _name_entries(fn, arg, None, stmt, depth + 1, whole=False)
         for kw in call.keywords:
             if kw.arg is not None:
                 yield from _entries(fn, kw.value, kw.arg, stmt, depth + 1)
@@ -314,18 +374,36 @@ def _saver_shape(func: FunctionNode, safety: LoadSafety) -> tuple[str, str, str]
     found = None
     fn = _Function(func, safety, None)
     for writer in fn.writers(helpers=False):
-        obj = writer.obj
-        if (
-            isinstance(obj, ast.Name)
-            and obj.id in params
-            and fn.binding(obj.id, writer.stmt) is None
-        ):
+        written = _written_parameter(fn, writer, params)
+        if written:
             path = writer.path
             path_param = path.id if isinstance(path, ast.Name) and path.id in params else ""
-            found = (writer.name, obj.id, path_param)
+            found = (writer.name, written, path_param)
             break
     safety.memo[key] = found
     return found
+
+
+def _written_parameter(fn: _Function, writer: _Writer, params: set[str]) -> str:
+    """The parameter a writer writes unchanged: the object itself (`torch.save(state, f)`),
+    or one value of the dict it writes (`{"model": ..., "meta": meta}`) that the helper only
+    reads elsewhere; "" for none."""
+    obj = writer.obj
+    if isinstance(obj, ast.Name) and obj.id in params and fn.binding(obj.id, writer.stmt) is None:
+        return obj.id
+    leaves = [
+        value
+        for value, _, _ in _entries(fn, obj, None, writer.stmt, 0)
+        if isinstance(value, ast.Name)
+        and value.id in params
+        and fn.binding(value.id, writer.stmt) is None
+    ]
+    names = {leaf.id for leaf in leaves}
+    if len(names) != 1:
+        return ""  # two parameters written: which one the call hands a dict is not known
+    name = names.pop()
+    kept = frozenset(id(leaf) for leaf in leaves)
+    return name if param_read_only(fn.func, name, fn.safety, kept) else ""
 
 
 def _bound_argument(call: ast.Call, func: FunctionNode, param: str, skip: int) -> ast.expr | None:
@@ -463,6 +541,10 @@ def _update_of(expr: ast.expr) -> str:
     return _root_name(receiver)
 
 
+def _constant_key_or_none(node: ast.expr | None) -> str | None:
+    return _constant_key(node) if node is not None else None
+
+
 def _constant_key(node: ast.expr) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
@@ -475,6 +557,30 @@ def _is_dict_call(expr: ast.expr, fn: _Function) -> bool:
         "builtins.dict",
         "collections.OrderedDict",
     )
+
+
+_COPIES = frozenset({"copy.copy", "copy.deepcopy"})
+
+
+def _copied(value: ast.expr, fn: _Function) -> tuple[ast.Name, bool] | None:
+    """The local a value copies, and whether the copy keeps its type: `base.copy()` and
+    `copy.deepcopy(base)` do (a defaultdict stays one), `dict(base)` makes a plain dict."""
+    if not isinstance(value, ast.Call) or value.keywords:
+        return None
+    func = value.func
+    if (
+        isinstance(func, ast.Attribute)
+        and func.attr == "copy"
+        and isinstance(func.value, ast.Name)
+        and not value.args
+    ):
+        return func.value, True
+    if len(value.args) != 1 or not isinstance(value.args[0], ast.Name):
+        return None
+    if _is_dict_call(value, fn):
+        return value.args[0], False
+    qualified = qualify(dotted_name(func), fn.safety.facts) if dotted_name(func) else ""
+    return (value.args[0], True) if qualified in _COPIES else None
 
 
 def _unique(found: list[BadValue]) -> list[BadValue]:

@@ -14,9 +14,10 @@ from dataclasses import replace
 
 from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
+from ckpt_lsp.analysis.dataclass_fields import passed_field
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
-from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK
+from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, LocalFlow
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.weights_only import UNSIZED, Refused, WeightsOnlyCatalog, weights_only_catalog
 
@@ -164,19 +165,20 @@ class LoadSafety:
         """`arr[0]` is a numpy scalar (or a row), `arr[1:]` an array: numpy either way.
         `metrics["loss"]` of a helper's dict display is what the flow found there."""
         index = expr.slice
-        if (
-            isinstance(expr.value, ast.Name)
-            and isinstance(index, ast.Constant)
-            and isinstance(index.value, str)
-        ):
+        constant = _constant_index(index)
+        if isinstance(expr.value, ast.Name) and constant is not None:
             from ckpt_lsp.analysis.local_flow import item_key  # the flow needs this module
 
-            key = item_key(expr.value.id, index.value)
+            key = item_key(expr.value.id, constant)
             if key in env:
                 return env[key]
         rows = self._rows(expr, env)
         if rows is not None:
             return rows
+        if isinstance(expr.value, ast.Call) and isinstance(index, ast.Constant):
+            shown = self._shown_item(expr.value, index.value, env)
+            if shown is not None:
+                return shown
         receiver = self.kind_of(expr.value, env)
         if receiver is not None and receiver.kind in _FRAMES:
             return self._column(index, receiver)
@@ -269,6 +271,18 @@ class LoadSafety:
                 found[name.id] = item
         return found
 
+    def _shown_item(self, call: ast.Call, index: object, env: Env) -> Refused | None:
+        """`match(scores)[1]` / `evaluate(m)["loss"]`: the element (or constant key) every
+        `return` display of a project helper gives there."""
+        if isinstance(index, str):
+            return self.keys_of(call, env).get(index)
+        if not isinstance(index, int) or isinstance(index, bool):
+            return None
+        items = self.items_of(call, -1, env)
+        if items is None or not -len(items) <= index < len(items):
+            return None
+        return items[index]
+
     def first_refused(self, items: list[ast.expr], env: Env = _NO_ENV) -> Refused | None:
         """A list or tuple display holding a refused element is refused as a whole."""
         for item in items:
@@ -351,10 +365,26 @@ class LoadSafety:
             return self._nested(receiver, expr.attr)
         returns = self.catalog.method(receiver.kind, expr.attr, attribute=True, has_args=False)
         if returns is None and receiver.type_name:
+            passed = self._passed_field(receiver, expr.attr)
+            if passed is not None:
+                return passed
             return self._field(receiver.type_name, expr.attr, receiver.built)
         if returns is None and receiver.kind == "namespace":
             return self._argument(expr.attr)
         return self._returned(returns, receiver)
+
+    def _passed_field(self, receiver: Refused, attr: str) -> Refused | None:
+        """`cfg.window` of a dataclass built with `window=WindowConfig(...)`: what is passed
+        (a local name is left out: the call's locals are not known here)."""
+        if receiver.kind != "dataclass" or receiver.built is None or self._depth >= _MAX_DEPTH:
+            return None
+        located = self._project_class(receiver.type_name)
+        if located is None:
+            return None
+        passed = passed_field(located[1], attr, receiver.built)
+        if passed is None or isinstance(passed, ast.Name):
+            return None
+        return self.kind_of(passed)
 
     def _argument(self, dest: str) -> Refused | None:
         """`args.data_root` of a parser in this module that adds it with `type=Path`."""
@@ -442,6 +472,9 @@ class LoadSafety:
     def _call(self, call: ast.Call, env: Env) -> Refused | None:
         func = call.func
         dotted = dotted_name(func)
+        kept = self._kept_get(call, env)
+        if kept is not None:
+            return kept
         if isinstance(func, ast.Attribute) and not self._names_global(dotted, env):
             # a method of a value: `parser.parse_args()`, `model.to(device)`, `t.numpy()`
             receiver = self.kind_of(func.value, env)
@@ -508,6 +541,44 @@ class LoadSafety:
             return bool(value.elts) and all(_is_number_constant(e) for e in value.elts)
         found = self.kind_of(value, env)
         return found is not None and found.kind in {"numpy-array", _NUMBER_SERIES}
+
+    def _kept_get(self, call: ast.Call, env: Env) -> Refused | None:
+        """`metrics.get("loss")` of a local whose key the flow knows (a helper's dict)."""
+        func = call.func
+        if not (
+            isinstance(func, ast.Attribute)
+            and func.attr == "get"
+            and isinstance(func.value, ast.Name)
+            and call.args
+            and isinstance(call.args[0], ast.Constant)
+            and isinstance(call.args[0].value, str)
+        ):
+            return None
+        from ckpt_lsp.analysis.local_flow import item_key  # the flow needs this module
+
+        return env.get(item_key(func.value.id, call.args[0].value))
+
+    def _method_flow(self, call: ast.Call, env: Env) -> LocalFlow | None:
+        """The flow of a project class's method called on a local instance (`a.step()`)."""
+        func = call.func
+        if not isinstance(func, ast.Attribute) or self._names_global(dotted_name(func), env):
+            return None
+        receiver = self.kind_of(func.value, env)
+        if receiver is None or not receiver.type_name:
+            return None
+        from ckpt_lsp.analysis.method_returns import method_flow  # it runs the flow
+
+        return method_flow(self, receiver, call, env)
+
+    def depth_left(self) -> int:
+        """How many helpers deeper this judge may still follow."""
+        return _MAX_DEPTH - self._depth
+
+    def bound(
+        self, func: FunctionNode, call: ast.Call, env: Env, skip: int = 0
+    ) -> dict[str, object]:
+        """What a call binds to the function's parameters (after `skip` leading ones)."""
+        return self._bound(func, call, env, skip)
 
     def _factory_class(self, qualified: str) -> Refused | None:
         """An instance of a module-level class a factory built under its own name
@@ -590,6 +661,10 @@ class LoadSafety:
         return name not in env and qualify(name, self.facts) in _PYTHON_NUMBERS
 
     # -- the project -----------------------------------------------------
+    def project_class(self, qualified: str) -> tuple[ModuleFacts, ClassFacts] | None:
+        """The project class `qualified` names, and its module."""
+        return self._project_class(qualified)
+
     def _project_class(self, qualified: str) -> tuple[ModuleFacts, ClassFacts] | None:
         module, _, name = qualified.rpartition(".")
         if name in self.facts.classes and module == self.facts.module:
@@ -679,10 +754,6 @@ class LoadSafety:
         func = facts.functions.get(name) if facts is not None else None
         return (facts, func) if facts is not None and func is not None else None
 
-    def project_class(self, qualified: str) -> tuple[ModuleFacts, ClassFacts] | None:
-        """The project class `qualified` names, and its module."""
-        return self._project_class(qualified)
-
     @property
     def depth(self) -> int:
         """How many helpers away from the function being judged this judge is."""
@@ -710,17 +781,47 @@ class LoadSafety:
         deeper = self._deeper(facts)
         if func.returns is not None:
             return deeper.of_annotation(func.returns)
-        bound = self._bound(func, call, env) if call is not None else {}
-        return deeper.of_returns(func, bound)
+        if call is None:
+            return deeper.of_returns(func, {})
+        flow = self.helper_flow(call, env)
+        return _agreed(flow.returns) if flow is not None else None
 
-    def _bound(self, func: FunctionNode, call: ast.Call, env: Env) -> dict[str, object]:
+    def helper_flow(self, call: ast.Call, env: Env = _NO_ENV) -> LocalFlow | None:
+        """The flow of the project function (or method of a local project instance) a call
+        names, its parameters bound to what the call passes; memoized per function and
+        binding. None past the depth, or when the function's annotation says what it gives."""
+        if self._depth >= _MAX_DEPTH:
+            return None
+        dotted = dotted_name(call.func)
+        if not dotted:
+            return None
+        method = self._method_flow(call, env)
+        if method is not None:
+            return method
+        if not self._names_global(dotted, env):
+            return None
+        found = self.project_function(qualify(dotted, self.facts))
+        if found is None or found[1].returns is not None:
+            return None
+        bound = self._bound(found[1], call, env)
+        key = ("helper-flow", id(found[1]), bound_key(bound))
+        known = self.memo.get(key)
+        if isinstance(known, LocalFlow):
+            return known
+        flow = LocalFlow(self._deeper(found[0])).run(found[1], bound)
+        self.memo[key] = flow
+        return flow
+
+    def _bound(
+        self, func: FunctionNode, call: ast.Call, env: Env, skip: int = 0
+    ) -> dict[str, object]:
         """Parameters a call binds to refused values or numbers; defaults left to numbers."""
         args = func.args
         if any(isinstance(a, ast.Starred) for a in call.args) or any(
             k.arg is None for k in call.keywords
         ):
             return {}
-        params = [*args.posonlyargs, *args.args]
+        params = [*args.posonlyargs, *args.args][skip:]
         passed: dict[str, ast.expr] = {p.arg: a for p, a in zip(params, call.args)}
         passed.update({k.arg: k.value for k in call.keywords if k.arg is not None})
         defaults = dict(
@@ -759,7 +860,7 @@ class LoadSafety:
         """What each of the `count` elements of a project helper's tuple result is (`a, b =
         helper()`): element i is refused when every `return` gives the same refusal there.
         `count` -1: as many as every return gives (a starred target)."""
-        if not isinstance(expr, ast.Call) or self._depth >= _MAX_DEPTH:
+        if not isinstance(expr, ast.Call):
             return None
         dotted = dotted_name(expr.func)
         if isinstance(expr.func, ast.Attribute) and not self._names_global(dotted, env):
@@ -773,13 +874,10 @@ class LoadSafety:
             if count >= 0 and count != len(entry.items):
                 return None
             return [_no_fix(self.catalog.kind(kind)) for kind in entry.items]
-        found = self.project_function(qualify(dotted, self.facts))
-        if found is None or found[1].returns is not None:
+        flow = self.helper_flow(expr, env)
+        if flow is None:
             return None
-        from ckpt_lsp.analysis.local_flow import return_items_of  # the flow needs this module
-
-        bound = self._bound(found[1], expr, env)
-        returned = return_items_of(found[1], self._deeper(found[0]), bound)
+        returned = flow.return_items
         if count < 0 and returned and returned[0] is not None:
             count = len(returned[0])  # a starred target: any length every return agrees on
         if not returned or any(r is None or len(r) != count for r in returned):
@@ -790,16 +888,10 @@ class LoadSafety:
     def keys_of(self, expr: ast.Call, env: Env = _NO_ENV) -> dict[str, Refused]:
         """What each constant key of a project helper's dict result holds (`metrics =
         evaluate(m)`), when every `return` is a dict display giving it the same refusal."""
-        dotted = dotted_name(expr.func)
-        if not dotted or not self._names_global(dotted, env) or self._depth >= _MAX_DEPTH:
+        flow = self.helper_flow(expr, env)
+        if flow is None:
             return {}
-        found = self.project_function(qualify(dotted, self.facts))
-        if found is None or found[1].returns is not None:
-            return {}
-        from ckpt_lsp.analysis.local_flow import return_keys_of  # the flow needs this module
-
-        bound = self._bound(found[1], expr, env)
-        returned = return_keys_of(found[1], self._deeper(found[0]), bound)
+        returned = flow.return_keys
         if not returned or any(r is None for r in returned):
             return {}
         keys: dict[str, Refused] = {}
@@ -825,6 +917,23 @@ class LoadSafety:
             if head in _UNION:
                 return list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
         return None
+
+
+def bound_key(bound: Mapping[str, object]) -> tuple[object, ...]:
+    """Bound parameters as a memo key (a value's built call and display included)."""
+    return tuple(
+        (k, v, id(getattr(v, "built", None)), id(getattr(v, "shape", None)))
+        for k, v in sorted(bound.items(), key=lambda item: item[0])
+    )
+
+
+def _constant_index(index: ast.expr) -> str | int | None:
+    """`"loss"`, `1`, `-1` as written in a subscript; None for anything else."""
+    if isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub):
+        inner = _constant_index(index.operand)
+        return -inner if isinstance(inner, int) and not isinstance(inner, bool) else None
+    value = index.value if isinstance(index, ast.Constant) else None
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
 def _agreed(judged: list[Refused | None]) -> Refused | None:

@@ -10,7 +10,7 @@ Parameters start with their annotation.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.facts import dotted_name
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
+# (statement, names whose items are known, state) -> ids of the Name nodes that only read
+KeptNames = Callable[[ast.stmt, "set[str]", "State"], "set[int]"]
 
 
 class _Literal:
@@ -106,6 +108,12 @@ class LocalFlow:
     def judge(self, expr: ast.expr, stmt: ast.stmt) -> Refused | None:
         return self.safety.of_expression(expr, self.env_before(stmt))
 
+    def _kept(self, stmt: ast.stmt, names: set[str], state: State) -> set[int]:
+        """The mentions of `names` in `stmt` that leave their keys as they were."""
+        from ckpt_lsp.analysis.read_only import read_only_names  # it needs the judge's types
+
+        return read_only_names(stmt, names, self.safety, {**self._self_env, **env_of(state)})
+
     # -- the walk --------------------------------------------------------
     def _walk(self, body: list[ast.stmt], state: State) -> State:
         for stmt in body:
@@ -139,7 +147,7 @@ class LocalFlow:
         if isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
             return self._try(stmt, state)
         if isinstance(stmt, ast.Expr):
-            return self._append(stmt.value, _forget_keys(stmt, state))
+            return self._append(stmt.value, _forget_keys(stmt, state, self._kept))
         if isinstance(stmt, ast.Return):
             env = {**self._self_env, **env_of(state)}
             self.returns.append(self.safety.kind_of(stmt.value, env))
@@ -151,11 +159,14 @@ class LocalFlow:
             )
             shown = stmt.value
             keys = _constant_keys(shown) if isinstance(shown, ast.Dict) else None
-            self.return_keys.append(
-                {k: self.safety.kind_of(v, env) for k, v in zip(keys, shown.values)}
-                if keys is not None and isinstance(shown, ast.Dict)
-                else None
-            )
+            if keys is not None and isinstance(shown, ast.Dict):
+                self.return_keys.append(
+                    {k: self.safety.kind_of(v, env) for k, v in zip(keys, shown.values)}
+                )
+            elif isinstance(shown, ast.Name):  # `return metrics` built key by key
+                self.return_keys.append(_known_keys(shown.id, state))
+            else:
+                self.return_keys.append(None)
             return state
         return self._assignment(stmt, state)
 
@@ -229,7 +240,7 @@ class LocalFlow:
         return self._walk(getattr(stmt, "finalbody", []), merged)
 
     def _assignment(self, stmt: ast.stmt, state: State) -> State:
-        state = _forget_keys(stmt, state)
+        state = _forget_keys(stmt, state, self._kept)
         value: ast.expr | None
         if isinstance(stmt, ast.Assign):
             targets, value = stmt.targets, stmt.value
@@ -258,8 +269,15 @@ class LocalFlow:
             elif _stored_attribute(target):
                 # `model.config = cfg.to_dict()`: what the class's __init__ set is gone
                 new[dotted_name(target)] = frozenset({possible})
+            elif _constant_item(target):
+                # `metrics["loss"] = np.mean(x)`: that key holds it now, the others are kept
+                assert isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
+                held = item_key(target.value.id, _constant_item(target))
+                new.pop(held, None)
+                if isinstance(possible, Refused):
+                    new[held] = frozenset({possible})
             elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
-                # `d["a"] = x`: what the display put under a key is no longer known
+                # `d[k] = x`: what the display put under any key is no longer known
                 new = {k: v for k, v in new.items() if not k.startswith(target.value.id + "[")}
             elif not isinstance(target, (ast.Subscript, ast.Attribute)):  # they bind no name
                 new.update(_unknown(_names(target)))
@@ -300,7 +318,15 @@ class LocalFlow:
             return {}
         env = {**self._self_env, **env_of(state)}
         keys = self.safety.keys_of(value, env)
-        return {item_key(name, k): frozenset({v}) for k, v in (keys or {}).items()}
+        found: State = {item_key(name, k): frozenset({v}) for k, v in (keys or {}).items()}
+        items = self.safety.items_of(value, -1, env) if not found else None
+        for index, item in enumerate(items or []):
+            # `out = run(x)` of a helper returning `loss, preds`: `out[1]` is the second one,
+            # `out[0]` a loadable first one even when the tuple holds a refused value
+            held: frozenset[Possible] = frozenset({item if item is not None else UNKNOWN})
+            found[item_key(name, index)] = held
+            found[item_key(name, index - len(items or []))] = held
+        return found
 
     def _displayed(self, name: str, value: ast.Dict, state: State) -> State:
         """`encoders = {"region": LabelEncoder().fit(r)}`: `encoders["region"]` holds what the
@@ -337,7 +363,7 @@ class LocalFlow:
         return {**state, call.func.value.id: frozenset({held})}
 
     def _value(self, value: ast.expr | None, state: State) -> Possible:
-        if isinstance(value, ast.Constant) and _is_number(value.value):
+        if _number_literal(value):
             return NUMBER
         if isinstance(value, ast.Constant) or _empty_display(value):
             return LITERAL
@@ -356,6 +382,13 @@ def _instance(held: frozenset[Possible]) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number_literal(value: ast.expr | None) -> bool:
+    """`0.5`, `-1.0`, `+3`: a number as written (a negative number is a unary minus)."""
+    if isinstance(value, ast.UnaryOp) and isinstance(value.op, (ast.USub, ast.UAdd)):
+        value = value.operand
+    return isinstance(value, ast.Constant) and _is_number(value.value)
 
 
 def _empty_display(value: ast.expr | None) -> bool:
@@ -383,12 +416,12 @@ def returns_of(
 def return_keys_of(
     func: FunctionNode, safety: LoadSafety, bound: Mapping[str, object] | None = None
 ) -> list[dict[str, Refused | None] | None]:
-    """What each constant key of each `return {...}` of a function gives (locals followed, its
-    parameters bound to what the call passes: `sample_augmentation(rng)`)."""
+    """What each constant key of each `return {...}` of a function gives (locals followed,
+    parameters as `bound`)."""
     return LocalFlow(safety).run(func, bound).return_keys
 
 
-def item_key(name: str, key: str) -> str:
+def item_key(name: str, key: str | int) -> str:
     """The state key of `name[key]` (no Python name holds "[")."""
     return f"{name}[{key!r}]"
 
@@ -400,10 +433,10 @@ def _constant_keys(display: ast.Dict) -> list[str] | None:
     )
 
 
-def _forget_keys(stmt: ast.stmt, state: State) -> State:
-    """A statement that rebinds, mutates or mentions `name` (other than reading `name[k]`)
-    drops what the state knows of its items: `metrics = ...`, `metrics["k"] = 1`,
-    `metrics.update(...)`, `fill(metrics)`."""
+def _forget_keys(stmt: ast.stmt, state: State, kept: KeptNames | None = None) -> State:
+    """A statement that rebinds, mutates or mentions `name` (other than reading `name[k]`,
+    or handing it to a call that only reads it: `kept`) drops what the state knows of its
+    items: `metrics = ...`, `metrics["k"] = 1`, `metrics.update(...)`, `fill(metrics)`."""
     itemed = {k.split("[", 1)[0] for k in state if "[" in k}
     if not itemed:
         return state
@@ -415,17 +448,46 @@ def _forget_keys(stmt: ast.stmt, state: State) -> State:
         and isinstance(n.value, ast.Name)
         and isinstance(n.ctx, ast.Load)
     }
+    if isinstance(stmt, ast.Assign):  # `d["k"] = v` sets one key: the assignment says which
+        reads.update(
+            id(t.value) for t in stmt.targets if isinstance(t, ast.Subscript) and _constant_item(t)
+        )
     for node in ast.walk(stmt):
         if isinstance(node, ast.Name) and node.id in itemed and id(node) not in reads:
             touched.add(node.id)
+    if touched and kept is not None:  # asked only of the statements that mention one
+        reads |= kept(stmt, touched, state)
+        touched = {
+            n.id
+            for n in ast.walk(stmt)
+            if isinstance(n, ast.Name) and n.id in touched and id(n) not in reads
+        }
     return {k: v for k, v in state.items() if "[" not in k or k.split("[", 1)[0] not in touched}
+
+
+def _constant_item(target: ast.expr) -> str:
+    """The constant key of a `name["k"]` target; "" for any other target."""
+    if not (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)):
+        return ""
+    key = target.slice
+    return key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else ""
+
+
+def _known_keys(name: str, state: State) -> dict[str, Refused | None]:
+    """What the state knows under each constant key of a local (`name['k']`)."""
+    prefix = name + "["
+    found: dict[str, Refused | None] = {}
+    for held, possible in state.items():
+        if held.startswith(prefix) and held.endswith("']"):
+            found[held[len(prefix) + 1 : -2]] = collapse(possible)
+    return found
 
 
 def return_items_of(
     func: FunctionNode, safety: LoadSafety, bound: Mapping[str, object] | None = None
 ) -> list[list[Refused | None] | None]:
-    """What each element of each `return a, b` of a function gives (locals followed, its
-    parameters bound to what the call passes: `train_split(df)`)."""
+    """What each element of each `return a, b` of a function gives (locals followed,
+    parameters as `bound`)."""
     return LocalFlow(safety).run(func, bound).return_items
 
 

@@ -90,7 +90,13 @@ def module_writers(facts: ModuleFacts) -> ModuleWriters:
         if p.block.kind == "def" and p.block.name and base.writes(p.block.text)
     }
     savers.update(local for local in facts.imports if SAVER_NAME.search(local))
+    for parsed in facts.blocks:  # `trainer.save_checkpoint(...)` of a class that writes
+        if parsed.block.kind == "class" and base.writes(parsed.block.text):
+            savers.update(m for m in _METHOD.findall(parsed.block.text) if SAVER_NAME.search(m))
     return ModuleWriters(base.tokens, frozenset(savers))
+
+
+_METHOD = re.compile(r"\bdef\s+(\w+)\s*\(")
 
 
 @dataclass

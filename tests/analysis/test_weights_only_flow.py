@@ -1,0 +1,294 @@
+"""CKPT010 through a function's data flow: a helper's dict or tuple result read by key or
+position (its parameters bound to what the call passes), a dict handed to a call that only
+reads it, `ckpt.update(local_dict)`, negative number literals in branches, and savers that
+are methods of project class instances or nest what they are given. VALID and INVALID."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from ckpt_lsp.analysis.analyzer import analyze_text
+from ckpt_lsp.findings import Finding
+
+HEADER = """\
+import argparse, dataclasses, enum, os, typing
+from pathlib import Path
+import numpy as np
+import torch
+"""
+
+
+def _wo(source: str) -> list[Finding]:
+    text = HEADER + textwrap.dedent(source)
+    return [f for f in analyze_text(text) if f.code == "CKPT010"]
+
+
+def _rows(source: str) -> list[tuple[int, str | None]]:
+    offset = HEADER.count("\n")
+    return [(f.location.row - offset, f.attribute) for f in _wo(source)]
+
+
+EVALUATE = (
+    "def evaluate(model):\n"
+    "    losses = np.array([1.0, 2.0])\n"
+    '    return {"loss": losses.mean(), "n": 3}\n'
+)
+MATCH = (
+    "def match(scores, thr):\n"
+    "    order = np.argsort(-scores)\n"
+    "    return scores[order] >= thr, order\n"
+)
+
+DATACLASSES = (
+    "class Frequency(str, enum.Enum):\n    HOURLY = 'h'\n"
+    "@dataclasses.dataclass\nclass Window:\n    horizon: int = 6\n    freq: str = 'h'\n"
+    "@dataclasses.dataclass\nclass Config:\n"
+    "    window: Window = dataclasses.field(default_factory=Window)\n    lr: float = 0.1\n"
+)
+
+SERVER = (
+    "class Server:\n    def __init__(self, n=4, seed=0):\n        self.n = n\n"
+    "        self.rng = np.random.default_rng(seed)\n        self.round = 0\n"
+    "    def sample(self, frac=0.5):\n"
+    "        chosen = self.rng.choice(self.n, size=max(1, int(frac * self.n)), replace=False)\n"
+    "        return chosen\n"
+    "    def step(self):\n        chosen = self.sample()\n        self.round += 1\n"
+    "        return chosen, self.round\n"
+    "    def plain(self):\n        return [int(c) for c in self.sample()]\n"
+    "    @staticmethod\n    def fixed():\n        return np.zeros(3)\n"
+)
+
+INVALID = [
+    (
+        "a local dict's entries copied in by update(name)",
+        "def parse():\n    p = argparse.ArgumentParser()\n    return p.parse_args([])\n"
+        'def save(path):\n    meta = {"args": parse(), "out": Path("runs") / "x"}\n'
+        '    ckpt = {"epoch": 1}\n    ckpt.update(meta)\n    torch.save(ckpt, path)\n',
+        [(5, "args"), (5, "out")],
+    ),
+    (
+        "a helper's tuple result by position, its parameters bound to the call's arguments",
+        MATCH + "def save(path):\n    rng = np.random.default_rng(0)\n"
+        "    scores = rng.random(10)\n"
+        '    torch.save({"order": match(scores, 0.5)[1], "top": match(scores, 0.5)[1][0]}, path)\n',
+        [(7, "order"), (7, "top")],
+    ),
+    (
+        "a helper's dict result by key, the helper drawing from the generator it is given",
+        "def draw(rng):\n"
+        '    return {"snr": rng.integers(5, 20), "gain": rng.uniform(-6.0, 6.0)}\n'
+        "def save(path):\n    aug = draw(np.random.default_rng(1))\n"
+        '    torch.save({"aug": {"snr": aug["snr"], "gain": aug["gain"]}}, path)\n',
+        [(5, "snr")],
+    ),
+    (
+        "unpacked tuple items bound through the call, kept over a negative literal in a loop",
+        "def rates(scores, positives):\n"
+        "    hits = np.argsort(-scores, axis=1)[:, :5] == positives[:, None]\n"
+        "    return hits.any(axis=1).mean(), np.where(hits.any(axis=1), 1.0, 0.0).mean()\n"
+        "def save(path):\n    best, best_epoch = -1.0, -1\n"
+        "    for epoch in range(3):\n"
+        "        hr, ndcg = rates(np.zeros((4, 9)), np.arange(4))\n"
+        "        if ndcg > best:\n            best, best_epoch = ndcg, epoch\n"
+        '    torch.save({"hr": hr, "best": best, "epoch": best_epoch}, path)\n',
+        [(10, "hr"), (10, "best")],
+    ),
+    (
+        "a dict result handed to helpers and methods that only read it",
+        EVALUATE + "def report(metrics):\n"
+        '    if "loss" in metrics and metrics.get("n"):\n        print(len(metrics), metrics["loss"])\n'
+        "class Trainer:\n    def update_best(self, metrics):\n"
+        '        value = metrics["loss"]\n        return value\n'
+        "def save(path):\n    metrics = evaluate(None)\n    report(metrics)\n"
+        "    trainer = Trainer()\n    trainer.update_best(metrics)\n    print(metrics)\n"
+        '    torch.save({"loss": metrics["loss"]}, path)\n',
+        [(17, "loss")],
+    ),
+    (
+        "a saving method of a local project instance, nesting what it is given in its dict",
+        "class Trainer:\n    def __init__(self):\n        self.epoch = 0\n"
+        "    def save_checkpoint(self, filename, meta):\n"
+        '        ckpt = {"epoch": self.epoch, "meta": meta}\n        torch.save(ckpt, filename)\n'
+        "def save_ckpt(path, extra):\n"
+        '        print(len(extra))\n        torch.save({"model": 1, "extra": extra}, path)\n'
+        'def save(tmpdir):\n    trainer = Trainer()\n    meta = {"epoch": 1}\n'
+        '    meta["norm"] = dict(mean=np.array([1.0, 2.0]), to_rgb=True)\n'
+        '    trainer.save_checkpoint(os.path.join(tmpdir, "e.pth"), meta)\n'
+        '    save_ckpt("x.pt", {"best": Path("runs") / "best"})\n',
+        [(13, "mean"), (15, "best")],
+    ),
+    (
+        "a nested dataclass field as the constructor call passed it, by keyword or position",
+        DATACLASSES + "def save(path):\n"
+        "    cfg = Config(window=Window(freq=Frequency.HOURLY))\n"
+        "    other = Config(Window(6, Frequency.HOURLY))\n"
+        '    torch.save({"freq": cfg.window.freq, "f2": other.window.freq}, path)\n',
+        [(14, "freq"), (14, "f2")],
+    ),
+    (
+        "what a method of a local project instance returns, by position or whole",
+        SERVER + "def save(path):\n    server = Server()\n    chosen, rnd = server.step()\n"
+        "    torch.save(dict(last=chosen, rnd=rnd, s=server.sample(), t=server.step()[0]), path)\n",
+        [(21, "last"), (21, "s"), (21, "t")],
+    ),
+    (
+        "a local holding a helper's tuple, read by position from either end",
+        "def run():\n    return 1.0, np.zeros(3)\n"
+        "def save(path):\n    out = run()\n"
+        '    torch.save({"preds": out[1], "last": out[-1]}, path)\n',
+        [(5, "preds"), (5, "last")],
+    ),
+    (
+        "copies of a local dict, dict(base, k=v), a defaultdict copied whole, .get of a known key",
+        "import collections, copy\n" + EVALUATE + "def save(path):\n"
+        '    base = {"mean": np.zeros(2), "n": 1}\n    a = base.copy()\n'
+        "    b = dict(base, epoch=3)\n    c = copy.deepcopy(base)\n"
+        "    hist = collections.defaultdict(list)\n    h = hist.copy()\n"
+        "    metrics = evaluate(None)\n"
+        '    torch.save({"a": a, "b": b, "c": c, "h": h, "loss": metrics.get("loss")}, path)\n',
+        [(6, "mean"), (11, "h"), (13, "loss")],
+    ),
+    (
+        "a helper's dict built key by key and returned by name",
+        'def evaluate(losses):\n    metrics = {}\n    metrics["loss"] = np.mean(losses)\n'
+        '    metrics["n"] = len(losses)\n    metrics["acc"] = float(np.mean(losses))\n'
+        "    return metrics\n"
+        "def save(path):\n    m = evaluate([1.0])\n"
+        '    torch.save({"loss": m["loss"], "n": m["n"], "acc": m["acc"]}, path)\n',
+        [(9, "loss")],
+    ),
+    (
+        "a numpy SeedSequence and the list its spawn gives",
+        "def save(path, n):\n    seed_seq = np.random.SeedSequence(42)\n"
+        "    client_seeds = seed_seq.spawn(n)\n"
+        '    torch.save({"seeds": client_seeds, "ss": seed_seq}, path)\n',
+        [(4, "seeds"), (4, "ss")],
+    ),
+    (
+        "a list comprehension keeping the elements of a numpy array",
+        "def save(path):\n    thresholds = np.linspace(0.5, 0.95, 10)\n"
+        '    torch.save({"coco": [t for t in thresholds if t <= 0.75]}, path)\n',
+        [(3, "coco")],
+    ),
+]
+
+VALID = [
+    (
+        "a dict result handed to helpers and methods that change it, or keep it",
+        EVALUATE + "def fix(metrics):\n"
+        '    metrics["loss"] = float(metrics["loss"])\n'
+        "def fix2(metrics):\n    metrics.update(loss=1.0)\n"
+        "def keep(metrics, store):\n    store.append(metrics)\n"
+        "class Trainer:\n    def clean(self, metrics):\n"
+        "        for k in list(metrics):\n            metrics[k] = float(metrics[k])\n"
+        "def save(path):\n"
+        "    a = evaluate(None)\n    fix(a)\n"
+        "    b = evaluate(None)\n    fix2(b)\n"
+        "    c = evaluate(None)\n    Trainer().clean(c)\n    t = Trainer()\n"
+        "    d = evaluate(None)\n    t.clean(d)\n"
+        "    e = evaluate(None)\n    keep(e, [])\n"
+        '    torch.save({"a": a["loss"], "b": b["loss"], "c": c["loss"], "d": d["loss"],'
+        ' "e": e["loss"]}, path)\n',
+    ),
+    (
+        "tuple and dict results converted, loadable items, update with a converted dict",
+        MATCH + "def draw(rng):\n"
+        '    return {"gain": rng.uniform(-6.0, 6.0), "snr": int(rng.integers(5, 20))}\n'
+        "def save(path):\n    scores = np.random.default_rng(0).random(10)\n"
+        "    aug = draw(np.random.default_rng(1))\n"
+        '    meta = {"order": match(scores, 0.5)[1].tolist(), "out": str(Path("runs") / "x")}\n'
+        '    ckpt = {"snr": aug["snr"], "gain": aug["gain"]}\n    ckpt.update(meta)\n'
+        '    ckpt["top"] = int(match(scores, 0.5)[1][0])\n'
+        "    torch.save(ckpt, path)\n",
+    ),
+    (
+        "a negative literal best never improved by a numpy value",
+        "def save(path):\n    best, best_epoch = -1.0, -1\n"
+        "    for epoch in range(3):\n        score = float(np.mean([epoch]))\n"
+        "        if score > best:\n            best, best_epoch = score, epoch\n"
+        '    torch.save({"best": best, "epoch": best_epoch}, path)\n',
+    ),
+    (
+        "savers that change what they are given, write two parameters, or are no project class's",
+        "class Trainer:\n"
+        "    def save_checkpoint(self, filename, meta):\n"
+        '        meta["norm"] = {k: float(v) for k, v in meta["norm"].items()}\n'
+        '        torch.save({"meta": meta}, filename)\n'
+        "def save_both(path, a, b):\n"
+        '    torch.save({"a": a, "b": b}, path)\n'
+        "def save(tmpdir, other):\n    trainer = Trainer()\n"
+        '    meta = {"norm": dict(mean=np.array([1.0, 2.0]))}\n'
+        '    trainer.save_checkpoint("e.pth", meta)\n'
+        '    save_both("x.pt", {"p": Path("a")}, 1)\n'
+        '    other.save_checkpoint("o.pth", {"p": Path("a")})\n',
+    ),
+    (
+        "nested dataclass fields passed loadable values, or shifted by a ClassVar",
+        DATACLASSES + "@dataclasses.dataclass\nclass Shifted:\n"
+        "    kind: typing.ClassVar[str] = 'x'\n    freq: str = 'h'\n    mode: object = None\n"
+        "def save(path):\n"
+        "    cfg = Config(window=Window(freq=Frequency.HOURLY.value), lr=0.2)\n"
+        "    other = Config(Window(6, 'D'))\n    s = Shifted('h', Frequency.HOURLY)\n"
+        '    torch.save({"freq": cfg.window.freq, "h": cfg.window.horizon, "lr": cfg.lr,'
+        ' "f2": other.window.freq, "f3": s.freq}, path)\n',
+    ),
+    (
+        "methods returning loadable values, converted results, unknown receivers",
+        SERVER + "def save(path, other):\n    server = Server()\n    chosen, rnd = server.step()\n"
+        "    torch.save(dict(last=chosen.tolist(), rnd=rnd, p=server.plain(),"
+        " o=other.sample(), r=server.round), path)\n",
+    ),
+    (
+        "a local holding a helper's tuple: its loadable element, or the name rebound",
+        "def run():\n    return 1.0, np.zeros(3)\n"
+        "def save(path):\n    out = run()\n    other = run()\n    other = [1, 2]\n"
+        '    torch.save({"loss": out[0], "first": out[-2], "o": other[1]}, path)\n',
+    ),
+    (
+        "a defaultdict turned into a plain dict, a copy changed after, .get of a loadable key",
+        "import collections\n" + EVALUATE + "def save(path):\n"
+        "    hist = collections.defaultdict(list)\n    h = dict(hist)\n"
+        '    base = {"mean": np.zeros(2)}\n    a = base.copy()\n    a["mean"] = a["mean"].tolist()\n'
+        "    metrics = evaluate(None)\n"
+        '    torch.save({"h": h, "a": a, "n": metrics.get("n")}, path)\n',
+    ),
+    (
+        "a display's key set anew before the save, by assignment or update",
+        "def save(path):\n"
+        '    ckpt = {"mean": np.zeros(2), "std": np.ones(2), "n": 1}\n'
+        '    ckpt["mean"] = ckpt["mean"].tolist()\n    ckpt.update(std=[1.0, 1.0])\n'
+        "    torch.save(ckpt, path)\n",
+    ),
+    (
+        "a helper's dict key converted after it was set, or set by a variable key",
+        'def evaluate(losses, name):\n    metrics = {}\n    metrics["loss"] = np.mean(losses)\n'
+        '    metrics["loss"] = float(metrics["loss"])\n    metrics["acc"] = np.mean(losses)\n'
+        "    metrics[name] = 0.0\n    return metrics\n"
+        "def save(path):\n    m = evaluate([1.0], 'acc')\n"
+        '    torch.save({"loss": m["loss"], "acc": m["acc"]}, path)\n',
+    ),
+    (
+        "a SeedSequence's entropy and its children's",
+        "def save(path, n):\n    seed_seq = np.random.SeedSequence(42)\n"
+        "    client_seeds = seed_seq.spawn(n)\n"
+        '    torch.save({"entropy": seed_seq.entropy,'
+        ' "keys": [s.entropy for s in client_seeds]}, path)\n',
+    ),
+    (
+        "comprehensions converting numpy elements, or whose name hides an outer numpy local",
+        "def save(path):\n    thresholds = np.linspace(0.5, 0.95, 10)\n    t = np.float64(1.0)\n"
+        '    torch.save({"f": [round(float(t), 2) for t in thresholds],'
+        ' "n": [t for t in range(3)], "s": {t.item() for t in thresholds}}, path)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), INVALID)
+def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(_rows(source)) == sorted(expected), name
+
+
+@pytest.mark.parametrize(("name", "source"), VALID)
+def test_valid(name: str, source: str) -> None:
+    assert _wo(source) == [], name
