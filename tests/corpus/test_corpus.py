@@ -100,9 +100,13 @@ CORPORA = [
     # written last, first scored untouched (P 1.000 R 0.833), then four of its misses were
     # fixed as families; held to the project's targets
     Corpus("blind-round11", HERE / "blind" / "round11", 0.95, 0.90),
-    # written together after all the tuning above, first scored untouched: P 1.000 R 0.596 each
-    Corpus("blind-round12", HERE / "blind" / "round12", 0.95, 0.59),
-    Corpus("blind-round13", HERE / "blind" / "round13", 0.95, 0.59),
+    # written together after all the tuning above, first scored untouched: P 1.000 R 0.596
+    # each; then their families were fixed
+    Corpus("blind-round12", HERE / "blind" / "round12", 0.95, 0.90),
+    Corpus("blind-round13", HERE / "blind" / "round13", 0.95, 0.90),
+    # written with 12 and 13, held out while their families were fixed: untouched P 1.000
+    # R 0.362, then R 0.596 after the fixes for rounds 12 and 13
+    Corpus("blind-round14", HERE / "blind" / "round14", 0.95, 0.59),
 ]
 
 
