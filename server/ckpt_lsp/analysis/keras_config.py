@@ -229,27 +229,47 @@ class CallSites:
         return out
 
 
-def call_sites(facts: ModuleFacts, name: str) -> CallSites:
-    found: list[ast.Call] = []
-    places: list[tuple[int, int]] = []
-    needle = f"{name}("
-    for parsed in facts.blocks:
-        if needle not in parsed.block.text:
-            continue
-        tree = parsed.tree
-        if tree is None:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and _names(node.func, name):
+class ModuleCalls:
+    """The calls of a module's blocks by the name they call (`Cls(...)`, `mod.Cls(...)`),
+    each block walked once: a file of fifty layers builds them in a few blocks, which a
+    walk per layer went through again for each layer they build."""
+
+    def __init__(self, facts: ModuleFacts) -> None:
+        self.facts = facts
+        self._by_block: dict[int, dict[str, list[ast.Call]]] = {}  # block's position -> calls
+
+    def sites(self, name: str) -> CallSites:
+        """How the module builds `name`: its calls in block and walk order."""
+        found: list[ast.Call] = []
+        places: list[tuple[int, int]] = []
+        needle = f"{name}("
+        for i, parsed in enumerate(self.facts.blocks):
+            if needle not in parsed.block.text:
+                continue
+            calls = self._calls(i)
+            for node in calls.get(name, ()):
                 found.append(node)
                 places.append((node.lineno + parsed.row_offset, node.col_offset + 1))
-    return CallSites(tuple(found), tuple(sorted(places)))
+        return CallSites(tuple(found), tuple(sorted(places)))
+
+    def _calls(self, i: int) -> dict[str, list[ast.Call]]:
+        calls = self._by_block.get(i)
+        if calls is None:
+            calls = self._by_block[i] = {}
+            tree = self.facts.blocks[i].tree
+            for node in ast.walk(tree) if tree is not None else ():
+                if isinstance(node, ast.Call):
+                    callee = _callee(node.func)
+                    if callee:
+                        calls.setdefault(callee, []).append(node)
+        return calls
 
 
-def _names(func: ast.expr, name: str) -> bool:
+def _callee(func: ast.expr) -> str:
+    """The name a call is matched by: `Cls` of `Cls(...)` and of `mod.Cls(...)`."""
     if isinstance(func, ast.Name):
-        return func.id == name
-    return isinstance(func, ast.Attribute) and func.attr == name
+        return func.id
+    return func.attr if isinstance(func, ast.Attribute) else ""
 
 
 def config_issues(
