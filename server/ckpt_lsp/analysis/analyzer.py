@@ -35,7 +35,6 @@ from ckpt_lsp.analysis.keras_classes import (
     in_builtin_package,
     mentions_custom_objects,
 )
-from ckpt_lsp.analysis.keras_config import ModuleCalls
 from ckpt_lsp.analysis.keras_rules import KerasContext, keras_class, keras_findings
 from ckpt_lsp.analysis.main_module import CODE as CKPT014
 from ckpt_lsp.analysis.main_module import MainSave, main_module_saves
@@ -269,9 +268,7 @@ class Analyzer:
         def enabled(code: str) -> bool:
             return config is None or config.is_enabled(code, filename)
 
-        return KerasContext(
-            filename, facts, custom, enabled, severity, self.index, ModuleCalls(facts)
-        )
+        return KerasContext(filename, facts, custom, enabled, severity, self.index)
 
     def _custom_objects(self, facts: ModuleFacts) -> frozenset[str]:
         """The names any module of the project passes to Keras as custom objects."""

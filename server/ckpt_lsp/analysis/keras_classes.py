@@ -136,7 +136,7 @@ def is_registered(facts: ModuleFacts, cls: ClassFacts, index: ProjectIndex | Non
     if isinstance(value, ast.Call) and isinstance(value.func, ast.Call):  # noqa: SIM102
         if _is_register(dotted_name(value.func.func), facts):
             return True
-    for decorator in cls.node.decorator_list:
+    for decorator in cls.decorators:
         target = dotted_name(decorator.func if isinstance(decorator, ast.Call) else decorator)
         if _is_register(target, facts) or _registers(facts, target):
             return True
@@ -238,7 +238,7 @@ def is_abstract(cls: ClassFacts) -> bool:
     NotImplementedError, or an `@abstractmethod`. It is never built, saved or loaded alone."""
     if not _may_be_abstract(cls.parsed.block.text):
         return False  # no method need be parsed to know
-    for name in cls.method_names:
+    for name in cls.method_names_where(_may_be_abstract):  # only those may say so
         fn = cls.method(name)
         if fn is None:
             continue

@@ -25,6 +25,7 @@ from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.keras_classes import KerasClass, keras_data, keras_member
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.parsing import ParsedBlock
 
 _BASE_KEYS = frozenset({"name", "trainable", "dtype"})
 _BASIC_CALLS = frozenset({"int", "float", "str", "bool", "len", "min", "max", "round", "abs"})
@@ -229,40 +230,33 @@ class CallSites:
         return out
 
 
-class ModuleCalls:
-    """The calls of a module's blocks by the name they call (`Cls(...)`, `mod.Cls(...)`),
-    each block walked once: a file of fifty layers builds them in a few blocks, which a
-    walk per layer went through again for each layer they build."""
+def call_sites(facts: ModuleFacts, name: str) -> CallSites:
+    """How the module builds the class `name`: its calls `name(...)` and `mod.name(...)`."""
+    found: list[ast.Call] = []
+    places: list[tuple[int, int]] = []
+    for parsed in facts.blocks:
+        if f"{name}(" not in parsed.block.text:
+            continue
+        for root in _roots(facts, parsed, name):
+            for node in ast.walk(root):
+                if isinstance(node, ast.Call) and _callee(node.func) == name:
+                    found.append(node)
+                    places.append((node.lineno + parsed.row_offset, node.col_offset + 1))
+    return CallSites(tuple(found), tuple(sorted(places)))
 
-    def __init__(self, facts: ModuleFacts) -> None:
-        self.facts = facts
-        self._by_block: dict[int, dict[str, list[ast.Call]]] = {}  # block's position -> calls
 
-    def sites(self, name: str) -> CallSites:
-        """How the module builds `name`: its calls in block and walk order."""
-        found: list[ast.Call] = []
-        places: list[tuple[int, int]] = []
-        needle = f"{name}("
-        for i, parsed in enumerate(self.facts.blocks):
-            if needle not in parsed.block.text:
-                continue
-            calls = self._calls(i)
-            for node in calls.get(name, ()):
-                found.append(node)
-                places.append((node.lineno + parsed.row_offset, node.col_offset + 1))
-        return CallSites(tuple(found), tuple(sorted(places)))
-
-    def _calls(self, i: int) -> dict[str, list[ast.Call]]:
-        calls = self._by_block.get(i)
-        if calls is None:
-            calls = self._by_block[i] = {}
-            tree = self.facts.blocks[i].tree
-            for node in ast.walk(tree) if tree is not None else ():
-                if isinstance(node, ast.Call):
-                    callee = _callee(node.func)
-                    if callee:
-                        calls.setdefault(callee, []).append(node)
-        return calls
+def _roots(facts: ModuleFacts, parsed: ParsedBlock, name: str) -> list[ast.AST]:
+    """What of a block to walk for calls of `name`: of a class cut at its methods, the
+    header and the methods whose text names it (a class of a few hundred lines builds one
+    layer in its `__init__`; the whole block was parsed and walked once per layer); else
+    the whole block. A call of `name` spells it in the text, in ASCII text the one way."""
+    cls = facts.classes.get(parsed.block.name) if parsed.block.kind == "class" else None
+    if cls is not None and cls.parsed is parsed and parsed.block.text.isascii():
+        parts = cls.parts_where(lambda text: name in text)
+        if parts is not None:
+            return parts
+    tree = parsed.tree
+    return [tree] if tree is not None else []
 
 
 def _callee(func: ast.expr) -> str:

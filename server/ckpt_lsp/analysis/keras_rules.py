@@ -24,7 +24,7 @@ from ckpt_lsp.analysis.keras_classes import (
     is_registered,
     keras_class,
 )
-from ckpt_lsp.analysis.keras_config import CallSites, ConfigIssue, ModuleCalls, config_issues
+from ckpt_lsp.analysis.keras_config import ConfigIssue, call_sites, config_issues
 from ckpt_lsp.findings import Finding, Position
 from ckpt_lsp.rules import RULES
 from ckpt_lsp.suppress import is_suppressed
@@ -45,12 +45,6 @@ class KerasContext:
     enabled: Callable[[str], bool]
     severity: Callable[[str], str]
     index: ProjectIndex | None = None
-    calls: ModuleCalls | None = None  # the file's calls by name, shared by its classes
-
-    def call_sites(self, name: str) -> CallSites:
-        """How the file builds the class `name`."""
-        calls = self.calls if self.calls is not None else ModuleCalls(self.facts)
-        return calls.sites(name)
 
 
 def keras_findings(ctx: KerasContext, cls: ClassFacts, kc: KerasClass) -> list[Finding]:
@@ -60,7 +54,7 @@ def keras_findings(ctx: KerasContext, cls: ClassFacts, kc: KerasClass) -> list[F
     if is_abstract(cls):
         return []  # only its subclasses are built and saved: they are checked
     found: list[Finding] = []
-    sites = ctx.call_sites(cls.name)
+    sites = call_sites(facts, cls.name)
     # where it bites: the places the module builds the class (a model holding one saves,
     # and cannot be loaded back)
     related = tuple(
