@@ -31,6 +31,7 @@ from ckpt_lsp.source import SourceError, decode_source, encode_like, read_bytes,
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.analyzer import Analyzer
+    from ckpt_lsp.analysis.facts import ModuleFacts
     from ckpt_lsp.analysis.index import ProjectIndex
 
 
@@ -88,17 +89,27 @@ class _Source:
         return os.path.normpath(os.path.abspath(self.path))
 
 
-def attach_fixes(text: str, findings: list[Finding]) -> list[Finding]:
-    """Each finding gets its class's fix (the edits that exclude all its flagged attributes)."""
+def attach_fixes(
+    text: str, findings: list[Finding], facts: ModuleFacts | None = None
+) -> list[Finding]:
+    """Each finding gets its class's fix (the edits that exclude all its flagged attributes).
+    `facts`: the analysis's facts of `text`, when at hand."""
     # libcst: imported only when fixes are wanted
     from ckpt_lsp.fix import fix_edits, fix_targets, value_edits, value_fixes
+    from ckpt_lsp.fix.module import load_module
     from ckpt_lsp.fix.policy import target_title
 
     out: list[Finding] = []
     by_class: dict[tuple[str | None, int], Fix | None] = {}
-    for target in fix_targets(findings):
+    targets = fix_targets(findings)
+    module = None
+    # the file's facts once, for all its classes; a text they cannot be made from fails
+    # again in each fix_edits below, which gives that class no fix
+    with contextlib.suppress(Exception):
+        module = load_module(text, facts) if targets else None
+    for target in targets:
         try:
-            edits = fix_edits(text, [target])
+            edits = fix_edits(text, [target], module)
         except Exception:  # a fix we cannot build is no fix, never a crash
             edits = []
         by_class[(target.class_name, target.class_line)] = (
@@ -484,7 +495,8 @@ def _analyze_one(
         entry.reaches = _reaches(analyzer, index, src)
     if with_fixes and entry.findings:
         # built here, in the worker, rather than one file after another once all are done
-        entry.fixes = [f.fix for f in attach_fixes(src.text, entry.findings)]
+        facts = index.facts(src.key)
+        entry.fixes = [f.fix for f in attach_fixes(src.text, entry.findings, facts)]
     return entry
 
 

@@ -158,6 +158,9 @@ class Analyzer:
         )
         # per module: its text and the names it passes to Keras as custom objects
         self._custom: dict[str, tuple[str, frozenset[str]]] = {}
+        # their union, and the index generation it was made at: a file of the project
+        # with a Keras class asks for it, and no module changes between most asks
+        self._custom_union: tuple[int, frozenset[str]] | None = None
         # the file whose classes _naming last mapped, and the map (one file at a time)
         self._naming_of: tuple[ModuleFacts, dict[str, set[str]]] | None = None
         self.weights_only = WeightsOnlyRule(index, config)
@@ -240,10 +243,12 @@ class Analyzer:
             return  # load_model imports Keras' own classes by module path
         ctx: KerasContext | None = None
         for cls in facts.classes.values():
-            if cls.name in checked or cls.failure:
+            if cls.name in checked:
                 continue
+            # whether it is a Keras class first: that reads its bases only, while a class's
+            # failure reads its assigning methods, and most classes here are not Keras'
             kc = keras_class(facts, cls, scope)
-            if kc is None:
+            if kc is None or cls.failure:
                 continue
             if ctx is None:
                 ctx = self._keras_context(filename, facts)
@@ -273,6 +278,16 @@ class Analyzer:
         """The names any module of the project passes to Keras as custom objects."""
         if self.index is None:
             return custom_object_names(facts)
+        generation = self.index.generation
+        if self._custom_union is not None and self._custom_union[0] == generation:
+            return self._custom_union[1]
+        union = self._project_custom_objects()
+        self._custom_union = (generation, union)
+        return union
+
+    def _project_custom_objects(self) -> frozenset[str]:
+        """Each module's custom-object names, read again only for a module whose text changed."""
+        assert self.index is not None
         names: set[str] = set()
         for key, text in self.index.texts():
             known = self._custom.get(key)

@@ -61,6 +61,16 @@ class ClassFacts:
         return self._shape.whole() if self._shape is not None else self._node
 
     @property
+    def decorators(self) -> list[ast.expr]:
+        """The class's decorators, from its header: the class is not read whole for them."""
+        return self._node.decorator_list  # the header has them as the whole class does
+
+    @property
+    def keywords(self) -> list[ast.keyword]:
+        """The keywords of its class statement (`metaclass=...`), from its header too."""
+        return self._node.keywords
+
+    @property
     def method_names(self) -> tuple[str, ...]:
         """The names of its methods, in order (without parsing them)."""
         shape = self._shape
@@ -71,6 +81,15 @@ class ClassFacts:
             for stmt in self.node.body
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
         )
+
+    def method_names_where(self, test: Callable[[str], bool]) -> tuple[str, ...]:
+        """The names of its methods whose text passes `test` (each name once, in order; all
+        of them when the class is not cut): `method(name)` is one of those pieces."""
+        shape = self._shape
+        if shape is None or shape.layout is None:
+            return tuple(dict.fromkeys(self.method_names))
+        pieces = shape.layout.pieces
+        return tuple(dict.fromkeys(piece.name for piece in pieces if test(piece.text)))
 
     def method(self, name: str) -> FunctionNode | None:
         shape = self._shape
@@ -99,6 +118,24 @@ class ClassFacts:
                     if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
                 )
         return found
+
+    def parts_where(self, test: Callable[[str], bool]) -> list[ast.AST] | None:
+        """The class as nodes to walk, without reading it whole: its header (decorators,
+        bases, keywords, the statements before its first method) and the methods whose text
+        passes `test`. None when the class is not cut, or one of those does not parse alone."""
+        shape = self._shape
+        if shape is None or shape.layout is None:
+            return None
+        header = shape.header
+        parts: list[ast.AST] = [*header.decorator_list, *header.bases, *header.keywords]
+        parts += header.body[:-1]  # the header's own statements, without its `pass`
+        for i, piece in enumerate(shape.layout.pieces):
+            if test(piece.text):
+                statements = shape.piece(i)
+                if statements is None:
+                    return None
+                parts += statements
+        return parts
 
     def assigning_methods(self) -> list[FunctionNode]:
         """The methods that may assign attributes of self (all of them when not cut)."""

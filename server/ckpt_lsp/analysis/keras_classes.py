@@ -136,7 +136,7 @@ def is_registered(facts: ModuleFacts, cls: ClassFacts, index: ProjectIndex | Non
     if isinstance(value, ast.Call) and isinstance(value.func, ast.Call):  # noqa: SIM102
         if _is_register(dotted_name(value.func.func), facts):
             return True
-    for decorator in cls.node.decorator_list:
+    for decorator in cls.decorators:
         target = dotted_name(decorator.func if isinstance(decorator, ast.Call) else decorator)
         if _is_register(target, facts) or _registers(facts, target):
             return True
@@ -177,6 +177,10 @@ _WORD = re.compile(r"[A-Za-z_]\w*")
 
 
 def mentions_custom_objects(text: str) -> bool:
+    # substring tests first: the alternation above has no literal prefix for the regex
+    # engine to skip ahead with, and every module of the project is asked once
+    if "ustom_object" not in text and "CustomObjectScope" not in text:
+        return False
     return _CUSTOM.search(text) is not None
 
 
@@ -204,6 +208,14 @@ def custom_object_names(facts: ModuleFacts) -> frozenset[str]:
     return frozenset(names)
 
 
+def _may_be_abstract(text: str) -> bool:
+    """Whether a class's text can name `abstractmethod` or `NotImplementedError` (ASCII text
+    spells an identifier only one way; other text may hold a compatibility form of one)."""
+    if not text.isascii():
+        return True
+    return "abstractmethod" in text or "NotImplementedError" in text
+
+
 def _bracketed(text: str, start: int, limit: int = 4000) -> str:
     """The text from `start` to the end of the bracket it is in (or of the next one opened)."""
     depth = 0
@@ -224,7 +236,9 @@ def _bracketed(text: str, start: int, limit: int = 4000) -> str:
 def is_abstract(cls: ClassFacts) -> bool:
     """A base left for subclasses to finish: a method that only raises
     NotImplementedError, or an `@abstractmethod`. It is never built, saved or loaded alone."""
-    for name in cls.method_names:
+    if not _may_be_abstract(cls.parsed.block.text):
+        return False  # no method need be parsed to know
+    for name in cls.method_names_where(_may_be_abstract):  # only those may say so
         fn = cls.method(name)
         if fn is None:
             continue

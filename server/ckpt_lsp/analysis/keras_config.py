@@ -25,6 +25,7 @@ from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.keras_classes import KerasClass, keras_data, keras_member
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.parsing import ParsedBlock
 
 _BASE_KEYS = frozenset({"name", "trainable", "dtype"})
 _BASIC_CALLS = frozenset({"int", "float", "str", "bool", "len", "min", "max", "round", "abs"})
@@ -230,26 +231,39 @@ class CallSites:
 
 
 def call_sites(facts: ModuleFacts, name: str) -> CallSites:
+    """How the module builds the class `name`: its calls `name(...)` and `mod.name(...)`."""
     found: list[ast.Call] = []
     places: list[tuple[int, int]] = []
-    needle = f"{name}("
     for parsed in facts.blocks:
-        if needle not in parsed.block.text:
+        if f"{name}(" not in parsed.block.text:
             continue
-        tree = parsed.tree
-        if tree is None:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and _names(node.func, name):
-                found.append(node)
-                places.append((node.lineno + parsed.row_offset, node.col_offset + 1))
+        for root in _roots(facts, parsed, name):
+            for node in ast.walk(root):
+                if isinstance(node, ast.Call) and _callee(node.func) == name:
+                    found.append(node)
+                    places.append((node.lineno + parsed.row_offset, node.col_offset + 1))
     return CallSites(tuple(found), tuple(sorted(places)))
 
 
-def _names(func: ast.expr, name: str) -> bool:
+def _roots(facts: ModuleFacts, parsed: ParsedBlock, name: str) -> list[ast.AST]:
+    """What of a block to walk for calls of `name`: of a class cut at its methods, the
+    header and the methods whose text names it (a class of a few hundred lines builds one
+    layer in its `__init__`; the whole block was parsed and walked once per layer); else
+    the whole block. A call of `name` spells it in the text, in ASCII text the one way."""
+    cls = facts.classes.get(parsed.block.name) if parsed.block.kind == "class" else None
+    if cls is not None and cls.parsed is parsed and parsed.block.text.isascii():
+        parts = cls.parts_where(lambda text: name in text)
+        if parts is not None:
+            return parts
+    tree = parsed.tree
+    return [tree] if tree is not None else []
+
+
+def _callee(func: ast.expr) -> str:
+    """The name a call is matched by: `Cls` of `Cls(...)` and of `mod.Cls(...)`."""
     if isinstance(func, ast.Name):
-        return func.id == name
-    return isinstance(func, ast.Attribute) and func.attr == name
+        return func.id
+    return func.attr if isinstance(func, ast.Attribute) else ""
 
 
 def config_issues(

@@ -696,8 +696,7 @@ class LoadSafety:
     ) -> Refused | None:
         if any(cls.method(name) is not None for name in _OWN_PICKLING):
             return None
-        node = cls.node
-        if node.keywords:  # a metaclass may make the class anything
+        if cls.keywords:  # a metaclass may make the class anything
             return None
         for base in cls.bases:
             qualified = qualify(base, facts)
@@ -717,7 +716,7 @@ class LoadSafety:
                     return inherited
             elif located is None and base and not qualified.startswith("builtins."):
                 return self.catalog.kind("object") if base != "object" else None
-        for decorator in node.decorator_list:
+        for decorator in cls.decorators:
             target = decorator.func if isinstance(decorator, ast.Call) else decorator
             if qualify(dotted_name(target), facts) in _DATACLASS:
                 return self.catalog.kind("dataclass")

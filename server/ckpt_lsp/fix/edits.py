@@ -11,7 +11,7 @@ ClassFix says why.
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -177,10 +177,13 @@ class _Plan:
     blocks: list[_BlockEdit]
 
 
-def _plan(source: str, targets: Sequence[FixTarget]) -> _Plan:
+def _plan(source: str, targets: Sequence[FixTarget], module: FixModule | None = None) -> _Plan:
     """Plan each class on its own; keep its spans when its block still parses with them
-    (and with the spans already kept there) and they overlap no other class's."""
-    module = load_module(source)
+    (and with the spans already kept there) and they overlap no other class's.
+
+    `module`: the source's facts when the caller already has them (one file's classes are
+    planned one at a time, and the facts are the same for each)."""
+    module = module if module is not None else load_module(source)
     syntaxes: dict[int, BlockSyntax | str] = {}
     by_block: dict[int, _BlockEdit] = {}
     fixes: list[ClassFix] = []
@@ -192,33 +195,21 @@ def _plan(source: str, targets: Sequence[FixTarget]) -> _Plan:
             fixes.append(ClassFix(name, line, attributes, unavailable=found, ignored=ignored))
             continue
         key = id(found.parsed)
-        if key not in syntaxes:
-            syntaxes[key] = BlockSyntax.parse(found.parsed.block.text)
-        syntax = syntaxes[key]
-        if isinstance(syntax, str):
-            fixes.append(ClassFix(name, line, attributes, unavailable=syntax, ignored=ignored))
-            continue
-        elsewhere: list[_Elsewhere] = []
-        planned: tuple[list[Span], tuple[str, ...], tuple[str, ...]] | str
-        if target.keras:
-            keras = _keras_spans(module, found, by_block, target.keras)
-            planned = keras if isinstance(keras, str) else (keras.spans, (), ())
-            elsewhere = [] if isinstance(keras, str) else keras.elsewhere
-        else:
-            planned = _class_spans(module, found, syntax, target)
-        if isinstance(planned, str):
-            fixes.append(ClassFix(name, line, attributes, unavailable=planned, ignored=ignored))
-            continue
-        spans, recreated, reset = planned
+
+        def syntax_of(parsed: ParsedBlock = found.parsed, key: int = key) -> BlockSyntax | str:
+            if key not in syntaxes:
+                syntaxes[key] = BlockSyntax.parse(parsed.block.text)
+            return syntaxes[key]
+
         block = by_block.get(key) or _BlockEdit(found.parsed, module.block_offset(found.parsed), [])
-        reason: str | None = None
-        if spans_overlap(spans, block.spans):
-            reason = "its edit overlaps the edit of another class"
-        elif spans and not parses(block.text(spans)):
-            reason = "the edit would not parse"
-        if reason is not None:
-            fixes.append(ClassFix(name, line, attributes, unavailable=reason, ignored=ignored))
+        if target.keras:
+            kept = _keras_kept(module, found, by_block, block, target.keras, syntax_of)
+        else:
+            kept = _class_kept(module, found, block, target, syntax_of)
+        if isinstance(kept, str):
+            fixes.append(ClassFix(name, line, attributes, unavailable=kept, ignored=ignored))
             continue
+        spans, recreated, reset, elsewhere = kept
         block.spans += spans
         if spans:
             by_block[key] = block
@@ -231,6 +222,62 @@ def _plan(source: str, targets: Sequence[FixTarget]) -> _Plan:
             ClassFix(name, line, attributes, tuple(edits), recreated, reset, ignored=ignored)
         )
     return _Plan(fixes, list(by_block.values()))
+
+
+# A class's kept plan: its spans, what is re-created and reset, and spans in other blocks.
+_Kept = tuple[list[Span], tuple[str, ...], tuple[str, ...], list["_Elsewhere"]]
+
+
+def _class_kept(
+    module: FixModule,
+    found: FoundClass,
+    block: _BlockEdit,
+    target: FixTarget,
+    syntax_of: Callable[[], BlockSyntax | str],
+) -> _Kept | str:
+    """A pickling or hparams fix (planned on the block's libcst syntax), or why not."""
+    syntax = syntax_of()
+    if isinstance(syntax, str):
+        return syntax
+    planned = _class_spans(module, found, syntax, target)
+    if isinstance(planned, str):
+        return planned
+    spans, recreated, reset = planned
+    reason = _refused(block, spans)
+    return reason if reason is not None else (spans, recreated, reset, [])
+
+
+def _keras_kept(
+    module: FixModule,
+    found: FoundClass,
+    by_block: dict[int, _BlockEdit],
+    block: _BlockEdit,
+    ops: tuple[str, ...],
+    syntax_of: Callable[[], BlockSyntax | str],
+) -> _Kept | str:
+    """A Keras fix, or why not. It is planned on the ast alone, so the block's own libcst
+    parse (~16 ms for a 200-line class) is needed only to say why a fix is refused: when
+    libcst parses the edited block, it parses the block, since the edit only adds
+    statements, decorators and arguments to it."""
+    keras = _keras_spans(module, found, by_block, ops)
+    reason = keras if isinstance(keras, str) else _refused(block, keras.spans)
+    if reason is None and not isinstance(keras, str) and keras.spans:
+        return keras.spans, (), (), keras.elsewhere
+    syntax = syntax_of()  # the reasons come in the order a pickling fix gives them
+    if isinstance(syntax, str):
+        return syntax
+    if isinstance(keras, str):
+        return keras
+    return reason if reason is not None else (keras.spans, (), (), keras.elsewhere)
+
+
+def _refused(block: _BlockEdit, spans: list[Span]) -> str | None:
+    """Why a class's spans cannot be kept in its block, or None."""
+    if spans_overlap(spans, block.spans):
+        return "its edit overlaps the edit of another class"
+    if spans and not parses(block.text(spans)):
+        return "the edit would not parse"
+    return None
 
 
 def _keras_spans(
@@ -305,7 +352,11 @@ def fix_source(source: str, targets: Sequence[FixTarget]) -> str:
     return apply_spans(source, spans) if spans else source
 
 
-def fix_edits(source: str, targets: Sequence[FixTarget]) -> list[Edit]:
+def fix_edits(
+    source: str, targets: Sequence[FixTarget], module: FixModule | None = None
+) -> list[Edit]:
     """Minimal text edits (1-based rows, code-point columns, end exclusive) that turn source
-    into fix_source(source, targets). Usually one insertion per class."""
-    return [edit for block in _plan(source, targets).blocks for edit in block.edits()]
+    into fix_source(source, targets). Usually one insertion per class. `module`: the
+    source's `load_module`, when the caller fixes its classes one at a time."""
+    plan = _plan(source, targets, module)
+    return [edit for block in plan.blocks for edit in block.edits()]

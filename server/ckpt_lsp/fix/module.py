@@ -77,9 +77,12 @@ class FoundClass:
 _TEXT_CACHES = TextCaches()
 
 
-def load_module(source: str) -> FixModule:
-    """The module's facts (from the analysis, blocks cached by text) and bound names."""
-    facts = module_facts("", "", source, _TEXT_CACHES)
+def load_module(source: str, facts: ModuleFacts | None = None) -> FixModule:
+    """The module's facts (from the analysis, blocks cached by text) and bound names.
+    `facts`: the analysis's own facts of this very text, when the caller has them (a batch
+    run fixes the file it just analyzed: its blocks are parsed already)."""
+    if facts is None or facts.text != source:
+        facts = module_facts("", "", source, _TEXT_CACHES)
     module = FixModule(source, facts)
     module.names = set(facts.imports) | set(facts.classes) | set(facts.functions)
     module.names |= set(facts.assigns)
