@@ -15,9 +15,12 @@ import ast
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TypeGuard
+from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.assignments import OPAQUE, Assignment
+
+if TYPE_CHECKING:
+    from typing import TypeGuard  # Python 3.10+; annotations are never evaluated here
 from ckpt_lsp.analysis.conditions import (
     Subjects,
     conditions_on,
@@ -28,7 +31,7 @@ from ckpt_lsp.analysis.conditions import (
 from ckpt_lsp.analysis.facts import ClassFacts
 from ckpt_lsp.catalog import Hazard
 
-FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]  # `|` of types needs 3.10
 # one side of an `if`: the test as written without its `not`s, and whether it holds
 Literal = tuple[str, bool]
 
