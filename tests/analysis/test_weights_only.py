@@ -768,6 +768,46 @@ FAMILY_INVALID = [
         ' "r": df["ap"].mean().round(3), "flat": a.round(1).ravel()}, p)\n',
         [(5, "v"), (5, "i"), (5, "any"), (5, "r"), (5, "flat")],
     ),
+    (
+        "a set of a numpy array's items, and a set filled in a loop over one",
+        "def save(p, y):\n    a = np.arange(3)\n    seen = set(a)\n    picked = set()\n"
+        "    for i in np.flatnonzero(y):\n        picked.add(i)\n"
+        '    torch.save({"s": seen, "p": picked, "d": set(np.arange(2))}, p)\n',
+        [(7, "s"), (7, "p"), (7, "d")],
+    ),
+    (
+        "a helper's dict comprehension of numpy rows, one row and a tuple of it",
+        "def read(ids):\n    rng = np.random.default_rng(0)\n"
+        "    return {pid: rng.uniform(size=3) for pid in ids}\n"
+        "def save(p, ids):\n    spacings = read(ids)\n"
+        '    torch.save({"all": spacings, "one": spacings[ids[0]],'
+        ' "t": tuple(spacings[ids[0]])}, p)\n',
+        [(6, "all"), (6, "one"), (6, "t")],
+    ),
+    (
+        "a frame built from records or a dict of rows: a column's mean is a numpy scalar",
+        "import pandas as pd\n"
+        "def save(p, rows, recs):\n    df = pd.DataFrame.from_dict(rows, orient='index')\n"
+        "    dr = pd.DataFrame.from_records(recs)\n"
+        '    torch.save({"m": df["dice"].mean(), "r": dr["dice"].mean()}, p)\n',
+        [(5, "m"), (5, "r")],
+    ),
+    (
+        "a dict filled in a loop with numpy values under keys not constant, and its values",
+        "def save(p, preds, y):\n    scores = {}\n    for k, q in enumerate(preds):\n"
+        "        scores[k] = np.mean(np.asarray(q) == y)\n"
+        '    torch.save({"best": max(scores.values()), "v": list(scores.values())}, p)\n',
+        [(5, "best"), (5, "v")],
+    ),
+    (
+        "a list of dict displays holding numpy values, and a helper's tuple unpacked from a local",
+        "def split(n):\n    return np.zeros(n, dtype=bool), np.ones(n, dtype=bool)\n"
+        "def save(p, preds):\n    history = []\n    for q in preds:\n"
+        '        history.append({"acc": np.mean(np.asarray(q)), "epoch": 1})\n'
+        "    masks = split(4)\n    tr, va = masks\n"
+        '    torch.save({"h": history, "va": va}, p)\n',
+        [(9, "h"), (9, "va")],
+    ),
 ]
 FAMILY_VALID = [
     (
@@ -980,6 +1020,26 @@ FAMILY_VALID = [
         "def save(p):\n    a = np.asarray([[0.5, 1.5], [2.0, 0.0]])\n"
         '    torch.save({"v": float(a.var()), "i": int(a.argmin()), "any": bool((a > 1).any()),'
         ' "r": a.mean().round(3).item(), "l": a.round(1).ravel().tolist()}, p)\n',
+    ),
+    (
+        "the keys of a dict of numpy values are what they are; sets of Python numbers",
+        "def save(p, preds, y):\n    scores = {}\n    for k, q in enumerate(preds):\n"
+        '        scores[f"c{k}"] = float(np.mean(np.asarray(q) == y))\n'
+        "    raw = {name: np.float64(0.5) for name in ['a', 'b']}\n"
+        '    torch.save({"best": max(raw, key=raw.get), "names": sorted(raw), "s": set(raw),'
+        ' "keys": [k for k in raw], "i": {int(i) for i in np.arange(3)},'
+        ' "l": set(np.arange(3).tolist()), "sc": scores}, p)\n',
+    ),
+    (
+        "a tensor's item set to a numpy value stays a tensor; dicts of Python values",
+        "def split(n):\n    return list(range(n)), [n]\n"
+        "def save(p, preds):\n    t = torch.zeros(3)\n    history = []\n    d = {}\n"
+        "    for i, q in enumerate(preds):\n        t[i] = np.float64(q)\n"
+        '        history.append({"acc": float(np.mean(q)), "epoch": i})\n'
+        "        d[i] = float(np.mean(q))\n"
+        "    masks = split(4)\n    tr, va = masks\n"
+        "    rows = {k: float(v) for k, v in zip('ab', np.arange(2))}\n"
+        '    torch.save({"t": t, "h": history, "d": d, "va": va, "tr": tr, "rows": rows}, p)\n',
     ),
 ]
 

@@ -290,6 +290,8 @@ def _name_entries(
         if fn.flow.judge(name, stmt) is not None:
             return  # refused as a whole (a defaultdict): what is added to it is no matter
     for mutation in mutations:
+        if isinstance(mutation, ast.Assign) and _builds_tensor(value, fn):
+            continue  # `t[i] = np.float64(x)` writes into the tensor: it stays a tensor
         yield from _mutation_entries(fn, mutation, name.id, depth)
 
 
@@ -559,6 +561,34 @@ def _is_dict_call(expr: ast.expr, fn: _Function) -> bool:
     )
 
 
+def _builds_tensor(expr: ast.expr | None, fn: _Function) -> bool:
+    """`torch.zeros(3)`: a tensor, whose items set (`t[i] = v`) are converted into it."""
+    if not isinstance(expr, ast.Call):
+        return False
+    dotted = dotted_name(expr.func)
+    return bool(dotted) and qualify(dotted, fn.safety.facts) in _TENSOR_BUILDERS
+
+
+_TENSOR_BUILDERS = frozenset(
+    f"torch.{name}"
+    for name in (
+        "zeros",
+        "ones",
+        "empty",
+        "full",
+        "tensor",
+        "as_tensor",
+        "from_numpy",
+        "zeros_like",
+        "ones_like",
+        "empty_like",
+        "full_like",
+        "rand",
+        "randn",
+        "arange",
+        "linspace",
+    )
+)
 _COPIES = frozenset({"copy.copy", "copy.deepcopy"})
 
 

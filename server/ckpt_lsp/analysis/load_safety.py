@@ -109,6 +109,8 @@ class LoadSafety:
             return self.first_refused(expr.elts, env)
         if isinstance(expr, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):
             return self._comprehension(expr, env)
+        if isinstance(expr, ast.DictComp):
+            return self._numpy_values(expr, env)
         return None
 
     def _numpy_arithmetic(
@@ -234,8 +236,20 @@ class LoadSafety:
         itself is not saved (a builtin over it is: `_keeps_numpy`)."""
         return None if isinstance(expr, ast.GeneratorExp) else self._element(expr, env)
 
+    def _numpy_values(self, expr: ast.DictComp, env: Env) -> Refused | None:
+        """`{pid: np.round(row, 3) for pid in ids}`: a dict whose every value is a numpy
+        array (or scalar) is refused, and its items (`spacings[ids[0]]`) are those values;
+        a dict of any other kind's values is left to its saving site."""
+        found = self._element(expr, env, expr.value)
+        if found is None or found.kind not in _NUMPY:
+            return None
+        return _no_fix(self.catalog.kind(found.kind + "-dict"))
+
     def _element(
-        self, expr: ast.ListComp | ast.SetComp | ast.GeneratorExp, env: Env
+        self,
+        expr: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp,
+        env: Env,
+        yielded: ast.expr | None = None,
     ) -> Refused | None:
         """What each item a comprehension yields is: the items of a numpy array are numpy
         values (a pandas column's iterate as Python numbers)."""
@@ -245,7 +259,9 @@ class LoadSafety:
                 if isinstance(name, ast.Name):
                     inner[name.id] = None  # shadows any outer name of that spelling
             inner.update(self._iterated(generator.target, generator.iter, inner))
-        return _no_fix(self.of_expression(expr.elt, inner))
+        if yielded is None and not isinstance(expr, ast.DictComp):
+            yielded = expr.elt
+        return _no_fix(self.of_expression(yielded, inner))
 
     def _iterated(self, target: ast.expr, iterable: ast.expr, env: Env) -> dict[str, Refused]:
         """`t` of `for t in arr`, `t` of `for i, t in enumerate(arr)`, `a, b` of `for a, b in

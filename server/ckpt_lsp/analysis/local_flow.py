@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.facts import dotted_name
-from ckpt_lsp.weights_only import Refused
+from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog
 
 # env key marking a name bound only to number literals (no Python name holds "#")
 NUMBER_MARK = "#number:"
@@ -240,6 +240,7 @@ class LocalFlow:
         return self._walk(getattr(stmt, "finalbody", []), merged)
 
     def _assignment(self, stmt: ast.stmt, state: State) -> State:
+        kept = state  # `tr, va = masks` reads the items of `masks` that it then forgets
         state = _forget_keys(stmt, state, self._kept)
         value: ast.expr | None
         if isinstance(stmt, ast.Assign):
@@ -259,7 +260,7 @@ class LocalFlow:
         new = dict(state)
         for target in targets:
             key = _key(target)
-            unpacked = self._unpacked(target, value, state)
+            unpacked = self._unpacked(target, value, state, kept)
             if unpacked is not None:
                 new.update(unpacked)
             elif key:
@@ -279,11 +280,14 @@ class LocalFlow:
             elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                 # `d[k] = x`: what the display put under any key is no longer known
                 new = {k: v for k, v in new.items() if not k.startswith(target.value.id + "[")}
+                new.update(_stored_item(target.value.id, possible, state, self.safety.catalog))
             elif not isinstance(target, (ast.Subscript, ast.Attribute)):  # they bind no name
                 new.update(_unknown(_names(target)))
         return new
 
-    def _unpacked(self, target: ast.expr, value: ast.expr | None, state: State) -> State | None:
+    def _unpacked(
+        self, target: ast.expr, value: ast.expr | None, state: State, kept: State
+    ) -> State | None:
         """`losses, accs = run_validation(m)` / `a, b = x, y`: each name takes its element."""
         if not isinstance(target, (ast.Tuple, ast.List)) or value is None:
             return None
@@ -298,6 +302,12 @@ class LocalFlow:
             if any(isinstance(e, ast.Starred) for e in value.elts):
                 return None
             items: list[Possible] = [self._value(e, state) for e in value.elts]
+        elif isinstance(value, ast.Name):
+            # `masks = split(n)` then `tr, va = masks`: the items `_keyed` kept of the result
+            held = _tuple_items(value.id, len(names), kept)
+            if starred or held is None:
+                return None
+            items = held
         else:
             # `model, *_, y_true, y_pred = run(args)`: the starred name takes the middle
             judged = self.safety.items_of(value, -1 if starred else len(names), env)
@@ -351,7 +361,11 @@ class LocalFlow:
             return state
         item = call.args[-1]
         env = {**self._self_env, **env_of(state)}
-        added = self.safety.of_expression(item, env)
+        if isinstance(item, ast.Dict):  # `history.append({"acc": acc})`: a dict of what it holds
+            shown = [v for k, v in zip(item.keys, item.values) if k is not None]
+            added = self.safety.first_refused(shown, env)
+        else:
+            added = self.safety.of_expression(item, env)
         if call.func.attr == "extend" and added is not None and not isinstance(item, _DISPLAYS):
             # extending with a numpy array adds numpy scalars; with anything else, its items
             added = (
@@ -489,6 +503,30 @@ def return_items_of(
     """What each element of each `return a, b` of a function gives (locals followed,
     parameters as `bound`)."""
     return LocalFlow(safety).run(func, bound).return_items
+
+
+def _stored_item(name: str, possible: Possible, state: State, catalog: WeightsOnlyCatalog) -> State:
+    """`scores[k] = np.mean(x)` (a key not constant) into a local bound only to literals: an
+    empty dict (`{}`, `dict()`: a list display that empty takes no index) now holds numpy
+    values, so it is a dict of them (its keys iterate as what they are: `max(scores)`);
+    anything else (a tensor, an array, a parameter, other kinds) keeps what it was."""
+    held = state.get(name)
+    if not isinstance(possible, Refused) or possible.kind not in ("numpy-scalar", "numpy-array"):
+        return {}
+    if not held or not all(isinstance(p, _Literal) for p in held):
+        return {}
+    stored = catalog.kind(possible.kind + "-dict")
+    return {name: frozenset({stored})} if stored is not None else {}
+
+
+def _tuple_items(name: str, count: int, state: State) -> list[Possible] | None:
+    """What each of the `count` items of a helper's tuple result held in `name` is, when
+    the state kept exactly `count` of them."""
+    if item_key(name, count) in state or item_key(name, count - 1) not in state:
+        return None
+    if any(item_key(name, i) not in state for i in range(count)):
+        return None
+    return [collapse(state[item_key(name, i)]) or UNKNOWN for i in range(count)]
 
 
 def _key(target: ast.expr) -> str:
