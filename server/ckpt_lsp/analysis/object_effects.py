@@ -13,7 +13,7 @@ stored, as local_flow already decides for local names. Anything unknown stays un
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
@@ -269,7 +269,7 @@ def _summary(method: FunctionNode) -> _Summary:
 
 
 def _pairs(
-    targets: list[ast.expr], value: ast.expr | None
+    targets: Sequence[ast.expr], value: ast.expr | None
 ) -> Iterator[tuple[ast.expr, ast.expr | None]]:
     """Each target with what it is given: an element of a tuple target takes the matching
     element of a tuple display, else a part of the value (never a placeholder itself)."""
