@@ -1,0 +1,161 @@
+"""CKPT010 through what a project object holds (analysis/object_effects.py): a helper's tuple
+unpacked into `self` attributes, a history list of dict displays, a fluent `Cls(...).fit()`
+that returns `self`, and an object held in an attribute whose method stores into it.
+
+Decided (precision first): an element the helper's returns do not agree on, a dict holding
+only loadable values, a method that does not return `self`, or a held object the caller
+replaced leave the attribute unknown, so nothing is reported."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from ckpt_lsp.analysis.analyzer import analyze_text
+from ckpt_lsp.findings import Finding
+
+HEADER = """\
+import numpy as np
+import torch
+
+
+def stats(x):
+    return x.mean(axis=0), x.std(axis=0) + 1e-6
+
+
+def loose(x):
+    if x is None:
+        return 0.0, 1.0
+    return x.mean(axis=0), float(x.std())
+
+
+class Stopper:
+    def __init__(self, patience=3):
+        self.patience = patience
+        self.best = None
+
+    def step(self, score):
+        if self.best is None or score > self.best:
+            self.best = score
+
+
+class Trainer:
+    def __init__(self, n=4):
+        x = np.ones((n, 3))
+        self.mu, self.sigma = stats(x)
+        self.lo, self.hi = loose(x)
+        self.stopper = Stopper(2)
+        self.history = []
+        self.clean = []
+
+    def score(self):
+        return np.ones(3).mean()
+
+    def fit(self, epochs=2):
+        for epoch in range(epochs):
+            acc = self.score()
+            self.history.append({"epoch": epoch, "acc": acc})
+            self.clean.append({"epoch": epoch, "acc": float(acc)})
+            self.stopper.step(acc)
+        return self
+
+    def run(self):
+        self.fit()
+        return 1.0
+"""
+
+
+def _rows(source: str) -> list[tuple[int, str | None]]:
+    text = HEADER + textwrap.dedent(source)
+    offset = HEADER.count("\n")
+    found: list[Finding] = [f for f in analyze_text(text) if f.code == "CKPT010"]
+    return sorted((f.location.row - offset, f.attribute) for f in found)
+
+
+INVALID = [
+    (
+        "a helper's tuple unpacked into self attributes in __init__",
+        """
+        def save(p):
+            t = Trainer(3)
+            torch.save({"sigma": t.sigma, "m": t.mu.mean()}, p)
+        """,
+        [(4, "m"), (4, "sigma")],
+    ),
+    (
+        "a fluent fit() returning self: the history of dicts holding numpy scalars",
+        """
+        def save(p):
+            t = Trainer().fit()
+            torch.save({"history": t.history, "sigma": t.sigma}, p)
+        """,
+        [(4, "history"), (4, "sigma")],
+    ),
+    (
+        "the held stopper's best, stored by its step() over a None placeholder",
+        """
+        def save(p):
+            t = Trainer()
+            t.fit(3)
+            torch.save({"best": t.stopper.best}, p)
+        """,
+        [(5, "best")],
+    ),
+    (
+        "the held stopper through a fluent fit()",
+        """
+        def save(p):
+            t = Trainer(5).fit()
+            torch.save({"best": t.stopper.best, "patience": t.stopper.patience}, p)
+        """,
+        [(4, "best")],
+    ),
+]
+
+VALID = [
+    (
+        "an element that loads on a path of the helper, a history of floats",
+        """
+        def save(p):
+            t = Trainer().fit()
+            torch.save({"hi": t.hi, "clean": t.clean}, p)
+        """,
+    ),
+    (
+        "a method that does not return self: the result is no trainer",
+        """
+        def save(p):
+            t = Trainer().run()
+            torch.save({"t": t}, p)
+        """,
+    ),
+    (
+        "the caller replaced the held stopper before fit()",
+        """
+        def save(p):
+            t = Trainer()
+            t.stopper = Stopper(1)
+            t.stopper.best = 5.0
+            t.fit()
+            torch.save({"best": t.stopper.best}, p)
+        """,
+    ),
+    (
+        "a fresh trainer's history and stopper: nothing stored yet",
+        """
+        def save(p):
+            t = Trainer()
+            torch.save({"history": t.history, "best": t.stopper.best}, p)
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert _rows(source) == expected, name
+
+
+@pytest.mark.parametrize(("name", "source"), VALID, ids=[c[0] for c in VALID])
+def test_valid(name: str, source: str) -> None:
+    assert _rows(source) == [], name
