@@ -127,7 +127,8 @@ def test_values_that_load_stay_out(name: str, tmp_path: Path) -> None:
     value = _evaluate(LOADS[name], ["collections", "random"], tmp_path)
     assert not _default_load_fails(value), f"{name} is refused now: catalog it"
     listed = {t for k in KINDS.values() for t in k.get("types", [])}
-    listed |= {e["name"] for _, e in PROBED}
+    # a call refused only over numpy values (`Counter(arr)`) may build a type that loads
+    listed |= {e["name"] for _, e in PROBED if not e.get("numpy_args")}
     assert name not in listed
 
 

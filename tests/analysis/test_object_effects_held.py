@@ -159,3 +159,20 @@ def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]])
 @pytest.mark.parametrize(("name", "source"), VALID, ids=[c[0] for c in VALID])
 def test_valid(name: str, source: str) -> None:
     assert _rows(source) == [], name
+
+
+def test_a_counter_of_numpy_items_and_an_array_indexed_by_an_array() -> None:
+    """`Counter(arr)` is keyed by numpy items; `np.minimum(y, 2)[idx]` (an index array) can
+    only be an array's rows. A Counter of `.tolist()` items, a count read from the Counter
+    and a value indexed by a constant load or are not known."""
+    source = """
+    from collections import Counter
+
+    def save(p):
+        y = np.minimum(np.ones(4), 2)
+        idx = np.arange(2)
+        counts = Counter(y[idx])
+        torch.save({"c": counts, "rows": y[idx], "plain": Counter(y[idx].tolist()),
+                    "n": Counter(y.tolist())[1.0], "first": np.minimum(1.0, 2.0)}, p)
+    """
+    assert _rows(source) == [(8, "c"), (8, "rows"), (9, "first")]

@@ -182,6 +182,12 @@ class LoadSafety:
         receiver = self.kind_of(expr.value, env)
         if receiver is not None and receiver.kind in _FRAMES:
             return self._column(index, receiver)
+        if receiver is not None and receiver.kind == "numpy-scalar":
+            # `np.minimum(y, 2)[idx]`: only an array takes an array index (a numpy scalar, a
+            # list or a Counter raise), and gives an array back
+            given = self.kind_of(index, env)
+            if given is not None and given.kind == "numpy-array":
+                return _no_fix(self.catalog.kind("numpy-array"))
         if receiver is not None and receiver.kind != "numpy-array" and not receiver.type_name:
             # a library container's item (`model[0]` of an nn.Sequential); a project class
             # may define its own __getitem__
