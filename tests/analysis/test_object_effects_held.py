@@ -176,3 +176,64 @@ def test_a_counter_of_numpy_items_and_an_array_indexed_by_an_array() -> None:
                     "n": Counter(y.tolist())[1.0], "first": np.minimum(1.0, 2.0)}, p)
     """
     assert _rows(source) == [(8, "c"), (8, "rows"), (9, "first")]
+
+
+SEARCH = """
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class Best:
+    trial: int = -1
+    hidden: int = 16
+    score: float = float("-inf")
+    note: str = "none"
+
+
+def objective(hidden):
+    return -np.ones(2).mean(), hidden
+
+
+class Search:
+    def __init__(self):
+        self.best = Best()
+
+    def run(self):
+        for t in range(3):
+            params = {"hidden": np.int64(8)}
+            score, _ = objective(params["hidden"])
+            if score > self.best.score:
+                self.best = Best(trial=t, score=score, **params)
+        return self
+
+    def run_plain(self):
+        for t in range(3):
+            score, _ = objective(4)
+            if score > self.best.score:
+                self.best = Best(t, 4, float(score))
+        return self
+"""
+
+
+def test_a_dataclass_a_method_builds_is_read_field_by_field() -> None:
+    """`self.best = Best(trial=t, score=score, **params)` in a method: `best.score` holds the
+    numpy score passed (the literal default is a placeholder), `best.hidden` what the dict's
+    key holds; `best = search.best` is the same object, and `asdict(best)` only reads it.
+    A field passed as a Python number, or by a `**dict` key not known, stays unknown."""
+    source = (
+        SEARCH
+        + """
+def save(p):
+    s = Search().run()
+    best = s.best
+    kept = asdict(best)
+    torch.save({"score": best.score, "s": s.best.score, "trial": best.trial,
+                "note": best.note, "n": len(kept), "hidden": best.hidden}, p)
+
+
+def save_plain(p):
+    s = Search().run_plain()
+    torch.save({"score": s.best.score, "hidden": s.best.hidden}, p)
+"""
+    )
+    assert _rows(source) == [(40, "s"), (40, "score"), (41, "hidden")]

@@ -182,6 +182,9 @@ class LocalFlow:
 
         calls, bare = object_effects.statement_uses(stmt)
         escaped = keyed & bare
+        if escaped:  # `asdict(best)`, `print(stopper)` only read the object
+            kept = self._kept(stmt, escaped, state)
+            escaped = {n for n in escaped if object_effects.bare_uses(stmt, n) - kept}
         if escaped:  # only what a method stored: an attribute the function set itself stays
             state = {
                 k: v
@@ -217,14 +220,27 @@ class LocalFlow:
             if first is not None and "*" not in built:
                 fallback = first[0] if first[1] else first[0] | {UNKNOWN}
             if "." in attr:  # `stopper.best`: what the held object's __init__ set is in it
-                if f"{name}.{attr.split('.', 1)[0]}" in state:
-                    continue  # the caller stored another object there
-                fallback = frozenset()
+                head = f"{name}.{attr.split('.', 1)[0]}"
+                if head in state and head not in self._effect_keys:
+                    new.pop(key, None)  # the caller stored another object there
+                    continue
+                fallback = fallback if fallback is not None else frozenset()
             new[key] = object_effects.apply_to(state.get(key), fallback, effect)
             if maybe:  # `s.step(v) if ok else None`: the call may not run
                 new[key] = new[key] | {UNKNOWN}
             self._effect_keys.add(key)
         return new
+
+    def _aliased(self, name: str, value: ast.expr | None, state: State) -> State:
+        """`best = search.best`: the same object, so `best.score` holds what a method stored
+        in `search.best.score`."""
+        dotted = dotted_name(value) if isinstance(value, ast.Attribute) else ""
+        if not dotted or "." in name:
+            return {}
+        prefix = dotted + "."
+        found = {name + k[len(dotted) :]: v for k, v in state.items() if k.startswith(prefix)}
+        self._effect_keys.update(k for k in found)
+        return found
 
     def _chained(self, name: str, value: ast.expr | None, state: State, new: State) -> State:
         """`trainer = Trainer(args).fit()` where `fit` returns `self`: the name holds the
@@ -285,6 +301,7 @@ class LocalFlow:
                 new[key] = frozenset({possible})
                 new.update(self._keyed(key, value, state))
                 new = self._chained(key, value, state, new)
+                new.update(self._aliased(key, value, state))
             elif _stored_attribute(target):
                 # `model.config = cfg.to_dict()`: what the class's __init__ set is gone
                 new[dotted_name(target)] = frozenset({possible})

@@ -468,7 +468,13 @@ def _assigned(
 ) -> Iterator[tuple[str, frozenset[Possible], bool]]:
     attr = _self_attr(target)
     if attr:
-        yield attr, frozenset({_possible(judge, value, env)}), True
+        held = _possible(judge, value, env)
+        yield attr, frozenset({held}), True
+        if isinstance(held, Refused) and held.kind == "dataclass" and isinstance(value, ast.Call):
+            from ckpt_lsp.analysis.dataclass_fields import built_fields
+
+            for name, possible in built_fields(judge, held.type_name, value, env).items():
+                yield f"{attr}.{name}", frozenset({possible}), True
     elif isinstance(target, (ast.Tuple, ast.List)):
         pairs = (
             zip(target.elts, value.elts)
@@ -671,6 +677,20 @@ def statement_uses(stmt: ast.stmt) -> _Uses:
     return found
 
 
+def bare_uses(stmt: ast.stmt, name: str) -> set[int]:
+    """The ids of the statement's mentions of `name` otherwise than as `name.x`."""
+    receivers = {
+        id(node.value)
+        for node in own_nodes(stmt)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+    }
+    return {
+        id(node)
+        for node in own_nodes(stmt)
+        if isinstance(node, ast.Name) and node.id == name and id(node) not in receivers
+    }
+
+
 def conditional_nodes(stmt: ast.stmt) -> set[int]:
     """The nodes of a statement that may not be evaluated: the branches of `a if c else b`,
     what follows the first operand of `and`/`or`, a comprehension's element under an `if`."""
@@ -764,6 +784,10 @@ def _passed_value(safety: LoadSafety, expr: ast.expr, env: Env) -> Possible | No
     return safety.of_expression(expr, env)
 
 
+passed_value = _passed_value  # what an argument passes, for dataclass_fields
+number_placeholder = _number
+
+
 def _judge_in(safety: LoadSafety, env: Env) -> _Judge:
     return lambda expr: _passed_value(safety, expr, env)
 
@@ -778,6 +802,7 @@ def _literal(expr: ast.expr) -> Possible | None:
 __all__ = [
     "Effects",
     "apply_to",
+    "bare_uses",
     "bind",
     "class_attribute",
     "conditional_nodes",
@@ -785,6 +810,8 @@ __all__ = [
     "method_effects",
     "method_items",
     "method_returns",
+    "number_placeholder",
+    "passed_value",
     "returns_self",
     "own_nodes",
     "self_env",
