@@ -237,3 +237,18 @@ def save_plain(p):
 """
     )
     assert _rows(source) == [(40, "s"), (40, "score"), (41, "hidden")]
+
+
+def test_a_generator_choice_of_a_list_of_numbers_or_strings_is_one_numpy_item() -> None:
+    """`rng.choice([8, 16])` (or a module-level table's list) is one numpy item;
+    `rng.choice(5)` a Python int, `rng.choice([None, 1])` the object itself: not judged."""
+    source = """
+    SPACE = {"hidden": [8, 16]}
+    OPTS = ("adam", "sgd")
+
+    def save(p):
+        rng = np.random.default_rng(0)
+        torch.save({"h": rng.choice(SPACE["hidden"]), "o": rng.choice(OPTS),
+                    "l": rng.choice([0.1, 0.2]), "n": rng.choice(5), "x": rng.choice([None, 1])}, p)
+    """
+    assert _rows(source) == [(7, "h"), (7, "o"), (8, "l")]
