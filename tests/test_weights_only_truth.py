@@ -127,7 +127,8 @@ def test_values_that_load_stay_out(name: str, tmp_path: Path) -> None:
     value = _evaluate(LOADS[name], ["collections", "random"], tmp_path)
     assert not _default_load_fails(value), f"{name} is refused now: catalog it"
     listed = {t for k in KINDS.values() for t in k.get("types", [])}
-    # a builtin over numpy values (`set(arr)`) is refused for its numpy items, not itself
+    # a call refused only over numpy values (`set(arr)`, `Counter(arr)`) may build a type that
+    # loads: it is refused for its numpy items, not itself
     listed |= {e["name"] for _, e in PROBED if not e.get("numpy_args")}
     assert name not in listed
 
@@ -292,6 +293,23 @@ def test_a_sized_method_without_a_size_returns_its_unsized_kind(
     assert _default_load_fails(value), entry["name"]
     assert entry["unsized"] == "numpy-scalar" and type(value).__module__ == "numpy"
     assert getattr(value, "ndim", None) == 0, entry["name"]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [e for e in DATA.get("method", []) if e.get("unsized_sequence")],
+    ids=lambda e: e["name"],
+)
+def test_a_sized_method_over_a_list_without_a_size_returns_one_numpy_item(
+    entry: dict[str, Any], tmp_path: Path
+) -> None:
+    """`rng.choice([8, 16])`, `rng.choice(["adam", "sgd"])`: one numpy item, refused."""
+    value = _evaluate(entry["unsized_sequence_probe"], list(entry.get("requires", [])), tmp_path)
+    assert _default_load_fails(value), entry["name"]
+    assert entry["unsized_sequence"] == "numpy-scalar" and type(value).__module__ == "numpy"
+    for items in ("[8, 16]", "(0.5, 1.5)", "['a', 'b']"):
+        probe = entry["unsized_sequence_probe"].replace("['adam', 'sgd']", items)
+        assert _default_load_fails(_evaluate(probe, ["numpy"], tmp_path)), probe
 
 
 def test_unsized_choice_loads(tmp_path: Path) -> None:

@@ -32,6 +32,9 @@ WITH_ARGS = "(...)"
 # the key suffix under which a `sized` method's result without a size rides in the methods
 # table (`rng.integers(5, 20)` is one numpy integer where `rng.integers(0, 5, size=3)` is an array)
 UNSIZED = "(unsized)"
+# what a sized method returns without a size when its first argument is a list or tuple of
+# numbers or strings (`rng.choice([8, 16])` is one numpy item, `rng.choice(5)` a Python int)
+UNSIZED_SEQUENCE = "(unsized sequence)"
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,9 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         if e.get("unsized"):  # what a `sized` method returns without a size
             unsized = known(where, str(e["unsized"]))
             methods[(key[0], key[1] + UNSIZED)] = (unsized, False, False, -1)
+        if e.get("unsized_sequence"):
+            over = known(where, str(e["unsized_sequence"]))
+            methods[(key[0], key[1] + UNSIZED_SEQUENCE)] = (over, False, False, -1)
         if e.get("with_args"):  # what the method returns given arguments rides in the table
             methods[(key[0], key[1] + WITH_ARGS)] = (
                 known(where, str(e["with_args"])),

@@ -19,7 +19,13 @@ from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, LocalFlow
 from ckpt_lsp.analysis.names import qualify
-from ckpt_lsp.weights_only import UNSIZED, Refused, WeightsOnlyCatalog, weights_only_catalog
+from ckpt_lsp.weights_only import (
+    UNSIZED,
+    UNSIZED_SEQUENCE,
+    Refused,
+    WeightsOnlyCatalog,
+    weights_only_catalog,
+)
 
 # A local name -> what it holds (None: not refused, or not known).
 Env = Mapping[str, "Refused | None"]
@@ -184,6 +190,12 @@ class LoadSafety:
         receiver = self.kind_of(expr.value, env)
         if receiver is not None and receiver.kind in _FRAMES:
             return self._column(index, receiver)
+        if receiver is not None and receiver.kind == "numpy-scalar":
+            # `np.minimum(y, 2)[idx]`: only an array takes an array index (a numpy scalar, a
+            # list or a Counter raise), and gives an array back
+            given = self.kind_of(index, env)
+            if given is not None and given.kind == "numpy-array":
+                return _no_fix(self.catalog.kind("numpy-array"))
         if receiver is not None and receiver.kind != "numpy-array" and not receiver.type_name:
             # a library container's item (`model[0]` of an nn.Sequential); a project class
             # may define its own __getitem__
@@ -342,6 +354,29 @@ class LoadSafety:
         return self._class_kind(*located) if located is not None else None
 
     # -- expressions -----------------------------------------------------
+    def _constant_sequence(self, expr: ast.expr) -> bool:
+        """A list or tuple display of numbers or strings, as written or as a module-level
+        name (or a constant key of a module-level dict display) holds it."""
+        if isinstance(expr, ast.Name) and expr.id not in self.facts.imports:
+            expr = self.facts.assigns.get(expr.id, expr)
+        elif (
+            isinstance(expr, ast.Subscript)
+            and isinstance(expr.value, ast.Name)
+            and isinstance(expr.slice, ast.Constant)
+        ):
+            table = self.facts.assigns.get(expr.value.id)
+            if isinstance(table, ast.Dict):
+                found = [v for k, v in zip(table.keys, table.values) if _same_key(k, expr.slice)]
+                expr = found[0] if len(found) == 1 else expr
+        return (
+            isinstance(expr, (ast.List, ast.Tuple))
+            and bool(expr.elts)
+            and all(
+                isinstance(e, ast.Constant) and isinstance(e.value, (int, float, str))
+                for e in expr.elts
+            )
+        )
+
     def _module_value(self, name: str) -> Refused | None:
         qualified = qualify(name, self.facts)
         found = self.catalog.for_value(qualified)
@@ -505,6 +540,9 @@ class LoadSafety:
             if not self._sized(call, receiver.kind, func.attr):
                 # `rng.integers(5, 20)` without a size is one numpy integer
                 unsized = self.catalog.method(receiver.kind, func.attr + UNSIZED, False, False)
+                if not unsized and call.args and self._constant_sequence(call.args[0]):
+                    over = func.attr + UNSIZED_SEQUENCE  # `rng.choice([8, 16])`
+                    unsized = self.catalog.method(receiver.kind, over, False, False)
                 return _no_fix(self.catalog.kind(unsized)) if unsized else None
             return self._returned(returns, receiver)
         if not dotted:
@@ -1040,3 +1078,7 @@ def _passed(init: FunctionNode, call: ast.Call) -> dict[str, ast.expr | None]:
     given.update(zip(params, call.args))
     given.update({k.arg: k.value for k in call.keywords if k.arg in given})
     return given
+
+
+def _same_key(key: ast.expr | None, wanted: ast.Constant) -> bool:
+    return isinstance(key, ast.Constant) and key.value == wanted.value

@@ -182,6 +182,9 @@ class LocalFlow:
 
         calls, bare = object_effects.statement_uses(stmt)
         escaped = keyed & bare
+        if escaped:  # `asdict(best)`, `print(stopper)` only read the object
+            kept = self._kept(stmt, escaped, state)
+            escaped = {n for n in escaped if object_effects.bare_uses(stmt, n) - kept}
         if escaped:  # only what a method stored: an attribute the function set itself stays
             state = {
                 k: v
@@ -194,10 +197,12 @@ class LocalFlow:
             state = self._after_call(call, name, state, id(call) in maybe)
         return state
 
-    def _after_call(self, call: ast.Call, name: str, state: State, maybe: bool) -> State:
+    def _after_call(
+        self, call: ast.Call, name: str, state: State, maybe: bool, held: Refused | None = None
+    ) -> State:
         from ckpt_lsp.analysis import object_effects
 
-        receiver = collapse(state[name])
+        receiver = held if held is not None else collapse(state[name])
         if receiver is None:
             return state
         env = {**self._self_env, **env_of(state)}
@@ -214,11 +219,40 @@ class LocalFlow:
             fallback = None
             if first is not None and "*" not in built:
                 fallback = first[0] if first[1] else first[0] | {UNKNOWN}
+            if "." in attr:  # `stopper.best`: what the held object's __init__ set is in it
+                head = f"{name}.{attr.split('.', 1)[0]}"
+                if head in state and head not in self._effect_keys:
+                    new.pop(key, None)  # the caller stored another object there
+                    continue
+                fallback = fallback if fallback is not None else frozenset()
             new[key] = object_effects.apply_to(state.get(key), fallback, effect)
             if maybe:  # `s.step(v) if ok else None`: the call may not run
                 new[key] = new[key] | {UNKNOWN}
             self._effect_keys.add(key)
         return new
+
+    def _aliased(self, name: str, value: ast.expr | None, state: State) -> State:
+        """`best = search.best`: the same object, so `best.score` holds what a method stored
+        in `search.best.score`."""
+        dotted = dotted_name(value) if isinstance(value, ast.Attribute) else ""
+        if not dotted or "." in name:
+            return {}
+        prefix = dotted + "."
+        found = {name + k[len(dotted) :]: v for k, v in state.items() if k.startswith(prefix)}
+        self._effect_keys.update(k for k in found)
+        return found
+
+    def _chained(self, name: str, value: ast.expr | None, state: State, new: State) -> State:
+        """`trainer = Trainer(args).fit()` where `fit` returns `self`: the name holds the
+        object after the method ran, its attributes what the method stored."""
+        if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Attribute):
+            return new
+        from ckpt_lsp.analysis import object_effects
+
+        receiver = self.safety.kind_of(value.func.value, {**self._self_env, **env_of(state)})
+        if receiver is None or not object_effects.returns_self(self.safety, receiver, value):
+            return new
+        return self._after_call(value, name, new, False, receiver)
 
     def _loop_target(self, target: ast.expr, iterable: ast.expr, state: State) -> State:
         """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
@@ -267,6 +301,8 @@ class LocalFlow:
                 new = {k: v for k, v in new.items() if not k.startswith((key + ".", key + "["))}
                 new[key] = frozenset({possible})
                 new.update(self._keyed(key, value, state))
+                new = self._chained(key, value, state, new)
+                new.update(self._aliased(key, value, state))
             elif _stored_attribute(target):
                 # `model.config = cfg.to_dict()`: what the class's __init__ set is gone
                 new[dotted_name(target)] = frozenset({possible})

@@ -13,7 +13,7 @@ stored, as local_flow already decides for local names. Anything unknown stays un
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
@@ -85,6 +85,25 @@ def method_returns(
     judged = _agreed(LocalFlow(safety.deeper(facts), own).run(method, bound).returns)
     safety.memo[key] = (method, judged)
     return judged
+
+
+def returns_self(safety: LoadSafety, receiver: Refused, call: ast.Call) -> bool:
+    """Whether `obj.method(...)` gives `obj` back: every `return` of the project method is
+    `return self` (a fluent `fit()`)."""
+    if not receiver.type_name:
+        return False
+    found = _own_method(safety, receiver, call)
+    if found is None:
+        return False
+    returns = [
+        node
+        for stmt, _ in _statements(found[1].body, True)
+        for node in own_nodes(stmt)
+        if isinstance(node, ast.Return)
+    ]
+    return bool(returns) and all(
+        isinstance(r.value, ast.Name) and r.value.id == "self" for r in returns
+    )
 
 
 def method_items(
@@ -240,13 +259,30 @@ def _summary(method: FunctionNode) -> _Summary:
             written.add(node.value)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
+            for target, value in _pairs(targets, node.value):
                 attr = _self_attr(target)
                 if attr:
-                    trivial[attr] = trivial.get(attr, False) or _trivial(node.value, params)
+                    trivial[attr] = trivial.get(attr, False) or _trivial(value, params)
     found = (trivial, frozenset(written))
     setattr(method, _SUMMARY, found)
     return found
+
+
+def _pairs(
+    targets: Sequence[ast.expr], value: ast.expr | None
+) -> Iterator[tuple[ast.expr, ast.expr | None]]:
+    """Each target with what it is given: an element of a tuple target takes the matching
+    element of a tuple display, else a part of the value (never a placeholder itself)."""
+    for target in targets:
+        if not isinstance(target, (ast.Tuple, ast.List)):
+            yield target, value
+        elif isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts):
+            yield from zip(target.elts, value.elts)
+        else:
+            yield from ((e, _PART) for e in target.elts)
+
+
+_PART = ast.Call(func=ast.Name(id="_part", ctx=ast.Load()), args=[], keywords=[])
 
 
 def _trivial(value: ast.expr | None, params: set[str]) -> bool:
@@ -341,9 +377,43 @@ def _stored(
                 safety, inner[0], located, inner[1], args, depth + 1
             ).items():
                 _apply(effects, attr, possible, replaces and straight)
+        for attr, possible in _held_calls(safety, judge, stmt, env, depth):
+            _apply(effects, attr, possible, False)
         if straight and any(isinstance(n, (ast.Return, ast.Raise)) for n in own_nodes(stmt)):
             exited = True
     return effects
+
+
+def _held_calls(
+    safety: LoadSafety, judge: LoadSafety, stmt: ast.stmt, env: Env, depth: int
+) -> Iterator[tuple[str, frozenset[Possible]]]:
+    """`self.stopper.step(acc)`, `self.stopper` an object `__init__` built (self_env): what
+    the held object's method stores, as `stopper.best`, with what its `__init__` set when the
+    store may not run. Never a replacement: what the caller stored there stays possible."""
+    for node in own_nodes(stmt):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        held = _self_attr(node.func.value)
+        receiver = env.get(f"self.{held}") if held else None
+        if receiver is None or not receiver.type_name or depth >= _MAX_CALLS:
+            continue
+        inner = _method(safety, safety.project_class(receiver.type_name), node.func.attr)
+        if inner is None or _decorated(inner[1]):
+            continue
+        located = safety.project_class(receiver.type_name)
+        assert located is not None
+        args = bind(inner[1], node, _judge_in(judge, env))
+        effects = _effects(safety, inner[0], located, inner[1], args, depth + 1)
+        if "*" in effects:
+            continue
+        built = initial(safety, receiver)
+        for attr, effect in effects.items():
+            first = built.get(attr) if "*" not in built else None
+            fallback = None if first is None else first[0] | (set() if first[1] else {UNKNOWN})
+            yield (
+                f"{held}.{attr}",
+                apply_to(None, frozenset(fallback) if fallback else None, effect),
+            )
 
 
 def _apply(effects: Effects, attr: str, possible: frozenset[Possible], replaces: bool) -> None:
@@ -398,13 +468,22 @@ def _assigned(
 ) -> Iterator[tuple[str, frozenset[Possible], bool]]:
     attr = _self_attr(target)
     if attr:
-        yield attr, frozenset({_possible(judge, value, env)}), True
+        held = _possible(judge, value, env)
+        yield attr, frozenset({held}), True
+        if isinstance(held, Refused) and held.kind == "dataclass" and isinstance(value, ast.Call):
+            from ckpt_lsp.analysis.dataclass_fields import built_fields
+
+            for name, possible in built_fields(judge, held.type_name, value, env).items():
+                yield f"{attr}.{name}", frozenset({possible}), True
     elif isinstance(target, (ast.Tuple, ast.List)):
         pairs = (
             zip(target.elts, value.elts)
             if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts)
             else ((e, None) for e in target.elts)
         )
+        if not isinstance(value, (ast.Tuple, ast.List)):  # `a, self.deg = helper(x)`
+            yield from _unpacked(judge, target, value, env)
+            return
         for element, item in pairs:
             name = _self_attr(element)
             if name:
@@ -412,6 +491,23 @@ def _assigned(
                 yield name, frozenset({held}), True
     elif isinstance(target, ast.Subscript) and _self_attr(target.value):
         yield _self_attr(target.value), frozenset({_item(judge, value, env)}), False
+
+
+def _unpacked(
+    judge: LoadSafety,
+    target: ast.Tuple | ast.List,
+    value: ast.expr,
+    env: Mapping[str, Refused | None],
+) -> Iterator[tuple[str, frozenset[Possible], bool]]:
+    """`a, self.degree = normalize(adj)`: each `self.x` element takes what every `return` of
+    the helper (or method) gives there; unknown otherwise."""
+    starred = any(isinstance(e, ast.Starred) for e in target.elts)
+    items = None if starred else judge.items_of(value, len(target.elts), dict(env))
+    for i, element in enumerate(target.elts):
+        name = _self_attr(element)
+        if name:
+            found = items[i] if items is not None and i < len(items) else None
+            yield name, frozenset({found if found is not None else UNKNOWN}), True
 
 
 def _mutated(
@@ -435,9 +531,20 @@ def _item(judge: LoadSafety, value: ast.expr, env: Mapping[str, Refused | None])
     never makes a refused container (a deque, a list holding a numpy scalar) load, so it is
     a placeholder: what else the container holds decides."""
     found = judge.of_expression(value, env)
+    if found is None:  # `{"epoch": e, "acc": acc}`: a display holding a refused value is
+        found = judge.first_refused(_displayed(value), env)
     if found is None:
         return LITERAL
     return Refused(found.kind, found.what, found.loadable, "", found.stateful)
+
+
+def _displayed(value: ast.expr) -> list[ast.expr]:
+    """The elements of a list, tuple or set display, a dict display's keys and values."""
+    if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+        return list(value.elts)
+    if isinstance(value, ast.Dict):
+        return [e for e in [*value.keys, *value.values] if e is not None]
+    return []
 
 
 def _possible(judge: LoadSafety, value: ast.expr, env: Mapping[str, Refused | None]) -> Possible:
@@ -570,6 +677,20 @@ def statement_uses(stmt: ast.stmt) -> _Uses:
     return found
 
 
+def bare_uses(stmt: ast.stmt, name: str) -> set[int]:
+    """The ids of the statement's mentions of `name` otherwise than as `name.x`."""
+    receivers = {
+        id(node.value)
+        for node in own_nodes(stmt)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+    }
+    return {
+        id(node)
+        for node in own_nodes(stmt)
+        if isinstance(node, ast.Name) and node.id == name and id(node) not in receivers
+    }
+
+
 def conditional_nodes(stmt: ast.stmt) -> set[int]:
     """The nodes of a statement that may not be evaluated: the branches of `a if c else b`,
     what follows the first operand of `and`/`or`, a comprehension's element under an `if`."""
@@ -663,6 +784,10 @@ def _passed_value(safety: LoadSafety, expr: ast.expr, env: Env) -> Possible | No
     return safety.of_expression(expr, env)
 
 
+passed_value = _passed_value  # what an argument passes, for dataclass_fields
+number_placeholder = _number
+
+
 def _judge_in(safety: LoadSafety, env: Env) -> _Judge:
     return lambda expr: _passed_value(safety, expr, env)
 
@@ -677,6 +802,7 @@ def _literal(expr: ast.expr) -> Possible | None:
 __all__ = [
     "Effects",
     "apply_to",
+    "bare_uses",
     "bind",
     "class_attribute",
     "conditional_nodes",
@@ -684,6 +810,9 @@ __all__ = [
     "method_effects",
     "method_items",
     "method_returns",
+    "number_placeholder",
+    "passed_value",
+    "returns_self",
     "own_nodes",
     "self_env",
     "statement_uses",

@@ -37,6 +37,8 @@ _READING_BUILTINS = frozenset(
         "builtins.bool",
         "builtins.format",
         "json.dumps",
+        "dataclasses.asdict",  # a deep copy: the instance is only read
+        "dataclasses.astuple",
     }
 )
 
