@@ -207,6 +207,18 @@ VALID = [
         "def load(p):\n    return torch.load(p, weights_only=False)\n",
     ),
     (
+        "same-file load opts out through a spread dict, on new torch only",
+        'def save(p):\n    torch.save({"m": np.mean([1.0])}, p)\n'
+        "def load(p):\n"
+        "    kwargs = {'weights_only': False} if new_torch() else {}\n"
+        "    return torch.load(p, map_location='cpu', **kwargs)\n",
+    ),
+    (
+        "same-file load opts out through dict(weights_only=False)",
+        'def save(p):\n    torch.save({"m": np.mean([1.0])}, p)\n'
+        "def load(p):\n    return torch.load(p, **dict(weights_only=False))\n",
+    ),
+    (
         "registered dataclass",
         'torch.serialization.add_safe_globals([Cfg])\ndef save(p):\n    torch.save({"c": Cfg()}, p)\n',
     ),

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from ckpt_lsp.analysis.facts import ModuleFacts, ParsedBlock, dotted_name
 from ckpt_lsp.analysis.names import qualify
 
-WORDS = ("weights_only=False", "weights_only = False", "safe_globals")
+WORDS = (
+    "weights_only=False",
+    "weights_only = False",
+    '"weights_only": False',  # `torch.load(p, **{"weights_only": False})` and a local of it
+    "'weights_only': False",
+    "safe_globals",
+)
 # modules that load checkpoints: one of them may opt out tomorrow, so a save's findings
 # depend on each of them (the CLI cache re-checks the save when one changes)
 LOADS = ("torch.load", "load_from_checkpoint", "weights_only", "safe_globals")
@@ -46,7 +52,7 @@ def load_sites(facts: ModuleFacts) -> LoadSites:
         if not any(word in text for word in WORDS):
             continue
         for scope, call in _block_calls(facts, parsed):
-            if _opts_out(call):
+            if _opts_out(call, scope):
                 target = _path_argument(call)
                 loads.append(file_names(target, scope) if target is not None else frozenset())
             elif qualify(dotted_name(call.func), facts) in _REGISTER and call.args:
@@ -95,11 +101,48 @@ def file_names(expr: ast.expr, scope: list[ast.stmt] | None = None) -> frozenset
     return frozenset(names)
 
 
-def _opts_out(call: ast.Call) -> bool:
-    return any(
+def _opts_out(call: ast.Call, scope: list[ast.stmt]) -> bool:
+    """`weights_only=False`, spelled out or spread from a dict (`**{"weights_only": False}`,
+    `**dict(weights_only=False)`, a local bound to one, maybe only on a branch: fastai's
+    `{"weights_only": False} if ismin_torch("2.6") else {}` opts out where it matters)."""
+    for kw in call.keywords:
+        if _is_opt_out(kw) or (kw.arg is None and _spreads_opt_out(kw.value, scope)):
+            return True
+    return False
+
+
+def _is_opt_out(kw: ast.keyword) -> bool:
+    return (
         kw.arg == "weights_only" and isinstance(kw.value, ast.Constant) and kw.value.value is False
-        for kw in call.keywords
     )
+
+
+def _spreads_opt_out(value: ast.expr, scope: list[ast.stmt], hops: int = 0) -> bool:
+    if isinstance(value, ast.IfExp):
+        return any(_spreads_opt_out(v, scope, hops) for v in (value.body, value.orelse))
+    if isinstance(value, ast.Dict):
+        return any(
+            isinstance(k, ast.Constant)
+            and k.value == "weights_only"
+            and isinstance(v, ast.Constant)
+            and v.value is False
+            for k, v in zip(value.keys, value.values)
+        )
+    if isinstance(value, ast.Call) and dotted_name(value.func) == "dict":
+        return any(
+            kw.arg == "weights_only"
+            and isinstance(kw.value, ast.Constant)
+            and kw.value.value is False
+            for kw in value.keywords
+        )
+    if isinstance(value, ast.Name) and hops < 2:
+        return any(
+            isinstance(stmt, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == value.id for t in stmt.targets)
+            and _spreads_opt_out(stmt.value, scope, hops + 1)
+            for stmt in scope
+        )
+    return False
 
 
 def _path_argument(call: ast.Call) -> ast.expr | None:
@@ -166,8 +209,8 @@ def _calls_in_scopes(tree: ast.Module) -> Iterator[tuple[list[ast.stmt], ast.Cal
 
 
 def _interesting(call: ast.Call) -> bool:
-    if any(kw.arg == "weights_only" for kw in call.keywords):
-        return True
+    if any(kw.arg in ("weights_only", None) for kw in call.keywords):
+        return True  # a `**kwargs` spread may carry the opt-out
     return "safe_global" in dotted_name(call.func)
 
 
