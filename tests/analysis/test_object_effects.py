@@ -391,3 +391,24 @@ def test_a_base_class_placeholder_counts() -> None:
         torch.save({"best": s.best}, p)
     """
     assert _rows(source) == []
+
+
+def test_one_key_of_a_filled_dict_is_not_its_neighbour() -> None:
+    """`self.cache["probs"] = t.numpy()` makes the whole dict refused (measured), but
+    `d.cache["logits"]`, a tensor stored under another key, loads: only the dict is reported."""
+    source = """
+    class D:
+        def __init__(self):
+            self.cache = {}
+
+        def fill(self):
+            out = torch.zeros(3)
+            self.cache["logits"] = out
+            self.cache["probs"] = out.numpy()
+
+    def save(p):
+        d = D()
+        d.fill()
+        torch.save({"l": d.cache["logits"], "g": d.cache.get("logits"), "c": d.cache}, p)
+    """
+    assert _rows(source) == [(14, "c")]

@@ -188,6 +188,8 @@ class LoadSafety:
             if shown is not None:
                 return shown
         receiver = self.kind_of(expr.value, env)
+        if receiver is not None and receiver.holder:
+            return None  # `d.cache["logits"]`: another key than the refused one, maybe
         if receiver is not None and receiver.kind in _FRAMES:
             return self._column(index, receiver)
         if receiver is not None and receiver.kind == "numpy-scalar":
@@ -410,7 +412,7 @@ class LoadSafety:
             if self.catalog.is_prefixed_class(qualified):  # `nn.GELU`, `torch.optim.AdamW`
                 return self.catalog.kind("callable")
         receiver = self.kind_of(expr.value, env)
-        if receiver is None:
+        if receiver is None or receiver.holder:
             return None
         if receiver.shape is not None:
             return self._nested(receiver, expr.attr)
@@ -530,6 +532,8 @@ class LoadSafety:
             # a method of a value: `parser.parse_args()`, `model.to(device)`, `t.numpy()`
             receiver = self.kind_of(func.value, env)
             has_args = bool(call.args or call.keywords)
+            if receiver is not None and receiver.holder:
+                return None  # `d.cache.get("k")`, `.values()`: its items are not known
             if receiver is None:
                 return self._any_receiver(func.attr, has_args)
             returns = self.catalog.method(receiver.kind, func.attr, False, has_args)

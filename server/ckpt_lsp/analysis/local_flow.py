@@ -54,7 +54,8 @@ def collapse(possible: Iterable[Possible]) -> Refused | None:
         return None
     first = refused[0]
     if any(isinstance(p, _Literal) for p in possible) or any(r != first for r in refused):
-        return Refused(first.kind, first.what, first.loadable, "", first.stateful)
+        holder = any(r.holder for r in refused)  # a filled container's items stay unknown
+        return Refused(first.kind, first.what, first.loadable, "", first.stateful, holder=holder)
     return first
 
 

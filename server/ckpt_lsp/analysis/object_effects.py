@@ -170,7 +170,8 @@ def _agreed(judged: list[Refused | None]) -> Refused | None:
     assert first is not None
     if all(j == first for j in judged):
         return first
-    return Refused(first.kind, first.what, first.loadable, "", first.stateful)
+    holder = any(j is not None and j.holder for j in judged)
+    return Refused(first.kind, first.what, first.loadable, "", first.stateful, holder=holder)
 
 
 def _own_method(safety: LoadSafety, receiver: Refused, call: ast.Call) -> Method | None:
@@ -490,7 +491,13 @@ def _assigned(
                 held = _possible(judge, item, env) if item is not None else UNKNOWN
                 yield name, frozenset({held}), True
     elif isinstance(target, ast.Subscript) and _self_attr(target.value):
-        yield _self_attr(target.value), frozenset({_item(judge, value, env)}), False
+        stored = _item(judge, value, env)  # one key's value: the others' may load
+        kept = (
+            replace(stored, holder=True, what=f"a container holding {stored.what}")
+            if isinstance(stored, Refused)
+            else stored
+        )
+        yield _self_attr(target.value), frozenset({kept}), False
 
 
 def _unpacked(
