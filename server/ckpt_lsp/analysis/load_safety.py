@@ -19,6 +19,7 @@ from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, LocalFlow
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.registry_calls import registry_instance
 from ckpt_lsp.weights_only import UNSIZED, Refused, WeightsOnlyCatalog, weights_only_catalog
 
 # A local name -> what it holds (None: not refused, or not known).
@@ -246,6 +247,10 @@ class LoadSafety:
                     inner[name.id] = None  # shadows any outer name of that spelling
             inner.update(self._iterated(generator.target, generator.iter, inner))
         return _no_fix(self.of_expression(expr.elt, inner))
+
+    def iterated(self, target: ast.expr, iterable: ast.expr, env: Env) -> dict[str, Refused]:
+        """The names of a loop or comprehension target known to take numpy items."""
+        return self._iterated(target, iterable, env)
 
     def _iterated(self, target: ast.expr, iterable: ast.expr, env: Env) -> dict[str, Refused]:
         """`t` of `for t in arr`, `t` of `for i, t in enumerate(arr)`, `a, b` of `for a, b in
@@ -492,7 +497,7 @@ class LoadSafety:
                 return _no_fix(self.catalog.kind(unsized)) if unsized else None
             return self._returned(returns, receiver)
         if not dotted:
-            return None
+            return registry_instance(self, call, env)  # `LOSSES[cfg.name](**kwargs)`
         qualified = qualify(dotted, self.facts)
         if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
             return _no_fix(self.kind_of(call.args[0], env))

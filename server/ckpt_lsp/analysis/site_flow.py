@@ -41,6 +41,42 @@ def flow_before(site: CallSite, safety: LoadSafety) -> dict[str, Refused | None]
     }
 
 
+def comprehended(
+    site: CallSite, safety: LoadSafety, judged: dict[str, Refused | None]
+) -> dict[str, Refused | None]:
+    """`[Model(fold=f) for f in np.arange(5)]`: the targets of the comprehensions the call is
+    made in (outermost first), when they take a numpy array's items; `judged` holds the
+    function's locals at the call's statement."""
+    func = site.func
+    if func is None:
+        return {}
+    env = dict(judged)
+    found: dict[str, Refused | None] = {}
+    for comp in _comprehensions_around(func, site.call):
+        for generator in comp.generators:
+            for name in ast.walk(generator.target):
+                if isinstance(name, ast.Name):
+                    env[name.id] = found[name.id] = None  # shadows an outer name
+            items = safety.iterated(generator.target, generator.iter, env)
+            env.update(items)
+            found.update(items)
+    return found
+
+
+def _comprehensions_around(
+    func: ast.AST, call: ast.Call
+) -> list[ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp]:
+    """The comprehensions whose items hold `call`, outermost first."""
+    kinds = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+    found = []
+    for node in ast.walk(func):
+        if isinstance(node, kinds):
+            items = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+            if any(_holds(item, call) for item in items):
+                found.append(node)
+    return sorted(found, key=lambda n: (n.lineno, n.col_offset, -(n.end_col_offset or 0)))
+
+
 def _statement_of(func: ast.AST, call: ast.Call, flow: LocalFlow) -> ast.stmt | None:
     """The innermost statement the flow walked that holds `call`."""
     found: ast.stmt | None = None
