@@ -299,3 +299,20 @@ def test_unsized_choice_loads(tmp_path: Path) -> None:
         _evaluate("numpy.random.default_rng(0).choice(5)", ["numpy"], tmp_path)
     )
     assert not any(e["name"] == "choice" and e.get("unsized") for e in DATA["method"])
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [
+        "numpy.random.default_rng(0).choice([8, 16, 32])",
+        "numpy.random.default_rng(0).choice(('adam', 'sgd'))",
+        "numpy.random.default_rng(0).choice(range(4))",
+        "numpy.random.default_rng(0).choice(numpy.arange(3))",
+        "numpy.random.RandomState(0).choice([0.1, 0.2])",
+    ],
+)
+def test_a_choice_from_a_sequence_is_a_numpy_scalar(probe: str, tmp_path: Path) -> None:
+    """draws.py: `rng.choice(seq)` without a size is one numpy item, refused (a number's draw
+    is a Python int: test_unsized_choice_loads)."""
+    value = _evaluate(probe, ["numpy"], tmp_path)
+    assert _default_load_fails(value) and type(value).__module__ == "numpy", probe

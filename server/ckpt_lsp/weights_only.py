@@ -57,6 +57,11 @@ class Refused:
     number_columns: frozenset[str] = field(
         default=frozenset(), compare=False, hash=False, repr=False
     )
+    # for a dataclass instance: the fields the call that built it passes a refused value for,
+    # judged with that call's locals (`BestConfig(score=score, **params)` in a search loop),
+    # and (None) those it leaves to a literal default; part of the identity, so that two
+    # constructions a name may hold are both kept (local_flow.collapse merges them)
+    fields: tuple[tuple[str, Refused | None], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)

@@ -992,3 +992,39 @@ def test_family_invalid(name: str, source: str, expected: list[tuple[int, str | 
 @pytest.mark.parametrize(("name", "source"), FAMILY_VALID)
 def test_family_valid(name: str, source: str) -> None:
     assert _wo(source) == [], name
+
+
+DRAWS_INVALID = [
+    (
+        "a choice from a sequence, through a helper's dict and a dataclass built from it",
+        "import dataclasses\n"
+        'SPACE = {"hidden": [8, 16]}\n'
+        "@dataclasses.dataclass\nclass Best:\n    hidden: int = 16\n    score: float = 0.0\n"
+        'def sample(rng):\n    return {"hidden": rng.choice(SPACE["hidden"])}\n'
+        "def save(p):\n    rng = np.random.default_rng(0)\n    params = sample(rng)\n"
+        "    score = np.float64(0.5)\n    best = Best(score=score, **params)\n"
+        '    torch.save({"h": best.hidden, "s": best.score, "c": rng.choice(["a", "b"])}, p)\n',
+        [(14, "h"), (14, "s"), (14, "c")],
+    ),
+]
+DRAWS_VALID = [
+    (
+        "a choice from a number, a converted dataclass, a default config",
+        "import dataclasses\n"
+        "@dataclasses.dataclass\nclass Conv:\n    hidden: int = 16\n"
+        "    def __post_init__(self):\n        self.hidden = int(self.hidden)\n"
+        "def save(p):\n    rng = np.random.default_rng(0)\n"
+        "    c = Conv(hidden=rng.choice([8, 16]))\n    d = Conv()\n"
+        '    torch.save({"n": rng.choice(10), "c": c.hidden, "d": d.hidden}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), DRAWS_INVALID)
+def test_draws_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(_rows(source)) == sorted(expected), name
+
+
+@pytest.mark.parametrize(("name", "source"), DRAWS_VALID)
+def test_draws_valid(name: str, source: str) -> None:
+    assert _wo(source) == [], name

@@ -8,8 +8,14 @@ call passes for `window`, whatever the field's annotation says (`freq: str = "h"
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.facts import ClassFacts
+
+if TYPE_CHECKING:
+    from ckpt_lsp.weights_only import Refused
 
 
 def passed_field(cls: ClassFacts, attr: str, built: ast.Call) -> ast.expr | None:
@@ -48,3 +54,99 @@ def _out_of_init(stmt: ast.AnnAssign) -> bool:
         return True
     value = stmt.value
     return isinstance(value, ast.Call) and any(k.arg in ("init", "kw_only") for k in value.keywords)
+
+
+def judged_fields(
+    cls: ClassFacts,
+    built: ast.Call,
+    judge: Callable[[ast.expr], Refused | None],
+    held: Mapping[str, Refused | None],
+) -> tuple[tuple[str, Refused | None], ...]:
+    """The fields `built` passes a refused value for, judged where the call is made: by
+    keyword (`score=score`), or spread from a local dict whose key the flow knows
+    (`**params`, `held` by `item_key`); and (None) those it gives or leaves a literal (a
+    number, a string, `float("-inf")`). A plain `@dataclass` only: a `__post_init__` or a
+    base may convert what is passed."""
+    if cls.bases or cls.method("__post_init__") is not None:
+        return ()
+    from ckpt_lsp.analysis.local_flow import item_key  # the flow imports the judge
+
+    defaults = _fields(cls)
+    names = list(defaults)
+    found: dict[str, Refused | None] = {}
+    spread = any(isinstance(a, ast.Starred) for a in built.args)
+    unknown = set(names[: len(built.args)])
+    for keyword in built.keywords:
+        if keyword.arg is not None:
+            refused = judge(keyword.value) if keyword.arg in defaults else None
+            if refused is not None or _literal(keyword.value):
+                found[keyword.arg] = refused
+            unknown.add(keyword.arg)
+        elif isinstance(keyword.value, ast.Name):
+            spread = True
+            for name in names:
+                refused = held.get(item_key(keyword.value.id, name))
+                if refused is not None:
+                    found[name] = refused
+        else:
+            spread = True
+    if not spread:
+        found.update(
+            (name, None) for name, default in defaults.items() if name not in unknown and default
+        )
+    return tuple(sorted(found.items(), key=lambda item: item[0]))
+
+
+def merged_fields(
+    instances: list[Refused],
+) -> tuple[tuple[str, Refused | None], ...]:
+    """The fields of one of several constructions a name may hold: refused when each of them
+    passes a refused value or a literal there, and one a refused value (a search that keeps
+    the best trial's config past a default one); a literal when all give literals."""
+    tables = [dict(r.fields) for r in instances]
+    merged: dict[str, Refused | None] = {}
+    for name in set().union(*tables):
+        if all(name in table for table in tables):
+            refused = [r for r in (t[name] for t in tables) if r is not None]
+            merged[name] = replace(refused[0], fix="") if refused else None
+    return tuple(sorted(merged.items(), key=lambda item: item[0]))
+
+
+def _fields(cls: ClassFacts) -> dict[str, bool]:
+    """Each `__init__` field, in order, and whether its default is a literal."""
+    found: dict[str, bool] = {}
+    for stmt in cls.class_level():
+        if (
+            isinstance(stmt, ast.AnnAssign)
+            and isinstance(stmt.target, ast.Name)
+            and not _out_of_init(stmt)
+        ):
+            found[stmt.target.id] = stmt.value is not None and _literal(_default(stmt.value))
+    return found
+
+
+def _default(value: ast.expr) -> ast.expr | None:
+    """`x: int = 3` and `x: int = field(default=3)`: the default written."""
+    if (
+        isinstance(value, ast.Call)
+        and getattr(value.func, "id", getattr(value.func, "attr", "")) == "field"
+    ):
+        return next((k.value for k in value.keywords if k.arg == "default"), None)
+    return value
+
+
+def _literal(value: ast.expr | None) -> bool:
+    """A constant, a signed number, or an infinite float (`float("-inf")`, `-float("inf")`)."""
+    if isinstance(value, ast.UnaryOp) and isinstance(value.op, (ast.USub, ast.UAdd)):
+        value = value.operand
+    if isinstance(value, ast.Constant):
+        return True
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id == "float"
+        and len(value.args) == 1
+        and not value.keywords
+        and isinstance(value.args[0], ast.Constant)
+        and str(value.args[0].value).lstrip("+-").lower() in ("inf", "infinity", "nan")
+    )

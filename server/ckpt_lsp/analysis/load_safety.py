@@ -14,7 +14,8 @@ from dataclasses import replace
 
 from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
-from ckpt_lsp.analysis.dataclass_fields import passed_field
+from ckpt_lsp.analysis.dataclass_fields import judged_fields, passed_field
+from ckpt_lsp.analysis.draws import drawn_item
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, LocalFlow
@@ -47,6 +48,15 @@ _NUMBER_SERIES = "pandas-number-series"
 _FRAMES = frozenset({_FRAME, _TIME_FRAME})
 _ROWS = frozenset({"iloc", "loc"})
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
+
+
+def _plain_dataclass(facts: ModuleFacts, cls: ClassFacts) -> bool:
+    """Decorated by `dataclasses.dataclass` itself (attrs and pydantic may convert fields)."""
+    return any(
+        qualify(dotted_name(d.func if isinstance(d, ast.Call) else d), facts)
+        == "dataclasses.dataclass"
+        for d in cls.node.decorator_list
+    )
 
 
 def _no_fix(refused: Refused | None) -> Refused | None:
@@ -378,9 +388,20 @@ class LoadSafety:
             return self._argument(expr.attr)
         return self._returned(returns, receiver)
 
+    def _judged_fields(
+        self, located: tuple[ModuleFacts, ClassFacts], instance: Refused, call: ast.Call, env: Env
+    ) -> tuple[tuple[str, Refused | None], ...]:
+        """A plain `@dataclass` instance's fields the call passes refused values for."""
+        if instance.kind != "dataclass" or not _plain_dataclass(*located):
+            return ()
+        return judged_fields(located[1], call, lambda value: self.kind_of(value, env), env)
+
     def _passed_field(self, receiver: Refused, attr: str) -> Refused | None:
         """`cfg.window` of a dataclass built with `window=WindowConfig(...)`: what is passed
         (a local name is left out: the call's locals are not known here)."""
+        judged = dict(receiver.fields).get(attr)
+        if judged is not None:
+            return _no_fix(judged)
         if receiver.kind != "dataclass" or receiver.built is None or self._depth >= _MAX_DEPTH:
             return None
         located = self._project_class(receiver.type_name)
@@ -494,7 +515,9 @@ class LoadSafety:
             if not self._sized(call, receiver.kind, func.attr):
                 # `rng.integers(5, 20)` without a size is one numpy integer
                 unsized = self.catalog.method(receiver.kind, func.attr + UNSIZED, False, False)
-                return _no_fix(self.catalog.kind(unsized)) if unsized else None
+                if unsized:
+                    return _no_fix(self.catalog.kind(unsized))
+                return drawn_item(self, call, receiver.kind, func.attr, env)  # `rng.choice(xs)`
             return self._returned(returns, receiver)
         if not dotted:
             return registry_instance(self, call, env)  # `LOSSES[cfg.name](**kwargs)`
@@ -512,7 +535,10 @@ class LoadSafety:
         located = self._project_class(qualified)
         if located is not None:
             instance = self._class_kind(*located)
-            return replace(instance, built=call) if instance is not None else None
+            if instance is None:
+                return None
+            fields = self._judged_fields(located, instance, call, env)
+            return replace(instance, built=call, fields=fields)
         built = self._factory_class(qualified)
         if built is not None:
             return built

@@ -38,13 +38,15 @@ def registry_instance(
     display = facts.assigns.get(name)
     if not isinstance(display, ast.Dict) or not 0 < len(display.values) <= _LIMIT:
         return None
-    if None in display.keys or _changed(name, facts.text):
+    if None in display.keys or changed(name, facts.text):
         return None
     found: Refused | None = None
     for value in display.values:
         if not dotted_name(value):
             return None
-        built = ast.copy_location(ast.Call(func=value, args=call.args, keywords=call.keywords), call)
+        built = ast.copy_location(
+            ast.Call(func=value, args=call.args, keywords=call.keywords), call
+        )
         refused = safety.of_expression(built)
         if refused is None:
             return None
@@ -52,7 +54,7 @@ def registry_instance(
     return found
 
 
-def _changed(name: str, text: str) -> bool:
+def changed(name: str, text: str) -> bool:
     """The module stores into the registry, rebinds it or calls a method on it."""
     escaped = re.escape(name)
     stored = rf"\b{escaped}\s*\[[^\n]*?\]\s*(=[^=]|\|=)|\b{escaped}\s*\.\s*\w+\s*\("
