@@ -150,3 +150,12 @@ def _literal(value: ast.expr | None) -> bool:
         and isinstance(value.args[0], ast.Constant)
         and str(value.args[0].value).lstrip("+-").lower() in ("inf", "infinity", "nan")
     )
+
+
+def agreed(judged: list[Refused]) -> Refused | None:
+    """One value for judgements that agree but for the fields of the construction each
+    saw (a default config, then the best trial's): their fields merged; None otherwise."""
+    first = judged[0]
+    if any(replace(j, fields=()) != replace(first, fields=()) for j in judged):
+        return None
+    return replace(first, fields=merged_fields(judged)) if len(judged) > 1 else first

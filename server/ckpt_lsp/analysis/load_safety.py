@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
-from ckpt_lsp.analysis.dataclass_fields import judged_fields, passed_field
+from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_field
 from ckpt_lsp.analysis.draws import drawn_item
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
@@ -882,8 +882,7 @@ class LoadSafety:
         judged = returns_of(func, self, bound)
         if not judged or any(j is None for j in judged):
             return None
-        first = judged[0]
-        return first if all(j == first for j in judged) else _no_fix(first)
+        return _agreed(judged)
 
     def items_of(
         self, expr: ast.expr, count: int, env: Env = _NO_ENV
@@ -971,8 +970,9 @@ def _agreed(judged: list[Refused | None]) -> Refused | None:
     """One refusal when every judgement is refused (the fix kept only when all agree)."""
     if not judged or any(j is None for j in judged):
         return None
-    first = judged[0]
-    return first if all(j == first for j in judged) else _no_fix(first)
+    refused = [j for j in judged if j is not None]
+    same = agreed(refused)
+    return same if same is not None else _no_fix(replace(refused[0], fields=()))
 
 
 def _is_number_constant(expr: ast.expr) -> bool:

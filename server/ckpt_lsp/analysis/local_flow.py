@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
-from ckpt_lsp.analysis.dataclass_fields import merged_fields
+from ckpt_lsp.analysis.dataclass_fields import agreed
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.weights_only import Refused
 
@@ -55,11 +54,10 @@ def collapse(possible: Iterable[Possible]) -> Refused | None:
     if not refused or any(isinstance(p, _Unknown) for p in possible):
         return None
     first = refused[0]
-    if any(isinstance(p, _Literal) for p in possible) or any(
-        replace(r, fields=()) != replace(first, fields=()) for r in refused
-    ):
+    same = agreed(refused)
+    if any(isinstance(p, _Literal) for p in possible) or same is None:
         return Refused(first.kind, first.what, first.loadable, "", first.stateful)
-    return replace(first, fields=merged_fields(refused)) if len(refused) > 1 else first
+    return same
 
 
 def env_of(state: State) -> dict[str, Refused | None]:
