@@ -156,6 +156,10 @@ def agreed(judged: list[Refused]) -> Refused | None:
     """One value for judgements that agree but for the fields of the construction each
     saw (a default config, then the best trial's): their fields merged; None otherwise."""
     first = judged[0]
-    if any(replace(j, fields=()) != replace(first, fields=()) for j in judged):
+    if all(j == first for j in judged):
+        return first
+    if first.kind != "dataclass" or any(
+        replace(j, fields=()) != replace(first, fields=()) for j in judged
+    ):
         return None
-    return replace(first, fields=merged_fields(judged)) if len(judged) > 1 else first
+    return replace(first, fields=merged_fields(judged))

@@ -196,7 +196,7 @@ def _flowed_context(classifier: Classifier, site: CallSite) -> ValueContext:
         return ctx
     safety = LoadSafety(site.facts, ctx.owner.index)
     judged = flow_before(site, safety)
-    targets = comprehended(site, safety, judge_env(ctx, safety) | judged)
+    targets = comprehended(site, safety, lambda: judge_env(ctx, safety) | judged)
     flowed = SiteEnv(**vars(site.env), judged={**judged, **targets})
     flowed.bindings = {**site.env.bindings, **dict.fromkeys(targets, OPAQUE)}
     flowed.contents = {**site.env.contents, **filled_before(site)}

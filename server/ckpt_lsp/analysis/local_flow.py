@@ -54,7 +54,7 @@ def collapse(possible: Iterable[Possible]) -> Refused | None:
     if not refused or any(isinstance(p, _Unknown) for p in possible):
         return None
     first = refused[0]
-    same = agreed(refused)
+    same = first if len(refused) == 1 else agreed(refused)
     if any(isinstance(p, _Literal) for p in possible) or same is None:
         return Refused(first.kind, first.what, first.loadable, "", first.stateful)
     return same

@@ -10,6 +10,7 @@ at the statement making the call.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.assignments import Env
@@ -42,17 +43,18 @@ def flow_before(site: CallSite, safety: LoadSafety) -> dict[str, Refused | None]
 
 
 def comprehended(
-    site: CallSite, safety: LoadSafety, judged: dict[str, Refused | None]
+    site: CallSite, safety: LoadSafety, judged: Callable[[], dict[str, Refused | None]]
 ) -> dict[str, Refused | None]:
     """`[Model(fold=f) for f in np.arange(5)]`: the targets of the comprehensions the call is
-    made in (outermost first), when they take a numpy array's items; `judged` holds the
+    made in (outermost first), when they take a numpy array's items; `judged` gives the
     function's locals at the call's statement."""
     func = site.func
-    if func is None:
+    around = _comprehensions_around(func, site.call) if func is not None else []
+    if not around:
         return {}
-    env = dict(judged)
+    env = judged()
     found: dict[str, Refused | None] = {}
-    for comp in _comprehensions_around(func, site.call):
+    for comp in around:
         for generator in comp.generators:
             for name in ast.walk(generator.target):
                 if isinstance(name, ast.Name):
