@@ -1017,6 +1017,16 @@ DRAWS_VALID = [
         "    c = Conv(hidden=rng.choice([8, 16]))\n    d = Conv()\n"
         '    torch.save({"n": rng.choice(10), "c": c.hidden, "d": d.hidden}, p)\n',
     ),
+    (
+        "a dataclass's numpy field set anew, through setattr or its __dict__",
+        "import dataclasses\n"
+        "@dataclasses.dataclass\nclass Best:\n    hidden: int = 16\n"
+        "def save(p):\n    rng = np.random.default_rng(0)\n"
+        "    a = Best(hidden=rng.choice([8, 16]))\n    a.hidden = int(a.hidden)\n"
+        "    b = Best(hidden=rng.choice([8, 16]))\n    setattr(b, 'hidden', 3)\n"
+        "    c = Best(hidden=rng.choice([8, 16]))\n    vars(c).update(hidden=3)\n"
+        '    torch.save({"a": a.hidden, "b": b.hidden, "c": c.hidden}, p)\n',
+    ),
 ]
 
 

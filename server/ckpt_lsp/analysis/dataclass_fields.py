@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ckpt_lsp.analysis.facts import ClassFacts
 
@@ -163,3 +163,53 @@ def agreed(judged: list[Refused]) -> Refused | None:
     ):
         return None
     return replace(first, fields=merged_fields(judged))
+
+
+# Calls that read an instance without storing into it.
+_READERS = frozenset(
+    {"asdict", "astuple", "print", "len", "str", "repr", "isinstance", "type", "id", "hash"}
+)
+
+
+def forget_escaped(stmt: ast.stmt, state: dict[str, frozenset[Any]]) -> dict[str, frozenset[Any]]:
+    """A dataclass instance handed on as a value (`setattr(b, "hidden", 3)`, `fill(b)`,
+    `vars(b).update(...)`) may have had any field set: what its construction passed no
+    longer tells. Reading its fields (`b.hidden`), calling its methods (the flow follows
+    those) and reading it whole (`asdict(b)`, `print(b)`) keep them."""
+    fielded = {
+        name
+        for name, held in state.items()
+        if "." not in name and any(getattr(p, "fields", ()) for p in held)
+    }
+    if not fielded:
+        return state
+    escaped = _escaped(stmt, fielded)
+    if not escaped:
+        return state
+    new = dict(state)
+    for name in escaped:
+        new[name] = frozenset(
+            replace(p, fields=()) if getattr(p, "fields", ()) else p for p in state[name]
+        )
+    return new
+
+
+def _escaped(stmt: ast.stmt, names: set[str]) -> set[str]:
+    parents = {id(c): n for n in ast.walk(stmt) for c in ast.iter_child_nodes(n)}
+    found: set[str] = set()
+    for node in ast.walk(stmt):
+        if not isinstance(node, ast.Name) or node.id not in names:
+            continue
+        parent = parents.get(id(node))
+        if isinstance(parent, ast.Attribute) and parent.value is node:
+            continue
+        if isinstance(node.ctx, ast.Store):
+            continue  # rebinding: the flow judges the new value
+        if (
+            isinstance(parent, ast.Call)
+            and node in parent.args
+            and getattr(parent.func, "id", getattr(parent.func, "attr", "")) in _READERS
+        ):
+            continue
+        found.add(node.id)
+    return found

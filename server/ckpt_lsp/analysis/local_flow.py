@@ -13,7 +13,7 @@ import ast
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Union
 
-from ckpt_lsp.analysis.dataclass_fields import agreed
+from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.weights_only import Refused
 
@@ -123,7 +123,7 @@ class LocalFlow:
         return state
 
     def _statement(self, stmt: ast.stmt, state: State) -> State:
-        state = self._called(stmt, state)
+        state = forget_escaped(stmt, self._called(stmt, state))
         self.before[id(stmt)] = state
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             return {**state, stmt.name: frozenset({UNKNOWN})}
