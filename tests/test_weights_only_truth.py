@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ckpt_lsp.analysis.splits import SPLITTERS
 
 try:
     import tomllib
@@ -316,3 +317,20 @@ def test_a_choice_from_a_sequence_is_a_numpy_scalar(probe: str, tmp_path: Path) 
     is a Python int: test_unsized_choice_loads)."""
     value = _evaluate(probe, ["numpy"], tmp_path)
     assert _default_load_fails(value) and type(value).__module__ == "numpy", probe
+
+
+@pytest.mark.filterwarnings("ignore:The groups parameter is ignored")
+@pytest.mark.parametrize("name", sorted(SPLITTERS))
+def test_a_splitters_folds_are_numpy_arrays(name: str, tmp_path: Path) -> None:
+    """splits.py: each `(train, test)` pair of a scikit-learn splitter holds numpy arrays."""
+    import numpy
+    import sklearn.model_selection
+
+    X = numpy.arange(24).reshape(12, 2)
+    y, groups = numpy.array([0, 1] * 6), numpy.repeat(numpy.arange(6), 2)
+    given = {"LeavePGroupsOut": {"n_groups": 2}, "LeavePOut": {"p": 2}}
+    given["PredefinedSplit"] = {"test_fold": [0, 1] * 6}
+    splitter = getattr(sklearn.model_selection, name)(**given.get(name, {}))
+    train, test = next(iter(splitter.split(X, y, groups)))
+    for value in (train, test):
+        assert isinstance(value, numpy.ndarray) and _default_load_fails(value), name

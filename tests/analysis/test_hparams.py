@@ -869,6 +869,21 @@ INVALID = [
         """,
         "fold",
     ),
+    (
+        """
+        from sklearn.model_selection import KFold
+
+        class Lit(L.LightningModule):
+            def __init__(self, fold=0, val_idx=None, n_val=0):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(X):
+            kf = KFold(3)
+            return [Lit(fold=i, val_idx=va, n_val=len(va)) for i, (tr, va) in enumerate(kf.split(X))]
+        """,
+        "val_idx",
+    ),
 ]
 
 VALID = [

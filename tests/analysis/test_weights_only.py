@@ -1006,6 +1006,16 @@ DRAWS_INVALID = [
         '    torch.save({"h": best.hidden, "s": best.score, "c": rng.choice(["a", "b"])}, p)\n',
         [(14, "h"), (14, "s"), (14, "c")],
     ),
+    (
+        "a splitter's fold indexes, called directly or through a local, and one item",
+        "from sklearn.model_selection import KFold, StratifiedKFold\n"
+        "def save(p, X, y):\n    skf = StratifiedKFold(5)\n"
+        "    for fold, (tr, va) in enumerate(skf.split(X, y)):\n"
+        '        torch.save({"fold": fold, "val": va, "first": va[0]}, p)\n'
+        "    for tr, va in KFold(3).split(X):\n"
+        '        torch.save({"train": tr}, p)\n',
+        [(5, "val"), (5, "first"), (7, "train")],
+    ),
 ]
 DRAWS_VALID = [
     (
@@ -1026,6 +1036,18 @@ DRAWS_VALID = [
         "    b = Best(hidden=rng.choice([8, 16]))\n    setattr(b, 'hidden', 3)\n"
         "    c = Best(hidden=rng.choice([8, 16]))\n    vars(c).update(hidden=3)\n"
         '    torch.save({"a": a.hidden, "b": b.hidden, "c": c.hidden}, p)\n',
+    ),
+    (
+        "folds made lists, a splitter rebound, a split of a string",
+        "from sklearn.model_selection import KFold\n"
+        "def save(p, X, other, line):\n    kf = KFold(5)\n"
+        "    for fold, (tr, va) in enumerate(kf.split(X)):\n"
+        '        torch.save({"fold": fold, "val": va.tolist(), "n": len(va)}, p)\n'
+        "    kf = other\n"
+        "    for a, b in kf.split(X):\n"
+        '        torch.save({"a": a}, p)\n'
+        "    for a, b in line.split(','):\n"
+        '        torch.save({"b": b}, p)\n',
     ),
 ]
 

@@ -21,6 +21,7 @@ from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, LocalFlow
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.registry_calls import registry_instance
+from ckpt_lsp.analysis.splits import fold_targets
 from ckpt_lsp.weights_only import UNSIZED, Refused, WeightsOnlyCatalog, weights_only_catalog
 
 # A local name -> what it holds (None: not refused, or not known).
@@ -258,9 +259,15 @@ class LoadSafety:
             inner.update(self._iterated(generator.target, generator.iter, inner))
         return _no_fix(self.of_expression(expr.elt, inner))
 
-    def iterated(self, target: ast.expr, iterable: ast.expr, env: Env) -> dict[str, Refused]:
-        """The names of a loop or comprehension target known to take numpy items."""
-        return self._iterated(target, iterable, env)
+    def iterated(
+        self, target: ast.expr, iterable: ast.expr, env: Env, func: ast.AST | None = None
+    ) -> dict[str, Refused]:
+        """The names of a loop or comprehension target known to take numpy items or arrays
+        (a splitter's folds; `func`, the function making the loop, binds the splitter)."""
+        return {
+            **self._iterated(target, iterable, env),
+            **fold_targets(self, target, iterable, func),
+        }
 
     def _iterated(self, target: ast.expr, iterable: ast.expr, env: Env) -> dict[str, Refused]:
         """`t` of `for t in arr`, `t` of `for i, t in enumerate(arr)`, `a, b` of `for a, b in

@@ -59,7 +59,7 @@ def comprehended(
             for name in ast.walk(generator.target):
                 if isinstance(name, ast.Name):
                     env[name.id] = found[name.id] = None  # shadows an outer name
-            items = safety.iterated(generator.target, generator.iter, env)
+            items = safety.iterated(generator.target, generator.iter, env, func)
             env.update(items)
             found.update(items)
     return found
