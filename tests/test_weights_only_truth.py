@@ -334,3 +334,9 @@ def test_a_splitters_folds_are_numpy_arrays(name: str, tmp_path: Path) -> None:
     train, test = next(iter(splitter.split(X, y, groups)))
     for value in (train, test):
         assert isinstance(value, numpy.ndarray) and _default_load_fails(value), name
+
+
+def test_a_legacy_choice_of_a_number_loads(tmp_path: Path) -> None:
+    """draws.py: `np.random.choice(5)` is a Python int, unlike a choice from a list."""
+    assert not _default_load_fails(_evaluate("numpy.random.choice(5)", ["numpy"], tmp_path))
+    assert _default_load_fails(_evaluate("numpy.random.choice([1, 2])", ["numpy"], tmp_path))

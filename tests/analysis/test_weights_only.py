@@ -1049,6 +1049,12 @@ DRAWS_VALID = [
         "    for a, b in line.split(','):\n"
         '        torch.save({"b": b}, p)\n',
     ),
+    (
+        "numpy's legacy choice of a number is a Python int",
+        "def save(p, xs):\n    n = 10\n"
+        '    torch.save({"a": np.random.choice(5), "b": np.random.choice(len(xs)),'
+        ' "c": np.random.choice(n)}, p)\n',
+    ),
 ]
 
 

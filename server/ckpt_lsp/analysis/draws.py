@@ -14,6 +14,7 @@ import ast
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from ckpt_lsp.analysis.local_flow import NUMBER_MARK
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.registry_calls import changed
 
@@ -70,3 +71,21 @@ def _sequence(
             if isinstance(key, ast.Constant) and key.value == arg.slice.value:
                 return _sequence(safety, value, {}, hops + 1)
     return False
+
+
+def draws_a_number(safety: LoadSafety, call: ast.Call, env: Mapping[str, Refused | None]) -> bool:
+    """`np.random.choice(5)` / `np.random.choice(len(xs))`: a draw from a number is a Python
+    int (measured), whatever the catalog says of a draw from a sequence."""
+    if not call.args or len(call.args) > 1 or any(k.arg == "size" for k in call.keywords):
+        return False
+    first = call.args[0]
+    if isinstance(first, ast.Constant):
+        return isinstance(first.value, int) and not isinstance(first.value, bool)
+    if isinstance(first, ast.Name):
+        return NUMBER_MARK + first.id in env
+    return (
+        isinstance(first, ast.Call)
+        and isinstance(first.func, ast.Name)
+        and first.func.id not in env
+        and qualify(first.func.id, safety.facts) in ("builtins.len", "builtins.int")
+    )

@@ -15,7 +15,7 @@ from dataclasses import replace
 from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_field
-from ckpt_lsp.analysis.draws import drawn_item
+from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, LocalFlow
@@ -531,6 +531,8 @@ class LoadSafety:
         qualified = qualify(dotted, self.facts)
         if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
             return _no_fix(self.kind_of(call.args[0], env))
+        if qualified == "numpy.random.choice" and draws_a_number(self, call, env):
+            return None
         entry = self.catalog.for_call(qualified, len(call.args), _keywords(call))
         if entry is not None and entry.numpy_args:
             return self._keeps_numpy(call, entry.kind, env)
