@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ckpt_lsp.analysis.splits import SPLITTERS
 
 try:
     import tomllib
@@ -318,3 +319,43 @@ def test_unsized_choice_loads(tmp_path: Path) -> None:
         _evaluate("numpy.random.default_rng(0).choice(5)", ["numpy"], tmp_path)
     )
     assert not any(e["name"] == "choice" and e.get("unsized") for e in DATA["method"])
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [
+        "numpy.random.default_rng(0).choice([8, 16, 32])",
+        "numpy.random.default_rng(0).choice(('adam', 'sgd'))",
+        "numpy.random.default_rng(0).choice(range(4))",
+        "numpy.random.default_rng(0).choice(numpy.arange(3))",
+        "numpy.random.RandomState(0).choice([0.1, 0.2])",
+    ],
+)
+def test_a_choice_from_a_sequence_is_a_numpy_scalar(probe: str, tmp_path: Path) -> None:
+    """draws.py: `rng.choice(seq)` without a size is one numpy item, refused (a number's draw
+    is a Python int: test_unsized_choice_loads)."""
+    value = _evaluate(probe, ["numpy"], tmp_path)
+    assert _default_load_fails(value) and type(value).__module__ == "numpy", probe
+
+
+@pytest.mark.filterwarnings("ignore:The groups parameter is ignored")
+@pytest.mark.parametrize("name", sorted(SPLITTERS))
+def test_a_splitters_folds_are_numpy_arrays(name: str, tmp_path: Path) -> None:
+    """splits.py: each `(train, test)` pair of a scikit-learn splitter holds numpy arrays."""
+    import numpy
+    import sklearn.model_selection
+
+    X = numpy.arange(24).reshape(12, 2)
+    y, groups = numpy.array([0, 1] * 6), numpy.repeat(numpy.arange(6), 2)
+    given = {"LeavePGroupsOut": {"n_groups": 2}, "LeavePOut": {"p": 2}}
+    given["PredefinedSplit"] = {"test_fold": [0, 1] * 6}
+    splitter = getattr(sklearn.model_selection, name)(**given.get(name, {}))
+    train, test = next(iter(splitter.split(X, y, groups)))
+    for value in (train, test):
+        assert isinstance(value, numpy.ndarray) and _default_load_fails(value), name
+
+
+def test_a_legacy_choice_of_a_number_loads(tmp_path: Path) -> None:
+    """draws.py: `np.random.choice(5)` is a Python int, unlike a choice from a list."""
+    assert not _default_load_fails(_evaluate("numpy.random.choice(5)", ["numpy"], tmp_path))
+    assert _default_load_fails(_evaluate("numpy.random.choice([1, 2])", ["numpy"], tmp_path))

@@ -63,6 +63,11 @@ class Refused:
     # a container the project filled item by item (`self.cache["k"] = v`) holding such a
     # value: refused whole, yet none of its items is known to be of this kind
     holder: bool = field(default=False, compare=False, hash=False, repr=False)
+    # for a dataclass instance: the fields the call that built it passes a refused value for,
+    # judged with that call's locals (`BestConfig(score=score, **params)` in a search loop),
+    # and (None) those it leaves to a literal default; part of the identity, so that two
+    # constructions a name may hold are both kept (local_flow.collapse merges them)
+    fields: tuple[tuple[str, Refused | None], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)

@@ -794,6 +794,96 @@ INVALID = [
         """,
         "last_time",
     ),
+    (
+        """
+        SPACE = {"hidden": [8, 16, 32], "opt": ["adam", "sgd"]}
+
+        @dataclasses.dataclass
+        class Best:
+            hidden: int = 16
+            opt: str = "adam"
+            score: float = float("-inf")
+
+        def sample(rng):
+            return {"hidden": rng.choice(SPACE["hidden"]), "opt": str(rng.choice(SPACE["opt"]))}
+
+        class Search:
+            def __init__(self):
+                self.rng = np.random.default_rng(0)
+                self.best = Best()
+                self.history = []
+
+            def run(self):
+                for t in range(3):
+                    params = sample(self.rng)
+                    score = float(t)
+                    self.history.append({"trial": t, "params": params})
+                    if score > self.best.score:
+                        self.best = Best(score=score, **params)
+                return self
+
+        class Lit(L.LightningModule):
+            def __init__(self, hidden=16, opt="adam", score=0.0):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            b = Search().run().best
+            return Lit(hidden=b.hidden, opt=b.opt, score=b.score)
+        """,
+        "hidden",
+    ),
+    (
+        """
+        class Dice(nn.Module):
+            def __init__(self, smooth=1e-5):
+                super().__init__()
+                self.smooth = smooth
+
+        LOSSES = {"dice": Dice, "ce": nn.CrossEntropyLoss}
+
+        def build_loss(cfg):
+            kwargs = {k: v for k, v in cfg.items() if k != "name"}
+            return LOSSES[cfg.name](**kwargs)
+
+        class Lit(L.LightningModule):
+            def __init__(self, net, loss_fn, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters(ignore=["net"])
+
+        def build(cfg):
+            return Lit(nn.Linear(2, 2), build_loss(cfg.loss), lr=cfg.lr)
+        """,
+        "loss_fn",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, net, lr=1e-3, fold=0):
+                super().__init__()
+                self.save_hyperparameters("lr", "fold")
+
+        def build(n):
+            folds = np.arange(n)
+            return [Lit(nn.Linear(2, 2), lr=0.1, fold=f) for f in folds]
+        """,
+        "fold",
+    ),
+    (
+        """
+        from sklearn.model_selection import KFold
+
+        class Lit(L.LightningModule):
+            def __init__(self, fold=0, val_idx=None, n_val=0):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(X):
+            kf = KFold(3)
+            return [Lit(fold=i, val_idx=va, n_val=len(va)) for i, (tr, va) in enumerate(kf.split(X))]
+        """,
+        "val_idx",
+    ),
 ]
 
 VALID = [
@@ -1262,6 +1352,37 @@ VALID = [
         train = df.iloc[:1]
         return Lit(sample_rate=int(df["sr"].mode()[0]), tags=df["tag"].unique().tolist(),
                    n=train["sr"].nunique())
+    """,
+    # a registry holding a plain type, one changed later; a draw from a number; a comprehension
+    # target that shadows a numpy local; a best config left to defaults or converted
+    """
+    LOSSES = {"ce": nn.CrossEntropyLoss, "w": float}
+    HEADS = {"w": nn.LayerNorm}
+    HEADS["w"] = float
+
+    @dataclasses.dataclass
+    class Best:
+        hidden: int = 16
+
+    @dataclasses.dataclass
+    class Converted:
+        hidden: int = 16
+
+        def __post_init__(self):
+            self.hidden = int(self.hidden)
+
+    class Lit(L.LightningModule):
+        def __init__(self, loss_fn=None, head=None, seed=0, fold=0, hidden=16, width=8):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(name, n):
+        rng = np.random.default_rng(0)
+        f = np.int64(3)
+        best = Best()
+        conv = Converted(hidden=rng.choice([8, 16]))
+        return [Lit(loss_fn=LOSSES[name](), head=HEADS[name](2), seed=rng.choice(100),
+                    fold=f, hidden=best.hidden, width=conv.hidden) for f in range(n)]
     """,
 ]
 

@@ -1064,3 +1064,77 @@ def test_family_invalid(name: str, source: str, expected: list[tuple[int, str | 
 @pytest.mark.parametrize(("name", "source"), FAMILY_VALID)
 def test_family_valid(name: str, source: str) -> None:
     assert _wo(source) == [], name
+
+
+DRAWS_INVALID = [
+    (
+        "a choice from a sequence, through a helper's dict and a dataclass built from it",
+        "import dataclasses\n"
+        'SPACE = {"hidden": [8, 16]}\n'
+        "@dataclasses.dataclass\nclass Best:\n    hidden: int = 16\n    score: float = 0.0\n"
+        'def sample(rng):\n    return {"hidden": rng.choice(SPACE["hidden"])}\n'
+        "def save(p):\n    rng = np.random.default_rng(0)\n    params = sample(rng)\n"
+        "    score = np.float64(0.5)\n    best = Best(score=score, **params)\n"
+        '    torch.save({"h": best.hidden, "s": best.score, "c": rng.choice(["a", "b"])}, p)\n',
+        [(14, "h"), (14, "s"), (14, "c")],
+    ),
+    (
+        "a splitter's fold indexes, called directly or through a local, and one item",
+        "from sklearn.model_selection import KFold, StratifiedKFold\n"
+        "def save(p, X, y):\n    skf = StratifiedKFold(5)\n"
+        "    for fold, (tr, va) in enumerate(skf.split(X, y)):\n"
+        '        torch.save({"fold": fold, "val": va, "first": va[0]}, p)\n'
+        "    for tr, va in KFold(3).split(X):\n"
+        '        torch.save({"train": tr}, p)\n',
+        [(5, "val"), (5, "first"), (7, "train")],
+    ),
+]
+DRAWS_VALID = [
+    (
+        "a choice from a number, a converted dataclass, a default config",
+        "import dataclasses\n"
+        "@dataclasses.dataclass\nclass Conv:\n    hidden: int = 16\n"
+        "    def __post_init__(self):\n        self.hidden = int(self.hidden)\n"
+        "def save(p):\n    rng = np.random.default_rng(0)\n"
+        "    c = Conv(hidden=rng.choice([8, 16]))\n    d = Conv()\n"
+        '    torch.save({"n": rng.choice(10), "c": c.hidden, "d": d.hidden}, p)\n',
+    ),
+    (
+        "a dataclass's numpy field set anew, through setattr or its __dict__",
+        "import dataclasses\n"
+        "@dataclasses.dataclass\nclass Best:\n    hidden: int = 16\n"
+        "def save(p):\n    rng = np.random.default_rng(0)\n"
+        "    a = Best(hidden=rng.choice([8, 16]))\n    a.hidden = int(a.hidden)\n"
+        "    b = Best(hidden=rng.choice([8, 16]))\n    setattr(b, 'hidden', 3)\n"
+        "    c = Best(hidden=rng.choice([8, 16]))\n    vars(c).update(hidden=3)\n"
+        '    torch.save({"a": a.hidden, "b": b.hidden, "c": c.hidden}, p)\n',
+    ),
+    (
+        "folds made lists, a splitter rebound, a split of a string",
+        "from sklearn.model_selection import KFold\n"
+        "def save(p, X, other, line):\n    kf = KFold(5)\n"
+        "    for fold, (tr, va) in enumerate(kf.split(X)):\n"
+        '        torch.save({"fold": fold, "val": va.tolist(), "n": len(va)}, p)\n'
+        "    kf = other\n"
+        "    for a, b in kf.split(X):\n"
+        '        torch.save({"a": a}, p)\n'
+        "    for a, b in line.split(','):\n"
+        '        torch.save({"b": b}, p)\n',
+    ),
+    (
+        "numpy's legacy choice of a number is a Python int",
+        "def save(p, xs):\n    n = 10\n"
+        '    torch.save({"a": np.random.choice(5), "b": np.random.choice(len(xs)),'
+        ' "c": np.random.choice(n)}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), DRAWS_INVALID)
+def test_draws_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(_rows(source)) == sorted(expected), name
+
+
+@pytest.mark.parametrize(("name", "source"), DRAWS_VALID)
+def test_draws_valid(name: str, source: str) -> None:
+    assert _wo(source) == [], name

@@ -27,7 +27,7 @@ from ckpt_lsp.analysis.hparam_weights_only import (
     refused_value,
 )
 from ckpt_lsp.analysis.load_safety import LoadSafety, Refused
-from ckpt_lsp.analysis.site_flow import SiteEnv, filled_before, flow_before
+from ckpt_lsp.analysis.site_flow import SiteEnv, comprehended, filled_before, flow_before
 from ckpt_lsp.analysis.value_context import ValueContext
 
 
@@ -194,8 +194,11 @@ def _flowed_context(classifier: Classifier, site: CallSite) -> ValueContext:
     ctx = _context(classifier, site.facts, site.env, site.in_function)
     if site.func is None:
         return ctx
-    judged = flow_before(site, LoadSafety(site.facts, ctx.owner.index))
-    flowed = SiteEnv(**vars(site.env), judged=judged)
+    safety = LoadSafety(site.facts, ctx.owner.index)
+    judged = flow_before(site, safety)
+    targets = comprehended(site, safety, lambda: judge_env(ctx, safety) | judged)
+    flowed = SiteEnv(**vars(site.env), judged={**judged, **targets})
+    flowed.bindings = {**site.env.bindings, **dict.fromkeys(targets, OPAQUE)}
     flowed.contents = {**site.env.contents, **filled_before(site)}
     return _context(classifier, site.facts, flowed, site.in_function)
 

@@ -14,11 +14,14 @@ from dataclasses import replace
 
 from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
-from ckpt_lsp.analysis.dataclass_fields import passed_field
+from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_field
+from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, LocalFlow
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.registry_calls import registry_instance
+from ckpt_lsp.analysis.splits import fold_targets
 from ckpt_lsp.weights_only import (
     UNSIZED,
     UNSIZED_SEQUENCE,
@@ -52,6 +55,15 @@ _NUMBER_SERIES = "pandas-number-series"
 _FRAMES = frozenset({_FRAME, _TIME_FRAME})
 _ROWS = frozenset({"iloc", "loc"})
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
+
+
+def _plain_dataclass(facts: ModuleFacts, cls: ClassFacts) -> bool:
+    """Decorated by `dataclasses.dataclass` itself (attrs and pydantic may convert fields)."""
+    return any(
+        qualify(dotted_name(d.func if isinstance(d, ast.Call) else d), facts)
+        == "dataclasses.dataclass"
+        for d in cls.node.decorator_list
+    )
 
 
 def _no_fix(refused: Refused | None) -> Refused | None:
@@ -277,6 +289,16 @@ class LoadSafety:
             yielded = expr.elt
         return _no_fix(self.of_expression(yielded, inner))
 
+    def iterated(
+        self, target: ast.expr, iterable: ast.expr, env: Env, func: ast.AST | None = None
+    ) -> dict[str, Refused]:
+        """The names of a loop or comprehension target known to take numpy items or arrays
+        (a splitter's folds; `func`, the function making the loop, binds the splitter)."""
+        return {
+            **self._iterated(target, iterable, env),
+            **fold_targets(self, target, iterable, func),
+        }
+
     def _iterated(self, target: ast.expr, iterable: ast.expr, env: Env) -> dict[str, Refused]:
         """`t` of `for t in arr`, `t` of `for i, t in enumerate(arr)`, `a, b` of `for a, b in
         zip(xs, ys)`: the names that take a numpy array's items."""
@@ -426,9 +448,20 @@ class LoadSafety:
             return self._argument(expr.attr)
         return self._returned(returns, receiver)
 
+    def _judged_fields(
+        self, located: tuple[ModuleFacts, ClassFacts], instance: Refused, call: ast.Call, env: Env
+    ) -> tuple[tuple[str, Refused | None], ...]:
+        """A plain `@dataclass` instance's fields the call passes refused values for."""
+        if instance.kind != "dataclass" or not _plain_dataclass(*located):
+            return ()
+        return judged_fields(located[1], call, lambda value: self.kind_of(value, env), env)
+
     def _passed_field(self, receiver: Refused, attr: str) -> Refused | None:
         """`cfg.window` of a dataclass built with `window=WindowConfig(...)`: what is passed
         (a local name is left out: the call's locals are not known here)."""
+        judged = dict(receiver.fields).get(attr)
+        if judged is not None:
+            return _no_fix(judged)
         if receiver.kind != "dataclass" or receiver.built is None or self._depth >= _MAX_DEPTH:
             return None
         located = self._project_class(receiver.type_name)
@@ -547,13 +580,17 @@ class LoadSafety:
                 if not unsized and call.args and self._constant_sequence(call.args[0]):
                     over = func.attr + UNSIZED_SEQUENCE  # `rng.choice([8, 16])`
                     unsized = self.catalog.method(receiver.kind, over, False, False)
-                return _no_fix(self.catalog.kind(unsized)) if unsized else None
+                if unsized:
+                    return _no_fix(self.catalog.kind(unsized))
+                return drawn_item(self, call, receiver.kind, func.attr, env)  # `rng.choice(xs)`
             return self._returned(returns, receiver)
         if not dotted:
-            return None
+            return registry_instance(self, call, env)  # `LOSSES[cfg.name](**kwargs)`
         qualified = qualify(dotted, self.facts)
         if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
             return _no_fix(self.kind_of(call.args[0], env))
+        if qualified == "numpy.random.choice" and draws_a_number(self, call, env):
+            return None
         entry = self.catalog.for_call(qualified, len(call.args), _keywords(call))
         if entry is not None and entry.numpy_args:
             return self._keeps_numpy(call, entry.kind, env)
@@ -565,7 +602,10 @@ class LoadSafety:
         located = self._project_class(qualified)
         if located is not None:
             instance = self._class_kind(*located)
-            return replace(instance, built=call) if instance is not None else None
+            if instance is None:
+                return None
+            fields = self._judged_fields(located, instance, call, env)
+            return replace(instance, built=call, fields=fields)
         built = self._factory_class(qualified)
         if built is not None:
             return built
@@ -908,8 +948,7 @@ class LoadSafety:
         judged = returns_of(func, self, bound)
         if not judged or any(j is None for j in judged):
             return None
-        first = judged[0]
-        return first if all(j == first for j in judged) else _no_fix(first)
+        return _agreed(judged)
 
     def items_of(
         self, expr: ast.expr, count: int, env: Env = _NO_ENV
@@ -997,8 +1036,9 @@ def _agreed(judged: list[Refused | None]) -> Refused | None:
     """One refusal when every judgement is refused (the fix kept only when all agree)."""
     if not judged or any(j is None for j in judged):
         return None
-    first = judged[0]
-    return first if all(j == first for j in judged) else _no_fix(first)
+    refused = [j for j in judged if j is not None]
+    same = agreed(refused)
+    return same if same is not None else _no_fix(replace(refused[0], fields=()))
 
 
 def _is_number_constant(expr: ast.expr) -> bool:

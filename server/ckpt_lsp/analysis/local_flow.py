@@ -13,7 +13,9 @@ import ast
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Union
 
+from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
 from ckpt_lsp.analysis.facts import dotted_name
+from ckpt_lsp.analysis.splits import fold_targets
 from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog
 
 # env key marking a name bound only to number literals (no Python name holds "#")
@@ -53,10 +55,11 @@ def collapse(possible: Iterable[Possible]) -> Refused | None:
     if not refused or any(isinstance(p, _Unknown) for p in possible):
         return None
     first = refused[0]
-    if any(isinstance(p, _Literal) for p in possible) or any(r != first for r in refused):
+    same = first if len(refused) == 1 else agreed(refused)
+    if any(isinstance(p, _Literal) for p in possible) or same is None:
         holder = any(r.holder for r in refused)  # a filled container's items stay unknown
         return Refused(first.kind, first.what, first.loadable, "", first.stateful, holder=holder)
-    return first
+    return same
 
 
 def env_of(state: State) -> dict[str, Refused | None]:
@@ -82,10 +85,12 @@ class LocalFlow:
         self.return_keys: list[dict[str, Refused | None] | None] = []
         self._self_env = self_env or {}
         self._effect_keys: set[str] = set()  # `obj.x` keys a method call of obj set
+        self._func: FunctionNode | None = None
 
     def run(self, func: FunctionNode, bound: Mapping[str, object] | None = None) -> LocalFlow:
         """`bound`: what a call passes to parameters (a Refused or NUMBER), when known."""
         state: State = {}
+        self._func = func
         args = func.args
         for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
             if arg.arg in self._self_env:  # `self`: the class says what it is
@@ -122,7 +127,7 @@ class LocalFlow:
         return state
 
     def _statement(self, stmt: ast.stmt, state: State) -> State:
-        state = self._called(stmt, state)
+        state = forget_escaped(stmt, self._called(stmt, state))
         self.before[id(stmt)] = state
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             return {**state, stmt.name: frozenset({UNKNOWN})}
@@ -258,7 +263,8 @@ class LocalFlow:
     def _loop_target(self, target: ast.expr, iterable: ast.expr, state: State) -> State:
         """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
         if not isinstance(target, ast.Name):
-            return _unknown(_names(target))
+            folds = fold_targets(self.safety, target, iterable, self._func)  # `KFold.split`
+            return {**_unknown(_names(target)), **{k: frozenset({v}) for k, v in folds.items()}}
         over = self.safety.kind_of(iterable, {**self._self_env, **env_of(state)})
         item = self.safety.catalog.kind("numpy-scalar")
         if over is None or over.kind != "numpy-array" or item is None:

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.class_text import FunctionNode
+from ckpt_lsp.analysis.dataclass_fields import agreed
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.local_flow import (
     LITERAL,
@@ -168,8 +169,9 @@ def _agreed(judged: list[Refused | None]) -> Refused | None:
         return None
     first = judged[0]
     assert first is not None
-    if all(j == first for j in judged):
-        return first
+    same = agreed([j for j in judged if j is not None])
+    if same is not None:
+        return same
     holder = any(j is not None and j.holder for j in judged)
     return Refused(first.kind, first.what, first.loadable, "", first.stateful, holder=holder)
 

@@ -10,6 +10,7 @@ at the statement making the call.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.assignments import Env
@@ -39,6 +40,43 @@ def flow_before(site: CallSite, safety: LoadSafety) -> dict[str, Refused | None]
     return {
         k: v for k, v in flow.env_before(stmt).items() if v is not None or k.startswith(NUMBER_MARK)
     }
+
+
+def comprehended(
+    site: CallSite, safety: LoadSafety, judged: Callable[[], dict[str, Refused | None]]
+) -> dict[str, Refused | None]:
+    """`[Model(fold=f) for f in np.arange(5)]`: the targets of the comprehensions the call is
+    made in (outermost first), when they take a numpy array's items; `judged` gives the
+    function's locals at the call's statement."""
+    func = site.func
+    around = _comprehensions_around(func, site.call) if func is not None else []
+    if not around:
+        return {}
+    env = judged()
+    found: dict[str, Refused | None] = {}
+    for comp in around:
+        for generator in comp.generators:
+            for name in ast.walk(generator.target):
+                if isinstance(name, ast.Name):
+                    env[name.id] = found[name.id] = None  # shadows an outer name
+            items = safety.iterated(generator.target, generator.iter, env, func)
+            env.update(items)
+            found.update(items)
+    return found
+
+
+def _comprehensions_around(
+    func: ast.AST, call: ast.Call
+) -> list[ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp]:
+    """The comprehensions whose items hold `call`, outermost first."""
+    kinds = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+    found = []
+    for node in ast.walk(func):
+        if isinstance(node, kinds):
+            items = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+            if any(_holds(item, call) for item in items):
+                found.append(node)
+    return sorted(found, key=lambda n: (n.lineno, n.col_offset, -(n.end_col_offset or 0)))
 
 
 def _statement_of(func: ast.AST, call: ast.Call, flow: LocalFlow) -> ast.stmt | None:
