@@ -318,3 +318,20 @@ def test_unsized_choice_loads(tmp_path: Path) -> None:
         _evaluate("numpy.random.default_rng(0).choice(5)", ["numpy"], tmp_path)
     )
     assert not any(e["name"] == "choice" and e.get("unsized") for e in DATA["method"])
+
+
+@pytest.mark.parametrize(
+    "entry", [e for e in DATA.get("call", []) if "sized" in e], ids=lambda e: e["name"]
+)
+def test_a_sized_call_without_a_size_loads(entry: dict[str, Any], tmp_path: Path) -> None:
+    """`np.random.randint(0, 9)` is a Python int: the kind holds only given a size."""
+    from ckpt_lsp.weights_only import weights_only_catalog
+
+    value = _evaluate(entry["unsized_probe"], list(entry.get("requires", [])), tmp_path)
+    assert not _default_load_fails(value)
+    catalog = weights_only_catalog()
+    sized = int(entry["sized"])
+    assert catalog.for_call(entry["name"], sized) is None
+    assert catalog.for_call(entry["name"], sized, frozenset({"size=None"})) is None
+    assert catalog.for_call(entry["name"], sized + 1) is not None
+    assert catalog.for_call(entry["name"], 0, frozenset({"size=3"})) is not None
