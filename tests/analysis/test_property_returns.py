@@ -41,6 +41,21 @@ class Meter:
 class Holder:
     def __init__(self):
         self.meter = Meter()
+
+    def step(self, loss):
+        self.meter.update(loss)  # the meter's own update, no dict's
+
+class Meter2(Meter):
+    def update(self, v):
+        self.values.append(v)
+
+class Holder2:
+    def __init__(self):
+        self.meter = Meter2()
+        self.best = None
+
+    def step(self, loss):
+        self.meter.update(loss)
 """
 
 INVALID = [
@@ -59,6 +74,11 @@ INVALID = [
         'def go(p):\n    h = Holder()\n    torch.save({"m": h.meter.median}, p)\n',
         [(3, "m")],
     ),
+    (
+        "after a method that calls the held object's own update",
+        'def go(p):\n    h = Holder2()\n    h.step(1.0)\n    torch.save({"m": h.meter.median}, p)\n',
+        [(4, "m")],
+    ),
 ]
 
 VALID = [
@@ -71,6 +91,13 @@ VALID = [
     (
         "the item of a property",
         'def go(p):\n    m = Meter()\n    torch.save({"m": m.median.item()}, p)\n',
+    ),
+    (
+        "an attribute set to None stays unknown after the held object's update",
+        "def go(p):\n"
+        "    h = Holder2()\n"
+        "    h.step(1.0)\n"
+        '    torch.save({"m": h.best, "n": h.meter.avg}, p)\n',
     ),
 ]
 

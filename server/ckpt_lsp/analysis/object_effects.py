@@ -546,12 +546,20 @@ def _mutated(
     if not isinstance(func, ast.Attribute):
         return
     attr = _self_attr(func.value)
-    if not attr:
-        return
+    if not attr or _own_method_of_held(judge, env.get(f"self.{attr}"), func.attr):
+        return  # `self.meter.update(loss)` of a project class: _held_calls follows it
     if func.attr in _ADDERS and call.args:
         yield attr, frozenset({_item(judge, call.args[-1], env)}), False
     elif func.attr in ("extend", "update", "setdefault", "extendleft"):
         yield attr, frozenset({LITERAL}), False  # its items decide, as for `append`
+
+
+def _own_method_of_held(judge: LoadSafety, held: Refused | None, name: str) -> bool:
+    """Whether `name` is a method the project class of a held object defines (its own
+    `update`, no dict's)."""
+    if held is None or not held.type_name:
+        return False
+    return _method(judge, judge.project_class(held.type_name), name) is not None
 
 
 def _item(judge: LoadSafety, value: ast.expr, env: Mapping[str, Refused | None]) -> Possible:
