@@ -359,3 +359,20 @@ def test_a_legacy_choice_of_a_number_loads(tmp_path: Path) -> None:
     """draws.py: `np.random.choice(5)` is a Python int, unlike a choice from a list."""
     assert not _default_load_fails(_evaluate("numpy.random.choice(5)", ["numpy"], tmp_path))
     assert _default_load_fails(_evaluate("numpy.random.choice([1, 2])", ["numpy"], tmp_path))
+
+
+@pytest.mark.parametrize(
+    "entry", [e for e in DATA.get("call", []) if "sized" in e], ids=lambda e: e["name"]
+)
+def test_a_sized_call_without_a_size_loads(entry: dict[str, Any], tmp_path: Path) -> None:
+    """`np.random.randint(0, 9)` is a Python int: the kind holds only given a size."""
+    from ckpt_lsp.weights_only import weights_only_catalog
+
+    value = _evaluate(entry["unsized_probe"], list(entry.get("requires", [])), tmp_path)
+    assert not _default_load_fails(value)
+    catalog = weights_only_catalog()
+    sized = int(entry["sized"])
+    assert catalog.for_call(entry["name"], sized) is None
+    assert catalog.for_call(entry["name"], sized, frozenset({"size=None"})) is None
+    assert catalog.for_call(entry["name"], sized + 1) is not None
+    assert catalog.for_call(entry["name"], 0, frozenset({"size=3"})) is not None

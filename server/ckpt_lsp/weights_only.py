@@ -84,6 +84,9 @@ class CallEntry:
     # for a call returning a tuple (`codes, uniques = pd.factorize(col)`): each element's kind,
     # so unpacked names are typed; empty when the result is no tuple of known length
     items: tuple[str, ...] = ()
+    # the kind holds only when the call passes a size, as `size=` or positional argument N
+    # (`np.random.randint(0, 9, size=3)` is an array, `np.random.randint(0, 9)` an int); -1: always
+    sized: int = -1
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,8 @@ class WeightsOnlyCatalog:
         if entry is None or positional < entry.min_args:
             return None
         if entry.keyword and entry.keyword not in keywords:
+            return None
+        if entry.sized >= 0 and not _given_size(entry.sized, positional, keywords):
             return None
         return entry
 
@@ -202,6 +207,13 @@ def _kinds(data: Mapping[str, Any]) -> tuple[dict[str, Refused], dict[str, str]]
     return kinds, types
 
 
+def _given_size(position: int, positional: int, keywords: frozenset[str]) -> bool:
+    """Whether a call passes a size: positionally at `position`, or as `size=` (not None)."""
+    return positional > position or any(
+        k.startswith("size=") and k != "size=None" for k in keywords
+    )
+
+
 def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
     """The catalog from the TOML's tables; raises ValueError for an entry that is wrong."""
     kinds, types = _kinds(data)
@@ -219,6 +231,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
             bool(e.get("numpy_args", False)),
             str(e.get("keyword", "")),
             tuple(known(f"call {e['name']!r} items", str(k)) for k in e.get("items", [])),
+            int(e.get("sized", -1)),
         )
         for e in data.get("call", [])
     }

@@ -27,6 +27,7 @@ FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 _TORCH_SAVE = frozenset({"torch.save", "torch.serialization.save"})
 _LIGHTNING_HOOK = "on_save_checkpoint"
 _MAX_NESTING = 4
+_FORWARDED = "*"  # a saver's parameter: the caller's own arguments, handed on as they are
 # names of helpers in other modules worth resolving as savers (save_checkpoint, write_ckpt)
 SAVER_NAME = re.compile(r"save|ckpt", re.IGNORECASE)  # not `checkpoint`: gradient checkpointing
 
@@ -107,6 +108,10 @@ class _Function:
         if shape is None:
             return None
         name, obj_param, path_param = shape
+        if obj_param == _FORWARDED:  # torch.save's own `obj` and `f`, as the caller passes them
+            forwarded = _argument(call, 0, "obj")
+            path = _argument(call, 1, "f")
+            return _Writer(name, forwarded, path, stmt) if forwarded is not None else None
         obj = _bound_argument(call, helper, obj_param, skip)
         if obj is None:
             return None
@@ -125,6 +130,9 @@ class _Function:
             return (method, 1) if method is not None and method is not self.func else None
         head, _, last = dotted.rpartition(".")
         facts = self.safety.facts
+        static = _static_method(facts, head, last)
+        if static is not None:  # `utils.save_on_master(...)`: a class standing in for a module
+            return static, 0
         if not head:  # a function of this module, or one imported by name
             if dotted not in self.savers and not (
                 dotted in facts.imports and SAVER_NAME.search(dotted)
@@ -374,6 +382,9 @@ def _saver_shape(func: FunctionNode, safety: LoadSafety) -> tuple[str, str, str]
     safety.memo[key] = None  # a helper calling itself is no saver
     params = {a.arg for a in [*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs]}
     found = None
+    if _forwards_arguments(func, safety.facts):
+        safety.memo[key] = found = ("torch.save", _FORWARDED, _FORWARDED)
+        return found
     fn = _Function(func, safety, None)
     for writer in fn.writers(helpers=False):
         written = _written_parameter(fn, writer, params)
@@ -406,6 +417,40 @@ def _written_parameter(fn: _Function, writer: _Writer, params: set[str]) -> str:
     name = names.pop()
     kept = frozenset(id(leaf) for leaf in leaves)
     return name if param_read_only(fn.func, name, fn.safety, kept) else ""
+
+
+def _forwards_arguments(func: FunctionNode, facts: ModuleFacts) -> bool:
+    """`def save_on_master(*args, **kwargs): torch.save(*args, **kwargs)`: a helper taking no
+    named parameter and handing its own arguments to torch.save (the torchvision references'
+    shape), so the caller's first argument is what is written and its second the path."""
+    args = func.args
+    vararg = args.vararg
+    if vararg is None or args.posonlyargs or args.args or args.kwonlyargs:
+        return False
+    for node in ast.walk(func):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        dotted = dotted_name(node.func)
+        first = node.args[0]
+        if (
+            dotted
+            and qualify(dotted, facts) in _TORCH_SAVE
+            and isinstance(first, ast.Starred)
+            and isinstance(first.value, ast.Name)
+            and first.value.id == vararg.arg
+        ):
+            return True
+    return False
+
+
+def _static_method(facts: ModuleFacts, head: str, last: str) -> FunctionNode | None:
+    """The staticmethod `Cls.last` of a class of this module (`utils.save_on_master`)."""
+    cls = facts.classes.get(head) if head and "." not in head else None
+    method = cls.method(last) if cls is not None and SAVER_NAME.search(last) else None
+    if method is None:
+        return None
+    decorators = {dotted_name(d) for d in method.decorator_list}
+    return method if "staticmethod" in decorators else None
 
 
 def _bound_argument(call: ast.Call, func: FunctionNode, param: str, skip: int) -> ast.expr | None:

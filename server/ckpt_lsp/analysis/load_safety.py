@@ -443,6 +443,12 @@ class LoadSafety:
             passed = self._passed_field(receiver, expr.attr)
             if passed is not None:
                 return passed
+            if self._depth < _MAX_DEPTH:
+                from ckpt_lsp.analysis.object_effects import property_returns  # runs flows
+
+                held = property_returns(self, receiver, expr.attr)
+                if held is not None:
+                    return held
             return self._field(receiver.type_name, expr.attr, receiver.built)
         if returns is None and receiver.kind == "namespace":
             return self._argument(expr.attr)

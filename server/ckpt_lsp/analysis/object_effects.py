@@ -88,6 +88,34 @@ def method_returns(
     return judged
 
 
+_PROPERTY = frozenset({"property", "functools.cached_property", "cached_property"})
+
+
+def property_returns(safety: LoadSafety, receiver: Refused, attr: str) -> Refused | None:
+    """What `obj.<attr>` is when the project class makes it a property (`meter.median`,
+    `return np.median(self.values)`): what every `return` of its getter gives."""
+    if not receiver.type_name or safety.depth >= 3:
+        return None
+    located = safety.project_class(receiver.type_name)
+    found = _method(safety, located, attr) if located is not None else None
+    if found is None:
+        return None
+    facts, method = found
+    names = {dotted_name(d) for d in method.decorator_list}
+    if len(names) != 1 or not names <= _PROPERTY or len(method.args.args) != 1:
+        return None
+    key = ("property", id(method), receiver.type_name)
+    known = safety.memo.get(key)
+    if isinstance(known, tuple) and known[0] is method:
+        return known[1]
+    safety.memo[key] = (method, None)  # a getter reading itself: unknown
+    judged = _agreed(
+        LocalFlow(safety.deeper(facts), self_env(safety, receiver)).run(method).returns
+    )
+    safety.memo[key] = (method, judged)
+    return judged
+
+
 def returns_self(safety: LoadSafety, receiver: Refused, call: ast.Call) -> bool:
     """Whether `obj.method(...)` gives `obj` back: every `return` of the project method is
     `return self` (a fluent `fit()`)."""
@@ -527,12 +555,20 @@ def _mutated(
     if not isinstance(func, ast.Attribute):
         return
     attr = _self_attr(func.value)
-    if not attr:
-        return
+    if not attr or _own_method_of_held(judge, env.get(f"self.{attr}"), func.attr):
+        return  # `self.meter.update(loss)` of a project class: _held_calls follows it
     if func.attr in _ADDERS and call.args:
         yield attr, frozenset({_item(judge, call.args[-1], env)}), False
     elif func.attr in ("extend", "update", "setdefault", "extendleft"):
         yield attr, frozenset({LITERAL}), False  # its items decide, as for `append`
+
+
+def _own_method_of_held(judge: LoadSafety, held: Refused | None, name: str) -> bool:
+    """Whether `name` is a method the project class of a held object defines (its own
+    `update`, no dict's)."""
+    if held is None or not held.type_name:
+        return False
+    return _method(judge, judge.project_class(held.type_name), name) is not None
 
 
 def _item(judge: LoadSafety, value: ast.expr, env: Mapping[str, Refused | None]) -> Possible:

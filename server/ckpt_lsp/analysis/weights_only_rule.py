@@ -55,6 +55,8 @@ class ModuleWriters:
 
     tokens: tuple[str, ...]  # lower case
     savers: frozenset[str] = frozenset()
+    # `utils.save_on_master(` through an imported module's saving helper
+    module_savers: re.Pattern[str] | None = None
 
     def writes(self, text: str) -> bool:
         if "save" not in text:
@@ -70,7 +72,9 @@ class ModuleWriters:
         """Cheap test on a block's text before anything is parsed."""
         if self.writes(text):
             return True
-        return any(f"{name}(" in text for name in self.savers if name in text)
+        if any(f"{name}(" in text for name in self.savers if name in text):
+            return True
+        return self.module_savers is not None and self.module_savers.search(text) is not None
 
 
 _TOKENS = ("torch.save(", "fabric.save(", "accelerator.save(")
@@ -93,7 +97,13 @@ def module_writers(facts: ModuleFacts) -> ModuleWriters:
     for parsed in facts.blocks:  # `trainer.save_checkpoint(...)` of a class that writes
         if parsed.block.kind == "class" and base.writes(parsed.block.text):
             savers.update(m for m in _METHOD.findall(parsed.block.text) if SAVER_NAME.search(m))
-    return ModuleWriters(base.tokens, frozenset(savers))
+    modules = sorted(re.escape(local) for local in facts.imports if "." not in local)
+    pattern = (
+        re.compile(rf"\b(?:{'|'.join(modules)})\.\w*(?:save|ckpt)\w*\(", re.IGNORECASE)
+        if modules
+        else None
+    )
+    return ModuleWriters(base.tokens, frozenset(savers), pattern)
 
 
 _METHOD = re.compile(r"\bdef\s+(\w+)\s*\(")

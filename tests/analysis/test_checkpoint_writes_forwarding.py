@@ -1,0 +1,109 @@
+"""CKPT010 through savers that hand their own `*args, **kwargs` to torch.save (the torchvision
+references' `utils.save_on_master`), whether a module or a class of staticmethods holds them."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from ckpt_lsp.analysis.analyzer import analyze_text
+from ckpt_lsp.config import Config
+from ckpt_lsp.runner import run_check
+
+CLASS_UTILS = """\
+import argparse
+import numpy as np
+import torch
+
+class utils:
+    @staticmethod
+    def is_main_process():
+        return True
+
+    @staticmethod
+    def save_on_master(*args, **kwargs):
+        if utils.is_main_process():
+            torch.save(*args, **kwargs)
+"""
+
+INVALID = [
+    (
+        "namespace through a class staticmethod",
+        "def go(p):\n"
+        "    args = argparse.ArgumentParser().parse_args([])\n"
+        '    utils.save_on_master({"args": args}, p)\n',
+        [(3, "args")],
+    ),
+    (
+        "numpy scalar, keyword obj",
+        'def go(p):\n    utils.save_on_master(obj={"m": np.mean([1.0])}, f=p)\n',
+        [(2, "m")],
+    ),
+    (
+        "local dict filled then written",
+        'def go(p):\n    ck = {}\n    ck["m"] = np.float64(1.0)\n    utils.save_on_master(ck, p)\n',
+        [(3, "m")],
+    ),
+]
+
+VALID = [
+    ("tensors only", 'def go(p):\n    utils.save_on_master({"w": torch.zeros(2)}, p)\n'),
+    (
+        "forwarder to json, not torch.save",
+        "import json\n"
+        "class io:\n"
+        "    @staticmethod\n"
+        "    def save_json(*args, **kwargs):\n"
+        "        json.dump(*args, **kwargs)\n"
+        'def go(f):\n    io.save_json({"m": np.mean([1.0])}, f)\n',
+    ),
+    (
+        "star arguments not first: the object is not the caller's first",
+        "class io:\n"
+        "    @staticmethod\n"
+        "    def save_all(*args):\n"
+        "        torch.save({}, *args)\n"
+        'def go(p):\n    io.save_all(p, {"m": np.mean([1.0])})\n',
+    ),
+    (
+        "a plain method of a class called on the class is not a saver",
+        "class io:\n"
+        "    def save_it(self, *args):\n"
+        "        torch.save(*args)\n"
+        'def go(p):\n    io.save_it({"m": np.mean([1.0])}, p)\n',
+    ),
+    ("the caller's own star arguments", "def go(*a):\n    utils.save_on_master(*a)\n"),
+]
+
+
+def _rows(source: str) -> list[tuple[int, str | None]]:
+    offset = CLASS_UTILS.count("\n")
+    text = CLASS_UTILS + textwrap.dedent(source)
+    return [
+        (f.location.row - offset, f.attribute) for f in analyze_text(text) if f.code == "CKPT010"
+    ]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert _rows(source) == expected
+
+
+@pytest.mark.parametrize(("name", "source"), VALID, ids=[c[0] for c in VALID])
+def test_valid(name: str, source: str) -> None:
+    assert _rows(source) == []
+
+
+def test_a_utils_module_forwarding_its_arguments(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "utils.py").write_text(
+        "import torch\n\ndef save_on_master(*args, **kwargs):\n    torch.save(*args, **kwargs)\n"
+    )
+    (tmp_path / "train.py").write_text(
+        "import numpy as np\nimport utils\n\n"
+        "def go(p):\n"
+        '    utils.save_on_master({"m": np.mean([1.0]), "n": 1}, p)\n'
+    )
+    found = run_check([tmp_path], Config(root=tmp_path), use_cache=False).findings
+    assert [(f.location.row, f.attribute) for f in found] == [(5, "m")]

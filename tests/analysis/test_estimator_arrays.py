@@ -1,0 +1,62 @@
+"""CKPT010 on a fitted scikit-learn estimator's arrays (importances, components)."""
+
+from __future__ import annotations
+
+import pytest
+from ckpt_lsp.analysis.analyzer import analyze_text
+
+HEADER = """\
+import torch
+from sklearn.decomposition import PCA
+from sklearn.ensemble import GradientBoostingClassifier
+
+class Trainer:
+    def __init__(self):
+        self.gbm = GradientBoostingClassifier(n_estimators=5)
+
+    def fit(self, x, y):
+        self.gbm.fit(x, y)
+        return self
+"""
+
+INVALID = [
+    (
+        "a held estimator's importances",
+        'def go(p, x, y):\n    t = Trainer().fit(x, y)\n    torch.save({"i": t.gbm.feature_importances_}, p)\n',
+        [(3, "i")],
+    ),
+    (
+        "a decomposition's ratio",
+        'def go(p, x):\n    pca = PCA(2).fit(x)\n    torch.save({"r": pca.explained_variance_ratio_}, p)\n',
+        [(3, "r")],
+    ),
+]
+
+VALID = [
+    (
+        "as a tensor",
+        "def go(p, x, y):\n"
+        "    t = Trainer().fit(x, y)\n"
+        '    torch.save({"i": torch.as_tensor(t.gbm.feature_importances_)}, p)\n',
+    ),
+    (
+        "as a list",
+        'def go(p, x):\n    pca = PCA(2).fit(x)\n    torch.save({"c": pca.components_.tolist()}, p)\n',
+    ),
+]
+
+
+def _rows(source: str) -> list[tuple[int, str | None]]:
+    offset = HEADER.count("\n")
+    found = analyze_text(HEADER + source)
+    return [(f.location.row - offset, f.attribute) for f in found if f.code == "CKPT010"]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert _rows(source) == expected
+
+
+@pytest.mark.parametrize(("name", "source"), VALID, ids=[c[0] for c in VALID])
+def test_valid(name: str, source: str) -> None:
+    assert _rows(source) == []
