@@ -126,7 +126,8 @@ class LocalFlow:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             return {**state, stmt.name: frozenset({UNKNOWN})}
         if isinstance(stmt, ast.If):
-            return _merge(self._walk(stmt.body, state), self._walk(stmt.orelse, state))
+            arms = self._walk(stmt.body, state), self._walk(stmt.orelse, state)
+            return _undecided(state, *arms, _merge(*arms))
         if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
             entered = dict(state)
             if not isinstance(stmt, ast.While):
@@ -595,6 +596,30 @@ def _names(target: ast.expr) -> list[str]:
 
 def _unknown(names: list[str]) -> State:
     return {name: frozenset({UNKNOWN}) for name in names}
+
+
+def _fresh_literal(before: State, arm: State, name: str) -> bool:
+    """The arm bound `name` to literals only (not a value it held before the `if`)."""
+    possible = arm.get(name, frozenset())
+    return (
+        bool(possible)
+        and possible != before.get(name)
+        and all(isinstance(p, _Literal) for p in possible)
+    )
+
+
+def _undecided(before: State, a: State, b: State, merged: State) -> State:
+    """`if fp16: scale = 1.0 else: scale = np.float32(...)`: which arm runs is the
+    condition's call, and the one giving a literal may be the only one that runs. The
+    literal is no starting value a later assignment overwrites (`best = 0.0` then `best =
+    np.mean(...)` in a loop), so the name is not known to be refused."""
+    return {
+        name: possible | {UNKNOWN}
+        if any(isinstance(p, Refused) for p in possible)
+        and (_fresh_literal(before, a, name) or _fresh_literal(before, b, name))
+        else possible
+        for name, possible in merged.items()
+    }
 
 
 def _merge(a: State, b: State) -> State:
