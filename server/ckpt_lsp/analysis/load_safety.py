@@ -17,7 +17,7 @@ from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.dataclass_fields import passed_field
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
-from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, LocalFlow
+from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, LocalFlow, State
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.weights_only import (
     UNSIZED,
@@ -937,6 +937,16 @@ class LoadSafety:
             return None
         columns = zip(*[r for r in returned if r is not None])
         return [_agreed(list(column)) for column in columns]
+
+    def objects_of(self, expr: ast.Call, at: int, env: Env = _NO_ENV) -> State:
+        """What a project helper's flow knew of the attributes (`.best`) of the object every
+        `return` gives at position `at` (-1: the whole result): those every return knows."""
+        flow = self.helper_flow(expr, env)
+        returned = flow.return_objects if flow is not None else []
+        if not returned or any(at not in r for r in returned):
+            return {}
+        common = set(returned[0][at]).intersection(*(r[at] for r in returned[1:]))
+        return {k: frozenset().union(*(r[at][k] for r in returned)) for k in sorted(common)}
 
     def keys_of(self, expr: ast.Call, env: Env = _NO_ENV) -> dict[str, Refused]:
         """What each constant key of a project helper's dict result holds (`metrics =

@@ -79,6 +79,9 @@ class LocalFlow:
         self.return_items: list[list[Refused | None] | None] = []
         # per `return {"k": v}`: what each constant key gives (None: no such dict display)
         self.return_keys: list[dict[str, Refused | None] | None] = []
+        # per `return`: what the flow knows of each returned name's attributes, by position
+        # (-1: the name is the whole result), as `.attr` -> possibilities
+        self.return_objects: list[dict[int, State]] = []
         self._self_env = self_env or {}
         self._effect_keys: set[str] = set()  # `obj.x` keys a method call of obj set
 
@@ -121,6 +124,8 @@ class LocalFlow:
         return state
 
     def _statement(self, stmt: ast.stmt, state: State) -> State:
+        if isinstance(stmt, ast.Return):  # before `_called` forgets what a returned name held
+            self.return_objects.append(_returned_objects(stmt.value, state))
         state = self._called(stmt, state)
         self.before[id(stmt)] = state
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -302,6 +307,7 @@ class LocalFlow:
                 new = {k: v for k, v in new.items() if not k.startswith((key + ".", key + "["))}
                 new[key] = frozenset({possible})
                 new.update(self._keyed(key, value, state))
+                new.update(self._object_of(key, value, state, -1))
                 new = self._chained(key, value, state, new)
                 new.update(self._aliased(key, value, state))
             elif _stored_attribute(target):
@@ -354,7 +360,20 @@ class LocalFlow:
         if starred:
             at, tail = starred[0], len(names) - starred[0] - 1
             items = [*items[:at], UNKNOWN, *(items[len(items) - tail :] if tail else [])]
-        return {name: frozenset({item}) for name, item in zip(names, items)}
+        unpacked: State = {name: frozenset({item}) for name, item in zip(names, items)}
+        for index, name in enumerate(names if not starred else []):
+            unpacked.update(self._object_of(name, value, state, index))
+        return unpacked
+
+    def _object_of(self, name: str, value: ast.expr | None, state: State, at: int) -> State:
+        """`trainer = build()` / `trainer, n = build()` where the helper made the object and
+        ran its methods: `trainer.best` holds what the helper's flow knew it held at return."""
+        if not isinstance(value, ast.Call) or "." in name:
+            return {}
+        env = {**self._self_env, **env_of(state)}
+        found = {name + k: v for k, v in self.safety.objects_of(value, at, env).items()}
+        self._effect_keys.update(found)
+        return found
 
     def _keyed(self, name: str, value: ast.expr | None, state: State) -> State:
         """`metrics = evaluate(m)` where every return of the helper is a dict display: the
@@ -596,6 +615,23 @@ def _names(target: ast.expr) -> list[str]:
 
 def _unknown(names: list[str]) -> State:
     return {name: frozenset({UNKNOWN}) for name in names}
+
+
+def _returned_objects(value: ast.expr | None, state: State) -> dict[int, State]:
+    """`return trainer` / `return trainer, lengths`: the attribute keys each returned name has."""
+    if value is not None and any(isinstance(n, ast.Call) for n in ast.walk(value)):
+        return {}  # a call in the return may store anything in the object
+    whole = not isinstance(value, ast.Tuple)
+    shown = [value] if whole else value.elts if isinstance(value, ast.Tuple) else []
+    if any(isinstance(e, ast.Starred) for e in shown):
+        return {}
+    found: dict[int, State] = {}
+    for index, item in enumerate(shown):
+        if isinstance(item, ast.Name):
+            prefix = item.id + "."
+            held = {k[len(item.id) :]: v for k, v in state.items() if k.startswith(prefix)}
+            found[-1 if whole else index] = held
+    return found
 
 
 def _fresh_literal(before: State, arm: State, name: str) -> bool:
