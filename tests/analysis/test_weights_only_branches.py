@@ -1,11 +1,13 @@
 """CKPT010 through `if`/`else` arms: an arm that binds a literal may be the only one that
 runs, so a name one arm binds to a literal and the other to a numpy scalar is not known to
-be refused; a literal bound before the `if` (a starting value) still is. VALID and INVALID."""
+be refused; a literal bound before the `if` (a starting value) still is. And `total += n` in
+a loop over a numpy array: the sum is a numpy scalar. VALID and INVALID."""
 
 from __future__ import annotations
 
 import textwrap
 
+import numpy as np
 import pytest
 from ckpt_lsp.analysis.analyzer import analyze_text
 from ckpt_lsp.findings import Finding
@@ -47,6 +49,25 @@ INVALID = [
         '    torch.save({"scale": scale}, p)\n',
         [(6, "scale")],
     ),
+    (
+        "a sum of a numpy array's items in a loop",
+        "def save(p, sizes):\n"
+        "    budget = np.array(sizes) * 4\n"
+        "    total = 0\n"
+        "    for n in budget:\n"
+        "        total += n\n"
+        '    torch.save({"total": total}, p)\n',
+        [(6, "total")],
+    ),
+    (
+        "a float accumulator of numpy means",
+        "def save(p, parts):\n"
+        "    ece = 0.0\n"
+        "    for part in parts:\n"
+        "        ece += np.mean(np.asarray(part))\n"
+        '    torch.save({"ece": ece}, p)\n',
+        [(5, "ece")],
+    ),
 ]
 
 VALID = [
@@ -70,7 +91,29 @@ VALID = [
         '    ckpt["loss_scale"] = loss_scale\n'
         "    torch.save(ckpt, p)\n",
     ),
+    (
+        "a counter of items",
+        "def save(p, sizes):\n"
+        "    count = 0\n"
+        "    for n in np.array(sizes):\n"
+        "        count += 1\n"
+        '    torch.save({"count": count}, p)\n',
+    ),
+    (
+        "a sum of Python numbers",
+        "def save(p, sizes):\n"
+        "    total = 0\n"
+        "    for n in np.array(sizes):\n"
+        "        total += int(n)\n"
+        '    torch.save({"total": total}, p)\n',
+    ),
 ]
+
+
+def test_a_python_number_plus_a_numpy_scalar_is_a_numpy_scalar() -> None:
+    """The runtime fact `total += n` rests on (the default load refuses numpy scalars)."""
+    assert isinstance(0 + np.array([4])[0], np.integer)
+    assert isinstance(0.0 + np.mean(np.ones(2)), np.floating)
 
 
 @pytest.mark.parametrize(("name", "source", "expected"), INVALID)

@@ -290,7 +290,7 @@ class LocalFlow:
         elif isinstance(stmt, ast.AugAssign):
             if not isinstance(stmt.target, ast.Name):  # `ck["n"] += 1` rebinds no name
                 return state
-            return {**state, **_unknown(_names(stmt.target))}
+            return {**state, stmt.target.id: frozenset({self._augmented(stmt, state)})}
         else:
             return state
         if isinstance(stmt, ast.AnnAssign) and value is None:
@@ -431,6 +431,15 @@ class LocalFlow:
             return state
         held = Refused(added.kind, added.what, added.loadable, "", added.stateful)
         return {**state, call.func.value.id: frozenset({held})}
+
+    def _augmented(self, stmt: ast.AugAssign, state: State) -> Possible:
+        """`total += n` of a numpy scalar `n`: what `total + n` gives (numpy arithmetic
+        stays numpy, `0 + np.int64(3)` is an np.int64); anything not refused is unknown."""
+        assert isinstance(stmt.target, ast.Name)
+        read = ast.Name(id=stmt.target.id, ctx=ast.Load())
+        combined = ast.copy_location(ast.BinOp(left=read, op=stmt.op, right=stmt.value), stmt)
+        judged = self._value(combined, state)
+        return judged if isinstance(judged, Refused) else UNKNOWN
 
     def _value(self, value: ast.expr | None, state: State) -> Possible:
         if _number_literal(value):
