@@ -1,17 +1,23 @@
 """CKPT010 through `if`/`else` arms: an arm that binds a literal may be the only one that
 runs, so a name one arm binds to a literal and the other to a numpy scalar is not known to
 be refused; a literal bound before the `if` (a starting value) still is. And `total += n` in
-a loop over a numpy array: the sum is a numpy scalar. VALID and INVALID."""
+a loop over a numpy array: the sum is a numpy scalar; `for b in range(n)`: b is an int. And
+a name that may hold two refusals reports the same one in every process. VALID and INVALID."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 from ckpt_lsp.analysis.analyzer import analyze_text
 from ckpt_lsp.findings import Finding
 
+SERVER = str(Path(__file__).resolve().parents[2] / "server")
 HEADER = """\
 import argparse, dataclasses, enum, os
 import numpy as np
@@ -68,6 +74,17 @@ INVALID = [
         '    torch.save({"ece": ece}, p)\n',
         [(5, "ece")],
     ),
+    (
+        "a numpy array compared with a range index",
+        "def save(p, scores, bins=5):\n"
+        "    idx = np.clip(np.arange(10) - 1, 0, bins - 1)\n"
+        "    ece = 0.0\n"
+        "    for b in range(bins):\n"
+        "        m = idx == b\n"
+        "        ece += m.mean()\n"
+        '    torch.save({"ece": ece}, p)\n',
+        [(7, "ece")],
+    ),
 ]
 
 VALID = [
@@ -107,6 +124,23 @@ VALID = [
         "        total += int(n)\n"
         '    torch.save({"total": total}, p)\n',
     ),
+    (
+        "a range index saved as it is",
+        "def save(p, n):\n"
+        "    last = 0\n"
+        "    for i in range(n):\n"
+        "        last = i\n"
+        '    torch.save({"last": last}, p)\n',
+    ),
+    (
+        "a project function named range",
+        "def range(n):\n"
+        "    return np.arange(n)\n"
+        "def save(p, n):\n"
+        "    for i in range(n):\n"
+        "        x = i\n"
+        '    torch.save({"n": n}, p)\n',
+    ),
 ]
 
 
@@ -124,3 +158,34 @@ def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]])
 @pytest.mark.parametrize(("name", "source"), VALID)
 def test_valid(name: str, source: str) -> None:
     assert _wo(source) == [], name
+
+
+DEQUE_OR_ITEMS = """\
+from collections import deque
+import numpy as np
+import torch
+
+
+def collect(n):
+    out = deque(maxlen=10)
+    running = np.zeros(n)
+    for i in np.flatnonzero(running):
+        out.append(running[i])
+    return out
+
+
+def save(p):
+    torch.save({"h": list(collect(3))}, p)
+"""
+
+
+def test_two_refusals_report_the_same_one_in_every_process(tmp_path: Path) -> None:
+    """A frozenset's order follows string hashes: each seed once, the same findings."""
+    (tmp_path / "m.py").write_text(DEQUE_OR_ITEMS)
+    seen = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": SERVER}
+        run = [sys.executable, "-m", "ckpt_lsp", "--check", "m.py", "--no-cache"]
+        out = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True)
+        seen.add(out.stdout)
+    assert len(seen) == 1

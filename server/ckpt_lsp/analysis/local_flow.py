@@ -49,13 +49,19 @@ State = dict[str, frozenset[Possible]]
 def collapse(possible: Iterable[Possible]) -> Refused | None:
     """What a name holds for the judge: refused when every possibility is refused or a
     literal (and one at least is refused); the fix stays only when all agree."""
-    refused = [p for p in possible if isinstance(p, Refused)]
+    # a set's order follows string hashes, which change per process: sort so that the
+    # refusal reported (and what `list(x)` of it gives) is the same in every run
+    refused = sorted((p for p in possible if isinstance(p, Refused)), key=_order, reverse=True)
     if not refused or any(isinstance(p, _Unknown) for p in possible):
         return None
     first = refused[0]
     if any(isinstance(p, _Literal) for p in possible) or any(r != first for r in refused):
         return Refused(first.kind, first.what, first.loadable, "", first.stateful)
     return first
+
+
+def _order(refused: Refused) -> tuple[str, str, str, str]:
+    return (refused.kind, refused.what, refused.type_name, refused.fix)
 
 
 def env_of(state: State) -> dict[str, Refused | None]:
@@ -264,12 +270,29 @@ class LocalFlow:
         """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
         if not isinstance(target, ast.Name):
             return _unknown(_names(target))
+        if self._builtin_range(iterable, state):  # `for b in range(bins)`: b is an int
+            return {target.id: frozenset({NUMBER})}
         over = self.safety.kind_of(iterable, {**self._self_env, **env_of(state)})
         item = self.safety.catalog.kind("numpy-scalar")
         if over is None or over.kind != "numpy-array" or item is None:
             return _unknown([target.id])
         held = Refused(item.kind, item.what, item.loadable, "", item.stateful)
         return {target.id: frozenset({held})}
+
+    def _builtin_range(self, iterable: ast.expr, state: State) -> bool:
+        """`range(...)` of the builtin (no local, import or module function of that name)."""
+        if not (isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name)):
+            return False
+        facts = self.safety.facts
+        named = iterable.func.id
+        return (
+            named == "range"
+            and named not in state
+            and named not in self._self_env
+            and named not in facts.imports
+            and named not in facts.functions
+            and named not in facts.classes
+        )
 
     def _try(self, stmt: ast.stmt, state: State) -> State:
         body = self._walk(getattr(stmt, "body", []), state)
