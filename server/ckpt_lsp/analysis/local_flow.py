@@ -4,6 +4,8 @@ A name assigned on the straight path takes the new value; one assigned in a bran
 body may hold either (the loop may not run). A name is refused at a statement when every value
 it may hold there is refused or a literal (`best = 0.0` then `best = np.mean(...)` in the loop:
 a run that saves after improving saves the numpy value). Anything unknown makes it unknown.
+A literal one `if` arm binds while the other binds a refused value is no starting value: the
+literal arm may be the one that runs, so the name is unknown there.
 Parameters start with their annotation.
 """
 
