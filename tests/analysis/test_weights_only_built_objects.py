@@ -1,7 +1,8 @@
 """CKPT010 through an object a helper built and trained (`trainer = _trained()` or
 `trainer, n = _trained()`): what the helper's flow knew the object's attributes held when it
-returned it (a method it called stored a numpy scalar) is what the caller reads. VALID and
-INVALID."""
+returned it (a method it called stored a numpy scalar) is what the caller reads; and
+`ctrl = controller or Ctrl()` of a parameter the call left at its `None` default is the
+`Ctrl()`. VALID and INVALID."""
 
 from __future__ import annotations
 
@@ -73,6 +74,16 @@ INVALID = [
         '    ckpt["best"] = t.best\n'
         "    torch.save(ckpt, p)\n",
         [(8, "best")],
+    ),
+    (
+        "a helper's `param or Default()` with the parameter left at None",
+        "def solve(n, controller=None):\n"
+        "    ctrl = controller or Clean()\n"
+        "    return n, ctrl\n"
+        "def save(p):\n"
+        "    n, ctrl = solve(3)\n"
+        '    torch.save({"ctrl": ctrl}, p)\n',
+        [(6, "ctrl")],
     ),
 ]
 

@@ -17,7 +17,7 @@ from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.dataclass_fields import passed_field
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
-from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, LocalFlow, State
+from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, UNPASSED_NONE, LocalFlow, State
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.weights_only import (
     UNSIZED,
@@ -881,6 +881,9 @@ class LoadSafety:
             zip([p.arg for p in params][len(params) - len(args.defaults) :], args.defaults)
         )
         bound: dict[str, object] = {}
+        unpassed = frozenset(n for n, d in defaults.items() if n not in passed and _is_none(d))
+        if unpassed:  # `controller or Ctrl()` in the function is the `Ctrl()`
+            bound[UNPASSED_NONE] = unpassed
         for name in [p.arg for p in params]:
             value = passed.get(name, defaults.get(name) if name not in passed else None)
             if value is None:

@@ -41,6 +41,14 @@ class _Unknown:
     """A value nothing is known about."""
 
 
+class _NoneDefault(_Unknown):
+    """A parameter the call left at its `None` default: unknown, but `p or Default()` is
+    the default's value."""
+
+
+# bound key: the parameters a call left at a `None` default (no parameter is named so)
+UNPASSED_NONE = "#unpassed-none"
+NONE_DEFAULT = _NoneDefault()
 LITERAL = _Literal()
 NUMBER = _Number()
 UNKNOWN = _Unknown()
@@ -106,6 +114,8 @@ class LocalFlow:
                 continue
             judged = self.safety.of_annotation(arg.annotation)
             state[arg.arg] = frozenset({judged if judged is not None else UNKNOWN})
+            if arg.arg in _unpassed(bound):
+                state[arg.arg] = frozenset({NONE_DEFAULT})
         for extra in (args.vararg, args.kwarg):
             if extra is not None:
                 state[extra.arg] = frozenset({UNKNOWN})
@@ -467,6 +477,13 @@ class LocalFlow:
         return judged if isinstance(judged, Refused) else UNKNOWN
 
     def _value(self, value: ast.expr | None, state: State) -> Possible:
+        if isinstance(value, ast.BoolOp) and isinstance(value.op, ast.Or):
+            # `controller or Ctrl()` of a parameter the call left at None: the `Ctrl()`
+            rest = list(value.values)
+            while len(rest) > 1 and _left_none(rest[0], state):
+                rest.pop(0)
+            if len(rest) == 1:
+                return self._value(rest[0], state)
         if _number_literal(value):
             return NUMBER
         if isinstance(value, ast.Constant) or _empty_display(value):
@@ -477,6 +494,15 @@ class LocalFlow:
 
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
 _DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
+
+
+def _unpassed(bound: Mapping[str, object] | None) -> frozenset[str]:
+    names = (bound or {}).get(UNPASSED_NONE)
+    return names if isinstance(names, frozenset) else frozenset()
+
+
+def _left_none(operand: ast.expr, state: State) -> bool:
+    return isinstance(operand, ast.Name) and state.get(operand.id) == frozenset({NONE_DEFAULT})
 
 
 def _instance(held: frozenset[Possible]) -> bool:
