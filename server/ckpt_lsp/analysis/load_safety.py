@@ -18,7 +18,7 @@ from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_fie
 from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
-from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, LocalFlow
+from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, UNPASSED_NONE, LocalFlow, State
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.registry_calls import registry_instance
 from ckpt_lsp.analysis.splits import fold_targets
@@ -931,6 +931,9 @@ class LoadSafety:
             zip([p.arg for p in params][len(params) - len(args.defaults) :], args.defaults)
         )
         bound: dict[str, object] = {}
+        unpassed = frozenset(n for n, d in defaults.items() if n not in passed and _is_none(d))
+        if unpassed:  # `controller or Ctrl()` in the function is the `Ctrl()`
+            bound[UNPASSED_NONE] = unpassed
         for name in [p.arg for p in params]:
             value = passed.get(name, defaults.get(name) if name not in passed else None)
             if value is None:
@@ -986,6 +989,16 @@ class LoadSafety:
             return None
         columns = zip(*[r for r in returned if r is not None])
         return [_agreed(list(column)) for column in columns]
+
+    def objects_of(self, expr: ast.Call, at: int, env: Env = _NO_ENV) -> State:
+        """What a project helper's flow knew of the attributes (`.best`) of the object every
+        `return` gives at position `at` (-1: the whole result): those every return knows."""
+        flow = self.helper_flow(expr, env)
+        returned = flow.return_objects if flow is not None else []
+        if not returned or any(at not in r for r in returned):
+            return {}
+        common = set(returned[0][at]).intersection(*(r[at] for r in returned[1:]))
+        return {k: frozenset().union(*(r[at][k] for r in returned)) for k in sorted(common)}
 
     def keys_of(self, expr: ast.Call, env: Env = _NO_ENV) -> dict[str, Refused]:
         """What each constant key of a project helper's dict result holds (`metrics =

@@ -4,6 +4,8 @@ A name assigned on the straight path takes the new value; one assigned in a bran
 body may hold either (the loop may not run). A name is refused at a statement when every value
 it may hold there is refused or a literal (`best = 0.0` then `best = np.mean(...)` in the loop:
 a run that saves after improving saves the numpy value). Anything unknown makes it unknown.
+A literal one `if` arm binds while the other binds a refused value is no starting value: the
+literal arm may be the one that runs, so the name is unknown there.
 Parameters start with their annotation.
 """
 
@@ -41,6 +43,14 @@ class _Unknown:
     """A value nothing is known about."""
 
 
+class _NoneDefault(_Unknown):
+    """A parameter the call left at its `None` default: unknown, but `p or Default()` is
+    the default's value."""
+
+
+# bound key: the parameters a call left at a `None` default (no parameter is named so)
+UNPASSED_NONE = "#unpassed-none"
+NONE_DEFAULT = _NoneDefault()
 LITERAL = _Literal()
 NUMBER = _Number()
 UNKNOWN = _Unknown()
@@ -51,7 +61,9 @@ State = dict[str, frozenset[Possible]]
 def collapse(possible: Iterable[Possible]) -> Refused | None:
     """What a name holds for the judge: refused when every possibility is refused or a
     literal (and one at least is refused); the fix stays only when all agree."""
-    refused = [p for p in possible if isinstance(p, Refused)]
+    # a set's order follows string hashes, which change per process: sort so that the
+    # refusal reported (and what `list(x)` of it gives) is the same in every run
+    refused = sorted((p for p in possible if isinstance(p, Refused)), key=_order, reverse=True)
     if not refused or any(isinstance(p, _Unknown) for p in possible):
         return None
     first = refused[0]
@@ -60,6 +72,10 @@ def collapse(possible: Iterable[Possible]) -> Refused | None:
         holder = any(r.holder for r in refused)  # a filled container's items stay unknown
         return Refused(first.kind, first.what, first.loadable, "", first.stateful, holder=holder)
     return same
+
+
+def _order(refused: Refused) -> tuple[str, str, str, str]:
+    return (refused.kind, refused.what, refused.type_name, refused.fix)
 
 
 def env_of(state: State) -> dict[str, Refused | None]:
@@ -83,6 +99,9 @@ class LocalFlow:
         self.return_items: list[list[Refused | None] | None] = []
         # per `return {"k": v}`: what each constant key gives (None: no such dict display)
         self.return_keys: list[dict[str, Refused | None] | None] = []
+        # per `return`: what the flow knows of each returned name's attributes, by position
+        # (-1: the name is the whole result), as `.attr` -> possibilities
+        self.return_objects: list[dict[int, State]] = []
         self._self_env = self_env or {}
         self._effect_keys: set[str] = set()  # `obj.x` keys a method call of obj set
         self._func: FunctionNode | None = None
@@ -101,6 +120,8 @@ class LocalFlow:
                 continue
             judged = self.safety.of_annotation(arg.annotation)
             state[arg.arg] = frozenset({judged if judged is not None else UNKNOWN})
+            if arg.arg in _unpassed(bound):
+                state[arg.arg] = frozenset({NONE_DEFAULT})
         for extra in (args.vararg, args.kwarg):
             if extra is not None:
                 state[extra.arg] = frozenset({UNKNOWN})
@@ -127,12 +148,15 @@ class LocalFlow:
         return state
 
     def _statement(self, stmt: ast.stmt, state: State) -> State:
+        if isinstance(stmt, ast.Return):  # before `_called` forgets what a returned name held
+            self.return_objects.append(_returned_objects(stmt.value, state))
         state = forget_escaped(stmt, self._called(stmt, state))
         self.before[id(stmt)] = state
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             return {**state, stmt.name: frozenset({UNKNOWN})}
         if isinstance(stmt, ast.If):
-            return _merge(self._walk(stmt.body, state), self._walk(stmt.orelse, state))
+            arms = self._walk(stmt.body, state), self._walk(stmt.orelse, state)
+            return _undecided(state, *arms, _merge(*arms))
         if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
             entered = dict(state)
             if not isinstance(stmt, ast.While):
@@ -265,12 +289,29 @@ class LocalFlow:
         if not isinstance(target, ast.Name):
             folds = fold_targets(self.safety, target, iterable, self._func)  # `KFold.split`
             return {**_unknown(_names(target)), **{k: frozenset({v}) for k, v in folds.items()}}
+        if self._builtin_range(iterable, state):  # `for b in range(bins)`: b is an int
+            return {target.id: frozenset({NUMBER})}
         over = self.safety.kind_of(iterable, {**self._self_env, **env_of(state)})
         item = self.safety.catalog.kind("numpy-scalar")
         if over is None or over.kind != "numpy-array" or item is None:
             return _unknown([target.id])
         held = Refused(item.kind, item.what, item.loadable, "", item.stateful)
         return {target.id: frozenset({held})}
+
+    def _builtin_range(self, iterable: ast.expr, state: State) -> bool:
+        """`range(...)` of the builtin (no local, import or module function of that name)."""
+        if not (isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name)):
+            return False
+        facts = self.safety.facts
+        named = iterable.func.id
+        return (
+            named == "range"
+            and named not in state
+            and named not in self._self_env
+            and named not in facts.imports
+            and named not in facts.functions
+            and named not in facts.classes
+        )
 
     def _try(self, stmt: ast.stmt, state: State) -> State:
         body = self._walk(getattr(stmt, "body", []), state)
@@ -291,7 +332,7 @@ class LocalFlow:
         elif isinstance(stmt, ast.AugAssign):
             if not isinstance(stmt.target, ast.Name):  # `ck["n"] += 1` rebinds no name
                 return state
-            return {**state, **_unknown(_names(stmt.target))}
+            return {**state, stmt.target.id: frozenset({self._augmented(stmt, state)})}
         else:
             return state
         if isinstance(stmt, ast.AnnAssign) and value is None:
@@ -308,6 +349,7 @@ class LocalFlow:
                 new = {k: v for k, v in new.items() if not k.startswith((key + ".", key + "["))}
                 new[key] = frozenset({possible})
                 new.update(self._keyed(key, value, state))
+                new.update(self._object_of(key, value, state, -1))
                 new = self._chained(key, value, state, new)
                 new.update(self._aliased(key, value, state))
             elif _stored_attribute(target):
@@ -360,7 +402,20 @@ class LocalFlow:
         if starred:
             at, tail = starred[0], len(names) - starred[0] - 1
             items = [*items[:at], UNKNOWN, *(items[len(items) - tail :] if tail else [])]
-        return {name: frozenset({item}) for name, item in zip(names, items)}
+        unpacked: State = {name: frozenset({item}) for name, item in zip(names, items)}
+        for index, name in enumerate(names if not starred else []):
+            unpacked.update(self._object_of(name, value, state, index))
+        return unpacked
+
+    def _object_of(self, name: str, value: ast.expr | None, state: State, at: int) -> State:
+        """`trainer = build()` / `trainer, n = build()` where the helper made the object and
+        ran its methods: `trainer.best` holds what the helper's flow knew it held at return."""
+        if not isinstance(value, ast.Call) or "." in name:
+            return {}
+        env = {**self._self_env, **env_of(state)}
+        found = {name + k: v for k, v in self.safety.objects_of(value, at, env).items()}
+        self._effect_keys.update(found)
+        return found
 
     def _keyed(self, name: str, value: ast.expr | None, state: State) -> State:
         """`metrics = evaluate(m)` where every return of the helper is a dict display: the
@@ -419,7 +474,23 @@ class LocalFlow:
         held = Refused(added.kind, added.what, added.loadable, "", added.stateful)
         return {**state, call.func.value.id: frozenset({held})}
 
+    def _augmented(self, stmt: ast.AugAssign, state: State) -> Possible:
+        """`total += n` of a numpy scalar `n`: what `total + n` gives (numpy arithmetic
+        stays numpy, `0 + np.int64(3)` is an np.int64); anything not refused is unknown."""
+        assert isinstance(stmt.target, ast.Name)
+        read = ast.Name(id=stmt.target.id, ctx=ast.Load())
+        combined = ast.copy_location(ast.BinOp(left=read, op=stmt.op, right=stmt.value), stmt)
+        judged = self._value(combined, state)
+        return judged if isinstance(judged, Refused) else UNKNOWN
+
     def _value(self, value: ast.expr | None, state: State) -> Possible:
+        if isinstance(value, ast.BoolOp) and isinstance(value.op, ast.Or):
+            # `controller or Ctrl()` of a parameter the call left at None: the `Ctrl()`
+            rest = list(value.values)
+            while len(rest) > 1 and _left_none(rest[0], state):
+                rest.pop(0)
+            if len(rest) == 1:
+                return self._value(rest[0], state)
         if _number_literal(value):
             return NUMBER
         if isinstance(value, ast.Constant) or _empty_display(value):
@@ -430,6 +501,15 @@ class LocalFlow:
 
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
 _DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
+
+
+def _unpassed(bound: Mapping[str, object] | None) -> frozenset[str]:
+    names = (bound or {}).get(UNPASSED_NONE)
+    return names if isinstance(names, frozenset) else frozenset()
+
+
+def _left_none(operand: ast.expr, state: State) -> bool:
+    return isinstance(operand, ast.Name) and state.get(operand.id) == frozenset({NONE_DEFAULT})
 
 
 def _instance(held: frozenset[Possible]) -> bool:
@@ -602,6 +682,47 @@ def _names(target: ast.expr) -> list[str]:
 
 def _unknown(names: list[str]) -> State:
     return {name: frozenset({UNKNOWN}) for name in names}
+
+
+def _returned_objects(value: ast.expr | None, state: State) -> dict[int, State]:
+    """`return trainer` / `return trainer, lengths`: the attribute keys each returned name has."""
+    if value is not None and any(isinstance(n, ast.Call) for n in ast.walk(value)):
+        return {}  # a call in the return may store anything in the object
+    whole = not isinstance(value, ast.Tuple)
+    shown = [value] if whole else value.elts if isinstance(value, ast.Tuple) else []
+    if any(isinstance(e, ast.Starred) for e in shown):
+        return {}
+    found: dict[int, State] = {}
+    for index, item in enumerate(shown):
+        if isinstance(item, ast.Name):
+            prefix = item.id + "."
+            held = {k[len(item.id) :]: v for k, v in state.items() if k.startswith(prefix)}
+            found[-1 if whole else index] = held
+    return found
+
+
+def _fresh_literal(before: State, arm: State, name: str) -> bool:
+    """The arm bound `name` to literals only (not a value it held before the `if`)."""
+    possible = arm.get(name, frozenset())
+    return (
+        bool(possible)
+        and possible != before.get(name)
+        and all(isinstance(p, _Literal) for p in possible)
+    )
+
+
+def _undecided(before: State, a: State, b: State, merged: State) -> State:
+    """`if fp16: scale = 1.0 else: scale = np.float32(...)`: which arm runs is the
+    condition's call, and the one giving a literal may be the only one that runs. The
+    literal is no starting value a later assignment overwrites (`best = 0.0` then `best =
+    np.mean(...)` in a loop), so the name is not known to be refused."""
+    return {
+        name: possible | {UNKNOWN}
+        if any(isinstance(p, Refused) for p in possible)
+        and (_fresh_literal(before, a, name) or _fresh_literal(before, b, name))
+        else possible
+        for name, possible in merged.items()
+    }
 
 
 def _merge(a: State, b: State) -> State:

@@ -1,0 +1,144 @@
+"""CKPT010 through an object a helper built and trained (`trainer = _trained()` or
+`trainer, n = _trained()`): what the helper's flow knew the object's attributes held when it
+returned it (a method it called stored a numpy scalar) is what the caller reads; and
+`ctrl = controller or Ctrl()` of a parameter the call left at its `None` default is the
+`Ctrl()`. VALID and INVALID."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from ckpt_lsp.analysis.analyzer import analyze_text
+from ckpt_lsp.findings import Finding
+
+HEADER = """\
+import numpy as np
+import torch
+
+
+class Trainer:
+    def __init__(self):
+        self.losses = []
+        self.best = 0.0
+        self.rate = 0.0
+
+    def train(self):
+        self.losses.append(1.0)
+        self.best = np.min(self.losses)
+        self.rate = np.linalg.norm(np.ones(3)) / 3
+
+
+class Clean:
+    def __init__(self):
+        self.best = 0.0
+
+    def train(self):
+        self.best = float(np.min([1.0, 2.0]))
+
+
+"""
+
+
+def _wo(source: str) -> list[Finding]:
+    text = HEADER + textwrap.dedent(source)
+    return [f for f in analyze_text(text) if f.code == "CKPT010"]
+
+
+def _rows(source: str) -> list[tuple[int, str | None]]:
+    offset = HEADER.count("\n")
+    return [(f.location.row - offset, f.attribute) for f in _wo(source)]
+
+
+INVALID = [
+    (
+        "the helper returns the trained object",
+        "def _trained():\n"
+        "    t = Trainer()\n"
+        "    t.train()\n"
+        "    return t\n"
+        "def save(p):\n"
+        "    t = _trained()\n"
+        '    torch.save({"best": t.best, "rate": t.rate}, p)\n',
+        [(7, "best"), (7, "rate")],
+    ),
+    (
+        "the helper returns the trained object first in a tuple",
+        "def _trained(n=2):\n"
+        "    t = Trainer()\n"
+        "    t.train()\n"
+        "    return t, n\n"
+        "def save(p):\n"
+        "    t, n = _trained()\n"
+        "    ckpt = {}\n"
+        '    ckpt["best"] = t.best\n'
+        "    torch.save(ckpt, p)\n",
+        [(8, "best")],
+    ),
+    (
+        "a helper's `param or Default()` with the parameter left at None",
+        "def solve(n, controller=None):\n"
+        "    ctrl = controller or Clean()\n"
+        "    return n, ctrl\n"
+        "def save(p):\n"
+        "    n, ctrl = solve(3)\n"
+        '    torch.save({"ctrl": ctrl}, p)\n',
+        [(6, "ctrl")],
+    ),
+]
+
+VALID = [
+    (
+        "the method stored a Python float",
+        "def _trained():\n"
+        "    c = Clean()\n"
+        "    c.train()\n"
+        "    return c\n"
+        "def save(p):\n"
+        "    c = _trained()\n"
+        '    torch.save({"best": c.best}, p)\n',
+    ),
+    (
+        "the helper never trained it: the starting literal",
+        "def _built():\n"
+        "    t = Trainer()\n"
+        "    return t\n"
+        "def save(p):\n"
+        "    t = _built()\n"
+        '    torch.save({"best": t.best}, p)\n',
+    ),
+    (
+        "the caller stores a Python number over it",
+        "def _trained():\n"
+        "    t = Trainer()\n"
+        "    t.train()\n"
+        "    return t\n"
+        "def save(p):\n"
+        "    t = _trained()\n"
+        "    t.best = float(t.best)\n"
+        '    torch.save({"best": t.best}, p)\n',
+    ),
+    (
+        "the return calls something that may change the object",
+        "def _reset(t):\n"
+        "    t.best = 0.0\n"
+        "    return 1\n"
+        "def _trained():\n"
+        "    t = Trainer()\n"
+        "    t.train()\n"
+        "    return t, _reset(t)\n"
+        "def save(p):\n"
+        "    t, n = _trained()\n"
+        '    torch.save({"best": t.best}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), INVALID)
+def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(_rows(source)) == sorted(expected), name
+
+
+@pytest.mark.parametrize(("name", "source"), VALID)
+def test_valid(name: str, source: str) -> None:
+    assert _wo(source) == [], name
