@@ -3,13 +3,12 @@ references' `utils.save_on_master`), whether a module or a class of staticmethod
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
-from ckpt_lsp.analysis.analyzer import analyze_text
 from ckpt_lsp.config import Config
 from ckpt_lsp.runner import run_check
+from support.ckpt010 import weights_only_rows
 
 CLASS_UTILS = """\
 import argparse
@@ -78,11 +77,7 @@ VALID = [
 
 
 def _rows(source: str) -> list[tuple[int, str | None]]:
-    offset = CLASS_UTILS.count("\n")
-    text = CLASS_UTILS + textwrap.dedent(source)
-    return [
-        (f.location.row - offset, f.attribute) for f in analyze_text(text) if f.code == "CKPT010"
-    ]
+    return weights_only_rows(CLASS_UTILS, source)
 
 
 @pytest.mark.parametrize(("name", "source", "expected"), INVALID, ids=[c[0] for c in INVALID])

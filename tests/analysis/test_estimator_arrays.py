@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ckpt_lsp.analysis.analyzer import analyze_text
+from support.ckpt010 import weights_only_rows
 
 HEADER = """\
 import torch
@@ -47,9 +47,7 @@ VALID = [
 
 
 def _rows(source: str) -> list[tuple[int, str | None]]:
-    offset = HEADER.count("\n")
-    found = analyze_text(HEADER + source)
-    return [(f.location.row - offset, f.attribute) for f in found if f.code == "CKPT010"]
+    return weights_only_rows(HEADER, source)
 
 
 @pytest.mark.parametrize(("name", "source", "expected"), INVALID, ids=[c[0] for c in INVALID])

@@ -8,11 +8,8 @@ another function afterwards leave the attribute unknown, so nothing is reported.
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
-from ckpt_lsp.analysis.analyzer import analyze_text
-from ckpt_lsp.findings import Finding
+from support.ckpt010 import weights_only_rows
 
 HEADER = """\
 import datetime
@@ -47,10 +44,7 @@ class Stopper:
 
 
 def _rows(source: str) -> list[tuple[int, str | None]]:
-    text = HEADER + textwrap.dedent(source)
-    offset = HEADER.count("\n")
-    found: list[Finding] = [f for f in analyze_text(text) if f.code == "CKPT010"]
-    return sorted((f.location.row - offset, f.attribute) for f in found)
+    return sorted(weights_only_rows(HEADER, source))
 
 
 INVALID = [

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
-from ckpt_lsp.analysis.analyzer import analyze_text
+from support.ckpt010 import weights_only_rows
 
 HEADER = """\
 import functools
@@ -103,11 +101,7 @@ VALID = [
 
 
 def _rows(source: str) -> list[tuple[int, str | None]]:
-    offset = HEADER.count("\n")
-    text = HEADER + textwrap.dedent(source)
-    return [
-        (f.location.row - offset, f.attribute) for f in analyze_text(text) if f.code == "CKPT010"
-    ]
+    return weights_only_rows(HEADER, source)
 
 
 @pytest.mark.parametrize(("name", "source", "expected"), INVALID, ids=[c[0] for c in INVALID])

@@ -18,6 +18,7 @@ from ckpt_lsp.findings import Finding
 from ckpt_lsp.fix import fix_file_source
 from ckpt_lsp.report.json import finding_to_dict
 from ckpt_lsp.runner import run_check
+from support.ckpt010 import weights_only_findings, weights_only_rows
 
 HEADER = """\
 import argparse, collections, datetime, enum, os, uuid
@@ -41,13 +42,11 @@ class Net(nn.Module):
 
 
 def _wo(source: str) -> list[Finding]:
-    text = HEADER + textwrap.dedent(source)
-    return [f for f in analyze_text(text) if f.code == "CKPT010"]
+    return weights_only_findings(HEADER, source)
 
 
 def _rows(source: str) -> list[tuple[int, str | None]]:
-    offset = HEADER.count("\n")
-    return [(f.location.row - offset, f.attribute) for f in _wo(source)]
+    return weights_only_rows(HEADER, source)
 
 
 INVALID = [

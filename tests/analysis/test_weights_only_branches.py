@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
-from ckpt_lsp.analysis.analyzer import analyze_text
 from ckpt_lsp.findings import Finding
+from support.ckpt010 import weights_only_findings, weights_only_rows
 
 SERVER = str(Path(__file__).resolve().parents[2] / "server")
 HEADER = """\
@@ -26,13 +25,11 @@ import torch
 
 
 def _wo(source: str) -> list[Finding]:
-    text = HEADER + textwrap.dedent(source)
-    return [f for f in analyze_text(text) if f.code == "CKPT010"]
+    return weights_only_findings(HEADER, source)
 
 
 def _rows(source: str) -> list[tuple[int, str | None]]:
-    offset = HEADER.count("\n")
-    return [(f.location.row - offset, f.attribute) for f in _wo(source)]
+    return weights_only_rows(HEADER, source)
 
 
 INVALID = [

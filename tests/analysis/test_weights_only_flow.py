@@ -5,11 +5,9 @@ are methods of project class instances or nest what they are given. VALID and IN
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
-from ckpt_lsp.analysis.analyzer import analyze_text
 from ckpt_lsp.findings import Finding
+from support.ckpt010 import weights_only_findings, weights_only_rows
 
 HEADER = """\
 import argparse, dataclasses, enum, os, typing
@@ -20,13 +18,11 @@ import torch
 
 
 def _wo(source: str) -> list[Finding]:
-    text = HEADER + textwrap.dedent(source)
-    return [f for f in analyze_text(text) if f.code == "CKPT010"]
+    return weights_only_findings(HEADER, source)
 
 
 def _rows(source: str) -> list[tuple[int, str | None]]:
-    offset = HEADER.count("\n")
-    return [(f.location.row - offset, f.attribute) for f in _wo(source)]
+    return weights_only_rows(HEADER, source)
 
 
 EVALUATE = (
