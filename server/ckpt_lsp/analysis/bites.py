@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name, self_attribute
 from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.analysis.names import qualify, star_candidates
 from ckpt_lsp.analysis.save_calls import SaveCall, Target, has_trigger, module_save_calls
@@ -400,11 +400,11 @@ def attribute_names(cls: ClassFacts, only: str = "") -> dict[str, str]:
         }
         for node in ast.walk(method):
             if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                name = _self_attribute(node.targets[0])
+                name = self_attribute(node.targets[0])
                 if name:
                     _note(out, name, _value_class(node.value, params))
             elif isinstance(node, ast.AnnAssign):
-                name = _self_attribute(node.target)
+                name = self_attribute(node.target)
                 if name:
                     _note(out, name, dotted_name(node.annotation))
     return {k: v for k, v in out.items() if v}
@@ -416,16 +416,6 @@ def _note(out: dict[str, str], name: str, dotted: str) -> None:
         out[name] = ""
     else:
         out[name] = dotted
-
-
-def _self_attribute(target: ast.expr) -> str:
-    if (
-        isinstance(target, ast.Attribute)
-        and isinstance(target.value, ast.Name)
-        and target.value.id == "self"
-    ):
-        return target.attr
-    return ""
 
 
 def _value_class(value: ast.expr, params: dict[str, str]) -> str:

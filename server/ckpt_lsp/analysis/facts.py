@@ -577,3 +577,14 @@ def line_text(parsed: ParsedBlock, rel_row: int) -> str:
     if 1 <= rel_row <= len(lines):
         return lines[rel_row - 1]
     return ""
+
+
+def self_attribute(target: ast.expr) -> str:
+    """`x` of `self.x`; "" for any other expression."""
+    if (
+        isinstance(target, ast.Attribute)
+        and isinstance(target.value, ast.Name)
+        and target.value.id == "self"
+    ):
+        return target.attr
+    return ""

@@ -493,7 +493,7 @@ class LocalFlow:
                 return self._value(rest[0], state)
         if _number_literal(value):
             return NUMBER
-        if isinstance(value, ast.Constant) or _empty_display(value):
+        if isinstance(value, ast.Constant) or empty_display(value):
             return LITERAL
         judged = self.safety.kind_of(value, {**self._self_env, **env_of(state)})
         return judged if judged is not None else UNKNOWN
@@ -528,7 +528,7 @@ def _number_literal(value: ast.expr | None) -> bool:
     return isinstance(value, ast.Constant) and _is_number(value.value)
 
 
-def _empty_display(value: ast.expr | None) -> bool:
+def empty_display(value: ast.expr | None) -> bool:
     """`[]`, `{}`, `()`, `list()`, `dict()`: empty containers that loads, filled later maybe."""
     if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
         return not value.elts

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.dataclass_fields import agreed
-from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name, self_attribute
 from ckpt_lsp.analysis.local_flow import (
     LITERAL,
     NUMBER,
@@ -27,6 +27,7 @@ from ckpt_lsp.analysis.local_flow import (
     LocalFlow,
     Possible,
     collapse,
+    empty_display,
 )
 from ckpt_lsp.weights_only import Refused
 
@@ -291,7 +292,7 @@ def _summary(method: FunctionNode) -> _Summary:
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target, value in _pairs(targets, node.value):
-                attr = _self_attr(target)
+                attr = self_attribute(target)
                 if attr:
                     trivial[attr] = trivial.get(attr, False) or _trivial(value, params)
     found = (trivial, frozenset(written))
@@ -320,7 +321,7 @@ def _trivial(value: ast.expr | None, params: set[str]) -> bool:
     """A placeholder, or a parameter stored as it is."""
     if value is None or _number(value) is not None or isinstance(value, ast.Constant):
         return True
-    return _empty(value) or (isinstance(value, ast.Name) and value.id in params)
+    return empty_display(value) or (isinstance(value, ast.Name) and value.id in params)
 
 
 def initial(safety: LoadSafety, receiver: Refused) -> Effects:
@@ -424,7 +425,7 @@ def _held_calls(
     for node in own_nodes(stmt):
         if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
             continue
-        held = _self_attr(node.func.value)
+        held = self_attribute(node.func.value)
         receiver = env.get(f"self.{held}") if held else None
         if receiver is None or not receiver.type_name or depth >= _MAX_CALLS:
             continue
@@ -484,12 +485,12 @@ def _stores(
         for target in targets:
             yield from _assigned(judge, target, stmt.value, env)
     elif isinstance(stmt, ast.AugAssign):
-        attr = _self_attr(stmt.target)
+        attr = self_attribute(stmt.target)
         if attr:
             if _number(stmt.value) is None:  # `self.n += 1` keeps what n is
                 yield attr, frozenset({_possible(judge, stmt.value, env)}), False
-        elif isinstance(stmt.target, ast.Subscript) and _self_attr(stmt.target.value):
-            yield _self_attr(stmt.target.value), frozenset({LITERAL}), False  # `self.n[k] += 1`
+        elif isinstance(stmt.target, ast.Subscript) and self_attribute(stmt.target.value):
+            yield self_attribute(stmt.target.value), frozenset({LITERAL}), False  # `self.n[k] += 1`
     elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
         yield from _mutated(judge, stmt.value, env)
 
@@ -497,7 +498,7 @@ def _stores(
 def _assigned(
     judge: LoadSafety, target: ast.expr, value: ast.expr, env: Mapping[str, Refused | None]
 ) -> Iterator[tuple[str, frozenset[Possible], bool]]:
-    attr = _self_attr(target)
+    attr = self_attribute(target)
     if attr:
         held = _possible(judge, value, env)
         yield attr, frozenset({held}), True
@@ -516,18 +517,18 @@ def _assigned(
             yield from _unpacked(judge, target, value, env)
             return
         for element, item in pairs:
-            name = _self_attr(element)
+            name = self_attribute(element)
             if name:
                 held = _possible(judge, item, env) if item is not None else UNKNOWN
                 yield name, frozenset({held}), True
-    elif isinstance(target, ast.Subscript) and _self_attr(target.value):
+    elif isinstance(target, ast.Subscript) and self_attribute(target.value):
         stored = _item(judge, value, env)  # one key's value: the others' may load
         kept = (
             replace(stored, holder=True, what=f"a container holding {stored.what}")
             if isinstance(stored, Refused)
             else stored
         )
-        yield _self_attr(target.value), frozenset({kept}), False
+        yield self_attribute(target.value), frozenset({kept}), False
 
 
 def _unpacked(
@@ -541,7 +542,7 @@ def _unpacked(
     starred = any(isinstance(e, ast.Starred) for e in target.elts)
     items = None if starred else judge.items_of(value, len(target.elts), dict(env))
     for i, element in enumerate(target.elts):
-        name = _self_attr(element)
+        name = self_attribute(element)
         if name:
             found = items[i] if items is not None and i < len(items) else None
             yield name, frozenset({found if found is not None else UNKNOWN}), True
@@ -554,7 +555,7 @@ def _mutated(
     func = call.func
     if not isinstance(func, ast.Attribute):
         return
-    attr = _self_attr(func.value)
+    attr = self_attribute(func.value)
     if not attr or _own_method_of_held(judge, env.get(f"self.{attr}"), func.attr):
         return  # `self.meter.update(loss)` of a project class: _held_calls follows it
     if func.attr in _ADDERS and call.args:
@@ -596,7 +597,7 @@ def _possible(judge: LoadSafety, value: ast.expr, env: Mapping[str, Refused | No
     number = _number(value)
     if number is not None:
         return number
-    if isinstance(value, ast.Constant) or _empty(value):
+    if isinstance(value, ast.Constant) or empty_display(value):
         return LITERAL
     found = judge.of_expression(value, env)
     return found if found is not None else UNKNOWN
@@ -627,20 +628,6 @@ def _number(value: ast.expr) -> Possible | None:
     return None
 
 
-def _empty(value: ast.expr) -> bool:
-    if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
-        return not value.elts
-    if isinstance(value, ast.Dict):
-        return not value.keys
-    return (
-        isinstance(value, ast.Call)
-        and isinstance(value.func, ast.Name)
-        and value.func.id in ("list", "dict", "set", "tuple")
-        and not value.args
-        and not value.keywords
-    )
-
-
 def _opaque(method: FunctionNode) -> bool:
     """A method that sets attributes by name (`setattr(self, ...)`, `self.__dict__`,
     `vars(self)`): what it does to any attribute is unknown."""
@@ -659,19 +646,9 @@ def _opaque(method: FunctionNode) -> bool:
     return False
 
 
-def _self_attr(target: ast.expr) -> str:
-    if (
-        isinstance(target, ast.Attribute)
-        and isinstance(target.value, ast.Name)
-        and target.value.id == "self"
-    ):
-        return target.attr
-    return ""
-
-
 def _self_calls(stmt: ast.stmt) -> Iterator[ast.Call]:
     for node in own_nodes(stmt):
-        if isinstance(node, ast.Call) and _self_attr(node.func):
+        if isinstance(node, ast.Call) and self_attribute(node.func):
             yield node
 
 
