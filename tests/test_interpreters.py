@@ -20,6 +20,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "corpus" / "cases"
+# blind rounds whose saves reach the weights-only and hparam modules the attribute cases never
+# import (they are loaded on demand), so a newer-Python-only construct there fails here too
+ROUNDS = ["blind/round15/cases", "blind/round16/cases"]
 SUPPORTED = [(3, minor) for minor in range(9, 14)]
 
 pytestmark = pytest.mark.slow
@@ -104,7 +107,8 @@ def _findings(python: str, deps: Path) -> str:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "server"), str(deps)])
     env["PYTHONNOUSERSITE"] = "1"
     result = subprocess.run(
-        [python, "-m", "ckpt_lsp", "--check", "--no-cache", "--exit-zero", "-j", "2", "cases"],
+        [python, "-m", "ckpt_lsp", "--check", "--no-cache", "--exit-zero", "-j", "2", "cases"]
+        + ROUNDS,
         cwd=CASES.parent,
         env=env,
         capture_output=True,
