@@ -376,3 +376,29 @@ def test_a_sized_call_without_a_size_loads(entry: dict[str, Any], tmp_path: Path
     assert catalog.for_call(entry["name"], sized, frozenset({"size=None"})) is None
     assert catalog.for_call(entry["name"], sized + 1) is not None
     assert catalog.for_call(entry["name"], 0, frozenset({"size=3"})) is not None
+
+
+def test_a_load_with_a_pickle_module_or_the_force_variable_opts_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `load_sites` counts as an opt-out: `pickle_module=` without `weights_only`, and
+    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD set to a true value; "0" and an explicit
+    `weights_only=True` still refuse."""
+    import pickle
+
+    import numpy
+
+    path = tmp_path / "ckpt.pt"
+    torch.save({"m": numpy.float64(1.0)}, path)
+    assert torch.load(path, pickle_module=pickle)["m"] == 1.0
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path)
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "0")
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path)
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "true")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert torch.load(path)["m"] == 1.0
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(path, weights_only=True)

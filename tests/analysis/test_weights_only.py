@@ -163,6 +163,24 @@ INVALID = [
         'def save(accelerator, p):\n    accelerator.save({"p": Path(".")}, p)\n',
         [(2, "p")],
     ),
+    (
+        "the save's own pickle_module is no load",
+        'import pickle\ndef save(p):\n    torch.save({"m": np.mean([1.0])}, p, pickle_module=pickle)\n'
+        "def load(p):\n    return torch.load(p)\n",
+        [(3, "m")],
+    ),
+    (
+        "a load that passes pickle_module and weights_only=True",
+        'import pickle\ndef save(p):\n    torch.save({"m": np.mean([1.0])}, p)\n'
+        "def load(p):\n    return torch.load(p, pickle_module=pickle, weights_only=True)\n",
+        [(3, "m")],
+    ),
+    (
+        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD set to 0",
+        'os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "0"\n'
+        'def save(p):\n    torch.save({"m": np.mean([1.0])}, p)\n',
+        [(3, "m")],
+    ),
 ]
 
 VALID = [
@@ -234,6 +252,21 @@ VALID = [
         "class C:\n    def __reduce__(self):\n        return (dict, ())\n    def save(self, p):\n        torch.save(self, p)\n",
     ),
     ("nn.Parameter", 'def save(p):\n    torch.save({"w": nn.Parameter(torch.zeros(2))}, p)\n'),
+    (
+        "same-file load passes a pickle_module (weights_only then defaults to False)",
+        'import pickle\ndef save(p):\n    torch.save({"m": np.mean([1.0])}, p)\n'
+        "def load(p):\n    return torch.load(p, pickle_module=pickle)\n",
+    ),
+    (
+        "the project sets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD",
+        'os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"\n'
+        'def save(p):\n    torch.save({"m": np.mean([1.0])}, p)\n',
+    ),
+    (
+        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD by setdefault",
+        'def main(p):\n    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "true")\n'
+        '    torch.save({"m": np.mean([1.0])}, p)\n',
+    ),
 ]
 
 
@@ -300,6 +333,20 @@ def test_a_load_in_another_module_of_the_same_file_opts_out(tmp_path: Path) -> N
         f.attribute for f in run_check([tmp_path], Config(root=tmp_path), use_cache=False).findings
     ] == ["m"]
     _write(tmp_path, {"resume.py": load})
+    assert run_check([tmp_path], Config(root=tmp_path), use_cache=False).findings == []
+
+
+def test_a_project_that_forces_weights_only_off_reports_no_save(tmp_path: Path) -> None:
+    """TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD set in any module (an entry script, typically) makes
+    every default `torch.load` of the process skip weights-only loading."""
+    entry = 'import os\nos.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"\nimport train\n'
+    _write(
+        tmp_path, {"train.py": SAVE, "main.py": entry.replace('"1"', '"0"'), "pyproject.toml": ""}
+    )
+    assert [
+        f.attribute for f in run_check([tmp_path], Config(root=tmp_path), use_cache=False).findings
+    ] == ["m"]
+    _write(tmp_path, {"main.py": entry})
     assert run_check([tmp_path], Config(root=tmp_path), use_cache=False).findings == []
 
 

@@ -16,16 +16,28 @@ from dataclasses import dataclass
 from ckpt_lsp.analysis.facts import ModuleFacts, ParsedBlock, dotted_name
 from ckpt_lsp.analysis.names import qualify
 
+# torch reads it at each load that does not pass `weights_only`: a project that sets it loads
+# every checkpoint with weights_only=False
+FORCE_NO_WEIGHTS_ONLY = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+_TRUE_VALUES = frozenset({"1", "y", "yes", "true"})  # torch.serialization's spelling
 WORDS = (
     "weights_only=False",
     "weights_only = False",
     '"weights_only": False',  # `torch.load(p, **{"weights_only": False})` and a local of it
     "'weights_only': False",
     "safe_globals",
+    "pickle_module",  # `torch.load(f, pickle_module=pickle)` loads with weights_only=False
+    FORCE_NO_WEIGHTS_ONLY,
 )
 # modules that load checkpoints: one of them may opt out tomorrow, so a save's findings
 # depend on each of them (the CLI cache re-checks the save when one changes)
-LOADS = ("torch.load", "load_from_checkpoint", "weights_only", "safe_globals")
+LOADS = (
+    "torch.load",
+    "load_from_checkpoint",
+    "weights_only",
+    "safe_globals",
+    FORCE_NO_WEIGHTS_ONLY,
+)
 _REGISTER = frozenset(
     {
         "torch.serialization.add_safe_globals",
@@ -41,29 +53,36 @@ class LoadSites:
     path: str
     unsafe_loads: tuple[frozenset[str], ...]  # per opted-out load: the file names it reads
     safe_types: frozenset[str]  # qualified names registered as safe globals
+    forces_unsafe: bool = False  # sets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD for every load
 
 
 def load_sites(facts: ModuleFacts) -> LoadSites:
     """The loads and registrations of one module (its blocks that name the words)."""
     loads: list[frozenset[str]] = []
     safe: set[str] = set()
+    forces = False
     for parsed in facts.blocks:
         text = parsed.block.text
         if not any(word in text for word in WORDS):
             continue
+        if FORCE_NO_WEIGHTS_ONLY in text and parsed.tree is not None:
+            forces = forces or _forces_unsafe(parsed.tree)
         for scope, call in _block_calls(facts, parsed):
             if _opts_out(call, scope):
                 target = _path_argument(call)
                 loads.append(file_names(target, scope) if target is not None else frozenset())
             elif qualify(dotted_name(call.func), facts) in _REGISTER and call.args:
                 safe.update(_registered(call.args[0], facts, scope))
-    return LoadSites(facts.path, tuple(loads), frozenset(safe))
+    return LoadSites(facts.path, tuple(loads), frozenset(safe), forces)
 
 
 def matches(save_path: str, save_names: frozenset[str], sites: LoadSites) -> bool:
     """Whether a save (its file and the file names its path names) has an opted-out load:
     in its own module any load matches unless both name files and none is shared; in
-    another module the load must name one of the save's files."""
+    another module the load must name one of the save's files. A project that sets
+    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD matches every save."""
+    if sites.forces_unsafe:
+        return True
     for names in sites.unsafe_loads:
         if sites.path == save_path:
             if not save_names or not names or save_names & names:
@@ -108,7 +127,57 @@ def _opts_out(call: ast.Call, scope: list[ast.stmt]) -> bool:
     for kw in call.keywords:
         if _is_opt_out(kw) or (kw.arg is None and _spreads_opt_out(kw.value, scope)):
             return True
+    return _custom_pickle_module(call)
+
+
+def _custom_pickle_module(call: ast.Call) -> bool:
+    """`torch.load(f, pickle_module=pickle)` without `weights_only`: torch then defaults to
+    weights_only=False (measured on torch 2.13); `torch.save(..., pickle_module=)` is no load."""
+    if not dotted_name(call.func).endswith("load"):
+        return False
+    names = {kw.arg for kw in call.keywords}
+    if "weights_only" in names or None in names:
+        return False
+    return any(
+        kw.arg == "pickle_module"
+        and not (isinstance(kw.value, ast.Constant) and kw.value.value is None)
+        for kw in call.keywords
+    )
+
+
+def _forces_unsafe(tree: ast.AST) -> bool:
+    """`os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"` or `os.environ.setdefault(...)`
+    with a value torch reads as true."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and _is_true_text(node.value):
+            for target in node.targets:
+                if (
+                    isinstance(target, ast.Subscript)
+                    and dotted_name(target.value).endswith("environ")
+                    and _is_force_name(target.slice)
+                ):
+                    return True
+        elif (
+            isinstance(node, ast.Call)
+            and dotted_name(node.func).split(".")[-1] in ("setdefault", "putenv")
+            and len(node.args) == 2
+            and _is_force_name(node.args[0])
+            and _is_true_text(node.args[1])
+        ):
+            return True
     return False
+
+
+def _is_force_name(expr: ast.expr) -> bool:
+    return isinstance(expr, ast.Constant) and expr.value == FORCE_NO_WEIGHTS_ONLY
+
+
+def _is_true_text(expr: ast.expr) -> bool:
+    return (
+        isinstance(expr, ast.Constant)
+        and isinstance(expr.value, str)
+        and expr.value.lower() in _TRUE_VALUES
+    )
 
 
 def _is_opt_out(kw: ast.keyword) -> bool:
@@ -209,7 +278,7 @@ def _calls_in_scopes(tree: ast.Module) -> Iterator[tuple[list[ast.stmt], ast.Cal
 
 
 def _interesting(call: ast.Call) -> bool:
-    if any(kw.arg in ("weights_only", None) for kw in call.keywords):
+    if any(kw.arg in ("weights_only", "pickle_module", None) for kw in call.keywords):
         return True  # a `**kwargs` spread may carry the opt-out
     return "safe_global" in dotted_name(call.func)
 
