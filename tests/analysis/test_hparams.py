@@ -884,6 +884,110 @@ INVALID = [
         """,
         "val_idx",
     ),
+    # a factory's `cfg=None` left out by its callers: `cfg or load_config()`, `if cfg is
+    # None: cfg = ...` and `... if cfg is None else cfg` hold the loaded DictConfig
+    (
+        """
+        def load_config():
+            return OmegaConf.create("model: {dim: 8}")
+
+        class Lit(L.LightningModule):
+            def __init__(self, cfg):
+                super().__init__()
+                self.save_hyperparameters(cfg)
+
+        def build(name, cfg=None):
+            cfg = cfg or load_config()
+            return Lit(cfg)
+
+        FACTORIES = {"lit": lambda: build("lit")}
+        """,
+        "cfg",
+    ),
+    (
+        """
+        def load_config():
+            return OmegaConf.create("model: {dim: 8}")
+
+        class Lit(L.LightningModule):
+            def __init__(self, cfg, n: int = 2):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(cfg=None):
+            if cfg is None:
+                cfg = load_config()
+            return Lit(cfg)
+        """,
+        "cfg",
+    ),
+    (
+        """
+        def load_config():
+            return OmegaConf.create("model: {dim: 8}")
+
+        class Lit(L.LightningModule):
+            def __init__(self, cfg, n: int = 2):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(cfg=None):
+            cfg = load_config() if cfg is None else cfg
+            return Lit(cfg)
+
+        def main():
+            return build()
+        """,
+        "cfg",
+    ),
+    # a config entry passed to a parameter whose default is a container display is a ListConfig
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, lr: float = 1e-3, betas=(0.9, 0.95)):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(cfg=None):
+            cfg = cfg or OmegaConf.create("optim: {lr: 0.1, betas: [0.9, 0.95]}")
+            return Lit(lr=cfg.optim.lr, betas=cfg.optim.betas)
+        """,
+        "betas",
+    ),
+    # a helper returning a dict display of numpy scalars (its parameter bound to an array)
+    (
+        """
+        def _norm(traj):
+            return {"mean": traj.mean(), "std": traj.std()}
+
+        class Lit(L.LightningModule):
+            def __init__(self, width: int = 8, norm_stats: dict = None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            x = np.linspace(0.0, 1.0, 32, endpoint=False)
+            return Lit(width=8, norm_stats=_norm(np.sin(x)))
+        """,
+        "norm_stats",
+    ),
+    (
+        """
+        def _stats(arr):
+            mean = arr.mean(0)
+            return {"mean": mean, "std": arr.std(0)}
+
+        class Lit(L.LightningModule):
+            def __init__(self, stats=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            stats = _stats(np.ones((4, 3)))
+            return Lit(stats=stats)
+        """,
+        "stats",
+    ),
 ]
 
 VALID = [
@@ -1383,6 +1487,47 @@ VALID = [
         conv = Converted(hidden=rng.choice([8, 16]))
         return [Lit(loss_fn=LOSSES[name](), head=HEADS[name](2), seed=rng.choice(100),
                     fold=f, hidden=best.hidden, width=conv.hidden) for f in range(n)]
+    """,
+    # a factory's `cfg=None` every caller passes (plain data), or converted before it is stored
+    """
+    def load_config():
+        return OmegaConf.create("model: {dim: 8}")
+
+    class Lit(L.LightningModule):
+        def __init__(self, cfg, n: int = 2):
+            super().__init__()
+            self.save_hyperparameters()
+
+    class LitPlain(L.LightningModule):
+        def __init__(self, cfg, betas=(0.9, 0.95), n: int = 2):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(cfg=None):
+        cfg = cfg or load_config()
+        return Lit(cfg)
+
+    def build_plain(cfg=None):
+        if cfg is None:
+            cfg = OmegaConf.to_container(load_config())
+        return LitPlain(cfg, betas=list(cfg["optim"]["betas"]))
+
+    def main():
+        return build({"model": {"dim": 8}}), build_plain()
+    """,
+    # a helper's dict of plain numbers, and a config entry given to a scalar parameter
+    """
+    def _norm(traj):
+        return {"mean": float(traj.mean()), "std": traj.std().item()}
+
+    class Lit(L.LightningModule):
+        def __init__(self, lr=1e-3, norm_stats: dict = None):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(cfg=None):
+        cfg = cfg or OmegaConf.create("optim: {lr: 0.1}")
+        return Lit(lr=cfg.optim.lr, norm_stats=_norm(np.linspace(0.0, 1.0, 8)))
     """,
 ]
 

@@ -86,7 +86,8 @@ def judge(
     for expr, ctx, passed_at in values:
         verdict = value_problem(expr, ctx)
         if verdict == UNKNOWN:
-            member = config_member(expr, parameter.arg.annotation, ctx, parameter.iterated)
+            container = parameter.iterated or _container_display(parameter.default)
+            member = config_member(expr, parameter.arg.annotation, ctx, container)
             verdict = HparamProblem(member, dropped=False) if member else verdict
         if isinstance(verdict, HparamProblem):
             return HparamProblem(verdict.what, verdict.dropped, verdict.copy_fails, passed_at)
@@ -97,6 +98,12 @@ def judge(
         if what:
             return HparamProblem(what, dropped=False)
     return None
+
+
+def _container_display(default: ast.expr | None) -> bool:
+    """`betas=(0.9, 0.95)`, `layers=[64, 64]`: a default written as a container display says
+    the parameter takes a container (so `cfg.optim.betas` passed to it is a ListConfig)."""
+    return isinstance(default, (ast.List, ast.Tuple, ast.Dict, ast.Set))
 
 
 def _forwarded(

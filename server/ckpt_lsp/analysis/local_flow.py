@@ -155,6 +155,9 @@ class LocalFlow:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             return {**state, stmt.name: frozenset({UNKNOWN})}
         if isinstance(stmt, ast.If):
+            taken = none_taken(stmt.test, state)  # `if cfg is None:` of a None left so
+            if taken is not None:
+                return self._walk(stmt.body if taken else stmt.orelse, state)
             arms = self._walk(stmt.body, state), self._walk(stmt.orelse, state)
             return _undecided(state, *arms, _merge(*arms))
         if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
@@ -491,6 +494,8 @@ class LocalFlow:
                 rest.pop(0)
             if len(rest) == 1:
                 return self._value(rest[0], state)
+        if isinstance(value, ast.IfExp) and none_taken(value.test, state) is not None:
+            return self._value(value.body if none_taken(value.test, state) else value.orelse, state)
         if _number_literal(value):
             return NUMBER
         if isinstance(value, ast.Constant) or empty_display(value):
@@ -510,6 +515,25 @@ def _unpassed(bound: Mapping[str, object] | None) -> frozenset[str]:
 
 def _left_none(operand: ast.expr, state: State) -> bool:
     return isinstance(operand, ast.Name) and state.get(operand.id) == frozenset({NONE_DEFAULT})
+
+
+def none_taken(test: ast.expr, state: State) -> bool | None:
+    """Whether a test of a parameter left at its `None` default (`cfg is None`, `not cfg`,
+    `cfg is not None`, `cfg`) is true; None when it tests anything else."""
+    negated = isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
+    operand = test.operand if isinstance(test, ast.UnaryOp) and negated else test
+    if (
+        isinstance(operand, ast.Compare)
+        and len(operand.ops) == 1
+        and isinstance(operand.ops[0], (ast.Is, ast.IsNot))
+        and isinstance(operand.comparators[0], ast.Constant)
+        and operand.comparators[0].value is None
+    ):
+        negated ^= isinstance(operand.ops[0], ast.Is)
+        operand = operand.left
+    if not _left_none(operand, state):
+        return None
+    return negated
 
 
 def _instance(held: frozenset[Possible]) -> bool:
