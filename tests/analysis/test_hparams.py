@@ -988,6 +988,54 @@ INVALID = [
         """,
         "stats",
     ),
+    # built without naming the class as the callee: `partial(Lit, ...)` and a registry of classes
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, width: int = 2, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            make = functools.partial(Lit, lr=np.float32(3e-4))
+            return make(width=4)
+        """,
+        "lr",
+    ),
+    (
+        """
+        class LitA(L.LightningModule):
+            def __init__(self, loss=None, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+        class Other(L.LightningModule):
+            def __init__(self, loss=None, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters(ignore=["loss"])
+
+        MODELS = {"a": LitA, "other": Other}
+
+        def build(name):
+            return MODELS[name](loss=nn.MSELoss())
+        """,
+        "loss",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, stats=None, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+        MODELS = {"lit": Lit}
+
+        def build(name, data):
+            model_cls = MODELS.get(name)
+            return model_cls(stats={"mean": np.asarray(data).mean(0)})
+        """,
+        "stats",
+    ),
 ]
 
 VALID = [
@@ -1528,6 +1576,20 @@ VALID = [
     def build(cfg=None):
         cfg = cfg or OmegaConf.create("optim: {lr: 0.1}")
         return Lit(lr=cfg.optim.lr, norm_stats=_norm(np.linspace(0.0, 1.0, 8)))
+    """,
+    # a partial and a registry of classes given plain values; a partial of another callable
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, width: int = 2, lr=1e-3, loss=None):
+            super().__init__()
+            self.save_hyperparameters(ignore=["loss"])
+
+    MODELS = {"lit": Lit, "linear": nn.Linear}
+
+    def build(name):
+        make = functools.partial(Lit, lr=float(np.float32(3e-4)))
+        other = functools.partial(torch.optim.AdamW, lr=np.float32(3e-4))
+        return make(width=4), MODELS[name](4, loss=nn.MSELoss()), other
     """,
 ]
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ckpt_lsp.analysis.assignments import OPAQUE, Env
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.analysis.indirect_calls import partial_call, registries_of, registry_calls
 from ckpt_lsp.analysis.names import qualify
 
 FunctionNode = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -235,18 +236,37 @@ class CallSites:
         self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts
     ) -> Iterator[CallSite]:
         named = re.compile(rf"(?<![\w.]){re.escape(cls.name)}\b|\.{re.escape(cls.name)}\b")
+        registries = self._registries(where, home, cls)
         for parsed in where.blocks:
             text = parsed.block.text
-            if cls.name not in text or not named.search(text):
-                continue  # `Lit1` is no call of `Lit` (nor is `Lit10`)
+            names = cls.name in text and bool(named.search(text))  # `Lit1` is no `Lit`
+            picking = [r for r in registries if r in text]
             tree = parsed.tree
-            if tree is None:
+            if (not names and not picking) or tree is None:
                 continue
-            for call, func in _calls(tree, cls.name, None):
+            found = list(_calls(tree, cls.name, None)) if names else []
+            for call, func in _calls(tree, "partial", None) if names else ():
+                fixed = partial_call(call, where)  # `partial(Lit, lr=...)`
+                found += [(fixed, func)] if fixed is not None else []
+            for call, func in found:
                 if not self._constructs(where, home, cls, call, func):
                     continue
                 env = _env_before(func, call.lineno)
                 yield CallSite(where, call, env, parsed.row_offset, func is not None, func)
+            for call, _, func in registry_calls(tree, picking):  # `MODELS[name](...)`
+                env = _env_before(func, call.lineno)
+                yield CallSite(where, call, env, parsed.row_offset, func is not None, func)
+
+    def _registries(self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts) -> list[str]:
+        """The module-level dict displays of `where` one value of which is the class."""
+        found = []
+        for registry in registries_of(where, cls.name):
+            display = where.assigns[registry]
+            assert isinstance(display, ast.Dict)
+            entries = [ast.Call(func=v, args=[], keywords=[]) for v in display.values]
+            if any(self._constructs(where, home, cls, e, None) for e in entries):
+                found.append(registry)
+        return found
 
     def _constructs(
         self,
