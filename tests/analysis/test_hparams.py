@@ -1036,6 +1036,67 @@ INVALID = [
         """,
         "stats",
     ),
+    # a classmethod factory forwarding a member of what its callers pass
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, model_cfg, lr: float = 1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+            @classmethod
+            def from_config(cls, cfg):
+                return cls(model_cfg=cfg.model, lr=cfg.optim.lr)
+
+        def main():
+            cfg = OmegaConf.create({"model": {"dim": 8}, "optim": {"lr": 0.1}})
+            return Lit.from_config(cfg)
+        """,
+        "model_cfg",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, dims=None, lr: float = 1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(cfg):
+            return Lit(dims=cfg.model.dims, lr=cfg.lr)
+
+        def main():
+            return build(OmegaConf.create({"model": {"dims": [4, 4]}, "lr": 0.1}))
+        """,
+        "dims",
+    ),
+    # `**kwargs` filled item by item, `**cfg.model` of a DictConfig holding a list
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, lr=1e-3, loss=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            kwargs = {"lr": 0.1}
+            kwargs["loss"] = nn.MSELoss()
+            return Lit(**kwargs)
+        """,
+        "loss",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, dim: int = 2, hidden=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            cfg = OmegaConf.create({"model": {"dim": 8, "hidden": [4, 4]}})
+            return Lit(**cfg.model)
+        """,
+        "hidden",
+    ),
 ]
 
 VALID = [
@@ -1590,6 +1651,33 @@ VALID = [
         make = functools.partial(Lit, lr=float(np.float32(3e-4)))
         other = functools.partial(torch.optim.AdamW, lr=np.float32(3e-4))
         return make(width=4), MODELS[name](4, loss=nn.MSELoss()), other
+    """,
+    # forwarded members that are plain: a DictConfig's number, a plain dict's list, spread
+    # entries that are numbers and a loss left out by `ignore=`
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, dim: int = 2, lr: float = 1e-3, hidden=None, loss=None):
+            super().__init__()
+            self.save_hyperparameters(ignore=["loss"])
+
+        @classmethod
+        def from_config(cls, cfg):
+            return cls(dim=cfg.model.dim, lr=cfg.optim.lr)
+
+    def build(cfg):
+        return Lit(hidden=cfg["model"]["hidden"])
+
+    def spread():
+        cfg = OmegaConf.create({"model": {"dim": 8, "lr": 0.1}})
+        kwargs = {"lr": 0.1}
+        kwargs["loss"] = nn.MSELoss()
+        kwargs["dim"] = 4
+        return Lit(**cfg.model), Lit(**kwargs)
+
+    def main():
+        return Lit.from_config(OmegaConf.create({"model": {"dim": 8}, "optim": {"lr": 0.1}})), build(
+            {"model": {"hidden": [4, 4]}}
+        )
     """,
 ]
 

@@ -311,6 +311,32 @@ def function_calls(
     return found
 
 
+def classmethod_calls(
+    facts: ModuleFacts, func: ast.FunctionDef | ast.AsyncFunctionDef
+) -> list[CallSite]:
+    """The calls `Cls.from_config(...)` in the module of a classmethod of its class `Cls`
+    (named so): a factory method's callers, which pass what it forwards to `cls(...)`."""
+    if "classmethod" not in [dotted_name(d) for d in func.decorator_list]:
+        return []
+    owner = next((c for c in facts.classes.values() if c.method(func.name) is func), None)
+    if owner is None:
+        return []
+    callee = f"{owner.name}.{func.name}"
+    found: list[CallSite] = []
+    for parsed in facts.blocks:
+        tree = parsed.tree
+        if callee not in parsed.block.text or tree is None:
+            continue
+        for call, caller in _calls(tree, func.name, None):
+            if dotted_name(call.func) != callee or caller is func:
+                continue
+            if caller is not None and owner.name in _local_names(caller):
+                continue
+            env = _env_before(caller, call.lineno)
+            found.append(CallSite(facts, call, env, parsed.row_offset, caller is not None, caller))
+    return found
+
+
 def _own_factories(facts: ModuleFacts, cls: ClassFacts) -> Iterator[CallSite]:
     """`cls(...)` in the class's own classmethods (`from_config(cls, cfg)`): they build it."""
     for method in cls.methods_mentioning("classmethod"):

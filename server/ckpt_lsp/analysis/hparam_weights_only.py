@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING
 from ckpt_lsp.analysis.assignments import OPAQUE
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
+from ckpt_lsp.analysis.local_flow import item_key
 from ckpt_lsp.weights_only import Refused
 
 if TYPE_CHECKING:
+    from ckpt_lsp.analysis.call_sites import CallSite
     from ckpt_lsp.analysis.value_context import ValueContext
 
 UNKNOWN = "?"
@@ -354,6 +356,28 @@ def _returned_keys(call: ast.Call, ctx: ValueContext) -> str:
     keys = safety.keys_of(call, judge_env(ctx, safety))
     found = next(iter(keys.values()), None)
     return f"a container holding {found.what}" if found is not None else SAFE
+
+
+def spread_item(name: str, call_site: CallSite, ctx: ValueContext) -> str:
+    """What `Model(**kwargs)` passes for parameter `name`: the item the flow knows a local
+    dict holds under that key (`kwargs["loss"] = nn.MSELoss()`), or that member of an
+    OmegaConf config spread whole (`**cfg.model`: a nested list is a ListConfig)."""
+    safety = _safety(ctx)
+    flowed = _flowed(ctx)
+    for kw in call_site.call.keywords:
+        if kw.arg is not None:
+            continue
+        value = kw.value
+        held = flowed.get(item_key(value.id, name)) if isinstance(value, ast.Name) else None
+        if held is not None:
+            return held.what
+        spread = safety.of_expression(value, judge_env(ctx, safety))
+        if spread is not None and spread.kind == "omegaconf" and spread.shape is not None:
+            member = ast.copy_location(ast.Attribute(value=value, attr=name, ctx=ast.Load()), value)
+            found = _judged(member, ctx)
+            if found:
+                return found
+    return SAFE
 
 
 def _unzipped(arg: ast.expr, ctx: ValueContext) -> list[ast.expr]:
