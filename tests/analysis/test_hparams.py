@@ -1097,6 +1097,48 @@ INVALID = [
         """,
         "hidden",
     ),
+    # an item of a local dict config, of a module-level one (nested), a dict comprehension
+    # whose every value is numpy whatever the loop gives
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, lr=1e-3, width: int = 2):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            cfg = {"lr": np.float32(0.1), "width": 3}
+            return Lit(lr=cfg["lr"], width=cfg["width"])
+        """,
+        "lr",
+    ),
+    (
+        """
+        CONFIG = {"optim": {"betas": (np.float32(0.9), 0.999)}, "width": 4}
+
+        class Lit(L.LightningModule):
+            def __init__(self, betas=(0.9, 0.99), width: int = 2):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            return Lit(betas=CONFIG["optim"]["betas"], width=CONFIG["width"])
+        """,
+        "betas",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, stats=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(columns):
+            arr = np.random.rand(5, 3)
+            return Lit(stats={c: arr[:, i].mean() for i, c in enumerate(columns)})
+        """,
+        "stats",
+    ),
 ]
 
 VALID = [
@@ -1677,6 +1719,26 @@ VALID = [
     def main():
         return Lit.from_config(OmegaConf.create({"model": {"dim": 8}, "optim": {"lr": 0.1}})), build(
             {"model": {"hidden": [4, 4]}}
+        )
+    """,
+    # plain items of dict configs; a module-level config the module changes; a comprehension
+    # of plain values
+    """
+    CONFIG = {"optim": {"betas": (0.9, 0.999)}, "width": 4}
+    CHANGED = {"lr": np.float32(0.1)}
+    CHANGED["lr"] = 0.1
+
+    class Lit(L.LightningModule):
+        def __init__(self, lr=1e-3, betas=(0.9, 0.99), width: int = 2, stats=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(columns):
+        cfg = {"lr": 0.1, "width": 3}
+        arr = np.random.rand(5, 3)
+        return (
+            Lit(lr=cfg["lr"], width=cfg["width"], betas=CONFIG["optim"]["betas"]),
+            Lit(lr=CHANGED["lr"], stats={c: float(arr[:, i].mean()) for i, c in enumerate(columns)}),
         )
     """,
 ]

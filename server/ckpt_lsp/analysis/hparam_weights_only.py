@@ -21,6 +21,7 @@ from ckpt_lsp.analysis.assignments import OPAQUE
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.local_flow import item_key
+from ckpt_lsp.analysis.registry_calls import changed
 from ckpt_lsp.weights_only import Refused
 
 if TYPE_CHECKING:
@@ -144,6 +145,9 @@ def _item(expr: ast.Subscript, ctx: ValueContext) -> str:
     """`scores[i]` of a numpy array, `df["sr"].mode()[0]`: the judge's answer, when what is
     indexed comes from library calls; `stats()[0]`, an element of a helper's tuple, only by
     what the helper returns there (the tuple as a whole is refused for any refused element)."""
+    keyed = _keyed_item(expr, ctx)
+    if keyed != UNKNOWN:
+        return keyed
     safety = _safety(ctx)
     env = judge_env(ctx, safety)
     value, index = expr.value, expr.slice
@@ -159,6 +163,42 @@ def _item(expr: ast.Subscript, ctx: ValueContext) -> str:
         if not (head and head in ctx.facts.imports):  # a method's result (`s.mode()`)
             return _what(safety.of_expression(expr, env)) or UNKNOWN
     return UNKNOWN
+
+
+def _keyed_item(expr: ast.Subscript, ctx: ValueContext) -> str:
+    """`cfg["lr"]` of a local dict whose key the flow knows (`cfg = {"lr": np.float32(...)}`,
+    `cfg["lr"] = ...`), or `CONFIG["optim"]["betas"]` of a module-level dict display the
+    module never changes: what that key holds; UNKNOWN otherwise."""
+    keys: list[str | int] = []
+    node: ast.expr = expr
+    while isinstance(node, ast.Subscript):
+        index = node.slice
+        if not isinstance(index, ast.Constant) or not isinstance(index.value, (str, int)):
+            return UNKNOWN
+        keys.insert(0, index.value)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return UNKNOWN
+    held = _flowed(ctx).get(item_key(node.id, keys[0])) if len(keys) == 1 else None
+    if held is not None:
+        return held.what
+    module_value = ctx._module_value(node.id) if node.id not in ctx.env.bindings else None
+    if module_value is None or changed(node.id, module_value[0].facts.text):
+        return UNKNOWN
+    home, entry = module_value
+    for key in keys:
+        if not isinstance(entry, ast.Dict):
+            return UNKNOWN
+        found = [v for k, v in zip(entry.keys, entry.values) if _is_key(k, key)]
+        if len(found) != 1 or None in entry.keys:
+            return UNKNOWN
+        entry = found[0]
+    what = refused_value(entry, home, _DEPTH - 2)
+    return what if what else UNKNOWN  # a plain entry still leaves the item to the judge
+
+
+def _is_key(key: ast.expr | None, wanted: str | int) -> bool:
+    return isinstance(key, ast.Constant) and key.value == wanted and type(key.value) is type(wanted)
 
 
 def _from_library(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> bool:
@@ -197,9 +237,11 @@ def _comprehension(expr: ast.ListComp | ast.SetComp | ast.DictComp, ctx: ValueCo
         return UNKNOWN
     safety = _safety(ctx)
     env = judge_env(ctx, safety)
-    items = _loop_items(gens[0].target, gens[0].iter, ctx, safety, env)
-    if not items:
-        return UNKNOWN
+    items: dict[str, Refused | None] = {}
+    items.update(_loop_items(gens[0].target, gens[0].iter, ctx, safety, env))
+    if not items:  # `{c: arr[:, i].mean() for i, c in enumerate(cols)}`: numpy whatever the item
+        targets = [n.id for n in ast.walk(gens[0].target) if isinstance(n, ast.Name)]
+        items = dict.fromkeys(targets)
     kept = [expr.key, expr.value] if isinstance(expr, ast.DictComp) else [expr.elt]
     for value in kept:
         judged = safety.of_expression(value, {**env, **items})
