@@ -1139,6 +1139,23 @@ INVALID = [
         """,
         "stats",
     ),
+    # `vars(args)` passed as a dict holds the Namespace's entries, a Path among them
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hparams: dict, width: int = 2):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def main():
+            p = argparse.ArgumentParser()
+            p.add_argument("--root", type=Path, default="data")
+            p.add_argument("--lr", type=float, default=0.1)
+            args = p.parse_args()
+            return Lit(hparams=vars(args))
+        """,
+        "hparams",
+    ),
 ]
 
 VALID = [
@@ -1740,6 +1757,25 @@ VALID = [
             Lit(lr=cfg["lr"], width=cfg["width"], betas=CONFIG["optim"]["betas"]),
             Lit(lr=CHANGED["lr"], stats={c: float(arr[:, i].mean()) for i, c in enumerate(columns)}),
         )
+    """,
+    # `vars(args)` of plain entries, or once the Path entry is a string
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, hparams: dict, width: int = 2):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def main():
+        p = argparse.ArgumentParser()
+        p.add_argument("--lr", type=float, default=0.1)
+        return Lit(hparams=vars(p.parse_args()))
+
+    def other():
+        p = argparse.ArgumentParser()
+        p.add_argument("--root", type=Path, default="data")
+        args = p.parse_args()
+        args.root = str(args.root)
+        return Lit(hparams=vars(args))
     """,
 ]
 

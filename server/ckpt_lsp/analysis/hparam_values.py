@@ -18,7 +18,7 @@ from ckpt_lsp.analysis.call_sites import UNKNOWN as SPREAD
 from ckpt_lsp.analysis.call_sites import CallSite, classmethod_calls, function_calls
 from ckpt_lsp.analysis.classifier import Classifier
 from ckpt_lsp.analysis.facts import ModuleFacts
-from ckpt_lsp.analysis.hparam_namespace import refused_entry, spread_entry
+from ckpt_lsp.analysis.hparam_namespace import refused_entry, spread_entry, vars_entry
 from ckpt_lsp.analysis.hparam_weights_only import (
     UNKNOWN,
     config_member,
@@ -88,6 +88,13 @@ def judge(
     elif left_out:
         unknown = True
     for expr, ctx, passed_at in values:
+        entry = (
+            vars_entry(expr, passed_at, LoadSafety(ctx.facts, classifier.index))
+            if passed_at
+            else ""
+        )
+        if entry:  # `hparams=vars(args)` holds the Namespace's entries
+            return HparamProblem(entry, dropped=False, site=passed_at)
         verdict = value_problem(expr, ctx)
         if verdict == UNKNOWN:
             container = parameter.iterated or _container_display(parameter.default)
