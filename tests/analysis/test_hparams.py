@@ -1156,6 +1156,24 @@ INVALID = [
         """,
         "hparams",
     ),
+    # a config member given to a parameter the `__init__` reads members of is a config node
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, model_cfg, name: str = "x", lr=0.1):
+                super().__init__()
+                self.save_hyperparameters()
+                self.emb = nn.Embedding(model_cfg.vocab, model_cfg["dim"])
+                self.tag = name.lower()
+
+        def build(cfg: DictConfig):
+            return Lit(cfg.model, cfg.name, lr=cfg.optim.lr)
+
+        def main():
+            return build(OmegaConf.create("model: {vocab: 8, dim: 4}\\nname: lm\\noptim: {lr: 0.1}"))
+        """,
+        "model_cfg",
+    ),
 ]
 
 VALID = [
@@ -1776,6 +1794,20 @@ VALID = [
         args = p.parse_args()
         args.root = str(args.root)
         return Lit(hparams=vars(args))
+    """,
+    # config members read as numbers and strings (a method called), or converted first
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, vocab, name: str = "x", model_cfg=None, lr=0.1):
+            super().__init__()
+            self.save_hyperparameters()
+            self.emb = nn.Embedding(vocab.real, 4)
+            self.tag = name.lower()
+            self.dim = model_cfg["dim"]
+
+        @classmethod
+        def plain(cls, cfg: DictConfig):
+            return cls(cfg.model.vocab, cfg.name, OmegaConf.to_container(cfg.model), lr=cfg.optim.lr)
     """,
 ]
 
