@@ -1174,6 +1174,22 @@ INVALID = [
         """,
         "model_cfg",
     ),
+    # a helper returning `dict(k=v)` of numpy values
+    (
+        """
+        def _norm(arr):
+            return dict(mean=arr.mean(), std=arr.std())
+
+        class Lit(L.LightningModule):
+            def __init__(self, stats=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            return Lit(stats=_norm(np.random.rand(4, 3)))
+        """,
+        "stats",
+    ),
 ]
 
 VALID = [

@@ -190,7 +190,7 @@ class LocalFlow:
                 if items is not None and not any(isinstance(e, ast.Starred) for e in items)
                 else None
             )
-            shown = stmt.value
+            shown = keyword_display(stmt.value)
             keys = _constant_keys(shown) if isinstance(shown, ast.Dict) else None
             if keys is not None and isinstance(shown, ast.Dict):
                 self.return_keys.append(
@@ -585,6 +585,22 @@ def return_keys_of(
 def item_key(name: str, key: str | int) -> str:
     """The state key of `name[key]` (no Python name holds "[")."""
     return f"{name}[{key!r}]"
+
+
+def keyword_display(value: ast.expr | None) -> ast.expr | None:
+    """`dict(mean=m, std=s)` as the display `{"mean": m, "std": s}`; any other value as is."""
+    if (
+        isinstance(value, ast.Call)
+        and dotted_name(value.func) == "dict"
+        and not value.args
+        and value.keywords
+        and all(kw.arg is not None for kw in value.keywords)
+    ):
+        keys: list[ast.expr | None] = [ast.Constant(kw.arg) for kw in value.keywords]
+        return ast.copy_location(
+            ast.Dict(keys=keys, values=[kw.value for kw in value.keywords]), value
+        )
+    return value
 
 
 def _constant_keys(display: ast.Dict) -> list[str] | None:
