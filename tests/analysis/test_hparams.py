@@ -1190,6 +1190,19 @@ INVALID = [
         """,
         "stats",
     ),
+    # a tuple built from a generator of numpy floats
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, betas=(0.9, 0.99), lr=0.1):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(cfg: DictConfig):
+            return Lit(betas=tuple(np.float64(b) for b in cfg.optim.betas), lr=cfg.optim.lr)
+        """,
+        "betas",
+    ),
 ]
 
 VALID = [
@@ -1824,6 +1837,17 @@ VALID = [
         @classmethod
         def plain(cls, cfg: DictConfig):
             return cls(cfg.model.vocab, cfg.name, OmegaConf.to_container(cfg.model), lr=cfg.optim.lr)
+    """,
+    # tuples and lists built from generators of plain numbers
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, betas=(0.9, 0.99), sizes=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(cfg: DictConfig):
+        arr = np.array([0.9, 0.99])
+        return Lit(betas=tuple(float(b) for b in arr), sizes=list(int(s) for s in cfg.sizes))
     """,
 ]
 

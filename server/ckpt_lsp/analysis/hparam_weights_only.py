@@ -431,6 +431,8 @@ def _unzipped(arg: ast.expr, ctx: ValueContext) -> list[ast.expr]:
         and ctx.qualify(dotted_name(arg.func)) in zipping
     ):
         return list(arg.args)
+    if isinstance(arg, ast.GeneratorExp):  # `tuple(np.float64(b) for b in betas)`: its items
+        return [ast.copy_location(ast.ListComp(elt=arg.elt, generators=arg.generators), arg)]
     return [arg]
 
 
