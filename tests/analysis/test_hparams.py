@@ -1203,6 +1203,20 @@ INVALID = [
         """,
         "betas",
     ),
+    # configs built from a dotlist, or copied
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, cfg, lr=0.1):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(overrides=()):
+            base = OmegaConf.from_dotlist(list(overrides))
+            return Lit(base.copy(), lr=0.1)
+        """,
+        "cfg",
+    ),
 ]
 
 VALID = [
