@@ -1863,6 +1863,25 @@ VALID = [
         arr = np.array([0.9, 0.99])
         return Lit(betas=tuple(float(b) for b in arr), sizes=list(int(s) for s in cfg.sizes))
     """,
+    # a config loaded in a branch that returns before the call: the call stores the caller's
+    """
+    def load_config():
+        return OmegaConf.create("model: {dim: 8}")
+
+    class Lit(L.LightningModule):
+        def __init__(self, cfg, n: int = 2):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(cfg=None):
+        if cfg is None:
+            cfg = load_config()
+            return Lit(OmegaConf.to_container(cfg))
+        return Lit(cfg)
+
+    def main():
+        return build({"model": {"dim": 8}}), build()
+    """,
 ]
 
 

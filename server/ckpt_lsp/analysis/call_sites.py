@@ -118,10 +118,21 @@ def _env_before(func: ast.FunctionDef | ast.AsyncFunctionDef | None, row: int) -
             continue
         if getattr(node, "lineno", row) < row:
             found.extend(_bound_by(node))
+        if isinstance(node, ast.If):  # an arm that returns before the call binds nothing for it
+            arms = [a for a in (node.body, node.orelse) if not _left_before(a, row)]
+            stack.extend([node.test, *(s for arm in arms for s in arm)])
+            continue
         stack.extend(ast.iter_child_nodes(node))
     for _, name, value in sorted(found, key=lambda item: item[0]):
         env.bindings[name] = OPAQUE if value is None else value
     return env
+
+
+def _left_before(arm: list[ast.stmt], row: int) -> bool:
+    """An `if` arm that ends in `return` or `raise` before `row`: code at `row` never runs
+    after it."""
+    last = arm[-1] if arm else None
+    return isinstance(last, (ast.Return, ast.Raise)) and (last.end_lineno or last.lineno) < row
 
 
 def _bound_by(node: ast.AST) -> list[tuple[int, str, ast.expr | None]]:

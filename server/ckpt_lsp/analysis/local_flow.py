@@ -156,8 +156,9 @@ class LocalFlow:
             return {**state, stmt.name: frozenset({UNKNOWN})}
         if isinstance(stmt, ast.If):
             taken = none_taken(stmt.test, state)  # `if cfg is None:` of a None left so
-            if taken is not None:
-                return self._walk(stmt.body if taken else stmt.orelse, state)
+            arm = stmt.body if taken else stmt.orelse
+            if taken is not None and not (arm and isinstance(arm[-1], _EXITS)):
+                return self._walk(arm, state)
             arms = self._walk(stmt.body, state), self._walk(stmt.orelse, state)
             return _undecided(state, *arms, _merge(*arms))
         if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
@@ -504,6 +505,7 @@ class LocalFlow:
         return judged if judged is not None else UNKNOWN
 
 
+_EXITS = (ast.Return, ast.Raise, ast.Continue, ast.Break)  # an arm the code after never follows
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
 _DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
 
