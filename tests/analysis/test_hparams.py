@@ -1217,6 +1217,38 @@ INVALID = [
         """,
         "cfg",
     ),
+    # `cls(**cfg)` in a classmethod, `Model(**cfg)` in a factory: the entries its callers pass
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, dim: int = 2, hidden=None, lr=0.1):
+                super().__init__()
+                self.save_hyperparameters()
+
+            @classmethod
+            def from_config(cls, cfg):
+                return cls(**cfg)
+
+        def main():
+            return Lit.from_config(OmegaConf.create({"dim": 4, "hidden": [8, 8], "lr": 0.1}))
+        """,
+        "hidden",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, dim: int = 2, mean=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def make(cfg):
+            return Lit(**cfg)
+
+        def main():
+            return make({"dim": 3, "mean": np.zeros(3)})
+        """,
+        "mean",
+    ),
 ]
 
 VALID = [
@@ -1881,6 +1913,22 @@ VALID = [
 
     def main():
         return build({"model": {"dim": 8}}), build()
+    """,
+    # entries spread from plain dicts and plain config entries
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, dim: int = 2, hidden=None, lr=0.1):
+            super().__init__()
+            self.save_hyperparameters()
+
+        @classmethod
+        def from_config(cls, cfg):
+            return cls(**cfg)
+
+    def main():
+        a = Lit.from_config({"dim": 4, "hidden": [8, 8]})
+        b = Lit.from_config(OmegaConf.create({"dim": 4, "lr": 0.1}))
+        return a, b
     """,
 ]
 

@@ -25,6 +25,7 @@ from ckpt_lsp.analysis.hparam_weights_only import (
     judge_env,
     refused_annotation,
     refused_value,
+    spread_entry_of,
     spread_item,
 )
 from ckpt_lsp.analysis.load_safety import LoadSafety, Refused
@@ -77,6 +78,9 @@ def judge(
             what = spread_item(name, site, _site_context(classifier, site, contexts))
             if what:
                 return HparamProblem(what, dropped=False, site=site)
+            forwarded = _forwarded_spread(name, site, classifier, contexts)
+            if forwarded is not None:
+                return forwarded
             unknown = True
         elif passed is None:
             left_out = True
@@ -147,6 +151,23 @@ def _forwarded(
             value = _rebased(passed, given)
             found.append((value, _site_context(classifier, outer, contexts), outer))
     return found
+
+
+def _forwarded_spread(
+    name: str, site: CallSite, classifier: Classifier, contexts: dict[int, ValueContext] | None
+) -> HparamProblem | None:
+    """`def from_config(cls, cfg): return cls(**cfg)`: the entry `name` of what the factory's
+    callers pass for `cfg` (a dict display, or a config built from one)."""
+    for kw in site.call.keywords:
+        if kw.arg is not None or not isinstance(kw.value, ast.Name):
+            continue
+        member = ast.copy_location(ast.Attribute(value=kw.value, attr=name, ctx=ast.Load()), kw)
+        for rebased, ctx, outer in _forwarded(member, site, classifier, contexts):
+            given = rebased.value if isinstance(rebased, ast.Attribute) else None
+            what = spread_entry_of(given, name, ctx) if given is not None else ""
+            if what:
+                return HparamProblem(what, dropped=False, site=outer)
+    return None
 
 
 def _root(expr: ast.expr) -> ast.Name | None:
