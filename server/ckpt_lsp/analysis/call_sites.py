@@ -256,7 +256,8 @@ class CallSites:
             if (not names and not picking) or tree is None:
                 continue
             found = list(_calls(tree, cls.name, None)) if names else []
-            for call, func in _calls(tree, "partial", None) if names else ():
+            partials = _calls(tree, "partial", None) if names and "partial" in text else ()
+            for call, func in partials:
                 fixed = partial_call(call, where)  # `partial(Lit, lr=...)`
                 found += [(fixed, func)] if fixed is not None else []
             for call, func in found:
@@ -264,7 +265,9 @@ class CallSites:
                     continue
                 env = _env_before(func, call.lineno)
                 yield CallSite(where, call, env, parsed.row_offset, func is not None, func)
-            for call, _, func in registry_calls(tree, picking):  # `MODELS[name](...)`
+            for call, _, func in (
+                registry_calls(tree, picking) if picking else ()
+            ):  # `MODELS[k](...)`
                 env = _env_before(func, call.lineno)
                 yield CallSite(where, call, env, parsed.row_offset, func is not None, func)
 
