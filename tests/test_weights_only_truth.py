@@ -402,3 +402,25 @@ def test_a_load_with_a_pickle_module_or_the_force_variable_opts_out(
         assert torch.load(path)["m"] == 1.0
         with pytest.raises(pickle.UnpicklingError):
             torch.load(path, weights_only=True)
+
+
+def test_lightning_hparams_hold_the_arguments_as_passed(tmp_path: Path) -> None:
+    """hparam_reads.py: `module.hparams.x`, `["x"]` and `.get("x")` give back what the call
+    passed (an Enum member, a numpy scalar stay refused; a float loads); the AttributeDict
+    itself is refused even holding only plain values, a `dict(...)` of it loads."""
+    lightning = pytest.importorskip("lightning")
+    numpy = pytest.importorskip("numpy")
+    from http import HTTPStatus  # an Enum a pickle finds by name
+
+    class Lit(lightning.LightningModule):
+        def __init__(self, stage=HTTPStatus.OK, lr=0.1, scale=None):  # noqa: ANN001
+            super().__init__()
+            self.save_hyperparameters()
+
+    module = Lit(scale=numpy.float64(2.0))
+    hparams = module.hparams
+    for read in (hparams.stage, hparams["stage"], hparams.get("stage"), hparams.scale):
+        assert _default_load_fails(read)
+    assert not _default_load_fails(hparams.lr)
+    assert _default_load_fails(Lit(stage="fit", scale=2.0).hparams)
+    assert not _default_load_fails(dict(Lit(stage="fit", scale=2.0).hparams))

@@ -884,6 +884,371 @@ INVALID = [
         """,
         "val_idx",
     ),
+    # a factory's `cfg=None` left out by its callers: `cfg or load_config()`, `if cfg is
+    # None: cfg = ...` and `... if cfg is None else cfg` hold the loaded DictConfig
+    (
+        """
+        def load_config():
+            return OmegaConf.create("model: {dim: 8}")
+
+        class Lit(L.LightningModule):
+            def __init__(self, cfg):
+                super().__init__()
+                self.save_hyperparameters(cfg)
+
+        def build(name, cfg=None):
+            cfg = cfg or load_config()
+            return Lit(cfg)
+
+        FACTORIES = {"lit": lambda: build("lit")}
+        """,
+        "cfg",
+    ),
+    (
+        """
+        def load_config():
+            return OmegaConf.create("model: {dim: 8}")
+
+        class Lit(L.LightningModule):
+            def __init__(self, cfg, n: int = 2):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(cfg=None):
+            if cfg is None:
+                cfg = load_config()
+            return Lit(cfg)
+        """,
+        "cfg",
+    ),
+    (
+        """
+        def load_config():
+            return OmegaConf.create("model: {dim: 8}")
+
+        class Lit(L.LightningModule):
+            def __init__(self, cfg, n: int = 2):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(cfg=None):
+            cfg = load_config() if cfg is None else cfg
+            return Lit(cfg)
+
+        def main():
+            return build()
+        """,
+        "cfg",
+    ),
+    # a config entry passed to a parameter whose default is a container display is a ListConfig
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, lr: float = 1e-3, betas=(0.9, 0.95)):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(cfg=None):
+            cfg = cfg or OmegaConf.create("optim: {lr: 0.1, betas: [0.9, 0.95]}")
+            return Lit(lr=cfg.optim.lr, betas=cfg.optim.betas)
+        """,
+        "betas",
+    ),
+    # a helper returning a dict display of numpy scalars (its parameter bound to an array)
+    (
+        """
+        def _norm(traj):
+            return {"mean": traj.mean(), "std": traj.std()}
+
+        class Lit(L.LightningModule):
+            def __init__(self, width: int = 8, norm_stats: dict = None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            x = np.linspace(0.0, 1.0, 32, endpoint=False)
+            return Lit(width=8, norm_stats=_norm(np.sin(x)))
+        """,
+        "norm_stats",
+    ),
+    (
+        """
+        def _stats(arr):
+            mean = arr.mean(0)
+            return {"mean": mean, "std": arr.std(0)}
+
+        class Lit(L.LightningModule):
+            def __init__(self, stats=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            stats = _stats(np.ones((4, 3)))
+            return Lit(stats=stats)
+        """,
+        "stats",
+    ),
+    # built without naming the class as the callee: `partial(Lit, ...)` and a registry of classes
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, width: int = 2, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            make = functools.partial(Lit, lr=np.float32(3e-4))
+            return make(width=4)
+        """,
+        "lr",
+    ),
+    (
+        """
+        class LitA(L.LightningModule):
+            def __init__(self, loss=None, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+        class Other(L.LightningModule):
+            def __init__(self, loss=None, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters(ignore=["loss"])
+
+        MODELS = {"a": LitA, "other": Other}
+
+        def build(name):
+            return MODELS[name](loss=nn.MSELoss())
+        """,
+        "loss",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, stats=None, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+        MODELS = {"lit": Lit}
+
+        def build(name, data):
+            model_cls = MODELS.get(name)
+            return model_cls(stats={"mean": np.asarray(data).mean(0)})
+        """,
+        "stats",
+    ),
+    # a classmethod factory forwarding a member of what its callers pass
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, model_cfg, lr: float = 1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+            @classmethod
+            def from_config(cls, cfg):
+                return cls(model_cfg=cfg.model, lr=cfg.optim.lr)
+
+        def main():
+            cfg = OmegaConf.create({"model": {"dim": 8}, "optim": {"lr": 0.1}})
+            return Lit.from_config(cfg)
+        """,
+        "model_cfg",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, dims=None, lr: float = 1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(cfg):
+            return Lit(dims=cfg.model.dims, lr=cfg.lr)
+
+        def main():
+            return build(OmegaConf.create({"model": {"dims": [4, 4]}, "lr": 0.1}))
+        """,
+        "dims",
+    ),
+    # `**kwargs` filled item by item, `**cfg.model` of a DictConfig holding a list
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, lr=1e-3, loss=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            kwargs = {"lr": 0.1}
+            kwargs["loss"] = nn.MSELoss()
+            return Lit(**kwargs)
+        """,
+        "loss",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, dim: int = 2, hidden=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            cfg = OmegaConf.create({"model": {"dim": 8, "hidden": [4, 4]}})
+            return Lit(**cfg.model)
+        """,
+        "hidden",
+    ),
+    # an item of a local dict config, of a module-level one (nested), a dict comprehension
+    # whose every value is numpy whatever the loop gives
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, lr=1e-3, width: int = 2):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            cfg = {"lr": np.float32(0.1), "width": 3}
+            return Lit(lr=cfg["lr"], width=cfg["width"])
+        """,
+        "lr",
+    ),
+    (
+        """
+        CONFIG = {"optim": {"betas": (np.float32(0.9), 0.999)}, "width": 4}
+
+        class Lit(L.LightningModule):
+            def __init__(self, betas=(0.9, 0.99), width: int = 2):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            return Lit(betas=CONFIG["optim"]["betas"], width=CONFIG["width"])
+        """,
+        "betas",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, stats=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(columns):
+            arr = np.random.rand(5, 3)
+            return Lit(stats={c: arr[:, i].mean() for i, c in enumerate(columns)})
+        """,
+        "stats",
+    ),
+    # `vars(args)` passed as a dict holds the Namespace's entries, a Path among them
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, hparams: dict, width: int = 2):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def main():
+            p = argparse.ArgumentParser()
+            p.add_argument("--root", type=Path, default="data")
+            p.add_argument("--lr", type=float, default=0.1)
+            args = p.parse_args()
+            return Lit(hparams=vars(args))
+        """,
+        "hparams",
+    ),
+    # a config member given to a parameter the `__init__` reads members of is a config node
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, model_cfg, name: str = "x", lr=0.1):
+                super().__init__()
+                self.save_hyperparameters()
+                self.emb = nn.Embedding(model_cfg.vocab, model_cfg["dim"])
+                self.tag = name.lower()
+
+        def build(cfg: DictConfig):
+            return Lit(cfg.model, cfg.name, lr=cfg.optim.lr)
+
+        def main():
+            return build(OmegaConf.create("model: {vocab: 8, dim: 4}\\nname: lm\\noptim: {lr: 0.1}"))
+        """,
+        "model_cfg",
+    ),
+    # a helper returning `dict(k=v)` of numpy values
+    (
+        """
+        def _norm(arr):
+            return dict(mean=arr.mean(), std=arr.std())
+
+        class Lit(L.LightningModule):
+            def __init__(self, stats=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            return Lit(stats=_norm(np.random.rand(4, 3)))
+        """,
+        "stats",
+    ),
+    # a tuple built from a generator of numpy floats
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, betas=(0.9, 0.99), lr=0.1):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(cfg: DictConfig):
+            return Lit(betas=tuple(np.float64(b) for b in cfg.optim.betas), lr=cfg.optim.lr)
+        """,
+        "betas",
+    ),
+    # configs built from a dotlist, or copied
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, cfg, lr=0.1):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(overrides=()):
+            base = OmegaConf.from_dotlist(list(overrides))
+            return Lit(base.copy(), lr=0.1)
+        """,
+        "cfg",
+    ),
+    # `cls(**cfg)` in a classmethod, `Model(**cfg)` in a factory: the entries its callers pass
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, dim: int = 2, hidden=None, lr=0.1):
+                super().__init__()
+                self.save_hyperparameters()
+
+            @classmethod
+            def from_config(cls, cfg):
+                return cls(**cfg)
+
+        def main():
+            return Lit.from_config(OmegaConf.create({"dim": 4, "hidden": [8, 8], "lr": 0.1}))
+        """,
+        "hidden",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, dim: int = 2, mean=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def make(cfg):
+            return Lit(**cfg)
+
+        def main():
+            return make({"dim": 3, "mean": np.zeros(3)})
+        """,
+        "mean",
+    ),
 ]
 
 VALID = [
@@ -1383,6 +1748,187 @@ VALID = [
         conv = Converted(hidden=rng.choice([8, 16]))
         return [Lit(loss_fn=LOSSES[name](), head=HEADS[name](2), seed=rng.choice(100),
                     fold=f, hidden=best.hidden, width=conv.hidden) for f in range(n)]
+    """,
+    # a factory's `cfg=None` every caller passes (plain data), or converted before it is stored
+    """
+    def load_config():
+        return OmegaConf.create("model: {dim: 8}")
+
+    class Lit(L.LightningModule):
+        def __init__(self, cfg, n: int = 2):
+            super().__init__()
+            self.save_hyperparameters()
+
+    class LitPlain(L.LightningModule):
+        def __init__(self, cfg, betas=(0.9, 0.95), n: int = 2):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(cfg=None):
+        cfg = cfg or load_config()
+        return Lit(cfg)
+
+    def build_plain(cfg=None):
+        if cfg is None:
+            cfg = OmegaConf.to_container(load_config())
+        return LitPlain(cfg, betas=list(cfg["optim"]["betas"]))
+
+    def main():
+        return build({"model": {"dim": 8}}), build_plain()
+    """,
+    # a helper's dict of plain numbers, and a config entry given to a scalar parameter
+    """
+    def _norm(traj):
+        return {"mean": float(traj.mean()), "std": traj.std().item()}
+
+    class Lit(L.LightningModule):
+        def __init__(self, lr=1e-3, norm_stats: dict = None):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(cfg=None):
+        cfg = cfg or OmegaConf.create("optim: {lr: 0.1}")
+        return Lit(lr=cfg.optim.lr, norm_stats=_norm(np.linspace(0.0, 1.0, 8)))
+    """,
+    # a partial and a registry of classes given plain values; a partial of another callable
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, width: int = 2, lr=1e-3, loss=None):
+            super().__init__()
+            self.save_hyperparameters(ignore=["loss"])
+
+    MODELS = {"lit": Lit, "linear": nn.Linear}
+
+    def build(name):
+        make = functools.partial(Lit, lr=float(np.float32(3e-4)))
+        other = functools.partial(torch.optim.AdamW, lr=np.float32(3e-4))
+        return make(width=4), MODELS[name](4, loss=nn.MSELoss()), other
+    """,
+    # forwarded members that are plain: a DictConfig's number, a plain dict's list, spread
+    # entries that are numbers and a loss left out by `ignore=`
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, dim: int = 2, lr: float = 1e-3, hidden=None, loss=None):
+            super().__init__()
+            self.save_hyperparameters(ignore=["loss"])
+
+        @classmethod
+        def from_config(cls, cfg):
+            return cls(dim=cfg.model.dim, lr=cfg.optim.lr)
+
+    def build(cfg):
+        return Lit(hidden=cfg["model"]["hidden"])
+
+    def spread():
+        cfg = OmegaConf.create({"model": {"dim": 8, "lr": 0.1}})
+        kwargs = {"lr": 0.1}
+        kwargs["loss"] = nn.MSELoss()
+        kwargs["dim"] = 4
+        return Lit(**cfg.model), Lit(**kwargs)
+
+    def main():
+        return Lit.from_config(OmegaConf.create({"model": {"dim": 8}, "optim": {"lr": 0.1}})), build(
+            {"model": {"hidden": [4, 4]}}
+        )
+    """,
+    # plain items of dict configs; a module-level config the module changes; a comprehension
+    # of plain values
+    """
+    CONFIG = {"optim": {"betas": (0.9, 0.999)}, "width": 4}
+    CHANGED = {"lr": np.float32(0.1)}
+    CHANGED["lr"] = 0.1
+
+    class Lit(L.LightningModule):
+        def __init__(self, lr=1e-3, betas=(0.9, 0.99), width: int = 2, stats=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(columns):
+        cfg = {"lr": 0.1, "width": 3}
+        arr = np.random.rand(5, 3)
+        return (
+            Lit(lr=cfg["lr"], width=cfg["width"], betas=CONFIG["optim"]["betas"]),
+            Lit(lr=CHANGED["lr"], stats={c: float(arr[:, i].mean()) for i, c in enumerate(columns)}),
+        )
+    """,
+    # `vars(args)` of plain entries, or once the Path entry is a string
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, hparams: dict, width: int = 2):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def main():
+        p = argparse.ArgumentParser()
+        p.add_argument("--lr", type=float, default=0.1)
+        return Lit(hparams=vars(p.parse_args()))
+
+    def other():
+        p = argparse.ArgumentParser()
+        p.add_argument("--root", type=Path, default="data")
+        args = p.parse_args()
+        args.root = str(args.root)
+        return Lit(hparams=vars(args))
+    """,
+    # config members read as numbers and strings (a method called), or converted first
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, vocab, name: str = "x", model_cfg=None, lr=0.1):
+            super().__init__()
+            self.save_hyperparameters()
+            self.emb = nn.Embedding(vocab.real, 4)
+            self.tag = name.lower()
+            self.dim = model_cfg["dim"]
+
+        @classmethod
+        def plain(cls, cfg: DictConfig):
+            return cls(cfg.model.vocab, cfg.name, OmegaConf.to_container(cfg.model), lr=cfg.optim.lr)
+    """,
+    # tuples and lists built from generators of plain numbers
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, betas=(0.9, 0.99), sizes=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(cfg: DictConfig):
+        arr = np.array([0.9, 0.99])
+        return Lit(betas=tuple(float(b) for b in arr), sizes=list(int(s) for s in cfg.sizes))
+    """,
+    # a config loaded in a branch that returns before the call: the call stores the caller's
+    """
+    def load_config():
+        return OmegaConf.create("model: {dim: 8}")
+
+    class Lit(L.LightningModule):
+        def __init__(self, cfg, n: int = 2):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(cfg=None):
+        if cfg is None:
+            cfg = load_config()
+            return Lit(OmegaConf.to_container(cfg))
+        return Lit(cfg)
+
+    def main():
+        return build({"model": {"dim": 8}}), build()
+    """,
+    # entries spread from plain dicts and plain config entries
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, dim: int = 2, hidden=None, lr=0.1):
+            super().__init__()
+            self.save_hyperparameters()
+
+        @classmethod
+        def from_config(cls, cfg):
+            return cls(**cfg)
+
+    def main():
+        a = Lit.from_config({"dim": 4, "hidden": [8, 8]})
+        b = Lit.from_config(OmegaConf.create({"dim": 4, "lr": 0.1}))
+        return a, b
     """,
 ]
 

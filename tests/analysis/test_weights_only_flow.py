@@ -167,6 +167,13 @@ INVALID = [
         '    torch.save({"coco": [t for t in thresholds if t <= 0.75]}, path)\n',
         [(3, "coco")],
     ),
+    (
+        "a key of a helper's `dict(k=v)` result",
+        "def evaluate(losses):\n    return dict(loss=np.mean(losses), n=len(losses))\n"
+        "def save(path):\n    metrics = evaluate([1.0, 2.0])\n"
+        '    torch.save({"loss": metrics["loss"], "n": metrics["n"]}, path)\n',
+        [(5, "loss")],
+    ),
 ]
 
 VALID = [
@@ -276,6 +283,12 @@ VALID = [
         "def save(path):\n    thresholds = np.linspace(0.5, 0.95, 10)\n    t = np.float64(1.0)\n"
         '    torch.save({"f": [round(float(t), 2) for t in thresholds],'
         ' "n": [t for t in range(3)], "s": {t.item() for t in thresholds}}, path)\n',
+    ),
+    (
+        "keys of a helper's `dict(k=v)` result holding plain values",
+        "def evaluate(losses):\n    return dict(loss=float(np.mean(losses)), n=len(losses))\n"
+        "def save(path):\n    metrics = evaluate([1.0, 2.0])\n"
+        '    torch.save({"loss": metrics["loss"], "n": metrics["n"]}, path)\n',
     ),
 ]
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ckpt_lsp.analysis.assignments import OPAQUE, Env
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
+from ckpt_lsp.analysis.indirect_calls import partial_call, registries_of, registry_calls
 from ckpt_lsp.analysis.names import qualify
 
 FunctionNode = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -117,10 +118,21 @@ def _env_before(func: ast.FunctionDef | ast.AsyncFunctionDef | None, row: int) -
             continue
         if getattr(node, "lineno", row) < row:
             found.extend(_bound_by(node))
+        if isinstance(node, ast.If):  # an arm that returns before the call binds nothing for it
+            arms = [a for a in (node.body, node.orelse) if not _left_before(a, row)]
+            stack.extend([node.test, *(s for arm in arms for s in arm)])
+            continue
         stack.extend(ast.iter_child_nodes(node))
     for _, name, value in sorted(found, key=lambda item: item[0]):
         env.bindings[name] = OPAQUE if value is None else value
     return env
+
+
+def _left_before(arm: list[ast.stmt], row: int) -> bool:
+    """An `if` arm that ends in `return` or `raise` before `row`: code at `row` never runs
+    after it."""
+    last = arm[-1] if arm else None
+    return isinstance(last, (ast.Return, ast.Raise)) and (last.end_lineno or last.lineno) < row
 
 
 def _bound_by(node: ast.AST) -> list[tuple[int, str, ast.expr | None]]:
@@ -235,18 +247,40 @@ class CallSites:
         self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts
     ) -> Iterator[CallSite]:
         named = re.compile(rf"(?<![\w.]){re.escape(cls.name)}\b|\.{re.escape(cls.name)}\b")
+        registries = self._registries(where, home, cls)
         for parsed in where.blocks:
             text = parsed.block.text
-            if cls.name not in text or not named.search(text):
-                continue  # `Lit1` is no call of `Lit` (nor is `Lit10`)
+            names = cls.name in text and bool(named.search(text))  # `Lit1` is no `Lit`
+            picking = [r for r in registries if r in text]
             tree = parsed.tree
-            if tree is None:
+            if (not names and not picking) or tree is None:
                 continue
-            for call, func in _calls(tree, cls.name, None):
+            found = list(_calls(tree, cls.name, None)) if names else []
+            partials = _calls(tree, "partial", None) if names and "partial" in text else ()
+            for call, func in partials:
+                fixed = partial_call(call, where)  # `partial(Lit, lr=...)`
+                found += [(fixed, func)] if fixed is not None else []
+            for call, func in found:
                 if not self._constructs(where, home, cls, call, func):
                     continue
                 env = _env_before(func, call.lineno)
                 yield CallSite(where, call, env, parsed.row_offset, func is not None, func)
+            for call, _, func in (
+                registry_calls(tree, picking) if picking else ()
+            ):  # `MODELS[k](...)`
+                env = _env_before(func, call.lineno)
+                yield CallSite(where, call, env, parsed.row_offset, func is not None, func)
+
+    def _registries(self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts) -> list[str]:
+        """The module-level dict displays of `where` one value of which is the class."""
+        found = []
+        for registry in registries_of(where, cls.name):
+            display = where.assigns[registry]
+            assert isinstance(display, ast.Dict)
+            entries = [ast.Call(func=v, args=[], keywords=[]) for v in display.values]
+            if any(self._constructs(where, home, cls, e, None) for e in entries):
+                found.append(registry)
+        return found
 
     def _constructs(
         self,
@@ -285,6 +319,32 @@ def function_calls(
             if dotted_name(call.func) != func.name or caller is func:
                 continue
             if caller is not None and func.name in _local_names(caller):
+                continue
+            env = _env_before(caller, call.lineno)
+            found.append(CallSite(facts, call, env, parsed.row_offset, caller is not None, caller))
+    return found
+
+
+def classmethod_calls(
+    facts: ModuleFacts, func: ast.FunctionDef | ast.AsyncFunctionDef
+) -> list[CallSite]:
+    """The calls `Cls.from_config(...)` in the module of a classmethod of its class `Cls`
+    (named so): a factory method's callers, which pass what it forwards to `cls(...)`."""
+    if "classmethod" not in [dotted_name(d) for d in func.decorator_list]:
+        return []
+    owner = next((c for c in facts.classes.values() if c.method(func.name) is func), None)
+    if owner is None:
+        return []
+    callee = f"{owner.name}.{func.name}"
+    found: list[CallSite] = []
+    for parsed in facts.blocks:
+        tree = parsed.tree
+        if callee not in parsed.block.text or tree is None:
+            continue
+        for call, caller in _calls(tree, func.name, None):
+            if dotted_name(call.func) != callee or caller is func:
+                continue
+            if caller is not None and owner.name in _local_names(caller):
                 continue
             env = _env_before(caller, call.lineno)
             found.append(CallSite(facts, call, env, parsed.row_offset, caller is not None, caller))

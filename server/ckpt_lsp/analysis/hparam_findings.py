@@ -26,6 +26,7 @@ from ckpt_lsp.analysis.hparams import (
     init_parameters,
     iterated_parameters,
     lightning_bases,
+    member_read_parameters,
     none_fills,
     rebound_before,
     saved_hparams,
@@ -82,7 +83,8 @@ class HparamFindings:
         sites = self.sites.of(facts, cls)
         fills = none_fills(init, saved.call) if not saved.owner else {}
         rebound = rebound_before(init, saved.call) - fills.keys() if not saved.owner else set()
-        iterated = iterated_parameters(init) - rebound if not saved.owner else frozenset()
+        containers = iterated_parameters(init) | member_read_parameters(init)
+        iterated = containers - rebound if not saved.owner else frozenset()
         found: list[Finding] = []
         contexts: dict[int, ValueContext] = {}  # the sites' contexts, shared by the parameters
         for arg in stored:

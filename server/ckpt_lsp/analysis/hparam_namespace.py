@@ -34,6 +34,21 @@ def refused_entry(expr: ast.expr, site: CallSite, safety: LoadSafety) -> str:
     return ""
 
 
+def vars_entry(expr: ast.expr, site: CallSite, safety: LoadSafety) -> str:
+    """ "a dict (`vars(args)`) whose `x` is <what>" for `Model(hparams=vars(args))` of a
+    parsed Namespace one entry of which certainly holds a refused value; "" otherwise."""
+    if not (
+        isinstance(expr, ast.Call)
+        and qualify(dotted_name(expr.func), site.facts) == "builtins.vars"
+        and len(expr.args) == 1
+        and not expr.keywords
+    ):
+        return ""
+    for dest, refused in refused_entries(expr.args[0], site, safety).items():
+        return f"a dict (`vars(...)`) whose `{dest}` is {refused.what}"
+    return ""
+
+
 def spread_entry(name: str, site: CallSite, safety: LoadSafety) -> Refused | None:
     """What `Model(**vars(args))` passes for parameter `name` from a parsed Namespace, when
     the default load certainly refuses it."""

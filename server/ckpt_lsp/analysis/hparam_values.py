@@ -15,16 +15,18 @@ from dataclasses import dataclass
 
 from ckpt_lsp.analysis.assignments import OPAQUE, Env
 from ckpt_lsp.analysis.call_sites import UNKNOWN as SPREAD
-from ckpt_lsp.analysis.call_sites import CallSite, function_calls
+from ckpt_lsp.analysis.call_sites import CallSite, classmethod_calls, function_calls
 from ckpt_lsp.analysis.classifier import Classifier
 from ckpt_lsp.analysis.facts import ModuleFacts
-from ckpt_lsp.analysis.hparam_namespace import refused_entry, spread_entry
+from ckpt_lsp.analysis.hparam_namespace import refused_entry, spread_entry, vars_entry
 from ckpt_lsp.analysis.hparam_weights_only import (
     UNKNOWN,
     config_member,
     judge_env,
     refused_annotation,
     refused_value,
+    spread_entry_of,
+    spread_item,
 )
 from ckpt_lsp.analysis.load_safety import LoadSafety, Refused
 from ckpt_lsp.analysis.site_flow import SiteEnv, comprehended, filled_before, flow_before
@@ -73,6 +75,12 @@ def judge(
             )
             if item is not None:
                 return HparamProblem(item.what, dropped=False, site=site)
+            what = spread_item(name, site, _site_context(classifier, site, contexts))
+            if what:
+                return HparamProblem(what, dropped=False, site=site)
+            forwarded = _forwarded_spread(name, site, classifier, contexts)
+            if forwarded is not None:
+                return forwarded
             unknown = True
         elif passed is None:
             left_out = True
@@ -84,9 +92,17 @@ def judge(
     elif left_out:
         unknown = True
     for expr, ctx, passed_at in values:
+        entry = (
+            vars_entry(expr, passed_at, LoadSafety(ctx.facts, classifier.index))
+            if passed_at
+            else ""
+        )
+        if entry:  # `hparams=vars(args)` holds the Namespace's entries
+            return HparamProblem(entry, dropped=False, site=passed_at)
         verdict = value_problem(expr, ctx)
         if verdict == UNKNOWN:
-            member = config_member(expr, parameter.arg.annotation, ctx, parameter.iterated)
+            container = parameter.iterated or _container_display(parameter.default)
+            member = config_member(expr, parameter.arg.annotation, ctx, container)
             verdict = HparamProblem(member, dropped=False) if member else verdict
         if isinstance(verdict, HparamProblem):
             return HparamProblem(verdict.what, verdict.dropped, verdict.copy_fails, passed_at)
@@ -99,6 +115,12 @@ def judge(
     return None
 
 
+def _container_display(default: ast.expr | None) -> bool:
+    """`betas=(0.9, 0.95)`, `layers=[64, 64]`: a default written as a container display says
+    the parameter takes a container (so `cfg.optim.betas` passed to it is a ListConfig)."""
+    return isinstance(default, (ast.List, ast.Tuple, ast.Dict, ast.Set))
+
+
 def _forwarded(
     passed: ast.expr,
     site: CallSite,
@@ -107,25 +129,66 @@ def _forwarded(
 ) -> list[tuple[ast.expr, ValueContext, CallSite | None]]:
     """`def build(threshold): return Model(threshold=threshold)`: what the factory's own
     callers in its module pass for that parameter (one step; a parameter rebound in the
-    factory is not forwarded as passed)."""
+    factory is not forwarded as passed); `Model(dims=cfg.model.dims)` of a parameter `cfg`
+    is that member of what they pass."""
     func = site.func
-    if (
-        func is None
-        or not isinstance(passed, ast.Name)
-        or site.env.bindings.get(passed.id) is not OPAQUE
-    ):
+    root = _root(passed)
+    if func is None or root is None or site.env.bindings.get(root.id) is not OPAQUE:
         return []
     args = func.args
     params = [*args.posonlyargs, *args.args, *args.kwonlyargs]
-    if passed.id not in {p.arg for p in params} or _rebinds(func, passed.id):
+    if root.id not in {p.arg for p in params} or _rebinds(func, root.id):
         return []
     positional = len(args.posonlyargs) + len(args.args)
+    callers = function_calls(site.facts, func)
+    if not callers:  # `Lit.from_config(cfg)`: the classmethod's `cls` is bound by the call
+        callers = classmethod_calls(site.facts, func)
+        params, positional = (params[1:], positional - 1) if callers else (params, positional)
     found: list[tuple[ast.expr, ValueContext, CallSite | None]] = []
-    for outer in function_calls(site.facts, func):
-        given = outer.argument(params, positional, passed.id)
+    for outer in callers:
+        given = outer.argument(params, positional, root.id)
         if isinstance(given, ast.expr):
-            found.append((given, _site_context(classifier, outer, contexts), outer))
+            value = _rebased(passed, given)
+            found.append((value, _site_context(classifier, outer, contexts), outer))
     return found
+
+
+def _forwarded_spread(
+    name: str, site: CallSite, classifier: Classifier, contexts: dict[int, ValueContext] | None
+) -> HparamProblem | None:
+    """`def from_config(cls, cfg): return cls(**cfg)`: the entry `name` of what the factory's
+    callers pass for `cfg` (a dict display, or a config built from one)."""
+    for kw in site.call.keywords:
+        if kw.arg is not None or not isinstance(kw.value, ast.Name):
+            continue
+        member = ast.copy_location(ast.Attribute(value=kw.value, attr=name, ctx=ast.Load()), kw)
+        for rebased, ctx, outer in _forwarded(member, site, classifier, contexts):
+            given = rebased.value if isinstance(rebased, ast.Attribute) else None
+            what = spread_entry_of(given, name, ctx) if given is not None else ""
+            if what:
+                return HparamProblem(what, dropped=False, site=outer)
+    return None
+
+
+def _root(expr: ast.expr) -> ast.Name | None:
+    """The name an attribute or constant-item chain starts from (`cfg` of `cfg.model["dims"]`)."""
+    while isinstance(expr, (ast.Attribute, ast.Subscript)):
+        if isinstance(expr, ast.Subscript) and not isinstance(expr.slice, ast.Constant):
+            return None
+        expr = expr.value
+    return expr if isinstance(expr, ast.Name) else None
+
+
+def _rebased(chain: ast.expr, given: ast.expr) -> ast.expr:
+    """`cfg.model` with the caller's `load_config()` in place of `cfg`."""
+    node: ast.expr
+    if isinstance(chain, ast.Attribute):
+        node = ast.Attribute(value=_rebased(chain.value, given), attr=chain.attr, ctx=ast.Load())
+    elif isinstance(chain, ast.Subscript):
+        node = ast.Subscript(value=_rebased(chain.value, given), slice=chain.slice, ctx=ast.Load())
+    else:
+        return given
+    return ast.copy_location(node, given)
 
 
 def _rebinds(func: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> bool:

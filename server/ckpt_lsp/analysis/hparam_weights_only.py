@@ -20,9 +20,12 @@ from typing import TYPE_CHECKING
 from ckpt_lsp.analysis.assignments import OPAQUE
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
+from ckpt_lsp.analysis.local_flow import item_key
+from ckpt_lsp.analysis.registry_calls import changed
 from ckpt_lsp.weights_only import Refused
 
 if TYPE_CHECKING:
+    from ckpt_lsp.analysis.call_sites import CallSite
     from ckpt_lsp.analysis.value_context import ValueContext
 
 UNKNOWN = "?"
@@ -142,6 +145,9 @@ def _item(expr: ast.Subscript, ctx: ValueContext) -> str:
     """`scores[i]` of a numpy array, `df["sr"].mode()[0]`: the judge's answer, when what is
     indexed comes from library calls; `stats()[0]`, an element of a helper's tuple, only by
     what the helper returns there (the tuple as a whole is refused for any refused element)."""
+    keyed = _keyed_item(expr, ctx)
+    if keyed != UNKNOWN:
+        return keyed
     safety = _safety(ctx)
     env = judge_env(ctx, safety)
     value, index = expr.value, expr.slice
@@ -157,6 +163,42 @@ def _item(expr: ast.Subscript, ctx: ValueContext) -> str:
         if not (head and head in ctx.facts.imports):  # a method's result (`s.mode()`)
             return _what(safety.of_expression(expr, env)) or UNKNOWN
     return UNKNOWN
+
+
+def _keyed_item(expr: ast.Subscript, ctx: ValueContext) -> str:
+    """`cfg["lr"]` of a local dict whose key the flow knows (`cfg = {"lr": np.float32(...)}`,
+    `cfg["lr"] = ...`), or `CONFIG["optim"]["betas"]` of a module-level dict display the
+    module never changes: what that key holds; UNKNOWN otherwise."""
+    keys: list[str | int] = []
+    node: ast.expr = expr
+    while isinstance(node, ast.Subscript):
+        index = node.slice
+        if not isinstance(index, ast.Constant) or not isinstance(index.value, (str, int)):
+            return UNKNOWN
+        keys.insert(0, index.value)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return UNKNOWN
+    held = _flowed(ctx).get(item_key(node.id, keys[0])) if len(keys) == 1 else None
+    if held is not None:
+        return held.what
+    module_value = ctx._module_value(node.id) if node.id not in ctx.env.bindings else None
+    if module_value is None or changed(node.id, module_value[0].facts.text):
+        return UNKNOWN
+    home, entry = module_value
+    for key in keys:
+        if not isinstance(entry, ast.Dict):
+            return UNKNOWN
+        found = [v for k, v in zip(entry.keys, entry.values) if _is_key(k, key)]
+        if len(found) != 1 or None in entry.keys:
+            return UNKNOWN
+        entry = found[0]
+    what = refused_value(entry, home, _DEPTH - 2)
+    return what if what else UNKNOWN  # a plain entry still leaves the item to the judge
+
+
+def _is_key(key: ast.expr | None, wanted: str | int) -> bool:
+    return isinstance(key, ast.Constant) and key.value == wanted and type(key.value) is type(wanted)
 
 
 def _from_library(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> bool:
@@ -195,9 +237,11 @@ def _comprehension(expr: ast.ListComp | ast.SetComp | ast.DictComp, ctx: ValueCo
         return UNKNOWN
     safety = _safety(ctx)
     env = judge_env(ctx, safety)
-    items = _loop_items(gens[0].target, gens[0].iter, ctx, safety, env)
-    if not items:
-        return UNKNOWN
+    items: dict[str, Refused | None] = {}
+    items.update(_loop_items(gens[0].target, gens[0].iter, ctx, safety, env))
+    if not items:  # `{c: arr[:, i].mean() for i, c in enumerate(cols)}`: numpy whatever the item
+        targets = [n.id for n in ast.walk(gens[0].target) if isinstance(n, ast.Name)]
+        items = dict.fromkeys(targets)
     kept = [expr.key, expr.value] if isinstance(expr, ast.DictComp) else [expr.elt]
     for value in kept:
         judged = safety.of_expression(value, {**env, **items})
@@ -337,13 +381,59 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
         if found == _what(_safety(ctx).catalog.kind("numpy-array")):
             return "numpy scalars (the items of a numpy array)"  # measured: refused
         return found if found else SAFE
-    judged = _judged(call, ctx)
+    judged = _judged(call, ctx) or _returned_keys(call, ctx)
     if judged:
         return judged
     last = qualified.rsplit(".", 1)[-1]
     if qualified.startswith(_CLASS_PACKAGES) and last[:1].isupper():
         return f"a `{last}` object"
     return UNKNOWN
+
+
+def _returned_keys(call: ast.Call, ctx: ValueContext) -> str:
+    """`norm_stats=_norm(traj)` of a helper whose every `return` is a dict display one
+    constant key of which the default load refuses (`{"mean": traj.mean()}`, its parameters
+    bound to what the call passes)."""
+    safety = _safety(ctx)
+    keys = safety.keys_of(call, judge_env(ctx, safety))
+    found = next(iter(keys.values()), None)
+    return f"a container holding {found.what}" if found is not None else SAFE
+
+
+def spread_item(name: str, call_site: CallSite, ctx: ValueContext) -> str:
+    """What `Model(**kwargs)` passes for parameter `name`: the item the flow knows a local
+    dict holds under that key (`kwargs["loss"] = nn.MSELoss()`), or that member of an
+    OmegaConf config spread whole (`**cfg.model`: a nested list is a ListConfig)."""
+    safety = _safety(ctx)
+    flowed = _flowed(ctx)
+    for kw in call_site.call.keywords:
+        if kw.arg is not None:
+            continue
+        value = kw.value
+        held = flowed.get(item_key(value.id, name)) if isinstance(value, ast.Name) else None
+        if held is not None:
+            return held.what
+        found = spread_entry_of(value, name, ctx, safety)
+        if found:
+            return found
+    return SAFE
+
+
+def spread_entry_of(
+    value: ast.expr, name: str, ctx: ValueContext, safety: LoadSafety | None = None
+) -> str:
+    """What `**value` gives for `name` when `value` is a dict display with that constant key
+    or an OmegaConf config built from a display (`**cfg.model`): the refusal, else SAFE."""
+    if isinstance(value, ast.Dict):
+        found = [v for k, v in zip(value.keys, value.values) if _is_key(k, name)]
+        what = refused_value(found[0], ctx) if len(found) == 1 and None not in value.keys else ""
+        return what if what != UNKNOWN else SAFE
+    safety = safety or _safety(ctx)
+    spread = safety.of_expression(value, judge_env(ctx, safety))
+    if spread is not None and spread.kind == "omegaconf" and spread.shape is not None:
+        member = ast.copy_location(ast.Attribute(value=value, attr=name, ctx=ast.Load()), value)
+        return _judged(member, ctx)
+    return SAFE
 
 
 def _unzipped(arg: ast.expr, ctx: ValueContext) -> list[ast.expr]:
@@ -355,6 +445,8 @@ def _unzipped(arg: ast.expr, ctx: ValueContext) -> list[ast.expr]:
         and ctx.qualify(dotted_name(arg.func)) in zipping
     ):
         return list(arg.args)
+    if isinstance(arg, ast.GeneratorExp):  # `tuple(np.float64(b) for b in betas)`: its items
+        return [ast.copy_location(ast.ListComp(elt=arg.elt, generators=arg.generators), arg)]
     return [arg]
 
 

@@ -170,6 +170,35 @@ def iterated_parameters(func: ast.FunctionDef | ast.AsyncFunctionDef) -> frozens
     return frozenset(names & params)
 
 
+def member_read_parameters(func: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+    """Parameters the function reads a member of (`model_cfg.dim` not called, `spec["r"]`):
+    a config node or a mapping, not a number or a string (whose members are methods)."""
+    called = {id(n.func) for n in ast.walk(func) if isinstance(n, ast.Call)}
+    names: set[str] = set()
+    for node in ast.walk(func):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Load)
+            and id(node) not in called
+            and not node.attr.startswith("__")
+            and node.attr not in _NUMBER_ATTRIBUTES
+        ) or (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, str)
+        ):
+            owner = node.value
+        else:
+            continue
+        if isinstance(owner, ast.Name):
+            names.add(owner.id)
+    params = {p.arg for p in init_parameters(func)}
+    return frozenset(names & params)
+
+
+_NUMBER_ATTRIBUTES = frozenset({"real", "imag", "numerator", "denominator"})
+
+
 def _stored_before(node: ast.Name, where: tuple[int, int]) -> bool:
     return isinstance(node.ctx, ast.Store) and (node.lineno, node.col_offset) < where
 

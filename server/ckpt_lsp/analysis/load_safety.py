@@ -17,6 +17,7 @@ from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_field
 from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
+from ckpt_lsp.analysis.hparam_reads import hparam_read, read_key
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, UNPASSED_NONE, LocalFlow, State
 from ckpt_lsp.analysis.names import qualify
@@ -102,6 +103,11 @@ class LoadSafety:
             return None
         if isinstance(expr, ast.Name):
             return env.get(expr.id) if expr.id in env else self._module_value(expr.id)
+        read = read_key(expr)  # `module.hparams.stage`: what the module was built with
+        if read is not None and self._depth < _MAX_DEPTH:
+            found = hparam_read(self, *read, env)
+            if found is not None:
+                return found
         if isinstance(expr, ast.Attribute):
             return self._attribute(expr, env)
         if isinstance(expr, ast.Call):

@@ -155,6 +155,10 @@ class LocalFlow:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             return {**state, stmt.name: frozenset({UNKNOWN})}
         if isinstance(stmt, ast.If):
+            taken = none_taken(stmt.test, state)  # `if cfg is None:` of a None left so
+            arm = stmt.body if taken else stmt.orelse
+            if taken is not None and not (arm and isinstance(arm[-1], _EXITS)):
+                return self._walk(arm, state)
             arms = self._walk(stmt.body, state), self._walk(stmt.orelse, state)
             return _undecided(state, *arms, _merge(*arms))
         if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
@@ -187,7 +191,7 @@ class LocalFlow:
                 if items is not None and not any(isinstance(e, ast.Starred) for e in items)
                 else None
             )
-            shown = stmt.value
+            shown = keyword_display(stmt.value)
             keys = _constant_keys(shown) if isinstance(shown, ast.Dict) else None
             if keys is not None and isinstance(shown, ast.Dict):
                 self.return_keys.append(
@@ -491,6 +495,8 @@ class LocalFlow:
                 rest.pop(0)
             if len(rest) == 1:
                 return self._value(rest[0], state)
+        if isinstance(value, ast.IfExp) and none_taken(value.test, state) is not None:
+            return self._value(value.body if none_taken(value.test, state) else value.orelse, state)
         if _number_literal(value):
             return NUMBER
         if isinstance(value, ast.Constant) or empty_display(value):
@@ -499,6 +505,7 @@ class LocalFlow:
         return judged if judged is not None else UNKNOWN
 
 
+_EXITS = (ast.Return, ast.Raise, ast.Continue, ast.Break)  # an arm the code after never follows
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
 _DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
 
@@ -510,6 +517,25 @@ def _unpassed(bound: Mapping[str, object] | None) -> frozenset[str]:
 
 def _left_none(operand: ast.expr, state: State) -> bool:
     return isinstance(operand, ast.Name) and state.get(operand.id) == frozenset({NONE_DEFAULT})
+
+
+def none_taken(test: ast.expr, state: State) -> bool | None:
+    """Whether a test of a parameter left at its `None` default (`cfg is None`, `not cfg`,
+    `cfg is not None`, `cfg`) is true; None when it tests anything else."""
+    negated = isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
+    operand = test.operand if isinstance(test, ast.UnaryOp) and negated else test
+    if (
+        isinstance(operand, ast.Compare)
+        and len(operand.ops) == 1
+        and isinstance(operand.ops[0], (ast.Is, ast.IsNot))
+        and isinstance(operand.comparators[0], ast.Constant)
+        and operand.comparators[0].value is None
+    ):
+        negated ^= isinstance(operand.ops[0], ast.Is)
+        operand = operand.left
+    if not _left_none(operand, state):
+        return None
+    return negated
 
 
 def _instance(held: frozenset[Possible]) -> bool:
@@ -561,6 +587,22 @@ def return_keys_of(
 def item_key(name: str, key: str | int) -> str:
     """The state key of `name[key]` (no Python name holds "[")."""
     return f"{name}[{key!r}]"
+
+
+def keyword_display(value: ast.expr | None) -> ast.expr | None:
+    """`dict(mean=m, std=s)` as the display `{"mean": m, "std": s}`; any other value as is."""
+    if (
+        isinstance(value, ast.Call)
+        and dotted_name(value.func) == "dict"
+        and not value.args
+        and value.keywords
+        and all(kw.arg is not None for kw in value.keywords)
+    ):
+        keys: list[ast.expr | None] = [ast.Constant(kw.arg) for kw in value.keywords]
+        return ast.copy_location(
+            ast.Dict(keys=keys, values=[kw.value for kw in value.keywords]), value
+        )
+    return value
 
 
 def _constant_keys(display: ast.Dict) -> list[str] | None:

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.assignments import Env
-from ckpt_lsp.analysis.call_sites import CallSite
+from ckpt_lsp.analysis.call_sites import CallSite, function_calls
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
-from ckpt_lsp.analysis.local_flow import NUMBER_MARK, LocalFlow
+from ckpt_lsp.analysis.local_flow import NUMBER_MARK, UNPASSED_NONE, LocalFlow
 from ckpt_lsp.weights_only import Refused
 
 
@@ -33,13 +33,38 @@ def flow_before(site: CallSite, safety: LoadSafety) -> dict[str, Refused | None]
     func = site.func
     if func is None:
         return {}
-    flow = LocalFlow(safety).run(func)
+    flow = LocalFlow(safety).run(func, _left_out(site))
     stmt = _statement_of(func, site.call, flow)
     if stmt is None:
         return {}
     return {
         k: v for k, v in flow.env_before(stmt).items() if v is not None or k.startswith(NUMBER_MARK)
     }
+
+
+def _left_out(site: CallSite) -> dict[str, object]:
+    """`def build(name, cfg=None): cfg = cfg or load_config()`: the factory's parameters left
+    at their `None` default by a call of it in its module (or by every call, when the module
+    makes none: it is called from elsewhere, often as `build(name)`), so that `cfg or X`
+    holds the `X` (local_flow.py), which the module built then carries."""
+    func = site.func
+    if func is None:
+        return {}
+    args = func.args
+    positional = [*args.posonlyargs, *args.args]
+    pairs = list(zip(positional[len(positional) - len(args.defaults) :], args.defaults))
+    pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+    nones = [a for a, d in pairs if isinstance(d, ast.Constant) and d.value is None]
+    if not nones:
+        return {}
+    calls = function_calls(site.facts, func)
+    params = [*positional, *args.kwonlyargs]
+    left = frozenset(
+        a.arg
+        for a in nones
+        if not calls or any(c.argument(params, len(positional), a.arg) is None for c in calls)
+    )
+    return {UNPASSED_NONE: left} if left else {}
 
 
 def comprehended(

@@ -1,0 +1,108 @@
+"""Calls that build a class without naming it as the callee, for CKPT011's call sites.
+
+`functools.partial(LitNet, lr=np.float32(3e-4))` fixes arguments of a later construction: the
+partial's own arguments are passed, the rest are not known (a spread). `MODELS[name](loss=...)`
+and `model_cls = MODELS.get(name); model_cls(**kw)` of a module-level dict display of classes
+build whichever class the key picks, each with those arguments; a registry the module changes
+after its display may hold anything else too, yet it still holds these classes.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+
+from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
+from ckpt_lsp.analysis.names import qualify
+
+FunctionNode = (ast.FunctionDef, ast.AsyncFunctionDef)
+_PARTIAL = "functools.partial"
+_REST = "<partial: the later call's arguments>"  # a name no program binds
+
+
+def partial_call(call: ast.Call, facts: ModuleFacts) -> ast.Call | None:
+    """`partial(Cls, *args, **kw)` as the call `Cls(*args, **kw, **later)`; None otherwise."""
+    if not call.args or isinstance(call.args[0], ast.Starred):
+        return None
+    if qualify(dotted_name(call.func), facts) != _PARTIAL:
+        return None
+    rest = ast.keyword(arg=None, value=ast.Name(id=_REST, ctx=ast.Load()))
+    built = ast.Call(func=call.args[0], args=call.args[1:], keywords=[*call.keywords, rest])
+    return ast.copy_location(built, call)
+
+
+def registries_of(facts: ModuleFacts, name: str) -> list[str]:
+    """The module-level dict displays of `facts` holding the name `name` (`cls.name`, or a
+    dotted name ending with it) among their values."""
+    found = []
+    for registry, value in facts.assigns.items():
+        if isinstance(value, ast.Dict) and any(
+            dotted_name(v) == name or dotted_name(v).endswith("." + name) for v in value.values
+        ):
+            found.append(registry)
+    return found
+
+
+def registry_calls(
+    tree: ast.AST, registries: list[str]
+) -> Iterator[tuple[ast.Call, ast.expr, ast.FunctionDef | ast.AsyncFunctionDef | None]]:
+    """`REG[k](...)`, `REG.get(k)(...)` and a local bound once to either then called: each
+    call, the registry entry it names (`REG[k]`), and the function it is made in."""
+    yield from _registry_calls(tree, frozenset(registries), None, {})
+
+
+def _registry_calls(
+    node: ast.AST,
+    registries: frozenset[str],
+    func: ast.FunctionDef | ast.AsyncFunctionDef | None,
+    aliases: dict[str, ast.expr],
+) -> Iterator[tuple[ast.Call, ast.expr, ast.FunctionDef | ast.AsyncFunctionDef | None]]:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, FunctionNode):
+            yield from _registry_calls(child, registries, child, _aliases(child, registries))
+            continue
+        if isinstance(child, ast.Call):
+            picked = _picked(child.func, registries)
+            if picked is None and isinstance(child.func, ast.Name):
+                picked = aliases.get(child.func.id)
+            if picked is not None:
+                yield child, picked, func
+        yield from _registry_calls(child, registries, func, aliases)
+
+
+def _picked(expr: ast.expr, registries: frozenset[str]) -> ast.expr | None:
+    """`REG[k]` or `REG.get(k)` of one of the registries."""
+    if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name):
+        return expr if expr.value.id in registries else None
+    if (
+        isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Attribute)
+        and expr.func.attr == "get"
+        and isinstance(expr.func.value, ast.Name)
+        and expr.func.value.id in registries
+        and len(expr.args) == 1
+    ):
+        return expr
+    return None
+
+
+def _aliases(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, registries: frozenset[str]
+) -> dict[str, ast.expr]:
+    """The function's locals bound once, to a registry entry (`model_cls = REG[name]`)."""
+    counts: dict[str, int] = {}
+    picked: dict[str, ast.expr] = {}
+    for node in ast.walk(func):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            counts[node.id] = counts.get(node.id, 0) + 1
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
+            entry = _picked(node.value, registries)
+            if entry is not None:
+                picked[node.targets[0].id] = entry
+    args = func.args
+    params = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+    return {k: v for k, v in picked.items() if counts.get(k) == 1 and k not in params}
