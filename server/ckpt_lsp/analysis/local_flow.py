@@ -22,6 +22,8 @@ from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog
 
 # env key marking a name bound only to number literals (no Python name holds "#")
 NUMBER_MARK = "#number:"
+# env key marking a parameter the call left at its `None` default
+NONE_MARK = "#none:"
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -83,7 +85,20 @@ def env_of(state: State) -> dict[str, Refused | None]:
     for name, possible in state.items():
         if possible and all(isinstance(p, _Number) for p in possible):
             env[NUMBER_MARK + name] = None
+        elif possible == frozenset({NONE_DEFAULT}):
+            env[NONE_MARK + name] = None
     return env
+
+
+def past_unpassed(value: ast.expr, env: Mapping[str, object]) -> ast.expr:
+    """`controller or Ctrl()` of a parameter the call left at None (`env` marks it): the
+    `Ctrl()`; any other value as it is."""
+    if not isinstance(value, ast.BoolOp) or not isinstance(value.op, ast.Or):
+        return value
+    rest = list(value.values)
+    while len(rest) > 1 and isinstance(rest[0], ast.Name) and NONE_MARK + rest[0].id in env:
+        rest.pop(0)
+    return rest[0] if len(rest) == 1 else value
 
 
 class LocalFlow:
@@ -282,7 +297,8 @@ class LocalFlow:
         receiver = self.safety.kind_of(value.func.value, {**self._self_env, **env_of(state)})
         if receiver is None or not object_effects.returns_self(self.safety, receiver, value):
             return new
-        return self._after_call(value, name, new, False, receiver)
+        # the object itself, as its construction made it (what it was passed)
+        return self._after_call(value, name, {**new, name: frozenset({receiver})}, False, receiver)
 
     def _loop_target(self, target: ast.expr, iterable: ast.expr, state: State) -> State:
         """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""

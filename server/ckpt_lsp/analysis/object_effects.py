@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.class_text import FunctionNode
+from ckpt_lsp.analysis.constructor_args import bound_of
 from ckpt_lsp.analysis.dataclass_fields import agreed
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name, self_attribute
 from ckpt_lsp.analysis.local_flow import (
@@ -28,6 +29,7 @@ from ckpt_lsp.analysis.local_flow import (
     Possible,
     collapse,
     empty_display,
+    past_unpassed,
 )
 from ckpt_lsp.weights_only import Refused
 
@@ -63,7 +65,7 @@ def method_effects(
         return None
     facts, method = found
     bound = bind(method, call, lambda e: _passed_value(safety, e, env))
-    return _effects(safety, facts, located, method, bound, 0)
+    return _effects(safety, facts, located, method, bound, 0, receiver)
 
 
 def method_returns(
@@ -165,20 +167,31 @@ def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]
     located = safety.project_class(receiver.type_name) if receiver.type_name else None
     if located is None:
         return {}
-    key = ("self-env", located[0].path, located[1].name)
+    instance = receiver if receiver.passed else None
+    key = ("self-env", located[0].path, located[1].name, _passed_key(instance))
     known = safety.memo.get(key)
     if isinstance(known, dict):
         return known
     env: dict[str, Refused | None] = {"self": replace(receiver, built=None)}
     safety.memo[key] = env  # a class whose __init__ builds itself: only `self`
     found = _method(safety, located, "__init__")
-    effects = _effects(safety, found[0], located, found[1], {}, 0) if found else {}
+    bound = bound_of(instance) or {}
+    effects = _effects(safety, found[0], located, found[1], bound, 0, instance) if found else {}
     for attr, (possible, replaces) in effects.items():
         held = collapse(possible) if replaces else None
         if held is None or attr == "*" or _assigned_elsewhere(safety, located, attr):
             continue
         env[f"self.{attr}"] = held
     return env
+
+
+def init_method(safety: LoadSafety, located: Located) -> Method | None:
+    """The `__init__` of the class or of its nearest project base that defines one."""
+    return _method(safety, located, "__init__")
+
+
+def _passed_key(instance: Refused | None) -> object:
+    return instance.passed if instance is not None else ()
 
 
 def _assigned_elsewhere(safety: LoadSafety, located: Located, attr: str) -> bool:
@@ -333,6 +346,9 @@ def initial(safety: LoadSafety, receiver: Refused) -> Effects:
         return {}
     facts, init = found
     built = receiver.built
+    passed = bound_of(receiver)
+    if passed is not None:
+        return _effects(safety, facts, located, init, passed, 0, receiver)
     bound = bind(init, built, _literal) if built is not None else {}
     return _effects(safety, facts, located, init, bound, 0)
 
@@ -344,16 +360,26 @@ def _effects(
     method: FunctionNode,
     bound: _Bound,
     depth: int,
+    instance: Refused | None = None,
 ) -> Effects:
-    # per method node and receiver class (a subclass's properties and __init__ differ); the
-    # node is kept with the result so a reused id never answers for another method
-    key = ("effects", id(method), located[0].path, located[1].name, _frozen(bound))
+    # per method node, receiver class (a subclass's properties and __init__ differ) and
+    # what built the receiver; the node is kept with the result so a reused id never
+    # answers for another method
+    instance = instance if instance is not None and instance.passed else None
+    key = (
+        "effects",
+        id(method),
+        located[0].path,
+        located[1].name,
+        _frozen(bound),
+        _passed_key(instance),
+    )
     memo = safety.memo
     known = memo.get(key)
     if isinstance(known, tuple) and known[0] is method:
         return known[1]
     memo[key] = (method, OPAQUE)  # a method that calls itself: unknown
-    found = _walk(safety, facts, located, method, bound, depth)
+    found = _walk(safety, facts, located, method, bound, depth, instance)
     memo[key] = (method, found)
     return found
 
@@ -369,10 +395,11 @@ def _walk(
     method: FunctionNode,
     bound: _Bound,
     depth: int,
+    instance: Refused | None,
 ) -> Effects:
     if _opaque(method) or any(_method(safety, located, n) for n in _INTERCEPTS):
         return OPAQUE
-    effects = _stored(safety, facts, located, method, bound, depth)
+    effects = _stored(safety, facts, located, method, bound, depth, instance)
     # `self.best = v` through a property's setter, read through its getter: not what was
     # stored
     return {a: e for a, e in effects.items() if a == "*" or not _method(safety, located, a)}
@@ -385,9 +412,10 @@ def _stored(
     method: FunctionNode,
     bound: _Bound,
     depth: int,
+    instance: Refused | None,
 ) -> Effects:
     judge = safety.deeper(facts)
-    own = safety.of_class(*located)
+    own = instance if instance is not None else safety.of_class(*located)
     flow = LocalFlow(judge, self_env(safety, own) if own is not None else None).run(method, bound)
     effects: Effects = {}
     exited = False
@@ -406,7 +434,7 @@ def _stored(
                 continue
             args = bind(inner[1], call, _judge_in(judge, env))
             for attr, (possible, replaces) in _effects(
-                safety, inner[0], located, inner[1], args, depth + 1
+                safety, inner[0], located, inner[1], args, depth + 1, instance
             ).items():
                 _apply(effects, attr, possible, replaces and straight)
         for attr, possible in _held_calls(safety, judge, stmt, env, depth):
@@ -435,7 +463,7 @@ def _held_calls(
         located = safety.project_class(receiver.type_name)
         assert located is not None
         args = bind(inner[1], node, _judge_in(judge, env))
-        effects = _effects(safety, inner[0], located, inner[1], args, depth + 1)
+        effects = _effects(safety, inner[0], located, inner[1], args, depth + 1, receiver)
         if "*" in effects:
             continue
         built = initial(safety, receiver)
@@ -594,6 +622,7 @@ def _displayed(value: ast.expr) -> list[ast.expr]:
 
 
 def _possible(judge: LoadSafety, value: ast.expr, env: Mapping[str, Refused | None]) -> Possible:
+    value = past_unpassed(value, env)
     number = _number(value)
     if number is not None:
         return number
@@ -827,6 +856,7 @@ __all__ = [
     "bare_uses",
     "bind",
     "class_attribute",
+    "init_method",
     "conditional_nodes",
     "initial",
     "method_effects",
