@@ -97,7 +97,7 @@ _PROPERTY = frozenset({"property", "functools.cached_property", "cached_property
 def property_returns(safety: LoadSafety, receiver: Refused, attr: str) -> Refused | None:
     """What `obj.<attr>` is when the project class makes it a property (`meter.median`,
     `return np.median(self.values)`): what every `return` of its getter gives."""
-    if not receiver.type_name or safety.depth >= 3:
+    if not receiver.type_name or safety.depth_left() < 1:
         return None
     located = safety.project_class(receiver.type_name)
     found = _method(safety, located, attr) if located is not None else None
@@ -177,11 +177,21 @@ def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]
     found = _method(safety, located, "__init__")
     bound = bound_of(instance) or {}
     effects = _effects(safety, found[0], located, found[1], bound, 0, instance) if found else {}
+    again: dict[str, Refused] = {}
     for attr, (possible, replaces) in effects.items():
         held = collapse(possible) if replaces else None
-        if held is None or attr == "*" or _assigned_elsewhere(safety, located, attr):
+        if held is None or attr == "*":
+            continue
+        if _assigned_elsewhere(safety, located, attr):
+            if not held.holder and "." not in attr:
+                again[attr] = held
             continue
         env[f"self.{attr}"] = held
+    if again:  # `self.dt = self.dt * factor` in a method keeps dt a numpy scalar
+        from ckpt_lsp.analysis.kept_attributes import kept_attributes
+
+        kept = kept_attributes(safety, located, dict(env), again)
+        env.update({f"self.{attr}": held for attr, held in kept.items()})
     return env
 
 
@@ -222,7 +232,7 @@ def _own_method(safety: LoadSafety, receiver: Refused, call: ast.Call) -> Method
     """The project method `call` calls on `receiver`, not a static or class method."""
     if not receiver.type_name or not isinstance(call.func, ast.Attribute):
         return None
-    if safety.depth >= 3:
+    if safety.depth_left() < 1:
         return None
     located = safety.project_class(receiver.type_name)
     found = _method(safety, located, call.func.attr) if located is not None else None
@@ -836,6 +846,11 @@ def _passed_value(safety: LoadSafety, expr: ast.expr, env: Env) -> Possible | No
 
 
 passed_value = _passed_value  # what an argument passes, for dataclass_fields
+# for kept_attributes, which checks every store of an attribute
+class_chain = _chain
+stores_of = _stores
+statements_of = _statements
+stores_by_name = _opaque
 number_placeholder = _number
 
 
