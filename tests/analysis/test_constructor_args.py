@@ -35,6 +35,9 @@ class Runner:
         return self
 
 
+COLUMNS = ["click", "price"]
+
+
 class Rates:
     def __init__(self, df, lr=0.1):
         self.df = df
@@ -98,6 +101,14 @@ INVALID = [
         '    torch.save({"rate": r.rate, "top": r.df["price"].max()}, p)\n',
         [(8, "rate"), (8, "top")],
     ),
+    (
+        "a frame's columns named by a module-level list, a number column's most frequent value",
+        "def save(p):\n"
+        '    df = pd.DataFrame({"click": [0, 1], "site": ["a", "b"]})\n'
+        "    r = Rates(df)\n"
+        '    torch.save({"n": r.df[COLUMNS].nunique(), "top": r.df["click"].value_counts().idxmax()}, p)\n',
+        [(4, "n"), (4, "top")],
+    ),
 ]
 
 VALID = [
@@ -131,8 +142,17 @@ VALID = [
         '    torch.save({"scale": r.scale}, p)\n',
     ),
     (
-        "a learning rate passed as a float keeps the product a number",
+        "a learning rate passed as a float",
         'def save(p):\n    r = Rates(None, lr=0.5)\n    torch.save({"lr": r.lr}, p)\n',
+    ),
+    (
+        "a str column's most frequent value, one column's count (a local shadows the list)",
+        "def save(p):\n"
+        '    df = pd.DataFrame({"click": [0, 1], "site": ["a", "b"]})\n'
+        "    r = Rates(df)\n"
+        '    COLUMNS = "click"\n'
+        '    torch.save({"top": r.df["site"].value_counts().idxmax(), "n": r.df["click"].nunique(),'
+        ' "i": r.df["click"].idxmax(), "m": r.df[COLUMNS].nunique()}, p)\n',
     ),
 ]
 

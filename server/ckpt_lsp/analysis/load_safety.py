@@ -204,7 +204,7 @@ class LoadSafety:
         if receiver is not None and receiver.holder:
             return None  # `d.cache["logits"]`: another key than the refused one, maybe
         if receiver is not None and receiver.kind in _FRAMES:
-            return self._column(index, receiver)
+            return self._column(index, receiver, env)
         if receiver is not None and receiver.kind == "numpy-scalar":
             # `np.minimum(y, 2)[idx]`: only an array takes an array index (a numpy scalar, a
             # list or a Counter raise), and gives an array back
@@ -248,12 +248,18 @@ class LoadSafety:
         numbers = receiver.kind == _NUMBER_SERIES
         return _no_fix(self.catalog.kind("numpy-scalar")) if numbers else None
 
-    def _column(self, index: ast.expr, frame: Refused) -> Refused | None:
+    def _column(self, index: ast.expr, frame: Refused, env: Env) -> Refused | None:
         """`df["ap"]` is a Series (of numbers when the frame's display built it so),
-        `df[["a", "b"]]` a frame; a mask or a variable is not known."""
+        `df[["a", "b"]]` (or `df[COLUMNS]`, a module-level list of names) a frame; a mask or
+        a variable is not known."""
         if isinstance(index, ast.Constant) and isinstance(index.value, str):
             numbers = index.value in frame.number_columns
             return self.catalog.kind(_NUMBER_SERIES if numbers else _SERIES)
+        local = isinstance(index, ast.Name) and (index.id in env or index.id in self.facts.imports)
+        if isinstance(index, ast.Name) and not local:
+            named = self.facts.assigns.get(index.id)
+            if isinstance(named, ast.List) and self._constant_sequence(named):
+                index = named
         return self.catalog.kind(_FRAME) if isinstance(index, ast.List) else None
 
     def _comprehension(
