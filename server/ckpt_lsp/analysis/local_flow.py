@@ -702,8 +702,8 @@ def _unknown(names: list[str]) -> State:
 
 def _returned_objects(value: ast.expr | None, state: State) -> dict[int, State]:
     """`return trainer` / `return trainer, lengths`: the attribute keys each returned name has."""
-    if value is not None and any(isinstance(n, ast.Call) for n in ast.walk(value)):
-        return {}  # a call in the return may store anything in the object
+    if value is not None and _mutating_call(value):
+        return {}  # a call in the return handed a returned object may store anything in it
     whole = not isinstance(value, ast.Tuple)
     shown = [value] if whole else value.elts if isinstance(value, ast.Tuple) else []
     if any(isinstance(e, ast.Starred) for e in shown):
@@ -715,6 +715,18 @@ def _returned_objects(value: ast.expr | None, state: State) -> dict[int, State]:
             held = {k[len(item.id) :]: v for k, v in state.items() if k.startswith(prefix)}
             found[-1 if whole else index] = held
     return found
+
+
+def _mutating_call(value: ast.expr) -> bool:
+    """A call in a `return` that mentions a name the return gives back (`return m.fit(x)`,
+    `return f(t), t`): `np.stack(snapshots), dx, ctrl` hands `ctrl` to no call."""
+    shown = value.elts if isinstance(value, ast.Tuple) else [value]
+    names = {e.id for e in shown if isinstance(e, ast.Name)}
+    return any(
+        isinstance(n, ast.Call)
+        and any(isinstance(m, ast.Name) and m.id in names for m in ast.walk(n))
+        for n in ast.walk(value)
+    )
 
 
 def _fresh_literal(before: State, arm: State, name: str) -> bool:

@@ -429,12 +429,15 @@ def _stored(
     flow = LocalFlow(judge, self_env(safety, own) if own is not None else None).run(method, bound)
     effects: Effects = {}
     exited = False
+    kept_from: dict[str, int] = {}  # `ctrl` -> the statement that kept a helper's object
     for stmt, straight in _statements(method.body, True):
         if straight and exited:
             straight = False
         env = flow.env_before(stmt)
         for attr, possible, replaces in _stores(judge, stmt, env):
             _apply(effects, attr, possible, replaces and straight)
+            if "." in attr:
+                kept_from[attr.split(".", 1)[0]] = id(stmt)
         for call in _self_calls(stmt):
             if depth >= _MAX_CALLS:
                 return OPAQUE
@@ -451,7 +454,49 @@ def _stored(
             _apply(effects, attr, possible, False)
         if straight and any(isinstance(n, (ast.Return, ast.Raise)) for n in own_nodes(stmt)):
             exited = True
+    for head in _touched(method, kept_from):
+        for attr in [a for a in effects if a.startswith(head + ".")]:
+            effects[attr] = (frozenset({UNKNOWN}), False)
     return effects
+
+
+def _touched(method: FunctionNode, kept_from: dict[str, int]) -> set[str]:
+    """The held objects (`self.ctrl` kept from a helper's result) another statement of the
+    method may change: it mentions `self.ctrl`, calls a method of `self` or hands `self` on."""
+    if not kept_from:
+        return set()
+    touched: set[str] = set()
+    for stmt, _ in _statements(method.body, True):
+        nodes = list(own_nodes(stmt))
+        handed = [
+            v
+            for n in nodes
+            if isinstance(n, ast.Call)
+            for v in [*n.args, *(k.value for k in n.keywords)]
+        ]
+        if any(isinstance(v, ast.Name) and v.id == "self" for v in handed):
+            return set(kept_from)
+        if any(True for _ in _self_calls(stmt)):
+            return set(kept_from)
+        for head, at in kept_from.items():
+            if at != id(stmt) and _changes(nodes, head):
+                touched.add(head)
+    return touched
+
+
+def _changes(nodes: list[ast.AST], head: str) -> bool:
+    """Whether the nodes mention `self.<head>` otherwise than reading an attribute of it
+    (`self.ctrl.dt`): stored, handed on, or a method of it called."""
+    called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
+    reads = {
+        id(n.value)
+        for n in nodes
+        if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) and id(n) not in called
+    }
+    return any(
+        isinstance(n, ast.Attribute) and self_attribute(n) == head and id(n) not in reads
+        for n in nodes
+    )
 
 
 def _held_calls(
@@ -540,6 +585,7 @@ def _assigned(
     if attr:
         held = _possible(judge, value, env)
         yield attr, frozenset({held}), True
+        yield from _held_state(judge, attr, value, -1, env)
         if isinstance(held, Refused) and held.kind == "dataclass" and isinstance(value, ast.Call):
             from ckpt_lsp.analysis.dataclass_fields import built_fields
 
@@ -584,6 +630,20 @@ def _unpacked(
         if name:
             found = items[i] if items is not None and i < len(items) else None
             yield name, frozenset({found if found is not None else UNKNOWN}), True
+            if not starred:
+                yield from _held_state(judge, name, value, i, env)
+
+
+def _held_state(
+    judge: LoadSafety, attr: str, value: ast.expr, at: int, env: Mapping[str, Refused | None]
+) -> Iterator[tuple[str, frozenset[Possible], bool]]:
+    """`self.ctrl = build()` / `_, self.ctrl = solve(grid)`: what the helper's flow knew of
+    the returned object's attributes when it gave it back (`ctrl.history` after its
+    `ctrl.step()` calls), as `ctrl.history`."""
+    if not isinstance(value, ast.Call) or judge.depth_left() < 1:
+        return
+    for key, possible in judge.objects_of(value, at, dict(env)).items():
+        yield f"{attr}{key}", possible, True
 
 
 def _mutated(
