@@ -54,16 +54,17 @@ def kept_attributes(
 def _storing(
     safety: LoadSafety, located: Located, attrs: set[str]
 ) -> list[tuple[ModuleFacts, FunctionNode]] | None:
-    """The methods other than `__init__` (of the class and its project bases) that mention
-    one of `attrs`; None when one of them stores by name."""
-    from ckpt_lsp.analysis.object_effects import class_chain, stores_by_name
+    """The methods other than `__init__` (of the class and its project bases) that store
+    one of `attrs` (or name it in a string, for `setattr`); None when one of them stores by
+    name."""
+    from ckpt_lsp.analysis.object_effects import class_chain, stored_names, stores_by_name
 
     found: dict[int, tuple[ModuleFacts, FunctionNode]] = {}
     for facts, cls in class_chain(safety, located):
         for attr in attrs:
             for word in (f"self.{attr}", f'"{attr}"'):
                 for method in cls.methods_mentioning(word):
-                    if method.name != "__init__":
+                    if method.name != "__init__" and attr in stored_names(method):
                         found.setdefault(id(method), (facts, method))
     if any(stores_by_name(m) for _, m in found.values()):
         return None

@@ -911,6 +911,13 @@ class_chain = _chain
 stores_of = _stores
 statements_of = _statements
 stores_by_name = _opaque
+
+
+def stored_names(method: FunctionNode) -> frozenset[str]:
+    """The attribute names a method stores on anything, or names in a string."""
+    return _summary(method)[1]
+
+
 number_placeholder = _number
 
 
