@@ -47,6 +47,27 @@ class Rates:
         self.rate = self.df["click"].mean()
 
 
+
+
+class Child(Runner):
+    def __init__(self, grid, extra=2.0):
+        super().__init__(grid)
+        self.extra = extra
+
+    def fit(self, x):
+        self.total = self.extra * np.mean(x)
+
+
+class Plain(Runner):
+    pass
+
+
+class Replacing(Runner):
+    def __init__(self, grid):
+        super().__init__(grid, scale=1.0)
+        self.grid = str(grid)
+
+
 """
 
 
@@ -109,6 +130,16 @@ INVALID = [
         '    torch.save({"n": r.df[COLUMNS].nunique(), "top": r.df["click"].value_counts().idxmax()}, p)\n',
         [(4, "n"), (4, "top")],
     ),
+    (
+        "a subclass passes its parameter to `super().__init__`, or inherits `__init__`; a "
+        "number parameter times a numpy value",
+        "def save(p, x):\n"
+        "    c = Child(Grid(nx=4))\n"
+        "    c.fit(x)\n"
+        "    q = Plain(Grid())\n"
+        '    torch.save({"g": c.grid, "s": c.scale, "t": c.total, "q": q.grid}, p)\n',
+        [(5, "g"), (5, "s"), (5, "t"), (5, "q")],
+    ),
 ]
 
 VALID = [
@@ -153,6 +184,12 @@ VALID = [
         '    COLUMNS = "click"\n'
         '    torch.save({"top": r.df["site"].value_counts().idxmax(), "n": r.df["click"].nunique(),'
         ' "i": r.df["click"].idxmax(), "m": r.df[COLUMNS].nunique()}, p)\n',
+    ),
+    (
+        "a subclass passes a float to `super().__init__` and stores a str over the default",
+        "def save(p):\n"
+        "    c = Replacing(Grid())\n"
+        '    torch.save({"g": c.grid, "s": c.scale, "e": Child(Grid(), 2.0).extra}, p)\n',
     ),
 ]
 

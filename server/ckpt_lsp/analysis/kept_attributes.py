@@ -12,6 +12,7 @@ Several such attributes are checked together until none is dropped.
 from __future__ import annotations
 
 import ast
+import re
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.local_flow import LocalFlow
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ckpt_lsp.analysis.object_effects import Located
 
 _ROUNDS = 3
+_SELF_VALUE = re.compile(r"[(,=]\s*self\s*[,)]")  # `self` handed to a call
 
 
 def kept_attributes(
@@ -61,6 +63,8 @@ def _storing(
 
     found: dict[int, tuple[ModuleFacts, FunctionNode]] = {}
     for facts, cls in class_chain(safety, located):
+        if any(_hands_on(m) for m in cls.methods_where(_handing_text)):
+            return None  # `tune(self)`: anything may be stored
         for attr in attrs:
             for word in (f"self.{attr}", f'"{attr}"'):
                 for method in cls.methods_mentioning(word):
@@ -90,6 +94,14 @@ def _breaks(
             if attr in kept and not all(_refused(p) for p in possible):
                 broken.add(attr)
     return broken
+
+
+def _handing_text(text: str) -> bool:
+    return _SELF_VALUE.search(text) is not None
+
+
+def _hands_on(method: FunctionNode) -> bool:
+    return any(isinstance(n, ast.Call) and _hands_self(n) for n in ast.walk(method))
 
 
 def _refused(possible: object) -> bool:

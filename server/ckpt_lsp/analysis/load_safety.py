@@ -173,6 +173,8 @@ class LoadSafety:
         """A number literal, a local bound only to them, or arithmetic of those."""
         if isinstance(expr, ast.Name):
             return NUMBER_MARK + expr.id in env
+        if isinstance(expr, ast.Attribute):  # `self.scale` an `__init__` bound to a number
+            return NUMBER_MARK + dotted_name(expr) in env
         if isinstance(expr, ast.UnaryOp):
             return _is_number_constant(expr.operand) or self._is_number(expr.operand, env)
         if isinstance(expr, ast.BinOp):
@@ -527,9 +529,9 @@ class LoadSafety:
         class stores it."""
         init = cls.method("__init__")
         built = receiver.built
-        if init is None or built is None:
+        if built is None or (init is None and not receiver.passed):
             return None
-        found = self._stored_once(facts, cls, init, attr, receiver)
+        found = self._stored_once(facts, cls, init, attr, receiver) if init else None
         if found is None and receiver.passed:
             from ckpt_lsp.analysis.object_effects import self_env  # runs flows
 

@@ -24,6 +24,7 @@ from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name, self_a
 from ckpt_lsp.analysis.local_flow import (
     LITERAL,
     NUMBER,
+    NUMBER_MARK,
     UNKNOWN,
     LocalFlow,
     Possible,
@@ -180,6 +181,8 @@ def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]
     again: dict[str, Refused] = {}
     for attr, (possible, replaces) in effects.items():
         held = collapse(possible) if replaces else None
+        if _numbers(possible, replaces) and not _assigned_elsewhere(safety, located, attr):
+            env[f"{NUMBER_MARK}self.{attr}"] = None  # `self.scale * np.mean(x)` stays numpy
         if held is None or attr == "*":
             continue
         if _assigned_elsewhere(safety, located, attr):
@@ -193,6 +196,10 @@ def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]
         kept = kept_attributes(safety, located, dict(env), again)
         env.update({f"self.{attr}": held for attr, held in kept.items()})
     return env
+
+
+def _numbers(possible: frozenset[Possible], replaces: bool) -> bool:
+    return replaces and bool(possible) and all(p is NUMBER for p in possible)
 
 
 def init_method(safety: LoadSafety, located: Located) -> Method | None:
@@ -442,10 +449,13 @@ def _stored(
             if depth >= _MAX_CALLS:
                 return OPAQUE
             assert isinstance(call.func, ast.Attribute)  # a `self.k(...)` call
-            inner = _method(safety, located, call.func.attr)
+            if _is_super(call.func.value):  # `super().__init__(cfg)`: the base's
+                inner = _base_method(safety, located, method, call.func.attr)
+            else:
+                inner = _method(safety, located, call.func.attr)
             if inner is None:
                 continue
-            args = bind(inner[1], call, _judge_in(judge, env))
+            args = {**_defaults(safety, inner), **bind(inner[1], call, _judge_in(judge, env))}
             for attr, (possible, replaces) in _effects(
                 safety, inner[0], located, inner[1], args, depth + 1, instance
             ).items():
@@ -696,6 +706,8 @@ def _possible(judge: LoadSafety, value: ast.expr, env: Mapping[str, Refused | No
     number = _number(value)
     if number is not None:
         return number
+    if isinstance(value, (ast.Name, ast.Attribute)) and NUMBER_MARK + dotted_name(value) in env:
+        return NUMBER  # a parameter bound to a number literal
     if isinstance(value, ast.Constant) or empty_display(value):
         return LITERAL
     found = judge.of_expression(value, env)
@@ -746,9 +758,56 @@ def _opaque(method: FunctionNode) -> bool:
 
 
 def _self_calls(stmt: ast.stmt) -> Iterator[ast.Call]:
+    """`self.k(...)` and `super().k(...)` calls of a statement."""
     for node in own_nodes(stmt):
-        if isinstance(node, ast.Call) and self_attribute(node.func):
+        if isinstance(node, ast.Call) and (
+            self_attribute(node.func)
+            or (isinstance(node.func, ast.Attribute) and _is_super(node.func.value))
+        ):
             yield node
+
+
+def _defaults(safety: LoadSafety, method: Method) -> _Bound:
+    """The refused defaults of a method's parameters (`scale=np.float64(1.0)`), judged where
+    it is defined: what a call that leaves them gives."""
+    facts, func = method
+    args = func.args
+    params = [p.arg for p in [*args.posonlyargs, *args.args]]
+    pairs = [
+        *zip(params[len(params) - len(args.defaults) :], args.defaults),
+        *zip([p.arg for p in args.kwonlyargs], args.kw_defaults),
+    ]
+    judged = {
+        name: safety.deeper(facts).of_expression(default)
+        for name, default in pairs
+        if isinstance(default, ast.Call)
+    }
+    return {name: found for name, found in judged.items() if found is not None}
+
+
+def _is_super(value: ast.expr) -> bool:
+    """`super()` (or `super(Cls, self)`) in a method."""
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id == "super"
+    )
+
+
+def _base_method(
+    safety: LoadSafety, located: Located, method: FunctionNode, name: str
+) -> Method | None:
+    """The method `name` of the first project class after the one defining `method`, in
+    the receiver's chain of bases; None when the next one is a library's."""
+    seen = False
+    for facts, cls in _chain(safety, located):
+        if seen:
+            found = cls.method(name)
+            if found is not None:
+                return facts, found
+        elif cls.method(method.name) is method:
+            seen = True
+    return None
 
 
 def own_nodes(stmt: ast.stmt) -> Iterator[ast.AST]:
@@ -895,6 +954,10 @@ def bind(method: FunctionNode, call: ast.Call, judge: _Judge) -> _Bound:
         judged = judge(expr)
         if judged is not None:
             bound[name] = judged
+    defaults = zip(params[len(params) - len(args.defaults) :], args.defaults)
+    for name, default in [*defaults, *zip([p.arg for p in args.kwonlyargs], args.kw_defaults)]:
+        if name not in passed and default is not None and _number(default) is not None:
+            bound[name] = NUMBER  # a number default: arithmetic with numpy stays numpy
     return bound
 
 
