@@ -66,6 +66,35 @@ INVALID = [
         '    torch.save({"dt": c.dt, "h": c.history, "m": min(c.history)}, p)\n',
         [(4, "dt"), (4, "h"), (4, "m")],
     ),
+    (
+        "a helper trains an object whose method keeps a stepped controller from another helper "
+        "that measured the grid with a method",
+        "class Grid:\n"
+        "    def coords(self):\n"
+        "        return np.linspace(0.0, 1.0, 8)\n"
+        "def solve(grid, nu=0.01):\n"
+        "    x = grid.coords()\n"
+        "    dx = x[1] - x[0]\n"
+        "    ctrl = Ctrl(dt0=0.2 * dx ** 2 / nu)\n"
+        "    while ctrl.dt < 1.0:\n"
+        "        ctrl.propose(0.5)\n"
+        "    return np.ones(3), dx, ctrl\n"
+        "class Owner:\n"
+        "    def __init__(self, grid=Grid()):\n"
+        "        self.grid = grid\n"
+        "    def prepare(self):\n"
+        "        u, self.dx, self.ctrl = solve(self.grid)\n"
+        "def _trained():\n"
+        "    o = Owner()\n"
+        "    o.prepare()\n"
+        "    return o\n"
+        "def save(p):\n"
+        "    o = _trained()\n"
+        "    c = o.ctrl\n"
+        '    torch.save({"dx": o.dx, "dt": c.dt, "h": c.history, "m": min(c.history),'
+        ' "f": [float(d) for d in c.history]}, p)\n',
+        [(23, "dx"), (23, "dt"), (23, "h"), (23, "m")],
+    ),
 ]
 
 VALID = [

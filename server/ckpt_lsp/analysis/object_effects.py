@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 # attribute -> (what it may hold after the call, whether that replaces what it held before)
 Effects = dict[str, tuple[frozenset[Possible], bool]]
 _MAX_CALLS = 2  # `self.k()` inside a called method, followed this deep
+# a method of a same-module class runs with the caller's judge (its memo shared, no helper
+# level spent); this bounds how many such method walks nest in one judge
+_NESTING = "#effects-nesting"
+_MAX_NESTING = 6
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 # a class that intercepts its attribute stores or reads: what a store leaves is unknown
 _INTERCEPTS = ("__setattr__", "__getattribute__")
@@ -396,7 +400,15 @@ def _effects(
     if isinstance(known, tuple) and known[0] is method:
         return known[1]
     memo[key] = (method, OPAQUE)  # a method that calls itself: unknown
-    found = _walk(safety, facts, located, method, bound, depth, instance)
+    nesting = memo.get(_NESTING, 0)
+    assert isinstance(nesting, int)
+    if nesting >= _MAX_NESTING:  # objects' methods calling others' at one judge's depth
+        return OPAQUE
+    memo[_NESTING] = nesting + 1
+    try:
+        found = _walk(safety, facts, located, method, bound, depth, instance)
+    finally:
+        memo[_NESTING] = nesting
     memo[key] = (method, found)
     return found
 
@@ -431,7 +443,9 @@ def _stored(
     depth: int,
     instance: Refused | None,
 ) -> Effects:
-    judge = safety.deeper(facts)
+    # a method of a class of the judge's own module is no helper further away: the same
+    # judge (and memo); another module's is one level deeper
+    judge = safety if facts is safety.facts else safety.deeper(facts)
     own = instance if instance is not None else safety.of_class(*located)
     flow = LocalFlow(judge, self_env(safety, own) if own is not None else None).run(method, bound)
     effects: Effects = {}
