@@ -68,6 +68,12 @@ class Refused:
     # and (None) those it leaves to a literal default; part of the identity, so that two
     # constructions a name may hold are both kept (local_flow.collapse merges them)
     fields: tuple[tuple[str, Refused | None], ...] = field(default=(), repr=False)
+    # for an instance of a project class: what the call that built it gives each `__init__`
+    # parameter (what it passes, judged with that call's locals, else the default), so the
+    # attributes `__init__` sets from them are known; a possibility of the local flow each
+    # (object: the flow's types live above this module); empty when not known
+    # part of the identity, so that two constructions a name may hold are both kept
+    passed: tuple[tuple[str, object], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)

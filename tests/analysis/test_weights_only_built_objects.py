@@ -81,6 +81,28 @@ INVALID = [
         '    torch.save({"ctrl": ctrl}, p)\n',
         [(6, "ctrl")],
     ),
+    (
+        "an object a method keeps from a helper's tuple, trained in the helper; the return "
+        "calls a function that is not handed it",
+        "def solve(n):\n"
+        "    t = Trainer()\n"
+        "    t.train()\n"
+        "    return np.ones(n), t\n"
+        "class Owner:\n"
+        "    def prepare(self):\n"
+        "        x, self.inner = solve(3)\n"
+        "        self.kept = _built_trained()\n"
+        "def _built_trained():\n"
+        "    t = Trainer()\n"
+        "    t.train()\n"
+        "    return t\n"
+        "def save(p):\n"
+        "    o = Owner()\n"
+        "    o.prepare()\n"
+        "    inner = o.inner\n"
+        '    torch.save({"best": inner.best, "k": o.kept.rate}, p)\n',
+        [(17, "best"), (17, "k")],
+    ),
 ]
 
 VALID = [
@@ -126,6 +148,62 @@ VALID = [
         "def save(p):\n"
         "    t, n = _trained()\n"
         '    torch.save({"best": t.best}, p)\n',
+    ),
+    (
+        "a method keeps a helper's object, then the caller stores a float in it",
+        "def solve(n):\n"
+        "    t = Trainer()\n"
+        "    t.train()\n"
+        "    return np.ones(n), t\n"
+        "class Owner:\n"
+        "    def prepare(self):\n"
+        "        x, self.inner = solve(3)\n"
+        "        self.inner.best = 1.0\n"
+        "def save(p):\n"
+        "    o = Owner()\n"
+        "    o.prepare()\n"
+        '    torch.save({"best": o.inner.best}, p)\n',
+    ),
+    (
+        "the tuple returned hands the object to a call",
+        "def _reset(t):\n"
+        "    t.best = 0.0\n"
+        "    return 1\n"
+        "def solve():\n"
+        "    t = Trainer()\n"
+        "    t.train()\n"
+        "    return _reset(t), t\n"
+        "class Owner:\n"
+        "    def prepare(self):\n"
+        "        n, self.inner = solve()\n"
+        "def save(p):\n"
+        "    o = Owner()\n"
+        "    o.prepare()\n"
+        '    torch.save({"best": o.inner.best}, p)\n',
+    ),
+    (
+        "a method keeps a helper's object, then hands `self` on or calls its own method",
+        "def solve(n):\n"
+        "    t = Trainer()\n"
+        "    t.train()\n"
+        "    return np.ones(n), t\n"
+        "def _calm(owner):\n"
+        "    owner.inner.best = 0.5\n"
+        "class Owner:\n"
+        "    def prepare(self):\n"
+        "        x, self.inner = solve(3)\n"
+        "        _calm(self)\n"
+        "    def again(self):\n"
+        "        x, self.inner = solve(3)\n"
+        "        self.calm()\n"
+        "    def calm(self):\n"
+        "        self.inner.best = 0.5\n"
+        "def save(p):\n"
+        "    o = Owner()\n"
+        "    o.prepare()\n"
+        "    q = Owner()\n"
+        "    q.again()\n"
+        '    torch.save({"best": o.inner.best, "q": q.inner.best}, p)\n',
     ),
 ]
 

@@ -212,11 +212,26 @@ def agreed(judged: list[Refused]) -> Refused | None:
     first = judged[0]
     if all(j == first for j in judged):
         return first
-    if first.kind != "dataclass" or any(
-        replace(j, fields=()) != replace(first, fields=()) for j in judged
-    ):
+    bare = replace(first, fields=(), passed=())
+    if any(replace(j, fields=(), passed=()) != bare for j in judged):
         return None
-    return replace(first, fields=merged_fields(judged))
+    if first.kind != "dataclass" and any(j.fields != first.fields for j in judged):
+        return None
+    return replace(first, fields=merged_fields(judged), passed=merged_passed(judged))
+
+
+def merged_passed(instances: list[Refused]) -> tuple[tuple[str, object], ...]:
+    """What the constructions a name may hold give each parameter: what they all give,
+    else unknown (any of them may be the one that runs); nothing when one is not known."""
+    from ckpt_lsp.analysis.local_flow import UNKNOWN  # the flow imports this module
+
+    tables = [dict(r.passed) for r in instances]
+    if not all(tables) or any(t.keys() != tables[0].keys() for t in tables):
+        return ()
+    return tuple(
+        (name, value if all(t[name] == value for t in tables) else UNKNOWN)
+        for name, value in tables[0].items()
+    )
 
 
 # Calls that read an instance without storing into it.

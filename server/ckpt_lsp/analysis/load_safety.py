@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
+from ckpt_lsp.analysis.constructor_args import passed_arguments, passed_value
 from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_field
 from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
@@ -178,6 +179,8 @@ class LoadSafety:
         """A number literal, a local bound only to them, or arithmetic of those."""
         if isinstance(expr, ast.Name):
             return NUMBER_MARK + expr.id in env
+        if isinstance(expr, ast.Attribute):  # `self.scale` an `__init__` bound to a number
+            return NUMBER_MARK + dotted_name(expr) in env
         if isinstance(expr, ast.UnaryOp):
             return _is_number_constant(expr.operand) or self._is_number(expr.operand, env)
         if isinstance(expr, ast.BinOp):
@@ -209,7 +212,7 @@ class LoadSafety:
         if receiver is not None and receiver.holder:
             return None  # `d.cache["logits"]`: another key than the refused one, maybe
         if receiver is not None and receiver.kind in _FRAMES:
-            return self._column(index, receiver)
+            return self._column(index, receiver, env)
         if receiver is not None and receiver.kind == "numpy-scalar":
             # `np.minimum(y, 2)[idx]`: only an array takes an array index (a numpy scalar, a
             # list or a Counter raise), and gives an array back
@@ -253,12 +256,18 @@ class LoadSafety:
         numbers = receiver.kind == _NUMBER_SERIES
         return _no_fix(self.catalog.kind("numpy-scalar")) if numbers else None
 
-    def _column(self, index: ast.expr, frame: Refused) -> Refused | None:
+    def _column(self, index: ast.expr, frame: Refused, env: Env) -> Refused | None:
         """`df["ap"]` is a Series (of numbers when the frame's display built it so),
-        `df[["a", "b"]]` a frame; a mask or a variable is not known."""
+        `df[["a", "b"]]` (or `df[COLUMNS]`, a module-level list of names) a frame; a mask or
+        a variable is not known."""
         if isinstance(index, ast.Constant) and isinstance(index.value, str):
             numbers = index.value in frame.number_columns
             return self.catalog.kind(_NUMBER_SERIES if numbers else _SERIES)
+        local = isinstance(index, ast.Name) and (index.id in env or index.id in self.facts.imports)
+        if isinstance(index, ast.Name) and not local:
+            named = self.facts.assigns.get(index.id)
+            if isinstance(named, ast.List) and self._constant_sequence(named):
+                index = named
         return self.catalog.kind(_FRAME) if isinstance(index, ast.List) else None
 
     def _comprehension(
@@ -455,7 +464,7 @@ class LoadSafety:
                 held = property_returns(self, receiver, expr.attr)
                 if held is not None:
                     return held
-            return self._field(receiver.type_name, expr.attr, receiver.built)
+            return self._field(receiver, expr.attr)
         if returns is None and receiver.kind == "namespace":
             return self._argument(expr.attr)
         return self._returned(returns, receiver)
@@ -491,11 +500,12 @@ class LoadSafety:
             return None
         return self.catalog.for_type(kinds.pop())
 
-    def _field(self, type_name: str, attr: str, built: ast.Call | None) -> Refused | None:
+    def _field(self, receiver: Refused, attr: str) -> Refused | None:
         """`args.lr_scheduler_type`: a field the project class annotates in its body with a
         plain class (`SchedulerType`); an Optional, a union or a constant default may hold a value
         that loads."""
-        located = self._project_class(type_name)
+        built = receiver.built
+        located = self._project_class(receiver.type_name)
         if located is None or self._depth >= _MAX_DEPTH:
             return None
         facts, cls = located
@@ -508,7 +518,7 @@ class LoadSafety:
                 and not isinstance(stmt.value, ast.Constant)  # `out: Path = "runs"` stays a str
             ):
                 return self._deeper(facts).of_annotation(stmt.annotation)
-        found = self._init_attribute(facts, cls, attr, built) if built is not None else None
+        found = self._init_attribute(facts, cls, attr, receiver) if built is not None else None
         if found is None:  # every store in every method refused: refused whatever ran
             from ckpt_lsp.analysis.object_effects import class_attribute  # runs flows
 
@@ -516,13 +526,30 @@ class LoadSafety:
         return found
 
     def _init_attribute(
-        self, facts: ModuleFacts, cls: ClassFacts, attr: str, built: ast.Call
+        self, facts: ModuleFacts, cls: ClassFacts, attr: str, receiver: Refused
     ) -> Refused | None:
         """`model.config` where `__init__` sets `self.config = config or TinyConfig()` once, at
-        its top level, and no other method sets it: judged with what `built` passes."""
+        its top level, and no other method sets it: judged with what `built` passes (as the
+        call's locals made it, when known: `receiver.passed`). Else what the `__init__` flow
+        stores there on its straight path, its parameters bound so, when no method of the
+        class stores it."""
         init = cls.method("__init__")
-        if init is None:
+        built = receiver.built
+        if built is None or (init is None and not receiver.passed):
             return None
+        found = self._stored_once(facts, cls, init, attr, receiver) if init else None
+        if found is None and receiver.passed:
+            from ckpt_lsp.analysis.object_effects import self_env  # runs flows
+
+            found = self_env(self, receiver).get(f"self.{attr}")
+        return found
+
+    def _stored_once(
+        self, facts: ModuleFacts, cls: ClassFacts, init: FunctionNode, attr: str, receiver: Refused
+    ) -> Refused | None:
+        """`self.config = config or TinyConfig()`, the one store of the attribute."""
+        built = receiver.built
+        assert built is not None
         assigned = [
             node
             for method in cls.assigning_methods()
@@ -548,6 +575,9 @@ class LoadSafety:
                 given = passed[operand.id]
                 if given is not None and _is_none(given) and isinstance(value, ast.BoolOp):
                     continue  # `config or TinyConfig()` without a config
+                if receiver.passed:  # judged where the call was made
+                    held = passed_value(receiver, operand.id)
+                    return held if isinstance(held, Refused) else None
                 return self.of_expression(given) if given is not None else None
             if not isinstance(operand, ast.Call):
                 return None  # a local or parameter of __init__: not a module-level name
@@ -617,7 +647,8 @@ class LoadSafety:
             if instance is None:
                 return None
             fields = self._judged_fields(located, instance, call, env)
-            return replace(instance, built=call, fields=fields)
+            passed = passed_arguments(self, located, call, env) if not fields else ()
+            return replace(instance, built=call, fields=fields, passed=passed)
         built = self._factory_class(qualified)
         if built is not None:
             return built

@@ -22,6 +22,8 @@ from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog
 
 # env key marking a name bound only to number literals (no Python name holds "#")
 NUMBER_MARK = "#number:"
+# env key marking a parameter the call left at its `None` default
+NONE_MARK = "#none:"
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -83,7 +85,20 @@ def env_of(state: State) -> dict[str, Refused | None]:
     for name, possible in state.items():
         if possible and all(isinstance(p, _Number) for p in possible):
             env[NUMBER_MARK + name] = None
+        elif possible == frozenset({NONE_DEFAULT}):
+            env[NONE_MARK + name] = None
     return env
+
+
+def past_unpassed(value: ast.expr, env: Mapping[str, object]) -> ast.expr:
+    """`controller or Ctrl()` of a parameter the call left at None (`env` marks it): the
+    `Ctrl()`; any other value as it is."""
+    if not isinstance(value, ast.BoolOp) or not isinstance(value.op, ast.Or):
+        return value
+    rest = list(value.values)
+    while len(rest) > 1 and isinstance(rest[0], ast.Name) and NONE_MARK + rest[0].id in env:
+        rest.pop(0)
+    return rest[0] if len(rest) == 1 else value
 
 
 class LocalFlow:
@@ -286,7 +301,8 @@ class LocalFlow:
         receiver = self.safety.kind_of(value.func.value, {**self._self_env, **env_of(state)})
         if receiver is None or not object_effects.returns_self(self.safety, receiver, value):
             return new
-        return self._after_call(value, name, new, False, receiver)
+        # the object itself, as its construction made it (what it was passed)
+        return self._after_call(value, name, {**new, name: frozenset({receiver})}, False, receiver)
 
     def _loop_target(self, target: ast.expr, iterable: ast.expr, state: State) -> State:
         """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
@@ -728,8 +744,8 @@ def _unknown(names: list[str]) -> State:
 
 def _returned_objects(value: ast.expr | None, state: State) -> dict[int, State]:
     """`return trainer` / `return trainer, lengths`: the attribute keys each returned name has."""
-    if value is not None and any(isinstance(n, ast.Call) for n in ast.walk(value)):
-        return {}  # a call in the return may store anything in the object
+    if value is not None and _mutating_call(value):
+        return {}  # a call in the return handed a returned object may store anything in it
     whole = not isinstance(value, ast.Tuple)
     shown = [value] if whole else value.elts if isinstance(value, ast.Tuple) else []
     if any(isinstance(e, ast.Starred) for e in shown):
@@ -741,6 +757,18 @@ def _returned_objects(value: ast.expr | None, state: State) -> dict[int, State]:
             held = {k[len(item.id) :]: v for k, v in state.items() if k.startswith(prefix)}
             found[-1 if whole else index] = held
     return found
+
+
+def _mutating_call(value: ast.expr) -> bool:
+    """A call in a `return` that mentions a name the return gives back (`return m.fit(x)`,
+    `return f(t), t`): `np.stack(snapshots), dx, ctrl` hands `ctrl` to no call."""
+    shown = value.elts if isinstance(value, ast.Tuple) else [value]
+    names = {e.id for e in shown if isinstance(e, ast.Name)}
+    return any(
+        isinstance(n, ast.Call)
+        and any(isinstance(m, ast.Name) and m.id in names for m in ast.walk(n))
+        for n in ast.walk(value)
+    )
 
 
 def _fresh_literal(before: State, arm: State, name: str) -> bool:

@@ -18,16 +18,19 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.class_text import FunctionNode
+from ckpt_lsp.analysis.constructor_args import bound_of
 from ckpt_lsp.analysis.dataclass_fields import agreed
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name, self_attribute
 from ckpt_lsp.analysis.local_flow import (
     LITERAL,
     NUMBER,
+    NUMBER_MARK,
     UNKNOWN,
     LocalFlow,
     Possible,
     collapse,
     empty_display,
+    past_unpassed,
 )
 from ckpt_lsp.weights_only import Refused
 
@@ -37,6 +40,10 @@ if TYPE_CHECKING:
 # attribute -> (what it may hold after the call, whether that replaces what it held before)
 Effects = dict[str, tuple[frozenset[Possible], bool]]
 _MAX_CALLS = 2  # `self.k()` inside a called method, followed this deep
+# a method of a same-module class runs with the caller's judge (its memo shared, no helper
+# level spent); this bounds how many such method walks nest in one judge
+_NESTING = "#effects-nesting"
+_MAX_NESTING = 6
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 # a class that intercepts its attribute stores or reads: what a store leaves is unknown
 _INTERCEPTS = ("__setattr__", "__getattribute__")
@@ -63,7 +70,7 @@ def method_effects(
         return None
     facts, method = found
     bound = bind(method, call, lambda e: _passed_value(safety, e, env))
-    return _effects(safety, facts, located, method, bound, 0)
+    return _effects(safety, facts, located, method, bound, 0, receiver)
 
 
 def method_returns(
@@ -95,7 +102,7 @@ _PROPERTY = frozenset({"property", "functools.cached_property", "cached_property
 def property_returns(safety: LoadSafety, receiver: Refused, attr: str) -> Refused | None:
     """What `obj.<attr>` is when the project class makes it a property (`meter.median`,
     `return np.median(self.values)`): what every `return` of its getter gives."""
-    if not receiver.type_name or safety.depth >= 3:
+    if not receiver.type_name or safety.depth_left() < 1:
         return None
     located = safety.project_class(receiver.type_name)
     found = _method(safety, located, attr) if located is not None else None
@@ -165,20 +172,47 @@ def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]
     located = safety.project_class(receiver.type_name) if receiver.type_name else None
     if located is None:
         return {}
-    key = ("self-env", located[0].path, located[1].name)
+    instance = receiver if receiver.passed else None
+    key = ("self-env", located[0].path, located[1].name, _passed_key(instance))
     known = safety.memo.get(key)
     if isinstance(known, dict):
         return known
     env: dict[str, Refused | None] = {"self": replace(receiver, built=None)}
     safety.memo[key] = env  # a class whose __init__ builds itself: only `self`
     found = _method(safety, located, "__init__")
-    effects = _effects(safety, found[0], located, found[1], {}, 0) if found else {}
+    bound = bound_of(instance) or {}
+    effects = _effects(safety, found[0], located, found[1], bound, 0, instance) if found else {}
+    again: dict[str, Refused] = {}
     for attr, (possible, replaces) in effects.items():
         held = collapse(possible) if replaces else None
-        if held is None or attr == "*" or _assigned_elsewhere(safety, located, attr):
+        if _numbers(possible, replaces) and not _assigned_elsewhere(safety, located, attr):
+            env[f"{NUMBER_MARK}self.{attr}"] = None  # `self.scale * np.mean(x)` stays numpy
+        if held is None or attr == "*":
+            continue
+        if _assigned_elsewhere(safety, located, attr):
+            if not held.holder and "." not in attr:
+                again[attr] = held
             continue
         env[f"self.{attr}"] = held
+    if again:  # `self.dt = self.dt * factor` in a method keeps dt a numpy scalar
+        from ckpt_lsp.analysis.kept_attributes import kept_attributes
+
+        kept = kept_attributes(safety, located, dict(env), again)
+        env.update({f"self.{attr}": held for attr, held in kept.items()})
     return env
+
+
+def _numbers(possible: frozenset[Possible], replaces: bool) -> bool:
+    return replaces and bool(possible) and all(p is NUMBER for p in possible)
+
+
+def init_method(safety: LoadSafety, located: Located) -> Method | None:
+    """The `__init__` of the class or of its nearest project base that defines one."""
+    return _method(safety, located, "__init__")
+
+
+def _passed_key(instance: Refused | None) -> object:
+    return instance.passed if instance is not None else ()
 
 
 def _assigned_elsewhere(safety: LoadSafety, located: Located, attr: str) -> bool:
@@ -209,7 +243,7 @@ def _own_method(safety: LoadSafety, receiver: Refused, call: ast.Call) -> Method
     """The project method `call` calls on `receiver`, not a static or class method."""
     if not receiver.type_name or not isinstance(call.func, ast.Attribute):
         return None
-    if safety.depth >= 3:
+    if safety.depth_left() < 1:
         return None
     located = safety.project_class(receiver.type_name)
     found = _method(safety, located, call.func.attr) if located is not None else None
@@ -333,6 +367,9 @@ def initial(safety: LoadSafety, receiver: Refused) -> Effects:
         return {}
     facts, init = found
     built = receiver.built
+    passed = bound_of(receiver)
+    if passed is not None:
+        return _effects(safety, facts, located, init, passed, 0, receiver)
     bound = bind(init, built, _literal) if built is not None else {}
     return _effects(safety, facts, located, init, bound, 0)
 
@@ -344,16 +381,34 @@ def _effects(
     method: FunctionNode,
     bound: _Bound,
     depth: int,
+    instance: Refused | None = None,
 ) -> Effects:
-    # per method node and receiver class (a subclass's properties and __init__ differ); the
-    # node is kept with the result so a reused id never answers for another method
-    key = ("effects", id(method), located[0].path, located[1].name, _frozen(bound))
+    # per method node, receiver class (a subclass's properties and __init__ differ) and
+    # what built the receiver; the node is kept with the result so a reused id never
+    # answers for another method
+    instance = instance if instance is not None and instance.passed else None
+    key = (
+        "effects",
+        id(method),
+        located[0].path,
+        located[1].name,
+        _frozen(bound),
+        _passed_key(instance),
+    )
     memo = safety.memo
     known = memo.get(key)
     if isinstance(known, tuple) and known[0] is method:
         return known[1]
     memo[key] = (method, OPAQUE)  # a method that calls itself: unknown
-    found = _walk(safety, facts, located, method, bound, depth)
+    nesting = memo.get(_NESTING, 0)
+    assert isinstance(nesting, int)
+    if nesting >= _MAX_NESTING:  # objects' methods calling others' at one judge's depth
+        return OPAQUE
+    memo[_NESTING] = nesting + 1
+    try:
+        found = _walk(safety, facts, located, method, bound, depth, instance)
+    finally:
+        memo[_NESTING] = nesting
     memo[key] = (method, found)
     return found
 
@@ -369,10 +424,11 @@ def _walk(
     method: FunctionNode,
     bound: _Bound,
     depth: int,
+    instance: Refused | None,
 ) -> Effects:
     if _opaque(method) or any(_method(safety, located, n) for n in _INTERCEPTS):
         return OPAQUE
-    effects = _stored(safety, facts, located, method, bound, depth)
+    effects = _stored(safety, facts, located, method, bound, depth, instance)
     # `self.best = v` through a property's setter, read through its getter: not what was
     # stored
     return {a: e for a, e in effects.items() if a == "*" or not _method(safety, located, a)}
@@ -385,35 +441,86 @@ def _stored(
     method: FunctionNode,
     bound: _Bound,
     depth: int,
+    instance: Refused | None,
 ) -> Effects:
-    judge = safety.deeper(facts)
-    own = safety.of_class(*located)
+    # a method of a class of the judge's own module is no helper further away: the same
+    # judge (and memo); another module's is one level deeper
+    judge = safety if facts is safety.facts else safety.deeper(facts)
+    own = instance if instance is not None else safety.of_class(*located)
     flow = LocalFlow(judge, self_env(safety, own) if own is not None else None).run(method, bound)
     effects: Effects = {}
     exited = False
+    kept_from: dict[str, int] = {}  # `ctrl` -> the statement that kept a helper's object
     for stmt, straight in _statements(method.body, True):
         if straight and exited:
             straight = False
         env = flow.env_before(stmt)
         for attr, possible, replaces in _stores(judge, stmt, env):
             _apply(effects, attr, possible, replaces and straight)
+            if "." in attr:
+                kept_from[attr.split(".", 1)[0]] = id(stmt)
         for call in _self_calls(stmt):
             if depth >= _MAX_CALLS:
                 return OPAQUE
             assert isinstance(call.func, ast.Attribute)  # a `self.k(...)` call
-            inner = _method(safety, located, call.func.attr)
+            if _is_super(call.func.value):  # `super().__init__(cfg)`: the base's
+                inner = _base_method(safety, located, method, call.func.attr)
+            else:
+                inner = _method(safety, located, call.func.attr)
             if inner is None:
                 continue
-            args = bind(inner[1], call, _judge_in(judge, env))
+            args = {**_defaults(safety, inner), **bind(inner[1], call, _judge_in(judge, env))}
             for attr, (possible, replaces) in _effects(
-                safety, inner[0], located, inner[1], args, depth + 1
+                safety, inner[0], located, inner[1], args, depth + 1, instance
             ).items():
                 _apply(effects, attr, possible, replaces and straight)
         for attr, possible in _held_calls(safety, judge, stmt, env, depth):
             _apply(effects, attr, possible, False)
         if straight and any(isinstance(n, (ast.Return, ast.Raise)) for n in own_nodes(stmt)):
             exited = True
+    for head in _touched(method, kept_from):
+        for attr in [a for a in effects if a.startswith(head + ".")]:
+            effects[attr] = (frozenset({UNKNOWN}), False)
     return effects
+
+
+def _touched(method: FunctionNode, kept_from: dict[str, int]) -> set[str]:
+    """The held objects (`self.ctrl` kept from a helper's result) another statement of the
+    method may change: it mentions `self.ctrl`, calls a method of `self` or hands `self` on."""
+    if not kept_from:
+        return set()
+    touched: set[str] = set()
+    for stmt, _ in _statements(method.body, True):
+        nodes = list(own_nodes(stmt))
+        handed = [
+            v
+            for n in nodes
+            if isinstance(n, ast.Call)
+            for v in [*n.args, *(k.value for k in n.keywords)]
+        ]
+        if any(isinstance(v, ast.Name) and v.id == "self" for v in handed):
+            return set(kept_from)
+        if any(True for _ in _self_calls(stmt)):
+            return set(kept_from)
+        for head, at in kept_from.items():
+            if at != id(stmt) and _changes(nodes, head):
+                touched.add(head)
+    return touched
+
+
+def _changes(nodes: list[ast.AST], head: str) -> bool:
+    """Whether the nodes mention `self.<head>` otherwise than reading an attribute of it
+    (`self.ctrl.dt`): stored, handed on, or a method of it called."""
+    called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
+    reads = {
+        id(n.value)
+        for n in nodes
+        if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) and id(n) not in called
+    }
+    return any(
+        isinstance(n, ast.Attribute) and self_attribute(n) == head and id(n) not in reads
+        for n in nodes
+    )
 
 
 def _held_calls(
@@ -435,7 +542,7 @@ def _held_calls(
         located = safety.project_class(receiver.type_name)
         assert located is not None
         args = bind(inner[1], node, _judge_in(judge, env))
-        effects = _effects(safety, inner[0], located, inner[1], args, depth + 1)
+        effects = _effects(safety, inner[0], located, inner[1], args, depth + 1, receiver)
         if "*" in effects:
             continue
         built = initial(safety, receiver)
@@ -502,6 +609,7 @@ def _assigned(
     if attr:
         held = _possible(judge, value, env)
         yield attr, frozenset({held}), True
+        yield from _held_state(judge, attr, value, -1, env)
         if isinstance(held, Refused) and held.kind == "dataclass" and isinstance(value, ast.Call):
             from ckpt_lsp.analysis.dataclass_fields import built_fields
 
@@ -546,6 +654,20 @@ def _unpacked(
         if name:
             found = items[i] if items is not None and i < len(items) else None
             yield name, frozenset({found if found is not None else UNKNOWN}), True
+            if not starred:
+                yield from _held_state(judge, name, value, i, env)
+
+
+def _held_state(
+    judge: LoadSafety, attr: str, value: ast.expr, at: int, env: Mapping[str, Refused | None]
+) -> Iterator[tuple[str, frozenset[Possible], bool]]:
+    """`self.ctrl = build()` / `_, self.ctrl = solve(grid)`: what the helper's flow knew of
+    the returned object's attributes when it gave it back (`ctrl.history` after its
+    `ctrl.step()` calls), as `ctrl.history`."""
+    if not isinstance(value, ast.Call) or judge.depth_left() < 1:
+        return
+    for key, possible in judge.objects_of(value, at, dict(env)).items():
+        yield f"{attr}{key}", possible, True
 
 
 def _mutated(
@@ -594,9 +716,12 @@ def _displayed(value: ast.expr) -> list[ast.expr]:
 
 
 def _possible(judge: LoadSafety, value: ast.expr, env: Mapping[str, Refused | None]) -> Possible:
+    value = past_unpassed(value, env)
     number = _number(value)
     if number is not None:
         return number
+    if isinstance(value, (ast.Name, ast.Attribute)) and NUMBER_MARK + dotted_name(value) in env:
+        return NUMBER  # a parameter bound to a number literal
     if isinstance(value, ast.Constant) or empty_display(value):
         return LITERAL
     found = judge.of_expression(value, env)
@@ -647,9 +772,56 @@ def _opaque(method: FunctionNode) -> bool:
 
 
 def _self_calls(stmt: ast.stmt) -> Iterator[ast.Call]:
+    """`self.k(...)` and `super().k(...)` calls of a statement."""
     for node in own_nodes(stmt):
-        if isinstance(node, ast.Call) and self_attribute(node.func):
+        if isinstance(node, ast.Call) and (
+            self_attribute(node.func)
+            or (isinstance(node.func, ast.Attribute) and _is_super(node.func.value))
+        ):
             yield node
+
+
+def _defaults(safety: LoadSafety, method: Method) -> _Bound:
+    """The refused defaults of a method's parameters (`scale=np.float64(1.0)`), judged where
+    it is defined: what a call that leaves them gives."""
+    facts, func = method
+    args = func.args
+    params = [p.arg for p in [*args.posonlyargs, *args.args]]
+    pairs = [
+        *zip(params[len(params) - len(args.defaults) :], args.defaults),
+        *zip([p.arg for p in args.kwonlyargs], args.kw_defaults),
+    ]
+    judged = {
+        name: safety.deeper(facts).of_expression(default)
+        for name, default in pairs
+        if isinstance(default, ast.Call)
+    }
+    return {name: found for name, found in judged.items() if found is not None}
+
+
+def _is_super(value: ast.expr) -> bool:
+    """`super()` (or `super(Cls, self)`) in a method."""
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id == "super"
+    )
+
+
+def _base_method(
+    safety: LoadSafety, located: Located, method: FunctionNode, name: str
+) -> Method | None:
+    """The method `name` of the first project class after the one defining `method`, in
+    the receiver's chain of bases; None when the next one is a library's."""
+    seen = False
+    for facts, cls in _chain(safety, located):
+        if seen:
+            found = cls.method(name)
+            if found is not None:
+                return facts, found
+        elif cls.method(method.name) is method:
+            seen = True
+    return None
 
 
 def own_nodes(stmt: ast.stmt) -> Iterator[ast.AST]:
@@ -796,6 +968,10 @@ def bind(method: FunctionNode, call: ast.Call, judge: _Judge) -> _Bound:
         judged = judge(expr)
         if judged is not None:
             bound[name] = judged
+    defaults = zip(params[len(params) - len(args.defaults) :], args.defaults)
+    for name, default in [*defaults, *zip([p.arg for p in args.kwonlyargs], args.kw_defaults)]:
+        if name not in passed and default is not None and _number(default) is not None:
+            bound[name] = NUMBER  # a number default: arithmetic with numpy stays numpy
     return bound
 
 
@@ -807,6 +983,18 @@ def _passed_value(safety: LoadSafety, expr: ast.expr, env: Env) -> Possible | No
 
 
 passed_value = _passed_value  # what an argument passes, for dataclass_fields
+# for kept_attributes, which checks every store of an attribute
+class_chain = _chain
+stores_of = _stores
+statements_of = _statements
+stores_by_name = _opaque
+
+
+def stored_names(method: FunctionNode) -> frozenset[str]:
+    """The attribute names a method stores on anything, or names in a string."""
+    return _summary(method)[1]
+
+
 number_placeholder = _number
 
 
@@ -827,6 +1015,7 @@ __all__ = [
     "bare_uses",
     "bind",
     "class_attribute",
+    "init_method",
     "conditional_nodes",
     "initial",
     "method_effects",
