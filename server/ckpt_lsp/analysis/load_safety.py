@@ -14,12 +14,16 @@ from dataclasses import replace
 
 from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
+from ckpt_lsp.analysis.constant_tests import decided
 from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_field
 from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
+from ckpt_lsp.analysis.elements import every_item_key
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
+from ckpt_lsp.analysis.hparam_reads import hparam_fields, hparam_read
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, UNPASSED_NONE, LocalFlow, State
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.number_fields import number_attribute
 from ckpt_lsp.analysis.registry_calls import registry_instance
 from ckpt_lsp.analysis.splits import fold_targets
 from ckpt_lsp.weights_only import (
@@ -119,6 +123,9 @@ class LoadSafety:
         if isinstance(expr, ast.Subscript):
             return self._numpy_item(expr, env)
         if isinstance(expr, ast.IfExp):
+            taken = decided(expr.test, self, env)
+            if taken is not None:  # `sched if RESUME_EXACT else sched.state_dict()`
+                return self.kind_of(expr.body if taken else expr.orelse, env)
             body, other = self.of_expression(expr.body, env), self.of_expression(expr.orelse, env)
             if body is not None and other is not None:
                 return body if body == other else _no_fix(body)
@@ -172,6 +179,10 @@ class LoadSafety:
         """A number literal, a local bound only to them, or arithmetic of those."""
         if isinstance(expr, ast.Name):
             return NUMBER_MARK + expr.id in env
+        if isinstance(expr, ast.Attribute):  # `cfg.eps_end` of a `float` field
+            return self._depth < _MAX_DEPTH and number_attribute(self, expr, env)
+        if isinstance(expr, ast.Call):
+            return self._python_number(expr, env)
         if isinstance(expr, ast.UnaryOp):
             return _is_number_constant(expr.operand) or self._is_number(expr.operand, env)
         if isinstance(expr, ast.BinOp):
@@ -192,7 +203,11 @@ class LoadSafety:
             key = item_key(expr.value.id, constant)
             if key in env:
                 return env[key]
-        rows = self._rows(expr, env)
+        if isinstance(expr.value, ast.Name) and not isinstance(index, ast.Slice):
+            every = every_item_key(expr.value.id)  # `infos[i]` of a list of TaskInfo
+            if every in env:
+                return env[every]
+        rows = self._rows(expr, env) or hparam_read(self, expr, env)
         if rows is not None:
             return rows
         if isinstance(expr.value, ast.Call) and isinstance(index, ast.Constant):
@@ -261,6 +276,13 @@ class LoadSafety:
         """`[t for t in thresholds if t <= 0.75]`: a list of what each item is; a generator
         itself is not saved (a builtin over it is: `_keeps_numpy`)."""
         return None if isinstance(expr, ast.GeneratorExp) else self._element(expr, env)
+
+    def element_of(
+        self, expr: ast.ListComp | ast.SetComp | ast.DictComp, env: Env
+    ) -> Refused | None:
+        """What each item (a dict's value) of a comprehension is, when refused."""
+        yielded = expr.value if isinstance(expr, ast.DictComp) else None
+        return self._element(expr, env, yielded)
 
     def _numpy_values(self, expr: ast.DictComp, env: Env) -> Refused | None:
         """`{pid: np.round(row, 3) for pid in ids}`: a dict whose every value is a numpy
@@ -433,6 +455,9 @@ class LoadSafety:
                 return member
             if self.catalog.is_prefixed_class(qualified):  # `nn.GELU`, `torch.optim.AdamW`
                 return self.catalog.kind("callable")
+        stored = hparam_read(self, expr, env)  # `policy.hparams.gripper`
+        if stored is not None:
+            return stored
         receiver = self.kind_of(expr.value, env)
         if receiver is None or receiver.holder:
             return None
@@ -611,6 +636,8 @@ class LoadSafety:
             if instance is None:
                 return None
             fields = self._judged_fields(located, instance, call, env)
+            if not fields and instance.kind != "dataclass":  # a LightningModule's hparams
+                fields = hparam_fields(self, located, call, env)
             return replace(instance, built=call, fields=fields)
         built = self._factory_class(qualified)
         if built is not None:
@@ -944,6 +971,7 @@ class LoadSafety:
                 judged = self.kind_of(value, env)
                 if judged is not None:
                     bound[name] = judged
+                bound.update(_passed_items(name, value, env))
         return bound
 
     def of_returns(
@@ -1040,6 +1068,19 @@ def bound_key(bound: Mapping[str, object]) -> tuple[object, ...]:
         (k, v, id(getattr(v, "built", None)), id(getattr(v, "shape", None)))
         for k, v in sorted(bound.items(), key=lambda item: item[0])
     )
+
+
+def _passed_items(param: str, value: ast.expr, env: Env) -> dict[str, object]:
+    """`normalize(dataset)` of a local whose keys the flow knows (`dataset["obs"]` a numpy
+    array): the parameter's items, under the parameter's name (`ds['obs']`)."""
+    if not isinstance(value, ast.Name):
+        return {}
+    prefix = value.id + "["
+    return {
+        param + key[len(value.id) :]: held
+        for key, held in env.items()
+        if key.startswith(prefix) and held is not None
+    }
 
 
 def _constant_index(index: ast.expr) -> str | int | None:

@@ -15,7 +15,9 @@ import ast
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Union
 
+from ckpt_lsp.analysis.constant_tests import decided
 from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
+from ckpt_lsp.analysis.elements import displayed_item, every_item_key
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.splits import fold_targets
 from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog
@@ -125,6 +127,9 @@ class LocalFlow:
         for extra in (args.vararg, args.kwarg):
             if extra is not None:
                 state[extra.arg] = frozenset({UNKNOWN})
+        for key, given in (bound or {}).items():  # `ds['obs']`: an item the caller knew
+            if "[" in key and key.split("[", 1)[0] in state and isinstance(given, Refused):
+                state[key] = frozenset({given})
         self._walk(func.body, state)
         return self
 
@@ -155,6 +160,9 @@ class LocalFlow:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             return {**state, stmt.name: frozenset({UNKNOWN})}
         if isinstance(stmt, ast.If):
+            taken = decided(stmt.test, self.safety, {**self._self_env, **state})
+            if taken is not None:  # `if RESUME_EXACT:` always runs the same arm
+                return self._walk(stmt.body if taken else stmt.orelse, state)
             arms = self._walk(stmt.body, state), self._walk(stmt.orelse, state)
             return _undecided(state, *arms, _merge(*arms))
         if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
@@ -291,6 +299,9 @@ class LocalFlow:
             return {**_unknown(_names(target)), **{k: frozenset({v}) for k, v in folds.items()}}
         if self._builtin_range(iterable, state):  # `for b in range(bins)`: b is an int
             return {target.id: frozenset({NUMBER})}
+        every = _iterated_items(iterable, state)
+        if every is not None:  # `for info in infos` of a list of TaskInfo
+            return {target.id: every}
         over = self.safety.kind_of(iterable, {**self._self_env, **env_of(state)})
         item = self.safety.catalog.kind("numpy-scalar")
         if over is None or over.kind != "numpy-array" or item is None:
@@ -360,6 +371,8 @@ class LocalFlow:
                 assert isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
                 held = item_key(target.value.id, _constant_item(target))
                 new.pop(held, None)
+                new.pop(every_item_key(target.value.id), None)  # not every item now
+                new.pop(_DICT_MARK.format(target.value.id), None)
                 if isinstance(possible, Refused):
                     new[held] = frozenset({possible})
             elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
@@ -420,6 +433,9 @@ class LocalFlow:
     def _keyed(self, name: str, value: ast.expr | None, state: State) -> State:
         """`metrics = evaluate(m)` where every return of the helper is a dict display: the
         state keeps what `metrics["eval_loss"]` holds, under the key `metrics['eval_loss']`."""
+        every = self._every_item(name, value, state)
+        if every:
+            return every
         if isinstance(value, ast.Dict) and "." not in name:
             return self._displayed(name, value, state)
         if value is None or not isinstance(value, ast.Call) or "." in name:
@@ -434,6 +450,20 @@ class LocalFlow:
             held: frozenset[Possible] = frozenset({item if item is not None else UNKNOWN})
             found[item_key(name, index)] = held
             found[item_key(name, index - len(items or []))] = held
+        return found
+
+    def _every_item(self, name: str, value: ast.expr | None, state: State) -> State:
+        """`infos = [TaskInfo(t) for t in ts]`: `infos[i]` (whichever i) is a TaskInfo."""
+        if "." in name:
+            return {}
+        env = {**self._self_env, **env_of(state)}
+        every = displayed_item(self.safety, value, env)
+        if every is None:
+            return {}
+        shown = self._displayed(name, value, state) if isinstance(value, ast.Dict) else {}
+        found = {**shown, every_item_key(name): frozenset({every})}
+        if isinstance(value, (ast.Dict, ast.DictComp)):  # it iterates as its keys
+            found[_DICT_MARK.format(name)] = frozenset({every})
         return found
 
     def _displayed(self, name: str, value: ast.Dict, state: State) -> State:
@@ -501,6 +531,33 @@ class LocalFlow:
 
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
 _DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
+
+
+_DICT_MARK = "{}[{{}}]"  # state key marking a local whose every item is a dict's value
+
+
+def _keyed_by_dict(name: str, state: State) -> bool:
+    return _DICT_MARK.format(name) in state
+
+
+def _iterated_items(iterable: ast.expr, state: State) -> frozenset[Possible] | None:
+    """What `for x in name` / `for x in name.values()` takes from a local whose every item
+    (a dict's value) the flow knows; a dict's keys are not its values."""
+    over = iterable
+    values = False
+    if (
+        isinstance(iterable, ast.Call)
+        and isinstance(iterable.func, ast.Attribute)
+        and iterable.func.attr == "values"
+        and not iterable.args
+    ):
+        over, values = iterable.func.value, True
+    if not isinstance(over, ast.Name):
+        return None
+    held = state.get(every_item_key(over.id))
+    if held is None or values != _keyed_by_dict(over.id, state):
+        return None
+    return held
 
 
 def _unpassed(bound: Mapping[str, object] | None) -> frozenset[str]:

@@ -1,0 +1,51 @@
+"""Tests decided when the module is read: `sched if RESUME_EXACT else sched.state_dict()`.
+
+A condition that is a literal, or a module-level name bound once to a literal (and never
+rebound by a `global` statement), always takes the same arm, so what the expression (or the
+`if` statement) gives is what that arm gives. Anything else is the caller's to merge.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ckpt_lsp.analysis.load_safety import LoadSafety
+
+
+def decided(test: ast.expr, safety: LoadSafety, env: Mapping[str, object]) -> bool | None:
+    """The truth of `test` when the module fixes it; None when it is not known."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = decided(test.operand, safety, env)
+        return None if inner is None else not inner
+    if isinstance(test, ast.Constant):
+        return bool(test.value)
+    if isinstance(test, ast.Name) and test.id not in env:
+        value = _module_constant(test.id, safety)
+        return None if value is None else bool(value.value)
+    return None
+
+
+def _module_constant(name: str, safety: LoadSafety) -> ast.Constant | None:
+    """The literal a module-level name is bound to, when it is bound there once only."""
+    facts = safety.facts
+    if name in facts.imports:
+        return None
+    value = facts.assigns.get(name)
+    if not isinstance(value, ast.Constant) or not isinstance(value.value, (bool, int, str)):
+        return None
+    key = ("constant-test", name)
+    known = safety.memo.get(key)
+    if known is None:
+        bound = re.findall(
+            rf"^[ \t]*{re.escape(name)}[ \t]*(?::[^=\n]*)?(?:[-+*/|&]?=)(?!=)",
+            facts.text,
+            re.MULTILINE,
+        )
+        rebound = re.search(rf"\b(?:global|nonlocal)\b[^\n]*\b{re.escape(name)}\b", facts.text)
+        known = len(bound) == 1 and rebound is None
+        safety.memo[key] = known
+    return value if known else None

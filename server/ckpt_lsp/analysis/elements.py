@@ -1,0 +1,54 @@
+"""What every item of a local list or dict holds: `infos = [TaskInfo(...) for t in ts]` then
+`infos[trainer.current_task]` (or `for info in infos`) is a TaskInfo, whichever index runs.
+
+Known only for a display or comprehension whose every item (value, for a dict) is refused
+the same way; the flow keeps it under `name[*]` and forgets it as it forgets constant keys
+(the name rebound, mutated or handed on).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ckpt_lsp.analysis.dataclass_fields import agreed
+
+if TYPE_CHECKING:
+    from ckpt_lsp.analysis.load_safety import LoadSafety
+    from ckpt_lsp.weights_only import Refused
+
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp)
+
+
+def every_item_key(name: str) -> str:
+    """The state key of any item of `name` (no Python name holds "[")."""
+    return f"{name}[*]"
+
+
+def displayed_item(
+    safety: LoadSafety, value: ast.expr | None, env: Mapping[str, Refused | None]
+) -> Refused | None:
+    """The refusal every item of a display or comprehension shares; None otherwise."""
+    if isinstance(value, _COMPREHENSIONS):
+        return safety.element_of(value, env)
+    items: list[ast.expr] = []
+    if isinstance(value, (ast.List, ast.Tuple)):
+        items = list(value.elts)
+    elif isinstance(value, ast.Dict):
+        if any(k is None for k in value.keys):
+            return None  # `**other` spreads items not known here
+        items = list(value.values)
+    if not items or any(isinstance(i, ast.Starred) for i in items):
+        return None
+    judged = [safety.of_expression(item, env) for item in items]
+    refused = [j for j in judged if j is not None]
+    if len(refused) != len(judged):
+        return None
+    same = agreed(refused)
+    if same is not None:
+        return same
+    if len({r.kind for r in refused}) != 1:
+        return None
+    return replace(refused[0], fix="", built=None, fields=())

@@ -1,0 +1,187 @@
+"""CKPT010 through reads the flow follows: numpy arithmetic with config fields known to be
+Python numbers, conditional expressions and `if` statements a module constant decides, any
+item of a list or dict whose every item is refused, a local's keys handed to a helper's
+parameter, and `module.hparams.x` of a LightningModule built here. VALID and INVALID."""
+
+from __future__ import annotations
+
+import pytest
+from ckpt_lsp.findings import Finding
+from support.ckpt010 import weights_only_findings, weights_only_rows
+
+HEADER = """\
+import argparse, dataclasses, enum
+import numpy as np
+import torch
+import lightning as L
+"""
+
+
+def _wo(source: str) -> list[Finding]:
+    return weights_only_findings(HEADER, source)
+
+
+def _rows(source: str) -> list[tuple[int, str | None]]:
+    return weights_only_rows(HEADER, source)
+
+
+CONFIG = (
+    "@dataclasses.dataclass\n"
+    "class Cfg:\n"
+    "    eps_start: float = 1.0\n"
+    "    eps_end: float = 0.05\n"
+    "    decay: int = 100\n"
+    "    scale: torch.Tensor = None\n"
+)
+EPSILON = (
+    "def epsilon_at(step, cfg):\n"
+    "    frac = np.clip(step / cfg.decay, 0.0, 1.0)\n"
+    "    return cfg.eps_start + frac * (cfg.eps_end - cfg.eps_start)\n"
+)
+POLICY = (
+    "class Grip(enum.Enum):\n"
+    "    A = 'a'\n"
+    "class Policy(L.LightningModule):\n"
+    "    def __init__(self, scale=None, grip: Grip = Grip.A, n: int = 3, stats=None):\n"
+    "        super().__init__()\n"
+    "        self.save_hyperparameters()\n"
+)
+ROWS = 12  # CONFIG + EPSILON + POLICY + the `def` line: the first row of a body below
+
+INVALID = [
+    (
+        "numpy arithmetic with a dataclass's float fields, in a helper bound to the config",
+        CONFIG + EPSILON + "def save(p, step):\n"
+        "    eps = epsilon_at(step, Cfg())\n"
+        "    torch.save({'eps': eps}, p)\n",
+        [(12, "eps")],
+    ),
+    (
+        "numpy arithmetic with an argparse option converted by type=float",
+        "def save(p):\n"
+        "    parser = argparse.ArgumentParser()\n"
+        "    parser.add_argument('--lr', type=float, default=0.1)\n"
+        "    args = parser.parse_args()\n"
+        "    torch.save({'lr': args.lr * np.float32(0.5)}, p)\n",
+        [(5, "lr")],
+    ),
+    (
+        "a conditional expression or an if statement a module constant decides",
+        "KEEP_OBJECT = True\n"
+        "DEBUG = False\n"
+        "def save(p, opt):\n"
+        "    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2)\n"
+        "    a = sched if KEEP_OBJECT else sched.state_dict()\n"
+        "    b = sched if not DEBUG else sched.state_dict()\n"
+        "    if KEEP_OBJECT:\n"
+        "        c = sched\n"
+        "    else:\n"
+        "        c = sched.state_dict()\n"
+        "    torch.save({'a': a, 'b': b, 'c': c}, p)\n",
+        [(11, "a"), (11, "b"), (11, "c")],
+    ),
+    (
+        "any item of a list or dict whose every item is refused, indexed or iterated",
+        CONFIG + "def save(p, i, k):\n"
+        "    infos = [Cfg(decay=t) for t in range(3)]\n"
+        "    arrays = {n: np.zeros(3) for n in 'ab'}\n"
+        "    pair = (Cfg(), Cfg())\n"
+        "    for info in infos:\n"
+        "        last = info\n"
+        "    for arr in arrays.values():\n"
+        "        kept = arr\n"
+        "    torch.save({'cur': infos[i], 'a': arrays[k], 'p': pair[i], 'last': last,\n"
+        "                'kept': kept}, p)\n",
+        [(15, "cur"), (15, "a"), (15, "p"), (15, "last"), (16, "kept")],
+    ),
+    (
+        "a local's known keys handed to a helper's parameter",
+        "def make():\n"
+        "    return {'obs': np.zeros((4, 3)), 'n': 4}\n"
+        "def stats(dataset):\n"
+        "    mean = dataset['obs'].mean(0)\n"
+        "    return mean, dataset['obs'].std(0)\n"
+        "def save(p):\n"
+        "    mean, std = stats(make())\n"
+        "    data = make()\n"
+        "    mean, std = stats(data)\n"
+        "    torch.save({'mean': mean, 'std': torch.from_numpy(std)}, p)\n",
+        [(10, "mean")],
+    ),
+    (
+        "module.hparams.x of a LightningModule built here: passed, or its default",
+        POLICY + "def save(p):\n"
+        "    policy = Policy(scale=np.ones(3) * 2)\n"
+        "    export = {'w': policy.state_dict()}\n"
+        "    export['grip'] = policy.hparams.grip\n"
+        "    export['max'] = policy.hparams.scale.max()\n"
+        "    export['scale'] = policy.hparams['scale']\n"
+        "    torch.save(export, p)\n",
+        [(10, "grip"), (11, "max"), (12, "scale")],
+    ),
+]
+
+VALID = [
+    (
+        "a float field the building call passes something else for, or hidden behind **",
+        CONFIG + "def save(p, lr, extra):\n"
+        "    cfg = Cfg(eps_start=lr)\n"
+        "    other = Cfg(**extra)\n"
+        "    frac = np.clip(0.3, 0.0, 1.0)\n"
+        "    torch.save({'a': cfg.eps_start * frac, 'b': other.eps_end * frac,\n"
+        "                'c': cfg.scale * frac}, p)\n",
+    ),
+    (
+        "an argparse option without type=, and a conditional expression a parameter decides",
+        "FLAG = True\n"
+        "FLAG = False\n"
+        "def save(p, opt, keep):\n"
+        "    parser = argparse.ArgumentParser()\n"
+        "    parser.add_argument('--lr', default=0.1)\n"
+        "    args = parser.parse_args()\n"
+        "    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2)\n"
+        "    a = sched if keep else sched.state_dict()\n"
+        "    b = sched if FLAG else sched.state_dict()\n"
+        "    c = sched.state_dict() if True else sched\n"
+        "    torch.save({'lr': args.lr * np.float32(0.5), 'a': a, 'b': b, 'c': c}, p)\n",
+    ),
+    (
+        "a list with one loadable item, a dict's keys, an item replaced, a list grown",
+        CONFIG + "def save(p, i, k):\n"
+        "    mixed = [Cfg(), 3]\n"
+        "    arrays = {n: np.zeros(3) for n in 'ab'}\n"
+        "    for key in arrays:\n"
+        "        name = key\n"
+        "    infos = [Cfg() for _ in range(2)]\n"
+        "    infos[0] = 1\n"
+        "    grown = [Cfg() for _ in range(2)]\n"
+        "    grown.append(1)\n"
+        "    torch.save({'m': mixed[i], 'n': name, 'i': infos[i], 'g': grown[i],\n"
+        "                'f': [c.decay for c in infos]}, p)\n",
+    ),
+    (
+        "module.hparams.x that loads, a converted argument, a module not built here",
+        POLICY + "class Conv(L.LightningModule):\n"
+        "    def __init__(self, scale=None):\n"
+        "        super().__init__()\n"
+        "        scale = float(scale)\n"
+        "        self.save_hyperparameters()\n"
+        "def save(p, given, kw):\n"
+        "    policy = Policy(scale=[1.0, 2.0])\n"
+        "    conv = Conv(np.float32(2.0))\n"
+        "    spread = Policy(**kw)\n"
+        "    torch.save({'n': policy.hparams.n, 's': policy.hparams.scale,\n"
+        "                'c': conv.hparams.scale, 'g': given.hparams.grip,\n"
+        "                'x': spread.hparams.scale, 'st': policy.hparams.stats}, p)\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), INVALID)
+def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert _rows(source) == expected, name
+
+
+@pytest.mark.parametrize(("name", "source"), VALID)
+def test_valid(name: str, source: str) -> None:
+    assert _wo(source) == [], name
