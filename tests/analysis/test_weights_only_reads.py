@@ -1,11 +1,13 @@
 """CKPT010 through reads the flow follows: numpy arithmetic with config fields known to be
 Python numbers, conditional expressions and `if` statements a module constant decides, any
 item of a list or dict whose every item is refused, a local's keys handed to a helper's
-parameter, and `module.hparams.x` of a LightningModule built here. VALID and INVALID."""
+parameter, `module.hparams.x` of a LightningModule built here, and a helper's dict or tuple
+saved whole when one of its items is refused (CKPT011 too). VALID and INVALID."""
 
 from __future__ import annotations
 
 import pytest
+from ckpt_lsp.analysis.analyzer import analyze_text
 from ckpt_lsp.findings import Finding
 from support.ckpt010 import weights_only_findings, weights_only_rows
 
@@ -175,6 +177,58 @@ VALID = [
         "                'x': spread.hparams.scale, 'st': policy.hparams.stats}, p)\n",
     ),
 ]
+
+
+STATS = (
+    "def demo_stats():\n"
+    "    obs = np.zeros((4, 3), dtype=np.float32)\n"
+    "    return {'mean': obs.mean(0), 'n': 4}\n"
+    "def run(x):\n"
+    "    return float(x), np.zeros(3)\n"
+)
+INVALID += [
+    (
+        "a helper's dict or tuple saved whole, one of its items refused",
+        STATS + "def save(p):\n"
+        "    stats = demo_stats()\n"
+        "    out = run(1.0)\n"
+        "    torch.save({'stats': stats, 'out': out}, p)\n"
+        "    torch.save(stats, p)\n",
+        [(9, "stats"), (9, "out"), (10, None)],
+    ),
+]
+VALID += [
+    (
+        "a helper's dict whose refused item was replaced, rebound, or set here key by key",
+        STATS + "def save(p):\n"
+        "    stats = demo_stats()\n"
+        "    stats['mean'] = stats['mean'].tolist()\n"
+        "    plain = demo_stats()\n"
+        "    plain = {k: float(v) for k, v in plain.items()}\n"
+        "    ckpt = {'n': 1}\n"
+        "    ckpt['m'] = 2\n"
+        "    torch.save({'stats': stats, 'plain': plain, 'n': demo_stats()['n']}, p)\n"
+        "    torch.save(ckpt, p)\n",
+    ),
+]
+
+HPARAMS = (
+    "class Act(L.LightningModule):\n"
+    "    def __init__(self, norm_stats: dict = None, plain: dict = None):\n"
+    "        super().__init__()\n"
+    "        self.save_hyperparameters()\n"
+    "def build():\n"
+    "    stats = demo_stats()\n"
+    "    plain = demo_stats()\n"
+    "    plain['mean'] = plain['mean'].tolist()\n"
+    "    return Act(norm_stats=stats, plain=plain)\n"
+)
+
+
+def test_a_helpers_dict_passed_whole_as_an_hparam() -> None:
+    found = [f for f in analyze_text(HEADER + STATS + HPARAMS) if f.code == "CKPT011"]
+    assert [f.attribute for f in found] == ["norm_stats"]
+    assert "a container holding a numpy array" in found[0].message
 
 
 @pytest.mark.parametrize(("name", "source", "expected"), INVALID)

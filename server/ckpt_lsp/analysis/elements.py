@@ -52,3 +52,16 @@ def displayed_item(
     if len({r.kind for r in refused}) != 1:
         return None
     return replace(refused[0], fix="", built=None, fields=())
+
+
+def held_item(name: str, env: Mapping[str, Refused | None]) -> Refused | None:
+    """`stats = demo_stats()` whose `stats["obs_std"]` the flow knows refused: the dict (or
+    tuple) saved whole holds it, so the default load refuses the whole (its other items stay
+    unknown: `holder`)."""
+    prefix = name + "["
+    for key in sorted(env):
+        held = env[key]
+        if key.startswith(prefix) and held is not None:
+            what = f"a container holding {held.what}"
+            return replace(held, what=what, fix="", holder=True, built=None, fields=())
+    return None
