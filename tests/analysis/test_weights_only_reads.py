@@ -212,6 +212,52 @@ VALID += [
     ),
 ]
 
+INVALID += [
+    (
+        "numpy arithmetic with a module-level number and an OmegaConf display's number",
+        "SCALE = 100.0\n"
+        "EPS = -1e-3\n"
+        "from omegaconf import OmegaConf\n"
+        "def save(p):\n"
+        "    cfg = OmegaConf.create({'optim': {'lr': 0.1}, 'gamma': 0.9})\n"
+        "    acc = np.mean(np.zeros(3))\n"
+        "    torch.save({'a': acc * SCALE, 'b': acc + EPS, 'c': cfg.gamma * acc,\n"
+        "                'd': cfg.optim.lr * acc}, p)\n",
+        [(7, "a"), (7, "b"), (7, "c"), (8, "d")],
+    ),
+    (
+        "any item of a list appended to from empty, and tests of constants joined",
+        CONFIG + "KEEP = True\n"
+        "DEBUG = False\n"
+        "def save(p, i, opt):\n"
+        "    infos = []\n"
+        "    for t in range(3):\n"
+        "        infos.append(Cfg(decay=t))\n"
+        "    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2)\n"
+        "    a = sched if KEEP and not DEBUG else sched.state_dict()\n"
+        "    b = sched.state_dict() if DEBUG or not KEEP else sched\n"
+        "    torch.save({'cur': infos[i], 'a': a, 'b': b}, p)\n",
+        [(16, "cur"), (16, "a"), (16, "b")],
+    ),
+]
+VALID += [
+    (
+        "a module name bound twice or to a string, a display's string, a list of mixed appends",
+        CONFIG + "SCALE = 1.0\n"
+        "SCALE = torch.ones(3)\n"
+        "NAME = 'x'\n"
+        "from omegaconf import OmegaConf\n"
+        "def save(p, i, flag):\n"
+        "    cfg = OmegaConf.create({'w': torch.ones(3), 'lr': 0.1})\n"
+        "    acc = np.mean(np.zeros(3))\n"
+        "    mixed = []\n"
+        "    mixed.append(Cfg())\n"
+        "    mixed.append(3)\n"
+        "    torch.save({'a': acc * SCALE, 'w': cfg.w * acc, 'm': mixed[i],\n"
+        "                'f': torch.ones(3) if flag and not NAME else 0}, p)\n",
+    ),
+]
+
 HPARAMS = (
     "class Act(L.LightningModule):\n"
     "    def __init__(self, norm_stats: dict = None, plain: dict = None):\n"

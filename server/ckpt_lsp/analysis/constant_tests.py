@@ -21,6 +21,12 @@ def decided(test: ast.expr, safety: LoadSafety, env: Mapping[str, object]) -> bo
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
         inner = decided(test.operand, safety, env)
         return None if inner is None else not inner
+    if isinstance(test, ast.BoolOp):  # `KEEP and not DEBUG`: one decided operand may do
+        found = [decided(v, safety, env) for v in test.values]
+        deciding = isinstance(test.op, ast.Or)  # True decides an `or`, False an `and`
+        if deciding in found:
+            return deciding
+        return None if None in found else not deciding
     if isinstance(test, ast.Constant):
         return bool(test.value)
     if isinstance(test, ast.Name) and test.id not in env:
@@ -29,13 +35,21 @@ def decided(test: ast.expr, safety: LoadSafety, env: Mapping[str, object]) -> bo
     return None
 
 
+def module_number(name: str, safety: LoadSafety) -> bool:
+    """`SCALE = 100.0` / `EPS = -1e-3`, bound once at module level: a Python number."""
+    value = _module_constant(name, safety)
+    return value is not None and not isinstance(value.value, (bool, str))
+
+
 def _module_constant(name: str, safety: LoadSafety) -> ast.Constant | None:
     """The literal a module-level name is bound to, when it is bound there once only."""
     facts = safety.facts
     if name in facts.imports:
         return None
     value = facts.assigns.get(name)
-    if not isinstance(value, ast.Constant) or not isinstance(value.value, (bool, int, str)):
+    if isinstance(value, ast.UnaryOp) and isinstance(value.op, (ast.USub, ast.UAdd)):
+        value = value.operand  # `-1e-3`: a number (its truth is the operand's)
+    if not isinstance(value, ast.Constant) or not isinstance(value.value, (int, float, str)):
         return None
     key = ("constant-test", name)
     known = safety.memo.get(key)

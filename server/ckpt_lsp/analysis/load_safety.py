@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
-from ckpt_lsp.analysis.constant_tests import decided
+from ckpt_lsp.analysis.constant_tests import decided, module_number
 from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_field
 from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
 from ckpt_lsp.analysis.elements import every_item_key
@@ -177,8 +177,10 @@ class LoadSafety:
 
     def _is_number(self, expr: ast.expr, env: Env) -> bool:
         """A number literal, a local bound only to them, or arithmetic of those."""
-        if isinstance(expr, ast.Name):
-            return NUMBER_MARK + expr.id in env
+        if isinstance(expr, ast.Name):  # a local bound only to numbers, or `SCALE = 100.0`
+            if expr.id in env:
+                return NUMBER_MARK + expr.id in env
+            return module_number(expr.id, self)
         if isinstance(expr, ast.Attribute):  # `cfg.eps_end` of a `float` field
             return self._depth < _MAX_DEPTH and number_attribute(self, expr, env)
         if isinstance(expr, ast.Call):

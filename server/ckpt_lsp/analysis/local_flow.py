@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.constant_tests import decided
@@ -185,7 +186,7 @@ class LocalFlow:
         if isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
             return self._try(stmt, state)
         if isinstance(stmt, ast.Expr):
-            return self._append(stmt.value, _forget_keys(stmt, state, self._kept))
+            return self._append(stmt.value, _forget_keys(stmt, state, self._kept), state)
         if isinstance(stmt, ast.Return):
             env = {**self._self_env, **env_of(state)}
             self.returns.append(self.safety.kind_of(stmt.value, env))
@@ -477,8 +478,9 @@ class LocalFlow:
                     found[item_key(name, key.value)] = frozenset({judged})
         return found
 
-    def _append(self, call: ast.expr, state: State) -> State:
-        """`history.append(np.mean(x))`: the list now holds a refused value (so it is one)."""
+    def _append(self, call: ast.expr, state: State, before: State | None = None) -> State:
+        """`history.append(np.mean(x))`: the list now holds a refused value (so it is one);
+        appended to an empty list (`before` the statement), every item of it is that value."""
         if not (
             isinstance(call, ast.Call)
             and isinstance(call.func, ast.Attribute)
@@ -502,7 +504,11 @@ class LocalFlow:
         if added is None:
             return state
         held = Refused(added.kind, added.what, added.loadable, "", added.stateful)
-        return {**state, call.func.value.id: frozenset({held})}
+        name = call.func.value.id
+        found = {**state, name: frozenset({held})}
+        if call.func.attr == "append" and not isinstance(item, ast.Dict):
+            found.update(_every_appended(name, replace(added, fix=""), before or {}))
+        return found
 
     def _augmented(self, stmt: ast.AugAssign, state: State) -> Possible:
         """`total += n` of a numpy scalar `n`: what `total + n` gives (numpy arithmetic
@@ -531,6 +537,17 @@ class LocalFlow:
 
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
 _DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
+
+
+def _every_appended(name: str, added: Refused, before: State) -> State:
+    """`infos.append(TaskInfo(t))` to a list that was empty, or whose every item was the same:
+    `infos[i]` is that value."""
+    prior = before.get(name, frozenset())
+    every = before.get(every_item_key(name))
+    empty = bool(prior) and all(isinstance(p, _Literal) for p in prior)
+    if empty or every == frozenset({added}):
+        return {every_item_key(name): frozenset({added})}
+    return {}
 
 
 _DICT_MARK = "{}[{{}}]"  # state key marking a local whose every item is a dict's value

@@ -2,8 +2,9 @@
 
 `cfg.eps_start + frac * (cfg.eps_end - cfg.eps_start)` with `frac = np.clip(...)` is an
 np.float64 when the config's fields are Python floats. Known so: a dataclass field annotated
-`int` or `float` that the building call leaves at its default or passes a number literal, and
-an argparse option converted by `type=int` / `type=float`. Anything else (a tensor may be
+`int` or `float` that the building call leaves at its default or passes a number literal, a
+number an OmegaConf display holds (`cfg.gamma`), and an argparse option converted by
+`type=int` / `type=float`. Anything else (a tensor may be
 passed for a `float` field) stays unknown, so the arithmetic stays unknown.
 """
 
@@ -32,6 +33,11 @@ def number_attribute(
     receiver = safety.kind_of(expr.value, env)
     if receiver is None or receiver.holder:
         return False
+    if isinstance(receiver.shape, ast.Dict):  # `cfg.gamma` of `OmegaConf.create({...})`
+        return any(
+            isinstance(k, ast.Constant) and k.value == expr.attr and _number_literal(v)
+            for k, v in zip(receiver.shape.keys, receiver.shape.values)
+        )
     if receiver.kind == "namespace":
         return number_argument(safety.facts, expr.attr)
     if receiver.kind != "dataclass" or not receiver.type_name:
