@@ -258,6 +258,52 @@ VALID += [
     ),
 ]
 
+RECORDS = (
+    "import pandas as pd\n"
+    "class Agent:\n"
+    "    def update(self, x):\n"
+    "        loss = torch.ones(1).sum()\n"
+    "        return {'loss': loss.item(), 'tag': str(x)}\n"
+    "def train(agent):\n"
+    "    hist = []\n"
+    "    for i in range(3):\n"
+    "        hist.append(agent.update(i))\n"
+    "    return pd.DataFrame(hist)\n"
+)
+INVALID += [
+    (
+        "a number column of a frame built from appended records (displays or a method's)",
+        RECORDS + "def save(p):\n"
+        "    log = train(Agent())\n"
+        "    rows = []\n"
+        "    for e in range(3):\n"
+        "        rows.append({'epoch': e, 'acc': float(e) / 3, 'name': 'x'})\n"
+        "    df = pd.DataFrame(rows)\n"
+        "    torch.save({'a': log['loss'].iloc[-1], 'b': df['acc'].max(),\n"
+        "                'e': df['epoch'].iloc[0]}, p)\n",
+        [(17, "a"), (17, "b"), (18, "e")],
+    ),
+]
+VALID += [
+    (
+        "a text column of records, records of unknown or mixed columns, a list extended",
+        RECORDS + "def save(p, extra):\n"
+        "    log = train(Agent())\n"
+        "    rows = []\n"
+        "    rows.append({'acc': 0.5, 'name': 'x'})\n"
+        "    rows.append({'acc': 'n/a'})\n"
+        "    more = [{'acc': 0.5}]\n"
+        "    more.append({'acc': 0.7})\n"
+        "    grown = []\n"
+        "    grown.append({'acc': 0.5})\n"
+        "    grown.extend(extra)\n"
+        "    torch.save({'t': log['tag'].iloc[-1], 'a': pd.DataFrame(rows)['acc'].iloc[-1],\n"
+        "                'n': pd.DataFrame(rows)['name'].iloc[-1],\n"
+        "                'm': pd.DataFrame(more)['acc'].iloc[-1],\n"
+        "                'g': pd.DataFrame(grown)['acc'].iloc[-1]}, p)\n",
+    ),
+]
+
 HPARAMS = (
     "class Act(L.LightningModule):\n"
     "    def __init__(self, norm_stats: dict = None, plain: dict = None):\n"

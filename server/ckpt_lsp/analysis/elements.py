@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.dataclass_fields import agreed
+from ckpt_lsp.analysis.record_columns import is_mark
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -61,7 +62,7 @@ def held_item(name: str, env: Mapping[str, Refused | None]) -> Refused | None:
     prefix = name + "["
     for key in sorted(env):
         held = env[key]
-        if key.startswith(prefix) and held is not None:
+        if key.startswith(prefix) and held is not None and not is_mark(key):
             what = f"a container holding {held.what}"
             return replace(held, what=what, fix="", holder=True, built=None, fields=())
     return None

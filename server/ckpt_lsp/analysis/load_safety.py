@@ -24,6 +24,7 @@ from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, UNPASSED_NONE, LocalFlow, State
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.number_fields import number_attribute
+from ckpt_lsp.analysis.record_columns import number_columns
 from ckpt_lsp.analysis.registry_calls import registry_instance
 from ckpt_lsp.analysis.splits import fold_targets
 from ckpt_lsp.weights_only import (
@@ -174,6 +175,11 @@ class LoadSafety:
             return None
         right = self.kind_of(expr.right, env)
         return _no_fix(left) if right is not None and right.kind == left.kind else None
+
+    def is_number(self, expr: ast.expr, env: Env = _NO_ENV) -> bool:
+        """A Python number as written, a local or module name bound only to them, a field
+        known to hold one, `len(x)` / `int(x)` / `float(x)`, or arithmetic of those."""
+        return self._is_number(expr, env)
 
     def _is_number(self, expr: ast.expr, env: Env) -> bool:
         """A number literal, a local bound only to them, or arithmetic of those."""
@@ -657,6 +663,9 @@ class LoadSafety:
                 if given is not None and given.kind == "pandas-datetime-index":
                     refused = self.catalog.kind(_TIME_FRAME) or refused
         display = call.args[0] if call.args else None
+        if isinstance(display, ast.Name):  # `pd.DataFrame(history)` of appended records
+            columns = number_columns(env, display.id)
+            return replace(refused, number_columns=columns) if columns else refused
         if not isinstance(display, ast.Dict):
             return refused
         numbers = frozenset(

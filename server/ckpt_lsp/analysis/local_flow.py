@@ -20,6 +20,12 @@ from ckpt_lsp.analysis.constant_tests import decided
 from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
 from ckpt_lsp.analysis.elements import displayed_item, every_item_key
 from ckpt_lsp.analysis.facts import dotted_name
+from ckpt_lsp.analysis.record_columns import (
+    appended_columns,
+    columns_key,
+    display_numbers,
+    is_mark,
+)
 from ckpt_lsp.analysis.splits import fold_targets
 from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog
 
@@ -102,6 +108,8 @@ class LocalFlow:
         self.return_items: list[list[Refused | None] | None] = []
         # per `return {"k": v}`: what each constant key gives (None: no such dict display)
         self.return_keys: list[dict[str, Refused | None] | None] = []
+        # per `return {...}`: its constant keys holding a number (None: no such dict display)
+        self.return_numbers: list[frozenset[str] | None] = []
         # per `return`: what the flow knows of each returned name's attributes, by position
         # (-1: the name is the whole result), as `.attr` -> possibilities
         self.return_objects: list[dict[int, State]] = []
@@ -197,6 +205,9 @@ class LocalFlow:
                 else None
             )
             shown = stmt.value
+            self.return_numbers.append(
+                display_numbers(self.safety, shown, env) if isinstance(shown, ast.Dict) else None
+            )
             keys = _constant_keys(shown) if isinstance(shown, ast.Dict) else None
             if keys is not None and isinstance(shown, ast.Dict):
                 self.return_keys.append(
@@ -350,7 +361,9 @@ class LocalFlow:
         if isinstance(stmt, ast.AnnAssign) and value is None:
             judged = self.safety.of_annotation(stmt.annotation)
             return {**state, **{n: frozenset({judged or UNKNOWN}) for n in _names(stmt.target)}}
-        possible = self._value(value, state)
+        # `df = pd.DataFrame(rows)` reads the records' columns the call may then change
+        marks = {k: v for k, v in kept.items() if is_mark(k) and k not in state}
+        possible = self._value(value, {**state, **marks} if marks else state)
         new = dict(state)
         for target in targets:
             key = _key(target)
@@ -491,6 +504,10 @@ class LocalFlow:
             return state
         item = call.args[-1]
         env = {**self._self_env, **env_of(state)}
+        if call.func.attr == "append":  # a list of records: a frame's number columns
+            state = {**state, **self._records(call.func.value.id, item, env, before or {})}
+        else:
+            state = {k: v for k, v in state.items() if k != columns_key(call.func.value.id)}
         if isinstance(item, ast.Dict):  # `history.append({"acc": acc})`: a dict of what it holds
             shown = [v for k, v in zip(item.keys, item.values) if k is not None]
             added = self.safety.first_refused(shown, env)
@@ -509,6 +526,21 @@ class LocalFlow:
         if call.func.attr == "append" and not isinstance(item, ast.Dict):
             found.update(_every_appended(name, replace(added, fix=""), before or {}))
         return found
+
+    def _records(
+        self, name: str, item: ast.expr, env: dict[str, Refused | None], before: State
+    ) -> State:
+        """`history.append({"loss": loss.item()})`: the number columns of `pd.DataFrame(history)`
+        (of every record so far; an empty list before had none to disagree)."""
+        prior_items = before.get(name, frozenset())
+        prior: frozenset[str] | None = None
+        if prior_items and all(isinstance(p, _Literal) for p in prior_items):
+            prior = frozenset()
+        elif columns_key(name) in before:  # records appended already: columns they share
+            held = collapse(before[columns_key(name)])
+            prior = held.number_columns if held is not None else None
+        found = appended_columns(self.safety, name, item, env, prior)
+        return {k: frozenset({v}) for k, v in found.items()}
 
     def _augmented(self, stmt: ast.AugAssign, state: State) -> Possible:
         """`total += n` of a numpy scalar `n`: what `total + n` gives (numpy arithmetic
