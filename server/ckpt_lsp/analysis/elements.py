@@ -43,9 +43,19 @@ def displayed_item(
         items = list(value.values)
     if not items or any(isinstance(i, ast.Starred) for i in items):
         return None
-    judged = [safety.of_expression(item, env) for item in items]
-    refused = [j for j in judged if j is not None]
-    if len(refused) != len(judged):
+    refused = []
+    for item in items:  # most displays hold a loadable item: stop at the first
+        judged = safety.of_expression(item, env)
+        if judged is None:
+            return None
+        refused.append(judged)
+    return shared_item(refused)
+
+
+def shared_item(refused: list[Refused]) -> Refused | None:
+    """The one refusal items judged refused share (their fix and construction dropped when
+    they differ there); None when their kinds differ."""
+    if not refused:
         return None
     same = agreed(refused)
     if same is not None:

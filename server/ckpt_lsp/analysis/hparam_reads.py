@@ -94,6 +94,8 @@ def _passed(init: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call, name: 
 
 def _stored(cls: ClassFacts) -> frozenset[str] | None:
     """The `__init__` parameters the class's own `save_hyperparameters` stores as passed."""
+    if not cls.methods_mentioning("save_hyperparameters"):
+        return None  # the text first: most classes built are no LightningModule
     init = cls.method("__init__")
     saved = saved_hparams(init) if init is not None else None
     if init is None or saved is None or saved.container is not None:

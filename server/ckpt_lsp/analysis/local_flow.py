@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.constant_tests import decided
 from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
-from ckpt_lsp.analysis.elements import displayed_item, every_item_key
+from ckpt_lsp.analysis.elements import displayed_item, every_item_key, shared_item
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.record_columns import (
     appended_columns,
@@ -108,8 +108,9 @@ class LocalFlow:
         self.return_items: list[list[Refused | None] | None] = []
         # per `return {"k": v}`: what each constant key gives (None: no such dict display)
         self.return_keys: list[dict[str, Refused | None] | None] = []
-        # per `return {...}`: its constant keys holding a number (None: no such dict display)
-        self.return_numbers: list[frozenset[str] | None] = []
+        # per `return`: its dict display and the names' values there (None: no display),
+        # for `return_numbers`, asked only of a helper whose results are appended to a list
+        self._return_displays: list[tuple[ast.Dict, dict[str, Refused | None]] | None] = []
         # per `return`: what the flow knows of each returned name's attributes, by position
         # (-1: the name is the whole result), as `.attr` -> possibilities
         self.return_objects: list[dict[int, State]] = []
@@ -141,6 +142,14 @@ class LocalFlow:
                 state[key] = frozenset({given})
         self._walk(func.body, state)
         return self
+
+    @property
+    def return_numbers(self) -> list[frozenset[str] | None]:
+        """Per `return {...}`: its constant keys holding a number (None: no dict display)."""
+        return [
+            display_numbers(self.safety, *shown) if shown is not None else None
+            for shown in self._return_displays
+        ]
 
     def env_before(self, stmt: ast.stmt) -> dict[str, Refused | None]:
         state = self.before.get(id(stmt), {})
@@ -205,9 +214,7 @@ class LocalFlow:
                 else None
             )
             shown = stmt.value
-            self.return_numbers.append(
-                display_numbers(self.safety, shown, env) if isinstance(shown, ast.Dict) else None
-            )
+            self._return_displays.append((shown, env) if isinstance(shown, ast.Dict) else None)
             keys = _constant_keys(shown) if isinstance(shown, ast.Dict) else None
             if keys is not None and isinstance(shown, ast.Dict):
                 self.return_keys.append(
@@ -362,7 +369,11 @@ class LocalFlow:
             judged = self.safety.of_annotation(stmt.annotation)
             return {**state, **{n: frozenset({judged or UNKNOWN}) for n in _names(stmt.target)}}
         # `df = pd.DataFrame(rows)` reads the records' columns the call may then change
-        marks = {k: v for k, v in kept.items() if is_mark(k) and k not in state}
+        marks = (
+            {k: v for k, v in kept.items() if is_mark(k) and k not in state}
+            if isinstance(value, ast.Call)
+            else {}
+        )
         possible = self._value(value, {**state, **marks} if marks else state)
         new = dict(state)
         for target in targets:
@@ -373,7 +384,7 @@ class LocalFlow:
             elif key:
                 new = {k: v for k, v in new.items() if not k.startswith((key + ".", key + "["))}
                 new[key] = frozenset({possible})
-                new.update(self._keyed(key, value, state))
+                new.update(self._keyed(key, value, state, possible))
                 new.update(self._object_of(key, value, state, -1))
                 new = self._chained(key, value, state, new)
                 new.update(self._aliased(key, value, state))
@@ -444,10 +455,12 @@ class LocalFlow:
         self._effect_keys.update(found)
         return found
 
-    def _keyed(self, name: str, value: ast.expr | None, state: State) -> State:
+    def _keyed(
+        self, name: str, value: ast.expr | None, state: State, whole: Possible = UNKNOWN
+    ) -> State:
         """`metrics = evaluate(m)` where every return of the helper is a dict display: the
         state keeps what `metrics["eval_loss"]` holds, under the key `metrics['eval_loss']`."""
-        every = self._every_item(name, value, state)
+        every = self._every_item(name, value, state, whole)
         if every:
             return every
         if isinstance(value, ast.Dict) and "." not in name:
@@ -466,15 +479,27 @@ class LocalFlow:
             found[item_key(name, index - len(items or []))] = held
         return found
 
-    def _every_item(self, name: str, value: ast.expr | None, state: State) -> State:
-        """`infos = [TaskInfo(t) for t in ts]`: `infos[i]` (whichever i) is a TaskInfo."""
-        if "." in name:
+    def _every_item(
+        self, name: str, value: ast.expr | None, state: State, whole: Possible
+    ) -> State:
+        """`infos = [TaskInfo(t) for t in ts]`: `infos[i]` (whichever i) is a TaskInfo.
+        `whole`: what the value is; a list not refused holds no refused item."""
+        if "." in name or not isinstance(value, _ITEMIZED):
             return {}
-        env = {**self._self_env, **env_of(state)}
-        every = displayed_item(self.safety, value, env)
+        shown: State = {}
+        if isinstance(value, ast.Dict):  # its values judged once, for the constant keys too
+            shown = self._displayed(name, value, state)
+            if len(shown) != len(value.keys):
+                return shown  # a value not refused (or a key not constant)
+            every = shared_item(
+                [p for held in shown.values() for p in held if isinstance(p, Refused)]
+            )
+        elif isinstance(value, ast.DictComp) or isinstance(whole, Refused):
+            every = displayed_item(self.safety, value, {**self._self_env, **env_of(state)})
+        else:
+            return {}  # a list not refused holds no refused item
         if every is None:
-            return {}
-        shown = self._displayed(name, value, state) if isinstance(value, ast.Dict) else {}
+            return shown
         found = {**shown, every_item_key(name): frozenset({every})}
         if isinstance(value, (ast.Dict, ast.DictComp)):  # it iterates as its keys
             found[_DICT_MARK.format(name)] = frozenset({every})
@@ -567,6 +592,7 @@ class LocalFlow:
         return judged if judged is not None else UNKNOWN
 
 
+_ITEMIZED = (ast.List, ast.Tuple, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp)
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
 _DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
 
