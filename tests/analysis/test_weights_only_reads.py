@@ -304,6 +304,46 @@ VALID += [
     ),
 ]
 
+INVALID += [
+    (
+        "a helper's tuple holding a local dict display: its keys, read after unpacking",
+        "from sklearn.preprocessing import LabelEncoder\n"
+        "def fit(region):\n"
+        "    encoders = {'region': LabelEncoder().fit(region), 'n': 3}\n"
+        "    return 1.0, encoders\n"
+        "def save(p, region):\n"
+        "    loss, encoders = fit(region)\n"
+        "    torch.save({'enc': encoders['region'], 'n': encoders['n']}, p)\n",
+        [(7, "enc")],
+    ),
+    (
+        "a dataclass field whose default the default load refuses, left out by the call",
+        "@dataclasses.dataclass\n"
+        "class Anchors:\n"
+        "    iou_fg: float = np.float32(0.5)\n"
+        "def save(p):\n"
+        "    cfg = Anchors()\n"
+        "    torch.save({'iou': cfg.iou_fg, 'r': round(cfg.iou_fg, 2)}, p)\n",
+        [(6, "iou"), (6, "r")],
+    ),
+]
+VALID += [
+    (
+        "a dataclass field the call passes, or passes hidden behind ** or by position",
+        "@dataclasses.dataclass\n"
+        "class Base:\n"
+        "    a: int = 1\n"
+        "@dataclasses.dataclass\n"
+        "class Anchors(Base):\n"
+        "    iou_fg: float = np.float32(0.5)\n"
+        "def save(p, kw):\n"
+        "    given = Anchors(iou_fg=0.5)\n"
+        "    spread = Anchors(**kw)\n"
+        "    placed = Anchors(1, 0.5)\n"
+        "    torch.save({'g': given.iou_fg, 's': spread.iou_fg, 'p': placed.iou_fg}, p)\n",
+    ),
+]
+
 HPARAMS = (
     "class Act(L.LightningModule):\n"
     "    def __init__(self, norm_stats: dict = None, plain: dict = None):\n"

@@ -534,13 +534,31 @@ class LoadSafety:
                 and isinstance(stmt.annotation, (ast.Name, ast.Attribute))
                 and not isinstance(stmt.value, ast.Constant)  # `out: Path = "runs"` stays a str
             ):
-                return self._deeper(facts).of_annotation(stmt.annotation)
+                judged = self._deeper(facts).of_annotation(stmt.annotation)
+                if judged is None and stmt.value is not None and built is not None:
+                    return self._field_default(located, attr, stmt.value, built)
+                return judged
         found = self._init_attribute(facts, cls, attr, built) if built is not None else None
         if found is None:  # every store in every method refused: refused whatever ran
             from ckpt_lsp.analysis.object_effects import class_attribute  # runs flows
 
             found = class_attribute(self, (facts, cls), attr, fresh=built is not None)
         return found
+
+    def _field_default(
+        self, located: tuple[ModuleFacts, ClassFacts], attr: str, value: ast.expr, built: ast.Call
+    ) -> Refused | None:
+        """`iou_fg: float = np.float32(0.5)` of a dataclass built without that field: the
+        default is what the instance holds, whatever the annotation says."""
+        if not _plain_dataclass(*located) or any(k.arg is None for k in built.keywords):
+            return None
+        if any(isinstance(a, ast.Starred) for a in built.args):
+            return None
+        if built.args and located[1].bases:
+            return None  # a base's fields come first: which argument is which is not known
+        if passed_field(located[1], attr, built) is not None:
+            return None
+        return _no_fix(self._deeper(located[0]).of_expression(value))
 
     def _init_attribute(
         self, facts: ModuleFacts, cls: ClassFacts, attr: str, built: ast.Call

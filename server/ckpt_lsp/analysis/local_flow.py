@@ -817,7 +817,8 @@ def _unknown(names: list[str]) -> State:
 
 
 def _returned_objects(value: ast.expr | None, state: State) -> dict[int, State]:
-    """`return trainer` / `return trainer, lengths`: the attribute keys each returned name has."""
+    """`return trainer` / `return trainer, lengths`: the attribute (and item) keys each
+    returned name has."""
     if value is not None and any(isinstance(n, ast.Call) for n in ast.walk(value)):
         return {}  # a call in the return may store anything in the object
     whole = not isinstance(value, ast.Tuple)
@@ -827,8 +828,9 @@ def _returned_objects(value: ast.expr | None, state: State) -> dict[int, State]:
     found: dict[int, State] = {}
     for index, item in enumerate(shown):
         if isinstance(item, ast.Name):
-            prefix = item.id + "."
-            held = {k[len(item.id) :]: v for k, v in state.items() if k.startswith(prefix)}
+            # `.best` of what a method stored, `['region']` of a dict display's keys
+            prefixes = (item.id + ".", item.id + "[")
+            held = {k[len(item.id) :]: v for k, v in state.items() if k.startswith(prefixes)}
             found[-1 if whole else index] = held
     return found
 
