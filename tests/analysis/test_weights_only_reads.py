@@ -344,6 +344,35 @@ VALID += [
     ),
 ]
 
+LIT = (
+    "class Lit(L.LightningModule):\n"
+    "    def __init__(self, lr=0.1):\n"
+    "        super().__init__()\n"
+    "        self.save_hyperparameters()\n"
+    "    def export(self, path):\n"
+    "        torch.save({'sd': self.state_dict(), 'hp': self.hparams,\n"
+    "                    'plain': dict(self.hparams), 'lr': self.hparams.lr}, path)\n"
+    "class Child(Lit):\n"
+    "    pass\n"
+    "class Plain(torch.nn.Module):\n"
+    "    def __init__(self, hp):\n"
+    "        super().__init__()\n"
+    "        self.hparams = hp\n"
+    "    def export(self, path):\n"
+    "        torch.save({'hp': self.hparams}, path)\n"
+)
+INVALID += [
+    (
+        "a LightningModule's hparams (an AttributeDict), its own or of one built here",
+        LIT + "def save(p):\n"
+        "    m = Child()\n"
+        "    q = Plain({'a': 1})\n"
+        "    torch.save({'hp': m.hparams, 'd': dict(m.hparams), 'q': q.hparams,\n"
+        "                'i': m.hparams_initial, 'lr': m.hparams['lr']}, p)\n",
+        [(6, "hp"), (19, "hp"), (20, "i")],
+    ),
+]
+
 HPARAMS = (
     "class Act(L.LightningModule):\n"
     "    def __init__(self, norm_stats: dict = None, plain: dict = None):\n"

@@ -14,7 +14,14 @@ import ast
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ckpt_lsp.analysis.hparams import default_of, init_parameters, rebound_before, saved_hparams
+from ckpt_lsp.analysis.hparams import (
+    default_of,
+    init_parameters,
+    lightning_bases,
+    rebound_before,
+    saved_hparams,
+)
+from ckpt_lsp.analysis.names import qualify
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
@@ -22,7 +29,10 @@ if TYPE_CHECKING:
     from ckpt_lsp.weights_only import Refused
 
 Env = Mapping[str, "Refused | None"]
-_PREFIX = "hparams."  # a Refused's `fields` key for a stored argument judged at the call
+_PREFIX = "hparams."
+_HPARAMS = frozenset(
+    {"hparams", "hparams_initial"}
+)  # a Refused's `fields` key for a stored argument judged at the call
 
 
 def hparam_read(safety: LoadSafety, expr: ast.expr, env: Env) -> Refused | None:
@@ -51,6 +61,34 @@ def hparam_read(safety: LoadSafety, expr: ast.expr, env: Env) -> Refused | None:
         return None  # passed a value the call's judge did not refuse
     default = default_of(init, name)
     return safety.deeper(located[0]).of_expression(default) if default is not None else None
+
+
+def hparams_dict(safety: LoadSafety, expr: ast.Attribute, env: Env) -> Refused | None:
+    """`model.hparams` of a LightningModule built here (or annotated so): Lightning's
+    `AttributeDict`, which the default load refuses whatever it holds."""
+    if expr.attr not in _HPARAMS:
+        return None
+    owner = safety.kind_of(expr.value, env)
+    located = safety.project_class(owner.type_name) if owner and owner.type_name else None
+    return attribute_dict(safety, located)
+
+
+def attribute_dict(
+    safety: LoadSafety, located: tuple[ModuleFacts, ClassFacts] | None, depth: int = 0
+) -> Refused | None:
+    """The `AttributeDict` kind, when the class is a LightningModule (its bases, followed
+    through the project's classes, reach Lightning's)."""
+    if located is None or depth > 3:
+        return None
+    facts, cls = located
+    for base in cls.bases:
+        qualified = qualify(base, facts)
+        if qualified in lightning_bases():
+            return safety.catalog.kind("attribute-dict")
+        found = attribute_dict(safety, safety.project_class(qualified), depth + 1)
+        if found is not None:
+            return found
+    return None
 
 
 def hparam_fields(

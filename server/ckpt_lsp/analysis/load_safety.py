@@ -19,7 +19,7 @@ from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_fie
 from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
 from ckpt_lsp.analysis.elements import every_item_key
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
-from ckpt_lsp.analysis.hparam_reads import hparam_fields, hparam_read
+from ckpt_lsp.analysis.hparam_reads import hparam_fields, hparam_read, hparams_dict
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, UNPASSED_NONE, LocalFlow, State
 from ckpt_lsp.analysis.names import qualify
@@ -463,7 +463,7 @@ class LoadSafety:
                 return member
             if self.catalog.is_prefixed_class(qualified):  # `nn.GELU`, `torch.optim.AdamW`
                 return self.catalog.kind("callable")
-        stored = hparam_read(self, expr, env)  # `policy.hparams.gripper`
+        stored = hparam_read(self, expr, env) or hparams_dict(self, expr, env)
         if stored is not None:
             return stored
         receiver = self.kind_of(expr.value, env)

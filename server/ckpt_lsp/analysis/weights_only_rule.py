@@ -17,6 +17,7 @@ from ckpt_lsp.analysis.blocks import split_lines
 from ckpt_lsp.analysis.checkpoint_writes import SAVER_NAME, BadValue, bad_values
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, ParsedBlock
+from ckpt_lsp.analysis.hparam_reads import attribute_dict
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.load_sites import (
@@ -179,6 +180,8 @@ class WeightsOnlyRule:
                 attributes: dict[str, Refused | None] = dict(self_attributes(cls, safety, wanted))
                 if passes_self:  # `torch.save(self, ...)`: what the class itself is
                     attributes["self"] = safety.of_class(facts, cls)
+                for name in wanted & _HPARAMS:  # a LightningModule's own `self.hparams`
+                    attributes.setdefault(f"self.{name}", attribute_dict(safety, (facts, cls)))
                 known.append(attributes)
             return known[0]
 
@@ -342,6 +345,7 @@ def _assigning(cls: ClassFacts, wanted: frozenset[str] | None) -> list[FunctionN
     return list(found.values())
 
 
+_HPARAMS = frozenset({"hparams", "hparams_initial"})
 _SELF_ATTRIBUTE = re.compile(r"\bself\.(\w+)")
 _SELF_VALUE = re.compile(r"[(,:=\[]\s*self\s*[,)}\]]")  # `self` handed on as a value
 
