@@ -373,6 +373,57 @@ INVALID += [
     ),
 ]
 
+INVALID += [
+    (
+        "numpy arithmetic with an attribute the class only sets to numbers",
+        "class Trainer:\n"
+        "    def __init__(self):\n"
+        "        self.scale = 2.0\n"
+        "        self.count = 0\n"
+        "    def save(self, path):\n"
+        "        acc = np.mean(np.zeros(3))\n"
+        "        self.count += 1\n"
+        "        torch.save({'a': acc * self.scale, 'c': acc + self.count}, path)\n",
+        [(8, "a"), (8, "c")],
+    ),
+    (
+        "a dict's values or a list's items taken by .items() or enumerate()",
+        "from sklearn.preprocessing import LabelEncoder\n"
+        "def save(p, cols, data):\n"
+        "    encs = {c: LabelEncoder().fit(data[c]) for c in cols}\n"
+        "    arrs = [np.zeros(3) for _ in range(2)]\n"
+        "    ckpt = {}\n"
+        "    for name, enc in encs.items():\n"
+        "        ckpt[name] = enc\n"
+        "    for i, a in enumerate(arrs):\n"
+        "        last = a\n"
+        "    torch.save({'c': ckpt, 'last': last}, p)\n",
+        [(7, None), (10, "last")],
+    ),
+]
+VALID += [
+    (
+        "an attribute set to something else too, or grown by a tensor; a dict's keys paired",
+        "from sklearn.preprocessing import LabelEncoder\n"
+        "class Trainer:\n"
+        "    def __init__(self):\n"
+        "        self.scale = 2.0\n"
+        "        self.other = 1.0\n"
+        "    def set_other(self, v):\n"
+        "        self.other = v\n"
+        "    def save(self, path, cols, data):\n"
+        "        acc = np.mean(np.zeros(3))\n"
+        "        self.scale *= torch.ones(1)\n"
+        "        encs = {c: LabelEncoder().fit(data[c]) for c in cols}\n"
+        "        for k, v in encs:\n"
+        "            first = v\n"
+        "        for i, c in enumerate(encs):\n"
+        "            key = c\n"
+        "        torch.save({'a': acc * self.scale, 'b': acc * self.other, 'f': first,\n"
+        "                    'k': key}, path)\n",
+    ),
+]
+
 HPARAMS = (
     "class Act(L.LightningModule):\n"
     "    def __init__(self, norm_stats: dict = None, plain: dict = None):\n"

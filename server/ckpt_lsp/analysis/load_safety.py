@@ -188,6 +188,8 @@ class LoadSafety:
                 return NUMBER_MARK + expr.id in env
             return module_number(expr.id, self)
         if isinstance(expr, ast.Attribute):  # `cfg.eps_end` of a `float` field
+            if NUMBER_MARK + dotted_name(expr) in env:  # `self.scale = 2.0` and only numbers
+                return True
             return self._depth < _MAX_DEPTH and number_attribute(self, expr, env)
         if isinstance(expr, ast.Call):
             return self._python_number(expr, env)

@@ -315,7 +315,12 @@ class LocalFlow:
         """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
         if not isinstance(target, ast.Name):
             folds = fold_targets(self.safety, target, iterable, self._func)  # `KFold.split`
-            return {**_unknown(_names(target)), **{k: frozenset({v}) for k, v in folds.items()}}
+            paired = _paired_items(target, iterable, state)  # `for k, enc in encs.items()`
+            return {
+                **_unknown(_names(target)),
+                **paired,
+                **{k: frozenset({v}) for k, v in folds.items()},
+            }
         if self._builtin_range(iterable, state):  # `for b in range(bins)`: b is an int
             return {target.id: frozenset({NUMBER})}
         every = _iterated_items(iterable, state)
@@ -608,6 +613,31 @@ def _every_appended(name: str, added: Refused, before: State) -> State:
     return {}
 
 
+def _paired_items(target: ast.expr, iterable: ast.expr, state: State) -> State:
+    """`for k, v in d.items()` / `for i, v in enumerate(xs)`: `v` takes what every item of
+    the local holds (a dict's value, a list's item)."""
+    if not (
+        isinstance(target, ast.Tuple)
+        and len(target.elts) == 2
+        and isinstance(target.elts[1], ast.Name)
+        and isinstance(iterable, ast.Call)
+        and len(iterable.args) <= 1
+    ):
+        return {}
+    func = iterable.func
+    over: ast.expr | None = None
+    if isinstance(func, ast.Attribute) and func.attr == "items" and not iterable.args:
+        over = func.value
+        if not isinstance(over, ast.Name) or not _keyed_by_dict(over.id, state):
+            return {}
+    elif isinstance(func, ast.Name) and func.id == "enumerate" and "enumerate" not in state:
+        over = iterable.args[0] if iterable.args else None
+        if not isinstance(over, ast.Name) or _keyed_by_dict(over.id, state):
+            return {}  # a dict enumerates its keys
+    held = state.get(every_item_key(over.id)) if isinstance(over, ast.Name) else None
+    return {target.elts[1].id: held} if held is not None else {}
+
+
 _DICT_MARK = "{}[{{}}]"  # state key marking a local whose every item is a dict's value
 
 
@@ -651,6 +681,11 @@ def _instance(held: frozenset[Possible]) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def number_literal(value: ast.expr | None) -> bool:
+    """`0.5`, `-1.0`: a number as written."""
+    return _number_literal(value)
 
 
 def _number_literal(value: ast.expr | None) -> bool:

@@ -29,7 +29,16 @@ from ckpt_lsp.analysis.load_sites import (
     matches,
     registered,
 )
-from ckpt_lsp.analysis.local_flow import LITERAL, UNKNOWN, LocalFlow, Possible, collapse
+from ckpt_lsp.analysis.local_flow import (
+    LITERAL,
+    NUMBER,
+    NUMBER_MARK,
+    UNKNOWN,
+    LocalFlow,
+    Possible,
+    collapse,
+    number_literal,
+)
 from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.findings import Finding, Position
 from ckpt_lsp.rules import RULES
@@ -326,12 +335,34 @@ def self_attributes(
                     and (wanted is None or target.attr in wanted)
                 ):
                     judged = flow.judge(stmt.value, stmt)
-                    if isinstance(stmt.value, ast.Constant):
-                        value: Possible = LITERAL
+                    if number_literal(stmt.value):  # `self.scale = 2.0`: numpy times it stays
+                        value: Possible = NUMBER
+                    elif isinstance(stmt.value, ast.Constant):
+                        value = LITERAL
                     else:
                         value = judged if judged is not None else UNKNOWN
                     possible.setdefault(f"self.{target.attr}", set()).add(value)
-    return {name: collapse(values) for name, values in possible.items()}
+    found = {name: collapse(values) for name, values in possible.items()}
+    for name, values in possible.items():
+        if all(v is NUMBER for v in values) and not _grown(cls, name[len("self.") :]):
+            found[NUMBER_MARK + name] = None
+    return found
+
+
+def _grown(cls: ClassFacts, attr: str) -> bool:
+    """`self.total += loss` somewhere: the attribute may stop being a Python number."""
+    for method in cls.methods_mentioning(f"self.{attr}"):
+        for node in ast.walk(method):
+            if (
+                isinstance(node, ast.AugAssign)
+                and isinstance(node.target, ast.Attribute)
+                and node.target.attr == attr
+                and isinstance(node.target.value, ast.Name)
+                and node.target.value.id == "self"
+                and not number_literal(node.value)
+            ):
+                return True
+    return False
 
 
 def _assigning(cls: ClassFacts, wanted: frozenset[str] | None) -> list[FunctionNode]:
