@@ -18,6 +18,7 @@ from ckpt_lsp.analysis.record_columns import is_mark
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
+    from ckpt_lsp.analysis.local_flow import Possible, State
     from ckpt_lsp.weights_only import Refused
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp)
@@ -76,3 +77,60 @@ def held_item(name: str, env: Mapping[str, Refused | None]) -> Refused | None:
             what = f"a container holding {held.what}"
             return replace(held, what=what, fix="", holder=True, built=None, fields=())
     return None
+
+
+def paired_items(target: ast.expr, iterable: ast.expr, state: State) -> State:
+    """`for k, v in d.items()` / `for i, v in enumerate(xs)`: `v` takes what every item of
+    the local holds (a dict's value, a list's item)."""
+    if not (
+        isinstance(target, ast.Tuple)
+        and len(target.elts) == 2
+        and isinstance(target.elts[1], ast.Name)
+        and isinstance(iterable, ast.Call)
+        and len(iterable.args) <= 1
+    ):
+        return {}
+    func = iterable.func
+    over: ast.expr | None = None
+    if isinstance(func, ast.Attribute) and func.attr == "items" and not iterable.args:
+        over = func.value
+        if not isinstance(over, ast.Name) or not keyed_by_dict(over.id, state):
+            return {}
+    elif isinstance(func, ast.Name) and func.id == "enumerate" and "enumerate" not in state:
+        over = iterable.args[0] if iterable.args else None
+        if not isinstance(over, ast.Name) or keyed_by_dict(over.id, state):
+            return {}  # a dict enumerates its keys
+    held = state.get(every_item_key(over.id)) if isinstance(over, ast.Name) else None
+    return {target.elts[1].id: held} if held is not None else {}
+
+
+_DICT_MARK = "{}[{{}}]"  # state key marking a local whose every item is a dict's value
+
+
+def dict_mark(name: str) -> str:
+    """The state key marking `name` as a dict (it iterates as its keys)."""
+    return _DICT_MARK.format(name)
+
+
+def keyed_by_dict(name: str, state: State) -> bool:
+    return dict_mark(name) in state
+
+
+def iterated_items(iterable: ast.expr, state: State) -> frozenset[Possible] | None:
+    """What `for x in name` / `for x in name.values()` takes from a local whose every item
+    (a dict's value) the flow knows; a dict's keys are not its values."""
+    over = iterable
+    values = False
+    if (
+        isinstance(iterable, ast.Call)
+        and isinstance(iterable.func, ast.Attribute)
+        and iterable.func.attr == "values"
+        and not iterable.args
+    ):
+        over, values = iterable.func.value, True
+    if not isinstance(over, ast.Name):
+        return None
+    held = state.get(every_item_key(over.id))
+    if held is None or values != keyed_by_dict(over.id, state):
+        return None
+    return held

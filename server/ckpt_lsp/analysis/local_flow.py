@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.constant_tests import decided
 from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
-from ckpt_lsp.analysis.elements import displayed_item, every_item_key, shared_item
+from ckpt_lsp.analysis.elements import (
+    dict_mark,
+    displayed_item,
+    every_item_key,
+    iterated_items,
+    paired_items,
+    shared_item,
+)
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.record_columns import (
     appended_columns,
@@ -315,7 +322,7 @@ class LocalFlow:
         """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
         if not isinstance(target, ast.Name):
             folds = fold_targets(self.safety, target, iterable, self._func)  # `KFold.split`
-            paired = _paired_items(target, iterable, state)  # `for k, enc in encs.items()`
+            paired = paired_items(target, iterable, state)  # `for k, enc in encs.items()`
             return {
                 **_unknown(_names(target)),
                 **paired,
@@ -323,7 +330,7 @@ class LocalFlow:
             }
         if self._builtin_range(iterable, state):  # `for b in range(bins)`: b is an int
             return {target.id: frozenset({NUMBER})}
-        every = _iterated_items(iterable, state)
+        every = iterated_items(iterable, state)
         if every is not None:  # `for info in infos` of a list of TaskInfo
             return {target.id: every}
         over = self.safety.kind_of(iterable, {**self._self_env, **env_of(state)})
@@ -402,7 +409,7 @@ class LocalFlow:
                 held = item_key(target.value.id, _constant_item(target))
                 new.pop(held, None)
                 new.pop(every_item_key(target.value.id), None)  # not every item now
-                new.pop(_DICT_MARK.format(target.value.id), None)
+                new.pop(dict_mark(target.value.id), None)
                 if isinstance(possible, Refused):
                     new[held] = frozenset({possible})
             elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
@@ -507,7 +514,7 @@ class LocalFlow:
             return shown
         found = {**shown, every_item_key(name): frozenset({every})}
         if isinstance(value, (ast.Dict, ast.DictComp)):  # it iterates as its keys
-            found[_DICT_MARK.format(name)] = frozenset({every})
+            found[dict_mark(name)] = frozenset({every})
         return found
 
     def _displayed(self, name: str, value: ast.Dict, state: State) -> State:
@@ -611,58 +618,6 @@ def _every_appended(name: str, added: Refused, before: State) -> State:
     if empty or every == frozenset({added}):
         return {every_item_key(name): frozenset({added})}
     return {}
-
-
-def _paired_items(target: ast.expr, iterable: ast.expr, state: State) -> State:
-    """`for k, v in d.items()` / `for i, v in enumerate(xs)`: `v` takes what every item of
-    the local holds (a dict's value, a list's item)."""
-    if not (
-        isinstance(target, ast.Tuple)
-        and len(target.elts) == 2
-        and isinstance(target.elts[1], ast.Name)
-        and isinstance(iterable, ast.Call)
-        and len(iterable.args) <= 1
-    ):
-        return {}
-    func = iterable.func
-    over: ast.expr | None = None
-    if isinstance(func, ast.Attribute) and func.attr == "items" and not iterable.args:
-        over = func.value
-        if not isinstance(over, ast.Name) or not _keyed_by_dict(over.id, state):
-            return {}
-    elif isinstance(func, ast.Name) and func.id == "enumerate" and "enumerate" not in state:
-        over = iterable.args[0] if iterable.args else None
-        if not isinstance(over, ast.Name) or _keyed_by_dict(over.id, state):
-            return {}  # a dict enumerates its keys
-    held = state.get(every_item_key(over.id)) if isinstance(over, ast.Name) else None
-    return {target.elts[1].id: held} if held is not None else {}
-
-
-_DICT_MARK = "{}[{{}}]"  # state key marking a local whose every item is a dict's value
-
-
-def _keyed_by_dict(name: str, state: State) -> bool:
-    return _DICT_MARK.format(name) in state
-
-
-def _iterated_items(iterable: ast.expr, state: State) -> frozenset[Possible] | None:
-    """What `for x in name` / `for x in name.values()` takes from a local whose every item
-    (a dict's value) the flow knows; a dict's keys are not its values."""
-    over = iterable
-    values = False
-    if (
-        isinstance(iterable, ast.Call)
-        and isinstance(iterable.func, ast.Attribute)
-        and iterable.func.attr == "values"
-        and not iterable.args
-    ):
-        over, values = iterable.func.value, True
-    if not isinstance(over, ast.Name):
-        return None
-    held = state.get(every_item_key(over.id))
-    if held is None or values != _keyed_by_dict(over.id, state):
-        return None
-    return held
 
 
 def _unpassed(bound: Mapping[str, object] | None) -> frozenset[str]:
