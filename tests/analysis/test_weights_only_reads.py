@@ -424,6 +424,35 @@ VALID += [
     ),
 ]
 
+INVALID += [
+    (
+        "a save in the arm of an `if` a module constant decides to run",
+        "SAVE_WHOLE = False\n"
+        "def save(p):\n"
+        "    m = torch.nn.Linear(2, 2)\n"
+        "    if not SAVE_WHOLE:\n"
+        "        torch.save(m, p)\n",
+        [(5, None)],
+    ),
+]
+VALID += [
+    (
+        "a save or a key in the arm of an `if` a module constant decides never runs",
+        "SAVE_WHOLE = False\n"
+        "DEBUG = False\n"
+        "def save(p):\n"
+        "    m = torch.nn.Linear(2, 2)\n"
+        "    if SAVE_WHOLE:\n"
+        "        torch.save(m, p)\n"
+        "    else:\n"
+        "        torch.save(m.state_dict(), p)\n"
+        "    ckpt = {'a': 1}\n"
+        "    if DEBUG:\n"
+        "        ckpt['m'] = m\n"
+        "    torch.save(ckpt, p)\n",
+    ),
+]
+
 HPARAMS = (
     "class Act(L.LightningModule):\n"
     "    def __init__(self, norm_stats: dict = None, plain: dict = None):\n"

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Union
 
+from ckpt_lsp.analysis.constant_tests import dead_statements
 from ckpt_lsp.analysis.elements import held_item
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -209,9 +210,14 @@ def bad_values(
     flow = LocalFlow(safety, self_env() if self_env is not None else None).run(func)
     fn.flow = flow
     found: list[BadValue] = []
+    dead = dead_statements(func, safety)  # `if SAVE_WHOLE:` with `SAVE_WHOLE = False`
     for writer in writers:
+        if id(writer.stmt) in dead:
+            continue
         stateful_ok = writer.name == "Fabric.save"
         for value, key, stmt in _entries(fn, writer.obj, None, writer.stmt, 0):
+            if id(stmt) in dead:  # `if DEBUG: ckpt["x"] = ...` never runs
+                continue
             refused = fn.flow.judge(value, stmt) or fn.filled.get(id(value))
             if refused is None and isinstance(value, ast.Name):
                 refused = _held_whole(fn, value, stmt)

@@ -2,7 +2,8 @@
 
 A condition that is a literal, or a module-level name bound once to a literal (and never
 rebound by a `global` statement), always takes the same arm, so what the expression (or the
-`if` statement) gives is what that arm gives. Anything else is the caller's to merge.
+`if` statement) gives is what that arm gives, and a save in the other arm never runs.
+Anything else is the caller's to merge.
 """
 
 from __future__ import annotations
@@ -63,3 +64,24 @@ def _module_constant(name: str, safety: LoadSafety) -> ast.Constant | None:
         known = len(bound) == 1 and rebound is None
         safety.memo[key] = known
     return value if known else None
+
+
+def dead_statements(func: ast.AST, safety: LoadSafety) -> frozenset[int]:
+    """The ids of the statements in the arm of an `if` the module decides never runs."""
+    ifs = [n for n in ast.walk(func) if isinstance(n, ast.If)]
+    if not ifs:
+        return frozenset()
+    local: dict[str, object] = {  # a local or parameter of that name is no module constant
+        n.id: None
+        for n in ast.walk(func)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
+    local.update({a.arg: None for a in ast.walk(func) if isinstance(a, ast.arg)})
+    dead: set[int] = set()
+    for node in ifs:
+        taken = decided(node.test, safety, local)
+        if taken is None:
+            continue
+        for stmt in node.orelse if taken else node.body:
+            dead.update(id(n) for n in ast.walk(stmt) if isinstance(n, ast.stmt))
+    return frozenset(dead)
