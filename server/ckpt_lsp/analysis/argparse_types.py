@@ -82,3 +82,30 @@ def _valued(call: ast.Call, kind: str, facts: ModuleFacts) -> bool:
     if isinstance(default, ast.Constant):
         return isinstance(default.value, str)
     return isinstance(default, ast.Call) and qualify(dotted_name(default.func), facts) == kind
+
+
+_NUMBER_TYPES = frozenset({"builtins.int", "builtins.float"})
+
+
+def number_argument(facts: ModuleFacts, dest: str) -> bool:
+    """Whether every `add_argument` storing to `dest` gives it a Python int or float:
+    `type=float` with a number or string default (or required), no `nargs` or `action`."""
+    calls = [call for call in _add_argument_calls(facts) if _dest(call) == dest]
+    return bool(calls) and all(_number_valued(call, facts) for call in calls)
+
+
+def _number_valued(call: ast.Call, facts: ModuleFacts) -> bool:
+    keywords = {k.arg: k.value for k in call.keywords if k.arg}
+    given = keywords.get("type")
+    kind = qualify(dotted_name(given), facts) if given is not None else ""
+    if kind not in _NUMBER_TYPES or "nargs" in keywords or "action" in keywords:
+        return False
+    default = keywords.get("default")
+    if isinstance(default, ast.UnaryOp) and isinstance(default.op, ast.USub):
+        default = default.operand
+    number = (
+        isinstance(default, ast.Constant)
+        and isinstance(default.value, (int, float))
+        and not isinstance(default.value, bool)
+    )
+    return number or _valued(call, kind, facts)

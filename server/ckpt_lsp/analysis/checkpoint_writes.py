@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Union
 
+from ckpt_lsp.analysis.constant_tests import dead_statements
+from ckpt_lsp.analysis.elements import held_item
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.local_flow import LocalFlow
@@ -208,16 +210,31 @@ def bad_values(
     flow = LocalFlow(safety, self_env() if self_env is not None else None).run(func)
     fn.flow = flow
     found: list[BadValue] = []
+    dead = dead_statements(func, safety)  # `if SAVE_WHOLE:` with `SAVE_WHOLE = False`
     for writer in writers:
+        if id(writer.stmt) in dead:
+            continue
         stateful_ok = writer.name == "Fabric.save"
         for value, key, stmt in _entries(fn, writer.obj, None, writer.stmt, 0):
+            if id(stmt) in dead:  # `if DEBUG: ckpt["x"] = ...` never runs
+                continue
             refused = fn.flow.judge(value, stmt) or fn.filled.get(id(value))
+            if refused is None and isinstance(value, ast.Name):
+                refused = _held_whole(fn, value, stmt)
             if refused is None or (stateful_ok and refused.stateful):
                 continue
             found.append(BadValue(value, key, refused, writer.name, writer.path))
     if hook:
         found.extend(_hook_values(fn, func.args.args[1].arg))
     return _unique(found)
+
+
+def _held_whole(fn: _Function, name: ast.Name, stmt: ast.stmt) -> Refused | None:
+    """`stats = demo_stats()` saved whole, a helper's dict whose `stats["std"]` the flow
+    knows refused; not a dict this function sets keys of (those keys are reported there)."""
+    if fn.mutations(name.id, fn.binding(name.id, stmt), stmt):
+        return None
+    return held_item(name.id, fn.flow.env_before(stmt))
 
 
 def _hook_values(fn: _Function, name: str) -> list[BadValue]:

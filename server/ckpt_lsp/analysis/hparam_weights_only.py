@@ -18,6 +18,7 @@ import ast
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.assignments import OPAQUE
+from ckpt_lsp.analysis.elements import held_item
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.local_flow import item_key
@@ -320,6 +321,9 @@ def _name(expr: ast.Name, ctx: ValueContext, depth: int) -> str:
     name = expr.id
     if _flowed(ctx).get(name) is not None:
         return _judged(expr, ctx) or UNKNOWN
+    held = held_item(name, _flowed(ctx))  # `stats = demo_stats()` with a numpy `stats["std"]`
+    if held is not None:
+        return held.what
     if name in ctx.env.contents:  # `stats = {}` filled item by item (site_flow.py)
         added = _all_of(ctx.env.contents[name], ctx, depth)
         return f"a container holding {added}" if added != UNKNOWN and added else added

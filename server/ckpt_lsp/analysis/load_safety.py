@@ -14,14 +14,18 @@ from dataclasses import replace
 
 from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
+from ckpt_lsp.analysis.constant_tests import decided, module_number
 from ckpt_lsp.analysis.constructor_args import passed_arguments, passed_value
 from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_field
 from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
+from ckpt_lsp.analysis.elements import every_item_key
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
-from ckpt_lsp.analysis.hparam_reads import hparam_read, read_key
+from ckpt_lsp.analysis.hparam_reads import hparam_fields, hparam_read, read_key
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, UNPASSED_NONE, LocalFlow, State
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.number_fields import number_attribute
+from ckpt_lsp.analysis.record_columns import number_columns
 from ckpt_lsp.analysis.registry_calls import registry_instance
 from ckpt_lsp.analysis.splits import fold_targets
 from ckpt_lsp.weights_only import (
@@ -126,6 +130,9 @@ class LoadSafety:
         if isinstance(expr, ast.Subscript):
             return self._numpy_item(expr, env)
         if isinstance(expr, ast.IfExp):
+            taken = decided(expr.test, self, env)
+            if taken is not None:  # `sched if RESUME_EXACT else sched.state_dict()`
+                return self.kind_of(expr.body if taken else expr.orelse, env)
             body, other = self.of_expression(expr.body, env), self.of_expression(expr.orelse, env)
             if body is not None and other is not None:
                 return body if body == other else _no_fix(body)
@@ -175,12 +182,23 @@ class LoadSafety:
         right = self.kind_of(expr.right, env)
         return _no_fix(left) if right is not None and right.kind == left.kind else None
 
+    def is_number(self, expr: ast.expr, env: Env = _NO_ENV) -> bool:
+        """A Python number as written, a local or module name bound only to them, a field
+        known to hold one, `len(x)` / `int(x)` / `float(x)`, or arithmetic of those."""
+        return self._is_number(expr, env)
+
     def _is_number(self, expr: ast.expr, env: Env) -> bool:
         """A number literal, a local bound only to them, or arithmetic of those."""
-        if isinstance(expr, ast.Name):
-            return NUMBER_MARK + expr.id in env
-        if isinstance(expr, ast.Attribute):  # `self.scale` an `__init__` bound to a number
-            return NUMBER_MARK + dotted_name(expr) in env
+        if isinstance(expr, ast.Name):  # a local bound only to numbers, or `SCALE = 100.0`
+            if expr.id in env:
+                return NUMBER_MARK + expr.id in env
+            return module_number(expr.id, self)
+        if isinstance(expr, ast.Attribute):  # `cfg.eps_end` of a `float` field
+            if NUMBER_MARK + dotted_name(expr) in env:  # `self.scale = 2.0` and only numbers
+                return True
+            return self._depth < _MAX_DEPTH and number_attribute(self, expr, env)
+        if isinstance(expr, ast.Call):
+            return self._python_number(expr, env)
         if isinstance(expr, ast.UnaryOp):
             return _is_number_constant(expr.operand) or self._is_number(expr.operand, env)
         if isinstance(expr, ast.BinOp):
@@ -201,6 +219,10 @@ class LoadSafety:
             key = item_key(expr.value.id, constant)
             if key in env:
                 return env[key]
+        if isinstance(expr.value, ast.Name) and not isinstance(index, ast.Slice):
+            every = every_item_key(expr.value.id)  # `infos[i]` of a list of TaskInfo
+            if every in env:
+                return env[every]
         rows = self._rows(expr, env)
         if rows is not None:
             return rows
@@ -276,6 +298,13 @@ class LoadSafety:
         """`[t for t in thresholds if t <= 0.75]`: a list of what each item is; a generator
         itself is not saved (a builtin over it is: `_keeps_numpy`)."""
         return None if isinstance(expr, ast.GeneratorExp) else self._element(expr, env)
+
+    def element_of(
+        self, expr: ast.ListComp | ast.SetComp | ast.DictComp, env: Env
+    ) -> Refused | None:
+        """What each item (a dict's value) of a comprehension is, when refused."""
+        yielded = expr.value if isinstance(expr, ast.DictComp) else None
+        return self._element(expr, env, yielded)
 
     def _numpy_values(self, expr: ast.DictComp, env: Env) -> Refused | None:
         """`{pid: np.round(row, 3) for pid in ids}`: a dict whose every value is a numpy
@@ -517,13 +546,31 @@ class LoadSafety:
                 and isinstance(stmt.annotation, (ast.Name, ast.Attribute))
                 and not isinstance(stmt.value, ast.Constant)  # `out: Path = "runs"` stays a str
             ):
-                return self._deeper(facts).of_annotation(stmt.annotation)
+                judged = self._deeper(facts).of_annotation(stmt.annotation)
+                if judged is None and stmt.value is not None and built is not None:
+                    return self._field_default(located, attr, stmt.value, built)
+                return judged
         found = self._init_attribute(facts, cls, attr, receiver) if built is not None else None
         if found is None:  # every store in every method refused: refused whatever ran
             from ckpt_lsp.analysis.object_effects import class_attribute  # runs flows
 
             found = class_attribute(self, (facts, cls), attr, fresh=built is not None)
         return found
+
+    def _field_default(
+        self, located: tuple[ModuleFacts, ClassFacts], attr: str, value: ast.expr, built: ast.Call
+    ) -> Refused | None:
+        """`iou_fg: float = np.float32(0.5)` of a dataclass built without that field: the
+        default is what the instance holds, whatever the annotation says."""
+        if not _plain_dataclass(*located) or any(k.arg is None for k in built.keywords):
+            return None
+        if any(isinstance(a, ast.Starred) for a in built.args):
+            return None
+        if built.args and located[1].bases:
+            return None  # a base's fields come first: which argument is which is not known
+        if passed_field(located[1], attr, built) is not None:
+            return None
+        return _no_fix(self._deeper(located[0]).of_expression(value))
 
     def _init_attribute(
         self, facts: ModuleFacts, cls: ClassFacts, attr: str, receiver: Refused
@@ -648,6 +695,8 @@ class LoadSafety:
                 return None
             fields = self._judged_fields(located, instance, call, env)
             passed = passed_arguments(self, located, call, env) if not fields else ()
+            if not fields and instance.kind != "dataclass":  # a LightningModule's hparams
+                fields = hparam_fields(self, located, call, env)
             return replace(instance, built=call, fields=fields, passed=passed)
         built = self._factory_class(qualified)
         if built is not None:
@@ -665,6 +714,9 @@ class LoadSafety:
                 if given is not None and given.kind == "pandas-datetime-index":
                     refused = self.catalog.kind(_TIME_FRAME) or refused
         display = call.args[0] if call.args else None
+        if isinstance(display, ast.Name):  # `pd.DataFrame(history)` of appended records
+            columns = number_columns(env, display.id)
+            return replace(refused, number_columns=columns) if columns else refused
         if not isinstance(display, ast.Dict):
             return refused
         numbers = frozenset(
@@ -981,6 +1033,7 @@ class LoadSafety:
                 judged = self.kind_of(value, env)
                 if judged is not None:
                     bound[name] = judged
+                bound.update(_passed_items(name, value, env))
         return bound
 
     def of_returns(
@@ -1077,6 +1130,19 @@ def bound_key(bound: Mapping[str, object]) -> tuple[object, ...]:
         (k, v, id(getattr(v, "built", None)), id(getattr(v, "shape", None)))
         for k, v in sorted(bound.items(), key=lambda item: item[0])
     )
+
+
+def _passed_items(param: str, value: ast.expr, env: Env) -> dict[str, object]:
+    """`normalize(dataset)` of a local whose keys the flow knows (`dataset["obs"]` a numpy
+    array): the parameter's items, under the parameter's name (`ds['obs']`)."""
+    if not isinstance(value, ast.Name):
+        return {}
+    prefix = value.id + "["
+    return {
+        param + key[len(value.id) :]: held
+        for key, held in env.items()
+        if key.startswith(prefix) and held is not None
+    }
 
 
 def _constant_index(index: ast.expr) -> str | int | None:

@@ -13,10 +13,26 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
+from ckpt_lsp.analysis.constant_tests import decided
 from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
+from ckpt_lsp.analysis.elements import (
+    dict_mark,
+    displayed_item,
+    every_item_key,
+    iterated_items,
+    paired_items,
+    shared_item,
+)
 from ckpt_lsp.analysis.facts import dotted_name
+from ckpt_lsp.analysis.record_columns import (
+    appended_columns,
+    columns_key,
+    display_numbers,
+    is_mark,
+)
 from ckpt_lsp.analysis.splits import fold_targets
 from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog
 
@@ -114,6 +130,9 @@ class LocalFlow:
         self.return_items: list[list[Refused | None] | None] = []
         # per `return {"k": v}`: what each constant key gives (None: no such dict display)
         self.return_keys: list[dict[str, Refused | None] | None] = []
+        # per `return`: its dict display and the names' values there (None: no display),
+        # for `return_numbers`, asked only of a helper whose results are appended to a list
+        self._return_displays: list[tuple[ast.Dict, dict[str, Refused | None]] | None] = []
         # per `return`: what the flow knows of each returned name's attributes, by position
         # (-1: the name is the whole result), as `.attr` -> possibilities
         self.return_objects: list[dict[int, State]] = []
@@ -140,8 +159,19 @@ class LocalFlow:
         for extra in (args.vararg, args.kwarg):
             if extra is not None:
                 state[extra.arg] = frozenset({UNKNOWN})
+        for key, given in (bound or {}).items():  # `ds['obs']`: an item the caller knew
+            if "[" in key and key.split("[", 1)[0] in state and isinstance(given, Refused):
+                state[key] = frozenset({given})
         self._walk(func.body, state)
         return self
+
+    @property
+    def return_numbers(self) -> list[frozenset[str] | None]:
+        """Per `return {...}`: its constant keys holding a number (None: no dict display)."""
+        return [
+            display_numbers(self.safety, *shown) if shown is not None else None
+            for shown in self._return_displays
+        ]
 
     def env_before(self, stmt: ast.stmt) -> dict[str, Refused | None]:
         state = self.before.get(id(stmt), {})
@@ -170,6 +200,9 @@ class LocalFlow:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             return {**state, stmt.name: frozenset({UNKNOWN})}
         if isinstance(stmt, ast.If):
+            taken = decided(stmt.test, self.safety, {**self._self_env, **state})
+            if taken is not None:  # `if RESUME_EXACT:` always runs the same arm
+                return self._walk(stmt.body if taken else stmt.orelse, state)
             taken = none_taken(stmt.test, state)  # `if cfg is None:` of a None left so
             arm = stmt.body if taken else stmt.orelse
             if taken is not None and not (arm and isinstance(arm[-1], _EXITS)):
@@ -196,7 +229,7 @@ class LocalFlow:
         if isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
             return self._try(stmt, state)
         if isinstance(stmt, ast.Expr):
-            return self._append(stmt.value, _forget_keys(stmt, state, self._kept))
+            return self._append(stmt.value, _forget_keys(stmt, state, self._kept), state)
         if isinstance(stmt, ast.Return):
             env = {**self._self_env, **env_of(state)}
             self.returns.append(self.safety.kind_of(stmt.value, env))
@@ -207,6 +240,7 @@ class LocalFlow:
                 else None
             )
             shown = keyword_display(stmt.value)
+            self._return_displays.append((shown, env) if isinstance(shown, ast.Dict) else None)
             keys = _constant_keys(shown) if isinstance(shown, ast.Dict) else None
             if keys is not None and isinstance(shown, ast.Dict):
                 self.return_keys.append(
@@ -308,9 +342,17 @@ class LocalFlow:
         """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
         if not isinstance(target, ast.Name):
             folds = fold_targets(self.safety, target, iterable, self._func)  # `KFold.split`
-            return {**_unknown(_names(target)), **{k: frozenset({v}) for k, v in folds.items()}}
+            paired = paired_items(target, iterable, state)  # `for k, enc in encs.items()`
+            return {
+                **_unknown(_names(target)),
+                **paired,
+                **{k: frozenset({v}) for k, v in folds.items()},
+            }
         if self._builtin_range(iterable, state):  # `for b in range(bins)`: b is an int
             return {target.id: frozenset({NUMBER})}
+        every = iterated_items(iterable, state)
+        if every is not None:  # `for info in infos` of a list of TaskInfo
+            return {target.id: every}
         over = self.safety.kind_of(iterable, {**self._self_env, **env_of(state)})
         item = self.safety.catalog.kind("numpy-scalar")
         if over is None or over.kind != "numpy-array" or item is None:
@@ -358,7 +400,13 @@ class LocalFlow:
         if isinstance(stmt, ast.AnnAssign) and value is None:
             judged = self.safety.of_annotation(stmt.annotation)
             return {**state, **{n: frozenset({judged or UNKNOWN}) for n in _names(stmt.target)}}
-        possible = self._value(value, state)
+        # `df = pd.DataFrame(rows)` reads the records' columns the call may then change
+        marks = (
+            {k: v for k, v in kept.items() if is_mark(k) and k not in state}
+            if isinstance(value, ast.Call)
+            else {}
+        )
+        possible = self._value(value, {**state, **marks} if marks else state)
         new = dict(state)
         for target in targets:
             key = _key(target)
@@ -368,7 +416,7 @@ class LocalFlow:
             elif key:
                 new = {k: v for k, v in new.items() if not k.startswith((key + ".", key + "["))}
                 new[key] = frozenset({possible})
-                new.update(self._keyed(key, value, state))
+                new.update(self._keyed(key, value, state, possible))
                 new.update(self._object_of(key, value, state, -1))
                 new = self._chained(key, value, state, new)
                 new.update(self._aliased(key, value, state))
@@ -380,6 +428,8 @@ class LocalFlow:
                 assert isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
                 held = item_key(target.value.id, _constant_item(target))
                 new.pop(held, None)
+                new.pop(every_item_key(target.value.id), None)  # not every item now
+                new.pop(dict_mark(target.value.id), None)
                 if isinstance(possible, Refused):
                     new[held] = frozenset({possible})
             elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
@@ -437,9 +487,14 @@ class LocalFlow:
         self._effect_keys.update(found)
         return found
 
-    def _keyed(self, name: str, value: ast.expr | None, state: State) -> State:
+    def _keyed(
+        self, name: str, value: ast.expr | None, state: State, whole: Possible = UNKNOWN
+    ) -> State:
         """`metrics = evaluate(m)` where every return of the helper is a dict display: the
         state keeps what `metrics["eval_loss"]` holds, under the key `metrics['eval_loss']`."""
+        every = self._every_item(name, value, state, whole)
+        if every:
+            return every
         if isinstance(value, ast.Dict) and "." not in name:
             return self._displayed(name, value, state)
         if value is None or not isinstance(value, ast.Call) or "." in name:
@@ -456,6 +511,32 @@ class LocalFlow:
             found[item_key(name, index - len(items or []))] = held
         return found
 
+    def _every_item(
+        self, name: str, value: ast.expr | None, state: State, whole: Possible
+    ) -> State:
+        """`infos = [TaskInfo(t) for t in ts]`: `infos[i]` (whichever i) is a TaskInfo.
+        `whole`: what the value is; a list not refused holds no refused item."""
+        if "." in name or not isinstance(value, _ITEMIZED):
+            return {}
+        shown: State = {}
+        if isinstance(value, ast.Dict):  # its values judged once, for the constant keys too
+            shown = self._displayed(name, value, state)
+            if len(shown) != len(value.keys):
+                return shown  # a value not refused (or a key not constant)
+            every = shared_item(
+                [p for held in shown.values() for p in held if isinstance(p, Refused)]
+            )
+        elif isinstance(value, ast.DictComp) or isinstance(whole, Refused):
+            every = displayed_item(self.safety, value, {**self._self_env, **env_of(state)})
+        else:
+            return {}  # a list not refused holds no refused item
+        if every is None:
+            return shown
+        found = {**shown, every_item_key(name): frozenset({every})}
+        if isinstance(value, (ast.Dict, ast.DictComp)):  # it iterates as its keys
+            found[dict_mark(name)] = frozenset({every})
+        return found
+
     def _displayed(self, name: str, value: ast.Dict, state: State) -> State:
         """`encoders = {"region": LabelEncoder().fit(r)}`: `encoders["region"]` holds what the
         display put under that constant key, when the default load refuses it."""
@@ -467,8 +548,9 @@ class LocalFlow:
                     found[item_key(name, key.value)] = frozenset({judged})
         return found
 
-    def _append(self, call: ast.expr, state: State) -> State:
-        """`history.append(np.mean(x))`: the list now holds a refused value (so it is one)."""
+    def _append(self, call: ast.expr, state: State, before: State | None = None) -> State:
+        """`history.append(np.mean(x))`: the list now holds a refused value (so it is one);
+        appended to an empty list (`before` the statement), every item of it is that value."""
         if not (
             isinstance(call, ast.Call)
             and isinstance(call.func, ast.Attribute)
@@ -479,6 +561,10 @@ class LocalFlow:
             return state
         item = call.args[-1]
         env = {**self._self_env, **env_of(state)}
+        if call.func.attr == "append":  # a list of records: a frame's number columns
+            state = {**state, **self._records(call.func.value.id, item, env, before or {})}
+        else:
+            state = {k: v for k, v in state.items() if k != columns_key(call.func.value.id)}
         if isinstance(item, ast.Dict):  # `history.append({"acc": acc})`: a dict of what it holds
             shown = [v for k, v in zip(item.keys, item.values) if k is not None]
             added = self.safety.first_refused(shown, env)
@@ -492,7 +578,26 @@ class LocalFlow:
         if added is None:
             return state
         held = Refused(added.kind, added.what, added.loadable, "", added.stateful)
-        return {**state, call.func.value.id: frozenset({held})}
+        name = call.func.value.id
+        found = {**state, name: frozenset({held})}
+        if call.func.attr == "append" and not isinstance(item, ast.Dict):
+            found.update(_every_appended(name, replace(added, fix=""), before or {}))
+        return found
+
+    def _records(
+        self, name: str, item: ast.expr, env: dict[str, Refused | None], before: State
+    ) -> State:
+        """`history.append({"loss": loss.item()})`: the number columns of `pd.DataFrame(history)`
+        (of every record so far; an empty list before had none to disagree)."""
+        prior_items = before.get(name, frozenset())
+        prior: frozenset[str] | None = None
+        if prior_items and all(isinstance(p, _Literal) for p in prior_items):
+            prior = frozenset()
+        elif columns_key(name) in before:  # records appended already: columns they share
+            held = collapse(before[columns_key(name)])
+            prior = held.number_columns if held is not None else None
+        found = appended_columns(self.safety, name, item, env, prior)
+        return {k: frozenset({v}) for k, v in found.items()}
 
     def _augmented(self, stmt: ast.AugAssign, state: State) -> Possible:
         """`total += n` of a numpy scalar `n`: what `total + n` gives (numpy arithmetic
@@ -522,8 +627,20 @@ class LocalFlow:
 
 
 _EXITS = (ast.Return, ast.Raise, ast.Continue, ast.Break)  # an arm the code after never follows
+_ITEMIZED = (ast.List, ast.Tuple, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp)
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
 _DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
+
+
+def _every_appended(name: str, added: Refused, before: State) -> State:
+    """`infos.append(TaskInfo(t))` to a list that was empty, or whose every item was the same:
+    `infos[i]` is that value."""
+    prior = before.get(name, frozenset())
+    every = before.get(every_item_key(name))
+    empty = bool(prior) and all(isinstance(p, _Literal) for p in prior)
+    if empty or every == frozenset({added}):
+        return {every_item_key(name): frozenset({added})}
+    return {}
 
 
 def _unpassed(bound: Mapping[str, object] | None) -> frozenset[str]:
@@ -561,6 +678,11 @@ def _instance(held: frozenset[Possible]) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def number_literal(value: ast.expr | None) -> bool:
+    """`0.5`, `-1.0`: a number as written."""
+    return _number_literal(value)
 
 
 def _number_literal(value: ast.expr | None) -> bool:
@@ -743,7 +865,8 @@ def _unknown(names: list[str]) -> State:
 
 
 def _returned_objects(value: ast.expr | None, state: State) -> dict[int, State]:
-    """`return trainer` / `return trainer, lengths`: the attribute keys each returned name has."""
+    """`return trainer` / `return trainer, lengths`: the attribute (and item) keys each
+    returned name has."""
     if value is not None and _mutating_call(value):
         return {}  # a call in the return handed a returned object may store anything in it
     whole = not isinstance(value, ast.Tuple)
@@ -753,8 +876,9 @@ def _returned_objects(value: ast.expr | None, state: State) -> dict[int, State]:
     found: dict[int, State] = {}
     for index, item in enumerate(shown):
         if isinstance(item, ast.Name):
-            prefix = item.id + "."
-            held = {k[len(item.id) :]: v for k, v in state.items() if k.startswith(prefix)}
+            # `.best` of what a method stored, `['region']` of a dict display's keys
+            prefixes = (item.id + ".", item.id + "[")
+            held = {k[len(item.id) :]: v for k, v in state.items() if k.startswith(prefixes)}
             found[-1 if whole else index] = held
     return found
 

@@ -17,6 +17,7 @@ from ckpt_lsp.analysis.blocks import split_lines
 from ckpt_lsp.analysis.checkpoint_writes import SAVER_NAME, BadValue, bad_values
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, ParsedBlock
+from ckpt_lsp.analysis.hparam_reads import attribute_dict
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.load_sites import (
@@ -28,7 +29,16 @@ from ckpt_lsp.analysis.load_sites import (
     matches,
     registered,
 )
-from ckpt_lsp.analysis.local_flow import LITERAL, UNKNOWN, LocalFlow, Possible, collapse
+from ckpt_lsp.analysis.local_flow import (
+    LITERAL,
+    NUMBER,
+    NUMBER_MARK,
+    UNKNOWN,
+    LocalFlow,
+    Possible,
+    collapse,
+    number_literal,
+)
 from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.findings import Finding, Position
 from ckpt_lsp.rules import RULES
@@ -179,6 +189,8 @@ class WeightsOnlyRule:
                 attributes: dict[str, Refused | None] = dict(self_attributes(cls, safety, wanted))
                 if passes_self:  # `torch.save(self, ...)`: what the class itself is
                     attributes["self"] = safety.of_class(facts, cls)
+                for name in wanted & _HPARAMS:  # a LightningModule's own `self.hparams`
+                    attributes.setdefault(f"self.{name}", attribute_dict(safety, (facts, cls)))
                 known.append(attributes)
             return known[0]
 
@@ -323,12 +335,34 @@ def self_attributes(
                     and (wanted is None or target.attr in wanted)
                 ):
                     judged = flow.judge(stmt.value, stmt)
-                    if isinstance(stmt.value, ast.Constant):
-                        value: Possible = LITERAL
+                    if number_literal(stmt.value):  # `self.scale = 2.0`: numpy times it stays
+                        value: Possible = NUMBER
+                    elif isinstance(stmt.value, ast.Constant):
+                        value = LITERAL
                     else:
                         value = judged if judged is not None else UNKNOWN
                     possible.setdefault(f"self.{target.attr}", set()).add(value)
-    return {name: collapse(values) for name, values in possible.items()}
+    found = {name: collapse(values) for name, values in possible.items()}
+    for name, values in possible.items():
+        if all(v is NUMBER for v in values) and not _grown(cls, name[len("self.") :]):
+            found[NUMBER_MARK + name] = None
+    return found
+
+
+def _grown(cls: ClassFacts, attr: str) -> bool:
+    """`self.total += loss` somewhere: the attribute may stop being a Python number."""
+    for method in cls.methods_mentioning(f"self.{attr}"):
+        for node in ast.walk(method):
+            if (
+                isinstance(node, ast.AugAssign)
+                and isinstance(node.target, ast.Attribute)
+                and node.target.attr == attr
+                and isinstance(node.target.value, ast.Name)
+                and node.target.value.id == "self"
+                and not number_literal(node.value)
+            ):
+                return True
+    return False
 
 
 def _assigning(cls: ClassFacts, wanted: frozenset[str] | None) -> list[FunctionNode]:
@@ -342,6 +376,7 @@ def _assigning(cls: ClassFacts, wanted: frozenset[str] | None) -> list[FunctionN
     return list(found.values())
 
 
+_HPARAMS = frozenset({"hparams", "hparams_initial"})
 _SELF_ATTRIBUTE = re.compile(r"\bself\.(\w+)")
 _SELF_VALUE = re.compile(r"[(,:=\[]\s*self\s*[,)}\]]")  # `self` handed on as a value
 

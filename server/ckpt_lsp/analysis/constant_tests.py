@@ -1,0 +1,87 @@
+"""Tests decided when the module is read: `sched if RESUME_EXACT else sched.state_dict()`.
+
+A condition that is a literal, or a module-level name bound once to a literal (and never
+rebound by a `global` statement), always takes the same arm, so what the expression (or the
+`if` statement) gives is what that arm gives, and a save in the other arm never runs.
+Anything else is the caller's to merge.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ckpt_lsp.analysis.load_safety import LoadSafety
+
+
+def decided(test: ast.expr, safety: LoadSafety, env: Mapping[str, object]) -> bool | None:
+    """The truth of `test` when the module fixes it; None when it is not known."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = decided(test.operand, safety, env)
+        return None if inner is None else not inner
+    if isinstance(test, ast.BoolOp):  # `KEEP and not DEBUG`: one decided operand may do
+        found = [decided(v, safety, env) for v in test.values]
+        deciding = isinstance(test.op, ast.Or)  # True decides an `or`, False an `and`
+        if deciding in found:
+            return deciding
+        return None if None in found else not deciding
+    if isinstance(test, ast.Constant):
+        return bool(test.value)
+    if isinstance(test, ast.Name) and test.id not in env:
+        value = _module_constant(test.id, safety)
+        return None if value is None else bool(value.value)
+    return None
+
+
+def module_number(name: str, safety: LoadSafety) -> bool:
+    """`SCALE = 100.0` / `EPS = -1e-3`, bound once at module level: a Python number."""
+    value = _module_constant(name, safety)
+    return value is not None and not isinstance(value.value, (bool, str))
+
+
+def _module_constant(name: str, safety: LoadSafety) -> ast.Constant | None:
+    """The literal a module-level name is bound to, when it is bound there once only."""
+    facts = safety.facts
+    if name in facts.imports:
+        return None
+    value = facts.assigns.get(name)
+    if isinstance(value, ast.UnaryOp) and isinstance(value.op, (ast.USub, ast.UAdd)):
+        value = value.operand  # `-1e-3`: a number (its truth is the operand's)
+    if not isinstance(value, ast.Constant) or not isinstance(value.value, (int, float, str)):
+        return None
+    key = ("constant-test", name)
+    known = safety.memo.get(key)
+    if known is None:
+        bound = re.findall(
+            rf"^[ \t]*{re.escape(name)}[ \t]*(?::[^=\n]*)?(?:[-+*/|&]?=)(?!=)",
+            facts.text,
+            re.MULTILINE,
+        )
+        rebound = re.search(rf"\b(?:global|nonlocal)\b[^\n]*\b{re.escape(name)}\b", facts.text)
+        known = len(bound) == 1 and rebound is None
+        safety.memo[key] = known
+    return value if known else None
+
+
+def dead_statements(func: ast.AST, safety: LoadSafety) -> frozenset[int]:
+    """The ids of the statements in the arm of an `if` the module decides never runs."""
+    ifs = [n for n in ast.walk(func) if isinstance(n, ast.If)]
+    if not ifs:
+        return frozenset()
+    local: dict[str, object] = {  # a local or parameter of that name is no module constant
+        n.id: None
+        for n in ast.walk(func)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
+    local.update({a.arg: None for a in ast.walk(func) if isinstance(a, ast.arg)})
+    dead: set[int] = set()
+    for node in ifs:
+        taken = decided(node.test, safety, local)
+        if taken is None:
+            continue
+        for stmt in node.orelse if taken else node.body:
+            dead.update(id(n) for n in ast.walk(stmt) if isinstance(n, ast.stmt))
+    return frozenset(dead)

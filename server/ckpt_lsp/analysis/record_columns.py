@@ -1,0 +1,94 @@
+"""The number columns of a frame built from records: `history.append({"loss": loss.item()})`
+in a loop, then `pd.DataFrame(history)["loss"].iloc[-1]` is a numpy scalar (a column of
+Python numbers is a float64/int64 column, its cells numpy values).
+
+A list that was empty and to which only dict displays (or calls of project helpers and
+methods every `return` of which is a dict display) are appended has, as number columns,
+the constant keys every record gives a number: a number literal, `x.item()`, `float(x)`,
+`int(x)`, `len(x)`, a numpy scalar, a name or field known to hold a number. The flow keeps
+them under `name[#columns]`, forgotten as the list's items are.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ckpt_lsp.analysis.load_safety import LoadSafety
+    from ckpt_lsp.weights_only import Refused
+
+Env = Mapping[str, "Refused | None"]
+_MARK = "[#columns]"
+_FRAME = "pandas-frame"
+
+
+def columns_key(name: str) -> str:
+    """The state key of the number columns a list of records gives (no name holds "[")."""
+    return name + _MARK
+
+
+def is_mark(key: str) -> bool:
+    return key.endswith(_MARK)
+
+
+def number_columns(env: Env, name: str) -> frozenset[str]:
+    """The number columns `pd.DataFrame(name)` has, as the flow knows them."""
+    held = env.get(columns_key(name))
+    return held.number_columns if held is not None else frozenset()
+
+
+def appended_columns(
+    safety: LoadSafety, name: str, item: ast.expr, env: Env, prior: frozenset[str] | None
+) -> dict[str, Refused]:
+    """`name.append(item)`: the mark after it; `prior`, the columns before (None: the list
+    held other items, or nothing is known of them; an empty list is every column)."""
+    found = record_numbers(safety, item, env)
+    frame = safety.catalog.kind(_FRAME)
+    if found is None or prior is None or frame is None:
+        return {}
+    columns = found if not prior else found & prior
+    return {columns_key(name): replace(frame, number_columns=columns)} if columns else {}
+
+
+def record_numbers(safety: LoadSafety, item: ast.expr, env: Env) -> frozenset[str] | None:
+    """The constant keys a record display (or every dict display a helper returns) gives a
+    number; None when it is no record known so."""
+    if isinstance(item, ast.Dict):
+        return display_numbers(safety, item, env)
+    if not isinstance(item, ast.Call):
+        return None
+    flow = safety.helper_flow(item, env)
+    shown = flow.return_numbers if flow is not None else []
+    if not shown or any(s is None for s in shown):
+        return None
+    return frozenset.intersection(*[s for s in shown if s is not None])
+
+
+def display_numbers(safety: LoadSafety, display: ast.Dict, env: Env) -> frozenset[str] | None:
+    keys = [k.value if isinstance(k, ast.Constant) else None for k in display.keys]
+    if not all(isinstance(k, str) for k in keys):
+        return None
+    return frozenset(str(k) for k, v in zip(keys, display.values) if numeric(safety, v, env))
+
+
+def numeric(safety: LoadSafety, expr: ast.expr, env: Env) -> bool:
+    """A value known to be a number (Python or numpy)."""
+    if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, (ast.USub, ast.UAdd)):
+        expr = expr.operand
+    if isinstance(expr, ast.Constant):
+        return isinstance(expr.value, (int, float)) and not isinstance(expr.value, bool)
+    if (
+        isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Attribute)
+        and expr.func.attr == "item"
+        and not expr.args
+        and not expr.keywords
+    ):
+        return True  # a tensor's or numpy value's `.item()`
+    if safety.is_number(expr, env):
+        return True
+    found = safety.kind_of(expr, env)
+    return found is not None and found.kind == "numpy-scalar"
