@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
-from ckpt_lsp.analysis.facts import dotted_name
+from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
+from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.splits import fold_targets
 from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog
 
@@ -189,10 +190,13 @@ class LocalFlow:
             )
             shown = stmt.value
             keys = _constant_keys(shown) if isinstance(shown, ast.Dict) else None
+            pairs = keyword_items(shown, self.safety.facts) if keys is None else None
             if keys is not None and isinstance(shown, ast.Dict):
                 self.return_keys.append(
                     {k: self.safety.kind_of(v, env) for k, v in zip(keys, shown.values)}
                 )
+            elif pairs is not None:  # `return dict(unet=unet, scaler=scaler)`
+                self.return_keys.append({k: self.safety.kind_of(v, env) for k, v in pairs})
             elif isinstance(shown, ast.Name):  # `return metrics` built key by key
                 self.return_keys.append(_known_keys(shown.id, state))
             else:
@@ -422,6 +426,9 @@ class LocalFlow:
         state keeps what `metrics["eval_loss"]` holds, under the key `metrics['eval_loss']`."""
         if isinstance(value, ast.Dict) and "." not in name:
             return self._displayed(name, value, state)
+        pairs = keyword_items(value, self.safety.facts) if "." not in name else None
+        if pairs is not None:  # `run = dict(scaler=scaler, gen=gen)`
+            return self._shown(name, pairs, state)
         if value is None or not isinstance(value, ast.Call) or "." in name:
             return {}
         env = {**self._self_env, **env_of(state)}
@@ -439,12 +446,23 @@ class LocalFlow:
     def _displayed(self, name: str, value: ast.Dict, state: State) -> State:
         """`encoders = {"region": LabelEncoder().fit(r)}`: `encoders["region"]` holds what the
         display put under that constant key, when the default load refuses it."""
+        return self._shown(
+            name,
+            [
+                (key.value, item)
+                for key, item in zip(value.keys, value.values)
+                if isinstance(key, ast.Constant) and isinstance(key.value, str)
+            ],
+            state,
+        )
+
+    def _shown(self, name: str, pairs: list[tuple[str, ast.expr]], state: State) -> State:
+        """What each constant key of a dict built here holds, when refused."""
         found: State = {}
-        for key, item in zip(value.keys, value.values):
-            if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                judged = self._value(item, state)
-                if isinstance(judged, Refused):
-                    found[item_key(name, key.value)] = frozenset({judged})
+        for key, item in pairs:
+            judged = self._value(item, state)
+            if isinstance(judged, Refused):
+                found[item_key(name, key)] = frozenset({judged})
         return found
 
     def _append(self, call: ast.expr, state: State) -> State:
@@ -561,6 +579,30 @@ def return_keys_of(
 def item_key(name: str, key: str | int) -> str:
     """The state key of `name[key]` (no Python name holds "[")."""
     return f"{name}[{key!r}]"
+
+
+_DICT_CALLS = frozenset({"builtins.dict", "collections.OrderedDict"})
+
+
+def keyword_items(value: ast.expr | None, facts: ModuleFacts) -> list[tuple[str, ast.expr]] | None:
+    """`dict(unet=unet, scaler=scaler)` (or an `OrderedDict`, or `dict({"a": a}, b=b)`): its
+    constant keys and values, as a display would give them; None for any other expression,
+    or one whose keys are not all written out (`dict(base, **extra)`)."""
+    if not isinstance(value, ast.Call) or len(value.args) > 1:
+        return None
+    dotted = dotted_name(value.func)
+    if not dotted or qualify(dotted, facts) not in _DICT_CALLS:
+        return None
+    pairs: list[tuple[str, ast.expr]] = []
+    for shown in value.args:
+        keys = _constant_keys(shown) if isinstance(shown, ast.Dict) else None
+        if not isinstance(shown, ast.Dict) or keys is None or len(keys) != len(shown.values):
+            return None
+        pairs.extend(zip(keys, shown.values))
+    if any(k.arg is None for k in value.keywords):
+        return None
+    pairs.extend((k.arg, k.value) for k in value.keywords if k.arg is not None)
+    return pairs if pairs else None
 
 
 def _constant_keys(display: ast.Dict) -> list[str] | None:

@@ -1,0 +1,150 @@
+"""CKPT010 weights-only: values the default load refuses that are no instance of a data class —
+a `range`, a `slice`, a numpy dtype (`arr.dtype`), a type saved as a value (`np.float32`,
+`float`), the module an `AveragedModel` wraps (`ema.module`) — and a helper's `dict(k=v)` result
+read by key (`run["scaler"]`). VALID and INVALID."""
+
+from __future__ import annotations
+
+import pytest
+from support.ckpt010 import weights_only_findings, weights_only_rows
+
+HEADER = """\
+import datetime
+from collections import OrderedDict
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+
+
+def train():
+    net = nn.Linear(2, 2)
+    ema = AveragedModel(net)
+    scaler = torch.amp.GradScaler("cpu")
+    gen = torch.Generator().manual_seed(0)
+    started = datetime.datetime.now()
+    return dict(net=net, ema=ema, scaler=scaler, gen=gen, steps=3,
+                elapsed=datetime.datetime.now() - started)
+
+
+def stats():
+    return OrderedDict(mean=np.mean([1.0, 2.0]), n=2)
+
+
+"""
+
+INVALID = [
+    ("a range", 'def save(p):\n    torch.save({"steps": range(0, 4)}, p)\n', [(2, "steps")]),
+    ("a slice", 'def save(p):\n    torch.save({"window": slice(2, 8)}, p)\n', [(2, "window")]),
+    (
+        "an array's dtype",
+        'def save(p):\n    a = np.arange(3.0)\n    torch.save({"dtype": a.dtype}, p)\n',
+        [(3, "dtype")],
+    ),
+    (
+        "a converted array's dtype",
+        "def save(p):\n"
+        "    a = np.ones(3)\n"
+        '    torch.save({"dtype": a.astype(np.float32).dtype}, p)\n',
+        [(3, "dtype")],
+    ),
+    (
+        "a numpy scalar's dtype",
+        'def save(p):\n    m = np.mean([1.0])\n    torch.save({"dtype": m.dtype}, p)\n',
+        [(3, "dtype")],
+    ),
+    (
+        "a pandas column's dtype",
+        'def save(p):\n    df = pd.DataFrame({"a": [1.5]})\n    torch.save({"d": df["a"].dtype}, p)\n',
+        [(3, "d")],
+    ),
+    ("a numpy type", 'def save(p):\n    torch.save({"dtype": np.float32}, p)\n', [(2, "dtype")]),
+    ("a builtin type", 'def save(p):\n    torch.save({"cast": float}, p)\n', [(2, "cast")]),
+    (
+        "the module an AveragedModel wraps",
+        "def save(p):\n    ema = AveragedModel(nn.Linear(2, 2))\n    torch.save(ema.module, p)\n",
+        [(3, None)],
+    ),
+    (
+        "a helper's dict(k=v) read by key",
+        "def save(p):\n"
+        "    run = train()\n"
+        "    torch.save({\n"
+        '        "scaler": run["scaler"],\n'
+        '        "gen": run["gen"],\n'
+        '        "elapsed": run["elapsed"],\n'
+        "    }, p)\n",
+        [(4, "scaler"), (5, "gen"), (6, "elapsed")],
+    ),
+    (
+        "the module of a helper's AveragedModel",
+        'def save(p):\n    run = train()\n    torch.save(run["ema"].module, p)\n',
+        [(3, None)],
+    ),
+    (
+        "a helper's OrderedDict(k=v) read by key",
+        'def save(p):\n    s = stats()\n    torch.save({"mean": s["mean"]}, p)\n',
+        [(3, "mean")],
+    ),
+    (
+        "a local dict(k=v) read by key",
+        'def save(p):\n    held = dict(a=np.arange(3), b=1)\n    torch.save({"a": held["a"]}, p)\n',
+        [(3, "a")],
+    ),
+]
+
+VALID = [
+    ("a list of a range", 'def save(p):\n    torch.save({"s": list(range(4))}, p)\n'),
+    (
+        "a dtype's name",
+        'def save(p):\n    a = np.ones(3)\n    torch.save({"d": a.dtype.name}, p)\n',
+    ),
+    (
+        "a dtype as a string",
+        'def save(p):\n    a = np.ones(3)\n    torch.save({"d": str(a.dtype)}, p)\n',
+    ),
+    ("a torch dtype", 'def save(p):\n    torch.save({"d": torch.float32}, p)\n'),
+    (
+        "a tensor's dtype",
+        'def save(p):\n    t = torch.ones(2)\n    torch.save({"d": t.dtype}, p)\n',
+    ),
+    ("a complex number type", 'def save(p):\n    torch.save({"c": complex}, p)\n'),
+    ("the set type", 'def save(p):\n    torch.save({"c": set}, p)\n'),
+    (
+        "a loop over a range",
+        'def save(p):\n    for i in range(3):\n        torch.save({"i": i}, p)\n',
+    ),
+    (
+        "the wrapped module's weights",
+        'def save(p):\n    run = train()\n    torch.save(run["ema"].module.state_dict(), p)\n',
+    ),
+    (
+        "a helper's plain values read by key",
+        "def save(p):\n"
+        "    run = train()\n"
+        '    torch.save({"steps": run["steps"], "s": run["elapsed"].total_seconds(),\n'
+        '                "net": run["net"].state_dict(), "g": run["gen"].get_state()}, p)\n',
+    ),
+    (
+        "a key the helper's dict may not hold as written",
+        'def save(p):\n    s = stats()\n    torch.save({"n": s["n"], "m": float(s["mean"])}, p)\n',
+    ),
+    (
+        "a key replaced before the save",
+        "def save(p):\n"
+        "    run = train()\n"
+        '    run["scaler"] = run["scaler"].state_dict()\n'
+        '    torch.save({"scaler": run["scaler"]}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), INVALID)
+def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(weights_only_rows(HEADER, source), key=str) == sorted(expected, key=str), name
+
+
+@pytest.mark.parametrize(("name", "source"), VALID)
+def test_valid(name: str, source: str) -> None:
+    assert weights_only_findings(HEADER, source) == [], name
