@@ -9,6 +9,7 @@ import pytest
 from support.ckpt010 import weights_only_findings, weights_only_rows
 
 HEADER = """\
+import argparse
 import datetime
 from collections import OrderedDict
 import numpy as np
@@ -148,3 +149,63 @@ def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]])
 @pytest.mark.parametrize(("name", "source"), VALID)
 def test_valid(name: str, source: str) -> None:
     assert weights_only_findings(HEADER, source) == [], name
+
+
+FLUENT = """\
+class Trainer:
+    def __init__(self, opt=None):
+        self.opt = opt or argparse.Namespace(lr=0.1)
+        self.net = nn.Linear(2, 2)
+        self.sched = torch.optim.lr_scheduler.StepLR(torch.optim.SGD(self.net.parameters()), 2)
+        self.best = 0.0
+
+    def fit(self, n=2):
+        for _ in range(n):
+            self.best = np.mean([1.0, 2.0])
+        return self
+
+    def summary(self):
+        return {"best": float(self.best)}
+
+
+"""
+
+FLUENT_INVALID = [
+    (
+        "what __init__ stored, read after a method that returns self",
+        "def save(p):\n"
+        "    t = Trainer().fit(2)\n"
+        '    torch.save({"opt": t.opt, "sched": t.sched, "best": t.best}, p)\n',
+        [(3, "opt"), (3, "sched"), (3, "best")],
+    ),
+    (
+        "read straight off the chained call",
+        'def save(p):\n    torch.save({"sched": Trainer().fit().sched}, p)\n',
+        [(2, "sched")],
+    ),
+]
+
+FLUENT_VALID = [
+    (
+        "the object's state, after a method that returns self",
+        "def save(p):\n"
+        "    t = Trainer().fit(2)\n"
+        '    torch.save({"sched": t.sched.state_dict(), "net": t.net.state_dict(),\n'
+        '                "s": t.summary()}, p)\n',
+    ),
+    (
+        "an option object passed in that loads",
+        'def save(p):\n    t = Trainer({"lr": 0.1}).fit(2)\n    torch.save({"opt": t.opt}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), FLUENT_INVALID)
+def test_fluent_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    found = weights_only_rows(HEADER + FLUENT, source)
+    assert sorted(found, key=str) == sorted(expected, key=str), name
+
+
+@pytest.mark.parametrize(("name", "source"), FLUENT_VALID)
+def test_fluent_valid(name: str, source: str) -> None:
+    assert weights_only_findings(HEADER + FLUENT, source) == [], name
