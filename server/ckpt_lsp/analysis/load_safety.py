@@ -19,6 +19,7 @@ from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, UNPASSED_NONE, LocalFlow, State
+from ckpt_lsp.analysis.logged_columns import logged_number_columns
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.registry_calls import registry_instance
 from ckpt_lsp.analysis.splits import fold_targets
@@ -628,8 +629,9 @@ class LoadSafety:
                 if given is not None and given.kind == "pandas-datetime-index":
                     refused = self.catalog.kind(_TIME_FRAME) or refused
         display = call.args[0] if call.args else None
-        if not isinstance(display, ast.Dict):
-            return refused
+        if not isinstance(display, ast.Dict):  # `pd.DataFrame(trainer.log)`: what it logged
+            logged = logged_number_columns(self, display, env)
+            return replace(refused, number_columns=logged) if logged else refused
         numbers = frozenset(
             key.value
             for key, value in zip(display.keys, display.values)
