@@ -130,3 +130,75 @@ def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]])
 @pytest.mark.parametrize(("name", "source"), VALID)
 def test_valid(name: str, source: str) -> None:
     assert weights_only_findings(HEADER, source) == [], name
+
+
+LOCAL = """\
+def run(steps):
+    history = defaultdict(list)
+    for _ in range(steps):
+        history["loss"].append(torch.ones(1).item())
+        history["tag"].append("x")
+    return pd.DataFrame(history)
+
+
+"""
+
+LOCAL_INVALID = [
+    (
+        "a local log of numbers",
+        "def save(p):\n"
+        "    history = defaultdict(list)\n"
+        "    for i in range(3):\n"
+        '        history["loss"].append(torch.ones(1).item())\n'
+        "    df = pd.DataFrame(history)\n"
+        '    torch.save({"l": df["loss"].iloc[-1]}, p)\n',
+        [(6, "l")],
+    ),
+    (
+        "local records of numbers",
+        "def save(p):\n"
+        "    rows = []\n"
+        "    for i in range(3):\n"
+        '        rows.append({"step": i + 1, "loss": float(i)})\n'
+        "    df = pd.DataFrame(rows)\n"
+        '    torch.save({"l": df["loss"].iloc[-1]}, p)\n',
+        [(6, "l")],
+    ),
+    (
+        "a helper's frame of its local log",
+        'def save(p):\n    log = run(3)\n    torch.save({"l": log["loss"].iloc[-1]}, p)\n',
+        [(3, "l")],
+    ),
+]
+
+LOCAL_VALID = [
+    (
+        "a local log of strings",
+        "def save(p):\n"
+        '    rows = [{"name": "a"}]\n'
+        "    df = pd.DataFrame(rows)\n"
+        '    torch.save({"n": df["name"].iloc[-1]}, p)\n',
+    ),
+    (
+        "a helper's column of strings",
+        'def save(p):\n    log = run(3)\n    torch.save({"t": log["tag"].iloc[-1]}, p)\n',
+    ),
+    (
+        "a log handed in may hold anything",
+        "def save(p, history):\n"
+        '    history["loss"].append(1.0)\n'
+        "    df = pd.DataFrame(history)\n"
+        '    torch.save({"l": df["loss"].iloc[-1]}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), LOCAL_INVALID)
+def test_local_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    found = weights_only_rows(HEADER + LOCAL, source)
+    assert sorted(found, key=str) == sorted(expected, key=str), name
+
+
+@pytest.mark.parametrize(("name", "source"), LOCAL_VALID)
+def test_local_valid(name: str, source: str) -> None:
+    assert weights_only_findings(HEADER + LOCAL, source) == [], name

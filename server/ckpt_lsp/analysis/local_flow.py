@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
@@ -181,7 +182,9 @@ class LocalFlow:
             return self._append(stmt.value, _forget_keys(stmt, state, self._kept))
         if isinstance(stmt, ast.Return):
             env = {**self._self_env, **env_of(state)}
-            self.returns.append(self.safety.kind_of(stmt.value, env))
+            self.returns.append(
+                self._logged_frame(stmt.value, self.safety.kind_of(stmt.value, env))
+            )
             items = stmt.value.elts if isinstance(stmt.value, ast.Tuple) else None
             self.return_items.append(
                 [self.safety.kind_of(e, env) for e in items]
@@ -514,7 +517,23 @@ class LocalFlow:
         if isinstance(value, ast.Constant) or empty_display(value):
             return LITERAL
         judged = self.safety.kind_of(value, {**self._self_env, **env_of(state)})
+        judged = self._logged_frame(value, judged)
         return judged if judged is not None else UNKNOWN
+
+    def _logged_frame(self, value: ast.expr | None, judged: Refused | None) -> Refused | None:
+        """`pd.DataFrame(history)` of a log this function starts and fills: the columns it
+        logs only numbers under (their cells are numpy scalars)."""
+        if judged is None or judged.kind != "pandas-frame" or judged.number_columns:
+            return judged
+        if not isinstance(value, ast.Call) or len(value.args) != 1:
+            return judged
+        source = value.args[0]
+        if not isinstance(source, ast.Name):
+            return judged
+        from ckpt_lsp.analysis.logged_columns import local_number_columns  # it asks the judge
+
+        numbers = local_number_columns(self.safety, self._func, source.id)
+        return replace(judged, number_columns=numbers) if numbers else judged
 
 
 _ADDERS = frozenset({"append", "extend", "insert", "add"})

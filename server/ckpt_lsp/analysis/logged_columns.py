@@ -12,6 +12,7 @@ constant, or changed in any other way, tells nothing.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
@@ -43,15 +44,44 @@ def logged_number_columns(safety: LoadSafety, source: ast.expr | None, env: Env)
     return known
 
 
+def local_number_columns(safety: LoadSafety, func: ast.AST | None, name: str) -> frozenset[str]:
+    """The keys of the local `name` (`history = defaultdict(list)`, `rows = []`) whose every
+    value the function logs is a number."""
+    if func is None:
+        return frozenset()
+    key = ("logged-local", id(func), name)
+    known = safety.memo.get(key)
+    if not isinstance(known, frozenset):
+        known = _logged(safety, safety.facts, [func], lambda n: _is_name(n, name))
+        safety.memo[key] = known
+    return known
+
+
 def _columns(safety: LoadSafety, facts: ModuleFacts, cls: ClassFacts, attr: str) -> frozenset[str]:
-    records: _Records = {}
     judge = safety if facts is safety.facts else safety.deeper(facts)
-    for method in cls.methods_mentioning(f"self.{attr}"):
-        parents = {id(c): n for n in ast.walk(method) for c in ast.iter_child_nodes(n)}
-        for node in ast.walk(method):
-            if _is_attr(node, attr) and not _record(judge, facts, parents, node, records):
+    methods = cls.methods_mentioning(f"self.{attr}")
+    return _logged(judge, facts, methods, lambda n: _is_attr(n, attr))
+
+
+def _logged(
+    judge: LoadSafety,
+    facts: ModuleFacts,
+    functions: Sequence[ast.AST],
+    mentions: Callable[[ast.AST], bool],
+) -> frozenset[str]:
+    """What the mentions of a log say; empty unless it starts empty here (a log handed in may
+    hold anything already)."""
+    records: _Records = {}
+    started = False
+    for function in functions:
+        parents = {id(c): n for n in ast.walk(function) for c in ast.iter_child_nodes(n)}
+        for node in ast.walk(function):
+            if not mentions(node):
+                continue
+            if not _record(judge, facts, parents, node, records):
                 return frozenset()
-    return frozenset(k for k, numeric in records.items() if numeric)
+            started = started or isinstance(getattr(node, "ctx", None), ast.Store)
+    return frozenset(k for k, numeric in records.items() if numeric) if started else frozenset()
 
 
 def _record(
@@ -142,3 +172,7 @@ def _is_attr(node: ast.AST, attr: str) -> bool:
         and isinstance(node.value, ast.Name)
         and node.value.id == "self"
     )
+
+
+def _is_name(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
