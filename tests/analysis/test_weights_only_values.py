@@ -95,6 +95,17 @@ INVALID = [
     ),
 ]
 
+INVALID += [
+    (
+        "the module DistributedDataParallel wraps",
+        "from torch.nn.parallel import DistributedDataParallel as DDP\n"
+        "def save(p):\n"
+        "    ddp = DDP(nn.Linear(2, 2))\n"
+        "    torch.save(ddp.module, p)\n",
+        [(4, None)],
+    ),
+]
+
 VALID = [
     ("a list of a range", 'def save(p):\n    torch.save({"s": list(range(4))}, p)\n'),
     (
