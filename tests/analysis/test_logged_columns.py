@@ -202,3 +202,46 @@ def test_local_invalid(name: str, source: str, expected: list[tuple[int, str | N
 @pytest.mark.parametrize(("name", "source"), LOCAL_VALID)
 def test_local_valid(name: str, source: str) -> None:
     assert weights_only_findings(HEADER + LOCAL, source) == [], name
+
+
+CELLS = """\
+def frame():
+    return pd.DataFrame({"loss": [0.5, 0.4], "name": ["a", "b"]})
+
+
+"""
+
+CELLS_INVALID = [
+    (
+        "cells of a column of numbers, every way pandas reads one",
+        "def save(p):\n"
+        "    df = frame()\n"
+        '    torch.save({"a": df.at[0, "loss"], "b": df.loc[1, "loss"],\n'
+        '                "c": df.iloc[-1]["loss"], "d": df.iloc[-1].loss,\n'
+        '                "e": df.loss.iloc[-1], "f": df["loss"].iat[-1]}, p)\n',
+        [(3, "a"), (3, "b"), (4, "c"), (4, "d"), (5, "e"), (5, "f")],
+    ),
+]
+
+CELLS_VALID = [
+    (
+        "cells of a column of strings, and numbers made Python's",
+        "def save(p):\n"
+        "    df = frame()\n"
+        '    torch.save({"a": df.at[0, "name"], "b": df.loc[1, "name"],\n'
+        '                "c": df.iloc[-1]["name"], "d": df.iloc[-1].name,\n'
+        '                "e": df.loss.tolist(), "f": df.iloc[-1]["loss"].item(),\n'
+        '                "g": float(df.at[0, "loss"])}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), CELLS_INVALID)
+def test_cells_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    found = weights_only_rows(HEADER + CELLS, source)
+    assert sorted(found, key=str) == sorted(expected, key=str), name
+
+
+@pytest.mark.parametrize(("name", "source"), CELLS_VALID)
+def test_cells_valid(name: str, source: str) -> None:
+    assert weights_only_findings(HEADER + CELLS, source) == [], name

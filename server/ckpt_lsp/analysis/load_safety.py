@@ -54,7 +54,7 @@ _SHAPES = (ast.Dict, ast.List, ast.Tuple)
 _FRAME, _SERIES, _TIME_FRAME = "pandas-frame", "pandas-series", "pandas-time-frame"
 _NUMBER_SERIES = "pandas-number-series"
 _FRAMES = frozenset({_FRAME, _TIME_FRAME})
-_ROWS = frozenset({"iloc", "loc"})
+_ROWS = frozenset({"iloc", "loc", "iat"})
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
 
 
@@ -194,6 +194,8 @@ class LoadSafety:
             if key in env:
                 return env[key]
         rows = self._rows(expr, env)
+        if rows is None:
+            rows = self._cell(expr, env)
         if rows is not None:
             return rows
         if isinstance(expr.value, ast.Call) and isinstance(index, ast.Constant):
@@ -236,17 +238,39 @@ class LoadSafety:
             return None
         index = expr.slice
         sliced = isinstance(index, ast.Slice)
-        if not sliced and not (value.attr == "iloc" and _is_int(index)):
+        if not sliced and not (value.attr in ("iloc", "iat") and _is_int(index)):
             return None
         receiver = self.kind_of(value.value, env)
         if receiver is None or receiver.kind not in {*_FRAMES, _SERIES, _NUMBER_SERIES}:
             return None
         if sliced:
             return receiver
-        if receiver.kind in _FRAMES:
-            return self.catalog.kind(_SERIES)
+        if receiver.kind in _FRAMES:  # a row: its cells under number columns are numpy
+            row = self.catalog.kind(_SERIES)
+            cells = receiver.number_columns
+            return replace(row, number_columns=cells) if row is not None and cells else row
         numbers = receiver.kind == _NUMBER_SERIES
         return _no_fix(self.catalog.kind("numpy-scalar")) if numbers else None
+
+    def _cell(self, expr: ast.Subscript, env: Env) -> Refused | None:
+        """`df.at[i, "loss"]`, `df.loc[i, "loss"]` of a frame, `row["loss"]` of one of its rows
+        (`df.iloc[-1]`): a cell of a column of numbers is a numpy scalar."""
+        index, value = expr.slice, expr.value
+        column: ast.expr = index
+        if isinstance(value, ast.Attribute) and value.attr in ("at", "loc"):
+            if not isinstance(index, ast.Tuple) or len(index.elts) != 2:
+                return None
+            column, value = index.elts[1], value.value
+        if not (isinstance(column, ast.Constant) and isinstance(column.value, str)):
+            return None
+        receiver = self.kind_of(value, env)
+        if receiver is None or column.value not in receiver.number_columns:
+            return None
+        if receiver.kind in _FRAMES and column is index:
+            return None  # `df["loss"]`: the column itself
+        if receiver.kind not in {*_FRAMES, _SERIES}:
+            return None
+        return _no_fix(self.catalog.kind("numpy-scalar"))
 
     def _column(self, index: ast.expr, frame: Refused) -> Refused | None:
         """`df["ap"]` is a Series (of numbers when the frame's display built it so),
@@ -451,6 +475,11 @@ class LoadSafety:
                 if held is not None:
                     return held
             return self._field(receiver.type_name, expr.attr, receiver.built)
+        if returns is None and expr.attr in receiver.number_columns:
+            # `df.loss` (a column of numbers), `df.iloc[-1].loss` (a cell of one)
+            if receiver.kind in _FRAMES:
+                return self.catalog.kind(_NUMBER_SERIES)
+            return _no_fix(self.catalog.kind("numpy-scalar")) if receiver.kind == _SERIES else None
         if returns is None and receiver.kind == "namespace":
             return self._argument(expr.attr)
         return self._returned(returns, receiver)
