@@ -10,7 +10,9 @@ from support.ckpt010 import weights_only_findings, weights_only_rows
 
 HEADER = """\
 import argparse
+import collections
 import datetime
+from types import SimpleNamespace
 from collections import OrderedDict
 import numpy as np
 import pandas as pd
@@ -220,3 +222,63 @@ def test_fluent_invalid(name: str, source: str, expected: list[tuple[int, str | 
 @pytest.mark.parametrize(("name", "source"), FLUENT_VALID)
 def test_fluent_valid(name: str, source: str) -> None:
     assert weights_only_findings(HEADER + FLUENT, source) == [], name
+
+
+HOLDERS = """\
+Result = collections.namedtuple("Result", ["model", "scaler", "steps"])
+
+
+def run_ns():
+    net = nn.Linear(2, 2)
+    return SimpleNamespace(model=net, scaler=torch.amp.GradScaler("cpu"), steps=3,
+                           best=np.mean([1.0]))
+
+
+def run_tuple():
+    return Result(model=nn.Linear(2, 2), scaler=torch.amp.GradScaler("cpu"), steps=3)
+
+
+"""
+
+HOLDERS_INVALID = [
+    (
+        "what a helper's SimpleNamespace was given, read by attribute",
+        "def save(p):\n"
+        "    run = run_ns()\n"
+        '    torch.save({"s": run.scaler, "m": run.model, "b": run.best}, p)\n',
+        [(3, "s"), (3, "m"), (3, "b")],
+    ),
+    (
+        "what a helper's namedtuple was given, read by attribute",
+        'def save(p):\n    res = run_tuple()\n    torch.save({"s": res.scaler}, p)\n',
+        [(3, "s")],
+    ),
+]
+
+HOLDERS_VALID = [
+    (
+        "plain values and states read from them",
+        "def save(p):\n"
+        "    run, res = run_ns(), run_tuple()\n"
+        '    torch.save({"n": run.steps, "m": run.model.state_dict(), "b": float(run.best),\n'
+        '                "t": res.steps, "w": res.model.state_dict()}, p)\n',
+    ),
+    (
+        "an attribute replaced before the save",
+        "def save(p):\n"
+        "    run = run_ns()\n"
+        "    run.best = float(run.best)\n"
+        '    torch.save({"b": run.best}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), HOLDERS_INVALID)
+def test_holders_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    found = weights_only_rows(HEADER + HOLDERS, source)
+    assert sorted(found, key=str) == sorted(expected, key=str), name
+
+
+@pytest.mark.parametrize(("name", "source"), HOLDERS_VALID)
+def test_holders_valid(name: str, source: str) -> None:
+    assert weights_only_findings(HEADER + HOLDERS, source) == [], name

@@ -55,6 +55,8 @@ _FRAME, _SERIES, _TIME_FRAME = "pandas-frame", "pandas-series", "pandas-time-fra
 _NUMBER_SERIES = "pandas-number-series"
 _FRAMES = frozenset({_FRAME, _TIME_FRAME})
 _ROWS = frozenset({"iloc", "loc", "iat"})
+# kinds whose instances hand back what they were given by keyword, as attributes
+_KEYWORD_HOLDERS = frozenset({"namespace", "object"})
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
 
 
@@ -481,7 +483,8 @@ class LoadSafety:
                 return self.catalog.kind(_NUMBER_SERIES)
             return _no_fix(self.catalog.kind("numpy-scalar")) if receiver.kind == _SERIES else None
         if returns is None and receiver.kind == "namespace":
-            return self._argument(expr.attr)
+            held = dict(receiver.fields).get(expr.attr)
+            return _no_fix(held) if held is not None else self._argument(expr.attr)
         return self._returned(returns, receiver)
 
     def _judged_fields(
@@ -633,6 +636,7 @@ class LoadSafety:
         if entry is not None:
             refused = self._shaped(self.catalog.kind(entry.kind), call)
             refused = self._framed(refused, call, env)
+            refused = self._keyword_fields(refused, call, env)
             certain = entry.fix_args < 0 or (len(call.args) <= entry.fix_args and not call.keywords)
             return refused if certain else _no_fix(refused)
         located = self._project_class(qualified)
@@ -644,8 +648,20 @@ class LoadSafety:
             return replace(instance, built=call, fields=fields)
         built = self._factory_class(qualified)
         if built is not None:
-            return built
+            return self._keyword_fields(built, call, env)
         return self._project_function(qualified, call, env)
+
+    def _keyword_fields(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
+        """`SimpleNamespace(scaler=scaler)`, `Result(ema=ema)` of a namedtuple: the refused
+        values it is given by keyword, so `run.scaler` read from it later is one of them."""
+        if refused is None or refused.kind not in _KEYWORD_HOLDERS or refused.fields:
+            return refused
+        fields = tuple(
+            (k.arg, judged)
+            for k in call.keywords
+            if k.arg is not None and (judged := self.kind_of(k.value, env)) is not None
+        )
+        return replace(refused, fields=fields) if fields else refused
 
     def _framed(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
         """`pd.DataFrame({"n": [5, 9]}, index=pd.date_range(...))`: a frame indexed by time,
