@@ -108,6 +108,29 @@ INVALID += [
     ),
 ]
 
+INVALID += [
+    (
+        "a clustering's fitted arrays and a pipeline",
+        "from sklearn.cluster import KMeans\n"
+        "from sklearn.pipeline import make_pipeline\n"
+        "from sklearn.preprocessing import StandardScaler\n"
+        "def save(p, x):\n"
+        "    km = KMeans(2).fit(x)\n"
+        '    torch.save({"c": km.cluster_centers_, "l": km.labels_, "y": km.predict(x),\n'
+        '                "pipe": make_pipeline(StandardScaler())}, p)\n',
+        [(6, "c"), (6, "l"), (6, "y"), (7, "pipe")],
+    ),
+    (
+        "a numpy datetime, a difference of two and a compiled pattern",
+        "import re\n"
+        "def save(p):\n"
+        '    t0 = np.datetime64("2024-01-01")\n'
+        '    t1 = np.datetime64("2024-01-02")\n'
+        '    torch.save({"t": t0, "d": t1 - t0, "r": re.compile("a+")}, p)\n',
+        [(5, "t"), (5, "d"), (5, "r")],
+    ),
+]
+
 VALID = [
     ("a list of a range", 'def save(p):\n    torch.save({"s": list(range(4))}, p)\n'),
     (
@@ -122,6 +145,20 @@ VALID = [
     (
         "a tensor's dtype",
         'def save(p):\n    t = torch.ones(2)\n    torch.save({"d": t.dtype}, p)\n',
+    ),
+    (
+        "what a fitted estimator gives that loads",
+        "from sklearn.cluster import KMeans\n"
+        "def save(p, x):\n"
+        "    km = KMeans(2).fit(x)\n"
+        '    torch.save({"i": km.inertia_, "c": km.cluster_centers_.tolist(),\n'
+        '                "y": torch.from_numpy(km.predict(x))}, p)\n',
+    ),
+    (
+        "a datetime's string and a pattern's source",
+        "import re\n"
+        "def save(p):\n"
+        '    torch.save({"t": str(np.datetime64("2024-01-01")), "r": re.compile("a").pattern}, p)\n',
     ),
     ("a complex number type", 'def save(p):\n    torch.save({"c": complex}, p)\n'),
     ("the set type", 'def save(p):\n    torch.save({"c": set}, p)\n'),
