@@ -578,8 +578,16 @@ class LoadSafety:
                 return self.of_expression(given) if given is not None else None
             if not isinstance(operand, ast.Call):
                 return None  # a local or parameter of __init__: not a module-level name
-            return self._deeper(facts).of_expression(operand)
+            # `self.ema = EMA(self.model)`: the object's own attributes as `__init__` set them
+            return self._deeper(facts).of_expression(operand, self._own_env(facts, cls))
         return None
+
+    def _own_env(self, facts: ModuleFacts, cls: ClassFacts) -> Env:
+        """`self` and the attributes `__init__` sets once, as the class's methods see them."""
+        from ckpt_lsp.analysis.object_effects import self_env  # runs flows
+
+        instance = self._class_kind(facts, cls)
+        return self_env(self, instance) if instance is not None else _NO_ENV
 
     def _returned(self, returns: str | None, receiver: Refused) -> Refused | None:
         if not returns:
