@@ -254,26 +254,6 @@ class LoadSafety:
         numbers = receiver.kind == _NUMBER_SERIES
         return _no_fix(self.catalog.kind("numpy-scalar")) if numbers else None
 
-    def _cell(self, expr: ast.Subscript, env: Env) -> Refused | None:
-        """`df.at[i, "loss"]`, `df.loc[i, "loss"]` of a frame, `row["loss"]` of one of its rows
-        (`df.iloc[-1]`): a cell of a column of numbers is a numpy scalar."""
-        index, value = expr.slice, expr.value
-        column: ast.expr = index
-        if isinstance(value, ast.Attribute) and value.attr in ("at", "loc"):
-            if not isinstance(index, ast.Tuple) or len(index.elts) != 2:
-                return None
-            column, value = index.elts[1], value.value
-        if not (isinstance(column, ast.Constant) and isinstance(column.value, str)):
-            return None
-        receiver = self.kind_of(value, env)
-        if receiver is None or column.value not in receiver.number_columns:
-            return None
-        if receiver.kind in _FRAMES and column is index:
-            return None  # `df["loss"]`: the column itself
-        if receiver.kind not in {*_FRAMES, _SERIES}:
-            return None
-        return _no_fix(self.catalog.kind("numpy-scalar"))
-
     def _column(self, index: ast.expr, frame: Refused) -> Refused | None:
         """`df["ap"]` is a Series (of numbers when the frame's display built it so),
         `df[["a", "b"]]` a frame; a mask or a variable is not known."""
@@ -466,6 +446,8 @@ class LoadSafety:
         if receiver.shape is not None:
             return self._nested(receiver, expr.attr)
         returns = self.catalog.method(receiver.kind, expr.attr, attribute=True, has_args=False)
+        if returns is None and expr.attr in receiver.number_columns and not receiver.type_name:
+            return self._named_column(receiver)  # `df.loss`, `df.iloc[-1].loss`
         if returns is None and receiver.type_name:
             passed = self._passed_field(receiver, expr.attr)
             if passed is not None:
@@ -477,11 +459,6 @@ class LoadSafety:
                 if held is not None:
                     return held
             return self._field(receiver.type_name, expr.attr, receiver.built)
-        if returns is None and expr.attr in receiver.number_columns:
-            # `df.loss` (a column of numbers), `df.iloc[-1].loss` (a cell of one)
-            if receiver.kind in _FRAMES:
-                return self.catalog.kind(_NUMBER_SERIES)
-            return _no_fix(self.catalog.kind("numpy-scalar")) if receiver.kind == _SERIES else None
         if returns is None and receiver.kind == "namespace":
             held = dict(receiver.fields).get(expr.attr)
             return _no_fix(held) if held is not None else self._argument(expr.attr)
@@ -700,6 +677,33 @@ class LoadSafety:
             return bool(value.elts) and all(_is_number_constant(e) for e in value.elts)
         found = self.kind_of(value, env)
         return found is not None and found.kind in {"numpy-array", _NUMBER_SERIES}
+
+    def _cell(self, expr: ast.Subscript, env: Env) -> Refused | None:
+        """`df.at[i, "loss"]`, `df.loc[i, "loss"]` of a frame, `row["loss"]` of one of its rows
+        (`df.iloc[-1]`): a cell of a column of numbers is a numpy scalar."""
+        index, value = expr.slice, expr.value
+        column: ast.expr = index
+        if isinstance(value, ast.Attribute) and value.attr in ("at", "loc"):
+            if not isinstance(index, ast.Tuple) or len(index.elts) != 2:
+                return None
+            column, value = index.elts[1], value.value
+        if not (isinstance(column, ast.Constant) and isinstance(column.value, str)):
+            return None
+        receiver = self.kind_of(value, env)
+        if receiver is None or column.value not in receiver.number_columns:
+            return None
+        if receiver.kind in _FRAMES and column is index:
+            return None  # `df["loss"]`: the column itself
+        if receiver.kind not in {*_FRAMES, _SERIES}:
+            return None
+        return _no_fix(self.catalog.kind("numpy-scalar"))
+
+    def _named_column(self, receiver: Refused) -> Refused | None:
+        """A column of numbers read as an attribute: of a frame, the column (`df.loss`); of
+        one of its rows (`df.iloc[-1]`), the cell."""
+        if receiver.kind in _FRAMES:
+            return self.catalog.kind(_NUMBER_SERIES)
+        return _no_fix(self.catalog.kind("numpy-scalar")) if receiver.kind == _SERIES else None
 
     def _kept_get(self, call: ast.Call, env: Env) -> Refused | None:
         """`metrics.get("loss")` of a local whose key the flow knows (a helper's dict)."""
