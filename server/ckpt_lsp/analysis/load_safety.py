@@ -631,22 +631,10 @@ class LoadSafety:
                 return None
             fields = self._judged_fields(located, instance, call, env)
             return replace(instance, built=call, fields=fields)
-        built = self._factory_class(qualified)
+        built = self._keyword_fields(self._factory_class(qualified), call, env)
         if built is not None:
-            return self._keyword_fields(built, call, env)
+            return built
         return self._project_function(qualified, call, env)
-
-    def _keyword_fields(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
-        """`SimpleNamespace(scaler=scaler)`, `Result(ema=ema)` of a namedtuple: the refused
-        values it is given by keyword, so `run.scaler` read from it later is one of them."""
-        if refused is None or refused.kind not in _KEYWORD_HOLDERS or refused.fields:
-            return refused
-        fields = tuple(
-            (k.arg, judged)
-            for k in call.keywords
-            if k.arg is not None and (judged := self.kind_of(k.value, env)) is not None
-        )
-        return replace(refused, fields=fields) if fields else refused
 
     def _framed(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
         """`pd.DataFrame({"n": [5, 9]}, index=pd.date_range(...))`: a frame indexed by time,
@@ -704,6 +692,18 @@ class LoadSafety:
         if receiver.kind in _FRAMES:
             return self.catalog.kind(_NUMBER_SERIES)
         return _no_fix(self.catalog.kind("numpy-scalar")) if receiver.kind == _SERIES else None
+
+    def _keyword_fields(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
+        """`SimpleNamespace(scaler=scaler)`, `Result(ema=ema)` of a namedtuple: the refused
+        values it is given by keyword, so `run.scaler` read from it later is one of them."""
+        if refused is None or refused.kind not in _KEYWORD_HOLDERS or refused.fields:
+            return refused
+        fields = tuple(
+            (k.arg, judged)
+            for k in call.keywords
+            if k.arg is not None and (judged := self.kind_of(k.value, env)) is not None
+        )
+        return replace(refused, fields=fields) if fields else refused
 
     def _kept_get(self, call: ast.Call, env: Env) -> Refused | None:
         """`metrics.get("loss")` of a local whose key the flow knows (a helper's dict)."""
