@@ -108,7 +108,7 @@ class LoadSafety:
         if isinstance(expr, ast.Attribute):
             return self._attribute(expr, env)
         if isinstance(expr, ast.Call):
-            return self._call(expr, env)
+            return self._keyword_fields(self._call(expr, env), expr, env)
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):
             left = self.of_expression(expr.left, env)
             if left is not None and left.kind == "path":
@@ -621,7 +621,6 @@ class LoadSafety:
         if entry is not None:
             refused = self._shaped(self.catalog.kind(entry.kind), call)
             refused = self._framed(refused, call, env)
-            refused = self._keyword_fields(refused, call, env)
             certain = entry.fix_args < 0 or (len(call.args) <= entry.fix_args and not call.keywords)
             return refused if certain else _no_fix(refused)
         located = self._project_class(qualified)
@@ -631,7 +630,7 @@ class LoadSafety:
                 return None
             fields = self._judged_fields(located, instance, call, env)
             return replace(instance, built=call, fields=fields)
-        built = self._keyword_fields(self._factory_class(qualified), call, env)
+        built = self._factory_class(qualified)
         if built is not None:
             return built
         return self._project_function(qualified, call, env)
@@ -698,6 +697,8 @@ class LoadSafety:
         values it is given by keyword, so `run.scaler` read from it later is one of them."""
         if refused is None or refused.kind not in _KEYWORD_HOLDERS or refused.fields:
             return refused
+        if refused.built is not None or (refused.kind == "object" and not refused.type_name):
+            return refused  # a project class's parameters are no attributes of it
         fields = tuple(
             (k.arg, judged)
             for k in call.keywords
