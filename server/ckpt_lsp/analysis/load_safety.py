@@ -55,6 +55,7 @@ _FRAME, _SERIES, _TIME_FRAME = "pandas-frame", "pandas-series", "pandas-time-fra
 _NUMBER_SERIES = "pandas-number-series"
 _FRAMES = frozenset({_FRAME, _TIME_FRAME})
 _ROWS = frozenset({"iloc", "loc", "iat"})
+_DICT_CALLS = frozenset({"builtins.dict", "collections.OrderedDict"})
 # kinds whose instances hand back what they were given by keyword, as attributes
 _KEYWORD_HOLDERS = frozenset({"namespace", "object"})
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
@@ -108,7 +109,7 @@ class LoadSafety:
         if isinstance(expr, ast.Attribute):
             return self._attribute(expr, env)
         if isinstance(expr, ast.Call):
-            return self._keyword_fields(self._call(expr, env), expr, env)
+            return self._logged(self._keyword_fields(self._call(expr, env), expr, env), expr, env)
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):
             left = self.of_expression(expr.left, env)
             if left is not None and left.kind == "path":
@@ -196,8 +197,6 @@ class LoadSafety:
             if key in env:
                 return env[key]
         rows = self._rows(expr, env)
-        if rows is None:
-            rows = self._cell(expr, env)
         if rows is not None:
             return rows
         if isinstance(expr.value, ast.Call) and isinstance(index, ast.Constant):
@@ -237,9 +236,11 @@ class LoadSafety:
         column of numbers a numpy scalar; a label (`loc`) or a cell is not known here."""
         value = expr.value
         if not isinstance(value, ast.Attribute) or value.attr not in _ROWS:
-            return None
+            return self._cell(expr, env)
         index = expr.slice
         sliced = isinstance(index, ast.Slice)
+        if value.attr == "loc" and isinstance(index, ast.Tuple):
+            return self._cell(expr, env)
         if not sliced and not (value.attr in ("iloc", "iat") and _is_int(index)):
             return None
         receiver = self.kind_of(value.value, env)
@@ -646,9 +647,8 @@ class LoadSafety:
                 if given is not None and given.kind == "pandas-datetime-index":
                     refused = self.catalog.kind(_TIME_FRAME) or refused
         display = call.args[0] if call.args else None
-        if not isinstance(display, ast.Dict):  # `pd.DataFrame(trainer.log)`: what it logged
-            logged = logged_number_columns(self, display, env)
-            return replace(refused, number_columns=logged) if logged else refused
+        if not isinstance(display, ast.Dict):
+            return refused
         numbers = frozenset(
             key.value
             for key, value in zip(display.keys, display.values)
@@ -674,6 +674,8 @@ class LoadSafety:
             if not isinstance(index, ast.Tuple) or len(index.elts) != 2:
                 return None
             column, value = index.elts[1], value.value
+        elif not isinstance(value, (ast.Name, ast.Subscript)):
+            return None  # a row is a local or `df.iloc[k]`
         if not (isinstance(column, ast.Constant) and isinstance(column.value, str)):
             return None
         receiver = self.kind_of(value, env)
@@ -692,6 +694,14 @@ class LoadSafety:
             return self.catalog.kind(_NUMBER_SERIES)
         return _no_fix(self.catalog.kind("numpy-scalar")) if receiver.kind == _SERIES else None
 
+    def _logged(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
+        """`pd.DataFrame(trainer.log)`: a frame of a project object's metrics log has the
+        columns the class logs only numbers under."""
+        if refused is None or refused.kind != _FRAME or refused.number_columns or not call.args:
+            return refused
+        logged = logged_number_columns(self, call.args[0], env)
+        return replace(refused, number_columns=logged) if logged else refused
+
     def _keyword_fields(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
         """`SimpleNamespace(scaler=scaler)`, `Result(ema=ema)` of a namedtuple: the refused
         values it is given by keyword, so `run.scaler` read from it later is one of them."""
@@ -705,6 +715,30 @@ class LoadSafety:
             if k.arg is not None and (judged := self.kind_of(k.value, env)) is not None
         )
         return replace(refused, fields=fields) if fields else refused
+
+    def dict_items(self, value: ast.expr | None) -> list[tuple[str, ast.expr]] | None:
+        """`dict(unet=unet, scaler=scaler)` (or an `OrderedDict`, or `dict({"a": a}, b=b)`): its
+        constant keys and values, as a display would give them; None for any other
+        expression, or one whose keys are not all written out (`dict(base, **extra)`)."""
+        if not isinstance(value, ast.Call) or len(value.args) > 1:
+            return None
+        dotted = dotted_name(value.func)
+        if not dotted or qualify(dotted, self.facts) not in _DICT_CALLS:
+            return None
+        pairs: list[tuple[str, ast.expr]] = []
+        for shown in value.args:
+            keys = (
+                [k.value if isinstance(k, ast.Constant) else None for k in shown.keys]
+                if isinstance(shown, ast.Dict)
+                else []
+            )
+            if not isinstance(shown, ast.Dict) or not all(isinstance(k, str) for k in keys):
+                return None
+            pairs.extend((str(k), v) for k, v in zip(keys, shown.values))
+        if any(k.arg is None for k in value.keywords):
+            return None
+        pairs.extend((k.arg, k.value) for k in value.keywords if k.arg is not None)
+        return pairs if pairs else None
 
     def _kept_get(self, call: ast.Call, env: Env) -> Refused | None:
         """`metrics.get("loss")` of a local whose key the flow knows (a helper's dict)."""

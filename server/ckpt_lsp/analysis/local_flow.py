@@ -17,8 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
-from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
-from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.splits import fold_targets
 from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog
 
@@ -193,7 +192,7 @@ class LocalFlow:
             )
             shown = stmt.value
             keys = _constant_keys(shown) if isinstance(shown, ast.Dict) else None
-            pairs = keyword_items(shown, self.safety.facts) if keys is None else None
+            pairs = self.safety.dict_items(shown) if keys is None else None
             if keys is not None and isinstance(shown, ast.Dict):
                 self.return_keys.append(
                     {k: self.safety.kind_of(v, env) for k, v in zip(keys, shown.values)}
@@ -429,7 +428,7 @@ class LocalFlow:
         state keeps what `metrics["eval_loss"]` holds, under the key `metrics['eval_loss']`."""
         if isinstance(value, ast.Dict) and "." not in name:
             return self._displayed(name, value, state)
-        pairs = keyword_items(value, self.safety.facts) if "." not in name else None
+        pairs = self.safety.dict_items(value) if "." not in name else None
         if pairs is not None:  # `run = dict(scaler=scaler, gen=gen)`
             return self._shown(name, pairs, state)
         if value is None or not isinstance(value, ast.Call) or "." in name:
@@ -598,30 +597,6 @@ def return_keys_of(
 def item_key(name: str, key: str | int) -> str:
     """The state key of `name[key]` (no Python name holds "[")."""
     return f"{name}[{key!r}]"
-
-
-_DICT_CALLS = frozenset({"builtins.dict", "collections.OrderedDict"})
-
-
-def keyword_items(value: ast.expr | None, facts: ModuleFacts) -> list[tuple[str, ast.expr]] | None:
-    """`dict(unet=unet, scaler=scaler)` (or an `OrderedDict`, or `dict({"a": a}, b=b)`): its
-    constant keys and values, as a display would give them; None for any other expression,
-    or one whose keys are not all written out (`dict(base, **extra)`)."""
-    if not isinstance(value, ast.Call) or len(value.args) > 1:
-        return None
-    dotted = dotted_name(value.func)
-    if not dotted or qualify(dotted, facts) not in _DICT_CALLS:
-        return None
-    pairs: list[tuple[str, ast.expr]] = []
-    for shown in value.args:
-        keys = _constant_keys(shown) if isinstance(shown, ast.Dict) else None
-        if not isinstance(shown, ast.Dict) or keys is None or len(keys) != len(shown.values):
-            return None
-        pairs.extend(zip(keys, shown.values))
-    if any(k.arg is None for k in value.keywords):
-        return None
-    pairs.extend((k.arg, k.value) for k in value.keywords if k.arg is not None)
-    return pairs if pairs else None
 
 
 def _constant_keys(display: ast.Dict) -> list[str] | None:

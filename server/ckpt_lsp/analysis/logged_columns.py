@@ -98,7 +98,7 @@ def _record(
         return stored is not None and _empty(stored, facts)
     if isinstance(parent, ast.Attribute) and parent.attr == "append":  # `self.history.append({..})`
         call = parents.get(id(parent))
-        pairs = _pairs(call.args[0], facts) if isinstance(call, ast.Call) and call.args else None
+        pairs = _pairs(judge, call.args[0]) if isinstance(call, ast.Call) and call.args else None
         for name, value in pairs or []:
             records[name] = records.get(name, True) and _number(judge, facts, value)
         return pairs is not None
@@ -150,15 +150,13 @@ def _empty(value: ast.expr, facts: ModuleFacts) -> bool:
     return called in _EMPTY and not value.args
 
 
-def _pairs(value: ast.expr, facts: ModuleFacts) -> list[tuple[str, ast.expr]] | None:
+def _pairs(judge: LoadSafety, value: ast.expr) -> list[tuple[str, ast.expr]] | None:
     """The constant keys and values of a dict display or `dict(k=v)`; None for anything else."""
-    from ckpt_lsp.analysis.local_flow import keyword_items  # the flow needs the judge
-
     if isinstance(value, ast.Dict):
         if not all(k is not None and _is_constant(k) for k in value.keys):
             return None
         return [(str(getattr(k, "value", "")), v) for k, v in zip(value.keys, value.values)]
-    return keyword_items(value, facts)
+    return judge.dict_items(value)
 
 
 def _is_constant(key: ast.expr | None) -> bool:
