@@ -19,7 +19,6 @@ from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, UNPASSED_NONE, LocalFlow, State
-from ckpt_lsp.analysis.logged_columns import logged_number_columns
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.registry_calls import registry_instance
 from ckpt_lsp.analysis.splits import fold_targets
@@ -699,6 +698,8 @@ class LoadSafety:
         columns the class logs only numbers under."""
         if refused is None or refused.kind != _FRAME or refused.number_columns or not call.args:
             return refused
+        from ckpt_lsp.analysis.logged_columns import logged_number_columns  # it asks the judge
+
         logged = logged_number_columns(self, call.args[0], env)
         return replace(refused, number_columns=logged) if logged else refused
 
