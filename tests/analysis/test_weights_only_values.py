@@ -11,6 +11,7 @@ from support.ckpt010 import weights_only_findings, weights_only_rows
 HEADER = """\
 import argparse
 import collections
+import copy
 import datetime
 from types import SimpleNamespace
 from collections import OrderedDict
@@ -319,3 +320,24 @@ def test_holders_invalid(name: str, source: str, expected: list[tuple[int, str |
 @pytest.mark.parametrize(("name", "source"), HOLDERS_VALID)
 def test_holders_valid(name: str, source: str) -> None:
     assert weights_only_findings(HEADER + HOLDERS, source) == [], name
+
+
+OWN = """\
+def wrap(m):
+    return copy.deepcopy(m)
+
+
+class Holder:
+    def __init__(self):
+        self.model = nn.Linear(2, 2)
+        self.shadow = wrap(self.model)
+
+
+"""
+
+
+def test_a_helper_built_from_the_objects_own_attribute() -> None:
+    source = "def save(p):\n    h = Holder()\n    torch.save(h.shadow, p)\n"
+    assert weights_only_rows(HEADER + OWN, source) == [(3, None)]
+    clean = "def save(p):\n    h = Holder()\n    torch.save(h.shadow.state_dict(), p)\n"
+    assert weights_only_findings(HEADER + OWN, clean) == []
