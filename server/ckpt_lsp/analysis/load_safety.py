@@ -59,7 +59,10 @@ _SHAPES = (ast.Dict, ast.List, ast.Tuple)
 _FRAME, _SERIES, _TIME_FRAME = "pandas-frame", "pandas-series", "pandas-time-frame"
 _NUMBER_SERIES = "pandas-number-series"
 _FRAMES = frozenset({_FRAME, _TIME_FRAME})
-_ROWS = frozenset({"iloc", "loc"})
+_ROWS = frozenset({"iloc", "loc", "iat"})
+_DICT_CALLS = frozenset({"builtins.dict", "collections.OrderedDict"})
+# kinds whose instances hand back what they were given by keyword, as attributes
+_KEYWORD_HOLDERS = frozenset({"namespace", "object"})
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
 
 
@@ -116,7 +119,7 @@ class LoadSafety:
         if isinstance(expr, ast.Attribute):
             return self._attribute(expr, env)
         if isinstance(expr, ast.Call):
-            return self._call(expr, env)
+            return self._logged(self._keyword_fields(self._call(expr, env), expr, env), expr, env)
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):
             left = self.of_expression(expr.left, env)
             if left is not None and left.kind == "path":
@@ -263,18 +266,22 @@ class LoadSafety:
         column of numbers a numpy scalar; a label (`loc`) or a cell is not known here."""
         value = expr.value
         if not isinstance(value, ast.Attribute) or value.attr not in _ROWS:
-            return None
+            return self._cell(expr, env)
         index = expr.slice
         sliced = isinstance(index, ast.Slice)
-        if not sliced and not (value.attr == "iloc" and _is_int(index)):
+        if value.attr == "loc" and isinstance(index, ast.Tuple):
+            return self._cell(expr, env)
+        if not sliced and not (value.attr in ("iloc", "iat") and _is_int(index)):
             return None
         receiver = self.kind_of(value.value, env)
         if receiver is None or receiver.kind not in {*_FRAMES, _SERIES, _NUMBER_SERIES}:
             return None
         if sliced:
             return receiver
-        if receiver.kind in _FRAMES:
-            return self.catalog.kind(_SERIES)
+        if receiver.kind in _FRAMES:  # a row: its cells under number columns are numpy
+            row = self.catalog.kind(_SERIES)
+            cells = receiver.number_columns
+            return replace(row, number_columns=cells) if row is not None and cells else row
         numbers = receiver.kind == _NUMBER_SERIES
         return _no_fix(self.catalog.kind("numpy-scalar")) if numbers else None
 
@@ -483,6 +490,8 @@ class LoadSafety:
         if receiver.shape is not None:
             return self._nested(receiver, expr.attr)
         returns = self.catalog.method(receiver.kind, expr.attr, attribute=True, has_args=False)
+        if returns is None and expr.attr in receiver.number_columns and not receiver.type_name:
+            return self._named_column(receiver)  # `df.loss`, `df.iloc[-1].loss`
         if returns is None and receiver.type_name:
             passed = self._passed_field(receiver, expr.attr)
             if passed is not None:
@@ -495,7 +504,8 @@ class LoadSafety:
                     return held
             return self._field(receiver, expr.attr)
         if returns is None and receiver.kind == "namespace":
-            return self._argument(expr.attr)
+            held = dict(receiver.fields).get(expr.attr)
+            return _no_fix(held) if held is not None else self._argument(expr.attr)
         return self._returned(returns, receiver)
 
     def _judged_fields(
@@ -628,8 +638,16 @@ class LoadSafety:
                 return self.of_expression(given) if given is not None else None
             if not isinstance(operand, ast.Call):
                 return None  # a local or parameter of __init__: not a module-level name
-            return self._deeper(facts).of_expression(operand)
+            # `self.ema = EMA(self.model)`: the object's own attributes as `__init__` set them
+            return self._deeper(facts).of_expression(operand, self._own_env(facts, cls))
         return None
+
+    def _own_env(self, facts: ModuleFacts, cls: ClassFacts) -> Env:
+        """`self` and the attributes `__init__` sets once, as the class's methods see them."""
+        from ckpt_lsp.analysis.object_effects import self_env  # runs flows
+
+        instance = self._class_kind(facts, cls)
+        return self_env(self, instance) if instance is not None else _NO_ENV
 
     def _returned(self, returns: str | None, receiver: Refused) -> Refused | None:
         if not returns:
@@ -734,6 +752,83 @@ class LoadSafety:
             return bool(value.elts) and all(_is_number_constant(e) for e in value.elts)
         found = self.kind_of(value, env)
         return found is not None and found.kind in {"numpy-array", _NUMBER_SERIES}
+
+    def _cell(self, expr: ast.Subscript, env: Env) -> Refused | None:
+        """`df.at[i, "loss"]`, `df.loc[i, "loss"]` of a frame, `row["loss"]` of one of its rows
+        (`df.iloc[-1]`): a cell of a column of numbers is a numpy scalar."""
+        index, value = expr.slice, expr.value
+        column: ast.expr = index
+        if isinstance(value, ast.Attribute) and value.attr in ("at", "loc"):
+            if not isinstance(index, ast.Tuple) or len(index.elts) != 2:
+                return None
+            column, value = index.elts[1], value.value
+        elif not isinstance(value, (ast.Name, ast.Subscript)):
+            return None  # a row is a local or `df.iloc[k]`
+        if not (isinstance(column, ast.Constant) and isinstance(column.value, str)):
+            return None
+        receiver = self.kind_of(value, env)
+        if receiver is None or column.value not in receiver.number_columns:
+            return None
+        if receiver.kind in _FRAMES and column is index:
+            return None  # `df["loss"]`: the column itself
+        if receiver.kind not in {*_FRAMES, _SERIES}:
+            return None
+        return _no_fix(self.catalog.kind("numpy-scalar"))
+
+    def _named_column(self, receiver: Refused) -> Refused | None:
+        """A column of numbers read as an attribute: of a frame, the column (`df.loss`); of
+        one of its rows (`df.iloc[-1]`), the cell."""
+        if receiver.kind in _FRAMES:
+            return self.catalog.kind(_NUMBER_SERIES)
+        return _no_fix(self.catalog.kind("numpy-scalar")) if receiver.kind == _SERIES else None
+
+    def _logged(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
+        """`pd.DataFrame(trainer.log)`: a frame of a project object's metrics log has the
+        columns the class logs only numbers under."""
+        if refused is None or refused.kind != _FRAME or refused.number_columns or not call.args:
+            return refused
+        from ckpt_lsp.analysis.logged_columns import logged_number_columns  # it asks the judge
+
+        logged = logged_number_columns(self, call.args[0], env)
+        return replace(refused, number_columns=logged) if logged else refused
+
+    def _keyword_fields(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
+        """`SimpleNamespace(scaler=scaler)`, `Result(ema=ema)` of a namedtuple: the refused
+        values it is given by keyword, so `run.scaler` read from it later is one of them."""
+        if refused is None or refused.kind not in _KEYWORD_HOLDERS or refused.fields:
+            return refused
+        if refused.built is not None or (refused.kind == "object" and not refused.type_name):
+            return refused  # a project class's parameters are no attributes of it
+        fields = tuple(
+            (k.arg, judged)
+            for k in call.keywords
+            if k.arg is not None and (judged := self.kind_of(k.value, env)) is not None
+        )
+        return replace(refused, fields=fields) if fields else refused
+
+    def dict_items(self, value: ast.expr | None) -> list[tuple[str, ast.expr]] | None:
+        """`dict(unet=unet, scaler=scaler)` (or an `OrderedDict`, or `dict({"a": a}, b=b)`): its
+        constant keys and values, as a display would give them; None for any other
+        expression, or one whose keys are not all written out (`dict(base, **extra)`)."""
+        if not isinstance(value, ast.Call) or len(value.args) > 1:
+            return None
+        dotted = dotted_name(value.func)
+        if not dotted or qualify(dotted, self.facts) not in _DICT_CALLS:
+            return None
+        pairs: list[tuple[str, ast.expr]] = []
+        for shown in value.args:
+            keys = (
+                [k.value if isinstance(k, ast.Constant) else None for k in shown.keys]
+                if isinstance(shown, ast.Dict)
+                else []
+            )
+            if not isinstance(shown, ast.Dict) or not all(isinstance(k, str) for k in keys):
+                return None
+            pairs.extend((str(k), v) for k, v in zip(keys, shown.values))
+        if any(k.arg is None for k in value.keywords):
+            return None
+        pairs.extend((k.arg, k.value) for k in value.keywords if k.arg is not None)
+        return pairs if pairs else None
 
     def _kept_get(self, call: ast.Call, env: Env) -> Refused | None:
         """`metrics.get("loss")` of a local whose key the flow knows (a helper's dict)."""

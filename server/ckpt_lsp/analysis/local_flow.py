@@ -232,7 +232,9 @@ class LocalFlow:
             return self._append(stmt.value, _forget_keys(stmt, state, self._kept), state)
         if isinstance(stmt, ast.Return):
             env = {**self._self_env, **env_of(state)}
-            self.returns.append(self.safety.kind_of(stmt.value, env))
+            self.returns.append(
+                self._logged_frame(stmt.value, self.safety.kind_of(stmt.value, env))
+            )
             items = stmt.value.elts if isinstance(stmt.value, ast.Tuple) else None
             self.return_items.append(
                 [self.safety.kind_of(e, env) for e in items]
@@ -242,10 +244,13 @@ class LocalFlow:
             shown = keyword_display(stmt.value)
             self._return_displays.append((shown, env) if isinstance(shown, ast.Dict) else None)
             keys = _constant_keys(shown) if isinstance(shown, ast.Dict) else None
+            pairs = self.safety.dict_items(shown) if keys is None else None
             if keys is not None and isinstance(shown, ast.Dict):
                 self.return_keys.append(
                     {k: self.safety.kind_of(v, env) for k, v in zip(keys, shown.values)}
                 )
+            elif pairs is not None:  # `return dict(unet=unet, scaler=scaler)`
+                self.return_keys.append({k: self.safety.kind_of(v, env) for k, v in pairs})
             elif isinstance(shown, ast.Name):  # `return metrics` built key by key
                 self.return_keys.append(_known_keys(shown.id, state))
             else:
@@ -497,6 +502,9 @@ class LocalFlow:
             return every
         if isinstance(value, ast.Dict) and "." not in name:
             return self._displayed(name, value, state)
+        pairs = self.safety.dict_items(value) if "." not in name else None
+        if pairs is not None:  # `run = dict(scaler=scaler, gen=gen)`
+            return self._shown(name, pairs, state)
         if value is None or not isinstance(value, ast.Call) or "." in name:
             return {}
         env = {**self._self_env, **env_of(state)}
@@ -540,12 +548,23 @@ class LocalFlow:
     def _displayed(self, name: str, value: ast.Dict, state: State) -> State:
         """`encoders = {"region": LabelEncoder().fit(r)}`: `encoders["region"]` holds what the
         display put under that constant key, when the default load refuses it."""
+        return self._shown(
+            name,
+            [
+                (key.value, item)
+                for key, item in zip(value.keys, value.values)
+                if isinstance(key, ast.Constant) and isinstance(key.value, str)
+            ],
+            state,
+        )
+
+    def _shown(self, name: str, pairs: list[tuple[str, ast.expr]], state: State) -> State:
+        """What each constant key of a dict built here holds, when refused."""
         found: State = {}
-        for key, item in zip(value.keys, value.values):
-            if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                judged = self._value(item, state)
-                if isinstance(judged, Refused):
-                    found[item_key(name, key.value)] = frozenset({judged})
+        for key, item in pairs:
+            judged = self._value(item, state)
+            if isinstance(judged, Refused):
+                found[item_key(name, key)] = frozenset({judged})
         return found
 
     def _append(self, call: ast.expr, state: State, before: State | None = None) -> State:
@@ -623,7 +642,23 @@ class LocalFlow:
         if isinstance(value, ast.Constant) or empty_display(value):
             return LITERAL
         judged = self.safety.kind_of(value, {**self._self_env, **env_of(state)})
+        judged = self._logged_frame(value, judged)
         return judged if judged is not None else UNKNOWN
+
+    def _logged_frame(self, value: ast.expr | None, judged: Refused | None) -> Refused | None:
+        """`pd.DataFrame(history)` of a log this function starts and fills: the columns it
+        logs only numbers under (their cells are numpy scalars)."""
+        if judged is None or judged.kind != "pandas-frame" or judged.number_columns:
+            return judged
+        if not isinstance(value, ast.Call) or len(value.args) != 1:
+            return judged
+        source = value.args[0]
+        if not isinstance(source, ast.Name):
+            return judged
+        from ckpt_lsp.analysis.logged_columns import local_number_columns  # it asks the judge
+
+        numbers = local_number_columns(self.safety, self._func, source.id)
+        return replace(judged, number_columns=numbers) if numbers else judged
 
 
 _EXITS = (ast.Return, ast.Raise, ast.Continue, ast.Break)  # an arm the code after never follows

@@ -82,6 +82,8 @@ def method_returns(
     found = _own_method(safety, receiver, call)
     if found is None:
         return None
+    if returns_self(safety, receiver, call):
+        return receiver  # `SRTrainer(args).iterate(2)`: the object the call built, as built
     facts, method = found
     bound = bind(method, call, lambda e: _passed_value(safety, e, env))
     located = safety.project_class(receiver.type_name)

@@ -1,0 +1,343 @@
+"""CKPT010 weights-only: values the default load refuses that are no instance of a data class —
+a `range`, a `slice`, a numpy dtype (`arr.dtype`), a type saved as a value (`np.float32`,
+`float`), the module an `AveragedModel` wraps (`ema.module`) — and a helper's `dict(k=v)` result
+read by key (`run["scaler"]`). VALID and INVALID."""
+
+from __future__ import annotations
+
+import pytest
+from support.ckpt010 import weights_only_findings, weights_only_rows
+
+HEADER = """\
+import argparse
+import collections
+import copy
+import datetime
+from types import SimpleNamespace
+from collections import OrderedDict
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+
+
+def train():
+    net = nn.Linear(2, 2)
+    ema = AveragedModel(net)
+    scaler = torch.amp.GradScaler("cpu")
+    gen = torch.Generator().manual_seed(0)
+    started = datetime.datetime.now()
+    return dict(net=net, ema=ema, scaler=scaler, gen=gen, steps=3,
+                elapsed=datetime.datetime.now() - started)
+
+
+def stats():
+    return OrderedDict(mean=np.mean([1.0, 2.0]), n=2)
+
+
+"""
+
+INVALID = [
+    ("a range", 'def save(p):\n    torch.save({"steps": range(0, 4)}, p)\n', [(2, "steps")]),
+    ("a slice", 'def save(p):\n    torch.save({"window": slice(2, 8)}, p)\n', [(2, "window")]),
+    (
+        "an array's dtype",
+        'def save(p):\n    a = np.arange(3.0)\n    torch.save({"dtype": a.dtype}, p)\n',
+        [(3, "dtype")],
+    ),
+    (
+        "a converted array's dtype",
+        "def save(p):\n"
+        "    a = np.ones(3)\n"
+        '    torch.save({"dtype": a.astype(np.float32).dtype}, p)\n',
+        [(3, "dtype")],
+    ),
+    (
+        "a numpy scalar's dtype",
+        'def save(p):\n    m = np.mean([1.0])\n    torch.save({"dtype": m.dtype}, p)\n',
+        [(3, "dtype")],
+    ),
+    (
+        "a pandas column's dtype",
+        'def save(p):\n    df = pd.DataFrame({"a": [1.5]})\n    torch.save({"d": df["a"].dtype}, p)\n',
+        [(3, "d")],
+    ),
+    ("a numpy type", 'def save(p):\n    torch.save({"dtype": np.float32}, p)\n', [(2, "dtype")]),
+    ("a builtin type", 'def save(p):\n    torch.save({"cast": float}, p)\n', [(2, "cast")]),
+    (
+        "the module an AveragedModel wraps",
+        "def save(p):\n    ema = AveragedModel(nn.Linear(2, 2))\n    torch.save(ema.module, p)\n",
+        [(3, None)],
+    ),
+    (
+        "a helper's dict(k=v) read by key",
+        "def save(p):\n"
+        "    run = train()\n"
+        "    torch.save({\n"
+        '        "scaler": run["scaler"],\n'
+        '        "gen": run["gen"],\n'
+        '        "elapsed": run["elapsed"],\n'
+        "    }, p)\n",
+        [(4, "scaler"), (5, "gen"), (6, "elapsed")],
+    ),
+    (
+        "the module of a helper's AveragedModel",
+        'def save(p):\n    run = train()\n    torch.save(run["ema"].module, p)\n',
+        [(3, None)],
+    ),
+    (
+        "a helper's OrderedDict(k=v) read by key",
+        'def save(p):\n    s = stats()\n    torch.save({"mean": s["mean"]}, p)\n',
+        [(3, "mean")],
+    ),
+    (
+        "a local dict(k=v) read by key",
+        'def save(p):\n    held = dict(a=np.arange(3), b=1)\n    torch.save({"a": held["a"]}, p)\n',
+        [(3, "a")],
+    ),
+]
+
+INVALID += [
+    (
+        "the module DistributedDataParallel wraps",
+        "from torch.nn.parallel import DistributedDataParallel as DDP\n"
+        "def save(p):\n"
+        "    ddp = DDP(nn.Linear(2, 2))\n"
+        "    torch.save(ddp.module, p)\n",
+        [(4, None)],
+    ),
+]
+
+INVALID += [
+    (
+        "a clustering's fitted arrays and a pipeline",
+        "from sklearn.cluster import KMeans\n"
+        "from sklearn.pipeline import make_pipeline\n"
+        "from sklearn.preprocessing import StandardScaler\n"
+        "def save(p, x):\n"
+        "    km = KMeans(2).fit(x)\n"
+        '    torch.save({"c": km.cluster_centers_, "l": km.labels_, "y": km.predict(x),\n'
+        '                "pipe": make_pipeline(StandardScaler())}, p)\n',
+        [(6, "c"), (6, "l"), (6, "y"), (7, "pipe")],
+    ),
+    (
+        "a numpy datetime, a difference of two and a compiled pattern",
+        "import re\n"
+        "def save(p):\n"
+        '    t0 = np.datetime64("2024-01-01")\n'
+        '    t1 = np.datetime64("2024-01-02")\n'
+        '    torch.save({"t": t0, "d": t1 - t0, "r": re.compile("a+")}, p)\n',
+        [(5, "t"), (5, "d"), (5, "r")],
+    ),
+]
+
+VALID = [
+    ("a list of a range", 'def save(p):\n    torch.save({"s": list(range(4))}, p)\n'),
+    (
+        "a dtype's name",
+        'def save(p):\n    a = np.ones(3)\n    torch.save({"d": a.dtype.name}, p)\n',
+    ),
+    (
+        "a dtype as a string",
+        'def save(p):\n    a = np.ones(3)\n    torch.save({"d": str(a.dtype)}, p)\n',
+    ),
+    ("a torch dtype", 'def save(p):\n    torch.save({"d": torch.float32}, p)\n'),
+    (
+        "a tensor's dtype",
+        'def save(p):\n    t = torch.ones(2)\n    torch.save({"d": t.dtype}, p)\n',
+    ),
+    (
+        "what a fitted estimator gives that loads",
+        "from sklearn.cluster import KMeans\n"
+        "def save(p, x):\n"
+        "    km = KMeans(2).fit(x)\n"
+        '    torch.save({"i": km.inertia_, "c": km.cluster_centers_.tolist(),\n'
+        '                "y": torch.from_numpy(km.predict(x))}, p)\n',
+    ),
+    (
+        "a datetime's string and a pattern's source",
+        "import re\n"
+        "def save(p):\n"
+        '    torch.save({"t": str(np.datetime64("2024-01-01")), "r": re.compile("a").pattern}, p)\n',
+    ),
+    ("a complex number type", 'def save(p):\n    torch.save({"c": complex}, p)\n'),
+    ("the set type", 'def save(p):\n    torch.save({"c": set}, p)\n'),
+    (
+        "a loop over a range",
+        'def save(p):\n    for i in range(3):\n        torch.save({"i": i}, p)\n',
+    ),
+    (
+        "the wrapped module's weights",
+        'def save(p):\n    run = train()\n    torch.save(run["ema"].module.state_dict(), p)\n',
+    ),
+    (
+        "a helper's plain values read by key",
+        "def save(p):\n"
+        "    run = train()\n"
+        '    torch.save({"steps": run["steps"], "s": run["elapsed"].total_seconds(),\n'
+        '                "net": run["net"].state_dict(), "g": run["gen"].get_state()}, p)\n',
+    ),
+    (
+        "a key the helper's dict may not hold as written",
+        'def save(p):\n    s = stats()\n    torch.save({"n": s["n"], "m": float(s["mean"])}, p)\n',
+    ),
+    (
+        "a key replaced before the save",
+        "def save(p):\n"
+        "    run = train()\n"
+        '    run["scaler"] = run["scaler"].state_dict()\n'
+        '    torch.save({"scaler": run["scaler"]}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), INVALID)
+def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(weights_only_rows(HEADER, source), key=str) == sorted(expected, key=str), name
+
+
+@pytest.mark.parametrize(("name", "source"), VALID)
+def test_valid(name: str, source: str) -> None:
+    assert weights_only_findings(HEADER, source) == [], name
+
+
+FLUENT = """\
+class Trainer:
+    def __init__(self, opt=None):
+        self.opt = opt or argparse.Namespace(lr=0.1)
+        self.net = nn.Linear(2, 2)
+        self.sched = torch.optim.lr_scheduler.StepLR(torch.optim.SGD(self.net.parameters()), 2)
+        self.best = 0.0
+
+    def fit(self, n=2):
+        for _ in range(n):
+            self.best = np.mean([1.0, 2.0])
+        return self
+
+    def summary(self):
+        return {"best": float(self.best)}
+
+
+"""
+
+FLUENT_INVALID = [
+    (
+        "what __init__ stored, read after a method that returns self",
+        "def save(p):\n"
+        "    t = Trainer().fit(2)\n"
+        '    torch.save({"opt": t.opt, "sched": t.sched, "best": t.best}, p)\n',
+        [(3, "opt"), (3, "sched"), (3, "best")],
+    ),
+    (
+        "read straight off the chained call",
+        'def save(p):\n    torch.save({"sched": Trainer().fit().sched}, p)\n',
+        [(2, "sched")],
+    ),
+]
+
+FLUENT_VALID = [
+    (
+        "the object's state, after a method that returns self",
+        "def save(p):\n"
+        "    t = Trainer().fit(2)\n"
+        '    torch.save({"sched": t.sched.state_dict(), "net": t.net.state_dict(),\n'
+        '                "s": t.summary()}, p)\n',
+    ),
+    (
+        "an option object passed in that loads",
+        'def save(p):\n    t = Trainer({"lr": 0.1}).fit(2)\n    torch.save({"opt": t.opt}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), FLUENT_INVALID)
+def test_fluent_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    found = weights_only_rows(HEADER + FLUENT, source)
+    assert sorted(found, key=str) == sorted(expected, key=str), name
+
+
+@pytest.mark.parametrize(("name", "source"), FLUENT_VALID)
+def test_fluent_valid(name: str, source: str) -> None:
+    assert weights_only_findings(HEADER + FLUENT, source) == [], name
+
+
+HOLDERS = """\
+Result = collections.namedtuple("Result", ["model", "scaler", "steps"])
+
+
+def run_ns():
+    net = nn.Linear(2, 2)
+    return SimpleNamespace(model=net, scaler=torch.amp.GradScaler("cpu"), steps=3,
+                           best=np.mean([1.0]))
+
+
+def run_tuple():
+    return Result(model=nn.Linear(2, 2), scaler=torch.amp.GradScaler("cpu"), steps=3)
+
+
+"""
+
+HOLDERS_INVALID = [
+    (
+        "what a helper's SimpleNamespace was given, read by attribute",
+        "def save(p):\n"
+        "    run = run_ns()\n"
+        '    torch.save({"s": run.scaler, "m": run.model, "b": run.best}, p)\n',
+        [(3, "s"), (3, "m"), (3, "b")],
+    ),
+    (
+        "what a helper's namedtuple was given, read by attribute",
+        'def save(p):\n    res = run_tuple()\n    torch.save({"s": res.scaler}, p)\n',
+        [(3, "s")],
+    ),
+]
+
+HOLDERS_VALID = [
+    (
+        "plain values and states read from them",
+        "def save(p):\n"
+        "    run, res = run_ns(), run_tuple()\n"
+        '    torch.save({"n": run.steps, "m": run.model.state_dict(), "b": float(run.best),\n'
+        '                "t": res.steps, "w": res.model.state_dict()}, p)\n',
+    ),
+    (
+        "an attribute replaced before the save",
+        "def save(p):\n"
+        "    run = run_ns()\n"
+        "    run.best = float(run.best)\n"
+        '    torch.save({"b": run.best}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), HOLDERS_INVALID)
+def test_holders_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    found = weights_only_rows(HEADER + HOLDERS, source)
+    assert sorted(found, key=str) == sorted(expected, key=str), name
+
+
+@pytest.mark.parametrize(("name", "source"), HOLDERS_VALID)
+def test_holders_valid(name: str, source: str) -> None:
+    assert weights_only_findings(HEADER + HOLDERS, source) == [], name
+
+
+OWN = """\
+def wrap(m):
+    return copy.deepcopy(m)
+
+
+class Holder:
+    def __init__(self):
+        self.model = nn.Linear(2, 2)
+        self.shadow = wrap(self.model)
+
+
+"""
+
+
+def test_a_helper_built_from_the_objects_own_attribute() -> None:
+    source = "def save(p):\n    h = Holder()\n    torch.save(h.shadow, p)\n"
+    assert weights_only_rows(HEADER + OWN, source) == [(3, None)]
+    clean = "def save(p):\n    h = Holder()\n    torch.save(h.shadow.state_dict(), p)\n"
+    assert weights_only_findings(HEADER + OWN, clean) == []
