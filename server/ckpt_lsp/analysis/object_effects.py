@@ -82,8 +82,6 @@ def method_returns(
     found = _own_method(safety, receiver, call)
     if found is None:
         return None
-    if returns_self(safety, receiver, call):
-        return receiver  # `SRTrainer(args).iterate(2)`: the object the call built, as built
     facts, method = found
     bound = bind(method, call, lambda e: _passed_value(safety, e, env))
     located = safety.project_class(receiver.type_name)
@@ -94,6 +92,8 @@ def method_returns(
     safety.memo[key] = (method, None)  # a method returning its own call: unknown
     own = self_env(safety, receiver) if located is not None else {}
     judged = _agreed(LocalFlow(safety.deeper(facts), own).run(method, bound).returns)
+    if judged is None and returns_self(safety, receiver, call):
+        judged = receiver  # `SRTrainer(args).iterate(2)`: the object the call built, as built
     safety.memo[key] = (method, judged)
     return judged
 
