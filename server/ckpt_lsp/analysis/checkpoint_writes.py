@@ -20,6 +20,7 @@ from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.local_flow import LocalFlow
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.reaching import reaching_bindings
 from ckpt_lsp.analysis.read_only import param_read_only
 from ckpt_lsp.weights_only import Refused
 
@@ -27,6 +28,9 @@ FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 _TORCH_SAVE = frozenset({"torch.save", "torch.serialization.save"})
 _LIGHTNING_HOOK = "on_save_checkpoint"
 _MAX_NESTING = 4
+# the key of a saver's parameter spread into the dict it writes (no dict key is so spelled
+# by a spread: `**` is no identifier)
+SPREAD = "**"
 _FORWARDED = "*"  # a saver's parameter: the caller's own arguments, handed on as they are
 # names of helpers in other modules worth resolving as savers (save_checkpoint, write_ckpt)
 SAVER_NAME = re.compile(r"save|ckpt", re.IGNORECASE)  # not `checkpoint`: gradient checkpointing
@@ -176,6 +180,10 @@ class _Function:
                 last = stmt
         return last
 
+    def reaching(self, name: str, before: ast.stmt) -> list[ast.stmt]:
+        """The statements binding `name` as a whole that may reach `before` (an `if`'s arms)."""
+        return reaching_bindings(self.func.body, name, before, _binds)
+
     def mutations(self, name: str, after: ast.stmt | None, before: ast.stmt) -> list[ast.stmt]:
         """`name[...] = v` and `name.update(...)` between a binding and a use."""
         start = self.order.get(id(after), -1) + 1 if after is not None else 0
@@ -211,6 +219,8 @@ def bad_values(
     for writer in writers:
         stateful_ok = writer.name == "Fabric.save"
         for value, key, stmt in _entries(fn, writer.obj, None, writer.stmt, 0):
+            if key == SPREAD:
+                continue
             refused = fn.flow.judge(value, stmt) or fn.filled.get(id(value))
             if refused is None or (stateful_ok and refused.stateful):
                 continue
@@ -225,6 +235,8 @@ def _hook_values(fn: _Function, name: str) -> list[BadValue]:
     found = []
     for stmt in (s for s in fn.statements if _mutates(s, name)):
         for value, key, at in _mutation_entries(fn, stmt, name, 0):
+            if key == SPREAD:
+                continue
             refused = fn.flow.judge(value, at)
             if refused is not None:
                 found.append(BadValue(value, key, refused, _LIGHTNING_HOOK, None))
@@ -249,8 +261,7 @@ def _entries(
     if isinstance(expr, ast.Dict):
         for k, v in zip(expr.keys, expr.values):
             if k is None:  # `**other`: a local dict's entries count
-                if isinstance(v, ast.Name):
-                    yield from _name_entries(fn, v, None, stmt, depth + 1, whole=False)
+                yield from _spread_entries(fn, v, stmt, depth + 1)
                 continue
             yield from _entries(fn, v, _constant_key(k), stmt, depth + 1)
         return
@@ -264,6 +275,8 @@ def _entries(
         for kw in expr.keywords:
             if kw.arg is not None:
                 yield from _entries(fn, kw.value, kw.arg, stmt, depth + 1)
+            else:  # `dict(model=..., **extra)`: the spread dict's entries count
+                yield from _spread_entries(fn, kw.value, stmt, depth + 1)
         return
     if isinstance(expr, ast.Name):
         yield from _name_entries(fn, expr, key, stmt, depth + 1, whole=True)
@@ -271,13 +284,39 @@ def _entries(
     yield expr, key, stmt
 
 
+def _spread_entries(fn: _Function, spread: ast.expr, stmt: ast.stmt, depth: int) -> Iterator[Entry]:
+    """`**other` in a dict display or `dict(...)` call: a local dict's (or a display's) entries."""
+    if isinstance(spread, ast.Name):
+        yield from _name_entries(fn, spread, None, stmt, depth, whole=False)
+    elif isinstance(spread, ast.Dict) or _is_dict_call(spread, fn):
+        yield from _entries(fn, spread, None, stmt, depth)
+
+
 def _name_entries(
     fn: _Function, name: ast.Name, key: str | None, stmt: ast.stmt, depth: int, whole: bool
 ) -> Iterator[Entry]:
     """A local name holding a dict built in the function: its entries; any other local: the
     name itself (its value judged by the flow). Either way what is added to it later
-    (`ckpt = model.state_dict()` then `ckpt["epoch"] = ...`)."""
-    binding = fn.binding(name.id, stmt)
+    (`ckpt = model.state_dict()` then `ckpt["epoch"] = ...`). A name each arm of an `if`
+    binds to its own display: every arm's entries (a run takes one of them)."""
+    bindings = fn.reaching(name.id, stmt)
+    if len(bindings) < 2:
+        yield from _binding_entries(fn, name, key, stmt, depth, whole, fn.binding(name.id, stmt))
+        return
+    for binding in bindings:
+        yield from _binding_entries(fn, name, key, stmt, depth, whole, binding)
+
+
+def _binding_entries(
+    fn: _Function,
+    name: ast.Name,
+    key: str | None,
+    stmt: ast.stmt,
+    depth: int,
+    whole: bool,
+    binding: ast.stmt | None,
+) -> Iterator[Entry]:
+    """The entries `name` holds at `stmt` when `binding` is the statement that bound it."""
     value = binding.value if isinstance(binding, (ast.Assign, ast.AnnAssign)) else None
     copied = _copied(value, fn) if value is not None else None
     mutations = fn.mutations(name.id, binding, stmt)
@@ -297,6 +336,10 @@ def _name_entries(
         yield name, key, stmt
         if fn.flow.judge(name, stmt) is not None:
             return  # refused as a whole (a defaultdict): what is added to it is no matter
+    elif binding is None and name.id in _parameters(fn.func):
+        # `state.update(extra)` of a saver's parameter: the caller's dict is spread in (the
+        # saver's shape reads it; no value of its own to judge)
+        yield name, SPREAD, stmt
     for mutation in mutations:
         if isinstance(mutation, ast.Assign) and _builds_tensor(value, fn):
             continue  # `t[i] = np.float64(x)` writes into the tensor: it stays a tensor
@@ -400,17 +443,19 @@ def _saver_shape(func: FunctionNode, safety: LoadSafety) -> tuple[str, str, str]
 def _written_parameter(fn: _Function, writer: _Writer, params: set[str]) -> str:
     """The parameter a writer writes unchanged: the object itself (`torch.save(state, f)`),
     or one value of the dict it writes (`{"model": ..., "meta": meta}`) that the helper only
-    reads elsewhere; "" for none."""
+    reads elsewhere, else the one dict it spreads in (`state.update(extra)`); "" for none."""
     obj = writer.obj
     if isinstance(obj, ast.Name) and obj.id in params and fn.binding(obj.id, writer.stmt) is None:
         return obj.id
-    leaves = [
-        value
-        for value, _, _ in _entries(fn, obj, None, writer.stmt, 0)
+    found = [
+        (value, key == SPREAD)
+        for value, key, _ in _entries(fn, obj, None, writer.stmt, 0)
         if isinstance(value, ast.Name)
         and value.id in params
         and fn.binding(value.id, writer.stmt) is None
     ]
+    # a value written under its key decides before a spread dict (`{"model": model, **meta}`)
+    leaves = [leaf for leaf, spread in found if not spread] or [leaf for leaf, _ in found]
     names = {leaf.id for leaf in leaves}
     if len(names) != 1:
         return ""  # two parameters written: which one the call hands a dict is not known
@@ -667,3 +712,8 @@ def _unique(found: list[BadValue]) -> list[BadValue]:
             seen.add(id(item.value))
             out.append(item)
     return out
+
+
+def _parameters(func: FunctionNode) -> frozenset[str]:
+    args = func.args
+    return frozenset(a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs])
