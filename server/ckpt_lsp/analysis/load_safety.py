@@ -186,10 +186,11 @@ class LoadSafety:
         `metrics["loss"]` of a helper's dict display is what the flow found there."""
         index = expr.slice
         constant = _constant_index(index)
-        if isinstance(expr.value, ast.Name) and constant is not None:
+        held = _held_name(expr.value)
+        if held and constant is not None:
             from ckpt_lsp.analysis.local_flow import item_key  # the flow needs this module
 
-            key = item_key(expr.value.id, constant)
+            key = item_key(held, constant)  # `metrics["loss"]`, `d.cache["probs"]`
             if key in env:
                 return env[key]
         rows = self._rows(expr, env)
@@ -652,7 +653,7 @@ class LoadSafety:
         if not (
             isinstance(func, ast.Attribute)
             and func.attr == "get"
-            and isinstance(func.value, ast.Name)
+            and _held_name(func.value)
             and call.args
             and isinstance(call.args[0], ast.Constant)
             and isinstance(call.args[0].value, str)
@@ -660,7 +661,7 @@ class LoadSafety:
             return None
         from ckpt_lsp.analysis.local_flow import item_key  # the flow needs this module
 
-        return env.get(item_key(func.value.id, call.args[0].value))
+        return env.get(item_key(_held_name(func.value), call.args[0].value))
 
     def _method_flow(self, call: ast.Call, env: Env) -> LocalFlow | None:
         """The flow of a project class's method called on a local instance (`a.step()`)."""
@@ -1040,6 +1041,13 @@ def bound_key(bound: Mapping[str, object]) -> tuple[object, ...]:
         (k, v, id(getattr(v, "built", None)), id(getattr(v, "shape", None)))
         for k, v in sorted(bound.items(), key=lambda item: item[0])
     )
+
+
+def _held_name(expr: ast.expr) -> str:
+    """`metrics` or `trainer.cache`: a name or dotted attribute the flow keeps keys of."""
+    if isinstance(expr, ast.Name):
+        return expr.id
+    return dotted_name(expr) if isinstance(expr, ast.Attribute) else ""
 
 
 def _constant_index(index: ast.expr) -> str | int | None:

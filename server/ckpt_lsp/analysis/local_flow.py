@@ -204,6 +204,7 @@ class LocalFlow:
         """`stopper.step(loss)`: what the project object's method stores in its attributes
         (object_effects) is what `stopper.best` holds after it; an object handed on as a
         value (`train(stopper)`) may have had anything stored, so its attributes are forgotten."""
+        state = self._forget_attribute_keys(stmt, state)
         instances = {n for n, held in state.items() if "." not in n and _instance(held)}
         keyed = {k.split(".", 1)[0] for k in state if k in self._effect_keys}
         if not instances and not keyed:
@@ -227,6 +228,24 @@ class LocalFlow:
             state = self._after_call(call, name, state, id(call) in maybe)
         return state
 
+    def _forget_attribute_keys(self, stmt: ast.stmt, state: State) -> State:
+        """`trainer.cache["k"] = v`, `trainer.cache.clear()`, `fill(trainer.cache)` here:
+        what a method stored under the container's keys is no longer known."""
+        bases = {k.split("[", 1)[0] for k in state if "[" in k}
+        bases = {b for b in bases if "." in b}
+        if not bases:
+            return state
+        from ckpt_lsp.analysis import object_effects
+
+        def named(node: ast.expr) -> str:
+            dotted = dotted_name(node)
+            return dotted if dotted in bases else ""
+
+        touched = object_effects.keys_touched(stmt, named, assigned=False)
+        for base in touched:
+            state = _wipe(state, base + "[*]", replaces=True)
+        return state
+
     def _after_call(
         self, call: ast.Call, name: str, state: State, maybe: bool, held: Refused | None = None
     ) -> State:
@@ -245,11 +264,21 @@ class LocalFlow:
         new = dict(state)
         for attr, effect in effects.items():
             key = f"{name}.{attr}"
+            if attr.endswith(object_effects.WIPED):  # `self.cache = {}`: its keys are gone
+                new = _wipe(new, key, effect[1] and not maybe)
+                self._effect_keys.add(key)
+                continue
             first = built.get(attr)
             fallback = None
-            if first is not None and "*" not in built:
+            path = attr.split("[", 1)[0]  # `cache` of `cache['0.weight']`
+            if "[" in attr:
+                fallback = _item_fallback(built, name, path, attr, new, self._effect_keys)
+            elif first is not None and "*" not in built:
                 fallback = first[0] if first[1] else first[0] | {UNKNOWN}
-            if "." in attr:  # `stopper.best`: what the held object's __init__ set is in it
+            elif "*" not in built and "." not in attr and key not in state:
+                # never set by `__init__`: a read after the call reads what a method stored
+                fallback = object_effects.stored_anywhere(self.safety, receiver, attr) or None
+            if "." in path:  # `stopper.best`: what the held object's __init__ set is in it
                 head = f"{name}.{attr.split('.', 1)[0]}"
                 if head in state and head not in self._effect_keys:
                     new.pop(key, None)  # the caller stored another object there
@@ -500,6 +529,50 @@ class LocalFlow:
 
 
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
+
+
+def _wipe(state: State, marker: str, replaces: bool) -> State:
+    """A method rebound `obj.cache` or changed keys not known: what the state knew of its
+    keys is gone (unknown, when the change may not have run); the marker stays."""
+    prefix = marker[: -len("[*]")] + "["
+    new: State = {}
+    for held, possible in state.items():
+        if held.startswith(prefix) and held != marker:
+            if replaces:
+                continue
+            possible = possible | {UNKNOWN}
+        new[held] = possible
+    new[marker] = frozenset({UNKNOWN})
+    return new
+
+
+def _item_fallback(
+    built: Mapping[str, tuple[frozenset[Possible], bool]],
+    name: str,
+    path: str,
+    attr: str,
+    state: State,
+    effect_keys: set[str],
+) -> frozenset[Possible] | None:
+    """What `obj.cache['k']` held before a method that may store it ran: what `__init__` put
+    there, or nothing (a read after the call reads the stored value) when `__init__` made
+    the container empty on its straight path and nothing since rebound it or changed keys
+    not known; None (unknown) otherwise."""
+    if f"{name}.{path}[*]" in state:
+        return None
+    stored = f"{name}.{path}"
+    if stored in state and stored not in effect_keys:
+        return None  # the caller stored another container there
+    if "*" in built or built.get(path + "[*]", (None, False))[1] is not True:
+        return None
+    first = built.get(attr)
+    if first is not None:
+        return first[0] if first[1] else first[0] | {UNKNOWN}
+    container = built.get(path)
+    empty = container is not None and container[1] and container[0] == frozenset({LITERAL})
+    return frozenset() if empty else None
+
+
 _DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
 
 

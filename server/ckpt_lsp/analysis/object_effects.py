@@ -28,6 +28,7 @@ from ckpt_lsp.analysis.local_flow import (
     Possible,
     collapse,
     empty_display,
+    item_key,
 )
 from ckpt_lsp.weights_only import Refused
 
@@ -41,6 +42,8 @@ _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 # a class that intercepts its attribute stores or reads: what a store leaves is unknown
 _INTERCEPTS = ("__setattr__", "__getattribute__")
 _ADDERS = frozenset({"append", "add", "insert", "appendleft"})
+# methods of a dict that leave its keys' values as they were
+_READERS = frozenset({"get", "keys", "values", "items", "copy", "count", "index"})
 _INFINITE = frozenset({"inf", "-inf", "nan", "infinity", "-infinity"})
 _INF_NAMES = frozenset({"math.inf", "math.nan", "numpy.inf", "numpy.nan", "np.inf", "np.nan"})
 OPAQUE: Effects = {"*": (frozenset({UNKNOWN}), True)}
@@ -175,7 +178,9 @@ def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]
     effects = _effects(safety, found[0], located, found[1], {}, 0) if found else {}
     for attr, (possible, replaces) in effects.items():
         held = collapse(possible) if replaces else None
-        if held is None or attr == "*" or _assigned_elsewhere(safety, located, attr):
+        if held is None or attr == "*" or "[" in attr:  # a key's value: methods may set it
+            continue
+        if _assigned_elsewhere(safety, located, attr):
             continue
         env[f"self.{attr}"] = held
     return env
@@ -254,6 +259,39 @@ def class_attribute(
     if not held or not all(isinstance(p, Refused) for p in held):
         return None
     return collapse(held)
+
+
+def stored_anywhere(safety: LoadSafety, receiver: Refused, attr: str) -> frozenset[Possible]:
+    """What `obj.<attr>` may hold when the class neither sets it in `__init__` nor in its
+    body: reading it succeeds only after some method stored it, so it holds one of the
+    values the class's methods store (judged without their arguments); empty when a method
+    sets attributes by name or none stores it (nothing is known)."""
+    located = safety.project_class(receiver.type_name) if receiver.type_name else None
+    if located is None:
+        return frozenset()
+    chain = list(_chain(safety, located))
+    if any(_class_level_store(cls, attr) for _, cls in chain):
+        return frozenset()
+    held: set[Possible] = set()
+    for facts, cls in chain:
+        for method in cls.methods_mentioning(f"self.{attr}"):
+            effects = _effects(safety, facts, located, method, {}, 0)
+            if "*" in effects:
+                return frozenset()
+            found = effects.get(attr)
+            held |= found[0] if found is not None else set()
+    return frozenset(held)
+
+
+def _class_level_store(cls: ClassFacts, attr: str) -> bool:
+    """`last_per_class = None` in the class body: a default every instance reads."""
+    for stmt in cls.class_level():
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else []
+        if isinstance(stmt, ast.AnnAssign):
+            targets = [stmt.target]
+        if any(isinstance(t, ast.Name) and t.id == attr for t in targets):
+            return True
+    return False
 
 
 def _may_be_refused(methods: list[FunctionNode], attr: str) -> bool:
@@ -457,6 +495,13 @@ def _apply(effects: Effects, attr: str, possible: frozenset[Possible], replaces:
         effects.clear()
         effects["*"] = (possible, True)
         return
+    if attr.endswith(WIPED):  # the keys known so far are gone, or unknown in a branch
+        prefix = attr[: -len(WIPED)] + "["
+        for known in [k for k in effects if k.startswith(prefix) and k != attr]:
+            if replaces:
+                del effects[known]
+            else:
+                effects[known] = (effects[known][0] | {UNKNOWN}, effects[known][1])
     old = effects.get(attr)
     if replaces or old is None:
         effects[attr] = (possible, replaces)
@@ -480,6 +525,8 @@ def _stores(
     judge: LoadSafety, stmt: ast.stmt, env: Mapping[str, Refused | None]
 ) -> Iterator[tuple[str, frozenset[Possible], bool]]:
     """Each `self.x` the statement stores: what it may hold, and whether it replaces."""
+    for attr in _keys_touched(stmt):
+        yield wiped(attr), frozenset({UNKNOWN}), True
     if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
         targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
         for target in targets:
@@ -502,6 +549,8 @@ def _assigned(
     if attr:
         held = _possible(judge, value, env)
         yield attr, frozenset({held}), True
+        yield wiped(attr), frozenset({UNKNOWN}), True  # what its keys held is gone
+        yield from _display_items(judge, attr, value, env)
         if isinstance(held, Refused) and held.kind == "dataclass" and isinstance(value, ast.Call):
             from ckpt_lsp.analysis.dataclass_fields import built_fields
 
@@ -528,7 +577,100 @@ def _assigned(
             if isinstance(stored, Refused)
             else stored
         )
-        yield self_attribute(target.value), frozenset({kept}), False
+        container = self_attribute(target.value)
+        yield container, frozenset({kept}), False
+        index = target.slice
+        if isinstance(index, ast.Constant) and isinstance(index.value, str):
+            # `self.cache["probs"] = x.numpy()`: that key holds it now
+            stored_at = item_key(container, index.value)
+            yield stored_at, frozenset({_possible(judge, value, env)}), True
+        else:  # a key not known: any key's value may have changed
+            yield wiped(container), frozenset({UNKNOWN}), True
+
+
+def _keys_touched(stmt: ast.stmt) -> set[str]:
+    """The `self.x` a statement may change the keys of otherwise than by `self.x["k"] = v`:
+    `self.x.pop("k")`, `del self.x["k"]`, `self.x["k"] += 1`, `cache = self.x` (an alias),
+    `fill(self.x)`; reading it (`if not self.x`, `len(self.x)`, `self.x.get("k")`) does not."""
+    return keys_touched(stmt, self_attribute, isinstance(stmt, ast.Assign))
+
+
+def keys_touched(stmt: ast.stmt, named: Callable[[ast.expr], str], assigned: bool) -> set[str]:
+    """The containers (`named` says which attribute mentions are one, and its name) whose
+    keys a statement may change; `assigned`: `x["k"] = v` is followed by the caller."""
+    parents: dict[int, ast.AST] = {}
+    mentions: list[tuple[ast.Attribute, str]] = []
+    stored: set[str] = set()
+    for node in own_nodes(stmt):
+        for child in ast.iter_child_nodes(node):
+            parents[id(child)] = node
+        if not isinstance(node, ast.Attribute):
+            continue
+        name = named(node)
+        if name and isinstance(node.ctx, ast.Load):
+            mentions.append((node, name))
+        elif name:
+            stored.add(name)  # `trainer.cache = {}`
+    return stored | {
+        name
+        for node, name in mentions
+        if not _reads_keys(node, parents.get(id(node), stmt), parents, assigned)
+    }
+
+
+def _reads_keys(
+    node: ast.Attribute, parent: ast.AST, parents: dict[int, ast.AST], assigned: bool
+) -> bool:
+    """Whether this mention of `self.x` leaves its keys' values as they were."""
+    if isinstance(parent, ast.Subscript) and parent.value is node:
+        return isinstance(parent.ctx, ast.Load) or (assigned and isinstance(parent.ctx, ast.Store))
+    if isinstance(parent, ast.Attribute):  # `self.x.get("k")`, `self.x.shape`
+        call = parents.get(id(parent))
+        called = isinstance(call, ast.Call) and call.func is parent
+        return not called or parent.attr in _READERS | _ADDERS
+    if isinstance(parent, ast.Call):  # `self.x(...)`, `len(self.x)`
+        func = parent.func
+        return func is node or (isinstance(func, ast.Name) and func.id in _READING)
+    return isinstance(parent, _READ_CONTEXTS)
+
+
+# builtins and statements that only read a container they are given
+_READING = frozenset(
+    {"len", "list", "sorted", "dict", "bool", "print", "str", "repr", "any", "all", "min"}
+    | {"max", "sum", "tuple", "set", "iter", "enumerate", "zip", "isinstance", "float", "int"}
+)
+_READ_CONTEXTS = (
+    ast.UnaryOp,
+    ast.Compare,
+    ast.BoolOp,
+    ast.If,
+    ast.While,
+    ast.IfExp,
+    ast.Assert,
+    ast.For,
+    ast.comprehension,
+    ast.JoinedStr,
+    ast.FormattedValue,
+)
+
+
+def wiped(attr: str) -> str:
+    """The effect key saying what every key of `self.<attr>` held is no longer known."""
+    return attr + WIPED
+
+
+WIPED = "[*]"
+
+
+def _display_items(
+    judge: LoadSafety, attr: str, value: ast.expr, env: Mapping[str, Refused | None]
+) -> Iterator[tuple[str, frozenset[Possible], bool]]:
+    """`self.cache = {"logits": None}`: each constant key holds what the display puts there."""
+    if not isinstance(value, ast.Dict):
+        return
+    for key, item in zip(value.keys, value.values):
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            yield item_key(attr, key.value), frozenset({_possible(judge, item, env)}), True
 
 
 def _unpacked(
@@ -837,5 +979,7 @@ __all__ = [
     "returns_self",
     "own_nodes",
     "self_env",
+    "keys_touched",
     "statement_uses",
+    "stored_anywhere",
 ]

@@ -1,0 +1,208 @@
+"""CKPT010 through containers: a dict spread into the checkpoint (`dict(model=..., **extra)`,
+`{**meta}`), a name each `if` arm binds to its own display, a saver's parameter spread in
+(`state.update(extra)`) followed to the caller's dict; a project object's dict attribute
+filled key by key by a method (`d.cache["probs"]`), and an attribute `__init__` never sets
+(`min(t.per_class.values())`). VALID and INVALID."""
+
+from __future__ import annotations
+
+import pytest
+from ckpt_lsp.findings import Finding
+from support.ckpt010 import weights_only_findings, weights_only_rows
+
+HEADER = """\
+import collections
+from dataclasses import dataclass
+import numpy as np
+import torch
+
+
+@dataclass
+class Plan:
+    steps: int = 2
+
+
+class Cache:
+    def __init__(self):
+        self.cache = {}
+        self.n = 0
+
+    def fill(self):
+        x = torch.randn(3)
+        self.cache["logits"] = x
+        self.cache["probs"] = x.numpy()
+
+    def step(self):
+        if not self.cache:
+            self.fill()
+        self.n += 1
+
+    def reset(self):
+        self.cache = self.load()
+
+    def load(self):
+        return {}
+
+
+class Evaluator:
+    def __init__(self):
+        self.epoch = 0
+
+    def fit(self, epochs):
+        for e in range(epochs):
+            self.epoch = e
+            preds = np.arange(4)
+            self.per_class = {c: np.mean(preds == c) for c in range(3)}
+
+
+class Saver:
+    def __init__(self):
+        self.history = collections.defaultdict(list)
+
+    def save_checkpoint(self, path, extra=None):
+        state = {"epoch": 1}
+        if extra:
+            state.update(extra)
+        torch.save(state, path)
+
+
+"""
+
+
+def _wo(source: str) -> list[Finding]:
+    return weights_only_findings(HEADER, source)
+
+
+def _rows(source: str) -> list[tuple[int, str | None]]:
+    return weights_only_rows(HEADER, source)
+
+
+INVALID = [
+    (
+        "a local dict spread by dict(**extra)",
+        "def save(p):\n"
+        '    extra = {"best": np.float64(0.5)}\n'
+        "    ckpt = dict(epoch=1, **extra)\n"
+        "    torch.save(ckpt, p)\n",
+        [(2, "best")],
+    ),
+    (
+        "a dict() call spread in a display",
+        "def save(p):\n"
+        "    meta = dict(best=np.float64(0.5))\n"
+        '    torch.save({"epoch": 1, **meta}, p)\n',
+        [(2, "best")],
+    ),
+    (
+        "a display built in one if arm, another in the else",
+        "def save(p, plan):\n"
+        "    plan = Plan()\n"
+        "    if plan.steps > 1:\n"
+        '        extra = {"plan": plan}\n'
+        "    else:\n"
+        '        extra = {"steps": plan.steps}\n'
+        "    torch.save(dict(epoch=1, **extra), p)\n",
+        [(4, "plan")],
+    ),
+    (
+        "a saver method spreading its parameter in: the caller's dict",
+        "def save(p):\n"
+        "    s = Saver()\n"
+        "    extra = dict(epoch=2, history=s.history)\n"
+        "    s.save_checkpoint(p, extra=extra)\n",
+        [(3, "history")],
+    ),
+    (
+        "a key a method stored in an attribute's dict",
+        "def save(p):\n"
+        "    c = Cache()\n"
+        "    c.step()\n"
+        '    torch.save({"logits": c.cache["logits"], "probs": c.cache["probs"]}, p)\n',
+        [(4, "probs")],
+    ),
+    (
+        "the same through .get",
+        "def save(p):\n"
+        "    c = Cache()\n"
+        "    c.fill()\n"
+        '    torch.save({"probs": c.cache.get("probs")}, p)\n',
+        [(4, "probs")],
+    ),
+    (
+        "an attribute only a method's loop sets: its values",
+        "def save(p):\n"
+        "    t = Evaluator()\n"
+        "    t.fit(2)\n"
+        '    torch.save({"worst": min(t.per_class.values())}, p)\n',
+        [(4, "worst")],
+    ),
+]
+
+VALID = [
+    (
+        "the other keys of the dict",
+        "def save(p):\n"
+        "    c = Cache()\n"
+        "    c.fill()\n"
+        '    torch.save({"logits": c.cache["logits"]}, p)\n',
+    ),
+    (
+        "the caller converts the key before saving",
+        "def save(p):\n"
+        "    c = Cache()\n"
+        "    c.fill()\n"
+        '    c.cache["probs"] = torch.from_numpy(c.cache["probs"])\n'
+        '    torch.save({"probs": c.cache["probs"]}, p)\n',
+    ),
+    (
+        "an alias of the dict is changed",
+        "def save(p):\n"
+        "    c = Cache()\n"
+        "    c.fill()\n"
+        "    d = c.cache\n"
+        '    d["probs"] = d["probs"].tolist()\n'
+        '    torch.save({"probs": c.cache["probs"]}, p)\n',
+    ),
+    (
+        "a later method rebinds the dict",
+        "def save(p):\n"
+        "    c = Cache()\n"
+        "    c.fill()\n"
+        "    c.reset()\n"
+        '    torch.save({"probs": c.cache["probs"]}, p)\n',
+    ),
+    (
+        "both if arms plain",
+        "def save(p, flag):\n"
+        "    if flag:\n"
+        '        extra = {"best": 0.5}\n'
+        "    else:\n"
+        '        extra = {"best": float(np.float64(0.5))}\n'
+        "    torch.save(dict(epoch=1, **extra), p)\n",
+    ),
+    (
+        "a saver method given a plain dict",
+        "def save(p):\n"
+        "    s = Saver()\n"
+        "    s.save_checkpoint(p, extra=dict(history=dict(s.history)))\n",
+    ),
+    (
+        "an attribute the class body defaults",
+        "class Defaulted(Evaluator):\n"
+        "    per_class = None\n"
+        "def save(p):\n"
+        "    t = Defaulted()\n"
+        "    t.fit(2)\n"
+        '    torch.save({"worst": min(t.per_class.values())}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), INVALID)
+def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(_rows(source)) == sorted(expected), name
+
+
+@pytest.mark.parametrize(("name", "source"), VALID)
+def test_valid(name: str, source: str) -> None:
+    assert _wo(source) == [], name
