@@ -2,7 +2,8 @@
 `{**meta}`), a name each `if` arm binds to its own display, a saver's parameter spread in
 (`state.update(extra)`) followed to the caller's dict; a project object's dict attribute
 filled key by key by a method (`d.cache["probs"]`), and an attribute `__init__` never sets
-(`min(t.per_class.values())`). VALID and INVALID."""
+(`min(t.per_class.values())`); a project object called (`self.schedule(step)`): what its
+`__call__` returns. VALID and INVALID."""
 
 from __future__ import annotations
 
@@ -206,3 +207,79 @@ def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]])
 @pytest.mark.parametrize(("name", "source"), VALID)
 def test_valid(name: str, source: str) -> None:
     assert _wo(source) == [], name
+
+
+CALLED = """\
+class Schedule:
+    def __init__(self, total=10):
+        self.values = np.linspace(4.0, 1.0, total)
+
+    def __call__(self, step):
+        return self.values[step]
+
+    def as_float(self, step):
+        return float(self.values[step])
+
+
+class Distiller:
+    def __init__(self):
+        self.schedule = Schedule()
+        self.step = 0
+
+    def distill_step(self):
+        temp = self.schedule(self.step)
+        self.step += 1
+        self.temperature = temp
+
+
+SCHEDULE = Schedule()
+
+
+"""
+
+CALLED_INVALID = [
+    (
+        "a method stored what a held object's __call__ returns",
+        "def save(p):\n"
+        "    d = Distiller()\n"
+        "    d.distill_step()\n"
+        '    torch.save({"t": d.temperature}, p)\n',
+        [(4, "t")],
+    ),
+    (
+        "a local object called",
+        'def save(p):\n    s = Schedule()\n    torch.save({"t": s(2)}, p)\n',
+        [(3, "t")],
+    ),
+    (
+        "a module-level object called",
+        'def save(p):\n    torch.save({"t": SCHEDULE(2)}, p)\n',
+        [(2, "t")],
+    ),
+]
+
+CALLED_VALID = [
+    (
+        "its plain method",
+        'def save(p):\n    s = Schedule()\n    torch.save({"t": s.as_float(2)}, p)\n',
+    ),
+    (
+        "an nn.Module called (its forward is torch's business)",
+        "class Net(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return np.ones(3)\n"
+        "def save(p):\n"
+        "    net = Net()\n"
+        '    torch.save({"y": net(torch.ones(3))}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), CALLED_INVALID)
+def test_called_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(weights_only_rows(HEADER + CALLED, source)) == sorted(expected), name
+
+
+@pytest.mark.parametrize(("name", "source"), CALLED_VALID)
+def test_called_valid(name: str, source: str) -> None:
+    assert weights_only_findings(HEADER + CALLED, source) == [], name

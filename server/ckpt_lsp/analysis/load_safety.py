@@ -580,7 +580,8 @@ class LoadSafety:
             if returns is None and receiver.type_name and self._depth < _MAX_DEPTH:
                 from ckpt_lsp.analysis.object_effects import method_returns  # runs flows
 
-                return method_returns(self, receiver, call, env)  # the project's own method
+                found = method_returns(self, receiver, call, env)  # the project's own method
+                return found if found is not None else self._called_instance(call, env)
             if not self._sized(call, receiver.kind, func.attr):
                 # `rng.integers(5, 20)` without a size is one numpy integer
                 unsized = self.catalog.method(receiver.kind, func.attr + UNSIZED, False, False)
@@ -593,6 +594,8 @@ class LoadSafety:
             return self._returned(returns, receiver)
         if not dotted:
             return registry_instance(self, call, env)  # `LOSSES[cfg.name](**kwargs)`
+        if isinstance(func, ast.Name) and func.id in env:
+            return self._called_instance(call, env)  # `schedule(step)` of a local object
         qualified = qualify(dotted, self.facts)
         if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
             return _no_fix(self.kind_of(call.args[0], env))
@@ -616,7 +619,24 @@ class LoadSafety:
         built = self._factory_class(qualified)
         if built is not None:
             return built
+        if isinstance(func, ast.Name) and func.id in self.facts.assigns:
+            return self._called_instance(call, env)  # `SCHEDULE(step)`, a module's object
         return self._project_function(qualified, call, env)
+
+    def _called_instance(self, call: ast.Call, env: Env) -> Refused | None:
+        """`self.schedule(step)` / `sched(step)` where the callee is an instance of a project
+        class: what its `__call__` returns (an nn.Module's `forward` is the library's)."""
+        callee = self.kind_of(call.func, env)
+        if callee is None or not callee.type_name or self._depth >= _MAX_DEPTH:
+            return None
+        from ckpt_lsp.analysis.object_effects import method_returns  # runs flows
+
+        dunder = ast.Call(
+            func=ast.Attribute(value=call.func, attr="__call__", ctx=ast.Load()),
+            args=call.args,
+            keywords=call.keywords,
+        )
+        return method_returns(self, callee, ast.copy_location(dunder, call), env)
 
     def _framed(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
         """`pd.DataFrame({"n": [5, 9]}, index=pd.date_range(...))`: a frame indexed by time,
