@@ -283,3 +283,73 @@ def test_called_invalid(name: str, source: str, expected: list[tuple[int, str | 
 @pytest.mark.parametrize(("name", "source"), CALLED_VALID)
 def test_called_valid(name: str, source: str) -> None:
     assert weights_only_findings(HEADER + CALLED, source) == [], name
+
+
+FRAMES = """\
+import pandas as pd
+
+
+class Logger:
+    def __init__(self):
+        self.history = []
+
+    def log(self, **metrics):
+        self.history.append(metrics)
+
+    def frame(self):
+        return pd.DataFrame(self.history)
+
+    def summary(self):
+        df = self.frame()
+        return {c: df[c].mean() for c in df.columns if c != "step"}
+
+    def summary_floats(self):
+        df = self.frame()
+        return {c: float(df[c].mean()) for c in df.columns}
+
+
+"""
+
+FRAMES_INVALID = [
+    (
+        "a column's mean per label of a frame's columns",
+        "def save(p):\n"
+        "    log = Logger()\n"
+        "    summary = log.summary()\n"
+        '    torch.save({"seg": summary["seg"]}, p)\n',
+        [(4, "seg")],
+    ),
+    (
+        "the same in a loop",
+        "def save(p):\n"
+        "    df = pd.DataFrame({'a': [1.0]})\n"
+        "    stats = {}\n"
+        "    for col in list(df.columns):\n"
+        "        stats[col] = df[col].std()\n"
+        '    torch.save({"stats": stats}, p)\n',
+        [(5, None)],
+    ),
+]
+
+FRAMES_VALID = [
+    (
+        "floats of them",
+        'def save(p):\n    log = Logger()\n    torch.save({"s": log.summary_floats()}, p)\n',
+    ),
+    (
+        "the labels themselves",
+        "def save(p):\n"
+        "    df = pd.DataFrame({'a': [1.0]})\n"
+        '    torch.save({"cols": [c for c in df.columns], "n": list(df.columns)}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), FRAMES_INVALID)
+def test_frames_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(weights_only_rows(HEADER + FRAMES, source)) == sorted(expected), name
+
+
+@pytest.mark.parametrize(("name", "source"), FRAMES_VALID)
+def test_frames_valid(name: str, source: str) -> None:
+    assert weights_only_findings(HEADER + FRAMES, source) == [], name

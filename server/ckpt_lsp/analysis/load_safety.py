@@ -18,7 +18,14 @@ from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_fie
 from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
-from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, UNPASSED_NONE, LocalFlow, State
+from ckpt_lsp.analysis.local_flow import (
+    COLUMN_MARK,
+    NUMBER,
+    NUMBER_MARK,
+    UNPASSED_NONE,
+    LocalFlow,
+    State,
+)
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.registry_calls import registry_instance
 from ckpt_lsp.analysis.splits import fold_targets
@@ -204,6 +211,8 @@ class LoadSafety:
         if receiver is not None and receiver.holder:
             return None  # `d.cache["logits"]`: another key than the refused one, maybe
         if receiver is not None and receiver.kind in _FRAMES:
+            if isinstance(index, ast.Name) and COLUMN_MARK + index.id in env:
+                return self.catalog.kind(_SERIES)  # `df[c]` of `for c in df.columns`
             return self._column(index, receiver)
         if receiver is not None and receiver.kind == "numpy-scalar":
             # `np.minimum(y, 2)[idx]`: only an array takes an array index (a numpy scalar, a
@@ -282,13 +291,32 @@ class LoadSafety:
         values (a pandas column's iterate as Python numbers)."""
         inner = dict(env)
         for generator in expr.generators:
+            labels = self.column_labels(generator.iter, inner)
             for name in ast.walk(generator.target):
                 if isinstance(name, ast.Name):
                     inner[name.id] = None  # shadows any outer name of that spelling
+                    inner.pop(COLUMN_MARK + name.id, None)
+            if labels and isinstance(generator.target, ast.Name):
+                inner[COLUMN_MARK + generator.target.id] = None
             inner.update(self._iterated(generator.target, generator.iter, inner))
         if yielded is None and not isinstance(expr, ast.DictComp):
             yielded = expr.elt
         return _no_fix(self.of_expression(yielded, inner))
+
+    def column_labels(self, iterable: ast.expr, env: Env) -> bool:
+        """`df.columns` (or `list(df.columns)`) of a pandas frame: its items are column labels."""
+        if (
+            isinstance(iterable, ast.Call)
+            and isinstance(iterable.func, ast.Name)
+            and iterable.func.id in ("list", "sorted", "tuple")
+            and len(iterable.args) == 1
+            and iterable.func.id not in env
+        ):
+            iterable = iterable.args[0]
+        if not (isinstance(iterable, ast.Attribute) and iterable.attr == "columns"):
+            return False
+        frame = self.kind_of(iterable.value, env)
+        return frame is not None and frame.kind in _FRAMES
 
     def iterated(
         self, target: ast.expr, iterable: ast.expr, env: Env, func: ast.AST | None = None

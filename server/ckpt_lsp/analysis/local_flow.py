@@ -22,6 +22,8 @@ from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog
 
 # env key marking a name bound only to number literals (no Python name holds "#")
 NUMBER_MARK = "#number:"
+# env key marking a name that iterates a pandas frame's column labels (`for c in df.columns`)
+COLUMN_MARK = "#column:"
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -158,7 +160,9 @@ class LocalFlow:
             arms = self._walk(stmt.body, state), self._walk(stmt.orelse, state)
             return _undecided(state, *arms, _merge(*arms))
         if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
-            entered = dict(state)
+            bound = [] if isinstance(stmt, ast.While) else _names(stmt.target)
+            marks = {COLUMN_MARK + n for n in bound}
+            entered = {k: v for k, v in state.items() if k not in marks}
             if not isinstance(stmt, ast.While):
                 entered.update(self._loop_target(stmt.target, stmt.iter, state))
             after_body = self._walk(stmt.body, entered)
@@ -320,7 +324,10 @@ class LocalFlow:
             return {**_unknown(_names(target)), **{k: frozenset({v}) for k, v in folds.items()}}
         if self._builtin_range(iterable, state):  # `for b in range(bins)`: b is an int
             return {target.id: frozenset({NUMBER})}
-        over = self.safety.kind_of(iterable, {**self._self_env, **env_of(state)})
+        env = {**self._self_env, **env_of(state)}
+        if self.safety.column_labels(iterable, env):  # `df[c]` is a column
+            return {target.id: frozenset({UNKNOWN}), COLUMN_MARK + target.id: frozenset({LITERAL})}
+        over = self.safety.kind_of(iterable, env)
         item = self.safety.catalog.kind("numpy-scalar")
         if over is None or over.kind != "numpy-array" or item is None:
             return _unknown([target.id])
@@ -376,6 +383,7 @@ class LocalFlow:
                 new.update(unpacked)
             elif key:
                 new = {k: v for k, v in new.items() if not k.startswith((key + ".", key + "["))}
+                new.pop(COLUMN_MARK + key, None)
                 new[key] = frozenset({possible})
                 new.update(self._keyed(key, value, state))
                 new.update(self._object_of(key, value, state, -1))
