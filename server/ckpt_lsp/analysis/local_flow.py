@@ -160,8 +160,8 @@ class LocalFlow:
             arms = self._walk(stmt.body, state), self._walk(stmt.orelse, state)
             return _undecided(state, *arms, _merge(*arms))
         if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
-            bound = [] if isinstance(stmt, ast.While) else _names(stmt.target)
-            marks = {COLUMN_MARK + n for n in bound}
+            targets = [] if isinstance(stmt, ast.While) else _names(stmt.target)
+            marks = {COLUMN_MARK + n for n in targets}
             entered = {k: v for k, v in state.items() if k not in marks}
             if not isinstance(stmt, ast.While):
                 entered.update(self._loop_target(stmt.target, stmt.iter, state))
