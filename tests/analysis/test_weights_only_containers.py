@@ -353,3 +353,67 @@ def test_frames_invalid(name: str, source: str, expected: list[tuple[int, str | 
 @pytest.mark.parametrize(("name", "source"), FRAMES_VALID)
 def test_frames_valid(name: str, source: str) -> None:
     assert weights_only_findings(HEADER + FRAMES, source) == [], name
+
+
+PAIRS_INVALID = [
+    (
+        "the top pair's score of a dict zipped from an array, sorted",
+        "def save(p, names):\n"
+        "    imp = dict(zip(names, np.ones(3)))\n"
+        "    ranked = sorted(imp.items(), key=lambda kv: kv[1], reverse=True)\n"
+        '    torch.save({"top": ranked[0][1], "last": ranked[-1][-1], "all": ranked}, p)\n',
+        [(4, "top"), (4, "last"), (4, "all")],
+    ),
+    (
+        "the best pair by max, and a comprehension over the items",
+        "def save(p, names):\n"
+        "    imp = dict(zip(names, np.ones(3)))\n"
+        "    best = max(imp.items(), key=lambda kv: kv[1])\n"
+        '    torch.save({"best": best[1], "r": {k: round(v, 2) for k, v in imp.items()}}, p)\n',
+        [(4, "best"), (4, "r")],
+    ),
+    (
+        "a categorical column's categories and codes",
+        "import pandas as pd\n"
+        "def save(p):\n"
+        '    df = pd.DataFrame({"region": ["n", "s"]})\n'
+        '    regions = df["region"].astype("category")\n'
+        '    torch.save({"cats": regions.cat.categories, "codes": regions.cat.codes}, p)\n',
+        [(5, "cats"), (5, "codes")],
+    ),
+]
+
+PAIRS_VALID = [
+    (
+        "the names and floats of the pairs",
+        "def save(p, names):\n"
+        "    imp = dict(zip(names, np.ones(3)))\n"
+        "    ranked = sorted(imp.items(), key=lambda kv: kv[1], reverse=True)\n"
+        '    torch.save({"top": str(ranked[0][0]), "f": {str(k): float(v) for k, v in ranked},'
+        ' "n": ranked[0][0]}, p)\n',
+    ),
+    (
+        "a dict zipped from a list",
+        "def save(p, names):\n"
+        "    imp = dict(zip(names, np.ones(3).tolist()))\n"
+        '    torch.save({"imp": imp, "top": sorted(imp.items())[0][1]}, p)\n',
+    ),
+    (
+        "the categories as a list",
+        "import pandas as pd\n"
+        "def save(p):\n"
+        '    df = pd.DataFrame({"region": ["n", "s"]})\n'
+        '    regions = df["region"].astype("category")\n'
+        '    torch.save({"cats": regions.cat.categories.tolist()}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), PAIRS_INVALID)
+def test_pairs_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(_rows(source)) == sorted(expected), name
+
+
+@pytest.mark.parametrize(("name", "source"), PAIRS_VALID)
+def test_pairs_valid(name: str, source: str) -> None:
+    assert _wo(source) == [], name

@@ -62,6 +62,16 @@ _NUMBER_SERIES = "pandas-number-series"
 _FRAMES = frozenset({_FRAME, _TIME_FRAME})
 _ROWS = frozenset({"iloc", "loc"})
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
+# (key, numpy scalar) pairs of `d.items()`, and one of them (data/weights_only.toml)
+_PAIRS, _PAIR = "numpy-scalar-items", "numpy-scalar-pair"
+# builtins over such pairs: the pairs again, or one pair
+_PAIRS_KEPT = {
+    "builtins.sorted": _PAIRS,
+    "builtins.list": _PAIRS,
+    "builtins.tuple": _PAIRS,
+    "builtins.max": _PAIR,
+    "builtins.min": _PAIR,
+}
 
 
 def _plain_dataclass(facts: ModuleFacts, cls: ClassFacts) -> bool:
@@ -210,6 +220,10 @@ class LoadSafety:
         receiver = self.kind_of(expr.value, env)
         if receiver is not None and receiver.holder:
             return None  # `d.cache["logits"]`: another key than the refused one, maybe
+        if receiver is not None and receiver.kind == _PAIR:
+            # `ranked[0][1]`: the numpy scalar of a (key, numpy scalar) pair; the key is not known
+            at = _constant_index(index)
+            return _no_fix(self.catalog.kind("numpy-scalar")) if at in (1, -1) else None
         if receiver is not None and receiver.kind in _FRAMES:
             if isinstance(index, ast.Name) and COLUMN_MARK + index.id in env:
                 return self.catalog.kind(_SERIES)  # `df[c]` of `for c in df.columns`
@@ -344,6 +358,11 @@ class LoadSafety:
                 pairs = [(target.elts[1], args[0])]
         item = _no_fix(self.catalog.kind("numpy-scalar"))
         found: dict[str, Refused] = {}
+        if isinstance(target, ast.Tuple) and len(target.elts) == 2 and item is not None:
+            value = target.elts[1]
+            over_pairs = self.kind_of(iterable, env)
+            if isinstance(value, ast.Name) and over_pairs is not None and over_pairs.kind == _PAIRS:
+                found[value.id] = item  # `for name, score in scores.items()`
         for name, over in pairs:
             if not isinstance(name, ast.Name) or item is None:
                 continue
@@ -629,9 +648,11 @@ class LoadSafety:
             return _no_fix(self.kind_of(call.args[0], env))
         if qualified == "numpy.random.choice" and draws_a_number(self, call, env):
             return None
+        if qualified == "builtins.dict" and call.args:
+            return self._zipped_dict(call, env)
         entry = self.catalog.for_call(qualified, len(call.args), _keywords(call))
         if entry is not None and entry.numpy_args:
-            return self._keeps_numpy(call, entry.kind, env)
+            return self._keeps_numpy(call, entry.kind, env, qualified)
         if entry is not None:
             refused = self._shaped(self.catalog.kind(entry.kind), call)
             refused = self._framed(refused, call, env)
@@ -773,8 +794,11 @@ class LoadSafety:
                 return replace(receiver, shape=value) if isinstance(value, _SHAPES) else None
         return None
 
-    def _keeps_numpy(self, call: ast.Call, kind: str, env: Env) -> Refused | None:
-        """A builtin over numpy values returns one of them, or a numpy result of them."""
+    def _keeps_numpy(
+        self, call: ast.Call, kind: str, env: Env, qualified: str = ""
+    ) -> Refused | None:
+        """A builtin over numpy values returns one of them, or a numpy result of them;
+        over (key, numpy scalar) pairs, the pairs (`sorted`) or one of them (`max`)."""
         for arg in call.args:
             found = (
                 self._element(arg, env)  # `sum(t for t in arr)`
@@ -783,7 +807,26 @@ class LoadSafety:
             )
             if found is not None and found.kind in _NUMPY:
                 return _no_fix(self.catalog.kind(kind))
+            if found is not None and found.kind == _PAIRS and len(call.args) == 1:
+                return _no_fix(self.catalog.kind(_PAIRS_KEPT.get(qualified, "")))
         return None
+
+    def _zipped_dict(self, call: ast.Call, env: Env) -> Refused | None:
+        """`dict(zip(names, importances))` of a numpy array's items: a dict of numpy scalars."""
+        inner = call.args[0] if len(call.args) == 1 and not call.keywords else None
+        if not (
+            isinstance(inner, ast.Call)
+            and isinstance(inner.func, ast.Name)
+            and inner.func.id not in env
+            and qualify(inner.func.id, self.facts) == "builtins.zip"
+            and len(inner.args) == 2
+            and not inner.keywords
+        ):
+            return None
+        values = self.kind_of(inner.args[1], env)
+        if values is None or values.kind != "numpy-array":
+            return None
+        return _no_fix(self.catalog.kind("numpy-scalar-dict"))
 
     def _names_global(self, dotted: str, env: Env) -> bool:
         """Whether a dotted callee starts at an import, a class or a function of the module
