@@ -417,3 +417,61 @@ def test_pairs_invalid(name: str, source: str, expected: list[tuple[int, str | N
 @pytest.mark.parametrize(("name", "source"), PAIRS_VALID)
 def test_pairs_valid(name: str, source: str) -> None:
     assert _wo(source) == [], name
+
+
+MERGES_INVALID = [
+    (
+        "ckpt.update(**extra) and ckpt |= meta",
+        "def save(p):\n"
+        '    extra = {"best": np.float64(0.5)}\n'
+        '    meta = {"mean": np.ones(2)}\n'
+        '    ckpt = {"epoch": 1}\n'
+        "    ckpt.update(**extra)\n"
+        "    ckpt |= meta\n"
+        "    torch.save(ckpt, p)\n",
+        [(2, "best"), (3, "mean")],
+    ),
+    (
+        "base | {...} written and bound",
+        "def save(p):\n"
+        '    base = {"epoch": 1}\n'
+        '    ckpt = base | {"best": np.float64(0.5)}\n'
+        '    torch.save(ckpt | {"arr": np.ones(2)}, p)\n',
+        [(3, "best"), (4, "arr")],
+    ),
+    (
+        "a loop over the items of a dict of numpy scalars",
+        "def save(p, names):\n"
+        "    imp = dict(zip(names, np.ones(3)))\n"
+        "    best = {}\n"
+        "    for name, score in imp.items():\n"
+        "        best = {name: score}\n"
+        '    torch.save({"best": best}, p)\n',
+        [(5, None)],
+    ),
+]
+
+MERGES_VALID = [
+    (
+        "two arrays or-ed are judged as one value",
+        'def save(p):\n    a = torch.ones(2, dtype=torch.bool)\n    torch.save({"m": a | a}, p)\n',
+    ),
+    (
+        "plain values merged",
+        "def save(p):\n"
+        '    ckpt = {"epoch": 1} | {"best": 0.5}\n'
+        "    ckpt |= dict(lr=1e-3)\n"
+        "    ckpt.update(**{'n': 2})\n"
+        "    torch.save(ckpt, p)\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), MERGES_INVALID)
+def test_merges_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(_rows(source)) == sorted(expected), name
+
+
+@pytest.mark.parametrize(("name", "source"), MERGES_VALID)
+def test_merges_valid(name: str, source: str) -> None:
+    assert _wo(source) == [], name

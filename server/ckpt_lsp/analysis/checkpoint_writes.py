@@ -246,6 +246,8 @@ def _hook_values(fn: _Function, name: str) -> list[BadValue]:
 def _mutates(stmt: ast.stmt, name: str) -> bool:
     if isinstance(stmt, ast.Assign):
         return any(_root_name(t) == name for t in stmt.targets)
+    if isinstance(stmt, ast.AugAssign):  # `ckpt |= extra`
+        return isinstance(stmt.op, ast.BitOr) and _is_name(stmt.target, name)
     return isinstance(stmt, ast.Expr) and _update_of(stmt.value) == name
 
 
@@ -281,7 +283,25 @@ def _entries(
     if isinstance(expr, ast.Name):
         yield from _name_entries(fn, expr, key, stmt, depth + 1, whole=True)
         return
+    if _merged_dicts(fn, expr, stmt):  # `base | {"epoch": 3}`: both sides' entries
+        assert isinstance(expr, ast.BinOp)
+        for side in (expr.left, expr.right):
+            yield from _spread_entries(fn, side, stmt, depth + 1)
+        return
     yield expr, key, stmt
+
+
+def _merged_dicts(fn: _Function, expr: ast.expr, stmt: ast.stmt) -> bool:
+    """`a | b` where one side is a dict display, a `dict(...)` call or a local bound to one."""
+    if not (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.BitOr)):
+        return False
+    for side in (expr.left, expr.right):
+        if isinstance(side, ast.Name):
+            bound = fn.binding(side.id, stmt)
+            side = bound.value if isinstance(bound, ast.Assign) else side
+        if isinstance(side, ast.Dict) or _is_dict_call(side, fn):
+            return True
+    return False
 
 
 def _spread_entries(fn: _Function, spread: ast.expr, stmt: ast.stmt, depth: int) -> Iterator[Entry]:
@@ -326,7 +346,11 @@ def _binding_entries(
         # `ckpt = base.copy()` / `dict(base)` / `copy.deepcopy(base)`: base's entries
         found = _name_entries(fn, copied[0], key, binding, depth + 1, whole=copied[1])
         yield from (e for e in found if e[1] is None or e[1] not in replaced)
-    elif value is not None and (isinstance(value, ast.Dict) or _is_dict_call(value, fn)):
+    elif value is not None and (
+        isinstance(value, ast.Dict)
+        or _is_dict_call(value, fn)
+        or (binding is not None and _merged_dicts(fn, value, binding))
+    ):
         assert binding is not None
         if isinstance(value, ast.Dict):
             _fill(fn, name.id, value, binding, stmt)
@@ -396,6 +420,9 @@ def _fill(fn: _Function, name: str, display: ast.Dict, binding: ast.stmt, use: a
 
 
 def _mutation_entries(fn: _Function, stmt: ast.stmt, name: str, depth: int) -> Iterator[Entry]:
+    if isinstance(stmt, ast.AugAssign):  # `ckpt |= extra`: extra's entries are merged in
+        yield from _spread_entries(fn, stmt.value, stmt, depth + 1)
+        return
     if isinstance(stmt, ast.Assign):
         for target in stmt.targets:
             if _root_name(target) == name and isinstance(target, ast.Subscript):
@@ -412,6 +439,8 @@ def _mutation_entries(fn: _Function, stmt: ast.stmt, name: str, depth: int) -> I
         for kw in call.keywords:
             if kw.arg is not None:
                 yield from _entries(fn, kw.value, kw.arg, stmt, depth + 1)
+            else:  # `ckpt.update(**extra)`
+                yield from _spread_entries(fn, kw.value, stmt, depth + 1)
 
 
 # -- writers ---------------------------------------------------------------

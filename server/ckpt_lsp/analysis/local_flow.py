@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
 from ckpt_lsp.analysis.facts import dotted_name
-from ckpt_lsp.analysis.splits import fold_targets
 from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog
 
 # env key marking a name bound only to number literals (no Python name holds "#")
@@ -320,8 +319,10 @@ class LocalFlow:
     def _loop_target(self, target: ast.expr, iterable: ast.expr, state: State) -> State:
         """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
         if not isinstance(target, ast.Name):
-            folds = fold_targets(self.safety, target, iterable, self._func)  # `KFold.split`
-            return {**_unknown(_names(target)), **{k: frozenset({v}) for k, v in folds.items()}}
+            # `KFold.split` folds, `zip(names, arr)`, `scores.items()` of numpy scalars
+            env = {**self._self_env, **env_of(state)}
+            taken = self.safety.iterated(target, iterable, env, self._func)
+            return {**_unknown(_names(target)), **{k: frozenset({v}) for k, v in taken.items()}}
         if self._builtin_range(iterable, state):  # `for b in range(bins)`: b is an int
             return {target.id: frozenset({NUMBER})}
         env = {**self._self_env, **env_of(state)}
