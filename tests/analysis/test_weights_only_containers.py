@@ -3,7 +3,8 @@
 (`state.update(extra)`) followed to the caller's dict; a project object's dict attribute
 filled key by key by a method (`d.cache["probs"]`), and an attribute `__init__` never sets
 (`min(t.per_class.values())`); a project object called (`self.schedule(step)`): what its
-`__call__` returns. VALID and INVALID."""
+`__call__` returns; a class's own saving method reading a key another method stored
+(`self.stats["mean"]`). VALID and INVALID."""
 
 from __future__ import annotations
 
@@ -475,3 +476,77 @@ def test_merges_invalid(name: str, source: str, expected: list[tuple[int, str | 
 @pytest.mark.parametrize(("name", "source"), MERGES_VALID)
 def test_merges_valid(name: str, source: str) -> None:
     assert _wo(source) == [], name
+
+
+OWN = """\
+class Stats:
+    def __init__(self):
+        self.stats = {}
+        self.other = {"n": 0}
+
+    def fit(self, x):
+        self.stats["mean"] = np.mean(x)
+        self.stats["n"] = len(x)
+        self.other["best"] = np.max(x)
+
+    def reset_other(self):
+        self.other.clear()
+
+"""
+
+OWN_INVALID = [
+    (
+        "a saving method reads a key another method stored",
+        "    def save(self, path):\n"
+        '        torch.save({"mean": self.stats["mean"], "n": self.stats["n"]}, path)\n',
+        [(2, "mean")],
+    ),
+    (
+        "through .get",
+        '    def save(self, path):\n        torch.save({"mean": self.stats.get("mean")}, path)\n',
+        [(2, "mean")],
+    ),
+]
+
+OWN_VALID = [
+    (
+        "a dict another method clears",
+        '    def save(self, path):\n        torch.save({"best": self.other["best"]}, path)\n',
+    ),
+    (
+        "the saving method converts the key first",
+        "    def save(self, path):\n"
+        '        self.stats["mean"] = float(self.stats["mean"])\n'
+        '        torch.save({"mean": self.stats["mean"]}, path)\n',
+    ),
+    (
+        "the saving method changes the dict through an alias",
+        "    def save(self, path):\n"
+        "        s = self.stats\n"
+        '        s["mean"] = 0.0\n'
+        '        torch.save({"mean": self.stats["mean"]}, path)\n',
+    ),
+    (
+        "a method stores a key not known",
+        "    def put(self, k, v):\n"
+        "        self.stats[k] = v\n"
+        "    def save(self, path):\n"
+        '        torch.save({"mean": self.stats["mean"]}, path)\n',
+    ),
+]
+
+
+def _own_rows(methods: str) -> list[tuple[int, str | None]]:
+    """Rows within `methods`, which continue the class `OWN` starts."""
+    rows = weights_only_rows(HEADER, OWN + methods)
+    return [(row - OWN.count("\n"), key) for row, key in rows]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), OWN_INVALID)
+def test_own_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(_own_rows(source)) == sorted(expected), name
+
+
+@pytest.mark.parametrize(("name", "source"), OWN_VALID)
+def test_own_valid(name: str, source: str) -> None:
+    assert weights_only_findings(HEADER, OWN + source) == [], name

@@ -234,7 +234,8 @@ class LocalFlow:
     def _forget_attribute_keys(self, stmt: ast.stmt, state: State) -> State:
         """`trainer.cache["k"] = v`, `trainer.cache.clear()`, `fill(trainer.cache)` here:
         what a method stored under the container's keys is no longer known."""
-        bases = {k.split("[", 1)[0] for k in state if "[" in k}
+        held = [*state, *(k for k in self._self_env if "[" in k)]
+        bases = {k.split("[", 1)[0] for k in held if "[" in k}
         bases = {b for b in bases if "." in b}
         if not bases:
             return state
@@ -247,6 +248,9 @@ class LocalFlow:
         touched = object_effects.keys_touched(stmt, named, assigned=False)
         for base in touched:
             state = _wipe(state, base + "[*]", replaces=True)
+            prefix = base + "["
+            shadowed = (k for k in self._self_env if k.startswith(prefix))  # the class's view
+            state = {**state, **{k: frozenset({UNKNOWN}) for k in shadowed}}
         return state
 
     def _after_call(
@@ -400,6 +404,9 @@ class LocalFlow:
                 new.pop(held, None)
                 if isinstance(possible, Refused):
                     new[held] = frozenset({possible})
+            elif _self_item(target):
+                # `self.stats["mean"] = float(m)`: what the class's stores gave it is replaced
+                new[_self_item(target)] = frozenset({possible})
             elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                 # `d[k] = x`: what the display put under any key is no longer known
                 new = {k: v for k, v in new.items() if not k.startswith(target.value.id + "[")}
@@ -682,6 +689,18 @@ def _forget_keys(stmt: ast.stmt, state: State, kept: KeptNames | None = None) ->
             if isinstance(n, ast.Name) and n.id in touched and id(n) not in reads
         }
     return {k: v for k, v in state.items() if "[" not in k or k.split("[", 1)[0] not in touched}
+
+
+def _self_item(target: ast.expr) -> str:
+    """The state key of a `self.x["k"]` target; "" for any other target."""
+    if not isinstance(target, ast.Subscript):
+        return ""
+    key, held = target.slice, dotted_name(target.value)
+    if not (held.startswith("self.") and held.count(".") == 1):
+        return ""
+    if isinstance(key, ast.Constant) and isinstance(key.value, str):
+        return item_key(held, key.value)
+    return ""
 
 
 def _constant_item(target: ast.expr) -> str:

@@ -595,9 +595,12 @@ def _keys_touched(stmt: ast.stmt) -> set[str]:
     return keys_touched(stmt, self_attribute, isinstance(stmt, ast.Assign))
 
 
-def keys_touched(stmt: ast.stmt, named: Callable[[ast.expr], str], assigned: bool) -> set[str]:
+def keys_touched(
+    stmt: ast.stmt, named: Callable[[ast.expr], str], assigned: bool, rebound: bool = True
+) -> set[str]:
     """The containers (`named` says which attribute mentions are one, and its name) whose
-    keys a statement may change; `assigned`: `x["k"] = v` is followed by the caller."""
+    keys a statement may change; `assigned`: `x["k"] = v` is followed by the caller;
+    `rebound`: `x = ...` counts (else the caller follows it)."""
     parents: dict[int, ast.AST] = {}
     mentions: list[tuple[ast.Attribute, str]] = []
     stored: set[str] = set()
@@ -609,7 +612,7 @@ def keys_touched(stmt: ast.stmt, named: Callable[[ast.expr], str], assigned: boo
         name = named(node)
         if name and isinstance(node.ctx, ast.Load):
             mentions.append((node, name))
-        elif name:
+        elif name and rebound:
             stored.add(name)  # `trainer.cache = {}`
     return stored | {
         name

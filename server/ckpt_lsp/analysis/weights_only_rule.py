@@ -30,6 +30,7 @@ from ckpt_lsp.analysis.load_sites import (
 )
 from ckpt_lsp.analysis.local_flow import LITERAL, UNKNOWN, LocalFlow, Possible, collapse
 from ckpt_lsp.analysis.memo import BoundedCache
+from ckpt_lsp.analysis.self_items import self_items
 from ckpt_lsp.findings import Finding, Position
 from ckpt_lsp.rules import RULES
 from ckpt_lsp.suppress import is_suppressed
@@ -328,7 +329,10 @@ def self_attributes(
                     else:
                         value = judged if judged is not None else UNKNOWN
                     possible.setdefault(f"self.{target.attr}", set()).add(value)
-    return {name: collapse(values) for name, values in possible.items()}
+    found = {name: collapse(values) for name, values in possible.items()}
+    if wanted:  # `self.stats["mean"]`: what the class's keyed stores give each key
+        found.update(self_items(cls, safety, wanted))
+    return found
 
 
 def _assigning(cls: ClassFacts, wanted: frozenset[str] | None) -> list[FunctionNode]:
