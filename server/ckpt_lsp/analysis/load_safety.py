@@ -628,7 +628,9 @@ class LoadSafety:
                 from ckpt_lsp.analysis.object_effects import method_returns  # runs flows
 
                 found = method_returns(self, receiver, call, env)  # the project's own method
-                return found if found is not None else self._called_instance(call, env)
+                if found is not None or self._has_method(receiver, func.attr):
+                    return found
+                return self._called_instance(call, env)  # `self.schedule(step)`, an attribute
             if not self._sized(call, receiver.kind, func.attr):
                 # `rng.integers(5, 20)` without a size is one numpy integer
                 unsized = self.catalog.method(receiver.kind, func.attr + UNSIZED, False, False)
@@ -672,9 +674,19 @@ class LoadSafety:
             return self._called_instance(call, env)  # `SCHEDULE(step)`, a module's object
         return self._project_function(qualified, call, env)
 
+    def _has_method(self, receiver: Refused, name: str) -> bool:
+        """Whether the project class of `receiver` (or a project base) defines `name`, or
+        its class is not known (a library base may)."""
+        from ckpt_lsp.analysis.object_effects import defines  # it needs this module
+
+        return defines(self, receiver, name)
+
     def _called_instance(self, call: ast.Call, env: Env) -> Refused | None:
         """`self.schedule(step)` / `sched(step)` where the callee is an instance of a project
         class: what its `__call__` returns (an nn.Module's `forward` is the library's)."""
+        dotted = dotted_name(call.func)
+        if isinstance(call.func, ast.Attribute) and dotted not in env:
+            return None  # what the flow does not hold: not worth a search of the class
         callee = self.kind_of(call.func, env)
         if callee is None or not callee.type_name or self._depth >= _MAX_DEPTH:
             return None

@@ -282,7 +282,7 @@ class LocalFlow:
                 fallback = _item_fallback(built, name, path, attr, new, self._effect_keys)
             elif first is not None and "*" not in built:
                 fallback = first[0] if first[1] else first[0] | {UNKNOWN}
-            elif "*" not in built and "." not in attr and key not in state:
+            elif "*" not in built and "." not in attr and key not in state and not effect[1]:
                 # never set by `__init__`: a read after the call reads what a method stored
                 fallback = object_effects.stored_anywhere(self.safety, receiver, attr) or None
             if "." in path:  # `stopper.best`: what the held object's __init__ set is in it

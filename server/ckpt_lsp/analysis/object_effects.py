@@ -13,6 +13,7 @@ stored, as local_flow already decides for local names. Anything unknown stays un
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Union
@@ -184,6 +185,20 @@ def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]
             continue
         env[f"self.{attr}"] = held
     return env
+
+
+def defines(safety: LoadSafety, receiver: Refused, name: str) -> bool:
+    """Whether `obj.<name>` may be a method: the project class (or a project base) defines
+    it, or a base the project does not define may (an `nn.Module`'s `forward`)."""
+    located = safety.project_class(receiver.type_name) if receiver.type_name else None
+    if located is None:
+        return True
+    chain = list(_chain(safety, located))
+    if any(cls.method(name) is not None for _, cls in chain):
+        return True
+    facts, last = chain[-1]
+    bases = [_qualified(b, facts) for b in last.bases]
+    return any(not b.startswith("builtins.") and safety.project_class(b) is None for b in bases)
 
 
 def _assigned_elsewhere(safety: LoadSafety, located: Located, attr: str) -> bool:
@@ -429,12 +444,14 @@ def _stored(
     flow = LocalFlow(judge, self_env(safety, own) if own is not None else None).run(method, bound)
     effects: Effects = {}
     exited = False
+    keyed = keyed_names(safety, located)
     for stmt, straight in _statements(method.body, True):
         if straight and exited:
             straight = False
         env = flow.env_before(stmt)
-        for attr, possible, replaces in _stores(judge, stmt, env):
-            _apply(effects, attr, possible, replaces and straight)
+        for attr, possible, replaces in _stores(judge, stmt, env, keyed):
+            if "[" not in attr or attr.split("[", 1)[0] in keyed:
+                _apply(effects, attr, possible, replaces and straight)
         for call in _self_calls(stmt):
             if depth >= _MAX_CALLS:
                 return OPAQUE
@@ -522,11 +539,16 @@ def apply_to(
 
 
 def _stores(
-    judge: LoadSafety, stmt: ast.stmt, env: Mapping[str, Refused | None]
+    judge: LoadSafety,
+    stmt: ast.stmt,
+    env: Mapping[str, Refused | None],
+    keyed: frozenset[str] = frozenset(),
 ) -> Iterator[tuple[str, frozenset[Possible], bool]]:
-    """Each `self.x` the statement stores: what it may hold, and whether it replaces."""
-    for attr in _keys_touched(stmt):
-        yield wiped(attr), frozenset({UNKNOWN}), True
+    """Each `self.x` the statement stores: what it may hold, and whether it replaces (and,
+    of the `keyed` dicts, what it does to their keys)."""
+    if keyed and any(f"self.{name}" in _mentions(stmt) for name in keyed):
+        for attr in _keys_touched(stmt) & keyed:
+            yield wiped(attr), frozenset({UNKNOWN}), True
     if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
         targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
         for target in targets:
@@ -586,6 +608,43 @@ def _assigned(
             yield stored_at, frozenset({_possible(judge, value, env)}), True
         else:  # a key not known: any key's value may have changed
             yield wiped(container), frozenset({UNKNOWN}), True
+
+
+_KEYED = re.compile(r"\bself\.(\w+)\s*\[")
+
+
+def keyed_names(safety: LoadSafety, located: Located) -> frozenset[str]:
+    """The attributes a method of the class (or a project base) indexes (`self.cache[...]`):
+    only their keys are followed (memoized per class)."""
+    key = ("keyed", located[0].path, located[1].name)
+    known = safety.memo.get(key)
+    if isinstance(known, frozenset):
+        return known
+    found = frozenset(
+        name for _, cls in _chain(safety, located) for name in _KEYED.findall(_text(cls))
+    )
+    safety.memo[key] = found
+    return found
+
+
+def _text(cls: ClassFacts) -> str:
+    return cls.parsed.block.text
+
+
+def _mentions(stmt: ast.stmt) -> frozenset[str]:
+    """The `self.x` a statement's own nodes name (kept on the node: read once)."""
+    known: frozenset[str] | None = getattr(stmt, _MENTIONS, None)
+    if known is None:
+        known = frozenset(
+            f"self.{n.attr}"
+            for n in own_nodes(stmt)
+            if isinstance(n, ast.Attribute) and self_attribute(n)
+        )
+        setattr(stmt, _MENTIONS, known)
+    return known
+
+
+_MENTIONS = "_ckpt_self_mentions"
 
 
 def _keys_touched(stmt: ast.stmt) -> set[str]:
@@ -973,6 +1032,7 @@ __all__ = [
     "bind",
     "class_attribute",
     "conditional_nodes",
+    "defines",
     "initial",
     "method_effects",
     "method_items",

@@ -173,11 +173,14 @@ class WeightsOnlyRule:
         # the attributes the writing methods read: the only ones worth judging
         texts = [_text_of(lines, m) for m in methods]
         wanted = frozenset(name for text in texts for name in _SELF_ATTRIBUTE.findall(text))
+        keyed = frozenset(name for text in texts for name in _SELF_KEYED.findall(text))
         passes_self = any(_SELF_VALUE.search(text) for text in texts)
 
         def self_env() -> dict[str, Refused | None]:
             if not known:  # once per class, and only when a method writes a checkpoint
-                attributes: dict[str, Refused | None] = dict(self_attributes(cls, safety, wanted))
+                attributes: dict[str, Refused | None] = dict(
+                    self_attributes(cls, safety, wanted, keyed)
+                )
                 if passes_self:  # `torch.save(self, ...)`: what the class itself is
                     attributes["self"] = safety.of_class(facts, cls)
                 known.append(attributes)
@@ -306,10 +309,14 @@ def describe(bad: BadValue, source: str) -> str:
 
 
 def self_attributes(
-    cls: ClassFacts, safety: LoadSafety, wanted: frozenset[str] | None = None
+    cls: ClassFacts,
+    safety: LoadSafety,
+    wanted: frozenset[str] | None = None,
+    keyed: frozenset[str] = frozenset(),
 ) -> dict[str, Refused | None]:
     """What each `self.x` holds (of `wanted` names only, when given), from every assignment
-    in the class's methods; only methods whose text assigns a wanted name are walked."""
+    in the class's methods; only methods whose text assigns a wanted name are walked. And
+    what each constant key of the `keyed` dicts holds (`self.stats["mean"]`)."""
     possible: dict[str, set[Possible]] = {}
     for method in _assigning(cls, wanted):
         flow = LocalFlow(safety).run(method)
@@ -330,8 +337,8 @@ def self_attributes(
                         value = judged if judged is not None else UNKNOWN
                     possible.setdefault(f"self.{target.attr}", set()).add(value)
     found = {name: collapse(values) for name, values in possible.items()}
-    if wanted:  # `self.stats["mean"]`: what the class's keyed stores give each key
-        found.update(self_items(cls, safety, wanted))
+    if keyed:  # `self.stats["mean"]`: what the class's keyed stores give each key
+        found.update(self_items(cls, safety, keyed))
     return found
 
 
@@ -347,6 +354,7 @@ def _assigning(cls: ClassFacts, wanted: frozenset[str] | None) -> list[FunctionN
 
 
 _SELF_ATTRIBUTE = re.compile(r"\bself\.(\w+)")
+_SELF_KEYED = re.compile(r"\bself\.(\w+)(?:\s*\[|\.get\()")  # read by key
 _SELF_VALUE = re.compile(r"[(,:=\[]\s*self\s*[,)}\]]")  # `self` handed on as a value
 
 
