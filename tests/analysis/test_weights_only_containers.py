@@ -550,3 +550,86 @@ def test_own_invalid(name: str, source: str, expected: list[tuple[int, str | Non
 @pytest.mark.parametrize(("name", "source"), OWN_VALID)
 def test_own_valid(name: str, source: str) -> None:
     assert weights_only_findings(HEADER, OWN + source) == [], name
+
+
+LOOKUPS = """\
+import dataclasses
+import enum
+
+
+class Task(enum.Enum):
+    SEG = "seg"
+    DEPTH = "depth"
+
+
+class Scores:
+    def __init__(self):
+        self.acc = {}
+        self.mixed = {}
+
+    def evaluate(self):
+        for c in range(3):
+            self.acc[c] = np.mean(np.ones(3) == c)
+            self.mixed[c] = np.mean(np.ones(3) == c)
+        self.mixed["t"] = torch.ones(2)
+
+
+"""
+
+LOOKUPS_INVALID = [
+    (
+        "an Enum member looked up by name, the members listed",
+        'def save(p, name):\n    torch.save({"a": Task[name], "m": [t for t in Task]}, p)\n',
+        [(2, "a"), (2, "m")],
+    ),
+    (
+        "a loop over an Enum's members",
+        "def save(p):\n"
+        "    chosen = None\n"
+        "    for task in Task:\n"
+        "        chosen = task\n"
+        '    torch.save({"t": chosen}, p)\n',
+        [(5, "t")],
+    ),
+    (
+        "a dataclass copied with dataclasses.replace",
+        "@dataclasses.dataclass\n"
+        "class Cfg:\n"
+        "    lr: float = 0.1\n"
+        "def save(p):\n"
+        '    torch.save({"c": dataclasses.replace(Cfg(), lr=0.2)}, p)\n',
+        [(5, "c")],
+    ),
+    (
+        "a dict attribute a method's loop fills with numpy values under keys not known",
+        "def save(p):\n"
+        "    s = Scores()\n"
+        "    s.evaluate()\n"
+        '    torch.save({"worst": min(s.acc.values()), "one": s.acc[0]}, p)\n',
+        [(4, "worst"), (4, "one")],
+    ),
+]
+
+LOOKUPS_VALID = [
+    (
+        "an Enum's values and names",
+        'def save(p):\n    torch.save({"v": [t.value for t in Task], "n": Task["SEG"].name}, p)\n',
+    ),
+    (
+        "the tensor a constant key of the dict holds",
+        "def save(p):\n"
+        "    s = Scores()\n"
+        "    s.evaluate()\n"
+        '    torch.save({"t": s.mixed["t"]}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), LOOKUPS_INVALID)
+def test_lookups_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(weights_only_rows(HEADER + LOOKUPS, source)) == sorted(expected), name
+
+
+@pytest.mark.parametrize(("name", "source"), LOOKUPS_VALID)
+def test_lookups_valid(name: str, source: str) -> None:
+    assert weights_only_findings(HEADER + LOOKUPS, source) == [], name

@@ -213,6 +213,9 @@ class LoadSafety:
         rows = self._rows(expr, env)
         if rows is not None:
             return rows
+        member = self.enum_class(expr.value, env)
+        if member is not None:
+            return member  # `Task["SEG"]`: a member looked up by name
         if isinstance(expr.value, ast.Call) and isinstance(index, ast.Constant):
             shown = self._shown_item(expr.value, index.value, env)
             if shown is not None:
@@ -317,6 +320,16 @@ class LoadSafety:
             yielded = expr.elt
         return _no_fix(self.of_expression(yielded, inner))
 
+    def enum_class(self, expr: ast.expr, env: Env) -> Refused | None:
+        """`Task` naming a project Enum class: its members (`Task["SEG"]`, `for t in Task`)
+        are Enum members; None for anything else."""
+        dotted = dotted_name(expr)
+        if not dotted or dotted.split(".")[0] in env:
+            return None
+        located = self._project_class(qualify(dotted, self.facts))
+        kind = self._class_kind(*located) if located is not None else None
+        return kind if kind is not None and kind.kind == "enum-member" else None
+
     def column_labels(self, iterable: ast.expr, env: Env) -> bool:
         """`df.columns` (or `list(df.columns)`) of a pandas frame: its items are column labels."""
         if (
@@ -363,6 +376,9 @@ class LoadSafety:
             over_pairs = self.kind_of(iterable, env)
             if isinstance(value, ast.Name) and over_pairs is not None and over_pairs.kind == _PAIRS:
                 found[value.id] = item  # `for name, score in scores.items()`
+        member = self.enum_class(iterable, env) if isinstance(target, ast.Name) else None
+        if member is not None and isinstance(target, ast.Name):
+            found[target.id] = member  # `[t for t in Task]`: the Enum's members
         for name, over in pairs:
             if not isinstance(name, ast.Name) or item is None:
                 continue
@@ -648,6 +664,9 @@ class LoadSafety:
         qualified = qualify(dotted, self.facts)
         if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
             return _no_fix(self.kind_of(call.args[0], env))
+        if qualified == "dataclasses.replace" and len(call.args) == 1:  # a changed copy
+            copied = self.kind_of(call.args[0], env)
+            return _no_fix(copied) if copied is not None and copied.kind == "dataclass" else None
         if qualified == "numpy.random.choice" and draws_a_number(self, call, env):
             return None
         if qualified == "builtins.dict" and call.args:

@@ -332,6 +332,9 @@ class LocalFlow:
         env = {**self._self_env, **env_of(state)}
         if self.safety.column_labels(iterable, env):  # `df[c]` is a column
             return {target.id: frozenset({UNKNOWN}), COLUMN_MARK + target.id: frozenset({LITERAL})}
+        member = self.safety.enum_class(iterable, env)
+        if member is not None:  # `for task in Task`: the Enum's members
+            return {target.id: frozenset({member})}
         over = self.safety.kind_of(iterable, env)
         item = self.safety.catalog.kind("numpy-scalar")
         if over is None or over.kind != "numpy-array" or item is None:

@@ -600,14 +600,19 @@ def _assigned(
             else stored
         )
         container = self_attribute(target.value)
-        yield container, frozenset({kept}), False
         index = target.slice
         if isinstance(index, ast.Constant) and isinstance(index.value, str):
+            yield container, frozenset({kept}), False
             # `self.cache["probs"] = x.numpy()`: that key holds it now
             stored_at = item_key(container, index.value)
             yield stored_at, frozenset({_possible(judge, value, env)}), True
-        else:  # a key not known: any key's value may have changed
-            yield wiped(container), frozenset({UNKNOWN}), True
+            return
+        yield wiped(container), frozenset({UNKNOWN}), True  # any key's value may have changed
+        numpy = judge.catalog.kind(stored.kind + "-dict") if isinstance(stored, Refused) else None
+        # `self.acc[c] = np.mean(...)` in a loop: a dict of numpy values (its items and
+        # `.values()` are numpy), as `_stored_item` decides for a local
+        held = replace(numpy, fix="") if numpy is not None else kept
+        yield container, frozenset({held}), False
 
 
 _KEYED = re.compile(r"\bself\.(\w+)\s*\[")
