@@ -633,3 +633,36 @@ def test_lookups_invalid(name: str, source: str, expected: list[tuple[int, str |
 @pytest.mark.parametrize(("name", "source"), LOOKUPS_VALID)
 def test_lookups_valid(name: str, source: str) -> None:
     assert weights_only_findings(HEADER + LOOKUPS, source) == [], name
+
+
+HISTORY = """\
+class History:
+    def __init__(self):
+        self.history = {"loss": [], "acc": []}
+
+    def train(self, x):
+        self.history["loss"].append(np.mean(x))
+        self.history["acc"].append(float(np.mean(x)))
+
+
+"""
+
+
+def test_a_key_of_a_dict_attribute_a_method_appends_numpy_values_to() -> None:
+    source = (
+        "def save(p):\n"
+        "    h = History()\n"
+        "    h.train(np.ones(3))\n"
+        '    torch.save({"loss": h.history["loss"], "acc": h.history["acc"]}, p)\n'
+    )
+    assert weights_only_rows(HEADER + HISTORY, source) == [(4, "loss")]
+
+
+def test_the_saving_statement_itself_reads_the_whole_dict() -> None:
+    source = (
+        "def save(p):\n"
+        "    c = Cache()\n"
+        "    c.fill()\n"
+        '    torch.save({"probs": c.cache["probs"], "all": dict(c.cache)}, p)\n'
+    )
+    assert weights_only_rows(HEADER, source) == [(4, "probs")]

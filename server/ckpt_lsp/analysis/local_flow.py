@@ -153,6 +153,8 @@ class LocalFlow:
             self.return_objects.append(_returned_objects(stmt.value, state))
         state = forget_escaped(stmt, self._called(stmt, state))
         self.before[id(stmt)] = state
+        # what the statement may do to a held dict's keys counts after its own reads
+        state = self._forget_attribute_keys(stmt, state)
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             return {**state, stmt.name: frozenset({UNKNOWN})}
         if isinstance(stmt, ast.If):
@@ -207,7 +209,6 @@ class LocalFlow:
         """`stopper.step(loss)`: what the project object's method stores in its attributes
         (object_effects) is what `stopper.best` holds after it; an object handed on as a
         value (`train(stopper)`) may have had anything stored, so its attributes are forgotten."""
-        state = self._forget_attribute_keys(stmt, state)
         instances = {n for n, held in state.items() if "." not in n and _instance(held)}
         keyed = {k.split(".", 1)[0] for k in state if k in self._effect_keys}
         if not instances and not keyed:

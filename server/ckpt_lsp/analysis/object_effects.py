@@ -764,6 +764,9 @@ def _mutated(
     func = call.func
     if not isinstance(func, ast.Attribute):
         return
+    if isinstance(func.value, ast.Subscript) and func.attr in _ADDERS and call.args:
+        yield from _item_mutated(judge, func.value, call.args[-1], env)
+        return
     attr = self_attribute(func.value)
     if not attr or _own_method_of_held(judge, env.get(f"self.{attr}"), func.attr):
         return  # `self.meter.update(loss)` of a project class: _held_calls follows it
@@ -771,6 +774,28 @@ def _mutated(
         yield attr, frozenset({_item(judge, call.args[-1], env)}), False
     elif func.attr in ("extend", "update", "setdefault", "extendleft"):
         yield attr, frozenset({LITERAL}), False  # its items decide, as for `append`
+
+
+def _item_mutated(
+    judge: LoadSafety, item: ast.Subscript, added: ast.expr, env: Mapping[str, Refused | None]
+) -> Iterator[tuple[str, frozenset[Possible], bool]]:
+    """`self.history["loss"].append(v)`: that key's list holds `v` now (refused with it), so
+    the dict holds it too; under a key not known, what any key holds is no longer known."""
+    container = self_attribute(item.value)
+    if not container:
+        return
+    found = _item(judge, added, env)
+    index = item.slice
+    if isinstance(index, ast.Constant) and isinstance(index.value, str):
+        yield item_key(container, index.value), frozenset({found}), False
+    else:
+        yield wiped(container), frozenset({UNKNOWN}), True
+    kept = (
+        replace(found, holder=True, what=f"a container holding {found.what}")
+        if isinstance(found, Refused)
+        else found
+    )
+    yield container, frozenset({kept}), False
 
 
 def _own_method_of_held(judge: LoadSafety, held: Refused | None, name: str) -> bool:
