@@ -666,3 +666,32 @@ def test_the_saving_statement_itself_reads_the_whole_dict() -> None:
         '    torch.save({"probs": c.cache["probs"], "all": dict(c.cache)}, p)\n'
     )
     assert weights_only_rows(HEADER, source) == [(4, "probs")]
+
+
+KWARGS = """\
+class KwSaver:
+    def __init__(self):
+        self.history = collections.defaultdict(list)
+
+    def save_checkpoint(self, path, **extra):
+        state = {"epoch": 1}
+        state.update(extra)
+        torch.save(state, path)
+
+
+def save_state(path, **meta):
+    torch.save({"model": 1, **meta}, path)
+
+
+"""
+
+
+def test_a_saver_writing_its_keyword_arguments() -> None:
+    source = (
+        "def run(p):\n"
+        "    s = KwSaver()\n"
+        "    s.save_checkpoint(p, history=s.history, lr=0.1)\n"
+        "    save_state(p, best=np.float64(0.5), ok=1.0)\n"
+        "    save_state(p, best=0.5, history=dict(s.history))\n"
+    )
+    assert sorted(weights_only_rows(HEADER + KWARGS, source)) == [(3, "history"), (4, "best")]

@@ -116,7 +116,12 @@ class _Function:
             forwarded = _argument(call, 0, "obj")
             path = _argument(call, 1, "f")
             return _Writer(name, forwarded, path, stmt) if forwarded is not None else None
-        obj = _bound_argument(call, helper, obj_param, skip)
+        kwarg = helper.args.kwarg
+        obj: ast.expr | None
+        if kwarg is not None and obj_param == kwarg.arg:  # `save(path, **extra)`: the keywords
+            obj = _keywords_display(call, helper)
+        else:
+            obj = _bound_argument(call, helper, obj_param, skip)
         if obj is None:
             return None
         path = _bound_argument(call, helper, path_param, skip) if path_param else None
@@ -452,7 +457,7 @@ def _saver_shape(func: FunctionNode, safety: LoadSafety) -> tuple[str, str, str]
         known = safety.memo[key]
         return known if isinstance(known, tuple) else None
     safety.memo[key] = None  # a helper calling itself is no saver
-    params = {a.arg for a in [*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs]}
+    params = set(_parameters(func))
     found = None
     if _forwards_arguments(func, safety.facts):
         safety.memo[key] = found = ("torch.save", _FORWARDED, _FORWARDED)
@@ -744,5 +749,20 @@ def _unique(found: list[BadValue]) -> list[BadValue]:
 
 
 def _parameters(func: FunctionNode) -> frozenset[str]:
+    """The named parameters, and `**kwargs` (a dict of the caller's keywords)."""
     args = func.args
-    return frozenset(a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs])
+    named = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+    return frozenset(a.arg for a in [*named, *([args.kwarg] if args.kwarg else [])])
+
+
+def _keywords_display(call: ast.Call, func: FunctionNode) -> ast.Dict | None:
+    """The dict `**kwargs` receives: the call's keywords no named parameter takes (located
+    where the caller wrote them); None when `**other` hides some."""
+    args = func.args
+    named = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+    if any(kw.arg is None for kw in call.keywords):
+        return None
+    given = [kw for kw in call.keywords if kw.arg not in named]
+    keys: list[ast.expr | None] = [ast.Constant(value=kw.arg) for kw in given]
+    display = ast.Dict(keys=keys, values=[kw.value for kw in given])
+    return ast.copy_location(display, call)
