@@ -105,6 +105,8 @@ class LocalFlow:
         self.return_objects: list[dict[int, State]] = []
         self._self_env = self_env or {}
         self._effect_keys: set[str] = set()  # `obj.x` keys a method call of obj set
+        # whether a held dict's keys may be in the state (`d.cache['k']`, `self.stats['k']`)
+        self._items = any("[" in k for k in self._self_env)
         self._func: FunctionNode | None = None
 
     def run(self, func: FunctionNode, bound: Mapping[str, object] | None = None) -> LocalFlow:
@@ -235,6 +237,8 @@ class LocalFlow:
     def _forget_attribute_keys(self, stmt: ast.stmt, state: State) -> State:
         """`trainer.cache["k"] = v`, `trainer.cache.clear()`, `fill(trainer.cache)` here:
         what a method stored under the container's keys is no longer known."""
+        if not self._items:
+            return state
         held = [*state, *(k for k in self._self_env if "[" in k)]
         bases = {k.split("[", 1)[0] for k in held if "[" in k}
         bases = {b for b in bases if "." in b}
@@ -272,6 +276,7 @@ class LocalFlow:
         new = dict(state)
         for attr, effect in effects.items():
             key = f"{name}.{attr}"
+            self._items = self._items or "[" in attr
             if attr.endswith(object_effects.WIPED):  # `self.cache = {}`: its keys are gone
                 new = _wipe(new, key, effect[1] and not maybe)
                 self._effect_keys.add(key)
@@ -307,6 +312,7 @@ class LocalFlow:
         prefix = dotted + "."
         found = {name + k[len(dotted) :]: v for k, v in state.items() if k.startswith(prefix)}
         self._effect_keys.update(k for k in found)
+        self._items = self._items or any("[" in k for k in found)
         return found
 
     def _chained(self, name: str, value: ast.expr | None, state: State, new: State) -> State:
@@ -411,6 +417,7 @@ class LocalFlow:
             elif _self_item(target):
                 # `self.stats["mean"] = float(m)`: what the class's stores gave it is replaced
                 new[_self_item(target)] = frozenset({possible})
+                self._items = True
             elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                 # `d[k] = x`: what the display put under any key is no longer known
                 new = {k: v for k, v in new.items() if not k.startswith(target.value.id + "[")}
@@ -464,6 +471,7 @@ class LocalFlow:
         env = {**self._self_env, **env_of(state)}
         found = {name + k: v for k, v in self.safety.objects_of(value, at, env).items()}
         self._effect_keys.update(found)
+        self._items = self._items or any("[" in k for k in found)
         return found
 
     def _keyed(self, name: str, value: ast.expr | None, state: State) -> State:
