@@ -290,7 +290,9 @@ class LocalFlow:
                 fallback = first[0] if first[1] else first[0] | {UNKNOWN}
             elif "*" not in built and "." not in attr and key not in state and not effect[1]:
                 # never set by `__init__`: a read after the call reads what a method stored
-                fallback = object_effects.stored_anywhere(self.safety, receiver, attr) or None
+                called = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+                others = object_effects.stored_anywhere(self.safety, receiver, attr, called)
+                fallback = others | effect[0] if others is not None else None
             if "." in path:  # `stopper.best`: what the held object's __init__ set is in it
                 head = f"{name}.{attr.split('.', 1)[0]}"
                 if head in state and head not in self._effect_keys:

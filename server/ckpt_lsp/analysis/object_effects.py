@@ -276,23 +276,27 @@ def class_attribute(
     return collapse(held)
 
 
-def stored_anywhere(safety: LoadSafety, receiver: Refused, attr: str) -> frozenset[Possible]:
+def stored_anywhere(
+    safety: LoadSafety, receiver: Refused, attr: str, called: str
+) -> frozenset[Possible] | None:
     """What `obj.<attr>` may hold when the class neither sets it in `__init__` nor in its
     body: reading it succeeds only after some method stored it, so it holds one of the
-    values the class's methods store (judged without their arguments); empty when a method
-    sets attributes by name or none stores it (nothing is known)."""
+    values the class's methods other than `called` (the caller knows its own) store, judged
+    without their arguments; None when a method sets attributes by name (nothing is known)."""
     located = safety.project_class(receiver.type_name) if receiver.type_name else None
     if located is None:
-        return frozenset()
+        return None
     chain = list(_chain(safety, located))
     if any(_class_level_store(cls, attr) for _, cls in chain):
-        return frozenset()
+        return None
     held: set[Possible] = set()
     for facts, cls in chain:
         for method in cls.methods_mentioning(f"self.{attr}"):
+            if method.name == called:
+                continue
             effects = _effects(safety, facts, located, method, {}, 0)
             if "*" in effects:
-                return frozenset()
+                return None
             found = effects.get(attr)
             held |= found[0] if found is not None else set()
     return frozenset(held)
