@@ -22,6 +22,7 @@ from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.local_flow import LocalFlow
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.reaching import reaching_bindings
 from ckpt_lsp.analysis.read_only import param_read_only
 from ckpt_lsp.weights_only import Refused
 
@@ -29,6 +30,9 @@ FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 _TORCH_SAVE = frozenset({"torch.save", "torch.serialization.save"})
 _LIGHTNING_HOOK = "on_save_checkpoint"
 _MAX_NESTING = 4
+# the key of a saver's parameter spread into the dict it writes (no dict key is so spelled
+# by a spread: `**` is no identifier)
+SPREAD = "**"
 _FORWARDED = "*"  # a saver's parameter: the caller's own arguments, handed on as they are
 # names of helpers in other modules worth resolving as savers (save_checkpoint, write_ckpt)
 SAVER_NAME = re.compile(r"save|ckpt", re.IGNORECASE)  # not `checkpoint`: gradient checkpointing
@@ -114,7 +118,12 @@ class _Function:
             forwarded = _argument(call, 0, "obj")
             path = _argument(call, 1, "f")
             return _Writer(name, forwarded, path, stmt) if forwarded is not None else None
-        obj = _bound_argument(call, helper, obj_param, skip)
+        kwarg = helper.args.kwarg
+        obj: ast.expr | None
+        if kwarg is not None and obj_param == kwarg.arg:  # `save(path, **extra)`: the keywords
+            obj = _keywords_display(call, helper)
+        else:
+            obj = _bound_argument(call, helper, obj_param, skip)
         if obj is None:
             return None
         path = _bound_argument(call, helper, path_param, skip) if path_param else None
@@ -178,6 +187,10 @@ class _Function:
                 last = stmt
         return last
 
+    def reaching(self, name: str, before: ast.stmt) -> list[ast.stmt]:
+        """The statements binding `name` as a whole that may reach `before` (an `if`'s arms)."""
+        return reaching_bindings(self.func.body, name, before, _binds)
+
     def mutations(self, name: str, after: ast.stmt | None, before: ast.stmt) -> list[ast.stmt]:
         """`name[...] = v` and `name.update(...)` between a binding and a use."""
         start = self.order.get(id(after), -1) + 1 if after is not None else 0
@@ -216,7 +229,7 @@ def bad_values(
             continue
         stateful_ok = writer.name == "Fabric.save"
         for value, key, stmt in _entries(fn, writer.obj, None, writer.stmt, 0):
-            if id(stmt) in dead:  # `if DEBUG: ckpt["x"] = ...` never runs
+            if id(stmt) in dead or key == SPREAD:  # `if DEBUG: ckpt["x"] = ...` never runs
                 continue
             refused = fn.flow.judge(value, stmt) or fn.filled.get(id(value))
             if refused is None and isinstance(value, ast.Name):
@@ -242,6 +255,8 @@ def _hook_values(fn: _Function, name: str) -> list[BadValue]:
     found = []
     for stmt in (s for s in fn.statements if _mutates(s, name)):
         for value, key, at in _mutation_entries(fn, stmt, name, 0):
+            if key == SPREAD:
+                continue
             refused = fn.flow.judge(value, at)
             if refused is not None:
                 found.append(BadValue(value, key, refused, _LIGHTNING_HOOK, None))
@@ -251,6 +266,8 @@ def _hook_values(fn: _Function, name: str) -> list[BadValue]:
 def _mutates(stmt: ast.stmt, name: str) -> bool:
     if isinstance(stmt, ast.Assign):
         return any(_root_name(t) == name for t in stmt.targets)
+    if isinstance(stmt, ast.AugAssign):  # `ckpt |= extra`
+        return isinstance(stmt.op, ast.BitOr) and _is_name(stmt.target, name)
     return isinstance(stmt, ast.Expr) and _update_of(stmt.value) == name
 
 
@@ -266,8 +283,7 @@ def _entries(
     if isinstance(expr, ast.Dict):
         for k, v in zip(expr.keys, expr.values):
             if k is None:  # `**other`: a local dict's entries count
-                if isinstance(v, ast.Name):
-                    yield from _name_entries(fn, v, None, stmt, depth + 1, whole=False)
+                yield from _spread_entries(fn, v, stmt, depth + 1)
                 continue
             yield from _entries(fn, v, _constant_key(k), stmt, depth + 1)
         return
@@ -281,11 +297,39 @@ def _entries(
         for kw in expr.keywords:
             if kw.arg is not None:
                 yield from _entries(fn, kw.value, kw.arg, stmt, depth + 1)
+            else:  # `dict(model=..., **extra)`: the spread dict's entries count
+                yield from _spread_entries(fn, kw.value, stmt, depth + 1)
         return
     if isinstance(expr, ast.Name):
         yield from _name_entries(fn, expr, key, stmt, depth + 1, whole=True)
         return
+    if _merged_dicts(fn, expr, stmt):  # `base | {"epoch": 3}`: both sides' entries
+        assert isinstance(expr, ast.BinOp)
+        for side in (expr.left, expr.right):
+            yield from _spread_entries(fn, side, stmt, depth + 1)
+        return
     yield expr, key, stmt
+
+
+def _merged_dicts(fn: _Function, expr: ast.expr, stmt: ast.stmt) -> bool:
+    """`a | b` where one side is a dict display, a `dict(...)` call or a local bound to one."""
+    if not (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.BitOr)):
+        return False
+    for side in (expr.left, expr.right):
+        if isinstance(side, ast.Name):
+            bound = fn.binding(side.id, stmt)
+            side = bound.value if isinstance(bound, ast.Assign) else side
+        if isinstance(side, ast.Dict) or _is_dict_call(side, fn):
+            return True
+    return False
+
+
+def _spread_entries(fn: _Function, spread: ast.expr, stmt: ast.stmt, depth: int) -> Iterator[Entry]:
+    """`**other` in a dict display or `dict(...)` call: a local dict's (or a display's) entries."""
+    if isinstance(spread, ast.Name):
+        yield from _name_entries(fn, spread, None, stmt, depth, whole=False)
+    elif isinstance(spread, ast.Dict) or _is_dict_call(spread, fn):
+        yield from _entries(fn, spread, None, stmt, depth)
 
 
 def _name_entries(
@@ -293,8 +337,26 @@ def _name_entries(
 ) -> Iterator[Entry]:
     """A local name holding a dict built in the function: its entries; any other local: the
     name itself (its value judged by the flow). Either way what is added to it later
-    (`ckpt = model.state_dict()` then `ckpt["epoch"] = ...`)."""
-    binding = fn.binding(name.id, stmt)
+    (`ckpt = model.state_dict()` then `ckpt["epoch"] = ...`). A name each arm of an `if`
+    binds to its own display: every arm's entries (a run takes one of them)."""
+    bindings = fn.reaching(name.id, stmt)
+    if len(bindings) < 2:
+        yield from _binding_entries(fn, name, key, stmt, depth, whole, fn.binding(name.id, stmt))
+        return
+    for binding in bindings:
+        yield from _binding_entries(fn, name, key, stmt, depth, whole, binding)
+
+
+def _binding_entries(
+    fn: _Function,
+    name: ast.Name,
+    key: str | None,
+    stmt: ast.stmt,
+    depth: int,
+    whole: bool,
+    binding: ast.stmt | None,
+) -> Iterator[Entry]:
+    """The entries `name` holds at `stmt` when `binding` is the statement that bound it."""
     value = binding.value if isinstance(binding, (ast.Assign, ast.AnnAssign)) else None
     copied = _copied(value, fn) if value is not None else None
     mutations = fn.mutations(name.id, binding, stmt)
@@ -304,7 +366,11 @@ def _name_entries(
         # `ckpt = base.copy()` / `dict(base)` / `copy.deepcopy(base)`: base's entries
         found = _name_entries(fn, copied[0], key, binding, depth + 1, whole=copied[1])
         yield from (e for e in found if e[1] is None or e[1] not in replaced)
-    elif value is not None and (isinstance(value, ast.Dict) or _is_dict_call(value, fn)):
+    elif value is not None and (
+        isinstance(value, ast.Dict)
+        or _is_dict_call(value, fn)
+        or (binding is not None and _merged_dicts(fn, value, binding))
+    ):
         assert binding is not None
         if isinstance(value, ast.Dict):
             _fill(fn, name.id, value, binding, stmt)
@@ -314,6 +380,10 @@ def _name_entries(
         yield name, key, stmt
         if fn.flow.judge(name, stmt) is not None:
             return  # refused as a whole (a defaultdict): what is added to it is no matter
+    elif binding is None and name.id in _parameters(fn.func):
+        # `state.update(extra)` of a saver's parameter: the caller's dict is spread in (the
+        # saver's shape reads it; no value of its own to judge)
+        yield name, SPREAD, stmt
     for mutation in mutations:
         if isinstance(mutation, ast.Assign) and _builds_tensor(value, fn):
             continue  # `t[i] = np.float64(x)` writes into the tensor: it stays a tensor
@@ -370,6 +440,9 @@ def _fill(fn: _Function, name: str, display: ast.Dict, binding: ast.stmt, use: a
 
 
 def _mutation_entries(fn: _Function, stmt: ast.stmt, name: str, depth: int) -> Iterator[Entry]:
+    if isinstance(stmt, ast.AugAssign):  # `ckpt |= extra`: extra's entries are merged in
+        yield from _spread_entries(fn, stmt.value, stmt, depth + 1)
+        return
     if isinstance(stmt, ast.Assign):
         for target in stmt.targets:
             if _root_name(target) == name and isinstance(target, ast.Subscript):
@@ -386,6 +459,8 @@ def _mutation_entries(fn: _Function, stmt: ast.stmt, name: str, depth: int) -> I
         for kw in call.keywords:
             if kw.arg is not None:
                 yield from _entries(fn, kw.value, kw.arg, stmt, depth + 1)
+            else:  # `ckpt.update(**extra)`
+                yield from _spread_entries(fn, kw.value, stmt, depth + 1)
 
 
 # -- writers ---------------------------------------------------------------
@@ -397,7 +472,7 @@ def _saver_shape(func: FunctionNode, safety: LoadSafety) -> tuple[str, str, str]
         known = safety.memo[key]
         return known if isinstance(known, tuple) else None
     safety.memo[key] = None  # a helper calling itself is no saver
-    params = {a.arg for a in [*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs]}
+    params = set(_parameters(func))
     found = None
     if _forwards_arguments(func, safety.facts):
         safety.memo[key] = found = ("torch.save", _FORWARDED, _FORWARDED)
@@ -417,17 +492,19 @@ def _saver_shape(func: FunctionNode, safety: LoadSafety) -> tuple[str, str, str]
 def _written_parameter(fn: _Function, writer: _Writer, params: set[str]) -> str:
     """The parameter a writer writes unchanged: the object itself (`torch.save(state, f)`),
     or one value of the dict it writes (`{"model": ..., "meta": meta}`) that the helper only
-    reads elsewhere; "" for none."""
+    reads elsewhere, else the one dict it spreads in (`state.update(extra)`); "" for none."""
     obj = writer.obj
     if isinstance(obj, ast.Name) and obj.id in params and fn.binding(obj.id, writer.stmt) is None:
         return obj.id
-    leaves = [
-        value
-        for value, _, _ in _entries(fn, obj, None, writer.stmt, 0)
+    found = [
+        (value, key == SPREAD)
+        for value, key, _ in _entries(fn, obj, None, writer.stmt, 0)
         if isinstance(value, ast.Name)
         and value.id in params
         and fn.binding(value.id, writer.stmt) is None
     ]
+    # a value written under its key decides before a spread dict (`{"model": model, **meta}`)
+    leaves = [leaf for leaf, spread in found if not spread] or [leaf for leaf, _ in found]
     names = {leaf.id for leaf in leaves}
     if len(names) != 1:
         return ""  # two parameters written: which one the call hands a dict is not known
@@ -684,3 +761,23 @@ def _unique(found: list[BadValue]) -> list[BadValue]:
             seen.add(id(item.value))
             out.append(item)
     return out
+
+
+def _parameters(func: FunctionNode) -> frozenset[str]:
+    """The named parameters, and `**kwargs` (a dict of the caller's keywords)."""
+    args = func.args
+    named = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+    return frozenset(a.arg for a in [*named, *([args.kwarg] if args.kwarg else [])])
+
+
+def _keywords_display(call: ast.Call, func: FunctionNode) -> ast.Dict | None:
+    """The dict `**kwargs` receives: the call's keywords no named parameter takes (located
+    where the caller wrote them); None when `**other` hides some."""
+    args = func.args
+    named = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+    if any(kw.arg is None for kw in call.keywords):
+        return None
+    given = [kw for kw in call.keywords if kw.arg not in named]
+    keys: list[ast.expr | None] = [ast.Constant(value=kw.arg) for kw in given]
+    display = ast.Dict(keys=keys, values=[kw.value for kw in given])
+    return ast.copy_location(display, call)

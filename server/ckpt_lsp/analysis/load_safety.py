@@ -22,7 +22,14 @@ from ckpt_lsp.analysis.elements import every_item_key
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.hparam_reads import hparam_fields, hparam_read, read_key
 from ckpt_lsp.analysis.index import ProjectIndex
-from ckpt_lsp.analysis.local_flow import NUMBER, NUMBER_MARK, UNPASSED_NONE, LocalFlow, State
+from ckpt_lsp.analysis.local_flow import (
+    COLUMN_MARK,
+    NUMBER,
+    NUMBER_MARK,
+    UNPASSED_NONE,
+    LocalFlow,
+    State,
+)
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.number_fields import number_attribute
 from ckpt_lsp.analysis.record_columns import number_columns
@@ -64,6 +71,16 @@ _DICT_CALLS = frozenset({"builtins.dict", "collections.OrderedDict"})
 # kinds whose instances hand back what they were given by keyword, as attributes
 _KEYWORD_HOLDERS = frozenset({"namespace", "object"})
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
+# (key, numpy scalar) pairs of `d.items()`, and one of them (data/weights_only.toml)
+_PAIRS, _PAIR = "numpy-scalar-items", "numpy-scalar-pair"
+# builtins over such pairs: the pairs again, or one pair
+_PAIRS_KEPT = {
+    "builtins.sorted": _PAIRS,
+    "builtins.list": _PAIRS,
+    "builtins.tuple": _PAIRS,
+    "builtins.max": _PAIR,
+    "builtins.min": _PAIR,
+}
 
 
 def _plain_dataclass(facts: ModuleFacts, cls: ClassFacts) -> bool:
@@ -216,10 +233,11 @@ class LoadSafety:
         `metrics["loss"]` of a helper's dict display is what the flow found there."""
         index = expr.slice
         constant = _constant_index(index)
-        if isinstance(expr.value, ast.Name) and constant is not None:
+        held = _held_name(expr.value)
+        if held and constant is not None:
             from ckpt_lsp.analysis.local_flow import item_key  # the flow needs this module
 
-            key = item_key(expr.value.id, constant)
+            key = item_key(held, constant)  # `metrics["loss"]`, `d.cache["probs"]`
             if key in env:
                 return env[key]
         if isinstance(expr.value, ast.Name) and not isinstance(index, ast.Slice):
@@ -229,6 +247,9 @@ class LoadSafety:
         rows = self._rows(expr, env)
         if rows is not None:
             return rows
+        member = self.enum_class(expr.value, env)
+        if member is not None:
+            return member  # `Task["SEG"]`: a member looked up by name
         if isinstance(expr.value, ast.Call) and isinstance(index, ast.Constant):
             shown = self._shown_item(expr.value, index.value, env)
             if shown is not None:
@@ -236,7 +257,13 @@ class LoadSafety:
         receiver = self.kind_of(expr.value, env)
         if receiver is not None and receiver.holder:
             return None  # `d.cache["logits"]`: another key than the refused one, maybe
+        if receiver is not None and receiver.kind == _PAIR:
+            # `ranked[0][1]`: the numpy scalar of a (key, numpy scalar) pair; the key is not known
+            at = _constant_index(index)
+            return _no_fix(self.catalog.kind("numpy-scalar")) if at in (1, -1) else None
         if receiver is not None and receiver.kind in _FRAMES:
+            if isinstance(index, ast.Name) and COLUMN_MARK + index.id in env:
+                return self.catalog.kind(_SERIES)  # `df[c]` of `for c in df.columns`
             return self._column(index, receiver, env)
         if receiver is not None and receiver.kind == "numpy-scalar":
             # `np.minimum(y, 2)[idx]`: only an array takes an array index (a numpy scalar, a
@@ -332,13 +359,42 @@ class LoadSafety:
         values (a pandas column's iterate as Python numbers)."""
         inner = dict(env)
         for generator in expr.generators:
+            labels = self.column_labels(generator.iter, inner)
             for name in ast.walk(generator.target):
                 if isinstance(name, ast.Name):
                     inner[name.id] = None  # shadows any outer name of that spelling
+                    inner.pop(COLUMN_MARK + name.id, None)
+            if labels and isinstance(generator.target, ast.Name):
+                inner[COLUMN_MARK + generator.target.id] = None
             inner.update(self._iterated(generator.target, generator.iter, inner))
         if yielded is None and not isinstance(expr, ast.DictComp):
             yielded = expr.elt
         return _no_fix(self.of_expression(yielded, inner))
+
+    def enum_class(self, expr: ast.expr, env: Env) -> Refused | None:
+        """`Task` naming a project Enum class: its members (`Task["SEG"]`, `for t in Task`)
+        are Enum members; None for anything else."""
+        dotted = dotted_name(expr)
+        if not dotted or dotted.split(".")[0] in env:
+            return None
+        located = self._project_class(qualify(dotted, self.facts))
+        kind = self._class_kind(*located) if located is not None else None
+        return kind if kind is not None and kind.kind == "enum-member" else None
+
+    def column_labels(self, iterable: ast.expr, env: Env) -> bool:
+        """`df.columns` (or `list(df.columns)`) of a pandas frame: its items are column labels."""
+        if (
+            isinstance(iterable, ast.Call)
+            and isinstance(iterable.func, ast.Name)
+            and iterable.func.id in ("list", "sorted", "tuple")
+            and len(iterable.args) == 1
+            and iterable.func.id not in env
+        ):
+            iterable = iterable.args[0]
+        if not (isinstance(iterable, ast.Attribute) and iterable.attr == "columns"):
+            return False
+        frame = self.kind_of(iterable.value, env)
+        return frame is not None and frame.kind in _FRAMES
 
     def iterated(
         self, target: ast.expr, iterable: ast.expr, env: Env, func: ast.AST | None = None
@@ -366,6 +422,14 @@ class LoadSafety:
                 pairs = [(target.elts[1], args[0])]
         item = _no_fix(self.catalog.kind("numpy-scalar"))
         found: dict[str, Refused] = {}
+        if isinstance(target, ast.Tuple) and len(target.elts) == 2 and item is not None:
+            value = target.elts[1]
+            over_pairs = self.kind_of(iterable, env)
+            if isinstance(value, ast.Name) and over_pairs is not None and over_pairs.kind == _PAIRS:
+                found[value.id] = item  # `for name, score in scores.items()`
+        member = self.enum_class(iterable, env) if isinstance(target, ast.Name) else None
+        if member is not None and isinstance(target, ast.Name):
+            found[target.id] = member  # `[t for t in Task]`: the Enum's members
         for name, over in pairs:
             if not isinstance(name, ast.Name) or item is None:
                 continue
@@ -680,7 +744,10 @@ class LoadSafety:
             if returns is None and receiver.type_name and self._depth < _MAX_DEPTH:
                 from ckpt_lsp.analysis.object_effects import method_returns  # runs flows
 
-                return method_returns(self, receiver, call, env)  # the project's own method
+                found = method_returns(self, receiver, call, env)  # the project's own method
+                if found is not None or self._has_method(receiver, func.attr):
+                    return found
+                return self._called_instance(call, env)  # `self.schedule(step)`, an attribute
             if not self._sized(call, receiver.kind, func.attr):
                 # `rng.integers(5, 20)` without a size is one numpy integer
                 unsized = self.catalog.method(receiver.kind, func.attr + UNSIZED, False, False)
@@ -693,14 +760,21 @@ class LoadSafety:
             return self._returned(returns, receiver)
         if not dotted:
             return registry_instance(self, call, env)  # `LOSSES[cfg.name](**kwargs)`
+        if isinstance(func, ast.Name) and func.id in env:
+            return self._called_instance(call, env)  # `schedule(step)` of a local object
         qualified = qualify(dotted, self.facts)
         if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
             return _no_fix(self.kind_of(call.args[0], env))
+        if qualified == "dataclasses.replace" and len(call.args) == 1:  # a changed copy
+            copied = self.kind_of(call.args[0], env)
+            return _no_fix(copied) if copied is not None and copied.kind == "dataclass" else None
         if qualified == "numpy.random.choice" and draws_a_number(self, call, env):
             return None
+        if qualified == "builtins.dict" and call.args:
+            return self._zipped_dict(call, env)
         entry = self.catalog.for_call(qualified, len(call.args), _keywords(call))
         if entry is not None and entry.numpy_args:
-            return self._keeps_numpy(call, entry.kind, env)
+            return self._keeps_numpy(call, entry.kind, env, qualified)
         if entry is not None:
             refused = self._shaped(self.catalog.kind(entry.kind), call)
             refused = self._framed(refused, call, env)
@@ -719,7 +793,34 @@ class LoadSafety:
         built = self._factory_class(qualified)
         if built is not None:
             return built
+        if isinstance(func, ast.Name) and func.id in self.facts.assigns:
+            return self._called_instance(call, env)  # `SCHEDULE(step)`, a module's object
         return self._project_function(qualified, call, env)
+
+    def _has_method(self, receiver: Refused, name: str) -> bool:
+        """Whether the project class of `receiver` (or a project base) defines `name`, or
+        its class is not known (a library base may)."""
+        from ckpt_lsp.analysis.object_effects import defines  # it needs this module
+
+        return defines(self, receiver, name)
+
+    def _called_instance(self, call: ast.Call, env: Env) -> Refused | None:
+        """`self.schedule(step)` / `sched(step)` where the callee is an instance of a project
+        class: what its `__call__` returns (an nn.Module's `forward` is the library's)."""
+        dotted = dotted_name(call.func)
+        if isinstance(call.func, ast.Attribute) and dotted not in env:
+            return None  # what the flow does not hold: not worth a search of the class
+        callee = self.kind_of(call.func, env)
+        if callee is None or not callee.type_name or self._depth >= _MAX_DEPTH:
+            return None
+        from ckpt_lsp.analysis.object_effects import method_returns  # runs flows
+
+        dunder = ast.Call(
+            func=ast.Attribute(value=call.func, attr="__call__", ctx=ast.Load()),
+            args=call.args,
+            keywords=call.keywords,
+        )
+        return method_returns(self, callee, ast.copy_location(dunder, call), env)
 
     def _framed(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
         """`pd.DataFrame({"n": [5, 9]}, index=pd.date_range(...))`: a frame indexed by time,
@@ -836,7 +937,7 @@ class LoadSafety:
         if not (
             isinstance(func, ast.Attribute)
             and func.attr == "get"
-            and isinstance(func.value, ast.Name)
+            and _held_name(func.value)
             and call.args
             and isinstance(call.args[0], ast.Constant)
             and isinstance(call.args[0].value, str)
@@ -844,7 +945,7 @@ class LoadSafety:
             return None
         from ckpt_lsp.analysis.local_flow import item_key  # the flow needs this module
 
-        return env.get(item_key(func.value.id, call.args[0].value))
+        return env.get(item_key(_held_name(func.value), call.args[0].value))
 
     def _method_flow(self, call: ast.Call, env: Env) -> LocalFlow | None:
         """The flow of a project class's method called on a local instance (`a.step()`)."""
@@ -908,8 +1009,11 @@ class LoadSafety:
                 return replace(receiver, shape=value) if isinstance(value, _SHAPES) else None
         return None
 
-    def _keeps_numpy(self, call: ast.Call, kind: str, env: Env) -> Refused | None:
-        """A builtin over numpy values returns one of them, or a numpy result of them."""
+    def _keeps_numpy(
+        self, call: ast.Call, kind: str, env: Env, qualified: str = ""
+    ) -> Refused | None:
+        """A builtin over numpy values returns one of them, or a numpy result of them;
+        over (key, numpy scalar) pairs, the pairs (`sorted`) or one of them (`max`)."""
         for arg in call.args:
             found = (
                 self._element(arg, env)  # `sum(t for t in arr)`
@@ -918,7 +1022,26 @@ class LoadSafety:
             )
             if found is not None and found.kind in _NUMPY:
                 return _no_fix(self.catalog.kind(kind))
+            if found is not None and found.kind == _PAIRS and len(call.args) == 1:
+                return _no_fix(self.catalog.kind(_PAIRS_KEPT.get(qualified, "")))
         return None
+
+    def _zipped_dict(self, call: ast.Call, env: Env) -> Refused | None:
+        """`dict(zip(names, importances))` of a numpy array's items: a dict of numpy scalars."""
+        inner = call.args[0] if len(call.args) == 1 and not call.keywords else None
+        if not (
+            isinstance(inner, ast.Call)
+            and isinstance(inner.func, ast.Name)
+            and inner.func.id not in env
+            and qualify(inner.func.id, self.facts) == "builtins.zip"
+            and len(inner.args) == 2
+            and not inner.keywords
+        ):
+            return None
+        values = self.kind_of(inner.args[1], env)
+        if values is None or values.kind != "numpy-array":
+            return None
+        return _no_fix(self.catalog.kind("numpy-scalar-dict"))
 
     def _names_global(self, dotted: str, env: Env) -> bool:
         """Whether a dotted callee starts at an import, a class or a function of the module
@@ -1238,6 +1361,13 @@ def _passed_items(param: str, value: ast.expr, env: Env) -> dict[str, object]:
         for key, held in env.items()
         if key.startswith(prefix) and held is not None
     }
+
+
+def _held_name(expr: ast.expr) -> str:
+    """`metrics` or `trainer.cache`: a name or dotted attribute the flow keeps keys of."""
+    if isinstance(expr, ast.Name):
+        return expr.id
+    return dotted_name(expr) if isinstance(expr, ast.Attribute) else ""
 
 
 def _constant_index(index: ast.expr) -> str | int | None:

@@ -33,13 +33,14 @@ from ckpt_lsp.analysis.record_columns import (
     display_numbers,
     is_mark,
 )
-from ckpt_lsp.analysis.splits import fold_targets
 from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog
 
 # env key marking a name bound only to number literals (no Python name holds "#")
 NUMBER_MARK = "#number:"
 # env key marking a parameter the call left at its `None` default
 NONE_MARK = "#none:"
+# env key marking a name that iterates a pandas frame's column labels (`for c in df.columns`)
+COLUMN_MARK = "#column:"
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -138,6 +139,8 @@ class LocalFlow:
         self.return_objects: list[dict[int, State]] = []
         self._self_env = self_env or {}
         self._effect_keys: set[str] = set()  # `obj.x` keys a method call of obj set
+        # whether a held dict's keys may be in the state (`d.cache['k']`, `self.stats['k']`)
+        self._items = any("[" in k for k in self._self_env)
         self._func: FunctionNode | None = None
 
     def run(self, func: FunctionNode, bound: Mapping[str, object] | None = None) -> LocalFlow:
@@ -197,6 +200,8 @@ class LocalFlow:
             self.return_objects.append(_returned_objects(stmt.value, state))
         state = forget_escaped(stmt, self._called(stmt, state))
         self.before[id(stmt)] = state
+        # what the statement may do to a held dict's keys counts after its own reads
+        state = self._forget_attribute_keys(stmt, state)
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             return {**state, stmt.name: frozenset({UNKNOWN})}
         if isinstance(stmt, ast.If):
@@ -210,7 +215,9 @@ class LocalFlow:
             arms = self._walk(stmt.body, state), self._walk(stmt.orelse, state)
             return _undecided(state, *arms, _merge(*arms))
         if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
-            entered = dict(state)
+            targets = [] if isinstance(stmt, ast.While) else _names(stmt.target)
+            marks = {COLUMN_MARK + n for n in targets}
+            entered = {k: v for k, v in state.items() if k not in marks}
             if not isinstance(stmt, ast.While):
                 entered.update(self._loop_target(stmt.target, stmt.iter, state))
             after_body = self._walk(stmt.body, entered)
@@ -285,6 +292,30 @@ class LocalFlow:
             state = self._after_call(call, name, state, id(call) in maybe)
         return state
 
+    def _forget_attribute_keys(self, stmt: ast.stmt, state: State) -> State:
+        """`trainer.cache["k"] = v`, `trainer.cache.clear()`, `fill(trainer.cache)` here:
+        what a method stored under the container's keys is no longer known."""
+        if not self._items:
+            return state
+        held = [*state, *(k for k in self._self_env if "[" in k)]
+        bases = {k.split("[", 1)[0] for k in held if "[" in k}
+        bases = {b for b in bases if "." in b}
+        if not bases:
+            return state
+        from ckpt_lsp.analysis import object_effects
+
+        def named(node: ast.expr) -> str:
+            dotted = dotted_name(node)
+            return dotted if dotted in bases else ""
+
+        touched = object_effects.keys_touched(stmt, named, assigned=False)
+        for base in touched:
+            state = _wipe(state, base + "[*]", replaces=True)
+            prefix = base + "["
+            shadowed = (k for k in self._self_env if k.startswith(prefix))  # the class's view
+            state = {**state, **{k: frozenset({UNKNOWN}) for k in shadowed}}
+        return state
+
     def _after_call(
         self, call: ast.Call, name: str, state: State, maybe: bool, held: Refused | None = None
     ) -> State:
@@ -303,11 +334,24 @@ class LocalFlow:
         new = dict(state)
         for attr, effect in effects.items():
             key = f"{name}.{attr}"
+            self._items = self._items or "[" in attr
+            if attr.endswith(object_effects.WIPED):  # `self.cache = {}`: its keys are gone
+                new = _wipe(new, key, effect[1] and not maybe)
+                self._effect_keys.add(key)
+                continue
             first = built.get(attr)
             fallback = None
-            if first is not None and "*" not in built:
+            path = attr.split("[", 1)[0]  # `cache` of `cache['0.weight']`
+            if "[" in attr:
+                fallback = _item_fallback(built, name, path, attr, new, self._effect_keys)
+            elif first is not None and "*" not in built:
                 fallback = first[0] if first[1] else first[0] | {UNKNOWN}
-            if "." in attr:  # `stopper.best`: what the held object's __init__ set is in it
+            elif "*" not in built and "." not in attr and key not in state and not effect[1]:
+                # never set by `__init__`: a read after the call reads what a method stored
+                called = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+                others = object_effects.stored_anywhere(self.safety, receiver, attr, called)
+                fallback = others | effect[0] if others is not None else None
+            if "." in path:  # `stopper.best`: what the held object's __init__ set is in it
                 head = f"{name}.{attr.split('.', 1)[0]}"
                 if head in state and head not in self._effect_keys:
                     new.pop(key, None)  # the caller stored another object there
@@ -328,6 +372,7 @@ class LocalFlow:
         prefix = dotted + "."
         found = {name + k[len(dotted) :]: v for k, v in state.items() if k.startswith(prefix)}
         self._effect_keys.update(k for k in found)
+        self._items = self._items or any("[" in k for k in found)
         return found
 
     def _chained(self, name: str, value: ast.expr | None, state: State, new: State) -> State:
@@ -346,19 +391,27 @@ class LocalFlow:
     def _loop_target(self, target: ast.expr, iterable: ast.expr, state: State) -> State:
         """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
         if not isinstance(target, ast.Name):
-            folds = fold_targets(self.safety, target, iterable, self._func)  # `KFold.split`
+            # `KFold.split` folds, `zip(names, arr)`, `scores.items()` of numpy scalars
+            env = {**self._self_env, **env_of(state)}
+            taken = self.safety.iterated(target, iterable, env, self._func)
             paired = paired_items(target, iterable, state)  # `for k, enc in encs.items()`
             return {
                 **_unknown(_names(target)),
                 **paired,
-                **{k: frozenset({v}) for k, v in folds.items()},
+                **{k: frozenset({v}) for k, v in taken.items()},
             }
         if self._builtin_range(iterable, state):  # `for b in range(bins)`: b is an int
             return {target.id: frozenset({NUMBER})}
         every = iterated_items(iterable, state)
         if every is not None:  # `for info in infos` of a list of TaskInfo
             return {target.id: every}
-        over = self.safety.kind_of(iterable, {**self._self_env, **env_of(state)})
+        env = {**self._self_env, **env_of(state)}
+        if self.safety.column_labels(iterable, env):  # `df[c]` is a column
+            return {target.id: frozenset({UNKNOWN}), COLUMN_MARK + target.id: frozenset({LITERAL})}
+        member = self.safety.enum_class(iterable, env)
+        if member is not None:  # `for task in Task`: the Enum's members
+            return {target.id: frozenset({member})}
+        over = self.safety.kind_of(iterable, env)
         item = self.safety.catalog.kind("numpy-scalar")
         if over is None or over.kind != "numpy-array" or item is None:
             return _unknown([target.id])
@@ -420,6 +473,7 @@ class LocalFlow:
                 new.update(unpacked)
             elif key:
                 new = {k: v for k, v in new.items() if not k.startswith((key + ".", key + "["))}
+                new.pop(COLUMN_MARK + key, None)
                 new[key] = frozenset({possible})
                 new.update(self._keyed(key, value, state, possible))
                 new.update(self._object_of(key, value, state, -1))
@@ -437,6 +491,10 @@ class LocalFlow:
                 new.pop(dict_mark(target.value.id), None)
                 if isinstance(possible, Refused):
                     new[held] = frozenset({possible})
+            elif _self_item(target):
+                # `self.stats["mean"] = float(m)`: what the class's stores gave it is replaced
+                new[_self_item(target)] = frozenset({possible})
+                self._items = True
             elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                 # `d[k] = x`: what the display put under any key is no longer known
                 new = {k: v for k, v in new.items() if not k.startswith(target.value.id + "[")}
@@ -490,6 +548,7 @@ class LocalFlow:
         env = {**self._self_env, **env_of(state)}
         found = {name + k: v for k, v in self.safety.objects_of(value, at, env).items()}
         self._effect_keys.update(found)
+        self._items = self._items or any("[" in k for k in found)
         return found
 
     def _keyed(
@@ -664,6 +723,50 @@ class LocalFlow:
 _EXITS = (ast.Return, ast.Raise, ast.Continue, ast.Break)  # an arm the code after never follows
 _ITEMIZED = (ast.List, ast.Tuple, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp)
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
+
+
+def _wipe(state: State, marker: str, replaces: bool) -> State:
+    """A method rebound `obj.cache` or changed keys not known: what the state knew of its
+    keys is gone (unknown, when the change may not have run); the marker stays."""
+    prefix = marker[: -len("[*]")] + "["
+    new: State = {}
+    for held, possible in state.items():
+        if held.startswith(prefix) and held != marker:
+            if replaces:
+                continue
+            possible = possible | {UNKNOWN}
+        new[held] = possible
+    new[marker] = frozenset({UNKNOWN})
+    return new
+
+
+def _item_fallback(
+    built: Mapping[str, tuple[frozenset[Possible], bool]],
+    name: str,
+    path: str,
+    attr: str,
+    state: State,
+    effect_keys: set[str],
+) -> frozenset[Possible] | None:
+    """What `obj.cache['k']` held before a method that may store it ran: what `__init__` put
+    there, or nothing (a read after the call reads the stored value) when `__init__` made
+    the container empty on its straight path and nothing since rebound it or changed keys
+    not known; None (unknown) otherwise."""
+    if f"{name}.{path}[*]" in state:
+        return None
+    stored = f"{name}.{path}"
+    if stored in state and stored not in effect_keys:
+        return None  # the caller stored another container there
+    if "*" in built or built.get(path + "[*]", (None, False))[1] is not True:
+        return None
+    first = built.get(attr)
+    if first is not None:
+        return first[0] if first[1] else first[0] | {UNKNOWN}
+    container = built.get(path)
+    empty = container is not None and container[1] and container[0] == frozenset({LITERAL})
+    return frozenset() if empty else None
+
+
 _DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
 
 
@@ -815,6 +918,18 @@ def _forget_keys(stmt: ast.stmt, state: State, kept: KeptNames | None = None) ->
             if isinstance(n, ast.Name) and n.id in touched and id(n) not in reads
         }
     return {k: v for k, v in state.items() if "[" not in k or k.split("[", 1)[0] not in touched}
+
+
+def _self_item(target: ast.expr) -> str:
+    """The state key of a `self.x["k"]` target; "" for any other target."""
+    if not isinstance(target, ast.Subscript):
+        return ""
+    key, held = target.slice, dotted_name(target.value)
+    if not (held.startswith("self.") and held.count(".") == 1):
+        return ""
+    if isinstance(key, ast.Constant) and isinstance(key.value, str):
+        return item_key(held, key.value)
+    return ""
 
 
 def _constant_item(target: ast.expr) -> str:

@@ -13,6 +13,7 @@ stored, as local_flow already decides for local names. Anything unknown stays un
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Union
@@ -30,6 +31,7 @@ from ckpt_lsp.analysis.local_flow import (
     Possible,
     collapse,
     empty_display,
+    item_key,
     past_unpassed,
 )
 from ckpt_lsp.weights_only import Refused
@@ -48,6 +50,8 @@ _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 # a class that intercepts its attribute stores or reads: what a store leaves is unknown
 _INTERCEPTS = ("__setattr__", "__getattribute__")
 _ADDERS = frozenset({"append", "add", "insert", "appendleft"})
+# methods of a dict that leave its keys' values as they were
+_READERS = frozenset({"get", "keys", "values", "items", "copy", "count", "index"})
 _INFINITE = frozenset({"inf", "-inf", "nan", "infinity", "-infinity"})
 _INF_NAMES = frozenset({"math.inf", "math.nan", "numpy.inf", "numpy.nan", "np.inf", "np.nan"})
 OPAQUE: Effects = {"*": (frozenset({UNKNOWN}), True)}
@@ -189,7 +193,7 @@ def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]
         held = collapse(possible) if replaces else None
         if _numbers(possible, replaces) and not _assigned_elsewhere(safety, located, attr):
             env[f"{NUMBER_MARK}self.{attr}"] = None  # `self.scale * np.mean(x)` stays numpy
-        if held is None or attr == "*":
+        if held is None or attr == "*" or "[" in attr:  # a key's value: methods may set it
             continue
         if _assigned_elsewhere(safety, located, attr):
             if not held.holder and "." not in attr:
@@ -215,6 +219,20 @@ def init_method(safety: LoadSafety, located: Located) -> Method | None:
 
 def _passed_key(instance: Refused | None) -> object:
     return instance.passed if instance is not None else ()
+
+
+def defines(safety: LoadSafety, receiver: Refused, name: str) -> bool:
+    """Whether `obj.<name>` may be a method: the project class (or a project base) defines
+    it, or a base the project does not define may (an `nn.Module`'s `forward`)."""
+    located = safety.project_class(receiver.type_name) if receiver.type_name else None
+    if located is None:
+        return True
+    chain = list(_chain(safety, located))
+    if any(cls.method(name) is not None for _, cls in chain):
+        return True
+    facts, last = chain[-1]
+    bases = [_qualified(b, facts) for b in last.bases]
+    return any(not b.startswith("builtins.") and safety.project_class(b) is None for b in bases)
 
 
 def _assigned_elsewhere(safety: LoadSafety, located: Located, attr: str) -> bool:
@@ -290,6 +308,43 @@ def class_attribute(
     if not held or not all(isinstance(p, Refused) for p in held):
         return None
     return collapse(held)
+
+
+def stored_anywhere(
+    safety: LoadSafety, receiver: Refused, attr: str, called: str
+) -> frozenset[Possible] | None:
+    """What `obj.<attr>` may hold when the class neither sets it in `__init__` nor in its
+    body: reading it succeeds only after some method stored it, so it holds one of the
+    values the class's methods other than `called` (the caller knows its own) store, judged
+    without their arguments; None when a method sets attributes by name (nothing is known)."""
+    located = safety.project_class(receiver.type_name) if receiver.type_name else None
+    if located is None:
+        return None
+    chain = list(_chain(safety, located))
+    if any(_class_level_store(cls, attr) for _, cls in chain):
+        return None
+    held: set[Possible] = set()
+    for facts, cls in chain:
+        for method in cls.methods_mentioning(f"self.{attr}"):
+            if method.name == called:
+                continue
+            effects = _effects(safety, facts, located, method, {}, 0)
+            if "*" in effects:
+                return None
+            found = effects.get(attr)
+            held |= found[0] if found is not None else set()
+    return frozenset(held)
+
+
+def _class_level_store(cls: ClassFacts, attr: str) -> bool:
+    """`last_per_class = None` in the class body: a default every instance reads."""
+    for stmt in cls.class_level():
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else []
+        if isinstance(stmt, ast.AnnAssign):
+            targets = [stmt.target]
+        if any(isinstance(t, ast.Name) and t.id == attr for t in targets):
+            return True
+    return False
 
 
 def _may_be_refused(methods: list[FunctionNode], attr: str) -> bool:
@@ -453,14 +508,16 @@ def _stored(
     effects: Effects = {}
     exited = False
     kept_from: dict[str, int] = {}  # `ctrl` -> the statement that kept a helper's object
+    keyed = keyed_names(safety, located)
     for stmt, straight in _statements(method.body, True):
         if straight and exited:
             straight = False
         env = flow.env_before(stmt)
-        for attr, possible, replaces in _stores(judge, stmt, env):
-            _apply(effects, attr, possible, replaces and straight)
-            if "." in attr:
-                kept_from[attr.split(".", 1)[0]] = id(stmt)
+        for attr, possible, replaces in _stores(judge, stmt, env, keyed):
+            if "[" not in attr or attr.split("[", 1)[0] in keyed:
+                _apply(effects, attr, possible, replaces and straight)
+                if "." in attr:
+                    kept_from[attr.split(".", 1)[0]] = id(stmt)
         for call in _self_calls(stmt):
             if depth >= _MAX_CALLS:
                 return OPAQUE
@@ -566,6 +623,13 @@ def _apply(effects: Effects, attr: str, possible: frozenset[Possible], replaces:
         effects.clear()
         effects["*"] = (possible, True)
         return
+    if attr.endswith(WIPED):  # the keys known so far are gone, or unknown in a branch
+        prefix = attr[: -len(WIPED)] + "["
+        for known in [k for k in effects if k.startswith(prefix) and k != attr]:
+            if replaces:
+                del effects[known]
+            else:
+                effects[known] = (effects[known][0] | {UNKNOWN}, effects[known][1])
     old = effects.get(attr)
     if replaces or old is None:
         effects[attr] = (possible, replaces)
@@ -586,9 +650,16 @@ def apply_to(
 
 
 def _stores(
-    judge: LoadSafety, stmt: ast.stmt, env: Mapping[str, Refused | None]
+    judge: LoadSafety,
+    stmt: ast.stmt,
+    env: Mapping[str, Refused | None],
+    keyed: frozenset[str] = frozenset(),
 ) -> Iterator[tuple[str, frozenset[Possible], bool]]:
-    """Each `self.x` the statement stores: what it may hold, and whether it replaces."""
+    """Each `self.x` the statement stores: what it may hold, and whether it replaces (and,
+    of the `keyed` dicts, what it does to their keys)."""
+    if keyed and any(f"self.{name}" in _mentions(stmt) for name in keyed):
+        for attr in _keys_touched(stmt) & keyed:
+            yield wiped(attr), frozenset({UNKNOWN}), True
     if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
         targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
         for target in targets:
@@ -611,6 +682,8 @@ def _assigned(
     if attr:
         held = _possible(judge, value, env)
         yield attr, frozenset({held}), True
+        yield wiped(attr), frozenset({UNKNOWN}), True  # what its keys held is gone
+        yield from _display_items(judge, attr, value, env)
         yield from _held_state(judge, attr, value, -1, env)
         if isinstance(held, Refused) and held.kind == "dataclass" and isinstance(value, ast.Call):
             from ckpt_lsp.analysis.dataclass_fields import built_fields
@@ -638,7 +711,145 @@ def _assigned(
             if isinstance(stored, Refused)
             else stored
         )
-        yield self_attribute(target.value), frozenset({kept}), False
+        container = self_attribute(target.value)
+        index = target.slice
+        if isinstance(index, ast.Constant) and isinstance(index.value, str):
+            yield container, frozenset({kept}), False
+            # `self.cache["probs"] = x.numpy()`: that key holds it now
+            stored_at = item_key(container, index.value)
+            yield stored_at, frozenset({_possible(judge, value, env)}), True
+            return
+        yield wiped(container), frozenset({UNKNOWN}), True  # any key's value may have changed
+        numpy = judge.catalog.kind(stored.kind + "-dict") if isinstance(stored, Refused) else None
+        # `self.acc[c] = np.mean(...)` in a loop: a dict of numpy values (its items and
+        # `.values()` are numpy), as `_stored_item` decides for a local
+        held = replace(numpy, fix="") if numpy is not None else kept
+        yield container, frozenset({held}), False
+
+
+_KEYED = re.compile(r"\bself\.(\w+)\s*\[")
+
+
+def keyed_names(safety: LoadSafety, located: Located) -> frozenset[str]:
+    """The attributes a method of the class (or a project base) indexes (`self.cache[...]`):
+    only their keys are followed (memoized per class)."""
+    key = ("keyed", located[0].path, located[1].name)
+    known = safety.memo.get(key)
+    if isinstance(known, frozenset):
+        return known
+    found = frozenset(
+        name for _, cls in _chain(safety, located) for name in _KEYED.findall(_text(cls))
+    )
+    safety.memo[key] = found
+    return found
+
+
+def _text(cls: ClassFacts) -> str:
+    return cls.parsed.block.text
+
+
+def _mentions(stmt: ast.stmt) -> frozenset[str]:
+    """The `self.x` a statement's own nodes name (kept on the node: read once)."""
+    known: frozenset[str] | None = getattr(stmt, _MENTIONS, None)
+    if known is None:
+        known = frozenset(
+            f"self.{n.attr}"
+            for n in own_nodes(stmt)
+            if isinstance(n, ast.Attribute) and self_attribute(n)
+        )
+        setattr(stmt, _MENTIONS, known)
+    return known
+
+
+_MENTIONS = "_ckpt_self_mentions"
+
+
+def _keys_touched(stmt: ast.stmt) -> set[str]:
+    """The `self.x` a statement may change the keys of otherwise than by `self.x["k"] = v`:
+    `self.x.pop("k")`, `del self.x["k"]`, `self.x["k"] += 1`, `cache = self.x` (an alias),
+    `fill(self.x)`; reading it (`if not self.x`, `len(self.x)`, `self.x.get("k")`) does not."""
+    return keys_touched(stmt, self_attribute, isinstance(stmt, ast.Assign))
+
+
+def keys_touched(
+    stmt: ast.stmt, named: Callable[[ast.expr], str], assigned: bool, rebound: bool = True
+) -> set[str]:
+    """The containers (`named` says which attribute mentions are one, and its name) whose
+    keys a statement may change; `assigned`: `x["k"] = v` is followed by the caller;
+    `rebound`: `x = ...` counts (else the caller follows it)."""
+    parents: dict[int, ast.AST] = {}
+    mentions: list[tuple[ast.Attribute, str]] = []
+    stored: set[str] = set()
+    for node in own_nodes(stmt):
+        for child in ast.iter_child_nodes(node):
+            parents[id(child)] = node
+        if not isinstance(node, ast.Attribute):
+            continue
+        name = named(node)
+        if name and isinstance(node.ctx, ast.Load):
+            mentions.append((node, name))
+        elif name and rebound:
+            stored.add(name)  # `trainer.cache = {}`
+    return stored | {
+        name
+        for node, name in mentions
+        if not _reads_keys(node, parents.get(id(node), stmt), parents, assigned)
+    }
+
+
+def _reads_keys(
+    node: ast.Attribute, parent: ast.AST, parents: dict[int, ast.AST], assigned: bool
+) -> bool:
+    """Whether this mention of `self.x` leaves its keys' values as they were."""
+    if isinstance(parent, ast.Subscript) and parent.value is node:
+        return isinstance(parent.ctx, ast.Load) or (assigned and isinstance(parent.ctx, ast.Store))
+    if isinstance(parent, ast.Attribute):  # `self.x.get("k")`, `self.x.shape`
+        call = parents.get(id(parent))
+        called = isinstance(call, ast.Call) and call.func is parent
+        return not called or parent.attr in _READERS | _ADDERS
+    if isinstance(parent, ast.Call):  # `self.x(...)`, `len(self.x)`
+        func = parent.func
+        return func is node or (isinstance(func, ast.Name) and func.id in _READING)
+    return isinstance(parent, _READ_CONTEXTS)
+
+
+# builtins and statements that only read a container they are given
+_READING = frozenset(
+    {"len", "list", "sorted", "dict", "bool", "print", "str", "repr", "any", "all", "min"}
+    | {"max", "sum", "tuple", "set", "iter", "enumerate", "zip", "isinstance", "float", "int"}
+)
+_READ_CONTEXTS = (
+    ast.UnaryOp,
+    ast.Compare,
+    ast.BoolOp,
+    ast.If,
+    ast.While,
+    ast.IfExp,
+    ast.Assert,
+    ast.For,
+    ast.comprehension,
+    ast.JoinedStr,
+    ast.FormattedValue,
+)
+
+
+def wiped(attr: str) -> str:
+    """The effect key saying what every key of `self.<attr>` held is no longer known."""
+    return attr + WIPED
+
+
+WIPED = "[*]"
+
+
+def _display_items(
+    judge: LoadSafety, attr: str, value: ast.expr, env: Mapping[str, Refused | None]
+) -> Iterator[tuple[str, frozenset[Possible], bool]]:
+    """`self.cache = {"logits": None}`: each constant key holds what the display puts there."""
+    if not isinstance(value, ast.Dict):
+        return
+    for key, item in zip(value.keys, value.values):
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            yield item_key(attr, key.value), frozenset({_possible(judge, item, env)}), True
 
 
 def _unpacked(
@@ -679,6 +890,9 @@ def _mutated(
     func = call.func
     if not isinstance(func, ast.Attribute):
         return
+    if isinstance(func.value, ast.Subscript) and func.attr in _ADDERS and call.args:
+        yield from _item_mutated(judge, func.value, call.args[-1], env)
+        return
     attr = self_attribute(func.value)
     if not attr or _own_method_of_held(judge, env.get(f"self.{attr}"), func.attr):
         return  # `self.meter.update(loss)` of a project class: _held_calls follows it
@@ -686,6 +900,28 @@ def _mutated(
         yield attr, frozenset({_item(judge, call.args[-1], env)}), False
     elif func.attr in ("extend", "update", "setdefault", "extendleft"):
         yield attr, frozenset({LITERAL}), False  # its items decide, as for `append`
+
+
+def _item_mutated(
+    judge: LoadSafety, item: ast.Subscript, added: ast.expr, env: Mapping[str, Refused | None]
+) -> Iterator[tuple[str, frozenset[Possible], bool]]:
+    """`self.history["loss"].append(v)`: that key's list holds `v` now (refused with it), so
+    the dict holds it too; under a key not known, what any key holds is no longer known."""
+    container = self_attribute(item.value)
+    if not container:
+        return
+    found = _item(judge, added, env)
+    index = item.slice
+    if isinstance(index, ast.Constant) and isinstance(index.value, str):
+        yield item_key(container, index.value), frozenset({found}), False
+    else:
+        yield wiped(container), frozenset({UNKNOWN}), True
+    kept = (
+        replace(found, holder=True, what=f"a container holding {found.what}")
+        if isinstance(found, Refused)
+        else found
+    )
+    yield container, frozenset({kept}), False
 
 
 def _own_method_of_held(judge: LoadSafety, held: Refused | None, name: str) -> bool:
@@ -1019,6 +1255,7 @@ __all__ = [
     "class_attribute",
     "init_method",
     "conditional_nodes",
+    "defines",
     "initial",
     "method_effects",
     "method_items",
@@ -1028,5 +1265,7 @@ __all__ = [
     "returns_self",
     "own_nodes",
     "self_env",
+    "keys_touched",
     "statement_uses",
+    "stored_anywhere",
 ]

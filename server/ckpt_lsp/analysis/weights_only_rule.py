@@ -40,6 +40,7 @@ from ckpt_lsp.analysis.local_flow import (
     number_literal,
 )
 from ckpt_lsp.analysis.memo import BoundedCache
+from ckpt_lsp.analysis.self_items import self_items
 from ckpt_lsp.findings import Finding, Position
 from ckpt_lsp.rules import RULES
 from ckpt_lsp.suppress import is_suppressed
@@ -182,11 +183,14 @@ class WeightsOnlyRule:
         # the attributes the writing methods read: the only ones worth judging
         texts = [_text_of(lines, m) for m in methods]
         wanted = frozenset(name for text in texts for name in _SELF_ATTRIBUTE.findall(text))
+        keyed = frozenset(name for text in texts for name in _SELF_KEYED.findall(text))
         passes_self = any(_SELF_VALUE.search(text) for text in texts)
 
         def self_env() -> dict[str, Refused | None]:
             if not known:  # once per class, and only when a method writes a checkpoint
-                attributes: dict[str, Refused | None] = dict(self_attributes(cls, safety, wanted))
+                attributes: dict[str, Refused | None] = dict(
+                    self_attributes(cls, safety, wanted, keyed)
+                )
                 if passes_self:  # `torch.save(self, ...)`: what the class itself is
                     attributes["self"] = safety.of_class(facts, cls)
                 for name in wanted & _HPARAMS:  # a LightningModule's own `self.hparams`
@@ -317,10 +321,14 @@ def describe(bad: BadValue, source: str) -> str:
 
 
 def self_attributes(
-    cls: ClassFacts, safety: LoadSafety, wanted: frozenset[str] | None = None
+    cls: ClassFacts,
+    safety: LoadSafety,
+    wanted: frozenset[str] | None = None,
+    keyed: frozenset[str] = frozenset(),
 ) -> dict[str, Refused | None]:
     """What each `self.x` holds (of `wanted` names only, when given), from every assignment
-    in the class's methods; only methods whose text assigns a wanted name are walked."""
+    in the class's methods; only methods whose text assigns a wanted name are walked. And
+    what each constant key of the `keyed` dicts holds (`self.stats["mean"]`)."""
     possible: dict[str, set[Possible]] = {}
     for method in _assigning(cls, wanted):
         flow = LocalFlow(safety).run(method)
@@ -346,6 +354,8 @@ def self_attributes(
     for name, values in possible.items():
         if all(v is NUMBER for v in values) and not _grown(cls, name[len("self.") :]):
             found[NUMBER_MARK + name] = None
+    if keyed:  # `self.stats["mean"]`: what the class's keyed stores give each key
+        found.update(self_items(cls, safety, keyed))
     return found
 
 
@@ -378,6 +388,7 @@ def _assigning(cls: ClassFacts, wanted: frozenset[str] | None) -> list[FunctionN
 
 _HPARAMS = frozenset({"hparams", "hparams_initial"})
 _SELF_ATTRIBUTE = re.compile(r"\bself\.(\w+)")
+_SELF_KEYED = re.compile(r"\bself\.(\w+)(?:\s*\[|\.get\()")  # read by key
 _SELF_VALUE = re.compile(r"[(,:=\[]\s*self\s*[,)}\]]")  # `self` handed on as a value
 
 
