@@ -290,6 +290,16 @@ VALID = [
         "def save(path):\n    metrics = evaluate([1.0, 2.0])\n"
         '    torch.save({"loss": metrics["loss"], "n": metrics["n"]}, path)\n',
     ),
+    (
+        "a loop whose body hands away an object a method filled (its keys forgotten, no crash)",
+        "class Pool:\n    def __init__(self):\n        self.images = []\n"
+        "    def push(self, x):\n        self.images.append(np.float64(x))\n"
+        "class Model:\n    def __init__(self):\n        self.pool = Pool()\n"
+        "    def step(self):\n        self.pool.push(1.0)\n"
+        "def save(p):\n    model = Model()\n    model.step()\n    state = {}\n"
+        '    for name in ("a", "b"):\n        state[name] = getattr(model, name)\n'
+        '    state["pool"] = model.pool.images\n    torch.save(state, p)\n',
+    ),
 ]
 
 

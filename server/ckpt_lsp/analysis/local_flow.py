@@ -223,7 +223,10 @@ class LocalFlow:
             after_body = self._walk(stmt.body, entered)
             # a loop's body runs in the programs that save after it: names it binds first
             # keep what it gives them
-            looped = {**after_body, **_merge(state, {k: after_body[k] for k in state})}
+            # (a key the body forgot, `model.pool.images` after `model.pool.push(x)`, is
+            # unknown after the loop)
+            ran = {k: after_body[k] for k in state if k in after_body}
+            looped = {**after_body, **_merge(state, ran)}
             if not isinstance(stmt, ast.While):  # the loop may not run: its target is unbound
                 looped.update(_unknown(_names(stmt.target)))
             return self._walk(stmt.orelse, looped)
