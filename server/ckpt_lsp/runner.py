@@ -471,7 +471,12 @@ def _analyze_one(
 ) -> Entry:
     # the files an analysis read are what its cached result depends on; no cache, no need
     index.touched = None if isinstance(digests, _NoDigests) else set()
-    file_result = analyzer.analyze(src.name, src.text, budget_s=file_budget_s() or None)
+    try:
+        file_result = analyzer.analyze(src.name, src.text, budget_s=file_budget_s() or None)
+    except Exception as exc:  # a bug of ours costs this file's findings, not the whole run
+        index.touched = None
+        message = f"internal error, not checked: {type(exc).__name__}: {exc}"
+        return Entry(digests[src.key], {WHOLE_PROJECT: ""}, [], [FileError(src.name, message)])
     deps = {
         path: "" if path == WHOLE_PROJECT else digests[path]
         for path in index.touched or ()

@@ -1,0 +1,37 @@
+"""The runner: a bug of ours on one file costs that file's findings, not the whole check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ckpt_lsp.analysis.analyzer import Analyzer
+from ckpt_lsp.config import Config
+from ckpt_lsp.runner import run_check
+
+LOCKED = (
+    "import threading\nfrom torch import nn\n\n\nclass Counter(nn.Module):\n"
+    "    def __init__(self):\n        super().__init__()\n        self.lock = threading.Lock()\n"
+)
+
+
+def test_an_internal_error_on_one_file_is_one_line_and_the_others_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "model.py").write_text(LOCKED)
+    (tmp_path / "bad.py").write_text(LOCKED.replace("Counter", "Other"))
+    analyze = Analyzer.analyze
+
+    def failing(self: Analyzer, filename: str, text: str, **kwargs: object) -> object:
+        if Path(filename).name == "bad.py":
+            raise KeyError("model.pool.images")
+        return analyze(self, filename, text, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Analyzer, "analyze", failing)
+    result = run_check([tmp_path], Config(root=tmp_path), use_cache=False, jobs=1)
+    assert [Path(f.filename).name for f in result.findings] == ["model.py"]
+    assert len(result.errors) == 1
+    error = result.errors[0]
+    assert Path(error.filename).name == "bad.py"
+    assert error.message == "internal error, not checked: KeyError: 'model.pool.images'"
