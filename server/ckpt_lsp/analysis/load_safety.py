@@ -20,6 +20,7 @@ from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_fie
 from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
 from ckpt_lsp.analysis.elements import every_item_key
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
+from ckpt_lsp.analysis.grouped import KEYED_FRAME, keyed_by_numbers, keyed_column
 from ckpt_lsp.analysis.hparam_reads import hparam_fields, hparam_read, read_key
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import (
@@ -261,6 +262,8 @@ class LoadSafety:
             # `ranked[0][1]`: the numpy scalar of a (key, numpy scalar) pair; the key is not known
             at = _constant_index(index)
             return _no_fix(self.catalog.kind("numpy-scalar")) if at in (1, -1) else None
+        if receiver is not None and receiver.kind == KEYED_FRAME:
+            return keyed_column(index, receiver, self.catalog)  # `agg["dice"]`
         if receiver is not None and receiver.kind in _FRAMES:
             if isinstance(index, ast.Name) and COLUMN_MARK + index.id in env:
                 return self.catalog.kind(_SERIES)  # `df[c]` of `for c in df.columns`
@@ -757,7 +760,7 @@ class LoadSafety:
                 if unsized:
                     return _no_fix(self.catalog.kind(unsized))
                 return drawn_item(self, call, receiver.kind, func.attr, env)  # `rng.choice(xs)`
-            return self._returned(returns, receiver)
+            return keyed_by_numbers(self._returned(returns, receiver), receiver, call, self.catalog)
         if not dotted:
             return registry_instance(self, call, env)  # `LOSSES[cfg.name](**kwargs)`
         if isinstance(func, ast.Name) and func.id in env:

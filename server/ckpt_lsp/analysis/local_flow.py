@@ -390,6 +390,9 @@ class LocalFlow:
 
     def _loop_target(self, target: ast.expr, iterable: ast.expr, state: State) -> State:
         """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
+        numbers = self._number_targets(target, iterable, state)
+        if numbers:  # `for scale in [0.9, 1.0]`, `for i, lr in enumerate([1e-3, 3e-4])`
+            return {**_unknown(_names(target)), **{n: frozenset({NUMBER}) for n in numbers}}
         if not isinstance(target, ast.Name):
             # `KFold.split` folds, `zip(names, arr)`, `scores.items()` of numpy scalars
             env = {**self._self_env, **env_of(state)}
@@ -418,14 +421,32 @@ class LocalFlow:
         held = Refused(item.kind, item.what, item.loadable, "", item.stateful)
         return {target.id: frozenset({held})}
 
-    def _builtin_range(self, iterable: ast.expr, state: State) -> bool:
-        """`range(...)` of the builtin (no local, import or module function of that name)."""
+    def _number_targets(self, target: ast.expr, iterable: ast.expr, state: State) -> list[str]:
+        """The loop names bound only to Python numbers: the items of a display of number
+        literals, and the count and such items of `enumerate` over one."""
+        if isinstance(target, ast.Name):
+            return [target.id] if _number_display(iterable) else []
+        counted = self._builtin_range(iterable, state, "enumerate") and isinstance(
+            iterable, ast.Call
+        )
+        if not (counted and isinstance(target, ast.Tuple) and len(target.elts) == 2):
+            return []
+        count, item = target.elts
+        names = [count.id] if isinstance(count, ast.Name) else []
+        over = iterable.args[0] if isinstance(iterable, ast.Call) and iterable.args else None
+        if isinstance(item, ast.Name) and _number_display(over):
+            names.append(item.id)
+        return names
+
+    def _builtin_range(self, iterable: ast.expr, state: State, builtin: str = "range") -> bool:
+        """`range(...)` (or `builtin(...)`) of the builtin (no local, import or module function
+        of that name)."""
         if not (isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name)):
             return False
         facts = self.safety.facts
         named = iterable.func.id
         return (
-            named == "range"
+            named == builtin
             and named not in state
             and named not in self._self_env
             and named not in facts.imports
@@ -622,7 +643,9 @@ class LocalFlow:
         found: State = {}
         for key, item in pairs:
             judged = self._value(item, state)
-            if isinstance(judged, Refused):
+            # a literal is kept too: `best = {"miou": -1.0}` then `best = {"miou": m}` in a
+            # loop's `if` holds either, as a name would
+            if isinstance(judged, (Refused, _Literal)):
                 found[item_key(name, key)] = frozenset({judged})
         return found
 
@@ -828,6 +851,15 @@ def _number_literal(value: ast.expr | None) -> bool:
     if isinstance(value, ast.UnaryOp) and isinstance(value.op, (ast.USub, ast.UAdd)):
         value = value.operand
     return isinstance(value, ast.Constant) and _is_number(value.value)
+
+
+def _number_display(value: ast.expr | None) -> bool:
+    """`[0.9, 1.0]`, `(1, 2, 3)`: a list, tuple or set display of number literals only."""
+    return (
+        isinstance(value, (ast.List, ast.Tuple, ast.Set))
+        and bool(value.elts)
+        and all(_number_literal(e) for e in value.elts)
+    )
 
 
 def empty_display(value: ast.expr | None) -> bool:
