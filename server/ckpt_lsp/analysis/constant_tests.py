@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
 
 
+# env keys marking a local or parameter bound only to `True` (`False`), as a call passed it
+TRUE_MARK, FALSE_MARK = "#true:", "#false:"
+
+
 def decided(test: ast.expr, safety: LoadSafety, env: Mapping[str, object]) -> bool | None:
     """The truth of `test` when the module fixes it; None when it is not known."""
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
@@ -33,7 +37,21 @@ def decided(test: ast.expr, safety: LoadSafety, env: Mapping[str, object]) -> bo
     if isinstance(test, ast.Name) and test.id not in env:
         value = _module_constant(test.id, safety)
         return None if value is None else bool(value.value)
+    if isinstance(test, ast.Name):  # `if use_ema:` of a parameter the call left at `True`
+        return _truth(test.id, env)
     return None
+
+
+def _truth(name: str, env: Mapping[str, object]) -> bool | None:
+    """What a name bound only to `True` or only to `False` is: from a flow's state (its
+    possibilities carry a `truth`) or from the marks of its env."""
+    held = env.get(name)
+    if isinstance(held, frozenset):
+        truths = {getattr(p, "truth", None) for p in held}
+        return truths.pop() if len(truths) == 1 and None not in truths else None
+    if TRUE_MARK + name in env:
+        return True
+    return False if FALSE_MARK + name in env else None
 
 
 def module_number(name: str, safety: LoadSafety) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
-from ckpt_lsp.analysis.constant_tests import decided
+from ckpt_lsp.analysis.constant_tests import FALSE_MARK, TRUE_MARK, decided
 from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
 from ckpt_lsp.analysis.elements import (
     dict_mark,
@@ -58,6 +58,13 @@ class _Number(_Literal):
     """A number literal: numpy arithmetic with it stays numpy (`losses.min() < best`)."""
 
 
+class _Truth(_Literal):
+    """`True` / `False` as written: its truth decides an `if` on the name holding it."""
+
+    def __init__(self, truth: bool) -> None:
+        self.truth = truth
+
+
 class _Unknown:
     """A value nothing is known about."""
 
@@ -72,6 +79,7 @@ UNPASSED_NONE = "#unpassed-none"
 NONE_DEFAULT = _NoneDefault()
 LITERAL = _Literal()
 NUMBER = _Number()
+TRUE, FALSE = _Truth(True), _Truth(False)
 UNKNOWN = _Unknown()
 Possible = Union[Refused, _Literal, _Unknown]
 State = dict[str, frozenset[Possible]]
@@ -104,7 +112,16 @@ def env_of(state: State) -> dict[str, Refused | None]:
             env[NUMBER_MARK + name] = None
         elif possible == frozenset({NONE_DEFAULT}):
             env[NONE_MARK + name] = None
+        elif possible in (frozenset({TRUE}), frozenset({FALSE})):
+            env[(TRUE_MARK if TRUE in possible else FALSE_MARK) + name] = None
     return env
+
+
+def literal_of(value: ast.Constant) -> _Literal:
+    """The possibility a literal gives: `True`/`False` keep their truth."""
+    if isinstance(value.value, bool):
+        return TRUE if value.value else FALSE
+    return LITERAL
 
 
 def past_unpassed(value: ast.expr, env: Mapping[str, object]) -> ast.expr:
@@ -432,11 +449,10 @@ class LocalFlow:
         if not (counted and isinstance(target, ast.Tuple) and len(target.elts) == 2):
             return []
         count, item = target.elts
-        names = [count.id] if isinstance(count, ast.Name) else []
         over = iterable.args[0] if isinstance(iterable, ast.Call) and iterable.args else None
-        if isinstance(item, ast.Name) and _number_display(over):
-            names.append(item.id)
-        return names
+        if not (isinstance(item, ast.Name) and _number_display(over)):
+            return []  # `enumerate(folds)`: the items are the flow's to judge
+        return [item.id, *([count.id] if isinstance(count, ast.Name) else [])]
 
     def _builtin_range(self, iterable: ast.expr, state: State, builtin: str = "range") -> bool:
         """`range(...)` (or `builtin(...)`) of the builtin (no local, import or module function
@@ -721,7 +737,9 @@ class LocalFlow:
             return self._value(value.body if none_taken(value.test, state) else value.orelse, state)
         if _number_literal(value):
             return NUMBER
-        if isinstance(value, ast.Constant) or empty_display(value):
+        if isinstance(value, ast.Constant):
+            return literal_of(value)
+        if empty_display(value):
             return LITERAL
         judged = self.safety.kind_of(value, {**self._self_env, **env_of(state)})
         judged = self._logged_frame(value, judged)
