@@ -35,7 +35,7 @@ from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.number_fields import number_attribute
 from ckpt_lsp.analysis.record_columns import number_columns
 from ckpt_lsp.analysis.registry_calls import registry_instance
-from ckpt_lsp.analysis.splits import fold_targets
+from ckpt_lsp.analysis.splits import fold_list, fold_targets, pair_items
 from ckpt_lsp.weights_only import (
     UNSIZED,
     UNSIZED_SEQUENCE,
@@ -406,7 +406,7 @@ class LoadSafety:
         (a splitter's folds; `func`, the function making the loop, binds the splitter)."""
         return {
             **self._iterated(target, iterable, env),
-            **fold_targets(self, target, iterable, func),
+            **fold_targets(self, target, iterable, func, env),
         }
 
     def _iterated(self, target: ast.expr, iterable: ast.expr, env: Env) -> dict[str, Refused]:
@@ -775,6 +775,9 @@ class LoadSafety:
             return None
         if qualified == "builtins.dict" and call.args:
             return self._zipped_dict(call, env)
+        folds = fold_list(self, call, env)  # `list(kf.split(X))`
+        if folds is not None:
+            return folds
         entry = self.catalog.for_call(qualified, len(call.args), _keywords(call))
         if entry is not None and entry.numpy_args:
             return self._keeps_numpy(call, entry.kind, env, qualified)
@@ -1277,7 +1280,7 @@ class LoadSafety:
         helper()`): element i is refused when every `return` gives the same refusal there.
         `count` -1: as many as every return gives (a starred target)."""
         if not isinstance(expr, ast.Call):
-            return None
+            return pair_items(self, expr, count, env) or None  # `tr, va = folds[k]`
         dotted = dotted_name(expr.func)
         if isinstance(expr.func, ast.Attribute) and not self._names_global(dotted, env):
             from ckpt_lsp.analysis.object_effects import method_items  # runs flows

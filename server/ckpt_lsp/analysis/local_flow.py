@@ -407,9 +407,10 @@ class LocalFlow:
 
     def _loop_target(self, target: ast.expr, iterable: ast.expr, state: State) -> State:
         """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
-        numbers = self._number_targets(target, iterable, state)
-        if numbers:  # `for scale in [0.9, 1.0]`, `for i, lr in enumerate([1e-3, 3e-4])`
-            return {**_unknown(_names(target)), **{n: frozenset({NUMBER}) for n in numbers}}
+        # `for scale in [0.9, 1.0]`, `for i, lr in enumerate([1e-3, 3e-4])`; enumerate's count
+        numbers: State = {
+            n: frozenset({NUMBER}) for n in self._number_targets(target, iterable, state)
+        }
         if not isinstance(target, ast.Name):
             # `KFold.split` folds, `zip(names, arr)`, `scores.items()` of numpy scalars
             env = {**self._self_env, **env_of(state)}
@@ -419,7 +420,10 @@ class LocalFlow:
                 **_unknown(_names(target)),
                 **paired,
                 **{k: frozenset({v}) for k, v in taken.items()},
+                **numbers,
             }
+        if numbers:
+            return numbers
         if self._builtin_range(iterable, state):  # `for b in range(bins)`: b is an int
             return {target.id: frozenset({NUMBER})}
         every = iterated_items(iterable, state)
@@ -450,9 +454,10 @@ class LocalFlow:
             return []
         count, item = target.elts
         over = iterable.args[0] if isinstance(iterable, ast.Call) and iterable.args else None
-        if not (isinstance(item, ast.Name) and _number_display(over)):
-            return []  # `enumerate(folds)`: the items are the flow's to judge
-        return [item.id, *([count.id] if isinstance(count, ast.Name) else [])]
+        names = [count.id] if isinstance(count, ast.Name) else []  # always a Python int
+        if isinstance(item, ast.Name) and _number_display(over):
+            names.append(item.id)
+        return names
 
     def _builtin_range(self, iterable: ast.expr, state: State, builtin: str = "range") -> bool:
         """`range(...)` (or `builtin(...)`) of the builtin (no local, import or module function
