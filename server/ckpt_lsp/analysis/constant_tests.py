@@ -60,6 +60,12 @@ def module_number(name: str, safety: LoadSafety) -> bool:
     return value is not None and not isinstance(value.value, (bool, str))
 
 
+def module_string(name: str, safety: LoadSafety) -> str | None:
+    """`DEFAULT_CFG = "model: ..."`, bound once at module level: its text."""
+    value = _module_constant(name, safety)
+    return value.value if value is not None and isinstance(value.value, str) else None
+
+
 def _module_constant(name: str, safety: LoadSafety) -> ast.Constant | None:
     """The literal a module-level name is bound to, when it is bound there once only."""
     facts = safety.facts

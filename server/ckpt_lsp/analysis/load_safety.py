@@ -14,7 +14,8 @@ from dataclasses import replace
 
 from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
-from ckpt_lsp.analysis.constant_tests import decided, module_number
+from ckpt_lsp.analysis.config_shapes import config_shape
+from ckpt_lsp.analysis.constant_tests import decided, module_number, module_string
 from ckpt_lsp.analysis.constructor_args import passed_arguments, passed_value
 from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_field
 from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
@@ -782,7 +783,7 @@ class LoadSafety:
         if entry is not None and entry.numpy_args:
             return self._keeps_numpy(call, entry.kind, env, qualified)
         if entry is not None:
-            refused = self._shaped(self.catalog.kind(entry.kind), call)
+            refused = self._shaped(self.catalog.kind(entry.kind), call, qualified, env)
             refused = self._framed(refused, call, env)
             certain = entry.fix_args < 0 or (len(call.args) <= entry.fix_args and not call.keywords)
             return refused if certain else _no_fix(refused)
@@ -998,12 +999,25 @@ class LoadSafety:
             return None
         return replace(refused, type_name=f"{facts.module}.{name}" if facts.module else name)
 
-    def _shaped(self, refused: Refused | None, call: ast.Call) -> Refused | None:
-        """A nested kind built from a display keeps the display (`OmegaConf.create({...})`)."""
-        if refused is None or refused.kind not in self.catalog.nested or len(call.args) != 1:
+    def _shaped(
+        self, refused: Refused | None, call: ast.Call, qualified: str, env: Env
+    ) -> Refused | None:
+        """A nested kind built from a display, a YAML text or a merge of such keeps their
+        shape (`OmegaConf.create({...})`, `OmegaConf.create(DEFAULT_YAML)`): config_shapes."""
+        if refused is None or refused.kind not in self.catalog.nested:
             return refused
-        shape = call.args[0]
-        return replace(refused, shape=shape) if isinstance(shape, _SHAPES) else refused
+
+        def shape_of(expr: ast.expr) -> ast.expr | None:
+            if isinstance(expr, _SHAPES):
+                return expr
+            held = self.kind_of(expr, env)
+            return held.shape if held is not None and held.kind == refused.kind else None
+
+        def module_text(name: str) -> str | None:
+            return None if name in env else module_string(name, self)
+
+        shape = config_shape(qualified, call, shape_of, module_text)
+        return replace(refused, shape=shape) if shape is not None else refused
 
     def _nested(self, receiver: Refused, key: str) -> Refused | None:
         """`cfg.optim`: of the kind when the display holds a dict/list there, else plain."""
