@@ -43,6 +43,17 @@ def _rows(source: str) -> list[tuple[int, str | None]]:
     return weights_only_rows(HEADER, source)
 
 
+STRUCTURED = (
+    "import dataclasses, typing\n"
+    "@dataclasses.dataclass\nclass Data:\n    root: str = '/d'\n"
+    "    augment: typing.List[str] = dataclasses.field(default_factory=list)\n"
+    "    size: typing.Tuple[int, int] = (8, 8)\n"
+    "@dataclasses.dataclass\nclass Cfg:\n"
+    "    data: Data = dataclasses.field(default_factory=Data)\n    lr: float = 0.1\n"
+    "    extra: dict = dataclasses.field(default_factory=dict)\n"
+    "    maybe: typing.Optional[typing.List[int]] = None\n"
+)
+
 INVALID = [
     (
         "sub-configs and lists of a YAML module constant, through a helper's merge",
@@ -60,6 +71,14 @@ INVALID = [
         '    torch.save({"betas": inline.opt.betas, "aug": both.aug, "b2": both.opt.betas}, path)\n',
         [(4, "betas"), (4, "aug"), (4, "b2")],
     ),
+    (
+        "containers of a structured config (a dataclass's fields), also merged",
+        STRUCTURED + "def save(path):\n    c = OmegaConf.structured(Cfg)\n"
+        "    d = OmegaConf.merge(OmegaConf.structured(Cfg(lr=0.2)), OmegaConf.from_cli())\n"
+        '    torch.save({"data": c.data, "aug": c.data.augment, "size": d.data.size,\n'
+        '                "extra": d.extra}, path)\n',
+        [(16, "data"), (16, "aug"), (16, "size"), (17, "extra")],
+    ),
 ]
 
 VALID = [
@@ -76,6 +95,11 @@ VALID = [
         "def save(path):\n"
         '    cfg = OmegaConf.create("base: &b\\n  lr: 0.1\\nopt: *b\\n")\n'
         '    other = load()\n    torch.save({"opt": cfg.opt, "x": other.missing}, path)\n',
+    ),
+    (
+        "leaves of a structured config: a plain type, an Optional left at None",
+        STRUCTURED + "def save(path):\n    c = OmegaConf.structured(Cfg)\n"
+        '    torch.save({"lr": c.lr, "root": c.data.root, "maybe": c.maybe}, path)\n',
     ),
 ]
 

@@ -17,6 +17,13 @@ from collections.abc import Callable
 
 _SHAPES = (ast.Dict, ast.List, ast.Tuple)
 _CREATE = "omegaconf.OmegaConf.create"
+_STRUCTURED = "omegaconf.OmegaConf.structured"
+# annotations OmegaConf makes a ListConfig (a TupleConfig) or a DictConfig of
+_LISTS = frozenset(
+    {"typing.List", "builtins.list", "typing.Tuple", "builtins.tuple", "typing.Sequence"}
+    | {"collections.abc.Sequence"}
+)
+_DICTS = frozenset({"typing.Dict", "builtins.dict", "typing.Mapping", "collections.abc.Mapping"})
 _MERGES = frozenset({"omegaconf.OmegaConf.merge", "omegaconf.OmegaConf.unsafe_merge"})
 _KEY = re.compile(r"""^(?P<key>[A-Za-z_][\w.-]*|"[^"]*"|'[^']*')\s*:(?:\s+(?P<value>.*))?$""")
 # YAML features the reader leaves alone: anchors, aliases, tags, merge keys, documents
@@ -27,7 +34,11 @@ ShapeOf = Callable[[ast.expr], "Shape | None"]
 
 
 def config_shape(
-    qualified: str, call: ast.Call, shape_of: ShapeOf, module_text: Callable[[str], str | None]
+    qualified: str,
+    call: ast.Call,
+    shape_of: ShapeOf,
+    module_text: Callable[[str], str | None],
+    class_shape: ShapeOf,
 ) -> Shape | None:
     """The shape of the config `call` builds; None when not known."""
     if qualified in _MERGES:
@@ -35,6 +46,8 @@ def config_shape(
     if len(call.args) != 1 or call.keywords:
         return None
     given = call.args[0]
+    if qualified == _STRUCTURED:  # `OmegaConf.structured(TrainConfig)` of a dataclass
+        return class_shape(given)
     if isinstance(given, _SHAPES):
         return given
     if qualified != _CREATE:  # `OmegaConf.load(path)`: the text is a file's name
@@ -184,3 +197,25 @@ def _top_level_split(text: str) -> list[str]:
             start = i + 1
     parts.append(text[start:])
     return parts
+
+
+def fields_shape(
+    fields: list[tuple[str, ast.expr]],
+    qualified: Callable[[ast.expr], str],
+    nested: Callable[[str], Shape | None],
+) -> ast.Dict:
+    """A structured config's shape from its dataclass fields' annotations: a list or tuple
+    is a list, a dict a dict, a project dataclass its own fields (`nested`); anything else
+    (`Optional[...]`, a union, a plain type) a leaf."""
+    items: dict[str, ast.expr] = {}
+    for name, annotation in fields:
+        outer = annotation.value if isinstance(annotation, ast.Subscript) else annotation
+        named = qualified(outer)
+        if named in _LISTS:
+            items[name] = ast.List(elts=[], ctx=ast.Load())
+        elif named in _DICTS:
+            items[name] = ast.Dict(keys=[], values=[])
+        else:
+            inner = nested(named) if not isinstance(annotation, ast.Subscript) else None
+            items[name] = inner if inner is not None else ast.Constant(None)
+    return _display(items)

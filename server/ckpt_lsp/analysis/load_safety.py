@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
-from ckpt_lsp.analysis.config_shapes import config_shape
+from ckpt_lsp.analysis.config_shapes import config_shape, fields_shape
 from ckpt_lsp.analysis.constant_tests import decided, module_number, module_string
 from ckpt_lsp.analysis.constructor_args import passed_arguments, passed_value
 from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_field
@@ -1016,8 +1016,29 @@ class LoadSafety:
         def module_text(name: str) -> str | None:
             return None if name in env else module_string(name, self)
 
-        shape = config_shape(qualified, call, shape_of, module_text)
+        def class_shape(expr: ast.expr) -> ast.expr | None:
+            target = expr.func if isinstance(expr, ast.Call) else expr
+            return self._structured(qualify(dotted_name(target), self.facts), 0)
+
+        shape = config_shape(qualified, call, shape_of, module_text, class_shape)
         return replace(refused, shape=shape) if shape is not None else refused
+
+    def _structured(self, qualified: str, depth: int) -> ast.expr | None:
+        """The shape OmegaConf gives a project dataclass (`OmegaConf.structured(Cfg)`)."""
+        located = self._project_class(qualified) if qualified and depth < _MAX_DEPTH else None
+        if located is None or not _plain_dataclass(*located):
+            return None
+        facts, cls = located
+        fields = [
+            (stmt.target.id, stmt.annotation)
+            for stmt in cls.class_level()
+            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+        ]
+        return fields_shape(
+            fields,
+            lambda e: qualify(dotted_name(e), facts),
+            lambda q: self._structured(q, depth + 1),
+        )
 
     def _nested(self, receiver: Refused, key: str) -> Refused | None:
         """`cfg.optim`: of the kind when the display holds a dict/list there, else plain."""
