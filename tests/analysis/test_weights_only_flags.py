@@ -28,6 +28,15 @@ class Trainer:
 """
 
 
+KEPT = (
+    "class Kept:\n    def __init__(self, use_ema=True, amp=False):\n"
+    "        self.use_ema = use_ema\n        self.model = nn.Linear(2, 2)\n"
+    "        self.ema = AveragedModel(self.model) if self.use_ema else None\n"
+    "        if not amp:\n            self.probs = np.zeros(3)\n"
+    "        else:\n            self.probs = None\n"
+)
+
+
 def _wo(source: str) -> list[Finding]:
     return weights_only_findings(HEADER, source)
 
@@ -49,6 +58,12 @@ INVALID = [
         '    torch.save({"probs": t.probs}, path)\n',
         [(3, "probs")],
     ),
+    (
+        "a flag kept in an attribute first, and a negated test",
+        KEPT + "def save(path):\n    k = Kept()\n"
+        '    torch.save({"ema": k.ema, "probs": k.probs}, path)\n',
+        [(12, "ema"), (12, "probs")],
+    ),
 ]
 
 VALID = [
@@ -61,6 +76,11 @@ VALID = [
         "a flag the caller's own parameter gives",
         "def save(path, ema):\n    t = Trainer(use_ema=ema, keep_probs=ema)\n"
         '    torch.save({"ema": t.ema, "shadow": t.shadow, "probs": t.probs}, path)\n',
+    ),
+    (
+        "flags kept in an attribute, passed so that no refused value is stored",
+        KEPT + "def save(path):\n    k = Kept(use_ema=False, amp=True)\n"
+        '    torch.save({"ema": k.ema, "probs": k.probs}, path)\n',
     ),
 ]
 

@@ -39,6 +39,8 @@ def decided(test: ast.expr, safety: LoadSafety, env: Mapping[str, object]) -> bo
         return None if value is None else bool(value.value)
     if isinstance(test, ast.Name):  # `if use_ema:` of a parameter the call left at `True`
         return _truth(test.id, env)
+    if isinstance(test, ast.Attribute) and isinstance(test.value, ast.Name):
+        return _truth(f"{test.value.id}.{test.attr}", env)  # `self.use_ema = use_ema`
     return None
 
 

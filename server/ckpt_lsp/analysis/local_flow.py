@@ -80,6 +80,7 @@ NONE_DEFAULT = _NoneDefault()
 LITERAL = _Literal()
 NUMBER = _Number()
 TRUE, FALSE = _Truth(True), _Truth(False)
+_TRUTHS = (frozenset({TRUE}), frozenset({FALSE}))
 UNKNOWN = _Unknown()
 Possible = Union[Refused, _Literal, _Unknown]
 State = dict[str, frozenset[Possible]]
@@ -112,7 +113,7 @@ def env_of(state: State) -> dict[str, Refused | None]:
             env[NUMBER_MARK + name] = None
         elif possible == frozenset({NONE_DEFAULT}):
             env[NONE_MARK + name] = None
-        elif possible in (frozenset({TRUE}), frozenset({FALSE})):
+        elif possible in _TRUTHS:
             env[(TRUE_MARK if TRUE in possible else FALSE_MARK) + name] = None
     return env
 
@@ -744,6 +745,8 @@ class LocalFlow:
             return NUMBER
         if isinstance(value, ast.Constant):
             return literal_of(value)
+        if isinstance(value, ast.Name) and state.get(value.id) in _TRUTHS:
+            return next(iter(state[value.id]))  # `self.use_ema = use_ema` keeps its truth
         if empty_display(value):
             return LITERAL
         judged = self.safety.kind_of(value, {**self._self_env, **env_of(state)})
