@@ -94,6 +94,27 @@ INVALID = [
             (15, "pos"),
         ],
     ),
+    (
+        "a label of the index of such an aggregate, of counts of numbers, the index whole",
+        "def save(path):\n"
+        '    df = pd.DataFrame({"k": [1, 2, 1], "s": ["a", "b", "a"], "v": [1.5, 2.5, 0.5]})\n'
+        "    torch.save({\n"
+        '        "first": df.set_index("k").index[0],\n'
+        '        "last": df.groupby("k")["v"].mean().index[-1],\n'
+        '        "top": df.groupby("k")["v"].mean().index.max(),\n'
+        '        "mode": df["k"].value_counts().index[0],\n'
+        '        "labels": df.groupby("k")["v"].mean().index,\n'
+        "    }, path)\n",
+        [(4, "first"), (5, "last"), (6, "top"), (7, "mode"), (8, "labels")],
+    ),
+    (
+        "per-class precision, recall, F-score and support unpacked (averaged: floats, None)",
+        "from sklearn.metrics import precision_recall_fscore_support as prfs\n"
+        "def save(path, y, p):\n    prec, rec, f1, sup = prfs(y, p, average=None)\n"
+        '    mp, mr, mf, _ = prfs(y, p, average="macro")\n'
+        '    torch.save({"prec": prec, "sup": sup, "mp": mp, "mf": mf}, path)\n',
+        [(5, "prec"), (5, "sup")],
+    ),
 ]
 
 VALID = [
@@ -126,6 +147,17 @@ VALID = [
         '        "reset": df.groupby("fold")["dice"].mean().reset_index()["dice"].idxmax(),\n'
         '        "means": df.groupby("fold")["dice"].mean().tolist(),\n'
         '        "by_cls": df.set_index("cls")["dice"].idxmin(),\n'
+        "    }, path)\n",
+    ),
+    (
+        "such an index as a list, a default index's label, a string index's label",
+        "def save(path):\n"
+        '    df = pd.DataFrame({"k": [1, 2, 1], "s": ["a", "b", "a"], "v": [1.5, 2.5, 0.5]})\n'
+        "    torch.save({\n"
+        '        "labels": df.groupby("k")["v"].mean().index.tolist(),\n'
+        '        "listed": list(df.groupby("k")["v"].mean().index),\n'
+        '        "row": df.index[0],\n'
+        '        "name": df.groupby("s")["v"].mean().index[0],\n'
         "    }, path)\n",
     ),
 ]

@@ -1323,7 +1323,7 @@ class LoadSafety:
             return method_items(self, expr, count, env)  # `a, b = trainer.step()`
         if not dotted or not self._names_global(dotted, env):
             return None
-        entry = self.catalog.for_call(qualify(dotted, self.facts), len(expr.args))
+        entry = self.catalog.for_call(qualify(dotted, self.facts), len(expr.args), _keywords(expr))
         if entry is not None and entry.items:  # `codes, uniques = pd.factorize(col)`
             if count >= 0 and count != len(entry.items):
                 return None
