@@ -115,6 +115,16 @@ INVALID = [
         '    torch.save({"prec": prec, "sup": sup, "mp": mp, "mf": mf}, path)\n',
         [(5, "prec"), (5, "sup")],
     ),
+    (
+        "a best-so-far dict a loop updates under an if, by keyword or display",
+        "def save(path):\n    arr = np.ones(3)\n"
+        '    best = {"miou": -1.0, "epoch": -1}\n    last = {"loss": 1e9}\n'
+        "    for epoch in range(3):\n        m = arr.mean()\n"
+        '        if m > best["miou"]:\n            best.update(miou=m, epoch=epoch)\n'
+        '            last.update({"loss": m})\n'
+        '    torch.save({"a": best["miou"], "e": best["epoch"], "b": last["loss"]}, path)\n',
+        [(10, "a"), (10, "b")],
+    ),
 ]
 
 VALID = [
@@ -159,6 +169,14 @@ VALID = [
         '        "row": df.index[0],\n'
         '        "name": df.groupby("s")["v"].mean().index[0],\n'
         "    }, path)\n",
+    ),
+    (
+        "a dict updated with Python numbers; an object's own update",
+        "class Meter:\n    def update(self, **kw):\n        self.kw = kw\n"
+        "def save(path):\n    arr = np.ones(3)\n"
+        '    best = {"miou": np.float64(0.0)}\n    meter = Meter()\n'
+        "    best.update(miou=float(arr.mean()))\n    meter.update(v=arr.mean())\n"
+        '    torch.save({"a": best["miou"], "m": meter.kw}, path)\n',
     ),
 ]
 

@@ -254,7 +254,8 @@ class LocalFlow:
         if isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
             return self._try(stmt, state)
         if isinstance(stmt, ast.Expr):
-            return self._append(stmt.value, _forget_keys(stmt, state, self._kept), state)
+            kept = self._updated(stmt.value, _forget_keys(stmt, state, self._kept), state)
+            return self._append(stmt.value, kept, state)
         if isinstance(stmt, ast.Return):
             env = {**self._self_env, **env_of(state)}
             self.returns.append(
@@ -669,6 +670,40 @@ class LocalFlow:
             # loop's `if` holds either, as a name would
             if isinstance(judged, (Refused, _Literal)):
                 found[item_key(name, key)] = frozenset({judged})
+        return found
+
+    def _updated(self, call: ast.expr, state: State, before: State) -> State:
+        """`best.update(miou=m)` / `best.update({"miou": m})` of a dict whose keys are known:
+        the keys it names hold what it gives them, the others keep what they held."""
+        if not (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "update"
+            and isinstance(call.func.value, ast.Name)
+            and len(call.args) <= 1
+            and all(k.arg for k in call.keywords)
+        ):
+            return state
+        shown = call.args[0] if call.args else ast.Dict(keys=[], values=[])
+        if not isinstance(shown, ast.Dict):
+            return state
+        keys = [k.value if isinstance(k, ast.Constant) else None for k in shown.keys]
+        if not all(isinstance(k, str) for k in keys):
+            return state
+        name = call.func.value.id
+        prefix = name + "["
+        items = {k: v for k, v in before.items() if k.startswith(prefix)}
+        if not items:
+            return state  # no dict whose keys are known (an object's own `update`)
+        found = {**state, **items}
+        given = [*zip(keys, shown.values), *((k.arg, k.value) for k in call.keywords)]
+        if given:
+            found.pop(every_item_key(name), None)  # not every item now
+        for key, value in given:
+            judged = self._value(value, before)
+            found.pop(item_key(name, str(key)), None)
+            if isinstance(judged, (Refused, _Literal)):
+                found[item_key(name, str(key))] = frozenset({judged})
         return found
 
     def _append(self, call: ast.expr, state: State, before: State | None = None) -> State:
