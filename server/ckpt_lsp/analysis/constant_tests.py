@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
 
 
+# env keys marking a local or parameter bound only to `True` (`False`), as a call passed it
+TRUE_MARK, FALSE_MARK = "#true:", "#false:"
+
+
 def decided(test: ast.expr, safety: LoadSafety, env: Mapping[str, object]) -> bool | None:
     """The truth of `test` when the module fixes it; None when it is not known."""
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
@@ -33,13 +37,35 @@ def decided(test: ast.expr, safety: LoadSafety, env: Mapping[str, object]) -> bo
     if isinstance(test, ast.Name) and test.id not in env:
         value = _module_constant(test.id, safety)
         return None if value is None else bool(value.value)
+    if isinstance(test, ast.Name):  # `if use_ema:` of a parameter the call left at `True`
+        return _truth(test.id, env)
+    if isinstance(test, ast.Attribute) and isinstance(test.value, ast.Name):
+        return _truth(f"{test.value.id}.{test.attr}", env)  # `self.use_ema = use_ema`
     return None
+
+
+def _truth(name: str, env: Mapping[str, object]) -> bool | None:
+    """What a name bound only to `True` or only to `False` is: from a flow's state (its
+    possibilities carry a `truth`) or from the marks of its env."""
+    held = env.get(name)
+    if isinstance(held, frozenset):
+        truths = {getattr(p, "truth", None) for p in held}
+        return truths.pop() if len(truths) == 1 and None not in truths else None
+    if TRUE_MARK + name in env:
+        return True
+    return False if FALSE_MARK + name in env else None
 
 
 def module_number(name: str, safety: LoadSafety) -> bool:
     """`SCALE = 100.0` / `EPS = -1e-3`, bound once at module level: a Python number."""
     value = _module_constant(name, safety)
     return value is not None and not isinstance(value.value, (bool, str))
+
+
+def module_string(name: str, safety: LoadSafety) -> str | None:
+    """`DEFAULT_CFG = "model: ..."`, bound once at module level: its text."""
+    value = _module_constant(name, safety)
+    return value.value if value is not None and isinstance(value.value, str) else None
 
 
 def _module_constant(name: str, safety: LoadSafety) -> ast.Constant | None:

@@ -13,12 +13,12 @@ import ast
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.local_flow import (
-    LITERAL,
     NONE_DEFAULT,
     UNKNOWN,
     UNPASSED_NONE,
     Possible,
     _Literal,
+    literal_of,
 )
 from ckpt_lsp.weights_only import Refused
 
@@ -88,7 +88,7 @@ def _judged(safety: LoadSafety, expr: ast.expr, env: Env) -> Possible:
     if number is not None:
         return number
     if isinstance(expr, ast.Constant):
-        return LITERAL
+        return literal_of(expr)  # `use_ema=True` decides `if use_ema:` in `__init__`
     found = safety.of_expression(expr, env)
     return found if found is not None else UNKNOWN
 

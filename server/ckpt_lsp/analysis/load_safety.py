@@ -14,12 +14,14 @@ from dataclasses import replace
 
 from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
-from ckpt_lsp.analysis.constant_tests import decided, module_number
+from ckpt_lsp.analysis.config_shapes import config_shape, fields_shape
+from ckpt_lsp.analysis.constant_tests import decided, module_number, module_string
 from ckpt_lsp.analysis.constructor_args import passed_arguments, passed_value
 from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_field
 from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
 from ckpt_lsp.analysis.elements import every_item_key
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
+from ckpt_lsp.analysis.grouped import KEYED_FRAME, keyed_by_numbers, keyed_column
 from ckpt_lsp.analysis.hparam_reads import hparam_fields, hparam_read, read_key
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.local_flow import (
@@ -34,7 +36,7 @@ from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.number_fields import number_attribute
 from ckpt_lsp.analysis.record_columns import number_columns
 from ckpt_lsp.analysis.registry_calls import registry_instance
-from ckpt_lsp.analysis.splits import fold_targets
+from ckpt_lsp.analysis.splits import fold_list, fold_targets, pair_items
 from ckpt_lsp.weights_only import (
     UNSIZED,
     UNSIZED_SEQUENCE,
@@ -261,6 +263,8 @@ class LoadSafety:
             # `ranked[0][1]`: the numpy scalar of a (key, numpy scalar) pair; the key is not known
             at = _constant_index(index)
             return _no_fix(self.catalog.kind("numpy-scalar")) if at in (1, -1) else None
+        if receiver is not None and receiver.kind == KEYED_FRAME:
+            return keyed_column(index, receiver, self.catalog)  # `agg["dice"]`
         if receiver is not None and receiver.kind in _FRAMES:
             if isinstance(index, ast.Name) and COLUMN_MARK + index.id in env:
                 return self.catalog.kind(_SERIES)  # `df[c]` of `for c in df.columns`
@@ -403,7 +407,7 @@ class LoadSafety:
         (a splitter's folds; `func`, the function making the loop, binds the splitter)."""
         return {
             **self._iterated(target, iterable, env),
-            **fold_targets(self, target, iterable, func),
+            **fold_targets(self, target, iterable, func, env),
         }
 
     def _iterated(self, target: ast.expr, iterable: ast.expr, env: Env) -> dict[str, Refused]:
@@ -757,7 +761,7 @@ class LoadSafety:
                 if unsized:
                     return _no_fix(self.catalog.kind(unsized))
                 return drawn_item(self, call, receiver.kind, func.attr, env)  # `rng.choice(xs)`
-            return self._returned(returns, receiver)
+            return keyed_by_numbers(self._returned(returns, receiver), receiver, call, self.catalog)
         if not dotted:
             return registry_instance(self, call, env)  # `LOSSES[cfg.name](**kwargs)`
         if isinstance(func, ast.Name) and func.id in env:
@@ -772,11 +776,14 @@ class LoadSafety:
             return None
         if qualified == "builtins.dict" and call.args:
             return self._zipped_dict(call, env)
+        folds = fold_list(self, call, env)  # `list(kf.split(X))`
+        if folds is not None:
+            return folds
         entry = self.catalog.for_call(qualified, len(call.args), _keywords(call))
         if entry is not None and entry.numpy_args:
             return self._keeps_numpy(call, entry.kind, env, qualified)
         if entry is not None:
-            refused = self._shaped(self.catalog.kind(entry.kind), call)
+            refused = self._shaped(self.catalog.kind(entry.kind), call, qualified, env)
             refused = self._framed(refused, call, env)
             certain = entry.fix_args < 0 or (len(call.args) <= entry.fix_args and not call.keywords)
             return refused if certain else _no_fix(refused)
@@ -992,12 +999,46 @@ class LoadSafety:
             return None
         return replace(refused, type_name=f"{facts.module}.{name}" if facts.module else name)
 
-    def _shaped(self, refused: Refused | None, call: ast.Call) -> Refused | None:
-        """A nested kind built from a display keeps the display (`OmegaConf.create({...})`)."""
-        if refused is None or refused.kind not in self.catalog.nested or len(call.args) != 1:
+    def _shaped(
+        self, refused: Refused | None, call: ast.Call, qualified: str, env: Env
+    ) -> Refused | None:
+        """A nested kind built from a display, a YAML text or a merge of such keeps their
+        shape (`OmegaConf.create({...})`, `OmegaConf.create(DEFAULT_YAML)`): config_shapes."""
+        if refused is None or refused.kind not in self.catalog.nested:
             return refused
-        shape = call.args[0]
-        return replace(refused, shape=shape) if isinstance(shape, _SHAPES) else refused
+
+        def shape_of(expr: ast.expr) -> ast.expr | None:
+            if isinstance(expr, _SHAPES):
+                return expr
+            held = self.kind_of(expr, env)
+            return held.shape if held is not None and held.kind == refused.kind else None
+
+        def module_text(name: str) -> str | None:
+            return None if name in env else module_string(name, self)
+
+        def class_shape(expr: ast.expr) -> ast.expr | None:
+            target = expr.func if isinstance(expr, ast.Call) else expr
+            return self._structured(qualify(dotted_name(target), self.facts), 0)
+
+        shape = config_shape(qualified, call, shape_of, module_text, class_shape)
+        return replace(refused, shape=shape) if shape is not None else refused
+
+    def _structured(self, qualified: str, depth: int) -> ast.expr | None:
+        """The shape OmegaConf gives a project dataclass (`OmegaConf.structured(Cfg)`)."""
+        located = self._project_class(qualified) if qualified and depth < _MAX_DEPTH else None
+        if located is None or not _plain_dataclass(*located):
+            return None
+        facts, cls = located
+        fields = [
+            (stmt.target.id, stmt.annotation)
+            for stmt in cls.class_level()
+            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+        ]
+        return fields_shape(
+            fields,
+            lambda e: qualify(dotted_name(e), facts),
+            lambda q: self._structured(q, depth + 1),
+        )
 
     def _nested(self, receiver: Refused, key: str) -> Refused | None:
         """`cfg.optim`: of the kind when the display holds a dict/list there, else plain."""
@@ -1274,7 +1315,7 @@ class LoadSafety:
         helper()`): element i is refused when every `return` gives the same refusal there.
         `count` -1: as many as every return gives (a starred target)."""
         if not isinstance(expr, ast.Call):
-            return None
+            return pair_items(self, expr, count, env) or None  # `tr, va = folds[k]`
         dotted = dotted_name(expr.func)
         if isinstance(expr.func, ast.Attribute) and not self._names_global(dotted, env):
             from ckpt_lsp.analysis.object_effects import method_items  # runs flows
@@ -1282,7 +1323,7 @@ class LoadSafety:
             return method_items(self, expr, count, env)  # `a, b = trainer.step()`
         if not dotted or not self._names_global(dotted, env):
             return None
-        entry = self.catalog.for_call(qualify(dotted, self.facts), len(expr.args))
+        entry = self.catalog.for_call(qualify(dotted, self.facts), len(expr.args), _keywords(expr))
         if entry is not None and entry.items:  # `codes, uniques = pd.factorize(col)`
             if count >= 0 and count != len(entry.items):
                 return None

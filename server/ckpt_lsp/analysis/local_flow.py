@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
-from ckpt_lsp.analysis.constant_tests import decided
+from ckpt_lsp.analysis.constant_tests import FALSE_MARK, TRUE_MARK, decided
 from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
 from ckpt_lsp.analysis.elements import (
     dict_mark,
@@ -58,6 +58,13 @@ class _Number(_Literal):
     """A number literal: numpy arithmetic with it stays numpy (`losses.min() < best`)."""
 
 
+class _Truth(_Literal):
+    """`True` / `False` as written: its truth decides an `if` on the name holding it."""
+
+    def __init__(self, truth: bool) -> None:
+        self.truth = truth
+
+
 class _Unknown:
     """A value nothing is known about."""
 
@@ -72,6 +79,8 @@ UNPASSED_NONE = "#unpassed-none"
 NONE_DEFAULT = _NoneDefault()
 LITERAL = _Literal()
 NUMBER = _Number()
+TRUE, FALSE = _Truth(True), _Truth(False)
+_TRUTHS = (frozenset({TRUE}), frozenset({FALSE}))
 UNKNOWN = _Unknown()
 Possible = Union[Refused, _Literal, _Unknown]
 State = dict[str, frozenset[Possible]]
@@ -104,7 +113,16 @@ def env_of(state: State) -> dict[str, Refused | None]:
             env[NUMBER_MARK + name] = None
         elif possible == frozenset({NONE_DEFAULT}):
             env[NONE_MARK + name] = None
+        elif possible in _TRUTHS:
+            env[(TRUE_MARK if TRUE in possible else FALSE_MARK) + name] = None
     return env
+
+
+def literal_of(value: ast.Constant) -> _Literal:
+    """The possibility a literal gives: `True`/`False` keep their truth."""
+    if isinstance(value.value, bool):
+        return TRUE if value.value else FALSE
+    return LITERAL
 
 
 def past_unpassed(value: ast.expr, env: Mapping[str, object]) -> ast.expr:
@@ -239,7 +257,8 @@ class LocalFlow:
         if isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
             return self._try(stmt, state)
         if isinstance(stmt, ast.Expr):
-            return self._append(stmt.value, _forget_keys(stmt, state, self._kept), state)
+            kept = self._updated(stmt.value, _forget_keys(stmt, state, self._kept), state)
+            return self._append(stmt.value, kept, state)
         if isinstance(stmt, ast.Return):
             env = {**self._self_env, **env_of(state)}
             self.returns.append(
@@ -393,6 +412,10 @@ class LocalFlow:
 
     def _loop_target(self, target: ast.expr, iterable: ast.expr, state: State) -> State:
         """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
+        # `for scale in [0.9, 1.0]`, `for i, lr in enumerate([1e-3, 3e-4])`; enumerate's count
+        numbers: State = {
+            n: frozenset({NUMBER}) for n in self._number_targets(target, iterable, state)
+        }
         if not isinstance(target, ast.Name):
             # `KFold.split` folds, `zip(names, arr)`, `scores.items()` of numpy scalars
             env = {**self._self_env, **env_of(state)}
@@ -402,7 +425,10 @@ class LocalFlow:
                 **_unknown(_names(target)),
                 **paired,
                 **{k: frozenset({v}) for k, v in taken.items()},
+                **numbers,
             }
+        if numbers:
+            return numbers
         if self._builtin_range(iterable, state):  # `for b in range(bins)`: b is an int
             return {target.id: frozenset({NUMBER})}
         every = iterated_items(iterable, state)
@@ -421,14 +447,32 @@ class LocalFlow:
         held = Refused(item.kind, item.what, item.loadable, "", item.stateful)
         return {target.id: frozenset({held})}
 
-    def _builtin_range(self, iterable: ast.expr, state: State) -> bool:
-        """`range(...)` of the builtin (no local, import or module function of that name)."""
+    def _number_targets(self, target: ast.expr, iterable: ast.expr, state: State) -> list[str]:
+        """The loop names bound only to Python numbers: the items of a display of number
+        literals, and the count and such items of `enumerate` over one."""
+        if isinstance(target, ast.Name):
+            return [target.id] if _number_display(iterable) else []
+        counted = self._builtin_range(iterable, state, "enumerate") and isinstance(
+            iterable, ast.Call
+        )
+        if not (counted and isinstance(target, ast.Tuple) and len(target.elts) == 2):
+            return []
+        count, item = target.elts
+        over = iterable.args[0] if isinstance(iterable, ast.Call) and iterable.args else None
+        names = [count.id] if isinstance(count, ast.Name) else []  # always a Python int
+        if isinstance(item, ast.Name) and _number_display(over):
+            names.append(item.id)
+        return names
+
+    def _builtin_range(self, iterable: ast.expr, state: State, builtin: str = "range") -> bool:
+        """`range(...)` (or `builtin(...)`) of the builtin (no local, import or module function
+        of that name)."""
         if not (isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name)):
             return False
         facts = self.safety.facts
         named = iterable.func.id
         return (
-            named == "range"
+            named == builtin
             and named not in state
             and named not in self._self_env
             and named not in facts.imports
@@ -625,8 +669,44 @@ class LocalFlow:
         found: State = {}
         for key, item in pairs:
             judged = self._value(item, state)
-            if isinstance(judged, Refused):
+            # a literal is kept too: `best = {"miou": -1.0}` then `best = {"miou": m}` in a
+            # loop's `if` holds either, as a name would
+            if isinstance(judged, (Refused, _Literal)):
                 found[item_key(name, key)] = frozenset({judged})
+        return found
+
+    def _updated(self, call: ast.expr, state: State, before: State) -> State:
+        """`best.update(miou=m)` / `best.update({"miou": m})` of a dict whose keys are known:
+        the keys it names hold what it gives them, the others keep what they held."""
+        if not (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "update"
+            and isinstance(call.func.value, ast.Name)
+            and len(call.args) <= 1
+            and all(k.arg for k in call.keywords)
+        ):
+            return state
+        shown = call.args[0] if call.args else ast.Dict(keys=[], values=[])
+        if not isinstance(shown, ast.Dict):
+            return state
+        keys = [k.value if isinstance(k, ast.Constant) else None for k in shown.keys]
+        if not all(isinstance(k, str) for k in keys):
+            return state
+        name = call.func.value.id
+        prefix = name + "["
+        items = {k: v for k, v in before.items() if k.startswith(prefix)}
+        if not items:
+            return state  # no dict whose keys are known (an object's own `update`)
+        found = {**state, **items}
+        given = [*zip(keys, shown.values), *((k.arg, k.value) for k in call.keywords)]
+        if given:
+            found.pop(every_item_key(name), None)  # not every item now
+        for key, value in given:
+            judged = self._value(value, before)
+            found.pop(item_key(name, str(key)), None)
+            if isinstance(judged, (Refused, _Literal)):
+                found[item_key(name, str(key))] = frozenset({judged})
         return found
 
     def _append(self, call: ast.expr, state: State, before: State | None = None) -> State:
@@ -701,7 +781,11 @@ class LocalFlow:
             return self._value(value.body if none_taken(value.test, state) else value.orelse, state)
         if _number_literal(value):
             return NUMBER
-        if isinstance(value, ast.Constant) or empty_display(value):
+        if isinstance(value, ast.Constant):
+            return literal_of(value)
+        if isinstance(value, ast.Name) and state.get(value.id) in _TRUTHS:
+            return next(iter(state[value.id]))  # `self.use_ema = use_ema` keeps its truth
+        if empty_display(value):
             return LITERAL
         judged = self.safety.kind_of(value, {**self._self_env, **env_of(state)})
         judged = self._logged_frame(value, judged)
@@ -831,6 +915,15 @@ def _number_literal(value: ast.expr | None) -> bool:
     if isinstance(value, ast.UnaryOp) and isinstance(value.op, (ast.USub, ast.UAdd)):
         value = value.operand
     return isinstance(value, ast.Constant) and _is_number(value.value)
+
+
+def _number_display(value: ast.expr | None) -> bool:
+    """`[0.9, 1.0]`, `(1, 2, 3)`: a list, tuple or set display of number literals only."""
+    return (
+        isinstance(value, (ast.List, ast.Tuple, ast.Set))
+        and bool(value.elts)
+        and all(_number_literal(e) for e in value.elts)
+    )
 
 
 def empty_display(value: ast.expr | None) -> bool:

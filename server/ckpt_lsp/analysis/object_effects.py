@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.class_text import FunctionNode
+from ckpt_lsp.analysis.constant_tests import decided
 from ckpt_lsp.analysis.constructor_args import bound_of
 from ckpt_lsp.analysis.dataclass_fields import agreed
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name, self_attribute
@@ -59,6 +60,8 @@ Located = tuple[ModuleFacts, ClassFacts]
 Method = tuple[ModuleFacts, FunctionNode]
 _Bound = dict[str, object]
 _Judge = Callable[[ast.expr], Union[Possible, None]]
+# an `if` -> whether the arm that runs is known to be its body (False: its orelse)
+_Taken = Callable[[ast.If], Union[bool, None]]
 
 
 def method_effects(
@@ -509,7 +512,11 @@ def _stored(
     exited = False
     kept_from: dict[str, int] = {}  # `ctrl` -> the statement that kept a helper's object
     keyed = keyed_names(safety, located)
-    for stmt, straight in _statements(method.body, True):
+
+    def taken(stmt: ast.If) -> bool | None:
+        return decided(stmt.test, judge, flow.env_before(stmt))
+
+    for stmt, straight in _statements(method.body, True, taken):
         if straight and exited:
             straight = False
         env = flow.env_before(stmt)
@@ -1148,19 +1155,26 @@ def _compound(stmt: ast.stmt) -> bool:
     )
 
 
-def _statements(body: list[ast.stmt], straight: bool) -> Iterator[tuple[ast.stmt, bool]]:
-    """Each statement of a body in order, with whether it is on the straight path."""
+def _statements(
+    body: list[ast.stmt], straight: bool, taken: _Taken | None = None
+) -> Iterator[tuple[ast.stmt, bool]]:
+    """Each statement of a body in order, with whether it is on the straight path; of an
+    `if` that `taken` decides (`if use_ema:` of a call passing `use_ema=True`), the arm that
+    runs, on the path of the `if`."""
     for stmt in body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
         yield stmt, straight
-        if isinstance(stmt, (ast.With, ast.AsyncWith)):
-            yield from _statements(stmt.body, straight)
+        arm = taken(stmt) if taken is not None and isinstance(stmt, ast.If) else None
+        if arm is not None and isinstance(stmt, ast.If):
+            yield from _statements(stmt.body if arm else stmt.orelse, straight, taken)
+        elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+            yield from _statements(stmt.body, straight, taken)
         elif _compound(stmt):
             for field in ("body", "orelse", "handlers", "finalbody"):
                 for child in getattr(stmt, field, []) or []:
                     inner = child.body if isinstance(child, ast.ExceptHandler) else [child]
-                    yield from _statements(inner, False)
+                    yield from _statements(inner, False, taken)
 
 
 def _method(safety: LoadSafety, located: Located | None, name: str) -> Method | None:

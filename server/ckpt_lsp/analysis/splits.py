@@ -16,7 +16,7 @@ from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.names import qualify
 
 if TYPE_CHECKING:
-    from ckpt_lsp.analysis.load_safety import LoadSafety
+    from ckpt_lsp.analysis.load_safety import Env, LoadSafety
     from ckpt_lsp.weights_only import Refused
 
 SPLITTERS = frozenset(
@@ -41,10 +41,49 @@ SPLITTERS = frozenset(
 _PACKAGE = "sklearn.model_selection."
 
 
+PAIRS, PAIR = "numpy-array-pairs", "numpy-array-pair"
+_LISTING = frozenset({"builtins.list", "builtins.tuple"})
+
+
+def fold_list(safety: LoadSafety, call: ast.Call, env: Env) -> Refused | None:
+    """`list(kf.split(X))` of a splitter (a call of one, or a value known to be a
+    scikit-learn object: only the splitters have a `split`): the folds, kept."""
+    func = call.func
+    if not (isinstance(func, ast.Name) and func.id not in env and len(call.args) == 1):
+        return None
+    if call.keywords or qualify(func.id, safety.facts) not in _LISTING:
+        return None
+    inner = call.args[0]
+    if not (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute)):
+        return None
+    if inner.func.attr != "split":
+        return None
+    receiver = inner.func.value
+    known = isinstance(receiver, ast.Call) and _splitter(safety, receiver)
+    if not known:
+        held = safety.kind_of(receiver, env)
+        known = held is not None and held.kind == "estimator" and not held.type_name
+    return safety.catalog.kind(PAIRS) if known else None
+
+
+def pair_items(safety: LoadSafety, expr: ast.expr, count: int, env: Env) -> list[Refused | None]:
+    """`train_idx, val_idx = folds[k]`: the two arrays of one fold."""
+    held = safety.kind_of(expr, env)
+    array = safety.catalog.kind("numpy-array")
+    if held is None or held.kind != PAIR or count not in (2, -1) or array is None:
+        return []
+    return [array, array]
+
+
 def fold_targets(
-    safety: LoadSafety, target: ast.expr, iterable: ast.expr, func: ast.AST | None
+    safety: LoadSafety,
+    target: ast.expr,
+    iterable: ast.expr,
+    func: ast.AST | None,
+    env: Env | None = None,
 ) -> dict[str, Refused]:
-    """The names of `train_idx, val_idx` (also under `enumerate`) of a splitter's `split`."""
+    """The names of `train_idx, val_idx` (also under `enumerate`) of a splitter's `split`,
+    or of its folds kept in a list (`for tr, va in folds`)."""
     if (
         isinstance(iterable, ast.Call)
         and isinstance(iterable.func, ast.Name)
@@ -56,7 +95,8 @@ def fold_targets(
         target, iterable = target.elts[1], iterable.args[0]
     if not isinstance(target, ast.Tuple) or len(target.elts) != 2:
         return {}
-    if not _splits(safety, iterable, func):
+    over = safety.kind_of(iterable, env) if env is not None else None
+    if not _splits(safety, iterable, func) and (over is None or over.kind != PAIRS):
         return {}
     array = safety.catalog.kind("numpy-array")
     if array is None:

@@ -1,0 +1,221 @@
+"""What an OmegaConf config holds where: the shape (dict and list displays) it was built from.
+
+`cfg.data.augment` of `OmegaConf.create(DEFAULT_CFG)` is a ListConfig when the YAML text says
+`augment: [rotate_z, jitter]` (a leaf's value is a plain Python value that loads). The shape is
+the config's display (`OmegaConf.create({...})`), the YAML text of a string literal or of a
+module-level string constant (read by a small block-YAML reader: anything it does not know
+makes the whole text unknown), or, for `OmegaConf.merge(a, b, ...)`, its arguments' shapes
+laid over one another (an argument whose shape is not known, `from_dotlist(...)`, changes
+values, not which keys hold containers).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable
+
+_SHAPES = (ast.Dict, ast.List, ast.Tuple)
+_CREATE = "omegaconf.OmegaConf.create"
+_STRUCTURED = "omegaconf.OmegaConf.structured"
+# annotations OmegaConf makes a ListConfig (a TupleConfig) or a DictConfig of
+_LISTS = frozenset(
+    {"typing.List", "builtins.list", "typing.Tuple", "builtins.tuple", "typing.Sequence"}
+    | {"collections.abc.Sequence"}
+)
+_DICTS = frozenset({"typing.Dict", "builtins.dict", "typing.Mapping", "collections.abc.Mapping"})
+_MERGES = frozenset({"omegaconf.OmegaConf.merge", "omegaconf.OmegaConf.unsafe_merge"})
+_KEY = re.compile(r"""^(?P<key>[A-Za-z_][\w.-]*|"[^"]*"|'[^']*')\s*:(?:\s+(?P<value>.*))?$""")
+# YAML features the reader leaves alone: anchors, aliases, tags, merge keys, documents
+_UNKNOWN = re.compile(r"(^|\s)[&*!]|<<|^(---|\.\.\.)\s*\S|^%")
+
+Shape = ast.expr
+ShapeOf = Callable[[ast.expr], "Shape | None"]
+
+
+def config_shape(
+    qualified: str,
+    call: ast.Call,
+    shape_of: ShapeOf,
+    module_text: Callable[[str], str | None],
+    class_shape: ShapeOf,
+) -> Shape | None:
+    """The shape of the config `call` builds; None when not known."""
+    if qualified in _MERGES:
+        return _merged([shape_of(a) for a in call.args if not isinstance(a, ast.Starred)])
+    if len(call.args) != 1 or call.keywords:
+        return None
+    given = call.args[0]
+    if qualified == _STRUCTURED:  # `OmegaConf.structured(TrainConfig)` of a dataclass
+        return class_shape(given)
+    if isinstance(given, _SHAPES):
+        return given
+    if qualified != _CREATE:  # `OmegaConf.load(path)`: the text is a file's name
+        return None
+    text = None
+    if isinstance(given, ast.Constant) and isinstance(given.value, str):
+        text = given.value
+    elif isinstance(given, ast.Name):
+        text = module_text(given.id)
+    return yaml_shape(text) if text is not None else None
+
+
+def _merged(shapes: list[Shape | None]) -> Shape | None:
+    """Later dict shapes laid over earlier ones; unknown arguments left out."""
+    known = [s for s in shapes if isinstance(s, ast.Dict)]
+    if not known:
+        return None
+    merged: dict[str, ast.expr] = {}
+    for shape in known:
+        for key, value in zip(shape.keys, shape.values):
+            if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+                return None  # `**other`: which keys it brings is not known
+            before = merged.get(key.value)
+            if isinstance(before, ast.Dict) and isinstance(value, ast.Dict):
+                value = _merged([before, value]) or value
+            merged[key.value] = value
+    return _display(merged)
+
+
+def _display(items: dict[str, ast.expr]) -> ast.Dict:
+    keys: list[ast.expr | None] = [ast.Constant(k) for k in items]
+    return ast.Dict(keys=keys, values=list(items.values()))
+
+
+def yaml_shape(text: str) -> Shape | None:
+    """The mapping a block-YAML text holds, as a display: nested mappings as dicts, sequences
+    as lists, scalars as constants; None when the text uses what this reader does not know."""
+    lines = []
+    for raw in text.splitlines():
+        line = _uncommented(raw).rstrip()
+        if not line.strip():
+            continue
+        if "\t" in line[: len(line) - len(line.lstrip())] or _UNKNOWN.search(line.strip()):
+            return None
+        lines.append((len(line) - len(line.lstrip()), line.strip()))
+    if not lines:
+        return None
+    found, end = _mapping(lines, 0, lines[0][0])
+    return found if end == len(lines) else None
+
+
+def _uncommented(line: str) -> str:
+    """The line without a comment (a `#` at its start or after a space, outside quotes)."""
+    quote = ""
+    for i, ch in enumerate(line):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i]
+    return line
+
+
+def _mapping(lines: list[tuple[int, str]], at: int, indent: int) -> tuple[ast.Dict | None, int]:
+    items: dict[str, ast.expr] = {}
+    while at < len(lines) and lines[at][0] == indent:
+        matched = _KEY.match(lines[at][1])
+        if matched is None:
+            return None, at
+        key, value = matched.group("key").strip("\"'"), matched.group("value")
+        at += 1
+        if value is None:
+            node, at = _block(lines, at, indent)
+        elif value[:1] in "|>":
+            node = ast.Constant(value)  # a block scalar: its text is more indented
+            while at < len(lines) and lines[at][0] > indent:
+                at += 1
+        else:
+            node = _flow(value)
+        if node is None:
+            return None, at
+        items[key] = node
+    if at < len(lines) and lines[at][0] > indent:
+        return None, at
+    return _display(items), at
+
+
+def _block(lines: list[tuple[int, str]], at: int, indent: int) -> tuple[ast.expr | None, int]:
+    """The value of `key:` with nothing after it: what the following lines nest (a null when
+    none do; a sequence may sit at the key's own indent)."""
+    if at >= len(lines):
+        return ast.Constant(None), at
+    inner, text = lines[at]
+    if text.startswith("- ") or text == "-":
+        if inner < indent:
+            return ast.Constant(None), at
+        return _sequence(lines, at, inner)
+    if inner <= indent:
+        return ast.Constant(None), at
+    return _mapping(lines, at, inner)
+
+
+def _sequence(lines: list[tuple[int, str]], at: int, indent: int) -> tuple[ast.List | None, int]:
+    """A block sequence's items are not read: that it is a list is what counts."""
+    while at < len(lines) and lines[at][0] >= indent:
+        if lines[at][0] == indent and not (lines[at][1].startswith("- ") or lines[at][1] == "-"):
+            break  # the next key of the mapping the items sit at the indent of
+        at += 1
+    return ast.List(elts=[], ctx=ast.Load()), at
+
+
+def _flow(value: str) -> ast.expr | None:
+    """A value on the key's own line: a flow sequence or mapping, or a scalar."""
+    if value.startswith("["):
+        return ast.List(elts=[], ctx=ast.Load()) if value.endswith("]") else None
+    if value.startswith("{"):
+        return _flow_mapping(value) if value.endswith("}") else None
+    return ast.Constant(value)
+
+
+def _flow_mapping(value: str) -> ast.Dict | None:
+    """`{lr: 0.1, betas: [0.9, 0.99]}`: its keys and what each holds."""
+    items: dict[str, ast.expr] = {}
+    for part in _top_level_split(value[1:-1]):
+        if not part.strip():
+            continue
+        key, colon, rest = part.partition(":")
+        if not colon or not key.strip():
+            return None
+        node = _flow(rest.strip())
+        if node is None:
+            return None
+        items[key.strip().strip("\"'")] = node
+    return _display(items)
+
+
+def _top_level_split(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def fields_shape(
+    fields: list[tuple[str, ast.expr]],
+    qualified: Callable[[ast.expr], str],
+    nested: Callable[[str], Shape | None],
+) -> ast.Dict:
+    """A structured config's shape from its dataclass fields' annotations: a list or tuple
+    is a list, a dict a dict, a project dataclass its own fields (`nested`); anything else
+    (`Optional[...]`, a union, a plain type) a leaf."""
+    items: dict[str, ast.expr] = {}
+    for name, annotation in fields:
+        outer = annotation.value if isinstance(annotation, ast.Subscript) else annotation
+        named = qualified(outer)
+        if named in _LISTS:
+            items[name] = ast.List(elts=[], ctx=ast.Load())
+        elif named in _DICTS:
+            items[name] = ast.Dict(keys=[], values=[])
+        else:
+            inner = nested(named) if not isinstance(annotation, ast.Subscript) else None
+            items[name] = inner if inner is not None else ast.Constant(None)
+    return _display(items)
