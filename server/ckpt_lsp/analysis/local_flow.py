@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.constant_tests import decided
+from ckpt_lsp.analysis.dataclass_dicts import dict_keys
 from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
 from ckpt_lsp.analysis.elements import (
     dict_mark,
@@ -33,6 +34,7 @@ from ckpt_lsp.analysis.record_columns import (
     display_numbers,
     is_mark,
 )
+from ckpt_lsp.analysis.record_keys import appended_records, record_of, shown_keys
 from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog
 
 # env key marking a name bound only to number literals (no Python name holds "#")
@@ -405,6 +407,10 @@ class LocalFlow:
         every = iterated_items(iterable, state)
         if every is not None:  # `for info in infos` of a list of TaskInfo
             return {target.id: every}
+        if isinstance(iterable, ast.Name):  # `for s in log` of a list of dicts
+            records = record_of(target.id, iterable.id, state)
+            if records:
+                return {target.id: frozenset({UNKNOWN}), **records}
         env = {**self._self_env, **env_of(state)}
         if self.safety.column_labels(iterable, env):  # `df[c]` is a column
             return {target.id: frozenset({UNKNOWN}), COLUMN_MARK + target.id: frozenset({LITERAL})}
@@ -495,6 +501,8 @@ class LocalFlow:
                 # `self.stats["mean"] = float(m)`: what the class's stores gave it is replaced
                 new[_self_item(target)] = frozenset({possible})
                 self._items = True
+            elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Subscript):
+                new = _forget_nested(target.value, new)  # `meta["nms"]["mode"] = m.name`
             elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                 # `d[k] = x`: what the display put under any key is no longer known
                 new = {k: v for k, v in new.items() if not k.startswith(target.value.id + "[")}
@@ -559,6 +567,12 @@ class LocalFlow:
         every = self._every_item(name, value, state, whole)
         if every:
             return every
+        if (
+            isinstance(value, ast.Subscript)
+            and isinstance(value.value, ast.Name)
+            and "." not in name
+        ):  # `last = log[-1]`: a record of a list of dicts
+            return record_of(name, value.value.id, state)
         if isinstance(value, ast.Dict) and "." not in name:
             return self._displayed(name, value, state)
         pairs = self.safety.dict_items(value) if "." not in name else None
@@ -567,6 +581,12 @@ class LocalFlow:
         if value is None or not isinstance(value, ast.Call) or "." in name:
             return {}
         env = {**self._self_env, **env_of(state)}
+        fields = dict_keys(self.safety, value, env)
+        if fields is not None:  # `d = asdict(cfg)`: its keys, each converted on its own
+            return {
+                name: frozenset({UNKNOWN}),
+                **{item_key(name, k): frozenset({v}) for k, v in fields.items()},
+            }
         keys = self.safety.keys_of(value, env)
         found: State = {item_key(name, k): frozenset({v}) for k, v in (keys or {}).items()}
         items = self.safety.items_of(value, -1, env) if not found else None
@@ -607,6 +627,10 @@ class LocalFlow:
     def _displayed(self, name: str, value: ast.Dict, state: State) -> State:
         """`encoders = {"region": LabelEncoder().fit(r)}`: `encoders["region"]` holds what the
         display put under that constant key, when the default load refuses it."""
+        if any(k is None for k in value.keys):  # `{"epoch": e, **stats}`
+            env = {**self._self_env, **env_of(state)}
+            keys = shown_keys(self.safety, value, state, env, self._value) or {}
+            return {item_key(name, k): frozenset({v}) for k, v in keys.items()}
         return self._shown(
             name,
             [
@@ -641,6 +665,7 @@ class LocalFlow:
         env = {**self._self_env, **env_of(state)}
         if call.func.attr == "append":  # a list of records: a frame's number columns
             state = {**state, **self._records(call.func.value.id, item, env, before or {})}
+            state = {**state, **self._keyed_record(call.func.value.id, item, env, before or {})}
         else:
             state = {k: v for k, v in state.items() if k != columns_key(call.func.value.id)}
         if isinstance(item, ast.Dict):  # `history.append({"acc": acc})`: a dict of what it holds
@@ -661,6 +686,17 @@ class LocalFlow:
         if call.func.attr == "append" and not isinstance(item, ast.Dict):
             found.update(_every_appended(name, replace(added, fix=""), before or {}))
         return found
+
+    def _keyed_record(
+        self, name: str, item: ast.expr, env: dict[str, Refused | None], before: State
+    ) -> State:
+        """`log.append({"epoch": e, **stats})`: what every record holds under a key."""
+        keys = shown_keys(self.safety, item, before, env, self._value)
+        if not keys:
+            return {}
+        prior = before.get(name, frozenset())
+        empty = bool(prior) and all(isinstance(p, _Literal) for p in prior)
+        return appended_records(name, keys, before, empty)
 
     def _records(
         self, name: str, item: ast.expr, env: dict[str, Refused | None], before: State
@@ -920,6 +956,25 @@ def _forget_keys(stmt: ast.stmt, state: State, kept: KeptNames | None = None) ->
     return {k: v for k, v in state.items() if "[" not in k or k.split("[", 1)[0] not in touched}
 
 
+def _forget_nested(item: ast.Subscript, state: State) -> State:
+    """A store into `name[k]` (`name[k][j] = v`): what the state knew `name[k]` held (every
+    key of `name`, when `k` is no constant) is gone."""
+    root: ast.expr = item
+    while isinstance(root, ast.Subscript):
+        root = root.value
+    if not isinstance(root, ast.Name):
+        return state
+    key = _constant_index_of(item) if item.value is root else None
+    prefix = item_key(root.id, key) if key is not None else root.id + "["
+    return {k: v for k, v in state.items() if not k.startswith(prefix) or is_mark(k)}
+
+
+def _constant_index_of(item: ast.Subscript) -> str | int | None:
+    index = item.slice
+    value = index.value if isinstance(index, ast.Constant) else None
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
 def _self_item(target: ast.expr) -> str:
     """The state key of a `self.x["k"]` target; "" for any other target."""
     if not isinstance(target, ast.Subscript):
@@ -945,7 +1000,7 @@ def _known_keys(name: str, state: State) -> dict[str, Refused | None]:
     prefix = name + "["
     found: dict[str, Refused | None] = {}
     for held, possible in state.items():
-        if held.startswith(prefix) and held.endswith("']"):
+        if held.startswith(prefix) and held.endswith("']") and "][" not in held:
             found[held[len(prefix) + 1 : -2]] = collapse(possible)
     return found
 

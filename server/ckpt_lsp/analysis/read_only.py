@@ -130,7 +130,7 @@ def param_read_only(
 
 
 def _reads(node: ast.Name, parents: dict[int, ast.AST]) -> bool:
-    """`d[k]` (read), `d.get(k)`, `k in d`, `if d:`, `f(**d)`, `{"k": d}`."""
+    """`d[k]` (read), `d.get(k)`, `k in d`, `if d:`, `f(**d)`, `{"k": d}`, `[... for x in d]`."""
     parent = parents.get(id(node))
     if isinstance(parent, ast.Subscript) and parent.value is node:
         return isinstance(parent.ctx, ast.Load)
@@ -139,6 +139,8 @@ def _reads(node: ast.Name, parents: dict[int, ast.AST]) -> bool:
         return isinstance(call, ast.Call) and call.func is parent
     if isinstance(parent, ast.Compare):
         return True
+    if isinstance(parent, ast.comprehension) and parent.iter is node:
+        return True  # `[t.value for t in trials]` iterates it; no item is replaced
     if isinstance(parent, ast.keyword) and parent.arg is None:
         return True  # `f(**d)`: the callee gets a new dict of d's items
     if isinstance(parent, ast.Dict) and node in parent.values:

@@ -1,0 +1,133 @@
+"""What a dict holds under its constant keys when it spreads another (`{"epoch": e, **stats}`),
+and what every record appended to a local list holds under a key: `log.append({"epoch": e,
+**stats})` then `log[-1]["loss"]`, `last = log[-1]` or `for s in log` read what `stats["loss"]`
+held. The flow keeps a record's key under `log[*]['loss']` and forgets it as it forgets the
+list's items (the list rebound, mutated otherwise or handed on).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ckpt_lsp.analysis.elements import every_item_key
+
+if TYPE_CHECKING:
+    from ckpt_lsp.analysis.load_safety import LoadSafety
+    from ckpt_lsp.analysis.local_flow import Possible, State
+    from ckpt_lsp.weights_only import Refused
+
+# the flow's judgement of one value in the state (`LocalFlow._value`)
+Judge = Callable[[ast.expr, "State"], "Possible"]
+
+
+def _key(name: str, key: str) -> str:
+    return f"{name}[{key!r}]"
+
+
+def record_prefix(name: str) -> str:
+    """The state key prefix of what every record of list `name` holds under a key."""
+    return every_item_key(name) + "["
+
+
+def shown_keys(
+    safety: LoadSafety,
+    value: ast.expr,
+    state: State,
+    env: Mapping[str, Refused | None],
+    judge: Judge,
+) -> dict[str, Possible] | None:
+    """The refused values a dict display (spreads included), a local dict whose keys the
+    flow knows, or a project helper's dict result holds under each constant key; None when
+    the value is none of these. A spread may replace any key written before it."""
+    from ckpt_lsp.analysis.local_flow import keyword_display
+
+    value = keyword_display(value) or value
+    if isinstance(value, ast.Name):
+        return _local_keys(value.id, state)
+    if isinstance(value, ast.Call):
+        keys = safety.keys_of(value, env) if safety.depth_left() > 0 else {}
+        return dict(keys) or None
+    if not isinstance(value, ast.Dict):
+        return None
+    found: dict[str, Possible] = {}
+    for key, item in zip(value.keys, value.values):
+        if key is None:
+            spread = shown_keys(safety, item, state, env, judge)
+            found = dict(spread or {})  # its keys are not all known: earlier ones may go
+        elif isinstance(key, ast.Constant) and isinstance(key.value, str):
+            judged = judge(item, state)
+            found.pop(key.value, None)
+            if _is_refused(judged):
+                found[key.value] = judged
+        else:
+            found = {}  # a key not written out may be any of them
+    return found
+
+
+def _local_keys(name: str, state: State) -> dict[str, Possible] | None:
+    """`name['k']` the state knows refused (the collapsed value of each)."""
+    from ckpt_lsp.analysis.local_flow import collapse
+
+    prefix = name + "['"
+    found: dict[str, Possible] = {}
+    for held, possible in state.items():
+        if held.startswith(prefix) and held.endswith("']") and "][" not in held:
+            judged = collapse(possible)
+            if judged is not None:
+                found[held[len(prefix) : -2]] = judged
+    return found or None
+
+
+def appended_records(name: str, keys: Mapping[str, Possible], before: State, empty: bool) -> State:
+    """`log.append({...})`: every record of a list that was empty holds these keys; of a
+    list whose records all held a key so, the keys the new record holds the same way."""
+    prefix = record_prefix(name)
+    if empty:
+        return {_key(every_item_key(name), k): frozenset({v}) for k, v in keys.items()}
+    found: State = {}
+    for held, possible in before.items():
+        if held.startswith(prefix) and held.endswith("']"):
+            key = held[len(prefix) + 1 : -2]
+            if key in keys and possible == frozenset({keys[key]}):
+                found[held] = possible
+    return found
+
+
+def record_of(name: str, source: str, state: State) -> State:
+    """`last = log[-1]` / `for s in log`: the record's keys, as every record of `source`
+    holds them."""
+    prefix = record_prefix(source)
+    return {
+        name + held[len(prefix) - 1 :]: possible
+        for held, possible in state.items()
+        if held.startswith(prefix) and held.endswith("']")
+    }
+
+
+def record_item(
+    value: ast.expr, key: str | int | None, env: Mapping[str, Refused | None]
+) -> Refused | None:
+    """`log[-1]["loss"]`: what every record of the local list holds under the key; `log[-1]`
+    (key None): a record holding a refused value is refused whole."""
+    if not isinstance(value, ast.Subscript) or not isinstance(value.value, ast.Name):
+        return None
+    if isinstance(value.slice, ast.Slice):
+        return None
+    prefix = record_prefix(value.value.id)
+    if key is not None:  # a record's number-indexed items are not kept
+        return env.get(_key(every_item_key(value.value.id), key)) if isinstance(key, str) else None
+    for held in sorted(env):
+        found = env[held]
+        if held.startswith(prefix) and found is not None:
+            what = f"a container holding {found.what}"
+            return replace(found, what=what, fix="", holder=True, built=None, fields=())
+    return None
+
+
+def _is_refused(possible: object) -> bool:
+    from ckpt_lsp.weights_only import Refused
+
+    return isinstance(possible, Refused)
