@@ -1,7 +1,8 @@
 """CKPT010 of what a dict holds under a key when it spreads another (`{"epoch": e, **stats}`),
 of the records appended to a local list (`log[-1]["loss"]`, `last = log[-1]`, `for s in log`),
-and of a frame's row picked by one label (`df.loc[df["loss"].idxmin()]["loss"]`). VALID and
-INVALID."""
+of a dataclass field given a helper's dict (`best.params["dropout"]` of trials a search
+appended), and of a frame's row picked by one label (`df.loc[df["loss"].idxmin()]["loss"]`).
+VALID and INVALID."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 from support.ckpt010 import weights_only_findings, weights_only_rows
 
 HEADER = """\
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import torch
@@ -16,6 +19,30 @@ import torch
 
 def one_epoch(losses):
     return {"loss": np.mean(losses), "lr": 0.1}
+
+
+@dataclass
+class Trial:
+    number: int
+    params: dict
+
+
+def suggest(rng):
+    rng = np.random.default_rng(0)
+    return {"lr": 0.1, "dropout": rng.choice([0.0, 0.1, 0.2])}
+
+
+def suggest_floats(rng):
+    rng = np.random.default_rng(0)
+    return {"lr": 0.1, "dropout": float(rng.choice([0.0, 0.1, 0.2]))}
+
+
+def run_trial(number, params):
+    return Trial(number, params), None
+
+
+def fill(d):
+    d["dropout"] = 0.0
 
 
 """
@@ -85,6 +112,34 @@ INVALID = [
         '    torch.save({"loss": best["loss"], "epoch": best.epoch, "first": df.loc[0]["loss"]}, p)\n',
         [(7, "loss"), (7, "epoch"), (7, "first")],
     ),
+    (
+        "a dataclass field given a helper's dict, through a helper and a list of trials",
+        "def study(rng):\n"
+        "    trials, models = [], []\n"
+        "    for i in range(3):\n"
+        "        trial, model = run_trial(i, suggest(rng))\n"
+        "        trials.append(trial)\n"
+        "        models.append(model)\n"
+        "    return trials, models\n"
+        "\n"
+        "def save(p, rng):\n"
+        "    trials, _ = study(rng)\n"
+        "    values = [t.number for t in trials]\n"
+        "    best = trials[-1]\n"
+        "    for t in trials:\n"
+        '        last = t.params["dropout"]\n'
+        '    torch.save({"dropout": best.params["dropout"], "lr": best.params["lr"],\n'
+        '                "last": last, "v": values}, p)\n',
+        [(15, "dropout"), (16, "last")],
+    ),
+    (
+        "a local dataclass given a helper's dict",
+        "def save(p, rng):\n"
+        "    params = suggest(rng)\n"
+        "    trial = Trial(0, params)\n"
+        '    torch.save({"dropout": trial.params["dropout"]}, p)\n',
+        [(4, "dropout")],
+    ),
 ]
 
 VALID = [
@@ -134,6 +189,27 @@ VALID = [
         "    last = log[-1]\n"
         '    last["loss"] = float(last["loss"])\n'
         '    torch.save({"loss": last["loss"]}, p)\n',
+    ),
+    (
+        "a dataclass field given Python numbers, or changed after it was built",
+        "def save(p, rng):\n"
+        "    t1, _ = run_trial(0, suggest_floats(rng))\n"
+        "    t2, _ = run_trial(1, suggest(rng))\n"
+        '    t2.params["dropout"] = float(t2.params["dropout"])\n'
+        "    t3, _ = run_trial(2, suggest(rng))\n"
+        '    t3.params = {"dropout": 0.1}\n'
+        "    t4, _ = run_trial(3, suggest(rng))\n"
+        "    t4.params.update(dropout=0.2)\n"
+        "    t5, _ = run_trial(4, suggest(rng))\n"
+        "    fill(t5.params)\n"
+        "    trials = []\n"
+        "    for i in range(3):\n"
+        "        t, _ = run_trial(i, suggest(rng))\n"
+        '        t.params["dropout"] = 0.5\n'
+        "        trials.append(t)\n"
+        '    torch.save({"a": t1.params["dropout"], "b": t2.params["dropout"],\n'
+        '                "c": t3.params["dropout"], "d": t4.params["dropout"],\n'
+        '                "e": t5.params["dropout"], "f": trials[0].params["dropout"]}, p)\n',
     ),
     (
         "a row's string cell, converted cells, a frame of labels",

@@ -1284,6 +1284,10 @@ class LoadSafety:
                 if judged is not None:
                     bound[name] = judged
                 bound.update(_passed_items(name, value, env))
+                if isinstance(value, ast.Call) and self._depth + 1 < _MAX_DEPTH:
+                    # `run_trial(i, suggest_params(rng))`: the helper's dict, key by key
+                    keys = self.keys_of(value, env)
+                    bound.update({f"{name}[{k!r}]": v for k, v in keys.items()})
         return bound
 
     def of_returns(

@@ -34,7 +34,13 @@ from ckpt_lsp.analysis.record_columns import (
     display_numbers,
     is_mark,
 )
-from ckpt_lsp.analysis.record_keys import appended_records, record_of, shown_keys
+from ckpt_lsp.analysis.record_keys import (
+    appended_object,
+    appended_records,
+    field_items,
+    record_of,
+    shown_keys,
+)
 from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog
 
 # env key marking a name bound only to number literals (no Python name holds "#")
@@ -199,7 +205,7 @@ class LocalFlow:
 
     def _statement(self, stmt: ast.stmt, state: State) -> State:
         if isinstance(stmt, ast.Return):  # before `_called` forgets what a returned name held
-            self.return_objects.append(_returned_objects(stmt.value, state))
+            self.return_objects.append(self._returned_objects(stmt.value, state))
         state = forget_escaped(stmt, self._called(stmt, state))
         self.before[id(stmt)] = state
         # what the statement may do to a held dict's keys counts after its own reads
@@ -266,6 +272,18 @@ class LocalFlow:
                 self.return_keys.append(None)
             return state
         return self._assignment(stmt, state)
+
+    def _returned_objects(self, value: ast.expr | None, state: State) -> dict[int, State]:
+        """What each returned name's attributes hold, and the field keys of a dataclass the
+        return builds (`return Trial(i, params), model`)."""
+        found = _returned_objects(value, state)
+        whole = not isinstance(value, ast.Tuple)
+        shown = [value] if whole else value.elts if isinstance(value, ast.Tuple) else []
+        for index, item in enumerate(shown):
+            fields = field_items(self.safety, "", item, state) if isinstance(item, ast.Call) else {}
+            if fields:
+                found[-1 if whole else index] = fields
+        return found
 
     def _called(self, stmt: ast.stmt, state: State) -> State:
         """`stopper.step(loss)`: what the project object's method stores in its attributes
@@ -405,12 +423,13 @@ class LocalFlow:
         if self._builtin_range(iterable, state):  # `for b in range(bins)`: b is an int
             return {target.id: frozenset({NUMBER})}
         every = iterated_items(iterable, state)
+        # `for s in log` of a list of dicts, `for t in trials` of objects with field keys
+        records = record_of(target.id, iterable.id, state) if isinstance(iterable, ast.Name) else {}
+        self._items = self._items or any("." in k for k in records)
         if every is not None:  # `for info in infos` of a list of TaskInfo
-            return {target.id: every}
-        if isinstance(iterable, ast.Name):  # `for s in log` of a list of dicts
-            records = record_of(target.id, iterable.id, state)
-            if records:
-                return {target.id: frozenset({UNKNOWN}), **records}
+            return {target.id: every, **records}
+        if records:
+            return {target.id: frozenset({UNKNOWN}), **records}
         env = {**self._self_env, **env_of(state)}
         if self.safety.column_labels(iterable, env):  # `df[c]` is a column
             return {target.id: frozenset({UNKNOWN}), COLUMN_MARK + target.id: frozenset({LITERAL})}
@@ -482,12 +501,20 @@ class LocalFlow:
                 new.pop(COLUMN_MARK + key, None)
                 new[key] = frozenset({possible})
                 new.update(self._keyed(key, value, state, possible))
+                fields = field_items(self.safety, key, value, kept)
+                if fields:  # `trial.params['lr']`: a store into it forgets it
+                    new.update(fields)
+                    self._items = True
                 new.update(self._object_of(key, value, state, -1))
                 new = self._chained(key, value, state, new)
                 new.update(self._aliased(key, value, state))
             elif _stored_attribute(target):
                 # `model.config = cfg.to_dict()`: what the class's __init__ set is gone
-                new[dotted_name(target)] = frozenset({possible})
+                rebound = dotted_name(target)
+                new = {
+                    k: v for k, v in new.items() if not k.startswith((rebound + "[", rebound + "."))
+                }
+                new[rebound] = frozenset({possible})
             elif _constant_item(target):
                 # `metrics["loss"] = np.mean(x)`: that key holds it now, the others are kept
                 assert isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
@@ -572,7 +599,9 @@ class LocalFlow:
             and isinstance(value.value, ast.Name)
             and "." not in name
         ):  # `last = log[-1]`: a record of a list of dicts
-            return record_of(name, value.value.id, state)
+            records = record_of(name, value.value.id, state)
+            self._items = self._items or any("." in k for k in records)
+            return records
         if isinstance(value, ast.Dict) and "." not in name:
             return self._displayed(name, value, state)
         pairs = self.safety.dict_items(value) if "." not in name else None
@@ -685,6 +714,12 @@ class LocalFlow:
         found = {**state, name: frozenset({held})}
         if call.func.attr == "append" and not isinstance(item, ast.Dict):
             found.update(_every_appended(name, replace(added, fix=""), before or {}))
+            if isinstance(item, ast.Name):  # `trials.append(trial)`: its field keys
+                prior = (before or {}).get(name, frozenset())
+                empty = bool(prior) and all(isinstance(p, _Literal) for p in prior)
+                objects = appended_object(name, item.id, before or {}, empty)
+                found.update(objects)
+                self._items = self._items or bool(objects)
         return found
 
     def _keyed_record(

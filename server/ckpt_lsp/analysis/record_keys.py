@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.elements import every_item_key
+from ckpt_lsp.analysis.facts import dotted_name
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -97,14 +98,56 @@ def appended_records(name: str, keys: Mapping[str, Possible], before: State, emp
 
 
 def record_of(name: str, source: str, state: State) -> State:
-    """`last = log[-1]` / `for s in log`: the record's keys, as every record of `source`
-    holds them."""
-    prefix = record_prefix(source)
+    """`last = log[-1]` / `for s in log`: the record's keys (and an object's field keys,
+    `best.params['lr']`), as every item of `source` holds them."""
+    every = every_item_key(source)
     return {
-        name + held[len(prefix) - 1 :]: possible
+        name + held[len(every) :]: possible
         for held, possible in state.items()
+        if held.startswith((every + "[", every + ".")) and held.endswith("']")
+    }
+
+
+def appended_object(name: str, item: str, before: State, empty: bool) -> State:
+    """`trials.append(trial)` of an object whose field keys the flow knows
+    (`trial.params['lr']`): every item of a list that was empty holds them; of one whose
+    items all held a key so, the keys the new item holds the same way."""
+    prefix, every = item + ".", every_item_key(name)
+    keys = {
+        every + held[len(item) :]: possible
+        for held, possible in before.items()
         if held.startswith(prefix) and held.endswith("']")
     }
+    if empty:
+        return keys
+    return {k: v for k, v in keys.items() if before.get(k) == v}
+
+
+def field_items(safety: LoadSafety, name: str, value: ast.expr | None, state: State) -> State:
+    """`trial = Trial(number, params)` of a project dataclass given a local dict whose keys
+    the flow knows: `trial.params['lr']` holds what `params['lr']` held."""
+    from ckpt_lsp.analysis.dataclass_fields import passed_field
+    from ckpt_lsp.analysis.names import qualify
+
+    if not isinstance(value, ast.Call) or "." in name:
+        return {}  # `name` "": the keys as a return gives them (`.params['lr']`)
+    dotted = dotted_name(value.func)
+    located = safety.project_class(qualify(dotted, safety.facts)) if dotted else None
+    if located is None or dotted.split(".")[0] in state:
+        return {}
+    found: State = {}
+    for stmt in located[1].class_level():
+        if not isinstance(stmt, ast.AnnAssign) or not isinstance(stmt.target, ast.Name):
+            continue
+        field = stmt.target.id
+        passed = passed_field(located[1], field, value)
+        if not isinstance(passed, ast.Name):
+            continue
+        prefix = passed.id + "['"
+        for held, possible in state.items():
+            if held.startswith(prefix) and held.endswith("']") and "][" not in held:
+                found[f"{name}.{field}{held[len(passed.id) :]}"] = possible
+    return found
 
 
 def record_item(
