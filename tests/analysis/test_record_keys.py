@@ -45,6 +45,29 @@ def fill(d):
     d["dropout"] = 0.0
 
 
+class PlainTrial:
+    def __init__(self, number, params):
+        self.number = number
+        self.params = params
+
+
+class CastTrial:
+    def __init__(self, params):
+        self.params = params
+
+    def cast(self):
+        for k in list(self.params):
+            self.params[k] = float(self.params[k])
+
+
+@dataclass
+class PostTrial:
+    params: dict
+
+    def __post_init__(self):
+        self.params = {k: float(v) for k, v in self.params.items()}
+
+
 """
 
 INVALID = [
@@ -140,6 +163,13 @@ INVALID = [
         '    torch.save({"dropout": trial.params["dropout"]}, p)\n',
         [(4, "dropout")],
     ),
+    (
+        "a plain class's attribute its __init__ sets from the dict",
+        "def save(p, rng):\n"
+        "    trial = PlainTrial(0, suggest(rng))\n"
+        '    torch.save({"dropout": trial.params["dropout"], "n": trial.number}, p)\n',
+        [(3, "dropout")],
+    ),
 ]
 
 VALID = [
@@ -210,6 +240,22 @@ VALID = [
         '    torch.save({"a": t1.params["dropout"], "b": t2.params["dropout"],\n'
         '                "c": t3.params["dropout"], "d": t4.params["dropout"],\n'
         '                "e": t5.params["dropout"], "f": trials[0].params["dropout"]}, p)\n',
+    ),
+    (
+        "a field rebound in a loop",
+        "def save(p, rng):\n"
+        "    t, _ = run_trial(0, suggest(rng))\n"
+        "    for i in range(2):\n"
+        '        t.params = {"dropout": 0.1 * i}\n'
+        '    torch.save({"dropout": t.params["dropout"]}, p)\n',
+    ),
+    (
+        "a class that converts what it is given",
+        "def save(p, rng):\n"
+        "    a = CastTrial(suggest(rng))\n"
+        "    a.cast()\n"
+        "    b = PostTrial(suggest(rng))\n"
+        '    torch.save({"a": a.params["dropout"], "b": b.params["dropout"]}, p)\n',
     ),
     (
         "a row's string cell, converted cells, a frame of labels",

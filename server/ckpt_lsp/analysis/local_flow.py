@@ -231,7 +231,10 @@ class LocalFlow:
             after_body = self._walk(stmt.body, entered)
             # a loop's body runs in the programs that save after it: names it binds first
             # keep what it gives them
-            looped = {**after_body, **_merge(state, {k: after_body[k] for k in state})}
+            # (a key the body dropped, `trainer.df = load()` forgetting `trainer.df['a']`,
+            # may hold what it held before or not)
+            kept = {k: after_body.get(k, frozenset({UNKNOWN})) for k in state}
+            looped = {**after_body, **_merge(state, kept)}
             if not isinstance(stmt, ast.While):  # the loop may not run: its target is unbound
                 looped.update(_unknown(_names(stmt.target)))
             return self._walk(stmt.orelse, looped)
@@ -280,7 +283,11 @@ class LocalFlow:
         whole = not isinstance(value, ast.Tuple)
         shown = [value] if whole else value.elts if isinstance(value, ast.Tuple) else []
         for index, item in enumerate(shown):
-            fields = field_items(self.safety, "", item, state) if isinstance(item, ast.Call) else {}
+            fields = (
+                field_items(self.safety, "", item, state, self._value)
+                if isinstance(item, ast.Call)
+                else {}
+            )
             if fields:
                 found[-1 if whole else index] = fields
         return found
@@ -501,7 +508,7 @@ class LocalFlow:
                 new.pop(COLUMN_MARK + key, None)
                 new[key] = frozenset({possible})
                 new.update(self._keyed(key, value, state, possible))
-                fields = field_items(self.safety, key, value, kept)
+                fields = field_items(self.safety, key, value, kept, self._value)
                 if fields:  # `trial.params['lr']`: a store into it forgets it
                     new.update(fields)
                     self._items = True

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.elements import every_item_key
-from ckpt_lsp.analysis.facts import dotted_name
+from ckpt_lsp.analysis.facts import ClassFacts, dotted_name
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -123,10 +123,14 @@ def appended_object(name: str, item: str, before: State, empty: bool) -> State:
     return {k: v for k, v in keys.items() if before.get(k) == v}
 
 
-def field_items(safety: LoadSafety, name: str, value: ast.expr | None, state: State) -> State:
-    """`trial = Trial(number, params)` of a project dataclass given a local dict whose keys
-    the flow knows: `trial.params['lr']` holds what `params['lr']` held."""
-    from ckpt_lsp.analysis.dataclass_fields import passed_field
+def field_items(
+    safety: LoadSafety, name: str, value: ast.expr | None, state: State, judge: Judge
+) -> State:
+    """`trial = Trial(number, params)` of a project class given a dict whose keys the flow
+    knows (a local, a helper's result, a display): `trial.params['lr']` holds what
+    `params['lr']` held. A dataclass's fields; another class's attributes its `__init__`
+    sets once, from a parameter, on its straight path (and no other method sets)."""
+    from ckpt_lsp.analysis.local_flow import env_of
     from ckpt_lsp.analysis.names import qualify
 
     if not isinstance(value, ast.Call) or "." in name:
@@ -136,18 +140,105 @@ def field_items(safety: LoadSafety, name: str, value: ast.expr | None, state: St
     if located is None or dotted.split(".")[0] in state:
         return {}
     found: State = {}
-    for stmt in located[1].class_level():
-        if not isinstance(stmt, ast.AnnAssign) or not isinstance(stmt.target, ast.Name):
+    env: dict[str, Refused | None] | None = None
+    for field, passed in _given_fields(located[1], value).items():
+        if isinstance(passed, (ast.Constant, ast.Attribute, ast.Subscript)):
             continue
-        field = stmt.target.id
-        passed = passed_field(located[1], field, value)
-        if not isinstance(passed, ast.Name):
-            continue
-        prefix = passed.id + "['"
-        for held, possible in state.items():
-            if held.startswith(prefix) and held.endswith("']") and "][" not in held:
-                found[f"{name}.{field}{held[len(passed.id) :]}"] = possible
+        env = env if env is not None else env_of(state)
+        keys = shown_keys(safety, passed, state, env, judge) or {}
+        found.update({_key(f"{name}.{field}", k): frozenset({v}) for k, v in keys.items()})
     return found
+
+
+def _given_fields(cls: ClassFacts, call: ast.Call) -> dict[str, ast.expr]:
+    """What `call` passes for each field of a dataclass, or for each attribute `__init__`
+    sets from a parameter once (`self.params = params`) and no other method sets."""
+    from ckpt_lsp.analysis.dataclass_fields import passed_field
+
+    fields: dict[str, ast.expr] = {}
+    if cls.method("__post_init__") is not None:
+        return fields  # it may convert what it was given
+    for stmt in cls.class_level() if _is_dataclass(cls) else []:
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            passed = passed_field(cls, stmt.target.id, call)
+            if passed is not None:
+                fields[stmt.target.id] = passed
+    init = cls.method("__init__")
+    if fields or init is None or cls.bases and _calls_super(init):
+        return fields
+    given = _init_arguments(init, call)
+    stores = _self_stores(cls)
+    for stmt in init.body:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1):
+            continue
+        target, source = stmt.targets[0], stmt.value
+        if (
+            isinstance(target, ast.Attribute)
+            and isinstance(target.value, ast.Name)
+            and target.value.id == "self"
+            and isinstance(source, ast.Name)
+            and source.id in given
+            and stores.get(target.attr) == 1
+        ):
+            fields[target.attr] = given[source.id]
+    return fields
+
+
+def _is_dataclass(cls: ClassFacts) -> bool:
+    """Decorated `@dataclass` (or `@dataclass(...)`): its fields keep what they are given."""
+    for decorator in cls.node.decorator_list:
+        named = dotted_name(decorator.func if isinstance(decorator, ast.Call) else decorator)
+        if named.rsplit(".", 1)[-1] == "dataclass":
+            return True
+    return False
+
+
+def _calls_super(init: ast.AST) -> bool:
+    return any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "super"
+        for n in ast.walk(init)
+    )
+
+
+def _init_arguments(
+    init: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call
+) -> dict[str, ast.expr]:
+    """`__init__`'s parameters (self left out) bound to what the call passes."""
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(
+        k.arg is None for k in call.keywords
+    ):
+        return {}
+    params = [a.arg for a in [*init.args.posonlyargs, *init.args.args][1:]]
+    given = dict(zip(params, call.args))
+    given.update({k.arg: k.value for k in call.keywords if k.arg is not None})
+    return given
+
+
+def _self_stores(cls: ClassFacts) -> dict[str, int]:
+    """How many statements of the class's methods store each `self.x` (`self.x[k] = v`,
+    `self.x.update(...)` count too: the dict changes)."""
+    counts: dict[str, int] = {}
+    for method in cls.assigning_methods():
+        for node in ast.walk(method):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "self"
+                and not isinstance(node.ctx, ast.Load)
+            ):
+                counts[node.attr] = counts.get(node.attr, 0) + 1
+            if isinstance(node, ast.Subscript) and not isinstance(node.ctx, ast.Load):
+                held = dotted_name(node.value)
+                if held.startswith("self."):
+                    counts[held[5:]] = counts.get(held[5:], 0) + 2
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                held = dotted_name(node.func.value)
+                if held.startswith("self.") and node.func.attr in _DICT_EDITS:
+                    counts[held[5:]] = counts.get(held[5:], 0) + 2
+    return counts
+
+
+_DICT_EDITS = frozenset({"update", "pop", "popitem", "setdefault", "clear", "__setitem__"})
 
 
 def record_item(
