@@ -164,6 +164,14 @@ INVALID = [
         [(4, "dropout")],
     ),
     (
+        "a list comprehension of records",
+        "def save(p):\n"
+        "    log = [one_epoch([x]) for x in range(3)]\n"
+        '    accs = [{"i": i, "acc": np.mean([i])} for i in range(3)]\n'
+        '    torch.save({"loss": log[-1]["loss"], "acc": accs[0]["acc"], "lr": log[0]["lr"]}, p)\n',
+        [(4, "loss"), (4, "acc")],
+    ),
+    (
         "a plain class's attribute its __init__ sets from the dict",
         "def save(p, rng):\n"
         "    trial = PlainTrial(0, suggest(rng))\n"
@@ -240,6 +248,14 @@ VALID = [
         '    torch.save({"a": t1.params["dropout"], "b": t2.params["dropout"],\n'
         '                "c": t3.params["dropout"], "d": t4.params["dropout"],\n'
         '                "e": t5.params["dropout"], "f": trials[0].params["dropout"]}, p)\n',
+    ),
+    (
+        "a comprehension's records of Python numbers, its own names shadowing a local",
+        "def save(p):\n"
+        "    acc = np.float64(1.0)\n"
+        '    a = [{"acc": acc} for acc in [0.5, 0.6]]\n'
+        '    b = [{"acc": float(np.mean([i]))} for i in range(3)]\n'
+        '    torch.save({"a": a[0]["acc"], "b": b[-1]["acc"]}, p)\n',
     ),
     (
         "a field rebound in a loop",

@@ -601,6 +601,23 @@ class LocalFlow:
         every = self._every_item(name, value, state, whole)
         if every:
             return every
+        if isinstance(value, ast.ListComp) and "." not in name:
+            # `log = [evaluate(b) for b in batches]`: every record holds the keys
+            inner = {
+                **state,
+                **_unknown(
+                    [
+                        n.id
+                        for g in value.generators
+                        for n in ast.walk(g.target)
+                        if isinstance(n, ast.Name)
+                    ]
+                ),
+            }
+            env = {**self._self_env, **env_of(inner)}
+            shown = shown_keys(self.safety, value.elt, inner, env, self._value)
+            if shown:
+                return appended_records(name, shown, state, True)
         if (
             isinstance(value, ast.Subscript)
             and isinstance(value.value, ast.Name)
