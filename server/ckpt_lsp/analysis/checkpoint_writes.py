@@ -362,6 +362,7 @@ def _binding_entries(
     mutations = fn.mutations(name.id, binding, stmt)
     # `ckpt["mean"] = ckpt["mean"].tolist()`: what the key held before is not written
     replaced = {k for m in mutations for k in _replaced_keys(m, name.id)}
+    replaced |= {k for m in mutations for k in _edited_keys(m, name.id)}
     if copied is not None and binding is not None and copied[0].id != name.id:
         # `ckpt = base.copy()` / `dict(base)` / `copy.deepcopy(base)`: base's entries
         found = _name_entries(fn, copied[0], key, binding, depth + 1, whole=copied[1])
@@ -384,10 +385,39 @@ def _binding_entries(
         # `state.update(extra)` of a saver's parameter: the caller's dict is spread in (the
         # saver's shape reads it; no value of its own to judge)
         yield name, SPREAD, stmt
-    for mutation in mutations:
+    for at, mutation in enumerate(mutations):
         if isinstance(mutation, ast.Assign) and _builds_tensor(value, fn):
             continue  # `t[i] = np.float64(x)` writes into the tensor: it stays a tensor
-        yield from _mutation_entries(fn, mutation, name.id, depth)
+        edited = {k for m in mutations[at + 1 :] for k in _edited_keys(m, name.id)}
+        found = _mutation_entries(fn, mutation, name.id, depth)
+        yield from (e for e in found if e[1] is None or e[1] not in edited)
+
+
+_DICT_EDITS = frozenset({"update", "pop", "popitem", "setdefault", "clear"})
+
+
+def _edited_keys(stmt: ast.stmt, name: str) -> Iterator[str]:
+    """The constant keys whose value a statement changes inside (`name["nms"]["mode"] = m`,
+    `name["nms"].update(...)`): the value stored there whole is no longer what is saved."""
+    # a string key is a dict's (an array's item store keeps the array)
+    targets: list[ast.expr] = [
+        t
+        for t in (stmt.targets if isinstance(stmt, ast.Assign) else [])
+        if isinstance(t, ast.Subscript) and isinstance(_constant_key_or_none(t.slice), str)
+    ]
+    call = stmt.value if isinstance(stmt, ast.Expr) else None
+    if (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr in _DICT_EDITS
+    ):
+        targets = [call.func]
+    for target in targets:
+        inner = target.value if isinstance(target, (ast.Subscript, ast.Attribute)) else None
+        if isinstance(inner, ast.Subscript) and _is_name(inner.value, name):
+            found = _constant_key(inner.slice)
+            if found is not None:
+                yield found
 
 
 def _replaced_keys(stmt: ast.stmt, name: str) -> Iterator[str]:

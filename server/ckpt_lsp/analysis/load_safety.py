@@ -17,9 +17,10 @@ from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.config_shapes import config_shape, fields_shape
 from ckpt_lsp.analysis.constant_tests import decided, module_number, module_string
 from ckpt_lsp.analysis.constructor_args import passed_arguments, passed_value
+from ckpt_lsp.analysis.dataclass_dicts import CONVERTERS, converted
 from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_field
 from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
-from ckpt_lsp.analysis.elements import every_item_key
+from ckpt_lsp.analysis.elements import dict_mark, every_item_key
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.grouped import KEYED_FRAME, keyed_by_numbers, keyed_column
 from ckpt_lsp.analysis.hparam_reads import hparam_fields, hparam_read, read_key
@@ -35,6 +36,7 @@ from ckpt_lsp.analysis.local_flow import (
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.number_fields import number_attribute
 from ckpt_lsp.analysis.record_columns import number_columns
+from ckpt_lsp.analysis.record_keys import record_item
 from ckpt_lsp.analysis.registry_calls import registry_instance
 from ckpt_lsp.analysis.splits import fold_list, fold_targets, pair_items
 from ckpt_lsp.weights_only import (
@@ -246,6 +248,12 @@ class LoadSafety:
             every = every_item_key(expr.value.id)  # `infos[i]` of a list of TaskInfo
             if every in env:
                 return env[every]
+            record = record_item(expr, None, env)  # `log[-1]` of a list of dicts
+            if record is not None:
+                return record
+        record = record_item(expr.value, constant, env)  # `log[-1]["loss"]`
+        if record is not None:
+            return record
         rows = self._rows(expr, env)
         if rows is not None:
             return rows
@@ -302,7 +310,9 @@ class LoadSafety:
         sliced = isinstance(index, ast.Slice)
         if value.attr == "loc" and isinstance(index, ast.Tuple):
             return self._cell(expr, env)
-        if not sliced and not (value.attr in ("iloc", "iat") and _is_int(index)):
+        position = value.attr in ("iloc", "iat") and _is_int(index)
+        label = value.attr == "loc" and self._one_label(index, env)  # `df.loc[s.idxmin()]`
+        if not (sliced or position or label):
             return None
         receiver = self.kind_of(value.value, env)
         if receiver is None or receiver.kind not in {*_FRAMES, _SERIES, _NUMBER_SERIES}:
@@ -315,6 +325,22 @@ class LoadSafety:
             return replace(row, number_columns=cells) if row is not None and cells else row
         numbers = receiver.kind == _NUMBER_SERIES
         return _no_fix(self.catalog.kind("numpy-scalar")) if numbers else None
+
+    def _one_label(self, index: ast.expr, env: Env) -> bool:
+        """`df.loc[df["loss"].idxmin()]`, `df.loc[0]`: one label, so the result is a row (a
+        list, a mask or a slice of labels gives a frame)."""
+        if _is_int(index):
+            return True
+        if not (
+            isinstance(index, ast.Call)
+            and isinstance(index.func, ast.Attribute)
+            and index.func.attr in ("idxmin", "idxmax")
+            and not index.args
+            and not index.keywords
+        ):
+            return False
+        column = self.kind_of(index.func.value, env)  # a frame's idxmin is a Series of labels
+        return column is not None and column.kind in (_SERIES, _NUMBER_SERIES)
 
     def _column(self, index: ast.expr, frame: Refused, env: Env) -> Refused | None:
         """`df["ap"]` is a Series (of numbers when the frame's display built it so),
@@ -436,6 +462,10 @@ class LoadSafety:
             found[target.id] = member  # `[t for t in Task]`: the Enum's members
         for name, over in pairs:
             if not isinstance(name, ast.Name) or item is None:
+                continue
+            every = env.get(every_item_key(over.id)) if isinstance(over, ast.Name) else None
+            if every is not None and isinstance(over, ast.Name) and dict_mark(over.id) not in env:
+                found[name.id] = every  # `[asdict(t) for t in trials]` of a list of Trial
                 continue
             judged = self.kind_of(over, env)
             if judged is not None and judged.kind == "numpy-array":
@@ -772,6 +802,8 @@ class LoadSafety:
         if qualified == "dataclasses.replace" and len(call.args) == 1:  # a changed copy
             copied = self.kind_of(call.args[0], env)
             return _no_fix(copied) if copied is not None and copied.kind == "dataclass" else None
+        if qualified in CONVERTERS:  # `asdict(trial)`
+            return converted(self, call, env)
         if qualified == "numpy.random.choice" and draws_a_number(self, call, env):
             return None
         if qualified == "builtins.dict" and call.args:
@@ -1293,6 +1325,10 @@ class LoadSafety:
                 if judged is not None:
                     bound[name] = judged
                 bound.update(_passed_items(name, value, env))
+                if isinstance(value, ast.Call) and self._depth + 1 < _MAX_DEPTH:
+                    # `run_trial(i, suggest_params(rng))`: the helper's dict, key by key
+                    keys = self.keys_of(value, env)
+                    bound.update({f"{name}[{k!r}]": v for k, v in keys.items()})
         return bound
 
     def of_returns(

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.constant_tests import FALSE_MARK, TRUE_MARK, decided
+from ckpt_lsp.analysis.dataclass_dicts import dict_keys
 from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
 from ckpt_lsp.analysis.elements import (
     dict_mark,
@@ -32,6 +33,13 @@ from ckpt_lsp.analysis.record_columns import (
     columns_key,
     display_numbers,
     is_mark,
+)
+from ckpt_lsp.analysis.record_keys import (
+    appended_object,
+    appended_records,
+    field_items,
+    record_of,
+    shown_keys,
 )
 from ckpt_lsp.weights_only import Refused, WeightsOnlyCatalog
 
@@ -215,7 +223,7 @@ class LocalFlow:
 
     def _statement(self, stmt: ast.stmt, state: State) -> State:
         if isinstance(stmt, ast.Return):  # before `_called` forgets what a returned name held
-            self.return_objects.append(_returned_objects(stmt.value, state))
+            self.return_objects.append(self._returned_objects(stmt.value, state))
         state = forget_escaped(stmt, self._called(stmt, state))
         self.before[id(stmt)] = state
         # what the statement may do to a held dict's keys counts after its own reads
@@ -286,6 +294,22 @@ class LocalFlow:
                 self.return_keys.append(None)
             return state
         return self._assignment(stmt, state)
+
+    def _returned_objects(self, value: ast.expr | None, state: State) -> dict[int, State]:
+        """What each returned name's attributes hold, and the field keys of a dataclass the
+        return builds (`return Trial(i, params), model`)."""
+        found = _returned_objects(value, state)
+        whole = not isinstance(value, ast.Tuple)
+        shown = [value] if whole else value.elts if isinstance(value, ast.Tuple) else []
+        for index, item in enumerate(shown):
+            fields = (
+                field_items(self.safety, "", item, state, self._value)
+                if isinstance(item, ast.Call)
+                else {}
+            )
+            if fields:
+                found[-1 if whole else index] = fields
+        return found
 
     def _called(self, stmt: ast.stmt, state: State) -> State:
         """`stopper.step(loss)`: what the project object's method stores in its attributes
@@ -432,8 +456,13 @@ class LocalFlow:
         if self._builtin_range(iterable, state):  # `for b in range(bins)`: b is an int
             return {target.id: frozenset({NUMBER})}
         every = iterated_items(iterable, state)
+        # `for s in log` of a list of dicts, `for t in trials` of objects with field keys
+        records = record_of(target.id, iterable.id, state) if isinstance(iterable, ast.Name) else {}
+        self._items = self._items or any("." in k for k in records)
         if every is not None:  # `for info in infos` of a list of TaskInfo
-            return {target.id: every}
+            return {target.id: every, **records}
+        if records:
+            return {target.id: frozenset({UNKNOWN}), **records}
         env = {**self._self_env, **env_of(state)}
         if self.safety.column_labels(iterable, env):  # `df[c]` is a column
             return {target.id: frozenset({UNKNOWN}), COLUMN_MARK + target.id: frozenset({LITERAL})}
@@ -523,12 +552,20 @@ class LocalFlow:
                 new.pop(COLUMN_MARK + key, None)
                 new[key] = frozenset({possible})
                 new.update(self._keyed(key, value, state, possible))
+                fields = field_items(self.safety, key, value, kept, self._value)
+                if fields:  # `trial.params['lr']`: a store into it forgets it
+                    new.update(fields)
+                    self._items = True
                 new.update(self._object_of(key, value, state, -1))
                 new = self._chained(key, value, state, new)
                 new.update(self._aliased(key, value, state))
             elif _stored_attribute(target):
                 # `model.config = cfg.to_dict()`: what the class's __init__ set is gone
-                new[dotted_name(target)] = frozenset({possible})
+                rebound = dotted_name(target)
+                new = {
+                    k: v for k, v in new.items() if not k.startswith((rebound + "[", rebound + "."))
+                }
+                new[rebound] = frozenset({possible})
             elif _constant_item(target):
                 # `metrics["loss"] = np.mean(x)`: that key holds it now, the others are kept
                 assert isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
@@ -542,6 +579,8 @@ class LocalFlow:
                 # `self.stats["mean"] = float(m)`: what the class's stores gave it is replaced
                 new[_self_item(target)] = frozenset({possible})
                 self._items = True
+            elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Subscript):
+                new = _forget_nested(target.value, new)  # `meta["nms"]["mode"] = m.name`
             elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                 # `d[k] = x`: what the display put under any key is no longer known
                 new = {k: v for k, v in new.items() if not k.startswith(target.value.id + "[")}
@@ -606,6 +645,31 @@ class LocalFlow:
         every = self._every_item(name, value, state, whole)
         if every:
             return every
+        if isinstance(value, ast.ListComp) and "." not in name:
+            # `log = [evaluate(b) for b in batches]`: every record holds the keys
+            inner = {
+                **state,
+                **_unknown(
+                    [
+                        n.id
+                        for g in value.generators
+                        for n in ast.walk(g.target)
+                        if isinstance(n, ast.Name)
+                    ]
+                ),
+            }
+            env = {**self._self_env, **env_of(inner)}
+            shown = shown_keys(self.safety, value.elt, inner, env, self._value)
+            if shown:
+                return appended_records(name, shown, state, True)
+        if (
+            isinstance(value, ast.Subscript)
+            and isinstance(value.value, ast.Name)
+            and "." not in name
+        ):  # `last = log[-1]`: a record of a list of dicts
+            records = record_of(name, value.value.id, state)
+            self._items = self._items or any("." in k for k in records)
+            return records
         if isinstance(value, ast.Dict) and "." not in name:
             return self._displayed(name, value, state)
         pairs = self.safety.dict_items(value) if "." not in name else None
@@ -614,6 +678,12 @@ class LocalFlow:
         if value is None or not isinstance(value, ast.Call) or "." in name:
             return {}
         env = {**self._self_env, **env_of(state)}
+        fields = dict_keys(self.safety, value, env)
+        if fields is not None:  # `d = asdict(cfg)`: its keys, each converted on its own
+            return {
+                name: frozenset({UNKNOWN}),
+                **{item_key(name, k): frozenset({v}) for k, v in fields.items()},
+            }
         keys = self.safety.keys_of(value, env)
         found: State = {item_key(name, k): frozenset({v}) for k, v in (keys or {}).items()}
         items = self.safety.items_of(value, -1, env) if not found else None
@@ -654,6 +724,10 @@ class LocalFlow:
     def _displayed(self, name: str, value: ast.Dict, state: State) -> State:
         """`encoders = {"region": LabelEncoder().fit(r)}`: `encoders["region"]` holds what the
         display put under that constant key, when the default load refuses it."""
+        if any(k is None for k in value.keys):  # `{"epoch": e, **stats}`
+            env = {**self._self_env, **env_of(state)}
+            keys = shown_keys(self.safety, value, state, env, self._value) or {}
+            return {item_key(name, k): frozenset({v}) for k, v in keys.items()}
         return self._shown(
             name,
             [
@@ -724,6 +798,7 @@ class LocalFlow:
         env = {**self._self_env, **env_of(state)}
         if call.func.attr == "append":  # a list of records: a frame's number columns
             state = {**state, **self._records(call.func.value.id, item, env, before or {})}
+            state = {**state, **self._keyed_record(call.func.value.id, item, env, before or {})}
         else:
             state = {k: v for k, v in state.items() if k != columns_key(call.func.value.id)}
         if isinstance(item, ast.Dict):  # `history.append({"acc": acc})`: a dict of what it holds
@@ -743,7 +818,24 @@ class LocalFlow:
         found = {**state, name: frozenset({held})}
         if call.func.attr == "append" and not isinstance(item, ast.Dict):
             found.update(_every_appended(name, replace(added, fix=""), before or {}))
+            if isinstance(item, ast.Name):  # `trials.append(trial)`: its field keys
+                prior = (before or {}).get(name, frozenset())
+                empty = bool(prior) and all(isinstance(p, _Literal) for p in prior)
+                objects = appended_object(name, item.id, before or {}, empty)
+                found.update(objects)
+                self._items = self._items or bool(objects)
         return found
+
+    def _keyed_record(
+        self, name: str, item: ast.expr, env: dict[str, Refused | None], before: State
+    ) -> State:
+        """`log.append({"epoch": e, **stats})`: what every record holds under a key."""
+        keys = shown_keys(self.safety, item, before, env, self._value)
+        if not keys:
+            return {}
+        prior = before.get(name, frozenset())
+        empty = bool(prior) and all(isinstance(p, _Literal) for p in prior)
+        return appended_records(name, keys, before, empty)
 
     def _records(
         self, name: str, item: ast.expr, env: dict[str, Refused | None], before: State
@@ -1016,6 +1108,25 @@ def _forget_keys(stmt: ast.stmt, state: State, kept: KeptNames | None = None) ->
     return {k: v for k, v in state.items() if "[" not in k or k.split("[", 1)[0] not in touched}
 
 
+def _forget_nested(item: ast.Subscript, state: State) -> State:
+    """A store into `name[k]` (`name[k][j] = v`): what the state knew `name[k]` held (every
+    key of `name`, when `k` is no constant) is gone."""
+    root: ast.expr = item
+    while isinstance(root, ast.Subscript):
+        root = root.value
+    if not isinstance(root, ast.Name):
+        return state
+    key = _constant_index_of(item) if item.value is root else None
+    prefix = item_key(root.id, key) if key is not None else root.id + "["
+    return {k: v for k, v in state.items() if not k.startswith(prefix) or is_mark(k)}
+
+
+def _constant_index_of(item: ast.Subscript) -> str | int | None:
+    index = item.slice
+    value = index.value if isinstance(index, ast.Constant) else None
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
 def _self_item(target: ast.expr) -> str:
     """The state key of a `self.x["k"]` target; "" for any other target."""
     if not isinstance(target, ast.Subscript):
@@ -1041,7 +1152,7 @@ def _known_keys(name: str, state: State) -> dict[str, Refused | None]:
     prefix = name + "["
     found: dict[str, Refused | None] = {}
     for held, possible in state.items():
-        if held.startswith(prefix) and held.endswith("']"):
+        if held.startswith(prefix) and held.endswith("']") and "][" not in held:
             found[held[len(prefix) + 1 : -2]] = collapse(possible)
     return found
 

@@ -74,6 +74,8 @@ def _read_by_call(
     builtin = isinstance(call.func, ast.Name) and dotted not in env
     if builtin and qualify(dotted, safety.facts) in _READING_BUILTINS:
         return True
+    if _stored_in_list(call, env):
+        return True
     found = _callee(call, safety, env)
     if found is None:
         return False
@@ -82,6 +84,20 @@ def _read_by_call(
     if position >= len(params):
         return False
     return param_read_only(func, params[position].arg, safety)
+
+
+def _stored_in_list(call: ast.Call, env: Mapping[str, Refused | None]) -> bool:
+    """`trials.append(trial)` of a local that is no project object: the list keeps a
+    reference and changes nothing in it."""
+    func = call.func
+    if not (
+        isinstance(func, ast.Attribute)
+        and func.attr in ("append", "insert")
+        and isinstance(func.value, ast.Name)
+    ):
+        return False
+    receiver = env.get(func.value.id)
+    return func.value.id in env and (receiver is None or not receiver.type_name)
 
 
 def _callee(
@@ -130,7 +146,7 @@ def param_read_only(
 
 
 def _reads(node: ast.Name, parents: dict[int, ast.AST]) -> bool:
-    """`d[k]` (read), `d.get(k)`, `k in d`, `if d:`, `f(**d)`, `{"k": d}`."""
+    """`d[k]` (read), `d.get(k)`, `k in d`, `if d:`, `f(**d)`, `{"k": d}`, `[... for x in d]`."""
     parent = parents.get(id(node))
     if isinstance(parent, ast.Subscript) and parent.value is node:
         return isinstance(parent.ctx, ast.Load)
@@ -139,6 +155,8 @@ def _reads(node: ast.Name, parents: dict[int, ast.AST]) -> bool:
         return isinstance(call, ast.Call) and call.func is parent
     if isinstance(parent, ast.Compare):
         return True
+    if isinstance(parent, ast.comprehension) and parent.iter is node:
+        return True  # `[t.value for t in trials]` iterates it; no item is replaced
     if isinstance(parent, ast.keyword) and parent.arg is None:
         return True  # `f(**d)`: the callee gets a new dict of d's items
     if isinstance(parent, ast.Dict) and node in parent.values:
