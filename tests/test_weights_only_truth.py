@@ -424,3 +424,60 @@ def test_lightning_hparams_hold_the_arguments_as_passed(tmp_path: Path) -> None:
     assert not _default_load_fails(hparams.lr)
     assert _default_load_fails(Lit(stage="fit", scale=2.0).hparams)
     assert not _default_load_fails(dict(Lit(stage="fit", scale=2.0).hparams))
+
+
+# what each [[prefix]] kind's classes subclass, or how one of them is recognized
+_PREFIX_BASES = {
+    "module": "torch.nn.Module",
+    "optimizer": "torch.optim.Optimizer",
+    "scheduler": "torch.optim.lr_scheduler.LRScheduler",
+    "pruning-method": "torch.nn.utils.prune.BasePruningMethod",
+}
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [e for e in DATA.get("prefix", []) if e["name"] != "sklearn."],
+    ids=lambda e: e["name"],
+)
+def test_every_class_under_a_prefix_is_of_its_kind(entry: dict[str, Any]) -> None:
+    """A [[prefix]] types every capitalized name directly under its module: each one, unless
+    excepted or typed by a kind's `types`, is a class of the prefix's kind (a new
+    `torch.ao.quantization` name that is not a module must be excepted)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = importlib.import_module(entry["name"].rstrip("."))
+    base = _resolve(_PREFIX_BASES[entry["kind"]])
+    typed = {t for k in KINDS.values() for t in k.get("types", [])}
+    excepted = set(entry.get("except", [])) | typed
+    for name in dir(module):
+        qualified = entry["name"] + name
+        if not name[:1].isupper() or qualified in excepted:
+            continue
+        value = getattr(module, name)
+        assert isinstance(value, type) and issubclass(value, base), qualified
+
+
+# quantization and pruning values measured to load: a quantized or pruned model's state_dict
+# (packed params and masks are tensors), a quantized dtype, the engine's name, the quantized
+# weight's scale, zero point and integer tensor, a pruning method's amount
+QUANT_PRUNE_LOADS = [
+    "torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(4, 4)), "
+    "{torch.nn.Linear}, dtype=torch.qint8).state_dict()",
+    "torch.qint8",
+    "torch.backends.quantized.engine",
+    "torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(4, 4)), "
+    "{torch.nn.Linear}, dtype=torch.qint8)[0].weight().q_scale()",
+    "torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(4, 4)), "
+    "{torch.nn.Linear}, dtype=torch.qint8)[0].weight().int_repr()",
+    "torch.nn.utils.prune.l1_unstructured(torch.nn.Linear(2, 2), 'weight', 0.5).state_dict()",
+    "torch.nn.utils.prune.L1Unstructured(amount=0.4).amount",
+    "torch.nn.utils.prune.global_unstructured([(torch.nn.Linear(2, 2), 'weight')], "
+    "pruning_method=torch.nn.utils.prune.L1Unstructured, amount=0.5)",
+]
+
+
+@pytest.mark.parametrize("expr", QUANT_PRUNE_LOADS)
+def test_quantization_and_pruning_values_that_load(expr: str, tmp_path: Path) -> None:
+    requires = ["torch.ao.quantization", "torch.nn.utils.prune"]
+    assert not _default_load_fails(_evaluate(expr, requires, tmp_path)), expr

@@ -1249,6 +1249,31 @@ INVALID = [
         """,
         "mean",
     ),
+    # a QConfig a factory passes (the parameter defaults to None), a pruning method as default
+    (
+        """
+        from torch.ao.quantization import get_default_qconfig
+
+        class Lit(L.LightningModule):
+            def __init__(self, backend: str = "fbgemm", qconfig=None, dtype=torch.qint8):
+                super().__init__()
+                self.save_hyperparameters()
+
+        FACTORIES = {"qat": lambda: Lit(qconfig=get_default_qconfig("fbgemm"))}
+        """,
+        "qconfig",
+    ),
+    (
+        """
+        import torch.nn.utils.prune as prune
+
+        class Lit(L.LightningModule):
+            def __init__(self, method=prune.L1Unstructured(amount=0.5), amount: float = 0.5):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "method",
+    ),
 ]
 
 VALID = [
@@ -1929,6 +1954,19 @@ VALID = [
         a = Lit.from_config({"dim": 4, "hidden": [8, 8]})
         b = Lit.from_config(OmegaConf.create({"dim": 4, "lr": 0.1}))
         return a, b
+    """,
+    # a quantized dtype and the backend's name load; the qconfig is rebuilt from the name
+    """
+    from torch.ao.quantization import get_default_qconfig
+
+    class Lit(L.LightningModule):
+        def __init__(self, backend: str = "fbgemm", dtype=torch.qint8, sparsity: float = 0.5):
+            super().__init__()
+            self.save_hyperparameters()
+            self.qconfig = get_default_qconfig(backend)
+
+    def main():
+        return Lit(backend="qnnpack", dtype=torch.quint8, sparsity=0.7)
     """,
 ]
 
