@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Union
 
 from ckpt_lsp.analysis.constant_tests import dead_statements
+from ckpt_lsp.analysis.demand import demand
 from ckpt_lsp.analysis.elements import held_item
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -220,8 +221,10 @@ def bad_values(
     hook = method and func.name == _LIGHTNING_HOOK and len(func.args.args) >= 2
     if not writers and not hook:
         return []
-    flow = LocalFlow(safety, self_env() if self_env is not None else None).run(func)
-    fn.flow = flow
+    # only what is written is judged: the flow evaluates what that can depend on
+    needs = demand(func, [w.obj for w in writers], [func.args.args[1].arg] if hook else ())
+    own = self_env() if self_env is not None else None
+    fn.flow = LocalFlow(safety, own).run(func, needs=needs)
     found: list[BadValue] = []
     dead = dead_statements(func, safety)  # `if SAVE_WHOLE:` with `SAVE_WHOLE = False`
     for writer in writers:

@@ -19,6 +19,7 @@ from ckpt_lsp.analysis.constant_tests import decided, module_number, module_stri
 from ckpt_lsp.analysis.constructor_args import passed_arguments, passed_value
 from ckpt_lsp.analysis.dataclass_dicts import CONVERTERS, converted
 from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_field
+from ckpt_lsp.analysis.demand import of_returns
 from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
 from ckpt_lsp.analysis.elements import dict_mark, every_item_key
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
@@ -109,6 +110,7 @@ class LoadSafety:
         index: ProjectIndex | None = None,
         catalog: WeightsOnlyCatalog | None = None,
         _depth: int = 0,
+        _judges: dict[tuple[int, int], LoadSafety] | None = None,
     ) -> None:
         self.facts = facts
         self.index = index
@@ -117,6 +119,10 @@ class LoadSafety:
         self._classes: dict[str, Refused | None] = {}
         # what callers learn once per function while judging a module (helpers' shapes)
         self.memo: dict[object, object] = {}
+        # the judges of helpers' modules, one per module and depth, shared by every judge
+        # made from the same first one: a helper's flow, memoized in its judge, then runs
+        # once for all the callers at that depth, not once per caller
+        self._judges: dict[tuple[int, int], LoadSafety] = _judges if _judges is not None else {}
 
     # -- public ----------------------------------------------------------
     def of_expression(self, expr: ast.expr | None, env: Env = _NO_ENV) -> Refused | None:
@@ -1291,7 +1297,8 @@ class LoadSafety:
         known = self.memo.get(key)
         if isinstance(known, LocalFlow):
             return known
-        flow = LocalFlow(self._deeper(found[0])).run(found[1], bound)
+        # asked only what its returns give (returns_of, keys_of, items_of, objects_of)
+        flow = LocalFlow(self._deeper(found[0])).run(found[1], bound, needs=of_returns(found[1]))
         self.memo[key] = flow
         return flow
 
@@ -1402,7 +1409,12 @@ class LoadSafety:
         return keys
 
     def _deeper(self, facts: ModuleFacts) -> LoadSafety:
-        return LoadSafety(facts, self.index, self.catalog, self._depth + 1)
+        key = (id(facts), self._depth + 1)
+        judge = self._judges.get(key)
+        if judge is None or judge.facts is not facts:
+            judge = LoadSafety(facts, self.index, self.catalog, self._depth + 1, self._judges)
+            self._judges[key] = judge
+        return judge
 
     def _union_members(self, annotation: ast.expr) -> list[ast.expr] | None:
         """The members of `X | Y`, `Optional[X]`, `Union[X, Y]`; None for any other form."""

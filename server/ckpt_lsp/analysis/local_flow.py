@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Union
 from ckpt_lsp.analysis.constant_tests import FALSE_MARK, TRUE_MARK, decided
 from ckpt_lsp.analysis.dataclass_dicts import dict_keys
 from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
+from ckpt_lsp.analysis.demand import Demand, of_returns
 from ckpt_lsp.analysis.elements import (
     dict_mark,
     displayed_item,
@@ -168,11 +169,26 @@ class LocalFlow:
         # whether a held dict's keys may be in the state (`d.cache['k']`, `self.stats['k']`)
         self._items = any("[" in k for k in self._self_env)
         self._func: FunctionNode | None = None
+        # statements nothing asked of the flow depends on (see demand.py), and whether what
+        # the returns give is asked
+        self._idle: frozenset[int] = frozenset()
+        self._returns = True
 
-    def run(self, func: FunctionNode, bound: Mapping[str, object] | None = None) -> LocalFlow:
-        """`bound`: what a call passes to parameters (a Refused or NUMBER), when known."""
+    def run(
+        self,
+        func: FunctionNode,
+        bound: Mapping[str, object] | None = None,
+        needs: Demand | None = None,
+    ) -> LocalFlow:
+        """`bound`: what a call passes to parameters (a Refused or NUMBER), when known.
+        `needs`: what the only expressions that will be asked of the flow need (demand.py):
+        the statements that cannot change them are not evaluated, they leave the state as
+        it was; without it every statement is evaluated and the returns are recorded."""
         state: State = {}
         self._func = func
+        if needs is not None:
+            self._idle = needs.idle
+            self._returns = needs.returns
         args = func.args
         for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
             if arg.arg in self._self_env:  # `self`: the class says what it is
@@ -222,7 +238,11 @@ class LocalFlow:
         return state
 
     def _statement(self, stmt: ast.stmt, state: State) -> State:
-        if isinstance(stmt, ast.Return):  # before `_called` forgets what a returned name held
+        if id(stmt) in self._idle and not isinstance(stmt, _COMPOUND):
+            self.before[id(stmt)] = state
+            return state  # what it binds is read by nothing asked of the flow
+        if isinstance(stmt, ast.Return) and self._returns:
+            # before `_called` forgets what a returned name held
             self.return_objects.append(self._returned_objects(stmt.value, state))
         state = forget_escaped(stmt, self._called(stmt, state))
         self.before[id(stmt)] = state
@@ -244,7 +264,9 @@ class LocalFlow:
             targets = [] if isinstance(stmt, ast.While) else _names(stmt.target)
             marks = {COLUMN_MARK + n for n in targets}
             entered = {k: v for k, v in state.items() if k not in marks}
-            if not isinstance(stmt, ast.While):
+            if id(stmt) in self._idle:
+                entered.update(_unknown(targets))
+            elif not isinstance(stmt, ast.While):
                 entered.update(self._loop_target(stmt.target, stmt.iter, state))
             after_body = self._walk(stmt.body, entered)
             # a loop's body runs in the programs that save after it: names it binds first
@@ -268,6 +290,8 @@ class LocalFlow:
             kept = self._updated(stmt.value, _forget_keys(stmt, state, self._kept), state)
             return self._append(stmt.value, kept, state)
         if isinstance(stmt, ast.Return):
+            if not self._returns:
+                return state
             env = {**self._self_env, **env_of(state)}
             self.returns.append(
                 self._logged_frame(stmt.value, self.safety.kind_of(stmt.value, env))
@@ -899,6 +923,7 @@ class LocalFlow:
         return replace(judged, number_columns=numbers) if numbers else judged
 
 
+_COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try)
 _EXITS = (ast.Return, ast.Raise, ast.Continue, ast.Break)  # an arm the code after never follows
 _ITEMIZED = (ast.List, ast.Tuple, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp)
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
@@ -1037,7 +1062,7 @@ def returns_of(
     func: FunctionNode, safety: LoadSafety, bound: Mapping[str, object] | None = None
 ) -> list[Refused | None]:
     """What each `return` of a function gives (locals followed, parameters as `bound`)."""
-    return LocalFlow(safety).run(func, bound).returns
+    return LocalFlow(safety).run(func, bound, needs=of_returns(func)).returns
 
 
 def return_keys_of(
@@ -1045,7 +1070,7 @@ def return_keys_of(
 ) -> list[dict[str, Refused | None] | None]:
     """What each constant key of each `return {...}` of a function gives (locals followed,
     parameters as `bound`)."""
-    return LocalFlow(safety).run(func, bound).return_keys
+    return LocalFlow(safety).run(func, bound, needs=of_returns(func)).return_keys
 
 
 def item_key(name: str, key: str | int) -> str:
@@ -1162,7 +1187,7 @@ def return_items_of(
 ) -> list[list[Refused | None] | None]:
     """What each element of each `return a, b` of a function gives (locals followed,
     parameters as `bound`)."""
-    return LocalFlow(safety).run(func, bound).return_items
+    return LocalFlow(safety).run(func, bound, needs=of_returns(func)).return_items
 
 
 def _stored_item(name: str, possible: Possible, state: State, catalog: WeightsOnlyCatalog) -> State:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.class_text import FunctionNode
+from ckpt_lsp.analysis.demand import of_returns
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
 from ckpt_lsp.analysis.load_safety import bound_key
 from ckpt_lsp.analysis.local_flow import LocalFlow
@@ -43,7 +44,8 @@ def method_flow(
     if isinstance(known, LocalFlow):
         return known
     deeper = safety.deeper(facts)
-    flow = LocalFlow(deeper, _self_env(safety, deeper, facts, cls, method)).run(method, bound)
+    own = _self_env(safety, deeper, facts, cls, method)
+    flow = LocalFlow(deeper, own).run(method, bound, needs=of_returns(method))
     safety.memo[key] = flow
     return flow
 

@@ -22,6 +22,7 @@ from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.constant_tests import decided
 from ckpt_lsp.analysis.constructor_args import bound_of
 from ckpt_lsp.analysis.dataclass_fields import agreed
+from ckpt_lsp.analysis.demand import of_returns
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name, self_attribute
 from ckpt_lsp.analysis.local_flow import (
     LITERAL,
@@ -98,7 +99,9 @@ def method_returns(
         return known[1]
     safety.memo[key] = (method, None)  # a method returning its own call: unknown
     own = self_env(safety, receiver) if located is not None else {}
-    judged = _agreed(LocalFlow(safety.deeper(facts), own).run(method, bound).returns)
+    judged = _agreed(
+        LocalFlow(safety.deeper(facts), own).run(method, bound, needs=of_returns(method)).returns
+    )
     if judged is None and returns_self(safety, receiver, call):
         judged = receiver  # `SRTrainer(args).iterate(2)`: the object the call built, as built
     safety.memo[key] = (method, judged)
@@ -126,9 +129,8 @@ def property_returns(safety: LoadSafety, receiver: Refused, attr: str) -> Refuse
     if isinstance(known, tuple) and known[0] is method:
         return known[1]
     safety.memo[key] = (method, None)  # a getter reading itself: unknown
-    judged = _agreed(
-        LocalFlow(safety.deeper(facts), self_env(safety, receiver)).run(method).returns
-    )
+    flow = LocalFlow(safety.deeper(facts), self_env(safety, receiver))
+    judged = _agreed(flow.run(method, needs=of_returns(method)).returns)
     safety.memo[key] = (method, judged)
     return judged
 
@@ -165,7 +167,9 @@ def method_items(
         return None
     facts, method = found
     bound = bind(method, call, lambda e: _passed_value(safety, e, env))
-    flow = LocalFlow(safety.deeper(facts), self_env(safety, receiver)).run(method, bound)
+    flow = LocalFlow(safety.deeper(facts), self_env(safety, receiver)).run(
+        method, bound, needs=of_returns(method)
+    )
     returned = flow.return_items
     if count < 0 and returned and returned[0] is not None:
         count = len(returned[0])

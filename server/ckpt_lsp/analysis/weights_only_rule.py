@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ckpt_lsp.analysis.blocks import split_lines
 from ckpt_lsp.analysis.checkpoint_writes import SAVER_NAME, BadValue, bad_values
 from ckpt_lsp.analysis.class_text import FunctionNode
+from ckpt_lsp.analysis.demand import demand
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, ParsedBlock
 from ckpt_lsp.analysis.hparam_reads import attribute_dict
 from ckpt_lsp.analysis.index import ProjectIndex
@@ -66,8 +67,9 @@ class ModuleWriters:
 
     tokens: tuple[str, ...]  # lower case
     savers: frozenset[str] = frozenset()
-    # `utils.save_on_master(` through an imported module's saving helper
-    module_savers: re.Pattern[str] | None = None
+    # lower-case local names of imported modules: `utils.save_on_master(` through an
+    # imported module's saving helper
+    modules: frozenset[str] = frozenset()
 
     def writes(self, text: str) -> bool:
         if "save" not in text:
@@ -85,10 +87,24 @@ class ModuleWriters:
             return True
         if any(f"{name}(" in text for name in self.savers if name in text):
             return True
-        return self.module_savers is not None and self.module_savers.search(text) is not None
+        if not self.modules:
+            return False
+        lower = text.lower()
+        if "save" not in lower and "ckpt" not in lower:
+            return False
+        # from each `save`/`ckpt` word called, back to the name before its dot: an
+        # alternation of every imported name, compiled per module, cost more than the rest
+        for call in _SAVER_WORD.finditer(lower):
+            start = call.start()
+            head = _DOTTED_TAIL.search(lower, max(0, start - 256), start)
+            if head is not None and head.group(1) in self.modules:
+                return True
+        return False
 
 
 _TOKENS = ("torch.save(", "fabric.save(", "accelerator.save(")
+_SAVER_WORD = re.compile(r"(?:save|ckpt)\w*\(")  # on lower-case text
+_DOTTED_TAIL = re.compile(r"\b(\w+)\.\w*\Z")  # `utils.save_on_` before `master(`
 
 
 def module_writers(facts: ModuleFacts) -> ModuleWriters:
@@ -108,13 +124,8 @@ def module_writers(facts: ModuleFacts) -> ModuleWriters:
     for parsed in facts.blocks:  # `trainer.save_checkpoint(...)` of a class that writes
         if parsed.block.kind == "class" and base.writes(parsed.block.text):
             savers.update(m for m in _METHOD.findall(parsed.block.text) if SAVER_NAME.search(m))
-    modules = sorted(re.escape(local) for local in facts.imports if "." not in local)
-    pattern = (
-        re.compile(rf"\b(?:{'|'.join(modules)})\.\w*(?:save|ckpt)\w*\(", re.IGNORECASE)
-        if modules
-        else None
-    )
-    return ModuleWriters(base.tokens, frozenset(savers), pattern)
+    modules = frozenset(local.lower() for local in facts.imports if "." not in local)
+    return ModuleWriters(base.tokens, frozenset(savers), modules)
 
 
 _METHOD = re.compile(r"\bdef\s+(\w+)\s*\(")
@@ -331,25 +342,29 @@ def self_attributes(
     what each constant key of the `keyed` dicts holds (`self.stats["mean"]`)."""
     possible: dict[str, set[Possible]] = {}
     for method in _assigning(cls, wanted):
-        flow = LocalFlow(safety).run(method)
-        for stmt in ast.walk(method):
-            if not isinstance(stmt, ast.Assign) or id(stmt) not in flow.before:
+        stores = [
+            (stmt, target)
+            for stmt in ast.walk(method)
+            if isinstance(stmt, ast.Assign)
+            for target in stmt.targets
+            if isinstance(target, ast.Attribute)
+            and isinstance(target.value, ast.Name)
+            and target.value.id == "self"
+            and (wanted is None or target.attr in wanted)
+        ]
+        # only the stored values are judged: the flow evaluates what they can depend on
+        flow = LocalFlow(safety).run(method, needs=demand(method, [s.value for s, _ in stores]))
+        for stmt, target in stores:
+            if id(stmt) not in flow.before:  # in a nested function: not this method's
                 continue
-            for target in stmt.targets:
-                if (
-                    isinstance(target, ast.Attribute)
-                    and isinstance(target.value, ast.Name)
-                    and target.value.id == "self"
-                    and (wanted is None or target.attr in wanted)
-                ):
-                    judged = flow.judge(stmt.value, stmt)
-                    if number_literal(stmt.value):  # `self.scale = 2.0`: numpy times it stays
-                        value: Possible = NUMBER
-                    elif isinstance(stmt.value, ast.Constant):
-                        value = LITERAL
-                    else:
-                        value = judged if judged is not None else UNKNOWN
-                    possible.setdefault(f"self.{target.attr}", set()).add(value)
+            judged = flow.judge(stmt.value, stmt)
+            if number_literal(stmt.value):  # `self.scale = 2.0`: numpy times it stays
+                value: Possible = NUMBER
+            elif isinstance(stmt.value, ast.Constant):
+                value = LITERAL
+            else:
+                value = judged if judged is not None else UNKNOWN
+            possible.setdefault(f"self.{target.attr}", set()).add(value)
     found = {name: collapse(values) for name, values in possible.items()}
     for name, values in possible.items():
         if all(v is NUMBER for v in values) and not _grown(cls, name[len("self.") :]):
