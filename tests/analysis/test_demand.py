@@ -208,3 +208,27 @@ def test_skipping_changes_no_finding_of_a_blind_round(
 
     monkeypatch.setattr(LocalFlow, "run", whole)
     assert _findings(paths) == asked
+
+
+def test_the_attributes_of_self_that_the_written_values_are_made_of() -> None:
+    func = _function(
+        """
+        def save(self, path):
+            best = self.best
+            if self.log_to_disk:
+                self.logger.flush()
+            torch.save({"opt": self.optimizer.state_dict(), "best": best}, path)
+        """
+    )
+    assert demand(func, [_saved(func)]).self_attributes() == {"best", "optimizer"}
+
+
+def test_self_handed_on_makes_every_attribute_matter() -> None:
+    func = _function(
+        """
+        def save(self, path):
+            state = export(self)
+            torch.save(state, path)
+        """
+    )
+    assert demand(func, [_saved(func)]).self_attributes() is None

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Union
 
 from ckpt_lsp.analysis.constant_tests import dead_statements
-from ckpt_lsp.analysis.demand import demand
+from ckpt_lsp.analysis.demand import Demand, demand
 from ckpt_lsp.analysis.elements import held_item
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -202,32 +202,57 @@ class _Function:
         return found
 
 
-SelfEnv = Callable[[], "dict[str, Refused | None]"]
+@dataclass
+class Writes:
+    """A function's checkpoint writes, found before anything is judged, with what judging
+    them needs (a class works out the attributes all its writing methods need at once)."""
+
+    fn: _Function
+    writers: list[_Writer]
+    hook: str | None  # the checkpoint parameter of Lightning's `on_save_checkpoint`
+    needs: Demand
+
+
+def writes_of(
+    func: FunctionNode,
+    safety: LoadSafety,
+    cls: ClassFacts | None = None,
+    savers: frozenset[str] = frozenset(),
+) -> Writes | None:
+    """The writes of `func`; None when it writes no checkpoint (its flow is never run)."""
+    fn = _Function(func, safety, None, cls, savers)
+    writers = list(fn.writers())
+    hook = (
+        func.args.args[1].arg
+        if cls is not None and func.name == _LIGHTNING_HOOK and len(func.args.args) >= 2
+        else None
+    )
+    if not writers and hook is None:
+        return None
+    # only what is written is judged: the flow evaluates what that can depend on
+    needs = demand(func, [w.obj for w in writers], [hook] if hook is not None else ())
+    return Writes(fn, writers, hook, needs)
 
 
 def bad_values(
     func: FunctionNode,
     safety: LoadSafety,
-    self_env: SelfEnv | None = None,
     cls: ClassFacts | None = None,
     savers: frozenset[str] = frozenset(),
 ) -> list[BadValue]:
-    """The refused values the writers of `func` write (a method's `self.x` through
-    `self_env`, asked for only when the function writes a checkpoint: the flow of a function
-    without a writer is never run)."""
-    method = cls is not None
-    fn = _Function(func, safety, None, cls, savers)
-    writers = list(fn.writers())
-    hook = method and func.name == _LIGHTNING_HOOK and len(func.args.args) >= 2
-    if not writers and not hook:
-        return []
-    # only what is written is judged: the flow evaluates what that can depend on
-    needs = demand(func, [w.obj for w in writers], [func.args.args[1].arg] if hook else ())
-    own = self_env() if self_env is not None else None
-    fn.flow = LocalFlow(safety, own).run(func, needs=needs)
+    """The refused values the writers of a function write."""
+    writes = writes_of(func, safety, cls, savers)
+    return judged(writes) if writes is not None else []
+
+
+def judged(writes: Writes, self_env: dict[str, Refused | None] | None = None) -> list[BadValue]:
+    """The refused values the writes write (a method's `self.x` from `self_env`)."""
+    fn, func = writes.fn, writes.fn.func
+    safety = fn.safety
+    fn.flow = LocalFlow(safety, self_env).run(func, needs=writes.needs)
     found: list[BadValue] = []
     dead = dead_statements(func, safety)  # `if SAVE_WHOLE:` with `SAVE_WHOLE = False`
-    for writer in writers:
+    for writer in writes.writers:
         if id(writer.stmt) in dead:
             continue
         stateful_ok = writer.name == "Fabric.save"
@@ -240,8 +265,8 @@ def bad_values(
             if refused is None or (stateful_ok and refused.stateful):
                 continue
             found.append(BadValue(value, key, refused, writer.name, writer.path))
-    if hook:
-        found.extend(_hook_values(fn, func.args.args[1].arg))
+    if writes.hook is not None:
+        found.extend(_hook_values(fn, writes.hook))
     return _unique(found)
 
 

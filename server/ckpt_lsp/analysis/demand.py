@@ -45,6 +45,14 @@ class Demand:
 
     idle: frozenset[int]  # ids of statements (a `for`: its target) nothing wanted depends on
     returns: bool  # whether what the returns give is wanted
+    relevant: frozenset[str] = frozenset()  # the names (locals, `self.x`) that matter
+
+    def self_attributes(self) -> frozenset[str] | None:
+        """The attributes of `self` that matter (`best` of `self.best`); None when `self`
+        itself does (handed on or saved whole: any of them may)."""
+        if _SELF in self.relevant:
+            return None
+        return frozenset(n[len(_SELF) + 1 :] for n in self.relevant if n.startswith("self."))
 
 
 def demand(
@@ -85,7 +93,7 @@ def demand(
                     relevant |= header.reads
             changed = True
     idle = frozenset(id(u.stmt) for u in units if not u.needed)
-    return Demand(idle, returns)
+    return Demand(idle, returns, frozenset(relevant))
 
 
 def of_returns(func: FunctionNode) -> Demand:

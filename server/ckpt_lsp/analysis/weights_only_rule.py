@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.blocks import split_lines
-from ckpt_lsp.analysis.checkpoint_writes import SAVER_NAME, BadValue, bad_values
+from ckpt_lsp.analysis.checkpoint_writes import (
+    SAVER_NAME,
+    BadValue,
+    bad_values,
+    judged,
+    writes_of,
+)
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.demand import demand
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, ParsedBlock
@@ -189,30 +195,27 @@ class WeightsOnlyRule:
         methods = [*writing, *callers]
         savers = writers.savers | own
         safety = LoadSafety(facts, self.index)
-        known: list[dict[str, Refused | None]] = []
-
-        # the attributes the writing methods read: the only ones worth judging
+        plans = [writes_of(m, safety, cls, savers) for m in dict.fromkeys(methods)]
+        writes = [w for w in plans if w is not None]
+        if not writes:
+            return []
+        # the attributes the writing methods read, and of those the ones their written
+        # values may be made of (every one when `self` itself may be): the only ones judged
         texts = [_text_of(lines, m) for m in methods]
+        needed = [w.needs.self_attributes() for w in writes]
         wanted = frozenset(name for text in texts for name in _SELF_ATTRIBUTE.findall(text))
         keyed = frozenset(name for text in texts for name in _SELF_KEYED.findall(text))
-        passes_self = any(_SELF_VALUE.search(text) for text in texts)
-
-        def self_env() -> dict[str, Refused | None]:
-            if not known:  # once per class, and only when a method writes a checkpoint
-                attributes: dict[str, Refused | None] = dict(
-                    self_attributes(cls, safety, wanted, keyed)
-                )
-                if passes_self:  # `torch.save(self, ...)`: what the class itself is
-                    attributes["self"] = safety.of_class(facts, cls)
-                for name in wanted & _HPARAMS:  # a LightningModule's own `self.hparams`
-                    attributes.setdefault(f"self.{name}", attribute_dict(safety, (facts, cls)))
-                known.append(attributes)
-            return known[0]
-
-        found: list[_Found] = []
-        for method in dict.fromkeys(methods):
-            for bad in bad_values(method, safety, self_env, cls, savers):
-                found.append(_Found(bad, cls.parsed, cls.name, _rows(bad)))
+        if all(n is not None for n in needed):
+            made_of = frozenset().union(*(n for n in needed if n is not None))
+            wanted, keyed = wanted & made_of, keyed & made_of
+        env = dict(self_attributes(cls, safety, wanted, keyed))
+        if any(_SELF_VALUE.search(text) for text in texts):
+            env["self"] = safety.of_class(facts, cls)  # `torch.save(self, ...)`: the class
+        for name in wanted & _HPARAMS:  # a LightningModule's own `self.hparams`
+            env.setdefault(f"self.{name}", attribute_dict(safety, (facts, cls)))
+        found = [
+            _Found(bad, cls.parsed, cls.name, _rows(bad)) for w in writes for bad in judged(w, env)
+        ]
         return self._findings(filename, facts, safety, found)
 
     # -- internals -------------------------------------------------------
