@@ -360,13 +360,13 @@ def self_attributes(
         for stmt, target in stores:
             if id(stmt) not in flow.before:  # in a nested function: not this method's
                 continue
-            judged = flow.judge(stmt.value, stmt)
+            refused = flow.judge(stmt.value, stmt)
             if number_literal(stmt.value):  # `self.scale = 2.0`: numpy times it stays
                 value: Possible = NUMBER
             elif isinstance(stmt.value, ast.Constant):
                 value = LITERAL
             else:
-                value = judged if judged is not None else UNKNOWN
+                value = refused if refused is not None else UNKNOWN
             possible.setdefault(f"self.{target.attr}", set()).add(value)
     found = {name: collapse(values) for name, values in possible.items()}
     for name, values in possible.items():
