@@ -128,6 +128,10 @@ CORPORA = [
     # 0.897 after 20-21's
     Corpus("blind-round22", HERE / "blind" / "round22", 0.95, 0.95),
     Corpus("blind-round23", HERE / "blind" / "round23", 0.95, 0.89),
+    # recommenders and graph networks, written after the recall work and never fixed for:
+    # P 0.974 R 0.949 as written (the one extra, in `main()`, is a true finding the oracle
+    # does not cover: a dict of `hits.mean()` numpy scalars)
+    Corpus("blind-round24", HERE / "blind" / "round24", 0.95, 0.94),
 ]
 
 
