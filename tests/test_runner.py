@@ -35,3 +35,31 @@ def test_an_internal_error_on_one_file_is_one_line_and_the_others_are_checked(
     error = result.errors[0]
     assert Path(error.filename).name == "bad.py"
     assert error.message == "internal error, not checked: KeyError: 'model.pool.images'"
+
+
+def test_a_package_checked_from_outside_its_project_resolves_its_own_imports(
+    tmp_path: Path,
+) -> None:
+    """The working directory's project is elsewhere (the config root): the checked
+    package's absolute imports still resolve, so a base class in a sibling module makes
+    the subclass a model, as when the package is checked from its own folder."""
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "pyproject.toml").write_text("")
+    lib = tmp_path / "away" / "lib"
+    lib.mkdir(parents=True)
+    (lib / "__init__.py").write_text("")
+    (lib / "base.py").write_text("from torch import nn\n\n\nclass Base(nn.Module):\n    pass\n")
+    (lib / "model.py").write_text(
+        "import threading\nfrom lib.base import Base\n\n\nclass Counter(Base):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.lock = threading.Lock()\n"
+    )
+    outside = run_check([lib], Config(root=here), use_cache=False, jobs=1)
+    inside = run_check([lib], Config(root=tmp_path / "away"), use_cache=False, jobs=1)
+    assert [(Path(f.filename).name, f.attribute) for f in outside.findings] == [
+        ("model.py", "lock")
+    ]
+    assert [(f.code, f.location) for f in outside.findings] == [
+        (f.code, f.location) for f in inside.findings
+    ]

@@ -93,12 +93,45 @@ def test_module_names_with_memoized_directories_equal_resolving_each_path(tmp_pa
     real_root = root.resolve()
     names = [module_name_for(p, real_root, memo) for p in paths]
     assert names == [module_name_for(p, root) for p in paths]
-    assert names == ["pkg.sub.mod", "pkg", "pkg.sub.mod", "pkg.sub.mod", "away", "pkg", "far"] + [
+    # pkg/away.py resolves outside the root: named by the package it sits in, as Python
+    # imports it from there
+    assert names == [
+        "pkg.sub.mod",
         "pkg",
+        "pkg.sub.mod",
+        "pkg.sub.mod",
+        "pkg.away",
+        "pkg",
+        "far",
+        "pkg",  # dots, a name with no module, a dotfile, no suffix
         "",
         "",
         "pkg.script",
     ]
+
+
+@pytest.mark.parametrize("memoized", [False, True])
+def test_a_module_outside_the_root_is_named_from_the_folder_above_its_packages(
+    tmp_path: Path, memoized: bool
+) -> None:
+    """`ckpt-lsp --check ../lib` run inside another project: `lib/sub/mod.py` is still
+    `lib.sub.mod` (its package's absolute imports resolve), a loose script its stem."""
+    from ckpt_lsp.analysis.index import module_name_for
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    package = tmp_path / "outside" / "lib" / "sub"
+    package.mkdir(parents=True)
+    for path in (package / "__init__.py", package.parent / "__init__.py", package / "mod.py"):
+        path.write_text("")
+    (tmp_path / "outside" / "script.py").write_text("")
+    memo: dict[str, str] | None = {} if memoized else None
+    real_root = root.resolve()
+    names = [
+        module_name_for(p, real_root, memo)
+        for p in (package / "mod.py", package / "__init__.py", tmp_path / "outside" / "script.py")
+    ]
+    assert names == ["lib.sub.mod", "lib.sub", "script"]
 
 
 def test_text_given_for_a_file_registered_with_a_loader_replaces_the_loader(

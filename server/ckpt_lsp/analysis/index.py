@@ -28,7 +28,10 @@ from ckpt_lsp.source import SourceError, read_source_text
 
 
 def module_name_for(path: Path, root: Path, real_dirs: dict[str, str] | None = None) -> str:
-    """Dotted module name of `path` relative to `root` (or its stem when outside it).
+    """Dotted module name of `path` relative to `root`; outside it, the name Python gives it
+    from the folder above its packages (`keras/src/layers/layer.py` with `__init__.py` in
+    each folder is `keras.src.layers.layer`, wherever that folder is), so a folder checked
+    from outside its project still knows its own package.
 
     `real_dirs` memoizes the symlink-free form of directories (and expects `root` already
     resolved): resolving a path walks every component with a system call, and a 3,000-file
@@ -44,7 +47,7 @@ def module_name_for(path: Path, root: Path, real_dirs: dict[str, str] | None = N
             rel = real.relative_to(root if real_dirs is not None else root.resolve())
             parts = list(rel.with_suffix("").parts)
         except ValueError:
-            parts = [path.stem]
+            parts = _package_parts(os.path.abspath(path))
     if parts and parts[-1] == "__init__":
         parts.pop()
     return ".".join(p for p in parts if p.isidentifier())
@@ -57,12 +60,27 @@ def _parts_by_text(path: Path, root: str, real_dirs: dict[str, str]) -> list[str
     real = _real_path(path, real_dirs)
     prefix = root if root.endswith(os.sep) else root + os.sep
     if not real.startswith(prefix) or len(real) == len(prefix):
-        return [path.stem]
+        return _package_parts(os.path.abspath(path))
     parts = real[len(prefix) :].split(os.sep)
     last = parts[-1]
     dot = last.rfind(".")
     if 0 < dot < len(last) - 1:  # what PurePath.suffix calls a suffix
         parts[-1] = last[:dot]
+    return parts
+
+
+def _package_parts(file: str) -> list[str]:
+    """The dotted parts of `file` below the nearest folder above it that is not a package
+    (holds no `__init__.py`): its stem alone for a file outside any package. The folders
+    are those of the path as given, not resolved: Python imports a symlinked file under
+    the package it sits in."""
+    folder, name = os.path.split(file)
+    parts = [os.path.splitext(name)[0]]
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        folder, package = os.path.split(folder)
+        if not package:
+            break
+        parts.insert(0, package)
     return parts
 
 
