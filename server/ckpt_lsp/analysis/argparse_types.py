@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import walk
 
 
 def argument_types(facts: ModuleFacts, dest: str) -> list[str]:
@@ -45,7 +46,7 @@ def _add_argument_calls(facts: ModuleFacts) -> Iterator[ast.Call]:
         if "add_argument" not in parsed.block.text:
             continue
         tree = parsed.tree
-        for node in ast.walk(tree) if tree is not None else ():
+        for node in walk(tree) if tree is not None else ():
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)

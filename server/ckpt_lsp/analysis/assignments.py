@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name, record_import
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 from ckpt_lsp.catalog import library_facts
 
 
@@ -113,7 +114,7 @@ def is_generator(func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> b
             break
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
             continue
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(child_nodes(node))
     setattr(func, _GENERATOR_ATTR, found)
     return found
 
@@ -237,7 +238,7 @@ def property_stores(cls: ClassFacts, assignment: Assignment) -> list[Assignment]
         ):
             continue
         self_arg, value_arg = stmt.args.args[0].arg, stmt.args.args[1].arg
-        for node in ast.walk(stmt):
+        for node in walk(stmt):
             if (
                 isinstance(node, ast.Assign)
                 and isinstance(node.value, ast.Name)
@@ -386,7 +387,7 @@ def _children_hooked(receiver: str, alias: str, hook_dict: str, env: Env) -> lis
     or its name picks a subset we cannot know: nothing is recorded."""
     classes: list[str] = []
     for test, taken in env.guards:
-        names = {n.id for n in ast.walk(test) if isinstance(n, ast.Name)}
+        names = {n.id for n in walk(test) if isinstance(n, ast.Name)}
         if receiver not in names and not any(env.aliases.get(n) == CHILD_NAME for n in names):
             continue
         if not (taken and isinstance(test, ast.Call) and dotted_name(test.func) == "isinstance"):
@@ -503,7 +504,7 @@ def _items_of(value: ast.expr, env: Env) -> list[ast.expr]:
     if not isinstance(value, ast.GeneratorExp):
         return [value]
     loop_names = {
-        n.id for comp in value.generators for n in ast.walk(comp.target) if isinstance(n, ast.Name)
+        n.id for comp in value.generators for n in walk(comp.target) if isinstance(n, ast.Name)
     }
     if isinstance(value.elt, ast.Name) and value.elt.id in loop_names:
         return []
@@ -520,7 +521,7 @@ def _spread(
     source = _generator_behind(value, env)
     if isinstance(source, ast.GeneratorExp):
         for comp in source.generators:
-            for name in ast.walk(comp.target):
+            for name in walk(comp.target):
                 if isinstance(name, ast.Name):
                     snapshot.bindings[name.id] = OPAQUE
         value = source.elt
@@ -742,7 +743,7 @@ def _cached_property_stores(facts: ModuleFacts, cls: ClassFacts) -> list[Assignm
         _, returns = walk_function(method, facts.package, self_name)
         for value, env in returns:
             stmt = next(
-                (n for n in ast.walk(method) if isinstance(n, ast.Return) and n.value is value),
+                (n for n in walk(method) if isinstance(n, ast.Return) and n.value is value),
                 None,
             )
             if stmt is not None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name, self_attribute
 from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.analysis.names import qualify, star_candidates
+from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.save_calls import SaveCall, Target, has_trigger, module_save_calls
 from ckpt_lsp.findings import Finding
 
@@ -398,7 +399,7 @@ def attribute_names(cls: ClassFacts, only: str = "") -> dict[str, str]:
             for a in (*method.args.args, *method.args.kwonlyargs)
             if a.annotation is not None
         }
-        for node in ast.walk(method):
+        for node in walk(method):
             if isinstance(node, ast.Assign) and len(node.targets) == 1:
                 name = self_attribute(node.targets[0])
                 if name:

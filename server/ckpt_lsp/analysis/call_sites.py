@@ -19,6 +19,7 @@ from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.indirect_calls import partial_call, registries_of, registry_calls
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 
 FunctionNode = (ast.FunctionDef, ast.AsyncFunctionDef)
 UNKNOWN = object()  # a call passes the parameter through `*args` or `**kwargs`
@@ -122,7 +123,7 @@ def _env_before(func: ast.FunctionDef | ast.AsyncFunctionDef | None, row: int) -
             arms = [a for a in (node.body, node.orelse) if not _left_before(a, row)]
             stack.extend([node.test, *(s for arm in arms for s in arm)])
             continue
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(child_nodes(node))
     for _, name, value in sorted(found, key=lambda item: item[0]):
         env.bindings[name] = OPAQUE if value is None else value
     return env
@@ -145,7 +146,7 @@ def _bound_by(node: ast.AST) -> list[tuple[int, str, ast.expr | None]]:
         return [
             (node.lineno, n.id, node.value if plain else None)
             for target in node.targets
-            for n in ast.walk(target)
+            for n in walk(target)
             if isinstance(n, ast.Name)
         ]
     if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
@@ -159,7 +160,7 @@ def _bound_by(node: ast.AST) -> list[tuple[int, str, ast.expr | None]]:
         targets = [node.target]
     row = getattr(node, "lineno", 0)
     return [
-        (row, n.id, None) for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)
+        (row, n.id, None) for target in targets for n in walk(target) if isinstance(n, ast.Name)
     ]
 
 
@@ -191,7 +192,7 @@ def _calls(
     node: ast.AST, name: str, func: ast.FunctionDef | ast.AsyncFunctionDef | None
 ) -> Iterator[tuple[ast.Call, ast.FunctionDef | ast.AsyncFunctionDef | None]]:
     """Calls whose callee's last name is `name`, with the function they are made in."""
-    for child in ast.iter_child_nodes(node):
+    for child in child_nodes(node):
         if isinstance(child, FunctionNode):
             yield from _calls(child, name, child)
             continue
@@ -367,7 +368,7 @@ def _own_factories(facts: ModuleFacts, cls: ClassFacts) -> Iterator[CallSite]:
 def _local_names(func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
     args = func.args
     names = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
-    for node in ast.walk(func):
+    for node in walk(func):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             names.add(node.id)
     return names

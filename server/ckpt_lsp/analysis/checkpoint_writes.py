@@ -23,6 +23,7 @@ from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.local_flow import LocalFlow
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 from ckpt_lsp.analysis.reaching import reaching_bindings
 from ckpt_lsp.analysis.read_only import param_read_only
 from ckpt_lsp.weights_only import Refused
@@ -579,7 +580,7 @@ def _forwards_arguments(func: FunctionNode, facts: ModuleFacts) -> bool:
     vararg = args.vararg
     if vararg is None or args.posonlyargs or args.args or args.kwonlyargs:
         return False
-    for node in ast.walk(func):
+    for node in walk(func):
         if not isinstance(node, ast.Call) or not node.args:
             continue
         dotted = dotted_name(node.func)
@@ -694,7 +695,7 @@ def _calls(stmt: ast.stmt) -> Iterator[ast.Call]:
             continue
         if isinstance(node, ast.Call):
             yield node
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(child_nodes(node))
 
 
 def _binds(stmt: ast.stmt, name: str) -> bool:
@@ -716,7 +717,7 @@ def _bound_names(stmt: ast.stmt) -> set[str]:
         targets.append(stmt.target)
     elif isinstance(stmt, ast.With):
         targets.extend(i.optional_vars for i in stmt.items if i.optional_vars is not None)
-    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return {n.id for t in targets for n in walk(t) if isinstance(n, ast.Name)}
 
 
 def _root_name(target: ast.expr) -> str:

@@ -24,6 +24,7 @@ from ckpt_lsp.analysis.conditions import Condition, decide, guard_conditions, op
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, ParsedBlock
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.init_conditions import guarded
+from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.persistence import persists
 from ckpt_lsp.analysis.value_context import MAX_DEPTH, ValueContext
 from ckpt_lsp.analysis.value_hazards import generator_hazard
@@ -41,7 +42,7 @@ def called_after(cls: ClassFacts, assignment: Assignment) -> bool:
         return False
     self_name = method.args.args[0].arg
     after = getattr(assignment.statement, "end_lineno", None) or assignment.statement.lineno
-    for node in ast.walk(method):
+    for node in walk(method):
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)

@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from ckpt_lsp.analysis.nodes import walk
+
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
 
@@ -94,20 +96,18 @@ def _module_constant(name: str, safety: LoadSafety) -> ast.Constant | None:
 
 def dead_statements(func: ast.AST, safety: LoadSafety) -> frozenset[int]:
     """The ids of the statements in the arm of an `if` the module decides never runs."""
-    ifs = [n for n in ast.walk(func) if isinstance(n, ast.If)]
+    ifs = [n for n in walk(func) if isinstance(n, ast.If)]
     if not ifs:
         return frozenset()
     local: dict[str, object] = {  # a local or parameter of that name is no module constant
-        n.id: None
-        for n in ast.walk(func)
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        n.id: None for n in walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
     }
-    local.update({a.arg: None for a in ast.walk(func) if isinstance(a, ast.arg)})
+    local.update({a.arg: None for a in walk(func) if isinstance(a, ast.arg)})
     dead: set[int] = set()
     for node in ifs:
         taken = decided(node.test, safety, local)
         if taken is None:
             continue
         for stmt in node.orelse if taken else node.body:
-            dead.update(id(n) for n in ast.walk(stmt) if isinstance(n, ast.stmt))
+            dead.update(id(n) for n in walk(stmt) if isinstance(n, ast.stmt))
     return frozenset(dead)

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ckpt_lsp.analysis.facts import ClassFacts
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import Env, LoadSafety
@@ -264,9 +265,9 @@ def forget_escaped(stmt: ast.stmt, state: dict[str, frozenset[Any]]) -> dict[str
 
 
 def _escaped(stmt: ast.stmt, names: set[str]) -> set[str]:
-    parents = {id(c): n for n in ast.walk(stmt) for c in ast.iter_child_nodes(n)}
+    parents = {id(c): n for n in walk(stmt) for c in child_nodes(n)}
     found: set[str] = set()
-    for node in ast.walk(stmt):
+    for node in walk(stmt):
         if not isinstance(node, ast.Name) or node.id not in names:
             continue
         parent = parents.get(id(node))

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Union
 
+from ckpt_lsp.analysis.nodes import child_nodes
+
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 _SELF = "self"
 
@@ -166,4 +168,4 @@ def _names_in(node: ast.AST, reads: set[str], binds: set[str]) -> None:
         if isinstance(here, ast.Name):
             (binds if isinstance(here.ctx, (ast.Store, ast.Del)) else reads).add(here.id)
             continue
-        stack.extend(ast.iter_child_nodes(here))
+        stack.extend(child_nodes(here))

@@ -22,6 +22,7 @@ from ckpt_lsp.analysis.class_text import (
     split_body,
 )
 from ckpt_lsp.analysis.layout import class_layout
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 from ckpt_lsp.analysis.parsing import UNCACHED, ParsedBlock, TextCaches
 from ckpt_lsp.analysis.stdlib import STDLIB_MODULES
 
@@ -245,7 +246,7 @@ def dotted_name(expr: ast.expr) -> str:
 
 def super_init_call(func: ast.AST) -> ast.Call | None:
     """The `super().__init__(...)` call inside `func`, if any."""
-    for node in ast.walk(func):
+    for node in walk(func):
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -556,7 +557,7 @@ def _collect(stmt: ast.stmt, facts: _BlockFacts, package: str) -> None:
         facts.registrations.append((dotted_name(stmt.value.func), stmt.value.args[0].id))
     elif isinstance(stmt, (ast.If, ast.Try)) or type(stmt).__name__ == "TryStar":
         # imports and definitions guarded by `try:` / `if TYPE_CHECKING:` still bind names
-        for child in ast.iter_child_nodes(stmt):
+        for child in child_nodes(stmt):
             if isinstance(child, ast.stmt):
                 _collect(child, facts, package)
             elif isinstance(child, ast.ExceptHandler):

@@ -19,6 +19,7 @@ from ckpt_lsp.analysis.call_sites import CallSite
 from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 from ckpt_lsp.weights_only import Refused
 
 FunctionNode = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -189,7 +190,7 @@ def _reaching(func: ast.AST, site: ast.Call | None) -> list[ast.AST]:
     """The nodes of a function on a path that may reach `site`: a branch that ends in
     `return` or `raise` without holding the site does not (nested functions left out)."""
     found: list[ast.AST] = []
-    stack: list[ast.AST] = list(ast.iter_child_nodes(func))
+    stack: list[ast.AST] = list(child_nodes(func))
     while stack:
         node = stack.pop()
         if isinstance(node, (*FunctionNode, ast.ClassDef, ast.Lambda)):
@@ -198,20 +199,20 @@ def _reaching(func: ast.AST, site: ast.Call | None) -> list[ast.AST]:
             stack.extend([*_branch(node.body, site), *_branch(node.orelse, site), node.test])
             continue
         found.append(node)
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(child_nodes(node))
     return found
 
 
 def _branch(body: list[ast.stmt], site: ast.Call) -> list[ast.stmt]:
     exits = bool(body) and isinstance(body[-1], (ast.Return, ast.Raise))
-    holds = any(n is site for stmt in body for n in ast.walk(stmt))
+    holds = any(n is site for stmt in body for n in walk(stmt))
     return [] if exits and not holds else list(body)
 
 
 def _handed_on(nodes: list[ast.AST], names: set[str], site: ast.Call) -> bool:
     """The Namespace passed to another call on the way (which may change its entries), or
     its entries reached through `__dict__`."""
-    in_site = {id(n) for n in ast.walk(site)}  # `Model(**vars(args))` reads, not changes
+    in_site = {id(n) for n in walk(site)}  # `Model(**vars(args))` reads, not changes
     for call in nodes:
         if not isinstance(call, ast.Call) or id(call) in in_site:
             continue
@@ -231,11 +232,11 @@ def _calls(func: ast.AST) -> list[ast.Call]:
 def _walk(func: ast.AST) -> list[ast.AST]:
     """The nodes of a function, nested functions and classes left out."""
     found: list[ast.AST] = []
-    stack = list(ast.iter_child_nodes(func))
+    stack = list(child_nodes(func))
     while stack:
         node = stack.pop()
         if isinstance(node, (*FunctionNode, ast.ClassDef, ast.Lambda)):
             continue
         found.append(node)
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(child_nodes(node))
     return found

@@ -29,6 +29,7 @@ from ckpt_lsp.analysis.hparam_weights_only import (
     spread_item,
 )
 from ckpt_lsp.analysis.load_safety import LoadSafety, Refused
+from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.site_flow import SiteEnv, comprehended, filled_before, flow_before
 from ckpt_lsp.analysis.value_context import ValueContext
 
@@ -194,7 +195,7 @@ def _rebased(chain: ast.expr, given: ast.expr) -> ast.expr:
 def _rebinds(func: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> bool:
     return any(
         isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, (ast.Store, ast.Del))
-        for n in ast.walk(func)
+        for n in walk(func)
     )
 
 

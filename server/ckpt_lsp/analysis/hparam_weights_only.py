@@ -22,6 +22,7 @@ from ckpt_lsp.analysis.elements import held_item
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.local_flow import item_key
+from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.registry_calls import changed
 from ckpt_lsp.weights_only import Refused
 
@@ -241,7 +242,7 @@ def _comprehension(expr: ast.ListComp | ast.SetComp | ast.DictComp, ctx: ValueCo
     items: dict[str, Refused | None] = {}
     items.update(_loop_items(gens[0].target, gens[0].iter, ctx, safety, env))
     if not items:  # `{c: arr[:, i].mean() for i, c in enumerate(cols)}`: numpy whatever the item
-        targets = [n.id for n in ast.walk(gens[0].target) if isinstance(n, ast.Name)]
+        targets = [n.id for n in walk(gens[0].target) if isinstance(n, ast.Name)]
         items = dict.fromkeys(targets)
     kept = [expr.key, expr.value] if isinstance(expr, ast.DictComp) else [expr.elt]
     for value in kept:
@@ -295,7 +296,7 @@ def _helper_call(call: ast.Call, ctx: ValueContext) -> bool:
     found = _safety(ctx).project_function(ctx.qualify(dotted))
     if found is None:
         return head in ctx.facts.functions
-    returns = [n.value for n in ast.walk(found[1]) if isinstance(n, ast.Return)]
+    returns = [n.value for n in walk(found[1]) if isinstance(n, ast.Return)]
     return not returns or not all(isinstance(r, (ast.Call, ast.Attribute)) for r in returns)
 
 

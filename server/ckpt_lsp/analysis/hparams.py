@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ckpt_lsp.analysis.facts import dotted_name, super_init_call
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -89,7 +90,7 @@ def _own_calls(func: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[ast.Cal
             and node.func.value.id == self_name
         ):
             yield node
-        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+        stack.extend(reversed(list(child_nodes(node))))
 
 
 def first_save_call(func: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.Call | None:
@@ -112,7 +113,7 @@ def rebound_before(func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call)
             continue
         if isinstance(node, ast.Name) and _stored_before(node, where):
             names.add(node.id)
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(child_nodes(node))
     return frozenset(names)
 
 
@@ -159,7 +160,7 @@ def iterated_parameters(func: ast.FunctionDef | ast.AsyncFunctionDef) -> frozens
     """Parameters the function loops over itself (`for h in hidden_sizes`, a comprehension,
     `enumerate(sizes)`, `zip(a, b)`): a value it iterates is a container (or a string)."""
     names: set[str] = set()
-    for node in ast.walk(func):
+    for node in walk(func):
         if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
             over = node.iter
             if isinstance(over, ast.Call) and dotted_name(over.func) in ("enumerate", "zip"):
@@ -173,9 +174,9 @@ def iterated_parameters(func: ast.FunctionDef | ast.AsyncFunctionDef) -> frozens
 def member_read_parameters(func: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
     """Parameters the function reads a member of (`model_cfg.dim` not called, `spec["r"]`):
     a config node or a mapping, not a number or a string (whose members are methods)."""
-    called = {id(n.func) for n in ast.walk(func) if isinstance(n, ast.Call)}
+    called = {id(n.func) for n in walk(func) if isinstance(n, ast.Call)}
     names: set[str] = set()
-    for node in ast.walk(func):
+    for node in walk(func):
         if (
             isinstance(node, ast.Attribute)
             and isinstance(node.ctx, ast.Load)

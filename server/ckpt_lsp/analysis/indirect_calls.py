@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 
 FunctionNode = (ast.FunctionDef, ast.AsyncFunctionDef)
 _PARTIAL = "functools.partial"
@@ -57,7 +58,7 @@ def _registry_calls(
     func: ast.FunctionDef | ast.AsyncFunctionDef | None,
     aliases: dict[str, ast.expr],
 ) -> Iterator[tuple[ast.Call, ast.expr, ast.FunctionDef | ast.AsyncFunctionDef | None]]:
-    for child in ast.iter_child_nodes(node):
+    for child in child_nodes(node):
         if isinstance(child, FunctionNode):
             yield from _registry_calls(child, registries, child, _aliases(child, registries))
             continue
@@ -92,7 +93,7 @@ def _aliases(
     """The function's locals bound once, to a registry entry (`model_cls = REG[name]`)."""
     counts: dict[str, int] = {}
     picked: dict[str, ast.expr] = {}
-    for node in ast.walk(func):
+    for node in walk(func):
         if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
             counts[node.id] = counts.get(node.id, 0) + 1
         if (

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Union
 
 from ckpt_lsp.analysis.assignments import OPAQUE, Assignment
+from ckpt_lsp.analysis.nodes import walk
 
 if TYPE_CHECKING:
     from typing import TypeGuard  # Python 3.10+; annotations are never evaluated here
@@ -90,7 +91,7 @@ class _InitFacts:
         stores: Counter[str] = Counter()
         calls: dict[str, list[ast.Call]] = {}
         for stmt in init.body:
-            for n in ast.walk(stmt):
+            for n in walk(stmt):
                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
                     rebinds.setdefault(n.id, stmt.lineno)
                 elif _is_self_store(n, self_name):

@@ -16,6 +16,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.local_flow import LocalFlow
+from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.weights_only import Refused
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def _handing_text(text: str) -> bool:
 
 
 def _hands_on(method: FunctionNode) -> bool:
-    return any(isinstance(n, ast.Call) and _hands_self(n) for n in ast.walk(method))
+    return any(isinstance(n, ast.Call) and _hands_self(n) for n in walk(method))
 
 
 def _refused(possible: object) -> bool:

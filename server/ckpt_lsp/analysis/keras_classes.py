@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import walk
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.scope import ScopeResolver
@@ -200,7 +201,7 @@ def custom_object_names(facts: ModuleFacts) -> frozenset[str]:
         for word in list(words):
             value = facts.assigns.get(word)
             if value is not None:
-                words.update(n.id for n in ast.walk(value) if isinstance(n, ast.Name))
+                words.update(n.id for n in walk(value) if isinstance(n, ast.Name))
             imported = facts.imports.get(word)
             if imported is not None:  # `import Cls as Alias`: the class is Cls
                 words.add(imported.rpartition(".")[2])

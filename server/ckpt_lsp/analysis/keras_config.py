@@ -25,6 +25,7 @@ from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.keras_classes import KerasClass, keras_data, keras_member
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.parsing import ParsedBlock
 
 _BASE_KEYS = frozenset({"name", "trainable", "dtype"})
@@ -56,7 +57,7 @@ class _Config:
 
 def read_config(fn: FunctionNode) -> _Config:
     config = _Config()
-    for node in ast.walk(fn):
+    for node in walk(fn):
         if isinstance(node, ast.Call) and _is_super_call(node, "get_config"):
             config.calls_super = True
         elif isinstance(node, ast.Dict):
@@ -195,7 +196,7 @@ def _kept(init: FunctionNode, param: str) -> bool:
 def super_passed(init: FunctionNode) -> set[str]:
     """The parameters `__init__` hands to its parent's `__init__` under their own name."""
     passed: set[str] = set()
-    for node in ast.walk(init):
+    for node in walk(init):
         if isinstance(node, ast.Call) and _is_super_call(node, "__init__"):
             passed.update(a.id for a in node.args if isinstance(a, ast.Name))
             passed.update(
@@ -238,7 +239,7 @@ def call_sites(facts: ModuleFacts, name: str) -> CallSites:
         if f"{name}(" not in parsed.block.text:
             continue
         for root in _roots(facts, parsed, name):
-            for node in ast.walk(root):
+            for node in walk(root):
                 if isinstance(node, ast.Call) and _callee(node.func) == name:
                     found.append(node)
                     places.append((node.lineno + parsed.row_offset, node.col_offset + 1))
@@ -338,14 +339,14 @@ def _folded_into_config(init: FunctionNode, param: str, values: dict[str, ast.ex
     returned = {
         n.attr.lstrip("_")
         for value in values.values()
-        for n in ast.walk(value)
+        for n in walk(value)
         if isinstance(n, ast.Attribute) and _is_self(n.value)
     }
     derived = {param}
-    assigns = [n for n in ast.walk(init) if isinstance(n, ast.Assign)]
+    assigns = [n for n in walk(init) if isinstance(n, ast.Assign)]
     for _ in range(4):  # locals computed from locals: a few steps reach a fixpoint
         for node in assigns:
-            used = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+            used = {n.id for n in walk(node.value) if isinstance(n, ast.Name)}
             if not used & derived:
                 continue
             for target in node.targets:
@@ -446,9 +447,7 @@ def _non_json(
     fix = "none"
     # what the callers hand in must come back too (a Path they pass cannot be serialized)
     handed = [v if v is not None else default for v in passed] or [default]
-    uses_param = any(
-        isinstance(n, ast.Name) and n.id == param.arg for m in makes for n in ast.walk(m)
-    )
+    uses_param = any(isinstance(n, ast.Name) and n.id == param.arg for m in makes for n in walk(m))
     inputs = [v for v in handed if v is not None] if uses_param else []
     if all(_rebuildable(s, facts) for s in [*makes, *inputs]):
         fix = "rebuild"
@@ -468,7 +467,7 @@ def _rebuildable(expr: ast.expr, facts: ModuleFacts) -> bool:
     """Whether keras.saving.serialize_keras_object/deserialize_keras_object bring the value
     back: arrays, layers and Keras' functions do; paths, lambdas and this module's
     functions (unregistered) do not."""
-    for node in ast.walk(expr):
+    for node in walk(expr):
         if isinstance(node, ast.Lambda):
             return False
         if isinstance(node, ast.Name) and facts.functions.get(node.id) is not None:
@@ -483,7 +482,7 @@ def _rebuildable(expr: ast.expr, facts: ModuleFacts) -> bool:
 def _path_of(expr: ast.expr, facts: ModuleFacts, param: str) -> bool:
     """`Path(param)` (maybe under a condition): `__init__` makes the path from what it is
     given, so a config holding `str(path)` builds the same object back."""
-    calls = [n for n in ast.walk(expr) if isinstance(n, ast.Call)]
+    calls = [n for n in walk(expr) if isinstance(n, ast.Call)]
     if len(calls) != 1:
         return False
     call = calls[0]
@@ -503,7 +502,7 @@ def _is_self(node: ast.expr) -> bool:
 
 def _stored(init: FunctionNode, attr: str) -> list[ast.expr]:
     found: list[ast.expr] = []
-    for node in ast.walk(init):
+    for node in walk(init):
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 if (

@@ -25,6 +25,7 @@ from ckpt_lsp.analysis.keras_classes import (
     keras_class,
 )
 from ckpt_lsp.analysis.keras_config import ConfigIssue, call_sites, config_issues
+from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.findings import Finding, Position
 from ckpt_lsp.rules import RULES
 from ckpt_lsp.suppress import is_suppressed
@@ -182,7 +183,7 @@ def _builds_itself(cls: ClassFacts, kc: KerasClass) -> bool:
         and n.func.attr in ("add", "pop")
         and isinstance(n.func.value, ast.Name)
         and n.func.value.id == "self"
-        for n in ast.walk(init)
+        for n in walk(init)
     )
 
 

@@ -35,6 +35,7 @@ from ckpt_lsp.analysis.local_flow import (
     State,
 )
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.number_fields import number_attribute
 from ckpt_lsp.analysis.record_columns import number_columns
 from ckpt_lsp.analysis.record_keys import record_item
@@ -396,7 +397,7 @@ class LoadSafety:
         inner = dict(env)
         for generator in expr.generators:
             labels = self.column_labels(generator.iter, inner)
-            for name in ast.walk(generator.target):
+            for name in walk(generator.target):
                 if isinstance(name, ast.Name):
                     inner[name.id] = None  # shadows any outer name of that spelling
                     inner.pop(COLUMN_MARK + name.id, None)
@@ -714,7 +715,7 @@ class LoadSafety:
         assigned = [
             node
             for method in cls.assigning_methods()
-            for node in ast.walk(method)
+            for node in walk(method)
             if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
             and any(_is_self_attr(t, attr) for t in _targets(node))
         ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ckpt_lsp.analysis.facts import ModuleFacts, ParsedBlock, dotted_name
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 
 # torch reads it at each load that does not pass `weights_only`: a project that sets it loads
 # every checkpoint with weights_only=False
@@ -106,7 +107,7 @@ def file_names(expr: ast.expr, scope: list[ast.stmt] | None = None) -> frozenset
     """The file names (`last.pt`) a path expression spells out in string constants, through
     one local name when it is assigned in `scope`."""
     names: set[str] = set()
-    for node in ast.walk(expr):
+    for node in walk(expr):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             base = posixpath.basename(node.value.replace("\\", "/"))
             if "." in base.strip(".") and not base.startswith("."):
@@ -148,7 +149,7 @@ def _custom_pickle_module(call: ast.Call) -> bool:
 def _forces_unsafe(tree: ast.AST) -> bool:
     """`os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"` or `os.environ.setdefault(...)`
     with a value torch reads as true."""
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Assign) and _is_true_text(node.value):
             for target in node.targets:
                 if (
@@ -269,10 +270,10 @@ def _calls_in_scopes(tree: ast.Module) -> Iterator[tuple[list[ast.stmt], ast.Cal
     """The calls that may opt out or register (a `weights_only=` keyword, or a callee named
     like a registration), with the statements of the function they are in."""
     parents: dict[int, ast.AST] = {}
-    for node in ast.walk(tree):
-        for child in ast.iter_child_nodes(node):
+    for node in walk(tree):
+        for child in child_nodes(node):
             parents[id(child)] = node
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Call) and _interesting(node):
             yield _scope_of(node, parents, tree), node
 
@@ -289,4 +290,4 @@ def _scope_of(node: ast.AST, parents: dict[int, ast.AST], tree: ast.Module) -> l
     while current is not None and not isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef)):
         current = parents.get(id(current))
     root = current if current is not None else tree
-    return [s for s in ast.walk(root) if isinstance(s, ast.stmt)]
+    return [s for s in walk(root) if isinstance(s, ast.stmt)]

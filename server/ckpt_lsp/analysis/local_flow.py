@@ -29,6 +29,7 @@ from ckpt_lsp.analysis.elements import (
     shared_item,
 )
 from ckpt_lsp.analysis.facts import dotted_name
+from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.record_columns import (
     appended_columns,
     columns_key,
@@ -677,7 +678,7 @@ class LocalFlow:
                     [
                         n.id
                         for g in value.generators
-                        for n in ast.walk(g.target)
+                        for n in walk(g.target)
                         if isinstance(n, ast.Name)
                     ]
                 ),
@@ -1111,7 +1112,7 @@ def _forget_keys(stmt: ast.stmt, state: State, kept: KeptNames | None = None) ->
     touched = set()
     reads = {
         id(n.value)
-        for n in ast.walk(stmt)
+        for n in walk(stmt)
         if isinstance(n, ast.Subscript)
         and isinstance(n.value, ast.Name)
         and isinstance(n.ctx, ast.Load)
@@ -1120,14 +1121,14 @@ def _forget_keys(stmt: ast.stmt, state: State, kept: KeptNames | None = None) ->
         reads.update(
             id(t.value) for t in stmt.targets if isinstance(t, ast.Subscript) and _constant_item(t)
         )
-    for node in ast.walk(stmt):
+    for node in walk(stmt):
         if isinstance(node, ast.Name) and node.id in itemed and id(node) not in reads:
             touched.add(node.id)
     if touched and kept is not None:  # asked only of the statements that mention one
         reads |= kept(stmt, touched, state)
         touched = {
             n.id
-            for n in ast.walk(stmt)
+            for n in walk(stmt)
             if isinstance(n, ast.Name) and n.id in touched and id(n) not in reads
         }
     return {k: v for k, v in state.items() if "[" not in k or k.split("[", 1)[0] not in touched}
@@ -1239,7 +1240,7 @@ def _target_name(target: ast.expr) -> str:
 
 
 def _names(target: ast.expr) -> list[str]:
-    return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+    return [n.id for n in walk(target) if isinstance(n, ast.Name)]
 
 
 def _unknown(names: list[str]) -> State:
@@ -1271,9 +1272,8 @@ def _mutating_call(value: ast.expr) -> bool:
     shown = value.elts if isinstance(value, ast.Tuple) else [value]
     names = {e.id for e in shown if isinstance(e, ast.Name)}
     return any(
-        isinstance(n, ast.Call)
-        and any(isinstance(m, ast.Name) and m.id in names for m in ast.walk(n))
-        for n in ast.walk(value)
+        isinstance(n, ast.Call) and any(isinstance(m, ast.Name) and m.id in names for m in walk(n))
+        for n in walk(value)
     )
 
 

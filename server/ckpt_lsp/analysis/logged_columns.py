@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import Env, LoadSafety
@@ -74,8 +75,8 @@ def _logged(
     records: _Records = {}
     started = False
     for function in functions:
-        parents = {id(c): n for n in ast.walk(function) for c in ast.iter_child_nodes(n)}
-        for node in ast.walk(function):
+        parents = {id(c): n for n in walk(function) for c in child_nodes(n)}
+        for node in walk(function):
             if not mentions(node):
                 continue
             if not _record(judge, facts, parents, node, records):

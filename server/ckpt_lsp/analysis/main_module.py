@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import walk
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -110,7 +111,7 @@ def _called_functions(run: Placed, facts: ModuleFacts) -> list[Placed]:
     todo = [run]
     while todo:
         body = todo.pop()
-        for node in (n for stmt, _ in body for n in ast.walk(stmt)):
+        for node in (n for stmt, _ in body for n in walk(stmt)):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
                 continue
             name = node.func.id
@@ -150,7 +151,7 @@ def _instance_class(value: ast.expr, classes: dict[str, ClassFacts]) -> str | No
 def _instances(body: list[ast.stmt], classes: dict[str, ClassFacts]) -> dict[str, str]:
     """Names every assignment of which (in this scope) is an instance of one main class."""
     made: dict[str, str | None] = {}
-    for node in (n for stmt in body for n in ast.walk(stmt)):
+    for node in (n for stmt in body for n in walk(stmt)):
         targets: list[ast.expr] = []
         value: ast.expr | None = None
         if isinstance(node, ast.Assign):
@@ -172,13 +173,13 @@ def _bound_names(node: ast.AST) -> list[ast.expr]:
     if isinstance(node, (ast.AugAssign, ast.NamedExpr)):
         return [node.target]
     if isinstance(node, ast.For):
-        return [n for n in ast.walk(node.target) if isinstance(n, ast.Name)]
+        return [n for n in walk(node.target) if isinstance(n, ast.Name)]
     if isinstance(node, ast.With):
         return [
             n
             for item in node.items
             if item.optional_vars is not None
-            for n in ast.walk(item.optional_vars)
+            for n in walk(item.optional_vars)
             if isinstance(n, ast.Name)
         ]
     return []
@@ -219,9 +220,9 @@ def _saved_class(
 def _calls(body: Placed) -> Iterator[tuple[ast.stmt, ast.Call, int]]:
     """Every call with the simple statement holding it (suppression comments go there)."""
     for top, offset in body:
-        for node in ast.walk(top):
+        for node in walk(top):
             if isinstance(node, ast.stmt) and not hasattr(node, "body"):
-                for inner in ast.walk(node):
+                for inner in walk(node):
                     if isinstance(inner, ast.Call):
                         yield node, inner, offset
 

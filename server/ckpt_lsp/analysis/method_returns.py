@@ -17,6 +17,7 @@ from ckpt_lsp.analysis.demand import of_returns
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
 from ckpt_lsp.analysis.load_safety import bound_key
 from ckpt_lsp.analysis.local_flow import LocalFlow
+from ckpt_lsp.analysis.nodes import walk
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -63,7 +64,7 @@ def _self_env(
 
     wanted = {
         node.attr
-        for node in ast.walk(method)
+        for node in walk(method)
         if isinstance(node, ast.Attribute)
         and isinstance(node.value, ast.Name)
         and node.value.id == "self"

@@ -36,6 +36,7 @@ from ckpt_lsp.analysis.local_flow import (
     item_key,
     past_unpassed,
 )
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 from ckpt_lsp.weights_only import Refused
 
 if TYPE_CHECKING:
@@ -382,7 +383,7 @@ def _summary(method: FunctionNode) -> _Summary:
     params = {a.arg for a in [*method.args.posonlyargs, *method.args.args, *method.args.kwonlyargs]}
     trivial: dict[str, bool] = {}
     written: set[str] = set()
-    for node in ast.walk(method):
+    for node in walk(method):
         if isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
             written.add(node.attr)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -792,7 +793,7 @@ def keys_touched(
     mentions: list[tuple[ast.Attribute, str]] = []
     stored: set[str] = set()
     for node in own_nodes(stmt):
-        for child in ast.iter_child_nodes(node):
+        for child in child_nodes(node):
             parents[id(child)] = node
         if not isinstance(node, ast.Attribute):
             continue
@@ -1005,7 +1006,7 @@ def _number(value: ast.expr) -> Possible | None:
 def _opaque(method: FunctionNode) -> bool:
     """A method that sets attributes by name (`setattr(self, ...)`, `self.__dict__`,
     `vars(self)`): what it does to any attribute is unknown."""
-    for node in ast.walk(method):
+    for node in walk(method):
         if isinstance(node, ast.Attribute) and node.attr == "__dict__":
             return True
         if (
@@ -1080,7 +1081,7 @@ def own_nodes(stmt: ast.stmt) -> Iterator[ast.AST]:
     while stack:
         node = stack.pop()
         yield node
-        for child in ast.iter_child_nodes(node):
+        for child in child_nodes(node):
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                 continue
             if isinstance(child, ast.stmt) and node is not stmt:
@@ -1146,7 +1147,7 @@ def conditional_nodes(stmt: ast.stmt) -> set[int]:
             parts = list(node.values[1:])
         elif isinstance(node, _COMPREHENSIONS) and any(gen.ifs for gen in node.generators):
             parts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
-        found.update(id(n) for part in parts for n in ast.walk(part))
+        found.update(id(n) for part in parts for n in walk(part))
     return found
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.assignments import Assignment, is_cached_property
 from ckpt_lsp.analysis.facts import ClassFacts, dotted_name
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.value_context import ValueContext
@@ -22,14 +23,14 @@ def _parents(func: ast.AST) -> dict[int, ast.AST]:
     """Child -> parent map of a function, built once per node (kept on the node)."""
     cached: dict[int, ast.AST] | None = getattr(func, "_ckpt_parents", None)
     if cached is None:
-        cached = {id(c): n for n in ast.walk(func) for c in ast.iter_child_nodes(n)}
+        cached = {id(c): n for n in walk(func) for c in child_nodes(n)}
         func._ckpt_parents = cached  # type: ignore[attr-defined]
     return cached
 
 
 def _mentions_attr(test: ast.expr, attribute: str) -> bool:
     """`self.x is None`, `not self.x`, `not hasattr(self, "x")`: a lazy-initialization guard."""
-    for node in ast.walk(test):
+    for node in walk(test):
         if isinstance(node, ast.Attribute) and node.attr == attribute:
             return True
         if (
@@ -60,7 +61,7 @@ def _guarded(
 
 def _self_targets(func: ast.AST) -> set[str]:
     names: set[str] = set()
-    for node in ast.walk(func):
+    for node in walk(func):
         if (
             isinstance(node, ast.Attribute)
             and isinstance(node.ctx, ast.Store)
@@ -83,7 +84,7 @@ def _lazily_called(cls: ClassFacts, name: str) -> bool:
         if method is helper:
             continue
         parents: dict[int, ast.AST] | None = None
-        for node in ast.walk(method):
+        for node in walk(method):
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
@@ -119,7 +120,7 @@ def _callees(cls: ClassFacts, method: ast.AST) -> list[tuple[str, ast.AST]]:
     """Methods of the class a method runs: `self.m()`, a property read `self.p`,
     `len(self)`; each with the node that runs it."""
     found: list[tuple[str, ast.AST]] = []
-    for node in ast.walk(method):
+    for node in walk(method):
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Name)
@@ -191,7 +192,7 @@ def _nulls(cls: ClassFacts, helper: str, attribute: str, depth: int = 0) -> bool
     if func is None or depth > 2:
         return False
     loops: dict[str, set[str]] = {}
-    for node in ast.walk(func):
+    for node in walk(func):
         if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
             names = {
                 e.value
@@ -404,7 +405,7 @@ def _called_in_class(cls: ClassFacts, name: str) -> bool:
     for method in cls.methods_mentioning(name):
         if getattr(method, "name", "") == name:
             continue
-        for node in ast.walk(method):
+        for node in walk(method):
             if isinstance(node, ast.Attribute) and node.attr == name and _is_self_name(node.value):
                 return True
     return False

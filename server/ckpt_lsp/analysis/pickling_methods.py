@@ -13,6 +13,7 @@ import ast
 from collections.abc import Sequence
 
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
+from ckpt_lsp.analysis.nodes import walk
 
 ALL = frozenset({"*"})
 
@@ -110,7 +111,7 @@ def _from_getstate(
     fresh = _fresh_copies(func)
     excluded: set[str] = set()
     understood = True
-    returns = [n for n in ast.walk(func) if isinstance(n, ast.Return) and n.value is not None]
+    returns = [n for n in walk(func) if isinstance(n, ast.Return) and n.value is not None]
     for ret in returns:
         value = ret.value
         assert value is not None
@@ -152,7 +153,7 @@ def _local_constants(
 ) -> dict[str, list[str]]:
     """`skip = {"lock", "fh"}` inside the method, filtered by later."""
     local: dict[str, list[str]] = {}
-    for node in ast.walk(func):
+    for node in walk(func):
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
             strings = _const_strings(node.value, consts)
@@ -175,7 +176,7 @@ def _fresh_copies(func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
     """Local names bound to a new dict (a copy of the state, `{}`): popping from one of
     them leaves the instance's own `__dict__` whole."""
     fresh: set[str] = set()
-    for node in ast.walk(func):
+    for node in walk(func):
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
             if not isinstance(target, ast.Name):
@@ -206,12 +207,12 @@ def _dropped_by_owner(
             dropped.setdefault(_owner(owner) if owner is not None else "?", set()).update(names)
 
     loop_values: dict[str, list[str]] = {}
-    for node in ast.walk(func):
+    for node in walk(func):
         if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
             values = _const_strings(node.iter, consts)
             if values is not None:
                 loop_values[node.target.id] = values
-    for node in ast.walk(func):
+    for node in walk(func):
         # state.pop("x"), state.pop(name) over a constant loop
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             if node.func.attr in ("pop", "__delitem__") and node.args:
@@ -248,7 +249,7 @@ _READERS = frozenset({"len", "print", "repr", "str", "sorted", "list", "dict", "
 def _handed_away(func: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> bool:
     """Whether the returned dict comes from, or goes through, code we cannot read: bound
     to a call other than a copy of the state, or passed to a helper that may prune it."""
-    for node in ast.walk(func):
+    for node in walk(func):
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == name for t in node.targets
         ):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -49,7 +50,7 @@ def read_only_names(
     """The ids of the `ast.Name` nodes of `names` in `stmt` that only read the dict."""
     found: set[int] = set()
     parents = _parents(stmt)
-    for node in ast.walk(stmt):
+    for node in walk(stmt):
         if not isinstance(node, ast.Name) or node.id not in names:
             continue
         if _reads(node, parents) or _read_by_call(node, parents, safety, env):
@@ -135,7 +136,7 @@ def param_read_only(
     uses = (
         node
         for stmt in func.body
-        for node in ast.walk(stmt)
+        for node in walk(stmt)
         if isinstance(node, ast.Name) and node.id == param and isinstance(node.ctx, ast.Load)
     )
     result = all(
@@ -175,4 +176,4 @@ def _builtin_reads(node: ast.Name, parents: dict[int, ast.AST], safety: LoadSafe
 
 
 def _parents(root: ast.AST) -> dict[int, ast.AST]:
-    return {id(child): node for node in ast.walk(root) for child in ast.iter_child_nodes(node)}
+    return {id(child): node for node in walk(root) for child in child_nodes(node)}

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.elements import every_item_key
 from ckpt_lsp.analysis.facts import ClassFacts, dotted_name
+from ckpt_lsp.analysis.nodes import walk
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -196,7 +197,7 @@ def _is_dataclass(cls: ClassFacts) -> bool:
 def _calls_super(init: ast.AST) -> bool:
     return any(
         isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "super"
-        for n in ast.walk(init)
+        for n in walk(init)
     )
 
 
@@ -219,7 +220,7 @@ def _self_stores(cls: ClassFacts) -> dict[str, int]:
     `self.x.update(...)` count too: the dict changes)."""
     counts: dict[str, int] = {}
     for method in cls.assigning_methods():
-        for node in ast.walk(method):
+        for node in walk(method):
             if (
                 isinstance(node, ast.Attribute)
                 and isinstance(node.value, ast.Name)

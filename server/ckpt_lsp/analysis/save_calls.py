@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ckpt_lsp.analysis.facts import FunctionNode, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import walk
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -356,7 +357,7 @@ def _module_start_method(facts: ModuleFacts, data: SaveCallData) -> str | None:
         return None
     for parsed in facts.blocks:
         tree = parsed.tree if parsed.block.kind not in ("def", "class") else None
-        for node in ast.walk(tree) if tree is not None else ():
+        for node in walk(tree) if tree is not None else ():
             if isinstance(node, ast.Call) and node.args:
                 first = node.args[0]
                 callee = qualify(dotted_name(node.func), facts)
@@ -373,7 +374,7 @@ def _last_name(func: ast.expr) -> str:
 
 def _walk(body: Iterable[ast.stmt]) -> Iterator[ast.AST]:
     for stmt in body:
-        yield from ast.walk(stmt)
+        yield from walk(stmt)
 
 
 def _bindings(
@@ -409,7 +410,7 @@ def _names_bound(node: ast.With | ast.AsyncWith | ast.For) -> list[str]:
     targets = [item.optional_vars for item in node.items] if not isinstance(node, ast.For) else []
     if isinstance(node, ast.For):
         targets = [node.target]
-    return [n.id for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)]
+    return [n.id for t in targets if t is not None for n in walk(t) if isinstance(n, ast.Name)]
 
 
 def _bound(

@@ -22,6 +22,7 @@ from ckpt_lsp.analysis.local_flow import (
     empty_display,
     item_key,
 )
+from ckpt_lsp.analysis.nodes import walk
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -43,7 +44,7 @@ def self_items(
     methods = {id(m): m for n in keyed for m in cls.methods_mentioning(f"self.{n}")}
     for method in methods.values():
         flow: LocalFlow | None = None
-        for stmt in ast.walk(method):
+        for stmt in walk(method):
             if not isinstance(stmt, ast.stmt) or isinstance(stmt, _DEFINITIONS):
                 continue
             wiped |= keys_touched(stmt, self_attribute, isinstance(stmt, ast.Assign), False)

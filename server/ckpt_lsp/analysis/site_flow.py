@@ -18,6 +18,7 @@ from ckpt_lsp.analysis.call_sites import CallSite, function_calls
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.local_flow import NUMBER_MARK, UNPASSED_NONE, LocalFlow
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 from ckpt_lsp.weights_only import Refused
 
 
@@ -81,7 +82,7 @@ def comprehended(
     found: dict[str, Refused | None] = {}
     for comp in around:
         for generator in comp.generators:
-            for name in ast.walk(generator.target):
+            for name in walk(generator.target):
                 if isinstance(name, ast.Name):
                     env[name.id] = found[name.id] = None  # shadows an outer name
             items = safety.iterated(generator.target, generator.iter, env, func)
@@ -96,7 +97,7 @@ def _comprehensions_around(
     """The comprehensions whose items hold `call`, outermost first."""
     kinds = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
     found = []
-    for node in ast.walk(func):
+    for node in walk(func):
         if isinstance(node, kinds):
             items = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
             if any(_holds(item, call) for item in items):
@@ -107,12 +108,12 @@ def _comprehensions_around(
 def _statement_of(func: ast.AST, call: ast.Call, flow: LocalFlow) -> ast.stmt | None:
     """The innermost statement the flow walked that holds `call`."""
     found: ast.stmt | None = None
-    stack: list[ast.AST] = list(ast.iter_child_nodes(func))
+    stack: list[ast.AST] = list(child_nodes(func))
     while stack:
         node = stack.pop()
         if isinstance(node, ast.stmt) and id(node) in flow.before and _holds(node, call):
             found = node
-            stack = list(ast.iter_child_nodes(node))
+            stack = list(child_nodes(node))
             continue
     return found
 
@@ -177,13 +178,13 @@ def _touched(func: ast.AST, site: ast.Call) -> set[str]:
     (`d.pop("k")`), a `del d["k"]` or a call given `d` may take an item out."""
     by_item = {
         id(node.value)
-        for node in ast.walk(func)
+        for node in walk(func)
         if isinstance(node, ast.Subscript) and not isinstance(node.ctx, ast.Del)
     }
-    in_site = {id(node) for node in ast.walk(site)}
+    in_site = {id(node) for node in walk(site)}
     return {
         node.id
-        for node in ast.walk(func)
+        for node in walk(func)
         if isinstance(node, ast.Name)
         and isinstance(node.ctx, ast.Load)
         and id(node) not in by_item
@@ -194,7 +195,7 @@ def _touched(func: ast.AST, site: ast.Call) -> set[str]:
 def _bound_names(func: ast.AST) -> dict[str, int]:
     """How many times each name is bound in the function."""
     counts: dict[str, int] = {}
-    for node in ast.walk(func):
+    for node in walk(func):
         if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
             counts[node.id] = counts.get(node.id, 0) + 1
     return counts

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import walk
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import Env, LoadSafety
@@ -126,12 +127,12 @@ def _bound_once(func: ast.AST, name: str) -> ast.expr | None:
     """The value of the one plain assignment of `name` in the function, if it is bound once."""
     stores = [
         n
-        for n in ast.walk(func)
+        for n in walk(func)
         if isinstance(n, ast.Name) and n.id == name and not isinstance(n.ctx, ast.Load)
     ]
     found = [
         n.value
-        for n in ast.walk(func)
+        for n in walk(func)
         if isinstance(n, ast.Assign)
         and len(n.targets) == 1
         and isinstance(n.targets[0], ast.Name)

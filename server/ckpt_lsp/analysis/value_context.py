@@ -29,6 +29,7 @@ from ckpt_lsp.analysis.assignments import (
 )
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name, is_known_module
 from ckpt_lsp.analysis.names import qualify, star_candidates
+from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.value_hazards import (
     CALLABLE_BREAKS,
     INFERRING,
@@ -373,11 +374,11 @@ class ValueContext:
                 continue
             nested = {
                 stmt.name: stmt
-                for stmt in ast.walk(decorator)
+                for stmt in walk(decorator)
                 if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
                 and stmt is not decorator
             }
-            for node in ast.walk(decorator):
+            for node in walk(decorator):
                 if (
                     isinstance(node, ast.Return)
                     and isinstance(node.value, ast.Name)

@@ -8,6 +8,7 @@ import ast
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.facts import dotted_name
+from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.catalog import ALL_PATHS, Hazard, library_facts
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def made_safe(call: ast.Call, hazard: Hazard) -> bool:
 
 def mentions_suffix(call: ast.Call, suffix: str) -> bool:
     for arg in [*call.args, *(kw.value for kw in call.keywords)]:
-        for node in ast.walk(arg):
+        for node in walk(arg):
             if (
                 isinstance(node, ast.Constant)
                 and isinstance(node.value, str)
@@ -279,9 +280,7 @@ def object_elements(
     if isinstance(expr, (ast.List, ast.Tuple)):
         items: list[ast.expr] = list(expr.elts)
     elif isinstance(expr, ast.ListComp):
-        names = {
-            n.id for g in expr.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)
-        }
+        names = {n.id for g in expr.generators for n in walk(g.target) if isinstance(n, ast.Name)}
         return object_element(expr.elt, ctx, shadow | names, depth + 1)
     elif isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Mult):  # [None] * n
         return object_elements(expr.left, ctx, shadow, depth + 1) or object_elements(
@@ -313,9 +312,7 @@ def _copied_elements(call: ast.Call, ctx: ValueContext, shadow: frozenset[str], 
         return ""
     arg = call.args[0]
     if isinstance(arg, ast.GeneratorExp):
-        names = {
-            n.id for g in arg.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)
-        }
+        names = {n.id for g in arg.generators for n in walk(g.target) if isinstance(n, ast.Name)}
         return object_element(arg.elt, ctx, shadow | names, depth + 1)
     if isinstance(arg, ast.Call) and ctx.qualify(dotted_name(arg.func)) == "builtins.map":
         if arg.args and not isinstance(arg.args[0], ast.Lambda):

@@ -47,6 +47,7 @@ from ckpt_lsp.analysis.local_flow import (
     number_literal,
 )
 from ckpt_lsp.analysis.memo import BoundedCache
+from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.self_items import self_items
 from ckpt_lsp.findings import Finding, Position
 from ckpt_lsp.rules import RULES
@@ -347,7 +348,7 @@ def self_attributes(
     for method in _assigning(cls, wanted):
         stores = [
             (stmt, target)
-            for stmt in ast.walk(method)
+            for stmt in walk(method)
             if isinstance(stmt, ast.Assign)
             for target in stmt.targets
             if isinstance(target, ast.Attribute)
@@ -380,7 +381,7 @@ def self_attributes(
 def _grown(cls: ClassFacts, attr: str) -> bool:
     """`self.total += loss` somewhere: the attribute may stop being a Python number."""
     for method in cls.methods_mentioning(f"self.{attr}"):
-        for node in ast.walk(method):
+        for node in walk(method):
             if (
                 isinstance(node, ast.AugAssign)
                 and isinstance(node.target, ast.Attribute)

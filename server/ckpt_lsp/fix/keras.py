@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.facts import dotted_name, super_init_call
 from ckpt_lsp.analysis.keras_config import own_params, read_config
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 from ckpt_lsp.fix.module import FixModule, FoundClass
 from ckpt_lsp.fix.planner import Unavailable
 from ckpt_lsp.fix.text import LineTable, Span, leading_ws
@@ -169,7 +170,7 @@ class _ClassEditor:
 
     def _stored_attr(self, param: str) -> str | None:
         init = self.init()
-        for node in ast.walk(init):
+        for node in walk(init):
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
                 if node.value.id != param:
                     continue
@@ -182,7 +183,7 @@ class _ClassEditor:
     def _assigned_attrs(self) -> set[str]:
         return {
             t.attr
-            for node in ast.walk(self.cls)
+            for node in walk(self.cls)
             if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
             for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
             if isinstance(t, ast.Attribute) and _self_attr(t)
@@ -310,19 +311,19 @@ def _self_attr(node: ast.AST) -> bool:
 def _is_str_call(node: ast.expr) -> bool:
     return isinstance(node, ast.IfExp) and any(
         isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "str"
-        for n in ast.walk(node.body)
+        for n in walk(node.body)
     )
 
 
 def _contains(statement: ast.stmt, node: ast.AST) -> bool:
-    return any(n is node for n in ast.walk(statement))
+    return any(n is node for n in walk(statement))
 
 
 def _returns(fn: ast.AST) -> Iterator[ast.Return]:
-    stack = list(ast.iter_child_nodes(fn))
+    stack = list(child_nodes(fn))
     while stack:
         node = stack.pop()
         if isinstance(node, ast.Return):
             yield node
         elif not isinstance(node, (*FunctionNode, ast.ClassDef, ast.Lambda)):
-            stack.extend(ast.iter_child_nodes(node))
+            stack.extend(child_nodes(node))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.facts import ModuleFacts, ParsedBlock, dotted_name, module_facts
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 from ckpt_lsp.analysis.parsing import TextCaches
 from ckpt_lsp.analysis.stdlib import STDLIB_MODULES
 from ckpt_lsp.fix.bases import BaseProtocol, lookup
@@ -120,7 +121,7 @@ def _walk_same_scope(node: ast.AST) -> Iterator[ast.AST]:
     while stack:
         current = stack.pop()
         yield current
-        for child in ast.iter_child_nodes(current):
+        for child in child_nodes(current):
             if isinstance(child, NEW_SCOPES):
                 yield child  # its name (for defs) belongs to this scope; its body does not
                 continue
@@ -129,7 +130,7 @@ def _walk_same_scope(node: ast.AST) -> Iterator[ast.AST]:
 
 def walk_same_scope(node: ast.AST) -> Iterator[ast.AST]:
     """Every node of the scope that `node` opens (its own children, nested scopes not entered)."""
-    for child in ast.iter_child_nodes(node):
+    for child in child_nodes(node):
         yield from _walk_same_scope(child)
 
 
@@ -189,7 +190,7 @@ def class_methods(cls: ast.ClassDef) -> dict[str, ast.stmt]:
         elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             for target in targets:
-                for node in ast.walk(target):
+                for node in walk(target):
                     if isinstance(node, ast.Name):
                         found[node.id] = stmt
     return found

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ckpt_lsp.analysis.assignments import self_name_of
+from ckpt_lsp.analysis.nodes import child_nodes, walk
 from ckpt_lsp.analysis.stdlib import STDLIB_MODULES
 from ckpt_lsp.fix.module import (
     BUILTIN_NAMES,
@@ -121,11 +122,11 @@ def _origin_in(stmt: ast.stmt, self_name: str, name: str) -> _Found:
     elif isinstance(stmt, (ast.With, ast.AsyncWith)):
         for item in stmt.items:
             if item.optional_vars is not None and any(
-                _is_self_attr(n, self_name, name) for n in ast.walk(item.optional_vars)
+                _is_self_attr(n, self_name, name) for n in walk(item.optional_vars)
             ):
                 return True, None, "bound by a with statement", None
     elif isinstance(stmt, (ast.For, ast.AsyncFor)) and any(
-        _is_self_attr(n, self_name, name) for n in ast.walk(stmt.target)
+        _is_self_attr(n, self_name, name) for n in walk(stmt.target)
     ):
         return True, None, "bound by a for loop", None
     return False, None, "", None
@@ -156,7 +157,7 @@ def free_names(expr: ast.AST, bound: frozenset[str] = frozenset()) -> set[str]:
 
 
 def _target_names(target: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return {n.id for n in walk(target) if isinstance(n, ast.Name)}
 
 
 def _free(node: ast.AST, bound: frozenset[str], out: set[str]) -> None:
@@ -183,7 +184,7 @@ def _free(node: ast.AST, bound: frozenset[str], out: set[str]) -> None:
         for part in parts:
             _free(part, frozenset(inner), out)
         return
-    for child in ast.iter_child_nodes(node):
+    for child in child_nodes(node):
         _free(child, bound, out)
 
 
@@ -199,7 +200,7 @@ def self_attributes(expr: ast.AST, self_name: str) -> set[str]:
     """Attributes the expression reads from the instance (inside lambdas too)."""
     return {
         n.attr
-        for n in ast.walk(expr)
+        for n in walk(expr)
         if isinstance(n, ast.Attribute)
         and isinstance(n.value, ast.Name)
         and n.value.id == self_name
@@ -217,7 +218,7 @@ def why_not_recreatable(
         return origin.problem or "no expression to re-create it from"
     if origin.stmt not in origin.method.body:
         return "assigned conditionally"
-    if any(isinstance(n, _UNSUPPORTED) for n in ast.walk(origin.expr)):
+    if any(isinstance(n, _UNSUPPORTED) for n in walk(origin.expr)):
         return "the expression awaits, yields or binds names"
     self_name = self_name_of(origin.method) or "self"
     local = method_locals(origin.method) - {self_name}

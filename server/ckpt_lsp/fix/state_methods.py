@@ -12,6 +12,7 @@ import ast
 from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.assignments import is_generator
+from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.fix.bases import BaseProtocol
 from ckpt_lsp.fix.module import walk_same_scope
 from ckpt_lsp.fix.recreate import mangle
@@ -141,7 +142,7 @@ def keys_it_sets(func: ast.FunctionDef) -> set[str]:
         if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
-                for sub in ast.walk(target):
+                for sub in walk(target):
                     if isinstance(sub, ast.Subscript):
                         key = _const_str(sub.slice)
                         if key is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ckpt_lsp.analysis.facts import record_import
+from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.findings import Edit, Finding, Position
 from ckpt_lsp.fix.text import LineTable, Span, apply_spans, spans_overlap, spans_to_edits
 
@@ -191,7 +192,7 @@ class _OmegaConfName:
                 last_import = stmt.end_lineno or stmt.lineno
             elif index == 0 and _is_docstring(stmt):
                 last_import = stmt.end_lineno or stmt.lineno
-            for node in ast.walk(stmt):
+            for node in walk(stmt):
                 if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                     bound.add(node.id)
                 elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
