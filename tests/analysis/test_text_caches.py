@@ -55,6 +55,26 @@ def test_a_batch_run_bypasses_the_text_caches_and_reads_the_same_facts() -> None
     assert _summary(in_batch) == _summary(outside)
 
 
+def test_a_batch_run_parses_a_method_copied_into_another_class_once() -> None:
+    """Method pieces repeat across a library's classes: a batch run parses the same text
+    at the same row of its class once, and the rows of its tree stay the class's."""
+    copied = TEXT.replace("class Model", "class Copy")
+    batch = TextCaches.for_batch()
+    with batch.quiet():
+        first = facts.module_facts("a.py", "a", TEXT, batch).classes["Model"]
+        second = facts.module_facts("b.py", "b", copied, batch).classes["Copy"]
+        moved = facts.module_facts("c.py", "c", "\n" + copied, batch).classes["Copy"]
+    init, again = first.assigning_methods()[0], second.assigning_methods()[0]
+    assert init is again and init.lineno == 2  # row 2 of the class block
+    # a class moved down a file is the same block text: its rows are the block's
+    assert moved.assigning_methods()[0] is init
+    batch.clear()
+    assert batch.pieces == {}
+    editor = TextCaches()
+    facts.module_facts("a.py", "a", TEXT, editor)
+    assert editor.pieces is None  # the editor keeps whole cut classes by text instead
+
+
 def test_each_analyzer_owns_its_caches() -> None:
     """No module-level cache: two analyzers (two projects of one server) share nothing,
     and the index an analyzer uses reads through that analyzer's caches."""

@@ -125,8 +125,7 @@ class ClassText:
             return self._pieces[index]
         assert self.layout is not None
         piece = self.layout.pieces[index]
-        # pad so that rows in the piece's tree are rows of the class block
-        tree, _ = self.caches.parse_text("class _:\n" + "\n" * (piece.start_row - 2) + piece.text)
+        tree = self.caches.parse_piece(piece.start_row, piece.text)
         found: list[ast.stmt] | None = None
         if tree is not None and len(tree.body) == 1 and isinstance(tree.body[0], ast.ClassDef):
             found = tree.body[0].body

@@ -106,11 +106,19 @@ class TextCaches:
         self.block_facts: BoundedCache[tuple[str, str], _BlockFacts] = BoundedCache(
             CACHED_ENTRIES, CACHED_CHARS
         )
+        # a batch run's method pieces by (row in the class, text): a library copies
+        # methods between classes (transformers' "Copied from"), a tenth of what a cold
+        # check parses; the trees are kept by their classes anyway. None: not kept (an
+        # editor keeps whole cut classes by text instead)
+        self.pieces: dict[tuple[int, str], ast.Module | None] | None = None
 
     @classmethod
     def for_batch(cls) -> TextCaches:
-        """Keep nothing: each text of a batch run is read once."""
-        return cls(memoize=False)
+        """Keep no text's results, each text of a batch run being read once; only the
+        parses of method pieces, which repeat."""
+        caches = cls(memoize=False)
+        caches.pieces = {}
+        return caches
 
     @contextlib.contextmanager
     def quiet(self) -> Iterator[None]:
@@ -150,6 +158,17 @@ class TextCaches:
         except (ValueError, RecursionError, MemoryError) as exc:
             return None, f"{type(exc).__name__}: {exc}"
 
+    def parse_piece(self, row: int, text: str) -> ast.Module | None:
+        """The tree of a method piece starting at `row` of its class (1-based), padded so
+        that its rows are the class's; None when it does not parse."""
+        key = (row, text)
+        if self.pieces is not None and key in self.pieces:
+            return self.pieces[key]
+        tree, _ = self.parse_text("class _:\n" + "\n" * (row - 2) + text)
+        if self.pieces is not None:
+            self.pieces[key] = tree
+        return tree
+
     def parse_block(self, block: Block) -> ParsedBlock:
         """Parse one block (memoized by its text: a keystroke re-parses only its block)."""
         tree, error = self.parse(block.text)
@@ -163,6 +182,8 @@ class TextCaches:
         self.parses.clear()
         self.shapes.clear()
         self.block_facts.clear()
+        if self.pieces is not None:
+            self.pieces.clear()
 
 
 # For a caller that keeps nothing between calls (a fix reading one text).
