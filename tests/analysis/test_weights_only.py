@@ -308,6 +308,22 @@ def test_other_rules_keep_their_fields() -> None:
     assert [(f.code, f.class_name, f.attribute) for f in found] == [("CKPT005", "M", "lock")]
 
 
+def test_an_ignored_ckpt010_reads_no_block_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--ignore CKPT010` costs nothing: no module's writers are looked for."""
+    from ckpt_lsp.analysis import analyzer
+
+    def unexpected(*args: object) -> object:
+        raise AssertionError("CKPT010 read a block while ignored")
+
+    (tmp_path / "save.py").write_text(SAVE)
+    ignored = Config(root=tmp_path).with_overrides(ignore="CKPT010")
+    monkeypatch.setattr(analyzer, "module_writers", unexpected)
+    assert run_check([tmp_path], ignored, use_cache=False, jobs=1).errors == []
+    assert run_check([tmp_path], Config(root=tmp_path), use_cache=False, jobs=1).errors != []
+
+
 def _write(root: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
         (root / name).write_text(textwrap.dedent(text))

@@ -311,9 +311,11 @@ class Analyzer:
         """CKPT010: what checkpoint writers write, per block with a writer in its text (a
         module-level function, or any class: a trainer is not a model), memoized per block."""
         found: list[Finding] = []
+        rule = self.weights_only
+        if not rule.enabled(filename):
+            return found  # `--ignore CKPT010`: no block is read for it
         if not any(word in facts.text for word in ("save", "ckpt", "Ckpt", "CKPT")):
             return found  # most modules: no writer, no saving helper
-        rule = self.weights_only
         writers = module_writers(facts)
         for parsed in facts.blocks:
             block = parsed.block
@@ -331,7 +333,9 @@ class Analyzer:
                 cls = facts.classes.get(block.name)
                 if cls is None or cls.parsed is not parsed:  # a method that does not parse
                     continue  # has no node: nothing is read from it
-                key = (context, "CKPT010", cls.name, block.text, self._related(facts, cls))
+                # what else of the file the findings depend on: only a memo needs it
+                related = self._related(facts, cls) if context is not None else ()
+                key = (context, "CKPT010", cls.name, block.text, related)
                 row = cls.row
                 compute = lambda c=cls: rule.class_findings(filename, facts, c, writers)  # noqa: E731
             found.extend(self._memo_block(key, row, len(block.text), compute))

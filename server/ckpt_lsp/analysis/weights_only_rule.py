@@ -165,7 +165,7 @@ class WeightsOnlyRule:
     ) -> list[Finding]:
         """CKPT010 findings of a module-level function's block."""
         tree = parsed.tree
-        if tree is None or not self._enabled(filename):
+        if tree is None or not self.enabled(filename):
             return []
         safety = LoadSafety(facts, self.index)
         found = [
@@ -181,7 +181,7 @@ class WeightsOnlyRule:
     ) -> list[Finding]:
         """CKPT010 findings of the methods of a class that write checkpoints (or call one of
         its methods that does)."""
-        if not self._enabled(filename):
+        if not self.enabled(filename):
             return []
         lines = split_lines(cls.parsed.block.text)
         candidates = [
@@ -219,9 +219,11 @@ class WeightsOnlyRule:
         ]
         return self._findings(filename, facts, safety, found)
 
-    # -- internals -------------------------------------------------------
-    def _enabled(self, filename: str) -> bool:
+    def enabled(self, filename: str) -> bool:
+        """Whether CKPT010 is selected for the file."""
         return self.config is None or self.config.is_enabled(CODE, filename)
+
+    # -- internals -------------------------------------------------------
 
     def _findings(
         self, filename: str, facts: ModuleFacts, safety: LoadSafety, found: list[_Found]
