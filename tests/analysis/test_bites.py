@@ -181,3 +181,20 @@ def test_json_and_sarif_carry_them(tmp_path: Path, monkeypatch) -> None:
     region = related[1]["physicalLocation"]["region"]
     assert region["startLine"] == 20
     assert related[1]["physicalLocation"]["artifactLocation"]["uri"].endswith("train.py")
+
+
+def test_a_save_typed_into_the_file_being_edited_is_named(tmp_path: Path) -> None:
+    """In an editor the file's own trigger words are looked for block by block (memoized):
+    a save call typed into it is found on the next keystroke, and removed with it."""
+    root = _project(tmp_path)
+    (root / "train.py").unlink()
+    index = ProjectIndex(root)
+    index.scan(sorted(root.glob("*.py")))
+    analyzer = Analyzer(Config(root=root), index)
+    path = str(root / "model.py")
+    saving = MODEL + "\n\ndef dump():\n    import pickle\n\n    return pickle.dumps(Net())\n"
+    related = []
+    for text in (MODEL, saving, MODEL):
+        (finding,) = [f for f in analyzer.analyze(path, text).findings if f.attribute == "lock"]
+        related.append([message for *_, message in finding.related])
+    assert related == [[], ["pickle.dumps(Net()) pickles Net here"], []]

@@ -75,6 +75,24 @@ def test_a_batch_run_parses_a_method_copied_into_another_class_once() -> None:
     assert editor.pieces is None  # the editor keeps whole cut classes by text instead
 
 
+def test_an_editor_finds_a_rule_s_words_block_by_block_as_a_batch_run_does() -> None:
+    """`mentions`: the whole text in a batch run, the blocks memoized by text in an
+    editor; the same answers, and a keystroke scans only the block it changed."""
+    words = ("save", "ckpt")
+    editor, batch = TextCaches(), TextCaches.for_batch()
+    saving = TEXT + "\ndef write(m):\n    torch.save(m.state_dict(), 'w.pt')\n"
+    for text, expected in ((TEXT, False), (saving, True), (saving.replace("save", "dump"), False)):
+        module = facts.module_facts("m.py", "m", text, editor)
+        assert editor.mentions(module.blocks, text, words) is expected
+        assert batch.mentions(module.blocks, text, words) is expected
+    assert len(batch.block_words) == 0
+    scanned = len(editor.block_words)
+    typed = TEXT.replace("return x", "return x + 1")  # a keystroke in one class
+    module = facts.module_facts("m.py", "m", typed, editor)
+    assert editor.mentions(module.blocks, typed, words) is False
+    assert len(editor.block_words) == scanned + 1
+
+
 def test_each_analyzer_owns_its_caches() -> None:
     """No module-level cache: two analyzers (two projects of one server) share nothing,
     and the index an analyzer uses reads through that analyzer's caches."""

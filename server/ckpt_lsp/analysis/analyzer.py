@@ -55,6 +55,10 @@ if TYPE_CHECKING:
 _WORD = re.compile(r"[A-Za-z_]\w*")
 
 
+# a module whose statements hold none of these has no checkpoint writer nor saving helper
+_SAVING_WORDS = ("save", "ckpt", "Ckpt", "CKPT")
+
+
 class _OutOfTime(Exception):
     """The file's analysis budget is spent."""
 
@@ -314,7 +318,7 @@ class Analyzer:
         rule = self.weights_only
         if not rule.enabled(filename):
             return found  # `--ignore CKPT010`: no block is read for it
-        if not any(word in facts.text for word in ("save", "ckpt", "Ckpt", "CKPT")):
+        if not self.text_caches.mentions(facts.blocks, facts.text, _SAVING_WORDS):
             return found  # most modules: no writer, no saving helper
         writers = module_writers(facts)
         for parsed in facts.blocks:

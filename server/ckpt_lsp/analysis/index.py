@@ -22,7 +22,7 @@ from pathlib import Path
 from ckpt_lsp.analysis.facts import ModuleFacts, module_facts
 from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.analysis.parsing import UNCACHED, TextCaches
-from ckpt_lsp.analysis.save_calls import SaveCall, has_trigger, module_save_calls
+from ckpt_lsp.analysis.save_calls import TRIGGERS, SaveCall, has_trigger, module_save_calls
 from ckpt_lsp.cache import WHOLE_PROJECT
 from ckpt_lsp.source import SourceError, read_source_text
 
@@ -278,7 +278,12 @@ class ProjectIndex:
         text = self._text(key)
         hit = self._save_calls.get(key)
         if hit is None or not (hit[0] is text or hit[0] == text):
-            hit = (text, has_trigger(text), None)
+            facts = self._facts.get(key)
+            if facts is not None and facts.text is text:  # the file being edited
+                trigger = self.text_caches.mentions(facts.blocks, text, TRIGGERS)
+            else:
+                trigger = has_trigger(text)
+            hit = (text, trigger, None)
             self._save_calls[key] = hit
         return hit
 

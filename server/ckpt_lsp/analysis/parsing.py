@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.blocks import Block
@@ -111,6 +111,11 @@ class TextCaches:
         # check parses; the trees are kept by their classes anyway. None: not kept (an
         # editor keeps whole cut classes by text instead)
         self.pieces: dict[tuple[int, str], ast.Module | None] | None = None
+        # whether a block's text holds one of a rule's words, by (words, text): a keystroke
+        # scans the one block it changed instead of the whole file, once per rule
+        self.block_words: BoundedCache[tuple[tuple[str, ...], str], bool] = BoundedCache(
+            CACHED_ENTRIES, CACHED_CHARS
+        )
 
     @classmethod
     def for_batch(cls) -> TextCaches:
@@ -169,6 +174,23 @@ class TextCaches:
             self.pieces[key] = tree
         return tree
 
+    def mentions(self, blocks: Sequence[ParsedBlock], text: str, words: tuple[str, ...]) -> bool:
+        """Whether one of `words` occurs in the statements of a module (`blocks`, cut from
+        `text`): its whole text searched once in a batch run; block by block, memoized, in
+        an editor. Only the comments above the first statement are in no block, and no
+        rule looks for its words there."""
+        if not self.memoize:
+            return any(word in text for word in words)
+        for parsed in blocks:
+            key = (words, parsed.block.text)
+            hit = self.block_words.get(key)
+            if hit is None:
+                hit = any(word in key[1] for word in words)
+                self.block_words.put(key, hit, len(key[1]))
+            if hit:
+                return True
+        return False
+
     def parse_block(self, block: Block) -> ParsedBlock:
         """Parse one block (memoized by its text: a keystroke re-parses only its block)."""
         tree, error = self.parse(block.text)
@@ -182,6 +204,7 @@ class TextCaches:
         self.parses.clear()
         self.shapes.clear()
         self.block_facts.clear()
+        self.block_words.clear()
         if self.pieces is not None:
             self.pieces.clear()
 
