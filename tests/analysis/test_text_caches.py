@@ -1,4 +1,4 @@
-"""Text caches: owned by an analyzer; a batch analyzer keeps nothing and reads alike."""
+"""Text caches: owned by an analyzer; a batch analyzer keeps only repeated method pieces."""
 
 from __future__ import annotations
 

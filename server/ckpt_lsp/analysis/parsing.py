@@ -107,9 +107,9 @@ class TextCaches:
             CACHED_ENTRIES, CACHED_CHARS
         )
         # a batch run's method pieces by (row in the class, text): a library copies
-        # methods between classes (transformers' "Copied from"), a tenth of what a cold
-        # check parses; the trees are kept by their classes anyway. None: not kept (an
-        # editor keeps whole cut classes by text instead)
+        # methods between classes (transformers' "Copied from"), so the same piece recurs
+        # at the same row of many classes; the trees are kept by their classes anyway.
+        # None: not kept (an editor keeps whole cut classes by text instead)
         self.pieces: dict[tuple[int, str], ast.Module | None] | None = None
         # whether a block's text holds one of a rule's words, by (words, text): a keystroke
         # scans the one block it changed instead of the whole file, once per rule

@@ -224,7 +224,6 @@ class WeightsOnlyRule:
         return self.config is None or self.config.is_enabled(CODE, filename)
 
     # -- internals -------------------------------------------------------
-
     def _findings(
         self, filename: str, facts: ModuleFacts, safety: LoadSafety, found: list[_Found]
     ) -> list[Finding]:
