@@ -153,7 +153,8 @@ class Analyzer:
         self.extra_bases: tuple[str, ...] = tuple(getattr(config, "extend_model_bases", ()) or ())
         self._last_good: dict[str, dict[str, tuple[int, list[Finding]]]] = {}
         self.external = ExternalBases()
-        self.bites = Bites(index)  # the save calls each finding's related locations name
+        # the save calls each finding's related locations name
+        self.bites = Bites(index, self.text_caches)
         self._class_cache: BoundedCache[tuple[object, ...], tuple[int, list[Finding]]] = (
             BoundedCache(self._CACHE_ENTRIES, self._CACHE_CHARS)
         )

@@ -28,7 +28,8 @@ from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name, self_a
 from ckpt_lsp.analysis.memo import BoundedCache
 from ckpt_lsp.analysis.names import qualify, star_candidates
 from ckpt_lsp.analysis.nodes import walk
-from ckpt_lsp.analysis.save_calls import SaveCall, Target, has_trigger, module_save_calls
+from ckpt_lsp.analysis.parsing import TextCaches
+from ckpt_lsp.analysis.save_calls import TRIGGERS, SaveCall, Target, module_save_calls
 from ckpt_lsp.findings import Finding
 
 if TYPE_CHECKING:
@@ -71,15 +72,15 @@ class Bites:
     Sites from other modules are kept while no other module changes (a keystroke in the
     file being edited re-reads only its own calls)."""
 
-    def __init__(self, index: ProjectIndex | None) -> None:
+    def __init__(self, index: ProjectIndex | None, caches: TextCaches) -> None:
         self.index = index
+        self._caches = caches  # the analyzer's: its memo of words by block
         self._stamp: object = None
         # sites in other modules, by the class name and the names searched for it
         self._others: dict[tuple[str, ...], list[Site]] = {}
         self._calling: tuple[int, list[tuple[str, str]]] | None = None  # see _calling_texts
         self._own_refs: dict[str, list[str]] | None = None  # see _refs
         self._header: object = None  # see _refresh_header
-        self._block_triggers: dict[int, bool] = {}  # see saves
         self._words: BoundedCache[str, frozenset[str]] = BoundedCache(4096, 4_000_000)
         self._read: set[str] = set()  # modules searched (what the result depends on)
         # memos valid while the stamp holds
@@ -173,20 +174,9 @@ class Bites:
             self._others.clear()
 
     def saves(self, facts: ModuleFacts) -> bool:
-        """Whether the file holds a trigger word, block by block (a keystroke changes one
-        block: the others are answered from a memo by text)."""
-        memo = self._block_triggers
-        if len(memo) > 8192:
-            memo.clear()
-        found = False
-        for parsed in facts.blocks:
-            text = parsed.block.text
-            key = hash(text)  # not the text: an hour of keystrokes must not keep every version
-            hit = memo.get(key)
-            if hit is None:
-                hit = memo[key] = has_trigger(text)
-            found = found or hit
-        return found
+        """Whether the file holds a trigger word (in an editor block by block: a keystroke
+        changes one block, the others are answered from the memo by text)."""
+        return self._caches.mentions(facts.blocks, facts.text, TRIGGERS)
 
     def _refs(self, facts: ModuleFacts) -> dict[str, list[str]]:
         """Class name -> the other classes of the file whose text names it (read once per
