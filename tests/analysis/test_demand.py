@@ -206,7 +206,14 @@ def test_skipping_changes_no_finding_of_a_blind_round(
     ) -> LocalFlow:
         return run(self, func, bound)
 
+    def every_attribute(self: Demand) -> frozenset[str] | None:
+        if "self" in self.relevant:
+            return None
+        return frozenset(n[len("self.") :] for n in self.relevant if n.startswith("self."))
+
     monkeypatch.setattr(LocalFlow, "run", whole)
+    # and a class's attributes that only `if` tests read are valued all the same
+    monkeypatch.setattr(Demand, "self_attributes", every_attribute)
     assert _findings(paths) == asked
 
 
@@ -232,3 +239,34 @@ def test_self_handed_on_makes_every_attribute_matter() -> None:
         """
     )
     assert demand(func, [_saved(func)]).self_attributes() is None
+
+
+def test_an_attribute_only_if_tests_read_needs_no_value_from_the_class() -> None:
+    func = _function(
+        """
+        def save(self, path):
+            state = {"step": self.step}
+            if self.is_deepspeed_enabled:
+                state["engine"] = self.engine.state_dict()
+            if self.best is not None:
+                state["best"] = self.best
+            torch.save(state, path)
+        """
+    )
+    needs = demand(func, [_saved(func)])
+    # the flow still evaluates the tests (a flag the function sets itself decides an arm)
+    assert {"self.is_deepspeed_enabled", "self.best"} <= needs.relevant
+    assert needs.tested == {"self.is_deepspeed_enabled"}
+    assert needs.self_attributes() == {"step", "engine", "best"}
+
+
+def test_a_tested_attribute_the_function_reads_elsewhere_keeps_its_value() -> None:
+    func = _function(
+        """
+        def save(self, path):
+            flag = self.use_ema
+            if self.use_ema:
+                torch.save({"ema": self.ema, "flag": flag}, path)
+        """
+    )
+    assert demand(func, [_saved(func)]).self_attributes() == {"ema", "use_ema"}

@@ -11,6 +11,10 @@ mentions). A statement that matters makes what it reads matter, not what it bind
 matters makes its test matter (the flow may decide the arm from it). Attributes of `self`
 count one by one (`self.best`), as the flow keeps them; a bare `self` that matters makes
 all of them matter.
+
+An attribute of `self` that matters only through `if` tests (`if self.is_deepspeed_enabled:`)
+needs no value from the class's other methods: the flow decides an arm from a name's truth
+as the function itself set it, never from what the class assigned elsewhere.
 """
 
 from __future__ import annotations
@@ -48,13 +52,17 @@ class Demand:
     idle: frozenset[int]  # ids of statements (a `for`: its target) nothing wanted depends on
     returns: bool  # whether what the returns give is wanted
     relevant: frozenset[str] = frozenset()  # the names (locals, `self.x`) that matter
+    tested: frozenset[str] = frozenset()  # of those, the ones only `if` tests read
 
     def self_attributes(self) -> frozenset[str] | None:
-        """The attributes of `self` that matter (`best` of `self.best`); None when `self`
-        itself does (handed on or saved whole: any of them may)."""
+        """The attributes of `self` whose values matter (`best` of `self.best`), not those
+        only `if` tests read; None when `self` itself does (handed on or saved whole: any
+        of them may)."""
         if _SELF in self.relevant:
             return None
-        return frozenset(n[len(_SELF) + 1 :] for n in self.relevant if n.startswith("self."))
+        return frozenset(
+            n[len(_SELF) + 1 :] for n in self.relevant - self.tested if n.startswith("self.")
+        )
 
 
 def demand(
@@ -79,6 +87,7 @@ def demand(
     for expr in wanted:
         _names_in(expr, seeds, seeds)
     relevant = {n for n in (*seeds, *names) if n in local or n.startswith("self.")}
+    valued = set(relevant)  # read by a wanted expression or by a statement other than a test
     changed = True
     while changed:
         changed = False
@@ -89,13 +98,15 @@ def demand(
                 continue
             unit.needed = True
             relevant |= unit.reads
+            if not isinstance(unit.stmt, ast.If):
+                valued |= unit.reads
             for header in unit.ifs:  # the flow may decide the arm from the test
                 if not header.needed:
                     header.needed = True
                     relevant |= header.reads
             changed = True
     idle = frozenset(id(u.stmt) for u in units if not u.needed)
-    return Demand(idle, returns, frozenset(relevant))
+    return Demand(idle, returns, frozenset(relevant), frozenset(relevant - valued))
 
 
 def of_returns(func: FunctionNode) -> Demand:
