@@ -432,6 +432,8 @@ _PREFIX_BASES = {
     "optimizer": "torch.optim.Optimizer",
     "scheduler": "torch.optim.lr_scheduler.LRScheduler",
     "pruning-method": "torch.nn.utils.prune.BasePruningMethod",
+    "torch-distribution": "torch.distributions.Distribution",
+    "pandas-offset": "pandas._libs.tslibs.offsets.BaseOffset",
 }
 
 
@@ -446,7 +448,8 @@ def test_every_class_under_a_prefix_is_of_its_kind(entry: dict[str, Any]) -> Non
     `torch.ao.quantization` name that is not a module must be excepted)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        module = importlib.import_module(entry["name"].rstrip("."))
+        # `pandas.offsets` is an attribute of pandas (its module is pandas.tseries.offsets)
+        module = _resolve(entry["name"].rstrip("."))
     base = _resolve(_PREFIX_BASES[entry["kind"]])
     typed = {t for k in KINDS.values() for t in k.get("types", [])}
     excepted = set(entry.get("except", [])) | typed

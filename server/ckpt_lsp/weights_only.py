@@ -35,6 +35,9 @@ UNSIZED = "(unsized)"
 # what a sized method returns without a size when its first argument is a list or tuple of
 # numbers or strings (`rng.choice([8, 16])` is one numpy item, `rng.choice(5)` a Python int)
 UNSIZED_SEQUENCE = "(unsized sequence)"
+# what a method returns given number arguments only (`s.quantile(0.05)`; `s.quantile([..])`
+# is a Series)
+WITH_NUMBERS = "(numbers)"
 
 
 @dataclass(frozen=True)
@@ -267,6 +270,13 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         if e.get("unsized_sequence"):
             over = known(where, str(e["unsized_sequence"]))
             methods[(key[0], key[1] + UNSIZED_SEQUENCE)] = (over, False, False, -1)
+        if e.get("with_numbers"):
+            methods[(key[0], key[1] + WITH_NUMBERS)] = (
+                known(where, str(e["with_numbers"])),
+                False,
+                False,
+                -1,
+            )
         if e.get("with_args"):  # what the method returns given arguments rides in the table
             methods[(key[0], key[1] + WITH_ARGS)] = (
                 known(where, str(e["with_args"])),
