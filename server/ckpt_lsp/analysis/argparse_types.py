@@ -71,7 +71,8 @@ def _dest(call: ast.Call) -> str:
 def _valued(call: ast.Call, kind: str, facts: ModuleFacts) -> bool:
     """Whether the argument always holds a `kind`: required (a positional, or
     `required=True`), or a string default (argparse runs it through `type`; other defaults
-    are kept as they are) or a default built by `kind` itself."""
+    are kept as they are), a default built by `kind` itself, or one of its members (an
+    Enum's)."""
     keywords = {k.arg: k.value for k in call.keywords if k.arg}
     positional = bool(call.args) and all(
         isinstance(a, ast.Constant) and not str(a.value).startswith("-") for a in call.args
@@ -82,6 +83,8 @@ def _valued(call: ast.Call, kind: str, facts: ModuleFacts) -> bool:
     default = keywords.get("default")
     if isinstance(default, ast.Constant):
         return isinstance(default.value, str)
+    if isinstance(default, ast.Attribute):  # `type=Mode, default=Mode.TRAIN`: a member
+        return qualify(dotted_name(default.value), facts) == kind
     return isinstance(default, ast.Call) and qualify(dotted_name(default.func), facts) == kind
 
 

@@ -118,7 +118,7 @@ def judged_fields(
     held: Mapping[str, Refused | None],
 ) -> tuple[tuple[str, Refused | None], ...]:
     """The fields `built` passes a refused value for, judged where the call is made: by
-    keyword (`score=score`), or spread from a local dict whose key the flow knows
+    position or keyword (`score=score`), or spread from a local dict whose key the flow knows
     (`**params`, `held` by `item_key`); and (None) those it gives or leaves a literal (a
     number, a string, `float("-inf")`). A plain `@dataclass` only: a `__post_init__` or a
     base may convert what is passed."""
@@ -131,6 +131,11 @@ def judged_fields(
     found: dict[str, Refused | None] = {}
     spread = any(isinstance(a, ast.Starred) for a in built.args)
     unknown = set(names[: len(built.args)])
+    if not spread and len(built.args) <= len(names):  # `Result(net, sharpe(net))`
+        for name, value in zip(names, built.args):
+            refused = judge(value)
+            if refused is not None or _literal(value):
+                found[name] = refused
     for keyword in built.keywords:
         if keyword.arg is not None:
             refused = judge(keyword.value) if keyword.arg in defaults else None

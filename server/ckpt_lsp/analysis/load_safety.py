@@ -44,6 +44,7 @@ from ckpt_lsp.analysis.splits import fold_list, fold_targets, pair_items
 from ckpt_lsp.weights_only import (
     UNSIZED,
     UNSIZED_SEQUENCE,
+    WITH_NUMBERS,
     Refused,
     WeightsOnlyCatalog,
     weights_only_catalog,
@@ -63,14 +64,42 @@ _OPTIONAL = frozenset({"typing.Optional", "typing_extensions.Optional"})
 _UNION = frozenset({"typing.Union", "typing_extensions.Union"})
 # Builtins whose result is a Python number whatever they are given: arithmetic of one with a
 # numpy value stays numpy (`len(counts) * counts` is an array, measured).
-_PYTHON_NUMBERS = frozenset({"builtins.len", "builtins.int", "builtins.float"})
+_PYTHON_NUMBERS = frozenset(
+    {
+        "builtins.len",
+        "builtins.int",
+        "builtins.float",
+        "time.time",
+        "time.perf_counter",
+        "time.monotonic",
+        "time.process_time",
+    }
+)
 _MAX_DEPTH = 3
 _NUMPY = frozenset({"numpy-scalar", "numpy-array"})
+_PLAIN_CONTAINERS = frozenset(
+    {
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "typing.Dict",
+        "typing.List",
+        "typing.Tuple",
+        "typing.Mapping",
+        "typing.Any",
+    }
+)
+_SEQUENCES = frozenset({"builtins.list", "builtins.tuple", "builtins.sorted"})
+_ORDERING = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 _SHAPES = (ast.Dict, ast.List, ast.Tuple)
 # a frame's string subscript is a column; a frame built with a DatetimeIndex is indexed by time
 # (data/weights_only.toml has the kinds)
 _FRAME, _SERIES, _TIME_FRAME = "pandas-frame", "pandas-series", "pandas-time-frame"
 _NUMBER_SERIES = "pandas-number-series"
+# arithmetic on a column keeps a column: plain, of numbers, keyed by numpy numbers, counts
+_COLUMNS = frozenset(
+    {_SERIES, _NUMBER_SERIES, "pandas-number-keyed-series", "pandas-number-counts"}
+)
 _FRAMES = frozenset({_FRAME, _TIME_FRAME})
 _ROWS = frozenset({"iloc", "loc", "iat"})
 _DICT_CALLS = frozenset({"builtins.dict", "collections.OrderedDict"})
@@ -156,6 +185,14 @@ class LoadSafety:
             summed = self._sum(expr, env)
             if summed is not None:
                 return summed
+        if isinstance(expr, ast.Compare):
+            mask = self._column_mask(expr, env)
+            if mask is not None:
+                return mask
+        if isinstance(expr, ast.BinOp):
+            column = self._column_arithmetic(expr, env)
+            if column is not None:
+                return column
         if isinstance(expr, (ast.BinOp, ast.Compare, ast.UnaryOp)):
             return self._numpy_arithmetic(expr, env)
         if isinstance(expr, ast.Subscript):
@@ -204,6 +241,31 @@ class LoadSafety:
             return None
         kind = "numpy-array" if "numpy-array" in kinds else "numpy-scalar"
         return _no_fix(self.catalog.kind(kind))
+
+    def _column_mask(self, expr: ast.Compare, env: Env) -> Refused | None:
+        """`df["status"] == "done"`: a column compared is a column of booleans (its `mean()`
+        and `sum()` are numpy scalars, as a column of numbers')."""
+        if len(expr.ops) != 1 or not isinstance(expr.ops[0], _ORDERING):
+            return None
+        left = self.kind_of(expr.left, env)
+        if left is None or left.kind not in (_SERIES, _NUMBER_SERIES):
+            return None
+        return _no_fix(self.catalog.kind(_NUMBER_SERIES))
+
+    def _column_arithmetic(self, expr: ast.BinOp, env: Env) -> Refused | None:
+        """`agg["d"] / agg["w"].cumsum()`, `df["lr"] * 10`: arithmetic on a column (with a
+        number, a numpy value or another column) is a column."""
+        sides = [self.kind_of(side, env) for side in (expr.left, expr.right)]
+        columns = [s for s in sides if s is not None and s.kind in _COLUMNS]
+        if not columns:
+            return None
+        for side, judged in zip((expr.left, expr.right), sides):
+            if judged is not None and judged.kind in (*_COLUMNS, *_NUMPY):
+                continue
+            if not (_is_number_constant(side) or self._is_number(side, env)):
+                return None
+        numbers = all(c.kind != _SERIES for c in columns)
+        return _no_fix(self.catalog.kind(_NUMBER_SERIES if numbers else _SERIES))
 
     def _sum(self, expr: ast.BinOp, env: Env) -> Refused | None:
         """`finished - started`: two values of a kind whose sums stay of it (datetimes)."""
@@ -290,6 +352,8 @@ class LoadSafety:
             given = self.kind_of(index, env)
             if given is not None and given.kind == "numpy-array":
                 return _no_fix(self.catalog.kind("numpy-array"))
+            if _is_int(index):  # `trainer.accs[-1]`: no scalar takes it, a list of them does
+                return _no_fix(receiver)
         if receiver is not None and receiver.kind != "numpy-array" and not receiver.type_name:
             # a library container's item (`model[0]` of an nn.Sequential); a project class
             # may define its own __getitem__
@@ -314,7 +378,7 @@ class LoadSafety:
         if not isinstance(value, ast.Attribute) or value.attr not in _ROWS:
             return self._cell(expr, env)
         index = expr.slice
-        sliced = isinstance(index, ast.Slice)
+        sliced = isinstance(index, ast.Slice) or self._positions(index, env)
         if value.attr == "loc" and isinstance(index, ast.Tuple):
             return self._cell(expr, env)
         position = value.attr in ("iloc", "iat") and _is_int(index)
@@ -332,6 +396,14 @@ class LoadSafety:
             return replace(row, number_columns=cells) if row is not None and cells else row
         numbers = receiver.kind == _NUMBER_SERIES
         return _no_fix(self.catalog.kind("numpy-scalar")) if numbers else None
+
+    def _positions(self, index: ast.expr, env: Env) -> bool:
+        """`df.iloc[train_idx]` of an array of positions, `df.loc[[a, b]]`: many rows, a
+        frame (or column) as the receiver is."""
+        if isinstance(index, ast.List):
+            return True
+        held = self.kind_of(index, env) if isinstance(index, (ast.Name, ast.Attribute)) else None
+        return held is not None and held.kind == "numpy-array"
 
     def _one_label(self, index: ast.expr, env: Env) -> bool:
         """`df.loc[df["loss"].idxmin()]`, `df.loc[0]`: one label, so the result is a row (a
@@ -638,11 +710,12 @@ class LoadSafety:
         return self.kind_of(passed)
 
     def _argument(self, dest: str) -> Refused | None:
-        """`args.data_root` of a parser in this module that adds it with `type=Path`."""
+        """`args.data_root` of a parser in this module that adds it with `type=Path` (or a
+        project class: `type=Modality`, an Enum)."""
         kinds = set(argument_types(self.facts, dest))
         if len(kinds) != 1 or "" in kinds:
             return None
-        return self.catalog.for_type(kinds.pop())
+        return self.of_type(kinds.pop())
 
     def _field(self, receiver: Refused, attr: str) -> Refused | None:
         """`args.lr_scheduler_type`: a field the project class annotates in its body with a
@@ -782,6 +855,11 @@ class LoadSafety:
             if receiver is None:
                 return self._any_receiver(func.attr, has_args)
             returns = self.catalog.method(receiver.kind, func.attr, False, has_args)
+            if has_args and _number_arguments(call):
+                numbered = self.catalog.method(
+                    receiver.kind, func.attr + WITH_NUMBERS, False, False
+                )
+                returns = numbered if numbered is not None else returns
             if returns is None and receiver.type_name and self._depth < _MAX_DEPTH:
                 from ckpt_lsp.analysis.object_effects import method_returns  # runs flows
 
@@ -804,6 +882,10 @@ class LoadSafety:
         if isinstance(func, ast.Name) and func.id in env:
             return self._called_instance(call, env)  # `schedule(step)` of a local object
         qualified = qualify(dotted, self.facts)
+        if qualified in _SEQUENCES and len(call.args) == 1 and not call.keywords:
+            member = self.enum_class(call.args[0], env)
+            if member is not None:  # `list(Op)`: the Enum's members
+                return _no_fix(member)
         if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
             return _no_fix(self.kind_of(call.args[0], env))
         if qualified == "dataclasses.replace" and len(call.args) == 1:  # a changed copy
@@ -1145,11 +1227,18 @@ class LoadSafety:
         return len(call.args) > position or any(kw.arg == "size" for kw in call.keywords)
 
     def _python_number(self, expr: ast.expr, env: Env) -> bool:
-        """`len(x)`, `int(x)`, `float(x)` (the builtins, not a local of that name)."""
-        if not isinstance(expr, ast.Call) or not isinstance(expr.func, ast.Name):
+        """`len(x)`, `int(x)`, `float(x)` (the builtins, not a local of that name), `math`'s
+        functions (a numpy argument comes back a Python number; not `math.prod`, which
+        multiplies what it is given), `time.time()`."""
+        if not isinstance(expr, ast.Call):
             return False
-        name = expr.func.id
-        return name not in env and qualify(name, self.facts) in _PYTHON_NUMBERS
+        dotted = dotted_name(expr.func)
+        if not dotted or dotted.split(".")[0] in env:
+            return False
+        qualified = qualify(dotted, self.facts)
+        if qualified.startswith("math.") and qualified.count(".") == 1:
+            return qualified != "math.prod"
+        return qualified in _PYTHON_NUMBERS
 
     # -- the project -----------------------------------------------------
     def project_class(self, qualified: str) -> tuple[ModuleFacts, ClassFacts] | None:
@@ -1291,7 +1380,7 @@ class LoadSafety:
         if not self._names_global(dotted, env):
             return None
         found = self.project_function(qualify(dotted, self.facts))
-        if found is None or found[1].returns is not None:
+        if found is None or not returns_unsaid(*found):
             return None
         bound = self._bound(found[1], call, env)
         key = ("helper-flow", id(found[1]), bound_key(bound))
@@ -1476,6 +1565,21 @@ def _agreed(judged: list[Refused | None]) -> Refused | None:
     refused = [j for j in judged if j is not None]
     same = agreed(refused)
     return same if same is not None else _no_fix(replace(refused[0], fields=()))
+
+
+def returns_unsaid(facts: ModuleFacts, func: FunctionNode) -> bool:
+    """Whether the annotation of a function (of `facts`) leaves what it returns to its flow:
+    none, or a plain container (`-> dict` says nothing of the values a caller reads by key)."""
+    returns = func.returns
+    if returns is None:
+        return True
+    head = returns.value if isinstance(returns, ast.Subscript) else returns
+    return qualify(dotted_name(head), facts) in _PLAIN_CONTAINERS
+
+
+def _number_arguments(call: ast.Call) -> bool:
+    """Only number literals passed, by position (`s.quantile(0.05)`)."""
+    return not call.keywords and all(_is_number_constant(a) for a in call.args)
 
 
 def _is_number_constant(expr: ast.expr) -> bool:

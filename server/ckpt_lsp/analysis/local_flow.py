@@ -610,6 +610,8 @@ class LocalFlow:
                 # `d[k] = x`: what the display put under any key is no longer known
                 new = {k: v for k, v in new.items() if not k.startswith(target.value.id + "[")}
                 new.update(_stored_item(target.value.id, possible, state, self.safety.catalog))
+            elif isinstance(target, (ast.Tuple, ast.List)):
+                new = _forget_targets(target, new)  # `bins[0], bins[-1] = lo, hi`
             elif not isinstance(target, (ast.Subscript, ast.Attribute)):  # they bind no name
                 new.update(_unknown(_names(target)))
         return new
@@ -1237,6 +1239,29 @@ def _target_name(target: ast.expr) -> str:
     if isinstance(target, ast.Starred):
         target = target.value
     return target.id if isinstance(target, ast.Name) else ""
+
+
+def _forget_targets(target: ast.Tuple | ast.List, state: State) -> State:
+    """A tuple target whose elements were not given known values: a name bound by it is
+    unknown; an item stored into (`bins[0]`) leaves its holder what it was (an array stays
+    an array), only what was known of its items is gone, as for `d[k] = v`."""
+    for element in target.elts:
+        if isinstance(element, ast.Starred):
+            element = element.value
+        key = _key(element) or (dotted_name(element) if _stored_attribute(element) else "")
+        if key:
+            state = {k: v for k, v in state.items() if not k.startswith((key + ".", key + "["))}
+            state[key] = frozenset({UNKNOWN})
+        elif isinstance(element, (ast.Tuple, ast.List)):
+            state = _forget_targets(element, state)
+        elif isinstance(element, ast.Subscript) and isinstance(element.value, ast.Subscript):
+            state = _forget_nested(element.value, state)
+        elif isinstance(element, ast.Subscript) and isinstance(element.value, ast.Name):
+            held = element.value.id + "["
+            state = {k: v for k, v in state.items() if not k.startswith(held)}
+        elif not isinstance(element, (ast.Subscript, ast.Attribute)):
+            state = {**state, **_unknown(_names(element))}
+    return state
 
 
 def _names(target: ast.expr) -> list[str]:

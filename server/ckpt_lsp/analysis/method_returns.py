@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.demand import of_returns
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
-from ckpt_lsp.analysis.load_safety import bound_key
+from ckpt_lsp.analysis.load_safety import bound_key, returns_unsaid
 from ckpt_lsp.analysis.local_flow import LocalFlow
 from ckpt_lsp.analysis.nodes import walk
 
@@ -29,7 +29,8 @@ def method_flow(
 ) -> LocalFlow | None:
     """The flow of the method `call` names on a project class instance (`receiver`), its
     parameters bound to what the call passes; None when it is not a project method or it
-    says what it returns by annotation (the judge reads that instead)."""
+    says what it returns by annotation (the judge reads that instead; `-> dict` says
+    nothing of its values)."""
     if not isinstance(call.func, ast.Attribute) or not receiver.type_name:
         return None
     located = safety.project_class(receiver.type_name)
@@ -37,7 +38,7 @@ def method_flow(
         return None
     facts, cls = located
     method = cls.method(call.func.attr)
-    if method is None or method.returns is not None or _is_static(method):
+    if method is None or not returns_unsaid(facts, method) or _is_static(method):
         return None
     bound = safety.bound(method, call, env, skip=1)
     key = ("method-flow", id(method), bound_key(bound))

@@ -87,7 +87,7 @@ def method_returns(
 ) -> Refused | None:
     """What `obj.method(...)` returns, `obj` an instance of a project class: what every
     `return` of the method gives, its parameters bound to what the call passes, `self`'s
-    attributes as self_env knows them."""
+    attributes as self_env knows them; else what its annotation says."""
     found = _own_method(safety, receiver, call)
     if found is None:
         return None
@@ -103,6 +103,11 @@ def method_returns(
     judged = _agreed(
         LocalFlow(safety.deeper(facts), own).run(method, bound, needs=of_returns(method)).returns
     )
+    if judged is None and method.returns is not None:
+        from ckpt_lsp.analysis.load_safety import returns_unsaid  # it imports this module
+
+        if not returns_unsaid(facts, method):
+            judged = safety.deeper(facts).of_annotation(method.returns)  # `def run() -> Trial`
     if judged is None and returns_self(safety, receiver, call):
         judged = receiver  # `SRTrainer(args).iterate(2)`: the object the call built, as built
     safety.memo[key] = (method, judged)

@@ -1,0 +1,278 @@
+"""CKPT010 weights-only: the families blind rounds 25-26 found missing. Column arithmetic and
+masks (`(df["status"] == "done").mean()`), rows picked by an array of positions, a quantile at
+one level, pandas date offsets and torch distributions, an argparse `type=` Enum, an Enum's
+members listed, an item of a list of numpy values, `math` results as Python numbers, a
+dataclass's positional fields, a method's return annotation, a helper annotated `-> dict`,
+array items set through a tuple target. VALID and INVALID; every refusal here was measured
+(torch 2.13) by the blind rounds' oracle."""
+
+from __future__ import annotations
+
+import pytest
+from support.ckpt010 import weights_only_findings, weights_only_rows
+
+HEADER = """\
+import argparse
+import dataclasses
+import math
+from collections import Counter
+from enum import Enum
+import numpy as np
+import pandas as pd
+import torch
+
+
+class Status(str, Enum):
+    PENDING = "pending"
+    DONE = "done"
+
+
+@dataclasses.dataclass
+class Trial:
+    trial_id: int = 0
+    status: Status = Status.PENDING
+
+
+@dataclasses.dataclass
+class Result:
+    sharpe: float
+    drawdown: float
+
+
+@dataclasses.dataclass
+class Split:
+    fold: int
+    train_idx: np.ndarray
+
+
+def board():
+    return pd.DataFrame({"status": ["done", "pending"], "score": [0.5, 0.7], "pid": ["a", "b"]})
+
+
+def sharpe_ratio(r, periods=252):
+    return np.sqrt(periods) * r.mean() / (r.std() + 1e-12)
+
+
+def evaluate(ranks) -> dict:
+    ranks = np.asarray(ranks)
+    return {"hits": (ranks <= 1).mean(), "mrr": float(np.mean(1.0 / ranks))}
+
+
+class Search:
+    def __init__(self):
+        self.trials = []
+        self.accs = []
+        self.best = None
+
+    def run(self) -> Trial:
+        for _ in range(2):
+            self.report(Trial(len(self.trials)))
+        return self.best
+
+    def report(self, trial):
+        self.trials.append(trial)
+        self.best = trial
+
+    def step(self, values):
+        self.accs.append(np.mean(values))
+
+
+def parser():
+    p = argparse.ArgumentParser()
+    p.add_argument("--status", type=Status, default=Status.DONE)
+    p.add_argument("--maybe", type=Status, default=None)
+    return p
+
+
+"""
+
+INVALID = [
+    (
+        "a column compared, averaged",
+        'def save(p):\n    b = board()\n    torch.save({"frac": (b["status"] == "done").mean()}, p)\n',
+        [(3, "frac")],
+    ),
+    (
+        "a boolean column",
+        'def save(p):\n    b = board()\n    torch.save({"mask": b["score"] > 0.6}, p)\n',
+        [(3, "mask")],
+    ),
+    (
+        "a ratio of columns",
+        'def save(p):\n    b = board()\n    torch.save({"r": b["score"] / b["score"].cumsum()}, p)\n',
+        [(3, "r")],
+    ),
+    (
+        "a column times a number",
+        'def save(p):\n    b = board()\n    torch.save({"pct": b["score"] * 100}, p)\n',
+        [(3, "pct")],
+    ),
+    (
+        "a column's quantile at one level",
+        'def save(p):\n    b = board()\n    torch.save({"var": b["score"].quantile(0.05)}, p)\n',
+        [(3, "var")],
+    ),
+    (
+        "a column of rows picked by positions",
+        "def save(p):\n"
+        "    b = board()\n"
+        "    split = Split(0, np.arange(1))\n"
+        '    torch.save({"ids": b.iloc[split.train_idx]["pid"].unique()}, p)\n',
+        [(4, "ids")],
+    ),
+    (
+        "rows picked by a list",
+        'def save(p):\n    b = board()\n    torch.save({"u": b.iloc[[0]]["pid"].unique()}, p)\n',
+        [(3, "u")],
+    ),
+    (
+        "a pandas date offset",
+        'def save(p):\n    torch.save({"freq": pd.offsets.BMonthEnd()}, p)\n',
+        [(2, "freq")],
+    ),
+    (
+        "a DateOffset",
+        'def save(p):\n    torch.save({"step": pd.DateOffset(months=1)}, p)\n',
+        [(2, "step")],
+    ),
+    (
+        "a torch distribution",
+        "def save(p):\n"
+        '    torch.save({"policy": torch.distributions.Categorical(logits=torch.zeros(3))}, p)\n',
+        [(2, "policy")],
+    ),
+    (
+        "an argparse Enum with a member default",
+        'def save(p):\n    args = parser().parse_args([])\n    torch.save({"s": args.status}, p)\n',
+        [(3, "s")],
+    ),
+    (
+        "an Enum's members listed",
+        'def save(p):\n    torch.save({"all": list(Status)}, p)\n',
+        [(2, "all")],
+    ),
+    (
+        "the last of a list of numpy values",
+        "def save(p):\n"
+        "    s = Search()\n"
+        "    s.step([1.0, 2.0])\n"
+        '    torch.save({"last": s.accs[-1], "up": s.accs[-1] > s.accs[0]}, p)\n',
+        [(4, "last"), (4, "up")],
+    ),
+    (
+        "numpy divided by a math result",
+        "def save(p):\n"
+        "    accs = np.asarray([0.5, 0.7])\n"
+        '    torch.save({"ci": 1.96 * accs.std() / math.sqrt(len(accs))}, p)\n',
+        [(3, "ci")],
+    ),
+    (
+        "a dataclass field passed by position",
+        "def save(p):\n"
+        "    r = np.arange(5.0)\n"
+        "    res = Result(sharpe_ratio(r), 0.1)\n"
+        '    torch.save({"sharpe": res.sharpe}, p)\n',
+        [(4, "sharpe")],
+    ),
+    (
+        "a field of what a method's annotation says it returns",
+        'def save(p):\n    best = Search().run()\n    torch.save({"status": best.status}, p)\n',
+        [(3, "status")],
+    ),
+    (
+        "a key of a helper annotated `-> dict`",
+        'def save(p):\n    m = evaluate([1, 2])\n    torch.save({"hits": m["hits"]}, p)\n',
+        [(3, "hits")],
+    ),
+    (
+        "an array whose ends a tuple target sets",
+        "def save(p):\n"
+        "    bins = np.quantile(np.arange(5.0), np.linspace(0.0, 1.0, 3))\n"
+        "    bins[0], bins[-1] = 0.0, 9.0\n"
+        '    torch.save({"bins": bins}, p)\n',
+        [(4, "bins")],
+    ),
+    (
+        "a Counter of an array's items",
+        'def save(p):\n    torch.save({"c": Counter(np.array([1, 2, 2]))}, p)\n',
+        [(2, "c")],
+    ),
+]
+
+VALID = [
+    (
+        "a mask's mean made a float",
+        "def save(p):\n"
+        "    b = board()\n"
+        '    torch.save({"frac": float((b["status"] == "done").mean())}, p)\n',
+    ),
+    (
+        "a mask's any() made a bool",
+        'def save(p):\n    b = board()\n    torch.save({"ok": bool((b["score"] > 1).any())}, p)\n',
+    ),
+    (
+        "a quantile made a float",
+        'def save(p):\n    b = board()\n    torch.save({"q": float(b["score"].quantile(0.05))}, p)\n',
+    ),
+    (
+        "an offset's frequency string",
+        'def save(p):\n    torch.save({"freq": pd.offsets.BMonthEnd().freqstr}, p)\n',
+    ),
+    (
+        "a distribution's tensors",
+        "def save(p):\n"
+        "    d = torch.distributions.Categorical(logits=torch.zeros(3))\n"
+        '    torch.save({"logits": d.logits}, p)\n',
+    ),
+    (
+        "an argparse Enum's value",
+        'def save(p):\n    args = parser().parse_args([])\n    torch.save({"s": args.status.value}, p)\n',
+    ),
+    (
+        "an argparse Enum that may be None",
+        'def save(p):\n    args = parser().parse_args([])\n    torch.save({"s": args.maybe}, p)\n',
+    ),
+    (
+        "an Enum's values listed",
+        'def save(p):\n    torch.save({"all": [s.value for s in Status]}, p)\n',
+    ),
+    (
+        "a count of a Counter of numpy items",
+        'def save(p):\n    c = Counter(np.array([1, 2, 2]))\n    torch.save({"n": c[2]}, p)\n',
+    ),
+    (
+        "the last of a list of floats",
+        "def save(p):\n"
+        "    s = Search()\n"
+        "    s.step([1.0, 2.0])\n"
+        '    torch.save({"last": float(s.accs[-1])}, p)\n',
+    ),
+    (
+        "a math result alone",
+        'def save(p):\n    torch.save({"ann": math.sqrt(252), "t": math.floor(2.5)}, p)\n',
+    ),
+    (
+        "a dataclass field given a literal",
+        'def save(p):\n    res = Result(1.5, 0.1)\n    torch.save({"sharpe": res.sharpe}, p)\n',
+    ),
+    (
+        "a helper's Python float key",
+        'def save(p):\n    m = evaluate([1, 2])\n    torch.save({"mrr": m["mrr"]}, p)\n',
+    ),
+    (
+        "a trial turned into plain values",
+        "def save(p):\n"
+        "    best = Search().run()\n"
+        '    torch.save({"status": best.status.value, "id": best.trial_id}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), INVALID)
+def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(weights_only_rows(HEADER, source), key=str) == sorted(expected, key=str), name
+
+
+@pytest.mark.parametrize(("name", "source"), VALID)
+def test_valid(name: str, source: str) -> None:
+    assert weights_only_findings(HEADER, source) == [], name
