@@ -1274,9 +1274,55 @@ INVALID = [
         """,
         "method",
     ),
+    # a subclass hands its base an array: the base's save_hyperparameters() stores it
+    (
+        """
+        class Base(L.LightningModule):
+            def __init__(self, lr: float = 1e-3, time_bins=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        class DeepHit(Base):
+            def __init__(self, n_bins: int = 4, max_time: float = 730.0):
+                super().__init__(lr=1e-3, time_bins=np.linspace(0.0, max_time, n_bins + 1))
+        """,
+        "time_bins",
+    ),
+    # a pandas date offset as a default
+    (
+        """
+        import pandas as pd
+
+        class Lit(L.LightningModule):
+            def __init__(self, rebalance: pd.DateOffset = pd.offsets.BMonthEnd(), lr: float = 0.1):
+                super().__init__()
+                self.save_hyperparameters()
+        """,
+        "rebalance",
+    ),
 ]
 
 VALID = [
+    # a subclass hands its base plain values
+    """
+    class Base(L.LightningModule):
+        def __init__(self, lr: float = 1e-3, time_bins=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+    class DeepHit(Base):
+        def __init__(self, n_bins: int = 4, max_time: float = 730.0):
+            super().__init__(lr=1e-3, time_bins=np.linspace(0.0, max_time, n_bins + 1).tolist())
+    """,
+    # an offset stored by its frequency string
+    """
+    import pandas as pd
+
+    class Lit(L.LightningModule):
+        def __init__(self, rebalance: str = pd.offsets.BMonthEnd().freqstr, lr: float = 0.1):
+            super().__init__()
+            self.save_hyperparameters()
+    """,
     # `Model(*helper())` of plain values, and `Model(*args)` of unknown ones
     """
     def stats():

@@ -133,9 +133,11 @@ CORPORA = [
     # does not cover: a dict of `hits.mean()` numpy scalars)
     Corpus("blind-round24", HERE / "blind" / "round24", 0.95, 0.94),
     # meta-learning, NAS/HPO loops, knowledge graphs; medical imaging, survival/EHR, trading
-    # backtests: P 1.000 R 0.740 and 0.680 as written
-    Corpus("blind-round25", HERE / "blind" / "round25", 0.95, 0.74),
-    Corpus("blind-round26", HERE / "blind" / "round26", 0.95, 0.68),
+    # backtests: P 1.000 R 0.740 and 0.680 as written; then the general families among their
+    # misses were fixed (column masks and arithmetic, offsets, distributions, argparse Enums,
+    # positional dataclass fields, a base's arguments from `super().__init__`, ...)
+    Corpus("blind-round25", HERE / "blind" / "round25", 0.95, 0.86),
+    Corpus("blind-round26", HERE / "blind" / "round26", 0.95, 0.80),
 ]
 
 

@@ -218,6 +218,7 @@ class CallSites:
         sites: list[CallSite] = list(_own_factories(facts, cls))
         for where in modules:
             sites.extend(self._in_module(where, facts, cls))
+            sites.extend(self._super_calls(where, facts, cls))
             if depth < _SUBCLASS_DEPTH:
                 for sub in self._subclasses(where, facts, cls):
                     sites.extend(self.of(where, sub, depth + 1))
@@ -228,21 +229,47 @@ class CallSites:
     ) -> Iterator[ClassFacts]:
         """Classes of `where` deriving directly from `cls` without an `__init__` of their own."""
         for candidate in where.classes.values():
-            named = [b for b in candidate.bases if b.rsplit(".", 1)[-1] == cls.name]
-            if not named or candidate is cls or "__init__" in candidate.method_names:
+            if "__init__" not in candidate.method_names and self._derives(
+                where, home, cls, candidate
+            ):
+                yield candidate
+
+    def _super_calls(
+        self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts
+    ) -> Iterator[CallSite]:
+        """`super().__init__(lr=lr, time_bins=edges)` in the `__init__` of a class deriving
+        directly from `cls`: it passes `cls`'s parameters as a constructing call does."""
+        for candidate in where.classes.values():
+            if "__init__" not in candidate.method_names:
                 continue
-            for base in named:
-                if where is home and base == cls.name:
-                    yield candidate
-                    break
-                found = (
-                    self.index.resolve_member(qualify(base, where), where.path)
-                    if self.index is not None
-                    else None
-                )
-                if found is not None and found[0].path == home.path and found[1] == cls.name:
-                    yield candidate
-                    break
+            if not self._derives(where, home, cls, candidate):
+                continue
+            init = candidate.method("__init__")
+            if init is None:
+                continue
+            for node in walk(init):
+                if isinstance(node, ast.Call) and _super_init(node):
+                    env = _env_before(init, node.lineno)
+                    yield CallSite(where, node, env, candidate.parsed.row_offset, True, init)
+
+    def _derives(
+        self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts, candidate: ClassFacts
+    ) -> bool:
+        """Whether `candidate` (of `where`) names `cls` (of `home`) among its bases."""
+        named = [b for b in candidate.bases if b.rsplit(".", 1)[-1] == cls.name]
+        if not named or candidate is cls:
+            return False
+        for base in named:
+            if where is home and base == cls.name:
+                return True
+            found = (
+                self.index.resolve_member(qualify(base, where), where.path)
+                if self.index is not None
+                else None
+            )
+            if found is not None and found[0].path == home.path and found[1] == cls.name:
+                return True
+        return False
 
     def _in_module(
         self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts
@@ -302,6 +329,18 @@ class CallSites:
             return False
         found = self.index.resolve_member(qualified, where.path)
         return found is not None and found[0].path == home.path and found[1] == cls.name
+
+
+def _super_init(call: ast.Call) -> bool:
+    """`super().__init__(...)` (with or without `super`'s arguments)."""
+    func = call.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "__init__"
+        and isinstance(func.value, ast.Call)
+        and isinstance(func.value.func, ast.Name)
+        and func.value.func.id == "super"
+    )
 
 
 def function_calls(
