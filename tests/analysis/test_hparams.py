@@ -1288,6 +1288,23 @@ INVALID = [
         """,
         "time_bins",
     ),
+    # a slice of an array a helper's dict holds, made a tuple (of numpy scalars)
+    (
+        """
+        def read_header():
+            return {"pixdim": np.array([1.0, 0.8, 0.8, 2.5]), "name": "ct"}
+
+        class Lit(L.LightningModule):
+            def __init__(self, spacing: tuple = (1.0, 1.0), name: str = ""):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            header = read_header()
+            return Lit(spacing=tuple(header["pixdim"][1:3]), name=header["name"])
+        """,
+        "spacing",
+    ),
     # a pandas date offset as a default
     (
         """
@@ -1313,6 +1330,20 @@ VALID = [
     class DeepHit(Base):
         def __init__(self, n_bins: int = 4, max_time: float = 730.0):
             super().__init__(lr=1e-3, time_bins=np.linspace(0.0, max_time, n_bins + 1).tolist())
+    """,
+    # a slice of a helper's array made a list of Python numbers
+    """
+    def read_header():
+        return {"pixdim": np.array([1.0, 0.8, 0.8, 2.5])}
+
+    class Lit(L.LightningModule):
+        def __init__(self, spacing: tuple = (1.0, 1.0)):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build():
+        header = read_header()
+        return Lit(spacing=header["pixdim"][1:3].tolist())
     """,
     # an offset stored by its frequency string
     """

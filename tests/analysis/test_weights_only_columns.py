@@ -49,6 +49,13 @@ def board():
     return pd.DataFrame({"status": ["done", "pending"], "score": [0.5, 0.7], "pid": ["a", "b"]})
 
 
+def folds(n):
+    out = []
+    for k in range(2):
+        out.append(Split(k, np.arange(n)))
+    return out
+
+
 def sharpe_ratio(r, periods=252):
     return np.sqrt(periods) * r.mean() / (r.std() + 1e-12)
 
@@ -193,6 +200,11 @@ INVALID = [
         [(4, "bins")],
     ),
     (
+        "an item of a list a helper fills",
+        'def save(p):\n    split = folds(3)[0]\n    torch.save({"split": split, "idx": split.train_idx}, p)\n',
+        [(3, "split"), (3, "idx")],
+    ),
+    (
         "a Counter of an array's items",
         'def save(p):\n    torch.save({"c": Counter(np.array([1, 2, 2]))}, p)\n',
         [(2, "c")],
@@ -258,6 +270,10 @@ VALID = [
     (
         "a helper's Python float key",
         'def save(p):\n    m = evaluate([1, 2])\n    torch.save({"mrr": m["mrr"]}, p)\n',
+    ),
+    (
+        "a plain field of an item of a list a helper fills",
+        'def save(p):\n    torch.save({"fold": folds(3)[0].fold}, p)\n',
     ),
     (
         "a trial turned into plain values",

@@ -100,9 +100,14 @@ def _safety(ctx: ValueContext) -> LoadSafety:
 def judge_env(ctx: ValueContext, safety: LoadSafety) -> dict[str, Refused | None]:
     """What the local names hold, as the weights-only judge takes them (each judged with the
     names bound before it: `train = df.iloc[:-24]` after `df = series()`)."""
+    from ckpt_lsp.analysis.local_flow import item_key  # the flow imports the judge
+
     env: dict[str, Refused | None] = {}
     for name, binding in ctx.env.bindings.items():
         env[name] = safety.kind_of(binding, env) if isinstance(binding, ast.expr) else None
+        if isinstance(binding, ast.Call):  # `header = read_header()`: `header["pixdim"][1:3]`
+            for key, held in safety.keys_of(binding, env).items():
+                env[item_key(name, key)] = held
     env.update(_flowed(ctx))  # the flow followed what the last binding alone does not tell
     return env
 
@@ -209,6 +214,8 @@ def _from_library(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> bool:
     (`n, r = stats()` or `pair = (n, r)` make `pair[0]` no array)."""
     node: ast.expr = expr
     while isinstance(node, (ast.Call, ast.Attribute, ast.Subscript)):
+        if isinstance(node, ast.Subscript) and _keyed(node, ctx):
+            return True  # `header["pixdim"][1:3]` of a helper's dict display: the judge knows
         if isinstance(node, ast.Call):
             if _helper_call(node, ctx):
                 return False
@@ -229,6 +236,11 @@ def _from_library(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> bool:
     if made is None:
         return node.id in ctx.facts.imports  # `np.linspace(0, 1, 9)[3]`
     return isinstance(made, ast.expr) and depth < _DEPTH and _from_library(made, ctx, depth + 1)
+
+
+def _keyed(item: ast.Subscript, ctx: ValueContext) -> bool:
+    """A constant key of a helper's dict display that holds a refused value."""
+    return isinstance(item.slice, ast.Constant) and _keyed_item(item, ctx) not in (UNKNOWN, SAFE)
 
 
 def _comprehension(expr: ast.ListComp | ast.SetComp | ast.DictComp, ctx: ValueContext) -> str:
