@@ -119,7 +119,8 @@ def measure(expr: str, requires: list[str], tmp: str) -> tuple[str, str, str]:
     finally:
         clear_safe_globals()
     if registered == "loads" and len(names) > 1:
-        registered = f"loads ({', '.join(f'`{n}`' for n in dict.fromkeys(names))})"
+        # sorted: get_unsafe_globals_in_checkpoint returns a set, whose order varies per run
+        registered = f"loads ({', '.join(f'`{n}`' for n in sorted(set(names)))})"
     return default, unsafe, registered
 
 

@@ -49,6 +49,10 @@ def board():
     return pd.DataFrame({"status": ["done", "pending"], "score": [0.5, 0.7], "pid": ["a", "b"]})
 
 
+def events():
+    return pd.DataFrame({"date": ["2024-01-05", "2024-02-01"], "y": [1.0, 2.0]})
+
+
 def folds(n):
     out = []
     for k in range(2):
@@ -200,6 +204,19 @@ INVALID = [
         [(4, "bins")],
     ),
     (
+        "the first of a column of Timestamps",
+        'def save(p):\n    dates = pd.to_datetime(events()["date"])\n    torch.save({"first": dates.min()}, p)\n',
+        [(3, "first")],
+    ),
+    (
+        "the last of a column set to Timestamps",
+        "def save(p):\n"
+        "    df = events()\n"
+        '    df["ts"] = pd.to_datetime(df["date"])\n'
+        '    torch.save({"last": df["ts"].iloc[-1], "span": df["ts"].max() - df["ts"].min()}, p)\n',
+        [(4, "last"), (4, "span")],
+    ),
+    (
         "an item of a list a helper fills",
         'def save(p):\n    split = folds(3)[0]\n    torch.save({"split": split, "idx": split.train_idx}, p)\n',
         [(3, "split"), (3, "idx")],
@@ -270,6 +287,12 @@ VALID = [
     (
         "a helper's Python float key",
         'def save(p):\n    m = evaluate([1, 2])\n    torch.save({"mrr": m["mrr"]}, p)\n',
+    ),
+    (
+        "the first of a column of Timestamps as a string",
+        "def save(p):\n"
+        '    dates = pd.to_datetime(events()["date"])\n'
+        '    torch.save({"first": dates.min().isoformat(), "days": (dates.max() - dates.min()).days}, p)\n',
     ),
     (
         "a plain field of an item of a list a helper fills",

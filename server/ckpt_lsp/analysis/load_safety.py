@@ -101,6 +101,8 @@ _COLUMNS = frozenset(
     {_SERIES, _NUMBER_SERIES, "pandas-number-keyed-series", "pandas-number-counts"}
 )
 _FRAMES = frozenset({_FRAME, _TIME_FRAME})
+_DATETIME_SERIES = "pandas-datetime-series"
+_TO_DATETIME = frozenset({"pandas.to_datetime"})
 _ROWS = frozenset({"iloc", "loc", "iat"})
 _DICT_CALLS = frozenset({"builtins.dict", "collections.OrderedDict"})
 # kinds whose instances hand back what they were given by keyword, as attributes
@@ -248,7 +250,7 @@ class LoadSafety:
         if len(expr.ops) != 1 or not isinstance(expr.ops[0], _ORDERING):
             return None
         left = self.kind_of(expr.left, env)
-        if left is None or left.kind not in (_SERIES, _NUMBER_SERIES):
+        if left is None or left.kind not in (*_COLUMNS, _DATETIME_SERIES):
             return None
         return _no_fix(self.catalog.kind(_NUMBER_SERIES))
 
@@ -386,10 +388,17 @@ class LoadSafety:
         if not (sliced or position or label):
             return None
         receiver = self.kind_of(value.value, env)
-        if receiver is None or receiver.kind not in {*_FRAMES, _SERIES, _NUMBER_SERIES}:
+        if receiver is None or receiver.kind not in {
+            *_FRAMES,
+            _SERIES,
+            _NUMBER_SERIES,
+            _DATETIME_SERIES,
+        }:
             return None
         if sliced:
             return receiver
+        if receiver.kind == _DATETIME_SERIES:  # `dates.iloc[-1]`: a Timestamp
+            return self.catalog.kind("pandas-timestamp")
         if receiver.kind in _FRAMES:  # a row: its cells under number columns are numpy
             row = self.catalog.kind(_SERIES)
             cells = receiver.number_columns
@@ -911,6 +920,10 @@ class LoadSafety:
         if entry is not None:
             refused = self._shaped(self.catalog.kind(entry.kind), call, qualified, env)
             refused = self._framed(refused, call, env)
+            if qualified in _TO_DATETIME and call.args:  # `pd.to_datetime(df["date"])`
+                given = self.kind_of(call.args[0], env)
+                if given is not None and given.kind in _COLUMNS:
+                    refused = self.catalog.kind(_DATETIME_SERIES) or refused
             certain = entry.fix_args < 0 or (len(call.args) <= entry.fix_args and not call.keywords)
             return refused if certain else _no_fix(refused)
         located = self._project_class(qualified)
