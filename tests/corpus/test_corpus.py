@@ -138,6 +138,11 @@ CORPORA = [
     # positional dataclass fields, a base's arguments from `super().__init__`, ...)
     Corpus("blind-round25", HERE / "blind" / "round25", 0.95, 0.86),
     Corpus("blind-round26", HERE / "blind" / "round26", 0.95, 0.82),
+    # metric learning, contextual bandits, sklearn + torch text classification, written while
+    # 25-26 were fixed and held out from it: P 0.971 R 0.739 on the engine before those fixes,
+    # P 0.972 R 0.761 after; its one false alarm (an Enum's `.value` a factory passes) was then
+    # fixed, so its precision is no longer blind, its recall is
+    Corpus("blind-round27", HERE / "blind" / "round27", 0.95, 0.76),
 ]
 
 
