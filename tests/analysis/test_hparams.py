@@ -1305,6 +1305,27 @@ INVALID = [
         """,
         "spacing",
     ),
+    # a factory passes a config's Enum member itself
+    (
+        """
+        class Mining(enum.Enum):
+            HARD = "hard"
+            SEMI = "semi"
+
+        @dataclasses.dataclass
+        class Cfg:
+            mining: Mining = Mining.HARD
+
+        class Lit(L.LightningModule):
+            def __init__(self, lr: float = 0.1, mining: Mining = Mining.SEMI):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(cfg: Cfg):
+            return Lit(lr=0.1, mining=cfg.mining)
+        """,
+        "mining",
+    ),
     # a pandas date offset as a default
     (
         """
@@ -1344,6 +1365,24 @@ VALID = [
     def build():
         header = read_header()
         return Lit(spacing=header["pixdim"][1:3].tolist())
+    """,
+    # a factory passes a config's Enum member's value: a str
+    """
+    class Mining(enum.Enum):
+        HARD = "hard"
+        SEMI = "semi"
+
+    @dataclasses.dataclass
+    class Cfg:
+        mining: Mining = Mining.HARD
+
+    class Lit(L.LightningModule):
+        def __init__(self, lr: float = 0.1, mining: Mining = Mining.SEMI):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(cfg: Cfg):
+        return Lit(lr=0.1, mining=cfg.mining.value)
     """,
     # an offset stored by its frequency string
     """

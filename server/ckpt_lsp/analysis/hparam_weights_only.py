@@ -100,8 +100,6 @@ def _safety(ctx: ValueContext) -> LoadSafety:
 def judge_env(ctx: ValueContext, safety: LoadSafety) -> dict[str, Refused | None]:
     """What the local names hold, as the weights-only judge takes them (each judged with the
     names bound before it: `train = df.iloc[:-24]` after `df = series()`)."""
-    from ckpt_lsp.analysis.local_flow import item_key  # the flow imports the judge
-
     env: dict[str, Refused | None] = {}
     for name, binding in ctx.env.bindings.items():
         env[name] = safety.kind_of(binding, env) if isinstance(binding, ast.expr) else None
@@ -140,6 +138,8 @@ def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
     if isinstance(expr, ast.Name):
         return _name(expr, ctx, depth)
     if isinstance(expr, ast.Attribute):
+        if expr.attr in ("value", "name") and _plain_member(expr.value, ctx):
+            return SAFE  # `mining=cfg.mining.value`: the member's str
         return _judged(expr, ctx) or _reference(expr, ctx)
     if isinstance(expr, ast.Subscript):
         return _item(expr, ctx)
@@ -236,6 +236,31 @@ def _from_library(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> bool:
     if made is None:
         return node.id in ctx.facts.imports  # `np.linspace(0, 1, 9)[3]`
     return isinstance(made, ast.expr) and depth < _DEPTH and _from_library(made, ctx, depth + 1)
+
+
+def _plain_member(expr: ast.expr, ctx: ValueContext) -> bool:
+    """A member of a project Enum whose members are all literals (its `.value` and `.name`
+    are plain; an Enum of classes or functions has values the load refuses)."""
+    safety = _safety(ctx)
+    held = safety.kind_of(expr, judge_env(ctx, safety))
+    if held is None or held.kind != "enum-member" or not held.type_name:
+        return False
+    located = safety.project_class(held.type_name)
+    if located is None:
+        return False
+    values = [
+        stmt.value
+        for stmt in located[1].class_level()
+        if isinstance(stmt, ast.Assign) and stmt.value is not None
+    ]
+    return bool(values) and all(_literal_value(v) for v in values)
+
+
+def _literal_value(value: ast.expr) -> bool:
+    """A constant, or a tuple of them (`RED = (255, 0, 0)`)."""
+    if isinstance(value, ast.Tuple):
+        return all(isinstance(e, ast.Constant) for e in value.elts)
+    return isinstance(value, ast.Constant)
 
 
 def _keyed(item: ast.Subscript, ctx: ValueContext) -> bool:
