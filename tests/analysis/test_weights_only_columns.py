@@ -15,6 +15,7 @@ HEADER = """\
 import argparse
 import dataclasses
 import math
+import time
 from collections import Counter
 from enum import Enum
 import numpy as np
@@ -178,6 +179,23 @@ INVALID = [
         [(3, "ci")],
     ),
     (
+        "numpy over the seconds elapsed",
+        "def save(p):\n"
+        "    t0 = time.time()\n"
+        '    torch.save({"rate": np.mean([2.0, 3.0]) / (time.time() - t0)}, p)\n',
+        [(3, "rate")],
+    ),
+    (
+        "numpy over a count",
+        'def save(p):\n    n = len([1, 2])\n    torch.save({"mean": np.sum([2.0, 3.0]) / n}, p)\n',
+        [(3, "mean")],
+    ),
+    (
+        "a column sorted by its index",
+        'def save(p):\n    b = board()\n    torch.save({"s": b["score"].sort_index()}, p)\n',
+        [(3, "s")],
+    ),
+    (
         "a dataclass field passed by position",
         "def save(p):\n"
         "    r = np.arange(5.0)\n"
@@ -275,6 +293,10 @@ VALID = [
         "    s = Search()\n"
         "    s.step([1.0, 2.0])\n"
         '    torch.save({"last": float(s.accs[-1])}, p)\n',
+    ),
+    (
+        "the seconds elapsed",
+        'def save(p):\n    t0 = time.time()\n    torch.save({"secs": time.time() - t0}, p)\n',
     ),
     (
         "a math result alone",

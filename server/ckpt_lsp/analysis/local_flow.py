@@ -900,6 +900,8 @@ class LocalFlow:
             return self._value(value.body if none_taken(value.test, state) else value.orelse, state)
         if _number_literal(value):
             return NUMBER
+        if isinstance(value, ast.Call) and self.safety.is_number(value, env_of(state)):
+            return NUMBER  # `n = len(x)`, `t0 = time.time()`: Python numbers, as a literal is
         if isinstance(value, ast.Constant):
             return literal_of(value)
         if isinstance(value, ast.Name) and state.get(value.id) in _TRUTHS:
