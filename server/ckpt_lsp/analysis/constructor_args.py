@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.local_flow import (
     NONE_DEFAULT,
+    NUMBER,
     UNKNOWN,
     UNPASSED_NONE,
     Possible,
@@ -90,6 +91,8 @@ def _judged(safety: LoadSafety, expr: ast.expr, env: Env) -> Possible:
     if isinstance(expr, ast.Constant):
         return literal_of(expr)  # `use_ema=True` decides `if use_ema:` in `__init__`
     found = safety.of_expression(expr, env)
+    if found is None and safety.is_number(expr, env):
+        return NUMBER  # `decay=self.cfg.ema_decay` of a `float` field: arithmetic keeps numpy
     return found if found is not None else UNKNOWN
 
 

@@ -752,7 +752,8 @@ class LoadSafety:
                 if judged is None and stmt.value is not None and built is not None:
                     return self._field_default(located, attr, stmt.value, built)
                 return judged
-        found = self._init_attribute(facts, cls, attr, receiver) if built is not None else None
+        known = built is not None or bool(receiver.passed)
+        found = self._init_attribute(facts, cls, attr, receiver) if known else None
         if found is None:  # every store in every method refused: refused whatever ran
             from ckpt_lsp.analysis.object_effects import class_attribute  # runs flows
 
@@ -784,9 +785,12 @@ class LoadSafety:
         class stores it."""
         init = cls.method("__init__")
         built = receiver.built
-        if built is None or (init is None and not receiver.passed):
+        if built is None and not receiver.passed:
             return None
-        found = self._stored_once(facts, cls, init, attr, receiver) if init else None
+        if init is None and not receiver.passed:
+            return None
+        # an object a helper returned keeps what its call passed, not the call itself
+        found = self._stored_once(facts, cls, init, attr, receiver) if init and built else None
         if found is None and receiver.passed:
             from ckpt_lsp.analysis.object_effects import self_env  # runs flows
 

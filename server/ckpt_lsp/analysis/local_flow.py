@@ -54,6 +54,7 @@ COLUMN_MARK = "#column:"
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.load_safety import LoadSafety
+    from ckpt_lsp.analysis.object_effects import Effects
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 # (statement, names whose items are known, state) -> ids of the Name nodes that only read
@@ -136,14 +137,43 @@ def literal_of(value: ast.Constant) -> _Literal:
 
 
 def past_unpassed(value: ast.expr, env: Mapping[str, object]) -> ast.expr:
-    """`controller or Ctrl()` of a parameter the call left at None (`env` marks it): the
-    `Ctrl()`; any other value as it is."""
+    """`controller or Ctrl()` (or `controller if controller is not None else Ctrl()`) of a
+    parameter the call left at None (`env` marks it): the `Ctrl()`; any other value as it is."""
+    if isinstance(value, ast.IfExp):
+        unpassed = _none_test(value.test, env)
+        if unpassed is None:
+            return value
+        return value.body if unpassed else value.orelse
     if not isinstance(value, ast.BoolOp) or not isinstance(value.op, ast.Or):
         return value
     rest = list(value.values)
     while len(rest) > 1 and isinstance(rest[0], ast.Name) and NONE_MARK + rest[0].id in env:
         rest.pop(0)
     return rest[0] if len(rest) == 1 else value
+
+
+def _none_test(test: ast.expr, env: Mapping[str, object]) -> bool | None:
+    """Whether the test holds, when it asks if a parameter the call left at None (or gave
+    a refused value, never None) is None: `m is None`, `m is not None`, `m`; None when the
+    test asks nothing of the kind."""
+    if isinstance(test, ast.Name):
+        return False if NONE_MARK + test.id in env else None
+    if not (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], (ast.Is, ast.IsNot))
+        and isinstance(test.left, ast.Name)
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value is None
+    ):
+        return None
+    if NONE_MARK + test.left.id in env:
+        is_none = True
+    elif isinstance(env.get(test.left.id), Refused):  # `copy.deepcopy(model) if model is not None`
+        is_none = False
+    else:
+        return None
+    return is_none == isinstance(test.ops[0], ast.Is)
 
 
 class LocalFlow:
@@ -244,7 +274,7 @@ class LocalFlow:
             return state  # what it binds is read by nothing asked of the flow
         if isinstance(stmt, ast.Return) and self._returns:
             # before `_called` forgets what a returned name held
-            self.return_objects.append(self._returned_objects(stmt.value, state))
+            self.return_objects.append(self._returned_objects(stmt, state))
         state = forget_escaped(stmt, self._called(stmt, state))
         self.before[id(stmt)] = state
         # what the statement may do to a held dict's keys counts after its own reads
@@ -320,10 +350,17 @@ class LocalFlow:
             return state
         return self._assignment(stmt, state)
 
-    def _returned_objects(self, value: ast.expr | None, state: State) -> dict[int, State]:
+    def _returned_objects(self, stmt: ast.Return, state: State) -> dict[int, State]:
         """What each returned name's attributes hold, and the field keys of a dataclass the
-        return builds (`return Trial(i, params), model`)."""
-        found = _returned_objects(value, state)
+        return builds (`return Trial(i, params), model`); after what a project function
+        handed one of them did to it (`return env, agent, run(env, agent)`)."""
+        value = stmt.value
+        handed: set[str] = set()
+        if value is not None and _mutating_call(value):
+            instances = {n for n, held in state.items() if "." not in n and _instance(held)}
+            handed = {arg.id for _, arg, _ in self._handed(stmt, instances, state)}
+            state = self._called(stmt, state) if handed else state
+        found = _returned_objects(value, state, handed)
         whole = not isinstance(value, ast.Tuple)
         shown = [value] if whole else value.elts if isinstance(value, ast.Tuple) else []
         for index, item in enumerate(shown):
@@ -334,6 +371,13 @@ class LocalFlow:
             )
             if fields:
                 found[-1 if whole else index] = fields
+            elif isinstance(item, ast.Call) and isinstance(item.func, ast.Attribute):
+                # `return Trainer(cfg).fit(x), x`: what the fluent method stored
+                chained = self._chained(_RETURNED, item, state, dict(state))
+                prefix = _RETURNED + "."
+                held = {k[len(_RETURNED) :]: v for k, v in chained.items() if k.startswith(prefix)}
+                if held:
+                    found[-1 if whole else index] = held
         return found
 
     def _called(self, stmt: ast.stmt, state: State) -> State:
@@ -347,9 +391,10 @@ class LocalFlow:
         from ckpt_lsp.analysis import object_effects  # it runs flows of its own
 
         calls, bare = object_effects.statement_uses(stmt)
+        handed = self._handed(stmt, instances & bare, state)
         escaped = keyed & bare
         if escaped:  # `asdict(best)`, `print(stopper)` only read the object
-            kept = self._kept(stmt, escaped, state)
+            kept = self._kept(stmt, escaped, state) | {id(arg) for _, arg, _ in handed}
             escaped = {n for n in escaped if object_effects.bare_uses(stmt, n) - kept}
         if escaped:  # only what a method stored: an attribute the function set itself stays
             state = {
@@ -358,10 +403,38 @@ class LocalFlow:
                 if k not in self._effect_keys or k.split(".", 1)[0] not in escaped
             }
         mine = [(call, name) for call, name in calls if name in instances]
-        maybe = object_effects.conditional_nodes(stmt) if mine else set()
+        maybe = object_effects.conditional_nodes(stmt) if mine or handed else set()
         for call, name in mine:
             state = self._after_call(call, name, state, id(call) in maybe)
+        for call, arg, effects in handed:
+            state = self._after_call(call, arg.id, state, id(call) in maybe, effects=effects)
         return state
+
+    def _handed(
+        self, stmt: ast.stmt, names: set[str], state: State
+    ) -> list[tuple[ast.Call, ast.Name, Effects]]:
+        """`run_simulation(env, agent, 60)`: what the project function's calls of the
+        object's methods may have stored in it (handed_objects), for each mention of a name
+        of `names` a project function is handed and whose effects are known."""
+        if not names:
+            return []
+        from ckpt_lsp.analysis.handed_objects import handed_arguments, handed_effects
+        from ckpt_lsp.analysis.object_effects import own_nodes
+
+        found: list[tuple[ast.Call, ast.Name, Effects]] = []
+        env: dict[str, Refused | None] | None = None
+        for node in own_nodes(stmt):
+            if not isinstance(node, ast.Call):
+                continue
+            for arg, argument in handed_arguments(node, names):
+                receiver = collapse(state[arg.id])
+                if receiver is None:
+                    continue
+                env = env if env is not None else {**self._self_env, **env_of(state)}
+                effects = handed_effects(self.safety, node, argument, receiver, env)
+                if effects is not None:
+                    found.append((node, arg, effects))
+        return found
 
     def _forget_attribute_keys(self, stmt: ast.stmt, state: State) -> State:
         """`trainer.cache["k"] = v`, `trainer.cache.clear()`, `fill(trainer.cache)` here:
@@ -388,15 +461,27 @@ class LocalFlow:
         return state
 
     def _after_call(
-        self, call: ast.Call, name: str, state: State, maybe: bool, held: Refused | None = None
+        self,
+        call: ast.Call,
+        name: str,
+        state: State,
+        maybe: bool,
+        held: Refused | None = None,
+        effects: Effects | None = None,
     ) -> State:
+        """`effects`: what a function the object was handed did to it (no method of its
+        own is called)."""
         from ckpt_lsp.analysis import object_effects
 
         receiver = held if held is not None else collapse(state[name])
         if receiver is None:
             return state
         env = {**self._self_env, **env_of(state)}
-        effects = object_effects.method_effects(self.safety, receiver, call, env)
+        called = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+        if effects is not None:
+            called = ""
+        else:
+            effects = object_effects.method_effects(self.safety, receiver, call, env)
         if not effects:
             return state
         if "*" in effects:
@@ -414,12 +499,11 @@ class LocalFlow:
             fallback = None
             path = attr.split("[", 1)[0]  # `cache` of `cache['0.weight']`
             if "[" in attr:
-                fallback = _item_fallback(built, name, path, attr, new, self._effect_keys)
+                fallback = _item_fallback(built, name, path, attr, state, self._effect_keys)
             elif first is not None and "*" not in built:
                 fallback = first[0] if first[1] else first[0] | {UNKNOWN}
             elif "*" not in built and "." not in attr and key not in state and not effect[1]:
                 # never set by `__init__`: a read after the call reads what a method stored
-                called = call.func.attr if isinstance(call.func, ast.Attribute) else ""
                 others = object_effects.stored_anywhere(self.safety, receiver, attr, called)
                 fallback = others | effect[0] if others is not None else None
             if "." in path:  # `stopper.best`: what the held object's __init__ set is in it
@@ -702,7 +786,8 @@ class LocalFlow:
         pairs = self.safety.dict_items(value) if "." not in name else None
         if pairs is not None:  # `run = dict(scaler=scaler, gen=gen)`
             return self._shown(name, pairs, state)
-        if value is None or not isinstance(value, ast.Call) or "." in name:
+        own = name.startswith("self.") and name.count(".") == 1  # `self.last = evaluate(m)`
+        if value is None or not isinstance(value, ast.Call) or ("." in name and not own):
             return {}
         env = {**self._self_env, **env_of(state)}
         fields = dict_keys(self.safety, value, env)
@@ -821,6 +906,8 @@ class LocalFlow:
             and call.args
         ):
             return state
+        if _instance(state.get(call.func.value.id, frozenset())):
+            return state  # `index.add(vectors, labels)`: the project class's own method
         item = call.args[-1]
         env = {**self._self_env, **env_of(state)}
         if call.func.attr == "append":  # a list of records: a frame's number columns
@@ -1274,10 +1361,15 @@ def _unknown(names: list[str]) -> State:
     return {name: frozenset({UNKNOWN}) for name in names}
 
 
-def _returned_objects(value: ast.expr | None, state: State) -> dict[int, State]:
+_RETURNED = "#returned"  # the name a returned fluent call's object is followed under
+
+
+def _returned_objects(
+    value: ast.expr | None, state: State, handed: set[str] | frozenset[str] = frozenset()
+) -> dict[int, State]:
     """`return trainer` / `return trainer, lengths`: the attribute (and item) keys each
-    returned name has."""
-    if value is not None and _mutating_call(value):
+    returned name has (`handed`: names whose calls in the return are followed already)."""
+    if value is not None and _mutating_call(value, handed):
         return {}  # a call in the return handed a returned object may store anything in it
     whole = not isinstance(value, ast.Tuple)
     shown = [value] if whole else value.elts if isinstance(value, ast.Tuple) else []
@@ -1293,11 +1385,11 @@ def _returned_objects(value: ast.expr | None, state: State) -> dict[int, State]:
     return found
 
 
-def _mutating_call(value: ast.expr) -> bool:
+def _mutating_call(value: ast.expr, handed: set[str] | frozenset[str] = frozenset()) -> bool:
     """A call in a `return` that mentions a name the return gives back (`return m.fit(x)`,
     `return f(t), t`): `np.stack(snapshots), dx, ctrl` hands `ctrl` to no call."""
     shown = value.elts if isinstance(value, ast.Tuple) else [value]
-    names = {e.id for e in shown if isinstance(e, ast.Name)}
+    names = {e.id for e in shown if isinstance(e, ast.Name)} - handed
     return any(
         isinstance(n, ast.Call) and any(isinstance(m, ast.Name) and m.id in names for m in walk(n))
         for n in walk(value)

@@ -257,7 +257,8 @@ def _assigned_elsewhere(safety: LoadSafety, located: Located, attr: str) -> bool
         for word in (f"self.{attr}", f'"{attr}"')  # setattr(self, "x", ...)
         for method in cls.methods_mentioning(word)
     ]
-    return any(m.name != "__init__" and attr in _summary(m)[1] for m in methods)
+    last = attr.rsplit(".", 1)[-1]  # `state.best`: any store of a `best` counts
+    return any(m.name != "__init__" and last in _summary(m)[1] for m in methods)
 
 
 def _agreed(judged: list[Refused | None]) -> Refused | None:
@@ -530,21 +531,23 @@ def _stored(
         if straight and exited:
             straight = False
         env = flow.env_before(stmt)
-        for attr, possible, replaces in _stores(judge, stmt, env, keyed):
+        stores = list(_stores(judge, stmt, env, keyed))
+        rebound = {attr for attr, _, _ in stores if "." not in attr and "[" not in attr}
+        for attr, possible, replaces in stores:
             if "[" not in attr or attr.split("[", 1)[0] in keyed:
                 _apply(effects, attr, possible, replaces and straight)
-                if "." in attr:
+                if "." in attr and attr.split(".", 1)[0] in rebound:  # `self.ctrl = build()`
                     kept_from[attr.split(".", 1)[0]] = id(stmt)
         for call in _self_calls(stmt):
-            if depth >= _MAX_CALLS:
-                return OPAQUE
             assert isinstance(call.func, ast.Attribute)  # a `self.k(...)` call
             if _is_super(call.func.value):  # `super().__init__(cfg)`: the base's
                 inner = _base_method(safety, located, method, call.func.attr)
             else:
                 inner = _method(safety, located, call.func.attr)
             if inner is None:
-                continue
+                continue  # `self.model(x)`: a held object, no method of the class
+            if depth >= _MAX_CALLS:
+                return OPAQUE
             args = {**_defaults(safety, inner), **bind(inner[1], call, _judge_in(judge, env))}
             for attr, (possible, replaces) in _effects(
                 safety, inner[0], located, inner[1], args, depth + 1, instance
@@ -683,6 +686,9 @@ def _stores(
             yield from _assigned(judge, target, stmt.value, env)
     elif isinstance(stmt, ast.AugAssign):
         attr = self_attribute(stmt.target)
+        if not attr and isinstance(stmt.target, ast.Attribute):
+            held = self_attribute(stmt.target.value)  # `self.state.tokens += n`
+            attr = f"{held}.{stmt.target.attr}" if held else ""
         if attr:
             if _number(stmt.value) is None:  # `self.n += 1` keeps what n is
                 yield attr, frozenset({_possible(judge, stmt.value, env)}), False
@@ -721,6 +727,10 @@ def _assigned(
             if name:
                 held = _possible(judge, item, env) if item is not None else UNKNOWN
                 yield name, frozenset({held}), True
+    elif isinstance(target, ast.Attribute) and self_attribute(target.value):
+        # `self.state.best_loss = loss`: the held object's attribute, as `state.best_loss`
+        nested = f"{self_attribute(target.value)}.{target.attr}"
+        yield nested, frozenset({_possible(judge, value, env)}), True
     elif isinstance(target, ast.Subscript) and self_attribute(target.value):
         stored = _item(judge, value, env)  # one key's value: the others' may load
         kept = (
@@ -745,17 +755,22 @@ def _assigned(
 
 
 _KEYED = re.compile(r"\bself\.(\w+)\s*\[")
+# `self.last_eval = {"loss": loss}` in a method: its keys are read by whoever holds the object
+_DISPLAYED = re.compile(r"\bself\.(\w+)\s*=\s*(?:\{|dict\()")
 
 
 def keyed_names(safety: LoadSafety, located: Located) -> frozenset[str]:
-    """The attributes a method of the class (or a project base) indexes (`self.cache[...]`):
-    only their keys are followed (memoized per class)."""
+    """The attributes a method of the class (or a project base) indexes (`self.cache[...]`)
+    or sets to a dict display: only their keys are followed (memoized per class)."""
     key = ("keyed", located[0].path, located[1].name)
     known = safety.memo.get(key)
     if isinstance(known, frozenset):
         return known
     found = frozenset(
-        name for _, cls in _chain(safety, located) for name in _KEYED.findall(_text(cls))
+        name
+        for _, cls in _chain(safety, located)
+        for pattern in (_KEYED, _DISPLAYED)
+        for name in pattern.findall(_text(cls))
     )
     safety.memo[key] = found
     return found
@@ -1245,6 +1260,9 @@ def _passed_value(safety: LoadSafety, expr: ast.expr, env: Env) -> Possible | No
 
 
 passed_value = _passed_value  # what an argument passes, for dataclass_fields
+# for handed_objects, which composes what several methods store
+add_store = _apply
+own_method = _own_method
 # for kept_attributes, which checks every store of an attribute
 class_chain = _chain
 stores_of = _stores
@@ -1273,6 +1291,8 @@ def _literal(expr: ast.expr) -> Possible | None:
 
 __all__ = [
     "Effects",
+    "add_store",
+    "own_method",
     "apply_to",
     "bare_uses",
     "bind",
