@@ -3,7 +3,8 @@ family blind rounds 27 and 29 found missing. An object handed to a project funct
 calls its methods (`run(agent, 3)`), a fluent call returned by a helper (`return
 Trainer().fit(x), x`), a held dataclass's field set in a method (`self.state.best = loss`),
 a dict display kept on `self` and read back by key, `model if model is not None else Net()`,
-a project class's own `add` method, a held module called two methods down. VALID and
+a project class's own `add` method, a held module called two methods down, a datetime minus
+a start another method set. VALID and
 INVALID; every refusal here was measured (torch 2.13) by the blind rounds' oracle."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from support.ckpt010 import weights_only_findings, weights_only_rows
 
 HEADER = """\
 import dataclasses
+import datetime
 import numpy as np
 import torch
 from torch import nn
@@ -110,6 +112,20 @@ def trained():
     return Trainer().fit(x), x
 
 
+class Timer:
+    def __init__(self):
+        self.start = None
+        self.elapsed = datetime.timedelta(0)
+        self.seconds = 0.0
+
+    def begin(self):
+        self.start = datetime.datetime.now()
+
+    def end(self):
+        self.elapsed = datetime.datetime.now() - self.start
+        self.seconds = self.elapsed.total_seconds()
+
+
 """
 
 INVALID = [
@@ -173,6 +189,11 @@ INVALID = [
         '    torch.save({"acc": trainer.last_eval["acc"]}, p)\n',
         [(4, "acc")],
     ),
+    (
+        "now minus a start another method set",
+        'def save(p):\n    t = Timer()\n    t.begin()\n    t.end()\n    torch.save({"e": t.elapsed}, p)\n',
+        [(5, "e")],
+    ),
 ]
 
 VALID = [
@@ -212,6 +233,10 @@ VALID = [
         "    trainer = Trainer()\n"
         "    trainer.fit(np.ones(3))\n"
         '    torch.save({"n": trainer.last_eval["n"], "step": trainer.state.step}, p)\n',
+    ),
+    (
+        "the elapsed time in seconds",
+        'def save(p):\n    t = Timer()\n    t.begin()\n    t.end()\n    torch.save({"s": t.seconds}, p)\n',
     ),
 ]
 

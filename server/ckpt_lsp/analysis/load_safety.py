@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
+from ckpt_lsp.analysis.column_keys import names_one_column
 from ckpt_lsp.analysis.config_shapes import config_shape, fields_shape
 from ckpt_lsp.analysis.constant_tests import decided, module_number, module_string
 from ckpt_lsp.analysis.constructor_args import passed_arguments, passed_value
@@ -270,12 +271,14 @@ class LoadSafety:
         return _no_fix(self.catalog.kind(_NUMBER_SERIES if numbers else _SERIES))
 
     def _sum(self, expr: ast.BinOp, env: Env) -> Refused | None:
-        """`finished - started`: two values of a kind whose sums stay of it (datetimes)."""
-        left = self.kind_of(expr.left, env)
-        if left is None or left.kind not in self.catalog.sums:
-            return None
-        right = self.kind_of(expr.right, env)
-        return _no_fix(left) if right is not None and right.kind == left.kind else None
+        """`finished - started`, `datetime.now() - self.start`: a value of a kind whose sums
+        stay of it (datetimes) added to or taken from anything that does not raise gives one
+        of that family again (a datetime, a timedelta), whatever the other side is."""
+        for side in (expr.left, expr.right):
+            found = self.kind_of(side, env)
+            if found is not None and found.kind in self.catalog.sums:
+                return _no_fix(found)
+        return None
 
     def is_number(self, expr: ast.expr, env: Env = _NO_ENV) -> bool:
         """A Python number as written, a local or module name bound only to them, a field
@@ -433,10 +436,12 @@ class LoadSafety:
     def _column(self, index: ast.expr, frame: Refused, env: Env) -> Refused | None:
         """`df["ap"]` is a Series (of numbers when the frame's display built it so),
         `df[["a", "b"]]` (or `df[COLUMNS]`, a module-level list of names) a frame; a mask or
-        a variable is not known."""
+        a variable is not known, unless it names one column (column_keys)."""
         if isinstance(index, ast.Constant) and isinstance(index.value, str):
             numbers = index.value in frame.number_columns
             return self.catalog.kind(_NUMBER_SERIES if numbers else _SERIES)
+        if names_one_column(self, index, env):  # `df[TARGET]`, `df[self.target]`
+            return self.catalog.kind(_SERIES)
         local = isinstance(index, ast.Name) and (index.id in env or index.id in self.facts.imports)
         if isinstance(index, ast.Name) and not local:
             named = self.facts.assigns.get(index.id)
