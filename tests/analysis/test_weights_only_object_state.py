@@ -4,7 +4,8 @@ calls its methods (`run(agent, 3)`), a fluent call returned by a helper (`return
 Trainer().fit(x), x`), a held dataclass's field set in a method (`self.state.best = loss`),
 a dict display kept on `self` and read back by key, `model if model is not None else Net()`,
 a project class's own `add` method, a held module called two methods down, a datetime minus
-a start another method set. VALID and
+a start another method set, a constructor given a float field of `cfg or Config()`, a key of
+a helper's dict display kept on `self` and read through an alias. VALID and
 INVALID; every refusal here was measured (torch 2.13) by the blind rounds' oracle."""
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ class Net(nn.Module):
         super().__init__()
         self.fc = nn.Linear(2, 2)
 
+    def forward(self, x):
+        return x
+
 
 @dataclasses.dataclass
 class State:
@@ -110,6 +114,38 @@ class Trainer:
 def trained():
     x = np.ones(3)
     return Trainer().fit(x), x
+
+
+@dataclasses.dataclass
+class Config:
+    decay: float = 0.99
+
+
+class Ema:
+    def __init__(self, decay=0.999):
+        self.decay = decay
+        self.updates = 0
+        self.last_decay = None
+
+    def update(self):
+        self.updates += 1
+        self.last_decay = self.decay * (1 - np.exp(-self.updates / 20))
+
+
+class Runner:
+    def __init__(self, cfg=None):
+        self.cfg = cfg or Config()
+        self.ema = Ema(decay=self.cfg.decay)
+        self.last_metrics = {}
+
+    def evaluate(self):
+        return {"confusion": np.zeros((2, 2), dtype=np.int64), "n": 3}
+
+    def run(self):
+        for _ in range(2):
+            self.ema.update()
+            self.last_metrics = self.evaluate()
+        return self
 
 
 class Timer:
@@ -190,6 +226,16 @@ INVALID = [
         [(4, "acc")],
     ),
     (
+        "a float field of the config a constructor was passed, times numpy",
+        'def save(p):\n    r = Runner(Config()).run()\n    torch.save({"d": r.ema.last_decay}, p)\n',
+        [(3, "d")],
+    ),
+    (
+        "a key of a helper's dict display kept on self, read through an alias",
+        'def save(p):\n    r = Runner().run()\n    m = r.last_metrics\n    torch.save({"c": m["confusion"]}, p)\n',
+        [(4, "c")],
+    ),
+    (
         "now minus a start another method set",
         'def save(p):\n    t = Timer()\n    t.begin()\n    t.end()\n    torch.save({"e": t.elapsed}, p)\n',
         [(5, "e")],
@@ -233,6 +279,10 @@ VALID = [
         "    trainer = Trainer()\n"
         "    trainer.fit(np.ones(3))\n"
         '    torch.save({"n": trainer.last_eval["n"], "step": trainer.state.step}, p)\n',
+    ),
+    (
+        "a plain key of the dict display kept on self, read through an alias",
+        'def save(p):\n    r = Runner().run()\n    m = r.last_metrics\n    torch.save({"n": m["n"], "u": r.ema.updates}, p)\n',
     ),
     (
         "the elapsed time in seconds",

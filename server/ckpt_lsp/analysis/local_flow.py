@@ -524,8 +524,8 @@ class LocalFlow:
         dotted = dotted_name(value) if isinstance(value, ast.Attribute) else ""
         if not dotted or "." in name:
             return {}
-        prefix = dotted + "."
-        found = {name + k[len(dotted) :]: v for k, v in state.items() if k.startswith(prefix)}
+        prefixes = (dotted + ".", dotted + "[")  # `metrics = trainer.last`: its keys too
+        found = {name + k[len(dotted) :]: v for k, v in state.items() if k.startswith(prefixes)}
         self._effect_keys.update(k for k in found)
         self._items = self._items or any("[" in k for k in found)
         return found
@@ -667,7 +667,8 @@ class LocalFlow:
                     self._items = True
                 new.update(self._object_of(key, value, state, -1))
                 new = self._chained(key, value, state, new)
-                new.update(self._aliased(key, value, state))
+                # the keys as the statement read them, before the alias made them unknown
+                new.update(self._aliased(key, value, self.before.get(id(stmt), state)))
             elif _stored_attribute(target):
                 # `model.config = cfg.to_dict()`: what the class's __init__ set is gone
                 rebound = dotted_name(target)
@@ -983,6 +984,10 @@ class LocalFlow:
                 rest.pop(0)
             if len(rest) == 1:
                 return self._value(rest[0], state)
+            operands = [self._value(v, state) for v in rest]
+            if all(isinstance(j, Refused) for j in operands):  # `cfg or Config()`: either one
+                either = collapse(operands)
+                return either if either is not None else UNKNOWN
         if isinstance(value, ast.IfExp) and none_taken(value.test, state) is not None:
             return self._value(value.body if none_taken(value.test, state) else value.orelse, state)
         if _number_literal(value):

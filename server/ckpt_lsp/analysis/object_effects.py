@@ -683,7 +683,7 @@ def _stores(
     if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
         targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
         for target in targets:
-            yield from _assigned(judge, target, stmt.value, env)
+            yield from _assigned(judge, target, stmt.value, env, keyed)
     elif isinstance(stmt, ast.AugAssign):
         attr = self_attribute(stmt.target)
         if not attr and isinstance(stmt.target, ast.Attribute):
@@ -699,7 +699,11 @@ def _stores(
 
 
 def _assigned(
-    judge: LoadSafety, target: ast.expr, value: ast.expr, env: Mapping[str, Refused | None]
+    judge: LoadSafety,
+    target: ast.expr,
+    value: ast.expr,
+    env: Mapping[str, Refused | None],
+    keyed: frozenset[str] = frozenset(),
 ) -> Iterator[tuple[str, frozenset[Possible], bool]]:
     attr = self_attribute(target)
     if attr:
@@ -707,6 +711,10 @@ def _assigned(
         yield attr, frozenset({held}), True
         yield wiped(attr), frozenset({UNKNOWN}), True  # what its keys held is gone
         yield from _display_items(judge, attr, value, env)
+        if attr in keyed and isinstance(value, ast.Call):
+            # `self.last_metrics = self.evaluate(loader)` of a helper returning a display
+            for key, refused in judge.keys_of(value, dict(env)).items():
+                yield item_key(attr, key), frozenset({refused}), True
         yield from _held_state(judge, attr, value, -1, env)
         if isinstance(held, Refused) and held.kind == "dataclass" and isinstance(value, ast.Call):
             from ckpt_lsp.analysis.dataclass_fields import built_fields
