@@ -1338,9 +1338,83 @@ INVALID = [
         """,
         "rebalance",
     ),
+    # a Namespace a helper parses, passed to the module in a lambda of a factory table
+    (
+        """
+        def parse(argv=()):
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--hidden", type=int, default=16)
+            parser.add_argument("--log_dir", type=Path, default=Path("logs"))
+            return parser.parse_args(list(argv))
+
+        class Lit(L.LightningModule):
+            def __init__(self, args):
+                super().__init__()
+                self.save_hyperparameters(args)
+
+        FACTORIES = {"Lit": lambda: Lit(parse(["--hidden", "8"]))}
+        """,
+        "args",
+    ),
+    # a factory's parameter every caller gives a parsed Namespace: its `type=Path` entry
+    (
+        """
+        def parse(argv=()):
+            parser = argparse.ArgumentParser()
+            parser.add_argument("--log_dir", type=Path, default=Path("logs"))
+            return parser.parse_args(list(argv))
+
+        class Lit(L.LightningModule):
+            def __init__(self, log_dir, hidden: int = 16):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(args):
+            return Lit(log_dir=args.log_dir / "run", hidden=8)
+
+        FACTORIES = {"Lit": lambda: build(parse())}
+        """,
+        "log_dir",
+    ),
 ]
 
 VALID = [
+    # the Namespace a helper returns after making its path a string
+    """
+    def parse(argv=()):
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--log_dir", type=Path, default=Path("logs"))
+        return parser.parse_args(list(argv))
+
+    def plain(argv=()):
+        args = parse(argv)
+        args.log_dir = str(args.log_dir)
+        return args
+
+    class Lit(L.LightningModule):
+        def __init__(self, args):
+            super().__init__()
+            self.save_hyperparameters(args)
+
+    FACTORIES = {"Lit": lambda: Lit(plain(["--log_dir", "x"]))}
+    """,
+    # a factory's parameter turned into a string before the module gets it
+    """
+    def parse(argv=()):
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--log_dir", type=Path, default=Path("logs"))
+        return parser.parse_args(list(argv))
+
+    class Lit(L.LightningModule):
+        def __init__(self, log_dir, hidden: int = 16):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(args):
+        return Lit(log_dir=str(args.log_dir / "run"), hidden=8)
+
+    FACTORIES = {"Lit": lambda: build(parse())}
+    """,
     # a subclass hands its base plain values
     """
     class Base(L.LightningModule):

@@ -71,17 +71,21 @@ def refused_entries(expr: ast.expr, site: CallSite, safety: LoadSafety) -> dict[
     """The entries of the Namespace `expr` the site passes that certainly hold a value the
     default load refuses, by name."""
     func = site.func
-    if func is None:
-        return {}
-    made, names = _made(expr, func, site.call)
-    reaching = _reaching(func, site.call)
-    if made is None or _handed_on(reaching, names, site.call):
-        return {}
-    parsing = _parsing_function(made, func, site, safety)
+    on_the_way: set[str] = set()  # entries the site's function assigns before the call
+    if func is None:  # `lambda: Model(parse_args([...]))`: only a helper's fresh Namespace
+        made = expr if isinstance(expr, ast.Call) else None
+        parsing = _parsing_helper(made, site, safety) if made is not None else None
+    else:
+        made, names = _made(expr, func, site.call)
+        reaching = _reaching(func, site.call)
+        if made is None or _handed_on(reaching, names, site.call):
+            return {}
+        parsing = _parsing_function(made, func, site, safety)
+        on_the_way = _assigned_attributes(reaching)
     if parsing is None:
         return {}
     facts, parser_func = parsing
-    assigned = _assigned_attributes(_walk(parser_func)) | _assigned_attributes(reaching)
+    assigned = _assigned_attributes(_walk(parser_func)) | on_the_way
     found: dict[str, Refused] = {}
     for call in _calls(parser_func):
         if not isinstance(call.func, ast.Attribute) or call.func.attr != "add_argument":
@@ -137,6 +141,13 @@ def _parsing_function(
     function, or a project helper every `return` of which is a `parse_args` call."""
     if _parses(made):
         return (site.facts, func) if _one_parser(func) else None
+    return _parsing_helper(made, site, safety)
+
+
+def _parsing_helper(
+    made: ast.Call, site: CallSite, safety: LoadSafety
+) -> tuple[ModuleFacts, ast.FunctionDef | ast.AsyncFunctionDef] | None:
+    """A project helper every `return` of which is a `parse_args` call, that `made` calls."""
     dotted = dotted_name(made.func)
     if not dotted or dotted.split(".")[0] in site.env.bindings:
         return None

@@ -34,13 +34,42 @@ def flow_before(site: CallSite, safety: LoadSafety) -> dict[str, Refused | None]
     func = site.func
     if func is None:
         return {}
-    flow = LocalFlow(safety).run(func, _left_out(site))
+    flow = LocalFlow(safety).run(func, {**_passed(site, safety), **_left_out(site)})
     stmt = _statement_of(func, site.call, flow)
     if stmt is None:
         return {}
     return {
         k: v for k, v in flow.env_before(stmt).items() if v is not None or k.startswith(NUMBER_MARK)
     }
+
+
+def _passed(site: CallSite, safety: LoadSafety) -> dict[str, object]:
+    """`def build_regressor(args)` called as `build_regressor(parse_args())`: a parameter of
+    the factory every call of it in its module passes a value the default load refuses (or
+    a parsed Namespace), judged without the caller's locals; the calls must agree."""
+    func = site.func
+    if func is None:
+        return {}
+    calls = function_calls(site.facts, func)
+    if not calls:
+        return {}
+    args = func.args
+    positional = [*args.posonlyargs, *args.args]
+    params = [*positional, *args.kwonlyargs]
+    bound: dict[str, object] = {}
+    for param in params:
+        judged: list[Refused | None] = []
+        for call in calls:
+            given = call.argument(params, len(positional), param.arg)
+            if not isinstance(given, ast.expr) or any(
+                isinstance(n, ast.Name) and n.id in call.env.bindings for n in walk(given)
+            ):  # left to its default, spread, or the caller's locals: not followed here
+                judged.append(None)
+                continue
+            judged.append(safety.kind_of(given, {}))
+        if judged and all(j is not None for j in judged) and len(set(judged)) == 1:
+            bound[param.arg] = judged[0]
+    return bound
 
 
 def _left_out(site: CallSite) -> dict[str, object]:
