@@ -1376,9 +1376,43 @@ INVALID = [
         """,
         "log_dir",
     ),
+    # a Namespace parsed by the parser a helper builds and returns
+    (
+        """
+        def make_parser():
+            p = argparse.ArgumentParser()
+            p.add_argument("--hidden", type=int, default=32)
+            p.add_argument("--out-dir", type=Path, default=Path("runs"))
+            return p
+
+        class Lit(L.LightningModule):
+            def __init__(self, args):
+                super().__init__()
+                self.save_hyperparameters(args)
+
+        def from_args(argv=()):
+            return Lit(make_parser().parse_args(list(argv)))
+        """,
+        "args",
+    ),
 ]
 
 VALID = [
+    # the helper's parser keeps its paths as strings
+    """
+    def make_parser():
+        p = argparse.ArgumentParser()
+        p.add_argument("--out-dir", type=str, default="runs")
+        return p
+
+    class Lit(L.LightningModule):
+        def __init__(self, args):
+            super().__init__()
+            self.save_hyperparameters(args)
+
+    def from_args(argv=()):
+        return Lit(make_parser().parse_args(list(argv)))
+    """,
     # the Namespace a helper returns after making its path a string
     """
     def parse(argv=()):

@@ -5,7 +5,9 @@ Trainer().fit(x), x`), a held dataclass's field set in a method (`self.state.bes
 a dict display kept on `self` and read back by key, `model if model is not None else Net()`,
 a project class's own `add` method, a held module called two methods down, a datetime minus
 a start another method set, a constructor given a float field of `cfg or Config()`, a key of
-a helper's dict display kept on `self` and read through an alias. VALID and
+a helper's dict display kept on `self` and read through an alias, arrays unpacked from a
+generator, a literal fallback of a conditional, a held object built from the config,
+a frame a method adds a column to, a property over an attribute `fit` set. VALID and
 INVALID; every refusal here was measured (torch 2.13) by the blind rounds' oracle."""
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from support.ckpt010 import weights_only_findings, weights_only_rows
 HEADER = """\
 import dataclasses
 import datetime
+import enum
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -148,6 +152,61 @@ class Runner:
         return self
 
 
+def prf(n):
+    tp, fp = (np.ones(n) for _ in range(2))
+    precision = tp.sum() / max(tp.sum() + fp.sum(), 1)
+    f1 = 2 * precision / (precision + 1) if precision > 0 else 0.0
+    return {"f1": f1}
+
+
+class Scheme(enum.Enum):
+    BIO = "bio"
+
+
+@dataclasses.dataclass
+class TagConfig:
+    scheme: Scheme = Scheme.BIO
+
+
+class Labels:
+    def __init__(self, scheme=Scheme.BIO):
+        self.scheme = scheme
+
+
+class Tagger:
+    def __init__(self, cfg=None):
+        self.cfg = cfg or TagConfig()
+        self.labels = Labels(self.cfg.scheme)
+
+
+def campaign():
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"age": rng.integers(18, 70, 8), "region": rng.choice(["n", "s"], 8)})
+
+
+class Experiment:
+    def __init__(self):
+        self.df = campaign()
+
+    def fit(self):
+        self.df["score"] = np.ones(8)
+        return self
+
+
+class Balancer:
+    def __init__(self):
+        self.counts = None
+
+    def fit(self, labels):
+        self.counts = np.bincount(labels) + 1.0
+        return self
+
+    @property
+    def weights(self):
+        w = self.counts.sum() / (len(self.counts) * self.counts)
+        return w / w.mean()
+
+
 class Timer:
     def __init__(self):
         self.start = None
@@ -236,6 +295,26 @@ INVALID = [
         [(4, "c")],
     ),
     (
+        "a ratio of sums of arrays a generator made, falling back to a literal",
+        'def save(p):\n    torch.save({"f1": prf(3)["f1"]}, p)\n',
+        [(2, "f1")],
+    ),
+    (
+        "an Enum a held object was given from the config",
+        'def save(p):\n    torch.save({"s": Tagger().labels.scheme}, p)\n',
+        [(2, "s")],
+    ),
+    (
+        "a column of a frame a method added a column to",
+        'def save(p):\n    e = Experiment().fit()\n    torch.save({"m": e.df["age"].max()}, p)\n',
+        [(3, "m")],
+    ),
+    (
+        "a property over an attribute the fit set",
+        'def save(p):\n    b = Balancer().fit(np.array([0, 1, 1]))\n    torch.save({"w": b.weights}, p)\n',
+        [(3, "w")],
+    ),
+    (
         "now minus a start another method set",
         'def save(p):\n    t = Timer()\n    t.begin()\n    t.end()\n    torch.save({"e": t.elapsed}, p)\n',
         [(5, "e")],
@@ -283,6 +362,18 @@ VALID = [
     (
         "a plain key of the dict display kept on self, read through an alias",
         'def save(p):\n    r = Runner().run()\n    m = r.last_metrics\n    torch.save({"n": m["n"], "u": r.ema.updates}, p)\n',
+    ),
+    (
+        "the sorted unique strings of a column drawn from a list of strings",
+        'def save(p):\n    e = Experiment().fit()\n    torch.save({"r": sorted(e.df["region"].unique())}, p)\n',
+    ),
+    (
+        "the Enum's value",
+        'def save(p):\n    torch.save({"s": Tagger().labels.scheme.value}, p)\n',
+    ),
+    (
+        "the property's weights as a list",
+        'def save(p):\n    b = Balancer().fit(np.array([0, 1, 1]))\n    torch.save({"w": b.weights.tolist()}, p)\n',
     ),
     (
         "the elapsed time in seconds",

@@ -74,7 +74,12 @@ def refused_entries(expr: ast.expr, site: CallSite, safety: LoadSafety) -> dict[
     on_the_way: set[str] = set()  # entries the site's function assigns before the call
     if func is None:  # `lambda: Model(parse_args([...]))`: only a helper's fresh Namespace
         made = expr if isinstance(expr, ast.Call) else None
-        parsing = _parsing_helper(made, site, safety) if made is not None else None
+        parsing = None
+        if made is not None and _parses(made) and isinstance(made.func, ast.Attribute):
+            helper = made.func.value  # `build_parser().parse_args([...])`
+            parsing = _parser_helper(helper, site, safety) if isinstance(helper, ast.Call) else None
+        elif made is not None:
+            parsing = _parsing_helper(made, site, safety)
     else:
         made, names = _made(expr, func, site.call)
         reaching = _reaching(func, site.call)
@@ -140,8 +145,27 @@ def _parsing_function(
     """The function whose parser made the Namespace: `parser.parse_args()` in the site's own
     function, or a project helper every `return` of which is a `parse_args` call."""
     if _parses(made):
+        assert isinstance(made.func, ast.Attribute)
+        if isinstance(made.func.value, ast.Call):  # `build_parser().parse_args(argv)`
+            return _parser_helper(made.func.value, site, safety)
         return (site.facts, func) if _one_parser(func) else None
     return _parsing_helper(made, site, safety)
+
+
+def _parser_helper(
+    made: ast.Call, site: CallSite, safety: LoadSafety
+) -> tuple[ModuleFacts, ast.FunctionDef | ast.AsyncFunctionDef] | None:
+    """A project helper that builds one parser and returns it, that `made` calls."""
+    dotted = dotted_name(made.func)
+    if not dotted or dotted.split(".")[0] in site.env.bindings:
+        return None
+    found = safety.project_function(qualify(dotted, site.facts))
+    if found is None:
+        return None
+    returns = [n for n in _walk(found[1]) if isinstance(n, ast.Return)]
+    if not returns or not all(isinstance(r.value, ast.Name) for r in returns):
+        return None
+    return found if _one_parser(found[1]) else None
 
 
 def _parsing_helper(

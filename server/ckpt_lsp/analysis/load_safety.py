@@ -207,6 +207,12 @@ class LoadSafety:
             body, other = self.of_expression(expr.body, env), self.of_expression(expr.orelse, env)
             if body is not None and other is not None:
                 return body if body == other else _no_fix(body)
+            # `2 * p * r / (p + r) if p + r > 0 else 0.0`: the literal is the fallback, the
+            # run that has a value saves the refused one (as a local's placeholder)
+            if body is not None and _placeholder(expr.orelse):
+                return _no_fix(body)
+            if other is not None and _placeholder(expr.body):
+                return _no_fix(other)
             return None
         if isinstance(expr, (ast.List, ast.Tuple, ast.Set)):
             return self.first_refused(expr.elts, env)
@@ -695,7 +701,7 @@ class LoadSafety:
             if self._depth < _MAX_DEPTH:
                 from ckpt_lsp.analysis.object_effects import property_returns  # runs flows
 
-                held = property_returns(self, receiver, expr.attr)
+                held = property_returns(self, receiver, expr.attr, _held_by(expr.value, env))
                 if held is not None:
                     return held
             return self._field(receiver, expr.attr)
@@ -840,14 +846,17 @@ class LoadSafety:
             if not isinstance(operand, ast.Call):
                 return None  # a local or parameter of __init__: not a module-level name
             # `self.ema = EMA(self.model)`: the object's own attributes as `__init__` set them
-            return self._deeper(facts).of_expression(operand, self._own_env(facts, cls))
+            # (given what the call that built it passed, when known)
+            return self._deeper(facts).of_expression(operand, self._own_env(facts, cls, receiver))
         return None
 
-    def _own_env(self, facts: ModuleFacts, cls: ClassFacts) -> Env:
-        """`self` and the attributes `__init__` sets once, as the class's methods see them."""
+    def _own_env(self, facts: ModuleFacts, cls: ClassFacts, receiver: Refused | None = None) -> Env:
+        """`self` and the attributes `__init__` sets once, as the class's methods see them
+        (for the instance `receiver`, when what built it is known)."""
         from ckpt_lsp.analysis.object_effects import self_env  # runs flows
 
-        instance = self._class_kind(facts, cls)
+        instance = receiver if receiver is not None and receiver.passed else None
+        instance = instance or self._class_kind(facts, cls)
         return self_env(self, instance) if instance is not None else _NO_ENV
 
     def _returned(self, returns: str | None, receiver: Refused) -> Refused | None:
@@ -1006,6 +1015,8 @@ class LoadSafety:
         """A list display of number literals, a numpy array or a column of numbers."""
         if isinstance(value, (ast.List, ast.Tuple)):
             return bool(value.elts) and all(_is_number_constant(e) for e in value.elts)
+        if _drawn_from_strings(value):
+            return False  # `rng.choice(["north", "south"], n)`: an array of strings
         found = self.kind_of(value, env)
         return found is not None and found.kind in {"numpy-array", _NUMBER_SERIES}
 
@@ -1655,6 +1666,48 @@ __all__ = [
 def _keywords(call: ast.Call) -> frozenset[str]:
     """The call's keyword arguments as written (`average=None`); `**kw` is left out."""
     return frozenset(f"{k.arg}={ast.unparse(k.value)}" for k in call.keywords if k.arg)
+
+
+def _held_by(owner: ast.expr, env: Env) -> dict[str, Refused | None]:
+    """What the flow knows `balancer.counts` (of `owner`, `balancer`) holds, as `self.counts`:
+    refused attributes only (one level, no keys)."""
+    dotted = dotted_name(owner)
+    if not dotted:
+        return {}
+    prefix = dotted + "."
+    return {
+        "self." + k[len(prefix) :]: v
+        for k, v in env.items()
+        if v is not None and k.startswith(prefix) and "." not in k[len(prefix) :] and "[" not in k
+    }
+
+
+def _drawn_from_strings(value: ast.expr) -> bool:
+    """A call given a display of strings (`rng.choice(["a", "b"], n)`, `np.array(["x"])`)
+    or converting to them (`.astype(str)`): its array holds strings, not numbers."""
+    if not isinstance(value, ast.Call):
+        return False
+    func = value.func
+    if isinstance(func, ast.Attribute) and func.attr == "astype" and value.args:
+        kind = value.args[0]
+        return (isinstance(kind, ast.Name) and kind.id == "str") or (
+            isinstance(kind, ast.Constant) and kind.value in ("str", "U", "object")
+        )
+    return any(
+        isinstance(arg, (ast.List, ast.Tuple))
+        and any(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in arg.elts)
+        for arg in value.args
+    )
+
+
+def _placeholder(expr: ast.expr) -> bool:
+    """A number or `None` written as such: what a value falls back to."""
+    if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, (ast.USub, ast.UAdd)):
+        expr = expr.operand
+    return isinstance(expr, ast.Constant) and (
+        expr.value is None
+        or (isinstance(expr.value, (int, float)) and not isinstance(expr.value, bool))
+    )
 
 
 def _targets(node: ast.stmt) -> list[ast.expr]:

@@ -718,6 +718,10 @@ class LocalFlow:
             if any(isinstance(e, ast.Starred) for e in value.elts):
                 return None
             items: list[Possible] = [self._value(e, state) for e in value.elts]
+        elif isinstance(value, (ast.GeneratorExp, ast.ListComp)) and not starred:
+            # `tp, fp, fn = (np.zeros(k) for _ in range(3))`: each is what every element is
+            element = self.safety.element_of(_as_list(value), env)
+            items = [element if element is not None else UNKNOWN] * len(names)
         elif isinstance(value, ast.Name):
             # `masks = split(n)` then `tr, va = masks`: the items `_keyed` kept of the result
             held = _tuple_items(value.id, len(names), kept)
@@ -1039,6 +1043,13 @@ def _wipe(state: State, marker: str, replaces: bool) -> State:
         new[held] = possible
     new[marker] = frozenset({UNKNOWN})
     return new
+
+
+def _as_list(value: ast.GeneratorExp | ast.ListComp) -> ast.ListComp:
+    """A generator's elements as those of the list display it would make."""
+    if isinstance(value, ast.ListComp):
+        return value
+    return ast.copy_location(ast.ListComp(elt=value.elt, generators=value.generators), value)
 
 
 def _item_fallback(

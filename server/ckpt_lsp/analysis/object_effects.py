@@ -56,6 +56,7 @@ _ADDERS = frozenset({"append", "add", "insert", "appendleft"})
 # methods of a dict that leave its keys' values as they were
 _READERS = frozenset({"get", "keys", "values", "items", "copy", "count", "index"})
 _INFINITE = frozenset({"inf", "-inf", "nan", "infinity", "-infinity"})
+_FRAME_KINDS = frozenset({"pandas-frame", "pandas-time-frame", "pandas-number-keyed-frame"})
 _INF_NAMES = frozenset({"math.inf", "math.nan", "numpy.inf", "numpy.nan", "np.inf", "np.nan"})
 OPAQUE: Effects = {"*": (frozenset({UNKNOWN}), True)}
 Located = tuple[ModuleFacts, ClassFacts]
@@ -117,9 +118,12 @@ def method_returns(
 _PROPERTY = frozenset({"property", "functools.cached_property", "cached_property"})
 
 
-def property_returns(safety: LoadSafety, receiver: Refused, attr: str) -> Refused | None:
+def property_returns(
+    safety: LoadSafety, receiver: Refused, attr: str, known: Mapping[str, Refused | None] = {}
+) -> Refused | None:
     """What `obj.<attr>` is when the project class makes it a property (`meter.median`,
-    `return np.median(self.values)`): what every `return` of its getter gives."""
+    `return np.median(self.values)`): what every `return` of its getter gives; `known`, the
+    attributes the caller's flow knows the object holds (`self.counts` after `fit`)."""
     if not receiver.type_name or safety.depth_left() < 1:
         return None
     located = safety.project_class(receiver.type_name)
@@ -130,12 +134,12 @@ def property_returns(safety: LoadSafety, receiver: Refused, attr: str) -> Refuse
     names = {dotted_name(d) for d in method.decorator_list}
     if len(names) != 1 or not names <= _PROPERTY or len(method.args.args) != 1:
         return None
-    key = ("property", id(method), receiver.type_name)
-    known = safety.memo.get(key)
-    if isinstance(known, tuple) and known[0] is method:
-        return known[1]
+    key = ("property", id(method), receiver.type_name, tuple(sorted(known.items(), key=str)))
+    memoized = safety.memo.get(key)
+    if isinstance(memoized, tuple) and memoized[0] is method:
+        return memoized[1]
     safety.memo[key] = (method, None)  # a getter reading itself: unknown
-    flow = LocalFlow(safety.deeper(facts), self_env(safety, receiver))
+    flow = LocalFlow(safety.deeper(facts), {**self_env(safety, receiver), **known})
     judged = _agreed(flow.run(method, needs=of_returns(method)).returns)
     safety.memo[key] = (method, judged)
     return judged
@@ -740,6 +744,9 @@ def _assigned(
         nested = f"{self_attribute(target.value)}.{target.attr}"
         yield nested, frozenset({_possible(judge, value, env)}), True
     elif isinstance(target, ast.Subscript) and self_attribute(target.value):
+        frame = env.get(f"self.{self_attribute(target.value)}")
+        if frame is not None and frame.kind in _FRAME_KINDS:
+            return  # `self.df["cate"] = preds`: a new column, the frame stays a frame
         stored = _item(judge, value, env)  # one key's value: the others' may load
         kept = (
             replace(stored, holder=True, what=f"a container holding {stored.what}")
