@@ -143,6 +143,10 @@ CORPORA = [
     # P 0.972 R 0.761 after; its one false alarm (an Enum's `.value` a factory passes) was then
     # fixed, so its precision is no longer blind; its misses then led the object-state fixes
     Corpus("blind-round27", HERE / "blind" / "round27", 0.95, 0.86),
+    # NER / BiLSTM-CRF, uplift modelling, image captioning, written while 27 and 29 were fixed
+    # and held out from the object-state fixes: P 1.000 R 0.750 on the engine before them and
+    # R 0.750 after (they carried nothing to it); its misses were then fixed
+    Corpus("blind-round28", HERE / "blind" / "round28", 0.95, 0.87),
     # values that reach the checkpoint through objects' state (meters, early stoppers, EMA,
     # callbacks, a preprocessor fitted in a helper): P 1.000 R 0.426 as written; then fixed
     # for objects handed to project functions, fluent calls a helper returns, a held
