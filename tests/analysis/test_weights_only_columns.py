@@ -100,6 +100,16 @@ def parser():
 
 INVALID = [
     (
+        "a Counter of a column as numpy strings",
+        'def save(p):\n    b = board()\n    torch.save({"c": Counter(b["pid"].to_numpy(dtype=str))}, p)\n',
+        [(3, "c")],
+    ),
+    (
+        "a tensor's Python number times a numpy scalar",
+        'def save(p):\n    loss = torch.tensor(0.5)\n    torch.save({"w": loss.item() * np.float32(0.5)}, p)\n',
+        [(3, "w")],
+    ),
+    (
         "a column compared, averaged",
         'def save(p):\n    b = board()\n    torch.save({"frac": (b["status"] == "done").mean()}, p)\n',
         [(3, "frac")],
@@ -247,6 +257,14 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "a Counter of a column's values as they are",
+        'def save(p):\n    b = board()\n    torch.save({"c": Counter(b["pid"].to_numpy())}, p)\n',
+    ),
+    (
+        "a tensor's Python number times a number",
+        'def save(p):\n    loss = torch.tensor(0.5)\n    torch.save({"w": loss.item() * 0.5}, p)\n',
+    ),
     (
         "a mask's mean made a float",
         "def save(p):\n"

@@ -7,7 +7,8 @@ a project class's own `add` method, a held module called two methods down, a dat
 a start another method set, a constructor given a float field of `cfg or Config()`, a key of
 a helper's dict display kept on `self` and read through an alias, arrays unpacked from a
 generator, a literal fallback of a conditional, a held object built from the config,
-a frame a method adds a column to, a property over an attribute `fit` set. VALID and
+a frame a method adds a column to, a property over an attribute `fit` set, a number attribute
+passed to a helper, a method chain three deep whose last method stores nothing. VALID and
 INVALID; every refusal here was measured (torch 2.13) by the blind rounds' oracle."""
 
 from __future__ import annotations
@@ -207,6 +208,40 @@ class Balancer:
         return w / w.mean()
 
 
+def hit_rate(dist, visible, thr):
+    hit = (dist <= thr) & visible
+    return hit.sum() / max(int(visible.sum()), 1)
+
+
+class Evaluator:
+    def __init__(self, thr=0.2):
+        self.thr = thr
+
+    def rate(self, dist):
+        return hit_rate(dist, dist > 0, self.thr)
+
+
+class Detector:
+    def __init__(self):
+        self.threshold = None
+        self.losses = []
+
+    def _scale(self, x):
+        return x * 2.0
+
+    def scores(self, x):
+        return np.abs(self._scale(x))
+
+    def calibrate(self, x):
+        return np.percentile(self.scores(x), 99.0)
+
+    def fit(self, x):
+        for _ in range(2):
+            self.losses.append(float(x.mean()))
+        self.threshold = self.calibrate(x)
+        return self
+
+
 class Timer:
     def __init__(self):
         self.start = None
@@ -315,6 +350,16 @@ INVALID = [
         [(3, "w")],
     ),
     (
+        "a helper's ratio over `max(int(n), 1)`, given a number attribute",
+        'def save(p):\n    torch.save({"r": Evaluator().rate(np.ones(3))}, p)\n',
+        [(2, "r")],
+    ),
+    (
+        "a store after three levels of methods, the last one storing nothing",
+        'def save(p):\n    d = Detector().fit(np.ones(4))\n    torch.save({"t": d.threshold}, p)\n',
+        [(3, "t")],
+    ),
+    (
         "now minus a start another method set",
         'def save(p):\n    t = Timer()\n    t.begin()\n    t.end()\n    torch.save({"e": t.elapsed}, p)\n',
         [(5, "e")],
@@ -374,6 +419,12 @@ VALID = [
     (
         "the property's weights as a list",
         'def save(p):\n    b = Balancer().fit(np.array([0, 1, 1]))\n    torch.save({"w": b.weights.tolist()}, p)\n',
+    ),
+    (
+        "the rate as a Python float, the losses as Python floats",
+        "def save(p):\n"
+        "    d = Detector().fit(np.ones(4))\n"
+        '    torch.save({"r": float(Evaluator().rate(np.ones(3))), "l": d.losses}, p)\n',
     ),
     (
         "the elapsed time in seconds",

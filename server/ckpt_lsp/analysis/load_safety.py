@@ -65,6 +65,7 @@ _OPTIONAL = frozenset({"typing.Optional", "typing_extensions.Optional"})
 _UNION = frozenset({"typing.Union", "typing_extensions.Union"})
 # Builtins whose result is a Python number whatever they are given: arithmetic of one with a
 # numpy value stays numpy (`len(counts) * counts` is an array, measured).
+_NUMBER_BUILTINS = frozenset({"max", "min", "abs"})
 _PYTHON_NUMBERS = frozenset(
     {
         "builtins.len",
@@ -302,7 +303,7 @@ class LoadSafety:
                 return True
             return self._depth < _MAX_DEPTH and number_attribute(self, expr, env)
         if isinstance(expr, ast.Call):
-            return self._python_number(expr, env)
+            return self._python_number(expr, env) or self._number_builtin(expr, env)
         if isinstance(expr, ast.UnaryOp):
             return _is_number_constant(expr.operand) or self._is_number(expr.operand, env)
         if isinstance(expr, ast.BinOp):
@@ -311,6 +312,15 @@ class LoadSafety:
                 for side in (expr.left, expr.right)
             )
         return False
+
+    def _number_builtin(self, call: ast.Call, env: Env) -> bool:
+        """`max(int(n), 1)`, `abs(x - 2)`: the builtins over Python numbers only give one."""
+        dotted = dotted_name(call.func)
+        if dotted not in _NUMBER_BUILTINS or dotted in env or call.keywords or not call.args:
+            return False
+        if qualify(dotted, self.facts) != f"builtins.{dotted}":
+            return False
+        return all(_is_number_constant(a) or self._is_number(a, env) for a in call.args)
 
     def _numpy_item(self, expr: ast.Subscript, env: Env) -> Refused | None:
         """`arr[0]` is a numpy scalar (or a row), `arr[1:]` an array: numpy either way.
@@ -1267,9 +1277,16 @@ class LoadSafety:
     def _python_number(self, expr: ast.expr, env: Env) -> bool:
         """`len(x)`, `int(x)`, `float(x)` (the builtins, not a local of that name), `math`'s
         functions (a numpy argument comes back a Python number; not `math.prod`, which
-        multiplies what it is given), `time.time()`."""
+        multiplies what it is given), `time.time()`, `x.item()`."""
         if not isinstance(expr, ast.Call):
             return False
+        if (
+            isinstance(expr.func, ast.Attribute)
+            and expr.func.attr == "item"
+            and not expr.args
+            and not expr.keywords
+        ):
+            return True  # `loss.item()`: a tensor's or numpy value's Python number
         dotted = dotted_name(expr.func)
         if not dotted or dotted.split(".")[0] in env:
             return False
@@ -1459,6 +1476,8 @@ class LoadSafety:
                 judged = self.kind_of(value, env)
                 if judged is not None:
                     bound[name] = judged
+                elif self._is_number(value, env):
+                    bound[name] = NUMBER  # `pck(..., self.pck_thr)` of a number attribute
                 bound.update(_passed_items(name, value, env))
                 if isinstance(value, ast.Call) and self._depth + 1 < _MAX_DEPTH:
                     # `run_trial(i, suggest_params(rng))`: the helper's dict, key by key
@@ -1701,13 +1720,12 @@ def _drawn_from_strings(value: ast.expr) -> bool:
 
 
 def _placeholder(expr: ast.expr) -> bool:
-    """A number or `None` written as such: what a value falls back to."""
+    """A number written as such: what a value falls back to (`None` is not: `x if use_ema
+    else None` is a feature a flag turns off, and which arm runs is the flag's)."""
     if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, (ast.USub, ast.UAdd)):
         expr = expr.operand
-    return isinstance(expr, ast.Constant) and (
-        expr.value is None
-        or (isinstance(expr.value, (int, float)) and not isinstance(expr.value, bool))
-    )
+    value = expr.value if isinstance(expr, ast.Constant) else None
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _targets(node: ast.stmt) -> list[ast.expr]:

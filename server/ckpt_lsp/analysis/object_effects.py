@@ -551,6 +551,8 @@ def _stored(
             if inner is None:
                 continue  # `self.model(x)`: a held object, no method of the class
             if depth >= _MAX_CALLS:
+                if _inert(safety, located, inner[1]):
+                    continue  # `self._tensor(frame)` stores nothing on the object
                 return OPAQUE
             args = {**_defaults(safety, inner), **bind(inner[1], call, _judge_in(judge, env))}
             for attr, (possible, replaces) in _effects(
@@ -565,6 +567,59 @@ def _stored(
         for attr in [a for a in effects if a.startswith(head + ".")]:
             effects[attr] = (frozenset({UNKNOWN}), False)
     return effects
+
+
+_MUTATORS = frozenset(
+    {
+        "append",
+        "extend",
+        "insert",
+        "add",
+        "update",
+        "pop",
+        "popitem",
+        "clear",
+        "remove",
+        "setdefault",
+        "discard",
+        "appendleft",
+        "sort",
+        "reverse",
+        "fill",
+        "resize",
+    }
+)
+
+
+def _inert(safety: LoadSafety, located: Located, method: FunctionNode) -> bool:
+    """A method that cannot change the object's attributes: it stores nothing under `self`,
+    calls no method of the class and no mutating method of what `self` holds (`self.model(x)`,
+    `self.scaler.transform(x)` read)."""
+    for node in walk(method):
+        if (
+            isinstance(node, (ast.Attribute, ast.Subscript))
+            and not isinstance(node.ctx, ast.Load)
+            and _rooted_at_self(node)
+        ):
+            return False
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = dotted_name(func)
+            if name in ("setattr", "vars", "delattr"):
+                return False
+            if not isinstance(func, ast.Attribute) or not _rooted_at_self(func.value):
+                continue
+            if self_attribute(func) and _method(safety, located, func.attr) is not None:
+                return False  # `self.k(...)`: another method, which may store
+            if not self_attribute(func) and func.attr in _MUTATORS:
+                return False  # `self.history.append(v)`
+    return True
+
+
+def _rooted_at_self(node: ast.expr) -> bool:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id == "self"
 
 
 def _touched(method: FunctionNode, kept_from: dict[str, int]) -> set[str]:
