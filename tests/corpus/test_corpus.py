@@ -136,7 +136,7 @@ CORPORA = [
     # backtests: P 1.000 R 0.740 and 0.680 as written; then the general families among their
     # misses were fixed (column masks and arithmetic, offsets, distributions, argparse Enums,
     # positional dataclass fields, a base's arguments from `super().__init__`, ...)
-    Corpus("blind-round25", HERE / "blind" / "round25", 0.95, 0.86),
+    Corpus("blind-round25", HERE / "blind" / "round25", 0.95, 0.88),
     Corpus("blind-round26", HERE / "blind" / "round26", 0.95, 0.84),
     # metric learning, contextual bandits, sklearn + torch text classification, written while
     # 25-26 were fixed and held out from it: P 0.971 R 0.739 on the engine before those fixes,
@@ -152,6 +152,10 @@ CORPORA = [
     # for objects handed to project functions, fluent calls a helper returns, a held
     # dataclass's fields and dict displays kept on `self`
     Corpus("blind-round29", HERE / "blind" / "round29", 0.95, 0.84),
+    # pose estimation, fraud / log anomaly detection, learning to rank, written while 27-29 were
+    # fixed and held out from it: P 1.000 R 0.622 on the engine before those fixes, R 0.689
+    # after them; then one family among its misses was fixed (a method three calls down)
+    Corpus("blind-round30", HERE / "blind" / "round30", 0.95, 0.70),
 ]
 
 
