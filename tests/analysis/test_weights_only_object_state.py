@@ -8,7 +8,8 @@ a start another method set, a constructor given a float field of `cfg or Config(
 a helper's dict display kept on `self` and read through an alias, arrays unpacked from a
 generator, a literal fallback of a conditional, a held object built from the config,
 a frame a method adds a column to, a property over an attribute `fit` set, a number attribute
-passed to a helper, a method chain three deep whose last method stores nothing. VALID and
+passed to a helper (also in a method's flow), a method chain three deep whose last method
+stores nothing, a dict a method returns by returning another's. VALID and
 INVALID; every refusal here was measured (torch 2.13) by the blind rounds' oracle."""
 
 from __future__ import annotations
@@ -220,6 +221,17 @@ class Evaluator:
     def rate(self, dist):
         return hit_rate(dist, dist > 0, self.thr)
 
+    def compute(self, dist):
+        return {"rate": hit_rate(dist, dist > 0, self.thr), "n": len(dist)}
+
+
+class Validator:
+    def __init__(self):
+        self.evaluator = Evaluator()
+
+    def validate(self, dist):
+        return self.evaluator.compute(dist)
+
 
 class Detector:
     def __init__(self):
@@ -355,6 +367,16 @@ INVALID = [
         [(2, "r")],
     ),
     (
+        "a key of a method's dict computed with the object's number attribute",
+        'def save(p):\n    ev = Evaluator()\n    m = ev.compute(np.ones(3))\n    torch.save({"r": m["rate"]}, p)\n',
+        [(4, "r")],
+    ),
+    (
+        "a key of the dict a held object's method returns, returned on",
+        'def save(p):\n    v = Validator()\n    m = v.validate(np.ones(3))\n    torch.save({"r": m["rate"]}, p)\n',
+        [(4, "r")],
+    ),
+    (
         "a store after three levels of methods, the last one storing nothing",
         'def save(p):\n    d = Detector().fit(np.ones(4))\n    torch.save({"t": d.threshold}, p)\n',
         [(3, "t")],
@@ -419,6 +441,10 @@ VALID = [
     (
         "the property's weights as a list",
         'def save(p):\n    b = Balancer().fit(np.array([0, 1, 1]))\n    torch.save({"w": b.weights.tolist()}, p)\n',
+    ),
+    (
+        "the count the returned dict holds",
+        'def save(p):\n    m = Validator().validate(np.ones(3))\n    torch.save({"n": m["n"]}, p)\n',
     ),
     (
         "the rate as a Python float, the losses as Python floats",

@@ -345,6 +345,9 @@ class LocalFlow:
                 self.return_keys.append({k: self.safety.kind_of(v, env) for k, v in pairs})
             elif isinstance(shown, ast.Name):  # `return metrics` built key by key
                 self.return_keys.append(_known_keys(shown.id, state))
+            elif isinstance(shown, ast.Call):  # `return self.evaluator.compute()`
+                passed_on: dict[str, Refused | None] = dict(self.safety.keys_of(shown, env))
+                self.return_keys.append(passed_on or None)
             else:
                 self.return_keys.append(None)
             return state

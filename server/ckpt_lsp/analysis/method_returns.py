@@ -16,7 +16,7 @@ from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.demand import of_returns
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
 from ckpt_lsp.analysis.load_safety import bound_key, returns_unsaid
-from ckpt_lsp.analysis.local_flow import LocalFlow
+from ckpt_lsp.analysis.local_flow import NUMBER_MARK, LocalFlow
 from ckpt_lsp.analysis.nodes import walk
 
 if TYPE_CHECKING:
@@ -41,12 +41,12 @@ def method_flow(
     if method is None or not returns_unsaid(facts, method) or _is_static(method):
         return None
     bound = safety.bound(method, call, env, skip=1)
-    key = ("method-flow", id(method), bound_key(bound))
+    key = ("method-flow", id(method), bound_key(bound), receiver.passed)
     known = safety.memo.get(key)
     if isinstance(known, LocalFlow):
         return known
     deeper = safety.deeper(facts)
-    own = _self_env(safety, deeper, facts, cls, method)
+    own = {**_self_env(safety, deeper, facts, cls, method), **_numbers(safety, receiver)}
     flow = LocalFlow(deeper, own).run(method, bound, needs=of_returns(method))
     safety.memo[key] = flow
     return flow
@@ -81,6 +81,16 @@ def _self_env(
     }
     env["self"] = safety.of_class(facts, cls)
     return env
+
+
+def _numbers(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]:
+    """The attributes the instance's `__init__` set to Python numbers only (`self.thr` of
+    `Evaluator(thr=0.2)`), marked so: arithmetic of numpy values with them stays numpy."""
+    if not receiver.passed:
+        return {}
+    from ckpt_lsp.analysis.object_effects import self_env  # it runs flows of its own
+
+    return {k: v for k, v in self_env(safety, receiver).items() if k.startswith(NUMBER_MARK)}
 
 
 _UNASSIGNED = object()  # an attribute no method of the class assigns
