@@ -372,6 +372,11 @@ INVALID = [
         [(4, "r")],
     ),
     (
+        "a key of the dict a method returns, the object built in the call",
+        'def save(p):\n    m = Evaluator().compute(np.ones(3))\n    torch.save({"r": m["rate"]}, p)\n',
+        [(3, "r")],
+    ),
+    (
         "a key of the dict a held object's method returns, returned on",
         'def save(p):\n    v = Validator()\n    m = v.validate(np.ones(3))\n    torch.save({"r": m["rate"]}, p)\n',
         [(4, "r")],

@@ -1541,8 +1541,11 @@ class LoadSafety:
 
     def keys_of(self, expr: ast.Call, env: Env = _NO_ENV) -> dict[str, Refused]:
         """What each constant key of a project helper's dict result holds (`metrics =
-        evaluate(m)`), when every `return` is a dict display giving it the same refusal."""
+        evaluate(m)`, `Evaluator().compute(x)`), when every `return` is a dict display giving
+        it the same refusal."""
         flow = self.helper_flow(expr, env)
+        if flow is None and isinstance(expr.func, ast.Attribute) and self._depth < _MAX_DEPTH:
+            flow = self._method_flow(expr, env)  # a method of an object built in the call
         if flow is None:
             return {}
         returned = flow.return_keys
