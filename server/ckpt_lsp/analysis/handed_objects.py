@@ -72,6 +72,7 @@ def handed_effects(
 def _effects(
     judge: LoadSafety, func: FunctionNode, param: str, receiver: Refused
 ) -> Effects | None:
+    """The stores of the methods `func` calls on `param`, composed as if each may run."""
     effects: Effects = {}
     for node in walk(func):
         if _stores_on(node, param):

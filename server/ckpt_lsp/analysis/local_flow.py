@@ -480,11 +480,10 @@ class LocalFlow:
         if receiver is None:
             return state
         env = {**self._self_env, **env_of(state)}
-        called = call.func.attr if isinstance(call.func, ast.Attribute) else ""
-        if effects is not None:
-            called = ""
-        else:
+        called = ""  # the method the call runs, whose own stores the call's effects are
+        if effects is None:
             effects = object_effects.method_effects(self.safety, receiver, call, env)
+            called = call.func.attr if isinstance(call.func, ast.Attribute) else ""
         if not effects:
             return state
         if "*" in effects:

@@ -119,7 +119,10 @@ _PROPERTY = frozenset({"property", "functools.cached_property", "cached_property
 
 
 def property_returns(
-    safety: LoadSafety, receiver: Refused, attr: str, known: Mapping[str, Refused | None] = {}
+    safety: LoadSafety,
+    receiver: Refused,
+    attr: str,
+    known: Mapping[str, Refused | None] | None = None,
 ) -> Refused | None:
     """What `obj.<attr>` is when the project class makes it a property (`meter.median`,
     `return np.median(self.values)`): what every `return` of its getter gives; `known`, the
@@ -134,6 +137,7 @@ def property_returns(
     names = {dotted_name(d) for d in method.decorator_list}
     if len(names) != 1 or not names <= _PROPERTY or len(method.args.args) != 1:
         return None
+    known = known or {}
     key = ("property", id(method), receiver.type_name, tuple(sorted(known.items(), key=str)))
     memoized = safety.memo.get(key)
     if isinstance(memoized, tuple) and memoized[0] is method:
