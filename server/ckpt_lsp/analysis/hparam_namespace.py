@@ -13,6 +13,7 @@ first, leave it unjudged.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 
 from ckpt_lsp.analysis.argparse_types import converted_type, dest_of
 from ckpt_lsp.analysis.call_sites import CallSite
@@ -156,6 +157,24 @@ def _parser_helper(
     made: ast.Call, site: CallSite, safety: LoadSafety
 ) -> tuple[ModuleFacts, ast.FunctionDef | ast.AsyncFunctionDef] | None:
     """A project helper that builds one parser and returns it, that `made` calls."""
+    return _helper(made, site, safety, lambda value: isinstance(value, ast.Name))
+
+
+def _parsing_helper(
+    made: ast.Call, site: CallSite, safety: LoadSafety
+) -> tuple[ModuleFacts, ast.FunctionDef | ast.AsyncFunctionDef] | None:
+    """A project helper every `return` of which is a `parse_args` call, that `made` calls."""
+    return _helper(made, site, safety, lambda value: isinstance(value, ast.Call) and _parses(value))
+
+
+def _helper(
+    made: ast.Call,
+    site: CallSite,
+    safety: LoadSafety,
+    returns_ok: Callable[[ast.expr | None], bool],
+) -> tuple[ModuleFacts, ast.FunctionDef | ast.AsyncFunctionDef] | None:
+    """The project function `made` calls, when it builds one parser and every `return`
+    passes `returns_ok`."""
     dotted = dotted_name(made.func)
     if not dotted or dotted.split(".")[0] in site.env.bindings:
         return None
@@ -163,26 +182,9 @@ def _parser_helper(
     if found is None:
         return None
     returns = [n for n in _walk(found[1]) if isinstance(n, ast.Return)]
-    if not returns or not all(isinstance(r.value, ast.Name) for r in returns):
+    if not returns or not all(returns_ok(r.value) for r in returns):
         return None
     return found if _one_parser(found[1]) else None
-
-
-def _parsing_helper(
-    made: ast.Call, site: CallSite, safety: LoadSafety
-) -> tuple[ModuleFacts, ast.FunctionDef | ast.AsyncFunctionDef] | None:
-    """A project helper every `return` of which is a `parse_args` call, that `made` calls."""
-    dotted = dotted_name(made.func)
-    if not dotted or dotted.split(".")[0] in site.env.bindings:
-        return None
-    found = safety.project_function(qualify(dotted, site.facts))
-    if found is None:
-        return None
-    helper = found[1]
-    returns = [n for n in _walk(helper) if isinstance(n, ast.Return)]
-    if not returns or not all(isinstance(r.value, ast.Call) and _parses(r.value) for r in returns):
-        return None
-    return found if _one_parser(helper) else None
 
 
 def _parses(call: ast.Call) -> bool:
