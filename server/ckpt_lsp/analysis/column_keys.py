@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.constant_tests import module_string
 from ckpt_lsp.analysis.facts import self_attribute
+from ckpt_lsp.analysis.hparams import default_of
 from ckpt_lsp.analysis.nodes import walk
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def _string_attribute(safety: LoadSafety, cls: ClassFacts, attr: str) -> bool:
         return False
     value = stores[0].value
     if isinstance(value, ast.Name) and value.id in _parameters(init):
-        value = _default(init, value.id)  # `self.target = target`, `target="price"`
+        value = default_of(init, value.id)  # `self.target = target`, `target="price"`
     if isinstance(value, ast.Constant):
         return isinstance(value.value, str)
     return isinstance(value, ast.Name) and module_string(value.id, safety) is not None
@@ -64,14 +65,3 @@ def _targets(node: ast.Assign | ast.AnnAssign | ast.AugAssign) -> list[ast.expr]
 def _parameters(func: FunctionNode) -> set[str]:
     args = func.args
     return {p.arg for p in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
-
-
-def _default(func: FunctionNode, name: str) -> ast.expr | None:
-    """The default of the parameter `name`, None when it has none (or is no parameter)."""
-    args = func.args
-    positional = [*args.posonlyargs, *args.args]
-    defaults = dict(
-        zip([p.arg for p in positional][len(positional) - len(args.defaults) :], args.defaults)
-    )
-    defaults.update((p.arg, d) for p, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
-    return defaults.get(name)

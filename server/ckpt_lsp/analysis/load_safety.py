@@ -34,6 +34,7 @@ from ckpt_lsp.analysis.local_flow import (
     UNPASSED_NONE,
     LocalFlow,
     State,
+    number_literal,
 )
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import walk
@@ -208,11 +209,12 @@ class LoadSafety:
             body, other = self.of_expression(expr.body, env), self.of_expression(expr.orelse, env)
             if body is not None and other is not None:
                 return body if body == other else _no_fix(body)
-            # `2 * p * r / (p + r) if p + r > 0 else 0.0`: the literal is the fallback, the
-            # run that has a value saves the refused one (as a local's placeholder)
-            if body is not None and _placeholder(expr.orelse):
+            # `2 * p * r / (p + r) if p + r > 0 else 0.0`: the number is the fallback, the
+            # run that has a value saves the refused one (as a local's placeholder); `None`
+            # is no fallback (`x if use_ema else None`: which arm runs is the flag's)
+            if body is not None and number_literal(expr.orelse):
                 return _no_fix(body)
-            if other is not None and _placeholder(expr.body):
+            if other is not None and number_literal(expr.body):
                 return _no_fix(other)
             return None
         if isinstance(expr, (ast.List, ast.Tuple, ast.Set)):
@@ -1720,15 +1722,6 @@ def _drawn_from_strings(value: ast.expr) -> bool:
         and any(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in arg.elts)
         for arg in value.args
     )
-
-
-def _placeholder(expr: ast.expr) -> bool:
-    """A number written as such: what a value falls back to (`None` is not: `x if use_ema
-    else None` is a feature a flag turns off, and which arm runs is the flag's)."""
-    if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, (ast.USub, ast.UAdd)):
-        expr = expr.operand
-    value = expr.value if isinstance(expr, ast.Constant) else None
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _targets(node: ast.stmt) -> list[ast.expr]:

@@ -573,26 +573,11 @@ def _stored(
     return effects
 
 
-_MUTATORS = frozenset(
-    {
-        "append",
-        "extend",
-        "insert",
-        "add",
-        "update",
-        "pop",
-        "popitem",
-        "clear",
-        "remove",
-        "setdefault",
-        "discard",
-        "appendleft",
-        "sort",
-        "reverse",
-        "fill",
-        "resize",
-    }
+# what a call on what `self` holds may change: the adders and the other in-place methods
+_MUTATORS = _ADDERS | frozenset(
+    {"extend", "update", "pop", "popitem", "clear", "remove", "setdefault", "discard"}
 )
+_MUTATORS |= {"sort", "reverse", "fill", "resize"}  # a list's or an array's, in place
 
 
 def _inert(safety: LoadSafety, located: Located, method: FunctionNode) -> bool:
