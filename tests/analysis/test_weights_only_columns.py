@@ -21,6 +21,7 @@ from enum import Enum
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.preprocessing import StandardScaler
 
 
 class Status(str, Enum):
@@ -99,6 +100,16 @@ def parser():
 """
 
 INVALID = [
+    (
+        "the last of a rolling mean of a column",
+        'def save(p):\n    b = board()\n    torch.save({"w": b["score"].rolling(2).mean().iloc[-1]}, p)\n',
+        [(3, "w")],
+    ),
+    (
+        "a fitted scaler's feature names",
+        'def save(p):\n    s = StandardScaler().fit(board()[["score"]])\n    torch.save({"f": s.feature_names_in_}, p)\n',
+        [(3, "f")],
+    ),
     (
         "a Counter of a column as numpy strings",
         'def save(p):\n    b = board()\n    torch.save({"c": Counter(b["pid"].to_numpy(dtype=str))}, p)\n',
@@ -257,6 +268,14 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "a rolling mean of a column as a list",
+        'def save(p):\n    b = board()\n    torch.save({"w": b["score"].rolling(2).mean().tolist()}, p)\n',
+    ),
+    (
+        "a fitted scaler's feature names listed (Python strings)",
+        'def save(p):\n    s = StandardScaler().fit(board()[["score"]])\n    torch.save({"f": list(s.feature_names_in_)}, p)\n',
+    ),
     (
         "a Counter of a column's values as they are",
         'def save(p):\n    b = board()\n    torch.save({"c": Counter(b["pid"].to_numpy())}, p)\n',
