@@ -7,6 +7,12 @@ module-level string constant (read by a small block-YAML reader: anything it doe
 makes the whole text unknown), or, for `OmegaConf.merge(a, b, ...)`, its arguments' shapes
 laid over one another (an argument whose shape is not known, `from_dotlist(...)`, changes
 values, not which keys hold containers).
+
+A structured config (`OmegaConf.structured(TrainConfig)`) is typed by its dataclass: a field
+annotated with an Enum or a `Path` hands back the member or the path (also after a merge
+gives it a string), and `OmegaConf.to_container` keeps them; measured with omegaconf 2.4,
+torch 2.13. Such a field is a `RefusedLeaf` of the shape, and the shape a `StructuredDict`
+that names the dataclass (`OmegaConf.to_object` builds it).
 """
 
 from __future__ import annotations
@@ -14,6 +20,10 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ckpt_lsp.weights_only import Refused
 
 _SHAPES = (ast.Dict, ast.List, ast.Tuple)
 _CREATE = "omegaconf.OmegaConf.create"
@@ -31,6 +41,24 @@ _UNKNOWN = re.compile(r"(^|\s)[&*!]|<<|^(---|\.\.\.)\s*\S|^%")
 
 Shape = ast.expr
 ShapeOf = Callable[[ast.expr], "Shape | None"]
+
+
+class RefusedLeaf(ast.expr):
+    """A typed field of a structured config whose value the default load refuses."""
+
+    _fields = ()
+
+    def __init__(self, refused: Refused) -> None:
+        super().__init__()
+        self.refused = refused
+
+
+class StructuredDict(ast.Dict):
+    """The shape of a structured config: its fields, and the dataclass that types them."""
+
+    def __init__(self, keys: list[ast.expr | None], values: list[ast.expr], type_name: str):
+        super().__init__(keys=keys, values=values)
+        self.type_name = type_name
 
 
 def config_shape(
@@ -61,7 +89,9 @@ def config_shape(
 
 
 def _merged(shapes: list[Shape | None]) -> Shape | None:
-    """Later dict shapes laid over earlier ones; unknown arguments left out."""
+    """Later dict shapes laid over earlier ones; unknown arguments left out. A typed field
+    stays typed (a string merged into an Enum field becomes its member), and a structured
+    first shape types the result."""
     known = [s for s in shapes if isinstance(s, ast.Dict)]
     if not known:
         return None
@@ -73,12 +103,17 @@ def _merged(shapes: list[Shape | None]) -> Shape | None:
             before = merged.get(key.value)
             if isinstance(before, ast.Dict) and isinstance(value, ast.Dict):
                 value = _merged([before, value]) or value
+            elif isinstance(before, RefusedLeaf) and isinstance(value, ast.Constant):
+                value = before
             merged[key.value] = value
-    return _display(merged)
+    first = known[0]
+    return _display(merged, first.type_name if isinstance(first, StructuredDict) else "")
 
 
-def _display(items: dict[str, ast.expr]) -> ast.Dict:
+def _display(items: dict[str, ast.expr], type_name: str = "") -> ast.Dict:
     keys: list[ast.expr | None] = [ast.Constant(k) for k in items]
+    if type_name:
+        return StructuredDict(keys, list(items.values()), type_name)
     return ast.Dict(keys=keys, values=list(items.values()))
 
 
@@ -200,22 +235,58 @@ def _top_level_split(text: str) -> list[str]:
 
 
 def fields_shape(
-    fields: list[tuple[str, ast.expr]],
+    type_name: str,
+    fields: list[tuple[str, ast.expr, ast.expr | None]],
     qualified: Callable[[ast.expr], str],
     nested: Callable[[str], Shape | None],
+    typed: Callable[[ast.expr], Refused | None],
 ) -> ast.Dict:
-    """A structured config's shape from its dataclass fields' annotations: a list or tuple
-    is a list, a dict a dict, a project dataclass its own fields (`nested`); anything else
-    (`Optional[...]`, a union, a plain type) a leaf."""
+    """A structured config's shape from its dataclass fields (name, annotation, default): a
+    list or tuple is a list, a dict a dict, a project dataclass its own fields (`nested`), a
+    field `typed` refuses (an Enum, a `Path`) a `RefusedLeaf` when its default gives it a value;
+    anything else (`Optional[...]`, a union, a plain type) a plain leaf."""
     items: dict[str, ast.expr] = {}
-    for name, annotation in fields:
+    for name, annotation, default in fields:
         outer = annotation.value if isinstance(annotation, ast.Subscript) else annotation
         named = qualified(outer)
         if named in _LISTS:
             items[name] = ast.List(elts=[], ctx=ast.Load())
         elif named in _DICTS:
             items[name] = ast.Dict(keys=[], values=[])
+        elif isinstance(annotation, ast.Subscript):
+            items[name] = ast.Constant(None)
         else:
-            inner = nested(named) if not isinstance(annotation, ast.Subscript) else None
-            items[name] = inner if inner is not None else ast.Constant(None)
-    return _display(items)
+            inner = nested(named)
+            refused = typed(annotation) if inner is None and _valued(default) else None
+            leaf = RefusedLeaf(refused) if refused is not None else ast.Constant(None)
+            items[name] = inner if inner is not None else leaf
+    return _display(items, type_name)
+
+
+def _valued(default: ast.expr | None) -> bool:
+    """A field default that gives the field a value: not None, not `MISSING` (`???`)."""
+    if default is None:
+        return False
+    if isinstance(default, ast.Constant):
+        return default.value not in (None, "???")
+    named = isinstance(default, (ast.Name, ast.Attribute))
+    return not (named and "MISSING" in ast.unparse(default))
+
+
+def refused_leaves(shape: Shape | None, enum_to_str: bool = False) -> list[tuple[str, Refused]]:
+    """The typed fields of a config's shape whose values `OmegaConf.to_container` keeps and
+    the default load refuses, by dotted key, in order (`enum_to_str=True` turns members into
+    their names)."""
+    found: list[tuple[str, Refused]] = []
+    if not isinstance(shape, ast.Dict):
+        return found
+    for key, value in zip(shape.keys, shape.values):
+        if not isinstance(key, ast.Constant):
+            continue
+        name = str(key.value)
+        if isinstance(value, RefusedLeaf):
+            if not (enum_to_str and value.refused.kind == "enum-member"):
+                found.append((name, value.refused))
+        elif isinstance(value, ast.Dict):
+            found += [(f"{name}.{k}", r) for k, r in refused_leaves(value, enum_to_str)]
+    return found

@@ -21,6 +21,7 @@ from ckpt_lsp.analysis.hparam_values import HparamProblem, Parameter, judge, nam
 from ckpt_lsp.analysis.hparams import (
     SavedHparams,
     calls_super_init,
+    converted_before,
     default_of,
     inherited_hparams,
     init_parameters,
@@ -31,6 +32,7 @@ from ckpt_lsp.analysis.hparams import (
     rebound_before,
     saved_hparams,
 )
+from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.scope import ScopeResolver, ScopeVerdict
 from ckpt_lsp.analysis.value_context import ValueContext
 from ckpt_lsp.findings import Finding, Position, related_path
@@ -82,7 +84,16 @@ class HparamFindings:
             return []
         sites = self.sites.of(facts, cls)
         fills = none_fills(init, saved.call) if not saved.owner else {}
-        rebound = rebound_before(init, saved.call) - fills.keys() if not saved.owner else set()
+        converted = (
+            converted_before(init, saved.call, lambda name: qualify(name, facts))
+            if not saved.owner
+            else {}
+        )
+        rebound = (
+            rebound_before(init, saved.call) - fills.keys() - converted.keys()
+            if not saved.owner
+            else set()
+        )
         containers = iterated_parameters(init) | member_read_parameters(init)
         iterated = containers - rebound if not saved.owner else frozenset()
         found: list[Finding] = []
@@ -91,7 +102,9 @@ class HparamFindings:
             if arg is None or arg.arg in rebound:
                 continue
             default = fills.get(arg.arg) or default_of(init, arg.arg)
-            parameter = Parameter(arg, default, positional, params, arg.arg in iterated)
+            parameter = Parameter(
+                arg, default, positional, params, arg.arg in iterated, converted.get(arg.arg)
+            )
             problem = judge(parameter, facts, sites, self.classifier, contexts)
             if problem is not None and saved.container is not None and _namespace(problem):
                 # Lightning stores a Namespace's entries (vars), not the object

@@ -17,7 +17,8 @@ from ckpt_lsp.analysis.assignments import OPAQUE, Env
 from ckpt_lsp.analysis.call_sites import UNKNOWN as SPREAD
 from ckpt_lsp.analysis.call_sites import CallSite, classmethod_calls, function_calls
 from ckpt_lsp.analysis.classifier import Classifier
-from ckpt_lsp.analysis.facts import ModuleFacts
+from ckpt_lsp.analysis.config_containers import after
+from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
 from ckpt_lsp.analysis.hparam_namespace import refused_entry, spread_entry, vars_entry
 from ckpt_lsp.analysis.hparam_weights_only import (
     UNKNOWN,
@@ -29,6 +30,7 @@ from ckpt_lsp.analysis.hparam_weights_only import (
     spread_item,
 )
 from ckpt_lsp.analysis.load_safety import LoadSafety, Refused
+from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.site_flow import SiteEnv, comprehended, filled_before, flow_before
 from ckpt_lsp.analysis.value_context import ValueContext
@@ -53,6 +55,8 @@ class Parameter:
     positional: int  # how many parameters (self excluded) may be passed by position
     params: list[ast.arg]
     iterated: bool = False  # the `__init__` loops over it: a container, not a number
+    # the call converting it before it is stored (`cfg = OmegaConf.to_container(cfg)`)
+    converter: ast.Call | None = None
 
 
 def judge(
@@ -64,6 +68,8 @@ def judge(
 ) -> HparamProblem | None:
     """The first problem among the values the parameter takes, else its annotation's.
     `contexts`: each site's context, kept across the parameters of one class."""
+    if parameter.converter is not None:
+        return _converted(parameter, facts, sites, classifier, contexts)
     name = parameter.arg.arg
     values: list[tuple[ast.expr, ValueContext, CallSite | None]] = []
     unknown = not sites and parameter.default is None
@@ -113,6 +119,32 @@ def judge(
         what = refused_annotation(parameter.arg.annotation, ctx)
         if what:
             return HparamProblem(what, dropped=False)
+    return None
+
+
+def _converted(
+    parameter: Parameter,
+    facts: ModuleFacts,
+    sites: list[CallSite],
+    classifier: Classifier,
+    contexts: dict[int, ValueContext] | None,
+) -> HparamProblem | None:
+    """A parameter the `__init__` converts before storing it: the first config a call passes
+    whose conversion keeps a value the default load refuses (config_containers.py)."""
+    converter = parameter.converter
+    if converter is None:
+        return None
+    qualified = qualify(dotted_name(converter.func), facts)
+    for site in sites:
+        passed = site.argument(parameter.params, parameter.positional, parameter.arg.arg)
+        if not isinstance(passed, ast.expr):
+            continue
+        ctx = _site_context(classifier, site, contexts)
+        safety = LoadSafety(ctx.facts, classifier.index)
+        given = safety.of_expression(passed, judge_env(ctx, safety))
+        kept = after(safety, converter, qualified, given) if given is not None else None
+        if kept is not None:
+            return HparamProblem(kept.what, dropped=False, site=site)
     return None
 
 

@@ -18,6 +18,7 @@ import ast
 from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.assignments import OPAQUE
+from ckpt_lsp.analysis.config_containers import CONVERTERS as CONFIG_CONVERTERS
 from ckpt_lsp.analysis.elements import held_item
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
@@ -412,7 +413,7 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
     if qualified in _PARTIALS:
         return f"a `functools.partial` (`{dotted}(...)`)"
     if qualified in _SAFE_CALLS:
-        return SAFE
+        return _judged(call, ctx) if qualified in CONFIG_CONVERTERS else SAFE
     if qualified.startswith("builtins.") and qualified[len("builtins.") :] in _SAFE_BUILTINS:
         return _judged(call, ctx)  # plain, but `round(x, 2)`, `sum(arr)` of numpy stay numpy
     if qualified in _COLLECTING:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import ast
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ckpt_lsp.analysis.config_containers import CONVERTERS
 from ckpt_lsp.analysis.facts import dotted_name, super_init_call
 from ckpt_lsp.analysis.nodes import child_nodes, walk
 
@@ -115,6 +116,37 @@ def rebound_before(func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call)
             names.add(node.id)
         stack.extend(child_nodes(node))
     return frozenset(names)
+
+
+def converted_before(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call, qualified: Callable[[str], str]
+) -> dict[str, ast.Call]:
+    """Parameters the function binds before `call` only by converting themselves at its top
+    level (`cfg = OmegaConf.to_container(cfg, resolve=True)`), with the converting call: the
+    value stored is the caller's value so converted."""
+    where = (call.lineno, call.col_offset)
+    params = {p.arg for p in init_parameters(func)}
+    found: dict[str, ast.Call] = {}
+    for stmt in func.body:
+        if (stmt.lineno, stmt.col_offset) >= where:
+            break
+        value = stmt.value if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
+        target = stmt.targets[0] if isinstance(stmt, ast.Assign) else None
+        if (
+            isinstance(target, ast.Name)
+            and target.id in params
+            and isinstance(value, ast.Call)
+            and len(value.args) == 1
+            and isinstance(value.args[0], ast.Name)
+            and value.args[0].id == target.id
+            and qualified(dotted_name(value.func)) in CONVERTERS
+        ):
+            found.setdefault(target.id, value)
+    binds: dict[str, int] = {}
+    for node in walk(func):
+        if isinstance(node, ast.Name) and _stored_before(node, where):
+            binds[node.id] = binds.get(node.id, 0) + 1
+    return {name: value for name, value in found.items() if binds.get(name) == 1}
 
 
 def none_fills(func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call) -> dict[str, ast.expr]:

@@ -15,7 +15,9 @@ from dataclasses import replace
 from ckpt_lsp.analysis.argparse_types import argument_types
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.column_keys import names_one_column
-from ckpt_lsp.analysis.config_shapes import config_shape, fields_shape
+from ckpt_lsp.analysis.config_containers import CONVERTERS as CONFIG_CONVERTERS
+from ckpt_lsp.analysis.config_containers import converted as config_container
+from ckpt_lsp.analysis.config_shapes import RefusedLeaf, config_shape, fields_shape
 from ckpt_lsp.analysis.constant_tests import decided, module_number, module_string
 from ckpt_lsp.analysis.constructor_args import passed_arguments, passed_value
 from ckpt_lsp.analysis.dataclass_dicts import CONVERTERS, converted
@@ -95,6 +97,8 @@ _PLAIN_CONTAINERS = frozenset(
 _SEQUENCES = frozenset({"builtins.list", "builtins.tuple", "builtins.sorted"})
 _ORDERING = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 _SHAPES = (ast.Dict, ast.List, ast.Tuple)
+# what a structured config's typed field holds that the default load refuses
+_TYPED_LEAVES = frozenset({"enum-member", "path"})
 # a frame's string subscript is a column; a frame built with a DatetimeIndex is indexed by time
 # (data/weights_only.toml has the kinds)
 _FRAME, _SERIES, _TIME_FRAME = "pandas-frame", "pandas-series", "pandas-time-frame"
@@ -134,6 +138,11 @@ def _plain_dataclass(facts: ModuleFacts, cls: ClassFacts) -> bool:
 
 def _no_fix(refused: Refused | None) -> Refused | None:
     return replace(refused, fix="") if refused is not None and refused.fix else refused
+
+
+def _typed_leaf(refused: Refused | None) -> Refused | None:
+    """A structured config field's value, of the types OmegaConf keeps: Enum members, paths."""
+    return refused if refused is not None and refused.kind in _TYPED_LEAVES else None
 
 
 class LoadSafety:
@@ -937,6 +946,8 @@ class LoadSafety:
             return _no_fix(copied) if copied is not None and copied.kind == "dataclass" else None
         if qualified in CONVERTERS:  # `asdict(trial)`
             return converted(self, call, env)
+        if qualified in CONFIG_CONVERTERS:  # `OmegaConf.to_container(cfg)`
+            return config_container(self, call, env)
         if qualified == "numpy.random.choice" and draws_a_number(self, call, env):
             return None
         if qualified == "builtins.dict" and call.args:
@@ -1201,14 +1212,16 @@ class LoadSafety:
             return None
         facts, cls = located
         fields = [
-            (stmt.target.id, stmt.annotation)
+            (stmt.target.id, stmt.annotation, stmt.value)
             for stmt in cls.class_level()
             if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
         ]
         return fields_shape(
+            f"{facts.module}.{cls.name}" if facts.module else cls.name,
             fields,
             lambda e: qualify(dotted_name(e), facts),
             lambda q: self._structured(q, depth + 1),
+            lambda annotation: _typed_leaf(self._deeper(facts).of_annotation(annotation)),
         )
 
     def _nested(self, receiver: Refused, key: str) -> Refused | None:
@@ -1218,6 +1231,8 @@ class LoadSafety:
             return None
         for name, value in zip(shape.keys, shape.values):
             if isinstance(name, ast.Constant) and name.value == key:
+                if isinstance(value, RefusedLeaf):  # `cfg.schedule` of an Enum field
+                    return value.refused
                 return replace(receiver, shape=value) if isinstance(value, _SHAPES) else None
         return None
 

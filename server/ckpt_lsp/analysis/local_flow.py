@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
+from ckpt_lsp.analysis.config_containers import container_keys
 from ckpt_lsp.analysis.constant_tests import FALSE_MARK, TRUE_MARK, decided
 from ckpt_lsp.analysis.dataclass_dicts import dict_keys
 from ckpt_lsp.analysis.dataclass_fields import agreed, forget_escaped
@@ -798,6 +799,8 @@ class LocalFlow:
             return {}
         env = {**self._self_env, **env_of(state)}
         fields = dict_keys(self.safety, value, env)
+        if fields is None:
+            fields = container_keys(self.safety, value, env)
         if fields is not None:  # `d = asdict(cfg)`: its keys, each converted on its own
             return {
                 name: frozenset({UNKNOWN}),

@@ -1,0 +1,211 @@
+"""config_containers and the typed fields of config_shapes: what a structured OmegaConf config
+hands back and what `OmegaConf.to_container` / `to_object` of it keeps. VALID and INVALID,
+each refusal measured on torch 2.13 with omegaconf 2.4 (CKPT010), and the same conversions
+inside a Lightning `__init__` or at the call that builds the module (CKPT011)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from ckpt_lsp.analysis.analyzer import analyze_text
+from support.ckpt010 import weights_only_findings, weights_only_rows
+
+HEADER = """\
+import dataclasses
+import enum
+from pathlib import Path
+
+import torch
+from omegaconf import MISSING, OmegaConf, SCMode
+
+
+class Schedule(enum.Enum):
+    COSINE = "cosine"
+    STEP = "step"
+
+
+@dataclasses.dataclass
+class Optim:
+    lr: float = 0.1
+    schedule: Schedule = Schedule.COSINE
+
+
+@dataclasses.dataclass
+class Run:
+    name: str = "run"
+    out: Path = "runs"
+    optim: Optim = dataclasses.field(default_factory=Optim)
+
+
+@dataclasses.dataclass
+class Plain:
+    name: str = "run"
+    steps: int = 10
+    schedule: Schedule = MISSING
+
+
+"""
+
+INVALID = [
+    (
+        "an Enum field read off a structured config",
+        'def save(p):\n    cfg = OmegaConf.structured(Run)\n    torch.save({"s": cfg.optim.schedule}, p)\n',
+        [(3, "s")],
+    ),
+    (
+        "a Path field, also when given as a string default",
+        'def save(p):\n    cfg = OmegaConf.structured(Run)\n    torch.save({"o": cfg.out}, p)\n',
+        [(3, "o")],
+    ),
+    (
+        "to_container keeps the Enum member of a nested structured config",
+        "def save(p):\n"
+        "    cfg = OmegaConf.structured(Optim)\n"
+        '    torch.save({"c": OmegaConf.to_container(cfg, resolve=True)}, p)\n',
+        [(3, "c")],
+    ),
+    (
+        "enum_to_str converts members, not paths",
+        "def save(p):\n"
+        "    cfg = OmegaConf.structured(Run)\n"
+        '    torch.save({"c": OmegaConf.to_container(cfg, enum_to_str=True)}, p)\n',
+        [(3, "c")],
+    ),
+    (
+        "a merge with overrides keeps the fields typed",
+        "def save(p):\n"
+        '    cfg = OmegaConf.merge(OmegaConf.structured(Optim), {"schedule": "STEP"})\n'
+        '    torch.save({"c": OmegaConf.to_container(cfg)}, p)\n',
+        [(3, "c")],
+    ),
+    (
+        "a key of the converted dict",
+        "def save(p):\n"
+        "    plain = OmegaConf.to_container(OmegaConf.structured(Optim))\n"
+        '    torch.save({"s": plain["schedule"], "lr": plain["lr"]}, p)\n',
+        [(3, "s")],
+    ),
+    (
+        "to_object builds the dataclass",
+        'def save(p):\n    torch.save({"c": OmegaConf.to_object(OmegaConf.structured(Optim))}, p)\n',
+        [(2, "c")],
+    ),
+    (
+        "SCMode.INSTANTIATE builds it too",
+        "def save(p):\n"
+        "    cfg = OmegaConf.structured(Optim)\n"
+        "    plain = OmegaConf.to_container(cfg, structured_config_mode=SCMode.INSTANTIATE)\n"
+        '    torch.save({"c": plain}, p)\n',
+        [(4, "c")],
+    ),
+]
+
+VALID = [
+    (
+        "the member's value and the path as a string",
+        "def save(p):\n"
+        "    cfg = OmegaConf.structured(Run)\n"
+        '    torch.save({"s": cfg.optim.schedule.value, "o": str(cfg.out), "n": cfg.name}, p)\n',
+    ),
+    (
+        "enum_to_str on a config without paths",
+        "def save(p):\n"
+        "    cfg = OmegaConf.structured(Optim)\n"
+        '    torch.save({"c": OmegaConf.to_container(cfg, enum_to_str=True)}, p)\n',
+    ),
+    (
+        "a config built from a display holds plain values",
+        "def save(p):\n"
+        '    cfg = OmegaConf.create({"lr": 0.1, "optim": {"name": "adam"}})\n'
+        '    torch.save({"c": OmegaConf.to_container(cfg), "o": OmegaConf.to_object(cfg)}, p)\n',
+    ),
+    (
+        "a plain key of the converted dict",
+        "def save(p):\n"
+        "    plain = OmegaConf.to_container(OmegaConf.structured(Optim))\n"
+        '    torch.save({"lr": plain["lr"]}, p)\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "source", "expected"), INVALID)
+def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]]) -> None:
+    assert sorted(weights_only_rows(HEADER, source), key=str) == sorted(expected, key=str), name
+
+
+@pytest.mark.parametrize(("name", "source"), VALID)
+def test_valid(name: str, source: str) -> None:
+    assert weights_only_findings(HEADER, source) == [], name
+
+
+LIGHTNING = HEADER.replace("import torch\n", "import lightning as L\nimport torch\n")
+
+# (source, the parameter reported, or None)
+HPARAMS = [
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, cfg):
+                super().__init__()
+                cfg = OmegaConf.to_container(cfg, resolve=True)
+                self.save_hyperparameters(cfg)
+
+
+        def build():
+            return Lit(OmegaConf.merge(OmegaConf.structured(Optim), OmegaConf.from_dotlist([])))
+        """,
+        "cfg",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, n=2, run_config=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            cfg = OmegaConf.structured(Run)
+            return Lit(run_config=OmegaConf.to_container(cfg, enum_to_str=True))
+        """,
+        "run_config",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, cfg):
+                super().__init__()
+                cfg = OmegaConf.to_container(cfg, enum_to_str=True)
+                self.save_hyperparameters(cfg)
+
+
+        def build():
+            return Lit(OmegaConf.structured(Optim))
+        """,
+        None,
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, n=2, run_config=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            return Lit(run_config=OmegaConf.to_container(OmegaConf.structured(Plain)))
+        """,
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "parameter"), HPARAMS)
+def test_hparams_converted(source: str, parameter: str | None) -> None:
+    found = [
+        f.attribute
+        for f in analyze_text(LIGHTNING + textwrap.dedent(source), "lit.py")
+        if f.code == "CKPT011"
+    ]
+    assert found == ([parameter] if parameter else [])
