@@ -15,6 +15,7 @@ HEADER = """\
 import dataclasses
 import enum
 from pathlib import Path
+from typing import List
 
 import torch
 from omegaconf import MISSING, OmegaConf, SCMode
@@ -36,6 +37,12 @@ class Run:
     name: str = "run"
     out: Path = "runs"
     optim: Optim = dataclasses.field(default_factory=Optim)
+
+
+@dataclasses.dataclass
+class Data:
+    dirs: List[Path] = dataclasses.field(default_factory=lambda: [Path("train")])
+    sizes: List[int] = dataclasses.field(default_factory=lambda: [1, 2])
 
 
 @dataclasses.dataclass
@@ -99,6 +106,33 @@ INVALID = [
         '    torch.save({"c": plain}, p)\n',
         [(4, "c")],
     ),
+    (
+        "SCMode.DICT_CONFIG hands a structured config back as it is",
+        "def save(p):\n"
+        "    cfg = OmegaConf.structured(Optim)\n"
+        "    kept = OmegaConf.to_container(cfg, structured_config_mode=SCMode.DICT_CONFIG)\n"
+        '    torch.save({"c": kept}, p)\n',
+        [(4, "c")],
+    ),
+    (
+        "a list of paths",
+        "def save(p):\n"
+        "    cfg = OmegaConf.structured(Data)\n"
+        '    torch.save({"d": OmegaConf.to_container(cfg.dirs)}, p)\n',
+        [(3, "d")],
+    ),
+    (
+        "a merge of the configs a list holds",
+        "def load(overrides=()):\n"
+        "    parts = [OmegaConf.structured(Run)]\n"
+        "    parts.append(OmegaConf.from_dotlist(list(overrides)))\n"
+        "    return OmegaConf.merge(*parts)\n"
+        "\n"
+        "\n"
+        "def save(p):\n"
+        '    torch.save({"o": load().out, "n": load().name}, p)\n',
+        [(8, "o")],
+    ),
 ]
 
 VALID = [
@@ -125,6 +159,13 @@ VALID = [
         "def save(p):\n"
         "    plain = OmegaConf.to_container(OmegaConf.structured(Optim))\n"
         '    torch.save({"lr": plain["lr"]}, p)\n',
+    ),
+    (
+        "a list of numbers, and the paths as strings",
+        "def save(p):\n"
+        "    cfg = OmegaConf.structured(Data)\n"
+        '    sizes = OmegaConf.to_container(cfg.sizes)\n'
+        '    torch.save({"s": sizes, "d": [str(d) for d in cfg.dirs]}, p)\n',
     ),
 ]
 
@@ -195,6 +236,33 @@ HPARAMS = [
 
         def build():
             return Lit(run_config=OmegaConf.to_container(OmegaConf.structured(Plain)))
+        """,
+        None,
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, n=2, run=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(run_cfg=None):
+            run_cfg = run_cfg or Run(name="tabular")
+            return Lit(run=dataclasses.asdict(run_cfg))
+        """,
+        "run",
+    ),
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, n=2, run=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            return Lit(run=dataclasses.asdict(Plain(schedule=Schedule.STEP.value)))
         """,
         None,
     ),

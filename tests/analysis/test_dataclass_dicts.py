@@ -97,6 +97,17 @@ INVALID = [
         '    torch.save({"d": d, "state": d["state"], "n": d["number"]}, p)\n',
         [(3, "d"), (3, "state")],
     ),
+    (
+        "asdict of a dataclass nesting one with an Enum field",
+        "@dataclass\n"
+        "class Study:\n"
+        "    best: Trial\n"
+        "    name: str = 'study'\n"
+        "\n"
+        "def save(p):\n"
+        '    torch.save({"s": asdict(Study(Trial(0, {})))}, p)\n',
+        [(7, "s")],
+    ),
 ]
 
 VALID = [
@@ -113,6 +124,10 @@ VALID = [
         "\n"
         "def save(p):\n"
         '    torch.save({"w": asdict(Wrap(Cfg())), "c": asdict(Cfg(out=None))}, p)\n',
+    ),
+    (
+        "an Enum-annotated field given its member's value",
+        'def save(p):\n    torch.save({"t": asdict(Trial(0, {}, state=State.DONE.value))}, p)\n',
     ),
     (
         "an asdict result whose refused fields are converted",

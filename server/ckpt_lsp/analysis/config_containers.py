@@ -47,9 +47,9 @@ def after(judge: LoadSafety, call: ast.Call, qualified: str, given: Refused) -> 
     if options is None:
         return None
     mode, enum_to_str = options
-    if mode == "DICT_CONFIG":
-        return None  # nested structured nodes stay configs: not followed
     shape = given.shape
+    if mode == "DICT_CONFIG":  # a structured config is handed back as it is
+        return replace(given, fix="") if isinstance(shape, StructuredDict) else None
     builds = qualified == _TO_OBJECT or mode == "INSTANTIATE"
     if builds and isinstance(shape, StructuredDict):
         built = judge.of_type(shape.type_name)
@@ -106,5 +106,5 @@ def _holding(key: str, leaf: Refused) -> Refused:
         loadable = "plain values (`OmegaConf.to_container(cfg, enum_to_str=True)`)"
     else:
         loadable = "plain values (each `Path` field as `str(...)`)"
-    what = f"a dict holding {leaf.what} (`{key}`)"
+    what = f"a dict holding {leaf.what} (`{key}`)" if key else f"a list holding {leaf.what}"
     return replace(leaf, what=what, loadable=loadable, fix="", holder=True)

@@ -69,8 +69,8 @@ def config_shape(
     class_shape: ShapeOf,
 ) -> Shape | None:
     """The shape of the config `call` builds; None when not known."""
-    if qualified in _MERGES:
-        return _merged([shape_of(a) for a in call.args if not isinstance(a, ast.Starred)])
+    if qualified in _MERGES:  # `merge(*parts)`: the shape of the configs the list holds
+        return _merged([shape_of(a.value if isinstance(a, ast.Starred) else a) for a in call.args])
     if len(call.args) != 1 or call.keywords:
         return None
     given = call.args[0]
@@ -249,8 +249,9 @@ def fields_shape(
     for name, annotation, default in fields:
         outer = annotation.value if isinstance(annotation, ast.Subscript) else annotation
         named = qualified(outer)
-        if named in _LISTS:
-            items[name] = ast.List(elts=[], ctx=ast.Load())
+        if named in _LISTS:  # `List[Path]`: a list of such values
+            element = _element(annotation, typed)
+            items[name] = ast.List(elts=[element] if element else [], ctx=ast.Load())
         elif named in _DICTS:
             items[name] = ast.Dict(keys=[], values=[])
         elif isinstance(annotation, ast.Subscript):
@@ -261,6 +262,17 @@ def fields_shape(
             leaf = RefusedLeaf(refused) if refused is not None else ast.Constant(None)
             items[name] = inner if inner is not None else leaf
     return _display(items, type_name)
+
+
+def _element(
+    annotation: ast.expr, typed: Callable[[ast.expr], Refused | None]
+) -> RefusedLeaf | None:
+    """The typed element of `List[Path]` (`Tuple[Path, ...]`), when the default load refuses it."""
+    inner = annotation.slice if isinstance(annotation, ast.Subscript) else None
+    if isinstance(inner, ast.Tuple) and inner.elts:
+        inner = inner.elts[0]
+    refused = typed(inner) if isinstance(inner, (ast.Name, ast.Attribute)) else None
+    return RefusedLeaf(refused) if refused is not None else None
 
 
 def _valued(default: ast.expr | None) -> bool:
@@ -278,6 +290,8 @@ def refused_leaves(shape: Shape | None, enum_to_str: bool = False) -> list[tuple
     the default load refuses, by dotted key, in order (`enum_to_str=True` turns members into
     their names)."""
     found: list[tuple[str, Refused]] = []
+    if isinstance(shape, ast.List):  # a list of typed values, under the empty key
+        return [("", e.refused) for e in shape.elts[:1] if isinstance(e, RefusedLeaf)]
     if not isinstance(shape, ast.Dict):
         return found
     for key, value in zip(shape.keys, shape.values):
@@ -287,6 +301,7 @@ def refused_leaves(shape: Shape | None, enum_to_str: bool = False) -> list[tuple
         if isinstance(value, RefusedLeaf):
             if not (enum_to_str and value.refused.kind == "enum-member"):
                 found.append((name, value.refused))
-        elif isinstance(value, ast.Dict):
-            found += [(f"{name}.{k}", r) for k, r in refused_leaves(value, enum_to_str)]
+        elif isinstance(value, (ast.Dict, ast.List)):
+            inner = refused_leaves(value, enum_to_str)
+            found += [(f"{name}.{k}" if k else name, r) for k, r in inner]
     return found

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 CONVERTERS = frozenset({"dataclasses.asdict", "dataclasses.astuple"})
 # the kinds `asdict` converts (nested dataclasses) or that say nothing of the field's value
 _CONVERTED = frozenset({"dataclass"})
+_NESTING = 3  # how deep nested dataclasses are followed
 
 
 def converted(judge: LoadSafety, call: ast.Call, env: Env) -> Refused | None:
@@ -51,7 +52,15 @@ def refused_fields(judge: LoadSafety, call: ast.Call, env: Env) -> dict[str, Ref
     None when the argument is no project dataclass instance."""
     if len(call.args) != 1 or call.keywords or judge.depth_left() <= 0:
         return None  # `dict_factory=` may convert the values
-    instance = judge.kind_of(call.args[0], env)
+    return _fields_of(judge, call.args[0], env, _NESTING)
+
+
+def _fields_of(
+    judge: LoadSafety, expr: ast.expr, env: Env, depth: int
+) -> dict[str, Refused] | None:
+    """The refused fields of the dataclass instance `expr`; a nested dataclass's under its
+    field's name, as the dict holding them."""
+    instance = judge.kind_of(expr, env)
     if instance is None or instance.kind != "dataclass" or not instance.type_name:
         return None
     located = judge.project_class(instance.type_name)
@@ -59,9 +68,15 @@ def refused_fields(judge: LoadSafety, call: ast.Call, env: Env) -> dict[str, Ref
         return None
     fields: dict[str, Refused] = {}
     for name in _field_names(located[1].class_level()):
-        read = ast.copy_location(ast.Attribute(value=call.args[0], attr=name, ctx=ast.Load()), call)
+        read = ast.copy_location(ast.Attribute(value=expr, attr=name, ctx=ast.Load()), expr)
         found = judge.of_expression(read, env)
-        if found is not None and found.kind not in _CONVERTED and not found.holder:
+        if found is not None and found.kind in _CONVERTED and depth > 0:
+            inner = _fields_of(judge, read, env, depth - 1) or {}
+            held = next(iter(inner.items()), None)
+            if held is not None:  # `asdict` makes the nested dataclass a dict holding it
+                what = f"a dict holding {held[1].what} (`{held[0]}`)"
+                fields[name] = replace(held[1], what=what, holder=True)
+        elif found is not None and found.kind not in _CONVERTED and not found.holder:
             fields[name] = replace(found, fix="", built=None, fields=(), passed=())
     return fields
 

@@ -215,8 +215,10 @@ def describe(
         same = Path(site.facts.path).resolve() == Path(filename).resolve()
         place = f"line {site.row}" if same else f"{Path(site.facts.path).name}:{site.row}"
         where = f" (as built at {place})"
+    by_entries = _namespace(problem) or problem.what.startswith("a dict holding")
     if saved.container is not None:
-        subject = f"`save_hyperparameters({name})` stores {problem.what}{where} whole"
+        how = "entry by entry" if by_entries else "whole"
+        subject = f"`save_hyperparameters({name})` stores {problem.what}{where} {how}"
     elif saved.owner:
         subject = (
             f"`{saved.owner}.__init__`'s `save_hyperparameters()` also stores `{name}` (it "
@@ -241,6 +243,11 @@ def describe(
         )
     if saved.container is not None and _namespace(problem):
         fix = f"make that entry of `{name}` plain data (`str(...)`, a number) before it is stored"
+    elif saved.container is not None and by_entries:
+        fix = (
+            f"make that entry of `{name}` plain data (`enum_to_str=True` for Enum members, "
+            "`str(...)` for paths) before it is stored"
+        )
     elif saved.container is not None:
         fix = f"store plain data instead (`OmegaConf.to_container({name})`, a dict of plain values)"
     elif saved.owner:

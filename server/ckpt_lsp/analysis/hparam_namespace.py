@@ -84,7 +84,7 @@ def refused_entries(expr: ast.expr, site: CallSite, safety: LoadSafety) -> dict[
     else:
         made, names = _made(expr, func, site.call)
         reaching = _reaching(func, site.call)
-        if made is None or _handed_on(reaching, names, site.call):
+        if made is None or _handed_on(reaching, names, site, safety):
             return {}
         parsing = _parsing_function(made, func, site, safety)
         on_the_way = _assigned_attributes(reaching)
@@ -163,8 +163,30 @@ def _parser_helper(
 def _parsing_helper(
     made: ast.Call, site: CallSite, safety: LoadSafety
 ) -> tuple[ModuleFacts, ast.FunctionDef | ast.AsyncFunctionDef] | None:
-    """A project helper every `return` of which is a `parse_args` call, that `made` calls."""
-    return _helper(made, site, safety, lambda value: isinstance(value, ast.Call) and _parses(value))
+    """A project helper every `return` of which is a `parse_args` call, that `made` calls;
+    or, for one returning `build_parser().parse_args(argv)`, the helper building the parser."""
+    found = _helper(
+        made, site, safety, lambda value: isinstance(value, ast.Call) and _parses(value)
+    )
+    if found is not None:
+        return found
+    dotted = dotted_name(made.func)
+    if not dotted or dotted.split(".")[0] in site.env.bindings:
+        return None
+    helper = safety.project_function(qualify(dotted, site.facts))
+    returns = [n.value for n in _walk(helper[1]) if isinstance(n, ast.Return)] if helper else []
+    if helper is None or len(returns) != 1 or not isinstance(returns[0], ast.Call):
+        return None
+    parsed = returns[0]
+    builder = parsed.func.value if isinstance(parsed.func, ast.Attribute) else None
+    if not _parses(parsed) or not isinstance(builder, ast.Call):
+        return None
+    named = dotted_name(builder.func)
+    parser = safety.project_function(qualify(named, helper[0])) if named else None
+    if parser is None or not _one_parser(parser[1]):
+        return None
+    returned = [n.value for n in _walk(parser[1]) if isinstance(n, ast.Return)]
+    return parser if returned and all(isinstance(r, ast.Name) for r in returned) else None
 
 
 def _helper(
@@ -185,6 +207,10 @@ def _helper(
     if not returns or not all(returns_ok(r.value) for r in returns):
         return None
     return found if _one_parser(found[1]) else None
+
+
+def _parsed(value: ast.expr | None) -> bool:
+    return isinstance(value, ast.Call) and _parses(value)
 
 
 def _parses(call: ast.Call) -> bool:
@@ -246,19 +272,56 @@ def _branch(body: list[ast.stmt], site: ast.Call) -> list[ast.stmt]:
     return [] if exits and not holds else list(body)
 
 
-def _handed_on(nodes: list[ast.AST], names: set[str], site: ast.Call) -> bool:
-    """The Namespace passed to another call on the way (which may change its entries), or
-    its entries reached through `__dict__`."""
-    in_site = {id(n) for n in walk(site)}  # `Model(**vars(args))` reads, not changes
+def _handed_on(nodes: list[ast.AST], names: set[str], site: CallSite, safety: LoadSafety) -> bool:
+    """The Namespace passed to another call on the way (which may change its entries; not a
+    project function that only reads its entries), or its entries reached through
+    `__dict__`."""
+    in_site = {id(n) for n in walk(site.call)}  # `Model(**vars(args))` reads, not changes
     for call in nodes:
         if not isinstance(call, ast.Call) or id(call) in in_site:
             continue
-        passed = [*call.args, *(k.value for k in call.keywords)]
-        if any(isinstance(a, ast.Name) and a.id in names for a in passed):
+        for at, arg in enumerate(call.args):
+            if (
+                isinstance(arg, ast.Name)
+                and arg.id in names
+                and not _reads_at(call, at, site, safety)
+            ):
+                return True
+        if any(isinstance(k.value, ast.Name) and k.value.id in names for k in call.keywords):
             return True
     return any(
         isinstance(n, ast.Attribute) and n.attr == "__dict__" and dotted_name(n.value) in names
         for n in nodes
+    )
+
+
+def _reads_at(call: ast.Call, at: int, site: CallSite, safety: LoadSafety) -> bool:
+    """Whether the project function `call` names only reads entries (`args.lr`) of what it
+    is given at position `at` (`make_config(args, yaml_cfg)`)."""
+    dotted = dotted_name(call.func) if isinstance(call.func, ast.Name) else ""
+    if (
+        not dotted
+        or dotted in site.env.bindings
+        or any(isinstance(a, ast.Starred) for a in call.args)
+    ):
+        return False
+    found = safety.project_function(qualify(dotted, site.facts))
+    params = found[1].args.posonlyargs + found[1].args.args if found is not None else []
+    if found is None or at >= len(params):
+        return False
+    name = params[at].arg
+    uses = [n for n in _walk(found[1]) if isinstance(n, ast.Name) and n.id == name]
+    attributes = {
+        id(n.value): n
+        for n in _walk(found[1])
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+    }
+    return all(
+        isinstance(n.ctx, ast.Load)
+        and id(n) in attributes
+        and isinstance(attributes[id(n)].ctx, ast.Load)
+        and attributes[id(n)].attr != "__dict__"
+        for n in uses
     )
 
 

@@ -48,6 +48,9 @@ _SAFE_CALLS = frozenset(
         "torch.Size",
     }
 )
+# Of those, the ones that keep a field's Enum member or Path (a dataclass's, a structured
+# config's): the weights-only judge says what they hold.
+_KEEPING = CONFIG_CONVERTERS | {"dataclasses.asdict"}
 # Methods whose result is plain data whatever the receiver.
 _PLAIN_METHODS = frozenset({"item", "tolist", "state_dict", "isoformat", "as_posix"})
 # Library namespaces whose attributes, read without a call, are functions or classes.
@@ -413,7 +416,7 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
     if qualified in _PARTIALS:
         return f"a `functools.partial` (`{dotted}(...)`)"
     if qualified in _SAFE_CALLS:
-        return _judged(call, ctx) if qualified in CONFIG_CONVERTERS else SAFE
+        return _judged(call, ctx) if qualified in _KEEPING else SAFE
     if qualified.startswith("builtins.") and qualified[len("builtins.") :] in _SAFE_BUILTINS:
         return _judged(call, ctx)  # plain, but `round(x, 2)`, `sum(arr)` of numpy stay numpy
     if qualified in _COLLECTING:

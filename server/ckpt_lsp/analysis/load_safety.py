@@ -140,6 +140,13 @@ def _no_fix(refused: Refused | None) -> Refused | None:
     return replace(refused, fix="") if refused is not None and refused.fix else refused
 
 
+def _plain_passed(value: ast.expr) -> bool:
+    """A value written to be plain data: a literal, an f-string, a member's `.value`/`.name`."""
+    if isinstance(value, (ast.Constant, ast.JoinedStr)):
+        return True
+    return isinstance(value, ast.Attribute) and value.attr in ("value", "name")
+
+
 def _typed_leaf(refused: Refused | None) -> Refused | None:
     """A structured config field's value, of the types OmegaConf keeps: Enum members, paths."""
     return refused if refused is not None and refused.kind in _TYPED_LEAVES else None
@@ -780,6 +787,9 @@ class LoadSafety:
                 and isinstance(stmt.annotation, (ast.Name, ast.Attribute))
                 and not isinstance(stmt.value, ast.Constant)  # `out: Path = "runs"` stays a str
             ):
+                passed = passed_field(cls, attr, built) if built is not None else None
+                if passed is not None and _plain_passed(passed):
+                    return None  # `Trial(state=State.DONE.value)`: the str, not the annotation
                 judged = self._deeper(facts).of_annotation(stmt.annotation)
                 if judged is None and stmt.value is not None and built is not None:
                     return self._field_default(located, attr, stmt.value, built)

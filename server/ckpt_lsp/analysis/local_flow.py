@@ -939,7 +939,10 @@ class LocalFlow:
             return state
         held = Refused(added.kind, added.what, added.loadable, "", added.stateful)
         name = call.func.value.id
-        found = {**state, name: frozenset({held})}
+        prior = state.get(name, frozenset())
+        if not (prior and all(isinstance(p, Refused) and p.kind == added.kind for p in prior)):
+            prior = frozenset({held})  # else it keeps what it knew (a config's shape)
+        found = {**state, name: prior}
         if call.func.attr == "append" and not isinstance(item, ast.Dict):
             found.update(_every_appended(name, replace(added, fix=""), before or {}))
             if isinstance(item, ast.Name):  # `trials.append(trial)`: its field keys
