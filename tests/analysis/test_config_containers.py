@@ -164,7 +164,7 @@ VALID = [
         "a list of numbers, and the paths as strings",
         "def save(p):\n"
         "    cfg = OmegaConf.structured(Data)\n"
-        '    sizes = OmegaConf.to_container(cfg.sizes)\n'
+        "    sizes = OmegaConf.to_container(cfg.sizes)\n"
         '    torch.save({"s": sizes, "d": [str(d) for d in cfg.dirs]}, p)\n',
     ),
 ]
