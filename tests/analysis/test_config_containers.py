@@ -133,6 +133,13 @@ INVALID = [
         '    torch.save({"o": load().out, "n": load().name}, p)\n',
         [(8, "o")],
     ),
+    (
+        "a dict of a config node holding a list",
+        "def save(p):\n"
+        '    cfg = OmegaConf.create({"data": {"root": "x", "dirs": ["a", "b"]}})\n'
+        '    torch.save({"d": dict(cfg.data)}, p)\n',
+        [(3, "d")],
+    ),
 ]
 
 VALID = [
@@ -166,6 +173,12 @@ VALID = [
         "    cfg = OmegaConf.structured(Data)\n"
         "    sizes = OmegaConf.to_container(cfg.sizes)\n"
         '    torch.save({"s": sizes, "d": [str(d) for d in cfg.dirs]}, p)\n',
+    ),
+    (
+        "a dict of a config node of scalars",
+        "def save(p):\n"
+        '    cfg = OmegaConf.create({"optim": {"lr": 0.1, "name": "adam"}})\n'
+        '    torch.save({"o": dict(cfg.optim)}, p)\n',
     ),
 ]
 

@@ -174,6 +174,29 @@ INVALID = [
         '    torch.save({"loss": metrics["loss"], "n": metrics["n"]}, path)\n',
         [(5, "loss")],
     ),
+    (
+        "a number over an int of `x.shape` is still a numpy scalar",
+        "def save(path):\n    images = np.zeros((4, 8, 8))\n    h, w = images.shape[1:3]\n"
+        '    focal = 0.5 * w / np.tan(0.3)\n    torch.save({"hwf": [h, w, focal]}, path)\n',
+        [(5, "hwf")],
+    ),
+    (
+        "keys an update with prefixed comprehension keys cannot reach",
+        "def evaluate(x):\n"
+        '    metrics = {"ade": np.mean(x), "n": len(x)}\n'
+        '    metrics.update({f"torch_{k}": float(v) for k, v in metrics.items()})\n'
+        "    return metrics\n"
+        "def save(path):\n    m = evaluate([1.0])\n"
+        '    torch.save({"ade": m["ade"], "n": m["n"]}, path)\n',
+        [(7, "ade")],
+    ),
+    (
+        "a reduction with an axis of a norm taken over an axis",
+        "def save(path):\n    x = np.ones((2, 3, 4))\n"
+        "    dist = np.linalg.norm(x, axis=-1)\n"
+        '    torch.save({"ade": dist.mean(-1).min(0).mean()}, path)\n',
+        [(4, "ade")],
+    ),
 ]
 
 VALID = [
@@ -299,6 +322,16 @@ VALID = [
         "def save(p):\n    model = Model()\n    model.step()\n    state = {}\n"
         '    for name in ("a", "b"):\n        state[name] = getattr(model, name)\n'
         '    state["pool"] = model.pool.images\n    torch.save(state, p)\n',
+    ),
+    (
+        "the ints of `x.shape`, and the key a prefixed update may change",
+        "def evaluate(x):\n"
+        '    metrics = {"torch_ade": 1.0, "n": len(x)}\n'
+        '    metrics.update({f"torch_{k}": np.float64(v) for k, v in {"x": 1.0}.items()})\n'
+        "    return metrics\n"
+        "def save(path):\n    images = np.zeros((4, 8, 8))\n    h, w = images.shape[1:3]\n"
+        "    m = evaluate([1.0])\n"
+        '    torch.save({"hw": [h, w], "focal": 0.5 * w, "n": m["n"]}, path)\n',
     ),
 ]
 

@@ -323,6 +323,8 @@ def _entries(
                 yield from _entries(fn, arg, key, stmt, depth + 1)
             elif isinstance(arg, ast.Name):  # `dict(base, epoch=3)`: base's entries
                 yield from _name_entries(fn, arg, None, stmt, depth + 1, whole=False)
+        if _copied_whole(expr, fn):  # `dict(cfg.data)`: what the judge says the copy holds
+            yield expr, key, stmt
         for kw in expr.keywords:
             if kw.arg is not None:
                 yield from _entries(fn, kw.value, kw.arg, stmt, depth + 1)
@@ -398,7 +400,7 @@ def _binding_entries(
         yield from (e for e in found if e[1] is None or e[1] not in replaced)
     elif value is not None and (
         isinstance(value, ast.Dict)
-        or _is_dict_call(value, fn)
+        or (_is_dict_call(value, fn) and not _copied_whole(value, fn))
         or (binding is not None and _merged_dicts(fn, value, binding))
     ):
         assert binding is not None
@@ -756,6 +758,17 @@ def _is_dict_call(expr: ast.expr, fn: _Function) -> bool:
     return bool(dotted) and qualify(dotted, fn.safety.facts) in (
         "builtins.dict",
         "collections.OrderedDict",
+    )
+
+
+def _copied_whole(expr: ast.expr, fn: _Function) -> bool:
+    """`dict(cfg.data)`: a dict made of one value that is neither a display nor a local
+    (whose entries are followed), judged as a whole."""
+    return (
+        _is_dict_call(expr, fn)
+        and isinstance(expr, ast.Call)
+        and len(expr.args) == 1
+        and not isinstance(expr.args[0], (ast.Dict, ast.Name))
     )
 
 

@@ -14,7 +14,7 @@ import ast
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ckpt_lsp.analysis.config_shapes import StructuredDict, refused_leaves
+from ckpt_lsp.analysis.config_shapes import RefusedLeaf, StructuredDict, refused_leaves
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.names import qualify
 
@@ -58,6 +58,27 @@ def after(judge: LoadSafety, call: ast.Call, qualified: str, given: Refused) -> 
     if not leaves:
         return None
     return _holding(*leaves[0])
+
+
+def copied(judge: LoadSafety, call: ast.Call, env: Env) -> Refused | None:
+    """`dict(cfg.data)` of a config whose shape is known: a dict of its top-level values,
+    refused when one of them is a nested config (a list or mapping stays a ListConfig or
+    DictConfig) or a typed field the default load refuses; None when they are plain.
+    Measured: `dict(cfg.optim)` of scalars loads, of `{"betas": [0.9, 0.99]}` fails."""
+    if len(call.args) != 1 or call.keywords:
+        return None
+    given = judge.kind_of(call.args[0], env)
+    shape = given.shape if given is not None and given.kind == "omegaconf" else None
+    if given is None or not isinstance(shape, ast.Dict):
+        return None
+    for key, value in zip(shape.keys, shape.values):
+        name = str(key.value) if isinstance(key, ast.Constant) else "?"
+        if isinstance(value, RefusedLeaf):
+            return replace(value.refused, what=f"a dict holding {value.refused.what} (`{name}`)")
+        if isinstance(value, (ast.Dict, ast.List, ast.Tuple)):
+            what = f"a dict holding {given.what} (`{name}`)"
+            return replace(given, what=what, fix="", holder=True, shape=None)
+    return None
 
 
 def container_keys(judge: LoadSafety, call: ast.Call, env: Env) -> dict[str, Refused] | None:

@@ -421,7 +421,9 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
         return _judged(call, ctx)  # plain, but `round(x, 2)`, `sum(arr)` of numpy stay numpy
     if qualified in _COLLECTING:
         if any(_is_config(arg, ctx) for arg in call.args):
-            return UNKNOWN  # `list(cfg.milestones)` holds the config's entries, not the config
+            # `list(cfg.milestones)` holds the config's entries, not the config; `dict(cfg.data)`
+            # of a known shape, its values (config_containers.copied)
+            return (qualified == "builtins.dict" and _judged(call, ctx)) or UNKNOWN
         items = [_unzipped(a, ctx) for a in call.args]
         found = _all_of([*_flat(items), *(kw.value for kw in call.keywords)], ctx, depth)
         if found == _what(_safety(ctx).catalog.kind("numpy-array")):

@@ -17,6 +17,7 @@ from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.column_keys import names_one_column
 from ckpt_lsp.analysis.config_containers import CONVERTERS as CONFIG_CONVERTERS
 from ckpt_lsp.analysis.config_containers import converted as config_container
+from ckpt_lsp.analysis.config_containers import copied as config_copy
 from ckpt_lsp.analysis.config_shapes import RefusedLeaf, config_shape, fields_shape
 from ckpt_lsp.analysis.constant_tests import decided, module_number, module_string
 from ckpt_lsp.analysis.constructor_args import passed_arguments, passed_value
@@ -961,7 +962,7 @@ class LoadSafety:
         if qualified == "numpy.random.choice" and draws_a_number(self, call, env):
             return None
         if qualified == "builtins.dict" and call.args:
-            return self._zipped_dict(call, env)
+            return self._zipped_dict(call, env) or config_copy(self, call, env)
         folds = fold_list(self, call, env)  # `list(kf.split(X))`
         if folds is not None:
             return folds

@@ -721,6 +721,8 @@ class LocalFlow:
             if any(isinstance(e, ast.Starred) for e in value.elts):
                 return None
             items: list[Possible] = [self._value(e, state) for e in value.elts]
+        elif _shape_of(value) and not starred:
+            items = [NUMBER] * len(names)  # `h, w = images.shape[1:3]`: Python ints
         elif isinstance(value, (ast.GeneratorExp, ast.ListComp)) and not starred:
             # `tp, fp, fn = (np.zeros(k) for _ in range(3))`: each is what every element is
             element = self.safety.element_of(_as_list(value), env)
@@ -884,6 +886,8 @@ class LocalFlow:
         ):
             return state
         shown = call.args[0] if call.args else ast.Dict(keys=[], values=[])
+        if isinstance(shown, ast.DictComp) and not call.keywords:
+            return self._updated_prefixed(call.func.value.id, shown, state, before)
         if not isinstance(shown, ast.Dict):
             return state
         keys = [k.value if isinstance(k, ast.Constant) else None for k in shown.keys]
@@ -903,6 +907,26 @@ class LocalFlow:
             found.pop(item_key(name, str(key)), None)
             if isinstance(judged, (Refused, _Literal)):
                 found[item_key(name, str(key))] = frozenset({judged})
+        return found
+
+    def _updated_prefixed(
+        self, name: str, shown: ast.DictComp, state: State, before: State
+    ) -> State:
+        """`metrics.update({f"torch_{k}": v for ...})`: keys all starting with a constant text
+        change only the known keys that start with it."""
+        head = shown.key.values[0] if isinstance(shown.key, ast.JoinedStr) else None
+        if not (isinstance(head, ast.Constant) and isinstance(head.value, str) and head.value):
+            return state
+        changed = item_key(name, head.value)[:-2]  # `metrics['torch_`: the keys it may change
+        items = {
+            k: v
+            for k, v in before.items()
+            if k.startswith(name + "[") and not k.startswith(changed)
+        }
+        if not items:
+            return state
+        found = {**state, **items}
+        found.pop(every_item_key(name), None)
         return found
 
     def _append(self, call: ast.expr, state: State, before: State | None = None) -> State:
@@ -1136,6 +1160,14 @@ def _instance(held: frozenset[Possible]) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shape_of(value: ast.expr) -> bool:
+    """`x.shape` or a slice of it (`x.shape[1:3]`, `x.shape[-2:]`): ints, whatever `x` is
+    (numpy, torch, pandas)."""
+    if isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Slice):
+        value = value.value
+    return isinstance(value, ast.Attribute) and value.attr == "shape"
 
 
 def number_literal(value: ast.expr | None) -> bool:
