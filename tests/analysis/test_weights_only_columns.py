@@ -265,6 +265,24 @@ INVALID = [
         'def save(p):\n    torch.save({"c": Counter(np.array([1, 2, 2]))}, p)\n',
         [(2, "c")],
     ),
+    (
+        "a column stored from an array, counted; the columns but one",
+        "def save(p):\n"
+        '    table = pd.DataFrame(np.ones((3, 2)), columns=["a", "b"])\n'
+        '    table["activity"] = np.array(["walk", "run", "walk"])\n'
+        '    counts = table["activity"].value_counts()\n'
+        '    torch.save({"c": counts, "r": counts.max() / counts.min(),\n'
+        '                "f": table.columns.drop("activity")}, p)\n',
+        [(5, "c"), (5, "r"), (6, "f")],
+    ),
+    (
+        "an array indexed by arrays, then given an axis",
+        "def save(p):\n"
+        "    sims = np.ones((3, 3))\n"
+        "    gt = np.arange(3)\n"
+        '    torch.save({"rank": (sims > sims[gt, gt][:, None]).sum(1)}, p)\n',
+        [(4, "rank")],
+    ),
 ]
 
 VALID = [
@@ -362,6 +380,15 @@ VALID = [
         "def save(p):\n"
         "    best = Search().run()\n"
         '    torch.save({"status": best.status.value, "id": best.trial_id}, p)\n',
+    ),
+    (
+        "the counts and the columns as plain values",
+        "def save(p):\n"
+        '    table = pd.DataFrame(np.ones((3, 2)), columns=["a", "b"])\n'
+        '    table["activity"] = np.array(["walk", "run", "walk"])\n'
+        '    counts = table["activity"].value_counts()\n'
+        '    torch.save({"c": counts.to_dict(), "r": float(counts.max() / counts.min()),\n'
+        '                "f": table.columns.drop("activity").tolist()}, p)\n',
     ),
 ]
 

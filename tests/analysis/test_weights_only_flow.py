@@ -197,6 +197,20 @@ INVALID = [
         '    torch.save({"ade": dist.mean(-1).min(0).mean()}, path)\n',
         [(4, "ade")],
     ),
+    (
+        "keys written with the literals a loop takes",
+        "def recall(ranks, ks=(1, 5)):\n"
+        "    out = {}\n"
+        "    for k in ks:\n"
+        '        out[f"R@{k}"] = (ranks < k).mean()\n'
+        '        out[f"hits@{k}"] = int((ranks < k).sum())\n'
+        '    for name in ("a", "b"):\n'
+        '        out[f"{name}_mean"] = ranks.mean()\n'
+        "    return out\n"
+        "def save(path):\n    m = recall(np.arange(4))\n"
+        '    torch.save({"r1": m["R@1"], "r5": m["R@5"], "h": m["hits@1"], "a": m["a_mean"]}, path)\n',
+        [(11, "r1"), (11, "r5"), (11, "a")],
+    ),
 ]
 
 VALID = [
@@ -332,6 +346,16 @@ VALID = [
         "def save(path):\n    images = np.zeros((4, 8, 8))\n    h, w = images.shape[1:3]\n"
         "    m = evaluate([1.0])\n"
         '    torch.save({"hw": [h, w], "focal": 0.5 * w, "n": m["n"]}, path)\n',
+    ),
+    (
+        "loop keys holding Python numbers",
+        "def recall(ranks, ks=(1, 5)):\n"
+        "    out = {}\n"
+        "    for k in ks:\n"
+        '        out[f"R@{k}"] = float((ranks < k).mean())\n'
+        "    return out\n"
+        "def save(path):\n    m = recall(np.arange(4))\n"
+        '    torch.save({"r1": m["R@1"], "r5": m["R@5"]}, path)\n',
     ),
 ]
 

@@ -405,9 +405,14 @@ class LoadSafety:
         if receiver is None or receiver.kind != "numpy-array":
             return None
         index = expr.slice
-        sliced = isinstance(index, ast.Slice) or (
-            isinstance(index, ast.Tuple) and any(isinstance(e, ast.Slice) for e in index.elts)
-        )
+        parts = index.elts if isinstance(index, ast.Tuple) else [index]
+        sliced = any(
+            isinstance(e, ast.Slice) or (isinstance(e, ast.Constant) and e.value is None)
+            for e in parts
+        )  # `x[:, None]` adds an axis
+        if not sliced:  # `sims[gt, gt]`, `x[mask]`: indexed by an array, an array
+            indices = (self.kind_of(e, env) for e in parts if not isinstance(e, ast.Constant))
+            sliced = any(i is not None and i.kind == "numpy-array" for i in indices)
         return _no_fix(self.catalog.kind("numpy-array" if sliced else "numpy-scalar"))
 
     def _rows(self, expr: ast.Subscript, env: Env) -> Refused | None:

@@ -205,6 +205,9 @@ class LocalFlow:
         # the returns give is asked
         self._idle: frozenset[int] = frozenset()
         self._returns = True
+        # the loop names bound to the literals of a constant display, while its body is walked
+        # (`for k in (1, 5, 10)`): a key written `f"R@{k}"` is each of them
+        self._literals: dict[str, tuple[object, ...]] = {}
 
     def run(
         self,
@@ -300,7 +303,16 @@ class LocalFlow:
                 entered.update(_unknown(targets))
             elif not isinstance(stmt, ast.While):
                 entered.update(self._loop_target(stmt.target, stmt.iter, state))
+            literals = self._loop_literals(stmt)
+            for name, values in literals.items():  # `for k in ks` of `ks=(1, 5, 10)`: ints
+                numbers = all(isinstance(v, int) for v in values)
+                entered[name] = frozenset({NUMBER if numbers else LITERAL})
+            outer = {n: self._literals[n] for n in literals if n in self._literals}
+            self._literals.update(literals)
             after_body = self._walk(stmt.body, entered)
+            for name in literals:
+                self._literals.pop(name, None)
+            self._literals.update(outer)
             # a loop's body runs in the programs that save after it: names it binds first
             # keep what it gives them
             # (a key the body forgot, `model.pool.images` after `model.pool.push(x)`, is
@@ -546,6 +558,47 @@ class LocalFlow:
         # the object itself, as its construction made it (what it was passed)
         return self._after_call(value, name, {**new, name: frozenset({receiver})}, False, receiver)
 
+    def _loop_literals(
+        self, stmt: ast.For | ast.AsyncFor | ast.While
+    ) -> dict[str, tuple[object, ...]]:
+        """`for k in (1, 5, 10)` (or over a parameter whose default is such a display and that
+        the function never rebinds): the literals the loop name takes."""
+        if isinstance(stmt, ast.While) or not isinstance(stmt.target, ast.Name):
+            return {}
+        shown: ast.expr | None = stmt.iter
+        if isinstance(shown, ast.Name) and self._func is not None:
+            shown = _parameter_default(self._func, shown.id)
+        if not isinstance(shown, (ast.Tuple, ast.List)) or not shown.elts:
+            return {}
+        values = [e.value for e in shown.elts if isinstance(e, ast.Constant)]
+        if len(values) != len(shown.elts) or not all(isinstance(v, (int, str)) for v in values):
+            return {}
+        return {stmt.target.id: tuple(values)}
+
+    def _formatted_keys(self, target: ast.expr) -> list[str]:
+        """The keys of `name[f"R@{k}"]` with each loop literal of `k` in place; [] for any
+        other target."""
+        if not (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)):
+            return []
+        key = target.slice
+        if not isinstance(key, ast.JoinedStr) or not self._literals:
+            return []
+        keys = [""]
+        for part in key.values:
+            if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                keys = [k + part.value for k in keys]
+            elif (
+                isinstance(part, ast.FormattedValue)
+                and isinstance(part.value, ast.Name)
+                and part.value.id in self._literals
+                and part.conversion == -1
+                and part.format_spec is None
+            ):
+                keys = [k + str(v) for k in keys for v in self._literals[part.value.id]]
+            else:
+                return []
+        return keys
+
     def _loop_target(self, target: ast.expr, iterable: ast.expr, state: State) -> State:
         """`for v in arr`: v is a numpy scalar (a row) of a numpy array; else unknown."""
         # `for scale in [0.9, 1.0]`, `for i, lr in enumerate([1e-3, 3e-4])`; enumerate's count
@@ -631,7 +684,7 @@ class LocalFlow:
 
     def _assignment(self, stmt: ast.stmt, state: State) -> State:
         kept = state  # `tr, va = masks` reads the items of `masks` that it then forgets
-        state = _forget_keys(stmt, state, self._kept)
+        state = _forget_keys(stmt, state, self._kept, self._formatted_keys)
         value: ast.expr | None
         if isinstance(stmt, ast.Assign):
             targets, value = stmt.targets, stmt.value
@@ -686,8 +739,20 @@ class LocalFlow:
                 new.pop(held, None)
                 new.pop(every_item_key(target.value.id), None)  # not every item now
                 new.pop(dict_mark(target.value.id), None)
-                if isinstance(possible, Refused):
+                if isinstance(possible, Refused) and (
+                    "series" in possible.kind or not _frame(state.get(target.value.id))
+                ):  # a frame's column is a Series, whatever array it was set from
                     new[held] = frozenset({possible})
+            elif self._formatted_keys(target):
+                # `out[f"R@{k}"] = x` for each `k` of a constant display: each key holds it
+                assert isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
+                new.pop(every_item_key(target.value.id), None)
+                new.pop(dict_mark(target.value.id), None)
+                for formatted in self._formatted_keys(target):
+                    held = item_key(target.value.id, formatted)
+                    new.pop(held, None)
+                    if isinstance(possible, Refused):
+                        new[held] = frozenset({possible})
             elif _self_item(target):
                 # `self.stats["mean"] = float(m)`: what the class's stores gave it is replaced
                 new[_self_item(target)] = frozenset({possible})
@@ -1249,7 +1314,12 @@ def _constant_keys(display: ast.Dict) -> list[str] | None:
     )
 
 
-def _forget_keys(stmt: ast.stmt, state: State, kept: KeptNames | None = None) -> State:
+def _forget_keys(
+    stmt: ast.stmt,
+    state: State,
+    kept: KeptNames | None = None,
+    formatted: Callable[[ast.expr], list[str]] | None = None,
+) -> State:
     """A statement that rebinds, mutates or mentions `name` (other than reading `name[k]`,
     or handing it to a call that only reads it: `kept`) drops what the state knows of its
     items: `metrics = ...`, `metrics["k"] = 1`, `metrics.update(...)`, `fill(metrics)`."""
@@ -1266,7 +1336,10 @@ def _forget_keys(stmt: ast.stmt, state: State, kept: KeptNames | None = None) ->
     }
     if isinstance(stmt, ast.Assign):  # `d["k"] = v` sets one key: the assignment says which
         reads.update(
-            id(t.value) for t in stmt.targets if isinstance(t, ast.Subscript) and _constant_item(t)
+            id(t.value)
+            for t in stmt.targets
+            if isinstance(t, ast.Subscript)
+            and (_constant_item(t) or (formatted is not None and formatted(t)))
         )
     for node in walk(stmt):
         if isinstance(node, ast.Name) and node.id in itemed and id(node) not in reads:
@@ -1336,6 +1409,28 @@ def return_items_of(
     """What each element of each `return a, b` of a function gives (locals followed,
     parameters as `bound`)."""
     return LocalFlow(safety).run(func, bound, needs=of_returns(func)).return_items
+
+
+def _parameter_default(func: FunctionNode, name: str) -> ast.expr | None:
+    """The default of the function's parameter `name`, when the body never rebinds it."""
+    args = func.args
+    positional = [*args.posonlyargs, *args.args]
+    pairs = list(zip(positional[len(positional) - len(args.defaults) :], args.defaults))
+    pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+    found = next((d for a, d in pairs if a.arg == name), None)
+    if found is None:
+        return None
+    rebound = any(
+        isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store)
+        for stmt in func.body
+        for n in walk(stmt)
+    )
+    return None if rebound else found
+
+
+def _frame(held: frozenset[Possible] | None) -> bool:
+    """A name holding a pandas frame (`table["activity"] = labels` stores a column)."""
+    return any(isinstance(p, Refused) and p.kind.endswith("frame") for p in held or ())
 
 
 def _stored_item(name: str, possible: Possible, state: State, catalog: WeightsOnlyCatalog) -> State:
