@@ -13,7 +13,7 @@ first, leave it unjudged.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ckpt_lsp.analysis.argparse_types import converted_type, dest_of
 from ckpt_lsp.analysis.call_sites import CallSite
@@ -157,56 +157,61 @@ def _parser_helper(
     made: ast.Call, site: CallSite, safety: LoadSafety
 ) -> tuple[ModuleFacts, ast.FunctionDef | ast.AsyncFunctionDef] | None:
     """A project helper that builds one parser and returns it, that `made` calls."""
-    return _helper(made, site, safety, lambda value: isinstance(value, ast.Name))
+    return _helper(made, site.facts, site.env.bindings, safety, _named)
 
 
 def _parsing_helper(
     made: ast.Call, site: CallSite, safety: LoadSafety
 ) -> tuple[ModuleFacts, ast.FunctionDef | ast.AsyncFunctionDef] | None:
     """A project helper every `return` of which is a `parse_args` call, that `made` calls;
-    or, for one returning `build_parser().parse_args(argv)`, the helper building the parser."""
-    found = _helper(
-        made, site, safety, lambda value: isinstance(value, ast.Call) and _parses(value)
-    )
+    or, for one whose one `return` is `build_parser().parse_args(argv)`, the helper building
+    the parser."""
+    found = _helper(made, site.facts, site.env.bindings, safety, _parsed)
     if found is not None:
         return found
-    dotted = dotted_name(made.func)
-    if not dotted or dotted.split(".")[0] in site.env.bindings:
+    helper = _called(made, site.facts, site.env.bindings, safety)
+    returns = _returns(helper[1]) if helper is not None else []
+    if helper is None or len(returns) != 1 or not _parsed(returns[0]):
         return None
-    helper = safety.project_function(qualify(dotted, site.facts))
-    returns = [n.value for n in _walk(helper[1]) if isinstance(n, ast.Return)] if helper else []
-    if helper is None or len(returns) != 1 or not isinstance(returns[0], ast.Call):
+    assert isinstance(returns[0], ast.Call) and isinstance(returns[0].func, ast.Attribute)
+    builder = returns[0].func.value
+    if not isinstance(builder, ast.Call):
         return None
-    parsed = returns[0]
-    builder = parsed.func.value if isinstance(parsed.func, ast.Attribute) else None
-    if not _parses(parsed) or not isinstance(builder, ast.Call):
-        return None
-    named = dotted_name(builder.func)
-    parser = safety.project_function(qualify(named, helper[0])) if named else None
-    if parser is None or not _one_parser(parser[1]):
-        return None
-    returned = [n.value for n in _walk(parser[1]) if isinstance(n, ast.Return)]
-    return parser if returned and all(isinstance(r, ast.Name) for r in returned) else None
+    return _helper(builder, helper[0], {}, safety, _named)
 
 
 def _helper(
     made: ast.Call,
-    site: CallSite,
+    facts: ModuleFacts,
+    bindings: Mapping[str, object],
     safety: LoadSafety,
     returns_ok: Callable[[ast.expr | None], bool],
 ) -> tuple[ModuleFacts, ast.FunctionDef | ast.AsyncFunctionDef] | None:
-    """The project function `made` calls, when it builds one parser and every `return`
-    passes `returns_ok`."""
-    dotted = dotted_name(made.func)
-    if not dotted or dotted.split(".")[0] in site.env.bindings:
-        return None
-    found = safety.project_function(qualify(dotted, site.facts))
-    if found is None:
-        return None
-    returns = [n for n in _walk(found[1]) if isinstance(n, ast.Return)]
-    if not returns or not all(returns_ok(r.value) for r in returns):
+    """The project function `made` calls (in `facts`, where `bindings` are locals), when it
+    builds one parser and every `return` passes `returns_ok`."""
+    found = _called(made, facts, bindings, safety)
+    returns = _returns(found[1]) if found is not None else []
+    if found is None or not returns or not all(returns_ok(r) for r in returns):
         return None
     return found if _one_parser(found[1]) else None
+
+
+def _called(
+    made: ast.Call, facts: ModuleFacts, bindings: Mapping[str, object], safety: LoadSafety
+) -> tuple[ModuleFacts, ast.FunctionDef | ast.AsyncFunctionDef] | None:
+    """The project function `made` calls by a name that is not a local."""
+    dotted = dotted_name(made.func)
+    if not dotted or dotted.split(".")[0] in bindings:
+        return None
+    return safety.project_function(qualify(dotted, facts))
+
+
+def _returns(func: ast.AST) -> list[ast.expr | None]:
+    return [n.value for n in _walk(func) if isinstance(n, ast.Return)]
+
+
+def _named(value: ast.expr | None) -> bool:
+    return isinstance(value, ast.Name)
 
 
 def _parsed(value: ast.expr | None) -> bool:

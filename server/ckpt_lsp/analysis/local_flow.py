@@ -30,6 +30,7 @@ from ckpt_lsp.analysis.elements import (
     shared_item,
 )
 from ckpt_lsp.analysis.facts import dotted_name
+from ckpt_lsp.analysis.hparams import default_of
 from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.record_columns import (
     appended_columns,
@@ -1413,11 +1414,7 @@ def return_items_of(
 
 def _parameter_default(func: FunctionNode, name: str) -> ast.expr | None:
     """The default of the function's parameter `name`, when the body never rebinds it."""
-    args = func.args
-    positional = [*args.posonlyargs, *args.args]
-    pairs = list(zip(positional[len(positional) - len(args.defaults) :], args.defaults))
-    pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
-    found = next((d for a, d in pairs if a.arg == name), None)
+    found = default_of(func, name)
     if found is None:
         return None
     rebound = any(
