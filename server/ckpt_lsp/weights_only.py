@@ -63,6 +63,9 @@ class Refused:
     number_columns: frozenset[str] = field(
         default=frozenset(), compare=False, hash=False, repr=False
     )
+    # for such a frame: the columns built from dates (`pd.date_range(...)`), whose max and
+    # items are Timestamps
+    time_columns: frozenset[str] = field(default=frozenset(), compare=False, hash=False, repr=False)
     # a container the project filled item by item (`self.cache["k"] = v`) holding such a
     # value: refused whole, yet none of its items is known to be of this kind
     holder: bool = field(default=False, compare=False, hash=False, repr=False)

@@ -1395,6 +1395,42 @@ INVALID = [
         """,
         "args",
     ),
+    # built through a registry a class decorator fills, the key not written out
+    (
+        """
+        MODELS = {}
+
+
+        def register(name):
+            def deco(cls):
+                MODELS[name] = cls
+                return cls
+            return deco
+
+
+        @register("unet")
+        class Seg(L.LightningModule):
+            def __init__(self, in_bands=4, band_mean=None, root=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        @register("mlp")
+        class Mlp(L.LightningModule):
+            def __init__(self, in_bands=4, band_mean=None, hidden=8):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(name, x):
+            return MODELS[name](in_bands=4, band_mean=x.mean(0).tolist(), root=Path("data"))
+
+
+        def main():
+            return build("unet", np.ones((3, 4)))
+        """,
+        "root",
+    ),
 ]
 
 VALID = [
@@ -2443,3 +2479,42 @@ def test_a_namespace_finding_names_the_entry_and_its_fix() -> None:
     assert "whose `root` is a `pathlib` path" in message
     assert "make that entry of `args` plain data" in message
     assert "OmegaConf.to_container" not in message
+
+
+REGISTERED = """
+MODELS = {}
+
+
+def register(name):
+    def deco(cls):
+        MODELS[name] = cls
+        return cls
+    return deco
+
+
+@register("unet")
+class Seg(L.LightningModule):
+    def __init__(self, in_bands=4, band_mean=None, root=None):
+        super().__init__()
+        self.save_hyperparameters()
+
+
+@register("mlp")
+class Mlp(L.LightningModule):
+    def __init__(self, in_bands=4, band_mean=None, hidden=8):
+        super().__init__()
+        self.save_hyperparameters()
+
+
+def build(x):
+    a = MODELS["mlp"](band_mean=np.ones(4))
+    b = MODELS[x](in_bands=4, band_mean=np.ones(4), hidden=16)
+    return a, b
+"""
+
+
+def test_a_registry_call_builds_only_the_classes_its_key_and_keywords_allow() -> None:
+    """`MODELS["mlp"](...)` builds no other class, nor does a call passing a keyword only
+    another class takes (`hidden=`): only `Mlp`'s numpy array is reported."""
+    found = [(cls, attr) for cls, attr, _ in hparam_findings(REGISTERED)]
+    assert found == [("Mlp", "band_mean")]

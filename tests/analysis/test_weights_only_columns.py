@@ -283,6 +283,20 @@ INVALID = [
         '    torch.save({"rank": (sims > sims[gt, gt][:, None]).sum(1)}, p)\n',
         [(4, "rank")],
     ),
+    (
+        "the latest date of a column built from a date range",
+        "def save(p):\n"
+        '    meta = pd.DataFrame({"acquired": pd.date_range("2023-05-01", periods=3), "n": [1, 2, 3]})\n'
+        '    torch.save({"last": meta["acquired"].max(), "kept": meta.dropna()["acquired"].max()}, p)\n',
+        [(3, "last"), (3, "kept")],
+    ),
+    (
+        "a histogram and the largest index of a nonzero bin",
+        "def save(p):\n"
+        "    h = np.bincount(np.array([1, 3, 3]))\n"
+        '    torch.save({"hist": np.histogram([1.0, 2.0], bins=2), "top": np.nonzero(h)[0].max()}, p)\n',
+        [(3, "hist"), (3, "top")],
+    ),
 ]
 
 VALID = [
@@ -389,6 +403,15 @@ VALID = [
         '    counts = table["activity"].value_counts()\n'
         '    torch.save({"c": counts.to_dict(), "r": float(counts.max() / counts.min()),\n'
         '                "f": table.columns.drop("activity").tolist()}, p)\n',
+    ),
+    (
+        "the date as text, the histogram and the index as lists",
+        "def save(p):\n"
+        '    meta = pd.DataFrame({"acquired": pd.date_range("2023-05-01", periods=3), "n": [1, 2, 3]})\n'
+        "    h = np.bincount(np.array([1, 3, 3]))\n"
+        '    torch.save({"last": meta["acquired"].max().isoformat(), "n": int(meta["n"].max()),\n'
+        '                "hist": [a.tolist() for a in np.histogram([1.0, 2.0], bins=2)],\n'
+        '                "top": int(np.nonzero(h)[0].max())}, p)\n',
     ),
 ]
 

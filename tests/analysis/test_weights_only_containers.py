@@ -138,6 +138,18 @@ INVALID = [
         '    torch.save({"worst": min(t.per_class.values())}, p)\n',
         [(4, "worst")],
     ),
+    (
+        "a saver spreading its parameter or an empty dict",
+        "class OrSaver:\n"
+        "    def save_checkpoint(self, path, extra=None):\n"
+        '        state = {"epoch": 1}\n'
+        "        state.update(extra or {})\n"
+        "        torch.save(state, path)\n"
+        "def save(p):\n"
+        "    s = OrSaver()\n"
+        '    s.save_checkpoint(p, extra={"best": np.float64(0.5), "n": 3})\n',
+        [(8, "best")],
+    ),
 ]
 
 VALID = [
@@ -196,6 +208,17 @@ VALID = [
         "    t = Defaulted()\n"
         "    t.fit(2)\n"
         '    torch.save({"worst": min(t.per_class.values())}, p)\n',
+    ),
+    (
+        "a saver spreading its parameter or an empty dict, given plain values",
+        "class OrSaver:\n"
+        "    def save_checkpoint(self, path, extra=None):\n"
+        '        state = {"epoch": 1}\n'
+        "        state.update(extra or {})\n"
+        "        torch.save(state, path)\n"
+        "def save(p):\n"
+        "    s = OrSaver()\n"
+        '    s.save_checkpoint(p, extra={"best": 0.5, "n": 3})\n',
     ),
 ]
 

@@ -293,21 +293,35 @@ class CallSites:
                     continue
                 env = _env_before(func, call.lineno)
                 yield CallSite(where, call, env, parsed.row_offset, func is not None, func)
-            for call, _, func in (
-                registry_calls(tree, picking) if picking else ()
+            for call, picked, func in (
+                registry_calls(tree, list(picking)) if picking else ()
             ):  # `MODELS[k](...)`
+                if not _may_build(call, picked, registries, cls):
+                    continue
                 env = _env_before(func, call.lineno)
                 yield CallSite(where, call, env, parsed.row_offset, func is not None, func)
 
-    def _registries(self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts) -> list[str]:
-        """The module-level dict displays of `where` one value of which is the class."""
-        found = []
+    def _registries(
+        self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts
+    ) -> dict[str, frozenset[str] | None]:
+        """The module-level registries of `where` that hold the class, with the keys it is
+        held under (None: not all known): dict displays one value of which is the class, and,
+        in its own module, the dict a decorator of the class stores it in
+        (`@register("unet")` of a `register` doing `MODELS[name] = cls`)."""
+        found: dict[str, frozenset[str] | None] = {}
         for registry in registries_of(where, cls.name):
             display = where.assigns[registry]
             assert isinstance(display, ast.Dict)
-            entries = [ast.Call(func=v, args=[], keywords=[]) for v in display.values]
-            if any(self._constructs(where, home, cls, e, None) for e in entries):
-                found.append(registry)
+            keys: set[str] = set()
+            for key, value in zip(display.keys, display.values):
+                entry = ast.Call(func=value, args=[], keywords=[])
+                if self._constructs(where, home, cls, entry, None):
+                    written = key.value if isinstance(key, ast.Constant) else None
+                    keys.add(written if isinstance(written, str) else "")
+            if keys:
+                found[registry] = None if "" in keys else frozenset(keys)
+        if where is home:
+            found.update(_decorator_registries(home, cls))
         return found
 
     def _constructs(
@@ -329,6 +343,52 @@ class CallSites:
             return False
         found = self.index.resolve_member(qualified, where.path)
         return found is not None and found[0].path == home.path and found[1] == cls.name
+
+
+def _decorator_registries(facts: ModuleFacts, cls: ClassFacts) -> dict[str, frozenset[str] | None]:
+    """`@register("unet")` of a module-level `register` whose body stores into a module-level
+    dict (`MODELS[name] = cls`): that dict, and the key the decorator gives (None when it is
+    not a string literal)."""
+    found: dict[str, frozenset[str] | None] = {}
+    for decorator in cls.decorators:
+        if not isinstance(decorator, ast.Call) or not isinstance(decorator.func, ast.Name):
+            continue
+        maker = facts.functions.get(decorator.func.id)
+        if maker is None:
+            continue
+        given = decorator.args[0] if decorator.args else None
+        key = given.value if isinstance(given, ast.Constant) else None
+        for node in walk(maker):
+            target = node.targets[0] if isinstance(node, ast.Assign) else None
+            if (
+                isinstance(target, ast.Subscript)
+                and isinstance(target.value, ast.Name)
+                and isinstance(facts.assigns.get(target.value.id), ast.Dict)
+            ):
+                keys = frozenset({key}) if isinstance(key, str) else None
+                found[target.value.id] = keys
+    return found
+
+
+def _may_build(
+    call: ast.Call,
+    picked: ast.expr,
+    registries: dict[str, frozenset[str] | None],
+    cls: ClassFacts,
+) -> bool:
+    """Whether `REG[k](...)` may build the class: `k` is not a string the class is not held
+    under, and every keyword the call passes is a parameter of its `__init__` (a call meant
+    for another class of the registry passes its own)."""
+    name = picked.value if isinstance(picked, ast.Subscript) else None
+    held = registries.get(name.id) if isinstance(name, ast.Name) else None
+    key = picked.slice if isinstance(picked, ast.Subscript) else None
+    if held is not None and isinstance(key, ast.Constant) and key.value not in held:
+        return False
+    init = cls.method("__init__")
+    if init is None or init.args.kwarg is not None:
+        return True
+    accepted = {a.arg for a in [*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs]}
+    return all(k.arg is None or k.arg in accepted for k in call.keywords)
 
 
 def _super_init(call: ast.Call) -> bool:

@@ -21,7 +21,7 @@ from ckpt_lsp.analysis.demand import Demand, demand
 from ckpt_lsp.analysis.elements import held_item
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety
-from ckpt_lsp.analysis.local_flow import LocalFlow
+from ckpt_lsp.analysis.local_flow import LocalFlow, empty_display
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import child_nodes, walk
 from ckpt_lsp.analysis.reaching import reaching_bindings
@@ -512,6 +512,7 @@ def _mutation_entries(fn: _Function, stmt: ast.stmt, name: str, depth: int) -> I
     if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
         call = stmt.value
         for arg in call.args[:1]:
+            arg = _or_empty(arg)  # `state.update(extra or {})`: extra's entries, if any
             if isinstance(arg, ast.Dict) or _is_dict_call(arg, fn):
                 yield from _entries(fn, arg, None, stmt, depth + 1)
             elif isinstance(arg, ast.Name) and arg.id != name:
@@ -720,6 +721,15 @@ def _bound_names(stmt: ast.stmt) -> set[str]:
     elif isinstance(stmt, ast.With):
         targets.extend(i.optional_vars for i in stmt.items if i.optional_vars is not None)
     return {n.id for t in targets for n in walk(t) if isinstance(n, ast.Name)}
+
+
+def _or_empty(expr: ast.expr) -> ast.expr:
+    """`extra or {}` (or `extra or dict()`): `extra`, the empty dict adding nothing; any other
+    expression as it is."""
+    if not (isinstance(expr, ast.BoolOp) and isinstance(expr.op, ast.Or)):
+        return expr
+    first, *rest = expr.values
+    return first if all(empty_display(r) for r in rest) else expr
 
 
 def _root_name(target: ast.expr) -> str:

@@ -110,6 +110,7 @@ _COLUMNS = frozenset(
 )
 _FRAMES = frozenset({_FRAME, _TIME_FRAME})
 _DATETIME_SERIES = "pandas-datetime-series"
+_DATES = frozenset({"pandas-datetime-index", _DATETIME_SERIES})
 _TO_DATETIME = frozenset({"pandas.to_datetime"})
 _ROWS = frozenset({"iloc", "loc", "iat"})
 _DICT_CALLS = frozenset({"builtins.dict", "collections.OrderedDict"})
@@ -478,6 +479,8 @@ class LoadSafety:
         `df[["a", "b"]]` (or `df[COLUMNS]`, a module-level list of names) a frame; a mask or
         a variable is not known, unless it names one column (column_keys)."""
         if isinstance(index, ast.Constant) and isinstance(index.value, str):
+            if index.value in frame.time_columns:
+                return self.catalog.kind(_DATETIME_SERIES)
             numbers = index.value in frame.number_columns
             return self.catalog.kind(_NUMBER_SERIES if numbers else _SERIES)
         if names_one_column(self, index, env):  # `df[TARGET]`, `df[self.target]`
@@ -900,8 +903,9 @@ class LoadSafety:
         if not returns:
             return None
         found = self.catalog.kind(returns)
-        if found is not None and found.kind in _FRAMES and receiver.number_columns:
-            found = replace(found, number_columns=receiver.number_columns)  # `df.dropna()`
+        columns = receiver.number_columns, receiver.time_columns
+        if found is not None and found.kind in _FRAMES and any(columns):  # `df.dropna()`
+            found = replace(found, number_columns=columns[0], time_columns=columns[1])
         # `model.to(device)` keeps the receiver's fix; a different kind's fix is its own
         return (
             found
@@ -1041,14 +1045,19 @@ class LoadSafety:
             return replace(refused, number_columns=columns) if columns else refused
         if not isinstance(display, ast.Dict):
             return refused
-        numbers = frozenset(
-            key.value
+        named = [
+            (key.value, value)
             for key, value in zip(display.keys, display.values)
-            if isinstance(key, ast.Constant)
-            and isinstance(key.value, str)
-            and self._numbers(value, env)
-        )
-        return replace(refused, number_columns=numbers) if numbers else refused
+            if isinstance(key, ast.Constant) and isinstance(key.value, str)
+        ]
+        numbers = frozenset(key for key, value in named if self._numbers(value, env))
+        times = frozenset(key for key, value in named if self._dates(value, env))
+        return replace(refused, number_columns=numbers, time_columns=times)
+
+    def _dates(self, value: ast.expr, env: Env) -> bool:
+        """`pd.date_range(...)`, `pd.to_datetime(...)`: a column of Timestamps."""
+        found = self.kind_of(value, env) if isinstance(value, ast.Call) else None
+        return found is not None and found.kind in _DATES
 
     def _numbers(self, value: ast.expr, env: Env) -> bool:
         """A list display of number literals, a numpy array or a column of numbers."""
