@@ -1395,6 +1395,26 @@ INVALID = [
         """,
         "args",
     ),
+    # a factory's parameter left at its default, a module-level config
+    (
+        """
+        AD_CFG = OmegaConf.create({"data": {"categories": ["bottle", "cable"], "size": 8}})
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, categories=None, size=8):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(cfg=AD_CFG):
+            return Lit(categories=cfg.data.categories, size=cfg.data.size)
+
+
+        FACTORIES = {"Lit": lambda: build()}
+        """,
+        "categories",
+    ),
     # built through a registry a class decorator fills, the key not written out
     (
         """
@@ -2506,15 +2526,19 @@ class Mlp(L.LightningModule):
         self.save_hyperparameters()
 
 
-def build(x):
+def build(x, small):
     a = MODELS["mlp"](band_mean=np.ones(4))
     b = MODELS[x](in_bands=4, band_mean=np.ones(4), hidden=16)
-    return a, b
+    cls = MODELS["mlp" if small else "mlp"]
+    c = cls(4, band_mean=np.ones(4))
+    d = MODELS[x](np.ones(4), in_bands=4, root=Path("x"))
+    return a, b, c, d
 """
 
 
 def test_a_registry_call_builds_only_the_classes_its_key_and_keywords_allow() -> None:
-    """`MODELS["mlp"](...)` builds no other class, nor does a call passing a keyword only
-    another class takes (`hidden=`): only `Mlp`'s numpy array is reported."""
+    """`MODELS["mlp"](...)` (or either key of a conditional) builds no other class, nor does a
+    call passing a keyword only another class takes (`hidden=`), or one its positional
+    arguments already gave (`in_bands`): only `Mlp`'s numpy array is reported."""
     found = [(cls, attr) for cls, attr, _ in hparam_findings(REGISTERED)]
     assert found == [("Mlp", "band_mean")]

@@ -382,13 +382,23 @@ def _may_build(
     name = picked.value if isinstance(picked, ast.Subscript) else None
     held = registries.get(name.id) if isinstance(name, ast.Name) else None
     key = picked.slice if isinstance(picked, ast.Subscript) else None
-    if held is not None and isinstance(key, ast.Constant) and key.value not in held:
+    keys = [key.body, key.orelse] if isinstance(key, ast.IfExp) else [key]  # `R["a" if p else "b"]`
+    written = [k.value for k in keys if isinstance(k, ast.Constant)]
+    if held is not None and len(written) == len(keys) and not set(written) & held:
         return False
     init = cls.method("__init__")
-    if init is None or init.args.kwarg is not None:
+    if init is None:
         return True
-    accepted = {a.arg for a in [*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs]}
-    return all(k.arg is None or k.arg in accepted for k in call.keywords)
+    args = init.args
+    positional = [a.arg for a in [*args.posonlyargs, *args.args][1:]]  # `self` aside
+    given = call.args if not any(isinstance(a, ast.Starred) for a in call.args) else []
+    if args.vararg is None and len(given) > len(positional):
+        return False  # more positional arguments than it takes
+    taken = set(positional[: len(given)])
+    if any(k.arg in taken for k in call.keywords):
+        return False  # `cls(cfg, vocab_size=n)` of a class whose first parameter is vocab_size
+    accepted = {*positional, *(a.arg for a in args.kwonlyargs)}
+    return args.kwarg is not None or all(k.arg is None or k.arg in accepted for k in call.keywords)
 
 
 def _super_init(call: ast.Call) -> bool:

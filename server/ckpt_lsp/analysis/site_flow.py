@@ -57,10 +57,13 @@ def _passed(site: CallSite, safety: LoadSafety) -> dict[str, object]:
     positional = [*args.posonlyargs, *args.args]
     params = [*positional, *args.kwonlyargs]
     bound: dict[str, object] = {}
+    defaults = _defaults(func)
     for param in params:
         judged: list[Refused | None] = []
         for call in calls:
             given = call.argument(params, len(positional), param.arg)
+            if given is None and param.arg in defaults:
+                given = defaults[param.arg]  # `def build(cfg=AD_CFG)` called as `build()`
             if not isinstance(given, ast.expr) or any(
                 isinstance(n, ast.Name) and n.id in call.env.bindings for n in walk(given)
             ):  # left to its default, spread, or the caller's locals: not followed here
@@ -70,6 +73,16 @@ def _passed(site: CallSite, safety: LoadSafety) -> dict[str, object]:
         if judged and all(j is not None for j in judged) and len(set(judged)) == 1:
             bound[param.arg] = judged[0]
     return bound
+
+
+def _defaults(func: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, ast.expr]:
+    """Each parameter's default that names a module-level value (`cfg=DEFAULT_CFG`): what a
+    call leaving the parameter out passes (literals and `None` are left to the flow)."""
+    args = func.args
+    positional = [*args.posonlyargs, *args.args]
+    pairs = list(zip(positional[len(positional) - len(args.defaults) :], args.defaults))
+    pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+    return {a.arg: d for a, d in pairs if isinstance(d, (ast.Name, ast.Attribute))}
 
 
 def _left_out(site: CallSite) -> dict[str, object]:
