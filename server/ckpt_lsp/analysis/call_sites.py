@@ -296,7 +296,7 @@ class CallSites:
             for call, picked, func in (
                 registry_calls(tree, list(picking)) if picking else ()
             ):  # `MODELS[k](...)`
-                if not _may_build(call, picked, registries, cls):
+                if not _may_build(call, picked, registries, cls) or _narrowed(call, func, cls):
                     continue
                 env = _env_before(func, call.lineno)
                 yield CallSite(where, call, env, parsed.row_offset, func is not None, func)
@@ -399,6 +399,32 @@ def _may_build(
         return False  # `cls(cfg, vocab_size=n)` of a class whose first parameter is vocab_size
     accepted = {*positional, *(a.arg for a in args.kwonlyargs)}
     return args.kwarg is not None or all(k.arg is None or k.arg in accepted for k in call.keywords)
+
+
+def _narrowed(
+    call: ast.Call, func: ast.FunctionDef | ast.AsyncFunctionDef | None, cls: ClassFacts
+) -> bool:
+    """Whether the call of a registry entry held in a local sits under `if entry is Other:`
+    (or `==`) naming another class: that branch builds `Other` only."""
+    if func is None or not isinstance(call.func, ast.Name):
+        return False
+    alias = call.func.id
+    for node in walk(func):
+        if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+            continue
+        test = node.test
+        if not (
+            isinstance(test.left, ast.Name)
+            and test.left.id == alias
+            and len(test.ops) == 1
+            and isinstance(test.ops[0], (ast.Is, ast.Eq))
+        ):
+            continue
+        other = dotted_name(test.comparators[0]).rsplit(".", 1)[-1]
+        inside = any(n is call for stmt in node.body for n in walk(stmt))
+        if other and other != cls.name and inside:
+            return True
+    return False
 
 
 def _super_init(call: ast.Call) -> bool:
