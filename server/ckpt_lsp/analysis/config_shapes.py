@@ -281,8 +281,8 @@ def _valued(default: ast.expr | None) -> bool:
         return False
     if isinstance(default, ast.Constant):
         return default.value not in (None, "???")
-    named = isinstance(default, (ast.Name, ast.Attribute))
-    return not (named and "MISSING" in ast.unparse(default))
+    named = default.id if isinstance(default, ast.Name) else getattr(default, "attr", "")
+    return named != "MISSING"
 
 
 def refused_leaves(shape: Shape | None, enum_to_str: bool = False) -> list[tuple[str, Refused]]:
