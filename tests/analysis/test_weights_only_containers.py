@@ -147,8 +147,9 @@ INVALID = [
         "        torch.save(state, path)\n"
         "def save(p):\n"
         "    s = OrSaver()\n"
-        '    s.save_checkpoint(p, extra={"best": np.float64(0.5), "n": 3})\n',
-        [(8, "best")],
+        '    s.save_checkpoint(p, extra={"best": np.float64(0.5), "n": 3})\n'
+        '    OrSaver().save_checkpoint(p, extra={"best": np.float64(0.5)})\n',
+        [(8, "best"), (9, "best")],
     ),
 ]
 

@@ -161,15 +161,18 @@ class _Function:
     def _instance_saver(
         self, func: ast.expr, stmt: ast.stmt
     ) -> tuple[FunctionNode, int, LoadSafety] | None:
-        """`trainer.save_checkpoint(path, meta)` where `trainer = Trainer(...)` here: the
-        saving method of that project class (judged in its own module)."""
-        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)):
+        """`trainer.save_checkpoint(path, meta)` where `trainer = Trainer(...)` here (or
+        `Trainer(...).save_checkpoint(...)`): the saving method of that project class (judged
+        in its own module)."""
+        if not isinstance(func, ast.Attribute) or not SAVER_NAME.search(func.attr):
             return None
-        name = func.value.id
-        if name == "self" or name in self.safety.facts.imports or not SAVER_NAME.search(func.attr):
-            return None
-        binding = self.binding(name, stmt)
-        built = binding.value if isinstance(binding, ast.Assign) else None
+        built: ast.expr | None = func.value  # `Saver().save_checkpoint(...)`
+        if isinstance(func.value, ast.Name):
+            name = func.value.id
+            if name == "self" or name in self.safety.facts.imports:
+                return None
+            binding = self.binding(name, stmt)
+            built = binding.value if isinstance(binding, ast.Assign) else None
         if not isinstance(built, ast.Call):
             return None
         instance = self.safety.kind_of(built)
