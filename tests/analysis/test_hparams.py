@@ -1415,6 +1415,45 @@ INVALID = [
         """,
         "categories",
     ),
+    # a builder handing its keywords to the registry: its callers' keywords, from the calls
+    # the class can take
+    (
+        """
+        MODELS = {}
+
+
+        def register(name):
+            def deco(cls):
+                MODELS[name] = cls
+                return cls
+            return deco
+
+
+        def build_model(name, **kwargs):
+            return MODELS[name](**kwargs)
+
+
+        @register("clf")
+        class Clf(L.LightningModule):
+            def __init__(self, n_classes=2, loss_fn=None, root=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        @register("gate")
+        class Gate(L.LightningModule):
+            def __init__(self, n_genes=4, root=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def main():
+            a = build_model("clf", n_classes=3, loss_fn=nn.CrossEntropyLoss())
+            b = build_model("gate", n_genes=8, root="data")
+            return a, b
+        """,
+        "loss_fn",
+    ),
     # built through a registry a class decorator fills, the key not written out
     (
         """

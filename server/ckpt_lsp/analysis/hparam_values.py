@@ -88,7 +88,9 @@ def judge(
             forwarded = _forwarded_spread(name, site, classifier, contexts)
             if forwarded is not None:
                 return forwarded
-            unknown = True
+            keywords = _forwarded_keywords(parameter, site, classifier, contexts)
+            values += keywords  # `def build_model(name, **kwargs)`: its callers' keywords
+            unknown = unknown or not keywords
         elif passed is None:
             left_out = True
         elif isinstance(passed, ast.expr):
@@ -201,6 +203,38 @@ def _forwarded_spread(
             if what:
                 return HparamProblem(what, dropped=False, site=outer)
     return None
+
+
+def _forwarded_keywords(
+    parameter: Parameter,
+    site: CallSite,
+    classifier: Classifier,
+    contexts: dict[int, ValueContext] | None,
+) -> list[tuple[ast.expr, ValueContext, CallSite | None]]:
+    """`def build_model(name, **kwargs): return MODELS[name](**kwargs)`: what the callers of
+    the factory in its module pass by the parameter's keyword, from the calls whose every
+    keyword the class takes (a call passing one it does not take builds another class)."""
+    func = site.func
+    kwarg = func.args.kwarg if func is not None else None
+    spread = [k.value for k in site.call.keywords if k.arg is None]
+    if (
+        func is None
+        or kwarg is None
+        or not any(isinstance(v, ast.Name) and v.id == kwarg.arg for v in spread)
+    ):
+        return []
+    if _rebinds(func, kwarg.arg):
+        return []
+    accepted = {p.arg for p in parameter.params}
+    found: list[tuple[ast.expr, ValueContext, CallSite | None]] = []
+    for outer in function_calls(site.facts, func):
+        given = {k.arg: k.value for k in outer.call.keywords if k.arg is not None}
+        if any(k.arg is None for k in outer.call.keywords) or not set(given) <= accepted:
+            continue
+        value = given.get(parameter.arg.arg)
+        if value is not None:
+            found.append((value, _site_context(classifier, outer, contexts), outer))
+    return found
 
 
 def _root(expr: ast.expr) -> ast.Name | None:
