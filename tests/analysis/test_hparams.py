@@ -1454,6 +1454,23 @@ INVALID = [
         """,
         "loss_fn",
     ),
+    # rebound to a numpy array before it is stored, whatever the call passed
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, act_dim=8, action_mean=None):
+                super().__init__()
+                action_mean = np.asarray(
+                    action_mean if action_mean is not None else [0.0] * act_dim, dtype=np.float32
+                )
+                self.save_hyperparameters()
+
+
+        def build():
+            return Lit(action_mean=[0.1, 0.2])
+        """,
+        "action_mean",
+    ),
     # built through a registry a class decorator fills, the key not written out
     (
         """
@@ -1493,6 +1510,15 @@ INVALID = [
 ]
 
 VALID = [
+    # rebound to plain values before it is stored
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, lr=np.float32(0.1), sizes=np.ones(2)):
+            super().__init__()
+            lr = float(lr)
+            sizes = list(map(int, sizes))
+            self.save_hyperparameters()
+    """,
     # the helper's parser keeps its paths as strings
     """
     def make_parser():

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ckpt_lsp.analysis.blocks import split_lines
 from ckpt_lsp.analysis.call_sites import CallSite, CallSites
 from ckpt_lsp.analysis.classifier import Classifier
-from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.hparam_values import HparamProblem, Parameter, judge, namespace_problem
 from ckpt_lsp.analysis.hparams import (
     SavedHparams,
@@ -30,8 +30,10 @@ from ckpt_lsp.analysis.hparams import (
     member_read_parameters,
     none_fills,
     rebound_before,
+    rebound_once,
     saved_hparams,
 )
+from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.scope import ScopeResolver, ScopeVerdict
 from ckpt_lsp.analysis.value_context import ValueContext
@@ -47,6 +49,12 @@ CODE = "CKPT011"
 # name from `save_hyperparameters("a", "b")` (fix/hparams_ignore.py writes both; it is
 # fix.policy.IGNORE_HPARAM, named here as the analysis never imports the fix package)
 FIX_IGNORE = "hparams-ignore"
+# what a rebinding in `__init__` gives whatever it is passed: numpy's constructors convert any
+# argument (`np.mean(t)` of a tensor is a tensor, so other numpy calls are not taken)
+_CONVERTING = frozenset(
+    {"numpy.asarray", "numpy.array", "numpy.asanyarray", "numpy.float32", "numpy.float64"}
+    | {"numpy.int64", "numpy.int32"}
+)
 
 
 class HparamFindings:
@@ -98,8 +106,18 @@ class HparamFindings:
         iterated = containers - rebound if not saved.owner else frozenset()
         found: list[Finding] = []
         contexts: dict[int, ValueContext] = {}  # the sites' contexts, shared by the parameters
+        rebinds = rebound_once(init, saved.call) if not saved.owner else {}
         for arg in stored:
-            if arg is None or arg.arg in rebound:
+            if arg is None:
+                continue
+            if arg.arg in rebound:  # `x = np.asarray(x)`: what it becomes, whatever was passed
+                problem = _rebound_problem(arg.arg, rebinds.get(arg.arg), facts, self.classifier)
+                finding = (
+                    self._finding(filename, facts, cls, init, saved, arg, problem, verdict)
+                    if problem is not None
+                    else None
+                )
+                found += [finding] if finding is not None else []
                 continue
             default = fills.get(arg.arg) or default_of(init, arg.arg)
             parameter = Parameter(
@@ -176,6 +194,24 @@ class HparamFindings:
             fix_mode=FIX_IGNORE if fixable else "none",
             related=related,
         )
+
+
+def _rebound_problem(
+    name: str, value: ast.expr | None, facts: ModuleFacts, classifier: Classifier
+) -> HparamProblem | None:
+    """A parameter `__init__` rebinds before storing it, to a value the default load refuses
+    whatever the caller passed (`np.asarray(...)` is a numpy array)."""
+    if (
+        not isinstance(value, ast.Call)
+        or qualify(dotted_name(value.func), facts) not in _CONVERTING
+    ):
+        return None
+    refused = LoadSafety(facts, classifier.index).kind_of(value, {})
+    if refused is None:
+        return None
+    shown = f"`{name} = {ast.unparse(value)}`"
+    shown = shown if len(shown) <= 60 else f"`{name} = ...`"
+    return HparamProblem(f"{refused.what} ({shown} before it is stored)", dropped=False)
 
 
 def _namespace(problem: HparamProblem) -> bool:

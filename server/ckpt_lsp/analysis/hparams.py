@@ -124,24 +124,32 @@ def converted_before(
     """Parameters the function binds before `call` only by converting themselves at its top
     level (`cfg = OmegaConf.to_container(cfg, resolve=True)`), with the converting call: the
     value stored is the caller's value so converted."""
+    return {
+        name: value
+        for name, value in rebound_once(func, call).items()
+        if isinstance(value, ast.Call)
+        and len(value.args) == 1
+        and isinstance(value.args[0], ast.Name)
+        and value.args[0].id == name
+        and qualified(dotted_name(value.func)) in CONVERTERS
+    }
+
+
+def rebound_once(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call
+) -> dict[str, ast.expr]:
+    """Parameters the function binds before `call` only once, at its top level (`x =
+    np.asarray(x, dtype=np.float32)`), with the value: what is stored."""
     where = (call.lineno, call.col_offset)
     params = {p.arg for p in init_parameters(func)}
-    found: dict[str, ast.Call] = {}
+    found: dict[str, ast.expr] = {}
     for stmt in func.body:
         if (stmt.lineno, stmt.col_offset) >= where:
             break
-        value = stmt.value if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
-        target = stmt.targets[0] if isinstance(stmt, ast.Assign) else None
-        if (
-            isinstance(target, ast.Name)
-            and target.id in params
-            and isinstance(value, ast.Call)
-            and len(value.args) == 1
-            and isinstance(value.args[0], ast.Name)
-            and value.args[0].id == target.id
-            and qualified(dotted_name(value.func)) in CONVERTERS
-        ):
-            found.setdefault(target.id, value)
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target = stmt.targets[0]
+            if isinstance(target, ast.Name) and target.id in params:
+                found.setdefault(target.id, stmt.value)
     binds: dict[str, int] = {}
     for node in walk(func):
         if isinstance(node, ast.Name) and _stored_before(node, where):
