@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ckpt_lsp.analysis.assignments import Env
 from ckpt_lsp.analysis.call_sites import CallSite, function_calls
 from ckpt_lsp.analysis.facts import dotted_name
+from ckpt_lsp.analysis.hparams import default_of
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.local_flow import NUMBER_MARK, UNPASSED_NONE, LocalFlow
 from ckpt_lsp.analysis.nodes import child_nodes, walk
@@ -79,10 +80,10 @@ def _defaults(func: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, ast.exp
     """Each parameter's default that names a module-level value (`cfg=DEFAULT_CFG`): what a
     call leaving the parameter out passes (literals and `None` are left to the flow)."""
     args = func.args
-    positional = [*args.posonlyargs, *args.args]
-    pairs = list(zip(positional[len(positional) - len(args.defaults) :], args.defaults))
-    pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
-    return {a.arg: d for a, d in pairs if isinstance(d, (ast.Name, ast.Attribute))}
+    found = {
+        a.arg: default_of(func, a.arg) for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]
+    }
+    return {k: d for k, d in found.items() if isinstance(d, (ast.Name, ast.Attribute))}
 
 
 def _left_out(site: CallSite) -> dict[str, object]:
