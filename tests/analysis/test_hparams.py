@@ -59,6 +59,37 @@ def hparam_findings(source: str, filename: str = "lit.py") -> list[tuple[str, st
     ]
 
 
+# a registry a class decorator fills, and two classes registered in it (indented as the cases
+# are: each case is dedented whole)
+REGISTER = """
+        MODELS = {}
+
+
+        def register(name):
+            def deco(cls):
+                MODELS[name] = cls
+                return cls
+            return deco
+
+
+"""
+SEG_AND_MLP = """
+        @register("unet")
+        class Seg(L.LightningModule):
+            def __init__(self, in_bands=4, band_mean=None, root=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        @register("mlp")
+        class Mlp(L.LightningModule):
+            def __init__(self, in_bands=4, band_mean=None, hidden=8):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+"""
+
 # (source, the parameter that must be reported)
 INVALID = [
     # refused by the default torch.load: builtins and project functions are globals too
@@ -1418,17 +1449,8 @@ INVALID = [
     # a builder handing its keywords to the registry: its callers' keywords, from the calls
     # the class can take
     (
-        """
-        MODELS = {}
-
-
-        def register(name):
-            def deco(cls):
-                MODELS[name] = cls
-                return cls
-            return deco
-
-
+        REGISTER
+        + """
         def build_model(name, **kwargs):
             return MODELS[name](**kwargs)
 
@@ -1473,31 +1495,9 @@ INVALID = [
     ),
     # built through a registry a class decorator fills, the key not written out
     (
-        """
-        MODELS = {}
-
-
-        def register(name):
-            def deco(cls):
-                MODELS[name] = cls
-                return cls
-            return deco
-
-
-        @register("unet")
-        class Seg(L.LightningModule):
-            def __init__(self, in_bands=4, band_mean=None, root=None):
-                super().__init__()
-                self.save_hyperparameters()
-
-
-        @register("mlp")
-        class Mlp(L.LightningModule):
-            def __init__(self, in_bands=4, band_mean=None, hidden=8):
-                super().__init__()
-                self.save_hyperparameters()
-
-
+        REGISTER
+        + SEG_AND_MLP
+        + """
         def build(name, x):
             return MODELS[name](in_bands=4, band_mean=x.mean(0).tolist(), root=Path("data"))
 
@@ -2566,46 +2566,26 @@ def test_a_namespace_finding_names_the_entry_and_its_fix() -> None:
     assert "OmegaConf.to_container" not in message
 
 
-REGISTERED = """
-MODELS = {}
+REGISTERED = (
+    REGISTER
+    + SEG_AND_MLP
+    + """
+        def build(x, small):
+            a = MODELS["mlp"](band_mean=np.ones(4))
+            b = MODELS[x](in_bands=4, band_mean=np.ones(4), hidden=16)
+            cls = MODELS["mlp" if small else "mlp"]
+            c = cls(4, band_mean=np.ones(4))
+            d = MODELS[x](np.ones(4), in_bands=4, root=Path("x"))
+            return a, b, c, d
 
 
-def register(name):
-    def deco(cls):
-        MODELS[name] = cls
-        return cls
-    return deco
-
-
-@register("unet")
-class Seg(L.LightningModule):
-    def __init__(self, in_bands=4, band_mean=None, root=None):
-        super().__init__()
-        self.save_hyperparameters()
-
-
-@register("mlp")
-class Mlp(L.LightningModule):
-    def __init__(self, in_bands=4, band_mean=None, hidden=8):
-        super().__init__()
-        self.save_hyperparameters()
-
-
-def build(x, small):
-    a = MODELS["mlp"](band_mean=np.ones(4))
-    b = MODELS[x](in_bands=4, band_mean=np.ones(4), hidden=16)
-    cls = MODELS["mlp" if small else "mlp"]
-    c = cls(4, band_mean=np.ones(4))
-    d = MODELS[x](np.ones(4), in_bands=4, root=Path("x"))
-    return a, b, c, d
-
-
-def build_any(name):
-    cls = MODELS[name]
-    if cls is Mlp:
-        return cls(Path("x"))
-    return cls(4)
-"""
+        def build_any(name):
+            cls = MODELS[name]
+            if cls is Mlp:
+                return cls(Path("x"))
+            return cls(4)
+        """
+)
 
 
 def test_a_registry_call_builds_only_the_classes_its_key_and_keywords_allow() -> None:
