@@ -142,6 +142,26 @@ INVALID = [
     ),
 ]
 
+YAML_STAGES = '''STAGES = """
+stages:
+  - {noise: 0.3, epochs: 5}
+  - {noise: 0.1, epochs: 10}
+sizes: [64, 32]
+"""
+
+
+'''
+
+INVALID += [
+    (
+        "list() of a YAML list of mappings holds DictConfigs",
+        YAML_STAGES + "def save(p):\n"
+        "    cfg = OmegaConf.create(STAGES)\n"
+        '    torch.save({"stages": list(cfg.stages), "sizes": list(cfg.sizes)}, p)\n',
+        [(11, "stages")],
+    ),
+]
+
 VALID = [
     (
         "the member's value and the path as a string",
@@ -192,6 +212,15 @@ def test_invalid(name: str, source: str, expected: list[tuple[int, str | None]])
 def test_valid(name: str, source: str) -> None:
     assert weights_only_findings(HEADER, source) == [], name
 
+
+VALID += [
+    (
+        "tuple() of a YAML list of numbers holds ints",
+        YAML_STAGES + "def save(p):\n"
+        "    cfg = OmegaConf.create(STAGES)\n"
+        '    torch.save({"sizes": tuple(cfg.sizes)}, p)\n',
+    ),
+]
 
 LIGHTNING = HEADER.replace("import torch\n", "import lightning as L\nimport torch\n")
 
@@ -278,6 +307,101 @@ HPARAMS = [
             return Lit(run=dataclasses.asdict(Plain(schedule=Schedule.STEP.value)))
         """,
         None,
+    ),
+]
+
+
+HPARAMS += [
+    (  # the factory is called with the config maker paired with it in a registry
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, cfg):
+                super().__init__()
+                cfg = OmegaConf.to_container(cfg, resolve=True)
+                self.save_hyperparameters()
+
+
+        def optim_config(overrides=()):
+            return OmegaConf.merge(OmegaConf.structured(Optim), OmegaConf.from_dotlist(list(overrides)))
+
+
+        def build(cfg):
+            return Lit(cfg)
+
+
+        REGISTRY = {"optim": (optim_config, build)}
+
+
+        def build_module(name, overrides=()):
+            make_cfg, factory = REGISTRY[name]
+            return factory(make_cfg(overrides))
+        """,
+        "cfg",
+    ),
+    (  # the factory converts the config its caller made with the caller's own argument
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, model_cfg, n=2):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def optim_config(overrides=()):
+            return OmegaConf.merge(OmegaConf.structured(Optim), OmegaConf.from_dotlist(list(overrides)))
+
+
+        def build(cfg):
+            model_cfg = OmegaConf.to_container(cfg)
+            return Lit(model_cfg)
+
+
+        def main(overrides=()):
+            return build(optim_config(overrides))
+        """,
+        "model_cfg",
+    ),
+    (  # the same, with `enum_to_str=True`: the member is its name
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, model_cfg, n=2):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def optim_config(overrides=()):
+            return OmegaConf.merge(OmegaConf.structured(Optim), OmegaConf.from_dotlist(list(overrides)))
+
+
+        def build(cfg):
+            model_cfg = OmegaConf.to_container(cfg, enum_to_str=True)
+            return Lit(model_cfg)
+
+
+        def main(overrides=()):
+            return build(optim_config(overrides))
+        """,
+        None,
+    ),
+    (  # the stages of a YAML config: a list of DictConfigs
+        """
+        STAGES = \"\"\"
+        stages:
+          - {noise: 0.3}
+          - {noise: 0.1}
+        \"\"\"
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, stages, n=2):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            cfg = OmegaConf.create(STAGES)
+            return Lit(list(cfg.stages))
+        """,
+        "stages",
     ),
 ]
 

@@ -117,9 +117,18 @@ def test_valid(name: str, source: str) -> None:
 @pytest.mark.parametrize(
     ("text", "shape"),
     [
-        ("a: 1\nb:\n  c: [x]\n", "{'a': '1', 'b': {'c': []}}"),
-        ("a:\n- x\n- y\nb: 2\n", "{'a': [], 'b': '2'}"),
-        ("a: |\n  text\n  more\nb: {c: 1, d: [1, 2]}\n", "{'a': '|', 'b': {'c': '1', 'd': []}}"),
+        ("a: 1\nb:\n  c: [x]\n", "{'a': '1', 'b': {'c': ['x']}}"),
+        ("a:\n- x\n- y\nb: 2\n", "{'a': ['x', 'y'], 'b': '2'}"),
+        (
+            "a: |\n  text\n  more\nb: {c: 1, d: [1, 2]}\n",
+            "{'a': '|', 'b': {'c': '1', 'd': ['1', '2']}}",
+        ),
+        # a sequence's items: a flow or block mapping is a dict (a block one's keys unread)
+        (
+            "s:\n  - {n: 0.3}\n  - name: a\n    k: 1\n  -\n    x: 1\n",
+            "{'s': [{'n': '0.3'}, {}, {}]}",
+        ),
+        ("s: [[1, 2], {a: 1}, x]\n", "{'s': [['1', '2'], {'a': '1'}, 'x']}"),
         ("a: '#not a comment'  # a comment\n", "{'a': \"'#not a comment'\"}"),
         ("a:\n", "{'a': None}"),
     ],

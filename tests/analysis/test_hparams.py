@@ -2313,6 +2313,20 @@ VALID = [
     def main():
         return Lit(backend="qnnpack", dtype=torch.quint8, sparsity=0.7)
     """,
+    # iterating a Series gives Python values: a dict zipped from two columns loads
+    """
+    import pandas as pd
+
+    class Lit(L.LightningModule):
+        def __init__(self, population: dict = None, hidden: int = 3):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build(regions):
+        rng = np.random.default_rng(0)
+        table = pd.DataFrame({"region": regions, "population": rng.integers(1, 9, len(regions))})
+        return Lit(population=dict(zip(table["region"], table["population"])))
+    """,
 ]
 
 

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from ckpt_lsp.analysis.assignments import OPAQUE, Env
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
-from ckpt_lsp.analysis.indirect_calls import partial_call, registries_of, registry_calls
+from ckpt_lsp.analysis.indirect_calls import (
+    pair_dispatches,
+    partial_call,
+    registries_of,
+    registry_calls,
+    tuple_entries,
+)
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import child_nodes, walk
 
@@ -447,9 +453,16 @@ def function_calls(
     if facts.functions.get(func.name) is not func:
         return []
     found: list[CallSite] = []
+    rows = tuple_entries(facts, func.name)
     for parsed in facts.blocks:
         tree = parsed.tree
-        if func.name not in parsed.block.text or tree is None:
+        if tree is None:
+            continue
+        if rows and any(r in parsed.block.text for r in rows):
+            for call, dispatcher in pair_dispatches(tree, rows, func.name):
+                env = _env_before(dispatcher, call.lineno)
+                found.append(CallSite(facts, call, env, parsed.row_offset, True, dispatcher))
+        if func.name not in parsed.block.text:
             continue
         for call, caller in _calls(tree, func.name, None):
             if dotted_name(call.func) != func.name or caller is func:

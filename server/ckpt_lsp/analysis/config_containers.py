@@ -61,14 +61,17 @@ def after(judge: LoadSafety, call: ast.Call, qualified: str, given: Refused) -> 
 
 
 def copied(judge: LoadSafety, call: ast.Call, env: Env) -> Refused | None:
-    """`dict(cfg.data)` of a config whose shape is known: a dict of its top-level values,
-    refused when one of them is a nested config (a list or mapping stays a ListConfig or
-    DictConfig) or a typed field the default load refuses; None when they are plain.
+    """`dict(cfg.data)` (or `list(cfg.stages)`) of a config whose shape is known: a dict of
+    its top-level values, refused when one of them is a nested config (a list or mapping
+    stays a ListConfig or DictConfig) or a typed field the default load refuses; None when
+    they are plain.
     Measured: `dict(cfg.optim)` of scalars loads, of `{"betas": [0.9, 0.99]}` fails."""
     if len(call.args) != 1 or call.keywords:
         return None
     given = judge.kind_of(call.args[0], env)
     shape = given.shape if given is not None and given.kind == "omegaconf" else None
+    if given is not None and isinstance(shape, (ast.List, ast.Tuple)):
+        return _listed(given, shape)
     if given is None or not isinstance(shape, ast.Dict):
         return None
     for key, value in zip(shape.keys, shape.values):
@@ -77,6 +80,19 @@ def copied(judge: LoadSafety, call: ast.Call, env: Env) -> Refused | None:
             return replace(value.refused, what=f"a dict holding {value.refused.what} (`{name}`)")
         if isinstance(value, (ast.Dict, ast.List, ast.Tuple)):
             what = f"a dict holding {given.what} (`{name}`)"
+            return replace(given, what=what, fix="", holder=True, shape=None)
+    return None
+
+
+def _listed(given: Refused, shape: ast.List | ast.Tuple) -> Refused | None:
+    """`list(cfg.curriculum)` of a ListConfig: a list of its items, refused when one is a
+    nested config (measured: of `[{noise: 0.3}]` it holds DictConfigs and fails, of `[1, 2]`
+    plain ints that load)."""
+    for value in shape.elts:
+        if isinstance(value, RefusedLeaf):
+            return replace(value.refused, what=f"a list holding {value.refused.what}")
+        if isinstance(value, (ast.Dict, ast.List, ast.Tuple)):
+            what = f"a list holding {given.what}"
             return replace(given, what=what, fix="", holder=True, shape=None)
     return None
 

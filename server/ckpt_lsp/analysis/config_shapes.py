@@ -187,18 +187,36 @@ def _block(lines: list[tuple[int, str]], at: int, indent: int) -> tuple[ast.expr
 
 
 def _sequence(lines: list[tuple[int, str]], at: int, indent: int) -> tuple[ast.List | None, int]:
-    """A block sequence's items are not read: that it is a list is what counts."""
+    """A block sequence: whether each item is a container or a scalar, from its dash line
+    (`- {noise: 0.3}` and `- name: a` are mappings; the keys of a block one are not read)."""
+    items: list[ast.expr] = []
     while at < len(lines) and lines[at][0] >= indent:
-        if lines[at][0] == indent and not (lines[at][1].startswith("- ") or lines[at][1] == "-"):
+        text = lines[at][1]
+        if lines[at][0] == indent and not (text.startswith("- ") or text == "-"):
             break  # the next key of the mapping the items sit at the indent of
+        if lines[at][0] == indent:
+            items.append(_item(text[1:].strip()))
         at += 1
-    return ast.List(elts=[], ctx=ast.Load()), at
+    return ast.List(elts=items, ctx=ast.Load()), at
+
+
+def _item(text: str) -> ast.expr:
+    """One sequence item from the rest of its dash line; an unknown one reads as a mapping
+    with no keys known (a container, which is what `list(cfg.items)` is judged by)."""
+    if not text:
+        return _display({})  # `-` alone: the item nests below it
+    if text[:1] in "[{":
+        return _flow(text) or _display({})
+    return _display({}) if _KEY.match(text) else ast.Constant(text)
 
 
 def _flow(value: str) -> ast.expr | None:
     """A value on the key's own line: a flow sequence or mapping, or a scalar."""
     if value.startswith("["):
-        return ast.List(elts=[], ctx=ast.Load()) if value.endswith("]") else None
+        if not value.endswith("]"):
+            return None
+        parts = [p.strip() for p in _top_level_split(value[1:-1]) if p.strip()]
+        return ast.List(elts=[_flow(p) or _display({}) for p in parts], ctx=ast.Load())
     if value.startswith("{"):
         return _flow_mapping(value) if value.endswith("}") else None
     return ast.Constant(value)

@@ -141,12 +141,16 @@ def _converted(
         passed = site.argument(parameter.params, parameter.positional, parameter.arg.arg)
         if not isinstance(passed, ast.expr):
             continue
-        ctx = _site_context(classifier, site, contexts)
-        safety = LoadSafety(ctx.facts, classifier.index)
-        given = safety.of_expression(passed, judge_env(ctx, safety))
-        kept = after(safety, converter, qualified, given) if given is not None else None
-        if kept is not None:
-            return HparamProblem(kept.what, dropped=False, site=site)
+        values: list[tuple[ast.expr, ValueContext, CallSite | None]] = [
+            (passed, _site_context(classifier, site, contexts), site)
+        ]
+        values += _forwarded(passed, site, classifier, contexts)  # `build(cfg)`'s callers
+        for expr, ctx, passed_at in values:
+            safety = LoadSafety(ctx.facts, classifier.index)
+            given = safety.of_expression(expr, judge_env(ctx, safety))
+            kept = after(safety, converter, qualified, given) if given is not None else None
+            if kept is not None:
+                return HparamProblem(kept.what, dropped=False, site=passed_at)
     return None
 
 

@@ -83,6 +83,13 @@ _PLAIN_CONSTANTS = frozenset(
 _COLLECTING = frozenset(
     {"builtins.list", "builtins.tuple", "builtins.set", "builtins.dict", "builtins.sorted"}
 )
+# pandas kinds whose iteration yields plain Python values (labels, for a frame)
+_PLAIN_ITERATED = frozenset(
+    {"pandas-series", "pandas-number-series", "pandas-number-keyed-series"}
+    | {"pandas-number-counts", "pandas-index", "pandas-number-index", "pandas-frame"}
+    | {"pandas-time-frame", "pandas-number-keyed-frame"}
+)
+_COPIED_CONFIGS = frozenset({"builtins.dict", "builtins.list", "builtins.tuple"})
 _CONFIG = "an OmegaConf config (`DictConfig`/`ListConfig`)"
 _PARTIALS = frozenset({"functools.partial", "functools.partialmethod"})
 _CALLABLE_TYPES = frozenset({"typing.Callable", "collections.abc.Callable"})
@@ -422,10 +429,12 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
     if qualified in _COLLECTING:
         if any(_is_config(arg, ctx) for arg in call.args):
             # `list(cfg.milestones)` holds the config's entries, not the config; `dict(cfg.data)`
-            # of a known shape, its values (config_containers.copied)
-            return (qualified == "builtins.dict" and _judged(call, ctx)) or UNKNOWN
-        items = [_unzipped(a, ctx) for a in call.args]
-        found = _all_of([*_flat(items), *(kw.value for kw in call.keywords)], ctx, depth)
+            # or `list(cfg.stages)` of a known shape, its values (config_containers.copied)
+            return (qualified in _COPIED_CONFIGS and _judged(call, ctx)) or UNKNOWN
+        items = [
+            i for i in _flat([_unzipped(a, ctx) for a in call.args]) if not _plain_items(i, ctx)
+        ]
+        found = _all_of([*items, *(kw.value for kw in call.keywords)], ctx, depth)
         if found == _what(_safety(ctx).catalog.kind("numpy-array")):
             return "numpy scalars (the items of a numpy array)"  # measured: refused
         return found if found else SAFE
@@ -496,6 +505,15 @@ def _unzipped(arg: ast.expr, ctx: ValueContext) -> list[ast.expr]:
     if isinstance(arg, ast.GeneratorExp):  # `tuple(np.float64(b) for b in betas)`: its items
         return [ast.copy_location(ast.ListComp(elt=arg.elt, generators=arg.generators), arg)]
     return [arg]
+
+
+def _plain_items(iterated: ast.expr, ctx: ValueContext) -> bool:
+    """Whether iterating the value gives Python scalars: a pandas Series, Index or frame
+    (its column labels) of numbers, strings or bools (measured, pandas 3.1: `list(s)` of an
+    int64 Series holds `int`s; of a datetime column, Timestamps, which the load refuses)."""
+    safety = _safety(ctx)
+    judged = safety.of_expression(iterated, judge_env(ctx, safety))
+    return judged is not None and judged.kind in _PLAIN_ITERATED
 
 
 def _flat(groups: list[list[ast.expr]]) -> list[ast.expr]:

@@ -10,6 +10,7 @@ after its display may hold anything else too, yet it still holds these classes.
 from __future__ import annotations
 
 import ast
+import copy
 from collections.abc import Iterator
 
 from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
@@ -107,3 +108,84 @@ def _aliases(
     args = func.args
     params = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
     return {k: v for k, v in picked.items() if counts.get(k) == 1 and k not in params}
+
+
+def pair_dispatches(
+    tree: ast.AST, rows: dict[str, list[tuple[ast.expr, ...]]], name: str
+) -> Iterator[tuple[ast.Call, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """`make_cfg, factory = REGISTRY[key]; factory(make_cfg(overrides))` of a module-level dict
+    display of tuples holding the function `name`: each call of the unpacked member as a call
+    of `name`, with every name unpacked beside it replaced by that entry's member (one call
+    per entry holding the function, since each pairs it with its own config maker); `rows`
+    is what `tuple_entries` found for `name`."""
+    for func in walk(tree):
+        if not isinstance(func, FunctionNode):
+            continue
+        for unpacked, registry in _unpackings(func, frozenset(rows)):
+            for members in rows[registry]:
+                at = [i for i, m in enumerate(members) if dotted_name(m) == name]
+                if len(at) != 1 or len(unpacked) != len(members):
+                    continue
+                callee = unpacked[at[0]]
+                swap = {n: m for n, m in zip(unpacked, members) if n is not None}
+                for call in walk(func):
+                    if isinstance(call, ast.Call) and _is_name(call.func, callee):
+                        yield _swapped(call, name, swap), func
+
+
+def tuple_entries(facts: ModuleFacts, name: str) -> dict[str, list[tuple[ast.expr, ...]]]:
+    """The module-level dict displays whose tuple values hold the name: their tuples that do."""
+    found: dict[str, list[tuple[ast.expr, ...]]] = {}
+    for registry, value in facts.assigns.items():
+        if not isinstance(value, ast.Dict):
+            continue
+        rows = [
+            tuple(v.elts)
+            for v in value.values
+            if isinstance(v, ast.Tuple) and any(dotted_name(e) == name for e in v.elts)
+        ]
+        if rows:
+            found[registry] = rows
+    return found
+
+
+def _unpackings(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, registries: frozenset[str]
+) -> Iterator[tuple[list[str | None], str]]:
+    """`a, b = REG[k]` (or `REG.get(k)`) in the function: the names bound, by position."""
+    for node in walk(func):
+        if not (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Tuple)
+        ):
+            continue
+        entry = _picked(node.value, registries)
+        if entry is None:
+            continue
+        registry = entry.value if isinstance(entry, ast.Subscript) else None
+        if not isinstance(registry, ast.Name):
+            registry = entry.func.value if isinstance(entry, ast.Call) else None  # type: ignore[attr-defined]
+        if isinstance(registry, ast.Name):
+            names = [t.id if isinstance(t, ast.Name) else None for t in node.targets[0].elts]
+            yield names, registry.id
+
+
+def _is_name(expr: ast.expr, name: str | None) -> bool:
+    return name is not None and isinstance(expr, ast.Name) and expr.id == name
+
+
+def _swapped(call: ast.Call, name: str, swap: dict[str, ast.expr]) -> ast.Call:
+    """A copy of the call with the callee named `name` and the unpacked names replaced."""
+
+    class _Swap(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.expr:
+            member = swap.get(node.id)
+            return ast.copy_location(copy.deepcopy(member), node) if member is not None else node
+
+    built = ast.Call(
+        func=ast.Name(id=name, ctx=ast.Load()),
+        args=[_Swap().visit(copy.deepcopy(a)) for a in call.args],
+        keywords=[_Swap().visit(copy.deepcopy(k)) for k in call.keywords],
+    )
+    return ast.copy_location(built, call)

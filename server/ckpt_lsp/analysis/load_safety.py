@@ -959,6 +959,10 @@ class LoadSafety:
             member = self.enum_class(call.args[0], env)
             if member is not None:  # `list(Op)`: the Enum's members
                 return _no_fix(member)
+            if qualified != "builtins.sorted":
+                listed = config_copy(self, call, env)  # `list(cfg.stages)` of a ListConfig
+                if listed is not None:
+                    return listed
         if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
             return _no_fix(self.kind_of(call.args[0], env))
         if qualified == "dataclasses.replace" and len(call.args) == 1:  # a changed copy

@@ -10,7 +10,8 @@ at the statement making the call.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.assignments import Env
@@ -21,6 +22,8 @@ from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.local_flow import NUMBER_MARK, UNPASSED_NONE, LocalFlow
 from ckpt_lsp.analysis.nodes import child_nodes, walk
 from ckpt_lsp.weights_only import Refused
+
+_CALLER_LOCAL = "<a local of the caller>"  # a name no program binds
 
 
 @dataclass
@@ -65,15 +68,28 @@ def _passed(site: CallSite, safety: LoadSafety) -> dict[str, object]:
             given = call.argument(params, len(positional), param.arg)
             if given is None and param.arg in defaults:
                 given = defaults[param.arg]  # `def build(cfg=AD_CFG)` called as `build()`
-            if not isinstance(given, ast.expr) or any(
-                isinstance(n, ast.Name) and n.id in call.env.bindings for n in walk(given)
-            ):  # left to its default, spread, or the caller's locals: not followed here
+            if not isinstance(given, ast.expr):  # left to its default, or spread
                 judged.append(None)
                 continue
-            judged.append(safety.kind_of(given, {}))
+            judged.append(safety.kind_of(_without_locals(given, call.env.bindings), {}))
         if judged and all(j is not None for j in judged) and len(set(judged)) == 1:
             bound[param.arg] = judged[0]
     return bound
+
+
+def _without_locals(given: ast.expr, local: Mapping[str, object]) -> ast.expr:
+    """The value with the caller's locals made unknown: `make_config(overrides)` is judged by
+    what the function returns, and the caller's `cfg` is not followed here."""
+    if not any(isinstance(n, ast.Name) and n.id in local for n in walk(given)):
+        return given
+
+    class _Unknown(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.expr:
+            if node.id not in local:
+                return node
+            return ast.copy_location(ast.Name(id=_CALLER_LOCAL, ctx=ast.Load()), node)
+
+    return _Unknown().visit(copy.deepcopy(given))
 
 
 def _defaults(func: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, ast.expr]:
