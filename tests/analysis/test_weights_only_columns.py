@@ -297,6 +297,27 @@ INVALID = [
         '    torch.save({"hist": np.histogram([1.0, 2.0], bins=2), "top": np.nonzero(h)[0].max()}, p)\n',
         [(3, "hist"), (3, "top")],
     ),
+    (
+        "a column of Timestamps from records, and one read as an attribute",
+        "def save(p, start=pd.Timestamp('2023-03-01')):\n"
+        "    rows = []\n"
+        "    for n in range(3):\n"
+        '        rows.append({"cell": "a", "n": n, "at": start + pd.Timedelta(hours=n)})\n'
+        "    df = pd.DataFrame(rows)\n"
+        '    days = pd.DataFrame({"t": pd.date_range("2020-01-01", periods=3)})\n'
+        '    torch.save({"first": df["at"].min(), "last": days.t.max(), "n": int(df["n"].max())}, p)\n',
+        [(7, "first"), (7, "last")],
+    ),
+    (
+        "spectra, fits and Series statistics",
+        "def save(p):\n"
+        "    freqs = np.fft.rfftfreq(64, d=0.01)\n"
+        "    spectrum = np.abs(np.fft.rfft(np.ones(64)))\n"
+        '    df = pd.DataFrame({"x": [1.0, 2.0, 4.0], "y": [2.0, 1.0, 0.5]})\n'
+        '    torch.save({"hz": freqs[np.argmax(spectrum)], "fit": np.polyfit(df["x"], df["y"], 1),\n'
+        '                "r": df["x"].corr(df["y"]), "skew": df["x"].skew()}, p)\n',
+        [(5, "hz"), (5, "fit"), (6, "r"), (6, "skew")],
+    ),
 ]
 
 VALID = [
@@ -412,6 +433,17 @@ VALID = [
         '    torch.save({"last": meta["acquired"].max().isoformat(), "n": int(meta["n"].max()),\n'
         '                "hist": [a.tolist() for a in np.histogram([1.0, 2.0], bins=2)],\n'
         '                "top": int(np.nonzero(h)[0].max())}, p)\n',
+    ),
+    (
+        "a column of Timestamps given as text, and the fits as Python numbers",
+        "def save(p, start=pd.Timestamp('2023-03-01')):\n"
+        "    rows = []\n"
+        "    for n in range(3):\n"
+        '        rows.append({"n": n, "at": (start + pd.Timedelta(hours=n)).isoformat()})\n'
+        "    df = pd.DataFrame(rows)\n"
+        "    x = pd.Series([1.0, 2.0, 4.0])\n"
+        '    torch.save({"first": df["at"].min(), "fit": np.polyfit(x, x, 1).tolist(),\n'
+        '                "r": float(x.corr(x)), "n": len(df)}, p)\n',
     ),
 ]
 

@@ -357,6 +357,18 @@ VALID = [
         "def save(path):\n    m = recall(np.arange(4))\n"
         '    torch.save({"r1": m["R@1"], "r5": m["R@5"]}, path)\n',
     ),
+    (
+        "a key a helper sets to a float, beside keys of numpy values",
+        "def evaluate(hits, topk=(1, 5)):\n"
+        '    out = {f"recall@{t}": hits[:, :t].any(1).mean() for t in topk}\n'
+        '    out["mrr"] = float(np.mean(hits.argmax(1) + 1.0))\n'
+        "    return out\n"
+        "\n"
+        "\n"
+        "def save(p):\n"
+        "    metrics = evaluate(np.zeros((3, 5), dtype=bool))\n"
+        '    torch.save({"mrr": metrics["mrr"]}, p)\n',
+    ),
 ]
 
 

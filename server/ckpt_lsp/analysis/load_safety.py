@@ -42,7 +42,7 @@ from ckpt_lsp.analysis.local_flow import (
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.number_fields import number_attribute
-from ckpt_lsp.analysis.record_columns import number_columns
+from ckpt_lsp.analysis.record_columns import record_frame
 from ckpt_lsp.analysis.record_keys import record_item
 from ckpt_lsp.analysis.registry_calls import registry_instance
 from ckpt_lsp.analysis.splits import fold_list, fold_targets, pair_items
@@ -731,6 +731,8 @@ class LoadSafety:
         returns = self.catalog.method(receiver.kind, expr.attr, attribute=True, has_args=False)
         if returns is None and expr.attr in receiver.number_columns and not receiver.type_name:
             return self._named_column(receiver)  # `df.loss`, `df.iloc[-1].loss`
+        if returns is None and expr.attr in receiver.time_columns and receiver.kind in _FRAMES:
+            return self.catalog.kind(_DATETIME_SERIES)  # `df.date` of a column of Timestamps
         if returns is None and receiver.type_name:
             passed = self._passed_field(receiver, expr.attr)
             if passed is not None:
@@ -1045,8 +1047,12 @@ class LoadSafety:
                     refused = self.catalog.kind(_TIME_FRAME) or refused
         display = call.args[0] if call.args else None
         if isinstance(display, ast.Name):  # `pd.DataFrame(history)` of appended records
-            columns = number_columns(env, display.id)
-            return replace(refused, number_columns=columns) if columns else refused
+            held = record_frame(env, display.id)
+            if held is None:
+                return refused
+            return replace(
+                refused, number_columns=held.number_columns, time_columns=held.time_columns
+            )
         if not isinstance(display, ast.Dict):
             return refused
         named = [
@@ -1589,20 +1595,39 @@ class LoadSafety:
         """What each constant key of a project helper's dict result holds (`metrics =
         evaluate(m)`, `Evaluator().compute(x)`), when every `return` is a dict display giving
         it the same refusal."""
-        flow = self.helper_flow(expr, env)
-        if flow is None and isinstance(expr.func, ast.Attribute) and self._depth < _MAX_DEPTH:
-            flow = self._method_flow(expr, env)  # a method of an object built in the call
-        if flow is None:
-            return {}
-        returned = flow.return_keys
-        if not returned or any(r is None for r in returned):
-            return {}
+        returned = self._return_keys(expr, env)
         keys: dict[str, Refused] = {}
-        for key in returned[0] or {}:
+        for key in returned[0] if returned else {}:
             agreed = _agreed([(r or {}).get(key) for r in returned])
             if agreed is not None:
                 keys[key] = agreed
         return keys
+
+    def plain_keys(self, expr: ast.Call, env: Env = _NO_ENV) -> set[str]:
+        """The constant keys every `return` of the helper's dict sets to a value not refused
+        (`out = {...numpy...}; out["mrr"] = float(m); return out`: `mrr` is a float even
+        though the rest of the dict holds numpy scalars)."""
+        returned = self._return_keys(expr, env)
+        if not returned:
+            return set()
+        return {
+            key
+            for key, held in (returned[0] or {}).items()
+            if held is None and all(key in (r or {}) and (r or {})[key] is None for r in returned)
+        }
+
+    def _return_keys(self, expr: ast.Call, env: Env) -> list[dict[str, Refused | None]]:
+        """What each `return` of the helper the call runs gives under its constant keys;
+        empty when a `return` gives no known keys."""
+        flow = self.helper_flow(expr, env)
+        if flow is None and isinstance(expr.func, ast.Attribute) and self._depth < _MAX_DEPTH:
+            flow = self._method_flow(expr, env)  # a method of an object built in the call
+        if flow is None:
+            return []
+        returned = flow.return_keys
+        if not returned or any(r is None for r in returned):
+            return []
+        return [r for r in returned if r is not None]
 
     def _deeper(self, facts: ModuleFacts) -> LoadSafety:
         key = (id(facts), self._depth + 1)

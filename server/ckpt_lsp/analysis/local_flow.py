@@ -740,9 +740,13 @@ class LocalFlow:
                 new.pop(held, None)
                 new.pop(every_item_key(target.value.id), None)  # not every item now
                 new.pop(dict_mark(target.value.id), None)
-                if isinstance(possible, Refused) and (
-                    "series" in possible.kind or not _frame(state.get(target.value.id))
-                ):  # a frame's column is a Series, whatever array it was set from
+                framed = _frame(state.get(target.value.id))
+                if isinstance(possible, Refused) and ("series" in possible.kind or not framed):
+                    # a frame's column is a Series, whatever array it was set from
+                    new[held] = frozenset({possible})
+                elif not isinstance(possible, Refused) and not framed:
+                    # kept as set: a helper returning the dict gives this key's value, not
+                    # what the rest of the dict holds (`out["mrr"] = float(m)`)
                     new[held] = frozenset({possible})
             elif self._formatted_keys(target):
                 # `out[f"R@{k}"] = x` for each `k` of a constant display: each key holds it
@@ -883,6 +887,9 @@ class LocalFlow:
             held: frozenset[Possible] = frozenset({item if item is not None else UNKNOWN})
             found[item_key(name, index)] = held
             found[item_key(name, index - len(items or []))] = held
+        if items is None:  # the keys set to values not refused, beside refused ones
+            plain = self.safety.plain_keys(value, env)
+            found.update({item_key(name, k): frozenset({UNKNOWN}) for k in plain})
         return found
 
     def _every_item(
@@ -1060,12 +1067,11 @@ class LocalFlow:
         """`history.append({"loss": loss.item()})`: the number columns of `pd.DataFrame(history)`
         (of every record so far; an empty list before had none to disagree)."""
         prior_items = before.get(name, frozenset())
-        prior: frozenset[str] | None = None
+        prior: Refused | bool | None = None
         if prior_items and all(isinstance(p, _Literal) for p in prior_items):
-            prior = frozenset()
+            prior = True
         elif columns_key(name) in before:  # records appended already: columns they share
-            held = collapse(before[columns_key(name)])
-            prior = held.number_columns if held is not None else None
+            prior = collapse(before[columns_key(name)])
         found = appended_columns(self.safety, name, item, env, prior)
         return {k: frozenset({v}) for k, v in found.items()}
 

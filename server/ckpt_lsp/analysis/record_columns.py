@@ -1,6 +1,7 @@
 """The number columns of a frame built from records: `history.append({"loss": loss.item()})`
 in a loop, then `pd.DataFrame(history)["loss"].iloc[-1]` is a numpy scalar (a column of
-Python numbers is a float64/int64 column, its cells numpy values).
+Python numbers is a float64/int64 column, its cells numpy values). A key every record
+display gives a Timestamp or datetime makes a datetime64 column (its `max()` a Timestamp).
 
 A list that was empty and to which only dict displays (or calls of project helpers and
 methods every `return` of which is a dict display) are appended has, as number columns,
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 Env = Mapping[str, "Refused | None"]
 _MARK = "[#columns]"
 _FRAME = "pandas-frame"
+_TIMES = frozenset({"pandas-timestamp", "datetime"})
 
 
 def columns_key(name: str) -> str:
@@ -34,23 +36,27 @@ def is_mark(key: str) -> bool:
     return key.endswith(_MARK)
 
 
-def number_columns(env: Env, name: str) -> frozenset[str]:
-    """The number columns `pd.DataFrame(name)` has, as the flow knows them."""
-    held = env.get(columns_key(name))
-    return held.number_columns if held is not None else frozenset()
-
-
 def appended_columns(
-    safety: LoadSafety, name: str, item: ast.expr, env: Env, prior: frozenset[str] | None
+    safety: LoadSafety, name: str, item: ast.expr, env: Env, prior: Refused | bool | None
 ) -> dict[str, Refused]:
-    """`name.append(item)`: the mark after it; `prior`, the columns before (None: the list
-    held other items, or nothing is known of them; an empty list is every column)."""
+    """`name.append(item)`: the mark after it; `prior`, the frame mark before (True: the
+    list was empty, every column is possible; None: it held other items, or nothing is
+    known of them)."""
     found = record_numbers(safety, item, env)
     frame = safety.catalog.kind(_FRAME)
-    if found is None or prior is None or frame is None:
+    if found is None or prior is None or prior is False or frame is None:
         return {}
-    columns = found if not prior else found & prior
-    return {columns_key(name): replace(frame, number_columns=columns)} if columns else {}
+    times = display_times(safety, item, env) if isinstance(item, ast.Dict) else frozenset()
+    if not isinstance(prior, bool):
+        found, times = found & prior.number_columns, times & prior.time_columns
+    if not found and not times:
+        return {}
+    return {columns_key(name): replace(frame, number_columns=found, time_columns=times)}
+
+
+def record_frame(env: Env, name: str) -> Refused | None:
+    """The frame mark `pd.DataFrame(name)` takes its columns from, as the flow knows it."""
+    return env.get(columns_key(name))
 
 
 def record_numbers(safety: LoadSafety, item: ast.expr, env: Env) -> frozenset[str] | None:
@@ -72,6 +78,18 @@ def display_numbers(safety: LoadSafety, display: ast.Dict, env: Env) -> frozense
     if not all(isinstance(k, str) for k in keys):
         return None
     return frozenset(str(k) for k, v in zip(keys, display.values) if numeric(safety, v, env))
+
+
+def display_times(safety: LoadSafety, display: ast.Dict, env: Env) -> frozenset[str]:
+    """The constant keys a record display gives a Timestamp or datetime: pandas makes each
+    such column datetime64, whose cells (and `min()`/`max()`) are Timestamps."""
+    found = set()
+    for key, value in zip(display.keys, display.values):
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            judged = safety.kind_of(value, env)
+            if judged is not None and judged.kind in _TIMES:
+                found.add(key.value)
+    return frozenset(found)
 
 
 def numeric(safety: LoadSafety, expr: ast.expr, env: Env) -> bool:
