@@ -1507,6 +1507,27 @@ INVALID = [
         """,
         "root",
     ),
+    (
+        """
+        MODULES, DATAMODULES = {}, {}
+
+        def register(table, name):
+            def deco(cls):
+                table[name] = cls
+                return cls
+            return deco
+
+        @register(MODULES, "hybrid")
+        class Lit(L.LightningModule):
+            def __init__(self, n: int = 2, band_idx=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(name):
+            return MODULES[name](band_idx=np.argsort(np.ones(8))[:4])
+        """,
+        "band_idx",
+    ),
 ]
 
 VALID = [

@@ -11,8 +11,25 @@ from ckpt_lsp.findings import Finding
 from support.ckpt010 import weights_only_findings, weights_only_rows
 
 HEADER = """\
+import dataclasses
+
 import numpy as np
+import scipy.optimize
+import scipy.stats
 import torch
+
+
+@dataclasses.dataclass
+class Config:
+    epochs: int = 3
+
+    @classmethod
+    def from_dict(cls, raw):
+        return cls(**raw)
+
+    @classmethod
+    def describe(cls, raw):
+        return dict(raw)
 
 
 class Trainer:
@@ -102,6 +119,15 @@ INVALID = [
         "    inner = o.inner\n"
         '    torch.save({"best": inner.best, "k": o.kept.rate}, p)\n',
         [(17, "best"), (17, "k")],
+    ),
+    (
+        "an instance a classmethod builds, and scipy results",
+        "def save(p):\n"
+        '    cfg = Config.from_dict({"epochs": 2})\n'
+        "    res = scipy.optimize.minimize_scalar(lambda t: (t - 1.0) ** 2)\n"
+        "    fit = scipy.stats.linregress([0.0, 1.0, 2.0], [0.0, 1.0, 3.0])\n"
+        '    torch.save({"cfg": cfg, "fun": res.fun, "slope": fit.slope}, p)\n',
+        [(5, "cfg"), (5, "fun"), (5, "slope")],
     ),
 ]
 
@@ -204,6 +230,15 @@ VALID = [
         "    q = Owner()\n"
         "    q.again()\n"
         '    torch.save({"best": o.inner.best, "q": q.inner.best}, p)\n',
+    ),
+    (
+        "a classmethod returning something else, and scipy results as Python values",
+        "def save(p):\n"
+        '    raw = Config.describe({"epochs": 2})\n'
+        "    res = scipy.optimize.minimize_scalar(lambda t: (t - 1.0) ** 2)\n"
+        "    fit = scipy.stats.linregress([0.0, 1.0, 2.0], [0.0, 1.0, 3.0])\n"
+        '    torch.save({"raw": raw, "fun": float(res.fun), "nit": res.nit,\n'
+        '                "slope": float(fit.slope), "cfg": dataclasses.asdict(Config())}, p)\n',
     ),
 ]
 

@@ -353,8 +353,9 @@ class CallSites:
 
 def _decorator_registries(facts: ModuleFacts, cls: ClassFacts) -> dict[str, frozenset[str] | None]:
     """`@register("unet")` of a module-level `register` whose body stores into a module-level
-    dict (`MODELS[name] = cls`): that dict, and the key the decorator gives (None when it is
-    not a string literal)."""
+    dict (`MODELS[name] = cls`), or into the dict the decorator is given (`@register(MODELS,
+    "unet")` storing `table[name] = cls`): that dict, and the key the decorator gives (None
+    when it is not a string literal)."""
     found: dict[str, frozenset[str] | None] = {}
     for decorator in cls.decorators:
         if not isinstance(decorator, ast.Call) or not isinstance(decorator.func, ast.Name):
@@ -362,18 +363,28 @@ def _decorator_registries(facts: ModuleFacts, cls: ClassFacts) -> dict[str, froz
         maker = facts.functions.get(decorator.func.id)
         if maker is None:
             continue
-        given = decorator.args[0] if decorator.args else None
-        key = given.value if isinstance(given, ast.Constant) else None
+        params = [a.arg for a in [*maker.args.posonlyargs, *maker.args.args]]
+        given = dict(zip(params, decorator.args))
+        given.update({k.arg: k.value for k in decorator.keywords if k.arg is not None})
         for node in walk(maker):
             target = node.targets[0] if isinstance(node, ast.Assign) else None
-            if (
-                isinstance(target, ast.Subscript)
-                and isinstance(target.value, ast.Name)
-                and isinstance(facts.assigns.get(target.value.id), ast.Dict)
-            ):
-                keys = frozenset({key}) if isinstance(key, str) else None
-                found[target.value.id] = keys
+            if not isinstance(target, ast.Subscript) or not isinstance(target.value, ast.Name):
+                continue
+            table = given.get(target.value.id, target.value)  # a parameter: what is passed
+            if not isinstance(table, ast.Name) or not _module_dict(facts, table.id):
+                continue
+            named = target.slice
+            key = given.get(named.id) if isinstance(named, ast.Name) else None
+            if key is None:
+                key = decorator.args[0] if decorator.args else None
+            written = key.value if isinstance(key, ast.Constant) else None
+            found[table.id] = frozenset({written}) if isinstance(written, str) else None
     return found
+
+
+def _module_dict(facts: ModuleFacts, name: str) -> bool:
+    """A module-level name bound to a dict display (`MODELS = {}`, `A, B = {}, {}`)."""
+    return isinstance(facts.assigns.get(name), ast.Dict)
 
 
 def _may_build(

@@ -547,6 +547,11 @@ def _collect(stmt: ast.stmt, facts: _BlockFacts, package: str) -> None:
         for target in targets:
             if isinstance(target, ast.Name):
                 facts.assigns[target.id] = stmt.value
+            elif _paired(target, stmt.value):  # `MODELS, DATAMODULES = {}, {}`
+                assert isinstance(target, ast.Tuple) and isinstance(stmt.value, ast.Tuple)
+                for name, value in zip(target.elts, stmt.value.elts):
+                    if isinstance(name, ast.Name):
+                        facts.assigns[name.id] = value
     elif (
         isinstance(stmt, ast.Expr)
         and isinstance(stmt.value, ast.Call)
@@ -563,6 +568,16 @@ def _collect(stmt: ast.stmt, facts: _BlockFacts, package: str) -> None:
             elif isinstance(child, ast.ExceptHandler):
                 for sub in child.body:
                     _collect(sub, facts, package)
+
+
+def _paired(target: ast.expr, value: ast.expr) -> bool:
+    """`a, b = x, y`: each name bound to its own element (no starred one)."""
+    return (
+        isinstance(target, ast.Tuple)
+        and isinstance(value, ast.Tuple)
+        and len(target.elts) == len(value.elts)
+        and not any(isinstance(e, ast.Starred) for e in [*target.elts, *value.elts])
+    )
 
 
 _CLASS_LINE = re.compile(r"^class\s+([A-Za-z_]\w*)", re.MULTILINE)

@@ -1003,7 +1003,7 @@ class LoadSafety:
             if not fields and instance.kind != "dataclass":  # a LightningModule's hparams
                 fields = hparam_fields(self, located, call, env)
             return replace(instance, built=call, fields=fields, passed=passed)
-        built = self._factory_class(qualified)
+        built = self._factory_class(qualified) or self._alternate_constructor(qualified)
         if built is not None:
             return built
         if isinstance(func, ast.Name) and func.id in self.facts.assigns:
@@ -1351,6 +1351,26 @@ class LoadSafety:
     def project_class(self, qualified: str) -> tuple[ModuleFacts, ClassFacts] | None:
         """The project class `qualified` names, and its module."""
         return self._project_class(qualified)
+
+    def _alternate_constructor(self, qualified: str) -> Refused | None:
+        """`Config.from_yaml(text)`: a classmethod of a project class every `return` of which
+        builds the class (`return cls(...)`) gives an instance of it."""
+        owner, _, name = qualified.rpartition(".")
+        located = self._project_class(owner) if owner else None
+        method = located[1].method(name) if located is not None else None
+        if located is None or method is None or not method.args.args:
+            return None
+        if "classmethod" not in [dotted_name(d) for d in method.decorator_list]:
+            return None
+        first = method.args.args[0].arg
+        returns = [n for n in walk(method) if isinstance(n, ast.Return)]
+        if not returns or not all(
+            isinstance(r.value, ast.Call) and dotted_name(r.value.func) in (first, located[1].name)
+            for r in returns
+        ):
+            return None
+        instance = self._class_kind(*located)
+        return _no_fix(instance) if instance is not None else None
 
     def _project_class(self, qualified: str) -> tuple[ModuleFacts, ClassFacts] | None:
         module, _, name = qualified.rpartition(".")
