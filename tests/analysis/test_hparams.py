@@ -1528,6 +1528,39 @@ INVALID = [
         """,
         "band_idx",
     ),
+    (  # a subclass passes the base's parameters on through `**kwargs`
+        """
+        class Base(L.LightningModule):
+            def __init__(self, lr: float = 3e-3, data_root=None, **kwargs):
+                super().__init__()
+                self.save_hyperparameters()
+
+        class Pillars(Base):
+            def __init__(self, n: int = 16, **kwargs):
+                super().__init__(**kwargs)
+
+        def build(root):
+            return Pillars(n=3, lr=1e-3, data_root=Path(root))
+        """,
+        "data_root",
+    ),
+    (  # the base's call reads the subclass's locals as they are at `super().__init__()`
+        """
+        class Base(L.LightningModule):
+            def __init__(self, lr: float = 3e-3, **kwargs):
+                super().__init__()
+                self.save_hyperparameters()
+
+        class Pillars(Base):
+            def __init__(self, voxel_size=(0.6, 0.6, 4.0), **kwargs):
+                voxel_size = np.asarray(voxel_size, dtype=np.float32)
+                super().__init__(**kwargs)
+
+        def build():
+            return Pillars(voxel_size=[0.5, 0.5, 4.0], lr=1e-3)
+        """,
+        "voxel_size",
+    ),
 ]
 
 VALID = [
@@ -2347,6 +2380,21 @@ VALID = [
         rng = np.random.default_rng(0)
         table = pd.DataFrame({"region": regions, "population": rng.integers(1, 9, len(regions))})
         return Lit(population=dict(zip(table["region"], table["population"])))
+    """,
+    # the subclass converts its parameter before the base's `save_hyperparameters()` reads it
+    """
+    class Base(L.LightningModule):
+        def __init__(self, lr: float = 3e-3, **kwargs):
+            super().__init__()
+            self.save_hyperparameters()
+
+    class Windowed(Base):
+        def __init__(self, window=None, **kwargs):
+            window = int(window)
+            super().__init__(**kwargs)
+
+    def build():
+        return Windowed(window=np.int64(8), lr=1e-3)
     """,
 ]
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ckpt_lsp.analysis.blocks import split_lines
 from ckpt_lsp.analysis.call_sites import CallSite, CallSites
 from ckpt_lsp.analysis.classifier import Classifier
-from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name, super_init_call
 from ckpt_lsp.analysis.hparam_values import HparamProblem, Parameter, judge, namespace_problem
 from ckpt_lsp.analysis.hparams import (
     SavedHparams,
@@ -91,22 +91,25 @@ class HparamFindings:
         if not stored:
             return []
         sites = self.sites.of(facts, cls)
-        fills = none_fills(init, saved.call) if not saved.owner else {}
+        # the locals Lightning reads are those at the call: a base's `save_hyperparameters()`
+        # reads the subclass's as they are at its `super().__init__(...)`
+        anchor = saved.call if not saved.owner else super_init_call(init)
+        fills = none_fills(init, anchor) if anchor is not None else {}
         converted = (
-            converted_before(init, saved.call, lambda name: qualify(name, facts))
-            if not saved.owner
+            converted_before(init, anchor, lambda name: qualify(name, facts))
+            if anchor is not None
             else {}
         )
         rebound = (
-            rebound_before(init, saved.call) - fills.keys() - converted.keys()
-            if not saved.owner
+            rebound_before(init, anchor) - fills.keys() - converted.keys()
+            if anchor is not None
             else set()
         )
         containers = iterated_parameters(init) | member_read_parameters(init)
         iterated = containers - rebound if not saved.owner else frozenset()
         found: list[Finding] = []
         contexts: dict[int, ValueContext] = {}  # the sites' contexts, shared by the parameters
-        rebinds = rebound_once(init, saved.call) if not saved.owner else {}
+        rebinds = rebound_once(init, anchor) if anchor is not None else {}
         for arg in stored:
             if arg is None:
                 continue

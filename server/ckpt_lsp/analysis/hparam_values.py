@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from ckpt_lsp.analysis.assignments import OPAQUE, Env
 from ckpt_lsp.analysis.call_sites import UNKNOWN as SPREAD
-from ckpt_lsp.analysis.call_sites import CallSite, classmethod_calls, function_calls
+from ckpt_lsp.analysis.call_sites import CallSite, CallSites, classmethod_calls, function_calls
 from ckpt_lsp.analysis.classifier import Classifier
 from ckpt_lsp.analysis.config_containers import after
-from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.hparam_namespace import refused_entry, spread_entry, vars_entry
 from ckpt_lsp.analysis.hparam_weights_only import (
     UNKNOWN,
@@ -230,8 +230,13 @@ def _forwarded_keywords(
     if _rebinds(func, kwarg.arg):
         return []
     accepted = {p.arg for p in parameter.params}
+    callers = function_calls(site.facts, func)
+    owner = _init_owner(site) if not callers else None
+    if owner is not None:  # `super().__init__(**kwargs)`: the subclass's own callers
+        callers = CallSites(classifier.index).of(site.facts, owner)
+        accepted |= {a.arg for a in [*func.args.args[1:], *func.args.kwonlyargs]}
     found: list[tuple[ast.expr, ValueContext, CallSite | None]] = []
-    for outer in function_calls(site.facts, func):
+    for outer in callers:
         given = {k.arg: k.value for k in outer.call.keywords if k.arg is not None}
         if any(k.arg is None for k in outer.call.keywords) or not set(given) <= accepted:
             continue
@@ -239,6 +244,23 @@ def _forwarded_keywords(
         if value is not None:
             found.append((value, _site_context(classifier, outer, contexts), outer))
     return found
+
+
+def _init_owner(site: CallSite) -> ClassFacts | None:
+    """The class whose `__init__` makes the call (a class's methods may be parsed anew, so
+    the method is matched by its block and line, not by identity)."""
+    func = site.func
+    if func is None or func.name != "__init__":
+        return None
+    for cls in site.facts.classes.values():
+        init = cls.method("__init__")
+        if (
+            init is not None
+            and cls.parsed.row_offset == site.row_offset
+            and (init.lineno, init.col_offset) == (func.lineno, func.col_offset)
+        ):
+            return cls
+    return None
 
 
 def _root(expr: ast.expr) -> ast.Name | None:
