@@ -1561,6 +1561,69 @@ INVALID = [
         """,
         "voxel_size",
     ),
+    (  # `ignore=` read from a class attribute the subclass sets: the others are stored
+        """
+        class Base(L.LightningModule):
+            hparams_ignore = ()
+
+            def __init__(self, lr=3e-3):
+                super().__init__()
+                self.save_hyperparameters(ignore=list(self.hparams_ignore))
+
+        class Seq(Base):
+            hparams_ignore = ("scaler",)
+
+            def __init__(self, scaler, capacity, window=20):
+                super().__init__(lr=1e-3)
+
+        def build():
+            return Seq(scaler=StandardScaler(), capacity=np.median(np.ones(3)))
+        """,
+        "capacity",
+    ),
+    (  # a member looked up by name, passed by a builder a decorator registers
+        """
+        BUILDERS = {}
+
+        def builder(name):
+            def register(fn):
+                BUILDERS[name] = fn
+                return fn
+            return register
+
+        class Lit(L.LightningModule):
+            def __init__(self, mode=None, n: int = 2):
+                super().__init__()
+                self.save_hyperparameters()
+
+        @builder("lit")
+        def build_lit(cfg):
+            return Lit(mode=Mode[cfg.mode], n=cfg.n)
+
+        def build(name, cfg):
+            return BUILDERS[name](cfg)
+        """,
+        "mode",
+    ),
+    (  # a builder's parameter: what the registry's dispatch passes
+        """
+        CONFIG = OmegaConf.create({"eval": {"pass_k": [1, 5]}})
+
+        class Lit(L.LightningModule):
+            def __init__(self, pass_k=(1, 5), n: int = 2):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build_lit(cfg):
+            return Lit(pass_k=cfg.eval.pass_k)
+
+        BUILDERS = {"lit": build_lit}
+
+        def build(name):
+            return BUILDERS[name](CONFIG)
+        """,
+        "pass_k",
+    ),
 ]
 
 VALID = [
@@ -2395,6 +2458,44 @@ VALID = [
 
     def build():
         return Windowed(window=np.int64(8), lr=1e-3)
+    """,
+    # the subclass's `hparams_ignore` drops the estimator the base would store
+    """
+    class Base(L.LightningModule):
+        hparams_ignore = ()
+
+        def __init__(self, lr=3e-3):
+            super().__init__()
+            self.save_hyperparameters(ignore=list(self.hparams_ignore))
+
+    class Seq(Base):
+        hparams_ignore = ("scaler",)
+
+        def __init__(self, scaler, capacity=1.0, window=20):
+            super().__init__(lr=1e-3)
+
+    def build():
+        return Seq(scaler=StandardScaler(), capacity=2.0)
+    """,
+    # a registry dispatch whose key names another builder passes nothing to this one
+    """
+    CONFIG = OmegaConf.create({"eval": {"pass_k": [1, 5]}})
+
+    class Lit(L.LightningModule):
+        def __init__(self, pass_k=(1, 5), n: int = 2):
+            super().__init__()
+            self.save_hyperparameters()
+
+    def build_lit(cfg):
+        return Lit(pass_k=tuple(cfg.eval.pass_k))
+
+    def build_other(cfg):
+        return None
+
+    BUILDERS = {"lit": build_lit, "other": build_other}
+
+    def build():
+        return BUILDERS["other"](CONFIG)
     """,
 ]
 

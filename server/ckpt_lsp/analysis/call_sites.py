@@ -327,7 +327,7 @@ class CallSites:
             if keys:
                 found[registry] = None if "" in keys else frozenset(keys)
         if where is home:
-            found.update(_decorator_registries(home, cls))
+            found.update(_decorator_registries(home, cls.decorators))
         return found
 
     def _constructs(
@@ -351,13 +351,15 @@ class CallSites:
         return found is not None and found[0].path == home.path and found[1] == cls.name
 
 
-def _decorator_registries(facts: ModuleFacts, cls: ClassFacts) -> dict[str, frozenset[str] | None]:
+def _decorator_registries(
+    facts: ModuleFacts, decorators: list[ast.expr]
+) -> dict[str, frozenset[str] | None]:
     """`@register("unet")` of a module-level `register` whose body stores into a module-level
     dict (`MODELS[name] = cls`), or into the dict the decorator is given (`@register(MODELS,
     "unet")` storing `table[name] = cls`): that dict, and the key the decorator gives (None
     when it is not a string literal)."""
     found: dict[str, frozenset[str] | None] = {}
-    for decorator in cls.decorators:
+    for decorator in decorators:
         if not isinstance(decorator, ast.Call) or not isinstance(decorator.func, ast.Name):
             continue
         maker = facts.functions.get(decorator.func.id)
@@ -479,6 +481,33 @@ def function_calls(
             if dotted_name(call.func) != func.name or caller is func:
                 continue
             if caller is not None and func.name in _local_names(caller):
+                continue
+            env = _env_before(caller, call.lineno)
+            found.append(CallSite(facts, call, env, parsed.row_offset, caller is not None, caller))
+    return found + _dispatched(facts, func)
+
+
+def _dispatched(facts: ModuleFacts, func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[CallSite]:
+    """`BUILDERS[cfg.family](cfg)` of a registry holding the function (a dict display of
+    functions, or the dict a decorator of it fills: `@builder("rul")`): each such call, when
+    its key is not a string the function is not held under."""
+    registries: dict[str, frozenset[str] | None] = dict.fromkeys(registries_of(facts, func.name))
+    registries.update(_decorator_registries(facts, func.decorator_list))
+    if not registries:
+        return []
+    found: list[CallSite] = []
+    for parsed in facts.blocks:
+        tree = parsed.tree
+        if tree is None or not any(r in parsed.block.text for r in registries):
+            continue
+        for call, picked, caller in registry_calls(tree, list(registries)):
+            table = picked.value if isinstance(picked, ast.Subscript) else None
+            held = registries.get(table.id) if isinstance(table, ast.Name) else None
+            key = picked.slice if isinstance(picked, ast.Subscript) else None
+            written = key.value if isinstance(key, ast.Constant) else None
+            if held is not None and isinstance(written, str) and written not in held:
+                continue
+            if caller is func:
                 continue
             env = _env_before(caller, call.lineno)
             found.append(CallSite(facts, call, env, parsed.row_offset, caller is not None, caller))

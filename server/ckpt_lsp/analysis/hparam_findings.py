@@ -19,6 +19,7 @@ from ckpt_lsp.analysis.classifier import Classifier
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name, super_init_call
 from ckpt_lsp.analysis.hparam_values import HparamProblem, Parameter, judge, namespace_problem
 from ckpt_lsp.analysis.hparams import (
+    ClassValue,
     SavedHparams,
     calls_super_init,
     converted_before,
@@ -82,7 +83,10 @@ class HparamFindings:
         init = cls.method("__init__")
         if init is None:
             return []
-        saved = saved_hparams(init) or _inherited(init, verdict.project_bases)
+        class_value = _class_values(cls, verdict.project_bases)
+        saved = saved_hparams(init, class_value) or _inherited(
+            init, verdict.project_bases, class_value
+        )
         if saved is None:
             return []
         params = init_parameters(init)
@@ -224,6 +228,7 @@ def _namespace(problem: HparamProblem) -> bool:
 def _inherited(
     init: ast.FunctionDef | ast.AsyncFunctionDef,
     bases: tuple[tuple[ModuleFacts, ClassFacts], ...],
+    class_value: ClassValue,
 ) -> SavedHparams | None:
     """A base's `save_hyperparameters()` reached through `super().__init__(...)` chains."""
     func = init
@@ -233,11 +238,27 @@ def _inherited(
         base_init = base.method("__init__")
         if base_init is None:
             continue
-        saved = saved_hparams(base_init)
+        saved = saved_hparams(base_init, class_value)
         if saved is not None:
-            return inherited_hparams(init, saved, base.name)
+            return inherited_hparams(init, saved, base.name, class_value)
         func = base_init
     return None
+
+
+def _class_values(cls: ClassFacts, bases: tuple[tuple[ModuleFacts, ClassFacts], ...]) -> ClassValue:
+    """What `self.X` reads at the class level of the class built, else of its project bases
+    (`hparams_ignore = ("scaler",)`); None when none of them sets it there."""
+
+    def value(name: str) -> ast.expr | None:
+        for owner in (cls, *(base for _, base in bases)):
+            for stmt in reversed(owner.class_level()):
+                if isinstance(stmt, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == name for t in stmt.targets
+                ):
+                    return stmt.value
+        return None
+
+    return value
 
 
 def describe(

@@ -169,6 +169,9 @@ def _item(expr: ast.Subscript, ctx: ValueContext) -> str:
     safety = _safety(ctx)
     env = judge_env(ctx, safety)
     value, index = expr.value, expr.slice
+    member = safety.enum_class(value, env) if not isinstance(index, ast.Slice) else None
+    if member is not None:  # `Chemistry[cfg.chemistry]`: a member looked up by name
+        return _what(member)
     if isinstance(value, ast.Call) and isinstance(index, ast.Constant):
         position = index.value
         items = safety.items_of(value, -1, env) if isinstance(position, int) else None

@@ -244,14 +244,24 @@ def _stored_before(node: ast.Name, where: tuple[int, int]) -> bool:
     return isinstance(node.ctx, ast.Store) and (node.lineno, node.col_offset) < where
 
 
-def ignored_names(call: ast.Call) -> frozenset[str] | None:
-    """The names of `ignore=`; None when it is not a literal of strings."""
+ClassValue = Callable[[str], "ast.expr | None"]
+
+
+def ignored_names(call: ast.Call, class_value: ClassValue | None = None) -> frozenset[str] | None:
+    """The names of `ignore=`; None when it is not a literal of strings. `class_value` reads
+    a class attribute of the instance's class: `ignore=list(self.hparams_ignore)` of a class
+    that sets `hparams_ignore = ("scaler",)` (looked up from the class built, then its bases)."""
     for kw in call.keywords:
         if kw.arg is None:
             return None  # **options: ignore may be among them
         if kw.arg != "ignore":
             continue
         value = kw.value
+        if isinstance(value, ast.Call) and dotted_name(value.func) in ("list", "tuple", "set"):
+            value = value.args[0] if len(value.args) == 1 and not value.keywords else value
+        attribute = _self_attribute(value)
+        if attribute and class_value is not None:
+            value = class_value(attribute) or value
         if isinstance(value, ast.Constant) and value.value is None:
             return frozenset()
         if isinstance(value, ast.Constant) and isinstance(value.value, str):
@@ -264,6 +274,24 @@ def ignored_names(call: ast.Call) -> frozenset[str] | None:
     return frozenset()
 
 
+def _self_attribute(value: ast.expr) -> str:
+    """`self.X` or `type(self).X`: X; "" otherwise."""
+    if not isinstance(value, ast.Attribute):
+        return ""
+    owner = value.value
+    if isinstance(owner, ast.Name) and owner.id == "self":
+        return value.attr
+    if (
+        isinstance(owner, ast.Call)
+        and dotted_name(owner.func) == "type"
+        and len(owner.args) == 1
+        and isinstance(owner.args[0], ast.Name)
+        and owner.args[0].id == "self"
+    ):
+        return value.attr
+    return ""
+
+
 def calls_super_init(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """`super().__init__(...)` in the function: its frame then holds `__class__`, which is how
     Lightning's save_hyperparameters, called further down, finds and stores its arguments."""
@@ -271,14 +299,17 @@ def calls_super_init(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
 
 
 def inherited_hparams(
-    func: ast.FunctionDef | ast.AsyncFunctionDef, base: SavedHparams, owner: str
+    func: ast.FunctionDef | ast.AsyncFunctionDef,
+    base: SavedHparams,
+    owner: str,
+    class_value: ClassValue | None = None,
 ) -> SavedHparams | None:
     """What a base's `save_hyperparameters()` stores of a subclass `__init__`'s parameters
     (lightning 2.6 collects the arguments of every `__init__` frame up the `super()` chain,
     then applies the one call's `ignore=` or names)."""
     if base.container is not None:
         return None
-    ignore = ignored_names(base.call) or frozenset()
+    ignore = ignored_names(base.call, class_value) or frozenset()
     params = init_parameters(func)
     if base.named:
         names = {str(a.value) for a in base.call.args if _is_name(a)}  # type: ignore[attr-defined]
@@ -292,13 +323,15 @@ def _is_name(arg: ast.expr) -> bool:
     return isinstance(arg, ast.Constant) and isinstance(arg.value, str)
 
 
-def saved_hparams(func: ast.FunctionDef | ast.AsyncFunctionDef) -> SavedHparams | None:
+def saved_hparams(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, class_value: ClassValue | None = None
+) -> SavedHparams | None:
     """What the first `self.save_hyperparameters(...)` of an `__init__` stores; None when
     there is none or its arguments are not literal enough to tell."""
     call = first_save_call(func)
     if call is None:
         return None
-    ignore = ignored_names(call)
+    ignore = ignored_names(call, class_value)
     if ignore is None or any(isinstance(a, ast.Starred) for a in call.args):
         return None
     params = {p.arg: p for p in init_parameters(func)}
