@@ -211,6 +211,21 @@ INVALID = [
         '    torch.save({"r1": m["R@1"], "r5": m["R@5"], "h": m["hits@1"], "a": m["a_mean"]}, path)\n',
         [(11, "r1"), (11, "r5"), (11, "a")],
     ),
+    (
+        "the best metrics kept in a loop, from None, through a tuple assignment",
+        "def evaluate(xs):\n"
+        '    return {"mae": float(np.abs(xs).mean()), "ssim": np.mean(xs)}\n'
+        "\n"
+        "\n"
+        "def save(p):\n"
+        '    best_mae, best_metrics = float("inf"), None\n'
+        "    for epoch in range(3):\n"
+        "        metrics = evaluate(np.ones(3))\n"
+        '        if metrics["mae"] < best_mae:\n'
+        '            best_mae, best_metrics = metrics["mae"], metrics\n'
+        '    torch.save({"ssim": best_metrics["ssim"], "mae": best_mae}, p)\n',
+        [(11, "ssim")],
+    ),
 ]
 
 VALID = [
@@ -368,6 +383,20 @@ VALID = [
         "def save(p):\n"
         "    metrics = evaluate(np.zeros((3, 5), dtype=bool))\n"
         '    torch.save({"mrr": metrics["mrr"]}, p)\n',
+    ),
+    (
+        "the best metrics kept in a loop, from None, as Python floats",
+        "def evaluate(xs):\n"
+        '    return {"mae": float(np.abs(xs).mean()), "ssim": float(np.mean(xs))}\n'
+        "\n"
+        "\n"
+        "def save(p):\n"
+        '    best_mae, best_metrics = float("inf"), None\n'
+        "    for epoch in range(3):\n"
+        "        metrics = evaluate(np.ones(3))\n"
+        '        if metrics["mae"] < best_mae:\n'
+        "            best_metrics = metrics\n"
+        '    torch.save({"ssim": best_metrics["ssim"]}, p)\n',
     ),
 ]
 

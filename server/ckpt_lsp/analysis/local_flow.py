@@ -78,6 +78,12 @@ class _Truth(_Literal):
         self.truth = truth
 
 
+class _NoneLiteral(_Literal):
+    """`None` as written: nothing can be read out of it, so where a branch leaves a name at
+    `None` its items are what the other branches put there (`best = None`, then `best =
+    metrics` in a loop's `if`: `best["ssim"]` after the loop is the metrics' one)."""
+
+
 class _Unknown:
     """A value nothing is known about."""
 
@@ -91,6 +97,7 @@ class _NoneDefault(_Unknown):
 UNPASSED_NONE = "#unpassed-none"
 NONE_DEFAULT = _NoneDefault()
 LITERAL = _Literal()
+NONE_LITERAL = _NoneLiteral()
 NUMBER = _Number()
 TRUE, FALSE = _Truth(True), _Truth(False)
 _TRUTHS = (frozenset({TRUE}), frozenset({FALSE}))
@@ -135,7 +142,7 @@ def literal_of(value: ast.Constant) -> _Literal:
     """The possibility a literal gives: `True`/`False` keep their truth."""
     if isinstance(value.value, bool):
         return TRUE if value.value else FALSE
-    return LITERAL
+    return NONE_LITERAL if value.value is None else LITERAL
 
 
 def past_unpassed(value: ast.expr, env: Mapping[str, object]) -> ast.expr:
@@ -535,9 +542,9 @@ class LocalFlow:
         return new
 
     def _aliased(self, name: str, value: ast.expr | None, state: State) -> State:
-        """`best = search.best`: the same object, so `best.score` holds what a method stored
-        in `search.best.score`."""
-        dotted = dotted_name(value) if isinstance(value, ast.Attribute) else ""
+        """`best = search.best` (or `best = metrics`): the same object, so `best.score` holds
+        what a method stored in `search.best.score`, `best["ssim"]` what `metrics["ssim"]` did."""
+        dotted = dotted_name(value) if isinstance(value, (ast.Attribute, ast.Name)) else ""
         if not dotted or "." in name:
             return {}
         prefixes = (dotted + ".", dotted + "[")  # `metrics = trainer.last`: its keys too
@@ -713,6 +720,11 @@ class LocalFlow:
             unpacked = self._unpacked(target, value, state, kept)
             if unpacked is not None:
                 new.update(unpacked)
+                if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple):
+                    before = self.before.get(id(stmt), state)
+                    for element, shown in zip(target.elts, value.elts):
+                        if isinstance(element, ast.Name):  # `best_m, best = m["mae"], m`
+                            new.update(self._aliased(element.id, shown, before))
             elif key:
                 new = {k: v for k, v in new.items() if not k.startswith((key + ".", key + "["))}
                 new.pop(COLUMN_MARK + key, None)
@@ -1579,8 +1591,18 @@ def _merge(a: State, b: State) -> State:
         return a
     merged = dict(a)
     for name, possible in b.items():
+        if name not in a and _none_holder(name, a):
+            merged[name] = possible
+            continue
         merged[name] = merged.get(name, frozenset({UNKNOWN})) | possible
     for name in a:
-        if name not in b:
+        if name not in b and not _none_holder(name, b):
             merged[name] = merged[name] | {UNKNOWN}
     return merged
+
+
+def _none_holder(key: str, state: State) -> bool:
+    """Whether `key` is an item or attribute (`best['ssim']`, `best.score`) of a name the
+    state holds only `None` in: read, it is what another branch put there."""
+    cut = min((i for i in (key.find("["), key.find(".")) if i > 0), default=-1)
+    return cut > 0 and state.get(key[:cut]) == frozenset({NONE_LITERAL})
