@@ -226,6 +226,23 @@ INVALID = [
         '    torch.save({"ssim": best_metrics["ssim"], "mae": best_mae}, p)\n',
         [(11, "ssim")],
     ),
+    (
+        "a dict a method returns beside another value, unpacked next to an attribute",
+        "class Miner:\n"
+        "    def __init__(self):\n"
+        "        self.negatives = {}\n"
+        "\n"
+        "    def mine(self, xs):\n"
+        "        margins = np.asarray(xs, dtype=np.float32)\n"
+        '        return {}, {"margin": margins.mean(), "p50": float(np.median(margins))}\n'
+        "\n"
+        "\n"
+        "def save(p):\n"
+        "    miner = Miner()\n"
+        "    miner.negatives, stats = miner.mine([1.0, 2.0])\n"
+        '    torch.save({"margin": stats["margin"], "p50": stats["p50"]}, p)\n',
+        [(13, "margin")],
+    ),
 ]
 
 VALID = [

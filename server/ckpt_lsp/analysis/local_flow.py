@@ -395,6 +395,13 @@ class LocalFlow:
             )
             if fields:
                 found[-1 if whole else index] = fields
+            elif isinstance(item, ast.Dict) and not whole:
+                # `return negatives, {"margin": m.mean()}`: what each constant key holds
+                found[index] = {
+                    item_key("", key.value): frozenset({self._value(v, state)})
+                    for key, v in zip(item.keys, item.values)
+                    if isinstance(key, ast.Constant) and isinstance(key.value, str)
+                }
             elif isinstance(item, ast.Call) and isinstance(item.func, ast.Attribute):
                 # `return Trainer(cfg).fit(x), x`: what the fluent method stored
                 chained = self._chained(_RETURNED, item, state, dict(state))
@@ -793,7 +800,8 @@ class LocalFlow:
         if not isinstance(target, (ast.Tuple, ast.List)) or value is None:
             return None
         starred = [i for i, e in enumerate(target.elts) if isinstance(e, ast.Starred)]
-        names = [_target_name(e) for e in target.elts]
+        # `trainer.negatives, stats = trainer.mine(index)`: an attribute takes its element too
+        names = [_target_name(e) or _attribute_target(e) for e in target.elts]
         if not all(names) or len(starred) > 1:
             return None
         env = {**self._self_env, **env_of(state)}
@@ -1494,6 +1502,12 @@ def _target_name(target: ast.expr) -> str:
     if isinstance(target, ast.Starred):
         target = target.value
     return target.id if isinstance(target, ast.Name) else ""
+
+
+def _attribute_target(target: ast.expr) -> str:
+    """`trainer.negatives` as a tuple target's element: the dotted key the flow keeps it
+    under; "" for anything else."""
+    return dotted_name(target) if isinstance(target, ast.Attribute) else ""
 
 
 def _forget_targets(target: ast.Tuple | ast.List, state: State) -> State:
