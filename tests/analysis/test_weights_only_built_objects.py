@@ -129,6 +129,18 @@ INVALID = [
         '    torch.save({"cfg": cfg, "fun": res.fun, "slope": fit.slope}, p)\n',
         [(5, "cfg"), (5, "fun"), (5, "slope")],
     ),
+    (
+        "torch's named tuples, a Sobol engine, an estimator's feature names",
+        "from sklearn.feature_extraction.text import TfidfVectorizer\n"
+        "\n"
+        "\n"
+        "def save(p, texts):\n"
+        "    x = torch.tensor([3.0, 1.0, 2.0])\n"
+        "    tfidf = TfidfVectorizer().fit(texts)\n"
+        '    torch.save({"top2": torch.topk(x, 2), "engine": torch.quasirandom.SobolEngine(2),\n'
+        '                "terms": tfidf.get_feature_names_out()}, p)\n',
+        [(7, "top2"), (7, "engine"), (8, "terms")],
+    ),
 ]
 
 VALID = [
@@ -239,6 +251,18 @@ VALID = [
         "    fit = scipy.stats.linregress([0.0, 1.0, 2.0], [0.0, 1.0, 3.0])\n"
         '    torch.save({"raw": raw, "fun": float(res.fun), "nit": res.nit,\n'
         '                "slope": float(fit.slope), "cfg": dataclasses.asdict(Config())}, p)\n',
+    ),
+    (
+        "their tensors and plain values",
+        "from sklearn.feature_extraction.text import TfidfVectorizer\n"
+        "\n"
+        "\n"
+        "def save(p, texts):\n"
+        "    x = torch.tensor([3.0, 1.0, 2.0])\n"
+        "    values, indices = torch.topk(x, 2)\n"
+        "    tfidf = TfidfVectorizer().fit(texts)\n"
+        '    torch.save({"values": values, "indices": torch.sort(x).indices, "top": torch.topk(x, 2)[0],\n'
+        '                "terms": tfidf.get_feature_names_out().tolist()}, p)\n',
     ),
 ]
 
