@@ -130,6 +130,14 @@ INVALID += [
         '    torch.save({"t": t0, "d": t1 - t0, "r": re.compile("a+")}, p)\n',
         [(5, "t"), (5, "d"), (5, "r")],
     ),
+    (
+        "names a function imports itself",
+        "def save(p):\n"
+        "    import numpy\n"
+        "    from pathlib import PurePosixPath as Posix\n"
+        '    torch.save({"m": numpy.float64(1.0), "p": Posix("x")}, p)\n',
+        [(4, "m"), (4, "p")],
+    ),
 ]
 
 VALID = [

@@ -203,7 +203,9 @@ class LazyFunctions(Mapping[str, FunctionNode]):
 class ModuleFacts:
     path: str
     module: str  # dotted module name ("proj.blocks"), "" when unknown
-    imports: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
+    # local name -> qualified name; with the imports inside module-level functions (`def
+    # main(): import numpy as np`) of names no module-level statement binds
+    imports: dict[str, str] = field(default_factory=dict)
     module_names: set[str] = field(default_factory=set)  # local names bound by `import x`
     star_imports: list[str] = field(default_factory=list)
     classes: dict[str, ClassFacts] = field(default_factory=dict)
@@ -477,6 +479,7 @@ def module_facts(path: str, module: str, text: str, caches: TextCaches = UNCACHE
             read = [_read_block(block, caches) for block in blocks_from_tree(text, whole)]
             cut = {id(parsed): cls for parsed, cls in read if cls is not None}
             parsed_blocks = [parsed for parsed, _ in read]
+    inner: dict[str, str] = {}  # imports inside functions
     for parsed in parsed_blocks:
         facts.blocks.append(parsed)
         if parsed.failed and parsed.block.kind == "def":
@@ -493,6 +496,7 @@ def module_facts(path: str, module: str, text: str, caches: TextCaches = UNCACHE
             continue
         if parsed.pending:  # a function, parsed when it is asked for
             facts.functions.set(parsed.block.name, parsed)
+            _function_imports(parsed.block.text, package, inner)
             continue
         found = _block_facts(parsed, package, caches)
         facts.imports.update(found.imports)
@@ -508,10 +512,33 @@ def module_facts(path: str, module: str, text: str, caches: TextCaches = UNCACHE
             head, _, rest = callee.partition(".")
             if f"{facts.imports.get(head, head)}.{rest}" in _COPYREG:
                 facts.copyreg_classes.add(class_name)
+    bound = facts.imports.keys() | facts.classes.keys() | facts.assigns.keys()
+    for name, qualified in inner.items():
+        if name not in bound and name not in facts.functions:
+            facts.imports[name] = qualified
     return facts
 
 
 _COPYREG = frozenset({"copyreg.pickle", "copy_reg.pickle"})
+# an import statement on one indented line of a function (not a parenthesized one)
+_INDENTED_IMPORT = re.compile(
+    r"^[ \t]+((?:from[ \t]+[\w.]+[ \t]+)?import[ \t]+[\w., \t]+)$", re.MULTILINE
+)
+
+
+def _function_imports(text: str, package: str, into: dict[str, str]) -> None:
+    """The imports written inside a function's text, read line by line without parsing the
+    function (it is parsed only when asked for)."""
+    if "import" not in text:
+        return
+    for line in _INDENTED_IMPORT.findall(text):
+        try:
+            tree = ast.parse(line.strip())
+        except SyntaxError:
+            continue
+        for stmt in tree.body:
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                record_import(stmt, package, into, set(), [])
 
 
 def _block_facts(parsed: ParsedBlock, package: str, caches: TextCaches) -> _BlockFacts:
