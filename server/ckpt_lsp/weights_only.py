@@ -289,7 +289,9 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
             )
     _inherit_methods(data, methods, known)
     receiver_only = frozenset(
-        str(e["name"]) for e in data.get("kind", []) if e.get("receiver_only")
+        str(e["name"])
+        for e in data.get("kind", [])
+        if e.get("receiver_only") or e.get("shape_only")
     )
     unregistrable = frozenset(
         str(e["name"]) for e in data.get("kind", []) if e.get("registrable", True) is False

@@ -152,7 +152,29 @@ sizes: [64, 32]
 
 '''
 
+RUN_YAML = '''import yaml
+
+RUN = """
+dataset:
+  name: zinc
+  snapshot: 2024-03-01
+train:
+  lr: 3e-4
+  quoted: '2024-03-01'
+"""
+
+
+'''
+
 INVALID += [
+    (
+        "PyYAML reads an unquoted date as a datetime.date",
+        RUN_YAML + "def save(p):\n"
+        "    raw = yaml.safe_load(RUN)\n"
+        '    torch.save({"snap": raw["dataset"]["snapshot"], "ds": raw["dataset"],\n'
+        '                "train": raw["train"], "whole": raw}, p)\n',
+        [(15, "snap"), (15, "ds"), (16, "whole")],
+    ),
     (
         "list() of a YAML list of mappings holds DictConfigs",
         YAML_STAGES + "def save(p):\n"
@@ -214,6 +236,14 @@ def test_valid(name: str, source: str) -> None:
 
 
 VALID += [
+    (
+        "PyYAML's quoted dates and other values, and OmegaConf's reading of the same text",
+        RUN_YAML + "def save(p):\n"
+        "    raw = yaml.safe_load(RUN)\n"
+        "    cfg = OmegaConf.create(RUN)\n"
+        '    torch.save({"q": raw["train"]["quoted"], "lr": raw["train"]["lr"],\n'
+        '                "snap": str(raw["dataset"]["snapshot"]), "omega": cfg.dataset.snapshot}, p)\n',
+    ),
     (
         "tuple() of a YAML list of numbers holds ints",
         YAML_STAGES + "def save(p):\n"

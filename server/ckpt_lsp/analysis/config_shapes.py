@@ -35,6 +35,12 @@ _LISTS = frozenset(
 )
 _DICTS = frozenset({"typing.Dict", "builtins.dict", "typing.Mapping", "collections.abc.Mapping"})
 _MERGES = frozenset({"omegaconf.OmegaConf.merge", "omegaconf.OmegaConf.unsafe_merge"})
+YAML_LOADERS = frozenset({"yaml.safe_load", "yaml.full_load", "yaml.load"})
+# PyYAML's implicit timestamps (YAML 1.1), unquoted: a date, or a date and time
+_YAML_TIMESTAMP = re.compile(
+    r"^\d{4}-\d{2}-\d{2}$|^\d{4}-\d{1,2}-\d{1,2}(?:[Tt]|[ \t]+)\d{1,2}:\d{2}:\d{2}"
+    r"(?:\.\d*)?(?:[ \t]*(?:Z|[-+]\d{1,2}(?::\d{2})?))?$"
+)
 _KEY = re.compile(r"""^(?P<key>[A-Za-z_][\w.-]*|"[^"]*"|'[^']*')\s*:(?:\s+(?P<value>.*))?$""")
 # YAML features the reader leaves alone: anchors, aliases, tags, merge keys, documents
 _UNKNOWN = re.compile(r"(^|\s)[&*!]|<<|^(---|\.\.\.)\s*\S|^%")
@@ -71,14 +77,15 @@ def config_shape(
     """The shape of the config `call` builds; None when not known."""
     if qualified in _MERGES:  # `merge(*parts)`: the shape of the configs the list holds
         return _merged([shape_of(a.value if isinstance(a, ast.Starred) else a) for a in call.args])
-    if len(call.args) != 1 or call.keywords:
+    yaml = qualified in YAML_LOADERS  # `yaml.load(text, Loader=...)` takes a keyword
+    if len(call.args) != 1 or (call.keywords and not yaml):
         return None
     given = call.args[0]
     if qualified == _STRUCTURED:  # `OmegaConf.structured(TrainConfig)` of a dataclass
         return class_shape(given)
-    if isinstance(given, _SHAPES):
+    if isinstance(given, _SHAPES) and not yaml:
         return given
-    if qualified != _CREATE:  # `OmegaConf.load(path)`: the text is a file's name
+    if qualified != _CREATE and not yaml:  # `OmegaConf.load(path)`: the text is a file's name
         return None
     text = None
     if isinstance(given, ast.Constant) and isinstance(given.value, str):
@@ -301,6 +308,18 @@ def _valued(default: ast.expr | None) -> bool:
         return default.value not in (None, "???")
     named = default.id if isinstance(default, ast.Name) else getattr(default, "attr", "")
     return named != "MISSING"
+
+
+def dated(shape: Shape, date: Refused) -> Shape:
+    """A YAML document's shape as PyYAML reads it: its unquoted timestamps are `date`
+    leaves (datetime.date and datetime.datetime, which the default load refuses)."""
+    if isinstance(shape, ast.Constant) and isinstance(shape.value, str):
+        return RefusedLeaf(date) if _YAML_TIMESTAMP.match(shape.value) else shape
+    if isinstance(shape, ast.Dict):
+        return ast.Dict(keys=shape.keys, values=[dated(v, date) for v in shape.values])
+    if isinstance(shape, (ast.List, ast.Tuple)):
+        return ast.List(elts=[dated(e, date) for e in shape.elts], ctx=ast.Load())
+    return shape
 
 
 def refused_leaves(shape: Shape | None, enum_to_str: bool = False) -> list[tuple[str, Refused]]:

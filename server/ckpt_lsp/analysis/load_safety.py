@@ -18,7 +18,14 @@ from ckpt_lsp.analysis.column_keys import names_one_column
 from ckpt_lsp.analysis.config_containers import CONVERTERS as CONFIG_CONVERTERS
 from ckpt_lsp.analysis.config_containers import converted as config_container
 from ckpt_lsp.analysis.config_containers import copied as config_copy
-from ckpt_lsp.analysis.config_shapes import RefusedLeaf, config_shape, fields_shape
+from ckpt_lsp.analysis.config_shapes import (
+    YAML_LOADERS,
+    RefusedLeaf,
+    config_shape,
+    dated,
+    fields_shape,
+    refused_leaves,
+)
 from ckpt_lsp.analysis.constant_tests import decided, module_number, module_string
 from ckpt_lsp.analysis.constructor_args import passed_arguments, passed_value
 from ckpt_lsp.analysis.dataclass_dicts import CONVERTERS, converted
@@ -183,7 +190,12 @@ class LoadSafety:
         `env` holds what local names (and `self.x` as "self.x") are known to hold. The
         refusal's `fix` is kept only when the fix is certain for this very expression."""
         found = self.kind_of(expr, env)
-        return None if found is None or found.kind in self.catalog.receiver_only else found
+        if found is not None and found.kind in self.catalog.receiver_only:
+            # a plain container known by its shape: refused where the shape holds a value
+            # the load refuses (`yaml.safe_load(text)` of a text with a date)
+            leaves = refused_leaves(found.shape) if found.shape is not None else []
+            return _holding(leaves[0][1]) if leaves else None
+        return found
 
     def kind_of(self, expr: ast.expr | None, env: Env = _NO_ENV) -> Refused | None:
         """Like of_expression, receiver-only kinds included (an ArgumentParser): for flow."""
@@ -377,6 +389,8 @@ class LoadSafety:
         receiver = self.kind_of(expr.value, env)
         if receiver is not None and receiver.holder:
             return None  # `d.cache["logits"]`: another key than the refused one, maybe
+        if receiver is not None and receiver.shape is not None and isinstance(index, ast.Constant):
+            return self._nested(receiver, str(index.value))  # `raw["split"]["train_end"]`
         if receiver is not None and receiver.kind == _PAIR:
             # `ranked[0][1]`: the numpy scalar of a (key, numpy scalar) pair; the key is not known
             at = _constant_index(index)
@@ -1238,6 +1252,9 @@ class LoadSafety:
             return self._structured(qualify(dotted_name(target), self.facts), 0)
 
         shape = config_shape(qualified, call, shape_of, module_text, class_shape)
+        date = self.catalog.kind("datetime")
+        if shape is not None and qualified in YAML_LOADERS and date is not None:
+            shape = dated(shape, date)  # PyYAML reads an unquoted `2024-02-15` as a date
         return replace(refused, shape=shape) if shape is not None else refused
 
     def _structured(self, qualified: str, depth: int) -> ast.expr | None:
@@ -1670,6 +1687,11 @@ class LoadSafety:
             if head in _UNION:
                 return list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
         return None
+
+
+def _holding(leaf: Refused) -> Refused:
+    """A container holding `leaf` somewhere: refused for it, with no certain fix."""
+    return replace(leaf, what=f"a dict holding {leaf.what}", fix="", holder=True)
 
 
 def bound_key(bound: Mapping[str, object]) -> tuple[object, ...]:
