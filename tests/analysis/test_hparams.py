@@ -1624,6 +1624,21 @@ INVALID = [
         """,
         "pass_k",
     ),
+    (  # a function defined in the builder: pickle cannot find it, Lightning drops it
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, is_empty=None, n: int = 2):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build(threshold):
+            def is_empty(confs):
+                return max(confs) < threshold
+
+            return Lit(is_empty=is_empty, n=3)
+        """,
+        "is_empty",
+    ),
 ]
 
 VALID = [
@@ -2496,6 +2511,22 @@ VALID = [
 
     def build():
         return BUILDERS["other"](CONFIG)
+    """,
+    # a module-level function passed: pickled by reference, and not a parameter stored whole
+    """
+    def is_empty(confs):
+        return max(confs) < 0.5
+
+    class Lit(L.LightningModule):
+        def __init__(self, n: int = 2, is_empty=None):
+            super().__init__()
+            self.save_hyperparameters(ignore=["is_empty"])
+
+    def build():
+        def unused():
+            return None
+
+        return Lit(n=3, is_empty=is_empty)
     """,
 ]
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ckpt_lsp.analysis.assignments import OPAQUE, Env
+from ckpt_lsp.analysis.assignments import OPAQUE, Binding, Env, LocalClass, LocalDef
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
 from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.indirect_calls import (
@@ -118,9 +118,14 @@ def _env_before(func: ast.FunctionDef | ast.AsyncFunctionDef | None, row: int) -
     for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
         env.bindings[arg.arg] = OPAQUE
     found: list[tuple[int, str, ast.expr | None]] = []  # None: bound to something unknown
+    defined: dict[str, Binding] = {}  # nested functions and classes defined before the call
     stack: list[ast.AST] = list(func.body)
     while stack:
         node = stack.pop()
+        if isinstance(node, ast.ClassDef) and node.lineno < row:
+            defined[node.name] = LocalClass(node.name)
+        elif isinstance(node, FunctionNode) and node.lineno < row:
+            defined[node.name] = LocalDef(node.name, node)
         if isinstance(node, (*FunctionNode, ast.ClassDef, ast.Lambda)):
             continue
         if getattr(node, "lineno", row) < row:
@@ -132,6 +137,9 @@ def _env_before(func: ast.FunctionDef | ast.AsyncFunctionDef | None, row: int) -
         stack.extend(child_nodes(node))
     for _, name, value in sorted(found, key=lambda item: item[0]):
         env.bindings[name] = OPAQUE if value is None else value
+    for name, local in defined.items():  # `def is_empty(c): ...` then `Model(is_empty=is_empty)`
+        if name not in env.bindings:
+            env.bindings[name] = local
     return env
 
 
