@@ -318,6 +318,19 @@ INVALID = [
         '                "r": df["x"].corr(df["y"]), "skew": df["x"].skew()}, p)\n',
         [(5, "hz"), (5, "fit"), (6, "r"), (6, "skew")],
     ),
+    (
+        "a negated mask of columns, counted in a helper's dict",
+        "def drop_empty(df, threshold):\n"
+        '    mask = (df["conf"] >= threshold) | (df["species"] == "empty")\n'
+        '    return df[mask], {"n_in": len(df), "n_dropped": (~mask).sum()}\n'
+        "\n"
+        "\n"
+        "def save(p):\n"
+        '    meta = pd.DataFrame({"conf": [0.1, 0.9], "species": ["a", "empty"]})\n'
+        "    kept, stats = drop_empty(meta, 0.5)\n"
+        '    torch.save({"dropped": stats["n_dropped"], "n": stats["n_in"]}, p)\n',
+        [(9, "dropped")],
+    ),
 ]
 
 VALID = [

@@ -228,6 +228,10 @@ class LoadSafety:
             column = self._column_arithmetic(expr, env)
             if column is not None:
                 return column
+        if isinstance(expr, ast.UnaryOp) and not isinstance(expr.op, ast.Not):
+            negated = self.kind_of(expr.operand, env)  # `~mask`, `-df["ret"]`: a column still
+            if negated is not None and negated.kind in _COLUMNS:
+                return _no_fix(negated)
         if isinstance(expr, (ast.BinOp, ast.Compare, ast.UnaryOp)):
             return self._numpy_arithmetic(expr, env)
         if isinstance(expr, ast.Subscript):
