@@ -341,18 +341,22 @@ HPARAMS = [
 ]
 
 
+# a config maker of a structured config and overrides (indented as the cases are)
+OPTIM_CONFIG = """
+        def optim_config(overrides=()):
+            return OmegaConf.merge(OmegaConf.structured(Optim), OmegaConf.from_dotlist(list(overrides)))
+
+"""
+
 HPARAMS += [
     (  # the factory is called with the config maker paired with it in a registry
-        """
+        OPTIM_CONFIG
+        + """
         class Lit(L.LightningModule):
             def __init__(self, cfg):
                 super().__init__()
                 cfg = OmegaConf.to_container(cfg, resolve=True)
                 self.save_hyperparameters()
-
-
-        def optim_config(overrides=()):
-            return OmegaConf.merge(OmegaConf.structured(Optim), OmegaConf.from_dotlist(list(overrides)))
 
 
         def build(cfg):
@@ -369,15 +373,12 @@ HPARAMS += [
         "cfg",
     ),
     (  # the factory converts the config its caller made with the caller's own argument
-        """
+        OPTIM_CONFIG
+        + """
         class Lit(L.LightningModule):
             def __init__(self, model_cfg, n=2):
                 super().__init__()
                 self.save_hyperparameters()
-
-
-        def optim_config(overrides=()):
-            return OmegaConf.merge(OmegaConf.structured(Optim), OmegaConf.from_dotlist(list(overrides)))
 
 
         def build(cfg):
@@ -391,15 +392,12 @@ HPARAMS += [
         "model_cfg",
     ),
     (  # the same, with `enum_to_str=True`: the member is its name
-        """
+        OPTIM_CONFIG
+        + """
         class Lit(L.LightningModule):
             def __init__(self, model_cfg, n=2):
                 super().__init__()
                 self.save_hyperparameters()
-
-
-        def optim_config(overrides=()):
-            return OmegaConf.merge(OmegaConf.structured(Optim), OmegaConf.from_dotlist(list(overrides)))
 
 
         def build(cfg):

@@ -90,6 +90,17 @@ SEG_AND_MLP = """
 
 """
 
+# a base whose `ignore=` is the class attribute of the class built
+IGNORING_BASE = """
+        class Base(L.LightningModule):
+            hparams_ignore = ()
+
+            def __init__(self, lr=3e-3):
+                super().__init__()
+                self.save_hyperparameters(ignore=list(self.hparams_ignore))
+
+"""
+
 # (source, the parameter that must be reported)
 INVALID = [
     # refused by the default torch.load: builtins and project functions are globals too
@@ -1562,14 +1573,8 @@ INVALID = [
         "voxel_size",
     ),
     (  # `ignore=` read from a class attribute the subclass sets: the others are stored
-        """
-        class Base(L.LightningModule):
-            hparams_ignore = ()
-
-            def __init__(self, lr=3e-3):
-                super().__init__()
-                self.save_hyperparameters(ignore=list(self.hparams_ignore))
-
+        IGNORING_BASE
+        + """
         class Seq(Base):
             hparams_ignore = ("scaler",)
 
@@ -2475,23 +2480,17 @@ VALID = [
         return Windowed(window=np.int64(8), lr=1e-3)
     """,
     # the subclass's `hparams_ignore` drops the estimator the base would store
-    """
-    class Base(L.LightningModule):
-        hparams_ignore = ()
+    IGNORING_BASE
+    + """
+        class Seq(Base):
+            hparams_ignore = ("scaler",)
 
-        def __init__(self, lr=3e-3):
-            super().__init__()
-            self.save_hyperparameters(ignore=list(self.hparams_ignore))
+            def __init__(self, scaler, capacity=1.0, window=20):
+                super().__init__(lr=1e-3)
 
-    class Seq(Base):
-        hparams_ignore = ("scaler",)
-
-        def __init__(self, scaler, capacity=1.0, window=20):
-            super().__init__(lr=1e-3)
-
-    def build():
-        return Seq(scaler=StandardScaler(), capacity=2.0)
-    """,
+        def build():
+            return Seq(scaler=StandardScaler(), capacity=2.0)
+        """,
     # a registry dispatch whose key names another builder passes nothing to this one
     """
     CONFIG = OmegaConf.create({"eval": {"pass_k": [1, 5]}})
