@@ -1644,6 +1644,23 @@ INVALID = [
         """,
         "is_empty",
     ),
+    (  # a method read off an object: pickled as getattr(obj, name), refused by the load
+        """
+        class Tok:
+            def normalize(self, q):
+                return q.lower()
+
+        class Lit(L.LightningModule):
+            def __init__(self, normalize=None, n: int = 2):
+                super().__init__()
+                self.save_hyperparameters()
+
+        def build():
+            tok = Tok()
+            return Lit(normalize=tok.normalize, n=3)
+        """,
+        "normalize",
+    ),
 ]
 
 VALID = [

@@ -31,6 +31,19 @@ class Config:
     def describe(cls, raw):
         return dict(raw)
 
+    @classmethod
+    def trained(cls, epochs):
+        cfg = cls()
+        cfg.epochs = epochs
+        return cfg
+
+    def summary(self):
+        return f"{self.epochs} epochs"
+
+    @property
+    def doubled(self):
+        return self.epochs * 2
+
 
 class Trainer:
     def __init__(self):
@@ -140,6 +153,13 @@ INVALID = [
         '    torch.save({"top2": torch.topk(x, 2), "engine": torch.quasirandom.SobolEngine(2),\n'
         '                "terms": tfidf.get_feature_names_out()}, p)\n',
         [(7, "top2"), (7, "engine"), (8, "terms")],
+    ),
+    (
+        "an instance a classmethod builds by name, and a method read without a call",
+        "def save(p):\n"
+        "    cfg = Config.trained(3)\n"
+        '    torch.save({"cfg": cfg, "summary": cfg.summary}, p)\n',
+        [(3, "cfg"), (3, "summary")],
     ),
 ]
 
@@ -263,6 +283,12 @@ VALID = [
         "    tfidf = TfidfVectorizer().fit(texts)\n"
         '    torch.save({"values": values, "indices": torch.sort(x).indices, "top": torch.topk(x, 2)[0],\n'
         '                "terms": tfidf.get_feature_names_out().tolist()}, p)\n',
+    ),
+    (
+        "the method called, a property, the method's name",
+        "def save(p):\n"
+        "    cfg = Config.trained(3)\n"
+        '    torch.save({"summary": cfg.summary(), "doubled": cfg.doubled, "name": "summary"}, p)\n',
     ),
 ]
 

@@ -77,7 +77,7 @@ def copied(judge: LoadSafety, call: ast.Call, env: Env) -> Refused | None:
     if given is None or not isinstance(shape, ast.Dict):
         return None
     named = [
-        (f" (`{key.value}`)" if isinstance(key, ast.Constant) else " (`?`)", value)
+        (f" (`{key.value!s}`)" if isinstance(key, ast.Constant) else " (`?`)", value)
         for key, value in zip(shape.keys, shape.values)
     ]
     return _first_held(given, named, "a dict")

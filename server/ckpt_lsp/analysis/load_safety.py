@@ -761,6 +761,8 @@ class LoadSafety:
                 held = property_returns(self, receiver, expr.attr, _held_by(expr.value, env))
                 if held is not None:
                     return held
+            if self._plain_method(receiver, expr.attr):  # `normalize=tok.normalize`
+                return self.catalog.kind("bound-method")
             return self._field(receiver, expr.attr)
         if returns is None and receiver.kind == "namespace":
             held = dict(receiver.fields).get(expr.attr)
@@ -1373,9 +1375,20 @@ class LoadSafety:
         """The project class `qualified` names, and its module."""
         return self._project_class(qualified)
 
+    def _plain_method(self, receiver: Refused, name: str) -> bool:
+        """Whether the project class of `receiver` defines `name` as a method read without a
+        call (no property, static or class method, and no attribute of that name set)."""
+        located = self._project_class(receiver.type_name)
+        method = located[1].method(name) if located is not None else None
+        if located is None or method is None or name in dict(receiver.fields):
+            return False
+        decorators = [dotted_name(d) for d in method.decorator_list]
+        return not decorators and not self._field(receiver, name)
+
     def _alternate_constructor(self, qualified: str) -> Refused | None:
         """`Config.from_yaml(text)`: a classmethod of a project class every `return` of which
-        builds the class (`return cls(...)`) gives an instance of it."""
+        builds the class (`return cls(...)`, or `tok = cls()` then `return tok`) gives an
+        instance of it."""
         owner, _, name = qualified.rpartition(".")
         located = self._project_class(owner) if owner else None
         method = located[1].method(name) if located is not None else None
@@ -1383,10 +1396,27 @@ class LoadSafety:
             return None
         if "classmethod" not in [dotted_name(d) for d in method.decorator_list]:
             return None
-        first = method.args.args[0].arg
+        builds = (method.args.args[0].arg, located[1].name)
+        built = {  # `tok = cls()` then `return tok`: names bound once, to an instance
+            t.id
+            for n in walk(method)
+            if isinstance(n, ast.Assign)
+            and isinstance(n.value, ast.Call)
+            and dotted_name(n.value.func) in builds
+            for t in n.targets
+            if isinstance(t, ast.Name)
+        }
+        stores = [
+            n.id for n in walk(method) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        ]
         returns = [n for n in walk(method) if isinstance(n, ast.Return)]
         if not returns or not all(
-            isinstance(r.value, ast.Call) and dotted_name(r.value.func) in (first, located[1].name)
+            (isinstance(r.value, ast.Call) and dotted_name(r.value.func) in builds)
+            or (
+                isinstance(r.value, ast.Name)
+                and r.value.id in built
+                and stores.count(r.value.id) == 1
+            )
             for r in returns
         ):
             return None
