@@ -193,15 +193,17 @@ CORPORA = [
     # through **kwargs, scipy and torch result objects, PyYAML dates, dicts in returned tuples)
     Corpus("blind-round39", HERE / "blind" / "round39", 0.95, 0.82),
     Corpus("blind-round40", HERE / "blind" / "round40", 0.95, 0.79),
-    Corpus("blind-round41", HERE / "blind" / "round41", 0.95, 0.78),
+    Corpus("blind-round41", HERE / "blind" / "round41", 0.95, 0.85),
     Corpus("blind-round42", HERE / "blind" / "round42", 0.95, 0.80),
     Corpus("blind-round43", HERE / "blind" / "round43", 0.95, 0.84),
-    # document restoration, intrusion detection, SMILES VAEs; query autocompletion, camera
-    # traps, load forecasting: held out from every fix of this kind, written while 39-43 were
-    # fixed: P 1.000 R 0.625 and 0.625 on the engine before those fixes, 0.646 and 0.667 on
-    # the engine when they were first scored
+    # document restoration, intrusion detection, SMILES VAEs: written while 39-43 were fixed
+    # and held out from every fix: P 1.000 R 0.625 on the engine before those fixes, 0.646
+    # when first scored, 0.667 at the end
     Corpus("blind-round44", HERE / "blind" / "round44", 0.95, 0.66),
-    Corpus("blind-round45", HERE / "blind" / "round45", 0.95, 0.66),
+    # query autocompletion, camera traps, load forecasting: written with 44, R 0.625 before
+    # 39-43's fixes and 0.667 when first scored; then three of its families were fixed (a
+    # function defined in the builder, a negated column mask, bound methods)
+    Corpus("blind-round45", HERE / "blind" / "round45", 0.95, 0.74),
 ]
 
 
