@@ -176,6 +176,13 @@ INVALID += [
         [(15, "snap"), (15, "ds"), (16, "whole")],
     ),
     (
+        "yaml.load with a Loader reads the same dates",
+        RUN_YAML + "def save(p):\n"
+        "    raw = yaml.load(RUN, Loader=yaml.SafeLoader)\n"
+        '    torch.save({"snap": raw["dataset"]["snapshot"], "lr": raw["train"]["lr"]}, p)\n',
+        [(15, "snap")],
+    ),
+    (
         "list() of a YAML list of mappings holds DictConfigs",
         YAML_STAGES + "def save(p):\n"
         "    cfg = OmegaConf.create(STAGES)\n"

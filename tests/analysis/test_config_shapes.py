@@ -8,8 +8,9 @@ from __future__ import annotations
 import ast
 
 import pytest
-from ckpt_lsp.analysis.config_shapes import yaml_shape
+from ckpt_lsp.analysis.config_shapes import RefusedLeaf, dated, yaml_shape
 from ckpt_lsp.findings import Finding
+from ckpt_lsp.weights_only import weights_only_catalog
 from support.ckpt010 import weights_only_findings, weights_only_rows
 
 HEADER = '''\
@@ -144,3 +145,32 @@ def test_yaml_shapes(text: str, shape: str) -> None:
 )
 def test_unknown_yaml(text: str) -> None:
     assert yaml_shape(text) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "is_date"),
+    [
+        ("2024-02-15", True),
+        ("2024-2-5 08:00:00", True),
+        ("2001-12-14t21:59:43.10-05:00", True),
+        ("'2024-02-15'", False),  # quoted: a string
+        ("2024-02", False),
+        ("20240215", False),
+    ],
+)
+def test_pyyaml_timestamps_are_dates(value: str, is_date: bool) -> None:
+    """PyYAML's implicit timestamps (measured: `yaml.safe_load` gives date/datetime for the
+    first three, strings for the rest)."""
+    import datetime
+
+    import yaml
+
+    date = weights_only_catalog().kind("datetime")
+    assert date is not None
+    shape = yaml_shape(f"d: {value}\n")
+    assert shape is not None and isinstance(shape, ast.Dict)
+    leaf = dated(shape, date)
+    assert isinstance(leaf, ast.Dict)
+    assert isinstance(leaf.values[0], RefusedLeaf) is is_date
+    loaded = yaml.safe_load(f"d: {value}\n")["d"]
+    assert isinstance(loaded, datetime.date) is is_date  # a datetime is a date too

@@ -1661,6 +1661,26 @@ INVALID = [
         """,
         "normalize",
     ),
+    (  # `ignore=type(self).hparams_ignore`: the class attribute of the class built
+        """
+        class Base(L.LightningModule):
+            hparams_ignore = ()
+
+            def __init__(self, lr=3e-3):
+                super().__init__()
+                self.save_hyperparameters(ignore=type(self).hparams_ignore)
+
+        class Seq(Base):
+            hparams_ignore = ("scaler",)
+
+            def __init__(self, scaler, capacity, window=20):
+                super().__init__(lr=1e-3)
+
+        def build():
+            return Seq(scaler=StandardScaler(), capacity=np.median(np.ones(3)))
+        """,
+        "capacity",
+    ),
 ]
 
 VALID = [

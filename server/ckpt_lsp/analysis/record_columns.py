@@ -44,7 +44,7 @@ def appended_columns(
     known of them)."""
     found = record_numbers(safety, item, env)
     frame = safety.catalog.kind(_FRAME)
-    if found is None or prior is None or prior is False or frame is None:
+    if found is None or prior is None or frame is None:
         return {}
     times = display_times(safety, item, env) if isinstance(item, ast.Dict) else frozenset()
     if not isinstance(prior, bool):
