@@ -128,9 +128,71 @@ INVALID = [
         """,
         [(8, "seed")],
     ),
+    (
+        "a method ranking through helpers that store nothing keeps what `fit` stored",
+        """
+        class Ranker:
+            def __init__(self):
+                self.last_loss = None
+                self.best = 0.0
+
+            def _encode(self, q):
+                return [len(q)]
+
+            def rank(self, q):
+                return sorted(self._encode(q))
+
+            def ranks(self, qs):
+                return [self.rank(q) for q in qs]
+
+            def evaluate(self, qs):
+                return np.mean([len(r) for r in self.ranks(qs)])
+
+            def fit(self, qs):
+                self.last_loss = np.mean([1.0])
+                self.best = max(self.best, self.evaluate(qs))
+                return self
+
+        def save(p):
+            r = Ranker().fit(["a"])
+            torch.save({"loss": r.last_loss, "best": r.best}, p)
+        """,
+        [(26, "loss"), (26, "best")],
+    ),
 ]
 
 VALID = [
+    (
+        "a helper deep down storing a plain value over it",
+        """
+        class Ranker:
+            def __init__(self):
+                self.last_loss = None
+                self.best = 0.0
+
+            def _encode(self, q):
+                return [len(q)]
+
+            def rank(self, q):
+                self.last_loss = 0.0
+                return sorted(self._encode(q))
+
+            def ranks(self, qs):
+                return [self.rank(q) for q in qs]
+
+            def evaluate(self, qs):
+                return np.mean([len(r) for r in self.ranks(qs)])
+
+            def fit(self, qs):
+                self.last_loss = np.mean([1.0])
+                self.best = max(self.best, self.evaluate(qs))
+                return self
+
+        def save(p):
+            r = Ranker().fit(["a"])
+            torch.save({"loss": r.last_loss}, p)
+        """,
+    ),
     (
         "a Python float passed: the best and the history load",
         """

@@ -198,6 +198,17 @@ INVALID = [
         [(4, "ade")],
     ),
     (
+        "a key a prefixed key written in a loop cannot reach",
+        "def evaluate(rr, ks):\n"
+        '    out = {"mrr": np.mean(rr), "n": len(rr)}\n'
+        "    for k in ks:\n"
+        '        out[f"success@{k}"] = sum(r >= 1.0 / k for r in rr) / len(rr)\n'
+        "    return out\n"
+        "def save(path):\n    metrics = evaluate([1.0], list(range(1, 4)))\n"
+        '    torch.save({"mrr": metrics["mrr"], "n": metrics["n"]}, path)\n',
+        [(8, "mrr")],
+    ),
+    (
         "keys written with the literals a loop takes",
         "def recall(ranks, ks=(1, 5)):\n"
         "    out = {}\n"
@@ -378,6 +389,16 @@ VALID = [
         "def save(path):\n    images = np.zeros((4, 8, 8))\n    h, w = images.shape[1:3]\n"
         "    m = evaluate([1.0])\n"
         '    torch.save({"hw": [h, w], "focal": 0.5 * w, "n": m["n"]}, path)\n',
+    ),
+    (
+        "a key a suffixed key written in a loop may be: unknown",
+        "def evaluate(rr, names):\n"
+        '    out = {"top_mrr": np.mean(rr), "n": len(rr)}\n'
+        "    for k in names:\n"
+        '        out[f"{k}_mrr"] = 1.0\n'
+        "    return out\n"
+        "def save(path):\n    metrics = evaluate([1.0], sorted({'top'}))\n"
+        '    torch.save({"mrr": metrics["top_mrr"], "n": metrics["n"]}, path)\n',
     ),
     (
         "loop keys holding Python numbers",

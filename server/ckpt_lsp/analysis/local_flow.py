@@ -784,9 +784,15 @@ class LocalFlow:
             elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Subscript):
                 new = _forget_nested(target.value, new)  # `meta["nms"]["mode"] = m.name`
             elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
-                # `d[k] = x`: what the display put under any key is no longer known
-                new = {k: v for k, v in new.items() if not k.startswith(target.value.id + "[")}
-                new.update(_stored_item(target.value.id, possible, state, self.safety.catalog))
+                # `d[k] = x`: what the display put under any key is no longer known, except
+                # under keys the written text rules out (`out[f"success@{k}"]` keeps "mrr")
+                name, pattern = target.value.id, key_pattern(target.slice)
+                new = {
+                    k: v
+                    for k, v in new.items()
+                    if not k.startswith(name + "[") or _outside(k, name, pattern)
+                }
+                new.update(_stored_item(name, possible, state, self.safety.catalog))
             elif isinstance(target, (ast.Tuple, ast.List)):
                 new = _forget_targets(target, new)  # `bins[0], bins[-1] = lo, hi`
             elif not isinstance(target, (ast.Subscript, ast.Attribute)):  # they bind no name
@@ -1366,7 +1372,11 @@ def _forget_keys(
             id(t.value)
             for t in stmt.targets
             if isinstance(t, ast.Subscript)
-            and (_constant_item(t) or (formatted is not None and formatted(t)))
+            and (
+                _constant_item(t)
+                or (formatted is not None and formatted(t))
+                or (isinstance(t.value, ast.Name) and key_pattern(t.slice) is not None)
+            )
         )
     for node in walk(stmt):
         if isinstance(node, ast.Name) and node.id in itemed and id(node) not in reads:
@@ -1392,6 +1402,37 @@ def _forget_nested(item: ast.Subscript, state: State) -> State:
     key = _constant_index_of(item) if item.value is root else None
     prefix = item_key(root.id, key) if key is not None else root.id + "["
     return {k: v for k, v in state.items() if not k.startswith(prefix) or is_mark(k)}
+
+
+def key_pattern(key: ast.expr) -> tuple[str, str] | None:
+    """The constant text an f-string key starts and ends with (`f"success@{k}"`: "success@",
+    ""); None for any other key or one with neither."""
+    if not isinstance(key, ast.JoinedStr) or not key.values:
+        return None
+    first, last = key.values[0], key.values[-1]
+    head = first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else ""
+    tail = last.value if isinstance(last, ast.Constant) and isinstance(last.value, str) else ""
+    if len(key.values) == 1 or not (head or tail):
+        return None  # a constant f-string is read as a constant key elsewhere
+    return head, tail
+
+
+def _outside(held: str, name: str, pattern: tuple[str, str] | None) -> bool:
+    """Whether the state key `held` (`name['mrr']`) is a constant string key that a key of
+    `pattern` can never equal."""
+    if pattern is None or held == every_item_key(name) or held == dict_mark(name):
+        return False
+    text = held[len(name) + 1 :]
+    if not text.endswith("]") or "][" in text:
+        return False  # a nested item: kept only when its outer key is
+    try:
+        key = ast.literal_eval(text[:-1])
+    except (ValueError, SyntaxError):
+        return False
+    head, tail = pattern
+    return isinstance(key, str) and not (
+        key.startswith(head) and key.endswith(tail) and len(key) >= len(head) + len(tail)
+    )
 
 
 def _constant_index_of(item: ast.Subscript) -> str | int | None:

@@ -580,10 +580,21 @@ _MUTATORS = _ADDERS | frozenset(
 _MUTATORS |= {"sort", "reverse", "fill", "resize"}  # a list's or an array's, in place
 
 
-def _inert(safety: LoadSafety, located: Located, method: FunctionNode) -> bool:
+_MAX_INERT = 8  # methods of the class one inertness check reads at most
+
+
+def _inert(
+    safety: LoadSafety,
+    located: Located,
+    method: FunctionNode,
+    seen: set[int] | None = None,
+) -> bool:
     """A method that cannot change the object's attributes: it stores nothing under `self`,
-    calls no method of the class and no mutating method of what `self` holds (`self.model(x)`,
-    `self.scaler.transform(x)` read)."""
+    calls no mutating method of what `self` holds (`self.model(x)`, `self.scaler.transform(x)`
+    read) and only methods of the class that are inert too (`self.rank(p)` ranking through
+    `self._tensor(c)`)."""
+    seen = set() if seen is None else seen
+    seen.add(id(method))
     for node in walk(method):
         if (
             isinstance(node, (ast.Attribute, ast.Subscript))
@@ -598,8 +609,14 @@ def _inert(safety: LoadSafety, located: Located, method: FunctionNode) -> bool:
                 return False
             if not isinstance(func, ast.Attribute) or not _rooted_at_self(func.value):
                 continue
-            if self_attribute(func) and _method(safety, located, func.attr) is not None:
-                return False  # `self.k(...)`: another method, which may store
+            inner = _method(safety, located, func.attr) if self_attribute(func) else None
+            # `self.k(...)`: another method, which may store
+            if (
+                inner is not None
+                and id(inner[1]) not in seen
+                and (len(seen) >= _MAX_INERT or not _inert(safety, located, inner[1], seen))
+            ):
+                return False
             if not self_attribute(func) and func.attr in _MUTATORS:
                 return False  # `self.history.append(v)`
     return True
