@@ -101,6 +101,30 @@ def parser():
 
 INVALID = [
     (
+        "the last date of a column built as a start plus day offsets",
+        "def signups(n):\n    rng = np.random.default_rng(0)\n"
+        '    return pd.DataFrame({"day": pd.Timestamp("2021-01-01")\n'
+        '        + pd.to_timedelta(rng.integers(0, 900, size=n), unit="D"), "n": rng.integers(0, 5, n)})\n'
+        'def save(p):\n    df = signups(8)\n    torch.save({"cutoff": df["day"].max()}, p)\n',
+        [(7, "cutoff")],
+    ),
+    (
+        "the bin edges `qcut` hands back beside the bins",
+        "def save(p):\n    b = board()\n"
+        '    _, edges = pd.qcut(b["score"], q=2, retbins=True)\n'
+        '    torch.save({"edges": edges}, p)\n',
+        [(4, "edges")],
+    ),
+    (
+        "a two-sample test's statistic and p-value",
+        "from scipy import stats\n"
+        "def save(p):\n    b = board()\n"
+        '    ks = stats.ks_2samp(b["score"], b["score"] * 2)\n'
+        '    stat, pvalue = stats.mannwhitneyu(b["score"], b["score"] * 2)\n'
+        '    torch.save({"ks": ks.statistic, "p": pvalue, "stat": float(stat)}, p)\n',
+        [(6, "ks"), (6, "p")],
+    ),
+    (
         "the last of a rolling mean of a column",
         'def save(p):\n    b = board()\n    torch.save({"w": b["score"].rolling(2).mean().iloc[-1]}, p)\n',
         [(3, "w")],
@@ -334,6 +358,14 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "the last date of a day-offset column as text, the bin edges as a list",
+        "def signups(n):\n    rng = np.random.default_rng(0)\n"
+        '    return pd.DataFrame({"day": pd.Timestamp("2021-01-01")\n'
+        '        + pd.to_timedelta(rng.integers(0, 900, size=n), unit="D"), "n": rng.integers(0, 5, n)})\n'
+        'def save(p):\n    df = signups(8)\n    _, edges = pd.qcut(df["n"], q=2, retbins=True, duplicates="drop")\n'
+        '    torch.save({"cutoff": df["day"].max().isoformat(), "edges": edges.tolist()}, p)\n',
+    ),
     (
         "a rolling mean of a column as a list",
         'def save(p):\n    b = board()\n    torch.save({"w": b["score"].rolling(2).mean().tolist()}, p)\n',

@@ -119,6 +119,7 @@ _FRAMES = frozenset({_FRAME, _TIME_FRAME})
 _DATETIME_SERIES = "pandas-datetime-series"
 _DATES = frozenset({"pandas-datetime-index", _DATETIME_SERIES})
 _TO_DATETIME = frozenset({"pandas.to_datetime"})
+_STAMPS = frozenset({"pandas-timestamp", "datetime"})
 _ROWS = frozenset({"iloc", "loc", "iat"})
 _DICT_CALLS = frozenset({"builtins.dict", "collections.OrderedDict"})
 # kinds whose instances hand back what they were given by keyword, as attributes
@@ -1085,9 +1086,12 @@ class LoadSafety:
         return replace(refused, number_columns=numbers, time_columns=times)
 
     def _dates(self, value: ast.expr, env: Env) -> bool:
-        """`pd.date_range(...)`, `pd.to_datetime(...)`: a column of Timestamps."""
-        found = self.kind_of(value, env) if isinstance(value, ast.Call) else None
-        return found is not None and found.kind in _DATES
+        """`pd.date_range(...)`, `pd.to_datetime(...)`, `start + pd.to_timedelta(days)`: a
+        column of Timestamps (a Timestamp or datetime the frame broadcasts is one too)."""
+        if not isinstance(value, (ast.Call, ast.BinOp)):
+            return False
+        found = self.kind_of(value, env)
+        return found is not None and (found.kind in _DATES or found.kind in _STAMPS)
 
     def _numbers(self, value: ast.expr, env: Env) -> bool:
         """A list display of number literals, a numpy array or a column of numbers."""
