@@ -198,6 +198,25 @@ INVALID = [
         [(4, "ade")],
     ),
     (
+        "names beside a nested tuple target keep what the helper returned",
+        DATACLASSES + "class Trainer:\n    def __init__(self):\n"
+        "        self.model = torch.nn.Linear(2, 1)\n"
+        "        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)\n"
+        "        self.gen = torch.Generator().manual_seed(0)\n"
+        "def run():\n    cfg = Config()\n    trainer = Trainer()\n"
+        "    return cfg, trainer, (np.float64(0.5), 2.0)\n"
+        + "def save(path):\n    cfg, trainer, (jf, *rest) = run()\n"
+        "    torch.save(dict(opt=trainer.optimizer, gen=trainer.gen, lr=cfg.lr), path)\n",
+        [(22, "opt"), (22, "gen")],
+    ),
+    (
+        "a nested tuple target unpacking a nested tuple display",
+        "def save(path):\n"
+        "    name, (score, weight) = 'run', (np.float64(0.5), 2.0)\n"
+        '    torch.save({"score": score, "weight": weight, "name": name}, path)\n',
+        [(3, "score")],
+    ),
+    (
         "a key a prefixed key written in a loop cannot reach",
         "def evaluate(rr, ks):\n"
         '    out = {"mrr": np.mean(rr), "n": len(rr)}\n'
@@ -389,6 +408,17 @@ VALID = [
         "def save(path):\n    images = np.zeros((4, 8, 8))\n    h, w = images.shape[1:3]\n"
         "    m = evaluate([1.0])\n"
         '    torch.save({"hw": [h, w], "focal": 0.5 * w, "n": m["n"]}, path)\n',
+    ),
+    (
+        "the names inside a nested tuple target of a helper's result are not guessed",
+        DATACLASSES + "class Trainer:\n    def __init__(self):\n"
+        "        self.model = torch.nn.Linear(2, 1)\n"
+        "        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)\n"
+        "        self.gen = torch.Generator().manual_seed(0)\n"
+        "def run():\n    cfg = Config()\n    trainer = Trainer()\n"
+        "    return cfg, trainer, (np.float64(0.5), 2.0)\n"
+        + "def save(path):\n    cfg, trainer, (jf, weight) = run()\n"
+        "    torch.save(dict(model=trainer.model.state_dict(), weight=weight, lr=cfg.lr), path)\n",
     ),
     (
         "a key a suffixed key written in a loop may be: unknown",

@@ -806,8 +806,9 @@ class LocalFlow:
         if not isinstance(target, (ast.Tuple, ast.List)) or value is None:
             return None
         starred = [i for i, e in enumerate(target.elts) if isinstance(e, ast.Starred)]
-        # `trainer.negatives, stats = trainer.mine(index)`: an attribute takes its element too
-        names = [_target_name(e) or _attribute_target(e) for e in target.elts]
+        # `trainer.negatives, stats = trainer.mine(index)`: an attribute takes its element too;
+        # `cfg, trainer, (jf, j, f) = run()`: the inner names are unknown unless shown
+        names = [_target_name(e) or _attribute_target(e) or _nested_mark(e) for e in target.elts]
         if not all(names) or len(starred) > 1:
             return None
         env = {**self._self_env, **env_of(state)}
@@ -838,9 +839,18 @@ class LocalFlow:
         if starred:
             at, tail = starred[0], len(names) - starred[0] - 1
             items = [*items[:at], UNKNOWN, *(items[len(items) - tail :] if tail else [])]
-        unpacked: State = {name: frozenset({item}) for name, item in zip(names, items)}
+        unpacked: State = {
+            name: frozenset({item}) for name, item in zip(names, items) if name != _NESTED
+        }
         for index, name in enumerate(names if not starred else []):
-            unpacked.update(self._object_of(name, value, state, index))
+            if name != _NESTED:
+                unpacked.update(self._object_of(name, value, state, index))
+        for index, part in enumerate(target.elts):
+            if names[index] != _NESTED:
+                continue
+            shown = value.elts[index] if isinstance(value, (ast.Tuple, ast.List)) else None
+            inner = self._unpacked(part, shown, state, kept) if shown is not None else None
+            unpacked.update(inner if inner is not None else _unknown(_names(part)))
         return unpacked
 
     def _object_of(self, name: str, value: ast.expr | None, state: State, at: int) -> State:
@@ -1543,6 +1553,19 @@ def _target_name(target: ast.expr) -> str:
     if isinstance(target, ast.Starred):
         target = target.value
     return target.id if isinstance(target, ast.Name) else ""
+
+
+_NESTED = "#nested"  # a tuple target's element that is a tuple of names itself
+
+
+def _nested_mark(target: ast.expr) -> str:
+    """`_NESTED` for a tuple of names (`(jf, *rest)`) among a tuple target's elements; ""
+    for anything else."""
+    if not isinstance(target, (ast.Tuple, ast.List)):
+        return ""
+    if all(_target_name(e) or _nested_mark(e) for e in target.elts):
+        return _NESTED
+    return ""
 
 
 def _attribute_target(target: ast.expr) -> str:
