@@ -38,7 +38,33 @@ def stats():
 
 """
 
+REGISTRY = (
+    "MODELS = {}\n"
+    "def register(name):\n"
+    "    def deco(cls):\n        MODELS[name] = cls\n        return cls\n    return deco\n"
+    '@register("small")\nclass Small(nn.Module):\n    pass\n'
+    '@register("large")\nclass Large(nn.Module):\n    pass\n'
+)
+
 INVALID = [
+    (
+        "a class picked from a registry its decorator fills",
+        REGISTRY + 'def save(p, name="small"):\n    torch.save({"cls": MODELS[name]}, p)\n',
+        [(14, "cls")],
+    ),
+    (
+        "a class picked from a registry display",
+        'ACTS = {"relu": nn.ReLU, "gelu": nn.GELU}\n'
+        'def save(p, name="relu"):\n    torch.save({"act": ACTS[name]}, p)\n',
+        [(3, "act")],
+    ),
+    (
+        "counts of a confusion matrix unpacked, a fraction over an array's size",
+        "def save(p):\n    cm = np.array([[3, 1], [2, 4]])\n    tn, fp, fn, tp = cm.ravel()\n"
+        "    lo, hi = np.percentile(np.arange(10.0), [5, 95])\n"
+        '    torch.save({"iou": tp / max(tp + fp + fn, 1), "lo": lo, "ratio": cm.sum() / cm.size}, p)\n',
+        [(5, "iou"), (5, "lo"), (5, "ratio")],
+    ),
     ("a range", 'def save(p):\n    torch.save({"steps": range(0, 4)}, p)\n', [(2, "steps")]),
     ("a slice", 'def save(p):\n    torch.save({"window": slice(2, 8)}, p)\n', [(2, "window")]),
     (
@@ -141,6 +167,22 @@ INVALID += [
 ]
 
 VALID = [
+    (
+        "a registry's key and a class's name saved, not the class",
+        REGISTRY + 'def save(p, name="small"):\n'
+        '    torch.save({"name": name, "cls": MODELS[name].__name__}, p)\n',
+    ),
+    (
+        "a registry that also holds a number is no registry of classes",
+        'ACTS = {"relu": nn.ReLU, "slope": 0.1}\n'
+        'def save(p, name="slope"):\n    torch.save({"act": ACTS[name]}, p)\n',
+    ),
+    (
+        "a helper's tuple of a float and arrays unpacked: the float loads",
+        "def evaluate():\n    return 0.5, np.zeros((2, 2)), np.ones(2)\n"
+        "def save(p):\n    f1, cm, per_class = evaluate()\n"
+        '    torch.save({"f1": f1, "cm": cm.tolist(), "n": cm.size}, p)\n',
+    ),
     ("a list of a range", 'def save(p):\n    torch.save({"s": list(range(4))}, p)\n'),
     (
         "a dtype's name",

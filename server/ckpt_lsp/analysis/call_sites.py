@@ -335,7 +335,7 @@ class CallSites:
             if keys:
                 found[registry] = None if "" in keys else frozenset(keys)
         if where is home:
-            found.update(_decorator_registries(home, cls.decorators))
+            found.update(decorator_registries(home, cls.decorators))
         return found
 
     def _constructs(
@@ -359,7 +359,7 @@ class CallSites:
         return found is not None and found[0].path == home.path and found[1] == cls.name
 
 
-def _decorator_registries(
+def decorator_registries(
     facts: ModuleFacts, decorators: list[ast.expr]
 ) -> dict[str, frozenset[str] | None]:
     """`@register("unet")` of a module-level `register` whose body stores into a module-level
@@ -500,7 +500,7 @@ def _dispatched(facts: ModuleFacts, func: ast.FunctionDef | ast.AsyncFunctionDef
     functions, or the dict a decorator of it fills: `@builder("rul")`): each such call, when
     its key is not a string the function is not held under."""
     registries: dict[str, frozenset[str] | None] = dict.fromkeys(registries_of(facts, func.name))
-    registries.update(_decorator_registries(facts, func.decorator_list))
+    registries.update(decorator_registries(facts, func.decorator_list))
     if not registries:
         return []
     found: list[CallSite] = []

@@ -9,10 +9,12 @@ annotation, else what every `return` gives). Unknown is not refused: precision f
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 
 from ckpt_lsp.analysis.argparse_types import argument_types
+from ckpt_lsp.analysis.call_sites import decorator_registries
 from ckpt_lsp.analysis.class_text import FunctionNode
 from ckpt_lsp.analysis.column_keys import names_one_column
 from ckpt_lsp.analysis.config_containers import CONVERTERS as CONFIG_CONVERTERS
@@ -146,6 +148,21 @@ def _plain_dataclass(facts: ModuleFacts, cls: ClassFacts) -> bool:
     )
 
 
+def _stores_into(func: ast.FunctionDef | ast.AsyncFunctionDef | None, name: str) -> int:
+    """How many `name[k] = v` statements the function holds."""
+    if func is None:
+        return 0
+    return sum(
+        1
+        for node in walk(func)
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Subscript)
+        and isinstance(target.value, ast.Name)
+        and target.value.id == name
+    )
+
+
 def _no_fix(refused: Refused | None) -> Refused | None:
     return replace(refused, fix="") if refused is not None and refused.fix else refused
 
@@ -236,6 +253,12 @@ class LoadSafety:
         if isinstance(expr, (ast.BinOp, ast.Compare, ast.UnaryOp)):
             return self._numpy_arithmetic(expr, env)
         if isinstance(expr, ast.Subscript):
+            if (
+                isinstance(expr.value, ast.Name)
+                and expr.value.id not in env
+                and self._registered_callables(expr.value.id)
+            ):
+                return self.catalog.kind("callable")  # `MODELS[cfg.model.name]`: a class
             return self._numpy_item(expr, env)
         if isinstance(expr, ast.IfExp):
             taken = decided(expr.test, self, env)
@@ -722,6 +745,36 @@ class LoadSafety:
             # kind_of: a module-level `parser = ArgumentParser()` types `parser.parse_args()`
             return _no_fix(self._deeper(self.facts).kind_of(value))
         return None
+
+    def _registered_callables(self, name: str) -> bool:
+        """`MODELS` a module-level dict whose every value is a class or function of the
+        module: a display of them, or an empty one that only `@register("x")` decorators of
+        the module's classes fill (`MODELS[name] = cls`, no other store into it)."""
+        facts = self.facts
+        table = facts.assigns.get(name) if name not in facts.imports else None
+        if not isinstance(table, ast.Dict):
+            return False
+        if table.values:
+            return all(k is not None for k in table.keys) and all(
+                (isinstance(v, ast.Name) and self._defines(v.id))
+                or self.catalog.is_prefixed_class(qualify(dotted_name(v), facts))
+                for v in table.values
+            )
+        makers = {
+            decorator.func.id
+            for cls in facts.classes.values()
+            for decorator in cls.decorators
+            if isinstance(decorator, ast.Call)
+            and isinstance(decorator.func, ast.Name)
+            and name in decorator_registries(facts, [decorator])
+        }
+        if not makers:
+            return False
+        spelled = re.escape(name)
+        if re.search(rf"\b{spelled}\s*(\.\s*(update|setdefault)\s*\(|\|=)", facts.text):
+            return False
+        stores = len(re.findall(rf"\b{spelled}\[[^\]\n]*\]\s*=(?!=)", facts.text))
+        return stores == sum(_stores_into(facts.functions.get(m), name) for m in makers)
 
     def _defines(self, name: str) -> bool:
         """Whether `name` is a class or function defined (and only defined) at module level."""

@@ -31,6 +31,7 @@ from ckpt_lsp.analysis.elements import (
 )
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.hparams import default_of
+from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.record_columns import (
     appended_columns,
@@ -55,7 +56,7 @@ NONE_MARK = "#none:"
 COLUMN_MARK = "#column:"
 
 if TYPE_CHECKING:
-    from ckpt_lsp.analysis.load_safety import LoadSafety
+    from ckpt_lsp.analysis.load_safety import Env, LoadSafety
     from ckpt_lsp.analysis.object_effects import Effects
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
@@ -827,12 +828,18 @@ class LocalFlow:
         elif isinstance(value, ast.Name):
             # `masks = split(n)` then `tr, va = masks`: the items `_keyed` kept of the result
             held = _tuple_items(value.id, len(names), kept)
+            element = self._array_item(value, env) if held is None and not starred else None
+            if element is not None:
+                held = [element] * len(names)
             if starred or held is None:
                 return None
             items = held
         else:
             # `model, *_, y_true, y_pred = run(args)`: the starred name takes the middle
             judged = self.safety.items_of(value, -1 if starred else len(names), env)
+            element = self._array_item(value, env) if judged is None and not starred else None
+            if element is not None:
+                judged = [element] * len(names)
             if judged is None or len(judged) < len(names) - len(starred):
                 return None
             items = [j if j is not None else UNKNOWN for j in judged]
@@ -852,6 +859,54 @@ class LocalFlow:
             inner = self._unpacked(part, shown, state, kept) if shown is not None else None
             unpacked.update(inner if inner is not None else _unknown(_names(part)))
         return unpacked
+
+    def _array_item(self, value: ast.expr, env: Env) -> Refused | None:
+        """`tn, fp, fn, tp = cm.ravel()`: what each item of a numpy array is (a numpy value,
+        as a loop over it takes them); None for anything else."""
+        item = ast.copy_location(ast.Name(id="#item", ctx=ast.Load()), value)
+        each = ast.copy_location(
+            ast.ListComp(
+                elt=item,
+                generators=[
+                    ast.comprehension(
+                        target=ast.Name(id="#item", ctx=ast.Store()), iter=value, ifs=[], is_async=0
+                    )
+                ],
+            ),
+            value,
+        )
+        if self._levels(value):  # `lo, hi = np.percentile(x, [5, 95])`
+            return self.safety.catalog.kind("numpy-scalar")
+        if not self._surely_array(value, env):
+            return None
+        element = self.safety.element_of(each, env)
+        if element is None or element.kind not in ("numpy-scalar", "numpy-array"):
+            return None
+        return element
+
+    def _levels(self, value: ast.expr) -> bool:
+        """A numpy reduction given a display of levels (`np.quantile(x, [0.1, 0.9])`): an
+        array with one numpy scalar per level."""
+        if not isinstance(value, ast.Call) or len(value.args) < 2:
+            return False
+        if not isinstance(value.args[1], (ast.List, ast.Tuple)):
+            return False
+        qualified = qualify(dotted_name(value.func), self.safety.facts)
+        entry = self.safety.catalog.calls.get(qualified)
+        return entry is not None and entry.kind == "numpy-scalar" and qualified in _LEVELLED
+
+    def _surely_array(self, value: ast.expr, env: Env) -> bool:
+        """A call the catalog says returns one numpy array (`np.percentile(x, [5, 95])`), or
+        an array method of a numpy array (`cm.ravel()`); a project function's result may be
+        a tuple the judge types by its first refused item, so it is none."""
+        if not isinstance(value, ast.Call):
+            return False
+        func = value.func
+        if isinstance(func, ast.Attribute) and func.attr in _ARRAY_METHODS:
+            receiver = self.safety.kind_of(func.value, env)
+            return receiver is not None and receiver.kind == "numpy-array"
+        entry = self.safety.catalog.calls.get(qualify(dotted_name(func), self.safety.facts))
+        return entry is not None and entry.kind == "numpy-array" and not entry.items
 
     def _object_of(self, name: str, value: ast.expr | None, state: State, at: int) -> State:
         """`trainer = build()` / `trainer, n = build()` where the helper made the object and
@@ -1555,6 +1610,13 @@ def _target_name(target: ast.expr) -> str:
     return target.id if isinstance(target, ast.Name) else ""
 
 
+# methods of a numpy array that return one numpy array
+_ARRAY_METHODS = frozenset(
+    {"ravel", "flatten", "reshape", "squeeze", "astype", "copy", "round", "clip", "cumsum"}
+)
+_LEVELLED = frozenset(
+    {"numpy.percentile", "numpy.quantile", "numpy.nanpercentile", "numpy.nanquantile"}
+)
 _NESTED = "#nested"  # a tuple target's element that is a tuple of names itself
 
 

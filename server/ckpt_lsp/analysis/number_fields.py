@@ -26,6 +26,25 @@ if TYPE_CHECKING:
 _NUMBER_TYPES = frozenset({"builtins.int", "builtins.float"})
 
 
+_COUNTS = frozenset({"size", "ndim", "nbytes", "itemsize"})
+# arrays, columns and frames, whose counts are attributes (a groupby's `size` is a method)
+_SIZED = frozenset(
+    {
+        "numpy-scalar",
+        "numpy-array",
+        "numpy-object-array",
+        "pandas-frame",
+        "pandas-time-frame",
+        "pandas-series",
+        "pandas-number-series",
+        "pandas-datetime-series",
+        "pandas-index",
+        "pandas-datetime-index",
+        "pandas-number-index",
+    }
+)
+
+
 def number_attribute(
     safety: LoadSafety, expr: ast.Attribute, env: Mapping[str, Refused | None]
 ) -> bool:
@@ -33,6 +52,8 @@ def number_attribute(
     receiver = safety.kind_of(expr.value, env)
     if receiver is None or receiver.holder:
         return False
+    if expr.attr in _COUNTS and receiver.kind in _SIZED:
+        return True  # `masks.size`, `x.ndim`: Python ints
     if isinstance(receiver.shape, ast.Dict):  # `cfg.gamma` of `OmegaConf.create({...})`
         return any(
             isinstance(k, ast.Constant) and k.value == expr.attr and _number_literal(v)
