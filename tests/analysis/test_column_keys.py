@@ -41,6 +41,14 @@ class Prep:
 
 INVALID = [
     (
+        "a column a configuration's field names, and a list of columns it may name",
+        "from types import SimpleNamespace\n"
+        "def save(p, cfg=SimpleNamespace(target='price', cols=['price', 'area'])):\n"
+        "    df = frame()\n"
+        '    torch.save({"m": df[cfg.target].mean(), "c": df[cfg.cols].mean()}, p)\n',
+        [(4, "m"), (4, "c")],
+    ),
+    (
         "a module-level column name",
         'def save(p):\n    torch.save({"m": frame()[TARGET].mean()}, p)\n',
         [(2, "m")],
@@ -63,6 +71,12 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "a configuration's column as a list of Python numbers",
+        "from types import SimpleNamespace\n"
+        "def save(p, cfg=SimpleNamespace(target='area')):\n"
+        '    torch.save({"v": frame()[cfg.target].tolist(), "n": len(frame()[cfg.target])}, p)\n',
+    ),
     (
         "the mean as a Python float, the column as a list",
         "def save(p):\n"

@@ -103,6 +103,46 @@ IGNORING_BASE = """
 
 # (source, the parameter that must be reported)
 INVALID = [
+    # a class picked from a registry display by a config's key: a global the load refuses
+    (
+        """
+        OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, optimizer_cls=None, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(cfg):
+            return Lit(optimizer_cls=OPTIMIZERS[cfg.optimizer], lr=cfg.lr)
+        """,
+        "optimizer_cls",
+    ),
+    # a column named by a config's field: its mask's count is a numpy int
+    (
+        """
+        import pandas as pd
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, pos_weight=1.0, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def frame():
+            rng = np.random.default_rng(0)
+            return pd.DataFrame({"churned": rng.integers(0, 2, 8), "x": rng.normal(size=8)})
+
+
+        def build(cfg):
+            y = frame()[cfg.data.target]
+            return Lit(pos_weight=(y == 0).sum() / max((y == 1).sum(), 1))
+        """,
+        "pos_weight",
+    ),
     # refused by the default torch.load: builtins and project functions are globals too
     (
         """
@@ -1684,6 +1724,22 @@ INVALID = [
 ]
 
 VALID = [
+    # a registry's key passed, not the class it picks; a column's count made a float
+    """
+    OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, optimizer="adam", pos_weight=1.0):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build(cfg, df):
+        y = df[cfg.data.target]
+        assert cfg.optimizer in OPTIMIZERS
+        return Lit(optimizer=cfg.optimizer, pos_weight=float((y == 0).sum() / len(y)))
+    """,
     # rebound to plain values before it is stored
     """
     class Lit(L.LightningModule):
@@ -2579,14 +2635,14 @@ def test_valid_hparams_are_not_reported(source: str) -> None:
 
 
 def test_messages_say_what_fails_and_the_fix() -> None:
-    dropped = hparam_findings(INVALID[19][0])[0][2]
-    inherited = hparam_findings(INVALID[24][0])[0][2]
+    dropped = hparam_findings(INVALID[21][0])[0][2]
+    inherited = hparam_findings(INVALID[26][0])[0][2]
     assert "`Base.__init__`'s `save_hyperparameters()` also stores `loss`" in inherited
     assert "cannot be pickled" in dropped and "TypeError" in dropped
     assert "ignore=[...]" in dropped and "line" in dropped
-    refused = hparam_findings(INVALID[5][0])[0][2]
+    refused = hparam_findings(INVALID[7][0])[0][2]
     assert "weights_only=True" in refused and "UnpicklingError" in refused
-    container = hparam_findings(INVALID[16][0])[0][2]
+    container = hparam_findings(INVALID[18][0])[0][2]
     assert "OmegaConf.to_container(cfg)" in container
 
 

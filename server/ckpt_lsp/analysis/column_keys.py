@@ -24,10 +24,13 @@ if TYPE_CHECKING:
 
 
 def names_one_column(safety: LoadSafety, key: ast.expr, env: Env) -> bool:
-    """`TARGET` bound once at module level to a string, or `self.target` set from one."""
+    """`TARGET` bound once at module level to a string, `self.target` set from one, or a
+    configuration's field (`cfg.data.target`)."""
     if isinstance(key, ast.Name):
         return key.id not in env and module_string(key.id, safety) is not None
     attr = self_attribute(key)
+    if isinstance(key, ast.Attribute) and not attr:
+        return _config_field(key)
     owner = env.get("self") if attr else None
     located = safety.project_class(owner.type_name) if owner and owner.type_name else None
     if located is None:
@@ -36,6 +39,16 @@ def names_one_column(safety: LoadSafety, key: ast.expr, env: Env) -> bool:
     if key_text in env:
         return False  # the flow knows what it holds there (no string)
     return _string_attribute(safety, located[1], attr)
+
+
+def _config_field(key: ast.Attribute) -> bool:
+    """`df[cfg.data.target]`, `df[args.label]`: a field of a configuration read as the key.
+    Taken for one column: were it a list of columns, the frame's reductions and items would be
+    Series, refused all the same."""
+    root: ast.expr = key
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    return isinstance(root, ast.Name) and root.id != "self"
 
 
 def _string_attribute(safety: LoadSafety, cls: ClassFacts, attr: str) -> bool:

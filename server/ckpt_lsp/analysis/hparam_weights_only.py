@@ -172,6 +172,10 @@ def _item(expr: ast.Subscript, ctx: ValueContext) -> str:
     member = safety.enum_class(value, env) if not isinstance(index, ast.Slice) else None
     if member is not None:  # `Chemistry[cfg.chemistry]`: a member looked up by name
         return _what(member)
+    if isinstance(value, ast.Name) and value.id not in ctx.env.bindings:
+        picked = safety.of_expression(expr, env)  # `OPTIMIZERS[cfg.optimizer]`: a class
+        if picked is not None and picked.kind == "callable":
+            return _what(picked)
     if isinstance(value, ast.Call) and isinstance(index, ast.Constant):
         position = index.value
         items = safety.items_of(value, -1, env) if isinstance(position, int) else None
