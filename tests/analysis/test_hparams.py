@@ -143,6 +143,25 @@ INVALID = [
         """,
         "pos_weight",
     ),
+    # a helper's dict spread into the constructor (`**_kwargs(cfg)`)
+    (
+        """
+        def _kwargs(corpus):
+            lengths = np.array([len(s) for s in corpus])
+            return dict(max_len=lengths.max() + 2, lr=1e-3)
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, max_len=10, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(corpus=("ab", "c")):
+            return Lit(**_kwargs(corpus))
+        """,
+        "max_len",
+    ),
     # refused by the default torch.load: builtins and project functions are globals too
     (
         """
@@ -1740,6 +1759,22 @@ VALID = [
         assert cfg.optimizer in OPTIMIZERS
         return Lit(optimizer=cfg.optimizer, pos_weight=float((y == 0).sum() / len(y)))
     """,
+    # a helper's dict spread into the constructor, its numbers made Python ints
+    """
+    def _kwargs(corpus):
+        lengths = np.array([len(s) for s in corpus])
+        return dict(max_len=int(lengths.max()) + 2, lr=1e-3)
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, max_len=10, lr=1e-3):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build(corpus=("ab", "c")):
+        return Lit(**_kwargs(corpus))
+    """,
     # rebound to plain values before it is stored
     """
     class Lit(L.LightningModule):
@@ -2635,14 +2670,14 @@ def test_valid_hparams_are_not_reported(source: str) -> None:
 
 
 def test_messages_say_what_fails_and_the_fix() -> None:
-    dropped = hparam_findings(INVALID[21][0])[0][2]
-    inherited = hparam_findings(INVALID[26][0])[0][2]
+    dropped = hparam_findings(INVALID[22][0])[0][2]
+    inherited = hparam_findings(INVALID[27][0])[0][2]
     assert "`Base.__init__`'s `save_hyperparameters()` also stores `loss`" in inherited
     assert "cannot be pickled" in dropped and "TypeError" in dropped
     assert "ignore=[...]" in dropped and "line" in dropped
-    refused = hparam_findings(INVALID[7][0])[0][2]
+    refused = hparam_findings(INVALID[8][0])[0][2]
     assert "weights_only=True" in refused and "UnpicklingError" in refused
-    container = hparam_findings(INVALID[18][0])[0][2]
+    container = hparam_findings(INVALID[19][0])[0][2]
     assert "OmegaConf.to_container(cfg)" in container
 
 

@@ -486,13 +486,18 @@ def spread_item(name: str, call_site: CallSite, ctx: ValueContext) -> str:
 def spread_entry_of(
     value: ast.expr, name: str, ctx: ValueContext, safety: LoadSafety | None = None
 ) -> str:
-    """What `**value` gives for `name` when `value` is a dict display with that constant key
-    or an OmegaConf config built from a display (`**cfg.model`): the refusal, else SAFE."""
+    """What `**value` gives for `name` when `value` is a dict display with that constant key,
+    a project helper returning such dicts, or an OmegaConf config built from a display
+    (`**cfg.model`): the refusal, else SAFE."""
     if isinstance(value, ast.Dict):
         found = [v for k, v in zip(value.keys, value.values) if _is_key(k, name)]
         what = refused_value(found[0], ctx) if len(found) == 1 and None not in value.keys else ""
         return what if what != UNKNOWN else SAFE
     safety = safety or _safety(ctx)
+    if isinstance(value, ast.Call):  # `**_vae_kwargs(cfg)`: what the helper's dict holds
+        held = safety.keys_of(value, judge_env(ctx, safety)).get(name)
+        if held is not None:
+            return held.what
     spread = safety.of_expression(value, judge_env(ctx, safety))
     if spread is not None and spread.kind == "omegaconf" and spread.shape is not None:
         member = ast.copy_location(ast.Attribute(value=value, attr=name, ctx=ast.Load()), value)
