@@ -65,6 +65,20 @@ INVALID = [
         '    torch.save({"iou": tp / max(tp + fp + fn, 1), "lo": lo, "ratio": cm.sum() / cm.size}, p)\n',
         [(5, "iou"), (5, "lo"), (5, "ratio")],
     ),
+    (
+        "library functions read, not called",
+        "import math\nimport torch.nn.functional as F\n"
+        'def save(p):\n    torch.save({"loss": F.l1_loss, "agg": math.sqrt}, p)\n',
+        [(4, "loss"), (4, "agg")],
+    ),
+    (
+        "an EMA copy frozen in place, a network address, a Pillow filter",
+        "import ipaddress\nfrom PIL import Image\n"
+        "def save(p):\n    ema = copy.deepcopy(nn.Linear(2, 2)).requires_grad_(False)\n"
+        '    net = ipaddress.ip_network("10.0.0.0/16")\n'
+        '    torch.save({"ema": ema, "net": net, "resample": Image.Resampling.BICUBIC}, p)\n',
+        [(6, "ema"), (6, "net"), (6, "resample")],
+    ),
     ("a range", 'def save(p):\n    torch.save({"steps": range(0, 4)}, p)\n', [(2, "steps")]),
     ("a slice", 'def save(p):\n    torch.save({"window": slice(2, 8)}, p)\n', [(2, "window")]),
     (
@@ -182,6 +196,19 @@ VALID = [
         "def evaluate():\n    return 0.5, np.zeros((2, 2)), np.ones(2)\n"
         "def save(p):\n    f1, cm, per_class = evaluate()\n"
         '    torch.save({"f1": f1, "cm": cm.tolist(), "n": cm.size}, p)\n',
+    ),
+    (
+        "a library function's name, math's constants, a function's result",
+        "import math\nimport torch.nn.functional as F\n"
+        "def save(p):\n"
+        '    torch.save({"loss": F.l1_loss.__name__, "pi": math.pi, "r": math.sqrt(2.0)}, p)\n',
+    ),
+    (
+        "an EMA copy's weights, an address and a filter as text",
+        "import ipaddress\nfrom PIL import Image\n"
+        "def save(p):\n    ema = copy.deepcopy(nn.Linear(2, 2)).requires_grad_(False)\n"
+        '    net = ipaddress.ip_network("10.0.0.0/16")\n'
+        '    torch.save({"ema": ema.state_dict(), "net": str(net), "f": Image.BICUBIC}, p)\n',
     ),
     ("a list of a range", 'def save(p):\n    torch.save({"s": list(range(4))}, p)\n'),
     (

@@ -21,7 +21,7 @@ from ckpt_lsp.analysis.assignments import OPAQUE
 from ckpt_lsp.analysis.config_containers import CONVERTERS as CONFIG_CONVERTERS
 from ckpt_lsp.analysis.elements import held_item
 from ckpt_lsp.analysis.facts import dotted_name
-from ckpt_lsp.analysis.load_safety import LoadSafety
+from ckpt_lsp.analysis.load_safety import LoadSafety, library_function
 from ckpt_lsp.analysis.local_flow import item_key
 from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.registry_calls import changed
@@ -151,6 +151,8 @@ def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
     if isinstance(expr, ast.Attribute):
         if expr.attr in ("value", "name") and _plain_member(expr.value, ctx):
             return SAFE  # `mining=cfg.mining.value`: the member's str
+        if library_function(ctx.qualify(dotted_name(expr))):
+            return _reference(expr, ctx)  # names the function (`F.l1_loss`)
         return _judged(expr, ctx) or _reference(expr, ctx)
     if isinstance(expr, ast.Subscript):
         return _item(expr, ctx)

@@ -122,6 +122,9 @@ _DATETIME_SERIES = "pandas-datetime-series"
 _DATES = frozenset({"pandas-datetime-index", _DATETIME_SERIES})
 _TO_DATETIME = frozenset({"pandas.to_datetime"})
 _STAMPS = frozenset({"pandas-timestamp", "datetime"})
+# modules whose every public attribute is a function (math's constants aside)
+_FUNCTION_NAMESPACES = ("torch.nn.functional.", "torch.nn.init.", "math.", "operator.")
+_MATH_CONSTANTS = frozenset({"math.pi", "math.e", "math.tau", "math.inf", "math.nan"})
 _ROWS = frozenset({"iloc", "loc", "iat"})
 _DICT_CALLS = frozenset({"builtins.dict", "collections.OrderedDict"})
 # kinds whose instances hand back what they were given by keyword, as attributes
@@ -146,6 +149,15 @@ def _plain_dataclass(facts: ModuleFacts, cls: ClassFacts) -> bool:
         == "dataclasses.dataclass"
         for d in cls.node.decorator_list
     )
+
+
+def library_function(qualified: str) -> bool:
+    """`torch.nn.functional.l1_loss`, `math.sqrt`: a function of a module of functions."""
+    for namespace in _FUNCTION_NAMESPACES:
+        if qualified.startswith(namespace):
+            name = qualified[len(namespace) :]
+            return "." not in name and not name.startswith("_") and qualified not in _MATH_CONSTANTS
+    return False
 
 
 def _stores_into(func: ast.FunctionDef | ast.AsyncFunctionDef | None, name: str) -> int:
@@ -795,6 +807,8 @@ class LoadSafety:
                 return member
             if self.catalog.is_prefixed_class(qualified):  # `nn.GELU`, `torch.optim.AdamW`
                 return self.catalog.kind("callable")
+            if library_function(qualified):
+                return self.catalog.kind("callable")  # `F.l1_loss` read, not called
         receiver = self.kind_of(expr.value, env)
         if receiver is None or receiver.holder:
             return None
