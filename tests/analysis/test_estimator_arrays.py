@@ -19,7 +19,20 @@ class Trainer:
         return self
 """
 
+LABELS = (
+    "import pandas as pd\nfrom sklearn.preprocessing import LabelEncoder\n"
+    "def frame():\n"
+    '    return pd.DataFrame({"dept": ["toys", "food", "toys"], "n": [1, 2, 3]})\n'
+)
+
 INVALID = [
+    (
+        "classes of labels fitted from a list (numpy strings), and of a column (the array)",
+        LABELS + "def go(p):\n    listed = LabelEncoder().fit(['toys', 'food'])\n"
+        '    column = LabelEncoder().fit(frame()["dept"])\n'
+        '    torch.save({"names": list(listed.classes_), "classes": column.classes_}, p)\n',
+        [(8, "names"), (8, "classes")],
+    ),
     (
         "a held estimator's importances",
         'def go(p, x, y):\n    t = Trainer().fit(x, y)\n    torch.save({"i": t.gbm.feature_importances_}, p)\n',
@@ -33,6 +46,11 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "classes of labels fitted from a column of strings, listed (Python strings)",
+        LABELS + 'def go(p):\n    enc = LabelEncoder().fit(frame()["dept"])\n'
+        '    torch.save({"names": list(enc.classes_), "sorted": sorted(enc.classes_)}, p)\n',
+    ),
     (
         "as a tensor",
         "def go(p, x, y):\n"

@@ -162,6 +162,30 @@ INVALID = [
         """,
         "max_len",
     ),
+    # the sorted unique values of a column of numbers: numpy items
+    (
+        """
+        import pandas as pd
+
+
+        def customers():
+            rng = np.random.default_rng(0)
+            return pd.DataFrame(
+                {"contract": rng.choice(["monthly", "yearly"], 8), "year": rng.integers(2020, 2024, 8)}
+            )
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, names=(), lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            return Lit(names=sorted(customers()["year"].unique()))
+        """,
+        "names",
+    ),
     # refused by the default torch.load: builtins and project functions are globals too
     (
         """
@@ -1775,6 +1799,27 @@ VALID = [
     def build(corpus=("ab", "c")):
         return Lit(**_kwargs(corpus))
     """,
+    # the sorted unique values of a column of strings: Python strings (pandas 3)
+    """
+    import pandas as pd
+
+
+    def customers():
+        rng = np.random.default_rng(0)
+        return pd.DataFrame(
+            {"contract": rng.choice(["monthly", "yearly"], 8), "year": rng.integers(2020, 2024, 8)}
+        )
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, names=(), lr=1e-3):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build():
+        return Lit(names=sorted(customers()["contract"].unique()))
+    """,
     # rebound to plain values before it is stored
     """
     class Lit(L.LightningModule):
@@ -2670,14 +2715,14 @@ def test_valid_hparams_are_not_reported(source: str) -> None:
 
 
 def test_messages_say_what_fails_and_the_fix() -> None:
-    dropped = hparam_findings(INVALID[22][0])[0][2]
-    inherited = hparam_findings(INVALID[27][0])[0][2]
+    dropped = hparam_findings(INVALID[23][0])[0][2]
+    inherited = hparam_findings(INVALID[28][0])[0][2]
     assert "`Base.__init__`'s `save_hyperparameters()` also stores `loss`" in inherited
     assert "cannot be pickled" in dropped and "TypeError" in dropped
     assert "ignore=[...]" in dropped and "line" in dropped
-    refused = hparam_findings(INVALID[8][0])[0][2]
+    refused = hparam_findings(INVALID[9][0])[0][2]
     assert "weights_only=True" in refused and "UnpicklingError" in refused
-    container = hparam_findings(INVALID[19][0])[0][2]
+    container = hparam_findings(INVALID[20][0])[0][2]
     assert "OmegaConf.to_container(cfg)" in container
 
 

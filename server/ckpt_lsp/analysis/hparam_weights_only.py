@@ -446,6 +446,10 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
         found = _all_of([*items, *(kw.value for kw in call.keywords)], ctx, depth)
         if found == _what(_safety(ctx).catalog.kind("numpy-array")):
             return "numpy scalars (the items of a numpy array)"  # measured: refused
+        if found == _what(_safety(ctx).catalog.kind("pandas-array")):
+            # `sorted(df["contract"].unique())`: a string column's items are str, a number
+            # column's numpy: the weights-only judge tells them apart
+            return _judged(call, ctx) or SAFE
         return found if found else SAFE
     judged = _judged(call, ctx) or _returned_keys(call, ctx)
     if judged:

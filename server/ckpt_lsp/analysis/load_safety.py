@@ -758,6 +758,13 @@ class LoadSafety:
             return _no_fix(self._deeper(self.facts).kind_of(value))
         return None
 
+    def _on_column(self, call: ast.Call, env: Env) -> bool:
+        """`fit(df["dept"])`: fitted on one pandas column not known to hold numbers."""
+        if len(call.args) != 1 or call.keywords:
+            return False
+        given = self.kind_of(call.args[0], env)
+        return given is not None and given.kind == _SERIES
+
     def _registered_callables(self, name: str) -> bool:
         """`MODELS` a module-level dict whose every value is a class or function of the
         module: a display of them, or an empty one that only `@register("x")` decorators of
@@ -1018,6 +1025,8 @@ class LoadSafety:
             if receiver is None:
                 return self._any_receiver(func.attr, has_args)
             returns = self.catalog.method(receiver.kind, func.attr, False, has_args)
+            if returns == "estimator" and func.attr == "fit" and self._on_column(call, env):
+                returns = "column-estimator"  # `LabelEncoder().fit(df["dept"])`: str classes
             if has_args and _number_arguments(call):
                 numbered = self.catalog.method(
                     receiver.kind, func.attr + WITH_NUMBERS, False, False
