@@ -101,6 +101,13 @@ def parser():
 
 INVALID = [
     (
+        "a draw from a column of numbers' unique values, listed (numpy items)",
+        'def cells():\n    return pd.DataFrame({"cell": ["a", "b", "c"], "n": [1, 2, 3]})\n'
+        "def save(p):\n    rng = np.random.default_rng(0)\n"
+        '    torch.save({"n": list(rng.choice(cells()["n"].unique(), 2, replace=False))}, p)\n',
+        [(5, "n")],
+    ),
+    (
         "the last date of a column built as a start plus day offsets",
         "def signups(n):\n    rng = np.random.default_rng(0)\n"
         '    return pd.DataFrame({"day": pd.Timestamp("2021-01-01")\n'
@@ -358,6 +365,12 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "a draw from a column of strings' unique values, listed (Python strings)",
+        'def cells():\n    return pd.DataFrame({"cell": ["a", "b", "c"], "n": [1, 2, 3]})\n'
+        "def save(p):\n    rng = np.random.default_rng(0)\n"
+        '    torch.save({"c": list(rng.choice(cells()["cell"].unique(), 2, replace=False))}, p)\n',
+    ),
     (
         "the last date of a day-offset column as text, the bin edges as a list",
         "def signups(n):\n    rng = np.random.default_rng(0)\n"

@@ -765,6 +765,12 @@ class LoadSafety:
         given = self.kind_of(call.args[0], env)
         return given is not None and given.kind == _SERIES
 
+    def _of_strings(self, call: ast.Call, env: Env) -> bool:
+        """`choice(df["cell"].unique(), n)`: drawn from a column's values whose items are
+        Python strings, so the draw is an object array of them."""
+        given = self.kind_of(call.args[0], env) if call.args else None
+        return given is not None and given.kind in ("pandas-array", "numpy-object-array")
+
     def _registered_callables(self, name: str) -> bool:
         """`MODELS` a module-level dict whose every value is a class or function of the
         module: a display of them, or an empty one that only `@register("x")` decorators of
@@ -1027,6 +1033,8 @@ class LoadSafety:
             returns = self.catalog.method(receiver.kind, func.attr, False, has_args)
             if returns == "estimator" and func.attr == "fit" and self._on_column(call, env):
                 returns = "column-estimator"  # `LabelEncoder().fit(df["dept"])`: str classes
+            if returns == "numpy-array" and func.attr == "choice" and self._of_strings(call, env):
+                returns = "numpy-object-array"  # `rng.choice(df["cell"].unique(), 4)`
             if has_args and _number_arguments(call):
                 numbered = self.catalog.method(
                     receiver.kind, func.attr + WITH_NUMBERS, False, False
