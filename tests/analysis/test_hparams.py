@@ -186,6 +186,20 @@ INVALID = [
         """,
         "names",
     ),
+    # an entry set in `self.hparams` after the call: what the checkpoint holds
+    (
+        """
+        STEP = 0.02
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, min_duration=0.1, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+                self.hparams.min_duration = np.ceil(min_duration / STEP) * STEP
+        """,
+        "min_duration",
+    ),
     # refused by the default torch.load: builtins and project functions are globals too
     (
         """
@@ -1820,6 +1834,18 @@ VALID = [
     def build():
         return Lit(names=sorted(customers()["contract"].unique()))
     """,
+    # a numpy value passed, made a float in `self.hparams` after the call
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, onset=0.5, lr=1e-3):
+            super().__init__()
+            self.save_hyperparameters()
+            self.hparams.onset = float(onset)
+
+
+    def build():
+        return Lit(onset=np.float32(0.6))
+    """,
     # rebound to plain values before it is stored
     """
     class Lit(L.LightningModule):
@@ -2715,14 +2741,14 @@ def test_valid_hparams_are_not_reported(source: str) -> None:
 
 
 def test_messages_say_what_fails_and_the_fix() -> None:
-    dropped = hparam_findings(INVALID[23][0])[0][2]
-    inherited = hparam_findings(INVALID[28][0])[0][2]
+    dropped = hparam_findings(INVALID[24][0])[0][2]
+    inherited = hparam_findings(INVALID[29][0])[0][2]
     assert "`Base.__init__`'s `save_hyperparameters()` also stores `loss`" in inherited
     assert "cannot be pickled" in dropped and "TypeError" in dropped
     assert "ignore=[...]" in dropped and "line" in dropped
-    refused = hparam_findings(INVALID[9][0])[0][2]
+    refused = hparam_findings(INVALID[10][0])[0][2]
     assert "weights_only=True" in refused and "UnpicklingError" in refused
-    container = hparam_findings(INVALID[20][0])[0][2]
+    container = hparam_findings(INVALID[21][0])[0][2]
     assert "OmegaConf.to_container(cfg)" in container
 
 

@@ -30,6 +30,7 @@ from ckpt_lsp.analysis.hparams import (
     lightning_bases,
     member_read_parameters,
     none_fills,
+    overwritten_after,
     rebound_before,
     rebound_once,
     saved_hparams,
@@ -114,8 +115,21 @@ class HparamFindings:
         found: list[Finding] = []
         contexts: dict[int, ValueContext] = {}  # the sites' contexts, shared by the parameters
         rebinds = rebound_once(init, anchor) if anchor is not None else {}
+        # a base's call stores at the subclass's `super().__init__(...)`: stores after it win
+        overwritten = overwritten_after(init, anchor) if anchor is not None else {}
         for arg in stored:
             if arg is None:
+                continue
+            if arg.arg in overwritten:  # `self.hparams.x = ...` after the call: what is saved
+                problem = _overwritten_problem(
+                    arg.arg, overwritten[arg.arg], facts, self.classifier
+                )
+                finding = (
+                    self._finding(filename, facts, cls, init, saved, arg, problem, verdict)
+                    if problem is not None
+                    else None
+                )
+                found += [finding] if finding is not None else []
                 continue
             if arg.arg in rebound:  # `x = np.asarray(x)`: what it becomes, whatever was passed
                 problem = _rebound_problem(arg.arg, rebinds.get(arg.arg), facts, self.classifier)
@@ -219,6 +233,19 @@ def _rebound_problem(
     shown = f"`{name} = {ast.unparse(value)}`"
     shown = shown if len(shown) <= 60 else f"`{name} = ...`"
     return HparamProblem(f"{refused.what} ({shown} before it is stored)", dropped=False)
+
+
+def _overwritten_problem(
+    name: str, value: ast.expr | None, facts: ModuleFacts, classifier: Classifier
+) -> HparamProblem | None:
+    """An entry `__init__` sets in `self.hparams` after storing it, to a value the default
+    load refuses (`np.ceil(x / step) * step`); None for a plain or unknown value."""
+    refused = LoadSafety(facts, classifier.index).kind_of(value, {}) if value else None
+    if refused is None:
+        return None
+    return HparamProblem(
+        f"{refused.what} (`self.hparams.{name} = ...` after it is stored)", dropped=False
+    )
 
 
 def _namespace(problem: HparamProblem) -> bool:

@@ -157,6 +157,43 @@ def rebound_once(
     return {name: value for name, value in found.items() if binds.get(name) == 1}
 
 
+def overwritten_after(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call
+) -> dict[str, ast.expr | None]:
+    """Entries the function sets in `self.hparams` after `call` (`self.hparams.onset =
+    float(onset)`): what the checkpoint then holds. The value of a store at the top of the
+    body; None for one under a branch or loop, or for an entry set twice (not known which)."""
+    where = (call.lineno, call.col_offset)
+    found: dict[str, ast.expr | None] = {}
+    for stmt in func.body:
+        for node in walk(stmt):
+            if not isinstance(node, ast.Assign) or (node.lineno, node.col_offset) < where:
+                continue
+            for target in node.targets:
+                name = _hparams_entry(target)
+                if name is None:
+                    continue
+                straight = node is stmt and len(node.targets) == 1 and name not in found
+                found[name] = node.value if straight else None
+    return found
+
+
+def _hparams_entry(target: ast.expr) -> str | None:
+    """`self.hparams.x` or `self.hparams["x"]` as a store's target: "x"."""
+    holder = target.value if isinstance(target, (ast.Attribute, ast.Subscript)) else None
+    if not (
+        isinstance(holder, ast.Attribute)
+        and holder.attr == "hparams"
+        and isinstance(holder.value, ast.Name)
+        and holder.value.id == "self"
+    ):
+        return None
+    if isinstance(target, ast.Attribute):
+        return target.attr
+    key = target.slice if isinstance(target, ast.Subscript) else None
+    return key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else None
+
+
 def none_fills(func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call) -> dict[str, ast.expr]:
     """Parameters filled in before `call` when left out: `if loss is None: loss = MSELoss()`
     at the top of the body (`if not loss:` too). What is stored is then either what the
