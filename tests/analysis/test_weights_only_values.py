@@ -79,6 +79,16 @@ INVALID = [
         '    torch.save({"ema": ema, "net": net, "resample": Image.Resampling.BICUBIC}, p)\n',
         [(6, "ema"), (6, "net"), (6, "resample")],
     ),
+    (
+        "an assignment's pairs and a cluster count from scipy",
+        "from scipy.optimize import linear_sum_assignment\n"
+        "from scipy.cluster.hierarchy import fcluster, linkage\n"
+        "def save(p):\n    rows, cols = linear_sum_assignment(-np.eye(3))\n"
+        "    x = np.arange(10.0).reshape(5, 2)\n"
+        "    clusters = fcluster(linkage(x, 'average'), t=2.0, criterion='distance')\n"
+        '    torch.save({"map": list(zip(rows, cols)), "k": clusters.max()}, p)\n',
+        [(7, "map"), (7, "k")],
+    ),
     ("a range", 'def save(p):\n    torch.save({"steps": range(0, 4)}, p)\n', [(2, "steps")]),
     ("a slice", 'def save(p):\n    torch.save({"window": slice(2, 8)}, p)\n', [(2, "window")]),
     (
@@ -209,6 +219,16 @@ VALID = [
         "def save(p):\n    ema = copy.deepcopy(nn.Linear(2, 2)).requires_grad_(False)\n"
         '    net = ipaddress.ip_network("10.0.0.0/16")\n'
         '    torch.save({"ema": ema.state_dict(), "net": str(net), "f": Image.BICUBIC}, p)\n',
+    ),
+    (
+        "an assignment's pairs and a cluster count as Python ints",
+        "from scipy.optimize import linear_sum_assignment\n"
+        "from scipy.cluster.hierarchy import fcluster, linkage\n"
+        "def save(p):\n    rows, cols = linear_sum_assignment(-np.eye(3))\n"
+        "    x = np.arange(10.0).reshape(5, 2)\n"
+        "    clusters = fcluster(linkage(x, 'average'), t=2.0, criterion='distance')\n"
+        "    pairs = [(int(r), int(c)) for r, c in zip(rows, cols)]\n"
+        '    torch.save({"map": pairs, "k": int(clusters.max()), "n": len(set(clusters.tolist()))}, p)\n',
     ),
     ("a list of a range", 'def save(p):\n    torch.save({"s": list(range(4))}, p)\n'),
     (

@@ -1070,6 +1070,9 @@ class LoadSafety:
                 listed = config_copy(self, call, env)  # `list(cfg.stages)` of a ListConfig
                 if listed is not None:
                     return listed
+            zipped = self._zipped_arrays(call.args[0], env)
+            if zipped is not None:
+                return zipped
         if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
             return _no_fix(self.kind_of(call.args[0], env))
         if qualified == "dataclasses.replace" and len(call.args) == 1:  # a changed copy
@@ -1397,6 +1400,24 @@ class LoadSafety:
                 return _no_fix(self.catalog.kind(kind))
             if found is not None and found.kind == _PAIRS and len(call.args) == 1:
                 return _no_fix(self.catalog.kind(_PAIRS_KEPT.get(qualified, "")))
+        return None
+
+    def _zipped_arrays(self, inner: ast.expr, env: Env) -> Refused | None:
+        """`list(zip(rows, cols))` with a numpy array among what is zipped: tuples holding
+        its numpy scalars."""
+        if not (
+            isinstance(inner, ast.Call)
+            and isinstance(inner.func, ast.Name)
+            and inner.func.id not in env
+            and qualify(inner.func.id, self.facts) == "builtins.zip"
+            and inner.args
+            and not inner.keywords
+        ):
+            return None
+        for arg in inner.args:
+            found = self.kind_of(arg, env)
+            if found is not None and found.kind == "numpy-array":
+                return _no_fix(self.catalog.kind("numpy-scalar-tuples"))
         return None
 
     def _zipped_dict(self, call: ast.Call, env: Env) -> Refused | None:
