@@ -101,6 +101,13 @@ def parser():
 
 INVALID = [
     (
+        "the mean size of a frame's groups",
+        'def sessions():\n    return pd.DataFrame({"session": [1, 2, 1, 3], "q": ["a", "b", "c", "d"]})\n'
+        'def save(p):\n    sizes = sessions().groupby("session").size()\n'
+        '    torch.save({"per_session": sizes.mean()}, p)\n',
+        [(5, "per_session")],
+    ),
+    (
         "a draw from a column of numbers' unique values, listed (numpy items)",
         'def cells():\n    return pd.DataFrame({"cell": ["a", "b", "c"], "n": [1, 2, 3]})\n'
         "def save(p):\n    rng = np.random.default_rng(0)\n"
@@ -365,6 +372,12 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "a frame's group sizes as a dict and as a float",
+        'def sessions():\n    return pd.DataFrame({"session": [1, 2, 1, 3], "q": ["a", "b", "c", "d"]})\n'
+        'def save(p):\n    sizes = sessions().groupby("session").size()\n'
+        '    torch.save({"sizes": sizes.to_dict(), "mean": float(sizes.mean())}, p)\n',
+    ),
     (
         "a draw from a column of strings' unique values, listed (Python strings)",
         'def cells():\n    return pd.DataFrame({"cell": ["a", "b", "c"], "n": [1, 2, 3]})\n'
