@@ -77,6 +77,12 @@ def _rows(source: str) -> list[tuple[int, str | None]]:
 
 INVALID = [
     (
+        "a helper's own `cfg=None` passed on, left out by its caller: the default config",
+        "def trained(cfg=None):\n    return Runner(cfg=cfg), 1\n"
+        'def save(p):\n    runner, _ = trained()\n    torch.save({"cfg": runner.cfg}, p)\n',
+        [(5, "cfg")],
+    ),
+    (
         "a dataclass default, the object built in a helper",
         "def _trained():\n"
         "    r = Runner()\n"
@@ -143,6 +149,11 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "a helper's own `cfg=None` passed on, given a plain value by its caller",
+        "def trained(cfg=None):\n    return Runner(cfg=cfg), 1\n"
+        'def save(p):\n    runner, _ = trained({"nx": 8})\n    torch.save({"cfg": runner.cfg}, p)\n',
+    ),
     (
         "a float passed where the default is numpy",
         "def save(p, x):\n"

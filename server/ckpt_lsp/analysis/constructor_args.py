@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.local_flow import (
     NONE_DEFAULT,
+    NONE_MARK,
     NUMBER,
     UNKNOWN,
     UNPASSED_NONE,
@@ -88,6 +89,8 @@ def _judged(safety: LoadSafety, expr: ast.expr, env: Env) -> Possible:
     number = number_placeholder(expr)
     if number is not None:
         return number
+    if isinstance(expr, ast.Name) and NONE_MARK + expr.id in env:
+        return NONE_DEFAULT  # `Trainer(cfg)` of the caller's own `cfg=None`, left out
     if isinstance(expr, ast.Constant):
         return literal_of(expr)  # `use_ema=True` decides `if use_ema:` in `__init__`
     found = safety.of_expression(expr, env)
