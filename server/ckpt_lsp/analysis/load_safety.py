@@ -271,6 +271,9 @@ class LoadSafety:
                 and self._registered_callables(expr.value.id)
             ):
                 return self.catalog.kind("callable")  # `MODELS[cfg.model.name]`: a class
+            members = self._member_item(expr, env)
+            if members is not None:
+                return members
             return self._numpy_item(expr, env)
         if isinstance(expr, ast.IfExp):
             taken = decided(expr.test, self, env)
@@ -770,6 +773,17 @@ class LoadSafety:
         Python strings, so the draw is an object array of them."""
         given = self.kind_of(call.args[0], env) if call.args else None
         return given is not None and given.kind in ("pandas-array", "numpy-object-array")
+
+    def _member_item(self, expr: ast.Subscript, env: Env) -> Refused | None:
+        """`cfg.degradations[0]` of a tuple of Enum members (the judge types a display by
+        its first refused item; a member itself takes no index): a member."""
+        index = expr.slice
+        if not (isinstance(index, ast.Constant) and type(index.value) is int):
+            return None
+        held = self.kind_of(expr.value, env)
+        if held is None or held.kind != "enum-member" or held.holder:
+            return None
+        return _no_fix(held)
 
     def _registered_callables(self, name: str) -> bool:
         """`MODELS` a module-level dict whose every value is a class or function of the
