@@ -6,6 +6,7 @@ import pytest
 from support.ckpt010 import weights_only_rows
 
 HEADER = """\
+import numpy as np
 import torch
 from sklearn.decomposition import PCA
 from sklearn.ensemble import GradientBoostingClassifier
@@ -34,6 +35,12 @@ INVALID = [
         [(8, "names"), (8, "classes")],
     ),
     (
+        "classes of numeric labels fitted from an array",
+        LABELS + "def go(p):\n    enc = LabelEncoder().fit(np.array([3, 1, 3]))\n"
+        '    torch.save({"first": list(enc.classes_)[0]}, p)\n',
+        [(7, "first")],
+    ),
+    (
         "a held estimator's importances",
         'def go(p, x, y):\n    t = Trainer().fit(x, y)\n    torch.save({"i": t.gbm.feature_importances_}, p)\n',
         [(3, "i")],
@@ -50,6 +57,13 @@ VALID = [
         "classes of labels fitted from a column of strings, listed (Python strings)",
         LABELS + 'def go(p):\n    enc = LabelEncoder().fit(frame()["dept"])\n'
         '    torch.save({"names": list(enc.classes_), "sorted": sorted(enc.classes_)}, p)\n',
+    ),
+    (
+        "an encoder fitted in a statement on a column; feature names listed",
+        LABELS + "from sklearn.preprocessing import PolynomialFeatures\n"
+        'def go(p):\n    enc = LabelEncoder()\n    enc.fit(frame()["dept"])\n'
+        "    poly = PolynomialFeatures(2).fit(np.ones((2, 2)))\n"
+        '    torch.save({"names": list(enc.classes_), "f": list(poly.get_feature_names_out())}, p)\n',
     ),
     (
         "as a tensor",

@@ -1846,6 +1846,21 @@ VALID = [
     def build():
         return Lit(onset=np.float32(0.6))
     """,
+    # the names of a fitted transform's features, listed: Python strings
+    """
+    from sklearn.preprocessing import PolynomialFeatures
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, feature_names=None, lr=1e-3):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build():
+        poly = PolynomialFeatures(2).fit(np.ones((2, 2)))
+        return Lit(feature_names=list(poly.get_feature_names_out()))
+    """,
     # rebound to plain values before it is stored
     """
     class Lit(L.LightningModule):

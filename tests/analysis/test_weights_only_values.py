@@ -89,6 +89,14 @@ INVALID = [
         '    torch.save({"map": list(zip(rows, cols)), "k": clusters.max()}, p)\n',
         [(7, "map"), (7, "k")],
     ),
+    (
+        "an item of a dataclass field's tuple of Enum members",
+        "import dataclasses, enum\n"
+        "class Kind(enum.Enum):\n    NOISE = 'noise'\n    BLUR = 'blur'\n"
+        "@dataclasses.dataclass\nclass Config:\n    kinds: tuple = (Kind.NOISE, Kind.BLUR)\n"
+        'def save(p):\n    torch.save({"first": Config().kinds[0]}, p)\n',
+        [(9, "first")],
+    ),
     ("a range", 'def save(p):\n    torch.save({"steps": range(0, 4)}, p)\n', [(2, "steps")]),
     ("a slice", 'def save(p):\n    torch.save({"window": slice(2, 8)}, p)\n', [(2, "window")]),
     (
@@ -229,6 +237,13 @@ VALID = [
         "    clusters = fcluster(linkage(x, 'average'), t=2.0, criterion='distance')\n"
         "    pairs = [(int(r), int(c)) for r, c in zip(rows, cols)]\n"
         '    torch.save({"map": pairs, "k": int(clusters.max()), "n": len(set(clusters.tolist()))}, p)\n',
+    ),
+    (
+        "the values of a dataclass field's tuple of Enum members",
+        "import dataclasses, enum\n"
+        "class Kind(enum.Enum):\n    NOISE = 'noise'\n    BLUR = 'blur'\n"
+        "@dataclasses.dataclass\nclass Config:\n    kinds: tuple = (Kind.NOISE, Kind.BLUR)\n"
+        'def save(p):\n    torch.save({"first": Config().kinds[0].value, "all": [k.value for k in Config().kinds]}, p)\n',
     ),
     ("a list of a range", 'def save(p):\n    torch.save({"s": list(range(4))}, p)\n'),
     (

@@ -79,6 +79,8 @@ _PLAIN_CONSTANTS = frozenset(
     {"numpy.pi", "numpy.e", "numpy.inf", "numpy.nan", "numpy.newaxis", "math.pi", "math.e"}
     | {"math.inf", "math.nan", "math.tau"}
 )
+# a column's values (str items for a string column) and object arrays of Python strings
+_STRING_ITEMS = frozenset({"pandas-array", "numpy-object-array"})
 # Builtins that collect the items of their argument (`sorted(arr)` holds numpy scalars).
 _COLLECTING = frozenset(
     {"builtins.list", "builtins.tuple", "builtins.set", "builtins.dict", "builtins.sorted"}
@@ -440,16 +442,20 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
             # `list(cfg.milestones)` holds the config's entries, not the config; `dict(cfg.data)`
             # or `list(cfg.stages)` of a known shape, its values (config_containers.copied)
             return (qualified in _COPIED_CONFIGS and _judged(call, ctx)) or UNKNOWN
+        safety = _safety(ctx)
+        env = judge_env(ctx, safety)
+        held = [safety.of_expression(a, env) for a in call.args]
+        if held and all(h is not None and h.kind in _STRING_ITEMS for h in held):
+            # `sorted(df["contract"].unique())`, `list(poly.get_feature_names_out())`: a
+            # string column's items (or an object array's) are str, a number column's numpy:
+            # the weights-only judge tells them apart
+            return _judged(call, ctx) or SAFE
         items = [
             i for i in _flat([_unzipped(a, ctx) for a in call.args]) if not _plain_items(i, ctx)
         ]
         found = _all_of([*items, *(kw.value for kw in call.keywords)], ctx, depth)
         if found == _what(_safety(ctx).catalog.kind("numpy-array")):
             return "numpy scalars (the items of a numpy array)"  # measured: refused
-        if found == _what(_safety(ctx).catalog.kind("pandas-array")):
-            # `sorted(df["contract"].unique())`: a string column's items are str, a number
-            # column's numpy: the weights-only judge tells them apart
-            return _judged(call, ctx) or SAFE
         return found if found else SAFE
     judged = _judged(call, ctx) or _returned_keys(call, ctx)
     if judged:

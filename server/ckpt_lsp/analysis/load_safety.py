@@ -122,6 +122,7 @@ _DATETIME_SERIES = "pandas-datetime-series"
 _DATES = frozenset({"pandas-datetime-index", _DATETIME_SERIES})
 _TO_DATETIME = frozenset({"pandas.to_datetime"})
 _STAMPS = frozenset({"pandas-timestamp", "datetime"})
+_LISTING = frozenset({"builtins.list", "builtins.sorted", "builtins.tuple", "builtins.set"})
 # modules whose every public attribute is a function (math's constants aside)
 _FUNCTION_NAMESPACES = ("torch.nn.functional.", "torch.nn.init.", "math.", "operator.")
 _MATH_CONSTANTS = frozenset({"math.pi", "math.e", "math.tau", "math.inf", "math.nan"})
@@ -761,12 +762,24 @@ class LoadSafety:
             return _no_fix(self._deeper(self.facts).kind_of(value))
         return None
 
-    def _on_column(self, call: ast.Call, env: Env) -> bool:
-        """`fit(df["dept"])`: fitted on one pandas column not known to hold numbers."""
+    def _on_sequence(self, call: ast.Call, env: Env) -> bool:
+        """`fit(["cat", "dog"])`, `fit(sorted(set(names)))`, `fit(CLASSES)`, `fit(y)` of a
+        numpy array or a column of numbers: classes that are numpy values."""
         if len(call.args) != 1 or call.keywords:
             return False
-        given = self.kind_of(call.args[0], env)
-        return given is not None and given.kind == _SERIES
+        given = call.args[0]
+        if isinstance(given, ast.Name) and given.id not in env:
+            given = self.facts.assigns.get(given.id, given)  # a module-level list
+        if isinstance(given, (ast.List, ast.Tuple)):
+            return True
+        if (
+            isinstance(given, ast.Call)
+            and isinstance(given.func, ast.Name)
+            and qualify(given.func.id, self.facts) in _LISTING
+        ):
+            return True
+        judged = self.kind_of(given, env)
+        return judged is not None and judged.kind in ("numpy-array", _NUMBER_SERIES)
 
     def _of_strings(self, call: ast.Call, env: Env) -> bool:
         """`choice(df["cell"].unique(), n)`: drawn from a column's values whose items are
@@ -1045,8 +1058,9 @@ class LoadSafety:
             if receiver is None:
                 return self._any_receiver(func.attr, has_args)
             returns = self.catalog.method(receiver.kind, func.attr, False, has_args)
-            if returns == "estimator" and func.attr == "fit" and self._on_column(call, env):
-                returns = "column-estimator"  # `LabelEncoder().fit(df["dept"])`: str classes
+            if receiver.kind == "label-encoder" and func.attr == "fit":
+                # `LabelEncoder().fit(CLASSES)`: numpy classes; fitted on a column: str ones
+                returns = "estimator" if self._on_sequence(call, env) else "label-encoder"
             if returns == "numpy-array" and func.attr == "choice" and self._of_strings(call, env):
                 returns = "numpy-object-array"  # `rng.choice(df["cell"].unique(), 4)`
             if has_args and _number_arguments(call):
