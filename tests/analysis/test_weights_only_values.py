@@ -97,6 +97,14 @@ INVALID = [
         'def save(p):\n    torch.save({"first": Config().kinds[0]}, p)\n',
         [(9, "first")],
     ),
+    (
+        "the mean of cross-validation scores",
+        "from sklearn.linear_model import Ridge\nfrom sklearn.model_selection import cross_val_score\n"
+        "def save(p):\n"
+        "    cv = cross_val_score(Ridge(), np.arange(12.0).reshape(6, 2), np.arange(6.0), cv=3)\n"
+        '    torch.save({"cv": cv.mean(), "scores": cv}, p)\n',
+        [(5, "cv"), (5, "scores")],
+    ),
     ("a range", 'def save(p):\n    torch.save({"steps": range(0, 4)}, p)\n', [(2, "steps")]),
     ("a slice", 'def save(p):\n    torch.save({"window": slice(2, 8)}, p)\n', [(2, "window")]),
     (
@@ -244,6 +252,13 @@ VALID = [
         "class Kind(enum.Enum):\n    NOISE = 'noise'\n    BLUR = 'blur'\n"
         "@dataclasses.dataclass\nclass Config:\n    kinds: tuple = (Kind.NOISE, Kind.BLUR)\n"
         'def save(p):\n    torch.save({"first": Config().kinds[0].value, "all": [k.value for k in Config().kinds]}, p)\n',
+    ),
+    (
+        "cross-validation scores as a list and their mean as a float",
+        "from sklearn.linear_model import Ridge\nfrom sklearn.model_selection import cross_val_score\n"
+        "def save(p):\n"
+        "    cv = cross_val_score(Ridge(), np.arange(12.0).reshape(6, 2), np.arange(6.0), cv=3)\n"
+        '    torch.save({"cv": float(cv.mean()), "scores": cv.tolist()}, p)\n',
     ),
     ("a list of a range", 'def save(p):\n    torch.save({"s": list(range(4))}, p)\n'),
     (
