@@ -41,6 +41,13 @@ INVALID = [
         [(7, "first")],
     ),
     (
+        "a standard scaler's count of samples seen",
+        "from sklearn.preprocessing import StandardScaler\n"
+        "def go(p):\n    sc = StandardScaler()\n    sc.fit(np.ones((3, 2)))\n"
+        '    torch.save({"n": sc.n_samples_seen_}, p)\n',
+        [(5, "n")],
+    ),
+    (
         "a held estimator's importances",
         'def go(p, x, y):\n    t = Trainer().fit(x, y)\n    torch.save({"i": t.gbm.feature_importances_}, p)\n',
         [(3, "i")],
@@ -57,6 +64,13 @@ VALID = [
         "classes of labels fitted from a column of strings, listed (Python strings)",
         LABELS + 'def go(p):\n    enc = LabelEncoder().fit(frame()["dept"])\n'
         '    torch.save({"names": list(enc.classes_), "sorted": sorted(enc.classes_)}, p)\n',
+    ),
+    (
+        "a min-max scaler's count of samples seen, a standard scaler's made an int",
+        "from sklearn.preprocessing import MinMaxScaler, StandardScaler\n"
+        "def go(p):\n    mm = MinMaxScaler().fit(np.ones((3, 2)))\n"
+        "    sc = StandardScaler().fit(np.ones((3, 2)))\n"
+        '    torch.save({"n": mm.n_samples_seen_, "m": int(sc.n_samples_seen_)}, p)\n',
     ),
     (
         "an encoder fitted in a statement on a column; feature names listed",
