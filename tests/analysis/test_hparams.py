@@ -200,6 +200,17 @@ INVALID = [
         """,
         "min_duration",
     ),
+    # rebound to a Path before it is stored, whatever the caller passed
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, data_root: str = "/data/levir", lr=1e-3):
+                super().__init__()
+                data_root = Path(data_root)
+                self.save_hyperparameters()
+        """,
+        "data_root",
+    ),
     # refused by the default torch.load: builtins and project functions are globals too
     (
         """
@@ -1861,6 +1872,14 @@ VALID = [
         poly = PolynomialFeatures(2).fit(np.ones((2, 2)))
         return Lit(feature_names=list(poly.get_feature_names_out()))
     """,
+    # rebound to a Path's text before it is stored
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, data_root="/data/levir", lr=1e-3):
+            super().__init__()
+            data_root = str(Path(data_root).expanduser())
+            self.save_hyperparameters()
+    """,
     # rebound to plain values before it is stored
     """
     class Lit(L.LightningModule):
@@ -2756,14 +2775,14 @@ def test_valid_hparams_are_not_reported(source: str) -> None:
 
 
 def test_messages_say_what_fails_and_the_fix() -> None:
-    dropped = hparam_findings(INVALID[24][0])[0][2]
-    inherited = hparam_findings(INVALID[29][0])[0][2]
+    dropped = hparam_findings(INVALID[25][0])[0][2]
+    inherited = hparam_findings(INVALID[30][0])[0][2]
     assert "`Base.__init__`'s `save_hyperparameters()` also stores `loss`" in inherited
     assert "cannot be pickled" in dropped and "TypeError" in dropped
     assert "ignore=[...]" in dropped and "line" in dropped
-    refused = hparam_findings(INVALID[10][0])[0][2]
+    refused = hparam_findings(INVALID[11][0])[0][2]
     assert "weights_only=True" in refused and "UnpicklingError" in refused
-    container = hparam_findings(INVALID[21][0])[0][2]
+    container = hparam_findings(INVALID[22][0])[0][2]
     assert "OmegaConf.to_container(cfg)" in container
 
 

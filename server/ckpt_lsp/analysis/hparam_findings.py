@@ -56,6 +56,7 @@ FIX_IGNORE = "hparams-ignore"
 _CONVERTING = frozenset(
     {"numpy.asarray", "numpy.array", "numpy.asanyarray", "numpy.float32", "numpy.float64"}
     | {"numpy.int64", "numpy.int32"}
+    | {"pathlib.Path", "pathlib.PurePath", "pandas.Timestamp", "pandas.to_datetime"}
 )
 
 
