@@ -146,7 +146,7 @@ CORPORA = [
     # NER / BiLSTM-CRF, uplift modelling, image captioning, written while 27 and 29 were fixed
     # and held out from the object-state fixes: P 1.000 R 0.750 on the engine before them and
     # R 0.750 after (they carried nothing to it); its misses were then fixed
-    Corpus("blind-round28", HERE / "blind" / "round28", 0.95, 0.91),
+    Corpus("blind-round28", HERE / "blind" / "round28", 0.95, 0.93),
     # values that reach the checkpoint through objects' state (meters, early stoppers, EMA,
     # callbacks, a preprocessor fitted in a helper): P 1.000 R 0.426 as written; then fixed
     # for objects handed to project functions, fluent calls a helper returns, a held
@@ -155,7 +155,7 @@ CORPORA = [
     # pose estimation, fraud / log anomaly detection, learning to rank, written while 27-29 were
     # fixed and held out from it: P 1.000 R 0.622 on the engine before those fixes, R 0.689
     # after them; then one family among its misses was fixed (a method three calls down)
-    Corpus("blind-round30", HERE / "blind" / "round30", 0.95, 0.77),
+    Corpus("blind-round30", HERE / "blind" / "round30", 0.95, 0.82),
     # on purpose: configuration objects on their way into checkpoints and hparams (structured
     # OmegaConf configs, to_container/to_object, merges, argparse + YAML, config factories):
     # P 1.000 R 0.556 as written; then fixed for structured configs' typed fields, a merge of
@@ -177,7 +177,7 @@ CORPORA = [
     # credit risk, frame interpolation, traffic forecasting: held out from every fix of this
     # kind; P 1.000 R 0.791 on the engine before 31-35's fixes, P 0.974 R 0.884 after them (its
     # one false alarm, a registry call under `if cls is Other:`, was then fixed)
-    Corpus("blind-round36", HERE / "blind" / "round36", 0.95, 0.88),
+    Corpus("blind-round36", HERE / "blind" / "round36", 0.95, 0.90),
     # single-cell genomics, wind/solar forecasting, speech SSL; search relevance, robot
     # behaviour cloning, sketch generation: written last and scored before any fix for them
     # (P 1.000 R 0.727 and 0.756 on the engine before 31-36's fixes, 0.727 and 0.800 after);
@@ -193,17 +193,35 @@ CORPORA = [
     # through **kwargs, scipy and torch result objects, PyYAML dates, dicts in returned tuples)
     Corpus("blind-round39", HERE / "blind" / "round39", 0.95, 0.82),
     Corpus("blind-round40", HERE / "blind" / "round40", 0.95, 0.79),
-    Corpus("blind-round41", HERE / "blind" / "round41", 0.95, 0.85),
-    Corpus("blind-round42", HERE / "blind" / "round42", 0.95, 0.80),
-    Corpus("blind-round43", HERE / "blind" / "round43", 0.95, 0.84),
+    Corpus("blind-round41", HERE / "blind" / "round41", 0.95, 0.87),
+    Corpus("blind-round42", HERE / "blind" / "round42", 0.95, 0.82),
+    Corpus("blind-round43", HERE / "blind" / "round43", 0.95, 0.86),
     # document restoration, intrusion detection, SMILES VAEs: written while 39-43 were fixed
     # and held out from every fix: P 1.000 R 0.625 on the engine before those fixes, 0.646
-    # when first scored, 0.667 at the end
-    Corpus("blind-round44", HERE / "blind" / "round44", 0.95, 0.66),
+    # when first scored, 0.667 at the end of that work; its families were fixed later
+    # (library functions and Enums as values, helpers' dicts spread into hparams)
+    Corpus("blind-round44", HERE / "blind" / "round44", 0.95, 0.85),
     # query autocompletion, camera traps, load forecasting: written with 44, R 0.625 before
     # 39-43's fixes and 0.667 when first scored; then three of its families were fixed (a
     # function defined in the builder, a negated column mask, bound methods)
-    Corpus("blind-round45", HERE / "blind" / "round45", 0.95, 0.74),
+    Corpus("blind-round45", HERE / "blind" / "round45", 0.95, 0.83),
+    # drug-target interaction, speaker diarization, aerial change detection; churn with
+    # tabular transformers, video object segmentation, interatomic potentials: scored before
+    # any fix for them (P 0.972 R 0.745, P 0.967 R 0.630); then their families were fixed
+    # (nested tuple targets, registries of classes, scipy results, helpers' dicts spread into
+    # hparams, `self.hparams.x = ...` after the call, LabelEncoder classes by what was fitted)
+    Corpus("blind-round47", HERE / "blind" / "round47", 0.95, 0.91),
+    Corpus("blind-round48", HERE / "blind" / "round48", 0.95, 0.91),
+    # EEG decoding, text-to-SQL, radar nowcasting: written with 47-48 and held out from every
+    # fix: P 1.000 R 0.851 before and after them
+    Corpus("blind-round46", HERE / "blind" / "round46", 0.95, 0.85),
+    # music source separation, wildfire spread, price elasticity: written while 47-48 were
+    # fixed, P 0.930 R 0.851 when first scored; then its three false alarms (LabelEncoder
+    # classes and feature names listed) and two catalog families were fixed
+    Corpus("blind-round49", HERE / "blind" / "round49", 0.95, 0.91),
+    # document VQA, crowd counting, claim severity: written with 49 and held out from every
+    # fix: P 1.000 R 0.766 on the engine before this work, 0.809 when first scored
+    Corpus("blind-round50", HERE / "blind" / "round50", 0.95, 0.80),
 ]
 
 
