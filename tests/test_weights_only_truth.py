@@ -115,7 +115,9 @@ def test_kind_is_refused_and_its_loadable_form_loads(kind: str, tmp_path: Path) 
 def test_entry_is_refused(table: str, entry: dict[str, Any], tmp_path: Path) -> None:
     requires = list(entry.get("requires", []))
     value = _evaluate(entry["probe"], requires, tmp_path)
-    assert _default_load_fails(value), f"{table} {entry['name']} loads: not refused"
+    # a receiver-only kind (a t-test's result): torch.save itself may fail on it
+    save_may_fail = bool(KINDS[entry["kind"]].get("receiver_only"))
+    assert _default_load_fails(value, save_may_fail), f"{table} {entry['name']} loads: not refused"
     fix = KINDS[entry["kind"]].get("fix", "")
     fix_args = entry.get("fix_args", -1)
     if fix and table == "call" and fix_args != 0:

@@ -105,6 +105,17 @@ INVALID = [
         '    torch.save({"cv": cv.mean(), "scores": cv}, p)\n',
         [(5, "cv"), (5, "scores")],
     ),
+    (
+        "a t-test's p-value from a helper, and the parameters of an optimizer's result",
+        "from scipy import optimize, stats\n"
+        "def summary(a, b):\n    t, p = stats.ttest_ind(b, a, equal_var=False)\n"
+        '    return {"t": t, "p": p, "n": len(a)}\n'
+        "def save(path):\n    rev = summary(np.ones(4), np.arange(4.0))\n"
+        "    res = optimize.minimize(lambda t: float(t[0] ** 2 + t[1] ** 2), x0=np.array([0.3, 0.1]))\n"
+        "    beta, gamma = res.x\n"
+        '    torch.save({"p": rev["p"], "significant": rev["p"] < 0.05, "r0": beta / gamma}, path)\n',
+        [(9, "p"), (9, "significant"), (9, "r0")],
+    ),
     ("a range", 'def save(p):\n    torch.save({"steps": range(0, 4)}, p)\n', [(2, "steps")]),
     ("a slice", 'def save(p):\n    torch.save({"window": slice(2, 8)}, p)\n', [(2, "window")]),
     (
@@ -259,6 +270,16 @@ VALID = [
         "def save(p):\n"
         "    cv = cross_val_score(Ridge(), np.arange(12.0).reshape(6, 2), np.arange(6.0), cv=3)\n"
         '    torch.save({"cv": float(cv.mean()), "scores": cv.tolist()}, p)\n',
+    ),
+    (
+        "a t-test's p-value and an optimizer's parameters as Python floats",
+        "from scipy import optimize, stats\n"
+        "def summary(a, b):\n    t, p = stats.ttest_ind(b, a, equal_var=False)\n"
+        '    return {"t": t, "p": p, "n": len(a)}\n'
+        "def save(path):\n    rev = summary(np.ones(4), np.arange(4.0))\n"
+        "    res = optimize.minimize(lambda t: float(t[0] ** 2 + t[1] ** 2), x0=np.array([0.3, 0.1]))\n"
+        "    beta, gamma = res.x\n"
+        '    torch.save({"p": float(rev["p"]), "n": rev["n"], "r0": float(beta / gamma)}, path)\n',
     ),
     ("a list of a range", 'def save(p):\n    torch.save({"s": list(range(4))}, p)\n'),
     (

@@ -896,9 +896,18 @@ class LocalFlow:
         return entry is not None and entry.kind == "numpy-scalar" and qualified in _LEVELLED
 
     def _surely_array(self, value: ast.expr, env: Env) -> bool:
-        """A call the catalog says returns one numpy array (`np.percentile(x, [5, 95])`), or
-        an array method of a numpy array (`cm.ravel()`); a project function's result may be
-        a tuple the judge types by its first refused item, so it is none."""
+        """A call the catalog says returns one numpy array (`np.percentile(x, [5, 95])`), an
+        array method of a numpy array (`cm.ravel()`), or an attribute the catalog says holds
+        one (`res.x` of a scipy result); a project function's result may be a tuple the judge
+        types by its first refused item, so it is none."""
+        if isinstance(value, ast.Attribute):  # `beta, gamma = res.x` of a scipy result
+            held = self.safety.kind_of(value.value, env)
+            returns = (
+                self.safety.catalog.method(held.kind, value.attr, attribute=True, has_args=False)
+                if held is not None and not held.type_name
+                else None
+            )
+            return returns == "numpy-array"
         if not isinstance(value, ast.Call):
             return False
         func = value.func
