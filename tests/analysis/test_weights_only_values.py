@@ -116,6 +116,16 @@ INVALID = [
         '    torch.save({"p": rev["p"], "significant": rev["p"] < 0.05, "r0": beta / gamma}, path)\n',
         [(9, "p"), (9, "significant"), (9, "r0")],
     ),
+    (
+        "records of a module-level namedtuple sorted by a field",
+        "from collections import namedtuple\n"
+        "Segment = namedtuple('Segment', ['start', 'end'])\n"
+        "def segments(n):\n    found = []\n    for i in range(n):\n"
+        "        found.append(Segment(float(i), float(i + 1)))\n"
+        "    return sorted(found, key=lambda s: s.start)\n"
+        'def save(p):\n    torch.save({"segments": segments(3)}, p)\n',
+        [(9, "segments")],
+    ),
     ("a range", 'def save(p):\n    torch.save({"steps": range(0, 4)}, p)\n', [(2, "steps")]),
     ("a slice", 'def save(p):\n    torch.save({"window": slice(2, 8)}, p)\n', [(2, "window")]),
     (
@@ -280,6 +290,15 @@ VALID = [
         "    res = optimize.minimize(lambda t: float(t[0] ** 2 + t[1] ** 2), x0=np.array([0.3, 0.1]))\n"
         "    beta, gamma = res.x\n"
         '    torch.save({"p": float(rev["p"]), "n": rev["n"], "r0": float(beta / gamma)}, path)\n',
+    ),
+    (
+        "records sorted by a field, saved as tuples",
+        "from collections import namedtuple\n"
+        "Segment = namedtuple('Segment', ['start', 'end'])\n"
+        "def segments(n):\n    found = []\n    for i in range(n):\n"
+        "        found.append(Segment(float(i), float(i + 1)))\n"
+        "    return sorted(found, key=lambda s: s.start)\n"
+        'def save(p):\n    torch.save({"segments": [tuple(s) for s in segments(3)]}, p)\n',
     ),
     ("a list of a range", 'def save(p):\n    torch.save({"s": list(range(4))}, p)\n'),
     (

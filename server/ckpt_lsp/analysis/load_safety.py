@@ -122,6 +122,8 @@ _DATETIME_SERIES = "pandas-datetime-series"
 _DATES = frozenset({"pandas-datetime-index", _DATETIME_SERIES})
 _TO_DATETIME = frozenset({"pandas.to_datetime"})
 _STAMPS = frozenset({"pandas-timestamp", "datetime"})
+# instances of project classes (a namedtuple's, a dataclass's, an Enum's members)
+_RECORDS = frozenset({"object", "dataclass", "enum-member"})
 _LISTING = frozenset({"builtins.list", "builtins.sorted", "builtins.tuple", "builtins.set"})
 # modules whose every public attribute is a function (math's constants aside)
 _FUNCTION_NAMESPACES = ("torch.nn.functional.", "torch.nn.init.", "math.", "operator.")
@@ -159,6 +161,12 @@ def library_function(qualified: str) -> bool:
             name = qualified[len(namespace) :]
             return "." not in name and not name.startswith("_") and qualified not in _MATH_CONSTANTS
     return False
+
+
+def _keyed_sort(call: ast.Call) -> bool:
+    """`sorted(xs, key=...)` (and `reverse=`): objects sorted by one of their fields."""
+    names = {k.arg for k in call.keywords}
+    return "key" in names and names <= {"key", "reverse"}
 
 
 def _stores_into(func: ast.FunctionDef | ast.AsyncFunctionDef | None, name: str) -> int:
@@ -1101,6 +1109,11 @@ class LoadSafety:
             zipped = self._zipped_arrays(call.args[0], env)
             if zipped is not None:
                 return zipped
+        if qualified == "builtins.sorted" and len(call.args) == 1 and _keyed_sort(call):
+            # `sorted(segments, key=lambda s: s.start)` of project objects: the same objects
+            held = self.kind_of(call.args[0], env)
+            if held is not None and held.kind in _RECORDS and not held.holder:
+                return _no_fix(held)
         if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
             return _no_fix(self.kind_of(call.args[0], env))
         if qualified == "dataclasses.replace" and len(call.args) == 1:  # a changed copy
