@@ -41,6 +41,12 @@ INVALID = [
         [(7, "first")],
     ),
     (
+        "classes of labels fitted from a column's list (numpy strings)",
+        LABELS + 'def go(p):\n    enc = LabelEncoder().fit(frame()["dept"].tolist())\n'
+        '    torch.save({"names": list(enc.classes_)}, p)\n',
+        [(7, "names")],
+    ),
+    (
         "a standard scaler's count of samples seen",
         "from sklearn.preprocessing import StandardScaler\n"
         "def go(p):\n    sc = StandardScaler()\n    sc.fit(np.ones((3, 2)))\n"

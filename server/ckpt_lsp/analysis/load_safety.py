@@ -771,8 +771,8 @@ class LoadSafety:
         return None
 
     def _on_sequence(self, call: ast.Call, env: Env) -> bool:
-        """`fit(["cat", "dog"])`, `fit(sorted(set(names)))`, `fit(CLASSES)`, `fit(y)` of a
-        numpy array or a column of numbers: classes that are numpy values."""
+        """`fit(["cat", "dog"])`, `fit(sorted(set(names)))`, `fit(CLASSES)`, `fit(col.tolist())`,
+        `fit(y)` of a numpy array or a column of numbers: classes that are numpy values."""
         if len(call.args) != 1 or call.keywords:
             return False
         given = call.args[0]
@@ -786,6 +786,13 @@ class LoadSafety:
             and qualify(given.func.id, self.facts) in _LISTING
         ):
             return True
+        if (
+            isinstance(given, ast.Call)
+            and isinstance(given.func, ast.Attribute)
+            and given.func.attr == "tolist"
+            and not given.args
+        ):
+            return True  # `fit(df["dept"].tolist())`: a list of Python strings
         judged = self.kind_of(given, env)
         return judged is not None and judged.kind in ("numpy-array", _NUMBER_SERIES)
 

@@ -828,9 +828,6 @@ class LocalFlow:
         elif isinstance(value, ast.Name):
             # `masks = split(n)` then `tr, va = masks`: the items `_keyed` kept of the result
             held = _tuple_items(value.id, len(names), kept)
-            element = self._array_item(value, env) if held is None and not starred else None
-            if element is not None:
-                held = [element] * len(names)
             if starred or held is None:
                 return None
             items = held
@@ -863,6 +860,10 @@ class LocalFlow:
     def _array_item(self, value: ast.expr, env: Env) -> Refused | None:
         """`tn, fp, fn, tp = cm.ravel()`: what each item of a numpy array is (a numpy value,
         as a loop over it takes them); None for anything else."""
+        if self._levels(value):  # `lo, hi = np.percentile(x, [5, 95])`
+            return self.safety.catalog.kind("numpy-scalar")
+        if not self._surely_array(value, env):
+            return None
         item = ast.copy_location(ast.Name(id="#item", ctx=ast.Load()), value)
         each = ast.copy_location(
             ast.ListComp(
@@ -875,10 +876,6 @@ class LocalFlow:
             ),
             value,
         )
-        if self._levels(value):  # `lo, hi = np.percentile(x, [5, 95])`
-            return self.safety.catalog.kind("numpy-scalar")
-        if not self._surely_array(value, env):
-            return None
         element = self.safety.element_of(each, env)
         if element is None or element.kind not in ("numpy-scalar", "numpy-array"):
             return None
