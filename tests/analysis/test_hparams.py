@@ -101,6 +101,26 @@ IGNORING_BASE = """
 
 """
 
+# a frame with a string column and a number column, and a module storing what it is given
+CUSTOMERS = """
+        import pandas as pd
+
+
+        def customers():
+            rng = np.random.default_rng(0)
+            return pd.DataFrame(
+                {"contract": rng.choice(["monthly", "yearly"], 8), "year": rng.integers(2020, 2024, 8)}
+            )
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, names=(), lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+"""
+
 # (source, the parameter that must be reported)
 INVALID = [
     # a class picked from a registry display by a config's key: a global the load refuses
@@ -164,23 +184,8 @@ INVALID = [
     ),
     # the sorted unique values of a column of numbers: numpy items
     (
-        """
-        import pandas as pd
-
-
-        def customers():
-            rng = np.random.default_rng(0)
-            return pd.DataFrame(
-                {"contract": rng.choice(["monthly", "yearly"], 8), "year": rng.integers(2020, 2024, 8)}
-            )
-
-
-        class Lit(L.LightningModule):
-            def __init__(self, names=(), lr=1e-3):
-                super().__init__()
-                self.save_hyperparameters()
-
-
+        CUSTOMERS
+        + """
         def build():
             return Lit(names=sorted(customers()["year"].unique()))
         """,
@@ -1825,25 +1830,23 @@ VALID = [
         return Lit(**_kwargs(corpus))
     """,
     # the sorted unique values of a column of strings: Python strings (pandas 3)
+    CUSTOMERS
+    + """
+        def build():
+            return Lit(names=sorted(customers()["contract"].unique()))
+    """,
+    # an entry set after the call only under a flag the call leaves off: not judged
     """
-    import pandas as pd
-
-
-    def customers():
-        rng = np.random.default_rng(0)
-        return pd.DataFrame(
-            {"contract": rng.choice(["monthly", "yearly"], 8), "year": rng.integers(2020, 2024, 8)}
-        )
-
-
     class Lit(L.LightningModule):
-        def __init__(self, names=(), lr=1e-3):
+        def __init__(self, min_duration=0.1, snap=False):
             super().__init__()
             self.save_hyperparameters()
+            if snap:
+                self.hparams.min_duration = np.ceil(min_duration / 0.02) * 0.02
 
 
     def build():
-        return Lit(names=sorted(customers()["contract"].unique()))
+        return Lit(min_duration=0.12)
     """,
     # a numpy value passed, made a float in `self.hparams` after the call
     """

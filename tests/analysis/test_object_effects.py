@@ -47,6 +47,34 @@ def _rows(source: str) -> list[tuple[int, str | None]]:
     return sorted(weights_only_rows(HEADER, source))
 
 
+# a trainer whose `fit` stores, then evaluates through methods several calls deep; `deep` is a
+# statement of the deepest one
+RANKER = """
+        class Ranker:
+            def __init__(self):
+                self.last_loss = None
+                self.best = 0.0
+
+            def _encode(self, q):
+                return [len(q)]
+
+            def rank(self, q):
+                {deep}
+                return sorted(self._encode(q))
+
+            def ranks(self, qs):
+                return [self.rank(q) for q in qs]
+
+            def evaluate(self, qs):
+                return np.mean([len(r) for r in self.ranks(qs)])
+
+            def fit(self, qs):
+                self.last_loss = np.mean([1.0])
+                self.best = max(self.best, self.evaluate(qs))
+                return self
+
+"""
+
 INVALID = [
     (
         "a numpy loss passed to the method that keeps the best (placeholder inf) and history",
@@ -130,64 +158,21 @@ INVALID = [
     ),
     (
         "a method ranking through helpers that store nothing keeps what `fit` stored",
-        """
-        class Ranker:
-            def __init__(self):
-                self.last_loss = None
-                self.best = 0.0
-
-            def _encode(self, q):
-                return [len(q)]
-
-            def rank(self, q):
-                return sorted(self._encode(q))
-
-            def ranks(self, qs):
-                return [self.rank(q) for q in qs]
-
-            def evaluate(self, qs):
-                return np.mean([len(r) for r in self.ranks(qs)])
-
-            def fit(self, qs):
-                self.last_loss = np.mean([1.0])
-                self.best = max(self.best, self.evaluate(qs))
-                return self
-
+        RANKER.format(deep="pass")
+        + """
         def save(p):
             r = Ranker().fit(["a"])
             torch.save({"loss": r.last_loss, "best": r.best}, p)
         """,
-        [(26, "loss"), (26, "best")],
+        [(28, "loss"), (28, "best")],
     ),
 ]
 
 VALID = [
     (
         "a helper deep down storing a plain value over it",
-        """
-        class Ranker:
-            def __init__(self):
-                self.last_loss = None
-                self.best = 0.0
-
-            def _encode(self, q):
-                return [len(q)]
-
-            def rank(self, q):
-                self.last_loss = 0.0
-                return sorted(self._encode(q))
-
-            def ranks(self, qs):
-                return [self.rank(q) for q in qs]
-
-            def evaluate(self, qs):
-                return np.mean([len(r) for r in self.ranks(qs)])
-
-            def fit(self, qs):
-                self.last_loss = np.mean([1.0])
-                self.best = max(self.best, self.evaluate(qs))
-                return self
-
+        RANKER.format(deep="self.last_loss = 0.0")
+        + """
         def save(p):
             r = Ranker().fit(["a"])
             torch.save({"loss": r.last_loss}, p)

@@ -124,7 +124,7 @@ _TO_DATETIME = frozenset({"pandas.to_datetime"})
 _STAMPS = frozenset({"pandas-timestamp", "datetime"})
 # instances of project classes (a namedtuple's, a dataclass's, an Enum's members)
 _RECORDS = frozenset({"object", "dataclass", "enum-member"})
-_LISTING = frozenset({"builtins.list", "builtins.sorted", "builtins.tuple", "builtins.set"})
+_LISTING = _SEQUENCES | {"builtins.set"}  # calls that build a list (or set) of their items
 # modules whose every public attribute is a function (math's constants aside)
 _FUNCTION_NAMESPACES = ("torch.nn.functional.", "torch.nn.init.", "math.", "operator.")
 _MATH_CONSTANTS = frozenset({"math.pi", "math.e", "math.tau", "math.inf", "math.nan"})
