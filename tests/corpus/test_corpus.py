@@ -353,21 +353,32 @@ def test_our_marks_are_unique_and_classes_exist() -> None:
 
 
 FAIL_LINE = re.compile(r"^FAIL (\S+?): (\w+)", re.MULTILINE)
+ROUNDTRIP_TREES = HERE.parent / "support" / "roundtrip_trees.py"
 
 
-def roundtrip_failures(cases: Path) -> tuple[set[tuple[str, str]], str]:
-    """(path, class) of every class the oracle cannot pickle and load back, and its output."""
+def roundtrip_failures(*trees: Path) -> list[tuple[set[tuple[str, str]], str]]:
+    """For each tree: (path, class) of every class the oracle cannot pickle and load back,
+    and the oracle's output for it. One process serves all trees (see roundtrip_trees.py)."""
     proc = subprocess.run(
-        [sys.executable, str(ORACLE), str(cases), "--roundtrip"],
+        [sys.executable, str(ROUNDTRIP_TREES), str(ORACLE), *map(str, trees)],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
-    fails = {(os.path.normpath(p), c) for p, c in FAIL_LINE.findall(proc.stdout)}
-    if proc.returncode != 0 and not fails:
+    if proc.returncode != 0:
         pytest.fail(f"the oracle crashed: {proc.stdout[-1000:]}{proc.stderr[-2000:]}")
-    return fails, proc.stdout
+    outputs: dict[str, list[str]] = {str(tree.resolve()): [] for tree in trees}
+    for line in proc.stdout.splitlines():
+        tree, _, text = line.partition("\t")
+        if tree in outputs:
+            outputs[tree].append(text)
+    results = []
+    for lines in outputs.values():
+        output = "\n".join(lines)
+        fails = {(os.path.normpath(p), c) for p, c in FAIL_LINE.findall(output)}
+        results.append((fails, output))
+    return results
 
 
 @pytest.mark.slow
@@ -382,7 +393,7 @@ def test_fix_makes_every_class_round_trip(corpus: Corpus, tmp_path: Path) -> Non
     if importlib.util.find_spec("torch") is None:
         pytest.skip("torch is not installed: the cases cannot be built")
     shared.require(ORACLE)
-    before, _ = roundtrip_failures(copy_unmarked(corpus.cases, tmp_path / "before"))
+    unfixed = copy_unmarked(corpus.cases, tmp_path / "before")
     work = copy_unmarked(corpus.cases, tmp_path / "cases")
     checked = run_cli(work, "--check", "--no-cache", "--format", "json", ".")
     reported = {
@@ -391,7 +402,7 @@ def test_fix_makes_every_class_round_trip(corpus: Corpus, tmp_path: Path) -> Non
     }
     fixed = run_cli(work, "--check", "--no-cache", "--fix", "--format", "json", ".")
     assert fixed.returncode in (0, 1), f"--fix failed ({fixed.returncode}): {fixed.stderr[-2000:]}"
-    after, output = roundtrip_failures(work)
+    (before, _), (after, output) = roundtrip_failures(unfixed, work)
     marks = expected_keys(corpus.expected, scored_kinds())
     flagged = {(path, cls) for path, cls, _, _ in marks}
     # a class with a mark the checker missed is not claimed fixed (the missed attribute still
