@@ -55,7 +55,24 @@ SERVER = (
     "    @staticmethod\n    def fixed():\n        return np.zeros(3)\n"
 )
 
+SAVERS = (
+    "class Trainer:\n    def __init__(self):\n        self.epoch = 0\n"
+    "    def save_checkpoint(self, path, extra=None):\n"
+    '        state = {"epoch": self.epoch}\n        state.update(extra or {})\n'
+    "        torch.save(state, path)\n"
+    "class Exporter:\n    def save_checkpoint(self, path, meta):\n"
+    "        torch.save({k: str(v) for k, v in meta.items()}, path)\n"
+)
+
 INVALID = [
+    (
+        "a saving method of a project instance a helper returns in a tuple",
+        SAVERS + "def setup(argv):\n    args = argparse.ArgumentParser().parse_args(argv)\n"
+        "    return args, Trainer(), [1, 2]\n"
+        "def save(tmpdir):\n    args, trainer, batches = setup([])\n"
+        '    trainer.save_checkpoint(os.path.join(tmpdir, "t.pt"), {"args": args, "n": len(batches)})\n',
+        [(16, "args")],
+    ),
     (
         "a local dict's entries copied in by update(name)",
         "def parse():\n    p = argparse.ArgumentParser()\n    return p.parse_args([])\n"
@@ -276,6 +293,15 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "the saver of the object at the name's own position of a helper's tuple, or none",
+        SAVERS + "def setup(argv):\n    args = argparse.ArgumentParser().parse_args(argv)\n"
+        "    return Exporter(), Trainer(), args\n"
+        "def save(tmpdir, other):\n    exporter, trainer, args = setup([])\n"
+        '    exporter.save_checkpoint("e.pt", {"args": args})\n'
+        "    trainer = other\n"
+        '    trainer.save_checkpoint("t.pt", {"args": args})\n',
+    ),
     (
         "a dict result handed to helpers and methods that change it, or keep it",
         EVALUATE + "def fix(metrics):\n"

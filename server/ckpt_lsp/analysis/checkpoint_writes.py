@@ -166,22 +166,42 @@ class _Function:
         in its own module)."""
         if not isinstance(func, ast.Attribute) or not SAVER_NAME.search(func.attr):
             return None
-        built: ast.expr | None = func.value  # `Saver().save_checkpoint(...)`
+        instance: Refused | None = None
         if isinstance(func.value, ast.Name):
             name = func.value.id
             if name == "self" or name in self.safety.facts.imports:
                 return None
-            binding = self.binding(name, stmt)
-            built = binding.value if isinstance(binding, ast.Assign) else None
-        if not isinstance(built, ast.Call):
-            return None
-        instance = self.safety.kind_of(built)
+            instance = self._built_instance(name, stmt)
+        elif isinstance(func.value, ast.Call):  # `Saver().save_checkpoint(...)`
+            instance = self.safety.kind_of(func.value)
         located = self.safety.project_class(instance.type_name) if instance is not None else None
         method = located[1].method(func.attr) if located is not None else None
         if located is None or method is None:
             return None
         facts = located[0]
         return method, 1, self.safety if facts is self.safety.facts else self.safety.deeper(facts)
+
+    def _built_instance(self, name: str, before: ast.stmt) -> Refused | None:
+        """The project object a name was last bound to: `trainer = Trainer(...)`, or an item
+        of a helper's tuple (`args, trainer, batches = setup(argv)`)."""
+        last: ast.Assign | None = None
+        for stmt in self.statements[: self.order.get(id(before), 0)]:
+            if isinstance(stmt, ast.Assign) and any(
+                _is_name(t, name) or _unpacks(t, name) for t in stmt.targets
+            ):
+                last = stmt
+            elif _binds(stmt, name):
+                last = None
+        if last is None or not isinstance(last.value, ast.Call):
+            return None
+        if any(_is_name(t, name) for t in last.targets):
+            return self.safety.kind_of(last.value)
+        target = last.targets[0]
+        if len(last.targets) != 1 or not isinstance(target, ast.Tuple):
+            return None
+        items = self.safety.items_of(last.value, len(target.elts))
+        at = next(i for i, t in enumerate(target.elts) if _is_name(t, name))
+        return items[at] if items is not None else None
 
     # -- what a name holds -----------------------------------------------
     def binding(self, name: str, before: ast.stmt) -> ast.stmt | None:
@@ -715,6 +735,15 @@ def _binds(stmt: ast.stmt, name: str) -> bool:
 
 def _is_name(target: ast.expr, name: str) -> bool:
     return isinstance(target, ast.Name) and target.id == name
+
+
+def _unpacks(target: ast.expr, name: str) -> bool:
+    """`a, name, b = ...`: the name among a flat tuple's plain names (no starred item)."""
+    return (
+        isinstance(target, ast.Tuple)
+        and all(isinstance(t, ast.Name) for t in target.elts)
+        and any(_is_name(t, name) for t in target.elts)
+    )
 
 
 def _bound_names(stmt: ast.stmt) -> set[str]:
