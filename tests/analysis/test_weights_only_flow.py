@@ -66,6 +66,19 @@ SAVERS = (
 
 INVALID = [
     (
+        "a method's result after another method reset the object its `__init__` also resets",
+        "class Meter:\n    def __init__(self, thr=0.5):\n        self.thr = thr\n"
+        "        self.reset()\n    def reset(self):\n        self.scores = []\n"
+        "    def update(self, s):\n        self.scores.append(s)\n"
+        "    def compute(self):\n"
+        "        hits, frac = _hits(np.asarray(self.scores), self.thr)\n"
+        '        return {"frac": frac}\n'
+        "def _hits(scores, thr):\n    hit = scores >= thr\n    return hit, hit.mean()\n"
+        "def save(path):\n    m = Meter()\n    m.reset()\n    m.update(0.7)\n"
+        '    torch.save({"frac": m.compute()["frac"]}, path)\n',
+        [(19, "frac")],
+    ),
+    (
         "a saving method of a project instance a helper returns in a tuple",
         SAVERS + "def setup(argv):\n    args = argparse.ArgumentParser().parse_args(argv)\n"
         "    return args, Trainer(), [1, 2]\n"

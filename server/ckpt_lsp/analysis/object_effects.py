@@ -49,6 +49,9 @@ _MAX_CALLS = 2  # `self.k()` inside a called method, followed this deep
 # level spent); this bounds how many such method walks nest in one judge
 _NESTING = "#effects-nesting"
 _MAX_NESTING = 6
+_CUT = "#effects-cut"  # the keys of computations cut short while others ran (see _effects)
+_PROVISIONAL = "#effects-provisional"  # results built on such a cut (see _provisional)
+_IN_PROGRESS: Effects = {"*": (frozenset({UNKNOWN}), True)}  # a key being computed
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 # a class that intercepts its attribute stores or reads: what a store leaves is unknown
 _INTERCEPTS = ("__setattr__", "__getattribute__")
@@ -206,6 +209,9 @@ def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]
         return known
     env: dict[str, Refused | None] = {"self": replace(receiver, built=None)}
     safety.memo[key] = env  # a class whose __init__ builds itself: only `self`
+    cut = safety.memo.setdefault(_CUT, [])
+    assert isinstance(cut, list)
+    start = len(cut)
     found = _method(safety, located, "__init__")
     bound = bound_of(instance) or {}
     effects = _effects(safety, found[0], located, found[1], bound, 0, instance) if found else {}
@@ -226,6 +232,10 @@ def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]
 
         kept = kept_attributes(safety, located, dict(env), again)
         env.update({f"self.{attr}": held for attr, held in kept.items()})
+    if len(cut) > start:  # built on an `__init__` cut short by a cycle: not the class's
+        _provisional(safety.memo, key)
+        if not safety.memo.get(_NESTING, 0):
+            _forget_provisional(safety.memo)
     return env
 
 
@@ -475,21 +485,50 @@ def _effects(
         _passed_key(instance),
     )
     memo = safety.memo
+    cut = memo.setdefault(_CUT, [])
+    assert isinstance(cut, list)
     known = memo.get(key)
     if isinstance(known, tuple) and known[0] is method:
+        if known[1] is _IN_PROGRESS:  # a method that calls itself: unknown
+            cut.append(key)
+            return OPAQUE
         return known[1]
-    memo[key] = (method, OPAQUE)  # a method that calls itself: unknown
     nesting = memo.get(_NESTING, 0)
     assert isinstance(nesting, int)
     if nesting >= _MAX_NESTING:  # objects' methods calling others' at one judge's depth
+        cut.append(None)
         return OPAQUE
+    memo[key] = (method, _IN_PROGRESS)
     memo[_NESTING] = nesting + 1
+    start = len(cut)
     try:
         found = _walk(safety, facts, located, method, bound, depth, instance)
     finally:
         memo[_NESTING] = nesting
     memo[key] = (method, found)
+    cut[start:] = [k for k in cut[start:] if k != key]
+    if len(cut) > start:
+        _provisional(memo, key)
+    if nesting == 0:
+        _forget_provisional(memo)
     return found
+
+
+def _provisional(memo: dict[object, object], key: object) -> None:
+    """A result built on one cut short for a computation still running (a cycle through
+    `__init__`, the nesting bound) serves until the outermost computation ends; kept longer,
+    it would stand for the method where nothing cuts it short."""
+    keys = memo.setdefault(_PROVISIONAL, [])
+    assert isinstance(keys, list)
+    keys.append(key)
+
+
+def _forget_provisional(memo: dict[object, object]) -> None:
+    keys = memo.pop(_PROVISIONAL, [])
+    assert isinstance(keys, list)
+    for key in keys:
+        memo.pop(key, None)
+    memo[_CUT] = []
 
 
 def _frozen(bound: _Bound) -> tuple[tuple[str, object], ...]:
