@@ -121,6 +121,40 @@ CUSTOMERS = """
 
 """
 
+# a Registry object as detection codebases write it, filled by decorators and by calls
+REGISTRY_CLASS = """
+        class Registry:
+            def __init__(self, name):
+                self.name = name
+                self._items = {}
+
+            def register(self, key, obj=None):
+                if obj is not None:
+                    self._items[key] = obj
+                    return obj
+                return lambda o: self.register(key, o)
+
+            def get(self, key):
+                return self._items[key]
+
+            def build(self, key, **kwargs):
+                return self.get(key)(**kwargs)
+
+
+        MODELS = Registry("models")
+        ENCODERS = Registry("encoders")
+        ENCODERS.register("id", nn.Identity)
+
+
+        @ENCODERS.register("gru")
+        class GRUEncoder(nn.Module):
+            def __init__(self, hidden=8):
+                super().__init__()
+                self.rnn = nn.GRU(4, hidden)
+
+
+"""
+
 # (source, the parameter that must be reported)
 INVALID = [
     # a class picked from a registry display by a config's key: a global the load refuses
@@ -1794,9 +1828,95 @@ INVALID = [
         """,
         "capacity",
     ),
+    # a class a Registry object builds by key, given a loss module
+    (
+        REGISTRY_CLASS
+        + """
+        @MODELS.register("seg")
+        class Seg(L.LightningModule):
+            def __init__(self, loss=None, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(cfg):
+            return MODELS.build(cfg.task, loss=nn.MSELoss(), lr=cfg.lr)
+        """,
+        "loss",
+    ),
+    # what a Registry object's entries build: every entry an nn.Module
+    (
+        REGISTRY_CLASS
+        + """
+        class Lit(L.LightningModule):
+            def __init__(self, encoder=None, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(cfg):
+            enc = ENCODERS.build(cfg.encoder, hidden=16)
+            return Lit(encoder=enc, lr=cfg.lr)
+        """,
+        "encoder",
+    ),
+    # converted only when given, and a caller gives it
+    (
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, class_weights=None, root=None):
+                super().__init__()
+                if class_weights is not None:
+                    class_weights = np.asarray(class_weights, dtype=np.float32)
+                self.save_hyperparameters()
+
+
+        def build():
+            return Lit(class_weights=[1.0, 2.0], root="data")
+        """,
+        "class_weights",
+    ),
 ]
 
 VALID = [
+    # a Registry object's key naming another class (which ignores the loss); a decorated
+    # function among a registry's entries (what it builds is not known); converted only when
+    # given, and nobody gives it
+    REGISTRY_CLASS
+    + """
+        @MODELS.register("seg")
+        class Seg(L.LightningModule):
+            def __init__(self, loss=None, weights=None, lr=1e-3):
+                super().__init__()
+                if weights is not None:
+                    weights = np.asarray(weights)
+                self.save_hyperparameters()
+
+
+        @MODELS.register("plain")
+        class Plain(L.LightningModule):
+            def __init__(self, loss=None, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters(ignore=["loss"])
+
+
+        LAYERS = Registry("layers")
+
+
+        @LAYERS.register("lin")
+        def linear(n=4):
+            return [n, n]
+
+
+        @LAYERS.register("mlp")
+        class MLPLayer(nn.Module):
+            pass
+
+
+        def build(cfg):
+            MODELS.build("plain", loss=nn.MSELoss())
+            return MODELS.build("seg", loss=LAYERS.build(cfg.layer), lr=cfg.lr)
+    """,
     # a registry's key passed, not the class it picks; a column's count made a float
     """
     OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}

@@ -22,6 +22,7 @@ from ckpt_lsp.analysis.indirect_calls import (
     partial_call,
     registries_of,
     registry_calls,
+    registry_object_key,
     tuple_entries,
 )
 from ckpt_lsp.analysis.names import qualify
@@ -368,6 +369,10 @@ def decorator_registries(
     when it is not a string literal)."""
     found: dict[str, frozenset[str] | None] = {}
     for decorator in decorators:
+        held = registry_object_key(facts, decorator)
+        if held is not None:  # `@MODELS.register("unet")` of a module-level Registry object
+            found[held[0]] = held[1]
+            continue
         if not isinstance(decorator, ast.Call) or not isinstance(decorator.func, ast.Name):
             continue
         maker = facts.functions.get(decorator.func.id)

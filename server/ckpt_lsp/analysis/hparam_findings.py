@@ -24,6 +24,7 @@ from ckpt_lsp.analysis.hparams import (
     calls_super_init,
     converted_before,
     default_of,
+    guarded_rebinds,
     inherited_hparams,
     init_parameters,
     iterated_parameters,
@@ -116,6 +117,7 @@ class HparamFindings:
         found: list[Finding] = []
         contexts: dict[int, ValueContext] = {}  # the sites' contexts, shared by the parameters
         rebinds = rebound_once(init, anchor) if anchor is not None else {}
+        guarded = guarded_rebinds(init, anchor) if anchor is not None else {}
         # a base's call stores at the subclass's `super().__init__(...)`: stores after it win
         overwritten = overwritten_after(init, anchor) if anchor is not None else {}
         for arg in stored:
@@ -134,6 +136,13 @@ class HparamFindings:
                 continue
             if arg.arg in rebound:  # `x = np.asarray(x)`: what it becomes, whatever was passed
                 problem = _rebound_problem(arg.arg, rebinds.get(arg.arg), facts, self.classifier)
+                if problem is None and arg.arg in guarded:  # `if x is not None: x = ...`
+                    given = _given(arg.arg, default_of(init, arg.arg), sites, positional, params)
+                    problem = (
+                        _rebound_problem(arg.arg, guarded[arg.arg], facts, self.classifier)
+                        if given
+                        else None
+                    )
                 finding = (
                     self._finding(filename, facts, cls, init, saved, arg, problem, verdict)
                     if problem is not None
@@ -234,6 +243,28 @@ def _rebound_problem(
     shown = f"`{name} = {ast.unparse(value)}`"
     shown = shown if len(shown) <= 60 else f"`{name} = ...`"
     return HparamProblem(f"{refused.what} ({shown} before it is stored)", dropped=False)
+
+
+def _given(
+    name: str,
+    default: ast.expr | None,
+    sites: list[CallSite],
+    positional: int,
+    params: list[ast.arg],
+) -> bool:
+    """Whether the parameter gets a value other than `None`: a default, or one a call of the
+    class passes as written."""
+    if default is not None and not _is_none(default):
+        return True
+    for site in sites:
+        passed = site.argument(params, positional, name)
+        if isinstance(passed, ast.expr) and not _is_none(passed):
+            return True
+    return False
+
+
+def _is_none(expr: ast.expr) -> bool:
+    return isinstance(expr, ast.Constant) and expr.value is None
 
 
 def _overwritten_problem(

@@ -157,6 +157,53 @@ def rebound_once(
     return {name: value for name, value in found.items() if binds.get(name) == 1}
 
 
+def guarded_rebinds(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call
+) -> dict[str, ast.expr]:
+    """Parameters converted before `call` only when given: `if w is not None: w =
+    np.asarray(w)` (or `if w:`) at the top of the body, the one binding of the name before
+    the call. What is stored is the converted value whenever the caller passes one."""
+    where = (call.lineno, call.col_offset)
+    params = {p.arg for p in init_parameters(func)}
+    found: dict[str, ast.expr] = {}
+    for stmt in func.body:
+        if (stmt.lineno, stmt.col_offset) >= where:
+            break
+        if not isinstance(stmt, ast.If) or stmt.orelse or len(stmt.body) != 1:
+            continue
+        name = _given_test(stmt.test)
+        body = stmt.body[0]
+        if (
+            name in params
+            and isinstance(body, ast.Assign)
+            and len(body.targets) == 1
+            and isinstance(body.targets[0], ast.Name)
+            and body.targets[0].id == name
+        ):
+            found.setdefault(name, body.value)
+    binds: dict[str, int] = {}
+    for node in walk(func):
+        if isinstance(node, ast.Name) and _stored_before(node, where):
+            binds[node.id] = binds.get(node.id, 0) + 1
+    return {name: value for name, value in found.items() if binds.get(name) == 1}
+
+
+def _given_test(test: ast.expr) -> str | None:
+    """`x is not None` or `x`: the name tested."""
+    if isinstance(test, ast.Name):
+        return test.id
+    if (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.IsNot)
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value is None
+    ):
+        return test.left.id
+    return None
+
+
 def overwritten_after(
     func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call
 ) -> dict[str, ast.expr | None]:

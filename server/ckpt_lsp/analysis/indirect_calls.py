@@ -45,6 +45,31 @@ def registries_of(facts: ModuleFacts, name: str) -> list[str]:
     return found
 
 
+_REGISTERING = frozenset({"register", "register_module"})
+
+
+def registry_object_key(
+    facts: ModuleFacts, decorator: ast.expr
+) -> tuple[str, frozenset[str] | None] | None:
+    """`@MODELS.register("unet")` (or `register(name="unet")`, `@MODELS.register`) where
+    `MODELS = Registry(...)` is an object this module builds: the registry's name and the key
+    (None when it is not a string literal: the class's name, or one the call computes)."""
+    called = decorator.func if isinstance(decorator, ast.Call) else decorator
+    if not (
+        isinstance(called, ast.Attribute)
+        and called.attr in _REGISTERING
+        and isinstance(called.value, ast.Name)
+        and isinstance(facts.assigns.get(called.value.id), ast.Call)
+    ):
+        return None
+    key: ast.expr | None = None
+    if isinstance(decorator, ast.Call):
+        named = [k.value for k in decorator.keywords if k.arg in ("name", "key")]
+        key = decorator.args[0] if decorator.args else (named[0] if named else None)
+    written = key.value if isinstance(key, ast.Constant) else None
+    return called.value.id, frozenset({written}) if isinstance(written, str) else None
+
+
 def registry_calls(
     tree: ast.AST, registries: list[str]
 ) -> Iterator[tuple[ast.Call, ast.expr, ast.FunctionDef | ast.AsyncFunctionDef | None]]:
@@ -69,6 +94,9 @@ def _registry_calls(
                 picked = aliases.get(child.func.id)
             if picked is not None:
                 yield child, picked, func
+            built = _built(child, registries)
+            if built is not None:
+                yield *built, func
         yield from _registry_calls(child, registries, func, aliases)
 
 
@@ -86,6 +114,26 @@ def _picked(expr: ast.expr, registries: frozenset[str]) -> ast.expr | None:
     ):
         return expr
     return None
+
+
+def _built(call: ast.Call, registries: frozenset[str]) -> tuple[ast.Call, ast.expr] | None:
+    """`MODELS.build(key, lr=...)` of a Registry object: the construction it stands for (the
+    other arguments passed to the entry `key` picks) and that entry (`MODELS[key]`)."""
+    func = call.func
+    if not (
+        isinstance(func, ast.Attribute)
+        and func.attr == "build"
+        and isinstance(func.value, ast.Name)
+        and func.value.id in registries
+        and call.args
+        and not isinstance(call.args[0], ast.Starred)
+    ):
+        return None
+    entry = ast.copy_location(
+        ast.Subscript(value=func.value, slice=call.args[0], ctx=ast.Load()), call
+    )
+    built = ast.Call(func=entry, args=call.args[1:], keywords=call.keywords)
+    return ast.copy_location(built, call), entry
 
 
 def _aliases(

@@ -53,7 +53,7 @@ from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.number_fields import number_attribute
 from ckpt_lsp.analysis.record_columns import record_frame
 from ckpt_lsp.analysis.record_keys import record_item
-from ckpt_lsp.analysis.registry_calls import registry_instance
+from ckpt_lsp.analysis.registry_calls import registry_instance, registry_object_instance
 from ckpt_lsp.analysis.splits import fold_list, fold_targets, pair_items
 from ckpt_lsp.weights_only import (
     UNSIZED,
@@ -1064,6 +1064,9 @@ class LoadSafety:
         kept = self._kept_get(call, env)
         if kept is not None:
             return kept
+        registered = registry_object_instance(self, call, env)  # `ENCODERS.build("gru")`
+        if registered is not None:
+            return registered
         if isinstance(func, ast.Attribute) and not self._names_global(dotted, env):
             # a method of a value: `parser.parse_args()`, `model.to(device)`, `t.numpy()`
             receiver = self.kind_of(func.value, env)

@@ -13,7 +13,8 @@ import ast
 import re
 from typing import TYPE_CHECKING
 
-from ckpt_lsp.analysis.facts import dotted_name
+from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
+from ckpt_lsp.analysis.indirect_calls import registry_object_key
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from ckpt_lsp.weights_only import Refused
 
 _LIMIT = 16  # entries judged; a larger registry is left unknown
+_OBJECT_CALLS = frozenset({"build", "get"})
 
 
 def registry_instance(
@@ -60,3 +62,65 @@ def changed(name: str, text: str) -> bool:
     stored = rf"\b{escaped}\s*\[[^\n]*?\]\s*(=[^=]|\|=)|\b{escaped}\s*\.\s*\w+\s*\("
     rebound = rf"^\s*{escaped}\s*(:[^=\n]*)?=[^=]"
     return bool(re.search(stored, text)) or len(re.findall(rebound, text, re.M)) > 1
+
+
+def registry_object_instance(
+    safety: LoadSafety, call: ast.Call, env: Mapping[str, Refused | None]
+) -> Refused | None:
+    """`ENCODERS.build("gru", hidden=8)` or `NORMS.get(name)` of a Registry object this module
+    builds and fills (`@ENCODERS.register("gru")` on classes, `NORMS.register("ln", obj)` at
+    module level): the refusal every entry gives, built with the other arguments or as held."""
+    func = call.func
+    if not (
+        isinstance(func, ast.Attribute)
+        and func.attr in _OBJECT_CALLS
+        and isinstance(func.value, ast.Name)
+        and call.args
+        and not isinstance(call.args[0], ast.Starred)
+    ):
+        return None
+    name = func.value.id
+    facts = safety.facts
+    if name in env or not isinstance(facts.assigns.get(name), ast.Call):
+        return None
+    if func.attr == "get" and (len(call.args) != 1 or call.keywords):
+        return None
+    found: Refused | None = None
+    for entry in registered_entries(facts, name):
+        held = ast.copy_location(entry, call)
+        if func.attr == "build":
+            built = ast.Call(func=held, args=call.args[1:], keywords=call.keywords)
+            held = ast.copy_location(built, call)
+        refused = safety.of_expression(held)
+        if refused is None:
+            return None
+        found = found or refused
+    return found
+
+
+def registered_entries(facts: ModuleFacts, name: str) -> list[ast.expr]:
+    """What the module registers in the Registry object `name`: the classes a decorator of it
+    registers and the objects a module-level `name.register(key, obj)` does; empty when some
+    entry is not known (a decorated function, a registration the text spreads over lines)."""
+    entries: list[ast.expr] = []
+    for cls in facts.classes.values():
+        if any((registry_object_key(facts, d) or ("",))[0] == name for d in cls.decorators):
+            entries.append(ast.Name(id=cls.name, ctx=ast.Load()))
+    escaped = re.escape(name)
+    decorated = re.findall(rf"^[ \t]*@{escaped}\s*\.\s*register", facts.text, re.M)
+    if len(decorated) != len(entries):
+        return []  # a decorated function: what it builds is its own business
+    for line in re.findall(rf"^{escaped}\s*\.\s*register\s*\(.*$", facts.text, re.M):
+        try:
+            stmt = ast.parse(line).body[0]
+        except SyntaxError:
+            return []
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        if not isinstance(call, ast.Call):
+            return []
+        given = [k.value for k in call.keywords if k.arg in ("obj", "module", "cls")]
+        held = call.args[1] if len(call.args) == 2 else (given[0] if given else None)
+        if held is None:
+            return []
+        entries.append(held)
+    return entries if len(entries) <= _LIMIT else []
