@@ -1876,6 +1876,56 @@ INVALID = [
         """,
         "class_weights",
     ),
+    # a class and the function making its arguments picked by the same key from two
+    # registries: each class is built with what its own builder returns
+    (
+        """
+        MODULES, BUILDERS = {}, {}
+
+
+        def register(name):
+            def wrap(cls):
+                MODULES[name] = cls
+                return cls
+            return wrap
+
+
+        def builder(name):
+            def wrap(fn):
+                BUILDERS[name] = fn
+                return fn
+            return wrap
+
+
+        def build_module(name, cfg=None):
+            return MODULES[name](**BUILDERS[name](cfg))
+
+
+        @register("wave")
+        class Wave(L.LightningModule):
+            def __init__(self, bins=None, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        @builder("wave")
+        def wave_kwargs(cfg):
+            return dict(bins=np.linspace(0.0, 1.0, 5), lr=1e-3)
+
+
+        @register("plain")
+        class Plain(L.LightningModule):
+            def __init__(self, bins=None, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        @builder("plain")
+        def plain_kwargs(cfg):
+            return dict(bins=[0.1, 0.2], lr=1e-3)
+        """,
+        "bins",
+    ),
 ]
 
 VALID = [

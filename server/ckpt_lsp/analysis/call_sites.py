@@ -314,7 +314,8 @@ class CallSites:
                 if not _may_build(call, picked, registries, cls) or _narrowed(call, func, cls):
                     continue
                 env = _env_before(func, call.lineno)
-                yield CallSite(where, call, env, parsed.row_offset, func is not None, func)
+                paired = _paired_spread(where, call, picked, registries)
+                yield CallSite(where, paired, env, parsed.row_offset, func is not None, func)
 
     def _registries(
         self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts
@@ -395,6 +396,63 @@ def decorator_registries(
             written = key.value if isinstance(key, ast.Constant) else None
             found[table.id] = frozenset({written}) if isinstance(written, str) else None
     return found
+
+
+def _paired_spread(
+    facts: ModuleFacts,
+    call: ast.Call,
+    picked: ast.expr,
+    registries: dict[str, frozenset[str] | None],
+) -> ast.Call:
+    """`MODULES[name](**BUILDERS[name](cfg))`: the same key picks the class and the function
+    making its arguments, so for a class held under one key the spread is what the function
+    held under that key in the other registry returns (`**wave_kwargs(cfg)`). Else the call."""
+    if not isinstance(picked, ast.Subscript) or not isinstance(picked.value, ast.Name):
+        return call
+    held = registries.get(picked.value.id)
+    if held is None or len(held) != 1:
+        return call
+    (key,) = held
+    keywords = []
+    for keyword in call.keywords:
+        value = keyword.value
+        if (
+            keyword.arg is None
+            and isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Subscript)
+            and isinstance(value.func.value, ast.Name)
+            and ast.dump(value.func.slice) == ast.dump(picked.slice)
+        ):
+            maker = _registered_function(facts, value.func.value.id, key)
+            if maker is not None:
+                made = ast.Call(
+                    func=ast.Name(id=maker, ctx=ast.Load()),
+                    args=value.args,
+                    keywords=value.keywords,
+                )
+                keyword = ast.keyword(arg=None, value=ast.copy_location(made, value))
+        keywords.append(keyword)
+    return ast.copy_location(ast.Call(func=call.func, args=call.args, keywords=keywords), call)
+
+
+def _registered_function(facts: ModuleFacts, registry: str, key: str) -> str | None:
+    """The module function `registry` holds under `key`: a dict display's entry, or the
+    function a decorator registers there (`@builder("wave")` storing into BUILDERS)."""
+    display = facts.assigns.get(registry)
+    if isinstance(display, ast.Dict):
+        for written, value in zip(display.keys, display.values):
+            if isinstance(written, ast.Constant) and written.value == key:
+                name = dotted_name(value)
+                return name if name in facts.functions else None
+    quoted = re.escape(key)
+    pattern = rf"^@\w+\((?:\w+\s*,\s*)?[\"']{quoted}[\"']\)\s*\n\s*def\s+(\w+)"
+    for name in re.findall(pattern, facts.text, re.M):
+        func = facts.functions.get(name)
+        if func is not None and decorator_registries(facts, func.decorator_list).get(
+            registry
+        ) == frozenset({key}):
+            return str(name)
+    return None
 
 
 def _module_dict(facts: ModuleFacts, name: str) -> bool:
