@@ -66,6 +66,22 @@ SAVERS = (
 
 INVALID = [
     (
+        "a method of an object whose own object was built from the arguments it was given",
+        "@dataclasses.dataclass\nclass Cfg:\n    thr: float = 0.2\n"
+        "def ratio(a, thr):\n    hit = a <= thr\n    return hit.sum() / max(int(hit.size), 1)\n"
+        "class Evaluator:\n    def __init__(self, thr=0.5):\n        self.thr = thr\n"
+        "        self.preds = []\n"
+        "    def compute(self):\n"
+        '        return {"pck": ratio(np.asarray(self.preds), self.thr)}\n'
+        "class Trainer:\n    def __init__(self, cfg):\n        self.cfg = cfg\n"
+        "        self.evaluator = Evaluator(thr=self.cfg.thr)\n"
+        "    def validate(self):\n        self.evaluator.preds.append(0.1)\n"
+        "        return self.evaluator.compute()\n"
+        "def save(path):\n    t = Trainer(Cfg())\n"
+        '    torch.save({"pck": t.validate()["pck"]}, path)\n',
+        [(22, "pck")],
+    ),
+    (
         "a method's result after another method reset the object its `__init__` also resets",
         "class Meter:\n    def __init__(self, thr=0.5):\n        self.thr = thr\n"
         "        self.reset()\n    def reset(self):\n        self.scores = []\n"

@@ -84,13 +84,19 @@ def _self_env(
 
 
 def _numbers(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]:
-    """The attributes the instance's `__init__` set to Python numbers only (`self.thr` of
-    `Evaluator(thr=0.2)`), marked so: arithmetic of numpy values with them stays numpy."""
+    """What the instance's `__init__` set from the arguments it was built with: attributes
+    set to Python numbers only (`self.thr` of `Evaluator(thr=0.2)`), marked so that arithmetic
+    of numpy values with them stays numpy, and objects built from those arguments
+    (`self.evaluator = Evaluator(thr=cfg.thr)` of a `Trainer(Cfg())`)."""
     if not receiver.passed:
         return {}
     from ckpt_lsp.analysis.object_effects import self_env  # it runs flows of its own
 
-    return {k: v for k, v in self_env(safety, receiver).items() if k.startswith(NUMBER_MARK)}
+    return {
+        k: v
+        for k, v in self_env(safety, receiver).items()
+        if k.startswith(NUMBER_MARK) or (v is not None and v.passed and k.startswith("self."))
+    }
 
 
 _UNASSIGNED = object()  # an attribute no method of the class assigns
