@@ -64,7 +64,21 @@ SAVERS = (
     "        torch.save({k: str(v) for k, v in meta.items()}, path)\n"
 )
 
+NESTED_RUN = (
+    "def prepare():\n    med = np.median(np.ones(3))\n"
+    "    return dict(median=med, n=3)\n"
+    "def fit():\n    data = prepare()\n    metrics = {}\n    for e in range(2):\n"
+    '        metrics = {"f1": np.mean([1.0, 0.5]), "epoch": e}\n'
+    "    return dict(data=data, metrics=metrics, epoch=2)\n"
+)
+
 INVALID = [
+    (
+        "an item of a dict a helper returned under a key of the dict it returns",
+        NESTED_RUN + "def save(path):\n    run = fit()\n"
+        '    torch.save({"median": run["data"]["median"], "f1": run["metrics"]["f1"]}, path)\n',
+        [(12, "median"), (12, "f1")],
+    ),
     (
         "a method of an object whose own object was built from the arguments it was given",
         "@dataclasses.dataclass\nclass Cfg:\n    thr: float = 0.2\n"
@@ -322,6 +336,13 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "nested items that load, or made to load before the save",
+        NESTED_RUN + "def save(path):\n    run = fit()\n"
+        '    run["data"]["median"] = float(run["data"]["median"])\n'
+        '    torch.save({"median": run["data"]["median"], "n": run["data"]["n"],'
+        ' "e": run["metrics"]["epoch"], "f1": float(run["metrics"]["f1"])}, path)\n',
+    ),
     (
         "the saver of the object at the name's own position of a helper's tuple, or none",
         SAVERS + "def setup(argv):\n    args = argparse.ArgumentParser().parse_args(argv)\n"

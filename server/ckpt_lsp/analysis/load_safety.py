@@ -1910,9 +1910,16 @@ def _passed_items(param: str, value: ast.expr, env: Env) -> dict[str, object]:
 
 
 def _held_name(expr: ast.expr) -> str:
-    """`metrics` or `trainer.cache`: a name or dotted attribute the flow keeps keys of."""
+    """`metrics` or `trainer.cache`: a name or dotted attribute the flow keeps keys of; or an
+    item of one under a constant string key (`run["data"]`, whose keys it keeps too)."""
     if isinstance(expr, ast.Name):
         return expr.id
+    if isinstance(expr, ast.Subscript):
+        index = expr.slice
+        inner = _held_name(expr.value)
+        if inner and isinstance(index, ast.Constant) and isinstance(index.value, str):
+            return f"{inner}[{index.value!r}]"
+        return ""
     return dotted_name(expr) if isinstance(expr, ast.Attribute) else ""
 
 

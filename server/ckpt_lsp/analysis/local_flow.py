@@ -360,11 +360,14 @@ class LocalFlow:
             keys = _constant_keys(shown) if isinstance(shown, ast.Dict) else None
             pairs = self.safety.dict_items(shown) if keys is None else None
             if keys is not None and isinstance(shown, ast.Dict):
-                self.return_keys.append(
-                    {k: self.safety.kind_of(v, env) for k, v in zip(keys, shown.values)}
-                )
-            elif pairs is not None:  # `return dict(unet=unet, scaler=scaler)`
-                self.return_keys.append({k: self.safety.kind_of(v, env) for k, v in pairs})
+                pairs = list(zip(keys, shown.values))
+            if pairs is not None:  # `return dict(unet=unet, scaler=scaler)`
+                returned = {k: self.safety.kind_of(v, env) for k, v in pairs}
+                for key, given in pairs:  # `return dict(data=data)`: `run["data"]["x"]` too
+                    if isinstance(given, ast.Name):
+                        for sub, held in nested_keys(given.id, state).items():
+                            returned.setdefault(key + NESTED_KEY + sub, held)
+                self.return_keys.append(returned)
             elif isinstance(shown, ast.Name):  # `return metrics` built key by key
                 self.return_keys.append(_known_keys(shown.id, state))
             elif isinstance(shown, ast.Call):  # `return self.evaluator.compute()`
@@ -1033,9 +1036,14 @@ class LocalFlow:
         )
 
     def _shown(self, name: str, pairs: list[tuple[str, ast.expr]], state: State) -> State:
-        """What each constant key of a dict built here holds, when refused."""
+        """What each constant key of a dict built here holds, when refused; under a key given
+        a local dict, what that dict's keys hold (`run = dict(data=data)`: `run["data"]["x"]`)."""
         found: State = {}
         for key, item in pairs:
+            if isinstance(item, ast.Name) and NESTED_KEY not in key:
+                for sub, held in nested_keys(item.id, state).items():
+                    if held is not None:
+                        found[item_key(name, key + NESTED_KEY + sub)] = frozenset({held})
             judged = self._value(item, state)
             # a literal is kept too: `best = {"miou": -1.0}` then `best = {"miou": m}` in a
             # loop's `if` holds either, as a name would
@@ -1390,9 +1398,41 @@ def return_keys_of(
     return LocalFlow(safety).run(func, bound, needs=of_returns(func)).return_keys
 
 
+NESTED_KEY = "\0"  # joins the keys of a nested item (`run["data"]["mean"]`: "data\0mean")
+
+
 def item_key(name: str, key: str | int) -> str:
-    """The state key of `name[key]` (no Python name holds "[")."""
+    """The state key of `name[key]` (no Python name holds "["); a nested key's parts in turn."""
+    if isinstance(key, str) and NESTED_KEY in key:
+        return name + "".join(f"[{part!r}]" for part in key.split(NESTED_KEY))
     return f"{name}[{key!r}]"
+
+
+def nested_keys(name: str, state: State) -> dict[str, Refused | None]:
+    """What the state knows under the keys of a dict a local holds, nested keys joined
+    (`data["stats"]["mean"]` as "stats\0mean"): a dict put under a key of another keeps them."""
+    prefix = name + "["
+    found: dict[str, Refused | None] = {}
+    for held, possible in state.items():
+        if not held.startswith(prefix) or is_mark(held):
+            continue
+        parts = _string_keys(held[len(name) :])
+        if parts:
+            found[NESTED_KEY.join(parts)] = collapse(possible)
+    return found
+
+
+def _string_keys(text: str) -> list[str]:
+    """`['a']['b']` as ["a", "b"]; empty unless every part is a string key."""
+    parts: list[str] = []
+    while text.startswith("['") and "']" in text:
+        end = text.index("']")
+        part = text[2:end]
+        if "'" in part or "\\" in part:
+            return []
+        parts.append(part)
+        text = text[end + 2 :]
+    return parts if not text else []
 
 
 def keyword_display(value: ast.expr | None) -> ast.expr | None:
@@ -1533,13 +1573,9 @@ def _constant_item(target: ast.expr) -> str:
 
 
 def _known_keys(name: str, state: State) -> dict[str, Refused | None]:
-    """What the state knows under each constant key of a local (`name['k']`)."""
-    prefix = name + "["
-    found: dict[str, Refused | None] = {}
-    for held, possible in state.items():
-        if held.startswith(prefix) and held.endswith("']") and "][" not in held:
-            found[held[len(prefix) + 1 : -2]] = collapse(possible)
-    return found
+    """What the state knows under each constant key of a local (`name['k']`), nested ones
+    joined (nested_keys)."""
+    return nested_keys(name, state)
 
 
 def return_items_of(
