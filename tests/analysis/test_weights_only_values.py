@@ -227,7 +227,25 @@ INVALID += [
     ),
 ]
 
+INVALID += [
+    (
+        "the state_dict method saved with its call forgotten, of a module and an optimizer",
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(2, 2)\n"
+        "def save(p):\n    net = Net()\n    opt = torch.optim.SGD(net.parameters(), lr=0.1)\n"
+        '    torch.save({"model": net.state_dict, "opt": opt.state_dict,'
+        ' "ema": train()["ema"].state_dict}, p)\n',
+        [(8, "model"), (8, "opt"), (8, "ema")],
+    ),
+]
+
 VALID = [
+    (
+        "state_dict called, or its method kept and called at the save",
+        "def save(p):\n    net = nn.Linear(2, 2)\n    sd = net.state_dict\n"
+        '    torch.save({"model": net.state_dict(), "m2": sd(),'
+        ' "opt": torch.optim.SGD(net.parameters(), lr=0.1).state_dict()}, p)\n',
+    ),
     (
         "a registry's key and a class's name saved, not the class",
         REGISTRY + 'def save(p, name="small"):\n'

@@ -869,6 +869,8 @@ class LoadSafety:
             return None
         if receiver.shape is not None:
             return self._nested(receiver, expr.attr)
+        if expr.attr == "state_dict" and receiver.stateful:  # the call forgotten
+            return self.catalog.kind("state-dict-method")
         returns = self.catalog.method(receiver.kind, expr.attr, attribute=True, has_args=False)
         if returns is None and expr.attr in receiver.number_columns and not receiver.type_name:
             return self._named_column(receiver)  # `df.loss`, `df.iloc[-1].loss`
