@@ -15,6 +15,7 @@ HEADER = """\
 import argparse
 import dataclasses
 import math
+import statistics
 import time
 from collections import Counter
 from enum import Enum
@@ -100,6 +101,17 @@ def parser():
 """
 
 INVALID = [
+    (
+        "rows picked by a column mask keep the frame: its column's unique values, the rows",
+        "def split(df, thr):\n    df = df[df.score >= thr].copy()\n"
+        '    held = df["pid"].isin(["a"])\n'
+        "    return df[~held].reset_index(drop=True), df[held]\n"
+        "def save(p):\n    tr, va = split(board(), 0.1)\n"
+        '    done = board()[board()["status"] == "done"]\n'
+        '    torch.save({"ids": va["pid"].unique(), "rows": done,'
+        ' "m": statistics.mean(tr["score"].to_numpy())}, p)\n',
+        [(8, "ids"), (8, "rows"), (8, "m")],
+    ),
     (
         "the mean size of a frame's groups",
         'def sessions():\n    return pd.DataFrame({"session": [1, 2, 1, 3], "q": ["a", "b", "c", "d"]})\n'
@@ -372,6 +384,12 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "rows picked by a mask, read as lists and Python numbers; a column's low median",
+        "def save(p):\n    df = board()\n    done = df[df.score > 0.6]\n"
+        '    torch.save({"ids": sorted(done["pid"].unique().tolist()), "n": len(done),'
+        ' "top": float(done["score"].max()), "mid": statistics.median_low(df["pid"].to_numpy())}, p)\n',
+    ),
     (
         "a frame's group sizes as a dict and as a float",
         'def sessions():\n    return pd.DataFrame({"session": [1, 2, 1, 3], "q": ["a", "b", "c", "d"]})\n'

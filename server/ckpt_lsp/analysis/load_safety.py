@@ -113,6 +113,11 @@ _TYPED_LEAVES = frozenset({"enum-member", "path"})
 # (data/weights_only.toml has the kinds)
 _FRAME, _SERIES, _TIME_FRAME = "pandas-frame", "pandas-series", "pandas-time-frame"
 _NUMBER_SERIES = "pandas-number-series"
+_VALUES = "pandas-array"  # a column's values (`col.to_numpy()`): numpy, or pandas strings
+# builtins over numpy values that raise on strings: given a column's values, it held numbers
+_NUMERIC_ONLY = frozenset(
+    {"statistics.mean", "statistics.variance", "statistics.pvariance", "builtins.sum"}
+)
 # arithmetic on a column keeps a column: plain, of numbers, keyed by numpy numbers, counts
 _COLUMNS = frozenset(
     {_SERIES, _NUMBER_SERIES, "pandas-number-keyed-series", "pandas-number-counts"}
@@ -551,6 +556,10 @@ class LoadSafety:
             return self.catalog.kind(_NUMBER_SERIES if numbers else _SERIES)
         if names_one_column(self, index, env):  # `df[TARGET]`, `df[self.target]`
             return self.catalog.kind(_SERIES)
+        if isinstance(index, (ast.Compare, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name)):
+            mask = self.kind_of(index, env)  # `df[df.w >= thr]`, `df[~is_val]`: its rows
+            if mask is not None and mask.kind in _COLUMNS:
+                return _no_fix(frame)
         local = isinstance(index, ast.Name) and (index.id in env or index.id in self.facts.imports)
         if isinstance(index, ast.Name) and not local:
             named = self.facts.assigns.get(index.id)
@@ -1450,6 +1459,11 @@ class LoadSafety:
                 else self.kind_of(arg, env)
             )
             if found is not None and found.kind in _NUMPY:
+                return _no_fix(self.catalog.kind(kind))
+            if found is not None and found.kind == _VALUES and qualified in _NUMERIC_ONLY:
+                # `statistics.mean(col.to_numpy())`: over strings it raises, so the column
+                # holds numbers, and its values are numpy ones (measured for int, float and
+                # nullable columns)
                 return _no_fix(self.catalog.kind(kind))
             if found is not None and found.kind == _PAIRS and len(call.args) == 1:
                 return _no_fix(self.catalog.kind(_PAIRS_KEPT.get(qualified, "")))
