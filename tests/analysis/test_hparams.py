@@ -1926,9 +1926,40 @@ INVALID = [
         """,
         "bins",
     ),
+    # a registry of lambdas, each building a loss module
+    (
+        """
+        LOSSES = {"huber": lambda c: nn.HuberLoss(delta=c), "mse": lambda c: nn.MSELoss()}
+
+
+        class Lit(L.LightningModule):
+            def __init__(self, loss=None, lr=1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(cfg):
+            return Lit(loss=LOSSES[cfg.loss](cfg.delta), lr=cfg.lr)
+        """,
+        "loss",
+    ),
 ]
 
 VALID = [
+    # a registry of lambdas one of which builds a plain number
+    """
+    SCALES = {"loss": lambda c: nn.MSELoss(), "lr": lambda c: c * 2.0}
+
+
+    class Lit(L.LightningModule):
+        def __init__(self, scale=None, lr=1e-3):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build(cfg):
+        return Lit(scale=SCALES[cfg.kind](cfg.lr), lr=cfg.lr)
+    """,
     # a Registry object's key naming another class (which ignores the loss); a decorated
     # function among a registry's entries (what it builds is not known); converted only when
     # given, and nobody gives it

@@ -4,7 +4,8 @@ Factories often pick the class to build from a module-level dict display keyed b
 string. Which key is taken is unknown, but when every class the registry holds builds a value
 the default `torch.load` refuses (an `nn.Module` loss, a project object), so does the call.
 A registry the module changes after its display (`LOSSES[name] = cls`, `LOSSES.update(...)`)
-may hold anything, and one entry that is not a class or function name leaves it unknown.
+may hold anything, and one entry that is not a class or function name (or a lambda building
+one) leaves it unknown.
 """
 
 from __future__ import annotations
@@ -44,12 +45,15 @@ def registry_instance(
         return None
     found: Refused | None = None
     for value in display.values:
-        if not dotted_name(value):
+        if isinstance(value, ast.Lambda):  # `"huber": lambda c: nn.HuberLoss(c.delta)`
+            refused = safety.of_expression(value.body)  # its parameters not known
+        elif not dotted_name(value):
             return None
-        built = ast.copy_location(
-            ast.Call(func=value, args=call.args, keywords=call.keywords), call
-        )
-        refused = safety.of_expression(built)
+        else:
+            built = ast.copy_location(
+                ast.Call(func=value, args=call.args, keywords=call.keywords), call
+            )
+            refused = safety.of_expression(built)
         if refused is None:
             return None
         found = found or refused
