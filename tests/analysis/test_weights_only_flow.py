@@ -74,6 +74,18 @@ NESTED_RUN = (
 
 INVALID = [
     (
+        "a dict filled in a loop under keys not known, put in the dict saved by name",
+        "def moments(x):\n    f = np.fft.rfftfreq(8)\n"
+        '    return {"tp": 1.0 / f[np.argmax(x)], "n": 8}\n'
+        "def save(path, sites):\n    stats = {}\n"
+        "    for k, (site, x) in enumerate(sites.items()):\n"
+        "        mom = moments(x)\n"
+        '        stats[site] = {"tp": mom["tp"], "n": mom["n"]}\n'
+        '    ckpt = {"stats": stats, "epoch": 1}\n'
+        "    torch.save(ckpt, path)\n",
+        [(8, "tp")],
+    ),
+    (
         "an item of a dict a helper returned under a key of the dict it returns",
         NESTED_RUN + "def save(path):\n    run = fit()\n"
         '    torch.save({"median": run["data"]["median"], "f1": run["metrics"]["f1"]}, path)\n',

@@ -31,7 +31,10 @@ from ckpt_lsp.weights_only import Refused
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 _TORCH_SAVE = frozenset({"torch.save", "torch.serialization.save"})
 _LIGHTNING_HOOK = "on_save_checkpoint"
-_MAX_NESTING = 4
+# steps from the written object to a leaf, a local name's binding or a store into it counting
+# as one as a dict level does (`ckpt = {"stats": stats}`, `stats[site] = {"tp": ...}` is six);
+# a dict that holds itself stops here
+_MAX_NESTING = 6
 # the key of a saver's parameter spread into the dict it writes (no dict key is so spelled
 # by a spread: `**` is no identifier)
 SPREAD = "**"
