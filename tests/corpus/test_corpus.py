@@ -127,7 +127,7 @@ CORPORA = [
     # 0.846 on the engine before those fixes, R 0.939 and 0.872 after 15-19's, R 0.959 and
     # 0.897 after 20-21's
     Corpus("blind-round22", HERE / "blind" / "round22", 0.95, 0.95),
-    Corpus("blind-round23", HERE / "blind" / "round23", 0.95, 0.89),
+    Corpus("blind-round23", HERE / "blind" / "round23", 0.95, 0.92),
     # recommenders and graph networks, written after the recall work and never fixed for:
     # P 0.974 R 0.949 as written (the one extra, in `main()`, is a true finding the oracle
     # does not cover: a dict of `hits.mean()` numpy scalars)
@@ -137,12 +137,12 @@ CORPORA = [
     # misses were fixed (column masks and arithmetic, offsets, distributions, argparse Enums,
     # positional dataclass fields, a base's arguments from `super().__init__`, ...)
     Corpus("blind-round25", HERE / "blind" / "round25", 0.95, 0.88),
-    Corpus("blind-round26", HERE / "blind" / "round26", 0.95, 0.86),
+    Corpus("blind-round26", HERE / "blind" / "round26", 0.95, 0.88),
     # metric learning, contextual bandits, sklearn + torch text classification, written while
     # 25-26 were fixed and held out from it: P 0.971 R 0.739 on the engine before those fixes,
     # P 0.972 R 0.761 after; its one false alarm (an Enum's `.value` a factory passes) was then
     # fixed, so its precision is no longer blind; its misses then led the object-state fixes
-    Corpus("blind-round27", HERE / "blind" / "round27", 0.95, 0.86),
+    Corpus("blind-round27", HERE / "blind" / "round27", 0.95, 0.89),
     # NER / BiLSTM-CRF, uplift modelling, image captioning, written while 27 and 29 were fixed
     # and held out from the object-state fixes: P 1.000 R 0.750 on the engine before them and
     # R 0.750 after (they carried nothing to it); its misses were then fixed
@@ -155,12 +155,12 @@ CORPORA = [
     # pose estimation, fraud / log anomaly detection, learning to rank, written while 27-29 were
     # fixed and held out from it: P 1.000 R 0.622 on the engine before those fixes, R 0.689
     # after them; then one family among its misses was fixed (a method three calls down)
-    Corpus("blind-round30", HERE / "blind" / "round30", 0.95, 0.82),
+    Corpus("blind-round30", HERE / "blind" / "round30", 0.95, 0.88),
     # on purpose: configuration objects on their way into checkpoints and hparams (structured
     # OmegaConf configs, to_container/to_object, merges, argparse + YAML, config factories):
     # P 1.000 R 0.556 as written; then fixed for structured configs' typed fields, a merge of
     # a list of configs, Namespaces from helper chains; its registry dispatch is not followed
-    Corpus("blind-round31", HERE / "blind" / "round31", 0.95, 0.80),
+    Corpus("blind-round31", HERE / "blind" / "round31", 0.95, 0.95),
     # TTS / vocoders, trajectory forecasting, NeRF, written while 31 was fixed and scored on
     # the engine before it: P 1.000 R 0.911 as written; then its misses were fixed
     Corpus("blind-round32", HERE / "blind" / "round32", 0.95, 0.97),
@@ -192,9 +192,9 @@ CORPORA = [
     # decorator fills through its argument, builders a registry dispatches, a base's hparams
     # through **kwargs, scipy and torch result objects, PyYAML dates, dicts in returned tuples)
     Corpus("blind-round39", HERE / "blind" / "round39", 0.95, 0.82),
-    Corpus("blind-round40", HERE / "blind" / "round40", 0.95, 0.79),
+    Corpus("blind-round40", HERE / "blind" / "round40", 0.95, 0.86),
     Corpus("blind-round41", HERE / "blind" / "round41", 0.95, 0.87),
-    Corpus("blind-round42", HERE / "blind" / "round42", 0.95, 0.82),
+    Corpus("blind-round42", HERE / "blind" / "round42", 0.95, 0.84),
     Corpus("blind-round43", HERE / "blind" / "round43", 0.95, 0.86),
     # document restoration, intrusion detection, SMILES VAEs: written while 39-43 were fixed
     # and held out from every fix: P 1.000 R 0.625 on the engine before those fixes, 0.646
@@ -213,15 +213,30 @@ CORPORA = [
     Corpus("blind-round47", HERE / "blind" / "round47", 0.95, 0.93),
     Corpus("blind-round48", HERE / "blind" / "round48", 0.95, 0.91),
     # EEG decoding, text-to-SQL, radar nowcasting: written with 47-48 and held out from every
-    # fix: P 1.000 R 0.851 before and after them
-    Corpus("blind-round46", HERE / "blind" / "round46", 0.95, 0.85),
+    # fix: P 1.000 R 0.851 before and after them (0.872 once conversions made only when a
+    # value is given were read, a fix for round 52)
+    Corpus("blind-round46", HERE / "blind" / "round46", 0.95, 0.87),
     # music source separation, wildfire spread, price elasticity: written while 47-48 were
     # fixed, P 0.930 R 0.851 when first scored; then its three false alarms (LabelEncoder
     # classes and feature names listed) and two catalog families were fixed
     Corpus("blind-round49", HERE / "blind" / "round49", 0.95, 0.91),
-    # document VQA, crowd counting, claim severity: written with 49 and held out from every
-    # fix: P 1.000 R 0.766 on the engine before this work, 0.809 when first scored
-    Corpus("blind-round50", HERE / "blind" / "round50", 0.95, 0.80),
+    # document VQA, crowd counting, claim severity: written with 49 and held out from its
+    # fixes: P 1.000 R 0.766 on the engine before them, 0.809 when first scored; later its
+    # trainer saving through a helper's tuple was fixed
+    Corpus("blind-round50", HERE / "blind" / "round50", 0.95, 0.87),
+    # astronomical transients, player tracking, demand planning; SEM microscopy, meeting
+    # summarisation, pest detection; ocean waves, dialogue state tracking, dermatology; fake
+    # news graphs, rPPG, battery arbitrage: written together and scored before any fix for
+    # them (P 1.000 R 0.489, P 0.968 R 0.638, P 1.000 R 0.646, P 1.000 R 0.702); then their
+    # families were fixed (Registry objects, paired registries, conversions made when a value
+    # is given, nested dicts of helpers, rows picked by a mask, `model.state_dict` uncalled)
+    Corpus("blind-round51", HERE / "blind" / "round51", 0.95, 0.59),
+    Corpus("blind-round52", HERE / "blind" / "round52", 0.95, 0.87),
+    Corpus("blind-round53", HERE / "blind" / "round53", 0.95, 0.89),
+    Corpus("blind-round54", HERE / "blind" / "round54", 0.95, 0.72),
+    # air quality, lip reading, job-shop scheduling: written with 51-54 and held out from every
+    # fix: P 1.000 R 0.766 before and after them
+    Corpus("blind-round55", HERE / "blind" / "round55", 0.95, 0.76),
 ]
 
 

@@ -26,7 +26,14 @@ def load_oracle(path: Path) -> ModuleType:
     assert spec is not None and spec.loader is not None, f"cannot load {path}"
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    # the oracle lists a rebuilt object's attributes with `vars`, which raises for a
+    # NamedTuple instance (no `__dict__`): such an object has no attributes to lose
+    module.vars = _attributes  # type: ignore[attr-defined]
     return module
+
+
+def _attributes(obj: object) -> dict[str, object]:
+    return vars(obj) if hasattr(obj, "__dict__") else {}
 
 
 def forget_modules_under(tree: str) -> None:
