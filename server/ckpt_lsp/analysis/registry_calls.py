@@ -89,8 +89,12 @@ def registry_object_instance(
         return None
     if func.attr == "get" and (len(call.args) != 1 or call.keywords):
         return None
+    key = ("registry-entries", facts.path, name)
+    entries = safety.memo.get(key)
+    if not isinstance(entries, list):  # `CFG.get("lr")` of any module-level object: once
+        entries = safety.memo[key] = registered_entries(facts, name)
     found: Refused | None = None
-    for entry in registered_entries(facts, name):
+    for entry in entries:
         held = ast.copy_location(entry, call)
         if func.attr == "build":
             built = ast.Call(func=held, args=call.args[1:], keywords=call.keywords)
