@@ -72,7 +72,20 @@ NESTED_RUN = (
     "    return dict(data=data, metrics=metrics, epoch=2)\n"
 )
 
+RATE = (
+    "def dist(a, b):\n    d = np.zeros((len(a) + 1, len(b) + 1))\n    return d[-1, -1]\n"
+    "def rate(refs, hyps):\n"
+    "    errors = sum(dist(r.split(), h.split()) for r, h in zip(refs, hyps))\n"
+    "    words = sum(len(r.split()) for r in refs)\n"
+    "    return errors / max(words, 1)\n"
+)
+
 INVALID = [
+    (
+        "a numpy sum over a count the builtins made from Python numbers",
+        RATE + 'def save(path):\n    torch.save({"wer": rate(["a b"], ["a c"])}, path)\n',
+        [(9, "wer")],
+    ),
     (
         "a dict filled in a loop under keys not known, put in the dict saved by name",
         "def moments(x):\n    f = np.fft.rfftfreq(8)\n"
@@ -348,6 +361,12 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "counts the builtins make from Python numbers, and a rate of Python numbers",
+        RATE + "def save(path):\n    refs = ['a b', 'c']\n"
+        '    torch.save({"words": sum(len(r.split()) for r in refs),'
+        ' "longest": max([len(r) for r in refs]), "wer": float(rate(refs, refs))}, path)\n',
+    ),
     (
         "nested items that load, or made to load before the save",
         NESTED_RUN + "def save(path):\n    run = fit()\n"

@@ -78,7 +78,7 @@ _OPTIONAL = frozenset({"typing.Optional", "typing_extensions.Optional"})
 _UNION = frozenset({"typing.Union", "typing_extensions.Union"})
 # Builtins whose result is a Python number whatever they are given: arithmetic of one with a
 # numpy value stays numpy (`len(counts) * counts` is an array, measured).
-_NUMBER_BUILTINS = frozenset({"max", "min", "abs"})
+_NUMBER_BUILTINS = frozenset({"max", "min", "abs", "sum"})
 _PYTHON_NUMBERS = frozenset(
     {
         "builtins.len",
@@ -403,12 +403,16 @@ class LoadSafety:
         return False
 
     def _number_builtin(self, call: ast.Call, env: Env) -> bool:
-        """`max(int(n), 1)`, `abs(x - 2)`: the builtins over Python numbers only give one."""
+        """`max(int(n), 1)`, `abs(x - 2)`, `sum(len(r) for r in rows)`: the builtins over
+        Python numbers only give one."""
         dotted = dotted_name(call.func)
         if dotted not in _NUMBER_BUILTINS or dotted in env or call.keywords or not call.args:
             return False
         if qualify(dotted, self.facts) != f"builtins.{dotted}":
             return False
+        given = call.args[0]
+        if len(call.args) == 1 and isinstance(given, (ast.GeneratorExp, ast.ListComp)):
+            return self._is_number(given.elt, env)  # `sum(len(r.split()) for r in refs)`
         return all(_is_number_constant(a) or self._is_number(a, env) for a in call.args)
 
     def _numpy_item(self, expr: ast.Subscript, env: Env) -> Refused | None:
