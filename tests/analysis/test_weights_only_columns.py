@@ -102,6 +102,13 @@ def parser():
 
 INVALID = [
     (
+        "a column made of Python numbers from each cell: its reductions are numpy",
+        "def save(p):\n    df = board()\n"
+        '    df["n"] = df["pid"].map(lambda s: len(s.split()))\n'
+        '    torch.save({"n": df["n"].max(), "m": df["pid"].apply(len).sum()}, p)\n',
+        [(4, "n"), (4, "m")],
+    ),
+    (
         "rows picked by a column mask keep the frame: its column's unique values, the rows",
         "def split(df, thr):\n    df = df[df.score >= thr].copy()\n"
         '    held = df["pid"].isin(["a"])\n'
@@ -384,6 +391,12 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "a column mapped to strings, or its numpy reduction made a Python number",
+        "def save(p):\n    df = board()\n"
+        '    df["up"] = df["pid"].map(lambda s: s.upper())\n'
+        '    torch.save({"up": df["up"].max(), "n": int(df["pid"].map(len).max())}, p)\n',
+    ),
     (
         "rows picked by a mask, read as lists and Python numbers; a column's low median",
         "def save(p):\n    df = board()\n    done = df[df.score > 0.6]\n"

@@ -1090,6 +1090,8 @@ class LoadSafety:
                 return None  # `d.cache.get("k")`, `.values()`: its items are not known
             if receiver is None:
                 return self._any_receiver(func.attr, has_args)
+            if receiver.kind in _COLUMNS and self._maps_to_numbers(call, env):
+                return _no_fix(self.catalog.kind(_NUMBER_SERIES))  # `s.map(len)`
             returns = self.catalog.method(receiver.kind, func.attr, False, has_args)
             if receiver.kind == "label-encoder" and func.attr == "fit":
                 # `LabelEncoder().fit(CLASSES)`: numpy classes; fitted on a column: str ones
@@ -1183,6 +1185,20 @@ class LoadSafety:
         if isinstance(func, ast.Name) and func.id in self.facts.assigns:
             return self._called_instance(call, env)  # `SCHEDULE(step)`, a module's object
         return self._project_function(qualified, call, env)
+
+    def _maps_to_numbers(self, call: ast.Call, env: Env) -> bool:
+        """`col.map(lambda s: len(s.split()))`, `col.apply(len)`: a column of Python numbers
+        made from each cell, so its reductions are numpy scalars (measured, pandas 3.1)."""
+        func = call.func
+        if not isinstance(func, ast.Attribute) or func.attr not in ("map", "apply"):
+            return False
+        if len(call.args) != 1 or call.keywords:
+            return False
+        given = call.args[0]
+        if isinstance(given, ast.Lambda):
+            return self._is_number(given.body, env)
+        dotted = dotted_name(given)
+        return bool(dotted) and dotted not in env and qualify(dotted, self.facts) in _PYTHON_NUMBERS
 
     def _has_method(self, receiver: Refused, name: str) -> bool:
         """Whether the project class of `receiver` (or a project base) defines `name`, or
