@@ -102,6 +102,14 @@ def parser():
 
 INVALID = [
     (
+        "the number columns of a frame built from tuple records and its column names",
+        "def save(p):\n    rows = []\n    for q in range(3):\n"
+        '        rows.append(("s1", int(q), float(q) * 2.0))\n'
+        '    df = pd.DataFrame(rows, columns=["store", "qty", "price"])\n'
+        '    torch.save({"q": df["qty"].max(), "p": df["price"].min()}, p)\n',
+        [(6, "q"), (6, "p")],
+    ),
+    (
         "a column made of Python numbers from each cell: its reductions are numpy",
         "def save(p):\n    df = board()\n"
         '    df["n"] = df["pid"].map(lambda s: len(s.split()))\n'
@@ -391,6 +399,13 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "string columns of tuple records",
+        "def save(p):\n    rows = []\n    for q in range(3):\n"
+        '        rows.append(("s1", str(q)))\n'
+        '    df = pd.DataFrame(rows, columns=["store", "qty"])\n'
+        '    torch.save({"s": df["store"].max(), "q": df["qty"].max()}, p)\n',
+    ),
     (
         "a column mapped to strings, or its numpy reduction made a Python number",
         "def save(p):\n    df = board()\n"

@@ -51,7 +51,7 @@ from ckpt_lsp.analysis.local_flow import (
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.number_fields import number_attribute
-from ckpt_lsp.analysis.record_columns import record_frame
+from ckpt_lsp.analysis.record_columns import named_columns, record_frame
 from ckpt_lsp.analysis.record_keys import record_item
 from ckpt_lsp.analysis.registry_calls import registry_instance, registry_object_instance
 from ckpt_lsp.analysis.splits import fold_list, fold_targets, pair_items
@@ -1240,6 +1240,9 @@ class LoadSafety:
             held = record_frame(env, display.id)
             if held is None:
                 return refused
+            names = _column_names(call)
+            if names is not None:  # `pd.DataFrame(rows, columns=[...])` of tuple records
+                held = named_columns(held, names)
             return replace(
                 refused, number_columns=held.number_columns, time_columns=held.time_columns
             )
@@ -1943,6 +1946,17 @@ def _passed_items(param: str, value: ast.expr, env: Env) -> dict[str, object]:
         for key, held in env.items()
         if key.startswith(prefix) and held is not None
     }
+
+
+def _column_names(call: ast.Call) -> list[str] | None:
+    """`columns=["date", "qty"]` of a frame's constructor, when every name is a string."""
+    for keyword in call.keywords:
+        given = keyword.value
+        if keyword.arg == "columns" and isinstance(given, (ast.List, ast.Tuple)):
+            names = [e.value for e in given.elts if isinstance(e, ast.Constant)]
+            if len(names) == len(given.elts) and all(isinstance(n, str) for n in names):
+                return [str(n) for n in names]
+    return None
 
 
 def _held_name(expr: ast.expr) -> str:

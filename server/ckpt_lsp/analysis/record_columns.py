@@ -4,8 +4,9 @@ Python numbers is a float64/int64 column, its cells numpy values). A key every r
 display gives a Timestamp or datetime makes a datetime64 column (its `max()` a Timestamp).
 
 A list that was empty and to which only dict displays (or calls of project helpers and
-methods every `return` of which is a dict display) are appended has, as number columns,
-the constant keys every record gives a number: a number literal, `x.item()`, `float(x)`,
+methods every `return` of which is a dict display, or tuple displays, named by the frame's
+`columns=[...]`) are appended has, as number columns, the constant keys every record gives a
+number: a number literal, `x.item()`, `float(x)`,
 `int(x)`, `len(x)`, a numpy scalar, a name or field known to hold a number. The flow keeps
 them under `name[#columns]`, forgotten as the list's items are.
 """
@@ -46,7 +47,9 @@ def appended_columns(
     frame = safety.catalog.kind(_FRAME)
     if found is None or prior is None or frame is None:
         return {}
-    times = display_times(safety, item, env) if isinstance(item, ast.Dict) else frozenset()
+    times = (
+        display_times(safety, item, env) if isinstance(item, (ast.Dict, ast.Tuple)) else frozenset()
+    )
     if not isinstance(prior, bool):
         found, times = found & prior.number_columns, times & prior.time_columns
     if not found and not times:
@@ -64,6 +67,10 @@ def record_numbers(safety: LoadSafety, item: ast.expr, env: Env) -> frozenset[st
     number; None when it is no record known so."""
     if isinstance(item, ast.Dict):
         return display_numbers(safety, item, env)
+    if isinstance(item, ast.Tuple):  # `rows.append((d, store, int(q)))`: by position
+        if any(isinstance(e, ast.Starred) for e in item.elts):
+            return None
+        return frozenset(position(i) for i, v in enumerate(item.elts) if numeric(safety, v, env))
     if not isinstance(item, ast.Call):
         return None
     flow = safety.helper_flow(item, env)
@@ -80,16 +87,40 @@ def display_numbers(safety: LoadSafety, display: ast.Dict, env: Env) -> frozense
     return frozenset(str(k) for k, v in zip(keys, display.values) if numeric(safety, v, env))
 
 
-def display_times(safety: LoadSafety, display: ast.Dict, env: Env) -> frozenset[str]:
-    """The constant keys a record display gives a Timestamp or datetime: pandas makes each
-    such column datetime64, whose cells (and `min()`/`max()`) are Timestamps."""
+def display_times(safety: LoadSafety, display: ast.Dict | ast.Tuple, env: Env) -> frozenset[str]:
+    """The constant keys (a tuple's positions) a record display gives a Timestamp or
+    datetime: pandas makes each such column datetime64, whose cells (and `min()`/`max()`)
+    are Timestamps."""
     found = set()
-    for key, value in zip(display.keys, display.values):
-        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+    pairs: list[tuple[object, ast.expr]] = (
+        [
+            (k.value if isinstance(k, ast.Constant) else None, v)
+            for k, v in zip(display.keys, display.values)
+        ]
+        if isinstance(display, ast.Dict)
+        else [(position(i), v) for i, v in enumerate(display.elts)]
+    )
+    for key, value in pairs:
+        if isinstance(key, str):
             judged = safety.kind_of(value, env)
             if judged is not None and judged.kind in _TIMES:
-                found.add(key.value)
+                found.add(key)
     return frozenset(found)
+
+
+def position(index: int) -> str:
+    """The column name a record tuple's item takes until `columns=[...]` names it."""
+    return f"#{index}"
+
+
+def named_columns(frame: Refused, names: list[str]) -> Refused:
+    """A frame of tuple records given `columns=[...]`: its positions named."""
+    rename = {position(i): name for i, name in enumerate(names)}
+    return replace(
+        frame,
+        number_columns=frozenset(rename[c] for c in frame.number_columns if c in rename),
+        time_columns=frozenset(rename[c] for c in frame.time_columns if c in rename),
+    )
 
 
 def numeric(safety: LoadSafety, expr: ast.expr, env: Env) -> bool:
