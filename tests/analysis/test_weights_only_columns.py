@@ -102,6 +102,15 @@ def parser():
 
 INVALID = [
     (
+        "a date index's items, and a date column of tuple records",
+        "def save(p):\n    dates = pd.date_range('2024-01-01', periods=3, freq='W')\n"
+        "    rows = []\n    for d, q in zip(dates, np.arange(3)):\n"
+        "        rows.append((d, int(q)))\n"
+        '    df = pd.DataFrame(rows, columns=["date", "qty"])\n'
+        '    torch.save({"end": df["date"].max(), "days": [d for d in dates]}, p)\n',
+        [(7, "end"), (7, "days")],
+    ),
+    (
         "the number columns of a frame built from tuple records and its column names",
         "def save(p):\n    rows = []\n    for q in range(3):\n"
         '        rows.append(("s1", int(q), float(q) * 2.0))\n'
@@ -399,6 +408,11 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "a date index's items made strings",
+        "def save(p):\n    dates = pd.date_range('2024-01-01', periods=3, freq='W')\n"
+        '    torch.save({"days": [d.isoformat() for d in dates], "n": len(dates)}, p)\n',
+    ),
     (
         "string columns of tuple records",
         "def save(p):\n    rows = []\n    for q in range(3):\n"

@@ -653,7 +653,8 @@ class LoadSafety:
 
     def _iterated(self, target: ast.expr, iterable: ast.expr, env: Env) -> dict[str, Refused]:
         """`t` of `for t in arr`, `t` of `for i, t in enumerate(arr)`, `a, b` of `for a, b in
-        zip(xs, ys)`: the names that take a numpy array's items."""
+        zip(xs, ys)`: the names that take a numpy array's items (or a date index's
+        Timestamps)."""
         pairs: list[tuple[ast.expr, ast.expr]] = []
         if isinstance(target, ast.Name):
             pairs = [(target, iterable)]
@@ -685,6 +686,9 @@ class LoadSafety:
             judged = self.kind_of(over, env)
             if judged is not None and judged.kind == "numpy-array":
                 found[name.id] = item
+            stamp = self.catalog.kind("pandas-timestamp")
+            if judged is not None and judged.kind in _DATES and stamp is not None:
+                found[name.id] = _no_fix(stamp)  # `for d in pd.date_range(...)`: Timestamps
         return found
 
     def _shown_item(self, call: ast.Call, index: object, env: Env) -> Refused | None:
