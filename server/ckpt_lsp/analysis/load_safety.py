@@ -688,7 +688,7 @@ class LoadSafety:
                 found[name.id] = item
             stamp = self.catalog.kind("pandas-timestamp")
             if judged is not None and judged.kind in _DATES and stamp is not None:
-                found[name.id] = _no_fix(stamp)  # `for d in pd.date_range(...)`: Timestamps
+                found[name.id] = replace(stamp, fix="")  # `for d in pd.date_range(...)`
         return found
 
     def _shown_item(self, call: ast.Call, index: object, env: Env) -> Refused | None:
