@@ -102,6 +102,15 @@ def parser():
 
 INVALID = [
     (
+        "dict records whose columns a helper's frame `columns=` picks and orders",
+        "def table():\n    rows = []\n    for q in range(3):\n"
+        '        rows.append({"store": "s", "qty": int(q), "price": float(q)})\n'
+        '    return pd.DataFrame(rows, columns=["qty", "store"])\n'
+        "def save(p):\n"
+        '    torch.save({"q": table()["qty"].max()}, p)\n',
+        [(7, "q")],
+    ),
+    (
         "a date index's items, and a date column of tuple records",
         "def save(p):\n    dates = pd.date_range('2024-01-01', periods=3, freq='W')\n"
         "    rows = []\n    for d, q in zip(dates, np.arange(3)):\n"

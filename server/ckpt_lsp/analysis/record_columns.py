@@ -114,8 +114,10 @@ def position(index: int) -> str:
 
 
 def named_columns(frame: Refused, names: list[str]) -> Refused:
-    """A frame of tuple records given `columns=[...]`: its positions named."""
+    """A frame of records given `columns=[...]`: a tuple record's positions named, a dict
+    record's keys kept where the list keeps them (it picks and orders the columns)."""
     rename = {position(i): name for i, name in enumerate(names)}
+    rename.update({name: name for name in names})
     return replace(
         frame,
         number_columns=frozenset(rename[c] for c in frame.number_columns if c in rename),
