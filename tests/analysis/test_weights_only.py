@@ -509,6 +509,18 @@ def test_a_registration_through_a_local_list_counts() -> None:
     assert _rows(source.replace("allow += [np.ndarray]", "allow += [np.int8]")) == [(6, "rng")]
 
 
+def test_a_registration_of_a_module_list_spread_into_a_local_one_counts() -> None:
+    """anomalib allowlists its shared types as `[*ANOMALIB_SAFE_GLOBALS, *extra]`."""
+    source = (
+        "SHARED: list = [np.dtype, np.ndarray]\n"
+        "def safe(extra=None):\n    allow = [*SHARED, *(extra or ())]\n"
+        "    return torch.serialization.safe_globals(allow)\n"
+        'def save(p):\n    torch.save({"rng": np.random.get_state()}, p)\n'
+    )
+    assert _rows(source) == []
+    assert _rows(source.replace("np.dtype, np.ndarray", "np.int8")) == [(6, "rng")]
+
+
 def test_sarif_and_github_reports_carry_a_module_function_finding(tmp_path: Path) -> None:
     from ckpt_lsp.report import github, sarif
 

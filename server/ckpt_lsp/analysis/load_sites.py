@@ -226,7 +226,8 @@ def _path_argument(call: ast.Call) -> ast.expr | None:
 
 def _registered(arg: ast.expr, facts: ModuleFacts, scope: list[ast.stmt]) -> Iterator[str]:
     """The names a registration lists: a display, or a local list built up in the scope
-    (`allowlist = [...]`, `allowlist += [...]`)."""
+    (`allowlist = [...]`, `allowlist += [...]`), with module-level lists spread into it
+    (`[*ANOMALIB_SAFE_GLOBALS, *extra]`)."""
     if isinstance(arg, ast.Name):
         for stmt in scope:
             if (
@@ -243,6 +244,12 @@ def _registered(arg: ast.expr, facts: ModuleFacts, scope: list[ast.stmt]) -> Ite
     if not isinstance(arg, (ast.List, ast.Tuple, ast.Set)):
         return
     for item in arg.elts:
+        if isinstance(item, ast.Starred):  # `[*SHARED_SAFE_GLOBALS, *extra]`
+            spread = item.value
+            shared = facts.assigns.get(spread.id) if isinstance(spread, ast.Name) else None
+            if isinstance(shared, (ast.List, ast.Tuple, ast.Set)):  # a module-level list
+                yield from _registered(shared, facts, [])
+            continue
         if isinstance(item, ast.Tuple) and item.elts:  # (cls, "module.Name")
             item = item.elts[0]
         dotted = dotted_name(item)
