@@ -150,6 +150,14 @@ def rebound_once(
             target = stmt.targets[0]
             if isinstance(target, ast.Name) and target.id in params:
                 found.setdefault(target.id, stmt.value)
+    return _bound_once(func, call, found)
+
+
+def _bound_once(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call, found: dict[str, ast.expr]
+) -> dict[str, ast.expr]:
+    """The entries of `found` whose name the function binds exactly once before `call`."""
+    where = (call.lineno, call.col_offset)
     binds: dict[str, int] = {}
     for node in walk(func):
         if isinstance(node, ast.Name) and _stored_before(node, where):
@@ -163,45 +171,12 @@ def guarded_rebinds(
     """Parameters converted before `call` only when given: `if w is not None: w =
     np.asarray(w)` (or `if w:`) at the top of the body, the one binding of the name before
     the call. What is stored is the converted value whenever the caller passes one."""
-    where = (call.lineno, call.col_offset)
     params = {p.arg for p in init_parameters(func)}
     found: dict[str, ast.expr] = {}
-    for stmt in func.body:
-        if (stmt.lineno, stmt.col_offset) >= where:
-            break
-        if not isinstance(stmt, ast.If) or stmt.orelse or len(stmt.body) != 1:
-            continue
-        name = _given_test(stmt.test)
-        body = stmt.body[0]
-        if (
-            name in params
-            and isinstance(body, ast.Assign)
-            and len(body.targets) == 1
-            and isinstance(body.targets[0], ast.Name)
-            and body.targets[0].id == name
-        ):
-            found.setdefault(name, body.value)
-    binds: dict[str, int] = {}
-    for node in walk(func):
-        if isinstance(node, ast.Name) and _stored_before(node, where):
-            binds[node.id] = binds.get(node.id, 0) + 1
-    return {name: value for name, value in found.items() if binds.get(name) == 1}
-
-
-def _given_test(test: ast.expr) -> str | None:
-    """`x is not None` or `x`: the name tested."""
-    if isinstance(test, ast.Name):
-        return test.id
-    if (
-        isinstance(test, ast.Compare)
-        and isinstance(test.left, ast.Name)
-        and len(test.ops) == 1
-        and isinstance(test.ops[0], ast.IsNot)
-        and isinstance(test.comparators[0], ast.Constant)
-        and test.comparators[0].value is None
-    ):
-        return test.left.id
-    return None
+    for name, value in _tested_rebinds(func, call, given=True):
+        if name in params:
+            found.setdefault(name, value)
+    return _bound_once(func, call, found)
 
 
 def overwritten_after(
@@ -245,38 +220,48 @@ def none_fills(func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call) -> 
     """Parameters filled in before `call` when left out: `if loss is None: loss = MSELoss()`
     at the top of the body (`if not loss:` too). What is stored is then either what the
     caller passed or that value, which takes the place of the `None` default."""
-    fills: dict[str, ast.expr] = {}
+    return dict(_tested_rebinds(func, call, given=False))
+
+
+def _tested_rebinds(
+    func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call, given: bool
+) -> Iterator[tuple[str, ast.expr]]:
+    """`if x is None: x = v` / `if not x: x = v` (`given` False), or `if x is not None: x = v`
+    / `if x: x = v` (`given` True), at the top of the body before `call`: the name and `v`."""
     for stmt in func.body:
         if (stmt.lineno, stmt.col_offset) >= (call.lineno, call.col_offset):
             break
         if not isinstance(stmt, ast.If) or stmt.orelse or len(stmt.body) != 1:
             continue
-        name = _none_test(stmt.test)
+        tested = _name_test(stmt.test)
         body = stmt.body[0]
         if (
-            name is not None
+            tested is not None
+            and tested[1] is given
             and isinstance(body, ast.Assign)
             and len(body.targets) == 1
             and isinstance(body.targets[0], ast.Name)
-            and body.targets[0].id == name
+            and body.targets[0].id == tested[0]
         ):
-            fills[name] = body.value
-    return fills
+            yield tested[0], body.value
 
 
-def _none_test(test: ast.expr) -> str | None:
-    """`x is None` or `not x`: the name tested."""
+def _name_test(test: ast.expr) -> tuple[str, bool] | None:
+    """The name an `if` tests and whether the test passes when it holds a value: `x is not
+    None` and `x` (True), `x is None` and `not x` (False)."""
+    if isinstance(test, ast.Name):
+        return test.id, True
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        return (test.operand.id, False) if isinstance(test.operand, ast.Name) else None
     if (
         isinstance(test, ast.Compare)
         and isinstance(test.left, ast.Name)
         and len(test.ops) == 1
-        and isinstance(test.ops[0], ast.Is)
+        and isinstance(test.ops[0], (ast.Is, ast.IsNot))
         and isinstance(test.comparators[0], ast.Constant)
         and test.comparators[0].value is None
     ):
-        return test.left.id
-    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-        return test.operand.id if isinstance(test.operand, ast.Name) else None
+        return test.left.id, isinstance(test.ops[0], ast.IsNot)
     return None
 
 
