@@ -346,3 +346,40 @@ def weights_only_catalog() -> WeightsOnlyCatalog:
 
 
 __all__ = ["UNSIZED", "CallEntry", "Refused", "WeightsOnlyCatalog", "parse", "weights_only_catalog"]
+
+
+def registration_names(refused: Refused) -> frozenset[str]:
+    """The qualified globals whose registration with `add_safe_globals` makes a refused value
+    load: its project class, else its kind's types; none for a kind registration cannot fix."""
+    catalog = weights_only_catalog()
+    if refused.kind in catalog.unregistrable:
+        return frozenset()
+    if refused.type_name:
+        return frozenset({refused.type_name})
+    return catalog.registrations.get(refused.kind, frozenset())
+
+
+class Refusal(str):
+    """The phrase for a refused value ("a numpy scalar") that keeps the globals whose
+    registration makes it load: a phrase built on it ("a container holding ...") is excused
+    by the same registration."""
+
+    types: frozenset[str]
+
+    def __new__(cls, what: str, types: frozenset[str] = frozenset()) -> Refusal:
+        phrase = super().__new__(cls, what)
+        phrase.types = types
+        return phrase
+
+    @classmethod
+    def of(cls, refused: Refused) -> Refusal:
+        return cls(refused.what, registration_names(refused))
+
+    def within(self, before: str = "", after: str = "") -> Refusal:
+        """The phrase put in a longer one, keeping the globals."""
+        return Refusal(f"{before}{self}{after}", self.types)
+
+
+def registration_names_of(what: str) -> frozenset[str]:
+    """The globals whose registration excuses a phrase: none when it does not say."""
+    return what.types if isinstance(what, Refusal) else frozenset()

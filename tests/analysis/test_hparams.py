@@ -3246,3 +3246,141 @@ def test_a_registry_call_builds_only_the_classes_its_key_and_keywords_allow() ->
     reported."""
     found = [(cls, attr) for cls, attr, _ in hparam_findings(REGISTERED)]
     assert sorted(found) == [("Mlp", "band_mean"), ("Mlp", "in_bands")]
+
+
+REGISTERED_MODEL = """
+import enum
+
+import lightning as L
+import numpy as np
+
+
+class Precision(enum.Enum):
+    FP32 = "32"
+
+
+class Lit(L.LightningModule):
+    def __init__(self, precision: Precision = Precision.FP32, scale=np.float64(2.0), lr=1e-3):
+        super().__init__()
+        self.save_hyperparameters()
+"""
+
+
+@pytest.mark.parametrize(
+    ("loader", "reported"),
+    [
+        # a project context manager registering a module-level list at every load
+        (
+            "from contextlib import contextmanager\n\nimport torch\n\n"
+            "from proj.model import Lit, Precision\n\n"
+            "SAFE = [Precision]\n\n\n"
+            "@contextmanager\ndef project_globals(extra=None):\n"
+            "    allow = [*SAFE, *(extra or ())]\n"
+            "    with torch.serialization.safe_globals(allow):\n        yield\n\n\n"
+            "def restore(path):\n    with project_globals():\n"
+            "        return Lit.load_from_checkpoint(path)\n",
+            ["scale"],
+        ),
+        # the numpy scalar's globals registered too: nothing is left refused
+        (
+            "import numpy as np\nimport torch\n\nfrom proj.model import Precision\n\n"
+            "torch.serialization.add_safe_globals(\n"
+            "    [Precision, np.dtype, np.dtypes.Float64DType, np._core.multiarray.scalar]\n)\n",
+            [],
+        ),
+        # another type registered: the Enum member is still refused
+        (
+            "import argparse\n\nimport torch\n\n"
+            "torch.serialization.add_safe_globals([argparse.Namespace])\n",
+            ["precision", "scale"],
+        ),
+    ],
+)
+def test_a_type_the_project_registers_as_safe_is_not_reported(
+    tmp_path: Path, loader: str, reported: list[str]
+) -> None:
+    files = {"proj/model.py": REGISTERED_MODEL, "proj/load.py": loader}
+    analyzer, paths = _project(tmp_path, files)
+    found = analyzer.analyze(
+        str(paths["proj/model.py"]), textwrap.dedent(REGISTERED_MODEL)
+    ).findings
+    assert [f.attribute for f in found if f.code == "CKPT011"] == reported
+
+
+LISTING_BASE = """
+import lightning as L
+import torch
+
+from proj.serialization import project_globals
+
+
+class Base(L.LightningModule):
+    @classmethod
+    def checkpoint_safe_globals(cls):
+        return ()
+
+    @classmethod
+    def restore(cls, path):
+        with project_globals(extra=cls.checkpoint_safe_globals()):
+            return cls.load_from_checkpoint(path)
+"""
+
+LISTING_MODELS = """
+from proj.base import Base
+from proj.modes import Mode, Size
+
+
+class Listed(Base):
+    @classmethod
+    def checkpoint_safe_globals(cls):
+        return (Mode,)
+
+    def __init__(self, mode: Mode = Mode.ADD, size: Size = Size.S, lr=1e-3):
+        super().__init__()
+        self.save_hyperparameters()
+
+
+class Unlisted(Base):
+    def __init__(self, mode: Mode = Mode.ADD, lr=1e-3):
+        super().__init__()
+        self.save_hyperparameters()
+"""
+
+
+def test_types_a_class_lists_for_the_project_loader_are_not_reported(tmp_path: Path) -> None:
+    files = {
+        "proj/serialization.py": (
+            "from contextlib import contextmanager\n\nimport torch\n\n\n"
+            "@contextmanager\ndef project_globals(extra=None):\n"
+            "    allow = [*(extra or ())]\n"
+            "    with torch.serialization.safe_globals(allow):\n        yield\n"
+        ),
+        "proj/base.py": LISTING_BASE,
+        # the Enums are defined in one module and imported through a package that re-exports
+        "proj/modes/kinds.py": (
+            "import enum\n\n\nclass Mode(enum.Enum):\n    ADD = 1\n\n\n"
+            "class Size(enum.Enum):\n    S = 1\n"
+        ),
+        "proj/modes/__init__.py": "from proj.modes.kinds import Mode, Size\n",
+        "proj/models.py": LISTING_MODELS,
+    }
+    analyzer, paths = _project(tmp_path, files)
+    found = analyzer.analyze(str(paths["proj/models.py"]), textwrap.dedent(LISTING_MODELS))
+    reported = [(f.class_name, f.attribute) for f in found.findings if f.code == "CKPT011"]
+    assert reported == [("Listed", "size"), ("Unlisted", "mode")]
+
+
+def test_a_registration_added_in_another_class_of_the_file_excuses_the_value() -> None:
+    # the model's class text is the same both times: its memoized findings must not be kept
+    loader = (
+        "\n\nclass Loader:\n    def restore(self, path):\n"
+        "        with torch.serialization.safe_globals([{}]):\n"
+        "            return torch.load(path)\n"
+    )
+    model = textwrap.dedent(REGISTERED_MODEL).replace("scale=np.float64(2.0), ", "")
+    model = "import torch\n" + model
+    analyzer = Analyzer()
+    before = analyzer.analyze("lit.py", model + loader.format("")).findings
+    after = analyzer.analyze("lit.py", model + loader.format("Precision")).findings
+    assert [f.attribute for f in before if f.code == "CKPT011"] == ["precision"]
+    assert [f.attribute for f in after if f.code == "CKPT011"] == []

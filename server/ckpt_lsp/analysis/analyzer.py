@@ -205,7 +205,9 @@ class Analyzer:
         result = FileResult(filename)
         scope = ScopeResolver(self.index, self.extra_bases, self.external)
         classifier = Classifier(self.catalog, self.index, lambda f, c: scope.verdict(f, c).in_scope)
-        hparams = HparamFindings(scope, classifier, CallSites(self.index), self.config)
+        hparams = HparamFindings(
+            scope, classifier, CallSites(self.index), self.config, self.weights_only.registers
+        )
         by_class: dict[str, tuple[int, list[Finding]]] = {}
         checked = self._checked_classes(facts, scope)
         context = self._context_key(filename, facts) if self.memoize_classes else None
@@ -433,7 +435,8 @@ class Analyzer:
         blocks (imports, functions, module-level names), the rest of the project, config."""
         outside = "".join(p.block.text for p in facts.blocks if p.block.kind != "class")
         others = self.index.generation_without(filename) if self.index is not None else 0
-        return (filename, hash(outside), others)
+        # a registration or an opted-out load in one class excuses values in the others
+        return (filename, hash(outside), others, self.weights_only.sites_key(facts))
 
     @staticmethod
     def _shown(filename: str, facts: ModuleFacts) -> Callable[[str], str]:

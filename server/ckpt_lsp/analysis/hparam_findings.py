@@ -10,6 +10,7 @@ it) and the fix: leave it out with `ignore=` and pass it again to `load_from_che
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,11 +44,17 @@ from ckpt_lsp.analysis.value_context import ValueContext
 from ckpt_lsp.findings import Finding, Position, related_path
 from ckpt_lsp.rules import RULES
 from ckpt_lsp.suppress import is_suppressed
+from ckpt_lsp.weights_only import Refusal
 
 if TYPE_CHECKING:
     from ckpt_lsp.config import Config
 
 CODE = "CKPT011"
+# whether the project registers one of the globals as safe, itself or as one the classes (the
+# class judged, then its bases) list for its loader (WeightsOnlyRule.registers)
+Registers = Callable[
+    [ModuleFacts, frozenset[str], tuple[tuple[ModuleFacts, ClassFacts], ...]], bool
+]
 # fix_mode of a finding whose fix is adding the parameter to `ignore=`, or dropping its
 # name from `save_hyperparameters("a", "b")` (fix/hparams_ignore.py writes both; it is
 # fix.policy.IGNORE_HPARAM, named here as the analysis never imports the fix package)
@@ -70,11 +77,14 @@ class HparamFindings:
         classifier: Classifier,
         sites: CallSites,
         config: Config | None,
+        registers: Registers | None = None,
     ) -> None:
         self.scope = scope
         self.classifier = classifier
         self.sites = sites
         self.config = config
+        # a value the default load refuses loads wherever the project loads it registered
+        self.registers = registers
 
     def of(self, filename: str, facts: ModuleFacts, cls: ClassFacts) -> list[Finding]:
         config = self.config
@@ -176,6 +186,9 @@ class HparamFindings:
         problem: HparamProblem,
         verdict: ScopeVerdict,
     ) -> Finding | None:
+        classes = ((facts, cls), *verdict.project_bases)
+        if self.registers is not None and self.registers(facts, problem.registrations, classes):
+            return None
         parsed = cls.parsed
         lines = split_lines(parsed.block.text)
         row = arg.lineno
@@ -242,7 +255,9 @@ def _rebound_problem(
         return None
     shown = f"`{name} = {ast.unparse(value)}`"
     shown = shown if len(shown) <= 60 else f"`{name} = ...`"
-    return HparamProblem(f"{refused.what} ({shown} before it is stored)", dropped=False)
+    return HparamProblem(
+        Refusal.of(refused).within(after=f" ({shown} before it is stored)"), dropped=False
+    )
 
 
 def _given(
@@ -275,9 +290,8 @@ def _overwritten_problem(
     refused = LoadSafety(facts, classifier.index).kind_of(value, {}) if value else None
     if refused is None:
         return None
-    return HparamProblem(
-        f"{refused.what} (`self.hparams.{name} = ...` after it is stored)", dropped=False
-    )
+    after = f" (`self.hparams.{name} = ...` after it is stored)"
+    return HparamProblem(Refusal.of(refused).within(after=after), dropped=False)
 
 
 def _namespace(problem: HparamProblem) -> bool:

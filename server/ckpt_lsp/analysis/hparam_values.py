@@ -34,6 +34,7 @@ from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.site_flow import SiteEnv, comprehended, filled_before, flow_before
 from ckpt_lsp.analysis.value_context import ValueContext
+from ckpt_lsp.weights_only import Refusal, registration_names_of
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,12 @@ class HparamProblem:
     dropped: bool  # True: pickle fails, Lightning drops it; False: the default load refuses it
     copy_fails: bool = False  # save_hyperparameters deep-copies it: the constructor raises
     site: CallSite | None = None  # the call that passes the value, when one does
+
+    @property
+    def registrations(self) -> frozenset[str]:
+        """The globals whose registration as safe makes a refused value load (none for a
+        value Lightning drops, or when it is not known which)."""
+        return frozenset() if self.dropped else registration_names_of(self.what)
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ def judge(
                 name, site, LoadSafety(site.facts, classifier.index)
             )
             if item is not None:
-                return HparamProblem(item.what, dropped=False, site=site)
+                return HparamProblem(Refusal.of(item), dropped=False, site=site)
             what = spread_item(name, site, _site_context(classifier, site, contexts))
             if what:
                 return HparamProblem(what, dropped=False, site=site)
@@ -150,7 +157,7 @@ def _converted(
             given = safety.of_expression(expr, judge_env(ctx, safety))
             kept = after(safety, converter, qualified, given) if given is not None else None
             if kept is not None:
-                return HparamProblem(kept.what, dropped=False, site=passed_at)
+                return HparamProblem(Refusal.of(kept), dropped=False, site=passed_at)
     return None
 
 

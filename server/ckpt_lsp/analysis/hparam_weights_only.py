@@ -25,7 +25,7 @@ from ckpt_lsp.analysis.load_safety import LoadSafety, library_function
 from ckpt_lsp.analysis.local_flow import item_key
 from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.registry_calls import changed
-from ckpt_lsp.weights_only import Refused
+from ckpt_lsp.weights_only import Refusal, Refused
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.call_sites import CallSite
@@ -103,7 +103,14 @@ _CONTAINER_TYPES = frozenset(
 
 
 def _what(refused: Refused | None) -> str:
-    return refused.what if refused is not None else SAFE
+    return Refusal.of(refused) if refused is not None else SAFE
+
+
+def _holding(what: str) -> str:
+    """`a container holding ...`, excused by what excuses the item."""
+    if isinstance(what, Refusal):
+        return what.within("a container holding ")
+    return f"a container holding {what}"
 
 
 def _safety(ctx: ValueContext) -> LoadSafety:
@@ -138,7 +145,7 @@ def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
         items = list(expr.values) if isinstance(expr, ast.Dict) else list(expr.elts)
         items += [k for k in getattr(expr, "keys", []) if k is not None]
         found = _all_of(items, ctx, depth)
-        return f"a container holding {found}" if found not in (SAFE, UNKNOWN) else found
+        return _holding(found) if found not in (SAFE, UNKNOWN) else found
     if isinstance(expr, ast.UnaryOp):
         return _all_of([expr.operand], ctx, depth)
     if isinstance(expr, ast.BinOp):
@@ -210,7 +217,7 @@ def _keyed_item(expr: ast.Subscript, ctx: ValueContext) -> str:
         return UNKNOWN
     held = _flowed(ctx).get(item_key(node.id, keys[0])) if len(keys) == 1 else None
     if held is not None:
-        return held.what
+        return _what(held)
     module_value = ctx._module_value(node.id) if node.id not in ctx.env.bindings else None
     if module_value is None or changed(node.id, module_value[0].facts.text):
         return UNKNOWN
@@ -307,7 +314,7 @@ def _comprehension(expr: ast.ListComp | ast.SetComp | ast.DictComp, ctx: ValueCo
     for value in kept:
         judged = safety.of_expression(value, {**env, **items})
         if judged is not None:
-            return f"a container holding {judged.what}"
+            return _holding(_what(judged))
     return UNKNOWN
 
 
@@ -383,10 +390,10 @@ def _name(expr: ast.Name, ctx: ValueContext, depth: int) -> str:
         return _judged(expr, ctx) or UNKNOWN
     held = held_item(name, _flowed(ctx))  # `stats = demo_stats()` with a numpy `stats["std"]`
     if held is not None:
-        return held.what
+        return _what(held)
     if name in ctx.env.contents:  # `stats = {}` filled item by item (site_flow.py)
         added = _all_of(ctx.env.contents[name], ctx, depth)
-        return f"a container holding {added}" if added != UNKNOWN and added else added
+        return _holding(added) if added != UNKNOWN and added else added
     binding = ctx.env.bindings.get(name)
     if binding is OPAQUE:
         return UNKNOWN
@@ -473,7 +480,7 @@ def _returned_keys(call: ast.Call, ctx: ValueContext) -> str:
     safety = _safety(ctx)
     keys = safety.keys_of(call, judge_env(ctx, safety))
     found = next(iter(keys.values()), None)
-    return f"a container holding {found.what}" if found is not None else SAFE
+    return _holding(_what(found)) if found is not None else SAFE
 
 
 def spread_item(name: str, call_site: CallSite, ctx: ValueContext) -> str:
@@ -488,7 +495,7 @@ def spread_item(name: str, call_site: CallSite, ctx: ValueContext) -> str:
         value = kw.value
         held = flowed.get(item_key(value.id, name)) if isinstance(value, ast.Name) else None
         if held is not None:
-            return held.what
+            return _what(held)
         found = spread_entry_of(value, name, ctx, safety)
         if found:
             return found
@@ -509,7 +516,7 @@ def spread_entry_of(
     if isinstance(value, ast.Call):  # `**_vae_kwargs(cfg)`: what the helper's dict holds
         held = safety.keys_of(value, judge_env(ctx, safety)).get(name)
         if held is not None:
-            return held.what
+            return _what(held)
     spread = safety.of_expression(value, judge_env(ctx, safety))
     if spread is not None and spread.kind == "omegaconf" and spread.shape is not None:
         member = ast.copy_location(ast.Attribute(value=value, attr=name, ctx=ast.Load()), value)

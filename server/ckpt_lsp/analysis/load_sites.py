@@ -2,8 +2,10 @@
 registered with `torch.serialization.add_safe_globals` (or the `safe_globals` context).
 
 A save is not reported when a matching load of the project opts out of weights-only loading,
-or when the refused type is registered. Only modules whose text names `weights_only` or
-`safe_globals` are parsed for this, once per text (the analyzer keeps the result).
+or when the refused type is registered; the registrations include what a project function
+wrapping one registers from its parameter, given a class's listing method's result
+(`project_globals(extra=cls.checkpoint_safe_globals())`). Only modules whose text names
+`weights_only` or `safe_globals` are parsed for this, once per text (the analyzer keeps it).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ckpt_lsp.analysis.facts import ModuleFacts, ParsedBlock, dotted_name
+from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, ParsedBlock, dotted_name
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import child_nodes, walk
 
@@ -50,11 +52,34 @@ _PATH_KEYWORDS = ("f", "path", "ckpt_path", "checkpoint_path", "filename")
 
 
 @dataclass(frozen=True)
+class Wrapper:
+    """A project function that registers what one of its parameters holds
+    (`def project_globals(extra=None): ... safe_globals([*SAFE, *(extra or ())])`)."""
+
+    name: str  # qualified
+    parameter: str
+    position: int
+
+
+@dataclass(frozen=True)
+class Request:
+    """A call that hands a registration (or a wrapper of one) what a method returns:
+    `project_globals(extra=cls.checkpoint_safe_globals())`."""
+
+    callee: str  # qualified
+    position: int  # -1 for a keyword
+    keyword: str | None
+    method: str
+
+
+@dataclass(frozen=True)
 class LoadSites:
     path: str
     unsafe_loads: tuple[frozenset[str], ...]  # per opted-out load: the file names it reads
     safe_types: frozenset[str]  # qualified names registered as safe globals
     forces_unsafe: bool = False  # sets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD for every load
+    wrappers: tuple[Wrapper, ...] = ()
+    requests: tuple[Request, ...] = ()
 
 
 def load_sites(facts: ModuleFacts) -> LoadSites:
@@ -62,6 +87,8 @@ def load_sites(facts: ModuleFacts) -> LoadSites:
     loads: list[frozenset[str]] = []
     safe: set[str] = set()
     forces = False
+    wrappers: list[Wrapper] = []
+    requests: list[Request] = []
     for parsed in facts.blocks:
         text = parsed.block.text
         if not any(word in text for word in WORDS):
@@ -69,12 +96,123 @@ def load_sites(facts: ModuleFacts) -> LoadSites:
         if FORCE_NO_WEIGHTS_ONLY in text and parsed.tree is not None:
             forces = forces or _forces_unsafe(parsed.tree)
         for scope, call in _block_calls(facts, parsed):
+            callee = qualify(dotted_name(call.func), facts)
             if _opts_out(call, scope):
                 target = _path_argument(call)
                 loads.append(file_names(target, scope) if target is not None else frozenset())
-            elif qualify(dotted_name(call.func), facts) in _REGISTER and call.args:
+                continue
+            if callee in _REGISTER and call.args:
                 safe.update(_registered(call.args[0], facts, scope))
-    return LoadSites(facts.path, tuple(loads), frozenset(safe), forces)
+                wrappers += _wrapper(call.args[0], facts, parsed, scope)
+            requests += _requests(callee, call)
+    return LoadSites(
+        facts.path, tuple(loads), frozenset(safe), forces, tuple(wrappers), tuple(requests)
+    )
+
+
+def listing_methods(sites: list[LoadSites]) -> frozenset[str]:
+    """The names of the methods whose results the project registers: handed to a
+    registration itself, or to a project function that registers that parameter."""
+    wrappers = [w for site in sites for w in site.wrappers]
+    found: set[str] = set()
+    for request in (r for site in sites for r in site.requests):
+        if request.callee in _REGISTER and request.position == 0:
+            found.add(request.method)
+            continue
+        for wrapper in wrappers:
+            by_position = request.keyword is None and request.position == wrapper.position
+            if _same_name(wrapper.name, request.callee) and (
+                request.keyword == wrapper.parameter or (by_position and request.position >= 0)
+            ):
+                found.add(request.method)
+    return frozenset(found)
+
+
+def listed_types(
+    classes: list[tuple[ModuleFacts, ClassFacts]], methods: frozenset[str]
+) -> frozenset[str]:
+    """The types a class lists for the project to register: what the nearest definition of
+    each listing method returns (`return (ModelName,)`), the class first, then its bases."""
+    found: set[str] = set()
+    for name in methods:
+        for facts, cls in classes:
+            method = cls.method(name)
+            if method is None:
+                continue
+            for node in walk(method):
+                if isinstance(node, ast.Return) and node.value is not None:
+                    found.update(_registered(node.value, facts, []))
+            break
+    return frozenset(found)
+
+
+def _same_name(a: str, b: str) -> bool:
+    """Qualified names of one object as modules are named from different roots."""
+    return a == b or a.endswith(f".{b}") or b.endswith(f".{a}")
+
+
+def _requests(callee: str, call: ast.Call) -> list[Request]:
+    """What a call that may register hands over as a method's result (`X.m()`)."""
+    found = []
+    arguments: list[tuple[int, str | None, ast.expr]] = [
+        (i, None, a) for i, a in enumerate(call.args)
+    ]
+    arguments += [(-1, kw.arg, kw.value) for kw in call.keywords if kw.arg is not None]
+    for position, keyword, value in arguments:
+        method = _method_result(value)
+        if method:
+            found.append(Request(callee, position, keyword, method))
+    return found
+
+
+def _wrapper(
+    arg: ast.expr, facts: ModuleFacts, parsed: ParsedBlock, scope: list[ast.stmt]
+) -> list[Wrapper]:
+    """The module-level function holding a registration that lists one of its parameters'
+    items (`[*SAFE, *(extra or ())]`, through a local list)."""
+    tree = parsed.tree
+    if parsed.block.kind == "class" or tree is None:
+        return []
+    func = next(
+        (
+            n
+            for n in tree.body
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n in scope
+        ),
+        None,
+    )
+    if func is None:
+        return []
+    params = [*func.args.posonlyargs, *func.args.args]
+    positions = {p.arg: i for i, p in enumerate(params)}
+    positions.update({p.arg: -1 for p in func.args.kwonlyargs})
+    found = []
+    for name in _spread_names(arg, scope):
+        if name in positions:
+            found.append(Wrapper(f"{facts.module}.{func.name}", name, positions[name]))
+    return found
+
+
+def _spread_names(arg: ast.expr, scope: list[ast.stmt]) -> Iterator[str]:
+    """The names a registered list takes items from: `extra` of `extra`, `[*extra]`,
+    `[*(extra or ())]`, through one local list."""
+    if isinstance(arg, ast.Name):
+        yield arg.id
+        for stmt in scope:
+            if isinstance(stmt, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == arg.id for t in stmt.targets
+            ):
+                yield from _spread_names(stmt.value, [])
+        return
+    if isinstance(arg, (ast.List, ast.Tuple, ast.Set)):
+        for item in arg.elts:
+            if not isinstance(item, ast.Starred):
+                continue
+            value = item.value
+            if isinstance(value, ast.BoolOp) and value.values:
+                value = value.values[0]
+            if isinstance(value, ast.Name):
+                yield value.id
 
 
 def matches(save_path: str, save_names: frozenset[str], sites: LoadSites) -> bool:
@@ -96,11 +234,7 @@ def matches(save_path: str, save_names: frozenset[str], sites: LoadSites) -> boo
 def registered(type_names: frozenset[str], sites: LoadSites) -> bool:
     """Whether one of the qualified names is registered (suffix match: `models.Cfg` and
     `proj.models.Cfg` name the same class as modules are named from different roots)."""
-    for name in sites.safe_types:
-        for wanted in type_names:
-            if name == wanted or name.endswith(f".{wanted}") or wanted.endswith(f".{name}"):
-                return True
-    return False
+    return any(_same_name(name, wanted) for name in sites.safe_types for wanted in type_names)
 
 
 def file_names(expr: ast.expr, scope: list[ast.stmt] | None = None) -> frozenset[str]:
@@ -288,7 +422,22 @@ def _calls_in_scopes(tree: ast.Module) -> Iterator[tuple[list[ast.stmt], ast.Cal
 def _interesting(call: ast.Call) -> bool:
     if any(kw.arg in ("weights_only", "pickle_module", None) for kw in call.keywords):
         return True  # a `**kwargs` spread may carry the opt-out
-    return "safe_global" in dotted_name(call.func)
+    # a method's result handed to a project function may be a list it registers
+    return "safe_global" in dotted_name(call.func) or any(
+        _method_result(v) for v in [*call.args, *(kw.value for kw in call.keywords)]
+    )
+
+
+def _method_result(value: ast.expr) -> str:
+    """The method name of `X.m()` called without arguments, else ""."""
+    if (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and not value.args
+        and not value.keywords
+    ):
+        return value.func.attr
+    return ""
 
 
 def _scope_of(node: ast.AST, parents: dict[int, ast.AST], tree: ast.Module) -> list[ast.stmt]:

@@ -32,6 +32,8 @@ from ckpt_lsp.analysis.load_sites import (
     WORDS,
     LoadSites,
     file_names,
+    listed_types,
+    listing_methods,
     load_sites,
     matches,
     registered,
@@ -52,7 +54,7 @@ from ckpt_lsp.analysis.self_items import self_items
 from ckpt_lsp.findings import Finding, Position
 from ckpt_lsp.rules import RULES
 from ckpt_lsp.suppress import is_suppressed
-from ckpt_lsp.weights_only import Refused, weights_only_catalog
+from ckpt_lsp.weights_only import Refused, registration_names
 
 if TYPE_CHECKING:
     from ckpt_lsp.config import Config
@@ -159,6 +161,8 @@ class WeightsOnlyRule:
     )
     # path -> (its text, whether it loads checkpoints, whether it may opt out)
     _texts: dict[str, tuple[str, bool, bool]] = field(default_factory=dict)
+    # the index generation, and registered name -> where it is defined ("" when not found)
+    _definitions: tuple[int, dict[str, str]] = field(default_factory=lambda: (-1, {}))
 
     def function_findings(
         self, filename: str, facts: ModuleFacts, parsed: ParsedBlock, writers: ModuleWriters
@@ -252,14 +256,9 @@ class WeightsOnlyRule:
             other = (
                 facts if path == facts.path else (self.index.facts(path) if self.index else None)
             )
-            if other is None or not any(word in other.text for word in WORDS):
-                continue
-            key = (other.path, other.text)
-            cached = self._sites.get(key)
-            if cached is None:
-                cached = load_sites(other)
-                self._sites.put(key, cached, len(other.text))
-            sites.append(cached)
+            cached = self.sites_key(other) if other is not None else None
+            if cached is not None:
+                sites.append(cached)
         return sites
 
     def _loading_modules(self) -> list[tuple[str, bool]]:
@@ -277,18 +276,69 @@ class WeightsOnlyRule:
                 found.append((path, known[2]))
         return found
 
-    @staticmethod
-    def _loaded_anyway(bad: BadValue, facts: ModuleFacts, sites: list[LoadSites]) -> bool:
-        catalog = weights_only_catalog()
-        types: set[str] = set()
-        if bad.refused.kind not in catalog.unregistrable:
-            types = set(catalog.registrations.get(bad.refused.kind, ()))
-            if bad.refused.type_name:
-                types = {bad.refused.type_name}
+    def registers(
+        self,
+        facts: ModuleFacts,
+        types: frozenset[str],
+        classes: tuple[tuple[ModuleFacts, ClassFacts], ...] = (),
+    ) -> bool:
+        """Whether the project registers one of the globals as safe (CKPT011 asks this of the
+        types an hparam holds: the checkpoint's every load is the project's), itself or as
+        one the class lists (`checkpoint_safe_globals()` handed to the project's loader)."""
+        if not types:
+            return False
+        sites = self._project_sites(facts)
+        methods = listing_methods(sites) if classes else frozenset()
+        listed = listed_types(list(classes), methods) if methods else frozenset()
+        return self._registered(types, sites, listed)
+
+    def _registered(
+        self, types: frozenset[str], sites: list[LoadSites], listed: frozenset[str] = frozenset()
+    ) -> bool:
+        """Whether one of the types is registered: as written, else through the modules
+        that re-export them (`from pkg.components import Method` names
+        `pkg.components.kde.Method`)."""
+        safe = listed.union(*(s.safe_types for s in sites))
+        if not types or not safe:
+            return False
+        if registered(types, LoadSites("", (), safe)):
+            return True
+        return registered(types, LoadSites("", (), self._defined(safe)))
+
+    def _defined(self, names: frozenset[str]) -> frozenset[str]:
+        """The names with where each is defined, as far as the index can follow imports."""
+        index = self.index
+        if index is None:
+            return names
+        if self._definitions[0] != index.generation:
+            self._definitions = (index.generation, {})
+        known = self._definitions[1]
+        out = set(names)
+        for name in names:
+            if name not in known:
+                found = index.resolve_member(name)
+                known[name] = f"{found[0].module}.{found[1]}" if found else ""
+            if known[name]:
+                out.add(known[name])
+        return frozenset(out)
+
+    def sites_key(self, facts: ModuleFacts) -> LoadSites | None:
+        """What the module itself says about loading (its findings' memo depends on it: a
+        registration may sit in another class of the same file)."""
+        if not any(word in facts.text for word in WORDS):
+            return None
+        key = (facts.path, facts.text)
+        cached = self._sites.get(key)
+        if cached is None:
+            cached = load_sites(facts)
+            self._sites.put(key, cached, len(facts.text))
+        return cached
+
+    def _loaded_anyway(self, bad: BadValue, facts: ModuleFacts, sites: list[LoadSites]) -> bool:
         names = file_names(bad.save) if bad.save is not None else frozenset()
-        return any(
-            registered(frozenset(types), site) or matches(facts.path, names, site) for site in sites
-        )
+        if any(matches(facts.path, names, site) for site in sites):
+            return True
+        return self._registered(registration_names(bad.refused), sites)
 
     def _finding(self, filename: str, item: _Found) -> Finding | None:
         parsed, value = item.parsed, item.bad.value
