@@ -239,7 +239,30 @@ INVALID += [
     ),
 ]
 
+INVALID += [
+    (
+        "max of a running best started at a constant, and an array compared with a min of a "
+        "cap: numpy",
+        "def save(p):\n    parser = argparse.ArgumentParser()\n"
+        '    parser.add_argument("--cap", type=float, default=0.9)\n'
+        "    args = parser.parse_args([])\n"
+        "    conf = np.asarray([0.2, 0.8, 0.95])\n"
+        "    best = 0.5\n    best = max(best, conf.max())\n"
+        "    keep = conf >= min(np.quantile(conf, 0.5), args.cap)\n"
+        '    torch.save({"best": best, "kept": keep.mean()}, p)\n',
+        [(9, "best"), (9, "kept")],
+    ),
+]
+
 VALID = [
+    (
+        "min of a configured cap and a numpy rate is whichever is smaller (here the cap)",
+        "def save(p):\n    parser = argparse.ArgumentParser()\n"
+        '    parser.add_argument("--cap", type=float, default=0.35)\n'
+        "    args = parser.parse_args([])\n"
+        "    rate = np.mean([0.5, 0.7])\n"
+        '    torch.save({"target": min(args.cap, rate)}, p)\n',
+    ),
     (
         "state_dict called, or its method kept and called at the save",
         "def save(p):\n    net = nn.Linear(2, 2)\n    sd = net.state_dict\n"

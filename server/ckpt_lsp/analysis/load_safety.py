@@ -138,6 +138,7 @@ _DICT_CALLS = frozenset({"builtins.dict", "collections.OrderedDict"})
 # kinds whose instances hand back what they were given by keyword, as attributes
 _KEYWORD_HOLDERS = frozenset({"namespace", "object"})
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
+_PICKS_ONE = frozenset({"builtins.max", "builtins.min"})  # given several values: one of them
 # (key, numpy scalar) pairs of `d.items()`, and one of them (data/weights_only.toml)
 _PAIRS, _PAIR = "numpy-scalar-items", "numpy-scalar-pair"
 # builtins over such pairs: the pairs again, or one pair
@@ -413,6 +414,12 @@ class LoadSafety:
         given = call.args[0]
         if len(call.args) == 1 and isinstance(given, (ast.GeneratorExp, ast.ListComp)):
             return self._is_number(given.elt, env)  # `sum(len(r.split()) for r in refs)`
+        if f"builtins.{dotted}" in _PICKS_ONE and self._python_number_among(call, env):
+            # `min(thr, args.cap)`: a number, numpy or not (`conf >= min(...)` is an array)
+            return all(
+                _is_number_constant(a) or self._is_number(a, env) or self._numpy_kind(a, env)
+                for a in call.args
+            )
         return all(_is_number_constant(a) or self._is_number(a, env) for a in call.args)
 
     def _numpy_item(self, expr: ast.Subscript, env: Env) -> Refused | None:
@@ -1479,6 +1486,8 @@ class LoadSafety:
     ) -> Refused | None:
         """A builtin over numpy values returns one of them, or a numpy result of them;
         over (key, numpy scalar) pairs, the pairs (`sorted`) or one of them (`max`)."""
+        if qualified in _PICKS_ONE and len(call.args) > 1 and self._python_number_among(call, env):
+            return None  # `min(args.cap, rate)` is whichever is smaller: the values decide
         for arg in call.args:
             found = (
                 self._element(arg, env)  # `sum(t for t in arr)`
@@ -1495,6 +1504,21 @@ class LoadSafety:
             if found is not None and found.kind == _PAIRS and len(call.args) == 1:
                 return _no_fix(self.catalog.kind(_PAIRS_KEPT.get(qualified, "")))
         return None
+
+    def _numpy_kind(self, expr: ast.expr, env: Env) -> bool:
+        found = self.kind_of(expr, env)
+        return found is not None and found.kind in _NUMPY
+
+    def _python_number_among(self, call: ast.Call, env: Env) -> bool:
+        """A configured Python number among the arguments (`args.cap`, `float(x)`): a value
+        of its own. A constant or a name is taken as a bound, seldom the answer (`max(std,
+        1e-8)`, a running `best = max(best, acc)` started at a constant)."""
+        return any(
+            isinstance(arg, (ast.Attribute, ast.Call, ast.Subscript))
+            and self.kind_of(arg, env) is None
+            and self._is_number(arg, env)
+            for arg in call.args
+        )
 
     def _zipped_arrays(self, inner: ast.expr, env: Env) -> Refused | None:
         """`list(zip(rows, cols))` with a numpy array among what is zipped: tuples holding
