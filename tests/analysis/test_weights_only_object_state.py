@@ -391,6 +391,19 @@ INVALID = [
         'def save(p):\n    t = Timer()\n    t.begin()\n    t.end()\n    torch.save({"e": t.elapsed}, p)\n',
         [(5, "e")],
     ),
+    (
+        "an attribute fit computed, the class also having a method that returns a dict display "
+        "naming it",
+        "class Policy:\n    def __init__(self, value=8.0):\n        self.value = value\n"
+        "        self.grid = np.linspace(0.1, value, 8)\n        self.alpha = 1.0\n"
+        "    def fit(self):\n        best = self.grid[np.argmax(self.grid)]\n"
+        "        self.alpha = round(best / self.value, 4)\n        return self\n"
+        '    def export(self):\n        return {"value": self.value, "alpha": float(self.alpha)}\n'
+        "def save(p):\n    policy = Policy(9.0).fit()\n    ckpt = {}\n"
+        "    ckpt.update(policy.export())\n"
+        '    ckpt["raw_alpha"] = policy.alpha\n    torch.save(ckpt, p)\n',
+        [(16, "raw_alpha")],
+    ),
 ]
 
 VALID = [

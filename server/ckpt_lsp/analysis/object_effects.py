@@ -396,6 +396,7 @@ _SUMMARY = "_ckpt_self_stores"
 # per method: attribute -> whether a `self.<attr> = v` stores a placeholder or a parameter;
 # the attribute names it stores on anything (or names in a string, for setattr)
 _Summary = tuple[dict[str, bool], frozenset[str]]
+_BY_NAME = frozenset({"setattr", "vars", "delattr"})  # `setattr(self, "x", v)`, `vars(self)[k]`
 
 
 def _summary(method: FunctionNode) -> _Summary:
@@ -407,10 +408,18 @@ def _summary(method: FunctionNode) -> _Summary:
     params = {a.arg for a in [*method.args.posonlyargs, *method.args.args, *method.args.kwonlyargs]}
     trivial: dict[str, bool] = {}
     written: set[str] = set()
-    for node in walk(method):
+    nodes = list(walk(method))
+    # a string names an attribute only where the method may set one by name: a method
+    # returning `{"value": self.value}` stores nothing
+    by_name = any(
+        (isinstance(n, ast.Name) and n.id in _BY_NAME)
+        or (isinstance(n, ast.Attribute) and n.attr == "__dict__")
+        for n in nodes
+    )
+    for node in nodes:
         if isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
             written.add(node.attr)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        elif by_name and isinstance(node, ast.Constant) and isinstance(node.value, str):
             written.add(node.value)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
