@@ -270,6 +270,17 @@ class Timer:
 
 """
 
+POLICY_REGISTRY = (
+    "POLICIES = {}\n"
+    "def register_policy(name):\n"
+    "    def deco(cls):\n        POLICIES[name] = cls\n        return cls\n    return deco\n"
+    '@register_policy("dqn")\nclass DQN:\n'
+    "    def __init__(self, cfg=None):\n        self.rng = np.random.default_rng(0)\n"
+    "        self.epsilon = 1.0\n        self.steps = 0\n"
+    "    def act(self):\n        self.steps += 1\n"
+    "        self.epsilon = np.interp(self.steps, [0, 10], [1.0, 0.1])\n"
+)
+
 INVALID = [
     (
         "an attribute a method sets, the object handed to a loop",
@@ -404,9 +415,26 @@ INVALID = [
         '    ckpt["raw_alpha"] = policy.alpha\n    torch.save(ckpt, p)\n',
         [(16, "raw_alpha")],
     ),
+    (
+        "an agent a registry a decorator fills builds, its attributes after a method ran",
+        POLICY_REGISTRY
+        + "def run(name):\n    agent = POLICIES[name]()\n    agent.act()\n    return None, agent\n"
+        'def save(p, name="dqn"):\n    _, agent = run(name)\n'
+        '    torch.save({"eps": agent.epsilon, "rng": agent.rng, "steps": agent.steps}, p)\n',
+        [(22, "eps"), (22, "rng")],
+    ),
 ]
 
 VALID = [
+    (
+        "an attribute of whichever class a registry's key picks, numpy in one and a float in "
+        "the other",
+        POLICY_REGISTRY + '@register_policy("greedy")\nclass Greedy:\n'
+        "    def __init__(self, cfg=None):\n        self.epsilon = 0.0\n"
+        "    def act(self):\n        return 0\n"
+        'def save(p, name="greedy"):\n    agent = POLICIES[name]()\n    agent.act()\n'
+        '    torch.save({"eps": agent.epsilon}, p)\n',
+    ),
     (
         "never handed: the placeholder __init__ set",
         'def save(p):\n    agent = Agent()\n    torch.save({"last": agent.last_action}, p)\n',

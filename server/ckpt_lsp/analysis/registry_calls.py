@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from ckpt_lsp.analysis.call_sites import decorator_registries
 from ckpt_lsp.analysis.facts import ModuleFacts, dotted_name
 from ckpt_lsp.analysis.indirect_calls import registry_object_key
+from ckpt_lsp.analysis.nodes import walk
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -39,12 +42,22 @@ def registry_instance(
     if name in env or name in facts.imports:
         return None
     display = facts.assigns.get(name)
-    if not isinstance(display, ast.Dict) or not 0 < len(display.values) <= _LIMIT:
+    if not isinstance(display, ast.Dict):
         return None
-    if None in display.keys or changed(name, facts.text):
+    values: list[ast.expr] = display.values
+    if not display.values:  # `POLICIES = {}` a decorator fills
+        key = ("decorated-entries", facts.path, name)
+        entries = safety.memo.get(key)
+        if not isinstance(entries, list):
+            entries = safety.memo[key] = decorated_entries(facts, name)
+        values = entries
+    elif None in display.keys or changed(name, facts.text):
+        return None
+    if not 0 < len(values) <= _LIMIT:
         return None
     found: Refused | None = None
-    for value in display.values:
+    mixed = False
+    for value in values:
         if isinstance(value, ast.Lambda):  # `"huber": lambda c: nn.HuberLoss(c.delta)`
             refused = safety.of_expression(value.body)  # its parameters not known
         elif not dotted_name(value):
@@ -56,8 +69,62 @@ def registry_instance(
             refused = safety.of_expression(built)
         if refused is None:
             return None
+        if found is not None and found.type_name != refused.type_name:
+            mixed = True
         found = found or refused
+    if found is not None and mixed:
+        # instances of several classes: refused whole, but what an attribute holds depends
+        # on the class the key picks
+        return replace(found, type_name="", built=None, fields=(), passed=())
     return found
+
+
+def decorated_entries(facts: ModuleFacts, name: str) -> list[ast.expr]:
+    """The classes and functions a decorator of the module registers in the module-level
+    dict `name` (`@register_policy("dqn")` storing `POLICIES[key] = cls`); empty when the
+    module stores into it elsewhere, rebinds it or calls a method that may change it."""
+    entries: list[ast.expr] = []
+    makers: set[str] = set()
+    decorated = [*facts.classes.values()]
+    for cls in decorated:
+        if name in decorator_registries(facts, cls.decorators):
+            entries.append(ast.Name(id=cls.name, ctx=ast.Load()))
+            makers.update(_maker_names(cls.decorators))
+    for func_name, func in facts.functions.items():
+        if name in decorator_registries(facts, func.decorator_list):
+            entries.append(ast.Name(id=func_name, ctx=ast.Load()))
+            makers.update(_maker_names(func.decorator_list))
+    escaped = re.escape(name)
+    stores = len(re.findall(rf"\b{escaped}\s*\[[^\n]*?\]\s*(=[^=]|\|=)", facts.text))
+    inside = sum(_stores_in(facts.functions.get(m), name) for m in makers)
+    mutated = re.search(
+        rf"\b{escaped}\s*\.\s*(?!get\b|keys\b|items\b|values\b)\w+\s*\(", facts.text
+    )
+    rebound = len(re.findall(rf"^\s*{escaped}\s*(:[^=\n]*)?=[^=]", facts.text, re.M)) > 1
+    if stores != inside or mutated or rebound:
+        return []
+    return entries
+
+
+def _maker_names(decorators: list[ast.expr]) -> set[str]:
+    return {
+        d.func.id for d in decorators if isinstance(d, ast.Call) and isinstance(d.func, ast.Name)
+    }
+
+
+def _stores_in(maker: ast.AST | None, name: str) -> int:
+    """The stores into `name[...]` a decorator maker's body makes."""
+    if maker is None:
+        return 0
+    return sum(
+        1
+        for node in walk(maker)
+        if isinstance(node, ast.Assign)
+        and any(
+            isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and t.value.id == name
+            for t in node.targets
+        )
+    )
 
 
 def changed(name: str, text: str) -> bool:
