@@ -1943,6 +1943,35 @@ INVALID = [
         """,
         "loss",
     ),
+    # a builder building its `cls=` default, registered by a decorator and called by key
+    (
+        """
+        BUILDERS = {}
+
+
+        def register(table, name):
+            def deco(fn):
+                table[name] = fn
+                return fn
+            return deco
+
+
+        class Lane(L.LightningModule):
+            def __init__(self, backbone, num_lanes=4):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        @register(BUILDERS, "lane")
+        def build_lane(cfg, cls=Lane, **extra):
+            return cls(backbone=nn.Linear(4, 4), num_lanes=cfg.num_lanes, **extra)
+
+
+        def build(name, cfg):
+            return BUILDERS[name](cfg)
+        """,
+        "backbone",
+    ),
 ]
 
 VALID = [

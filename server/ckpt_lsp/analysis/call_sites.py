@@ -218,6 +218,41 @@ def _calls(
         yield from _calls(child, name, func)
 
 
+def _default_class_calls(
+    tree: ast.AST, name: str
+) -> list[tuple[ast.Call, ast.FunctionDef | ast.AsyncFunctionDef | None]]:
+    """`def build(cfg, cls=LaneDetector): return cls(...)`: the calls of a parameter whose
+    default is the class, as calls of the class (what the callers pass instead, a subclass
+    mostly, is built with the same arguments)."""
+    found: list[tuple[ast.Call, ast.FunctionDef | ast.AsyncFunctionDef | None]] = []
+    for func in walk(tree):
+        if not isinstance(func, FunctionNode):
+            continue
+        args = func.args
+        positional = [*args.posonlyargs, *args.args]
+        pairs = [
+            *zip(positional[len(positional) - len(args.defaults) :], args.defaults),
+            *zip(args.kwonlyargs, args.kw_defaults),
+        ]
+        params = {
+            p.arg: default
+            for p, default in pairs
+            if default is not None
+            and (dotted_name(default) == name or dotted_name(default).endswith("." + name))
+        }
+        if not params:
+            continue
+        for call in walk(func):
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name):
+                default = params.get(call.func.id)
+                if default is not None:
+                    built = ast.copy_location(
+                        ast.Call(func=default, args=call.args, keywords=call.keywords), call
+                    )
+                    found.append((built, func))
+    return found
+
+
 class CallSites:
     """Finds the calls that construct a class; the index answers for other modules."""
 
@@ -299,6 +334,7 @@ class CallSites:
             if (not names and not picking) or tree is None:
                 continue
             found = list(_calls(tree, cls.name, None)) if names else []
+            found += _default_class_calls(tree, cls.name) if names else []
             partials = _calls(tree, "partial", None) if names and "partial" in text else ()
             for call, func in partials:
                 fixed = partial_call(call, where)  # `partial(Lit, lr=...)`
