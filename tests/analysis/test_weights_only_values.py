@@ -254,7 +254,25 @@ INVALID += [
     ),
 ]
 
+INVALID += [
+    (
+        "an array compared with an Enum member or a string, counted",
+        "import enum\nclass Stage(enum.IntEnum):\n    W = 0\n    N1 = 1\n"
+        "def save(p):\n    stages = np.asarray([0, 1, 1, 0])\n"
+        "    labels = np.asarray(['a', 'noise'])\n"
+        '    torch.save({"waso": (stages == Stage.W).sum() * 30 / 60.0,'
+        ' "kept": (labels != "noise").mean()}, p)\n',
+        [(8, "waso"), (8, "kept")],
+    ),
+]
+
 VALID = [
+    (
+        "a numpy scalar compared with a plain Enum member is a Python bool",
+        "import enum\nclass Mode(enum.Enum):\n    A = 1\n"
+        "def save(p):\n    top = np.int64(3)\n"
+        '    torch.save({"is_a": top == Mode.A}, p)\n',
+    ),
     (
         "min of a configured cap and a numpy rate is whichever is smaller (here the cap)",
         "def save(p):\n    parser = argparse.ArgumentParser()\n"

@@ -325,19 +325,32 @@ class LoadSafety:
             operands = [expr.left, *expr.comparators]
         else:
             operands = [expr.operand]
+        # `stages == Stage.W`, `labels != "noise"`: numpy compares an array with any one
+        # value item by item; a numpy scalar compared with a string or a plain Enum member
+        # gives a Python bool (measured, numpy 2.4)
+        equality = isinstance(expr, ast.Compare) and all(
+            isinstance(op, (ast.Eq, ast.NotEq)) for op in expr.ops
+        )
         kinds = set()
+        other = False  # an operand that only an array compares item by item
         for operand in operands:
             if self._python_number(operand, env):
                 continue
             if isinstance(operand, ast.Constant) and isinstance(operand.value, (int, float)):
                 continue
+            if equality and isinstance(operand, ast.Constant):
+                other = True
+                continue
             if self._is_number(operand, env):
                 continue  # a local bound only to number literals (`best = 0.5`), `1 - beta`
             found = self.kind_of(operand, env)
+            if equality and found is not None and found.kind == "enum-member":
+                other = True
+                continue
             if found is None or found.kind not in _NUMPY:
                 return None
             kinds.add(found.kind)
-        if not kinds:
+        if not kinds or (other and "numpy-array" not in kinds):
             return None
         kind = "numpy-array" if "numpy-array" in kinds else "numpy-scalar"
         return _no_fix(self.catalog.kind(kind))
