@@ -358,6 +358,17 @@ INVALID = [
         '    torch.save({"margin": stats["margin"], "p50": stats["p50"]}, p)\n',
         [(13, "margin")],
     ),
+    (
+        "a dict a helper keeps as its best (None until a loop's `if`), read by key through a local",
+        "def evaluate(x):\n    probs = np.asarray(x)\n"
+        '    return {"conf": probs.max(1).mean(), "n": 3}\n'
+        "def run(x):\n    best = None\n    for epoch in range(3):\n"
+        "        metrics = evaluate(x)\n        if epoch > 1:\n            best = metrics\n"
+        '    return {"best": best, "epochs": 3}\n'
+        'def save(p):\n    r = run([[0.2, 0.8], [0.6, 0.4]])\n    metrics = r["best"]\n'
+        '    torch.save({"conf": metrics["conf"], "n": metrics["n"]}, p)\n',
+        [(14, "conf")],
+    ),
 ]
 
 VALID = [

@@ -960,7 +960,7 @@ class LocalFlow:
         ):  # `last = log[-1]`: a record of a list of dicts
             records = record_of(name, value.value.id, state)
             self._items = self._items or any("." in k for k in records)
-            return records
+            return {**records, **_sub_dict(name, value, state)}
         if isinstance(value, ast.Dict) and "." not in name:
             return self._displayed(name, value, state)
         pairs = self.safety.dict_items(value) if "." not in name else None
@@ -1406,6 +1406,21 @@ def item_key(name: str, key: str | int) -> str:
     if isinstance(key, str) and NESTED_KEY in key:
         return name + "".join(f"[{part!r}]" for part in key.split(NESTED_KEY))
     return f"{name}[{key!r}]"
+
+
+def _sub_dict(name: str, value: ast.Subscript, state: State) -> State:
+    """`metrics = run["best"]` of a dict whose state knows `run["best"]["acc"]`: what
+    `metrics["acc"]` holds (a value subscripted again is no `None` a branch left)."""
+    key = value.slice
+    if not isinstance(key, ast.Constant) or not isinstance(key.value, str):
+        return {}
+    assert isinstance(value.value, ast.Name)
+    prefix = key.value + NESTED_KEY
+    return {
+        item_key(name, sub[len(prefix) :]): frozenset({held})
+        for sub, held in nested_keys(value.value.id, state).items()
+        if sub.startswith(prefix) and held is not None
+    }
 
 
 def nested_keys(name: str, state: State) -> dict[str, Refused | None]:
