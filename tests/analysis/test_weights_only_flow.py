@@ -369,6 +369,16 @@ INVALID = [
         '    torch.save({"conf": metrics["conf"], "n": metrics["n"]}, p)\n',
         [(14, "conf")],
     ),
+    (
+        "a helper's tuple unpacked into a dict's item and a name: the name takes its element",
+        "from sklearn.preprocessing import StandardScaler\n"
+        "def scale(x):\n    scaler = StandardScaler().fit(x)\n"
+        "    return scaler.transform(x), scaler\n"
+        'def save(p):\n    data = {"feats": np.ones((4, 2)) * np.arange(4)[:, None]}\n'
+        '    data["feats"], scaler = scale(data["feats"])\n'
+        '    torch.save({"scale": scaler.scale_, "n": len(data["feats"])}, p)\n',
+        [(8, "scale")],
+    ),
 ]
 
 VALID = [

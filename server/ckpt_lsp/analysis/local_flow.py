@@ -812,7 +812,11 @@ class LocalFlow:
         starred = [i for i, e in enumerate(target.elts) if isinstance(e, ast.Starred)]
         # `trainer.negatives, stats = trainer.mine(index)`: an attribute takes its element too;
         # `cfg, trainer, (jf, j, f) = run()`: the inner names are unknown unless shown
-        names = [_target_name(e) or _attribute_target(e) or _nested_mark(e) for e in target.elts]
+        # `data["feats"], scaler = scale(...)`: the item is forgotten, the names still bound
+        names = [
+            _target_name(e) or _attribute_target(e) or _nested_mark(e) or _item_target(e)
+            for e in target.elts
+        ]
         if not all(names) or len(starred) > 1:
             return None
         env = {**self._self_env, **env_of(state)}
@@ -847,10 +851,12 @@ class LocalFlow:
             at, tail = starred[0], len(names) - starred[0] - 1
             items = [*items[:at], UNKNOWN, *(items[len(items) - tail :] if tail else [])]
         unpacked: State = {
-            name: frozenset({item}) for name, item in zip(names, items) if name != _NESTED
+            name: frozenset({item if "[" not in name else UNKNOWN})
+            for name, item in zip(names, items)
+            if name != _NESTED
         }
         for index, name in enumerate(names if not starred else []):
-            if name != _NESTED:
+            if name != _NESTED and "[" not in name:
                 unpacked.update(self._object_of(name, value, state, index))
         for index, part in enumerate(target.elts):
             if names[index] != _NESTED:
@@ -1685,6 +1691,16 @@ def _nested_mark(target: ast.expr) -> str:
     if all(_target_name(e) or _nested_mark(e) for e in target.elts):
         return _NESTED
     return ""
+
+
+def _item_target(target: ast.expr) -> str:
+    """`data["feats"]` as a tuple target's element: its state key; "" for anything else."""
+    if not isinstance(target, ast.Subscript) or not isinstance(target.value, ast.Name):
+        return ""
+    key = target.slice
+    if not isinstance(key, ast.Constant) or not isinstance(key.value, (str, int)):
+        return ""
+    return item_key(target.value.id, key.value)
 
 
 def _attribute_target(target: ast.expr) -> str:
