@@ -379,9 +379,23 @@ INVALID = [
         '    torch.save({"scale": scaler.scale_, "n": len(data["feats"])}, p)\n',
         [(8, "scale")],
     ),
+    (
+        "an array compared with an item of a module-level table of numbers",
+        'THRESHOLDS = {"C": 1e-6, "M": 1e-5}\n'
+        "def label(flux, cls):\n    return (flux >= THRESHOLDS[cls]).astype(np.int64)\n"
+        "def save(p):\n    y = label(10.0 ** np.linspace(-7, -4, 6), 'C')\n"
+        '    torch.save({"rate": y.mean(), "n": len(y)}, p)\n',
+        [(6, "rate")],
+    ),
 ]
 
 VALID = [
+    (
+        "an item of a module-level table of numbers is a Python number",
+        'THRESHOLDS = {"C": 1e-6, "M": 1e-5}\n'
+        "def save(p, cls='M'):\n"
+        '    torch.save({"thr": THRESHOLDS[cls], "scaled": THRESHOLDS["C"] * 2}, p)\n',
+    ),
     (
         "counts the builtins make from Python numbers, and a rate of Python numbers",
         RATE + "def save(path):\n    refs = ['a b', 'c']\n"

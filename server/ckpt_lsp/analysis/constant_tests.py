@@ -64,6 +64,40 @@ def module_number(name: str, safety: LoadSafety) -> bool:
     return value is not None and not isinstance(value.value, (bool, str))
 
 
+def module_number_table(name: str, safety: LoadSafety) -> bool:
+    """`GOES_CLASSES = {"A": 1e-8, ...}` (or a tuple or list of numbers), bound once at module
+    level and never stored into: any item of it is a Python number."""
+    facts = safety.facts
+    value = facts.assigns.get(name)
+    if name in facts.imports or not isinstance(value, (ast.Dict, ast.List, ast.Tuple)):
+        return False
+    items = value.values if isinstance(value, ast.Dict) else value.elts
+    if not items or not all(_number_literal(v) for v in items):
+        return False
+    key = ("number-table", name)
+    known = safety.memo.get(key)
+    if known is None:
+        escaped = re.escape(name)
+        bound = re.findall(rf"^[ \t]*{escaped}[ \t]*(?::[^=\n]*)?=(?!=)", facts.text, re.M)
+        stored = re.search(rf"\b{escaped}\s*\[[^\n]*?\]\s*[-+*/|&]?=(?!=)", facts.text)
+        changed = re.search(
+            rf"\b{escaped}\s*\.\s*(update|setdefault|append|extend|insert)\b", facts.text
+        )
+        known = len(bound) == 1 and stored is None and changed is None
+        safety.memo[key] = known
+    return bool(known)
+
+
+def _number_literal(value: ast.expr) -> bool:
+    if isinstance(value, ast.UnaryOp) and isinstance(value.op, (ast.USub, ast.UAdd)):
+        value = value.operand
+    return (
+        isinstance(value, ast.Constant)
+        and isinstance(value.value, (int, float))
+        and not isinstance(value.value, bool)
+    )
+
+
 def module_string(name: str, safety: LoadSafety) -> str | None:
     """`DEFAULT_CFG = "model: ..."`, bound once at module level: its text."""
     value = _module_constant(name, safety)

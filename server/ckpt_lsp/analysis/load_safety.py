@@ -28,7 +28,12 @@ from ckpt_lsp.analysis.config_shapes import (
     fields_shape,
     refused_leaves,
 )
-from ckpt_lsp.analysis.constant_tests import decided, module_number, module_string
+from ckpt_lsp.analysis.constant_tests import (
+    decided,
+    module_number,
+    module_number_table,
+    module_string,
+)
 from ckpt_lsp.analysis.constructor_args import passed_arguments, passed_value
 from ckpt_lsp.analysis.dataclass_dicts import CONVERTERS, converted
 from ckpt_lsp.analysis.dataclass_fields import agreed, judged_fields, passed_field
@@ -414,6 +419,9 @@ class LoadSafety:
                 _is_number_constant(side) or self._is_number(side, env)
                 for side in (expr.left, expr.right)
             )
+        if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name):
+            # `GOES_CLASSES[cls]` of a module-level table of numbers
+            return expr.value.id not in env and module_number_table(expr.value.id, self)
         return False
 
     def _number_builtin(self, call: ast.Call, env: Env) -> bool:
