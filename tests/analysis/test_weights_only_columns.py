@@ -100,6 +100,13 @@ def parser():
 
 """
 
+BIDS = (
+    "def bids(n=12):\n    rng = np.random.default_rng(0)\n"
+    '    df = pd.DataFrame({"campaign": rng.integers(0, 3, n), "slot": ["top", "side"] * (n // 2),'
+    ' "bid": rng.gamma(3.0, 1.5, n), "market": rng.gamma(3.0, 1.5, n)})\n'
+    '    df["won"] = (df["bid"] > df["market"]).astype(int)\n    return df\n'
+)
+
 INVALID = [
     (
         "dict records whose columns a helper's frame `columns=` picks and orders",
@@ -416,7 +423,27 @@ INVALID = [
     ),
 ]
 
+INVALID += [
+    (
+        "a group's column reduced in a loop over a groupby, and a grouped column's quantile",
+        BIDS + "def save(p):\n    df = bids()\n    per = {}\n"
+        '    for cid, g in df.groupby("campaign"):\n'
+        '        per[int(cid)] = {"n": len(g), "win_rate": g["won"].mean()}\n'
+        '    thr = df.groupby("slot")["bid"].quantile(0.95)\n'
+        '    torch.save({"per": per, "thr": thr}, p)\n',
+        [(10, "win_rate"), (12, "thr")],
+    ),
+]
+
 VALID = [
+    (
+        "a group's string column item and its size, and a grouped quantile made plain",
+        BIDS + "def save(p):\n    df = bids()\n    per = {}\n"
+        '    for slot, g in df.groupby("slot"):\n'
+        '        per[slot] = {"n": len(g), "first": g["slot"].iloc[0]}\n'
+        '    thr = df.groupby("slot")["bid"].quantile(0.95).to_dict()\n'
+        '    torch.save({"per": per, "thr": thr}, p)\n',
+    ),
     (
         "a date index's items made strings",
         "def save(p):\n    dates = pd.date_range('2024-01-01', periods=3, freq='W')\n"

@@ -701,6 +701,9 @@ class LoadSafety:
             over_pairs = self.kind_of(iterable, env)
             if isinstance(value, ast.Name) and over_pairs is not None and over_pairs.kind == _PAIRS:
                 found[value.id] = item  # `for name, score in scores.items()`
+        group = self._group_frame(target, iterable, env)
+        if group is not None:
+            found.update(group)
         member = self.enum_class(iterable, env) if isinstance(target, ast.Name) else None
         if member is not None and isinstance(target, ast.Name):
             found[target.id] = member  # `[t for t in Task]`: the Enum's members
@@ -718,6 +721,25 @@ class LoadSafety:
             if judged is not None and judged.kind in _DATES and stamp is not None:
                 found[name.id] = replace(stamp, fix="")  # `for d in pd.date_range(...)`
         return found
+
+    def _group_frame(
+        self, target: ast.expr, iterable: ast.expr, env: Env
+    ) -> dict[str, Refused] | None:
+        """`for cid, g in df.groupby("campaign_id")`: each group is a frame of the frame's
+        columns (so `g["won"].mean()` is what `df["won"].mean()` would be)."""
+        if not (
+            isinstance(target, ast.Tuple)
+            and len(target.elts) == 2
+            and isinstance(target.elts[1], ast.Name)
+            and isinstance(iterable, ast.Call)
+            and isinstance(iterable.func, ast.Attribute)
+            and iterable.func.attr == "groupby"
+        ):
+            return None
+        frame = self.kind_of(iterable.func.value, env)
+        if frame is None or frame.kind not in _FRAMES:
+            return None
+        return {target.elts[1].id: replace(frame, fix="")}
 
     def _shown_item(self, call: ast.Call, index: object, env: Env) -> Refused | None:
         """`match(scores)[1]` / `evaluate(m)["loss"]`: the element (or constant key) every
