@@ -433,6 +433,17 @@ INVALID += [
         '    torch.save({"per": per, "thr": thr}, p)\n',
         [(10, "win_rate"), (12, "thr")],
     ),
+    (
+        "a date column of a local date range, in frames appended and concatenated",
+        "def flows(n=5):\n    dates = pd.date_range('2020-01-01', periods=n, freq='D')\n"
+        "    frames = []\n    for basin in ('a', 'b'):\n"
+        '        frames.append(pd.DataFrame({"basin": basin, "date": dates,'
+        ' "q": np.arange(n) * 1.0}))\n'
+        "    return pd.concat(frames, ignore_index=True)\n"
+        "def save(p):\n    df = flows()\n    both = pd.concat([df, df])\n"
+        '    torch.save({"last": df["date"].max(), "first": both["date"].min()}, p)\n',
+        [(10, "last"), (10, "first")],
+    ),
 ]
 
 VALID = [

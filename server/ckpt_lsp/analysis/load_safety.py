@@ -1217,6 +1217,8 @@ class LoadSafety:
         if entry is not None:
             refused = self._shaped(self.catalog.kind(entry.kind), call, qualified, env)
             refused = self._framed(refused, call, env)
+            if qualified == "pandas.concat":
+                refused = self._concatenated(refused, call, env)
             if qualified in _TO_DATETIME and call.args:  # `pd.to_datetime(df["date"])`
                 given = self.kind_of(call.args[0], env)
                 if given is not None and given.kind in _COLUMNS:
@@ -1311,11 +1313,31 @@ class LoadSafety:
         times = frozenset(key for key, value in named if self._dates(value, env))
         return replace(refused, number_columns=numbers, time_columns=times)
 
+    def _concatenated(self, refused: Refused | None, call: ast.Call, env: Env) -> Refused | None:
+        """`pd.concat([a, b])` or `pd.concat(frames)` of a list the function appends frames to:
+        the columns every part holds numbers (or dates) in still hold them."""
+        if refused is None or not call.args or any(k.arg == "axis" for k in call.keywords):
+            return refused
+        given = call.args[0]
+        parts: list[Refused | None]
+        if isinstance(given, (ast.List, ast.Tuple)):
+            parts = [self.kind_of(e, env) for e in given.elts]
+        elif isinstance(given, ast.Name):
+            parts = [env.get(every_item_key(given.id))]
+        else:
+            return refused
+        frames = [p for p in parts if p is not None and p.kind in _FRAMES]
+        if not frames or len(frames) != len(parts):
+            return refused
+        numbers = frozenset.intersection(*(p.number_columns for p in frames))
+        times = frozenset.intersection(*(p.time_columns for p in frames))
+        return replace(refused, number_columns=numbers, time_columns=times)
+
     def _dates(self, value: ast.expr, env: Env) -> bool:
         """`pd.date_range(...)`, `pd.to_datetime(...)`, `start + pd.to_timedelta(days)`: a
         column of Timestamps (a Timestamp or datetime the frame broadcasts is one too)."""
-        if not isinstance(value, (ast.Call, ast.BinOp)):
-            return False
+        if not isinstance(value, (ast.Call, ast.BinOp, ast.Name)):
+            return False  # `dates = pd.date_range(...)` then `{"date": dates}` too
         found = self.kind_of(value, env)
         return found is not None and (found.kind in _DATES or found.kind in _STAMPS)
 
