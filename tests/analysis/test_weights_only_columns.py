@@ -448,6 +448,15 @@ INVALID += [
 
 VALID = [
     (
+        "the label of a group whose column was drawn from an Enum's values (strings)",
+        "class Device(str, Enum):\n    TV = 'tv'\n    PHONE = 'phone'\n"
+        "def save(p):\n    rng = np.random.default_rng(0)\n"
+        '    df = pd.DataFrame({"device": rng.choice([d.value for d in Device], 8),'
+        ' "minutes": rng.gamma(2.0, 10.0, 8)})\n'
+        '    by_device = df.groupby("device")["minutes"].mean()\n'
+        '    torch.save({"best": by_device.idxmax()}, p)\n',
+    ),
+    (
         "a group's string column item and its size, and a grouped quantile made plain",
         BIDS + "def save(p):\n    df = bids()\n    per = {}\n"
         '    for slot, g in df.groupby("slot"):\n'

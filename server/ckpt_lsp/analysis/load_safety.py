@@ -1347,8 +1347,28 @@ class LoadSafety:
             return bool(value.elts) and all(_is_number_constant(e) for e in value.elts)
         if _drawn_from_strings(value):
             return False  # `rng.choice(["north", "south"], n)`: an array of strings
+        if self._drawn_from_unknown(value, env):
+            return False  # `rng.choice([d.value for d in Device], n)`: of what it is given
         found = self.kind_of(value, env)
         return found is not None and found.kind in {"numpy-array", _NUMBER_SERIES}
+
+    def _drawn_from_unknown(self, value: ast.expr, env: Env) -> bool:
+        """`rng.choice(pool, n)` whose pool is neither a count, nor number literals, nor a
+        numpy array: its items are whatever the pool holds (strings, often)."""
+        if not (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Attribute)
+            and value.func.attr == "choice"
+            and value.args
+        ):
+            return False
+        pool = value.args[0]
+        if _is_number_constant(pool) or self._is_number(pool, env):
+            return False  # `rng.choice(5, n)`: numbers below it
+        if isinstance(pool, (ast.List, ast.Tuple)):
+            return not all(_is_number_constant(e) for e in pool.elts)
+        found = self.kind_of(pool, env)
+        return found is None or found.kind != "numpy-array"
 
     def _cell(self, expr: ast.Subscript, env: Env) -> Refused | None:
         """`df.at[i, "loss"]`, `df.loc[i, "loss"]` of a frame, `row["loss"]` of one of its rows
