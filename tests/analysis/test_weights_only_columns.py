@@ -444,6 +444,18 @@ INVALID += [
         '    torch.save({"last": df["date"].max(), "first": both["date"].min()}, p)\n',
         [(10, "last"), (10, "first")],
     ),
+    (
+        "a numpy array minus the values of a column of unknown dtype (arithmetic with strings "
+        "would raise)",
+        "def minutes_of(df):\n    return df['t'] * 2.5\n"
+        "def frame():\n    rng = np.random.default_rng(0)\n"
+        '    df = pd.DataFrame({"t": rng.integers(0, 9, 8), "name": ["a", "b"] * 4})\n'
+        '    df["minutes"] = minutes_of(df)\n    return df\n'
+        'def save(p):\n    df = frame()\n    val = df[df["t"] > 2]\n'
+        '    y = val["minutes"].to_numpy()\n    pred = np.ones(len(y))\n'
+        '    torch.save({"bias": (pred - y).mean(), "n": len(y)}, p)\n',
+        [(13, "bias")],
+    ),
 ]
 
 VALID = [

@@ -338,6 +338,7 @@ class LoadSafety:
         )
         kinds = set()
         other = False  # an operand that only an array compares item by item
+        values = False  # a column's values: arithmetic with numpy raises unless numbers
         for operand in operands:
             if self._python_number(operand, env):
                 continue
@@ -352,9 +353,14 @@ class LoadSafety:
             if equality and found is not None and found.kind == "enum-member":
                 other = True
                 continue
+            if isinstance(expr, ast.BinOp) and found is not None and found.kind == _VALUES:
+                values = True  # `pred - df["y"].to_numpy()`: over strings it raises
+                continue
             if found is None or found.kind not in _NUMPY:
                 return None
             kinds.add(found.kind)
+        if values and kinds:
+            kinds.add("numpy-array")
         if not kinds or (other and "numpy-array" not in kinds):
             return None
         kind = "numpy-array" if "numpy-array" in kinds else "numpy-scalar"
