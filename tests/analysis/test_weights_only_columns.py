@@ -456,6 +456,19 @@ INVALID += [
         '    torch.save({"bias": (pred - y).mean(), "n": len(y)}, p)\n',
         [(13, "bias")],
     ),
+    (
+        "a quantile of a column of Timestamps at a level a parameter holds, from a helper's "
+        "tuple, and its median",
+        "def sessions(n=8):\n    rng = np.random.default_rng(0)\n"
+        "    start = pd.Timestamp('2024-03-01')\n"
+        '    return pd.DataFrame({"at": start + pd.to_timedelta(rng.integers(0, 99, n),'
+        ' unit="min"), "m": rng.random(n)})\n'
+        "def split_by_time(df, frac=0.8):\n    cut = df['at'].quantile(frac)\n"
+        "    return df[df['at'] <= cut], df[df['at'] > cut], cut\n"
+        "def save(p):\n    df = sessions()\n    train, val, cut = split_by_time(df)\n"
+        '    torch.save({"cut": cut, "mid": df["at"].median(), "n": len(train)}, p)\n',
+        [(11, "cut"), (11, "mid")],
+    ),
 ]
 
 VALID = [

@@ -1158,7 +1158,7 @@ class LoadSafety:
                 returns = "estimator" if self._on_sequence(call, env) else "label-encoder"
             if returns == "numpy-array" and func.attr == "choice" and self._of_strings(call, env):
                 returns = "numpy-object-array"  # `rng.choice(df["cell"].unique(), 4)`
-            if has_args and _number_arguments(call):
+            if has_args and self._number_arguments(call, env):
                 numbered = self.catalog.method(
                     receiver.kind, func.attr + WITH_NUMBERS, False, False
                 )
@@ -1247,6 +1247,13 @@ class LoadSafety:
         if isinstance(func, ast.Name) and func.id in self.facts.assigns:
             return self._called_instance(call, env)  # `SCHEDULE(step)`, a module's object
         return self._project_function(qualified, call, env)
+
+    def _number_arguments(self, call: ast.Call, env: Env) -> bool:
+        """Only Python numbers passed, by position (`s.quantile(0.05)`, `s.quantile(frac)` of
+        a local or parameter holding one)."""
+        return not call.keywords and all(
+            _is_number_constant(a) or self._is_number(a, env) for a in call.args
+        )
 
     def _maps_to_numbers(self, call: ast.Call, env: Env) -> bool:
         """`col.map(lambda s: len(s.split()))`, `col.apply(len)`: a column of Python numbers
@@ -2118,11 +2125,6 @@ def returns_unsaid(facts: ModuleFacts, func: FunctionNode) -> bool:
         return True
     head = returns.value if isinstance(returns, ast.Subscript) else returns
     return qualify(dotted_name(head), facts) in _PLAIN_CONTAINERS
-
-
-def _number_arguments(call: ast.Call) -> bool:
-    """Only number literals passed, by position (`s.quantile(0.05)`)."""
-    return not call.keywords and all(_is_number_constant(a) for a in call.args)
 
 
 def _is_number_constant(expr: ast.expr) -> bool:
