@@ -80,6 +80,10 @@ class Refused:
     # (object: the flow's types live above this module); empty when not known
     # part of the identity, so that two constructions a name may hold are both kept
     passed: tuple[tuple[str, object], ...] = field(default=(), repr=False)
+    # for an instance of whichever of several project classes a registry key picks: each
+    # class's instance (an attribute is what every class that sets it holds there); not part
+    # of the identity
+    options: tuple[Refused, ...] = field(default=(), compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -423,6 +423,14 @@ INVALID = [
         '    torch.save({"eps": agent.epsilon, "rng": agent.rng, "steps": agent.steps}, p)\n',
         [(22, "eps"), (22, "rng")],
     ),
+    (
+        "an attribute only one of a registry's classes sets: the key must pick that class",
+        POLICY_REGISTRY + '@register_policy("greedy")\nclass Greedy:\n'
+        "    def __init__(self, cfg=None):\n        self.epsilon = 0.0\n"
+        'def save(p, name="dqn"):\n    agent = POLICIES[name]()\n'
+        '    torch.save({"rng": agent.rng, "eps": agent.epsilon}, p)\n',
+        [(22, "rng")],
+    ),
 ]
 
 VALID = [

@@ -938,6 +938,35 @@ class LoadSafety:
             if library_function(qualified):
                 return self.catalog.kind("callable")  # `F.l1_loss` read, not called
         receiver = self.kind_of(expr.value, env)
+        if receiver is not None and receiver.options:
+            return self._optional_attribute(receiver.options, expr, env)
+        return self._receiver_attribute(receiver, expr, env)
+
+    def _optional_attribute(
+        self, options: tuple[Refused, ...], expr: ast.Attribute, env: Env
+    ) -> Refused | None:
+        """`agent.target` of an instance of whichever registered class a key picks: the
+        classes that never set the attribute cannot be the one (it would raise), the others
+        must agree it is refused."""
+        found: Refused | None = None
+        for option in options:
+            located = self._project_class(option.type_name) if option.type_name else None
+            if located is None:
+                return None
+            if not _sets_attribute(located[1], expr.attr):
+                if any(b != "object" for b in located[1].bases):
+                    return None  # a base may set it
+                continue
+            held = self._receiver_attribute(option, expr, env)
+            if held is None:
+                return None
+            found = found or held
+        return found
+
+    def _receiver_attribute(
+        self, receiver: Refused | None, expr: ast.Attribute, env: Env
+    ) -> Refused | None:
+        """`expr.attr` of a value of the receiver's kind."""
         if receiver is None or receiver.holder:
             return None
         if receiver.shape is not None:
@@ -2187,6 +2216,19 @@ def _held_by(owner: ast.expr, env: Env) -> dict[str, Refused | None]:
         for k, v in env.items()
         if v is not None and k.startswith(prefix) and "." not in k[len(prefix) :] and "[" not in k
     }
+
+
+def _sets_attribute(cls: ClassFacts, attr: str) -> bool:
+    """The class stores `self.<attr>` in a method or binds it in its body (its own text;
+    a base's is not read)."""
+    if cls.methods_mentioning(f"self.{attr}"):
+        return True
+    return any(
+        isinstance(t, ast.Name) and t.id == attr
+        for stmt in cls.class_level()
+        for t in (stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)])
+        if t is not None
+    )
 
 
 def _drawn_from_strings(value: ast.expr) -> bool:

@@ -57,6 +57,7 @@ def registry_instance(
         return None
     found: Refused | None = None
     mixed = False
+    options: list[Refused] = []
     for value in values:
         if isinstance(value, ast.Lambda):  # `"huber": lambda c: nn.HuberLoss(c.delta)`
             refused = safety.of_expression(value.body)  # its parameters not known
@@ -72,10 +73,12 @@ def registry_instance(
         if found is not None and found.type_name != refused.type_name:
             mixed = True
         found = found or refused
+        options.append(refused)
     if found is not None and mixed:
-        # instances of several classes: refused whole, but what an attribute holds depends
-        # on the class the key picks
-        return replace(found, type_name="", built=None, fields=(), passed=())
+        # instances of several classes: refused whole; what an attribute holds depends on
+        # the class the key picks (load_safety asks each that sets it)
+        cleared = replace(found, type_name="", built=None, fields=(), passed=())
+        return replace(cleared, options=tuple(options))
     return found
 
 
