@@ -387,6 +387,19 @@ INVALID = [
         '    torch.save({"rate": y.mean(), "n": len(y)}, p)\n',
         [(6, "rate")],
     ),
+    (
+        "a sub-config and a list of lists of a config created from a YAML text's load, merged "
+        "with overrides",
+        "import yaml\nfrom omegaconf import OmegaConf\n"
+        'TEXT = """\nenv:\n  name: w\n  goals: [[7, 7], [0, 7]]\nagent:\n  lr: 0.001\n"""\n'
+        "def load_config(overrides=()):\n"
+        "    base = OmegaConf.create(yaml.safe_load(TEXT))\n"
+        "    return OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))\n"
+        "def save(p):\n    cfg = load_config(['agent.lr=0.01'])\n"
+        '    torch.save({"env": cfg.env, "goals": list(cfg.env.goals),'
+        ' "lr": cfg.agent.lr, "name": cfg.env.name}, p)\n',
+        [(15, "env"), (15, "goals")],
+    ),
 ]
 
 VALID = [

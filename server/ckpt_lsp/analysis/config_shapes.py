@@ -87,6 +87,8 @@ def config_shape(
         return given
     if qualified != _CREATE and not yaml:  # `OmegaConf.load(path)`: the text is a file's name
         return None
+    if qualified == _CREATE and isinstance(given, ast.Call):
+        return shape_of(given)  # `OmegaConf.create(yaml.safe_load(TEXT))`
     text = None
     if isinstance(given, ast.Constant) and isinstance(given.value, str):
         text = given.value

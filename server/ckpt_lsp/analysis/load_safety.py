@@ -1561,6 +1561,10 @@ class LoadSafety:
         def shape_of(expr: ast.expr) -> ast.expr | None:
             if isinstance(expr, _SHAPES):
                 return expr
+            if isinstance(expr, ast.Call):  # `OmegaConf.create(yaml.safe_load(TEXT))`
+                loader = qualify(dotted_name(expr.func), self.facts)
+                if loader in YAML_LOADERS:
+                    return config_shape(loader, expr, shape_of, module_text, class_shape)
             held = self.kind_of(expr, env)
             return held.shape if held is not None and held.kind == refused.kind else None
 
