@@ -266,7 +266,27 @@ INVALID += [
     ),
 ]
 
+INVALID += [
+    (
+        "an encoder's categories, fitted here and kept on an object",
+        "from sklearn.preprocessing import OneHotEncoder\n"
+        "class Pipe:\n    def __init__(self):\n"
+        "        self.onehot = OneHotEncoder(handle_unknown='ignore')\n"
+        "    def fit(self, rows):\n        self.onehot.fit(rows)\n        return self\n"
+        "def save(p):\n    rows = [['a'], ['b']]\n    enc = OneHotEncoder().fit(rows)\n"
+        "    pipe = Pipe().fit(rows)\n"
+        '    torch.save({"cats": enc.categories_, "piped": pipe.onehot.categories_}, p)\n',
+        [(12, "cats"), (12, "piped")],
+    ),
+]
+
 VALID = [
+    (
+        "an encoder's categories as lists",
+        "from sklearn.preprocessing import OneHotEncoder\n"
+        "def save(p):\n    enc = OneHotEncoder().fit([['a'], ['b']])\n"
+        '    torch.save({"cats": [c.tolist() for c in enc.categories_]}, p)\n',
+    ),
     (
         "a numpy scalar compared with a plain Enum member is a Python bool",
         "import enum\nclass Mode(enum.Enum):\n    A = 1\n"
