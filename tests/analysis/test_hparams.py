@@ -1972,9 +1972,36 @@ INVALID = [
         """,
         "backbone",
     ),
+    # `x = list(x)` before the call, of a numpy array a call passes: a list of numpy scalars
+    (
+        """
+        class Encoder(L.LightningModule):
+            def __init__(self, age_bins, lr=1e-3):
+                super().__init__()
+                age_bins = list(age_bins)
+                self.save_hyperparameters()
+
+
+        def build(edges):
+            return Encoder(age_bins=np.asarray(edges), lr=1e-3)
+        """,
+        "age_bins",
+    ),
 ]
 
 VALID = [
+    # `x = list(x)` of a plain list or tuple a call passes
+    """
+    class Encoder(L.LightningModule):
+        def __init__(self, age_bins, lr=1e-3):
+            super().__init__()
+            age_bins = list(age_bins)
+            self.save_hyperparameters()
+
+
+    def build():
+        return Encoder(age_bins=(18, 40, 65), lr=1e-3)
+    """,
     # a registry of lambdas one of which builds a plain number
     """
     SCALES = {"loss": lambda c: nn.MSELoss(), "lr": lambda c: c * 2.0}

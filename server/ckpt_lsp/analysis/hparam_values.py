@@ -29,6 +29,7 @@ from ckpt_lsp.analysis.hparam_weights_only import (
     spread_entry_of,
     spread_item,
 )
+from ckpt_lsp.analysis.hparams import ITEM_COPIES
 from ckpt_lsp.analysis.load_safety import LoadSafety, Refused
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import walk
@@ -154,7 +155,14 @@ def _converted(
         values += _forwarded(passed, site, classifier, contexts)  # `build(cfg)`'s callers
         for expr, ctx, passed_at in values:
             safety = LoadSafety(ctx.facts, classifier.index)
-            given = safety.of_expression(expr, judge_env(ctx, safety))
+            env = judge_env(ctx, safety)
+            if qualified in ITEM_COPIES:  # `list(x)` of what the call passes
+                copy = ast.Call(func=converter.func, args=[expr], keywords=[])
+                kept = safety.of_expression(ast.copy_location(copy, expr), env)
+                if kept is not None:
+                    return HparamProblem(Refusal.of(kept), dropped=False, site=passed_at)
+                continue
+            given = safety.of_expression(expr, env)
             kept = after(safety, converter, qualified, given) if given is not None else None
             if kept is not None:
                 return HparamProblem(Refusal.of(kept), dropped=False, site=passed_at)

@@ -31,6 +31,10 @@ else:  # pragma: no cover
 FunctionNode = (ast.FunctionDef, ast.AsyncFunctionDef)
 _DATA = Path(__file__).resolve().parent.parent / "data" / "hparams.toml"
 
+# `x = list(x)` before the call stores a list of what was passed's items (a numpy array's
+# are numpy scalars): judged with the calls' values, as a config's conversion is
+ITEM_COPIES = frozenset({"builtins.list", "builtins.tuple"})
+
 
 @lru_cache(maxsize=1)
 def lightning_bases() -> frozenset[str]:
@@ -131,7 +135,7 @@ def converted_before(
         and len(value.args) == 1
         and isinstance(value.args[0], ast.Name)
         and value.args[0].id == name
-        and qualified(dotted_name(value.func)) in CONVERTERS
+        and qualified(dotted_name(value.func)) in CONVERTERS | ITEM_COPIES
     }
 
 
