@@ -103,6 +103,8 @@ class CallEntry:
     # the kind holds only when the call passes a size, as `size=` or positional argument N
     # (`np.random.randint(0, 9, size=3)` is an array, `np.random.randint(0, 9)` an int); -1: always
     sized: int = -1
+    # a ufunc: an array for an array first argument, a numpy scalar for a number
+    elementwise: bool = False
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
             str(e.get("keyword", "")),
             tuple(known(f"call {e['name']!r} items", str(k)) for k in e.get("items", [])),
             int(e.get("sized", -1)),
+            elementwise=bool(e.get("elementwise", False)),
         )
         for e in data.get("call", [])
     }

@@ -1251,6 +1251,10 @@ class LoadSafety:
             return self._keeps_numpy(call, entry.kind, env, qualified)
         if entry is not None:
             refused = self._shaped(self.catalog.kind(entry.kind), call, qualified, env)
+            if entry.elementwise and call.args:  # `np.abs(errors)`: an array of an array
+                given = self.kind_of(call.args[0], env)
+                if given is not None and given.kind == "numpy-array":
+                    refused = _no_fix(self.catalog.kind("numpy-array")) or refused
             refused = self._framed(refused, call, env)
             if qualified == "pandas.concat":
                 refused = self._concatenated(refused, call, env)
