@@ -292,7 +292,28 @@ INVALID += [
     ),
 ]
 
+INVALID += [
+    (
+        "sklearn's stop words, a struct_time, a uname result and a date parsed from text",
+        "import platform, time\n"
+        "from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS\n"
+        'def save(p, cutoff="2024-03-01"):\n'
+        '    torch.save({"sw": ENGLISH_STOP_WORDS, "t": time.localtime(), "u": platform.uname(),'
+        ' "d": datetime.date.fromisoformat(cutoff)}, p)\n',
+        [(4, "sw"), (4, "t"), (4, "u"), (4, "d")],
+    ),
+]
+
 VALID = [
+    (
+        "stop words sorted, a struct_time's timestamp, a uname's dict, a date's text",
+        "import platform, time\n"
+        "from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS\n"
+        'def save(p, cutoff="2024-03-01"):\n'
+        '    torch.save({"sw": sorted(ENGLISH_STOP_WORDS), "t": time.mktime(time.localtime()),'
+        ' "u": platform.uname()._asdict(),'
+        ' "d": datetime.date.fromisoformat(cutoff).isoformat()}, p)\n',
+    ),
     (
         "an encoder's categories as lists",
         "from sklearn.preprocessing import OneHotEncoder\n"
