@@ -302,6 +302,13 @@ INVALID += [
         ' "d": datetime.date.fromisoformat(cutoff)}, p)\n',
         [(4, "sw"), (4, "t"), (4, "u"), (4, "d")],
     ),
+    (
+        "the value counts of a column of a frame the function is given",
+        "def save(p, df):\n"
+        '    torch.save({"counts": df["disposition"].value_counts(),'
+        ' "plain": df["disposition"].value_counts().to_dict()}, p)\n',
+        [(2, "counts")],
+    ),
 ]
 
 VALID = [
