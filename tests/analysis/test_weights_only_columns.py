@@ -469,6 +469,18 @@ INVALID += [
         '    torch.save({"cut": cut, "mid": df["at"].median(), "n": len(train)}, p)\n',
         [(11, "cut"), (11, "mid")],
     ),
+    (
+        "the largest of two number columns, one a helper computed from others",
+        "def boxes(n=5):\n    rng = np.random.default_rng(0)\n    rows = []\n"
+        "    for i in range(n):\n"
+        '        rows.append({"file": f"{i}.png", "x1": int(rng.integers(0, 5)),'
+        ' "x2": int(rng.integers(6, 9))})\n'
+        '    df = pd.DataFrame(rows)\n    df["w"] = df.x2 - df.x1\n    return df\n'
+        "def save(p):\n    df = boxes()\n"
+        '    torch.save({"largest": df[["w", "x2"]].max().max(),'
+        ' "plain": df[["w", "x2"]].max().to_dict()}, p)\n',
+        [(11, "largest")],
+    ),
 ]
 
 VALID = [

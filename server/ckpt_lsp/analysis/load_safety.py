@@ -127,7 +127,8 @@ _NUMERIC_ONLY = frozenset(
 _COLUMNS = frozenset(
     {_SERIES, _NUMBER_SERIES, "pandas-number-keyed-series", "pandas-number-counts"}
 )
-_FRAMES = frozenset({_FRAME, _TIME_FRAME})
+_NUMBER_FRAME = "pandas-number-frame"  # `df[["w", "h"]]` of number columns
+_FRAMES = frozenset({_FRAME, _TIME_FRAME, _NUMBER_FRAME})
 _DATETIME_SERIES = "pandas-datetime-series"
 _DATES = frozenset({"pandas-datetime-index", _DATETIME_SERIES})
 _TO_DATETIME = frozenset({"pandas.to_datetime"})
@@ -603,7 +604,14 @@ class LoadSafety:
             named = self.facts.assigns.get(index.id)
             if isinstance(named, ast.List) and self._constant_sequence(named):
                 index = named
-        return self.catalog.kind(_FRAME) if isinstance(index, ast.List) else None
+        if not isinstance(index, ast.List):
+            return None
+        names = [e.value for e in index.elts if isinstance(e, ast.Constant)]
+        if names and len(names) == len(index.elts) and set(names) <= frame.number_columns:
+            subset = self.catalog.kind(_NUMBER_FRAME)  # `df[["w", "h"]].max()`: numbers
+            if subset is not None:
+                return replace(subset, number_columns=frozenset(map(str, names)))
+        return self.catalog.kind(_FRAME)
 
     def _comprehension(
         self, expr: ast.ListComp | ast.SetComp | ast.GeneratorExp, env: Env

@@ -767,6 +767,12 @@ class LocalFlow:
                 if isinstance(possible, Refused) and ("series" in possible.kind or not framed):
                     # a frame's column is a Series, whatever array it was set from
                     new[held] = frozenset({possible})
+                if framed and isinstance(possible, Refused) and possible.kind == NUMBER_SERIES:
+                    # `df["w"] = df.x2 - df.x1`: the frame (as a helper returns it) has one
+                    # more column of numbers
+                    new[target.value.id] = _with_number_column(
+                        new.get(target.value.id, frozenset()), str(_constant_item(target))
+                    )
                 elif not isinstance(possible, Refused) and not framed:
                     # kept as set: a helper returning the dict gives this key's value, not
                     # what the rest of the dict holds (`out["mrr"] = float(m)`)
@@ -1618,6 +1624,19 @@ def _parameter_default(func: FunctionNode, name: str) -> ast.expr | None:
         for n in walk(stmt)
     )
     return None if rebound else found
+
+
+NUMBER_SERIES = "pandas-number-series"
+
+
+def _with_number_column(held: frozenset[Possible], column: str) -> frozenset[Possible]:
+    """The frames a name may hold, each with `column` among its columns of numbers."""
+    return frozenset(
+        replace(p, number_columns=p.number_columns | {column})
+        if isinstance(p, Refused) and p.kind.endswith("frame")
+        else p
+        for p in held
+    )
 
 
 def _frame(held: frozenset[Possible] | None) -> bool:
