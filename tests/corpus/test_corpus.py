@@ -127,7 +127,7 @@ CORPORA = [
     # 0.846 on the engine before those fixes, R 0.939 and 0.872 after 15-19's, R 0.959 and
     # 0.897 after 20-21's
     Corpus("blind-round22", HERE / "blind" / "round22", 0.95, 0.95),
-    Corpus("blind-round23", HERE / "blind" / "round23", 0.95, 0.92),
+    Corpus("blind-round23", HERE / "blind" / "round23", 0.95, 0.94),
     # recommenders and graph networks, written after the recall work and never fixed for:
     # P 0.974 R 0.949 as written (the one extra, in `main()`, is a true finding the oracle
     # does not cover: a dict of `hits.mean()` numpy scalars)
@@ -151,7 +151,7 @@ CORPORA = [
     # callbacks, a preprocessor fitted in a helper): P 1.000 R 0.426 as written; then fixed
     # for objects handed to project functions, fluent calls a helper returns, a held
     # dataclass's fields and dict displays kept on `self`
-    Corpus("blind-round29", HERE / "blind" / "round29", 0.95, 0.84),
+    Corpus("blind-round29", HERE / "blind" / "round29", 0.95, 0.85),
     # pose estimation, fraud / log anomaly detection, learning to rank, written while 27-29 were
     # fixed and held out from it: P 1.000 R 0.622 on the engine before those fixes, R 0.689
     # after them; then one family among its misses was fixed (a method three calls down)
@@ -194,7 +194,7 @@ CORPORA = [
     Corpus("blind-round39", HERE / "blind" / "round39", 0.95, 0.82),
     Corpus("blind-round40", HERE / "blind" / "round40", 0.95, 0.88),
     Corpus("blind-round41", HERE / "blind" / "round41", 0.95, 0.87),
-    Corpus("blind-round42", HERE / "blind" / "round42", 0.95, 0.84),
+    Corpus("blind-round42", HERE / "blind" / "round42", 0.95, 0.86),
     Corpus("blind-round43", HERE / "blind" / "round43", 0.95, 0.86),
     # document restoration, intrusion detection, SMILES VAEs: written while 39-43 were fixed
     # and held out from every fix: P 1.000 R 0.625 on the engine before those fixes, 0.646
@@ -223,7 +223,7 @@ CORPORA = [
     # document VQA, crowd counting, claim severity: written with 49 and held out from its
     # fixes: P 1.000 R 0.766 on the engine before them, 0.809 when first scored; later its
     # trainer saving through a helper's tuple was fixed
-    Corpus("blind-round50", HERE / "blind" / "round50", 0.95, 0.87),
+    Corpus("blind-round50", HERE / "blind" / "round50", 0.95, 0.89),
     # astronomical transients, player tracking, demand planning; SEM microscopy, meeting
     # summarisation, pest detection; ocean waves, dialogue state tracking, dermatology; fake
     # news graphs, rPPG, battery arbitrage: written together and scored before any fix for
@@ -236,15 +236,35 @@ CORPORA = [
     Corpus("blind-round54", HERE / "blind" / "round54", 0.95, 0.72),
     # air quality, lip reading, job-shop scheduling: written with 51-54 and held out from every
     # fix: P 1.000 R 0.766 before them, 0.809 after (a character error rate over word counts)
-    Corpus("blind-round55", HERE / "blind" / "round55", 0.95, 0.80),
+    Corpus("blind-round55", HERE / "blind" / "round55", 0.95, 0.82),
     # streamflow, peptide identification, lane detection; ad-auction bid landscapes, human mesh
     # recovery, earthquake early warning; perturbation response, handwritten maths, ride-hailing
     # dispatch: first scored P 1.000 R 0.696, P 0.974 R 0.809, P 1.000 R 0.766. Round 60's
     # false alarm (`min(args.cap, rate)`) and one of its misses (an attribute a method returning
     # a dict display named) were fixed; 59 and 61 gained nothing from those fixes
-    Corpus("blind-round59", HERE / "blind" / "round59", 0.95, 0.69),
-    Corpus("blind-round60", HERE / "blind" / "round60", 0.95, 0.82),
-    Corpus("blind-round61", HERE / "blind" / "round61", 0.95, 0.76),
+    Corpus("blind-round59", HERE / "blind" / "round59", 0.95, 0.84),
+    Corpus("blind-round60", HERE / "blind" / "round60", 0.95, 0.87),
+    Corpus("blind-round61", HERE / "blind" / "round61", 0.95, 0.80),
+    # docking, watch time, structural health; sleep staging, cross-lingual QA, warehouse RL;
+    # solar flares, trial matching, shelf recognition: written after rounds 51-55's fixes and
+    # first scored on the engine of that time (R 0.936, 0.729, 0.804), then at the start of the
+    # work on 59-61 (0.915, 0.750, 0.826: one mark lost to the frame-mask fix), then fixed
+    Corpus("blind-round56", HERE / "blind" / "round56", 0.95, 0.97),
+    Corpus("blind-round57", HERE / "blind" / "round57", 0.95, 0.91),
+    Corpus("blind-round58", HERE / "blind" / "round58", 0.95, 0.93),
+    # wind-turbine faults, aspect sentiment, surgical phases; traffic signs, drug interactions,
+    # portfolio RL; speech intents, coral reefs, readmissions: written while 56-61 were fixed,
+    # first scored at the start of that work (R 0.787, 0.739, 0.667), held out until scored
+    # again midway (0.787, 0.804, 0.667); then their catalog and frame misses were fixed
+    Corpus("blind-round62", HERE / "blind" / "round62", 0.95, 0.80),
+    Corpus("blind-round63", HERE / "blind" / "round63", 0.95, 0.82),
+    Corpus("blind-round64", HERE / "blind" / "round64", 0.95, 0.72),
+    # air-traffic trajectories, radiology reports, vineyard disease; electricity prices, code
+    # review comments, cell tracking; sepsis warning, podcast segments, pick paths: written
+    # last and held out from every fix (start of the work: R 0.638, P 0.970 R 0.696, R 0.913)
+    Corpus("blind-round65", HERE / "blind" / "round65", 0.95, 0.63),
+    Corpus("blind-round66", HERE / "blind" / "round66", 0.95, 0.69),
+    Corpus("blind-round67", HERE / "blind" / "round67", 0.95, 0.93),
 ]
 
 
