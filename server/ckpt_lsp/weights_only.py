@@ -352,9 +352,6 @@ def weights_only_catalog() -> WeightsOnlyCatalog:
         return parse(tomllib.load(fh))
 
 
-__all__ = ["UNSIZED", "CallEntry", "Refused", "WeightsOnlyCatalog", "parse", "weights_only_catalog"]
-
-
 def registration_names(refused: Refused) -> frozenset[str]:
     """The qualified globals whose registration with `add_safe_globals` makes a refused value
     load: its project class, else its kind's types; none for a kind registration cannot fix."""
@@ -390,3 +387,16 @@ class Refusal(str):
 def registration_names_of(what: str) -> frozenset[str]:
     """The globals whose registration excuses a phrase: none when it does not say."""
     return what.types if isinstance(what, Refusal) else frozenset()
+
+
+__all__ = [
+    "UNSIZED",
+    "CallEntry",
+    "Refusal",
+    "Refused",
+    "WeightsOnlyCatalog",
+    "parse",
+    "registration_names",
+    "registration_names_of",
+    "weights_only_catalog",
+]

@@ -436,7 +436,7 @@ class Analyzer:
         outside = "".join(p.block.text for p in facts.blocks if p.block.kind != "class")
         others = self.index.generation_without(filename) if self.index is not None else 0
         # a registration or an opted-out load in one class excuses values in the others
-        return (filename, hash(outside), others, self.weights_only.sites_key(facts))
+        return (filename, hash(outside), others, self.weights_only.module_sites(facts))
 
     @staticmethod
     def _shown(filename: str, facts: ModuleFacts) -> Callable[[str], str]:

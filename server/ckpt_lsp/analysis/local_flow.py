@@ -767,7 +767,7 @@ class LocalFlow:
                 if isinstance(possible, Refused) and ("series" in possible.kind or not framed):
                     # a frame's column is a Series, whatever array it was set from
                     new[held] = frozenset({possible})
-                if framed and isinstance(possible, Refused) and possible.kind == NUMBER_SERIES:
+                if framed and isinstance(possible, Refused) and possible.kind == _NUMBER_SERIES:
                     # `df["w"] = df.x2 - df.x1`: the frame (as a helper returns it) has one
                     # more column of numbers
                     new[target.value.id] = _with_number_column(
@@ -1626,7 +1626,7 @@ def _parameter_default(func: FunctionNode, name: str) -> ast.expr | None:
     return None if rebound else found
 
 
-NUMBER_SERIES = "pandas-number-series"
+_NUMBER_SERIES = "pandas-number-series"  # load_safety's column of numbers
 
 
 def _with_number_column(held: frozenset[Possible], column: str) -> frozenset[Possible]:

@@ -88,8 +88,7 @@ def decorated_entries(facts: ModuleFacts, name: str) -> list[ast.expr]:
     module stores into it elsewhere, rebinds it or calls a method that may change it."""
     entries: list[ast.expr] = []
     makers: set[str] = set()
-    decorated = [*facts.classes.values()]
-    for cls in decorated:
+    for cls in facts.classes.values():
         if name in decorator_registries(facts, cls.decorators):
             entries.append(ast.Name(id=cls.name, ctx=ast.Load()))
             makers.update(_maker_names(cls.decorators))

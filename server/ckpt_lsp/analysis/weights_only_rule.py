@@ -256,7 +256,7 @@ class WeightsOnlyRule:
             other = (
                 facts if path == facts.path else (self.index.facts(path) if self.index else None)
             )
-            cached = self.sites_key(other) if other is not None else None
+            cached = self.module_sites(other) if other is not None else None
             if cached is not None:
                 sites.append(cached)
         return sites
@@ -322,7 +322,7 @@ class WeightsOnlyRule:
                 out.add(known[name])
         return frozenset(out)
 
-    def sites_key(self, facts: ModuleFacts) -> LoadSites | None:
+    def module_sites(self, facts: ModuleFacts) -> LoadSites | None:
         """What the module itself says about loading (its findings' memo depends on it: a
         registration may sit in another class of the same file)."""
         if not any(word in facts.text for word in WORDS):
