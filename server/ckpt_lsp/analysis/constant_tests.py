@@ -74,23 +74,24 @@ def module_number_table(name: str, safety: LoadSafety) -> bool:
     items = value.values if isinstance(value, ast.Dict) else value.elts
     if not items or not all(_number_literal(v) for v in items):
         return False
+    if not _bound_once(name, safety):
+        return False
     key = ("number-table", name)
     known = safety.memo.get(key)
     if known is None:
         escaped = re.escape(name)
-        bound = re.findall(rf"^[ \t]*{escaped}[ \t]*(?::[^=\n]*)?=(?!=)", facts.text, re.M)
         stored = re.search(rf"\b{escaped}\s*\[[^\n]*?\]\s*[-+*/|&]?=(?!=)", facts.text)
         changed = re.search(
             rf"\b{escaped}\s*\.\s*(update|setdefault|append|extend|insert)\b", facts.text
         )
-        known = len(bound) == 1 and stored is None and changed is None
+        known = stored is None and changed is None
         safety.memo[key] = known
     return bool(known)
 
 
 def _number_literal(value: ast.expr) -> bool:
     if isinstance(value, ast.UnaryOp) and isinstance(value.op, (ast.USub, ast.UAdd)):
-        value = value.operand
+        value = value.operand  # `-1e-3`
     return (
         isinstance(value, ast.Constant)
         and isinstance(value.value, (int, float))
@@ -114,9 +115,15 @@ def _module_constant(name: str, safety: LoadSafety) -> ast.Constant | None:
         value = value.operand  # `-1e-3`: a number (its truth is the operand's)
     if not isinstance(value, ast.Constant) or not isinstance(value.value, (int, float, str)):
         return None
+    return value if _bound_once(name, safety) else None
+
+
+def _bound_once(name: str, safety: LoadSafety) -> bool:
+    """The module binds the name once only (no augmented store, no `global` rebinding)."""
     key = ("constant-test", name)
     known = safety.memo.get(key)
     if known is None:
+        facts = safety.facts
         bound = re.findall(
             rf"^[ \t]*{re.escape(name)}[ \t]*(?::[^=\n]*)?(?:[-+*/|&]?=)(?!=)",
             facts.text,
@@ -125,7 +132,7 @@ def _module_constant(name: str, safety: LoadSafety) -> ast.Constant | None:
         rebound = re.search(rf"\b(?:global|nonlocal)\b[^\n]*\b{re.escape(name)}\b", facts.text)
         known = len(bound) == 1 and rebound is None
         safety.memo[key] = known
-    return value if known else None
+    return bool(known)
 
 
 def dead_statements(func: ast.AST, safety: LoadSafety) -> frozenset[int]:
