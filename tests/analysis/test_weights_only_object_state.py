@@ -435,6 +435,13 @@ INVALID = [
 
 VALID = [
     (
+        "an attribute one registered class sets and another may inherit from its base",
+        POLICY_REGISTRY + "class Base:\n    def __init__(self):\n        self.rng = 0\n"
+        '@register_policy("plain")\nclass Plain(Base):\n    pass\n'
+        'def save(p, name="plain"):\n    agent = POLICIES[name]()\n'
+        '    torch.save({"rng": agent.rng}, p)\n',
+    ),
+    (
         "an attribute of whichever class a registry's key picks, numpy in one and a float in "
         "the other",
         POLICY_REGISTRY + '@register_policy("greedy")\nclass Greedy:\n'
