@@ -63,6 +63,13 @@ INVALID = [
         'def go(p, x):\n    pca = PCA(2).fit(x)\n    torch.save({"r": pca.explained_variance_ratio_}, p)\n',
         [(3, "r")],
     ),
+    (
+        "a multi-label binarizer's classes whole (an object array)",
+        "from sklearn.preprocessing import MultiLabelBinarizer\n"
+        "def go(p):\n    mlb = MultiLabelBinarizer().fit([['nit', 'style'], ['bug']])\n"
+        '    torch.save({"tags": mlb.classes_}, p)\n',
+        [(4, "tags")],
+    ),
 ]
 
 VALID = [
@@ -94,6 +101,12 @@ VALID = [
     (
         "as a list",
         'def go(p, x):\n    pca = PCA(2).fit(x)\n    torch.save({"c": pca.components_.tolist()}, p)\n',
+    ),
+    (
+        "a multi-label binarizer's classes listed (an object array's items: Python strings)",
+        "from sklearn.preprocessing import MultiLabelBinarizer\n"
+        "def go(p, tags):\n    mlb = MultiLabelBinarizer().fit(tags)\n"
+        '    torch.save({"tags": list(mlb.classes_), "first": mlb.classes_[0]}, p)\n',
     ),
 ]
 
