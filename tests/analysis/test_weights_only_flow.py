@@ -400,6 +400,17 @@ INVALID = [
         ' "lr": cfg.agent.lr, "name": cfg.env.name}, p)\n',
         [(15, "env"), (15, "goals")],
     ),
+    (
+        "the best and the last of a list a dict display holds, appended numpy scalars",
+        "def save(p):\n"
+        '    history = {"ap50": [], "loss": []}\n'
+        "    for epoch in range(3):\n"
+        '        history["ap50"].append(np.float64(0.1) * epoch)\n'
+        '        history["loss"].append(float(epoch))\n'
+        '    torch.save({"best": max(history["ap50"]), "last": history["ap50"][-1],\n'
+        '                "loss": history["loss"]}, p)\n',
+        [(6, "best"), (6, "last")],
+    ),
 ]
 
 VALID = [
@@ -620,6 +631,14 @@ VALID = [
         '        if metrics["mae"] < best_mae:\n'
         "            best_metrics = metrics\n"
         '    torch.save({"ssim": best_metrics["ssim"]}, p)\n',
+    ),
+    (
+        "the best of a list a dict display holds, appended Python floats",
+        "def save(p):\n"
+        '    history = {"ap50": []}\n'
+        "    for epoch in range(3):\n"
+        '        history["ap50"].append(float(np.float64(0.1) * epoch))\n'
+        '    torch.save({"best": max(history["ap50"]), "all": history["ap50"]}, p)\n',
     ),
 ]
 

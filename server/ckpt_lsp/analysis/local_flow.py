@@ -1126,19 +1126,19 @@ class LocalFlow:
             isinstance(call, ast.Call)
             and isinstance(call.func, ast.Attribute)
             and call.func.attr in _ADDERS
-            and isinstance(call.func.value, ast.Name)
             and call.args
         ):
             return state
-        if _instance(state.get(call.func.value.id, frozenset())):
+        name = _list_held(call.func.value, before or state)
+        if not name or _instance(state.get(name, frozenset())):
             return state  # `index.add(vectors, labels)`: the project class's own method
         item = call.args[-1]
         env = {**self._self_env, **env_of(state)}
         if call.func.attr == "append":  # a list of records: a frame's number columns
-            state = {**state, **self._records(call.func.value.id, item, env, before or {})}
-            state = {**state, **self._keyed_record(call.func.value.id, item, env, before or {})}
+            state = {**state, **self._records(name, item, env, before or {})}
+            state = {**state, **self._keyed_record(name, item, env, before or {})}
         else:
-            state = {k: v for k, v in state.items() if k != columns_key(call.func.value.id)}
+            state = {k: v for k, v in state.items() if k != columns_key(name)}
         if isinstance(item, ast.Dict):  # `history.append({"acc": acc})`: a dict of what it holds
             shown = [v for k, v in zip(item.keys, item.values) if k is not None]
             added = self.safety.first_refused(shown, env)
@@ -1152,7 +1152,6 @@ class LocalFlow:
         if added is None:
             return state
         held = Refused(added.kind, added.what, added.loadable, "", added.stateful)
-        name = call.func.value.id
         prior = state.get(name, frozenset())
         if not (prior and all(isinstance(p, Refused) and p.kind == added.kind for p in prior)):
             prior = frozenset({held})  # else it keeps what it knew (a config's shape)
@@ -1301,6 +1300,22 @@ def _item_fallback(
 
 
 _DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.ListComp)
+
+
+def _list_held(receiver: ast.expr, state: State) -> str:
+    """The state key of a list items are added to: a local (`history`), or a list a local
+    dict display holds under a constant key (`history["ap50"]` of `{"ap50": []}`)."""
+    if isinstance(receiver, ast.Name):
+        return receiver.id
+    if (
+        isinstance(receiver, ast.Subscript)
+        and isinstance(receiver.value, ast.Name)
+        and isinstance(receiver.slice, ast.Constant)
+        and isinstance(receiver.slice.value, str)
+    ):
+        key = item_key(receiver.value.id, receiver.slice.value)
+        return key if key in state else ""
+    return ""
 
 
 def _every_appended(name: str, added: Refused, before: State) -> State:
