@@ -38,6 +38,9 @@ UNSIZED_SEQUENCE = "(unsized sequence)"
 # what a method returns given number arguments only (`s.quantile(0.05)`; `s.quantile([..])`
 # is a Series)
 WITH_NUMBERS = "(numbers)"
+# the key suffix of what an item read with a slice gives, where it differs from one item
+# (`counts.index[:20]` is an Index, `counts.index[0]` one label)
+SLICED = "(slice)"
 
 
 @dataclass(frozen=True)
@@ -390,6 +393,7 @@ def registration_names_of(what: str) -> frozenset[str]:
 
 
 __all__ = [
+    "SLICED",
     "UNSIZED",
     "CallEntry",
     "Refusal",

@@ -309,9 +309,29 @@ INVALID += [
         ' "plain": df["disposition"].value_counts().to_dict()}, p)\n',
         [(2, "counts")],
     ),
+    (
+        "a scipy sparse matrix, a networkx graph, a distribution's quantile, an Index's slice",
+        "import networkx as nx\nimport scipy.sparse as sp\nfrom scipy.stats import chi2\n"
+        "def save(p, df, dof):\n"
+        '    counts = df["track"].value_counts()\n'
+        '    torch.save({"y": sp.csr_matrix(np.eye(3)), "g": nx.from_pandas_edgelist(df, "f", "t"),'
+        ' "thr": chi2.ppf(0.95, dof), "top": counts.index[:20]}, p)\n',
+        [(6, "y"), (6, "g"), (6, "thr"), (6, "top")],
+    ),
 ]
 
 VALID = [
+    (
+        "a sparse matrix's dense tensor, a graph's edges, a quantile made a float, an Index's "
+        "first label and its slice listed",
+        "import networkx as nx\nimport scipy.sparse as sp\nfrom scipy.stats import chi2\n"
+        "def save(p, df, dof):\n"
+        '    counts = df["track"].value_counts()\n'
+        '    g = nx.from_pandas_edgelist(df, "f", "t")\n'
+        '    torch.save({"y": torch.from_numpy(sp.csr_matrix(np.eye(3)).toarray()),'
+        ' "e": sorted(g.edges()), "thr": float(chi2.ppf(0.95, dof)), "first": counts.index[0],'
+        ' "top": counts.index[:20].tolist()}, p)\n',
+    ),
     (
         "stop words sorted, a struct_time's timestamp, a uname's dict, a date's text",
         "import platform, time\n"

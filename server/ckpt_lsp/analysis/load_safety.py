@@ -61,6 +61,7 @@ from ckpt_lsp.analysis.record_keys import record_item
 from ckpt_lsp.analysis.registry_calls import registry_instance, registry_object_instance
 from ckpt_lsp.analysis.splits import fold_list, fold_targets, pair_items
 from ckpt_lsp.weights_only import (
+    SLICED,
     UNSIZED,
     UNSIZED_SEQUENCE,
     WITH_NUMBERS,
@@ -505,6 +506,10 @@ class LoadSafety:
                 return _no_fix(self.catalog.kind("numpy-array"))
             if _is_int(index):  # `trainer.accs[-1]`: no scalar takes it, a list of them does
                 return _no_fix(receiver)
+        if receiver is not None and isinstance(index, ast.Slice):
+            sliced = self.catalog.method(receiver.kind, "__getitem__" + SLICED, False, True)
+            if sliced:  # `counts.index[:20]`: an Index still
+                return _no_fix(self.catalog.kind(sliced))
         if receiver is not None and receiver.kind != "numpy-array" and not receiver.type_name:
             # a library container's item (`model[0]` of an nn.Sequential); a project class
             # may define its own __getitem__
