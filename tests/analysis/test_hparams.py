@@ -1987,9 +1987,47 @@ INVALID = [
         """,
         "age_bins",
     ),
+    # `x = x if x is not None else v` fills a left-out `x` as `if x is None: x = v` does
+    (
+        """
+        class Contacts(L.LightningModule):
+            def __init__(self, lr=1e-3, criterion=None):
+                super().__init__()
+                criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
+                self.save_hyperparameters()
+
+
+        def build():
+            return Contacts(lr=1e-3)
+        """,
+        "criterion",
+    ),
+    (
+        """
+        class Contacts(L.LightningModule):
+            def __init__(self, lr=1e-3, bins=None):
+                super().__init__()
+                bins = bins or np.linspace(4.0, 20.0, 9)
+                self.save_hyperparameters()
+        """,
+        "bins",
+    ),
 ]
 
 VALID = [
+    # a fill in one expression of a value that loads; the caller passes a plain float
+    """
+    class Contacts(L.LightningModule):
+        def __init__(self, lr=None, smoothing=None):
+            super().__init__()
+            lr = lr if lr is not None else 1e-3
+            smoothing = 0.1 if smoothing is None else smoothing
+            self.save_hyperparameters()
+
+
+    def build():
+        return Contacts(smoothing=0.2)
+    """,
     # `x = list(x)` of a plain list or tuple a call passes
     """
     class Encoder(L.LightningModule):

@@ -231,10 +231,16 @@ def _tested_rebinds(
     func: ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call, given: bool
 ) -> Iterator[tuple[str, ast.expr]]:
     """`if x is None: x = v` / `if not x: x = v` (`given` False), or `if x is not None: x = v`
-    / `if x: x = v` (`given` True), at the top of the body before `call`: the name and `v`."""
+    / `if x: x = v` (`given` True), at the top of the body before `call`: the name and `v`.
+    The same as one expression: `x = x if x is not None else v`, `x = x or v`."""
     for stmt in func.body:
         if (stmt.lineno, stmt.col_offset) >= (call.lineno, call.col_offset):
             break
+        if isinstance(stmt, ast.Assign):
+            found = _tested_expression(stmt, given)
+            if found is not None:
+                yield found
+            continue
         if not isinstance(stmt, ast.If) or stmt.orelse or len(stmt.body) != 1:
             continue
         tested = _name_test(stmt.test)
@@ -248,6 +254,39 @@ def _tested_rebinds(
             and body.targets[0].id == tested[0]
         ):
             yield tested[0], body.value
+
+
+def _tested_expression(stmt: ast.Assign, given: bool) -> tuple[str, ast.expr] | None:
+    """`x = x if x is not None else v` / `x = v if x is None else x` / `x = x or v` (`given`
+    False: `v` fills a left-out `x`), or `x = f(x) if x is not None else None` (`given` True:
+    `f(x)` is what a given `x` becomes): the name and `v` (or `f(x)`)."""
+    if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
+        return None
+    name, value = stmt.targets[0].id, stmt.value
+    if isinstance(value, ast.BoolOp) and isinstance(value.op, ast.Or) and not given:
+        first, *rest = value.values
+        if len(rest) == 1 and isinstance(first, ast.Name) and first.id == name:
+            return name, rest[0]
+        return None
+    if not isinstance(value, ast.IfExp):
+        return None
+    tested = _name_test(value.test)
+    if tested is None or tested[0] != name:
+        return None
+    when_given, when_left = (value.body, value.orelse) if tested[1] else (value.orelse, value.body)
+    if given and (_names(when_left, name) or _is_none_constant(when_left)):
+        return name, when_given
+    if not given and _names(when_given, name):
+        return name, when_left
+    return None
+
+
+def _names(expr: ast.expr, name: str) -> bool:
+    return isinstance(expr, ast.Name) and expr.id == name
+
+
+def _is_none_constant(expr: ast.expr) -> bool:
+    return isinstance(expr, ast.Constant) and expr.value is None
 
 
 def _name_test(test: ast.expr) -> tuple[str, bool] | None:
