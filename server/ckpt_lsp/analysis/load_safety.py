@@ -507,9 +507,9 @@ class LoadSafety:
             if _is_int(index):  # `trainer.accs[-1]`: no scalar takes it, a list of them does
                 return _no_fix(receiver)
         if receiver is not None and isinstance(index, ast.Slice):
-            sliced = self.catalog.method(receiver.kind, "__getitem__" + SLICED, False, True)
-            if sliced:  # `counts.index[:20]`: an Index still
-                return _no_fix(self.catalog.kind(sliced))
+            part = self.catalog.method(receiver.kind, "__getitem__" + SLICED, False, True)
+            if part:  # `counts.index[:20]`: an Index still
+                return _no_fix(self.catalog.kind(part))
         if receiver is not None and receiver.kind != "numpy-array" and not receiver.type_name:
             # a library container's item (`model[0]` of an nn.Sequential); a project class
             # may define its own __getitem__
