@@ -136,6 +136,21 @@ def test_values_that_load_stay_out(name: str, tmp_path: Path) -> None:
     assert name not in listed
 
 
+@pytest.mark.parametrize("entry", DATA.get("number", []), ids=lambda e: e["name"])
+def test_a_number_entry_returns_a_python_number_that_loads(
+    entry: dict[str, Any], tmp_path: Path
+) -> None:
+    """[[number]]: a Python int or float (so it loads), and numpy again divided by a numpy
+    value (what the analyzer claims of `log_loss(y, p) / np.log(2)`)."""
+    requires = list(entry.get("requires", []))
+    value = _evaluate(entry["probe"], requires, tmp_path)
+    assert type(value) in (int, float), f"{entry['name']} returns {type(value).__name__}"
+    assert not _default_load_fails(value)
+    assert _default_load_fails(
+        _evaluate(f"({entry['probe']}) / numpy.float64(2.0)", [*requires, "numpy"], tmp_path)
+    )
+
+
 def test_calls_refused_only_with_their_arguments() -> None:
     from ckpt_lsp.weights_only import weights_only_catalog
 

@@ -133,6 +133,9 @@ class WeightsOnlyCatalog:
     # qualified class factory (`collections.namedtuple`) -> the kind of the instances of a
     # module-level class it builds
     factories: Mapping[str, str] = field(default_factory=dict)
+    # qualified callables that return a Python number (`sklearn.metrics.log_loss`): loadable
+    # themselves, and numpy again when combined with a numpy value
+    numbers: frozenset[str] = frozenset()
 
     def kind(self, name: str) -> Refused | None:
         return self.kinds.get(name)
@@ -329,6 +332,7 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
         sums,
         nested,
         factories,
+        frozenset(str(e["name"]) for e in data.get("number", [])),
     )
 
 

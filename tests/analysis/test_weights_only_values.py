@@ -318,9 +318,26 @@ INVALID += [
         ' "thr": chi2.ppf(0.95, dof), "top": counts.index[:20]}, p)\n',
         [(6, "y"), (6, "g"), (6, "thr"), (6, "top")],
     ),
+    (
+        "a Python float metric divided by a numpy value; a metric's per-class array",
+        "from sklearn.metrics import f1_score, log_loss\n"
+        "def save(p, y, prob):\n"
+        "    ne = log_loss(y, prob) / np.log(2.0)\n"
+        '    torch.save({"ne": ne, "ne4": round(ne, 4),'
+        ' "f1": f1_score(y, prob > 0.5, average=None) * 100}, p)\n',
+        [(4, "ne"), (4, "ne4"), (4, "f1")],
+    ),
 ]
 
 VALID = [
+    (
+        "metrics that are Python floats, alone, scaled, rounded, and the best of them",
+        "from sklearn.metrics import f1_score, log_loss\n"
+        "def save(p, y, prob):\n"
+        "    f1 = f1_score(y, prob > 0.5)\n"
+        '    torch.save({"f1": f1, "pct": round(f1 * 100, 2), "ll": log_loss(y, prob) / 2,'
+        ' "best": max(f1, 0.5)}, p)\n',
+    ),
     (
         "a sparse matrix's dense tensor, a graph's edges, a quantile made a float, an Index's "
         "first label and its slice listed",

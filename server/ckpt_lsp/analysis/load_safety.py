@@ -1743,6 +1743,8 @@ class LoadSafety:
         qualified = qualify(dotted, self.facts)
         if qualified.startswith("math.") and qualified.count(".") == 1:
             return qualified != "math.prod"
+        if qualified in self.catalog.numbers:
+            return all(_averaged(k) for k in expr.keywords)  # `average=None`: an array
         return qualified in _PYTHON_NUMBERS
 
     # -- the project -----------------------------------------------------
@@ -2133,6 +2135,15 @@ def _column_names(call: ast.Call) -> list[str] | None:
             if len(names) == len(given.elts) and all(isinstance(n, str) for n in names):
                 return [str(n) for n in names]
     return None
+
+
+def _averaged(keyword: ast.keyword) -> bool:
+    """A metric's keyword that keeps its result one number: not `average=None` or
+    `multioutput="raw_values"` (per-class and per-output arrays), nor a value not written."""
+    if keyword.arg not in ("average", "multioutput"):
+        return keyword.arg is not None
+    value = keyword.value
+    return isinstance(value, ast.Constant) and value.value not in (None, "raw_values")
 
 
 def _held_name(expr: ast.expr) -> str:
