@@ -327,9 +327,23 @@ INVALID += [
         ' "f1": f1_score(y, prob > 0.5, average=None) * 100}, p)\n',
         [(4, "ne"), (4, "ne4"), (4, "f1")],
     ),
+    (
+        "arrays `np.r_` and `np.c_` build, and an item of one's complex phasors",
+        "def solve(n):\n    x = np.r_[np.zeros(n - 1), np.ones(n)]\n"
+        '    return {"va": np.r_[0.0, x[: n - 1]], "vm": x[n - 1 :]}\n'
+        "def save(p, slack=0):\n    result = solve(4)\n"
+        '    v = result["vm"] * np.exp(1j * result["va"])\n'
+        '    torch.save({"slack": v[slack], "vm": result["vm"], "c": np.c_[v, v]}, p)\n',
+        [(7, "slack"), (7, "vm"), (7, "c")],
+    ),
 ]
 
 VALID = [
+    (
+        "the phasors of an array `np.r_` builds as Python complex numbers, and as a list",
+        "def save(p):\n    x = np.r_[0.0, np.ones(3)]\n    v = x * np.exp(1j * x)\n"
+        '    torch.save({"phasors": [complex(z) for z in v], "x": np.r_[0.0, x].tolist()}, p)\n',
+    ),
     (
         "metrics that are Python floats, alone, scaled, rounded, and the best of them",
         "from sklearn.metrics import f1_score, log_loss\n"
