@@ -431,9 +431,54 @@ INVALID = [
         '    torch.save({"rng": agent.rng, "eps": agent.epsilon}, p)\n',
         [(22, "rng")],
     ),
+    (
+        "a key of a helper's dict display `__init__` keeps, read directly and through an alias",
+        "def band_stats(tiles):\n"
+        '    return {"mean": tiles.mean(axis=1), "n": len(tiles)}\n'
+        "class SegRun:\n    def __init__(self):\n"
+        "        self.stats = band_stats(np.ones((2, 3)))\n"
+        "def save(p):\n    run = SegRun()\n    stats = run.stats\n"
+        '    torch.save({"a": run.stats["mean"], "b": stats["mean"], "n": stats["n"]}, p)\n',
+        [(9, "a"), (9, "b")],
+    ),
+    (
+        "a numpy metric compared with a number `__init__` sets and no other method stores",
+        "class SegRun:\n    def __init__(self):\n        self.best_miou = 0.0\n"
+        "    def fit(self):\n        return [np.array([0.5, 0.6])]\n"
+        "def save(p):\n    run = SegRun()\n    miou = np.nanmean(run.fit()[-1])\n"
+        '    torch.save({"is_best": miou > run.best_miou}, p)\n',
+        [(9, "is_best")],
+    ),
 ]
 
 VALID = [
+    (
+        "the smaller of a numpy rate and a cap `__init__` sets: the cap, a Python float",
+        "class Bidder:\n    def __init__(self):\n        self.cap = 0.5\n"
+        "def save(p):\n    bidder = Bidder()\n    rate = np.float64(0.9)\n"
+        '    torch.save({"bid": min(bidder.cap, rate)}, p)\n',
+    ),
+    (
+        "a key of a dict `__init__` keeps that another method stores anew",
+        "def band_stats(tiles):\n"
+        '    return {"mean": tiles.mean(axis=1)}\n'
+        "class SegRun:\n    def __init__(self):\n"
+        "        self.stats = band_stats(np.ones((2, 3)))\n"
+        "    def refresh(self, tiles):\n"
+        '        self.stats = {"mean": tiles.mean(axis=1).tolist()}\n'
+        "def save(p):\n    run = SegRun()\n    run.refresh(np.ones((2, 3)))\n"
+        "    stats = run.stats\n"
+        '    torch.save({"a": run.stats["mean"], "b": stats["mean"]}, p)\n',
+    ),
+    (
+        "a key of a helper's dict `__init__` keeps whose values are Python numbers",
+        "def band_stats(tiles):\n"
+        '    return {"mean": float(tiles.mean()), "n": len(tiles)}\n'
+        "class SegRun:\n    def __init__(self):\n"
+        "        self.stats = band_stats(np.ones((2, 3)))\n"
+        "def save(p):\n    run = SegRun()\n    stats = run.stats\n"
+        '    torch.save({"a": run.stats["mean"], "b": stats["mean"]}, p)\n',
+    ),
     (
         "an attribute one registered class sets and another may inherit from its base",
         POLICY_REGISTRY + "class Base:\n    def __init__(self):\n        self.rng = 0\n"

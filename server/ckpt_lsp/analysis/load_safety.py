@@ -473,6 +473,19 @@ class LoadSafety:
         record = record_item(expr.value, constant, env)  # `log[-1]["loss"]`
         if record is not None:
             return record
+        if (
+            isinstance(expr.value, ast.Attribute)
+            and isinstance(constant, str)
+            and held not in env
+            and self._depth < _MAX_DEPTH
+        ):
+            owner = self.kind_of(expr.value.value, env)  # `run.stats["mean"]`
+            if owner is not None and owner.type_name and not owner.holder:
+                from ckpt_lsp.analysis.object_effects import initial_item  # runs flows
+
+                found = initial_item(self, owner, expr.value.attr, constant)
+                if found is not None:
+                    return found
         rows = self._rows(expr, env)
         if rows is not None:
             return rows

@@ -560,9 +560,22 @@ class LocalFlow:
             return {}
         prefixes = (dotted + ".", dotted + "[")  # `metrics = trainer.last`: its keys too
         found = {name + k[len(dotted) :]: v for k, v in state.items() if k.startswith(prefixes)}
+        if not found and isinstance(value, ast.Attribute):  # `stats = run.stats`
+            found = {name + k: v for k, v in self._initial_items(value, state).items()}
         self._effect_keys.update(k for k in found)
         self._items = self._items or any("[" in k for k in found)
         return found
+
+    def _initial_items(self, value: ast.Attribute, state: State) -> dict[str, frozenset[Possible]]:
+        """The keys `__init__` stored in `obj.attr` (object_effects.initial_items)."""
+        if self.safety.depth >= _MAX_ITEM_DEPTH:
+            return {}
+        owner = self.safety.kind_of(value.value, {**self._self_env, **env_of(state)})
+        if owner is None or not owner.type_name or owner.holder:
+            return {}
+        from ckpt_lsp.analysis import object_effects
+
+        return object_effects.initial_items(self.safety, owner, value.attr)
 
     def _chained(self, name: str, value: ast.expr | None, state: State, new: State) -> State:
         """`trainer = Trainer(args).fit()` where `fit` returns `self`: the name holds the
@@ -1248,6 +1261,7 @@ _COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, 
 _EXITS = (ast.Return, ast.Raise, ast.Continue, ast.Break)  # an arm the code after never follows
 _ITEMIZED = (ast.List, ast.Tuple, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp)
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
+_MAX_ITEM_DEPTH = 3  # as the judge's own bound on helpers followed
 
 
 def _wipe(state: State, marker: str, replaces: bool) -> State:

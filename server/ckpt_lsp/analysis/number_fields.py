@@ -61,6 +61,10 @@ def number_attribute(
         )
     if receiver.kind == "namespace":
         return number_argument(safety.facts, expr.attr)
+    if receiver.type_name and receiver.kind != "dataclass":
+        from ckpt_lsp.analysis.object_effects import initial_number  # it runs flows
+
+        return initial_number(safety, receiver, expr.attr)
     if receiver.kind != "dataclass" or not receiver.type_name:
         return False
     located = safety.project_class(receiver.type_name)

@@ -472,6 +472,83 @@ def initial(safety: LoadSafety, receiver: Refused) -> Effects:
     return _effects(safety, facts, located, init, bound, 0)
 
 
+def initial_items(
+    safety: LoadSafety, receiver: Refused, attr: str
+) -> dict[str, frozenset[Possible]]:
+    """`run.stats["mean"]` of an object whose `__init__` stored that key on its straight path
+    (`self.stats = {"mean": ...}`, or a helper returning such a display) and no other method
+    stores `stats`: what each such key holds, by its item suffix (`['mean']`)."""
+    located = safety.project_class(receiver.type_name) if receiver.type_name else None
+    if located is None or _assigned_elsewhere(safety, located, attr):
+        return {}
+    if not _dict_kept(safety, located, attr):
+        return {}  # `self.log = frame`: its items are columns, which the frame's kind says
+    prefix = attr + "["
+    return {
+        key[len(attr) :]: held[0]
+        for key, held in initial(safety, receiver).items()
+        if key.startswith(prefix) and held[1]
+    }
+
+
+def initial_number(safety: LoadSafety, receiver: Refused, attr: str) -> bool:
+    """`run.best_miou` of an object whose `__init__` sets it to a number literal in its top
+    level (`self.best_miou = 0.0`), once, and no other method stores it: a Python number.
+    Read from the text alone: running `__init__`'s flow here, inside another flow, could
+    memoize a class built on a cut-short cycle."""
+    located = safety.project_class(receiver.type_name) if receiver.type_name else None
+    found = _method(safety, located, "__init__") if located is not None else None
+    if located is None or found is None or _assigned_elsewhere(safety, located, attr):
+        return False
+    init = found[1]
+    stores = [
+        node
+        for node in walk(init)
+        if isinstance(node, ast.Attribute)
+        and not isinstance(node.ctx, ast.Load)
+        and self_attribute(node) == attr
+    ]
+    top = [
+        stmt.value
+        for stmt in init.body
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign))
+        and stmt.value is not None
+        and any(self_attribute(t) == attr for t in _targets(stmt))
+    ]
+    return len(stores) == 1 and len(top) == 1 and top[0] is not None and _number(top[0]) is NUMBER
+
+
+def _targets(stmt: ast.Assign | ast.AnnAssign) -> list[ast.expr]:
+    return stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+
+
+def _dict_kept(safety: LoadSafety, located: Located, attr: str) -> bool:
+    """Whether `__init__` sets `self.<attr>` to a dict display (`{...}`, `dict(...)`) or to
+    what a module function returning dict displays gives."""
+    found = _method(safety, located, "__init__")
+    if found is None:
+        return False
+    for node in walk(found[1]):
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+            continue
+        if not any(self_attribute(t) == attr for t in _targets(node)):
+            continue
+        value = node.value
+        if isinstance(value, ast.Dict) or (
+            isinstance(value, ast.Call) and dotted_name(value.func) == "dict"
+        ):
+            return True
+        name = dotted_name(value.func) if isinstance(value, ast.Call) else ""
+        return bool(name) and "." not in name and _displays_returned(safety, found[0], name)
+    return False
+
+
+def initial_item(safety: LoadSafety, receiver: Refused, attr: str, key: str) -> Refused | None:
+    """What `run.stats["mean"]` holds as `__init__` left it (initial_items)."""
+    held = initial_items(safety, receiver, attr).get(item_key("", key))
+    return collapse(held) if held is not None else None
+
+
 def _effects(
     safety: LoadSafety,
     facts: ModuleFacts,
@@ -878,9 +955,21 @@ def _assigned(
         yield container, frozenset({held}), False
 
 
+def _displays_returned(safety: LoadSafety, facts: ModuleFacts, name: str) -> bool:
+    """`self.stats = band_stats(tiles)` of a module function whose every return is a dict
+    display: whoever holds the object may read its keys (`run.stats["mean"]`)."""
+    found = safety.deeper(facts).project_function(_qualified(name, facts))
+    if found is None:
+        return False
+    returns = [n for n in walk(found[1]) if isinstance(n, ast.Return)]
+    return bool(returns) and all(isinstance(r.value, ast.Dict) for r in returns)
+
+
 _KEYED = re.compile(r"\bself\.(\w+)\s*\[")
 # `self.last_eval = {"loss": loss}` in a method: its keys are read by whoever holds the object
 _DISPLAYED = re.compile(r"\bself\.(\w+)\s*=\s*(?:\{|dict\()")
+# `self.stats = band_stats(tiles)`: kept when the function returns dict displays only
+_CALLED = re.compile(r"\bself\.(\w+)\s*=\s*(\w+)\(")
 
 
 def keyed_names(safety: LoadSafety, located: Located) -> frozenset[str]:
@@ -890,11 +979,17 @@ def keyed_names(safety: LoadSafety, located: Located) -> frozenset[str]:
     known = safety.memo.get(key)
     if isinstance(known, frozenset):
         return known
+    chain = list(_chain(safety, located))
     found = frozenset(
         name
-        for _, cls in _chain(safety, located)
+        for _, cls in chain
         for pattern in (_KEYED, _DISPLAYED)
         for name in pattern.findall(_text(cls))
+    ) | frozenset(
+        name
+        for facts, cls in chain
+        for name, function in _CALLED.findall(_text(cls))
+        if _displays_returned(safety, facts, function)
     )
     safety.memo[key] = found
     return found
