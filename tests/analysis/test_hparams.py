@@ -2012,9 +2012,69 @@ INVALID = [
         """,
         "bins",
     ),
+    # a registered builder's YAML text parameter, left at its module-level default
+    (
+        """
+        import yaml
+
+        GLACIER_YAML = \"\"\"
+        data:
+          tile: 256
+          acquired_after: 2019-06-01
+        \"\"\"
+        BUILDERS = {}
+
+
+        def register_builder(name):
+            def deco(fn):
+                BUILDERS[name] = fn
+                return fn
+
+            return deco
+
+
+        class GlacierSeg(L.LightningModule):
+            def __init__(self, tile=256, acquired_after=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        @register_builder("glacier")
+        def build_glacier(cfg_text=GLACIER_YAML):
+            d = yaml.safe_load(cfg_text)["data"]
+            return GlacierSeg(tile=d["tile"], acquired_after=d["acquired_after"])
+        """,
+        "acquired_after",
+    ),
 ]
 
 VALID = [
+    # the builder's own callers pass a text whose date is quoted (a string)
+    """
+    import yaml
+
+    DATED = \"\"\"
+    acquired_after: 2019-06-01
+    \"\"\"
+    QUOTED = \"\"\"
+    acquired_after: '2019-06-01'
+    \"\"\"
+
+
+    class GlacierSeg(L.LightningModule):
+        def __init__(self, acquired_after=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build_glacier(cfg_text=DATED):
+        d = yaml.safe_load(cfg_text)
+        return GlacierSeg(acquired_after=d["acquired_after"])
+
+
+    def main():
+        return build_glacier(QUOTED)
+    """,
     # a fill in one expression of a value that loads; the caller passes a plain float
     """
     class Contacts(L.LightningModule):

@@ -411,6 +411,15 @@ INVALID = [
         '                "loss": history["loss"]}, p)\n',
         [(6, "best"), (6, "last")],
     ),
+    (
+        "a date of a YAML text a helper's parameter defaults to, the helper called without it",
+        "import yaml\n"
+        'RUN_YAML = """\ndata:\n  acquired_after: 2019-06-01\n  tile: 256\n"""\n'
+        "def load_config(text=RUN_YAML):\n    return yaml.safe_load(text)\n"
+        "def save(p):\n    cfg = load_config()\n"
+        '    torch.save({"after": cfg["data"]["acquired_after"], "tile": cfg["data"]["tile"]}, p)\n',
+        [(11, "after")],
+    ),
 ]
 
 VALID = [
@@ -631,6 +640,16 @@ VALID = [
         '        if metrics["mae"] < best_mae:\n'
         "            best_metrics = metrics\n"
         '    torch.save({"ssim": best_metrics["ssim"]}, p)\n',
+    ),
+    (
+        "a YAML text's date a helper's caller passes another text for, and the tile",
+        "import yaml\n"
+        'RUN_YAML = """\ndata:\n  acquired_after: 2019-06-01\n  tile: 256\n"""\n'
+        'PLAIN = """\ndata:\n  acquired_after: \'2019-06-01\'\n  tile: 256\n"""\n'
+        "def load_config(text=RUN_YAML):\n    return yaml.safe_load(text)\n"
+        "def save(p):\n    cfg = load_config(PLAIN)\n"
+        '    torch.save({"after": cfg["data"]["acquired_after"],'
+        ' "tile": load_config()["data"]["tile"]}, p)\n',
     ),
     (
         "the best of a list a dict display holds, appended Python floats",

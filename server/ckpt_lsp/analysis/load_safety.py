@@ -50,8 +50,10 @@ from ckpt_lsp.analysis.local_flow import (
     NUMBER_MARK,
     UNPASSED_NONE,
     LocalFlow,
+    ModuleText,
     State,
     number_literal,
+    text_constant,
 )
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import walk
@@ -1599,7 +1601,10 @@ class LoadSafety:
             return held.shape if held is not None and held.kind == refused.kind else None
 
         def module_text(name: str) -> str | None:
-            return None if name in env else module_string(name, self)
+            if name not in env:
+                return module_string(name, self)
+            constant = text_constant(name, env)  # a parameter holding one
+            return module_string(constant, self) if constant else None
 
         def class_shape(expr: ast.expr) -> ast.expr | None:
             target = expr.func if isinstance(expr, ast.Call) else expr
@@ -1950,7 +1955,7 @@ class LoadSafety:
         found = self.project_function(qualify(dotted, self.facts))
         if found is None or not returns_unsaid(*found):
             return None
-        bound = self._bound(found[1], call, env)
+        bound = self._bound(found[1], call, env, same_module=found[0] is self.facts)
         key = ("helper-flow", id(found[1]), bound_key(bound))
         known = self.memo.get(key)
         if isinstance(known, LocalFlow):
@@ -1961,9 +1966,16 @@ class LoadSafety:
         return flow
 
     def _bound(
-        self, func: FunctionNode, call: ast.Call, env: Env, skip: int = 0
+        self,
+        func: FunctionNode,
+        call: ast.Call,
+        env: Env,
+        skip: int = 0,
+        same_module: bool = False,
     ) -> dict[str, object]:
-        """Parameters a call binds to refused values or numbers; defaults left to numbers."""
+        """Parameters a call binds to refused values or numbers; defaults left to numbers.
+        `same_module`: the function is of this module, so a module string constant it is
+        passed (or defaults to) is one this judge can read."""
         args = func.args
         if any(isinstance(a, ast.Starred) for a in call.args) or any(
             k.arg is None for k in call.keywords
@@ -1985,6 +1997,13 @@ class LoadSafety:
                 continue
             if _is_number_constant(value):
                 bound[name] = NUMBER
+            elif (
+                same_module
+                and isinstance(value, ast.Name)
+                and value.id not in env
+                and module_string(value.id, self) is not None
+            ):
+                bound[name] = ModuleText(value.id)  # `load_config(text=RUN_YAML)`, or left out
             elif name in passed:
                 judged = self.kind_of(value, env)
                 if judged is not None:

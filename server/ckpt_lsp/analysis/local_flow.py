@@ -79,6 +79,23 @@ class _Truth(_Literal):
         self.truth = truth
 
 
+class ModuleText(_Literal):
+    """A module-level string constant a parameter holds (`def load_config(text=RUN_YAML)`
+    called without `text`): `yaml.safe_load(text)` has the shape of that text."""
+
+    def __init__(self, constant: str) -> None:
+        self.constant = constant
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModuleText) and other.constant == self.constant
+
+    def __hash__(self) -> int:
+        return hash(("module-text", self.constant))
+
+    def __repr__(self) -> str:
+        return f"ModuleText({self.constant!r})"
+
+
 class _NoneLiteral(_Literal):
     """`None` as written: nothing can be read out of it, so where a branch leaves a name at
     `None` its items are what the other branches put there (`best = None`, then `best =
@@ -136,7 +153,22 @@ def env_of(state: State) -> dict[str, Refused | None]:
             env[NONE_MARK + name] = None
         elif possible in _TRUTHS:
             env[(TRUE_MARK if TRUE in possible else FALSE_MARK) + name] = None
+        elif len(possible) == 1 and isinstance(text := next(iter(possible)), ModuleText):
+            env[text_key(name, text.constant)] = None
     return env
+
+
+TEXT_MARK = "#text:"  # env key `#text:param=CONSTANT`: the module string the name holds
+
+
+def text_key(name: str, constant: str) -> str:
+    return f"{TEXT_MARK}{name}={constant}"
+
+
+def text_constant(name: str, env: Mapping[str, object]) -> str | None:
+    """The module string constant a local holds, as env_of marked it."""
+    prefix = f"{TEXT_MARK}{name}="
+    return next((k[len(prefix) :] for k in env if k.startswith(prefix)), None)
 
 
 def literal_of(value: ast.Constant) -> _Literal:

@@ -16,10 +16,17 @@ from dataclasses import dataclass, field
 
 from ckpt_lsp.analysis.assignments import Env
 from ckpt_lsp.analysis.call_sites import CallSite, function_calls
+from ckpt_lsp.analysis.constant_tests import module_string
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.hparams import default_of
 from ckpt_lsp.analysis.load_safety import LoadSafety
-from ckpt_lsp.analysis.local_flow import NUMBER_MARK, UNPASSED_NONE, LocalFlow
+from ckpt_lsp.analysis.local_flow import (
+    NUMBER_MARK,
+    TEXT_MARK,
+    UNPASSED_NONE,
+    LocalFlow,
+    ModuleText,
+)
 from ckpt_lsp.analysis.nodes import child_nodes, walk
 from ckpt_lsp.weights_only import Refused
 
@@ -43,7 +50,9 @@ def flow_before(site: CallSite, safety: LoadSafety) -> dict[str, Refused | None]
     if stmt is None:
         return {}
     return {
-        k: v for k, v in flow.env_before(stmt).items() if v is not None or k.startswith(NUMBER_MARK)
+        k: v
+        for k, v in flow.env_before(stmt).items()
+        if v is not None or k.startswith((NUMBER_MARK, TEXT_MARK))
     }
 
 
@@ -55,21 +64,32 @@ def _passed(site: CallSite, safety: LoadSafety) -> dict[str, object]:
     if func is None:
         return {}
     calls = function_calls(site.facts, func)
-    if not calls:
-        return {}
+    defaults = _defaults(func)
+    if not calls:  # called from elsewhere, as `_left_out` reasons: its defaults' texts
+        return {
+            name: ModuleText(given.id)
+            for name, given in defaults.items()
+            if isinstance(given, ast.Name) and module_string(given.id, safety) is not None
+        }
     args = func.args
     positional = [*args.posonlyargs, *args.args]
     params = [*positional, *args.kwonlyargs]
     bound: dict[str, object] = {}
-    defaults = _defaults(func)
     for param in params:
-        judged: list[Refused | None] = []
+        judged: list[Refused | ModuleText | None] = []
         for call in calls:
             given = call.argument(params, len(positional), param.arg)
             if given is None and param.arg in defaults:
                 given = defaults[param.arg]  # `def build(cfg=AD_CFG)` called as `build()`
             if not isinstance(given, ast.expr):  # left to its default, or spread
                 judged.append(None)
+                continue
+            if (
+                isinstance(given, ast.Name)
+                and given.id not in call.env.bindings
+                and module_string(given.id, safety) is not None
+            ):
+                judged.append(ModuleText(given.id))  # `def build(cfg_text=GLACIER_YAML)`
                 continue
             judged.append(safety.kind_of(_without_locals(given, call.env.bindings), {}))
         if judged and all(j is not None for j in judged) and len(set(judged)) == 1:
