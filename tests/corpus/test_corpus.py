@@ -182,7 +182,7 @@ CORPORA = [
     # behaviour cloning, sketch generation: written last and scored before any fix for them
     # (P 1.000 R 0.727 and 0.756 on the engine before 31-36's fixes, 0.727 and 0.800 after);
     # then a builder's **kwargs to a registry and a numpy rebinding in `__init__` were fixed
-    Corpus("blind-round37", HERE / "blind" / "round37", 0.95, 0.84),
+    Corpus("blind-round37", HERE / "blind" / "round37", 0.95, 0.88),
     Corpus("blind-round38", HERE / "blind" / "round38", 0.95, 0.86),
     # seismic inversion, crop yield, sign language; dense retrieval, visual odometry, epidemic
     # forecasting; self-play, battery health, code completion; retail demand, keyword
@@ -194,7 +194,7 @@ CORPORA = [
     Corpus("blind-round39", HERE / "blind" / "round39", 0.95, 0.82),
     Corpus("blind-round40", HERE / "blind" / "round40", 0.95, 0.88),
     Corpus("blind-round41", HERE / "blind" / "round41", 0.95, 0.87),
-    Corpus("blind-round42", HERE / "blind" / "round42", 0.95, 0.86),
+    Corpus("blind-round42", HERE / "blind" / "round42", 0.95, 0.89),
     Corpus("blind-round43", HERE / "blind" / "round43", 0.95, 0.86),
     # document restoration, intrusion detection, SMILES VAEs: written while 39-43 were fixed
     # and held out from every fix: P 1.000 R 0.625 on the engine before those fixes, 0.646
@@ -204,7 +204,7 @@ CORPORA = [
     # query autocompletion, camera traps, load forecasting: written with 44, R 0.625 before
     # 39-43's fixes and 0.667 when first scored; then three of its families were fixed (a
     # function defined in the builder, a negated column mask, bound methods)
-    Corpus("blind-round45", HERE / "blind" / "round45", 0.95, 0.83),
+    Corpus("blind-round45", HERE / "blind" / "round45", 0.95, 0.87),
     # drug-target interaction, speaker diarization, aerial change detection; churn with
     # tabular transformers, video object segmentation, interatomic potentials: scored before
     # any fix for them (P 0.972 R 0.745, P 0.967 R 0.630); then their families were fixed
@@ -215,7 +215,7 @@ CORPORA = [
     # EEG decoding, text-to-SQL, radar nowcasting: written with 47-48 and held out from their
     # fixes: P 1.000 R 0.851 before and after them (0.872 once conversions made only when a
     # value is given were read, a fix for round 52); later its mapped columns were fixed
-    Corpus("blind-round46", HERE / "blind" / "round46", 0.95, 0.89),
+    Corpus("blind-round46", HERE / "blind" / "round46", 0.95, 0.91),
     # music source separation, wildfire spread, price elasticity: written while 47-48 were
     # fixed, P 0.930 R 0.851 when first scored; then its three false alarms (LabelEncoder
     # classes and feature names listed) and two catalog families were fixed
@@ -230,20 +230,20 @@ CORPORA = [
     # them (P 1.000 R 0.489, P 0.968 R 0.638, P 1.000 R 0.646, P 1.000 R 0.702); then their
     # families were fixed (Registry objects, paired registries, conversions made when a value
     # is given, nested dicts of helpers, rows picked by a mask, `model.state_dict` uncalled)
-    Corpus("blind-round51", HERE / "blind" / "round51", 0.95, 0.63),
-    Corpus("blind-round52", HERE / "blind" / "round52", 0.95, 0.87),
+    Corpus("blind-round51", HERE / "blind" / "round51", 0.95, 0.68),
+    Corpus("blind-round52", HERE / "blind" / "round52", 0.95, 0.89),
     Corpus("blind-round53", HERE / "blind" / "round53", 0.95, 0.89),
-    Corpus("blind-round54", HERE / "blind" / "round54", 0.95, 0.72),
+    Corpus("blind-round54", HERE / "blind" / "round54", 0.95, 0.74),
     # air quality, lip reading, job-shop scheduling: written with 51-54 and held out from every
     # fix: P 1.000 R 0.766 before them, 0.809 after (a character error rate over word counts)
-    Corpus("blind-round55", HERE / "blind" / "round55", 0.95, 0.82),
+    Corpus("blind-round55", HERE / "blind" / "round55", 0.95, 0.85),
     # streamflow, peptide identification, lane detection; ad-auction bid landscapes, human mesh
     # recovery, earthquake early warning; perturbation response, handwritten maths, ride-hailing
     # dispatch: first scored P 1.000 R 0.696, P 0.974 R 0.809, P 1.000 R 0.766. Round 60's
     # false alarm (`min(args.cap, rate)`) and one of its misses (an attribute a method returning
     # a dict display named) were fixed; 59 and 61 gained nothing from those fixes
-    Corpus("blind-round59", HERE / "blind" / "round59", 0.95, 0.84),
-    Corpus("blind-round60", HERE / "blind" / "round60", 0.95, 0.87),
+    Corpus("blind-round59", HERE / "blind" / "round59", 0.95, 0.86),
+    Corpus("blind-round60", HERE / "blind" / "round60", 0.95, 0.89),
     Corpus("blind-round61", HERE / "blind" / "round61", 0.95, 0.80),
     # docking, watch time, structural health; sleep staging, cross-lingual QA, warehouse RL;
     # solar flares, trial matching, shelf recognition: written after rounds 51-55's fixes and
@@ -258,12 +258,12 @@ CORPORA = [
     # again midway (0.787, 0.804, 0.667); then their catalog and frame misses were fixed
     Corpus("blind-round62", HERE / "blind" / "round62", 0.95, 0.80),
     Corpus("blind-round63", HERE / "blind" / "round63", 0.95, 0.82),
-    Corpus("blind-round64", HERE / "blind" / "round64", 0.95, 0.72),
+    Corpus("blind-round64", HERE / "blind" / "round64", 0.95, 0.75),
     # air-traffic trajectories, radiology reports, vineyard disease; electricity prices, code
     # review comments, cell tracking; sepsis warning, podcast segments, pick paths: written
     # last and held out from every fix (start of the work: R 0.638, P 0.970 R 0.696, R 0.913)
-    Corpus("blind-round65", HERE / "blind" / "round65", 0.95, 0.63),
-    Corpus("blind-round66", HERE / "blind" / "round66", 0.95, 0.69),
+    Corpus("blind-round65", HERE / "blind" / "round65", 0.95, 0.65),
+    Corpus("blind-round66", HERE / "blind" / "round66", 0.95, 0.73),
     Corpus("blind-round67", HERE / "blind" / "round67", 0.95, 0.93),
     # protein contact maps, playlist continuation, power-grid state estimation; SAR ship
     # detection, legal judgment prediction, HVAC control; variant calling, click-through
@@ -272,7 +272,7 @@ CORPORA = [
     # quantiles, an Index's slice, fills in one expression, metrics as Python numbers)
     Corpus("blind-round68", HERE / "blind" / "round68", 0.95, 0.87),
     Corpus("blind-round69", HERE / "blind" / "round69", 0.95, 0.82),
-    Corpus("blind-round70", HERE / "blind" / "round70", 0.95, 0.78),
+    Corpus("blind-round70", HERE / "blind" / "round70", 0.95, 0.80),
     # precipitation downscaling, clinical NER, drone RL; molecular GNNs, customer lifetime
     # value, document layout; acoustic scenes, credit default, point clouds: written with
     # 68-70 and held out from every fix (R 0.787, 0.809, 0.911 before and after them)
