@@ -449,9 +449,33 @@ INVALID = [
         '    torch.save({"is_best": miou > run.best_miou}, p)\n',
         [(9, "is_best")],
     ),
+    (
+        "what a static method `__init__` calls on `self` returns: a namedtuple, an array",
+        "import collections\n"
+        'Split = collections.namedtuple("Split", ["train", "dev"])\n'
+        "class Trainer:\n    def __init__(self, n, seed=0):\n"
+        "        self.split = self._split(n, seed)\n        self.perm = self._perm(n)\n"
+        "    @staticmethod\n    def _split(n, seed):\n"
+        "        idx = np.random.default_rng(seed).permutation(n)\n"
+        "        return Split(train=idx[:5].tolist(), dev=idx[5:].tolist())\n"
+        "    @staticmethod\n    def _perm(n):\n        return np.arange(n)\n"
+        "def save(p):\n    trainer = Trainer(10)\n"
+        '    torch.save({"split": trainer.split, "perm": trainer.perm}, p)\n',
+        [(16, "split"), (16, "perm")],
+    ),
 ]
 
 VALID = [
+    (
+        "what a static method `__init__` calls on `self` returns: a dict of lists",
+        "class Trainer:\n    def __init__(self, n, seed=0):\n"
+        "        self.split = self._split(n, seed)\n"
+        "    @staticmethod\n    def _split(n, seed):\n"
+        "        idx = np.random.default_rng(seed).permutation(n)\n"
+        '        return {"train": idx[:5].tolist(), "dev": idx[5:].tolist()}\n'
+        "def save(p):\n    trainer = Trainer(10)\n"
+        '    torch.save({"split": trainer.split}, p)\n',
+    ),
     (
         "the smaller of a numpy rate and a cap `__init__` sets: the cap, a Python float",
         "class Bidder:\n    def __init__(self):\n        self.cap = 0.5\n"

@@ -92,11 +92,12 @@ def method_returns(
     """What `obj.method(...)` returns, `obj` an instance of a project class: what every
     `return` of the method gives, its parameters bound to what the call passes, `self`'s
     attributes as self_env knows them; else what its annotation says."""
-    found = _own_method(safety, receiver, call)
+    found = _own_method(safety, receiver, call, static=True)
     if found is None:
         return None
     facts, method = found
-    bound = bind(method, call, lambda e: _passed_value(safety, e, env))
+    skip = 0 if _decorated(method) else 1  # a staticmethod has no `self` to skip
+    bound = bind(method, call, lambda e: _passed_value(safety, e, env), skip)
     located = safety.project_class(receiver.type_name)
     key = ("returns", id(method), receiver.type_name, _frozen(bound))
     known = safety.memo.get(key)
@@ -291,17 +292,28 @@ def _agreed(judged: list[Refused | None]) -> Refused | None:
     return Refused(first.kind, first.what, first.loadable, "", first.stateful, holder=holder)
 
 
-def _own_method(safety: LoadSafety, receiver: Refused, call: ast.Call) -> Method | None:
-    """The project method `call` calls on `receiver`, not a static or class method."""
+def _own_method(
+    safety: LoadSafety, receiver: Refused, call: ast.Call, static: bool = False
+) -> Method | None:
+    """The project method `call` calls on `receiver`, not a class method or property (nor a
+    static method unless `static`: `self._split(n)` of a `@staticmethod`)."""
     if not receiver.type_name or not isinstance(call.func, ast.Attribute):
         return None
     if safety.depth_left() < 1:
         return None
     located = safety.project_class(receiver.type_name)
     found = _method(safety, located, call.func.attr) if located is not None else None
-    if found is None or _decorated(found[1]):
+    if found is None:
+        return None
+    if _decorated(found[1]) and not (static and _static(found[1])):
         return None
     return found
+
+
+def _static(method: FunctionNode) -> bool:
+    """A `@staticmethod` and nothing else that changes how it is called."""
+    names = {dotted_name(d.func if isinstance(d, ast.Call) else d) for d in method.decorator_list}
+    return names == {"staticmethod"}
 
 
 def _decorated(method: FunctionNode) -> bool:
@@ -1447,15 +1459,15 @@ def _qualified(base: str, facts: ModuleFacts) -> str:
     return qualify(base, facts)
 
 
-def bind(method: FunctionNode, call: ast.Call, judge: _Judge) -> _Bound:
-    """What a call passes to the method's parameters after `self`, judged by `judge`; empty
-    when `*args`/`**kw` hide it."""
+def bind(method: FunctionNode, call: ast.Call, judge: _Judge, skip: int = 1) -> _Bound:
+    """What a call passes to the method's parameters after `self` (the first `skip`), judged
+    by `judge`; empty when `*args`/`**kw` hide it."""
     args = method.args
     if any(isinstance(a, ast.Starred) for a in call.args) or any(
         k.arg is None for k in call.keywords
     ):
         return {}
-    params = [p.arg for p in [*args.posonlyargs, *args.args]][1:]
+    params = [p.arg for p in [*args.posonlyargs, *args.args]][skip:]
     passed: dict[str, ast.expr] = dict(zip(params, call.args))
     names = set(params) | {p.arg for p in args.kwonlyargs}
     passed.update({k.arg: k.value for k in call.keywords if k.arg in names})
