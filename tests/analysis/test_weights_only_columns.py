@@ -481,6 +481,15 @@ INVALID += [
         ' "plain": df[["w", "x2"]].max().to_dict()}, p)\n',
         [(11, "largest")],
     ),
+    (
+        "the distinct counts of the columns a `list(...)` of configured names picks",
+        "def load():\n"
+        '    return pd.DataFrame({"device": ["tv", "phone"], "hour": [1, 2]})\n'
+        'def save(p, fields=("device", "hour")):\n    df = load()\n'
+        '    torch.save({"dims": df[list(fields)].nunique().values,'
+        ' "plain": df[list(fields)].nunique().tolist()}, p)\n',
+        [(5, "dims")],
+    ),
 ]
 
 VALID = [

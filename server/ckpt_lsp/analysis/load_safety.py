@@ -619,6 +619,13 @@ class LoadSafety:
             mask = self.kind_of(index, env)  # `df[df.w >= thr]`, `df[~is_val]`: its rows
             if mask is not None and mask.kind in _COLUMNS:
                 return _no_fix(frame)
+        if (
+            isinstance(index, ast.Call)
+            and isinstance(index.func, ast.Name)
+            and index.func.id not in env
+            and qualify(index.func.id, self.facts) in ("builtins.list", "builtins.sorted")
+        ):
+            return self.catalog.kind(_FRAME)  # `df[list(cfg.fields)]`: a list of labels
         local = isinstance(index, ast.Name) and (index.id in env or index.id in self.facts.imports)
         if isinstance(index, ast.Name) and not local:
             named = self.facts.assigns.get(index.id)
