@@ -420,6 +420,14 @@ INVALID = [
         '    torch.save({"after": cfg["data"]["acquired_after"], "tile": cfg["data"]["tile"]}, p)\n',
         [(11, "after")],
     ),
+    (
+        "a tuple saved with a local dict display holding a namedtuple",
+        "class Bounds(typing.NamedTuple):\n    left: float\n    right: float\n"
+        "def save(p, model):\n"
+        '    meta = {"classes": ["ice", "rock"], "bounds": Bounds(0.0, 1.0)}\n'
+        "    torch.save((model.state_dict(), meta), p)\n",
+        [(6, None)],
+    ),
 ]
 
 VALID = [
@@ -640,6 +648,12 @@ VALID = [
         '        if metrics["mae"] < best_mae:\n'
         "            best_metrics = metrics\n"
         '    torch.save({"ssim": best_metrics["ssim"]}, p)\n',
+    ),
+    (
+        "a tuple saved with a local dict display of plain values",
+        "def save(p, model):\n"
+        '    meta = {"classes": ["ice", "rock"], "bounds": (0.0, 1.0)}\n'
+        "    torch.save((model.state_dict(), meta), p)\n",
     ),
     (
         "a YAML text's date a helper's caller passes another text for, and the tile",

@@ -803,6 +803,8 @@ class LoadSafety:
         """A list or tuple display holding a refused element is refused as a whole."""
         for item in items:
             found = self.of_expression(item.value if isinstance(item, ast.Starred) else item, env)
+            if found is None and isinstance(item, ast.Name) and item.id in env:
+                found = _held_item(item.id, env)  # `(state, meta)` of a local dict display
             if found is not None:
                 return _no_fix(found)
         return None
@@ -2137,6 +2139,16 @@ class LoadSafety:
             if head in _UNION:
                 return list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
         return None
+
+
+def _held_item(name: str, env: Env) -> Refused | None:
+    """A refused value the flow knows under a constant key of the local dict `name`
+    (`meta["bounds"]`): the dict holds it."""
+    prefix = name + "["
+    for key, held in env.items():
+        if held is not None and key.startswith(prefix):
+            return _holding(held)
+    return None
 
 
 def _holding(leaf: Refused) -> Refused:
