@@ -269,16 +269,18 @@ CORPORA = [
     # detection, legal judgment prediction, HVAC control; variant calling, click-through
     # prediction, glacier segmentation: first scored R 0.766, 0.787, 0.745; then their
     # families were fixed (lists a local dict holds, sparse matrices, graphs, scipy.stats
-    # quantiles, an Index's slice, fills in one expression, metrics as Python numbers)
+    # quantiles, an Index's slice, fills in one expression, metrics as Python numbers, YAML
+    # texts a parameter holds, static methods, frames picked by `list(...)`)
     Corpus("blind-round68", HERE / "blind" / "round68", 0.95, 0.87),
-    Corpus("blind-round69", HERE / "blind" / "round69", 0.95, 0.82),
-    Corpus("blind-round70", HERE / "blind" / "round70", 0.95, 0.80),
+    Corpus("blind-round69", HERE / "blind" / "round69", 0.95, 0.85),
+    Corpus("blind-round70", HERE / "blind" / "round70", 0.95, 0.85),
     # precipitation downscaling, clinical NER, drone RL; molecular GNNs, customer lifetime
     # value, document layout; acoustic scenes, credit default, point clouds: written with
-    # 68-70 and held out from every fix (R 0.787, 0.809, 0.911 before and after them)
+    # 68-70 and held out from every fix (R 0.787, 0.809, 0.911 before them; 73 gained one
+    # mark from the frame fix, the others none)
     Corpus("blind-round71", HERE / "blind" / "round71", 0.95, 0.78),
     Corpus("blind-round72", HERE / "blind" / "round72", 0.95, 0.80),
-    Corpus("blind-round73", HERE / "blind" / "round73", 0.95, 0.91),
+    Corpus("blind-round73", HERE / "blind" / "round73", 0.95, 0.93),
 ]
 
 
