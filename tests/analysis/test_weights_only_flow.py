@@ -428,6 +428,19 @@ INVALID = [
         "    torch.save((model.state_dict(), meta), p)\n",
         [(6, None)],
     ),
+    (
+        "keys of a method's dict a helper returns as one element of a tuple; a linalg solve",
+        "class Est:\n    def solve(self, z):\n        x = np.zeros(3)\n        ok = False\n"
+        "        for it in range(1, 5):\n"
+        "            dx = np.linalg.solve(np.eye(3), z - x)\n            x = x + dx\n"
+        "            ok = np.abs(dx).max() < 1e-6\n"
+        '        return {"vm": x[1:], "converged": ok, "iterations": it}\n'
+        "def snapshot():\n    est = Est()\n    z = np.ones(3)\n    return est, z, est.solve(z)\n"
+        "def save(p):\n    est, z, result = snapshot()\n"
+        '    torch.save({"vm": result["vm"], "ok": result["converged"],'
+        ' "n": result["iterations"]}, p)\n',
+        [(16, "vm"), (16, "ok")],
+    ),
 ]
 
 VALID = [
@@ -648,6 +661,14 @@ VALID = [
         '        if metrics["mae"] < best_mae:\n'
         "            best_metrics = metrics\n"
         '    torch.save({"ssim": best_metrics["ssim"]}, p)\n',
+    ),
+    (
+        "keys of a method's dict of Python values a helper returns in a tuple",
+        "class Est:\n    def solve(self, z):\n        x = np.linalg.solve(np.eye(3), z)\n"
+        '        return {"vm": x[1:].tolist(), "converged": bool(np.abs(x).max() < 1e-6)}\n'
+        "def snapshot():\n    est = Est()\n    return est, est.solve(np.ones(3))\n"
+        "def save(p):\n    est, result = snapshot()\n"
+        '    torch.save({"vm": result["vm"], "ok": result["converged"]}, p)\n',
     ),
     (
         "a tuple saved with a local dict display of plain values",

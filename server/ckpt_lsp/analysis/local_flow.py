@@ -445,6 +445,12 @@ class LocalFlow:
                 held = {k[len(_RETURNED) :]: v for k, v in chained.items() if k.startswith(prefix)}
                 if held:
                     found[-1 if whole else index] = held
+            if isinstance(item, ast.Call) and not whole and index not in found:
+                # `return est, z, est.solve(z)` of a method returning dict displays: its keys
+                env = {**self._self_env, **env_of(state)}
+                keys = self.safety.keys_of(item, env)
+                if keys:
+                    found[index] = {item_key("", k): frozenset({v}) for k, v in keys.items()}
         return found
 
     def _called(self, stmt: ast.stmt, state: State) -> State:
