@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ckpt_lsp.analysis.constant_tests import module_string
 from ckpt_lsp.analysis.facts import self_attribute
 from ckpt_lsp.analysis.hparams import default_of
-from ckpt_lsp.analysis.nodes import walk
+from ckpt_lsp.analysis.nodes import assigned_targets, walk
 
 if TYPE_CHECKING:
     from ckpt_lsp.analysis.class_text import FunctionNode
@@ -59,7 +59,7 @@ def _string_attribute(safety: LoadSafety, cls: ClassFacts, attr: str) -> bool:
         for method in methods
         for node in walk(method)
         if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
-        and any(self_attribute(t) == attr for t in _targets(node))
+        and any(self_attribute(t) == attr for t in assigned_targets(node))
     ]
     if init is None or len(stores) != 1 or not any(s is stores[0] for s in init.body):
         return False
@@ -69,10 +69,6 @@ def _string_attribute(safety: LoadSafety, cls: ClassFacts, attr: str) -> bool:
     if isinstance(value, ast.Constant):
         return isinstance(value.value, str)
     return isinstance(value, ast.Name) and module_string(value.id, safety) is not None
-
-
-def _targets(node: ast.Assign | ast.AnnAssign | ast.AugAssign) -> list[ast.expr]:
-    return node.targets if isinstance(node, ast.Assign) else [node.target]
 
 
 def _parameters(func: FunctionNode) -> set[str]:

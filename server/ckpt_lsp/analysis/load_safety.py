@@ -56,7 +56,7 @@ from ckpt_lsp.analysis.local_flow import (
     text_constant,
 )
 from ckpt_lsp.analysis.names import qualify
-from ckpt_lsp.analysis.nodes import walk
+from ckpt_lsp.analysis.nodes import assigned_targets, walk
 from ckpt_lsp.analysis.number_fields import number_attribute
 from ckpt_lsp.analysis.record_columns import named_columns, record_frame
 from ckpt_lsp.analysis.record_keys import record_item
@@ -1145,13 +1145,13 @@ class LoadSafety:
             for method in cls.assigning_methods()
             for node in walk(method)
             if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
-            and any(_is_self_attr(t, attr) for t in _targets(node))
+            and any(_is_self_attr(t, attr) for t in assigned_targets(node))
         ]
         top = [
             stmt
             for stmt in init.body
             if isinstance(stmt, (ast.Assign, ast.AnnAssign))
-            and any(_is_self_attr(t, attr) for t in _targets(stmt))
+            and any(_is_self_attr(t, attr) for t in assigned_targets(stmt))
         ]
         if len(assigned) != 1 or len(top) != 1:
             return None
@@ -2330,12 +2330,6 @@ def _drawn_from_strings(value: ast.expr) -> bool:
         and any(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in arg.elts)
         for arg in value.args
     )
-
-
-def _targets(node: ast.stmt) -> list[ast.expr]:
-    if isinstance(node, ast.Assign):
-        return node.targets
-    return [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
 
 
 def _is_self_attr(target: ast.expr, attr: str) -> bool:

@@ -606,7 +606,7 @@ class LocalFlow:
 
     def _initial_items(self, value: ast.Attribute, state: State) -> dict[str, frozenset[Possible]]:
         """The keys `__init__` stored in `obj.attr` (object_effects.initial_items)."""
-        if self.safety.depth >= _MAX_ITEM_DEPTH:
+        if self.safety.depth_left() < 1:
             return {}
         owner = self.safety.kind_of(value.value, {**self._self_env, **env_of(state)})
         if owner is None or not owner.type_name or owner.holder:
@@ -1299,7 +1299,6 @@ _COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, 
 _EXITS = (ast.Return, ast.Raise, ast.Continue, ast.Break)  # an arm the code after never follows
 _ITEMIZED = (ast.List, ast.Tuple, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp)
 _ADDERS = frozenset({"append", "extend", "insert", "add"})
-_MAX_ITEM_DEPTH = 3  # as the judge's own bound on helpers followed
 
 
 def _wipe(state: State, marker: str, replaces: bool) -> State:

@@ -7,6 +7,7 @@ these read each node's fields in one loop (about a third less time per node).
 
 from __future__ import annotations
 
+import ast
 from ast import AST
 from collections import deque
 from collections.abc import Iterator
@@ -39,3 +40,11 @@ def child_nodes(node: AST) -> Iterator[AST]:
                     yield item
         elif isinstance(child, AST):
             yield child
+
+
+def assigned_targets(node: AST) -> list[ast.expr]:
+    """What an assignment statement stores into (`a = b = x`, `a: int = x`, `a += x`); none
+    for any other node."""
+    if isinstance(node, ast.Assign):
+        return node.targets
+    return [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []

@@ -62,7 +62,7 @@ def number_attribute(
     if receiver.kind == "namespace":
         return number_argument(safety.facts, expr.attr)
     if receiver.type_name and receiver.kind != "dataclass":
-        from ckpt_lsp.analysis.object_effects import initial_number  # it runs flows
+        from ckpt_lsp.analysis.object_effects import initial_number  # it imports this module
 
         return initial_number(safety, receiver, expr.attr)
     if receiver.kind != "dataclass" or not receiver.type_name:

@@ -36,7 +36,7 @@ from ckpt_lsp.analysis.local_flow import (
     item_key,
     past_unpassed,
 )
-from ckpt_lsp.analysis.nodes import child_nodes, walk
+from ckpt_lsp.analysis.nodes import assigned_targets, child_nodes, walk
 from ckpt_lsp.weights_only import Refused
 
 if TYPE_CHECKING:
@@ -525,13 +525,9 @@ def initial_number(safety: LoadSafety, receiver: Refused, attr: str) -> bool:
         for stmt in init.body
         if isinstance(stmt, (ast.Assign, ast.AnnAssign))
         and stmt.value is not None
-        and any(self_attribute(t) == attr for t in _targets(stmt))
+        and any(self_attribute(t) == attr for t in assigned_targets(stmt))
     ]
     return len(stores) == 1 and len(top) == 1 and top[0] is not None and _number(top[0]) is NUMBER
-
-
-def _targets(stmt: ast.Assign | ast.AnnAssign) -> list[ast.expr]:
-    return stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
 
 
 def _dict_kept(safety: LoadSafety, located: Located, attr: str) -> bool:
@@ -543,7 +539,7 @@ def _dict_kept(safety: LoadSafety, located: Located, attr: str) -> bool:
     for node in walk(found[1]):
         if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
             continue
-        if not any(self_attribute(t) == attr for t in _targets(node)):
+        if not any(self_attribute(t) == attr for t in assigned_targets(node)):
             continue
         value = node.value
         if isinstance(value, ast.Dict) or (
