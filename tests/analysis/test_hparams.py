@@ -2012,6 +2012,21 @@ INVALID = [
         """,
         "bins",
     ),
+    # `w = np.asarray(w) if w is not None else None`: converted whenever a call gives it
+    (
+        """
+        class Weighted(L.LightningModule):
+            def __init__(self, lr=1e-3, class_weights=None):
+                super().__init__()
+                class_weights = np.asarray(class_weights) if class_weights is not None else None
+                self.save_hyperparameters()
+
+
+        def build():
+            return Weighted(class_weights=[0.2, 0.8])
+        """,
+        "class_weights",
+    ),
     # a registered builder's YAML text parameter, left at its module-level default
     (
         """

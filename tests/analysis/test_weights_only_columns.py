@@ -487,8 +487,9 @@ INVALID += [
         '    return pd.DataFrame({"device": ["tv", "phone"], "hour": [1, 2]})\n'
         'def save(p, fields=("device", "hour")):\n    df = load()\n'
         '    torch.save({"dims": df[list(fields)].nunique().values,'
+        ' "sorted": df[sorted(fields)].nunique().values,'
         ' "plain": df[list(fields)].nunique().tolist()}, p)\n',
-        [(5, "dims")],
+        [(5, "dims"), (5, "sorted")],
     ),
 ]
 
