@@ -125,6 +125,35 @@ def test_entry_is_refused(table: str, entry: dict[str, Any], tmp_path: Path) -> 
         assert not _default_load_fails(_evaluate(fixed, requires, tmp_path)), fixed
 
 
+@pytest.mark.parametrize("entry", DATA.get("call", []), ids=lambda e: e["name"])
+def test_a_called_function_read_as_a_value_is_refused_unless_marked(
+    entry: dict[str, Any], tmp_path: Path
+) -> None:
+    """`pool=torch.sum` of a [[call]] entry: the function itself is a global the default load
+    refuses; `reference = false` marks the ones that load (`set`, `Counter`)."""
+    _namespace(list(entry.get("requires", [])), tmp_path)  # skips what is not installed
+    function = _read(entry["name"])
+    refused = _default_load_fails(function)
+    assert refused == entry.get("reference", True), f"{entry['name']}: refused is {refused}"
+
+
+@pytest.mark.parametrize("kind", sorted(k for k in KINDS if KINDS[k].get("probe")), ids=str)
+def test_the_type_of_a_refused_value_is_refused_unless_listed(kind: str, tmp_path: Path) -> None:
+    """`type(model)` saved: the analyzer calls it refused for every kind but the listed ones."""
+    from ckpt_lsp.analysis.load_safety import TYPE_LOADS_OR_FAILS
+
+    entry = KINDS[kind]
+    value = _evaluate(entry["probe"], list(entry.get("requires", [])), tmp_path)
+    refused = _default_load_fails(type(value), save_may_fail=True)
+    buffer = io.BytesIO()
+    try:
+        torch.save(type(value), buffer)
+        saved = True
+    except Exception:  # noqa: BLE001 - pickle raises several kinds
+        saved = False
+    assert (refused and saved) == (kind not in TYPE_LOADS_OR_FAILS), kind
+
+
 @pytest.mark.parametrize("name", sorted(LOADS))
 def test_values_that_load_stay_out(name: str, tmp_path: Path) -> None:
     value = _evaluate(LOADS[name], ["collections", "random"], tmp_path)
@@ -190,6 +219,18 @@ def _loads_after_registering(value: object, tmp: Path) -> bool:
         return False
     finally:
         clear_safe_globals()
+
+
+def _read(name: str) -> Any:
+    """What code reading `name` gets: attributes first, a submodule only when none is there
+    (`torch.ao.quantization.quantize` is the function, not the module of that name)."""
+    parts = name.split(".")
+    obj: Any = importlib.import_module(parts[0])
+    for at, part in enumerate(parts[1:], start=1):
+        if not hasattr(obj, part):
+            importlib.import_module(".".join(parts[: at + 1]))
+        obj = getattr(obj, part)
+    return obj
 
 
 def _resolve(name: str) -> Any:

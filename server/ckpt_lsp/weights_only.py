@@ -108,6 +108,13 @@ class CallEntry:
     sized: int = -1
     # a ufunc: an array for an array first argument, a numpy scalar for a number
     elementwise: bool = False
+    # the keyword's value as written is the library's default: a call that does not pass the
+    # keyword at all also returns the kind (`precision_recall_fscore_support` defaults to
+    # `average=None`)
+    keyword_default: bool = False
+    # the function itself, passed as a value (`pool=torch.sum`), is a global the default load
+    # refuses; false for the few that load (`set`, `Counter`) or cannot be saved by reference
+    reference: bool = True
 
 
 @dataclass(frozen=True)
@@ -156,14 +163,18 @@ class WeightsOnlyCatalog:
             entry = CallEntry(kind) if kind else None
         if entry is None or positional < entry.min_args:
             return None
-        if entry.keyword and entry.keyword not in keywords:
+        if entry.keyword and entry.keyword not in keywords and not _left_default(entry, keywords):
             return None
         if entry.sized >= 0 and not _given_size(entry.sized, positional, keywords):
             return None
         return entry
 
     def for_value(self, qualified: str) -> Refused | None:
+        """What the object named `qualified` is, read and not called (`np.mean`)."""
         kind = self.values.get(qualified)
+        if kind is None:
+            called = self.calls.get(qualified)
+            kind = "callable" if called is not None and called.reference else None
         return self.kinds.get(kind) if kind else None
 
     def size_position(self, kind: str, name: str) -> int:
@@ -231,6 +242,12 @@ def _kinds(data: Mapping[str, Any]) -> tuple[dict[str, Refused], dict[str, str]]
     return kinds, types
 
 
+def _left_default(entry: CallEntry, keywords: frozenset[str]) -> bool:
+    """The call leaves the entry's keyword out, and the entry's value is the default."""
+    name = entry.keyword.partition("=")[0] + "="
+    return entry.keyword_default and not any(k.startswith(name) for k in keywords)
+
+
 def _given_size(position: int, positional: int, keywords: frozenset[str]) -> bool:
     """Whether a call passes a size: positionally at `position`, or as `size=` (not None)."""
     return positional > position or any(
@@ -257,6 +274,8 @@ def parse(data: Mapping[str, Any]) -> WeightsOnlyCatalog:
             tuple(known(f"call {e['name']!r} items", str(k)) for k in e.get("items", [])),
             int(e.get("sized", -1)),
             elementwise=bool(e.get("elementwise", False)),
+            keyword_default=bool(e.get("keyword_default", False)),
+            reference=bool(e.get("reference", True)),
         )
         for e in data.get("call", [])
     }

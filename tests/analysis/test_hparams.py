@@ -2061,6 +2061,169 @@ INVALID = [
         """,
         "acquired_after",
     ),
+    (
+        # a function a decorator taking the table registers: a global the load refuses
+        """
+        REWARDS = {}
+
+
+        def register(table, name):
+            def deco(fn):
+                table[name] = fn
+                return fn
+
+            return deco
+
+
+        @register(REWARDS, "progress")
+        def progress(prev, cur):
+            return prev - cur
+
+
+        class DroneSAC(L.LightningModule):
+            def __init__(self, gamma: float = 0.99, reward_fn=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(cfg):
+            return DroneSAC(gamma=cfg.gamma, reward_fn=REWARDS[cfg.reward])
+        """,
+        "reward_fn",
+    ),
+    (
+        # a builtin type's method passed as a normalizer
+        """
+        class NER(L.LightningModule):
+            def __init__(self, dropout: float = 0.1, normalizer=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            return NER(dropout=0.2, normalizer=str.lower)
+        """,
+        "normalizer",
+    ),
+    (
+        # a torch function a table of readouts holds
+        """
+        POOLING = {"sum": torch.sum, "mean": torch.mean}
+
+
+        class MPNN(L.LightningModule):
+            def __init__(self, readout: str = "sum", pool=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(readout):
+            return MPNN(readout=readout, pool=POOLING[readout])
+        """,
+        "pool",
+    ),
+    (
+        # a section of a YAML document whose every section is a mapping, stored whole
+        """
+        DOC = \"\"\"
+        drone:
+          lr: 0.1
+        precip:
+          scale: 4
+        \"\"\"
+
+
+        def load_experiment(task):
+            return OmegaConf.merge(OmegaConf.create(DOC), OmegaConf.from_dotlist([]))[task]
+
+
+        class DronePPO(L.LightningModule):
+            def __init__(self, cfg):
+                super().__init__()
+                self.save_hyperparameters(cfg)
+
+
+        def build(task):
+            return DronePPO(load_experiment(task))
+        """,
+        "cfg",
+    ),
+    (
+        # the branch of the builder that the registry key of the class picks
+        """
+        MODULES = {}
+
+
+        def register(name):
+            def deco(cls):
+                MODULES[name] = cls
+                return cls
+
+            return deco
+
+
+        @register("plain")
+        class Plain(L.LightningModule):
+            def __init__(self, width: int = 8):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        @register("patch")
+        class Patch(L.LightningModule):
+            def __init__(self, width: int = 8, stain_matrix=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build_module(name):
+            if name in ("patch", "patch_large"):
+                kwargs = {"width": 8, "stain_matrix": np.eye(3)}
+            elif name != "plain":
+                raise KeyError(name)
+            else:
+                kwargs = {"width": 4}
+            return MODULES[name](**kwargs)
+        """,
+        "stain_matrix",
+    ),
+    (
+        # a parameter the helper's dict leaves out: its default, a loss module
+        """
+        class NRMS(L.LightningModule):
+            def __init__(self, dim: int = 4, loss_fn=nn.CrossEntropyLoss()):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def _kwargs(cfg):
+            return dict(dim=cfg.dim)
+
+
+        def build(cfg):
+            kwargs = _kwargs(cfg)
+            return NRMS(**kwargs)
+        """,
+        "loss_fn",
+    ),
+    (
+        # a lambda in the dict a helper returns, spread into the call
+        """
+        class Patch(L.LightningModule):
+            def __init__(self, width: int = 4, tile_filter=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def _kwargs(cfg):
+            return dict(width=cfg.width, tile_filter=lambda row: row["tissue"] > 0.5)
+
+
+        def build(cfg):
+            return Patch(**_kwargs(cfg))
+        """,
+        "tile_filter",
+    ),
 ]
 
 VALID = [
@@ -3132,6 +3295,125 @@ VALID = [
             return None
 
         return Lit(n=3, is_empty=is_empty)
+    """,
+    # a table a decorator fills that another statement also stores a plain value in
+    """
+    REWARDS = {}
+
+
+    def register(table, name):
+        def deco(fn):
+            table[name] = fn
+            return fn
+
+        return deco
+
+
+    @register(REWARDS, "progress")
+    def progress(prev, cur):
+        return prev - cur
+
+
+    REWARDS["sparse"] = None
+
+
+    class DroneSAC(L.LightningModule):
+        def __init__(self, gamma: float = 0.99, reward_fn=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build(cfg):
+        return DroneSAC(gamma=cfg.gamma, reward_fn=REWARDS["sparse"])
+    """,
+    # a table of torch dtypes: globals the default load allows
+    """
+    DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+    class MPNN(L.LightningModule):
+        def __init__(self, precision: str = "fp32", dtype=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build(precision):
+        return MPNN(precision=precision, dtype=DTYPES[precision])
+    """,
+    # a section of a YAML document converted to a plain dict before it is stored
+    """
+    DOC = \"\"\"
+    drone:
+      lr: 0.1
+    precip:
+      scale: 4
+    \"\"\"
+
+
+    def load_experiment(task):
+        return OmegaConf.merge(OmegaConf.create(DOC), OmegaConf.from_dotlist([]))[task]
+
+
+    class Precip(L.LightningModule):
+        def __init__(self, cfg):
+            super().__init__()
+            self.save_hyperparameters(cfg)
+
+
+    def build(task):
+        return Precip(OmegaConf.to_container(load_experiment(task)))
+    """,
+    # the branch the registry key of the class picks passes plain values
+    """
+    MODULES = {}
+
+
+    def register(name):
+        def deco(cls):
+            MODULES[name] = cls
+            return cls
+
+        return deco
+
+
+    @register("plain")
+    class Plain(L.LightningModule):
+        def __init__(self, width: int = 8):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    @register("patch")
+    class Patch(L.LightningModule):
+        def __init__(self, width: int = 8, stain_matrix=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build_module(name):
+        if name == "patch":
+            kwargs = {"width": 8, "stain_matrix": np.eye(3).tolist()}
+        elif name == "plain":
+            kwargs = {"width": 4, "stain_matrix": np.eye(3)}
+        else:
+            raise KeyError(name)
+        return MODULES[name](**kwargs)
+    """,
+    # a helper's dict that names the parameter with a plain value
+    """
+    class NRMS(L.LightningModule):
+        def __init__(self, dim: int = 4, loss_fn=nn.CrossEntropyLoss()):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def _kwargs(cfg):
+        return dict(dim=cfg.dim, loss_fn="cross_entropy")
+
+
+    def build(cfg):
+        kwargs = _kwargs(cfg)
+        return NRMS(**kwargs)
     """,
 ]
 

@@ -441,6 +441,53 @@ INVALID = [
         ' "n": result["iterations"]}, p)\n',
         [(16, "vm"), (16, "ok")],
     ),
+    (
+        "the best numpy score of a loop that starts at math.inf, also in a tuple assignment",
+        "import math\n"
+        "def save(p):\n"
+        "    best_rmse, best_state = math.inf, None\n"
+        "    lowest = -np.inf\n"
+        "    for epoch in range(3):\n"
+        "        rmse = np.sqrt(np.mean(np.ones(3) * epoch))\n"
+        "        if rmse < best_rmse:\n"
+        "            best_rmse = rmse\n"
+        "        lowest = max(lowest, rmse)\n"
+        '    torch.save({"best": best_rmse, "lowest": lowest}, p)\n',
+        [(10, "best"), (10, "lowest")],
+    ),
+    (
+        "per-class scores of precision_recall_fscore_support left at its default average",
+        "from sklearn.metrics import precision_recall_fscore_support\n"
+        "def evaluate(y, p):\n"
+        "    _, _, per_type, _ = precision_recall_fscore_support(y, p, zero_division=0)\n"
+        "    return 0.5, per_type\n"
+        "def save(p):\n"
+        "    f1, per_type = evaluate([0, 1, 1], [0, 1, 0])\n"
+        '    torch.save({"per_type": per_type}, p)\n',
+        [(7, "per_type")],
+    ),
+    (
+        "an element of a tuple display kept as the best and unpacked after the loop",
+        "def save(p, model):\n"
+        "    best = None\n"
+        "    for epoch in range(3):\n"
+        "        f1, per_class = float(epoch), np.ones(3) * epoch\n"
+        "        if best is None or f1 >= best[0]:\n"
+        "            best = (f1, per_class, model.state_dict())\n"
+        "    f1, per_class, ckpt = best\n"
+        '    ckpt["per_class"] = per_class\n'
+        "    torch.save(ckpt, p)\n",
+        [(8, "per_class")],
+    ),
+    (
+        "the items of a ufunc of a scipy result's array, unpacked",
+        "from scipy import optimize\n"
+        "def save(p):\n"
+        "    res = optimize.minimize(lambda x: float((x ** 2).sum()), x0=np.ones(2))\n"
+        "    a, b = np.exp(res.x)\n"
+        '    torch.save({"share": a / (a + b)}, p)\n',
+        [(5, "share")],
+    ),
 ]
 
 VALID = [
@@ -693,6 +740,44 @@ VALID = [
         "    for epoch in range(3):\n"
         '        history["ap50"].append(float(np.float64(0.1) * epoch))\n'
         '    torch.save({"best": max(history["ap50"]), "all": history["ap50"]}, p)\n',
+    ),
+    (
+        "the best score of a loop that starts at math.inf, kept as a Python float",
+        "import math\n"
+        "def save(p):\n"
+        "    best_rmse = math.inf\n"
+        "    for epoch in range(3):\n"
+        "        rmse = float(np.sqrt(np.mean(np.ones(3) * epoch)))\n"
+        "        if rmse < best_rmse:\n"
+        "            best_rmse = rmse\n"
+        '    torch.save({"best": best_rmse}, p)\n',
+    ),
+    (
+        "averaged precision_recall_fscore_support scores are Python floats",
+        "from sklearn.metrics import precision_recall_fscore_support\n"
+        "def save(p):\n"
+        '    prec, rec, f1, _ = precision_recall_fscore_support([0, 1, 1], [0, 1, 0], average="macro")\n'
+        '    torch.save({"f1": f1, "prec": prec}, p)\n',
+    ),
+    (
+        "Python values of a tuple display kept as the best and unpacked after the loop",
+        "def save(p, model):\n"
+        "    best = None\n"
+        "    for epoch in range(3):\n"
+        "        f1 = float(np.mean(np.ones(3) * epoch))\n"
+        "        if best is None or f1 >= best[0]:\n"
+        "            best = (f1, epoch, model.state_dict())\n"
+        "    f1, epoch, ckpt = best\n"
+        '    ckpt["f1"], ckpt["epoch"] = f1, epoch\n'
+        '    torch.save({"f1": f1, "epoch": epoch}, p)\n',
+    ),
+    (
+        "the items of a ufunc of a scipy result's array, as a list",
+        "from scipy import optimize\n"
+        "def save(p):\n"
+        "    res = optimize.minimize(lambda x: float((x ** 2).sum()), x0=np.ones(2))\n"
+        "    a, b = np.exp(res.x).tolist()\n"
+        '    torch.save({"share": a / (a + b)}, p)\n',
     ),
 ]
 

@@ -463,6 +463,17 @@ INVALID = [
         '    torch.save({"split": trainer.split, "perm": trainer.perm}, p)\n',
         [(16, "split"), (16, "perm")],
     ),
+    (
+        "an attribute of the object a fluent `fit` stored on a held object",
+        "class TargetScaler:\n    def fit(self, y):\n"
+        "        self.mean_ = y.mean(axis=0)\n        self.n_ = len(y)\n        return self\n"
+        "class Trainer:\n    def __init__(self):\n        self.scaler = None\n"
+        "    def fit(self, rows):\n"
+        "        self.scaler = TargetScaler().fit(np.stack(rows))\n        return self\n"
+        "def save(p):\n    trainer = Trainer().fit([np.zeros(2), np.ones(2)])\n"
+        '    torch.save({"mean": trainer.scaler.mean_}, p)\n',
+        [(14, "mean")],
+    ),
 ]
 
 VALID = [
@@ -585,6 +596,16 @@ VALID = [
     (
         "the elapsed time in seconds",
         'def save(p):\n    t = Timer()\n    t.begin()\n    t.end()\n    torch.save({"s": t.seconds}, p)\n',
+    ),
+    (
+        "a Python attribute of the object a fluent `fit` stored on a held object, or a list",
+        "class TargetScaler:\n    def fit(self, y):\n"
+        "        self.mean_ = y.mean(axis=0)\n        self.n_ = len(y)\n        return self\n"
+        "class Trainer:\n    def __init__(self):\n        self.scaler = None\n"
+        "    def fit(self, rows):\n"
+        "        self.scaler = TargetScaler().fit(np.stack(rows))\n        return self\n"
+        "def save(p):\n    trainer = Trainer().fit([np.zeros(2), np.ones(2)])\n"
+        '    torch.save({"n": trainer.scaler.n_, "mean": trainer.scaler.mean_.tolist()}, p)\n',
     ),
 ]
 

@@ -336,6 +336,38 @@ INVALID += [
         '    torch.save({"slack": v[slack], "vm": result["vm"], "c": np.c_[v, v]}, p)\n',
         [(7, "slack"), (7, "vm"), (7, "c")],
     ),
+    (
+        "library and builtin functions read as values, and an item of a table of them",
+        "POOLING = {'sum': torch.sum, 'mean': torch.mean}\n"
+        "def save(p, readout='sum'):\n"
+        "    torch.save({'pool': POOLING[readout], 'reduce': np.mean, 'norm': str.lower,"
+        " 'key': len}, p)\n",
+        [(3, "pool"), (3, "reduce"), (3, "norm"), (3, "key")],
+    ),
+    (
+        "an item of a table that a decorator taking the table fills with functions",
+        "REWARDS = {}\n"
+        "def register(table, name):\n"
+        "    def deco(fn):\n        table[name] = fn\n        return fn\n    return deco\n"
+        "@register(REWARDS, 'progress')\ndef progress(prev, cur):\n    return prev - cur\n"
+        "def save(p, reward='progress'):\n"
+        "    torch.save({'reward_fn': REWARDS[reward]}, p)\n",
+        [(11, "reward_fn")],
+    ),
+    (
+        "a section of a YAML document whose every section is a mapping, by a key not known",
+        "from omegaconf import OmegaConf\n"
+        'DOC = """\ndrone:\n  lr: 0.1\nprecip:\n  scale: 4\n"""\n'
+        "def load(task):\n    return OmegaConf.create(DOC)[task]\n"
+        "def save(p, task='drone'):\n    torch.save({'cfg': load(task)}, p)\n",
+        [(11, "cfg")],
+    ),
+    (
+        "the class of a model, saved to rebuild it",
+        "def save(p):\n    model = nn.Linear(2, 2)\n"
+        "    torch.save({'state': model.state_dict(), 'model_class': type(model)}, p)\n",
+        [(3, "model_class")],
+    ),
 ]
 
 VALID = [
@@ -525,6 +557,34 @@ VALID = [
         "    run = train()\n"
         '    run["scaler"] = run["scaler"].state_dict()\n'
         '    torch.save({"scaler": run["scaler"]}, p)\n',
+    ),
+    (
+        "globals the default load allows, read as values: a dtype, set, Counter, a constant",
+        "def save(p):\n"
+        "    torch.save({'dtype': torch.float32, 'kind': set, 'counts': collections.Counter,"
+        " 'fill': np.inf}, p)\n",
+    ),
+    (
+        "an item of a table a decorator fills, when another statement stores a string in it",
+        "REWARDS = {}\n"
+        "def register(table, name):\n"
+        "    def deco(fn):\n        table[name] = fn\n        return fn\n    return deco\n"
+        "@register(REWARDS, 'progress')\ndef progress(prev, cur):\n    return prev - cur\n"
+        "REWARDS['sparse'] = 'sparse'\n"
+        "def save(p, reward='sparse'):\n"
+        "    torch.save({'reward_fn': REWARDS[reward]}, p)\n",
+    ),
+    (
+        "a section of a YAML document with a leaf at the top, by a key not known",
+        "from omegaconf import OmegaConf\n"
+        'DOC = """\nseed: 3\nprecip:\n  scale: 4\n"""\n'
+        "def load(task):\n    return OmegaConf.create(DOC)[task]\n"
+        "def save(p, task='seed'):\n    torch.save({'cfg': load(task)}, p)\n",
+    ),
+    (
+        "the class of a tensor and the name of a model's class",
+        "def save(p):\n    model = nn.Linear(2, 2)\n"
+        "    torch.save({'t': type(torch.ones(2)), 'model_class': type(model).__name__}, p)\n",
     ),
 ]
 

@@ -43,6 +43,8 @@ class CallSite:
     row_offset: int  # of the block whose tree holds the call
     in_function: bool
     func: ast.FunctionDef | ast.AsyncFunctionDef | None = None  # the function making the call
+    # `REG[name](...)` of a class registered under one key: the name and that key
+    picked_by: tuple[str, str] | None = None
 
     @property
     def row(self) -> int:
@@ -90,6 +92,8 @@ class CallSite:
         """The entries of `**CONFIG` when it is a dict display or `dict(k=v)` with constant
         keys (directly, or through a local or module-level name); None when unknown."""
         if isinstance(value, ast.Name) and hops < 3:
+            if self.func is not None and _assignments(self.func, value.id) > 1:
+                return None  # `kwargs = {...}` in each branch: the flow knows which one holds
             bound = self.env.bindings.get(value.id)
             if bound is None and value.id not in self.env.bindings:
                 bound = self.facts.assigns.get(value.id)
@@ -107,6 +111,19 @@ class CallSite:
         ):
             return {str(kw.arg): kw.value for kw in value.keywords}
         return None
+
+
+def _assignments(func: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> int:
+    """How many statements of the function assign the local `name`."""
+    return sum(
+        1
+        for node in walk(func)
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
+        and any(
+            isinstance(t, ast.Name) and t.id == name
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        )
+    )
 
 
 def _env_before(func: ast.FunctionDef | ast.AsyncFunctionDef | None, row: int) -> Env:
@@ -351,7 +368,15 @@ class CallSites:
                     continue
                 env = _env_before(func, call.lineno)
                 paired = _paired_spread(where, call, picked, registries)
-                yield CallSite(where, paired, env, parsed.row_offset, func is not None, func)
+                yield CallSite(
+                    where,
+                    paired,
+                    env,
+                    parsed.row_offset,
+                    func is not None,
+                    func,
+                    _picked_by(picked, registries),
+                )
 
     def _registries(
         self, where: ModuleFacts, home: ModuleFacts, cls: ClassFacts
@@ -525,6 +550,18 @@ def _may_build(
         return False  # `cls(cfg, vocab_size=n)` of a class whose first parameter is vocab_size
     accepted = {*positional, *(a.arg for a in args.kwonlyargs)}
     return args.kwarg is not None or all(k.arg is None or k.arg in accepted for k in call.keywords)
+
+
+def _picked_by(
+    picked: ast.expr, registries: dict[str, frozenset[str] | None]
+) -> tuple[str, str] | None:
+    """`REG[name]` of a registry holding the class under one key: `name` and that key."""
+    if not isinstance(picked, ast.Subscript) or not isinstance(picked.value, ast.Name):
+        return None
+    keys = registries.get(picked.value.id)
+    if keys is None or len(keys) != 1 or not isinstance(picked.slice, ast.Name):
+        return None
+    return picked.slice.id, next(iter(keys))
 
 
 def _narrowed(

@@ -43,6 +43,28 @@ def decided(test: ast.expr, safety: LoadSafety, env: Mapping[str, object]) -> bo
         return _truth(test.id, env)
     if isinstance(test, ast.Attribute) and isinstance(test.value, ast.Name):
         return _truth(f"{test.value.id}.{test.attr}", env)  # `self.use_ema = use_ema`
+    if isinstance(test, ast.Compare):
+        return _compared(test, env)
+    return None
+
+
+def _compared(test: ast.Compare, env: Mapping[str, object]) -> bool | None:
+    """`name == "patch"` / `name in ("a", "b")` of a name known to hold one string."""
+    if len(test.ops) != 1 or not isinstance(test.left, ast.Name):
+        return None
+    held = env.get(test.left.id)
+    texts = {getattr(p, "key_text", None) for p in held} if isinstance(held, frozenset) else set()
+    text = texts.pop() if len(texts) == 1 else None
+    if not isinstance(text, str):
+        return None
+    op, right = test.ops[0], test.comparators[0]
+    if isinstance(op, (ast.Eq, ast.NotEq)) and isinstance(right, ast.Constant):
+        return (text == right.value) == isinstance(op, ast.Eq)
+    if isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, (ast.Tuple, ast.List, ast.Set)):
+        if not all(isinstance(e, ast.Constant) for e in right.elts):
+            return None
+        found = any(text == e.value for e in right.elts if isinstance(e, ast.Constant))
+        return found == isinstance(op, ast.In)
     return None
 
 

@@ -34,6 +34,7 @@ from ckpt_lsp.analysis.load_safety import LoadSafety, Refused
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.site_flow import SiteEnv, comprehended, filled_before, flow_before
+from ckpt_lsp.analysis.spread_keys import spread_entries
 from ckpt_lsp.analysis.value_context import ValueContext
 from ckpt_lsp.weights_only import Refusal, registration_names_of
 
@@ -96,6 +97,14 @@ def judge(
             forwarded = _forwarded_spread(name, site, classifier, contexts)
             if forwarded is not None:
                 return forwarded
+            entries = spread_entries(site.call, site.func, site.facts)
+            if entries is not None and name not in entries:
+                left_out = True  # `Model(**kwargs)` of a dict no key of which names it
+                continue
+            shown = [v for v in (entries or {}).get(name, []) if isinstance(v, ast.Lambda)]
+            if shown:  # `tile_filter=lambda row: ...` in the helper's dict display
+                values.append((shown[0], _site_context(classifier, site, contexts), site))
+                continue
             keywords = _forwarded_keywords(parameter, site, classifier, contexts)
             values += keywords  # `def build_model(name, **kwargs)`: its callers' keywords
             unknown = unknown or not keywords

@@ -160,9 +160,10 @@ def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
     if isinstance(expr, ast.Attribute):
         if expr.attr in ("value", "name") and _plain_member(expr.value, ctx):
             return SAFE  # `mining=cfg.mining.value`: the member's str
-        if library_function(ctx.qualify(dotted_name(expr))):
-            return _reference(expr, ctx)  # names the function (`F.l1_loss`)
-        return _judged(expr, ctx) or _reference(expr, ctx)
+        named = _reference(expr, ctx)
+        if library_function(ctx.qualify(dotted_name(expr))) or named not in (SAFE, UNKNOWN):
+            return named  # names the function (`F.l1_loss`, `np.log1p`)
+        return _judged(expr, ctx) or named
     if isinstance(expr, ast.Subscript):
         return _item(expr, ctx)
     if isinstance(expr, (ast.ListComp, ast.SetComp, ast.DictComp)):

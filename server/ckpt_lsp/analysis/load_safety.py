@@ -142,11 +142,18 @@ _LISTING = _SEQUENCES | {"builtins.set"}  # calls that build a list (or set) of 
 # modules whose every public attribute is a function (math's constants aside)
 _FUNCTION_NAMESPACES = ("torch.nn.functional.", "torch.nn.init.", "math.", "operator.")
 _MATH_CONSTANTS = frozenset({"math.pi", "math.e", "math.tau", "math.inf", "math.nan"})
+# numpy's constants are Python floats (measured: `type(np.inf) is float`)
+_FLOAT_CONSTANTS = _MATH_CONSTANTS | {"numpy.inf", "numpy.nan", "numpy.pi", "numpy.e"}
 _ROWS = frozenset({"iloc", "loc", "iat"})
 _DICT_CALLS = frozenset({"builtins.dict", "collections.OrderedDict"})
 # kinds whose instances hand back what they were given by keyword, as attributes
 _KEYWORD_HOLDERS = frozenset({"namespace", "object"})
 _SAME_TYPE = frozenset({"copy.deepcopy", "copy.copy"})  # a copy is what it copies
+# kinds whose `type(value)` is no class the default load refuses: a Counter loads, and a
+# function's or method's type cannot be saved at all (measured in test_weights_only_truth)
+TYPE_LOADS_OR_FAILS = frozenset(
+    {"numpy-keyed-counter", "callable", "bound-method", "state-dict-method"}
+)
 _PICKS_ONE = frozenset({"builtins.max", "builtins.min"})  # given several values: one of them
 # (key, numpy scalar) pairs of `d.items()`, and one of them (data/weights_only.toml)
 _PAIRS, _PAIR = "numpy-scalar-items", "numpy-scalar-pair"
@@ -417,6 +424,8 @@ class LoadSafety:
                 return NUMBER_MARK + expr.id in env
             return module_number(expr.id, self)
         if isinstance(expr, ast.Attribute):  # `cfg.eps_end` of a `float` field
+            if qualify(dotted_name(expr), self.facts) in _FLOAT_CONSTANTS:  # `math.inf`
+                return True
             if NUMBER_MARK + dotted_name(expr) in env:  # `self.scale = 2.0` and only numbers
                 return True
             return self._depth < _MAX_DEPTH and number_attribute(self, expr, env)
@@ -503,6 +512,10 @@ class LoadSafety:
             return None  # `d.cache["logits"]`: another key than the refused one, maybe
         if receiver is not None and receiver.shape is not None and isinstance(index, ast.Constant):
             return self._nested(receiver, str(index.value))  # `raw["split"]["train_end"]`
+        if receiver is not None and _every_value_nested(receiver.shape):
+            # `cfg[task]` of a document whose every section is a mapping or a list: a config,
+            # whichever the key (what it holds inside depends on the key)
+            return replace(receiver, shape=None)
         if receiver is not None and receiver.kind == _PAIR:
             # `ranked[0][1]`: the numpy scalar of a (key, numpy scalar) pair; the key is not known
             at = _constant_index(index)
@@ -926,21 +939,22 @@ class LoadSafety:
     def _registered_callables(self, name: str) -> bool:
         """`MODELS` a module-level dict whose every value is a class or function of the
         module: a display of them, or an empty one that only `@register("x")` decorators of
-        the module's classes fill (`MODELS[name] = cls`, no other store into it)."""
+        the module's classes and functions fill (`MODELS[name] = cls`, no other store into
+        it)."""
         facts = self.facts
         table = facts.assigns.get(name) if name not in facts.imports else None
         if not isinstance(table, ast.Dict):
             return False
         if table.values:
             return all(k is not None for k in table.keys) and all(
-                (isinstance(v, ast.Name) and self._defines(v.id))
-                or self.catalog.is_prefixed_class(qualify(dotted_name(v), facts))
+                (isinstance(v, ast.Name) and self._defines(v.id)) or self._library_callable(v)
                 for v in table.values
             )
+        decorators = [d for cls in facts.classes.values() for d in cls.decorators]
+        decorators += [d for f in facts.functions.values() for d in f.decorator_list]
         makers = {
             decorator.func.id
-            for cls in facts.classes.values()
-            for decorator in cls.decorators
+            for decorator in decorators
             if isinstance(decorator, ast.Call)
             and isinstance(decorator.func, ast.Name)
             and name in decorator_registries(facts, [decorator])
@@ -952,6 +966,18 @@ class LoadSafety:
             return False
         stores = len(re.findall(rf"\b{spelled}\[[^\]\n]*\]\s*=(?!=)", facts.text))
         return stores == sum(_stores_into(facts.functions.get(m), name) for m in makers)
+
+    def _library_callable(self, value: ast.expr) -> bool:
+        """`nn.GELU`, `torch.sum`, `np.mean`: a library class or function, named."""
+        qualified = qualify(dotted_name(value), self.facts) if dotted_name(value) else ""
+        if not qualified:
+            return False
+        named = self.catalog.for_value(qualified)
+        return (
+            self.catalog.is_prefixed_class(qualified)
+            or library_function(qualified)
+            or (named is not None and named.kind == "callable")
+        )
 
     def _defines(self, name: str) -> bool:
         """Whether `name` is a class or function defined (and only defined) at module level."""
@@ -1269,6 +1295,11 @@ class LoadSafety:
                 return _no_fix(held)
         if qualified in _SAME_TYPE and len(call.args) == 1:  # copy.deepcopy(model)
             return _no_fix(self.kind_of(call.args[0], env))
+        if qualified == "builtins.type" and len(call.args) == 1 and not call.keywords:
+            # `type(model)`: the class of a refused object is a global the load refuses
+            typed = self.kind_of(call.args[0], env)
+            if typed is not None and not typed.holder and typed.kind not in TYPE_LOADS_OR_FAILS:
+                return _no_fix(self.catalog.kind("callable"))
         if qualified == "dataclasses.replace" and len(call.args) == 1:  # a changed copy
             copied = self.kind_of(call.args[0], env)
             return _no_fix(copied) if copied is not None and copied.kind == "dataclass" else None
@@ -2280,6 +2311,15 @@ __all__ = [
     "refusal_of_annotation",
     "refusal_of_expression",
 ]
+
+
+def _every_value_nested(shape: ast.expr | None) -> bool:
+    """A config shape whose every value is itself a mapping or a list (no leaf)."""
+    return (
+        isinstance(shape, ast.Dict)
+        and bool(shape.values)
+        and all(isinstance(v, _SHAPES) and not isinstance(v, RefusedLeaf) for v in shape.values)
+    )
 
 
 def _keywords(call: ast.Call) -> frozenset[str]:

@@ -96,6 +96,20 @@ class ModuleText(_Literal):
         return f"ModuleText({self.constant!r})"
 
 
+class KeyText(_Literal):
+    """The string a registry call `REG[name](...)` picks the judged class by (the key its
+    registration names): `if name == "patch":` in the function making the call is decided."""
+
+    def __init__(self, key_text: str) -> None:
+        self.key_text = key_text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KeyText) and other.key_text == self.key_text
+
+    def __hash__(self) -> int:
+        return hash(("key-text", self.key_text))
+
+
 class _NoneLiteral(_Literal):
     """`None` as written: nothing can be read out of it, so where a branch leaves a name at
     `None` its items are what the other branches put there (`best = None`, then `best =
@@ -959,10 +973,11 @@ class LocalFlow:
         return entry is not None and entry.kind == "numpy-scalar" and qualified in _LEVELLED
 
     def _surely_array(self, value: ast.expr, env: Env) -> bool:
-        """A call the catalog says returns one numpy array (`np.percentile(x, [5, 95])`), an
-        array method of a numpy array (`cm.ravel()`), or an attribute the catalog says holds
-        one (`res.x` of a scipy result); a project function's result may be a tuple the judge
-        types by its first refused item, so it is none."""
+        """A call the catalog says returns one numpy array (`np.percentile(x, [5, 95])`) or a
+        ufunc of one (`np.exp(res.x)`), an array method of a numpy array (`cm.ravel()`), or
+        an attribute the catalog says holds one (`res.x` of a scipy result); a project
+        function's result may be a tuple the judge types by its first refused item, so it is
+        none."""
         if isinstance(value, ast.Attribute):  # `beta, gamma = res.x` of a scipy result
             held = self.safety.kind_of(value.value, env)
             returns = (
@@ -978,6 +993,8 @@ class LocalFlow:
             receiver = self.safety.kind_of(func.value, env)
             return receiver is not None and receiver.kind == "numpy-array"
         entry = self.safety.catalog.calls.get(qualify(dotted_name(func), self.safety.facts))
+        if entry is not None and entry.elementwise and len(value.args) == 1:
+            return self._surely_array(value.args[0], env)  # `np.exp(res.x)`
         return entry is not None and entry.kind == "numpy-array" and not entry.items
 
     def _object_of(self, name: str, value: ast.expr | None, state: State, at: int) -> State:
@@ -1026,6 +1043,9 @@ class LocalFlow:
             return {**records, **_sub_dict(name, value, state)}
         if isinstance(value, ast.Dict) and "." not in name:
             return self._displayed(name, value, state)
+        if isinstance(value, ast.Tuple) and "." not in name:
+            # `best = (f1, per_type, model.state_dict())`, unpacked after the loop
+            return self._tuple_display(name, value, state)
         pairs = self.safety.dict_items(value) if "." not in name else None
         if pairs is not None:  # `run = dict(scaler=scaler, gen=gen)`
             return self._shown(name, pairs, state)
@@ -1053,6 +1073,18 @@ class LocalFlow:
         if items is None:  # the keys set to values not refused, beside refused ones
             plain = self.safety.plain_keys(value, env)
             found.update({item_key(name, k): frozenset({UNKNOWN}) for k in plain})
+        return found
+
+    def _tuple_display(self, name: str, value: ast.Tuple, state: State) -> State:
+        """What each element of a tuple display is, by position from either end (`best[0]`,
+        `best[-1]`), as a helper's tuple result keeps them."""
+        if not value.elts or any(isinstance(e, ast.Starred) for e in value.elts):
+            return {}
+        found: State = {}
+        for index, element in enumerate(value.elts):
+            held = frozenset({self._value(element, state)})
+            found[item_key(name, index)] = held
+            found[item_key(name, index - len(value.elts))] = held
         return found
 
     def _every_item(
@@ -1267,8 +1299,10 @@ class LocalFlow:
             return self._value(value.body if none_taken(value.test, state) else value.orelse, state)
         if _number_literal(value):
             return NUMBER
-        if isinstance(value, ast.Call) and self.safety.is_number(value, env_of(state)):
-            return NUMBER  # `n = len(x)`, `t0 = time.time()`: Python numbers, as a literal is
+        if isinstance(value, (ast.Call, ast.Attribute, ast.UnaryOp)) and self.safety.is_number(
+            value, env_of(state)
+        ):  # `n = len(x)`, `t0 = time.time()`, `best = math.inf`: Python numbers, as a literal is
+            return NUMBER
         if isinstance(value, ast.Constant):
             return literal_of(value)
         if isinstance(value, ast.Name) and state.get(value.id) in _TRUTHS:

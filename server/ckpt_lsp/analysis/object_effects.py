@@ -1140,6 +1140,15 @@ def _held_state(
         return
     for key, possible in judge.objects_of(value, at, dict(env)).items():
         yield f"{attr}{key}", possible, True
+    if at == -1 and isinstance(value.func, ast.Attribute):
+        # `self.scaler = TargetScaler().fit(y)` of a fluent `fit`: what the method stored
+        receiver = judge.kind_of(value.func.value, dict(env))
+        if receiver is None or not returns_self(judge, receiver, value):
+            return
+        effects = method_effects(judge, receiver, value, env) or OPAQUE
+        if "*" not in effects:
+            for name, (possible, _) in effects.items():
+                yield f"{attr}.{name}", possible, True
 
 
 def _mutated(

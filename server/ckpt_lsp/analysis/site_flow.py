@@ -24,6 +24,7 @@ from ckpt_lsp.analysis.local_flow import (
     NUMBER_MARK,
     TEXT_MARK,
     UNPASSED_NONE,
+    KeyText,
     LocalFlow,
     ModuleText,
 )
@@ -45,7 +46,9 @@ def flow_before(site: CallSite, safety: LoadSafety) -> dict[str, Refused | None]
     func = site.func
     if func is None:
         return {}
-    flow = LocalFlow(safety).run(func, {**_passed(site, safety), **_left_out(site)})
+    flow = LocalFlow(safety).run(
+        func, {**_passed(site, safety), **_left_out(site), **_picked(site)}
+    )
     stmt = _statement_of(func, site.call, flow)
     if stmt is None:
         return {}
@@ -95,6 +98,15 @@ def _passed(site: CallSite, safety: LoadSafety) -> dict[str, object]:
         if judged and all(j is not None for j in judged) and len(set(judged)) == 1:
             bound[param.arg] = judged[0]
     return bound
+
+
+def _picked(site: CallSite) -> dict[str, object]:
+    """`def build_module(name): ... MODULE_REGISTRY[name](**kwargs)` judged for the class
+    registered as "patch": `name` holds "patch", so the branches testing it are decided."""
+    if site.picked_by is None:
+        return {}
+    name, key = site.picked_by
+    return {name: KeyText(key)}
 
 
 def _without_locals(given: ast.expr, local: Mapping[str, object]) -> ast.expr:
