@@ -368,6 +368,16 @@ INVALID += [
         "    torch.save({'state': model.state_dict(), 'model_class': type(model)}, p)\n",
         [(3, "model_class")],
     ),
+    (
+        "a list in the YAML text a table holds under the task name a call passes",
+        "from omegaconf import OmegaConf\n"
+        'TASKS = {"nowcast": """\n  loss: {name: bmse, weights: [1.0, 2.0]}\n""",\n'
+        '         "news": """\n  loss: {name: ce, weights: 1.0}\n"""}\n'
+        "def task_config(task):\n    return OmegaConf.create(TASKS[task])\n"
+        "def save(p):\n"
+        "    torch.save({'w': task_config('nowcast').loss.weights}, p)\n",
+        [(11, "w")],
+    ),
 ]
 
 VALID = [
@@ -585,6 +595,16 @@ VALID = [
         "the class of a tensor and the name of a model's class",
         "def save(p):\n    model = nn.Linear(2, 2)\n"
         "    torch.save({'t': type(torch.ones(2)), 'model_class': type(model).__name__}, p)\n",
+    ),
+    (
+        "leaves of the YAML text a table holds under the task name a call passes",
+        "from omegaconf import OmegaConf\n"
+        'TASKS = {"nowcast": """\n  loss: {name: bmse, weights: [1.0, 2.0]}\n""",\n'
+        '         "news": """\n  loss: {name: ce, weights: 1.0}\n"""}\n'
+        "def task_config(task):\n    return OmegaConf.create(TASKS[task])\n"
+        "def save(p):\n"
+        "    torch.save({'n': task_config('nowcast').loss.name,"
+        " 'w': task_config('news').loss.weights}, p)\n",
     ),
 ]
 

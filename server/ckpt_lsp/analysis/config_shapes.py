@@ -71,7 +71,7 @@ def config_shape(
     qualified: str,
     call: ast.Call,
     shape_of: ShapeOf,
-    module_text: Callable[[str], str | None],
+    module_text: Callable[[ast.expr], str | None],
     class_shape: ShapeOf,
 ) -> Shape | None:
     """The shape of the config `call` builds; None when not known."""
@@ -92,8 +92,8 @@ def config_shape(
     text = None
     if isinstance(given, ast.Constant) and isinstance(given.value, str):
         text = given.value
-    elif isinstance(given, ast.Name):
-        text = module_text(given.id)
+    elif isinstance(given, (ast.Name, ast.Subscript)):
+        text = module_text(given)  # `DEFAULT_YAML`, `TASK_CONFIGS[task]`
     return yaml_shape(text) if text is not None else None
 
 

@@ -111,6 +111,24 @@ def module_number_table(name: str, safety: LoadSafety) -> bool:
     return bool(known)
 
 
+def module_string_item(name: str, key: str, safety: LoadSafety) -> str | None:
+    """`TASK_CONFIGS["nowcast"]` of a module-level dict display of string constants, bound
+    once and never stored into: the string under that key."""
+    facts = safety.facts
+    table = facts.assigns.get(name)
+    if name in facts.imports or not isinstance(table, ast.Dict) or not _bound_once(name, safety):
+        return None
+    escaped = re.escape(name)
+    if re.search(rf"\b{escaped}\s*(\[[^\n]*?\]\s*=(?!=)|\.\s*(update|setdefault)\b)", facts.text):
+        return None
+    for written, value in zip(table.keys, table.values):
+        if isinstance(written, ast.Constant) and written.value == key:
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                return value.value
+            return None
+    return None
+
+
 def _number_literal(value: ast.expr) -> bool:
     if isinstance(value, ast.UnaryOp) and isinstance(value.op, (ast.USub, ast.UAdd)):
         value = value.operand  # `-1e-3`

@@ -33,6 +33,7 @@ from ckpt_lsp.analysis.constant_tests import (
     module_number,
     module_number_table,
     module_string,
+    module_string_item,
 )
 from ckpt_lsp.analysis.constructor_args import passed_arguments, passed_value
 from ckpt_lsp.analysis.dataclass_dicts import CONVERTERS, converted
@@ -49,9 +50,11 @@ from ckpt_lsp.analysis.local_flow import (
     NUMBER,
     NUMBER_MARK,
     UNPASSED_NONE,
+    KeyText,
     LocalFlow,
     ModuleText,
     State,
+    key_text,
     number_literal,
     text_constant,
 )
@@ -1640,10 +1643,20 @@ class LoadSafety:
             held = self.kind_of(expr, env)
             return held.shape if held is not None and held.kind == refused.kind else None
 
-        def module_text(name: str) -> str | None:
-            if name not in env:
-                return module_string(name, self)
-            constant = text_constant(name, env)  # a parameter holding one
+        def module_text(given: ast.expr) -> str | None:
+            if isinstance(given, ast.Subscript):  # `TASK_CONFIGS[task]` of a passed "nowcast"
+                table, index = given.value, given.slice
+                if not isinstance(table, ast.Name) or table.id in env:
+                    return None
+                key = index.value if isinstance(index, ast.Constant) else None
+                if isinstance(index, ast.Name) and index.id in env:
+                    key = key_text(index.id, env)
+                return module_string_item(table.id, key, self) if isinstance(key, str) else None
+            if not isinstance(given, ast.Name):
+                return None
+            if given.id not in env:
+                return module_string(given.id, self)
+            constant = text_constant(given.id, env)  # a parameter holding one
             return module_string(constant, self) if constant else None
 
         def class_shape(expr: ast.expr) -> ast.expr | None:
@@ -2044,6 +2057,8 @@ class LoadSafety:
                 and module_string(value.id, self) is not None
             ):
                 bound[name] = ModuleText(value.id)  # `load_config(text=RUN_YAML)`, or left out
+            elif same_module and isinstance(value, ast.Constant) and isinstance(value.value, str):
+                bound[name] = KeyText(value.value)  # `task_config("nowcast")`
             elif name in passed:
                 judged = self.kind_of(value, env)
                 if judged is not None:

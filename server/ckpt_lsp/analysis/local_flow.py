@@ -97,8 +97,9 @@ class ModuleText(_Literal):
 
 
 class KeyText(_Literal):
-    """The string a registry call `REG[name](...)` picks the judged class by (the key its
-    registration names): `if name == "patch":` in the function making the call is decided."""
+    """A string literal a parameter holds: passed (`task_config("nowcast")`), or the key a
+    registry call `REG[name](...)` picks the judged class by. `if name == "patch":` is
+    decided, and `TASK_CONFIGS[task]` is that entry of a module-level table."""
 
     def __init__(self, key_text: str) -> None:
         self.key_text = key_text
@@ -169,7 +170,18 @@ def env_of(state: State) -> dict[str, Refused | None]:
             env[(TRUE_MARK if TRUE in possible else FALSE_MARK) + name] = None
         elif len(possible) == 1 and isinstance(text := next(iter(possible)), ModuleText):
             env[text_key(name, text.constant)] = None
+        elif len(possible) == 1 and isinstance(key := next(iter(possible)), KeyText):
+            env[f"{KEY_MARK}{name}={key.key_text}"] = None
     return env
+
+
+KEY_MARK = "#key:"  # env key `#key:param=patch`: the string literal the name holds
+
+
+def key_text(name: str, env: Mapping[str, object]) -> str | None:
+    """The string literal a local holds, as env_of marked it."""
+    prefix = f"{KEY_MARK}{name}="
+    return next((k[len(prefix) :] for k in env if k.startswith(prefix)), None)
 
 
 TEXT_MARK = "#text:"  # env key `#text:param=CONSTANT`: the module string the name holds
