@@ -232,8 +232,8 @@ CORPORA = [
     # is given, nested dicts of helpers, rows picked by a mask, `model.state_dict` uncalled)
     Corpus("blind-round51", HERE / "blind" / "round51", 0.95, 0.68),
     Corpus("blind-round52", HERE / "blind" / "round52", 0.95, 0.89),
-    Corpus("blind-round53", HERE / "blind" / "round53", 0.95, 0.89),
-    Corpus("blind-round54", HERE / "blind" / "round54", 0.95, 0.74),
+    Corpus("blind-round53", HERE / "blind" / "round53", 0.95, 0.91),
+    Corpus("blind-round54", HERE / "blind" / "round54", 0.95, 0.76),
     # air quality, lip reading, job-shop scheduling: written with 51-54 and held out from every
     # fix: P 1.000 R 0.766 before them, 0.809 after (a character error rate over word counts)
     Corpus("blind-round55", HERE / "blind" / "round55", 0.95, 0.85),
@@ -242,7 +242,7 @@ CORPORA = [
     # dispatch: first scored P 1.000 R 0.696, P 0.974 R 0.809, P 1.000 R 0.766. Round 60's
     # false alarm (`min(args.cap, rate)`) and one of its misses (an attribute a method returning
     # a dict display named) were fixed; 59 and 61 gained nothing from those fixes
-    Corpus("blind-round59", HERE / "blind" / "round59", 0.95, 0.86),
+    Corpus("blind-round59", HERE / "blind" / "round59", 0.95, 0.89),
     Corpus("blind-round60", HERE / "blind" / "round60", 0.95, 0.89),
     Corpus("blind-round61", HERE / "blind" / "round61", 0.95, 0.80),
     # docking, watch time, structural health; sleep staging, cross-lingual QA, warehouse RL;
@@ -262,7 +262,7 @@ CORPORA = [
     # air-traffic trajectories, radiology reports, vineyard disease; electricity prices, code
     # review comments, cell tracking; sepsis warning, podcast segments, pick paths: written
     # last and held out from every fix (start of the work: R 0.638, P 0.970 R 0.696, R 0.913)
-    Corpus("blind-round65", HERE / "blind" / "round65", 0.95, 0.65),
+    Corpus("blind-round65", HERE / "blind" / "round65", 0.95, 0.68),
     Corpus("blind-round66", HERE / "blind" / "round66", 0.95, 0.73),
     Corpus("blind-round67", HERE / "blind" / "round67", 0.95, 0.93),
     # protein contact maps, playlist continuation, power-grid state estimation; SAR ship
@@ -276,11 +276,22 @@ CORPORA = [
     Corpus("blind-round70", HERE / "blind" / "round70", 0.95, 0.85),
     # precipitation downscaling, clinical NER, drone RL; molecular GNNs, customer lifetime
     # value, document layout; acoustic scenes, credit default, point clouds: written with
-    # 68-70 and held out from every fix (R 0.787, 0.809, 0.911 before them; 73 gained one
-    # mark from the frame fix, the others none)
-    Corpus("blind-round71", HERE / "blind" / "round71", 0.95, 0.78),
-    Corpus("blind-round72", HERE / "blind" / "round72", 0.95, 0.80),
+    # 68-70 and held out from their fixes (R 0.787, 0.809, 0.911 before them; 73 gained one
+    # mark from the frame fix); then their own families were fixed (running bests from
+    # `math.inf`, tuples kept as the best, registries of functions, configs by any key)
+    Corpus("blind-round71", HERE / "blind" / "round71", 0.95, 0.89),
+    Corpus("blind-round72", HERE / "blind" / "round72", 0.95, 0.87),
     Corpus("blind-round73", HERE / "blind" / "round73", 0.95, 0.93),
+    # crop yield, music tagging, robotic grasping; insurance fraud, sign language, battery
+    # health: written with 76 and held out from every fix (R 0.771, 0.848 before them; one
+    # mark each from the fixes of 71-73 and 76)
+    Corpus("blind-round74", HERE / "blind" / "round74", 0.95, 0.79),
+    Corpus("blind-round75", HERE / "blind" / "round75", 0.95, 0.86),
+    # radar nowcasting, news recommendation, histopathology: first scored R 0.553 (every
+    # hparam missed: a registry builder's branches); its families were then fixed (registry
+    # keys, spreads of known keys, functions as values, `type(model)`, YAML texts a table
+    # holds under a passed task name)
+    Corpus("blind-round76", HERE / "blind" / "round76", 0.95, 0.85),
 ]
 
 
