@@ -2224,6 +2224,31 @@ INVALID = [
         """,
         "tile_filter",
     ),
+    (
+        # a metric a module-level factory returns as a closure, in the helper's dict
+        """
+        def make_miou(num_classes):
+            def miou(pred, target):
+                return (pred == target).float().mean() * num_classes
+
+            return miou
+
+
+        class PointSeg(L.LightningModule):
+            def __init__(self, width: int = 4, metric_fn=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def _kwargs(cfg):
+            return dict(width=cfg.width, metric_fn=make_miou(cfg.n))
+
+
+        def build(cfg):
+            return PointSeg(**_kwargs(cfg))
+        """,
+        "metric_fn",
+    ),
 ]
 
 VALID = [
@@ -3414,6 +3439,45 @@ VALID = [
     def build(cfg):
         kwargs = _kwargs(cfg)
         return NRMS(**kwargs)
+    """,
+    # the arm the registry key takes converts the config; another arm passes it whole
+    """
+    MODULES = {}
+
+
+    def register(name):
+        def deco(cls):
+            MODULES[name] = cls
+            return cls
+
+        return deco
+
+
+    DOC = \"\"\"
+    mil:
+      dim: 4
+    \"\"\"
+
+
+    def load():
+        return OmegaConf.create(DOC)
+
+
+    @register("plain")
+    class PlainMIL(L.LightningModule):
+        def __init__(self, cfg):
+            super().__init__()
+            self.save_hyperparameters(cfg)
+
+
+    def build_module(name):
+        if name == "plain":
+            kwargs = {"cfg": OmegaConf.to_container(load())}
+        elif name == "mil":
+            kwargs = {"cfg": load()}
+        else:
+            raise KeyError(name)
+        return MODULES[name](**kwargs)
     """,
 ]
 

@@ -114,6 +114,34 @@ UNKNOWN = [
 ]
 
 
+def test_the_registry_key_rules_out_the_other_arms() -> None:
+    source = """
+    def build_module(name):
+        if name == "plain":
+            kwargs = {"cfg": to_container(load())}
+        elif name == "mil":
+            kwargs = {"cfg": load(), "gated": True}
+        else:
+            raise KeyError(name)
+        return Model(**kwargs)
+    """
+    text = textwrap.dedent(source).replace("def build_module", "def build")
+    facts = module_facts("m.py", "m", text)
+    func = facts.functions["build"]
+    call = [n for n in ast.walk(func) if isinstance(n, ast.Call) and _named(n, "Model")][-1]
+    plain = spread_entries(call, func, facts, ("name", "plain"))
+    assert plain is not None
+    assert {k: [ast.unparse(v) for v in vs] for k, vs in plain.items()} == {
+        "cfg": ["to_container(load())"]
+    }
+    every = spread_entries(call, func, facts)
+    assert every is not None and set(every) == {"cfg", "gated"}
+
+
+def _named(call: ast.Call, name: str) -> bool:
+    return isinstance(call.func, ast.Name) and call.func.id == name
+
+
 @pytest.mark.parametrize(("name", "source", "expected"), KNOWN)
 def test_every_key_known(name: str, source: str, expected: dict[str, list[str]]) -> None:
     assert _entries(source) == expected, name

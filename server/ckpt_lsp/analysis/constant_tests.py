@@ -44,11 +44,11 @@ def decided(test: ast.expr, safety: LoadSafety, env: Mapping[str, object]) -> bo
     if isinstance(test, ast.Attribute) and isinstance(test.value, ast.Name):
         return _truth(f"{test.value.id}.{test.attr}", env)  # `self.use_ema = use_ema`
     if isinstance(test, ast.Compare):
-        return _compared(test, env)
+        return compared(test, env)
     return None
 
 
-def _compared(test: ast.Compare, env: Mapping[str, object]) -> bool | None:
+def compared(test: ast.Compare, env: Mapping[str, object]) -> bool | None:
     """`name == "patch"` / `name in ("a", "b")` of a name known to hold one string."""
     if len(test.ops) != 1 or not isinstance(test.left, ast.Name):
         return None

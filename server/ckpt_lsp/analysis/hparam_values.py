@@ -97,13 +97,14 @@ def judge(
             forwarded = _forwarded_spread(name, site, classifier, contexts)
             if forwarded is not None:
                 return forwarded
-            entries = spread_entries(site.call, site.func, site.facts)
+            entries = spread_entries(site.call, site.func, site.facts, site.picked_by)
             if entries is not None and name not in entries:
                 left_out = True  # `Model(**kwargs)` of a dict no key of which names it
                 continue
-            shown = [v for v in (entries or {}).get(name, []) if isinstance(v, ast.Lambda)]
-            if shown:  # `tile_filter=lambda row: ...` in the helper's dict display
-                values.append((shown[0], _site_context(classifier, site, contexts), site))
+            shown = [v for v in (entries or {}).get(name, []) if _self_contained(v, site)]
+            if shown:  # `tile_filter=lambda row: ...`, `metric_fn=make_miou(n)` in the dict
+                ctx = _site_context(classifier, site, contexts)
+                values += [(v, ctx, site) for v in shown]
                 continue
             keywords = _forwarded_keywords(parameter, site, classifier, contexts)
             values += keywords  # `def build_model(name, **kwargs)`: its callers' keywords
@@ -139,6 +140,21 @@ def judge(
         if what:
             return HparamProblem(what, dropped=False)
     return None
+
+
+def _self_contained(value: ast.expr, site: CallSite) -> bool:
+    """A value a helper's dict shows that means the same at the call site: a lambda, or a
+    call of a module-level function of the site's module (`make_miou(n, ignore)`: what it
+    returns does not depend on the helper's locals unless its arguments decide it)."""
+    if isinstance(value, ast.Lambda):
+        return True
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id in site.facts.functions
+        and value.func.id not in site.env.bindings
+        and value.func.id not in site.facts.assigns
+    )
 
 
 def _converted(

@@ -13,7 +13,9 @@ import ast
 from collections.abc import Iterator
 from typing import Union
 
+from ckpt_lsp.analysis.constant_tests import compared
 from ckpt_lsp.analysis.facts import ModuleFacts
+from ckpt_lsp.analysis.local_flow import KeyText
 from ckpt_lsp.analysis.names import qualify
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]  # Python 3.9 evaluates it
@@ -22,16 +24,24 @@ Entries = dict[str, list[ast.expr]]
 _MAX_DEPTH = 3
 
 
-def spread_entries(call: ast.Call, func: FunctionNode | None, facts: ModuleFacts) -> Entries | None:
+def spread_entries(
+    call: ast.Call,
+    func: FunctionNode | None,
+    facts: ModuleFacts,
+    picked_by: tuple[str, str] | None = None,
+) -> Entries | None:
     """Every key the call's `**` spreads may pass, with the values shown for it; None when
-    some key is not known (or a `*args` spread may fill parameters by position)."""
+    some key is not known (or a `*args` spread may fill parameters by position).
+    `picked_by`: the parameter holding the registry key the judged class is held under, and
+    that key: the arms of `if name == "other":` it rules out give nothing."""
     if any(isinstance(a, ast.Starred) for a in call.args):
         return None
+    dead = _dead_arms(func, picked_by) if func is not None and picked_by else frozenset()
     found: Entries = {}
     for keyword in call.keywords:
         if keyword.arg is not None:
             continue
-        entries = _entries(keyword.value, func, facts, 0)
+        entries = _entries(keyword.value, func, facts, 0, dead)
         if entries is None:
             return None
         for key, values in entries.items():
@@ -40,7 +50,11 @@ def spread_entries(call: ast.Call, func: FunctionNode | None, facts: ModuleFacts
 
 
 def _entries(
-    value: ast.expr, func: FunctionNode | None, facts: ModuleFacts, depth: int
+    value: ast.expr,
+    func: FunctionNode | None,
+    facts: ModuleFacts,
+    depth: int,
+    dead: frozenset[int] = frozenset(),
 ) -> Entries | None:
     if depth > _MAX_DEPTH:
         return None
@@ -53,7 +67,7 @@ def _entries(
             return None
         return _returned(helper, facts, depth + 1)
     if isinstance(value, ast.Name) and func is not None:
-        return _local(value.id, func, facts, depth)
+        return _local(value.id, func, facts, depth, dead)
     return None
 
 
@@ -95,17 +109,21 @@ def _returned(helper: FunctionNode, facts: ModuleFacts, depth: int) -> Entries |
     return found
 
 
-def _local(name: str, func: FunctionNode, facts: ModuleFacts, depth: int) -> Entries | None:
+def _local(
+    name: str, func: FunctionNode, facts: ModuleFacts, depth: int, dead: frozenset[int]
+) -> Entries | None:
     """A local dict: what each assignment gives it, and the constant keys stored into it
-    (`kwargs["k"] = v`, `kwargs.update(k=v)`); None when any other statement may change it."""
+    (`kwargs["k"] = v`, `kwargs.update(k=v)`); None when any other statement may change it.
+    The nodes in `dead` (arms the registry key rules out) are left out."""
     found: Entries = {}
     bound = False
     spreads = 0
-    for node in _own_nodes(func):
+    nodes = [n for n in _own_nodes(func) if id(n) not in dead]
+    for node in nodes:
         if isinstance(node, ast.Assign) and any(_is(t, name) for t in node.targets):
             if len(node.targets) != 1:
                 return None
-            entries = _entries(node.value, func, facts, depth + 1)
+            entries = _entries(node.value, func, facts, depth + 1, dead)
             if entries is None:
                 return None
             bound = True
@@ -130,21 +148,31 @@ def _local(name: str, func: FunctionNode, facts: ModuleFacts, depth: int) -> Ent
             spreads += 1  # `return out` of the helper: read, not changed
     if not bound:
         return None
-    mentions = sum(1 for n in _own_nodes(func) if _is(n, name))
-    assigned = sum(
-        1 for n in _own_nodes(func) if isinstance(n, ast.Assign) for t in n.targets if _is(t, name)
-    )
+    mentions = sum(1 for n in nodes if _is(n, name))
+    assigned = sum(1 for n in nodes if isinstance(n, ast.Assign) for t in n.targets if _is(t, name))
     stored = sum(
-        1
-        for n in _own_nodes(func)
-        if isinstance(n, ast.Assign)
-        for t in n.targets
-        if _stores_into(t, name)
+        1 for n in nodes if isinstance(n, ast.Assign) for t in n.targets if _stores_into(t, name)
     )
-    updated = sum(1 for n in _own_nodes(func) if _updates(n, name))
+    updated = sum(1 for n in nodes if _updates(n, name))
     # every mention is one of those: an assignment, a constant store, an update, a spread
     # or a return
     return found if mentions == assigned + stored + updated + spreads else None
+
+
+def _dead_arms(func: FunctionNode, picked_by: tuple[str, str]) -> frozenset[int]:
+    """The nodes of the `if` arms that the key held by the parameter rules out."""
+    name, key = picked_by
+    held = {name: frozenset({KeyText(key)})}
+    dead: set[int] = set()
+    for node in _own_nodes(func):
+        if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+            continue
+        taken = compared(node.test, held)
+        if taken is None:
+            continue
+        for stmt in node.orelse if taken else node.body:
+            dead.update(id(n) for n in _outside_definitions(stmt))
+    return frozenset(dead)
 
 
 def _is(node: ast.AST, name: str) -> bool:
