@@ -94,6 +94,15 @@ UNKNOWN = [
         """,
     ),
     (
+        "a dict a nested function may change",
+        """
+        def build(cfg):
+            kwargs = {"lr": cfg.lr}
+            hooks = [lambda: kwargs.update(cfg.extra)]
+            return Model(**kwargs)
+        """,
+    ),
+    (
         "a positional spread besides",
         """
         def build(args):

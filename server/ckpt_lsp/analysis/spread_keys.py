@@ -148,7 +148,8 @@ def _local(
             spreads += 1  # `return out` of the helper: read, not changed
     if not bound:
         return None
-    mentions = sum(1 for n in nodes if _is(n, name))
+    # mentions in nested functions and lambdas count too: a closure may change the dict
+    mentions = sum(1 for n in ast.walk(func) if id(n) not in dead and _is(n, name))
     assigned = sum(1 for n in nodes if isinstance(n, ast.Assign) for t in n.targets if _is(t, name))
     stored = sum(
         1 for n in nodes if isinstance(n, ast.Assign) for t in n.targets if _stores_into(t, name)
