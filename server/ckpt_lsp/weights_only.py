@@ -26,6 +26,7 @@ DATA_FILE = Path(__file__).parent / "data" / "weights_only.toml"
 # The quick fixes the fix engine knows how to write.
 FIXES = frozenset({"", "item", "state_dict", "vars", "str", "to_container"})
 ANY_RECEIVER = "*"
+SPREAD_KEYWORDS = "**"  # among a call's keywords as written: a `**kw` spread passes some
 # the key suffix under which a `no_args` method's result given arguments rides in the methods
 # table (`arr.mean(axis=0)` is an array where `arr.mean()` is a scalar)
 WITH_ARGS = "(...)"
@@ -113,7 +114,7 @@ class CallEntry:
     # `average=None`)
     keyword_default: bool = False
     # the function itself, passed as a value (`pool=torch.sum`), is a global the default load
-    # refuses; false for the few that load (`set`, `Counter`) or cannot be saved by reference
+    # refuses; false for the few that load (`set`, `Counter`)
     reference: bool = True
 
 
@@ -243,9 +244,12 @@ def _kinds(data: Mapping[str, Any]) -> tuple[dict[str, Refused], dict[str, str]]
 
 
 def _left_default(entry: CallEntry, keywords: frozenset[str]) -> bool:
-    """The call leaves the entry's keyword out, and the entry's value is the default."""
+    """The call leaves the entry's keyword out (no `**` spread may pass it), and the entry's
+    value is the default."""
     name = entry.keyword.partition("=")[0] + "="
-    return entry.keyword_default and not any(k.startswith(name) for k in keywords)
+    if not entry.keyword_default or SPREAD_KEYWORDS in keywords:
+        return False
+    return not any(k.startswith(name) for k in keywords)
 
 
 def _given_size(position: int, positional: int, keywords: frozenset[str]) -> bool:

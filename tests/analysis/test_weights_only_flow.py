@@ -760,6 +760,14 @@ VALID = [
         '    torch.save({"f1": f1, "prec": prec}, p)\n',
     ),
     (
+        "precision_recall_fscore_support given its options by a spread (`average` maybe)",
+        "from sklearn.metrics import precision_recall_fscore_support\n"
+        "OPTIONS = {'average': 'macro'}\n"
+        "def save(p, opts=OPTIONS):\n"
+        "    _, _, f1, _ = precision_recall_fscore_support([0, 1, 1], [0, 1, 0], **opts)\n"
+        '    torch.save({"f1": f1}, p)\n',
+    ),
+    (
         "Python values of a tuple display kept as the best and unpacked after the loop",
         "def save(p, model):\n"
         "    best = None\n"

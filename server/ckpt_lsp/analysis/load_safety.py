@@ -67,6 +67,7 @@ from ckpt_lsp.analysis.registry_calls import registry_instance, registry_object_
 from ckpt_lsp.analysis.splits import fold_list, fold_targets, pair_items
 from ckpt_lsp.weights_only import (
     SLICED,
+    SPREAD_KEYWORDS,
     UNSIZED,
     UNSIZED_SEQUENCE,
     WITH_NUMBERS,
@@ -2338,8 +2339,10 @@ def _every_value_nested(shape: ast.expr | None) -> bool:
 
 
 def _keywords(call: ast.Call) -> frozenset[str]:
-    """The call's keyword arguments as written (`average=None`); `**kw` is left out."""
-    return frozenset(f"{k.arg}={ast.unparse(k.value)}" for k in call.keywords if k.arg)
+    """The call's keyword arguments as written (`average=None`); a `**kw` spread as `**`."""
+    return frozenset(
+        f"{k.arg}={ast.unparse(k.value)}" if k.arg else SPREAD_KEYWORDS for k in call.keywords
+    )
 
 
 def _held_by(owner: ast.expr, env: Env) -> dict[str, Refused | None]:
