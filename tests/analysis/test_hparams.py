@@ -2249,6 +2249,26 @@ INVALID = [
         """,
         "metric_fn",
     ),
+    (
+        # a builder returning a lambda or a builtin method: either fails
+        """
+        def build_normalizer(name):
+            if name == "lower_strip":
+                return lambda tok: tok.lower().strip()
+            return str.lower
+
+
+        class NER(L.LightningModule):
+            def __init__(self, dropout: float = 0.1, normalizer=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(cfg):
+            return NER(dropout=cfg.dropout, normalizer=build_normalizer(cfg.normalizer))
+        """,
+        "normalizer",
+    ),
 ]
 
 VALID = [
@@ -3478,6 +3498,23 @@ VALID = [
         else:
             raise KeyError(name)
         return MODULES[name](**kwargs)
+    """,
+    # a builder returning a lambda or a plain name, asked for the name: it loads
+    """
+    def build_normalizer(name):
+        if name == "lower_strip":
+            return lambda tok: tok.lower().strip()
+        return "lower"
+
+
+    class NER(L.LightningModule):
+        def __init__(self, dropout: float = 0.1, normalizer=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build(cfg):
+        return NER(dropout=cfg.dropout, normalizer=build_normalizer("lower"))
     """,
 ]
 

@@ -465,13 +465,75 @@ def _call(call: ast.Call, ctx: ValueContext, depth: int) -> str:
         if found == _what(_safety(ctx).catalog.kind("numpy-array")):
             return "numpy scalars (the items of a numpy array)"  # measured: refused
         return found if found else SAFE
-    judged = _judged(call, ctx) or _returned_keys(call, ctx)
+    judged = _judged(call, ctx) or _returned_keys(call, ctx) or _failing_returns(call, ctx)
     if judged:
         return judged
     last = qualified.rsplit(".", 1)[-1]
     if qualified.startswith(_CLASS_PACKAGES) and last[:1].isupper():
         return f"a `{last}` object"
     return UNKNOWN
+
+
+def _failing_returns(call: ast.Call, ctx: ValueContext) -> str:
+    """`normalizer=build_normalizer(name)` of a module function each `return` of which fails
+    one way or the other: a lambda (pickle fails: Lightning drops it) or a library function
+    read as a value (`str.lower`: the default load refuses it). Lambdas alone are the
+    classifier's."""
+    name = call.func.id if isinstance(call.func, ast.Name) else ""
+    func = ctx.facts.functions.get(name) if name and name not in ctx.env.bindings else None
+    if func is None:
+        return SAFE
+    returns = [n.value for n in _own_returns(func)]
+    if not returns or any(r is None for r in returns):
+        return SAFE
+    refusals = []
+    lambdas = False
+    for value in returns:
+        if isinstance(value, ast.Lambda):
+            lambdas = True
+            continue
+        if not isinstance(value, (ast.Attribute, ast.Name)):
+            return SAFE
+        qualified = ctx.qualify(dotted_name(value))
+        named = _library_reference(qualified, dotted_name(value))
+        if named in (SAFE, UNKNOWN):  # `str.lower`: the catalog's builtins
+            named = _what(_safety(ctx).catalog.for_value(qualified))
+        if not named or _in_function(value, func):
+            return SAFE
+        refusals.append(named)
+    if not refusals:
+        return SAFE
+    # registering the refused global would not make the lambda load: a plain description
+    return f"a lambda or {refusals[0]}" if lambdas else refusals[0]
+
+
+def _own_returns(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.Return]:
+    """The function's `return` statements, not those of the functions it defines."""
+    found: list[ast.Return] = []
+    todo: list[ast.AST] = list(func.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Return):
+            found.append(node)
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _in_function(value: ast.expr, func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The name at the root of `value` is a parameter or a local of the function."""
+    root = value
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    if not isinstance(root, ast.Name):
+        return True
+    args = func.args
+    params = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+    stored = {
+        n.id for n in walk(func) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)
+    }
+    return root.id in params | stored
 
 
 def _returned_keys(call: ast.Call, ctx: ValueContext) -> str:
