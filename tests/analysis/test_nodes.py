@@ -7,7 +7,7 @@ from pathlib import Path
 
 import ckpt_lsp
 import pytest
-from ckpt_lsp.analysis.nodes import child_nodes, walk
+from ckpt_lsp.analysis.nodes import body_nodes, child_nodes, walk
 
 SOURCES = sorted(Path(ckpt_lsp.__file__).parent.rglob("*.py"))
 ODD = """
@@ -44,3 +44,19 @@ def test_child_nodes_are_ast_iter_child_nodes(tree: ast.AST) -> None:
         ours, theirs = list(child_nodes(node)), list(ast.iter_child_nodes(node))
         assert len(ours) == len(theirs)
         assert all(a is b for a, b in zip(ours, theirs, strict=True))
+
+
+def test_body_nodes_leave_out_what_the_function_defines() -> None:
+    source = (
+        "def build(cfg):\n"
+        "    inner = lambda x: x.own\n"
+        "    def helper(y):\n        return y.deep\n"
+        "    class Local:\n        attr = cfg.hidden\n"
+        "    return cfg.shown\n"
+    )
+    func = ast.parse(source).body[0]
+    assert isinstance(func, ast.FunctionDef)
+    names = {n.attr for n in body_nodes(func) if isinstance(n, ast.Attribute)}
+    assert names == {"shown"}
+    returns = [n for n in body_nodes(func) if isinstance(n, ast.Return)]
+    assert len(returns) == 1

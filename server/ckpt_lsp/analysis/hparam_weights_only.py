@@ -23,7 +23,7 @@ from ckpt_lsp.analysis.elements import held_item
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety, library_function
 from ckpt_lsp.analysis.local_flow import item_key
-from ckpt_lsp.analysis.nodes import walk
+from ckpt_lsp.analysis.nodes import body_nodes, walk
 from ckpt_lsp.analysis.registry_calls import changed
 from ckpt_lsp.weights_only import Refusal, Refused
 
@@ -483,7 +483,7 @@ def _failing_returns(call: ast.Call, ctx: ValueContext) -> str:
     func = ctx.facts.functions.get(name) if name and name not in ctx.env.bindings else None
     if func is None:
         return SAFE
-    returns = [n.value for n in _own_returns(func)]
+    returns = [n.value for n in body_nodes(func) if isinstance(n, ast.Return)]
     if not returns or any(r is None for r in returns):
         return SAFE
     refusals = []
@@ -505,20 +505,6 @@ def _failing_returns(call: ast.Call, ctx: ValueContext) -> str:
         return SAFE
     # registering the refused global would not make the lambda load: a plain description
     return f"a lambda or {refusals[0]}" if lambdas else refusals[0]
-
-
-def _own_returns(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.Return]:
-    """The function's `return` statements, not those of the functions it defines."""
-    found: list[ast.Return] = []
-    todo: list[ast.AST] = list(func.body)
-    while todo:
-        node = todo.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        if isinstance(node, ast.Return):
-            found.append(node)
-        todo.extend(ast.iter_child_nodes(node))
-    return found
 
 
 def _in_function(value: ast.expr, func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:

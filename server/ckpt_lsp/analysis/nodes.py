@@ -48,3 +48,22 @@ def assigned_targets(node: AST) -> list[ast.expr]:
     if isinstance(node, ast.Assign):
         return node.targets
     return [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def outside_definitions(node: AST) -> Iterator[AST]:
+    """`node` and the nodes under it, but not those of the functions, classes and lambdas
+    it defines (their names and bodies belong to another scope)."""
+    if isinstance(node, _DEFINITIONS):
+        return
+    yield node
+    for child in child_nodes(node):
+        yield from outside_definitions(child)
+
+
+def body_nodes(func: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[AST]:
+    """The nodes of a function's body, outside the definitions it makes."""
+    for stmt in func.body:
+        yield from outside_definitions(stmt)

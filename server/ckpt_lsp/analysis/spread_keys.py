@@ -10,13 +10,13 @@ otherwise than by constant keys (`kwargs.update(other)`, handed to a call) is no
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from typing import Union
 
 from ckpt_lsp.analysis.constant_tests import compared
 from ckpt_lsp.analysis.facts import ModuleFacts
 from ckpt_lsp.analysis.local_flow import KeyText
 from ckpt_lsp.analysis.names import qualify
+from ckpt_lsp.analysis.nodes import body_nodes, outside_definitions
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]  # Python 3.9 evaluates it
 # key -> the expressions that may give it (the value is not always shown: `kwargs["k"] = v`)
@@ -95,7 +95,7 @@ def _display(value: ast.expr, facts: ModuleFacts) -> Entries | None:
 def _returned(helper: FunctionNode, facts: ModuleFacts, depth: int) -> Entries | None:
     """The keys of every dict a helper returns (each `return` a display, or a local one)."""
     found: Entries = {}
-    returns = [n for n in _own_nodes(helper) if isinstance(n, ast.Return)]
+    returns = [n for n in body_nodes(helper) if isinstance(n, ast.Return)]
     if not returns:
         return None
     for ret in returns:
@@ -118,7 +118,7 @@ def _local(
     found: Entries = {}
     bound = False
     spreads = 0
-    nodes = [n for n in _own_nodes(func) if id(n) not in dead]
+    nodes = [n for n in body_nodes(func) if id(n) not in dead]
     for node in nodes:
         if isinstance(node, ast.Assign) and any(_is(t, name) for t in node.targets):
             if len(node.targets) != 1:
@@ -165,14 +165,14 @@ def _dead_arms(func: FunctionNode, picked_by: tuple[str, str]) -> frozenset[int]
     name, key = picked_by
     held = {name: frozenset({KeyText(key)})}
     dead: set[int] = set()
-    for node in _own_nodes(func):
+    for node in body_nodes(func):
         if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
             continue
         taken = compared(node.test, held)
         if taken is None:
             continue
         for stmt in node.orelse if taken else node.body:
-            dead.update(id(n) for n in _outside_definitions(stmt))
+            dead.update(id(n) for n in outside_definitions(stmt))
     return frozenset(dead)
 
 
@@ -191,17 +191,3 @@ def _updates(node: ast.AST, name: str) -> bool:
         and node.func.attr == "update"
         and _is(node.func.value, name)
     )
-
-
-def _own_nodes(func: FunctionNode) -> Iterator[ast.AST]:
-    """The nodes of the function's body, not of the functions and classes it defines."""
-    for stmt in func.body:
-        yield from _outside_definitions(stmt)
-
-
-def _outside_definitions(node: ast.AST) -> Iterator[ast.AST]:
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-        return
-    yield node
-    for child in ast.iter_child_nodes(node):
-        yield from _outside_definitions(child)
