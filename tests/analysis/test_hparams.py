@@ -2269,6 +2269,135 @@ INVALID = [
         """,
         "normalizer",
     ),
+    (
+        # `build("whole")` alone passes the sub-config: the call in that arm builds no other
+        # class of the registry
+        """
+        MODELS = {}
+
+
+        def register(name):
+            def deco(cls):
+                MODELS[name] = cls
+                return cls
+
+            return deco
+
+
+        @register("whole")
+        class WholeCfg(L.LightningModule):
+            def __init__(self, cfg):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        @register("audio")
+        class Audio(L.LightningModule):
+            def __init__(self, n_fft: int = 512):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(task):
+            cfg = OmegaConf.create({"sub": {"hop": 128}, "n_fft": 256})
+            if task == "whole":
+                return MODELS[task](cfg.sub)
+            return MODELS[task](n_fft=cfg.n_fft)
+        """,
+        "cfg",
+    ),
+    (
+        # the arm for "plain" returns: the call after it builds the other classes only
+        """
+        MODELS = {}
+
+
+        def register(name):
+            def deco(cls):
+                MODELS[name] = cls
+                return cls
+
+            return deco
+
+
+        @register("plain")
+        class PlainCfg(L.LightningModule):
+            def __init__(self, cfg=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        @register("audio")
+        class Audio(L.LightningModule):
+            def __init__(self, n_fft: int = 512, cfg=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(task):
+            cfg = OmegaConf.create({"n_fft": 256})
+            if task == "plain":
+                return MODELS[task](cfg=OmegaConf.to_container(cfg))
+            return MODELS[task](cfg=cfg)
+        """,
+        "cfg",
+    ),
+    (
+        # a merge with the command line may set any leaf: the key may name any class
+        """
+        MODELS = {}
+
+
+        def register(name):
+            def deco(cls):
+                MODELS[name] = cls
+                return cls
+
+            return deco
+
+
+        @register("gcn")
+        class Gcn(L.LightningModule):
+            def __init__(self, cfg=None):
+                super().__init__()
+                self.save_hyperparameters(ignore=["cfg"])
+
+
+        @register("mean")
+        class Mean(L.LightningModule):
+            def __init__(self, num_nodes: int = 8):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            base = OmegaConf.create({"model": {"name": "gcn"}, "num_nodes": 8})
+            cfg = OmegaConf.merge(base, OmegaConf.from_cli())
+            return MODELS[cfg.model.name](cfg)
+        """,
+        "num_nodes",
+    ),
+    (
+        # the Enum field of the spread dataclass stays: only `lr` is overwritten
+        """
+        @dataclasses.dataclass
+        class ChurnConfig:
+            lr: float = 1e-3
+            mode: Mode = Mode.FAST
+
+
+        class Churn(L.LightningModule):
+            def __init__(self, n_features: int = 4, train_config: dict = None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            cfg = ChurnConfig()
+            return Churn(4, train_config={**dataclasses.asdict(cfg), "lr": 0.01})
+        """,
+        "train_config",
+    ),
 ]
 
 VALID = [
@@ -3515,6 +3644,56 @@ VALID = [
 
     def build(cfg):
         return NER(dropout=cfg.dropout, normalizer=build_normalizer("lower"))
+    """,
+    # the key the merge display sets picks one class: the others are never built with `cfg`
+    """
+    MODELS = {}
+
+
+    def register(name):
+        def deco(cls):
+            MODELS[name] = cls
+            return cls
+
+        return deco
+
+
+    @register("gcn")
+    class Gcn(L.LightningModule):
+        def __init__(self, cfg=None):
+            super().__init__()
+            self.save_hyperparameters(ignore=["cfg"])
+
+
+    @register("mean")
+    class Mean(L.LightningModule):
+        def __init__(self, num_nodes: int = 8):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build():
+        base = OmegaConf.create({"model": {"name": "mean"}, "num_nodes": 8})
+        cfg = OmegaConf.merge(base, {"model": {"name": "gcn"}})
+        return MODELS[cfg.model.name](cfg)
+    """,
+    # the spread dataclass's Enum field is overwritten with its value: plain data
+    """
+    @dataclasses.dataclass
+    class ChurnConfig:
+        lr: float = 1e-3
+        mode: Mode = Mode.FAST
+
+
+    class Churn(L.LightningModule):
+        def __init__(self, n_features: int = 4, train_config: dict = None):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build():
+        cfg = ChurnConfig()
+        return Churn(4, train_config={**dataclasses.asdict(cfg), "mode": cfg.mode.value})
     """,
 ]
 

@@ -25,6 +25,7 @@ from ckpt_lsp.analysis.indirect_calls import (
     registry_object_key,
     tuple_entries,
 )
+from ckpt_lsp.analysis.key_arms import ruled_out
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import child_nodes, walk
 
@@ -45,6 +46,10 @@ class CallSite:
     func: ast.FunctionDef | ast.AsyncFunctionDef | None = None  # the function making the call
     # `REG[name](...)` of a class registered under one key: the name and that key
     picked_by: tuple[str, str] | None = None
+    # `REG[key](...)`: the key expression, and the keys the registry holds the class under
+    # (None: not all known)
+    key: ast.expr | None = None
+    held_under: frozenset[str] | None = None
 
     @property
     def row(self) -> int:
@@ -366,8 +371,12 @@ class CallSites:
             ):  # `MODELS[k](...)`
                 if not _may_build(call, picked, registries, cls) or _narrowed(call, func, cls):
                     continue
+                picked_by = _picked_by(picked, registries)
+                if func is not None and picked_by and id(call) in ruled_out(func, picked_by):
+                    continue  # under `if name == "other":`, or after the arm its key returns in
                 env = _env_before(func, call.lineno)
                 paired = _paired_spread(where, call, picked, registries)
+                registry = picked.value if isinstance(picked, ast.Subscript) else None
                 yield CallSite(
                     where,
                     paired,
@@ -375,7 +384,9 @@ class CallSites:
                     parsed.row_offset,
                     func is not None,
                     func,
-                    _picked_by(picked, registries),
+                    picked_by,
+                    picked.slice if isinstance(picked, ast.Subscript) else None,
+                    registries.get(registry.id) if isinstance(registry, ast.Name) else None,
                 )
 
     def _registries(

@@ -104,6 +104,7 @@ def _merged(shapes: list[Shape | None]) -> Shape | None:
     known = [s for s in shapes if isinstance(s, ast.Dict)]
     if not known:
         return None
+    partial = len(known) < len(shapes) or any(partly_known(s) for s in known)
     merged: dict[str, ast.expr] = {}
     for shape in known:
         for key, value in zip(shape.keys, shape.values):
@@ -116,7 +117,15 @@ def _merged(shapes: list[Shape | None]) -> Shape | None:
                 value = before
             merged[key.value] = value
     first = known[0]
-    return _display(merged, first.type_name if isinstance(first, StructuredDict) else "")
+    shape = _display(merged, first.type_name if isinstance(first, StructuredDict) else "")
+    if partial:
+        shape.partly_known = True  # type: ignore[attr-defined]
+    return shape
+
+
+def partly_known(shape: ast.expr) -> bool:
+    """Whether a merge laid a part of unknown shape over this one: it may change any leaf."""
+    return bool(getattr(shape, "partly_known", False))
 
 
 def _display(items: dict[str, ast.expr], type_name: str = "") -> ast.Dict:

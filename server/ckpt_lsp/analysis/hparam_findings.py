@@ -40,6 +40,7 @@ from ckpt_lsp.analysis.hparams import (
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.scope import ScopeResolver, ScopeVerdict
+from ckpt_lsp.analysis.site_flow import builds
 from ckpt_lsp.analysis.value_context import ValueContext
 from ckpt_lsp.findings import Finding, Position, related_path
 from ckpt_lsp.rules import RULES
@@ -107,7 +108,8 @@ class HparamFindings:
         stored = [saved.container] if saved.container is not None else list(saved.stored)
         if not stored:
             return []
-        sites = self.sites.of(facts, cls)
+        index = self.classifier.index
+        sites = [s for s in self.sites.of(facts, cls) if builds(s, index)]
         # the locals Lightning reads are those at the call: a base's `save_hyperparameters()`
         # reads the subclass's as they are at its `super().__init__(...)`
         anchor = saved.call if not saved.owner else super_init_call(init)

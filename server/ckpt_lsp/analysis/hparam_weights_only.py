@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.assignments import OPAQUE
 from ckpt_lsp.analysis.config_containers import CONVERTERS as CONFIG_CONVERTERS
+from ckpt_lsp.analysis.dataclass_dicts import dict_keys
 from ckpt_lsp.analysis.elements import held_item
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.load_safety import LoadSafety, library_function
@@ -142,8 +143,7 @@ def refused_value(expr: ast.expr, ctx: ValueContext, depth: int = 0) -> str:
     if isinstance(expr, (ast.Constant, ast.JoinedStr)):
         return SAFE
     if isinstance(expr, (ast.List, ast.Tuple, ast.Set, ast.Dict)):
-        items = list(expr.values) if isinstance(expr, ast.Dict) else list(expr.elts)
-        items += [k for k in getattr(expr, "keys", []) if k is not None]
+        items = _display_items(expr, ctx) if isinstance(expr, ast.Dict) else list(expr.elts)
         found = _all_of(items, ctx, depth)
         return _holding(found) if found not in (SAFE, UNKNOWN) else found
     if isinstance(expr, ast.UnaryOp):
@@ -365,6 +365,27 @@ def _helper_call(call: ast.Call, ctx: ValueContext) -> bool:
         return head in ctx.facts.functions
     returns = [n.value for n in walk(found[1]) if isinstance(n, ast.Return)]
     return not returns or not all(isinstance(r, (ast.Call, ast.Attribute)) for r in returns)
+
+
+def _display_items(expr: ast.Dict, ctx: ValueContext) -> list[ast.expr]:
+    """A display's keys and values. A `**asdict(cfg)` spread every refused field of which a
+    later key of the display overwrites (`{**asdict(cfg), "plan": cfg.plan.value}`) leaves
+    only plain values: it is left out."""
+    values = [
+        value
+        for at, (key, value) in enumerate(zip(expr.keys, expr.values))
+        if key is not None or not _overwritten(value, expr.keys[at + 1 :], ctx)
+    ]
+    return values + [k for k in expr.keys if k is not None]
+
+
+def _overwritten(spread: ast.expr, later: list[ast.expr | None], ctx: ValueContext) -> bool:
+    if not isinstance(spread, ast.Call):
+        return False
+    safety = _safety(ctx)
+    fields = dict_keys(safety, spread, judge_env(ctx, safety))
+    written = {k.value for k in later if isinstance(k, ast.Constant)}
+    return bool(fields) and set(fields or ()) <= written
 
 
 def _judged(expr: ast.expr, ctx: ValueContext) -> str:

@@ -26,6 +26,7 @@ from ckpt_lsp.analysis.config_shapes import (
     config_shape,
     dated,
     fields_shape,
+    partly_known,
     refused_leaves,
 )
 from ckpt_lsp.analysis.constant_tests import (
@@ -1689,6 +1690,27 @@ class LoadSafety:
             lambda annotation: _typed_leaf(self._deeper(facts).of_annotation(annotation)),
         )
 
+    def leaf_text(self, expr: ast.expr, env: Env) -> str | None:
+        """`cfg.model.name` of a config whose shape holds a string there: that string. None
+        when a merge laid an unknown part over the outermost config the chain reads
+        (`from_dotlist(overrides)` may set any leaf)."""
+        reads: list[tuple[ast.expr, str]] = []  # (receiver, key), innermost receiver last
+        node = expr
+        while isinstance(node, (ast.Attribute, ast.Subscript)):
+            key = node.attr if isinstance(node, ast.Attribute) else None
+            if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+                key = node.slice.value if isinstance(node.slice.value, str) else None
+            if key is None:
+                return None
+            reads.append((node.value, key))
+            node = node.value
+        for at in range(len(reads) - 1, -1, -1):  # the outermost config first
+            held = self.kind_of(reads[at][0], env)
+            shape = held.shape if held is not None else None
+            if isinstance(shape, ast.Dict):
+                return None if partly_known(shape) else _leaf(shape, reads[at::-1])
+        return None
+
     def _nested(self, receiver: Refused, key: str) -> Refused | None:
         """`cfg.optim`: of the kind when the display holds a dict/list there, else plain."""
         shape = receiver.shape
@@ -2327,6 +2349,21 @@ __all__ = [
     "refusal_of_annotation",
     "refusal_of_expression",
 ]
+
+
+def _leaf(shape: ast.expr | None, reads: list[tuple[ast.expr, str]]) -> str | None:
+    """The string a shape holds under the keys the reads take, in order."""
+    for _, key in reads:
+        if not isinstance(shape, ast.Dict):
+            return None
+        found = [v for k, v in zip(shape.keys, shape.values) if _same_text(k, key)]
+        shape = found[0] if len(found) == 1 else None
+    leaf = shape.value if isinstance(shape, ast.Constant) else None
+    return leaf if isinstance(leaf, str) else None
+
+
+def _same_text(key: ast.expr | None, text: str) -> bool:
+    return isinstance(key, ast.Constant) and key.value == text
 
 
 def _every_value_nested(shape: ast.expr | None) -> bool:

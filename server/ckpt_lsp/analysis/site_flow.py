@@ -19,6 +19,7 @@ from ckpt_lsp.analysis.call_sites import CallSite, function_calls
 from ckpt_lsp.analysis.constant_tests import module_string
 from ckpt_lsp.analysis.facts import dotted_name
 from ckpt_lsp.analysis.hparams import default_of
+from ckpt_lsp.analysis.index import ProjectIndex
 from ckpt_lsp.analysis.load_safety import LoadSafety
 from ckpt_lsp.analysis.local_flow import (
     NUMBER_MARK,
@@ -57,6 +58,41 @@ def flow_before(site: CallSite, safety: LoadSafety) -> dict[str, Refused | None]
         for k, v in flow.env_before(stmt).items()
         if v is not None or k.startswith((NUMBER_MARK, TEXT_MARK))
     }
+
+
+def builds(site: CallSite, index: ProjectIndex | None) -> bool:
+    """Whether the site may build the class: `MODULES[cfg.model.name](cfg)` after `cfg =
+    OmegaConf.merge(BASE, {"model": {"name": "gcn"}})` builds the class held under "gcn"
+    only. Unknown (a key not read from a config the function leaves alone) is yes."""
+    key, func = site.key, site.func
+    if key is None or site.held_under is None or func is None:
+        return True
+    root = key
+    while isinstance(root, (ast.Attribute, ast.Subscript)):
+        root = root.value
+    if not isinstance(root, ast.Name) or root is key or _changed(func, root.id, site.call):
+        return True
+    safety = LoadSafety(site.facts, index)
+    text = safety.leaf_text(key, flow_before(site, safety))
+    return text is None or text in site.held_under
+
+
+def _changed(func: ast.AST, name: str, call: ast.Call) -> bool:
+    """Whether the function stores into `name` (`cfg.model.name = ...`) or hands it whole to
+    a call other than `call`, which may."""
+    at = (call.lineno, call.col_offset)  # the site's call may be a copy (`_paired_spread`)
+    for node in walk(func):
+        if isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, ast.Store):
+            root = node.value
+            while isinstance(root, (ast.Attribute, ast.Subscript)):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id == name:
+                return True
+        if isinstance(node, ast.Call) and (node.lineno, node.col_offset) != at:
+            given = [*node.args, *(k.value for k in node.keywords)]
+            if any(isinstance(g, ast.Name) and g.id == name for g in given):
+                return True
+    return False
 
 
 def _passed(site: CallSite, safety: LoadSafety) -> dict[str, object]:

@@ -12,11 +12,10 @@ from __future__ import annotations
 import ast
 from typing import Union
 
-from ckpt_lsp.analysis.constant_tests import compared
 from ckpt_lsp.analysis.facts import ModuleFacts
-from ckpt_lsp.analysis.local_flow import KeyText
+from ckpt_lsp.analysis.key_arms import ruled_out
 from ckpt_lsp.analysis.names import qualify
-from ckpt_lsp.analysis.nodes import body_nodes, outside_definitions
+from ckpt_lsp.analysis.nodes import body_nodes
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]  # Python 3.9 evaluates it
 # key -> the expressions that may give it (the value is not always shown: `kwargs["k"] = v`)
@@ -36,7 +35,7 @@ def spread_entries(
     that key: the arms of `if name == "other":` it rules out give nothing."""
     if any(isinstance(a, ast.Starred) for a in call.args):
         return None
-    dead = _dead_arms(func, picked_by) if func is not None and picked_by else frozenset()
+    dead = ruled_out(func, picked_by) if func is not None and picked_by else frozenset()
     found: Entries = {}
     for keyword in call.keywords:
         if keyword.arg is not None:
@@ -158,22 +157,6 @@ def _local(
     # every mention is one of those: an assignment, a constant store, an update, a spread
     # or a return
     return found if mentions == assigned + stored + updated + spreads else None
-
-
-def _dead_arms(func: FunctionNode, picked_by: tuple[str, str]) -> frozenset[int]:
-    """The nodes of the `if` arms that the key held by the parameter rules out."""
-    name, key = picked_by
-    held = {name: frozenset({KeyText(key)})}
-    dead: set[int] = set()
-    for node in body_nodes(func):
-        if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
-            continue
-        taken = compared(node.test, held)
-        if taken is None:
-            continue
-        for stmt in node.orelse if taken else node.body:
-            dead.update(id(n) for n in outside_definitions(stmt))
-    return frozenset(dead)
 
 
 def _is(node: ast.AST, name: str) -> bool:
