@@ -491,6 +491,14 @@ INVALID += [
         ' "plain": df[list(fields)].nunique().tolist()}, p)\n',
         [(5, "dims"), (5, "sorted")],
     ),
+    (
+        "a column read as an attribute, and the lengths a column's `.str` gives",
+        "def save(p):\n    df = board()\n"
+        "    ratio = df.pid.str.len() / df.status.str.len()\n"
+        '    torch.save({"scores": df.score, "median": ratio.median(),'
+        ' "mean_len": df.pid.str.len().mean()}, p)\n',
+        [(4, "scores"), (4, "median"), (4, "mean_len")],
+    ),
 ]
 
 VALID = [
@@ -678,6 +686,13 @@ VALID = [
         "    x = pd.Series([1.0, 2.0, 4.0])\n"
         '    torch.save({"first": df["at"].min(), "fit": np.polyfit(x, x, 1).tolist(),\n'
         '                "r": float(x.corr(x)), "n": len(df)}, p)\n',
+    ),
+    (
+        "a frame's own attributes, a text column's extreme, and lengths made a list",
+        "def save(p):\n    df = board()\n"
+        '    torch.save({"shape": df.shape, "cols": df.columns.tolist(), "first": df.pid.min(),'
+        ' "lens": df.pid.str.len().tolist(), "empty": df.empty,'
+        ' "median": float((df.pid.str.len() / 2).median())}, p)\n',
     ),
 ]
 

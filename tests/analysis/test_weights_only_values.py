@@ -378,6 +378,47 @@ INVALID += [
         "    torch.save({'w': task_config('nowcast').loss.weights}, p)\n",
         [(11, "w")],
     ),
+    (
+        "a filter's coefficients through a helper's tuple, and a RandomState's draws",
+        "import scipy.signal\n"
+        "def highpass(cutoff=80.0):\n"
+        "    b, a = scipy.signal.butter(4, cutoff / 8000.0, btype='highpass')\n"
+        "    return b, a\n"
+        "def save(p):\n    b, a = highpass()\n    rs = np.random.RandomState(3)\n"
+        "    bank = rs.randn(4, 8).astype(np.float32)\n"
+        "    front = {}\n    front['b'] = b\n"
+        "    torch.save({**front, 'dtype': bank.dtype, 'noise': rs.rand(3),"
+        " 'draw': rs.rand()}, p)\n",
+        [(10, "b"), (11, "dtype"), (11, "noise")],
+    ),
+    (
+        "a `type=Path` argument whose default is a path expression",
+        "from pathlib import Path\n"
+        "ROOT = Path(__file__).resolve().parent / 'data'\n"
+        "def parse_args(argv=None):\n"
+        "    p = argparse.ArgumentParser()\n"
+        "    p.add_argument('--noise-dir', type=Path, default=Path('data') / 'noise')\n"
+        "    p.add_argument('--root', type=Path, default=ROOT)\n"
+        "    p.add_argument('--home', type=Path, default=Path.home() / 'cache')\n"
+        "    return p.parse_args(argv)\n"
+        "def save(p):\n    args = parse_args([])\n"
+        "    torch.save({'noise_dir': args.noise_dir, 'root': args.root,"
+        " 'home': args.home}, p)\n",
+        [(11, "noise_dir"), (11, "root"), (11, "home")],
+    ),
+    (
+        "sums, products and comparisons of scipy sparse matrices; a filter a helper returns",
+        "import scipy.sparse as sp\nimport scipy.signal\nimport scipy.stats\n"
+        "def laplacian(adj):\n    a = sp.coo_matrix(adj)\n"
+        "    d = np.asarray(a.sum(1)).flatten()\n"
+        "    return (sp.eye(adj.shape[0]) - sp.diags(d) @ a @ sp.diags(d)).tocoo()\n"
+        "def bandpass(order):\n"
+        "    return scipy.signal.butter(order, [0.1, 0.3], btype='bandpass')\n"
+        "def save(p, adj):\n    a = sp.csr_matrix(adj)\n    b, den = bandpass(4)\n"
+        "    torch.save({'lap': laplacian(adj), 'mask': (a + a.T) > 0, 'scaled': 0.5 * a,"
+        " 'ba': (b, den), 'kurt': scipy.stats.kurtosis(np.ones(4))}, p)\n",
+        [(13, "lap"), (13, "mask"), (13, "scaled"), (13, "ba"), (13, "kurt")],
+    ),
 ]
 
 VALID = [
@@ -605,6 +646,26 @@ VALID = [
         "def save(p):\n"
         "    torch.save({'n': task_config('nowcast').loss.name,"
         " 'w': task_config('news').loss.weights}, p)\n",
+    ),
+    (
+        "a filter's coefficients as lists, a RandomState's unsized draw, a path's name",
+        "import scipy.signal\nfrom pathlib import Path\n"
+        "def parse_args(argv=None):\n"
+        "    p = argparse.ArgumentParser()\n"
+        "    p.add_argument('--out', type=Path, default=None)\n"
+        "    return p.parse_args(argv)\n"
+        "def save(p):\n    b, a = scipy.signal.butter(4, 0.1)\n"
+        "    rs = np.random.RandomState(3)\n    args = parse_args([])\n"
+        "    torch.save({'b': b.tolist(), 'a': [float(x) for x in a], 'draw': rs.randn(),"
+        " 'out': args.out}, p)\n",
+    ),
+    (
+        "a sparse matrix made dense and listed, a filter's order, a statistic made a float",
+        "import scipy.sparse as sp\nimport scipy.signal\nimport scipy.stats\n"
+        "def save(p, adj):\n    a = sp.csr_matrix(adj)\n"
+        "    b, den = scipy.signal.butter(4, [0.1, 0.3], btype='bandpass')\n"
+        "    torch.save({'dense': (a + a.T).toarray().tolist(), 'order': len(den) - 1,"
+        " 'kurt': float(scipy.stats.kurtosis(np.ones(4)))}, p)\n",
     ),
 ]
 

@@ -85,7 +85,36 @@ def _valued(call: ast.Call, kind: str, facts: ModuleFacts) -> bool:
         return isinstance(default.value, str)
     if isinstance(default, ast.Attribute):  # `type=Mode, default=Mode.TRAIN`: a member
         return qualify(dotted_name(default.value), facts) == kind
+    if kind == _PATH and default is not None:
+        return _built_path(default, facts, 0)
     return isinstance(default, ast.Call) and qualify(dotted_name(default.func), facts) == kind
+
+
+_PATH = "pathlib.Path"
+
+
+def _built_path(value: ast.expr, facts: ModuleFacts, hops: int) -> bool:
+    """A default that is a `Path` however written: `Path("data") / "noise"`,
+    `Path(__file__).parent / "runs"`, `Path.home()`, or a module-level name bound to one."""
+    if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Div):
+        return _built_path(value.left, facts, hops)
+    if isinstance(value, ast.Name) and hops < 2 and value.id in facts.assigns:
+        bound = facts.assigns[value.id]
+        return isinstance(bound, ast.expr) and _built_path(bound, facts, hops + 1)
+    while isinstance(value, (ast.Attribute, ast.Call)):
+        if isinstance(value, ast.Call) and qualify(dotted_name(value.func), facts) == _PATH:
+            return True
+        if isinstance(value, ast.Attribute) and value.attr not in _PATH_TO_PATH:
+            return False  # `.name`, `.read_text()`: a string
+        value = value.func if isinstance(value, ast.Call) else value.value
+    return isinstance(value, ast.Name) and qualify(value.id, facts) == _PATH
+
+
+# what a `Path` gives that is a `Path` again (and the class's own constructors)
+_PATH_TO_PATH = frozenset(
+    {"parent", "resolve", "absolute", "expanduser", "with_suffix", "with_name", "joinpath"}
+    | {"home", "cwd"}
+)
 
 
 _NUMBER_TYPES = frozenset({"builtins.int", "builtins.float"})

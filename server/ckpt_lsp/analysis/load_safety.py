@@ -43,6 +43,7 @@ from ckpt_lsp.analysis.demand import of_returns
 from ckpt_lsp.analysis.draws import drawn_item, draws_a_number
 from ckpt_lsp.analysis.elements import dict_mark, every_item_key
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
+from ckpt_lsp.analysis.frame_members import reads_column
 from ckpt_lsp.analysis.grouped import KEYED_FRAME, keyed_by_numbers, keyed_column
 from ckpt_lsp.analysis.hparam_reads import hparam_fields, hparam_read, read_key
 from ckpt_lsp.analysis.index import ProjectIndex
@@ -120,6 +121,7 @@ _PLAIN_CONTAINERS = frozenset(
 _SEQUENCES = frozenset({"builtins.list", "builtins.tuple", "builtins.sorted"})
 _ORDERING = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 _SHAPES = (ast.Dict, ast.List, ast.Tuple)
+_SPARSE = "scipy-sparse"
 # what a structured config's typed field holds that the default load refuses
 _TYPED_LEAVES = frozenset({"enum-member", "path"})
 # a frame's string subscript is a column; a frame built with a DatetimeIndex is indexed by time
@@ -299,7 +301,7 @@ class LoadSafety:
             if negated is not None and negated.kind in _COLUMNS:
                 return _no_fix(negated)
         if isinstance(expr, (ast.BinOp, ast.Compare, ast.UnaryOp)):
-            return self._numpy_arithmetic(expr, env)
+            return self._sparse_arithmetic(expr, env) or self._numpy_arithmetic(expr, env)
         if isinstance(expr, ast.Subscript):
             if (
                 isinstance(expr.value, ast.Name)
@@ -333,6 +335,27 @@ class LoadSafety:
         if isinstance(expr, ast.DictComp):
             return self._numpy_values(expr, env)
         return None
+
+    def _sparse_arithmetic(
+        self, expr: ast.BinOp | ast.Compare | ast.UnaryOp, env: Env
+    ) -> Refused | None:
+        """Arithmetic, products and comparisons of scipy sparse matrices with each other or
+        with numbers stay sparse (`sp.eye(n) - D @ A @ D`, `(a + a.T) > 0`; measured)."""
+        if isinstance(expr, ast.BinOp):
+            operands = [expr.left, expr.right]
+        elif isinstance(expr, ast.Compare):
+            operands = [expr.left, *expr.comparators]
+        else:
+            operands = [expr.operand]
+        sparse = False
+        for operand in operands:
+            if _is_number_constant(operand) or self._is_number(operand, env):
+                continue
+            found = self.kind_of(operand, env)
+            if found is None or found.kind not in (_SPARSE, "numpy-scalar"):
+                return None
+            sparse = sparse or found.kind == _SPARSE
+        return _no_fix(self.catalog.kind(_SPARSE)) if sparse else None
 
     def _numpy_arithmetic(
         self, expr: ast.BinOp | ast.Compare | ast.UnaryOp, env: Env
@@ -1046,6 +1069,8 @@ class LoadSafety:
             return self._named_column(receiver)  # `df.loss`, `df.iloc[-1].loss`
         if returns is None and expr.attr in receiver.time_columns and receiver.kind in _FRAMES:
             return self.catalog.kind(_DATETIME_SERIES)  # `df.date` of a column of Timestamps
+        if returns is None and receiver.kind in _FRAMES and reads_column(expr.attr):
+            return _no_fix(self.catalog.kind(_SERIES))  # `df.hter`: a column of any dtype
         if returns is None and receiver.type_name:
             passed = self._passed_field(receiver, expr.attr)
             if passed is not None:
@@ -2123,11 +2148,9 @@ class LoadSafety:
             return method_items(self, expr, count, env)  # `a, b = trainer.step()`
         if not dotted or not self._names_global(dotted, env):
             return None
-        entry = self.catalog.for_call(qualify(dotted, self.facts), len(expr.args), _keywords(expr))
-        if entry is not None and entry.items:  # `codes, uniques = pd.factorize(col)`
-            if count >= 0 and count != len(entry.items):
-                return None
-            return [_no_fix(self.catalog.kind(kind)) for kind in entry.items]
+        listed = self.catalog_items(expr, env)
+        if listed is not None:  # `codes, uniques = pd.factorize(col)`
+            return listed if count < 0 or count == len(listed) else None
         flow = self.helper_flow(expr, env)
         if flow is None:
             return None
@@ -2138,6 +2161,17 @@ class LoadSafety:
             return None
         columns = zip(*[r for r in returned if r is not None])
         return [_agreed(list(column)) for column in columns]
+
+    def catalog_items(self, call: ast.Call, env: Env = _NO_ENV) -> list[Refused | None] | None:
+        """The elements of a library call's tuple result the catalog lists (`b, a =
+        signal.butter(...)`); None when it lists none."""
+        dotted = dotted_name(call.func)
+        if not dotted or not self._names_global(dotted, env):
+            return None
+        entry = self.catalog.for_call(qualify(dotted, self.facts), len(call.args), _keywords(call))
+        if entry is None or not entry.items:
+            return None
+        return [_no_fix(self.catalog.kind(kind)) for kind in entry.items]
 
     def objects_of(self, expr: ast.Call, at: int, env: Env = _NO_ENV) -> State:
         """What a project helper's flow knew of the attributes (`.best`) of the object every

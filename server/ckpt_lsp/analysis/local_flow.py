@@ -411,6 +411,8 @@ class LocalFlow:
             self.return_items.append(
                 [self.safety.kind_of(e, env) for e in items]
                 if items is not None and not any(isinstance(e, ast.Starred) for e in items)
+                else self.safety.catalog_items(stmt.value, env)  # `return signal.butter(...)`
+                if isinstance(stmt.value, ast.Call)
                 else None
             )
             shown = keyword_display(stmt.value)
