@@ -44,6 +44,19 @@ INVALID = [
         'def go(p):\n    ck = {}\n    ck["m"] = np.float64(1.0)\n    utils.save_on_master(ck, p)\n',
         [(3, "m")],
     ),
+    (
+        "a writer method named for the act, given keywords and the caller's dict spread",
+        "class CheckpointIO:\n"
+        "    def base_state(self, step):\n        return {\"step\": step}\n"
+        "    def write(self, step, path, **extra):\n"
+        "        state = self.base_state(step)\n        state.update(extra)\n"
+        "        torch.save(state, path)\n"
+        "def go(p):\n    io = CheckpointIO()\n"
+        "    io.write(3, p, lo=np.float64(1.0))\n"
+        "    extra = dict(args=argparse.Namespace(a=1), ok=1)\n"
+        "    io.write(4, p, **extra)\n",
+        [(10, "lo"), (11, "args")],
+    ),
 ]
 
 VALID = [
@@ -73,6 +86,25 @@ VALID = [
         'def go(p):\n    io.save_it({"m": np.mean([1.0])}, p)\n',
     ),
     ("the caller's own star arguments", "def go(*a):\n    utils.save_on_master(*a)\n"),
+    (
+        "a writer method given plain keywords and a plain spread",
+        "class CheckpointIO:\n"
+        "    def base_state(self, step):\n        return {\"step\": step}\n"
+        "    def write(self, step, path, **extra):\n"
+        "        state = self.base_state(step)\n        state.update(extra)\n"
+        "        torch.save(state, path)\n"
+        "def go(p):\n    io = CheckpointIO()\n"
+        "    extra = {\"lr\": 0.1, \"tag\": \"a\"}\n"
+        "    io.write(4, p, best=float(np.float64(1.0)), **extra)\n",
+    ),
+    (
+        "a method named write of a class that writes JSON, not a checkpoint",
+        "import json\n"
+        "class Log:\n"
+        "    def write(self, path, **extra):\n"
+        "        with open(path, 'w') as f:\n            json.dump(extra, f, default=str)\n"
+        "def go(p):\n    Log().write(p, lo=np.float64(1.0))\n",
+    ),
 ]
 
 

@@ -41,6 +41,9 @@ SPREAD = "**"
 _FORWARDED = "*"  # a saver's parameter: the caller's own arguments, handed on as they are
 # names of helpers in other modules worth resolving as savers (save_checkpoint, write_ckpt)
 SAVER_NAME = re.compile(r"save|ckpt", re.IGNORECASE)  # not `checkpoint`: gradient checkpointing
+# a method of a project class that writes may be named for the act (`io.write(runner, name,
+# **extra)`, `store.dump(state)`); a module function so named is left to the names above
+SAVER_METHOD = re.compile(r"save|ckpt|write|dump|persist|export", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -167,7 +170,7 @@ class _Function:
         """`trainer.save_checkpoint(path, meta)` where `trainer = Trainer(...)` here (or
         `Trainer(...).save_checkpoint(...)`): the saving method of that project class (judged
         in its own module)."""
-        if not isinstance(func, ast.Attribute) or not SAVER_NAME.search(func.attr):
+        if not isinstance(func, ast.Attribute) or not SAVER_METHOD.search(func.attr):
             return None
         instance: Refused | None = None
         if isinstance(func.value, ast.Name):
@@ -887,14 +890,16 @@ def _parameters(func: FunctionNode) -> frozenset[str]:
     return frozenset(a.arg for a in [*named, *([args.kwarg] if args.kwarg else [])])
 
 
-def _keywords_display(call: ast.Call, func: FunctionNode) -> ast.Dict | None:
+def _keywords_display(call: ast.Call, func: FunctionNode) -> ast.Dict:
     """The dict `**kwargs` receives: the call's keywords no named parameter takes (located
-    where the caller wrote them); None when `**other` hides some."""
+    where the caller wrote them), and what its `**other` spreads give."""
     args = func.args
     named = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
-    if any(kw.arg is None for kw in call.keywords):
-        return None
     given = [kw for kw in call.keywords if kw.arg not in named]
-    keys: list[ast.expr | None] = [ast.Constant(value=kw.arg) for kw in given]
+    # `write(runner, name, **extra)`: the caller's dict, spread in (its keys may name a
+    # parameter instead; a dict built for the keywords names the extra entries)
+    keys: list[ast.expr | None] = [
+        ast.Constant(value=kw.arg) if kw.arg is not None else None for kw in given
+    ]
     display = ast.Dict(keys=keys, values=[kw.value for kw in given])
     return ast.copy_location(display, call)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ckpt_lsp.analysis.blocks import split_lines
 from ckpt_lsp.analysis.checkpoint_writes import (
+    SAVER_METHOD,
     SAVER_NAME,
     BadValue,
     bad_values,
@@ -132,7 +133,7 @@ def module_writers(facts: ModuleFacts) -> ModuleWriters:
     savers.update(local for local in facts.imports if SAVER_NAME.search(local))
     for parsed in facts.blocks:  # `trainer.save_checkpoint(...)` of a class that writes
         if parsed.block.kind == "class" and base.writes(parsed.block.text):
-            savers.update(m for m in _METHOD.findall(parsed.block.text) if SAVER_NAME.search(m))
+            savers.update(m for m in _METHOD.findall(parsed.block.text) if SAVER_METHOD.search(m))
     modules = frozenset(local.lower() for local in facts.imports if "." not in local)
     return ModuleWriters(base.tokens, frozenset(savers), modules)
 
