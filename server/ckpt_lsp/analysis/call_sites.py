@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 from ckpt_lsp.analysis.assignments import OPAQUE, Binding, Env, LocalClass, LocalDef
 from ckpt_lsp.analysis.facts import ClassFacts, ModuleFacts, dotted_name
@@ -28,6 +30,7 @@ from ckpt_lsp.analysis.indirect_calls import (
 from ckpt_lsp.analysis.key_arms import ruled_out
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import child_nodes, walk
+from ckpt_lsp.analysis.spread_keys import Entries, spread_entries
 
 FunctionNode = (ast.FunctionDef, ast.AsyncFunctionDef)
 UNKNOWN = object()  # a call passes the parameter through `*args` or `**kwargs`
@@ -93,11 +96,21 @@ class CallSite:
         star = args[-1]
         return (star.value, index - stars[0]) if isinstance(star, ast.Starred) else None
 
+    @cached_property
+    def _assigned(self) -> Counter[str]:
+        """How often the function making the call assigns each local (walked once a site)."""
+        return _assignments(self.func) if self.func is not None else Counter()
+
+    @cached_property
+    def spread(self) -> Entries | None:
+        """What the call's `**` spreads may pass (spread_keys.py), worked out once a site."""
+        return spread_entries(self.call, self.func, self.facts, self.picked_by)
+
     def _literal_dict(self, value: ast.expr, hops: int = 0) -> dict[str, ast.expr] | None:
         """The entries of `**CONFIG` when it is a dict display or `dict(k=v)` with constant
         keys (directly, or through a local or module-level name); None when unknown."""
         if isinstance(value, ast.Name) and hops < 3:
-            if self.func is not None and _assignments(self.func, value.id) > 1:
+            if self.func is not None and self._assigned[value.id] > 1:
                 return None  # `kwargs = {...}` in each branch: the flow knows which one holds
             bound = self.env.bindings.get(value.id)
             if bound is None and value.id not in self.env.bindings:
@@ -118,17 +131,14 @@ class CallSite:
         return None
 
 
-def _assignments(func: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> int:
-    """How many statements of the function assign the local `name`."""
-    return sum(
-        1
-        for node in walk(func)
-        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
-        and any(
-            isinstance(t, ast.Name) and t.id == name
-            for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
-        )
-    )
+def _assignments(func: ast.FunctionDef | ast.AsyncFunctionDef) -> Counter[str]:
+    """How many statements of the function assign each local name."""
+    counts: Counter[str] = Counter()
+    for node in walk(func):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            counts.update({t.id for t in targets if isinstance(t, ast.Name)})
+    return counts
 
 
 def _env_before(func: ast.FunctionDef | ast.AsyncFunctionDef | None, row: int) -> Env:

@@ -34,7 +34,6 @@ from ckpt_lsp.analysis.load_safety import LoadSafety, Refused
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import walk
 from ckpt_lsp.analysis.site_flow import SiteEnv, comprehended, filled_before, flow_before
-from ckpt_lsp.analysis.spread_keys import spread_entries
 from ckpt_lsp.analysis.value_context import ValueContext
 from ckpt_lsp.weights_only import Refusal, registration_names_of
 
@@ -97,7 +96,7 @@ def judge(
             forwarded = _forwarded_spread(name, site, classifier, contexts)
             if forwarded is not None:
                 return forwarded
-            entries = spread_entries(site.call, site.func, site.facts, site.picked_by)
+            entries = site.spread
             if entries is not None and name not in entries:
                 left_out = True  # `Model(**kwargs)` of a dict no key of which names it
                 continue
