@@ -2398,6 +2398,20 @@ INVALID = [
         """,
         "train_config",
     ),
+    (
+        # a range stored as it is: the default load refuses the `range` object
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, folds=None, order=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(n=3):
+            return Lit(folds=range(n), order=list(range(n)))
+        """,
+        "folds",
+    ),
 ]
 
 VALID = [
@@ -3694,6 +3708,21 @@ VALID = [
     def build():
         cfg = ChurnConfig()
         return Churn(4, train_config={**dataclasses.asdict(cfg), "mode": cfg.mode.value})
+    """,
+    # what iterating a range gives is Python ints: a list of them, a vocabulary built with them
+    """
+    class Lit(L.LightningModule):
+        def __init__(self, vocab: dict = None, order=None, pairs=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def build(names=("a", "b")):
+        return Lit(
+            vocab=dict(zip(names, range(len(names)))),
+            order=list(range(3)),
+            pairs=list(zip(names, range(2))),
+        )
     """,
 ]
 

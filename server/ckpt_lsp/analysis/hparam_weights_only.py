@@ -91,6 +91,7 @@ _PLAIN_ITERATED = frozenset(
     {"pandas-series", "pandas-number-series", "pandas-number-keyed-series"}
     | {"pandas-number-counts", "pandas-index", "pandas-number-index", "pandas-frame"}
     | {"pandas-time-frame", "pandas-number-keyed-frame"}
+    | {"range"}  # `list(range(n))`, `dict(zip(names, range(n)))`: Python ints
 )
 _COPIED_CONFIGS = frozenset({"builtins.dict", "builtins.list", "builtins.tuple"})
 _CONFIG = "an OmegaConf config (`DictConfig`/`ListConfig`)"
@@ -609,9 +610,10 @@ def _unzipped(arg: ast.expr, ctx: ValueContext) -> list[ast.expr]:
 
 
 def _plain_items(iterated: ast.expr, ctx: ValueContext) -> bool:
-    """Whether iterating the value gives Python scalars: a pandas Series, Index or frame
-    (its column labels) of numbers, strings or bools (measured, pandas 3.1: `list(s)` of an
-    int64 Series holds `int`s; of a datetime column, Timestamps, which the load refuses)."""
+    """Whether iterating the value gives Python scalars: a `range`, or a pandas Series, Index
+    or frame (its column labels) of numbers, strings or bools (measured, pandas 3.1: `list(s)`
+    of an int64 Series holds `int`s; of a datetime column, Timestamps, which the load
+    refuses)."""
     safety = _safety(ctx)
     judged = safety.of_expression(iterated, judge_env(ctx, safety))
     return judged is not None and judged.kind in _PLAIN_ITERATED
