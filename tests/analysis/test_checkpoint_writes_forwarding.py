@@ -47,7 +47,7 @@ INVALID = [
     (
         "a writer method named for the act, given keywords and the caller's dict spread",
         "class CheckpointIO:\n"
-        "    def base_state(self, step):\n        return {\"step\": step}\n"
+        '    def base_state(self, step):\n        return {"step": step}\n'
         "    def write(self, step, path, **extra):\n"
         "        state = self.base_state(step)\n        state.update(extra)\n"
         "        torch.save(state, path)\n"
@@ -89,12 +89,12 @@ VALID = [
     (
         "a writer method given plain keywords and a plain spread",
         "class CheckpointIO:\n"
-        "    def base_state(self, step):\n        return {\"step\": step}\n"
+        '    def base_state(self, step):\n        return {"step": step}\n'
         "    def write(self, step, path, **extra):\n"
         "        state = self.base_state(step)\n        state.update(extra)\n"
         "        torch.save(state, path)\n"
         "def go(p):\n    io = CheckpointIO()\n"
-        "    extra = {\"lr\": 0.1, \"tag\": \"a\"}\n"
+        '    extra = {"lr": 0.1, "tag": "a"}\n'
         "    io.write(4, p, best=float(np.float64(1.0)), **extra)\n",
     ),
     (

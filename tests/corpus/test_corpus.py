@@ -127,7 +127,7 @@ CORPORA = [
     # 0.846 on the engine before those fixes, R 0.939 and 0.872 after 15-19's, R 0.959 and
     # 0.897 after 20-21's
     Corpus("blind-round22", HERE / "blind" / "round22", 0.95, 0.95),
-    Corpus("blind-round23", HERE / "blind" / "round23", 0.95, 0.94),
+    Corpus("blind-round23", HERE / "blind" / "round23", 0.95, 0.97),
     # recommenders and graph networks, written after the recall work and never fixed for:
     # P 0.974 R 0.949 as written (the one extra, in `main()`, is a true finding the oracle
     # does not cover: a dict of `hits.mean()` numpy scalars)
@@ -167,7 +167,7 @@ CORPORA = [
     # reward models / DPO, sensor time-series classification, CLIP retrieval, written while 31
     # and 32 were fixed and held out from it: P 1.000 R 0.778 before and after those fixes;
     # then its loop keys, frame columns and fancy indexing were fixed
-    Corpus("blind-round33", HERE / "blind" / "round33", 0.95, 0.88),
+    Corpus("blind-round33", HERE / "blind" / "round33", 0.95, 0.91),
     # MIDI event models, satellite tiles, LLM pretraining; NMT, speech enhancement, industrial
     # anomaly detection: written while 31-33 were fixed, scored before any fix for them
     # (P 1.000 R 0.795 and 0.689, the same on the engine before 31-33's fixes); then their
@@ -191,7 +191,7 @@ CORPORA = [
     # P 0.969 R 0.674, P 1.000 R 0.543); then their families were fixed (registries a
     # decorator fills through its argument, builders a registry dispatches, a base's hparams
     # through **kwargs, scipy and torch result objects, PyYAML dates, dicts in returned tuples)
-    Corpus("blind-round39", HERE / "blind" / "round39", 0.95, 0.82),
+    Corpus("blind-round39", HERE / "blind" / "round39", 0.95, 0.85),
     Corpus("blind-round40", HERE / "blind" / "round40", 0.95, 0.88),
     Corpus("blind-round41", HERE / "blind" / "round41", 0.95, 0.87),
     Corpus("blind-round42", HERE / "blind" / "round42", 0.95, 0.89),
@@ -230,10 +230,10 @@ CORPORA = [
     # them (P 1.000 R 0.489, P 0.968 R 0.638, P 1.000 R 0.646, P 1.000 R 0.702); then their
     # families were fixed (Registry objects, paired registries, conversions made when a value
     # is given, nested dicts of helpers, rows picked by a mask, `model.state_dict` uncalled)
-    Corpus("blind-round51", HERE / "blind" / "round51", 0.95, 0.68),
+    Corpus("blind-round51", HERE / "blind" / "round51", 0.95, 0.70),
     Corpus("blind-round52", HERE / "blind" / "round52", 0.95, 0.89),
     Corpus("blind-round53", HERE / "blind" / "round53", 0.95, 0.93),
-    Corpus("blind-round54", HERE / "blind" / "round54", 0.95, 0.76),
+    Corpus("blind-round54", HERE / "blind" / "round54", 0.95, 0.78),
     # air quality, lip reading, job-shop scheduling: written with 51-54 and held out from every
     # fix: P 1.000 R 0.766 before them, 0.809 after (a character error rate over word counts)
     Corpus("blind-round55", HERE / "blind" / "round55", 0.95, 0.85),
@@ -256,7 +256,7 @@ CORPORA = [
     # portfolio RL; speech intents, coral reefs, readmissions: written while 56-61 were fixed,
     # first scored at the start of that work (R 0.787, 0.739, 0.667), held out until scored
     # again midway (0.787, 0.804, 0.667); then their catalog and frame misses were fixed
-    Corpus("blind-round62", HERE / "blind" / "round62", 0.95, 0.80),
+    Corpus("blind-round62", HERE / "blind" / "round62", 0.95, 0.82),
     Corpus("blind-round63", HERE / "blind" / "round63", 0.95, 0.82),
     Corpus("blind-round64", HERE / "blind" / "round64", 0.95, 0.75),
     # air-traffic trajectories, radiology reports, vineyard disease; electricity prices, code
@@ -272,7 +272,7 @@ CORPORA = [
     # quantiles, an Index's slice, fills in one expression, metrics as Python numbers, YAML
     # texts a parameter holds, static methods, frames picked by `list(...)`, numpy.linalg)
     Corpus("blind-round68", HERE / "blind" / "round68", 0.95, 0.89),
-    Corpus("blind-round69", HERE / "blind" / "round69", 0.95, 0.85),
+    Corpus("blind-round69", HERE / "blind" / "round69", 0.95, 0.87),
     Corpus("blind-round70", HERE / "blind" / "round70", 0.95, 0.85),
     # precipitation downscaling, clinical NER, drone RL; molecular GNNs, customer lifetime
     # value, document layout; acoustic scenes, credit default, point clouds: written with
@@ -292,6 +292,20 @@ CORPORA = [
     # keys, spreads of known keys, functions as values, `type(model)`, YAML texts a table
     # holds under a passed task name)
     Corpus("blind-round76", HERE / "blind" / "round76", 0.95, 0.87),
+    # camera traps, subscription churn, road-graph traffic; speech enhancement, fraud rings, 3D
+    # registration; MT quality estimation, vibration maintenance, traffic-light MARL: held out
+    # from the previous work, first scored P 0.933/0.911/1.000 (seven CKPT011 false alarms from
+    # registry calls taken as building every class), R 0.875/0.837/0.857; then worked on
+    Corpus("blind-round77", HERE / "blind" / "round77", 0.95, 0.89),
+    Corpus("blind-round78", HERE / "blind" / "round78", 0.95, 0.93),
+    Corpus("blind-round79", HERE / "blind" / "round79", 0.95, 0.91),
+    # wildfire spread, search ranking, protein LM fine-tuning; seismic picking, hotel demand,
+    # surgical phases; solar nowcasting, code completion, pedestrian trajectories: written
+    # with the work on 77-79 and held out from it (R 0.787, 0.870, 0.787 before, 0.809, 0.870,
+    # 0.787 after); one false alarm in 81 (a range iterated into a dict) fixed after scoring
+    Corpus("blind-round80", HERE / "blind" / "round80", 0.95, 0.80),
+    Corpus("blind-round81", HERE / "blind" / "round81", 0.95, 0.86),
+    Corpus("blind-round82", HERE / "blind" / "round82", 0.95, 0.78),
 ]
 
 
