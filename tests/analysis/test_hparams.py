@@ -2378,6 +2378,42 @@ INVALID = [
         "num_nodes",
     ),
     (
+        # the function sets the leaf after the merge: the key is no longer the merged text
+        """
+        MODELS = {}
+
+
+        def register(name):
+            def deco(cls):
+                MODELS[name] = cls
+                return cls
+
+            return deco
+
+
+        @register("gcn")
+        class Gcn(L.LightningModule):
+            def __init__(self, cfg=None):
+                super().__init__()
+                self.save_hyperparameters(ignore=["cfg"])
+
+
+        @register("mean")
+        class Mean(L.LightningModule):
+            def __init__(self, num_nodes: int = 8):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(baseline=True):
+            cfg = OmegaConf.merge(OmegaConf.create({"num_nodes": 8}), {"model": {"name": "gcn"}})
+            if baseline:
+                cfg.model.name = "mean"
+            return MODELS[cfg.model.name](cfg)
+        """,
+        "num_nodes",
+    ),
+    (
         # the Enum field of the spread dataclass stays: only `lr` is overwritten
         """
         @dataclasses.dataclass
