@@ -235,6 +235,8 @@ def _read(name: str) -> Any:
 
 def _resolve(name: str) -> Any:
     module, _, attr = name.rpartition(".")
+    if not module:  # a top-level package (`torchmetrics.` types the names it exports)
+        return importlib.import_module(attr)
     obj: Any = importlib.import_module(module)
     for part in attr.split("."):
         obj = getattr(obj, part)
@@ -336,7 +338,9 @@ def test_a_kind_like_another_has_its_methods() -> None:
     from ckpt_lsp.weights_only import weights_only_catalog
 
     catalog = weights_only_catalog()
-    assert catalog.method("pandas-time-frame", "dropna", False, False) == "pandas-frame"
+    assert catalog.method("pandas-time-frame", "describe", False, False) == "pandas-frame"
+    # its own entries win: dropping rows keeps the dates' index
+    assert catalog.method("pandas-time-frame", "dropna", False, False) == "pandas-time-frame"
     assert catalog.method("pandas-time-frame", "index", True, False) == "pandas-datetime-index"
     assert catalog.method("pandas-frame", "index", True, False) == "pandas-index"
 

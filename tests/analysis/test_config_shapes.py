@@ -132,6 +132,11 @@ def test_valid(name: str, source: str) -> None:
         ("s: [[1, 2], {a: 1}, x]\n", "{'s': [['1', '2'], {'a': '1'}, 'x']}"),
         ("a: '#not a comment'  # a comment\n", "{'a': \"'#not a comment'\"}"),
         ("a:\n", "{'a': None}"),
+        # a flow sequence or mapping that goes on over the next lines
+        (
+            "a: [x, y,\n     z]\nb: {c: 1,\n  d: 2}\ne: 3\n",
+            "{'a': ['x', 'y', 'z'], 'b': {'c': '1', 'd': '2'}, 'e': '3'}",
+        ),
     ],
 )
 def test_yaml_shapes(text: str, shape: str) -> None:
@@ -141,7 +146,7 @@ def test_yaml_shapes(text: str, shape: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["- a\n- b\n", "a: &x 1\nb: *x\n", "a:\n  b: 1\n c: 2\n", "a: [1,\n  2]\n", "<<: *base\n", ""],
+    ["- a\n- b\n", "a: &x 1\nb: *x\n", "a:\n  b: 1\n c: 2\n", "a: [1,\n  2\n", "<<: *base\n", ""],
 )
 def test_unknown_yaml(text: str) -> None:
     assert yaml_shape(text) is None

@@ -109,6 +109,19 @@ BIDS = (
 
 INVALID = [
     (
+        "the mean of the rows of a column a mask keeps, in a helper given the column",
+        "def b_value(mags, mc):\n    above = mags[mags >= mc]\n"
+        "    return math.log10(math.e) / (above.mean() - mc)\n"
+        "def save(p):\n    rng = np.random.default_rng(0)\n    rows = []\n"
+        "    for i in range(4):\n"
+        '        rows.append({"magnitude": round(float(rng.gamma(2.0, 0.6) + 1.0), 2), "station": "A",'
+        ' "p_idx": int(rng.integers(100, 250))})\n'
+        "    cat = pd.DataFrame(rows)\n"
+        '    torch.save({"b": b_value(cat["magnitude"], 2.0),'
+        ' "top": cat["magnitude"][cat["station"] == "A"].mean()}, p)\n',
+        [(10, "b"), (10, "top")],
+    ),
+    (
         "dict records whose columns a helper's frame `columns=` picks and orders",
         "def table():\n    rows = []\n    for q in range(3):\n"
         '        rows.append({"store": "s", "qty": int(q), "price": float(q)})\n'
@@ -502,6 +515,22 @@ INVALID += [
 ]
 
 VALID = [
+    (
+        "the rows a mask keeps, counted or made a Python float",
+        "def save(p):\n    rows = []\n    for i in range(4):\n"
+        '        rows.append({"magnitude": round(1.5 + 0.5 * i, 2), "station": "A"})\n'
+        '    cat = pd.DataFrame(rows)\n    mags = cat["magnitude"]\n'
+        '    torch.save({"n": len(mags[mags >= 2.0]), "m": float(mags[mags >= 2.0].mean()),'
+        ' "all": mags[mags >= 2.0].tolist()}, p)\n',
+    ),
+    (
+        "the sorted values of a column drawn, through a local, from a config's strings",
+        "@dataclasses.dataclass\nclass Config:\n    leagues: tuple = ('EPL', 'SERIEA')\n"
+        "def save(p, cfg=Config()):\n    rng = np.random.default_rng(0)\n"
+        "    league = rng.choice(list(cfg.leagues), 8)\n"
+        '    df = pd.DataFrame({"league": league, "odds": rng.uniform(1, 3, 8)})\n'
+        '    torch.save({"leagues": sorted(df.league.unique())}, p)\n',
+    ),
     (
         "the label of a group whose column was drawn from an Enum's values (strings)",
         "class Device(str, Enum):\n    TV = 'tv'\n    PHONE = 'phone'\n"

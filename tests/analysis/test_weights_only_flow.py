@@ -295,6 +295,52 @@ INVALID = [
         [(22, "opt"), (22, "gen")],
     ),
     (
+        "a nested tuple target takes the inner tuple every return of the helper shows",
+        "def stats(x):\n    return np.nanmean(x, axis=0), np.nanstd(x, axis=0)\n"
+        "def setup(x, w):\n    mean, std = stats(x)\n    pos = np.count_nonzero(x)\n"
+        "    return 1, (mean, std), w, (pos, 2.0)\n"
+        "def save(path):\n    x = np.ones((3, 2))\n"
+        "    _, (mean, std), w, (pos, two) = setup(x, None)\n"
+        '    torch.save({"std": std, "pos": pos, "two": two, "w": w}, path)\n',
+        [(10, "std"), (10, "pos")],
+    ),
+    (
+        "a flag that is unset unless given falls back to a numpy ratio on a plain run",
+        "def parse(argv=None):\n    p = argparse.ArgumentParser()\n"
+        '    p.add_argument("--pos-weight", type=float, default=None)\n'
+        '    p.add_argument("--smooth", action="store_true")\n'
+        "    return p.parse_args(argv)\n"
+        "def save(path):\n    args = parse([])\n    y = np.array([0, 1, 1])\n"
+        "    ratio = np.count_nonzero(y == 0) / np.count_nonzero(y == 1)\n"
+        "    w = args.pos_weight or ratio\n    s = args.smooth or np.float64(0.1)\n"
+        '    torch.save({"w": w, "s": s}, path)\n',
+        [(12, "w"), (12, "s")],
+    ),
+    (
+        "a nested tuple target takes the tuple of the helper the return calls",
+        "def evaluate(y, p):\n    err = np.abs(y - p)\n    return err.mean(), float(err.max())\n"
+        "def run(y):\n    model = 3\n    return model, evaluate(y, y * 0.5)\n"
+        "def save(path):\n    model, (mae, worst) = run(np.ones(3))\n"
+        '    torch.save({"mae": mae, "worst": worst}, path)\n',
+        [(9, "mae")],
+    ),
+    (
+        "an item of the list a starred target takes, read by its constant position",
+        "def run():\n    model = torch.nn.Linear(2, 2)\n"
+        '    return "args", 1, np.float64(2.0), model, 3.0\n'
+        "def save(path):\n    args, *rest = run()\n    model = rest[2]\n"
+        '    torch.save({"model": model, "mean": rest[1], "n": rest[0], "last": rest[3]}, path)\n',
+        [(7, "model"), (7, "mean")],
+    ),
+    (
+        "a nested tuple target of a method's result",
+        "class Runner:\n    def __init__(self):\n        self.best = 0.0\n"
+        "    def run(self, x):\n        return x, (np.float64(1.0), 2.0)\n"
+        "def save(path):\n    r = Runner()\n    _, (score, weight) = r.run(3)\n"
+        '    torch.save({"score": score, "weight": weight}, path)\n',
+        [(9, "score")],
+    ),
+    (
         "a nested tuple target unpacking a nested tuple display",
         "def save(path):\n"
         "    name, (score, weight) = 'run', (np.float64(0.5), 2.0)\n"
@@ -653,7 +699,40 @@ VALID = [
         '    torch.save({"hw": [h, w], "focal": 0.5 * w, "n": m["n"]}, path)\n',
     ),
     (
-        "the names inside a nested tuple target of a helper's result are not guessed",
+        "a flag with a default of its own, or defaults the parser may set, decides the value",
+        "def parse(argv=None):\n    p = argparse.ArgumentParser()\n"
+        '    p.add_argument("--pos-weight", type=float, default=2.0)\n'
+        '    p.add_argument("--alpha", type=float)\n'
+        "    p.set_defaults(alpha=0.5)\n"
+        "    return p.parse_args(argv)\n"
+        "def save(path):\n    args = parse([])\n    y = np.array([0, 1, 1])\n"
+        "    ratio = np.count_nonzero(y == 0) / np.count_nonzero(y == 1)\n"
+        "    w = args.pos_weight or ratio\n    a = args.alpha or ratio\n"
+        '    torch.save({"w": w, "a": a}, path)\n',
+    ),
+    (
+        "a flag unset by default that the run passes holds what it was given",
+        "def parse(argv=None):\n    p = argparse.ArgumentParser()\n"
+        '    p.add_argument("--pos-weight", type=float, default=None)\n'
+        "    return p.parse_args(argv)\n"
+        'def save(path):\n    args = parse(["--epochs", "3", "--pos-weight=4.0"])\n'
+        "    y = np.array([0, 1, 1])\n"
+        "    w = args.pos_weight or np.count_nonzero(y == 0) / np.count_nonzero(y == 1)\n"
+        '    torch.save({"w": w}, path)\n',
+    ),
+    (
+        "a flag the caller's command line passes, read by the helper the namespace is given",
+        "def parse(argv=None):\n    p = argparse.ArgumentParser()\n"
+        '    p.add_argument("--pos-weight", type=float, default=None)\n'
+        "    return p.parse_args(argv)\n"
+        "def setup(args):\n    y = np.array([0, 1, 1])\n"
+        "    w = args.pos_weight or np.count_nonzero(y == 0) / np.count_nonzero(y == 1)\n"
+        "    return 1, w\n"
+        'def save(path):\n    args = parse(["--pos-weight", "4.0"])\n    _, w = setup(args)\n'
+        '    torch.save({"w": w}, path)\n',
+    ),
+    (
+        "a nested tuple target of a helper's result: a Python float inside it loads",
         DATACLASSES + "class Trainer:\n    def __init__(self):\n"
         "        self.model = torch.nn.Linear(2, 1)\n"
         "        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)\n"

@@ -294,6 +294,46 @@ INVALID += [
 
 INVALID += [
     (
+        "time zones: `timezone.utc`, a fixed offset and a ZoneInfo",
+        "from zoneinfo import ZoneInfo\n"
+        "def save(p, name):\n"
+        "    tz = ZoneInfo(name)\n"
+        '    torch.save({"utc": datetime.timezone.utc, "tz": tz,'
+        ' "fixed": datetime.timezone(datetime.timedelta(hours=1))}, p)\n',
+        [(4, "utc"), (4, "tz"), (4, "fixed")],
+    ),
+    (
+        "a numpy array divided by a value of no known kind (a Counter's total)",
+        "def save(p, seqs):\n    counts = collections.Counter(''.join(seqs))\n"
+        "    total = sum(counts.values())\n"
+        '    torch.save({"bg": np.array([counts[a] for a in "ACD"]) / total}, p)\n',
+        [(4, "bg")],
+    ),
+    (
+        "a torchmetrics metric saved whole (an nn.Module), by its package or its subpackage",
+        "import torchmetrics\nfrom torchmetrics.classification import BinaryAUROC\n"
+        "def save(p):\n    auroc = BinaryAUROC()\n"
+        '    torch.save({"auroc": auroc, "f1": torchmetrics.F1Score(task="binary")}, p)\n',
+        [(5, "auroc"), (5, "f1")],
+    ),
+    (
+        "an array compared item by item with a parameter, its mean, and the mean of those",
+        "def predict(m, x):\n    return m(torch.from_numpy(x)).argmax(-1).numpy()\n"
+        "def save(p, m, xs, labels):\n"
+        "    accs = [(predict(m, x) == labels).mean() for x in xs]\n"
+        '    torch.save({"acc": sum(accs) / len(accs), "hit": predict(m, xs[0]) >= labels}, p)\n',
+        [(5, "acc"), (5, "hit")],
+    ),
+    (
+        "the index pairs `zip(*np.nonzero(mask))` gives, as a list",
+        "def save(p):\n    mask = np.eye(3)\n"
+        '    torch.save({"points": list(zip(*np.nonzero(mask > 0)))}, p)\n',
+        [(3, "points")],
+    ),
+]
+
+INVALID += [
+    (
         "sklearn's stop words, a struct_time, a uname result and a date parsed from text",
         "import platform, time\n"
         "from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS\n"
@@ -422,6 +462,34 @@ INVALID += [
 ]
 
 VALID = [
+    (
+        "a torchmetrics metric's value and state dict",
+        "from torchmetrics.classification import BinaryAUROC\n"
+        "def save(p):\n    auroc = BinaryAUROC()\n"
+        "    auroc.update(torch.tensor([0.2, 0.8]), torch.tensor([0, 1]))\n"
+        '    torch.save({"auroc": auroc.compute(), "state": auroc.state_dict()}, p)\n',
+    ),
+    (
+        "membership in an array is a bool, and a compared array's mean made a float",
+        "def predict(m, x):\n    return m(torch.from_numpy(x)).argmax(-1).numpy()\n"
+        "def save(p, m, xs, labels, k):\n    pred = predict(m, xs[0])\n"
+        '    torch.save({"seen": k in pred, "none": pred is None,'
+        ' "acc": float((pred == labels).mean())}, p)\n',
+    ),
+    (
+        "a numpy array over a tensor is a tensor; over a Counter's total, as a list",
+        "def save(p, seqs, w):\n    counts = collections.Counter(''.join(seqs))\n"
+        "    total = sum(counts.values())\n    bg = np.array([counts[a] for a in 'ACD'])\n"
+        '    torch.save({"t": bg / torch.tensor(2.0), "f": bg / w.float(),'
+        ' "bg": (bg / total).tolist()}, p)\n',
+    ),
+    (
+        "a time zone's name, and the index pairs as Python ints",
+        "from zoneinfo import ZoneInfo\n"
+        "def save(p, name):\n    mask = np.eye(3)\n"
+        '    torch.save({"tz": str(ZoneInfo(name)), "utc": str(datetime.timezone.utc),'
+        ' "points": [(int(r), int(c)) for r, c in zip(*np.nonzero(mask))]}, p)\n',
+    ),
     (
         "the phasors of an array `np.r_` builds as Python complex numbers, and as a list",
         "def save(p):\n    x = np.r_[0.0, np.ones(3)]\n    v = x * np.exp(1j * x)\n"

@@ -142,3 +142,32 @@ def _number_valued(call: ast.Call, facts: ModuleFacts) -> bool:
         and not isinstance(default.value, bool)
     )
     return number or _valued(call, kind, facts)
+
+
+def unset_by_default(facts: ModuleFacts, dest: str) -> bool:
+    """Whether every `add_argument` storing to `dest` leaves a falsy value when the flag is
+    not given (no default, `default=None`/`0`/`""`, `store_true`), so `args.w or fallback`
+    is the fallback on a run that does not pass it; no `set_defaults` anywhere to change it."""
+    calls = [call for call in _add_argument_calls(facts) if _dest(call) == dest]
+    return bool(calls) and not _set_defaults(facts) and all(_falsy_default(c) for c in calls)
+
+
+def _falsy_default(call: ast.Call) -> bool:
+    keywords = {k.arg: k.value for k in call.keywords if k.arg}
+    if any(k.arg is None for k in call.keywords) or "required" in keywords:
+        return False
+    if call.args and not all(
+        isinstance(a, ast.Constant) and str(a.value).startswith("-") for a in call.args
+    ):
+        return False  # a positional always holds what the command line gave
+    action = keywords.get("action")
+    if action is not None and not (
+        isinstance(action, ast.Constant) and action.value in ("store", "store_true", "count")
+    ):
+        return False
+    default = keywords.get("default")
+    return default is None or (isinstance(default, ast.Constant) and not default.value)
+
+
+def _set_defaults(facts: ModuleFacts) -> bool:
+    return any("set_defaults" in parsed.block.text for parsed in facts.blocks)

@@ -138,18 +138,39 @@ def _display(items: dict[str, ast.expr], type_name: str = "") -> ast.Dict:
 def yaml_shape(text: str) -> Shape | None:
     """The mapping a block-YAML text holds, as a display: nested mappings as dicts, sequences
     as lists, scalars as constants; None when the text uses what this reader does not know."""
-    lines = []
+    lines: list[tuple[int, str]] = []
     for raw in text.splitlines():
         line = _uncommented(raw).rstrip()
         if not line.strip():
             continue
+        if lines and _unclosed(lines[-1][1]):  # a flow sequence or mapping goes on here
+            lines[-1] = (lines[-1][0], lines[-1][1] + " " + line.strip())
+            continue
         if "\t" in line[: len(line) - len(line.lstrip())] or _UNKNOWN.search(line.strip()):
             return None
         lines.append((len(line) - len(line.lstrip()), line.strip()))
+    if lines and _unclosed(lines[-1][1]):
+        return None
     if not lines:
         return None
     found, end = _mapping(lines, 0, lines[0][0])
     return found if end == len(lines) else None
+
+
+def _unclosed(text: str) -> bool:
+    """Whether a line opens more `[`/`{` than it closes, outside quotes (`phases: [a, b,`
+    whose items go on over the next lines)."""
+    depth, quote = 0, ""
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+    return depth > 0
 
 
 def _uncommented(line: str) -> str:

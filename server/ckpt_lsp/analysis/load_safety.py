@@ -56,6 +56,7 @@ from ckpt_lsp.analysis.local_flow import (
     LocalFlow,
     ModuleText,
     State,
+    agreed_columns,
     key_text,
     number_literal,
     text_constant,
@@ -279,7 +280,12 @@ class LoadSafety:
         if isinstance(expr, ast.Attribute):
             return self._attribute(expr, env)
         if isinstance(expr, ast.Call):
-            return self._logged(self._keyword_fields(self._call(expr, env), expr, env), expr, env)
+            judged = self._logged(self._keyword_fields(self._call(expr, env), expr, env), expr, env)
+            if judged is not None and judged.kind == "numpy-array" and _drawing(expr):
+                return replace(judged, built=expr)  # what it draws from decides its items
+            if judged is not None and judged.kind == "namespace" and not judged.type_name:
+                return replace(judged, built=expr)  # the command line it was given, if any
+            return judged
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):
             left = self.of_expression(expr.left, env)
             if left is not None and left.kind == "path":
@@ -378,6 +384,7 @@ class LoadSafety:
         kinds = set()
         other = False  # an operand that only an array compares item by item
         values = False  # a column's values: arithmetic with numpy raises unless numbers
+        unknown = False  # an operand of no known kind (`counts / total`), see below
         for operand in operands:
             if self._python_number(operand, env):
                 continue
@@ -395,9 +402,14 @@ class LoadSafety:
             if isinstance(expr, ast.BinOp) and found is not None and found.kind == _VALUES:
                 values = True  # `pred - df["y"].to_numpy()`: over strings it raises
                 continue
+            if found is None and _item_by_item(expr) and not _tensor_like(operand):
+                unknown = True  # `counts / total`, `pred == labels`
+                continue
             if found is None or found.kind not in _NUMPY:
                 return None
             kinds.add(found.kind)
+        if unknown and "numpy-array" not in kinds:
+            return None  # a numpy scalar times a tensor is a tensor: only an array decides
         if values and kinds:
             kinds.add("numpy-array")
         if not kinds or (other and "numpy-array" not in kinds):
@@ -554,6 +566,10 @@ class LoadSafety:
             if isinstance(index, ast.Name) and COLUMN_MARK + index.id in env:
                 return self.catalog.kind(_SERIES)  # `df[c]` of `for c in df.columns`
             return self._column(index, receiver, env)
+        if receiver is not None and receiver.kind in _COLUMNS and not isinstance(index, ast.Slice):
+            rows = self.kind_of(index, env)  # `mags[mags >= mc]`: the rows a mask keeps
+            if rows is not None and rows.kind in (*_COLUMNS, "numpy-array"):
+                return _no_fix(receiver)
         if receiver is not None and receiver.kind == "numpy-scalar":
             # `np.minimum(y, 2)[idx]`: only an array takes an array index (a numpy scalar, a
             # list or a Counter raise), and gives an array back
@@ -1494,6 +1510,11 @@ class LoadSafety:
         if self._drawn_from_unknown(value, env):
             return False  # `rng.choice([d.value for d in Device], n)`: of what it is given
         found = self.kind_of(value, env)
+        drawn = found.built if found is not None and not found.type_name else None
+        if drawn is not None and (
+            _drawn_from_strings(drawn) or self._drawn_from_unknown(drawn, env)
+        ):
+            return False  # `league = rng.choice(list(cfg.leagues), n)` then `{"league": league}`
         return found is not None and found.kind in {"numpy-array", _NUMBER_SERIES}
 
     def _drawn_from_unknown(self, value: ast.expr, env: Env) -> bool:
@@ -1800,6 +1821,11 @@ class LoadSafety:
         ):
             return None
         for arg in inner.args:
+            if isinstance(arg, ast.Starred):  # `zip(*np.nonzero(mask))`: one array per axis
+                spread = self.kind_of(arg.value, env)
+                if spread is not None and spread.kind in _ARRAYS_SPREAD:
+                    return _no_fix(self.catalog.kind("numpy-scalar-tuples"))
+                continue
             found = self.kind_of(arg, env)
             if found is not None and found.kind == "numpy-array":
                 return _no_fix(self.catalog.kind("numpy-scalar-tuples"))
@@ -2134,33 +2160,32 @@ class LoadSafety:
         return _agreed(judged)
 
     def items_of(
-        self, expr: ast.expr, count: int, env: Env = _NO_ENV
+        self, expr: ast.expr, count: int, env: Env = _NO_ENV, at: int | None = None
     ) -> list[Refused | None] | None:
         """What each of the `count` elements of a project helper's tuple result is (`a, b =
         helper()`): element i is refused when every `return` gives the same refusal there.
-        `count` -1: as many as every return gives (a starred target)."""
+        `count` -1: as many as every return gives (a starred target). `at`: the elements of
+        the inner tuple each return shows at that position (`_, (a, b) = helper()`)."""
         if not isinstance(expr, ast.Call):
+            if at is not None:
+                return None
             return pair_items(self, expr, count, env) or None  # `tr, va = folds[k]`
         dotted = dotted_name(expr.func)
         if isinstance(expr.func, ast.Attribute) and not self._names_global(dotted, env):
             from ckpt_lsp.analysis.object_effects import method_items  # runs flows
 
-            return method_items(self, expr, count, env)  # `a, b = trainer.step()`
+            return method_items(self, expr, count, env, at)  # `a, b = trainer.step()`
         if not dotted or not self._names_global(dotted, env):
             return None
-        listed = self.catalog_items(expr, env)
+        listed = self.catalog_items(expr, env) if at is None else None
         if listed is not None:  # `codes, uniques = pd.factorize(col)`
             return listed if count < 0 or count == len(listed) else None
         flow = self.helper_flow(expr, env)
         if flow is None:
             return None
-        returned = flow.return_items
-        if count < 0 and returned and returned[0] is not None:
-            count = len(returned[0])  # a starred target: any length every return agrees on
-        if not returned or any(r is None or len(r) != count for r in returned):
-            return None
-        columns = zip(*[r for r in returned if r is not None])
-        return [_agreed(list(column)) for column in columns]
+        returned = flow.return_items if at is None else flow.nested(at, count)
+        columns = agreed_columns(returned, count)
+        return [_agreed(column) for column in columns] if columns is not None else None
 
     def catalog_items(self, call: ast.Call, env: Env = _NO_ENV) -> list[Refused | None] | None:
         """The elements of a library call's tuple result the catalog lists (`b, a =
@@ -2321,6 +2346,42 @@ def _constant_index(index: ast.expr) -> str | int | None:
         return -inner if isinstance(inner, int) and not isinstance(inner, bool) else None
     value = index.value if isinstance(index, ast.Constant) else None
     return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
+def _drawing(call: ast.Call) -> bool:
+    """`rng.choice(pool, n)`, `np.random.choice(pool, n)`: an array of the pool's items."""
+    return isinstance(call.func, ast.Attribute) and call.func.attr == "choice" and bool(call.args)
+
+
+def _item_by_item(expr: ast.expr) -> bool:
+    """Arithmetic, or a comparison an array makes item by item (`in` and `is` give a bool)."""
+    if isinstance(expr, ast.BinOp):
+        return True
+    return isinstance(expr, ast.Compare) and all(
+        isinstance(op, (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)) for op in expr.ops
+    )
+
+
+def _tensor_like(expr: ast.expr) -> bool:
+    """An operand written as a tensor (`torch.tensor(w)`, `x.float()`, `t.cuda()`): arithmetic
+    of a numpy array with a tensor gives a tensor, so an operand of no known kind decides
+    nothing when it may be one."""
+    if isinstance(expr, ast.Call):
+        dotted = dotted_name(expr.func)
+        if dotted.startswith("torch.") or dotted.startswith("F."):
+            return True
+        return isinstance(expr.func, ast.Attribute) and expr.func.attr in _TENSOR_METHODS
+    if isinstance(expr, ast.Attribute):
+        return expr.attr in ("data", "grad", "weight", "bias", "T", "mT")
+    return False
+
+
+_TENSOR_METHODS = frozenset(
+    {"float", "double", "half", "long", "int", "to", "cuda", "cpu", "detach", "clone", "type_as"}
+)
+
+# values whose items are numpy arrays: `zip(*v)` of one gives tuples of numpy scalars
+_ARRAYS_SPREAD = frozenset({"numpy-index-tuple", "numpy-array-list", "numpy-array-pair"})
 
 
 def _agreed(judged: list[Refused | None]) -> Refused | None:

@@ -12,10 +12,11 @@ Parameters start with their annotation.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Union
 
+from ckpt_lsp.analysis.argparse_types import unset_by_default
 from ckpt_lsp.analysis.config_containers import container_keys
 from ckpt_lsp.analysis.constant_tests import FALSE_MARK, TRUE_MARK, decided
 from ckpt_lsp.analysis.dataclass_dicts import dict_keys
@@ -255,6 +256,11 @@ class LocalFlow:
         self.returns: list[Refused | None] = []
         # per `return a, b`: what each element gives (None: the return is no tuple display)
         self.return_items: list[list[Refused | None] | None] = []
+        # per `return a, (b, c)`: what each element of an inner tuple display gives, by position
+        self.return_nested: list[dict[int, list[Refused | None]]] = []
+        # per `return a, evaluate(m)`: the calls among the elements and the names' values
+        # there, by position (their own tuples are worked out only when asked)
+        self.return_calls: list[dict[int, tuple[ast.Call, dict[str, Refused | None]]]] = []
         # per `return {"k": v}`: what each constant key gives (None: no such dict display)
         self.return_keys: list[dict[str, Refused | None] | None] = []
         # per `return`: its dict display and the names' values there (None: no display),
@@ -311,6 +317,20 @@ class LocalFlow:
                 state[key] = frozenset({given})
         self._walk(func.body, state)
         return self
+
+    def nested(self, at: int, count: int) -> list[list[Refused | None] | None]:
+        """Per `return`: the elements of the tuple its element `at` is, a display (`return x,
+        (a, b)`) or a helper's tuple (`return x, evaluate(m)`), judged where it returns."""
+        found: list[list[Refused | None] | None] = []
+        for shown, called in zip(self.return_nested, self.return_calls):
+            if at in shown:
+                found.append(shown[at])
+            elif at in called:
+                call, env = called[at]
+                found.append(self.safety.items_of(call, count, env))
+            else:
+                found.append(None)
+        return found
 
     @property
     def return_numbers(self) -> list[frozenset[str] | None]:
@@ -414,6 +434,21 @@ class LocalFlow:
                 else self.safety.catalog_items(stmt.value, env)  # `return signal.butter(...)`
                 if isinstance(stmt.value, ast.Call)
                 else None
+            )
+            self.return_nested.append(
+                {
+                    at: [self.safety.kind_of(e, env) for e in item.elts]
+                    for at, item in enumerate(items or [])
+                    if isinstance(item, ast.Tuple)
+                    and not any(isinstance(e, ast.Starred) for e in item.elts)
+                }
+            )
+            self.return_calls.append(
+                {
+                    at: (item, env)
+                    for at, item in enumerate(items or [])
+                    if isinstance(item, ast.Call)
+                }
             )
             shown = keyword_display(stmt.value)
             self._return_displays.append((shown, env) if isinstance(shown, ast.Dict) else None)
@@ -932,14 +967,22 @@ class LocalFlow:
             if judged is None or len(judged) < len(names) - len(starred):
                 return None
             items = [j if j is not None else UNKNOWN for j in judged]
+        middle: list[Possible] = []
         if starred:
             at, tail = starred[0], len(names) - starred[0] - 1
+            middle = items[at : len(items) - tail]
             items = [*items[:at], UNKNOWN, *(items[len(items) - tail :] if tail else [])]
         unpacked: State = {
             name: frozenset({item if "[" not in name else UNKNOWN})
             for name, item in zip(names, items)
             if name != _NESTED
         }
+        if starred and "[" not in names[starred[0]] and names[starred[0]] != _NESTED:
+            # `args, *rest = run()` then `model = rest[3]`: the list holds the middle items
+            rest = names[starred[0]]
+            for index, item in enumerate(middle):
+                if isinstance(item, Refused):
+                    unpacked[item_key(rest, index)] = frozenset({item})
         for index, name in enumerate(names if not starred else []):
             if name != _NESTED and "[" not in name:
                 unpacked.update(self._object_of(name, value, state, index))
@@ -948,8 +991,36 @@ class LocalFlow:
                 continue
             shown = value.elts[index] if isinstance(value, (ast.Tuple, ast.List)) else None
             inner = self._unpacked(part, shown, state, kept) if shown is not None else None
+            if inner is None and shown is None and not starred:
+                inner = self._nested_result(part, value, index, env)
             unpacked.update(inner if inner is not None else _unknown(_names(part)))
         return unpacked
+
+    def _unset_flag(self, operand: ast.expr, state: State) -> bool:
+        """`args.pos_weight` of a parsed namespace whose argument is unset unless the command
+        line gives it: `args.pos_weight or neg / pos` saves the fallback on a plain run."""
+        if not (isinstance(operand, ast.Attribute) and isinstance(operand.value, ast.Name)):
+            return False
+        held = [
+            p
+            for p in state.get(operand.value.id, frozenset())
+            if isinstance(p, Refused) and p.kind == "namespace"
+        ]
+        if not held or any(p.built is None or _flag_given(p.built, operand.attr) for p in held):
+            return False  # `parse_args(["--pos-weight", "4"])`, or a namespace of unknown origin
+        return unset_by_default(self.safety.facts, operand.attr)
+
+    def _nested_result(self, part: ast.expr, value: ast.expr, index: int, env: Env) -> State | None:
+        """`_, (mean, std), w = setup(args)`: the inner names take the elements of the tuple
+        every `return` of the helper shows at `index`."""
+        assert isinstance(part, (ast.Tuple, ast.List))
+        names = [_target_name(e) for e in part.elts]
+        if not all(names) or any(isinstance(e, ast.Starred) for e in part.elts):
+            return None
+        items = self.safety.items_of(value, len(names), env, at=index)
+        if items is None:
+            return None
+        return {n: frozenset({i if i is not None else UNKNOWN}) for n, i in zip(names, items)}
 
     def _array_item(self, value: ast.expr, env: Env) -> Refused | None:
         """`tn, fp, fn, tp = cm.ravel()`: what each item of a numpy array is (a numpy value,
@@ -1301,10 +1372,16 @@ class LocalFlow:
         if isinstance(value, ast.BoolOp) and isinstance(value.op, ast.Or):
             # `controller or Ctrl()` of a parameter the call left at None: the `Ctrl()`
             rest = list(value.values)
-            while len(rest) > 1 and _left_none(rest[0], state):
+            flagged = False  # a command-line flag may still give its own value: no fix
+            while len(rest) > 1:
+                if self._unset_flag(rest[0], state):
+                    flagged = True
+                elif not _left_none(rest[0], state):
+                    break
                 rest.pop(0)
             if len(rest) == 1:
-                return self._value(rest[0], state)
+                taken = self._value(rest[0], state)
+                return replace(taken, fix="") if flagged and isinstance(taken, Refused) else taken
             operands = [self._value(v, state) for v in rest]
             if all(isinstance(j, Refused) for j in operands):  # `cfg or Config()`: either one
                 either = collapse(operands)
@@ -1431,6 +1508,17 @@ def _every_appended(name: str, added: Refused, before: State) -> State:
 def _unpassed(bound: Mapping[str, object] | None) -> frozenset[str]:
     names = (bound or {}).get(UNPASSED_NONE)
     return names if isinstance(names, frozenset) else frozenset()
+
+
+def _flag_given(call: ast.Call, dest: str) -> bool:
+    """Whether the call that parsed the namespace is given the option of `dest` as text
+    (`parse_args(["--pos-weight", "4.0"])`)."""
+    for text in walk(call):
+        if isinstance(text, ast.Constant) and isinstance(text.value, str):
+            option = text.value.split("=", 1)[0]
+            if option.startswith("-") and option.lstrip("-").replace("-", "_") == dest:
+                return True
+    return False
 
 
 def _left_none(operand: ast.expr, state: State) -> bool:
@@ -1717,6 +1805,18 @@ def _known_keys(name: str, state: State) -> dict[str, Refused | None]:
     """What the state knows under each constant key of a local (`name['k']`), nested ones
     joined (nested_keys)."""
     return nested_keys(name, state)
+
+
+def agreed_columns(
+    returned: Sequence[Sequence[Refused | None] | None], count: int
+) -> list[list[Refused | None]] | None:
+    """The `count` columns of the tuples every `return` gives (-1: as many as the first
+    gives); None when some return gives no tuple of that length."""
+    if count < 0 and returned and returned[0] is not None:
+        count = len(returned[0])
+    if not returned or any(r is None or len(r) != count for r in returned):
+        return None
+    return [list(column) for column in zip(*[r for r in returned if r is not None])]
 
 
 def return_items_of(

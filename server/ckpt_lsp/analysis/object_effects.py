@@ -31,6 +31,7 @@ from ckpt_lsp.analysis.local_flow import (
     UNKNOWN,
     LocalFlow,
     Possible,
+    agreed_columns,
     collapse,
     empty_display,
     item_key,
@@ -173,10 +174,11 @@ def returns_self(safety: LoadSafety, receiver: Refused, call: ast.Call) -> bool:
 
 
 def method_items(
-    safety: LoadSafety, call: ast.Call, count: int, env: Env
+    safety: LoadSafety, call: ast.Call, count: int, env: Env, at: int | None = None
 ) -> list[Refused | None] | None:
     """What each element of `obj.method(...)`'s tuple result is (`chosen, w = server.step()`):
-    element i is refused when every `return` gives the same refusal there."""
+    element i is refused when every `return` gives the same refusal there (`at`: of the inner
+    tuple each return shows at that position)."""
     if not isinstance(call.func, ast.Attribute):
         return None
     receiver = safety.kind_of(call.func.value, env)
@@ -188,13 +190,9 @@ def method_items(
     flow = LocalFlow(safety.deeper(facts), self_env(safety, receiver)).run(
         method, bound, needs=of_returns(method)
     )
-    returned = flow.return_items
-    if count < 0 and returned and returned[0] is not None:
-        count = len(returned[0])
-    if not returned or any(r is None or len(r) != count for r in returned):
-        return None
-    columns = zip(*[r for r in returned if r is not None])
-    return [_agreed(list(column)) for column in columns]
+    returned = flow.return_items if at is None else flow.nested(at, count)
+    columns = agreed_columns(returned, count)
+    return [_agreed(column) for column in columns] if columns is not None else None
 
 
 def self_env(safety: LoadSafety, receiver: Refused) -> dict[str, Refused | None]:
