@@ -9,6 +9,7 @@ language server both take the budget from here.
 from __future__ import annotations
 
 import os
+import time
 
 DEFAULT_FILE_BUDGET_S = 20.0
 BUDGET_ENV = "CKPT_FILE_BUDGET_S"  # seconds; 0 turns the budget off
@@ -22,3 +23,13 @@ def file_budget_s() -> float:
     except ValueError:
         return DEFAULT_FILE_BUDGET_S
     return max(value, 0.0)
+
+
+class OutOfTime(Exception):
+    """The file's analysis budget is spent."""
+
+
+def check_deadline(deadline: float | None) -> None:
+    """Raise OutOfTime once `deadline` (a `time.perf_counter()` value) has passed."""
+    if deadline is not None and time.perf_counter() > deadline:
+        raise OutOfTime

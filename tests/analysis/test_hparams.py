@@ -2448,9 +2448,125 @@ INVALID = [
         """,
         "folds",
     ),
+    (
+        # a registry call handing the config to `n_meas: int` is meant for the other class
+        """
+        MODELS = {}
+
+
+        def register(name):
+            def deco(cls):
+                MODELS[name] = cls
+                return cls
+
+            return deco
+
+
+        @register("grid")
+        class Grid(L.LightningModule):
+            def __init__(self, n_meas: int = 8, hidden: int = 64):
+                super().__init__()
+                self.save_hyperparameters()
+                self.net = nn.Linear(n_meas, hidden)
+
+
+        @register("dental")
+        class Dental(L.LightningModule):
+            def __init__(self, cfg=None, lr: float = 1e-3):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build(name=None):
+            cfg = OmegaConf.create({"model": {"name": "dental"}})
+            name = name or cfg.model.name
+            return MODELS[name](cfg)
+        """,
+        "cfg",
+    ),
+    (
+        # the factory's parameter is the caller's local config: its list node is stored
+        """
+        class Refiner(L.LightningModule):
+            def __init__(self, num_stages: int = 2, phase_names=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def load_cfg(overrides=()):
+            base = OmegaConf.create({"dataset": {"phases": ["a", "b"]}, "stages": 2})
+            return OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
+
+
+        def build_refiner(cfg):
+            stages, phases = cfg.stages, cfg.dataset.phases
+            return Refiner(num_stages=stages, phase_names=phases)
+
+
+        def build(overrides=()):
+            cfg = load_cfg(overrides)
+            return build_refiner(cfg)
+        """,
+        "phase_names",
+    ),
 ]
 
 VALID = [
+    # the factory's parameter is the caller's local, a plain list made of the config's node
+    """
+    class Refiner(L.LightningModule):
+        def __init__(self, num_stages: int = 2, phase_names=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def load_cfg():
+        return OmegaConf.create({"dataset": {"phases": ["a", "b"]}, "stages": 2})
+
+
+    def build_refiner(names):
+        return Refiner(num_stages=2, phase_names=names)
+
+
+    def build():
+        cfg = load_cfg()
+        names = list(cfg.dataset.phases)
+        return build_refiner(names)
+    """,
+    # the registry call hands the config to `n_meas: int`: it builds the other class, which
+    # leaves the config out
+    """
+    MODELS = {}
+
+
+    def register(name):
+        def deco(cls):
+            MODELS[name] = cls
+            return cls
+
+        return deco
+
+
+    @register("grid")
+    class Grid(L.LightningModule):
+        def __init__(self, n_meas: int = 8, hidden: int = 64):
+            super().__init__()
+            self.save_hyperparameters()
+            self.net = nn.Linear(n_meas, hidden)
+
+
+    @register("dental")
+    class Dental(L.LightningModule):
+        def __init__(self, cfg=None, lr: float = 1e-3):
+            super().__init__()
+            self.save_hyperparameters(ignore=["cfg"])
+
+
+    def build(name=None):
+        cfg = OmegaConf.create({"model": {"name": "dental"}})
+        name = name or cfg.model.name
+        return MODELS[name](cfg)
+    """,
     # the builder's own callers pass a text whose date is quoted (a string)
     """
     import yaml
@@ -4180,3 +4296,37 @@ def test_a_registration_added_in_another_class_of_the_file_excuses_the_value() -
     after = analyzer.analyze("lit.py", model + loader.format("Precision")).findings
     assert [f.attribute for f in before if f.code == "CKPT011"] == ["precision"]
     assert [f.attribute for f in after if f.code == "CKPT011"] == []
+
+
+def test_following_call_sites_gives_up_when_the_file_budget_is_spent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each call site's function is walked: the budget is checked there, not only between
+    classes, so a class built at hundreds of sites cannot hold a file for minutes."""
+    from ckpt_lsp import budget
+    from ckpt_lsp.analysis import hparam_values
+    from ckpt_lsp.analysis.analyzer import Analyzer
+
+    asked: list[float | None] = []
+
+    def spent(deadline: float | None) -> None:
+        asked.append(deadline)
+        raise budget.OutOfTime
+
+    monkeypatch.setattr(hparam_values, "check_deadline", spent)
+    source = HEADER + textwrap.dedent(
+        """
+        class Lit(L.LightningModule):
+            def __init__(self, loss=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def build():
+            loss = nn.MSELoss()
+            return Lit(loss=loss)
+        """
+    )
+    result = Analyzer(None).analyze("lit.py", source, budget_s=60.0)
+    assert asked and asked[0] is not None
+    assert result.error is not None and result.error.message.startswith("skipped: too slow")

@@ -43,6 +43,7 @@ from ckpt_lsp.analysis.parsing import TextCaches
 from ckpt_lsp.analysis.pickling_methods import excluded_attributes, is_excluded
 from ckpt_lsp.analysis.scope import ScopeResolver
 from ckpt_lsp.analysis.weights_only_rule import WeightsOnlyRule, module_writers
+from ckpt_lsp.budget import OutOfTime
 from ckpt_lsp.catalog import Catalog, Hazard, default_catalog
 from ckpt_lsp.findings import FileError, Finding, Position, related_path
 from ckpt_lsp.rules import RULES, SAVE_PATHS
@@ -57,10 +58,6 @@ _WORD = re.compile(r"[A-Za-z_]\w*")
 
 # a module whose statements hold none of these has no checkpoint writer nor saving helper
 _SAVING_WORDS = ("save", "ckpt", "Ckpt", "CKPT")
-
-
-class _OutOfTime(Exception):
-    """The file's analysis budget is spent."""
 
 
 @dataclass
@@ -186,7 +183,7 @@ class Analyzer:
                 return self._analyze(filename, text, deadline)
         except RecursionError:
             return FileResult(filename, error=FileError(filename, "too deeply nested to analyze"))
-        except _OutOfTime:
+        except OutOfTime:
             message = f"skipped: too slow (over the {budget_s:g} s budget per file)"
             return FileResult(filename, error=FileError(filename, message))
 
@@ -205,6 +202,7 @@ class Analyzer:
         result = FileResult(filename)
         scope = ScopeResolver(self.index, self.extra_bases, self.external)
         classifier = Classifier(self.catalog, self.index, lambda f, c: scope.verdict(f, c).in_scope)
+        classifier.deadline = deadline  # a class's call sites may take long to follow
         hparams = HparamFindings(
             scope, classifier, CallSites(self.index), self.config, self.weights_only.registers
         )
@@ -216,7 +214,7 @@ class Analyzer:
             if cls.name not in checked:
                 continue
             if deadline is not None and time.perf_counter() > deadline:
-                raise _OutOfTime
+                raise OutOfTime
             if cls.failure:  # the methods that matter do not parse
                 unreadable.append(cls.parsed)
                 continue
@@ -329,7 +327,7 @@ class Analyzer:
             if block.kind not in ("def", "class") or not writers.examines(block.text):
                 continue
             if deadline is not None and time.perf_counter() > deadline:
-                raise _OutOfTime
+                raise OutOfTime
             if block.kind == "def":
                 if parsed.failed:
                     continue

@@ -79,6 +79,11 @@ class Classifier:
         self._factory_memo: dict[tuple[str, str], Hazard | None] = {}
         self._instance_memo: dict[tuple[str, str], tuple[Hazard, ...]] = {}
         self._active: set[tuple[str, str]] = set()
+        # the flows of the functions that construct classes (site_flow.flow_before), shared by
+        # every class of the file whose call sites sit in one function
+        self.site_flows: dict[tuple[object, ...], object] = {}
+        # when the file's analysis budget runs out (time.perf_counter()), None: no budget
+        self.deadline: float | None = None
 
     # -- per class ---------------------------------------------------------
     def class_hazards(

@@ -109,7 +109,11 @@ class HparamFindings:
         if not stored:
             return []
         index = self.classifier.index
-        sites = [s for s in self.sites.of(facts, cls) if builds(s, index)]
+        sites = [
+            s
+            for s in self.sites.of(facts, cls)
+            if builds(s, index, init, self.classifier.site_flows)
+        ]
         # the locals Lightning reads are those at the call: a base's `save_hyperparameters()`
         # reads the subclass's as they are at its `super().__init__(...)`
         anchor = saved.call if not saved.owner else super_init_call(init)

@@ -30,11 +30,17 @@ from ckpt_lsp.analysis.hparam_weights_only import (
     spread_item,
 )
 from ckpt_lsp.analysis.hparams import ITEM_COPIES
-from ckpt_lsp.analysis.load_safety import LoadSafety, Refused
+from ckpt_lsp.analysis.load_safety import LoadSafety, Refused, shared_judge
 from ckpt_lsp.analysis.names import qualify
 from ckpt_lsp.analysis.nodes import walk
-from ckpt_lsp.analysis.site_flow import SiteEnv, comprehended, filled_before, flow_before
+from ckpt_lsp.analysis.site_flow import (
+    SiteEnv,
+    comprehended,
+    filled_before,
+    flow_before,
+)
 from ckpt_lsp.analysis.value_context import ValueContext
+from ckpt_lsp.budget import check_deadline
 from ckpt_lsp.weights_only import Refusal, registration_names_of
 
 
@@ -389,8 +395,9 @@ def _flowed_context(classifier: Classifier, site: CallSite) -> ValueContext:
     ctx = _context(classifier, site.facts, site.env, site.in_function)
     if site.func is None:
         return ctx
-    safety = LoadSafety(site.facts, ctx.owner.index)
-    judged = flow_before(site, safety)
+    check_deadline(classifier.deadline)  # each call site's function is walked: give up in time
+    safety = shared_judge(site.facts, ctx.owner.index, classifier.site_flows)
+    judged = flow_before(site, safety, classifier.site_flows)
     targets = comprehended(site, safety, lambda: judge_env(ctx, safety) | judged)
     flowed = SiteEnv(**vars(site.env), judged={**judged, **targets})
     flowed.bindings = {**site.env.bindings, **dict.fromkeys(targets, OPAQUE)}

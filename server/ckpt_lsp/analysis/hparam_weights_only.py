@@ -22,7 +22,7 @@ from ckpt_lsp.analysis.config_containers import CONVERTERS as CONFIG_CONVERTERS
 from ckpt_lsp.analysis.dataclass_dicts import dict_keys
 from ckpt_lsp.analysis.elements import held_item
 from ckpt_lsp.analysis.facts import dotted_name
-from ckpt_lsp.analysis.load_safety import LoadSafety, library_function
+from ckpt_lsp.analysis.load_safety import LoadSafety, library_function, shared_judge
 from ckpt_lsp.analysis.local_flow import item_key
 from ckpt_lsp.analysis.nodes import body_nodes, walk
 from ckpt_lsp.analysis.registry_calls import changed
@@ -116,12 +116,23 @@ def _holding(what: str) -> str:
 
 
 def _safety(ctx: ValueContext) -> LoadSafety:
-    return LoadSafety(ctx.facts, ctx.owner.index)
+    return shared_judge(ctx.facts, ctx.owner.index, ctx.owner.site_flows)
 
 
 def judge_env(ctx: ValueContext, safety: LoadSafety) -> dict[str, Refused | None]:
     """What the local names hold, as the weights-only judge takes them (each judged with the
-    names bound before it: `train = df.iloc[:-24]` after `df = series()`)."""
+    names bound before it: `train = df.iloc[:-24]` after `df = series()`); worked out once
+    per call site's context and judge, whichever parameter asks."""
+    key = ("judge-env", id(ctx), id(safety))
+    known = ctx.owner.site_flows.get(key)
+    if isinstance(known, tuple) and known[0] is ctx and known[1] is safety:
+        return dict(known[2])
+    env = _judged_env(ctx, safety)
+    ctx.owner.site_flows[key] = (ctx, safety, env)
+    return dict(env)
+
+
+def _judged_env(ctx: ValueContext, safety: LoadSafety) -> dict[str, Refused | None]:
     env: dict[str, Refused | None] = {}
     for name, binding in ctx.env.bindings.items():
         env[name] = safety.kind_of(binding, env) if isinstance(binding, ast.expr) else None

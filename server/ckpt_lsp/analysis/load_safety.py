@@ -2284,6 +2284,22 @@ def _holding(leaf: Refused) -> Refused:
     return replace(leaf, what=f"a dict holding {leaf.what}", fix="", holder=True)
 
 
+def shared_judge(
+    facts: ModuleFacts, index: ProjectIndex | None, memo: dict[tuple[object, ...], object] | None
+) -> LoadSafety:
+    """One judge per module for a file's analysis (kept in `memo`): the flows of helpers and
+    methods it memoizes then serve every call site of every class, not one site each."""
+    if memo is None:
+        return LoadSafety(facts, index)
+    key = ("judge", id(facts))
+    found = memo.get(key)
+    if isinstance(found, LoadSafety) and found.facts is facts:
+        return found
+    judge = LoadSafety(facts, index)
+    memo[key] = judge
+    return judge
+
+
 def bound_key(bound: Mapping[str, object]) -> tuple[object, ...]:
     """Bound parameters as a memo key (a value's built call and display included)."""
     return tuple(

@@ -18,9 +18,9 @@ from ckpt_lsp.analysis.assignments import Env
 from ckpt_lsp.analysis.call_sites import CallSite, function_calls
 from ckpt_lsp.analysis.constant_tests import module_string
 from ckpt_lsp.analysis.facts import dotted_name
-from ckpt_lsp.analysis.hparams import default_of
+from ckpt_lsp.analysis.hparams import default_of, init_parameters
 from ckpt_lsp.analysis.index import ProjectIndex
-from ckpt_lsp.analysis.load_safety import LoadSafety
+from ckpt_lsp.analysis.load_safety import LoadSafety, bound_key, shared_judge
 from ckpt_lsp.analysis.local_flow import (
     NUMBER_MARK,
     TEXT_MARK,
@@ -42,14 +42,22 @@ class SiteEnv(Env):
     judged: dict[str, Refused | None] = field(default_factory=dict)
 
 
-def flow_before(site: CallSite, safety: LoadSafety) -> dict[str, Refused | None]:
-    """The names the flow knows to be refused (or number literals) at the site's statement."""
+def flow_before(
+    site: CallSite, safety: LoadSafety, memo: dict[tuple[object, ...], object] | None = None
+) -> dict[str, Refused | None]:
+    """The names the flow knows to be refused (or number literals) at the site's statement.
+    `memo`: flows already run, by function and binding (a test function building ten models
+    is walked once for all of them)."""
     func = site.func
     if func is None:
         return {}
-    flow = LocalFlow(safety).run(
-        func, {**_passed(site, safety), **_left_out(site), **_picked(site)}
-    )
+    bound = {**_passed(site, safety), **_left_out(site), **_picked(site)}
+    key = ("site-flow", id(func), id(site.facts), bound_key(bound))
+    flow = memo.get(key) if memo is not None else None
+    if not isinstance(flow, LocalFlow):
+        flow = LocalFlow(safety).run(func, bound)
+        if memo is not None:
+            memo[key] = flow
     stmt = _statement_of(func, site.call, flow)
     if stmt is None:
         return {}
@@ -60,21 +68,87 @@ def flow_before(site: CallSite, safety: LoadSafety) -> dict[str, Refused | None]
     }
 
 
-def builds(site: CallSite, index: ProjectIndex | None) -> bool:
+def builds(
+    site: CallSite,
+    index: ProjectIndex | None,
+    init: ast.FunctionDef | ast.AsyncFunctionDef,
+    memo: dict[tuple[object, ...], object] | None = None,
+) -> bool:
     """Whether the site may build the class: `MODULES[cfg.model.name](cfg)` after `cfg =
     OmegaConf.merge(BASE, {"model": {"name": "gcn"}})` builds the class held under "gcn"
-    only. Unknown (a key not read from a config the function leaves alone) is yes."""
+    only; `REGISTRY[name](cfg)` handing the config to `n_meas: int` builds another class of
+    the registry. Unknown (a key not read from a config the function leaves alone) is yes."""
     key, func = site.key, site.func
-    if key is None or site.held_under is None or func is None:
+    if key is None or func is None:
+        return True
+    if _mistyped(site, index, init, memo):
+        return False
+    if site.held_under is None:
         return True
     root = key
     while isinstance(root, (ast.Attribute, ast.Subscript)):
         root = root.value
     if not isinstance(root, ast.Name) or root is key or _changed(func, root.id, site.call):
         return True
-    safety = LoadSafety(site.facts, index)
-    text = safety.leaf_text(key, flow_before(site, safety))
+    safety = shared_judge(site.facts, index, memo)
+    text = safety.leaf_text(key, flow_before(site, safety, memo))
     return text is None or text in site.held_under
+
+
+def _mistyped(
+    site: CallSite,
+    index: ProjectIndex | None,
+    init: ast.FunctionDef | ast.AsyncFunctionDef,
+    memo: dict[tuple[object, ...], object] | None,
+) -> bool:
+    """Whether the registry call hands a parameter annotated as a number (`n_meas: int`) a
+    value that is none (a config, a module, a namespace): Python would not stop it, the
+    class's first layer would, so the call is meant for another class of the registry."""
+    params = init_parameters(init)
+    positional = len(init.args.posonlyargs) + len(init.args.args) - 1
+    given = []
+    for param in params:
+        if not (isinstance(param.annotation, ast.Name) and param.annotation.id in _NUMBERS):
+            continue
+        if not _counted_with(init, param.arg):
+            continue  # only stored: a config there builds, and is what gets saved
+        passed = site.argument(params, positional, param.arg)
+        if isinstance(passed, (ast.Name, ast.Attribute, ast.Subscript, ast.Call)):
+            given.append(passed)
+    if not given:
+        return False
+    safety = shared_judge(site.facts, index, memo)
+    env = flow_before(site, safety, memo)
+    for passed in given:
+        judged = safety.kind_of(passed, env)
+        if judged is not None and judged.kind in _NOT_NUMBERS:
+            return True
+    return False
+
+
+def _counted_with(init: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> bool:
+    """Whether `__init__` computes with the parameter: hands it to a call other than
+    `save_hyperparameters` (`nn.Linear(n_meas, hidden)`) or to an operator (`2 * hidden`)."""
+    for node in walk(init):
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "save_hyperparameters":
+                continue
+            given = [*node.args, *(k.value for k in node.keywords)]
+        elif isinstance(node, ast.BinOp):
+            given = [node.left, node.right]
+        else:
+            continue
+        if any(isinstance(g, ast.Name) and g.id == name for g in given):
+            return True
+    return False
+
+
+_NUMBERS = frozenset({"int", "float", "bool"})
+# kinds no code passes where a number is meant (numpy scalars and arrays are, on purpose)
+_NOT_NUMBERS = frozenset(
+    {"omegaconf", "namespace", "dataclass", "module", "lightning-module", "optimizer"}
+    | {"estimator", "path", "pandas-frame", "callable"}
+)
 
 
 def _changed(func: ast.AST, name: str, call: ast.Call) -> bool:
@@ -114,6 +188,7 @@ def _passed(site: CallSite, safety: LoadSafety) -> dict[str, object]:
     positional = [*args.posonlyargs, *args.args]
     params = [*positional, *args.kwonlyargs]
     bound: dict[str, object] = {}
+    envs: dict[int, dict[str, Refused | None]] = {}  # per call: its caller's flow there
     for param in params:
         judged: list[Refused | ModuleText | None] = []
         for call in calls:
@@ -130,10 +205,29 @@ def _passed(site: CallSite, safety: LoadSafety) -> dict[str, object]:
             ):
                 judged.append(ModuleText(given.id))  # `def build(cfg_text=GLACIER_YAML)`
                 continue
+            if call.func is not None and _reads_locals(given, call.env.bindings):
+                # `cfg = load_cfg(overrides)` then `_build_refiner(cfg)`: the caller's flow
+                # (its own parameters unbound, so this never climbs further)
+                if envs.get(id(call.call)) is None:
+                    envs[id(call.call)] = _caller_env(call, safety)
+                judged.append(safety.kind_of(given, envs[id(call.call)]))
+                continue
             judged.append(safety.kind_of(_without_locals(given, call.env.bindings), {}))
         if judged and all(j is not None for j in judged) and len(set(judged)) == 1:
             bound[param.arg] = judged[0]
     return bound
+
+
+def _reads_locals(given: ast.expr, local: Mapping[str, object]) -> bool:
+    return any(isinstance(n, ast.Name) and n.id in local for n in walk(given))
+
+
+def _caller_env(call: CallSite, safety: LoadSafety) -> dict[str, Refused | None]:
+    """What the calling function's flow knows at the call, its parameters left unbound."""
+    assert call.func is not None
+    flow = LocalFlow(safety).run(call.func, _left_out(call))
+    stmt = _statement_of(call.func, call.call, flow)
+    return flow.env_before(stmt) if stmt is not None else {}
 
 
 def _picked(site: CallSite) -> dict[str, object]:
@@ -148,7 +242,7 @@ def _picked(site: CallSite) -> dict[str, object]:
 def _without_locals(given: ast.expr, local: Mapping[str, object]) -> ast.expr:
     """The value with the caller's locals made unknown: `make_config(overrides)` is judged by
     what the function returns, and the caller's `cfg` is not followed here."""
-    if not any(isinstance(n, ast.Name) and n.id in local for n in walk(given)):
+    if not _reads_locals(given, local):
         return given
 
     class _Unknown(ast.NodeTransformer):
