@@ -167,7 +167,7 @@ CORPORA = [
     # reward models / DPO, sensor time-series classification, CLIP retrieval, written while 31
     # and 32 were fixed and held out from it: P 1.000 R 0.778 before and after those fixes;
     # then its loop keys, frame columns and fancy indexing were fixed
-    Corpus("blind-round33", HERE / "blind" / "round33", 0.95, 0.91),
+    Corpus("blind-round33", HERE / "blind" / "round33", 0.95, 0.93),
     # MIDI event models, satellite tiles, LLM pretraining; NMT, speech enhancement, industrial
     # anomaly detection: written while 31-33 were fixed, scored before any fix for them
     # (P 1.000 R 0.795 and 0.689, the same on the engine before 31-33's fixes); then their
@@ -194,8 +194,8 @@ CORPORA = [
     Corpus("blind-round39", HERE / "blind" / "round39", 0.95, 0.85),
     Corpus("blind-round40", HERE / "blind" / "round40", 0.95, 0.88),
     Corpus("blind-round41", HERE / "blind" / "round41", 0.95, 0.87),
-    Corpus("blind-round42", HERE / "blind" / "round42", 0.95, 0.89),
-    Corpus("blind-round43", HERE / "blind" / "round43", 0.95, 0.86),
+    Corpus("blind-round42", HERE / "blind" / "round42", 0.95, 0.91),
+    Corpus("blind-round43", HERE / "blind" / "round43", 0.95, 0.91),
     # document restoration, intrusion detection, SMILES VAEs: written while 39-43 were fixed
     # and held out from every fix: P 1.000 R 0.625 on the engine before those fixes, 0.646
     # when first scored, 0.667 at the end of that work; its families were fixed later
@@ -219,11 +219,11 @@ CORPORA = [
     # music source separation, wildfire spread, price elasticity: written while 47-48 were
     # fixed, P 0.930 R 0.851 when first scored; then its three false alarms (LabelEncoder
     # classes and feature names listed) and two catalog families were fixed
-    Corpus("blind-round49", HERE / "blind" / "round49", 0.95, 0.93),
+    Corpus("blind-round49", HERE / "blind" / "round49", 0.95, 0.95),
     # document VQA, crowd counting, claim severity: written with 49 and held out from its
     # fixes: P 1.000 R 0.766 on the engine before them, 0.809 when first scored; later its
     # trainer saving through a helper's tuple was fixed
-    Corpus("blind-round50", HERE / "blind" / "round50", 0.95, 0.89),
+    Corpus("blind-round50", HERE / "blind" / "round50", 0.95, 0.91),
     # astronomical transients, player tracking, demand planning; SEM microscopy, meeting
     # summarisation, pest detection; ocean waves, dialogue state tracking, dermatology; fake
     # news graphs, rPPG, battery arbitrage: written together and scored before any fix for
@@ -236,21 +236,21 @@ CORPORA = [
     Corpus("blind-round54", HERE / "blind" / "round54", 0.95, 0.78),
     # air quality, lip reading, job-shop scheduling: written with 51-54 and held out from every
     # fix: P 1.000 R 0.766 before them, 0.809 after (a character error rate over word counts)
-    Corpus("blind-round55", HERE / "blind" / "round55", 0.95, 0.85),
+    Corpus("blind-round55", HERE / "blind" / "round55", 0.95, 0.87),
     # streamflow, peptide identification, lane detection; ad-auction bid landscapes, human mesh
     # recovery, earthquake early warning; perturbation response, handwritten maths, ride-hailing
     # dispatch: first scored P 1.000 R 0.696, P 0.974 R 0.809, P 1.000 R 0.766. Round 60's
     # false alarm (`min(args.cap, rate)`) and one of its misses (an attribute a method returning
     # a dict display named) were fixed; 59 and 61 gained nothing from those fixes
     Corpus("blind-round59", HERE / "blind" / "round59", 0.95, 0.89),
-    Corpus("blind-round60", HERE / "blind" / "round60", 0.95, 0.89),
+    Corpus("blind-round60", HERE / "blind" / "round60", 0.95, 0.91),
     Corpus("blind-round61", HERE / "blind" / "round61", 0.95, 0.80),
     # docking, watch time, structural health; sleep staging, cross-lingual QA, warehouse RL;
     # solar flares, trial matching, shelf recognition: written after rounds 51-55's fixes and
     # first scored on the engine of that time (R 0.936, 0.729, 0.804), then at the start of the
     # work on 59-61 (0.915, 0.750, 0.826: one mark lost to the frame-mask fix), then fixed
     Corpus("blind-round56", HERE / "blind" / "round56", 0.95, 0.97),
-    Corpus("blind-round57", HERE / "blind" / "round57", 0.95, 0.91),
+    Corpus("blind-round57", HERE / "blind" / "round57", 0.95, 0.95),
     Corpus("blind-round58", HERE / "blind" / "round58", 0.95, 0.93),
     # wind-turbine faults, aspect sentiment, surgical phases; traffic signs, drug interactions,
     # portfolio RL; speech intents, coral reefs, readmissions: written while 56-61 were fixed,
@@ -258,12 +258,12 @@ CORPORA = [
     # again midway (0.787, 0.804, 0.667); then their catalog and frame misses were fixed
     Corpus("blind-round62", HERE / "blind" / "round62", 0.95, 0.82),
     Corpus("blind-round63", HERE / "blind" / "round63", 0.95, 0.82),
-    Corpus("blind-round64", HERE / "blind" / "round64", 0.95, 0.75),
+    Corpus("blind-round64", HERE / "blind" / "round64", 0.95, 0.85),
     # air-traffic trajectories, radiology reports, vineyard disease; electricity prices, code
     # review comments, cell tracking; sepsis warning, podcast segments, pick paths: written
     # last and held out from every fix (start of the work: R 0.638, P 0.970 R 0.696, R 0.913)
     Corpus("blind-round65", HERE / "blind" / "round65", 0.95, 0.68),
-    Corpus("blind-round66", HERE / "blind" / "round66", 0.95, 0.73),
+    Corpus("blind-round66", HERE / "blind" / "round66", 0.95, 0.78),
     Corpus("blind-round67", HERE / "blind" / "round67", 0.95, 0.93),
     # protein contact maps, playlist continuation, power-grid state estimation; SAR ship
     # detection, legal judgment prediction, HVAC control; variant calling, click-through
@@ -279,7 +279,7 @@ CORPORA = [
     # 68-70 and held out from their fixes (R 0.787, 0.809, 0.911 before them; 73 gained one
     # mark from the frame fix); then their own families were fixed (running bests from
     # `math.inf`, tuples kept as the best, registries of functions, configs by any key)
-    Corpus("blind-round71", HERE / "blind" / "round71", 0.95, 0.91),
+    Corpus("blind-round71", HERE / "blind" / "round71", 0.95, 0.93),
     Corpus("blind-round72", HERE / "blind" / "round72", 0.95, 0.87),
     Corpus("blind-round73", HERE / "blind" / "round73", 0.95, 0.95),
     # crop yield, music tagging, robotic grasping; insurance fraud, sign language, battery
@@ -291,21 +291,22 @@ CORPORA = [
     # hparam missed: a registry builder's branches); its families were then fixed (registry
     # keys, spreads of known keys, functions as values, `type(model)`, YAML texts a table
     # holds under a passed task name)
-    Corpus("blind-round76", HERE / "blind" / "round76", 0.95, 0.87),
+    Corpus("blind-round76", HERE / "blind" / "round76", 0.95, 0.91),
     # camera traps, subscription churn, road-graph traffic; speech enhancement, fraud rings, 3D
     # registration; MT quality estimation, vibration maintenance, traffic-light MARL: held out
     # from the previous work, first scored P 0.933/0.911/1.000 (seven CKPT011 false alarms from
     # registry calls taken as building every class), R 0.875/0.837/0.857; then worked on
-    Corpus("blind-round77", HERE / "blind" / "round77", 0.95, 0.89),
+    Corpus("blind-round77", HERE / "blind" / "round77", 0.95, 0.91),
     Corpus("blind-round78", HERE / "blind" / "round78", 0.95, 0.93),
     Corpus("blind-round79", HERE / "blind" / "round79", 0.95, 0.91),
     # wildfire spread, search ranking, protein LM fine-tuning; seismic picking, hotel demand,
     # surgical phases; solar nowcasting, code completion, pedestrian trajectories: written
     # with the work on 77-79 and held out from it (R 0.787, 0.870, 0.787 before, 0.809, 0.870,
-    # 0.787 after); one false alarm in 81 (a range iterated into a dict) fixed after scoring
-    Corpus("blind-round80", HERE / "blind" / "round80", 0.95, 0.80),
-    Corpus("blind-round81", HERE / "blind" / "round81", 0.95, 0.86),
-    Corpus("blind-round82", HERE / "blind" / "round82", 0.95, 0.78),
+    # 0.787 after); one false alarm in 81 (a range iterated into a dict) fixed after scoring;
+    # then their own families were fixed (0.915, 1.000, 0.936)
+    Corpus("blind-round80", HERE / "blind" / "round80", 0.95, 0.91),
+    Corpus("blind-round81", HERE / "blind" / "round81", 0.95, 1.00),
+    Corpus("blind-round82", HERE / "blind" / "round82", 0.95, 0.93),
 ]
 
 
