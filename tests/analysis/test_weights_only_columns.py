@@ -109,6 +109,17 @@ BIDS = (
 
 INVALID = [
     (
+        "a frame indexed by dates, copied and cleaned: its last date, gap and dates as a list",
+        "def telemetry(days):\n"
+        '    index = pd.date_range("2023-06-01", periods=days * 96, freq="15min", tz="UTC")\n'
+        '    return pd.DataFrame({"pv": np.ones(len(index))}, index=index)\n'
+        "def save(p):\n    feats = telemetry(2).copy().dropna()\n"
+        '    torch.save({"last": feats.index[-1],'
+        ' "step": feats.index.to_series().diff().median(),'
+        ' "window": feats.index[-4:].to_pydatetime().tolist()}, p)\n',
+        [(6, "last"), (6, "step"), (6, "window")],
+    ),
+    (
         "the mean of the rows of a column a mask keeps, in a helper given the column",
         "def b_value(mags, mc):\n    above = mags[mags >= mc]\n"
         "    return math.log10(math.e) / (above.mean() - mc)\n"
@@ -515,6 +526,16 @@ INVALID += [
 ]
 
 VALID = [
+    (
+        "a dated frame's last date, gap and window as text and seconds",
+        "def telemetry(days):\n"
+        '    index = pd.date_range("2023-06-01", periods=days * 96, freq="15min", tz="UTC")\n'
+        '    return pd.DataFrame({"pv": np.ones(len(index))}, index=index)\n'
+        "def save(p):\n    feats = telemetry(2).copy().dropna()\n"
+        '    torch.save({"last": feats.index[-1].isoformat(),'
+        ' "step": feats.index.to_series().diff().median().total_seconds(),'
+        ' "window": [t.isoformat() for t in feats.index[-4:].to_pydatetime()]}, p)\n',
+    ),
     (
         "the rows a mask keeps, counted or made a Python float",
         "def save(p):\n    rows = []\n    for i in range(4):\n"
