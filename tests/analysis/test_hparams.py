@@ -2509,9 +2509,58 @@ INVALID = [
         """,
         "phase_names",
     ),
+    (
+        # the item of a library value the factory's frame holds: a Timestamp
+        """
+        import pandas as pd
+
+
+        class PV(L.LightningModule):
+            def __init__(self, hidden: int = 8, train_end=None):
+                super().__init__()
+                self.save_hyperparameters()
+
+
+        def telemetry_frame(days=2):
+            index = pd.date_range("2023-06-01", periods=days * 96, freq="15min", tz="UTC")
+            return pd.DataFrame({"pv_kw": np.ones(len(index))}, index=index)
+
+
+        def build_pv(cfg, frame):
+            split = int(len(frame) * cfg.get("train_frac", 0.8))
+            return PV(hidden=cfg["hidden"], train_end=frame.index[split])
+
+
+        BUILDERS = {"pv": lambda: build_pv({"hidden": 8}, telemetry_frame())}
+        """,
+        "train_end",
+    ),
 ]
 
 VALID = [
+    # the frame's date as text
+    """
+    import pandas as pd
+
+
+    class PV(L.LightningModule):
+        def __init__(self, hidden: int = 8, train_end=None):
+            super().__init__()
+            self.save_hyperparameters()
+
+
+    def telemetry_frame(days=2):
+        index = pd.date_range("2023-06-01", periods=days * 96, freq="15min", tz="UTC")
+        return pd.DataFrame({"pv_kw": np.ones(len(index))}, index=index)
+
+
+    def build_pv(cfg, frame):
+        split = int(len(frame) * cfg.get("train_frac", 0.8))
+        return PV(hidden=cfg["hidden"], train_end=frame.index[split].isoformat())
+
+
+    BUILDERS = {"pv": lambda: build_pv({"hidden": 8}, telemetry_frame())}
+    """,
     # the factory's parameter is the caller's local, a plain list made of the config's node
     """
     class Refiner(L.LightningModule):

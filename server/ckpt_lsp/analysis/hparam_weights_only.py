@@ -211,6 +211,12 @@ def _item(expr: ast.Subscript, ctx: ValueContext) -> str:
         head = dotted_name(value.func).split(".")[0]
         if not (head and head in ctx.facts.imports):  # a method's result (`s.mode()`)
             return _what(safety.of_expression(expr, env)) or UNKNOWN
+    if isinstance(value, ast.Attribute):
+        # `frame.index[split]` of a frame the site passes: the library value's item, as the
+        # judge's catalog gives it (a project object's container is left unknown)
+        receiver = safety.of_expression(value, env)
+        if receiver is not None and not receiver.type_name and not receiver.holder:
+            return _what(safety.of_expression(expr, env)) or UNKNOWN
     return UNKNOWN
 
 
