@@ -109,6 +109,15 @@ BIDS = (
 
 INVALID = [
     (
+        "the cells and column of a named aggregation's statistics",
+        "def arms(n=40):\n    rng = np.random.default_rng(0)\n"
+        '    return pd.DataFrame({"arm": rng.choice(["a", "b"], n), "clicked": rng.integers(0, 2, n)})\n'
+        'def save(p):\n    agg = arms().groupby("arm").agg(ctr=("clicked", "mean"), n=("clicked", "size"))\n'
+        '    torch.save({"lift": agg.loc["b", "ctr"] / agg.loc["a", "ctr"] - 1.0,'
+        ' "top": agg["ctr"].max(), "n": agg.loc["a", "n"]}, p)\n',
+        [(6, "lift"), (6, "top"), (6, "n")],
+    ),
+    (
         "a frame indexed by dates, copied and cleaned: its last date, gap and dates as a list",
         "def telemetry(days):\n"
         '    index = pd.date_range("2023-06-01", periods=days * 96, freq="15min", tz="UTC")\n'
@@ -526,6 +535,22 @@ INVALID += [
 ]
 
 VALID = [
+    (
+        "the best label of a column of strings `np.where` chose, through a local",
+        "def arms(n=40):\n    rng = np.random.default_rng(0)\n"
+        '    arm = np.where(rng.random(n) < 0.5, "control", "treatment")\n'
+        '    return pd.DataFrame({"arm": arm, "clicked": rng.integers(0, 2, n)})\n'
+        'def save(p):\n    best = arms().groupby("arm")["clicked"].mean().idxmax()\n'
+        '    torch.save({"best": best}, p)\n',
+    ),
+    (
+        "a named aggregation's cells made Python numbers, and its table as a dict",
+        "def arms(n=40):\n    rng = np.random.default_rng(0)\n"
+        '    return pd.DataFrame({"arm": rng.choice(["a", "b"], n), "clicked": rng.integers(0, 2, n)})\n'
+        'def save(p):\n    agg = arms().groupby("arm").agg(ctr=("clicked", "mean"), n=("clicked", "size"))\n'
+        '    torch.save({"lift": float(agg.loc["b", "ctr"] / agg.loc["a", "ctr"] - 1.0),'
+        ' "n": int(agg.loc["a", "n"]), "table": agg["ctr"].to_dict()}, p)\n',
+    ),
     (
         "a dated frame's last date, gap and window as text and seconds",
         "def telemetry(days):\n"

@@ -281,8 +281,9 @@ class LoadSafety:
             return self._attribute(expr, env)
         if isinstance(expr, ast.Call):
             judged = self._logged(self._keyword_fields(self._call(expr, env), expr, env), expr, env)
-            if judged is not None and judged.kind == "numpy-array" and _drawing(expr):
-                return replace(judged, built=expr)  # what it draws from decides its items
+            drawn = _drawing(expr) or _drawn_from_strings(expr)
+            if judged is not None and judged.kind == "numpy-array" and drawn:
+                return replace(judged, built=expr)  # what it draws from (or strings) decides
             if judged is not None and judged.kind == "namespace" and not judged.type_name:
                 return replace(judged, built=expr)  # the command line it was given, if any
             return judged
@@ -1317,7 +1318,14 @@ class LoadSafety:
                 if unsized:
                     return _no_fix(self.catalog.kind(unsized))
                 return drawn_item(self, call, receiver.kind, func.attr, env)  # `rng.choice(xs)`
-            return keyed_by_numbers(self._returned(returns, receiver), receiver, call, self.catalog)
+            result = keyed_by_numbers(
+                self._returned(returns, receiver), receiver, call, self.catalog
+            )
+            if func.attr in ("agg", "aggregate") and result is not None and result.kind in _FRAMES:
+                named = _named_numbers(call, receiver.number_columns)
+                if named:  # `.agg(ctr=("clicked", "mean"), n=("clicked", "size"))`
+                    result = replace(result, number_columns=result.number_columns | named)
+            return result
         if not dotted:
             return registry_instance(self, call, env)  # `LOSSES[cfg.name](**kwargs)`
         if isinstance(func, ast.Name) and func.id in env:
@@ -2364,6 +2372,32 @@ def _constant_index(index: ast.expr) -> str | int | None:
     return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
+def _named_numbers(call: ast.Call, numbers: frozenset[str]) -> frozenset[str]:
+    """The columns a named aggregation makes of numbers: a statistic or a count of any
+    column, a sum or extreme of a column known to hold numbers."""
+    found = set()
+    for keyword in call.keywords:
+        value = keyword.value
+        if keyword.arg is None or not isinstance(value, ast.Tuple) or len(value.elts) != 2:
+            continue
+        column, how = value.elts
+        if not (isinstance(how, ast.Constant) and isinstance(how.value, str)):
+            continue
+        counted = how.value in _NUMBER_STATISTICS
+        summed = how.value in ("sum", "min", "max") and (
+            isinstance(column, ast.Constant) and column.value in numbers
+        )
+        if counted or summed:
+            found.add(keyword.arg)
+    return frozenset(found)
+
+
+# what a named aggregation gives as numbers whatever the column held (or raises)
+_NUMBER_STATISTICS = frozenset(
+    {"mean", "median", "std", "var", "sem", "size", "count", "nunique", "skew"}
+)
+
+
 def _drawing(call: ast.Call) -> bool:
     """`rng.choice(pool, n)`, `np.random.choice(pool, n)`: an array of the pool's items."""
     return isinstance(call.func, ast.Attribute) and call.func.attr == "choice" and bool(call.args)
@@ -2521,8 +2555,8 @@ def _sets_attribute(cls: ClassFacts, attr: str) -> bool:
 
 
 def _drawn_from_strings(value: ast.expr) -> bool:
-    """A call given a display of strings (`rng.choice(["a", "b"], n)`, `np.array(["x"])`)
-    or converting to them (`.astype(str)`): its array holds strings, not numbers."""
+    """A call given strings (`rng.choice(["a", "b"], n)`, `np.array(["x"])`, `np.where(m,
+    "a", "b")`) or converting to them (`.astype(str)`): its array holds strings, not numbers."""
     if not isinstance(value, ast.Call):
         return False
     func = value.func
@@ -2531,6 +2565,8 @@ def _drawn_from_strings(value: ast.expr) -> bool:
         return (isinstance(kind, ast.Name) and kind.id == "str") or (
             isinstance(kind, ast.Constant) and kind.value in ("str", "U", "object")
         )
+    if any(isinstance(arg, ast.Constant) and isinstance(arg.value, str) for arg in value.args):
+        return True  # `np.where(mask, "treatment", "control")`, `np.full(n, "x")`
     return any(
         isinstance(arg, (ast.List, ast.Tuple))
         and any(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in arg.elts)
