@@ -325,6 +325,25 @@ INVALID += [
         [(5, "acc"), (5, "hit")],
     ),
     (
+        "a slice of a reduction that kept a stack's axes (no numpy scalar slices), its mean",
+        "def jacobian_det(j):\n    return np.linalg.det(np.moveaxis(j, (0, 1), (-2, -1)))[1:-1, 1:-1]\n"
+        "def save(p):\n    jac = jacobian_det(np.ones((3, 3, 5, 5)))\n"
+        '    torch.save({"jac": jac, "folding": (jac <= 0).mean()}, p)\n',
+        [(5, "jac"), (5, "folding")],
+    ),
+    (
+        "a fitted pipeline's steps and a column transformer's parts, looked up by name",
+        "from sklearn.compose import ColumnTransformer\nfrom sklearn.pipeline import Pipeline\n"
+        "from sklearn.preprocessing import OneHotEncoder, StandardScaler\n"
+        "def save(p, df):\n"
+        '    pre = ColumnTransformer([("num", StandardScaler(), ["a"]), ("cat", OneHotEncoder(), ["c"])])\n'
+        "    pre.fit(df)\n"
+        '    pipe = Pipeline([("s", StandardScaler())]).fit(df[["a"]])\n'
+        '    torch.save({"cats": pre.named_transformers_["cat"].categories_,'
+        ' "mean": pipe.named_steps["s"].mean_, "steps": pipe.named_steps}, p)\n',
+        [(8, "cats"), (8, "mean"), (8, "steps")],
+    ),
+    (
         "the index pairs `zip(*np.nonzero(mask))` gives, as a list",
         "def save(p):\n    mask = np.eye(3)\n"
         '    torch.save({"points": list(zip(*np.nonzero(mask > 0)))}, p)\n',
@@ -475,6 +494,28 @@ VALID = [
         "def save(p, m, xs, labels, k):\n    pred = predict(m, xs[0])\n"
         '    torch.save({"seen": k in pred, "none": pred is None,'
         ' "acc": float((pred == labels).mean())}, p)\n',
+    ),
+    (
+        "a column transformer's categories and a step's mean as lists",
+        "from sklearn.compose import ColumnTransformer\nfrom sklearn.pipeline import Pipeline\n"
+        "from sklearn.preprocessing import OneHotEncoder, StandardScaler\n"
+        "def save(p, df):\n"
+        '    pre = ColumnTransformer([("num", StandardScaler(), ["a"]), ("cat", OneHotEncoder(), ["c"])])\n'
+        "    pre.fit(df)\n"
+        '    pipe = Pipeline([("s", StandardScaler())]).fit(df[["a"]])\n'
+        '    torch.save({"cats": [c.tolist() for c in pre.named_transformers_["cat"].categories_],'
+        ' "mean": pipe.named_steps["s"].mean_.tolist()}, p)\n',
+    ),
+    (
+        "a slice of each item of an array of strings is a str",
+        "def save(p):\n    labels = np.array(['B-PER', 'I-LOC', 'O'])\n"
+        '    torch.save({"types": {label[2:] for label in labels if label != "O"}}, p)\n',
+    ),
+    (
+        "a sliced reduction's mean made a Python float",
+        "def jacobian_det(j):\n    return np.linalg.det(np.moveaxis(j, (0, 1), (-2, -1)))[1:-1, 1:-1]\n"
+        "def save(p):\n    jac = jacobian_det(np.ones((3, 3, 5, 5)))\n"
+        '    torch.save({"folding": float((jac <= 0).mean()), "jac": jac.tolist()}, p)\n',
     ),
     (
         "a numpy array over a tensor is a tensor; over a Counter's total, as a list",

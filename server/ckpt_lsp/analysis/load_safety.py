@@ -577,6 +577,11 @@ class LoadSafety:
             given = self.kind_of(index, env)
             if given is not None and given.kind == "numpy-array":
                 return _no_fix(self.catalog.kind("numpy-array"))
+            parts = index.elts if isinstance(index, ast.Tuple) else [index]
+            if isinstance(expr.value, ast.Call) and any(isinstance(p, ast.Slice) for p in parts):
+                # `np.linalg.det(stack)[1:-1]`: a reduction's numpy number cannot be sliced, so
+                # it gave an array (the stack's); an item of an array of strings can (`s[2:]`)
+                return _no_fix(self.catalog.kind("numpy-array"))
             if _is_int(index):  # `trainer.accs[-1]`: no scalar takes it, a list of them does
                 return _no_fix(receiver)
         if receiver is not None and isinstance(index, ast.Slice):
