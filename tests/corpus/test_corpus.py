@@ -131,7 +131,7 @@ CORPORA = [
     # recommenders and graph networks, written after the recall work and never fixed for:
     # P 0.974 R 0.949 as written (the one extra, in `main()`, is a true finding the oracle
     # does not cover: a dict of `hits.mean()` numpy scalars)
-    Corpus("blind-round24", HERE / "blind" / "round24", 0.95, 0.94),
+    Corpus("blind-round24", HERE / "blind" / "round24", 0.95, 1.00),
     # meta-learning, NAS/HPO loops, knowledge graphs; medical imaging, survival/EHR, trading
     # backtests: P 1.000 R 0.740 and 0.680 as written; then the general families among their
     # misses were fixed (column masks and arithmetic, offsets, distributions, argparse Enums,
@@ -155,7 +155,7 @@ CORPORA = [
     # pose estimation, fraud / log anomaly detection, learning to rank, written while 27-29 were
     # fixed and held out from it: P 1.000 R 0.622 on the engine before those fixes, R 0.689
     # after them; then one family among its misses was fixed (a method three calls down)
-    Corpus("blind-round30", HERE / "blind" / "round30", 0.95, 0.88),
+    Corpus("blind-round30", HERE / "blind" / "round30", 0.95, 0.91),
     # on purpose: configuration objects on their way into checkpoints and hparams (structured
     # OmegaConf configs, to_container/to_object, merges, argparse + YAML, config factories):
     # P 1.000 R 0.556 as written; then fixed for structured configs' typed fields, a merge of
@@ -172,7 +172,7 @@ CORPORA = [
     # anomaly detection: written while 31-33 were fixed, scored before any fix for them
     # (P 1.000 R 0.795 and 0.689, the same on the engine before 31-33's fixes); then their
     # families were fixed (decorator registries, date columns, a factory's default config)
-    Corpus("blind-round34", HERE / "blind" / "round34", 0.95, 0.97),
+    Corpus("blind-round34", HERE / "blind" / "round34", 0.95, 1.00),
     Corpus("blind-round35", HERE / "blind" / "round35", 0.95, 0.88),
     # credit risk, frame interpolation, traffic forecasting: held out from every fix of this
     # kind; P 1.000 R 0.791 on the engine before 31-35's fixes, P 0.974 R 0.884 after them (its
@@ -204,7 +204,7 @@ CORPORA = [
     # query autocompletion, camera traps, load forecasting: written with 44, R 0.625 before
     # 39-43's fixes and 0.667 when first scored; then three of its families were fixed (a
     # function defined in the builder, a negated column mask, bound methods)
-    Corpus("blind-round45", HERE / "blind" / "round45", 0.95, 0.87),
+    Corpus("blind-round45", HERE / "blind" / "round45", 0.95, 0.91),
     # drug-target interaction, speaker diarization, aerial change detection; churn with
     # tabular transformers, video object segmentation, interatomic potentials: scored before
     # any fix for them (P 0.972 R 0.745, P 0.967 R 0.630); then their families were fixed
@@ -231,7 +231,7 @@ CORPORA = [
     # families were fixed (Registry objects, paired registries, conversions made when a value
     # is given, nested dicts of helpers, rows picked by a mask, `model.state_dict` uncalled)
     Corpus("blind-round51", HERE / "blind" / "round51", 0.95, 0.70),
-    Corpus("blind-round52", HERE / "blind" / "round52", 0.95, 0.89),
+    Corpus("blind-round52", HERE / "blind" / "round52", 0.95, 0.91),
     Corpus("blind-round53", HERE / "blind" / "round53", 0.95, 0.93),
     Corpus("blind-round54", HERE / "blind" / "round54", 0.95, 0.78),
     # air quality, lip reading, job-shop scheduling: written with 51-54 and held out from every
@@ -256,7 +256,7 @@ CORPORA = [
     # portfolio RL; speech intents, coral reefs, readmissions: written while 56-61 were fixed,
     # first scored at the start of that work (R 0.787, 0.739, 0.667), held out until scored
     # again midway (0.787, 0.804, 0.667); then their catalog and frame misses were fixed
-    Corpus("blind-round62", HERE / "blind" / "round62", 0.95, 0.82),
+    Corpus("blind-round62", HERE / "blind" / "round62", 0.95, 0.85),
     Corpus("blind-round63", HERE / "blind" / "round63", 0.95, 0.82),
     Corpus("blind-round64", HERE / "blind" / "round64", 0.95, 0.85),
     # air-traffic trajectories, radiology reports, vineyard disease; electricity prices, code
@@ -271,7 +271,7 @@ CORPORA = [
     # families were fixed (lists a local dict holds, sparse matrices, graphs, scipy.stats
     # quantiles, an Index's slice, fills in one expression, metrics as Python numbers, YAML
     # texts a parameter holds, static methods, frames picked by `list(...)`, numpy.linalg)
-    Corpus("blind-round68", HERE / "blind" / "round68", 0.95, 0.89),
+    Corpus("blind-round68", HERE / "blind" / "round68", 0.95, 0.91),
     Corpus("blind-round69", HERE / "blind" / "round69", 0.95, 0.87),
     Corpus("blind-round70", HERE / "blind" / "round70", 0.95, 0.85),
     # precipitation downscaling, clinical NER, drone RL; molecular GNNs, customer lifetime
@@ -280,8 +280,8 @@ CORPORA = [
     # mark from the frame fix); then their own families were fixed (running bests from
     # `math.inf`, tuples kept as the best, registries of functions, configs by any key)
     Corpus("blind-round71", HERE / "blind" / "round71", 0.95, 0.93),
-    Corpus("blind-round72", HERE / "blind" / "round72", 0.95, 0.87),
-    Corpus("blind-round73", HERE / "blind" / "round73", 0.95, 0.95),
+    Corpus("blind-round72", HERE / "blind" / "round72", 0.95, 0.89),
+    Corpus("blind-round73", HERE / "blind" / "round73", 0.95, 0.97),
     # crop yield, music tagging, robotic grasping; insurance fraud, sign language, battery
     # health: written with 76 and held out from every fix (R 0.771, 0.848 before them; one
     # mark each from the fixes of 71-73 and 76)
@@ -296,17 +296,17 @@ CORPORA = [
     # registration; MT quality estimation, vibration maintenance, traffic-light MARL: held out
     # from the previous work, first scored P 0.933/0.911/1.000 (seven CKPT011 false alarms from
     # registry calls taken as building every class), R 0.875/0.837/0.857; then worked on
-    Corpus("blind-round77", HERE / "blind" / "round77", 0.95, 0.91),
-    Corpus("blind-round78", HERE / "blind" / "round78", 0.95, 0.93),
+    Corpus("blind-round77", HERE / "blind" / "round77", 0.95, 0.93),
+    Corpus("blind-round78", HERE / "blind" / "round78", 0.95, 0.97),
     Corpus("blind-round79", HERE / "blind" / "round79", 0.95, 0.91),
     # wildfire spread, search ranking, protein LM fine-tuning; seismic picking, hotel demand,
     # surgical phases; solar nowcasting, code completion, pedestrian trajectories: written
     # with the work on 77-79 and held out from it (R 0.787, 0.870, 0.787 before, 0.809, 0.870,
     # 0.787 after); one false alarm in 81 (a range iterated into a dict) fixed after scoring;
     # then their own families were fixed (0.915, 1.000, 0.936)
-    Corpus("blind-round80", HERE / "blind" / "round80", 0.95, 0.91),
+    Corpus("blind-round80", HERE / "blind" / "round80", 0.95, 0.93),
     Corpus("blind-round81", HERE / "blind" / "round81", 0.95, 1.00),
-    Corpus("blind-round82", HERE / "blind" / "round82", 0.95, 0.93),
+    Corpus("blind-round82", HERE / "blind" / "round82", 0.95, 0.97),
 ]
 
 
