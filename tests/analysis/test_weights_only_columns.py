@@ -109,6 +109,15 @@ BIDS = (
 
 INVALID = [
     (
+        "the rows a sliced or computed array of positions picks, then a column's statistic",
+        "def synth(n=20):\n    rng = np.random.default_rng(0)\n"
+        '    return pd.DataFrame({"pkd": rng.normal(8, 1, n), "cluster": rng.integers(0, 4, n)})\n'
+        "def save(p):\n    df = synth()\n    idx = np.random.default_rng(1).permutation(len(df))\n"
+        "    train = df.iloc[idx[5:]].reset_index(drop=True)\n"
+        '    torch.save({"std": train["pkd"].std(), "head": df.iloc[np.arange(3)]["pkd"].max()}, p)\n',
+        [(8, "std"), (8, "head")],
+    ),
+    (
         "the cells and column of a named aggregation's statistics",
         "def arms(n=40):\n    rng = np.random.default_rng(0)\n"
         '    return pd.DataFrame({"arm": rng.choice(["a", "b"], n), "clicked": rng.integers(0, 2, n)})\n'
@@ -535,6 +544,14 @@ INVALID += [
 ]
 
 VALID = [
+    (
+        "a statistic of the rows an array of positions picks, made a Python float",
+        "def synth(n=20):\n    rng = np.random.default_rng(0)\n"
+        '    return pd.DataFrame({"pkd": rng.normal(8, 1, n), "cluster": rng.integers(0, 4, n)})\n'
+        "def save(p):\n    df = synth()\n    idx = np.random.default_rng(1).permutation(len(df))\n"
+        "    train = df.iloc[idx[5:]].reset_index(drop=True)\n"
+        '    torch.save({"std": float(train["pkd"].std()), "n": len(df.iloc[np.arange(3)])}, p)\n',
+    ),
     (
         "the best label of a column of strings `np.where` chose, through a local",
         "def arms(n=40):\n    rng = np.random.default_rng(0)\n"

@@ -344,6 +344,22 @@ INVALID += [
         [(8, "cats"), (8, "mean"), (8, "steps")],
     ),
     (
+        "a module-level set of dates and tuple of numpy values the module never changes",
+        "HOLIDAYS = {datetime.date(2024, 3, 29), datetime.date(2024, 4, 1)}\n"
+        "SCALES = (np.float32(0.5), np.float32(2.0))\n"
+        'def save(p):\n    torch.save({"holidays": HOLIDAYS, "scales": SCALES}, p)\n',
+        [(4, "holidays"), (4, "scales")],
+    ),
+    (
+        "scipy.ndimage's measurements of labelled regions: sums, centres and boxes",
+        "from scipy import ndimage\n"
+        "def save(p):\n    mask = np.eye(6, dtype=int)\n    labels, n = ndimage.label(mask)\n"
+        "    areas = ndimage.sum_labels(mask, labels, index=range(1, n + 1))\n"
+        '    torch.save({"areas": areas, "centres": ndimage.center_of_mass(mask, labels, [1]),'
+        ' "boxes": ndimage.find_objects(labels), "n": n}, p)\n',
+        [(6, "areas"), (6, "centres"), (6, "boxes")],
+    ),
+    (
         "the index pairs `zip(*np.nonzero(mask))` gives, as a list",
         "def save(p):\n    mask = np.eye(3)\n"
         '    torch.save({"points": list(zip(*np.nonzero(mask > 0)))}, p)\n',
@@ -510,6 +526,22 @@ VALID = [
         "a slice of each item of an array of strings is a str",
         "def save(p):\n    labels = np.array(['B-PER', 'I-LOC', 'O'])\n"
         '    torch.save({"types": {label[2:] for label in labels if label != "O"}}, p)\n',
+    ),
+    (
+        "module-level dates as text, a list of names, and a set the module empties first",
+        "HOLIDAYS = {datetime.date(2024, 3, 29)}\nNAMES = ['a', 'b']\nSEEN = {datetime.date(2024, 1, 1)}\n"
+        "SEEN.clear()\n"
+        "def save(p):\n"
+        '    torch.save({"h": sorted(d.isoformat() for d in HOLIDAYS), "n": NAMES, "s": SEEN}, p)\n',
+    ),
+    (
+        "scipy.ndimage's measurements as Python numbers",
+        "from scipy import ndimage\n"
+        "def save(p):\n    mask = np.eye(6, dtype=int)\n    labels, n = ndimage.label(mask)\n"
+        "    areas = ndimage.sum_labels(mask, labels, index=range(1, n + 1))\n"
+        "    centres = ndimage.center_of_mass(mask, labels, [1])\n"
+        '    torch.save({"areas": areas.tolist(), "centres": [tuple(float(v) for v in c) for c in centres],'
+        ' "n_boxes": len(ndimage.find_objects(labels))}, p)\n',
     ),
     (
         "a sliced reduction's mean made a Python float",

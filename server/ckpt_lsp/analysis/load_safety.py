@@ -66,7 +66,7 @@ from ckpt_lsp.analysis.nodes import assigned_targets, walk
 from ckpt_lsp.analysis.number_fields import number_attribute
 from ckpt_lsp.analysis.record_columns import named_columns, record_frame
 from ckpt_lsp.analysis.record_keys import record_item
-from ckpt_lsp.analysis.registry_calls import registry_instance, registry_object_instance
+from ckpt_lsp.analysis.registry_calls import changed, registry_instance, registry_object_instance
 from ckpt_lsp.analysis.splits import fold_list, fold_targets, pair_items
 from ckpt_lsp.weights_only import (
     SLICED,
@@ -648,7 +648,9 @@ class LoadSafety:
         frame (or column) as the receiver is."""
         if isinstance(index, ast.List):
             return True
-        held = self.kind_of(index, env) if isinstance(index, (ast.Name, ast.Attribute)) else None
+        # `df.iloc[idx[cut:]]`, `df.iloc[np.arange(k)]`: any array of positions
+        shown = (ast.Name, ast.Attribute, ast.Subscript, ast.Call)
+        held = self.kind_of(index, env) if isinstance(index, shown) else None
         return held is not None and held.kind == "numpy-array"
 
     def _one_label(self, index: ast.expr, env: Env) -> bool:
@@ -940,6 +942,12 @@ class LoadSafety:
             return self.catalog.kind("callable")  # a class or function saved as a value
         if value is not None and self._depth < _MAX_DEPTH and isinstance(value, ast.Call):
             # kind_of: a module-level `parser = ArgumentParser()` types `parser.parse_args()`
+            return _no_fix(self._deeper(self.facts).kind_of(value))
+        if (
+            isinstance(value, (ast.Set, ast.List, ast.Tuple))
+            and self._depth < _MAX_DEPTH
+            and not changed(name, self.facts.text)
+        ):  # `HOLIDAYS = {date(2024, 3, 29), ...}` the module never changes: its items decide
             return _no_fix(self._deeper(self.facts).kind_of(value))
         return None
 
