@@ -82,6 +82,18 @@ RATE = (
 
 INVALID = [
     (
+        "a dict handed to a method of an object built in the same call, which only reads it",
+        "def prepare(n):\n    x = np.ones((n, 3))\n"
+        '    return {"std": x.std(axis=0), "x": x}\n'
+        "class Trainer:\n    def __init__(self, k):\n        self.best = 0.0\n"
+        "    def fit(self, data):\n"
+        '        self.best = max(self.best, float(data["x"].sum()))\n        return self\n'
+        "def quick(n):\n    data = prepare(n)\n    trainer = Trainer(3).fit(data)\n"
+        '    return "args", data, trainer\n'
+        'def save(path):\n    args, data, t = quick(4)\n    torch.save({"std": data["std"]}, path)\n',
+        [(16, "std")],
+    ),
+    (
         "a numpy sum over a count the builtins made from Python numbers",
         RATE + 'def save(path):\n    torch.save({"wer": rate(["a b"], ["a c"])}, path)\n',
         [(9, "wer")],
@@ -537,6 +549,17 @@ INVALID = [
 ]
 
 VALID = [
+    (
+        "a dict handed to a method of an object built in the call, which rewrites a key",
+        "def prepare(n):\n    x = np.ones((n, 3))\n"
+        '    return {"std": x.std(axis=0), "x": x}\n'
+        "class Trainer:\n    def __init__(self, k):\n        self.best = 0.0\n"
+        "    def fit(self, data):\n"
+        '        data["std"] = data["std"].tolist()\n        return self\n'
+        "def quick(n):\n    data = prepare(n)\n    trainer = Trainer(3).fit(data)\n"
+        '    return "args", data, trainer\n'
+        'def save(path):\n    args, data, t = quick(4)\n    torch.save({"std": data["std"]}, path)\n',
+    ),
     (
         "an item of a module-level table of numbers is a Python number",
         'THRESHOLDS = {"C": 1e-6, "M": 1e-5}\n'

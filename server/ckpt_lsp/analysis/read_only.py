@@ -105,15 +105,21 @@ def _callee(
     call: ast.Call, safety: LoadSafety, env: Mapping[str, Refused | None]
 ) -> tuple[FunctionNode, int] | None:
     """The project function a call names (0 leading parameters skipped), or the method of
-    the project class a local instance belongs to (`self` skipped)."""
+    the project class a local instance, or one built in the call, belongs to (`self`
+    skipped)."""
     func = call.func
     dotted = dotted_name(func)
     if isinstance(func, ast.Name) and dotted not in env:
         found = safety.project_function(qualify(dotted, safety.facts))
         return (found[1], 0) if found is not None else None
-    if not isinstance(func, ast.Attribute) or not isinstance(func.value, ast.Name):
+    if not isinstance(func, ast.Attribute):
         return None
-    receiver = env.get(func.value.id)
+    if isinstance(func.value, ast.Name):
+        receiver = env.get(func.value.id)
+    elif isinstance(func.value, ast.Call):  # `PlumeTrainer(model, args).fit(data)`
+        receiver = safety.kind_of(func.value, env)
+    else:
+        return None
     if receiver is None or not receiver.type_name:
         return None
     located = safety.project_class(receiver.type_name)
