@@ -134,8 +134,8 @@ INVALID = [
         "def save(p):\n    feats = telemetry(2).copy().dropna()\n"
         '    torch.save({"last": feats.index[-1],'
         ' "step": feats.index.to_series().diff().median(),'
-        ' "window": feats.index[-4:].to_pydatetime().tolist()}, p)\n',
-        [(6, "last"), (6, "step"), (6, "window")],
+        ' "window": feats.index[-4:].to_pydatetime().tolist(), "freq": feats.index.freq}, p)\n',
+        [(6, "last"), (6, "step"), (6, "window"), (6, "freq")],
     ),
     (
         "the mean of the rows of a column a mask keeps, in a helper given the column",
@@ -576,7 +576,8 @@ VALID = [
         "def save(p):\n    feats = telemetry(2).copy().dropna()\n"
         '    torch.save({"last": feats.index[-1].isoformat(),'
         ' "step": feats.index.to_series().diff().median().total_seconds(),'
-        ' "window": [t.isoformat() for t in feats.index[-4:].to_pydatetime()]}, p)\n',
+        ' "window": [t.isoformat() for t in feats.index[-4:].to_pydatetime()],'
+        ' "freq": feats.index.freqstr}, p)\n',
     ),
     (
         "the rows a mask keeps, counted or made a Python float",
