@@ -109,6 +109,13 @@ BIDS = (
 
 INVALID = [
     (
+        "a column's summary (`describe()`) is a Series",
+        "def report(r) -> pd.DataFrame:\n"
+        '    return pd.DataFrame({"meas_id": np.arange(len(r)), "rn": r})\n'
+        'def save(p):\n    df = report(np.ones(4))\n    torch.save({"summary": df["rn"].describe()}, p)\n',
+        [(5, "summary")],
+    ),
+    (
         "the rows a sliced or computed array of positions picks, then a column's statistic",
         "def synth(n=20):\n    rng = np.random.default_rng(0)\n"
         '    return pd.DataFrame({"pkd": rng.normal(8, 1, n), "cluster": rng.integers(0, 4, n)})\n'
@@ -544,6 +551,12 @@ INVALID += [
 ]
 
 VALID = [
+    (
+        "a column's summary as a dict",
+        "def report(r) -> pd.DataFrame:\n"
+        '    return pd.DataFrame({"meas_id": np.arange(len(r)), "rn": r})\n'
+        'def save(p):\n    df = report(np.ones(4))\n    torch.save({"summary": df["rn"].describe().to_dict()}, p)\n',
+    ),
     (
         "a statistic of the rows an array of positions picks, made a Python float",
         "def synth(n=20):\n    rng = np.random.default_rng(0)\n"

@@ -360,6 +360,13 @@ INVALID += [
         [(6, "areas"), (6, "centres"), (6, "boxes")],
     ),
     (
+        "a duration times or over a number is a duration",
+        "def save(p, z):\n    start = datetime.datetime(2024, 1, 1)\n"
+        '    torch.save({"w": datetime.timedelta(minutes=5) * len(z),'
+        ' "h": 3 * datetime.timedelta(hours=1), "d": (datetime.datetime.now() - start) / 2}, p)\n',
+        [(3, "w"), (3, "h"), (3, "d")],
+    ),
+    (
         "the index pairs `zip(*np.nonzero(mask))` gives, as a list",
         "def save(p):\n    mask = np.eye(3)\n"
         '    torch.save({"points": list(zip(*np.nonzero(mask > 0)))}, p)\n',
@@ -542,6 +549,12 @@ VALID = [
         "    centres = ndimage.center_of_mass(mask, labels, [1])\n"
         '    torch.save({"areas": areas.tolist(), "centres": [tuple(float(v) for v in c) for c in centres],'
         ' "n_boxes": len(ndimage.find_objects(labels))}, p)\n',
+    ),
+    (
+        "a duration over a duration is a float; a scaled one in seconds",
+        "def save(p, z):\n    start = datetime.datetime(2024, 1, 1)\n"
+        '    torch.save({"r": (datetime.datetime.now() - start) / datetime.timedelta(seconds=1),'
+        ' "s": (datetime.timedelta(minutes=5) * len(z)).total_seconds()}, p)\n',
     ),
     (
         "a sliced reduction's mean made a Python float",

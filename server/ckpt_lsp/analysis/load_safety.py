@@ -295,6 +295,10 @@ class LoadSafety:
             summed = self._sum(expr, env)
             if summed is not None:
                 return summed
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Mult, ast.Div, ast.FloorDiv)):
+            scaled = self._scaled(expr, env)
+            if scaled is not None:
+                return scaled
         if isinstance(expr, ast.Compare):
             mask = self._column_mask(expr, env)
             if mask is not None:
@@ -449,6 +453,21 @@ class LoadSafety:
         of that family again (a datetime, a timedelta), whatever the other side is."""
         for side in (expr.left, expr.right):
             found = self.kind_of(side, env)
+            if found is not None and found.kind in self.catalog.sums:
+                return _no_fix(found)
+        return None
+
+    def _scaled(self, expr: ast.BinOp, env: Env) -> Refused | None:
+        """`timedelta(minutes=5) * len(z)`, `step / 2`: a duration times or over a number is a
+        duration (over another duration it is a float, so only a number on the right
+        divides)."""
+        sides = [(expr.left, expr.right)]
+        if isinstance(expr.op, ast.Mult):
+            sides.append((expr.right, expr.left))
+        for duration, number in sides:
+            if not (_is_number_constant(number) or self._is_number(number, env)):
+                continue
+            found = self.kind_of(duration, env)
             if found is not None and found.kind in self.catalog.sums:
                 return _no_fix(found)
         return None
