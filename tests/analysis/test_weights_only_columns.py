@@ -109,6 +109,12 @@ BIDS = (
 
 INVALID = [
     (
+        "a column of an array whose dtype is given by position as text holds numbers",
+        'def save(p):\n    df = pd.DataFrame({"w": np.ones(4, "float32"), "k": ["a", "b", "a", "b"]})\n'
+        '    torch.save({"top": df["w"].max()}, p)\n',
+        [(3, "top")],
+    ),
+    (
         "a column's summary (`describe()`) is a Series",
         "def report(r) -> pd.DataFrame:\n"
         '    return pd.DataFrame({"meas_id": np.arange(len(r)), "rn": r})\n'

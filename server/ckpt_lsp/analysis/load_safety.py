@@ -2586,6 +2586,11 @@ def _sets_attribute(cls: ClassFacts, attr: str) -> bool:
     )
 
 
+# numpy functions whose string arguments become the array's items (a file name given to
+# `np.load` does not)
+_FILLERS = frozenset({"where", "full", "full_like", "repeat", "tile", "select"})
+
+
 def _drawn_from_strings(value: ast.expr) -> bool:
     """A call given strings (`rng.choice(["a", "b"], n)`, `np.array(["x"])`, `np.where(m,
     "a", "b")`) or converting to them (`.astype(str)`): its array holds strings, not numbers."""
@@ -2597,7 +2602,10 @@ def _drawn_from_strings(value: ast.expr) -> bool:
         return (isinstance(kind, ast.Name) and kind.id == "str") or (
             isinstance(kind, ast.Constant) and kind.value in ("str", "U", "object")
         )
-    if any(isinstance(arg, ast.Constant) and isinstance(arg.value, str) for arg in value.args):
+    named = dotted_name(func).rsplit(".", 1)[-1]
+    if named in _FILLERS and any(
+        isinstance(arg, ast.Constant) and isinstance(arg.value, str) for arg in value.args
+    ):
         return True  # `np.where(mask, "treatment", "control")`, `np.full(n, "x")`
     return any(
         isinstance(arg, (ast.List, ast.Tuple))
